@@ -1,0 +1,31 @@
+"""flopmeter: exact FLOPs, MACs, params, memory traffic and speed of PyTorch models.
+
+FLOPs (floating point operations) is an amount of work; FLOP/s is a speed.
+"""
+
+__version__ = "0.1.0"
+
+from .api import ModelError, profile, register_formula, unregister_formula  # noqa: E402
+from .compat import get_model_complexity_info  # noqa: E402
+from .cost import Cost  # noqa: E402
+from .inputs import InputSpec  # noqa: E402
+from .report import CONVENTIONS, ModuleStats, OperatorStats, Report, UnsupportedOp  # noqa: E402
+from .tracing.events import OpEvent, TensorMeta  # noqa: E402
+
+__all__ = [
+    "CONVENTIONS",
+    "Cost",
+    "InputSpec",
+    "ModelError",
+    "ModuleStats",
+    "OpEvent",
+    "OperatorStats",
+    "Report",
+    "TensorMeta",
+    "UnsupportedOp",
+    "__version__",
+    "get_model_complexity_info",
+    "profile",
+    "register_formula",
+    "unregister_formula",
+]

@@ -1,0 +1,171 @@
+"""``flopmeter.profile``: run a model once and return its Report."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+
+from . import __version__
+from .aggregate import ModuleFormula, OpFormula, build_report
+from .inputs import build_inputs, describe_inputs, infer_batch_size
+from .registry import CountOptions
+from .report import Report
+from .tracing.run import TraceFailure, trace_model
+
+Inputs = torch.Tensor | tuple[Any, ...] | list[Any] | dict[str, Any]
+
+_OP_FORMULAS: dict[str, OpFormula] = {}
+_MODULE_FORMULAS: dict[type, ModuleFormula] = {}
+
+
+class ModelError(RuntimeError):
+    """The model's own forward (or backward) raised while being profiled.
+
+    The message names the module that was running and the input shapes; the
+    original exception is chained as ``__cause__``.
+    """
+
+
+def register_formula(target: Any, formula: Callable[..., Any]) -> None:
+    """Give flopmeter a formula for a custom op or module; it takes precedence.
+
+    ``target`` is an op name (``"mylib.fused_gelu"``, ``"aten.addmm"``), a torch op
+    (``torch.ops.mylib.fused_gelu``), or an ``nn.Module`` subclass.
+    An op formula receives the ``OpEvent`` (shapes of inputs and outputs); a module
+    formula receives ``(module, inputs, output)`` with tensors replaced by
+    ``TensorMeta``. Either returns a ``flopmeter.Cost`` or an int (exact FLOPs).
+    The ops inside a module with a formula are not counted separately.
+    """
+    if isinstance(target, type) and issubclass(target, torch.nn.Module):
+        _MODULE_FORMULAS[target] = formula
+    else:
+        _OP_FORMULAS[op_name(target)] = formula
+
+
+def unregister_formula(target: Any) -> None:
+    """Remove a formula given with ``register_formula``."""
+    if isinstance(target, type):
+        _MODULE_FORMULAS.pop(target, None)
+    else:
+        _OP_FORMULAS.pop(op_name(target), None)
+
+
+def op_name(target: Any) -> str:
+    """``"namespace.name"`` of a torch op, op overload or op name string."""
+    if isinstance(target, str):
+        return target if "." in target else "aten." + target
+    packet = getattr(target, "overloadpacket", target)
+    namespace = getattr(packet, "_qualified_op_name", "").split("::")[0] or getattr(target, "namespace", "")
+    name = getattr(packet, "__name__", None)
+    if not namespace or not name:
+        raise TypeError(f"expected an op name, a torch op or an nn.Module subclass; got {target!r}")
+    return f"{namespace}.{name}"
+
+
+def profile(
+    model: torch.nn.Module,
+    inputs: Inputs | None = None,
+    *,
+    input_shape: Any = None,
+    input_dtype: str = "float32",
+    batch_size: int | None = None,
+    backward: bool = False,
+    train: bool | None = None,
+    causal: str = "full",
+    custom_formulas: Mapping[Any, Callable[..., Any]] | None = None,
+    name: str | None = None,
+) -> Report:
+    """Count the FLOPs, MACs, params and bytes of one call of ``model``.
+
+    ``inputs``: a tensor (``model(x)``), a tuple/list (``model(*inputs)``) or a dict
+    (``model(**inputs)``). Or ``input_shape``: a shape such as ``(1, 3, 224, 224)``,
+    a spec string ``"input_ids:1x128:int64"``, or a list of them; the tensors are
+    built on the model's device (meta models get meta float inputs and real integer
+    and mask inputs). ``batch_size`` defaults to the first input's leading dimension.
+    ``backward=True`` also runs and counts the backward pass. ``train``: run in train
+    mode (dropout, batch statistics) or eval mode; default eval for a forward-only
+    profile (inference cost), train with ``backward``. ``causal``: "full" or "needed"
+    (see CountOptions). The model runs once, under ``torch.no_grad()`` unless
+    ``backward``; afterwards it is exactly as it was (mode, buffers, grads, hooks).
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"profile() expects a torch.nn.Module, got {type(model).__name__}")
+    if causal not in ("full", "needed"):
+        raise ValueError(f"causal must be 'full' or 'needed', got {causal!r}")
+    args, kwargs = _resolve_inputs(model, inputs, input_shape, input_dtype)
+    op_formulas = dict(_OP_FORMULAS)
+    module_formulas = dict(_MODULE_FORMULAS)
+    for target, formula in (custom_formulas or {}).items():
+        if isinstance(target, type) and issubclass(target, torch.nn.Module):
+            module_formulas[target] = formula
+        else:
+            op_formulas[op_name(target)] = formula
+    training = backward if train is None else train
+    try:
+        trace = trace_model(
+            model,
+            args,
+            kwargs,
+            backward=backward,
+            train=training,
+            custom_types=tuple(module_formulas),
+        )
+    except TraceFailure as failure:
+        raise ModelError(_failure_message(model, failure, args, kwargs)) from failure.error
+    return build_report(
+        model,
+        trace,
+        model_name=name or type(model).__name__,
+        batch_size=batch_size if batch_size is not None else infer_batch_size(args, kwargs),
+        inputs=describe_inputs(args, kwargs),
+        options=CountOptions(causal=causal),
+        op_formulas=op_formulas,
+        module_formulas=module_formulas,
+        did_backward=backward,
+        training=training,
+        versions={"flopmeter": __version__, "torch": torch.__version__},
+    )
+
+
+def _resolve_inputs(
+    model: torch.nn.Module, inputs: Inputs | None, input_shape: Any, input_dtype: str
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    if inputs is not None and input_shape is not None:
+        raise ValueError("give either inputs or input_shape, not both")
+    if inputs is None and input_shape is None:
+        raise ValueError("profile() needs inputs (a tensor, tuple or dict) or input_shape=(1, 3, 224, 224)")
+    if input_shape is not None:
+        return build_inputs(input_shape, device=_model_device(model), dtype=input_dtype)
+    if isinstance(inputs, torch.Tensor):
+        return (inputs,), {}
+    if isinstance(inputs, (tuple, list)):
+        return tuple(inputs), {}
+    if isinstance(inputs, dict):
+        if not all(isinstance(k, str) for k in inputs):
+            raise TypeError("a dict of inputs must map argument names (str) to values")
+        return (), dict(inputs)
+    raise TypeError(
+        f"inputs must be a tensor, a tuple/list of positional arguments or a dict of keyword "
+        f"arguments; got {type(inputs).__name__}"
+    )
+
+
+def _model_device(model: torch.nn.Module) -> torch.device:
+    for tensor in [*model.parameters(), *model.buffers()]:
+        return tensor.device
+    return torch.device("cpu")
+
+
+def _failure_message(model: torch.nn.Module, failure: TraceFailure, args: Any, kwargs: Any) -> str:
+    shapes = ", ".join(f"{d['name']}={tuple(d['shape'])}:{d['dtype']}" for d in describe_inputs(args, kwargs))
+    where = ""
+    if failure.module is not None:
+        module = model.get_submodule(failure.module) if failure.module else model
+        label = failure.module or "(root)"
+        where = f" in module '{label}' ({type(module).__name__}: {module.extra_repr()})"
+    return (
+        f"the model raised {type(failure.error).__name__}{where} when called with inputs "
+        f"[{shapes or 'none'}]: {failure.error}. Check that the inputs match what the model expects."
+    )

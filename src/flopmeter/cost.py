@@ -1,0 +1,41 @@
+"""The unit every formula returns: integers only, no strings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What one op (or a sum of ops) costs.
+
+    - ``macs``: multiply-accumulates of contractions (conv, matmul, attention, RNN gates).
+    - ``flops``: exact floating point operations, the seed's way: a dot product of
+      length n is n multiplications and n-1 additions; a bias add is one more.
+      Elementwise and reduction work is FLOPs, not MACs.
+    - ``ptflops_macs``: the number ptflops' per-module rules give for the same work
+      (bias adds, activations and pooling counted as MACs); see docs/conventions.md.
+    - ``bytes_read`` / ``bytes_written``: memory traffic lower bound (every input,
+      weight and output touched once, no cache effects).
+    - ``weight_bytes``: the part of ``bytes_read`` that is parameters or buffers.
+    """
+
+    macs: int = 0
+    flops: int = 0
+    ptflops_macs: int = 0
+    bytes_read: int = 0
+    bytes_written: int = 0
+    weight_bytes: int = 0
+
+    def __add__(self, other: Cost) -> Cost:
+        return Cost(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
+    def scaled(self, factor: int) -> Cost:
+        return Cost(*(getattr(self, f.name) * factor for f in fields(self)))
+
+    @property
+    def bytes(self) -> int:
+        return self.bytes_read + self.bytes_written
+
+
+ZERO = Cost()

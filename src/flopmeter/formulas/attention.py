@@ -1,0 +1,53 @@
+"""Scaled dot-product attention. Pure function of shapes.
+
+softmax(Q K^T * scale + mask) V for each of ``batch*heads`` heads, L queries,
+S keys, head size E (queries/keys) and Ev (values). With grouped-query attention
+the key/value heads are shared, which changes memory traffic, not arithmetic.
+
+Dense (the default, and what the math and most fused kernels compute):
+  Q K^T: L*S dot products of length E      -> L*S*(2E-1) FLOPs, L*S*E MACs
+  scale: L*S multiplies;  mask: L*S adds (when a mask tensor is given)
+  softmax: L rows of S                        -> L*(5S-2) FLOPs
+  dropout (p > 0): 2 per score (mask draw, multiply)
+  A V: L*Ev dot products of length S          -> L*Ev*(2S-1) FLOPs, L*S*Ev MACs
+Causal, counted as needed (``causal="needed"``): query i sees keys 0..i (top-left
+aligned, as torch's ``is_causal``); every term above uses the row lengths
+min(i+1, S) instead of S.
+"""
+
+from __future__ import annotations
+
+from ..cost import Cost
+
+
+def causal_row_lengths_sum(queries: int, keys: int) -> int:
+    """Sum over queries i < L of min(i+1, S): the scores a causal mask keeps."""
+    full = min(queries, keys)
+    return full * (full + 1) // 2 + max(queries - keys, 0) * keys
+
+
+def attention(
+    heads: int,
+    queries: int,
+    keys: int,
+    head_dim: int,
+    value_dim: int,
+    *,
+    masked: bool = False,
+    dropout: bool = False,
+    causal_needed: bool = False,
+) -> Cost:
+    """Cost of softmax(Q K^T / sqrt(E) + mask) V over ``heads`` = batch*num_heads heads."""
+    rows = queries
+    scores = causal_row_lengths_sum(queries, keys) if causal_needed else queries * keys
+    qk_flops = scores * (2 * head_dim - 1)
+    pointwise = scores * (1 + int(masked) + 2 * int(dropout))
+    softmax_flops = 5 * scores - 2 * rows
+    av_flops = value_dim * (2 * scores - rows)
+    macs = scores * (head_dim + value_dim)
+    per_head = Cost(
+        macs=macs,
+        flops=qk_flops + pointwise + softmax_flops + av_flops,
+        ptflops_macs=macs,
+    )
+    return per_head.scaled(heads)

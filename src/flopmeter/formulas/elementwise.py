@@ -1,0 +1,173 @@
+"""Elementwise functions, activations and reductions. Pure functions of sizes.
+
+Per-element costs (FLOPs per output element), one entry per function, documented
+in docs/formulas.md. The rule: every arithmetic operation, comparison and
+elementary function (exp, log, sqrt, rsqrt, sin, cos, tanh, erf, pow) is 1 FLOP;
+a composite activation costs the operations of its definition.
+"""
+
+from __future__ import annotations
+
+from ..cost import Cost
+
+# FLOPs per output element, with the definition that gives the count.
+PER_ELEMENT: dict[str, int] = {
+    # arithmetic and comparison: 1 each
+    "add": 1,
+    "sub": 1,
+    "rsub": 1,
+    "mul": 1,
+    "div": 1,
+    "neg": 1,
+    "abs": 1,
+    "sign": 1,
+    "reciprocal": 1,
+    "remainder": 1,
+    "fmod": 1,
+    "floor_divide": 1,
+    "square": 1,
+    "maximum": 1,
+    "minimum": 1,
+    "eq": 1,
+    "ne": 1,
+    "lt": 1,
+    "le": 1,
+    "gt": 1,
+    "ge": 1,
+    "logical_not": 1,
+    "logical_and": 1,
+    "logical_or": 1,
+    "bitwise_not": 1,
+    "bitwise_and": 1,
+    "bitwise_or": 1,
+    "where": 1,
+    "masked_fill": 1,
+    "floor": 1,
+    "ceil": 1,
+    "round": 1,
+    "trunc": 1,
+    "isnan": 1,
+    "isinf": 1,
+    "lerp": 3,  # a + w*(b - a): sub, mul, add
+    "addcmul": 2,
+    "addcdiv": 2,  # a + v*(b*c): mul, add (v == 1)
+    # elementary functions: 1 each
+    "exp": 1,
+    "exp2": 1,
+    "expm1": 1,
+    "log": 1,
+    "log2": 1,
+    "log10": 1,
+    "log1p": 1,
+    "sqrt": 1,
+    "rsqrt": 1,
+    "sin": 1,
+    "cos": 1,
+    "tan": 1,
+    "tanh": 1,
+    "erf": 1,
+    "erfc": 1,
+    "erfinv": 1,
+    "atan": 1,
+    "atan2": 1,
+    "asin": 1,
+    "acos": 1,
+    "sinh": 1,
+    "cosh": 1,
+    "pow": 1,
+    # activations, by their definitions
+    "relu": 1,  # max(x, 0)
+    "threshold": 1,  # x > t ? x : v
+    "hardtanh": 2,  # min(max(x, lo), hi); ReLU6 is hardtanh(0, 6)
+    "clamp": 2,  # min and max (1 when one bound is None, see clamp_cost)
+    "leaky_relu": 2,  # compare, multiply
+    "prelu": 2,  # compare, multiply
+    "_prelu_kernel": 2,
+    "rrelu": 2,
+    "elu": 4,  # x > 0 ? x : alpha*(exp(x) - 1): compare, exp, sub, mul
+    "celu": 5,  # elu with x/alpha: one more divide
+    "selu": 5,  # scale * elu: one more multiply
+    "sigmoid": 3,  # 1 / (1 + exp(-x)): exp, add, divide
+    "log_sigmoid": 4,  # -log(1 + exp(-x)): exp, add, log, negate
+    "hardsigmoid": 4,  # min(max(x + 3, 0), 6) / 6: add, max, min, divide
+    "hardswish": 5,  # x * hardsigmoid(x)
+    "silu": 4,  # x * sigmoid(x)
+    "mish": 5,  # x * tanh(log(1 + exp(x))): exp, add, log, tanh, mul
+    "softplus": 3,  # log(1 + exp(x)); +2 (multiply, divide by beta) when beta != 1
+    "softshrink": 2,
+    "hardshrink": 2,
+    "gelu": 5,  # 0.5 * x * (1 + erf(x / sqrt(2))): divide, erf, add, mul, mul
+    "gelu_tanh": 9,  # 0.5x(1 + tanh(c(x + 0.044715 x^3))): 2 mul (x^3), mul, add, mul, tanh, add, mul, mul
+    "glu": 4,  # a * sigmoid(b), per output element
+    "dropout": 2,  # draw mask compare, multiply by mask * 1/(1-p)
+    "native_dropout": 2,
+    "bernoulli": 1,
+}
+
+# Results that cost nothing to compute: new tensors filled with constants or copies.
+FILL_OPS = frozenset(
+    {
+        "zeros",
+        "ones",
+        "empty",
+        "full",
+        "zeros_like",
+        "ones_like",
+        "empty_like",
+        "full_like",
+        "fill",
+        "zero",
+        "new_zeros",
+        "new_ones",
+        "new_empty",
+        "new_full",
+        "scalar_tensor",
+        "arange",
+        "linspace",
+        "eye",
+        "empty_strided",
+        "new_empty_strided",
+    }
+)
+
+
+def pointwise(elements: int, per_element: int) -> Cost:
+    """``elements`` outputs at ``per_element`` FLOPs each. No MACs.
+
+    ptflops counts activations (ReLU family, GELU, SiLU) as one MAC per element and
+    ignores other elementwise tensor ops; callers set ``ptflops_macs`` when it applies.
+    """
+    return Cost(flops=elements * per_element)
+
+
+def reduction(outputs: int, length: int, *, per_output: int = 0) -> Cost:
+    """``outputs`` reductions of ``length`` terms each: length-1 ops per output.
+
+    ``per_output`` adds work done once per result (the divide of a mean: 1).
+    sum / amax / prod / all: outputs*(length-1); mean: outputs*length.
+    """
+    if length == 0:
+        return Cost()
+    return Cost(flops=outputs * (length - 1 + per_output))
+
+
+def variance(outputs: int, length: int, *, sqrt: bool = False) -> Cost:
+    """Variance of ``length`` terms: mean (length), subtract (length), square (length),
+    sum (length-1), divide (1) = 4*length per output; std adds one sqrt."""
+    return Cost(flops=outputs * (4 * length + (1 if sqrt else 0)))
+
+
+def softmax(rows: int, length: int, *, log: bool = False) -> Cost:
+    """Numerically stable softmax over rows of ``length``.
+
+    softmax: max (n-1), subtract (n), exp (n), sum (n-1), divide (n) = 5n-2 per row.
+    log_softmax: max (n-1), subtract (n), exp (n), sum (n-1), log (1), subtract (n) = 4n-1.
+    ptflops counts one MAC per element for softmax.
+    """
+    per_row = 4 * length - 1 if log else 5 * length - 2
+    return Cost(flops=rows * per_row, ptflops_macs=rows * length)
+
+
+def cumulative(rows: int, length: int) -> Cost:
+    """cumsum / cumprod along rows of ``length``: length-1 adds per row."""
+    return Cost(flops=rows * max(length - 1, 0))

@@ -1,0 +1,68 @@
+"""Pooling and resampling. Pure functions of sizes.
+
+Every window is taken as full (padding cells counted like real ones).
+"""
+
+from __future__ import annotations
+
+from math import ceil, floor, prod
+
+from ..cost import Cost
+
+
+def max_pool(outputs: int, window: int, *, input_elements: int) -> Cost:
+    """Max over a window of ``window`` cells: window-1 comparisons per output.
+    ptflops counts one MAC per input element."""
+    return Cost(flops=outputs * max(window - 1, 0), ptflops_macs=input_elements)
+
+
+def avg_pool(outputs: int, window: int, *, input_elements: int) -> Cost:
+    """Average of ``window`` cells: window-1 adds + 1 divide = window per output.
+    ptflops counts one MAC per input element."""
+    return Cost(flops=outputs * window, ptflops_macs=input_elements)
+
+
+def adaptive_windows(in_sizes: tuple[int, ...], out_sizes: tuple[int, ...]) -> tuple[int, int]:
+    """(sum over outputs of window size, number of outputs) for adaptive pooling.
+
+    Output i of a dimension of size I -> O pools cells floor(i*I/O) .. ceil((i+1)*I/O)-1;
+    windows are separable, so the total is the product over dimensions of the sums.
+    """
+    total = 1
+    for size_in, size_out in zip(in_sizes, out_sizes, strict=True):
+        total *= sum(
+            ceil((i + 1) * size_in / size_out) - floor(i * size_in / size_out) for i in range(size_out)
+        )
+    return total, prod(out_sizes)
+
+
+def adaptive_pool(
+    channels: int,
+    in_sizes: tuple[int, ...],
+    out_sizes: tuple[int, ...],
+    *,
+    kind: str,
+) -> Cost:
+    """Adaptive average (window FLOPs per output) or max (window-1) pooling, exactly,
+    for ``channels`` = N*C planes. ptflops counts one MAC per input element."""
+    cells, outputs = adaptive_windows(in_sizes, out_sizes)
+    per_plane = cells if kind == "avg" else cells - outputs
+    return Cost(flops=channels * per_plane, ptflops_macs=channels * prod(in_sizes))
+
+
+# FLOPs per output element of each interpolation mode: a linear interpolation
+# a + t*(b - a) is 3 FLOPs; bilinear is 3 of them, trilinear 7; bicubic is 5 cubic
+# interpolations of 4 points (4 multiplies, 3 adds = 7 each); nearest only copies.
+INTERPOLATION_PER_OUTPUT = {
+    "nearest": 0,
+    "nearest_exact": 0,
+    "linear": 3,
+    "bilinear": 9,
+    "trilinear": 21,
+    "bicubic": 35,
+}
+
+
+def interpolate(outputs: int, mode: str) -> Cost:
+    """Resampling to ``outputs`` elements. ptflops counts one MAC per output element."""
+    return Cost(flops=outputs * INTERPOLATION_PER_OUTPUT[mode], ptflops_macs=outputs)

@@ -1,0 +1,159 @@
+"""Build model inputs from shape specs, and describe the inputs a user passed."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.utils._pytree import tree_flatten
+
+DTYPES = {
+    "float32": torch.float32,
+    "float": torch.float32,
+    "fp32": torch.float32,
+    "float16": torch.float16,
+    "half": torch.float16,
+    "fp16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float64": torch.float64,
+    "double": torch.float64,
+    "int64": torch.int64,
+    "long": torch.int64,
+    "int32": torch.int32,
+    "int": torch.int32,
+    "int16": torch.int16,
+    "int8": torch.int8,
+    "uint8": torch.uint8,
+    "bool": torch.bool,
+}
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One input to build: a shape, a dtype name and, for keyword inputs, a name.
+
+    Float inputs are standard normal; integer inputs (token ids) are zeros, a valid
+    index for any embedding; inputs whose name contains "mask" are ones.
+    """
+
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+    name: str | None = None
+
+
+ShapeLike = tuple[int, ...] | list[int] | InputSpec | str
+
+
+def parse_spec(text: str) -> InputSpec:
+    """Parse ``"1x3x224x224"``, ``"input_ids:1x128:int64"`` or ``"1x128:int64"``."""
+    parts = text.strip().split(":")
+    name: str | None = None
+    dtype = "float32"
+    if parts and not re.fullmatch(r"\d+(x\d+)*", parts[0]):
+        name = parts.pop(0)
+    if not parts or not re.fullmatch(r"\d+(x\d+)*", parts[0]):
+        raise ValueError(
+            f"bad input spec {text!r}: expected a shape like 1x3x224x224, optionally "
+            f"NAME:SHAPE and :DTYPE (e.g. input_ids:1x128:int64)"
+        )
+    shape = tuple(int(s) for s in parts.pop(0).split("x"))
+    if parts:
+        dtype = parts.pop(0)
+    if parts or dtype not in DTYPES:
+        raise ValueError(
+            f"bad input spec {text!r}: unknown dtype {dtype!r}; expected one of {', '.join(DTYPES)}"
+        )
+    if name is not None and not name.isidentifier():
+        raise ValueError(f"bad input spec {text!r}: {name!r} is not a valid argument name")
+    return InputSpec(shape=shape, dtype=dtype, name=name)
+
+
+def _as_spec(value: Any, default_dtype: str) -> InputSpec:
+    if isinstance(value, InputSpec):
+        return value
+    if isinstance(value, str):
+        return parse_spec(value)
+    if isinstance(value, (tuple, list)) and all(
+        isinstance(s, int) and not isinstance(s, bool) for s in value
+    ):
+        if any(s < 0 for s in value):
+            raise ValueError(f"input_shape {tuple(value)} has a negative size")
+        return InputSpec(shape=tuple(value), dtype=default_dtype)
+    raise TypeError(
+        f"input_shape entries must be a tuple of ints, an InputSpec or a spec string like "
+        f"'input_ids:1x128:int64'; got {value!r}"
+    )
+
+
+def build_inputs(
+    input_shape: Any,
+    *,
+    device: torch.device | str = "cpu",
+    dtype: str = "float32",
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Positional and keyword inputs for ``input_shape``.
+
+    ``input_shape`` is one shape ``(1, 3, 224, 224)``, an InputSpec or spec string,
+    or a list of them (several arguments; named ones become keyword arguments).
+    """
+    if isinstance(input_shape, (InputSpec, str)) or (
+        isinstance(input_shape, tuple) and all(isinstance(s, int) for s in input_shape)
+    ):
+        specs = [_as_spec(input_shape, dtype)]
+    elif isinstance(input_shape, (list, tuple)):
+        specs = [_as_spec(v, dtype) for v in input_shape]
+    else:
+        raise TypeError(f"input_shape must be a shape tuple, a spec or a list of them; got {input_shape!r}")
+    args: list[torch.Tensor] = []
+    kwargs: dict[str, torch.Tensor] = {}
+    for spec in specs:
+        tensor = _make_tensor(spec, device)
+        if spec.name:
+            kwargs[spec.name] = tensor
+        else:
+            args.append(tensor)
+    return tuple(args), kwargs
+
+
+def _make_tensor(spec: InputSpec, device: torch.device | str) -> torch.Tensor:
+    dtype = DTYPES[spec.dtype]
+    mask = spec.name is not None and "mask" in spec.name
+    if str(device) == "meta" and (mask or not dtype.is_floating_point):
+        device = "cpu"  # values a model inspects (ids, masks) stay real; see docs/meta.md
+    if mask:
+        return torch.ones(spec.shape, dtype=dtype, device=device)
+    if dtype.is_floating_point:
+        return torch.randn(spec.shape, dtype=dtype, device=device)
+    return torch.zeros(spec.shape, dtype=dtype, device=device)
+
+
+def describe_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[dict[str, Any]]:
+    """Name, shape, dtype and device of every tensor input (for reports)."""
+    described = []
+    for index, value in enumerate(args):
+        for tensor in (t for t in tree_flatten(value)[0] if isinstance(t, torch.Tensor)):
+            described.append(_describe(f"arg{index}", tensor))
+    for name, value in kwargs.items():
+        for tensor in (t for t in tree_flatten(value)[0] if isinstance(t, torch.Tensor)):
+            described.append(_describe(name, tensor))
+    return described
+
+
+def _describe(name: str, tensor: torch.Tensor) -> dict[str, Any]:
+    return {
+        "name": name,
+        "shape": list(tensor.shape),
+        "dtype": str(tensor.dtype).removeprefix("torch."),
+        "device": tensor.device.type,
+    }
+
+
+def infer_batch_size(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
+    """The leading dimension of the first tensor input (1 if there is none)."""
+    for tensor in tree_flatten((args, kwargs))[0]:
+        if isinstance(tensor, torch.Tensor) and tensor.ndim > 0:
+            return int(tensor.shape[0])
+    return 1

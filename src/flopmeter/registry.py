@@ -1,0 +1,724 @@
+"""aten op name -> formula. The one place where an op's arguments meet a formula.
+
+Three kinds of op:
+- counted: a handler reads shapes from the OpEvent and calls a formula;
+- free: views and metadata ops (no FLOPs, no memory traffic), and data movement
+  (copies, concatenation, gathers, fills: no FLOPs, but bytes);
+- unsupported: anything else. ``cost_of`` returns None and the report lists it
+  with its call count and shapes. A silent zero is a bug.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from math import ceil, log2, prod
+from typing import Any
+
+from .cost import Cost
+from .formulas import attention as attn
+from .formulas import contraction, elementwise, normalization, pooling, recurrent
+from .tracing.events import OpEvent, TensorMeta
+
+
+@dataclass(frozen=True)
+class CountOptions:
+    """Choices that change what is counted (not how it is shown).
+
+    ``causal``: "full" counts causal attention as the dense computation (what the
+    math path and torch.utils.flop_counter count); "needed" counts only the scores
+    a causal mask keeps (about half).
+    """
+
+    causal: str = "full"
+
+
+Handler = Callable[[OpEvent, CountOptions], Cost]
+_HANDLERS: dict[str, Handler] = {}
+
+# No FLOPs, no memory traffic: views and metadata.
+VIEW_OPS = frozenset(
+    "aten." + name
+    for name in (
+        "view alias _unsafe_view reshape t transpose permute expand expand_as unsqueeze squeeze select "
+        "slice narrow split split_with_sizes unbind unsafe_split unsafe_split_with_sizes chunk detach "
+        "lift_fresh as_strided as_strided_ diagonal view_as_real view_as_complex unfold movedim "
+        "_reshape_alias flatten unflatten _local_scalar_dense sym_size sym_numel sym_stride "
+        "is_nonzero _has_compatible_shallow_copy_type set_ resize_ resize_as_ "
+        "_nested_tensor_from_mask_left_aligned t_ transpose_ squeeze_ unsqueeze_ "
+        "is_same_size _assert_async _assert_tensor_metadata record_stream"
+    ).split()
+)
+
+# No FLOPs, but memory is read and/or written: copies, gathers, fills, padding.
+DATA_OPS = frozenset(
+    "aten." + name
+    for name in (
+        "clone copy_ _to_copy to contiguous cat stack "
+        "constant_pad_nd pad reflection_pad1d reflection_pad2d reflection_pad3d "
+        "replication_pad1d replication_pad2d replication_pad3d repeat repeat_interleave roll flip "
+        "tile scatter index_put index_copy masked_select slice_scatter select_scatter "
+        "diagonal_scatter as_strided_scatter masked_scatter nonzero tril triu "
+        "pixel_shuffle pixel_unshuffle channel_shuffle native_channel_shuffle col2im im2col "
+        "_unsafe_index _unsafe_index_put bucketize searchsorted one_hot randn rand randint randperm "
+        "normal_ uniform_ random_ exponential_ masked_fill_ index_fill "
+        "_pin_memory lift unique_consecutive _unique2 unique_dim"
+    ).split()
+) | frozenset("aten." + name for name in elementwise.FILL_OPS)
+
+
+def formula(*ops: str) -> Callable[[Handler], Handler]:
+    """Register a handler for aten ops (names without the ``aten.`` prefix)."""
+
+    def register(handler: Handler) -> Handler:
+        for op in ops:
+            _HANDLERS["aten." + op] = handler
+        return handler
+
+    return register
+
+
+def op_key(op: str) -> str:
+    """The registry key of an op: in-place variants (``relu_``) share the base formula."""
+    if op in _HANDLERS or op in VIEW_OPS or op in DATA_OPS:
+        return op
+    stripped = op[:-1] if op.endswith("_") and not op.endswith("__") else op
+    return stripped
+
+
+def kind_of(op: str) -> str:
+    """ "counted", "view", "data" or "unsupported"."""
+    key = op_key(op)
+    if key in _HANDLERS:
+        return "counted"
+    if key in VIEW_OPS:
+        return "view"
+    if key in DATA_OPS:
+        return "data"
+    return "unsupported"
+
+
+def cost_of(event: OpEvent, options: CountOptions | None = None) -> Cost | None:
+    """The cost of one op call, bytes included; None when no formula exists."""
+    options = options or CountOptions()
+    kind = kind_of(event.op)
+    if kind == "view":
+        return Cost()
+    if kind == "unsupported":
+        return None
+    work = _HANDLERS[op_key(event.op)](event, options) if kind == "counted" else Cost()
+    if work.bytes_read or work.bytes_written:
+        return work
+    return replace(work, **traffic(event))
+
+
+def traffic(event: OpEvent) -> dict[str, int]:
+    """Every tensor input read once, every output written once (a lower bound)."""
+    inputs = event.tensor_inputs()
+    return {
+        "bytes_read": sum(t.nbytes for t in inputs),
+        "bytes_written": sum(t.nbytes for t in event.outputs),
+        "weight_bytes": sum(t.nbytes for t in inputs if t.role != "activation"),
+    }
+
+
+def has_formula(op: str) -> bool:
+    return kind_of(op) != "unsupported"
+
+
+def register_handler(op: str, handler: Handler) -> None:
+    """Give (or replace) the handler of an aten op, e.g. ``"aten.my_fused_op"``."""
+    _HANDLERS[op if op.startswith(("aten.", "prims.")) or "." in op else "aten." + op] = handler
+
+
+# ----------------------------------------------------------------------------- helpers
+def _tensor(event: OpEvent, index: int, name: str) -> TensorMeta | None:
+    value = event.arg(index, name)
+    return value if isinstance(value, TensorMeta) else None
+
+
+def _out(event: OpEvent) -> TensorMeta:
+    return event.outputs[0]
+
+
+def _out_numel(event: OpEvent) -> int:
+    return event.outputs[0].numel if event.outputs else 0
+
+
+def _nonzero(value: Any, neutral: float) -> bool:
+    return value is not None and value != neutral
+
+
+# ----------------------------------------------------------------------- contractions
+@formula(
+    "convolution",
+    "_convolution",
+    "conv2d",
+    "conv1d",
+    "conv3d",
+    "cudnn_convolution",
+    "mkldnn_convolution",
+    "_slow_conv2d_forward",
+    "slow_conv3d_forward",
+    "thnn_conv2d",
+)
+def _conv(event: OpEvent, options: CountOptions) -> Cost:
+    x, w = event.arg(0, "input"), event.arg(1, "weight")
+    bias = _tensor(event, 2, "bias") is not None
+    transposed = (
+        bool(event.arg(6, "transposed", False))
+        if event.op in ("aten.convolution", "aten._convolution")
+        else False
+    )
+    groups = int(event.arg(8, "groups", 1) or 1)
+    return contraction.conv(
+        x.shape, w.shape, _out(event).shape, bias=bias, transposed=transposed, groups=groups
+    )
+
+
+@formula("convolution_backward")
+def _conv_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """grad_input: the forward's MACs again, each input gradient a sum of its terms;
+    grad_weight: one dot product per weight over N*out_spatial terms;
+    grad_bias: the sum of grad_output over batch and space, per channel."""
+    grad_out, x, w = event.args[0], event.args[1], event.args[2]
+    transposed = bool(event.arg(7, "transposed", False))
+    mask = event.arg(10, "output_mask", [True, True, True])
+    forward = contraction.conv(x.shape, w.shape, grad_out.shape, bias=False, transposed=transposed)
+    total = Cost()
+    if mask[0]:
+        total += Cost(macs=forward.macs, flops=max(2 * forward.macs - x.numel, 0), ptflops_macs=forward.macs)
+    if mask[1]:
+        total += contraction.dot_products(w.numel, forward.macs // max(w.numel, 1))
+    if mask[2]:
+        channels = grad_out.shape[1]
+        total += elementwise.reduction(channels, grad_out.numel // max(channels, 1))
+    return total
+
+
+def _alpha_beta_extras(event: OpEvent, outputs: int, beta_index: int, alpha_index: int) -> tuple[int, int]:
+    """(bias adds, extra multiplies) of addmm-style ops: beta*bias + alpha*(a @ b)."""
+    beta = event.arg(beta_index, "beta", 1)
+    alpha = event.arg(alpha_index, "alpha", 1)
+    bias_adds = 0 if beta == 0 else outputs
+    extras = (outputs if _nonzero(alpha, 1) else 0) + (outputs if beta not in (0, 1) else 0)
+    return bias_adds, extras
+
+
+@formula("mm", "_mm")
+def _mm(event: OpEvent, options: CountOptions) -> Cost:
+    a, b = event.args[0], event.args[1]
+    return contraction.matmul(1, a.shape[0], a.shape[1], b.shape[1])
+
+
+@formula("addmm", "_addmm_activation")
+def _addmm(event: OpEvent, options: CountOptions) -> Cost:
+    bias, a, b = event.args[0], event.args[1], event.args[2]
+    adds, extras = _alpha_beta_extras(event, a.shape[0] * b.shape[1], 3, 4)
+    cost = contraction.matmul(1, a.shape[0], a.shape[1], b.shape[1], bias_adds=adds, extra_scalings=extras)
+    # ptflops adds the bias tensor's size (once per Linear, not per row).
+    cost = replace(cost, ptflops_macs=cost.macs + (bias.numel if adds else 0))
+    if event.op == "aten._addmm_activation":
+        gelu = bool(event.arg(5, "use_gelu", False))
+        cost += elementwise.pointwise(_out_numel(event), elementwise.PER_ELEMENT["gelu" if gelu else "relu"])
+    return cost
+
+
+@formula("bmm")
+def _bmm(event: OpEvent, options: CountOptions) -> Cost:
+    a, b = event.args[0], event.args[1]
+    return contraction.matmul(a.shape[0], a.shape[1], a.shape[2], b.shape[2])
+
+
+@formula("baddbmm", "addbmm")
+def _baddbmm(event: OpEvent, options: CountOptions) -> Cost:
+    a, b = event.args[1], event.args[2]
+    adds, extras = _alpha_beta_extras(event, _out_numel(event), 3, 4)
+    batch, m, k, n = a.shape[0], a.shape[1], a.shape[2], b.shape[2]
+    cost = contraction.matmul(batch, m, k, n, bias_adds=adds, extra_scalings=extras)
+    if event.op.startswith("aten.addbmm"):  # the batch is also summed into one matrix
+        cost += Cost(flops=(batch - 1) * m * n)
+    return cost
+
+
+@formula("mv", "addmv")
+def _mv(event: OpEvent, options: CountOptions) -> Cost:
+    a = event.args[1] if event.op.startswith("aten.addmv") else event.args[0]
+    adds = a.shape[0] if event.op.startswith("aten.addmv") else 0
+    return contraction.matmul(1, a.shape[0], a.shape[1], 1, bias_adds=adds)
+
+
+@formula("dot", "vdot")
+def _dot(event: OpEvent, options: CountOptions) -> Cost:
+    return contraction.dot_products(1, event.args[0].numel)
+
+
+@formula("_trilinear")
+def _trilinear(event: OpEvent, options: CountOptions) -> Cost:
+    # nn.Bilinear: i1 (B,1,in1?..), weight (out, in1, in2) broadcast, i2; sumdim are contracted.
+    i1, w, i2 = event.args[0], event.args[1], event.args[2]
+    out = _out(event)
+    out_features = w.shape[w.ndim - 3] if w.ndim >= 3 else 1
+    in1, in2 = i1.shape[-1] if i1.shape[-1] > 1 else max(i1.shape), i2.shape[-1]
+    batch = out.numel // max(out_features, 1)
+    return contraction.bilinear(batch, in1, in2, out_features, bias=False)
+
+
+# --------------------------------------------------------------------------- attention
+def _sdpa(event: OpEvent, options: CountOptions, *, mask: Any, dropout: Any, causal: Any) -> Cost:
+    q, k, v = event.args[0], event.args[1], event.args[2]
+    heads = prod(q.shape[:-2])
+    return attn.attention(
+        heads,
+        q.shape[-2],
+        k.shape[-2],
+        q.shape[-1],
+        v.shape[-1],
+        masked=isinstance(mask, TensorMeta),
+        dropout=bool(dropout),
+        causal_needed=bool(causal) and options.causal == "needed",
+    )
+
+
+@formula("_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_flash_attention")
+def _sdpa_flash(event: OpEvent, options: CountOptions) -> Cost:
+    return _sdpa(
+        event,
+        options,
+        mask=event.kwargs.get("attn_mask"),
+        dropout=event.arg(3, "dropout_p", 0.0),
+        causal=event.arg(4, "is_causal", False),
+    )
+
+
+@formula(
+    "_scaled_dot_product_efficient_attention",
+    "_scaled_dot_product_cudnn_attention",
+    "_scaled_dot_product_fused_attention_overrideable",
+)
+def _sdpa_with_bias(event: OpEvent, options: CountOptions) -> Cost:
+    return _sdpa(
+        event,
+        options,
+        mask=event.arg(3, "attn_bias"),
+        dropout=event.arg(5, "dropout_p", 0.0),
+        causal=event.arg(6, "is_causal", False),
+    )
+
+
+@formula("_scaled_dot_product_attention_math", "scaled_dot_product_attention")
+def _sdpa_math(event: OpEvent, options: CountOptions) -> Cost:
+    return _sdpa(
+        event,
+        options,
+        mask=event.arg(3, "attn_mask"),
+        dropout=event.arg(4, "dropout_p", 0.0),
+        causal=event.arg(5, "is_causal", False),
+    )
+
+
+@formula("_native_multi_head_attention")
+def _native_mha(event: OpEvent, options: CountOptions) -> Cost:
+    q, k = event.args[0], event.args[1]
+    embed, heads = int(event.args[3]), int(event.args[4])
+    has_bias = _tensor(event, 6, "qkv_bias") is not None
+    batch, queries, keys = prod(q.shape[:-2]), q.shape[-2], k.shape[-2]
+    projections = (
+        contraction.dot_products(batch * queries * embed, embed, bias=has_bias)
+        + contraction.dot_products(batch * keys * embed, embed, bias=has_bias).scaled(2)
+        + contraction.dot_products(
+            batch * queries * embed, embed, bias=_tensor(event, 8, "proj_bias") is not None
+        )
+    )
+    head_dim = embed // heads
+    core = attn.attention(
+        batch * heads, queries, keys, head_dim, head_dim, masked=_tensor(event, 9, "mask") is not None
+    )
+    return projections + core
+
+
+@formula("_transformer_encoder_layer_fwd")
+def _encoder_layer(event: OpEvent, options: CountOptions) -> Cost:
+    src = event.args[0]
+    embed, heads = int(event.args[1]), int(event.args[2])
+    gelu = bool(event.args[7])
+    ffn_w1 = event.args[14]
+    tokens = prod(src.shape[:-1])
+    batch, length = prod(src.shape[:-2]), src.shape[-2]
+    head_dim = embed // heads
+    cost = contraction.dot_products(tokens * embed, embed, bias=True).scaled(4)  # q, k, v, out projection
+    cost += attn.attention(
+        batch * heads, length, length, head_dim, head_dim, masked=event.args[19] is not None
+    )
+    cost += elementwise.pointwise(tokens * embed, 1).scaled(2)  # two residual adds
+    cost += normalization.normalize_with_statistics(tokens, embed, weight=True, bias=True).scaled(2)
+    hidden = ffn_w1.shape[0]
+    cost += contraction.dot_products(tokens * hidden, embed, bias=True)
+    cost += elementwise.pointwise(tokens * hidden, elementwise.PER_ELEMENT["gelu" if gelu else "relu"])
+    cost += contraction.dot_products(tokens * embed, hidden, bias=True)
+    return cost
+
+
+# --------------------------------------------------------------------------- recurrent
+_RNN_MODES = {0: "rnn_relu", 1: "rnn_tanh", 2: "lstm", 3: "gru"}
+
+
+@formula("mkldnn_rnn_layer")
+def _mkldnn_rnn_layer(event: OpEvent, options: CountOptions) -> Cost:
+    x, w_ih = event.args[0], event.args[1]
+    mode = _RNN_MODES[int(event.args[9])]
+    hidden, has_bias = int(event.args[10]), bool(event.args[12])
+    tokens = x.numel // x.shape[-1]
+    return recurrent.recurrent_step(mode, w_ih.shape[1], hidden, bias=has_bias).scaled(tokens)
+
+
+@formula("_cudnn_rnn", "miopen_rnn")
+def _cudnn_rnn(event: OpEvent, options: CountOptions) -> Cost:
+    x, weights = event.args[0], event.args[1]
+    mode = _RNN_MODES[int(event.args[6])]
+    hidden, proj, layers = int(event.args[7]), int(event.args[8] or 0), int(event.args[9])
+    directions = 2 if bool(event.args[13]) else 1
+    per_cell = len(weights) // (layers * directions)
+    has_bias = per_cell - (1 if proj else 0) == 4
+    tokens = x.numel // x.shape[-1]
+    total = Cost()
+    for layer in range(layers):
+        size_in = x.shape[-1] if layer == 0 else (proj or hidden) * directions
+        step = recurrent.recurrent_step(mode, size_in, hidden, bias=has_bias, proj_size=proj)
+        total += step.scaled(tokens * directions)
+    return total
+
+
+@formula("_thnn_fused_lstm_cell", "_thnn_fused_gru_cell")
+def _fused_cell(event: OpEvent, options: CountOptions) -> Cost:
+    gates = event.args[0]
+    mode = "lstm" if "lstm" in event.op else "gru"
+    hidden = gates.shape[-1] // recurrent.GATES[mode]
+    has_bias = _tensor(event, 3, "input_bias") is not None
+    return recurrent.fused_cell_pointwise(prod(gates.shape[:-1]), mode, hidden, bias=has_bias)
+
+
+# ----------------------------------------------------------------------- normalization
+def _batch_norm(event: OpEvent, training: bool, weight: Any, running: Any) -> Cost:
+    x = event.args[0]
+    channels = x.shape[1] if x.ndim > 1 else 1
+    affine = isinstance(weight, TensorMeta)
+    if not training:
+        return normalization.batch_norm_inference(x.numel, channels, affine=affine)
+    cost = normalization.normalize_with_statistics(channels, x.numel // channels, weight=affine, bias=affine)
+    if isinstance(running, TensorMeta):
+        cost += normalization.running_stats_update(channels)
+    return cost
+
+
+@formula("native_batch_norm", "cudnn_batch_norm", "miopen_batch_norm", "_batch_norm_impl_index")
+def _native_batch_norm(event: OpEvent, options: CountOptions) -> Cost:
+    return _batch_norm(
+        event, bool(event.arg(5, "training")), event.arg(1, "weight"), event.arg(3, "running_mean")
+    )
+
+
+@formula("_native_batch_norm_legit", "_batch_norm_with_update", "_batch_norm_no_update")
+def _batch_norm_legit(event: OpEvent, options: CountOptions) -> Cost:
+    if event.overload == "no_stats":
+        return _batch_norm(event, True, event.arg(1, "weight"), None)
+    if event.op == "aten._batch_norm_with_update":
+        return _batch_norm(event, True, event.arg(1, "weight"), event.arg(3, "running_mean"))
+    if event.op == "aten._batch_norm_no_update":
+        return _batch_norm(event, False, event.arg(1, "weight"), event.arg(3, "running_mean"))
+    return _batch_norm(
+        event, bool(event.arg(5, "training")), event.arg(1, "weight"), event.arg(3, "running_mean")
+    )
+
+
+@formula("_native_batch_norm_legit_no_training")
+def _batch_norm_eval(event: OpEvent, options: CountOptions) -> Cost:
+    return _batch_norm(event, False, event.arg(1, "weight"), event.arg(3, "running_mean"))
+
+
+@formula("native_layer_norm", "layer_norm")
+def _layer_norm(event: OpEvent, options: CountOptions) -> Cost:
+    x, shape = event.args[0], event.args[1]
+    size = prod(shape)
+    return normalization.normalize_with_statistics(
+        x.numel // max(size, 1),
+        size,
+        weight=_tensor(event, 2, "weight") is not None,
+        bias=_tensor(event, 3, "bias") is not None,
+    )
+
+
+@formula("native_group_norm")
+def _group_norm(event: OpEvent, options: CountOptions) -> Cost:
+    x = event.args[0]
+    n, c, hw, groups = (int(v) for v in event.args[3:7])
+    return (
+        normalization.normalize_with_statistics(
+            n * groups,
+            c // groups * hw,
+            weight=_tensor(event, 1, "weight") is not None,
+            bias=_tensor(event, 2, "bias") is not None,
+        )
+        if x.numel
+        else Cost()
+    )
+
+
+@formula("_fused_rms_norm", "rms_norm")
+def _rms_norm(event: OpEvent, options: CountOptions) -> Cost:
+    x, shape = event.args[0], event.args[1]
+    size = prod(shape)
+    return normalization.rms_norm(
+        x.numel // max(size, 1), size, weight=_tensor(event, 2, "weight") is not None
+    )
+
+
+# --------------------------------------------------------------------------- pooling
+def _window(kernel: Any, dims: int) -> int:
+    sizes = list(kernel) if isinstance(kernel, (list, tuple)) else [kernel]
+    if len(sizes) == 1:
+        sizes = sizes * dims
+    return prod(int(s) for s in sizes)
+
+
+@formula(
+    "max_pool1d",
+    "max_pool2d",
+    "max_pool3d",
+    "max_pool1d_with_indices",
+    "max_pool2d_with_indices",
+    "max_pool3d_with_indices",
+    "mkldnn_max_pool2d",
+    "mkldnn_max_pool3d",
+    "quantized_max_pool2d",
+)
+def _max_pool(event: OpEvent, options: CountOptions) -> Cost:
+    x, out = event.args[0], _out(event)
+    dims = int(event.op[-2]) if event.op[-2].isdigit() else int(event.op.split("pool")[1][0])
+    return pooling.max_pool(out.numel, _window(event.arg(1, "kernel_size"), dims), input_elements=x.numel)
+
+
+@formula("avg_pool1d", "avg_pool2d", "avg_pool3d")
+def _avg_pool(event: OpEvent, options: CountOptions) -> Cost:
+    x, out = event.args[0], _out(event)
+    dims = int(event.op[-2])
+    return pooling.avg_pool(out.numel, _window(event.arg(1, "kernel_size"), dims), input_elements=x.numel)
+
+
+def _adaptive(event: OpEvent, kind: str) -> Cost:
+    x, out = event.args[0], _out(event)
+    dims = len(event.arg(1, "output_size"))
+    planes = prod(x.shape[:-dims])
+    return pooling.adaptive_pool(planes, tuple(x.shape[-dims:]), tuple(out.shape[-dims:]), kind=kind)
+
+
+@formula(
+    "_adaptive_avg_pool2d",
+    "_adaptive_avg_pool3d",
+    "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool3d",
+    "mkldnn_adaptive_avg_pool2d",
+)
+def _adaptive_avg(event: OpEvent, options: CountOptions) -> Cost:
+    return _adaptive(event, "avg")
+
+
+@formula("adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d")
+def _adaptive_max(event: OpEvent, options: CountOptions) -> Cost:
+    return _adaptive(event, "max")
+
+
+_INTERPOLATION = {
+    "upsample_nearest1d": "nearest",
+    "upsample_nearest2d": "nearest",
+    "upsample_nearest3d": "nearest",
+    "_upsample_nearest_exact1d": "nearest",
+    "_upsample_nearest_exact2d": "nearest",
+    "_upsample_nearest_exact3d": "nearest",
+    "upsample_linear1d": "linear",
+    "upsample_bilinear2d": "bilinear",
+    "_upsample_bilinear2d_aa": "bilinear",
+    "upsample_trilinear3d": "trilinear",
+    "upsample_bicubic2d": "bicubic",
+    "_upsample_bicubic2d_aa": "bicubic",
+}
+
+
+@formula(*_INTERPOLATION)
+def _interpolate(event: OpEvent, options: CountOptions) -> Cost:
+    return pooling.interpolate(_out_numel(event), _INTERPOLATION[event.op.removeprefix("aten.")])
+
+
+@formula("grid_sampler_2d", "grid_sampler")
+def _grid_sample(event: OpEvent, options: CountOptions) -> Cost:
+    mode = int(event.arg(2, "interpolation_mode", 0))
+    per_output = {0: 9, 1: 0, 2: 35}.get(mode, 9) + 4  # bilinear/nearest/bicubic + unnormalising x, y
+    return Cost(flops=_out_numel(event) * per_output)
+
+
+# ------------------------------------------------------------------ elementwise, reductions
+def _per_element(name: str, event: OpEvent) -> int:
+    per = elementwise.PER_ELEMENT[name]
+    if name in ("add", "sub", "rsub") and _nonzero(event.arg(2, "alpha", 1), 1):
+        per += 1  # alpha * other
+    elif name == "clamp" and (event.arg(1, "min") is None or event.arg(2, "max") is None):
+        per = 1
+    elif name == "softplus" and _nonzero(event.arg(1, "beta", 1), 1):
+        per += 2
+    elif name == "gelu" and event.kwargs.get("approximate", event.arg(1, "approximate", "none")) == "tanh":
+        per = elementwise.PER_ELEMENT["gelu_tanh"]
+    elif name == "lerp" and not isinstance(event.arg(2, "weight"), TensorMeta):
+        per = 3
+    elif name in ("addcmul", "addcdiv") and _nonzero(event.arg(3, "value", 1), 1):
+        per += 1
+    return per
+
+
+# ptflops' module rules count these activations as one MAC per output element.
+_PTFLOPS_ACTIVATIONS = frozenset(
+    {"relu", "_prelu_kernel", "prelu", "elu", "leaky_relu", "hardtanh", "gelu", "silu"}
+)
+
+
+def _elementwise(event: OpEvent, options: CountOptions) -> Cost:
+    name = op_key(event.op).removeprefix("aten.")
+    name = {
+        "clamp_min": "clamp",
+        "clamp_max": "clamp",
+        "relu6": "hardtanh",
+        "true_divide": "div",
+        "multiply": "mul",
+        "subtract": "sub",
+        "special_erf": "erf",
+        "xlogy": "mul",
+    }.get(name, name)
+    elements = _out_numel(event)
+    cost = elementwise.pointwise(elements, _per_element(name, event))
+    if name in _PTFLOPS_ACTIVATIONS:
+        cost = replace(cost, ptflops_macs=elements)
+    return cost
+
+
+for _name in list(elementwise.PER_ELEMENT) + [
+    "clamp_min",
+    "clamp_max",
+    "relu6",
+    "true_divide",
+    "multiply",
+    "subtract",
+    "special_erf",
+    "xlogy",
+]:
+    formula(_name)(_elementwise)
+
+
+def _reduced(event: OpEvent) -> tuple[int, int]:
+    """(outputs, terms per output) of a reduction."""
+    x = event.args[0]
+    outputs = max(_out_numel(event), 1)
+    return outputs, x.numel // outputs
+
+
+@formula(
+    "sum",
+    "nansum",
+    "amax",
+    "amin",
+    "max",
+    "min",
+    "prod",
+    "all",
+    "any",
+    "argmax",
+    "argmin",
+    "count_nonzero",
+    "aminmax",
+    "_weight_norm_interface",
+)
+def _reduce(event: OpEvent, options: CountOptions) -> Cost:
+    if event.op in ("aten.max", "aten.min") and len(event.tensor_inputs()) == 2:
+        return elementwise.pointwise(_out_numel(event), 1)  # binary max/min
+    outputs, length = _reduced(event)
+    return elementwise.reduction(outputs, length)
+
+
+@formula("mean", "nanmean")
+def _mean(event: OpEvent, options: CountOptions) -> Cost:
+    outputs, length = _reduced(event)
+    # ptflops counts global average pooling (which torch runs as mean) per input element
+    return replace(elementwise.reduction(outputs, length, per_output=1), ptflops_macs=outputs * length)
+
+
+@formula("var", "std", "var_mean", "std_mean")
+def _var(event: OpEvent, options: CountOptions) -> Cost:
+    outputs, length = _reduced(event)
+    return elementwise.variance(outputs, length, sqrt="std" in event.op)
+
+
+@formula("linalg_vector_norm", "norm", "frobenius_norm")
+def _norm(event: OpEvent, options: CountOptions) -> Cost:
+    outputs, length = _reduced(event)  # |x|^p: length, sum: length-1, root: 1
+    return Cost(flops=outputs * 2 * length)
+
+
+@formula("logsumexp")
+def _logsumexp(event: OpEvent, options: CountOptions) -> Cost:
+    outputs, length = _reduced(event)  # max n-1, sub n, exp n, sum n-1, log 1, add 1
+    return Cost(flops=outputs * 4 * length)
+
+
+@formula("cumsum", "cumprod", "logcumsumexp", "cummax", "cummin")
+def _cumulative(event: OpEvent, options: CountOptions) -> Cost:
+    x = event.args[0]
+    dim = int(event.arg(1, "dim", 0)) % max(x.ndim, 1)
+    length = x.shape[dim] if x.ndim else 1
+    return elementwise.cumulative(x.numel // max(length, 1), length)
+
+
+@formula("_softmax", "softmax", "_log_softmax", "log_softmax", "_safe_softmax")
+def _softmax(event: OpEvent, options: CountOptions) -> Cost:
+    x = event.args[0]
+    dim = int(event.arg(1, "dim", -1)) % max(x.ndim, 1)
+    length = x.shape[dim] if x.ndim else 1
+    return elementwise.softmax(x.numel // max(length, 1), length, log="log" in event.op)
+
+
+@formula("sort", "topk", "msort", "argsort", "kthvalue", "median", "nanmedian", "mode")
+def _sort(event: OpEvent, options: CountOptions) -> Cost:
+    """Comparison sorts: n*ceil(log2 n) comparisons per row (an estimate, documented)."""
+    x = event.args[0]
+    dim = int(event.arg(1, "dim", -1) if event.op != "aten.topk" else event.arg(2, "dim", -1)) % max(
+        x.ndim, 1
+    )
+    length = x.shape[dim] if x.ndim else 1
+    rows = x.numel // max(length, 1)
+    return Cost(flops=rows * length * ceil(log2(length)) if length > 1 else 0)
+
+
+@formula("embedding", "index_select", "gather", "index", "take", "_unsafe_index")
+def _gather(event: OpEvent, options: CountOptions) -> Cost:
+    """Gathers do no arithmetic; they read only the rows they pick (plus the indices)."""
+    out = _out(event)
+    inputs = event.tensor_inputs()
+    source = inputs[0]
+    indices = sum(t.nbytes for t in inputs[1:])
+    if event.op == "aten.embedding":
+        source, indices = inputs[0], inputs[1].nbytes
+    weight = out.nbytes if source.role != "activation" else 0
+    return Cost(bytes_read=out.nbytes + indices, bytes_written=out.nbytes, weight_bytes=weight)
+
+
+@formula("embedding_bag", "_embedding_bag")
+def _embedding_bag(event: OpEvent, options: CountOptions) -> Cost:
+    indices, out = event.args[1], _out(event)
+    mode = int(event.arg(4, "mode", 0))  # 0 sum, 1 mean, 2 max: one op per gathered element
+    return Cost(
+        flops=max(indices.numel - (out.numel // max(out.shape[-1], 1)), 0) * out.shape[-1]
+        + (out.numel if mode == 1 else 0)
+    )
+
+
+def covered_ops() -> list[str]:
+    """Every aten op with a formula, sorted (for docs and tests)."""
+    return sorted(_HANDLERS)

@@ -1,0 +1,1 @@
+"""Report -> text tree, table, JSON, CSV, Markdown, HTML, plots."""

@@ -1,0 +1,201 @@
+"""Plain-text renderings: the ptflops-style module tree, the summary, the op table."""
+
+from __future__ import annotations
+
+from ..report import ModuleStats, Report, convention_value
+from . import units as u
+
+FLOPS_LABEL = {"exact": "FLOPs", "2mac": "FLOPs(2MAC)", "mac": "FLOPs(MAC)", "ptflops": "MAC(ptflops)"}
+
+
+def summary_lines(
+    report: Report, convention: str = "exact", units: str = "auto", precision: int = 2
+) -> list[str]:
+    """Totals, batch and per-sample values, and a warning line per unsupported op."""
+    label = FLOPS_LABEL[convention]
+    flops = report.flops_as(convention)
+    lines = [
+        f"{report.model_name}: {u.count(report.params, 'params', units, precision)}"
+        f" ({u.count(report.trainable_params, 'trainable', units, precision)}),"
+        f" {u.count(report.macs, 'MACs', units, precision)}, {u.count(flops, label, units, precision)}"
+        f" for batch {report.batch_size}{' (forward + backward)' if report.did_backward else ''}",
+    ]
+    if report.batch_size != 1:
+        per = report.per_sample(convention)
+        lines.append(
+            f"  per sample: {u.count(per['macs'], 'MACs', units, precision)},"
+            f" {u.count(per['flops'], label, units, precision)}"
+        )
+    if report.did_backward:
+        lines.append(
+            f"  forward {u.count(convention_value(report.forward, convention), label, units, precision)},"
+            f" backward {u.count(convention_value(report.backward_cost, convention), label, units, precision)}"
+        )
+    lines.extend(unsupported_lines(report))
+    return lines
+
+
+def unsupported_lines(report: Report) -> list[str]:
+    lines = []
+    for op in report.unsupported.values():
+        lines.append(
+            f"  WARNING: {op.op} has no formula: ran {op.calls}x, not in the totals;"
+            f" inputs {'; '.join(op.shapes)} in {', '.join(m or '(root)' for m in op.modules[:3])}"
+        )
+    return lines
+
+
+def module_cells(
+    stats: ModuleStats, report: Report, convention: str, units: str, precision: int
+) -> list[str]:
+    """params, % params, MACs, % MACs, FLOPs of one module (inclusive of its children)."""
+    return [
+        u.count(stats.params, "params", units, precision),
+        u.percent(stats.params, report.params, precision) + " params",
+        u.count(stats.total.macs, "MACs", units, precision),
+        u.percent(stats.total.macs, report.macs, precision) + " MACs",
+        u.count(convention_value(stats.total, convention), FLOPS_LABEL[convention], units, precision),
+    ]
+
+
+def render_tree(
+    report: Report,
+    *,
+    depth: int | None = None,
+    convention: str = "exact",
+    units: str = "auto",
+    precision: int = 2,
+) -> str:
+    """The model as a tree, each module with params, % params, MACs, % MACs, FLOPs
+    (the seed article's ptflops layout plus a FLOPs column). ``depth`` limits nesting."""
+    lines = summary_lines(report, convention, units, precision)
+    modules = report.modules
+
+    def walk(name: str, indent: int, label: str) -> None:
+        stats = modules[name]
+        cells = ", ".join(module_cells(stats, report, convention, units, precision))
+        extra = f", {stats.extra_repr}" if stats.extra_repr else ""
+        calls = f", called {stats.calls}x" if stats.calls > 1 else ""
+        pad = "  " * indent
+        shown = [c for c in stats.children if depth is None or modules[c].depth <= depth]
+        if not shown:
+            lines.append(f"{pad}{label}{stats.type}({cells}{calls}{extra})")
+            return
+        lines.append(f"{pad}{label}{stats.type}(")
+        lines.append(f"{pad}  {cells}{calls}{extra}")
+        for child in shown:
+            walk(child, indent + 1, f"({child.rsplit('.', 1)[-1]}): ")
+        lines.append(f"{pad})")
+
+    walk("", 0, "")
+    return "\n".join(lines)
+
+
+def render_table(
+    report: Report,
+    *,
+    depth: int | None = None,
+    convention: str = "exact",
+    units: str = "auto",
+    precision: int = 2,
+    sort: str | None = None,
+    top: int | None = None,
+) -> str:
+    """One row per module: name, type, calls, params, MACs, FLOPs, bytes, % of FLOPs."""
+    rows = [m for m in report.modules.values() if depth is None or m.depth <= depth]
+    rows = sort_modules(rows, sort, convention)
+    if top is not None:
+        rows = rows[:top]
+    total = report.flops_as(convention)
+    header = [
+        "module",
+        "type",
+        "calls",
+        "params",
+        "MACs",
+        FLOPS_LABEL[convention],
+        "% " + FLOPS_LABEL[convention],
+        "bytes",
+    ]
+    body = [
+        [
+            ("  " * m.depth if sort is None else "") + (m.name or "(root)"),
+            m.type,
+            str(m.calls),
+            u.scaled(m.params, units, precision).strip(),
+            u.scaled(m.total.macs, units, precision).strip(),
+            u.scaled(convention_value(m.total, convention), units, precision).strip(),
+            u.percent(convention_value(m.total, convention), total, precision),
+            u.nbytes(m.total.bytes, precision),
+        ]
+        for m in rows
+    ]
+    return "\n".join(summary_lines(report, convention, units, precision) + [""] + grid(header, body))
+
+
+def sort_modules(rows: list[ModuleStats], sort: str | None, convention: str) -> list[ModuleStats]:
+    """Order rows by "flops", "macs", "params", "bytes" or "name"; None keeps model order."""
+    keys = {
+        "flops": lambda m: -convention_value(m.total, convention),
+        "macs": lambda m: -m.total.macs,
+        "params": lambda m: -m.params,
+        "bytes": lambda m: -m.total.bytes,
+        "name": lambda m: m.name,
+    }
+    if sort is None:
+        return rows
+    if sort not in keys:
+        raise ValueError(f"unknown sort key {sort!r}; expected one of {', '.join(keys)}")
+    return sorted(rows, key=keys[sort])
+
+
+def render_operators(
+    report: Report,
+    *,
+    convention: str = "exact",
+    units: str = "auto",
+    precision: int = 2,
+    top: int | None = None,
+) -> str:
+    """One row per aten op: calls, MACs, FLOPs, % of FLOPs, bytes; unsupported ops flagged."""
+    total = report.flops_as(convention)
+    ops = list(report.by_operator().values())
+    ops.sort(key=lambda o: -convention_value(o.cost, convention))
+    if top is not None:
+        ops = ops[:top]
+    header = [
+        "operator",
+        "kind",
+        "calls",
+        "MACs",
+        FLOPS_LABEL[convention],
+        "% " + FLOPS_LABEL[convention],
+        "bytes",
+    ]
+    body = [
+        [
+            o.op,
+            o.kind,
+            str(o.calls),
+            u.scaled(o.cost.macs, units, precision).strip(),
+            u.scaled(convention_value(o.cost, convention), units, precision).strip(),
+            u.percent(convention_value(o.cost, convention), total, precision),
+            u.nbytes(o.cost.bytes, precision),
+        ]
+        for o in ops
+    ]
+    body += [[op.op, "UNSUPPORTED", str(op.calls), "?", "?", "?", "?"] for op in report.unsupported.values()]
+    return "\n".join(summary_lines(report, convention, units, precision) + [""] + grid(header, body))
+
+
+def grid(header: list[str], body: list[list[str]]) -> list[str]:
+    """Left-align the first two columns, right-align the rest."""
+    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+
+    def line(row: list[str]) -> str:
+        return "  ".join(
+            cell.ljust(w) if i < 2 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
+
+    return [line(header), "  ".join("-" * w for w in widths), *(line(r) for r in body)]

@@ -1,0 +1,226 @@
+"""The Report: totals, per-module tree, per-operator table, unsupported ops.
+
+Integers only; nothing here makes display strings (render/ does). Conventions are
+views over the same counted quantities (see ``flops_as``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .cost import Cost
+
+CONVENTIONS = ("exact", "2mac", "mac", "ptflops")
+SCHEMA_VERSION = 1
+
+
+def convention_value(cost: Cost, convention: str) -> int:
+    """The FLOP count of ``cost`` under a convention.
+
+    exact:   the seed article's count: n mults + n-1 adds per dot product, bias adds,
+             and every elementwise / reduction / normalisation op (``cost.flops``).
+    2mac:    2 x MACs of contractions only (torch.utils.flop_counter, DeepSpeed).
+    mac:     MACs of contractions only, 1 MAC = 1 FLOP (fvcore, torchvision's tables).
+    ptflops: ptflops' MAC count: MACs + bias adds + activations, norms, pooling.
+    """
+    if convention == "exact":
+        return cost.flops
+    if convention == "2mac":
+        return 2 * cost.macs
+    if convention == "mac":
+        return cost.macs
+    if convention == "ptflops":
+        return cost.ptflops_macs
+    raise ValueError(f"unknown convention {convention!r}; expected one of {', '.join(CONVENTIONS)}")
+
+
+@dataclass
+class ModuleStats:
+    """One module of the tree. ``own`` is what ran directly in its forward (not in a
+    child); ``total`` includes its children. Params are counted once per tensor, at
+    the first module that holds them."""
+
+    name: str
+    type: str
+    depth: int
+    extra_repr: str = ""
+    calls: int = 0
+    own_params: int = 0
+    params: int = 0
+    trainable_params: int = 0
+    own: Cost = field(default_factory=Cost)
+    total: Cost = field(default_factory=Cost)
+    backward: Cost = field(default_factory=Cost)
+    children: list[str] = field(default_factory=list)
+
+    @property
+    def macs(self) -> int:
+        return self.total.macs
+
+    @property
+    def flops(self) -> int:
+        return self.total.flops
+
+
+@dataclass
+class OperatorStats:
+    """All calls of one op (e.g. ``aten.convolution``): count and summed cost.
+    ``kind`` is "counted", "data" (moves memory only), "view" (free) or "custom"."""
+
+    op: str
+    kind: str
+    calls: int = 0
+    cost: Cost = field(default_factory=Cost)
+    backward_calls: int = 0
+
+
+@dataclass
+class UnsupportedOp:
+    """An op with no formula: how often it ran, with which input shapes, and where.
+    Its cost is unknown, so totals are lower bounds while any of these exist."""
+
+    op: str
+    calls: int = 0
+    shapes: list[str] = field(default_factory=list)
+    modules: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    """Everything one profile run measured.
+
+    ``macs``, ``flops`` (exact), ``params`` are for the whole call as run, batch
+    included; ``per_sample()`` divides by ``batch_size``.
+    """
+
+    model_name: str
+    batch_size: int
+    inputs: list[dict[str, Any]]
+    modules: dict[str, ModuleStats]
+    operators: dict[str, OperatorStats]
+    unsupported: dict[str, UnsupportedOp]
+    forward: Cost
+    backward_cost: Cost
+    params: int
+    trainable_params: int
+    buffers: int
+    param_bytes: int
+    buffer_bytes: int
+    training: bool
+    did_backward: bool
+    options: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+
+    # -- totals -----------------------------------------------------------------
+    @property
+    def total(self) -> Cost:
+        """Forward plus backward (when it ran)."""
+        return self.forward + self.backward_cost
+
+    @property
+    def macs(self) -> int:
+        return self.total.macs
+
+    @property
+    def flops(self) -> int:
+        """Exact FLOPs (the seed's convention) of the whole call."""
+        return self.total.flops
+
+    @property
+    def bytes_read(self) -> int:
+        return self.total.bytes_read
+
+    @property
+    def bytes_written(self) -> int:
+        return self.total.bytes_written
+
+    def flops_as(self, convention: str = "exact") -> int:
+        """Total FLOPs under ``convention``: exact, 2mac, mac or ptflops."""
+        return convention_value(self.total, convention)
+
+    def per_sample(self, convention: str = "exact") -> dict[str, float | int]:
+        """params, macs and flops (under ``convention``) divided by the batch size.
+        Ints when the division is exact (it is for models whose ops are per-sample)."""
+        return {
+            "batch_size": self.batch_size,
+            "params": self.params,
+            "macs": _divide(self.macs, self.batch_size),
+            "flops": _divide(self.flops_as(convention), self.batch_size),
+        }
+
+    # -- queries ----------------------------------------------------------------
+    def by_module(self) -> dict[str, ModuleStats]:
+        """Qualified module name -> ModuleStats, in model order ("" is the root)."""
+        return dict(self.modules)
+
+    def by_operator(self) -> dict[str, OperatorStats]:
+        """aten op -> calls and summed cost, most expensive (exact FLOPs) first."""
+        return dict(sorted(self.operators.items(), key=lambda kv: -kv[1].cost.flops))
+
+    def unsupported_ops(self) -> dict[str, UnsupportedOp]:
+        """Ops that ran but have no formula (their cost is not in the totals)."""
+        return dict(self.unsupported)
+
+    # -- output -----------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (ints, strings, lists, dicts): the JSON schema's content."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "model": self.model_name,
+            "batch_size": self.batch_size,
+            "inputs": self.inputs,
+            "training": self.training,
+            "backward": self.did_backward,
+            "options": self.options,
+            "versions": self.versions,
+            "totals": {
+                "params": self.params,
+                "trainable_params": self.trainable_params,
+                "buffers": self.buffers,
+                "param_bytes": self.param_bytes,
+                "buffer_bytes": self.buffer_bytes,
+                **asdict(self.total),
+                "flops_by_convention": {c: self.flops_as(c) for c in CONVENTIONS},
+                "forward": asdict(self.forward),
+                "backward": asdict(self.backward_cost),
+            },
+            "per_sample": self.per_sample(),
+            "modules": [
+                {
+                    "name": m.name,
+                    "type": m.type,
+                    "depth": m.depth,
+                    "calls": m.calls,
+                    "params": m.params,
+                    "own_params": m.own_params,
+                    "trainable_params": m.trainable_params,
+                    "own": asdict(m.own),
+                    "total": asdict(m.total),
+                    "backward": asdict(m.backward),
+                }
+                for m in self.modules.values()
+            ],
+            "operators": [
+                {
+                    "op": o.op,
+                    "kind": o.kind,
+                    "calls": o.calls,
+                    "backward_calls": o.backward_calls,
+                    **asdict(o.cost),
+                }
+                for o in self.by_operator().values()
+            ],
+            "unsupported": [asdict(u) for u in self.unsupported.values()],
+        }
+
+    def __str__(self) -> str:
+        from .render.text import render_tree
+
+        return render_tree(self)
+
+
+def _divide(value: int, by: int) -> float | int:
+    if by <= 0:
+        return value
+    return value // by if value % by == 0 else value / by

@@ -1,0 +1,118 @@
+"""Record every aten op a model runs, with shapes and the module that ran it.
+
+A ``TorchDispatchMode`` sees each op below autograd: functional calls, tensor
+methods and operators (``@``, ``einsum``, ``F.scaled_dot_product_attention``) all
+arrive here as the aten ops they really dispatch to. Nothing in torch is patched.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten, tree_unflatten
+
+from .events import BACKWARD, FORWARD, OpEvent, TensorMeta
+from .modules import ModuleStack
+
+
+class OpRecorder(TorchDispatchMode):
+    """Appends one OpEvent per aten op call to ``self.events``.
+
+    ``roles`` maps ``id(tensor)`` of the model's parameters and buffers to
+    "param" / "buffer"; views of them inherit the role, so a transposed weight
+    still counts as weight traffic.
+
+    Meta mixing: when an op receives meta tensors together with real ones (a real
+    attention mask next to meta activations), the real ones are moved to meta for
+    that op only. Ops whose inputs are all real run for real, so a model can still
+    inspect values (``mask.all()``, ``ids.max()``) while weights stay on meta.
+    """
+
+    def __init__(self, stack: ModuleStack, roles: dict[int, str]) -> None:
+        super().__init__()
+        self.stack = stack
+        self.events: list[OpEvent] = []
+        self._roles = dict(roles)
+        self._keep_alive: list[torch.Tensor] = []
+        stack.describe = self.describe
+
+    def describe(self, value: Any) -> Any:
+        """Replace every tensor in ``value`` by its TensorMeta, keeping the structure."""
+        if isinstance(value, torch.Tensor):
+            return TensorMeta(
+                shape=tuple(int(s) for s in value.shape),
+                dtype=str(value.dtype).removeprefix("torch."),
+                itemsize=value.element_size(),
+                role=self._roles.get(id(value), "activation"),
+            )
+        if isinstance(value, (list, tuple)):
+            return (
+                type(value)(self.describe(v) for v in value)
+                if not _is_namedtuple(value)
+                else tuple(self.describe(v) for v in value)
+            )
+        if isinstance(value, dict):
+            return {k: self.describe(v) for k, v in value.items()}
+        if isinstance(value, (torch.dtype, torch.device, torch.memory_format, torch.layout)):
+            return str(value).removeprefix("torch.")
+        return value
+
+    def __torch_dispatch__(
+        self,
+        func: Any,
+        types: Any,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        kwargs = kwargs or {}
+        args, kwargs = _align_meta(args, kwargs)
+        out = func(*args, **kwargs)
+        if self.stack.inside_custom:
+            return out
+        flat_out = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+        if getattr(func, "is_view", False) and args and isinstance(args[0], torch.Tensor):
+            role = self._roles.get(id(args[0]))
+            if role is not None:
+                for t in flat_out:
+                    self._roles[id(t)] = role
+                    self._keep_alive.append(t)  # ids stay unique while we map them
+        self.events.append(
+            OpEvent(
+                op=f"{func.namespace}.{func.overloadpacket.__name__}",
+                overload=func._overloadname,
+                args=self.describe(tuple(args)),
+                kwargs=self.describe(dict(kwargs)),
+                outputs=tuple(self.describe(t) for t in flat_out),
+                module=self.stack.current(),
+                phase=BACKWARD if self.stack.in_backward else FORWARD,
+            )
+        )
+        return out
+
+    def release(self) -> None:
+        """Drop the references kept to parameter views."""
+        self._keep_alive.clear()
+        self._roles.clear()
+
+
+def _is_namedtuple(value: Any) -> bool:
+    return isinstance(value, tuple) and hasattr(value, "_fields")
+
+
+def _align_meta(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    flat, spec = tree_flatten((args, kwargs))
+    devices = {t.device.type for t in flat if isinstance(t, torch.Tensor)}
+    if "meta" not in devices or len(devices) == 1:
+        return args, kwargs
+    moved = [t.to("meta") if isinstance(t, torch.Tensor) and t.device.type != "meta" else t for t in flat]
+    new_args, new_kwargs = tree_unflatten(moved, spec)
+    return tuple(new_args), dict(new_kwargs)
+
+
+def parameter_roles(model: torch.nn.Module) -> dict[int, str]:
+    """``id`` -> "param"/"buffer" for every parameter and buffer of ``model``."""
+    roles = {id(b): "buffer" for b in model.buffers()}
+    roles.update({id(p): "param" for p in model.parameters()})
+    return roles
