@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
@@ -36,6 +37,7 @@ class OpRecorder(TorchDispatchMode):
         self.events: list[OpEvent] = []
         self._roles = dict(roles)
         self._keep_alive: list[torch.Tensor] = []
+        self.suppressed = 0  # > 0 while a whole-function event covers the ops below it
         stack.describe = self.describe
 
     def describe(self, value: Any) -> Any:
@@ -67,9 +69,10 @@ class OpRecorder(TorchDispatchMode):
         kwargs: dict[str, Any] | None = None,
     ) -> Any:
         kwargs = kwargs or {}
+        kwargs = _real_integer_factories(args, kwargs)
         args, kwargs = _align_meta(args, kwargs)
         out = func(*args, **kwargs)
-        if self.stack.inside_custom:
+        if self.stack.inside_custom or self.suppressed:
             return out
         flat_out = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
         if getattr(func, "is_view", False) and args and isinstance(args[0], torch.Tensor):
@@ -78,18 +81,30 @@ class OpRecorder(TorchDispatchMode):
                 for t in flat_out:
                     self._roles[id(t)] = role
                     self._keep_alive.append(t)  # ids stay unique while we map them
+        self.record(
+            f"{func.namespace}.{func.overloadpacket.__name__}", func._overloadname, args, kwargs, flat_out
+        )
+        return out
+
+    def record(
+        self,
+        op: str,
+        overload: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        outputs: list[torch.Tensor],
+    ) -> None:
         self.events.append(
             OpEvent(
-                op=f"{func.namespace}.{func.overloadpacket.__name__}",
-                overload=func._overloadname,
+                op=op,
+                overload=overload,
                 args=self.describe(tuple(args)),
                 kwargs=self.describe(dict(kwargs)),
-                outputs=tuple(self.describe(t) for t in flat_out),
+                outputs=tuple(self.describe(t) for t in outputs),
                 module=self.stack.current(),
                 phase=BACKWARD if self.stack.in_backward else FORWARD,
             )
         )
-        return out
 
     def release(self) -> None:
         """Drop the references kept to parameter views."""
@@ -97,8 +112,60 @@ class OpRecorder(TorchDispatchMode):
         self._roles.clear()
 
 
+# Functions counted whole, by one formula, whichever kernel (math, flash, efficient,
+# cuDNN) or device (meta included) runs them underneath.
+WHOLE_FUNCTIONS = {
+    torch.nn.functional.scaled_dot_product_attention: "aten.scaled_dot_product_attention",
+}
+
+
+class FunctionRecorder(TorchFunctionMode):
+    """Records WHOLE_FUNCTIONS as one event and silences the aten ops they run."""
+
+    def __init__(self, ops: OpRecorder) -> None:
+        super().__init__()
+        self.ops = ops
+
+    def __torch_function__(
+        self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
+        kwargs = kwargs or {}
+        name = WHOLE_FUNCTIONS.get(func)
+        if name is None or self.ops.suppressed or self.ops.stack.inside_custom:
+            return func(*args, **kwargs)
+        self.ops.suppressed += 1
+        try:
+            out = func(*args, **kwargs)
+        finally:
+            self.ops.suppressed -= 1
+        flat_out = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+        self.ops.record(name, "default", args, kwargs, flat_out)
+        return out
+
+
 def _is_namedtuple(value: Any) -> bool:
     return isinstance(value, tuple) and hasattr(value, "_fields")
+
+
+def _real_integer_factories(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Integer and bool tensors asked for on meta (positions, masks: created there, or a
+    real one moved there) are made on the CPU instead, so the values a model inspects
+    exist; float tensors stay on meta."""
+    device, dtype = kwargs.get("device"), kwargs.get("dtype")
+    if device is None or torch.device(device).type != "meta":
+        return kwargs
+    sources = [a for a in tree_flatten(args)[0] if isinstance(a, torch.Tensor)]
+    if any(t.device.type == "meta" for t in sources):
+        return kwargs
+    if dtype is None and sources:
+        dtype = sources[0].dtype
+    if isinstance(dtype, torch.dtype):
+        is_float = dtype.is_floating_point or dtype.is_complex
+    else:
+        is_float = any(isinstance(a, float) for a in tree_flatten(args)[0])
+    if is_float:
+        return kwargs
+    return {**kwargs, "device": torch.device("cpu")}
 
 
 def _align_meta(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:

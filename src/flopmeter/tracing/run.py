@@ -10,7 +10,7 @@ from torch.utils._pytree import tree_flatten
 
 from .events import OpEvent
 from .modules import ModuleStack
-from .recorder import OpRecorder, parameter_roles
+from .recorder import FunctionRecorder, OpRecorder, parameter_roles
 
 
 @dataclass
@@ -85,7 +85,7 @@ def trace_model(
         with ModelStateGuard(model), grad_mode, stack:
             if train is not None:
                 model.train(train)
-            with recorder:
+            with recorder, FunctionRecorder(recorder):
                 try:
                     output = model(*args, **kwargs)
                     if backward:
