@@ -26,8 +26,8 @@ def module_tree(model: torch.nn.Module) -> dict[str, ModuleStats]:
     seen: set[int] = set()
     for name, module in model.named_modules():
         own = trainable = 0
-        for param in module.parameters(recurse=False):
-            if id(param) in seen:
+        for param in module._parameters.values():
+            if param is None or id(param) in seen:
                 continue
             seen.add(id(param))
             own += param.numel()
@@ -110,9 +110,7 @@ def build_report(
 
     for event in trace.events:
         if event.op in op_formulas:
-            work = _as_cost(op_formulas[event.op](event))
-            if not (work.bytes_read or work.bytes_written):
-                work = replace(work, **registry.traffic(event))
+            work = registry.with_traffic(_as_cost(op_formulas[event.op](event)), event)
             charge(event.module, event.op, "custom", work, event.phase)
             continue
         cost = registry.cost_of(event, options)

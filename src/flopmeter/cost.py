@@ -28,7 +28,14 @@ class Cost:
     weight_bytes: int = 0
 
     def __add__(self, other: Cost) -> Cost:
-        return Cost(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+        return Cost(
+            self.macs + other.macs,
+            self.flops + other.flops,
+            self.ptflops_macs + other.ptflops_macs,
+            self.bytes_read + other.bytes_read,
+            self.bytes_written + other.bytes_written,
+            self.weight_bytes + other.weight_bytes,
+        )
 
     def scaled(self, factor: int) -> Cost:
         return Cost(*(getattr(self, f.name) * factor for f in fields(self)))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from math import ceil, log2, prod
 from typing import Any
 
@@ -78,6 +79,7 @@ def formula(*ops: str) -> Callable[[Handler], Handler]:
     return register
 
 
+@lru_cache(maxsize=4096)
 def op_key(op: str) -> str:
     """The registry key of an op: in-place variants (``relu_``) share the base formula."""
     if op in _HANDLERS or op in VIEW_OPS or op in DATA_OPS:
@@ -86,6 +88,7 @@ def op_key(op: str) -> str:
     return stripped
 
 
+@lru_cache(maxsize=4096)
 def kind_of(op: str) -> str:
     """ "counted", "view", "data" or "unsupported"."""
     key = op_key(op)
@@ -107,19 +110,21 @@ def cost_of(event: OpEvent, options: CountOptions | None = None) -> Cost | None:
     if kind == "unsupported":
         return None
     work = _HANDLERS[op_key(event.op)](event, options) if kind == "counted" else Cost()
+    return with_traffic(work, event)
+
+
+def with_traffic(work: Cost, event: OpEvent) -> Cost:
+    """``work`` with the default traffic of ``event`` unless its formula set bytes:
+    every tensor input read once, every output written once (a lower bound)."""
     if work.bytes_read or work.bytes_written:
         return work
-    return replace(work, **traffic(event))
-
-
-def traffic(event: OpEvent) -> dict[str, int]:
-    """Every tensor input read once, every output written once (a lower bound)."""
-    inputs = event.tensor_inputs()
-    return {
-        "bytes_read": sum(t.nbytes for t in inputs),
-        "bytes_written": sum(t.nbytes for t in event.outputs),
-        "weight_bytes": sum(t.nbytes for t in inputs if t.role != "activation"),
-    }
+    read = weights = 0
+    for tensor in event.tensor_inputs():
+        read += tensor.nbytes
+        if tensor.role != "activation":
+            weights += tensor.nbytes
+    written = sum(t.nbytes for t in event.outputs)
+    return Cost(work.macs, work.flops, work.ptflops_macs, read, written, weights)
 
 
 def has_formula(op: str) -> bool:

@@ -44,17 +44,17 @@ class OpRecorder(TorchDispatchMode):
         """Replace every tensor in ``value`` by its TensorMeta, keeping the structure."""
         if isinstance(value, torch.Tensor):
             return TensorMeta(
-                shape=tuple(int(s) for s in value.shape),
-                dtype=str(value.dtype).removeprefix("torch."),
+                shape=tuple(value.shape),
+                dtype=_DTYPE_NAMES.get(value.dtype) or str(value.dtype).removeprefix("torch."),
                 itemsize=value.element_size(),
                 role=self._roles.get(id(value), "activation"),
             )
-        if isinstance(value, (list, tuple)):
-            return (
-                type(value)(self.describe(v) for v in value)
-                if not _is_namedtuple(value)
-                else tuple(self.describe(v) for v in value)
-            )
+        if value is None or isinstance(value, (int, float, bool, str)):
+            return value
+        if isinstance(value, list):
+            return [self.describe(v) for v in value]
+        if isinstance(value, tuple):
+            return tuple(self.describe(v) for v in value)
         if isinstance(value, dict):
             return {k: self.describe(v) for k, v in value.items()}
         if isinstance(value, (torch.dtype, torch.device, torch.memory_format, torch.layout)):
@@ -69,12 +69,18 @@ class OpRecorder(TorchDispatchMode):
         kwargs: dict[str, Any] | None = None,
     ) -> Any:
         kwargs = kwargs or {}
-        kwargs = _real_integer_factories(args, kwargs)
-        args, kwargs = _align_meta(args, kwargs)
+        tensors = _tensors(args, kwargs)
+        if "device" in kwargs:
+            kwargs = _real_integer_factories(args, kwargs, tensors)
+        if len(tensors) > 1 and any(t.is_meta for t in tensors):
+            args, kwargs = _align_meta(args, kwargs)
         out = func(*args, **kwargs)
         if self.stack.inside_custom or self.suppressed:
             return out
-        flat_out = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+        if isinstance(out, torch.Tensor):
+            flat_out = [out]
+        else:
+            flat_out = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
         if getattr(func, "is_view", False) and args and isinstance(args[0], torch.Tensor):
             role = self._roles.get(id(args[0]))
             if role is not None:
@@ -143,26 +149,48 @@ class FunctionRecorder(TorchFunctionMode):
         return out
 
 
-def _is_namedtuple(value: Any) -> bool:
-    return isinstance(value, tuple) and hasattr(value, "_fields")
+_DTYPE_NAMES = {
+    dtype: str(dtype).removeprefix("torch.")
+    for dtype in (
+        torch.float32,
+        torch.float16,
+        torch.bfloat16,
+        torch.float64,
+        torch.int64,
+        torch.int32,
+        torch.bool,
+    )
+}
 
 
-def _real_integer_factories(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+def _tensors(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[torch.Tensor]:
+    """Tensor arguments, also inside lists (aten arguments nest at most one level)."""
+    found = []
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, torch.Tensor):
+            found.append(value)
+        elif isinstance(value, (list, tuple)):
+            found.extend(v for v in value if isinstance(v, torch.Tensor))
+    return found
+
+
+def _real_integer_factories(
+    args: tuple[Any, ...], kwargs: dict[str, Any], sources: list[torch.Tensor]
+) -> dict[str, Any]:
     """Integer and bool tensors asked for on meta (positions, masks: created there, or a
     real one moved there) are made on the CPU instead, so the values a model inspects
     exist; float tensors stay on meta."""
     device, dtype = kwargs.get("device"), kwargs.get("dtype")
     if device is None or torch.device(device).type != "meta":
         return kwargs
-    sources = [a for a in tree_flatten(args)[0] if isinstance(a, torch.Tensor)]
-    if any(t.device.type == "meta" for t in sources):
+    if any(t.is_meta for t in sources):
         return kwargs
     if dtype is None and sources:
         dtype = sources[0].dtype
     if isinstance(dtype, torch.dtype):
         is_float = dtype.is_floating_point or dtype.is_complex
     else:
-        is_float = any(isinstance(a, float) for a in tree_flatten(args)[0])
+        is_float = any(isinstance(a, float) for a in args)
     if is_float:
         return kwargs
     return {**kwargs, "device": torch.device("cpu")}
@@ -170,8 +198,7 @@ def _real_integer_factories(args: tuple[Any, ...], kwargs: dict[str, Any]) -> di
 
 def _align_meta(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
     flat, spec = tree_flatten((args, kwargs))
-    devices = {t.device.type for t in flat if isinstance(t, torch.Tensor)}
-    if "meta" not in devices or len(devices) == 1:
+    if all(t.is_meta for t in flat if isinstance(t, torch.Tensor)):
         return args, kwargs
     moved = [t.to("meta") if isinstance(t, torch.Tensor) and t.device.type != "meta" else t for t in flat]
     new_args, new_kwargs = tree_unflatten(moved, spec)
