@@ -26,7 +26,7 @@ def scaled(value: float, units: str = "auto", precision: int = 2) -> str:
 def count(value: float, unit: str, units: str = "auto", precision: int = 2) -> str:
     """``count(716e6, "MACs")`` -> ``"716.00 MMACs"``; ``count(61e6, "params")`` -> ``"61.00 M params"``."""
     text = scaled(value, units, precision)
-    return text + (" " + unit if unit[:1].islower() else unit)
+    return text.rstrip() + " " + unit if unit[:1].islower() else text + unit
 
 
 def percent(part: float, whole: float, precision: int = 2) -> str:

@@ -1,0 +1,275 @@
+"""The ``flopmeter`` command: load a model, build inputs, call the library, render.
+
+A thin shell: no counting logic lives here. Exit codes: 0 success, 2 bad usage
+(unknown model, bad shape spec), 1 the model itself failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TextIO
+
+from .api import ModelError, profile
+from .inputs import InputSpec, parse_spec
+from .models import ModelSourceError, load_model, parse_override
+from .report import CONVENTIONS, Report
+
+EXAMPLES = """\
+examples:
+  flopmeter torchvision:alexnet                       the per-layer tree (the seed's example)
+  flopmeter torchvision:resnet50 --input 8x3x224x224 --depth 2
+  flopmeter timm:vit_base_patch16_224 --by op         cost per operator type
+  flopmeter transformers:LlamaConfig --set num_hidden_layers=80 --set hidden_size=8192 \\
+      --set intermediate_size=28672 --set num_key_value_heads=8 \\
+      --input input_ids:1x2048:int64 --meta           a 70B-class model, no memory needed
+  flopmeter path/to/my_model.py:build_model --input 1x3x32x32
+  flopmeter torchvision:resnet50 --format json > cost.json
+  flopmeter compare torchvision:resnet50 torchvision:mobilenet_v3_large
+"""
+
+
+class UsageError(Exception):
+    """Bad command line: reported with exit code 2."""
+
+
+def build_parser(compare: bool = False) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="flopmeter compare" if compare else "flopmeter",
+        description=(
+            "Compare the params, MACs and FLOPs of several models side by side."
+            if compare
+            else "Count the FLOPs, MACs, params and memory traffic of a model, per layer."
+        ),
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    if compare:
+        parser.add_argument("models", nargs="+", metavar="MODEL", help="two or more model sources")
+    else:
+        parser.add_argument(
+            "model",
+            metavar="MODEL",
+            help="torchvision:NAME, timm:NAME, transformers:CONFIGCLASS (or a config.json / model dir), "
+            "or FILE.py:CALLABLE (a class or function returning an nn.Module); e.g. torchvision:alexnet",
+        )
+    parser.add_argument(
+        "--input",
+        "-i",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="an input shape, with optional name and dtype: 1x3x224x224, input_ids:1x128:int64; "
+        "repeat for several arguments (default: the model's documented input)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model/config override, e.g. --set num_hidden_layers=2 (values read as JSON)",
+    )
+    parser.add_argument(
+        "--meta",
+        action="store_true",
+        help="build the model on the meta device: no memory for weights (e.g. 70B configs)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        metavar="N",
+        help="set the leading dimension of every input, e.g. --batch-size 8",
+    )
+    parser.add_argument("--backward", action="store_true", help="count forward + backward (a training step)")
+    parser.add_argument("--train", action="store_true", help="run in train mode (dropout, batch statistics)")
+    parser.add_argument(
+        "--causal",
+        choices=["full", "needed"],
+        default="full",
+        help="count causal attention dense (full, default) or only the kept half (needed)",
+    )
+    parser.add_argument(
+        "--convention",
+        choices=CONVENTIONS,
+        default="exact",
+        help="FLOPs column: exact (default, the seed's), 2mac, mac or ptflops",
+    )
+    parser.add_argument(
+        "--units",
+        choices=["auto", "T", "G", "M", "K", "plain"],
+        default="auto",
+        help="units of counts, e.g. --units G (default auto)",
+    )
+    parser.add_argument("--precision", type=int, default=2, metavar="N", help="decimals shown (default 2)")
+    if not compare:
+        parser.add_argument(
+            "--depth", type=int, metavar="N", help="show modules down to depth N, e.g. --depth 2"
+        )
+        parser.add_argument(
+            "--by",
+            choices=["module", "op"],
+            default="module",
+            help="one row per module (default) or per aten operator (--by op)",
+        )
+        parser.add_argument(
+            "--sort",
+            choices=["flops", "macs", "params", "bytes", "name"],
+            help="sort table rows, e.g. --sort flops (implies --format table)",
+        )
+        parser.add_argument(
+            "--top", type=int, metavar="N", help="only the N most expensive rows, e.g. --top 10"
+        )
+        parser.add_argument(
+            "--format",
+            "-f",
+            choices=["tree", "table", "json", "csv", "markdown"],
+            help="output format (default tree; table with --by op, --sort or --top)",
+        )
+        parser.add_argument(
+            "--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout"
+        )
+    parser.add_argument("-q", "--quiet", action="store_true", help="print the totals only")
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> int:
+    """Entry point; returns the exit code (0 ok, 1 the model failed, 2 bad usage)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    out, err = stdout or sys.stdout, stderr or sys.stderr
+    compare = bool(argv) and argv[0] == "compare"
+    parser = build_parser(compare)
+    try:
+        args = parser.parse_args(argv[1:] if compare else argv)
+    except SystemExit as exit_:  # argparse already printed its message
+        return int(exit_.code or 0)
+    try:
+        if compare:
+            return _compare(args, out, err)
+        return _single(args, out, err)
+    except (UsageError, ModelSourceError, ValueError) as error:
+        print(f"flopmeter: error: {error}", file=err)
+        return 2
+    except ModelError as error:
+        print(f"flopmeter: the model failed: {error}", file=err)
+        return 1
+
+
+def _units(args: argparse.Namespace) -> str:
+    return "" if args.units == "plain" else args.units
+
+
+def _specs(args: argparse.Namespace, default: list[InputSpec]) -> list[InputSpec]:
+    specs = [parse_spec(text) for text in args.input] or list(default)
+    if not specs:
+        raise UsageError(
+            "this model has no documented input: give one with --input, e.g. --input 1x3x224x224"
+        )
+    if args.batch_size is not None:
+        if args.batch_size < 1:
+            raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
+        specs = [replace(s, shape=(args.batch_size, *s.shape[1:])) if s.shape else s for s in specs]
+    return specs
+
+
+def _run(source: str, args: argparse.Namespace) -> Report:
+    overrides = dict(parse_override(text) for text in args.set)
+    loaded = load_model(source, overrides=overrides, meta=args.meta)
+    specs = _specs(args, loaded.default_inputs)
+    return profile(
+        loaded.model,
+        input_shape=specs if len(specs) > 1 or specs[0].name else specs[0],
+        backward=args.backward,
+        train=True if args.train else None,
+        causal=args.causal,
+        name=loaded.name,
+    )
+
+
+def _single(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    print(f"flopmeter: counting {args.model} ...", file=err, flush=True)
+    report = _run(args.model, args)
+    text = render(report, args)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        print(f"flopmeter: wrote {args.output}", file=err)
+    else:
+        out.write(text)
+    return 0
+
+
+def render(report: Report, args: argparse.Namespace) -> str:
+    """The report in the format the options ask for."""
+    from .render import formats, text
+
+    units, precision, convention = _units(args), args.precision, args.convention
+    if args.quiet:
+        return "\n".join(text.summary_lines(report, convention, units, precision)) + "\n"
+    fmt = args.format or ("table" if (args.by == "op" or args.sort or args.top) else "tree")
+    if fmt == "json":
+        return formats.to_json(report) + "\n"
+    if fmt == "csv":
+        return formats.to_csv(report)
+    if fmt == "markdown":
+        return formats.to_markdown(
+            report,
+            depth=args.depth if args.depth is not None else 1,
+            convention=convention,
+            units=units,
+            precision=precision,
+        )
+    if args.by == "op":
+        return (
+            text.render_operators(
+                report, convention=convention, units=units, precision=precision, top=args.top
+            )
+            + "\n"
+        )
+    if fmt == "table":
+        return (
+            text.render_table(
+                report,
+                depth=args.depth,
+                convention=convention,
+                units=units,
+                precision=precision,
+                sort=args.sort or ("flops" if args.top else None),
+                top=args.top,
+            )
+            + "\n"
+        )
+    return (
+        text.render_tree(report, depth=args.depth, convention=convention, units=units, precision=precision)
+        + "\n"
+    )
+
+
+def _compare(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .render.compare import render_comparison
+
+    if len(args.models) < 2:
+        raise UsageError(
+            "compare needs at least two models, e.g. compare torchvision:resnet50 torchvision:resnet18"
+        )
+    reports: list[Report] = []
+    for index, source in enumerate(args.models, start=1):
+        print(f"flopmeter: [{index}/{len(args.models)}] counting {source} ...", file=err, flush=True)
+        reports.append(_run(source, args))
+    out.write(
+        render_comparison(reports, convention=args.convention, units=_units(args), precision=args.precision)
+        + "\n"
+    )
+    return 0
+
+
+def run(argv: Sequence[str]) -> tuple[int, str, str]:
+    """Run the command in-process: (exit code, stdout, stderr). For tests and notebooks."""
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), out, err)
+    return code, out.getvalue(), err.getvalue()
