@@ -63,7 +63,8 @@ DATA_OPS = frozenset(
         "pixel_shuffle pixel_unshuffle channel_shuffle native_channel_shuffle col2im im2col "
         "_unsafe_index _unsafe_index_put bucketize searchsorted one_hot randn rand randint randperm "
         "normal_ uniform_ random_ exponential_ masked_fill_ index_fill "
-        "_pin_memory lift unique_consecutive _unique2 unique_dim"
+        "_pin_memory lift unique_consecutive _unique2 unique_dim select_backward slice_backward "
+        "diagonal_backward as_strided_backward unfold_backward index_select_backward"
     ).split()
 ) | frozenset("aten." + name for name in elementwise.FILL_OPS)
 
@@ -569,6 +570,8 @@ def _per_element(name: str, event: OpEvent) -> int:
         per += 1  # alpha * other
     elif name == "clamp" and (event.arg(1, "min") is None or event.arg(2, "max") is None):
         per = 1
+    elif name == "elu":
+        per += int(_nonzero(event.arg(2, "scale", 1), 1)) + int(_nonzero(event.arg(3, "input_scale", 1), 1))
     elif name == "softplus" and _nonzero(event.arg(1, "beta", 1), 1):
         per += 2
     elif name == "gelu" and event.kwargs.get("approximate", event.arg(1, "approximate", "none")) == "tanh":
@@ -722,6 +725,107 @@ def _embedding_bag(event: OpEvent, options: CountOptions) -> Cost:
         flops=max(indices.numel - (out.numel // max(out.shape[-1], 1)), 0) * out.shape[-1]
         + (out.numel if mode == 1 else 0)
     )
+
+
+# ------------------------------------------------------------------------------ backward
+@formula(*elementwise.PER_ELEMENT_BACKWARD)
+def _activation_backward(event: OpEvent, options: CountOptions) -> Cost:
+    name = event.op.removeprefix("aten.")
+    per = elementwise.PER_ELEMENT_BACKWARD[name]
+    if (
+        name == "gelu_backward"
+        and event.kwargs.get("approximate", event.arg(2, "approximate", "none")) == "tanh"
+    ):
+        per = 15  # the tanh form's derivative: tanh (9 as forward) + sech^2 and chain (6)
+    return elementwise.pointwise(_out_numel(event), per)
+
+
+@formula("_softmax_backward_data", "_log_softmax_backward_data")
+def _softmax_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """softmax: g*y - y*sum(g*y); log_softmax: g - exp(y)*sum(g): 4n-1 per row either way."""
+    grad = event.args[0]
+    dim = int(event.arg(2, "dim", -1)) % max(grad.ndim, 1)
+    length = grad.shape[dim] if grad.ndim else 1
+    return Cost(flops=(grad.numel // max(length, 1)) * (4 * length - 1))
+
+
+@formula(
+    "native_layer_norm_backward",
+    "native_group_norm_backward",
+    "native_batch_norm_backward",
+    "_native_batch_norm_legit_backward",
+    "cudnn_batch_norm_backward",
+    "batch_norm_backward",
+)
+def _norm_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """Per element: grad_input 8 (recompute x_hat 2, scale by gamma 1, two row sums 2,
+    combine 3); grad_weight 2 (multiply by x_hat, accumulate); grad_bias 1 (accumulate).
+    Eval-mode BatchNorm grad_input is 1 per element (the folded scale)."""
+    grad, x = event.args[0], event.args[1]
+    mask = event.kwargs.get("output_mask") or next(
+        (
+            a
+            for a in reversed(event.args)
+            if isinstance(a, list) and len(a) == 3 and all(isinstance(b, bool) for b in a)
+        ),
+        [True, True, True],
+    )
+    training = True
+    if "batch_norm" in event.op:
+        training = (
+            bool(event.arg(7, "train", True)) if event.op == "aten.native_batch_norm_backward" else True
+        )
+    per_element = (8 if training else 1) * int(mask[0]) + 2 * int(mask[1]) + int(mask[2])
+    return Cost(flops=x.numel * per_element if x.numel == grad.numel else grad.numel * per_element)
+
+
+@formula("embedding_dense_backward", "embedding_backward")
+def _embedding_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """Scatter-add of every output-gradient element into the weight gradient: 1 add each."""
+    return Cost(flops=event.args[0].numel)
+
+
+@formula("max_pool2d_with_indices_backward", "max_pool3d_with_indices_backward")
+def _max_pool_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """Each output gradient is added at its argmax: 1 add per output-gradient element."""
+    return Cost(flops=event.args[0].numel)
+
+
+@formula(
+    "avg_pool2d_backward",
+    "avg_pool3d_backward",
+    "_adaptive_avg_pool2d_backward",
+    "_adaptive_avg_pool3d_backward",
+)
+def _avg_pool_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """Each input-gradient element: its share (divide) accumulated (add): 2 per element."""
+    return Cost(flops=2 * _out_numel(event))
+
+
+def _sdpa_backward(event: OpEvent, options: CountOptions, causal: Any) -> Cost:
+    q, k, v = event.args[1], event.args[2], event.args[3]  # args[0] is grad_out
+    return attn.attention_backward(
+        prod(q.shape[:-2]),
+        q.shape[-2],
+        k.shape[-2],
+        q.shape[-1],
+        v.shape[-1],
+        causal_needed=bool(causal) and options.causal == "needed",
+    )
+
+
+@formula(
+    "_scaled_dot_product_flash_attention_for_cpu_backward", "_scaled_dot_product_flash_attention_backward"
+)
+def _sdpa_flash_backward(event: OpEvent, options: CountOptions) -> Cost:
+    return _sdpa_backward(
+        event, options, event.arg(7 if "for_cpu" not in event.op else 6, "is_causal", False)
+    )
+
+
+@formula("_scaled_dot_product_efficient_attention_backward", "_scaled_dot_product_cudnn_attention_backward")
+def _sdpa_other_backward(event: OpEvent, options: CountOptions) -> Cost:
+    return _sdpa_backward(event, options, event.kwargs.get("is_causal", False))
 
 
 def covered_ops() -> list[str]:

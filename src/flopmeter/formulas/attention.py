@@ -51,3 +51,25 @@ def attention(
         ptflops_macs=macs,
     )
     return per_head.scaled(heads)
+
+
+def attention_backward(
+    heads: int, queries: int, keys: int, head_dim: int, value_dim: int, *, causal_needed: bool = False
+) -> Cost:
+    """Gradients of softmax(Q K^T * scale) V from dO, per head (no recomputation counted):
+    dV = P^T dO: S*Ev dots of length L;  dP = dO V^T: L*S dots of length Ev;
+    D = rowsum(dO * O): L dots of length Ev;  dS = P * (dP - D) * scale: 3 per score;
+    dQ = dS K: L*E dots of length S;  dK = dS^T Q: S*E dots of length L.
+    MACs = 2*L*S*(E + Ev) + L*Ev: twice the forward's, plus D."""
+    scores = causal_row_lengths_sum(queries, keys) if causal_needed else queries * keys
+    rows, cols = queries, keys
+    macs = 2 * scores * (head_dim + value_dim) + rows * value_dim
+    flops = (
+        value_dim * (2 * scores - cols)  # dV
+        + scores * (2 * value_dim - 1)  # dP
+        + rows * (2 * value_dim - 1)  # D
+        + 3 * scores  # dS
+        + head_dim * (2 * scores - rows)  # dQ
+        + head_dim * (2 * scores - cols)  # dK
+    )
+    return Cost(macs=macs, flops=flops, ptflops_macs=macs).scaled(heads)

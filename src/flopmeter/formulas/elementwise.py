@@ -84,11 +84,12 @@ PER_ELEMENT: dict[str, int] = {
     "prelu": 2,  # compare, multiply
     "_prelu_kernel": 2,
     "rrelu": 2,
-    "elu": 4,  # x > 0 ? x : alpha*(exp(x) - 1): compare, exp, sub, mul
+    "elu": 4,  # x > 0 ? x : alpha*(exp(x) - 1): compare, exp, sub, mul (+1 per scale != 1: SELU)
     "celu": 5,  # elu with x/alpha: one more divide
     "selu": 5,  # scale * elu: one more multiply
     "sigmoid": 3,  # 1 / (1 + exp(-x)): exp, add, divide
     "log_sigmoid": 4,  # -log(1 + exp(-x)): exp, add, log, negate
+    "log_sigmoid_forward": 4,
     "hardsigmoid": 4,  # min(max(x + 3, 0), 6) / 6: add, max, min, divide
     "hardswish": 5,  # x * hardsigmoid(x)
     "silu": 4,  # x * sigmoid(x)
@@ -171,3 +172,22 @@ def softmax(rows: int, length: int, *, log: bool = False) -> Cost:
 def cumulative(rows: int, length: int) -> Cost:
     """cumsum / cumprod along rows of ``length``: length-1 adds per row."""
     return Cost(flops=rows * max(length - 1, 0))
+
+
+# Backward of activations: FLOPs per input-gradient element, from the derivative.
+PER_ELEMENT_BACKWARD: dict[str, int] = {
+    "threshold_backward": 1,  # relu: g if x > 0 else 0
+    "hardtanh_backward": 2,  # g if lo < x < hi: two compares
+    "leaky_relu_backward": 2,  # compare, multiply
+    "elu_backward": 3,  # compare, (y + alpha) * g
+    "sigmoid_backward": 3,  # g * y * (1 - y)
+    "tanh_backward": 3,  # g * (1 - y^2)
+    "silu_backward": 8,  # s = sigmoid(x) (3); g * s * (1 + x * (1 - s)) (5)
+    "gelu_backward": 11,  # cdf (4) + pdf exp(-x^2/2)/sqrt(2 pi) (4) + g * (cdf + x * pdf) (3)
+    "hardswish_backward": 4,  # range compares, (2x + 3) / 6 * g
+    "hardsigmoid_backward": 2,  # range compare, g / 6
+    "softplus_backward": 4,  # g * sigmoid(beta * x)
+    "log_sigmoid_backward": 4,
+    "mish_backward": 12,  # tanh(softplus(x)) (4) and its derivative through sigmoid (8)
+    "native_dropout_backward": 1,  # g * mask * scale (mask already scaled)
+}

@@ -1,8 +1,12 @@
 """Which module is running: a stack kept by global module hooks, removed on exit.
 
 Nothing is written into the user's model: the hooks are torch's global ones
-(``register_module_forward_pre_hook``), active only inside the ``with`` block, and the
-backward bookkeeping lives on gradient hooks of activation tensors, also removed on exit.
+(``register_module_forward_pre_hook``), active only inside the ``with`` block.
+
+Backward: when a module's forward returns, the autograd nodes its forward created are
+found by walking back from its outputs to its inputs, and remembered as its own; during
+the backward pass, the node autograd is executing (``_current_autograd_node``) tells
+whose backward an op belongs to.
 """
 
 from __future__ import annotations
@@ -10,7 +14,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch.autograd.graph import register_multi_grad_hook
 from torch.nn.modules.module import (
     register_module_forward_hook,
     register_module_forward_pre_hook,
@@ -30,7 +33,7 @@ class ModuleStack:
     def __init__(self, root: torch.nn.Module, track_backward: bool = False) -> None:
         self.names: dict[int, str] = {id(m): name for name, m in root.named_modules()}
         self._forward: list[str] = []
-        self._backward: list[str] = []
+        self._node_owner: dict[Any, str] = {}
         self._track_backward = track_backward
         self._handles: list[RemovableHandle] = []
         self.calls: dict[str, int] = {}
@@ -50,9 +53,7 @@ class ModuleStack:
     def current(self) -> str:
         """Qualified name of the innermost running module ("" for the root)."""
         if self.in_backward:
-            if not self._backward:
-                return ""
-            return max(self._backward, key=lambda name: name.count(".") + 1 if name else 0)
+            return self._node_owner.get(torch._C._current_autograd_node(), "")
         return self._forward[-1] if self._forward else ""
 
     @property
@@ -70,10 +71,6 @@ class ModuleStack:
         self.calls[name] = self.calls.get(name, 0) + 1
         if self.custom_types and isinstance(module, self.custom_types):
             self._custom_depth += 1
-        if self._track_backward:
-            grads = [t for t in tree_flatten(args)[0] if isinstance(t, torch.Tensor) and t.requires_grad]
-            if grads:
-                self._handles.append(register_multi_grad_hook(grads, self._leave_backward(name), mode="any"))
 
     def _post(self, module: torch.nn.Module, args: Any, output: Any) -> None:
         name = self.names.get(id(module))
@@ -85,23 +82,28 @@ class ModuleStack:
             self._custom_depth -= 1
             if self._custom_depth == 0:
                 self.custom_calls.append((name, module, self.describe(args), self.describe(output)))
-        if self._track_backward and output is not None:
-            grads = [t for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor) and t.requires_grad]
-            if grads:
-                self._handles.append(register_multi_grad_hook(grads, self._enter_backward(name), mode="any"))
+        if self._track_backward and torch.is_grad_enabled():
+            self._claim_nodes(name, args, output)
 
-    def _enter_backward(self, name: str) -> Any:
-        def hook(*_: Any) -> None:
-            self._backward.append(name)
-
-        return hook
-
-    def _leave_backward(self, name: str) -> Any:
-        def hook(*_: Any) -> None:
-            if name in self._backward:
-                self._backward.remove(name)
-
-        return hook
+    def _claim_nodes(self, name: str, args: Any, output: Any) -> None:
+        """Mark the autograd nodes between ``output`` and ``args`` as ``name``'s, except
+        those a child already claimed (the walk passes through them) and those of
+        modules outside this one (the walk stops there)."""
+        boundary = {t.grad_fn for t in tree_flatten(args)[0] if isinstance(t, torch.Tensor) and t.grad_fn}
+        todo = [t.grad_fn for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor) and t.grad_fn]
+        inside = name + "." if name else ""
+        seen: set[Any] = set()
+        while todo:
+            node = todo.pop()
+            if node is None or node in seen or node in boundary:
+                continue
+            seen.add(node)
+            owner = self._node_owner.get(node)
+            if owner is None:
+                self._node_owner[node] = name
+            elif owner != name and not owner.startswith(inside):
+                continue  # an earlier module's node: this module's graph ends here
+            todo.extend(next_node for next_node, _ in node.next_functions)
 
     def __enter__(self) -> ModuleStack:
         self._handles.append(register_module_forward_pre_hook(self._pre))
@@ -113,4 +115,4 @@ class ModuleStack:
             handle.remove()
         self._handles.clear()
         self._forward.clear()
-        self._backward.clear()
+        self._node_owner.clear()

@@ -1,0 +1,202 @@
+"""Norms, activations, pooling, resampling, elementwise ops: hand counts, then traced."""
+
+import pytest
+import torch
+from torch import nn
+
+import flopmeter
+from flopmeter.formulas import elementwise, normalization, pooling
+
+
+def flops_of(module: nn.Module, *inputs: torch.Tensor, **kwargs) -> int:
+    report = flopmeter.profile(module, inputs, **kwargs)
+    assert report.unsupported_ops() == {}, report.unsupported_ops()
+    return report.flops
+
+
+class Fn(nn.Module):
+    def __init__(self, fn) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, *args):
+        return self.fn(*args)
+
+
+class TestNormalization:
+    def test_layer_norm(self):
+        # 2 rows of D=16: 2*(5*16+2) statistics + 2*32 affine (weight and bias)
+        assert normalization.normalize_with_statistics(2, 16, weight=True, bias=True).flops == 228
+        assert flops_of(nn.LayerNorm(16), torch.randn(2, 16)) == 228
+
+    def test_group_norm(self):
+        # 2 groups of D=2*9=18: 2*(5*18+2) = 184, affine on 36 elements: 72
+        assert flops_of(nn.GroupNorm(2, 4), torch.randn(1, 4, 3, 3)) == 256
+
+    def test_instance_norm(self):
+        # 4 planes of 9, no affine, no running stats: 4*(5*9+2) = 188
+        assert flops_of(nn.InstanceNorm2d(4), torch.randn(1, 4, 3, 3)) == 188
+
+    def test_batch_norm_eval_and_train(self):
+        bn = nn.BatchNorm2d(4)
+        # eval: 2 per element (36) + 5 per channel (4) = 72 + 20
+        assert flops_of(bn, torch.randn(1, 4, 3, 3)) == 92
+        # train: statistics 4*(5*9+2) = 188, affine 72, running stats 7*4 = 28,
+        # and num_batches_tracked += 1 (an integer add the module runs): 1
+        assert flops_of(bn, torch.randn(1, 4, 3, 3), train=True) == 289
+
+    def test_rms_norm(self):
+        # 2 rows of 16: 2*(3*16+2) + 32 weight multiplies = 132
+        assert normalization.rms_norm(2, 16, weight=True).flops == 132
+        assert flops_of(nn.RMSNorm(16), torch.randn(2, 16)) == 132
+
+
+ACTIVATIONS = [
+    (nn.ReLU(), 1),
+    (nn.ReLU6(), 2),
+    (nn.LeakyReLU(), 2),
+    (nn.PReLU(), 2),
+    (nn.ELU(), 4),
+    (nn.SELU(), 5),
+    (nn.CELU(), 5),
+    (nn.Sigmoid(), 3),
+    (nn.Tanh(), 1),
+    (nn.Hardswish(), 5),
+    (nn.Hardsigmoid(), 4),
+    (nn.SiLU(), 4),
+    (nn.Mish(), 5),
+    (nn.Softplus(), 3),
+    (nn.Softplus(beta=2.0), 5),
+    (nn.GELU(), 5),
+    (nn.GELU(approximate="tanh"), 9),
+    (nn.LogSigmoid(), 4),
+    (nn.Hardtanh(-2.0, 2.0), 2),
+]
+
+
+@pytest.mark.parametrize(
+    "module,per_element", ACTIVATIONS, ids=lambda v: type(v).__name__ if isinstance(v, nn.Module) else str(v)
+)
+def test_activations(module, per_element):
+    assert flops_of(module, torch.randn(2, 8)) == 16 * per_element  # 16 elements
+
+
+class TestSoftmaxAndReductions:
+    def test_softmax(self):
+        assert elementwise.softmax(3, 4).flops == 54  # 3 rows * (5*4-2)
+        assert flops_of(nn.Softmax(-1), torch.randn(3, 4)) == 54
+        assert flops_of(nn.LogSoftmax(-1), torch.randn(3, 4)) == 45  # 3 * (4*4-1)
+
+    @pytest.mark.parametrize(
+        "fn,expected",
+        [
+            (lambda x: x.sum(1), 9),  # 3 rows of 4: 3 adds each
+            (lambda x: x.mean(1), 12),  # 3 adds + 1 divide per row
+            (lambda x: x.var(1), 48),  # 4*4 per row
+            (lambda x: x.std(1), 51),  # + sqrt
+            (lambda x: x.amax(1), 9),
+            (lambda x: x.cumsum(1), 9),
+            (lambda x: x.norm(dim=1), 24),  # 2*4 per row
+            (lambda x: torch.logsumexp(x, 1), 48),  # 4*4 per row
+        ],
+    )
+    def test_reductions(self, fn, expected):
+        assert flops_of(Fn(fn), torch.randn(3, 4)) == expected
+
+
+class TestElementwise:
+    def test_broadcasting_counts_outputs(self):
+        assert flops_of(Fn(torch.add), torch.randn(4, 1), torch.randn(1, 5)) == 20  # 4x5 outputs
+
+    @pytest.mark.parametrize(
+        "fn,expected",
+        [
+            (lambda x: x * 2 + 1, 24),  # mul, add: 12 each
+            (lambda x: torch.sqrt(x.abs()), 24),
+            (lambda x: x.exp().log(), 24),
+            (lambda x: x.pow(2), 12),
+            (lambda x: torch.add(x, x, alpha=2), 24),  # alpha * other, + add
+            (lambda x: x.clamp(min=0), 12),
+            (lambda x: x.clamp(-1, 1), 24),
+            (lambda x: torch.where(x > 0, x, 0.0), 24),  # compare, select
+            (lambda x: x.reshape(4, 3).permute(1, 0).contiguous(), 0),  # views and a copy: no FLOPs
+        ],
+    )
+    def test_pointwise(self, fn, expected):
+        assert flops_of(Fn(fn), torch.randn(3, 4)) == expected
+
+    def test_embedding_is_free_but_moves_bytes(self):
+        report = flopmeter.profile(nn.Embedding(10, 4), torch.tensor([[1, 2, 3]]))
+        assert report.flops == 0 and report.macs == 0
+        assert report.bytes_read == 3 * 4 * 4 + 3 * 8  # the 3 picked rows (fp32) + 3 int64 ids
+        assert report.bytes_written == 48
+
+
+class TestPooling:
+    def test_max_and_avg(self):
+        assert flops_of(nn.MaxPool2d(2), torch.randn(1, 1, 4, 4)) == 12  # 4 outputs * (4-1)
+        assert flops_of(nn.AvgPool2d(2), torch.randn(1, 1, 4, 4)) == 16  # 4 outputs * 4
+        assert flops_of(nn.MaxPool1d(3), torch.randn(1, 2, 9)) == 12  # 6 outputs * 2
+        assert flops_of(nn.AvgPool3d(2), torch.randn(1, 1, 4, 4, 4)) == 64  # 8 outputs * 8
+
+    def test_adaptive_windows_exactly(self):
+        # 5 -> 3: windows [0,2), [1,4), [3,5): sizes 2, 3, 2 -> 7; in 2-D: 7*7 = 49 cells
+        assert pooling.adaptive_windows((5, 5), (3, 3)) == (49, 9)
+        assert flops_of(nn.AdaptiveAvgPool2d(3), torch.randn(1, 1, 5, 5)) == 49
+        assert flops_of(nn.AdaptiveMaxPool2d(3), torch.randn(1, 1, 5, 5)) == 40  # 49 - 9
+        assert flops_of(nn.AdaptiveAvgPool1d(3), torch.randn(1, 2, 5)) == 14  # 2 planes * 7
+        assert flops_of(nn.AdaptiveAvgPool2d(1), torch.randn(1, 2, 4, 4)) == 32  # mean: 16 per plane
+
+    @pytest.mark.parametrize("mode,per_output", [("nearest", 0), ("bilinear", 9), ("bicubic", 35)])
+    def test_interpolate_2d(self, mode, per_output):
+        up = nn.Upsample(scale_factor=2, mode=mode)
+        assert flops_of(up, torch.randn(1, 2, 3, 3)) == 72 * per_output  # 1x2x6x6 outputs
+
+    def test_interpolate_1d_3d(self):
+        assert flops_of(nn.Upsample(scale_factor=2, mode="linear"), torch.randn(1, 1, 4)) == 24  # 8 * 3
+        assert flops_of(nn.Upsample(scale_factor=2, mode="trilinear"), torch.randn(1, 1, 2, 2, 2)) == 64 * 21
+
+
+class TestContractionsTraced:
+    def test_conv_transpose_with_output_padding_groups_dilation(self):
+        conv = nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2, dilation=1)
+        report = flopmeter.profile(conv, torch.randn(1, 4, 5, 5))
+        # each of 4*25 inputs times (6/2)*9 weights = 2,700 MACs
+        assert report.macs == 2_700
+        assert report.flops == 2 * 2_700 - 600 + 600  # outputs 6*10*10 = 600, bias adds 600
+
+    def test_dilated_strided_conv1d_conv3d(self):
+        c1 = flopmeter.profile(nn.Conv1d(2, 4, 3, stride=2, dilation=2), torch.randn(1, 2, 11))
+        # dilated kernel spans 5: (11-5)//2+1 = 4 outputs per channel; 4 channels, dots of 2*3
+        assert c1.macs == 96  # 4*4*6
+        c3 = flopmeter.profile(nn.Conv3d(2, 3, 3, bias=False), torch.randn(1, 2, 4, 4, 4))
+        assert c3.flops == 2_568  # (2*54-1) * 24
+
+    def test_einsum_tensordot_bilinear(self):
+        a, b = torch.randn(2, 3, 4), torch.randn(2, 4, 5)
+        assert flopmeter.profile(Fn(lambda a, b: torch.einsum("bij,bjk->bik", a, b)), (a, b)).macs == 120
+        assert flopmeter.profile(Fn(lambda a, b: torch.tensordot(a, b, dims=([2], [1]))), (a, b)).macs == 240
+        outer = flopmeter.profile(
+            Fn(lambda x, y: torch.einsum("i,j->ij", x, y)), (torch.randn(3), torch.randn(4))
+        )
+        assert outer.flops == 12 and outer.macs == 0  # 12 products, nothing accumulated
+        report = flopmeter.profile(nn.Bilinear(3, 4, 5), (torch.randn(2, 3), torch.randn(2, 4)))
+        assert report.macs == 120  # 2 rows * 5 outputs * 3*4
+        assert report.unsupported_ops() == {}
+
+
+class TestOpLists:
+    def test_views_are_free_and_apart_from_unsupported(self):
+        from flopmeter import registry
+
+        assert registry.kind_of("aten.view") == "view"
+        assert registry.kind_of("aten.cat") == "data"
+        assert registry.kind_of("aten.convolution") == "counted"
+        assert registry.kind_of("aten.relu_") == "counted"  # in-place shares the formula
+        assert registry.kind_of("aten.fft_rfft") == "unsupported"
+
+    def test_unsupported_op_is_reported_with_calls_and_shapes(self):
+        report = flopmeter.profile(Fn(lambda x: torch.fft.rfft(x) if True else x), torch.randn(2, 8))
+        entry = report.unsupported_ops()["aten._fft_r2c"]
+        assert entry.calls == 1 and entry.shapes == ["(2x8:float32)"]
+        assert "WARNING: aten._fft_r2c has no formula" in str(report)
