@@ -90,7 +90,9 @@ class ModuleStack:
         those a child already claimed (the walk passes through them) and those of
         modules outside this one (the walk stops there)."""
         boundary = {t.grad_fn for t in tree_flatten(args)[0] if isinstance(t, torch.Tensor) and t.grad_fn}
-        todo = [t.grad_fn for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor) and t.grad_fn]
+        todo: list[Any] = [
+            t.grad_fn for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor) and t.grad_fn
+        ]
         inside = name + "." if name else ""
         seen: set[Any] = set()
         while todo:
