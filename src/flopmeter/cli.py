@@ -130,6 +130,27 @@ def build_parser(compare: bool = False) -> argparse.ArgumentParser:
         parser.add_argument(
             "--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout"
         )
+        parser.add_argument(
+            "--html", metavar="FILE", help="also write a self-contained HTML report, e.g. report.html"
+        )
+        parser.add_argument(
+            "--plot",
+            metavar="FILE",
+            help="also write charts of where the cost sits (PNG/SVG/PDF), e.g. layers.png",
+        )
+    if not compare:
+        parser.add_argument(
+            "--fold",
+            action=argparse.BooleanOptionalAction,
+            default=True,
+            help="fold runs of identical blocks in the tree (default on; --no-fold shows every block)",
+        )
+        parser.add_argument(
+            "--color",
+            choices=["auto", "always", "never"],
+            default="auto",
+            help="colour the tree with rich: auto (when a terminal), always or never",
+        )
     parser.add_argument("-q", "--quiet", action="store_true", help="print the totals only")
     return parser
 
@@ -193,13 +214,39 @@ def _single(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     print(f"flopmeter: counting {args.model} ...", file=err, flush=True)
     report = _run(args.model, args)
     text = render(report, args)
+    if args.html:
+        with open(args.html, "w", encoding="utf-8") as handle:
+            handle.write(report.to_html(convention=args.convention))
+        print(f"flopmeter: wrote {args.html}", file=err)
+    if args.plot:
+        report.plot(args.plot, convention=args.convention, top=args.top or 15)
+        print(f"flopmeter: wrote {args.plot}", file=err)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as handle:
             handle.write(text)
         print(f"flopmeter: wrote {args.output}", file=err)
     else:
-        out.write(text)
+        write_colored(out, text, args.color if args.format in (None, "tree", "table") else "never")
     return 0
+
+
+def write_colored(out: TextIO, text: str, color: str) -> None:
+    """Write ``text``; through rich's highlighter when ``color`` is "always", or "auto"
+    and ``out`` is a terminal (and NO_COLOR is unset). Plain text when piped."""
+    import os
+
+    wanted = color == "always" or (
+        color == "auto" and hasattr(out, "isatty") and out.isatty() and "NO_COLOR" not in os.environ
+    )
+    if not wanted:
+        out.write(text)
+        return
+    try:
+        from rich.console import Console
+    except ImportError:  # rich is the optional `cli` extra: plain text without it
+        out.write(text)
+        return
+    Console(file=out, force_terminal=True, soft_wrap=True, highlight=True).print(text, end="", markup=False)
 
 
 def render(report: Report, args: argparse.Namespace) -> str:
@@ -243,7 +290,9 @@ def render(report: Report, args: argparse.Namespace) -> str:
             + "\n"
         )
     return (
-        text.render_tree(report, depth=args.depth, convention=convention, units=units, precision=precision)
+        text.render_tree(
+            report, depth=args.depth, convention=convention, units=units, precision=precision, fold=args.fold
+        )
         + "\n"
     )
 

@@ -219,6 +219,37 @@ class Report:
 
         return render_tree(self)
 
+    def to_json(self, indent: int | None = 2) -> str:
+        """Everything this Report holds, as JSON (see docs/json-schema.md)."""
+        from .render.formats import to_json
+
+        return to_json(self, indent)
+
+    def to_csv(self) -> str:
+        """One row per module, every convention a column."""
+        from .render.formats import to_csv
+
+        return to_csv(self)
+
+    def to_markdown(self, depth: int | None = 1, convention: str = "exact") -> str:
+        """A Markdown table of the modules down to ``depth``."""
+        from .render.formats import to_markdown
+
+        return to_markdown(self, depth=depth, convention=convention)
+
+    def to_html(self, convention: str = "exact") -> str:
+        """One self-contained HTML page: totals, sortable collapsible tree, charts."""
+        from .render.html import to_html
+
+        return to_html(self, convention=convention)
+
+    def plot(self, path: Any = None, convention: str = "exact", top: int = 15, hardware: Any = None) -> Any:
+        """Bar charts of FLOPs and params per layer and the share by operator
+        (matplotlib); saved to ``path`` when given. Returns the Figure."""
+        from .render.plot import plot
+
+        return plot(self, path, convention=convention, top=top, hardware=hardware)
+
 
 def _divide(value: int, by: int) -> float | int:
     if by <= 0:

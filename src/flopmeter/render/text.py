@@ -65,11 +65,37 @@ def render_tree(
     convention: str = "exact",
     units: str = "auto",
     precision: int = 2,
+    fold: bool = False,
 ) -> str:
     """The model as a tree, each module with params, % params, MACs, % MACs, FLOPs
-    (the seed article's ptflops layout plus a FLOPs column). ``depth`` limits nesting."""
+    (the seed article's ptflops layout plus a FLOPs column). ``depth`` limits nesting;
+    ``fold`` shows a run of identical sibling blocks (same type, settings, params and
+    cost, all the way down) once, with a line saying how many more there are."""
     lines = summary_lines(report, convention, units, precision)
     modules = report.modules
+    prints: dict[str, tuple] = {}
+
+    def fingerprint(name: str) -> tuple:
+        if name not in prints:
+            m = modules[name]
+            prints[name] = (
+                m.type,
+                m.extra_repr,
+                m.params,
+                m.total,
+                tuple(fingerprint(c) for c in m.children),
+            )
+        return prints[name]
+
+    def runs(children: list[str]) -> list[tuple[str, int]]:
+        """(first child, how many identical ones follow it) for each run of siblings."""
+        grouped: list[tuple[str, int]] = []
+        for child in children:
+            if fold and grouped and fingerprint(grouped[-1][0]) == fingerprint(child):
+                grouped[-1] = (grouped[-1][0], grouped[-1][1] + 1)
+            else:
+                grouped.append((child, 0))
+        return grouped
 
     def walk(name: str, indent: int, label: str) -> None:
         stats = modules[name]
@@ -83,8 +109,12 @@ def render_tree(
             return
         lines.append(f"{pad}{label}{stats.type}(")
         lines.append(f"{pad}  {cells}{calls}{extra}")
-        for child in shown:
+        for child, repeats in runs(shown):
             walk(child, indent + 1, f"({child.rsplit('.', 1)[-1]}): ")
+            if repeats:
+                lines.append(
+                    f"{pad}    ... {repeats} more identical {modules[child].type} folded (--no-fold shows them)"
+                )
         lines.append(f"{pad})")
 
     walk("", 0, "")
