@@ -5,27 +5,37 @@ FLOPs (floating point operations) is an amount of work; FLOP/s is a speed.
 
 __version__ = "0.1.0"
 
+from . import hardware  # noqa: E402
 from .api import ModelError, profile, register_formula, unregister_formula  # noqa: E402
 from .compat import get_model_complexity_info  # noqa: E402
 from .cost import Cost  # noqa: E402
+from .hardware import Hardware  # noqa: E402
 from .inputs import InputSpec  # noqa: E402
 from .report import CONVENTIONS, ModuleStats, OperatorStats, Report, UnsupportedOp  # noqa: E402
+from .roofline import Roofline, roofline  # noqa: E402
+from .timing import Timing, benchmark  # noqa: E402
 from .tracing.events import OpEvent, TensorMeta  # noqa: E402
 
 __all__ = [
     "CONVENTIONS",
     "Cost",
+    "Hardware",
     "InputSpec",
     "ModelError",
     "ModuleStats",
     "OpEvent",
     "OperatorStats",
     "Report",
+    "Roofline",
     "TensorMeta",
+    "Timing",
     "UnsupportedOp",
     "__version__",
+    "benchmark",
+    "hardware",
     "get_model_complexity_info",
     "profile",
     "register_formula",
+    "roofline",
     "unregister_formula",
 ]

@@ -11,7 +11,7 @@ import torch
 from . import registry
 from .cost import Cost
 from .registry import CountOptions
-from .report import ModuleStats, OperatorStats, Report, UnsupportedOp
+from .report import ModuleStats, OperatorStats, OpRecord, Report, UnsupportedOp, parent_of
 from .tracing.events import BACKWARD, OpEvent, TensorMeta
 from .tracing.run import Trace
 
@@ -51,15 +51,6 @@ def module_tree(model: torch.nn.Module) -> dict[str, ModuleStats]:
     return stats
 
 
-def parent_of(name: str, known: Mapping[str, object]) -> str:
-    """The closest enclosing module name that is in ``known`` ("" is the root)."""
-    while "." in name:
-        name = name.rsplit(".", 1)[0]
-        if name in known:
-            return name
-    return ""
-
-
 def _as_cost(value: Any) -> Cost:
     """User formulas may return a Cost or a plain int (exact FLOPs, no MACs)."""
     if isinstance(value, Cost):
@@ -93,10 +84,13 @@ def build_report(
     unsupported: dict[str, UnsupportedOp] = {}
     forward = backward = Cost()
     op_formulas = op_formulas or {}
+    records: list[OpRecord] = []
 
-    def charge(module: str, op: str, kind: str, cost: Cost, phase: str) -> None:
+    def charge(module: str, op: str, kind: str, cost: Cost, phase: str, dtype: str = "float32") -> None:
         nonlocal forward, backward
         stats = modules.get(module) or modules[parent_of(module, modules)]
+        if kind != "view":
+            records.append(OpRecord(op, stats.name, phase, dtype, cost))
         stats.own += cost
         if phase == BACKWARD:
             stats.backward += cost
@@ -111,7 +105,7 @@ def build_report(
     for event in trace.events:
         if event.op in op_formulas:
             work = registry.with_traffic(_as_cost(op_formulas[event.op](event)), event)
-            charge(event.module, event.op, "custom", work, event.phase)
+            charge(event.module, event.op, "custom", work, event.phase, _dtype(event))
             continue
         cost = registry.cost_of(event, options)
         if cost is None:
@@ -123,7 +117,7 @@ def build_report(
             if event.module not in entry.modules:
                 entry.modules.append(event.module)
             continue
-        charge(event.module, event.op, registry.kind_of(event.op), cost, event.phase)
+        charge(event.module, event.op, registry.kind_of(event.op), cost, event.phase, _dtype(event))
 
     for name, module, args, output in trace.custom_calls:
         formula = next(f for t, f in (module_formulas or {}).items() if isinstance(module, t))
@@ -163,7 +157,17 @@ def build_report(
         did_backward=did_backward,
         options={"causal": options.causal},
         versions=versions or {},
+        ops=records,
+        peak_activation_bytes=trace.peak_activation_bytes,
     )
+
+
+def _dtype(event: OpEvent) -> str:
+    """The dtype an op computes in: its first floating input's, else its output's."""
+    for tensor in event.tensor_inputs():
+        if tensor.dtype.startswith(("float", "bfloat", "complex")):
+            return tensor.dtype
+    return event.outputs[0].dtype if event.outputs else "float32"
 
 
 def _inclusive_backward(modules: dict[str, ModuleStats]) -> None:

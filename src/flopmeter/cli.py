@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TextIO
+from typing import Any, TextIO
 
 from .api import ModelError, profile
 from .inputs import InputSpec, parse_spec
@@ -51,6 +51,7 @@ def build_parser(compare: bool = False) -> argparse.ArgumentParser:
     else:
         parser.add_argument(
             "model",
+            nargs="?",
             metavar="MODEL",
             help="torchvision:NAME, timm:NAME, transformers:CONFIGCLASS (or a config.json / model dir), "
             "or FILE.py:CALLABLE (a class or function returning an nn.Module); e.g. torchvision:alexnet",
@@ -140,6 +141,28 @@ def build_parser(compare: bool = False) -> argparse.ArgumentParser:
         )
     if not compare:
         parser.add_argument(
+            "--roofline",
+            metavar="HARDWARE",
+            help="per-layer roofline estimate on a preset (e.g. h100-sxm, a100-sxm-80gb; see "
+            "--list-hardware) or 'local' (measures this machine)",
+        )
+        parser.add_argument("--list-hardware", action="store_true", help="list the hardware presets and exit")
+        parser.add_argument(
+            "--bench", action="store_true", help="measure real latency (warm-up, repeated runs)"
+        )
+        parser.add_argument(
+            "--batch-sizes", metavar="N,N,...", help="with --bench: sweep batch sizes, e.g. 1,8,32"
+        )
+        parser.add_argument(
+            "--warmup", type=int, default=10, metavar="N", help="with --bench: warm-up runs (>= 1)"
+        )
+        parser.add_argument("--repeat", type=int, default=50, metavar="N", help="with --bench: timed runs")
+        parser.add_argument(
+            "--per-module",
+            action="store_true",
+            help="with --bench: also time each module (hooks; overhead shown)",
+        )
+        parser.add_argument(
             "--fold",
             action=argparse.BooleanOptionalAction,
             default=True,
@@ -197,29 +220,61 @@ def _specs(args: argparse.Namespace, default: list[InputSpec]) -> list[InputSpec
 
 
 def _run(source: str, args: argparse.Namespace) -> Report:
+    return _load_and_profile(source, args)[0]
+
+
+def _load_and_profile(source: str, args: argparse.Namespace) -> tuple[Report, Any, Any]:
+    """(report, model, input spec) for one model source."""
     overrides = dict(parse_override(text) for text in args.set)
     loaded = load_model(source, overrides=overrides, meta=args.meta)
     specs = _specs(args, loaded.default_inputs)
-    return profile(
+    shape = specs if len(specs) > 1 or specs[0].name else specs[0]
+    return (
+        profile(
+            loaded.model,
+            input_shape=shape,
+            backward=args.backward,
+            train=True if args.train else None,
+            causal=args.causal,
+            name=loaded.name,
+        ),
         loaded.model,
-        input_shape=specs if len(specs) > 1 or specs[0].name else specs[0],
-        backward=args.backward,
-        train=True if args.train else None,
-        causal=args.causal,
-        name=loaded.name,
+        shape,
     )
 
 
 def _single(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from . import hardware as hw
+
+    if args.list_hardware:
+        for name in hw.names():
+            preset = hw.get(name)
+            out.write(
+                f"{name:16} {preset.description}: {preset.peak('float32') / 1e12:.1f} TFLOP/s float32, "
+                f"{preset.bandwidth / 1e9:,.0f} GB/s\n"
+            )
+        return 0
+    if not args.model:
+        raise UsageError(
+            "give a MODEL, e.g. flopmeter torchvision:alexnet (flopmeter --help lists the sources)"
+        )
+    if args.bench and args.meta:
+        raise UsageError("--bench times real computation: drop --meta")
     print(f"flopmeter: counting {args.model} ...", file=err, flush=True)
-    report = _run(args.model, args)
-    text = render(report, args)
+    report, model, shape = _load_and_profile(args.model, args)
+    spec: hw.Hardware | None = hw.get(args.roofline) if args.roofline else None
+    extras: dict[str, Any] = {}
+    if spec is not None:
+        extras["roofline"] = report.roofline(spec)
+    if args.bench:
+        extras["timings"] = _bench(model, shape, args, spec, err)
+    text = render(report, args, **extras)
     if args.html:
         with open(args.html, "w", encoding="utf-8") as handle:
             handle.write(report.to_html(convention=args.convention))
         print(f"flopmeter: wrote {args.html}", file=err)
     if args.plot:
-        report.plot(args.plot, convention=args.convention, top=args.top or 15)
+        report.plot(args.plot, convention=args.convention, top=args.top or 15, hardware=spec)
         print(f"flopmeter: wrote {args.plot}", file=err)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as handle:
@@ -249,18 +304,64 @@ def write_colored(out: TextIO, text: str, color: str) -> None:
     Console(file=out, force_terminal=True, soft_wrap=True, highlight=True).print(text, end="", markup=False)
 
 
-def render(report: Report, args: argparse.Namespace) -> str:
-    """The report in the format the options ask for."""
-    from .render import formats, text
+def _bench(model: Any, shape: Any, args: argparse.Namespace, spec: Any, err: TextIO) -> Any:
+    from .inputs import build_inputs
+    from .timing import benchmark
+
+    sizes = None
+    if args.batch_sizes:
+        try:
+            sizes = [int(v) for v in args.batch_sizes.split(",")]
+        except ValueError:
+            raise UsageError(f"--batch-sizes takes numbers like 1,8,32, got {args.batch_sizes!r}") from None
+
+    live = hasattr(err, "isatty") and err.isatty()
+
+    def progress(phase: str, index: int, total: int) -> None:
+        if live:  # one updating line on a terminal
+            print(f"\rflopmeter: timing, {phase} run {index}/{total}   ", end="", file=err, flush=True)
+        elif index == total:
+            print(f"flopmeter: timing, {total} {phase} runs done", file=err, flush=True)
+
+    call_args, call_kwargs = build_inputs(shape, device=next(iter(model.parameters())).device)
+    inputs = call_kwargs if call_kwargs and not call_args else call_args
+    timings = benchmark(
+        model,
+        inputs,
+        warmup=args.warmup,
+        repeat=args.repeat,
+        batch_sizes=sizes,
+        per_module=args.per_module,
+        hardware=spec,
+        progress=progress,
+    )
+    print(file=err)
+    return timings
+
+
+def render(report: Report, args: argparse.Namespace, roofline: Any = None, timings: Any = None) -> str:
+    """The report in the format the options ask for (with roofline / timing when given)."""
+    from .render import formats, speed, text
 
     units, precision, convention = _units(args), args.precision, args.convention
     if args.quiet:
         return "\n".join(text.summary_lines(report, convention, units, precision)) + "\n"
     fmt = args.format or ("table" if (args.by == "op" or args.sort or args.top) else "tree")
     if fmt == "json":
-        return formats.to_json(report) + "\n"
+        return formats.to_json(report, roofline=roofline, timings=timings) + "\n"
     if fmt == "csv":
-        return formats.to_csv(report)
+        return formats.to_csv(report, roofline=roofline)
+    if roofline is not None or timings is not None:
+        parts = []
+        if roofline is not None:
+            parts.append(
+                speed.render_roofline(
+                    report, roofline, depth=args.depth, top=args.top, units=units, precision=precision
+                )
+            )
+        if timings is not None:
+            parts.append(speed.render_timings(report, timings, precision=precision))
+        return "\n\n".join(parts) + "\n"
     if fmt == "markdown":
         return formats.to_markdown(
             report,

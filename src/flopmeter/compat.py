@@ -16,10 +16,9 @@ from typing import Any, TextIO
 
 import torch
 
-from .aggregate import parent_of
 from .api import profile
 from .render.ptflops_style import macs_string, params_string, render_ptflops_tree
-from .report import Report
+from .report import Report, parent_of
 
 
 def get_model_complexity_info(

@@ -6,6 +6,7 @@ views over the same counted quantities (see ``flops_as``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -86,6 +87,17 @@ class UnsupportedOp:
     modules: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class OpRecord:
+    """One counted op call: which op, in which module and phase, its dtype and cost."""
+
+    op: str
+    module: str
+    phase: str
+    dtype: str
+    cost: Cost
+
+
 @dataclass
 class Report:
     """Everything one profile run measured.
@@ -111,6 +123,8 @@ class Report:
     did_backward: bool
     options: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    ops: list[OpRecord] = field(default_factory=list)
+    peak_activation_bytes: int = 0
 
     # -- totals -----------------------------------------------------------------
     @property
@@ -180,6 +194,7 @@ class Report:
                 "buffers": self.buffers,
                 "param_bytes": self.param_bytes,
                 "buffer_bytes": self.buffer_bytes,
+                "peak_activation_bytes": self.peak_activation_bytes,
                 **asdict(self.total),
                 "flops_by_convention": {c: self.flops_as(c) for c in CONVENTIONS},
                 "forward": asdict(self.forward),
@@ -219,6 +234,13 @@ class Report:
 
         return render_tree(self)
 
+    def roofline(self, hardware: Any) -> Any:
+        """Roofline estimate on ``hardware`` (a ``flopmeter.hardware.Hardware`` or a preset
+        name): per module arithmetic intensity, bound and estimated time."""
+        from .roofline import roofline
+
+        return roofline(self, hardware)
+
     def to_json(self, indent: int | None = 2) -> str:
         """Everything this Report holds, as JSON (see docs/json-schema.md)."""
         from .render.formats import to_json
@@ -249,6 +271,15 @@ class Report:
         from .render.plot import plot
 
         return plot(self, path, convention=convention, top=top, hardware=hardware)
+
+
+def parent_of(name: str, known: Mapping[str, object]) -> str:
+    """The closest enclosing module name that is in ``known`` ("" is the root)."""
+    while "." in name:
+        name = name.rsplit(".", 1)[0]
+        if name in known:
+            return name
+    return ""
 
 
 def _divide(value: int, by: int) -> float | int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from typing import Any
 
 from ..report import CONVENTIONS, Report, convention_value
 from . import units as u
@@ -29,16 +30,61 @@ CSV_COLUMNS = [
 ]
 
 
-def to_json(report: Report, indent: int | None = 2) -> str:
-    """The Report as JSON (schema: docs/json-schema.md, ``schema_version`` inside)."""
-    return json.dumps(report.to_dict(), indent=indent)
+def to_json(report: Report, indent: int | None = 2, roofline: Any = None, timings: Any = None) -> str:
+    """The Report as JSON (schema: docs/json-schema.md, ``schema_version`` inside),
+    with ``roofline`` and ``timings`` sections when given."""
+    data = report.to_dict()
+    if roofline is not None:
+        hw = roofline.hardware
+        data["roofline"] = {
+            "hardware": {
+                "name": hw.name,
+                "description": hw.description,
+                "source": hw.source,
+                "peak_flops_per_second": hw.peak_flops,
+                "bandwidth_bytes_per_second": hw.bandwidth,
+            },
+            "latency_seconds": roofline.latency,
+            "modules": [
+                {
+                    "name": r.name,
+                    "flops": r.flops,
+                    "bytes": r.bytes,
+                    "intensity": r.intensity if r.bytes else None,
+                    "bound": r.bound,
+                    "time_seconds": r.time,
+                }
+                for r in roofline.rows.values()
+            ],
+        }
+    if timings is not None:
+        data["timings"] = [
+            {
+                "batch_size": t.batch_size,
+                "device": t.device,
+                "warmup": t.warmup,
+                "times_seconds": t.times,
+                "median": t.median,
+                "p10": t.p10,
+                "p90": t.p90,
+                "std": t.std,
+                "throughput": t.throughput,
+                "achieved_flops_per_second": t.achieved_flops_per_second,
+                "fraction_of_peak": t.fraction_of_peak,
+                "per_module_median_seconds": t.per_module,
+                "hook_overhead_seconds": t.hook_overhead,
+            }
+            for t in timings
+        ]
+    return json.dumps(data, indent=indent)
 
 
-def to_csv(report: Report) -> str:
-    """One row per module, inclusive counts, every convention as a column."""
+def to_csv(report: Report, roofline: Any = None) -> str:
+    """One row per module, inclusive counts, every convention as a column (and the
+    roofline's intensity, bound and estimated seconds when given)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow(CSV_COLUMNS + (["intensity", "bound", "est_time_s"] if roofline is not None else []))
     for m in report.modules.values():
         writer.writerow(
             [
@@ -54,9 +100,15 @@ def to_csv(report: Report) -> str:
                 m.total.bytes_written,
                 m.own.macs,
                 m.own.flops,
+                *(_roofline_cells(roofline, m.name) if roofline is not None else []),
             ]
         )
     return out.getvalue()
+
+
+def _roofline_cells(roofline: Any, name: str) -> list[Any]:
+    row = roofline.rows[name]
+    return [f"{row.intensity:.3f}" if row.bytes else "", row.bound, f"{row.time:.9f}"]
 
 
 def to_markdown(

@@ -7,6 +7,7 @@ arrive here as the aten ops they really dispatch to. Nothing in torch is patched
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import torch
@@ -38,7 +39,25 @@ class OpRecorder(TorchDispatchMode):
         self._roles = dict(roles)
         self._keep_alive: list[torch.Tensor] = []
         self.suppressed = 0  # > 0 while a whole-function event covers the ops below it
+        self.live_bytes = 0  # activation memory alive now (tensors made by ops, not views)
+        self.peak_bytes = 0
+        self._tracking = True
         stack.describe = self.describe
+
+    def hold(self, tensors: list[torch.Tensor]) -> None:
+        """Count tensors alive for the whole run (the model's inputs) as live memory."""
+        self.live_bytes += sum(t.numel() * t.element_size() for t in tensors)
+        self.peak_bytes = max(self.peak_bytes, self.live_bytes)
+
+    def _allocated(self, tensor: torch.Tensor) -> None:
+        size = tensor.numel() * tensor.element_size()
+        self.live_bytes += size
+        self.peak_bytes = max(self.peak_bytes, self.live_bytes)
+        weakref.finalize(tensor, self._freed, size)
+
+    def _freed(self, size: int) -> None:
+        if self._tracking:
+            self.live_bytes -= size
 
     def describe(self, value: Any) -> Any:
         """Replace every tensor in ``value`` by its TensorMeta, keeping the structure."""
@@ -75,12 +94,16 @@ class OpRecorder(TorchDispatchMode):
         if len(tensors) > 1 and any(t.is_meta for t in tensors):
             args, kwargs = _align_meta(args, kwargs)
         out = func(*args, **kwargs)
-        if self.stack.inside_custom or self.suppressed:
-            return out
         if isinstance(out, torch.Tensor):
             flat_out = [out]
         else:
             flat_out = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+        if not getattr(func, "is_view", False):
+            for t in flat_out:
+                if not any(t is source for source in tensors):  # in-place results are their input
+                    self._allocated(t)
+        if self.stack.inside_custom or self.suppressed:
+            return out
         if getattr(func, "is_view", False) and args and isinstance(args[0], torch.Tensor):
             role = self._roles.get(id(args[0]))
             if role is not None:
@@ -113,7 +136,8 @@ class OpRecorder(TorchDispatchMode):
         )
 
     def release(self) -> None:
-        """Drop the references kept to parameter views."""
+        """Drop the references kept to parameter views; stop counting memory."""
+        self._tracking = False
         self._keep_alive.clear()
         self._roles.clear()
 

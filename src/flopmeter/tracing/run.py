@@ -20,6 +20,7 @@ class Trace:
     events: list[OpEvent]
     module_calls: dict[str, int]
     custom_calls: list[tuple[str, torch.nn.Module, Any, Any]] = field(default_factory=list)
+    peak_activation_bytes: int = 0
 
 
 class TraceFailure(Exception):
@@ -80,6 +81,7 @@ def trace_model(
     stack = ModuleStack(model, track_backward=backward)
     stack.custom_types = custom_types
     recorder = OpRecorder(stack, parameter_roles(model))
+    recorder.hold([t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)])
     grad_mode = torch.enable_grad() if backward else torch.no_grad()
     try:
         with ModelStateGuard(model), grad_mode, stack:
@@ -94,7 +96,12 @@ def trace_model(
                     raise TraceFailure(error, stack.last_entered) from error
     finally:
         recorder.release()
-    return Trace(events=recorder.events, module_calls=dict(stack.calls), custom_calls=stack.custom_calls)
+    return Trace(
+        events=recorder.events,
+        module_calls=dict(stack.calls),
+        custom_calls=stack.custom_calls,
+        peak_activation_bytes=recorder.peak_bytes,
+    )
 
 
 def _run_backward(model: torch.nn.Module, args: Any, kwargs: Any, output: Any) -> None:

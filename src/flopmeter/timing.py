@@ -1,0 +1,251 @@
+"""Measured latency: warm-up, repeated timed runs, statistics, achieved FLOP/s.
+
+On CUDA every run is timed with CUDA events and synchronised, so the GPU time is
+real; on the CPU with ``time.perf_counter``. No timing is ever taken without at least
+one warm-up run.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .api import Inputs, _resolve_inputs, profile
+from .hardware import Hardware
+from .tracing.run import ModelStateGuard
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class Timing:
+    """Latency statistics of one batch size (seconds), and what they imply."""
+
+    batch_size: int
+    times: list[float]
+    warmup: int
+    device: str
+    flops: int = 0  # exact FLOPs of one call (from a profile of the same inputs)
+    hardware: Hardware | None = None
+    per_module: dict[str, float] = field(default_factory=dict)  # median seconds, inclusive
+    hook_overhead: float = 0.0  # seconds per call the per-module hooks added
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.times)
+
+    @property
+    def std(self) -> float:
+        return statistics.stdev(self.times) if len(self.times) > 1 else 0.0
+
+    def percentile(self, q: float) -> float:
+        """The q-th percentile (0-100) of the run times, linearly interpolated."""
+        ordered = sorted(self.times)
+        position = (len(ordered) - 1) * q / 100
+        low = int(position)
+        high = min(low + 1, len(ordered) - 1)
+        return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+    @property
+    def p10(self) -> float:
+        return self.percentile(10)
+
+    @property
+    def p90(self) -> float:
+        return self.percentile(90)
+
+    @property
+    def throughput(self) -> float:
+        """Samples per second at the median latency."""
+        return self.batch_size / self.median
+
+    @property
+    def achieved_flops_per_second(self) -> float:
+        """FLOP/s achieved: exact FLOPs of one call / median latency."""
+        return self.flops / self.median
+
+    @property
+    def fraction_of_peak(self) -> float | None:
+        if self.hardware is None:
+            return None
+        return self.achieved_flops_per_second / self.hardware.peak("float32")
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _device_of(model: torch.nn.Module, args: Any, kwargs: Any) -> torch.device:
+    for tensor in [*model.parameters(), *model.buffers()]:
+        return tensor.device
+    from torch.utils._pytree import tree_flatten
+
+    for value in tree_flatten((args, kwargs))[0]:
+        if isinstance(value, torch.Tensor):
+            return value.device
+    return torch.device("cpu")
+
+
+def time_calls(
+    call: Callable[[], Any], device: torch.device, warmup: int, repeat: int, progress: Progress | None = None
+) -> list[float]:
+    """Run ``call`` ``warmup`` times untimed, then ``repeat`` times timed (seconds each)."""
+    if warmup < 1:
+        raise ValueError(f"warmup must be at least 1 (a cold first run is not a timing), got {warmup}")
+    if repeat < 1:
+        raise ValueError(f"repeat must be at least 1, got {repeat}")
+    for index in range(warmup):
+        call()
+        if progress:
+            progress("warm-up", index + 1, warmup)
+    _synchronize(device)
+    times = []
+    for index in range(repeat):
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            call()
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end) / 1000.0)
+        else:
+            begin = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - begin)
+        if progress:
+            progress("timed", index + 1, repeat)
+    return times
+
+
+def benchmark(
+    model: torch.nn.Module,
+    inputs: Inputs | None = None,
+    *,
+    input_shape: Any = None,
+    warmup: int = 10,
+    repeat: int = 50,
+    batch_sizes: list[int] | None = None,
+    per_module: bool = False,
+    hardware: Hardware | None = None,
+    progress: Progress | None = None,
+) -> list[Timing]:
+    """Measure the model's forward latency (eval mode, ``torch.no_grad()``).
+
+    One Timing per batch size: ``batch_sizes`` sets the leading dimension of every
+    input (inputs are rebuilt from ``input_shape``, or the given tensors are repeated
+    along it). ``per_module`` also times each module with global hooks (with CUDA
+    synchronisation) and states the overhead those hooks add. The model is left as it was.
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"benchmark() expects a torch.nn.Module, got {type(model).__name__}")
+    args, kwargs = _resolve_inputs(model, inputs, input_shape, "float32")
+    results = []
+    sizes: list[int | None] = list(batch_sizes) if batch_sizes else [None]
+    for batch in sizes:
+        call_args, call_kwargs = (args, kwargs) if batch is None else _rebatch(args, kwargs, batch)
+        results.append(_one(model, call_args, call_kwargs, warmup, repeat, per_module, hardware, progress))
+    return results
+
+
+def _rebatch(
+    args: tuple[Any, ...], kwargs: dict[str, Any], batch: int
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    if batch < 1:
+        raise ValueError(f"batch sizes must be at least 1, got {batch}")
+
+    def resize(value: Any) -> Any:
+        if isinstance(value, torch.Tensor) and value.ndim > 0:
+            reps = -(-batch // value.shape[0])
+            return value.repeat(reps, *([1] * (value.ndim - 1)))[:batch].contiguous()
+        return value
+
+    return tuple(resize(a) for a in args), {k: resize(v) for k, v in kwargs.items()}
+
+
+def _one(
+    model: torch.nn.Module,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    warmup: int,
+    repeat: int,
+    per_module: bool,
+    hardware: Hardware | None,
+    progress: Progress | None,
+) -> Timing:
+    from .inputs import infer_batch_size
+
+    device = _device_of(model, args, kwargs)
+    if args and kwargs:
+        flops = _flops_mixed(model, args, kwargs)
+    else:
+        flops = profile(model, kwargs if kwargs else args).flops
+    with ModelStateGuard(model), torch.no_grad():
+        model.eval()
+        times = time_calls(lambda: model(*args, **kwargs), device, warmup, repeat, progress)
+        timing = Timing(infer_batch_size(args, kwargs), times, warmup, device.type, flops, hardware)
+        if per_module:
+            timing.per_module, with_hooks = _time_modules(model, args, kwargs, device, warmup, repeat)
+            timing.hook_overhead = max(with_hooks - timing.median, 0.0)
+    return timing
+
+
+def _flops_mixed(model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
+    """FLOPs of a call with both positional and keyword inputs."""
+
+    class _Call(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = model
+
+        def forward(self) -> Any:
+            return self.inner(*args, **kwargs)
+
+    return profile(_Call(), ()).flops
+
+
+def _time_modules(
+    model: torch.nn.Module,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    device: torch.device,
+    warmup: int,
+    repeat: int,
+) -> tuple[dict[str, float], float]:
+    """Median inclusive seconds per module, and the median whole-call time with hooks on."""
+    from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
+
+    names = {id(m): name for name, m in model.named_modules()}
+    starts: dict[int, list[float]] = {}
+    samples: dict[str, list[float]] = {}
+    timed = [False]  # modules are sampled only in the timed runs, after the warm-up
+
+    def after(phase: str, index: int, total: int) -> None:
+        timed[0] = phase == "timed" or index == total
+
+    def pre(module: torch.nn.Module, _: Any) -> None:
+        if timed[0] and id(module) in names:
+            _synchronize(device)
+            starts.setdefault(id(module), []).append(time.perf_counter())
+
+    def post(module: torch.nn.Module, _: Any, __: Any) -> None:
+        if id(module) in names and starts.get(id(module)):
+            _synchronize(device)
+            samples.setdefault(names[id(module)], []).append(time.perf_counter() - starts[id(module)].pop())
+
+    handles = [register_module_forward_pre_hook(pre), register_module_forward_hook(post, always_call=True)]
+    try:
+        whole = time_calls(lambda: model(*args, **kwargs), device, warmup, repeat, after)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {name: statistics.median(values) for name, values in samples.items()}, statistics.median(whole)

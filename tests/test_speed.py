@@ -1,0 +1,189 @@
+"""Memory traffic, peak activation memory, roofline arithmetic, measured latency."""
+
+import time
+
+import pytest
+import torch
+from torch import nn
+
+import flopmeter
+from flopmeter.hardware import Hardware
+from flopmeter.roofline import op_time
+
+
+class TestBytes:
+    def test_linear(self):
+        report = flopmeter.profile(nn.Linear(4096, 1000), torch.randn(1, 4096))
+        assert report.bytes_read == (4096 + 4096 * 1000 + 1000) * 4  # input, weight, bias (fp32)
+        assert report.bytes_written == 1000 * 4
+        assert report.total.weight_bytes == (4096 * 1000 + 1000) * 4
+
+    def test_conv2d(self):
+        report = flopmeter.profile(nn.Conv2d(3, 64, 3, padding=1), torch.randn(1, 3, 32, 32))
+        assert report.bytes_read == (3 * 32 * 32 + 64 * 27 + 64) * 4  # input, weight, bias
+        assert report.bytes_written == 64 * 32 * 32 * 4
+
+    def test_elementwise_add_and_matmul(self):
+        class AddMatmul(nn.Module):
+            def forward(self, a, b):
+                return (a + a) @ b
+
+        report = flopmeter.profile(AddMatmul(), (torch.randn(8, 16), torch.randn(16, 4)))
+        add, mm = report.by_operator()["aten.add"].cost, report.by_operator()["aten.mm"].cost
+        assert (add.bytes_read, add.bytes_written) == (2 * 8 * 16 * 4, 8 * 16 * 4)  # a twice, out once
+        assert (mm.bytes_read, mm.bytes_written) == ((8 * 16 + 16 * 4) * 4, 8 * 4 * 4)
+
+    def test_bf16_halves_traffic(self):
+        fp32 = flopmeter.profile(nn.Linear(64, 64), torch.randn(2, 64))
+        bf16 = flopmeter.profile(nn.Linear(64, 64).bfloat16(), torch.randn(2, 64, dtype=torch.bfloat16))
+        assert bf16.bytes_read * 2 == fp32.bytes_read and bf16.flops == fp32.flops
+
+
+class TestPeakMemory:
+    def test_chain_by_hand(self):
+        model = nn.Sequential(nn.Linear(1000, 1000), nn.ReLU(), nn.Linear(1000, 10))
+        report = flopmeter.profile(model, torch.randn(1, 1000))
+        # input 4,000 B stays alive; fc0 output 4,000 B and the ReLU output 4,000 B are alive
+        # together (ReLU is not in-place); fc2's 40 B comes after fc0's output is freed
+        assert report.peak_activation_bytes == 12_000
+
+    def test_in_place_allocates_nothing(self):
+        model = nn.Sequential(nn.Linear(1000, 1000), nn.ReLU(inplace=True), nn.Linear(1000, 10))
+        assert flopmeter.profile(model, torch.randn(1, 1000)).peak_activation_bytes == 8_040  # 4,000+4,000+40
+
+    def test_meta_close_to_cpu(self):
+        torchvision = pytest.importorskip("torchvision")
+        cpu = flopmeter.profile(torchvision.models.resnet18(), input_shape=(1, 3, 64, 64))
+        with torch.device("meta"):
+            model = torchvision.models.resnet18()
+        meta = flopmeter.profile(model, input_shape=(1, 3, 64, 64))
+        # eval BatchNorm's saved-statistics outputs are empty on the CPU but C-sized on meta
+        # (64 channels * 2 * 4 B = 512 B at the peak): a kernel detail, not the model's memory
+        assert meta.peak_activation_bytes - cpu.peak_activation_bytes in (0, 512)
+
+
+class TestRoofline:
+    HW = Hardware("toy", peak_flops={"float32": 100e12}, bandwidth=1e12)  # ridge 100 FLOPs/byte
+
+    def test_op_time_by_hand(self):
+        # 1 GFLOP over 1 MB: compute 1e9/1e14 = 10 us, memory 1e6/1e12 = 1 us -> compute-bound
+        assert op_time(10**9, 10**6, self.HW, "float32") == pytest.approx((1e-5, 1e-6))
+        assert self.HW.ridge_point() == 100.0
+
+    def test_linear_is_memory_bound_at_batch_1(self):
+        report = flopmeter.profile(nn.Linear(4096, 1000), torch.randn(1, 4096))
+        result = report.roofline(self.HW)
+        row = result.rows[""]
+        assert row.flops == 8_192_000 and row.bytes == report.bytes_read + report.bytes_written
+        # bytes: read (4096 + 4096*1000 + 1000)*4 = 16,404,384, written 4,000 -> 16,408,384
+        assert row.intensity == pytest.approx(8_192_000 / 16_408_384)  # 0.5 FLOPs per byte
+        assert row.bound == "memory"
+        assert result.latency == pytest.approx(16_408_384 / 1e12)  # bytes / bandwidth
+
+    def test_depthwise_memory_bound_and_3x3_compute_bound_on_a_gpu_preset(self):
+        torchvision = pytest.importorskip("torchvision")
+        h100 = flopmeter.hardware.get("h100-sxm")
+        mobile = flopmeter.profile(torchvision.models.mobilenet_v2(), input_shape=(1, 3, 224, 224)).roofline(
+            h100
+        )
+        depthwise = [n for n, m in mobile.rows.items() if n.endswith("conv.1.0") and m.type == "Conv2d"]
+        assert depthwise and all(mobile.rows[n].bound == "memory" for n in depthwise)
+        resnet = flopmeter.profile(torchvision.models.resnet50(), input_shape=(1, 3, 224, 224)).roofline(h100)
+        three_by_three = [n for n in resnet.rows if n.endswith(".conv2")]
+        assert len(three_by_three) == 16 and all(resnet.rows[n].bound == "compute" for n in three_by_three)
+
+    def test_presets_have_sources_and_unknown_names_fail_clearly(self):
+        for name in flopmeter.hardware.names():
+            spec = flopmeter.hardware.get(name)
+            assert spec.source and spec.bandwidth > 0 and spec.peak("float32") > 0
+        with pytest.raises(ValueError, match="unknown hardware 'h100'; did you mean .*h100-sxm"):
+            flopmeter.hardware.get("h100")
+
+
+class Sleepy(nn.Module):
+    """10 ms per call, except the first three calls take 200 ms (a cold start)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        time.sleep(0.2 if self.calls <= 3 else 0.01)
+        return self.fc(x)
+
+
+class TestBenchmark:
+    def test_measures_a_known_workload_after_warm_up(self):
+        model = Sleepy()
+        # profile (1 call) + warm-up (2 calls) absorb the 3 slow calls
+        timing = flopmeter.benchmark(model, torch.randn(2, 4), warmup=2, repeat=15)[0]
+        assert timing.median == pytest.approx(0.010, abs=0.004)
+        assert timing.p90 < 0.05 and len(timing.times) == 15 and timing.warmup == 2
+        assert timing.batch_size == 2 and timing.throughput == pytest.approx(2 / timing.median)
+        assert timing.flops == 64  # 2 rows * 4 outputs * 2*4
+        assert timing.achieved_flops_per_second == pytest.approx(64 / timing.median)
+
+    def test_never_times_without_warm_up(self):
+        with pytest.raises(ValueError, match="warmup must be at least 1"):
+            flopmeter.benchmark(Sleepy(), torch.randn(2, 4), warmup=0)
+
+    def test_batch_sweep_and_per_module(self):
+        timings = flopmeter.benchmark(
+            nn.Sequential(nn.Linear(8, 8), nn.ReLU()),
+            torch.randn(1, 8),
+            warmup=1,
+            repeat=3,
+            batch_sizes=[1, 4],
+            per_module=True,
+            hardware=flopmeter.hardware.get("t4"),
+        )
+        assert [t.batch_size for t in timings] == [1, 4]
+        assert set(timings[1].per_module) == {"", "0", "1"} and timings[1].fraction_of_peak is not None
+        assert timings[1].flops == 4 * timings[0].flops
+
+    def test_model_left_in_its_mode(self):
+        model = Sleepy().train()
+        flopmeter.benchmark(model, torch.randn(1, 4), warmup=3, repeat=1)
+        assert model.training
+
+
+class TestCli:
+    def test_roofline_and_bench(self):
+        from flopmeter.cli import run
+
+        code, out, err = run(["torchvision:mobilenet_v2", "--roofline", "h100-sxm", "--top", "5"])
+        assert code == 0 and "memory-bound overall" in out and "FLOPs/byte" in out
+        code, out, err = run(
+            [
+                "torchvision:resnet18",
+                "--bench",
+                "--batch-sizes",
+                "1,2",
+                "--warmup",
+                "1",
+                "--repeat",
+                "2",
+                "--input",
+                "1x3x64x64",
+            ]
+        )
+        assert code == 0 and "samples/s" in out and "timing, 2 timed runs done" in err
+        assert run(["torchvision:resnet18", "--bench", "--meta"])[0] == 2
+        assert run(["torchvision:resnet18", "--roofline", "nosuch"])[0] == 2
+        code, out, _ = run(["--list-hardware"])
+        assert code == 0 and "h100-sxm" in out
+
+    def test_json_carries_roofline(self):
+        import json
+
+        from flopmeter.cli import run
+
+        code, out, _ = run(["torchvision:resnet18", "--roofline", "a100-sxm-80gb", "-f", "json"])
+        data = json.loads(out)
+        assert (
+            data["roofline"]["hardware"]["name"] == "a100-sxm-80gb"
+            and data["roofline"]["latency_seconds"] > 0
+        )
+        assert data["totals"]["peak_activation_bytes"] > 0
