@@ -57,7 +57,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--models", default="resnet50,mobilenet_v3_small,bert-base")
+    parser.add_argument("--models", default="resnet50,mobilenet_v3_small,vit_b_16,bert-base")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; median of {args.repeat} runs")
     print(

@@ -219,11 +219,9 @@ def _mm(event: OpEvent, options: CountOptions) -> Cost:
 
 @formula("addmm", "_addmm_activation")
 def _addmm(event: OpEvent, options: CountOptions) -> Cost:
-    bias, a, b = event.args[0], event.args[1], event.args[2]
+    a, b = event.args[1], event.args[2]  # args[0] is the bias
     adds, extras = _alpha_beta_extras(event, a.shape[0] * b.shape[1], 3, 4)
     cost = contraction.matmul(1, a.shape[0], a.shape[1], b.shape[1], bias_adds=adds, extra_scalings=extras)
-    # ptflops adds the bias tensor's size (once per Linear, not per row).
-    cost = replace(cost, ptflops_macs=cost.macs + (bias.numel if adds else 0))
     if event.op == "aten._addmm_activation":
         gelu = bool(event.arg(5, "use_gelu", False))
         cost += elementwise.pointwise(_out_numel(event), elementwise.PER_ELEMENT["gelu" if gelu else "relu"])
