@@ -269,9 +269,11 @@ def _single(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.bench:
         extras["timings"] = _bench(model, shape, args, spec, err)
     text = render(report, args, **extras)
+    from .render.html import to_html
+
     if args.html:
         with open(args.html, "w", encoding="utf-8") as handle:
-            handle.write(report.to_html(convention=args.convention))
+            handle.write(to_html(report, convention=args.convention, roofline=extras.get("roofline")))
         print(f"flopmeter: wrote {args.html}", file=err)
     if args.plot:
         report.plot(args.plot, convention=args.convention, top=args.top or 15, hardware=spec)
@@ -351,6 +353,15 @@ def render(report: Report, args: argparse.Namespace, roofline: Any = None, timin
         return formats.to_json(report, roofline=roofline, timings=timings) + "\n"
     if fmt == "csv":
         return formats.to_csv(report, roofline=roofline)
+    if fmt == "markdown":
+        return formats.to_markdown(
+            report,
+            depth=args.depth if args.depth is not None else 1,
+            roofline=roofline,
+            convention=convention,
+            units=units,
+            precision=precision,
+        )
     if roofline is not None or timings is not None:
         parts = []
         if roofline is not None:
@@ -362,14 +373,6 @@ def render(report: Report, args: argparse.Namespace, roofline: Any = None, timin
         if timings is not None:
             parts.append(speed.render_timings(report, timings, precision=precision))
         return "\n\n".join(parts) + "\n"
-    if fmt == "markdown":
-        return formats.to_markdown(
-            report,
-            depth=args.depth if args.depth is not None else 1,
-            convention=convention,
-            units=units,
-            precision=precision,
-        )
     if args.by == "op":
         return (
             text.render_operators(

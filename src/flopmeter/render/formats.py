@@ -111,6 +111,11 @@ def _roofline_cells(roofline: Any, name: str) -> list[Any]:
     return [f"{row.intensity:.3f}" if row.bytes else "", row.bound, f"{row.time:.9f}"]
 
 
+def _roofline_markdown(row: Any, seconds: Any) -> str:
+    intensity = f"{row.intensity:.1f}" if row.bytes else "-"
+    return f" {intensity} | {row.bound} | {seconds(row.time)} |"
+
+
 def to_markdown(
     report: Report,
     *,
@@ -118,17 +123,21 @@ def to_markdown(
     convention: str = "exact",
     units: str = "auto",
     precision: int = 2,
+    roofline: Any = None,
 ) -> str:
     """A Markdown table of the modules down to ``depth``, with a totals line: ready to
-    paste into a paper or a pull request."""
+    paste into a paper or a pull request. With ``roofline``: intensity, bound, est. time."""
+    from .speed import seconds
+
     label = FLOPS_LABEL[convention]
     total = report.flops_as(convention)
+    extra_head = " FLOPs/byte | bound | est. time |" if roofline is not None else ""
     lines = [
         f"**{report.model_name}** — batch {report.batch_size}: {u.count(report.params, 'params', units, precision)},"
         f" {u.count(report.macs, 'MACs', units, precision)}, {u.count(total, label, units, precision)}",
         "",
-        f"| module | type | params | MACs | {label} | % {label} |",
-        "|---|---|--:|--:|--:|--:|",
+        f"| module | type | params | MACs | {label} | % {label} |{extra_head}",
+        "|---|---|--:|--:|--:|--:|" + ("--:|---|--:|" if roofline is not None else ""),
     ]
     for m in report.modules.values():
         if depth is not None and m.depth > depth:
@@ -139,6 +148,7 @@ def to_markdown(
             f"| {name} | {m.type} | {u.scaled(m.params, units, precision).strip()} |"
             f" {u.scaled(m.total.macs, units, precision).strip()} | {u.scaled(value, units, precision).strip()} |"
             f" {u.percent(value, total, precision)} |"
+            + (_roofline_markdown(roofline.rows[m.name], seconds) if roofline is not None else "")
         )
     for op in report.unsupported.values():
         lines.append(f"\n> unsupported: `{op.op}` ran {op.calls}x, not counted")

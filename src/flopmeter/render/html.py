@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import json
+from typing import Any
 
 from ..report import Report, convention_value
 from . import units as u
@@ -76,8 +77,19 @@ def _bars(title: str, rows: list[tuple[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def to_html(report: Report, *, convention: str = "exact", top: int = 15) -> str:
-    """The whole report as one HTML page (open it in any browser, offline)."""
+def _roofline_cells(row: Any, seconds: Any) -> str:
+    intensity = f"{row.intensity:.1f}" if row.bytes else "-"
+    return (
+        f'<td data-value="{row.intensity if row.bytes else 0}">{intensity}</td><td class="type">{row.bound}</td>'
+        f'<td data-value="{row.time}">{seconds(row.time)}</td>'
+    )
+
+
+def to_html(report: Report, *, convention: str = "exact", top: int = 15, roofline: Any = None) -> str:
+    """The whole report as one HTML page (open it in any browser, offline). With a
+    ``roofline``: its estimated latency, and intensity / bound / time per module."""
+    from .speed import seconds
+
     label = FLOPS_LABEL[convention]
     total = report.flops_as(convention)
     totals = [
@@ -86,7 +98,10 @@ def to_html(report: Report, *, convention: str = "exact", top: int = 15) -> str:
         (label, u.scaled(total).strip()),
         ("batch", str(report.batch_size)),
         ("memory traffic", u.nbytes(report.bytes_read + report.bytes_written)),
+        ("peak activations", u.nbytes(report.peak_activation_bytes)),
     ]
+    if roofline is not None:
+        totals.append((f"est. latency on {roofline.hardware.name}", seconds(roofline.latency)))
     body_rows = []
     for order, m in enumerate(report.modules.values()):
         value = convention_value(m.total, convention)
@@ -102,7 +117,9 @@ def to_html(report: Report, *, convention: str = "exact", top: int = 15) -> str:
             f'<td data-value="{m.total.macs}">{u.scaled(m.total.macs).strip()}</td>'
             f'<td data-value="{value}">{u.scaled(value).strip()}</td>'
             f'<td data-value="{share:.4f}"><span class="bar" style="width:{int(share)}px"></span> {share:.2f}%</td>'
-            f'<td data-value="{m.total.bytes}">{u.nbytes(m.total.bytes)}</td></tr>'
+            f'<td data-value="{m.total.bytes}">{u.nbytes(m.total.bytes)}</td>'
+            + (_roofline_cells(roofline.rows[m.name], seconds) if roofline is not None else "")
+            + "</tr>"
         )
     warnings = "".join(
         f'<div class="warn">{html.escape(op.op)} has no formula: ran {op.calls}x, not counted '
@@ -115,6 +132,7 @@ def to_html(report: Report, *, convention: str = "exact", top: int = 15) -> str:
         + _bars(f"params per layer (top {top})", leaf_rows(report, convention, top, "params"))
         + _bars(f"{label} by operator", operator_rows(report, convention))
     )
+    roof_head = "<th>FLOPs/byte</th><th>bound</th><th>est. time</th>" if roofline is not None else ""
     totals_html = "".join(
         f'<div class="total">{html.escape(k)}<b>{html.escape(v)}</b></div>' for k, v in totals
     )
@@ -126,7 +144,7 @@ def to_html(report: Report, *, convention: str = "exact", top: int = 15) -> str:
 {warnings}
 <div class="charts">{charts}</div>
 <table id="modules"><thead><tr><th class="name">module</th><th class="name">type</th><th>calls</th>
-<th>params</th><th>MACs</th><th>{html.escape(label)}</th><th>% {html.escape(label)}</th><th>bytes</th></tr></thead>
+<th>params</th><th>MACs</th><th>{html.escape(label)}</th><th>% {html.escape(label)}</th><th>bytes</th>{roof_head}</tr></thead>
 <tbody>
 {chr(10).join(body_rows)}
 </tbody></table>

@@ -29,8 +29,9 @@ def render_roofline(
     """Per module: FLOPs, bytes, intensity (FLOPs/byte), bound, estimated time, share."""
     hw = roofline.hardware
     rows = [r for r in roofline.rows.values() if depth is None or r.depth <= depth]
-    if top is not None:
-        rows = sorted(rows, key=lambda r: -r.time)[:top]
+    if top is not None:  # the slowest layers (leaf modules, or a parent's own ops)
+        leaves = [r for r in rows if not report.modules[r.name].children or r.depth == depth]
+        rows = sorted(leaves, key=lambda r: -r.time)[:top]
     total = roofline.latency or 1.0
     header = ["module", "type", "FLOPs", "bytes", "FLOPs/byte", "bound", "est. time", "% time"]
     body = [
