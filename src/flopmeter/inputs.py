@@ -44,9 +44,6 @@ class InputSpec:
     name: str | None = None
 
 
-ShapeLike = tuple[int, ...] | list[int] | InputSpec | str
-
-
 def parse_spec(text: str) -> InputSpec:
     """Parse ``"1x3x224x224"``, ``"input_ids:1x128:int64"`` or ``"1x128:int64"``."""
     parts = text.strip().split(":")

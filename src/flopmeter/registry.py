@@ -128,15 +128,6 @@ def with_traffic(work: Cost, event: OpEvent) -> Cost:
     return Cost(work.macs, work.flops, work.ptflops_macs, read, written, weights)
 
 
-def has_formula(op: str) -> bool:
-    return kind_of(op) != "unsupported"
-
-
-def register_handler(op: str, handler: Handler) -> None:
-    """Give (or replace) the handler of an aten op, e.g. ``"aten.my_fused_op"``."""
-    _HANDLERS[op if op.startswith(("aten.", "prims.")) or "." in op else "aten." + op] = handler
-
-
 # ----------------------------------------------------------------------------- helpers
 def _tensor(event: OpEvent, index: int, name: str) -> TensorMeta | None:
     value = event.arg(index, name)
@@ -824,8 +815,3 @@ def _sdpa_flash_backward(event: OpEvent, options: CountOptions) -> Cost:
 @formula("_scaled_dot_product_efficient_attention_backward", "_scaled_dot_product_cudnn_attention_backward")
 def _sdpa_other_backward(event: OpEvent, options: CountOptions) -> Cost:
     return _sdpa_backward(event, options, event.kwargs.get("is_causal", False))
-
-
-def covered_ops() -> list[str]:
-    """Every aten op with a formula, sorted (for docs and tests)."""
-    return sorted(_HANDLERS)

@@ -11,7 +11,6 @@ cache effects, perfect kernels).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from .hardware import Hardware, get
 from .report import Report, parent_of
@@ -87,11 +86,3 @@ def roofline(report: Report, hardware: Hardware | str) -> Roofline:
                 row.memory_time += memory
             name = parent_of(name, result.rows) if name else None
     return result
-
-
-def achieved(
-    report: Report, seconds: float, hardware: Hardware | None = None, dtype: str = "float32"
-) -> dict[str, Any]:
-    """Achieved FLOP/s = FLOPs / seconds, and the fraction of ``hardware``'s peak."""
-    rate = report.flops / seconds if seconds > 0 else 0.0
-    return {"flops_per_second": rate, "fraction_of_peak": rate / hardware.peak(dtype) if hardware else None}
