@@ -157,3 +157,36 @@ class TestErrors:
         code, out, err = run([f"{TINY}:TinyNet", "--input", "1x4x8x8"])
         assert code == 1
         assert "the model failed" in err and "module 'conv'" in err and "Traceback" not in err
+
+
+def test_malformed_config_file_is_a_usage_error(tmp_path):
+    bad = tmp_path / "config.json"
+    bad.write_text("{not json")
+    code, _, err = run([f"transformers:{bad}"])
+    assert code == 2 and "cannot read a transformers config" in err
+    no_type = tmp_path / "typeless.json"
+    no_type.write_text('{"hidden_size": 8}')
+    code, _, err = run([f"transformers:{no_type}"])
+    assert code == 2 and "has no 'model_type'" in err
+
+
+def test_transformers_config_file_with_overrides(tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text(
+        '{"model_type": "bert", "hidden_size": 64, "num_attention_heads": 4, '
+        '"intermediate_size": 128, "num_hidden_layers": 4}'
+    )
+    code, out, err = run(
+        [
+            f"transformers:{tmp_path}",
+            "--set",
+            "num_hidden_layers=2",
+            "--input",
+            "input_ids:1x16:int64",
+            "--units",
+            "plain",
+            "-q",
+        ]
+    )
+    assert code == 0, err
+    assert "1,118,208 MACs" in out  # the hand count of test_zoo's tiny BERT

@@ -167,3 +167,12 @@ class TestRecurrent:
         # GRU runs unfused on the CPU: its ops add up to the fused formula
         step = recurrent.recurrent_step("gru", 16, 32, bias=True)
         assert flopmeter.profile(nn.GRU(16, 32), torch.randn(1, 1, 16)).flops == step.flops == 9_664
+
+
+@pytest.mark.parametrize("backend", ["MATH", "FLASH_ATTENTION"])
+def test_sdpa_same_count_on_every_cpu_backend(backend):
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with sdpa_kernel(getattr(SDPBackend, backend)):
+        report = flopmeter.profile(AttentionBlock("sdpa"), torch.randn(1, 16, 32))
+    assert report.macs == 81_920 and report.flops == 168_320
