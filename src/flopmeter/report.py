@@ -87,7 +87,7 @@ class UnsupportedOp:
     modules: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class OpRecord:
     """One counted op call: which op, in which module and phase, its dtype and cost."""
 

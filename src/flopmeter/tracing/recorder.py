@@ -63,13 +63,23 @@ class OpRecorder(TorchDispatchMode):
         """Replace every tensor in ``value`` by its TensorMeta, keeping the structure."""
         if isinstance(value, torch.Tensor):
             return TensorMeta(
-                shape=tuple(value.shape),
-                dtype=_DTYPE_NAMES.get(value.dtype) or str(value.dtype).removeprefix("torch."),
-                itemsize=value.element_size(),
-                role=self._roles.get(id(value), "activation"),
+                tuple(value.shape),
+                _DTYPE_NAMES.get(value.dtype) or str(value.dtype).removeprefix("torch."),
+                value.element_size(),
+                self._roles.get(id(value), "activation"),
             )
         if value is None or isinstance(value, (int, float, bool, str)):
             return value
+        if isinstance(value, (list, tuple)):
+            if not any(isinstance(v, (torch.Tensor, list, tuple, dict)) for v in value):
+                return value  # sizes, strides, flags: kept as they are
+            described = [self.describe(v) for v in value]
+            return described if isinstance(value, list) else tuple(described)
+        if isinstance(value, dict):
+            return {k: self.describe(v) for k, v in value.items()}
+        if isinstance(value, (torch.dtype, torch.device, torch.memory_format, torch.layout)):
+            return str(value).removeprefix("torch.")
+        return value
         if isinstance(value, list):
             return [self.describe(v) for v in value]
         if isinstance(value, tuple):
