@@ -200,3 +200,15 @@ class TestOpLists:
         entry = report.unsupported_ops()["aten._fft_r2c"]
         assert entry.calls == 1 and entry.shapes == ["(2x8:float32)"]
         assert "WARNING: aten._fft_r2c has no formula" in str(report)
+
+
+def test_matmul_broadcasting():
+    # (2,3,4) @ (4,5): 2*3*5 dots of length 4
+    report = flopmeter.profile(Fn(torch.matmul), (torch.randn(2, 3, 4), torch.randn(4, 5)))
+    assert report.macs == 120 and report.flops == 210  # 30 * (2*4-1)
+    # (2,1,3,4) @ (5,4,6): broadcast batch 2x5 = 10 products of 3x4 @ 4x6
+    report = flopmeter.profile(Fn(torch.matmul), (torch.randn(2, 1, 3, 4), torch.randn(5, 4, 6)))
+    assert report.macs == 720  # 10 * 3*6*4
+    # vector @ matrix and matrix @ vector
+    assert flopmeter.profile(Fn(torch.matmul), (torch.randn(4), torch.randn(4, 5))).macs == 20
+    assert flopmeter.profile(Fn(torch.matmul), (torch.randn(5, 4), torch.randn(4))).macs == 20

@@ -187,3 +187,24 @@ class TestCli:
             and data["roofline"]["latency_seconds"] > 0
         )
         assert data["totals"]["peak_activation_bytes"] > 0
+
+
+def test_traffic_by_dtype_and_per_module():
+    model = nn.Sequential(nn.Linear(8, 8), nn.Linear(8, 8).bfloat16())
+
+    class Mixed(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = model
+
+        def forward(self, x):
+            return self.body[1](self.body[0](x).bfloat16())
+
+    report = flopmeter.profile(Mixed(), torch.randn(1, 8))
+    by_dtype = report.traffic_by_dtype()
+    # fp32: the linear reads input 8 + weight 64 + bias 8 floats, and the cast to bf16
+    # reads the 8 fp32 outputs (ops are grouped by the dtype they read): (80 + 8) * 4 B
+    assert by_dtype["float32"]["bytes_read"] == 352
+    # bf16 linear: the same sizes at 2 B
+    assert by_dtype["bfloat16"]["bytes_read"] == (8 + 64 + 8) * 2
+    assert report.by_module()["body.0"].bytes_written == 8 * 4

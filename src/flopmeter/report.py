@@ -63,6 +63,14 @@ class ModuleStats:
     def flops(self) -> int:
         return self.total.flops
 
+    @property
+    def bytes_read(self) -> int:
+        return self.total.bytes_read
+
+    @property
+    def bytes_written(self) -> int:
+        return self.total.bytes_written
+
 
 @dataclass
 class OperatorStats:
@@ -148,6 +156,16 @@ class Report:
     @property
     def bytes_written(self) -> int:
         return self.total.bytes_written
+
+    def traffic_by_dtype(self) -> dict[str, dict[str, int]]:
+        """Bytes read and written, grouped by the dtype each op computes in
+        (``{"float32": {"bytes_read": ..., "bytes_written": ...}}``)."""
+        grouped: dict[str, dict[str, int]] = {}
+        for record in self.ops:
+            entry = grouped.setdefault(record.dtype, {"bytes_read": 0, "bytes_written": 0})
+            entry["bytes_read"] += record.cost.bytes_read
+            entry["bytes_written"] += record.cost.bytes_written
+        return grouped
 
     def flops_as(self, convention: str = "exact") -> int:
         """Total FLOPs under ``convention``: exact, 2mac, mac or ptflops."""
