@@ -41,9 +41,9 @@ class TestNormalization:
         bn = nn.BatchNorm2d(4)
         # eval: 2 per element (36) + 5 per channel (4) = 72 + 20
         assert flops_of(bn, torch.randn(1, 4, 3, 3)) == 92
-        # train: statistics 4*(5*9+2) = 188, affine 72, running stats 7*4 = 28,
-        # and num_batches_tracked += 1 (an integer add the module runs): 1
-        assert flops_of(bn, torch.randn(1, 4, 3, 3), train=True) == 289
+        # train: statistics 4*(5*9+2) = 188, affine 72, running stats 7*4 = 28
+        # (num_batches_tracked += 1 is an integer add: not a floating point operation)
+        assert flops_of(bn, torch.randn(1, 4, 3, 3), train=True) == 288
 
     def test_rms_norm(self):
         # 2 rows of 16: 2*(3*16+2) + 32 weight multiplies = 132
@@ -183,6 +183,14 @@ class TestContractionsTraced:
         report = flopmeter.profile(nn.Bilinear(3, 4, 5), (torch.randn(2, 3), torch.randn(2, 4)))
         assert report.macs == 120  # 2 rows * 5 outputs * 3*4
         assert report.unsupported_ops() == {}
+
+
+def test_integer_arithmetic_is_not_flops():
+    ids = torch.arange(6).reshape(2, 3)
+    report = flopmeter.profile(Fn(lambda i: (i + 1) * 2 > 3), ids)
+    assert report.flops == 0 and report.unsupported_ops() == {}
+    assert report.bytes_read > 0  # the memory traffic still counts
+    assert flopmeter.profile(Fn(lambda x: x > 0), torch.randn(4)).flops == 4  # float compares are FLOPs
 
 
 class TestOpLists:

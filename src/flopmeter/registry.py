@@ -111,7 +111,19 @@ def cost_of(event: OpEvent, options: CountOptions | None = None) -> Cost | None:
     if kind == "unsupported":
         return None
     work = _HANDLERS[op_key(event.op)](event, options) if kind == "counted" else Cost()
+    if work.flops and not is_floating(event):
+        work = replace(work, flops=0)  # integer/bool arithmetic (ids, masks, counters) is not FLOPs
     return with_traffic(work, event)
+
+
+_FLOATING = ("float", "bfloat", "complex")
+
+
+def is_floating(event: OpEvent) -> bool:
+    """Whether an op touches any floating-point tensor (as input or output)."""
+    return any(t.dtype.startswith(_FLOATING) for t in event.outputs) or any(
+        t.dtype.startswith(_FLOATING) for t in event.tensor_inputs()
+    )
 
 
 def with_traffic(work: Cost, event: OpEvent) -> Cost:
