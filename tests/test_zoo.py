@@ -48,15 +48,22 @@ def test_torchvision_zoo(name):
     x = torch.randn(1, 3, 224, 224)
     report = flopmeter.profile(model, x)
     assert report.unsupported_ops() == {}
+    # FlopCounterMode has no formula for the CPU flash-attention kernel, so it runs on meta,
+    # where attention decomposes into the bmm it does count (and under a function mode, so
+    # nn.MultiheadAttention takes the same unfused path as under flopmeter)
+    try:
+        with torch.device("meta"):
+            peer_model, peer_x = torchvision.models.get_model(name, weights=None).eval(), x.to("meta")
+    except NotImplementedError:  # regnet computes its widths with tensors: build it for real
+        peer_model, peer_x = model, x
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), _SamePath(), counter:
-        model(x)
+        peer_model(peer_x)
     theirs = {f"aten.{op.__name__}": n for op, n in counter.get_flop_counts()["Global"].items()}
     ours = report.by_operator()
-    for op in ("aten.convolution", "aten.mm", "aten.addmm", "aten.bmm"):
-        if op in theirs:
-            assert 2 * ours[op].cost.macs == theirs[op], op  # the mac view is FlopCounterMode / 2
-    assert 2 * sum(ours[op].cost.macs for op in CONTRACTIONS if op in ours) == sum(theirs.values())
+    if "aten.convolution" in theirs:
+        assert 2 * ours["aten.convolution"].cost.macs == theirs["aten.convolution"]  # mac view = theirs / 2
+    assert 2 * report.macs == sum(theirs.values())
 
 
 transformers = pytest.importorskip("transformers")

@@ -12,7 +12,7 @@ from .aggregate import ModuleFormula, OpFormula, build_report
 from .inputs import build_inputs, describe_inputs, infer_batch_size
 from .registry import CountOptions
 from .report import Report
-from .tracing.run import TraceFailure, trace_model
+from .tracing.run import Trace, TraceFailure, trace_model
 
 Inputs = torch.Tensor | tuple[Any, ...] | list[Any] | dict[str, Any]
 
@@ -74,6 +74,7 @@ def profile(
     backward: bool = False,
     train: bool | None = None,
     causal: str = "full",
+    shapes_only: bool | None = None,
     custom_formulas: Mapping[Any, Callable[..., Any]] | None = None,
     name: str | None = None,
 ) -> Report:
@@ -87,8 +88,11 @@ def profile(
     ``backward=True`` also runs and counts the backward pass. ``train``: run in train
     mode (dropout, batch statistics) or eval mode; default eval for a forward-only
     profile (inference cost), train with ``backward``. ``causal``: "full" or "needed"
-    (see CountOptions). The model runs once, under ``torch.no_grad()`` unless
-    ``backward``; afterwards it is exactly as it was (mode, buffers, grads, hooks).
+    (see CountOptions). ``shapes_only``: run the ops on meta tensors (shapes, no
+    arithmetic: faster than the forward itself); default: do so for forward-only
+    profiles and, if the model needs values (``if x.max() > 0``), run it again for real.
+    The numbers are the same either way. The model runs under ``torch.no_grad()``
+    unless ``backward``; afterwards it is exactly as it was (mode, buffers, grads, hooks).
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"profile() expects a torch.nn.Module, got {type(model).__name__}")
@@ -103,18 +107,31 @@ def profile(
         else:
             op_formulas[op_name(target)] = formula
     training = backward if train is None else train
-    try:
-        trace = trace_model(
+    if shapes_only and backward:
+        raise ValueError("shapes_only=True counts a forward pass; a backward=True profile runs with values")
+    first_try = (not backward) if shapes_only is None else shapes_only
+
+    def run(shapes: bool) -> Trace:
+        return trace_model(
             model,
             args,
             kwargs,
             backward=backward,
             train=training,
             custom_types=tuple(module_formulas),
+            shapes_only=shapes,
         )
+
+    try:
+        trace, computed = run(first_try), "shapes" if first_try else "values"
     except TraceFailure as failure:
-        raise ModelError(_failure_message(model, failure, args, kwargs)) from failure.error
-    return build_report(
+        if not (first_try and shapes_only is None):
+            raise ModelError(_failure_message(model, failure, args, kwargs)) from failure.error
+        try:  # the model needs values (it branched on a float tensor): run it for real
+            trace, computed = run(False), "values"
+        except TraceFailure as second:
+            raise ModelError(_failure_message(model, second, args, kwargs)) from second.error
+    report = build_report(
         model,
         trace,
         model_name=name or type(model).__name__,
@@ -127,6 +144,8 @@ def profile(
         training=training,
         versions={"flopmeter": __version__, "torch": torch.__version__},
     )
+    report.options["computed"] = computed  # "shapes" (meta run) or "values" (real run)
+    return report
 
 
 def _resolve_inputs(

@@ -126,6 +126,18 @@ def is_floating(event: OpEvent) -> bool:
     )
 
 
+# Norms also return saved statistics (N*C values, empty on some devices in eval mode):
+# only the normalized output is counted as written, so every device gives one number.
+_NORMALIZED_OUTPUT_ONLY = frozenset(
+    "aten." + name
+    for name in (
+        "native_batch_norm _native_batch_norm_legit _native_batch_norm_legit_no_training "
+        "cudnn_batch_norm native_layer_norm native_group_norm _batch_norm_with_update "
+        "_batch_norm_no_update _fused_rms_norm"
+    ).split()
+)
+
+
 def with_traffic(work: Cost, event: OpEvent) -> Cost:
     """``work`` with the default traffic of ``event`` unless its formula set bytes:
     every tensor input read once, every output written once (a lower bound)."""
@@ -136,7 +148,8 @@ def with_traffic(work: Cost, event: OpEvent) -> Cost:
         read += tensor.nbytes
         if tensor.role != "activation":
             weights += tensor.nbytes
-    written = sum(t.nbytes for t in event.outputs)
+    outputs = event.outputs[:1] if event.op in _NORMALIZED_OUTPUT_ONLY else event.outputs
+    written = sum(t.nbytes for t in outputs)
     return Cost(work.macs, work.flops, work.ptflops_macs, read, written, weights)
 
 
@@ -342,6 +355,52 @@ def _native_mha(event: OpEvent, options: CountOptions) -> Cost:
         batch * heads, queries, keys, head_dim, head_dim, masked=_tensor(event, 9, "mask") is not None
     )
     return projections + core
+
+
+def _mha_forward(event: OpEvent, options: CountOptions) -> Cost:
+    """F.multi_head_attention_forward, (L, B, E) or (L, E) inputs: q/k/v projections
+    (packed or separate weights), attention over the keys (+1 per bias_k, +1 with
+    add_zero_attn), the output projection; with need_weights the explicit weights
+    are averaged over heads (H-1 adds and 1 divide per weight)."""
+    q, k, v = event.args[0], event.args[1], event.args[2]
+    heads = int(event.arg(4, "num_heads"))
+    embed = q.shape[-1]
+    batch = q.shape[1] if q.ndim == 3 else 1
+    queries, keys = q.shape[0], k.shape[0]
+    separate = bool(event.arg(17, "use_separate_proj_weight", False))
+    in_bias = _tensor(event, 6, "in_proj_bias") is not None
+    if separate:
+        k_out = event.arg(19, "k_proj_weight").shape[0]
+        v_out = event.arg(20, "v_proj_weight").shape[0]
+    else:
+        k_out = v_out = embed
+    cost = (
+        contraction.dot_products(batch * queries * embed, embed, bias=in_bias)
+        + contraction.dot_products(batch * keys * k_out, k.shape[-1], bias=in_bias)
+        + contraction.dot_products(batch * keys * v_out, v.shape[-1], bias=in_bias)
+    )
+    keys += int(_tensor(event, 7, "bias_k") is not None) + int(bool(event.arg(9, "add_zero_attn", False)))
+    masked = _tensor(event, 16, "attn_mask") is not None or _tensor(event, 14, "key_padding_mask") is not None
+    training = bool(event.arg(13, "training", True))
+    dropout = training and float(event.arg(10, "dropout_p", 0.0) or 0.0) > 0
+    cost += attn.attention(
+        batch * heads,
+        queries,
+        keys,
+        embed // heads,
+        v_out // heads,
+        masked=masked,
+        dropout=dropout,
+        causal_needed=bool(event.arg(24, "is_causal", False)) and options.causal == "needed",
+    )
+    out_bias = _tensor(event, 12, "out_proj_bias") is not None
+    cost += contraction.dot_products(batch * queries * embed, v_out, bias=out_bias)
+    if bool(event.arg(15, "need_weights", True)) and bool(event.arg(23, "average_attn_weights", True)):
+        cost += Cost(flops=batch * queries * keys * heads)  # (H-1) adds + 1 divide per averaged weight
+    return cost
+
+
+_HANDLERS["nn.functional.multi_head_attention_forward"] = _mha_forward
 
 
 @formula("_transformer_encoder_layer_fwd")

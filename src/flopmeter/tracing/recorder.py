@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten, tree_unflatten
+from torch.utils._pytree import tree_flatten
 
 from .events import BACKWARD, FORWARD, OpEvent, TensorMeta
 from .modules import ModuleStack
@@ -39,6 +39,7 @@ class OpRecorder(TorchDispatchMode):
         self._roles = dict(roles)
         self._keep_alive: list[torch.Tensor] = []
         self.suppressed = 0  # > 0 while a whole-function event covers the ops below it
+        self._meta_copies: dict[int, torch.Tensor] = {}  # id(parameter) -> its meta twin
         self.live_bytes = 0  # activation memory alive now (tensors made by ops, not views)
         self.peak_bytes = 0
         self._tracking = True
@@ -101,9 +102,12 @@ class OpRecorder(TorchDispatchMode):
         tensors = _tensors(args, kwargs)
         if "device" in kwargs:
             kwargs = _real_integer_factories(args, kwargs, tensors)
-        if len(tensors) > 1 and any(t.is_meta for t in tensors):
-            args, kwargs = _align_meta(args, kwargs)
-        out = func(*args, **kwargs)
+        if len(tensors) > 1 and any(t.is_meta for t in tensors) and not all(t.is_meta for t in tensors):
+            args, kwargs = self._align_meta(args, kwargs)
+            tensors = _tensors(args, kwargs)
+        out = _fast_meta(func, args, tensors)
+        if out is None:
+            out = func(*args, **kwargs)
         if isinstance(out, torch.Tensor):
             flat_out = [out]
         else:
@@ -145,17 +149,47 @@ class OpRecorder(TorchDispatchMode):
             )
         )
 
+    def _align_meta(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """Move the real tensors of a call that mixes meta and real ones to meta (no
+        data is copied); a moved parameter keeps its role for the traffic count."""
+
+        def move(value: Any) -> Any:
+            if isinstance(value, torch.Tensor):
+                return value if value.is_meta else self._meta_copy(value)
+            if isinstance(value, (list, tuple)) and any(isinstance(v, torch.Tensor) for v in value):
+                return type(value)(move(v) for v in value)
+            return value
+
+        return tuple(move(a) for a in args), {k: move(v) for k, v in kwargs.items()}
+
+    def _meta_copy(self, tensor: torch.Tensor) -> torch.Tensor:
+        """A meta tensor like ``tensor``; parameters and buffers get one copy per run."""
+        role = self._roles.get(id(tensor))
+        if role is None:
+            return tensor.detach().to("meta")
+        copy = self._meta_copies.get(id(tensor))
+        if copy is None:
+            copy = self._meta_copies[id(tensor)] = tensor.detach().to("meta")
+            self._roles[id(copy)] = role
+        return copy
+
     def release(self) -> None:
         """Drop the references kept to parameter views; stop counting memory."""
         self._tracking = False
         self._keep_alive.clear()
+        self._meta_copies.clear()
         self._roles.clear()
 
 
 # Functions counted whole, by one formula, whichever kernel (math, flash, efficient,
-# cuDNN) or device (meta included) runs them underneath.
+# cuDNN) or device (meta included) runs them underneath. multi_head_attention_forward
+# is here because torch lifts a function mode while its handler runs, so the SDPA call
+# inside it would otherwise reach us only as the kernel it picked.
 WHOLE_FUNCTIONS = {
     torch.nn.functional.scaled_dot_product_attention: "aten.scaled_dot_product_attention",
+    torch.nn.functional.multi_head_attention_forward: "nn.functional.multi_head_attention_forward",
 }
 
 
@@ -197,6 +231,37 @@ _DTYPE_NAMES = {
 }
 
 
+# Shape-preserving floating-point ops whose meta kernels are slow Python decompositions
+# (hardswish on meta costs ~2 ms a call): on meta their result is an empty tensor like
+# the input, made here directly.
+_UNARY_SAME_SHAPE = frozenset(
+    "relu relu_ hardswish hardswish_ hardsigmoid hardsigmoid_ hardtanh hardtanh_ sigmoid sigmoid_ "
+    "tanh tanh_ silu silu_ gelu gelu_ elu elu_ leaky_relu leaky_relu_ mish mish_ softplus "
+    "log_sigmoid_forward".split()
+)
+
+
+def _fast_meta(func: Any, args: tuple[Any, ...], tensors: list[torch.Tensor]) -> Any:
+    """The result of ``func`` on all-meta floating inputs, for ops whose meta kernels are
+    slow; None to run the op's own kernel."""
+    if not tensors or not all(t.is_meta for t in tensors) or not tensors[0].is_floating_point():
+        return None
+    name = func.overloadpacket.__name__
+    if name in _UNARY_SAME_SHAPE and len(tensors) == 1 and func._overloadname in ("default", ""):
+        return tensors[0] if name.endswith("_") else torch.empty_like(tensors[0])
+    if name == "native_batch_norm" or name == "_native_batch_norm_legit_no_training":
+        x = args[0]
+        training = bool(args[5]) if name == "native_batch_norm" else False
+        stats = (x.shape[1],) if training and x.ndim > 1 else (0,)
+        stat = torch.empty(
+            stats,
+            dtype=torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype,
+            device="meta",
+        )
+        return torch.empty_like(x), stat, torch.empty_like(stat)
+    return None
+
+
 def _tensors(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[torch.Tensor]:
     """Tensor arguments, also inside lists (aten arguments nest at most one level)."""
     found = []
@@ -228,15 +293,6 @@ def _real_integer_factories(
     if is_float:
         return kwargs
     return {**kwargs, "device": torch.device("cpu")}
-
-
-def _align_meta(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    flat, spec = tree_flatten((args, kwargs))
-    if all(t.is_meta for t in flat if isinstance(t, torch.Tensor)):
-        return args, kwargs
-    moved = [t.to("meta") if isinstance(t, torch.Tensor) and t.device.type != "meta" else t for t in flat]
-    new_args, new_kwargs = tree_unflatten(moved, spec)
-    return tuple(new_args), dict(new_kwargs)
 
 
 def parameter_roles(model: torch.nn.Module) -> dict[int, str]:

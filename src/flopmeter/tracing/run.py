@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch.utils._pytree import tree_flatten
+from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from .events import OpEvent
 from .modules import ModuleStack
@@ -70,10 +70,13 @@ def trace_model(
     backward: bool = False,
     train: bool | None = None,
     custom_types: tuple[type, ...] = (),
+    shapes_only: bool = False,
 ) -> Trace:
     """Run ``model(*args, **kwargs)`` once (and its backward if asked); record every op.
 
-    ``train`` sets train/eval mode for the run (None keeps the model's own); the
+    ``shapes_only`` runs the floating-point inputs as meta tensors: every op computes
+    shapes, not values (parameters join meta per op, integer inputs stay real), so the
+    run costs almost nothing. ``train`` sets train/eval mode (None keeps the model's own); the
     guard restores every module's mode afterwards. Runs under ``torch.no_grad()``
     unless ``backward``. With ``backward`` the
     gradients are taken with ``torch.autograd.grad`` so no ``.grad`` is written.
@@ -81,6 +84,8 @@ def trace_model(
     stack = ModuleStack(model, track_backward=backward)
     stack.custom_types = custom_types
     recorder = OpRecorder(stack, parameter_roles(model))
+    if shapes_only:
+        args, kwargs = _floats_to_meta(args), _floats_to_meta(kwargs)
     recorder.hold([t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)])
     grad_mode = torch.enable_grad() if backward else torch.no_grad()
     try:
@@ -102,6 +107,17 @@ def trace_model(
         custom_calls=stack.custom_calls,
         peak_activation_bytes=recorder.peak_bytes,
     )
+
+
+def _floats_to_meta(value: Any) -> Any:
+    flat, spec = tree_flatten(value)
+    moved = [
+        t.detach().to("meta")
+        if isinstance(t, torch.Tensor) and (t.is_floating_point() or t.is_complex())
+        else t
+        for t in flat
+    ]
+    return tree_unflatten(moved, spec)
 
 
 def _run_backward(model: torch.nn.Module, args: Any, kwargs: Any, output: Any) -> None:

@@ -1,0 +1,65 @@
+"""Counting on shapes alone (meta tensors) gives the numbers of a real run, faster."""
+
+import pytest
+import torch
+from torch import nn
+
+import flopmeter
+
+
+def models():
+    torchvision = pytest.importorskip("torchvision")
+    transformers = pytest.importorskip("transformers")
+    vit = torchvision.models.vit_b_16().eval()
+    vit.encoder.layers = vit.encoder.layers[:2]
+    llama = transformers.AutoModel.from_config(
+        transformers.LlamaConfig(
+            num_hidden_layers=2,
+            hidden_size=64,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            intermediate_size=128,
+        )
+    ).eval()
+    ids = {
+        "input_ids": torch.zeros(1, 16, dtype=torch.long),
+        "attention_mask": torch.ones(1, 16, dtype=torch.long),
+    }
+    return {
+        "resnet18": (torchvision.models.resnet18(), torch.randn(2, 3, 64, 64)),
+        "vit": (vit, torch.randn(1, 3, 224, 224)),
+        "mobilenet_v3_small": (torchvision.models.mobilenet_v3_small(), torch.randn(1, 3, 96, 96)),
+        "lstm": (nn.LSTM(16, 32, num_layers=2), torch.randn(10, 1, 16)),
+        "llama": (llama, ids),
+    }
+
+
+@pytest.mark.parametrize("name", ["resnet18", "vit", "mobilenet_v3_small", "lstm", "llama"])
+def test_shapes_only_equals_a_real_run(name):
+    model, inputs = models()[name]
+    fast = flopmeter.profile(model, inputs)  # the default: shapes first
+    real = flopmeter.profile(model, inputs, shapes_only=False)
+    # nn.LSTM checks in Python that input and weights share a device: it falls back to values
+    assert fast.options["computed"] == ("values" if name == "lstm" else "shapes")
+    assert real.options["computed"] == "values"
+    assert fast.total == real.total  # MACs, FLOPs, ptflops MACs, bytes: all the same
+    assert {n: m.total for n, m in fast.modules.items()} == {n: m.total for n, m in real.modules.items()}
+    assert fast.unsupported_ops() == real.unsupported_ops() == {}
+
+
+class NeedsValues(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        y = self.fc(x)
+        return y * 2 if y.sum() > 0 else y  # branches on a float value
+
+
+def test_falls_back_to_a_real_run_when_the_model_needs_values():
+    report = flopmeter.profile(NeedsValues(), torch.randn(1, 4))
+    assert report.options["computed"] == "values"
+    assert report.macs == 16
+    with pytest.raises(flopmeter.ModelError, match="meta"):
+        flopmeter.profile(NeedsValues(), torch.randn(1, 4), shapes_only=True)
