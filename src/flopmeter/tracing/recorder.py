@@ -32,8 +32,9 @@ class OpRecorder(TorchDispatchMode):
     inspect values (``mask.all()``, ``ids.max()``) while weights stay on meta.
     """
 
-    def __init__(self, stack: ModuleStack, roles: dict[int, str]) -> None:
+    def __init__(self, stack: ModuleStack, roles: dict[int, str], shapes_only: bool = False) -> None:
         super().__init__()
+        self.shapes_only = shapes_only
         self.stack = stack
         self.events: list[OpEvent] = []
         self._roles = dict(roles)
@@ -100,14 +101,22 @@ class OpRecorder(TorchDispatchMode):
     ) -> Any:
         kwargs = kwargs or {}
         tensors = _tensors(args, kwargs)
+        device_move_only = "device" in kwargs and _moves_to_meta_only(func, args, kwargs)
         if "device" in kwargs:
             kwargs = _real_integer_factories(args, kwargs, tensors)
-        if len(tensors) > 1 and any(t.is_meta for t in tensors) and not all(t.is_meta for t in tensors):
+        if self._needs_meta(tensors):
             args, kwargs = self._align_meta(args, kwargs)
             tensors = _tensors(args, kwargs)
         out = _fast_meta(func, args, tensors)
         if out is None:
             out = func(*args, **kwargs)
+        if device_move_only:
+            # x.to(meta_activation.device): a real run does nothing here, so neither do we
+            role = self._roles.get(id(tensors[0]))
+            if role is not None:
+                self._roles[id(out)] = role
+                self._keep_alive.append(out)
+            return out
         if isinstance(out, torch.Tensor):
             flat_out = [out]
         else:
@@ -147,6 +156,17 @@ class OpRecorder(TorchDispatchMode):
                 module=self.stack.current(),
                 phase=BACKWARD if self.stack.in_backward else FORWARD,
             )
+        )
+
+    def _needs_meta(self, tensors: list[torch.Tensor]) -> bool:
+        """Whether this call must run on meta: it mixes meta and real tensors, or (in a
+        shapes-only run) it reads a real floating-point parameter or buffer."""
+        if not tensors:
+            return False
+        if any(t.is_meta for t in tensors):
+            return not all(t.is_meta for t in tensors)
+        return self.shapes_only and any(
+            t.is_floating_point() and self._roles.get(id(t)) is not None for t in tensors
         )
 
     def _align_meta(
@@ -209,12 +229,42 @@ class FunctionRecorder(TorchFunctionMode):
             return func(*args, **kwargs)
         self.ops.suppressed += 1
         try:
-            out = func(*args, **kwargs)
+            out = _sdpa_on_meta(func, args)
+            if out is None:
+                out = func(*args, **kwargs)
         finally:
             self.ops.suppressed -= 1
         flat_out = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
         self.ops.record(name, "default", args, kwargs, flat_out)
         return out
+
+
+def _moves_to_meta_only(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """A copy of a real tensor to the meta device with nothing else changed."""
+    if func.overloadpacket.__name__ != "_to_copy" or not args or not isinstance(args[0], torch.Tensor):
+        return False
+    device = kwargs.get("device")
+    dtype = kwargs.get("dtype")
+    return (
+        not args[0].is_meta
+        and device is not None
+        and torch.device(device).type == "meta"
+        and (dtype is None or dtype == args[0].dtype)
+    )
+
+
+def _sdpa_on_meta(func: Any, args: tuple[Any, ...]) -> Any:
+    """SDPA's output on meta without running its math decomposition: (..., L, Ev)."""
+    if func is not torch.nn.functional.scaled_dot_product_attention or len(args) < 3:
+        return None
+    q, _, v = args[:3]
+    if not all(isinstance(t, torch.Tensor) and t.is_meta for t in (q, v)):
+        return None
+    shape = (*q.shape[:-1], v.shape[-1])
+    if q.ndim == 4:  # fused kernels (CPU and CUDA flash, efficient) write (B, L, H, E) memory
+        batch, heads, length, width = shape
+        return torch.empty((batch, length, heads, width), dtype=q.dtype, device="meta").transpose(1, 2)
+    return torch.empty(shape, dtype=q.dtype, device="meta")
 
 
 _DTYPE_NAMES = {
@@ -241,24 +291,52 @@ _UNARY_SAME_SHAPE = frozenset(
 )
 
 
+_BINARY = frozenset("add add_ sub sub_ mul mul_ div div_".split())
+
+
 def _fast_meta(func: Any, args: tuple[Any, ...], tensors: list[torch.Tensor]) -> Any:
-    """The result of ``func`` on all-meta floating inputs, for ops whose meta kernels are
-    slow; None to run the op's own kernel."""
+    """The result of ``func`` on all-meta floating inputs, for common ops whose meta
+    kernels are slow (Python decompositions: 0.3-2 ms a call); None to run the op's own
+    kernel. Results are fresh meta tensors of exactly the shape and dtype the op returns."""
     if not tensors or not all(t.is_meta for t in tensors) or not tensors[0].is_floating_point():
         return None
     name = func.overloadpacket.__name__
+    first = tensors[0]
     if name in _UNARY_SAME_SHAPE and len(tensors) == 1 and func._overloadname in ("default", ""):
-        return tensors[0] if name.endswith("_") else torch.empty_like(tensors[0])
-    if name == "native_batch_norm" or name == "_native_batch_norm_legit_no_training":
-        x = args[0]
-        training = bool(args[5]) if name == "native_batch_norm" else False
-        stats = (x.shape[1],) if training and x.ndim > 1 else (0,)
-        stat = torch.empty(
-            stats,
-            dtype=torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype,
-            device="meta",
+        return first if name.endswith("_") else torch.empty_like(first)
+    if name in _BINARY and len(args) >= 2 and isinstance(args[0], torch.Tensor):
+        shape = torch.broadcast_shapes(*(t.shape for t in tensors))
+        if name.endswith("_"):
+            return args[0] if args[0].shape == shape else None
+        dtype = torch.result_type(args[0], args[1])
+        if dtype != first.dtype and not dtype.is_floating_point:
+            return None
+        return (
+            torch.empty_like(first, dtype=dtype)
+            if first.shape == shape
+            else torch.empty(shape, dtype=dtype, device="meta")
         )
-        return torch.empty_like(x), stat, torch.empty_like(stat)
+    if name in ("mm", "addmm") and len(tensors) in (2, 3):
+        a, b = tensors[-2], tensors[-1]
+        if a.ndim == 2 and b.ndim == 2 and a.shape[1] == b.shape[0]:
+            return torch.empty((a.shape[0], b.shape[1]), dtype=a.dtype, device="meta")
+    if name == "bmm" and len(tensors) == 2:
+        a, b = tensors
+        if a.ndim == 3 and b.ndim == 3 and a.shape[0] == b.shape[0] and a.shape[2] == b.shape[1]:
+            return torch.empty((a.shape[0], a.shape[1], b.shape[2]), dtype=a.dtype, device="meta")
+    if name in ("_softmax", "_safe_softmax", "_log_softmax") and len(tensors) == 1:
+        half_to_float = len(args) > 2 and bool(args[2])
+        return torch.empty_like(first, dtype=torch.float32 if half_to_float else first.dtype)
+    if name == "native_layer_norm":
+        axis = first.ndim - len(args[1])
+        stats = torch.empty((*first.shape[:axis], *([1] * len(args[1]))), dtype=first.dtype, device="meta")
+        return torch.empty_like(first), stats, torch.empty_like(stats)
+    if name == "native_batch_norm" or name == "_native_batch_norm_legit_no_training":
+        training = bool(args[5]) if name == "native_batch_norm" else False
+        stats = (first.shape[1],) if training and first.ndim > 1 else (0,)
+        low = first.dtype in (torch.float16, torch.bfloat16)
+        stat = torch.empty(stats, dtype=torch.float32 if low else first.dtype, device="meta")
+        return torch.empty_like(first), stat, torch.empty_like(stat)
     return None
 
 

@@ -83,7 +83,7 @@ def trace_model(
     """
     stack = ModuleStack(model, track_backward=backward)
     stack.custom_types = custom_types
-    recorder = OpRecorder(stack, parameter_roles(model))
+    recorder = OpRecorder(stack, parameter_roles(model), shapes_only=shapes_only)
     if shapes_only:
         args, kwargs = _floats_to_meta(args), _floats_to_meta(kwargs)
     recorder.hold([t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)])
