@@ -333,9 +333,9 @@ def _fast_meta(func: Any, args: tuple[Any, ...], tensors: list[torch.Tensor]) ->
         return torch.empty_like(first), stats, torch.empty_like(stats)
     if name == "native_batch_norm" or name == "_native_batch_norm_legit_no_training":
         training = bool(args[5]) if name == "native_batch_norm" else False
-        stats = (first.shape[1],) if training and first.ndim > 1 else (0,)
+        stat_shape = (first.shape[1],) if training and first.ndim > 1 else (0,)
         low = first.dtype in (torch.float16, torch.bfloat16)
-        stat = torch.empty(stats, dtype=torch.float32 if low else first.dtype, device="meta")
+        stat = torch.empty(stat_shape, dtype=torch.float32 if low else first.dtype, device="meta")
         return torch.empty_like(first), stat, torch.empty_like(stat)
     return None
 
