@@ -247,12 +247,9 @@ def _single(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from . import hardware as hw
 
     if args.list_hardware:
-        for name in hw.names():
-            preset = hw.get(name)
-            out.write(
-                f"{name:16} {preset.description}: {preset.peak('float32') / 1e12:.1f} TFLOP/s float32, "
-                f"{preset.bandwidth / 1e9:,.0f} GB/s\n"
-            )
+        from .render.speed import render_hardware
+
+        out.write(render_hardware([hw.get(name) for name in hw.names()]) + "\n")
         return 0
     if not args.model:
         raise UsageError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..hardware import Hardware
 from ..report import Report
 from ..roofline import Roofline
 from ..timing import Timing
@@ -15,6 +16,15 @@ def seconds(value: float) -> str:
         if value >= scale:
             return f"{value / scale:.3f} {unit}"
     return f"{value / 1e-9:.1f} ns"
+
+
+def render_hardware(specs: list[Hardware]) -> str:
+    """One line per hardware spec: name, description, float32 peak, bandwidth, ridge."""
+    return "\n".join(
+        f"{hw.name:16} {hw.description}: {hw.peak('float32') / 1e12:.1f} TFLOP/s float32, "
+        f"{hw.bandwidth / 1e9:,.0f} GB/s, ridge {hw.ridge_point():.1f} FLOPs/byte"
+        for hw in specs
+    )
 
 
 def render_roofline(
