@@ -10,6 +10,7 @@ Three kinds of op:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -275,13 +276,10 @@ def _dot(event: OpEvent, options: CountOptions) -> Cost:
 
 @formula("_trilinear")
 def _trilinear(event: OpEvent, options: CountOptions) -> Cost:
-    # nn.Bilinear: i1 (B,1,in1?..), weight (out, in1, in2) broadcast, i2; sumdim are contracted.
-    i1, w, i2 = event.args[0], event.args[1], event.args[2]
-    out = _out(event)
-    out_features = w.shape[w.ndim - 3] if w.ndim >= 3 else 1
-    in1, in2 = i1.shape[-1] if i1.shape[-1] > 1 else max(i1.shape), i2.shape[-1]
-    batch = out.numel // max(out_features, 1)
-    return contraction.bilinear(batch, in1, in2, out_features, bias=False)
+    """nn.Bilinear's kernel: x1 (B, in1), weight (out, in1, in2), x2 (B, in2) -> (B, out)."""
+    x1, weight, x2 = event.args[0], event.args[1], event.args[2]
+    out_features, in1, in2 = weight.shape[-3], x1.shape[-1], x2.shape[-1]
+    return contraction.bilinear(_out(event).numel // out_features, in1, in2, out_features, bias=False)
 
 
 # --------------------------------------------------------------------------- attention
@@ -560,14 +558,14 @@ def _window(kernel: Any, dims: int) -> int:
 )
 def _max_pool(event: OpEvent, options: CountOptions) -> Cost:
     x, out = event.args[0], _out(event)
-    dims = int(event.op[-2]) if event.op[-2].isdigit() else int(event.op.split("pool")[1][0])
+    dims = int(re.search(r"pool(\d)d", event.op).group(1))  # type: ignore[union-attr]
     return pooling.max_pool(out.numel, _window(event.arg(1, "kernel_size"), dims), input_elements=x.numel)
 
 
 @formula("avg_pool1d", "avg_pool2d", "avg_pool3d")
 def _avg_pool(event: OpEvent, options: CountOptions) -> Cost:
     x, out = event.args[0], _out(event)
-    dims = int(event.op[-2])
+    dims = int(re.search(r"pool(\d)d", event.op).group(1))  # type: ignore[union-attr]
     return pooling.avg_pool(out.numel, _window(event.arg(1, "kernel_size"), dims), input_elements=x.numel)
 
 
