@@ -325,12 +325,12 @@ def _fast_meta(func: Any, args: tuple[Any, ...], tensors: list[torch.Tensor]) ->
         if a.ndim == 3 and b.ndim == 3 and a.shape[0] == b.shape[0] and a.shape[2] == b.shape[1]:
             return torch.empty((a.shape[0], a.shape[1], b.shape[2]), dtype=a.dtype, device="meta")
     if name in ("_softmax", "_safe_softmax", "_log_softmax") and len(tensors) == 1:
-        half_to_float = len(args) > 2 and bool(args[2])
-        return torch.empty_like(first, dtype=torch.float32 if half_to_float else first.dtype)
+        half_to_float = len(args) > 2 and bool(args[2])  # the CPU/CUDA kernels write contiguous results
+        return torch.empty(first.shape, dtype=torch.float32 if half_to_float else first.dtype, device="meta")
     if name == "native_layer_norm":
         axis = first.ndim - len(args[1])
         stats = torch.empty((*first.shape[:axis], *([1] * len(args[1]))), dtype=first.dtype, device="meta")
-        return torch.empty_like(first), stats, torch.empty_like(stats)
+        return torch.empty(first.shape, dtype=first.dtype, device="meta"), stats, torch.empty_like(stats)
     if name == "native_batch_norm" or name == "_native_batch_norm_legit_no_training":
         training = bool(args[5]) if name == "native_batch_norm" else False
         stat_shape = (first.shape[1],) if training and first.ndim > 1 else (0,)
