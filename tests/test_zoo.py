@@ -122,6 +122,24 @@ HF_MODELS = {
 }
 
 
+# Mixture of experts (grouped GEMM): 1 layer, hidden 64, 4 experts, top-2, expert MLP 128.
+# attention 229,376 (as llama-gqa's layer without its MLP); router 16*64*4 = 4,096;
+# 16 tokens * 2 experts = 32 routed rows, each gate+up 64*256 = 16,384 and down 128*64 = 8,192
+HF_MODELS["mixtral-moe"] = (
+    lambda T: T.MixtralConfig(
+        num_hidden_layers=1,
+        hidden_size=64,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=128,
+        num_local_experts=4,
+        num_experts_per_tok=2,
+    ),
+    ["input_ids:1x16:int64"],
+    1_019_904,  # 229,376 + 4,096 + 32 * 24,576
+)
+
+
 @pytest.mark.parametrize("name", sorted(HF_MODELS))
 def test_transformers_models_match_hand_counts(name):
     make_config, inputs, expected_macs = HF_MODELS[name]

@@ -262,6 +262,22 @@ def _baddbmm(event: OpEvent, options: CountOptions) -> Cost:
     return cost
 
 
+@formula("_grouped_mm", "_scaled_grouped_mm")
+def _grouped_mm(event: OpEvent, options: CountOptions) -> Cost:
+    """Grouped GEMM (mixture-of-experts): each output element is a dot product over its
+    group's K. a (M, K) with b (G, K, N): rows routed to groups, K = a's last dim; a (M, K)
+    with b (K, N) split along K into G groups: output (G, M, N), the K's sum to K."""
+    a, b, out = event.args[0], event.args[1], _out(event)
+    if a.ndim == 2 and b.ndim == 2:  # groups split the contraction dimension
+        macs = out.numel // out.shape[0] * a.shape[1]
+    else:
+        macs = out.numel * a.shape[-1]
+    has_bias = isinstance(event.kwargs.get("bias"), TensorMeta)
+    return Cost(
+        macs=macs, flops=max(2 * macs - out.numel, 0) + (out.numel if has_bias else 0), ptflops_macs=macs
+    )
+
+
 @formula("mv", "addmv")
 def _mv(event: OpEvent, options: CountOptions) -> Cost:
     a = event.args[1] if event.op.startswith("aten.addmv") else event.args[0]
@@ -732,6 +748,13 @@ def _norm(event: OpEvent, options: CountOptions) -> Cost:
 def _logsumexp(event: OpEvent, options: CountOptions) -> Cost:
     outputs, length = _reduced(event)  # max n-1, sub n, exp n, sum n-1, log 1, add 1
     return Cost(flops=outputs * 4 * length)
+
+
+@formula("histc", "bincount", "histogram")
+def _histogram(event: OpEvent, options: CountOptions) -> Cost:
+    """Binning: (x - min) * bins / (max - min) and a floor per input element (3 FLOPs);
+    the count increments are integer work."""
+    return Cost(flops=3 * event.args[0].numel)
 
 
 @formula("cumsum", "cumprod", "logcumsumexp", "cummax", "cummin")
