@@ -229,7 +229,7 @@ class FunctionRecorder(TorchFunctionMode):
             return func(*args, **kwargs)
         self.ops.suppressed += 1
         try:
-            out = _sdpa_on_meta(func, args)
+            out = _sdpa_on_meta(func, args, kwargs)
             if out is None:
                 out = func(*args, **kwargs)
         finally:
@@ -253,18 +253,39 @@ def _moves_to_meta_only(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     )
 
 
-def _sdpa_on_meta(func: Any, args: tuple[Any, ...]) -> Any:
-    """SDPA's output on meta without running its math decomposition: (..., L, Ev)."""
+def _sdpa_on_meta(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """SDPA's output on meta without running its math decomposition: (..., L, Ev), laid out
+    in memory as the kernel torch would pick on the CPU writes it (fused kernels follow the
+    query's layout; the math path writes contiguous), so later reshapes copy alike."""
     if func is not torch.nn.functional.scaled_dot_product_attention or len(args) < 3:
         return None
-    q, _, v = args[:3]
-    if not all(isinstance(t, torch.Tensor) and t.is_meta for t in (q, v)):
+    q, k, v = args[:3]
+    if not all(isinstance(t, torch.Tensor) and t.is_meta for t in (q, k, v)):
         return None
     shape = (*q.shape[:-1], v.shape[-1])
-    if q.ndim == 4:  # fused kernels (CPU and CUDA flash, efficient) write (B, L, H, E) memory
-        batch, heads, length, width = shape
-        return torch.empty((batch, length, heads, width), dtype=q.dtype, device="meta").transpose(1, 2)
-    return torch.empty(shape, dtype=q.dtype, device="meta")
+    if not _cpu_would_fuse(args, kwargs):
+        return torch.empty(shape, dtype=q.dtype, device="meta")
+    # fused kernels lay the output out like the query
+    order = sorted(range(q.ndim), key=lambda d: (-q.stride(d), d))
+    physical = torch.empty([shape[d] for d in order], dtype=q.dtype, device="meta")
+    return physical.permute([order.index(d) for d in range(q.ndim)])
+
+
+def _cpu_would_fuse(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Ask torch's own backend choice on memory-free CPU stand-ins of the same shapes."""
+    names = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
+    call = dict(zip(names, args, strict=False)) | kwargs
+
+    def stand_in(value: Any) -> Any:
+        if isinstance(value, torch.Tensor) and value.ndim:
+            return torch.empty(value.shape[-1], dtype=value.dtype).expand(value.shape)
+        return value
+
+    try:
+        choice = torch._fused_sdp_choice(**{k: stand_in(v) for k, v in call.items()})
+    except (RuntimeError, TypeError):
+        return True
+    return bool(choice != 0)  # 0 is the math path
 
 
 _DTYPE_NAMES = {
