@@ -30,6 +30,11 @@ class OpRecorder(TorchDispatchMode):
     attention mask next to meta activations), the real ones are moved to meta for
     that op only. Ops whose inputs are all real run for real, so a model can still
     inspect values (``mask.all()``, ``ids.max()``) while weights stay on meta.
+
+    ``shapes_only``: ops that read a real floating-point parameter or buffer also run
+    on meta, so a real model is counted without arithmetic. Results of common ops are
+    built directly on meta (``_fast_meta``), laid out as the CPU kernels lay them out.
+    Peak live activation memory is followed through tensor lifetimes.
     """
 
     def __init__(self, stack: ModuleStack, roles: dict[int, str], shapes_only: bool = False) -> None:
