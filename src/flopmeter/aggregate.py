@@ -12,7 +12,7 @@ from . import registry
 from .cost import Cost
 from .registry import CountOptions
 from .report import ModuleStats, OperatorStats, OpRecord, Report, UnsupportedOp, parent_of
-from .tracing.events import BACKWARD, OpEvent, TensorMeta
+from .tracing.events import BACKWARD, OpEvent, collect_metas
 from .tracing.run import Trace
 
 OpFormula = Callable[[OpEvent], Any]
@@ -165,7 +165,7 @@ def build_report(
 def _dtype(event: OpEvent) -> str:
     """The dtype an op computes in: its first floating input's, else its output's."""
     for tensor in event.tensor_inputs():
-        if tensor.dtype.startswith(("float", "bfloat", "complex")):
+        if tensor.is_floating:
             return tensor.dtype
     return event.outputs[0].dtype if event.outputs else "float32"
 
@@ -177,17 +177,8 @@ def _inclusive_backward(modules: dict[str, ModuleStats]) -> None:
 
 
 def _module_traffic(args: Any, output: Any) -> dict[str, int]:
-    def metas(value: Any) -> list[TensorMeta]:
-        if isinstance(value, TensorMeta):
-            return [value]
-        if isinstance(value, (list, tuple)):
-            return [m for v in value for m in metas(v)]
-        if isinstance(value, dict):
-            return [m for v in value.values() for m in metas(v)]
-        return []
-
     return {
-        "bytes_read": sum(t.nbytes for t in metas(args)),
-        "bytes_written": sum(t.nbytes for t in metas(output)),
+        "bytes_read": sum(t.nbytes for t in collect_metas(args)),
+        "bytes_written": sum(t.nbytes for t in collect_metas(output)),
         "weight_bytes": 0,
     }

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
+from torch.utils._pytree import tree_flatten
 
 from . import __version__
 from .aggregate import ModuleFormula, OpFormula, build_report
@@ -171,9 +172,12 @@ def _resolve_inputs(
     )
 
 
-def _model_device(model: torch.nn.Module) -> torch.device:
-    for tensor in [*model.parameters(), *model.buffers()]:
-        return tensor.device
+def _model_device(model: torch.nn.Module, inputs: Any = None) -> torch.device:
+    """The device of the model's first parameter or buffer, else of its first input
+    tensor, else the CPU."""
+    for tensor in [*model.parameters(), *model.buffers(), *tree_flatten(inputs)[0]]:
+        if isinstance(tensor, torch.Tensor):
+            return tensor.device
     return torch.device("cpu")
 
 

@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 import torch
 
-from .api import profile
+from .api import op_name, profile
 from .render.ptflops_style import macs_string, params_string, render_ptflops_tree
 from .report import Report, parent_of
 
@@ -100,7 +100,7 @@ def _ptflops_numbers(
 ) -> tuple[dict[str, float], dict[str, int]]:
     """Per-sample ptflops MACs and trainable params per module, minus ignored modules/ops."""
     ignored_types = tuple(t for t in ignore if isinstance(t, type))
-    ignored_ops = {_op_key(t) for t in ignore if not isinstance(t, type)}
+    ignored_ops = {op_name(t) for t in ignore if not isinstance(t, type)}
     batch = max(report.batch_size, 1)
     macs = {name: float(stats.total.ptflops_macs) for name, stats in report.modules.items()}
     if ignored_ops:
@@ -119,12 +119,6 @@ def _ptflops_numbers(
     per_sample = {name: value / batch for name, value in macs.items()}
     params = {name: stats.trainable_params for name, stats in report.modules.items()}
     return per_sample, params
-
-
-def _op_key(op: Any) -> str:
-    from .api import op_name
-
-    return op_name(op)
 
 
 class _HookTarget:

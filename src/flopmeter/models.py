@@ -71,11 +71,14 @@ def _unknown(kind: str, name: str, known: list[str]) -> ModelSourceError:
     return ModelSourceError(f"unknown {kind} model {name!r}{hint}")
 
 
+def _check_known(kind: str, name: str, known: list[str]) -> None:
+    if name not in known:
+        raise _unknown(kind, name, known)
+
+
 def _torchvision(name: str, overrides: dict[str, Any]) -> LoadedModel:
     models = _require("torchvision.models", "vision")
-    known = models.list_models()
-    if name not in known:
-        raise _unknown("torchvision", name, known)
+    _check_known("torchvision", name, models.list_models())
     model = models.get_model(name, weights=None, **overrides)
     size = 224
     try:  # the documented input size: the crop of the default weights' transforms (no download)
@@ -87,9 +90,7 @@ def _torchvision(name: str, overrides: dict[str, Any]) -> LoadedModel:
 
 def _timm(name: str, overrides: dict[str, Any]) -> LoadedModel:
     timm = _require("timm", "vision")
-    known = timm.list_models()
-    if name not in known:
-        raise _unknown("timm", name, known)
+    _check_known("timm", name, timm.list_models())
     model = timm.create_model(name, pretrained=False, **overrides)
     size = tuple(getattr(model, "pretrained_cfg", {}).get("input_size", (3, 224, 224)))
     return LoadedModel(model.eval(), f"timm:{name}", [InputSpec((1, *size))])

@@ -117,14 +117,9 @@ def cost_of(event: OpEvent, options: CountOptions | None = None) -> Cost | None:
     return with_traffic(work, event)
 
 
-_FLOATING = ("float", "bfloat", "complex")
-
-
 def is_floating(event: OpEvent) -> bool:
     """Whether an op touches any floating-point tensor (as input or output)."""
-    return any(t.dtype.startswith(_FLOATING) for t in event.outputs) or any(
-        t.dtype.startswith(_FLOATING) for t in event.tensor_inputs()
-    )
+    return any(t.is_floating for t in event.outputs) or any(t.is_floating for t in event.tensor_inputs())
 
 
 # Norms also return saved statistics (N*C values, empty on some devices in eval mode):

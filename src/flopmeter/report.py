@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .cost import Cost
 
@@ -36,8 +36,34 @@ def convention_value(cost: Cost, convention: str) -> int:
     raise ValueError(f"unknown convention {convention!r}; expected one of {', '.join(CONVENTIONS)}")
 
 
+class _TotalsView:
+    """``macs``, ``flops`` (exact), ``bytes_read``, ``bytes_written`` of ``self.total``."""
+
+    if TYPE_CHECKING:  # a dataclass field in ModuleStats, a property in Report
+
+        @property
+        def total(self) -> Cost: ...
+
+    @property
+    def macs(self) -> int:
+        return self.total.macs
+
+    @property
+    def flops(self) -> int:
+        """Exact FLOPs (the seed's convention)."""
+        return self.total.flops
+
+    @property
+    def bytes_read(self) -> int:
+        return self.total.bytes_read
+
+    @property
+    def bytes_written(self) -> int:
+        return self.total.bytes_written
+
+
 @dataclass
-class ModuleStats:
+class ModuleStats(_TotalsView):
     """One module of the tree. ``own`` is what ran directly in its forward (not in a
     child); ``total`` includes its children. Params are counted once per tensor, at
     the first module that holds them."""
@@ -54,22 +80,6 @@ class ModuleStats:
     total: Cost = field(default_factory=Cost)
     backward: Cost = field(default_factory=Cost)
     children: list[str] = field(default_factory=list)
-
-    @property
-    def macs(self) -> int:
-        return self.total.macs
-
-    @property
-    def flops(self) -> int:
-        return self.total.flops
-
-    @property
-    def bytes_read(self) -> int:
-        return self.total.bytes_read
-
-    @property
-    def bytes_written(self) -> int:
-        return self.total.bytes_written
 
 
 @dataclass
@@ -107,7 +117,7 @@ class OpRecord:
 
 
 @dataclass
-class Report:
+class Report(_TotalsView):
     """Everything one profile run measured.
 
     ``macs``, ``flops`` (exact), ``params`` are for the whole call as run, batch
@@ -139,23 +149,6 @@ class Report:
     def total(self) -> Cost:
         """Forward plus backward (when it ran)."""
         return self.forward + self.backward_cost
-
-    @property
-    def macs(self) -> int:
-        return self.total.macs
-
-    @property
-    def flops(self) -> int:
-        """Exact FLOPs (the seed's convention) of the whole call."""
-        return self.total.flops
-
-    @property
-    def bytes_read(self) -> int:
-        return self.total.bytes_read
-
-    @property
-    def bytes_written(self) -> int:
-        return self.total.bytes_written
 
     def traffic_by_dtype(self) -> dict[str, dict[str, int]]:
         """Bytes read and written, grouped by the dtype each op computes in

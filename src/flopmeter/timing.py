@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from .api import Inputs, _resolve_inputs, profile
+from .api import Inputs, _model_device, _resolve_inputs, profile
 from .hardware import Hardware
 from .tracing.run import ModelStateGuard
 
@@ -83,17 +83,6 @@ class Timing:
 def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def _device_of(model: torch.nn.Module, args: Any, kwargs: Any) -> torch.device:
-    for tensor in [*model.parameters(), *model.buffers()]:
-        return tensor.device
-    from torch.utils._pytree import tree_flatten
-
-    for value in tree_flatten((args, kwargs))[0]:
-        if isinstance(value, torch.Tensor):
-            return value.device
-    return torch.device("cpu")
 
 
 def time_calls(
@@ -184,7 +173,7 @@ def _one(
 ) -> Timing:
     from .inputs import infer_batch_size
 
-    device = _device_of(model, args, kwargs)
+    device = _model_device(model, (args, kwargs))
     if args and kwargs:
         flops = _flops_mixed(model, args, kwargs)
     else:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from math import prod
 from typing import Any, NamedTuple
 
@@ -34,6 +34,11 @@ class TensorMeta(NamedTuple):
     def ndim(self) -> int:
         return len(self.shape)
 
+    @property
+    def is_floating(self) -> bool:
+        """float*, bfloat16 or complex: values whose arithmetic counts as FLOPs."""
+        return self.dtype.startswith(("float", "bfloat", "complex"))
+
 
 @dataclass
 class OpEvent:
@@ -52,14 +57,10 @@ class OpEvent:
     module: str = ""
     phase: str = FORWARD
     overload: str = "default"
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def tensor_inputs(self) -> list[TensorMeta]:
         """Every TensorMeta among the arguments, nested lists included, in order."""
-        found: list[TensorMeta] = []
-        _collect(self.args, found)
-        _collect(tuple(self.kwargs.values()), found)
-        return found
+        return collect_metas((self.args, tuple(self.kwargs.values())))
 
     def arg(self, index: int, name: str, default: Any = None) -> Any:
         """Positional argument ``index``, else keyword ``name``, else ``default``."""
@@ -68,9 +69,12 @@ class OpEvent:
         return self.kwargs.get(name, default)
 
 
-def _collect(values: Any, found: list[TensorMeta]) -> None:
-    for value in values:
-        if isinstance(value, TensorMeta):
-            found.append(value)
-        elif isinstance(value, (list, tuple)):
-            _collect(value, found)
+def collect_metas(value: Any) -> list[TensorMeta]:
+    """Every TensorMeta in ``value`` (nested lists, tuples and dicts), in order."""
+    if isinstance(value, TensorMeta):
+        return [value]
+    if isinstance(value, dict):
+        value = tuple(value.values())
+    if isinstance(value, (list, tuple)):
+        return [meta for item in value for meta in collect_metas(item)]
+    return []
