@@ -13,6 +13,7 @@ from .aggregate import ModuleFormula, OpFormula, build_report
 from .inputs import build_inputs, describe_inputs, infer_batch_size
 from .registry import CountOptions
 from .report import Report
+from .tracing.modules import uncompiled
 from .tracing.run import Trace, TraceFailure, trace_model
 
 Inputs = torch.Tensor | tuple[Any, ...] | list[Any] | dict[str, Any]
@@ -97,6 +98,7 @@ def profile(
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"profile() expects a torch.nn.Module, got {type(model).__name__}")
+    model = uncompiled(model)  # a torch.compile'd module is counted as its original
     if causal not in ("full", "needed"):
         raise ValueError(f"causal must be 'full' or 'needed', got {causal!r}")
     args, kwargs = _resolve_inputs(model, inputs, input_shape, input_dtype)

@@ -3,6 +3,11 @@
 A ``TorchDispatchMode`` sees each op below autograd: functional calls, tensor
 methods and operators (``@``, ``einsum``, ``F.scaled_dot_product_attention``) all
 arrive here as the aten ops they really dispatch to. Nothing in torch is patched.
+
+Under ``torch.inference_mode()`` autograd is skipped, so composite ops (``aten.linear``,
+``matmul``, ``einsum``, ``lstm``, ``group_norm``) reach the mode whole; they are
+decomposed here exactly as autograd would decompose them, so every calling mode
+records the same ops.
 """
 
 from __future__ import annotations
@@ -15,8 +20,12 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from .events import BACKWARD, FORWARD, OpEvent, TensorMeta
+from .events import FORWARD, OpEvent, TensorMeta
 from .modules import ModuleStack
+
+
+class ShapesOnlyUnavailable(RuntimeError):
+    """A shapes-only run cannot follow what the real call would do (autocast's casts)."""
 
 
 class OpRecorder(TorchDispatchMode):
@@ -34,6 +43,11 @@ class OpRecorder(TorchDispatchMode):
     ``shapes_only``: ops that read a real floating-point parameter or buffer also run
     on meta, so a real model is counted without arithmetic. Results of common ops are
     built directly on meta (``_fast_meta``), laid out as the CPU kernels lay them out.
+    A meta activation moved to a real device (``x.to(weight.device)``) stays meta: it
+    stands for a tensor already there. Contractions check that their operands share a
+    dtype, as the real kernels do (most meta kernels do not), so a call the real model
+    rejects is rejected here too. Under ``torch.autocast`` a shapes-only run refuses to
+    start (autocast does not cast meta tensors), raising ShapesOnlyUnavailable.
     Peak live activation memory is followed through tensor lifetimes.
     """
 
@@ -48,7 +62,14 @@ class OpRecorder(TorchDispatchMode):
         self._meta_copies: dict[int, torch.Tensor] = {}  # id(parameter) -> its meta twin
         self.live_bytes = 0  # activation memory alive now (tensors made by ops, not views)
         self.peak_bytes = 0
-        self._tracking = True
+        self._sizes: dict[weakref.ref[torch.Tensor], int] = {}  # live tensors -> their bytes
+        self._phase = stack.phase if stack.track_backward else _forward_phase
+        self._refusal = (
+            "counting on shapes cannot follow torch.autocast's casts (autocast does not cast "
+            "meta tensors); profile with shapes_only=False"
+            if shapes_only and torch._C._is_any_autocast_enabled()
+            else None
+        )
         stack.describe = self.describe
 
     def hold(self, tensors: list[torch.Tensor]) -> None:
@@ -59,22 +80,25 @@ class OpRecorder(TorchDispatchMode):
     def _allocated(self, tensor: torch.Tensor) -> None:
         size = tensor.numel() * tensor.element_size()
         self.live_bytes += size
-        self.peak_bytes = max(self.peak_bytes, self.live_bytes)
-        weakref.finalize(tensor, self._freed, size)
+        if self.live_bytes > self.peak_bytes:
+            self.peak_bytes = self.live_bytes
+        self._sizes[weakref.ref(tensor, self._freed)] = size
 
-    def _freed(self, size: int) -> None:
-        if self._tracking:
-            self.live_bytes -= size
+    def _freed(self, ref: weakref.ref[torch.Tensor]) -> None:
+        self.live_bytes -= self._sizes.pop(ref, 0)
+
+    def meta_of(self, tensor: torch.Tensor) -> TensorMeta:
+        """The TensorMeta of one tensor: shape, dtype, item size and role."""
+        dtype = tensor.dtype
+        info = _DTYPES.get(dtype)
+        if info is None:
+            info = _DTYPES[dtype] = (str(dtype).removeprefix("torch."), dtype.itemsize)
+        return TensorMeta(tuple(tensor.shape), info[0], info[1], self._roles.get(id(tensor), "activation"))
 
     def describe(self, value: Any) -> Any:
         """Replace every tensor in ``value`` by its TensorMeta, keeping the structure."""
         if isinstance(value, torch.Tensor):
-            return TensorMeta(
-                tuple(value.shape),
-                _DTYPE_NAMES.get(value.dtype) or str(value.dtype).removeprefix("torch."),
-                value.element_size(),
-                self._roles.get(id(value), "activation"),
-            )
+            return self.meta_of(value)
         if value is None or isinstance(value, (int, float, bool, str)):
             return value
         if isinstance(value, (list, tuple)):
@@ -82,15 +106,6 @@ class OpRecorder(TorchDispatchMode):
                 return value  # sizes, strides, flags: kept as they are
             described = [self.describe(v) for v in value]
             return described if isinstance(value, list) else tuple(described)
-        if isinstance(value, dict):
-            return {k: self.describe(v) for k, v in value.items()}
-        if isinstance(value, (torch.dtype, torch.device, torch.memory_format, torch.layout)):
-            return str(value).removeprefix("torch.")
-        return value
-        if isinstance(value, list):
-            return [self.describe(v) for v in value]
-        if isinstance(value, tuple):
-            return tuple(self.describe(v) for v in value)
         if isinstance(value, dict):
             return {k: self.describe(v) for k, v in value.items()}
         if isinstance(value, (torch.dtype, torch.device, torch.memory_format, torch.layout)):
@@ -104,15 +119,29 @@ class OpRecorder(TorchDispatchMode):
         args: tuple[Any, ...] = (),
         kwargs: dict[str, Any] | None = None,
     ) -> Any:
+        op = _OPS.get(func) or _op_facts(func)
+        if op.composite:  # only under inference_mode: decompose as autograd would have
+            with self:  # the C++ kernel autograd runs (decompose() may prefer a Python one)
+                return func._op_dk(_COMPOSITE, *args, **(kwargs or {}))
+        if self._refusal is not None:
+            raise ShapesOnlyUnavailable(self._refusal)
         kwargs = kwargs or {}
         tensors = _tensors(args, kwargs)
-        device_move_only = "device" in kwargs and _moves_to_meta_only(func, args, kwargs)
+        device_move_only = False
         if "device" in kwargs:
+            if self.shapes_only and _leaves_meta(op, args, kwargs):
+                # x.to(weight.device): the meta activation stands for a tensor already there
+                if kwargs.get("dtype") in (None, args[0].dtype):
+                    return args[0]
+                kwargs = {**kwargs, "device": torch.device("meta")}
+            device_move_only = _moves_to_meta_only(op, args, kwargs)
             kwargs = _real_integer_factories(args, kwargs, tensors)
-        if self._needs_meta(tensors):
+        if tensors and self._needs_meta(tensors):
             args, kwargs = self._align_meta(args, kwargs)
             tensors = _tensors(args, kwargs)
-        out = _fast_meta(func, args, tensors)
+        if op.same_dtype is not None and tensors and tensors[0].is_meta:
+            _check_same_dtype(op, tensors)
+        out = _fast_meta(op, args, tensors) if op.fast and tensors and tensors[0].is_meta else None
         if out is None:
             out = func(*args, **kwargs)
         if device_move_only:
@@ -126,21 +155,21 @@ class OpRecorder(TorchDispatchMode):
             flat_out = [out]
         else:
             flat_out = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
-        if not getattr(func, "is_view", False):
-            for t in flat_out:
-                if not any(t is source for source in tensors):  # in-place results are their input
-                    self._allocated(t)
-        if self.stack.inside_custom or self.suppressed:
-            return out
-        if getattr(func, "is_view", False) and args and isinstance(args[0], torch.Tensor):
-            role = self._roles.get(id(args[0]))
+        if op.is_view:
+            if self.stack.inside_custom or self.suppressed:
+                return out
+            role = self._roles.get(id(args[0])) if args and isinstance(args[0], torch.Tensor) else None
             if role is not None:
                 for t in flat_out:
                     self._roles[id(t)] = role
                     self._keep_alive.append(t)  # ids stay unique while we map them
-        self.record(
-            f"{func.namespace}.{func.overloadpacket.__name__}", func._overloadname, args, kwargs, flat_out
-        )
+        else:
+            for t in flat_out:
+                if not any(t is source for source in tensors):  # in-place results are their input
+                    self._allocated(t)
+            if self.stack.inside_custom or self.suppressed:
+                return out
+        self.record(op.name, op.overload, args, kwargs, flat_out)
         return out
 
     def record(
@@ -151,25 +180,25 @@ class OpRecorder(TorchDispatchMode):
         kwargs: dict[str, Any],
         outputs: list[torch.Tensor],
     ) -> None:
+        meta_of = self.meta_of
         self.events.append(
             OpEvent(
                 op=op,
                 overload=overload,
                 args=self.describe(tuple(args)),
-                kwargs=self.describe(dict(kwargs)),
-                outputs=tuple(self.describe(t) for t in outputs),
+                kwargs=self.describe(kwargs) if kwargs else {},
+                outputs=tuple([meta_of(t) for t in outputs]),
                 module=self.stack.current(),
-                phase=BACKWARD if self.stack.in_backward else FORWARD,
+                phase=self._phase(),
             )
         )
 
     def _needs_meta(self, tensors: list[torch.Tensor]) -> bool:
         """Whether this call must run on meta: it mixes meta and real tensors, or (in a
         shapes-only run) it reads a real floating-point parameter or buffer."""
-        if not tensors:
-            return False
-        if any(t.is_meta for t in tensors):
-            return not all(t.is_meta for t in tensors)
+        metas = sum(t.is_meta for t in tensors)
+        if metas:
+            return metas != len(tensors)
         return self.shapes_only and any(
             t.is_floating_point() and self._roles.get(id(t)) is not None for t in tensors
         )
@@ -193,19 +222,33 @@ class OpRecorder(TorchDispatchMode):
         """A meta tensor like ``tensor``; parameters and buffers get one copy per run."""
         role = self._roles.get(id(tensor))
         if role is None:
-            return tensor.detach().to("meta")
+            return _to_meta(tensor)
         copy = self._meta_copies.get(id(tensor))
         if copy is None:
-            copy = self._meta_copies[id(tensor)] = tensor.detach().to("meta")
+            copy = self._meta_copies[id(tensor)] = _to_meta(tensor)
             self._roles[id(copy)] = role
         return copy
 
     def release(self) -> None:
         """Drop the references kept to parameter views; stop counting memory."""
-        self._tracking = False
+        self._sizes.clear()  # the weak references go, and with them their callbacks
         self._keep_alive.clear()
         self._meta_copies.clear()
         self._roles.clear()
+
+
+def _to_meta(tensor: torch.Tensor) -> torch.Tensor:
+    """A meta twin of ``tensor``. Under inference_mode the twin of a normal tensor is made
+    normal too: a view of it replaces a view of ``tensor``, and torch gives a view the
+    version counter of its base, which an inference tensor cannot take."""
+    if torch.is_inference_mode_enabled() and not tensor.is_inference():
+        with torch.inference_mode(False):
+            return tensor.detach().to("meta")
+    return tensor.detach().to("meta")
+
+
+def _forward_phase() -> str:
+    return FORWARD
 
 
 # Functions counted whole, by one formula, whichever kernel (math, flash, efficient,
@@ -244,9 +287,54 @@ class FunctionRecorder(TorchFunctionMode):
         return out
 
 
-def _moves_to_meta_only(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+class _OpFacts:
+    """What the recorder needs to know of one aten overload, worked out once."""
+
+    __slots__ = ("name", "short", "overload", "is_view", "composite", "same_dtype", "fast")
+
+    def __init__(self, func: Any) -> None:
+        self.short: str = func.overloadpacket.__name__
+        self.name = f"{func.namespace}.{self.short}"
+        self.overload: str = func._overloadname
+        self.is_view = bool(getattr(func, "is_view", False))
+        self.composite = bool(torch._C._dispatch_has_kernel_for_dispatch_key(func.name(), _COMPOSITE))
+        self.same_dtype: int | None = _SAME_DTYPE.get(self.name)
+        self.fast = self.short in _FAST_META_OPS
+
+
+_OPS: dict[Any, _OpFacts] = {}
+_COMPOSITE = torch._C.DispatchKey.CompositeImplicitAutograd
+
+
+def _op_facts(func: Any) -> _OpFacts:
+    facts = _OPS[func] = _OpFacts(func)
+    return facts
+
+
+# Contractions whose real kernels require one dtype for their operands (how many of the
+# tensor arguments: 0 = all; convolution's bias may differ) but whose meta kernels do
+# not all check it.
+_SAME_DTYPE: dict[str, int] = {
+    **dict.fromkeys(("aten." + name for name in "mm addmm bmm baddbmm addbmm mv addmv dot vdot".split()), 0),
+    "aten.convolution": 2,
+    "aten._convolution": 2,
+}
+
+
+def _check_same_dtype(op: _OpFacts, tensors: list[torch.Tensor]) -> None:
+    checked = tensors[: op.same_dtype] if op.same_dtype else tensors
+    dtype = checked[0].dtype
+    if any(t.dtype != dtype for t in checked):
+        names = ", ".join(str(t.dtype).removeprefix("torch.") for t in checked)
+        raise RuntimeError(
+            f"{op.name} needs operands of one dtype, but got {names} "
+            "(the real kernel raises for this call too)"
+        )
+
+
+def _moves_to_meta_only(op: _OpFacts, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     """A copy of a real tensor to the meta device with nothing else changed."""
-    if func.overloadpacket.__name__ != "_to_copy" or not args or not isinstance(args[0], torch.Tensor):
+    if op.short != "_to_copy" or not args or not isinstance(args[0], torch.Tensor):
         return False
     device = kwargs.get("device")
     dtype = kwargs.get("dtype")
@@ -256,6 +344,14 @@ def _moves_to_meta_only(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
         and torch.device(device).type == "meta"
         and (dtype is None or dtype == args[0].dtype)
     )
+
+
+def _leaves_meta(op: _OpFacts, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """A copy of a meta tensor to a real device."""
+    if op.short != "_to_copy" or not args or not isinstance(args[0], torch.Tensor):
+        return False
+    device = kwargs.get("device")
+    return args[0].is_meta and device is not None and torch.device(device).type != "meta"
 
 
 def _sdpa_on_meta(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -293,18 +389,7 @@ def _cpu_would_fuse(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     return bool(choice != 0)  # 0 is the math path
 
 
-_DTYPE_NAMES = {
-    dtype: str(dtype).removeprefix("torch.")
-    for dtype in (
-        torch.float32,
-        torch.float16,
-        torch.bfloat16,
-        torch.float64,
-        torch.int64,
-        torch.int32,
-        torch.bool,
-    )
-}
+_DTYPES: dict[torch.dtype, tuple[str, int]] = {}  # dtype -> (name without "torch.", item size)
 
 
 # Shape-preserving floating-point ops whose meta kernels are slow Python decompositions
@@ -319,16 +404,32 @@ _UNARY_SAME_SHAPE = frozenset(
 
 _BINARY = frozenset("add add_ sub sub_ mul mul_ div div_".split())
 
+_FAST_META_OPS = (
+    _UNARY_SAME_SHAPE
+    | _BINARY
+    | {
+        "mm",
+        "addmm",
+        "bmm",
+        "_softmax",
+        "_safe_softmax",
+        "_log_softmax",
+        "native_layer_norm",
+        "native_batch_norm",
+        "_native_batch_norm_legit_no_training",
+    }
+)
 
-def _fast_meta(func: Any, args: tuple[Any, ...], tensors: list[torch.Tensor]) -> Any:
-    """The result of ``func`` on all-meta floating inputs, for common ops whose meta
+
+def _fast_meta(op: _OpFacts, args: tuple[Any, ...], tensors: list[torch.Tensor]) -> Any:
+    """The result of the op on all-meta floating inputs, for common ops whose meta
     kernels are slow (Python decompositions: 0.3-2 ms a call); None to run the op's own
     kernel. Results are fresh meta tensors of exactly the shape and dtype the op returns."""
-    if not tensors or not all(t.is_meta for t in tensors) or not tensors[0].is_floating_point():
+    if not all(t.is_meta for t in tensors) or not tensors[0].is_floating_point():
         return None
-    name = func.overloadpacket.__name__
+    name = op.short
     first = tensors[0]
-    if name in _UNARY_SAME_SHAPE and len(tensors) == 1 and func._overloadname in ("default", ""):
+    if name in _UNARY_SAME_SHAPE and len(tensors) == 1 and op.overload in ("default", ""):
         return first if name.endswith("_") else torch.empty_like(first)
     if name in _BINARY and len(args) >= 2 and isinstance(args[0], torch.Tensor):
         shape = torch.broadcast_shapes(*(t.shape for t in tensors))

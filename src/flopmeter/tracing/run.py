@@ -9,7 +9,7 @@ import torch
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from .events import OpEvent
-from .modules import ModuleStack
+from .modules import ModuleStack, exclusive
 from .recorder import FunctionRecorder, OpRecorder, parameter_roles
 
 
@@ -24,7 +24,7 @@ class Trace:
 
 
 class TraceFailure(Exception):
-    """The model raised while traced; ``module`` is the module last entered."""
+    """The model raised while traced; ``module`` is the module it was raised in."""
 
     def __init__(self, error: BaseException, module: str | None) -> None:
         super().__init__(str(error))
@@ -54,7 +54,8 @@ class ModelStateGuard:
         for module, training in self._training:
             module.training = training
         for param, requires_grad, grad in self._params:
-            param.requires_grad_(requires_grad)
+            if param.requires_grad != requires_grad:  # inference-tensor parameters refuse the call
+                param.requires_grad_(requires_grad)
             param.grad = grad
         with torch.no_grad():
             for buffer, saved in self._buffers:
@@ -89,7 +90,7 @@ def trace_model(
     recorder.hold([t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)])
     grad_mode = torch.enable_grad() if backward else torch.no_grad()
     try:
-        with ModelStateGuard(model), grad_mode, stack:
+        with exclusive(model), ModelStateGuard(model), grad_mode, stack:
             if train is not None:
                 model.train(train)
             with recorder, FunctionRecorder(recorder):
@@ -98,7 +99,7 @@ def trace_model(
                     if backward:
                         _run_backward(model, args, kwargs, output)
                 except Exception as error:
-                    raise TraceFailure(error, stack.last_entered) from error
+                    raise TraceFailure(error, stack.raised_in(error)) from error
     finally:
         recorder.release()
     return Trace(
