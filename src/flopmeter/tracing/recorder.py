@@ -97,20 +97,25 @@ class OpRecorder(TorchDispatchMode):
 
     def describe(self, value: Any) -> Any:
         """Replace every tensor in ``value`` by its TensorMeta, keeping the structure."""
-        if isinstance(value, torch.Tensor):
-            return self.meta_of(value)
-        if value is None or isinstance(value, (int, float, bool, str)):
+        kind = type(value)
+        if kind in _SCALARS:
             return value
-        if isinstance(value, (list, tuple)):
-            if not any(isinstance(v, (torch.Tensor, list, tuple, dict)) for v in value):
+        if kind is tuple or kind is list or (kind is not torch.Size and isinstance(value, (list, tuple))):
+            if all(type(v) in _SCALARS for v in value):
                 return value  # sizes, strides, flags: kept as they are
             described = [self.describe(v) for v in value]
-            return described if isinstance(value, list) else tuple(described)
+            return described if kind is list else tuple(described)
+        if isinstance(value, torch.Tensor):
+            return self.meta_of(value)
         if isinstance(value, dict):
             return {k: self.describe(v) for k, v in value.items()}
         if isinstance(value, (torch.dtype, torch.device, torch.memory_format, torch.layout)):
             return str(value).removeprefix("torch.")
         return value
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        return False  # nothing here is ever compiled: spare every op torch's dynamo guard
 
     def __torch_dispatch__(
         self,
@@ -125,7 +130,12 @@ class OpRecorder(TorchDispatchMode):
                 return func._op_dk(_COMPOSITE, *args, **(kwargs or {}))
         if self._refusal is not None:
             raise ShapesOnlyUnavailable(self._refusal)
-        kwargs = kwargs or {}
+        # With a function mode active, every tensor attribute read (.shape, .dtype) would
+        # go through Python; below the dispatcher no function mode has anything to see.
+        with torch._C.DisableTorchFunction():
+            return self._dispatch(func, op, args, kwargs or {})
+
+    def _dispatch(self, func: Any, op: _OpFacts, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         tensors = _tensors(args, kwargs)
         device_move_only = False
         if "device" in kwargs:
@@ -185,7 +195,7 @@ class OpRecorder(TorchDispatchMode):
             OpEvent(
                 op=op,
                 overload=overload,
-                args=self.describe(tuple(args)),
+                args=self.describe(args),
                 kwargs=self.describe(kwargs) if kwargs else {},
                 outputs=tuple([meta_of(t) for t in outputs]),
                 module=self.stack.current(),
@@ -282,8 +292,9 @@ class FunctionRecorder(TorchFunctionMode):
                 out = func(*args, **kwargs)
         finally:
             self.ops.suppressed -= 1
-        flat_out = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
-        self.ops.record(name, "default", args, kwargs, flat_out)
+        with torch._C.DisableTorchFunction():
+            flat_out = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+            self.ops.record(name, "default", args, kwargs, flat_out)
         return out
 
 
@@ -390,6 +401,7 @@ def _cpu_would_fuse(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
 
 
 _DTYPES: dict[torch.dtype, tuple[str, int]] = {}  # dtype -> (name without "torch.", item size)
+_SCALARS = frozenset({int, float, bool, str, type(None)})
 
 
 # Shape-preserving floating-point ops whose meta kernels are slow Python decompositions
@@ -417,20 +429,31 @@ _FAST_META_OPS = (
         "native_layer_norm",
         "native_batch_norm",
         "_native_batch_norm_legit_no_training",
+        "mean",
+        "convolution",
     }
 )
 
 
+def _empty_like(tensor: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """``torch.empty_like`` on meta without its Python reference implementation: a dense
+    tensor's strides are kept as they are, which is what ``empty_like`` does."""
+    if tensor.is_contiguous() or tensor.is_contiguous(memory_format=torch.channels_last):
+        return torch.empty_strided(tensor.shape, tensor.stride(), dtype=dtype or tensor.dtype, device="meta")
+    return torch.empty_like(tensor, dtype=dtype)
+
+
 def _fast_meta(op: _OpFacts, args: tuple[Any, ...], tensors: list[torch.Tensor]) -> Any:
     """The result of the op on all-meta floating inputs, for common ops whose meta
-    kernels are slow (Python decompositions: 0.3-2 ms a call); None to run the op's own
-    kernel. Results are fresh meta tensors of exactly the shape and dtype the op returns."""
+    kernels are slow (Python decompositions: 0.03-2 ms a call); None to run the op's own
+    kernel. Results are fresh meta tensors of exactly the shape, dtype and layout the op
+    returns; anything unusual (odd layouts, invalid shapes) is left to the op's kernel."""
     if not all(t.is_meta for t in tensors) or not tensors[0].is_floating_point():
         return None
     name = op.short
     first = tensors[0]
     if name in _UNARY_SAME_SHAPE and len(tensors) == 1 and op.overload in ("default", ""):
-        return first if name.endswith("_") else torch.empty_like(first)
+        return first if name.endswith("_") else _empty_like(first)
     if name in _BINARY and len(args) >= 2 and isinstance(args[0], torch.Tensor):
         shape = torch.broadcast_shapes(*(t.shape for t in tensors))
         if name.endswith("_"):
@@ -438,11 +461,11 @@ def _fast_meta(op: _OpFacts, args: tuple[Any, ...], tensors: list[torch.Tensor])
         dtype = torch.result_type(args[0], args[1])
         if dtype != first.dtype and not dtype.is_floating_point:
             return None
-        return (
-            torch.empty_like(first, dtype=dtype)
-            if first.shape == shape
-            else torch.empty(shape, dtype=dtype, device="meta")
-        )
+        if first.shape == shape and (len(tensors) == 1 or all(t.is_contiguous() for t in tensors)):
+            return _empty_like(first, dtype)
+        if first.shape == shape:
+            return torch.empty_like(first, dtype=dtype)
+        return torch.empty(shape, dtype=dtype, device="meta")
     if name in ("mm", "addmm") and len(tensors) in (2, 3):
         a, b = tensors[-2], tensors[-1]
         if a.ndim == 2 and b.ndim == 2 and a.shape[1] == b.shape[0]:
@@ -457,24 +480,68 @@ def _fast_meta(op: _OpFacts, args: tuple[Any, ...], tensors: list[torch.Tensor])
     if name == "native_layer_norm":
         axis = first.ndim - len(args[1])
         stats = torch.empty((*first.shape[:axis], *([1] * len(args[1]))), dtype=first.dtype, device="meta")
-        return torch.empty(first.shape, dtype=first.dtype, device="meta"), stats, torch.empty_like(stats)
+        return torch.empty(first.shape, dtype=first.dtype, device="meta"), stats, _empty_like(stats)
     if name == "native_batch_norm" or name == "_native_batch_norm_legit_no_training":
         training = bool(args[5]) if name == "native_batch_norm" else False
         stat_shape = (first.shape[1],) if training and first.ndim > 1 else (0,)
         low = first.dtype in (torch.float16, torch.bfloat16)
         stat = torch.empty(stat_shape, dtype=torch.float32 if low else first.dtype, device="meta")
-        return torch.empty_like(first), stat, torch.empty_like(stat)
+        return _empty_like(first), stat, torch.empty(stat_shape, dtype=stat.dtype, device="meta")
+    if name == "mean" and op.overload == "dim" and len(tensors) == 1:
+        return _mean_on_meta(first, args)
+    if name == "convolution" and len(tensors) in (2, 3):
+        return _convolution_on_meta(args, tensors)
     return None
+
+
+def _mean_on_meta(x: torch.Tensor, args: tuple[Any, ...]) -> torch.Tensor | None:
+    """``mean.dim(x, dims, keepdim)`` of a contiguous tensor: a contiguous result."""
+    dims = args[1] if len(args) > 1 else None
+    keepdim = bool(args[2]) if len(args) > 2 else False
+    if not x.is_contiguous() or not isinstance(dims, (list, tuple)) or not dims or x.ndim == 0:
+        return None
+    reduced = {d % x.ndim for d in dims}
+    shape = [1 if d in reduced else size for d, size in enumerate(x.shape) if keepdim or d not in reduced]
+    return torch.empty(shape, dtype=x.dtype, device="meta")
+
+
+def _convolution_on_meta(args: tuple[Any, ...], tensors: list[torch.Tensor]) -> torch.Tensor | None:
+    """A plain (not transposed) convolution of contiguous input and weight writes a
+    contiguous (N, C_out, *spatial) result; out = (in + 2p - d(k-1) - 1) // s + 1."""
+    x, weight = tensors[0], tensors[1]
+    if len(args) < 9 or args[6] or x is not args[0] or weight is not args[1]:
+        return None
+    stride, padding, dilation, groups = args[3], args[4], args[5], args[8]
+    spatial = weight.ndim - 2
+    if not (x.is_contiguous() and weight.is_contiguous()) or spatial < 1 or x.ndim != weight.ndim:
+        return None  # aten.convolution takes batched input only; its kernel raises
+    if not (len(stride) == len(padding) == len(dilation) == spatial):
+        return None
+    if x.shape[1] != weight.shape[1] * groups or weight.shape[0] % groups:
+        return None
+    sizes = [
+        (size + 2 * pad - dil * (k - 1) - 1) // st + 1
+        for size, pad, dil, k, st in zip(
+            x.shape[2:], padding, dilation, weight.shape[2:], stride, strict=True
+        )
+    ]
+    if any(size <= 0 for size in sizes):
+        return None
+    shape = [x.shape[0], weight.shape[0], *sizes]
+    return torch.empty(shape, dtype=x.dtype, device="meta")
 
 
 def _tensors(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[torch.Tensor]:
     """Tensor arguments, also inside lists (aten arguments nest at most one level)."""
-    found = []
-    for value in (*args, *kwargs.values()):
-        if isinstance(value, torch.Tensor):
+    found: list[torch.Tensor] = []
+    for value in (*args, *kwargs.values()) if kwargs else args:
+        kind = type(value)
+        if kind in _SCALARS:
+            continue
+        if kind is list or kind is tuple:
+            found.extend(v for v in value if type(v) not in _SCALARS and isinstance(v, torch.Tensor))
+        elif isinstance(value, torch.Tensor):
             found.append(value)
-        elif isinstance(value, (list, tuple)):
-            found.extend(v for v in value if isinstance(v, torch.Tensor))
     return found
 
 
@@ -502,6 +569,10 @@ def _real_integer_factories(
 
 def parameter_roles(model: torch.nn.Module) -> dict[int, str]:
     """``id`` -> "param"/"buffer" for every parameter and buffer of ``model``."""
-    roles = {id(b): "buffer" for b in model.buffers()}
-    roles.update({id(p): "param" for p in model.parameters()})
+    roles: dict[int, str] = {}
+    params: list[int] = []
+    for module in model.modules():
+        roles.update((id(b), "buffer") for b in module._buffers.values() if b is not None)
+        params.extend(id(p) for p in module._parameters.values() if p is not None)
+    roles.update((key, "param") for key in params)
     return roles
