@@ -57,12 +57,13 @@ class OpRecorder(TorchDispatchMode):
         self.stack = stack
         self.events: list[OpEvent] = []
         self._roles = dict(roles)
+        self._owned = roles  # the model's own parameters and buffers
         self._keep_alive: list[torch.Tensor] = []
         self.suppressed = 0  # > 0 while a whole-function event covers the ops below it
         self._meta_copies: dict[int, torch.Tensor] = {}  # id(parameter) -> its meta twin
         self.live_bytes = 0  # activation memory alive now (tensors made by ops, not views)
         self.peak_bytes = 0
-        self._sizes: dict[weakref.ref[torch.Tensor], int] = {}  # live tensors -> their bytes
+        self._sizes: dict[int, tuple[weakref.ref[torch.Tensor], int]] = {}  # id -> (live tensor, bytes)
         self._phase = stack.phase if stack.track_backward else _forward_phase
         self._refusal = (
             "counting on shapes cannot follow torch.autocast's casts (autocast does not cast "
@@ -78,14 +79,19 @@ class OpRecorder(TorchDispatchMode):
         self.peak_bytes = max(self.peak_bytes, self.live_bytes)
 
     def _allocated(self, tensor: torch.Tensor) -> None:
+        key = id(tensor)
+        if key in self._sizes:
+            return  # a live tensor returned again is counted once
         size = tensor.numel() * tensor.element_size()
+        self._sizes[key] = (weakref.ref(tensor, lambda _ref: self._freed(key)), size)
         self.live_bytes += size
         if self.live_bytes > self.peak_bytes:
             self.peak_bytes = self.live_bytes
-        self._sizes[weakref.ref(tensor, self._freed)] = size
 
-    def _freed(self, ref: weakref.ref[torch.Tensor]) -> None:
-        self.live_bytes -= self._sizes.pop(ref, 0)
+    def _freed(self, key: int) -> None:
+        entry = self._sizes.pop(key, None)
+        if entry is not None:
+            self.live_bytes -= entry[1]
 
     def meta_of(self, tensor: torch.Tensor) -> TensorMeta:
         """The TensorMeta of one tensor: shape, dtype, item size and role."""
@@ -100,6 +106,8 @@ class OpRecorder(TorchDispatchMode):
         kind = type(value)
         if kind in _SCALARS:
             return value
+        if kind is torch.Tensor or kind is torch.nn.Parameter:
+            return self.meta_of(value)
         if kind is tuple or kind is list or (kind is not torch.Size and isinstance(value, (list, tuple))):
             if all(type(v) in _SCALARS for v in value):
                 return value  # sizes, strides, flags: kept as they are
@@ -138,7 +146,7 @@ class OpRecorder(TorchDispatchMode):
     def _dispatch(self, func: Any, op: _OpFacts, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         tensors = _tensors(args, kwargs)
         device_move_only = False
-        if "device" in kwargs:
+        if kwargs and "device" in kwargs:
             if self.shapes_only and _leaves_meta(op, args, kwargs):
                 # x.to(weight.device): the meta activation stands for a tensor already there
                 if kwargs.get("dtype") in (None, args[0].dtype):
@@ -146,12 +154,16 @@ class OpRecorder(TorchDispatchMode):
                 kwargs = {**kwargs, "device": torch.device("meta")}
             device_move_only = _moves_to_meta_only(op, args, kwargs)
             kwargs = _real_integer_factories(args, kwargs, tensors)
-        if tensors and self._needs_meta(tensors):
-            args, kwargs = self._align_meta(args, kwargs)
-            tensors = _tensors(args, kwargs)
-        if op.same_dtype is not None and tensors and tensors[0].is_meta:
-            _check_same_dtype(op, tensors)
-        out = _fast_meta(op, args, tensors) if op.fast and tensors and tensors[0].is_meta else None
+        out = None
+        if tensors:
+            if self._needs_meta(tensors):
+                args, kwargs = self._align_meta(args, kwargs)
+                tensors = _tensors(args, kwargs)
+            if tensors[0].is_meta:
+                if op.same_dtype is not None:
+                    _check_same_dtype(op, tensors)
+                if op.fast:
+                    out = _fast_meta(op, args, tensors)
         if out is None:
             out = func(*args, **kwargs)
         if device_move_only:
@@ -161,10 +173,7 @@ class OpRecorder(TorchDispatchMode):
                 self._roles[id(out)] = role
                 self._keep_alive.append(out)
             return out
-        if isinstance(out, torch.Tensor):
-            flat_out = [out]
-        else:
-            flat_out = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+        flat_out = [out] if isinstance(out, torch.Tensor) else _output_tensors(out)
         if op.is_view:
             if self.stack.inside_custom or self.suppressed:
                 return out
@@ -175,7 +184,10 @@ class OpRecorder(TorchDispatchMode):
                     self._keep_alive.append(t)  # ids stay unique while we map them
         else:
             for t in flat_out:
-                if not any(t is source for source in tensors):  # in-place results are their input
+                for source in tensors:
+                    if t is source:
+                        break  # in-place results are their input
+                else:
                     self._allocated(t)
             if self.stack.inside_custom or self.suppressed:
                 return out
@@ -193,25 +205,29 @@ class OpRecorder(TorchDispatchMode):
         meta_of = self.meta_of
         self.events.append(
             OpEvent(
-                op=op,
-                overload=overload,
-                args=self.describe(args),
-                kwargs=self.describe(kwargs) if kwargs else {},
-                outputs=tuple([meta_of(t) for t in outputs]),
-                module=self.stack.current(),
-                phase=self._phase(),
+                op,
+                self.describe(args),
+                self.describe(kwargs) if kwargs else {},
+                tuple([meta_of(t) for t in outputs]),
+                self.stack.current(),
+                self._phase(),
+                overload,
             )
         )
 
     def _needs_meta(self, tensors: list[torch.Tensor]) -> bool:
         """Whether this call must run on meta: it mixes meta and real tensors, or (in a
         shapes-only run) it reads a real floating-point parameter or buffer."""
-        metas = sum(t.is_meta for t in tensors)
+        metas = 0
+        for t in tensors:
+            if t.is_meta:
+                metas += 1
         if metas:
             return metas != len(tensors)
-        return self.shapes_only and any(
-            t.is_floating_point() and self._roles.get(id(t)) is not None for t in tensors
-        )
+        if not self.shapes_only:
+            return False
+        roles = self._roles
+        return any(id(t) in roles and t.is_floating_point() for t in tensors)
 
     def _align_meta(
         self, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -220,13 +236,18 @@ class OpRecorder(TorchDispatchMode):
         data is copied); a moved parameter keeps its role for the traffic count."""
 
         def move(value: Any) -> Any:
+            kind = type(value)
+            if kind in _SCALARS:
+                return value
+            if kind is list or kind is tuple:
+                if all(type(v) in _SCALARS for v in value):
+                    return value
+                return kind(move(v) for v in value)
             if isinstance(value, torch.Tensor):
                 return value if value.is_meta else self._meta_copy(value)
-            if isinstance(value, (list, tuple)) and any(isinstance(v, torch.Tensor) for v in value):
-                return type(value)(move(v) for v in value)
             return value
 
-        return tuple(move(a) for a in args), {k: move(v) for k, v in kwargs.items()}
+        return tuple([move(a) for a in args]), {k: move(v) for k, v in kwargs.items()} if kwargs else kwargs
 
     def _meta_copy(self, tensor: torch.Tensor) -> torch.Tensor:
         """A meta tensor like ``tensor``; parameters and buffers get one copy per run."""
@@ -235,7 +256,8 @@ class OpRecorder(TorchDispatchMode):
             return _to_meta(tensor)
         copy = self._meta_copies.get(id(tensor))
         if copy is None:
-            copy = self._meta_copies[id(tensor)] = _to_meta(tensor)
+            copy = _twin(tensor) if id(tensor) in self._owned else _to_meta(tensor)
+            self._meta_copies[id(tensor)] = copy
             self._roles[id(copy)] = role
         return copy
 
@@ -255,6 +277,33 @@ def _to_meta(tensor: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode(False):
             return tensor.detach().to("meta")
     return tensor.detach().to("meta")
+
+
+_TWINS: dict[int, tuple[weakref.ref[torch.Tensor], torch.Tensor]] = {}
+
+
+def _twin(tensor: torch.Tensor) -> torch.Tensor:
+    """The meta twin of a model's parameter or buffer, kept from one profile to the next
+    while the tensor lives and keeps its shape, strides and dtype (a meta tensor holds
+    no memory; only a weak reference to the tensor is kept)."""
+    key = id(tensor)
+    entry = _TWINS.get(key)
+    if entry is not None:
+        ref, twin = entry
+        if (
+            ref() is tensor
+            and twin.dtype == tensor.dtype
+            and twin.shape == tensor.shape
+            and twin.stride() == tensor.stride()
+        ):
+            return twin
+    twin = _to_meta(tensor)
+
+    def forget(_ref: weakref.ref[torch.Tensor]) -> None:
+        _TWINS.pop(key, None)
+
+    _TWINS[key] = (weakref.ref(tensor, forget), twin)
+    return twin
 
 
 def _forward_phase() -> str:
@@ -512,23 +561,35 @@ def _convolution_on_meta(args: tuple[Any, ...], tensors: list[torch.Tensor]) -> 
     if len(args) < 9 or args[6] or x is not args[0] or weight is not args[1]:
         return None
     stride, padding, dilation, groups = args[3], args[4], args[5], args[8]
-    spatial = weight.ndim - 2
-    if not (x.is_contiguous() and weight.is_contiguous()) or spatial < 1 or x.ndim != weight.ndim:
+    x_shape, w_shape = x.shape, weight.shape
+    spatial = len(w_shape) - 2
+    if spatial < 1 or len(x_shape) != len(w_shape) or not (x.is_contiguous() and weight.is_contiguous()):
         return None  # aten.convolution takes batched input only; its kernel raises
     if not (len(stride) == len(padding) == len(dilation) == spatial):
         return None
-    if x.shape[1] != weight.shape[1] * groups or weight.shape[0] % groups:
+    if x_shape[1] != w_shape[1] * groups or w_shape[0] % groups:
         return None
     sizes = [
         (size + 2 * pad - dil * (k - 1) - 1) // st + 1
-        for size, pad, dil, k, st in zip(
-            x.shape[2:], padding, dilation, weight.shape[2:], stride, strict=True
-        )
+        for size, pad, dil, k, st in zip(x_shape[2:], padding, dilation, w_shape[2:], stride, strict=True)
     ]
-    if any(size <= 0 for size in sizes):
+    if min(sizes) <= 0:
         return None
-    shape = [x.shape[0], weight.shape[0], *sizes]
+    shape = [x_shape[0], w_shape[0], *sizes]
     return torch.empty(shape, dtype=x.dtype, device="meta")
+
+
+def _output_tensors(out: Any) -> list[torch.Tensor]:
+    """The tensors an aten op returned: a tuple or list of them, one level of nesting."""
+    if type(out) is not tuple and type(out) is not list:
+        return [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+    found: list[torch.Tensor] = []
+    for value in out:
+        if isinstance(value, torch.Tensor):
+            found.append(value)
+        elif type(value) is tuple or type(value) is list:
+            found.extend(v for v in value if isinstance(v, torch.Tensor))
+    return found
 
 
 def _tensors(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[torch.Tensor]:
