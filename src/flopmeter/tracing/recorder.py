@@ -109,7 +109,7 @@ class OpRecorder(TorchDispatchMode):
         if kind is torch.Tensor or kind is torch.nn.Parameter:
             return self.meta_of(value)
         if kind is tuple or kind is list or (kind is not torch.Size and isinstance(value, (list, tuple))):
-            if all(type(v) in _SCALARS for v in value):
+            if _plain_numbers(value):
                 return value  # sizes, strides, flags: kept as they are
             described = [self.describe(v) for v in value]
             return described if kind is list else tuple(described)
@@ -240,7 +240,7 @@ class OpRecorder(TorchDispatchMode):
             if kind in _SCALARS:
                 return value
             if kind is list or kind is tuple:
-                if all(type(v) in _SCALARS for v in value):
+                if _plain_numbers(value):
                     return value
                 return kind(move(v) for v in value)
             if isinstance(value, torch.Tensor):
@@ -451,6 +451,7 @@ def _cpu_would_fuse(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
 
 _DTYPES: dict[torch.dtype, tuple[str, int]] = {}  # dtype -> (name without "torch.", item size)
 _SCALARS = frozenset({int, float, bool, str, type(None)})
+_NUMBERS = frozenset({int, float, bool})
 
 
 # Shape-preserving floating-point ops whose meta kernels are slow Python decompositions
@@ -579,6 +580,12 @@ def _convolution_on_meta(args: tuple[Any, ...], tensors: list[torch.Tensor]) -> 
     return torch.empty(shape, dtype=x.dtype, device="meta")
 
 
+def _plain_numbers(values: list[Any] | tuple[Any, ...]) -> bool:
+    """An aten int/float list (sizes, strides, dims): empty, or starting with a number
+    (aten lists hold one kind: numbers, or tensors possibly with None among them)."""
+    return not values or type(values[0]) in _NUMBERS
+
+
 def _output_tensors(out: Any) -> list[torch.Tensor]:
     """The tensors an aten op returned: a tuple or list of them, one level of nesting."""
     if type(out) is not tuple and type(out) is not list:
@@ -600,7 +607,8 @@ def _tensors(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[torch.Tensor
         if kind in _SCALARS:
             continue
         if kind is list or kind is tuple:
-            found.extend(v for v in value if type(v) not in _SCALARS and isinstance(v, torch.Tensor))
+            if not _plain_numbers(value):
+                found.extend(v for v in value if isinstance(v, torch.Tensor))
         elif isinstance(value, torch.Tensor):
             found.append(value)
     return found
