@@ -40,7 +40,7 @@ class TensorMeta(NamedTuple):
         return self.dtype.startswith(("float", "bfloat", "complex"))
 
 
-@dataclass
+@dataclass(slots=True)
 class OpEvent:
     """One call of one aten op.
 
