@@ -72,8 +72,12 @@ class ModuleStack:
     """
 
     def __init__(self, root: torch.nn.Module, track_backward: bool = False) -> None:
-        self.names: dict[int, str] = {id(m): name for name, m in root.named_modules()}
-        if any(isinstance(m, torch.jit.ScriptModule) for m in root.modules()):
+        self.names: dict[int, str] = {}
+        scripted = False
+        for name, module in root.named_modules():
+            self.names[id(module)] = name
+            scripted = scripted or isinstance(module, torch.jit.ScriptModule)
+        if scripted:
             warnings.warn(
                 "the model contains TorchScript modules (torch.jit.script/trace): their submodules "
                 "run inside the TorchScript interpreter, which calls no module hooks, so their ops "
