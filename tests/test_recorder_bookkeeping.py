@@ -1,5 +1,8 @@
 """The recorder's bookkeeping: argument lists, live memory, parameters' meta twins."""
 
+import gc
+
+import pytest
 import torch
 from torch import nn
 
@@ -41,3 +44,24 @@ def test_meta_twins_follow_a_parameter_that_changes_shape():
         layer.bias.data = torch.randn(5)
     assert flopmeter.profile(layer, x).macs == 2 * 4 * 5  # 40
     assert _twin(layer.weight) is not first and _twin(layer.weight).shape == (5, 4)
+
+
+def test_the_garbage_collector_is_paused_only_during_a_profile():
+    seen = []
+
+    class Probe(nn.Module):
+        def forward(self, x):
+            seen.append(gc.isenabled())
+            return x * 2
+
+    assert gc.isenabled()
+    flopmeter.profile(Probe(), torch.randn(2))
+    with pytest.raises(flopmeter.ModelError):
+        flopmeter.profile(nn.Linear(2, 2), torch.randn(1, 3))
+    assert seen == [False] and gc.isenabled()  # back on, also after a failure
+    gc.disable()
+    try:
+        flopmeter.profile(Probe(), torch.randn(2))
+        assert not gc.isenabled()  # a user's choice is kept
+    finally:
+        gc.enable()

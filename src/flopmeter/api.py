@@ -14,6 +14,7 @@ from .inputs import build_inputs, describe_inputs, infer_batch_size
 from .registry import CountOptions
 from .report import Report
 from .tracing.modules import uncompiled
+from .tracing.recorder import gc_paused
 from .tracing.run import Trace, TraceFailure, trace_model
 
 Inputs = torch.Tensor | tuple[Any, ...] | list[Any] | dict[str, Any]
@@ -66,6 +67,7 @@ def op_name(target: Any) -> str:
     return f"{namespace}.{name}"
 
 
+@gc_paused()  # the trace's many small objects are freed before the collector runs
 def profile(
     model: torch.nn.Module,
     inputs: Inputs | None = None,
