@@ -1,5 +1,6 @@
 """Profiling from several threads: numbers are per thread, profiles of one model take turns."""
 
+import sys
 import threading
 import time
 
@@ -69,8 +70,10 @@ def test_two_threads_profiling_one_model_take_turns():
 
 def test_two_threads_profiling_different_models_run_together():
     first, second, x = Slow(), Slow(), torch.randn(8, 64)
+    limit = sys.getrecursionlimit()
     reports = run_in_threads(lambda: flopmeter.profile(first, x), lambda: flopmeter.profile(second, x))
     assert [per_module(r) for r in reports] == [SOLO, SOLO]
+    assert sys.getrecursionlimit() == limit  # raised while profiling, put back by the last one
     (start1, end1), (start2, end2) = first.spans[0], second.spans[0]
     assert start1 < end2 and start2 < end1  # they overlapped, and neither saw the other
 

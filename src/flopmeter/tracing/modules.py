@@ -54,6 +54,35 @@ def exclusive(model: torch.nn.Module) -> Iterator[None]:
         yield
 
 
+class _DeeperRecursion:
+    """Raises Python's recursion limit while any profile runs, in any thread, and puts
+    it back when the last one ends. With a global hook set, torch calls each forward
+    through one more frame (``_call_impl``'s ``inner()``), and meta kernels written in
+    Python run deeper than the CPU ones: this allows as deep a model as a plain call."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._saved = self._raised = 0
+
+    def enter(self) -> None:
+        with self._lock:
+            if self._users == 0:
+                self._saved = sys.getrecursionlimit()
+                self._raised = self._saved * 5 // 4 + 200
+                sys.setrecursionlimit(self._raised)
+            self._users += 1
+
+    def exit(self) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users == 0 and sys.getrecursionlimit() == self._raised:
+                sys.setrecursionlimit(self._saved)
+
+
+_DEEPER = _DeeperRecursion()
+
+
 def uncompiled(model: torch.nn.Module) -> torch.nn.Module:
     """The module ``torch.compile`` wrapped, else ``model``: a compiled module is counted
     as its original (same ops, same module names), and profiling compiles nothing."""
@@ -91,7 +120,6 @@ class ModuleStack:
         self._handles: list[RemovableHandle] = []
         self._thread = threading.get_ident()
         self._raised_in: dict[int, tuple[BaseException, str]] = {}  # id(error) -> (error, module)
-        self._recursion_limit = sys.getrecursionlimit()
         self.calls: dict[str, int] = {}
         # Modules whose cost a user formula gives: their calls are recorded whole and
         # the ops inside them are marked as replaced.
@@ -185,21 +213,13 @@ class ModuleStack:
 
     def __enter__(self) -> ModuleStack:
         self._thread = threading.get_ident()
-        # With a global hook set, torch calls each forward through one more frame
-        # (_call_impl's inner()), and meta kernels written in Python run deeper than
-        # the CPU ones: allow as deep a model as a plain call allows.
-        self._recursion_limit = sys.getrecursionlimit()
-        sys.setrecursionlimit(self._deeper_limit())
+        _DEEPER.enter()
         self._handles.append(register_module_forward_pre_hook(self._pre))
         self._handles.append(register_module_forward_hook(self._post, always_call=True))
         return self
 
-    def _deeper_limit(self) -> int:
-        return self._recursion_limit * 5 // 4 + 200
-
     def __exit__(self, *exc: object) -> None:
-        if sys.getrecursionlimit() == self._deeper_limit():
-            sys.setrecursionlimit(self._recursion_limit)
+        _DEEPER.exit()
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
