@@ -203,3 +203,28 @@ def test_as_deep_as_a_plain_forward():
         report = flopmeter.profile(nested(deepest), x)
     assert report.macs == 4
     assert sys.getrecursionlimit() == limit  # put back
+
+
+def test_a_real_tensor_moved_to_the_activations_device_stays_real():
+    class Cached(nn.Module):  # torchvision's AnchorGenerator: self.cell_anchors = [a.to(device) ...]
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(4, 4)
+            self.cache = [torch.ones(4)]
+
+        def forward(self, x):
+            self.cache = [c.to(x.device) for c in self.cache]
+            return self.lin(x) + self.cache[0]
+
+    model, x = Cached(), torch.randn(2, 4)
+    shapes = flopmeter.profile(model, x)
+    assert shapes.options["computed"] == "shapes"
+    assert model.cache[0].device.type == "cpu"  # no meta tensor left in the model
+    model(x)  # still usable
+    values = flopmeter.profile(model, x, shapes_only=False)
+    assert (shapes.macs, shapes.flops, shapes.forward.bytes) == (
+        values.macs,
+        values.flops,
+        values.forward.bytes,
+    )
+    assert shapes.macs == 2 * 4 * 4  # 32
