@@ -562,7 +562,7 @@ def render(report: Report, args: argparse.Namespace, roofline: Any = None, timin
             )
         return formats.to_markdown(
             report,
-            depth=rows["depth"] if rows["depth"] is not None else 1,
+            depth=rows["depth"] if rows["depth"] is not None or rows["top"] else 1,  # --top: all leaves
             top=rows["top"],
             sort=args.sort,
             roofline=roofline,

@@ -316,19 +316,22 @@ def available_memory() -> int:
         return 1 << 62  # unknown: assume it fits
 
 
+MEMORY_SHARE = 0.5  # build for real only when the weights take at most this share of free memory
+
+
 def _build_within_memory(transformers: Any, config: Any) -> tuple[torch.nn.Module, str | None]:
-    """Build on meta first (free); keep that model when its weights would not fit in
-    the memory available, else build it for real."""
+    """Build on meta first (free); keep that model when its weights would take more
+    than ``MEMORY_SHARE`` of the memory available, else build it for real."""
     with torch.device("meta"):
         shell = transformers.AutoModel.from_config(config)
     needed = sum(t.numel() * t.element_size() for t in [*shell.parameters(), *shell.buffers()])
     free = available_memory()
-    if needed > free:
+    if needed > free * MEMORY_SHARE:
         from .render.units import nbytes
 
         return shell, (
             f"built on the meta device (as with --meta): its weights need {nbytes(needed)}, "
-            f"more than the {nbytes(free)} of memory available"
+            f"more than half of the {nbytes(free)} of memory available"
         )
     del shell
     return transformers.AutoModel.from_config(config), None
