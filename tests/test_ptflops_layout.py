@@ -100,3 +100,72 @@ def test_unknown_backend_is_refused():
     with pytest.raises(ValueError, match="'foo' is not a valid FLOPS_BACKEND"):
         get_model_complexity_info(small(), (8,), backend="foo", print_per_layer_stat=False)
     assert get_model_complexity_info(small(), (8,), backend="aten", print_per_layer_stat=False)
+
+
+class Recurrent(nn.Module):
+    def __init__(self, kind: type) -> None:
+        super().__init__()
+        self.rnn = kind(16, 32, batch_first=True)
+        self.fc = nn.Linear(32, 4)
+
+    def forward(self, x):
+        return self.fc(self.rnn(x)[0][:, -1])
+
+
+def test_lstm_matches_ptflops_rule():
+    # ptflops' rnn_flops per token, I=16, H=32: W_ih 128*16 = 2,048; W_hh 128*32 = 4,096;
+    # 4H + 3H + 3H = 320; biases 128 + 128 = 256  -> 6,720; 12 tokens: 80,640; fc 32*4 + 4 = 132
+    macs, _ = get_model_complexity_info(
+        Recurrent(nn.LSTM), (12, 16), as_strings=False, print_per_layer_stat=False
+    )
+    assert macs == 80_772
+
+
+@pytest.mark.parametrize(
+    "kind,expected",
+    [
+        # CPU runs GRU and RNN as aten ops (addmm, sigmoid, tanh, mul, add), each counted by its
+        # own ptflops rule; ptflops' extra 7H (GRU) and H (RNN) per token are not added
+        # (docs/conventions.md): GRU 12 * (1,536 + 3,072 + 192) + 132 = 57,732
+        (nn.GRU, 57_732),
+        # RNN 12 * (512 + 1,024 + 64) + 132 = 19,332
+        (nn.RNN, 19_332),
+    ],
+)
+def test_gru_and_rnn_as_documented(kind, expected):
+    macs, _ = get_model_complexity_info(
+        Recurrent(kind), (12, 16), as_strings=False, print_per_layer_stat=False
+    )
+    assert macs == expected
+
+
+def test_transformer_encoder_layer_as_documented():
+    # docs/conventions.md: ptflops 347,280; ours 348,800 = 347,280 - 1,040 (attention's
+    # scaling 10*64 and softmax 4*10*10, which ptflops' MHA rule adds) + 2 * 640 (LayerNorm
+    # with affine, 2 per element; ptflops' hook looks for `.affine` and counts 1)
+    # + 1,280 (the F.relu in the feed-forward, 10*128, which ptflops misses)
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(64, 4, 128, batch_first=True)
+    macs, _ = get_model_complexity_info(layer, (10, 64), as_strings=False, print_per_layer_stat=False)
+    assert macs == 347_280 - 1_040 + 2 * 640 + 1_280 == 348_800
+
+
+def test_alexnet_strings_as_docs_say():
+    # docs/conventions.md and README: ours '715.56 MMac' (715,561,896); ptflops 0.7.5 by
+    # default '716.44 MMac' (it counts each nn.ReLU twice), '715.56 MMac' without functionals
+    def alexnet():
+        return torchvision.models.alexnet()
+
+    ours = get_model_complexity_info(alexnet(), (3, 224, 224), print_per_layer_stat=False)
+    assert ours == ("715.56 MMac", "61.1 M")
+    ptflops = pytest.importorskip("ptflops")
+    assert ptflops.get_model_complexity_info(alexnet(), (3, 224, 224), print_per_layer_stat=False)[0] == (
+        "716.44 MMac"
+    )
+    no_functional = {"count_functional": False}
+    assert (
+        ptflops.get_model_complexity_info(
+            alexnet(), (3, 224, 224), print_per_layer_stat=False, backend_specific_config=no_functional
+        )
+        == ours
+    )
