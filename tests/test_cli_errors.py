@@ -179,6 +179,9 @@ class TestCheckedBeforeCounting:
             (["--bench", "--batch-sizes", "1,x"], "--batch-sizes takes numbers"),
             (["--bench", "--meta"], "drop --meta"),
             (["--set", "oops"], "expected KEY=VALUE"),
+            (["--input", "0x3x224x224"], "a batch of 0 has nothing to count"),
+            (["--format", "tree", "--top", "3"], "--top and --sort pick table rows"),
+            (["--by", "op", "--sort", "macs"], "--by op rows are always sorted"),
         ],
     )
     def test_refused_before_building(self, monkeypatch, tmp_path, argv, message):

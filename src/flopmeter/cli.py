@@ -281,6 +281,8 @@ def check_combinations(args: argparse.Namespace) -> None:
         raise UsageError("--by op prints a table of operators; use --format table, csv, json or markdown")
     if args.by == "op" and args.sort is not None:
         raise UsageError("--sort orders modules; --by op rows are always sorted by FLOPs")
+    if args.format == "tree" and (args.top or args.sort):
+        raise UsageError("--top and --sort pick table rows; use --format table (or csv, markdown)")
     if not args.bench:
         for option, value in (("--batch-sizes", args.batch_sizes), ("--per-module", args.per_module)):
             if value:
@@ -344,7 +346,10 @@ def _input_specs(args: argparse.Namespace) -> list[InputSpec]:
                 f"bad input spec {text!r}: too many ':' fields; expected SHAPE, NAME:SHAPE, "
                 f"SHAPE:DTYPE or NAME:SHAPE:DTYPE (e.g. input_ids:1x128:int64)"
             )
-        specs.append(parse_spec(text))
+        spec = parse_spec(text)
+        if spec.shape and spec.shape[0] == 0:
+            raise UsageError(f"bad input spec {text!r}: a batch of 0 has nothing to count")
+        specs.append(spec)
     return specs
 
 
