@@ -63,6 +63,18 @@ class TestModelFiles:
         path = write(tmp_path, "model_file.py", source)
         assert_clean(*run([f"{path}:build", *argv])[::2], code, message)
 
+    def test_sys_exit_in_forward(self, tmp_path):
+        source = """\
+            import sys
+            import torch
+
+            class Quits(torch.nn.Module):
+                def forward(self, x):
+                    sys.exit(4)
+            """
+        path = write(tmp_path, "quits.py", source)
+        assert_clean(*run([f"{path}:Quits", "--input", "1x4"])[::2], 1, "it called sys.exit(4)")
+
     def test_not_callable_attribute(self, tmp_path):
         path = write(tmp_path, "good.py", "NOT_CALLABLE = 3\n")
         assert_clean(*run([f"{path}:NOT_CALLABLE"])[::2], 2, "is not a class or function (it is 3")

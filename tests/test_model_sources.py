@@ -81,3 +81,25 @@ def test_big_transformers_config_is_built_on_meta(monkeypatch):
 
 def test_available_memory_is_positive():
     assert models.available_memory() > 0
+
+
+class ImageList(torch.nn.Module):
+    """Takes a list of (C, H, W) images, as torchvision's detection models do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, images):
+        return [self.conv(image[None]) for image in images]
+
+
+def test_a_list_of_images_is_one_argument_and_batch_size_counts_images(monkeypatch):
+    from flopmeter import cli
+
+    loaded = models.LoadedModel(ImageList(), "images", [InputSpec((3, 8, 8))], "image_list")
+    monkeypatch.setattr(cli, "load_model", lambda *args, **kwargs: loaded)
+    code, out, err = run(["images", "--batch-size", "3", "--units", "plain", "-q"])
+    assert code == 0, err
+    # per image: 8*8 positions * 4 channels * 27 = 6,912 MACs; 3 images: 20,736
+    assert "20,736 MACs" in out and "for batch 3" in out and "per sample: 6,912 MACs" in out

@@ -221,6 +221,9 @@ def main(
         except (ModelError, ModelBuildError) as error:
             print(f"flopmeter: the model failed: {error}", file=err)
             return 1
+        except SystemExit as exit_:  # the model's own code called sys.exit()
+            print(f"flopmeter: the model failed: it called sys.exit({exit_.code!r})", file=err)
+            return 1
     except KeyboardInterrupt:
         print("\nflopmeter: interrupted", file=err)
         return 130
@@ -248,7 +251,8 @@ def validate(args: argparse.Namespace, compare: bool = False) -> None:
     counting time. Raises UsageError (exit 2)."""
     check_ranges(args)
     _input_specs(args)  # parse errors now, not after the model is built
-    [parse_override(text) for text in args.set]
+    for text in args.set:
+        parse_override(text)
     if compare:
         for source in args.models:
             check_source(source)
@@ -360,13 +364,17 @@ def _units(args: argparse.Namespace) -> str:
     return "" if args.units == "plain" else args.units
 
 
-def _specs(args: argparse.Namespace, default: list[InputSpec]) -> list[InputSpec]:
+def _specs(args: argparse.Namespace, default: list[InputSpec], kind: str = "tensors") -> list[InputSpec]:
+    """The --input specs (else the model's own), with --batch-size applied: the leading
+    dimension of each tensor, or the number of images for a model taking a list of them."""
     specs = _input_specs(args) or list(default)
     if not specs:
         raise UsageError(
             "this model has no documented input: give one with --input, e.g. --input 1x3x224x224"
         )
     if args.batch_size is not None:
+        if kind == "image_list":
+            return (specs * args.batch_size)[: args.batch_size]
         specs = [replace(s, shape=(args.batch_size, *s.shape[1:])) if s.shape else s for s in specs]
     return specs
 
@@ -382,7 +390,7 @@ def _load_and_profile(source: str, args: argparse.Namespace, err: TextIO) -> tup
     loaded = load_model(source, overrides=overrides, meta=args.meta)
     for note in loaded.notes:
         print(f"flopmeter: {source}: {note}", file=err)
-    specs = _specs(args, loaded.default_inputs)
+    specs = _specs(args, loaded.default_inputs, loaded.input_kind)
     if args.input:
         check_inputs_fit(loaded.model, specs, loaded.input_kind)
     common = dict(
@@ -393,7 +401,8 @@ def _load_and_profile(source: str, args: argparse.Namespace, err: TextIO) -> tup
 
         images, _ = build_inputs(specs, device=_device(loaded.model))
         arguments: Any = ([*images],)
-        return profile(loaded.model, arguments, **common), loaded.model, arguments
+        report = profile(loaded.model, arguments, batch_size=len(images), **common)
+        return report, loaded.model, arguments
     shape: Any = specs if len(specs) > 1 or specs[0].name else specs[0]
     return profile(loaded.model, input_shape=shape, **common), loaded.model, shape
 
