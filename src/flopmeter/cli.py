@@ -65,7 +65,7 @@ def build_parser(compare: bool = False) -> argparse.ArgumentParser:
             "model",
             nargs="?",
             metavar="MODEL",
-            help="torchvision:NAME, timm:NAME, transformers:CONFIGCLASS (or a config.json / model dir), "
+            help="torchvision:NAME, timm:NAME, transformers:CONFIGCLASS, a config.json or model dir, "
             "or FILE.py:CALLABLE (a class or function returning an nn.Module); e.g. torchvision:alexnet",
         )
     parser.add_argument(
@@ -132,7 +132,11 @@ def build_parser(compare: bool = False) -> argparse.ArgumentParser:
             help="sort table rows, e.g. --sort flops (implies --format table)",
         )
         parser.add_argument(
-            "--top", type=int, metavar="N", help="only the N most expensive rows, e.g. --top 10"
+            "--top",
+            type=int,
+            metavar="N",
+            help="only the N most expensive leaf modules (containers repeat their children's cost) "
+            "or operators (--by op), e.g. --top 10",
         )
         parser.add_argument(
             "--format",
