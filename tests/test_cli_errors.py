@@ -304,3 +304,15 @@ class TestFormats:
         code, out, err = run([f"{path}:build", "--input", "1x4", "--bench", "--warmup", "1", "--repeat", "2"])
         assert code == 0, err
         assert "median" in out
+
+
+def test_report_tables_refuse_a_negative_depth_or_top():
+    from flopmeter.render import formats, text
+    from handmade import handmade_report
+
+    report = handmade_report()
+    with pytest.raises(ValueError, match="depth must be 0"):
+        report.to_markdown(depth=-1)
+    with pytest.raises(ValueError, match="top must be at least 1"):
+        text.render_table(report, top=0)
+    assert formats.to_csv(report, depth=0).splitlines()[1].startswith("(root),Net,0,")
