@@ -86,9 +86,15 @@ def _synchronize(device: torch.device) -> None:
 
 
 def time_calls(
-    call: Callable[[], Any], device: torch.device, warmup: int, repeat: int, progress: Progress | None = None
+    call: Callable[[], Any],
+    device: torch.device,
+    warmup: int,
+    repeat: int,
+    progress: Progress | None = None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> list[float]:
-    """Run ``call`` ``warmup`` times untimed, then ``repeat`` times timed (seconds each)."""
+    """Run ``call`` ``warmup`` times untimed, then ``repeat`` times timed (seconds each).
+    On the CPU each run is timed with ``clock`` (wall time by default)."""
     if warmup < 1:
         raise ValueError(f"warmup must be at least 1 (a cold first run is not a timing), got {warmup}")
     if repeat < 1:
@@ -108,9 +114,9 @@ def time_calls(
             end.synchronize()
             times.append(start.elapsed_time(end) / 1000.0)
         else:
-            begin = time.perf_counter()
+            begin = clock()
             call()
-            times.append(time.perf_counter() - begin)
+            times.append(clock() - begin)
         if progress:
             progress("timed", index + 1, repeat)
     return times

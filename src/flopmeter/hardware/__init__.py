@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -18,6 +19,14 @@ class Hardware:
     """Peak FLOP/s per dtype name ("float32", "bfloat16", ...) and memory bandwidth (bytes/s).
 
     ``peak_flops`` may be a single number (used for every dtype).
+
+    The calibrated latency model (docs/speed.md) also uses, when given:
+    ``op_overhead``, seconds of fixed cost per executed op (dispatch + kernel launch):
+    one number, or one per op class with "default" for the rest;
+    ``module_overhead``, seconds per ``nn.Module`` call (Python); ``efficiency``, the
+    fraction of the roofline bound each op class reaches (``OP_CLASSES`` in
+    ``flopmeter.roofline``; missing classes reach 1.0); ``overlap``, whether the host
+    queues work asynchronously (GPUs), so per-op overheads hide behind device time.
     """
 
     name: str
@@ -26,6 +35,43 @@ class Hardware:
     description: str = ""
     source: str = ""
     notes: list[str] = field(default_factory=list)
+    op_overhead: dict[str, float] | float = 0.0
+    module_overhead: float = 0.0
+    efficiency: dict[str, float] = field(default_factory=dict)
+    overlap: bool = False
+    calibration_source: str = ""
+
+    def __post_init__(self) -> None:
+        peaks = self.peak_flops.values() if isinstance(self.peak_flops, dict) else [self.peak_flops]
+        if not peaks or any(not isinstance(v, (int, float)) or v <= 0 for v in peaks):
+            raise ValueError(
+                f"hardware {self.name!r}: peak_flops must be positive FLOP/s, got {self.peak_flops!r}"
+            )
+        if not isinstance(self.bandwidth, (int, float)) or self.bandwidth <= 0:
+            raise ValueError(
+                f"hardware {self.name!r}: bandwidth must be positive bytes/s, got {self.bandwidth!r}"
+            )
+        overheads = self.op_overhead.values() if isinstance(self.op_overhead, dict) else [self.op_overhead]
+        if any(not isinstance(v, (int, float)) or v < 0 for v in [*overheads, self.module_overhead]):
+            raise ValueError(
+                f"hardware {self.name!r}: overheads are seconds >= 0, got op_overhead={self.op_overhead!r}, "
+                f"module_overhead={self.module_overhead!r}"
+            )
+        bad = {k: v for k, v in self.efficiency.items() if not isinstance(v, (int, float)) or v <= 0}
+        if bad:
+            raise ValueError(f"hardware {self.name!r}: efficiencies are fractions > 0, got {bad}")
+
+    def overhead(self, op_class: str) -> float:
+        """Fixed seconds per executed op of ``op_class`` ("default" when not listed)."""
+        if isinstance(self.op_overhead, dict):
+            return float(self.op_overhead.get(op_class, self.op_overhead.get("default", 0.0)))
+        return float(self.op_overhead)
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether this spec carries overheads or per-class efficiencies (else the
+        calibrated model reduces to the plain roofline bound)."""
+        return bool(self.op_overhead or self.module_overhead or self.efficiency)
 
     def peak(self, dtype: str = "float32") -> float:
         """Peak FLOP/s for ``dtype``; float32's when the spec has none for it."""
@@ -51,9 +97,20 @@ def _load_presets() -> dict[str, Hardware]:
             bandwidth=float(spec["bandwidth"]),
             description=spec.get("description", ""),
             source=spec.get("source", ""),
+            op_overhead=_overheads(spec.get("latency", {}).get("op_overhead", 0.0)),
+            module_overhead=float(spec.get("latency", {}).get("module_overhead", 0.0)),
+            efficiency={k: float(v) for k, v in spec.get("latency", {}).get("efficiency", {}).items()},
+            overlap=bool(spec.get("latency", {}).get("overlap", False)),
+            calibration_source=spec.get("latency", {}).get("source", ""),
         )
         for name, spec in tomllib.loads(text).items()
     }
+
+
+def _overheads(value: object) -> dict[str, float] | float:
+    if isinstance(value, dict):
+        return {k: float(v) for k, v in value.items()}
+    return float(value)  # type: ignore[arg-type]
 
 
 PRESETS = _load_presets()
@@ -65,9 +122,14 @@ def names() -> list[str]:
 
 
 def get(name: str) -> Hardware:
-    """A preset by name (see ``names()``); "local" measures this machine."""
+    """A preset by name (see ``names()``); "local" measures and calibrates this machine
+    (a few seconds, once per process and thread count)."""
+    if not isinstance(name, str):
+        raise TypeError(f"hardware name must be a string such as 'h100-sxm' or 'local', got {name!r}")
     if name == "local":
-        return measure_local()
+        from .calibrate import calibrate
+
+        return calibrate()
     if name not in PRESETS:
         import difflib
 
@@ -77,9 +139,17 @@ def get(name: str) -> Hardware:
     return PRESETS[name]
 
 
-def measure_local(device: str = "cpu", *, size: int = 2048, copy_mib: int = 256, repeat: int = 3) -> Hardware:
+def measure_local(
+    device: str = "cpu",
+    *,
+    size: int = 2048,
+    copy_mib: int = 256,
+    repeat: int = 3,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Hardware:
     """Measure this machine: peak float32 FLOP/s from a large matmul (2*n^3 FLOPs) and
-    bandwidth from a large copy (read + write = 2 x bytes). Best of ``repeat`` runs."""
+    bandwidth from a large copy (read + write = 2 x bytes). Best of ``repeat`` runs,
+    timed with ``clock``."""
     dev = torch.device(device)
     a = torch.randn(size, size, device=dev)
     b = torch.randn(size, size, device=dev)
@@ -90,10 +160,10 @@ def measure_local(device: str = "cpu", *, size: int = 2048, copy_mib: int = 256,
         times = []
         for _ in range(repeat + 1):  # the first run is a warm-up
             _sync(dev)
-            start = time.perf_counter()
+            start = clock()
             fn()  # type: ignore[operator]
             _sync(dev)
-            times.append(time.perf_counter() - start)
+            times.append(clock() - start)
         return min(times[1:])
 
     flops = 2 * size**3 / best(lambda: torch.mm(a, b))

@@ -27,6 +27,26 @@ def render_hardware(specs: list[Hardware]) -> str:
     )
 
 
+def render_calibration(hw: Hardware) -> str:
+    """The calibrated model's figures of one spec: per op class the fixed cost per op
+    and the fraction of the roofline bound reached; the module-call cost; the source."""
+    if not hw.calibrated:
+        return f"{hw.name}: no calibration (plain roofline bound)"
+    classes = list(hw.efficiency) + [
+        k for k in (hw.op_overhead if isinstance(hw.op_overhead, dict) else {}) if k not in hw.efficiency
+    ]
+    parts = [
+        f"{k} {seconds(hw.overhead(k))}" + (f" x{hw.efficiency[k]:.2f}" if k in hw.efficiency else "")
+        for k in classes
+        if k != "default"
+    ]
+    return (
+        f"{hw.name}: per op class, fixed cost and fraction of the roofline reached: {', '.join(parts)}; "
+        f"other ops {seconds(hw.overhead('default'))}; module call {seconds(hw.module_overhead)}"
+        + ("; host overheads overlap device work" if hw.overlap else "")
+    )
+
+
 def render_roofline(
     report: Report,
     roofline: Roofline,
