@@ -151,12 +151,21 @@ def build_parser(compare: bool = False) -> argparse.ArgumentParser:
             "--bench", action="store_true", help="measure real latency (warm-up, repeated runs)"
         )
         parser.add_argument(
-            "--batch-sizes", metavar="N,N,...", help="with --bench: sweep batch sizes, e.g. 1,8,32"
+            "--batch-sizes",
+            metavar="N,N,...",
+            help="with --bench and/or --roofline: sweep batch sizes, e.g. 1,8,32 (with --plot, also a "
+            "chart of where the model turns overhead-, memory-, compute-bound)",
         )
         parser.add_argument(
             "--warmup", type=int, default=10, metavar="N", help="with --bench: warm-up runs (>= 1)"
         )
         parser.add_argument("--repeat", type=int, default=50, metavar="N", help="with --bench: timed runs")
+        parser.add_argument(
+            "--threads",
+            type=int,
+            metavar="N",
+            help="torch CPU threads for --bench and --roofline local, e.g. --threads 1 (default: torch's)",
+        )
         parser.add_argument(
             "--per-module",
             action="store_true",
@@ -257,6 +266,12 @@ def _single(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         )
     if args.bench and args.meta:
         raise UsageError("--bench times real computation: drop --meta")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UsageError(f"--threads must be at least 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     print(f"flopmeter: counting {args.model} ...", file=err, flush=True)
     report, model, shape = _load_and_profile(args.model, args)
     spec: hw.Hardware | None = hw.get(args.roofline) if args.roofline else None
@@ -265,6 +280,8 @@ def _single(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         extras["roofline"] = report.roofline(spec)
     if args.bench:
         extras["timings"] = _bench(model, shape, args, spec, err)
+    elif args.batch_sizes:
+        extras["sweep"] = _sweep(model, shape, args, spec)
     text = render(report, args, **extras)
     from .render.html import to_html
 
@@ -275,6 +292,7 @@ def _single(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.plot:
         report.plot(args.plot, convention=args.convention, top=args.top or 15, hardware=spec)
         print(f"flopmeter: wrote {args.plot}", file=err)
+        _plot_sweep(args.plot, report, extras, err)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -303,16 +321,45 @@ def write_colored(out: TextIO, text: str, color: str) -> None:
     Console(file=out, force_terminal=True, soft_wrap=True, highlight=True).print(text, end="", markup=False)
 
 
+def _batch_sizes(args: argparse.Namespace) -> list[int] | None:
+    if not args.batch_sizes:
+        return None
+    try:
+        sizes = [int(v) for v in args.batch_sizes.split(",")]
+    except ValueError:
+        raise UsageError(f"--batch-sizes takes numbers like 1,8,32, got {args.batch_sizes!r}") from None
+    if any(size < 1 for size in sizes):
+        raise UsageError(f"--batch-sizes must all be at least 1, got {args.batch_sizes!r}")
+    return sizes
+
+
+def _sweep(model: Any, shape: Any, args: argparse.Namespace, spec: Any) -> Any:
+    """Latency-model estimates at each --batch-sizes (no timing)."""
+    from .timing import predict_batches
+
+    if spec is None:
+        raise UsageError("--batch-sizes needs --bench (measure) or --roofline HARDWARE (estimate)")
+    return predict_batches(model, input_shape=shape, batch_sizes=_batch_sizes(args) or [], hardware=spec)
+
+
+def _plot_sweep(path: str, report: Report, extras: dict[str, Any], err: TextIO) -> None:
+    """With a batch sweep, also write its chart beside --plot's file."""
+    from .render.roofline_plot import plot_batch_sweep, sweep_path
+
+    timings = extras.get("timings") or []
+    estimates = extras.get("sweep") or [t.estimate for t in timings if t.estimate]
+    if len(estimates) < 2:
+        return
+    measured = [t.median for t in timings] if timings else None
+    plot_batch_sweep(estimates, sweep_path(path), measured=measured, title=report.model_name)
+    print(f"flopmeter: wrote {sweep_path(path)}", file=err)
+
+
 def _bench(model: Any, shape: Any, args: argparse.Namespace, spec: Any, err: TextIO) -> Any:
     from .inputs import build_inputs
     from .timing import benchmark
 
-    sizes = None
-    if args.batch_sizes:
-        try:
-            sizes = [int(v) for v in args.batch_sizes.split(",")]
-        except ValueError:
-            raise UsageError(f"--batch-sizes takes numbers like 1,8,32, got {args.batch_sizes!r}") from None
+    sizes = _batch_sizes(args)
 
     live = hasattr(err, "isatty") and err.isatty()
 
@@ -338,8 +385,11 @@ def _bench(model: Any, shape: Any, args: argparse.Namespace, spec: Any, err: Tex
     return timings
 
 
-def render(report: Report, args: argparse.Namespace, roofline: Any = None, timings: Any = None) -> str:
-    """The report in the format the options ask for (with roofline / timing when given)."""
+def render(
+    report: Report, args: argparse.Namespace, roofline: Any = None, timings: Any = None, sweep: Any = None
+) -> str:
+    """The report in the format the options ask for (with roofline / timing / batch-sweep
+    estimates when given)."""
     from .render import formats, speed, text
 
     units, precision, convention = _units(args), args.precision, args.convention
@@ -369,6 +419,8 @@ def render(report: Report, args: argparse.Namespace, roofline: Any = None, timin
             )
         if timings is not None:
             parts.append(speed.render_timings(report, timings, precision=precision))
+        if sweep:
+            parts.append(speed.render_sweep(report, sweep))
         return "\n\n".join(parts) + "\n"
     if args.by == "op":
         return (

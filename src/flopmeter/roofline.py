@@ -165,6 +165,14 @@ class RooflineRow:
 
     @property
     def bound(self) -> str:
+        """The roofline's verdict: "compute" or "memory", whichever bound accounts for
+        more of ``bound_time``."""
+        if not self.bound_time:
+            return "-"
+        return "compute" if self.compute_time >= self.memory_time else "memory"
+
+    @property
+    def regime(self) -> str:
         """What most of the calibrated time goes to: "overhead", "memory" or "compute"."""
         if not self.time:
             return "-"
@@ -188,6 +196,7 @@ class Roofline:
     hardware: Hardware
     rows: dict[str, RooflineRow] = field(default_factory=dict)
     model: str = BOUND_MODEL
+    batch_size: int = 1
 
     @property
     def total(self) -> RooflineRow:
@@ -215,7 +224,9 @@ def roofline(report: Report, hardware: Hardware | str) -> Roofline:
     spec = get(hardware) if isinstance(hardware, str) else hardware
     if not isinstance(spec, Hardware):
         raise TypeError(f"hardware must be a flopmeter.hardware.Hardware or a preset name, got {spec!r}")
-    result = Roofline(spec, model=CALIBRATED_MODEL if spec.calibrated else BOUND_MODEL)
+    result = Roofline(
+        spec, model=CALIBRATED_MODEL if spec.calibrated else BOUND_MODEL, batch_size=report.batch_size
+    )
     for module_name, m in report.modules.items():
         row = RooflineRow(module_name, m.type, m.depth, overlap=spec.overlap)
         row.overhead_time = spec.module_overhead * m.calls  # its own calls; children add theirs below

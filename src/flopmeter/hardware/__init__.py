@@ -13,6 +13,9 @@ from importlib import resources
 
 import torch
 
+# torch dtype names whose peak is listed under a family name in the presets
+_DTYPE_FAMILY = {"qint8": "int8", "quint8": "int8", "uint8": "int8", "half": "float16", "float": "float32"}
+
 
 @dataclass(frozen=True)
 class Hardware:
@@ -74,11 +77,13 @@ class Hardware:
         return bool(self.op_overhead or self.module_overhead or self.efficiency)
 
     def peak(self, dtype: str = "float32") -> float:
-        """Peak FLOP/s for ``dtype``; float32's when the spec has none for it."""
+        """Peak FLOP/s for ``dtype`` (``float8_e4m3fn`` and kin use "float8", ``qint8`` and
+        ``uint8`` use "int8"); float32's when the spec has none for it."""
         if isinstance(self.peak_flops, (int, float)):
             return float(self.peak_flops)
-        if dtype in self.peak_flops:
-            return float(self.peak_flops[dtype])
+        for name in (dtype, _DTYPE_FAMILY.get(dtype, ""), dtype.split("_")[0]):
+            if name in self.peak_flops:
+                return float(self.peak_flops[name])
         if "float32" in self.peak_flops:
             return float(self.peak_flops["float32"])
         return float(max(self.peak_flops.values()))
@@ -89,22 +94,28 @@ class Hardware:
 
 
 def _load_presets() -> dict[str, Hardware]:
-    text = resources.files(__package__).joinpath("presets.toml").read_text(encoding="utf-8")
-    return {
-        name: Hardware(
+    folder = resources.files(__package__)
+    profiles = tomllib.loads(folder.joinpath("latency_profiles.toml").read_text(encoding="utf-8"))
+    presets = {}
+    for name, spec in tomllib.loads(folder.joinpath("presets.toml").read_text(encoding="utf-8")).items():
+        latency = {**profiles.get(spec.get("latency_profile", ""), {}), **spec.get("latency", {})}
+        presets[name] = Hardware(
             name=name,
             peak_flops={k: float(v) for k, v in spec["peak"].items()},
             bandwidth=float(spec["bandwidth"]),
             description=spec.get("description", ""),
             source=spec.get("source", ""),
-            op_overhead=_overheads(spec.get("latency", {}).get("op_overhead", 0.0)),
-            module_overhead=float(spec.get("latency", {}).get("module_overhead", 0.0)),
-            efficiency={k: float(v) for k, v in spec.get("latency", {}).get("efficiency", {}).items()},
-            overlap=bool(spec.get("latency", {}).get("overlap", False)),
-            calibration_source=spec.get("latency", {}).get("source", ""),
+            op_overhead=_overheads(latency.get("op_overhead", 0.0)),
+            module_overhead=float(latency.get("module_overhead", 0.0)),
+            efficiency={k: float(v) for k, v in latency.get("efficiency", {}).items()},
+            overlap=bool(latency.get("overlap", False)),
+            calibration_source=(
+                f"latency profile {spec['latency_profile']!r}: {latency.get('source', '')}"
+                if "latency_profile" in spec
+                else latency.get("source", "")
+            ),
         )
-        for name, spec in tomllib.loads(text).items()
-    }
+    return presets
 
 
 def _overheads(value: object) -> dict[str, float] | float:

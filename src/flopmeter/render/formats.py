@@ -45,6 +45,8 @@ def to_json(report: Report, indent: int | None = 2, roofline: Any = None, timing
                 "bandwidth_bytes_per_second": hw.bandwidth,
             },
             "latency_seconds": roofline.latency,
+            "model": roofline.model,
+            "bound_latency_seconds": roofline.bound_latency,
             "modules": [
                 {
                     "name": r.name,
@@ -53,6 +55,8 @@ def to_json(report: Report, indent: int | None = 2, roofline: Any = None, timing
                     "intensity": r.intensity if r.bytes else None,
                     "bound": r.bound,
                     "time_seconds": r.time,
+                    "bound_time_seconds": r.bound_time,
+                    "regime": r.regime,
                 }
                 for r in roofline.rows.values()
             ],
@@ -73,6 +77,8 @@ def to_json(report: Report, indent: int | None = 2, roofline: Any = None, timing
                 "fraction_of_peak": t.fraction_of_peak,
                 "per_module_median_seconds": t.per_module,
                 "hook_overhead_seconds": t.hook_overhead,
+                "predicted_seconds": t.predicted,
+                "measured_over_predicted": t.ratio,
             }
             for t in timings
         ]
