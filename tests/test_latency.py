@@ -139,13 +139,25 @@ class TestArithmetic:
     def test_overhead_bound_at_batch_1_compute_bound_at_large_batch_on_a_gpu_preset(self):
         torchvision = pytest.importorskip("torchvision")
         model = torchvision.models.resnet18()
-        small, large = flopmeter.predict_batches(
-            model, input_shape=(1, 3, 224, 224), batch_sizes=[1, 256], hardware="h100-sxm"
+        small, medium, large = flopmeter.predict_batches(
+            model, input_shape=(1, 3, 224, 224), batch_sizes=[1, 8, 256], hardware="h100-sxm"
         )
         assert (small.batch_size, large.batch_size) == (1, 256)
-        assert small.total.regime == "overhead" and large.total.regime == "compute"
+        assert small.total.regime == "overhead" and medium.total.regime == large.total.regime == "compute"
         # launches do not grow with the batch: the same op count, the same host time
         assert small.total.overhead_time == pytest.approx(large.total.overhead_time)
+        # docs/speed.md: 642 us at batch 1, mostly overhead: 88 ops and 76 module calls (each
+        # block's ReLU runs twice) -> 88 * 6 us + 76 * 1.5 us = 642 us of host time, more than
+        # its device work, which it hides (overlap)
+        assert len(flopmeter.profile(model, input_shape=(1, 3, 224, 224)).ops) == 88
+        assert small.latency == pytest.approx(642e-6)
+
+    def test_the_bound_below_the_launches_on_a_gpu(self):
+        torchvision = pytest.importorskip("torchvision")
+        report = flopmeter.profile(torchvision.models.mobilenet_v2(), input_shape=(1, 3, 224, 224))
+        estimate = report.roofline("h100-sxm")
+        assert estimate.bound_latency == pytest.approx(52.3e-6, rel=0.01)  # docs/speed.md: 52 us
+        assert estimate.latency >= len(report.ops) * 6e-6  # at least the launches
 
 
 class TestHardware:
@@ -197,6 +209,9 @@ class TestHardware:
             report.roofline(3.0)
         with pytest.raises(ValueError, match="unknown hardware 'h100'; did you mean"):
             report.roofline("h100")
+        if not torch.cuda.is_available():
+            with pytest.raises(ValueError, match="'local-cuda' measures a CUDA GPU"):
+                flopmeter.hardware.get("local-cuda")
         with pytest.raises(ValueError, match="at least one batch size"):
             flopmeter.predict_batches(nn.Linear(4, 4), torch.randn(1, 4), batch_sizes=[], hardware="t4")
         with pytest.raises(ValueError, match="batch sizes must be at least 1"):

@@ -133,20 +133,27 @@ def names() -> list[str]:
 
 
 def get(name: str) -> Hardware:
-    """A preset by name (see ``names()``); "local" measures and calibrates this machine
-    (a few seconds, once per process and thread count)."""
+    """A preset by name (see ``names()``); "local" (or "local-cpu") measures and calibrates
+    this machine's CPU, "local-cuda" its GPU (a few seconds, once per process and thread
+    count)."""
     if not isinstance(name, str):
         raise TypeError(f"hardware name must be a string such as 'h100-sxm' or 'local', got {name!r}")
-    if name == "local":
+    if name in ("local", "local-cpu", "local-cuda"):
         from .calibrate import calibrate
 
-        return calibrate()
+        if name == "local-cuda" and not torch.cuda.is_available():
+            raise ValueError(
+                "hardware 'local-cuda' measures a CUDA GPU, and torch sees none here; use 'local'"
+            )
+        return calibrate("cuda" if name == "local-cuda" else "cpu")
     if name not in PRESETS:
         import difflib
 
         close = difflib.get_close_matches(name, PRESETS, n=3)
         hint = f"did you mean {', '.join(close)}? " if close else ""
-        raise ValueError(f"unknown hardware {name!r}; {hint}known: {', '.join(names())}, or 'local'")
+        raise ValueError(
+            f"unknown hardware {name!r}; {hint}known: {', '.join(names())}, or 'local' / 'local-cuda'"
+        )
     return PRESETS[name]
 
 

@@ -61,6 +61,7 @@ def _calibrate(device: str, threads: int) -> Hardware:
     return replace(
         spec,
         name=f"local-{dev.type}",
+        overlap=dev.type == "cuda",  # kernels queue asynchronously: host overheads hide behind them
         description=f"this machine's {dev.type}, measured and calibrated ({threads} thread{'s' * (threads != 1)})",
         calibration_source=(
             f"measured on this machine ({threads} thread{'s' * (threads != 1)}): tiny and typical layers "
