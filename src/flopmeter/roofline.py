@@ -18,6 +18,7 @@ A module's estimate is the sum over its ops (they run one after the other).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from math import prod
 
@@ -228,16 +229,13 @@ def roofline(report: Report, hardware: Hardware | str) -> Roofline:
         spec, model=CALIBRATED_MODEL if spec.calibrated else BOUND_MODEL, batch_size=report.batch_size
     )
     for module_name, m in report.modules.items():
-        row = RooflineRow(module_name, m.type, m.depth, overlap=spec.overlap)
-        row.overhead_time = spec.module_overhead * m.calls  # its own calls; children add theirs below
-        result.rows[module_name] = row
+        result.rows[module_name] = RooflineRow(module_name, m.type, m.depth, overlap=spec.overlap)
     for record in report.ops:
         compute, memory = op_time(record.cost.flops, record.cost.bytes, spec, record.dtype)
         kind = op_class(record)
         efficiency = spec.efficiency.get(kind, 1.0)
         overhead = spec.overhead(kind) * launches(record, kind)
-        name: str | None = record.module
-        while name is not None:
+        for name in _enclosing(record.module, result.rows):
             row = result.rows[name]
             row.flops += record.cost.flops
             row.bytes += record.cost.bytes
@@ -249,15 +247,18 @@ def roofline(report: Report, hardware: Hardware | str) -> Roofline:
             else:
                 row.memory_time += memory
                 row.calibrated_memory += memory / efficiency
-            name = parent_of(name, result.rows) if name else None
-    for module_name in sorted(report.modules, key=lambda n: -report.modules[n].depth):
-        if module_name:  # inclusive module-call overheads
-            calls = spec.module_overhead * report.modules[module_name].calls
-            parent: str | None = parent_of(module_name, result.rows)
-            while parent is not None:
-                result.rows[parent].overhead_time += calls
-                parent = parent_of(parent, result.rows) if parent else None
+    for module_name, m in report.modules.items():  # module calls, inclusive
+        for name in _enclosing(module_name, result.rows):
+            result.rows[name].overhead_time += spec.module_overhead * m.calls
     return result
+
+
+def _enclosing(name: str, rows: dict[str, RooflineRow]) -> Iterator[str]:
+    """``name`` and every module enclosing it, up to the root ("")."""
+    yield name
+    while name:
+        name = parent_of(name, rows)
+        yield name
 
 
 def estimate_latency(report: Report, hardware: Hardware | str) -> float:

@@ -4,15 +4,18 @@
    64 MiB copy, best of 5);
 2. ``module_overhead``: the time of calling an ``nn.Module`` whose forward does nothing;
 3. per op class (``flopmeter.roofline.OP_CLASSES``), the fixed cost per op: one or two
-   tiny layers of the class (e.g. an 8x8 linear), whose time is all overhead;
+   tiny layers of the class (e.g. a 16x16 linear) in a loop, whose time is all overhead;
 4. per op class, the efficiency: a few typical layers (ResNet and MobileNet convs, ViT
-   linears, norms, pooling, ...) run in turn, after the caches are flushed and the inputs
-   read again (inside a model, a layer's input was just written, while the other layers
-   have evicted its weights); efficiency = their
-   roofline-bound seconds (flopmeter's own count of them) / (measured seconds - the
-   overheads above).
+   linears, norms, pooling, ...) run in turn, each call after the per-core caches are
+   flushed and the inputs read again (inside a model, a layer's input was just written,
+   while the other layers have pushed its weights out); efficiency = their roofline-bound
+   seconds (flopmeter's own count of them) / (measured seconds - the overheads above).
 
-Every figure is the median of 7 short timed loops, timed by this thread's CPU time when
+Within a case, the ops of other classes (e.g. the allocation inside batch norm) are
+charged at the figures already fitted, so classes are fitted in order (data and
+elementwise first).
+
+Every figure is the median of 7 timed loops or calls, timed by this thread's CPU time when
 torch runs on one CPU thread (a busy machine then skews it less); with more threads (or
 on CUDA) by wall time, and then the fastest of the 7 (the least disturbed) is kept.
 Results are cached per process (per device and thread count): the first call pays a
