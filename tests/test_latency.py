@@ -45,6 +45,9 @@ class TestOpClass:
             ("aten.convolution", ((1, 3, 224, 224), (64, 3, 7, 7)), "conv"),  # 3 channels, not grouped
             ("aten.addmm", ((768,), (197, 768), (768, 768)), "matmul"),
             ("aten.bmm", (), "matmul"),
+            ("aten._scaled_mm", (), "matmul"),  # fp8
+            ("aten._weight_int8pack_mm", (), "matmul"),
+            ("quantized.linear_dynamic", (), "matmul"),
             ("aten.mkldnn_rnn_layer", ((8, 1, 16),), "recurrent"),
             ("aten._scaled_dot_product_flash_attention_for_cpu", (), "attention"),
             ("nn.functional.multi_head_attention_forward", (), "attention"),
@@ -332,6 +335,7 @@ def test_panel_script_prints_its_summary(capsys):
     assert spec and spec.loader
     panel = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(panel)
+    assert len(panel.PANEL) == 28  # README and docs/speed.md: a 28-model panel
     threads = torch.get_num_threads()
     try:
         assert panel.main(["--models", "mha", "--budget", "0.01", "--clock", "cpu"]) == 0

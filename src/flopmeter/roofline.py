@@ -63,7 +63,7 @@ def op_class(record: OpRecord) -> str:
     """The class of one op for the calibrated model (one of ``OP_CLASSES``).
 
     By name (``aten.`` and the trailing ``_`` of in-place variants dropped):
-    contractions "matmul"; convolutions "depthwise" when grouped with fewer than
+    contractions "matmul" (also the quantized and fp8 ones: ``*mm``, ``*linear*``); convolutions "depthwise" when grouped with fewer than
     ``DEPTHWISE_CHANNELS`` input channels per group (from the weight's shape
     ``(C_out, C_in / groups, kh, kw)`` and the input's ``(N, C_in, ...)``), else
     "pointwise" with a 1x1 kernel, else "conv"; LSTM/GRU/RNN
@@ -78,8 +78,8 @@ def op_class(record: OpRecord) -> str:
         return "attention"
     if name.startswith(("conv", "_conv", "mkldnn_conv", "cudnn_conv")):
         return _conv_class(record.shapes)
-    if name in _MATMUL:
-        return "matmul"
+    if name in _MATMUL or name.endswith("mm") or "linear" in name or "matmul" in name:
+        return "matmul"  # also _scaled_mm (fp8), _int_mm, _weight_int8pack_mm, quantized linear
     if name in _RECURRENT:
         return "recurrent"
     if kind_of(record.op) == "data":

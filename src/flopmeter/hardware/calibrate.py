@@ -15,7 +15,7 @@ Within a case, the ops of other classes (e.g. the allocation inside batch norm) 
 charged at the figures already fitted, so classes are fitted in order (data and
 elementwise first).
 
-Every figure is the median of 7 timed loops or calls, timed by this thread's CPU time when
+Every figure is the median of 7 timed loops (11 single calls for the typical layers), timed by this thread's CPU time when
 torch runs on one CPU thread (a busy machine then skews it less); with more threads (or
 on CUDA) by wall time, and then the fastest of the 7 (the least disturbed) is kept.
 Results are cached per process (per device and thread count): the first call pays a
@@ -38,6 +38,7 @@ from torch.nn import functional as F
 from . import Hardware, measure_local
 
 ROUNDS = 7  # timed loops per micro-benchmark; the median is kept
+COLD_ROUNDS = 11  # timed single calls per typical-layer case (each alone: noisier, so more)
 FLUSH_MIB = 4  # written before each timed layer call: more than the per-core caches (L1, L2)
 
 
@@ -111,7 +112,7 @@ def _per_cold_call(call: Callable[[], Any], inputs: list[torch.Tensor], device: 
     now = clock(device)
     flush = torch.empty(FLUSH_MIB * 2**18, device=device)
     samples = []
-    for index in range(ROUNDS):
+    for index in range(COLD_ROUNDS):
         flush.fill_(float(index))
         for tensor in inputs:
             tensor.sum()
