@@ -1,7 +1,11 @@
 """How well the calibrated latency model predicts measured time: a 27-model panel.
 
     python benchmarks/latency_panel.py [--threads 1] [--hardware local] [--models resnet18,lstm]
-                                       [--budget 0.6] [--device cpu]
+                                       [--budget 0.6] [--clock wall|cpu] [--device cpu|cuda]
+
+On a GPU: ``--device cuda --hardware h100-sxm`` (the matching preset) or ``--hardware
+local-cuda``; forwards are then timed with CUDA events (untested so far: no GPU was
+available when this was written).
 
 Calibrates ``local`` once (same process), then for each model: profile it (exact FLOPs,
 bytes, ops), estimate with the calibrated model and the plain roofline bound, measure the
@@ -126,16 +130,26 @@ PANEL: dict[str, Callable[[], tuple[nn.Module, Inputs]]] = {
 }
 
 
-def measure(model: nn.Module, inputs: Inputs, budget: float, clock: Callable[[], float]) -> float:
+def measure(
+    model: nn.Module, inputs: Inputs, budget: float, clock: Callable[[], float], device: torch.device
+) -> float:
     """Median seconds of one forward: timed runs filling about ``budget`` seconds."""
     args, kwargs = ((), inputs) if isinstance(inputs, dict) else (inputs, {})
     with torch.no_grad():
         start = time.perf_counter()
         model(*args, **kwargs)  # warm-up, also sizes the loop
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         once = time.perf_counter() - start
         repeat = max(5, min(60, int(budget / max(once, 1e-6))))
-        times = time_calls(lambda: model(*args, **kwargs), torch.device("cpu"), 2, repeat, clock=clock)
+        times = time_calls(lambda: model(*args, **kwargs), device, 2, repeat, clock=clock)
     return statistics.median(times)
+
+
+def _to(inputs: Inputs, device: torch.device) -> Inputs:
+    if isinstance(inputs, dict):
+        return {k: v.to(device) for k, v in inputs.items()}
+    return tuple(v.to(device) for v in inputs)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         help="time forwards by wall clock (default) or by this thread's CPU time (one thread only: "
         "steadier on a busy machine)",
     )
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the models run")
     parser.add_argument("--budget", type=float, default=0.6, help="seconds of timed runs per model")
     args = parser.parse_args(argv)
     if args.threads < 1:
@@ -160,15 +175,18 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in PANEL]
     if unknown:
         parser.error(f"unknown panel models {unknown}; known: {', '.join(PANEL)}")
-    if args.clock == "cpu" and args.threads != 1:
-        parser.error("--clock cpu needs --threads 1 (CPU time adds up over threads)")
+    if args.clock == "cpu" and (args.threads != 1 or args.device != "cpu"):
+        parser.error("--clock cpu needs --threads 1 on the CPU (CPU time adds up over threads)")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch sees no CUDA GPU here")
+    device = torch.device(args.device)
     torch.set_num_threads(args.threads)
     clock = time.thread_time if args.clock == "cpu" else time.perf_counter
     torch.manual_seed(0)
 
     begin = time.perf_counter()
     hardware = flopmeter.hardware.get(args.hardware)
-    print(f"timing by {args.clock} clock, {args.threads} thread(s)")
+    print(f"timing by {args.clock} clock on {args.device}, {args.threads} CPU thread(s)")
     print(f"calibrated {hardware.name} in {time.perf_counter() - begin:.1f} s: {_describe(hardware)}")
     print(f"{'model':28} {'ops':>5} {'bound':>10} {'predicted':>10} {'measured':>10} {'meas/pred':>9}")
     ratios: dict[str, float] = {}
@@ -178,10 +196,10 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError as error:
             print(f"{name:28} skipped: {error}")
             continue
-        model.eval()
+        model, inputs = model.to(device).eval(), _to(inputs, device)
         report = flopmeter.profile(model, inputs)
         estimate = report.roofline(hardware)
-        measured = measure(model, inputs, args.budget, clock)
+        measured = measure(model, inputs, args.budget, clock, device)
         ratios[name] = measured / estimate.latency
         print(
             f"{name:28} {len(report.ops):5d} {estimate.bound_latency * 1e3:8.2f}ms {estimate.latency * 1e3:8.2f}ms"
@@ -208,7 +226,7 @@ def _summary(ratios: dict[str, float], seconds: float) -> None:
     values = sorted(ratios.values())
     close = sum(0.75 <= r <= 1.33 for r in values) / len(values)
     wide = sum(0.5 <= r <= 2.0 for r in values) / len(values)
-    quartiles = statistics.quantiles(values, n=4) if len(values) > 1 else [values[0]] * 3
+    quartiles = statistics.quantiles(values, n=4, method="inclusive") if len(values) > 1 else [values[0]] * 3
     print(
         f"\nmeasured / predicted over {len(values)} models: min {values[0]:.2f}, quartiles "
         + ", ".join(f"{q:.2f}" for q in quartiles)
