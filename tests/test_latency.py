@@ -43,6 +43,7 @@ class TestOpClass:
             ("aten.convolution", ((1, 128, 28, 28), (128, 4, 3, 3)), "depthwise"),  # 4 channels per group
             ("aten.convolution", ((1, 512, 7, 7), (512, 16, 3, 3)), "conv"),  # 16 per group: dense enough
             ("aten.convolution", ((1, 3, 224, 224), (64, 3, 7, 7)), "conv"),  # 3 channels, not grouped
+            ("aten.convolution_backward", ((1, 32, 6, 6), (1, 32, 8, 8), (32, 1, 3, 3)), "depthwise"),
             ("aten.addmm", ((768,), (197, 768), (768, 768)), "matmul"),
             ("aten.bmm", (), "matmul"),
             ("aten._scaled_mm", (), "matmul"),  # fp8

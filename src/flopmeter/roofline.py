@@ -77,7 +77,8 @@ def op_class(record: OpRecord) -> str:
     if "attention" in name:
         return "attention"
     if name.startswith(("conv", "_conv", "mkldnn_conv", "cudnn_conv")):
-        return _conv_class(record.shapes)
+        # convolution_backward's tensors are (grad_output, input, weight)
+        return _conv_class(record.shapes[1:] if name.endswith("backward") else record.shapes)
     if name in _MATMUL or name.endswith("mm") or "linear" in name or "matmul" in name:
         return "matmul"  # also _scaled_mm (fp8), _int_mm, _weight_int8pack_mm, quantized linear
     if name in _RECURRENT:
