@@ -286,11 +286,11 @@ class TestValidationOutput:
         assert code == 0, err
         assert "predicted by the calibrated model on t4" in out
         header = next(line for line in out.splitlines() if line.startswith("batch"))
-        assert header.split()[-3:] == ["predicted", "meas/pred", "bound"]
+        assert header.split()[-3:] == ["predicted", "meas/pred", "limit"]
         module_header = next(
             line for line in out.splitlines() if line.startswith("module") and "meas/pred" in line
         )
-        assert module_header.split() == ["module", "median", "predicted", "meas/pred", "bound"]
+        assert module_header.split() == ["module", "median", "predicted", "meas/pred", "limit"]
         assert any(line.startswith("conv ") for line in out.splitlines())
         assert "roofline bound" in out and "calibration:" in out
 

@@ -117,7 +117,7 @@ def render_timings(report: Report, timings: list[Timing], *, precision: int = 2)
     header = ["batch", "median", "p10", "p90", "std", "samples/s", "achieved", "% of peak"]
     predicted = any(t.estimate for t in timings)
     if predicted:
-        header += ["predicted", "meas/pred", "bound"]
+        header += ["predicted", "meas/pred", "limit"]
     body = []
     for t in timings:
         peak = t.fraction_of_peak
@@ -163,7 +163,7 @@ def render_sweep(report: Report, estimates: list[Roofline]) -> str:
         "overhead",
         "memory",
         "compute",
-        "bound",
+        "limit",
     ]
     body = []
     for e in estimates:
@@ -214,4 +214,4 @@ def _module_lines(t: Timing) -> list[str]:
         ]
         for name, value in slowest
     ]
-    return [head, *grid(["module", "median", "predicted", "meas/pred", "bound"], body)]
+    return [head, *grid(["module", "median", "predicted", "meas/pred", "limit"], body)]
