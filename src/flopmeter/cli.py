@@ -167,12 +167,21 @@ def build_parser(compare: bool = False) -> argparse.ArgumentParser:
             "--bench", action="store_true", help="measure real latency (warm-up, repeated runs)"
         )
         parser.add_argument(
-            "--batch-sizes", metavar="N,N,...", help="with --bench: sweep batch sizes, e.g. 1,8,32"
+            "--batch-sizes",
+            metavar="N,N,...",
+            help="with --bench and/or --roofline: sweep batch sizes, e.g. 1,8,32 (with --plot, also a "
+            "chart of where the model turns overhead-, memory-, compute-bound)",
         )
         parser.add_argument(
             "--warmup", type=int, default=10, metavar="N", help="with --bench: warm-up runs (>= 1)"
         )
         parser.add_argument("--repeat", type=int, default=50, metavar="N", help="with --bench: timed runs")
+        parser.add_argument(
+            "--threads",
+            type=int,
+            metavar="N",
+            help="torch CPU threads for --bench and --roofline local, e.g. --threads 1 (default: torch's)",
+        )
         parser.add_argument(
             "--per-module",
             action="store_true",
@@ -275,7 +284,7 @@ def check_ranges(args: argparse.Namespace) -> None:
         raise UsageError(f"--precision takes 0 to {MAX_PRECISION} decimals, got {args.precision}")
     if args.batch_size is not None and args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
-    for option in ("top", "warmup", "repeat"):
+    for option in ("top", "warmup", "repeat", "threads"):
         value = getattr(args, option, None)
         if value is not None and value < 1:
             raise UsageError(f"--{option} must be at least 1, got {value}")
@@ -291,10 +300,10 @@ def check_combinations(args: argparse.Namespace) -> None:
         raise UsageError("--sort orders modules; --by op rows are always sorted by FLOPs")
     if args.format == "tree" and (args.top or args.sort):
         raise UsageError("--top and --sort pick table rows; use --format table (or csv, markdown)")
-    if not args.bench:
-        for option, value in (("--batch-sizes", args.batch_sizes), ("--per-module", args.per_module)):
-            if value:
-                raise UsageError(f"{option} needs --bench (it changes how latency is measured)")
+    if args.per_module and not args.bench:
+        raise UsageError("--per-module needs --bench (it changes how latency is measured)")
+    if args.batch_sizes and not (args.bench or args.roofline):
+        raise UsageError("--batch-sizes needs --bench (measure) or --roofline HARDWARE (estimate)")
     if args.bench and args.meta:
         raise UsageError("--bench times real computation: drop --meta")
     if args.batch_sizes:
@@ -449,6 +458,10 @@ def _single(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise UsageError(
             "give a MODEL, e.g. flopmeter torchvision:alexnet (flopmeter --help lists the sources)"
         )
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     print(f"flopmeter: counting {args.model} ...", file=err, flush=True)
     report, model, inputs = _load_and_profile(args.model, args, err)
     spec: hw.Hardware | None = hw.get(args.roofline) if args.roofline else None
@@ -457,6 +470,8 @@ def _single(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         extras["roofline"] = report.roofline(spec)
     if args.bench:
         extras["timings"] = _bench(model, inputs, args, spec, err)
+    elif args.batch_sizes:
+        extras["sweep"] = _sweep(model, inputs, args, spec)
     text = render(report, args, **extras)
     from .render.text import unsupported_note
 
@@ -473,6 +488,7 @@ def _single(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             lambda _: report.plot(args.plot, convention=args.convention, top=args.top or 15, hardware=spec),
             err,
         )
+        _plot_sweep(args.plot, report, extras, err)
     if args.output:
         _write_file("--output", args.output, lambda handle: handle.write(text), err)
     else:
@@ -513,6 +529,30 @@ def write_colored(out: TextIO, text: str, color: str) -> None:
         out.write(text)
         return
     Console(file=out, force_terminal=True, soft_wrap=True, highlight=True).print(text, end="", markup=False)
+
+
+def _sweep(model: Any, inputs: Any, args: argparse.Namespace, spec: Any) -> Any:
+    """Latency-model estimates at each --batch-sizes (no timing)."""
+    from .timing import predict_batches
+
+    if spec is None:
+        raise UsageError("--batch-sizes needs --bench (measure) or --roofline HARDWARE (estimate)")
+    return predict_batches(
+        model, input_shape=inputs, batch_sizes=_batch_sizes(args.batch_sizes), hardware=spec
+    )
+
+
+def _plot_sweep(path: str, report: Report, extras: dict[str, Any], err: TextIO) -> None:
+    """With a batch sweep, also write its chart beside --plot's file."""
+    from .render.roofline_plot import plot_batch_sweep, sweep_path
+
+    timings = extras.get("timings") or []
+    estimates = extras.get("sweep") or [t.estimate for t in timings if t.estimate]
+    if len(estimates) < 2:
+        return
+    measured = [t.median for t in timings] if timings else None
+    plot_batch_sweep(estimates, sweep_path(path), measured=measured, title=report.model_name)
+    print(f"flopmeter: wrote {sweep_path(path)}", file=err)
 
 
 def _bench(model: Any, inputs: Any, args: argparse.Namespace, spec: Any, err: TextIO) -> Any:
@@ -557,8 +597,11 @@ def _format(args: argparse.Namespace) -> str:
     return "table" if (args.by == "op" or args.sort or args.top) else "tree"
 
 
-def render(report: Report, args: argparse.Namespace, roofline: Any = None, timings: Any = None) -> str:
-    """The report in the format the options ask for (with roofline / timing when given).
+def render(
+    report: Report, args: argparse.Namespace, roofline: Any = None, timings: Any = None, sweep: Any = None
+) -> str:
+    """The report in the format the options ask for (with roofline / timing / batch-sweep
+    estimates when given).
     ``-q`` keeps the format and shows the totals only."""
     from .render import formats, speed, text
 
@@ -598,6 +641,8 @@ def render(report: Report, args: argparse.Namespace, roofline: Any = None, timin
             )
         if timings is not None:
             parts.append(speed.render_timings(report, timings, precision=precision))
+        if sweep:
+            parts.append(speed.render_sweep(report, sweep))
         return "\n\n".join(parts) + "\n"
     if args.by == "op":
         return (

@@ -57,6 +57,8 @@ def to_json(
                 "bandwidth_bytes_per_second": hw.bandwidth,
             },
             "latency_seconds": roofline.latency,
+            "model": roofline.model,
+            "bound_latency_seconds": roofline.bound_latency,
             "modules": [
                 {
                     "name": r.name,
@@ -65,6 +67,8 @@ def to_json(
                     "intensity": r.intensity if r.bytes else None,
                     "bound": r.bound,
                     "time_seconds": r.time,
+                    "bound_time_seconds": r.bound_time,
+                    "regime": r.regime,
                 }
                 for r in roofline.rows.values()
             ],
@@ -85,6 +89,8 @@ def to_json(
                 "fraction_of_peak": t.fraction_of_peak,
                 "per_module_median_seconds": t.per_module,
                 "hook_overhead_seconds": t.hook_overhead,
+                "predicted_seconds": t.predicted,
+                "measured_over_predicted": t.ratio,
             }
             for t in timings
         ]
