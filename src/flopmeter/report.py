@@ -143,6 +143,10 @@ class Report(_TotalsView):
     versions: dict[str, str] = field(default_factory=dict)
     ops: list[OpRecord] = field(default_factory=list)
     peak_activation_bytes: int = 0
+    # Compression overhead (mask multiplies, quantize/dequantize, ...): ops kept out of
+    # the model's totals unless counted back; and the compression view (compression/).
+    overhead: dict[str, OperatorStats] = field(default_factory=dict)
+    compression: Any = None
 
     # -- totals -----------------------------------------------------------------
     @property

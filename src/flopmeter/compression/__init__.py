@@ -1,0 +1,83 @@
+"""Compression: facts about a model's weights (masks, nonzeros, sparse layouts, packed
+and quantized storage, bits, groups, scales), read once before the trace, and the
+compression view built from them and the counted ops. See docs/compression.md."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .facts import ModelFacts, WeightFact, collect
+from .overhead import classifier
+from .view import CompressionView, LayerCompression, build_view
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..report import Report
+
+__all__ = [
+    "CompressionOptions",
+    "CompressionView",
+    "LayerCompression",
+    "ModelFacts",
+    "WeightFact",
+    "build_view",
+    "classifier",
+    "collect",
+    "finish",
+]
+
+
+@dataclass(frozen=True)
+class CompressionOptions:
+    """How ``profile`` treats compression.
+
+    ``assume_sparsity``: a fraction (0.5) or a pattern ("2:4") the view assumes for every
+    weight; ``assume_bits``: "w4a16", "w8a8", "w4a16g128", or a mapping from module-name
+    prefix to such a string (mixed precision); ``count_overhead``: put mask multiplies,
+    quantize/dequantize and the like back into the model's FLOPs/MACs.
+    """
+
+    assume_sparsity: float | str | None = None
+    assume_bits: str | Mapping[str, str] | None = None
+    count_overhead: bool = False
+
+
+def finish(report: Report, facts: ModelFacts, options: CompressionOptions) -> Report:
+    """Give ``report`` its logical params (packed weights counted) and its compression
+    view (with the options' assumptions)."""
+    extra = facts.extra_params
+    for name, count in extra.items():
+        stats = report.modules.get(name)
+        if stats is None:
+            continue
+        stats.own_params += count
+        while True:
+            stats.params += count
+            if not stats.name:
+                break
+            from ..report import parent_of
+
+            stats = report.modules[parent_of(stats.name, report.modules)]
+        report.params += count
+    report.options["count_overhead"] = options.count_overhead
+    report.compression = build_view(
+        report, facts, assume_sparsity=options.assume_sparsity, assume_bits=options.assume_bits
+    )
+    return report
+
+
+def prepare(model: torch.nn.Module, options: Any) -> tuple[ModelFacts, CompressionOptions]:
+    """Read the weight facts of ``model`` and normalise ``options`` (None, a dict or a
+    CompressionOptions)."""
+    if options is None:
+        options = CompressionOptions()
+    elif isinstance(options, Mapping):
+        options = CompressionOptions(**options)
+    elif not isinstance(options, CompressionOptions):
+        raise TypeError(
+            f"compression must be a flopmeter.CompressionOptions or a dict of its fields; got {type(options).__name__}"
+        )
+    return collect(model), options
