@@ -74,6 +74,8 @@ class LayerCompression:
     macs_effective: int = 0
     flops_effective: int = 0
     int_ops_effective: int = 0
+    contraction_ops_effective: int = 0  # the weight contraction's mults + adds, nonzeros only
+    bias_params: int = 0
     weight_bits: int | None = None
     act_bits: int | None = None
     group_size: int | None = None
@@ -437,6 +439,7 @@ def build_view(
             layer.macs_effective = work.macs
             layer.weight_bits = layer.act_bits
             layer.flops_effective = stats.own.flops
+            layer.contraction_ops_effective = work.flops
             layer.bops = work.macs * (layer.act_bits or 32) ** 2
             layer.compute_dtype = work.dtype
             layers[name] = layer
@@ -464,6 +467,8 @@ def build_view(
             sum(_effective_flops(f, uses, f.row_nonzero) for f in weights) if known else dense_flops
         )
         bias_adds = uses * sum(f.out_channels for f in weights) if bias else 0
+        layer.contraction_ops_effective = effective_flops + bias_adds
+        layer.bias_params = bias
         if work.integer or (bits is not None and bits[1] <= 8 and bits[0] <= 8):
             layer.int_ops_effective = effective_flops + bias_adds
             layer.flops_effective = 0 if work.integer else stats.own.flops - work.flops
