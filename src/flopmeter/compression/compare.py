@@ -296,12 +296,14 @@ def compare_views(
     view_a, view_b = before.compression, after.compression
     if view_a is None or view_b is None:
         raise ValueError("compare needs Reports with a compression view (profiled by flopmeter.profile)")
-    names = list(view_a.layers) + [n for n in view_b.layers if n not in view_a.layers]
+    pairs = match_layers(list(view_a.layers), list(view_b.layers))
     changes: list[LayerChange] = []
     time_a = time_b = 0.0
-    for name in names:
-        a, b = view_a.layers.get(name), view_b.layers.get(name)
-        shapes = (_shapes(view_a, name), _shapes(view_b, name))
+    for name, name_b in pairs:
+        a = view_a.layers.get(name) if name is not None else None
+        b = view_b.layers.get(name_b) if name_b is not None else None
+        name = name if name is not None else str(name_b)
+        shapes = (_shapes(view_a, name), _shapes(view_b, name_b or ""))
         change = _change(a, b, shapes)
         layer = LayerChange(name, (a or b).type if (a or b) else "", change, a, b)
         if a is not None and b is not None:
@@ -336,6 +338,24 @@ def compare_views(
         speedup_estimate=total,
         warnings=warnings,
     )
+
+
+def match_layers(before: list[str], after: list[str]) -> list[tuple[str | None, str | None]]:
+    """Pairs of module names, matched by qualified name; a fused module (torch.ao's
+    ConvReLU2d holds its conv as ``name.0`` before conversion, ``name`` after) matches
+    its first child."""
+    pairs: list[tuple[str | None, str | None]] = []
+    left = list(after)
+    for name in before:
+        for candidate in (name, name.removesuffix(".0"), name + ".0"):
+            if candidate in left:
+                left.remove(candidate)
+                pairs.append((name, candidate))
+                break
+        else:
+            pairs.append((name, None))
+    pairs += [(None, name) for name in left]
+    return pairs
 
 
 def _shapes(view: CompressionView, name: str) -> tuple[tuple[int, ...], ...]:

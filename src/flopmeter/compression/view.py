@@ -434,7 +434,7 @@ def build_view(
         layer.act_bits = (bits[1] if bits else work.act_bits) or None
         bias = facts.bias_params.get(name, 0)
         bias_bits = (bits[0] if bits and bits[0] >= 16 else 32) if bits else facts.bias_bits.get(name, 32)
-        layer.params = stats.own_params + sum(f.logical_extra_params for f in facts.weights.get(name, []))
+        layer.params = stats.own_params  # logical: finish() added the packed weights
         if not weights:  # contractions of activations with activations (attention)
             layer.macs_effective = work.macs
             layer.weight_bits = layer.act_bits
