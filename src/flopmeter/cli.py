@@ -174,8 +174,97 @@ def build_parser(compare: bool = False) -> argparse.ArgumentParser:
             default="auto",
             help="colour the tree with rich: auto (when a terminal), always or never",
         )
+    _add_compression_arguments(parser, compare)
     parser.add_argument("-q", "--quiet", action="store_true", help="print the totals only")
     return parser
+
+
+def _add_compression_arguments(parser: argparse.ArgumentParser, compare: bool) -> None:
+    """Options of the compression view (docs/compression.md)."""
+    group = parser.add_argument_group("compression (pruned, sparse, quantized models)")
+    group.add_argument(
+        "--compression",
+        action="store_true",
+        help="print the compression view (nonzeros, bits, BOPs, bytes); with compare: the "
+        "before/after table of two models",
+    )
+    group.add_argument(
+        "--assume-sparsity",
+        metavar="S",
+        help="what-if: every weight this sparse, 0.5 or a pattern such as 2:4",
+    )
+    group.add_argument(
+        "--assume-bits", metavar="WxAy", help="what-if: weight/activation bits, e.g. w4a16, w8a8"
+    )
+    group.add_argument(
+        "--count-overhead",
+        action="store_true",
+        help="count mask multiplies and quantize/dequantize in the model's FLOPs (default: overhead bucket)",
+    )
+    group.add_argument(
+        "--micronet",
+        choices=["imagenet", "cifar100", "wikitext103"],
+        help="print the MicroNet score (per sample)",
+    )
+    if compare:
+        group.add_argument(
+            "--format", choices=["text", "markdown", "json", "csv"], default="text", help="with --compression"
+        )
+        group.add_argument(
+            "--hardware", metavar="NAME", help="preset for the speedup estimate (default a100-sxm-80gb)"
+        )
+        group.add_argument(
+            "--bench", action="store_true", help="with --compression: time both models, same run"
+        )
+
+
+def _compression_options(args: argparse.Namespace) -> Any:
+    from .compression import CompressionOptions
+
+    return CompressionOptions(
+        assume_sparsity=args.assume_sparsity, assume_bits=args.assume_bits, count_overhead=args.count_overhead
+    )
+
+
+def _compression_text(report: Report, args: argparse.Namespace) -> str:
+    from .compression.micronet import micronet
+    from .render.compression import micronet_line, view_table
+
+    parts = []
+    if args.compression or args.assume_sparsity or args.assume_bits:
+        parts.append(view_table(report.compression, precision=args.precision, units=_units(args)))
+    if args.micronet:
+        parts.append(micronet_line(micronet(report.compression, args.micronet)))
+    return "\n".join(parts) + "\n" if parts else ""
+
+
+def _compare_compression(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .compression.compare import compare
+
+    if len(args.models) != 2:
+        raise UsageError("compare --compression takes two models: the original and the compressed one")
+    reports = []
+    loaded = []
+    for index, source in enumerate(args.models, start=1):
+        print(f"flopmeter: [{index}/2] counting {source} ...", file=err, flush=True)
+        report, model, shape = _load_and_profile(source, args)
+        reports.append(report)
+        loaded.append((model, shape))
+    result = compare(reports[0], reports[1], hardware=args.hardware)
+    if args.bench:
+        from .timing import benchmark
+
+        seconds = [benchmark(model, input_shape=shape, repeat=20)[0].median for model, shape in loaded]
+        result.measured = {"before": seconds[0], "after": seconds[1]}
+        result.measured_speedup = seconds[0] / seconds[1] if seconds[1] else None
+    text = {
+        "markdown": result.to_markdown,
+        "json": result.to_json,
+        "csv": result.to_csv,
+        "text": lambda: str(result) + "\n",
+    }[args.format]()
+    out.write(text if text.endswith("\n") else text + "\n")
+    return 0
 
 
 def main(
@@ -237,6 +326,7 @@ def _load_and_profile(source: str, args: argparse.Namespace) -> tuple[Report, An
             train=True if args.train else None,
             causal=args.causal,
             name=loaded.name,
+            compression=_compression_options(args),
         ),
         loaded.model,
         shape,
@@ -266,6 +356,8 @@ def _single(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.bench:
         extras["timings"] = _bench(model, shape, args, spec, err)
     text = render(report, args, **extras)
+    if args.format in (None, "tree", "table") and not args.quiet:
+        text += _compression_text(report, args)
     from .render.html import to_html
 
     if args.html:
@@ -401,6 +493,8 @@ def render(report: Report, args: argparse.Namespace, roofline: Any = None, timin
 def _compare(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .render.compare import render_comparison
 
+    if args.compression:
+        return _compare_compression(args, out, err)
     if len(args.models) < 2:
         raise UsageError(
             "compare needs at least two models, e.g. compare torchvision:resnet50 torchvision:resnet18"

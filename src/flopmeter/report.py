@@ -242,6 +242,8 @@ class Report(_TotalsView):
                 for o in self.by_operator().values()
             ],
             "unsupported": [asdict(u) for u in self.unsupported.values()],
+            "overhead": [{"op": o.op, "calls": o.calls, **asdict(o.cost)} for o in self.overhead.values()],
+            "compression": self.compression.to_dict() if self.compression is not None else None,
         }
 
     def __str__(self) -> str:

@@ -44,6 +44,17 @@ class CompressionOptions:
     assume_bits: str | Mapping[str, str] | None = None
     count_overhead: bool = False
 
+    def __post_init__(self) -> None:
+        from .view import parse_bits, parse_sparsity
+
+        if self.assume_sparsity is not None:
+            parse_sparsity(self.assume_sparsity)
+        if isinstance(self.assume_bits, str):
+            parse_bits(self.assume_bits)
+        elif self.assume_bits is not None:
+            for spec in self.assume_bits.values():
+                parse_bits(spec)
+
 
 def finish(report: Report, facts: ModelFacts, options: CompressionOptions) -> Report:
     """Give ``report`` its logical params (packed weights counted) and its compression

@@ -305,7 +305,8 @@ def compare_views(
         name = name if name is not None else str(name_b)
         shapes = (_shapes(view_a, name), _shapes(view_b, name_b or ""))
         change = _change(a, b, shapes)
-        layer = LayerChange(name, (a or b).type if (a or b) else "", change, a, b)
+        either = a if a is not None else b
+        layer = LayerChange(name, either.type if either is not None else "", change, a, b)
         if a is not None and b is not None:
             bytes_a = before.modules[name].own.bytes if name in before.modules else a.bytes_actual
             layer.speedup_estimate, layer.estimate_reason = estimate(a, b, change, bytes_a, hw)

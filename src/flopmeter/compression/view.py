@@ -298,7 +298,7 @@ def work_by_dtype(report: Report) -> dict[str, dict[str, int]]:
     return grouped
 
 
-def _parse_bits(spec: str) -> tuple[int, int, int | None]:
+def parse_bits(spec: str) -> tuple[int, int, int | None]:
     """ "w4a16" -> (4, 16, None); "w4a16g128" -> (4, 16, 128)."""
     import re
 
@@ -309,7 +309,7 @@ def _parse_bits(spec: str) -> tuple[int, int, int | None]:
     return int(match.group(1)), int(match.group(2)), group
 
 
-def _parse_sparsity(value: float | str) -> tuple[float, tuple[int, int] | None]:
+def parse_sparsity(value: float | str) -> tuple[float, tuple[int, int] | None]:
     if isinstance(value, str):
         parts = value.split(":")
         if len(parts) == 2 and all(p.strip().isdigit() for p in parts):
@@ -405,7 +405,7 @@ def build_view(
     assume_bits: str | Mapping[str, str] | None = None,
 ) -> CompressionView:
     """The compression view of ``report`` from the weight facts of its model."""
-    sparsity = _parse_sparsity(assume_sparsity) if assume_sparsity is not None else None
+    sparsity = parse_sparsity(assume_sparsity) if assume_sparsity is not None else None
     contractions = _contractions(report)
     layers: dict[str, LayerCompression] = {}
     unrecognised: list[str] = []
@@ -420,7 +420,7 @@ def build_view(
         stats = report.modules[name]
         work = contractions.get(name, _Contractions())
         bits_spec = _bits_for(name, assume_bits)
-        bits = _parse_bits(bits_spec) if bits_spec else None
+        bits = parse_bits(bits_spec) if bits_spec else None
         weights = facts.weights.get(name, [])
         if weights and (sparsity is not None or bits is not None):
             weights = [_assumed(f, sparsity, bits) for f in weights]
