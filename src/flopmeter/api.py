@@ -12,6 +12,7 @@ from . import __version__
 from .aggregate import ModuleFormula, OpFormula, build_report
 from .compression import classifier as overhead_classifier
 from .compression import finish as finish_compression
+from .compression import keep_derived_weights
 from .compression import prepare as prepare_compression
 from .inputs import build_inputs, describe_inputs, infer_batch_size
 from .registry import CountOptions
@@ -120,15 +121,16 @@ def profile(
     first_try = (not backward) if shapes_only is None else shapes_only
 
     def run(shapes: bool) -> Trace:
-        return trace_model(
-            model,
-            args,
-            kwargs,
-            backward=backward,
-            train=training,
-            custom_types=tuple(module_formulas),
-            shapes_only=shapes,
-        )
+        with keep_derived_weights(model):  # pruned weights recomputed by hooks stay real
+            return trace_model(
+                model,
+                args,
+                kwargs,
+                backward=backward,
+                train=training,
+                custom_types=tuple(module_formulas),
+                shapes_only=shapes,
+            )
 
     try:
         trace, computed = run(first_try), "shapes" if first_try else "values"

@@ -4,17 +4,18 @@ compression view built from them and the counted ops. See docs/compression.md.""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import torch
 
 from .facts import ModelFacts, WeightFact, collect
 from .overhead import classifier
 from .view import CompressionView, LayerCompression, build_view
 
 if TYPE_CHECKING:
-    import torch
-
     from ..report import Report
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "classifier",
     "collect",
     "finish",
+    "keep_derived_weights",
 ]
 
 
@@ -78,6 +80,24 @@ def finish(report: Report, facts: ModelFacts, options: CompressionOptions) -> Re
         report, facts, assume_sparsity=options.assume_sparsity, assume_bits=options.assume_bits
     )
     return report
+
+
+@contextmanager
+def keep_derived_weights(model: torch.nn.Module) -> Iterator[None]:
+    """Put back the weights that hooks recompute in forward (``torch.nn.utils.prune``
+    sets ``module.weight = weight_orig * weight_mask``): a shapes-only run would
+    otherwise leave a meta tensor there. Restored even if the forward raised."""
+    saved = []
+    for module in model.modules():
+        for key in module._parameters:
+            base = key.removesuffix("_orig")
+            if key.endswith("_orig") and f"{base}_mask" in module._buffers and base in vars(module):
+                saved.append((module, base, vars(module)[base]))
+    try:
+        yield
+    finally:
+        for module, name, value in saved:
+            setattr(module, name, value)
 
 
 def prepare(model: torch.nn.Module, options: Any) -> tuple[ModelFacts, CompressionOptions]:

@@ -456,7 +456,7 @@ def build_view(
         layer.group_size = next((f.group_size for f in weights if f.group_size), None)
         layer.n_scales = sum(f.n_scales for f in weights)
         unrecognised += [
-            f"{name}.{f.name} ({f.representation.removeprefix('unrecognised ')})"
+            f"{f'{name}.' if name else ''}{f.name} ({f.representation.removeprefix('unrecognised ')})"
             for f in weights
             if f.representation.startswith("unrecognised")
         ]

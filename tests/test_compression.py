@@ -1,0 +1,361 @@
+"""Compression: op formulas by hand, representations, what-if, compare, CLI."""
+
+from __future__ import annotations
+
+import copy
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils import parametrize, prune
+
+import flopmeter
+from flopmeter.cli import run
+from flopmeter.compression.packed import PackedLayout
+from flopmeter.registry import CountOptions, cost_of
+from flopmeter.tracing.events import OpEvent, TensorMeta
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::UserWarning"),
+]
+
+
+def t(*shape: int, dtype: str = "float32", itemsize: int = 4, role: str = "activation") -> TensorMeta:
+    return TensorMeta(tuple(shape), dtype, itemsize, role)
+
+
+class TestOpFormulas:
+    def test_quantized_linear_reads_the_packed_shape(self) -> None:
+        packed = object()
+        layout = PackedLayout((512, 256), True, False, 1, "qint8", "per_tensor", 1, None, 512)
+        event = OpEvent(
+            "quantized.linear", (t(4, 256, dtype="quint8", itemsize=1), packed, 0.1, 0), {}, (t(4, 512),)
+        )
+        cost = cost_of(event, CountOptions(packed={id(packed): layout}))
+        assert cost is not None
+        assert cost.macs == 524_288  # 4 * 256 * 512
+        assert cost.flops == 0  # integer MACs are not floating point operations
+
+    def test_dynamic_fp16_linear_is_float_work(self) -> None:
+        packed = object()
+        layout = PackedLayout((8, 16), True, False, 1, "float16", "none", 0, None, 8)
+        event = OpEvent("quantized.linear_dynamic_fp16", (t(2, 16), packed), {}, (t(2, 8),))
+        cost = cost_of(event, CountOptions(packed={id(packed): layout}))
+        assert cost is not None
+        assert cost.macs == 256  # 2 * 16 * 8
+        assert cost.flops == 512  # 16 outputs * (2*16 - 1) + 16 bias adds
+
+    def test_quantized_conv_uses_groups_from_the_weight_shape(self) -> None:
+        packed = object()
+        layout = PackedLayout((32, 1, 3, 3), True, False, 32, "qint8", "per_channel", 32, None, 32)
+        x = t(1, 32, 8, 8, dtype="quint8", itemsize=1)
+        event = OpEvent("quantized.conv2d_relu", (x, packed, 0.1, 0), {}, (t(1, 32, 8, 8, dtype="quint8"),))
+        cost = cost_of(event, CountOptions(packed={id(packed): layout}))
+        assert cost is not None
+        assert cost.macs == 18_432  # 64 positions * 32 channels * 1 * 3 * 3 (depthwise)
+        assert cost.flops == 0
+
+    @pytest.mark.parametrize(
+        ("op", "args", "out", "macs", "flops"),
+        [
+            # 8 * 64 * 32 integer MACs, no FLOPs
+            (
+                "aten._int_mm",
+                (t(8, 64, dtype="int8"), t(64, 32, dtype="int8")),
+                t(8, 32, dtype="int32"),
+                16_384,
+                0,
+            ),
+            # float x @ int8 weight (N, K): 8*32 outputs of length 64 -> 256*(2*64-1) = 32,512 FLOPs
+            (
+                "aten._weight_int8pack_mm",
+                (t(8, 64), t(32, 64, dtype="int8"), t(32)),
+                t(8, 32),
+                16_384,
+                32_512,
+            ),
+            (
+                "aten._weight_int4pack_mm",
+                (t(8, 64), t(4, 1, 32, 4, dtype="int32"), 32, t(2, 32, 2)),
+                t(8, 32),
+                16_384,
+                32_512,
+            ),
+            # fp8 is floating point: 256*(2*64-1)
+            (
+                "aten._scaled_mm",
+                (
+                    t(8, 64, dtype="float8_e4m3fn", itemsize=1),
+                    t(64, 32, dtype="float8_e4m3fn", itemsize=1),
+                    t(1),
+                    t(1),
+                ),
+                t(8, 32),
+                16_384,
+                32_512,
+            ),
+            # 2:4: each of 8*32 outputs multiplies 64/2 terms: 256*32 MACs, 256*(2*32-1) FLOPs
+            (
+                "aten._sparse_semi_structured_linear",
+                (t(8, 64), t(32, 32), t(32, 4, dtype="int16")),
+                t(8, 32),
+                8_192,
+                16_128,
+            ),
+            ("aten._cslt_sparse_mm", (t(1024, dtype="int8"), t(64, 8)), t(32, 8), 8_192, 16_128),
+            # dense-shape count of a sparse (32x64) @ (64x16) + beta*bias: 512*(2*64-1) + 512
+            ("aten._sparse_addmm", (t(32, 16), t(32, 64), t(64, 16)), t(32, 16), 32_768, 65_536),
+            # quantize: 4 operations per element (scale, zero point, round, clamp)
+            (
+                "aten.quantize_per_tensor",
+                (t(2, 8), 0.1, 0, "quint8"),
+                t(2, 8, dtype="quint8", itemsize=1),
+                0,
+                64,
+            ),
+            # dequantize: (q - zero_point) * scale, 2 per element
+            ("aten.dequantize", (t(2, 8, dtype="quint8", itemsize=1),), t(2, 8), 0, 32),
+        ],
+    )
+    def test_aten_formulas(self, op: str, args: tuple, out: TensorMeta, macs: int, flops: int) -> None:
+        cost = cost_of(OpEvent(op, args, {}, (out,)))
+        assert cost is not None
+        assert (cost.macs, cost.flops) == (macs, flops)
+
+    def test_quantized_add_is_integer_work(self) -> None:
+        q = t(1, 8, 4, 4, dtype="quint8", itemsize=1)
+        cost = cost_of(OpEvent("quantized.add_relu", (q, q, 0.1, 0), {}, (q,)))
+        assert cost is not None and cost.flops == 0  # integers: no FLOPs, bytes only
+        assert cost.bytes_read == 256  # two inputs of 128 one-byte values
+
+
+class TestRepresentations:
+    def test_meta_weights_have_unknown_sparsity(self) -> None:
+        with torch.device("meta"):
+            model = nn.Linear(16, 8)
+        view = flopmeter.profile(model, input_shape=(2, 16)).compression
+        assert view.sparsity is None
+        assert view.layers[""].structure == "unknown"
+        assert view.nonzero_params is None
+        assert view.macs_dense == 256  # 2 * 16 * 8, counted as usual
+
+    def test_parametrize_is_read_and_its_recompute_is_overhead(self) -> None:
+        class HalfMask(nn.Module):
+            def forward(self, w: torch.Tensor) -> torch.Tensor:
+                mask = torch.ones_like(w)
+                mask[:, w.shape[1] // 2 :] = 0
+                return w * mask
+
+        layer = nn.Linear(10, 4)
+        parametrize.register_parametrization(layer, "weight", HalfMask())
+        report = flopmeter.profile(layer, torch.randn(1, 10))
+        entry = report.compression.layers[""]
+        assert entry.representation == "parametrize"
+        assert entry.weight_nonzero == 20  # 4 rows * 5 kept
+        assert report.flops == 80  # 4*(2*10-1) + 4: the mask recompute is overhead
+        assert report.overhead
+
+    def test_unrecognised_compressed_weight_is_named(self) -> None:
+        class Packed(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.weight = nn.Parameter(torch.ones(8, 4, dtype=torch.int8), requires_grad=False)
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                return x @ self.weight.float().t()
+
+        view = flopmeter.profile(Packed(), torch.randn(2, 4)).compression
+        assert view.unrecognised == ["weight (Parameter of int8)"]
+        assert view.layers[""].representation == "unrecognised Parameter of int8"
+
+    def test_gptq_style_linear_read_from_attributes(self) -> None:
+        class QuantLinear(nn.Module):  # what GPTQ/AWQ kernels hold: 8 int4 per int32
+            def __init__(self) -> None:
+                super().__init__()
+                self.bits, self.group_size, self.infeatures, self.outfeatures = 4, 32, 64, 16
+                self.register_buffer("qweight", torch.zeros(64 // 8, 16, dtype=torch.int32))
+                self.register_buffer("scales", torch.ones(64 // 32, 16, dtype=torch.float16))
+                self.register_buffer("qzeros", torch.zeros(64 // 32, 16 // 8, dtype=torch.int32))
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                return x @ torch.ones(64, 16)
+
+        report = flopmeter.profile(QuantLinear(), torch.randn(2, 64))
+        entry = report.compression.layers[""]
+        assert entry.weight_bits == 4 and entry.group_size == 32
+        assert report.params == 1_024  # 64 * 16 logical, not the 128 int32 words stored
+        assert entry.weight_bytes_ideal == 512 + 64 + 16  # 1,024 * 4/8 + 2*16 fp16 scales + 2*2 int32 zeros
+
+    def test_bitsandbytes_if_installed(self) -> None:
+        bnb = pytest.importorskip("bitsandbytes")
+        layer = bnb.nn.Linear4bit(64, 32)
+        assert flopmeter.profile(layer, torch.randn(2, 64)).compression is not None
+
+    def test_profiling_a_pruned_model_leaves_no_trace(self) -> None:
+        layer = nn.Linear(8, 4)
+        prune.l1_unstructured(layer, "weight", 0.5)
+        before = (dict(layer.__dict__), len(layer._forward_pre_hooks), layer.weight.clone())
+        flopmeter.profile(layer, torch.randn(1, 8))
+        assert dict(layer.__dict__).keys() == before[0].keys()
+        assert len(layer._forward_pre_hooks) == before[1]
+        assert torch.equal(layer.weight, before[2])
+
+
+class TestWhatIf:
+    def test_assume_sparsity_and_bits(self) -> None:
+        report = flopmeter.profile(nn.Linear(64, 32, bias=False), torch.randn(8, 64))
+        half = report.compression.assume(sparsity=0.5)
+        assert half.macs_effective == 8_192  # 16,384 * 0.5
+        assert half.layers[""].structure == "unstructured"
+        two_four = report.compression.assume(sparsity="2:4", bits="w8a8")
+        assert two_four.layers[""].structure == "2:4"
+        assert two_four.bops == 8_192 * 8 * 8
+        assert report.compression.macs_effective == 16_384  # the original view is unchanged
+
+    def test_mixed_precision_by_module_prefix(self) -> None:
+        model = nn.Sequential(nn.Linear(16, 16), nn.Linear(16, 4))
+        view = flopmeter.profile(model, torch.randn(1, 16)).compression.assume(
+            bits={"": "w8a8", "1": "w4a16"}
+        )
+        assert (view.layers["0"].weight_bits, view.layers["0"].act_bits) == (8, 8)
+        assert (view.layers["1"].weight_bits, view.layers["1"].act_bits) == (4, 16)
+        assert view.bops == 256 * 8 * 8 + 64 * 4 * 16  # MACs 16*16 and 16*4
+
+    def test_profile_option(self) -> None:
+        options = flopmeter.CompressionOptions(assume_bits="w4a16g32")
+        view = flopmeter.profile(nn.Linear(64, 8), torch.randn(1, 64), compression=options).compression
+        assert view.layers[""].group_size == 32
+        assert view.layers[""].n_scales == 16  # 512 weights / 32
+
+    @pytest.mark.parametrize(
+        "bad", [{"assume_bits": "int4"}, {"assume_sparsity": 1.5}, {"assume_sparsity": "4:2"}]
+    )
+    def test_bad_assumptions_say_what_is_expected(self, bad: dict) -> None:
+        with pytest.raises(ValueError, match="must"):
+            flopmeter.CompressionOptions(**bad)
+
+
+def _pruned_pair() -> tuple[nn.Module, nn.Module]:
+    torch.manual_seed(0)
+    dense = nn.Sequential(nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, 10))
+    pruned = copy.deepcopy(dense)
+    prune.l1_unstructured(pruned[0], "weight", 0.5)
+    return dense, pruned
+
+
+class TestCompare:
+    def test_unstructured_sparsity_is_estimated_at_one(self) -> None:
+        dense, pruned = _pruned_pair()
+        result = flopmeter.compare(dense, pruned, torch.randn(4, 128))
+        first = result.layers[0]
+        assert first.change == "in place"
+        assert first.mac_speedup_effective == pytest.approx(2.0)  # half the weights are zero
+        assert first.speedup_estimate == 1.0
+        assert "no sparse kernel" in first.estimate_reason
+        assert result.layers[1].change == "unchanged"
+
+    def test_two_four_estimate_is_capped_and_guarded(self) -> None:
+        dense = nn.Linear(256, 256, bias=False)
+        sparse = copy.deepcopy(dense)
+        with torch.no_grad():
+            sparse.weight.mul_(torch.tensor([1.0, 1, 0, 0]).repeat(64))
+        big = flopmeter.compare(dense, sparse, torch.randn(512, 256))
+        assert 1.0 < big.layers[0].speedup_estimate <= 1.7
+        small = flopmeter.compare(dense, sparse, torch.randn(1, 256))
+        assert small.layers[0].speedup_estimate == 1.0  # one row: decode-sized, no gain
+
+    def test_formats_carry_the_same_columns(self) -> None:
+        dense, pruned = _pruned_pair()
+        result = flopmeter.compare(dense, pruned, torch.randn(4, 128))
+        markdown = result.to_markdown()
+        assert "| module | type | change | params before |" in markdown
+        assert "speedup (estimate)" in markdown and "not a measurement" in markdown
+        rows = list(result.to_csv().splitlines())
+        assert rows[0].split(",") == result.columns()
+        assert rows[-1].startswith("total,")
+        data = json.loads(result.to_json())
+        assert data["columns"] == result.columns()
+        assert data["rows"][-1]["module"] == "total"
+        assert data["rows"][-1]["nonzero_ratio"] == pytest.approx(
+            (8_192 + 128 + 1_290) / 17_802  # half of 128*128 kept + biases + layer 2; of 16,512 + 1,290
+        )
+
+    def test_measured_speedup_with_bench(self) -> None:
+        dense, pruned = _pruned_pair()
+        result = flopmeter.compare(dense, pruned, torch.randn(4, 128), bench=True, repeat=3)
+        assert result.measured_speedup is not None and result.measured_speedup > 0
+        assert "speedup (measured)" in result.to_markdown()
+
+
+BUILDERS = textwrap.dedent(
+    """
+    import torch
+    from torch import nn
+    from torch.nn.utils import prune
+
+    def dense():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Linear(100, 50), nn.ReLU(), nn.Linear(50, 10))
+
+    def pruned():
+        model = dense()
+        prune.l1_unstructured(model[0], "weight", 0.5)
+        return model
+    """
+)
+
+
+@pytest.fixture
+def builders(tmp_path: Path) -> str:
+    path = tmp_path / "models.py"
+    path.write_text(BUILDERS)
+    return str(path)
+
+
+class TestCLI:
+    def test_compression_view_and_micronet(self, builders: str) -> None:
+        code, out, err = run(
+            [f"{builders}:pruned", "--input", "1x100", "--compression", "--micronet", "imagenet"]
+        )
+        assert code == 0, err
+        assert "compression view" in out
+        assert "50.0%" in out  # layer 0 sparsity
+        assert "MicroNet (imagenet" in out
+
+    def test_assume_bits(self, builders: str) -> None:
+        code, out, _ = run([f"{builders}:dense", "--input", "1x100", "--assume-bits", "w4a16"])
+        assert code == 0
+        assert "4/16" in out
+
+    def test_bad_assumption_is_a_usage_error(self, builders: str) -> None:
+        code, _, err = run([f"{builders}:dense", "--input", "1x100", "--assume-bits", "4bit"])
+        assert code == 2
+        assert "w4a16" in err
+
+    def test_compare_markdown(self, builders: str) -> None:
+        code, out, err = run(
+            [
+                "compare",
+                f"{builders}:dense",
+                f"{builders}:pruned",
+                "--input",
+                "1x100",
+                "--compression",
+                "--format",
+                "markdown",
+            ]
+        )
+        assert code == 0, err
+        assert "| 0 | Linear | in place |" in out
+        assert "| total |" in out
+
+    def test_compare_compression_needs_two_models(self, builders: str) -> None:
+        code, _, err = run(
+            ["compare", f"{builders}:dense", f"{builders}:dense", f"{builders}:dense", "--compression"]
+        )
+        assert code == 2
+        assert "two models" in err
