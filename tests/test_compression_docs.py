@@ -90,3 +90,13 @@ def test_int8_column(reports: dict) -> None:
     result = flopmeter.compare(reports["dense"], r)
     assert {layer.change for layer in result.layers} == {"in place"}
     assert f"{result.rows()[-1]['size_ratio_actual']:.3f}" == "0.252"
+
+
+def test_readme_table_is_what_compare_prints() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    torch.manual_seed(0)
+    dense = nn.Sequential(nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10))
+    pruned = copy.deepcopy(dense)
+    prune.l1_unstructured(pruned[0], "weight", amount=0.75)
+    table = flopmeter.compare(dense, pruned, torch.randn(64, 512)).to_markdown()
+    assert table in readme

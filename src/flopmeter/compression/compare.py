@@ -329,9 +329,10 @@ def compare_views(
         for r in (before, after)
         for w in r.compression.unrecognised
     ]
+    same = before.model_name == after.model_name
     return Comparison(
-        before_name=before.model_name,
-        after_name=after.model_name,
+        before_name=f"{before.model_name} (before)" if same else before.model_name,
+        after_name=f"{after.model_name} (after)" if same else after.model_name,
         layers=changes,
         before=_totals(view_a),
         after=_totals(view_b),
