@@ -4,7 +4,7 @@ compression view built from them and the counted ops. See docs/compression.md.""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -76,10 +76,37 @@ def finish(report: Report, facts: ModelFacts, options: CompressionOptions) -> Re
             stats = report.modules[parent_of(stats.name, report.modules)]
         report.params += count
     report.options["count_overhead"] = options.count_overhead
-    report.compression = build_view(
-        report, facts, assume_sparsity=options.assume_sparsity, assume_bits=options.assume_bits
+    report.compression = LazyView(
+        lambda: build_view(
+            report, facts, assume_sparsity=options.assume_sparsity, assume_bits=options.assume_bits
+        )
     )
     return report
+
+
+class LazyView:
+    """Stands for the CompressionView of a Report and builds it when first read:
+    counting nonzeros reads every weight, which costs more than a shapes-only trace,
+    so a profile that never looks at the view does not pay for it. The nonzeros are
+    those of the weights at that first read."""
+
+    def __init__(self, build: Callable[[], CompressionView]) -> None:
+        self._build: Callable[[], CompressionView] | None = build
+        self._view: CompressionView | None = None
+
+    def resolve(self) -> CompressionView:
+        if self._view is None:
+            assert self._build is not None
+            self._view, self._build = self._build(), None
+        return self._view
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.resolve(), name)
+
+    def __repr__(self) -> str:
+        return repr(self.resolve())
 
 
 @contextmanager

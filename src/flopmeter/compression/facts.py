@@ -9,6 +9,7 @@ module that holds them. Only tensors are read here; the model is not changed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +79,9 @@ class WeightFact:
     scale_bytes: int = 0
     ideal_scale_bytes: int = 0
     logical_extra_params: int = 0  # elements parameters() does not show (packed weights)
+    # the values whose nonzeros are still to count (reading every weight costs more
+    # than a shapes-only trace, so it waits until the view is read)
+    pending: Callable[[], torch.Tensor] | None = field(default=None, repr=False)
 
     @property
     def numel(self) -> int:
@@ -130,6 +134,13 @@ class ModelFacts:
     def facts(self) -> list[WeightFact]:
         return [f for facts in self.weights.values() for f in facts]
 
+    def count(self) -> None:
+        """Count the nonzeros still pending (once; the references are then dropped)."""
+        for fact in self.facts():
+            if fact.pending is not None:
+                _count_nonzeros(fact, fact.pending())
+                fact.pending = None
+
     @property
     def extra_params(self) -> dict[str, int]:
         """Logical params that ``parameters()`` misses (packed weights and biases), by module."""
@@ -165,7 +176,9 @@ def collect(model: torch.nn.Module) -> ModelFacts:
 
 def _module_facts(name: str, module: torch.nn.Module, found: ModelFacts, seen: set[int]) -> list[WeightFact]:
     facts: list[WeightFact] = []
-    for packed, dtype in _packed_of(module):
+    # plain attributes that may hold a weight (packed objects, sparse tensors): one scan
+    held = [(k, v) for k, v in vars(module).items() if isinstance(v, (torch.Tensor, torch.ScriptObject))]
+    for packed, dtype in _packed_of(module, held):
         if id(packed) in seen:
             continue
         seen.add(id(packed))
@@ -173,7 +186,8 @@ def _module_facts(name: str, module: torch.nn.Module, found: ModelFacts, seen: s
         found.packed[id(packed)] = layout
         facts.append(_packed_fact(name, module, layout))
     masked = {key[: -len("_orig")] for key in module._parameters if key.endswith("_orig")}
-    parametrized = set(getattr(module, "parametrizations", {}) or {})
+    parametrizations = module._modules.get("parametrizations")
+    parametrized: list[str] = list(parametrizations._modules) if parametrizations is not None else []
     for key, param in module._parameters.items():
         if param is None or id(param) in seen or key == "bias" or param.ndim < 2:
             continue
@@ -185,12 +199,12 @@ def _module_facts(name: str, module: torch.nn.Module, found: ModelFacts, seen: s
         else:
             facts.append(_tensor_fact(name, key, param))
     for key in parametrized:
-        original = getattr(module.parametrizations, key).original
+        original = getattr(parametrizations, key).original
         if id(original) in seen:
             continue
         seen.add(id(original))
         facts.append(_parametrized_fact(name, key, module, original))
-    for key, value in {**vars(module), **module._buffers}.items():
+    for key, value in [*held, *module._buffers.items()]:
         if isinstance(value, torch.Tensor) and value.layout != torch.strided and id(value) not in seen:
             seen.add(id(value))
             fact = _tensor_fact(name, key, value)
@@ -200,8 +214,8 @@ def _module_facts(name: str, module: torch.nn.Module, found: ModelFacts, seen: s
     return facts
 
 
-def _packed_of(module: torch.nn.Module) -> list[tuple[Any, Any]]:
-    found = [(v, None) for v in vars(module).values() if is_packed(v)]
+def _packed_of(module: torch.nn.Module, held: list[tuple[str, Any]]) -> list[tuple[Any, Any]]:
+    found = [(v, None) for _, v in held if is_packed(v)]
     wrapper = module._modules.get("_packed_params")
     if wrapper is not None and is_packed(getattr(wrapper, "_packed_params", None)):
         found.append((wrapper._packed_params, getattr(wrapper, "dtype", None)))
@@ -240,10 +254,15 @@ def _masked_fact(name: str, base: str, original: torch.Tensor, mask: torch.Tenso
 
 
 def _parametrized_fact(name: str, key: str, module: torch.nn.Module, original: torch.Tensor) -> WeightFact:
-    with torch.no_grad():
-        value = getattr(module, key) if not original.is_meta else original
-    fact = _tensor_fact(name, key, original, values=value)
+    fact = _tensor_fact(name, key, original)
     fact.representation = "parametrize"
+    if not original.is_meta:
+
+        def parametrized() -> torch.Tensor:
+            with torch.no_grad():
+                return getattr(module, key).detach()
+
+        fact.pending = parametrized
     return fact
 
 
@@ -284,7 +303,7 @@ def _tensor_fact(name: str, key: str, tensor: torch.Tensor, values: torch.Tensor
         return _unrecognised(name, key, tensor, f"{kind} of {dtype}")
     source = tensor if values is None else values
     if not source.is_meta:
-        _count_nonzeros(fact, source.detach())
+        fact.pending = source.detach  # counted when the view is first read (ModelFacts.count)
     return fact
 
 
@@ -301,28 +320,30 @@ def _unrecognised(name: str, key: str, tensor: torch.Tensor, kind: str) -> Weigh
 
 
 def _count_nonzeros(fact: WeightFact, values: torch.Tensor) -> None:
-    """nonzero, per-row nonzeros, all-zero input columns, and an N:M pattern."""
+    """nonzero; when some weights are zero also the per-row nonzeros, the all-zero
+    input columns and an N:M pattern (only possible at 50 % sparsity or more)."""
     nonzero = int(torch.count_nonzero(values))
     fact.nonzero = nonzero
     if nonzero == values.numel() or values.ndim < 2:
         return
-    mask = values != 0
-    rows = mask.reshape(values.shape[0], -1)
-    fact.row_nonzero = rows.sum(dim=1).tolist()
-    fact.zero_columns = int((~mask.transpose(0, 1).reshape(values.shape[1], -1).any(dim=1)).sum())
-    fact.nm = n_m_pattern(rows)
+    rows = values.reshape(values.shape[0], -1)
+    fact.row_nonzero = torch.count_nonzero(rows, dim=1).tolist()
+    columns = torch.count_nonzero(values.transpose(0, 1).reshape(values.shape[1], -1), dim=1)
+    fact.zero_columns = int((columns == 0).sum())
+    if 2 * nonzero <= values.numel():
+        fact.nm = n_m_pattern(rows)
 
 
-def n_m_pattern(mask: torch.Tensor) -> tuple[int, int] | None:
-    """The smallest M in {4, 8, 16} with at most N < M nonzeros in every group of M
+def n_m_pattern(rows: torch.Tensor) -> tuple[int, int] | None:
+    """The smallest M in {4, 8, 16} with at most N <= M/2 nonzeros in every group of M
     consecutive elements along the reduction (last) dim, and that N; None if none."""
-    width = mask.shape[-1]
+    width = rows.shape[-1]
     for m in (4, 8, 16):
         if width % m:
             continue
-        most = int(mask.reshape(-1, m).sum(dim=1).max())
-        if most < m:
-            return (max(most, 1), m) if most <= m // 2 else None
+        most = int(torch.count_nonzero(rows.reshape(-1, m), dim=1).max())
+        if most <= m // 2:
+            return (max(most, 1), m)
     return None
 
 
@@ -398,10 +419,14 @@ def _torchao_fact(name: str, key: str, tensor: Any) -> WeightFact:
         ideal_scale_bytes=sum(t.numel() * t.element_size() for t in scales),
     )
     if isinstance(qdata, torch.Tensor) and qdata.shape == shape and not qdata.is_meta:
-        values = qdata.to(torch.int32)
-        if isinstance(zero, torch.Tensor) and zero.numel():
-            values = values - _expand_blocks(zero.to(torch.int32), shape)
-        _count_nonzeros(fact, values)
+
+        def differences() -> torch.Tensor:  # a value equal to its zero point is a zero
+            values = qdata.to(torch.int32)
+            if isinstance(zero, torch.Tensor) and zero.numel():
+                values = values - _expand_blocks(zero.to(torch.int32), shape)
+            return values
+
+        fact.pending = differences
     return fact
 
 
@@ -420,6 +445,8 @@ def _library_facts(name: str, module: torch.nn.Module) -> list[WeightFact]:
     kind = type(weight).__name__ if weight is not None else ""
     if kind in ("Params4bit", "Int8Params"):
         return [_bitsandbytes_fact(name, weight, kind)]
+    if not ("qweight" in module._buffers or "qweight" in module._parameters or "qweight" in vars(module)):
+        return []
     qweight = getattr(module, "qweight", None)
     bits = getattr(module, "bits", getattr(module, "w_bit", None))
     if isinstance(qweight, torch.Tensor) and isinstance(bits, int):

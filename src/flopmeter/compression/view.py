@@ -405,6 +405,7 @@ def build_view(
     assume_bits: str | Mapping[str, str] | None = None,
 ) -> CompressionView:
     """The compression view of ``report`` from the weight facts of its model."""
+    facts.count()
     sparsity = parse_sparsity(assume_sparsity) if assume_sparsity is not None else None
     contractions = _contractions(report)
     layers: dict[str, LayerCompression] = {}
