@@ -121,6 +121,8 @@ class CompressionView:
     batch_size: int = 1
     _facts: ModelFacts | None = field(default=None, repr=False)
     _report: Any = field(default=None, repr=False)
+    _other_flops: int = field(default=0, repr=False)  # exact FLOPs of modules without weights or contractions
+    _other_param_bytes: int = field(default=0, repr=False)  # params outside the layers (norms), at 4 bytes
 
     # -- totals ----------------------------------------------------------------
     def _sum(self, key: str) -> int:
@@ -198,9 +200,6 @@ class CompressionView:
         for cost in self.overhead.values():
             total += cost
         return total
-
-    _other_flops: int = 0  # exact FLOPs of modules without weight contractions
-    _other_param_bytes: int = 0  # params outside the weight facts (norms, biases of plain layers)
 
     # -- what-if ---------------------------------------------------------------
     def assume(
