@@ -359,3 +359,15 @@ class TestCLI:
         )
         assert code == 2
         assert "two models" in err
+
+
+def test_html_and_plot_carry_the_table(tmp_path: Path) -> None:
+    dense, pruned = _pruned_pair()
+    result = flopmeter.compare(dense, pruned, torch.randn(4, 128))
+    page = result.to_html()
+    assert "<th>nonzero ratio</th>" in page and "<td>total</td>" in page
+    assert "not a measurement" in page
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "compare.png"
+    result.plot(path)
+    assert path.stat().st_size > 0

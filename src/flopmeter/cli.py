@@ -208,7 +208,13 @@ def _add_compression_arguments(parser: argparse.ArgumentParser, compare: bool) -
     )
     if compare:
         group.add_argument(
-            "--format", choices=["text", "markdown", "json", "csv"], default="text", help="with --compression"
+            "--format",
+            choices=["text", "markdown", "json", "csv", "html"],
+            default="text",
+            help="with --compression",
+        )
+        group.add_argument(
+            "--plot", metavar="PATH", help="with --compression: save bars of the ratios per module"
         )
         group.add_argument(
             "--hardware", metavar="NAME", help="preset for the speedup estimate (default a100-sxm-80gb)"
@@ -261,9 +267,13 @@ def _compare_compression(args: argparse.Namespace, out: TextIO, err: TextIO) -> 
         "markdown": result.to_markdown,
         "json": result.to_json,
         "csv": result.to_csv,
+        "html": result.to_html,
         "text": lambda: str(result) + "\n",
     }[args.format]()
     out.write(text if text.endswith("\n") else text + "\n")
+    if args.plot:
+        result.plot(args.plot)
+        print(f"flopmeter: wrote {args.plot}", file=err)
     return 0
 
 

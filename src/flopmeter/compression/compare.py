@@ -168,6 +168,17 @@ class Comparison:
 
         return json.dumps(self.to_dict(), indent=indent)
 
+    def to_html(self) -> str:
+        from ..render.compression import comparison_html
+
+        return comparison_html(self)
+
+    def plot(self, path: Any = None) -> Any:
+        """Bars per module of the table's ratios (matplotlib); saved to ``path`` if given."""
+        from ..render.compression import comparison_plot
+
+        return comparison_plot(self, path)
+
     def __str__(self) -> str:
         from ..render.compression import comparison_text
 

@@ -188,3 +188,49 @@ def micronet_line(score: Any, precision: int = 4) -> str:
         f"MicroNet ({score.task}, per sample{', 16-bit freebie' if score.freebie else ''}): "
         f"storage {score.storage:,.2f}, ops {score.ops:,.2f} (32-bit units), score {score.score:.{precision}f}"
     )
+
+
+def comparison_html(comparison: Any, precision: int = 2) -> str:
+    """One self-contained HTML page: the Markdown table's columns, and the warnings."""
+    import html
+
+    header, body = _table(comparison, precision, with_reason=True)
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body)
+    title = f"{comparison.after_name} vs {comparison.before_name}"
+    warnings = "".join(f'<p class="warn">WARNING: {html.escape(w)}</p>' for w in comparison.warnings)
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>"
+        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:nth-child(-n+3){text-align:left}"
+        "tr:last-child{font-weight:bold}.warn{color:#a00}</style></head><body>"
+        f"<h1>{html.escape(title)}</h1><p>Ratios are after / before; speedups before / after. "
+        f"The speedup estimate is a model on {html.escape(comparison.hardware)}, not a measurement.</p>"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>{warnings}</body></html>\n"
+    )
+
+
+def comparison_plot(comparison: Any, path: Any = None) -> Any:
+    """Per-module bars (matplotlib): nonzero ratio, ideal size ratio, effective MAC
+    speedup and the speedup estimate, the columns of the table. Saved to ``path``."""
+    import matplotlib
+
+    if path is not None:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = comparison.rows()
+    keys = ["nonzero_ratio", "size_ratio_ideal", "mac_speedup_effective", "speedup_estimate"]
+    figure, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 0.3 * len(rows) + 1.5), sharey=True)
+    labels = [row["module"] or "(root)" for row in rows]
+    for axis, key in zip(axes, keys, strict=True):
+        axis.barh(labels, [row[key] or 0.0 for row in rows])
+        axis.set_title(_HEADERS[key] + (" (model)" if key == "speedup_estimate" else ""))
+        axis.invert_yaxis()
+    figure.suptitle(f"{comparison.after_name} vs {comparison.before_name}")
+    figure.tight_layout()
+    if path is not None:
+        figure.savefig(path)
+        plt.close(figure)
+    return figure
