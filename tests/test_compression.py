@@ -371,3 +371,59 @@ def test_html_and_plot_carry_the_table(tmp_path: Path) -> None:
     path = tmp_path / "compare.png"
     result.plot(path)
     assert path.stat().st_size > 0
+
+
+class _QuantizedZoo(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.quant = torch.ao.quantization.QuantStub()
+        self.dequant = torch.ao.quantization.DeQuantStub()
+        self.conv1d = nn.Conv1d(4, 8, 3, padding=1)
+        self.up = nn.ConvTranspose2d(4, 6, 3, stride=2)
+        self.conv3d = nn.Conv3d(2, 4, 3, padding=1)
+        self.norm = nn.BatchNorm2d(6)
+        self.act = nn.Hardswish()
+        self.ops = torch.ao.nn.quantized.FloatFunctional()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor, x3: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        up = self.act(self.norm(self.up(self.quant(x2))))
+        up = self.pool(self.ops.cat([self.ops.add(up, up), self.ops.mul(up, up)], 1))
+        return (
+            self.dequant(self.conv1d(self.quant(x1))),
+            self.dequant(up),
+            self.dequant(self.conv3d(self.quant(x3))),
+        )
+
+
+def test_quantized_convolutions_and_ops_are_all_counted() -> None:
+    import torch.ao.quantization as tq
+
+    model = _QuantizedZoo().eval()
+    model.qconfig = tq.get_default_qconfig("fbgemm")
+    model.up.qconfig = tq.default_qconfig  # per-tensor for the transposed conv
+    tq.prepare(model, inplace=True)
+    args = (torch.randn(1, 4, 10), torch.randn(1, 4, 8, 8), torch.randn(1, 2, 4, 4, 4))
+    model(*args)
+    tq.convert(model, inplace=True)
+    report = flopmeter.profile(model, args)
+    assert not report.unsupported
+    assert report.modules["conv1d"].total.macs == 960  # 10 positions * 8 out * 4 in * 3
+    assert report.modules["up"].total.macs == 13_824  # 64 inputs * 4 in * 6 out * 9 (scattered)
+    assert report.modules["conv3d"].total.macs == 13_824  # 64 positions * 4 out * 2 in * 27
+    assert report.params == 4 * 8 * 3 + 8 + 4 * 6 * 9 + 6 + 2 * 4 * 27 + 4 + 12  # = 576 (+ BatchNorm's 12)
+
+
+def test_dynamic_lstm_and_fp16_linear() -> None:
+    import torch.ao.quantization as tq
+
+    lstm = tq.quantize_dynamic(nn.LSTM(8, 16), {nn.LSTM}, torch.qint8)
+    report = flopmeter.profile(lstm, torch.randn(5, 1, 8))
+    assert not report.unsupported
+    assert report.params == 4 * 16 * (8 + 16) + 2 * 4 * 16  # = 1,664, as the float LSTM
+    assert report.macs == 5 * 4 * 16 * (8 + 16)  # 5 steps of the 4 gates = 7,680
+    fp16 = tq.quantize_dynamic(nn.Sequential(nn.Linear(8, 4)), {nn.Linear}, torch.float16)
+    report = flopmeter.profile(fp16, torch.randn(2, 8))
+    assert report.macs == 64  # 2 * 8 * 4
+    assert report.flops == 128  # 8 outputs * (2*8 - 1) + 8 bias: float work
+    assert report.compression.layers["0"].weight_bits == 16

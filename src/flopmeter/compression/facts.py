@@ -157,7 +157,7 @@ def collect(model: torch.nn.Module) -> ModelFacts:
     found = ModelFacts()
     seen: set[int] = set()
     for name, module in model.named_modules():
-        if type(module).__name__ == "LinearPackedParams":
+        if type(module).__name__.endswith("PackedParams"):  # Linear/Embedding wrappers
             continue  # its packed weight is read at the linear module that owns it
         if ".parametrizations." in f".{name}." and name.rsplit(".", 1)[-1].isdigit():
             found.overhead_modules.add(name)
@@ -182,7 +182,11 @@ def _module_facts(name: str, module: torch.nn.Module, found: ModelFacts, seen: s
         if id(packed) in seen:
             continue
         seen.add(id(packed))
-        layout = layout_of(packed, dtype)
+        try:
+            layout = layout_of(packed, dtype)
+        except RuntimeError:  # torch cannot unpack every kind (float-qparams embeddings)
+            facts.append(_unpackable_fact(name, module))
+            continue
         found.packed[id(packed)] = layout
         facts.append(_packed_fact(name, module, layout))
     masked = {key[: -len("_orig")] for key in module._parameters if key.endswith("_orig")}
@@ -216,10 +220,29 @@ def _module_facts(name: str, module: torch.nn.Module, found: ModelFacts, seen: s
 
 def _packed_of(module: torch.nn.Module, held: list[tuple[str, Any]]) -> list[tuple[Any, Any]]:
     found = [(v, None) for _, v in held if is_packed(v)]
-    wrapper = module._modules.get("_packed_params")
-    if wrapper is not None and is_packed(getattr(wrapper, "_packed_params", None)):
-        found.append((wrapper._packed_params, getattr(wrapper, "dtype", None)))
+    wrapper = module._modules.get("_packed_params")  # torch.ao Linear / Embedding wrappers
+    if wrapper is not None:
+        inner = vars(wrapper).get("_packed_params", vars(wrapper).get("_packed_weight"))
+        if isinstance(inner, torch.ScriptObject):
+            found.append((inner, vars(wrapper).get("dtype")))
     return found
+
+
+def _unpackable_fact(name: str, module: torch.nn.Module) -> WeightFact:
+    """A packed weight torch cannot open: named as unrecognised, with the logical shape
+    an embedding declares when it does (its params still count)."""
+    rows, dim = getattr(module, "num_embeddings", None), getattr(module, "embedding_dim", None)
+    shape = (rows, dim) if isinstance(rows, int) and isinstance(dim, int) else ()
+    numel = rows * dim if isinstance(rows, int) and isinstance(dim, int) else 0
+    return WeightFact(
+        module=name,
+        name="weight",
+        representation=f"unrecognised packed {type(module).__name__}",
+        shape=shape,
+        dtype="unknown",
+        weight_bits=8,
+        logical_extra_params=numel,
+    )
 
 
 def _packed_fact(name: str, module: torch.nn.Module, layout: PackedLayout) -> WeightFact:

@@ -43,7 +43,8 @@ def is_packed(value: Any) -> bool:
 def layout_of(packed: Any, dtype: torch.dtype | None = None) -> PackedLayout:
     """Open a packed object with ``unpack()``. ``dtype`` overrides the weight dtype (a
     dynamic fp16 linear unpacks to float32 but stores float16)."""
-    weight, bias = packed.unpack()[:2]
+    unpacked = packed.unpack()
+    weight, bias = unpacked[:2] if isinstance(unpacked, tuple) else (unpacked, None)
     transposed = bool(packed.transpose()) if packed._has_method("transpose") else False
     groups = int(packed.groups()) if packed._has_method("groups") else 1
     scheme, n_scales, nonzero = "none", 0, None
