@@ -427,3 +427,35 @@ def test_dynamic_lstm_and_fp16_linear() -> None:
     assert report.macs == 64  # 2 * 8 * 4
     assert report.flops == 128  # 8 outputs * (2*8 - 1) + 8 bias: float work
     assert report.compression.layers["0"].weight_bits == 16
+
+
+class TestCLIFormats:
+    def test_assume_sparsity_pattern(self, builders: str) -> None:
+        code, out, _ = run([f"{builders}:dense", "--input", "1x100", "--assume-sparsity", "2:4"])
+        assert code == 0
+        assert "2:4" in out and "assuming" in out
+
+    def test_count_overhead_puts_the_mask_multiply_back(self, builders: str) -> None:
+        _, plain, _ = run([f"{builders}:pruned", "--input", "1x100", "--format", "json"])
+        _, counted, _ = run(
+            [f"{builders}:pruned", "--input", "1x100", "--format", "json", "--count-overhead"]
+        )
+        flops = json.loads(plain)["totals"]["flops"], json.loads(counted)["totals"]["flops"]
+        assert flops[1] - flops[0] == 5_000  # weight_orig * weight_mask: 50 * 100 multiplies
+        assert json.loads(plain)["compression"]["totals"]["sparsity"] == pytest.approx(0.5 * 5_000 / 5_500)
+
+    @pytest.mark.parametrize("fmt", ["json", "csv", "html"])
+    def test_compare_formats(self, builders: str, fmt: str, tmp_path: Path) -> None:
+        plot = tmp_path / "ratios.png"
+        args = ["compare", f"{builders}:dense", f"{builders}:pruned", "--input", "1x100", "--compression"]
+        code, out, err = run([*args, "--format", fmt, "--hardware", "h100-sxm", "--plot", str(plot)])
+        assert code == 0, err
+        assert plot.exists()
+        if fmt == "json":
+            data = json.loads(out)
+            assert data["hardware"] == "h100-sxm"
+            assert [row["module"] for row in data["rows"]] == ["0", "2", "total"]
+        elif fmt == "csv":
+            assert out.splitlines()[0].startswith("module,type,change,params_before")
+        else:
+            assert out.startswith("<!DOCTYPE html>")
