@@ -459,3 +459,18 @@ class TestCLIFormats:
             assert out.splitlines()[0].startswith("module,type,change,params_before")
         else:
             assert out.startswith("<!DOCTYPE html>")
+
+
+def test_torchao_float8_weight_only_with_bf16_activations() -> None:
+    torchao = pytest.importorskip("torchao.quantization")
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(256, 512)).to(torch.bfloat16)
+    torchao.quantize_(model, torchao.Float8WeightOnlyConfig())
+    report = flopmeter.profile(model, torch.randn(4, 256, dtype=torch.bfloat16))
+    layer = report.compression.layers["0"]
+    assert layer.representation == "torchao Float8Tensor"
+    assert (layer.weight_bits, layer.act_bits) == (8, 16)  # fp8 weights, bf16 activations
+    assert layer.weight_nonzero == 131_072  # fp8 values compared as floats, not truncated
+    assert layer.bops == 524_288 * 8 * 16  # 4*256*512 MACs = 67,108,864
+    assert layer.weight_bytes_actual == 131_072 + 512 * 4  # fp8 values + fp32 row scales
+    assert not report.unsupported

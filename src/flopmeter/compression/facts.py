@@ -444,6 +444,8 @@ def _torchao_fact(name: str, key: str, tensor: Any) -> WeightFact:
     if isinstance(qdata, torch.Tensor) and qdata.shape == shape and not qdata.is_meta:
 
         def differences() -> torch.Tensor:  # a value equal to its zero point is a zero
+            if qdata.is_floating_point():  # float8: no zero point, widen to count
+                return qdata.to(torch.float32)
             values = qdata.to(torch.int32)
             if isinstance(zero, torch.Tensor) and zero.numel():
                 values = values - _expand_blocks(zero.to(torch.int32), shape)
