@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..cost import Cost
+from ..registry import kind_of
 from ..tracing.events import OpEvent
 from .facts import ModelFacts
 
@@ -47,7 +48,7 @@ def classifier(facts: ModelFacts) -> Callable[[OpEvent, Cost], bool]:
         if module in masked and event.op in ("aten.mul", "aten.mul_"):
             inputs = event.tensor_inputs()
             return len(inputs) == 2 and all(t.role != "activation" for t in inputs)
-        if module in subclassed and not cost.macs:
+        if module in subclassed and not cost.macs and kind_of(event.op) != "view":
             return all(t.role != "param" for t in event.tensor_inputs())
         return False
 
