@@ -474,3 +474,20 @@ def test_torchao_float8_weight_only_with_bf16_activations() -> None:
     assert layer.bops == 524_288 * 8 * 16  # 4*256*512 MACs = 67,108,864
     assert layer.weight_bytes_actual == 131_072 + 512 * 4  # fp8 values + fp32 row scales
     assert not report.unsupported
+
+
+def test_a_pruned_model_that_raises_keeps_its_real_weight() -> None:
+    class Fails(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = nn.Linear(8, 4)
+            prune.l1_unstructured(self.layer, "weight", 0.5)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.layer(x).reshape(3, -1)  # 4 values cannot make rows of 3
+
+    model = Fails()
+    with pytest.raises(flopmeter.ModelError):
+        flopmeter.profile(model, torch.randn(1, 8))
+    assert not model.layer.weight.is_meta
+    assert torch.equal(model.layer.weight, model.layer.weight_orig * model.layer.weight_mask)
