@@ -8,6 +8,9 @@ __version__ = "0.1.0"
 from . import hardware  # noqa: E402
 from .api import ModelError, profile, register_formula, unregister_formula  # noqa: E402
 from .compat import get_model_complexity_info  # noqa: E402
+from .compression import CompressionOptions, CompressionView  # noqa: E402
+from .compression.compare import Comparison, compare  # noqa: E402
+from .compression.micronet import MicroNetScore, micronet  # noqa: E402
 from .cost import Cost  # noqa: E402
 from .hardware import Hardware  # noqa: E402
 from .inputs import InputSpec  # noqa: E402
@@ -18,6 +21,10 @@ from .tracing.events import OpEvent, TensorMeta  # noqa: E402
 
 __all__ = [
     "CONVENTIONS",
+    "Comparison",
+    "CompressionOptions",
+    "CompressionView",
+    "MicroNetScore",
     "Cost",
     "Hardware",
     "InputSpec",
@@ -32,7 +39,9 @@ __all__ = [
     "UnsupportedOp",
     "__version__",
     "benchmark",
+    "compare",
     "estimate_latency",
+    "micronet",
     "hardware",
     "get_model_complexity_info",
     "predict_batches",

@@ -78,6 +78,8 @@ def build_report(
     did_backward: bool = False,
     training: bool = False,
     versions: dict[str, str] | None = None,
+    overhead: Callable[[OpEvent, Cost], bool] | None = None,
+    count_overhead: bool = False,
 ) -> Report:
     modules = module_tree(model)
     operators: dict[str, OperatorStats] = {}
@@ -85,6 +87,7 @@ def build_report(
     forward = backward = Cost()
     op_formulas = op_formulas or {}
     records: list[OpRecord] = []
+    overheads: dict[str, OperatorStats] = {}
 
     def charge(
         module: str,
@@ -125,6 +128,14 @@ def build_report(
             if event.module not in entry.modules:
                 entry.modules.append(event.module)
             continue
+        if overhead is not None and overhead(event, cost):  # compression overhead (compression/overhead.py)
+            aside = overheads.setdefault(
+                event.op, OperatorStats(op=event.op, kind=registry.kind_of(event.op))
+            )
+            aside.cost += cost
+            aside.calls += 1
+            if not count_overhead:
+                continue
         shapes = tuple(t.shape for t in event.tensor_inputs())
         charge(event.module, event.op, registry.kind_of(event.op), cost, event.phase, _dtype(event), shapes)
 
@@ -168,6 +179,7 @@ def build_report(
         versions=versions or {},
         ops=records,
         peak_activation_bytes=trace.peak_activation_bytes,
+        overhead=overheads,
     )
 
 

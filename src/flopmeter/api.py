@@ -10,6 +10,10 @@ from torch.utils._pytree import tree_flatten
 
 from . import __version__
 from .aggregate import ModuleFormula, OpFormula, build_report
+from .compression import classifier as overhead_classifier
+from .compression import finish as finish_compression
+from .compression import keep_derived_weights
+from .compression import prepare as prepare_compression
 from .inputs import build_inputs, describe_inputs, infer_batch_size
 from .registry import CountOptions
 from .report import Report
@@ -78,6 +82,7 @@ def profile(
     shapes_only: bool | None = None,
     custom_formulas: Mapping[Any, Callable[..., Any]] | None = None,
     name: str | None = None,
+    compression: Any = None,
 ) -> Report:
     """Count the FLOPs, MACs, params and bytes of one call of ``model``.
 
@@ -94,12 +99,15 @@ def profile(
     profiles and, if the model needs values (``if x.max() > 0``), run it again for real.
     The numbers are the same either way. The model runs under ``torch.no_grad()``
     unless ``backward``; afterwards it is exactly as it was (mode, buffers, grads, hooks).
+    ``compression``: a ``CompressionOptions`` (or dict of its fields): assumed sparsity
+    or bits for the compression view, and whether overhead ops count (docs/compression.md).
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"profile() expects a torch.nn.Module, got {type(model).__name__}")
     if causal not in ("full", "needed"):
         raise ValueError(f"causal must be 'full' or 'needed', got {causal!r}")
     args, kwargs = _resolve_inputs(model, inputs, input_shape, input_dtype)
+    facts, compression_options = prepare_compression(model, compression)  # weight facts, before the trace
     op_formulas = dict(_OP_FORMULAS)
     module_formulas = dict(_MODULE_FORMULAS)
     for target, formula in (custom_formulas or {}).items():
@@ -113,15 +121,16 @@ def profile(
     first_try = (not backward) if shapes_only is None else shapes_only
 
     def run(shapes: bool) -> Trace:
-        return trace_model(
-            model,
-            args,
-            kwargs,
-            backward=backward,
-            train=training,
-            custom_types=tuple(module_formulas),
-            shapes_only=shapes,
-        )
+        with keep_derived_weights(model):  # pruned weights recomputed by hooks stay real
+            return trace_model(
+                model,
+                args,
+                kwargs,
+                backward=backward,
+                train=training,
+                custom_types=tuple(module_formulas),
+                shapes_only=shapes,
+            )
 
     try:
         trace, computed = run(first_try), "shapes" if first_try else "values"
@@ -138,13 +147,16 @@ def profile(
         model_name=name or type(model).__name__,
         batch_size=batch_size if batch_size is not None else infer_batch_size(args, kwargs),
         inputs=describe_inputs(args, kwargs),
-        options=CountOptions(causal=causal),
+        options=CountOptions(causal=causal, packed=facts.packed),
         op_formulas=op_formulas,
         module_formulas=module_formulas,
         did_backward=backward,
         training=training,
         versions={"flopmeter": __version__, "torch": torch.__version__},
+        overhead=overhead_classifier(facts),
+        count_overhead=compression_options.count_overhead,
     )
+    finish_compression(report, facts, compression_options)
     report.options["computed"] = computed  # "shapes" (meta run) or "values" (real run)
     return report
 

@@ -199,6 +199,7 @@ def build_parser(compare: bool = False) -> argparse.ArgumentParser:
             default="auto",
             help="colour the tree with rich: auto (when a terminal), always or never",
         )
+    _add_compression_arguments(parser, compare)
     parser.add_argument(
         "-q", "--quiet", action="store_true", help="the totals only (in any --format: JSON stays JSON)"
     )
@@ -207,6 +208,109 @@ def build_parser(compare: bool = False) -> argparse.ArgumentParser:
 
         parser.add_argument("--version", action="version", version=f"flopmeter {__version__}")
     return parser
+
+
+def _add_compression_arguments(parser: argparse.ArgumentParser, compare: bool) -> None:
+    """Options of the compression view (docs/compression.md)."""
+    group = parser.add_argument_group("compression (pruned, sparse, quantized models)")
+    group.add_argument(
+        "--compression",
+        action="store_true",
+        help="print the compression view (nonzeros, bits, BOPs, bytes); with compare: the "
+        "before/after table of two models",
+    )
+    group.add_argument(
+        "--assume-sparsity",
+        metavar="S",
+        help="what-if: every weight this sparse, 0.5 or a pattern such as 2:4",
+    )
+    group.add_argument(
+        "--assume-bits", metavar="WxAy", help="what-if: weight/activation bits, e.g. w4a16, w8a8"
+    )
+    group.add_argument(
+        "--count-overhead",
+        action="store_true",
+        help="count mask multiplies and quantize/dequantize in the model's FLOPs (default: overhead bucket)",
+    )
+    group.add_argument(
+        "--micronet",
+        choices=["imagenet", "cifar100", "wikitext103"],
+        help="print the MicroNet score (per sample)",
+    )
+    if compare:
+        group.add_argument(
+            "--format",
+            choices=["text", "markdown", "json", "csv", "html"],
+            default="text",
+            help="with --compression",
+        )
+        group.add_argument(
+            "--plot", metavar="PATH", help="with --compression: save bars of the ratios per module"
+        )
+        group.add_argument(
+            "--hardware", metavar="NAME", help="preset for the speedup estimate (default a100-sxm-80gb)"
+        )
+        group.add_argument(
+            "--bench", action="store_true", help="with --compression: time both models, same run"
+        )
+
+
+def _compression_options(args: argparse.Namespace) -> Any:
+    from .compression import CompressionOptions
+
+    return CompressionOptions(
+        assume_sparsity=args.assume_sparsity, assume_bits=args.assume_bits, count_overhead=args.count_overhead
+    )
+
+
+def _compression_text(report: Report, args: argparse.Namespace) -> str:
+    from .compression.micronet import micronet
+    from .render.compression import micronet_line, view_table
+
+    parts = []
+    if args.compression or args.assume_sparsity or args.assume_bits:
+        parts.append(view_table(report.compression, precision=args.precision, units=_units(args)))
+    if args.micronet:
+        parts.append(micronet_line(micronet(report.compression, args.micronet)))
+    return "\n".join(parts) + "\n" if parts else ""
+
+
+def _compare_compression(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .compression.compare import compare
+
+    if len(args.models) != 2:
+        raise UsageError("compare --compression takes two models: the original and the compressed one")
+    reports = []
+    loaded = []
+    for index, source in enumerate(args.models, start=1):
+        print(f"flopmeter: [{index}/2] counting {source} ...", file=err, flush=True)
+        report, model, inputs = _load_and_profile(source, args, err)
+        reports.append(report)
+        loaded.append((model, inputs))
+    result = compare(reports[0], reports[1], hardware=args.hardware)
+    if args.bench:
+        from .timing import benchmark
+
+        seconds = [
+            benchmark(model, inputs, repeat=20)[0].median
+            if isinstance(inputs, tuple)  # arguments already built (image lists)
+            else benchmark(model, input_shape=inputs, repeat=20)[0].median
+            for model, inputs in loaded
+        ]
+        result.measured = {"before": seconds[0], "after": seconds[1]}
+        result.measured_speedup = seconds[0] / seconds[1] if seconds[1] else None
+    text = {
+        "markdown": result.to_markdown,
+        "json": result.to_json,
+        "csv": result.to_csv,
+        "html": result.to_html,
+        "text": lambda: str(result) + "\n",
+    }[args.format]()
+    out.write(text if text.endswith("\n") else text + "\n")
+    if args.plot:
+        result.plot(args.plot)
+        print(f"flopmeter: wrote {args.plot}", file=err)
+    return 0
 
 
 def main(
@@ -263,6 +367,7 @@ def validate(args: argparse.Namespace, compare: bool = False) -> None:
     """Every option that can be checked without the model, so a mistake costs no
     counting time. Raises UsageError (exit 2)."""
     check_ranges(args)
+    _compression_options(args)  # a bad --assume-sparsity / --assume-bits: exit 2 before counting
     _input_specs(args)  # parse errors now, not after the model is built
     for text in args.set:
         parse_override(text)
@@ -407,7 +512,11 @@ def _load_and_profile(source: str, args: argparse.Namespace, err: TextIO) -> tup
     if args.input:
         check_inputs_fit(loaded.model, specs, loaded.input_kind)
     common = dict(
-        backward=args.backward, train=True if args.train else None, causal=args.causal, name=loaded.name
+        backward=args.backward,
+        train=True if args.train else None,
+        causal=args.causal,
+        name=loaded.name,
+        compression=_compression_options(args),
     )
     if loaded.input_kind == "image_list":  # torchvision detection: model([image, ...])
         from .inputs import build_inputs
@@ -473,6 +582,8 @@ def _single(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     elif args.batch_sizes:
         extras["sweep"] = _sweep(model, inputs, args, spec)
     text = render(report, args, **extras)
+    if _format(args) in ("tree", "table") and not args.quiet:
+        text += _compression_text(report, args)
     from .render.text import unsupported_note
 
     note = unsupported_note(report) if _format(args) == "csv" else ""
@@ -675,6 +786,8 @@ def render(
 def _compare(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .render.compare import render_comparison
 
+    if args.compression:
+        return _compare_compression(args, out, err)
     if len(args.models) < 2:
         raise UsageError(
             "compare needs at least two models, e.g. compare torchvision:resnet50 torchvision:resnet18"

@@ -11,15 +11,15 @@ Three kinds of op:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from math import ceil, log2, prod
 from typing import Any
 
 from .cost import Cost
 from .formulas import attention as attn
-from .formulas import contraction, elementwise, normalization, pooling, recurrent
+from .formulas import contraction, elementwise, normalization, pooling, quantized, recurrent
 from .tracing.events import OpEvent, TensorMeta
 
 
@@ -33,6 +33,9 @@ class CountOptions:
     """
 
     causal: str = "full"
+    # id(packed weight object) -> its PackedLayout (compression/packed.py), read
+    # before the trace; the quantized op formulas look their weight shapes up here.
+    packed: Mapping[int, Any] = field(default_factory=dict, compare=False)
 
 
 Handler = Callable[[OpEvent, CountOptions], Cost]
@@ -902,3 +905,210 @@ def _sdpa_flash_backward(event: OpEvent, options: CountOptions) -> Cost:
 @formula("_scaled_dot_product_efficient_attention_backward", "_scaled_dot_product_cudnn_attention_backward")
 def _sdpa_other_backward(event: OpEvent, options: CountOptions) -> Cost:
     return _sdpa_backward(event, options, event.kwargs.get("is_causal", False))
+
+
+# ------------------------------------------------------- quantized and sparse contractions
+def namespaced_formula(namespace: str, *ops: str) -> Callable[[Handler], Handler]:
+    """Register a handler for ops of another namespace (``quantized.linear``)."""
+
+    def register(handler: Handler) -> Handler:
+        for op in ops:
+            _HANDLERS[f"{namespace}.{op}"] = handler
+        return handler
+
+    return register
+
+
+def _packed_layout(event: OpEvent, options: CountOptions) -> Any:
+    """The PackedLayout of a quantized op's packed weight (its second argument): the
+    one read before the trace, else read now."""
+    packed = event.args[1]
+    layout = options.packed.get(id(packed))
+    if layout is None:
+        from .compression.packed import layout_of
+
+        layout = layout_of(packed)
+    return layout
+
+
+@namespaced_formula(
+    "quantized",
+    "linear",
+    "linear_relu",
+    "linear_leaky_relu",
+    "linear_tanh",
+    "linear_dynamic",
+    "linear_relu_dynamic",
+    "linear_dynamic_fp16",
+    "linear_relu_dynamic_fp16",
+)
+def _quantized_linear(event: OpEvent, options: CountOptions) -> Cost:
+    """x (..., K) @ W^T, W (N, K) from the packed weight. int8 x int8 (static, and
+    dynamic: x is quantized inside the kernel) is integer work; the fp16 variants
+    widen the weight and compute in float."""
+    layout = _packed_layout(event, options)
+    n, k = layout.weight_shape[0], layout.weight_shape[-1]
+    m = event.args[0].numel // max(k, 1)
+    if event.op.endswith("fp16"):
+        cost = quantized.weight_only_matmul(m, k, n, bias=layout.has_bias)
+        return cost + (elementwise.pointwise(m * n, 1) if "relu" in event.op else Cost())
+    return quantized.integer_matmul(m, k, n)
+
+
+@namespaced_formula(
+    "quantized",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv1d_relu",
+    "conv2d_relu",
+    "conv3d_relu",
+    "conv2d_add",
+    "conv2d_add_relu",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+)
+def _quantized_conv(event: OpEvent, options: CountOptions) -> Cost:
+    """The conv formula on the packed weight's shape (groups are in its shape);
+    integer MACs, 0 FLOPs."""
+    layout = _packed_layout(event, options)
+    x = event.args[0]
+    weight = layout.weight_shape
+    if len(weight) == x.ndim + 1:  # conv1d packs a 2-d kernel of height 1
+        weight = (*weight[:2], *weight[3:])
+    return quantized.integer_conv(
+        x.shape, weight, _out(event).shape, bias=layout.has_bias, transposed=layout.transposed
+    )
+
+
+@namespaced_formula(
+    "quantized",
+    "add",
+    "add_relu",
+    "add_out",
+    "add_relu_out",
+    "add_scalar",
+    "add_scalar_relu",
+    "mul",
+    "mul_relu",
+    "mul_scalar",
+    "mul_scalar_relu",
+    "relu6",
+    "leaky_relu",
+    "sigmoid",
+    "hardswish",
+    "elu",
+    "celu",
+    "gelu",
+    "softmax",
+    "threshold",
+    "layer_norm",
+    "group_norm",
+    "instance_norm",
+    "batch_norm",
+    "batch_norm1d",
+    "batch_norm2d",
+    "batch_norm3d",
+    "batch_norm1d_relu",
+    "batch_norm2d_relu",
+    "batch_norm3d_relu",
+)
+def _quantized_pointwise(event: OpEvent, options: CountOptions) -> Cost:
+    """Elementwise work on quantized tensors, one operation per output element as the
+    float op counts; integer values, so ``cost_of`` keeps it out of FLOPs."""
+    return elementwise.pointwise(_out_numel(event), 1)
+
+
+@namespaced_formula(
+    "quantized", "cat", "cat_relu", "embedding_byte", "embedding_4bit", "max_pool1d", "max_pool2d"
+)
+def _quantized_data(event: OpEvent, options: CountOptions) -> Cost:
+    """Concatenation, lookups and max pooling of quantized values: integer comparisons
+    and copies, no FLOPs (bytes only)."""
+    return Cost()
+
+
+@formula(
+    "quantize_per_tensor",
+    "quantize_per_channel",
+    "quantize_per_tensor_dynamic",
+    "fake_quantize_per_tensor_affine",
+    "fake_quantize_per_channel_affine",
+)
+def _quantize(event: OpEvent, options: CountOptions) -> Cost:
+    """x / scale + zero_point, round, clamp: 4 operations per element (the dynamic
+    variant also finds the range: min and max, 2 more). Compression overhead."""
+    per = 6 if event.op.endswith("dynamic") else 4
+    return elementwise.pointwise(event.args[0].numel, per)
+
+
+@formula("dequantize")
+def _dequantize(event: OpEvent, options: CountOptions) -> Cost:
+    """(q - zero_point) * scale: 2 operations per element. Compression overhead."""
+    return elementwise.pointwise(sum(t.numel for t in event.outputs), 2)
+
+
+@formula("_int_mm")
+def _int_mm(event: OpEvent, options: CountOptions) -> Cost:
+    a, b = event.args[0], event.args[1]
+    return quantized.integer_matmul(a.shape[0], a.shape[1], b.shape[1])
+
+
+@formula(
+    "_weight_int8pack_mm",
+    "_weight_int4pack_mm",
+    "_weight_int4pack_mm_for_cpu",
+    "_weight_int4pack_mm_with_scales_and_zeros",
+)
+def _weight_only_mm(event: OpEvent, options: CountOptions) -> Cost:
+    """x (M, K) float @ a packed int8/int4 weight: N from the output."""
+    k, out = event.args[0].shape[-1], _out(event)
+    n = out.shape[-1]
+    return quantized.weight_only_matmul(out.numel // max(n, 1), k, n)
+
+
+@formula("_dyn_quant_matmul_4bit")
+def _dyn_quant_4bit(event: OpEvent, options: CountOptions) -> Cost:
+    """x quantized to int8 on the fly @ an int4 weight: integer MACs."""
+    k, n = int(event.arg(3, "in_features")), int(event.arg(4, "out_features"))
+    return quantized.integer_matmul(_out_numel(event) // max(n, 1), k, n)
+
+
+@formula("_scaled_mm")
+def _scaled_mm(event: OpEvent, options: CountOptions) -> Cost:
+    """fp8 (M, K) @ (K, N) with scales: float MACs (fp8 is floating point)."""
+    a, b = event.args[0], event.args[1]
+    bias = _tensor(event, 4, "bias") is not None
+    return contraction.matmul(
+        1, a.shape[0], a.shape[1], b.shape[1], bias_adds=a.shape[0] * b.shape[1] if bias else 0
+    )
+
+
+@formula("_sparse_addmm", "_sparse_mm", "sspaddmm")
+def _sparse_mm(event: OpEvent, options: CountOptions) -> Cost:
+    """A sparse (M, K) @ dense (K, N), counted as the dense matmul of those shapes (the
+    layout is not in the trace); the compression view gives the effective MACs from
+    the sparse weight's nonzeros (nnz * N)."""
+    has_bias = event.op != "aten._sparse_mm"
+    a, b = (event.args[1], event.args[2]) if has_bias else (event.args[0], event.args[1])
+    adds, extras = _alpha_beta_extras(event, a.shape[0] * b.shape[1], 3, 4) if has_bias else (0, 0)
+    return contraction.matmul(1, a.shape[0], a.shape[1], b.shape[1], bias_adds=adds, extra_scalings=extras)
+
+
+@formula("_sparse_semi_structured_linear")
+def _semi_structured_linear(event: OpEvent, options: CountOptions) -> Cost:
+    bias = _tensor(event, 3, "bias") is not None
+    return quantized.semi_structured_matmul(_out_numel(event), event.args[0].shape[-1], bias=bias)
+
+
+@formula("_sparse_semi_structured_mm", "_sparse_semi_structured_addmm", "_cslt_sparse_mm")
+def _semi_structured_mm(event: OpEvent, options: CountOptions) -> Cost:
+    """2:4 sparse A (its packed values) @ dense B (K, N): K from B."""
+    if event.op == "aten._sparse_semi_structured_addmm":
+        b, bias = event.args[3], True
+    elif event.op == "aten._cslt_sparse_mm":
+        b, bias = event.args[1], _tensor(event, 2, "bias") is not None
+    else:
+        b, bias = event.args[2], False
+    return quantized.semi_structured_matmul(_out_numel(event), b.shape[0], bias=bias)

@@ -146,6 +146,10 @@ class Report(_TotalsView):
     versions: dict[str, str] = field(default_factory=dict)
     ops: list[OpRecord] = field(default_factory=list)
     peak_activation_bytes: int = 0
+    # Compression overhead (mask multiplies, quantize/dequantize, ...): ops kept out of
+    # the model's totals unless counted back; and the compression view (compression/).
+    overhead: dict[str, OperatorStats] = field(default_factory=dict)
+    compression: Any = None
 
     # -- totals -----------------------------------------------------------------
     @property
@@ -241,6 +245,8 @@ class Report(_TotalsView):
                 for o in self.by_operator().values()
             ],
             "unsupported": [asdict(u) for u in self.unsupported.values()],
+            "overhead": [{"op": o.op, "calls": o.calls, **asdict(o.cost)} for o in self.overhead.values()],
+            "compression": self.compression.to_dict() if self.compression is not None else None,
         }
 
     def __str__(self) -> str:
