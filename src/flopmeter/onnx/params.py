@@ -1,0 +1,84 @@
+"""Which initializers are parameters.
+
+The rule: an initializer is a parameter when a node reads it in a weight slot —
+Conv/ConvTranspose weight and bias, Gemm/MatMul operands, an embedding table
+(Gather data), norm scale and bias, recurrent weights, PRelu slope, the weights of
+quantized ops (QLinearConv, ConvInteger, MatMulInteger, QLinearMatMul,
+MatMulNBits, DequantizeLinear of an integer weight) — or a 1-d tensor of two or
+more elements added to / multiplied with an activation (a bias, a norm weight).
+It must be floating point, or an integer weight of a quantized op.
+Everything else is an exporter constant (shape tensors, axes, scalars, scales and
+zero points, masks, BatchNorm running statistics) and is not counted as a parameter.
+Dynamo exports name PyTorch buffers in their fx metadata (``%b_...``, ``%c_...``):
+those are never parameters.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .patterns import GraphIndex
+
+FLOAT_TYPES = frozenset({1, 10, 11, 16, 17, 18, 19, 20, 23})
+WEIGHT_SLOTS: dict[str, frozenset[int]] = {
+    "Conv": frozenset({1, 2}),
+    "ConvTranspose": frozenset({1, 2}),
+    "Gemm": frozenset({0, 1, 2}),
+    "MatMul": frozenset({0, 1}),
+    "FusedMatMul": frozenset({0, 1}),
+    "Gather": frozenset({0}),
+    "LayerNormalization": frozenset({1, 2}),
+    "BatchNormalization": frozenset({1, 2}),
+    "InstanceNormalization": frozenset({1, 2}),
+    "GroupNormalization": frozenset({1, 2}),
+    "RMSNormalization": frozenset({1}),
+    "SimplifiedLayerNormalization": frozenset({1}),
+    "SkipLayerNormalization": frozenset({2, 3, 4}),
+    "SkipSimplifiedLayerNormalization": frozenset({2, 3}),
+    "Attention": frozenset({1, 2}),
+    "LSTM": frozenset({1, 2, 3}),
+    "GRU": frozenset({1, 2, 3}),
+    "RNN": frozenset({1, 2, 3}),
+    "PRelu": frozenset({1}),
+}
+QUANTIZED_WEIGHT_SLOTS: dict[str, frozenset[int]] = {
+    "QLinearConv": frozenset({3, 8}),
+    "ConvInteger": frozenset({1}),
+    "MatMulInteger": frozenset({1}),
+    "QLinearMatMul": frozenset({3}),
+    "MatMulNBits": frozenset({1}),
+    "DequantizeLinear": frozenset({0}),
+}
+VECTOR_OPS = frozenset({"Add", "Mul", "Sub", "Div"})
+_BUFFER_TOKEN = re.compile(r"%([bc]_\w+)")
+
+
+def classify_initializers(
+    index: GraphIndex, initializers: dict[str, Any], meta: list[dict[str, str]]
+) -> tuple[set[str], set[str]]:
+    """(parameter names, constant names) among the initializers."""
+    buffers = {token for m in meta for token in _BUFFER_TOKEN.findall(m.get("pkg.torch.onnx.fx_node", ""))}
+    params: set[str] = set()
+    for name, tensor in initializers.items():
+        key = name.replace(".", "_")
+        if f"b_{key}" in buffers or f"c_{key}" in buffers:
+            continue
+        if any(_weight_slot(index.nodes[user], name, tensor) for user in index.consumers.get(name, [])):
+            params.add(name)
+    return params, set(initializers) - params
+
+
+def _weight_slot(node: Any, name: str, tensor: Any) -> bool:
+    slots = [i for i, value in enumerate(node.input) if value == name]
+    floating = tensor.data_type in FLOAT_TYPES
+    numel = 1
+    for d in tensor.dims:
+        numel *= d
+    if not tensor.dims and numel == 1:
+        return False  # a scalar: a scale, an epsilon, a zero point
+    if floating and any(s in WEIGHT_SLOTS.get(node.op_type, ()) for s in slots):
+        return True
+    if any(s in QUANTIZED_WEIGHT_SLOTS.get(node.op_type, ()) for s in slots) and numel > 1:
+        return True
+    return floating and node.op_type in VECTOR_OPS and len(tensor.dims) == 1 and numel >= 2
