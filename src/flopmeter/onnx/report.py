@@ -46,10 +46,12 @@ def build_module_tree(counter: GraphCounter, root_type: str) -> dict[str, Module
 
 
 def _param_owner(counter: GraphCounter, name: str, modules: dict[str, ModuleStats]) -> str:
-    prefix = name.rsplit(".", 1)[0] if "." in name else ""
+    prefix = name.rsplit(".", 1)[0] if "." in name else None
     if prefix in modules:
         return prefix
     users = counter.index.consumers.get(name, [])
+    while users and counter.nodes[users[0]].op_type == "Identity":  # legacy shares weights via Identity
+        users = counter.index.consumers.get(counter.nodes[users[0]].output[0], [])
     return counter.node_modules[users[0]] if users else ""
 
 

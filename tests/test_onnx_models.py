@@ -1,0 +1,120 @@
+"""ONNX exports of real models count like the PyTorch models they came from.
+
+MACs equal exactly. FLOPs equal, or differ by a residual each test derives:
+- BatchNorm folded into the Conv (both exporters): a BN costs 2E + 5C FLOPs
+  (x*scale + shift per element, 5 per channel for the folded scale); the folded Conv
+  gains E bias adds. So ONNX - PyTorch = -(E + 5C) per BN = -(BN FLOPs + 5C) / 2,
+  and params lose 2C (gamma, beta) and gain C (the conv bias): -C per BN.
+- Dynamo exports of transformers models materialize the attention mask PyTorch
+  skipped (no padding: is_causal / no mask in eager, a mask tensor in the export):
+  one add per score, heads * T * T per layer.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxscript")
+
+from flopmeter.onnx import profile_onnx  # noqa: E402
+
+from onnx_exports import TEXT_LENGTH, Exported, export  # noqa: E402
+
+_CACHE: dict[tuple[str, str], Exported] = {}
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    folder = tmp_path_factory.mktemp("onnx_exports")
+
+    def get(name: str, exporter: str) -> Exported:
+        key = (name, exporter)
+        if key not in _CACHE:
+            _CACHE[key] = export(name, exporter, folder)
+        return _CACHE[key]
+
+    return get
+
+
+def _bn_residual(torch_report) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    """(FLOPs residual, params residual) of folding every BatchNorm into its Conv."""
+    bn = next(o for name, o in torch_report.by_operator().items() if "batch_norm" in name)
+    channels = sum(m.own_params for m in torch_report.modules.values() if m.type == "BatchNorm2d") // 2
+    return -(bn.cost.flops + 5 * channels) // 2, -channels
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2"])
+@pytest.mark.parametrize("exporter", ["legacy", "dynamo18", "dynamo23"])
+def test_cnn_counts_equal_pytorch_up_to_folded_batch_norm(exported, name: str, exporter: str) -> None:  # type: ignore[no-untyped-def]
+    if name == "mobilenet_v2" and exporter == "dynamo23":
+        pytest.skip("opset 23 is covered by resnet18 (exports are slow)")
+    model = exported(name, exporter)
+    report = profile_onnx(model.path)
+    torch_report = model.torch_report
+    flops_residual, params_residual = _bn_residual(torch_report)
+    assert report.macs == torch_report.macs
+    assert report.flops - torch_report.flops == flops_residual
+    assert report.params - torch_report.params == params_residual
+    batch_norms = sum(1 for m in torch_report.modules.values() if m.type == "BatchNorm2d")
+    assert report.options["onnx"]["differences"]["folded_batch_norm"] == batch_norms
+    assert not report.unsupported
+
+
+def test_resnet18_numbers_by_hand(exported) -> None:  # type: ignore[no-untyped-def]
+    """resnet18 at 64x64: conv1 is 64 outputs-channels x 32x32 x (3*7*7) = 9,633,792 MACs."""
+    report = profile_onnx(exported("resnet18", "legacy").path)
+    assert report.modules["conv1"].macs == 64 * 32 * 32 * 3 * 7 * 7  # 9,633,792
+    assert report.modules["fc"].macs == 512 * 1000  # 512,000
+    assert report.modules["fc"].params == 512 * 1000 + 1000  # 513,000
+
+
+@pytest.mark.parametrize("exporter", ["legacy", "dynamo18", "dynamo23"])
+def test_resnet18_module_tree_matches_pytorch(exported, exporter: str) -> None:  # type: ignore[no-untyped-def]
+    model = exported("resnet18", exporter)
+    report = profile_onnx(model.path)
+    torch_modules = model.torch_report.modules
+    for name in ("conv1", "layer1", "layer1.0", "layer1.0.conv1", "layer4.1.conv2", "fc"):
+        assert report.modules[name].macs == torch_modules[name].macs, name
+    # layer3 folds 5 BatchNorms of 256 channels (two per block, one in the downsample)
+    assert report.modules["layer3"].params - torch_modules["layer3"].params == -5 * 256  # -1,280
+
+
+@pytest.mark.parametrize("exporter", ["legacy", "dynamo18", "dynamo23"])
+def test_bert_counts_equal_pytorch(exported, exporter: str) -> None:  # type: ignore[no-untyped-def]
+    model = exported("bert", exporter)
+    report = profile_onnx(model.path, dims=model.dims)
+    torch_report = model.torch_report
+    assert report.macs == torch_report.macs
+    assert report.params == torch_report.params
+    mask = 0 if exporter == "legacy" else 2 * 4 * TEXT_LENGTH * TEXT_LENGTH  # 2 layers x 4 heads x T x T = 2,048
+    assert report.flops - torch_report.flops == mask
+    assert report.modules["model.encoder.layer.1.intermediate"].macs == TEXT_LENGTH * 64 * 128  # 131,072
+    assert not report.unsupported
+
+
+@pytest.mark.parametrize("exporter", ["dynamo18", "dynamo23"])
+def test_llama_counts_equal_pytorch(exported, exporter: str) -> None:  # type: ignore[no-untyped-def]
+    """Residual: the materialized mask (+2,048, as BERT). At opset 18 the optimizer also
+    drops the rotary attention_scaling multiplies (cos * 1.0, sin * 1.0: 2 x T x 16 =
+    -512); at opset 23 those are dropped too, but cos and sin are computed once per
+    layer instead of once per model (+256 + 256)."""
+    model = exported("llama", exporter)
+    report = profile_onnx(model.path, dims=model.dims)
+    torch_report = model.torch_report
+    assert report.macs == torch_report.macs
+    assert report.params == torch_report.params
+    mask = 2 * 4 * TEXT_LENGTH * TEXT_LENGTH  # 2,048
+    rotary = -512 if exporter == "dynamo18" else 0
+    assert report.flops - torch_report.flops == mask + rotary
+    assert report.modules["model.model.layers.0.mlp"].macs == torch_report.modules["model.model.layers.0.mlp"].macs
+    assert not report.unsupported
+
+
+def test_llama_dims_scale_the_count(exported) -> None:  # type: ignore[no-untyped-def]
+    """Binding T=32 instead of 16 doubles every linear layer's MACs."""
+    model = exported("llama", "dynamo18")
+    short = profile_onnx(model.path, dims={"T": 16})
+    long = profile_onnx(model.path, dims={"T": 32})
+    head = "model.lm_head"
+    assert long.modules[head].macs == 2 * short.modules[head].macs == 2 * 16 * 64 * 1000  # 2,048,000
