@@ -32,6 +32,9 @@ def summary_lines(
             f" backward {u.count(convention_value(report.backward_cost, convention), label, units, precision)}"
         )
     lines.extend(unsupported_lines(report))
+    from .onnx_notes import onnx_lines
+
+    lines.extend(onnx_lines(report))
     return lines
 
 
