@@ -65,7 +65,9 @@ def build(name: str) -> tuple[torch.nn.Module, torch.Tensor]:
             hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
             vocab_size=1000, max_position_embeddings=128,
         )  # fmt: skip
-        return TokensToTensor(randomize(transformers.BertModel(config, add_pooling_layer=False)), False).eval(), ids
+        return TokensToTensor(
+            randomize(transformers.BertModel(config, add_pooling_layer=False)), False
+        ).eval(), ids
     config = transformers.LlamaConfig(
         hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
         intermediate_size=128, vocab_size=1000, max_position_embeddings=128,
@@ -85,11 +87,22 @@ def export(name: str, exporter: str, folder: Path) -> Exported:
         if exporter == "legacy":
             axes = {"ids": {1: "T"}} if text else None
             torch.onnx.export(
-                model, (example,), str(path), dynamo=False, opset_version=17, input_names=["ids"], dynamic_axes=axes
+                model,
+                (example,),
+                str(path),
+                dynamo=False,
+                opset_version=17,
+                input_names=["ids"],
+                dynamic_axes=axes,
             )
         else:
             shapes = {"ids": {1: torch.export.Dim("T", max=128)}} if text else None
             torch.onnx.export(
-                model, (example,), str(path), dynamo=True, opset_version=int(exporter[-2:]), dynamic_shapes=shapes
+                model,
+                (example,),
+                str(path),
+                dynamo=True,
+                opset_version=int(exporter[-2:]),
+                dynamic_shapes=shapes,
             )
     return Exported(path, report, {"T": TEXT_LENGTH} if text else {})

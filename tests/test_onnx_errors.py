@@ -21,7 +21,9 @@ def conv_then_matmul(opset: int = 18) -> onnx.ModelProto:
     bias = numpy_helper.from_array(np.ones(4, np.float32), "conv.bias")
     proj = numpy_helper.from_array(np.ones((16, 8), np.float32), "proj.weight")
     nodes = [
-        helper.make_node("Conv", ["x", "conv.weight", "conv.bias"], ["c"], name="/conv/Conv", pads=[1, 1, 1, 1]),
+        helper.make_node(
+            "Conv", ["x", "conv.weight", "conv.bias"], ["c"], name="/conv/Conv", pads=[1, 1, 1, 1]
+        ),
         helper.make_node("Relu", ["c"], ["r"], name="/act/Relu"),
         helper.make_node("MatMul", ["y", "proj.weight"], ["p"], name="/proj/MatMul"),
     ]
@@ -147,6 +149,8 @@ class TestCli:
     def test_compare_two_onnx_files(self, tmp_path: Path) -> None:
         onnx.save(conv_then_matmul(), tmp_path / "a.onnx")
         onnx.save(conv_then_matmul(), tmp_path / "b.onnx")
-        code, out, err = run(["compare", str(tmp_path / "a.onnx"), str(tmp_path / "b.onnx"), "--input", "y:1x4x16"])
+        code, out, err = run(
+            ["compare", str(tmp_path / "a.onnx"), str(tmp_path / "b.onnx"), "--input", "y:1x4x16"]
+        )
         assert code == 0, err
         assert "a.onnx" in out and "b.onnx" in out

@@ -18,7 +18,6 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxscript")
 
 from flopmeter.onnx import profile_onnx  # noqa: E402
-
 from onnx_exports import TEXT_LENGTH, Exported, export  # noqa: E402
 
 _CACHE: dict[tuple[str, str], Exported] = {}
@@ -87,7 +86,9 @@ def test_bert_counts_equal_pytorch(exported, exporter: str) -> None:  # type: ig
     torch_report = model.torch_report
     assert report.macs == torch_report.macs
     assert report.params == torch_report.params
-    mask = 0 if exporter == "legacy" else 2 * 4 * TEXT_LENGTH * TEXT_LENGTH  # 2 layers x 4 heads x T x T = 2,048
+    mask = (
+        0 if exporter == "legacy" else 2 * 4 * TEXT_LENGTH * TEXT_LENGTH
+    )  # 2 layers x 4 heads x T x T = 2,048
     assert report.flops - torch_report.flops == mask
     assert report.modules["model.encoder.layer.1.intermediate"].macs == TEXT_LENGTH * 64 * 128  # 131,072
     assert not report.unsupported
@@ -107,7 +108,10 @@ def test_llama_counts_equal_pytorch(exported, exporter: str) -> None:  # type: i
     mask = 2 * 4 * TEXT_LENGTH * TEXT_LENGTH  # 2,048
     rotary = -512 if exporter == "dynamo18" else 0
     assert report.flops - torch_report.flops == mask + rotary
-    assert report.modules["model.model.layers.0.mlp"].macs == torch_report.modules["model.model.layers.0.mlp"].macs
+    assert (
+        report.modules["model.model.layers.0.mlp"].macs
+        == torch_report.modules["model.model.layers.0.mlp"].macs
+    )
     assert not report.unsupported
 
 
@@ -118,3 +122,47 @@ def test_llama_dims_scale_the_count(exported) -> None:  # type: ignore[no-untype
     long = profile_onnx(model.path, dims={"T": 32})
     head = "model.lm_head"
     assert long.modules[head].macs == 2 * short.modules[head].macs == 2 * 16 * 64 * 1000  # 2,048,000
+
+
+@pytest.mark.parametrize("mode", ["dynamic", "static_qoperator", "static_qdq"])
+def test_quantized_resnet18_counted_with_bits(exported, tmp_path, mode: str) -> None:  # type: ignore[no-untyped-def]
+    """onnxruntime's quantize_dynamic (ConvInteger, MatMulInteger) and quantize_static
+    (QLinearConv + QGemm, or QDQ pairs): the same MACs as the float model, integer
+    MACs not counted as FLOPs, 8-bit weights and activations per conv and fc."""
+    quantization = pytest.importorskip("onnxruntime.quantization")
+    import numpy as np
+
+    model = exported("resnet18", "legacy")
+    target = tmp_path / f"{mode}.onnx"
+    if mode == "dynamic":
+        quantization.quantize_dynamic(str(model.path), str(target), weight_type=quantization.QuantType.QInt8)
+    else:
+
+        class Calibration(quantization.CalibrationDataReader):
+            def __init__(self) -> None:
+                self.left = 1
+
+            def get_next(self):  # type: ignore[no-untyped-def]
+                self.left -= 1
+                return (
+                    {"ids": np.random.default_rng(0).normal(size=(1, 3, 64, 64)).astype(np.float32)}
+                    if self.left >= 0
+                    else None
+                )
+
+        fmt = quantization.QuantFormat.QDQ if mode == "static_qdq" else quantization.QuantFormat.QOperator
+        quantization.quantize_static(str(model.path), str(target), Calibration(), quant_format=fmt)
+    report = profile_onnx(target)
+    assert report.macs == model.torch_report.macs
+    assert report.params == model.torch_report.params + _bn_residual(model.torch_report)[1]
+    facts = report.options["onnx"]["quantized"]
+    assert len(facts) == 21  # 20 convs + fc
+    conv1 = next(f for f in facts if f["module"] == "conv1")
+    assert conv1["macs"] == 64 * 32 * 32 * 3 * 7 * 7  # 9,633,792
+    assert conv1["weight_bits"] == 8 and conv1["activation_bits"] == 8
+    assert conv1["weight_bytes"] == 64 * 3 * 7 * 7  # 9,408: one byte per weight
+    assert conv1["bops"] == conv1["macs"] * 64
+    assert conv1["qdq"] == (mode == "static_qdq")
+    if mode != "static_qdq":  # integer kernels: their MACs are not FLOPs
+        assert report.modules["conv1"].flops < report.modules["conv1"].macs
+    assert not report.unsupported

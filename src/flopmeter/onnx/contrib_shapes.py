@@ -31,7 +31,8 @@ def contrib_output_types(node: Any, types: dict[str, ValueType]) -> dict[str, Va
     same_as_input = {
         "Gelu", "FastGelu", "BiasGelu", "QuickGelu", "BiasAdd", "SkipLayerNormalization",
         "SimplifiedLayerNormalization", "SkipSimplifiedLayerNormalization", "RotaryEmbedding",
-        "LayerNormalization",
+        "LayerNormalization", "QLinearAdd", "QLinearMul", "QLinearLeakyRelu", "QLinearSigmoid",
+        "QLinearSoftmax", "QuantizeLinear", "DequantizeLinear",
     }  # fmt: skip
     if op in same_as_input:
         out[node.output[0]] = ValueType(first.elem_type, first.shape)
@@ -45,6 +46,20 @@ def contrib_output_types(node: Any, types: dict[str, ValueType]) -> dict[str, Va
             b[-2], b[-1] = b[-1], b[-2]
         batch = a[:-2] if len(a) >= len(b) else b[:-2]
         out[node.output[0]] = ValueType(first.elem_type, (*batch, a[-2], b[-1]))
+    elif op == "QLinearGlobalAveragePool":
+        channels_last = bool(_attr(node, "channels_last", 0))
+        shape = first.shape
+        pooled = (
+            (shape[0], *([1] * (len(shape) - 2)), shape[-1])
+            if channels_last
+            else (*shape[:2], *([1] * (len(shape) - 2)))
+        )
+        out[node.output[0]] = ValueType(first.elem_type, pooled)
+    elif op == "QGemm" and len(inputs) > 3 and inputs[3] is not None and inputs[3].shape is not None:
+        m = first.shape[1] if _attr(node, "transA", 0) else first.shape[0]
+        n = inputs[3].shape[0] if _attr(node, "transB", 0) else inputs[3].shape[1]
+        y_type = first.elem_type if len(node.input) > 7 and node.input[7] else 1
+        out[node.output[0]] = ValueType(y_type, (m, n))
     elif op == "MatMulNBits":
         out[node.output[0]] = ValueType(first.elem_type, (*first.shape[:-1], int(_attr(node, "N"))))
     elif op == "Attention" and len(inputs) > 1 and inputs[1] is not None and inputs[1].shape is not None:

@@ -72,11 +72,15 @@ def _shape(value: Any) -> tuple[int, ...]:
         try:
             return tuple(int(p) for p in value.lower().split("x") if p != "")
         except ValueError:
-            raise OnnxModelError(f"bad shape {value!r}: expected numbers joined by x, e.g. 1x3x224x224") from None
+            raise OnnxModelError(
+                f"bad shape {value!r}: expected numbers joined by x, e.g. 1x3x224x224"
+            ) from None
     try:
         shape = tuple(int(v) for v in value)
     except (TypeError, ValueError):
-        raise OnnxModelError(f"bad shape {value!r}: expected a tuple of ints such as (1, 3, 224, 224)") from None
+        raise OnnxModelError(
+            f"bad shape {value!r}: expected a tuple of ints such as (1, 3, 224, 224)"
+        ) from None
     if any(d < 0 for d in shape):
         raise OnnxModelError(f"bad shape {shape}: dims must be >= 0")
     return shape
@@ -140,7 +144,9 @@ class GraphCounter:
 
     def shape_error(self, name: str, node: Any, vt: ValueType | None) -> OnnxModelError:
         label = f"node {node.name or '(unnamed)'!r} ({node.op_type})"
-        symbols = sorted({d for d in (vt.shape or ()) if isinstance(d, str) and d in self.types.unbound} if vt else set())
+        symbols = sorted(
+            {d for d in (vt.shape or ()) if isinstance(d, str) and d in self.types.unbound} if vt else set()
+        )
         unbound = symbols or sorted(self.types.unbound)
         if unbound:
             dims = ", ".join(repr(d) for d in unbound)
@@ -162,7 +168,9 @@ class GraphCounter:
         domain = "" if node.domain == "ai.onnx" else node.domain
         args = tuple(self.meta_of(name, node, need) for name in node.input)
         outputs = tuple(m for m in (self.meta_of(name, node, need) for name in node.output) if m is not None)
-        kwargs: dict[str, Any] = {a.name: _attribute(a) for a in node.attribute if a.type not in (5, 10, 11, 13)}
+        kwargs: dict[str, Any] = {
+            a.name: _attribute(a) for a in node.attribute if a.type not in (5, 10, 11, 13)
+        }
         values = {
             i: [int(v) for v in self.types.values[name].reshape(-1)]
             for i, name in enumerate(node.input)
@@ -170,7 +178,9 @@ class GraphCounter:
         }
         kwargs["input_values"] = values
         kwargs["opset"] = self.opsets.get(domain, 1)
-        return OpEvent(ops.onnx_op_name(domain, node.op_type), args, kwargs, outputs, self.node_modules[position])
+        return OpEvent(
+            ops.onnx_op_name(domain, node.op_type), args, kwargs, outputs, self.node_modules[position]
+        )
 
     def count(self) -> list[CountedOp]:
         fx_of = {i: m.get("pkg.torch.onnx.fx_node", "") for i, m in enumerate(self.meta)}
@@ -209,11 +219,10 @@ class GraphCounter:
             event = OpEvent("onnx.MatMul+Add", (matmul.args[0], matmul.args[1], bias), {}, (out,), module)
         elif fold.op == "pattern.rsqrt":
             source = self.meta_of(fold.extra["input"], node, True)
-            out_name = self.nodes[fold.members[-1]].output[0]
-            out = self.meta_of(out_name, node, True)
-            assert source is not None and out is not None
-            work = Cost(flops=out.numel)
-            event = OpEvent("pattern.rsqrt", (source,), {}, (out,), module)
+            result = self.meta_of(self.nodes[fold.members[-1]].output[0], node, True)
+            assert source is not None and result is not None
+            work = Cost(flops=result.numel)
+            event = OpEvent("pattern.rsqrt", (source,), {}, (result,), module)
         else:
             scores = self.node_event(fold.extra["scores"], need=True)
             output = self.node_event(fold.extra["output"], need=True)
@@ -229,7 +238,9 @@ class GraphCounter:
                 masked=fold.extra["masked"],
                 causal_needed=fold.extra["causal"] and self.options.causal == "needed",
             )
-            event = OpEvent("pattern.attention", (q, kt, v), {"causal": fold.extra["causal"]}, output.outputs, module)
+            event = OpEvent(
+                "pattern.attention", (q, kt, v), {"causal": fold.extra["causal"]}, output.outputs, module
+            )
         return CountedOp(event, with_traffic(work, event), "counted", node.name)
 
 

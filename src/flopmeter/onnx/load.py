@@ -35,7 +35,9 @@ def require_onnx() -> Any:
     try:
         import onnx
     except ImportError as error:
-        raise OnnxModelError("counting ONNX models needs the onnx package: pip install 'flopmeter[onnx]'") from error
+        raise OnnxModelError(
+            "counting ONNX models needs the onnx package: pip install 'flopmeter[onnx]'"
+        ) from error
     return onnx
 
 
@@ -102,7 +104,9 @@ def check_model(model: Any, name: str) -> None:
         defined.update(node.output)
     undefined = [o.name for o in graph.output if o.name not in defined]
     if undefined:
-        raise OnnxModelError(f"graph output {undefined[0]!r} is produced by no node: the file is truncated or malformed")
+        raise OnnxModelError(
+            f"graph output {undefined[0]!r} is produced by no node: the file is truncated or malformed"
+        )
 
 
 def check_external_data(model: Any, folder: Path | None) -> None:

@@ -17,11 +17,21 @@ QUANTIZED_OPS = {
     "onnx.MatMulInteger": (0, 1),
     "com.microsoft.MatMulIntegerToFloat": (0, 1),
     "com.microsoft.MatMulNBits": (0, 1),
+    "com.microsoft.QGemm": (0, 3),
 }
 FUSED_OPS = frozenset(
     "onnx.Attention onnx.RMSNormalization onnx.RotaryEmbedding onnx.Gelu onnx.LayerNormalization".split()
 )
-_BITS = {"int4": 4, "uint4": 4, "int8": 8, "uint8": 8, "int16": 16, "int32": 32, "float16": 16, "bfloat16": 16}
+_BITS = {
+    "int4": 4,
+    "uint4": 4,
+    "int8": 8,
+    "uint8": 8,
+    "int16": 16,
+    "int32": 32,
+    "float16": 16,
+    "bfloat16": 16,
+}
 
 
 def bits_of(tensor: TensorMeta | None) -> int:
@@ -79,7 +89,9 @@ def quantized_facts(counter: Any, counted: list[Any]) -> list[dict[str, Any]]:
     return facts
 
 
-def _fact(op: Any, activation_bits: int, weight_bits: int, weight: TensorMeta | None, *, qdq: bool) -> dict[str, Any]:
+def _fact(
+    op: Any, activation_bits: int, weight_bits: int, weight: TensorMeta | None, *, qdq: bool
+) -> dict[str, Any]:
     weight_bytes = (weight.numel * weight_bits + 7) // 8 if weight is not None else 0
     return {
         "node": op.node,

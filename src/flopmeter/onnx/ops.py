@@ -8,7 +8,6 @@ either source.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import replace
 from math import ceil, log2, prod
@@ -73,9 +72,15 @@ def cost_of(event: OpEvent, options: CountOptions) -> Cost | None:
     if kind == "unsupported":
         return None
     work = HANDLERS[event.op](event, options) if kind == "counted" else Cost()
-    if work.flops and not is_floating(event) and not event.kwargs.get("integer_macs"):
-        work = replace(work, flops=0)  # integer / boolean arithmetic is not FLOPs
+    if work.flops and (is_integer_op(event.op) or not is_floating(event)):
+        work = replace(work, flops=0)  # integer / boolean arithmetic is not FLOPs (MACs stay)
     return with_traffic(work, event)
+
+
+def is_integer_op(op: str) -> bool:
+    """Quantized ops computing on integers (their float scales are not operands)."""
+    name = op.rsplit(".", 1)[-1]
+    return name.startswith(("QLinear", "QGemm")) or name.endswith("Integer")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -102,10 +107,14 @@ def _value(event: OpEvent, index: int) -> list[int] | None:
 def _conv(event: OpEvent, options: CountOptions) -> Cost:
     """Conv: x (N, C, *S), w (C_o, C/groups, *K), optional bias. ConvInteger: x, w, zero
     points; QLinearConv: x, scale, zp, w, scale, zp, y_scale, y_zp, bias (int32)."""
-    weight_index, bias_index = {"onnx.ConvInteger": (1, None), "onnx.QLinearConv": (3, 8)}.get(event.op, (1, 2))
+    weight_index, bias_index = {"onnx.ConvInteger": (1, None), "onnx.QLinearConv": (3, 8)}.get(
+        event.op, (1, 2)
+    )
     x, w = event.args[0], event.args[weight_index]
     bias = bias_index is not None and _input(event, bias_index) is not None
-    return contraction.conv(x.shape, w.shape, _out(event).shape, bias=bias, groups=int(_attr(event, "group", 1)))
+    return contraction.conv(
+        x.shape, w.shape, _out(event).shape, bias=bias, groups=int(_attr(event, "group", 1))
+    )
 
 
 @onnx_formula("ConvTranspose")
@@ -121,7 +130,7 @@ def _conv_transpose(event: OpEvent, options: CountOptions) -> Cost:
     )
 
 
-@onnx_formula("Gemm")
+@onnx_formula("Gemm", MS + "QGemm")
 def _gemm(event: OpEvent, options: CountOptions) -> Cost:
     """alpha * A' B' + beta * C: (M, K) @ (K, N), + M*N adds with C, + M*N multiplies
     for alpha != 1 and for beta not in (0, 1) (as aten.addmm)."""
@@ -130,7 +139,10 @@ def _gemm(event: OpEvent, options: CountOptions) -> Cost:
     n = _out(event).shape[-1]
     outputs = m * n
     beta, alpha = float(_attr(event, "beta", 1.0)), float(_attr(event, "alpha", 1.0))
-    has_c = _input(event, 2) is not None and beta != 0
+    bias_index = 6 if event.op == MS + "QGemm" else 2  # QGemm: a, sa, zpa, b, sb, zpb, c, ...
+    if event.op == MS + "QGemm":
+        beta = alpha = 1.0
+    has_c = _input(event, bias_index) is not None and beta != 0
     extras = (outputs if alpha != 1 else 0) + (outputs if has_c and beta != 1 else 0)
     return contraction.matmul(1, m, k, n, bias_adds=outputs if has_c else 0, extra_scalings=extras)
 
@@ -235,7 +247,13 @@ def _ms_attention(event: OpEvent, options: CountOptions) -> Cost:
     masked = _input(event, 3) is not None or _input(event, 5) is not None
     causal = bool(_attr(event, "unidirectional", 0)) and options.causal == "needed"
     return cost + attn.attention(
-        batch * heads, queries, keys, sizes[0] // heads, sizes[2] // heads, masked=masked, causal_needed=causal
+        batch * heads,
+        queries,
+        keys,
+        sizes[0] // heads,
+        sizes[2] // heads,
+        masked=masked,
+        causal_needed=causal,
     )
 
 
@@ -254,7 +272,11 @@ def _ms_mha(event: OpEvent, options: CountOptions) -> Cost:
     else:
         keys, value = k.shape[1], (v.shape[-1] // heads) if v is not None else head
     bias = _input(event, 3)
-    cost = Cost(flops=batch * (queries * width + keys * width + keys * value * heads)) if bias is not None else Cost()
+    cost = (
+        Cost(flops=batch * (queries * width + keys * width + keys * value * heads))
+        if bias is not None
+        else Cost()
+    )
     masked = _input(event, 4) is not None or _input(event, 5) is not None
     return cost + attn.attention(batch * heads, queries, keys, head, value, masked=masked)
 
@@ -271,9 +293,7 @@ def _ms_gqa(event: OpEvent, options: CountOptions) -> Cost:
     head = width // heads
     batch, queries = q.shape[0], q.shape[1]
     keys = queries + (past.shape[2] if past is not None else 0)
-    cost = attn.attention(
-        batch * heads, queries, keys, head, head, causal_needed=options.causal == "needed"
-    )
+    cost = attn.attention(batch * heads, queries, keys, head, head, causal_needed=options.causal == "needed")
     if _attr(event, "do_rotary", 0):
         cost += _rotary(batch * queries * (heads + kv_heads), head)
     return cost
@@ -365,10 +385,10 @@ def _max_pool(event: OpEvent, options: CountOptions) -> Cost:
     return pooling.max_pool(out.numel, window, input_elements=x.numel)
 
 
-@onnx_formula("AveragePool", "GlobalAveragePool")
+@onnx_formula("AveragePool", "GlobalAveragePool", MS + "QLinearGlobalAveragePool")
 def _avg_pool(event: OpEvent, options: CountOptions) -> Cost:
     x, out = event.args[0], _out(event)
-    window = prod(_attr(event, "kernel_shape", [])) if event.op == "onnx.AveragePool" else prod(x.shape[2:])
+    window = prod(_attr(event, "kernel_shape", [])) if event.op == "onnx.AveragePool" else out_window(x, out)
     return pooling.avg_pool(out.numel, window, input_elements=x.numel)
 
 
@@ -386,6 +406,11 @@ def _resize(event: OpEvent, options: CountOptions) -> Cost:
     return pooling.interpolate(out.numel, mode)
 
 
+def out_window(x: TensorMeta, out: TensorMeta) -> int:
+    """Cells pooled per output of a global pool (channels first or last)."""
+    return x.numel // max(out.numel, 1)
+
+
 # ------------------------------------------------------------------ elementwise, reductions
 _ELEMENTWISE = {
     "Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div", "Neg": "neg", "Abs": "abs", "Sign": "sign",
@@ -399,13 +424,17 @@ _ELEMENTWISE = {
     "Not": "logical_not", "And": "logical_and", "Or": "logical_or", "Xor": "logical_or",
     "BitwiseAnd": "bitwise_and", "BitwiseOr": "bitwise_or", "BitwiseNot": "bitwise_not",
     "Where": "where", "IsNaN": "isnan", "IsInf": "isinf",
-    MS + "QuickGelu": "silu",  # x * sigmoid(alpha x): the silu count plus the alpha multiply (below)
+    MS + "QuickGelu": "silu",
+    MS + "QLinearAdd": "add", MS + "QLinearMul": "mul", MS + "QLinearSigmoid": "sigmoid",
+    MS + "QLinearLeakyRelu": "leaky_relu",  # x * sigmoid(alpha x): the silu count plus the alpha multiply (below)
 }  # fmt: skip
 _PTFLOPS_ACTIVATIONS = frozenset({"relu", "prelu", "elu", "leaky_relu", "hardtanh", "gelu", "silu"})
 
 
 def _elementwise(event: OpEvent, options: CountOptions) -> Cost:
     op_type = event.op.removeprefix("onnx.")
+    if op_type.startswith(MS + "QLinear"):  # a, a_scale, a_zp, b, ...: the op on the integers
+        op_type = op_type
     name = _ELEMENTWISE[op_type]
     elements = _out(event).numel
     per = elementwise.PER_ELEMENT[name]
@@ -540,6 +569,3 @@ def _recurrent(event: OpEvent, options: CountOptions) -> Cost:
 def onnx_op_name(domain: str, op_type: str) -> str:
     """``onnx.Conv`` for the default domain, ``com.microsoft.Attention`` otherwise."""
     return f"onnx.{op_type}" if domain in ("", "ai.onnx") else f"{domain}.{op_type}"
-
-
-_ = re  # (kept for handlers added later that parse attribute strings)

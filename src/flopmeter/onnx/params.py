@@ -4,8 +4,8 @@ The rule: an initializer is a parameter when a node reads it in a weight slot �
 Conv/ConvTranspose weight and bias, Gemm/MatMul operands, an embedding table
 (Gather data), norm scale and bias, recurrent weights, PRelu slope, the weights of
 quantized ops (QLinearConv, ConvInteger, MatMulInteger, QLinearMatMul,
-MatMulNBits, DequantizeLinear of an integer weight) — or a 1-d tensor of two or
-more elements added to / multiplied with an activation (a bias, a norm weight).
+MatMulNBits, DequantizeLinear of an integer weight) — or a vector (one dim above 1:
+(C,), (C, 1, 1)) added to / multiplied with an activation (a bias, a norm weight).
 It must be floating point, or an integer weight of a quantized op.
 Everything else is an exporter constant (shape tensors, axes, scalars, scales and
 zero points, masks, BatchNorm running statistics) and is not counted as a parameter.
@@ -48,8 +48,10 @@ QUANTIZED_WEIGHT_SLOTS: dict[str, frozenset[int]] = {
     "MatMulInteger": frozenset({1}),
     "QLinearMatMul": frozenset({3}),
     "MatMulNBits": frozenset({1}),
+    "QGemm": frozenset({3, 6}),
     "DequantizeLinear": frozenset({0}),
 }
+PASS_THROUGH = frozenset({"Reshape", "Unsqueeze", "Identity", "Cast"})
 VECTOR_OPS = frozenset({"Add", "Mul", "Sub", "Div"})
 _BUFFER_TOKEN = re.compile(r"%([bc]_\w+)")
 
@@ -64,9 +66,24 @@ def classify_initializers(
         key = name.replace(".", "_")
         if f"b_{key}" in buffers or f"c_{key}" in buffers:
             continue
-        if any(_weight_slot(index.nodes[user], name, tensor) for user in index.consumers.get(name, [])):
+        if any(_weight_slot(node, value, tensor) for node, value in _uses(index, name)):
             params.add(name)
     return params, set(initializers) - params
+
+
+def _uses(index: GraphIndex, name: str) -> list[tuple[Any, str]]:
+    """(node, value name) for each reader of ``name``, looking through a Reshape,
+    Unsqueeze, Identity or Cast of the initializer itself (a bias reshaped to (C, 1, 1))."""
+    uses = []
+    for user in index.consumers.get(name, []):
+        node = index.nodes[user]
+        if node.op_type in PASS_THROUGH and node.input[0] == name:
+            uses += [
+                (index.nodes[inner], node.output[0]) for inner in index.consumers.get(node.output[0], [])
+            ]
+        else:
+            uses.append((node, name))
+    return uses
 
 
 def _weight_slot(node: Any, name: str, tensor: Any) -> bool:
@@ -81,4 +98,5 @@ def _weight_slot(node: Any, name: str, tensor: Any) -> bool:
         return True
     if any(s in QUANTIZED_WEIGHT_SLOTS.get(node.op_type, ()) for s in slots) and numel > 1:
         return True
-    return floating and node.op_type in VECTOR_OPS and len(tensor.dims) == 1 and numel >= 2
+    vector = sum(1 for d in tensor.dims if d > 1) == 1  # (C,), (C, 1, 1), (1, C)
+    return floating and node.op_type in VECTOR_OPS and vector

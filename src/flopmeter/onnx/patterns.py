@@ -57,8 +57,12 @@ class GraphIndex:
         constant = value in self.initializers or (
             self.node_of(value) is not None and self.node_of(value).op_type == "Constant"
         )
-        return constant and vt is not None and vt.shape is not None and len(vt.shape) <= 1 and (
-            not vt.shape or vt.shape[0] == 1
+        return (
+            constant
+            and vt is not None
+            and vt.shape is not None
+            and len(vt.shape) <= 1
+            and (not vt.shape or vt.shape[0] == 1)
         )
 
     def sole_consumer(self, value: str) -> int | None:
@@ -76,7 +80,7 @@ def find_folds(index: GraphIndex, fx_of: dict[int, str]) -> list[Fold]:
             if fold and not taken.intersection(fold.members):
                 taken.update(fold.members)
                 folds.append(fold)
-    for position, node in enumerate(index.nodes):
+    for position in range(len(index.nodes)):
         if position in taken:
             continue
         fold = _bias_add(index, position) or _rsqrt(index, position)
@@ -190,7 +194,9 @@ def _bias_add(index: GraphIndex, position: int) -> Fold | None:
             and bias_type.shape is not None
             and len(bias_type.shape) == 1
         ):
-            return Fold("pattern.linear", producer, [producer, position], {"matmul": producer, "add": position})
+            return Fold(
+                "pattern.linear", producer, [producer, position], {"matmul": producer, "add": position}
+            )
     return None
 
 

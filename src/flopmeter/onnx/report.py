@@ -67,13 +67,13 @@ def build_onnx_report(
     for op in counted:
         event = op.event
         if op.cost is None:
-            entry = unsupported.setdefault(event.op, UnsupportedOp(op=event.op))
-            entry.calls += 1
+            missing = unsupported.setdefault(event.op, UnsupportedOp(op=event.op))
+            missing.calls += 1
             signature = _signature(op)
-            if signature not in entry.shapes and len(entry.shapes) < MAX_SHAPES_LISTED:
-                entry.shapes.append(signature)
-            if event.module not in entry.modules:
-                entry.modules.append(event.module)
+            if signature not in missing.shapes and len(missing.shapes) < MAX_SHAPES_LISTED:
+                missing.shapes.append(signature)
+            if event.module not in missing.modules:
+                missing.modules.append(event.module)
             continue
         stats = modules.get(event.module) or modules[parent_of(event.module, modules)]
         if op.kind != "view":

@@ -129,7 +129,11 @@ def _foldable_initializer(tensor: Any) -> bool:
 def _to_proto(vt: ValueType) -> Any:
     from onnx import helper
 
-    shape = None if vt.shape is None else [d if isinstance(d, int) else (d if d != "?" else None) for d in vt.shape]
+    shape = (
+        None
+        if vt.shape is None
+        else [d if isinstance(d, int) else (d if d != "?" else None) for d in vt.shape]
+    )
     return helper.make_tensor_type_proto(vt.elem_type, shape)
 
 
@@ -180,17 +184,19 @@ def _infer_node(
     else:
         from .contrib_shapes import contrib_output_types
 
-        for name, vt in contrib_output_types(node, result.types).items():
-            outputs[name] = _to_proto(vt)
+        for name, contrib in contrib_output_types(node, result.types).items():
+            outputs[name] = _to_proto(contrib)
     for name, proto in outputs.items():
-        vt = _from_proto(proto)
-        if vt is not None:
-            result.types[name] = vt
+        inferred = _from_proto(proto)
+        if inferred is not None:
+            result.types[name] = inferred
             proto_types[name] = proto
     _fold(node, domain, opsets, result, proto_types)
 
 
-def _constant(onnx: Any, numpy_helper: Any, node: Any, result: GraphTypes, proto_types: dict[str, Any]) -> None:
+def _constant(
+    onnx: Any, numpy_helper: Any, node: Any, result: GraphTypes, proto_types: dict[str, Any]
+) -> None:
     import numpy as np
 
     attribute = node.attribute[0] if node.attribute else None
@@ -214,7 +220,9 @@ def _constant(onnx: Any, numpy_helper: Any, node: Any, result: GraphTypes, proto
     proto_types[node.output[0]] = _to_proto(vt)
 
 
-def _fold(node: Any, domain: str, opsets: dict[str, int], result: GraphTypes, proto_types: dict[str, Any]) -> None:
+def _fold(
+    node: Any, domain: str, opsets: dict[str, int], result: GraphTypes, proto_types: dict[str, Any]
+) -> None:
     """Evaluate an integer-only node whose inputs are known (shape arithmetic)."""
     import numpy as np
 
@@ -242,8 +250,16 @@ def _fold(node: Any, domain: str, opsets: dict[str, int], result: GraphTypes, pr
         from onnx.reference.ops import load_op
 
         op_class = load_op("", node.op_type, opsets.get("", 1))
-        run_params = {"log": lambda *a: None, "opsets": opsets, "verbose": 0, "new_ops": None, "evaluator_cls": None}
-        values = op_class(node, run_params).run(*[result.values[name] if name else None for name in node.input])
+        run_params = {
+            "log": lambda *a: None,
+            "opsets": opsets,
+            "verbose": 0,
+            "new_ops": None,
+            "evaluator_cls": None,
+        }
+        values = op_class(node, run_params).run(
+            *[result.values[name] if name else None for name in node.input]
+        )
     except Exception:  # not evaluable here: the value stays unknown
         return
     for name, value in zip(node.output, values, strict=False):

@@ -52,13 +52,17 @@ def parse_dims(pairs: list[str]) -> dict[str, int]:
     return dims
 
 
-def profile_onnx_source(source: str, specs: list[str], dim_pairs: list[str], batch_size: int | None, causal: str) -> Report:
+def profile_onnx_source(
+    source: str, specs: list[str], dim_pairs: list[str], batch_size: int | None, causal: str
+) -> Report:
     """Count the ONNX file ``source`` as the CLI asks (``--batch-size`` sets the leading
     dim of every input given)."""
     inputs: Any = parse_input_specs(specs)
     if batch_size is not None:
         if inputs is None:
-            raise OnnxModelError("--batch-size with an ONNX model needs --input shapes (or bind the batch with --dim)")
+            raise OnnxModelError(
+                "--batch-size with an ONNX model needs --input shapes (or bind the batch with --dim)"
+            )
         if isinstance(inputs, dict):
             inputs = {k: (batch_size, *v[1:]) for k, v in inputs.items()}
         else:

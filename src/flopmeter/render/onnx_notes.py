@@ -11,7 +11,9 @@ def onnx_lines(report: Report) -> list[str]:
     if not facts:
         return []
     diff = facts.get("differences", {})
-    lines = [f"  ONNX graph: {facts.get('nodes', 0)} nodes, exporter {facts.get('exporter')}, opsets {facts.get('opsets')}"]
+    lines = [
+        f"  ONNX graph: {facts.get('nodes', 0)} nodes, exporter {facts.get('exporter')}, opsets {facts.get('opsets')}"
+    ]
     if diff.get("folded_batch_norm"):
         lines.append(
             f"  NOTE: {diff['folded_batch_norm']} BatchNorm(s) folded into Convs by the exporter: MACs as in "
@@ -23,7 +25,9 @@ def onnx_lines(report: Report) -> list[str]:
             "RMSNormalization, RotaryEmbedding, com.microsoft ...) counted with the formulas of their PyTorch parts"
         )
     if diff.get("patterns"):
-        lines.append(f"  NOTE: {diff['patterns']} decomposed op(s) folded back (attention, linear bias, rsqrt)")
+        lines.append(
+            f"  NOTE: {diff['patterns']} decomposed op(s) folded back (attention, linear bias, rsqrt)"
+        )
     if diff.get("constants"):
         lines.append(
             f"  NOTE: {diff['constants']} exporter constant(s) (shape tensors, scalars, masks, folded tables) "
