@@ -11,6 +11,7 @@ from .compat import get_model_complexity_info  # noqa: E402
 from .cost import Cost  # noqa: E402
 from .hardware import Hardware  # noqa: E402
 from .inputs import InputSpec  # noqa: E402
+from .onnx import OnnxModelError, profile_onnx  # noqa: E402
 from .report import CONVENTIONS, ModuleStats, OperatorStats, Report, UnsupportedOp  # noqa: E402
 from .roofline import Roofline, roofline  # noqa: E402
 from .timing import Timing, benchmark  # noqa: E402
@@ -23,6 +24,7 @@ __all__ = [
     "InputSpec",
     "ModelError",
     "ModuleStats",
+    "OnnxModelError",
     "OpEvent",
     "OperatorStats",
     "Report",
@@ -35,6 +37,7 @@ __all__ = [
     "hardware",
     "get_model_complexity_info",
     "profile",
+    "profile_onnx",
     "register_formula",
     "roofline",
     "unregister_formula",
