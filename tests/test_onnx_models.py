@@ -166,3 +166,13 @@ def test_quantized_resnet18_counted_with_bits(exported, tmp_path, mode: str) -> 
     if mode != "static_qdq":  # integer kernels: their MACs are not FLOPs
         assert report.modules["conv1"].flops < report.modules["conv1"].macs
     assert not report.unsupported
+
+
+def test_cli_compares_an_onnx_file_with_its_pytorch_model(exported) -> None:  # type: ignore[no-untyped-def]
+    from flopmeter.cli import run
+
+    path = exported("resnet18", "legacy").path
+    code, out, err = run(["compare", str(path), "torchvision:resnet18", "--input", "1x3x64x64"])
+    assert code == 0, err
+    assert "resnet18_legacy.onnx" in out and "torchvision:resnet18" in out
+    assert "layer1" in out  # modules shared by name
