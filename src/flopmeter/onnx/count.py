@@ -14,6 +14,7 @@ from ..registry import CountOptions, with_traffic
 from ..tracing.events import OpEvent, TensorMeta
 from . import modules as scopes
 from . import ops
+from .control import ControlFlow, control_keys
 from .load import LoadedOnnx, OnnxModelError, opset_versions
 from .params import classify_initializers
 from .patterns import Fold, GraphIndex, find_folds
@@ -89,19 +90,46 @@ def _shape(value: Any) -> tuple[int, ...]:
 class GraphCounter:
     """Counts the main graph of one model: events, module paths, params."""
 
-    def __init__(self, loaded: LoadedOnnx, types: GraphTypes, options: CountOptions) -> None:
+    def __init__(
+        self,
+        loaded: LoadedOnnx,
+        types: GraphTypes,
+        options: CountOptions,
+        *,
+        body: Any = None,
+        outer: GraphCounter | None = None,
+        module: str = "",
+    ) -> None:
+        """The main graph; or with ``body``, ``outer`` and ``module``, a Loop / Scan / If
+        body whose nodes are all charged to ``module`` (the control node's)."""
+        self.loaded = loaded
         self.model = loaded.model
-        self.graph = loaded.model.graph
+        self.graph = loaded.model.graph if body is None else body
+        self.root: GraphCounter = self if outer is None else outer.root
         self.types = types
         self.options = options
         self.opsets = opset_versions(loaded.model)
         self.nodes = list(self.graph.node)
-        self.initializers = {t.name: t for t in self.graph.initializer}
+        own = {t.name: t for t in self.graph.initializer}
+        self.initializers: dict[str, Any] = own if outer is None else {**outer.initializers, **own}
         self.index = GraphIndex(self.nodes, set(self.initializers), types)
         self.meta = [scopes.metadata(n) for n in self.nodes]
-        self.params, self.constants = classify_initializers(self.index, self.initializers, self.meta)
         self.module_types: dict[str, str] = {}
-        self.node_modules = self._node_modules()
+        self.control_facts: list[dict[str, Any]] = []
+        if outer is None:
+            self.params, self.constants = classify_initializers(self.index, self.initializers, self.meta)
+            self.node_modules = self._node_modules()
+        else:  # weights a body reads (its own, or the outer graph's) are parameters too
+            read = {
+                name: self.initializers[name] for name in self.index.consumers if name in self.initializers
+            }
+            found, _ = classify_initializers(self.index, {**read, **own}, self.meta)
+            self.root.params |= found
+            self.root.initializers.update(own)
+            self.root.constants = (self.root.constants | set(own)) - self.root.params
+            self.params = outer.params | found
+            self.constants = set()
+            self.node_modules = [module] * len(self.nodes)
 
     # -- modules ----------------------------------------------------------------
     def _node_modules(self) -> list[str]:
@@ -194,9 +222,10 @@ class GraphCounter:
             if position in folded:
                 continue
             op = ops.onnx_op_name("" if node.domain == "ai.onnx" else node.domain, node.op_type)
+            if node.output and node.output[0] in self.types.control:
+                counted += self.count_control(position)
+                continue
             kind = ops.kind_of(op)
-            if node.op_type in ("Loop", "Scan", "If"):
-                kind = "unsupported"
             if kind == "view":
                 event = self.node_event(position, need=False)
                 counted.append(CountedOp(event, Cost(), kind, node.name))
@@ -204,6 +233,24 @@ class GraphCounter:
             event = self.node_event(position, need=kind != "unsupported")
             cost = ops.cost_of(event, self.options) if kind != "unsupported" else None
             counted.append(CountedOp(event, cost, kind, node.name))
+        return counted
+
+    def count_control(self, position: int) -> list[CountedOp]:
+        """A Loop / Scan / If: its bodies' ops, each cost times the runs it stands for,
+        charged to the node's module; the trip count or branch goes to the facts."""
+        node = self.nodes[position]
+        flow: ControlFlow = self.types.control[node.output[0]]
+        module = self.node_modules[position]
+        self.root.control_facts.append(flow.facts(module))
+        counted = []
+        for run in flow.runs:
+            body = GraphCounter(
+                self.loaded, run.types, self.options, body=run.graph, outer=self, module=module
+            )
+            for op in body.count():
+                op.node = f"{node.name or node.output[0]}/{run.label}/{op.node}"
+                op.cost = None if op.cost is None else op.cost.scaled(run.times)
+                counted.append(op)
         return counted
 
     def fold_op(self, fold: Fold) -> CountedOp:
@@ -262,7 +309,10 @@ def count_graph(
     for name, value in (dims or {}).items():
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise OnnxModelError(f"dim {name!r} must be a non-negative int, got {value!r}")
-    input_types, unbound = bind_inputs(graph, parse_inputs(graph, inputs), dims)
-    types = infer(loaded.model, input_types, unbound)
+    loops = control_keys(graph)
+    trip_counts = {k: v for k, v in (dims or {}).items() if k in loops}
+    input_dims = {k: v for k, v in (dims or {}).items() if k not in loops}
+    input_types, unbound = bind_inputs(graph, parse_inputs(graph, inputs), input_dims)
+    types = infer(loaded.model, input_types, unbound, trip_counts)
     counter = GraphCounter(loaded, types, options)
     return counter, counter.count()

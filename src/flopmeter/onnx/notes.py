@@ -83,7 +83,7 @@ def quantized_facts(counter: Any, counted: list[Any]) -> list[dict[str, Any]]:
             facts.append(_fact(op, bits_of(activation), weight_bits, weight, qdq=False))
         elif event.op in ("onnx.Conv", "onnx.MatMul", "onnx.Gemm", "onnx.ConvTranspose"):
             sources = [counter.index.node_of(name) for name in counter.nodes_input(op.node)[:2]]
-            if all(s is not None and s.op_type == "DequantizeLinear" for s in sources):
+            if len(sources) == 2 and all(s is not None and s.op_type == "DequantizeLinear" for s in sources):
                 quant = [counter.meta_of(s.input[0], s, False) for s in sources]
                 facts.append(_fact(op, bits_of(quant[0]), bits_of(quant[1]), quant[1], qdq=True))
     return facts

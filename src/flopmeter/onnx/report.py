@@ -114,6 +114,7 @@ def build_onnx_report(
         "constant_bytes": sum(_nbytes(t, _numel(t)) for t in constants),
         "differences": differences(counter, counted),
         "quantized": quantized_facts(counter, counted),
+        "control_flow": counter.control_facts,
     }
     inputs = [
         {"name": name, "shape": list(vt.shape or ()), "dtype": _dtype_name(vt.elem_type)}

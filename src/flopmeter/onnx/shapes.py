@@ -45,6 +45,9 @@ class GraphTypes:
     types: dict[str, ValueType] = field(default_factory=dict)
     values: dict[str, Any] = field(default_factory=dict)  # name -> numpy int/bool array
     unbound: set[str] = field(default_factory=set)
+    # Loop / Scan / If: the bodies to count, by the node's first output (see control.py)
+    control: dict[str, Any] = field(default_factory=dict)
+    trip_counts: dict[str, int] = field(default_factory=dict)  # the user's, by node name
 
 
 def bind_inputs(
@@ -101,20 +104,38 @@ def bind_inputs(
     return types, unbound
 
 
-def infer(model: Any, input_types: dict[str, ValueType], unbound: set[str]) -> GraphTypes:
-    """Types of every value of the main graph (see the module docstring)."""
+def infer(
+    model: Any,
+    input_types: dict[str, ValueType],
+    unbound: set[str],
+    trip_counts: Mapping[str, int] | None = None,
+) -> GraphTypes:
+    """Types of every value of the main graph (see the module docstring).
+    ``trip_counts``: the user's trip counts of Loop nodes, by node name."""
+    result = GraphTypes(types=dict(input_types), unbound=set(unbound), trip_counts=dict(trip_counts or {}))
+    return infer_graph(model, model.graph, result)
+
+
+def infer_graph(model: Any, graph: Any, result: GraphTypes) -> GraphTypes:
+    """Fill ``result`` (which holds the graph's input types, and for a subgraph the
+    outer scope's types and values) with the types of every value of ``graph``."""
     import onnx
     from onnx import numpy_helper
 
-    graph = model.graph
     opsets = opset_versions(model)
-    result = GraphTypes(types=dict(input_types), unbound=set(unbound))
     for tensor in graph.initializer:
         result.types[tensor.name] = ValueType(tensor.data_type, tuple(int(d) for d in tensor.dims))
         if _foldable_initializer(tensor):
             result.values[tensor.name] = numpy_helper.to_array(tensor)
     proto_types = {name: _to_proto(vt) for name, vt in result.types.items()}
     for node in graph.node:
+        if node.op_type in ("Loop", "Scan", "If") and node.domain in ("", "ai.onnx"):
+            from .control import infer_control
+
+            for name, vt in infer_control(model, node, result).items():
+                result.types[name] = vt
+                proto_types[name] = _to_proto(vt)
+            continue
         _infer_node(onnx, numpy_helper, node, opsets, result, proto_types, model.opset_import)
     return result
 
@@ -137,7 +158,7 @@ def _to_proto(vt: ValueType) -> Any:
     return helper.make_tensor_type_proto(vt.elem_type, shape)
 
 
-def _from_proto(proto: Any) -> ValueType | None:
+def from_proto(proto: Any) -> ValueType | None:
     if not proto.HasField("tensor_type"):
         return None
     tensor = proto.tensor_type
@@ -187,7 +208,7 @@ def _infer_node(
         for name, contrib in contrib_output_types(node, result.types).items():
             outputs[name] = _to_proto(contrib)
     for name, proto in outputs.items():
-        inferred = _from_proto(proto)
+        inferred = from_proto(proto)
         if inferred is not None:
             result.types[name] = inferred
             proto_types[name] = proto

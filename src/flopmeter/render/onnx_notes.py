@@ -33,6 +33,7 @@ def onnx_lines(report: Report) -> list[str]:
             f"  NOTE: {diff['constants']} exporter constant(s) (shape tensors, scalars, masks, folded tables) "
             "are not counted as parameters"
         )
+    lines += control_lines(facts.get("control_flow") or [])
     quantized = facts.get("quantized") or []
     if quantized:
         bits = sorted({(q["weight_bits"], q["activation_bits"]) for q in quantized})
@@ -40,5 +41,31 @@ def onnx_lines(report: Report) -> list[str]:
         lines.append(
             f"  NOTE: {len(quantized)} quantized op(s) (weight/activation bits {bits}): {macs:,} integer MACs, "
             "not FLOPs; see options.onnx.quantized in --format json"
+        )
+    return lines
+
+
+MAX_CONTROL_NOTES = 5
+
+
+def control_lines(flows: list[dict]) -> list[str]:
+    """One NOTE per Loop / Scan / If: how often its body was counted, and why."""
+    lines = []
+    for flow in flows[:MAX_CONTROL_NOTES]:
+        where = f"{flow['op']} {flow['node']!r} (module {flow['module'] or '(root)'})"
+        if flow["op"] == "If" and flow["branch"] == "both":
+            lines.append(
+                f"  NOTE: {where}: condition not known before running; BOTH branches counted (an upper bound)"
+            )
+        elif flow["op"] == "If":
+            lines.append(f"  NOTE: {where}: condition is constant; {flow['branch']} branch counted")
+        else:
+            bound = "; an upper bound: its body may end it early" if flow["upper_bound"] else ""
+            lines.append(
+                f"  NOTE: {where}: body counted {flow['trips']} times (trip count from {flow['source']}){bound}"
+            )
+    if len(flows) > MAX_CONTROL_NOTES:
+        lines.append(
+            f"  NOTE: ... and {len(flows) - MAX_CONTROL_NOTES} more Loop / Scan / If (options.onnx.control_flow)"
         )
     return lines
