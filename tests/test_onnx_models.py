@@ -176,3 +176,25 @@ def test_cli_compares_an_onnx_file_with_its_pytorch_model(exported) -> None:  # 
     assert code == 0, err
     assert "resnet18_legacy.onnx" in out and "torchvision:resnet18" in out
     assert "layer1" in out  # modules shared by name
+
+
+def test_onnx_tool_view_reproduces_onnx_tools_resnet18_total(exported) -> None:  # type: ignore[no-untyped-def]
+    """onnx-tool 1.0.1 on the legacy resnet18 export at 1x3x224x224 reports 1,821,452,264
+    MACs (checked by hand once; onnx-tool is not a test dependency)."""
+    report = profile_onnx(exported("resnet18", "legacy").path, inputs=(1, 3, 224, 224))
+    by_op = {op: stats.cost.onnx_tool_macs for op, stats in report.operators.items()}
+    aten_macs = 1_814_073_344  # PyTorch's MACs; onnx-tool adds one bias add per conv output:
+    conv_outputs = 2_483_712  # every conv's output elements (all 20 carry a folded-BN bias)
+    assert report.macs == aten_macs
+    assert by_op["onnx.Conv"] == aten_macs - 512 * 1000 + conv_outputs  # 1,816,045,056
+    assert by_op["onnx.Gemm"] == 512 * 1000 + 1000  # MACs + 1,000 bias adds
+    assert by_op["onnx.Relu"] == 2_308_096  # 1 per element of the 17 ReLU outputs
+    assert by_op["onnx.MaxPool"] == 64 * 56 * 56 * 9  # 3x3 window, 1 compare per cell: 1,806,336
+    assert by_op["onnx.Add"] == 752_640  # residual adds: 2*(64*56*56 + 128*28*28 + 256*14*14 + 512*7*7)
+    assert (
+        by_op["onnx.GlobalAveragePool"] == 512 * 7 * 7 + 4 * 512
+    )  # adds + one divide (4) per output: 27,136
+    # 1,814,073,344 + 2,483,712 + 1,000 + 2,308,096 + 1,806,336 + 752,640 + 27,136
+    assert report.flops_as("onnx-tool") == 1_821_452_264
+    assert report.modules["layer1"].total.onnx_tool_macs > 0  # a view per module too
+    assert report.options["onnx"]["onnx_tool_no_rule"] == {}

@@ -15,7 +15,7 @@ from typing import Any, TextIO
 from .api import ModelError, profile
 from .inputs import InputSpec, parse_spec
 from .models import ModelSourceError, load_model, parse_override
-from .report import CONVENTIONS, Report
+from .report import CONVENTIONS, ONNX_TOOL, Report
 
 EXAMPLES = """\
 examples:
@@ -101,9 +101,9 @@ def build_parser(compare: bool = False) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--convention",
-        choices=CONVENTIONS,
+        choices=(*CONVENTIONS, ONNX_TOOL),
         default="exact",
-        help="FLOPs column: exact (default, the seed's), 2mac, mac or ptflops",
+        help="FLOPs column: exact (default, the seed's), 2mac, mac or ptflops; onnx-tool for an ONNX file",
     )
     parser.add_argument(
         "--units",
@@ -267,6 +267,8 @@ def _single(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise UsageError(
             "give a MODEL, e.g. flopmeter torchvision:alexnet (flopmeter --help lists the sources)"
         )
+    if args.convention == ONNX_TOOL and not args.model.lower().endswith(".onnx"):
+        raise UsageError("--convention onnx-tool is a view of ONNX reports only: give an .onnx file")
     if args.bench and args.meta:
         raise UsageError("--bench times real computation: drop --meta")
     if args.bench and args.model.lower().endswith(".onnx"):

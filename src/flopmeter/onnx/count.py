@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..cost import Cost
@@ -16,6 +16,7 @@ from . import modules as scopes
 from . import ops
 from .control import ControlFlow, control_keys
 from .load import LoadedOnnx, OnnxModelError, opset_versions
+from .onnx_tool import onnx_tool_macs
 from .params import classify_initializers
 from .patterns import Fold, GraphIndex, find_folds
 from .shapes import GraphTypes, ValueType, bind_inputs, infer
@@ -116,6 +117,7 @@ class GraphCounter:
         self.meta = [scopes.metadata(n) for n in self.nodes]
         self.module_types: dict[str, str] = {}
         self.control_facts: list[dict[str, Any]] = []
+        self.onnx_tool_no_rule: dict[str, int] = {}
         if outer is None:
             self.params, self.constants = classify_initializers(self.index, self.initializers, self.meta)
             self.node_modules = self._node_modules()
@@ -232,8 +234,27 @@ class GraphCounter:
                 continue
             event = self.node_event(position, need=kind != "unsupported")
             cost = ops.cost_of(event, self.options) if kind != "unsupported" else None
+            if cost is not None:
+                cost = replace(cost, onnx_tool_macs=self.onnx_tool_of(position, event))
             counted.append(CountedOp(event, cost, kind, node.name))
         return counted
+
+    def onnx_tool_of(self, position: int, event: OpEvent | None = None) -> int:
+        """onnx-tool's MACs for one node (the onnx-tool convention); a node it has no
+        rule for is 0 and counted in ``onnx_tool_no_rule``."""
+        node = self.nodes[position]
+        value = None
+        if node.domain in ("", "ai.onnx"):
+            event = event if event is not None else self.node_event(position, need=False)
+            try:
+                value = onnx_tool_macs(node.op_type, event)
+            except (AssertionError, IndexError, TypeError, ValueError):  # a shape it needs is unknown
+                value = None
+        if value is None:
+            name = ops.onnx_op_name("" if node.domain == "ai.onnx" else node.domain, node.op_type)
+            self.root.onnx_tool_no_rule[name] = self.root.onnx_tool_no_rule.get(name, 0) + 1
+            return 0
+        return value
 
     def count_control(self, position: int) -> list[CountedOp]:
         """A Loop / Scan / If: its bodies' ops, each cost times the runs it stands for,
@@ -288,7 +309,8 @@ class GraphCounter:
             event = OpEvent(
                 "pattern.attention", (q, kt, v), {"causal": fold.extra["causal"]}, output.outputs, module
             )
-        return CountedOp(event, with_traffic(work, event), "counted", node.name)
+        tool = sum(self.onnx_tool_of(member) for member in fold.members)
+        return CountedOp(event, replace(with_traffic(work, event), onnx_tool_macs=tool), "counted", node.name)
 
 
 def _attribute(attribute: Any) -> Any:

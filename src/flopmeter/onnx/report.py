@@ -115,6 +115,7 @@ def build_onnx_report(
         "differences": differences(counter, counted),
         "quantized": quantized_facts(counter, counted),
         "control_flow": counter.control_facts,
+        "onnx_tool_no_rule": counter.onnx_tool_no_rule,
     }
     inputs = [
         {"name": name, "shape": list(vt.shape or ()), "dtype": _dtype_name(vt.elem_type)}

@@ -6,6 +6,7 @@ from ..report import ModuleStats, Report, convention_value
 from . import units as u
 
 FLOPS_LABEL = {"exact": "FLOPs", "2mac": "FLOPs(2MAC)", "mac": "FLOPs(MAC)", "ptflops": "MAC(ptflops)"}
+FLOPS_LABEL["onnx-tool"] = "MAC(onnx-tool)"
 
 
 def summary_lines(
