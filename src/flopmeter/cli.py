@@ -271,15 +271,15 @@ def _single(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise UsageError("--convention onnx-tool is a view of ONNX reports only: give an .onnx file")
     if args.bench and args.meta:
         raise UsageError("--bench times real computation: drop --meta")
-    if args.bench and args.model.lower().endswith(".onnx"):
-        raise UsageError("--bench of an ONNX file is not supported yet: count it without --bench")
     print(f"flopmeter: counting {args.model} ...", file=err, flush=True)
     report, model, shape = _load_and_profile(args.model, args)
     spec: hw.Hardware | None = hw.get(args.roofline) if args.roofline else None
     extras: dict[str, Any] = {}
     if spec is not None:
         extras["roofline"] = report.roofline(spec)
-    if args.bench:
+    if args.bench and model is None:  # an ONNX file: timed with onnxruntime
+        extras["timings"] = _bench_onnx(args, spec, err)
+    elif args.bench:
         extras["timings"] = _bench(model, shape, args, spec, err)
     text = render(report, args, **extras)
     from .render.html import to_html
@@ -352,6 +352,17 @@ def _bench(model: Any, shape: Any, args: argparse.Namespace, spec: Any, err: Tex
     )
     print(file=err)
     return timings
+
+
+def _bench_onnx(args: argparse.Namespace, spec: Any, err: TextIO) -> Any:
+    from .onnx.source import bench_onnx_source
+
+    if args.batch_sizes:
+        raise UsageError("--batch-sizes needs a PyTorch model; for an ONNX file set the batch with --input")
+    print(f"flopmeter: timing with onnxruntime, {args.warmup} warm-up + {args.repeat} timed runs", file=err)
+    return bench_onnx_source(
+        args.model, args.input, args.dim, args.batch_size, args.warmup, args.repeat, args.per_module, spec
+    )
 
 
 def render(report: Report, args: argparse.Namespace, roofline: Any = None, timings: Any = None) -> str:

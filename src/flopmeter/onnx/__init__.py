@@ -8,7 +8,18 @@ See docs/onnx.md.
 
 from __future__ import annotations
 
+from typing import Any
+
 from .api import profile_onnx
 from .load import OnnxModelError
 
-__all__ = ["OnnxModelError", "profile_onnx"]
+
+def benchmark_onnx(*args: Any, **kwargs: Any) -> list[Any]:
+    """Measured latency with onnxruntime; see ``flopmeter.onnx.bench.benchmark_onnx``
+    (imported on use: it needs torch's timing helpers and onnxruntime)."""
+    from .bench import benchmark_onnx as run
+
+    return run(*args, **kwargs)
+
+
+__all__ = ["OnnxModelError", "benchmark_onnx", "profile_onnx"]

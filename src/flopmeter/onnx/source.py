@@ -57,6 +57,34 @@ def profile_onnx_source(
 ) -> Report:
     """Count the ONNX file ``source`` as the CLI asks (``--batch-size`` sets the leading
     dim of every input given)."""
+    return profile_onnx(source, _inputs(specs, batch_size), dims=parse_dims(dim_pairs), causal=causal)
+
+
+def bench_onnx_source(
+    source: str,
+    specs: list[str],
+    dim_pairs: list[str],
+    batch_size: int | None,
+    warmup: int,
+    repeat: int,
+    per_module: bool,
+    hardware: Any,
+) -> Any:
+    """Time the ONNX file ``source`` with onnxruntime, inputs as ``profile_onnx_source``."""
+    from .bench import benchmark_onnx
+
+    return benchmark_onnx(
+        source,
+        _inputs(specs, batch_size),
+        dims=parse_dims(dim_pairs),
+        warmup=warmup,
+        repeat=repeat,
+        per_module=per_module,
+        hardware=hardware,
+    )
+
+
+def _inputs(specs: list[str], batch_size: int | None) -> Any:
     inputs: Any = parse_input_specs(specs)
     if batch_size is not None:
         if inputs is None:
@@ -67,4 +95,4 @@ def profile_onnx_source(
             inputs = {k: (batch_size, *v[1:]) for k, v in inputs.items()}
         else:
             inputs = [(batch_size, *v[1:]) for v in inputs]
-    return profile_onnx(source, inputs, dims=parse_dims(dim_pairs), causal=causal)
+    return inputs

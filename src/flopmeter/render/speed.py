@@ -96,9 +96,14 @@ def render_timings(report: Report, timings: list[Timing], *, precision: int = 2)
     ]
     for t in timings:
         if t.per_module:
+            how = (
+                "sums of node kernel times from onnxruntime's profiler on the unoptimized graph, which"
+                if "onnxruntime" in t.device
+                else "hooks"
+            )
             lines += [
                 "",
-                f"per-module median latency, batch {t.batch_size} (inclusive; hooks add"
+                f"per-module median latency, batch {t.batch_size} (inclusive; {how} add"
                 f" {seconds(t.hook_overhead)} per call to the whole model):",
             ]
             slowest = sorted(t.per_module.items(), key=lambda kv: -kv[1])[:15]
