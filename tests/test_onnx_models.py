@@ -198,3 +198,11 @@ def test_onnx_tool_view_reproduces_onnx_tools_resnet18_total(exported) -> None: 
     assert report.flops_as("onnx-tool") == 1_821_452_264
     assert report.modules["layer1"].total.onnx_tool_macs > 0  # a view per module too
     assert report.options["onnx"]["onnx_tool_no_rule"] == {}
+
+
+@pytest.mark.parametrize("exporter", ["legacy", "dynamo18"])
+def test_resnet18_peak_activation_bytes_equal_pytorch(exported, exporter: str) -> None:  # type: ignore[no-untyped-def]
+    """Lifetimes along the ONNX graph give the peak PyTorch measured while running it."""
+    model = exported("resnet18", exporter)
+    report = profile_onnx(model.path)
+    assert report.peak_activation_bytes == model.torch_report.peak_activation_bytes > 0

@@ -9,6 +9,7 @@ from ..cost import Cost
 from ..report import ModuleStats, OperatorStats, OpRecord, Report, UnsupportedOp, parent_of
 from ..tracing.events import FORWARD
 from .count import BITS, CountedOp, GraphCounter
+from .memory import peak_activation_bytes
 from .notes import QUANTIZED_OPS, differences, quantized_facts
 
 MAX_SHAPES_LISTED = 5
@@ -140,6 +141,7 @@ def build_onnx_report(
         training=False,
         did_backward=False,
         options={**options, "source": "onnx", "onnx": onnx_facts},
+        peak_activation_bytes=peak_activation_bytes(graph, counter.types),
         versions={},
         ops=records,
     )
