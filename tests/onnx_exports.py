@@ -57,6 +57,13 @@ def build(name: str) -> tuple[torch.nn.Module, torch.Tensor]:
         import torchvision
 
         return randomize(getattr(torchvision.models, name)(weights=None)), torch.randn(1, 3, 64, 64)
+    if name == "vit":  # vit_b_16's architecture, small: 2 layers, 32x32 images, 4 patches
+        from torchvision.models import VisionTransformer
+
+        vit = VisionTransformer(
+            image_size=32, patch_size=16, num_layers=2, num_heads=2, hidden_dim=32, mlp_dim=64
+        )
+        return randomize(vit), torch.randn(1, 3, 32, 32)
     import transformers
 
     ids = torch.zeros(1, TEXT_LENGTH, dtype=torch.long)

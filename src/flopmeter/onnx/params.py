@@ -9,8 +9,9 @@ MatMulNBits, DequantizeLinear of an integer weight) — or a vector (one dim abo
 It must be floating point, or an integer weight of a quantized op.
 Everything else is an exporter constant (shape tensors, axes, scalars, scales and
 zero points, masks, BatchNorm running statistics) and is not counted as a parameter.
-Dynamo exports name PyTorch buffers in their fx metadata (``%b_...``, ``%c_...``):
-those are never parameters.
+Dynamo exports name PyTorch parameters and buffers in their fx metadata: an
+initializer it calls ``%p_...`` is a parameter wherever it is read (a position
+embedding added to activations); ``%b_...`` and ``%c_...`` are never parameters.
 """
 
 from __future__ import annotations
@@ -53,20 +54,22 @@ QUANTIZED_WEIGHT_SLOTS: dict[str, frozenset[int]] = {
 }
 PASS_THROUGH = frozenset({"Reshape", "Unsqueeze", "Identity", "Cast"})
 VECTOR_OPS = frozenset({"Add", "Mul", "Sub", "Div"})
-_BUFFER_TOKEN = re.compile(r"%([bc]_\w+)")
+_FX_TOKEN = re.compile(r"%([bcp]_\w+)")  # dynamo's names: p_ parameter, b_ buffer, c_ constant
 
 
 def classify_initializers(
     index: GraphIndex, initializers: dict[str, Any], meta: list[dict[str, str]]
 ) -> tuple[set[str], set[str]]:
     """(parameter names, constant names) among the initializers."""
-    buffers = {token for m in meta for token in _BUFFER_TOKEN.findall(m.get("pkg.torch.onnx.fx_node", ""))}
+    tokens = {token for m in meta for token in _FX_TOKEN.findall(m.get("pkg.torch.onnx.fx_node", ""))}
     params: set[str] = set()
     for name, tensor in initializers.items():
         key = name.replace(".", "_")
-        if f"b_{key}" in buffers or f"c_{key}" in buffers:
+        if f"b_{key}" in tokens or f"c_{key}" in tokens:
             continue
-        if any(_weight_slot(node, value, tensor) for node, value in _uses(index, name)):
+        if f"p_{key}" in tokens or any(
+            _weight_slot(node, value, tensor) for node, value in _uses(index, name)
+        ):
             params.add(name)
     return params, set(initializers) - params
 

@@ -65,6 +65,12 @@ class GraphIndex:
             and (not vt.shape or vt.shape[0] == 1)
         )
 
+    def is_scalar(self, value: str) -> bool:
+        """One element: a constant, or a scale computed at run time from shapes
+        (the legacy exporter's ``Sqrt(Cast(Shape(q)[-1]))``)."""
+        vt = self.types.types.get(value)
+        return vt is not None and vt.static and all(d == 1 for d in vt.shape or ())
+
     def sole_consumer(self, value: str) -> int | None:
         users = self.consumers.get(value, [])
         return users[0] if len(users) == 1 else None
@@ -121,10 +127,10 @@ def _attention(index: GraphIndex, softmax: int, fx_of: dict[int, str]) -> Fold |
     if scores is None:
         return None
     members.append(scores)
-    for operand in nodes[scores].input:  # q * s and k * s (dynamo), with a single use
+    for operand in nodes[scores].input:  # q * s and k * s (dynamo, legacy), with a single use
         producer = index.producer.get(operand)
         if producer is not None and nodes[producer].op_type in ("Mul", "Div"):
-            if index.is_scalar_constant(nodes[producer].input[1]) and index.sole_consumer(operand) == scores:
+            if index.is_scalar(nodes[producer].input[1]) and index.sole_consumer(operand) == scores:
                 members.append(producer)
     value = nodes[softmax].output[0]
     output = None
