@@ -78,7 +78,7 @@ def build_parser(compare: bool = False) -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="ONNX models: bind a symbolic dim, e.g. --dim T=2048 (repeat for several)",
+        help="ONNX models: bind a symbolic dim, e.g. --dim T=2048, or a Loop node's trip count (repeat for several)",
     )
     parser.add_argument(
         "--meta",
