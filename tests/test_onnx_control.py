@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
+import torch
 
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
@@ -246,3 +249,43 @@ def test_cli_binds_a_loop_trip_count_with_dim(tmp_path, capsys) -> None:  # type
     assert "--dim loop=N" in capsys.readouterr().err
     assert main([str(path), "--dim", "loop=4", "--format", "json"]) == 0
     assert '"macs": 512' in capsys.readouterr().out  # 4 x 128
+
+
+class ScriptedLoop(torch.nn.Module):
+    """A TorchScript for-loop and a data-dependent if: the legacy exporter writes Loop and If."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor, n: int) -> torch.Tensor:
+        for _ in range(n):
+            x = torch.relu(self.lin(x))
+        if bool(x.sum() > 0):
+            x = x * 2
+        else:
+            x = x + 1
+        return x
+
+
+def test_a_torchscript_loop_exported_by_torch(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "scripted.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = torch.jit.script(ScriptedLoop())
+        torch.onnx.export(model, (torch.randn(2, 8), 3), str(path), dynamo=False, input_names=["x", "n"])
+    with pytest.raises(
+        OnnxModelError, match=r"Loop '/Loop' needs a trip count: its M input is not a constant"
+    ):
+        profile_onnx(str(path))  # M is the model input n
+    report = profile_onnx(str(path), dims={"/Loop": 3})
+    assert report.macs == 3 * 2 * 8 * 8  # Linear(8, 8) on (2, 8), 3 times: 384
+    # per iteration: (2*8-1)*16 + 16 bias adds + 16 ReLU = 272; then sum(x) 15 adds and
+    # 1 compare; both branches of the if: x * 2 (16) and x + 1 (16)
+    assert report.flops == 3 * 272 + 15 + 1 + 16 + 16  # 864
+    assert report.params == 8 * 8 + 8  # 72
+    flows = report.options["onnx"]["control_flow"]
+    assert [(f["op"], f["source"], f["branch"]) for f in flows] == [
+        ("Loop", "user", ""),
+        ("If", "condition unknown", "both"),
+    ]
