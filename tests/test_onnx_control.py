@@ -72,6 +72,7 @@ def test_loop_with_a_constant_trip_count() -> None:
     assert report.macs == 5 * ITERATION_MACS  # 640
     assert report.flops == 5 * ITERATION_FLOPS + TAIL_FLOPS  # 5*256 + 16 = 1,296
     assert report.params == 64  # W (8, 8), read only inside the body
+    assert report.modules["block"].params == 64  # owned by the Loop's module
     assert report.modules["block"].total.macs == 640  # the body is charged to the Loop's module
     assert report.modules["block"].total.flops == 1280
     (fact,) = report.options["onnx"]["control_flow"]

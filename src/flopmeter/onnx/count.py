@@ -118,20 +118,26 @@ class GraphCounter:
         self.module_types: dict[str, str] = {}
         self.control_facts: list[dict[str, Any]] = []
         self.onnx_tool_no_rule: dict[str, int] = {}
+        self.body_param_modules: dict[str, str] = {}
         if outer is None:
             self.params, self.constants = classify_initializers(self.index, self.initializers, self.meta)
             self.node_modules = self._node_modules()
-        else:  # weights a body reads (its own, or the outer graph's) are parameters too
-            read = {
-                name: self.initializers[name] for name in self.index.consumers if name in self.initializers
-            }
-            found, _ = classify_initializers(self.index, {**read, **own}, self.meta)
-            self.root.params |= found
-            self.root.initializers.update(own)
-            self.root.constants = (self.root.constants | set(own)) - self.root.params
-            self.params = outer.params | found
+        else:
+            self.params = outer.params | self._body_params(own, module)
             self.constants = set()
             self.node_modules = [module] * len(self.nodes)
+
+    def _body_params(self, own: dict[str, Any], module: str) -> set[str]:
+        """Weights a body reads (its own initializers, or the outer graph's) are parameters
+        too; the root counts them, charged to ``module`` when only the body reads them."""
+        read = {name: self.initializers[name] for name in self.index.consumers if name in self.initializers}
+        found, _ = classify_initializers(self.index, {**read, **own}, self.meta)
+        for name in found - self.root.params:
+            self.root.body_param_modules.setdefault(name, module)
+        self.root.params |= found
+        self.root.initializers.update(own)
+        self.root.constants = (self.root.constants | set(own)) - self.root.params
+        return found
 
     # -- modules ----------------------------------------------------------------
     def _node_modules(self) -> list[str]:

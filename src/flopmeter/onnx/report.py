@@ -50,6 +50,8 @@ def _param_owner(counter: GraphCounter, name: str, modules: dict[str, ModuleStat
     prefix = name.rsplit(".", 1)[0] if "." in name else None
     if prefix in modules:
         return prefix
+    if name in counter.body_param_modules:
+        return counter.body_param_modules[name]
     users = counter.index.consumers.get(name, [])
     while users and counter.nodes[users[0]].op_type == "Identity":  # legacy shares weights via Identity
         users = counter.index.consumers.get(counter.nodes[users[0]].output[0], [])
