@@ -14,6 +14,7 @@ from .compression.micronet import MicroNetScore, micronet  # noqa: E402
 from .cost import Cost  # noqa: E402
 from .hardware import Hardware  # noqa: E402
 from .inputs import InputSpec  # noqa: E402
+from .onnx import OnnxModelError, profile_onnx  # noqa: E402
 from .report import CONVENTIONS, ModuleStats, OperatorStats, Report, UnsupportedOp  # noqa: E402
 from .roofline import Roofline, estimate_latency, roofline  # noqa: E402
 from .timing import Timing, benchmark, predict_batches  # noqa: E402
@@ -30,6 +31,7 @@ __all__ = [
     "InputSpec",
     "ModelError",
     "ModuleStats",
+    "OnnxModelError",
     "OpEvent",
     "OperatorStats",
     "Report",
@@ -46,6 +48,7 @@ __all__ = [
     "get_model_complexity_info",
     "predict_batches",
     "profile",
+    "profile_onnx",
     "register_formula",
     "roofline",
     "unregister_formula",

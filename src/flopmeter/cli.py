@@ -18,7 +18,7 @@ from typing import Any, TextIO
 from .api import ModelError, profile
 from .inputs import InputSpec, parse_spec
 from .models import ModelBuildError, ModelSourceError, check_source, load_model, parse_override
-from .report import CONVENTIONS, Report
+from .report import CONVENTIONS, ONNX_TOOL, Report
 
 EXAMPLES = """\
 examples:
@@ -31,6 +31,7 @@ examples:
   flopmeter path/to/my_model.py:build_model --input 1x3x32x32
   flopmeter torchvision:resnet50 --format json > cost.json
   flopmeter compare torchvision:resnet50 torchvision:mobilenet_v3_large
+  flopmeter model.onnx --input x:1x3x224x224 --dim T=2048   an ONNX file (weights never read)
 """
 
 
@@ -85,6 +86,13 @@ def build_parser(compare: bool = False) -> argparse.ArgumentParser:
         help="model/config override, e.g. --set num_hidden_layers=2 (values read as JSON)",
     )
     parser.add_argument(
+        "--dim",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="ONNX models: bind a symbolic dim, e.g. --dim T=2048, or a Loop node's trip count (repeat for several)",
+    )
+    parser.add_argument(
         "--meta",
         action="store_true",
         help="build the model on the meta device: no memory for weights (e.g. 70B configs)",
@@ -105,9 +113,9 @@ def build_parser(compare: bool = False) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--convention",
-        choices=CONVENTIONS,
+        choices=(*CONVENTIONS, ONNX_TOOL),
         default="exact",
-        help="FLOPs column: exact (default, the seed's), 2mac, mac or ptflops",
+        help="FLOPs column: exact (default, the seed's), 2mac, mac or ptflops; onnx-tool for an ONNX file",
     )
     parser.add_argument(
         "--units",
@@ -399,6 +407,9 @@ def check_ranges(args: argparse.Namespace) -> None:
 
 def check_combinations(args: argparse.Namespace) -> None:
     """Option pairs that would otherwise be silently ignored or contradict each other."""
+    model = getattr(args, "model", None) or ""
+    if getattr(args, "convention", None) == ONNX_TOOL and not model.lower().endswith(".onnx"):
+        raise UsageError("--convention onnx-tool is a view of ONNX reports only: give an .onnx file")
     if args.by == "op" and args.format == "tree":
         raise UsageError("--by op prints a table of operators; use --format table, csv, json or markdown")
     if args.by == "op" and args.sort is not None:
@@ -504,6 +515,10 @@ def _run(source: str, args: argparse.Namespace, err: TextIO) -> Report:
 def _load_and_profile(source: str, args: argparse.Namespace, err: TextIO) -> tuple[Report, Any, Any]:
     """(report, model, inputs) for one model source: ``inputs`` is an input spec (or
     a list of them) for ``profile(input_shape=...)``, or a tuple of built arguments."""
+    from .onnx.source import is_onnx_source, profile_onnx_source
+
+    if is_onnx_source(source):  # an ONNX file: no model object to run
+        return profile_onnx_source(source, args.input, args.dim, args.batch_size, args.causal), None, None
     overrides = dict(parse_override(text) for text in args.set)
     loaded = load_model(source, overrides=overrides, meta=args.meta)
     for note in loaded.notes:
@@ -577,9 +592,15 @@ def _single(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     extras: dict[str, Any] = {}
     if spec is not None:
         extras["roofline"] = report.roofline(spec)
-    if args.bench:
+    if args.bench and model is None:  # an ONNX file: timed with onnxruntime
+        extras["timings"] = _bench_onnx(args, spec, err)
+    elif args.bench:
         extras["timings"] = _bench(model, inputs, args, spec, err)
     elif args.batch_sizes:
+        if model is None:
+            raise UsageError(
+                "--batch-sizes needs a PyTorch model; for an ONNX file set the batch with --input"
+            )
         extras["sweep"] = _sweep(model, inputs, args, spec)
     text = render(report, args, **extras)
     if _format(args) in ("tree", "table") and not args.quiet:
@@ -696,6 +717,17 @@ def _bench(model: Any, inputs: Any, args: argparse.Namespace, spec: Any, err: Te
     )
     print(file=err)
     return timings
+
+
+def _bench_onnx(args: argparse.Namespace, spec: Any, err: TextIO) -> Any:
+    from .onnx.source import bench_onnx_source
+
+    if args.batch_sizes:
+        raise UsageError("--batch-sizes needs a PyTorch model; for an ONNX file set the batch with --input")
+    print(f"flopmeter: timing with onnxruntime, {args.warmup} warm-up + {args.repeat} timed runs", file=err)
+    return bench_onnx_source(
+        args.model, args.input, args.dim, args.batch_size, args.warmup, args.repeat, args.per_module, spec
+    )
 
 
 # rendering -----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from .cost import Cost
 
 CONVENTIONS = ("exact", "2mac", "mac", "ptflops")
+ONNX_TOOL = "onnx-tool"  # onnx-tool's weighted MACs: a view of ONNX reports only (docs/onnx.md)
 SCHEMA_VERSION = 1
 
 
@@ -33,6 +34,8 @@ def convention_value(cost: Cost, convention: str) -> int:
         return cost.macs
     if convention == "ptflops":
         return cost.ptflops_macs
+    if convention == ONNX_TOOL:
+        return cost.onnx_tool_macs
     raise ValueError(f"unknown convention {convention!r}; expected one of {', '.join(CONVENTIONS)}")
 
 
@@ -168,7 +171,13 @@ class Report(_TotalsView):
         return grouped
 
     def flops_as(self, convention: str = "exact") -> int:
-        """Total FLOPs under ``convention``: exact, 2mac, mac or ptflops."""
+        """Total FLOPs under ``convention``: exact, 2mac, mac or ptflops (or onnx-tool
+        for a Report counted from an ONNX file)."""
+        if convention == ONNX_TOOL and self.options.get("source") != "onnx":
+            raise ValueError(
+                "the onnx-tool convention is a view of ONNX reports only (flopmeter.profile_onnx); "
+                f"use one of {', '.join(CONVENTIONS)}"
+            )
         return convention_value(self.total, convention)
 
     def per_sample(self, convention: str = "exact") -> dict[str, float | int]:
