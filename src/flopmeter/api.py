@@ -97,6 +97,7 @@ def profile(
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"profile() expects a torch.nn.Module, got {type(model).__name__}")
+    _refuse_lazy(model)
     if causal not in ("full", "needed"):
         raise ValueError(f"causal must be 'full' or 'needed', got {causal!r}")
     args, kwargs = _resolve_inputs(model, inputs, input_shape, input_dtype)
@@ -147,6 +148,20 @@ def profile(
     )
     report.options["computed"] = computed  # "shapes" (meta run) or "values" (real run)
     return report
+
+
+def _refuse_lazy(model: torch.nn.Module) -> None:
+    """Lazy modules (``nn.LazyLinear``) create their parameters in their first call;
+    profiling would have to keep or undo that, so ask for one real call first."""
+    lazy = [
+        n for n, p in model.named_parameters() if isinstance(p, torch.nn.parameter.UninitializedParameter)
+    ]
+    if lazy:
+        raise ValueError(
+            f"the model has uninitialized lazy parameters ({', '.join(repr(n) for n in lazy[:3])}"
+            f"{', ...' if len(lazy) > 3 else ''}): call it once on a real input to create them, "
+            "then profile it"
+        )
 
 
 def _resolve_inputs(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from .events import OpEvent
@@ -33,33 +36,228 @@ class TraceFailure(Exception):
 
 
 class ModelStateGuard:
-    """Restores train/eval mode, requires_grad, ``.grad`` and buffer values on exit.
+    """Leaves the model exactly as it was before the run, also when the run raises.
 
-    Profiling a model in train mode runs BatchNorm in train mode (its cost is the
-    train-mode cost), but its running statistics are put back afterwards.
+    On exit it puts back, for every module: its train/eval mode and every
+    entry of its ``__dict__`` (plain attributes, flags, the ``_parameters`` /
+    ``_buffers`` / ``_modules`` / hook dicts) by identity, with the contents of
+    lists, dicts, sets and tuples held there directly (shallow: the same elements);
+    for every parameter: ``requires_grad`` and ``.grad``; for every parameter,
+    buffer and tensor held in an attribute: the storage it is bound to (``.data =``
+    is undone) and its values, if the run wrote them in place.
+
+    Values are saved lazily: ``writes`` is a dispatch mode that sees every in-place
+    or ``out=`` op that really runs and copies a protected tensor just before its
+    first write. Nothing is cloned for a run that writes nothing, so a 1 GiB buffer
+    the forward only reads costs nothing. Not restored: the state of objects held
+    in attributes beyond one level of containers (``self.config.flag``), and
+    tensors that are neither parameters, buffers nor held in a module attribute.
     """
 
     def __init__(self, model: torch.nn.Module) -> None:
         self.model = model
+        self.writes = WriteGuard()
 
     def __enter__(self) -> ModelStateGuard:
-        model = self.model
-        self._training = [(m, m.training) for m in model.modules()]
-        self._params = [(p, p.requires_grad, p.grad) for p in model.parameters()]
-        with torch.no_grad():
-            self._buffers = [(b, b.clone()) for b in model.buffers() if b.device.type != "meta"]
+        tensors: dict[int, torch.Tensor] = {}
+        self._modules = [(m, _snapshot_module(m.__dict__, tensors)) for m in self.model.modules()]
+        self._params = [(p, p.requires_grad, p.grad) for p in self.model.parameters()]
+        self._bindings = [(t, t.detach(), t.data_ptr()) for t in tensors.values()]
+        self.writes.protect([alias for _, alias, _ in self._bindings])
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for module, training in self._training:
-            module.training = training
+        unseen = self.writes.unseen_writes()
+        if unseen:
+            warnings.warn(
+                f"the forward wrote {unseen} parameter(s) or buffer(s) in a way flopmeter could "
+                "not see, so their values may have changed; please report it",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        for module, saved in self._modules:
+            _restore_module(module.__dict__, saved)  # also train/eval: ``training`` is in it
+        with torch.no_grad():
+            for tensor, alias, address in self._bindings:
+                if tensor.data_ptr() != address or tensor.shape != alias.shape or tensor.dtype != alias.dtype:
+                    tensor.data = alias  # ``.data =`` in forward: bind the original storage again
+            self.writes.restore()
         for param, requires_grad, grad in self._params:
             param.requires_grad_(requires_grad)
             param.grad = grad
-        with torch.no_grad():
-            for buffer, saved in self._buffers:
-                if buffer.shape == saved.shape:
-                    buffer.copy_(saved)
+
+
+class WriteGuard(TorchDispatchMode):
+    """Copies a protected tensor just before an op first writes it (in place or as
+    ``out=``), and writes the copies back on ``restore``.
+
+    It sits inside the recorder, so it sees each op as the model called it, before a
+    shapes-only run moves the op to meta: a write the recorder then sends to a meta
+    copy is saved too (needlessly, but rarely: RWKV's one-off rescale), and in exchange
+    every in-place op on a protected tensor passes here, which lets ``unseen_writes``
+    check the version counters for writes that did not."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._protected: dict[int, list[torch.Tensor]] | None = None  # storage address -> tensors
+        self._saved: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        self._written_args: dict[Any, tuple[tuple[int, str], ...]] = {}
+        self._versions: list[tuple[torch.Tensor, int]] = []
+        self.saved_bytes = 0  # what the copies cost, for tests and curious users
+
+    def protect(self, tensors: list[torch.Tensor]) -> None:
+        """Guard these tensors (their storage addresses are looked up at the first write).
+        Pass detached aliases: they keep the original storage even if the model rebinds
+        a parameter's ``.data``, and share its version counter."""
+        self._versions = [(t, t._version) for t in tensors if not t.is_meta]
+
+    def unseen_writes(self) -> int:
+        """How many protected tensors changed (their version counter moved) without the
+        write passing through this mode, so that no copy was saved."""
+        return sum(
+            1
+            for tensor, version in self._versions
+            if tensor._version != version and _storage_address(tensor) not in self._saved
+        )
+
+    def __torch_dispatch__(
+        self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
+        kwargs = kwargs or {}
+        written = self._written_args.get(func)
+        if written is None:
+            written = self._written_args[func] = _written_arguments(func)
+        if (
+            written
+            and self._versions
+            and not (written is _BATCH_NORM_WRITES and not _arg(args, kwargs, 5, "training"))
+        ):
+            for index, name in written:
+                value = _arg(args, kwargs, index, name)
+                for tensor in value if isinstance(value, (list, tuple)) else (value,):
+                    if isinstance(tensor, torch.Tensor) and tensor.device.type != "meta":
+                        self._save(tensor)
+        return func(*args, **kwargs)
+
+    def _save(self, tensor: torch.Tensor) -> None:
+        if self._protected is None:
+            self._protected = {}
+            for protected, _ in self._versions:
+                self._protected.setdefault(_storage_address(protected), []).append(protected)
+        address = _storage_address(tensor)
+        if address in self._saved or address not in self._protected:
+            return
+        with _disable_current_modes():  # a real copy, unseen by the recorder
+            self._saved[address] = [(t, t.detach().clone()) for t in self._protected[address]]
+        self.saved_bytes += sum(copy.numel() * copy.element_size() for _, copy in self._saved[address])
+
+    def restore(self) -> None:
+        """Write every saved copy back (call under ``torch.no_grad()``)."""
+        for saved in self._saved.values():
+            for tensor, copy in saved:
+                tensor.copy_(copy)
+        self._saved.clear()
+        self._protected = None
+        self._versions = []
+
+
+# Ops that write arguments their schema does not mark as written: the batch norms
+# update running_mean and running_var (arguments 3 and 4) when ``training`` (5) is set.
+_BATCH_NORM_WRITES = ((3, "running_mean"), (4, "running_var"))
+_UNMARKED_WRITES = {
+    name: _BATCH_NORM_WRITES for name in ("native_batch_norm", "cudnn_batch_norm", "miopen_batch_norm")
+}
+
+
+def _arg(args: tuple[Any, ...], kwargs: dict[str, Any], index: int, name: str) -> Any:
+    return args[index] if index < len(args) else kwargs.get(name)
+
+
+def _written_arguments(func: Any) -> tuple[tuple[int, str], ...]:
+    """(position, name) of the arguments an op writes (``Tensor(a!)`` in its schema)."""
+    schema = getattr(func, "_schema", None)
+    unmarked = _UNMARKED_WRITES.get(getattr(getattr(func, "overloadpacket", None), "__name__", ""))
+    if unmarked is not None:
+        return unmarked
+    if schema is None or not schema.is_mutable:
+        return ()
+    return tuple(
+        (index, arg.name)
+        for index, arg in enumerate(schema.arguments)
+        if arg.alias_info is not None and arg.alias_info.is_write
+    )
+
+
+def _storage_address(tensor: torch.Tensor) -> int:
+    return int(tensor.untyped_storage().data_ptr())
+
+
+_MISSING = object()
+_Snapshot = tuple[dict[str, Any], list[tuple[Any, Any]]]
+
+
+def _snapshot_module(attributes: dict[str, Any], tensors: dict[int, torch.Tensor]) -> _Snapshot:
+    """A shallow copy of a module's ``__dict__`` and of the lists, dicts and sets in it
+    (None for an empty one); adds to ``tensors`` every tensor held there directly or in
+    one of those containers or a tuple (parameters and buffers live in the
+    ``_parameters`` / ``_buffers`` dicts). One pass, exact type checks: this runs for
+    every module of every profile."""
+    copy = attributes.copy()
+    contents: list[tuple[Any, Any]] = []
+    for value in copy.values():
+        kind = type(value)
+        if kind is dict or kind is OrderedDict:
+            if not value:
+                contents.append((value, None))
+                continue
+            items = list(value.items())
+            contents.append((value, items))
+            for _, item in items:
+                if isinstance(item, torch.Tensor):
+                    tensors[id(item)] = item
+        elif kind is list or kind is set:
+            if not value:
+                contents.append((value, None))
+                continue
+            elements = list(value)
+            contents.append((value, elements))
+            for item in elements:
+                if isinstance(item, torch.Tensor):
+                    tensors[id(item)] = item
+        elif kind is tuple:
+            for item in value:
+                if isinstance(item, torch.Tensor):
+                    tensors[id(item)] = item
+        elif isinstance(value, torch.Tensor):
+            tensors[id(value)] = value
+    return copy, contents
+
+
+def _restore_module(attributes: dict[str, Any], saved: _Snapshot) -> None:
+    """Put back what ``_snapshot_module`` saved, touching only what changed (compared by
+    identity: ``==`` on tensors would compare values)."""
+    before, contents = saved
+    if list(attributes) != list(before) or list(map(id, attributes.values())) != list(
+        map(id, before.values())
+    ):
+        attributes.clear()
+        attributes.update(before)
+    for container, items in contents:
+        if items is None:
+            if container:
+                container.clear()
+        elif type(container) is list:
+            if list(map(id, container)) != list(map(id, items)):
+                container[:] = items
+        elif type(container) is set:
+            if container != set(items):
+                container.clear()
+                container.update(items)
+        elif list(container) != [k for k, _ in items] or [id(v) for v in container.values()] != [
+            id(v) for _, v in items
+        ]:
+            container.clear()
+            container.update(items)
 
 
 def trace_model(
@@ -89,10 +287,10 @@ def trace_model(
     recorder.hold([t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)])
     grad_mode = torch.enable_grad() if backward else torch.no_grad()
     try:
-        with ModelStateGuard(model), grad_mode, stack:
+        with ModelStateGuard(model) as guard, grad_mode, stack:
             if train is not None:
                 model.train(train)
-            with recorder, FunctionRecorder(recorder):
+            with recorder, FunctionRecorder(recorder), guard.writes:
                 try:
                     output = model(*args, **kwargs)
                     if backward:
