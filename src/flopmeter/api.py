@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -124,11 +125,15 @@ def profile(
             shapes_only=shapes,
         )
 
+    if backward:
+        _check_differentiable(model, args, kwargs)
     try:
         trace, computed = run(first_try), "shapes" if first_try else "values"
     except TraceFailure as failure:
-        if not (first_try and shapes_only is None):
-            raise ModelError(_failure_message(model, failure, args, kwargs)) from failure.error
+        if not (first_try and shapes_only is None and needs_values(failure.error)):
+            raise ModelError(
+                _failure_message(model, failure, args, kwargs, shapes_run=first_try)
+            ) from failure.error
         try:  # the model needs values (it branched on a float tensor): run it for real
             trace, computed = run(False), "values"
         except TraceFailure as second:
@@ -196,7 +201,51 @@ def _model_device(model: torch.nn.Module, inputs: Any = None) -> torch.device:
     return torch.device("cpu")
 
 
-def _failure_message(model: torch.nn.Module, failure: TraceFailure, args: Any, kwargs: Any) -> str:
+# What a shapes-only run raises where a real run would not: no meta kernel, a value
+# asked of a meta tensor (.item(), bool(), .tolist(), .numpy()), a data-dependent output
+# size (nonzero, boolean masks), a meta tensor meeting a real one on another device.
+_META_LIMITATION = re.compile(r"meta|data.dependent|same device|no data", re.IGNORECASE)
+
+
+# torch's meta kernels written in Python: their checks word errors differently from the
+# real kernels ("Invalid channel dimensions" where the CPU kernel names both shapes)
+_META_KERNEL_FILES = ("_meta_registrations.py", "_decomp", "_refs", "_prims")
+
+
+def needs_values(error: BaseException) -> bool:
+    """Whether a shapes-only run's error should be retried with values: a limitation of
+    counting on meta (a run with values may succeed), or a check inside one of torch's
+    meta kernels (the real kernel raises a clearer message). An error the model's own
+    code raised is reported at once: a second run would only raise it again."""
+    if isinstance(error, NotImplementedError) or _META_LIMITATION.search(f"{type(error).__name__} {error}"):
+        return True
+    frame = error.__traceback__
+    while frame is not None:
+        filename = frame.tb_frame.f_code.co_filename.replace("\\", "/")
+        if ("/torch/" in filename or "/torchvision/" in filename) and any(
+            part in filename for part in _META_KERNEL_FILES
+        ):
+            return True
+        frame = frame.tb_next
+    return False
+
+
+def _check_differentiable(model: torch.nn.Module, args: Any, kwargs: Any) -> None:
+    if any(p.requires_grad for p in model.parameters()):
+        return
+    if any(isinstance(t, torch.Tensor) and t.requires_grad for t in tree_flatten((args, kwargs))[0]):
+        return
+    frozen = sum(1 for _ in model.parameters())
+    raise ValueError(
+        f"backward=True needs something to differentiate, but none of the model's {frozen} "
+        "parameters requires grad and no input does: unfreeze some parameters "
+        "(p.requires_grad_(True)) or pass inputs with requires_grad=True"
+    )
+
+
+def _failure_message(
+    model: torch.nn.Module, failure: TraceFailure, args: Any, kwargs: Any, *, shapes_run: bool = False
+) -> str:
     shapes = ", ".join(f"{d['name']}={tuple(d['shape'])}:{d['dtype']}" for d in describe_inputs(args, kwargs))
     where = ""
     if failure.module is not None:
@@ -206,4 +255,10 @@ def _failure_message(model: torch.nn.Module, failure: TraceFailure, args: Any, k
     return (
         f"the model raised {type(failure.error).__name__}{where} when called with inputs "
         f"[{shapes or 'none'}]: {failure.error}. Check that the inputs match what the model expects."
-    )
+    ) + (_SHAPES_ONLY_HINT if shapes_run else "")
+
+
+_SHAPES_ONLY_HINT = (
+    " (This was raised in the shapes-only run, where floating-point tensors are on the meta "
+    "device; if the model needs real tensors there, profile it with shapes_only=False.)"
+)

@@ -295,6 +295,8 @@ def trace_model(
                     output = model(*args, **kwargs)
                     if backward:
                         _run_backward(model, args, kwargs, output)
+                except BackwardUnavailable:
+                    raise  # flopmeter's own finding, not the model's error
                 except Exception as error:
                     raise TraceFailure(error, stack.last_entered) from error
     finally:
@@ -318,16 +320,36 @@ def _floats_to_meta(value: Any) -> Any:
     return tree_unflatten(moved, spec)
 
 
+class BackwardUnavailable(ValueError):
+    """``backward=True`` has nothing to differentiate (raised by flopmeter, not the model)."""
+
+
 def _run_backward(model: torch.nn.Module, args: Any, kwargs: Any, output: Any) -> None:
-    outputs = [t for t in tree_flatten(_plain(output))[0] if isinstance(t, torch.Tensor) and t.requires_grad]
-    if not outputs:
-        raise ValueError(
-            "backward=True needs an output that requires grad: no parameter of the model "
-            "requires grad and no input does"
-        )
+    tensors = [t for t in tree_flatten(_plain(output))[0] if isinstance(t, torch.Tensor)]
+    outputs = [t for t in tensors if t.requires_grad]
     wrt: list[torch.Tensor] = [p for p in model.parameters() if p.requires_grad]
     wrt += [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor) and t.requires_grad]
+    if not outputs:
+        raise BackwardUnavailable(_why_no_backward(output, tensors, wrt))
     torch.autograd.grad(outputs, wrt, grad_outputs=[torch.ones_like(t) for t in outputs], allow_unused=True)
+
+
+def _why_no_backward(output: Any, tensors: list[torch.Tensor], wrt: list[torch.Tensor]) -> str:
+    if not tensors:
+        return (
+            f"backward=True needs a tensor output to differentiate, but the model returned "
+            f"{type(output).__name__} with no tensor in it"
+        )
+    if not wrt:
+        return (
+            "backward=True needs something to differentiate: no parameter of the model requires "
+            "grad and no input does"
+        )
+    return (
+        f"backward=True: the model's output does not require grad although {len(wrt)} "
+        "parameter(s) or input(s) do; does its forward run under torch.no_grad() or detach "
+        "its result?"
+    )
 
 
 def _plain(output: Any) -> Any:
