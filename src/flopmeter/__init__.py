@@ -9,6 +9,7 @@ from . import hardware  # noqa: E402
 from .api import ModelError, profile, register_formula, unregister_formula  # noqa: E402
 from .compat import get_model_complexity_info  # noqa: E402
 from .cost import Cost  # noqa: E402
+from .formula_checks import FormulaError  # noqa: E402
 from .hardware import Hardware  # noqa: E402
 from .inputs import InputSpec  # noqa: E402
 from .report import CONVENTIONS, ModuleStats, OperatorStats, Report, UnsupportedOp  # noqa: E402
@@ -19,6 +20,7 @@ from .tracing.events import OpEvent, TensorMeta  # noqa: E402
 __all__ = [
     "CONVENTIONS",
     "Cost",
+    "FormulaError",
     "Hardware",
     "InputSpec",
     "ModelError",

@@ -16,6 +16,12 @@ CONVENTIONS = ("exact", "2mac", "mac", "ptflops")
 SCHEMA_VERSION = 1
 
 
+def check_convention(convention: str) -> None:
+    """Refuse an unknown convention name before anything is rendered."""
+    if convention not in CONVENTIONS:
+        raise ValueError(f"unknown convention {convention!r}; expected one of {', '.join(CONVENTIONS)}")
+
+
 def convention_value(cost: Cost, convention: str) -> int:
     """The FLOP count of ``cost`` under a convention.
 
@@ -268,12 +274,14 @@ class Report(_TotalsView):
         """A Markdown table of the modules down to ``depth``."""
         from .render.formats import to_markdown
 
+        check_convention(convention)
         return to_markdown(self, depth=depth, convention=convention)
 
     def to_html(self, convention: str = "exact") -> str:
         """One self-contained HTML page: totals, sortable collapsible tree, charts."""
         from .render.html import to_html
 
+        check_convention(convention)
         return to_html(self, convention=convention)
 
     def plot(self, path: Any = None, convention: str = "exact", top: int = 15, hardware: Any = None) -> Any:
@@ -281,6 +289,7 @@ class Report(_TotalsView):
         (matplotlib); saved to ``path`` when given. Returns the Figure."""
         from .render.plot import plot
 
+        check_convention(convention)
         return plot(self, path, convention=convention, top=top, hardware=hardware)
 
 

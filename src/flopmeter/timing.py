@@ -137,7 +137,12 @@ def benchmark(
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"benchmark() expects a torch.nn.Module, got {type(model).__name__}")
-    args, kwargs = _resolve_inputs(model, inputs, input_shape, "float32")
+    if any(t.is_meta for t in [*model.parameters(), *model.buffers()]):
+        raise ValueError(
+            "benchmark() times real arithmetic, and this model is on the meta device (no data): "
+            "build it on a CPU or GPU to time it; profile() counts a meta model"
+        )
+    args, kwargs = _resolve_inputs(model, inputs, input_shape, None)
     results = []
     sizes: list[int | None] = list(batch_sizes) if batch_sizes else [None]
     for batch in sizes:

@@ -27,6 +27,21 @@ class Hardware:
     source: str = ""
     notes: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        peaks = self.peak_flops.items() if isinstance(self.peak_flops, dict) else [("", self.peak_flops)]
+        for dtype, peak in peaks:
+            if not _positive(peak):
+                where = f" for {dtype}" if dtype else ""
+                raise ValueError(
+                    f"Hardware {self.name!r}: peak_flops{where} must be a positive FLOP/s, got {peak!r}"
+                )
+        if isinstance(self.peak_flops, dict) and not self.peak_flops:
+            raise ValueError(f"Hardware {self.name!r}: peak_flops needs at least one dtype")
+        if not _positive(self.bandwidth):
+            raise ValueError(
+                f"Hardware {self.name!r}: bandwidth must be a positive bytes/s, got {self.bandwidth!r}"
+            )
+
     def peak(self, dtype: str = "float32") -> float:
         """Peak FLOP/s for ``dtype``; float32's when the spec has none for it."""
         if isinstance(self.peak_flops, (int, float)):
@@ -40,6 +55,11 @@ class Hardware:
     def ridge_point(self, dtype: str = "float32") -> float:
         """Arithmetic intensity (FLOPs per byte) where memory- and compute-bound meet."""
         return self.peak(dtype) / self.bandwidth
+
+
+def _positive(value: object) -> bool:
+    """A finite number above zero (not a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < float("inf")
 
 
 def _load_presets() -> dict[str, Hardware]:
