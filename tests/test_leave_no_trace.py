@@ -275,3 +275,13 @@ def test_lazy_modules_are_refused_clearly():
     with pytest.raises(ValueError, match="uninitialized lazy parameters.*'0.weight'"):
         flopmeter.profile(model, torch.randn(2, 5))
     assert isinstance(model[0].weight, nn.parameter.UninitializedParameter)
+
+
+@pytest.mark.parametrize("shapes_only", [None, False])
+def test_scripted_model_statistics_and_modes_are_restored(shapes_only):
+    model = torch.jit.script(nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU())).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    flopmeter.profile(model, torch.randn(3, 4), train=True, shapes_only=shapes_only)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # running stats, num_batches_tracked
+    assert [m.training for m in model.modules()] == [False] * 4

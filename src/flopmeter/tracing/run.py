@@ -60,8 +60,12 @@ class ModelStateGuard:
 
     def __enter__(self) -> ModelStateGuard:
         tensors: dict[int, torch.Tensor] = {}
-        self._modules = [(m, _snapshot_module(m.__dict__, tensors)) for m in self.model.modules()]
+        self._modules = [(m, m.training, _snapshot_module(m.__dict__, tensors)) for m in self.model.modules()]
         self._params = [(p, p.requires_grad, p.grad) for p in self.model.parameters()]
+        for tensor in self.model.buffers():  # scripted modules keep them outside ``__dict__``
+            tensors.setdefault(id(tensor), tensor)
+        for tensor, _, _ in self._params:
+            tensors.setdefault(id(tensor), tensor)
         self._bindings = [(t, t.detach(), t.data_ptr()) for t in tensors.values()]
         self.writes.protect([alias for _, alias, _ in self._bindings])
         return self
@@ -75,8 +79,10 @@ class ModelStateGuard:
                 RuntimeWarning,
                 stacklevel=2,
             )
-        for module, saved in self._modules:
-            _restore_module(module.__dict__, saved)  # also train/eval: ``training`` is in it
+        for module, training, saved in self._modules:
+            _restore_module(module.__dict__, saved)
+            if isinstance(module, torch.jit.ScriptModule):  # keeps its mode in C++, not ``__dict__``
+                module.training = training
         with torch.no_grad():
             for tensor, alias, address in self._bindings:
                 if tensor.data_ptr() != address or tensor.shape != alias.shape or tensor.dtype != alias.dtype:
