@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from operator import eq, is_
 from typing import Any
 
 import torch
@@ -199,41 +200,35 @@ def _storage_address(tensor: torch.Tensor) -> int:
 
 
 _MISSING = object()
-_Snapshot = tuple[dict[str, Any], list[tuple[Any, Any]]]
+_Snapshot = tuple[dict[str, Any], dict[int, Any]]
+_CONTAINER_TYPES = (dict, OrderedDict, list, set)
 
 
 def _snapshot_module(attributes: dict[str, Any], tensors: dict[int, torch.Tensor]) -> _Snapshot:
-    """A shallow copy of a module's ``__dict__`` and of the lists, dicts and sets in it
-    (None for an empty one); adds to ``tensors`` every tensor held there directly or in
-    one of those containers or a tuple (parameters and buffers live in the
-    ``_parameters`` / ``_buffers`` dicts). One pass, exact type checks: this runs for
-    every module of every profile."""
+    """A shallow copy of a module's ``__dict__`` and the contents of the non-empty lists,
+    dicts and sets in it (keyed by ``id``; most are empty hook dicts, recorded by their
+    absence); adds to ``tensors`` every tensor held there directly or in one of those
+    containers or a tuple (parameters and buffers live in ``_parameters`` / ``_buffers``).
+    One pass, exact type checks, few allocations: this runs for every module of every
+    profile."""
     copy = attributes.copy()
-    contents: list[tuple[Any, Any]] = []
+    contents: dict[int, Any] = {}
     for value in copy.values():
         kind = type(value)
         if kind is dict or kind is OrderedDict:
-            if not value:
-                contents.append((value, None))
-                continue
-            items = list(value.items())
-            contents.append((value, items))
-            for _, item in items:
-                if isinstance(item, torch.Tensor):
-                    tensors[id(item)] = item
-        elif kind is list or kind is set:
-            if not value:
-                contents.append((value, None))
-                continue
-            elements = list(value)
-            contents.append((value, elements))
-            for item in elements:
-                if isinstance(item, torch.Tensor):
-                    tensors[id(item)] = item
-        elif kind is tuple:
-            for item in value:
-                if isinstance(item, torch.Tensor):
-                    tensors[id(item)] = item
+            if value:
+                entries = contents[id(value)] = dict(value)
+                for item in entries.values():
+                    if isinstance(item, torch.Tensor):
+                        tensors[id(item)] = item
+        elif kind is list or kind is set or kind is tuple:
+            if value:
+                elements = list(value)
+                if kind is not tuple:
+                    contents[id(value)] = elements
+                for item in elements:
+                    if isinstance(item, torch.Tensor):
+                        tensors[id(item)] = item
         elif isinstance(value, torch.Tensor):
             tensors[id(value)] = value
     return copy, contents
@@ -243,27 +238,36 @@ def _restore_module(attributes: dict[str, Any], saved: _Snapshot) -> None:
     """Put back what ``_snapshot_module`` saved, touching only what changed (compared by
     identity: ``==`` on tensors would compare values)."""
     before, contents = saved
-    if list(attributes) != list(before) or list(map(id, attributes.values())) != list(
-        map(id, before.values())
-    ):
+    if not _same_entries(attributes, before):
         attributes.clear()
         attributes.update(before)
-    for container, items in contents:
-        if items is None:
+    for container in before.values():
+        kind = type(container)
+        if kind not in _CONTAINER_TYPES:
+            continue
+        items = contents.get(id(container))
+        if items is None:  # it was empty
             if container:
                 container.clear()
-        elif type(container) is list:
-            if list(map(id, container)) != list(map(id, items)):
+        elif kind is list:
+            if len(container) != len(items) or not all(map(is_, container, items)):
                 container[:] = items
-        elif type(container) is set:
+        elif kind is set:
             if container != set(items):
                 container.clear()
                 container.update(items)
-        elif list(container) != [k for k, _ in items] or [id(v) for v in container.values()] != [
-            id(v) for _, v in items
-        ]:
+        elif not _same_entries(container, items):
             container.clear()
             container.update(items)
+
+
+def _same_entries(now: dict[Any, Any], before: dict[Any, Any]) -> bool:
+    """The same keys in the same order, each holding the same object."""
+    return (
+        len(now) == len(before)
+        and all(map(is_, now.values(), before.values()))
+        and all(map(eq, now.keys(), before.keys()))
+    )
 
 
 def trace_model(
