@@ -277,6 +277,7 @@ def test_lazy_modules_are_refused_clearly():
     assert isinstance(model[0].weight, nn.parameter.UninitializedParameter)
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
 @pytest.mark.parametrize("shapes_only", [None, False])
 def test_scripted_model_statistics_and_modes_are_restored(shapes_only):
     model = torch.jit.script(nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU())).eval()
@@ -285,3 +286,11 @@ def test_scripted_model_statistics_and_modes_are_restored(shapes_only):
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # running stats, num_batches_tracked
     assert [m.training for m in model.modules()] == [False] * 4
+
+
+@pytest.mark.parametrize("shapes_only", [None, False])
+def test_a_model_built_under_inference_mode_can_be_profiled(shapes_only):
+    with torch.inference_mode():  # its tensors have no version counter and refuse requires_grad_
+        model = nn.Sequential(nn.Linear(4, 4), nn.ReLU())
+    report = profile_quietly(model, torch.randn(2, 4), shapes_only)
+    assert report.macs == 32  # 2 rows * 4 * 4

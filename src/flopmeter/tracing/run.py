@@ -90,8 +90,10 @@ class ModelStateGuard:
                     tensor.data = alias  # ``.data =`` in forward: bind the original storage again
             self.writes.restore()
         for param, requires_grad, grad in self._params:
-            param.requires_grad_(requires_grad)
-            param.grad = grad
+            if param.requires_grad != requires_grad:
+                param.requires_grad_(requires_grad)
+            if param.grad is not grad:
+                param.grad = grad
 
 
 class WriteGuard(TorchDispatchMode):
@@ -109,6 +111,7 @@ class WriteGuard(TorchDispatchMode):
         self._protected: dict[int, list[torch.Tensor]] | None = None  # storage address -> tensors
         self._saved: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         self._written_args: dict[Any, tuple[tuple[int, str], ...]] = {}
+        self._tensors: list[torch.Tensor] = []
         self._versions: list[tuple[torch.Tensor, int]] = []
         self.saved_bytes = 0  # what the copies cost, for tests and curious users
 
@@ -116,7 +119,9 @@ class WriteGuard(TorchDispatchMode):
         """Guard these tensors (their storage addresses are looked up at the first write).
         Pass detached aliases: they keep the original storage even if the model rebinds
         a parameter's ``.data``, and share its version counter."""
-        self._versions = [(t, t._version) for t in tensors if not t.is_meta]
+        self._tensors = [t for t in tensors if not t.is_meta]
+        # inference tensors (made under torch.inference_mode()) have no version counter
+        self._versions = [(t, t._version) for t in self._tensors if not t.is_inference()]
 
     def unseen_writes(self) -> int:
         """How many protected tensors changed (their version counter moved) without the
@@ -136,7 +141,7 @@ class WriteGuard(TorchDispatchMode):
             written = self._written_args[func] = _written_arguments(func)
         if (
             written
-            and self._versions
+            and self._tensors
             and not (written is _BATCH_NORM_WRITES and not _arg(args, kwargs, 5, "training"))
         ):
             for index, name in written:
@@ -149,7 +154,7 @@ class WriteGuard(TorchDispatchMode):
     def _save(self, tensor: torch.Tensor) -> None:
         if self._protected is None:
             self._protected = {}
-            for protected, _ in self._versions:
+            for protected in self._tensors:
                 self._protected.setdefault(_storage_address(protected), []).append(protected)
         address = _storage_address(tensor)
         if address in self._saved or address not in self._protected:
@@ -165,6 +170,7 @@ class WriteGuard(TorchDispatchMode):
                 tensor.copy_(copy)
         self._saved.clear()
         self._protected = None
+        self._tensors = []
         self._versions = []
 
 
