@@ -294,3 +294,20 @@ def test_a_model_built_under_inference_mode_can_be_profiled(shapes_only):
         model = nn.Sequential(nn.Linear(4, 4), nn.ReLU())
     report = profile_quietly(model, torch.randn(2, 4), shapes_only)
     assert report.macs == 32  # 2 rows * 4 * 4
+
+
+class SparseBuffer(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+        self.register_buffer("pattern", torch.eye(4).to_sparse())
+
+    def forward(self, x):
+        return self.lin(x)
+
+
+def test_a_model_with_a_sparse_buffer_can_be_profiled():
+    model = SparseBuffer()
+    pattern = model.pattern
+    assert profile_quietly(model, torch.randn(2, 4), None).macs == 32  # 2 rows * 4 * 4
+    assert model.pattern is pattern

@@ -67,7 +67,7 @@ class ModelStateGuard:
             tensors.setdefault(id(tensor), tensor)
         for tensor, _, _ in self._params:
             tensors.setdefault(id(tensor), tensor)
-        self._bindings = [(t, t.detach(), t.data_ptr()) for t in tensors.values()]
+        self._bindings = [(t, t.detach(), _data_address(t)) for t in tensors.values()]
         self.writes.protect([alias for _, alias, _ in self._bindings])
         return self
 
@@ -86,7 +86,11 @@ class ModelStateGuard:
                 module.training = training
         with torch.no_grad():
             for tensor, alias, address in self._bindings:
-                if tensor.data_ptr() != address or tensor.shape != alias.shape or tensor.dtype != alias.dtype:
+                if (
+                    _data_address(tensor) != address
+                    or tensor.shape != alias.shape
+                    or tensor.dtype != alias.dtype
+                ):
                     tensor.data = alias  # ``.data =`` in forward: bind the original storage again
             self.writes.restore()
         for param, requires_grad, grad in self._params:
@@ -202,7 +206,20 @@ def _written_arguments(func: Any) -> tuple[tuple[int, str], ...]:
 
 
 def _storage_address(tensor: torch.Tensor) -> int:
-    return int(tensor.untyped_storage().data_ptr())
+    """Where the tensor's storage starts; for a tensor without one (sparse), its ``id``,
+    which no storage address shares (sparse writes are left to the version check)."""
+    try:
+        return int(tensor.untyped_storage().data_ptr())
+    except (RuntimeError, NotImplementedError):
+        return -id(tensor)
+
+
+def _data_address(tensor: torch.Tensor) -> int:
+    """``tensor.data_ptr()``; for a tensor without storage (sparse), its ``id``."""
+    try:
+        return int(tensor.data_ptr())
+    except (RuntimeError, NotImplementedError):
+        return -id(tensor)
 
 
 _MISSING = object()
