@@ -197,3 +197,19 @@ def test_an_unknown_convention_is_a_value_error():
             ValueError, match="unknown convention 'nope'; expected one of exact, 2mac, mac, ptflops"
         ):
             render(convention="nope")
+
+
+def test_tensors_inside_one_argument_are_named_by_place():
+    class Pair(nn.Module):
+        def forward(self, pair):
+            return pair[0] + pair[1]
+
+    report = flopmeter.profile(Pair(), ((torch.randn(1, 8), torch.randn(1, 8)),))
+    assert [entry["name"] for entry in report.to_dict()["inputs"]] == ["arg0[0]", "arg0[1]"]
+
+
+def test_a_negative_markdown_depth_is_refused():
+    report = flopmeter.profile(nn.Sequential(nn.Linear(4, 4)), torch.randn(2, 4))
+    with pytest.raises(ValueError, match="depth must be None .* got -1"):
+        report.to_markdown(depth=-1)
+    assert "| 0 | Linear | 20 | 32 | 64 |" in report.to_markdown(depth=1)  # Linear(4, 4) on 2 rows

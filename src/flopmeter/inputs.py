@@ -158,14 +158,14 @@ def _make_tensor(
 
 
 def describe_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[dict[str, Any]]:
-    """Name, shape, dtype and device of every tensor input (for reports)."""
+    """Name, shape, dtype and device of every tensor input (for reports). Several tensors
+    in one argument (a list of images) are told apart by their place: ``arg0[1]``."""
     described = []
-    for index, value in enumerate(args):
-        for tensor in (t for t in tree_flatten(value)[0] if isinstance(t, torch.Tensor)):
-            described.append(_describe(f"arg{index}", tensor))
-    for name, value in kwargs.items():
-        for tensor in (t for t in tree_flatten(value)[0] if isinstance(t, torch.Tensor)):
-            described.append(_describe(name, tensor))
+    named = [(f"arg{index}", value) for index, value in enumerate(args)] + list(kwargs.items())
+    for name, value in named:
+        tensors = [t for t in tree_flatten(value)[0] if isinstance(t, torch.Tensor)]
+        for place, tensor in enumerate(tensors):
+            described.append(_describe(f"{name}[{place}]" if len(tensors) > 1 else name, tensor))
     return described
 
 
