@@ -314,3 +314,14 @@ def test_a_model_with_a_sparse_buffer_can_be_profiled():
     pattern = model.pattern
     assert profile_quietly(model, torch.randn(2, 4), None).macs == 32  # 2 rows * 4 * 4
     assert model.pattern is pattern
+
+
+@pytest.mark.parametrize("shapes_only", [None, False])
+def test_spectral_norm_attribute_and_power_iteration_are_restored(shapes_only):
+    # spectral_norm's pre-hook sets the plain attribute `weight` and, in train mode,
+    # updates its `weight_u` buffer in place on every call
+    model = nn.utils.spectral_norm(nn.Linear(4, 4)).train()
+    weight, u = model.weight, model.weight_u.clone()
+    profile_quietly(model, torch.randn(2, 4), shapes_only)
+    assert model.weight is weight and model.weight.device.type == "cpu"
+    assert torch.equal(model.weight_u, u)
