@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -126,6 +127,11 @@ class WriteGuard(TorchDispatchMode):
         self._tensors = [t for t in tensors if not t.is_meta]
         # inference tensors (made under torch.inference_mode()) have no version counter
         self._versions = [(t, t._version) for t in self._tensors if not t.is_inference()]
+
+    @property
+    def guards_anything(self) -> bool:
+        """Whether any protected tensor holds values (not all on meta)."""
+        return bool(self._tensors)
 
     def unseen_writes(self) -> int:
         """How many protected tensors changed (their version counter moved) without the
@@ -323,7 +329,9 @@ def trace_model(
         with ModelStateGuard(model) as guard, grad_mode, stack:
             if train is not None:
                 model.train(train)
-            with recorder, FunctionRecorder(recorder), guard.writes:
+            # a meta model has no values to guard: no mode, no cost per op
+            writes = guard.writes if guard.writes.guards_anything else contextlib.nullcontext()
+            with recorder, FunctionRecorder(recorder), writes:
                 try:
                     output = model(*args, **kwargs)
                     if backward:
