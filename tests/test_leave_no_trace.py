@@ -325,3 +325,29 @@ def test_spectral_norm_attribute_and_power_iteration_are_restored(shapes_only):
     profile_quietly(model, torch.randn(2, 4), shapes_only)
     assert model.weight is weight and model.weight.device.type == "cpu"
     assert torch.equal(model.weight_u, u)
+
+
+class EditsItsContainers(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+        self.history = [1]
+        self.seen = {"calls": 0}
+        self.flag = True
+
+    def forward(self, x):
+        self.history.append(x.shape)
+        self.seen["calls"] += 1
+        self.seen["last"] = x
+        del self.flag
+        return self.lin(x)
+
+
+@pytest.mark.parametrize("shapes_only", MODES)
+def test_lists_and_dicts_edited_in_place_and_deleted_attributes_are_put_back(shapes_only):
+    model = EditsItsContainers()
+    history, seen = model.history, model.seen
+    profile_quietly(model, torch.randn(2, 4), shapes_only)
+    assert model.history is history and history == [1]
+    assert model.seen is seen and seen == {"calls": 0}
+    assert model.flag is True
