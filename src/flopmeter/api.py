@@ -99,9 +99,11 @@ def profile(
     profile (inference cost), train with ``backward``. ``causal``: "full" or "needed"
     (see CountOptions). ``shapes_only``: run the ops on meta tensors (shapes, no
     arithmetic: faster than the forward itself); default: do so for forward-only
-    profiles and, if the model needs values (``if x.max() > 0``), run it again for real.
-    The numbers are the same either way. The model runs under ``torch.no_grad()``
-    unless ``backward``; afterwards it is exactly as it was (mode, buffers, grads, hooks).
+    profiles and, if the model needs values (``if x.max() > 0``), run it again for real
+    (only failures of counting on meta are retried: ``needs_values``). The numbers are
+    the same either way. The model runs under ``torch.no_grad()`` unless ``backward``;
+    afterwards it is exactly as it was: attributes, parameters, buffers and their values,
+    modes, grads, hooks (``tracing.run.ModelStateGuard``; docs/meta.md).
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"profile() expects a torch.nn.Module, got {type(model).__name__}")
