@@ -12,6 +12,7 @@ from .compression import CompressionOptions, CompressionView  # noqa: E402
 from .compression.compare import Comparison, compare  # noqa: E402
 from .compression.micronet import MicroNetScore, micronet  # noqa: E402
 from .cost import Cost  # noqa: E402
+from .formula_checks import FormulaError  # noqa: E402
 from .hardware import Hardware  # noqa: E402
 from .inputs import InputSpec  # noqa: E402
 from .onnx import OnnxModelError, profile_onnx  # noqa: E402
@@ -27,6 +28,7 @@ __all__ = [
     "CompressionView",
     "MicroNetScore",
     "Cost",
+    "FormulaError",
     "Hardware",
     "InputSpec",
     "ModelError",

@@ -19,7 +19,7 @@ from typing import Any
 
 from .cost import Cost
 from .formulas import attention as attn
-from .formulas import contraction, elementwise, normalization, pooling, quantized, recurrent
+from .formulas import contraction, detection, elementwise, normalization, pooling, quantized, recurrent
 from .tracing.events import OpEvent, TensorMeta
 
 
@@ -298,7 +298,8 @@ def _trilinear(event: OpEvent, options: CountOptions) -> Cost:
 
 # --------------------------------------------------------------------------- attention
 def _sdpa(event: OpEvent, options: CountOptions, *, mask: Any, dropout: Any, causal: Any) -> Cost:
-    q, k, v = event.args[0], event.args[1], event.args[2]
+    # by position or name alike: diffusers calls F.scaled_dot_product_attention(query=, key=, value=)
+    q, k, v = event.arg(0, "query"), event.arg(1, "key"), event.arg(2, "value")
     heads = prod(q.shape[:-2])
     return attn.attention(
         heads,
@@ -374,7 +375,7 @@ def _mha_forward(event: OpEvent, options: CountOptions) -> Cost:
     (packed or separate weights), attention over the keys (+1 per bias_k, +1 with
     add_zero_attn), the output projection; with need_weights the explicit weights
     are averaged over heads (H-1 adds and 1 divide per weight)."""
-    q, k, v = event.args[0], event.args[1], event.args[2]
+    q, k, v = event.arg(0, "query"), event.arg(1, "key"), event.arg(2, "value")
     heads = int(event.arg(4, "num_heads"))
     embed = q.shape[-1]
     batch = q.shape[1] if q.ndim == 3 else 1
@@ -426,7 +427,7 @@ def _encoder_layer(event: OpEvent, options: CountOptions) -> Cost:
     head_dim = embed // heads
     cost = contraction.dot_products(tokens * embed, embed, bias=True).scaled(4)  # q, k, v, out projection
     cost += attn.attention(
-        batch * heads, length, length, head_dim, head_dim, masked=event.args[19] is not None
+        batch * heads, length, length, head_dim, head_dim, masked=event.arg(18, "mask") is not None
     )
     cost += elementwise.pointwise(tokens * embed, 1).scaled(2)  # two residual adds
     cost += normalization.normalize_with_statistics(tokens, embed, weight=True, bias=True).scaled(2)
@@ -1091,7 +1092,10 @@ def _sparse_mm(event: OpEvent, options: CountOptions) -> Cost:
     layout is not in the trace); the compression view gives the effective MACs from
     the sparse weight's nonzeros (nnz * N)."""
     has_bias = event.op != "aten._sparse_mm"
-    a, b = (event.args[1], event.args[2]) if has_bias else (event.args[0], event.args[1])
+    if has_bias:
+        a, b = event.arg(1, "mat1"), event.arg(2, "mat2")
+    else:
+        a, b = event.arg(0, "sparse"), event.arg(1, "dense")
     adds, extras = _alpha_beta_extras(event, a.shape[0] * b.shape[1], 3, 4) if has_bias else (0, 0)
     return contraction.matmul(1, a.shape[0], a.shape[1], b.shape[1], bias_adds=adds, extra_scalings=extras)
 
@@ -1106,9 +1110,29 @@ def _semi_structured_linear(event: OpEvent, options: CountOptions) -> Cost:
 def _semi_structured_mm(event: OpEvent, options: CountOptions) -> Cost:
     """2:4 sparse A (its packed values) @ dense B (K, N): K from B."""
     if event.op == "aten._sparse_semi_structured_addmm":
-        b, bias = event.args[3], True
+        b, bias = event.arg(3, "mat2"), True
     elif event.op == "aten._cslt_sparse_mm":
-        b, bias = event.args[1], _tensor(event, 2, "bias") is not None
+        b, bias = event.arg(1, "dense_B"), _tensor(event, 2, "bias") is not None
     else:
-        b, bias = event.args[2], False
+        b, bias = event.arg(2, "mat2"), False
     return quantized.semi_structured_matmul(_out_numel(event), b.shape[0], bias=bias)
+
+
+# --------------------------------------------------------------------------- detection (torchvision)
+def _nms(event: OpEvent, options: CountOptions) -> Cost:
+    """torchvision.nms(boxes (N, 4), scores (N,), iou_threshold) -> kept indices."""
+    return detection.nms(event.arg(0, "dets").shape[0])
+
+
+def _roi_align(event: OpEvent, options: CountOptions) -> Cost:
+    """torchvision.roi_align(input (N, C, H, W), rois (K, 5), spatial_scale, PH, PW,
+    sampling_ratio, aligned) -> (K, C, PH, PW). sampling_ratio <= 0 picks the samples per
+    bin from each region's size (values): counted as 1 per bin, a lower bound."""
+    out = _out(event)
+    rois, channels, bins = out.shape[0], out.shape[1], out.shape[2] * out.shape[3]
+    ratio = int(event.arg(5, "sampling_ratio", -1))
+    return detection.roi_align(rois, channels, bins, ratio * ratio if ratio > 0 else 1)
+
+
+_HANDLERS["torchvision.nms"] = _nms
+_HANDLERS["torchvision.roi_align"] = _roi_align

@@ -17,6 +17,12 @@ ONNX_TOOL = "onnx-tool"  # onnx-tool's weighted MACs: a view of ONNX reports onl
 SCHEMA_VERSION = 1
 
 
+def check_convention(convention: str) -> None:
+    """Refuse an unknown convention name before anything is rendered."""
+    if convention not in CONVENTIONS:
+        raise ValueError(f"unknown convention {convention!r}; expected one of {', '.join(CONVENTIONS)}")
+
+
 def convention_value(cost: Cost, convention: str) -> int:
     """The FLOP count of ``cost`` under a convention.
 
@@ -286,12 +292,18 @@ class Report(_TotalsView):
         """A Markdown table of the modules down to ``depth``."""
         from .render.formats import to_markdown
 
+        check_convention(convention)
+        if depth is not None and (not isinstance(depth, int) or depth < 0):
+            raise ValueError(
+                f"depth must be None (all modules) or an int >= 0 (0: the root only), got {depth!r}"
+            )
         return to_markdown(self, depth=depth, convention=convention)
 
     def to_html(self, convention: str = "exact") -> str:
         """One self-contained HTML page: totals, sortable collapsible tree, charts."""
         from .render.html import to_html
 
+        check_convention(convention)
         return to_html(self, convention=convention)
 
     def plot(self, path: Any = None, convention: str = "exact", top: int = 15, hardware: Any = None) -> Any:
@@ -299,6 +311,7 @@ class Report(_TotalsView):
         (matplotlib); saved to ``path`` when given. Returns the Figure."""
         from .render.plot import plot
 
+        check_convention(convention)
         return plot(self, path, convention=convention, top=top, hardware=hardware)
 
 
