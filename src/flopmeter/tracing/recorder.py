@@ -261,14 +261,23 @@ def _moves_to_meta_only(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 def _sdpa_on_meta(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """SDPA's output on meta without running its math decomposition: (..., L, Ev), laid out
     in memory as the kernel torch would pick on the CPU writes it (fused kernels follow the
-    query's layout; the math path writes contiguous), so later reshapes copy alike."""
+    query's layout; the math path writes contiguous), so later reshapes copy alike.
+
+    When a gradient will flow (grad mode on, an input requiring grad), the result must
+    carry the autograd history the CPU run has, or the backward of the attention and of
+    everything before it is lost: the fused CPU kernel is called on meta (its backward
+    is the same aten op a CPU run records), and the math path runs as it is (None)."""
     if func is not torch.nn.functional.scaled_dot_product_attention or len(args) < 3:
         return None
     q, k, v = args[:3]
     if not all(isinstance(t, torch.Tensor) and t.is_meta for t in (q, k, v)):
         return None
+    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v))
+    fused = _cpu_would_fuse(args, kwargs)
+    if needs_grad:
+        return _cpu_flash_on_meta(args, kwargs) if fused else None
     shape = (*q.shape[:-1], v.shape[-1])
-    if not _cpu_would_fuse(args, kwargs):
+    if not fused:
         return torch.empty(shape, dtype=q.dtype, device="meta")
     # fused kernels lay the output out like the query
     order = sorted(range(q.ndim), key=lambda d: (-q.stride(d), d))
@@ -276,14 +285,41 @@ def _sdpa_on_meta(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> A
     return physical.permute([order.index(d) for d in range(q.ndim)])
 
 
+_SDPA_ARGUMENTS = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
+
+
+def _cpu_flash_on_meta(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The CPU flash kernel called on meta as F.scaled_dot_product_attention calls it
+    (a boolean mask becomes an additive one first), with its autograd history."""
+    call = dict(zip(_SDPA_ARGUMENTS, args, strict=False)) | kwargs
+    q, mask = call["query"], call.get("attn_mask")
+    if isinstance(mask, torch.Tensor) and mask.dtype == torch.bool:
+        mask = torch.zeros((), dtype=q.dtype, device="meta").expand(mask.shape)
+    elif isinstance(mask, torch.Tensor) and not mask.is_meta:
+        mask = mask.detach().to("meta")
+    out = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+        q,
+        call["key"],
+        call["value"],
+        float(call.get("dropout_p", 0.0) or 0.0),
+        bool(call.get("is_causal", False)),
+        attn_mask=mask,
+        scale=call.get("scale"),
+    )
+    return out[0]
+
+
 def _cpu_would_fuse(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
-    """Ask torch's own backend choice on memory-free CPU stand-ins of the same shapes."""
-    names = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
-    call = dict(zip(names, args, strict=False)) | kwargs
+    """Ask torch's own backend choice on memory-free CPU stand-ins of the same shapes
+    (and the same requires_grad: the choice may depend on it)."""
+    call = dict(zip(_SDPA_ARGUMENTS, args, strict=False)) | kwargs
 
     def stand_in(value: Any) -> Any:
         if isinstance(value, torch.Tensor) and value.ndim:
-            return torch.empty(value.shape[-1], dtype=value.dtype).expand(value.shape)
+            base = torch.empty(value.shape[-1], dtype=value.dtype)
+            if value.requires_grad and torch.is_grad_enabled():
+                base.requires_grad_(True)
+            return base.expand(value.shape)
         return value
 
     try:
