@@ -11,6 +11,8 @@ from .compat import get_model_complexity_info  # noqa: E402
 from .cost import Cost  # noqa: E402
 from .hardware import Hardware  # noqa: E402
 from .inputs import InputSpec  # noqa: E402
+from .llm import llm_cost  # noqa: E402
+from .llm.training import training_step  # noqa: E402
 from .report import CONVENTIONS, ModuleStats, OperatorStats, Report, UnsupportedOp  # noqa: E402
 from .roofline import Roofline, roofline  # noqa: E402
 from .timing import Timing, benchmark  # noqa: E402
@@ -34,8 +36,10 @@ __all__ = [
     "benchmark",
     "hardware",
     "get_model_complexity_info",
+    "llm_cost",
     "profile",
     "register_formula",
     "roofline",
+    "training_step",
     "unregister_formula",
 ]

@@ -119,8 +119,8 @@ def _build_on_meta(config: Any, dtype: str | torch.dtype | None) -> torch.nn.Mod
             model = transformers.AutoModelForCausalLM.from_config(config, dtype=chosen)
         except ValueError as error:
             raise ValueError(
-                f"LLM mode needs a causal language model; {type(config).__name__} has none in "
-                f"transformers.AutoModelForCausalLM ({error})"
+                f"LLM mode needs a causal language model; transformers.AutoModelForCausalLM has none "
+                f"for {type(config).__name__}"
             ) from error
     return model.eval()
 

@@ -205,12 +205,14 @@ def render_training(
 ) -> str:
     """A training step under every convention side by side, with MFU when measured."""
     per_token = step.conventions()
-    header = ["convention", "", "FLOPs per token", "FLOPs per step"] + (["MFU"] if mfu else [])
+    n = step.lm.params
+    named = {"6N+12LHQT (N=N_mm)": f"{n.matmul:,}", "6N (N=N_total)": f"{n.total:,}"}
+    header = ["convention", "N", "FLOPs per token", "FLOPs per step"] + (["MFU"] if mfu else [])
     body = []
     for name, value in per_token.items():
         row = [
             name,
-            "",
+            named.get(name, "(traced)"),
             u.scaled(value, units, precision),
             u.scaled(value * step.step_tokens, units, precision),
         ]

@@ -1,0 +1,72 @@
+"""LLM mode from the command line, as the README shows it."""
+
+import pytest
+
+from flopmeter.cli import run
+
+pytest.importorskip("transformers")
+
+
+def test_readme_command_prints_prefill_decode_and_tokens_per_second_on_two_presets():
+    """The README's command: the default LlamaConfig is Llama-2-7B's shape."""
+    code, out, err = run(
+        [
+            "transformers:LlamaConfig",
+            "--prompt",
+            "2048",
+            "--generate",
+            "256",
+            "--roofline",
+            "h100-sxm,a100-sxm-80gb",
+        ]
+    )
+    assert code == 0, err
+    assert "Prefill, T = 2048" in out and "Decode step at n = 2048 (first)" in out
+    # the exact forms: prefill with the last position's logits, decode 2*N_mm + 4*L*d*(n+1)
+    assert "decode(n)  = 524,288*n + 13,214,679,040" in out
+    assert "prefill(T) = 524,288*T^2 + 12,952,010,752*T + 262,144,000" in out
+    assert "512.00 KiB per token" in out  # 2*32*32*128*2 B
+    rows = [line for line in out.splitlines() if line.startswith(("h100-sxm ", "a100-sxm-80gb "))]
+    assert len(rows) == 2 and "tokens/s" in out and all(" ms " in row for row in rows)
+
+
+def test_training_mfu_from_the_command_line():
+    code, out, err = run(
+        [
+            "transformers:LlamaConfig",
+            "--set",
+            "num_hidden_layers=1",
+            "--set",
+            "hidden_size=64",
+            "--set",
+            "intermediate_size=128",
+            "--set",
+            "num_attention_heads=4",
+            "--set",
+            "vocab_size=100",
+            "--prompt",
+            "32",
+            "--training",
+            "--roofline",
+            "a100-sxm-80gb",
+            "--step-time",
+            "0.001",
+        ]
+    )
+    assert code == 0, err
+    for convention in ("traced full", "traced causal", "6N+12LHQT (N=N_mm)", "6N (N=N_total)"):
+        assert convention in out
+    assert "MFU" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["torchvision:resnet18", "--prompt", "8"], "transformers causal LM config"),
+        (["transformers:LlamaConfig", "--prompt", "0"], "--prompt T with T >= 1"),
+        (["transformers:T5Config", "--set", "num_layers=1", "--prompt", "8"], "causal language model"),
+    ],
+)
+def test_llm_mode_usage_errors_exit_2(argv, message):
+    code, out, err = run(argv)
+    assert code == 2 and message in err, err
