@@ -70,3 +70,34 @@ def test_training_mfu_from_the_command_line():
 def test_llm_mode_usage_errors_exit_2(argv, message):
     code, out, err = run(argv)
     assert code == 2 and message in err, err
+
+
+SMALL = [
+    "--set",
+    "num_hidden_layers=2",
+    "--set",
+    "hidden_size=64",
+    "--set",
+    "intermediate_size=128",
+    "--set",
+    "num_attention_heads=4",
+    "--set",
+    "num_key_value_heads=2",
+    "--set",
+    "vocab_size=100",
+]
+
+
+def test_what_if_rows_per_module_tables_and_plot(tmp_path):
+    pytest.importorskip("matplotlib")
+    plot = tmp_path / "length.png"
+    code, out, err = run(
+        ["transformers:LlamaConfig", *SMALL, "--prompt", "64", "--generate", "4", "--roofline", "h100-sxm"]
+        + ["--kv-dtype", "int4", "--weight-bits", "4", "--depth", "1", "--plot", str(plot)]
+    )
+    assert code == 0, err
+    rows = [line for line in out.splitlines() if line.startswith("h100-sxm ")]
+    assert [row.split()[1] for row in rows] == ["16/16", "4/4"]  # native, then the what-if
+    assert "declared (4 bits): 64 B per token" in out  # 2*2*2*16 * 4/8 bits
+    assert "Prefill per module" in out and "lm_head" in out
+    assert plot.stat().st_size > 0

@@ -83,6 +83,10 @@ def test_sliding_window_decode_is_piecewise_and_said_so():
     assert cost.decode(20).flops_2mac == cost.decode(40).flops_2mac == base + 2 * 2 * PAIR * 8
     assert not cost.decode_fit().exact
     assert cost.cache.bytes(40) == 256 * 8  # each layer keeps its last 8 tokens
+    # not a polynomial: the generation's decode steps come from traced contexts (4 .. 42)
+    serving = cost.serving("h100-sxm")
+    assert serving.first_decode.flops == cost.decode(4).flops
+    assert serving.last_decode.flops == cost.decode(42).flops
 
 
 def test_qwen2_bias_adds_show_in_exact_flops_not_macs():
