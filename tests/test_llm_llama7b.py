@@ -67,7 +67,7 @@ def test_prefill_per_token_full_and_causal(all_logits):
     """At T = 4096: 15.362e9 per token (full) and 14.288e9 (causal) against 2*N_total = 13.477e9."""
     full = all_logits.prefill.flops_2mac // 4096
     assert full == 2 * N_MM + 4 * L * D * 4096 == 15_361_638_400
-    causal = llm_cost(llama2_7b(), prompt=4096, all_logits=True, causal="needed").prefill.flops_2mac
+    causal = all_logits.variant(causal="needed").prefill.flops_2mac
     # causal keeps T(T+1)/2 scores: 2*N_mm + 4*L*d*(T+1)/2 per token = 14,288,158,720
     assert causal == (2 * N_MM + 2 * L * D * 4097) * 4096
     assert round(causal / 4096 / 1e9, 3) == 14.288 and round(2 * N_TOTAL / 1e9, 3) == 13.477
@@ -87,7 +87,7 @@ def test_decode_fit_and_causal_needed_decode(all_logits):
     alpha, beta = found.polynomial.coefficients
     assert (alpha, beta) == (2 * N_MM + 4 * L * D, 4 * L * D)
     # counted as needed, a decode step is unchanged: the new token needs all n+1 keys
-    needed = llm_cost(llama2_7b(), prompt=8, causal="needed")
+    needed = all_logits.variant(causal="needed")
     assert needed.decode(128).flops_2mac == 13_281_787_904
 
 

@@ -8,7 +8,7 @@ one more traced point, KV-cache sizes, and roofline times on hardware presets.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any
 
@@ -47,6 +47,14 @@ class LLMCost:
     _prefills: dict[int, Phase] = field(default_factory=dict, repr=False)
     _decodes: dict[tuple[int, int], Phase] = field(default_factory=dict, repr=False)
     _fits: dict[tuple[str, str], Fit] = field(default_factory=dict, repr=False)
+
+    def variant(self, **changes: Any) -> LLMCost:
+        """The same model with other settings (``causal``, ``all_logits``, ``prompt``, ...):
+        no rebuild, fresh traces."""
+        unknown = set(changes) - {"prompt", "generate", "batch", "all_logits", "causal", "kv_dtype"}
+        if unknown:
+            raise TypeError(f"variant() cannot change {', '.join(sorted(unknown))}")
+        return replace(self, _prefills={}, _decodes={}, _fits={}, **changes)
 
     # -- phases -----------------------------------------------------------------
     @property
