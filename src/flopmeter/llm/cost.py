@@ -44,7 +44,7 @@ class LLMCost:
     all_logits: bool
     causal: str
     kv_dtype: str | int | None
-    _prefills: dict[int, Phase] = field(default_factory=dict, repr=False)
+    _prefills: dict[tuple[int, int], Phase] = field(default_factory=dict, repr=False)
     _decodes: dict[tuple[int, int], Phase] = field(default_factory=dict, repr=False)
     _fits: dict[tuple[str, str], Fit] = field(default_factory=dict, repr=False)
 
@@ -70,7 +70,7 @@ class LLMCost:
     def prefill_at(self, tokens: int, batch: int | None = None) -> Phase:
         """The prefill of ``tokens`` prompt tokens (traced once, then remembered)."""
         batch = self.batch if batch is None else batch
-        key = tokens * 1_000_003 + batch
+        key = (tokens, batch)
         if key not in self._prefills:
             report = traces.prefill(self.lm, tokens, batch, all_logits=self.all_logits, causal=self.causal)
             self._prefills[key] = Phase("prefill", tokens, 0, batch, report, self.cache)
