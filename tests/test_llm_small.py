@@ -179,3 +179,26 @@ def test_exact_interpolation_and_check():
     assert not fit([(1, 6), (2, 17), (3, 34)], (4, 58)).exact
     with pytest.raises(ValueError, match="distinct"):
         interpolate([(1, 1), (1, 2)])
+
+
+def test_chunked_prefill_counts_the_bottom_right_causal_half(gqa):
+    """A chunk of 3 tokens after 6 cached: transformers passes a boolean mask where query i
+    sees keys 0 .. 6+i. Full: 3 x 9 = 27 scores per head; needed: 3*6 + 3*4/2 = 24.
+    MACs: 3 tokens x 2*36,864 + lm_head 6,400 (last token) + attention 2 layers x 4 heads
+    x scores x (16 + 16)."""
+    full = gqa.chunk(6, 3)
+    needed = gqa.variant(causal="needed").chunk(6, 3)
+    assert full.macs == 3 * 73_728 + 6_400 + 2 * 4 * 27 * 32
+    assert needed.macs == 3 * 73_728 + 6_400 + 2 * 4 * 24 * 32
+    # paged: the chunk writes 3 slots (256 B per token) and reads all 9 tokens
+    paged = full.bytes("paged")
+    assert (paged.kv_write, paged.kv_read) == (3 * 256, 9 * 256)
+
+
+def test_bottom_right_causal_scores():
+    from flopmeter.formulas.attention import causal_bottom_right_row_lengths_sum as kept
+
+    assert kept(3, 9) == 3 * 6 + 3 * 4 // 2 == 24  # a chunk of 3 after 6
+    assert kept(1, 129) == 129  # decode: the new token sees all n+1 keys
+    assert kept(4, 4) == 10  # a whole prefill: T(T+1)/2, as top-left
+    assert kept(5, 3) == 6  # more queries than keys: the first two see none

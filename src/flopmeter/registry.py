@@ -297,6 +297,7 @@ def _trilinear(event: OpEvent, options: CountOptions) -> Cost:
 def _sdpa(event: OpEvent, options: CountOptions, *, mask: Any, dropout: Any, causal: Any) -> Cost:
     q, k, v = event.args[0], event.args[1], event.args[2]
     heads = prod(q.shape[:-2])
+    bottom_right = event.kwargs.get("causal_mask") == "bottom_right"  # a mask the recorder recognised
     return attn.attention(
         heads,
         q.shape[-2],
@@ -305,7 +306,8 @@ def _sdpa(event: OpEvent, options: CountOptions, *, mask: Any, dropout: Any, cau
         v.shape[-1],
         masked=isinstance(mask, TensorMeta),
         dropout=bool(dropout),
-        causal_needed=bool(causal) and options.causal == "needed",
+        causal_needed=(bool(causal) or bottom_right) and options.causal == "needed",
+        bottom_right=bottom_right,
     )
 
 

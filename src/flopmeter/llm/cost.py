@@ -45,7 +45,7 @@ class LLMCost:
     causal: str
     kv_dtype: str | int | None
     _prefills: dict[tuple[int, int], Phase] = field(default_factory=dict, repr=False)
-    _decodes: dict[tuple[int, int], Phase] = field(default_factory=dict, repr=False)
+    _decodes: dict[tuple[int, int, int], Phase] = field(default_factory=dict, repr=False)
     _fits: dict[tuple[str, str], Fit] = field(default_factory=dict, repr=False)
 
     def variant(self, **changes: Any) -> LLMCost:
@@ -84,12 +84,20 @@ class LLMCost:
     def decode(self, context: int, batch: int | None = None) -> Phase:
         """One decode step after ``context`` cached tokens (traced, with the same step at an
         empty cache for the as-executed KV split)."""
+        return self.chunk(context, 1, batch)
+
+    def chunk(self, context: int, tokens: int, batch: int | None = None) -> Phase:
+        """``tokens`` new tokens after ``context`` cached ones: a chunk of a chunked prefill
+        (one decode step when ``tokens`` is 1). With ``causal="needed"`` the chunk's
+        bottom-right causal mask keeps tokens*context + tokens*(tokens+1)/2 scores per head."""
         batch = self.batch if batch is None else batch
-        if (context, batch) not in self._decodes:
-            report = traces.decode(self.lm, context, batch, causal=self.causal)
-            empty = report if context == 0 else self.decode(0, batch).report
-            self._decodes[(context, batch)] = Phase("decode", 1, context, batch, report, self.cache, empty)
-        return self._decodes[(context, batch)]
+        key = (context, batch, tokens)
+        if key not in self._decodes:
+            report = traces.decode(self.lm, context, batch, causal=self.causal, tokens=tokens)
+            empty = report if context == 0 else self.chunk(0, tokens, batch).report
+            kind = "decode" if tokens == 1 else "chunk"
+            self._decodes[key] = Phase(kind, tokens, context, batch, report, self.cache, empty)
+        return self._decodes[key]
 
     @property
     def first_decode(self) -> Phase:

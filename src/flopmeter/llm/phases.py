@@ -8,8 +8,8 @@ KV-cache writes and activations, under two accountings.
   rest of the non-weight traffic. A prefill writes its cache without a copy (the
   projections' outputs are kept), so its KV columns are 0 and the traffic is activations.
 - ``paged``: what a serving engine does. A decode step writes one slot per layer and
-  reads the whole cache once (n+1 tokens: the new one included); a prefill writes T
-  tokens and reads none. Weights and activations are as executed.
+  reads the whole cache once (n+1 tokens: the new one included); a chunk of k tokens
+  writes k slots and reads n+k; a prefill writes T tokens and reads none. Weights and activations are as executed.
 """
 
 from __future__ import annotations
@@ -55,8 +55,9 @@ class ModuleRow:
 
 @dataclass
 class Phase:
-    """One prefill (``tokens`` = T, ``context`` = 0) or one decode step (``tokens`` = 1
-    after ``context`` = n cached tokens), for ``batch`` sequences. ``report`` is the
+    """One prefill (``tokens`` = T, ``context`` = 0), one decode step (``tokens`` = 1
+    after ``context`` = n cached tokens) or one chunk of a chunked prefill (``tokens`` = k
+    after n), for ``batch`` sequences. ``report`` is the
     trace; ``empty_cache`` the same decode step traced with no cache (decode only)."""
 
     kind: str
@@ -95,8 +96,8 @@ class Phase:
         if self.kind == "prefill":
             read, written = Fraction(0), geometry.bytes_per_token * self.tokens * self.batch
         else:
-            read = geometry.bytes(self.context + 1, self.batch)
-            written = geometry.bytes_per_token_per_layer * len(geometry.windows) * self.batch
+            read = geometry.bytes(self.context + self.tokens, self.batch)
+            written = geometry.bytes_per_token * self.tokens * self.batch
         return Bytes(executed.weights, read, written, executed.activations)
 
     @staticmethod

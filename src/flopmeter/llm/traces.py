@@ -27,20 +27,24 @@ def prefill(
     return profile(lm.model, inputs, causal=causal, name=f"{lm.name} prefill T={tokens}")
 
 
-def decode(lm: LanguageModel, context: int, batch: int = 1, *, causal: str = "full") -> Report:
-    """One new token per sequence after a cache of ``context`` tokens (transformers'
-    ``DynamicCache``, filled with meta tensors of the model's dtype: no memory)."""
-    _check_positive(batch=batch)
+def decode(
+    lm: LanguageModel, context: int, batch: int = 1, *, causal: str = "full", tokens: int = 1
+) -> Report:
+    """One decode step: ``tokens`` new tokens per sequence (1; more for a chunk of a
+    chunked prefill) after a cache of ``context`` tokens (transformers' ``DynamicCache``,
+    filled with meta tensors of the model's dtype: no memory)."""
+    _check_positive(batch=batch, tokens=tokens)
     if context < 0:
         raise ValueError(f"the decode context must be 0 or more tokens, got {context}")
     inputs: dict[str, Any] = {
-        "input_ids": torch.zeros(batch, 1, dtype=torch.long),
+        "input_ids": torch.zeros(batch, tokens, dtype=torch.long),
         "use_cache": True,
         "logits_to_keep": 1,
     }
     if context:
         inputs[lm.cache_argument()] = filled_cache(lm, context, batch)
-    return profile(lm.model, inputs, causal=causal, name=f"{lm.name} decode n={context}")
+    label = f"decode n={context}" if tokens == 1 else f"chunk of {tokens} after n={context}"
+    return profile(lm.model, inputs, causal=causal, name=f"{lm.name} {label}")
 
 
 def filled_cache(lm: LanguageModel, context: int, batch: int) -> Any:

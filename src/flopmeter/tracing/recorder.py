@@ -240,7 +240,7 @@ class FunctionRecorder(TorchFunctionMode):
         finally:
             self.ops.suppressed -= 1
         flat_out = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
-        self.ops.record(name, "default", args, kwargs, flat_out)
+        self.ops.record(name, "default", args, _mark_causal_mask(func, args, kwargs), flat_out)
         return out
 
 
@@ -307,6 +307,29 @@ def _cpu_flash_on_meta(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         scale=call.get("scale"),
     )
     return out[0]
+
+
+_last_mask: list[Any] = [None, False]  # (weak reference to a mask, whether it is causal)
+
+
+def _mark_causal_mask(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """SDPA's keyword arguments, plus ``causal_mask="bottom_right"`` when its mask is a real
+    boolean tensor equal to the bottom-right causal pattern (query i of L sees keys up to
+    S-L+i: chunked prefill after a cache), so ``causal="needed"`` can count only the kept
+    scores. One check per mask tensor (layers share it)."""
+    if func is not torch.nn.functional.scaled_dot_product_attention or len(args) < 2:
+        return kwargs
+    call = dict(zip(_SDPA_ARGUMENTS, args, strict=False)) | kwargs
+    mask, q, k = call.get("attn_mask"), call["query"], call["key"]
+    if not isinstance(mask, torch.Tensor) or mask.is_meta or mask.dtype != torch.bool or mask.ndim < 2:
+        return kwargs
+    known = _last_mask[0]() if _last_mask[0] is not None else None
+    if known is not mask:
+        queries, keys = q.shape[-2], k.shape[-2]
+        pattern = torch.ones(queries, keys, dtype=torch.bool).tril(keys - queries)
+        causal = tuple(mask.shape[-2:]) == (queries, keys) and bool((mask == pattern).all())
+        _last_mask[:] = [weakref.ref(mask), causal]
+    return {**kwargs, "causal_mask": "bottom_right"} if _last_mask[1] else kwargs
 
 
 def _cpu_would_fuse(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
