@@ -70,6 +70,14 @@ def test_mixture_of_experts_counts_active_experts():
     assert cost.prefill.flops_2mac == 2 * (61_696 * 32 + LM_HEAD + PAIR * 32 * 32)
     assert cost.decode(10).flops_2mac == 2 * (61_696 + LM_HEAD + PAIR * 11)
     assert cost.decode_fit().exact  # FLOPs depend on tokens x top-k only, not on the routing
+    # bytes: the grouped GEMM reads all 4 experts (98,304 params x 2 B); an engine reads the
+    # experts some token was routed to: untouched with probability (1 - 2/4)^tokens each
+    step = cost.decode(10)
+    executed, paged = step.bytes("as executed"), step.bytes("paged")
+    assert executed.weights - paged.weights == 98_304 * 2 // 2  # one token: half the experts
+    assert cost.decode(10, batch=3).bytes("as executed").weights - cost.decode(10, batch=3).bytes(
+        "paged"
+    ).weights == Fraction(98_304 * 2, 8)  # 3 tokens: (1/2)^3 untouched
 
 
 def test_sliding_window_decode_is_piecewise_and_said_so():

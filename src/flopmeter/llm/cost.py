@@ -67,13 +67,23 @@ class LLMCost:
         """The KV cache in the declared what-if dtype (``kv_dtype``), if any."""
         return None if self.kv_dtype is None else kv_cache(self.lm, self.kv_dtype)
 
+    @property
+    def _experts(self) -> tuple[int, int, int]:
+        """(expert weight bytes, top k, number of experts) for the paged weight share."""
+        lm = self.lm
+        return (
+            (lm.params.experts * lm.itemsize, lm.experts_per_token, lm.num_experts)
+            if lm.is_moe
+            else (0, 0, 0)
+        )
+
     def prefill_at(self, tokens: int, batch: int | None = None) -> Phase:
         """The prefill of ``tokens`` prompt tokens (traced once, then remembered)."""
         batch = self.batch if batch is None else batch
         key = (tokens, batch)
         if key not in self._prefills:
             report = traces.prefill(self.lm, tokens, batch, all_logits=self.all_logits, causal=self.causal)
-            self._prefills[key] = Phase("prefill", tokens, 0, batch, report, self.cache)
+            self._prefills[key] = Phase("prefill", tokens, 0, batch, report, self.cache, None, self._experts)
         return self._prefills[key]
 
     @property
@@ -96,7 +106,7 @@ class LLMCost:
             report = traces.decode(self.lm, context, batch, causal=self.causal, tokens=tokens)
             empty = report if context == 0 else self.chunk(0, tokens, batch).report
             kind = "decode" if tokens == 1 else "chunk"
-            self._decodes[key] = Phase(kind, tokens, context, batch, report, self.cache, empty)
+            self._decodes[key] = Phase(kind, tokens, context, batch, report, self.cache, empty, self._experts)
         return self._decodes[key]
 
     @property
@@ -169,7 +179,7 @@ class LLMCost:
         template = self.decode(self.prompt, batch)
 
         def step(context: int) -> PhaseTime:
-            phase = Phase("decode", 1, context, batch, template.report, template.cache, template.empty_cache)
+            phase = replace(template, context=context)
             return time_of(phase, flops_at(context))
 
         steps = max(self.generate - 1, 0)

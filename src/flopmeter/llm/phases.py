@@ -9,7 +9,9 @@ KV-cache writes and activations, under two accountings.
   projections' outputs are kept), so its KV columns are 0 and the traffic is activations.
 - ``paged``: what a serving engine does. A decode step writes one slot per layer and
   reads the whole cache once (n+1 tokens: the new one included); a chunk of k tokens
-  writes k slots and reads n+k; a prefill writes T tokens and reads none. Weights and activations are as executed.
+  writes k slots and reads n+k; a prefill writes T tokens and reads none. Activations
+  are as executed; so are weights, except that of a mixture of experts only the experts
+  some token was routed to are read (uniform routing: the expected share).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ ACCOUNTINGS = ("paged", "as executed")
 class Bytes:
     """Memory traffic of one phase, split by what is moved."""
 
-    weights: int
+    weights: int | Fraction
     kv_read: Fraction
     kv_write: Fraction
     activations: int
@@ -67,6 +69,7 @@ class Phase:
     report: Report
     cache: KVCache
     empty_cache: Report | None = None
+    experts: tuple[int, int, int] = (0, 0, 0)  # (expert weight bytes, top k, number of experts)
 
     # -- work -------------------------------------------------------------------
     @property
@@ -98,7 +101,18 @@ class Phase:
         else:
             read = geometry.bytes(self.context + self.tokens, self.batch)
             written = geometry.bytes_per_token * self.tokens * self.batch
-        return Bytes(executed.weights, read, written, executed.activations)
+        return Bytes(self._paged_weights(executed.weights), read, written, executed.activations)
+
+    def _paged_weights(self, traced: int | Fraction) -> int | Fraction:
+        """Weights an engine reads: a grouped GEMM reads every expert, an engine only the
+        experts some token was routed to. With uniform, independent top-k routing an expert
+        is untouched by all batch x tokens tokens with probability (1 - k/E)^(B*T); that
+        expected share of the expert weights is not read."""
+        expert_bytes, top_k, count = self.experts
+        if not expert_bytes or not count:
+            return traced
+        untouched = (1 - Fraction(top_k, count)) ** (self.batch * self.tokens)
+        return traced - expert_bytes * untouched
 
     @staticmethod
     def _split(traced: Cost, empty: Cost | None) -> Bytes:
@@ -128,7 +142,7 @@ class Phase:
                     stats.depth,
                     stats.total.flops,
                     stats.total.macs,
-                    split.weights,
+                    int(split.weights),
                     int(split.kv_read),
                     int(split.kv_write),
                     split.activations,

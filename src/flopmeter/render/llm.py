@@ -177,7 +177,8 @@ def render_llm(
     if lm.is_moe:
         lines.append(
             "  mixture of experts: traced FLOPs count top-k routed rows (any routing gives the same"
-            " total); bytes read every expert's weights as a grouped GEMM does"
+            " total); as executed a grouped GEMM reads every expert, paged only the routed ones"
+            " (uniform routing)"
         )
     lines += ["", *kv_lines(cost)]
     if servings:
