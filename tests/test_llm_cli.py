@@ -101,3 +101,20 @@ def test_what_if_rows_per_module_tables_and_plot(tmp_path):
     assert "declared (4 bits): 64 B per token" in out  # 2*2*2*16 * 4/8 bits
     assert "Prefill per module" in out and "lm_head" in out
     assert plot.stat().st_size > 0
+
+
+def test_json_output_carries_the_exact_numbers():
+    import json
+
+    code, out, err = run(
+        ["transformers:LlamaConfig", *SMALL, "--prompt", "64", "--roofline", "h100-sxm", "-f", "json"]
+    )
+    assert code == 0, err
+    data = json.loads(out)
+    # decode f(n) = 2*N_mm + 2*L*4*32*(n+1) = 160,256 + 512*(n+1) (see test_llm_small)
+    assert data["first_decode"]["flops_2mac"] == 160_256 + 512 * 65
+    assert data["decode_fit"]["coefficients"] == [160_768, 512] and data["decode_fit"]["exact"]
+    assert data["kv_bytes_per_token"] == 256
+    assert data["roofline"][0]["hardware"] == "h100-sxm" and data["roofline"][0]["tokens_per_second"] > 0
+    code, out, err = run(["transformers:LlamaConfig", *SMALL, "--prompt", "8", "-f", "csv"])
+    assert code == 2 and "not csv" in err

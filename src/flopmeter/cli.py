@@ -528,7 +528,14 @@ def _llm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         servings += [
             cost.serving(spec, weight_bits=args.weight_bits, kv_bits=cost.kv_dtype) for spec in presets
         ]
-    out.write(render_llm(cost, servings, depth=args.depth, units=_units(args), precision=args.precision))
+    if args.format == "json":
+        import json
+
+        out.write(json.dumps(cost.to_dict(servings), indent=2) + "\n")
+    elif args.format not in (None, "tree", "table"):
+        raise UsageError(f"LLM mode writes text or --format json, not {args.format}")
+    else:
+        out.write(render_llm(cost, servings, depth=args.depth, units=_units(args), precision=args.precision))
     if args.plot:
         plot_cost_vs_length(cost, args.plot)
         print(f"flopmeter: wrote {args.plot}", file=err)

@@ -8,7 +8,7 @@ one more traced point, KV-cache sizes, and roofline times on hardware presets.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from typing import Any
 
@@ -203,6 +203,68 @@ class LLMCost:
             kv_bits=cache.bits,
         )
 
+    def to_dict(self, servings: list[Serving] | None = None) -> dict[str, Any]:
+        """Plain data (ints, floats, strings, lists, dicts) for JSON: the model's facts, the
+        prefill, the first and last decode steps, the fits, the KV cache and roofline times."""
+        lm = self.lm
+
+        def phase(p: Phase) -> dict[str, Any]:
+            return {
+                "tokens": p.tokens,
+                "context": p.context,
+                "batch": p.batch,
+                "flops": p.flops,
+                "flops_2mac": p.flops_2mac,
+                "macs": p.macs,
+                "bytes": {
+                    a: {k: _number(v) for k, v in asdict(p.bytes(a)).items()}
+                    for a in ("paged", "as executed")
+                },
+            }
+
+        def fitted(found: Fit) -> dict[str, Any]:
+            coefficients = found.polynomial.coefficients if found.polynomial else None
+            return {
+                "points": [list(point) for point in found.points],
+                "check": list(found.check),
+                "exact": found.exact,
+                "coefficients": [_number(c) for c in coefficients] if coefficients else None,
+            }
+
+        return {
+            "model": lm.name,
+            "layers": lm.layers,
+            "hidden": lm.hidden,
+            "heads": lm.heads,
+            "kv_heads": lm.kv_heads,
+            "head_dim": lm.head_dim,
+            "dtype": str(lm.dtype).removeprefix("torch."),
+            "params": asdict(lm.params),
+            "prompt": self.prompt,
+            "generate": self.generate,
+            "batch": self.batch,
+            "all_logits": self.all_logits,
+            "causal": self.causal,
+            "prefill": phase(self.prefill),
+            "first_decode": phase(self.first_decode),
+            "last_decode": phase(self.last_decode),
+            "prefill_fit": fitted(self.prefill_fit()),
+            "decode_fit": fitted(self.decode_fit()),
+            "kv_bytes_per_token": _number(self.cache.bytes_per_token),
+            "roofline": [
+                {
+                    "hardware": s.hardware.name,
+                    "weight_bits": s.weight_bits,
+                    "kv_bits": s.kv_bits,
+                    "ttft_s": s.ttft,
+                    "tpot_s": s.tpot,
+                    "tokens_per_second": s.tokens_per_second,
+                    "compute_bound_batch": s.compute_bound_batch,
+                }
+                for s in servings or []
+            ],
+        }
+
     def _decode_flops(self, batch: int) -> Callable[[int], int]:
         """Exact FLOPs of a decode step at any context: from the exact linear fit when the
         model is polynomial in n, else interpolated between traced contexts."""
@@ -260,3 +322,9 @@ def llm_cost(
     )
     result.prefill  # noqa: B018 - trace now: a model that cannot run fails here, clearly
     return result
+
+
+def _number(value: Fraction | int) -> int | float:
+    """An exact int when the value is whole, else a float (JSON has no fractions)."""
+    fraction = Fraction(value)
+    return fraction.numerator if fraction.denominator == 1 else float(fraction)
