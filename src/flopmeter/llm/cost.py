@@ -54,7 +54,9 @@ class LLMCost:
         unknown = set(changes) - {"prompt", "generate", "batch", "all_logits", "causal", "kv_dtype"}
         if unknown:
             raise TypeError(f"variant() cannot change {', '.join(sorted(unknown))}")
-        return replace(self, _prefills={}, _decodes={}, _fits={}, **changes)
+        changed = replace(self, _prefills={}, _decodes={}, _fits={}, **changes)
+        _check_settings(changed.prompt, changed.generate, changed.batch, changed.causal, changed.kv_dtype)
+        return changed
 
     # -- phases -----------------------------------------------------------------
     @property
@@ -310,6 +312,15 @@ def llm_cost(
 
     The prefill is traced at once; decode steps, fits and roofline times on first use.
     """
+    _check_settings(prompt, generate, batch, causal, kv_dtype)
+    result = LLMCost(
+        language_model(model_or_config, dtype), prompt, generate, batch, all_logits, causal, kv_dtype
+    )
+    result.prefill  # noqa: B018 - trace now: a model that cannot run fails here, clearly
+    return result
+
+
+def _check_settings(prompt: int, generate: int, batch: int, causal: str, kv_dtype: str | int | None) -> None:
     if causal not in ("full", "needed"):
         raise ValueError(f"causal must be 'full' or 'needed', got {causal!r}")
     for name, value in (("prompt", prompt), ("generate", generate), ("batch", batch)):
@@ -317,11 +328,6 @@ def llm_cost(
             raise ValueError(f"{name} must be a positive whole number of tokens/sequences, got {value!r}")
     if kv_dtype is not None:
         bits_of(kv_dtype)  # fails early on an unknown name
-    result = LLMCost(
-        language_model(model_or_config, dtype), prompt, generate, batch, all_logits, causal, kv_dtype
-    )
-    result.prefill  # noqa: B018 - trace now: a model that cannot run fails here, clearly
-    return result
 
 
 def _number(value: Fraction | int) -> int | float:
