@@ -18,7 +18,7 @@ from .fit import Fit, fit
 from .kv import KVCache, bits_of, kv_cache
 from .model import LanguageModel, language_model
 from .phases import Phase
-from .serving import PhaseTime, Serving, compute_bound_batch, phase_time
+from .serving import PhaseTime, Serving, compute_bound_batch, decode_steps_seconds, phase_time
 
 QUANTITIES: dict[str, Callable[[Phase], int]] = {
     "flops": lambda phase: phase.flops,
@@ -185,7 +185,7 @@ class LLMCost:
             return time_of(phase, flops_at(context))
 
         steps = max(self.generate - 1, 0)
-        decode_seconds = sum(step(self.prompt + i).seconds for i in range(steps))
+        decode_seconds = decode_steps_seconds(step, self.prompt, steps)
         one = self.decode(self.prompt, 1)
         split = one.bytes("paged", cache)
         weights = Fraction(split.weights * wbits, native)

@@ -90,7 +90,9 @@ def compute_bound_batch(
 ) -> int | None:
     """The smallest batch B with B*f/peak >= (W + B*s)/bandwidth, i.e. decode turns
     compute-bound: B >= W / (f * bandwidth / peak - s). None when f * bandwidth / peak
-    <= s (the per-sequence cache traffic alone keeps it memory-bound, at any batch)."""
+    <= s (the per-sequence cache traffic alone keeps it memory-bound, at any batch).
+    W is taken as constant in B: for a mixture of experts it is the batch-1 share of the
+    expert weights, so the batch found is a lower estimate."""
     margin = (
         Fraction(flops_per_sequence) * Fraction(hardware.bandwidth) / Fraction(hardware.peak(dtype))
         - bytes_per_sequence
