@@ -210,3 +210,21 @@ def test_bottom_right_causal_scores():
     assert kept(1, 129) == 129  # decode: the new token sees all n+1 keys
     assert kept(4, 4) == 10  # a whole prefill: T(T+1)/2, as top-left
     assert kept(5, 3) == 6  # more queries than keys: the first two see none
+
+
+class _Attend(torch.nn.Module):
+    def forward(self, q, k, v, mask):
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
+@pytest.mark.parametrize("pad", [False, True])
+def test_only_an_exact_bottom_right_causal_mask_is_counted_as_needed(pad):
+    """2 heads, 3 queries, 9 keys, head size 16: full 2*3*9*(16+16) = 1,728 MACs; the
+    bottom-right causal mask keeps 24 of 27 scores: 2*24*32 = 1,536. A mask that also pads
+    (key 0 hidden) is not that pattern: counted in full."""
+    q, k = torch.randn(1, 2, 3, 16), torch.randn(1, 2, 9, 16)
+    mask = torch.ones(3, 9, dtype=torch.bool).tril(6)
+    if pad:
+        mask[:, 0] = False
+    report = flopmeter.profile(_Attend(), (q, k, k, mask), causal="needed")
+    assert report.macs == (1_728 if pad else 1_536)

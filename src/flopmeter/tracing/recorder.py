@@ -326,10 +326,24 @@ def _mark_causal_mask(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) 
     known = _last_mask[0]() if _last_mask[0] is not None else None
     if known is not mask:
         queries, keys = q.shape[-2], k.shape[-2]
-        pattern = torch.ones(queries, keys, dtype=torch.bool).tril(keys - queries)
-        causal = tuple(mask.shape[-2:]) == (queries, keys) and bool((mask == pattern).all())
+        causal = tuple(mask.shape[-2:]) == (queries, keys) and _is_bottom_right_causal(mask)
         _last_mask[:] = [weakref.ref(mask), causal]
     return {**kwargs, "causal_mask": "bottom_right"} if _last_mask[1] else kwargs
+
+
+def _is_bottom_right_causal(mask: torch.Tensor) -> bool:
+    """Whether every (L, S) slice of ``mask`` keeps exactly keys 0 .. S-L+i in row i.
+    Compared a block of rows at a time against the pattern, so a long prompt's mask
+    costs no more than a block of memory."""
+    queries, keys = mask.shape[-2], mask.shape[-1]
+    rows = mask.reshape(-1, queries, keys)
+    block = max(1, 2**22 // max(keys, 1))
+    for start in range(0, queries, block):
+        stop = min(start + block, queries)
+        pattern = torch.ones(stop - start, keys, dtype=torch.bool).tril(keys - queries + start)
+        if not bool((rows[:, start:stop] == pattern).all()):
+            return False
+    return True
 
 
 def _cpu_would_fuse(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
