@@ -127,6 +127,9 @@ def test_serving_times_are_the_roofline_of_each_phase(gqa):
     )
     expected = 8 / (serving.ttft + serving.decode_seconds)  # 8 tokens: prefill + 7 steps
     assert serving.tokens_per_second == pytest.approx(expected)
+    # beside it, the traced code's own per-op roofline (every op max(compute, memory))
+    assert serving.executed_ttft == gqa.prefill.report.roofline(spec).latency
+    assert serving.executed_first_tpot == gqa.decode(64).report.roofline(spec).latency >= memory
     # 4-bit weights move a quarter of the weight bytes
     quarter = gqa.serving(spec, weight_bits=4)
     split = step.bytes("paged")

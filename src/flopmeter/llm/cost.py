@@ -203,6 +203,8 @@ class LLMCost:
             ),
             weight_bits=wbits,
             kv_bits=cache.bits,
+            executed_ttft=self.prefill_at(self.prompt, batch).report.roofline(spec).latency,
+            executed_first_tpot=template.report.roofline(spec).latency,
         )
 
     def to_dict(self, servings: list[Serving] | None = None) -> dict[str, Any]:

@@ -98,6 +98,7 @@ def serving_table(servings: list[Serving]) -> list[str]:
         "TPOT last",
         "tokens/s",
         "compute-bound from batch",
+        "per op, as executed: TTFT / TPOT",
     ]
     body = [
         [
@@ -108,6 +109,7 @@ def serving_table(servings: list[Serving]) -> list[str]:
             seconds(s.last_decode.seconds),
             f"{s.tokens_per_second:,.1f}",
             str(s.compute_bound_batch) if s.compute_bound_batch else "none (cache traffic dominates)",
+            f"{seconds(s.executed_ttft)} / {seconds(s.executed_first_tpot)}",
         ]
         for s in servings
     ]
@@ -182,7 +184,11 @@ def render_llm(
         )
     lines += ["", *kv_lines(cost)]
     if servings:
-        lines += ["", "Roofline (paged KV cache; lower bounds: real prefill runs 1.5-2.6x above them)"]
+        lines += [
+            "",
+            "Roofline: each phase max(FLOPs/peak, bytes/bandwidth) with a paged KV cache; lower bounds"
+            " (real prefill runs 1.5-2.6x above them). The last column sums each traced op's own roofline.",
+        ]
         lines += serving_table(servings)
     return "\n".join(lines) + "\n"
 
