@@ -118,3 +118,16 @@ def test_json_output_carries_the_exact_numbers():
     assert data["roofline"][0]["hardware"] == "h100-sxm" and data["roofline"][0]["tokens_per_second"] > 0
     code, out, err = run(["transformers:LlamaConfig", *SMALL, "--prompt", "8", "-f", "csv"])
     assert code == 2 and "not csv" in err
+
+
+def test_batch_size_serves_several_sequences():
+    import json
+
+    code, out, err = run(
+        ["transformers:LlamaConfig", *SMALL, "--prompt", "64", "--batch-size", "4", "-f", "json"]
+    )
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["batch"] == 4
+    assert data["first_decode"]["flops_2mac"] == 4 * (160_256 + 512 * 65)
+    assert data["first_decode"]["bytes"]["paged"]["kv_read"] == 4 * 65 * 256
