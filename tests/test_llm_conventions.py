@@ -75,3 +75,14 @@ def test_llama2_7b_mfu_depends_on_the_convention():
     assert round(100 * utilization(six_n(n_total), tokens_per_second, 312e12), 1) == 39.1
     palm = palm_flops_per_token(n_mm, 32, 32, 128, 4096)
     assert round(100 * utilization(palm, tokens_per_second, 312e12), 1) == 44.5
+
+
+def test_llama2_70b_decode_at_32768_on_meta():
+    """The benchmark's number by hand. Per layer: q, o 8192^2; k, v 8192*1024 (GQA 64/8);
+    MLP 3*8192*28672 -> 855,638,016; x 80 + lm_head 8192*32000 = N_mm 68,713,185,280.
+    f(n) = 2 N_mm + 4 L (H head_dim) (n+1) = 137,426,370,560 + 4*80*8192*32,769."""
+    from flopmeter.llm import llm_cost
+
+    cost = llm_cost(_llama(80, 8192, 64, 8, 28672, 32000), prompt=8)
+    assert cost.lm.params.matmul == 68_713_185_280
+    assert cost.decode(32768).flops_2mac == 137_426_370_560 + 4 * 80 * 8192 * 32769 == 223_328_337_920
