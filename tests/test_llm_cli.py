@@ -26,6 +26,8 @@ def test_readme_command_prints_prefill_decode_and_tokens_per_second_on_two_prese
     assert "decode(n)  = 524,288*n + 13,214,679,040" in out
     assert "prefill(T) = 524,288*T^2 + 12,952,010,752*T + 262,144,000" in out
     assert "512.00 KiB per token" in out  # 2*32*32*128*2 B
+    # 28,725,003,419,648 / 2048 per prompt token, against 2 N_total = 13,476,831,232
+    assert "per token: 14.03 GFLOPs" in out and "2 N_total = 13.48 GFLOPs" in out
     rows = [line for line in out.splitlines() if line.startswith(("h100-sxm ", "a100-sxm-80gb "))]
     assert len(rows) == 2 and "tokens/s" in out and all(" ms " in row for row in rows)
 

@@ -59,6 +59,9 @@ def phase_lines(title: str, phase: Phase, *, units: str = "auto", precision: int
         f"  FLOPs {u.count(phase.flops_2mac, 'FLOPs', units, precision)} (2 x MACs)"
         f" · {u.count(phase.flops, 'FLOPs', units, precision)} exact · {u.count(phase.macs, 'MACs', units, precision)}",
     ]
+    if phase.tokens > 1:
+        per_token = phase.flops_2mac / (phase.tokens * phase.batch)
+        lines.append(f"  per token: {u.count(per_token, 'FLOPs', units, precision)} (2 x MACs)")
     for accounting in ("paged", "as executed"):
         split = phase.bytes(accounting)
         lines.append(
@@ -146,6 +149,10 @@ def render_llm(
         )
     lines.append(
         f"batch {cost.batch} · prompt {cost.prompt} · generate {cost.generate} · attention counted {cost.causal}"
+    )
+    lines.append(
+        f"2N per token, for comparison (attention left out): 2 N_mm = {u.count(2 * n.matmul, 'FLOPs', units, precision)}"
+        f" · 2 N_total = {u.count(2 * n.total, 'FLOPs', units, precision)}"
     )
     lines.append("")
     lines += phase_lines(
