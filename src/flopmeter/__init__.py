@@ -14,8 +14,8 @@ from .inputs import InputSpec  # noqa: E402
 from .llm import llm_cost  # noqa: E402
 from .llm.training import training_step  # noqa: E402
 from .report import CONVENTIONS, ModuleStats, OperatorStats, Report, UnsupportedOp  # noqa: E402
-from .roofline import Roofline, roofline  # noqa: E402
-from .timing import Timing, benchmark  # noqa: E402
+from .roofline import Roofline, estimate_latency, roofline  # noqa: E402
+from .timing import Timing, benchmark, predict_batches  # noqa: E402
 from .tracing.events import OpEvent, TensorMeta  # noqa: E402
 
 __all__ = [
@@ -34,9 +34,11 @@ __all__ = [
     "UnsupportedOp",
     "__version__",
     "benchmark",
+    "estimate_latency",
     "hardware",
     "get_model_complexity_info",
     "llm_cost",
+    "predict_batches",
     "profile",
     "register_formula",
     "roofline",

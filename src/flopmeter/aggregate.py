@@ -86,11 +86,19 @@ def build_report(
     op_formulas = op_formulas or {}
     records: list[OpRecord] = []
 
-    def charge(module: str, op: str, kind: str, cost: Cost, phase: str, dtype: str = "float32") -> None:
+    def charge(
+        module: str,
+        op: str,
+        kind: str,
+        cost: Cost,
+        phase: str,
+        dtype: str = "float32",
+        shapes: tuple[tuple[int, ...], ...] = (),
+    ) -> None:
         nonlocal forward, backward
         stats = modules.get(module) or modules[parent_of(module, modules)]
         if kind != "view":
-            records.append(OpRecord(op, stats.name, phase, dtype, cost))
+            records.append(OpRecord(op, stats.name, phase, dtype, cost, shapes))
         stats.own += cost
         if phase == BACKWARD:
             stats.backward += cost
@@ -117,7 +125,8 @@ def build_report(
             if event.module not in entry.modules:
                 entry.modules.append(event.module)
             continue
-        charge(event.module, event.op, registry.kind_of(event.op), cost, event.phase, _dtype(event))
+        shapes = tuple(t.shape for t in event.tensor_inputs())
+        charge(event.module, event.op, registry.kind_of(event.op), cost, event.phase, _dtype(event), shapes)
 
     for name, module, args, output in trace.custom_calls:
         formula = next(f for t, f in (module_formulas or {}).items() if isinstance(module, t))

@@ -107,13 +107,16 @@ class UnsupportedOp:
 
 @dataclass(slots=True)
 class OpRecord:
-    """One counted op call: which op, in which module and phase, its dtype and cost."""
+    """One counted op call: which op, in which module and phase, its dtype and cost.
+    ``shapes`` are the shapes of its tensor inputs, in order (e.g. a convolution's
+    input and weight, from which its groups follow)."""
 
     op: str
     module: str
     phase: str
     dtype: str
     cost: Cost
+    shapes: tuple[tuple[int, ...], ...] = ()
 
 
 @dataclass
