@@ -127,7 +127,7 @@ def test_serving_times_are_the_roofline_of_each_phase(gqa):
     )
     expected = 8 / (serving.ttft + serving.decode_seconds)  # 8 tokens: prefill + 7 steps
     assert serving.tokens_per_second == pytest.approx(expected)
-    # beside it, the traced code's own per-op roofline (every op max(compute, memory))
+    # beside it, flopmeter's latency estimate of the traced code (report.roofline)
     assert serving.executed_ttft == gqa.prefill.report.roofline(spec).latency
     assert serving.executed_first_tpot == gqa.decode(64).report.roofline(spec).latency >= memory
     # 4-bit weights move a quarter of the weight bytes

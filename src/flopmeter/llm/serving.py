@@ -54,8 +54,8 @@ class Serving:
     compute_bound_batch: int | None  # smallest batch at which the first decode step is compute-bound
     weight_bits: int
     kv_bits: int
-    # the traced code's own per-op roofline (``report.roofline``): every op its own max(compute,
-    # memory), as executed (unfused, DynamicCache copies), native bit widths
+    # flopmeter's latency estimate of the traced code (``report.roofline(hw).latency``), as
+    # executed (unfused, DynamicCache copies), native bit widths
     executed_ttft: float = 0.0
     executed_first_tpot: float = 0.0
 

@@ -101,7 +101,7 @@ def serving_table(servings: list[Serving]) -> list[str]:
         "TPOT last",
         "tokens/s",
         "compute-bound from batch",
-        "per op, as executed: TTFT / TPOT",
+        "latency model, as executed: TTFT / TPOT",
     ]
     body = [
         [
@@ -194,7 +194,8 @@ def render_llm(
         lines += [
             "",
             "Roofline: each phase max(FLOPs/peak, bytes/bandwidth) with a paged KV cache; lower bounds"
-            " (real prefill runs 1.5-2.6x above them). The last column sums each traced op's own roofline.",
+            " (real prefill runs 1.5-2.6x above them). The last column is flopmeter's latency estimate"
+            " of the traced code as executed (report.roofline(hw).latency).",
         ]
         lines += serving_table(servings)
     return "\n".join(lines) + "\n"
