@@ -231,3 +231,17 @@ def test_only_an_exact_bottom_right_causal_mask_is_counted_as_needed(pad):
         mask[:, 0] = False
     report = flopmeter.profile(_Attend(), (q, k, k, mask), causal="needed")
     assert report.macs == (1_728 if pad else 1_536)
+
+
+class _AttendByKeyword(torch.nn.Module):
+    def forward(self, q):
+        return torch.nn.functional.scaled_dot_product_attention(query=q, key=q, value=q, is_causal=True)
+
+
+@pytest.mark.parametrize("shapes_only", [True, False])
+def test_sdpa_called_with_keywords_is_recorded_in_one_order(shapes_only):
+    """Q K^T 1*2*8*8*4 = 512 MACs, P V 512: 1,024 in full; causal as needed keeps
+    8*9/2 = 36 of 64 scores: 2*36*(4+4) = 576."""
+    q = torch.randn(1, 2, 8, 4)
+    assert flopmeter.profile(_AttendByKeyword(), q, shapes_only=shapes_only).macs == 1_024
+    assert flopmeter.profile(_AttendByKeyword(), q, shapes_only=shapes_only, causal="needed").macs == 576
