@@ -15,6 +15,8 @@ from .cost import Cost  # noqa: E402
 from .formula_checks import FormulaError  # noqa: E402
 from .hardware import Hardware  # noqa: E402
 from .inputs import InputSpec  # noqa: E402
+from .llm import llm_cost  # noqa: E402
+from .llm.training import training_step  # noqa: E402
 from .onnx import OnnxModelError, profile_onnx  # noqa: E402
 from .report import CONVENTIONS, ModuleStats, OperatorStats, Report, UnsupportedOp  # noqa: E402
 from .roofline import Roofline, estimate_latency, roofline  # noqa: E402
@@ -48,10 +50,12 @@ __all__ = [
     "micronet",
     "hardware",
     "get_model_complexity_info",
+    "llm_cost",
     "predict_batches",
     "profile",
     "profile_onnx",
     "register_formula",
     "roofline",
+    "training_step",
     "unregister_formula",
 ]

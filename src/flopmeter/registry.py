@@ -62,7 +62,7 @@ DATA_OPS = frozenset(
         "clone copy_ _to_copy to contiguous cat stack "
         "constant_pad_nd pad reflection_pad1d reflection_pad2d reflection_pad3d "
         "replication_pad1d replication_pad2d replication_pad3d repeat repeat_interleave roll flip "
-        "tile scatter index_put index_copy masked_select slice_scatter select_scatter "
+        "tile scatter index_put _index_put_impl index_copy masked_select slice_scatter select_scatter "
         "diagonal_scatter as_strided_scatter masked_scatter nonzero tril triu "
         "pixel_shuffle pixel_unshuffle channel_shuffle native_channel_shuffle col2im im2col "
         "_unsafe_index _unsafe_index_put bucketize searchsorted one_hot randn rand randint randperm "
@@ -114,7 +114,7 @@ def cost_of(event: OpEvent, options: CountOptions | None = None) -> Cost | None:
         return Cost()
     if kind == "unsupported":
         return None
-    work = _HANDLERS[op_key(event.op)](event, options) if kind == "counted" else Cost()
+    work = _HANDLERS[op_key(event.op)](event, options) if kind == "counted" else _data_work(event)
     if work.flops and not is_floating(event):
         work = replace(work, flops=0)  # integer/bool arithmetic (ids, masks, counters) is not FLOPs
     return with_traffic(work, event)
@@ -301,6 +301,7 @@ def _sdpa(event: OpEvent, options: CountOptions, *, mask: Any, dropout: Any, cau
     # by position or name alike: diffusers calls F.scaled_dot_product_attention(query=, key=, value=)
     q, k, v = event.arg(0, "query"), event.arg(1, "key"), event.arg(2, "value")
     heads = prod(q.shape[:-2])
+    bottom_right = event.kwargs.get("causal_mask") == "bottom_right"  # a mask the recorder recognised
     return attn.attention(
         heads,
         q.shape[-2],
@@ -309,7 +310,8 @@ def _sdpa(event: OpEvent, options: CountOptions, *, mask: Any, dropout: Any, cau
         v.shape[-1],
         masked=isinstance(mask, TensorMeta),
         dropout=bool(dropout),
-        causal_needed=bool(causal) and options.causal == "needed",
+        causal_needed=(bool(causal) or bottom_right) and options.causal == "needed",
+        bottom_right=bottom_right,
     )
 
 
@@ -1136,3 +1138,90 @@ def _roi_align(event: OpEvent, options: CountOptions) -> Cost:
 
 _HANDLERS["torchvision.nms"] = _nms
 _HANDLERS["torchvision.roi_align"] = _roi_align
+
+
+# ------------------------------------------------------------------ indexed writes
+# An in-place indexed write (``cache.index_copy_(2, pos, k)``, ``x[idx] = v``,
+# ``x.scatter_(d, idx, src)``) touches only the slice it writes: it reads the indices
+# and the values it writes, and writes that many elements of the destination (reading
+# them too when it accumulates). The out-of-place forms make a whole new tensor and keep
+# the default rule (read every input, write the whole result).
+
+# op -> (position of the index argument, position and name of the values written)
+_INDEXED_ARGS = {
+    "index_copy": (2, 3, "source"),
+    "index_add": (2, 3, "source"),
+    "index_reduce": (2, 3, "source"),
+    "scatter": (2, 3, "src"),
+    "scatter_add": (2, 3, "src"),
+    "scatter_reduce": (2, 3, "src"),
+    "index_put": (1, 2, "values"),
+    "_index_put_impl": (1, 2, "values"),
+    "_unsafe_index_put": (1, 2, "values"),
+}
+_ALWAYS_ACCUMULATE = frozenset({"index_add", "index_reduce", "scatter_add", "scatter_reduce"})
+
+
+def _written_elements(event: OpEvent, name: str) -> int | None:
+    """Elements of the destination an indexed write touches; None when that depends on
+    values (a boolean mask index)."""
+    if name.startswith("index_") and name != "index_put":
+        return int(event.arg(3, "source").numel)  # whole slices along dim, one per index
+    if name.startswith("scatter"):
+        return int(event.arg(2, "index").numel)  # one element per index entry
+    # dest[indices] = values: the index tensors broadcast together, times the dims they skip
+    dest, indices = event.args[0], list(event.arg(1, "indices") or [])
+    tensors = [i for i in indices if isinstance(i, TensorMeta)]
+    if any(i.dtype in ("bool", "uint8") for i in tensors):
+        return None
+    picked = prod(_broadcast_shape([i.shape for i in tensors]))
+    skipped = prod(size for size, i in zip(dest.shape, indices, strict=False) if i is None)
+    return picked * skipped * prod(dest.shape[len(indices) :])
+
+
+def _broadcast_shape(shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
+    ndim = max((len(s) for s in shapes), default=0)
+    padded = [(1,) * (ndim - len(s)) + tuple(s) for s in shapes]
+    return tuple(max((s[d] for s in padded), default=1) for d in range(ndim))
+
+
+def _accumulates(event: OpEvent, name: str) -> bool:
+    if name in _ALWAYS_ACCUMULATE:
+        return True
+    if name == "scatter":
+        return event.kwargs.get("reduce", event.arg(4, "reduce")) is not None
+    return name in ("index_put", "_index_put_impl", "_unsafe_index_put") and bool(
+        event.arg(3, "accumulate", False)
+    )
+
+
+def _indexed_write(event: OpEvent) -> Cost:
+    """Accumulating writes (``index_add_``, ``scatter_add_``, ``scatter_reduce_``,
+    ``index_put_(accumulate=True)``): 1 FLOP per element written (2 with index_add's
+    alpha != 1); plain writes 0. In-place forms move only the written slice (above)."""
+    name = op_key(event.op).removeprefix("aten.")
+    written = _written_elements(event, name)
+    accumulates = _accumulates(event, name)
+    flops = 0
+    if written is not None and accumulates and is_floating(event):
+        alpha = event.arg(4, "alpha", 1) if name == "index_add" else 1
+        flops = written * (2 if _nonzero(alpha, 1) else 1)
+    if not event.op.endswith("_") or written is None:
+        return Cost(flops=flops)  # a whole new tensor (or an unknown slice): the default rule
+    dest = event.args[0]
+    index_at, values_at, values_name = _INDEXED_ARGS[name]
+    index = event.arg(index_at, "index" if index_at == 2 else "indices")
+    indices = [index] if isinstance(index, TensorMeta) else [i for i in index if isinstance(i, TensorMeta)]
+    values = event.arg(values_at, values_name)
+    moved = min(values.numel, written) * values.itemsize if isinstance(values, TensorMeta) else 0
+    read = sum(i.nbytes for i in indices) + moved + (written * dest.itemsize if accumulates else 0)
+    weights = moved if isinstance(values, TensorMeta) and values.role != "activation" else 0
+    return Cost(flops=flops, bytes_read=read, bytes_written=written * dest.itemsize, weight_bytes=weights)
+
+
+def _data_work(event: OpEvent) -> Cost:
+    """The FLOPs and (when not the default) traffic of a data op."""
+    return _indexed_write(event) if op_key(event.op).removeprefix("aten.") in _INDEXED_ARGS else Cost()
+
+
+formula(*_ALWAYS_ACCUMULATE)(lambda event, options: _indexed_write(event))
