@@ -76,7 +76,8 @@ class TestOptions:
         assert "aten.convolution" in out and "aten.addmm" in out
         code, out, _ = run([f"{TINY}:TinyNet", "--sort", "flops", "--top", "2"])
         rows = [line.split()[0] for line in out.splitlines()[4:]]
-        assert rows == ["(root)", "conv"]
+        # --top ranks leaves (containers repeat their children's cost): conv 27,648 > fc 10,240 FLOPs
+        assert rows == ["conv", "fc"]
 
     def test_formats(self, tmp_path):
         assert run([f"{TINY}:TinyNet", "-f", "csv"])[1].startswith("module,type,depth")

@@ -86,9 +86,17 @@ def test_ptflops_printout_matches_the_seed_layout():
     import io
 
     out = io.StringIO()
-    flopmeter.get_model_complexity_info(torchvision.models.alexnet(), (3, 224, 224), ost=out)
+    # the seed's units (older ptflops' defaults); the line ends in ", " as in ptflops 0.7.5
+    flopmeter.get_model_complexity_info(
+        torchvision.models.alexnet(),
+        (3, 224, 224),
+        ost=out,
+        flops_units="GMac",
+        param_units="M",
+        output_precision=3,
+    )
     text = out.getvalue()
-    assert text.splitlines()[1] == "  61.101 M, 100.000% Params, 0.716 GMac, 100.000% MACs,"
+    assert text.splitlines()[1] == "  61.101 M, 100.000% Params, 0.716 GMac, 100.000% MACs, "
     assert (
         "(0): Conv2d(0.023 M, 0.038% Params, 0.07 GMac, 9.848% MACs, 3, 64, kernel_size=(11, 11), "
         "stride=(4, 4), padding=(2, 2))" in text

@@ -78,6 +78,8 @@ def build_report(
     did_backward: bool = False,
     training: bool = False,
     versions: dict[str, str] | None = None,
+    overhead: Callable[[OpEvent, Cost], bool] | None = None,
+    count_overhead: bool = False,
 ) -> Report:
     modules = module_tree(model)
     operators: dict[str, OperatorStats] = {}
@@ -85,8 +87,17 @@ def build_report(
     forward = backward = Cost()
     op_formulas = op_formulas or {}
     records: list[OpRecord] = []
+    overheads: dict[str, OperatorStats] = {}
 
-    def charge(module: str, op: str, kind: str, cost: Cost, phase: str, dtype: str = "float32") -> None:
+    def charge(
+        module: str,
+        op: str,
+        kind: str,
+        cost: Cost,
+        phase: str,
+        dtype: str = "float32",
+        shapes: tuple[tuple[int, ...], ...] = (),
+    ) -> None:
         nonlocal forward, backward
         entry = operators.get(op)
         if entry is None:
@@ -96,7 +107,7 @@ def build_report(
         if kind == "view":
             return  # free: nothing to add
         stats = modules.get(module) or modules[parent_of(module, modules)]
-        records.append(OpRecord(op, stats.name, phase, dtype, cost))
+        records.append(OpRecord(op, stats.name, phase, dtype, cost, shapes))
         stats.own += cost
         if phase == BACKWARD:
             stats.backward += cost
@@ -123,7 +134,16 @@ def build_report(
             if event.module not in entry.modules:
                 entry.modules.append(event.module)
             continue
-        charge(event.module, event.op, registry.kind_of(event.op), cost, event.phase, _dtype(event))
+        if overhead is not None and overhead(event, cost):  # compression overhead (compression/overhead.py)
+            aside = overheads.setdefault(
+                event.op, OperatorStats(op=event.op, kind=registry.kind_of(event.op))
+            )
+            aside.cost += cost
+            aside.calls += 1
+            if not count_overhead:
+                continue
+        shapes = tuple(t.shape for t in event.tensor_inputs())
+        charge(event.module, event.op, registry.kind_of(event.op), cost, event.phase, _dtype(event), shapes)
 
     for name, module, args, output in trace.custom_calls:
         formula = next(f for t, f in (module_formulas or {}).items() if isinstance(module, t))
@@ -165,6 +185,7 @@ def build_report(
         versions=versions or {},
         ops=records,
         peak_activation_bytes=trace.peak_activation_bytes,
+        overhead=overheads,
     )
 
 

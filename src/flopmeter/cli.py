@@ -1,7 +1,10 @@
 """The ``flopmeter`` command: load a model, build inputs, call the library, render.
 
 A thin shell: no counting logic lives here. Exit codes: 0 success, 2 bad usage
-(unknown model, bad shape spec), 1 the model itself failed.
+(unknown model, bad shape spec, bad option value, a path that cannot be written),
+1 the model itself failed (building or running it), 130 interrupted (Ctrl-C),
+141 the reader of our output went away (a closed pipe), quietly.
+Every option is checked before the model is built.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ from typing import Any, TextIO
 
 from .api import ModelError, profile
 from .inputs import InputSpec, parse_spec
-from .models import ModelSourceError, load_model, parse_override
-from .report import CONVENTIONS, Report
+from .models import ModelBuildError, ModelSourceError, check_source, load_model, parse_override
+from .report import CONVENTIONS, ONNX_TOOL, Report
 
 EXAMPLES = """\
 examples:
@@ -28,6 +31,7 @@ examples:
   flopmeter path/to/my_model.py:build_model --input 1x3x32x32
   flopmeter torchvision:resnet50 --format json > cost.json
   flopmeter compare torchvision:resnet50 torchvision:mobilenet_v3_large
+  flopmeter model.onnx --input x:1x3x224x224 --dim T=2048   an ONNX file (weights never read)
 """
 
 
@@ -35,9 +39,18 @@ class UsageError(Exception):
     """Bad command line: reported with exit code 2."""
 
 
+USAGE = """\
+flopmeter [options] MODEL
+       flopmeter compare [options] MODEL MODEL [MODEL ...]
+       flopmeter --list-hardware | --version | --help"""
+
+MAX_PRECISION = 12  # decimals beyond this print float noise
+
+
 def build_parser(compare: bool = False) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="flopmeter compare" if compare else "flopmeter",
+        usage=None if compare else USAGE,
         description=(
             "Compare the params, MACs and FLOPs of several models side by side."
             if compare
@@ -53,7 +66,7 @@ def build_parser(compare: bool = False) -> argparse.ArgumentParser:
             "model",
             nargs="?",
             metavar="MODEL",
-            help="torchvision:NAME, timm:NAME, transformers:CONFIGCLASS (or a config.json / model dir), "
+            help="torchvision:NAME, timm:NAME, transformers:CONFIGCLASS, a config.json or model dir, "
             "or FILE.py:CALLABLE (a class or function returning an nn.Module); e.g. torchvision:alexnet",
         )
     parser.add_argument(
@@ -71,6 +84,13 @@ def build_parser(compare: bool = False) -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="model/config override, e.g. --set num_hidden_layers=2 (values read as JSON)",
+    )
+    parser.add_argument(
+        "--dim",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="ONNX models: bind a symbolic dim, e.g. --dim T=2048, or a Loop node's trip count (repeat for several)",
     )
     parser.add_argument(
         "--meta",
@@ -93,9 +113,9 @@ def build_parser(compare: bool = False) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--convention",
-        choices=CONVENTIONS,
+        choices=(*CONVENTIONS, ONNX_TOOL),
         default="exact",
-        help="FLOPs column: exact (default, the seed's), 2mac, mac or ptflops",
+        help="FLOPs column: exact (default, the seed's), 2mac, mac or ptflops; onnx-tool for an ONNX file",
     )
     parser.add_argument(
         "--units",
@@ -120,7 +140,11 @@ def build_parser(compare: bool = False) -> argparse.ArgumentParser:
             help="sort table rows, e.g. --sort flops (implies --format table)",
         )
         parser.add_argument(
-            "--top", type=int, metavar="N", help="only the N most expensive rows, e.g. --top 10"
+            "--top",
+            type=int,
+            metavar="N",
+            help="only the N most expensive leaf modules (containers repeat their children's cost) "
+            "or operators (--by op), e.g. --top 10",
         )
         parser.add_argument(
             "--format",
@@ -151,12 +175,21 @@ def build_parser(compare: bool = False) -> argparse.ArgumentParser:
             "--bench", action="store_true", help="measure real latency (warm-up, repeated runs)"
         )
         parser.add_argument(
-            "--batch-sizes", metavar="N,N,...", help="with --bench: sweep batch sizes, e.g. 1,8,32"
+            "--batch-sizes",
+            metavar="N,N,...",
+            help="with --bench and/or --roofline: sweep batch sizes, e.g. 1,8,32 (with --plot, also a "
+            "chart of where the model turns overhead-, memory-, compute-bound)",
         )
         parser.add_argument(
             "--warmup", type=int, default=10, metavar="N", help="with --bench: warm-up runs (>= 1)"
         )
         parser.add_argument("--repeat", type=int, default=50, metavar="N", help="with --bench: timed runs")
+        parser.add_argument(
+            "--threads",
+            type=int,
+            metavar="N",
+            help="torch CPU threads for --bench and --roofline local, e.g. --threads 1 (default: torch's)",
+        )
         parser.add_argument(
             "--per-module",
             action="store_true",
@@ -174,73 +207,369 @@ def build_parser(compare: bool = False) -> argparse.ArgumentParser:
             default="auto",
             help="colour the tree with rich: auto (when a terminal), always or never",
         )
-    parser.add_argument("-q", "--quiet", action="store_true", help="print the totals only")
+    _add_compression_arguments(parser, compare)
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="the totals only (in any --format: JSON stays JSON)"
+    )
+    if not compare:
+        from . import __version__
+
+        parser.add_argument("--version", action="version", version=f"flopmeter {__version__}")
+        add_llm_arguments(parser)
     return parser
+
+
+def _add_compression_arguments(parser: argparse.ArgumentParser, compare: bool) -> None:
+    """Options of the compression view (docs/compression.md)."""
+    group = parser.add_argument_group("compression (pruned, sparse, quantized models)")
+    group.add_argument(
+        "--compression",
+        action="store_true",
+        help="print the compression view (nonzeros, bits, BOPs, bytes); with compare: the "
+        "before/after table of two models",
+    )
+    group.add_argument(
+        "--assume-sparsity",
+        metavar="S",
+        help="what-if: every weight this sparse, 0.5 or a pattern such as 2:4",
+    )
+    group.add_argument(
+        "--assume-bits", metavar="WxAy", help="what-if: weight/activation bits, e.g. w4a16, w8a8"
+    )
+    group.add_argument(
+        "--count-overhead",
+        action="store_true",
+        help="count mask multiplies and quantize/dequantize in the model's FLOPs (default: overhead bucket)",
+    )
+    group.add_argument(
+        "--micronet",
+        choices=["imagenet", "cifar100", "wikitext103"],
+        help="print the MicroNet score (per sample)",
+    )
+    if compare:
+        group.add_argument(
+            "--format",
+            choices=["text", "markdown", "json", "csv", "html"],
+            default="text",
+            help="with --compression",
+        )
+        group.add_argument(
+            "--plot", metavar="PATH", help="with --compression: save bars of the ratios per module"
+        )
+        group.add_argument(
+            "--hardware", metavar="NAME", help="preset for the speedup estimate (default a100-sxm-80gb)"
+        )
+        group.add_argument(
+            "--bench", action="store_true", help="with --compression: time both models, same run"
+        )
+
+
+def _compression_options(args: argparse.Namespace) -> Any:
+    from .compression import CompressionOptions
+
+    return CompressionOptions(
+        assume_sparsity=args.assume_sparsity, assume_bits=args.assume_bits, count_overhead=args.count_overhead
+    )
+
+
+def _compression_text(report: Report, args: argparse.Namespace) -> str:
+    from .compression.micronet import micronet
+    from .render.compression import micronet_line, view_table
+
+    parts = []
+    if args.compression or args.assume_sparsity or args.assume_bits:
+        parts.append(view_table(report.compression, precision=args.precision, units=_units(args)))
+    if args.micronet:
+        parts.append(micronet_line(micronet(report.compression, args.micronet)))
+    return "\n".join(parts) + "\n" if parts else ""
+
+
+def _compare_compression(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .compression.compare import compare
+
+    if len(args.models) != 2:
+        raise UsageError("compare --compression takes two models: the original and the compressed one")
+    reports = []
+    loaded = []
+    for index, source in enumerate(args.models, start=1):
+        print(f"flopmeter: [{index}/2] counting {source} ...", file=err, flush=True)
+        report, model, inputs = _load_and_profile(source, args, err)
+        reports.append(report)
+        loaded.append((model, inputs))
+    result = compare(reports[0], reports[1], hardware=args.hardware)
+    if args.bench:
+        from .timing import benchmark
+
+        seconds = [
+            benchmark(model, inputs, repeat=20)[0].median
+            if isinstance(inputs, tuple)  # arguments already built (image lists)
+            else benchmark(model, input_shape=inputs, repeat=20)[0].median
+            for model, inputs in loaded
+        ]
+        result.measured = {"before": seconds[0], "after": seconds[1]}
+        result.measured_speedup = seconds[0] / seconds[1] if seconds[1] else None
+    text = {
+        "markdown": result.to_markdown,
+        "json": result.to_json,
+        "csv": result.to_csv,
+        "html": result.to_html,
+        "text": lambda: str(result) + "\n",
+    }[args.format]()
+    out.write(text if text.endswith("\n") else text + "\n")
+    if args.plot:
+        result.plot(args.plot)
+        print(f"flopmeter: wrote {args.plot}", file=err)
+    return 0
 
 
 def main(
     argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None
 ) -> int:
-    """Entry point; returns the exit code (0 ok, 1 the model failed, 2 bad usage)."""
+    """Entry point; returns the exit code (0 ok, 1 the model failed, 2 bad usage,
+    130 interrupted, 141 output pipe closed)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     out, err = stdout or sys.stdout, stderr or sys.stderr
     compare = bool(argv) and argv[0] == "compare"
     parser = build_parser(compare)
     try:
-        args = parser.parse_args(argv[1:] if compare else argv)
-    except SystemExit as exit_:  # argparse already printed its message
-        return int(exit_.code or 0)
+        try:
+            args = parser.parse_args(argv[1:] if compare else argv)
+        except SystemExit as exit_:  # argparse already printed its message (or --help)
+            return int(exit_.code or 0)
+        try:
+            validate(args, compare)
+            if compare:
+                return _compare(args, out, err)
+            return _single(args, out, err)
+        except (UsageError, ModelSourceError, ValueError) as error:
+            print(f"flopmeter: error: {error}", file=err)
+            return 2
+        except (ModelError, ModelBuildError) as error:
+            print(f"flopmeter: the model failed: {error}", file=err)
+            return 1
+        except SystemExit as exit_:  # the model's own code called sys.exit()
+            print(f"flopmeter: the model failed: it called sys.exit({exit_.code!r})", file=err)
+            return 1
+    except KeyboardInterrupt:
+        print("\nflopmeter: interrupted", file=err)
+        return 130
+    except BrokenPipeError:
+        _drop_stdout(out)
+        return 141
+
+
+def _drop_stdout(out: TextIO) -> None:
+    """After a closed pipe: point stdout at /dev/null so the interpreter's final
+    flush does not raise a second BrokenPipeError."""
+    import os
+
     try:
-        if compare:
-            return _compare(args, out, err)
-        return _single(args, out, err)
-    except (UsageError, ModelSourceError, ValueError) as error:
-        print(f"flopmeter: error: {error}", file=err)
-        return 2
-    except ModelError as error:
-        print(f"flopmeter: the model failed: {error}", file=err)
-        return 1
+        os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (tests): nothing to flush
+        pass
+
+
+# checks made before the model is built ----------------------------------------------
+
+
+def validate(args: argparse.Namespace, compare: bool = False) -> None:
+    """Every option that can be checked without the model, so a mistake costs no
+    counting time. Raises UsageError (exit 2)."""
+    check_ranges(args)
+    _compression_options(args)  # a bad --assume-sparsity / --assume-bits: exit 2 before counting
+    _input_specs(args)  # parse errors now, not after the model is built
+    for text in args.set:
+        parse_override(text)
+    if compare:
+        for source in args.models:
+            check_source(source)
+        return
+    check_combinations(args)
+    check_outputs(args)
+    if args.roofline:
+        from . import hardware as hw
+
+        for name in _roofline_names(args):  # LLM mode takes a comma list
+            if name != "local":
+                hw.get(name)  # ValueError (exit 2) naming the presets
+
+
+def check_ranges(args: argparse.Namespace) -> None:
+    if not 0 <= args.precision <= MAX_PRECISION:
+        raise UsageError(f"--precision takes 0 to {MAX_PRECISION} decimals, got {args.precision}")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
+    for option in ("top", "warmup", "repeat", "threads"):
+        value = getattr(args, option, None)
+        if value is not None and value < 1:
+            raise UsageError(f"--{option} must be at least 1, got {value}")
+    if getattr(args, "depth", None) is not None and args.depth < 0:
+        raise UsageError(f"--depth must be 0 (the model only) or more, got {args.depth}")
+
+
+def check_combinations(args: argparse.Namespace) -> None:
+    """Option pairs that would otherwise be silently ignored or contradict each other."""
+    model = getattr(args, "model", None) or ""
+    if getattr(args, "convention", None) == ONNX_TOOL and not model.lower().endswith(".onnx"):
+        raise UsageError("--convention onnx-tool is a view of ONNX reports only: give an .onnx file")
+    if args.by == "op" and args.format == "tree":
+        raise UsageError("--by op prints a table of operators; use --format table, csv, json or markdown")
+    if args.by == "op" and args.sort is not None:
+        raise UsageError("--sort orders modules; --by op rows are always sorted by FLOPs")
+    if args.format == "tree" and (args.top or args.sort):
+        raise UsageError("--top and --sort pick table rows; use --format table (or csv, markdown)")
+    if args.per_module and not args.bench:
+        raise UsageError("--per-module needs --bench (it changes how latency is measured)")
+    if args.batch_sizes and not (args.bench or args.roofline):
+        raise UsageError("--batch-sizes needs --bench (measure) or --roofline HARDWARE (estimate)")
+    if args.bench and args.meta:
+        raise UsageError("--bench times real computation: drop --meta")
+    if args.batch_sizes:
+        _batch_sizes(args.batch_sizes)
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """The files -o, --html and --plot will write can be written (checked before counting)."""
+    for option, path in (("--output", args.output), ("--html", args.html), ("--plot", args.plot)):
+        if path:
+            check_writable(option, path)
+    if args.plot:
+        check_plot_format(args.plot)
+
+
+def check_writable(option: str, path: str) -> None:
+    import os
+
+    folder = os.path.dirname(path) or "."
+    if os.path.isdir(path):
+        raise UsageError(f"{option} {path}: is a directory; give a file name")
+    if not os.path.isdir(folder):
+        raise UsageError(f"{option} {path}: the folder {folder} does not exist")
+    if not os.access(path if os.path.exists(path) else folder, os.W_OK):
+        raise UsageError(f"{option} {path}: not writable")
+
+
+def check_plot_format(path: str) -> None:
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        raise UsageError("--plot needs matplotlib: pip install 'flopmeter[plot]'") from None
+    kinds = FigureCanvasBase.get_supported_filetypes()
+    suffix = path.rsplit(".", 1)[-1].lower() if "." in path else ""
+    if suffix not in kinds:
+        raise UsageError(
+            f"--plot {path}: unknown image type {suffix!r}; use one of {', '.join(sorted(kinds))}"
+        )
+
+
+def _batch_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise UsageError(f"--batch-sizes takes numbers like 1,8,32, got {text!r}") from None
+    if any(size < 1 for size in sizes):
+        raise UsageError(f"--batch-sizes must all be at least 1, got {text!r}")
+    return sizes
+
+
+def _input_specs(args: argparse.Namespace) -> list[InputSpec]:
+    """The --input specs, parsed (with a message naming an extra ':FIELD')."""
+    specs = []
+    for text in args.input:
+        if text.count(":") > 2:
+            raise UsageError(
+                f"bad input spec {text!r}: too many ':' fields; expected SHAPE, NAME:SHAPE, "
+                f"SHAPE:DTYPE or NAME:SHAPE:DTYPE (e.g. input_ids:1x128:int64)"
+            )
+        spec = parse_spec(text)
+        if spec.shape and spec.shape[0] == 0:
+            raise UsageError(f"bad input spec {text!r}: a batch of 0 has nothing to count")
+        specs.append(spec)
+    return specs
+
+
+# building and counting ----------------------------------------------------------------
 
 
 def _units(args: argparse.Namespace) -> str:
     return "" if args.units == "plain" else args.units
 
 
-def _specs(args: argparse.Namespace, default: list[InputSpec]) -> list[InputSpec]:
-    specs = [parse_spec(text) for text in args.input] or list(default)
+def _specs(args: argparse.Namespace, default: list[InputSpec], kind: str = "tensors") -> list[InputSpec]:
+    """The --input specs (else the model's own), with --batch-size applied: the leading
+    dimension of each tensor, or the number of images for a model taking a list of them."""
+    specs = _input_specs(args) or list(default)
     if not specs:
         raise UsageError(
             "this model has no documented input: give one with --input, e.g. --input 1x3x224x224"
         )
     if args.batch_size is not None:
-        if args.batch_size < 1:
-            raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
+        if kind == "image_list":
+            return (specs * args.batch_size)[: args.batch_size]
         specs = [replace(s, shape=(args.batch_size, *s.shape[1:])) if s.shape else s for s in specs]
     return specs
 
 
-def _run(source: str, args: argparse.Namespace) -> Report:
-    return _load_and_profile(source, args)[0]
+def _run(source: str, args: argparse.Namespace, err: TextIO) -> Report:
+    return _load_and_profile(source, args, err)[0]
 
 
-def _load_and_profile(source: str, args: argparse.Namespace) -> tuple[Report, Any, Any]:
-    """(report, model, input spec) for one model source."""
+def _load_and_profile(source: str, args: argparse.Namespace, err: TextIO) -> tuple[Report, Any, Any]:
+    """(report, model, inputs) for one model source: ``inputs`` is an input spec (or
+    a list of them) for ``profile(input_shape=...)``, or a tuple of built arguments."""
+    from .onnx.source import is_onnx_source, profile_onnx_source
+
+    if is_onnx_source(source):  # an ONNX file: no model object to run
+        return profile_onnx_source(source, args.input, args.dim, args.batch_size, args.causal), None, None
     overrides = dict(parse_override(text) for text in args.set)
     loaded = load_model(source, overrides=overrides, meta=args.meta)
-    specs = _specs(args, loaded.default_inputs)
-    shape = specs if len(specs) > 1 or specs[0].name else specs[0]
-    return (
-        profile(
-            loaded.model,
-            input_shape=shape,
-            backward=args.backward,
-            train=True if args.train else None,
-            causal=args.causal,
-            name=loaded.name,
-        ),
-        loaded.model,
-        shape,
+    for note in loaded.notes:
+        print(f"flopmeter: {source}: {note}", file=err)
+    specs = _specs(args, loaded.default_inputs, loaded.input_kind)
+    if args.input:
+        check_inputs_fit(loaded.model, specs, loaded.input_kind)
+    common = dict(
+        backward=args.backward,
+        train=True if args.train else None,
+        causal=args.causal,
+        name=loaded.name,
+        compression=_compression_options(args),
     )
+    if loaded.input_kind == "image_list":  # torchvision detection: model([image, ...])
+        from .inputs import build_inputs
+
+        images, _ = build_inputs(specs, device=_device(loaded.model))
+        arguments: Any = ([*images],)
+        report = profile(loaded.model, arguments, batch_size=len(images), **common)
+        return report, loaded.model, arguments
+    shape: Any = specs if len(specs) > 1 or specs[0].name else specs[0]
+    return profile(loaded.model, input_shape=shape, **common), loaded.model, shape
+
+
+def check_inputs_fit(model: Any, specs: list[InputSpec], kind: str) -> None:
+    """The model's forward accepts the --input arguments (a usage error, not a model failure)."""
+    import inspect
+
+    try:
+        signature = inspect.signature(model.forward)
+    except (TypeError, ValueError):
+        return
+    positional = [None] if kind == "image_list" else [None for s in specs if not s.name]
+    try:
+        signature.bind(*positional, **{s.name: None for s in specs if s.name})
+    except TypeError as error:
+        raise UsageError(
+            f"{type(model).__name__}.forward{signature} cannot take the {len(specs)} --input "
+            f"argument(s) given: {error}"
+        ) from None
+
+
+def _device(model: Any) -> Any:
+    import torch
+
+    for tensor in [*model.parameters(), *model.buffers()]:
+        return tensor.device
+    return torch.device("cpu")
 
 
 def _single(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -255,33 +584,68 @@ def _single(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise UsageError(
             "give a MODEL, e.g. flopmeter torchvision:alexnet (flopmeter --help lists the sources)"
         )
-    if args.bench and args.meta:
-        raise UsageError("--bench times real computation: drop --meta")
+    if args.prompt is not None or args.training:
+        return _llm(args, out, err)
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     print(f"flopmeter: counting {args.model} ...", file=err, flush=True)
-    report, model, shape = _load_and_profile(args.model, args)
+    report, model, inputs = _load_and_profile(args.model, args, err)
     spec: hw.Hardware | None = hw.get(args.roofline) if args.roofline else None
     extras: dict[str, Any] = {}
     if spec is not None:
         extras["roofline"] = report.roofline(spec)
-    if args.bench:
-        extras["timings"] = _bench(model, shape, args, spec, err)
+    if args.bench and model is None:  # an ONNX file: timed with onnxruntime
+        extras["timings"] = _bench_onnx(args, spec, err)
+    elif args.bench:
+        extras["timings"] = _bench(model, inputs, args, spec, err)
+    elif args.batch_sizes:
+        if model is None:
+            raise UsageError(
+                "--batch-sizes needs a PyTorch model; for an ONNX file set the batch with --input"
+            )
+        extras["sweep"] = _sweep(model, inputs, args, spec)
     text = render(report, args, **extras)
-    from .render.html import to_html
+    if _format(args) in ("tree", "table") and not args.quiet:
+        text += _compression_text(report, args)
+    from .render.text import unsupported_note
 
+    note = unsupported_note(report) if _format(args) == "csv" else ""
     if args.html:
-        with open(args.html, "w", encoding="utf-8") as handle:
-            handle.write(to_html(report, convention=args.convention, roofline=extras.get("roofline")))
-        print(f"flopmeter: wrote {args.html}", file=err)
+        from .render.html import to_html
+
+        html = to_html(report, convention=args.convention, roofline=extras.get("roofline"))
+        _write_file("--html", args.html, lambda handle: handle.write(html), err)
     if args.plot:
-        report.plot(args.plot, convention=args.convention, top=args.top or 15, hardware=spec)
-        print(f"flopmeter: wrote {args.plot}", file=err)
+        _write_file(
+            "--plot",
+            args.plot,
+            lambda _: report.plot(args.plot, convention=args.convention, top=args.top or 15, hardware=spec),
+            err,
+        )
+        _plot_sweep(args.plot, report, extras, err)
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        print(f"flopmeter: wrote {args.output}", file=err)
+        _write_file("--output", args.output, lambda handle: handle.write(text), err)
     else:
-        write_colored(out, text, args.color if args.format in (None, "tree", "table") else "never")
+        write_colored(out, text, args.color if _format(args) in ("tree", "table") else "never")
+        out.flush()
+    if note:
+        print(note, file=err)
     return 0
+
+
+def _write_file(option: str, path: str, write: Any, err: TextIO) -> None:
+    """Write one output file; an OSError (disk full, permissions) is a short message."""
+    try:
+        if option == "--plot":
+            write(None)
+        else:
+            with open(path, "w", encoding="utf-8") as handle:
+                write(handle)
+    except OSError as error:
+        raise UsageError(f"{option} {path}: cannot write: {error.strerror or error}") from None
+    print(f"flopmeter: wrote {path}", file=err)
 
 
 def write_colored(out: TextIO, text: str, color: str) -> None:
@@ -303,17 +667,35 @@ def write_colored(out: TextIO, text: str, color: str) -> None:
     Console(file=out, force_terminal=True, soft_wrap=True, highlight=True).print(text, end="", markup=False)
 
 
-def _bench(model: Any, shape: Any, args: argparse.Namespace, spec: Any, err: TextIO) -> Any:
+def _sweep(model: Any, inputs: Any, args: argparse.Namespace, spec: Any) -> Any:
+    """Latency-model estimates at each --batch-sizes (no timing)."""
+    from .timing import predict_batches
+
+    if spec is None:
+        raise UsageError("--batch-sizes needs --bench (measure) or --roofline HARDWARE (estimate)")
+    return predict_batches(
+        model, input_shape=inputs, batch_sizes=_batch_sizes(args.batch_sizes), hardware=spec
+    )
+
+
+def _plot_sweep(path: str, report: Report, extras: dict[str, Any], err: TextIO) -> None:
+    """With a batch sweep, also write its chart beside --plot's file."""
+    from .render.roofline_plot import plot_batch_sweep, sweep_path
+
+    timings = extras.get("timings") or []
+    estimates = extras.get("sweep") or [t.estimate for t in timings if t.estimate]
+    if len(estimates) < 2:
+        return
+    measured = [t.median for t in timings] if timings else None
+    plot_batch_sweep(estimates, sweep_path(path), measured=measured, title=report.model_name)
+    print(f"flopmeter: wrote {sweep_path(path)}", file=err)
+
+
+def _bench(model: Any, inputs: Any, args: argparse.Namespace, spec: Any, err: TextIO) -> Any:
     from .inputs import build_inputs
     from .timing import benchmark
 
-    sizes = None
-    if args.batch_sizes:
-        try:
-            sizes = [int(v) for v in args.batch_sizes.split(",")]
-        except ValueError:
-            raise UsageError(f"--batch-sizes takes numbers like 1,8,32, got {args.batch_sizes!r}") from None
-
+    sizes = _batch_sizes(args.batch_sizes) if args.batch_sizes else None
     live = hasattr(err, "isatty") and err.isatty()
 
     def progress(phase: str, index: int, total: int) -> None:
@@ -322,11 +704,14 @@ def _bench(model: Any, shape: Any, args: argparse.Namespace, spec: Any, err: Tex
         elif index == total:
             print(f"flopmeter: timing, {total} {phase} runs done", file=err, flush=True)
 
-    call_args, call_kwargs = build_inputs(shape, device=next(iter(model.parameters())).device)
-    inputs = call_kwargs if call_kwargs and not call_args else call_args
+    if isinstance(inputs, tuple):  # already built (a list of images)
+        call_inputs: Any = inputs
+    else:
+        call_args, call_kwargs = build_inputs(inputs, device=_device(model))
+        call_inputs = call_kwargs if call_kwargs and not call_args else call_args
     timings = benchmark(
         model,
-        inputs,
+        call_inputs,
         warmup=args.warmup,
         repeat=args.repeat,
         batch_sizes=sizes,
@@ -338,22 +723,56 @@ def _bench(model: Any, shape: Any, args: argparse.Namespace, spec: Any, err: Tex
     return timings
 
 
-def render(report: Report, args: argparse.Namespace, roofline: Any = None, timings: Any = None) -> str:
-    """The report in the format the options ask for (with roofline / timing when given)."""
+def _bench_onnx(args: argparse.Namespace, spec: Any, err: TextIO) -> Any:
+    from .onnx.source import bench_onnx_source
+
+    if args.batch_sizes:
+        raise UsageError("--batch-sizes needs a PyTorch model; for an ONNX file set the batch with --input")
+    print(f"flopmeter: timing with onnxruntime, {args.warmup} warm-up + {args.repeat} timed runs", file=err)
+    return bench_onnx_source(
+        args.model, args.input, args.dim, args.batch_size, args.warmup, args.repeat, args.per_module, spec
+    )
+
+
+# rendering -----------------------------------------------------------------------------
+
+
+def _format(args: argparse.Namespace) -> str:
+    """The output format: --format, else a table for --by op / --sort / --top, else the tree."""
+    if args.format:
+        return str(args.format)
+    return "table" if (args.by == "op" or args.sort or args.top) else "tree"
+
+
+def render(
+    report: Report, args: argparse.Namespace, roofline: Any = None, timings: Any = None, sweep: Any = None
+) -> str:
+    """The report in the format the options ask for (with roofline / timing / batch-sweep
+    estimates when given).
+    ``-q`` keeps the format and shows the totals only."""
     from .render import formats, speed, text
 
     units, precision, convention = _units(args), args.precision, args.convention
-    if args.quiet:
-        return "\n".join(text.summary_lines(report, convention, units, precision)) + "\n"
-    fmt = args.format or ("table" if (args.by == "op" or args.sort or args.top) else "tree")
+    fmt = _format(args)
     if fmt == "json":
-        return formats.to_json(report, roofline=roofline, timings=timings) + "\n"
+        return formats.to_json(report, roofline=roofline, timings=timings, totals_only=args.quiet) + "\n"
+    if args.quiet and fmt in ("tree", "table"):
+        return "\n".join(text.summary_lines(report, convention, units, precision)) + "\n"
+    rows = dict(depth=0 if args.quiet else args.depth, top=None if args.quiet else args.top, sort=args.sort)
     if fmt == "csv":
-        return formats.to_csv(report, roofline=roofline)
+        if args.by == "op":
+            return formats.operators_to_csv(report, top=rows["top"])
+        return formats.to_csv(report, roofline=roofline, convention=convention, **rows)
     if fmt == "markdown":
+        if args.by == "op":
+            return formats.operators_to_markdown(
+                report, convention=convention, units=units, precision=precision, top=rows["top"]
+            )
         return formats.to_markdown(
             report,
-            depth=args.depth if args.depth is not None else 1,
+            depth=rows["depth"] if rows["depth"] is not None or rows["top"] else 1,  # --top: all leaves
+            top=rows["top"],
+            sort=args.sort,
             roofline=roofline,
             convention=convention,
             units=units,
@@ -369,6 +788,8 @@ def render(report: Report, args: argparse.Namespace, roofline: Any = None, timin
             )
         if timings is not None:
             parts.append(speed.render_timings(report, timings, precision=precision))
+        if sweep:
+            parts.append(speed.render_sweep(report, sweep))
         return "\n\n".join(parts) + "\n"
     if args.by == "op":
         return (
@@ -385,7 +806,7 @@ def render(report: Report, args: argparse.Namespace, roofline: Any = None, timin
                 convention=convention,
                 units=units,
                 precision=precision,
-                sort=args.sort or ("flops" if args.top else None),
+                sort=args.sort,
                 top=args.top,
             )
             + "\n"
@@ -401,6 +822,8 @@ def render(report: Report, args: argparse.Namespace, roofline: Any = None, timin
 def _compare(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .render.compare import render_comparison
 
+    if args.compression:
+        return _compare_compression(args, out, err)
     if len(args.models) < 2:
         raise UsageError(
             "compare needs at least two models, e.g. compare torchvision:resnet50 torchvision:resnet18"
@@ -408,7 +831,7 @@ def _compare(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     reports: list[Report] = []
     for index, source in enumerate(args.models, start=1):
         print(f"flopmeter: [{index}/{len(args.models)}] counting {source} ...", file=err, flush=True)
-        reports.append(_run(source, args))
+        reports.append(_run(source, args, err))
     out.write(
         render_comparison(reports, convention=args.convention, units=_units(args), precision=args.precision)
         + "\n"
@@ -423,3 +846,129 @@ def run(argv: Sequence[str]) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     code = main(list(argv), out, err)
     return code, out.getvalue(), err.getvalue()
+
+
+# ------------------------------------------------------------------ LLM mode
+def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of LLM mode (``--prompt``): prefill, decode, KV cache, tokens/s, training."""
+    group = parser.add_argument_group(
+        "LLM mode (a transformers causal LM config, built on meta)",
+        "e.g. flopmeter transformers:LlamaConfig --prompt 2048 --generate 256 --roofline h100-sxm,a100-sxm-80gb",
+    )
+    group.add_argument("--prompt", type=int, metavar="T", help="prompt tokens: prefill, decode and tokens/s")
+    group.add_argument("--generate", type=int, default=1, metavar="G", help="tokens generated (default 1)")
+    group.add_argument(
+        "--all-logits",
+        action="store_true",
+        help="prefill computes logits at every position (default: last only)",
+    )
+    group.add_argument(
+        "--kv-dtype", metavar="DTYPE", help="what-if KV-cache dtype: fp8, int8, int4, bf16 or bits"
+    )
+    group.add_argument(
+        "--weight-bits", type=int, metavar="BITS", help="what-if weight bits for the roofline, e.g. 4"
+    )
+    group.add_argument("--dtype", metavar="DTYPE", help="build dtype: bfloat16 (default), float16, float32")
+    group.add_argument(
+        "--training",
+        action="store_true",
+        help="count a training step of --prompt tokens per sequence (and MFU)",
+    )
+    group.add_argument(
+        "--step-time", type=float, metavar="S", help="with --training: measured seconds per step"
+    )
+    group.add_argument(
+        "--tokens-per-second", type=float, metavar="X", help="with --training: measured global tokens/s"
+    )
+    group.add_argument("--devices", type=int, default=1, metavar="N", help="with --training: devices for MFU")
+    group.add_argument(
+        "--recompute", action="store_true", help="with --training: full activation recompute (HFU)"
+    )
+    group.add_argument("--optimizer", action="store_true", help="with --training: add AdamW's FLOPs (HFU)")
+
+
+def _llm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """LLM mode: build the config on meta, orchestrate the traces, render."""
+    from . import hardware as hw
+    from .llm import llm_cost
+    from .llm.training import training_step
+    from .render.llm import plot_cost_vs_length, render_llm, render_training
+
+    if not args.model or not args.model.startswith("transformers:") and not args.model.endswith(".json"):
+        raise UsageError(
+            "--prompt works on a transformers causal LM config, e.g. "
+            "flopmeter transformers:LlamaConfig --prompt 2048 --generate 256"
+        )
+    if args.prompt is None or args.prompt < 1:
+        raise UsageError("LLM mode needs --prompt T with T >= 1 tokens")
+    overrides = dict(parse_override(text) for text in args.set)
+    config = load_model(args.model, overrides=overrides, meta=True).model.config
+    batch = args.batch_size or 1
+    presets = [hw.get(name) for name in _roofline_names(args)]
+    print(f"flopmeter: LLM mode, {args.model} on meta ...", file=err, flush=True)
+    if args.training:
+        step = training_step(
+            config,
+            tokens=args.prompt,
+            batch=batch,
+            recompute=args.recompute,
+            optimizer=args.optimizer,
+            dtype=args.dtype,
+        )
+        measured = args.step_time is not None or args.tokens_per_second is not None
+        if measured and len(presets) != 1:
+            raise UsageError(
+                "MFU needs exactly one --roofline preset (the device), e.g. --roofline a100-sxm-80gb"
+            )
+        mfu = (
+            step.mfu(
+                presets[0],
+                devices=args.devices,
+                step_time=args.step_time,
+                tokens_per_second=args.tokens_per_second,
+            )
+            if measured
+            else None
+        )
+        out.write(render_training(step, mfu, units=_units(args), precision=args.precision))
+        return 0
+    cost = llm_cost(
+        config,
+        prompt=args.prompt,
+        generate=args.generate,
+        batch=batch,
+        all_logits=args.all_logits,
+        causal=args.causal,
+        dtype=args.dtype,
+        kv_dtype=_bits_or_name(args.kv_dtype),
+    )
+    servings = [cost.serving(spec) for spec in presets]
+    if args.weight_bits is not None or args.kv_dtype is not None:  # what-if rows
+        servings += [
+            cost.serving(spec, weight_bits=args.weight_bits, kv_bits=cost.kv_dtype) for spec in presets
+        ]
+    if args.format == "json":
+        import json
+
+        out.write(json.dumps(cost.to_dict(servings), indent=2) + "\n")
+    elif args.format not in (None, "tree", "table"):
+        raise UsageError(f"LLM mode writes text or --format json, not {args.format}")
+    else:
+        out.write(render_llm(cost, servings, depth=args.depth, units=_units(args), precision=args.precision))
+    if args.plot:
+        plot_cost_vs_length(cost, args.plot)
+        print(f"flopmeter: wrote {args.plot}", file=err)
+    return 0
+
+
+def _roofline_names(args: argparse.Namespace) -> list[str]:
+    """The --roofline preset: one name, or in LLM mode a comma list (h100-sxm,a100-sxm-80gb)."""
+    if not args.roofline:
+        return []
+    if args.prompt is None and not args.training:
+        return [args.roofline]
+    return [name.strip() for name in args.roofline.split(",") if name.strip()]
+
+
+def _bits_or_name(value: str | None) -> str | int | None:
+    return int(value) if value is not None and value.isdigit() else value

@@ -17,7 +17,7 @@ from typing import Any, TextIO
 import torch
 
 from .api import op_name, profile
-from .render.ptflops_style import macs_string, params_string, render_ptflops_tree
+from .render.ptflops_style import macs_string, params_string, render_ptflops_tree, zero_op_warnings
 from .report import Report, parent_of
 
 
@@ -41,9 +41,13 @@ def get_model_complexity_info(
 
     The batch is ``(1, *input_res)`` in the model's dtype and device, or whatever
     ``input_constructor(input_res)`` returns (a dict is passed as keyword arguments).
-    ``backend`` and ``backend_specific_config`` are accepted for compatibility; one
-    engine serves both. Params are the trainable ones, as ptflops counts them.
+    ``backend`` ("pytorch" or "aten", or ptflops' ``FLOPS_BACKEND``) and
+    ``backend_specific_config`` are accepted for compatibility; one engine serves both.
+    Params are the trainable ones, as ptflops counts them. The per-layer printout is
+    ptflops 0.7.5's layout; ``verbose=True`` names the module types that cost nothing
+    (``Warning: module Dropout is treated as a zero-op.``).
     """
+    _check_backend(backend)
     if not isinstance(input_res, tuple) or len(input_res) < 1:
         raise TypeError(f"input_res must be a non-empty tuple like (3, 224, 224), got {input_res!r}")
     if not isinstance(model, torch.nn.Module):
@@ -73,6 +77,8 @@ def get_model_complexity_info(
 
     macs_by_module, params_by_module = _ptflops_numbers(model, report, ignore_modules or [])
     if verbose:
+        for line in zero_op_warnings(_zero_op_types(report, macs_by_module)):
+            print(line, file=ost)
         for op in report.unsupported.values():
             print(f"Warning: {op.op} has no formula and is not counted ({op.calls} calls)", file=ost)
     if print_per_layer_stat:
@@ -81,9 +87,9 @@ def get_model_complexity_info(
                 report,
                 macs_by_module,
                 params_by_module,
-                flops_units=flops_units or "GMac",
-                param_units=param_units or "M",
-                precision=3,
+                flops_units=flops_units,
+                param_units=param_units,
+                precision=output_precision,
             ),
             file=ost,
         )
@@ -93,6 +99,36 @@ def get_model_complexity_info(
             params, param_units, output_precision
         )
     return int(macs), params
+
+
+BACKENDS = ("pytorch", "aten")
+
+
+def _check_backend(backend: Any) -> None:
+    """ptflops raises ValueError for a backend it does not know; so do we."""
+    value = getattr(backend, "value", backend)
+    if value not in BACKENDS:
+        raise ValueError(f"{backend!r} is not a valid FLOPS_BACKEND; expected one of {', '.join(BACKENDS)}")
+
+
+def _zero_op_types(report: Report, macs: dict[str, float]) -> list[str]:
+    """Module types (not Sequential / ModuleList) whose every instance costs 0 MACs, in
+    the order ptflops names them (children before parents, as ``Module.apply`` walks)."""
+    order: list[str] = []
+
+    def walk(name: str) -> None:
+        for child in report.modules[name].children:
+            walk(child)
+        order.append(name)
+
+    walk("")
+    costly = {report.modules[name].type for name in order if macs[name]}
+    named: list[str] = []
+    for name in order:
+        kind = report.modules[name].type
+        if kind not in costly and kind not in ("Sequential", "ModuleList") and kind not in named:
+            named.append(kind)
+    return named
 
 
 def _ptflops_numbers(

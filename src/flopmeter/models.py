@@ -2,16 +2,23 @@
 ``transformers:LlamaConfig``, ``path/to/file.py:build``), never downloading weights.
 
 Optional libraries are imported here, lazily, only for the source that needs them.
+Two kinds of failure: ``ModelSourceError`` (the user's source string or ``--set``
+is wrong: exit 2 in the CLI) and ``ModelBuildError`` (the model's own code raised
+while building it: exit 1).
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib.util
+import inspect
 import json
+import os
+import re
 import sys
-from collections.abc import Callable
-from contextlib import nullcontext
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,13 +32,24 @@ class ModelSourceError(ValueError):
     """The model source string is malformed, names nothing, or needs a missing library."""
 
 
+class ModelBuildError(RuntimeError):
+    """The model's own code (a model file, a factory, a library builder) raised."""
+
+
 @dataclass
 class LoadedModel:
-    """A built model with the inputs its library documents as its default."""
+    """A built model with the inputs it is built for.
+
+    ``input_kind`` is "tensors" (one argument per spec) or "image_list" (the
+    specs' tensors go in one list, as torchvision detection models take them).
+    ``notes`` are lines for the user (e.g. "built on the meta device because ...").
+    """
 
     model: torch.nn.Module
     name: str
     default_inputs: list[InputSpec] = field(default_factory=list)
+    input_kind: str = "tensors"
+    notes: list[str] = field(default_factory=list)
 
 
 SOURCES = ("torchvision", "timm", "transformers")
@@ -39,9 +57,7 @@ SOURCES = ("torchvision", "timm", "transformers")
 
 def load_model(source: str, *, overrides: dict[str, Any] | None = None, meta: bool = False) -> LoadedModel:
     """Build the model ``source`` names (on the meta device when ``meta``)."""
-    kind, _, name = source.partition(":")
-    if kind in SOURCES and not name:
-        raise ModelSourceError(f"model source {source!r} has no name after '{kind}:'")
+    kind, name = check_source(source)
     device = torch.device("meta") if meta else nullcontext()
     with device:
         if kind == "torchvision":
@@ -49,12 +65,41 @@ def load_model(source: str, *, overrides: dict[str, Any] | None = None, meta: bo
         if kind == "timm":
             return _timm(name, overrides or {})
         if kind == "transformers":
-            return _transformers(name, overrides or {})
-        if ".py:" in source or source.endswith(".py"):
-            return _python_file(source, overrides or {})
+            return _transformers(name, overrides or {}, meta)
+        return _python_file(source, overrides or {})
+
+
+def check_source(source: str) -> tuple[str, str]:
+    """(kind, name) of a source string, checked without building anything: the
+    library is installed and knows the name, the file exists. Raises ModelSourceError."""
+    kind, _, name = source.partition(":")
+    if kind in SOURCES:
+        if not name:
+            raise ModelSourceError(f"model source {source!r} has no name after '{kind}:'")
+        if kind == "torchvision":
+            _check_known("torchvision", name, _require("torchvision.models", "vision").list_models())
+        elif kind == "timm":
+            _check_known("timm", name, _require("timm", "vision").list_models())
+        else:
+            _transformers_config_class(name)
+        return kind, name
+    if ".py:" in source or source.endswith(".py"):
+        file_name = source if source.endswith(".py") else source.rsplit(":", 1)[0]
+        if not Path(file_name).is_file():
+            raise ModelSourceError(f"no such Python file: {file_name}")
+        return "file", source
+    path = Path(source)
+    if path.suffix.lower() == ".onnx":
+        if not path.is_file():
+            raise ModelSourceError(f"no such ONNX file: {source}")
+        return "onnx", source
+    if path.suffix == ".json" or (path.is_dir() and (path / "config.json").is_file()):
+        if not path.exists():
+            raise ModelSourceError(f"no such config file: {source}")
+        return check_source(f"transformers:{source}")  # a bare config.json / model directory
     raise ModelSourceError(
         f"unknown model source {source!r}; expected torchvision:NAME, timm:NAME, "
-        f"transformers:CONFIGCLASS (or a config.json / model directory), or FILE.py:CALLABLE"
+        f"transformers:CONFIGCLASS (or a config.json / model directory), FILE.py:CALLABLE or MODEL.onnx"
     )
 
 
@@ -65,61 +110,238 @@ def _require(module: str, extra: str) -> Any:
         raise ModelSourceError(f"{module} is not installed: pip install 'flopmeter[{extra}]'") from error
 
 
-def _unknown(kind: str, name: str, known: list[str]) -> ModelSourceError:
-    close = difflib.get_close_matches(name, known, n=3)
-    hint = f"; did you mean {', '.join(close)}?" if close else f"; {len(known)} names are known"
-    return ModelSourceError(f"unknown {kind} model {name!r}{hint}")
+def _unknown(what: str, name: str, known: list[str]) -> ModelSourceError:
+    return ModelSourceError(f"unknown {what} {name!r}{_hint(name, known)}")
+
+
+def _hint(name: str, known: list[str]) -> str:
+    """ "; did you mean a, b?" from case-insensitive close matches, else how many exist."""
+    lower = {k.lower(): k for k in known}
+    close = [lower[c] for c in difflib.get_close_matches(name.lower(), list(lower), n=3)]
+    return (
+        f"; did you mean {', '.join(close)}?"
+        if close
+        else f" (none of the {len(known)} known names is close)"
+    )
 
 
 def _check_known(kind: str, name: str, known: list[str]) -> None:
     if name not in known:
-        raise _unknown(kind, name, known)
+        raise _unknown(f"{kind} model", name, known)
+
+
+@contextmanager
+def _building(source: str, overrides: dict[str, Any]) -> Iterator[None]:
+    """Turn a library builder's exception into ModelSourceError (when the user's
+    ``--set`` values are the likely cause) or ModelBuildError."""
+    try:
+        yield
+    except (ModelSourceError, ModelBuildError):
+        raise
+    except Exception as error:
+        text = f"{type(error).__name__}: {error}"
+        unexpected = re.search(r"unexpected keyword argument '(\w+)'", str(error))
+        if unexpected:
+            raise ModelSourceError(
+                f"{source} has no setting {unexpected.group(1)!r} ({_first_line(str(error))}); "
+                f"check the --set keys"
+            ) from error
+        if overrides:
+            given = ", ".join(f"{k}={v!r}" for k, v in overrides.items())
+            raise ModelSourceError(f"{source} rejected --set {given}: {_first_line(text)}") from error
+        raise ModelBuildError(f"building {source} raised {_first_line(text)}") from error
+
+
+def _first_line(text: str, limit: int = 300) -> str:
+    """An exception message on one line, at most ``limit`` characters."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+# torchvision ------------------------------------------------------------------
 
 
 def _torchvision(name: str, overrides: dict[str, Any]) -> LoadedModel:
     models = _require("torchvision.models", "vision")
-    _check_known("torchvision", name, models.list_models())
-    model = models.get_model(name, weights=None, **overrides)
-    size = 224
-    try:  # the documented input size: the crop of the default weights' transforms (no download)
-        size = int(models.get_model_weights(name).DEFAULT.transforms().crop_size[0])
-    except Exception:  # models without published weights keep 224
-        size = 299 if "inception" in name else 224
-    return LoadedModel(model.eval(), f"torchvision:{name}", [InputSpec((1, 3, size, size))])
+    builder = models.get_model_builder(name)
+    no_weights = {p: None for p in inspect.signature(builder).parameters if "weights" in p}
+    with _building(f"torchvision:{name}", overrides):
+        model = builder(**{**no_weights, **overrides})
+    family = builder.__module__.split(".")[2] if builder.__module__.count(".") > 2 else "classification"
+    specs, kind = _torchvision_inputs(models, name, family, model)
+    return LoadedModel(model.eval(), f"torchvision:{name}", specs, kind)
+
+
+def _torchvision_inputs(models: Any, name: str, family: str, model: Any) -> tuple[list[InputSpec], str]:
+    """The input each torchvision family is built for, from the model and its weights'
+    metadata (read without downloading)."""
+    weights = _default_weights(models, name)
+    meta = weights.meta if weights is not None else {}
+    transforms = weights.transforms() if weights is not None else None
+    crop = list(getattr(transforms, "crop_size", None) or [224])
+    if family == "detection":  # a list of images at the size its transform resizes to
+        size = int(model.transform.min_size[0]) if hasattr(model, "transform") else 800
+        return [InputSpec((3, size, size))], "image_list"
+    if family == "optical_flow":  # two frames; RAFT needs sides divisible by 8
+        return [InputSpec((1, 3, 224, 224)), InputSpec((1, 3, 224, 224))], "tensors"
+    if family == "video":  # (N, C, T, H, W)
+        frames = max(16, int(meta.get("min_temporal_size", 16)))
+        height, width = (crop * 2)[:2]
+        return [InputSpec((1, 3, frames, int(height), int(width)))], "tensors"
+    if family == "segmentation":
+        size = int((getattr(transforms, "resize_size", None) or [520])[0])
+        return [InputSpec((1, 3, size, size))], "tensors"
+    # classification: a model that fixes its size says so (ViT's image_size: vit_h_14 built
+    # without weights takes 224, its SWAG weights 518); else the default weights' crop
+    size = int(getattr(model, "image_size", 0) or crop[0])
+    return [InputSpec((1, 3, size, size))], "tensors"
+
+
+def _default_weights(models: Any, name: str) -> Any:
+    try:
+        return models.get_model_weights(name).DEFAULT
+    except Exception:  # models without published weights
+        return None
+
+
+# timm -------------------------------------------------------------------------
 
 
 def _timm(name: str, overrides: dict[str, Any]) -> LoadedModel:
     timm = _require("timm", "vision")
-    _check_known("timm", name, timm.list_models())
-    model = timm.create_model(name, pretrained=False, **overrides)
+    with _building(f"timm:{name}", overrides):
+        model = timm.create_model(name, pretrained=False, **overrides)
     size = tuple(getattr(model, "pretrained_cfg", {}).get("input_size", (3, 224, 224)))
     return LoadedModel(model.eval(), f"timm:{name}", [InputSpec((1, *size))])
 
 
-def _transformers(name: str, overrides: dict[str, Any]) -> LoadedModel:
+# transformers -----------------------------------------------------------------
+
+
+def _transformers_config_class(name: str) -> Any:
+    """The config class a ``transformers:`` name means (a class name or a config file)."""
     transformers = _require("transformers", "transformers")
     path = Path(name)
     if path.exists():
-        config_file = path / "config.json" if path.is_dir() else path
-        try:
-            data = json.loads(config_file.read_text())
-        except (OSError, json.JSONDecodeError) as error:
+        data = _read_config_file(path)
+        mapping = transformers.CONFIG_MAPPING
+        model_type = data["model_type"]
+        if model_type not in mapping:
             raise ModelSourceError(
-                f"cannot read a transformers config from {config_file}: {error}"
-            ) from error
-        data.update(overrides)
-        model_type = data.get("model_type")
-        if not model_type:
-            raise ModelSourceError(f"{config_file} has no 'model_type'; is it a transformers config.json?")
-        config = transformers.AutoConfig.for_model(**data)
-    else:
-        config_class = getattr(transformers, name, None)
-        if not (isinstance(config_class, type) and issubclass(config_class, transformers.PretrainedConfig)):
-            known = [n for n in dir(transformers) if n.endswith("Config") and n != "PretrainedConfig"]
-            raise _unknown("transformers config", name, known)
-        config = config_class(**overrides)
-    model = transformers.AutoModel.from_config(config)
-    return LoadedModel(model.eval(), f"transformers:{name}", _transformers_inputs(config))
+                f"{path}: unknown model_type {model_type!r}{_hint(model_type, list(mapping.keys()))}"
+            )
+        return mapping[model_type]
+    config_class = getattr(transformers, name, None) if name.isidentifier() else None
+    if isinstance(config_class, type) and issubclass(config_class, transformers.PretrainedConfig):
+        return config_class
+    raise ModelSourceError(_unknown_config_message(transformers, name))
+
+
+def _unknown_config_message(transformers: Any, name: str) -> str:
+    """Suggest the config class for a model type (``llama``) or a model class (``LlamaModel``)."""
+    mapping = transformers.CONFIG_MAPPING
+    if name.lower() in mapping:
+        suggestion = mapping[name.lower()].__name__
+        return f"{name!r} is a model type, not a config class; did you mean transformers:{suggestion}?"
+    try:
+        config_class = getattr(getattr(transformers, name, None), "config_class", None)
+    except Exception:  # a lazily imported class whose module fails to import
+        config_class = None
+    if isinstance(config_class, type):
+        return (
+            f"{name!r} is a model class; flopmeter builds from a config: "
+            f"transformers:{config_class.__name__} (or a config.json)"
+        )
+    known = [n for n in dir(transformers) if n.endswith("Config") and n != "PretrainedConfig"]
+    return f"unknown transformers config class {name!r}{_hint(name, known)}"
+
+
+def _read_config_file(path: Path) -> dict[str, Any]:
+    config_file = path / "config.json" if path.is_dir() else path
+    try:
+        data = json.loads(config_file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelSourceError(f"cannot read a transformers config from {config_file}: {error}") from error
+    if not isinstance(data, dict):
+        raise ModelSourceError(
+            f"{config_file} holds a JSON {type(data).__name__}; a transformers config.json is an object "
+            f'{{"model_type": ..., ...}}'
+        )
+    if not data.get("model_type"):
+        raise ModelSourceError(f"{config_file} has no 'model_type'; is it a transformers config.json?")
+    return data
+
+
+def _transformers(name: str, overrides: dict[str, Any], meta: bool) -> LoadedModel:
+    transformers = _require("transformers", "transformers")
+    config_class = _transformers_config_class(name)
+    path = Path(name)
+    data = dict(_read_config_file(path)) if path.exists() else {}
+    data.pop("model_type", None)
+    _check_config_keys(config_class, overrides)
+    data.update(overrides)
+    with _building(f"transformers:{name}", overrides):
+        config = config_class(**data)
+    notes: list[str] = []
+    with _building(f"transformers:{name}", {}):
+        if meta:
+            model = transformers.AutoModel.from_config(config)
+        else:
+            model, note = _build_within_memory(transformers, config)
+            notes += [note] if note else []
+    return LoadedModel(model.eval(), f"transformers:{name}", _transformers_inputs(config), notes=notes)
+
+
+def _check_config_keys(config_class: Any, overrides: dict[str, Any]) -> None:
+    """Refuse ``--set`` keys the config class does not know (a misspelled
+    ``num_hiden_layers`` would otherwise be stored and ignored)."""
+    if not overrides:
+        return
+    try:
+        default = config_class()
+    except Exception:  # a config without defaults: its own validation decides
+        return
+    known = set(dir(default)) | set(getattr(default, "attribute_map", {}))
+    known |= set(inspect.signature(config_class.__init__).parameters) - {"self", "kwargs"}
+    for key in overrides:
+        if key not in known:
+            fields = sorted(k for k in vars(default) if not k.startswith("_"))
+            raise ModelSourceError(f"{config_class.__name__} has no setting {key!r}{_hint(key, fields)}")
+
+
+def available_memory() -> int:
+    """Bytes of memory this machine can still give (Linux MemAvailable, else free pages)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62  # unknown: assume it fits
+
+
+MEMORY_SHARE = 0.5  # build for real only when the weights take at most this share of free memory
+
+
+def _build_within_memory(transformers: Any, config: Any) -> tuple[torch.nn.Module, str | None]:
+    """Build on meta first (free); keep that model when its weights would take more
+    than ``MEMORY_SHARE`` of the memory available, else build it for real."""
+    with torch.device("meta"):
+        shell = transformers.AutoModel.from_config(config)
+    needed = sum(t.numel() * t.element_size() for t in [*shell.parameters(), *shell.buffers()])
+    free = available_memory()
+    if needed > free * MEMORY_SHARE:
+        from .render.units import nbytes
+
+        return shell, (
+            f"built on the meta device (as with --meta): its weights need {nbytes(needed)}, "
+            f"more than half of the {nbytes(free)} of memory available"
+        )
+    del shell
+    return transformers.AutoModel.from_config(config), None
 
 
 def _transformers_inputs(config: Any) -> list[InputSpec]:
@@ -136,31 +358,99 @@ def _transformers_inputs(config: Any) -> list[InputSpec]:
     return specs
 
 
+# FILE.py ------------------------------------------------------------------------
+
+
 def _python_file(source: str, overrides: dict[str, Any]) -> LoadedModel:
     file_name, attribute = (source, "") if source.endswith(".py") else source.rsplit(":", 1)
-    path = Path(file_name)
-    if not path.is_file():
-        raise ModelSourceError(f"no such Python file: {file_name}")
-    spec = importlib.util.spec_from_file_location(f"flopmeter_user_{path.stem}", path)
+    path = Path(file_name).resolve()
+    if not attribute:
+        raise ModelSourceError(f"{source!r}: name the class or function to call, as FILE.py:CALLABLE")
+    with _user_module(path, file_name) as module:
+        factory: Callable[..., Any] | None = getattr(module, attribute, None)
+        if factory is None:
+            names = [n for n in vars(module) if not n.startswith("_") and callable(getattr(module, n))]
+            raise _unknown(f"callable in {file_name}", attribute, names)
+        if not callable(factory):
+            raise ModelSourceError(
+                f"{attribute!r} in {file_name} is not a class or function (it is {factory!r}, "
+                f"of type {type(factory).__name__})"
+            )
+        _check_factory_arguments(factory, attribute, overrides)
+        with _user_code(path, f"{attribute}() in {file_name}"):
+            model = factory(**overrides)
+        examples = [parse_spec(s) if isinstance(s, str) else s for s in getattr(module, "EXAMPLE_INPUTS", [])]
+    if not isinstance(model, torch.nn.Module):
+        raise ModelSourceError(f"{source!r} returned {type(model).__name__}, expected a torch.nn.Module")
+    return LoadedModel(model.eval(), source, examples)
+
+
+@contextmanager
+def _user_module(path: Path, file_name: str) -> Iterator[Any]:
+    """Import the file as a module registered in ``sys.modules`` (dataclasses with
+    ``from __future__ import annotations`` look their module up there) with its
+    directory on ``sys.path`` (a factory may import a sibling lazily). Afterwards
+    ``sys.path`` is as it was and the modules imported from that directory are removed."""
+    name = f"flopmeter_user_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ModelSourceError(f"cannot import {file_name}")
     module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(path.parent.resolve()))
+    saved_path, saved_modules = list(sys.path), set(sys.modules)
+    sys.path.insert(0, str(path.parent))
+    sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
+        with _user_code(path, f"importing {file_name}"):
+            spec.loader.exec_module(module)
+        yield module
     finally:
-        sys.path.pop(0)
-    if not attribute:
-        raise ModelSourceError(f"{source!r}: name the class or function to call, as FILE.py:CALLABLE")
-    factory: Callable[..., Any] | None = getattr(module, attribute, None)
-    if not callable(factory):
-        names = [n for n in vars(module) if not n.startswith("_") and callable(getattr(module, n))]
-        raise _unknown(f"callable in {file_name}", attribute, names)
-    model = factory(**overrides)
-    if not isinstance(model, torch.nn.Module):
-        raise ModelSourceError(f"{source!r} returned {type(model).__name__}, expected a torch.nn.Module")
-    examples = [parse_spec(s) if isinstance(s, str) else s for s in getattr(module, "EXAMPLE_INPUTS", [])]
-    return LoadedModel(model.eval(), source, examples)
+        sys.path[:] = saved_path
+        for added in set(sys.modules) - saved_modules:
+            origin = getattr(sys.modules[added], "__file__", None)
+            if added == name or (origin and Path(origin).resolve().is_relative_to(path.parent)):
+                del sys.modules[added]
+
+
+@contextmanager
+def _user_code(path: Path, what: str) -> Iterator[None]:
+    """The user's code raised (or called sys.exit): a short ModelBuildError naming the
+    line of their file."""
+    try:
+        yield
+    except SyntaxError as error:
+        raise ModelBuildError(f"{what}: SyntaxError at line {error.lineno}: {error.msg}") from error
+    except SystemExit as error:
+        raise ModelBuildError(f"{what} called sys.exit({error.code!r})") from None
+    except Exception as error:
+        frames = [f for f in traceback.extract_tb(error.__traceback__) if Path(f.filename).resolve() == path]
+        where = f" (line {frames[-1].lineno})" if frames else ""
+        raise ModelBuildError(
+            f"{what} raised {type(error).__name__}{where}: {_first_line(str(error))}"
+        ) from error
+
+
+def _check_factory_arguments(factory: Callable[..., Any], name: str, overrides: dict[str, Any]) -> None:
+    """The factory must accept the ``--set`` values and need nothing else."""
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # builtins and extension types: just call it
+        return
+    try:
+        signature.bind(**overrides)
+    except TypeError as error:
+        needed = [
+            p.name
+            for p in signature.parameters.values()
+            if p.default is p.empty
+            and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+            and p.name not in overrides
+        ]
+        if needed:
+            raise ModelSourceError(
+                f"{name}{signature} needs {', '.join(needed)}: give "
+                + " ".join(f"--set {n}=VALUE" for n in needed)
+            ) from error
+        raise ModelSourceError(f"{name}{signature} does not take the --set values given: {error}") from error
 
 
 def parse_override(text: str) -> tuple[str, Any]:

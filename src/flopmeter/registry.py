@@ -11,15 +11,15 @@ Three kinds of op:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from math import ceil, log2, prod
 from typing import Any
 
 from .cost import Cost
 from .formulas import attention as attn
-from .formulas import contraction, elementwise, normalization, pooling, recurrent
+from .formulas import contraction, detection, elementwise, normalization, pooling, quantized, recurrent
 from .tracing.events import OpEvent, TensorMeta
 
 
@@ -33,6 +33,9 @@ class CountOptions:
     """
 
     causal: str = "full"
+    # id(packed weight object) -> its PackedLayout (compression/packed.py), read
+    # before the trace; the quantized op formulas look their weight shapes up here.
+    packed: Mapping[int, Any] = field(default_factory=dict, compare=False)
 
 
 Handler = Callable[[OpEvent, CountOptions], Cost]
@@ -61,7 +64,7 @@ DATA_OPS = frozenset(
         "clone copy_ _to_copy to contiguous cat stack "
         "constant_pad_nd pad reflection_pad1d reflection_pad2d reflection_pad3d "
         "replication_pad1d replication_pad2d replication_pad3d repeat repeat_interleave roll flip "
-        "tile scatter index_put index_copy masked_select slice_scatter select_scatter "
+        "tile scatter index_put _index_put_impl index_copy masked_select slice_scatter select_scatter "
         "diagonal_scatter as_strided_scatter masked_scatter nonzero tril triu "
         "pixel_shuffle pixel_unshuffle channel_shuffle native_channel_shuffle col2im im2col "
         "_unsafe_index _unsafe_index_put bucketize searchsorted one_hot randn rand randint randperm "
@@ -113,7 +116,7 @@ def cost_of(event: OpEvent, options: CountOptions | None = None) -> Cost | None:
         return Cost()
     if kind == "unsupported":
         return None
-    work = _HANDLERS[op_key(event.op)](event, options) if kind == "counted" else Cost()
+    work = _HANDLERS[op_key(event.op)](event, options) if kind == "counted" else _data_work(event)
     if work.flops and not is_floating(event):
         work = replace(work, flops=0)  # integer/bool arithmetic (ids, masks, counters) is not FLOPs
     return with_traffic(work, event)
@@ -297,8 +300,10 @@ def _trilinear(event: OpEvent, options: CountOptions) -> Cost:
 
 # --------------------------------------------------------------------------- attention
 def _sdpa(event: OpEvent, options: CountOptions, *, mask: Any, dropout: Any, causal: Any) -> Cost:
-    q, k, v = event.args[0], event.args[1], event.args[2]
+    # by position or name alike: diffusers calls F.scaled_dot_product_attention(query=, key=, value=)
+    q, k, v = event.arg(0, "query"), event.arg(1, "key"), event.arg(2, "value")
     heads = prod(q.shape[:-2])
+    bottom_right = event.kwargs.get("causal_mask") == "bottom_right"  # a mask the recorder recognised
     return attn.attention(
         heads,
         q.shape[-2],
@@ -307,7 +312,8 @@ def _sdpa(event: OpEvent, options: CountOptions, *, mask: Any, dropout: Any, cau
         v.shape[-1],
         masked=isinstance(mask, TensorMeta),
         dropout=bool(dropout),
-        causal_needed=bool(causal) and options.causal == "needed",
+        causal_needed=(bool(causal) or bottom_right) and options.causal == "needed",
+        bottom_right=bottom_right,
     )
 
 
@@ -373,7 +379,7 @@ def _mha_forward(event: OpEvent, options: CountOptions) -> Cost:
     (packed or separate weights), attention over the keys (+1 per bias_k, +1 with
     add_zero_attn), the output projection; with need_weights the explicit weights
     are averaged over heads (H-1 adds and 1 divide per weight)."""
-    q, k, v = event.args[0], event.args[1], event.args[2]
+    q, k, v = event.arg(0, "query"), event.arg(1, "key"), event.arg(2, "value")
     heads = int(event.arg(4, "num_heads"))
     embed = q.shape[-1]
     batch = q.shape[1] if q.ndim == 3 else 1
@@ -425,7 +431,7 @@ def _encoder_layer(event: OpEvent, options: CountOptions) -> Cost:
     head_dim = embed // heads
     cost = contraction.dot_products(tokens * embed, embed, bias=True).scaled(4)  # q, k, v, out projection
     cost += attn.attention(
-        batch * heads, length, length, head_dim, head_dim, masked=event.args[19] is not None
+        batch * heads, length, length, head_dim, head_dim, masked=event.arg(18, "mask") is not None
     )
     cost += elementwise.pointwise(tokens * embed, 1).scaled(2)  # two residual adds
     cost += normalization.normalize_with_statistics(tokens, embed, weight=True, bias=True).scaled(2)
@@ -904,3 +910,320 @@ def _sdpa_flash_backward(event: OpEvent, options: CountOptions) -> Cost:
 @formula("_scaled_dot_product_efficient_attention_backward", "_scaled_dot_product_cudnn_attention_backward")
 def _sdpa_other_backward(event: OpEvent, options: CountOptions) -> Cost:
     return _sdpa_backward(event, options, event.kwargs.get("is_causal", False))
+
+
+# ------------------------------------------------------- quantized and sparse contractions
+def namespaced_formula(namespace: str, *ops: str) -> Callable[[Handler], Handler]:
+    """Register a handler for ops of another namespace (``quantized.linear``)."""
+
+    def register(handler: Handler) -> Handler:
+        for op in ops:
+            _HANDLERS[f"{namespace}.{op}"] = handler
+        return handler
+
+    return register
+
+
+def _packed_layout(event: OpEvent, options: CountOptions) -> Any:
+    """The PackedLayout of a quantized op's packed weight (its second argument): the
+    one read before the trace, else read now."""
+    packed = event.args[1]
+    layout = options.packed.get(id(packed))
+    if layout is None:
+        from .compression.packed import layout_of
+
+        layout = layout_of(packed)
+    return layout
+
+
+@namespaced_formula(
+    "quantized",
+    "linear",
+    "linear_relu",
+    "linear_leaky_relu",
+    "linear_tanh",
+    "linear_dynamic",
+    "linear_relu_dynamic",
+    "linear_dynamic_fp16",
+    "linear_relu_dynamic_fp16",
+)
+def _quantized_linear(event: OpEvent, options: CountOptions) -> Cost:
+    """x (..., K) @ W^T, W (N, K) from the packed weight. int8 x int8 (static, and
+    dynamic: x is quantized inside the kernel) is integer work; the fp16 variants
+    widen the weight and compute in float."""
+    layout = _packed_layout(event, options)
+    n, k = layout.weight_shape[0], layout.weight_shape[-1]
+    m = event.args[0].numel // max(k, 1)
+    if event.op.endswith("fp16"):
+        cost = quantized.weight_only_matmul(m, k, n, bias=layout.has_bias)
+        return cost + (elementwise.pointwise(m * n, 1) if "relu" in event.op else Cost())
+    return quantized.integer_matmul(m, k, n)
+
+
+@namespaced_formula(
+    "quantized",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv1d_relu",
+    "conv2d_relu",
+    "conv3d_relu",
+    "conv2d_add",
+    "conv2d_add_relu",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+)
+def _quantized_conv(event: OpEvent, options: CountOptions) -> Cost:
+    """The conv formula on the packed weight's shape (groups are in its shape);
+    integer MACs, 0 FLOPs."""
+    layout = _packed_layout(event, options)
+    x = event.args[0]
+    weight = layout.weight_shape
+    if len(weight) == x.ndim + 1:  # conv1d packs a 2-d kernel of height 1
+        weight = (*weight[:2], *weight[3:])
+    return quantized.integer_conv(
+        x.shape, weight, _out(event).shape, bias=layout.has_bias, transposed=layout.transposed
+    )
+
+
+@namespaced_formula(
+    "quantized",
+    "add",
+    "add_relu",
+    "add_out",
+    "add_relu_out",
+    "add_scalar",
+    "add_scalar_relu",
+    "mul",
+    "mul_relu",
+    "mul_scalar",
+    "mul_scalar_relu",
+    "relu6",
+    "leaky_relu",
+    "sigmoid",
+    "hardswish",
+    "elu",
+    "celu",
+    "gelu",
+    "softmax",
+    "threshold",
+    "layer_norm",
+    "group_norm",
+    "instance_norm",
+    "batch_norm",
+    "batch_norm1d",
+    "batch_norm2d",
+    "batch_norm3d",
+    "batch_norm1d_relu",
+    "batch_norm2d_relu",
+    "batch_norm3d_relu",
+)
+def _quantized_pointwise(event: OpEvent, options: CountOptions) -> Cost:
+    """Elementwise work on quantized tensors, one operation per output element as the
+    float op counts; integer values, so ``cost_of`` keeps it out of FLOPs."""
+    return elementwise.pointwise(_out_numel(event), 1)
+
+
+@namespaced_formula(
+    "quantized", "cat", "cat_relu", "embedding_byte", "embedding_4bit", "max_pool1d", "max_pool2d"
+)
+def _quantized_data(event: OpEvent, options: CountOptions) -> Cost:
+    """Concatenation, lookups and max pooling of quantized values: integer comparisons
+    and copies, no FLOPs (bytes only)."""
+    return Cost()
+
+
+@formula(
+    "quantize_per_tensor",
+    "quantize_per_channel",
+    "quantize_per_tensor_dynamic",
+    "fake_quantize_per_tensor_affine",
+    "fake_quantize_per_channel_affine",
+)
+def _quantize(event: OpEvent, options: CountOptions) -> Cost:
+    """x / scale + zero_point, round, clamp: 4 operations per element (the dynamic
+    variant also finds the range: min and max, 2 more). Compression overhead."""
+    per = 6 if event.op.endswith("dynamic") else 4
+    return elementwise.pointwise(event.args[0].numel, per)
+
+
+@formula("dequantize")
+def _dequantize(event: OpEvent, options: CountOptions) -> Cost:
+    """(q - zero_point) * scale: 2 operations per element. Compression overhead."""
+    return elementwise.pointwise(sum(t.numel for t in event.outputs), 2)
+
+
+@formula("_int_mm")
+def _int_mm(event: OpEvent, options: CountOptions) -> Cost:
+    a, b = event.args[0], event.args[1]
+    return quantized.integer_matmul(a.shape[0], a.shape[1], b.shape[1])
+
+
+@formula(
+    "_weight_int8pack_mm",
+    "_weight_int4pack_mm",
+    "_weight_int4pack_mm_for_cpu",
+    "_weight_int4pack_mm_with_scales_and_zeros",
+)
+def _weight_only_mm(event: OpEvent, options: CountOptions) -> Cost:
+    """x (M, K) float @ a packed int8/int4 weight: N from the output."""
+    k, out = event.args[0].shape[-1], _out(event)
+    n = out.shape[-1]
+    return quantized.weight_only_matmul(out.numel // max(n, 1), k, n)
+
+
+@formula("_dyn_quant_matmul_4bit")
+def _dyn_quant_4bit(event: OpEvent, options: CountOptions) -> Cost:
+    """x quantized to int8 on the fly @ an int4 weight: integer MACs."""
+    k, n = int(event.arg(3, "in_features")), int(event.arg(4, "out_features"))
+    return quantized.integer_matmul(_out_numel(event) // max(n, 1), k, n)
+
+
+@formula("_scaled_mm")
+def _scaled_mm(event: OpEvent, options: CountOptions) -> Cost:
+    """fp8 (M, K) @ (K, N) with scales: float MACs (fp8 is floating point)."""
+    a, b = event.args[0], event.args[1]
+    bias = _tensor(event, 4, "bias") is not None
+    return contraction.matmul(
+        1, a.shape[0], a.shape[1], b.shape[1], bias_adds=a.shape[0] * b.shape[1] if bias else 0
+    )
+
+
+@formula("_sparse_addmm", "_sparse_mm", "sspaddmm")
+def _sparse_mm(event: OpEvent, options: CountOptions) -> Cost:
+    """A sparse (M, K) @ dense (K, N), counted as the dense matmul of those shapes (the
+    layout is not in the trace); the compression view gives the effective MACs from
+    the sparse weight's nonzeros (nnz * N)."""
+    has_bias = event.op != "aten._sparse_mm"
+    if has_bias:
+        a, b = event.arg(1, "mat1"), event.arg(2, "mat2")
+    else:
+        a, b = event.arg(0, "sparse"), event.arg(1, "dense")
+    adds, extras = _alpha_beta_extras(event, a.shape[0] * b.shape[1], 3, 4) if has_bias else (0, 0)
+    return contraction.matmul(1, a.shape[0], a.shape[1], b.shape[1], bias_adds=adds, extra_scalings=extras)
+
+
+@formula("_sparse_semi_structured_linear")
+def _semi_structured_linear(event: OpEvent, options: CountOptions) -> Cost:
+    bias = _tensor(event, 3, "bias") is not None
+    return quantized.semi_structured_matmul(_out_numel(event), event.args[0].shape[-1], bias=bias)
+
+
+@formula("_sparse_semi_structured_mm", "_sparse_semi_structured_addmm", "_cslt_sparse_mm")
+def _semi_structured_mm(event: OpEvent, options: CountOptions) -> Cost:
+    """2:4 sparse A (its packed values) @ dense B (K, N): K from B."""
+    if event.op == "aten._sparse_semi_structured_addmm":
+        b, bias = event.arg(3, "mat2"), True
+    elif event.op == "aten._cslt_sparse_mm":
+        b, bias = event.arg(1, "dense_B"), _tensor(event, 2, "bias") is not None
+    else:
+        b, bias = event.arg(2, "mat2"), False
+    return quantized.semi_structured_matmul(_out_numel(event), b.shape[0], bias=bias)
+
+
+# --------------------------------------------------------------------------- detection (torchvision)
+def _nms(event: OpEvent, options: CountOptions) -> Cost:
+    """torchvision.nms(boxes (N, 4), scores (N,), iou_threshold) -> kept indices."""
+    return detection.nms(event.arg(0, "dets").shape[0])
+
+
+def _roi_align(event: OpEvent, options: CountOptions) -> Cost:
+    """torchvision.roi_align(input (N, C, H, W), rois (K, 5), spatial_scale, PH, PW,
+    sampling_ratio, aligned) -> (K, C, PH, PW). sampling_ratio <= 0 picks the samples per
+    bin from each region's size (values): counted as 1 per bin, a lower bound."""
+    out = _out(event)
+    rois, channels, bins = out.shape[0], out.shape[1], out.shape[2] * out.shape[3]
+    ratio = int(event.arg(5, "sampling_ratio", -1))
+    return detection.roi_align(rois, channels, bins, ratio * ratio if ratio > 0 else 1)
+
+
+_HANDLERS["torchvision.nms"] = _nms
+_HANDLERS["torchvision.roi_align"] = _roi_align
+
+
+# ------------------------------------------------------------------ indexed writes
+# An in-place indexed write (``cache.index_copy_(2, pos, k)``, ``x[idx] = v``,
+# ``x.scatter_(d, idx, src)``) touches only the slice it writes: it reads the indices
+# and the values it writes, and writes that many elements of the destination (reading
+# them too when it accumulates). The out-of-place forms make a whole new tensor and keep
+# the default rule (read every input, write the whole result).
+
+# op -> (position of the index argument, position and name of the values written)
+_INDEXED_ARGS = {
+    "index_copy": (2, 3, "source"),
+    "index_add": (2, 3, "source"),
+    "index_reduce": (2, 3, "source"),
+    "scatter": (2, 3, "src"),
+    "scatter_add": (2, 3, "src"),
+    "scatter_reduce": (2, 3, "src"),
+    "index_put": (1, 2, "values"),
+    "_index_put_impl": (1, 2, "values"),
+    "_unsafe_index_put": (1, 2, "values"),
+}
+_ALWAYS_ACCUMULATE = frozenset({"index_add", "index_reduce", "scatter_add", "scatter_reduce"})
+
+
+def _written_elements(event: OpEvent, name: str) -> int | None:
+    """Elements of the destination an indexed write touches; None when that depends on
+    values (a boolean mask index)."""
+    if name.startswith("index_") and name != "index_put":
+        return int(event.arg(3, "source").numel)  # whole slices along dim, one per index
+    if name.startswith("scatter"):
+        return int(event.arg(2, "index").numel)  # one element per index entry
+    # dest[indices] = values: the index tensors broadcast together, times the dims they skip
+    dest, indices = event.args[0], list(event.arg(1, "indices") or [])
+    tensors = [i for i in indices if isinstance(i, TensorMeta)]
+    if any(i.dtype in ("bool", "uint8") for i in tensors):
+        return None
+    picked = prod(_broadcast_shape([i.shape for i in tensors]))
+    skipped = prod(size for size, i in zip(dest.shape, indices, strict=False) if i is None)
+    return picked * skipped * prod(dest.shape[len(indices) :])
+
+
+def _broadcast_shape(shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
+    ndim = max((len(s) for s in shapes), default=0)
+    padded = [(1,) * (ndim - len(s)) + tuple(s) for s in shapes]
+    return tuple(max((s[d] for s in padded), default=1) for d in range(ndim))
+
+
+def _accumulates(event: OpEvent, name: str) -> bool:
+    if name in _ALWAYS_ACCUMULATE:
+        return True
+    if name == "scatter":
+        return event.kwargs.get("reduce", event.arg(4, "reduce")) is not None
+    return name in ("index_put", "_index_put_impl", "_unsafe_index_put") and bool(
+        event.arg(3, "accumulate", False)
+    )
+
+
+def _indexed_write(event: OpEvent) -> Cost:
+    """Accumulating writes (``index_add_``, ``scatter_add_``, ``scatter_reduce_``,
+    ``index_put_(accumulate=True)``): 1 FLOP per element written (2 with index_add's
+    alpha != 1); plain writes 0. In-place forms move only the written slice (above)."""
+    name = op_key(event.op).removeprefix("aten.")
+    written = _written_elements(event, name)
+    accumulates = _accumulates(event, name)
+    flops = 0
+    if written is not None and accumulates and is_floating(event):
+        alpha = event.arg(4, "alpha", 1) if name == "index_add" else 1
+        flops = written * (2 if _nonzero(alpha, 1) else 1)
+    if not event.op.endswith("_") or written is None:
+        return Cost(flops=flops)  # a whole new tensor (or an unknown slice): the default rule
+    dest = event.args[0]
+    index_at, values_at, values_name = _INDEXED_ARGS[name]
+    index = event.arg(index_at, "index" if index_at == 2 else "indices")
+    indices = [index] if isinstance(index, TensorMeta) else [i for i in index if isinstance(i, TensorMeta)]
+    values = event.arg(values_at, values_name)
+    moved = min(values.numel, written) * values.itemsize if isinstance(values, TensorMeta) else 0
+    read = sum(i.nbytes for i in indices) + moved + (written * dest.itemsize if accumulates else 0)
+    weights = moved if isinstance(values, TensorMeta) and values.role != "activation" else 0
+    return Cost(flops=flops, bytes_read=read, bytes_written=written * dest.itemsize, weight_bytes=weights)
+
+
+def _data_work(event: OpEvent) -> Cost:
+    """The FLOPs and (when not the default) traffic of a data op."""
+    return _indexed_write(event) if op_key(event.op).removeprefix("aten.") in _INDEXED_ARGS else Cost()
+
+
+formula(*_ALWAYS_ACCUMULATE)(lambda event, options: _indexed_write(event))

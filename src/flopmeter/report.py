@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Any
 from .cost import Cost
 
 CONVENTIONS = ("exact", "2mac", "mac", "ptflops")
+ONNX_TOOL = "onnx-tool"  # onnx-tool's weighted MACs: a view of ONNX reports only (docs/onnx.md)
 SCHEMA_VERSION = 1
+
+
+def check_convention(convention: str) -> None:
+    """Refuse an unknown convention name before anything is rendered."""
+    if convention not in CONVENTIONS:
+        raise ValueError(f"unknown convention {convention!r}; expected one of {', '.join(CONVENTIONS)}")
 
 
 def convention_value(cost: Cost, convention: str) -> int:
@@ -33,6 +40,8 @@ def convention_value(cost: Cost, convention: str) -> int:
         return cost.macs
     if convention == "ptflops":
         return cost.ptflops_macs
+    if convention == ONNX_TOOL:
+        return cost.onnx_tool_macs
     raise ValueError(f"unknown convention {convention!r}; expected one of {', '.join(CONVENTIONS)}")
 
 
@@ -107,13 +116,16 @@ class UnsupportedOp:
 
 @dataclass(slots=True)
 class OpRecord:
-    """One counted op call: which op, in which module and phase, its dtype and cost."""
+    """One counted op call: which op, in which module and phase, its dtype and cost.
+    ``shapes`` are the shapes of its tensor inputs, in order (e.g. a convolution's
+    input and weight, from which its groups follow)."""
 
     op: str
     module: str
     phase: str
     dtype: str
     cost: Cost
+    shapes: tuple[tuple[int, ...], ...] = ()
 
 
 @dataclass
@@ -143,6 +155,10 @@ class Report(_TotalsView):
     versions: dict[str, str] = field(default_factory=dict)
     ops: list[OpRecord] = field(default_factory=list)
     peak_activation_bytes: int = 0
+    # Compression overhead (mask multiplies, quantize/dequantize, ...): ops kept out of
+    # the model's totals unless counted back; and the compression view (compression/).
+    overhead: dict[str, OperatorStats] = field(default_factory=dict)
+    compression: Any = None
 
     # -- totals -----------------------------------------------------------------
     @property
@@ -161,7 +177,13 @@ class Report(_TotalsView):
         return grouped
 
     def flops_as(self, convention: str = "exact") -> int:
-        """Total FLOPs under ``convention``: exact, 2mac, mac or ptflops."""
+        """Total FLOPs under ``convention``: exact, 2mac, mac or ptflops (or onnx-tool
+        for a Report counted from an ONNX file)."""
+        if convention == ONNX_TOOL and self.options.get("source") != "onnx":
+            raise ValueError(
+                "the onnx-tool convention is a view of ONNX reports only (flopmeter.profile_onnx); "
+                f"use one of {', '.join(CONVENTIONS)}"
+            )
         return convention_value(self.total, convention)
 
     def per_sample(self, convention: str = "exact") -> dict[str, float | int]:
@@ -238,6 +260,8 @@ class Report(_TotalsView):
                 for o in self.by_operator().values()
             ],
             "unsupported": [asdict(u) for u in self.unsupported.values()],
+            "overhead": [{"op": o.op, "calls": o.calls, **asdict(o.cost)} for o in self.overhead.values()],
+            "compression": self.compression.to_dict() if self.compression is not None else None,
         }
 
     def __str__(self) -> str:
@@ -268,12 +292,18 @@ class Report(_TotalsView):
         """A Markdown table of the modules down to ``depth``."""
         from .render.formats import to_markdown
 
+        check_convention(convention)
+        if depth is not None and (not isinstance(depth, int) or depth < 0):
+            raise ValueError(
+                f"depth must be None (all modules) or an int >= 0 (0: the root only), got {depth!r}"
+            )
         return to_markdown(self, depth=depth, convention=convention)
 
     def to_html(self, convention: str = "exact") -> str:
         """One self-contained HTML page: totals, sortable collapsible tree, charts."""
         from .render.html import to_html
 
+        check_convention(convention)
         return to_html(self, convention=convention)
 
     def plot(self, path: Any = None, convention: str = "exact", top: int = 15, hardware: Any = None) -> Any:
@@ -281,6 +311,7 @@ class Report(_TotalsView):
         (matplotlib); saved to ``path`` when given. Returns the Figure."""
         from .render.plot import plot
 
+        check_convention(convention)
         return plot(self, path, convention=convention, top=top, hardware=hardware)
 
 

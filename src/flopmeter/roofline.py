@@ -1,37 +1,164 @@
-"""Roofline estimates: how long each op would take on a hardware spec at best.
+"""Latency estimates on a hardware spec: the plain roofline bound and a calibrated model.
 
-Per op: compute time = FLOPs / peak FLOP/s (for the op's dtype), memory time =
-bytes / bandwidth; the op takes max of the two and is compute- or memory-bound by
-which is larger. A module's estimate is the sum over its ops (ops run one after the
-other); its bound is the one that accounts for more of that time. Exact FLOPs and the
-lower-bound traffic are used, so these are optimistic times (no launch overhead, no
-cache effects, perfect kernels).
+Roofline bound, per op: compute time = FLOPs / peak FLOP/s (for the op's dtype), memory
+time = bytes / bandwidth; the op takes the larger of the two and is compute- or
+memory-bound by which is larger. Exact FLOPs and lower-bound traffic: an optimistic time
+(no launch overhead, perfect kernels).
+
+Calibrated model, per op (docs/speed.md): ``overhead[class] + bound / efficiency[class]``,
+where the class comes from the op's name (and a convolution's kernel and groups); a
+recurrent layer pays its overhead once per time step and layer; plus
+``module_overhead`` per ``nn.Module`` call. On hardware that queues work asynchronously
+(``overlap``, GPUs) the host's overheads hide behind the device's work: the estimate is
+``max(sum of overheads, sum of bound / efficiency)``. A spec with no overheads and no
+efficiencies gives the bound itself.
+
+A module's estimate is the sum over its ops (they run one after the other).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from math import prod
 
 from .hardware import Hardware, get
-from .report import Report, parent_of
+from .registry import kind_of
+from .report import OpRecord, Report, parent_of
+
+OP_CLASSES = (
+    "matmul",
+    "conv",
+    "pointwise",
+    "depthwise",
+    "recurrent",
+    "attention",
+    "elementwise",
+    "transcendental",
+    "norm",
+    "reduction",
+    "pooling",
+    "data",
+)
+"""Op classes of the calibrated model (see ``op_class``)."""
+
+DEPTHWISE_CHANNELS = 16
+BOUND_MODEL = "roofline-bound"
+CALIBRATED_MODEL = "calibrated"
+
+_MATMUL = frozenset("mm addmm bmm baddbmm matmul linear addmv mv dot einsum _grouped_mm".split())
+_RECURRENT = frozenset(
+    "lstm gru rnn_tanh rnn_relu mkldnn_rnn_layer lstm_cell gru_cell rnn_tanh_cell rnn_relu_cell".split()
+)
+_TRANSCENDENTAL = frozenset(
+    "exp log sigmoid tanh silu gelu erf softplus mish elu selu pow sqrt rsqrt sin cos logsigmoid celu glu".split()
+)
+_REDUCTION = frozenset(
+    "softmax log_softmax mean sum amax amin max min var std cumsum cumprod prod topk sort argmax argmin "
+    "logsumexp histc linalg_vector_norm var_mean std_mean norm".split()
+)
+
+
+def op_class(record: OpRecord) -> str:
+    """The class of one op for the calibrated model (one of ``OP_CLASSES``).
+
+    By name (``aten.`` and the trailing ``_`` of in-place variants dropped):
+    contractions "matmul" (also the quantized and fp8 ones: ``*mm``, ``*linear*``); convolutions "depthwise" when grouped with fewer than
+    ``DEPTHWISE_CHANNELS`` input channels per group (from the weight's shape
+    ``(C_out, C_in / groups, kh, kw)`` and the input's ``(N, C_in, ...)``), else
+    "pointwise" with a 1x1 kernel, else "conv"; LSTM/GRU/RNN
+    layers "recurrent"; attention kernels "attention"; exp/log/sigmoid/tanh/GELU/SiLU and
+    kin "transcendental"; batch/layer/group/instance/RMS norms "norm"; softmax and
+    reductions (sum, mean, max, ...) "reduction"; windowed pooling "pooling"; the
+    registry's "data" ops (copies, cat, index) "data"; every other op "elementwise" (add,
+    mul, ReLU, clamp, ...).
+    """
+    name = record.op.rsplit(".", 1)[-1].strip("_").removeprefix("native_")
+    if "attention" in name:
+        return "attention"
+    if name.startswith(("conv", "_conv", "mkldnn_conv", "cudnn_conv")):
+        # convolution_backward's tensors are (grad_output, input, weight)
+        return _conv_class(record.shapes[1:] if name.endswith("backward") else record.shapes)
+    if name in _MATMUL or name.endswith("mm") or "linear" in name or "matmul" in name:
+        return "matmul"  # also _scaled_mm (fp8), _int_mm, _weight_int8pack_mm, quantized linear
+    if name in _RECURRENT:
+        return "recurrent"
+    if kind_of(record.op) == "data":
+        return "data"
+    if (
+        name.endswith(("batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm"))
+        or "_norm_legit" in name
+    ):
+        return "norm"
+    if "pool" in name and "adaptive" not in name:
+        return "pooling"
+    if name in _REDUCTION or "adaptive" in name:
+        return "reduction"
+    if name in _TRANSCENDENTAL or name.removesuffix("_backward") in _TRANSCENDENTAL:
+        return "transcendental"
+    return "elementwise"
+
+
+def _conv_class(shapes: tuple[tuple[int, ...], ...]) -> str:
+    """ "depthwise", "pointwise" (a 1x1 kernel: a GEMM over pixels) or "conv"."""
+    if len(shapes) < 2 or len(shapes[0]) < 3 or len(shapes[1]) < 3:
+        return "conv"
+    channels, per_group = shapes[0][1], shapes[1][1]
+    if per_group < channels and per_group < DEPTHWISE_CHANNELS:
+        return "depthwise"
+    return "pointwise" if prod(shapes[1][2:]) == 1 else "conv"
+
+
+def launches(record: OpRecord, kind: str | None = None) -> int:
+    """How many times an op pays its fixed cost: once, or for a recurrent layer once per
+    time step and layer (``aten.lstm``'s input is ``(T, N, F)`` or ``(N, T, F)``, its
+    hidden state ``(layers * directions, N, H)``; the CPU's ``mkldnn_rnn_layer`` is one
+    layer with input ``(T, N, F)``)."""
+    if (kind or op_class(record)) != "recurrent" or len(record.shapes) < 2:
+        return 1
+    data, hidden = record.shapes[0], record.shapes[1]
+    if record.op.endswith("mkldnn_rnn_layer") and len(data) == 3:
+        return data[0]
+    if len(data) != 3 or len(hidden) != 3:
+        return 1
+    steps = data[1] if data[0] == hidden[1] and data[1] != hidden[1] else data[0]
+    return steps * hidden[0]
 
 
 @dataclass
 class RooflineRow:
-    """One module's roofline numbers (inclusive of its children)."""
+    """One module's numbers (inclusive of its children).
+
+    ``compute_time`` / ``memory_time``: roofline-bound seconds of its compute- and
+    memory-bound ops. ``calibrated_compute`` / ``calibrated_memory``: the same ops'
+    seconds divided by their class efficiency; ``overhead_time``: fixed per-op and
+    per-module-call costs. ``time`` is the calibrated estimate, ``bound_time`` the bound.
+    """
 
     name: str
     type: str
     depth: int
     flops: int = 0
     bytes: int = 0
-    compute_time: float = 0.0  # seconds spent in compute-bound ops
-    memory_time: float = 0.0  # seconds spent in memory-bound ops
+    ops: int = 0
+    compute_time: float = 0.0
+    memory_time: float = 0.0
+    calibrated_compute: float = 0.0
+    calibrated_memory: float = 0.0
+    overhead_time: float = 0.0
+    overlap: bool = False
+
+    @property
+    def bound_time(self) -> float:
+        """Roofline-bound seconds: the sum of each op's max(compute, memory) time."""
+        return self.compute_time + self.memory_time
 
     @property
     def time(self) -> float:
-        """Estimated seconds: the sum of each op's max(compute, memory) time."""
-        return self.compute_time + self.memory_time
+        """Calibrated seconds: overheads plus each op's bound / class efficiency (or the
+        larger of the two sums where the host overlaps the device)."""
+        work = self.calibrated_compute + self.calibrated_memory
+        return max(work, self.overhead_time) if self.overlap else work + self.overhead_time
 
     @property
     def intensity(self) -> float:
@@ -40,17 +167,38 @@ class RooflineRow:
 
     @property
     def bound(self) -> str:
-        if not self.time:
+        """The roofline's verdict: "compute" or "memory", whichever bound accounts for
+        more of ``bound_time``."""
+        if not self.bound_time:
             return "-"
         return "compute" if self.compute_time >= self.memory_time else "memory"
+
+    @property
+    def regime(self) -> str:
+        """What most of the calibrated time goes to: "overhead", "memory" or "compute"."""
+        if not self.time:
+            return "-"
+        parts = {
+            "compute": self.calibrated_compute,
+            "memory": self.calibrated_memory,
+            "overhead": self.overhead_time,
+        }
+        return max(parts, key=lambda k: parts[k])
 
 
 @dataclass
 class Roofline:
-    """Per-module estimates on one hardware spec, and the model's estimated latency."""
+    """Per-module estimates on one hardware spec, and the model's estimated latency.
+
+    ``model`` names what produced ``latency``: "calibrated" (overheads and per-class
+    efficiencies of the spec) or "roofline-bound" (the spec has none; then ``latency ==
+    bound_latency``).
+    """
 
     hardware: Hardware
     rows: dict[str, RooflineRow] = field(default_factory=dict)
+    model: str = BOUND_MODEL
+    batch_size: int = 1
 
     @property
     def total(self) -> RooflineRow:
@@ -58,31 +206,64 @@ class Roofline:
 
     @property
     def latency(self) -> float:
-        """Estimated seconds for the whole call (batch included)."""
+        """Estimated seconds for the whole call (batch included), by ``model``."""
         return self.total.time
+
+    @property
+    def bound_latency(self) -> float:
+        """The plain roofline bound for the whole call, in seconds."""
+        return self.total.bound_time
 
 
 def op_time(flops: int, nbytes: int, hardware: Hardware, dtype: str) -> tuple[float, float]:
-    """(compute seconds, memory seconds) of one op."""
+    """(compute seconds, memory seconds) of one op on the roofline."""
     return flops / hardware.peak(dtype), nbytes / hardware.bandwidth
 
 
 def roofline(report: Report, hardware: Hardware | str) -> Roofline:
-    """Roofline estimates for every module of ``report`` on ``hardware``."""
+    """Estimates for every module of ``report`` on ``hardware``: the bound and, when the
+    spec carries calibration, the calibrated model (``Roofline.model`` says which)."""
     spec = get(hardware) if isinstance(hardware, str) else hardware
-    result = Roofline(spec)
+    if not isinstance(spec, Hardware):
+        raise TypeError(f"hardware must be a flopmeter.hardware.Hardware or a preset name, got {spec!r}")
+    result = Roofline(
+        spec, model=CALIBRATED_MODEL if spec.calibrated else BOUND_MODEL, batch_size=report.batch_size
+    )
     for module_name, m in report.modules.items():
-        result.rows[module_name] = RooflineRow(module_name, m.type, m.depth)
+        result.rows[module_name] = RooflineRow(module_name, m.type, m.depth, overlap=spec.overlap)
     for record in report.ops:
         compute, memory = op_time(record.cost.flops, record.cost.bytes, spec, record.dtype)
-        name: str | None = record.module
-        while name is not None:
+        kind = op_class(record)
+        efficiency = spec.efficiency.get(kind, 1.0)
+        overhead = spec.overhead(kind) * launches(record, kind)
+        for name in _enclosing(record.module, result.rows):
             row = result.rows[name]
             row.flops += record.cost.flops
             row.bytes += record.cost.bytes
+            row.ops += 1
+            row.overhead_time += overhead
             if compute >= memory:
                 row.compute_time += compute
+                row.calibrated_compute += compute / efficiency
             else:
                 row.memory_time += memory
-            name = parent_of(name, result.rows) if name else None
+                row.calibrated_memory += memory / efficiency
+    for module_name, m in report.modules.items():  # module calls, inclusive
+        for name in _enclosing(module_name, result.rows):
+            result.rows[name].overhead_time += spec.module_overhead * m.calls
     return result
+
+
+def _enclosing(name: str, rows: dict[str, RooflineRow]) -> Iterator[str]:
+    """``name`` and every module enclosing it, up to the root ("")."""
+    yield name
+    while name:
+        name = parent_of(name, rows)
+        yield name
+
+
+def estimate_latency(report: Report, hardware: Hardware | str) -> float:
+    """Estimated seconds for the call profiled in ``report`` on ``hardware``, by the
+    calibrated model when the spec carries calibration (presets and "local" do), else
+    the roofline bound. The one number speedup and tokens/s estimates should use."""
+    return roofline(report, hardware).latency

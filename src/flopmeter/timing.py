@@ -17,6 +17,8 @@ import torch
 
 from .api import Inputs, _model_device, _resolve_inputs, profile
 from .hardware import Hardware
+from .report import Report
+from .roofline import Roofline, roofline
 from .tracing.run import ModelStateGuard
 
 Progress = Callable[[str, int, int], None]
@@ -34,6 +36,29 @@ class Timing:
     hardware: Hardware | None = None
     per_module: dict[str, float] = field(default_factory=dict)  # median seconds, inclusive
     hook_overhead: float = 0.0  # seconds per call the per-module hooks added
+    estimate: Roofline | None = None  # the latency model's prediction on ``hardware``, same inputs
+
+    @property
+    def predicted(self) -> float | None:
+        """Predicted seconds for this call (``estimate.latency``), when a hardware was given."""
+        return self.estimate.latency if self.estimate else None
+
+    @property
+    def ratio(self) -> float | None:
+        """Measured / predicted: above 1 the model was optimistic, below 1 pessimistic."""
+        return self.median / self.estimate.latency if self.estimate and self.estimate.latency else None
+
+    def module_ratios(self) -> dict[str, tuple[float, float, float]]:
+        """Per timed module: (measured, predicted, measured / predicted) seconds, for the
+        modules both timed and estimated (``per_module=True`` and a hardware given)."""
+        if not self.estimate:
+            return {}
+        rows = self.estimate.rows
+        return {
+            name: (seconds, rows[name].time, seconds / rows[name].time)
+            for name, seconds in self.per_module.items()
+            if name in rows and rows[name].time > 0
+        }
 
     @property
     def median(self) -> float:
@@ -86,9 +111,15 @@ def _synchronize(device: torch.device) -> None:
 
 
 def time_calls(
-    call: Callable[[], Any], device: torch.device, warmup: int, repeat: int, progress: Progress | None = None
+    call: Callable[[], Any],
+    device: torch.device,
+    warmup: int,
+    repeat: int,
+    progress: Progress | None = None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> list[float]:
-    """Run ``call`` ``warmup`` times untimed, then ``repeat`` times timed (seconds each)."""
+    """Run ``call`` ``warmup`` times untimed, then ``repeat`` times timed (seconds each).
+    On the CPU each run is timed with ``clock`` (wall time by default)."""
     if warmup < 1:
         raise ValueError(f"warmup must be at least 1 (a cold first run is not a timing), got {warmup}")
     if repeat < 1:
@@ -108,9 +139,9 @@ def time_calls(
             end.synchronize()
             times.append(start.elapsed_time(end) / 1000.0)
         else:
-            begin = time.perf_counter()
+            begin = clock()
             call()
-            times.append(time.perf_counter() - begin)
+            times.append(clock() - begin)
         if progress:
             progress("timed", index + 1, repeat)
     return times
@@ -133,17 +164,48 @@ def benchmark(
     One Timing per batch size: ``batch_sizes`` sets the leading dimension of every
     input (inputs are rebuilt from ``input_shape``, or the given tensors are repeated
     along it). ``per_module`` also times each module with global hooks (with CUDA
-    synchronisation) and states the overhead those hooks add. The model is left as it was.
+    synchronisation) and states the overhead those hooks add. With ``hardware``, each
+    Timing also carries the latency model's estimate of the same call (``estimate``,
+    ``predicted``, ``ratio``; docs/speed.md). The model is left as it was.
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"benchmark() expects a torch.nn.Module, got {type(model).__name__}")
-    args, kwargs = _resolve_inputs(model, inputs, input_shape, "float32")
+    if any(t.is_meta for t in [*model.parameters(), *model.buffers()]):
+        raise ValueError(
+            "benchmark() times real arithmetic, and this model is on the meta device (no data): "
+            "build it on a CPU or GPU to time it; profile() counts a meta model"
+        )
+    args, kwargs = _resolve_inputs(model, inputs, input_shape, None)
     results = []
     sizes: list[int | None] = list(batch_sizes) if batch_sizes else [None]
     for batch in sizes:
         call_args, call_kwargs = (args, kwargs) if batch is None else _rebatch(args, kwargs, batch)
         results.append(_one(model, call_args, call_kwargs, warmup, repeat, per_module, hardware, progress))
     return results
+
+
+def predict_batches(
+    model: torch.nn.Module,
+    inputs: Inputs | None = None,
+    *,
+    batch_sizes: list[int],
+    hardware: Hardware | str,
+    input_shape: Any = None,
+) -> list[Roofline]:
+    """The latency model's estimate of one forward at each batch size (no timing: the
+    model is profiled at each size; inputs are repeated or rebuilt as in ``benchmark``)."""
+    if not batch_sizes:
+        raise ValueError("batch_sizes must list at least one batch size, e.g. [1, 8, 32]")
+    args, kwargs = _resolve_inputs(model, inputs, input_shape, None)
+    estimates = []
+    for batch in batch_sizes:
+        call_args, call_kwargs = _rebatch(args, kwargs, batch)
+        if call_args and call_kwargs:
+            report = _profile_mixed(model, call_args, call_kwargs)
+        else:
+            report = profile(model, call_kwargs if call_kwargs else call_args)
+        estimates.append(roofline(report, hardware))
+    return estimates
 
 
 def _rebatch(
@@ -175,21 +237,24 @@ def _one(
 
     device = _model_device(model, (args, kwargs))
     if args and kwargs:
-        flops = _flops_mixed(model, args, kwargs)
+        report = _profile_mixed(model, args, kwargs)
     else:
-        flops = profile(model, kwargs if kwargs else args).flops
+        report = profile(model, kwargs if kwargs else args)
     with ModelStateGuard(model), torch.no_grad():
         model.eval()
         times = time_calls(lambda: model(*args, **kwargs), device, warmup, repeat, progress)
-        timing = Timing(infer_batch_size(args, kwargs), times, warmup, device.type, flops, hardware)
+        timing = Timing(infer_batch_size(args, kwargs), times, warmup, device.type, report.flops, hardware)
+        if hardware is not None:
+            timing.estimate = roofline(report, hardware)
         if per_module:
             timing.per_module, with_hooks = _time_modules(model, args, kwargs, device, warmup, repeat)
             timing.hook_overhead = max(with_hooks - timing.median, 0.0)
     return timing
 
 
-def _flops_mixed(model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
-    """FLOPs of a call with both positional and keyword inputs."""
+def _profile_mixed(model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Report:
+    """The profile of a call with both positional and keyword inputs (module names are
+    those of ``model``)."""
 
     class _Call(torch.nn.Module):
         def __init__(self) -> None:
@@ -199,7 +264,26 @@ def _flops_mixed(model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str
         def forward(self) -> Any:
             return self.inner(*args, **kwargs)
 
-    return profile(_Call(), ()).flops
+    report = profile(_Call(), ())
+    return _strip_prefix(report, "inner")
+
+
+def _strip_prefix(report: Report, prefix: str) -> Report:
+    """``report`` with the wrapper module's ``prefix.`` taken off every module name."""
+    from dataclasses import replace
+
+    def rename(name: str) -> str:
+        return name[len(prefix) + 1 :] if name.startswith(prefix + ".") else ("" if name == prefix else name)
+
+    modules = {}
+    for name, stats in report.modules.items():
+        if name == "":
+            continue
+        renamed = rename(name)
+        children = [rename(c) for c in stats.children]
+        modules[renamed] = replace(stats, name=renamed, depth=stats.depth - 1, children=children)
+    ops = [replace(record, module=rename(record.module)) for record in report.ops]
+    return replace(report, modules=modules, ops=ops)
 
 
 def _time_modules(

@@ -23,8 +23,9 @@ from ..cost import Cost
 
 GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
 CELL_POINTWISE = {"rnn_tanh": 2, "rnn_relu": 2, "lstm": 19, "gru": 14}
-# ptflops' per-step extras beyond the projections and biases (its rnn_flops rule).
-PTFLOPS_EXTRA = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 7, "gru": 6}
+# ptflops' per-step extras beyond the projections and biases (its rnn_flops rule):
+# RNN H; GRU H + 3H + 3H; LSTM 4H + 3H + 3H.
+PTFLOPS_EXTRA = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 10, "gru": 7}
 
 
 def recurrent_step(mode: str, input_size: int, hidden_size: int, *, bias: bool, proj_size: int = 0) -> Cost:

@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 
 import torch
+
+# torch dtype names whose peak is listed under a family name in the presets
+_DTYPE_FAMILY = {"qint8": "int8", "quint8": "int8", "uint8": "int8", "half": "float16", "float": "float32"}
 
 
 @dataclass(frozen=True)
@@ -18,6 +22,14 @@ class Hardware:
     """Peak FLOP/s per dtype name ("float32", "bfloat16", ...) and memory bandwidth (bytes/s).
 
     ``peak_flops`` may be a single number (used for every dtype).
+
+    The calibrated latency model (docs/speed.md) also uses, when given:
+    ``op_overhead``, seconds of fixed cost per executed op (dispatch + kernel launch):
+    one number, or one per op class with "default" for the rest;
+    ``module_overhead``, seconds per ``nn.Module`` call (Python); ``efficiency``, the
+    fraction of the roofline bound each op class reaches (``OP_CLASSES`` in
+    ``flopmeter.roofline``; missing classes reach 1.0); ``overlap``, whether the host
+    queues work asynchronously (GPUs), so per-op overheads hide behind device time.
     """
 
     name: str
@@ -26,13 +38,59 @@ class Hardware:
     description: str = ""
     source: str = ""
     notes: list[str] = field(default_factory=list)
+    op_overhead: dict[str, float] | float = 0.0
+    module_overhead: float = 0.0
+    efficiency: dict[str, float] = field(default_factory=dict)
+    overlap: bool = False
+    calibration_source: str = ""
+
+    def _check_overheads(self) -> None:
+        overheads = self.op_overhead.values() if isinstance(self.op_overhead, dict) else [self.op_overhead]
+        if any(not isinstance(v, (int, float)) or v < 0 for v in [*overheads, self.module_overhead]):
+            raise ValueError(
+                f"hardware {self.name!r}: overheads are seconds >= 0, got op_overhead={self.op_overhead!r}, "
+                f"module_overhead={self.module_overhead!r}"
+            )
+        bad = {k: v for k, v in self.efficiency.items() if not isinstance(v, (int, float)) or v <= 0}
+        if bad:
+            raise ValueError(f"hardware {self.name!r}: efficiencies are fractions > 0, got {bad}")
+
+    def overhead(self, op_class: str) -> float:
+        """Fixed seconds per executed op of ``op_class`` ("default" when not listed)."""
+        if isinstance(self.op_overhead, dict):
+            return float(self.op_overhead.get(op_class, self.op_overhead.get("default", 0.0)))
+        return float(self.op_overhead)
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether this spec carries overheads or per-class efficiencies (else the
+        calibrated model reduces to the plain roofline bound)."""
+        return bool(self.op_overhead or self.module_overhead or self.efficiency)
+
+    def __post_init__(self) -> None:
+        peaks = self.peak_flops.items() if isinstance(self.peak_flops, dict) else [("", self.peak_flops)]
+        for dtype, peak in peaks:
+            if not _positive(peak):
+                where = f" for {dtype}" if dtype else ""
+                raise ValueError(
+                    f"Hardware {self.name!r}: peak_flops{where} must be a positive FLOP/s, got {peak!r}"
+                )
+        if isinstance(self.peak_flops, dict) and not self.peak_flops:
+            raise ValueError(f"Hardware {self.name!r}: peak_flops needs at least one dtype")
+        if not _positive(self.bandwidth):
+            raise ValueError(
+                f"Hardware {self.name!r}: bandwidth must be a positive bytes/s, got {self.bandwidth!r}"
+            )
+        self._check_overheads()
 
     def peak(self, dtype: str = "float32") -> float:
-        """Peak FLOP/s for ``dtype``; float32's when the spec has none for it."""
+        """Peak FLOP/s for ``dtype`` (``float8_e4m3fn`` and kin use "float8", ``qint8`` and
+        ``uint8`` use "int8"); float32's when the spec has none for it."""
         if isinstance(self.peak_flops, (int, float)):
             return float(self.peak_flops)
-        if dtype in self.peak_flops:
-            return float(self.peak_flops[dtype])
+        for name in (dtype, _DTYPE_FAMILY.get(dtype, ""), dtype.split("_")[0]):
+            if name in self.peak_flops:
+                return float(self.peak_flops[name])
         if "float32" in self.peak_flops:
             return float(self.peak_flops["float32"])
         return float(max(self.peak_flops.values()))
@@ -42,18 +100,40 @@ class Hardware:
         return self.peak(dtype) / self.bandwidth
 
 
+def _positive(value: object) -> bool:
+    """A finite number above zero (not a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < float("inf")
+
+
 def _load_presets() -> dict[str, Hardware]:
-    text = resources.files(__package__).joinpath("presets.toml").read_text(encoding="utf-8")
-    return {
-        name: Hardware(
+    folder = resources.files(__package__)
+    profiles = tomllib.loads(folder.joinpath("latency_profiles.toml").read_text(encoding="utf-8"))
+    presets = {}
+    for name, spec in tomllib.loads(folder.joinpath("presets.toml").read_text(encoding="utf-8")).items():
+        latency = {**profiles.get(spec.get("latency_profile", ""), {}), **spec.get("latency", {})}
+        presets[name] = Hardware(
             name=name,
             peak_flops={k: float(v) for k, v in spec["peak"].items()},
             bandwidth=float(spec["bandwidth"]),
             description=spec.get("description", ""),
             source=spec.get("source", ""),
+            op_overhead=_overheads(latency.get("op_overhead", 0.0)),
+            module_overhead=float(latency.get("module_overhead", 0.0)),
+            efficiency={k: float(v) for k, v in latency.get("efficiency", {}).items()},
+            overlap=bool(latency.get("overlap", False)),
+            calibration_source=(
+                f"latency profile {spec['latency_profile']!r}: {latency.get('source', '')}"
+                if "latency_profile" in spec
+                else latency.get("source", "")
+            ),
         )
-        for name, spec in tomllib.loads(text).items()
-    }
+    return presets
+
+
+def _overheads(value: object) -> dict[str, float] | float:
+    if isinstance(value, dict):
+        return {k: float(v) for k, v in value.items()}
+    return float(value)  # type: ignore[arg-type]
 
 
 PRESETS = _load_presets()
@@ -65,21 +145,41 @@ def names() -> list[str]:
 
 
 def get(name: str) -> Hardware:
-    """A preset by name (see ``names()``); "local" measures this machine."""
-    if name == "local":
-        return measure_local()
+    """A preset by name (see ``names()``); "local" (or "local-cpu") measures and calibrates
+    this machine's CPU, "local-cuda" its GPU (a few seconds, once per process and thread
+    count)."""
+    if not isinstance(name, str):
+        raise TypeError(f"hardware name must be a string such as 'h100-sxm' or 'local', got {name!r}")
+    if name in ("local", "local-cpu", "local-cuda"):
+        from .calibrate import calibrate
+
+        if name == "local-cuda" and not torch.cuda.is_available():
+            raise ValueError(
+                "hardware 'local-cuda' measures a CUDA GPU, and torch sees none here; use 'local'"
+            )
+        return calibrate("cuda" if name == "local-cuda" else "cpu")
     if name not in PRESETS:
         import difflib
 
         close = difflib.get_close_matches(name, PRESETS, n=3)
         hint = f"did you mean {', '.join(close)}? " if close else ""
-        raise ValueError(f"unknown hardware {name!r}; {hint}known: {', '.join(names())}, or 'local'")
+        raise ValueError(
+            f"unknown hardware {name!r}; {hint}known: {', '.join(names())}, or 'local' / 'local-cuda'"
+        )
     return PRESETS[name]
 
 
-def measure_local(device: str = "cpu", *, size: int = 2048, copy_mib: int = 256, repeat: int = 3) -> Hardware:
+def measure_local(
+    device: str = "cpu",
+    *,
+    size: int = 2048,
+    copy_mib: int = 256,
+    repeat: int = 3,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Hardware:
     """Measure this machine: peak float32 FLOP/s from a large matmul (2*n^3 FLOPs) and
-    bandwidth from a large copy (read + write = 2 x bytes). Best of ``repeat`` runs."""
+    bandwidth from a large copy (read + write = 2 x bytes). Best of ``repeat`` runs,
+    timed with ``clock``."""
     dev = torch.device(device)
     a = torch.randn(size, size, device=dev)
     b = torch.randn(size, size, device=dev)
@@ -90,10 +190,10 @@ def measure_local(device: str = "cpu", *, size: int = 2048, copy_mib: int = 256,
         times = []
         for _ in range(repeat + 1):  # the first run is a warm-up
             _sync(dev)
-            start = time.perf_counter()
+            start = clock()
             fn()  # type: ignore[operator]
             _sync(dev)
-            times.append(time.perf_counter() - start)
+            times.append(clock() - start)
         return min(times[1:])
 
     flops = 2 * size**3 / best(lambda: torch.mm(a, b))

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..report import CONVENTIONS, Report, convention_value
 from . import units as u
-from .text import FLOPS_LABEL
+from .text import FLOPS_LABEL, select_modules
 
 CSV_COLUMNS = [
     "module",
@@ -30,10 +30,22 @@ CSV_COLUMNS = [
 ]
 
 
-def to_json(report: Report, indent: int | None = 2, roofline: Any = None, timings: Any = None) -> str:
+ROOT_NAME = "(root)"  # the model's own row: pandas reads an empty cell as NaN
+
+
+def to_json(
+    report: Report,
+    indent: int | None = 2,
+    roofline: Any = None,
+    timings: Any = None,
+    totals_only: bool = False,
+) -> str:
     """The Report as JSON (schema: docs/json-schema.md, ``schema_version`` inside),
-    with ``roofline`` and ``timings`` sections when given."""
+    with ``roofline`` and ``timings`` sections when given; ``totals_only`` (``-q``)
+    leaves out the per-module and per-operator lists."""
     data = report.to_dict()
+    if totals_only:
+        data = {k: v for k, v in data.items() if k not in ("modules", "operators")}
     if roofline is not None:
         hw = roofline.hardware
         data["roofline"] = {
@@ -45,6 +57,8 @@ def to_json(report: Report, indent: int | None = 2, roofline: Any = None, timing
                 "bandwidth_bytes_per_second": hw.bandwidth,
             },
             "latency_seconds": roofline.latency,
+            "model": roofline.model,
+            "bound_latency_seconds": roofline.bound_latency,
             "modules": [
                 {
                     "name": r.name,
@@ -53,6 +67,8 @@ def to_json(report: Report, indent: int | None = 2, roofline: Any = None, timing
                     "intensity": r.intensity if r.bytes else None,
                     "bound": r.bound,
                     "time_seconds": r.time,
+                    "bound_time_seconds": r.bound_time,
+                    "regime": r.regime,
                 }
                 for r in roofline.rows.values()
             ],
@@ -73,22 +89,36 @@ def to_json(report: Report, indent: int | None = 2, roofline: Any = None, timing
                 "fraction_of_peak": t.fraction_of_peak,
                 "per_module_median_seconds": t.per_module,
                 "hook_overhead_seconds": t.hook_overhead,
+                "predicted_seconds": t.predicted,
+                "measured_over_predicted": t.ratio,
             }
             for t in timings
         ]
     return json.dumps(data, indent=indent)
 
 
-def to_csv(report: Report, roofline: Any = None) -> str:
+def to_csv(
+    report: Report,
+    roofline: Any = None,
+    *,
+    depth: int | None = None,
+    top: int | None = None,
+    sort: str | None = None,
+    convention: str = "exact",
+) -> str:
     """One row per module, inclusive counts, every convention as a column (and the
-    roofline's intensity, bound and estimated seconds when given)."""
+    roofline's intensity, bound and estimated seconds when given). The model's row is
+    named "(root)". Rows as ``text.select_modules`` picks them. Each op without a
+    formula follows as a row of type "unsupported op" with its call count and empty
+    counts (never a silent zero)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS + (["intensity", "bound", "est_time_s"] if roofline is not None else []))
-    for m in report.modules.values():
+    columns = CSV_COLUMNS + (["intensity", "bound", "est_time_s"] if roofline is not None else [])
+    writer.writerow(columns)
+    for m in select_modules(report, depth=depth, top=top, sort=sort, convention=convention):
         writer.writerow(
             [
-                m.name,
+                m.name or ROOT_NAME,
                 m.type,
                 m.depth,
                 m.calls,
@@ -103,7 +133,93 @@ def to_csv(report: Report, roofline: Any = None) -> str:
                 *(_roofline_cells(roofline, m.name) if roofline is not None else []),
             ]
         )
+    for op in report.unsupported.values():
+        writer.writerow([op.op, "unsupported op", "", op.calls] + [""] * (len(columns) - 4))
     return out.getvalue()
+
+
+OPERATOR_CSV_COLUMNS = [
+    "operator",
+    "kind",
+    "calls",
+    "macs",
+    "flops_exact",
+    "flops_2mac",
+    "flops_mac",
+    "ptflops_macs",
+    "bytes_read",
+    "bytes_written",
+]
+
+
+def operators_to_csv(report: Report, top: int | None = None) -> str:
+    """One row per aten operator (``--by op``), costliest first; unsupported ops last
+    with kind "unsupported" and empty counts."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(OPERATOR_CSV_COLUMNS)
+    ops = sorted(report.by_operator().values(), key=lambda o: -o.cost.flops)[:top]
+    for o in ops:
+        writer.writerow(
+            [
+                o.op,
+                o.kind,
+                o.calls,
+                o.cost.macs,
+                *(convention_value(o.cost, c) for c in CONVENTIONS),
+                o.cost.bytes_read,
+                o.cost.bytes_written,
+            ]
+        )
+    for op in report.unsupported.values():
+        writer.writerow([op.op, "unsupported", op.calls] + [""] * (len(OPERATOR_CSV_COLUMNS) - 3))
+    return out.getvalue()
+
+
+def operators_to_markdown(
+    report: Report,
+    *,
+    convention: str = "exact",
+    units: str = "auto",
+    precision: int = 2,
+    top: int | None = None,
+) -> str:
+    """A Markdown table of the aten operators (``--by op``), costliest first."""
+    label = FLOPS_LABEL[convention]
+    total = report.flops_as(convention)
+    lines = [
+        _markdown_title(report, convention, units, precision),
+        "",
+        f"| operator | calls | MACs | {label} | % {label} |",
+        "|---|--:|--:|--:|--:|",
+    ]
+    ops = sorted(report.by_operator().values(), key=lambda o: -convention_value(o.cost, convention))[:top]
+    for o in ops:
+        value = convention_value(o.cost, convention)
+        lines.append(
+            f"| `{o.op}` | {o.calls} | {u.scaled(o.cost.macs, units, precision).strip()} |"
+            f" {u.scaled(value, units, precision).strip()} | {u.percent(value, total, precision)} |"
+        )
+    lines += _markdown_unsupported(report)
+    return "\n".join(lines) + "\n"
+
+
+def _markdown_cell(text: str) -> str:
+    """A table cell that cannot break its row: pipes escaped, line breaks shown as ``\\n``."""
+    return text.replace("|", "\\|").replace("\r", "\\r").replace("\n", "\\n")
+
+
+def _markdown_title(report: Report, convention: str, units: str, precision: int) -> str:
+    label = FLOPS_LABEL[convention]
+    return (
+        f"**{report.model_name}** — batch {report.batch_size}: {u.count(report.params, 'params', units, precision)},"
+        f" {u.count(report.macs, 'MACs', units, precision)},"
+        f" {u.count(report.flops_as(convention), label, units, precision)}"
+    )
+
+
+def _markdown_unsupported(report: Report) -> list[str]:
+    return [f"\n> unsupported: `{op.op}` ran {op.calls}x, not counted" for op in report.unsupported.values()]
 
 
 def _roofline_cells(roofline: Any, name: str) -> list[Any]:
@@ -124,32 +240,31 @@ def to_markdown(
     units: str = "auto",
     precision: int = 2,
     roofline: Any = None,
+    top: int | None = None,
+    sort: str | None = None,
 ) -> str:
     """A Markdown table of the modules down to ``depth``, with a totals line: ready to
-    paste into a paper or a pull request. With ``roofline``: intensity, bound, est. time."""
+    paste into a paper or a pull request. With ``roofline``: intensity, bound, est. time.
+    Rows as ``text.select_modules`` picks them (``top``: the costliest leaves)."""
     from .speed import seconds
 
     label = FLOPS_LABEL[convention]
     total = report.flops_as(convention)
     extra_head = " FLOPs/byte | bound | est. time |" if roofline is not None else ""
     lines = [
-        f"**{report.model_name}** — batch {report.batch_size}: {u.count(report.params, 'params', units, precision)},"
-        f" {u.count(report.macs, 'MACs', units, precision)}, {u.count(total, label, units, precision)}",
+        _markdown_title(report, convention, units, precision),
         "",
         f"| module | type | params | MACs | {label} | % {label} |{extra_head}",
         "|---|---|--:|--:|--:|--:|" + ("--:|---|--:|" if roofline is not None else ""),
     ]
-    for m in report.modules.values():
-        if depth is not None and m.depth > depth:
-            continue
+    for m in select_modules(report, depth=depth, top=top, sort=sort, convention=convention):
         value = convention_value(m.total, convention)
-        name = (m.name or "(total)").replace("|", "\\|")
+        name = _markdown_cell(m.name or "(total)")
         lines.append(
-            f"| {name} | {m.type} | {u.scaled(m.params, units, precision).strip()} |"
+            f"| {name} | {_markdown_cell(m.type)} | {u.scaled(m.params, units, precision).strip()} |"
             f" {u.scaled(m.total.macs, units, precision).strip()} | {u.scaled(value, units, precision).strip()} |"
             f" {u.percent(value, total, precision)} |"
             + (_roofline_markdown(roofline.rows[m.name], seconds) if roofline is not None else "")
         )
-    for op in report.unsupported.values():
-        lines.append(f"\n> unsupported: `{op.op}` ran {op.calls}x, not counted")
+    lines += _markdown_unsupported(report)
     return "\n".join(lines) + "\n"

@@ -6,12 +6,14 @@ from ..report import ModuleStats, Report, convention_value
 from . import units as u
 
 FLOPS_LABEL = {"exact": "FLOPs", "2mac": "FLOPs(2MAC)", "mac": "FLOPs(MAC)", "ptflops": "MAC(ptflops)"}
+FLOPS_LABEL["onnx-tool"] = "MAC(onnx-tool)"
 
 
 def summary_lines(
-    report: Report, convention: str = "exact", units: str = "auto", precision: int = 2
+    report: Report, convention: str = "exact", units: str = "auto", precision: int = 2, warnings: bool = True
 ) -> list[str]:
-    """Totals, batch and per-sample values, and a warning line per unsupported op."""
+    """Totals, batch and per-sample values, and (with ``warnings``) a warning line per
+    unsupported op; the renderers below put those warnings under the report instead."""
     label = FLOPS_LABEL[convention]
     flops = report.flops_as(convention)
     lines = [
@@ -31,18 +33,59 @@ def summary_lines(
             f"  forward {u.count(convention_value(report.forward, convention), label, units, precision)},"
             f" backward {u.count(convention_value(report.backward_cost, convention), label, units, precision)}"
         )
-    lines.extend(unsupported_lines(report))
+    if warnings:
+        lines.extend(unsupported_lines(report))
+    from .onnx_notes import onnx_lines
+
+    lines.extend(onnx_lines(report))
     return lines
 
 
 def unsupported_lines(report: Report) -> list[str]:
+    """One warning per op without a formula: calls, input shapes, the modules it ran in."""
     lines = []
     for op in report.unsupported.values():
+        where = ", ".join(f"'{m}'" if m else "(root)" for m in op.modules[:3])
+        more = f" and {len(op.modules) - 3} more" if len(op.modules) > 3 else ""
         lines.append(
             f"  WARNING: {op.op} has no formula: ran {op.calls}x, not in the totals;"
-            f" inputs {'; '.join(op.shapes)} in {', '.join(m or '(root)' for m in op.modules[:3])}"
+            f" inputs {'; '.join(op.shapes)}; in module {where}{more}"
         )
     return lines
+
+
+def unsupported_note(report: Report) -> str:
+    """A one-line note for stderr when a machine format carries unsupported ops as rows."""
+    if not report.unsupported:
+        return ""
+    names = ", ".join(f"{op.op} ({op.calls}x)" for op in report.unsupported.values())
+    return f"flopmeter: warning: not counted, no formula: {names}; the totals are lower bounds"
+
+
+def select_modules(
+    report: Report,
+    *,
+    depth: int | None = None,
+    top: int | None = None,
+    sort: str | None = None,
+    convention: str = "exact",
+) -> list[ModuleStats]:
+    """The module rows a table shows: those down to ``depth``, ordered by ``sort``.
+
+    ``top`` keeps the N costliest of the *leaves* at that depth (modules none of whose
+    children are shown), ranked by ``sort`` (default "flops"): a container's cost is
+    the sum of its children's, so listing it would count the same work twice.
+    """
+    if depth is not None and depth < 0:
+        raise ValueError(f"depth must be 0 (the model only) or more, or None for all; got {depth}")
+    if top is not None and top < 1:
+        raise ValueError(f"top must be at least 1, or None for all rows; got {top}")
+    modules = report.modules
+    rows = [m for m in modules.values() if depth is None or m.depth <= depth]
+    if top is None:
+        return sort_modules(rows, sort, convention)
+    leaves = [m for m in rows if not any(depth is None or modules[c].depth <= depth for c in m.children)]
+    return sort_modules(leaves, sort or "flops", convention)[:top]
 
 
 def module_cells(
@@ -71,7 +114,7 @@ def render_tree(
     (the seed article's ptflops layout plus a FLOPs column). ``depth`` limits nesting;
     ``fold`` shows a run of identical sibling blocks (same type, settings, params and
     cost, all the way down) once, with a line saying how many more there are."""
-    lines = summary_lines(report, convention, units, precision)
+    lines = summary_lines(report, convention, units, precision, warnings=False)
     modules = report.modules
     prints: dict[str, tuple] = {}
 
@@ -118,7 +161,7 @@ def render_tree(
         lines.append(f"{pad})")
 
     walk("", 0, "")
-    return "\n".join(lines)
+    return "\n".join(lines + unsupported_lines(report))
 
 
 def render_table(
@@ -131,11 +174,10 @@ def render_table(
     sort: str | None = None,
     top: int | None = None,
 ) -> str:
-    """One row per module: name, type, calls, params, MACs, FLOPs, bytes, % of FLOPs."""
-    rows = [m for m in report.modules.values() if depth is None or m.depth <= depth]
-    rows = sort_modules(rows, sort, convention)
-    if top is not None:
-        rows = rows[:top]
+    """One row per module: name, type, calls, params, MACs, FLOPs, bytes, % of FLOPs.
+    Rows as ``select_modules`` picks them (``top``: the costliest leaves)."""
+    rows = select_modules(report, depth=depth, top=top, sort=sort, convention=convention)
+    indent = sort is None and top is None
     total = report.flops_as(convention)
     header = [
         "module",
@@ -149,7 +191,7 @@ def render_table(
     ]
     body = [
         [
-            ("  " * m.depth if sort is None else "") + (m.name or "(root)"),
+            ("  " * m.depth if indent else "") + (m.name or "(root)"),
             m.type,
             str(m.calls),
             u.scaled(m.params, units, precision).strip(),
@@ -160,7 +202,12 @@ def render_table(
         ]
         for m in rows
     ]
-    return "\n".join(summary_lines(report, convention, units, precision) + [""] + grid(header, body))
+    return "\n".join(
+        summary_lines(report, convention, units, precision, warnings=False)
+        + [""]
+        + grid(header, body)
+        + unsupported_lines(report)
+    )
 
 
 def sort_modules(rows: list[ModuleStats], sort: str | None, convention: str) -> list[ModuleStats]:
@@ -215,7 +262,12 @@ def render_operators(
         for o in ops
     ]
     body += [[op.op, "UNSUPPORTED", str(op.calls), "?", "?", "?", "?"] for op in report.unsupported.values()]
-    return "\n".join(summary_lines(report, convention, units, precision) + [""] + grid(header, body))
+    return "\n".join(
+        summary_lines(report, convention, units, precision, warnings=False)
+        + [""]
+        + grid(header, body)
+        + unsupported_lines(report)
+    )
 
 
 def grid(header: list[str], body: list[list[str]]) -> list[str]:

@@ -1,0 +1,121 @@
+"""Compression: facts about a model's weights (masks, nonzeros, sparse layouts, packed
+and quantized storage, bits, groups, scales), read once before the trace, and the
+compression view built from them and the counted ops. See docs/compression.md."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from .facts import ModelFacts, WeightFact, collect
+from .overhead import classifier
+from .view import CompressionView, LayerCompression, build_view
+
+if TYPE_CHECKING:
+    from ..report import Report
+
+__all__ = [
+    "CompressionOptions",
+    "CompressionView",
+    "LayerCompression",
+    "ModelFacts",
+    "WeightFact",
+    "build_view",
+    "classifier",
+    "collect",
+    "finish",
+]
+
+
+@dataclass(frozen=True)
+class CompressionOptions:
+    """How ``profile`` treats compression.
+
+    ``assume_sparsity``: a fraction (0.5) or a pattern ("2:4") the view assumes for every
+    weight; ``assume_bits``: "w4a16", "w8a8", "w4a16g128", or a mapping from module-name
+    prefix to such a string (mixed precision); ``count_overhead``: put mask multiplies,
+    quantize/dequantize and the like back into the model's FLOPs/MACs.
+    """
+
+    assume_sparsity: float | str | None = None
+    assume_bits: str | Mapping[str, str] | None = None
+    count_overhead: bool = False
+
+    def __post_init__(self) -> None:
+        from .view import parse_bits, parse_sparsity
+
+        if self.assume_sparsity is not None:
+            parse_sparsity(self.assume_sparsity)
+        if isinstance(self.assume_bits, str):
+            parse_bits(self.assume_bits)
+        elif self.assume_bits is not None:
+            for spec in self.assume_bits.values():
+                parse_bits(spec)
+
+
+def finish(report: Report, facts: ModelFacts, options: CompressionOptions) -> Report:
+    """Give ``report`` its logical params (packed weights counted) and its compression
+    view (with the options' assumptions)."""
+    extra = facts.extra_params
+    for name, count in extra.items():
+        stats = report.modules.get(name)
+        if stats is None:
+            continue
+        stats.own_params += count
+        while True:
+            stats.params += count
+            if not stats.name:
+                break
+            from ..report import parent_of
+
+            stats = report.modules[parent_of(stats.name, report.modules)]
+        report.params += count
+    report.options["count_overhead"] = options.count_overhead
+    report.compression = LazyView(
+        lambda: build_view(
+            report, facts, assume_sparsity=options.assume_sparsity, assume_bits=options.assume_bits
+        )
+    )
+    return report
+
+
+class LazyView:
+    """Stands for the CompressionView of a Report and builds it when first read:
+    counting nonzeros reads every weight, which costs more than a shapes-only trace,
+    so a profile that never looks at the view does not pay for it. The nonzeros are
+    those of the weights at that first read."""
+
+    def __init__(self, build: Callable[[], CompressionView]) -> None:
+        self._build: Callable[[], CompressionView] | None = build
+        self._view: CompressionView | None = None
+
+    def resolve(self) -> CompressionView:
+        if self._view is None:
+            assert self._build is not None
+            self._view, self._build = self._build(), None
+        return self._view
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.resolve(), name)
+
+    def __repr__(self) -> str:
+        return repr(self.resolve())
+
+
+def prepare(model: torch.nn.Module, options: Any) -> tuple[ModelFacts, CompressionOptions]:
+    """Read the weight facts of ``model`` and normalise ``options`` (None, a dict or a
+    CompressionOptions)."""
+    if options is None:
+        options = CompressionOptions()
+    elif isinstance(options, Mapping):
+        options = CompressionOptions(**options)
+    elif not isinstance(options, CompressionOptions):
+        raise TypeError(
+            f"compression must be a flopmeter.CompressionOptions or a dict of its fields; got {type(options).__name__}"
+        )
+    return collect(model), options

@@ -1,0 +1,429 @@
+"""Before vs after: what a compression bought, per matching module and in total.
+
+Ratios: ``params_ratio``, ``nonzero_ratio``, ``size_ratio_*`` and ``bops_ratio`` are
+after / before (0.5 = half as many); ``mac_speedup_*`` are before / after (2.0 = half
+the MACs). A change is "structural" when a weight's shape changed (physically
+removed channels), "in place" when only masks, values or bits changed.
+
+The speedup estimate is a model, not a measurement, and every estimate carries its
+reason: physically smaller layers get their roofline ratio; unstructured sparsity
+without a sparse kernel gets 1.0; 2:4 gets at most 1.7x on matmuls with at least
+``MIN_ROWS_2_4`` rows (1.0 below: decode-sized shapes run slower, pytorch #111339);
+quantized layers use the hardware's per-dtype peaks (W8A8: int8 peak; weight-only:
+0.65 x the roofline ratio, the middle of the published 0.5-0.8 x of the bytes ratio).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..hardware import Hardware, get
+from ..roofline import op_time
+from .view import CompressionView, LayerCompression
+
+DEFAULT_HARDWARE = "a100-sxm-80gb"
+MIN_ROWS_2_4 = 64
+MAX_2_4_SPEEDUP = 1.7
+WEIGHT_ONLY_EFFICIENCY = 0.65
+
+
+@dataclass
+class LayerChange:
+    """One module in both models (or in one: ``change`` "removed" / "added")."""
+
+    name: str
+    type: str
+    change: str
+    before: LayerCompression | None
+    after: LayerCompression | None
+    speedup_estimate: float = 1.0
+    estimate_reason: str = ""
+
+    def _ratio(self, key: str, invert: bool = False) -> float | None:
+        a = getattr(self.before, key, None) if self.before else None
+        b = getattr(self.after, key, None) if self.after else None
+        if a is None or b is None:
+            return None
+        if invert:
+            return a / b if b else None
+        return b / a if a else None
+
+    @property
+    def params_ratio(self) -> float | None:
+        return self._ratio("params")
+
+    @property
+    def nonzero_ratio(self) -> float | None:
+        return self._ratio("nonzero_params")
+
+    @property
+    def size_ratio_actual(self) -> float | None:
+        return self._ratio("bytes_actual")
+
+    @property
+    def size_ratio_ideal(self) -> float | None:
+        return self._ratio("bytes_ideal")
+
+    @property
+    def mac_speedup_dense(self) -> float | None:
+        return self._ratio("macs_dense", invert=True)
+
+    @property
+    def mac_speedup_effective(self) -> float | None:
+        return self._ratio("macs_effective", invert=True)
+
+    @property
+    def bops_ratio(self) -> float | None:
+        return self._ratio("bops")
+
+
+@dataclass
+class Totals:
+    """Model totals of one side."""
+
+    params: int
+    nonzero_params: int | None
+    bytes_actual: int
+    bytes_ideal: int
+    macs_dense: int
+    macs_effective: int
+    bops: int
+
+
+@dataclass
+class Comparison:
+    """``before`` vs ``after``: per matching module and in total."""
+
+    before_name: str
+    after_name: str
+    layers: list[LayerChange]
+    before: Totals
+    after: Totals
+    hardware: str
+    speedup_estimate: float
+    measured_speedup: float | None = None
+    measured: dict[str, float] = field(default_factory=dict)  # median seconds per model
+    warnings: list[str] = field(default_factory=list)
+
+    def ratio(self, key: str, invert: bool = False) -> float | None:
+        a, b = getattr(self.before, key), getattr(self.after, key)
+        if a is None or b is None:
+            return None
+        if invert:
+            return a / b if b else None
+        return b / a if a else None
+
+    def columns(self) -> list[str]:
+        return COLUMNS
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per module and a last one for the total, the same columns each:
+        what Markdown, JSON and CSV print."""
+        rows = [_row(layer) for layer in self.layers]
+        rows.append(
+            {
+                "module": "total",
+                "type": "",
+                "change": _total_change(self.layers),
+                "params_before": self.before.params,
+                "params_after": self.after.params,
+                "params_ratio": self.ratio("params"),
+                "nonzero_ratio": self.ratio("nonzero_params"),
+                "size_ratio_actual": self.ratio("bytes_actual"),
+                "size_ratio_ideal": self.ratio("bytes_ideal"),
+                "mac_speedup_dense": self.ratio("macs_dense", invert=True),
+                "mac_speedup_effective": self.ratio("macs_effective", invert=True),
+                "bops_ratio": self.ratio("bops"),
+                "speedup_estimate": self.speedup_estimate,
+                "estimate_reason": f"sum of layer estimates, roofline on {self.hardware}",
+                "measured_speedup": self.measured_speedup,
+            }
+        )
+        return rows
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "before": self.before_name,
+            "after": self.after_name,
+            "hardware": self.hardware,
+            "columns": COLUMNS,
+            "rows": self.rows(),
+            "measured_seconds": self.measured,
+            "warnings": self.warnings,
+        }
+
+    def to_markdown(self, precision: int = 2) -> str:
+        from ..render.compression import comparison_markdown
+
+        return comparison_markdown(self, precision)
+
+    def to_csv(self) -> str:
+        from ..render.compression import comparison_csv
+
+        return comparison_csv(self)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        import json
+
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def to_html(self) -> str:
+        from ..render.compression import comparison_html
+
+        return comparison_html(self)
+
+    def plot(self, path: Any = None) -> Any:
+        """Bars per module of the table's ratios (matplotlib); saved to ``path`` if given."""
+        from ..render.compression import comparison_plot
+
+        return comparison_plot(self, path)
+
+    def __str__(self) -> str:
+        from ..render.compression import comparison_text
+
+        return comparison_text(self)
+
+
+COLUMNS = [
+    "module",
+    "type",
+    "change",
+    "params_before",
+    "params_after",
+    "params_ratio",
+    "nonzero_ratio",
+    "size_ratio_actual",
+    "size_ratio_ideal",
+    "mac_speedup_dense",
+    "mac_speedup_effective",
+    "bops_ratio",
+    "speedup_estimate",
+    "estimate_reason",
+    "measured_speedup",
+]
+
+
+def _row(layer: LayerChange) -> dict[str, Any]:
+    return {
+        "module": layer.name,
+        "type": layer.type,
+        "change": layer.change,
+        "params_before": layer.before.params if layer.before else None,
+        "params_after": layer.after.params if layer.after else None,
+        "params_ratio": layer.params_ratio,
+        "nonzero_ratio": layer.nonzero_ratio,
+        "size_ratio_actual": layer.size_ratio_actual,
+        "size_ratio_ideal": layer.size_ratio_ideal,
+        "mac_speedup_dense": layer.mac_speedup_dense,
+        "mac_speedup_effective": layer.mac_speedup_effective,
+        "bops_ratio": layer.bops_ratio,
+        "speedup_estimate": layer.speedup_estimate,
+        "estimate_reason": layer.estimate_reason,
+        "measured_speedup": None,
+    }
+
+
+def _total_change(layers: list[LayerChange]) -> str:
+    kinds = {layer.change for layer in layers} - {"unchanged"}
+    if not kinds:
+        return "unchanged"
+    return "structural" if kinds & {"structural", "removed", "added"} else "in place"
+
+
+def _totals(view: CompressionView) -> Totals:
+    return Totals(
+        params=view.params,
+        nonzero_params=view.nonzero_params,
+        bytes_actual=view.bytes_actual,
+        bytes_ideal=view.bytes_ideal,
+        macs_dense=view.macs_dense,
+        macs_effective=view.macs_effective,
+        bops=view.bops,
+    )
+
+
+def _change(a: LayerCompression | None, b: LayerCompression | None, shapes: tuple[Any, Any]) -> str:
+    if a is None:
+        return "added"
+    if b is None:
+        return "removed"
+    if shapes[0] != shapes[1] or a.macs_dense != b.macs_dense:
+        return "structural"
+    same = (
+        a.weight_nonzero == b.weight_nonzero
+        and a.weight_bits == b.weight_bits
+        and a.act_bits == b.act_bits
+        and a.representation == b.representation
+    )
+    return "unchanged" if same else "in place"
+
+
+def _layer_time(layer: LayerCompression, bytes_moved: int, hw: Hardware, dtype: str, macs: int) -> float:
+    compute, memory = op_time(2 * macs, bytes_moved, hw, dtype)
+    return max(compute, memory)
+
+
+def estimate(
+    a: LayerCompression, b: LayerCompression, change: str, bytes_a: int, hw: Hardware
+) -> tuple[float, str]:
+    """(estimated speedup before/after, its reason) for one layer."""
+    float_dtype = a.compute_dtype if a.compute_dtype.startswith(("float", "bfloat")) else "float32"
+    t_a = _layer_time(a, bytes_a, hw, float_dtype, a.macs_dense)
+    bytes_b = max(bytes_a - a.weight_bytes_actual + b.weight_bytes_actual, 0)
+    if change == "structural":
+        ratio = t_a / _layer_time(b, bytes_b, hw, float_dtype, b.macs_dense) if b.macs_dense else 1.0
+        return ratio, f"estimate: roofline ratio on {hw.name}, physically smaller"
+    if change == "unchanged":
+        return 1.0, "unchanged"
+    if b.weight_bits is not None and a.weight_bits is not None and b.weight_bits < a.weight_bits:
+        if (b.act_bits or 32) <= 8:
+            t_b = _layer_time(b, bytes_b, hw, "int8", b.macs_dense)
+            return t_a / t_b, f"estimate: per-dtype peaks on {hw.name} (int8 vs {float_dtype})"
+        t_b = _layer_time(b, bytes_b, hw, float_dtype, b.macs_dense)
+        return max(1.0, WEIGHT_ONLY_EFFICIENCY * t_a / t_b), (
+            f"estimate: weight-only, {WEIGHT_ONLY_EFFICIENCY} x roofline ratio on {hw.name}"
+        )
+    if b.structure == "2:4":
+        uses = b.macs_dense // max(b.weight_params, 1)
+        if uses < MIN_ROWS_2_4:
+            return 1.0, f"estimate: 2:4 on {uses} rows (< {MIN_ROWS_2_4}): no gain on small shapes"
+        t_b = _layer_time(b, bytes_b, hw, float_dtype, b.macs_dense // 2)
+        return min(MAX_2_4_SPEEDUP, t_a / t_b), f"estimate: 2:4 kernel, roofline capped at {MAX_2_4_SPEEDUP}x"
+    if (b.weight_nonzero or 0) < (a.weight_nonzero or 0):
+        return 1.0, "estimate: unstructured sparsity, no sparse kernel (runs dense)"
+    return 1.0, "estimate: no faster kernel for this change"
+
+
+def compare_views(
+    before: Any,
+    after: Any,
+    *,
+    hardware: Hardware | str | None = None,
+) -> Comparison:
+    """Compare two Reports (with compression views): per module present in either,
+    matched by qualified name, and in total."""
+    hw = get(hardware or DEFAULT_HARDWARE) if not isinstance(hardware, Hardware) else hardware
+    view_a, view_b = before.compression, after.compression
+    if view_a is None or view_b is None:
+        raise ValueError("compare needs Reports with a compression view (profiled by flopmeter.profile)")
+    pairs = match_layers(list(view_a.layers), list(view_b.layers))
+    changes: list[LayerChange] = []
+    time_a = time_b = 0.0
+    for name, name_b in pairs:
+        a = view_a.layers.get(name) if name is not None else None
+        b = view_b.layers.get(name_b) if name_b is not None else None
+        name = name if name is not None else str(name_b)
+        shapes = (_shapes(view_a, name), _shapes(view_b, name_b or ""))
+        change = _change(a, b, shapes)
+        either = a if a is not None else b
+        layer = LayerChange(name, either.type if either is not None else "", change, a, b)
+        if a is not None and b is not None:
+            bytes_a = before.modules[name].own.bytes if name in before.modules else a.bytes_actual
+            layer.speedup_estimate, layer.estimate_reason = estimate(a, b, change, bytes_a, hw)
+            t = _layer_time(a, bytes_a, hw, "float32", a.macs_dense)
+            time_a += t
+            time_b += t / layer.speedup_estimate if layer.speedup_estimate else t
+        else:
+            layer.speedup_estimate, layer.estimate_reason = 1.0, f"estimate: layer {change}"
+        changes.append(layer)
+    rest_a = _rest_time(before, set(view_a.layers), hw)
+    rest_b = _rest_time(after, set(view_b.layers), hw)
+    total = (time_a + rest_a) / (time_b + rest_b) if time_b + rest_b else 1.0
+    warnings = [
+        f"{r.model_name}: {op.op} has no formula ({op.calls} calls)"
+        for r in (before, after)
+        for op in r.unsupported.values()
+    ]
+    warnings += [
+        f"{r.model_name}: unrecognised compressed weight {w}"
+        for r in (before, after)
+        for w in r.compression.unrecognised
+    ]
+    same = before.model_name == after.model_name
+    return Comparison(
+        before_name=f"{before.model_name} (before)" if same else before.model_name,
+        after_name=f"{after.model_name} (after)" if same else after.model_name,
+        layers=changes,
+        before=_totals(view_a),
+        after=_totals(view_b),
+        hardware=hw.name,
+        speedup_estimate=total,
+        warnings=warnings,
+    )
+
+
+def match_layers(before: list[str], after: list[str]) -> list[tuple[str | None, str | None]]:
+    """Pairs of module names, matched by qualified name; a fused module (torch.ao's
+    ConvReLU2d holds its conv as ``name.0`` before conversion, ``name`` after) matches
+    its first child."""
+    pairs: list[tuple[str | None, str | None]] = []
+    left = list(after)
+    for name in before:
+        for candidate in (name, name.removesuffix(".0"), name + ".0"):
+            if candidate in left:
+                left.remove(candidate)
+                pairs.append((name, candidate))
+                break
+        else:
+            pairs.append((name, None))
+    pairs += [(None, name) for name in left]
+    return pairs
+
+
+def _shapes(view: CompressionView, name: str) -> tuple[tuple[int, ...], ...]:
+    facts = view._facts.weights.get(name, []) if view._facts else []
+    return tuple(f.shape for f in facts)
+
+
+def _rest_time(report: Any, layers: set[str], hw: Hardware) -> float:
+    """Roofline seconds of the ops outside the compared layers."""
+    total = 0.0
+    for record in report.ops:
+        if record.module in layers or record.phase != "forward":
+            continue
+        compute, memory = op_time(record.cost.flops, record.cost.bytes, hw, record.dtype)
+        total += max(compute, memory)
+    return total
+
+
+def compare(
+    before: Any,
+    after: Any,
+    inputs: Any = None,
+    *,
+    input_shape: Any = None,
+    hardware: Hardware | str | None = None,
+    bench: bool = False,
+    repeat: int = 20,
+    **profile_options: Any,
+) -> Comparison:
+    """Compare a model before and after compression.
+
+    ``before`` / ``after``: Reports, or models profiled here with the same ``inputs``
+    (or ``input_shape``) and ``profile_options``. ``hardware``: the preset the speedup
+    estimate uses (default a100-sxm-80gb). ``bench=True`` (models only) times both in
+    this run and adds the measured speedup (median before / median after).
+    """
+    from ..api import profile
+    from ..report import Report
+
+    reports = []
+    for model in (before, after):
+        if isinstance(model, Report):
+            reports.append(model)
+        else:
+            reports.append(profile(model, inputs, input_shape=input_shape, **profile_options))
+    result = compare_views(reports[0], reports[1], hardware=hardware)
+    if bench:
+        if isinstance(before, Report) or isinstance(after, Report):
+            raise ValueError("bench=True needs the two models, not Reports")
+        from ..timing import benchmark
+
+        seconds = [
+            benchmark(model, inputs, input_shape=input_shape, repeat=repeat)[0].median
+            for model in (before, after)
+        ]
+        result.measured = {"before": seconds[0], "after": seconds[1]}
+        result.measured_speedup = seconds[0] / seconds[1] if seconds[1] else None
+    return result

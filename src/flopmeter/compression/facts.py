@@ -1,0 +1,530 @@
+"""Facts about a model's weights, read once before the trace.
+
+For every weight tensor a module holds: its logical shape, how it is stored
+(masked, parametrized, sparse layout, packed, quantized subclass, ...), its nonzeros
+(per output row too), its bits, groups, scales and the bytes its storages really
+take. The compression view (view.py) joins these facts with the counted ops of the
+module that holds them. Only tensors are read here; the model is not changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .packed import PackedLayout, is_packed, layout_of
+
+# Bits of a stored element, by dtype name (torch.int4 and friends are sub-byte targets).
+_BITS = {
+    "float64": 64,
+    "float32": 32,
+    "float16": 16,
+    "bfloat16": 16,
+    "qint8": 8,
+    "quint8": 8,
+    "qint32": 32,
+    "quint4x2": 4,
+    "quint2x4": 2,
+    "int8": 8,
+    "uint8": 8,
+    "int16": 16,
+    "int32": 32,
+    "int64": 64,
+    "bool": 1,
+}
+
+
+def bits_of(dtype: Any) -> int:
+    """Bits per value of a dtype (``torch.int4`` -> 4, ``float8_e4m3fn`` -> 8)."""
+    name = str(dtype).removeprefix("torch.")
+    if name in _BITS:
+        return _BITS[name]
+    if name.startswith("float8"):
+        return 8
+    for prefix in ("uint", "int"):
+        if name.startswith(prefix) and name[len(prefix) :].isdigit():
+            return int(name[len(prefix) :])
+    return 32
+
+
+@dataclass
+class WeightFact:
+    """One weight tensor, in logical terms.
+
+    ``representation``: how it is stored (dense, prune, parametrize, sparse_coo,
+    sparse_csr, sparse_csc, sparse_bsr, semi_structured, torch.ao static, torch.ao
+    dynamic, torchao <Class>, bitsandbytes, gptq, or "unrecognised <Class>").
+    ``nonzero`` / ``row_nonzero`` are None when the values are unknown (meta device,
+    packed storages not read). ``storage_bytes``: the weight's value storage as it
+    exists; ``scale_bytes``: its scales and zero points.
+    """
+
+    module: str
+    name: str
+    representation: str
+    shape: tuple[int, ...]
+    dtype: str
+    weight_bits: int
+    nonzero: int | None = None
+    row_nonzero: list[int] | None = None
+    zero_columns: int = 0
+    nm: tuple[int, int] | None = None
+    sparse_format: str | None = None
+    group_size: int | None = None
+    n_scales: int = 0
+    storage_bytes: int = 0
+    scale_bytes: int = 0
+    ideal_scale_bytes: int = 0
+    logical_extra_params: int = 0  # elements parameters() does not show (packed weights)
+    # the values whose nonzeros are still to count (reading every weight costs more
+    # than a shapes-only trace, so it waits until the view is read)
+    pending: Callable[[], torch.Tensor] | None = field(default=None, repr=False)
+
+    @property
+    def numel(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+    @property
+    def out_channels(self) -> int:
+        return self.shape[0] if self.shape else 1
+
+    @property
+    def structure(self) -> str:
+        """dense | unstructured | N:M | channel | unknown (values not readable)."""
+        if self.nonzero is None:
+            return "unknown"
+        if self.nonzero == self.numel:
+            return "dense"
+        if self.nm is not None:
+            return f"{self.nm[0]}:{self.nm[1]}"
+        if self.row_nonzero is not None:
+            rows_zero = sum(1 for r in self.row_nonzero if r == 0)
+            if rows_zero or self.zero_columns:
+                kept_rows = [r for r in self.row_nonzero if r]
+                per_row = self.numel // max(self.out_channels, 1)
+                kept_cols = per_row - self.zero_columns * self._column_size()
+                if all(r == min(per_row, kept_cols) for r in kept_rows):
+                    return "channel"
+        return "unstructured"
+
+    def _column_size(self) -> int:
+        """Elements of one input channel in one output row (the kernel's size)."""
+        return max(
+            1, self.numel // max(self.out_channels, 1) // max(self.shape[1] if len(self.shape) > 1 else 1, 1)
+        )
+
+
+@dataclass
+class ModelFacts:
+    """All weight facts of a model, by module; the packed layouts the op formulas
+    look up; the biases (kept apart from weights, as the spec's sparsity asks)."""
+
+    weights: dict[str, list[WeightFact]] = field(default_factory=dict)
+    packed: dict[int, PackedLayout] = field(default_factory=dict)
+    bias_params: dict[str, int] = field(default_factory=dict)  # module -> bias elements
+    bias_bits: dict[str, int] = field(default_factory=dict)
+    overhead_modules: set[str] = field(default_factory=set)  # parametrization modules
+
+    def facts(self) -> list[WeightFact]:
+        return [f for facts in self.weights.values() for f in facts]
+
+    def count(self) -> None:
+        """Count the nonzeros still pending (once; the references are then dropped)."""
+        for fact in self.facts():
+            if fact.pending is not None:
+                _count_nonzeros(fact, fact.pending())
+                fact.pending = None
+
+    @property
+    def extra_params(self) -> dict[str, int]:
+        """Logical params that ``parameters()`` misses (packed weights and biases), by module."""
+        extra: dict[str, int] = {}
+        for name, facts in self.weights.items():
+            count = sum(f.logical_extra_params for f in facts)
+            if count:
+                extra[name] = count
+        return extra
+
+
+def collect(model: torch.nn.Module) -> ModelFacts:
+    """Read the weight facts of every module of ``model`` (no model change)."""
+    found = ModelFacts()
+    seen: set[int] = set()
+    for name, module in model.named_modules():
+        if isinstance(module, torch.jit.ScriptModule):  # compiled: no prune/quant wrappers to read
+            continue
+        if type(module).__name__.endswith("PackedParams"):  # Linear/Embedding wrappers
+            continue  # its packed weight is read at the linear module that owns it
+        if ".parametrizations." in f".{name}." and name.rsplit(".", 1)[-1].isdigit():
+            found.overhead_modules.add(name)
+        facts = _module_facts(name, module, found, seen)
+        if facts:
+            found.weights[name] = facts
+        bias = getattr(module, "bias", None)
+        if isinstance(bias, torch.Tensor) and bias.ndim == 1:
+            found.bias_params[name] = bias.numel()
+            found.bias_bits[name] = bits_of(bias.dtype)
+        elif callable(bias) and facts and facts[0].representation.startswith("torch.ao"):
+            found.bias_params[name] = facts[0].logical_extra_params - facts[0].numel
+            found.bias_bits[name] = 32
+    return found
+
+
+def _module_facts(name: str, module: torch.nn.Module, found: ModelFacts, seen: set[int]) -> list[WeightFact]:
+    facts: list[WeightFact] = []
+    # plain attributes that may hold a weight (packed objects, sparse tensors): one scan
+    held = [(k, v) for k, v in vars(module).items() if isinstance(v, (torch.Tensor, torch.ScriptObject))]
+    for packed, dtype in _packed_of(module, held):
+        if id(packed) in seen:
+            continue
+        seen.add(id(packed))
+        try:
+            layout = layout_of(packed, dtype)
+        except RuntimeError:  # torch cannot unpack every kind (float-qparams embeddings)
+            facts.append(_unpackable_fact(name, module))
+            continue
+        found.packed[id(packed)] = layout
+        facts.append(_packed_fact(name, module, layout))
+    masked = {key[: -len("_orig")] for key in module._parameters if key.endswith("_orig")}
+    parametrizations = module._modules.get("parametrizations")
+    parametrized: list[str] = list(parametrizations._modules) if parametrizations is not None else []
+    for key, param in module._parameters.items():
+        if param is None or id(param) in seen or key == "bias" or param.ndim < 2:
+            continue
+        seen.add(id(param))
+        base = key[: -len("_orig")] if key.endswith("_orig") else key
+        mask = module._buffers.get(f"{base}_mask")
+        if base in masked and mask is not None:
+            facts.append(_masked_fact(name, base, param, mask))
+        else:
+            facts.append(_tensor_fact(name, key, param))
+    for key in parametrized:
+        original = getattr(parametrizations, key).original
+        if id(original) in seen:
+            continue
+        seen.add(id(original))
+        facts.append(_parametrized_fact(name, key, module, original))
+    for key, value in [*held, *module._buffers.items()]:
+        if isinstance(value, torch.Tensor) and value.layout != torch.strided and id(value) not in seen:
+            seen.add(id(value))
+            fact = _tensor_fact(name, key, value)
+            fact.logical_extra_params = fact.numel  # a weight parameters() does not list
+            facts.append(fact)
+    facts.extend(_library_facts(name, module))
+    return facts
+
+
+def _packed_of(module: torch.nn.Module, held: list[tuple[str, Any]]) -> list[tuple[Any, Any]]:
+    found = [(v, None) for _, v in held if is_packed(v)]
+    wrapper = module._modules.get("_packed_params")  # torch.ao Linear / Embedding wrappers
+    if wrapper is not None:
+        inner = vars(wrapper).get("_packed_params", vars(wrapper).get("_packed_weight"))
+        if isinstance(inner, torch.ScriptObject):
+            found.append((inner, vars(wrapper).get("dtype")))
+    return found
+
+
+def _unpackable_fact(name: str, module: torch.nn.Module) -> WeightFact:
+    """A packed weight torch cannot open: named as unrecognised, with the logical shape
+    an embedding declares when it does (its params still count)."""
+    rows, dim = getattr(module, "num_embeddings", None), getattr(module, "embedding_dim", None)
+    shape = (rows, dim) if isinstance(rows, int) and isinstance(dim, int) else ()
+    numel = rows * dim if isinstance(rows, int) and isinstance(dim, int) else 0
+    return WeightFact(
+        module=name,
+        name="weight",
+        representation=f"unrecognised packed {type(module).__name__}",
+        shape=shape,
+        dtype="unknown",
+        weight_bits=8,
+        logical_extra_params=numel,
+    )
+
+
+def _packed_fact(name: str, module: torch.nn.Module, layout: PackedLayout) -> WeightFact:
+    numel = 1
+    for d in layout.weight_shape:
+        numel *= d
+    bits = bits_of(layout.dtype)
+    kind = "torch.ao dynamic" if ".dynamic." in type(module).__module__ else "torch.ao static"
+    per_scale = 16 if layout.scheme != "none" else 0  # float64 scale + int64 zero point
+    fact = WeightFact(
+        module=name,
+        name="weight",
+        representation=f"{kind} {layout.dtype} {layout.scheme}".replace(" none", ""),
+        shape=layout.weight_shape,
+        dtype=layout.dtype,
+        weight_bits=bits,
+        nonzero=layout.nonzero,
+        n_scales=layout.n_scales,
+        storage_bytes=(numel * bits + 7) // 8,
+        scale_bytes=per_scale * layout.n_scales,
+        ideal_scale_bytes=per_scale * layout.n_scales,
+        logical_extra_params=numel + layout.bias_numel,
+    )
+    return fact
+
+
+def _masked_fact(name: str, base: str, original: torch.Tensor, mask: torch.Tensor) -> WeightFact:
+    fact = _tensor_fact(name, base, original, values=mask)
+    fact.representation = "prune"
+    fact.storage_bytes += mask.numel() * mask.element_size()  # the mask buffer exists too
+    return fact
+
+
+def _parametrized_fact(name: str, key: str, module: torch.nn.Module, original: torch.Tensor) -> WeightFact:
+    fact = _tensor_fact(name, key, original)
+    fact.representation = "parametrize"
+    if not original.is_meta:
+
+        def parametrized() -> torch.Tensor:
+            with torch.no_grad():
+                return getattr(module, key).detach()
+
+        fact.pending = parametrized
+    return fact
+
+
+def _tensor_fact(name: str, key: str, tensor: torch.Tensor, values: torch.Tensor | None = None) -> WeightFact:
+    """A plain, masked, sparse-layout or subclass tensor."""
+    kind = type(tensor).__name__
+    mro = [c.__name__ for c in type(tensor).__mro__]
+    if "TorchAOBaseTensor" in mro:
+        return _torchao_fact(name, key, tensor)
+    if "SparseSemiStructuredTensor" in mro:
+        numel = tensor.numel()
+        return WeightFact(
+            module=name,
+            name=key,
+            representation="semi_structured",
+            shape=tuple(tensor.shape),
+            dtype=str(tensor.dtype).removeprefix("torch."),
+            weight_bits=bits_of(tensor.dtype),
+            nonzero=numel // 2,
+            nm=(2, 4),
+            storage_bytes=sum(t.numel() * t.element_size() for t in _inner_tensors(tensor)),
+        )
+    if kind not in ("Parameter", "Tensor") and not tensor.layout != torch.strided:
+        return _unrecognised(name, key, tensor, kind)
+    dtype = str(tensor.dtype).removeprefix("torch.")
+    fact = WeightFact(
+        module=name,
+        name=key,
+        representation="dense",
+        shape=tuple(tensor.shape),
+        dtype=dtype,
+        weight_bits=bits_of(tensor.dtype),
+        storage_bytes=tensor.numel() * tensor.element_size(),
+    )
+    if tensor.layout != torch.strided:
+        return _sparse_layout_fact(fact, tensor)
+    if not tensor.is_floating_point():
+        return _unrecognised(name, key, tensor, f"{kind} of {dtype}")
+    source = tensor if values is None else values
+    if not source.is_meta:
+        fact.pending = source.detach  # counted when the view is first read (ModelFacts.count)
+    return fact
+
+
+def _unrecognised(name: str, key: str, tensor: torch.Tensor, kind: str) -> WeightFact:
+    return WeightFact(
+        module=name,
+        name=key,
+        representation=f"unrecognised {kind}",
+        shape=tuple(tensor.shape),
+        dtype=str(tensor.dtype).removeprefix("torch."),
+        weight_bits=bits_of(tensor.dtype),
+        storage_bytes=tensor.numel() * tensor.element_size(),
+    )
+
+
+def _count_nonzeros(fact: WeightFact, values: torch.Tensor) -> None:
+    """nonzero; when some weights are zero also the per-row nonzeros, the all-zero
+    input columns and an N:M pattern (only possible at 50 % sparsity or more)."""
+    nonzero = int(torch.count_nonzero(values))
+    fact.nonzero = nonzero
+    if nonzero == values.numel() or values.ndim < 2:
+        return
+    rows = values.reshape(values.shape[0], -1)
+    fact.row_nonzero = torch.count_nonzero(rows, dim=1).tolist()
+    columns = torch.count_nonzero(values.transpose(0, 1).reshape(values.shape[1], -1), dim=1)
+    fact.zero_columns = int((columns == 0).sum())
+    if 2 * nonzero <= values.numel():
+        fact.nm = n_m_pattern(rows)
+
+
+def n_m_pattern(rows: torch.Tensor) -> tuple[int, int] | None:
+    """The smallest M in {4, 8, 16} with at most N <= M/2 nonzeros in every group of M
+    consecutive elements along the reduction (last) dim, and that N; None if none."""
+    width = rows.shape[-1]
+    for m in (4, 8, 16):
+        if width % m:
+            continue
+        most = int(torch.count_nonzero(rows.reshape(-1, m), dim=1).max())
+        if most <= m // 2:
+            return (max(most, 1), m)
+    return None
+
+
+def _sparse_layout_fact(fact: WeightFact, tensor: torch.Tensor) -> WeightFact:
+    layout = str(tensor.layout).removeprefix("torch.")
+    fmt = {
+        "sparse_coo": "coo",
+        "sparse_csr": "csr",
+        "sparse_csc": "csc",
+        "sparse_bsr": "bsr",
+        "sparse_bsc": "bsc",
+    }.get(layout, layout)
+    values = tensor._values() if fmt == "coo" else tensor.values()
+    fact.representation = layout
+    fact.sparse_format = fmt
+    fact.dtype = str(values.dtype).removeprefix("torch.")
+    fact.weight_bits = bits_of(values.dtype)
+    fact.nonzero = (
+        int(values.numel())
+        if fmt != "coo"
+        else int(tensor._nnz() * values[0].numel() if values.ndim > 1 else tensor._nnz())
+    )
+    fact.storage_bytes = sum(t.numel() * t.element_size() for t in _inner_tensors(tensor))
+    if not values.is_meta and tensor.ndim == 2:
+        nonzero = fact.nonzero
+        _count_nonzeros(fact, tensor.to_dense())  # rows and patterns; stored zeros still count as stored
+        fact.nonzero = nonzero
+    return fact
+
+
+def _inner_tensors(tensor: torch.Tensor) -> list[torch.Tensor]:
+    """The storages that really hold a sparse or subclass tensor."""
+    if tensor.layout == torch.sparse_coo:
+        return [tensor._indices(), tensor._values()]
+    if tensor.layout in (torch.sparse_csr, torch.sparse_bsr):
+        return [tensor.crow_indices(), tensor.col_indices(), tensor.values()]
+    if tensor.layout in (torch.sparse_csc, torch.sparse_bsc):
+        return [tensor.ccol_indices(), tensor.row_indices(), tensor.values()]
+    flatten = getattr(tensor, "__tensor_flatten__", None)
+    if flatten is None:
+        return [tensor]
+    names, _ = flatten()
+    inner = [getattr(tensor, n) for n in names]
+    return [t for t in inner if isinstance(t, torch.Tensor)]
+
+
+def _torchao_fact(name: str, key: str, tensor: Any) -> WeightFact:
+    """torchao tensor subclasses: ``qdata`` holds the values, ``target_dtype`` (if set)
+    the bits they stand for, ``block_size`` the quantization groups."""
+    qdata = getattr(tensor, "qdata", None)
+    target = getattr(tensor, "target_dtype", None)
+    stored = qdata.dtype if isinstance(qdata, torch.Tensor) else tensor.dtype
+    bits = bits_of(target if target is not None else stored)
+    shape = tuple(tensor.shape)
+    inner = _inner_tensors(tensor)
+    scales = [t for t in inner if t is not qdata]
+    block = getattr(tensor, "block_size", None)
+    group = int(block[-1]) if block and 0 < int(block[-1]) < shape[-1] else None
+    scale = getattr(tensor, "scale", None)
+    zero = getattr(tensor, "zero_point", None)
+    n_scales = int(scale.numel()) if isinstance(scale, torch.Tensor) else 0
+    fact = WeightFact(
+        module=name,
+        name=key,
+        representation=f"torchao {type(tensor).__name__}",
+        shape=shape,
+        dtype=str(target or stored).removeprefix("torch."),
+        weight_bits=bits,
+        group_size=group,
+        n_scales=n_scales,
+        storage_bytes=qdata.numel() * qdata.element_size() if isinstance(qdata, torch.Tensor) else 0,
+        scale_bytes=sum(t.numel() * t.element_size() for t in scales),
+        ideal_scale_bytes=sum(t.numel() * t.element_size() for t in scales),
+    )
+    if isinstance(qdata, torch.Tensor) and qdata.shape == shape and not qdata.is_meta:
+
+        def differences() -> torch.Tensor:  # a value equal to its zero point is a zero
+            if qdata.is_floating_point():  # float8: no zero point, widen to count
+                return qdata.to(torch.float32)
+            values = qdata.to(torch.int32)
+            if isinstance(zero, torch.Tensor) and zero.numel():
+                values = values - _expand_blocks(zero.to(torch.int32), shape)
+            return values
+
+        fact.pending = differences
+    return fact
+
+
+def _expand_blocks(per_block: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """A per-block tensor (one value per group) repeated to ``shape``."""
+    out = per_block.reshape(*per_block.shape[: len(shape)], *([1] * max(0, len(shape) - per_block.ndim)))
+    for dim, size in enumerate(shape):
+        if out.shape[dim] != size:
+            out = out.repeat_interleave(size // out.shape[dim], dim=dim)
+    return out
+
+
+def _library_facts(name: str, module: torch.nn.Module) -> list[WeightFact]:
+    """bitsandbytes and GPTQ/AWQ-style packed linears, read from their attributes."""
+    weight = module._parameters.get("weight")
+    kind = type(weight).__name__ if weight is not None else ""
+    if kind in ("Params4bit", "Int8Params"):
+        return [_bitsandbytes_fact(name, weight, kind)]
+    if not ("qweight" in module._buffers or "qweight" in module._parameters or "qweight" in vars(module)):
+        return []
+    qweight = getattr(module, "qweight", None)
+    bits = getattr(module, "bits", getattr(module, "w_bit", None))
+    if isinstance(qweight, torch.Tensor) and isinstance(bits, int):
+        in_f = getattr(module, "infeatures", getattr(module, "in_features", None))
+        out_f = getattr(module, "outfeatures", getattr(module, "out_features", None))
+        if isinstance(in_f, int) and isinstance(out_f, int):
+            group = getattr(module, "group_size", None)
+            scales = [
+                t
+                for t in (getattr(module, "scales", None), getattr(module, "qzeros", None))
+                if isinstance(t, torch.Tensor)
+            ]
+            return [
+                WeightFact(
+                    module=name,
+                    name="qweight",
+                    representation="gptq",
+                    shape=(out_f, in_f),
+                    dtype=f"int{bits}",
+                    weight_bits=bits,
+                    group_size=group if isinstance(group, int) and group > 0 else None,
+                    n_scales=int(scales[0].numel()) if scales else 0,
+                    storage_bytes=qweight.numel() * qweight.element_size(),
+                    scale_bytes=sum(t.numel() * t.element_size() for t in scales),
+                    ideal_scale_bytes=sum(t.numel() * t.element_size() for t in scales),
+                    logical_extra_params=out_f * in_f,
+                )
+            ]
+    return []
+
+
+def _bitsandbytes_fact(name: str, weight: Any, kind: str) -> WeightFact:
+    state = getattr(weight, "quant_state", None)
+    shape = tuple(getattr(state, "shape", None) or weight.shape)
+    numel = 1
+    for d in shape:
+        numel *= d
+    bits = 4 if kind == "Params4bit" else 8
+    block = int(getattr(state, "blocksize", 64) or 64) if bits == 4 else None
+    n_scales = numel // block if block else shape[0]
+    return WeightFact(
+        module=name,
+        name="weight",
+        representation="bitsandbytes",
+        shape=shape,
+        dtype=f"int{bits}",
+        weight_bits=bits,
+        group_size=block,
+        n_scales=n_scales,
+        storage_bytes=weight.numel() * weight.element_size(),
+        scale_bytes=4 * n_scales,
+        ideal_scale_bytes=4 * n_scales,
+        logical_extra_params=numel - weight.numel(),
+    )

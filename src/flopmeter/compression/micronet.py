@@ -1,0 +1,79 @@
+"""The MicroNet challenge score (NeurIPS 2019 rules), per sample.
+
+storage = sum over layers of (kept values * b_w + mask bits (N, if sparse) + bias * b_w) / 32,
+plus every other parameter (norms) at 32 bits;
+ops = mults * m_bits / 32 + adds * 32 / 32, with m_bits = the larger of a layer's
+weight and activation bits; a ReLU is one multiply; every other operation is a 32-bit
+add; conversions (quantize/dequantize, the overhead bucket) are free.
+The 16-bit freebie: when nothing is below 16 bits, values and multiplies count at 16.
+score = storage / P0 + ops / O0, with (P0, O0) per task.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .view import CompressionView
+
+BASELINES: dict[str, tuple[float, float]] = {
+    "imagenet": (6.9e6, 1.17e9),
+    "cifar100": (36.5e6, 10.49e9),
+    "wikitext103": (159e6, 318e6),
+}
+_RELU_OPS = frozenset({"aten.relu", "aten.relu_"})
+
+
+@dataclass(frozen=True)
+class MicroNetScore:
+    """Storage and operations in 32-bit units (per sample), and the score."""
+
+    task: str
+    storage: float
+    ops: float
+    score: float
+    freebie: bool
+
+
+def score_from(storage: float, ops: float, task: str) -> float:
+    """storage / P0 + ops / O0 for ``task`` (imagenet, cifar100, wikitext103)."""
+    if task not in BASELINES:
+        raise ValueError(f"unknown MicroNet task {task!r}; expected one of {', '.join(BASELINES)}")
+    params, operations = BASELINES[task]
+    return storage / params + ops / operations
+
+
+def micronet(view: CompressionView, task: str = "imagenet", *, freebie: bool = True) -> MicroNetScore:
+    """The MicroNet score of a compression view. ``freebie``: apply the 16-bit freebie
+    when the model is eligible (nothing below 16 bits)."""
+    score_from(0, 0, task)  # validates the task
+    layers = [layer for layer in view.layers.values() if layer.weight_params]
+    eligible = all(
+        (layer.weight_bits or 32) >= 16 and (layer.act_bits or 32) >= 16 for layer in view.layers.values()
+    )
+    use_freebie = freebie and eligible
+    storage_bits = 0
+    ops = 0.0
+    for layer in layers:
+        bits = 16 if use_freebie else int(layer.weight_bits or 32)
+        nonzero = layer.weight_nonzero if layer.weight_nonzero is not None else layer.weight_params
+        sparse = nonzero < layer.weight_params
+        storage_bits += nonzero * bits + (layer.weight_params if sparse else 0) + layer.bias_params * bits
+        m_bits = 16 if use_freebie else max(int(layer.weight_bits or 32), int(layer.act_bits or 32))
+        mults = layer.macs_effective
+        adds = layer.contraction_ops_effective - mults
+        ops += mults * m_bits / 32 + adds
+    other_params = view.params - sum(layer.weight_params + layer.bias_params for layer in layers)
+    storage_bits += max(other_params, 0) * (16 if use_freebie else 32)
+    relu = other = 0
+    weighted = {layer.name for layer in layers}
+    for record in view._report.ops if view._report is not None else []:
+        if record.phase != "forward" or (record.cost.macs and record.module in weighted):
+            continue  # weight contractions are counted above, from their nonzeros
+        if record.op in _RELU_OPS:
+            relu += record.cost.flops
+        else:
+            other += record.cost.flops
+    ops += relu * (16 if use_freebie else 32) / 32 + other
+    storage = storage_bits / 32
+    ops /= max(view.batch_size, 1)
+    return MicroNetScore(task, storage, ops, score_from(storage, ops, task), use_freebie)

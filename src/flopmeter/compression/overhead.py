@@ -1,0 +1,55 @@
+"""Which ops exist only because of how a compression is emulated (the overhead bucket).
+
+Kept out of model FLOPs/MACs by default: the prune mask multiply and parametrization
+recompute; quantize/dequantize; and, in a module whose weight is a quantized tensor
+subclass (torchao, bitsandbytes), every op that is not the contraction and does not
+read a real parameter (the bias add stays): int->float copies of the weight, scale
+multiplies, zero-point subtractions, on-the-fly activation quantization.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..cost import Cost
+from ..registry import kind_of
+from ..tracing.events import OpEvent
+from .facts import ModelFacts
+
+QUANTIZE_OPS = frozenset(
+    {
+        "aten.quantize_per_tensor",
+        "aten.quantize_per_channel",
+        "aten.quantize_per_tensor_dynamic",
+        "aten.dequantize",
+        "aten.fake_quantize_per_tensor_affine",
+        "aten.fake_quantize_per_channel_affine",
+    }
+)
+_SUBCLASS_PREFIXES = ("torchao ", "bitsandbytes")
+
+
+def classifier(facts: ModelFacts) -> Callable[[OpEvent, Cost], bool]:
+    """``is_overhead(event, cost)`` for the model these facts were read from."""
+    masked = {name for name, fs in facts.weights.items() if any(f.representation == "prune" for f in fs)}
+    subclassed = {
+        name
+        for name, fs in facts.weights.items()
+        if any(f.representation.startswith(_SUBCLASS_PREFIXES) for f in fs)
+    }
+    parametrizations = tuple(facts.overhead_modules)
+
+    def is_overhead(event: OpEvent, cost: Cost) -> bool:
+        if event.op in QUANTIZE_OPS:
+            return True
+        module = event.module
+        if parametrizations and any(module == p or module.startswith(p + ".") for p in parametrizations):
+            return True
+        if module in masked and event.op in ("aten.mul", "aten.mul_"):
+            inputs = event.tensor_inputs()
+            return len(inputs) == 2 and all(t.role != "activation" for t in inputs)
+        if module in subclassed and not cost.macs and kind_of(event.op) != "view":
+            return all(t.role != "param" for t in event.tensor_inputs())
+        return False
+
+    return is_overhead

@@ -1,0 +1,505 @@
+"""The compression view: what the compressed representation implies, per module.
+
+Joins the weight facts (facts.py) with the ops the trace counted for the module that
+holds each weight. N = logical weight elements, nz = nonzeros, R = uses of each
+weight element = dense MACs / N. Definitions (docs/compression.md):
+
+- ``macs_effective = nz * R`` (= macs_dense * nz / N);
+- ``flops_effective``: the module's exact FLOPs with its weight contraction recounted
+  as R * sum over rows with nz_o > 0 of (2*nz_o - 1) (+ R*C_out with a bias);
+- ``bops = macs_effective * b_w * b_a``; ``bops_relative`` = sum bops / sum(macs_dense*32*32);
+- ``bytes_ideal`` = values (the smaller of dense ceil(N*b_w/8) and a sparse format's
+  ceil(nz*b_w/8) + index) + scales and zero points + bias at its bits.
+
+Integer contractions count integer MACs: their seed-convention operation count goes
+to ``int_ops_effective``, never to ``flops_effective``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from math import ceil, log2
+from typing import TYPE_CHECKING, Any
+
+from ..cost import Cost
+from .facts import ModelFacts, WeightFact, bits_of
+
+if TYPE_CHECKING:
+    from ..report import Report
+
+# Contractions whose activations are 8-bit integers (or fp8) as executed.
+INT8_ACTIVATIONS = frozenset(
+    {
+        "quantized.linear",
+        "quantized.linear_relu",
+        "quantized.linear_leaky_relu",
+        "quantized.linear_tanh",
+        "quantized.linear_dynamic",
+        "quantized.linear_relu_dynamic",
+        "quantized.conv1d",
+        "quantized.conv2d",
+        "quantized.conv3d",
+        "quantized.conv1d_relu",
+        "quantized.conv2d_relu",
+        "quantized.conv3d_relu",
+        "quantized.conv2d_add",
+        "quantized.conv2d_add_relu",
+        "quantized.conv_transpose1d",
+        "quantized.conv_transpose2d",
+        "quantized.conv_transpose3d",
+        "aten._int_mm",
+        "aten._scaled_mm",
+        "aten._dyn_quant_matmul_4bit",
+    }
+)
+# ... of which these multiply integers (integer MACs, not FLOPs).
+INTEGER_CONTRACTIONS = INT8_ACTIVATIONS - {"aten._scaled_mm"}
+
+
+@dataclass
+class LayerCompression:
+    """The compression view of one module's own weights and contractions."""
+
+    name: str
+    type: str
+    representation: str = "dense"
+    params: int = 0
+    weight_params: int = 0
+    nonzero_params: int | None = 0
+    weight_nonzero: int | None = 0
+    structure: str = "dense"
+    macs_dense: int = 0
+    macs_effective: int = 0
+    flops_effective: int = 0
+    int_ops_effective: int = 0
+    contraction_ops_effective: int = 0  # the weight contraction's mults + adds, nonzeros only
+    bias_params: int = 0
+    weight_bits: int | None = None
+    act_bits: int | None = None
+    group_size: int | None = None
+    n_scales: int = 0
+    bops: int = 0
+    bytes_actual: int = 0
+    bytes_ideal: int = 0
+    weight_bytes_actual: int = 0
+    weight_bytes_ideal: int = 0
+    ideal_format: str = "dense"
+    compute_dtype: str = "float32"
+    assumed: bool = False
+
+    @property
+    def sparsity(self) -> float | None:
+        """1 - nz/N over the weight tensors; None when the values are unknown."""
+        if self.weight_nonzero is None or not self.weight_params:
+            return None if self.weight_nonzero is None else 0.0
+        return 1 - self.weight_nonzero / self.weight_params
+
+    @property
+    def bits_per_weight(self) -> float | None:
+        """8 * ideal weight bytes (values, index, scales) / N."""
+        return 8 * self.weight_bytes_ideal / self.weight_params if self.weight_params else None
+
+
+@dataclass
+class CompressionView:
+    """Per-module and total compression metrics of one Report.
+
+    ``layers``: modules that hold weights or run contractions. ``overhead``: the ops
+    kept out of model FLOPs (mask multiplies, quantize/dequantize, ...), by op.
+    ``work_by_dtype``: MACs and FLOPs grouped by the dtype the work is done in.
+    """
+
+    layers: dict[str, LayerCompression]
+    overhead: dict[str, Cost] = field(default_factory=dict)
+    overhead_counted: bool = False
+    work_by_dtype: dict[str, dict[str, int]] = field(default_factory=dict)
+    params: int = 0
+    assumptions: dict[str, Any] = field(default_factory=dict)
+    unrecognised: list[str] = field(default_factory=list)
+    batch_size: int = 1
+    _facts: ModelFacts | None = field(default=None, repr=False)
+    _report: Any = field(default=None, repr=False)
+    _other_flops: int = field(default=0, repr=False)  # exact FLOPs of modules without weights or contractions
+    _other_param_bytes: int = field(default=0, repr=False)  # params outside the layers (norms), at 4 bytes
+
+    # -- totals ----------------------------------------------------------------
+    def _sum(self, key: str) -> int:
+        return sum(getattr(layer, key) for layer in self.layers.values())
+
+    @property
+    def weight_params(self) -> int:
+        return self._sum("weight_params")
+
+    @property
+    def nonzero_params(self) -> int | None:
+        """Nonzero weights + every other parameter (biases, norms); None if unknown."""
+        if any(layer.weight_nonzero is None for layer in self.layers.values()):
+            return None
+        return (
+            self.params
+            - self.weight_params
+            + sum(int(layer.weight_nonzero or 0) for layer in self.layers.values())
+        )
+
+    @property
+    def sparsity(self) -> float | None:
+        """Model sparsity over the weight tensors (biases apart); None if unknown."""
+        if any(layer.weight_nonzero is None for layer in self.layers.values()):
+            return None
+        total = self.weight_params
+        return (
+            1 - sum(int(layer.weight_nonzero or 0) for layer in self.layers.values()) / total
+            if total
+            else 0.0
+        )
+
+    @property
+    def macs_dense(self) -> int:
+        return self._sum("macs_dense")
+
+    @property
+    def macs_effective(self) -> int:
+        return self._sum("macs_effective")
+
+    @property
+    def flops_effective(self) -> int:
+        return self._sum("flops_effective") + self._other_flops
+
+    @property
+    def int_ops_effective(self) -> int:
+        return self._sum("int_ops_effective")
+
+    @property
+    def bops(self) -> int:
+        return self._sum("bops")
+
+    @property
+    def bops_relative(self) -> float:
+        """sum bops / sum(macs_dense * 32 * 32)."""
+        dense = self.macs_dense * 32 * 32
+        return self.bops / dense if dense else 0.0
+
+    @property
+    def bytes_actual(self) -> int:
+        return self._sum("bytes_actual") + self._other_param_bytes
+
+    @property
+    def bytes_ideal(self) -> int:
+        return self._sum("bytes_ideal") + self._other_param_bytes
+
+    @property
+    def bits_per_weight(self) -> float | None:
+        n = self.weight_params
+        return 8 * self._sum("weight_bytes_ideal") / n if n else None
+
+    @property
+    def overhead_total(self) -> Cost:
+        total = Cost()
+        for cost in self.overhead.values():
+            total += cost
+        return total
+
+    # -- what-if ---------------------------------------------------------------
+    def assume(
+        self,
+        sparsity: float | str | None = None,
+        bits: str | Mapping[str, str] | None = None,
+    ) -> CompressionView:
+        """The same metrics for a compression not yet applied: ``sparsity`` a fraction
+        (0.5: unstructured, spread evenly over rows) or a pattern ("2:4"); ``bits``
+        "w4a16", "w8a8" (optionally with a group, "w4a16g128"), or a mapping from
+        module-name prefix to such a string (mixed precision; the longest prefix wins,
+        "" for the rest). Applies to every module that holds a weight."""
+        if self._facts is None or self._report is None:
+            raise ValueError("this view has no weight facts to assume on")
+        return build_view(self._report, self._facts, assume_sparsity=sparsity, assume_bits=bits)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data: totals and one entry per layer."""
+        return {
+            "assumptions": self.assumptions,
+            "overhead_counted_in_model": self.overhead_counted,
+            "totals": {
+                "params": self.params,
+                "nonzero_params": self.nonzero_params,
+                "weight_params": self.weight_params,
+                "sparsity": self.sparsity,
+                "macs_dense": self.macs_dense,
+                "macs_effective": self.macs_effective,
+                "flops_effective": self.flops_effective,
+                "int_ops_effective": self.int_ops_effective,
+                "bops": self.bops,
+                "bops_relative": self.bops_relative,
+                "bytes_actual": self.bytes_actual,
+                "bytes_ideal": self.bytes_ideal,
+                "bits_per_weight": self.bits_per_weight,
+                "overhead": _cost_dict(self.overhead_total),
+            },
+            "work_by_dtype": self.work_by_dtype,
+            "overhead": {op: _cost_dict(cost) for op, cost in self.overhead.items()},
+            "unrecognised": self.unrecognised,
+            "layers": [
+                {
+                    **{k: v for k, v in vars(layer).items()},
+                    "sparsity": layer.sparsity,
+                    "bits_per_weight": layer.bits_per_weight,
+                }
+                for layer in self.layers.values()
+            ],
+        }
+
+
+def _cost_dict(cost: Cost) -> dict[str, int]:
+    return {"macs": cost.macs, "flops": cost.flops, "bytes": cost.bytes}
+
+
+# ----------------------------------------------------------------------------- building
+@dataclass
+class _Contractions:
+    macs: int = 0
+    ops: set[str] = field(default_factory=set)
+    act_bits: int = 0
+    dtype: str = "float32"
+    integer: bool = False
+    flops: int = 0
+
+
+def _contractions(report: Report) -> dict[str, _Contractions]:
+    """Per module: forward contraction MACs, the ops, activation bits, compute dtype."""
+    found: dict[str, _Contractions] = {}
+    for record in report.ops:
+        if record.phase != "forward" or not record.cost.macs:
+            continue
+        entry = found.setdefault(record.module, _Contractions())
+        entry.macs += record.cost.macs
+        entry.flops += record.cost.flops
+        entry.ops.add(record.op)
+        bits = 8 if record.op in INT8_ACTIVATIONS else bits_of(record.dtype)
+        entry.act_bits = max(entry.act_bits, bits)
+        if record.op in INTEGER_CONTRACTIONS:
+            entry.integer, entry.dtype = True, "int8"
+        else:
+            entry.dtype = record.dtype
+    return found
+
+
+def work_by_dtype(report: Report) -> dict[str, dict[str, int]]:
+    """Forward MACs and FLOPs grouped by the dtype the work is done in (integer
+    contractions under "int8": their MACs are not floating point operations)."""
+    grouped: dict[str, dict[str, int]] = {}
+    for record in report.ops:
+        dtype = "int8" if record.op in INTEGER_CONTRACTIONS else record.dtype
+        entry = grouped.setdefault(dtype, {"macs": 0, "flops": 0})
+        entry["macs"] += record.cost.macs
+        entry["flops"] += record.cost.flops
+    return grouped
+
+
+def parse_bits(spec: str) -> tuple[int, int, int | None]:
+    """ "w4a16" -> (4, 16, None); "w4a16g128" -> (4, 16, 128)."""
+    import re
+
+    match = re.fullmatch(r"w(\d+)a(\d+)(?:g(\d+))?", spec.strip().lower())
+    if not match:
+        raise ValueError(f"bits must look like 'w4a16', 'w8a8' or 'w4a16g128'; got {spec!r}")
+    group = int(match.group(3)) if match.group(3) else None
+    return int(match.group(1)), int(match.group(2)), group
+
+
+def parse_sparsity(value: float | str) -> tuple[float, tuple[int, int] | None]:
+    if isinstance(value, str):
+        parts = value.split(":")
+        if len(parts) == 2 and all(p.strip().isdigit() for p in parts):
+            n, m = int(parts[0]), int(parts[1])
+            if 0 < n < m:
+                return 1 - n / m, (n, m)
+        try:
+            value = float(value)
+        except ValueError:
+            raise ValueError(
+                f"sparsity must be a fraction in [0, 1) or a pattern 'N:M' such as '2:4'; got {value!r}"
+            ) from None
+    if isinstance(value, bool) or not 0 <= float(value) < 1:
+        raise ValueError(
+            f"sparsity must be a fraction in [0, 1) or a pattern 'N:M' such as '2:4'; got {value!r}"
+        )
+    return float(value), None
+
+
+def _bits_for(name: str, bits: str | Mapping[str, str] | None) -> str | None:
+    if bits is None or isinstance(bits, str):
+        return bits
+    best = None
+    for prefix, spec in bits.items():
+        if name == prefix or name.startswith(prefix + ".") or prefix == "":
+            if best is None or len(prefix) > len(best[0]):
+                best = (prefix, spec)
+    return best[1] if best else None
+
+
+def _assumed(
+    fact: WeightFact,
+    sparsity: tuple[float, tuple[int, int] | None] | None,
+    bits: tuple[int, int, int | None] | None,
+) -> WeightFact:
+    fact = copy.copy(fact)
+    if sparsity is not None:
+        fraction, nm = sparsity
+        rows = fact.out_channels
+        per_row = fact.numel // max(rows, 1)
+        kept = per_row - round(per_row * fraction)
+        fact.nonzero, fact.row_nonzero, fact.nm, fact.zero_columns = kept * rows, [kept] * rows, nm, 0
+    if bits is not None:
+        w_bits, _, group = bits
+        fact.weight_bits = w_bits
+        fact.group_size = group
+        if w_bits < 16:  # fp16 scale (+ int8 zero point below 8 bits) per row or per group
+            fact.n_scales = fact.numel // group if group else fact.out_channels
+            fact.ideal_scale_bytes = fact.n_scales * (2 + (1 if w_bits < 8 else 0))
+        else:
+            fact.n_scales, fact.ideal_scale_bytes = 0, 0
+        fact.storage_bytes = ceil(fact.numel * w_bits / 8)
+        fact.scale_bytes = fact.ideal_scale_bytes
+    return fact
+
+
+def ideal_value_bytes(fact: WeightFact) -> tuple[int, str]:
+    """(bytes of values + index, format): the smaller of dense and a sparse format.
+    Index: bitmask N/8; N:M nz*ceil(log2 M)/8; COO nz*ndim*8; CSR (nz + rows + 1)*8."""
+    n, bits = fact.numel, fact.weight_bits
+    dense = ceil(n * bits / 8)
+    nz = fact.nonzero
+    if nz is None:
+        return dense, "dense"
+    values = ceil(nz * bits / 8)
+    if fact.sparse_format == "coo":
+        return values + nz * len(fact.shape) * 8, "COO"
+    if fact.sparse_format in ("csr", "csc", "bsr", "bsc"):
+        rows = fact.shape[0] if fact.sparse_format.endswith("r") else fact.shape[-1]
+        return values + (nz + rows + 1) * 8, fact.sparse_format.upper()
+    if nz == n:
+        return dense, "dense"
+    if fact.nm is not None:
+        return values + ceil(nz * ceil(log2(fact.nm[1])) / 8), f"{fact.nm[0]}:{fact.nm[1]}"
+    bitmask = values + ceil(n / 8)
+    return (bitmask, "bitmask") if bitmask < dense else (dense, "dense")
+
+
+def _effective_flops(fact: WeightFact, uses: int, nonzero: list[int] | None) -> int:
+    """R * sum over rows with nz_o > 0 of (2*nz_o - 1): the weight contraction's exact
+    FLOPs when only nonzero weights are multiplied (no bias)."""
+    if nonzero is None:
+        per_row = fact.numel // max(fact.out_channels, 1)
+        return uses * fact.out_channels * (2 * per_row - 1)
+    return uses * sum(2 * nz - 1 for nz in nonzero if nz > 0)
+
+
+def build_view(
+    report: Report,
+    facts: ModelFacts,
+    *,
+    assume_sparsity: float | str | None = None,
+    assume_bits: str | Mapping[str, str] | None = None,
+) -> CompressionView:
+    """The compression view of ``report`` from the weight facts of its model."""
+    facts.count()
+    sparsity = parse_sparsity(assume_sparsity) if assume_sparsity is not None else None
+    contractions = _contractions(report)
+    layers: dict[str, LayerCompression] = {}
+    unrecognised: list[str] = []
+    weight_modules = set(facts.weights) | set(contractions)
+    other_flops = 0
+    for name, stats in report.modules.items():
+        if name not in weight_modules:
+            other_flops += stats.own.flops
+    for name in report.modules:
+        if name not in weight_modules:
+            continue
+        stats = report.modules[name]
+        work = contractions.get(name, _Contractions())
+        bits_spec = _bits_for(name, assume_bits)
+        bits = parse_bits(bits_spec) if bits_spec else None
+        weights = facts.weights.get(name, [])
+        if weights and (sparsity is not None or bits is not None):
+            weights = [_assumed(f, sparsity, bits) for f in weights]
+        layer = LayerCompression(
+            name=name,
+            type=stats.type,
+            compute_dtype=work.dtype,
+            assumed=bool(weights) and (sparsity is not None or bits is not None),
+        )
+        layer.macs_dense = work.macs
+        layer.act_bits = (bits[1] if bits else work.act_bits) or None
+        bias = facts.bias_params.get(name, 0)
+        bias_bits = (bits[0] if bits and bits[0] >= 16 else 32) if bits else facts.bias_bits.get(name, 32)
+        layer.params = stats.own_params  # logical: finish() added the packed weights
+        if not weights:  # contractions of activations with activations (attention)
+            layer.macs_effective = work.macs
+            layer.weight_bits = layer.act_bits
+            layer.flops_effective = stats.own.flops
+            layer.contraction_ops_effective = work.flops
+            layer.bops = work.macs * (layer.act_bits or 32) ** 2
+            layer.compute_dtype = work.dtype
+            layers[name] = layer
+            continue
+        n_total = sum(f.numel for f in weights)
+        known = all(f.nonzero is not None for f in weights)
+        nz_total = sum(int(f.nonzero or 0) for f in weights) if known else None
+        layer.weight_params = n_total
+        layer.weight_nonzero = nz_total
+        layer.nonzero_params = (layer.params - n_total + nz_total) if nz_total is not None else None
+        layer.representation = ", ".join(sorted({f.representation for f in weights}))
+        layer.structure = ", ".join(sorted({f.structure for f in weights}))
+        layer.weight_bits = max(f.weight_bits for f in weights)
+        layer.group_size = next((f.group_size for f in weights if f.group_size), None)
+        layer.n_scales = sum(f.n_scales for f in weights)
+        unrecognised += [
+            f"{f'{name}.' if name else ''}{f.name} ({f.representation.removeprefix('unrecognised ')})"
+            for f in weights
+            if f.representation.startswith("unrecognised")
+        ]
+        uses = work.macs // n_total if n_total else 0
+        layer.macs_effective = uses * nz_total if nz_total is not None else work.macs
+        dense_flops = sum(_effective_flops(f, uses, None) for f in weights)
+        effective_flops = (
+            sum(_effective_flops(f, uses, f.row_nonzero) for f in weights) if known else dense_flops
+        )
+        bias_adds = uses * sum(f.out_channels for f in weights) if bias else 0
+        layer.contraction_ops_effective = effective_flops + bias_adds
+        layer.bias_params = bias
+        if work.integer or (bits is not None and bits[1] <= 8 and bits[0] <= 8):
+            layer.int_ops_effective = effective_flops + bias_adds
+            layer.flops_effective = 0 if work.integer else stats.own.flops - work.flops
+            layer.compute_dtype = "int8"
+        else:
+            layer.flops_effective = stats.own.flops + effective_flops - dense_flops
+        if layer.macs_effective and layer.act_bits:
+            layer.bops = layer.macs_effective * layer.weight_bits * layer.act_bits
+        value_bytes = [ideal_value_bytes(f) for f in weights]
+        layer.ideal_format = ", ".join(sorted({fmt for _, fmt in value_bytes}))
+        layer.weight_bytes_ideal = sum(b for b, _ in value_bytes) + sum(f.ideal_scale_bytes for f in weights)
+        bias_bytes = ceil(bias * bias_bits / 8)
+        layer.bytes_ideal = layer.weight_bytes_ideal + bias_bytes
+        layer.weight_bytes_actual = sum(f.storage_bytes + f.scale_bytes for f in weights)
+        layer.bytes_actual = layer.weight_bytes_actual + bias * 4
+        layers[name] = layer
+    view = CompressionView(
+        layers=layers,
+        overhead={op: stats.cost for op, stats in getattr(report, "overhead", {}).items()},
+        overhead_counted=bool(report.options.get("count_overhead", False)),
+        work_by_dtype=work_by_dtype(report),
+        params=report.params,
+        assumptions={
+            k: v for k, v in (("sparsity", assume_sparsity), ("bits", assume_bits)) if v is not None
+        },
+        unrecognised=unrecognised,
+        batch_size=report.batch_size,
+        _facts=facts,
+        _report=report,
+    )
+    view._other_flops = other_flops
+    layer_param_bytes = sum(layer.params for layer in layers.values())
+    view._other_param_bytes = max(0, report.params - layer_param_bytes) * 4
+    return view

@@ -1,0 +1,236 @@
+"""The compression view and before/after comparisons as text, Markdown and CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from . import units as u
+from .speed import seconds
+from .text import grid
+
+_HEADERS = {
+    "module": "module",
+    "type": "type",
+    "change": "change",
+    "params_before": "params before",
+    "params_after": "params after",
+    "params_ratio": "params ratio",
+    "nonzero_ratio": "nonzero ratio",
+    "size_ratio_actual": "size ratio (actual)",
+    "size_ratio_ideal": "size ratio (ideal)",
+    "mac_speedup_dense": "MAC speedup (dense)",
+    "mac_speedup_effective": "MAC speedup (effective)",
+    "bops_ratio": "BOPs ratio",
+    "speedup_estimate": "speedup (estimate)",
+    "estimate_reason": "estimate reason",
+    "measured_speedup": "speedup (measured)",
+}
+
+
+def _cell(key: str, value: Any, precision: int) -> str:
+    if value is None:
+        return "-"
+    if key in ("params_before", "params_after"):
+        return u.scaled(value, "auto", precision).strip()
+    if key.endswith("speedup") or key.startswith("mac_speedup") or key == "speedup_estimate":
+        return f"{value:.{precision}f}x"
+    if isinstance(value, float):
+        return f"{value:.{precision + 1}f}"
+    return str(value)
+
+
+def _table(comparison: Any, precision: int, with_reason: bool) -> tuple[list[str], list[list[str]]]:
+    keys = [k for k in comparison.columns() if with_reason or k != "estimate_reason"]
+    rows = comparison.rows()
+    if comparison.measured_speedup is None:
+        keys.remove("measured_speedup")
+    body = [[_cell(k, row[k], precision) for k in keys] for row in rows]
+    return [_HEADERS[k] for k in keys], body
+
+
+def comparison_markdown(comparison: Any, precision: int = 2) -> str:
+    """The table a paper prints: one row per matching module and the total. Ratios are
+    after / before; speedups are before / after; the speedup estimate is labelled."""
+    header, body = _table(comparison, precision, with_reason=True)
+    lines = [
+        f"**{comparison.after_name}** vs **{comparison.before_name}** "
+        f"(speedup estimate: a model on {comparison.hardware}, not a measurement)",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" for _ in header) + "|",
+    ]
+    lines += ["| " + " | ".join(row) + " |" for row in body]
+    lines += [f"\nWARNING: {w}" for w in comparison.warnings]
+    return "\n".join(lines) + "\n"
+
+
+def comparison_csv(comparison: Any) -> str:
+    """The same columns as the Markdown table, raw numbers."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=comparison.columns(), lineterminator="\n")
+    writer.writeheader()
+    for row in comparison.rows():
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    return buffer.getvalue()
+
+
+def comparison_text(comparison: Any, precision: int = 2) -> str:
+    header, body = _table(comparison, precision, with_reason=False)
+    lines = [
+        f"{comparison.after_name} vs {comparison.before_name}: ratios are after / before, "
+        f"speedups before / after; speedup (estimate) is a roofline model on {comparison.hardware}",
+        "",
+        *grid(header, body),
+    ]
+    total = comparison.rows()[-1]
+    lines.append(
+        f"\nspeedup estimate {comparison.speedup_estimate:.{precision}f}x ({total['estimate_reason']})"
+    )
+    if comparison.measured_speedup is not None:
+        m = comparison.measured
+        lines.append(
+            f"measured speedup {comparison.measured_speedup:.{precision}f}x "
+            f"(median {seconds(m['before'])} before, {seconds(m['after'])} after, same run)"
+        )
+    lines += [f"WARNING: {w}" for w in comparison.warnings]
+    return "\n".join(lines)
+
+
+def _pct(value: float | None) -> str:
+    return "unknown" if value is None else f"{100 * value:.1f}%"
+
+
+def view_table(view: Any, precision: int = 2, units: str = "auto") -> str:
+    """The compression view, one row per layer, then the totals and the overhead."""
+    header = [
+        "module",
+        "type",
+        "storage",
+        "params",
+        "nonzero",
+        "sparsity",
+        "structure",
+        "MACs dense",
+        "MACs eff.",
+        "W/A bits",
+        "group",
+        "BOPs",
+        "bytes actual",
+        "bytes ideal",
+        "bits/weight",
+    ]
+
+    def n(value: int | None) -> str:
+        return "unknown" if value is None else u.scaled(value, units, precision).strip()
+
+    body = []
+    for layer in view.layers.values():
+        bits = f"{layer.weight_bits or '-'}/{layer.act_bits or '-'}"
+        bpw = layer.bits_per_weight
+        body.append(
+            [
+                layer.name or "(root)",
+                layer.type,
+                layer.representation if layer.weight_params else "-",
+                n(layer.params),
+                n(layer.nonzero_params),
+                _pct(layer.sparsity) if layer.weight_params else "-",
+                layer.structure if layer.weight_params else "-",
+                n(layer.macs_dense),
+                n(layer.macs_effective),
+                bits,
+                str(layer.group_size or "-"),
+                n(layer.bops),
+                n(layer.bytes_actual),
+                n(layer.bytes_ideal),
+                f"{bpw:.{precision}f}" if bpw is not None else "-",
+            ]
+        )
+    overhead = view.overhead_total
+    lines = [
+        "compression view" + (f" (assuming {view.assumptions})" if view.assumptions else ""),
+        *grid(header, body),
+    ]
+    bpw = view.bits_per_weight
+    lines += [
+        "",
+        f"params {n(view.params)}, nonzero {n(view.nonzero_params)}, sparsity {_pct(view.sparsity)} (weights; biases apart)",
+        f"MACs dense {n(view.macs_dense)}, effective {n(view.macs_effective)}; "
+        f"FLOPs effective {n(view.flops_effective)}; integer ops effective {n(view.int_ops_effective)}",
+        f"BOPs {n(view.bops)} ({100 * view.bops_relative:.2f}% of fp32 dense); "
+        f"bytes actual {n(view.bytes_actual)}, ideal {n(view.bytes_ideal)}"
+        + (f", {bpw:.{precision}f} bits/weight" if bpw is not None else ""),
+        "work by dtype: "
+        + ", ".join(
+            f"{dtype} {n(w['macs'])} MACs / {n(w['flops'])} FLOPs"
+            for dtype, w in view.work_by_dtype.items()
+            if w["macs"] or w["flops"]
+        ),
+        f"overhead ({'counted in' if view.overhead_counted else 'kept out of'} model FLOPs): "
+        + (
+            ", ".join(f"{op} {n(c.flops)} FLOPs" for op, c in view.overhead.items())
+            + f"; total {n(overhead.flops)} FLOPs"
+            if view.overhead
+            else "none"
+        ),
+    ]
+    lines += [
+        f"WARNING: unrecognised compressed weight {w} (counted as stored, not as compressed)"
+        for w in view.unrecognised
+    ]
+    return "\n".join(lines)
+
+
+def micronet_line(score: Any, precision: int = 4) -> str:
+    return (
+        f"MicroNet ({score.task}, per sample{', 16-bit freebie' if score.freebie else ''}): "
+        f"storage {score.storage:,.2f}, ops {score.ops:,.2f} (32-bit units), score {score.score:.{precision}f}"
+    )
+
+
+def comparison_html(comparison: Any, precision: int = 2) -> str:
+    """One self-contained HTML page: the Markdown table's columns, and the warnings."""
+    import html
+
+    header, body = _table(comparison, precision, with_reason=True)
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body)
+    title = f"{comparison.after_name} vs {comparison.before_name}"
+    warnings = "".join(f'<p class="warn">WARNING: {html.escape(w)}</p>' for w in comparison.warnings)
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>"
+        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:nth-child(-n+3){text-align:left}"
+        "tr:last-child{font-weight:bold}.warn{color:#a00}</style></head><body>"
+        f"<h1>{html.escape(title)}</h1><p>Ratios are after / before; speedups before / after. "
+        f"The speedup estimate is a model on {html.escape(comparison.hardware)}, not a measurement.</p>"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>{warnings}</body></html>\n"
+    )
+
+
+def comparison_plot(comparison: Any, path: Any = None) -> Any:
+    """Per-module bars (matplotlib): nonzero ratio, ideal size ratio, effective MAC
+    speedup and the speedup estimate, the columns of the table. Saved to ``path``."""
+    import matplotlib
+
+    if path is not None:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = comparison.rows()
+    keys = ["nonzero_ratio", "size_ratio_ideal", "mac_speedup_effective", "speedup_estimate"]
+    figure, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 0.3 * len(rows) + 1.5), sharey=True)
+    labels = [row["module"] or "(root)" for row in rows]
+    for axis, key in zip(axes, keys, strict=True):
+        axis.barh(labels, [row[key] or 0.0 for row in rows])
+        axis.set_title(_HEADERS[key] + (" (model)" if key == "speedup_estimate" else ""))
+        axis.invert_yaxis()
+    figure.suptitle(f"{comparison.after_name} vs {comparison.before_name}")
+    figure.tight_layout()
+    if path is not None:
+        figure.savefig(path)
+        plt.close(figure)
+    return figure
