@@ -142,6 +142,10 @@ class WriteGuard(TorchDispatchMode):
             if tensor._version != version and _storage_address(tensor) not in self._saved
         )
 
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        return False  # never compiled: spare every op torch's dynamo guard (as OpRecorder)
+
     def __torch_dispatch__(
         self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
     ) -> Any:
