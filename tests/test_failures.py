@@ -205,7 +205,7 @@ def test_as_deep_as_a_plain_forward():
     assert sys.getrecursionlimit() == limit  # put back
 
 
-def test_a_real_tensor_moved_to_the_activations_device_stays_real():
+def test_a_real_tensor_moved_to_the_activations_device_is_counted_on_shapes_and_put_back():
     class Cached(nn.Module):  # torchvision's AnchorGenerator: self.cell_anchors = [a.to(device) ...]
         def __init__(self) -> None:
             super().__init__()

@@ -148,16 +148,14 @@ class OpRecorder(TorchDispatchMode):
 
     def _dispatch(self, func: Any, op: _OpFacts, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         tensors = _tensors(args, kwargs)
+        device_move_only = False
         if kwargs and "device" in kwargs:
             if self.shapes_only and _leaves_meta(op, args, kwargs):
                 # x.to(weight.device): the meta activation stands for a tensor already there
                 if kwargs.get("dtype") in (None, args[0].dtype):
                     return args[0]
                 kwargs = {**kwargs, "device": torch.device("meta")}
-            if self.shapes_only and _moves_to_meta_only(op, args, kwargs):
-                # real.to(meta_activation.device): the real run has both on one device and
-                # returns the tensor itself; so do we (no meta copy lands in the model)
-                return args[0]
+            device_move_only = _moves_to_meta_only(op, args, kwargs)
             kwargs = _real_integer_factories(args, kwargs, tensors)
         out = None
         if tensors:
@@ -171,6 +169,13 @@ class OpRecorder(TorchDispatchMode):
                     out = _fast_meta(op, args, tensors)
         if out is None:
             out = func(*args, **kwargs)
+        if device_move_only:
+            # x.to(meta_activation.device): a real run does nothing here, so neither do we
+            role = self._roles.get(id(tensors[0]))
+            if role is not None:
+                self._roles[id(out)] = role
+                self._keep_alive.append(out)
+            return out
         flat_out = [out] if isinstance(out, torch.Tensor) else _output_tensors(out)
         if op.is_view:
             if self.stack.inside_custom or self.suppressed:
