@@ -1,13 +1,17 @@
 """flopmeter's own cost: profile time / plain forward time, beside its peers.
 
-    python benchmarks/overhead.py [--repeat 5] [--models resnet50,mobilenet_v3_small,bert-base]
+    python benchmarks/overhead.py [--repeat 5] [--threads 1]
+        [--models resnet50,mobilenet_v3_small,shufflenet_v2_x1_0,vit_b_16,bert-base]
 
-For each model: the median wall time of a plain ``torch.no_grad()`` forward, of
+For each model: the CPU time (``time.process_time``, so that other processes on a
+shared machine count less) of a plain ``torch.no_grad()`` forward, of
 ``flopmeter.profile`` (the default, which counts on shapes: meta tensors, no
-arithmetic; and ``shapes_only=False``, a run with values), and of the peers that are
-installed (torch.utils.flop_counter always; ptflops and fvcore when importable),
-printed as ratios to the forward. Target: flopmeter <= 1.5x and below
-FlopCounterMode on each model.
+arithmetic), of ``shapes_only=False`` (a run with values), and of the peers that are
+installed (torch.utils.flop_counter.FlopCounterMode always; ptflops and fvcore when
+importable), printed as ratios to the forward; and flopmeter's time per aten op it
+recorded. Each time is the median of ``--repeat`` runs after one warm-up.
+Targets: flopmeter <= 1.0x the forward, <= FlopCounterMode, <= 50 us per op.
+bert-base is transformers' BertModel(BertConfig()) with 128 tokens, weights random.
 """
 
 from __future__ import annotations
@@ -22,30 +26,32 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import flopmeter
 
+MODELS = "resnet50,mobilenet_v3_small,shufflenet_v2_x1_0,vit_b_16,bert-base"
 
-def build(name: str) -> tuple[Callable[[], torch.nn.Module], dict]:
+
+def build(name: str) -> tuple[torch.nn.Module, dict]:
     if name == "bert-base":
         import transformers
 
         config = transformers.BertConfig()  # bert-base: 12 layers, hidden 768, 12 heads
-
-        return (lambda: transformers.BertModel(config).eval()), {
+        inputs = {
             "input_ids": torch.zeros(1, 128, dtype=torch.long),
             "attention_mask": torch.ones(1, 128, dtype=torch.long),
         }
+        return transformers.BertModel(config).eval(), inputs
     import torchvision
 
-    size = 224
-    return (lambda: getattr(torchvision.models, name)().eval()), {"x": torch.randn(1, 3, size, size)}
+    return getattr(torchvision.models, name)().eval(), {"x": torch.randn(1, 3, 224, 224)}
 
 
 def median_time(fn: Callable[[], object], repeat: int) -> float:
-    fn()  # warm-up
+    """Median CPU seconds of ``fn`` over ``repeat`` runs, after one warm-up run."""
+    fn()
     times = []
     for _ in range(repeat):
-        start = time.perf_counter()
+        start = time.process_time()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(time.process_time() - start)
     return statistics.median(times)
 
 
@@ -58,24 +64,31 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--models", default="resnet50,mobilenet_v3_small,vit_b_16,bert-base")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (the peer panel used 1)")
+    parser.add_argument("--models", default=MODELS)
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; median of {args.repeat} runs")
+    torch.set_num_threads(args.threads)
     print(
-        f"{'model':22} {'forward':>9} {'flopmeter':>10} {'fm values':>9} {'FlopCounterMode':>16} {'ptflops':>8} {'fvcore':>7}"
+        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); CPU time, median of {args.repeat} runs"
+    )
+    print(
+        f"{'model':20} {'forward':>9} {'ops':>5} {'us/op':>6} {'flopmeter':>9} {'fm values':>9} "
+        f"{'FlopCounterMode':>15} {'ptflops':>8} {'fvcore':>7}"
     )
     for name in args.models.split(","):
-        print(measure(name, args.repeat))
+        print(measure(name, args.repeat), flush=True)
 
 
 def measure(name: str, repeat: int) -> str:
-    """One table row: the forward time and every tool's time as a ratio to it."""
-    make, inputs = build(name)
-    model = make()
+    """One table row: the forward time, flopmeter's us per op, every tool's time as a
+    ratio to the forward."""
+    model, inputs = build(name)
     prof_inputs = inputs["x"] if "x" in inputs else inputs
     with torch.no_grad():
         forward = median_time(lambda: call(model, inputs), repeat)
     ours = median_time(lambda: flopmeter.profile(model, prof_inputs), repeat)
+    report = flopmeter.profile(model, prof_inputs)
+    ops = sum(stats.calls for stats in report.operators.values())
     values = median_time(lambda: flopmeter.profile(model, prof_inputs, shapes_only=False), repeat)
 
     def flop_counter() -> None:
@@ -83,10 +96,16 @@ def measure(name: str, repeat: int) -> str:
             call(model, inputs)
 
     peer = median_time(flop_counter, repeat)
-    cells = [f"{ours / forward:9.2f}x", f"{values / forward:8.2f}x", f"{peer / forward:15.2f}x"]
-    cells.append(_ptflops(model, name, forward, repeat))
-    cells.append(_fvcore(model, inputs, forward, repeat))
-    return f"{name:22} {forward * 1000:7.1f}ms " + " ".join(cells)
+    cells = [
+        f"{ops:5d}",
+        f"{ours / ops * 1e6:6.0f}",
+        f"{ours / forward:8.2f}x",
+        f"{values / forward:8.2f}x",
+        f"{peer / forward:14.2f}x",
+        _ptflops(model, name, forward, repeat),
+        _fvcore(model, inputs, forward, repeat),
+    ]
+    return f"{name:20} {forward * 1000:7.1f}ms " + " ".join(cells)
 
 
 def _ptflops(model: torch.nn.Module, name: str, forward: float, repeat: int) -> str:

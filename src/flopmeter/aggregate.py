@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from . import registry
-from .cost import Cost
+from .cost import ZERO, Cost
 from .registry import CountOptions
 from .report import ModuleStats, OperatorStats, OpRecord, Report, UnsupportedOp, parent_of
 from .tracing.events import BACKWARD, OpEvent, collect_metas
@@ -99,24 +99,30 @@ def build_report(
         shapes: tuple[tuple[int, ...], ...] = (),
     ) -> None:
         nonlocal forward, backward
+        entry = operators.get(op)
+        if entry is None:
+            entry = operators[op] = OperatorStats(op=op, kind=kind)
+        entry.calls += 1
+        entry.backward_calls += phase == BACKWARD
+        if kind == "view":
+            return  # free: nothing to add
         stats = modules.get(module) or modules[parent_of(module, modules)]
-        if kind != "view":
-            records.append(OpRecord(op, stats.name, phase, dtype, cost, shapes))
+        records.append(OpRecord(op, stats.name, phase, dtype, cost, shapes))
         stats.own += cost
         if phase == BACKWARD:
             stats.backward += cost
             backward += cost
         else:
             forward += cost
-        entry = operators.setdefault(op, OperatorStats(op=op, kind=kind))
         entry.cost += cost
-        entry.calls += 1
-        entry.backward_calls += phase == BACKWARD
 
     for event in trace.events:
         if event.op in op_formulas:
             work = registry.with_traffic(_as_cost(op_formulas[event.op](event)), event)
             charge(event.module, event.op, "custom", work, event.phase, _dtype(event))
+            continue
+        if registry.kind_of(event.op) == "view":
+            charge(event.module, event.op, "view", ZERO, event.phase)
             continue
         cost = registry.cost_of(event, options)
         if cost is None:

@@ -18,6 +18,8 @@ from .formula_checks import checked_module_formula, checked_op_formula
 from .inputs import build_inputs, describe_inputs, infer_batch_size, resolve_dtype
 from .registry import CountOptions
 from .report import Report
+from .tracing.modules import uncompiled
+from .tracing.recorder import gc_paused
 from .tracing.run import Trace, TraceFailure, trace_model
 
 Inputs = torch.Tensor | tuple[Any, ...] | list[Any] | dict[str, Any]
@@ -73,6 +75,7 @@ def op_name(target: Any) -> str:
     return f"{namespace}.{name}"
 
 
+@gc_paused()  # the trace's many small objects are freed before the collector runs
 def profile(
     model: torch.nn.Module,
     inputs: Inputs | None = None,
@@ -113,6 +116,7 @@ def profile(
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"profile() expects a torch.nn.Module, got {type(model).__name__}")
+    model = uncompiled(model)  # a torch.compile'd module is counted as its original
     _refuse_lazy(model)
     if causal not in ("full", "needed"):
         raise ValueError(f"causal must be 'full' or 'needed', got {causal!r}")

@@ -54,6 +54,8 @@ VIEW_OPS = frozenset(
         "is_same_size _assert_async _assert_tensor_metadata record_stream"
     ).split()
 )
+# Complex conjugation and negation are lazy views (a bit on the tensor) until resolved.
+VIEW_OPS |= frozenset({"aten._conj", "aten._neg_view"})
 
 # No FLOPs, but memory is read and/or written: copies, gathers, fills, padding.
 DATA_OPS = frozenset(

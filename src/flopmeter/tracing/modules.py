@@ -3,6 +3,14 @@
 Nothing is written into the user's model: the hooks are torch's global ones
 (``register_module_forward_pre_hook``), active only inside the ``with`` block.
 
+Threads: torch's global hooks fire for every thread's module calls; a ModuleStack
+follows only the thread that entered it, so a model run (or profiled) by another
+thread at the same time does not enter its numbers. ``exclusive(model)`` makes
+profiles of one model take turns (the profile sets its train/eval mode for the run).
+
+Errors: the stack is popped when a module returns, normally or by an exception, and
+the first module an exception leaves is remembered as the one it was raised in.
+
 Backward: when a module's forward returns, the autograd nodes its forward created are
 found by walking back from its outputs to its inputs, and remembered as its own; during
 the backward pass, the node autograd is executing (``_current_autograd_node``) tells
@@ -11,6 +19,13 @@ whose backward an op belongs to.
 
 from __future__ import annotations
 
+import sys
+import threading
+import types
+import warnings
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -20,6 +35,32 @@ from torch.nn.modules.module import (
 )
 from torch.utils._pytree import tree_flatten
 from torch.utils.hooks import RemovableHandle
+
+from .events import BACKWARD, FORWARD
+
+_LOCKS: weakref.WeakKeyDictionary[torch.nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+@contextmanager
+def exclusive(model: torch.nn.Module) -> Iterator[None]:
+    """One profile of ``model`` at a time: other threads profiling the same model wait
+    (the same thread may nest). Different models are profiled concurrently."""
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(model)
+        if lock is None:
+            lock = _LOCKS[model] = threading.RLock()
+    with lock:
+        yield
+
+
+def uncompiled(model: torch.nn.Module) -> torch.nn.Module:
+    """The module ``torch.compile`` wrapped, else ``model``: a compiled module is counted
+    as its original (same ops, same module names), and profiling compiles nothing."""
+    original = getattr(model, "_orig_mod", None)
+    if isinstance(original, torch.nn.Module) and type(model).__name__ == "OptimizedModule":
+        return original
+    return model
 
 
 class ModuleStack:
@@ -31,13 +72,27 @@ class ModuleStack:
     """
 
     def __init__(self, root: torch.nn.Module, track_backward: bool = False) -> None:
-        self.names: dict[int, str] = {id(m): name for name, m in root.named_modules()}
+        self.names: dict[int, str] = {}
+        scripted = False
+        for name, module in root.named_modules():
+            self.names[id(module)] = name
+            scripted = scripted or isinstance(module, torch.jit.ScriptModule)
+        if scripted:
+            warnings.warn(
+                "the model contains TorchScript modules (torch.jit.script/trace): their submodules "
+                "run inside the TorchScript interpreter, which calls no module hooks, so their ops "
+                "are counted in the totals but charged to the nearest Python module around them",
+                stacklevel=3,
+            )
+        self._root_id = id(root)
         self._forward: list[str] = []
         self._node_owner: dict[Any, str] = {}
-        self._track_backward = track_backward
+        self.track_backward = track_backward
         self._handles: list[RemovableHandle] = []
+        self._thread = threading.get_ident()
+        self._raised_in: dict[int, tuple[BaseException, str]] = {}  # id(error) -> (error, module)
+        self._recursion_limit = sys.getrecursionlimit()
         self.calls: dict[str, int] = {}
-        self.last_entered: str | None = None  # where a failing forward most likely was
         # Modules whose cost a user formula gives: their calls are recorded whole and
         # the ops inside them are marked as replaced.
         self.custom_types: tuple[type, ...] = ()
@@ -52,9 +107,19 @@ class ModuleStack:
 
     def current(self) -> str:
         """Qualified name of the innermost running module ("" for the root)."""
-        if self.in_backward:
+        if self.track_backward and self.in_backward:
             return self._node_owner.get(torch._C._current_autograd_node(), "")
         return self._forward[-1] if self._forward else ""
+
+    def phase(self) -> str:
+        """ "backward" while autograd runs a backward pass, else "forward"."""
+        return BACKWARD if self.in_backward else FORWARD
+
+    def raised_in(self, error: BaseException) -> str | None:
+        """The module whose forward was running when ``error`` was raised (the first
+        one it left); None if it was raised outside every module of the model."""
+        entry = self._raised_in.get(id(error))
+        return entry[1] if entry is not None and entry[0] is error else None
 
     @property
     def inside_custom(self) -> bool:
@@ -64,25 +129,36 @@ class ModuleStack:
     # -- hooks -------------------------------------------------------------------
     def _pre(self, module: torch.nn.Module, args: Any) -> None:
         name = self.names.get(id(module))
-        if name is None:
+        if name is None or threading.get_ident() != self._thread:
             return
         self._forward.append(name)
-        self.last_entered = name
         self.calls[name] = self.calls.get(name, 0) + 1
         if self.custom_types and isinstance(module, self.custom_types):
             self._custom_depth += 1
 
     def _post(self, module: torch.nn.Module, args: Any, output: Any) -> None:
         name = self.names.get(id(module))
-        if name is None:
+        if name is None or threading.get_ident() != self._thread:
             return
         if self._forward and self._forward[-1] == name:
             self._forward.pop()
-        if self.custom_types and isinstance(module, self.custom_types):
+        custom = self.custom_types and isinstance(module, self.custom_types)
+        if custom:
             self._custom_depth -= 1
-            if self._custom_depth == 0:
-                self.custom_calls.append((name, module, self.describe(args), self.describe(output)))
-        if self._track_backward and torch.is_grad_enabled():
+        if output is None:
+            error = sys.exc_info()[1]
+            if error is not None:  # torch calls always_call hooks as an exception leaves
+                self._raised_in.setdefault(id(error), (error, name))
+                return
+        if custom and self._custom_depth == 0:
+            self.custom_calls.append((name, module, self.describe(args), self.describe(output)))
+        if id(module) == self._root_id and isinstance(output, types.GeneratorType):
+            warnings.warn(
+                "the model's forward returned a generator: its ops run only when it is iterated, "
+                "so they were not counted. Profile a module that returns tensors.",
+                stacklevel=2,
+            )
+        if self.track_backward and torch.is_grad_enabled():
             self._claim_nodes(name, args, output)
 
     def _claim_nodes(self, name: str, args: Any, output: Any) -> None:
@@ -108,13 +184,25 @@ class ModuleStack:
             todo.extend(next_node for next_node, _ in node.next_functions)
 
     def __enter__(self) -> ModuleStack:
+        self._thread = threading.get_ident()
+        # With a global hook set, torch calls each forward through one more frame
+        # (_call_impl's inner()), and meta kernels written in Python run deeper than
+        # the CPU ones: allow as deep a model as a plain call allows.
+        self._recursion_limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(self._deeper_limit())
         self._handles.append(register_module_forward_pre_hook(self._pre))
         self._handles.append(register_module_forward_hook(self._post, always_call=True))
         return self
 
+    def _deeper_limit(self) -> int:
+        return self._recursion_limit * 5 // 4 + 200
+
     def __exit__(self, *exc: object) -> None:
+        if sys.getrecursionlimit() == self._deeper_limit():
+            sys.setrecursionlimit(self._recursion_limit)
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
         self._forward.clear()
         self._node_owner.clear()
+        self._raised_in.clear()

@@ -3,11 +3,19 @@
 A ``TorchDispatchMode`` sees each op below autograd: functional calls, tensor
 methods and operators (``@``, ``einsum``, ``F.scaled_dot_product_attention``) all
 arrive here as the aten ops they really dispatch to. Nothing in torch is patched.
+
+Under ``torch.inference_mode()`` autograd is skipped, so composite ops (``aten.linear``,
+``matmul``, ``einsum``, ``lstm``, ``group_norm``) reach the mode whole; they are
+decomposed here exactly as autograd would decompose them, so every calling mode
+records the same ops.
 """
 
 from __future__ import annotations
 
+import gc
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -15,8 +23,12 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from .events import BACKWARD, FORWARD, OpEvent, TensorMeta
+from .events import FORWARD, OpEvent, TensorMeta
 from .modules import ModuleStack
+
+
+class ShapesOnlyUnavailable(RuntimeError):
+    """A shapes-only run cannot follow what the real call would do (autocast's casts)."""
 
 
 class OpRecorder(TorchDispatchMode):
@@ -34,6 +46,11 @@ class OpRecorder(TorchDispatchMode):
     ``shapes_only``: ops that read a real floating-point parameter or buffer also run
     on meta, so a real model is counted without arithmetic. Results of common ops are
     built directly on meta (``_fast_meta``), laid out as the CPU kernels lay them out.
+    A meta activation moved to a real device (``x.to(weight.device)``) stays meta: it
+    stands for a tensor already there. Contractions check that their operands share a
+    dtype, as the real kernels do (most meta kernels do not), so a call the real model
+    rejects is rejected here too. Under ``torch.autocast`` a shapes-only run refuses to
+    start (autocast does not cast meta tensors), raising ShapesOnlyUnavailable.
     Peak live activation memory is followed through tensor lifetimes.
     """
 
@@ -43,12 +60,20 @@ class OpRecorder(TorchDispatchMode):
         self.stack = stack
         self.events: list[OpEvent] = []
         self._roles = dict(roles)
+        self._owned = roles  # the model's own parameters and buffers
         self._keep_alive: list[torch.Tensor] = []
         self.suppressed = 0  # > 0 while a whole-function event covers the ops below it
         self._meta_copies: dict[int, torch.Tensor] = {}  # id(parameter) -> its meta twin
         self.live_bytes = 0  # activation memory alive now (tensors made by ops, not views)
         self.peak_bytes = 0
-        self._tracking = True
+        self._sizes: dict[int, tuple[weakref.ref[torch.Tensor], int]] = {}  # id -> (live tensor, bytes)
+        self._phase = stack.phase if stack.track_backward else _forward_phase
+        self._refusal = (
+            "counting on shapes cannot follow torch.autocast's casts (autocast does not cast "
+            "meta tensors); profile with shapes_only=False"
+            if shapes_only and torch._C._is_any_autocast_enabled()
+            else None
+        )
         stack.describe = self.describe
 
     def hold(self, tensors: list[torch.Tensor]) -> None:
@@ -57,45 +82,51 @@ class OpRecorder(TorchDispatchMode):
         self.peak_bytes = max(self.peak_bytes, self.live_bytes)
 
     def _allocated(self, tensor: torch.Tensor) -> None:
+        key = id(tensor)
+        if key in self._sizes:
+            return  # a live tensor returned again is counted once
         size = tensor.numel() * tensor.element_size()
+        self._sizes[key] = (weakref.ref(tensor, lambda _ref: self._freed(key)), size)
         self.live_bytes += size
-        self.peak_bytes = max(self.peak_bytes, self.live_bytes)
-        weakref.finalize(tensor, self._freed, size)
+        if self.live_bytes > self.peak_bytes:
+            self.peak_bytes = self.live_bytes
 
-    def _freed(self, size: int) -> None:
-        if self._tracking:
-            self.live_bytes -= size
+    def _freed(self, key: int) -> None:
+        entry = self._sizes.pop(key, None)
+        if entry is not None:
+            self.live_bytes -= entry[1]
+
+    def meta_of(self, tensor: torch.Tensor) -> TensorMeta:
+        """The TensorMeta of one tensor: shape, dtype, item size and role."""
+        dtype = tensor.dtype
+        info = _DTYPES.get(dtype)
+        if info is None:
+            info = _DTYPES[dtype] = (str(dtype).removeprefix("torch."), dtype.itemsize)
+        return TensorMeta(tuple(tensor.shape), info[0], info[1], self._roles.get(id(tensor), "activation"))
 
     def describe(self, value: Any) -> Any:
         """Replace every tensor in ``value`` by its TensorMeta, keeping the structure."""
-        if isinstance(value, torch.Tensor):
-            return TensorMeta(
-                tuple(value.shape),
-                _DTYPE_NAMES.get(value.dtype) or str(value.dtype).removeprefix("torch."),
-                value.element_size(),
-                self._roles.get(id(value), "activation"),
-            )
-        if value is None or isinstance(value, (int, float, bool, str)):
+        kind = type(value)
+        if kind in _SCALARS:
             return value
-        if isinstance(value, (list, tuple)):
-            if not any(isinstance(v, (torch.Tensor, list, tuple, dict)) for v in value):
+        if kind is torch.Tensor or kind is torch.nn.Parameter:
+            return self.meta_of(value)
+        if kind is tuple or kind is list or (kind is not torch.Size and isinstance(value, (list, tuple))):
+            if _plain_numbers(value):
                 return value  # sizes, strides, flags: kept as they are
             described = [self.describe(v) for v in value]
-            return described if isinstance(value, list) else tuple(described)
+            return described if kind is list else tuple(described)
+        if isinstance(value, torch.Tensor):
+            return self.meta_of(value)
         if isinstance(value, dict):
             return {k: self.describe(v) for k, v in value.items()}
         if isinstance(value, (torch.dtype, torch.device, torch.memory_format, torch.layout)):
             return str(value).removeprefix("torch.")
         return value
-        if isinstance(value, list):
-            return [self.describe(v) for v in value]
-        if isinstance(value, tuple):
-            return tuple(self.describe(v) for v in value)
-        if isinstance(value, dict):
-            return {k: self.describe(v) for k, v in value.items()}
-        if isinstance(value, (torch.dtype, torch.device, torch.memory_format, torch.layout)):
-            return str(value).removeprefix("torch.")
-        return value
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        return False  # nothing here is ever compiled: spare every op torch's dynamo guard
 
     def __torch_dispatch__(
         self,
@@ -104,15 +135,38 @@ class OpRecorder(TorchDispatchMode):
         args: tuple[Any, ...] = (),
         kwargs: dict[str, Any] | None = None,
     ) -> Any:
-        kwargs = kwargs or {}
+        op = _OPS.get(func) or _op_facts(func)
+        if op.composite:  # only under inference_mode: decompose as autograd would have
+            with self:  # the C++ kernel autograd runs (decompose() may prefer a Python one)
+                return func._op_dk(_COMPOSITE, *args, **(kwargs or {}))
+        if self._refusal is not None:
+            raise ShapesOnlyUnavailable(self._refusal)
+        # With a function mode active, every tensor attribute read (.shape, .dtype) would
+        # go through Python; below the dispatcher no function mode has anything to see.
+        with torch._C.DisableTorchFunction():
+            return self._dispatch(func, op, args, kwargs or {})
+
+    def _dispatch(self, func: Any, op: _OpFacts, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         tensors = _tensors(args, kwargs)
-        device_move_only = "device" in kwargs and _moves_to_meta_only(func, args, kwargs)
-        if "device" in kwargs:
+        device_move_only = False
+        if kwargs and "device" in kwargs:
+            if self.shapes_only and _leaves_meta(op, args, kwargs):
+                # x.to(weight.device): the meta activation stands for a tensor already there
+                if kwargs.get("dtype") in (None, args[0].dtype):
+                    return args[0]
+                kwargs = {**kwargs, "device": torch.device("meta")}
+            device_move_only = _moves_to_meta_only(op, args, kwargs)
             kwargs = _real_integer_factories(args, kwargs, tensors)
-        if self._needs_meta(tensors):
-            args, kwargs = self._align_meta(args, kwargs)
-            tensors = _tensors(args, kwargs)
-        out = _fast_meta(func, args, tensors)
+        out = None
+        if tensors:
+            if self._needs_meta(tensors):
+                args, kwargs = self._align_meta(args, kwargs)
+                tensors = _tensors(args, kwargs)
+            if tensors[0].is_meta:
+                if op.same_dtype is not None:
+                    _check_same_dtype(op, tensors)
+                if op.fast:
+                    out = _fast_meta(op, args, tensors)
         if out is None:
             out = func(*args, **kwargs)
         if device_move_only:
@@ -122,25 +176,25 @@ class OpRecorder(TorchDispatchMode):
                 self._roles[id(out)] = role
                 self._keep_alive.append(out)
             return out
-        if isinstance(out, torch.Tensor):
-            flat_out = [out]
-        else:
-            flat_out = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
-        if not getattr(func, "is_view", False):
-            for t in flat_out:
-                if not any(t is source for source in tensors):  # in-place results are their input
-                    self._allocated(t)
-        if self.stack.inside_custom or self.suppressed:
-            return out
-        if getattr(func, "is_view", False) and args and isinstance(args[0], torch.Tensor):
-            role = self._roles.get(id(args[0]))
+        flat_out = [out] if isinstance(out, torch.Tensor) else _output_tensors(out)
+        if op.is_view:
+            if self.stack.inside_custom or self.suppressed:
+                return out
+            role = self._roles.get(id(args[0])) if args and isinstance(args[0], torch.Tensor) else None
             if role is not None:
                 for t in flat_out:
                     self._roles[id(t)] = role
                     self._keep_alive.append(t)  # ids stay unique while we map them
-        self.record(
-            f"{func.namespace}.{func.overloadpacket.__name__}", func._overloadname, args, kwargs, flat_out
-        )
+        else:
+            for t in flat_out:
+                for source in tensors:
+                    if t is source:
+                        break  # in-place results are their input
+                else:
+                    self._allocated(t)
+            if self.stack.inside_custom or self.suppressed:
+                return out
+        self.record(op.name, op.overload, args, kwargs, flat_out)
         return out
 
     def record(
@@ -151,28 +205,32 @@ class OpRecorder(TorchDispatchMode):
         kwargs: dict[str, Any],
         outputs: list[torch.Tensor],
     ) -> None:
+        meta_of = self.meta_of
         self.events.append(
             OpEvent(
-                op=op,
-                overload=overload,
-                args=self.describe(tuple(args)),
-                kwargs=self.describe(dict(kwargs)),
-                outputs=tuple(self.describe(t) for t in outputs),
-                module=self.stack.current(),
-                phase=BACKWARD if self.stack.in_backward else FORWARD,
+                op,
+                self.describe(args),
+                self.describe(kwargs) if kwargs else {},
+                tuple([meta_of(t) for t in outputs]),
+                self.stack.current(),
+                self._phase(),
+                overload,
             )
         )
 
     def _needs_meta(self, tensors: list[torch.Tensor]) -> bool:
         """Whether this call must run on meta: it mixes meta and real tensors, or (in a
         shapes-only run) it reads a real floating-point parameter or buffer."""
-        if not tensors:
+        metas = 0
+        for t in tensors:
+            if t.is_meta:
+                metas += 1
+        if metas:
+            return metas != len(tensors)
+        if not self.shapes_only:
             return False
-        if any(t.is_meta for t in tensors):
-            return not all(t.is_meta for t in tensors)
-        return self.shapes_only and any(
-            t.is_floating_point() and self._roles.get(id(t)) is not None for t in tensors
-        )
+        roles = self._roles
+        return any(id(t) in roles and t.is_floating_point() for t in tensors)
 
     def _align_meta(
         self, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -181,31 +239,97 @@ class OpRecorder(TorchDispatchMode):
         data is copied); a moved parameter keeps its role for the traffic count."""
 
         def move(value: Any) -> Any:
+            kind = type(value)
+            if kind in _SCALARS:
+                return value
+            if kind is list or kind is tuple:
+                if _plain_numbers(value):
+                    return value
+                return kind(move(v) for v in value)
             if isinstance(value, torch.Tensor):
                 return value if value.is_meta else self._meta_copy(value)
-            if isinstance(value, (list, tuple)) and any(isinstance(v, torch.Tensor) for v in value):
-                return type(value)(move(v) for v in value)
             return value
 
-        return tuple(move(a) for a in args), {k: move(v) for k, v in kwargs.items()}
+        return tuple([move(a) for a in args]), {k: move(v) for k, v in kwargs.items()} if kwargs else kwargs
 
     def _meta_copy(self, tensor: torch.Tensor) -> torch.Tensor:
         """A meta tensor like ``tensor``; parameters and buffers get one copy per run."""
         role = self._roles.get(id(tensor))
         if role is None:
-            return tensor.detach().to("meta")
+            return _to_meta(tensor)
         copy = self._meta_copies.get(id(tensor))
         if copy is None:
-            copy = self._meta_copies[id(tensor)] = tensor.detach().to("meta")
+            copy = _twin(tensor) if id(tensor) in self._owned else _to_meta(tensor)
+            self._meta_copies[id(tensor)] = copy
             self._roles[id(copy)] = role
         return copy
 
     def release(self) -> None:
         """Drop the references kept to parameter views; stop counting memory."""
-        self._tracking = False
+        self._sizes.clear()  # the weak references go, and with them their callbacks
         self._keep_alive.clear()
         self._meta_copies.clear()
         self._roles.clear()
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector (as a ``with`` block or a decorator).
+
+    A profile allocates thousands of small objects (events, shapes) that live until it
+    returns; each collection they trigger walks them all again, about a fifth of a small
+    model's profile. Around the whole profile call, most of them are freed before the
+    collector runs again. Nothing is lost: the collector is switched back on after (if
+    it was on), and collects then.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _to_meta(tensor: torch.Tensor) -> torch.Tensor:
+    """A meta twin of ``tensor``. Under inference_mode the twin of a normal tensor is made
+    normal too: a view of it replaces a view of ``tensor``, and torch gives a view the
+    version counter of its base, which an inference tensor cannot take."""
+    if torch.is_inference_mode_enabled() and not tensor.is_inference():
+        with torch.inference_mode(False):
+            return tensor.detach().to("meta")
+    return tensor.detach().to("meta")
+
+
+_TWINS: dict[int, tuple[weakref.ref[torch.Tensor], torch.Tensor]] = {}
+
+
+def _twin(tensor: torch.Tensor) -> torch.Tensor:
+    """The meta twin of a model's parameter or buffer, kept from one profile to the next
+    while the tensor lives and keeps its shape, strides and dtype (a meta tensor holds
+    no memory; only a weak reference to the tensor is kept)."""
+    key = id(tensor)
+    entry = _TWINS.get(key)
+    if entry is not None:
+        ref, twin = entry
+        if (
+            ref() is tensor
+            and twin.dtype == tensor.dtype
+            and twin.shape == tensor.shape
+            and twin.stride() == tensor.stride()
+        ):
+            return twin
+    twin = _to_meta(tensor)
+
+    def forget(_ref: weakref.ref[torch.Tensor]) -> None:
+        _TWINS.pop(key, None)
+
+    _TWINS[key] = (weakref.ref(tensor, forget), twin)
+    return twin
+
+
+def _forward_phase() -> str:
+    return FORWARD
 
 
 # Functions counted whole, by one formula, whichever kernel (math, flash, efficient,
@@ -239,14 +363,60 @@ class FunctionRecorder(TorchFunctionMode):
                 out = func(*args, **kwargs)
         finally:
             self.ops.suppressed -= 1
-        flat_out = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
-        self.ops.record(name, "default", *_recorded_call(func, args, kwargs), flat_out)
+        with torch._C.DisableTorchFunction():
+            flat_out = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+            self.ops.record(name, "default", *_recorded_call(func, args, kwargs), flat_out)
         return out
 
 
-def _moves_to_meta_only(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+class _OpFacts:
+    """What the recorder needs to know of one aten overload, worked out once."""
+
+    __slots__ = ("name", "short", "overload", "is_view", "composite", "same_dtype", "fast")
+
+    def __init__(self, func: Any) -> None:
+        self.short: str = func.overloadpacket.__name__
+        self.name = f"{func.namespace}.{self.short}"
+        self.overload: str = func._overloadname
+        self.is_view = bool(getattr(func, "is_view", False))
+        self.composite = bool(torch._C._dispatch_has_kernel_for_dispatch_key(func.name(), _COMPOSITE))
+        self.same_dtype: int | None = _SAME_DTYPE.get(self.name)
+        self.fast = self.short in _FAST_META_OPS
+
+
+_OPS: dict[Any, _OpFacts] = {}
+_COMPOSITE = torch._C.DispatchKey.CompositeImplicitAutograd
+
+
+def _op_facts(func: Any) -> _OpFacts:
+    facts = _OPS[func] = _OpFacts(func)
+    return facts
+
+
+# Contractions whose real kernels require one dtype for their operands (how many of the
+# tensor arguments: 0 = all; convolution's bias may differ) but whose meta kernels do
+# not all check it.
+_SAME_DTYPE: dict[str, int] = {
+    **dict.fromkeys(("aten." + name for name in "mm addmm bmm baddbmm addbmm mv addmv dot vdot".split()), 0),
+    "aten.convolution": 2,
+    "aten._convolution": 2,
+}
+
+
+def _check_same_dtype(op: _OpFacts, tensors: list[torch.Tensor]) -> None:
+    checked = tensors[: op.same_dtype] if op.same_dtype else tensors
+    dtype = checked[0].dtype
+    if any(t.dtype != dtype for t in checked):
+        names = ", ".join(str(t.dtype).removeprefix("torch.") for t in checked)
+        raise RuntimeError(
+            f"{op.name} needs operands of one dtype, but got {names} "
+            "(the real kernel raises for this call too)"
+        )
+
+
+def _moves_to_meta_only(op: _OpFacts, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     """A copy of a real tensor to the meta device with nothing else changed."""
-    if func.overloadpacket.__name__ != "_to_copy" or not args or not isinstance(args[0], torch.Tensor):
+    if op.short != "_to_copy" or not args or not isinstance(args[0], torch.Tensor):
         return False
     device = kwargs.get("device")
     dtype = kwargs.get("dtype")
@@ -256,6 +426,14 @@ def _moves_to_meta_only(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
         and torch.device(device).type == "meta"
         and (dtype is None or dtype == args[0].dtype)
     )
+
+
+def _leaves_meta(op: _OpFacts, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """A copy of a meta tensor to a real device."""
+    if op.short != "_to_copy" or not args or not isinstance(args[0], torch.Tensor):
+        return False
+    device = kwargs.get("device")
+    return args[0].is_meta and device is not None and torch.device(device).type != "meta"
 
 
 def _sdpa_on_meta(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -385,18 +563,9 @@ def _cpu_would_fuse(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     return bool(choice != 0)  # 0 is the math path
 
 
-_DTYPE_NAMES = {
-    dtype: str(dtype).removeprefix("torch.")
-    for dtype in (
-        torch.float32,
-        torch.float16,
-        torch.bfloat16,
-        torch.float64,
-        torch.int64,
-        torch.int32,
-        torch.bool,
-    )
-}
+_DTYPES: dict[torch.dtype, tuple[str, int]] = {}  # dtype -> (name without "torch.", item size)
+_SCALARS = frozenset({int, float, bool, str, type(None)})
+_NUMBERS = frozenset({int, float, bool})
 
 
 # Shape-preserving floating-point ops whose meta kernels are slow Python decompositions
@@ -411,17 +580,44 @@ _UNARY_SAME_SHAPE = frozenset(
 
 _BINARY = frozenset("add add_ sub sub_ mul mul_ div div_".split())
 
+_FAST_META_OPS = (
+    _UNARY_SAME_SHAPE
+    | _BINARY
+    | {
+        "mm",
+        "addmm",
+        "bmm",
+        "_softmax",
+        "_safe_softmax",
+        "_log_softmax",
+        "native_layer_norm",
+        "native_batch_norm",
+        "_native_batch_norm_legit_no_training",
+        "mean",
+        "convolution",
+    }
+)
 
-def _fast_meta(func: Any, args: tuple[Any, ...], tensors: list[torch.Tensor]) -> Any:
-    """The result of ``func`` on all-meta floating inputs, for common ops whose meta
-    kernels are slow (Python decompositions: 0.3-2 ms a call); None to run the op's own
-    kernel. Results are fresh meta tensors of exactly the shape and dtype the op returns."""
-    if not tensors or not all(t.is_meta for t in tensors) or not tensors[0].is_floating_point():
+
+def _empty_like(tensor: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """``torch.empty_like`` on meta without its Python reference implementation: a dense
+    tensor's strides are kept as they are, which is what ``empty_like`` does."""
+    if tensor.is_contiguous() or tensor.is_contiguous(memory_format=torch.channels_last):
+        return torch.empty_strided(tensor.shape, tensor.stride(), dtype=dtype or tensor.dtype, device="meta")
+    return torch.empty_like(tensor, dtype=dtype)
+
+
+def _fast_meta(op: _OpFacts, args: tuple[Any, ...], tensors: list[torch.Tensor]) -> Any:
+    """The result of the op on all-meta floating inputs, for common ops whose meta
+    kernels are slow (Python decompositions: 0.03-2 ms a call); None to run the op's own
+    kernel. Results are fresh meta tensors of exactly the shape, dtype and layout the op
+    returns; anything unusual (odd layouts, invalid shapes) is left to the op's kernel."""
+    if not all(t.is_meta for t in tensors) or not tensors[0].is_floating_point():
         return None
-    name = func.overloadpacket.__name__
+    name = op.short
     first = tensors[0]
-    if name in _UNARY_SAME_SHAPE and len(tensors) == 1 and func._overloadname in ("default", ""):
-        return first if name.endswith("_") else torch.empty_like(first)
+    if name in _UNARY_SAME_SHAPE and len(tensors) == 1 and op.overload in ("default", ""):
+        return first if name.endswith("_") else _empty_like(first)
     if name in _BINARY and len(args) >= 2 and isinstance(args[0], torch.Tensor):
         shape = torch.broadcast_shapes(*(t.shape for t in tensors))
         if name.endswith("_"):
@@ -429,11 +625,11 @@ def _fast_meta(func: Any, args: tuple[Any, ...], tensors: list[torch.Tensor]) ->
         dtype = torch.result_type(args[0], args[1])
         if dtype != first.dtype and not dtype.is_floating_point:
             return None
-        return (
-            torch.empty_like(first, dtype=dtype)
-            if first.shape == shape
-            else torch.empty(shape, dtype=dtype, device="meta")
-        )
+        if first.shape == shape and (len(tensors) == 1 or all(t.is_contiguous() for t in tensors)):
+            return _empty_like(first, dtype)
+        if first.shape == shape:
+            return torch.empty_like(first, dtype=dtype)
+        return torch.empty(shape, dtype=dtype, device="meta")
     if name in ("mm", "addmm") and len(tensors) in (2, 3):
         a, b = tensors[-2], tensors[-1]
         if a.ndim == 2 and b.ndim == 2 and a.shape[1] == b.shape[0]:
@@ -448,24 +644,87 @@ def _fast_meta(func: Any, args: tuple[Any, ...], tensors: list[torch.Tensor]) ->
     if name == "native_layer_norm":
         axis = first.ndim - len(args[1])
         stats = torch.empty((*first.shape[:axis], *([1] * len(args[1]))), dtype=first.dtype, device="meta")
-        return torch.empty(first.shape, dtype=first.dtype, device="meta"), stats, torch.empty_like(stats)
+        return torch.empty(first.shape, dtype=first.dtype, device="meta"), stats, _empty_like(stats)
     if name == "native_batch_norm" or name == "_native_batch_norm_legit_no_training":
         training = bool(args[5]) if name == "native_batch_norm" else False
         stat_shape = (first.shape[1],) if training and first.ndim > 1 else (0,)
         low = first.dtype in (torch.float16, torch.bfloat16)
         stat = torch.empty(stat_shape, dtype=torch.float32 if low else first.dtype, device="meta")
-        return torch.empty_like(first), stat, torch.empty_like(stat)
+        return _empty_like(first), stat, torch.empty(stat_shape, dtype=stat.dtype, device="meta")
+    if name == "mean" and op.overload == "dim" and len(tensors) == 1:
+        return _mean_on_meta(first, args)
+    if name == "convolution" and len(tensors) in (2, 3):
+        return _convolution_on_meta(args, tensors)
     return None
+
+
+def _mean_on_meta(x: torch.Tensor, args: tuple[Any, ...]) -> torch.Tensor | None:
+    """``mean.dim(x, dims, keepdim)`` of a contiguous tensor: a contiguous result."""
+    dims = args[1] if len(args) > 1 else None
+    keepdim = bool(args[2]) if len(args) > 2 else False
+    if not x.is_contiguous() or not isinstance(dims, (list, tuple)) or not dims or x.ndim == 0:
+        return None
+    reduced = {d % x.ndim for d in dims}
+    shape = [1 if d in reduced else size for d, size in enumerate(x.shape) if keepdim or d not in reduced]
+    return torch.empty(shape, dtype=x.dtype, device="meta")
+
+
+def _convolution_on_meta(args: tuple[Any, ...], tensors: list[torch.Tensor]) -> torch.Tensor | None:
+    """A plain (not transposed) convolution of contiguous input and weight writes a
+    contiguous (N, C_out, *spatial) result; out = (in + 2p - d(k-1) - 1) // s + 1."""
+    x, weight = tensors[0], tensors[1]
+    if len(args) < 9 or args[6] or x is not args[0] or weight is not args[1]:
+        return None
+    stride, padding, dilation, groups = args[3], args[4], args[5], args[8]
+    x_shape, w_shape = x.shape, weight.shape
+    spatial = len(w_shape) - 2
+    if spatial < 1 or len(x_shape) != len(w_shape) or not (x.is_contiguous() and weight.is_contiguous()):
+        return None  # aten.convolution takes batched input only; its kernel raises
+    if not (len(stride) == len(padding) == len(dilation) == spatial):
+        return None
+    if x_shape[1] != w_shape[1] * groups or w_shape[0] % groups:
+        return None
+    sizes = [
+        (size + 2 * pad - dil * (k - 1) - 1) // st + 1
+        for size, pad, dil, k, st in zip(x_shape[2:], padding, dilation, w_shape[2:], stride, strict=True)
+    ]
+    if min(sizes) <= 0:
+        return None
+    shape = [x_shape[0], w_shape[0], *sizes]
+    return torch.empty(shape, dtype=x.dtype, device="meta")
+
+
+def _plain_numbers(values: list[Any] | tuple[Any, ...]) -> bool:
+    """An aten int/float list (sizes, strides, dims): empty, or starting with a number
+    (aten lists hold one kind: numbers, or tensors possibly with None among them)."""
+    return not values or type(values[0]) in _NUMBERS
+
+
+def _output_tensors(out: Any) -> list[torch.Tensor]:
+    """The tensors an aten op returned: a tuple or list of them, one level of nesting."""
+    if type(out) is not tuple and type(out) is not list:
+        return [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+    found: list[torch.Tensor] = []
+    for value in out:
+        if isinstance(value, torch.Tensor):
+            found.append(value)
+        elif type(value) is tuple or type(value) is list:
+            found.extend(v for v in value if isinstance(v, torch.Tensor))
+    return found
 
 
 def _tensors(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[torch.Tensor]:
     """Tensor arguments, also inside lists (aten arguments nest at most one level)."""
-    found = []
-    for value in (*args, *kwargs.values()):
-        if isinstance(value, torch.Tensor):
+    found: list[torch.Tensor] = []
+    for value in (*args, *kwargs.values()) if kwargs else args:
+        kind = type(value)
+        if kind in _SCALARS:
+            continue
+        if kind is list or kind is tuple:
+            if not _plain_numbers(value):
+                found.extend(v for v in value if isinstance(v, torch.Tensor))
+        elif isinstance(value, torch.Tensor):
             found.append(value)
-        elif isinstance(value, (list, tuple)):
-            found.extend(v for v in value if isinstance(v, torch.Tensor))
     return found
 
 
@@ -493,6 +752,10 @@ def _real_integer_factories(
 
 def parameter_roles(model: torch.nn.Module) -> dict[int, str]:
     """``id`` -> "param"/"buffer" for every parameter and buffer of ``model``."""
-    roles = {id(b): "buffer" for b in model.buffers()}
-    roles.update({id(p): "param" for p in model.parameters()})
+    roles: dict[int, str] = {}
+    params: list[int] = []
+    for module in model.modules():
+        roles.update((id(b), "buffer") for b in module._buffers.values() if b is not None)
+        params.extend(id(p) for p in module._parameters.values() if p is not None)
+    roles.update((key, "param") for key in params)
     return roles

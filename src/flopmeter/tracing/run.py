@@ -14,7 +14,7 @@ from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_mod
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from .events import OpEvent
-from .modules import ModuleStack
+from .modules import ModuleStack, exclusive
 from .recorder import FunctionRecorder, OpRecorder, parameter_roles
 
 
@@ -29,7 +29,7 @@ class Trace:
 
 
 class TraceFailure(Exception):
-    """The model raised while traced; ``module`` is the module last entered."""
+    """The model raised while traced; ``module`` is the module it was raised in."""
 
     def __init__(self, error: BaseException, module: str | None) -> None:
         super().__init__(str(error))
@@ -326,7 +326,7 @@ def trace_model(
     recorder.hold([t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)])
     grad_mode = torch.enable_grad() if backward else torch.no_grad()
     try:
-        with ModelStateGuard(model) as guard, grad_mode, stack:
+        with exclusive(model), ModelStateGuard(model) as guard, grad_mode, stack:
             if train is not None:
                 model.train(train)
             # a meta model has no values to guard: no mode, no cost per op
@@ -339,7 +339,7 @@ def trace_model(
                 except BackwardUnavailable:
                     raise  # flopmeter's own finding, not the model's error
                 except Exception as error:
-                    raise TraceFailure(error, stack.last_entered) from error
+                    raise TraceFailure(error, stack.raised_in(error)) from error
     finally:
         recorder.release()
     return Trace(

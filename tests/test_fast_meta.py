@@ -1,0 +1,79 @@
+"""Results the recorder builds itself on meta equal what the ops' own meta kernels give."""
+
+import pytest
+import torch
+
+from flopmeter.tracing.recorder import _fast_meta, _op_facts
+
+aten = torch.ops.aten
+
+
+def meta(*shape, dtype=torch.float32, channels_last=False):
+    tensor = torch.empty(shape, dtype=dtype, device="meta")
+    return tensor.contiguous(memory_format=torch.channels_last) if channels_last else tensor
+
+
+def same_result(func, *args):
+    tensors = [a for a in args if isinstance(a, torch.Tensor)]
+    ours = _fast_meta(_op_facts(func), args, tensors)
+    theirs = func(*args)
+    if ours is None:
+        return None
+    ours, theirs = (
+        (ours,) if isinstance(ours, torch.Tensor) else ours,
+        ((theirs,) if isinstance(theirs, torch.Tensor) else theirs),
+    )
+    return all(
+        (a.shape, a.dtype, a.stride()) == (b.shape, b.dtype, b.stride())
+        for a, b in zip(ours, theirs, strict=True)
+    )
+
+
+@pytest.mark.parametrize(
+    "x, w, stride, padding, dilation, groups",
+    [
+        (meta(2, 3, 9, 9), meta(8, 3, 3, 3), [1, 1], [0, 0], [1, 1], 1),
+        (meta(2, 4, 10, 7), meta(8, 2, 3, 2), [2, 1], [1, 0], [1, 2], 2),  # strided, dilated, grouped
+        (meta(2, 3, 17), meta(4, 3, 5), [3], [2], [1], 1),  # 1-d
+        (meta(1, 2, 5, 6, 7), meta(4, 2, 3, 3, 3), [1, 2, 1], [1, 1, 0], [1, 1, 2], 1),  # 3-d
+        (
+            meta(2, 8, 6, 6, dtype=torch.float16),
+            meta(8, 1, 3, 3, dtype=torch.float16),
+            [1, 1],
+            [1, 1],
+            [1, 1],
+            8,
+        ),
+    ],
+)
+def test_convolution(x, w, stride, padding, dilation, groups):
+    bias = meta(w.shape[0], dtype=x.dtype)
+    for b in (bias, None):
+        assert same_result(aten.convolution.default, x, w, b, stride, padding, dilation, False, [0], groups)
+
+
+def test_convolution_leaves_channels_last_and_bad_shapes_to_the_kernel():
+    w = meta(8, 3, 3, 3)
+    x = meta(2, 3, 9, 9, channels_last=True)
+    assert same_result(aten.convolution.default, x, w, None, [1, 1], [0, 0], [1, 1], False, [0], 1) is None
+    for bad in (meta(2, 4, 9, 9), meta(3, 9, 9), meta(2, 3, 2, 2)):  # channels, unbatched, too small
+        args = (bad, w, None, [1, 1], [0, 0], [1, 1], False, [0], 1)
+        assert _fast_meta(_op_facts(aten.convolution.default), args, [bad, w]) is None
+        with pytest.raises(RuntimeError):
+            aten.convolution.default(*args)
+
+
+@pytest.mark.parametrize("dims, keepdim", [([2, 3], True), ([-1], False), ([0, 2], False), ([1], True)])
+def test_mean(dims, keepdim):
+    assert same_result(aten.mean.dim, meta(2, 3, 4, 5), dims, keepdim)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_unary_and_batch_norm_keep_the_layout(channels_last):
+    x = meta(2, 3, 4, 5, channels_last=channels_last)
+    assert same_result(aten.hardswish.default, x)
+    stats = meta(3)
+    norm = aten._native_batch_norm_legit_no_training.default
+    args = (x, stats, stats, stats, stats, 0.1, 1e-5)
+    ours, theirs = _fast_meta(_op_facts(norm), args, [x, stats, stats, stats, stats])[0], norm(*args)[0]
+    assert (ours.shape, ours.stride()) == (theirs.shape, theirs.stride())
