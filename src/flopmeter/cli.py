@@ -268,11 +268,22 @@ def _compression_text(report: Report, args: argparse.Namespace) -> str:
     from .render.compression import micronet_line, view_table
 
     parts = []
-    if args.compression or args.assume_sparsity or args.assume_bits:
+    if _wants_view(args) and not _view_in_columns(args):
         parts.append(view_table(report.compression, precision=args.precision, units=_units(args)))
     if args.micronet:
         parts.append(micronet_line(micronet(report.compression, args.micronet)))
     return "\n".join(parts) + "\n" if parts else ""
+
+
+def _wants_view(args: argparse.Namespace) -> bool:
+    return bool(args.compression or args.assume_sparsity or args.assume_bits)
+
+
+def _view_in_columns(args: argparse.Namespace) -> bool:
+    """Whether the module tree or table that ``render`` prints carries the view's
+    columns (not the roofline / timing tables, nor --by op)."""
+    speed = getattr(args, "roofline", None) or getattr(args, "bench", False)
+    return args.by == "module" and not speed
 
 
 def _compare_compression(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -590,13 +601,20 @@ def _single(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.html:
         from .render.html import to_html
 
-        html = to_html(report, convention=args.convention, roofline=extras.get("roofline"))
+        view = report.compression if _wants_view(args) else None
+        html = to_html(report, convention=args.convention, roofline=extras.get("roofline"), compression=view)
         _write_file("--html", args.html, lambda handle: handle.write(html), err)
     if args.plot:
         _write_file(
             "--plot",
             args.plot,
-            lambda _: report.plot(args.plot, convention=args.convention, top=args.top or 15, hardware=spec),
+            lambda _: report.plot(
+                args.plot,
+                convention=args.convention,
+                top=args.top or 15,
+                hardware=spec,
+                compression=_wants_view(args),
+            ),
             err,
         )
         _plot_sweep(args.plot, report, extras, err)
@@ -718,6 +736,7 @@ def render(
 
     units, precision, convention = _units(args), args.precision, args.convention
     fmt = _format(args)
+    view = report.compression if _wants_view(args) and not args.quiet else None
     if fmt == "json":
         return formats.to_json(report, roofline=roofline, timings=timings, totals_only=args.quiet) + "\n"
     if args.quiet and fmt in ("tree", "table"):
@@ -726,7 +745,7 @@ def render(
     if fmt == "csv":
         if args.by == "op":
             return formats.operators_to_csv(report, top=rows["top"])
-        return formats.to_csv(report, roofline=roofline, convention=convention, **rows)
+        return formats.to_csv(report, roofline=roofline, convention=convention, compression=view, **rows)
     if fmt == "markdown":
         if args.by == "op":
             return formats.operators_to_markdown(
@@ -741,6 +760,7 @@ def render(
             convention=convention,
             units=units,
             precision=precision,
+            compression=view,
         )
     if roofline is not None or timings is not None:
         parts = []
@@ -772,12 +792,19 @@ def render(
                 precision=precision,
                 sort=args.sort,
                 top=args.top,
+                compression=view,
             )
             + "\n"
         )
     return (
         text.render_tree(
-            report, depth=args.depth, convention=convention, units=units, precision=precision, fold=args.fold
+            report,
+            depth=args.depth,
+            convention=convention,
+            units=units,
+            precision=precision,
+            fold=args.fold,
+            compression=view,
         )
         + "\n"
     )

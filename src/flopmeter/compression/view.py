@@ -103,6 +103,43 @@ class LayerCompression:
 
 
 @dataclass
+class ModuleCompression:
+    """The compression view of one module *with its children* (the tree's and the
+    module table's rows): sums over the layers under it. ``nonzero_params`` = the
+    module's params - its weights' zeros (norms and biases count as nonzero);
+    ``bytes_ideal`` adds the params outside the layers at 4 bytes. ``structure``,
+    ``weight_bits`` and ``act_bits`` are the layers' common value, "mixed" when they
+    differ, None when no layer under the module holds a weight."""
+
+    name: str
+    params: int = 0
+    weight_params: int = 0
+    weight_nonzero: int | None = 0
+    nonzero_params: int | None = 0
+    structure: str | None = None
+    weight_bits: int | str | None = None
+    act_bits: int | str | None = None
+    macs_dense: int = 0
+    macs_effective: int = 0
+    bops: int = 0
+    bytes_ideal: int = 0
+
+    @property
+    def sparsity(self) -> float | None:
+        """1 - nz/N over the weights under the module; None when unknown or no weights."""
+        if self.weight_nonzero is None or not self.weight_params:
+            return None
+        return 1 - self.weight_nonzero / self.weight_params
+
+
+def _common(values: list[Any]) -> Any:
+    distinct = set(values)
+    if not distinct:
+        return None
+    return distinct.pop() if len(distinct) == 1 else "mixed"
+
+
+@dataclass
 class CompressionView:
     """Per-module and total compression metrics of one Report.
 
@@ -200,6 +237,44 @@ class CompressionView:
         for cost in self.overhead.values():
             total += cost
         return total
+
+    def by_module(self) -> dict[str, ModuleCompression]:
+        """Every module of the report, inclusive of its children (see
+        ``ModuleCompression``): what the tree and the module tables show."""
+        from ..report import parent_of
+
+        modules = self._report.modules if self._report is not None else {}
+        found = {name: ModuleCompression(name, params=stats.params) for name, stats in modules.items()}
+        under: dict[str, list[LayerCompression]] = {name: [] for name in found}
+        for layer in self.layers.values():
+            name = layer.name
+            while name in under:
+                under[name].append(layer)
+                if not name:
+                    break
+                name = parent_of(name, under)
+        for name, summary in found.items():
+            layers = under[name]
+            weighted = [layer for layer in layers if layer.weight_params]
+            summary.weight_params = sum(layer.weight_params for layer in weighted)
+            known = all(layer.weight_nonzero is not None for layer in weighted)
+            summary.weight_nonzero = (
+                sum(int(layer.weight_nonzero or 0) for layer in weighted) if known else None
+            )
+            summary.nonzero_params = (
+                summary.params - summary.weight_params + summary.weight_nonzero
+                if summary.weight_nonzero is not None
+                else None
+            )
+            summary.structure = _common([layer.structure for layer in weighted])
+            summary.weight_bits = _common([layer.weight_bits for layer in weighted])
+            summary.act_bits = _common([layer.act_bits for layer in weighted])
+            summary.macs_dense = sum(layer.macs_dense for layer in layers)
+            summary.macs_effective = sum(layer.macs_effective for layer in layers)
+            summary.bops = sum(layer.bops for layer in layers)
+            other_params = max(0, summary.params - sum(layer.params for layer in layers))
+            summary.bytes_ideal = sum(layer.bytes_ideal for layer in layers) + 4 * other_params
+        return found
 
     # -- what-if ---------------------------------------------------------------
     def assume(

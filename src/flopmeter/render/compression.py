@@ -148,27 +148,39 @@ def view_table(view: Any, precision: int = 2, units: str = "auto") -> str:
                 f"{bpw:.{precision}f}" if bpw is not None else "-",
             ]
         )
-    overhead = view.overhead_total
     lines = [
         "compression view" + (f" (assuming {view.assumptions})" if view.assumptions else ""),
         *grid(header, body),
-    ]
-    bpw = view.bits_per_weight
-    lines += [
         "",
-        f"params {n(view.params)}, nonzero {n(view.nonzero_params)}, sparsity {_pct(view.sparsity)} (weights; biases apart)",
-        f"MACs dense {n(view.macs_dense)}, effective {n(view.macs_effective)}; "
+        *view_summary_lines(view, precision, units),
+    ]
+    return "\n".join(lines)
+
+
+def view_summary_lines(view: Any, precision: int = 2, units: str = "auto") -> list[str]:
+    """The view's model totals, work by dtype, the overhead bucket and warnings: the
+    lines under the tree or table that ``--compression`` prints."""
+
+    def n(value: int | None) -> str:
+        return "unknown" if value is None else u.scaled(value, units, precision).strip()
+
+    overhead = view.overhead_total
+    bpw = view.bits_per_weight
+    lines = [
+        "compression view totals" + (f" (assuming {view.assumptions})" if view.assumptions else "") + ":",
+        f"  params {n(view.params)}, nonzero {n(view.nonzero_params)}, sparsity {_pct(view.sparsity)} (weights; biases apart)",
+        f"  MACs dense {n(view.macs_dense)}, effective {n(view.macs_effective)}; "
         f"FLOPs effective {n(view.flops_effective)}; integer ops effective {n(view.int_ops_effective)}",
-        f"BOPs {n(view.bops)} ({100 * view.bops_relative:.2f}% of fp32 dense); "
+        f"  BOPs {n(view.bops)} ({100 * view.bops_relative:.2f}% of fp32 dense); "
         f"bytes actual {n(view.bytes_actual)}, ideal {n(view.bytes_ideal)}"
         + (f", {bpw:.{precision}f} bits/weight" if bpw is not None else ""),
-        "work by dtype: "
+        "  work by dtype: "
         + ", ".join(
             f"{dtype} {n(w['macs'])} MACs / {n(w['flops'])} FLOPs"
             for dtype, w in view.work_by_dtype.items()
             if w["macs"] or w["flops"]
         ),
-        f"overhead ({'counted in' if view.overhead_counted else 'kept out of'} model FLOPs): "
+        f"  overhead ({'counted in' if view.overhead_counted else 'kept out of'} model FLOPs): "
         + (
             ", ".join(f"{op} {n(c.flops)} FLOPs" for op, c in view.overhead.items())
             + f"; total {n(overhead.flops)} FLOPs"
@@ -177,10 +189,94 @@ def view_table(view: Any, precision: int = 2, units: str = "auto") -> str:
         ),
     ]
     lines += [
-        f"WARNING: unrecognised compressed weight {w} (counted as stored, not as compressed)"
+        f"  WARNING: unrecognised compressed weight {w} (counted as stored, not as compressed)"
         for w in view.unrecognised
     ]
-    return "\n".join(lines)
+    return lines
+
+
+# -- the view's columns in the module tree and tables (--compression) --------------------
+MODULE_HEADER = ["nonzero", "sparsity", "structure", "W bits", "A bits", "MACs eff.", "BOPs", "bytes ideal"]
+"""Headers of the view's columns in the module table, Markdown and HTML."""
+
+MODULE_CSV_COLUMNS = [
+    "nonzero_params",
+    "sparsity",
+    "structure",
+    "weight_bits",
+    "act_bits",
+    "macs_effective",
+    "bops",
+    "bytes_ideal",
+]
+"""The same columns in CSV, raw numbers (sparsity a fraction; empty when unknown)."""
+
+
+def _bits(value: int | str | None) -> str:
+    return "-" if value is None else str(value)
+
+
+def _sparsity(summary: Any, precision: int) -> str:
+    if not summary.weight_params:
+        return "-"
+    return _pct(summary.sparsity)
+
+
+def module_cells(summary: Any, units: str = "auto", precision: int = 2) -> list[str]:
+    """One module's view columns (``MODULE_HEADER``), inclusive of its children."""
+
+    def n(value: int | None) -> str:
+        return "unknown" if value is None else u.scaled(value, units, precision).strip()
+
+    return [
+        n(summary.nonzero_params),
+        _sparsity(summary, precision),
+        summary.structure or "-",
+        _bits(summary.weight_bits),
+        _bits(summary.act_bits),
+        n(summary.macs_effective),
+        n(summary.bops),
+        u.nbytes(summary.bytes_ideal, precision),
+    ]
+
+
+def module_csv_cells(summary: Any) -> list[Any]:
+    """One module's ``MODULE_CSV_COLUMNS``: raw numbers, "" when unknown or no weights."""
+
+    def raw(value: Any) -> Any:
+        return "" if value is None else value
+
+    return [
+        raw(summary.nonzero_params),
+        raw(summary.sparsity),
+        raw(summary.structure),
+        raw(summary.weight_bits),
+        raw(summary.act_bits),
+        summary.macs_effective,
+        summary.bops,
+        summary.bytes_ideal,
+    ]
+
+
+def tree_cells(summary: Any, units: str = "auto", precision: int = 2) -> list[str]:
+    """The tree's shorter set: nonzero params, sparsity, structure, wXaY bits, effective
+    MACs (a module without weights shows its effective MACs only, one without MACs
+    nothing)."""
+    cells = []
+    if summary.weight_params:
+        nonzero = (
+            "unknown"
+            if summary.nonzero_params is None
+            else u.scaled(summary.nonzero_params, units, precision).strip()
+        )
+        cells.append(f"{nonzero} nonzero")
+        cells.append(f"{_sparsity(summary, precision)} sparse")
+        cells.append(str(summary.structure))
+        w, a = summary.weight_bits, summary.act_bits
+        cells.append("mixed bits" if "mixed" in (w, a) else f"w{_bits(w)}a{_bits(a)}")
+    if summary.macs_dense:
+        cells.append(u.count(summary.macs_effective, "MACs eff.", units, precision))
+    return cells
 
 
 def micronet_line(score: Any, precision: int = 4) -> str:
