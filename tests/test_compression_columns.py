@@ -185,3 +185,18 @@ def test_plot_panel() -> None:
     import matplotlib.pyplot as plt
 
     plt.close(figure)
+
+
+def test_report_methods_take_compression() -> None:
+    report = flopmeter.profile(masked(), torch.randn(1, 100))
+    assert "nonzero_params" in report.to_csv(compression=True).splitlines()[0]
+    assert "| MACs eff. |" in report.to_markdown(compression=True)
+    assert "<th>bytes ideal</th>" in report.to_html(compression=True)
+    assert "nonzero_params" not in report.to_csv().splitlines()[0]
+
+
+def test_roofline_output_keeps_the_view_as_its_own_table(builder: str) -> None:
+    code, out, err = run([builder, "--input", "1x100", "--compression", "--roofline", "a100-sxm-80gb"])
+    assert code == 0, err
+    assert "bits/weight" in out  # the per-layer view table, under the roofline table
+    assert "compression view totals:" in out
