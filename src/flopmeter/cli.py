@@ -248,7 +248,17 @@ def _add_compression_arguments(parser: argparse.ArgumentParser, compare: bool) -
             "--plot", metavar="PATH", help="with --compression: save bars of the ratios per module"
         )
         group.add_argument(
-            "--hardware", metavar="NAME", help="preset for the speedup estimate (default a100-sxm-80gb)"
+            "--hardware",
+            metavar="NAME",
+            help="preset for the speedup estimate (default a100-sxm-80gb; see --list-hardware), "
+            "or 'local' (measures this machine)",
+        )
+        group.add_argument(
+            "--baseline",
+            choices=["auto", "float32", "tfloat32", "float16", "bfloat16"],
+            default="auto",
+            help="precision the float work of both models runs at in the speedup estimate "
+            "(default auto: the hardware's 16-bit float where it is faster than float32)",
         )
         group.add_argument(
             "--bench", action="store_true", help="with --compression: time both models, same run"
@@ -298,7 +308,7 @@ def _compare_compression(args: argparse.Namespace, out: TextIO, err: TextIO) -> 
         report, model, inputs = _load_and_profile(source, args, err)
         reports.append(report)
         loaded.append((model, inputs))
-    result = compare(reports[0], reports[1], hardware=args.hardware)
+    result = compare(reports[0], reports[1], hardware=args.hardware, baseline=args.baseline)
     if args.bench:
         from .timing import benchmark
 
@@ -385,6 +395,10 @@ def validate(args: argparse.Namespace, compare: bool = False) -> None:
     if compare:
         for source in args.models:
             check_source(source)
+        if args.hardware and args.hardware not in ("local", "local-cpu", "local-cuda"):
+            from . import hardware as hw
+
+            hw.get(args.hardware)  # ValueError (exit 2) naming the presets, before counting
         return
     check_combinations(args)
     check_outputs(args)

@@ -56,7 +56,7 @@ def comparison_markdown(comparison: Any, precision: int = 2) -> str:
     header, body = _table(comparison, precision, with_reason=True)
     lines = [
         f"**{comparison.after_name}** vs **{comparison.before_name}** "
-        f"(speedup estimate: a model on {comparison.hardware}, not a measurement)",
+        f"(speedup estimate: {_estimate_title(comparison)}, not a measurement)",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "|".join("---" for _ in header) + "|",
@@ -80,7 +80,7 @@ def comparison_text(comparison: Any, precision: int = 2) -> str:
     header, body = _table(comparison, precision, with_reason=False)
     lines = [
         f"{comparison.after_name} vs {comparison.before_name}: ratios are after / before, "
-        f"speedups before / after; speedup (estimate) is a roofline model on {comparison.hardware}",
+        f"speedups before / after; speedup (estimate) is {_estimate_title(comparison)}",
         "",
         *grid(header, body),
     ]
@@ -96,6 +96,16 @@ def comparison_text(comparison: Any, precision: int = 2) -> str:
         )
     lines += [f"WARNING: {w}" for w in comparison.warnings]
     return "\n".join(lines)
+
+
+def _estimate_title(comparison: Any) -> str:
+    basis = comparison.basis
+    if basis is None:
+        return f"a model on {comparison.hardware}"
+    return (
+        f"the calibrated latency model on {comparison.hardware}, float work of both models "
+        f"at {_peak(basis.baseline, basis.baseline_peak)} (baseline {comparison.baseline})"
+    )
 
 
 def _pct(value: float | None) -> str:
@@ -302,7 +312,7 @@ def comparison_html(comparison: Any, precision: int = 2) -> str:
         "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:nth-child(-n+3){text-align:left}"
         "tr:last-child{font-weight:bold}.warn{color:#a00}</style></head><body>"
         f"<h1>{html.escape(title)}</h1><p>Ratios are after / before; speedups before / after. "
-        f"The speedup estimate is a model on {html.escape(comparison.hardware)}, not a measurement.</p>"
+        f"The speedup estimate is {html.escape(_estimate_title(comparison))}, not a measurement.</p>"
         f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>{warnings}</body></html>\n"
     )
 
@@ -330,3 +340,57 @@ def comparison_plot(comparison: Any, path: Any = None) -> Any:
         figure.savefig(path)
         plt.close(figure)
     return figure
+
+
+def _peak(dtype: str, value: float) -> str:
+    unit = "OPS" if dtype.startswith(("int", "qint", "quint", "uint")) else "FLOP/s"
+    return f"{dtype} {u.scaled(value, 'auto', 1)}{unit}"
+
+
+def estimate_reason(basis: Any) -> str:
+    """The reason string of a speedup estimate (compression/speedup.py ``Basis``): what
+    it assumed, the baseline dtype and the peaks it used."""
+    kind, hw = basis.kind, basis.hardware
+    base = _peak(basis.baseline, basis.baseline_peak) if basis.baseline else ""
+    numbers = basis.numbers
+    if kind == "unchanged":
+        return "unchanged"
+    if kind in ("removed", "added"):
+        return f"estimate: layer {kind}"
+    if kind == "structural":
+        return f"estimate: physically smaller, kernel-time ratio at baseline {base} on {hw}"
+    if kind == "W8A8":
+        unlisted = (
+            "" if numbers.get("peak_listed", 1.0) else f" (no {basis.dtype} peak listed: the baseline's)"
+        )
+        return f"estimate: W8A8 at {_peak(basis.dtype, basis.peak)}{unlisted} vs baseline {base} on {hw}"
+    if kind == "weight-only":
+        return (
+            f"estimate: weight-only, {numbers['efficiency']} x kernel-time ratio {numbers['ratio']:.2f} "
+            f"(smaller weights, baseline {base}) on {hw}, at least 1.0"
+        )
+    if kind == "2:4":
+        return f"estimate: 2:4 kernel, half the MACs at baseline {base} on {hw}, capped at {numbers['cap']}x"
+    if kind == "2:4 small":
+        return (
+            f"estimate: 2:4 on {int(numbers['rows'])} rows (< {int(numbers['min_rows'])}): "
+            "no gain on small shapes"
+        )
+    if kind == "2:4 no kernel":
+        return f"estimate: 2:4 without sparse tensor cores on {hw} (no tfloat32 peak listed): runs dense"
+    if kind == "unstructured":
+        return "estimate: unstructured sparsity, no sparse kernel (runs dense)"
+    if kind == "total":
+        regime = (
+            "overhead-bound"
+            if numbers["overlap"] and numbers["overhead_after"] >= numbers["work_after"]
+            else "work-bound"
+            if numbers["overlap"]
+            else "work + overheads"
+        )
+        return (
+            f"calibrated model on {hw}: {seconds(numbers['before'])} before, "
+            f"{seconds(numbers['after'])} after ({regime}); baseline {base}, {_peak(basis.dtype, basis.peak)}"
+            + ("" if numbers.get("peak_listed", 1.0) else " (not listed: float32's)")
+        )
+    return "estimate: no faster kernel for this change"
