@@ -194,9 +194,9 @@ class TestHardware:
     @pytest.mark.parametrize(
         ("kwargs", "message"),
         [
-            ({"peak_flops": 0.0, "bandwidth": 1e9}, "peak_flops must be positive"),
-            ({"peak_flops": {}, "bandwidth": 1e9}, "peak_flops must be positive"),
-            ({"peak_flops": 1e12, "bandwidth": -1.0}, "bandwidth must be positive"),
+            ({"peak_flops": 0.0, "bandwidth": 1e9}, "peak_flops must be a positive"),
+            ({"peak_flops": {}, "bandwidth": 1e9}, "peak_flops needs at least one dtype"),
+            ({"peak_flops": 1e12, "bandwidth": -1.0}, "bandwidth must be a positive"),
             ({"peak_flops": 1e12, "bandwidth": 1e9, "op_overhead": -1e-6}, "overheads are seconds >= 0"),
             ({"peak_flops": 1e12, "bandwidth": 1e9, "efficiency": {"conv": 0}}, "efficiencies are fractions"),
         ],

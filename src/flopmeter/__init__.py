@@ -12,8 +12,12 @@ from .compression import CompressionOptions, CompressionView  # noqa: E402
 from .compression.compare import Comparison, compare  # noqa: E402
 from .compression.micronet import MicroNetScore, micronet  # noqa: E402
 from .cost import Cost  # noqa: E402
+from .formula_checks import FormulaError  # noqa: E402
 from .hardware import Hardware  # noqa: E402
 from .inputs import InputSpec  # noqa: E402
+from .llm import llm_cost  # noqa: E402
+from .llm.training import training_step  # noqa: E402
+from .onnx import OnnxModelError, profile_onnx  # noqa: E402
 from .report import CONVENTIONS, ModuleStats, OperatorStats, Report, UnsupportedOp  # noqa: E402
 from .roofline import Roofline, estimate_latency, roofline  # noqa: E402
 from .timing import Timing, benchmark, predict_batches  # noqa: E402
@@ -26,10 +30,12 @@ __all__ = [
     "CompressionView",
     "MicroNetScore",
     "Cost",
+    "FormulaError",
     "Hardware",
     "InputSpec",
     "ModelError",
     "ModuleStats",
+    "OnnxModelError",
     "OpEvent",
     "OperatorStats",
     "Report",
@@ -44,9 +50,12 @@ __all__ = [
     "micronet",
     "hardware",
     "get_model_complexity_info",
+    "llm_cost",
     "predict_batches",
     "profile",
+    "profile_onnx",
     "register_formula",
     "roofline",
+    "training_step",
     "unregister_formula",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -12,9 +13,9 @@ from . import __version__
 from .aggregate import ModuleFormula, OpFormula, build_report
 from .compression import classifier as overhead_classifier
 from .compression import finish as finish_compression
-from .compression import keep_derived_weights
 from .compression import prepare as prepare_compression
-from .inputs import build_inputs, describe_inputs, infer_batch_size
+from .formula_checks import checked_module_formula, checked_op_formula
+from .inputs import build_inputs, describe_inputs, infer_batch_size, resolve_dtype
 from .registry import CountOptions
 from .report import Report
 from .tracing.run import Trace, TraceFailure, trace_model
@@ -40,13 +41,16 @@ def register_formula(target: Any, formula: Callable[..., Any]) -> None:
     (``torch.ops.mylib.fused_gelu``), or an ``nn.Module`` subclass.
     An op formula receives the ``OpEvent`` (shapes of inputs and outputs); a module
     formula receives ``(module, inputs, output)`` with tensors replaced by
-    ``TensorMeta``. Either returns a ``flopmeter.Cost`` or an int (exact FLOPs).
+    ``TensorMeta``. Either returns a ``flopmeter.Cost`` or an int (exact FLOPs), never
+    negative. A non-callable, a formula that cannot take those arguments, or an aten
+    op name that does not exist is refused here (an unknown op of another namespace
+    warns); a bad result, or an exception, raises ``FormulaError`` naming the op.
     The ops inside a module with a formula are not counted separately.
     """
     if isinstance(target, type) and issubclass(target, torch.nn.Module):
-        _MODULE_FORMULAS[target] = formula
+        _MODULE_FORMULAS[target] = checked_module_formula(target, formula)
     else:
-        _OP_FORMULAS[op_name(target)] = formula
+        _OP_FORMULAS[op_name(target)] = checked_op_formula(op_name(target), formula)
 
 
 def unregister_formula(target: Any) -> None:
@@ -74,7 +78,7 @@ def profile(
     inputs: Inputs | None = None,
     *,
     input_shape: Any = None,
-    input_dtype: str = "float32",
+    input_dtype: str | torch.dtype | None = None,
     batch_size: int | None = None,
     backward: bool = False,
     train: bool | None = None,
@@ -90,53 +94,69 @@ def profile(
     (``model(**inputs)``). Or ``input_shape``: a shape such as ``(1, 3, 224, 224)``,
     a spec string ``"input_ids:1x128:int64"``, or a list of them; the tensors are
     built on the model's device (meta models get meta float inputs and real integer
-    and mask inputs). ``batch_size`` defaults to the first input's leading dimension.
+    and mask inputs). Float inputs take ``input_dtype`` (a name such as "float16" or a
+    torch.dtype), by default the model's floating dtype; for a shapes-only count they are
+    built on meta, never allocated. ``batch_size`` (positive) defaults to the first
+    input's leading dimension.
     ``backward=True`` also runs and counts the backward pass. ``train``: run in train
     mode (dropout, batch statistics) or eval mode; default eval for a forward-only
     profile (inference cost), train with ``backward``. ``causal``: "full" or "needed"
     (see CountOptions). ``shapes_only``: run the ops on meta tensors (shapes, no
     arithmetic: faster than the forward itself); default: do so for forward-only
-    profiles and, if the model needs values (``if x.max() > 0``), run it again for real.
-    The numbers are the same either way. The model runs under ``torch.no_grad()``
-    unless ``backward``; afterwards it is exactly as it was (mode, buffers, grads, hooks).
+    profiles and, if the model needs values (``if x.max() > 0``), run it again for real
+    (only failures of counting on meta are retried: ``needs_values``). The numbers are
+    the same either way. The model runs under ``torch.no_grad()`` unless ``backward``;
+    afterwards it is exactly as it was: attributes, parameters, buffers and their values,
+    modes, grads, hooks (``tracing.run.ModelStateGuard``; docs/meta.md).
     ``compression``: a ``CompressionOptions`` (or dict of its fields): assumed sparsity
     or bits for the compression view, and whether overhead ops count (docs/compression.md).
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"profile() expects a torch.nn.Module, got {type(model).__name__}")
+    _refuse_lazy(model)
     if causal not in ("full", "needed"):
         raise ValueError(f"causal must be 'full' or 'needed', got {causal!r}")
-    args, kwargs = _resolve_inputs(model, inputs, input_shape, input_dtype)
+    if batch_size is not None and (
+        not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1
+    ):
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     facts, compression_options = prepare_compression(model, compression)  # weight facts, before the trace
     op_formulas = dict(_OP_FORMULAS)
     module_formulas = dict(_MODULE_FORMULAS)
     for target, formula in (custom_formulas or {}).items():
         if isinstance(target, type) and issubclass(target, torch.nn.Module):
-            module_formulas[target] = formula
+            module_formulas[target] = checked_module_formula(target, formula)
         else:
-            op_formulas[op_name(target)] = formula
+            op_formulas[op_name(target)] = checked_op_formula(op_name(target), formula)
     training = backward if train is None else train
     if shapes_only and backward:
         raise ValueError("shapes_only=True counts a forward pass; a backward=True profile runs with values")
     first_try = (not backward) if shapes_only is None else shapes_only
+    args, kwargs = _resolve_inputs(model, inputs, input_shape, input_dtype, floats_on_meta=first_try)
+    batch = batch_size if batch_size is not None else _batch_size(args, kwargs)
 
     def run(shapes: bool) -> Trace:
-        with keep_derived_weights(model):  # pruned weights recomputed by hooks stay real
-            return trace_model(
-                model,
-                args,
-                kwargs,
-                backward=backward,
-                train=training,
-                custom_types=tuple(module_formulas),
-                shapes_only=shapes,
-            )
+        return trace_model(
+            model,
+            args,
+            kwargs,
+            backward=backward,
+            train=training,
+            custom_types=tuple(module_formulas),
+            shapes_only=shapes,
+        )
 
+    if backward:
+        _check_differentiable(model, args, kwargs)
     try:
         trace, computed = run(first_try), "shapes" if first_try else "values"
     except TraceFailure as failure:
-        if not (first_try and shapes_only is None):
-            raise ModelError(_failure_message(model, failure, args, kwargs)) from failure.error
+        if not (first_try and shapes_only is None and needs_values(failure.error)):
+            raise ModelError(
+                _failure_message(model, failure, args, kwargs, shapes_run=first_try)
+            ) from failure.error
+        if input_shape is not None:  # built on meta for the shapes-only attempt
+            args, kwargs = _resolve_inputs(model, None, input_shape, input_dtype)
         try:  # the model needs values (it branched on a float tensor): run it for real
             trace, computed = run(False), "values"
         except TraceFailure as second:
@@ -145,8 +165,8 @@ def profile(
         model,
         trace,
         model_name=name or type(model).__name__,
-        batch_size=batch_size if batch_size is not None else infer_batch_size(args, kwargs),
-        inputs=describe_inputs(args, kwargs),
+        batch_size=batch,
+        inputs=_described_inputs(model, args, kwargs, built=input_shape is not None),
         options=CountOptions(causal=causal, packed=facts.packed),
         op_formulas=op_formulas,
         module_formulas=module_formulas,
@@ -161,15 +181,41 @@ def profile(
     return report
 
 
+def _refuse_lazy(model: torch.nn.Module) -> None:
+    """Lazy modules (``nn.LazyLinear``) create their parameters in their first call;
+    profiling would have to keep or undo that, so ask for one real call first."""
+    lazy = [
+        n for n, p in model.named_parameters() if isinstance(p, torch.nn.parameter.UninitializedParameter)
+    ]
+    if lazy:
+        raise ValueError(
+            f"the model has uninitialized lazy parameters ({', '.join(repr(n) for n in lazy[:3])}"
+            f"{', ...' if len(lazy) > 3 else ''}): call it once on a real input to create them, "
+            "then profile it"
+        )
+
+
 def _resolve_inputs(
-    model: torch.nn.Module, inputs: Inputs | None, input_shape: Any, input_dtype: str
+    model: torch.nn.Module,
+    inputs: Inputs | None,
+    input_shape: Any,
+    input_dtype: str | torch.dtype | None,
+    *,
+    floats_on_meta: bool = False,
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
     if inputs is not None and input_shape is not None:
         raise ValueError("give either inputs or input_shape, not both")
     if inputs is None and input_shape is None:
         raise ValueError("profile() needs inputs (a tensor, tuple or dict) or input_shape=(1, 3, 224, 224)")
+    if input_dtype is not None and input_shape is None:
+        raise ValueError(
+            "input_dtype is for inputs built from input_shape; tensors you pass keep their own dtype"
+        )
     if input_shape is not None:
-        return build_inputs(input_shape, device=_model_device(model), dtype=input_dtype)
+        dtype = resolve_dtype(input_dtype) if input_dtype is not None else _model_float_dtype(model)
+        return build_inputs(
+            input_shape, device=_model_device(model), dtype=dtype, floats_on_meta=floats_on_meta
+        )
     if isinstance(inputs, torch.Tensor):
         return (inputs,), {}
     if isinstance(inputs, (tuple, list)):
@@ -184,6 +230,40 @@ def _resolve_inputs(
     )
 
 
+def _described_inputs(model: torch.nn.Module, args: Any, kwargs: Any, *, built: bool) -> list[dict[str, Any]]:
+    """The inputs for the report. Inputs built from input_shape for a shapes-only run
+    live on meta only to save memory: they are described on the model's device."""
+    described = describe_inputs(args, kwargs)
+    if built:
+        device = _model_device(model).type
+        for entry in described:
+            if entry["device"] == "meta":
+                entry["device"] = device
+    return described
+
+
+def _model_float_dtype(model: torch.nn.Module) -> torch.dtype:
+    """The dtype of the model's first floating-point parameter (else buffer), else float32:
+    what its float inputs must be for the real call to work (a half model takes half)."""
+    for tensor in [*model.parameters(), *model.buffers()]:
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return torch.float32
+
+
+def _batch_size(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
+    """The first input's leading dimension; an empty batch is refused."""
+    batch = infer_batch_size(args, kwargs)
+    if batch == 0:
+        first = next(t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor) and t.ndim)
+        raise ValueError(
+            f"the batch is empty: the first input has shape {tuple(first.shape)}, and a batch of 0 "
+            "has nothing to count; give at least one sample (or batch_size= if the leading "
+            "dimension is not the batch)"
+        )
+    return batch
+
+
 def _model_device(model: torch.nn.Module, inputs: Any = None) -> torch.device:
     """The device of the model's first parameter or buffer, else of its first input
     tensor, else the CPU."""
@@ -193,7 +273,63 @@ def _model_device(model: torch.nn.Module, inputs: Any = None) -> torch.device:
     return torch.device("cpu")
 
 
-def _failure_message(model: torch.nn.Module, failure: TraceFailure, args: Any, kwargs: Any) -> str:
+# What a shapes-only run raises where a real run would not: no meta kernel, a value
+# asked of a meta tensor (.item(), bool(), .tolist(), .numpy()), a data-dependent output
+# size (nonzero, boolean masks), a meta tensor meeting a real one on another device.
+_META_LIMITATION = re.compile(r"meta|data.dependent|same device|no data", re.IGNORECASE)
+
+
+# Where an error raised inside the op machinery comes from (the innermost frame): torch's
+# dispatcher and checks, its meta kernels and decompositions, flopmeter's recorder. A meta
+# kernel words its checks differently from the real one ("Invalid channel dimensions"
+# where the CPU kernel names both shapes), and may fail where the real one would not.
+_OP_MACHINERY = (
+    "torch/_ops.py",
+    "torch/__init__.py",
+    "torch/_meta_registrations.py",
+    "torch/_decomp/",
+    "torch/_refs/",
+    "torch/_prims",
+    "torch/_subclasses/",
+    "torch/utils/_python_dispatch.py",
+    "torchvision/_meta_registrations.py",
+    "flopmeter/tracing/",
+)
+
+
+def needs_values(error: BaseException) -> bool:
+    """Whether a shapes-only run's error should be retried with values: a limitation of
+    counting on meta (a run with values may succeed), or an error raised inside the op
+    machinery, where the real kernel's message is the one to report. An error raised by
+    Python code of the model (its own checks, also those of torchvision's or transformers'
+    models) is reported at once: a second run would only raise it again."""
+    if isinstance(error, NotImplementedError) or _META_LIMITATION.search(f"{type(error).__name__} {error}"):
+        return True
+    frame = error.__traceback__
+    if frame is None:
+        return False
+    while frame.tb_next is not None:
+        frame = frame.tb_next
+    filename = frame.tb_frame.f_code.co_filename.replace("\\", "/")
+    return any(place in filename for place in _OP_MACHINERY)
+
+
+def _check_differentiable(model: torch.nn.Module, args: Any, kwargs: Any) -> None:
+    if any(p.requires_grad for p in model.parameters()):
+        return
+    if any(isinstance(t, torch.Tensor) and t.requires_grad for t in tree_flatten((args, kwargs))[0]):
+        return
+    frozen = sum(1 for _ in model.parameters())
+    raise ValueError(
+        f"backward=True needs something to differentiate, but none of the model's {frozen} "
+        "parameters requires grad and no input does: unfreeze some parameters "
+        "(p.requires_grad_(True)) or pass inputs with requires_grad=True"
+    )
+
+
+def _failure_message(
+    model: torch.nn.Module, failure: TraceFailure, args: Any, kwargs: Any, *, shapes_run: bool = False
+) -> str:
     shapes = ", ".join(f"{d['name']}={tuple(d['shape'])}:{d['dtype']}" for d in describe_inputs(args, kwargs))
     where = ""
     if failure.module is not None:
@@ -203,4 +339,10 @@ def _failure_message(model: torch.nn.Module, failure: TraceFailure, args: Any, k
     return (
         f"the model raised {type(failure.error).__name__}{where} when called with inputs "
         f"[{shapes or 'none'}]: {failure.error}. Check that the inputs match what the model expects."
-    )
+    ) + (_SHAPES_ONLY_HINT if shapes_run else "")
+
+
+_SHAPES_ONLY_HINT = (
+    " (This was raised in the shapes-only run, where floating-point tensors are on the meta "
+    "device; if the model needs real tensors there, profile it with shapes_only=False.)"
+)

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 from .api import ModelError, profile
 from .inputs import InputSpec, parse_spec
 from .models import ModelBuildError, ModelSourceError, check_source, load_model, parse_override
-from .report import CONVENTIONS, Report
+from .report import CONVENTIONS, ONNX_TOOL, Report
 
 EXAMPLES = """\
 examples:
@@ -31,6 +31,7 @@ examples:
   flopmeter path/to/my_model.py:build_model --input 1x3x32x32
   flopmeter torchvision:resnet50 --format json > cost.json
   flopmeter compare torchvision:resnet50 torchvision:mobilenet_v3_large
+  flopmeter model.onnx --input x:1x3x224x224 --dim T=2048   an ONNX file (weights never read)
 """
 
 
@@ -85,6 +86,13 @@ def build_parser(compare: bool = False) -> argparse.ArgumentParser:
         help="model/config override, e.g. --set num_hidden_layers=2 (values read as JSON)",
     )
     parser.add_argument(
+        "--dim",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="ONNX models: bind a symbolic dim, e.g. --dim T=2048, or a Loop node's trip count (repeat for several)",
+    )
+    parser.add_argument(
         "--meta",
         action="store_true",
         help="build the model on the meta device: no memory for weights (e.g. 70B configs)",
@@ -105,9 +113,9 @@ def build_parser(compare: bool = False) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--convention",
-        choices=CONVENTIONS,
+        choices=(*CONVENTIONS, ONNX_TOOL),
         default="exact",
-        help="FLOPs column: exact (default, the seed's), 2mac, mac or ptflops",
+        help="FLOPs column: exact (default, the seed's), 2mac, mac or ptflops; onnx-tool for an ONNX file",
     )
     parser.add_argument(
         "--units",
@@ -207,6 +215,7 @@ def build_parser(compare: bool = False) -> argparse.ArgumentParser:
         from . import __version__
 
         parser.add_argument("--version", action="version", version=f"flopmeter {__version__}")
+        add_llm_arguments(parser)
     return parser
 
 
@@ -405,8 +414,9 @@ def validate(args: argparse.Namespace, compare: bool = False) -> None:
     if args.roofline:
         from . import hardware as hw
 
-        if args.roofline != "local":
-            hw.get(args.roofline)  # ValueError (exit 2) naming the presets
+        for name in _roofline_names(args):  # LLM mode takes a comma list
+            if name != "local":
+                hw.get(name)  # ValueError (exit 2) naming the presets
 
 
 def check_ranges(args: argparse.Namespace) -> None:
@@ -424,6 +434,9 @@ def check_ranges(args: argparse.Namespace) -> None:
 
 def check_combinations(args: argparse.Namespace) -> None:
     """Option pairs that would otherwise be silently ignored or contradict each other."""
+    model = getattr(args, "model", None) or ""
+    if getattr(args, "convention", None) == ONNX_TOOL and not model.lower().endswith(".onnx"):
+        raise UsageError("--convention onnx-tool is a view of ONNX reports only: give an .onnx file")
     if args.by == "op" and args.format == "tree":
         raise UsageError("--by op prints a table of operators; use --format table, csv, json or markdown")
     if args.by == "op" and args.sort is not None:
@@ -529,6 +542,10 @@ def _run(source: str, args: argparse.Namespace, err: TextIO) -> Report:
 def _load_and_profile(source: str, args: argparse.Namespace, err: TextIO) -> tuple[Report, Any, Any]:
     """(report, model, inputs) for one model source: ``inputs`` is an input spec (or
     a list of them) for ``profile(input_shape=...)``, or a tuple of built arguments."""
+    from .onnx.source import is_onnx_source, profile_onnx_source
+
+    if is_onnx_source(source):  # an ONNX file: no model object to run
+        return profile_onnx_source(source, args.input, args.dim, args.batch_size, args.causal), None, None
     overrides = dict(parse_override(text) for text in args.set)
     loaded = load_model(source, overrides=overrides, meta=args.meta)
     for note in loaded.notes:
@@ -592,6 +609,8 @@ def _single(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise UsageError(
             "give a MODEL, e.g. flopmeter torchvision:alexnet (flopmeter --help lists the sources)"
         )
+    if args.prompt is not None or args.training:
+        return _llm(args, out, err)
     if args.threads is not None:
         import torch
 
@@ -602,9 +621,15 @@ def _single(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     extras: dict[str, Any] = {}
     if spec is not None:
         extras["roofline"] = report.roofline(spec)
-    if args.bench:
+    if args.bench and model is None:  # an ONNX file: timed with onnxruntime
+        extras["timings"] = _bench_onnx(args, spec, err)
+    elif args.bench:
         extras["timings"] = _bench(model, inputs, args, spec, err)
     elif args.batch_sizes:
+        if model is None:
+            raise UsageError(
+                "--batch-sizes needs a PyTorch model; for an ONNX file set the batch with --input"
+            )
         extras["sweep"] = _sweep(model, inputs, args, spec)
     text = render(report, args, **extras)
     if _format(args) in ("tree", "table") and not args.quiet:
@@ -730,6 +755,17 @@ def _bench(model: Any, inputs: Any, args: argparse.Namespace, spec: Any, err: Te
     return timings
 
 
+def _bench_onnx(args: argparse.Namespace, spec: Any, err: TextIO) -> Any:
+    from .onnx.source import bench_onnx_source
+
+    if args.batch_sizes:
+        raise UsageError("--batch-sizes needs a PyTorch model; for an ONNX file set the batch with --input")
+    print(f"flopmeter: timing with onnxruntime, {args.warmup} warm-up + {args.repeat} timed runs", file=err)
+    return bench_onnx_source(
+        args.model, args.input, args.dim, args.batch_size, args.warmup, args.repeat, args.per_module, spec
+    )
+
+
 # rendering -----------------------------------------------------------------------------
 
 
@@ -851,3 +887,129 @@ def run(argv: Sequence[str]) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     code = main(list(argv), out, err)
     return code, out.getvalue(), err.getvalue()
+
+
+# ------------------------------------------------------------------ LLM mode
+def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of LLM mode (``--prompt``): prefill, decode, KV cache, tokens/s, training."""
+    group = parser.add_argument_group(
+        "LLM mode (a transformers causal LM config, built on meta)",
+        "e.g. flopmeter transformers:LlamaConfig --prompt 2048 --generate 256 --roofline h100-sxm,a100-sxm-80gb",
+    )
+    group.add_argument("--prompt", type=int, metavar="T", help="prompt tokens: prefill, decode and tokens/s")
+    group.add_argument("--generate", type=int, default=1, metavar="G", help="tokens generated (default 1)")
+    group.add_argument(
+        "--all-logits",
+        action="store_true",
+        help="prefill computes logits at every position (default: last only)",
+    )
+    group.add_argument(
+        "--kv-dtype", metavar="DTYPE", help="what-if KV-cache dtype: fp8, int8, int4, bf16 or bits"
+    )
+    group.add_argument(
+        "--weight-bits", type=int, metavar="BITS", help="what-if weight bits for the roofline, e.g. 4"
+    )
+    group.add_argument("--dtype", metavar="DTYPE", help="build dtype: bfloat16 (default), float16, float32")
+    group.add_argument(
+        "--training",
+        action="store_true",
+        help="count a training step of --prompt tokens per sequence (and MFU)",
+    )
+    group.add_argument(
+        "--step-time", type=float, metavar="S", help="with --training: measured seconds per step"
+    )
+    group.add_argument(
+        "--tokens-per-second", type=float, metavar="X", help="with --training: measured global tokens/s"
+    )
+    group.add_argument("--devices", type=int, default=1, metavar="N", help="with --training: devices for MFU")
+    group.add_argument(
+        "--recompute", action="store_true", help="with --training: full activation recompute (HFU)"
+    )
+    group.add_argument("--optimizer", action="store_true", help="with --training: add AdamW's FLOPs (HFU)")
+
+
+def _llm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """LLM mode: build the config on meta, orchestrate the traces, render."""
+    from . import hardware as hw
+    from .llm import llm_cost
+    from .llm.training import training_step
+    from .render.llm import plot_cost_vs_length, render_llm, render_training
+
+    if not args.model or not args.model.startswith("transformers:") and not args.model.endswith(".json"):
+        raise UsageError(
+            "--prompt works on a transformers causal LM config, e.g. "
+            "flopmeter transformers:LlamaConfig --prompt 2048 --generate 256"
+        )
+    if args.prompt is None or args.prompt < 1:
+        raise UsageError("LLM mode needs --prompt T with T >= 1 tokens")
+    overrides = dict(parse_override(text) for text in args.set)
+    config = load_model(args.model, overrides=overrides, meta=True).model.config
+    batch = args.batch_size or 1
+    presets = [hw.get(name) for name in _roofline_names(args)]
+    print(f"flopmeter: LLM mode, {args.model} on meta ...", file=err, flush=True)
+    if args.training:
+        step = training_step(
+            config,
+            tokens=args.prompt,
+            batch=batch,
+            recompute=args.recompute,
+            optimizer=args.optimizer,
+            dtype=args.dtype,
+        )
+        measured = args.step_time is not None or args.tokens_per_second is not None
+        if measured and len(presets) != 1:
+            raise UsageError(
+                "MFU needs exactly one --roofline preset (the device), e.g. --roofline a100-sxm-80gb"
+            )
+        mfu = (
+            step.mfu(
+                presets[0],
+                devices=args.devices,
+                step_time=args.step_time,
+                tokens_per_second=args.tokens_per_second,
+            )
+            if measured
+            else None
+        )
+        out.write(render_training(step, mfu, units=_units(args), precision=args.precision))
+        return 0
+    cost = llm_cost(
+        config,
+        prompt=args.prompt,
+        generate=args.generate,
+        batch=batch,
+        all_logits=args.all_logits,
+        causal=args.causal,
+        dtype=args.dtype,
+        kv_dtype=_bits_or_name(args.kv_dtype),
+    )
+    servings = [cost.serving(spec) for spec in presets]
+    if args.weight_bits is not None or args.kv_dtype is not None:  # what-if rows
+        servings += [
+            cost.serving(spec, weight_bits=args.weight_bits, kv_bits=cost.kv_dtype) for spec in presets
+        ]
+    if args.format == "json":
+        import json
+
+        out.write(json.dumps(cost.to_dict(servings), indent=2) + "\n")
+    elif args.format not in (None, "tree", "table"):
+        raise UsageError(f"LLM mode writes text or --format json, not {args.format}")
+    else:
+        out.write(render_llm(cost, servings, depth=args.depth, units=_units(args), precision=args.precision))
+    if args.plot:
+        plot_cost_vs_length(cost, args.plot)
+        print(f"flopmeter: wrote {args.plot}", file=err)
+    return 0
+
+
+def _roofline_names(args: argparse.Namespace) -> list[str]:
+    """The --roofline preset: one name, or in LLM mode a comma list (h100-sxm,a100-sxm-80gb)."""
+    if not args.roofline:
+        return []
+    if args.prompt is None and not args.training:
+        return [args.roofline]
+    return [name.strip() for name in args.roofline.split(",") if name.strip()]
+
+
+def _bits_or_name(value: str | None) -> str | int | None:
+    return int(value) if value is not None and value.isdigit() else value

@@ -18,6 +18,9 @@ class Cost:
     - ``bytes_read`` / ``bytes_written``: memory traffic lower bound (every input,
       weight and output touched once, no cache effects).
     - ``weight_bytes``: the part of ``bytes_read`` that is parameters or buffers.
+    - ``onnx_tool_macs``: onnx-tool's weighted count of the same work, for ONNX reports
+      only (0 in PyTorch reports, whose ``flops_as("onnx-tool")`` refuses); see
+      docs/onnx.md.
 
     Treat a Cost as a value: arithmetic returns new ones. (Not ``frozen``: a frozen
     dataclass is five times slower to create, and a profile creates thousands.)
@@ -29,6 +32,7 @@ class Cost:
     bytes_read: int = 0
     bytes_written: int = 0
     weight_bytes: int = 0
+    onnx_tool_macs: int = 0
 
     def __add__(self, other: Cost) -> Cost:
         return Cost(
@@ -38,6 +42,7 @@ class Cost:
             self.bytes_read + other.bytes_read,
             self.bytes_written + other.bytes_written,
             self.weight_bytes + other.weight_bytes,
+            self.onnx_tool_macs + other.onnx_tool_macs,
         )
 
     def scaled(self, factor: int) -> Cost:

@@ -36,19 +36,31 @@ class InputSpec:
     """One input to build: a shape, a dtype name and, for keyword inputs, a name.
 
     Float inputs are standard normal; integer inputs (token ids) are zeros, a valid
-    index for any embedding; inputs whose name contains "mask" are ones.
+    index for any embedding; inputs whose name contains "mask" are ones. ``dtype``
+    None: the default of whoever builds it (``profile``: the model's floating dtype).
     """
 
     shape: tuple[int, ...]
-    dtype: str = "float32"
+    dtype: str | None = None
     name: str | None = None
+
+
+def resolve_dtype(value: str | torch.dtype) -> torch.dtype:
+    """A dtype given by name (``"float16"``, ``"bf16"``, ``"int64"``) or as a torch.dtype."""
+    if isinstance(value, torch.dtype):
+        if value not in DTYPES.values():
+            raise ValueError(f"input dtype {value} is not supported; expected one of {', '.join(DTYPES)}")
+        return value
+    if isinstance(value, str) and value in DTYPES:
+        return DTYPES[value]
+    raise ValueError(f"unknown input dtype {value!r}; expected a torch.dtype or one of {', '.join(DTYPES)}")
 
 
 def parse_spec(text: str) -> InputSpec:
     """Parse ``"1x3x224x224"``, ``"input_ids:1x128:int64"`` or ``"1x128:int64"``."""
     parts = text.strip().split(":")
     name: str | None = None
-    dtype = "float32"
+    dtype: str | None = None
     if parts and not re.fullmatch(r"\d+(x\d+)*", parts[0]):
         name = parts.pop(0)
     if not parts or not re.fullmatch(r"\d+(x\d+)*", parts[0]):
@@ -59,7 +71,12 @@ def parse_spec(text: str) -> InputSpec:
     shape = tuple(int(s) for s in parts.pop(0).split("x"))
     if parts:
         dtype = parts.pop(0)
-    if parts or dtype not in DTYPES:
+    if parts:
+        raise ValueError(
+            f"bad input spec {text!r}: {':'.join(parts)!r} after the dtype; expected at most "
+            f"NAME:SHAPE:DTYPE (e.g. input_ids:1x128:int64)"
+        )
+    if dtype is not None and dtype not in DTYPES:
         raise ValueError(
             f"bad input spec {text!r}: unknown dtype {dtype!r}; expected one of {', '.join(DTYPES)}"
         )
@@ -68,7 +85,7 @@ def parse_spec(text: str) -> InputSpec:
     return InputSpec(shape=shape, dtype=dtype, name=name)
 
 
-def _as_spec(value: Any, default_dtype: str) -> InputSpec:
+def _as_spec(value: Any) -> InputSpec:
     if isinstance(value, InputSpec):
         return value
     if isinstance(value, str):
@@ -78,36 +95,45 @@ def _as_spec(value: Any, default_dtype: str) -> InputSpec:
     ):
         if any(s < 0 for s in value):
             raise ValueError(f"input_shape {tuple(value)} has a negative size")
-        return InputSpec(shape=tuple(value), dtype=default_dtype)
+        return InputSpec(shape=tuple(value))
     raise TypeError(
         f"input_shape entries must be a tuple of ints, an InputSpec or a spec string like "
         f"'input_ids:1x128:int64'; got {value!r}"
     )
 
 
+def as_specs(input_shape: Any) -> list[InputSpec]:
+    """The InputSpecs of ``input_shape``: one shape ``(1, 3, 224, 224)``, an InputSpec or
+    spec string, or a list of them."""
+    if isinstance(input_shape, (InputSpec, str)) or (
+        isinstance(input_shape, tuple) and all(isinstance(s, int) for s in input_shape)
+    ):
+        return [_as_spec(input_shape)]
+    if isinstance(input_shape, (list, tuple)) and input_shape:
+        return [_as_spec(v) for v in input_shape]
+    raise TypeError(f"input_shape must be a shape tuple, a spec or a list of them; got {input_shape!r}")
+
+
 def build_inputs(
     input_shape: Any,
     *,
     device: torch.device | str = "cpu",
-    dtype: str = "float32",
+    dtype: str | torch.dtype | None = None,
+    floats_on_meta: bool = False,
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """Positional and keyword inputs for ``input_shape``.
 
     ``input_shape`` is one shape ``(1, 3, 224, 224)``, an InputSpec or spec string,
     or a list of them (several arguments; named ones become keyword arguments).
+    ``dtype`` is for specs that name none (default float32). ``floats_on_meta`` builds
+    the floating-point inputs on the meta device (no memory, for a shapes-only count);
+    integer and mask inputs stay real either way.
     """
-    if isinstance(input_shape, (InputSpec, str)) or (
-        isinstance(input_shape, tuple) and all(isinstance(s, int) for s in input_shape)
-    ):
-        specs = [_as_spec(input_shape, dtype)]
-    elif isinstance(input_shape, (list, tuple)):
-        specs = [_as_spec(v, dtype) for v in input_shape]
-    else:
-        raise TypeError(f"input_shape must be a shape tuple, a spec or a list of them; got {input_shape!r}")
+    default = resolve_dtype(dtype) if dtype is not None else torch.float32
     args: list[torch.Tensor] = []
     kwargs: dict[str, torch.Tensor] = {}
-    for spec in specs:
-        tensor = _make_tensor(spec, device)
+    for spec in as_specs(input_shape):
+        tensor = _make_tensor(spec, device, default, floats_on_meta)
         if spec.name:
             kwargs[spec.name] = tensor
         else:
@@ -115,11 +141,15 @@ def build_inputs(
     return tuple(args), kwargs
 
 
-def _make_tensor(spec: InputSpec, device: torch.device | str) -> torch.Tensor:
-    dtype = DTYPES[spec.dtype]
+def _make_tensor(
+    spec: InputSpec, device: torch.device | str, default: torch.dtype, floats_on_meta: bool
+) -> torch.Tensor:
+    dtype = DTYPES[spec.dtype] if spec.dtype is not None else default
     mask = spec.name is not None and "mask" in spec.name
     if str(device) == "meta" and (mask or not dtype.is_floating_point):
         device = "cpu"  # values a model inspects (ids, masks) stay real; see docs/meta.md
+    elif floats_on_meta and not mask and dtype.is_floating_point:
+        device = "meta"
     if mask:
         return torch.ones(spec.shape, dtype=dtype, device=device)
     if dtype.is_floating_point:
@@ -128,14 +158,14 @@ def _make_tensor(spec: InputSpec, device: torch.device | str) -> torch.Tensor:
 
 
 def describe_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[dict[str, Any]]:
-    """Name, shape, dtype and device of every tensor input (for reports)."""
+    """Name, shape, dtype and device of every tensor input (for reports). Several tensors
+    in one argument (a list of images) are told apart by their place: ``arg0[1]``."""
     described = []
-    for index, value in enumerate(args):
-        for tensor in (t for t in tree_flatten(value)[0] if isinstance(t, torch.Tensor)):
-            described.append(_describe(f"arg{index}", tensor))
-    for name, value in kwargs.items():
-        for tensor in (t for t in tree_flatten(value)[0] if isinstance(t, torch.Tensor)):
-            described.append(_describe(name, tensor))
+    named = [(f"arg{index}", value) for index, value in enumerate(args)] + list(kwargs.items())
+    for name, value in named:
+        tensors = [t for t in tree_flatten(value)[0] if isinstance(t, torch.Tensor)]
+        for place, tensor in enumerate(tensors):
+            described.append(_describe(f"{name}[{place}]" if len(tensors) > 1 else name, tensor))
     return described
 
 

@@ -89,13 +89,17 @@ def check_source(source: str) -> tuple[str, str]:
             raise ModelSourceError(f"no such Python file: {file_name}")
         return "file", source
     path = Path(source)
+    if path.suffix.lower() == ".onnx":
+        if not path.is_file():
+            raise ModelSourceError(f"no such ONNX file: {source}")
+        return "onnx", source
     if path.suffix == ".json" or (path.is_dir() and (path / "config.json").is_file()):
         if not path.exists():
             raise ModelSourceError(f"no such config file: {source}")
         return check_source(f"transformers:{source}")  # a bare config.json / model directory
     raise ModelSourceError(
         f"unknown model source {source!r}; expected torchvision:NAME, timm:NAME, "
-        f"transformers:CONFIGCLASS (or a config.json / model directory), or FILE.py:CALLABLE"
+        f"transformers:CONFIGCLASS (or a config.json / model directory), FILE.py:CALLABLE or MODEL.onnx"
     )
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from .cost import Cost
 from .formulas import attention as attn
-from .formulas import contraction, elementwise, normalization, pooling, quantized, recurrent
+from .formulas import contraction, detection, elementwise, normalization, pooling, quantized, recurrent
 from .tracing.events import OpEvent, TensorMeta
 
 
@@ -62,7 +62,7 @@ DATA_OPS = frozenset(
         "clone copy_ _to_copy to contiguous cat stack "
         "constant_pad_nd pad reflection_pad1d reflection_pad2d reflection_pad3d "
         "replication_pad1d replication_pad2d replication_pad3d repeat repeat_interleave roll flip "
-        "tile scatter index_put index_copy masked_select slice_scatter select_scatter "
+        "tile scatter index_put _index_put_impl index_copy masked_select slice_scatter select_scatter "
         "diagonal_scatter as_strided_scatter masked_scatter nonzero tril triu "
         "pixel_shuffle pixel_unshuffle channel_shuffle native_channel_shuffle col2im im2col "
         "_unsafe_index _unsafe_index_put bucketize searchsorted one_hot randn rand randint randperm "
@@ -114,7 +114,7 @@ def cost_of(event: OpEvent, options: CountOptions | None = None) -> Cost | None:
         return Cost()
     if kind == "unsupported":
         return None
-    work = _HANDLERS[op_key(event.op)](event, options) if kind == "counted" else Cost()
+    work = _HANDLERS[op_key(event.op)](event, options) if kind == "counted" else _data_work(event)
     if work.flops and not is_floating(event):
         work = replace(work, flops=0)  # integer/bool arithmetic (ids, masks, counters) is not FLOPs
     return with_traffic(work, event)
@@ -298,8 +298,10 @@ def _trilinear(event: OpEvent, options: CountOptions) -> Cost:
 
 # --------------------------------------------------------------------------- attention
 def _sdpa(event: OpEvent, options: CountOptions, *, mask: Any, dropout: Any, causal: Any) -> Cost:
-    q, k, v = event.args[0], event.args[1], event.args[2]
+    # by position or name alike: diffusers calls F.scaled_dot_product_attention(query=, key=, value=)
+    q, k, v = event.arg(0, "query"), event.arg(1, "key"), event.arg(2, "value")
     heads = prod(q.shape[:-2])
+    bottom_right = event.kwargs.get("causal_mask") == "bottom_right"  # a mask the recorder recognised
     return attn.attention(
         heads,
         q.shape[-2],
@@ -308,7 +310,8 @@ def _sdpa(event: OpEvent, options: CountOptions, *, mask: Any, dropout: Any, cau
         v.shape[-1],
         masked=isinstance(mask, TensorMeta),
         dropout=bool(dropout),
-        causal_needed=bool(causal) and options.causal == "needed",
+        causal_needed=(bool(causal) or bottom_right) and options.causal == "needed",
+        bottom_right=bottom_right,
     )
 
 
@@ -374,7 +377,7 @@ def _mha_forward(event: OpEvent, options: CountOptions) -> Cost:
     (packed or separate weights), attention over the keys (+1 per bias_k, +1 with
     add_zero_attn), the output projection; with need_weights the explicit weights
     are averaged over heads (H-1 adds and 1 divide per weight)."""
-    q, k, v = event.args[0], event.args[1], event.args[2]
+    q, k, v = event.arg(0, "query"), event.arg(1, "key"), event.arg(2, "value")
     heads = int(event.arg(4, "num_heads"))
     embed = q.shape[-1]
     batch = q.shape[1] if q.ndim == 3 else 1
@@ -426,7 +429,7 @@ def _encoder_layer(event: OpEvent, options: CountOptions) -> Cost:
     head_dim = embed // heads
     cost = contraction.dot_products(tokens * embed, embed, bias=True).scaled(4)  # q, k, v, out projection
     cost += attn.attention(
-        batch * heads, length, length, head_dim, head_dim, masked=event.args[19] is not None
+        batch * heads, length, length, head_dim, head_dim, masked=event.arg(18, "mask") is not None
     )
     cost += elementwise.pointwise(tokens * embed, 1).scaled(2)  # two residual adds
     cost += normalization.normalize_with_statistics(tokens, embed, weight=True, bias=True).scaled(2)
@@ -1091,7 +1094,10 @@ def _sparse_mm(event: OpEvent, options: CountOptions) -> Cost:
     layout is not in the trace); the compression view gives the effective MACs from
     the sparse weight's nonzeros (nnz * N)."""
     has_bias = event.op != "aten._sparse_mm"
-    a, b = (event.args[1], event.args[2]) if has_bias else (event.args[0], event.args[1])
+    if has_bias:
+        a, b = event.arg(1, "mat1"), event.arg(2, "mat2")
+    else:
+        a, b = event.arg(0, "sparse"), event.arg(1, "dense")
     adds, extras = _alpha_beta_extras(event, a.shape[0] * b.shape[1], 3, 4) if has_bias else (0, 0)
     return contraction.matmul(1, a.shape[0], a.shape[1], b.shape[1], bias_adds=adds, extra_scalings=extras)
 
@@ -1106,9 +1112,116 @@ def _semi_structured_linear(event: OpEvent, options: CountOptions) -> Cost:
 def _semi_structured_mm(event: OpEvent, options: CountOptions) -> Cost:
     """2:4 sparse A (its packed values) @ dense B (K, N): K from B."""
     if event.op == "aten._sparse_semi_structured_addmm":
-        b, bias = event.args[3], True
+        b, bias = event.arg(3, "mat2"), True
     elif event.op == "aten._cslt_sparse_mm":
-        b, bias = event.args[1], _tensor(event, 2, "bias") is not None
+        b, bias = event.arg(1, "dense_B"), _tensor(event, 2, "bias") is not None
     else:
-        b, bias = event.args[2], False
+        b, bias = event.arg(2, "mat2"), False
     return quantized.semi_structured_matmul(_out_numel(event), b.shape[0], bias=bias)
+
+
+# --------------------------------------------------------------------------- detection (torchvision)
+def _nms(event: OpEvent, options: CountOptions) -> Cost:
+    """torchvision.nms(boxes (N, 4), scores (N,), iou_threshold) -> kept indices."""
+    return detection.nms(event.arg(0, "dets").shape[0])
+
+
+def _roi_align(event: OpEvent, options: CountOptions) -> Cost:
+    """torchvision.roi_align(input (N, C, H, W), rois (K, 5), spatial_scale, PH, PW,
+    sampling_ratio, aligned) -> (K, C, PH, PW). sampling_ratio <= 0 picks the samples per
+    bin from each region's size (values): counted as 1 per bin, a lower bound."""
+    out = _out(event)
+    rois, channels, bins = out.shape[0], out.shape[1], out.shape[2] * out.shape[3]
+    ratio = int(event.arg(5, "sampling_ratio", -1))
+    return detection.roi_align(rois, channels, bins, ratio * ratio if ratio > 0 else 1)
+
+
+_HANDLERS["torchvision.nms"] = _nms
+_HANDLERS["torchvision.roi_align"] = _roi_align
+
+
+# ------------------------------------------------------------------ indexed writes
+# An in-place indexed write (``cache.index_copy_(2, pos, k)``, ``x[idx] = v``,
+# ``x.scatter_(d, idx, src)``) touches only the slice it writes: it reads the indices
+# and the values it writes, and writes that many elements of the destination (reading
+# them too when it accumulates). The out-of-place forms make a whole new tensor and keep
+# the default rule (read every input, write the whole result).
+
+# op -> (position of the index argument, position and name of the values written)
+_INDEXED_ARGS = {
+    "index_copy": (2, 3, "source"),
+    "index_add": (2, 3, "source"),
+    "index_reduce": (2, 3, "source"),
+    "scatter": (2, 3, "src"),
+    "scatter_add": (2, 3, "src"),
+    "scatter_reduce": (2, 3, "src"),
+    "index_put": (1, 2, "values"),
+    "_index_put_impl": (1, 2, "values"),
+    "_unsafe_index_put": (1, 2, "values"),
+}
+_ALWAYS_ACCUMULATE = frozenset({"index_add", "index_reduce", "scatter_add", "scatter_reduce"})
+
+
+def _written_elements(event: OpEvent, name: str) -> int | None:
+    """Elements of the destination an indexed write touches; None when that depends on
+    values (a boolean mask index)."""
+    if name.startswith("index_") and name != "index_put":
+        return int(event.arg(3, "source").numel)  # whole slices along dim, one per index
+    if name.startswith("scatter"):
+        return int(event.arg(2, "index").numel)  # one element per index entry
+    # dest[indices] = values: the index tensors broadcast together, times the dims they skip
+    dest, indices = event.args[0], list(event.arg(1, "indices") or [])
+    tensors = [i for i in indices if isinstance(i, TensorMeta)]
+    if any(i.dtype in ("bool", "uint8") for i in tensors):
+        return None
+    picked = prod(_broadcast_shape([i.shape for i in tensors]))
+    skipped = prod(size for size, i in zip(dest.shape, indices, strict=False) if i is None)
+    return picked * skipped * prod(dest.shape[len(indices) :])
+
+
+def _broadcast_shape(shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
+    ndim = max((len(s) for s in shapes), default=0)
+    padded = [(1,) * (ndim - len(s)) + tuple(s) for s in shapes]
+    return tuple(max((s[d] for s in padded), default=1) for d in range(ndim))
+
+
+def _accumulates(event: OpEvent, name: str) -> bool:
+    if name in _ALWAYS_ACCUMULATE:
+        return True
+    if name == "scatter":
+        return event.kwargs.get("reduce", event.arg(4, "reduce")) is not None
+    return name in ("index_put", "_index_put_impl", "_unsafe_index_put") and bool(
+        event.arg(3, "accumulate", False)
+    )
+
+
+def _indexed_write(event: OpEvent) -> Cost:
+    """Accumulating writes (``index_add_``, ``scatter_add_``, ``scatter_reduce_``,
+    ``index_put_(accumulate=True)``): 1 FLOP per element written (2 with index_add's
+    alpha != 1); plain writes 0. In-place forms move only the written slice (above)."""
+    name = op_key(event.op).removeprefix("aten.")
+    written = _written_elements(event, name)
+    accumulates = _accumulates(event, name)
+    flops = 0
+    if written is not None and accumulates and is_floating(event):
+        alpha = event.arg(4, "alpha", 1) if name == "index_add" else 1
+        flops = written * (2 if _nonzero(alpha, 1) else 1)
+    if not event.op.endswith("_") or written is None:
+        return Cost(flops=flops)  # a whole new tensor (or an unknown slice): the default rule
+    dest = event.args[0]
+    index_at, values_at, values_name = _INDEXED_ARGS[name]
+    index = event.arg(index_at, "index" if index_at == 2 else "indices")
+    indices = [index] if isinstance(index, TensorMeta) else [i for i in index if isinstance(i, TensorMeta)]
+    values = event.arg(values_at, values_name)
+    moved = min(values.numel, written) * values.itemsize if isinstance(values, TensorMeta) else 0
+    read = sum(i.nbytes for i in indices) + moved + (written * dest.itemsize if accumulates else 0)
+    weights = moved if isinstance(values, TensorMeta) and values.role != "activation" else 0
+    return Cost(flops=flops, bytes_read=read, bytes_written=written * dest.itemsize, weight_bytes=weights)
+
+
+def _data_work(event: OpEvent) -> Cost:
+    """The FLOPs and (when not the default) traffic of a data op."""
+    return _indexed_write(event) if op_key(event.op).removeprefix("aten.") in _INDEXED_ARGS else Cost()
+
+
+formula(*_ALWAYS_ACCUMULATE)(lambda event, options: _indexed_write(event))

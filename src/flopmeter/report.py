@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Any
 from .cost import Cost
 
 CONVENTIONS = ("exact", "2mac", "mac", "ptflops")
+ONNX_TOOL = "onnx-tool"  # onnx-tool's weighted MACs: a view of ONNX reports only (docs/onnx.md)
 SCHEMA_VERSION = 1
+
+
+def check_convention(convention: str) -> None:
+    """Refuse an unknown convention name before anything is rendered."""
+    if convention not in CONVENTIONS:
+        raise ValueError(f"unknown convention {convention!r}; expected one of {', '.join(CONVENTIONS)}")
 
 
 def convention_value(cost: Cost, convention: str) -> int:
@@ -33,6 +40,8 @@ def convention_value(cost: Cost, convention: str) -> int:
         return cost.macs
     if convention == "ptflops":
         return cost.ptflops_macs
+    if convention == ONNX_TOOL:
+        return cost.onnx_tool_macs
     raise ValueError(f"unknown convention {convention!r}; expected one of {', '.join(CONVENTIONS)}")
 
 
@@ -168,7 +177,13 @@ class Report(_TotalsView):
         return grouped
 
     def flops_as(self, convention: str = "exact") -> int:
-        """Total FLOPs under ``convention``: exact, 2mac, mac or ptflops."""
+        """Total FLOPs under ``convention``: exact, 2mac, mac or ptflops (or onnx-tool
+        for a Report counted from an ONNX file)."""
+        if convention == ONNX_TOOL and self.options.get("source") != "onnx":
+            raise ValueError(
+                "the onnx-tool convention is a view of ONNX reports only (flopmeter.profile_onnx); "
+                f"use one of {', '.join(CONVENTIONS)}"
+            )
         return convention_value(self.total, convention)
 
     def per_sample(self, convention: str = "exact") -> dict[str, float | int]:
@@ -279,6 +294,11 @@ class Report(_TotalsView):
         compression view's columns and totals)."""
         from .render.formats import to_markdown
 
+        check_convention(convention)
+        if depth is not None and (not isinstance(depth, int) or depth < 0):
+            raise ValueError(
+                f"depth must be None (all modules) or an int >= 0 (0: the root only), got {depth!r}"
+            )
         return to_markdown(
             self, depth=depth, convention=convention, compression=self.compression if compression else None
         )
@@ -288,6 +308,7 @@ class Report(_TotalsView):
         with ``compression``, the compression view's columns and totals)."""
         from .render.html import to_html
 
+        check_convention(convention)
         return to_html(self, convention=convention, compression=self.compression if compression else None)
 
     def plot(
@@ -303,6 +324,7 @@ class Report(_TotalsView):
         saved to ``path`` when given. Returns the Figure."""
         from .render.plot import plot
 
+        check_convention(convention)
         view = self.compression if compression else None
         return plot(self, path, convention=convention, top=top, hardware=hardware, compression=view)
 

@@ -170,7 +170,12 @@ def benchmark(
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"benchmark() expects a torch.nn.Module, got {type(model).__name__}")
-    args, kwargs = _resolve_inputs(model, inputs, input_shape, "float32")
+    if any(t.is_meta for t in [*model.parameters(), *model.buffers()]):
+        raise ValueError(
+            "benchmark() times real arithmetic, and this model is on the meta device (no data): "
+            "build it on a CPU or GPU to time it; profile() counts a meta model"
+        )
+    args, kwargs = _resolve_inputs(model, inputs, input_shape, None)
     results = []
     sizes: list[int | None] = list(batch_sizes) if batch_sizes else [None]
     for batch in sizes:
@@ -191,7 +196,7 @@ def predict_batches(
     model is profiled at each size; inputs are repeated or rebuilt as in ``benchmark``)."""
     if not batch_sizes:
         raise ValueError("batch_sizes must list at least one batch size, e.g. [1, 8, 32]")
-    args, kwargs = _resolve_inputs(model, inputs, input_shape, "float32")
+    args, kwargs = _resolve_inputs(model, inputs, input_shape, None)
     estimates = []
     for batch in batch_sizes:
         call_args, call_kwargs = _rebatch(args, kwargs, batch)

@@ -4,8 +4,7 @@ compression view built from them and the counted ops. See docs/compression.md.""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +27,6 @@ __all__ = [
     "classifier",
     "collect",
     "finish",
-    "keep_derived_weights",
 ]
 
 
@@ -107,24 +105,6 @@ class LazyView:
 
     def __repr__(self) -> str:
         return repr(self.resolve())
-
-
-@contextmanager
-def keep_derived_weights(model: torch.nn.Module) -> Iterator[None]:
-    """Put back the weights that hooks recompute in forward (``torch.nn.utils.prune``
-    sets ``module.weight = weight_orig * weight_mask``): a shapes-only run would
-    otherwise leave a meta tensor there. Restored even if the forward raised."""
-    saved = []
-    for module in model.modules():
-        for key in module._parameters:
-            base = key.removesuffix("_orig")
-            if key.endswith("_orig") and f"{base}_mask" in module._buffers and base in vars(module):
-                saved.append((module, base, vars(module)[base]))
-    try:
-        yield
-    finally:
-        for module, name, value in saved:
-            setattr(module, name, value)
 
 
 def prepare(model: torch.nn.Module, options: Any) -> tuple[ModelFacts, CompressionOptions]:

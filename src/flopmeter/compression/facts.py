@@ -157,6 +157,8 @@ def collect(model: torch.nn.Module) -> ModelFacts:
     found = ModelFacts()
     seen: set[int] = set()
     for name, module in model.named_modules():
+        if isinstance(module, torch.jit.ScriptModule):  # compiled: no prune/quant wrappers to read
+            continue
         if type(module).__name__.endswith("PackedParams"):  # Linear/Embedding wrappers
             continue  # its packed weight is read at the linear module that owns it
         if ".parametrizations." in f".{name}." and name.rsplit(".", 1)[-1].isdigit():

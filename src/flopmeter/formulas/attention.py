@@ -26,6 +26,15 @@ def causal_row_lengths_sum(queries: int, keys: int) -> int:
     return full * (full + 1) // 2 + max(queries - keys, 0) * keys
 
 
+def causal_bottom_right_row_lengths_sum(queries: int, keys: int) -> int:
+    """Sum over queries i < L of the keys a bottom-right causal mask keeps, min(S, S-L+i+1)
+    clipped at 0: the last query sees all S keys (decode, chunked prefill after a cache of
+    S-L tokens: L*(S-L) + L(L+1)/2 when L <= S)."""
+    if queries <= keys:
+        return queries * (keys - queries) + queries * (queries + 1) // 2
+    return keys * (keys + 1) // 2
+
+
 def attention(
     heads: int,
     queries: int,
@@ -36,10 +45,16 @@ def attention(
     masked: bool = False,
     dropout: bool = False,
     causal_needed: bool = False,
+    bottom_right: bool = False,
 ) -> Cost:
-    """Cost of softmax(Q K^T / sqrt(E) + mask) V over ``heads`` = batch*num_heads heads."""
+    """Cost of softmax(Q K^T / sqrt(E) + mask) V over ``heads`` = batch*num_heads heads.
+    ``bottom_right``: with ``causal_needed``, the causal mask is aligned to the last key
+    (as serving engines and chunked prefill use it) instead of the first."""
     rows = queries
-    scores = causal_row_lengths_sum(queries, keys) if causal_needed else queries * keys
+    if causal_needed and bottom_right:
+        scores = causal_bottom_right_row_lengths_sum(queries, keys)
+    else:
+        scores = causal_row_lengths_sum(queries, keys) if causal_needed else queries * keys
     qk_flops = scores * (2 * head_dim - 1)
     pointwise = scores * (1 + int(masked) + 2 * int(dropout))
     softmax_flops = 5 * scores - 2 * rows

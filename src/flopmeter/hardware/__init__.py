@@ -44,16 +44,7 @@ class Hardware:
     overlap: bool = False
     calibration_source: str = ""
 
-    def __post_init__(self) -> None:
-        peaks = self.peak_flops.values() if isinstance(self.peak_flops, dict) else [self.peak_flops]
-        if not peaks or any(not isinstance(v, (int, float)) or v <= 0 for v in peaks):
-            raise ValueError(
-                f"hardware {self.name!r}: peak_flops must be positive FLOP/s, got {self.peak_flops!r}"
-            )
-        if not isinstance(self.bandwidth, (int, float)) or self.bandwidth <= 0:
-            raise ValueError(
-                f"hardware {self.name!r}: bandwidth must be positive bytes/s, got {self.bandwidth!r}"
-            )
+    def _check_overheads(self) -> None:
         overheads = self.op_overhead.values() if isinstance(self.op_overhead, dict) else [self.op_overhead]
         if any(not isinstance(v, (int, float)) or v < 0 for v in [*overheads, self.module_overhead]):
             raise ValueError(
@@ -76,6 +67,22 @@ class Hardware:
         calibrated model reduces to the plain roofline bound)."""
         return bool(self.op_overhead or self.module_overhead or self.efficiency)
 
+    def __post_init__(self) -> None:
+        peaks = self.peak_flops.items() if isinstance(self.peak_flops, dict) else [("", self.peak_flops)]
+        for dtype, peak in peaks:
+            if not _positive(peak):
+                where = f" for {dtype}" if dtype else ""
+                raise ValueError(
+                    f"Hardware {self.name!r}: peak_flops{where} must be a positive FLOP/s, got {peak!r}"
+                )
+        if isinstance(self.peak_flops, dict) and not self.peak_flops:
+            raise ValueError(f"Hardware {self.name!r}: peak_flops needs at least one dtype")
+        if not _positive(self.bandwidth):
+            raise ValueError(
+                f"Hardware {self.name!r}: bandwidth must be a positive bytes/s, got {self.bandwidth!r}"
+            )
+        self._check_overheads()
+
     def peak(self, dtype: str = "float32") -> float:
         """Peak FLOP/s for ``dtype`` (``float8_e4m3fn`` and kin use "float8", ``qint8`` and
         ``uint8`` use "int8"); float32's when the spec has none for it."""
@@ -91,6 +98,11 @@ class Hardware:
     def ridge_point(self, dtype: str = "float32") -> float:
         """Arithmetic intensity (FLOPs per byte) where memory- and compute-bound meet."""
         return self.peak(dtype) / self.bandwidth
+
+
+def _positive(value: object) -> bool:
+    """A finite number above zero (not a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < float("inf")
 
 
 def _load_presets() -> dict[str, Hardware]:

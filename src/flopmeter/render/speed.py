@@ -194,8 +194,13 @@ def _prediction_cells(t: Timing) -> list[str]:
 
 def _module_lines(t: Timing) -> list[str]:
     slowest = sorted(t.per_module.items(), key=lambda kv: -kv[1])[:15]
+    how = (
+        "sums of node kernel times from onnxruntime's profiler on the unoptimized graph, which"
+        if "onnxruntime" in t.device
+        else "hooks"
+    )
     head = (
-        f"per-module median latency, batch {t.batch_size} (inclusive; hooks add"
+        f"per-module median latency, batch {t.batch_size} (inclusive; {how} add"
         f" {seconds(t.hook_overhead)} per call to the whole model):"
     )
     if not t.estimate:

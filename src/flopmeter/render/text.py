@@ -8,6 +8,7 @@ from ..report import ModuleStats, Report, convention_value
 from . import units as u
 
 FLOPS_LABEL = {"exact": "FLOPs", "2mac": "FLOPs(2MAC)", "mac": "FLOPs(MAC)", "ptflops": "MAC(ptflops)"}
+FLOPS_LABEL["onnx-tool"] = "MAC(onnx-tool)"
 
 
 def summary_lines(
@@ -36,6 +37,9 @@ def summary_lines(
         )
     if warnings:
         lines.extend(unsupported_lines(report))
+    from .onnx_notes import onnx_lines
+
+    lines.extend(onnx_lines(report))
     return lines
 
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections import OrderedDict
 from dataclasses import dataclass, field
+from operator import eq, is_
 from typing import Any
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from .events import OpEvent
@@ -33,33 +38,265 @@ class TraceFailure(Exception):
 
 
 class ModelStateGuard:
-    """Restores train/eval mode, requires_grad, ``.grad`` and buffer values on exit.
+    """Leaves the model exactly as it was before the run, also when the run raises.
 
-    Profiling a model in train mode runs BatchNorm in train mode (its cost is the
-    train-mode cost), but its running statistics are put back afterwards.
+    On exit it puts back, for every module: its train/eval mode and every
+    entry of its ``__dict__`` (plain attributes, flags, the ``_parameters`` /
+    ``_buffers`` / ``_modules`` / hook dicts) by identity, with the contents of
+    lists, dicts, sets and tuples held there directly (shallow: the same elements);
+    for every parameter: ``requires_grad`` and ``.grad``; for every parameter,
+    buffer and tensor held in an attribute: the storage it is bound to (``.data =``
+    is undone) and its values, if the run wrote them in place.
+
+    Values are saved lazily: ``writes`` is a dispatch mode that sees every in-place
+    or ``out=`` op that really runs and copies a protected tensor just before its
+    first write. Nothing is cloned for a run that writes nothing, so a 1 GiB buffer
+    the forward only reads costs nothing. Not restored: the state of objects held
+    in attributes beyond one level of containers (``self.config.flag``), and
+    tensors that are neither parameters, buffers nor held in a module attribute.
     """
 
     def __init__(self, model: torch.nn.Module) -> None:
         self.model = model
+        self.writes = WriteGuard()
 
     def __enter__(self) -> ModelStateGuard:
-        model = self.model
-        self._training = [(m, m.training) for m in model.modules()]
-        self._params = [(p, p.requires_grad, p.grad) for p in model.parameters()]
-        with torch.no_grad():
-            self._buffers = [(b, b.clone()) for b in model.buffers() if b.device.type != "meta"]
+        tensors: dict[int, torch.Tensor] = {}
+        self._modules = [(m, m.training, _snapshot_module(m.__dict__, tensors)) for m in self.model.modules()]
+        self._params = [(p, p.requires_grad, p.grad) for p in self.model.parameters()]
+        for tensor in self.model.buffers():  # scripted modules keep them outside ``__dict__``
+            tensors.setdefault(id(tensor), tensor)
+        for tensor, _, _ in self._params:
+            tensors.setdefault(id(tensor), tensor)
+        self._bindings = [(t, t.detach(), _data_address(t)) for t in tensors.values()]
+        self.writes.protect([alias for _, alias, _ in self._bindings])
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for module, training in self._training:
-            module.training = training
-        for param, requires_grad, grad in self._params:
-            param.requires_grad_(requires_grad)
-            param.grad = grad
+        unseen = self.writes.unseen_writes()
+        if unseen:
+            warnings.warn(
+                f"the forward wrote {unseen} parameter(s) or buffer(s) in a way flopmeter could "
+                "not see, so their values may have changed; please report it",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        for module, training, saved in self._modules:
+            _restore_module(module.__dict__, saved)
+            if isinstance(module, torch.jit.ScriptModule):  # keeps its mode in C++, not ``__dict__``
+                module.training = training
         with torch.no_grad():
-            for buffer, saved in self._buffers:
-                if buffer.shape == saved.shape:
-                    buffer.copy_(saved)
+            for tensor, alias, address in self._bindings:
+                if (
+                    _data_address(tensor) != address
+                    or tensor.shape != alias.shape
+                    or tensor.dtype != alias.dtype
+                ):
+                    tensor.data = alias  # ``.data =`` in forward: bind the original storage again
+            self.writes.restore()
+        for param, requires_grad, grad in self._params:
+            if param.requires_grad != requires_grad:
+                param.requires_grad_(requires_grad)
+            if param.grad is not grad:
+                param.grad = grad
+
+
+class WriteGuard(TorchDispatchMode):
+    """Copies a protected tensor just before an op first writes it (in place or as
+    ``out=``), and writes the copies back on ``restore``.
+
+    It sits inside the recorder, so it sees each op as the model called it, before a
+    shapes-only run moves the op to meta: a write the recorder then sends to a meta
+    copy is saved too (needlessly, but rarely: RWKV's one-off rescale), and in exchange
+    every in-place op on a protected tensor passes here, which lets ``unseen_writes``
+    check the version counters for writes that did not."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._protected: dict[int, list[torch.Tensor]] | None = None  # storage address -> tensors
+        self._saved: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        self._written_args: dict[Any, tuple[tuple[int, str], ...]] = {}
+        self._tensors: list[torch.Tensor] = []
+        self._versions: list[tuple[torch.Tensor, int]] = []
+        self.saved_bytes = 0  # what the copies cost, for tests and curious users
+
+    def protect(self, tensors: list[torch.Tensor]) -> None:
+        """Guard these tensors (their storage addresses are looked up at the first write).
+        Pass detached aliases: they keep the original storage even if the model rebinds
+        a parameter's ``.data``, and share its version counter."""
+        self._tensors = [t for t in tensors if not t.is_meta]
+        # inference tensors (made under torch.inference_mode()) have no version counter
+        self._versions = [(t, t._version) for t in self._tensors if not t.is_inference()]
+
+    @property
+    def guards_anything(self) -> bool:
+        """Whether any protected tensor holds values (not all on meta)."""
+        return bool(self._tensors)
+
+    def unseen_writes(self) -> int:
+        """How many protected tensors changed (their version counter moved) without the
+        write passing through this mode, so that no copy was saved."""
+        return sum(
+            1
+            for tensor, version in self._versions
+            if tensor._version != version and _storage_address(tensor) not in self._saved
+        )
+
+    def __torch_dispatch__(
+        self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
+        kwargs = kwargs or {}
+        written = self._written_args.get(func)
+        if written is None:
+            written = self._written_args[func] = _written_arguments(func)
+        if (
+            written
+            and self._tensors
+            and not (written is _BATCH_NORM_WRITES and not _arg(args, kwargs, 5, "training"))
+        ):
+            for index, name in written:
+                value = _arg(args, kwargs, index, name)
+                for tensor in value if isinstance(value, (list, tuple)) else (value,):
+                    if isinstance(tensor, torch.Tensor) and tensor.device.type != "meta":
+                        self._save(tensor)
+        return func(*args, **kwargs)
+
+    def _save(self, tensor: torch.Tensor) -> None:
+        if self._protected is None:
+            self._protected = {}
+            for protected in self._tensors:
+                self._protected.setdefault(_storage_address(protected), []).append(protected)
+        address = _storage_address(tensor)
+        if address in self._saved or address not in self._protected:
+            return
+        with _disable_current_modes():  # a real copy, unseen by the recorder
+            self._saved[address] = [(t, t.detach().clone()) for t in self._protected[address]]
+        self.saved_bytes += sum(copy.numel() * copy.element_size() for _, copy in self._saved[address])
+
+    def restore(self) -> None:
+        """Write every saved copy back (call under ``torch.no_grad()``)."""
+        for saved in self._saved.values():
+            for tensor, copy in saved:
+                tensor.copy_(copy)
+        self._saved.clear()
+        self._protected = None
+        self._tensors = []
+        self._versions = []
+
+
+# Ops that write arguments their schema does not mark as written: the batch norms
+# update running_mean and running_var (arguments 3 and 4) when ``training`` (5) is set.
+_BATCH_NORM_WRITES = ((3, "running_mean"), (4, "running_var"))
+_UNMARKED_WRITES = {
+    name: _BATCH_NORM_WRITES for name in ("native_batch_norm", "cudnn_batch_norm", "miopen_batch_norm")
+}
+
+
+def _arg(args: tuple[Any, ...], kwargs: dict[str, Any], index: int, name: str) -> Any:
+    return args[index] if index < len(args) else kwargs.get(name)
+
+
+def _written_arguments(func: Any) -> tuple[tuple[int, str], ...]:
+    """(position, name) of the arguments an op writes (``Tensor(a!)`` in its schema)."""
+    schema = getattr(func, "_schema", None)
+    unmarked = _UNMARKED_WRITES.get(getattr(getattr(func, "overloadpacket", None), "__name__", ""))
+    if unmarked is not None:
+        return unmarked
+    if schema is None or not schema.is_mutable:
+        return ()
+    return tuple(
+        (index, arg.name)
+        for index, arg in enumerate(schema.arguments)
+        if arg.alias_info is not None and arg.alias_info.is_write
+    )
+
+
+def _storage_address(tensor: torch.Tensor) -> int:
+    """Where the tensor's storage starts; for a tensor without one (sparse), its ``id``,
+    which no storage address shares (sparse writes are left to the version check)."""
+    try:
+        return int(tensor.untyped_storage().data_ptr())
+    except (RuntimeError, NotImplementedError):
+        return -id(tensor)
+
+
+def _data_address(tensor: torch.Tensor) -> int:
+    """``tensor.data_ptr()``; for a tensor without storage (sparse), its ``id``."""
+    try:
+        return int(tensor.data_ptr())
+    except (RuntimeError, NotImplementedError):
+        return -id(tensor)
+
+
+_MISSING = object()
+_Snapshot = tuple[dict[str, Any], dict[int, Any]]
+_CONTAINER_TYPES = (dict, OrderedDict, list, set)
+
+
+def _snapshot_module(attributes: dict[str, Any], tensors: dict[int, torch.Tensor]) -> _Snapshot:
+    """A shallow copy of a module's ``__dict__`` and the contents of the non-empty lists,
+    dicts and sets in it (keyed by ``id``; most are empty hook dicts, recorded by their
+    absence); adds to ``tensors`` every tensor held there directly or in one of those
+    containers or a tuple (parameters and buffers live in ``_parameters`` / ``_buffers``).
+    One pass, exact type checks, few allocations: this runs for every module of every
+    profile."""
+    copy = attributes.copy()
+    contents: dict[int, Any] = {}
+    for value in copy.values():
+        kind = type(value)
+        if kind is dict or kind is OrderedDict:
+            if value:
+                entries = contents[id(value)] = dict(value)
+                for item in entries.values():
+                    if isinstance(item, torch.Tensor):
+                        tensors[id(item)] = item
+        elif kind is list or kind is set or kind is tuple:
+            if value:
+                elements = list(value)
+                if kind is not tuple:
+                    contents[id(value)] = elements
+                for item in elements:
+                    if isinstance(item, torch.Tensor):
+                        tensors[id(item)] = item
+        elif isinstance(value, torch.Tensor):
+            tensors[id(value)] = value
+    return copy, contents
+
+
+def _restore_module(attributes: dict[str, Any], saved: _Snapshot) -> None:
+    """Put back what ``_snapshot_module`` saved, touching only what changed (compared by
+    identity: ``==`` on tensors would compare values)."""
+    before, contents = saved
+    if not _same_entries(attributes, before):
+        attributes.clear()
+        attributes.update(before)
+    for container in before.values():
+        kind = type(container)
+        if kind not in _CONTAINER_TYPES:
+            continue
+        items = contents.get(id(container))
+        if items is None:  # it was empty
+            if container:
+                container.clear()
+        elif kind is list:
+            if len(container) != len(items) or not all(map(is_, container, items)):
+                container[:] = items
+        elif kind is set:
+            if container != set(items):
+                container.clear()
+                container.update(items)
+        elif not _same_entries(container, items):
+            container.clear()
+            container.update(items)
+
+
+def _same_entries(now: dict[Any, Any], before: dict[Any, Any]) -> bool:
+    """The same keys in the same order, each holding the same object."""
+    return (
+        len(now) == len(before)
+        and all(map(is_, now.values(), before.values()))
+        and all(map(eq, now.keys(), before.keys()))
+    )
 
 
 def trace_model(
@@ -89,14 +326,18 @@ def trace_model(
     recorder.hold([t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)])
     grad_mode = torch.enable_grad() if backward else torch.no_grad()
     try:
-        with ModelStateGuard(model), grad_mode, stack:
+        with ModelStateGuard(model) as guard, grad_mode, stack:
             if train is not None:
                 model.train(train)
-            with recorder, FunctionRecorder(recorder):
+            # a meta model has no values to guard: no mode, no cost per op
+            writes = guard.writes if guard.writes.guards_anything else contextlib.nullcontext()
+            with recorder, FunctionRecorder(recorder), writes:
                 try:
                     output = model(*args, **kwargs)
                     if backward:
                         _run_backward(model, args, kwargs, output)
+                except BackwardUnavailable:
+                    raise  # flopmeter's own finding, not the model's error
                 except Exception as error:
                     raise TraceFailure(error, stack.last_entered) from error
     finally:
@@ -120,16 +361,36 @@ def _floats_to_meta(value: Any) -> Any:
     return tree_unflatten(moved, spec)
 
 
+class BackwardUnavailable(ValueError):
+    """``backward=True`` has nothing to differentiate (raised by flopmeter, not the model)."""
+
+
 def _run_backward(model: torch.nn.Module, args: Any, kwargs: Any, output: Any) -> None:
-    outputs = [t for t in tree_flatten(_plain(output))[0] if isinstance(t, torch.Tensor) and t.requires_grad]
-    if not outputs:
-        raise ValueError(
-            "backward=True needs an output that requires grad: no parameter of the model "
-            "requires grad and no input does"
-        )
+    tensors = [t for t in tree_flatten(_plain(output))[0] if isinstance(t, torch.Tensor)]
+    outputs = [t for t in tensors if t.requires_grad]
     wrt: list[torch.Tensor] = [p for p in model.parameters() if p.requires_grad]
     wrt += [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor) and t.requires_grad]
+    if not outputs:
+        raise BackwardUnavailable(_why_no_backward(output, tensors, wrt))
     torch.autograd.grad(outputs, wrt, grad_outputs=[torch.ones_like(t) for t in outputs], allow_unused=True)
+
+
+def _why_no_backward(output: Any, tensors: list[torch.Tensor], wrt: list[torch.Tensor]) -> str:
+    if not tensors:
+        return (
+            f"backward=True needs a tensor output to differentiate, but the model returned "
+            f"{type(output).__name__} with no tensor in it"
+        )
+    if not wrt:
+        return (
+            "backward=True needs something to differentiate: no parameter of the model requires "
+            "grad and no input does"
+        )
+    return (
+        f"backward=True: the model's output does not require grad although {len(wrt)} "
+        "parameter(s) or input(s) do; does its forward run under torch.no_grad() or detach "
+        "its result?"
+    )
 
 
 def _plain(output: Any) -> Any:

@@ -1,0 +1,338 @@
+"""``flopmeter.llm_cost``: what a language model costs to serve, from a few traces.
+
+Orchestration over ``profile()`` (no counting of its own): a prefill trace, decode-step
+traces at the contexts asked for, exact polynomial fits in sequence length checked at
+one more traced point, KV-cache sizes, and roofline times on hardware presets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from fractions import Fraction
+from typing import Any
+
+from ..hardware import Hardware, get
+from . import traces
+from .fit import Fit, fit
+from .kv import KVCache, bits_of, kv_cache
+from .model import LanguageModel, language_model
+from .phases import Phase
+from .serving import PhaseTime, Serving, compute_bound_batch, decode_steps_seconds, phase_time
+
+QUANTITIES: dict[str, Callable[[Phase], int]] = {
+    "flops": lambda phase: phase.flops,
+    "flops_2mac": lambda phase: phase.flops_2mac,
+    "macs": lambda phase: phase.macs,
+    "bytes as executed": lambda phase: int(phase.bytes("as executed").total),
+}
+
+# lengths the fits are traced at (small: cheap), and the extra point that checks them
+PREFILL_POINTS = (16, 32, 48)
+DECODE_POINTS = (16, 32)
+INTERPOLATION_POINTS = 8  # traced contexts of a non-polynomial decode, for the tokens/s sum
+
+
+@dataclass
+class LLMCost:
+    """Prefill, decode and generation costs of one model; see ``llm_cost``."""
+
+    lm: LanguageModel
+    prompt: int
+    generate: int
+    batch: int
+    all_logits: bool
+    causal: str
+    kv_dtype: str | int | None
+    _prefills: dict[tuple[int, int], Phase] = field(default_factory=dict, repr=False)
+    _decodes: dict[tuple[int, int, int], Phase] = field(default_factory=dict, repr=False)
+    _fits: dict[tuple[str, str], Fit] = field(default_factory=dict, repr=False)
+
+    def variant(self, **changes: Any) -> LLMCost:
+        """The same model with other settings (``causal``, ``all_logits``, ``prompt``, ...):
+        no rebuild, fresh traces."""
+        unknown = set(changes) - {"prompt", "generate", "batch", "all_logits", "causal", "kv_dtype"}
+        if unknown:
+            raise TypeError(f"variant() cannot change {', '.join(sorted(unknown))}")
+        changed = replace(self, _prefills={}, _decodes={}, _fits={}, **changes)
+        _check_settings(changed.prompt, changed.generate, changed.batch, changed.causal, changed.kv_dtype)
+        return changed
+
+    # -- phases -----------------------------------------------------------------
+    @property
+    def cache(self) -> KVCache:
+        """The KV cache in the model's dtype."""
+        return kv_cache(self.lm)
+
+    @property
+    def declared_cache(self) -> KVCache | None:
+        """The KV cache in the declared what-if dtype (``kv_dtype``), if any."""
+        return None if self.kv_dtype is None else kv_cache(self.lm, self.kv_dtype)
+
+    @property
+    def _experts(self) -> tuple[int, int, int]:
+        """(expert weight bytes, top k, number of experts) for the paged weight share."""
+        lm = self.lm
+        return (
+            (lm.params.experts * lm.itemsize, lm.experts_per_token, lm.num_experts)
+            if lm.is_moe
+            else (0, 0, 0)
+        )
+
+    def prefill_at(self, tokens: int, batch: int | None = None) -> Phase:
+        """The prefill of ``tokens`` prompt tokens (traced once, then remembered)."""
+        batch = self.batch if batch is None else batch
+        key = (tokens, batch)
+        if key not in self._prefills:
+            report = traces.prefill(self.lm, tokens, batch, all_logits=self.all_logits, causal=self.causal)
+            self._prefills[key] = Phase("prefill", tokens, 0, batch, report, self.cache, None, self._experts)
+        return self._prefills[key]
+
+    @property
+    def prefill(self) -> Phase:
+        """The prefill of the prompt."""
+        return self.prefill_at(self.prompt)
+
+    def decode(self, context: int, batch: int | None = None) -> Phase:
+        """One decode step after ``context`` cached tokens (traced, with the same step at an
+        empty cache for the as-executed KV split)."""
+        return self.chunk(context, 1, batch)
+
+    def chunk(self, context: int, tokens: int, batch: int | None = None) -> Phase:
+        """``tokens`` new tokens after ``context`` cached ones: a chunk of a chunked prefill
+        (one decode step when ``tokens`` is 1). With ``causal="needed"`` the chunk's
+        bottom-right causal mask keeps tokens*context + tokens*(tokens+1)/2 scores per head."""
+        batch = self.batch if batch is None else batch
+        key = (context, batch, tokens)
+        if key not in self._decodes:
+            report = traces.decode(self.lm, context, batch, causal=self.causal, tokens=tokens)
+            empty = report if context == 0 else self.chunk(0, tokens, batch).report
+            kind = "decode" if tokens == 1 else "chunk"
+            self._decodes[key] = Phase(kind, tokens, context, batch, report, self.cache, empty, self._experts)
+        return self._decodes[key]
+
+    @property
+    def first_decode(self) -> Phase:
+        """The first decode step: the cache holds the prompt."""
+        return self.decode(self.prompt)
+
+    @property
+    def last_decode(self) -> Phase:
+        """The last decode step of the generation (context prompt + generate - 2)."""
+        return self.decode(self.prompt + max(self.generate - 2, 0))
+
+    # -- cost versus length -----------------------------------------------------
+    @property
+    def polynomial_expected(self) -> bool:
+        """False for sliding-window attention (piecewise in length): traced points instead."""
+        return not self.lm.has_window
+
+    def prefill_fit(self, quantity: str = "flops_2mac") -> Fit:
+        """``quantity`` of the prefill as a polynomial in T (degree 2), fitted through
+        T = 16, 32, 48 and checked at the prompt length (or 64)."""
+        check = self.prompt if self.prompt not in PREFILL_POINTS else 64
+        return self._fit("prefill", quantity, PREFILL_POINTS, check, self.prefill_at)
+
+    def decode_fit(self, quantity: str = "flops_2mac") -> Fit:
+        """``quantity`` of a decode step as a polynomial in n (degree 1), fitted through
+        n = 16, 32 and checked at the prompt length (or 64)."""
+        check = self.prompt if self.prompt not in DECODE_POINTS else 64
+        return self._fit("decode", quantity, DECODE_POINTS, check, self.decode)
+
+    def _fit(
+        self, kind: str, quantity: str, xs: tuple[int, ...], check: int, trace: Callable[[int], Phase]
+    ) -> Fit:
+        if quantity not in QUANTITIES:
+            raise ValueError(f"quantity must be one of {', '.join(QUANTITIES)}, got {quantity!r}")
+        if (kind, quantity) not in self._fits:
+            value = QUANTITIES[quantity]
+            points = [(x, value(trace(x))) for x in xs]
+            self._fits[(kind, quantity)] = fit(points, (check, value(trace(check))))
+        return self._fits[(kind, quantity)]
+
+    # -- speed ------------------------------------------------------------------
+    def serving(
+        self,
+        hardware: Hardware | str,
+        *,
+        weight_bits: int | None = None,
+        kv_bits: str | int | None = None,
+        batch: int | None = None,
+    ) -> Serving:
+        """Roofline times of the generation on ``hardware`` (a preset name or Hardware),
+        with paged KV traffic. ``weight_bits`` / ``kv_bits`` (e.g. ``cost.kv_dtype``) scale the
+        weight and KV-cache bytes for a what-if (e.g. 4-bit weights, fp8 cache)."""
+        spec = get(hardware) if isinstance(hardware, str) else hardware
+        batch = self.batch if batch is None else batch
+        native = self.lm.itemsize * 8
+        wbits = native if weight_bits is None else bits_of(weight_bits)
+        cache = kv_cache(self.lm, kv_bits)
+        dtype = str(self.lm.dtype).removeprefix("torch.")
+
+        def time_of(phase: Phase, flops: int) -> PhaseTime:
+            split = phase.bytes("paged", cache)
+            weights = Fraction(split.weights * wbits, native)
+            return phase_time(
+                flops, weights + split.kv_read + split.kv_write + split.activations, spec, dtype
+            )
+
+        prefill = time_of(self.prefill_at(self.prompt, batch), self.prefill_at(self.prompt, batch).flops)
+        flops_at = self._decode_flops(batch)
+        template = self.decode(self.prompt, batch)
+
+        def step(context: int) -> PhaseTime:
+            phase = replace(template, context=context)
+            return time_of(phase, flops_at(context))
+
+        steps = max(self.generate - 1, 0)
+        decode_seconds = decode_steps_seconds(step, self.prompt, steps)
+        one = self.decode(self.prompt, 1)
+        split = one.bytes("paged", cache)
+        weights = Fraction(split.weights * wbits, native)
+        return Serving(
+            hardware=spec,
+            batch=batch,
+            prompt=self.prompt,
+            generate=self.generate,
+            prefill=prefill,
+            first_decode=step(self.prompt),
+            last_decode=step(self.prompt + max(steps - 1, 0)),
+            decode_seconds=decode_seconds,
+            compute_bound_batch=compute_bound_batch(
+                one.flops, weights, split.kv_read + split.kv_write + split.activations, spec, dtype
+            ),
+            weight_bits=wbits,
+            kv_bits=cache.bits,
+            executed_ttft=self.prefill_at(self.prompt, batch).report.roofline(spec).latency,
+            executed_first_tpot=template.report.roofline(spec).latency,
+        )
+
+    def to_dict(self, servings: list[Serving] | None = None) -> dict[str, Any]:
+        """Plain data (ints, floats, strings, lists, dicts) for JSON: the model's facts, the
+        prefill, the first and last decode steps, the fits, the KV cache and roofline times."""
+        lm = self.lm
+
+        def phase(p: Phase) -> dict[str, Any]:
+            return {
+                "tokens": p.tokens,
+                "context": p.context,
+                "batch": p.batch,
+                "flops": p.flops,
+                "flops_2mac": p.flops_2mac,
+                "macs": p.macs,
+                "bytes": {
+                    a: {k: _number(v) for k, v in asdict(p.bytes(a)).items()}
+                    for a in ("paged", "as executed")
+                },
+            }
+
+        def fitted(found: Fit) -> dict[str, Any]:
+            coefficients = found.polynomial.coefficients if found.polynomial else None
+            return {
+                "points": [list(point) for point in found.points],
+                "check": list(found.check),
+                "exact": found.exact,
+                "coefficients": [_number(c) for c in coefficients] if coefficients else None,
+            }
+
+        return {
+            "model": lm.name,
+            "layers": lm.layers,
+            "hidden": lm.hidden,
+            "heads": lm.heads,
+            "kv_heads": lm.kv_heads,
+            "head_dim": lm.head_dim,
+            "dtype": str(lm.dtype).removeprefix("torch."),
+            "params": asdict(lm.params),
+            "prompt": self.prompt,
+            "generate": self.generate,
+            "batch": self.batch,
+            "all_logits": self.all_logits,
+            "causal": self.causal,
+            "prefill": phase(self.prefill),
+            "first_decode": phase(self.first_decode),
+            "last_decode": phase(self.last_decode),
+            "prefill_fit": fitted(self.prefill_fit()),
+            "decode_fit": fitted(self.decode_fit()),
+            "kv_bytes_per_token": _number(self.cache.bytes_per_token),
+            "roofline": [
+                {
+                    "hardware": s.hardware.name,
+                    "weight_bits": s.weight_bits,
+                    "kv_bits": s.kv_bits,
+                    "ttft_s": s.ttft,
+                    "tpot_s": s.tpot,
+                    "tokens_per_second": s.tokens_per_second,
+                    "compute_bound_batch": s.compute_bound_batch,
+                }
+                for s in servings or []
+            ],
+        }
+
+    def _decode_flops(self, batch: int) -> Callable[[int], int]:
+        """Exact FLOPs of a decode step at any context: from the exact linear fit when the
+        model is polynomial in n, else interpolated between traced contexts."""
+        if batch == self.batch and self.polynomial_expected:
+            found = self.decode_fit("flops")
+            if found.polynomial is not None:
+                polynomial = found.polynomial
+                return lambda n: int(polynomial(n))
+        last = self.prompt + max(self.generate - 2, 0)
+        count = min(INTERPOLATION_POINTS, last - self.prompt + 1)
+        contexts = sorted({self.prompt + (last - self.prompt) * i // max(count - 1, 1) for i in range(count)})
+        traced = [(n, self.decode(n, batch).flops) for n in contexts]
+
+        def between(n: int) -> int:
+            for (x0, y0), (x1, y1) in zip(traced, traced[1:], strict=False):
+                if x0 <= n <= x1:
+                    return y0 + (y1 - y0) * (n - x0) // (x1 - x0)
+            return traced[-1][1]
+
+        return between
+
+
+def llm_cost(
+    model_or_config: Any,
+    *,
+    prompt: int,
+    generate: int = 1,
+    batch: int = 1,
+    all_logits: bool = False,
+    causal: str = "full",
+    dtype: str | None = None,
+    kv_dtype: str | int | None = None,
+) -> LLMCost:
+    """What a causal language model costs to serve: prefill of ``prompt`` tokens, decode
+    steps while generating ``generate`` tokens, for ``batch`` sequences.
+
+    ``model_or_config``: a transformers causal LM, or a transformers config (the model is
+    built on the meta device: no memory for weights, in ``dtype``, default the config's
+    or bfloat16). ``all_logits``: the prefill computes logits for every position (as
+    training and scoring do) instead of the last one only (as ``generate`` does).
+    ``causal``: "full" counts the dense score matrix, "needed" only what a causal mask
+    keeps. ``kv_dtype``: a declared KV-cache dtype for what-ifs ("fp8", "int8", "int4").
+
+    The prefill is traced at once; decode steps, fits and roofline times on first use.
+    """
+    _check_settings(prompt, generate, batch, causal, kv_dtype)
+    result = LLMCost(
+        language_model(model_or_config, dtype), prompt, generate, batch, all_logits, causal, kv_dtype
+    )
+    result.prefill  # noqa: B018 - trace now: a model that cannot run fails here, clearly
+    return result
+
+
+def _check_settings(prompt: int, generate: int, batch: int, causal: str, kv_dtype: str | int | None) -> None:
+    if causal not in ("full", "needed"):
+        raise ValueError(f"causal must be 'full' or 'needed', got {causal!r}")
+    for name, value in (("prompt", prompt), ("generate", generate), ("batch", batch)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive whole number of tokens/sequences, got {value!r}")
+    if kv_dtype is not None:
+        bits_of(kv_dtype)  # fails early on an unknown name
+
+
+def _number(value: Fraction | int) -> int | float:
+    """An exact int when the value is whole, else a float (JSON has no fractions)."""
+    fraction = Fraction(value)
+    return fraction.numerator if fraction.denominator == 1 else float(fraction)

@@ -1,0 +1,71 @@
+"""KV-cache sizes: 2 (keys and values) x kv_heads x head_dim x bytes per element, per
+token and layer. Sliding-window layers keep at most ``window`` tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+from .model import LanguageModel
+
+# bits per element of the cache dtypes people declare for a what-if
+KV_BITS = {
+    "float32": 32,
+    "fp32": 32,
+    "bfloat16": 16,
+    "bf16": 16,
+    "float16": 16,
+    "fp16": 16,
+    "fp8": 8,
+    "int8": 8,
+    "int4": 4,
+}
+
+
+def bits_of(dtype: str | int) -> int:
+    """Bits per element of a dtype name ("bf16", "fp8", "int4") or a bit count (8)."""
+    if isinstance(dtype, int):
+        if dtype < 1:
+            raise ValueError(f"bits per element must be positive, got {dtype}")
+        return dtype
+    if dtype not in KV_BITS:
+        raise ValueError(
+            f"unknown cache dtype {dtype!r}; expected one of {', '.join(KV_BITS)} or a bit count"
+        )
+    return KV_BITS[dtype]
+
+
+@dataclass(frozen=True)
+class KVCache:
+    """KV-cache geometry of a model at ``bits`` per element."""
+
+    layers: int
+    kv_heads: int
+    head_dim: int
+    bits: int
+    windows: tuple[int | None, ...]
+
+    @property
+    def bytes_per_token_per_layer(self) -> Fraction:
+        """2 * kv_heads * head_dim * bits / 8 (a Fraction: int4 can be half a byte)."""
+        return Fraction(2 * self.kv_heads * self.head_dim * self.bits, 8)
+
+    @property
+    def bytes_per_token(self) -> Fraction:
+        """Per token over all layers: 2 * L * kv_heads * head_dim * bits / 8."""
+        return self.bytes_per_token_per_layer * self.layers
+
+    def tokens_held(self, context: int) -> int:
+        """Token slots over all layers for a context of ``context`` tokens (a sliding-window
+        layer holds at most its window)."""
+        return sum(context if w is None else min(context, w) for w in self.windows)
+
+    def bytes(self, context: int, batch: int = 1) -> Fraction:
+        """The whole cache for ``batch`` sequences of ``context`` tokens."""
+        return self.bytes_per_token_per_layer * self.tokens_held(context) * batch
+
+
+def kv_cache(lm: LanguageModel, dtype: str | int | None = None) -> KVCache:
+    """The model's KV cache in its own dtype, or in ``dtype`` (what-if: "fp8", "int4", 8)."""
+    bits = lm.itemsize * 8 if dtype is None else bits_of(dtype)
+    return KVCache(lm.layers, lm.kv_heads, lm.head_dim, bits, lm.windows)

@@ -1,0 +1,207 @@
+"""The language model LLM mode works on: built on meta from a config, and the facts
+about it that the conventions need (layers, heads, parameter counts by definition)."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+}
+
+
+@dataclass(frozen=True)
+class ParamCounts:
+    """Parameter counts under the definitions people quote (2N and 6N mean nothing until
+    N is named).
+
+    - ``total``: every parameter, each shared tensor once.
+    - ``matmul`` (N_mm): parameters with 2 or more dims that are not input embeddings:
+      the weights matmuls read, lm_head included (a tied lm_head counts here).
+    - ``kaplan``: N_mm without lm_head (Kaplan et al.: no embeddings, no lm_head).
+    - ``embedding``: input embedding tables not shared with lm_head.
+    - ``experts`` / ``active_matmul``: mixture-of-experts weights (parameters named
+      ``experts``), and N_mm with only ``top_k / num_experts`` of them (uniform load).
+    """
+
+    total: int
+    matmul: int
+    kaplan: int
+    embedding: int
+    lm_head: int
+    experts: int = 0
+    active_matmul: int = 0
+
+
+@dataclass
+class LanguageModel:
+    """A causal language model and its shape facts. ``windows`` has one entry per layer:
+    the sliding-window length, or None for full attention."""
+
+    model: torch.nn.Module
+    config: Any
+    layers: int
+    hidden: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    vocab: int
+    windows: tuple[int | None, ...]
+    num_experts: int
+    experts_per_token: int
+    params: ParamCounts
+    name: str
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    @property
+    def itemsize(self) -> int:
+        return torch.empty((), dtype=self.dtype).element_size()
+
+    @property
+    def has_window(self) -> bool:
+        return any(w is not None for w in self.windows)
+
+    @property
+    def is_moe(self) -> bool:
+        return self.num_experts > 1
+
+    def cache_argument(self) -> str:
+        """The forward's name for the KV cache (``cache`` in transformers >= 5.2x,
+        ``past_key_values`` before)."""
+        names = inspect.signature(self.model.forward).parameters
+        return "cache" if "cache" in names else "past_key_values"
+
+
+def language_model(model_or_config: Any, dtype: str | torch.dtype | None = None) -> LanguageModel:
+    """Wrap a causal LM (``nn.Module`` with a transformers ``config``) or build one on the
+    meta device from a transformers config (no memory for weights). ``dtype``: the
+    dtype to build in; default the config's ``dtype``, else bfloat16 (how LLMs serve)."""
+    if isinstance(model_or_config, torch.nn.Module):
+        model = model_or_config
+        config = getattr(model, "config", None)
+        if config is None:
+            raise TypeError(
+                "LLM mode needs a transformers causal LM (a model with a .config) or a transformers "
+                f"config; got {type(model).__name__} without a config"
+            )
+    else:
+        config = model_or_config
+        model = _build_on_meta(config, dtype)
+    return _describe(model, config)
+
+
+def _build_on_meta(config: Any, dtype: str | torch.dtype | None) -> torch.nn.Module:
+    try:
+        import transformers
+    except ImportError as error:  # pragma: no cover - the extra is installed in CI
+        raise ImportError(
+            "building a model from a config needs transformers: pip install transformers"
+        ) from error
+    if not isinstance(config, transformers.PretrainedConfig):
+        raise TypeError(
+            f"expected an nn.Module or a transformers config (e.g. LlamaConfig(...)), got {type(config).__name__}"
+        )
+    chosen = _torch_dtype(dtype if dtype is not None else getattr(config, "dtype", None) or "bfloat16")
+    with torch.device("meta"):
+        try:
+            model = transformers.AutoModelForCausalLM.from_config(config, dtype=chosen)
+        except ValueError as error:
+            raise ValueError(
+                f"LLM mode needs a causal language model; transformers.AutoModelForCausalLM has none "
+                f"for {type(config).__name__}"
+            ) from error
+    return model.eval()
+
+
+def _torch_dtype(value: str | torch.dtype) -> torch.dtype:
+    if isinstance(value, torch.dtype):
+        return value
+    if str(value).removeprefix("torch.") not in DTYPES:
+        raise ValueError(f"unknown dtype {value!r}; expected one of {', '.join(DTYPES)}")
+    return DTYPES[str(value).removeprefix("torch.")]
+
+
+def _get(config: Any, *names: str, default: Any = None) -> Any:
+    for name in names:
+        value = getattr(config, name, None)
+        if value is not None:
+            return value
+    return default
+
+
+def _describe(model: torch.nn.Module, config: Any) -> LanguageModel:
+    config = getattr(config, "get_text_config", lambda: config)()
+    layers = int(_get(config, "num_hidden_layers", "n_layer", "num_layers"))
+    hidden = int(_get(config, "hidden_size", "n_embd", "d_model"))
+    heads = int(_get(config, "num_attention_heads", "n_head", "num_heads"))
+    kv_heads = int(_get(config, "num_key_value_heads", default=heads))
+    head_dim = int(_get(config, "head_dim", default=hidden // heads))
+    window = _get(config, "sliding_window")
+    if getattr(config, "use_sliding_window", True) is False:
+        window = None
+    types = getattr(config, "layer_types", None)
+    if window and types:
+        windows = tuple(int(window) if t == "sliding_attention" else None for t in types)
+    else:
+        windows = tuple(int(window) if window else None for _ in range(layers))
+    experts = int(_get(config, "num_local_experts", "num_experts", "n_routed_experts", default=0) or 0)
+    top_k = int(_get(config, "num_experts_per_tok", "top_k", default=0) or 0)
+    return LanguageModel(
+        model=model,
+        config=config,
+        layers=layers,
+        hidden=hidden,
+        heads=heads,
+        kv_heads=kv_heads,
+        head_dim=head_dim,
+        vocab=int(_get(config, "vocab_size")),
+        windows=windows,
+        num_experts=experts,
+        experts_per_token=top_k,
+        params=count_params(model, experts, top_k),
+        name=type(model).__name__,
+    )
+
+
+def count_params(model: torch.nn.Module, num_experts: int = 0, top_k: int = 0) -> ParamCounts:
+    """Parameter counts by definition (see ParamCounts), each tensor once."""
+    output_embeddings = getattr(model, "get_output_embeddings", None)
+    head = output_embeddings() if callable(output_embeddings) else None
+    head_weight = getattr(head, "weight", None)
+    embedding_ids = {
+        id(m.weight)
+        for m in model.modules()
+        if isinstance(m, torch.nn.Embedding) and m.weight is not head_weight
+    }
+    total = matmul = embedding = experts = 0
+    for name, p in model.named_parameters():  # named_parameters yields a shared tensor once
+        total += p.numel()
+        if id(p) in embedding_ids:
+            embedding += p.numel()
+        elif p.ndim >= 2:
+            matmul += p.numel()
+            if ".experts." in f".{name}":
+                experts += p.numel()
+    lm_head = head_weight.numel() if isinstance(head_weight, torch.Tensor) else 0
+    active = matmul - experts + (experts * top_k // num_experts if num_experts else 0)
+    return ParamCounts(
+        total=total,
+        matmul=matmul,
+        kaplan=matmul - lm_head,
+        embedding=embedding,
+        lm_head=lm_head,
+        experts=experts,
+        active_matmul=active,
+    )

@@ -1,0 +1,151 @@
+"""Prefill and decode phases: FLOPs and bytes split into weights, KV-cache reads,
+KV-cache writes and activations, under two accountings.
+
+- ``as executed``: what the traced code did. The KV-cache part of a decode step is
+  everything a cache of n tokens adds to the traced traffic: the trace at n minus the
+  trace of the same step with an empty cache (Hugging Face's ``DynamicCache`` copies
+  the whole cache with ``cat`` every step, and attention reads it). Activations are the
+  rest of the non-weight traffic. A prefill writes its cache without a copy (the
+  projections' outputs are kept), so its KV columns are 0 and the traffic is activations.
+- ``paged``: what a serving engine does. A decode step writes one slot per layer and
+  reads the whole cache once (n+1 tokens: the new one included); a chunk of k tokens
+  writes k slots and reads n+k; a prefill writes T tokens and reads none. Activations
+  are as executed; so are weights, except that of a mixture of experts only the experts
+  some token was routed to are read (uniform routing: the expected share).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+from ..cost import Cost
+from ..report import Report
+from .kv import KVCache
+
+ACCOUNTINGS = ("paged", "as executed")
+
+
+@dataclass(frozen=True)
+class Bytes:
+    """Memory traffic of one phase, split by what is moved."""
+
+    weights: int | Fraction
+    kv_read: Fraction
+    kv_write: Fraction
+    activations: int
+
+    @property
+    def total(self) -> Fraction:
+        return self.weights + self.kv_read + self.kv_write + self.activations
+
+
+@dataclass(frozen=True)
+class ModuleRow:
+    """One module's share of a phase: FLOPs (exact), MACs and bytes as executed."""
+
+    name: str
+    type: str
+    depth: int
+    flops: int
+    macs: int
+    weights: int
+    kv_read: int
+    kv_write: int
+    activations: int
+
+
+@dataclass
+class Phase:
+    """One prefill (``tokens`` = T, ``context`` = 0), one decode step (``tokens`` = 1
+    after ``context`` = n cached tokens) or one chunk of a chunked prefill (``tokens`` = k
+    after n), for ``batch`` sequences. ``report`` is the
+    trace; ``empty_cache`` the same decode step traced with no cache (decode only)."""
+
+    kind: str
+    tokens: int
+    context: int
+    batch: int
+    report: Report
+    cache: KVCache
+    empty_cache: Report | None = None
+    experts: tuple[int, int, int] = (0, 0, 0)  # (expert weight bytes, top k, number of experts)
+
+    # -- work -------------------------------------------------------------------
+    @property
+    def flops(self) -> int:
+        """Exact FLOPs (multiplies + adds + every elementwise op)."""
+        return self.report.flops
+
+    @property
+    def macs(self) -> int:
+        return self.report.macs
+
+    @property
+    def flops_2mac(self) -> int:
+        """2 x MACs: the convention of the reference forms (2 N per token and the like)."""
+        return 2 * self.report.macs
+
+    # -- bytes ------------------------------------------------------------------
+    def bytes(self, accounting: str = "paged", cache: KVCache | None = None) -> Bytes:
+        """Traffic under ``accounting`` ("paged" or "as executed"); ``cache`` re-sizes the
+        paged KV traffic for a declared cache dtype (what-if)."""
+        if accounting not in ACCOUNTINGS:
+            raise ValueError(f"accounting must be one of {', '.join(ACCOUNTINGS)}, got {accounting!r}")
+        executed = self._split(self.report.total, self.empty_cache.total if self.empty_cache else None)
+        if accounting == "as executed":
+            return executed
+        geometry = cache or self.cache
+        if self.kind == "prefill":
+            read, written = Fraction(0), geometry.bytes_per_token * self.tokens * self.batch
+        else:
+            read = geometry.bytes(self.context + self.tokens, self.batch)
+            written = geometry.bytes_per_token * self.tokens * self.batch
+        return Bytes(self._paged_weights(executed.weights), read, written, executed.activations)
+
+    def _paged_weights(self, traced: int | Fraction) -> int | Fraction:
+        """Weights an engine reads: a grouped GEMM reads every expert, an engine only the
+        experts some token was routed to. With uniform, independent top-k routing an expert
+        is untouched by all batch x tokens tokens with probability (1 - k/E)^(B*T); that
+        expected share of the expert weights is not read."""
+        expert_bytes, top_k, count = self.experts
+        if not expert_bytes or not count:
+            return traced
+        untouched = (1 - Fraction(top_k, count)) ** (self.batch * self.tokens)
+        return traced - expert_bytes * untouched
+
+    @staticmethod
+    def _split(traced: Cost, empty: Cost | None) -> Bytes:
+        read = traced.bytes_read - traced.weight_bytes
+        written = traced.bytes_written
+        if empty is None:
+            return Bytes(traced.weight_bytes, Fraction(0), Fraction(0), read + written)
+        base_read, base_written = empty.bytes_read - empty.weight_bytes, empty.bytes_written
+        return Bytes(
+            traced.weight_bytes,
+            Fraction(read - base_read),
+            Fraction(written - base_written),
+            base_read + base_written,
+        )
+
+    # -- per module -------------------------------------------------------------
+    def modules(self) -> list[ModuleRow]:
+        """Every module's FLOPs, MACs and bytes (as executed), inclusive of its children."""
+        rows = []
+        for name, stats in self.report.modules.items():
+            empty = self.empty_cache.modules.get(name) if self.empty_cache else None
+            split = self._split(stats.total, empty.total if empty else None)
+            rows.append(
+                ModuleRow(
+                    name,
+                    stats.type,
+                    stats.depth,
+                    stats.total.flops,
+                    stats.total.macs,
+                    int(split.weights),
+                    int(split.kv_read),
+                    int(split.kv_write),
+                    split.activations,
+                )
+            )
+        return rows

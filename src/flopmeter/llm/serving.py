@@ -1,0 +1,106 @@
+"""Roofline times of a generation: each phase takes max(FLOPs / peak, bytes / bandwidth)
+on a hardware preset. Lower bounds: measured prefill on GPUs runs 1.5-2.6x above them.
+
+Time to first token (TTFT) is the prefill's time; time per output token (TPOT) a decode
+step's at its context; a generation of G tokens is the prefill (which yields the first
+token) and G-1 decode steps at contexts T, T+1, ..., T+G-2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from math import ceil
+
+from ..hardware import Hardware
+
+
+@dataclass(frozen=True)
+class PhaseTime:
+    """Roofline time of one phase and which limit set it."""
+
+    flops: int
+    bytes: Fraction
+    compute_s: float
+    memory_s: float
+
+    @property
+    def seconds(self) -> float:
+        return max(self.compute_s, self.memory_s)
+
+    @property
+    def bound(self) -> str:
+        return "compute" if self.compute_s >= self.memory_s else "memory"
+
+
+def phase_time(flops: int, nbytes: Fraction, hardware: Hardware, dtype: str) -> PhaseTime:
+    return PhaseTime(flops, nbytes, flops / hardware.peak(dtype), float(nbytes) / hardware.bandwidth)
+
+
+@dataclass(frozen=True)
+class Serving:
+    """A generation on one hardware preset: ``batch`` sequences, ``prompt`` tokens in,
+    ``generate`` tokens out each."""
+
+    hardware: Hardware
+    batch: int
+    prompt: int
+    generate: int
+    prefill: PhaseTime
+    first_decode: PhaseTime
+    last_decode: PhaseTime
+    decode_seconds: float  # all decode steps together
+    compute_bound_batch: int | None  # smallest batch at which the first decode step is compute-bound
+    weight_bits: int
+    kv_bits: int
+    # flopmeter's latency estimate of the traced code (``report.roofline(hw).latency``), as
+    # executed (unfused, DynamicCache copies), native bit widths
+    executed_ttft: float = 0.0
+    executed_first_tpot: float = 0.0
+
+    @property
+    def ttft(self) -> float:
+        """Time to first token, seconds."""
+        return self.prefill.seconds
+
+    @property
+    def tpot(self) -> float:
+        """Mean time per output token after the first, seconds."""
+        return self.decode_seconds / max(self.generate - 1, 1)
+
+    @property
+    def total_seconds(self) -> float:
+        return self.prefill.seconds + self.decode_seconds
+
+    @property
+    def tokens_per_second(self) -> float:
+        """Generated tokens per second over the whole generation (prefill included),
+        all sequences of the batch together."""
+        return self.batch * self.generate / self.total_seconds
+
+
+def decode_steps_seconds(step: Callable[[int], PhaseTime], first_context: int, steps: int) -> float:
+    """Sum of decode step times at contexts first_context .. first_context+steps-1."""
+    return sum(step(first_context + i).seconds for i in range(steps))
+
+
+def compute_bound_batch(
+    flops_per_sequence: int,
+    weight_bytes: Fraction,
+    bytes_per_sequence: Fraction,
+    hardware: Hardware,
+    dtype: str,
+) -> int | None:
+    """The smallest batch B with B*f/peak >= (W + B*s)/bandwidth, i.e. decode turns
+    compute-bound: B >= W / (f * bandwidth / peak - s). None when f * bandwidth / peak
+    <= s (the per-sequence cache traffic alone keeps it memory-bound, at any batch).
+    W is taken as constant in B: for a mixture of experts it is the batch-1 share of the
+    expert weights, so the batch found is a lower estimate."""
+    margin = (
+        Fraction(flops_per_sequence) * Fraction(hardware.bandwidth) / Fraction(hardware.peak(dtype))
+        - bytes_per_sequence
+    )
+    if margin <= 0:
+        return None
+    return max(1, ceil(weight_bytes / margin))

@@ -1,0 +1,159 @@
+"""Training steps and MFU, under every convention side by side.
+
+A step's FLOPs are traced (forward + backward, on meta, all logits). MFU = model FLOPs
+per second achieved / peak; HFU also counts the FLOPs of activation recompute. Which
+FLOPs count as "model FLOPs" is a convention, so each is printed with its name:
+
+- traced full: the traced step, attention's score matrix dense (2 x MACs);
+- traced causal: the same with causal attention counted as needed (about half);
+- 6N + 12LHQT (PaLM, appendix B): 6 N per token for the matmuls, 12 L H Q T for
+  attention; N = N_mm here (matmul weights with lm_head, no embeddings);
+- 6N: N named (N_total, the usual quote; leaves out attention entirely).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..api import profile
+from ..hardware import Hardware, get
+from ..report import Report
+from .model import LanguageModel, language_model
+
+# AdamW per trainable parameter, given the gradient: m = b1 m + (1-b1) g (3),
+# v = b2 v + (1-b2) g^2 (4), bias corrections m/(1-b1^t), v/(1-b2^t) (2),
+# p -= lr * (m_hat / (sqrt(v_hat) + eps) + wd * p) (sqrt, add, divide, multiply,
+# add, multiply, subtract: 7). A hand count, written here: 16 FLOPs per parameter.
+ADAMW_FLOPS_PER_PARAM = 3 + 4 + 2 + 7
+
+
+def palm_flops_per_token(params: float, layers: int, heads: int, head_dim: int, seq: int) -> float:
+    """6 N + 12 L H Q T: PaLM's model FLOPs per token (forward + backward)."""
+    return 6 * params + 12 * layers * heads * head_dim * seq
+
+
+def six_n(params: float) -> float:
+    """6 N FLOPs per token (forward 2N + backward 4N; attention left out)."""
+    return 6 * params
+
+
+def utilization(
+    flops_per_token: float, tokens_per_second: float, peak_flops_per_s: float, devices: int = 1
+) -> float:
+    """Achieved FLOP/s over the peak of all devices: flops_per_token * tokens/s / (devices * peak)."""
+    if tokens_per_second <= 0 or peak_flops_per_s <= 0 or devices < 1:
+        raise ValueError("tokens/s, peak FLOP/s and the device count must be positive")
+    return flops_per_token * tokens_per_second / (devices * peak_flops_per_s)
+
+
+@dataclass
+class TrainingStep:
+    """One optimizer step's FLOPs for ``batch`` sequences of ``tokens`` tokens."""
+
+    lm: LanguageModel
+    tokens: int
+    batch: int
+    full: Report  # forward + backward, dense attention
+    causal: Report  # forward + backward, causal attention counted as needed
+    recompute: bool
+    optimizer: bool
+
+    @property
+    def step_tokens(self) -> int:
+        return self.tokens * self.batch
+
+    @property
+    def forward_flops(self) -> int:
+        """2 x MACs of the forward (dense attention)."""
+        return 2 * self.full.forward.macs
+
+    @property
+    def backward_flops(self) -> int:
+        return 2 * self.full.backward_cost.macs
+
+    @property
+    def model_flops(self) -> int:
+        """Forward + backward, 2 x MACs, dense attention: the traced-full model FLOPs."""
+        return self.forward_flops + self.backward_flops
+
+    @property
+    def optimizer_flops(self) -> int:
+        """AdamW's FLOPs for every trainable parameter (0 unless asked for)."""
+        return ADAMW_FLOPS_PER_PARAM * self.lm.params.total if self.optimizer else 0
+
+    @property
+    def hardware_flops(self) -> int:
+        """What the hardware runs: model FLOPs, plus one more forward with full activation
+        recompute, plus the optimizer's when asked."""
+        return self.model_flops + (self.forward_flops if self.recompute else 0) + self.optimizer_flops
+
+    def conventions(self) -> dict[str, float]:
+        """Model FLOPs per token under each convention (see the module docstring)."""
+        lm, n = self.lm, self.lm.params
+        return {
+            "traced full": self.model_flops / self.step_tokens,
+            "traced causal": 2
+            * (self.causal.forward.macs + self.causal.backward_cost.macs)
+            / self.step_tokens,
+            "6N+12LHQT (N=N_mm)": palm_flops_per_token(
+                n.matmul, lm.layers, lm.heads, lm.head_dim, self.tokens
+            ),
+            "6N (N=N_total)": six_n(n.total),
+        }
+
+    def mfu(
+        self,
+        hardware: Hardware | str,
+        *,
+        devices: int = 1,
+        step_time: float | None = None,
+        tokens_per_second: float | None = None,
+    ) -> dict[str, float]:
+        """MFU under each convention from a measured ``step_time`` (seconds per step of
+        ``batch`` x ``tokens`` tokens, all devices together) or ``tokens_per_second``
+        (global), on ``devices`` x the preset's peak for the model's dtype. With recompute
+        or the optimizer, "HFU" is added: the hardware FLOPs over the same peak."""
+        if (step_time is None) == (tokens_per_second is None):
+            raise ValueError("give exactly one of step_time (seconds) or tokens_per_second")
+        if step_time is not None:
+            if step_time <= 0:
+                raise ValueError(f"step_time must be positive seconds, got {step_time}")
+            tokens_per_second = self.step_tokens / step_time
+        assert tokens_per_second is not None
+        spec = get(hardware) if isinstance(hardware, str) else hardware
+        peak = spec.peak(str(self.lm.dtype).removeprefix("torch."))
+        result = {
+            name: utilization(f, tokens_per_second, peak, devices) for name, f in self.conventions().items()
+        }
+        if self.recompute or self.optimizer:
+            result["HFU (traced full + recompute/optimizer)"] = utilization(
+                self.hardware_flops / self.step_tokens, tokens_per_second, peak, devices
+            )
+        return result
+
+
+def training_step(
+    model_or_config: Any,
+    *,
+    tokens: int,
+    batch: int = 1,
+    recompute: bool = False,
+    optimizer: bool = False,
+    dtype: str | None = None,
+) -> TrainingStep:
+    """Trace one training step (forward + backward over all logits) on ``batch`` x
+    ``tokens`` tokens, twice: attention dense and causal-as-needed. A config is built on
+    the meta device (shapes only; the same numbers as a real run)."""
+    for name, value in (("tokens", tokens), ("batch", batch)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive whole number, got {value!r}")
+    lm = language_model(model_or_config, dtype)
+    inputs = {"input_ids": torch.zeros(batch, tokens, dtype=torch.long), "use_cache": False}
+    full = profile(lm.model, inputs, backward=True, name=f"{lm.name} training step T={tokens}")
+    causal = profile(
+        lm.model, inputs, backward=True, causal="needed", name=f"{lm.name} training step T={tokens}"
+    )
+    return TrainingStep(lm, tokens, batch, full, causal, recompute, optimizer)

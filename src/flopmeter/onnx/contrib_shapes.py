@@ -1,0 +1,77 @@
+"""Output shapes of the com.microsoft ops flopmeter counts (onnx has no schema for them).
+
+Each rule states the op's documented output shape; an op without a rule keeps
+unknown outputs (and is reported if something needs them).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .shapes import ValueType
+
+
+def _attr(node: Any, name: str, default: Any = None) -> Any:
+    from onnx import helper
+
+    for attribute in node.attribute:
+        if attribute.name == name:
+            return helper.get_attribute_value(attribute)
+    return default
+
+
+def contrib_output_types(node: Any, types: dict[str, ValueType]) -> dict[str, ValueType]:
+    """Output types of one com.microsoft node, from its input types."""
+    inputs = [types.get(name) if name else None for name in node.input]
+    first = inputs[0] if inputs else None
+    if first is None or first.shape is None:
+        return {}
+    op = node.op_type
+    out: dict[str, ValueType] = {}
+    same_as_input = {
+        "Gelu", "FastGelu", "BiasGelu", "QuickGelu", "BiasAdd", "SkipLayerNormalization",
+        "SimplifiedLayerNormalization", "SkipSimplifiedLayerNormalization", "RotaryEmbedding",
+        "LayerNormalization", "QLinearAdd", "QLinearMul", "QLinearLeakyRelu", "QLinearSigmoid",
+        "QLinearSoftmax", "QuantizeLinear", "DequantizeLinear",
+    }  # fmt: skip
+    if op in same_as_input:
+        out[node.output[0]] = ValueType(first.elem_type, first.shape)
+        if op.startswith("Skip") and len(node.output) > 3 and node.output[3]:
+            out[node.output[3]] = ValueType(first.elem_type, first.shape)  # input + skip (+ bias)
+    elif op == "FusedMatMul" and len(inputs) > 1 and inputs[1] is not None and inputs[1].shape is not None:
+        a, b = list(first.shape), list(inputs[1].shape)
+        if _attr(node, "transA", 0):
+            a[-2], a[-1] = a[-1], a[-2]
+        if _attr(node, "transB", 0):
+            b[-2], b[-1] = b[-1], b[-2]
+        batch = a[:-2] if len(a) >= len(b) else b[:-2]
+        out[node.output[0]] = ValueType(first.elem_type, (*batch, a[-2], b[-1]))
+    elif op == "QLinearGlobalAveragePool":
+        channels_last = bool(_attr(node, "channels_last", 0))
+        shape = first.shape
+        pooled = (
+            (shape[0], *([1] * (len(shape) - 2)), shape[-1])
+            if channels_last
+            else (*shape[:2], *([1] * (len(shape) - 2)))
+        )
+        out[node.output[0]] = ValueType(first.elem_type, pooled)
+    elif op == "QGemm" and len(inputs) > 3 and inputs[3] is not None and inputs[3].shape is not None:
+        m = first.shape[1] if _attr(node, "transA", 0) else first.shape[0]
+        n = inputs[3].shape[0] if _attr(node, "transB", 0) else inputs[3].shape[1]
+        y_type = first.elem_type if len(node.input) > 7 and node.input[7] else 1
+        out[node.output[0]] = ValueType(y_type, (m, n))
+    elif op == "MatMulNBits":
+        out[node.output[0]] = ValueType(first.elem_type, (*first.shape[:-1], int(_attr(node, "N"))))
+    elif op == "Attention" and len(inputs) > 1 and inputs[1] is not None and inputs[1].shape is not None:
+        sizes = _attr(node, "qkv_hidden_sizes")
+        hidden = int(sizes[2]) if sizes else int(inputs[1].shape[-1]) // 3
+        out[node.output[0]] = ValueType(first.elem_type, (*first.shape[:-1], hidden))
+    elif op in ("MultiHeadAttention", "GroupQueryAttention"):
+        if len(first.shape) == 3:
+            width = first.shape[-1]
+            if op == "GroupQueryAttention" and (len(inputs) < 2 or inputs[1] is None):  # packed qkv
+                heads, kv_heads = int(_attr(node, "num_heads")), int(_attr(node, "kv_num_heads"))
+                if isinstance(width, int):
+                    width = width // (heads + 2 * kv_heads) * heads
+            out[node.output[0]] = ValueType(first.elem_type, (first.shape[0], first.shape[1], width))
+    return out

@@ -1,0 +1,106 @@
+"""Facts the ONNX report states beside its totals: how the graph differs from the
+PyTorch model it came from, and the bits of quantized ops. Plain data (render/
+makes the sentences)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from ..tracing.events import TensorMeta
+
+# op -> (activation input index, weight input index)
+QUANTIZED_OPS = {
+    "onnx.QLinearConv": (0, 3),
+    "onnx.QLinearMatMul": (0, 3),
+    "onnx.ConvInteger": (0, 1),
+    "onnx.MatMulInteger": (0, 1),
+    "com.microsoft.MatMulIntegerToFloat": (0, 1),
+    "com.microsoft.MatMulNBits": (0, 1),
+    "com.microsoft.QGemm": (0, 3),
+}
+FUSED_OPS = frozenset(
+    "onnx.Attention onnx.RMSNormalization onnx.RotaryEmbedding onnx.Gelu onnx.LayerNormalization".split()
+)
+_BITS = {
+    "int4": 4,
+    "uint4": 4,
+    "int8": 8,
+    "uint8": 8,
+    "int16": 16,
+    "int32": 32,
+    "float16": 16,
+    "bfloat16": 16,
+}
+
+
+def bits_of(tensor: TensorMeta | None) -> int:
+    if tensor is None:
+        return 0
+    return _BITS.get(tensor.dtype, tensor.itemsize * 8)
+
+
+def differences(counter: Any, counted: list[Any]) -> dict[str, int]:
+    """Counts of what makes this graph's numbers differ from the PyTorch model's:
+    - folded_batch_norm: Convs the exporter fused a BatchNorm into (dynamo says so in
+      metadata; a legacy export shows it as a Conv whose weight it generated);
+    - fused_ops / contrib_ops: single ONNX ops for what PyTorch ran as several;
+    - patterns: decomposed ops folded back (attention, linear bias, rsqrt);
+    - constants: initializers that are not parameters."""
+    folded = 0
+    for node, meta in zip(counter.nodes, counter.meta, strict=True):
+        if node.op_type != "Conv":
+            continue
+        rule = meta.get("pkg.onnxscript.rewriter.rule_name", "")
+        generated = len(node.input) > 1 and node.input[1].startswith("onnx::")
+        folded += int("FuseBatchNormIntoConv" in rule or generated)
+    ops = Counter(op.event.op for op in counted)
+    return {
+        "folded_batch_norm": folded,
+        "fused_ops": sum(n for op, n in ops.items() if op in FUSED_OPS),
+        "contrib_ops": sum(n for op, n in ops.items() if op.startswith("com.microsoft.")),
+        "patterns": sum(n for op, n in ops.items() if op.startswith("pattern.") or op == "onnx.MatMul+Add"),
+        "constants": len(counter.constants),
+    }
+
+
+def quantized_facts(counter: Any, counted: list[Any]) -> list[dict[str, Any]]:
+    """One entry per quantized contraction: the node, its module, weight and activation
+    bits, integer MACs and BOPs (MACs x weight bits x activation bits), weight bytes.
+    QDQ graphs (DequantizeLinear feeding a float Conv/MatMul/Gemm) are listed with
+    ``qdq: True``: the graph computes them in float; a runtime fuses them to integer."""
+    facts = []
+    for op in counted:
+        event = op.event
+        if op.cost is None:
+            continue
+        if event.op in QUANTIZED_OPS:
+            act_index, weight_index = QUANTIZED_OPS[event.op]
+            activation, weight = event.args[act_index], event.args[weight_index]
+            weight_bits = (
+                int(event.kwargs.get("bits", 4)) if event.op.endswith("MatMulNBits") else bits_of(weight)
+            )
+            facts.append(_fact(op, bits_of(activation), weight_bits, weight, qdq=False))
+        elif event.op in ("onnx.Conv", "onnx.MatMul", "onnx.Gemm", "onnx.ConvTranspose"):
+            sources = [counter.index.node_of(name) for name in counter.nodes_input(op.node)[:2]]
+            if len(sources) == 2 and all(s is not None and s.op_type == "DequantizeLinear" for s in sources):
+                quant = [counter.meta_of(s.input[0], s, False) for s in sources]
+                facts.append(_fact(op, bits_of(quant[0]), bits_of(quant[1]), quant[1], qdq=True))
+    return facts
+
+
+def _fact(
+    op: Any, activation_bits: int, weight_bits: int, weight: TensorMeta | None, *, qdq: bool
+) -> dict[str, Any]:
+    weight_bytes = (weight.numel * weight_bits + 7) // 8 if weight is not None else 0
+    return {
+        "node": op.node,
+        "module": op.event.module,
+        "op": op.event.op,
+        "weight_bits": weight_bits,
+        "activation_bits": activation_bits,
+        "macs": op.cost.macs,
+        "bops": op.cost.macs * weight_bits * activation_bits,
+        "weight_bytes": weight_bytes,
+        "qdq": qdq,
+    }

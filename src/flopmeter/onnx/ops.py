@@ -1,0 +1,571 @@
+"""ONNX op -> formula. Each handler reads shapes and attributes from an OpEvent whose
+``op`` is ``onnx.<OpType>`` (or ``com.microsoft.<OpType>``), ``args`` the node's
+inputs as TensorMeta (None for an omitted optional input), ``kwargs`` its
+attributes plus ``input_values`` (the folded integer inputs), and calls the same
+functions in ``formulas/`` as the aten handlers, so a Conv costs the same from
+either source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from math import ceil, log2, prod
+from typing import Any
+
+from ..cost import Cost
+from ..formulas import attention as attn
+from ..formulas import contraction, elementwise, normalization, pooling, recurrent
+from ..registry import CountOptions, is_floating, with_traffic
+from ..tracing.events import OpEvent, TensorMeta
+
+Handler = Callable[[OpEvent, CountOptions], Cost]
+HANDLERS: dict[str, Handler] = {}
+MS = "com.microsoft."
+
+# Free: reshapes and views (torch runs them as views), metadata, inference no-ops.
+VIEW_OPS = frozenset(
+    "onnx." + name
+    for name in (
+        "Reshape Flatten Squeeze Unsqueeze Identity Shape Size Dropout Slice Expand Transpose Split "
+        "Constant Optional OptionalGetElement SequenceConstruct SequenceAt"
+    ).split()
+)
+# No FLOPs, memory moved: copies, gathers, padding, casts, index generation.
+DATA_OPS = frozenset(
+    "onnx." + name
+    for name in (
+        "Concat Gather GatherElements GatherND ScatterND ScatterElements Scatter Tile Pad Cast CastLike "
+        "DepthToSpace SpaceToDepth Trilu ConstantOfShape Range OneHot NonZero Compress Unique EyeLike "
+        "ReverseSequence CenterCropPadding Col2Im"
+    ).split()
+)
+
+
+def onnx_formula(*ops: str) -> Callable[[Handler], Handler]:
+    """Register a handler for ONNX op types (``"Conv"``; ``"com.microsoft.Attention"``)."""
+
+    def register(handler: Handler) -> Handler:
+        for op in ops:
+            HANDLERS[op if "." in op else "onnx." + op] = handler
+        return handler
+
+    return register
+
+
+def kind_of(op: str) -> str:
+    """ "counted", "view", "data" or "unsupported"."""
+    if op in HANDLERS:
+        return "counted"
+    if op in VIEW_OPS:
+        return "view"
+    if op in DATA_OPS:
+        return "data"
+    return "unsupported"
+
+
+def cost_of(event: OpEvent, options: CountOptions) -> Cost | None:
+    """The cost of one node, bytes included; None when no formula exists."""
+    kind = kind_of(event.op)
+    if kind == "view":
+        return Cost()
+    if kind == "unsupported":
+        return None
+    work = HANDLERS[event.op](event, options) if kind == "counted" else Cost()
+    if work.flops and (is_integer_op(event.op) or not is_floating(event)):
+        work = replace(work, flops=0)  # integer / boolean arithmetic is not FLOPs (MACs stay)
+    return with_traffic(work, event)
+
+
+def is_integer_op(op: str) -> bool:
+    """Quantized ops computing on integers (their float scales are not operands)."""
+    name = op.rsplit(".", 1)[-1]
+    return name.startswith(("QLinear", "QGemm")) or name.endswith("Integer")
+
+
+# ----------------------------------------------------------------------------- helpers
+def _input(event: OpEvent, index: int) -> TensorMeta | None:
+    return event.args[index] if index < len(event.args) else None
+
+
+def _out(event: OpEvent) -> TensorMeta:
+    return event.outputs[0]
+
+
+def _attr(event: OpEvent, name: str, default: Any = None) -> Any:
+    return event.kwargs.get(name, default)
+
+
+def _value(event: OpEvent, index: int) -> list[int] | None:
+    """The folded integer value of input ``index`` (axes, repeats, trip counts)."""
+    values = event.kwargs.get("input_values", {})
+    return values.get(index)
+
+
+# ----------------------------------------------------------------------- contractions
+@onnx_formula("Conv", "ConvInteger", "QLinearConv", MS + "FusedConv", MS + "NhwcConv")
+def _conv(event: OpEvent, options: CountOptions) -> Cost:
+    """Conv: x (N, C, *S), w (C_o, C/groups, *K), optional bias. ConvInteger: x, w, zero
+    points; QLinearConv: x, scale, zp, w, scale, zp, y_scale, y_zp, bias (int32)."""
+    weight_index, bias_index = {"onnx.ConvInteger": (1, None), "onnx.QLinearConv": (3, 8)}.get(
+        event.op, (1, 2)
+    )
+    x, w = event.args[0], event.args[weight_index]
+    bias = bias_index is not None and _input(event, bias_index) is not None
+    return contraction.conv(
+        x.shape, w.shape, _out(event).shape, bias=bias, groups=int(_attr(event, "group", 1))
+    )
+
+
+@onnx_formula("ConvTranspose")
+def _conv_transpose(event: OpEvent, options: CountOptions) -> Cost:
+    x, w = event.args[0], event.args[1]
+    return contraction.conv(
+        x.shape,
+        w.shape,
+        _out(event).shape,
+        bias=_input(event, 2) is not None,
+        transposed=True,
+        groups=int(_attr(event, "group", 1)),
+    )
+
+
+@onnx_formula("Gemm", MS + "QGemm")
+def _gemm(event: OpEvent, options: CountOptions) -> Cost:
+    """alpha * A' B' + beta * C: (M, K) @ (K, N), + M*N adds with C, + M*N multiplies
+    for alpha != 1 and for beta not in (0, 1) (as aten.addmm)."""
+    a = event.args[0]
+    m, k = (a.shape[1], a.shape[0]) if _attr(event, "transA", 0) else (a.shape[0], a.shape[1])
+    n = _out(event).shape[-1]
+    outputs = m * n
+    beta, alpha = float(_attr(event, "beta", 1.0)), float(_attr(event, "alpha", 1.0))
+    bias_index = 6 if event.op == MS + "QGemm" else 2  # QGemm: a, sa, zpa, b, sb, zpb, c, ...
+    if event.op == MS + "QGemm":
+        beta = alpha = 1.0
+    has_c = _input(event, bias_index) is not None and beta != 0
+    extras = (outputs if alpha != 1 else 0) + (outputs if has_c and beta != 1 else 0)
+    return contraction.matmul(1, m, k, n, bias_adds=outputs if has_c else 0, extra_scalings=extras)
+
+
+def _matmul_sizes(a: TensorMeta, b: TensorMeta, out: TensorMeta) -> tuple[int, int, int, int]:
+    """(batch, m, k, n) of numpy-style matmul with broadcasting and 1-d operands."""
+    k = a.shape[-1]
+    m = a.shape[-2] if a.ndim >= 2 else 1
+    n = b.shape[-1] if b.ndim >= 2 else 1
+    return out.numel // max(m * n, 1), m, k, n
+
+
+@onnx_formula("MatMul", "MatMulInteger", MS + "MatMulIntegerToFloat")
+def _matmul(event: OpEvent, options: CountOptions) -> Cost:
+    return contraction.matmul(*_matmul_sizes(event.args[0], event.args[1], _out(event)))
+
+
+@onnx_formula("QLinearMatMul")
+def _qlinear_matmul(event: OpEvent, options: CountOptions) -> Cost:
+    return contraction.matmul(*_matmul_sizes(event.args[0], event.args[3], _out(event)))
+
+
+@onnx_formula(MS + "FusedMatMul")
+def _fused_matmul(event: OpEvent, options: CountOptions) -> Cost:
+    """alpha * A' @ B': the matmul plus one multiply per output when alpha != 1."""
+    a, out = event.args[0], _out(event)
+    k = a.shape[-2] if _attr(event, "transA", 0) else a.shape[-1]
+    m, n = out.shape[-2], out.shape[-1]
+    scale = out.numel if float(_attr(event, "alpha", 1.0)) != 1 else 0
+    return contraction.matmul(out.numel // (m * n), m, k, n, extra_scalings=scale)
+
+
+@onnx_formula(MS + "MatMulNBits")
+def _matmul_nbits(event: OpEvent, options: CountOptions) -> Cost:
+    """A (..., K) @ dequantized B (K, N), B stored in ``bits``-bit blocks: M*K*N MACs
+    (the dequantization, one multiply-add per weight, is not counted per token)."""
+    a = event.args[0]
+    k, n = int(_attr(event, "K")), int(_attr(event, "N"))
+    cost = contraction.matmul(1, a.numel // k, k, n)
+    return cost + Cost(flops=_out(event).numel) if _input(event, 5) is not None else cost  # bias
+
+
+@onnx_formula("Einsum")
+def _einsum(event: OpEvent, options: CountOptions) -> Cost:
+    """Each output element is a sum over the contracted indices of the product of
+    the operands: (operands-1) multiplies per term, terms-1 adds per output."""
+    equation = str(_attr(event, "equation", "")).replace(" ", "")
+    inputs, _, output = equation.partition("->")
+    sizes: dict[str, int] = {}
+    for spec, tensor in zip(inputs.split(","), event.args, strict=False):
+        spec = spec.replace("...", "")
+        for letter, size in zip(spec, tensor.shape[len(tensor.shape) - len(spec) :], strict=False):
+            sizes[letter] = max(sizes.get(letter, 1), size)
+    contracted = prod(size for letter, size in sizes.items() if letter not in output)
+    outputs, operands = _out(event).numel, len(event.args)
+    if operands <= 2:
+        return contraction.dot_products(outputs, contracted)
+    terms = outputs * contracted
+    return Cost(macs=terms, flops=terms * (operands - 1) + outputs * (contracted - 1), ptflops_macs=terms)
+
+
+# --------------------------------------------------------------------------- attention
+def _attention_core(
+    event: OpEvent, options: CountOptions, heads: int, queries: int, keys: int, head: int, value: int
+) -> Cost:
+    masked = _input(event, 3) is not None
+    causal = bool(_attr(event, "is_causal", 0) or _attr(event, "unidirectional", 0))
+    return attn.attention(
+        heads, queries, keys, head, value, masked=masked, causal_needed=causal and options.causal == "needed"
+    )
+
+
+@onnx_formula("Attention")
+def _attention(event: OpEvent, options: CountOptions) -> Cost:
+    """opset 23: Q (B, Hq, L, E) and K, V (B, Hkv, S, E|Ev), or 3-d (B, L, H*E) with
+    q_num_heads / kv_num_heads; past keys are concatenated in front of K."""
+    q, k, v = event.args[0], event.args[1], event.args[2]
+    past = _input(event, 4)
+    if q.ndim == 4:
+        heads, queries, head = q.shape[0] * q.shape[1], q.shape[2], q.shape[3]
+        keys, value = k.shape[2], v.shape[3]
+    else:
+        q_heads, kv_heads = int(_attr(event, "q_num_heads")), int(_attr(event, "kv_num_heads"))
+        heads, queries, head = q.shape[0] * q_heads, q.shape[1], q.shape[2] // q_heads
+        keys, value = k.shape[1], v.shape[2] // kv_heads
+    keys += past.shape[2] if past is not None else 0
+    return _attention_core(event, options, heads, queries, keys, head, value)
+
+
+@onnx_formula(MS + "Attention")
+def _ms_attention(event: OpEvent, options: CountOptions) -> Cost:
+    """x (B, S, D) @ packed qkv weight (D, Dq+Dk+Dv) (+ bias), then attention over
+    ``num_heads`` heads (past keys in front when given)."""
+    x, weight = event.args[0], event.args[1]
+    tokens, width = x.numel // x.shape[-1], x.shape[-1]
+    sizes = _attr(event, "qkv_hidden_sizes") or [weight.shape[-1] // 3] * 3
+    heads = int(_attr(event, "num_heads"))
+    cost = contraction.dot_products(tokens * sum(sizes), width, bias=_input(event, 2) is not None)
+    batch, queries = x.shape[0], x.shape[1]
+    past = _input(event, 4)
+    keys = queries + (past.shape[3] if past is not None and past.ndim == 5 else 0)
+    masked = _input(event, 3) is not None or _input(event, 5) is not None
+    causal = bool(_attr(event, "unidirectional", 0)) and options.causal == "needed"
+    return cost + attn.attention(
+        batch * heads,
+        queries,
+        keys,
+        sizes[0] // heads,
+        sizes[2] // heads,
+        masked=masked,
+        causal_needed=causal,
+    )
+
+
+@onnx_formula(MS + "MultiHeadAttention")
+def _ms_mha(event: OpEvent, options: CountOptions) -> Cost:
+    """query (B, L, D), key/value (B, S, D) or (B, H, S, E); optional packed bias (one
+    add per q, k, v element)."""
+    q, k, v = event.args[0], _input(event, 1), _input(event, 2)
+    heads = int(_attr(event, "num_heads"))
+    batch, queries, width = q.shape[0], q.shape[1], q.shape[-1]
+    head = width // heads
+    if k is None:  # packed (B, L, H, 3, E) or (B, L, 3, D)
+        keys, value = queries, head
+    elif k.ndim == 4:
+        keys, value = k.shape[2], v.shape[3] if v is not None else head
+    else:
+        keys, value = k.shape[1], (v.shape[-1] // heads) if v is not None else head
+    bias = _input(event, 3)
+    cost = (
+        Cost(flops=batch * (queries * width + keys * width + keys * value * heads))
+        if bias is not None
+        else Cost()
+    )
+    masked = _input(event, 4) is not None or _input(event, 5) is not None
+    return cost + attn.attention(batch * heads, queries, keys, head, value, masked=masked)
+
+
+@onnx_formula(MS + "GroupQueryAttention")
+def _ms_gqa(event: OpEvent, options: CountOptions) -> Cost:
+    """query (B, S, Hq*E) (or packed qkv), past keys (B, Hkv, P, E): causal attention
+    of S new queries over P+S keys (the kernel is causal; ``causal="needed"`` counts
+    the kept half); rotary (do_rotary) as RotaryEmbedding on q and k."""
+    q, past = event.args[0], _input(event, 3)
+    heads, kv_heads = int(_attr(event, "num_heads")), int(_attr(event, "kv_num_heads"))
+    k = _input(event, 1)
+    width = q.shape[-1] if k is not None else q.shape[-1] // (heads + 2 * kv_heads) * heads
+    head = width // heads
+    batch, queries = q.shape[0], q.shape[1]
+    keys = queries + (past.shape[2] if past is not None else 0)
+    cost = attn.attention(batch * heads, queries, keys, head, head, causal_needed=options.causal == "needed")
+    if _attr(event, "do_rotary", 0):
+        cost += _rotary(batch * queries * (heads + kv_heads), head)
+    return cost
+
+
+def _rotary(rows: int, rotated: int) -> Cost:
+    """x * cos + rotate_half(x) * sin over ``rotated`` dims per row: 2 multiplies and an
+    add per element, a negation for half of them (as the PyTorch rotate_half form)."""
+    return Cost(flops=rows * (3 * rotated + rotated // 2))
+
+
+@onnx_formula("RotaryEmbedding", MS + "RotaryEmbedding")
+def _rotary_embedding(event: OpEvent, options: CountOptions) -> Cost:
+    x = event.args[0]
+    if x.ndim == 4:
+        width = x.shape[-1]
+    else:
+        width = x.shape[-1] // int(_attr(event, "num_heads", 1) or 1)
+    rotated = int(_attr(event, "rotary_embedding_dim", 0) or width)
+    return _rotary(x.numel // width, rotated)
+
+
+# ------------------------------------------------------------------------ normalization
+def _axis_split(x: TensorMeta, axis: int) -> tuple[int, int]:
+    axis %= max(x.ndim, 1)
+    size = prod(x.shape[axis:])
+    return x.numel // max(size, 1), size
+
+
+@onnx_formula("BatchNormalization")
+def _batch_norm(event: OpEvent, options: CountOptions) -> Cost:
+    x = event.args[0]
+    channels = x.shape[1] if x.ndim > 1 else 1
+    if _attr(event, "training_mode", 0):
+        return normalization.normalize_with_statistics(
+            channels, x.numel // channels, weight=True, bias=True
+        ) + normalization.running_stats_update(channels)
+    return normalization.batch_norm_inference(x.numel, channels, affine=True)
+
+
+@onnx_formula("LayerNormalization", MS + "LayerNormalization")
+def _layer_norm(event: OpEvent, options: CountOptions) -> Cost:
+    groups, size = _axis_split(event.args[0], int(_attr(event, "axis", -1)))
+    return normalization.normalize_with_statistics(
+        groups, size, weight=_input(event, 1) is not None, bias=_input(event, 2) is not None
+    )
+
+
+@onnx_formula("InstanceNormalization")
+def _instance_norm(event: OpEvent, options: CountOptions) -> Cost:
+    x = event.args[0]
+    planes = x.shape[0] * x.shape[1]
+    return normalization.normalize_with_statistics(planes, x.numel // planes, weight=True, bias=True)
+
+
+@onnx_formula("GroupNormalization")
+def _group_norm(event: OpEvent, options: CountOptions) -> Cost:
+    x = event.args[0]
+    groups = x.shape[0] * int(_attr(event, "num_groups"))
+    return normalization.normalize_with_statistics(groups, x.numel // groups, weight=True, bias=True)
+
+
+@onnx_formula("RMSNormalization", MS + "SimplifiedLayerNormalization")
+def _rms_norm(event: OpEvent, options: CountOptions) -> Cost:
+    groups, size = _axis_split(event.args[0], int(_attr(event, "axis", -1)))
+    return normalization.rms_norm(groups, size, weight=_input(event, 1) is not None)
+
+
+@onnx_formula(MS + "SkipLayerNormalization", MS + "SkipSimplifiedLayerNormalization")
+def _skip_norm(event: OpEvent, options: CountOptions) -> Cost:
+    """x + skip (+ bias), then LayerNorm (or RMSNorm for the Simplified form)."""
+    x = event.args[0]
+    groups, size = _axis_split(x, -1)
+    simplified = "Simplified" in event.op
+    bias = _input(event, 3 if simplified else 4) is not None
+    adds = Cost(flops=x.numel * (2 if bias else 1))
+    if simplified:
+        return adds + normalization.rms_norm(groups, size, weight=True)
+    return adds + normalization.normalize_with_statistics(
+        groups, size, weight=True, bias=_input(event, 3) is not None
+    )
+
+
+# --------------------------------------------------------------------------- pooling
+@onnx_formula("MaxPool", "GlobalMaxPool")
+def _max_pool(event: OpEvent, options: CountOptions) -> Cost:
+    x, out = event.args[0], _out(event)
+    window = prod(_attr(event, "kernel_shape", [])) if event.op == "onnx.MaxPool" else prod(x.shape[2:])
+    return pooling.max_pool(out.numel, window, input_elements=x.numel)
+
+
+@onnx_formula("AveragePool", "GlobalAveragePool", MS + "QLinearGlobalAveragePool")
+def _avg_pool(event: OpEvent, options: CountOptions) -> Cost:
+    x, out = event.args[0], _out(event)
+    window = prod(_attr(event, "kernel_shape", [])) if event.op == "onnx.AveragePool" else out_window(x, out)
+    return pooling.avg_pool(out.numel, window, input_elements=x.numel)
+
+
+@onnx_formula("Resize", "Upsample")
+def _resize(event: OpEvent, options: CountOptions) -> Cost:
+    x, out = event.args[0], _out(event)
+    spatial = sum(1 for a, b in zip(x.shape, out.shape, strict=False) if a != b) or 1
+    mode = str(_attr(event, "mode", "nearest"))
+    if mode == "linear":
+        mode = {1: "linear", 2: "bilinear", 3: "trilinear"}.get(spatial, "trilinear")
+    elif mode == "cubic":
+        mode = "bicubic"
+    else:
+        mode = "nearest"
+    return pooling.interpolate(out.numel, mode)
+
+
+def out_window(x: TensorMeta, out: TensorMeta) -> int:
+    """Cells pooled per output of a global pool (channels first or last)."""
+    return x.numel // max(out.numel, 1)
+
+
+# ------------------------------------------------------------------ elementwise, reductions
+_ELEMENTWISE = {
+    "Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div", "Neg": "neg", "Abs": "abs", "Sign": "sign",
+    "Reciprocal": "reciprocal", "Mod": "remainder", "Pow": "pow", "Sqrt": "sqrt", "Exp": "exp", "Log": "log",
+    "Sin": "sin", "Cos": "cos", "Tan": "tan", "Tanh": "tanh", "Erf": "erf", "Asin": "asin", "Acos": "acos",
+    "Atan": "atan", "Sinh": "sinh", "Cosh": "cosh", "Floor": "floor", "Ceil": "ceil", "Round": "round",
+    "Sigmoid": "sigmoid", "Relu": "relu", "LeakyRelu": "leaky_relu", "PRelu": "prelu", "Elu": "elu",
+    "Selu": "selu", "Celu": "celu", "HardSigmoid": "hardsigmoid", "HardSwish": "hardswish",
+    "Softplus": "softplus", "Mish": "mish", "ThresholdedRelu": "threshold", "Shrink": "softshrink",
+    "Equal": "eq", "Less": "lt", "LessOrEqual": "le", "Greater": "gt", "GreaterOrEqual": "ge",
+    "Not": "logical_not", "And": "logical_and", "Or": "logical_or", "Xor": "logical_or",
+    "BitwiseAnd": "bitwise_and", "BitwiseOr": "bitwise_or", "BitwiseNot": "bitwise_not",
+    "Where": "where", "IsNaN": "isnan", "IsInf": "isinf",
+    MS + "QuickGelu": "silu",
+    MS + "QLinearAdd": "add", MS + "QLinearMul": "mul", MS + "QLinearSigmoid": "sigmoid",
+    MS + "QLinearLeakyRelu": "leaky_relu",  # x * sigmoid(alpha x): the silu count plus the alpha multiply (below)
+}  # fmt: skip
+_PTFLOPS_ACTIVATIONS = frozenset({"relu", "prelu", "elu", "leaky_relu", "hardtanh", "gelu", "silu"})
+
+
+def _elementwise(event: OpEvent, options: CountOptions) -> Cost:
+    op_type = event.op.removeprefix("onnx.")
+    if op_type.startswith(MS + "QLinear"):  # a, a_scale, a_zp, b, ...: the op on the integers
+        op_type = op_type
+    name = _ELEMENTWISE[op_type]
+    elements = _out(event).numel
+    per = elementwise.PER_ELEMENT[name]
+    if op_type == "Softplus":
+        per = 3
+    elif op_type == MS + "QuickGelu":
+        per += 1
+    cost = elementwise.pointwise(elements, per)
+    return replace(cost, ptflops_macs=elements) if name in _PTFLOPS_ACTIVATIONS else cost
+
+
+for _op in _ELEMENTWISE:
+    onnx_formula(_op)(_elementwise)
+
+
+@onnx_formula("Clip")
+def _clip(event: OpEvent, options: CountOptions) -> Cost:
+    """min and max: 2 per element, 1 when only one bound is given (as aten.clamp)."""
+    bounds = sum(_input(event, i) is not None for i in (1, 2))
+    bounds += sum(name in event.kwargs for name in ("min", "max"))  # opset < 11
+    name = "hardtanh" if bounds == 2 else None
+    cost = elementwise.pointwise(_out(event).numel, max(bounds, 1))
+    return replace(cost, ptflops_macs=_out(event).numel) if name else cost
+
+
+@onnx_formula("Max", "Min", "Sum", "Mean")
+def _variadic(event: OpEvent, options: CountOptions) -> Cost:
+    """n operands: n-1 binary ops per output (+1 divide for Mean)."""
+    operands = len([a for a in event.args if a is not None])
+    per = max(operands - 1, 0) + (1 if event.op == "onnx.Mean" else 0)
+    return elementwise.pointwise(_out(event).numel, per)
+
+
+@onnx_formula("Gelu", MS + "Gelu", MS + "FastGelu", MS + "BiasGelu")
+def _gelu(event: OpEvent, options: CountOptions) -> Cost:
+    elements = _out(event).numel
+    tanh = _attr(event, "approximate", "none") == "tanh" or event.op == MS + "FastGelu"
+    per = elementwise.PER_ELEMENT["gelu_tanh" if tanh else "gelu"]
+    bias = event.op in (MS + "FastGelu", MS + "BiasGelu") and _input(event, 1) is not None
+    return Cost(flops=elements * (per + int(bias)), ptflops_macs=elements)
+
+
+@onnx_formula("Softmax", "LogSoftmax")
+def _softmax(event: OpEvent, options: CountOptions) -> Cost:
+    """Over one axis (opset >= 13); before 13 over the flattened dims from ``axis`` on."""
+    x = event.args[0]
+    opset = int(event.kwargs.get("opset", 13))
+    axis = int(_attr(event, "axis", -1 if opset >= 13 else 1)) % max(x.ndim, 1)
+    length = x.shape[axis] if opset >= 13 else prod(x.shape[axis:])
+    return elementwise.softmax(x.numel // max(length, 1), length, log=event.op == "onnx.LogSoftmax")
+
+
+def _reduced(event: OpEvent) -> tuple[int, int]:
+    x = event.args[0]
+    outputs = max(_out(event).numel, 1)
+    return outputs, x.numel // outputs
+
+
+@onnx_formula("ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ArgMax", "ArgMin")
+def _reduce(event: OpEvent, options: CountOptions) -> Cost:
+    return elementwise.reduction(*_reduced(event))
+
+
+@onnx_formula("ReduceMean")
+def _reduce_mean(event: OpEvent, options: CountOptions) -> Cost:
+    outputs, length = _reduced(event)
+    return replace(elementwise.reduction(outputs, length, per_output=1), ptflops_macs=outputs * length)
+
+
+@onnx_formula("ReduceSumSquare", "ReduceL2", "ReduceL1", "ReduceLogSumExp", "ReduceLogSum")
+def _reduce_with_map(event: OpEvent, options: CountOptions) -> Cost:
+    """One op per term before summing (square, abs, exp), plus the sum; L2 and
+    LogSum(Exp) add one op per output (sqrt, log)."""
+    outputs, length = _reduced(event)
+    finish = outputs if event.op in ("onnx.ReduceL2", "onnx.ReduceLogSum", "onnx.ReduceLogSumExp") else 0
+    mapped = 0 if event.op == "onnx.ReduceLogSum" else outputs * length
+    return Cost(flops=mapped + elementwise.reduction(outputs, length).flops + finish)
+
+
+@onnx_formula("CumSum")
+def _cumsum(event: OpEvent, options: CountOptions) -> Cost:
+    x = event.args[0]
+    axis_value = _value(event, 1)
+    axis = int(axis_value[0] if axis_value else 0) % max(x.ndim, 1)
+    length = x.shape[axis] if x.ndim else 1
+    return elementwise.cumulative(x.numel // max(length, 1), length)
+
+
+@onnx_formula("TopK")
+def _topk(event: OpEvent, options: CountOptions) -> Cost:
+    """Comparison sort of each row: n*ceil(log2 n) comparisons (as aten.topk)."""
+    x = event.args[0]
+    axis = int(_attr(event, "axis", -1)) % max(x.ndim, 1)
+    length = x.shape[axis]
+    return Cost(flops=x.numel * ceil(log2(length)) if length > 1 else 0)
+
+
+# ------------------------------------------------------------------------- quantization
+@onnx_formula("QuantizeLinear", "DequantizeLinear", MS + "QuantizeLinear", MS + "DequantizeLinear")
+def _quantize(event: OpEvent, options: CountOptions) -> Cost:
+    """Quantize: x / scale, round, + zero point, saturate = 4 per element;
+    dequantize: (q - zero point) * scale = 2 per element."""
+    per = 4 if "Quantize" in event.op and "Dequantize" not in event.op else 2
+    return Cost(flops=_out(event).numel * per)
+
+
+@onnx_formula("DynamicQuantizeLinear")
+def _dynamic_quantize(event: OpEvent, options: CountOptions) -> Cost:
+    """min and max over x (2(n-1)), scale and zero point (a few, ignored), then
+    quantize each element (4): 6n - 2."""
+    n = event.args[0].numel
+    return Cost(flops=6 * n - 2 if n else 0)
+
+
+# --------------------------------------------------------------------------- recurrent
+@onnx_formula("LSTM", "GRU", "RNN")
+def _recurrent(event: OpEvent, options: CountOptions) -> Cost:
+    """X (T, B, I) (layout 0) or (B, T, I): T*B steps per direction, each one cell
+    step (formulas/recurrent.py); bias present when input B is given."""
+    x, w = event.args[0], event.args[1]
+    steps = x.shape[0] * x.shape[1]
+    directions = w.shape[0]
+    hidden = int(_attr(event, "hidden_size"))
+    mode = {"onnx.LSTM": "lstm", "onnx.GRU": "gru"}.get(event.op)
+    if mode is None:
+        activations = [str(a).lower() for a in _attr(event, "activations", ["Tanh"])]
+        mode = "rnn_relu" if activations and activations[0] == "relu" else "rnn_tanh"
+    step = recurrent.recurrent_step(mode, x.shape[2], hidden, bias=_input(event, 3) is not None)
+    return step.scaled(steps * directions)
+
+
+def onnx_op_name(domain: str, op_type: str) -> str:
+    """``onnx.Conv`` for the default domain, ``com.microsoft.Attention`` otherwise."""
+    return f"onnx.{op_type}" if domain in ("", "ai.onnx") else f"{domain}.{op_type}"

@@ -1,0 +1,105 @@
+"""Which initializers are parameters.
+
+The rule: an initializer is a parameter when a node reads it in a weight slot —
+Conv/ConvTranspose weight and bias, Gemm/MatMul operands, an embedding table
+(Gather data), norm scale and bias, recurrent weights, PRelu slope, the weights of
+quantized ops (QLinearConv, ConvInteger, MatMulInteger, QLinearMatMul,
+MatMulNBits, DequantizeLinear of an integer weight) — or a vector (one dim above 1:
+(C,), (C, 1, 1)) added to / multiplied with an activation (a bias, a norm weight).
+It must be floating point, or an integer weight of a quantized op.
+Everything else is an exporter constant (shape tensors, axes, scalars, scales and
+zero points, masks, BatchNorm running statistics) and is not counted as a parameter.
+Dynamo exports name PyTorch parameters and buffers in their fx metadata: an
+initializer it calls ``%p_...`` is a parameter wherever it is read (a position
+embedding added to activations); ``%b_...`` and ``%c_...`` are never parameters.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .patterns import GraphIndex
+
+FLOAT_TYPES = frozenset({1, 10, 11, 16, 17, 18, 19, 20, 23})
+WEIGHT_SLOTS: dict[str, frozenset[int]] = {
+    "Conv": frozenset({1, 2}),
+    "ConvTranspose": frozenset({1, 2}),
+    "Gemm": frozenset({0, 1, 2}),
+    "MatMul": frozenset({0, 1}),
+    "FusedMatMul": frozenset({0, 1}),
+    "Gather": frozenset({0}),
+    "LayerNormalization": frozenset({1, 2}),
+    "BatchNormalization": frozenset({1, 2}),
+    "InstanceNormalization": frozenset({1, 2}),
+    "GroupNormalization": frozenset({1, 2}),
+    "RMSNormalization": frozenset({1}),
+    "SimplifiedLayerNormalization": frozenset({1}),
+    "SkipLayerNormalization": frozenset({2, 3, 4}),
+    "SkipSimplifiedLayerNormalization": frozenset({2, 3}),
+    "Attention": frozenset({1, 2}),
+    "LSTM": frozenset({1, 2, 3}),
+    "GRU": frozenset({1, 2, 3}),
+    "RNN": frozenset({1, 2, 3}),
+    "PRelu": frozenset({1}),
+}
+QUANTIZED_WEIGHT_SLOTS: dict[str, frozenset[int]] = {
+    "QLinearConv": frozenset({3, 8}),
+    "ConvInteger": frozenset({1}),
+    "MatMulInteger": frozenset({1}),
+    "QLinearMatMul": frozenset({3}),
+    "MatMulNBits": frozenset({1}),
+    "QGemm": frozenset({3, 6}),
+    "DequantizeLinear": frozenset({0}),
+}
+PASS_THROUGH = frozenset({"Reshape", "Unsqueeze", "Identity", "Cast"})
+VECTOR_OPS = frozenset({"Add", "Mul", "Sub", "Div"})
+_FX_TOKEN = re.compile(r"%([bcp]_\w+)")  # dynamo's names: p_ parameter, b_ buffer, c_ constant
+
+
+def classify_initializers(
+    index: GraphIndex, initializers: dict[str, Any], meta: list[dict[str, str]]
+) -> tuple[set[str], set[str]]:
+    """(parameter names, constant names) among the initializers."""
+    tokens = {token for m in meta for token in _FX_TOKEN.findall(m.get("pkg.torch.onnx.fx_node", ""))}
+    params: set[str] = set()
+    for name, tensor in initializers.items():
+        key = name.replace(".", "_")
+        if f"b_{key}" in tokens or f"c_{key}" in tokens:
+            continue
+        if f"p_{key}" in tokens or any(
+            _weight_slot(node, value, tensor) for node, value in _uses(index, name)
+        ):
+            params.add(name)
+    return params, set(initializers) - params
+
+
+def _uses(index: GraphIndex, name: str) -> list[tuple[Any, str]]:
+    """(node, value name) for each reader of ``name``, looking through a Reshape,
+    Unsqueeze, Identity or Cast of the initializer itself (a bias reshaped to (C, 1, 1))."""
+    uses = []
+    for user in index.consumers.get(name, []):
+        node = index.nodes[user]
+        if node.op_type in PASS_THROUGH and node.input[0] == name:
+            uses += [
+                (index.nodes[inner], node.output[0]) for inner in index.consumers.get(node.output[0], [])
+            ]
+        else:
+            uses.append((node, name))
+    return uses
+
+
+def _weight_slot(node: Any, name: str, tensor: Any) -> bool:
+    slots = [i for i, value in enumerate(node.input) if value == name]
+    floating = tensor.data_type in FLOAT_TYPES
+    numel = 1
+    for d in tensor.dims:
+        numel *= d
+    if not tensor.dims and numel == 1:
+        return False  # a scalar: a scale, an epsilon, a zero point
+    if floating and any(s in WEIGHT_SLOTS.get(node.op_type, ()) for s in slots):
+        return True
+    if any(s in QUANTIZED_WEIGHT_SLOTS.get(node.op_type, ()) for s in slots) and numel > 1:
+        return True
+    vector = sum(1 for d in tensor.dims if d > 1) == 1  # (C,), (C, 1, 1), (1, C)
+    return floating and node.op_type in VECTOR_OPS and vector

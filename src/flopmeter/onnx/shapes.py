@@ -1,0 +1,293 @@
+"""Shapes and dtypes of every value in an ONNX graph, with the user's dims bound.
+
+One pass over the nodes in graph order:
+- each node's output types come from ONNX's own per-node shape inference
+  (``onnx.shape_inference.infer_node_outputs``), given its input types and any
+  input values known as constants;
+- shape subgraphs (Shape -> Gather -> Concat -> Reshape ...) are folded: a node
+  whose inputs and outputs are all integer or boolean tensors with known values
+  is evaluated (onnx's reference implementation of that one node), so Reshape
+  and Expand targets become known. Float math is never executed.
+Ops that onnx has no schema for (com.microsoft) get their shapes from
+``contrib_shapes`` rules where flopmeter has them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .load import OnnxModelError, opset_versions
+
+# Integer tensors larger than this are never folded (shape tensors are tiny).
+MAX_FOLDED_ELEMENTS = 4096
+INTEGER_TYPES = frozenset({2, 3, 4, 5, 6, 7, 9, 12, 13, 21, 22})  # uint8..int64, bool, (u)int4
+
+
+@dataclass
+class ValueType:
+    """A value's dtype (onnx elem_type) and shape: ints, or strings for unknown dims
+    (a user's dim name such as "T", or "?" when nothing could say)."""
+
+    elem_type: int
+    shape: tuple[int | str, ...] | None  # None: rank unknown
+
+    @property
+    def static(self) -> bool:
+        return self.shape is not None and all(isinstance(d, int) for d in self.shape)
+
+
+@dataclass
+class GraphTypes:
+    """Types of every value, the folded integer constants, and the user's unbound dims."""
+
+    types: dict[str, ValueType] = field(default_factory=dict)
+    values: dict[str, Any] = field(default_factory=dict)  # name -> numpy int/bool array
+    unbound: set[str] = field(default_factory=set)
+    # Loop / Scan / If: the bodies to count, by the node's first output (see control.py)
+    control: dict[str, Any] = field(default_factory=dict)
+    trip_counts: dict[str, int] = field(default_factory=dict)  # the user's, by node name
+
+
+def bind_inputs(
+    graph: Any, inputs: Mapping[str, tuple[int, ...]] | None, dims: Mapping[str, int] | None
+) -> tuple[dict[str, ValueType], set[str]]:
+    """Types of the graph inputs with the user's shapes and dims applied.
+
+    ``inputs``: name -> full shape (overrides the declared shape); ``dims``: symbolic
+    dim name -> value. Returns the types and the dim names left unbound."""
+    initializer_names = {t.name for t in graph.initializer}
+    declared = [i for i in graph.input if i.name not in initializer_names]
+    known = {i.name for i in declared}
+    for name in inputs or {}:
+        if name not in known:
+            raise OnnxModelError(
+                f"the model has no input named {name!r}; its inputs are: {', '.join(sorted(known)) or 'none'}"
+            )
+    dims = dict(dims or {})
+    used_dims: set[str] = set()
+    unbound: set[str] = set()
+    types: dict[str, ValueType] = {}
+    for value in declared:
+        tensor = value.type.tensor_type
+        if (inputs or {}).get(value.name) is not None:
+            shape: tuple[int | str, ...] = tuple(int(d) for d in inputs[value.name])  # type: ignore[index]
+            if tensor.HasField("shape") and len(tensor.shape.dim) not in (0, len(shape)):
+                raise OnnxModelError(
+                    f"input {value.name!r} has rank {len(tensor.shape.dim)} in the model; "
+                    f"the shape given, {tuple(shape)}, has rank {len(shape)}"
+                )
+        elif tensor.HasField("shape"):
+            parts: list[int | str] = []
+            for index, dim in enumerate(tensor.shape.dim):
+                if dim.HasField("dim_value"):
+                    parts.append(int(dim.dim_value))
+                elif dim.dim_param and dim.dim_param in dims:
+                    used_dims.add(dim.dim_param)
+                    parts.append(int(dims[dim.dim_param]))
+                else:
+                    label = dim.dim_param or f"{value.name}[{index}]"
+                    unbound.add(label)
+                    parts.append(label)
+            shape = tuple(parts)
+        else:
+            raise OnnxModelError(f"input {value.name!r} has no declared shape: give it with inputs={{...}}")
+        types[value.name] = ValueType(tensor.elem_type, shape)
+    unused = set(dims) - used_dims
+    if unused:
+        names = sorted({d.dim_param for i in declared for d in i.type.tensor_type.shape.dim if d.dim_param})
+        raise OnnxModelError(
+            f"dim {sorted(unused)[0]!r} is not a symbolic dim of any input; "
+            f"the model's symbolic dims are: {', '.join(names) or 'none'}"
+        )
+    return types, unbound
+
+
+def infer(
+    model: Any,
+    input_types: dict[str, ValueType],
+    unbound: set[str],
+    trip_counts: Mapping[str, int] | None = None,
+) -> GraphTypes:
+    """Types of every value of the main graph (see the module docstring).
+    ``trip_counts``: the user's trip counts of Loop nodes, by node name."""
+    result = GraphTypes(types=dict(input_types), unbound=set(unbound), trip_counts=dict(trip_counts or {}))
+    return infer_graph(model, model.graph, result)
+
+
+def infer_graph(model: Any, graph: Any, result: GraphTypes) -> GraphTypes:
+    """Fill ``result`` (which holds the graph's input types, and for a subgraph the
+    outer scope's types and values) with the types of every value of ``graph``."""
+    import onnx
+    from onnx import numpy_helper
+
+    opsets = opset_versions(model)
+    for tensor in graph.initializer:
+        result.types[tensor.name] = ValueType(tensor.data_type, tuple(int(d) for d in tensor.dims))
+        if _foldable_initializer(tensor):
+            result.values[tensor.name] = numpy_helper.to_array(tensor)
+    proto_types = {name: _to_proto(vt) for name, vt in result.types.items()}
+    for node in graph.node:
+        if node.op_type in ("Loop", "Scan", "If") and node.domain in ("", "ai.onnx"):
+            from .control import infer_control
+
+            for name, vt in infer_control(model, node, result).items():
+                result.types[name] = vt
+                proto_types[name] = _to_proto(vt)
+            continue
+        _infer_node(onnx, numpy_helper, node, opsets, result, proto_types, model.opset_import)
+    return result
+
+
+def _foldable_initializer(tensor: Any) -> bool:
+    size = 1
+    for d in tensor.dims:
+        size *= d
+    return tensor.data_type in INTEGER_TYPES and size <= MAX_FOLDED_ELEMENTS and tensor.data_location != 1
+
+
+def _to_proto(vt: ValueType) -> Any:
+    from onnx import helper
+
+    shape = (
+        None
+        if vt.shape is None
+        else [d if isinstance(d, int) else (d if d != "?" else None) for d in vt.shape]
+    )
+    return helper.make_tensor_type_proto(vt.elem_type, shape)
+
+
+def from_proto(proto: Any) -> ValueType | None:
+    if not proto.HasField("tensor_type"):
+        return None
+    tensor = proto.tensor_type
+    if not tensor.HasField("shape"):
+        return ValueType(tensor.elem_type, None)
+    dims: list[int | str] = []
+    for dim in tensor.shape.dim:
+        if dim.HasField("dim_value"):
+            dims.append(int(dim.dim_value))
+        else:
+            dims.append(dim.dim_param or "?")
+    return ValueType(tensor.elem_type, tuple(dims))
+
+
+def _infer_node(
+    onnx: Any,
+    numpy_helper: Any,
+    node: Any,
+    opsets: dict[str, int],
+    result: GraphTypes,
+    proto_types: dict[str, Any],
+    opset_import: Any,
+) -> None:
+    domain = "" if node.domain == "ai.onnx" else node.domain
+    if node.op_type == "Constant" and domain == "":
+        _constant(onnx, numpy_helper, node, result, proto_types)
+        return
+    outputs: dict[str, Any] = {}
+    try:
+        schema = onnx.defs.get_schema(node.op_type, opsets.get(domain, 1), domain)
+    except Exception:  # no schema: contrib ops, custom domains
+        schema = None
+    if schema is not None:
+        input_types = {name: proto_types[name] for name in node.input if name in proto_types}
+        input_data = {
+            name: numpy_helper.from_array(result.values[name]) for name in node.input if name in result.values
+        }
+        try:
+            outputs = onnx.shape_inference.infer_node_outputs(
+                schema, node, input_types, input_data, opset_imports=list(opset_import)
+            )
+        except Exception:  # inference refused (unknown dims, odd attributes): types stay unknown
+            outputs = {}
+    else:
+        from .contrib_shapes import contrib_output_types
+
+        for name, contrib in contrib_output_types(node, result.types).items():
+            outputs[name] = _to_proto(contrib)
+    for name, proto in outputs.items():
+        inferred = from_proto(proto)
+        if inferred is not None:
+            result.types[name] = inferred
+            proto_types[name] = proto
+    _fold(node, domain, opsets, result, proto_types)
+
+
+def _constant(
+    onnx: Any, numpy_helper: Any, node: Any, result: GraphTypes, proto_types: dict[str, Any]
+) -> None:
+    import numpy as np
+
+    attribute = node.attribute[0] if node.attribute else None
+    if attribute is None:
+        return
+    if attribute.name == "value":
+        tensor = attribute.t
+        vt = ValueType(tensor.data_type, tuple(int(d) for d in tensor.dims))
+        if _foldable_initializer(tensor):
+            result.values[node.output[0]] = numpy_helper.to_array(tensor)
+    elif attribute.name in ("value_int", "value_ints"):
+        array = np.array(onnx.helper.get_attribute_value(attribute), dtype=np.int64)
+        vt = ValueType(7, tuple(array.shape))
+        result.values[node.output[0]] = array
+    elif attribute.name in ("value_float", "value_floats"):
+        count = 1 if attribute.name == "value_float" else len(attribute.floats)
+        vt = ValueType(1, () if attribute.name == "value_float" else (count,))
+    else:
+        return
+    result.types[node.output[0]] = vt
+    proto_types[node.output[0]] = _to_proto(vt)
+
+
+def _fold(
+    node: Any, domain: str, opsets: dict[str, int], result: GraphTypes, proto_types: dict[str, Any]
+) -> None:
+    """Evaluate an integer-only node whose inputs are known (shape arithmetic)."""
+    import numpy as np
+
+    if node.op_type in ("Shape", "Size") and domain == "":
+        source = result.types.get(node.input[0])
+        if source is None or not source.static:
+            return
+        shape = np.array(source.shape, dtype=np.int64)
+        if node.op_type == "Size":
+            result.values[node.output[0]] = np.array(int(np.prod(shape)), dtype=np.int64)
+            return
+        attrs = {a.name: a.i for a in node.attribute}
+        start, end = attrs.get("start", 0), attrs.get("end", len(shape))
+        result.values[node.output[0]] = shape[start:end] if "end" in attrs else shape[start:]
+        return
+    if domain != "" or node.op_type in ("Loop", "If", "Scan"):
+        return
+    inputs = [name for name in node.input if name]
+    if not inputs or not all(name in result.values for name in inputs):
+        return
+    out_types = [result.types.get(name) for name in node.output]
+    if not all(t is not None and t.elem_type in INTEGER_TYPES for t in out_types):
+        return
+    try:
+        from onnx.reference.ops import load_op
+
+        op_class = load_op("", node.op_type, opsets.get("", 1))
+        run_params = {
+            "log": lambda *a: None,
+            "opsets": opsets,
+            "verbose": 0,
+            "new_ops": None,
+            "evaluator_cls": None,
+        }
+        values = op_class(node, run_params).run(
+            *[result.values[name] if name else None for name in node.input]
+        )
+    except Exception:  # not evaluable here: the value stays unknown
+        return
+    for name, value in zip(node.output, values, strict=False):
+        array = np.asarray(value)
+        if array.size > MAX_FOLDED_ELEMENTS:
+            continue
+        result.values[name] = array
+        vt = ValueType(result.types[name].elem_type, tuple(int(d) for d in array.shape))
+        result.types[name] = vt
+        proto_types[name] = _to_proto(vt)

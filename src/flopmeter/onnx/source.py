@@ -1,0 +1,98 @@
+"""The CLI's ONNX model source: ``flopmeter model.onnx --input x:1x3x224x224 --dim T=2048``.
+
+Parses ``--input`` specs (ONNX input names may hold dots and colons: ``input.1``,
+``input:0``) and ``--dim NAME=VALUE`` pairs, then calls ``profile_onnx``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..report import Report
+from .api import profile_onnx
+from .load import OnnxModelError
+
+_SPEC = re.compile(r"^(?:(?P<name>.+):)?(?P<shape>\d+(?:x\d+)*)(?::(?P<dtype>[a-z0-9]+))?$")
+
+
+def is_onnx_source(source: str) -> bool:
+    return source.lower().endswith(".onnx")
+
+
+def parse_input_specs(specs: list[str]) -> dict[str, tuple[int, ...]] | list[tuple[int, ...]] | None:
+    """``["x:1x3x224x224"]`` -> ``{"x": (1, 3, 224, 224)}``; unnamed specs -> a list in
+    the graph's input order; no specs -> None (the model's declared shapes)."""
+    if not specs:
+        return None
+    named: dict[str, tuple[int, ...]] = {}
+    positional: list[tuple[int, ...]] = []
+    for text in specs:
+        match = _SPEC.match(text.strip())
+        if not match:
+            raise OnnxModelError(f"bad input spec {text!r}: expected SHAPE or NAME:SHAPE, e.g. x:1x3x224x224")
+        shape = tuple(int(d) for d in match["shape"].split("x"))
+        if match["name"]:
+            named[match["name"]] = shape
+        else:
+            positional.append(shape)
+    if named and positional:
+        raise OnnxModelError("give every --input with a name (x:1x3x224x224) or none with a name, not a mix")
+    return named or positional
+
+
+def parse_dims(pairs: list[str]) -> dict[str, int]:
+    """``["T=2048", "batch=8"]`` -> ``{"T": 2048, "batch": 8}``."""
+    dims: dict[str, int] = {}
+    for text in pairs:
+        name, sep, value = text.partition("=")
+        if not sep or not name or not value.strip().isdigit():
+            raise OnnxModelError(f"bad --dim {text!r}: expected NAME=VALUE with a whole number, e.g. T=2048")
+        dims[name.strip()] = int(value)
+    return dims
+
+
+def profile_onnx_source(
+    source: str, specs: list[str], dim_pairs: list[str], batch_size: int | None, causal: str
+) -> Report:
+    """Count the ONNX file ``source`` as the CLI asks (``--batch-size`` sets the leading
+    dim of every input given)."""
+    return profile_onnx(source, _inputs(specs, batch_size), dims=parse_dims(dim_pairs), causal=causal)
+
+
+def bench_onnx_source(
+    source: str,
+    specs: list[str],
+    dim_pairs: list[str],
+    batch_size: int | None,
+    warmup: int,
+    repeat: int,
+    per_module: bool,
+    hardware: Any,
+) -> Any:
+    """Time the ONNX file ``source`` with onnxruntime, inputs as ``profile_onnx_source``."""
+    from .bench import benchmark_onnx
+
+    return benchmark_onnx(
+        source,
+        _inputs(specs, batch_size),
+        dims=parse_dims(dim_pairs),
+        warmup=warmup,
+        repeat=repeat,
+        per_module=per_module,
+        hardware=hardware,
+    )
+
+
+def _inputs(specs: list[str], batch_size: int | None) -> Any:
+    inputs: Any = parse_input_specs(specs)
+    if batch_size is not None:
+        if inputs is None:
+            raise OnnxModelError(
+                "--batch-size with an ONNX model needs --input shapes (or bind the batch with --dim)"
+            )
+        if isinstance(inputs, dict):
+            inputs = {k: (batch_size, *v[1:]) for k, v in inputs.items()}
+        else:
+            inputs = [(batch_size, *v[1:]) for v in inputs]
+    return inputs

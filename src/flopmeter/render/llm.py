@@ -1,0 +1,282 @@
+"""LLM mode as text: prefill, decode, cost versus length, KV cache, roofline times,
+training conventions and MFU. The only place LLM numbers become strings."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+from ..llm.cost import LLMCost
+from ..llm.fit import Fit, Polynomial
+from ..llm.phases import Phase
+from ..llm.serving import Serving
+from ..llm.training import TrainingStep
+from . import units as u
+from .speed import seconds
+from .text import grid
+
+
+def formula(polynomial: Polynomial, variable: str) -> str:
+    """``a*T^2 + b*T + c`` with exact coefficients and thousands separators."""
+    terms = []
+    for power in range(polynomial.degree, -1, -1):
+        c = polynomial.coefficients[power]
+        if c == 0:
+            continue
+        value = f"{c.numerator:,}" if c.denominator == 1 else f"({c.numerator:,}/{c.denominator:,})"
+        name = (
+            ""
+            if power == 0
+            else variable
+            if power == 1
+            else f"{variable}^2"
+            if power == 2
+            else f"{variable}^{power}"
+        )
+        terms.append(f"{value}*{name}" if name else value)
+    return " + ".join(terms).replace("+ -", "- ") or "0"
+
+
+def fit_line(label: str, found: Fit, variable: str) -> str:
+    xs = ", ".join(str(x) for x, _ in found.points)
+    check_x, check_y = found.check
+    if found.polynomial is None:
+        points = "; ".join(f"{variable}={x}: {y:,}" for x, y in (*found.points, found.check))
+        return f"  {label}: not a polynomial in {variable} (the check at {variable}={check_x} disagreed); traced: {points}"
+    return (
+        f"  {label} = {formula(found.polynomial, variable)}"
+        f"   (through {variable} = {xs}; checked exactly at {variable} = {check_x}: {check_y:,})"
+    )
+
+
+def _bytes(value: Fraction | int) -> str:
+    return u.nbytes(float(value))
+
+
+def phase_lines(title: str, phase: Phase, *, units: str = "auto", precision: int = 2) -> list[str]:
+    lines = [
+        f"{title}",
+        f"  FLOPs {u.count(phase.flops_2mac, 'FLOPs', units, precision)} (2 x MACs)"
+        f" · {u.count(phase.flops, 'FLOPs', units, precision)} exact · {u.count(phase.macs, 'MACs', units, precision)}",
+    ]
+    if phase.tokens > 1:
+        per_token = phase.flops_2mac / (phase.tokens * phase.batch)
+        lines.append(f"  per token: {u.count(per_token, 'FLOPs', units, precision)} (2 x MACs)")
+    for accounting in ("paged", "as executed"):
+        split = phase.bytes(accounting)
+        lines.append(
+            f"  bytes ({accounting}): {_bytes(split.total)} = weights {_bytes(split.weights)}"
+            f" + KV read {_bytes(split.kv_read)} + KV write {_bytes(split.kv_write)}"
+            f" + activations {_bytes(split.activations)}"
+        )
+    return lines
+
+
+def module_table(phase: Phase, depth: int = 1, *, units: str = "auto", precision: int = 2) -> list[str]:
+    """Per module (down to ``depth``): FLOPs, MACs and bytes as executed."""
+    header = ["module", "type", "FLOPs (exact)", "MACs", "weights", "KV read", "KV write", "activations"]
+    body = [
+        [
+            row.name or "(total)",
+            row.type,
+            u.scaled(row.flops, units, precision),
+            u.scaled(row.macs, units, precision),
+            _bytes(row.weights),
+            _bytes(row.kv_read),
+            _bytes(row.kv_write),
+            _bytes(row.activations),
+        ]
+        for row in phase.modules()
+        if row.depth <= depth
+    ]
+    return grid(header, body)
+
+
+def serving_table(servings: list[Serving]) -> list[str]:
+    header = [
+        "hardware",
+        "bits w/kv",
+        "TTFT",
+        "TPOT first",
+        "TPOT last",
+        "tokens/s",
+        "compute-bound from batch",
+        "latency model, as executed: TTFT / TPOT",
+    ]
+    body = [
+        [
+            s.hardware.name,
+            f"{s.weight_bits}/{s.kv_bits}",
+            f"{seconds(s.ttft)} ({s.prefill.bound})",
+            f"{seconds(s.first_decode.seconds)} ({s.first_decode.bound})",
+            seconds(s.last_decode.seconds),
+            f"{s.tokens_per_second:,.1f}",
+            str(s.compute_bound_batch) if s.compute_bound_batch else "none (cache traffic dominates)",
+            f"{seconds(s.executed_ttft)} / {seconds(s.executed_first_tpot)}",
+        ]
+        for s in servings
+    ]
+    return grid(header, body)
+
+
+def render_llm(
+    cost: LLMCost,
+    servings: list[Serving] | None = None,
+    *,
+    depth: int | None = None,
+    units: str = "auto",
+    precision: int = 2,
+) -> str:
+    """The whole LLM-mode report: model, prefill, decode, cost vs length, KV, roofline."""
+    lm, n = cost.lm, cost.lm.params
+    dtype = str(lm.dtype).removeprefix("torch.")
+    logits = "logits at every position" if cost.all_logits else "logits for the last position, as generate"
+    lines = [
+        f"{lm.name}: {lm.layers} layers, hidden {lm.hidden}, {lm.heads} heads ({lm.kv_heads} KV), "
+        f"head dim {lm.head_dim}, vocab {lm.vocab}, {dtype}",
+        f"params: N_total {n.total:,} · N_mm {n.matmul:,} (matmul weights, lm_head included, "
+        f"no embeddings) · Kaplan N {n.kaplan:,} · embeddings {n.embedding:,}",
+    ]
+    if lm.is_moe:
+        lines.append(
+            f"mixture of experts: {lm.num_experts} experts, top {lm.experts_per_token}; active N_mm "
+            f"{n.active_matmul:,} of {n.matmul:,} (uniform expert load)"
+        )
+    if lm.has_window:
+        windows = sorted({w for w in lm.windows if w})
+        lines.append(
+            f"sliding-window attention: window {', '.join(map(str, windows))} on {sum(1 for w in lm.windows if w)} of {lm.layers} layers"
+        )
+    lines.append(
+        f"batch {cost.batch} · prompt {cost.prompt} · generate {cost.generate} · attention counted {cost.causal}"
+    )
+    lines.append(
+        f"2N per token, for comparison (attention left out): 2 N_mm = {u.count(2 * n.matmul, 'FLOPs', units, precision)}"
+        f" · 2 N_total = {u.count(2 * n.total, 'FLOPs', units, precision)}"
+    )
+    lines.append("")
+    lines += phase_lines(
+        f"Prefill, T = {cost.prompt} ({logits})", cost.prefill, units=units, precision=precision
+    )
+    lines += phase_lines(
+        f"Decode step at n = {cost.prompt} (first)", cost.first_decode, units=units, precision=precision
+    )
+    if cost.generate > 2:
+        lines += phase_lines(
+            f"Decode step at n = {cost.last_decode.context} (last)",
+            cost.last_decode,
+            units=units,
+            precision=precision,
+        )
+    if depth is not None:
+        lines += ["", "Prefill per module (bytes as executed)"] + module_table(
+            cost.prefill, depth, units=units, precision=precision
+        )
+        lines += ["", "Decode per module (bytes as executed)"] + module_table(
+            cost.first_decode, depth, units=units, precision=precision
+        )
+    lines += ["", f"Cost versus length (FLOPs, 2 x MACs, batch {cost.batch}):"]
+    lines.append(fit_line("prefill(T)", cost.prefill_fit(), "T"))
+    lines.append(fit_line("decode(n) ", cost.decode_fit(), "n"))
+    if not cost.polynomial_expected:
+        lines.append(
+            "  sliding-window attention is piecewise in length: the fit holds below the window only;"
+            " decode times are interpolated between traced contexts"
+        )
+    if lm.is_moe:
+        lines.append(
+            "  mixture of experts: traced FLOPs count top-k routed rows (any routing gives the same"
+            " total); as executed a grouped GEMM reads every expert, paged only the routed ones"
+            " (uniform routing)"
+        )
+    lines += ["", *kv_lines(cost)]
+    if servings:
+        lines += [
+            "",
+            "Roofline: each phase max(FLOPs/peak, bytes/bandwidth) with a paged KV cache; lower bounds"
+            " (real prefill runs 1.5-2.6x above them). The last column is flopmeter's latency estimate"
+            " of the traced code as executed (report.roofline(hw).latency).",
+        ]
+        lines += serving_table(servings)
+    return "\n".join(lines) + "\n"
+
+
+def kv_lines(cost: LLMCost) -> list[str]:
+    total = cost.prompt + cost.generate
+    lines = ["KV cache (2 x layers x KV heads x head dim x bytes per element):"]
+    for label, cache in (("model dtype", cost.cache), ("declared", cost.declared_cache)):
+        if cache is None:
+            continue
+        lines.append(
+            f"  {label} ({cache.bits} bits): {_bytes(cache.bytes_per_token)} per token "
+            f"({_bytes(cache.bytes_per_token_per_layer)} per layer) · {_bytes(cache.bytes(total, cost.batch))} "
+            f"for batch {cost.batch} at {total} tokens"
+        )
+    return lines
+
+
+def render_training(
+    step: TrainingStep, mfu: dict[str, float] | None = None, *, units: str = "auto", precision: int = 2
+) -> str:
+    """A training step under every convention side by side, with MFU when measured."""
+    per_token = step.conventions()
+    n = step.lm.params
+    named = {"6N+12LHQT (N=N_mm)": f"{n.matmul:,}", "6N (N=N_total)": f"{n.total:,}"}
+    header = ["convention", "N", "FLOPs per token", "FLOPs per step"] + (["MFU"] if mfu else [])
+    body = []
+    for name, value in per_token.items():
+        row = [
+            name,
+            named.get(name, "(traced)"),
+            u.scaled(value, units, precision),
+            u.scaled(value * step.step_tokens, units, precision),
+        ]
+        if mfu:
+            row.append(f"{100 * mfu[name]:.1f} %")
+        body.append(row)
+    lines = [
+        f"Training step: batch {step.batch} x {step.tokens} tokens · forward {u.count(step.forward_flops, 'FLOPs', units, precision)}"
+        f" · backward {u.count(step.backward_flops, 'FLOPs', units, precision)} (2 x MACs, traced)",
+        *grid(header, body),
+    ]
+    if step.recompute or step.optimizer:
+        extra = " + one forward (recompute)" if step.recompute else ""
+        extra += " + AdamW" if step.optimizer else ""
+        lines.append(
+            f"hardware FLOPs per step: {u.count(step.hardware_flops, 'FLOPs', units, precision)} (model{extra})"
+        )
+        if mfu:
+            key = next(k for k in mfu if k.startswith("HFU"))
+            lines.append(f"HFU: {100 * mfu[key]:.1f} %")
+    return "\n".join(lines) + "\n"
+
+
+def plot_cost_vs_length(cost: LLMCost, path: Any = None, *, longest: int | None = None) -> Any:
+    """Prefill FLOPs against T and decode FLOPs against n, from the exact fits (or the
+    traced points), with the traced points marked. Needs matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as error:  # pragma: no cover - optional extra
+        raise ImportError("plots need matplotlib: pip install 'flopmeter[plot]'") from error
+    longest = longest or max(cost.prompt + cost.generate, 64)
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for axis, found, label in (
+        (axes[0], cost.prefill_fit(), "prefill, T"),
+        (axes[1], cost.decode_fit(), "decode step, n"),
+    ):
+        xs = list(range(1, longest + 1, max(1, longest // 200)))
+        if found.polynomial is not None:
+            polynomial = found.polynomial
+            axis.plot(xs, [float(polynomial(x)) for x in xs], label=formula(polynomial, label[-1]))
+        points = [*found.points, found.check]
+        axis.scatter([x for x, _ in points], [y for _, y in points], color="black", zorder=3, label="traced")
+        axis.set_xlabel(label)
+        axis.set_ylabel("FLOPs (2 x MACs)")
+        axis.legend(fontsize=7)
+    figure.tight_layout()
+    if path is not None:
+        figure.savefig(path)
+    return figure

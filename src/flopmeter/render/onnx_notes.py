@@ -1,0 +1,71 @@
+"""Sentences for an ONNX Report: how its count differs from the PyTorch model's."""
+
+from __future__ import annotations
+
+from ..report import Report
+
+
+def onnx_lines(report: Report) -> list[str]:
+    """Notes under the totals of a Report counted from an ONNX file (none otherwise)."""
+    facts = report.options.get("onnx") if report.options.get("source") == "onnx" else None
+    if not facts:
+        return []
+    diff = facts.get("differences", {})
+    lines = [
+        f"  ONNX graph: {facts.get('nodes', 0)} nodes, exporter {facts.get('exporter')}, opsets {facts.get('opsets')}"
+    ]
+    if diff.get("folded_batch_norm"):
+        lines.append(
+            f"  NOTE: {diff['folded_batch_norm']} BatchNorm(s) folded into Convs by the exporter: MACs as in "
+            "PyTorch; FLOPs lower by E + 5C and params by C per BatchNorm (E elements, C channels)"
+        )
+    if diff.get("fused_ops") or diff.get("contrib_ops"):
+        lines.append(
+            f"  NOTE: {diff.get('fused_ops', 0) + diff.get('contrib_ops', 0)} fused op(s) (Attention, "
+            "RMSNormalization, RotaryEmbedding, com.microsoft ...) counted with the formulas of their PyTorch parts"
+        )
+    if diff.get("patterns"):
+        lines.append(
+            f"  NOTE: {diff['patterns']} decomposed op(s) folded back (attention, linear bias, rsqrt)"
+        )
+    if diff.get("constants"):
+        lines.append(
+            f"  NOTE: {diff['constants']} exporter constant(s) (shape tensors, scalars, masks, folded tables) "
+            "are not counted as parameters"
+        )
+    lines += control_lines(facts.get("control_flow") or [])
+    quantized = facts.get("quantized") or []
+    if quantized:
+        bits = sorted({(q["weight_bits"], q["activation_bits"]) for q in quantized})
+        macs = sum(q["macs"] for q in quantized)
+        lines.append(
+            f"  NOTE: {len(quantized)} quantized op(s) (weight/activation bits {bits}): {macs:,} integer MACs, "
+            "not FLOPs; see options.onnx.quantized in --format json"
+        )
+    return lines
+
+
+MAX_CONTROL_NOTES = 5
+
+
+def control_lines(flows: list[dict]) -> list[str]:
+    """One NOTE per Loop / Scan / If: how often its body was counted, and why."""
+    lines = []
+    for flow in flows[:MAX_CONTROL_NOTES]:
+        where = f"{flow['op']} {flow['node']!r} (module {flow['module'] or '(root)'})"
+        if flow["op"] == "If" and flow["branch"] == "both":
+            lines.append(
+                f"  NOTE: {where}: condition not known before running; BOTH branches counted (an upper bound)"
+            )
+        elif flow["op"] == "If":
+            lines.append(f"  NOTE: {where}: condition is constant; {flow['branch']} branch counted")
+        else:
+            bound = "; an upper bound: its body may end it early" if flow["upper_bound"] else ""
+            lines.append(
+                f"  NOTE: {where}: body counted {flow['trips']} times (trip count from {flow['source']}){bound}"
+            )
+    if len(flows) > MAX_CONTROL_NOTES:
+        lines.append(
+            f"  NOTE: ... and {len(flows) - MAX_CONTROL_NOTES} more Loop / Scan / If (options.onnx.control_flow)"
+        )
+    return lines

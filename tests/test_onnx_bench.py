@@ -1,0 +1,48 @@
+"""--bench of an ONNX file: latency with onnxruntime, per-module kernel times."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+import onnx  # noqa: E402
+
+from flopmeter.cli import main  # noqa: E402
+from flopmeter.onnx.bench import benchmark_onnx  # noqa: E402
+from test_onnx_formulas import one_node  # noqa: E402
+
+
+def gemm_file(tmp_path) -> str:  # type: ignore[no-untyped-def]
+    path = tmp_path / "gemm.onnx"
+    onnx.save(one_node("Gemm", {"a": [4, 8]}, {"b": [8, 3], "c": [3]}, opset=17), str(path))
+    return str(path)
+
+
+def test_benchmark_onnx_times_runs_and_nodes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (timing,) = benchmark_onnx(gemm_file(tmp_path), warmup=1, repeat=3, per_module=True)
+    assert len(timing.times) == 3 and timing.warmup == 1
+    assert all(t > 0 for t in timing.times)
+    assert timing.batch_size == 4
+    assert timing.flops == 4 * 3 * (2 * 8 - 1) + 4 * 3  # 12 dot products of 8, + 12 bias adds = 192
+    assert timing.device == "cpu (onnxruntime)"
+    # the node /gemm/Gemm belongs to module "gemm"; the root holds it too
+    assert set(timing.per_module) == {"", "gemm"}
+    assert timing.per_module[""] == timing.per_module["gemm"] > 0
+
+
+def test_cli_bench_of_an_onnx_file(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    path = gemm_file(tmp_path)
+    assert main([path, "--bench", "--warmup", "1", "--repeat", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "measured on cpu (onnxruntime), 1 warm-up + 2 timed runs" in out
+    assert main([path, "--bench", "--batch-sizes", "1,2"]) == 2
+    assert "--batch-sizes needs a PyTorch model" in capsys.readouterr().err
+
+
+def test_cli_bench_without_onnxruntime_is_a_usage_error(tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime raises ImportError
+    assert main([gemm_file(tmp_path), "--bench"]) == 2
+    assert "timing an ONNX model needs onnxruntime: pip install 'flopmeter[onnx]'" in capsys.readouterr().err
