@@ -174,3 +174,12 @@ class TestCLI:
         code, _, err = run([*args, "--hardware", "a100"])
         assert code == 2 and "unknown hardware 'a100'" in err
         assert "counting" not in err
+
+
+def test_fp8_work_finds_its_family_peak() -> None:
+    from flopmeter.compression.speedup import lists_peak
+
+    h100 = flopmeter.hardware.get("h100-sxm")
+    assert lists_peak(h100, "float8_e4m3fn")  # listed as "float8"
+    assert lists_peak(h100, "quint8")  # listed as "int8"
+    assert not lists_peak(flopmeter.hardware.get("a100-sxm-80gb"), "float8_e4m3fn")  # Ampere has no FP8

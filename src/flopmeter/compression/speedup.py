@@ -59,7 +59,10 @@ def is_float(dtype: str) -> bool:
 def lists_peak(hw: Hardware, dtype: str) -> bool:
     """Whether the spec lists a peak for ``dtype`` (else ``Hardware.peak`` falls back to
     float32's)."""
-    return isinstance(hw.peak_flops, dict) and dtype in hw.peak_flops
+    if not isinstance(hw.peak_flops, dict):
+        return False
+    names = (dtype, dtype.split("_")[0], "int8" if dtype in ("qint8", "quint8", "uint8") else "")
+    return any(name in hw.peak_flops for name in names)
 
 
 def run_dtype(dtype: str, hw: Hardware, baseline: str) -> str:
