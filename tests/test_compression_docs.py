@@ -90,6 +90,13 @@ def test_int8_column(reports: dict) -> None:
     result = flopmeter.compare(reports["dense"], r)
     assert {layer.change for layer in result.layers} == {"in place"}
     assert f"{result.rows()[-1]['size_ratio_actual']:.3f}" == "0.252"
+    conv = next(layer for layer in result.layers if layer.name == "layer1.0.conv1.0")
+    assert conv.speedup_estimate == pytest.approx(2.0)  # compute-bound: int8 624 / float16 312
+    assert "int8 624.0 TOPS vs baseline float16 312.0 TFLOP/s" in conv.estimate_reason
+    numbers = result.basis.numbers if result.basis else {}
+    assert numbers["before"] == pytest.approx(48 * 6e-6 + 96 * 1.5e-6)  # 432 us: overhead-bound
+    assert numbers["after"] == pytest.approx(31 * 6e-6 + 78 * 1.5e-6)  # 303 us
+    assert f"{result.speedup_estimate:.2f}" == "1.43" and "**1.43×**" in DOC  # 432 / 303
 
 
 def test_readme_table_is_what_compare_prints() -> None:

@@ -140,6 +140,7 @@ def build_report(
             )
             aside.cost += cost
             aside.calls += 1
+            aside.backward_calls += event.phase == BACKWARD
             if not count_overhead:
                 continue
         shapes = tuple(t.shape for t in event.tensor_inputs())

@@ -257,7 +257,17 @@ def _add_compression_arguments(parser: argparse.ArgumentParser, compare: bool) -
             "--plot", metavar="PATH", help="with --compression: save bars of the ratios per module"
         )
         group.add_argument(
-            "--hardware", metavar="NAME", help="preset for the speedup estimate (default a100-sxm-80gb)"
+            "--hardware",
+            metavar="NAME",
+            help="preset for the speedup estimate (default a100-sxm-80gb; see --list-hardware), "
+            "or 'local' (measures this machine)",
+        )
+        group.add_argument(
+            "--baseline",
+            choices=["auto", "float32", "tfloat32", "float16", "bfloat16"],
+            default="auto",
+            help="precision the float work of both models runs at in the speedup estimate "
+            "(default auto: the hardware's 16-bit float where it is faster than float32)",
         )
         group.add_argument(
             "--bench", action="store_true", help="with --compression: time both models, same run"
@@ -277,11 +287,22 @@ def _compression_text(report: Report, args: argparse.Namespace) -> str:
     from .render.compression import micronet_line, view_table
 
     parts = []
-    if args.compression or args.assume_sparsity or args.assume_bits:
+    if _wants_view(args) and not _view_in_columns(args):
         parts.append(view_table(report.compression, precision=args.precision, units=_units(args)))
     if args.micronet:
         parts.append(micronet_line(micronet(report.compression, args.micronet)))
     return "\n".join(parts) + "\n" if parts else ""
+
+
+def _wants_view(args: argparse.Namespace) -> bool:
+    return bool(args.compression or args.assume_sparsity or args.assume_bits)
+
+
+def _view_in_columns(args: argparse.Namespace) -> bool:
+    """Whether the module tree or table that ``render`` prints carries the view's
+    columns (not the roofline / timing tables, nor --by op)."""
+    speed = getattr(args, "roofline", None) or getattr(args, "bench", False)
+    return args.by == "module" and not speed
 
 
 def _compare_compression(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -296,7 +317,7 @@ def _compare_compression(args: argparse.Namespace, out: TextIO, err: TextIO) -> 
         report, model, inputs = _load_and_profile(source, args, err)
         reports.append(report)
         loaded.append((model, inputs))
-    result = compare(reports[0], reports[1], hardware=args.hardware)
+    result = compare(reports[0], reports[1], hardware=args.hardware, baseline=args.baseline)
     if args.bench:
         from .timing import benchmark
 
@@ -383,6 +404,10 @@ def validate(args: argparse.Namespace, compare: bool = False) -> None:
     if compare:
         for source in args.models:
             check_source(source)
+        if args.hardware and args.hardware not in ("local", "local-cpu", "local-cuda"):
+            from . import hardware as hw
+
+            hw.get(args.hardware)  # ValueError (exit 2) naming the presets, before counting
         return
     check_combinations(args)
     check_outputs(args)
@@ -615,13 +640,20 @@ def _single(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.html:
         from .render.html import to_html
 
-        html = to_html(report, convention=args.convention, roofline=extras.get("roofline"))
+        view = report.compression if _wants_view(args) else None
+        html = to_html(report, convention=args.convention, roofline=extras.get("roofline"), compression=view)
         _write_file("--html", args.html, lambda handle: handle.write(html), err)
     if args.plot:
         _write_file(
             "--plot",
             args.plot,
-            lambda _: report.plot(args.plot, convention=args.convention, top=args.top or 15, hardware=spec),
+            lambda _: report.plot(
+                args.plot,
+                convention=args.convention,
+                top=args.top or 15,
+                hardware=spec,
+                compression=_wants_view(args),
+            ),
             err,
         )
         _plot_sweep(args.plot, report, extras, err)
@@ -754,6 +786,7 @@ def render(
 
     units, precision, convention = _units(args), args.precision, args.convention
     fmt = _format(args)
+    view = report.compression if _wants_view(args) and not args.quiet else None
     if fmt == "json":
         return formats.to_json(report, roofline=roofline, timings=timings, totals_only=args.quiet) + "\n"
     if args.quiet and fmt in ("tree", "table"):
@@ -762,7 +795,7 @@ def render(
     if fmt == "csv":
         if args.by == "op":
             return formats.operators_to_csv(report, top=rows["top"])
-        return formats.to_csv(report, roofline=roofline, convention=convention, **rows)
+        return formats.to_csv(report, roofline=roofline, convention=convention, compression=view, **rows)
     if fmt == "markdown":
         if args.by == "op":
             return formats.operators_to_markdown(
@@ -777,6 +810,7 @@ def render(
             convention=convention,
             units=units,
             precision=precision,
+            compression=view,
         )
     if roofline is not None or timings is not None:
         parts = []
@@ -808,12 +842,19 @@ def render(
                 precision=precision,
                 sort=args.sort,
                 top=args.top,
+                compression=view,
             )
             + "\n"
         )
     return (
         text.render_tree(
-            report, depth=args.depth, convention=convention, units=units, precision=precision, fold=args.fold
+            report,
+            depth=args.depth,
+            convention=convention,
+            units=units,
+            precision=precision,
+            fold=args.fold,
+            compression=view,
         )
         + "\n"
     )

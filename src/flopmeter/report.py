@@ -282,14 +282,16 @@ class Report(_TotalsView):
 
         return to_json(self, indent)
 
-    def to_csv(self) -> str:
-        """One row per module, every convention a column."""
+    def to_csv(self, compression: bool = False) -> str:
+        """One row per module, every convention a column (with ``compression``, the
+        compression view's columns too)."""
         from .render.formats import to_csv
 
-        return to_csv(self)
+        return to_csv(self, compression=self.compression if compression else None)
 
-    def to_markdown(self, depth: int | None = 1, convention: str = "exact") -> str:
-        """A Markdown table of the modules down to ``depth``."""
+    def to_markdown(self, depth: int | None = 1, convention: str = "exact", compression: bool = False) -> str:
+        """A Markdown table of the modules down to ``depth`` (with ``compression``, the
+        compression view's columns and totals)."""
         from .render.formats import to_markdown
 
         check_convention(convention)
@@ -297,22 +299,34 @@ class Report(_TotalsView):
             raise ValueError(
                 f"depth must be None (all modules) or an int >= 0 (0: the root only), got {depth!r}"
             )
-        return to_markdown(self, depth=depth, convention=convention)
+        return to_markdown(
+            self, depth=depth, convention=convention, compression=self.compression if compression else None
+        )
 
-    def to_html(self, convention: str = "exact") -> str:
-        """One self-contained HTML page: totals, sortable collapsible tree, charts."""
+    def to_html(self, convention: str = "exact", compression: bool = False) -> str:
+        """One self-contained HTML page: totals, sortable collapsible tree, charts (and,
+        with ``compression``, the compression view's columns and totals)."""
         from .render.html import to_html
 
         check_convention(convention)
-        return to_html(self, convention=convention)
+        return to_html(self, convention=convention, compression=self.compression if compression else None)
 
-    def plot(self, path: Any = None, convention: str = "exact", top: int = 15, hardware: Any = None) -> Any:
+    def plot(
+        self,
+        path: Any = None,
+        convention: str = "exact",
+        top: int = 15,
+        hardware: Any = None,
+        compression: bool = False,
+    ) -> Any:
         """Bar charts of FLOPs and params per layer and the share by operator
-        (matplotlib); saved to ``path`` when given. Returns the Figure."""
+        (matplotlib); with ``compression``, dense vs effective MACs per layer too;
+        saved to ``path`` when given. Returns the Figure."""
         from .render.plot import plot
 
         check_convention(convention)
-        return plot(self, path, convention=convention, top=top, hardware=hardware)
+        view = self.compression if compression else None
+        return plot(self, path, convention=convention, top=top, hardware=hardware, compression=view)
 
 
 def parent_of(name: str, known: Mapping[str, object]) -> str:

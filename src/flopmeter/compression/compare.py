@@ -6,11 +6,10 @@ the MACs). A change is "structural" when a weight's shape changed (physically
 removed channels), "in place" when only masks, values or bits changed.
 
 The speedup estimate is a model, not a measurement, and every estimate carries its
-reason: physically smaller layers get their roofline ratio; unstructured sparsity
-without a sparse kernel gets 1.0; 2:4 gets at most 1.7x on matmuls with at least
-``MIN_ROWS_2_4`` rows (1.0 below: decode-sized shapes run slower, pytorch #111339);
-quantized layers use the hardware's per-dtype peaks (W8A8: int8 peak; weight-only:
-0.65 x the roofline ratio, the middle of the published 0.5-0.8 x of the bytes ratio).
+reason (the baseline dtype and the peaks it used): the calibrated latency model of
+flopmeter.roofline on ``hardware``, with the rules of ``speedup.py`` per layer
+(structural: time ratio; unstructured: 1.0; 2:4: capped, guarded on small shapes;
+W8A8: int8 peak vs the float baseline; weight-only: a fraction of the bytes gain).
 """
 
 from __future__ import annotations
@@ -19,13 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..hardware import Hardware, get
-from ..roofline import op_time
+from . import speedup
+from .speedup import BASELINES, MAX_2_4_SPEEDUP, MIN_ROWS_2_4, WEIGHT_ONLY_EFFICIENCY, Basis
 from .view import CompressionView, LayerCompression
 
 DEFAULT_HARDWARE = "a100-sxm-80gb"
-MIN_ROWS_2_4 = 64
-MAX_2_4_SPEEDUP = 1.7
-WEIGHT_ONLY_EFFICIENCY = 0.65
+DEFAULT_BASELINE = "auto"
+__all__ = ["BASELINES", "MAX_2_4_SPEEDUP", "MIN_ROWS_2_4", "WEIGHT_ONLY_EFFICIENCY", "Comparison", "compare"]
 
 
 @dataclass
@@ -39,6 +38,7 @@ class LayerChange:
     after: LayerCompression | None
     speedup_estimate: float = 1.0
     estimate_reason: str = ""
+    basis: Basis | None = None
 
     def _ratio(self, key: str, invert: bool = False) -> float | None:
         a = getattr(self.before, key, None) if self.before else None
@@ -105,6 +105,9 @@ class Comparison:
     measured_speedup: float | None = None
     measured: dict[str, float] = field(default_factory=dict)  # median seconds per model
     warnings: list[str] = field(default_factory=list)
+    baseline: str = DEFAULT_BASELINE
+    basis: Basis | None = None  # the total's: both latencies, the baseline, the peaks
+    estimate_reason: str = ""
 
     def ratio(self, key: str, invert: bool = False) -> float | None:
         a, b = getattr(self.before, key), getattr(self.after, key)
@@ -136,7 +139,7 @@ class Comparison:
                 "mac_speedup_effective": self.ratio("macs_effective", invert=True),
                 "bops_ratio": self.ratio("bops"),
                 "speedup_estimate": self.speedup_estimate,
-                "estimate_reason": f"sum of layer estimates, roofline on {self.hardware}",
+                "estimate_reason": self.estimate_reason,
                 "measured_speedup": self.measured_speedup,
             }
         )
@@ -147,6 +150,12 @@ class Comparison:
             "before": self.before_name,
             "after": self.after_name,
             "hardware": self.hardware,
+            "baseline": self.baseline,
+            "estimated_seconds": (
+                {"before": self.basis.numbers["before"], "after": self.basis.numbers["after"]}
+                if self.basis
+                else {}
+            ),
             "columns": COLUMNS,
             "rows": self.rows(),
             "measured_seconds": self.measured,
@@ -259,40 +268,21 @@ def _change(a: LayerCompression | None, b: LayerCompression | None, shapes: tupl
     return "unchanged" if same else "in place"
 
 
-def _layer_time(layer: LayerCompression, bytes_moved: int, hw: Hardware, dtype: str, macs: int) -> float:
-    compute, memory = op_time(2 * macs, bytes_moved, hw, dtype)
-    return max(compute, memory)
-
-
-def estimate(
-    a: LayerCompression, b: LayerCompression, change: str, bytes_a: int, hw: Hardware
-) -> tuple[float, str]:
-    """(estimated speedup before/after, its reason) for one layer."""
-    float_dtype = a.compute_dtype if a.compute_dtype.startswith(("float", "bfloat")) else "float32"
-    t_a = _layer_time(a, bytes_a, hw, float_dtype, a.macs_dense)
-    bytes_b = max(bytes_a - a.weight_bytes_actual + b.weight_bytes_actual, 0)
-    if change == "structural":
-        ratio = t_a / _layer_time(b, bytes_b, hw, float_dtype, b.macs_dense) if b.macs_dense else 1.0
-        return ratio, f"estimate: roofline ratio on {hw.name}, physically smaller"
-    if change == "unchanged":
-        return 1.0, "unchanged"
-    if b.weight_bits is not None and a.weight_bits is not None and b.weight_bits < a.weight_bits:
-        if (b.act_bits or 32) <= 8:
-            t_b = _layer_time(b, bytes_b, hw, "int8", b.macs_dense)
-            return t_a / t_b, f"estimate: per-dtype peaks on {hw.name} (int8 vs {float_dtype})"
-        t_b = _layer_time(b, bytes_b, hw, float_dtype, b.macs_dense)
-        return max(1.0, WEIGHT_ONLY_EFFICIENCY * t_a / t_b), (
-            f"estimate: weight-only, {WEIGHT_ONLY_EFFICIENCY} x roofline ratio on {hw.name}"
-        )
-    if b.structure == "2:4":
-        uses = b.macs_dense // max(b.weight_params, 1)
-        if uses < MIN_ROWS_2_4:
-            return 1.0, f"estimate: 2:4 on {uses} rows (< {MIN_ROWS_2_4}): no gain on small shapes"
-        t_b = _layer_time(b, bytes_b, hw, float_dtype, b.macs_dense // 2)
-        return min(MAX_2_4_SPEEDUP, t_a / t_b), f"estimate: 2:4 kernel, roofline capped at {MAX_2_4_SPEEDUP}x"
-    if (b.weight_nonzero or 0) < (a.weight_nonzero or 0):
-        return 1.0, "estimate: unstructured sparsity, no sparse kernel (runs dense)"
-    return 1.0, "estimate: no faster kernel for this change"
+def _inputs(layer: LayerCompression, report: Any, name: str, kinds: dict[str, str]) -> speedup.Layer:
+    stats = report.modules.get(name)
+    return speedup.Layer(
+        macs=layer.macs_dense,
+        nbytes=stats.own.bytes if stats is not None else layer.bytes_actual,
+        weight_bytes=layer.weight_bytes_actual,
+        dtype=layer.compute_dtype,
+        kind=kinds.get(name, "matmul"),
+        act_bits=layer.act_bits,
+        weight_bits=layer.weight_bits,
+        weight_params=layer.weight_params,
+        weight_bytes_ideal=layer.weight_bytes_ideal,
+        structure=layer.structure,
+        weight_nonzero=layer.weight_nonzero,
+    )
 
 
 def compare_views(
@@ -300,9 +290,14 @@ def compare_views(
     after: Any,
     *,
     hardware: Hardware | str | None = None,
+    baseline: str = DEFAULT_BASELINE,
 ) -> Comparison:
     """Compare two Reports (with compression views): per module present in either,
-    matched by qualified name, and in total."""
+    matched by qualified name, and in total. ``hardware`` and ``baseline``: see
+    ``compare``."""
+    from ..render.compression import estimate_reason
+
+    speedup.check_baseline(baseline)
     hw = get(hardware or DEFAULT_HARDWARE) if not isinstance(hardware, Hardware) else hardware
     view_a, view_b = before.compression, after.compression
     if view_a is None or view_b is None:
@@ -310,6 +305,9 @@ def compare_views(
     pairs = match_layers(list(view_a.layers), list(view_b.layers))
     changes: list[LayerChange] = []
     time_a = time_b = 0.0
+    compared_a: set[str] = set()
+    compared_b: set[str] = set()
+    kinds_a, kinds_b = speedup.layer_kinds(before), speedup.layer_kinds(after)
     for name, name_b in pairs:
         a = view_a.layers.get(name) if name is not None else None
         b = view_b.layers.get(name_b) if name_b is not None else None
@@ -318,18 +316,44 @@ def compare_views(
         change = _change(a, b, shapes)
         either = a if a is not None else b
         layer = LayerChange(name, either.type if either is not None else "", change, a, b)
-        if a is not None and b is not None:
-            bytes_a = before.modules[name].own.bytes if name in before.modules else a.bytes_actual
-            layer.speedup_estimate, layer.estimate_reason = estimate(a, b, change, bytes_a, hw)
-            t = _layer_time(a, bytes_a, hw, "float32", a.macs_dense)
+        if a is not None and b is not None and name_b is not None:
+            estimate, layer.basis, t = speedup.estimate_layer(
+                _inputs(a, before, name, kinds_a), _inputs(b, after, name_b, kinds_b), change, hw, baseline
+            )
+            layer.speedup_estimate = estimate
+            compared_a.add(name)
+            compared_b.add(name_b)
             time_a += t
-            time_b += t / layer.speedup_estimate if layer.speedup_estimate else t
+            time_b += t / estimate if estimate else t
         else:
-            layer.speedup_estimate, layer.estimate_reason = 1.0, f"estimate: layer {change}"
+            layer.basis = Basis(change, hw.name)
+        layer.estimate_reason = estimate_reason(layer.basis)
         changes.append(layer)
-    rest_a = _rest_time(before, set(view_a.layers), hw)
-    rest_b = _rest_time(after, set(view_b.layers), hw)
-    total = (time_a + rest_a) / (time_b + rest_b) if time_b + rest_b else 1.0
+    work_a = time_a + speedup.rest_work(before, compared_a, hw, baseline)
+    work_b = time_b + speedup.rest_work(after, compared_b, hw, baseline)
+    overhead_a, overhead_b = speedup.overheads(before, hw), speedup.overheads(after, hw)
+    seconds_a = speedup.latency(work_a, overhead_a, hw)
+    seconds_b = speedup.latency(work_b, overhead_b, hw)
+    total = seconds_a / seconds_b if seconds_b else 1.0
+    base = speedup.run_dtype("float32", hw, baseline)
+    total_basis = Basis(
+        "total",
+        hw.name,
+        base,
+        hw.peak(base),
+        "int8",
+        hw.peak("int8"),
+        numbers={
+            "before": seconds_a,
+            "after": seconds_b,
+            "work_before": work_a,
+            "work_after": work_b,
+            "overhead_before": overhead_a,
+            "overhead_after": overhead_b,
+            "overlap": float(hw.overlap),
+            "peak_listed": float(speedup.lists_peak(hw, "int8")),
+        },
+    )
     warnings = [
         f"{r.model_name}: {op.op} has no formula ({op.calls} calls)"
         for r in (before, after)
@@ -350,6 +374,9 @@ def compare_views(
         hardware=hw.name,
         speedup_estimate=total,
         warnings=warnings,
+        baseline=baseline,
+        basis=total_basis,
+        estimate_reason=estimate_reason(total_basis),
     )
 
 
@@ -376,17 +403,6 @@ def _shapes(view: CompressionView, name: str) -> tuple[tuple[int, ...], ...]:
     return tuple(f.shape for f in facts)
 
 
-def _rest_time(report: Any, layers: set[str], hw: Hardware) -> float:
-    """Roofline seconds of the ops outside the compared layers."""
-    total = 0.0
-    for record in report.ops:
-        if record.module in layers or record.phase != "forward":
-            continue
-        compute, memory = op_time(record.cost.flops, record.cost.bytes, hw, record.dtype)
-        total += max(compute, memory)
-    return total
-
-
 def compare(
     before: Any,
     after: Any,
@@ -394,6 +410,7 @@ def compare(
     *,
     input_shape: Any = None,
     hardware: Hardware | str | None = None,
+    baseline: str = DEFAULT_BASELINE,
     bench: bool = False,
     repeat: int = 20,
     **profile_options: Any,
@@ -401,20 +418,24 @@ def compare(
     """Compare a model before and after compression.
 
     ``before`` / ``after``: Reports, or models profiled here with the same ``inputs``
-    (or ``input_shape``) and ``profile_options``. ``hardware``: the preset the speedup
-    estimate uses (default a100-sxm-80gb). ``bench=True`` (models only) times both in
+    (or ``input_shape``) and ``profile_options``. ``hardware``: the preset (or "local")
+    the speedup estimate uses (default a100-sxm-80gb). ``baseline``: the precision the
+    float work of both models runs at in the estimate: "auto" (PyTorch's default: float32
+    as TF32 where the hardware has TF32), "float32", "tfloat32", "float16" or
+    "bfloat16". ``bench=True`` (models only) times both in
     this run and adds the measured speedup (median before / median after).
     """
     from ..api import profile
     from ..report import Report
 
+    speedup.check_baseline(baseline)
     reports = []
     for model in (before, after):
         if isinstance(model, Report):
             reports.append(model)
         else:
             reports.append(profile(model, inputs, input_shape=input_shape, **profile_options))
-    result = compare_views(reports[0], reports[1], hardware=hardware)
+    result = compare_views(reports[0], reports[1], hardware=hardware, baseline=baseline)
     if bench:
         if isinstance(before, Report) or isinstance(after, Report):
             raise ValueError("bench=True needs the two models, not Reports")

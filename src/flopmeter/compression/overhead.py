@@ -1,7 +1,7 @@
 """Which ops exist only because of how a compression is emulated (the overhead bucket).
 
-Kept out of model FLOPs/MACs by default: the prune mask multiply and parametrization
-recompute; quantize/dequantize; and, in a module whose weight is a quantized tensor
+Kept out of model FLOPs/MACs by default: the prune mask multiply (forward, and in a
+backward profile the gradient's multiply by the mask) and parametrization recompute; quantize/dequantize; and, in a module whose weight is a quantized tensor
 subclass (torchao, bitsandbytes), every op that is not the contraction and does not
 read a real parameter (the bias add stays): int->float copies of the weight, scale
 multiplies, zero-point subtractions, on-the-fly activation quantization.
@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from ..cost import Cost
 from ..registry import kind_of
-from ..tracing.events import OpEvent
+from ..tracing.events import BACKWARD, OpEvent
 from .facts import ModelFacts
 
 QUANTIZE_OPS = frozenset(
@@ -31,7 +31,11 @@ _SUBCLASS_PREFIXES = ("torchao ", "bitsandbytes")
 
 def classifier(facts: ModelFacts) -> Callable[[OpEvent, Cost], bool]:
     """``is_overhead(event, cost)`` for the model these facts were read from."""
-    masked = {name for name, fs in facts.weights.items() if any(f.representation == "prune" for f in fs)}
+    masked = {
+        name: {tuple(f.shape) for f in fs if f.representation == "prune"}
+        for name, fs in facts.weights.items()
+        if any(f.representation == "prune" for f in fs)
+    }
     subclassed = {
         name
         for name, fs in facts.weights.items()
@@ -47,7 +51,11 @@ def classifier(facts: ModelFacts) -> Callable[[OpEvent, Cost], bool]:
             return True
         if module in masked and event.op in ("aten.mul", "aten.mul_"):
             inputs = event.tensor_inputs()
-            return len(inputs) == 2 and all(t.role != "activation" for t in inputs)
+            if len(inputs) != 2:
+                return False
+            if event.phase == BACKWARD:  # grad_weight_orig = grad_weight * weight_mask
+                return any(t.role == "buffer" and tuple(t.shape) in masked[module] for t in inputs)
+            return all(t.role != "activation" for t in inputs)
         if module in subclassed and not cost.macs and kind_of(event.op) != "view":
             return all(t.role != "param" for t in event.tensor_inputs())
         return False

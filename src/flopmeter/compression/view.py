@@ -103,6 +103,43 @@ class LayerCompression:
 
 
 @dataclass
+class ModuleCompression:
+    """The compression view of one module *with its children* (the tree's and the
+    module table's rows): sums over the layers under it. ``nonzero_params`` = the
+    module's params - its weights' zeros (norms and biases count as nonzero);
+    ``bytes_ideal`` adds the params outside the layers at 4 bytes. ``structure``,
+    ``weight_bits`` and ``act_bits`` are the layers' common value, "mixed" when they
+    differ, None when no layer under the module holds a weight."""
+
+    name: str
+    params: int = 0
+    weight_params: int = 0
+    weight_nonzero: int | None = 0
+    nonzero_params: int | None = 0
+    structure: str | None = None
+    weight_bits: int | str | None = None
+    act_bits: int | str | None = None
+    macs_dense: int = 0
+    macs_effective: int = 0
+    bops: int = 0
+    bytes_ideal: int = 0
+
+    @property
+    def sparsity(self) -> float | None:
+        """1 - nz/N over the weights under the module; None when unknown or no weights."""
+        if self.weight_nonzero is None or not self.weight_params:
+            return None
+        return 1 - self.weight_nonzero / self.weight_params
+
+
+def _common(values: list[Any]) -> Any:
+    distinct = set(values)
+    if not distinct:
+        return None
+    return distinct.pop() if len(distinct) == 1 else "mixed"
+
+
+@dataclass
 class CompressionView:
     """Per-module and total compression metrics of one Report.
 
@@ -200,6 +237,44 @@ class CompressionView:
         for cost in self.overhead.values():
             total += cost
         return total
+
+    def by_module(self) -> dict[str, ModuleCompression]:
+        """Every module of the report, inclusive of its children (see
+        ``ModuleCompression``): what the tree and the module tables show."""
+        from ..report import parent_of
+
+        modules = self._report.modules if self._report is not None else {}
+        found = {name: ModuleCompression(name, params=stats.params) for name, stats in modules.items()}
+        under: dict[str, list[LayerCompression]] = {name: [] for name in found}
+        for layer in self.layers.values():
+            name = layer.name
+            while name in under:
+                under[name].append(layer)
+                if not name:
+                    break
+                name = parent_of(name, under)
+        for name, summary in found.items():
+            layers = under[name]
+            weighted = [layer for layer in layers if layer.weight_params]
+            summary.weight_params = sum(layer.weight_params for layer in weighted)
+            known = all(layer.weight_nonzero is not None for layer in weighted)
+            summary.weight_nonzero = (
+                sum(int(layer.weight_nonzero or 0) for layer in weighted) if known else None
+            )
+            summary.nonzero_params = (
+                summary.params - summary.weight_params + summary.weight_nonzero
+                if summary.weight_nonzero is not None
+                else None
+            )
+            summary.structure = _common([layer.structure for layer in weighted])
+            summary.weight_bits = _common([layer.weight_bits for layer in weighted])
+            summary.act_bits = _common([layer.act_bits for layer in weighted])
+            summary.macs_dense = sum(layer.macs_dense for layer in layers)
+            summary.macs_effective = sum(layer.macs_effective for layer in layers)
+            summary.bops = sum(layer.bops for layer in layers)
+            other_params = max(0, summary.params - sum(layer.params for layer in layers))
+            summary.bytes_ideal = sum(layer.bytes_ideal for layer in layers) + 4 * other_params
+        return found
 
     # -- what-if ---------------------------------------------------------------
     def assume(
@@ -396,6 +471,91 @@ def _effective_flops(fact: WeightFact, uses: int, nonzero: list[int] | None) -> 
     return uses * sum(2 * nz - 1 for nz in nonzero if nz > 0)
 
 
+MHA_OP = "nn.functional.multi_head_attention_forward"
+
+
+def _add_rows(rows: dict[str, list[int]], name: str, uses: list[int]) -> None:
+    known = rows.get(name)
+    rows[name] = uses if known is None else [a + b for a, b in zip(known, uses, strict=True)]
+
+
+def attention_row_uses(report: Report, facts: ModelFacts) -> dict[str, dict[str, list[int]]]:
+    """Exact uses of each output row of the weights that ``F.multi_head_attention_forward``
+    reads (nn.MultiheadAttention), by module and weight name: one record holds the q/k/v
+    projections, the attention and the output projection, so R = MACs / N would mix
+    them. Query rows (``in_proj_weight[:E]``, ``q_proj_weight``, ``out_proj.weight``) are
+    used batch x L_q times, key and value rows batch x L_k times; inputs are (L, B, E)
+    or (L, E) (the module transposes batch_first inputs before the call)."""
+    found: dict[str, dict[str, list[int]]] = {}
+    for record in report.ops:
+        if record.op != MHA_OP or record.phase != "forward" or len(record.shapes) < 2:
+            continue
+        query, key = record.shapes[0], record.shapes[1]
+        batch = query[1] if len(query) == 3 else 1
+        uses_q, uses_k = batch * query[0], batch * key[0]
+        rows = found.setdefault(record.module, {})
+        for fact in facts.weights.get(record.module, []):
+            out = fact.shape[0]
+            if fact.name == "in_proj_weight":
+                third = out // 3
+                _add_rows(rows, fact.name, [uses_q] * third + [uses_k] * (out - third))
+            elif fact.name == "q_proj_weight":
+                _add_rows(rows, fact.name, [uses_q] * out)
+            elif fact.name in ("k_proj_weight", "v_proj_weight"):
+                _add_rows(rows, fact.name, [uses_k] * out)
+        child = f"{record.module}.out_proj" if record.module else "out_proj"
+        for fact in facts.weights.get(child, []):
+            if fact.name == "weight":
+                _add_rows(found.setdefault(child, {}), fact.name, [uses_q] * fact.shape[0])
+    return found
+
+
+def _move_out_projections(
+    contractions: dict[str, _Contractions],
+    row_uses: dict[str, dict[str, list[int]]],
+    facts: ModelFacts,
+) -> dict[str, int]:
+    """Give each ``out_proj`` child the MACs and FLOPs of its projection that the parent's
+    attention record counted (sum of row uses x K; FLOPs x (2K - 1), + 1 per output with
+    a bias); returns the FLOPs moved, by module (+ to the child, - from the parent)."""
+    moved: dict[str, int] = {}
+    for child, rows in row_uses.items():
+        parent = child.rsplit(".", 1)[0] if "." in child else ""
+        if not child.endswith("out_proj") or parent not in contractions or "weight" not in rows:
+            continue
+        fact = next(f for f in facts.weights[child] if f.name == "weight")
+        k = fact.numel // max(fact.out_channels, 1)
+        uses = sum(rows["weight"])
+        macs = uses * k
+        flops = uses * (2 * k - 1) + (uses if facts.bias_params.get(child) else 0)
+        source = contractions[parent]
+        source.macs -= macs
+        source.flops -= flops
+        target = contractions.setdefault(child, _Contractions(act_bits=source.act_bits, dtype=source.dtype))
+        target.macs += macs
+        target.flops += flops
+        target.ops.add(MHA_OP)
+        moved[child] = moved.get(child, 0) + flops
+        moved[parent] = moved.get(parent, 0) - flops
+    return moved
+
+
+def _full_rows(fact: WeightFact) -> list[int] | None:
+    """Nonzeros per output row; all K in every row when the weight has no zeros."""
+    if fact.row_nonzero is not None:
+        return fact.row_nonzero
+    if fact.nonzero is not None and fact.nonzero == fact.numel:
+        return [fact.numel // max(fact.out_channels, 1)] * fact.out_channels
+    return None
+
+
+def _row_flops(uses: list[int], per_row: int, nonzero: list[int] | None) -> int:
+    """Sum over rows of uses_o * (2 * nz_o - 1) (rows with nz_o > 0); dense: nz_o = K."""
+    if nonzero is None:
+        return sum(u * (2 * per_row - 1) for u in uses)
+    return sum(u * (2 * nz - 1) for u, nz in zip(uses, nonzero, strict=True) if nz > 0)
+
+
 def build_view(
     report: Report,
     facts: ModelFacts,
@@ -407,6 +567,8 @@ def build_view(
     facts.count()
     sparsity = parse_sparsity(assume_sparsity) if assume_sparsity is not None else None
     contractions = _contractions(report)
+    row_uses = attention_row_uses(report, facts)
+    moved_flops = _move_out_projections(contractions, row_uses, facts)
     layers: dict[str, LayerCompression] = {}
     unrecognised: list[str] = []
     weight_modules = set(facts.weights) | set(contractions)
@@ -418,6 +580,7 @@ def build_view(
         if name not in weight_modules:
             continue
         stats = report.modules[name]
+        own_flops = stats.own.flops + moved_flops.get(name, 0)
         work = contractions.get(name, _Contractions())
         bits_spec = _bits_for(name, assume_bits)
         bits = parse_bits(bits_spec) if bits_spec else None
@@ -438,7 +601,7 @@ def build_view(
         if not weights:  # contractions of activations with activations (attention)
             layer.macs_effective = work.macs
             layer.weight_bits = layer.act_bits
-            layer.flops_effective = stats.own.flops
+            layer.flops_effective = own_flops
             layer.contraction_ops_effective = work.flops
             layer.bops = work.macs * (layer.act_bits or 32) ** 2
             layer.compute_dtype = work.dtype
@@ -460,21 +623,48 @@ def build_view(
             for f in weights
             if f.representation.startswith("unrecognised")
         ]
-        uses = work.macs // n_total if n_total else 0
-        layer.macs_effective = uses * nz_total if nz_total is not None else work.macs
-        dense_flops = sum(_effective_flops(f, uses, None) for f in weights)
-        effective_flops = (
-            sum(_effective_flops(f, uses, f.row_nonzero) for f in weights) if known else dense_flops
-        )
-        bias_adds = uses * sum(f.out_channels for f in weights) if bias else 0
+        rows = row_uses.get(name, {})
+        exact = all(f.name in rows and (_full_rows(f) is not None or not known) for f in weights)
+        if weights and exact:  # uses per row (attention projections); the rest: activations x activations
+            per_row = [(rows[f.name], f.numel // max(f.out_channels, 1)) for f in weights]
+            weight_macs = sum(sum(u) * k for u, k in per_row)
+            activation_macs = work.macs - weight_macs
+            layer.macs_effective = (
+                sum(
+                    sum(u * nz for u, nz in zip(rows[f.name], _full_rows(f) or [], strict=True))
+                    for f in weights
+                )
+                + activation_macs
+                if known
+                else work.macs
+            )
+            dense_flops = sum(_row_flops(u, k, None) for u, k in per_row)
+            effective_flops = (
+                sum(
+                    _row_flops(rows[f.name], k, _full_rows(f))
+                    for f, (_, k) in zip(weights, per_row, strict=True)
+                )
+                if known
+                else dense_flops
+            )
+            # the contraction's other operations as counted: bias adds, attention, softmax
+            bias_adds = work.flops - dense_flops
+        else:
+            uses = work.macs // n_total if n_total else 0
+            layer.macs_effective = uses * nz_total if nz_total is not None else work.macs
+            dense_flops = sum(_effective_flops(f, uses, None) for f in weights)
+            effective_flops = (
+                sum(_effective_flops(f, uses, f.row_nonzero) for f in weights) if known else dense_flops
+            )
+            bias_adds = uses * sum(f.out_channels for f in weights) if bias else 0
         layer.contraction_ops_effective = effective_flops + bias_adds
         layer.bias_params = bias
         if work.integer or (bits is not None and bits[1] <= 8 and bits[0] <= 8):
             layer.int_ops_effective = effective_flops + bias_adds
-            layer.flops_effective = 0 if work.integer else stats.own.flops - work.flops
+            layer.flops_effective = 0 if work.integer else own_flops - work.flops
             layer.compute_dtype = "int8"
         else:
-            layer.flops_effective = stats.own.flops + effective_flops - dense_flops
+            layer.flops_effective = own_flops + effective_flops - dense_flops
         if layer.macs_effective and layer.act_bits:
             layer.bops = layer.macs_effective * layer.weight_bits * layer.act_bits
         value_bytes = [ideal_value_bytes(f) for f in weights]

@@ -56,7 +56,7 @@ def comparison_markdown(comparison: Any, precision: int = 2) -> str:
     header, body = _table(comparison, precision, with_reason=True)
     lines = [
         f"**{comparison.after_name}** vs **{comparison.before_name}** "
-        f"(speedup estimate: a model on {comparison.hardware}, not a measurement)",
+        f"(speedup estimate: {_estimate_title(comparison)}, not a measurement)",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "|".join("---" for _ in header) + "|",
@@ -80,7 +80,7 @@ def comparison_text(comparison: Any, precision: int = 2) -> str:
     header, body = _table(comparison, precision, with_reason=False)
     lines = [
         f"{comparison.after_name} vs {comparison.before_name}: ratios are after / before, "
-        f"speedups before / after; speedup (estimate) is a roofline model on {comparison.hardware}",
+        f"speedups before / after; speedup (estimate) is {_estimate_title(comparison)}",
         "",
         *grid(header, body),
     ]
@@ -96,6 +96,16 @@ def comparison_text(comparison: Any, precision: int = 2) -> str:
         )
     lines += [f"WARNING: {w}" for w in comparison.warnings]
     return "\n".join(lines)
+
+
+def _estimate_title(comparison: Any) -> str:
+    basis = comparison.basis
+    if basis is None:
+        return f"a model on {comparison.hardware}"
+    return (
+        f"the calibrated latency model on {comparison.hardware}, float work of both models "
+        f"at {_peak(basis.baseline, basis.baseline_peak)} (baseline {comparison.baseline})"
+    )
 
 
 def _pct(value: float | None) -> str:
@@ -148,27 +158,39 @@ def view_table(view: Any, precision: int = 2, units: str = "auto") -> str:
                 f"{bpw:.{precision}f}" if bpw is not None else "-",
             ]
         )
-    overhead = view.overhead_total
     lines = [
         "compression view" + (f" (assuming {view.assumptions})" if view.assumptions else ""),
         *grid(header, body),
-    ]
-    bpw = view.bits_per_weight
-    lines += [
         "",
-        f"params {n(view.params)}, nonzero {n(view.nonzero_params)}, sparsity {_pct(view.sparsity)} (weights; biases apart)",
-        f"MACs dense {n(view.macs_dense)}, effective {n(view.macs_effective)}; "
+        *view_summary_lines(view, precision, units),
+    ]
+    return "\n".join(lines)
+
+
+def view_summary_lines(view: Any, precision: int = 2, units: str = "auto") -> list[str]:
+    """The view's model totals, work by dtype, the overhead bucket and warnings: the
+    lines under the tree or table that ``--compression`` prints."""
+
+    def n(value: int | None) -> str:
+        return "unknown" if value is None else u.scaled(value, units, precision).strip()
+
+    overhead = view.overhead_total
+    bpw = view.bits_per_weight
+    lines = [
+        "compression view totals" + (f" (assuming {view.assumptions})" if view.assumptions else "") + ":",
+        f"  params {n(view.params)}, nonzero {n(view.nonzero_params)}, sparsity {_pct(view.sparsity)} (weights; biases apart)",
+        f"  MACs dense {n(view.macs_dense)}, effective {n(view.macs_effective)}; "
         f"FLOPs effective {n(view.flops_effective)}; integer ops effective {n(view.int_ops_effective)}",
-        f"BOPs {n(view.bops)} ({100 * view.bops_relative:.2f}% of fp32 dense); "
+        f"  BOPs {n(view.bops)} ({100 * view.bops_relative:.2f}% of fp32 dense); "
         f"bytes actual {n(view.bytes_actual)}, ideal {n(view.bytes_ideal)}"
         + (f", {bpw:.{precision}f} bits/weight" if bpw is not None else ""),
-        "work by dtype: "
+        "  work by dtype: "
         + ", ".join(
             f"{dtype} {n(w['macs'])} MACs / {n(w['flops'])} FLOPs"
             for dtype, w in view.work_by_dtype.items()
             if w["macs"] or w["flops"]
         ),
-        f"overhead ({'counted in' if view.overhead_counted else 'kept out of'} model FLOPs): "
+        f"  overhead ({'counted in' if view.overhead_counted else 'kept out of'} model FLOPs): "
         + (
             ", ".join(f"{op} {n(c.flops)} FLOPs" for op, c in view.overhead.items())
             + f"; total {n(overhead.flops)} FLOPs"
@@ -177,10 +199,94 @@ def view_table(view: Any, precision: int = 2, units: str = "auto") -> str:
         ),
     ]
     lines += [
-        f"WARNING: unrecognised compressed weight {w} (counted as stored, not as compressed)"
+        f"  WARNING: unrecognised compressed weight {w} (counted as stored, not as compressed)"
         for w in view.unrecognised
     ]
-    return "\n".join(lines)
+    return lines
+
+
+# -- the view's columns in the module tree and tables (--compression) --------------------
+MODULE_HEADER = ["nonzero", "sparsity", "structure", "W bits", "A bits", "MACs eff.", "BOPs", "bytes ideal"]
+"""Headers of the view's columns in the module table, Markdown and HTML."""
+
+MODULE_CSV_COLUMNS = [
+    "nonzero_params",
+    "sparsity",
+    "structure",
+    "weight_bits",
+    "act_bits",
+    "macs_effective",
+    "bops",
+    "bytes_ideal",
+]
+"""The same columns in CSV, raw numbers (sparsity a fraction; empty when unknown)."""
+
+
+def _bits(value: int | str | None) -> str:
+    return "-" if value is None else str(value)
+
+
+def _sparsity(summary: Any, precision: int) -> str:
+    if not summary.weight_params:
+        return "-"
+    return _pct(summary.sparsity)
+
+
+def module_cells(summary: Any, units: str = "auto", precision: int = 2) -> list[str]:
+    """One module's view columns (``MODULE_HEADER``), inclusive of its children."""
+
+    def n(value: int | None) -> str:
+        return "unknown" if value is None else u.scaled(value, units, precision).strip()
+
+    return [
+        n(summary.nonzero_params),
+        _sparsity(summary, precision),
+        summary.structure or "-",
+        _bits(summary.weight_bits),
+        _bits(summary.act_bits),
+        n(summary.macs_effective),
+        n(summary.bops),
+        u.nbytes(summary.bytes_ideal, precision),
+    ]
+
+
+def module_csv_cells(summary: Any) -> list[Any]:
+    """One module's ``MODULE_CSV_COLUMNS``: raw numbers, "" when unknown or no weights."""
+
+    def raw(value: Any) -> Any:
+        return "" if value is None else value
+
+    return [
+        raw(summary.nonzero_params),
+        raw(summary.sparsity),
+        raw(summary.structure),
+        raw(summary.weight_bits),
+        raw(summary.act_bits),
+        summary.macs_effective,
+        summary.bops,
+        summary.bytes_ideal,
+    ]
+
+
+def tree_cells(summary: Any, units: str = "auto", precision: int = 2) -> list[str]:
+    """The tree's shorter set: nonzero params, sparsity, structure, wXaY bits, effective
+    MACs (a module without weights shows its effective MACs only, one without MACs
+    nothing)."""
+    cells = []
+    if summary.weight_params:
+        nonzero = (
+            "unknown"
+            if summary.nonzero_params is None
+            else u.scaled(summary.nonzero_params, units, precision).strip()
+        )
+        cells.append(f"{nonzero} nonzero")
+        cells.append(f"{_sparsity(summary, precision)} sparse")
+        cells.append(str(summary.structure))
+        w, a = summary.weight_bits, summary.act_bits
+        cells.append("mixed bits" if "mixed" in (w, a) else f"w{_bits(w)}a{_bits(a)}")
+    if summary.macs_dense:
+        cells.append(u.count(summary.macs_effective, "MACs eff.", units, precision))
+    return cells
 
 
 def micronet_line(score: Any, precision: int = 4) -> str:
@@ -206,7 +312,7 @@ def comparison_html(comparison: Any, precision: int = 2) -> str:
         "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:nth-child(-n+3){text-align:left}"
         "tr:last-child{font-weight:bold}.warn{color:#a00}</style></head><body>"
         f"<h1>{html.escape(title)}</h1><p>Ratios are after / before; speedups before / after. "
-        f"The speedup estimate is a model on {html.escape(comparison.hardware)}, not a measurement.</p>"
+        f"The speedup estimate is {html.escape(_estimate_title(comparison))}, not a measurement.</p>"
         f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>{warnings}</body></html>\n"
     )
 
@@ -234,3 +340,57 @@ def comparison_plot(comparison: Any, path: Any = None) -> Any:
         figure.savefig(path)
         plt.close(figure)
     return figure
+
+
+def _peak(dtype: str, value: float) -> str:
+    unit = "OPS" if dtype.startswith(("int", "qint", "quint", "uint")) else "FLOP/s"
+    return f"{dtype} {u.scaled(value, 'auto', 1)}{unit}"
+
+
+def estimate_reason(basis: Any) -> str:
+    """The reason string of a speedup estimate (compression/speedup.py ``Basis``): what
+    it assumed, the baseline dtype and the peaks it used."""
+    kind, hw = basis.kind, basis.hardware
+    base = _peak(basis.baseline, basis.baseline_peak) if basis.baseline else ""
+    numbers = basis.numbers
+    if kind == "unchanged":
+        return "unchanged"
+    if kind in ("removed", "added"):
+        return f"estimate: layer {kind}"
+    if kind == "structural":
+        return f"estimate: physically smaller, kernel-time ratio at baseline {base} on {hw}"
+    if kind == "W8A8":
+        unlisted = (
+            "" if numbers.get("peak_listed", 1.0) else f" (no {basis.dtype} peak listed: the baseline's)"
+        )
+        return f"estimate: W8A8 at {_peak(basis.dtype, basis.peak)}{unlisted} vs baseline {base} on {hw}"
+    if kind == "weight-only":
+        return (
+            f"estimate: weight-only, {numbers['efficiency']} x kernel-time ratio {numbers['ratio']:.2f} "
+            f"(smaller weights, baseline {base}) on {hw}, at least 1.0"
+        )
+    if kind == "2:4":
+        return f"estimate: 2:4 kernel, half the MACs at baseline {base} on {hw}, capped at {numbers['cap']}x"
+    if kind == "2:4 small":
+        return (
+            f"estimate: 2:4 on {int(numbers['rows'])} rows (< {int(numbers['min_rows'])}): "
+            "no gain on small shapes"
+        )
+    if kind == "2:4 no kernel":
+        return f"estimate: 2:4 without sparse tensor cores on {hw} (no tfloat32 peak listed): runs dense"
+    if kind == "unstructured":
+        return "estimate: unstructured sparsity, no sparse kernel (runs dense)"
+    if kind == "total":
+        regime = (
+            "overhead-bound"
+            if numbers["overlap"] and numbers["overhead_after"] >= numbers["work_after"]
+            else "work-bound"
+            if numbers["overlap"]
+            else "work + overheads"
+        )
+        return (
+            f"calibrated model on {hw}: {seconds(numbers['before'])} before, "
+            f"{seconds(numbers['after'])} after ({regime}); baseline {base}, {_peak(basis.dtype, basis.peak)}"
+            + ("" if numbers.get("peak_listed", 1.0) else " (not listed: float32's)")
+        )
+    return "estimate: no faster kernel for this change"

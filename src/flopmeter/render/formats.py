@@ -105,15 +105,22 @@ def to_csv(
     top: int | None = None,
     sort: str | None = None,
     convention: str = "exact",
+    compression: Any = None,
 ) -> str:
     """One row per module, inclusive counts, every convention as a column (and the
-    roofline's intensity, bound and estimated seconds when given). The model's row is
-    named "(root)". Rows as ``text.select_modules`` picks them. Each op without a
-    formula follows as a row of type "unsupported op" with its call count and empty
-    counts (never a silent zero)."""
+    roofline's intensity, bound and estimated seconds when given; the compression
+    view's ``MODULE_CSV_COLUMNS`` when ``compression``, a CompressionView, is given).
+    The model's row is named "(root)". Rows as ``text.select_modules`` picks them.
+    Each op without a formula follows as a row of type "unsupported op" with its call
+    count and empty counts (never a silent zero)."""
+    from .compression import MODULE_CSV_COLUMNS, module_csv_cells
+
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     columns = CSV_COLUMNS + (["intensity", "bound", "est_time_s"] if roofline is not None else [])
+    viewed = compression.by_module() if compression is not None else None
+    if viewed is not None:
+        columns += MODULE_CSV_COLUMNS
     writer.writerow(columns)
     for m in select_modules(report, depth=depth, top=top, sort=sort, convention=convention):
         writer.writerow(
@@ -131,6 +138,7 @@ def to_csv(
                 m.own.macs,
                 m.own.flops,
                 *(_roofline_cells(roofline, m.name) if roofline is not None else []),
+                *(module_csv_cells(viewed[m.name]) if viewed is not None else []),
             ]
         )
     for op in report.unsupported.values():
@@ -242,20 +250,28 @@ def to_markdown(
     roofline: Any = None,
     top: int | None = None,
     sort: str | None = None,
+    compression: Any = None,
 ) -> str:
     """A Markdown table of the modules down to ``depth``, with a totals line: ready to
-    paste into a paper or a pull request. With ``roofline``: intensity, bound, est. time.
+    paste into a paper or a pull request. With ``roofline``: intensity, bound, est. time;
+    with ``compression`` (a CompressionView): its columns (``MODULE_HEADER``).
     Rows as ``text.select_modules`` picks them (``top``: the costliest leaves)."""
+    from .compression import MODULE_HEADER, module_cells, view_summary_lines
     from .speed import seconds
 
     label = FLOPS_LABEL[convention]
     total = report.flops_as(convention)
     extra_head = " FLOPs/byte | bound | est. time |" if roofline is not None else ""
+    viewed = compression.by_module() if compression is not None else None
+    if viewed is not None:
+        extra_head += "".join(f" {h} |" for h in MODULE_HEADER)
     lines = [
         _markdown_title(report, convention, units, precision),
         "",
         f"| module | type | params | MACs | {label} | % {label} |{extra_head}",
-        "|---|---|--:|--:|--:|--:|" + ("--:|---|--:|" if roofline is not None else ""),
+        "|---|---|--:|--:|--:|--:|"
+        + ("--:|---|--:|" if roofline is not None else "")
+        + ("--:|--:|---|--:|--:|--:|--:|--:|" if viewed is not None else ""),
     ]
     for m in select_modules(report, depth=depth, top=top, sort=sort, convention=convention):
         value = convention_value(m.total, convention)
@@ -265,6 +281,13 @@ def to_markdown(
             f" {u.scaled(m.total.macs, units, precision).strip()} | {u.scaled(value, units, precision).strip()} |"
             f" {u.percent(value, total, precision)} |"
             + (_roofline_markdown(roofline.rows[m.name], seconds) if roofline is not None else "")
+            + (
+                "".join(f" {_markdown_cell(c)} |" for c in module_cells(viewed[m.name], units, precision))
+                if viewed is not None
+                else ""
+            )
         )
+    if compression is not None:
+        lines += ["", *(f"> {line.strip()}" for line in view_summary_lines(compression, precision, units))]
     lines += _markdown_unsupported(report)
     return "\n".join(lines) + "\n"

@@ -85,9 +85,31 @@ def _roofline_cells(row: Any, seconds: Any) -> str:
     )
 
 
-def to_html(report: Report, *, convention: str = "exact", top: int = 15, roofline: Any = None) -> str:
+def _view_cells(summary: Any) -> str:
+    from .compression import module_cells, module_csv_cells
+
+    shown, raw = module_cells(summary), module_csv_cells(summary)
+    return "".join(
+        f'<td class="type">{html.escape(text)}</td>'
+        if isinstance(value, str) or value == ""
+        else f'<td data-value="{value}">{html.escape(text)}</td>'
+        for text, value in zip(shown, raw, strict=True)
+    )
+
+
+def _view_section(view: Any) -> str:
+    from .compression import view_summary_lines
+
+    lines = [html.escape(line.strip()) for line in view_summary_lines(view)]
+    return f'<div id="compression"><h3>{lines[0]}</h3><p>' + "<br>".join(lines[1:]) + "</p></div>"
+
+
+def to_html(
+    report: Report, *, convention: str = "exact", top: int = 15, roofline: Any = None, compression: Any = None
+) -> str:
     """The whole report as one HTML page (open it in any browser, offline). With a
-    ``roofline``: its estimated latency, and intensity / bound / time per module."""
+    ``roofline``: its estimated latency, and intensity / bound / time per module. With
+    ``compression`` (a CompressionView): its columns per module and its totals."""
     from .speed import seconds
 
     label = FLOPS_LABEL[convention]
@@ -102,6 +124,7 @@ def to_html(report: Report, *, convention: str = "exact", top: int = 15, rooflin
     ]
     if roofline is not None:
         totals.append((f"est. latency on {roofline.hardware.name}", seconds(roofline.latency)))
+    viewed = compression.by_module() if compression is not None else None
     body_rows = []
     for order, m in enumerate(report.modules.values()):
         value = convention_value(m.total, convention)
@@ -119,6 +142,7 @@ def to_html(report: Report, *, convention: str = "exact", top: int = 15, rooflin
             f'<td data-value="{share:.4f}"><span class="bar" style="width:{int(share)}px"></span> {share:.2f}%</td>'
             f'<td data-value="{m.total.bytes}">{u.nbytes(m.total.bytes)}</td>'
             + (_roofline_cells(roofline.rows[m.name], seconds) if roofline is not None else "")
+            + (_view_cells(viewed[m.name]) if viewed is not None else "")
             + "</tr>"
         )
     warnings = "".join(
@@ -133,6 +157,11 @@ def to_html(report: Report, *, convention: str = "exact", top: int = 15, rooflin
         + _bars(f"{label} by operator", operator_rows(report, convention))
     )
     roof_head = "<th>FLOPs/byte</th><th>bound</th><th>est. time</th>" if roofline is not None else ""
+    if viewed is not None:
+        from .compression import MODULE_HEADER
+
+        roof_head += "".join(f"<th>{html.escape(h)}</th>" for h in MODULE_HEADER)
+    view_html = _view_section(compression) if compression is not None else ""
     totals_html = "".join(
         f'<div class="total">{html.escape(k)}<b>{html.escape(v)}</b></div>' for k, v in totals
     )
@@ -143,6 +172,7 @@ def to_html(report: Report, *, convention: str = "exact", top: int = 15, rooflin
 <div id="totals" class="totals">{totals_html}</div>
 {warnings}
 <div class="charts">{charts}</div>
+{view_html}
 <table id="modules"><thead><tr><th class="name">module</th><th class="name">type</th><th>calls</th>
 <th>params</th><th>MACs</th><th>{html.escape(label)}</th><th>% {html.escape(label)}</th><th>bytes</th>{roof_head}</tr></thead>
 <tbody>

@@ -48,10 +48,12 @@ def plot(
     convention: str = "exact",
     top: int = 15,
     hardware: Any = None,
+    compression: Any = None,
 ) -> Any:
     """FLOPs per layer, params per layer (top N, the rest folded) and the share by
     operator; plus a roofline panel (intensity vs attainable FLOP/s, one point per
-    layer) when ``hardware`` is given. Saves to ``path``
+    layer) when ``hardware`` is given, and a panel of dense vs effective MACs per
+    layer when ``compression`` (a CompressionView) is given. Saves to ``path``
     (PNG, SVG or PDF by extension) when given; returns the matplotlib Figure."""
     try:
         import matplotlib
@@ -62,7 +64,7 @@ def plot(
         raise ImportError("plots need matplotlib: pip install 'flopmeter[plot]'") from error
 
     label = FLOPS_LABEL[convention]
-    panels = 4 if hardware is not None else 3
+    panels = 3 + (hardware is not None) + (compression is not None)
     fig, axes = plt.subplots(1, panels, figsize=(6 * panels, max(4.0, 0.35 * top + 1.5)))
     for axis, key, title in ((axes[0], "flops", label), (axes[1], "params", "params")):
         rows = leaf_rows(report, convention, top, key)[::-1]
@@ -82,6 +84,8 @@ def plot(
         from .roofline_plot import draw_roofline
 
         draw_roofline(axes[3], report, hardware)
+    if compression is not None:
+        draw_compression(axes[-1], compression, top)
     fig.suptitle(
         f"{report.model_name}, batch {report.batch_size}: {u.count(report.params, 'params')}, "
         f"{u.count(report.macs, 'MACs')}, {u.count(report.flops_as(convention), label)}"
@@ -91,3 +95,30 @@ def plot(
         fig.savefig(path, dpi=110)
         plt.close(fig)
     return fig
+
+
+def compression_rows(view: Any, top: int) -> list[tuple[str, int, int]]:
+    """(layer, dense MACs, effective MACs) of the ``top`` layers with the most dense MACs."""
+    rows = [(name or "(root)", layer.macs_dense, layer.macs_effective) for name, layer in view.layers.items()]
+    return sorted([r for r in rows if r[1]], key=lambda r: -r[1])[:top]
+
+
+def draw_compression(axis: Any, view: Any, top: int) -> None:
+    """Dense vs effective MACs per layer (the compression view), its totals in the title."""
+    rows = compression_rows(view, top)[::-1]
+    labels = [r[0] for r in rows]
+    positions = list(range(len(rows)))
+    axis.barh([p + 0.2 for p in positions], [r[1] for r in rows], height=0.4, color="#bbbbbb", label="dense")
+    axis.barh(
+        [p - 0.2 for p in positions], [r[2] for r in rows], height=0.4, color="#aa3377", label="effective"
+    )
+    axis.set_yticks(positions, labels)
+    axis.tick_params(axis="y", labelsize=7)
+    axis.set_xlabel("MACs")
+    sparsity = "unknown" if view.sparsity is None else f"{100 * view.sparsity:.1f}%"
+    axis.set_title(
+        f"MACs per layer, dense vs effective (top {top})\n"
+        f"sparsity {sparsity}, BOPs {100 * view.bops_relative:.1f}% of fp32 dense",
+        fontsize=9,
+    )
+    axis.legend(fontsize=7)

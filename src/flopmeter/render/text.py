@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..report import ModuleStats, Report, convention_value
 from . import units as u
 
@@ -109,13 +111,17 @@ def render_tree(
     units: str = "auto",
     precision: int = 2,
     fold: bool = False,
+    compression: Any = None,
 ) -> str:
     """The model as a tree, each module with params, % params, MACs, % MACs, FLOPs
     (the seed article's ptflops layout plus a FLOPs column). ``depth`` limits nesting;
     ``fold`` shows a run of identical sibling blocks (same type, settings, params and
-    cost, all the way down) once, with a line saying how many more there are."""
+    cost, all the way down) once, with a line saying how many more there are.
+    ``compression``: a CompressionView whose key columns (nonzero, sparsity,
+    structure, bits, effective MACs) join each module's line, its totals below."""
     lines = summary_lines(report, convention, units, precision, warnings=False)
     modules = report.modules
+    viewed = compression.by_module() if compression is not None else {}
     prints: dict[str, tuple] = {}
 
     def fingerprint(name: str) -> tuple:
@@ -127,6 +133,7 @@ def render_tree(
                 m.params,
                 m.total,
                 tuple(fingerprint(c) for c in m.children),
+                _view_print(viewed.get(name)),
             )
         return prints[name]
 
@@ -142,7 +149,10 @@ def render_tree(
 
     def walk(name: str, indent: int, label: str) -> None:
         stats = modules[name]
-        cells = ", ".join(module_cells(stats, report, convention, units, precision))
+        cells = ", ".join(
+            module_cells(stats, report, convention, units, precision)
+            + _view_cells(viewed, name, units, precision)
+        )
         extra = f", {stats.extra_repr}" if stats.extra_repr else ""
         calls = f", called {stats.calls}x" if stats.calls > 1 else ""
         pad = "  " * indent
@@ -161,7 +171,28 @@ def render_tree(
         lines.append(f"{pad})")
 
     walk("", 0, "")
-    return "\n".join(lines + unsupported_lines(report))
+    return "\n".join(lines + _view_totals(compression, units, precision) + unsupported_lines(report))
+
+
+def _view_print(summary: Any) -> tuple:
+    """What must match for two sibling blocks to fold with the compression view shown."""
+    return () if summary is None else tuple(vars(summary).values())[1:]
+
+
+def _view_cells(viewed: dict[str, Any], name: str, units: str, precision: int) -> list[str]:
+    if name not in viewed:
+        return []
+    from .compression import tree_cells
+
+    return tree_cells(viewed[name], units, precision)
+
+
+def _view_totals(compression: Any, units: str, precision: int) -> list[str]:
+    if compression is None:
+        return []
+    from .compression import view_summary_lines
+
+    return ["", *view_summary_lines(compression, precision, units)]
 
 
 def render_table(
@@ -173,9 +204,12 @@ def render_table(
     precision: int = 2,
     sort: str | None = None,
     top: int | None = None,
+    compression: Any = None,
 ) -> str:
     """One row per module: name, type, calls, params, MACs, FLOPs, bytes, % of FLOPs.
-    Rows as ``select_modules`` picks them (``top``: the costliest leaves)."""
+    Rows as ``select_modules`` picks them (``top``: the costliest leaves).
+    ``compression``: a CompressionView whose columns (render/compression.py
+    ``MODULE_HEADER``) follow, inclusive of children, its totals below."""
     rows = select_modules(report, depth=depth, top=top, sort=sort, convention=convention)
     indent = sort is None and top is None
     total = report.flops_as(convention)
@@ -202,10 +236,18 @@ def render_table(
         ]
         for m in rows
     ]
+    if compression is not None:
+        from .compression import MODULE_HEADER
+        from .compression import module_cells as view_cells
+
+        viewed = compression.by_module()
+        header += MODULE_HEADER
+        body = [row + view_cells(viewed[m.name], units, precision) for row, m in zip(body, rows, strict=True)]
     return "\n".join(
         summary_lines(report, convention, units, precision, warnings=False)
         + [""]
         + grid(header, body)
+        + _view_totals(compression, units, precision)
         + unsupported_lines(report)
     )
 
