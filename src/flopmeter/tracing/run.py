@@ -62,12 +62,18 @@ class ModelStateGuard:
 
     def __enter__(self) -> ModelStateGuard:
         tensors: dict[int, torch.Tensor] = {}
-        self._modules = [(m, m.training, _snapshot_module(m.__dict__, tensors)) for m in self.model.modules()]
-        self._params = [(p, p.requires_grad, p.grad) for p in self.model.parameters()]
-        for tensor in self.model.buffers():  # scripted modules keep them outside ``__dict__``
-            tensors.setdefault(id(tensor), tensor)
-        for tensor, _, _ in self._params:
-            tensors.setdefault(id(tensor), tensor)
+        modules = list(self.model.modules())
+        self._modules = [(m, m.training, _snapshot_module(m.__dict__, tensors)) for m in modules]
+        if any(isinstance(m, torch.jit.ScriptModule) for m in modules):
+            # scripted modules keep parameters and buffers outside ``__dict__``
+            params = list(self.model.parameters())
+            for tensor in [*self.model.buffers(), *params]:
+                tensors.setdefault(id(tensor), tensor)
+        else:  # what ``parameters()`` yields, read from the dicts the snapshot walked
+            params = list(
+                {id(p): p for m in modules for p in m._parameters.values() if p is not None}.values()
+            )
+        self._params = [(p, p.requires_grad, p.grad) for p in params]
         self._bindings = [(t, t.detach(), _data_address(t)) for t in tensors.values()]
         self.writes.protect([alias for _, alias, _ in self._bindings])
         return self
@@ -232,57 +238,58 @@ def _data_address(tensor: torch.Tensor) -> int:
         return -id(tensor)
 
 
-_MISSING = object()
-_Snapshot = tuple[dict[str, Any], dict[int, Any]]
-_CONTAINER_TYPES = (dict, OrderedDict, list, set)
+_Snapshot = tuple[dict[str, Any], list[tuple[Any, Any]]]
 
 
 def _snapshot_module(attributes: dict[str, Any], tensors: dict[int, torch.Tensor]) -> _Snapshot:
-    """A shallow copy of a module's ``__dict__`` and the contents of the non-empty lists,
-    dicts and sets in it (keyed by ``id``; most are empty hook dicts, recorded by their
-    absence); adds to ``tensors`` every tensor held there directly or in one of those
-    containers or a tuple (parameters and buffers live in ``_parameters`` / ``_buffers``).
-    One pass, exact type checks, few allocations: this runs for every module of every
-    profile."""
+    """A shallow copy of a module's ``__dict__`` and, for each list, dict and set held
+    there, the container and a copy of its contents (None when empty: most are empty
+    hook dicts); adds to ``tensors`` every tensor held there directly or in one of
+    those containers or a tuple (parameters and buffers live in ``_parameters`` /
+    ``_buffers``). One pass, exact type checks, few allocations: this runs for every
+    module of every profile."""
     copy = attributes.copy()
-    contents: dict[int, Any] = {}
+    containers: list[tuple[Any, Any]] = []
     for value in copy.values():
         kind = type(value)
         if kind is dict or kind is OrderedDict:
             if value:
-                entries = contents[id(value)] = dict(value)
+                entries = dict(value)
+                containers.append((value, entries))
                 for item in entries.values():
                     if isinstance(item, torch.Tensor):
                         tensors[id(item)] = item
+            else:
+                containers.append((value, None))
         elif kind is list or kind is set or kind is tuple:
             if value:
                 elements = list(value)
                 if kind is not tuple:
-                    contents[id(value)] = elements
+                    containers.append((value, elements))
                 for item in elements:
                     if isinstance(item, torch.Tensor):
                         tensors[id(item)] = item
+            elif kind is not tuple:
+                containers.append((value, None))
         elif isinstance(value, torch.Tensor):
             tensors[id(value)] = value
-    return copy, contents
+    return copy, containers
 
 
 def _restore_module(attributes: dict[str, Any], saved: _Snapshot) -> None:
     """Put back what ``_snapshot_module`` saved, touching only what changed (compared by
     identity: ``==`` on tensors would compare values)."""
-    before, contents = saved
+    before, containers = saved
     if not _same_entries(attributes, before):
         attributes.clear()
         attributes.update(before)
-    for container in before.values():
-        kind = type(container)
-        if kind not in _CONTAINER_TYPES:
-            continue
-        items = contents.get(id(container))
+    for container, items in containers:
         if items is None:  # it was empty
             if container:
                 container.clear()
-        elif kind is list:
+            continue
+        kind = type(container)
+        if kind is list:
             if len(container) != len(items) or not all(map(is_, container, items)):
                 container[:] = items
         elif kind is set:
