@@ -9,6 +9,7 @@ module that holds them. Only tensors are read here; the model is not changed.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -176,10 +177,19 @@ def collect(model: torch.nn.Module) -> ModelFacts:
     return found
 
 
+# the types most module attributes have (flags, sizes, hook dicts): never a weight, so
+# skipped before the slower ``isinstance`` check (this runs for every module of every profile)
+_PLAIN_ATTRIBUTES = frozenset({bool, int, float, str, type(None), dict, OrderedDict, tuple, list})
+
+
 def _module_facts(name: str, module: torch.nn.Module, found: ModelFacts, seen: set[int]) -> list[WeightFact]:
     facts: list[WeightFact] = []
     # plain attributes that may hold a weight (packed objects, sparse tensors): one scan
-    held = [(k, v) for k, v in vars(module).items() if isinstance(v, (torch.Tensor, torch.ScriptObject))]
+    held = [
+        (k, v)
+        for k, v in vars(module).items()
+        if type(v) not in _PLAIN_ATTRIBUTES and isinstance(v, (torch.Tensor, torch.ScriptObject))
+    ]
     for packed, dtype in _packed_of(module, held):
         if id(packed) in seen:
             continue
