@@ -68,6 +68,7 @@ class OpRecorder(TorchDispatchMode):
         self.peak_bytes = 0
         self._sizes: dict[int, tuple[weakref.ref[torch.Tensor], int]] = {}  # id -> (live tensor, bytes)
         self._phase = stack.phase if stack.track_backward else _forward_phase
+        self.writes: Any = None  # run.WriteGuard of the model-state guard, if it guards values
         self._refusal = (
             "counting on shapes cannot follow torch.autocast's casts (autocast does not cast "
             "meta tensors); profile with shapes_only=False"
@@ -135,6 +136,8 @@ class OpRecorder(TorchDispatchMode):
         args: tuple[Any, ...] = (),
         kwargs: dict[str, Any] | None = None,
     ) -> Any:
+        if self.writes is not None:
+            self.writes.before(func, args, kwargs)  # the model-state guard's copy before a write
         op = _OPS.get(func) or _op_facts(func)
         if op.composite:  # only under inference_mode: decompose as autograd would have
             with self:  # the C++ kernel autograd runs (decompose() may prefer a Python one)

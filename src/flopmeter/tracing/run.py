@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -10,7 +9,7 @@ from operator import eq, is_
 from typing import Any
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
+from torch.utils._python_dispatch import _disable_current_modes
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from .events import OpEvent
@@ -48,7 +47,7 @@ class ModelStateGuard:
     buffer and tensor held in an attribute: the storage it is bound to (``.data =``
     is undone) and its values, if the run wrote them in place.
 
-    Values are saved lazily: ``writes`` is a dispatch mode that sees every in-place
+    Values are saved lazily: ``writes`` is checked by the recorder for every in-place
     or ``out=`` op that really runs and copies a protected tensor just before its
     first write. Nothing is cloned for a run that writes nothing, so a 1 GiB buffer
     the forward only reads costs nothing. Not restored: the state of objects held
@@ -107,18 +106,18 @@ class ModelStateGuard:
                 param.grad = grad
 
 
-class WriteGuard(TorchDispatchMode):
+class WriteGuard:
     """Copies a protected tensor just before an op first writes it (in place or as
     ``out=``), and writes the copies back on ``restore``.
 
-    It sits inside the recorder, so it sees each op as the model called it, before a
-    shapes-only run moves the op to meta: a write the recorder then sends to a meta
-    copy is saved too (needlessly, but rarely: RWKV's one-off rescale), and in exchange
-    every in-place op on a protected tensor passes here, which lets ``unseen_writes``
-    check the version counters for writes that did not."""
+    The recorder calls ``before`` first thing for every op it dispatches (one Python
+    dispatch per op, not a second mode), so it sees each op as the model called it,
+    before a shapes-only run moves the op to meta: a write the recorder then sends to
+    a meta copy is saved too (needlessly, but rarely: RWKV's one-off rescale), and in
+    exchange every in-place op on a protected tensor passes here, which lets
+    ``unseen_writes`` check the version counters for writes that did not."""
 
     def __init__(self) -> None:
-        super().__init__()
         self._protected: dict[int, list[torch.Tensor]] | None = None  # storage address -> tensors
         self._saved: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         self._written_args: dict[Any, tuple[tuple[int, str], ...]] = {}
@@ -148,28 +147,21 @@ class WriteGuard(TorchDispatchMode):
             if tensor._version != version and _storage_address(tensor) not in self._saved
         )
 
-    @classmethod
-    def _should_skip_dynamo(cls) -> bool:
-        return False  # never compiled: spare every op torch's dynamo guard (as OpRecorder)
-
-    def __torch_dispatch__(
-        self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
-    ) -> Any:
-        kwargs = kwargs or {}
+    def before(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any] | None) -> None:
+        """Save a copy of each protected tensor ``func`` is about to write."""
         written = self._written_args.get(func)
         if written is None:
             written = self._written_args[func] = _written_arguments(func)
-        if (
-            written
-            and self._tensors
-            and not (written is _BATCH_NORM_WRITES and not _arg(args, kwargs, 5, "training"))
-        ):
-            for index, name in written:
-                value = _arg(args, kwargs, index, name)
-                for tensor in value if isinstance(value, (list, tuple)) else (value,):
-                    if isinstance(tensor, torch.Tensor) and tensor.device.type != "meta":
-                        self._save(tensor)
-        return func(*args, **kwargs)
+        if not written or not self._tensors:
+            return
+        kwargs = kwargs or {}
+        if written is _BATCH_NORM_WRITES and not _arg(args, kwargs, 5, "training"):
+            return
+        for index, name in written:
+            value = _arg(args, kwargs, index, name)
+            for tensor in value if isinstance(value, (list, tuple)) else (value,):
+                if isinstance(tensor, torch.Tensor) and tensor.device.type != "meta":
+                    self._save(tensor)
 
     def _save(self, tensor: torch.Tensor) -> None:
         if self._protected is None:
@@ -340,9 +332,9 @@ def trace_model(
         with exclusive(model), ModelStateGuard(model) as guard, grad_mode, stack:
             if train is not None:
                 model.train(train)
-            # a meta model has no values to guard: no mode, no cost per op
-            writes = guard.writes if guard.writes.guards_anything else contextlib.nullcontext()
-            with recorder, FunctionRecorder(recorder), writes:
+            # a meta model has no values to guard: no check per op
+            recorder.writes = guard.writes if guard.writes.guards_anything else None
+            with recorder, FunctionRecorder(recorder):
                 try:
                     output = model(*args, **kwargs)
                     if backward:
