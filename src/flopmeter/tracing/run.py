@@ -230,20 +230,24 @@ def _data_address(tensor: torch.Tensor) -> int:
         return -id(tensor)
 
 
-_Snapshot = tuple[dict[str, Any], list[tuple[Any, Any]]]
+_ATOMS = frozenset({bool, int, float, str, type(None)})  # most attributes: flags, sizes, names
+_Snapshot = tuple[dict[str, Any], list[tuple[Any, Any]], list[Any]]
 
 
 def _snapshot_module(attributes: dict[str, Any], tensors: dict[int, torch.Tensor]) -> _Snapshot:
     """A shallow copy of a module's ``__dict__`` and, for each list, dict and set held
-    there, the container and a copy of its contents (None when empty: most are empty
-    hook dicts); adds to ``tensors`` every tensor held there directly or in one of
+    there, the container and a copy of its contents (the empty ones, most of them hook
+    dicts, in a list of their own); adds to ``tensors`` every tensor held there directly or in one of
     those containers or a tuple (parameters and buffers live in ``_parameters`` /
     ``_buffers``). One pass, exact type checks, few allocations: this runs for every
     module of every profile."""
     copy = attributes.copy()
     containers: list[tuple[Any, Any]] = []
+    empty: list[Any] = []
     for value in copy.values():
         kind = type(value)
+        if kind in _ATOMS:
+            continue
         if kind is dict or kind is OrderedDict:
             if value:
                 entries = dict(value)
@@ -252,34 +256,36 @@ def _snapshot_module(attributes: dict[str, Any], tensors: dict[int, torch.Tensor
                     if isinstance(item, torch.Tensor):
                         tensors[id(item)] = item
             else:
-                containers.append((value, None))
-        elif kind is list or kind is set or kind is tuple:
+                empty.append(value)
+        elif kind is tuple:
+            for item in value:
+                if type(item) not in _ATOMS and isinstance(item, torch.Tensor):
+                    tensors[id(item)] = item
+        elif kind is list or kind is set:
             if value:
                 elements = list(value)
-                if kind is not tuple:
-                    containers.append((value, elements))
+                containers.append((value, elements))
                 for item in elements:
                     if isinstance(item, torch.Tensor):
                         tensors[id(item)] = item
-            elif kind is not tuple:
-                containers.append((value, None))
+            else:
+                empty.append(value)
         elif isinstance(value, torch.Tensor):
             tensors[id(value)] = value
-    return copy, containers
+    return copy, containers, empty
 
 
 def _restore_module(attributes: dict[str, Any], saved: _Snapshot) -> None:
     """Put back what ``_snapshot_module`` saved, touching only what changed (compared by
     identity: ``==`` on tensors would compare values)."""
-    before, containers = saved
+    before, containers, empty = saved
     if not _same_entries(attributes, before):
         attributes.clear()
         attributes.update(before)
+    for container in empty:
+        if container:
+            container.clear()
     for container, items in containers:
-        if items is None:  # it was empty
-            if container:
-                container.clear()
-            continue
         kind = type(container)
         if kind is list:
             if len(container) != len(items) or not all(map(is_, container, items)):
