@@ -196,3 +196,38 @@ def test_small_vision_transformer_under_inference_mode():
     assert summary(report) == summary(plain)
     assert report.options["computed"] == "shapes"
     assert not report.unsupported
+
+
+TRAIN_CALLS: list[bool] = []
+
+
+class OwnTrain(nn.Module):
+    """Overrides ``train()``: a profile must still call it (only torch's plain
+    ``train()`` is skipped when every module already is in the asked mode)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def train(self, mode: bool = True) -> "OwnTrain":
+        TRAIN_CALLS.append(mode)  # outside the model: the state guard puts its lists back
+        return super().train(mode)
+
+    def forward(self, x):
+        return self.fc(x) if not self.training else self.fc(x) * 2
+
+
+def test_the_requested_mode_is_set_however_the_model_was():
+    model = OwnTrain().eval()
+    report = flopmeter.profile(model, torch.randn(3, 4), train=True)
+    # addmm: 3*2 outputs * (4 mults + 3 adds + 1 bias) = 48; train mode adds the * 2: 3*2 = 6
+    assert report.flops == 48 + 6 and not model.training
+    plain = nn.Sequential(nn.Linear(4, 2), nn.Dropout(0.5)).train()
+    assert (
+        flopmeter.profile(plain, torch.randn(3, 4)).operators.keys()
+        == flopmeter.profile(plain.eval(), torch.randn(3, 4)).operators.keys()
+    )
+    assert not plain.training
+    TRAIN_CALLS.clear()
+    flopmeter.profile(model, torch.randn(3, 4))  # already in eval: its own train() is still called
+    assert TRAIN_CALLS[0] is False

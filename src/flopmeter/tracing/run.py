@@ -36,6 +36,9 @@ class TraceFailure(Exception):
         self.module = module
 
 
+_MODULE_TRAIN = torch.nn.Module.train
+
+
 class ModelStateGuard:
     """Leaves the model exactly as it was before the run, also when the run raises.
 
@@ -76,6 +79,13 @@ class ModelStateGuard:
         self._bindings = [(t, t.detach(), _data_address(t)) for t in tensors.values()]
         self.writes.protect([alias for _, alias, _ in self._bindings])
         return self
+
+    def all_in_mode(self, train: bool) -> bool:
+        """Whether every module already has ``training == train`` and torch's own
+        ``train()`` (so ``model.train(train)`` would change nothing: skip its walk)."""
+        return all(
+            training is train and type(module).train is _MODULE_TRAIN for module, training, _ in self._modules
+        )
 
     def __exit__(self, *exc: object) -> None:
         unseen = self.writes.unseen_writes()
@@ -336,7 +346,7 @@ def trace_model(
     grad_mode = torch.enable_grad() if backward else torch.no_grad()
     try:
         with exclusive(model), ModelStateGuard(model) as guard, grad_mode, stack:
-            if train is not None:
+            if train is not None and not guard.all_in_mode(train):
                 model.train(train)
             # a meta model has no values to guard: no check per op
             recorder.writes = guard.writes if guard.writes.guards_anything else None
