@@ -249,6 +249,7 @@ def _add_compression_arguments(parser: argparse.ArgumentParser, compare: bool) -
     if compare:
         group.add_argument(
             "--format",
+            "-f",
             choices=["text", "markdown", "json", "csv", "html"],
             default="text",
             help="with --compression",
@@ -272,6 +273,12 @@ def _add_compression_arguments(parser: argparse.ArgumentParser, compare: bool) -
         group.add_argument(
             "--bench", action="store_true", help="with --compression: time both models, same run"
         )
+        group.add_argument(
+            "--threads",
+            type=int,
+            metavar="N",
+            help="with --bench: torch CPU threads, e.g. --threads 1 (steadier on a busy machine)",
+        )
 
 
 def _compression_options(args: argparse.Namespace) -> Any:
@@ -292,6 +299,23 @@ def _compression_text(report: Report, args: argparse.Namespace) -> str:
     if args.micronet:
         parts.append(micronet_line(micronet(report.compression, args.micronet)))
     return "\n".join(parts) + "\n" if parts else ""
+
+
+def _compression_elsewhere(report: Report, args: argparse.Namespace, text: str, err: TextIO) -> str:
+    """The view's totals and the MicroNet score where ``_compression_text`` is not printed
+    (``-q``, Markdown, CSV, JSON): never dropped in silence."""
+    from .compression.micronet import micronet
+    from .render.compression import micronet_extra, view_summary_lines
+
+    fmt = _format(args)
+    if args.quiet and fmt in ("tree", "table") and _wants_view(args):
+        text += "\n".join(view_summary_lines(report.compression, args.precision, _units(args))) + "\n"
+    if not args.micronet:
+        return text
+    text, note = micronet_extra(micronet(report.compression, args.micronet), text, fmt)
+    if note:
+        err.write(note)
+    return text
 
 
 def _wants_view(args: argparse.Namespace) -> bool:
@@ -319,8 +343,12 @@ def _compare_compression(args: argparse.Namespace, out: TextIO, err: TextIO) -> 
         loaded.append((model, inputs))
     result = compare(reports[0], reports[1], hardware=args.hardware, baseline=args.baseline)
     if args.bench:
+        import torch
+
         from .timing import benchmark
 
+        if args.threads is not None:
+            torch.set_num_threads(args.threads)
         seconds = [
             benchmark(model, inputs, repeat=20)[0].median
             if isinstance(inputs, tuple)  # arguments already built (image lists)
@@ -634,6 +662,8 @@ def _single(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     text = render(report, args, **extras)
     if _format(args) in ("tree", "table") and not args.quiet:
         text += _compression_text(report, args)
+    else:
+        text = _compression_elsewhere(report, args, text, err)
     from .render.text import unsupported_note
 
     note = unsupported_note(report) if _format(args) == "csv" else ""

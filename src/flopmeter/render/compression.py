@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from typing import Any
 
@@ -294,6 +295,21 @@ def micronet_line(score: Any, precision: int = 4) -> str:
         f"MicroNet ({score.task}, per sample{', 16-bit freebie' if score.freebie else ''}): "
         f"storage {score.storage:,.2f}, ops {score.ops:,.2f} (32-bit units), score {score.score:.{precision}f}"
     )
+
+
+def micronet_extra(score: Any, text: str, fmt: str) -> tuple[str, str]:
+    """``text`` (the report in ``fmt``) with the MicroNet score added, and a note for
+    stderr: a ``"micronet"`` key in JSON, the score's line under text and Markdown, and
+    on stderr beside a CSV (whose rows are modules)."""
+    if fmt == "json":
+        import json
+
+        data = json.loads(text)
+        data["micronet"] = dataclasses.asdict(score)
+        return json.dumps(data, indent=2) + "\n", ""
+    if fmt == "csv":
+        return text, micronet_line(score) + "\n"
+    return text + micronet_line(score) + "\n", ""
 
 
 def comparison_html(comparison: Any, precision: int = 2) -> str:
