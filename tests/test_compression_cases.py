@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import torch
+from torch.nn.utils import prune
 
 import flopmeter
 from flopmeter.cli import main
@@ -154,3 +155,27 @@ def test_compare_takes_short_format_and_threads() -> None:
     assert total["bops_ratio"] == pytest.approx(0.0625, abs=0.001)  # W8A8 / W32A32, ~0.4 % zeros
     assert total["measured_speedup"] is not None
     torch.set_num_threads(threads)
+
+
+class TestWhatIfMatchesAPruner:
+    """--assume-sparsity used to keep per_row - round(per_row * s) in every row: 2:4 on
+    resnet18's conv1 (147 per row) kept 73, not the 74 a 2:4 pruner keeps, and 0.5 on
+    it kept 4,672 weights where l1_unstructured keeps 4,704."""
+
+    def test_n_m_tail_keeps_up_to_n(self) -> None:
+        view = flopmeter.profile(torch.nn.Conv2d(3, 8, 7, bias=False), torch.randn(1, 3, 10, 10)).compression
+        layer = view.assume(sparsity="2:4").layers[""]
+        assert layer.weight_nonzero == 592  # 3*7*7 = 147 = 36*4 + 3 per row: 36*2 + 2 = 74, * 8 rows
+        assert layer.macs_effective == 9_472  # 592 * 4*4 output positions
+
+    def test_fraction_is_rounded_like_torch_prune(self) -> None:
+        torch.manual_seed(0)
+        layer = torch.nn.Linear(5, 3, bias=False)
+        x = torch.randn(2, 5)
+        assumed = flopmeter.profile(layer, x).compression.assume(sparsity=0.5).layers[""]
+        assert assumed.weight_nonzero == 7  # 15 - round(7.5) = 15 - 8, rows 3 + 2 + 2
+        assert assumed.macs_effective == 14  # 7 * 2 rows of x
+        assert assumed.flops_effective == 2 * (5 + 3 + 3)  # 2 rows of x * sum over rows (2*nz_o - 1)
+        prune.l1_unstructured(layer, "weight", amount=0.5)
+        pruned = flopmeter.profile(layer, x).compression.layers[""]
+        assert pruned.weight_nonzero == assumed.weight_nonzero
