@@ -190,3 +190,14 @@ class TestWhatIfMatchesAPruner:
         prune.l1_unstructured(layer, "weight", amount=0.5)
         pruned = flopmeter.profile(layer, x).compression.layers[""]
         assert pruned.weight_nonzero == assumed.weight_nonzero
+
+
+def test_meta_totals_say_effective_is_as_if_dense() -> None:
+    """On meta a pruned model's nonzeros are unknown: its effective MACs (= dense) used to
+    print beside them unlabelled, reading as 'no saving'."""
+    code, out, err = run([f"{CASES_FILE}:pruned_resnet18", "--meta", "--compression", "-q"])
+    assert code == 0, err
+    assert "nonzero unknown" in out
+    assert "(as if dense: sparsity unknown)" in out
+    code, out, _ = run([STACK, "--input", "16x1024", "--compression", "-q"])
+    assert "as if dense" not in out  # real weights: nonzeros counted

@@ -181,7 +181,8 @@ def view_summary_lines(view: Any, precision: int = 2, units: str = "auto") -> li
         "compression view totals" + (f" (assuming {view.assumptions})" if view.assumptions else "") + ":",
         f"  params {n(view.params)}, nonzero {n(view.nonzero_params)}, sparsity {_pct(view.sparsity)} (weights; biases apart)",
         f"  MACs dense {n(view.macs_dense)}, effective {n(view.macs_effective)}; "
-        f"FLOPs effective {n(view.flops_effective)}; integer ops effective {n(view.int_ops_effective)}",
+        f"FLOPs effective {n(view.flops_effective)}; integer ops effective {n(view.int_ops_effective)}"
+        + (" (as if dense: sparsity unknown)" if view.nonzero_params is None else ""),
         f"  BOPs {n(view.bops)} ({100 * view.bops_relative:.2f}% of fp32 dense); "
         f"bytes actual {n(view.bytes_actual)}, ideal {n(view.bytes_ideal)}"
         + (f", {bpw:.{precision}f} bits/weight" if bpw is not None else ""),
