@@ -201,3 +201,15 @@ def test_meta_totals_say_effective_is_as_if_dense() -> None:
     assert "(as if dense: sparsity unknown)" in out
     code, out, _ = run([STACK, "--input", "16x1024", "--compression", "-q"])
     assert "as if dense" not in out  # real weights: nonzeros counted
+
+
+def test_compare_a_model_with_its_plan() -> None:
+    """`compare M M --assume-bits w4a16` applied the plan to both sides (all 'unchanged'),
+    and without --compression ignored it: the plan is the second model's."""
+    code, out, err = run(
+        ["compare", STACK, STACK, "--input", "16x1024", "--assume-bits", "w8a8", "-f", "json"]
+    )
+    assert code == 0, err
+    total = json.loads(out)["rows"][-1]
+    assert total["change"] == "in place"
+    assert total["bops_ratio"] == pytest.approx(0.0625)  # 8*8 / (32*32), every weight nonzero

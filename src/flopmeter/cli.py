@@ -231,10 +231,12 @@ def _add_compression_arguments(parser: argparse.ArgumentParser, compare: bool) -
     group.add_argument(
         "--assume-sparsity",
         metavar="S",
-        help="what-if: every weight this sparse, 0.5 or a pattern such as 2:4",
+        help="what-if: every weight this sparse, 0.5 or a pattern such as 2:4 (compare: of the second model)",
     )
     group.add_argument(
-        "--assume-bits", metavar="WxAy", help="what-if: weight/activation bits, e.g. w4a16, w8a8"
+        "--assume-bits",
+        metavar="WxAy",
+        help="what-if: weight/activation bits, e.g. w4a16, w8a8 (compare: of the second model)",
     )
     group.add_argument(
         "--count-overhead",
@@ -338,7 +340,9 @@ def _compare_compression(args: argparse.Namespace, out: TextIO, err: TextIO) -> 
     loaded = []
     for index, source in enumerate(args.models, start=1):
         print(f"flopmeter: [{index}/2] counting {source} ...", file=err, flush=True)
-        report, model, inputs = _load_and_profile(source, args, err)
+        # --assume-* is the plan: it applies to the second model, the first stays as it is
+        as_is = argparse.Namespace(**{**vars(args), "assume_sparsity": None, "assume_bits": None})
+        report, model, inputs = _load_and_profile(source, args if index == 2 else as_is, err)
         reports.append(report)
         loaded.append((model, inputs))
     result = compare(reports[0], reports[1], hardware=args.hardware, baseline=args.baseline)
@@ -893,7 +897,7 @@ def render(
 def _compare(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .render.compare import render_comparison
 
-    if args.compression:
+    if _wants_view(args):  # --compression, or a plan (--assume-*) to compare against
         return _compare_compression(args, out, err)
     if len(args.models) < 2:
         raise UsageError(
