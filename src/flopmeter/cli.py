@@ -231,10 +231,12 @@ def _add_compression_arguments(parser: argparse.ArgumentParser, compare: bool) -
     group.add_argument(
         "--assume-sparsity",
         metavar="S",
-        help="what-if: every weight this sparse, 0.5 or a pattern such as 2:4",
+        help="what-if: every weight this sparse, 0.5 or a pattern such as 2:4 (compare: of the second model)",
     )
     group.add_argument(
-        "--assume-bits", metavar="WxAy", help="what-if: weight/activation bits, e.g. w4a16, w8a8"
+        "--assume-bits",
+        metavar="WxAy",
+        help="what-if: weight/activation bits, e.g. w4a16, w8a8 (compare: of the second model)",
     )
     group.add_argument(
         "--count-overhead",
@@ -249,6 +251,7 @@ def _add_compression_arguments(parser: argparse.ArgumentParser, compare: bool) -
     if compare:
         group.add_argument(
             "--format",
+            "-f",
             choices=["text", "markdown", "json", "csv", "html"],
             default="text",
             help="with --compression",
@@ -272,6 +275,12 @@ def _add_compression_arguments(parser: argparse.ArgumentParser, compare: bool) -
         group.add_argument(
             "--bench", action="store_true", help="with --compression: time both models, same run"
         )
+        group.add_argument(
+            "--threads",
+            type=int,
+            metavar="N",
+            help="with --bench: torch CPU threads, e.g. --threads 1 (steadier on a busy machine)",
+        )
 
 
 def _compression_options(args: argparse.Namespace) -> Any:
@@ -294,6 +303,23 @@ def _compression_text(report: Report, args: argparse.Namespace) -> str:
     return "\n".join(parts) + "\n" if parts else ""
 
 
+def _compression_elsewhere(report: Report, args: argparse.Namespace, text: str, err: TextIO) -> str:
+    """The view's totals and the MicroNet score where ``_compression_text`` is not printed
+    (``-q``, Markdown, CSV, JSON): never dropped in silence."""
+    from .compression.micronet import micronet
+    from .render.compression import micronet_extra, view_summary_lines
+
+    fmt = _format(args)
+    if args.quiet and fmt in ("tree", "table") and _wants_view(args):
+        text += "\n".join(view_summary_lines(report.compression, args.precision, _units(args))) + "\n"
+    if not args.micronet:
+        return text
+    text, note = micronet_extra(micronet(report.compression, args.micronet), text, fmt)
+    if note:
+        err.write(note)
+    return text
+
+
 def _wants_view(args: argparse.Namespace) -> bool:
     return bool(args.compression or args.assume_sparsity or args.assume_bits)
 
@@ -314,13 +340,19 @@ def _compare_compression(args: argparse.Namespace, out: TextIO, err: TextIO) -> 
     loaded = []
     for index, source in enumerate(args.models, start=1):
         print(f"flopmeter: [{index}/2] counting {source} ...", file=err, flush=True)
-        report, model, inputs = _load_and_profile(source, args, err)
+        # --assume-* is the plan: it applies to the second model, the first stays as it is
+        as_is = argparse.Namespace(**{**vars(args), "assume_sparsity": None, "assume_bits": None})
+        report, model, inputs = _load_and_profile(source, args if index == 2 else as_is, err)
         reports.append(report)
         loaded.append((model, inputs))
     result = compare(reports[0], reports[1], hardware=args.hardware, baseline=args.baseline)
     if args.bench:
+        import torch
+
         from .timing import benchmark
 
+        if args.threads is not None:
+            torch.set_num_threads(args.threads)
         seconds = [
             benchmark(model, inputs, repeat=20)[0].median
             if isinstance(inputs, tuple)  # arguments already built (image lists)
@@ -634,6 +666,8 @@ def _single(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     text = render(report, args, **extras)
     if _format(args) in ("tree", "table") and not args.quiet:
         text += _compression_text(report, args)
+    else:
+        text = _compression_elsewhere(report, args, text, err)
     from .render.text import unsupported_note
 
     note = unsupported_note(report) if _format(args) == "csv" else ""
@@ -863,7 +897,7 @@ def render(
 def _compare(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .render.compare import render_comparison
 
-    if args.compression:
+    if _wants_view(args):  # --compression, or a plan (--assume-*) to compare against
         return _compare_compression(args, out, err)
     if len(args.models) < 2:
         raise UsageError(
