@@ -611,6 +611,7 @@ def _single(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         )
     if args.prompt is not None or args.training:
         return _llm(args, out, err)
+    _refuse_llm_options_alone(args)
     if args.threads is not None:
         import torch
 
@@ -897,7 +898,7 @@ def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
         "e.g. flopmeter transformers:LlamaConfig --prompt 2048 --generate 256 --roofline h100-sxm,a100-sxm-80gb",
     )
     group.add_argument("--prompt", type=int, metavar="T", help="prompt tokens: prefill, decode and tokens/s")
-    group.add_argument("--generate", type=int, default=1, metavar="G", help="tokens generated (default 1)")
+    group.add_argument("--generate", type=int, metavar="G", help="tokens generated (default 1)")
     group.add_argument(
         "--all-logits",
         action="store_true",
@@ -976,7 +977,7 @@ def _llm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     cost = llm_cost(
         config,
         prompt=args.prompt,
-        generate=args.generate,
+        generate=1 if args.generate is None else args.generate,
         batch=batch,
         all_logits=args.all_logits,
         causal=args.causal,
@@ -1000,6 +1001,24 @@ def _llm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         plot_cost_vs_length(cost, args.plot)
         print(f"flopmeter: wrote {args.plot}", file=err)
     return 0
+
+
+LLM_ONLY_OPTIONS = ("generate", "all_logits", "kv_dtype", "weight_bits", "dtype", "step_time",
+                    "tokens_per_second", "recompute", "optimizer")  # fmt: skip
+
+
+def _refuse_llm_options_alone(args: argparse.Namespace) -> None:
+    """An LLM-mode option without --prompt / --training would be silently ignored."""
+    given = [name for name in LLM_ONLY_OPTIONS if getattr(args, name) not in (None, False)]
+    if args.devices != 1:
+        given.append("devices")
+    if given:
+        options = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise UsageError(
+            f"{options} {'is an option' if len(given) == 1 else 'are options'} of LLM mode: add "
+            "--prompt T (or --training), e.g. "
+            "flopmeter transformers:LlamaConfig --prompt 2048 --generate 256"
+        )
 
 
 def _roofline_names(args: argparse.Namespace) -> list[str]:

@@ -1,0 +1,38 @@
+"""LLM mode's edges a new user meets: options without --prompt, a very long generation."""
+
+import pytest
+
+from flopmeter.cli import run
+from flopmeter.llm.serving import EXACT_STEPS, PhaseTime, decode_steps_seconds
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["--generate", "10"], "--generate is an option of LLM mode"),
+        (["--kv-dtype", "fp8", "--devices", "4"], "--kv-dtype, --devices are options of LLM mode"),
+    ],
+)
+def test_llm_options_without_prompt_are_refused_not_ignored(argv: list[str], named: str) -> None:
+    code, out, err = run(["torchvision:resnet18", *argv])
+    assert code == 2 and named in err and "--prompt T" in err and out == ""
+
+
+def test_a_long_generation_sums_its_steps_without_visiting_each() -> None:
+    calls: list[int] = []
+
+    def step(n: int) -> PhaseTime:  # compute 1 us per cached token; memory 5 ms + 1 ns per token
+        calls.append(n)
+        return PhaseTime(0, 0, 1e-6 * n, 5e-3 + 1e-9 * n)
+
+    steps = 1_000_000
+    # by hand: memory rules while 1e-6 n < 5e-3 + 1e-9 n, i.e. n <= 5005 (contexts 100 .. 5005),
+    # compute from n = 5006 to 1,000,099
+    memory = sum(5e-3 + 1e-9 * n for n in range(100, 5006))
+    compute = 1e-6 * (5006 + 1_000_099) * (1_000_099 - 5006 + 1) / 2
+    assert decode_steps_seconds(step, 100, steps) == pytest.approx(memory + compute, rel=1e-12)
+    assert len(calls) == EXACT_STEPS + 1  # run ends only, not a million steps
+    calls.clear()
+    short = decode_steps_seconds(step, 100, 300)  # short generations: step by step, exactly
+    assert short == sum(max(1e-6 * n, 5e-3 + 1e-9 * n) for n in range(100, 400))
+    assert len(calls) == 300
