@@ -18,6 +18,11 @@ def test_llm_options_without_prompt_are_refused_not_ignored(argv: list[str], nam
     assert code == 2 and named in err and "--prompt T" in err and out == ""
 
 
+def test_bench_in_llm_mode_is_refused_not_ignored() -> None:
+    code, out, err = run(["transformers:LlamaConfig", "--prompt", "16", "--bench"])
+    assert code == 2 and "--bench does not time LLM mode" in err and out == ""
+
+
 def test_a_long_generation_sums_its_steps_without_visiting_each() -> None:
     calls: list[int] = []
 

@@ -943,6 +943,11 @@ def _llm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         )
     if args.prompt is None or args.prompt < 1:
         raise UsageError("LLM mode needs --prompt T with T >= 1 tokens")
+    if args.bench:
+        raise UsageError(
+            "--bench does not time LLM mode (--prompt): it estimates with --roofline; "
+            "time a transformers model with flopmeter transformers:CONFIG --input ... --bench"
+        )
     overrides = dict(parse_override(text) for text in args.set)
     config = load_model(args.model, overrides=overrides, meta=True).model.config
     batch = args.batch_size or 1
