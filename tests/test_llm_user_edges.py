@@ -1,8 +1,11 @@
 """LLM mode's edges a new user meets: options without --prompt, a very long generation."""
 
+from fractions import Fraction
+
 import pytest
 
 from flopmeter.cli import run
+from flopmeter.llm.phases import Bytes
 from flopmeter.llm.serving import EXACT_STEPS, PhaseTime, decode_steps_seconds
 
 
@@ -41,3 +44,8 @@ def test_a_long_generation_sums_its_steps_without_visiting_each() -> None:
     short = decode_steps_seconds(step, 100, 300)  # short generations: step by step, exactly
     assert short == sum(max(1e-6 * n, 5e-3 + 1e-9 * n) for n in range(100, 400))
     assert len(calls) == 300
+
+
+def test_bytes_print_whole_counts_as_ints() -> None:
+    split = Bytes(100, Fraction(2113536), Fraction(7, 2), 8)
+    assert repr(split) == "Bytes(weights=100, kv_read=2113536, kv_write=7/2, activations=8)"
