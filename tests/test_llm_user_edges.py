@@ -49,3 +49,16 @@ def test_a_long_generation_sums_its_steps_without_visiting_each() -> None:
 def test_bytes_print_whole_counts_as_ints() -> None:
     split = Bytes(100, Fraction(2113536), Fraction(7, 2), 8)
     assert repr(split) == "Bytes(weights=100, kv_read=2113536, kv_write=7/2, activations=8)"
+
+
+TINY_LLAMA = ["--set", "num_hidden_layers=1", "--set", "hidden_size=64", "--set", "intermediate_size=128",
+              "--set", "num_attention_heads=4", "--set", "num_key_value_heads=4", "--set", "vocab_size=100",
+              "--set", "max_position_embeddings=64"]  # fmt: skip
+
+
+def test_a_generation_past_the_models_positions_is_noted() -> None:
+    code, out, err = run(["transformers:LlamaConfig", *TINY_LLAMA, "--prompt", "60", "--generate", "10"])
+    assert code == 0, err
+    assert "reach 69 positions, beyond the config's max_position_embeddings (64)" in out  # 60 + 10 - 1
+    code, out, err = run(["transformers:LlamaConfig", *TINY_LLAMA, "--prompt", "60", "--generate", "5"])
+    assert code == 0 and "max_position_embeddings" not in out  # 60 + 5 - 1 = 64 fits
