@@ -14,6 +14,7 @@ from flopmeter.llm.serving import EXACT_STEPS, PhaseTime, decode_steps_seconds
     [
         (["--generate", "10"], "--generate is an option of LLM mode"),
         (["--kv-dtype", "fp8", "--devices", "4"], "--kv-dtype, --devices are options of LLM mode"),
+        (["--dtype", "float16", "--step-time", "1"], "--dtype, --step-time are options of LLM mode"),
     ],
 )
 def test_llm_options_without_prompt_are_refused_not_ignored(argv: list[str], named: str) -> None:

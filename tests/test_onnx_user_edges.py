@@ -87,3 +87,9 @@ def test_cli_exit_2_for_each(tmp_path: Path) -> None:
     assert code == 2 and "at least 1" in err and "Traceback" not in err
     code, _, err = run([str(path), "--dim", "T=5", "--input", "x:1x4x32x32"])
     assert code == 2 and "weight expects 3" in err and "Traceback" not in err
+
+
+def test_unbound_dim_hint_gives_a_placeholder_not_the_dim_twice() -> None:
+    # a dim named N (a dynamic batch) used to read "--dim N=N"
+    with pytest.raises(OnnxModelError, match=r"CLI: --dim T=SIZE\)"):
+        profile_onnx(hand_graph())

@@ -190,7 +190,7 @@ class GraphCounter:
             return OnnxModelError(
                 f"dim {dims} is unbound: {label} needs the shape of {name!r}"
                 f"{' ' + str(vt.shape) if vt and vt.shape is not None else ''}; bind it with "
-                f"dims={{{example!r}: ...}} (CLI: --dim {example}=N)"
+                f"dims={{{example!r}: ...}} (CLI: --dim {example}=SIZE)"
             )
         refused = self.types.refused.get(name)
         if refused:  # ONNX's shape inference rejected the node that makes it: say why
