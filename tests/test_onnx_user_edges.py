@@ -93,3 +93,24 @@ def test_unbound_dim_hint_gives_a_placeholder_not_the_dim_twice() -> None:
     # a dim named N (a dynamic batch) used to read "--dim N=N"
     with pytest.raises(OnnxModelError, match=r"CLI: --dim T=SIZE\)"):
         profile_onnx(hand_graph())
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--backward"], "--backward needs a PyTorch model"),  # was: a forward count, silently
+        (["--train", "--set", "a=1"], "--train, --set need a PyTorch model"),
+    ],
+)
+def test_pytorch_only_options_on_an_onnx_file_are_refused(
+    tmp_path: Path, options: list[str], message: str
+) -> None:
+    path = tmp_path / "hand.onnx"
+    onnx.save(hand_graph(), str(path))
+    code, out, err = run([str(path), "--dim", "T=5", *options])
+    assert code == 2 and message in err and out == ""
+
+
+def test_dim_on_a_pytorch_model_is_refused() -> None:
+    code, out, err = run(["torchvision:resnet18", "--dim", "T=5"])
+    assert code == 2 and "--dim binds the symbolic dims of an ONNX file" in err and out == ""

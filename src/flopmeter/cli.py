@@ -437,6 +437,8 @@ def check_combinations(args: argparse.Namespace) -> None:
     model = getattr(args, "model", None) or ""
     if getattr(args, "convention", None) == ONNX_TOOL and not model.lower().endswith(".onnx"):
         raise UsageError("--convention onnx-tool is a view of ONNX reports only: give an .onnx file")
+    if model:  # options one kind of source would silently ignore
+        _check_source_options(args, model.lower().endswith(".onnx"))
     if args.by == "op" and args.format == "tree":
         raise UsageError("--by op prints a table of operators; use --format table, csv, json or markdown")
     if args.by == "op" and args.sort is not None:
@@ -537,6 +539,21 @@ def _specs(args: argparse.Namespace, default: list[InputSpec], kind: str = "tens
 
 def _run(source: str, args: argparse.Namespace, err: TextIO) -> Report:
     return _load_and_profile(source, args, err)[0]
+
+
+def _check_source_options(args: argparse.Namespace, onnx_file: bool) -> None:
+    if onnx_file:
+        given = [f"--{name}" for name in ("backward", "train") if getattr(args, name, False)]
+        given += ["--set"] if getattr(args, "set", None) else []
+        if given:
+            raise UsageError(
+                f"{', '.join(given)} {'needs' if len(given) == 1 else 'need'} a PyTorch model: an ONNX file is counted as exported "
+                "(inference, its own settings)"
+            )
+    elif getattr(args, "dim", None):
+        raise UsageError(
+            "--dim binds the symbolic dims of an ONNX file; for a PyTorch model give shapes with --input"
+        )
 
 
 def _load_and_profile(source: str, args: argparse.Namespace, err: TextIO) -> tuple[Report, Any, Any]:
