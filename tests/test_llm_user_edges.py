@@ -1,6 +1,7 @@
 """LLM mode's edges a new user meets: options without --prompt, a very long generation."""
 
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 
@@ -63,3 +64,12 @@ def test_a_generation_past_the_models_positions_is_noted() -> None:
     assert "reach 69 positions, beyond the config's max_position_embeddings (64)" in out  # 60 + 10 - 1
     code, out, err = run(["transformers:LlamaConfig", *TINY_LLAMA, "--prompt", "60", "--generate", "5"])
     assert code == 0 and "max_position_embeddings" not in out  # 60 + 5 - 1 = 64 fits
+
+
+def test_a_model_directory_works_in_llm_mode(tmp_path: Path) -> None:
+    """README: a config.json or a model directory is a transformers source; LLM mode refused the directory."""
+    transformers = pytest.importorskip("transformers")
+    transformers.GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=64).save_pretrained(tmp_path)
+    code, out, err = run([str(tmp_path), "--prompt", "8"])
+    assert code == 0, err
+    assert "GPT2LMHeadModel: 1 layers, hidden 32" in out

@@ -10,6 +10,7 @@ Every option is checked before the model is built.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -953,7 +954,13 @@ def _llm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .llm.training import training_step
     from .render.llm import plot_cost_vs_length, render_llm, render_training
 
-    if not args.model or not args.model.startswith("transformers:") and not args.model.endswith(".json"):
+    model_dir = bool(args.model) and os.path.isfile(os.path.join(args.model, "config.json"))
+    if (
+        not args.model
+        or not args.model.startswith("transformers:")
+        and not args.model.endswith(".json")
+        and not model_dir
+    ):
         raise UsageError(
             "--prompt works on a transformers causal LM config, e.g. "
             "flopmeter transformers:LlamaConfig --prompt 2048 --generate 256"
