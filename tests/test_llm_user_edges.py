@@ -28,6 +28,18 @@ def test_bench_in_llm_mode_is_refused_not_ignored() -> None:
     assert code == 2 and "--bench does not time LLM mode" in err and out == ""
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--weight-bits", "4"], "--weight-bits scales the roofline's weight bytes: add --roofline"),
+        (["--training", "--generate", "8"], "--generate is for serving"),
+    ],
+)
+def test_llm_options_that_would_do_nothing_are_refused(argv: list[str], message: str) -> None:
+    code, out, err = run(["transformers:LlamaConfig", "--prompt", "16", *argv])
+    assert code == 2 and message in err and out == ""
+
+
 def test_a_long_generation_sums_its_steps_without_visiting_each() -> None:
     calls: list[int] = []
 

@@ -967,6 +967,12 @@ def _llm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         )
     if args.prompt is None or args.prompt < 1:
         raise UsageError("LLM mode needs --prompt T with T >= 1 tokens")
+    if args.weight_bits is not None and not args.roofline:
+        raise UsageError(
+            "--weight-bits scales the roofline's weight bytes: add --roofline PRESET, e.g. h100-sxm"
+        )
+    if args.training and args.generate is not None:
+        raise UsageError("--training counts one training step of --prompt tokens; --generate is for serving")
     if args.bench:
         raise UsageError(
             "--bench does not time LLM mode (--prompt): it estimates with --roofline; "
