@@ -66,10 +66,10 @@ class CaughtInside(nn.Module):
 @pytest.mark.parametrize(
     "model, where",
     [
-        (RootFails(), r"in module '\(root\)' \(RootFails"),
-        (ViewAfterBlock(), r"in module '\(root\)' \(ViewAfterBlock"),
-        (NestedFails(), r"in module 'block\.1' \(Boom"),
-        (CaughtInside(), r"in module '\(root\)' \(CaughtInside"),
+        (RootFails(), r"in module '\(root\)' \(RootFails\) when"),  # no ': ' for an empty extra_repr (A21)
+        (ViewAfterBlock(), r"in module '\(root\)' \(ViewAfterBlock\) when"),
+        (NestedFails(), r"in module 'block\.1' \(Boom\) when"),
+        (CaughtInside(), r"in module '\(root\)' \(CaughtInside\) when"),
     ],
 )
 def test_errors_name_the_running_module(model, where, shapes_only):

@@ -339,7 +339,8 @@ def _failure_message(
     if failure.module is not None:
         module = model.get_submodule(failure.module) if failure.module else model
         label = failure.module or "(root)"
-        where = f" in module '{label}' ({type(module).__name__}: {module.extra_repr()})"
+        detail = module.extra_repr()
+        where = f" in module '{label}' ({type(module).__name__}{': ' + detail if detail else ''})"
     return (
         f"the model raised {type(failure.error).__name__}{where} when called with inputs "
         f"[{shapes or 'none'}]: {failure.error}. Check that the inputs match what the model expects."

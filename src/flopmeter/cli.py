@@ -10,6 +10,7 @@ Every option is checked before the model is built.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -231,10 +232,12 @@ def _add_compression_arguments(parser: argparse.ArgumentParser, compare: bool) -
     group.add_argument(
         "--assume-sparsity",
         metavar="S",
-        help="what-if: every weight this sparse, 0.5 or a pattern such as 2:4",
+        help="what-if: every weight this sparse, 0.5 or a pattern such as 2:4 (compare: of the second model)",
     )
     group.add_argument(
-        "--assume-bits", metavar="WxAy", help="what-if: weight/activation bits, e.g. w4a16, w8a8"
+        "--assume-bits",
+        metavar="WxAy",
+        help="what-if: weight/activation bits, e.g. w4a16, w8a8 (compare: of the second model)",
     )
     group.add_argument(
         "--count-overhead",
@@ -249,6 +252,7 @@ def _add_compression_arguments(parser: argparse.ArgumentParser, compare: bool) -
     if compare:
         group.add_argument(
             "--format",
+            "-f",
             choices=["text", "markdown", "json", "csv", "html"],
             default="text",
             help="with --compression",
@@ -272,6 +276,12 @@ def _add_compression_arguments(parser: argparse.ArgumentParser, compare: bool) -
         group.add_argument(
             "--bench", action="store_true", help="with --compression: time both models, same run"
         )
+        group.add_argument(
+            "--threads",
+            type=int,
+            metavar="N",
+            help="with --bench: torch CPU threads, e.g. --threads 1 (steadier on a busy machine)",
+        )
 
 
 def _compression_options(args: argparse.Namespace) -> Any:
@@ -294,6 +304,23 @@ def _compression_text(report: Report, args: argparse.Namespace) -> str:
     return "\n".join(parts) + "\n" if parts else ""
 
 
+def _compression_elsewhere(report: Report, args: argparse.Namespace, text: str, err: TextIO) -> str:
+    """The view's totals and the MicroNet score where ``_compression_text`` is not printed
+    (``-q``, Markdown, CSV, JSON): never dropped in silence."""
+    from .compression.micronet import micronet
+    from .render.compression import micronet_extra, view_summary_lines
+
+    fmt = _format(args)
+    if args.quiet and fmt in ("tree", "table") and _wants_view(args):
+        text += "\n".join(view_summary_lines(report.compression, args.precision, _units(args))) + "\n"
+    if not args.micronet:
+        return text
+    text, note = micronet_extra(micronet(report.compression, args.micronet), text, fmt)
+    if note:
+        err.write(note)
+    return text
+
+
 def _wants_view(args: argparse.Namespace) -> bool:
     return bool(args.compression or args.assume_sparsity or args.assume_bits)
 
@@ -314,13 +341,19 @@ def _compare_compression(args: argparse.Namespace, out: TextIO, err: TextIO) -> 
     loaded = []
     for index, source in enumerate(args.models, start=1):
         print(f"flopmeter: [{index}/2] counting {source} ...", file=err, flush=True)
-        report, model, inputs = _load_and_profile(source, args, err)
+        # --assume-* is the plan: it applies to the second model, the first stays as it is
+        as_is = argparse.Namespace(**{**vars(args), "assume_sparsity": None, "assume_bits": None})
+        report, model, inputs = _load_and_profile(source, args if index == 2 else as_is, err)
         reports.append(report)
         loaded.append((model, inputs))
     result = compare(reports[0], reports[1], hardware=args.hardware, baseline=args.baseline)
     if args.bench:
+        import torch
+
         from .timing import benchmark
 
+        if args.threads is not None:
+            torch.set_num_threads(args.threads)
         seconds = [
             benchmark(model, inputs, repeat=20)[0].median
             if isinstance(inputs, tuple)  # arguments already built (image lists)
@@ -437,6 +470,8 @@ def check_combinations(args: argparse.Namespace) -> None:
     model = getattr(args, "model", None) or ""
     if getattr(args, "convention", None) == ONNX_TOOL and not model.lower().endswith(".onnx"):
         raise UsageError("--convention onnx-tool is a view of ONNX reports only: give an .onnx file")
+    if model:  # options one kind of source would silently ignore
+        _check_source_options(args, model.lower().endswith(".onnx"))
     if args.by == "op" and args.format == "tree":
         raise UsageError("--by op prints a table of operators; use --format table, csv, json or markdown")
     if args.by == "op" and args.sort is not None:
@@ -539,6 +574,21 @@ def _run(source: str, args: argparse.Namespace, err: TextIO) -> Report:
     return _load_and_profile(source, args, err)[0]
 
 
+def _check_source_options(args: argparse.Namespace, onnx_file: bool) -> None:
+    if onnx_file:
+        given = [f"--{name}" for name in ("backward", "train") if getattr(args, name, False)]
+        given += ["--set"] if getattr(args, "set", None) else []
+        if given:
+            raise UsageError(
+                f"{', '.join(given)} {'needs' if len(given) == 1 else 'need'} a PyTorch model: an ONNX file is counted as exported "
+                "(inference, its own settings)"
+            )
+    elif getattr(args, "dim", None):
+        raise UsageError(
+            "--dim binds the symbolic dims of an ONNX file; for a PyTorch model give shapes with --input"
+        )
+
+
 def _load_and_profile(source: str, args: argparse.Namespace, err: TextIO) -> tuple[Report, Any, Any]:
     """(report, model, inputs) for one model source: ``inputs`` is an input spec (or
     a list of them) for ``profile(input_shape=...)``, or a tuple of built arguments."""
@@ -611,6 +661,7 @@ def _single(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         )
     if args.prompt is not None or args.training:
         return _llm(args, out, err)
+    _refuse_llm_options_alone(args)
     if args.threads is not None:
         import torch
 
@@ -634,6 +685,8 @@ def _single(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     text = render(report, args, **extras)
     if _format(args) in ("tree", "table") and not args.quiet:
         text += _compression_text(report, args)
+    else:
+        text = _compression_elsewhere(report, args, text, err)
     from .render.text import unsupported_note
 
     note = unsupported_note(report) if _format(args) == "csv" else ""
@@ -863,7 +916,7 @@ def render(
 def _compare(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .render.compare import render_comparison
 
-    if args.compression:
+    if _wants_view(args):  # --compression, or a plan (--assume-*) to compare against
         return _compare_compression(args, out, err)
     if len(args.models) < 2:
         raise UsageError(
@@ -897,7 +950,7 @@ def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
         "e.g. flopmeter transformers:LlamaConfig --prompt 2048 --generate 256 --roofline h100-sxm,a100-sxm-80gb",
     )
     group.add_argument("--prompt", type=int, metavar="T", help="prompt tokens: prefill, decode and tokens/s")
-    group.add_argument("--generate", type=int, default=1, metavar="G", help="tokens generated (default 1)")
+    group.add_argument("--generate", type=int, metavar="G", help="tokens generated (default 1)")
     group.add_argument(
         "--all-logits",
         action="store_true",
@@ -935,13 +988,30 @@ def _llm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .llm.training import training_step
     from .render.llm import plot_cost_vs_length, render_llm, render_training
 
-    if not args.model or not args.model.startswith("transformers:") and not args.model.endswith(".json"):
+    model_dir = bool(args.model) and os.path.isfile(os.path.join(args.model, "config.json"))
+    if (
+        not args.model
+        or not args.model.startswith("transformers:")
+        and not args.model.endswith(".json")
+        and not model_dir
+    ):
         raise UsageError(
             "--prompt works on a transformers causal LM config, e.g. "
             "flopmeter transformers:LlamaConfig --prompt 2048 --generate 256"
         )
     if args.prompt is None or args.prompt < 1:
         raise UsageError("LLM mode needs --prompt T with T >= 1 tokens")
+    if args.weight_bits is not None and not args.roofline:
+        raise UsageError(
+            "--weight-bits scales the roofline's weight bytes: add --roofline PRESET, e.g. h100-sxm"
+        )
+    if args.training and args.generate is not None:
+        raise UsageError("--training counts one training step of --prompt tokens; --generate is for serving")
+    if args.bench:
+        raise UsageError(
+            "--bench does not time LLM mode (--prompt): it estimates with --roofline; "
+            "time a transformers model with flopmeter transformers:CONFIG --input ... --bench"
+        )
     overrides = dict(parse_override(text) for text in args.set)
     config = load_model(args.model, overrides=overrides, meta=True).model.config
     batch = args.batch_size or 1
@@ -976,7 +1046,7 @@ def _llm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     cost = llm_cost(
         config,
         prompt=args.prompt,
-        generate=args.generate,
+        generate=1 if args.generate is None else args.generate,
         batch=batch,
         all_logits=args.all_logits,
         causal=args.causal,
@@ -1000,6 +1070,24 @@ def _llm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         plot_cost_vs_length(cost, args.plot)
         print(f"flopmeter: wrote {args.plot}", file=err)
     return 0
+
+
+LLM_ONLY_OPTIONS = ("generate", "all_logits", "kv_dtype", "weight_bits", "dtype", "step_time",
+                    "tokens_per_second", "recompute", "optimizer")  # fmt: skip
+
+
+def _refuse_llm_options_alone(args: argparse.Namespace) -> None:
+    """An LLM-mode option without --prompt / --training would be silently ignored."""
+    given = [name for name in LLM_ONLY_OPTIONS if getattr(args, name) not in (None, False)]
+    if args.devices != 1:
+        given.append("devices")
+    if given:
+        options = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise UsageError(
+            f"{options} {'is an option' if len(given) == 1 else 'are options'} of LLM mode: add "
+            "--prompt T (or --training), e.g. "
+            "flopmeter transformers:LlamaConfig --prompt 2048 --generate 256"
+        )
 
 
 def _roofline_names(args: argparse.Namespace) -> list[str]:

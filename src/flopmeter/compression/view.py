@@ -422,10 +422,16 @@ def _assumed(
     fact = copy.copy(fact)
     if sparsity is not None:
         fraction, nm = sparsity
-        rows = fact.out_channels
-        per_row = fact.numel // max(rows, 1)
-        kept = per_row - round(per_row * fraction)
-        fact.nonzero, fact.row_nonzero, fact.nm, fact.zero_columns = kept * rows, [kept] * rows, nm, 0
+        rows = max(fact.out_channels, 1)
+        per_row = fact.numel // rows
+        if (
+            nm is not None
+        ):  # N of every M along the reduction; a short tail keeps up to N (padded, as pruners do)
+            kept = [(per_row // nm[1]) * nm[0] + min(per_row % nm[1], nm[0])] * rows
+        else:  # round(N * fraction) pruned, as torch.nn.utils.prune counts, spread evenly over the rows
+            base, extra = divmod(fact.numel - round(fact.numel * fraction), rows)
+            kept = [base + 1] * extra + [base] * (rows - extra)
+        fact.nonzero, fact.row_nonzero, fact.nm, fact.zero_columns = sum(kept), kept, nm, 0
     if bits is not None:
         w_bits, _, group = bits
         fact.weight_bits = w_bits

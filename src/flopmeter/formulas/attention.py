@@ -75,10 +75,13 @@ def attention_backward(
     dV = P^T dO: S*Ev dots of length L;  dP = dO V^T: L*S dots of length Ev;
     D = rowsum(dO * O): L dots of length Ev;  dS = P * (dP - D) * scale: 3 per score;
     dQ = dS K: L*E dots of length S;  dK = dS^T Q: S*E dots of length L.
-    MACs = 2*L*S*(E + Ev) + L*Ev: twice the forward's, plus D."""
+    MACs = 2*L*S*(E + Ev): the four contractions, twice the forward's. D is a reduction of
+    an elementwise product (the math path computes the same sums as rowsum(dP * P) over the
+    scores), so it is in the exact FLOPs but not in MACs: 2 x MACs of a training step is
+    then exactly 3 x the forward's, as FlopCounterMode and PaLM's 6N + 12LHQT count it."""
     scores = causal_row_lengths_sum(queries, keys) if causal_needed else queries * keys
     rows, cols = queries, keys
-    macs = 2 * scores * (head_dim + value_dim) + rows * value_dim
+    macs = 2 * scores * (head_dim + value_dim)
     flops = (
         value_dim * (2 * scores - cols)  # dV
         + scores * (2 * value_dim - 1)  # dP

@@ -40,6 +40,21 @@ from . import Hardware, measure_local
 ROUNDS = 7  # timed loops per micro-benchmark; the median is kept
 COLD_ROUNDS = 11  # timed single calls per typical-layer case (each alone: noisier, so more)
 FLUSH_MIB = 4  # written before each timed layer call: more than the per-core caches (L1, L2)
+MIN_EFFICIENCY, MAX_EFFICIENCY = 0.01, 4.0  # the clamp on a fitted efficiency
+
+
+def clamp_warning(efficiency: dict[str, float]) -> str:
+    """A warning for the calibration source when fitted efficiencies hit the clamp: the
+    timings behind them were disturbed (other processes, several threads on a busy
+    machine), so the estimates that use them are not to be trusted. "" when none did."""
+    clamped = sorted(k for k, v in efficiency.items() if v in (MIN_EFFICIENCY, MAX_EFFICIENCY))
+    if not clamped:
+        return ""
+    return (
+        f"; WARNING: the efficiency of {', '.join(clamped)} hit the limit "
+        f"({MIN_EFFICIENCY} or {MAX_EFFICIENCY}): the timings were disturbed; calibrate again "
+        "with --threads 1 on a quieter machine"
+    )
 
 
 def calibrate(device: str = "cpu") -> Hardware:
@@ -69,7 +84,7 @@ def _calibrate(device: str, threads: int) -> Hardware:
         description=f"this machine's {dev.type}, measured and calibrated ({threads} thread{'s' * (threads != 1)})",
         calibration_source=(
             f"measured on this machine ({threads} thread{'s' * (threads != 1)}): tiny and typical layers "
-            "of each op class; medians of 7 loops"
+            "of each op class; medians of 7 loops" + clamp_warning(spec.efficiency)
         ),
     )
 
@@ -160,7 +175,9 @@ def _fit(name: str, case: Case, spec: Hardware, device: torch.device, what: str)
         overheads = dict(spec.op_overhead) if isinstance(spec.op_overhead, dict) else {}
         overheads[name] = max(left - bound, 0.0) / count
         return replace(spec, op_overhead=overheads)
-    efficiency = min(max(bound / max(left, 1e-9), 0.01), 4.0)  # clamped: a disturbed run stays sane
+    efficiency = min(
+        max(bound / max(left, 1e-9), MIN_EFFICIENCY), MAX_EFFICIENCY
+    )  # a disturbed run stays sane
     return replace(spec, efficiency={**spec.efficiency, name: efficiency})
 
 

@@ -39,6 +39,20 @@ class Bytes:
     def total(self) -> Fraction:
         return self.weights + self.kv_read + self.kv_write + self.activations
 
+    def __repr__(self) -> str:
+        """Whole byte counts as ints (``kv_read=2113536``, not ``Fraction(2113536, 1)``);
+        a fractional one (a 4-bit cache of an odd count) as its fraction."""
+        parts = ", ".join(
+            f"{name}={value.numerator if Fraction(value).denominator == 1 else value}"
+            for name, value in (
+                ("weights", Fraction(self.weights)),
+                ("kv_read", self.kv_read),
+                ("kv_write", self.kv_write),
+                ("activations", Fraction(self.activations)),
+            )
+        )
+        return f"Bytes({parts})"
+
 
 @dataclass(frozen=True)
 class ModuleRow:

@@ -80,9 +80,45 @@ class Serving:
         return self.batch * self.generate / self.total_seconds
 
 
+EXACT_STEPS = 4096  # up to this many decode steps are summed one by one
+
+
 def decode_steps_seconds(step: Callable[[int], PhaseTime], first_context: int, steps: int) -> float:
-    """Sum of decode step times at contexts first_context .. first_context+steps-1."""
-    return sum(step(first_context + i).seconds for i in range(steps))
+    """Sum of decode step times at contexts first_context .. first_context+steps-1.
+
+    Up to ``EXACT_STEPS`` steps one by one. A longer generation (``--generate 100000000``
+    would take hours step by step) is cut into ``EXACT_STEPS`` runs of contexts; within a
+    run, compute and memory time are taken as linear between its two ends (they are linear
+    in the context for dense and GQA attention, so the sum is the same up to rounding) and
+    the max of the two is summed in closed form, split where they cross."""
+    if steps <= EXACT_STEPS:
+        return sum(step(first_context + i).seconds for i in range(steps))
+    ends = [first_context + (steps - 1) * j // EXACT_STEPS for j in range(EXACT_STEPS + 1)]
+    times = [step(n) for n in ends]
+    total = times[-1].seconds  # the last context; each run below covers [start, end)
+    for start, end, t0, t1 in zip(ends, ends[1:], times, times[1:], strict=False):
+        total += _sum_of_max(t0, t1, end - start)
+    return total
+
+
+def _sum_of_max(t0: PhaseTime, t1: PhaseTime, count: int) -> float:
+    """sum over i = 0 .. count-1 of max(c(i), m(i)), c and m linear from t0 (i = 0) to t1
+    (i = count): compute and memory seconds."""
+
+    def run_sum(f0: float, f1: float, first: int, last: int) -> float:  # sum of f(i), i in [first, last]
+        if last < first:
+            return 0.0
+        slope = (f1 - f0) / count
+        return (last - first + 1) * (f0 + slope * (first + last) / 2)
+
+    d0, d1 = t0.compute_s - t0.memory_s, t1.compute_s - t1.memory_s
+    if d0 == d1 or (d0 >= 0) == (d1 >= 0):
+        use = (t0.compute_s, t1.compute_s) if d0 + d1 >= 0 else (t0.memory_s, t1.memory_s)
+        return run_sum(*use, 0, count - 1)
+    cross = min(count - 1, max(0, int(count * d0 / (d0 - d1))))  # last i on t0's side
+    first = (t0.compute_s, t1.compute_s) if d0 > 0 else (t0.memory_s, t1.memory_s)
+    second = (t0.memory_s, t1.memory_s) if d0 > 0 else (t0.compute_s, t1.compute_s)
+    return run_sum(*first, 0, cross) + run_sum(*second, cross + 1, count - 1)
 
 
 def compute_bound_batch(

@@ -190,7 +190,13 @@ class GraphCounter:
             return OnnxModelError(
                 f"dim {dims} is unbound: {label} needs the shape of {name!r}"
                 f"{' ' + str(vt.shape) if vt and vt.shape is not None else ''}; bind it with "
-                f"dims={{{example!r}: ...}} (CLI: --dim {example}=N)"
+                f"dims={{{example!r}: ...}} (CLI: --dim {example}=SIZE)"
+            )
+        refused = self.types.refused.get(name)
+        if refused:  # ONNX's shape inference rejected the node that makes it: say why
+            return OnnxModelError(
+                f"the shape of {name!r}, read by {label}, could not be inferred: ONNX shape inference "
+                f"refused the node that computes it ({refused}); check the input shapes given"
             )
         return OnnxModelError(
             f"the shape of {name!r}, read by {label}, could not be inferred "
@@ -334,10 +340,12 @@ def count_graph(
     loaded: LoadedOnnx, inputs: Any, dims: Mapping[str, int] | None, options: CountOptions
 ) -> tuple[GraphCounter, list[CountedOp]]:
     graph = loaded.model.graph
+    loops = control_keys(graph)
     for name, value in (dims or {}).items():
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise OnnxModelError(f"dim {name!r} must be a non-negative int, got {value!r}")
-    loops = control_keys(graph)
+        if value == 0 and name not in loops:  # an empty tensor: every count would be a silent 0
+            raise OnnxModelError(f"dim {name!r} must be at least 1 (0 makes an empty input), got 0")
     trip_counts = {k: v for k, v in (dims or {}).items() if k in loops}
     input_dims = {k: v for k, v in (dims or {}).items() if k not in loops}
     input_types, unbound = bind_inputs(graph, parse_inputs(graph, inputs), input_dims)

@@ -112,9 +112,21 @@ def _conv(event: OpEvent, options: CountOptions) -> Cost:
     )
     x, w = event.args[0], event.args[weight_index]
     bias = bias_index is not None and _input(event, bias_index) is not None
-    return contraction.conv(
-        x.shape, w.shape, _out(event).shape, bias=bias, groups=int(_attr(event, "group", 1))
-    )
+    groups = int(_attr(event, "group", 1))
+    _check_channels(event, x.shape, w.shape[1] * groups)
+    return contraction.conv(x.shape, w.shape, _out(event).shape, bias=bias, groups=groups)
+
+
+def _check_channels(event: OpEvent, x_shape: tuple[int, ...], expected: int) -> None:
+    """ONNX's shape inference does not compare a Conv's input channels with its weight:
+    a wrong input shape would be counted with the weight's channels, a wrong number."""
+    if len(x_shape) > 1 and x_shape[1] != expected:
+        from .load import OnnxModelError
+
+        raise OnnxModelError(
+            f"{event.op} in module {event.module or '(root)'!r}: its input has {x_shape[1]} channels (shape {x_shape}) "
+            f"but its weight expects {expected}; check the input shapes given"
+        )
 
 
 @onnx_formula("ConvTranspose")

@@ -48,6 +48,8 @@ class GraphTypes:
     # Loop / Scan / If: the bodies to count, by the node's first output (see control.py)
     control: dict[str, Any] = field(default_factory=dict)
     trip_counts: dict[str, int] = field(default_factory=dict)  # the user's, by node name
+    # why ONNX's shape inference refused a node (by its outputs), for the error that follows
+    refused: dict[str, str] = field(default_factory=dict)
 
 
 def bind_inputs(
@@ -200,8 +202,11 @@ def _infer_node(
             outputs = onnx.shape_inference.infer_node_outputs(
                 schema, node, input_types, input_data, opset_imports=list(opset_import)
             )
-        except Exception:  # inference refused (unknown dims, odd attributes): types stay unknown
+        except Exception as error:  # inference refused (unknown dims, odd attributes): types stay unknown
             outputs = {}
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            for name in node.output:
+                result.refused[name] = reason
     else:
         from .contrib_shapes import contrib_output_types
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from typing import Any
 
@@ -180,7 +181,8 @@ def view_summary_lines(view: Any, precision: int = 2, units: str = "auto") -> li
         "compression view totals" + (f" (assuming {view.assumptions})" if view.assumptions else "") + ":",
         f"  params {n(view.params)}, nonzero {n(view.nonzero_params)}, sparsity {_pct(view.sparsity)} (weights; biases apart)",
         f"  MACs dense {n(view.macs_dense)}, effective {n(view.macs_effective)}; "
-        f"FLOPs effective {n(view.flops_effective)}; integer ops effective {n(view.int_ops_effective)}",
+        f"FLOPs effective {n(view.flops_effective)}; integer ops effective {n(view.int_ops_effective)}"
+        + (" (as if dense: sparsity unknown)" if view.nonzero_params is None else ""),
         f"  BOPs {n(view.bops)} ({100 * view.bops_relative:.2f}% of fp32 dense); "
         f"bytes actual {n(view.bytes_actual)}, ideal {n(view.bytes_ideal)}"
         + (f", {bpw:.{precision}f} bits/weight" if bpw is not None else ""),
@@ -294,6 +296,21 @@ def micronet_line(score: Any, precision: int = 4) -> str:
         f"MicroNet ({score.task}, per sample{', 16-bit freebie' if score.freebie else ''}): "
         f"storage {score.storage:,.2f}, ops {score.ops:,.2f} (32-bit units), score {score.score:.{precision}f}"
     )
+
+
+def micronet_extra(score: Any, text: str, fmt: str) -> tuple[str, str]:
+    """``text`` (the report in ``fmt``) with the MicroNet score added, and a note for
+    stderr: a ``"micronet"`` key in JSON, the score's line under text and Markdown, and
+    on stderr beside a CSV (whose rows are modules)."""
+    if fmt == "json":
+        import json
+
+        data = json.loads(text)
+        data["micronet"] = dataclasses.asdict(score)
+        return json.dumps(data, indent=2) + "\n", ""
+    if fmt == "csv":
+        return text, micronet_line(score) + "\n"
+    return text + micronet_line(score) + "\n", ""
 
 
 def comparison_html(comparison: Any, precision: int = 2) -> str:

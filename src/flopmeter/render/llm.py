@@ -150,6 +150,13 @@ def render_llm(
     lines.append(
         f"batch {cost.batch} · prompt {cost.prompt} · generate {cost.generate} · attention counted {cost.causal}"
     )
+    longest = cost.prompt + cost.generate - 1  # the last token's context, itself included
+    limit = getattr(lm.config, "max_position_embeddings", None)
+    if isinstance(limit, int) and longest > limit:
+        lines.append(
+            f"NOTE: prompt + generate reach {longest:,} positions, beyond the config's "
+            f"max_position_embeddings ({limit:,}): counted as if the model attended that far"
+        )
     lines.append(
         f"2N per token, for comparison (attention left out): 2 N_mm = {u.count(2 * n.matmul, 'FLOPs', units, precision)}"
         f" · 2 N_total = {u.count(2 * n.total, 'FLOPs', units, precision)}"

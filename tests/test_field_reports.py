@@ -1,0 +1,65 @@
+"""Field-report cases decided as documented behaviour (docs/field-reports.md), and a check that
+every test that document names exists."""
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import flopmeter
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_complex_contraction_counts_complex_macs():
+    """probe-1 G10: complex MACs, one rule per op whatever the dtype (docs/modes.md)."""
+
+    class ComplexMatMul(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(4, 4, dtype=torch.complex64))
+
+        def forward(self, x):
+            return x @ self.w
+
+    report = flopmeter.profile(ComplexMatMul(), torch.randn(2, 4, dtype=torch.complex64))
+    assert report.macs == 32  # 2*4*4 complex MACs
+    assert report.flops == 56  # 2*4*(2*4-1): the mm rule, in complex operations
+    assert report.unsupported_ops() == {}
+
+
+def test_sequence_first_rnn_takes_batch_size_from_the_caller():
+    """probe-1 D23: the leading dimension is the batch unless batch_size= says otherwise."""
+    gru = nn.GRU(8, 16)
+    x = torch.randn(10, 3, 8)  # (seq 10, batch 3, features 8)
+    assert flopmeter.profile(gru, x).batch_size == 10  # documented: the leading dimension
+    report = flopmeter.profile(gru, x, batch_size=3)
+    # GRU per token: 3 gates * (8*16 + 16*16) = 1,152 MACs; 10 tokens * 3 sequences = 34,560
+    assert report.macs == 34_560
+    assert report.per_sample()["macs"] == 11_520  # 34,560 / 3
+    first = flopmeter.profile(nn.GRU(8, 16, batch_first=True), torch.randn(3, 10, 8))
+    assert first.batch_size == 3 and first.macs == 34_560
+
+
+def _named_tests() -> list[tuple[str, str]]:
+    """(file, test name) for every `tests/FILE.py::[Class::]test_name` in the document."""
+    text = (ROOT / "docs" / "field-reports.md").read_text()
+    return sorted(set(re.findall(r"`(tests/test_\w+\.py)::(?:Test\w+::)?(test_\w+)", text)))
+
+
+def test_field_report_table_has_every_id_once():
+    text = (ROOT / "docs" / "field-reports.md").read_text()
+    rows = re.findall(r"^\| (probe-1|zoo-1) ([\w/ -]+?) \|", text, flags=re.M)
+    ids = [f"{report} {case}" for report, case in rows]
+    assert len(ids) == len(set(ids)), "an id has two rows"
+    # 45 DEFECT + 48 ROUGH cases; paired ROUGH ids (A7/A8, C7/C8, ...) share a row
+    assert len([i for i in ids if i.startswith("probe-1")]) >= 85
+    assert len(_named_tests()) > 50
+
+
+@pytest.mark.parametrize("path,name", _named_tests())
+def test_every_test_named_in_field_reports_exists(path, name):
+    source = (ROOT / path).read_text()
+    assert re.search(rf"^\s*(?:async )?def {name}\(", source, flags=re.M), f"{path}::{name} not found"
