@@ -233,7 +233,9 @@ def test_local_calibration_is_complete_and_cached():
     finally:
         torch.set_num_threads(threads)
     assert first.name == "local-cpu" and first.calibrated and not first.overlap
-    assert set(first.efficiency) == set(OP_CLASSES)
+    assert set(OP_CLASSES) <= set(first.efficiency)  # every class, plus "<class>:memory" for some
+    assert {k.removesuffix(":memory") for k in first.efficiency} == set(OP_CLASSES)
+    assert "matmul:memory" in first.efficiency  # the GEMV case is memory-bound, the ViT linears not
     assert all(0.01 <= v <= 4.0 for v in first.efficiency.values())  # the clamp on disturbed runs
     assert all(first.overhead(k) >= 0 for k in OP_CLASSES) and first.module_overhead > 0
     assert "1 thread" in first.calibration_source
@@ -346,3 +348,20 @@ def test_panel_script_prints_its_summary(capsys):
     assert "SUMMARY:" in out and "within 0.75-1.33" in out and "mha" in out
     with pytest.raises(SystemExit):
         panel.main(["--models", "nosuch"])
+
+
+def test_memory_bound_ops_use_the_memory_efficiency_of_their_class():
+    from flopmeter.hardware import Hardware
+
+    # peak 1e9 FLOP/s, bandwidth 1e9 B/s; "matmul" ops reach 0.5 of peak, memory-bound ones 0.25
+    hw = Hardware(
+        "toy", peak_flops=1e9, bandwidth=1e9, efficiency={"matmul": 0.5, "matmul:memory": 0.25, "norm": 0.8}
+    )
+    assert hw.class_efficiency("matmul", memory_bound=False) == 0.5
+    assert hw.class_efficiency("matmul", memory_bound=True) == 0.25
+    assert hw.class_efficiency("norm", memory_bound=True) == 0.8  # no "norm:memory": the class's
+    assert hw.class_efficiency("conv", memory_bound=True) == 1.0  # not listed: the bound itself
+    # a GEMV (1,64) x (64,64)^T, no bias: 64*(2*64-1) = 8,128 FLOPs; bytes (64 + 64*64 + 64)*4 = 16,896
+    # memory-bound: 16,896 B / 1e9 B/s = 16.896 us, / 0.25 = 67.584 us
+    report = flopmeter.profile(nn.Linear(64, 64, bias=False), torch.randn(1, 64))
+    assert report.roofline(hw).latency == pytest.approx(16.896e-6 / 0.25)

@@ -5,8 +5,8 @@ time = bytes / bandwidth; the op takes the larger of the two and is compute- or
 memory-bound by which is larger. Exact FLOPs and lower-bound traffic: an optimistic time
 (no launch overhead, perfect kernels).
 
-Calibrated model, per op (docs/speed.md): ``overhead[class] + bound / efficiency[class]``,
-where the class comes from the op's name (and a convolution's kernel and groups); a
+Calibrated model, per op (docs/speed.md): ``overhead[class] + bound / efficiency[class]``
+(``efficiency["<class>:memory"]`` for a memory-bound op where the spec has one), where the class comes from the op's name (and a convolution's kernel and groups); a
 recurrent layer pays its overhead once per time step and layer; plus
 ``module_overhead`` per ``nn.Module`` call. On hardware that queues work asynchronously
 (``overlap``, GPUs) the host's overheads hide behind the device's work: the estimate is
@@ -234,7 +234,7 @@ def roofline(report: Report, hardware: Hardware | str) -> Roofline:
     for record in report.ops:
         compute, memory = op_time(record.cost.flops, record.cost.bytes, spec, record.dtype)
         kind = op_class(record)
-        efficiency = spec.efficiency.get(kind, 1.0)
+        efficiency = spec.class_efficiency(kind, memory_bound=memory > compute)
         overhead = spec.overhead(kind) * launches(record, kind)
         for name in _enclosing(record.module, result.rows):
             row = result.rows[name]

@@ -97,9 +97,11 @@ def kernel_time(
     macs: int, nbytes: float, peak: float, kind: str, hw: Hardware, flops: int | None = None
 ) -> float:
     """Seconds of one layer's work on the calibrated model, overheads aside:
-    max(FLOPs / peak, bytes / bandwidth) / efficiency of its op class (FLOPs = 2 * MACs)."""
+    max(FLOPs / peak, bytes / bandwidth) / efficiency of its op class, the class's
+    memory-bound one when the bytes dominate (FLOPs = 2 * MACs)."""
     work = 2 * macs if flops is None else flops
-    return max(work / peak, nbytes / hw.bandwidth) / hw.efficiency.get(kind, 1.0)
+    compute, memory = work / peak, nbytes / hw.bandwidth
+    return max(compute, memory) / hw.class_efficiency(kind, memory_bound=memory > compute)
 
 
 @dataclass

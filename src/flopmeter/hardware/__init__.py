@@ -28,7 +28,10 @@ class Hardware:
     one number, or one per op class with "default" for the rest;
     ``module_overhead``, seconds per ``nn.Module`` call (Python); ``efficiency``, the
     fraction of the roofline bound each op class reaches (``OP_CLASSES`` in
-    ``flopmeter.roofline``; missing classes reach 1.0); ``overlap``, whether the host
+    ``flopmeter.roofline``; missing classes reach 1.0), and optionally
+    ``"<class>:memory"`` for that class's memory-bound ops (the fraction of the bandwidth
+    they reach, when it differs from the fraction of peak its compute-bound ops reach);
+    ``overlap``, whether the host
     queues work asynchronously (GPUs), so per-op overheads hide behind device time.
     """
 
@@ -60,6 +63,14 @@ class Hardware:
         if isinstance(self.op_overhead, dict):
             return float(self.op_overhead.get(op_class, self.op_overhead.get("default", 0.0)))
         return float(self.op_overhead)
+
+    def class_efficiency(self, op_class: str, memory_bound: bool) -> float:
+        """The fraction of the roofline bound an op of ``op_class`` reaches:
+        ``efficiency["<class>:memory"]`` for a memory-bound op when given, else
+        ``efficiency[op_class]``, else 1.0."""
+        if memory_bound and f"{op_class}:memory" in self.efficiency:
+            return self.efficiency[f"{op_class}:memory"]
+        return self.efficiency.get(op_class, 1.0)
 
     @property
     def calibrated(self) -> bool:

@@ -6,10 +6,15 @@
 3. per op class (``flopmeter.roofline.OP_CLASSES``), the fixed cost per op: one or two
    tiny layers of the class (e.g. a 16x16 linear) in a loop, whose time is all overhead;
 4. per op class, the efficiency: a few typical layers (ResNet and MobileNet convs, ViT
-   linears, norms, pooling, ...) run in turn, each call after the per-core caches are
-   flushed and the inputs read again (inside a model, a layer's input was just written,
-   while the other layers have pushed its weights out); efficiency = their roofline-bound
-   seconds (flopmeter's own count of them) / (measured seconds - the overheads above).
+   linears, norms, pooling, ...) run in turn, each call after the caches are flushed
+   (FLUSH_MIB written, more than a CPU's last-level cache) and the inputs read again
+   (inside a model, a layer's input was just written, while the rest of the model has
+   pushed its weights out to memory); efficiency = their roofline-bound seconds
+   (flopmeter's own count of them) / (measured seconds - the overheads above). Where a
+   class's typical layers include both compute-bound and memory-bound ones (on this
+   machine's roofline), each kind is fitted apart: ``efficiency[class]`` and
+   ``efficiency[class + ":memory"]`` (a GEMV streams its weights at a fraction of the
+   bandwidth unrelated to the fraction of peak a large GEMM reaches).
 
 Within a case, the ops of other classes (e.g. the allocation inside batch norm) are
 charged at the figures already fitted, so classes are fitted in order (data and
@@ -39,7 +44,7 @@ from . import Hardware, measure_local
 
 ROUNDS = 7  # timed loops per micro-benchmark; the median is kept
 COLD_ROUNDS = 11  # timed single calls per typical-layer case (each alone: noisier, so more)
-FLUSH_MIB = 4  # written before each timed layer call: more than the per-core caches (L1, L2)
+FLUSH_MIB = 64  # written before each timed layer call: more than the last-level cache (32 MiB here)
 MIN_EFFICIENCY, MAX_EFFICIENCY = 0.01, 4.0  # the clamp on a fitted efficiency
 
 
@@ -76,7 +81,8 @@ def _calibrate(device: str, threads: int) -> Hardware:
         for name, case in _TINY.items():
             spec = _fit(name, case, spec, dev, "overhead")
         for name in _TINY:  # the same order: data and elementwise first
-            spec = _fit(name, _CASES[name], spec, dev, "efficiency")
+            for key, layers in _by_bound(name, _CASES[name], spec, dev).items():
+                spec = _fit(name, layers, spec, dev, "efficiency", key)
     return replace(
         spec,
         name=f"local-{dev.type}",
@@ -119,10 +125,10 @@ def _per_call(call: Callable[[], Any], device: torch.device, calls: int = 200) -
 
 
 def _per_cold_call(call: Callable[[], Any], inputs: list[torch.Tensor], device: torch.device) -> float:
-    """Median seconds of one call made after the per-core caches are flushed (FLUSH_MIB
-    written) and its inputs read again: as a layer runs inside a model, where the previous
-    layer has just written its input but other layers have pushed its weights out to the
-    shared cache or memory."""
+    """Median seconds of one call made after the caches are flushed (FLUSH_MIB written)
+    and its inputs read again: as a layer runs inside a model, where the previous layer
+    has just written its input but the rest of the model has pushed its weights out to
+    memory."""
     call()
     now = clock(device)
     flush = torch.empty(FLUSH_MIB * 2**18, device=device)
@@ -145,9 +151,34 @@ def _typical(samples: list[float], device: torch.device) -> float:
     return statistics.median(samples) if clock(device) is time.thread_time else min(samples)
 
 
-def _fit(name: str, case: Case, spec: Hardware, device: torch.device, what: str) -> Hardware:
-    """``spec`` with class ``name``'s overhead or efficiency fitted to one measured case:
-    what the case's time leaves once everything else in it is accounted for."""
+def _by_bound(name: str, case: Case, spec: Hardware, device: torch.device) -> dict[str, Case]:
+    """The layers of class ``name``'s case by the efficiency they calibrate: when the case
+    has both compute-bound and memory-bound layers (by their ops of the class, on
+    ``spec``'s roofline), ``{name: compute-bound, name + ":memory": memory-bound}`` (a
+    GEMV streams its weights at a fraction of the bandwidth unrelated to the fraction of
+    peak a large GEMM reaches); else ``{name: case}``."""
+    from ..api import profile
+    from ..roofline import op_class, op_time
+
+    groups: dict[str, Case] = {name: [], f"{name}:memory": []}
+    for layer in case:
+        model, args = _build([layer], device)
+        compute = memory = 0.0
+        for record in profile(model, args).ops:
+            if op_class(record) == name:
+                flops_time, bytes_time = op_time(record.cost.flops, record.cost.bytes, spec, record.dtype)
+                compute += flops_time if flops_time >= bytes_time else 0.0
+                memory += bytes_time if bytes_time > flops_time else 0.0
+        groups[f"{name}:memory" if memory > compute else name].append(layer)
+    return groups if all(groups.values()) else {name: case}
+
+
+def _fit(
+    name: str, case: Case, spec: Hardware, device: torch.device, what: str, key: str | None = None
+) -> Hardware:
+    """``spec`` with class ``name``'s overhead or efficiency (stored as ``key``, by
+    default ``name``) fitted to one measured case: what the case's time leaves once
+    everything else in it is accounted for."""
     from ..api import profile
     from ..roofline import launches, op_class, op_time
 
@@ -160,13 +191,16 @@ def _fit(name: str, case: Case, spec: Hardware, device: torch.device, what: str)
     bound = 0.0
     for record in report.ops:
         kind = op_class(record)
-        seconds = max(op_time(record.cost.flops, record.cost.bytes, spec, record.dtype))
+        compute, memory = op_time(record.cost.flops, record.cost.bytes, spec, record.dtype)
+        seconds = max(compute, memory)
         if kind == name:
             bound += seconds
             if what == "efficiency":
                 others += spec.overhead(kind) * launches(record, kind)
         else:
-            others += spec.overhead(kind) * launches(record, kind) + seconds / spec.efficiency.get(kind, 1.0)
+            others += spec.overhead(kind) * launches(record, kind) + seconds / spec.class_efficiency(
+                kind, memory_bound=memory > compute
+            )
     call = lambda: model(*args)  # noqa: E731
     inputs = [t for a in args for t in (a if isinstance(a, tuple) else (a,))]
     left = (_per_call(call, device) if what == "overhead" else _per_cold_call(call, inputs, device)) - others
@@ -178,7 +212,7 @@ def _fit(name: str, case: Case, spec: Hardware, device: torch.device, what: str)
     efficiency = min(
         max(bound / max(left, 1e-9), MIN_EFFICIENCY), MAX_EFFICIENCY
     )  # a disturbed run stays sane
-    return replace(spec, efficiency={**spec.efficiency, name: efficiency})
+    return replace(spec, efficiency={**spec.efficiency, key or name: efficiency})
 
 
 def _sync(device: torch.device) -> None:
@@ -234,6 +268,7 @@ _CASES: dict[str, Case] = {
         (_conv(24, 144, 1), (1, 24, 56, 56)),
         (_conv(576, 96, 1), (1, 576, 14, 14)),
         (_conv(960, 160, 1), (1, 960, 7, 7)),
+        (_conv(576, 144, 1), (1, 576, 1, 1)),  # a squeeze-excitation 1x1 conv on pooled features
     ],
     "depthwise": [
         (_conv(144, 144, 3, 1, 144), (1, 144, 56, 56)),

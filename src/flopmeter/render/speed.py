@@ -36,7 +36,8 @@ def render_calibration(hw: Hardware) -> str:
         k for k in (hw.op_overhead if isinstance(hw.op_overhead, dict) else {}) if k not in hw.efficiency
     ]
     parts = [
-        f"{k} {seconds(hw.overhead(k))}" + (f" x{hw.efficiency[k]:.2f}" if k in hw.efficiency else "")
+        (f"{k}" if ":" in k else f"{k} {seconds(hw.overhead(k))}")
+        + (f" x{hw.efficiency[k]:.2f}" if k in hw.efficiency else "")
         for k in classes
         if k != "default"
     ]
