@@ -65,6 +65,17 @@ def _shape_signature(event: OpEvent) -> str:
     return "(" + ", ".join(shapes) + ")"
 
 
+def note_unsupported(table: dict[str, UnsupportedOp], op: str, signature: str, module: str) -> None:
+    """Count one call of an op without a formula: its calls, the first few distinct
+    input signatures and the modules it ran in (what the report lists instead of a 0)."""
+    entry = table.setdefault(op, UnsupportedOp(op=op))
+    entry.calls += 1
+    if signature not in entry.shapes and len(entry.shapes) < MAX_SHAPES_LISTED:
+        entry.shapes.append(signature)
+    if module not in entry.modules:
+        entry.modules.append(module)
+
+
 def build_report(
     model: torch.nn.Module,
     trace: Trace,
@@ -126,13 +137,7 @@ def build_report(
             continue
         cost = registry.cost_of(event, options)
         if cost is None:
-            entry = unsupported.setdefault(event.op, UnsupportedOp(op=event.op))
-            entry.calls += 1
-            signature = _shape_signature(event)
-            if signature not in entry.shapes and len(entry.shapes) < MAX_SHAPES_LISTED:
-                entry.shapes.append(signature)
-            if event.module not in entry.modules:
-                entry.modules.append(event.module)
+            note_unsupported(unsupported, event.op, _shape_signature(event), event.module)
             continue
         if overhead is not None and overhead(event, cost):  # compression overhead (compression/overhead.py)
             aside = overheads.setdefault(

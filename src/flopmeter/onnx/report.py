@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..aggregate import note_unsupported
 from ..cost import Cost
 from ..report import ModuleStats, OperatorStats, OpRecord, Report, UnsupportedOp, parent_of
 from ..tracing.events import FORWARD
 from .count import BITS, CountedOp, GraphCounter
 from .memory import peak_activation_bytes
 from .notes import QUANTIZED_OPS, differences, quantized_facts
-
-MAX_SHAPES_LISTED = 5
 
 
 def _signature(op: CountedOp) -> str:
@@ -70,13 +69,7 @@ def build_onnx_report(
     for op in counted:
         event = op.event
         if op.cost is None:
-            missing = unsupported.setdefault(event.op, UnsupportedOp(op=event.op))
-            missing.calls += 1
-            signature = _signature(op)
-            if signature not in missing.shapes and len(missing.shapes) < MAX_SHAPES_LISTED:
-                missing.shapes.append(signature)
-            if event.module not in missing.modules:
-                missing.modules.append(event.module)
+            note_unsupported(unsupported, event.op, _signature(op), event.module)
             continue
         stats = modules.get(event.module) or modules[parent_of(event.module, modules)]
         if op.kind != "view":
