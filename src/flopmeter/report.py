@@ -295,10 +295,6 @@ class Report(_TotalsView):
         from .render.formats import to_markdown
 
         check_convention(convention)
-        if depth is not None and (not isinstance(depth, int) or depth < 0):
-            raise ValueError(
-                f"depth must be None (all modules) or an int >= 0 (0: the root only), got {depth!r}"
-            )
         return to_markdown(
             self, depth=depth, convention=convention, compression=self.compression if compression else None
         )

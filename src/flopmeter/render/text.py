@@ -78,8 +78,8 @@ def select_modules(
     children are shown), ranked by ``sort`` (default "flops"): a container's cost is
     the sum of its children's, so listing it would count the same work twice.
     """
-    if depth is not None and depth < 0:
-        raise ValueError(f"depth must be 0 (the model only) or more, or None for all; got {depth}")
+    if depth is not None and (not isinstance(depth, int) or depth < 0):
+        raise ValueError(f"depth must be None (all modules) or an int >= 0 (0: the root only), got {depth!r}")
     if top is not None and top < 1:
         raise ValueError(f"top must be at least 1, or None for all rows; got {top}")
     modules = report.modules
