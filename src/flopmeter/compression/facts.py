@@ -16,39 +16,14 @@ from typing import Any
 
 import torch
 
+from ..dtypes import dtype_bits
 from .packed import PackedLayout, is_packed, layout_of
-
-# Bits of a stored element, by dtype name (torch.int4 and friends are sub-byte targets).
-_BITS = {
-    "float64": 64,
-    "float32": 32,
-    "float16": 16,
-    "bfloat16": 16,
-    "qint8": 8,
-    "quint8": 8,
-    "qint32": 32,
-    "quint4x2": 4,
-    "quint2x4": 2,
-    "int8": 8,
-    "uint8": 8,
-    "int16": 16,
-    "int32": 32,
-    "int64": 64,
-    "bool": 1,
-}
 
 
 def bits_of(dtype: Any) -> int:
-    """Bits per value of a dtype (``torch.int4`` -> 4, ``float8_e4m3fn`` -> 8)."""
-    name = str(dtype).removeprefix("torch.")
-    if name in _BITS:
-        return _BITS[name]
-    if name.startswith("float8"):
-        return 8
-    for prefix in ("uint", "int"):
-        if name.startswith(prefix) and name[len(prefix) :].isdigit():
-            return int(name[len(prefix) :])
-    return 32
+    """Bits per value of a dtype (``torch.int4`` -> 4, ``float8_e4m3fn`` -> 8); 32 when unknown."""
+    bits = dtype_bits(dtype)
+    return 32 if bits is None else bits
 
 
 @dataclass

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from ..dtypes import dtype_bits
 from ..tracing.events import TensorMeta
 
 # op -> (activation input index, weight input index)
@@ -22,22 +23,13 @@ QUANTIZED_OPS = {
 FUSED_OPS = frozenset(
     "onnx.Attention onnx.RMSNormalization onnx.RotaryEmbedding onnx.Gelu onnx.LayerNormalization".split()
 )
-_BITS = {
-    "int4": 4,
-    "uint4": 4,
-    "int8": 8,
-    "uint8": 8,
-    "int16": 16,
-    "int32": 32,
-    "float16": 16,
-    "bfloat16": 16,
-}
 
 
 def bits_of(tensor: TensorMeta | None) -> int:
     if tensor is None:
         return 0
-    return _BITS.get(tensor.dtype, tensor.itemsize * 8)
+    bits = dtype_bits(tensor.dtype)
+    return tensor.itemsize * 8 if bits is None else bits
 
 
 def differences(counter: Any, counted: list[Any]) -> dict[str, int]:
