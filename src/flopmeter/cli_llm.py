@@ -1,0 +1,173 @@
+"""The command line's LLM mode (``--prompt``, ``--training``): its options, their checks,
+and the call into ``flopmeter.llm``; rendering is in ``render/llm.py``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import TextIO
+
+from .cli_usage import UsageError, units_option
+from .models import load_model, parse_override
+
+
+def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of LLM mode (``--prompt``): prefill, decode, KV cache, tokens/s, training."""
+    group = parser.add_argument_group(
+        "LLM mode (a transformers causal LM config, built on meta)",
+        "e.g. flopmeter transformers:LlamaConfig --prompt 2048 --generate 256 --roofline h100-sxm,a100-sxm-80gb",
+    )
+    group.add_argument("--prompt", type=int, metavar="T", help="prompt tokens: prefill, decode and tokens/s")
+    group.add_argument("--generate", type=int, metavar="G", help="tokens generated (default 1)")
+    group.add_argument(
+        "--all-logits",
+        action="store_true",
+        help="prefill computes logits at every position (default: last only)",
+    )
+    group.add_argument(
+        "--kv-dtype", metavar="DTYPE", help="what-if KV-cache dtype: fp8, int8, int4, bf16 or bits"
+    )
+    group.add_argument(
+        "--weight-bits", type=int, metavar="BITS", help="what-if weight bits for the roofline, e.g. 4"
+    )
+    group.add_argument("--dtype", metavar="DTYPE", help="build dtype: bfloat16 (default), float16, float32")
+    group.add_argument(
+        "--training",
+        action="store_true",
+        help="count a training step of --prompt tokens per sequence (and MFU)",
+    )
+    group.add_argument(
+        "--step-time", type=float, metavar="S", help="with --training: measured seconds per step"
+    )
+    group.add_argument(
+        "--tokens-per-second", type=float, metavar="X", help="with --training: measured global tokens/s"
+    )
+    group.add_argument("--devices", type=int, default=1, metavar="N", help="with --training: devices for MFU")
+    group.add_argument(
+        "--recompute", action="store_true", help="with --training: full activation recompute (HFU)"
+    )
+    group.add_argument("--optimizer", action="store_true", help="with --training: add AdamW's FLOPs (HFU)")
+
+
+def run_llm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """LLM mode: build the config on meta, orchestrate the traces, render."""
+    from . import hardware as hw
+    from .llm import llm_cost
+    from .llm.training import training_step
+    from .render.llm import plot_cost_vs_length, render_llm, render_training
+
+    model_dir = bool(args.model) and os.path.isfile(os.path.join(args.model, "config.json"))
+    if (
+        not args.model
+        or not args.model.startswith("transformers:")
+        and not args.model.endswith(".json")
+        and not model_dir
+    ):
+        raise UsageError(
+            "--prompt works on a transformers causal LM config, e.g. "
+            "flopmeter transformers:LlamaConfig --prompt 2048 --generate 256"
+        )
+    if args.prompt is None or args.prompt < 1:
+        raise UsageError("LLM mode needs --prompt T with T >= 1 tokens")
+    if args.weight_bits is not None and not args.roofline:
+        raise UsageError(
+            "--weight-bits scales the roofline's weight bytes: add --roofline PRESET, e.g. h100-sxm"
+        )
+    if args.training and args.generate is not None:
+        raise UsageError("--training counts one training step of --prompt tokens; --generate is for serving")
+    if args.bench:
+        raise UsageError(
+            "--bench does not time LLM mode (--prompt): it estimates with --roofline; "
+            "time a transformers model with flopmeter transformers:CONFIG --input ... --bench"
+        )
+    overrides = dict(parse_override(text) for text in args.set)
+    config = load_model(args.model, overrides=overrides, meta=True).model.config
+    batch = args.batch_size or 1
+    presets = [hw.get(name) for name in roofline_names(args)]
+    print(f"flopmeter: LLM mode, {args.model} on meta ...", file=err, flush=True)
+    if args.training:
+        step = training_step(
+            config,
+            tokens=args.prompt,
+            batch=batch,
+            recompute=args.recompute,
+            optimizer=args.optimizer,
+            dtype=args.dtype,
+        )
+        measured = args.step_time is not None or args.tokens_per_second is not None
+        if measured and len(presets) != 1:
+            raise UsageError(
+                "MFU needs exactly one --roofline preset (the device), e.g. --roofline a100-sxm-80gb"
+            )
+        mfu = (
+            step.mfu(
+                presets[0],
+                devices=args.devices,
+                step_time=args.step_time,
+                tokens_per_second=args.tokens_per_second,
+            )
+            if measured
+            else None
+        )
+        out.write(render_training(step, mfu, units=units_option(args), precision=args.precision))
+        return 0
+    cost = llm_cost(
+        config,
+        prompt=args.prompt,
+        generate=1 if args.generate is None else args.generate,
+        batch=batch,
+        all_logits=args.all_logits,
+        causal=args.causal,
+        dtype=args.dtype,
+        kv_dtype=_bits_or_name(args.kv_dtype),
+    )
+    servings = [cost.serving(spec) for spec in presets]
+    if args.weight_bits is not None or args.kv_dtype is not None:  # what-if rows
+        servings += [
+            cost.serving(spec, weight_bits=args.weight_bits, kv_bits=cost.kv_dtype) for spec in presets
+        ]
+    if args.format == "json":
+        import json
+
+        out.write(json.dumps(cost.to_dict(servings), indent=2) + "\n")
+    elif args.format not in (None, "tree", "table"):
+        raise UsageError(f"LLM mode writes text or --format json, not {args.format}")
+    else:
+        out.write(
+            render_llm(cost, servings, depth=args.depth, units=units_option(args), precision=args.precision)
+        )
+    if args.plot:
+        plot_cost_vs_length(cost, args.plot)
+        print(f"flopmeter: wrote {args.plot}", file=err)
+    return 0
+
+
+LLM_ONLY_OPTIONS = ("generate", "all_logits", "kv_dtype", "weight_bits", "dtype", "step_time",
+                    "tokens_per_second", "recompute", "optimizer")  # fmt: skip
+
+
+def refuse_llm_options_alone(args: argparse.Namespace) -> None:
+    """An LLM-mode option without --prompt / --training would be silently ignored."""
+    given = [name for name in LLM_ONLY_OPTIONS if getattr(args, name) not in (None, False)]
+    if args.devices != 1:
+        given.append("devices")
+    if given:
+        options = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise UsageError(
+            f"{options} {'is an option' if len(given) == 1 else 'are options'} of LLM mode: add "
+            "--prompt T (or --training), e.g. "
+            "flopmeter transformers:LlamaConfig --prompt 2048 --generate 256"
+        )
+
+
+def roofline_names(args: argparse.Namespace) -> list[str]:
+    """The --roofline preset: one name, or in LLM mode a comma list (h100-sxm,a100-sxm-80gb)."""
+    if not args.roofline:
+        return []
+    if args.prompt is None and not args.training:
+        return [args.roofline]
+    return [name.strip() for name in args.roofline.split(",") if name.strip()]
+
+
+def _bits_or_name(value: str | None) -> str | int | None:
+    return int(value) if value is not None and value.isdigit() else value
