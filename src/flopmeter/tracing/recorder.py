@@ -68,6 +68,7 @@ class OpRecorder(TorchDispatchMode):
         self.peak_bytes = 0
         self._sizes: dict[int, tuple[weakref.ref[torch.Tensor], int]] = {}  # id -> (live tensor, bytes)
         self._phase = stack.phase if stack.track_backward else _forward_phase
+        self._module = stack.current
         self.writes: Any = None  # run.WriteGuard of the model-state guard, if it guards values
         self._refusal = (
             "counting on shapes cannot follow torch.autocast's casts (autocast does not cast "
@@ -136,9 +137,9 @@ class OpRecorder(TorchDispatchMode):
         args: tuple[Any, ...] = (),
         kwargs: dict[str, Any] | None = None,
     ) -> Any:
-        if self.writes is not None:
-            self.writes.before(func, args, kwargs)  # the model-state guard's copy before a write
         op = _OPS.get(func) or _op_facts(func)
+        if op.writes and self.writes is not None:
+            self.writes.before(func, args, kwargs)  # the model-state guard's copy before a write
         if op.composite:  # only under inference_mode: decompose as autograd would have
             with self:  # the C++ kernel autograd runs (decompose() may prefer a Python one)
                 return func._op_dk(_COMPOSITE, *args, **(kwargs or {}))
@@ -150,9 +151,9 @@ class OpRecorder(TorchDispatchMode):
             return self._dispatch(func, op, args, kwargs or {})
 
     def _dispatch(self, func: Any, op: _OpFacts, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        tensors = _tensors(args, kwargs)
         device_move_only = False
         if kwargs and "device" in kwargs:
+            tensors = _tensors(args, kwargs)
             if self.shapes_only and _leaves_meta(op, args, kwargs):
                 # x.to(weight.device): the meta activation stands for a tensor already there
                 if kwargs.get("dtype") in (None, args[0].dtype):
@@ -160,12 +161,14 @@ class OpRecorder(TorchDispatchMode):
                 kwargs = {**kwargs, "device": torch.device("meta")}
             device_move_only = _moves_to_meta_only(op, args, kwargs)
             kwargs = _real_integer_factories(args, kwargs, tensors)
+        else:
+            tensors = _tensors(args, kwargs)
         out = None
         if tensors:
             if self._needs_meta(tensors):
-                args, kwargs = self._align_meta(args, kwargs)
-                tensors = _tensors(args, kwargs)
-            if tensors[0].is_meta:
+                args, kwargs, tensors = self._align_meta(args, kwargs)
+            first = tensors[0]
+            if first.is_meta:
                 if op.same_dtype is not None:
                     _check_same_dtype(op, tensors)
                 if op.fast:
@@ -180,8 +183,9 @@ class OpRecorder(TorchDispatchMode):
                 self._keep_alive.append(out)
             return out
         flat_out = [out] if isinstance(out, torch.Tensor) else _output_tensors(out)
+        quiet = self.suppressed or self.stack.inside_custom  # ops a whole-call event covers
         if op.is_view:
-            if self.stack.inside_custom or self.suppressed:
+            if quiet:
                 return out
             role = self._roles.get(id(args[0])) if args and isinstance(args[0], torch.Tensor) else None
             if role is not None:
@@ -195,7 +199,7 @@ class OpRecorder(TorchDispatchMode):
                         break  # in-place results are their input
                 else:
                     self._allocated(t)
-            if self.stack.inside_custom or self.suppressed:
+            if quiet:
                 return out
         self.record(op.name, op.overload, args, kwargs, flat_out)
         return out
@@ -212,14 +216,29 @@ class OpRecorder(TorchDispatchMode):
         self.events.append(
             OpEvent(
                 op,
-                self.describe(args),
+                self._describe_args(args),
                 self.describe(kwargs) if kwargs else {},
                 tuple([meta_of(t) for t in outputs]),
-                self.stack.current(),
+                self._module(),
                 self._phase(),
                 overload,
             )
         )
+
+    def _describe_args(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        """``describe(args)`` for an aten call's positional arguments, with the common
+        kinds (tensors, numbers, int lists) handled in line: this runs for every op."""
+        described = []
+        meta_of = self.meta_of
+        for value in args:
+            kind = type(value)
+            if kind is torch.Tensor or kind is torch.nn.Parameter:
+                described.append(meta_of(value))
+            elif kind in _SCALARS or ((kind is list or kind is tuple) and _plain_numbers(value)):
+                described.append(value)
+            else:
+                described.append(self.describe(value))
+        return tuple(described)
 
     def _needs_meta(self, tensors: list[torch.Tensor]) -> bool:
         """Whether this call must run on meta: it mixes meta and real tensors, or (in a
@@ -237,34 +256,42 @@ class OpRecorder(TorchDispatchMode):
 
     def _align_meta(
         self, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    ) -> tuple[tuple[Any, ...], dict[str, Any], list[torch.Tensor]]:
         """Move the real tensors of a call that mixes meta and real ones to meta (no
-        data is copied); a moved parameter keeps its role for the traffic count."""
+        data is copied); a moved parameter keeps its role for the traffic count.
+        Returns the new arguments and their tensors (aten arguments nest one level)."""
+        tensors: list[torch.Tensor] = []  # no closure here: one would keep them alive
+        args = tuple([self._moved(value, tensors) for value in args])
+        if kwargs:
+            kwargs = {key: self._moved(value, tensors) for key, value in kwargs.items()}
+        return args, kwargs, tensors
 
-        def move(value: Any) -> Any:
-            kind = type(value)
-            if kind in _SCALARS:
-                return value
-            if kind is list or kind is tuple:
-                if _plain_numbers(value):
-                    return value
-                return kind(move(v) for v in value)
-            if isinstance(value, torch.Tensor):
-                return value if value.is_meta else self._meta_copy(value)
+    def _moved(self, value: Any, tensors: list[torch.Tensor]) -> Any:
+        """``value`` with its real tensors replaced by meta ones, appended to ``tensors``."""
+        kind = type(value)
+        if kind in _SCALARS:
             return value
-
-        return tuple([move(a) for a in args]), {k: move(v) for k, v in kwargs.items()} if kwargs else kwargs
+        if kind is list or kind is tuple:
+            if _plain_numbers(value):
+                return value
+            return kind([self._moved(item, tensors) for item in value])
+        if isinstance(value, torch.Tensor):
+            if not value.is_meta:
+                value = self._meta_copy(value)
+            tensors.append(value)
+        return value
 
     def _meta_copy(self, tensor: torch.Tensor) -> torch.Tensor:
         """A meta tensor like ``tensor``; parameters and buffers get one copy per run."""
+        copy = self._meta_copies.get(id(tensor))
+        if copy is not None:
+            return copy
         role = self._roles.get(id(tensor))
         if role is None:
             return _to_meta(tensor)
-        copy = self._meta_copies.get(id(tensor))
-        if copy is None:
-            copy = _twin(tensor) if id(tensor) in self._owned else _to_meta(tensor)
-            self._meta_copies[id(tensor)] = copy
-            self._roles[id(copy)] = role
+        copy = _twin(tensor) if id(tensor) in self._owned else _to_meta(tensor)
+        self._meta_copies[id(tensor)] = copy
+        self._roles[id(copy)] = role
         return copy
 
     def release(self) -> None:
@@ -375,19 +402,24 @@ class FunctionRecorder(TorchFunctionMode):
 class _OpFacts:
     """What the recorder needs to know of one aten overload, worked out once."""
 
-    __slots__ = ("name", "short", "overload", "is_view", "composite", "same_dtype", "fast")
+    __slots__ = ("name", "short", "overload", "is_view", "writes", "composite", "same_dtype", "fast")
 
     def __init__(self, func: Any) -> None:
         self.short: str = func.overloadpacket.__name__
         self.name = f"{func.namespace}.{self.short}"
         self.overload: str = func._overloadname
         self.is_view = bool(getattr(func, "is_view", False))
+        # whether it may write an argument: only these pass the model-state guard's check
+        self.writes = bool(func._schema.is_mutable) or self.short in UNMARKED_WRITE_OPS
         self.composite = bool(torch._C._dispatch_has_kernel_for_dispatch_key(func.name(), _COMPOSITE))
         self.same_dtype: int | None = _SAME_DTYPE.get(self.name)
         self.fast = self.short in _FAST_META_OPS
 
 
 _OPS: dict[Any, _OpFacts] = {}
+# Ops that write arguments their schema does not mark as written (``Tensor(a!)``): the
+# batch norms update running_mean and running_var when ``training`` is set.
+UNMARKED_WRITE_OPS = frozenset({"native_batch_norm", "cudnn_batch_norm", "miopen_batch_norm"})
 _COMPOSITE = torch._C.DispatchKey.CompositeImplicitAutograd
 
 

@@ -14,7 +14,7 @@ from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from .events import OpEvent
 from .modules import ModuleStack, exclusive
-from .recorder import FunctionRecorder, OpRecorder, parameter_roles
+from .recorder import UNMARKED_WRITE_OPS, FunctionRecorder, OpRecorder, parameter_roles
 
 
 @dataclass
@@ -199,9 +199,7 @@ class WriteGuard:
 # Ops that write arguments their schema does not mark as written: the batch norms
 # update running_mean and running_var (arguments 3 and 4) when ``training`` (5) is set.
 _BATCH_NORM_WRITES = ((3, "running_mean"), (4, "running_var"))
-_UNMARKED_WRITES = {
-    name: _BATCH_NORM_WRITES for name in ("native_batch_norm", "cudnn_batch_norm", "miopen_batch_norm")
-}
+_UNMARKED_WRITES = dict.fromkeys(UNMARKED_WRITE_OPS, _BATCH_NORM_WRITES)
 
 
 def _arg(args: tuple[Any, ...], kwargs: dict[str, Any], index: int, name: str) -> Any:
