@@ -77,3 +77,33 @@ def test_unary_and_batch_norm_keep_the_layout(channels_last):
     args = (x, stats, stats, stats, stats, 0.1, 1e-5)
     ours, theirs = _fast_meta(_op_facts(norm), args, [x, stats, stats, stats, stats])[0], norm(*args)[0]
     assert (ours.shape, ours.stride()) == (theirs.shape, theirs.stride())
+
+
+def test_broadcast_shape_agrees_with_torch_on_every_pair() -> None:
+    """The recorder's own broadcast (torch.broadcast_shapes is Python reference code, ~30 us
+    a call) gives torch's shape for every pair of these shapes, and None where torch raises."""
+    import itertools
+
+    from flopmeter.tracing.recorder import _broadcast_shape
+
+    shapes = [
+        (),
+        (1,),
+        (3,),
+        (2, 1),
+        (2, 3),
+        (1, 3),
+        (4, 1, 3),
+        (4, 2, 3),
+        (0,),
+        (2, 0),
+        (1, 0),
+        (5, 1, 1, 1),
+    ]
+    for pair in itertools.product(shapes, repeat=2):
+        try:
+            expected = tuple(torch.broadcast_shapes(*pair))
+        except RuntimeError:
+            expected = None
+        got = _broadcast_shape([torch.empty(shape, device="meta") for shape in pair])
+        assert (None if got is None else tuple(got)) == expected, pair
