@@ -104,13 +104,21 @@ class OpRecorder(TorchDispatchMode):
         info = _DTYPES.get(dtype)
         if info is None:
             info = _DTYPES[dtype] = (str(dtype).removeprefix("torch."), dtype.itemsize)
-        return TensorMeta(tuple(tensor.shape), info[0], info[1], self._roles.get(id(tensor), "activation"))
+        # tuple.__new__ is what the NamedTuple's own __new__ calls, minus one Python frame
+        return _new_tuple(
+            TensorMeta, (tuple(tensor.shape), info[0], info[1], self._roles.get(id(tensor), "activation"))
+        )
 
     def describe(self, value: Any) -> Any:
         """Replace every tensor in ``value`` by its TensorMeta, keeping the structure."""
         kind = type(value)
         if kind in _SCALARS:
             return value
+        if kind in _NAMED_KINDS:  # dtype, device, layout, memory_format: by name
+            name = _NAMES.get(value)
+            if name is None:
+                name = _NAMES[value] = str(value).removeprefix("torch.")
+            return name
         if kind is torch.Tensor or kind is torch.nn.Parameter:
             return self.meta_of(value)
         if kind is tuple or kind is list or (kind is not torch.Size and isinstance(value, (list, tuple))):
@@ -122,7 +130,7 @@ class OpRecorder(TorchDispatchMode):
             return self.meta_of(value)
         if isinstance(value, dict):
             return {k: self.describe(v) for k, v in value.items()}
-        if isinstance(value, (torch.dtype, torch.device, torch.memory_format, torch.layout)):
+        if isinstance(value, _NAMED_KINDS):
             return str(value).removeprefix("torch.")
         return value
 
@@ -610,6 +618,9 @@ def _cpu_would_fuse(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
 
 
 _DTYPES: dict[torch.dtype, tuple[str, int]] = {}  # dtype -> (name without "torch.", item size)
+_NAMED_KINDS = (torch.dtype, torch.device, torch.memory_format, torch.layout)
+_NAMES: dict[Any, str] = {}  # dtype, device, ... -> its name without "torch."
+_new_tuple = tuple.__new__
 _SCALARS = frozenset({int, float, bool, str, type(None)})
 _NUMBERS = frozenset({int, float, bool})
 
