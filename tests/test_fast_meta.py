@@ -107,3 +107,27 @@ def test_broadcast_shape_agrees_with_torch_on_every_pair() -> None:
             expected = None
         got = _broadcast_shape([torch.empty(shape, device="meta") for shape in pair])
         assert (None if got is None else tuple(got)) == expected, pair
+
+
+def test_empty_like_keeps_strides_of_permuted_tensors_as_the_cpu_kernel_does() -> None:
+    """For views of every layout (sliced, permuted, expanded), the meta result the recorder
+    builds has the strides CPU ``empty_like`` gives the real tensor."""
+    import random
+
+    from flopmeter.tracing.recorder import _empty_like
+
+    rng = random.Random(0)
+    checked = 0
+    for _ in range(400):
+        shape = [rng.choice([1, 2, 3, 4]) for _ in range(rng.randint(1, 4))]
+        base = torch.empty([size * rng.choice([1, 2]) for size in shape])
+        view = base[tuple(slice(0, size) for size in shape)]
+        order = list(range(len(shape)))
+        rng.shuffle(order)
+        view = view.permute(order)
+        if rng.random() < 0.3:
+            view = view.expand(*[rng.choice([1, 3]) if size == 1 else size for size in view.shape])
+        twin = torch.empty_strided(view.shape, view.stride(), device="meta")
+        assert _empty_like(twin).stride() == torch.empty_like(view).stride(), (view.shape, view.stride())
+        checked += 1
+    assert checked == 400

@@ -659,9 +659,31 @@ _FAST_META_OPS = (
 def _empty_like(tensor: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
     """``torch.empty_like`` on meta without its Python reference implementation: a dense
     tensor's strides are kept as they are, which is what ``empty_like`` does."""
-    if tensor.is_contiguous() or tensor.is_contiguous(memory_format=torch.channels_last):
+    if (
+        tensor.is_contiguous()
+        or tensor.is_contiguous(memory_format=torch.channels_last)
+        or _non_overlapping_and_dense(tensor.shape, tensor.stride())
+    ):
         return torch.empty_strided(tensor.shape, tensor.stride(), dtype=dtype or tensor.dtype, device="meta")
     return torch.empty_like(tensor, dtype=dtype, device="meta")
+
+
+def _non_overlapping_and_dense(shape: torch.Size, stride: tuple[int, ...]) -> bool:
+    """Whether the elements fill their memory exactly once in some order of the dims
+    (a transposed or permuted contiguous tensor): then the CPU ``empty_like`` keeps the
+    strides as they are. The dims sorted by stride, size-1 dims last, must have strides
+    1, size0, size0*size1, ... (c10's check; torch exposes it to Python only as slow
+    reference code)."""
+    if len(shape) == 1:
+        return shape[0] < 2 or stride[0] == 1
+    required = 1
+    for dim in sorted(range(len(shape)), key=lambda d: (shape[d] < 2, stride[d])):
+        if shape[dim] < 2:
+            return True
+        if stride[dim] != required:
+            return False
+        required *= shape[dim]
+    return True
 
 
 def _fast_meta(
