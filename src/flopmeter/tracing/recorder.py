@@ -397,6 +397,7 @@ class FunctionRecorder(TorchFunctionMode):
     def __init__(self, ops: OpRecorder) -> None:
         super().__init__()
         self.ops = ops
+        self._fuse_choices: dict[Any, bool] = {}  # SDPA's CPU backend choice, by call signature
 
     def __torch_function__(
         self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
@@ -407,7 +408,7 @@ class FunctionRecorder(TorchFunctionMode):
             return func(*args, **kwargs)
         self.ops.suppressed += 1
         try:
-            out = _sdpa_on_meta(func, args, kwargs)
+            out = _sdpa_on_meta(func, args, kwargs, self._fuse_choices)
             if out is None:
                 out = func(*args, **kwargs)
         finally:
@@ -490,7 +491,7 @@ def _leaves_meta(op: _OpFacts, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
     return args[0].is_meta and device is not None and torch.device(device).type != "meta"
 
 
-def _sdpa_on_meta(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+def _sdpa_on_meta(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], choices: dict[Any, bool]) -> Any:
     """SDPA's output on meta without running its math decomposition: (..., L, Ev), laid out
     in memory as the kernel torch would pick on the CPU writes it (fused kernels follow the
     query's layout; the math path writes contiguous), so later reshapes copy alike.
@@ -508,7 +509,7 @@ def _sdpa_on_meta(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> A
     if not (q.is_meta and k.is_meta and v.is_meta):
         return None
     needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v))
-    fused = _cpu_would_fuse(args, kwargs)
+    fused = _cpu_would_fuse(args, kwargs, choices)
     if needs_grad:
         return _cpu_flash_on_meta(args, kwargs) if fused else None
     shape = (*q.shape[:-1], v.shape[-1])
@@ -597,10 +598,36 @@ def _is_bottom_right_causal(mask: torch.Tensor) -> bool:
     return True
 
 
-def _cpu_would_fuse(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+def _cpu_would_fuse(args: tuple[Any, ...], kwargs: dict[str, Any], choices: dict[Any, bool]) -> bool:
     """Ask torch's own backend choice on memory-free CPU stand-ins of the same shapes
-    (and the same requires_grad: the choice may depend on it)."""
+    (and the same requires_grad: the choice may depend on it). The answer is kept in
+    ``choices`` (one run's): every layer of a model asks the same question."""
     call = dict(zip(_SDPA_ARGUMENTS, args, strict=False)) | kwargs
+    key = _choice_key(call)
+    known = choices.get(key) if key is not None else None
+    if known is None:
+        known = _ask_cpu_would_fuse(call)
+        if key is not None:
+            choices[key] = known
+    return known
+
+
+def _choice_key(call: dict[str, Any]) -> tuple[Any, ...] | None:
+    """What the backend choice depends on: each argument's shape, dtype and
+    requires_grad (tensors) or value; None if some value cannot be a key."""
+    grad = torch.is_grad_enabled()
+    key: list[Any] = [grad]
+    for name, value in sorted(call.items()):
+        if isinstance(value, torch.Tensor):
+            key.append((name, tuple(value.shape), value.dtype, value.requires_grad))
+        elif type(value) in _SCALARS:
+            key.append((name, value))
+        else:
+            return None
+    return tuple(key)
+
+
+def _ask_cpu_would_fuse(call: dict[str, Any]) -> bool:
 
     def stand_in(value: Any) -> Any:
         if isinstance(value, torch.Tensor) and value.ndim:
