@@ -131,3 +131,62 @@ def test_empty_like_keeps_strides_of_permuted_tensors_as_the_cpu_kernel_does() -
         assert _empty_like(twin).stride() == torch.empty_like(view).stride(), (view.shape, view.stride())
         checked += 1
     assert checked == 400
+
+
+@pytest.mark.parametrize(
+    "parts, dim",
+    [
+        ([(2, 3, 4, 4), (2, 5, 4, 4)], 1),  # channels: shufflenet's concat
+        ([(2, 3), (4, 3), (1, 3)], 0),
+        ([(2, 3), (2, 1)], -1),
+        ([(1, 197, 768)], 1),
+    ],
+)
+def test_cat(parts, dim):
+    tensors = [meta(*shape) for shape in parts]
+    ours = _fast_meta(_op_facts(aten.cat.default), (tensors, dim), tensors)
+    theirs = aten.cat.default(tensors, dim)
+    assert (ours.shape, ours.dtype, ours.stride()) == (theirs.shape, theirs.dtype, theirs.stride())
+
+
+def test_cat_leaves_mixed_dtypes_layouts_and_bad_shapes_to_the_kernel():
+    op = _op_facts(aten.cat.default)
+    cases = [
+        [meta(2, 3), meta(2, 3, dtype=torch.float16)],  # promotion: the kernel's job
+        [meta(2, 3, 4, 4, channels_last=True), meta(2, 3, 4, 4)],
+        [meta(2, 3).t(), meta(3, 2)],  # not contiguous
+        [meta(2, 3), meta(3, 3)],  # disagree off dim 1
+    ]
+    for tensors in cases:
+        assert _fast_meta(op, (tensors, 1), tensors) is None
+
+
+@pytest.mark.parametrize(
+    "shape, kernel, stride, padding, dilation, ceil_mode",
+    [
+        ((1, 24, 112, 112), [3, 3], [2, 2], [1, 1], [1, 1], False),  # shufflenet / resnet stem
+        ((2, 3, 9, 9), [2], [], [0], [1], False),  # stride defaults to the kernel
+        ((2, 3, 10, 7), [3, 2], [2, 3], [1, 0], [2, 1], True),
+        ((3, 11, 11), [3, 3], [2, 2], [0, 0], [1, 1], True),  # unbatched; ceil drops a window
+        ((1, 2, 5, 5), [3, 3], [2, 2], [1, 1], [1, 1], True),
+    ],
+)
+def test_max_pool2d(shape, kernel, stride, padding, dilation, ceil_mode):
+    func = aten.max_pool2d_with_indices.default
+    x = meta(*shape)
+    args = (x, kernel, stride, padding, dilation, ceil_mode)
+    assert same_result(func, *args)
+    real = func(torch.zeros(shape), kernel, stride, padding, dilation, ceil_mode)  # the CPU kernel too
+    ours = _fast_meta(_op_facts(func), args, [x])
+    assert [(t.shape, t.dtype, t.stride()) for t in ours] == [(t.shape, t.dtype, t.stride()) for t in real]
+
+
+def test_max_pool2d_leaves_bad_padding_and_channels_last_to_the_kernel():
+    func = aten.max_pool2d_with_indices.default
+    op = _op_facts(func)
+    too_much_padding = (meta(1, 2, 8, 8), [2, 2], [2, 2], [2, 2], [1, 1], False)  # padding > kernel / 2
+    assert _fast_meta(op, too_much_padding, [too_much_padding[0]]) is None
+    with pytest.raises(RuntimeError):
+        func(*too_much_padding)
+    x = meta(1, 2, 8, 8, channels_last=True)
+    assert _fast_meta(op, (x, [2, 2], [2, 2], [0, 0], [1, 1], False), [x]) is None

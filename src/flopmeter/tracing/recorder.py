@@ -679,6 +679,8 @@ _FAST_META_OPS = (
         "_native_batch_norm_legit_no_training",
         "mean",
         "convolution",
+        "cat",
+        "max_pool2d_with_indices",
     }
 )
 
@@ -767,7 +769,81 @@ def _fast_meta(
         return _mean_on_meta(first, args)
     if name == "convolution" and len(tensors) in (2, 3):
         return _convolution_on_meta(args, tensors)
+    if name == "cat" and op.overload == "default":
+        return _cat_on_meta(args, tensors)
+    if name == "max_pool2d_with_indices" and len(tensors) == 1:
+        return _max_pool2d_on_meta(first, args)
     return None
+
+
+def _plainly_contiguous(tensor: torch.Tensor) -> bool:
+    """Contiguous, and not also laid out channels-last (then the kernels' choice of
+    layout for the result is theirs to make)."""
+    if not tensor.is_contiguous():
+        return False
+    if tensor.ndim == 4:
+        return not tensor.is_contiguous(memory_format=torch.channels_last)
+    if tensor.ndim == 5:
+        return not tensor.is_contiguous(memory_format=torch.channels_last_3d)
+    return True
+
+
+def _cat_on_meta(args: tuple[Any, ...], tensors: list[torch.Tensor]) -> torch.Tensor | None:
+    """``cat(tensors, dim)`` of contiguous tensors of one dtype and rank that agree off
+    ``dim``: a contiguous result whose ``dim`` is the sum of theirs."""
+    parts = args[0]
+    if not isinstance(parts, (list, tuple)) or len(parts) != len(tensors) or not tensors:
+        return None
+    first = tensors[0]
+    ndim = first.ndim
+    dim = args[1] if len(args) > 1 else 0
+    if ndim == 0 or not isinstance(dim, int) or not -ndim <= dim < ndim:
+        return None
+    dim %= ndim
+    before, after = first.shape[:dim], first.shape[dim + 1 :]
+    total = 0
+    for t in tensors:
+        if t.ndim != ndim or t.dtype != first.dtype or not _plainly_contiguous(t):
+            return None
+        if t.shape[:dim] != before or t.shape[dim + 1 :] != after:
+            return None
+        total += t.shape[dim]
+    return torch.empty((*before, total, *after), dtype=first.dtype, device="meta")
+
+
+def _max_pool2d_on_meta(x: torch.Tensor, args: tuple[Any, ...]) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``max_pool2d_with_indices`` of a contiguous (N, C, H, W) or (C, H, W) input:
+    contiguous values and int64 indices of size
+    out = floor_or_ceil((in + 2p - d(k-1) - 1) / s) + 1, less one if ceil mode would
+    start the last window past the padded input."""
+    if x.ndim not in (3, 4) or not _plainly_contiguous(x):
+        return None
+    kernel = args[1] if len(args) > 1 else None
+    stride = args[2] if len(args) > 2 else []  # empty: the kernel size
+    padding = args[3] if len(args) > 3 else [0]
+    dilation = args[4] if len(args) > 4 else [1]
+    ceil_mode = bool(args[5]) if len(args) > 5 else False
+    pairs = []
+    for value in (kernel, stride or kernel, padding, dilation):
+        if not isinstance(value, (list, tuple)) or len(value) not in (1, 2):
+            return None
+        pairs.append((value[0], value[-1]))
+    sizes = []
+    for axis in range(2):
+        size = x.shape[x.ndim - 2 + axis]
+        k, s, p, d = (pair[axis] for pair in pairs)
+        if k <= 0 or s <= 0 or d <= 0 or p < 0 or p > k // 2:
+            return None
+        out = (size + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)) // s + 1
+        if ceil_mode and (out - 1) * s >= size + p:
+            out -= 1
+        if out < 1:
+            return None
+        sizes.append(out)
+    shape = (*x.shape[:-2], *sizes)
+    return torch.empty(shape, dtype=x.dtype, device="meta"), torch.empty(
+        shape, dtype=torch.int64, device="meta"
+    )
 
 
 def _broadcast_shape(tensors: list[torch.Tensor]) -> tuple[int, ...] | torch.Size | None:
