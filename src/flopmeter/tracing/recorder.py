@@ -174,7 +174,7 @@ class OpRecorder(TorchDispatchMode):
         out = None
         if tensors:
             if self._needs_meta(tensors):
-                if op.fast and not op.writes and self._reads_only_weights(tensors):
+                if op.fast and not _may_write(op, args) and self._reads_only_weights(tensors):
                     # weights are only read for their shapes: no meta twins needed
                     if op.same_dtype is not None:
                         _check_same_dtype(op, tensors)
@@ -456,6 +456,14 @@ _SAME_DTYPE: dict[str, int] = {
     "aten.convolution": 2,
     "aten._convolution": 2,
 }
+
+
+def _may_write(op: _OpFacts, args: tuple[Any, ...]) -> bool:
+    """Whether the call may write one of its arguments; a batch norm writes its running
+    statistics only in training (argument 5)."""
+    if op.writes and op.short in UNMARKED_WRITE_OPS:
+        return len(args) < 6 or bool(args[5])
+    return op.writes
 
 
 def _check_same_dtype(op: _OpFacts, tensors: list[torch.Tensor]) -> None:
