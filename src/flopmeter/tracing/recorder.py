@@ -414,8 +414,7 @@ class FunctionRecorder(TorchFunctionMode):
         finally:
             self.ops.suppressed -= 1
         with torch._C.DisableTorchFunction():
-            flat_out = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
-            self.ops.record(name, "default", *_recorded_call(func, args, kwargs), flat_out)
+            self.ops.record(name, "default", *_recorded_call(func, args, kwargs), _output_tensors(out))
         return out
 
 
@@ -916,7 +915,10 @@ def _plain_numbers(values: list[Any] | tuple[Any, ...]) -> bool:
 
 
 def _output_tensors(out: Any) -> list[torch.Tensor]:
-    """The tensors an aten op returned: a tuple or list of them, one level of nesting."""
+    """The tensors an aten op or a whole function returned: one, or a tuple or list of
+    them (one level of nesting)."""
+    if isinstance(out, torch.Tensor):
+        return [out]
     if type(out) is not tuple and type(out) is not list:
         return [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
     found: list[torch.Tensor] = []
