@@ -153,13 +153,14 @@ def with_traffic(work: Cost, event: OpEvent) -> Cost:
     if work.bytes_read or work.bytes_written:
         return work
     read = weights = written = 0
+    # (prod(shape) * itemsize is TensorMeta.nbytes without its two property calls: this runs per op call)
     for tensor in event.tensor_inputs():
-        size = tensor.nbytes
+        size = prod(tensor.shape) * tensor.itemsize
         read += size
         if tensor.role != "activation":
             weights += size
     for tensor in event.outputs[:1] if event.op in _NORMALIZED_OUTPUT_ONLY else event.outputs:
-        written += tensor.nbytes
+        written += prod(tensor.shape) * tensor.itemsize
     return Cost(work.macs, work.flops, work.ptflops_macs, read, written, weights)
 
 
