@@ -63,7 +63,7 @@ def module_tree(model: torch.nn.Module) -> ModelTree:
             buffer_bytes += buffer.numel() * buffer.element_size()
         params += own
         trainable += own_trainable
-        own_cost = Cost()
+        nothing = Cost()  # own, total and backward until ops are charged (a Cost is a value)
         stats[name] = ModuleStats(
             name,
             type(module).__name__,
@@ -73,9 +73,9 @@ def module_tree(model: torch.nn.Module) -> ModelTree:
             own,
             own,
             own_trainable,
-            own_cost,
-            own_cost,
-            Cost(),
+            nothing,
+            nothing,
+            nothing,
             [],
         )
         if name:
