@@ -98,3 +98,23 @@ def test_module_tree_counts_params_and_buffers_as_the_model_lists_them() -> None
     assert tree.modules[""].params == 29 and tree.modules["a"].params == 15
     assert tree.modules["a"].extra_repr == "in_features=4, out_features=3, bias=True"
     assert tree.modules[""].extra_repr == ""  # nn.Module's own: not called
+
+
+def test_cost_subtraction_is_field_by_field() -> None:
+    from flopmeter.cost import Cost
+
+    total = Cost(10, 20, 30, 40, 50, 60, 70)
+    part = Cost(1, 2, 3, 4, 5, 6, 7)
+    assert total - part == Cost(9, 18, 27, 36, 45, 54, 63)
+    assert (total - part) + part == total
+
+
+def test_forward_is_the_total_less_the_backward() -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU())
+    report = flopmeter.profile(model, torch.randn(2, 4), backward=True)
+    forward = [r.cost for r in report.ops if r.phase == "forward"]
+    # linear: (2*4-1)*2*3 + 2*3 bias = 48; relu: 2*3 = 6 -> 54
+    assert report.forward.flops == sum(c.flops for c in forward) == 54
+    assert report.forward.bytes_read == sum(c.bytes_read for c in forward)
+    assert report.backward_cost.flops == sum(r.cost.flops for r in report.ops if r.phase == "backward") > 0
+    assert report.modules[""].total == report.forward + report.backward_cost

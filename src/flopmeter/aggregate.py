@@ -148,7 +148,7 @@ def build_report(
     modules = tree.modules
     operators: dict[str, OperatorStats] = {}
     unsupported: dict[str, UnsupportedOp] = {}
-    forward = backward = Cost()
+    backward = Cost()
     op_formulas = op_formulas or {}
     records: list[OpRecord] = []
     overheads: dict[str, OperatorStats] = {}
@@ -164,7 +164,7 @@ def build_report(
         dtype: str = "float32",
         shapes: tuple[tuple[int, ...], ...] = (),
     ) -> None:
-        nonlocal forward, backward
+        nonlocal backward
         entry = operators.get(op)
         if entry is None:
             entry = operators[op] = OperatorStats(op, kind)
@@ -182,8 +182,6 @@ def build_report(
             entry.backward_calls += 1
             stats.backward += cost
             backward += cost
-        else:
-            forward += cost
 
     memo = CostMemo(options)
     for event in trace.events:
@@ -229,6 +227,7 @@ def build_report(
             parent.total += child.total
             if backward_ran:  # else every module's backward is 0
                 parent.backward += child.backward
+    forward = modules[""].total - backward  # every op is charged to a module: the root's total is all of them
     return Report(
         model_name=model_name,
         batch_size=batch_size,
