@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
 from . import registry
 from .cost import ZERO, Cost
+from .cost_memo import CostMemo, compute_dtype
 from .registry import CountOptions
 from .report import ModuleStats, OperatorStats, OpRecord, Report, UnsupportedOp, parent_of
 from .tracing.events import BACKWARD, OpEvent, collect_metas
@@ -20,35 +21,86 @@ ModuleFormula = Callable[[torch.nn.Module, Any, Any], Any]
 MAX_SHAPES_LISTED = 5
 
 
-def module_tree(model: torch.nn.Module) -> dict[str, ModuleStats]:
-    """One ModuleStats per module (shared modules once), with params counted once."""
+class ModelTree(NamedTuple):
+    """What a Report needs from the model, read in one walk of its modules: one
+    ModuleStats per module (shared modules once), each module's enclosing module, and
+    the whole model's parameters and buffers, each tensor counted once."""
+
+    modules: dict[str, ModuleStats]
+    parents: dict[str, str]  # name -> its enclosing module's name (the root has none)
+    params: int
+    trainable_params: int
+    param_bytes: int
+    buffers: int
+    buffer_bytes: int
+
+
+def module_tree(model: torch.nn.Module) -> ModelTree:
+    """One ModuleStats per module (shared modules once), with params counted once, at
+    the first module that holds them (``named_modules`` order, as ``model.parameters()``
+    finds them); buffers likewise. One walk: ``named_modules`` is the costly part."""
     stats: dict[str, ModuleStats] = {}
-    seen: set[int] = set()
+    parents: dict[str, str] = {}
+    seen: set[int] = set()  # ids of the parameters counted, as model.parameters() skips repeats
+    seen_buffers: set[int] = set()
+    params = trainable = param_bytes = buffers = buffer_bytes = 0
     for name, module in model.named_modules():
-        own = trainable = 0
+        own = own_trainable = 0
         for param in module._parameters.values():
             if param is None or id(param) in seen:
                 continue
             seen.add(id(param))
-            own += param.numel()
-            trainable += param.numel() if param.requires_grad else 0
+            count = param.numel()
+            own += count
+            param_bytes += count * param.element_size()
+            if param.requires_grad:
+                own_trainable += count
+        for buffer in module._buffers.values():
+            if buffer is None or id(buffer) in seen_buffers:
+                continue
+            seen_buffers.add(id(buffer))
+            buffers += buffer.numel()
+            buffer_bytes += buffer.numel() * buffer.element_size()
+        params += own
+        trainable += own_trainable
+        nothing = Cost()  # own, total and backward until ops are charged (a Cost is a value)
         stats[name] = ModuleStats(
-            name=name,
-            type=type(module).__name__,
-            depth=name.count(".") + 1 if name else 0,
-            extra_repr=module.extra_repr(),
-            own_params=own,
-            params=own,
-            trainable_params=trainable,
+            name,
+            type(module).__name__,
+            name.count(".") + 1 if name else 0,
+            _extra_repr(module),
+            0,
+            own,
+            own,
+            own_trainable,
+            nothing,
+            nothing,
+            nothing,
+            [],
         )
         if name:
-            stats[parent_of(name, stats)].children.append(name)
-    for name in sorted(stats, key=lambda n: -stats[n].depth):
+            parent = name.rpartition(".")[0]  # named_modules lists each module after its parent
+            if parent not in stats:
+                parent = parent_of(name, stats)
+            parents[name] = parent
+            stats[parent].children.append(name)
+    for name in reversed(stats):  # named_modules lists a module before its children
         if name:
-            parent = stats[parent_of(name, stats)]
-            parent.params += stats[name].params
-            parent.trainable_params += stats[name].trainable_params
-    return stats
+            parent_stats = stats[parents[name]]
+            parent_stats.params += stats[name].params
+            parent_stats.trainable_params += stats[name].trainable_params
+    return ModelTree(stats, parents, params, trainable, param_bytes, buffers, buffer_bytes)
+
+
+def _extra_repr(module: torch.nn.Module) -> str:
+    """``module.extra_repr()``; "" without calling it where the module does not
+    override ``nn.Module``'s (containers: about half the modules of a model)."""
+    if type(module).extra_repr is _NO_EXTRA_REPR and "extra_repr" not in module.__dict__:
+        return ""
+    return module.extra_repr()
+
+
+_NO_EXTRA_REPR = torch.nn.Module.extra_repr
 
 
 def _as_cost(value: Any) -> Cost:
@@ -92,13 +144,16 @@ def build_report(
     overhead: Callable[[OpEvent, Cost], bool] | None = None,
     count_overhead: bool = False,
 ) -> Report:
-    modules = module_tree(model)
+    tree = module_tree(model)
+    modules = tree.modules
     operators: dict[str, OperatorStats] = {}
     unsupported: dict[str, UnsupportedOp] = {}
-    forward = backward = Cost()
+    backward = Cost()
     op_formulas = op_formulas or {}
     records: list[OpRecord] = []
     overheads: dict[str, OperatorStats] = {}
+
+    homes: dict[str, ModuleStats] = {}  # an event's module name -> the ModuleStats it is charged to
 
     def charge(
         module: str,
@@ -109,47 +164,48 @@ def build_report(
         dtype: str = "float32",
         shapes: tuple[tuple[int, ...], ...] = (),
     ) -> None:
-        nonlocal forward, backward
+        nonlocal backward
         entry = operators.get(op)
         if entry is None:
-            entry = operators[op] = OperatorStats(op=op, kind=kind)
+            entry = operators[op] = OperatorStats(op, kind)
         entry.calls += 1
-        entry.backward_calls += phase == BACKWARD
         if kind == "view":
+            entry.backward_calls += phase == BACKWARD
             return  # free: nothing to add
-        stats = modules.get(module) or modules[parent_of(module, modules)]
+        stats = homes.get(module)
+        if stats is None:
+            stats = homes[module] = modules.get(module) or modules[parent_of(module, modules)]
         records.append(OpRecord(op, stats.name, phase, dtype, cost, shapes))
         stats.own += cost
+        entry.cost += cost
         if phase == BACKWARD:
+            entry.backward_calls += 1
             stats.backward += cost
             backward += cost
-        else:
-            forward += cost
-        entry.cost += cost
 
+    memo = CostMemo(options)
     for event in trace.events:
-        if event.op in op_formulas:
-            work = registry.with_traffic(_as_cost(op_formulas[event.op](event)), event)
-            charge(event.module, event.op, "custom", work, event.phase, _dtype(event))
+        op = event.op
+        if op in op_formulas:
+            work = registry.with_traffic(_as_cost(op_formulas[op](event)), event)
+            charge(event.module, op, "custom", work, event.phase, compute_dtype(event))
             continue
-        if registry.kind_of(event.op) == "view":
-            charge(event.module, event.op, "view", ZERO, event.phase)
+        kind = registry.kind_of(op)
+        if kind == "view":
+            charge(event.module, op, kind, ZERO, event.phase)
             continue
-        cost = registry.cost_of(event, options)
+        cost, dtype, shapes = memo.count(event)
         if cost is None:
-            note_unsupported(unsupported, event.op, _shape_signature(event), event.module)
+            note_unsupported(unsupported, op, _shape_signature(event), event.module)
             continue
         if overhead is not None and overhead(event, cost):  # compression overhead (compression/overhead.py)
-            aside = overheads.setdefault(
-                event.op, OperatorStats(op=event.op, kind=registry.kind_of(event.op))
-            )
+            aside = overheads.setdefault(op, OperatorStats(op=op, kind=kind))
             aside.cost += cost
             aside.calls += 1
             aside.backward_calls += event.phase == BACKWARD
             if not count_overhead:
                 continue
-        shapes = tuple(t.shape for t in event.tensor_inputs())
-        charge(event.module, event.op, registry.kind_of(event.op), cost, event.phase, _dtype(event), shapes)
+        charge(event.module, op, kind, cost, event.phase, dtype, shapes)
 
     for name, module, args, output in trace.custom_calls:
         formula = next(f for t, f in (module_formulas or {}).items() if isinstance(module, t))
@@ -158,19 +214,20 @@ def build_report(
             work = replace(work, **_module_traffic(args, output))
         charge(name, f"custom:{type(module).__name__}", "custom", work, "forward")
 
+    backward_ran = any(record.phase == BACKWARD for record in records)
     for name, calls in trace.module_calls.items():
         if name in modules:
             modules[name].calls = calls
     for stats in modules.values():
         stats.total = stats.own
-    for name in sorted(modules, key=lambda n: -modules[n].depth):
+    parents = tree.parents
+    for name in reversed(modules):  # children before their parents: inclusive sums
         if name:
-            parent = modules[parent_of(name, modules)]
-            parent.total += modules[name].total
-    _inclusive_backward(modules)
-
-    params = list({id(p): p for p in model.parameters()}.values())
-    buffers = list({id(b): b for b in model.buffers()}.values())
+            child, parent = modules[name], modules[parents[name]]
+            parent.total += child.total
+            if backward_ran:  # else every module's backward is 0
+                parent.backward += child.backward
+    forward = modules[""].total - backward  # every op is charged to a module: the root's total is all of them
     return Report(
         model_name=model_name,
         batch_size=batch_size,
@@ -180,11 +237,11 @@ def build_report(
         unsupported=unsupported,
         forward=forward,
         backward_cost=backward,
-        params=sum(p.numel() for p in params),
-        trainable_params=sum(p.numel() for p in params if p.requires_grad),
-        buffers=sum(b.numel() for b in buffers),
-        param_bytes=sum(p.numel() * p.element_size() for p in params),
-        buffer_bytes=sum(b.numel() * b.element_size() for b in buffers),
+        params=tree.params,
+        trainable_params=tree.trainable_params,
+        buffers=tree.buffers,
+        param_bytes=tree.param_bytes,
+        buffer_bytes=tree.buffer_bytes,
         training=training,
         did_backward=did_backward,
         options={"causal": options.causal},
@@ -193,20 +250,6 @@ def build_report(
         peak_activation_bytes=trace.peak_activation_bytes,
         overhead=overheads,
     )
-
-
-def _dtype(event: OpEvent) -> str:
-    """The dtype an op computes in: its first floating input's, else its output's."""
-    for tensor in event.tensor_inputs():
-        if tensor.is_floating:
-            return tensor.dtype
-    return event.outputs[0].dtype if event.outputs else "float32"
-
-
-def _inclusive_backward(modules: dict[str, ModuleStats]) -> None:
-    for name in sorted(modules, key=lambda n: -modules[n].depth):
-        if name:
-            modules[parent_of(name, modules)].backward += modules[name].backward
 
 
 def _module_traffic(args: Any, output: Any) -> dict[str, int]:

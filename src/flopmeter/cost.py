@@ -45,6 +45,17 @@ class Cost:
             self.onnx_tool_macs + other.onnx_tool_macs,
         )
 
+    def __sub__(self, other: Cost) -> Cost:
+        return Cost(
+            self.macs - other.macs,
+            self.flops - other.flops,
+            self.ptflops_macs - other.ptflops_macs,
+            self.bytes_read - other.bytes_read,
+            self.bytes_written - other.bytes_written,
+            self.weight_bytes - other.weight_bytes,
+            self.onnx_tool_macs - other.onnx_tool_macs,
+        )
+
     def scaled(self, factor: int) -> Cost:
         return Cost(*(getattr(self, f.name) * factor for f in fields(self)))
 

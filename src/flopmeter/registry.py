@@ -110,13 +110,15 @@ def kind_of(op: str) -> str:
 
 def cost_of(event: OpEvent, options: CountOptions | None = None) -> Cost | None:
     """The cost of one op call, bytes included; None when no formula exists."""
-    options = options or CountOptions()
     kind = kind_of(event.op)
-    if kind == "view":
+    if kind == "counted":
+        work = _HANDLERS[op_key(event.op)](event, options or CountOptions())
+    elif kind == "data":
+        work = _data_work(event)
+    elif kind == "view":
         return Cost()
-    if kind == "unsupported":
+    else:
         return None
-    work = _HANDLERS[op_key(event.op)](event, options) if kind == "counted" else _data_work(event)
     if work.flops and not is_floating(event):
         work = replace(work, flops=0)  # integer/bool arithmetic (ids, masks, counters) is not FLOPs
     return with_traffic(work, event)
@@ -124,7 +126,13 @@ def cost_of(event: OpEvent, options: CountOptions | None = None) -> Cost | None:
 
 def is_floating(event: OpEvent) -> bool:
     """Whether an op touches any floating-point tensor (as input or output)."""
-    return any(t.is_floating for t in event.outputs) or any(t.is_floating for t in event.tensor_inputs())
+    for tensor in event.outputs:  # (loops, not any(): this runs for every op call)
+        if tensor.is_floating:
+            return True
+    for tensor in event.tensor_inputs():
+        if tensor.is_floating:
+            return True
+    return False
 
 
 # Norms also return saved statistics (N*C values, empty on some devices in eval mode):
@@ -144,13 +152,15 @@ def with_traffic(work: Cost, event: OpEvent) -> Cost:
     every tensor input read once, every output written once (a lower bound)."""
     if work.bytes_read or work.bytes_written:
         return work
-    read = weights = 0
+    read = weights = written = 0
+    # (prod(shape) * itemsize is TensorMeta.nbytes without its two property calls: this runs per op call)
     for tensor in event.tensor_inputs():
-        read += tensor.nbytes
+        size = prod(tensor.shape) * tensor.itemsize
+        read += size
         if tensor.role != "activation":
-            weights += tensor.nbytes
-    outputs = event.outputs[:1] if event.op in _NORMALIZED_OUTPUT_ONLY else event.outputs
-    written = sum(t.nbytes for t in outputs)
+            weights += size
+    for tensor in event.outputs[:1] if event.op in _NORMALIZED_OUTPUT_ONLY else event.outputs:
+        written += prod(tensor.shape) * tensor.itemsize
     return Cost(work.macs, work.flops, work.ptflops_macs, read, written, weights)
 
 
