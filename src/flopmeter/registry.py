@@ -676,18 +676,22 @@ _PTFLOPS_ACTIVATIONS = frozenset(
 )
 
 
+# Elementwise ops counted as another op of the same cost per element.
+_ELEMENTWISE_ALIASES = {
+    "clamp_min": "clamp",
+    "clamp_max": "clamp",
+    "relu6": "hardtanh",
+    "true_divide": "div",
+    "multiply": "mul",
+    "subtract": "sub",
+    "special_erf": "erf",
+    "xlogy": "mul",
+}
+
+
 def _elementwise(event: OpEvent, options: CountOptions) -> Cost:
     name = op_key(event.op).removeprefix("aten.")
-    name = {
-        "clamp_min": "clamp",
-        "clamp_max": "clamp",
-        "relu6": "hardtanh",
-        "true_divide": "div",
-        "multiply": "mul",
-        "subtract": "sub",
-        "special_erf": "erf",
-        "xlogy": "mul",
-    }.get(name, name)
+    name = _ELEMENTWISE_ALIASES.get(name, name)
     elements = _out_numel(event)
     cost = elementwise.pointwise(elements, _per_element(name, event))
     if name in _PTFLOPS_ACTIVATIONS:
@@ -695,16 +699,7 @@ def _elementwise(event: OpEvent, options: CountOptions) -> Cost:
     return cost
 
 
-for _name in list(elementwise.PER_ELEMENT) + [
-    "clamp_min",
-    "clamp_max",
-    "relu6",
-    "true_divide",
-    "multiply",
-    "subtract",
-    "special_erf",
-    "xlogy",
-]:
+for _name in list(elementwise.PER_ELEMENT) + list(_ELEMENTWISE_ALIASES):
     formula(_name)(_elementwise)
 
 

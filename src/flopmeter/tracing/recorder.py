@@ -23,7 +23,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from .events import FORWARD, OpEvent, TensorMeta
+from .events import FORWARD, OpEvent, TensorMeta, collect_metas
 from .modules import ModuleStack
 
 
@@ -226,32 +226,48 @@ class OpRecorder(TorchDispatchMode):
         outputs: list[torch.Tensor],
     ) -> None:
         meta_of = self.meta_of
-        self.events.append(
-            OpEvent(
-                op,
-                self._describe_args(args),
-                self.describe(kwargs) if kwargs else {},
-                tuple([meta_of(t) for t in outputs]),
-                self._module(),
-                self._phase(),
-                overload,
-            )
+        described, inputs = self._describe_args(args)
+        event = OpEvent(
+            op,
+            described,
+            self.describe(kwargs) if kwargs else {},
+            tuple([meta_of(t) for t in outputs]),
+            self._module(),
+            self._phase(),
+            overload,
         )
+        if event.kwargs:
+            for value in event.kwargs.values():
+                if type(value) is TensorMeta:
+                    inputs.append(value)
+                elif isinstance(value, (list, tuple, dict)):
+                    inputs.extend(collect_metas(value))
+        event._inputs = inputs  # what event.tensor_inputs() would work out again
+        self.events.append(event)
 
-    def _describe_args(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    def _describe_args(self, args: tuple[Any, ...]) -> tuple[tuple[Any, ...], list[TensorMeta]]:
         """``describe(args)`` for an aten call's positional arguments, with the common
-        kinds (tensors, numbers, int lists) handled in line: this runs for every op."""
+        kinds (tensors, numbers, int lists) handled in line: this runs for every op.
+        Also returns the TensorMetas among them, in order (nested lists included)."""
         described = []
+        inputs: list[TensorMeta] = []
         meta_of = self.meta_of
         for value in args:
             kind = type(value)
             if kind is torch.Tensor or kind is torch.nn.Parameter:
-                described.append(meta_of(value))
+                meta = meta_of(value)
+                described.append(meta)
+                inputs.append(meta)
             elif kind in _SCALARS or ((kind is list or kind is tuple) and _plain_numbers(value)):
                 described.append(value)
             else:
-                described.append(self.describe(value))
-        return tuple(described)
+                other = self.describe(value)
+                described.append(other)
+                if type(other) is TensorMeta:
+                    inputs.append(other)
+                elif isinstance(other, (list, tuple, dict)):
+                    inputs.extend(collect_metas(other))
+        return tuple(described), inputs
 
     def _needs_meta(self, tensors: list[torch.Tensor]) -> bool:
         """Whether this call must run on meta: it mixes meta and real tensors, or (in a
