@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from ..dtypes import dtype_bits
+from ..tracing.model_walk import ModelWalk
 from .packed import PackedLayout, is_packed, layout_of
 
 
@@ -128,18 +129,37 @@ class ModelFacts:
         return extra
 
 
-def collect(model: torch.nn.Module) -> ModelFacts:
-    """Read the weight facts of every module of ``model`` (no model change)."""
+def collect(model: torch.nn.Module, walk: ModelWalk | None = None) -> ModelFacts:
+    """Read the weight facts of every module of ``model`` (no model change); ``walk``:
+    the model's modules, if already walked."""
+    walk = walk if walk is not None else ModelWalk(model)
     found = ModelFacts()
     seen: set[int] = set()
-    for name, module in model.named_modules():
-        if isinstance(module, torch.jit.ScriptModule):  # compiled: no prune/quant wrappers to read
+    holds_objects = walk.attributes.holds_objects
+    classes: dict[type, tuple[bool, bool]] = {}
+    for name, module in zip(walk.names, walk.modules, strict=True):
+        kind = type(module)
+        if kind not in classes:
+            classes[kind] = (_unread_class(kind), _plain_class(kind))
+        unread, plain = classes[kind]
+        if unread:
             continue
-        if type(module).__name__.endswith("PackedParams"):  # Linear/Embedding wrappers
-            continue  # its packed weight is read at the linear module that owns it
-        if ".parametrizations." in f".{name}." and name.rsplit(".", 1)[-1].isdigit():
+        if (
+            "parametrizations" in name
+            and ".parametrizations." in f".{name}."
+            and name.rsplit(".", 1)[-1].isdigit()
+        ):
             found.overhead_modules.add(name)
-        facts = _module_facts(name, module, found, seen)
+        held = _held(module) if holds_objects else []
+        if not (
+            held
+            or module._parameters
+            or module._buffers
+            or not plain
+            or not _WRAPPER_CHILDREN.isdisjoint(module._modules)
+        ):
+            continue  # no weight anywhere, and its ``bias`` can only be a child module or missing
+        facts = _module_facts(name, module, found, seen, held)
         if facts:
             found.weights[name] = facts
         bias = getattr(module, "bias", None)
@@ -152,19 +172,47 @@ def collect(model: torch.nn.Module) -> ModelFacts:
     return found
 
 
+# the children a wrapped weight lives in: torch.ao's packed params, torch's parametrizations
+_WRAPPER_CHILDREN = frozenset({"_packed_params", "parametrizations"})
+
+
+def _unread_class(kind: type) -> bool:
+    """TorchScript modules (compiled: no prune/quant wrappers to read) and torch.ao's
+    Linear/Embedding packed-params wrappers (their packed weight is read at the module
+    that owns them)."""
+    return issubclass(kind, torch.jit.ScriptModule) or kind.__name__.endswith("PackedParams")
+
+
+def _plain_class(kind: type) -> bool:
+    """Whether ``getattr(module, "bias" or "qweight")`` finds only what the module's
+    ``__dict__``, ``_parameters``, ``_buffers`` and ``_modules`` hold: the class defines
+    neither name and keeps torch's ``__getattr__``."""
+    return (
+        not hasattr(kind, "bias")
+        and not hasattr(kind, "qweight")
+        and getattr(kind, "__getattr__", None) is torch.nn.Module.__getattr__
+        and kind.__getattribute__ is object.__getattribute__
+    )
+
+
 # the types most module attributes have (flags, sizes, hook dicts): never a weight, so
-# skipped before the slower ``isinstance`` check (this runs for every module of every profile)
+# skipped before the slower ``isinstance`` check
 _PLAIN_ATTRIBUTES = frozenset({bool, int, float, str, type(None), dict, OrderedDict, tuple, list})
 
 
-def _module_facts(name: str, module: torch.nn.Module, found: ModelFacts, seen: set[int]) -> list[WeightFact]:
-    facts: list[WeightFact] = []
-    # plain attributes that may hold a weight (packed objects, sparse tensors): one scan
-    held = [
+def _held(module: torch.nn.Module) -> list[tuple[str, Any]]:
+    """Plain attributes that may hold a weight (packed objects, sparse tensors)."""
+    return [
         (k, v)
         for k, v in vars(module).items()
         if type(v) not in _PLAIN_ATTRIBUTES and isinstance(v, (torch.Tensor, torch.ScriptObject))
     ]
+
+
+def _module_facts(
+    name: str, module: torch.nn.Module, found: ModelFacts, seen: set[int], held: list[tuple[str, Any]]
+) -> list[WeightFact]:
+    facts: list[WeightFact] = []
     for packed, dtype in _packed_of(module, held):
         if id(packed) in seen:
             continue
