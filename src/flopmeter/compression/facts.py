@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import torch
@@ -21,6 +22,7 @@ from ..tracing.model_walk import ModelWalk
 from .packed import PackedLayout, is_packed, layout_of
 
 
+@lru_cache(maxsize=64)
 def bits_of(dtype: Any) -> int:
     """Bits per value of a dtype (``torch.int4`` -> 4, ``float8_e4m3fn`` -> 8); 32 when unknown."""
     bits = dtype_bits(dtype)
@@ -139,9 +141,10 @@ def collect(model: torch.nn.Module, walk: ModelWalk | None = None) -> ModelFacts
     classes: dict[type, tuple[bool, bool]] = {}
     for name, module in zip(walk.names, walk.modules, strict=True):
         kind = type(module)
-        if kind not in classes:
-            classes[kind] = (_unread_class(kind), _plain_class(kind))
-        unread, plain = classes[kind]
+        known = classes.get(kind)
+        if known is None:
+            known = classes[kind] = (_unread_class(kind), _plain_class(kind))
+        unread, plain = known
         if unread:
             continue
         if (
@@ -150,7 +153,7 @@ def collect(model: torch.nn.Module, walk: ModelWalk | None = None) -> ModelFacts
             and name.rsplit(".", 1)[-1].isdigit()
         ):
             found.overhead_modules.add(name)
-        held = _held(module) if holds_objects else []
+        held = _held(module) if holds_objects else _NOTHING_HELD
         if not (
             held
             or module._parameters
@@ -171,6 +174,8 @@ def collect(model: torch.nn.Module, walk: ModelWalk | None = None) -> ModelFacts
             found.bias_bits[name] = 32
     return found
 
+
+_NOTHING_HELD: list[tuple[str, Any]] = []  # never appended to
 
 # the children a wrapped weight lives in: torch.ao's packed params, torch's parametrizations
 _WRAPPER_CHILDREN = frozenset({"_packed_params", "parametrizations"})
@@ -213,7 +218,8 @@ def _module_facts(
     name: str, module: torch.nn.Module, found: ModelFacts, seen: set[int], held: list[tuple[str, Any]]
 ) -> list[WeightFact]:
     facts: list[WeightFact] = []
-    for packed, dtype in _packed_of(module, held):
+    parameters, buffers, children = module._parameters, module._buffers, module._modules
+    for packed, dtype in _packed_of(module, held) if held or "_packed_params" in children else ():
         if id(packed) in seen:
             continue
         seen.add(id(packed))
@@ -224,16 +230,15 @@ def _module_facts(
             continue
         found.packed[id(packed)] = layout
         facts.append(_packed_fact(name, module, layout))
-    masked = {key[: -len("_orig")] for key in module._parameters if key.endswith("_orig")}
-    parametrizations = module._modules.get("parametrizations")
+    masked = {key[: -len("_orig")] for key in parameters if key.endswith("_orig")}
+    parametrizations = children.get("parametrizations")
     parametrized: list[str] = list(parametrizations._modules) if parametrizations is not None else []
-    for key, param in module._parameters.items():
+    for key, param in parameters.items():
         if param is None or id(param) in seen or key == "bias" or param.ndim < 2:
             continue
         seen.add(id(param))
         base = key[: -len("_orig")] if key.endswith("_orig") else key
-        mask = module._buffers.get(f"{base}_mask")
-        if base in masked and mask is not None:
+        if base in masked and (mask := buffers.get(f"{base}_mask")) is not None:
             facts.append(_masked_fact(name, base, param, mask))
         else:
             facts.append(_tensor_fact(name, key, param))
@@ -243,7 +248,7 @@ def _module_facts(
             continue
         seen.add(id(original))
         facts.append(_parametrized_fact(name, key, module, original))
-    for key, value in [*held, *module._buffers.items()]:
+    for key, value in [*held, *buffers.items()]:
         if isinstance(value, torch.Tensor) and value.layout != torch.strided and id(value) not in seen:
             seen.add(id(value))
             fact = _tensor_fact(name, key, value)
@@ -324,13 +329,30 @@ def _parametrized_fact(name: str, key: str, module: torch.nn.Module, original: t
     return fact
 
 
+@lru_cache(maxsize=64)
+def _subclass_family(kind: type) -> str | None:
+    """ "torchao" or "semi_structured" for those tensor subclasses (known by the names
+    of their bases: neither library is imported here), else None."""
+    bases = [c.__name__ for c in kind.__mro__]
+    if "TorchAOBaseTensor" in bases:
+        return "torchao"
+    if "SparseSemiStructuredTensor" in bases:
+        return "semi_structured"
+    return None
+
+
+@lru_cache(maxsize=64)
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
 def _tensor_fact(name: str, key: str, tensor: torch.Tensor, values: torch.Tensor | None = None) -> WeightFact:
     """A plain, masked, sparse-layout or subclass tensor."""
     kind = type(tensor).__name__
-    mro = [c.__name__ for c in type(tensor).__mro__]
-    if "TorchAOBaseTensor" in mro:
+    family = _subclass_family(type(tensor))
+    if family == "torchao":
         return _torchao_fact(name, key, tensor)
-    if "SparseSemiStructuredTensor" in mro:
+    if family == "semi_structured":
         numel = tensor.numel()
         return WeightFact(
             module=name,
@@ -343,9 +365,10 @@ def _tensor_fact(name: str, key: str, tensor: torch.Tensor, values: torch.Tensor
             nm=(2, 4),
             storage_bytes=sum(t.numel() * t.element_size() for t in _inner_tensors(tensor)),
         )
-    if kind not in ("Parameter", "Tensor") and not tensor.layout != torch.strided:
+    strided = tensor.layout == torch.strided
+    if kind not in ("Parameter", "Tensor") and strided:
         return _unrecognised(name, key, tensor, kind)
-    dtype = str(tensor.dtype).removeprefix("torch.")
+    dtype = _dtype_name(tensor.dtype)
     fact = WeightFact(
         module=name,
         name=key,
@@ -355,7 +378,7 @@ def _tensor_fact(name: str, key: str, tensor: torch.Tensor, values: torch.Tensor
         weight_bits=bits_of(tensor.dtype),
         storage_bytes=tensor.numel() * tensor.element_size(),
     )
-    if tensor.layout != torch.strided:
+    if not strided:
         return _sparse_layout_fact(fact, tensor)
     if not tensor.is_floating_point():
         return _unrecognised(name, key, tensor, f"{kind} of {dtype}")

@@ -63,6 +63,8 @@ class AttributeSnapshot:
         self._keys = list(chain.from_iterable(self._full))
         self._values = list(chain.from_iterable(map(_VALUES, self._full)))
         self.holds_objects = any(map(isinstance, direct, repeat((torch.Tensor, torch.ScriptObject))))
+        if _ATOMS.issuperset(map(type, items)):  # tuples of sizes and flags (nearly all)
+            items = []
         held = [*direct, *items, *self._values, *chain.from_iterable(saved for _, saved in self._lists)]
         tensors = list(compress(held, map(isinstance, held, repeat(torch.Tensor))))
         self.tensors: list[torch.Tensor] = list(dict(zip(map(id, tensors), tensors, strict=True)).values())

@@ -72,7 +72,9 @@ class ModelStateGuard:
     def __enter__(self) -> ModelStateGuard:
         walk = self.walk if self.walk is not None else ModelWalk(self.model)
         self._modules = walk.modules
-        self._training = list(map(_TRAINING, walk.modules))
+        # a scripted module keeps its mode in C++, not in ``__dict__``
+        scripted = [m for m in walk.modules if isinstance(m, torch.jit.ScriptModule)] if walk.scripted else []
+        self._script_modes = [(module, module.training) for module in scripted]
         self._attributes = walk.attributes  # taken now, or when profile() walked the model
         tensors = list(self._attributes.tensors)
         if walk.scripted:  # scripted modules keep parameters and buffers outside ``__dict__``
@@ -94,7 +96,7 @@ class ModelStateGuard:
     def all_in_mode(self, train: bool) -> bool:
         """Whether every module already has ``training == train`` and torch's own
         ``train()`` (so ``model.train(train)`` would change nothing: skip its walk)."""
-        return all(map(is_, self._training, repeat(train))) and all(
+        return all(map(is_, map(_TRAINING, self._modules), repeat(train))) and all(
             kind.train is _MODULE_TRAIN for kind in {type(module) for module in self._modules}
         )
 
@@ -108,9 +110,8 @@ class ModelStateGuard:
                 stacklevel=2,
             )
         self._attributes.restore()
-        for module, training in zip(self._modules, self._training, strict=True):
-            if isinstance(module, torch.jit.ScriptModule):  # keeps its mode in C++, not ``__dict__``
-                module.training = training
+        for module, training in self._script_modes:
+            module.training = training
         with torch.no_grad():
             if not self._bindings_unchanged():
                 for tensor, alias, address in zip(self._tensors, self._aliases, self._addresses, strict=True):
