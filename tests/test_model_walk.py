@@ -1,6 +1,7 @@
 """The one walk of the model a profile shares (tracing/model_walk.py) answers as torch's
 own walks do, and the state guard gives each module its own ``__dict__`` back."""
 
+import pytest
 import torch
 from torch import nn
 
@@ -76,3 +77,29 @@ def test_a_bias_the_class_defines_is_still_read():
     facts = collect(nn.Sequential(BiasProperty(), nn.ReLU()))
     assert facts.bias_params == {"0": 3}  # zeros(3): 3 elements
     assert facts.weights == {}
+
+
+class RebindsToAView(nn.Module):
+    """``.data =`` a view of the buffer's own storage: same address, other shape or dtype."""
+
+    def __init__(self, view) -> None:
+        super().__init__()
+        self.register_buffer("buf", torch.arange(4.0))
+        self.view = view
+
+    def forward(self, x):
+        self.buf.data = self.view(self.buf.data)
+        return x * 2
+
+
+@pytest.mark.parametrize(
+    "view",
+    [lambda t: t.view(2, 2), lambda t: t.view(torch.int32), lambda t: t[1:]],
+    ids=["shape", "dtype", "offset"],
+)
+def test_data_rebound_to_a_view_of_its_own_storage_is_undone(view):
+    model = RebindsToAView(view)
+    buf = model.buf
+    flopmeter.profile(model, torch.randn(2, 4), shapes_only=False)
+    assert model.buf is buf and buf.shape == (4,) and buf.dtype == torch.float32
+    assert torch.equal(buf, torch.arange(4.0))

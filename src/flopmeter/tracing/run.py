@@ -88,7 +88,6 @@ class ModelStateGuard:
         self._grads = list(map(_GRAD, self._params))
         self._tensors = tensors
         self._aliases = list(map(_DETACH, tensors))
-        self._addresses = _data_addresses(tensors)
         self.writes.protect(self._aliases)
         self._attributes.swap_in()  # last: ``__exit__`` undoes it
         return self
@@ -114,9 +113,9 @@ class ModelStateGuard:
             module.training = training
         with torch.no_grad():
             if not self._bindings_unchanged():
-                for tensor, alias, address in zip(self._tensors, self._aliases, self._addresses, strict=True):
-                    if (
-                        _data_address(tensor) != address
+                for tensor, alias in zip(self._tensors, self._aliases, strict=True):
+                    if (  # the alias keeps the original binding (its storage may have moved too)
+                        _data_address(tensor) != _data_address(alias)
                         or tensor.shape != alias.shape
                         or tensor.dtype != alias.dtype
                     ):
@@ -132,16 +131,23 @@ class ModelStateGuard:
                     param.grad = grad
 
     def _bindings_unchanged(self) -> bool:
-        """Whether every guarded tensor is still bound to its storage, shape and dtype."""
-        return _data_addresses(self._tensors) == self._addresses and list(
-            map(_SHAPE_AND_DTYPE, self._tensors)
-        ) == list(map(_SHAPE_AND_DTYPE, self._aliases))
+        """Whether every guarded tensor is still bound as its alias is: the same storage,
+        offset, sizes and strides (``is_set_to``: one C call each), and dtype."""
+        tensors, aliases = self._tensors, self._aliases
+        try:
+            bound = all(map(torch.Tensor.is_set_to, tensors, aliases))
+        except (RuntimeError, NotImplementedError):  # meta and sparse tensors: compare by parts
+            bound = _data_addresses(tensors) == _data_addresses(aliases) and list(
+                map(_SHAPE, tensors)
+            ) == list(map(_SHAPE, aliases))
+        return bound and list(map(_DTYPE, tensors)) == list(map(_DTYPE, aliases))
 
 
 _TRAINING = attrgetter("training")
 _REQUIRES_GRAD = attrgetter("requires_grad")
 _GRAD = attrgetter("grad")
-_SHAPE_AND_DTYPE = attrgetter("shape", "dtype")
+_SHAPE = attrgetter("shape")
+_DTYPE = attrgetter("dtype")
 _DETACH = methodcaller("detach")  # a subclass's own ``detach`` too
 
 
