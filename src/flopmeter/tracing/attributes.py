@@ -36,29 +36,31 @@ class AttributeSnapshot:
     def __init__(self, modules: list[torch.nn.Module]) -> None:
         self._modules = modules
         self._dicts = [module.__dict__ for module in modules]
-        self._empty: list[Any] = []  # containers empty before the run (mostly hook dicts)
-        self._full: list[dict[Any, Any]] = []  # dicts that held something
-        self._lists: list[tuple[Any, list[Any]]] = []  # lists and sets that held something
+        # locals in the loop below (it runs for every entry of every module)
+        empty: list[Any] = []  # containers empty before the run (mostly hook dicts)
+        full: list[dict[Any, Any]] = []  # dicts that held something
+        lists: list[tuple[Any, list[Any]]] = []  # lists and sets that held something
         direct: list[Any] = []  # entries of other types (objects, functions, tensors, ...)
         items: list[Any] = []  # tuple items
         for value in chain.from_iterable(map(dict.values, self._dicts)):
             kind = type(value)  # exact types: a dict subclass is an object like any other
             if kind is OrderedDict or kind is dict:
                 if value:
-                    self._full.append(value)
+                    full.append(value)
                 else:
-                    self._empty.append(value)
+                    empty.append(value)
             elif kind in _ATOMS:
                 continue
             elif kind is tuple:
                 items.extend(value)
             elif kind is list or kind is set:
                 if value:
-                    self._lists.append((value, list(value)))
+                    lists.append((value, list(value)))
                 else:
-                    self._empty.append(value)
+                    empty.append(value)
             else:
                 direct.append(value)
+        self._empty, self._full, self._lists = empty, full, lists
         self._sizes = list(map(len, self._full))
         self._keys = list(chain.from_iterable(self._full))
         self._values = list(chain.from_iterable(map(_VALUES, self._full)))
