@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from functools import wraps
+from itertools import chain, repeat
+from typing import Any, TypeVar, cast
 
 import torch
 from torch.utils._pytree import tree_flatten
@@ -18,7 +20,8 @@ from .formula_checks import checked_module_formula, checked_op_formula
 from .inputs import build_inputs, describe_inputs, infer_batch_size, resolve_dtype
 from .registry import CountOptions
 from .report import Report
-from .tracing.modules import uncompiled
+from .tracing.model_walk import ModelWalk
+from .tracing.modules import exclusive, uncompiled
 from .tracing.recorder import gc_paused
 from .tracing.run import Trace, TraceFailure, trace_model
 
@@ -75,7 +78,25 @@ def op_name(target: Any) -> str:
     return f"{namespace}.{name}"
 
 
+_Function = TypeVar("_Function", bound=Callable[..., Any])
+
+
+def _one_profile_per_model(profile: _Function) -> _Function:
+    """Profiles of one model take turns from start to end (``exclusive``), so the walk of
+    the model a profile takes first stays true until its runs end."""
+
+    @wraps(profile)
+    def locked(model: Any, *args: Any, **kwargs: Any) -> Any:
+        if not isinstance(model, torch.nn.Module):
+            return profile(model, *args, **kwargs)  # which refuses it
+        with exclusive(uncompiled(model)):
+            return profile(model, *args, **kwargs)
+
+    return cast(_Function, locked)
+
+
 @gc_paused()  # the trace's many small objects are freed before the collector runs
+@_one_profile_per_model
 def profile(
     model: torch.nn.Module,
     inputs: Inputs | None = None,
@@ -117,14 +138,16 @@ def profile(
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"profile() expects a torch.nn.Module, got {type(model).__name__}")
     model = uncompiled(model)  # a torch.compile'd module is counted as its original
-    _refuse_lazy(model)
+    walk = ModelWalk(model)  # read once; true until the runs end (``_one_profile_per_model``)
+    _refuse_lazy(walk)
     if causal not in ("full", "needed"):
         raise ValueError(f"causal must be 'full' or 'needed', got {causal!r}")
     if batch_size is not None and (
         not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1
     ):
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    facts, compression_options = prepare_compression(model, compression)  # weight facts, before the trace
+    # weight facts, before the trace
+    facts, compression_options = prepare_compression(model, compression, walk)
     op_formulas = dict(_OP_FORMULAS)
     module_formulas = dict(_MODULE_FORMULAS)
     for target, formula in (custom_formulas or {}).items():
@@ -148,6 +171,7 @@ def profile(
             train=training,
             custom_types=tuple(module_formulas),
             shapes_only=shapes,
+            walk=walk,
         )
 
     if backward:
@@ -185,11 +209,15 @@ def profile(
     return report
 
 
-def _refuse_lazy(model: torch.nn.Module) -> None:
+def _refuse_lazy(walk: ModelWalk) -> None:
     """Lazy modules (``nn.LazyLinear``) create their parameters in their first call;
     profiling would have to keep or undo that, so ask for one real call first."""
+    if not any(map(isinstance, walk.parameters, repeat(torch.nn.parameter.UninitializedParameter))):
+        return
     lazy = [
-        n for n, p in model.named_parameters() if isinstance(p, torch.nn.parameter.UninitializedParameter)
+        n
+        for n, p in walk.model.named_parameters()
+        if isinstance(p, torch.nn.parameter.UninitializedParameter)
     ]
     if lazy:
         raise ValueError(
@@ -249,7 +277,7 @@ def _described_inputs(model: torch.nn.Module, args: Any, kwargs: Any, *, built: 
 def _model_float_dtype(model: torch.nn.Module) -> torch.dtype:
     """The dtype of the model's first floating-point parameter (else buffer), else float32:
     what its float inputs must be for the real call to work (a half model takes half)."""
-    for tensor in [*model.parameters(), *model.buffers()]:
+    for tensor in chain(model.parameters(), model.buffers()):  # stops at the first
         if tensor.is_floating_point():
             return tensor.dtype
     return torch.float32
@@ -271,7 +299,7 @@ def _batch_size(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
 def _model_device(model: torch.nn.Module, inputs: Any = None) -> torch.device:
     """The device of the model's first parameter or buffer, else of its first input
     tensor, else the CPU."""
-    for tensor in [*model.parameters(), *model.buffers(), *tree_flatten(inputs)[0]]:
+    for tensor in chain(model.parameters(), model.buffers(), tree_flatten(inputs)[0]):  # stops at the first
         if isinstance(tensor, torch.Tensor):
             return tensor.device
     return torch.device("cpu")

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ..tracing.model_walk import ModelWalk
 from .facts import ModelFacts, WeightFact, collect
 from .overhead import classifier
 from .view import CompressionView, LayerCompression, build_view
@@ -107,9 +108,11 @@ class LazyView:
         return repr(self.resolve())
 
 
-def prepare(model: torch.nn.Module, options: Any) -> tuple[ModelFacts, CompressionOptions]:
-    """Read the weight facts of ``model`` and normalise ``options`` (None, a dict or a
-    CompressionOptions)."""
+def prepare(
+    model: torch.nn.Module, options: Any, walk: ModelWalk | None = None
+) -> tuple[ModelFacts, CompressionOptions]:
+    """Read the weight facts of ``model`` (of its modules in ``walk``, if given) and
+    normalise ``options`` (None, a dict or a CompressionOptions)."""
     if options is None:
         options = CompressionOptions()
     elif isinstance(options, Mapping):
@@ -118,4 +121,4 @@ def prepare(model: torch.nn.Module, options: Any) -> tuple[ModelFacts, Compressi
         raise TypeError(
             f"compression must be a flopmeter.CompressionOptions or a dict of its fields; got {type(options).__name__}"
         )
-    return collect(model), options
+    return collect(model, walk), options

@@ -12,14 +12,17 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import torch
 
 from ..dtypes import dtype_bits
+from ..tracing.model_walk import ModelWalk
 from .packed import PackedLayout, is_packed, layout_of
 
 
+@lru_cache(maxsize=64)
 def bits_of(dtype: Any) -> int:
     """Bits per value of a dtype (``torch.int4`` -> 4, ``float8_e4m3fn`` -> 8); 32 when unknown."""
     bits = dtype_bits(dtype)
@@ -128,18 +131,38 @@ class ModelFacts:
         return extra
 
 
-def collect(model: torch.nn.Module) -> ModelFacts:
-    """Read the weight facts of every module of ``model`` (no model change)."""
+def collect(model: torch.nn.Module, walk: ModelWalk | None = None) -> ModelFacts:
+    """Read the weight facts of every module of ``model`` (no model change); ``walk``:
+    the model's modules, if already walked."""
+    walk = walk if walk is not None else ModelWalk(model)
     found = ModelFacts()
     seen: set[int] = set()
-    for name, module in model.named_modules():
-        if isinstance(module, torch.jit.ScriptModule):  # compiled: no prune/quant wrappers to read
+    holds_objects = walk.attributes.holds_objects
+    classes: dict[type, tuple[bool, bool]] = {}
+    for name, module in zip(walk.names, walk.modules, strict=True):
+        kind = type(module)
+        known = classes.get(kind)
+        if known is None:
+            known = classes[kind] = (_unread_class(kind), _plain_class(kind))
+        unread, plain = known
+        if unread:
             continue
-        if type(module).__name__.endswith("PackedParams"):  # Linear/Embedding wrappers
-            continue  # its packed weight is read at the linear module that owns it
-        if ".parametrizations." in f".{name}." and name.rsplit(".", 1)[-1].isdigit():
+        if (
+            "parametrizations" in name
+            and ".parametrizations." in f".{name}."
+            and name.rsplit(".", 1)[-1].isdigit()
+        ):
             found.overhead_modules.add(name)
-        facts = _module_facts(name, module, found, seen)
+        held = _held(module) if holds_objects else _NOTHING_HELD
+        if not (
+            held
+            or module._parameters
+            or module._buffers
+            or not plain
+            or not _WRAPPER_CHILDREN.isdisjoint(module._modules)
+        ):
+            continue  # no weight anywhere, and its ``bias`` can only be a child module or missing
+        facts = _module_facts(name, module, found, seen, held)
         if facts:
             found.weights[name] = facts
         bias = getattr(module, "bias", None)
@@ -152,20 +175,51 @@ def collect(model: torch.nn.Module) -> ModelFacts:
     return found
 
 
+_NOTHING_HELD: list[tuple[str, Any]] = []  # never appended to
+
+# the children a wrapped weight lives in: torch.ao's packed params, torch's parametrizations
+_WRAPPER_CHILDREN = frozenset({"_packed_params", "parametrizations"})
+
+
+def _unread_class(kind: type) -> bool:
+    """TorchScript modules (compiled: no prune/quant wrappers to read) and torch.ao's
+    Linear/Embedding packed-params wrappers (their packed weight is read at the module
+    that owns them)."""
+    return issubclass(kind, torch.jit.ScriptModule) or kind.__name__.endswith("PackedParams")
+
+
+def _plain_class(kind: type) -> bool:
+    """Whether ``getattr(module, "bias" or "qweight")`` finds only what the module's
+    ``__dict__``, ``_parameters``, ``_buffers`` and ``_modules`` hold: the class defines
+    neither name and keeps torch's ``__getattr__``."""
+    return (
+        not hasattr(kind, "bias")
+        and not hasattr(kind, "qweight")
+        and getattr(kind, "__getattr__", None) is torch.nn.Module.__getattr__
+        and kind.__getattribute__ is object.__getattribute__
+    )
+
+
 # the types most module attributes have (flags, sizes, hook dicts): never a weight, so
-# skipped before the slower ``isinstance`` check (this runs for every module of every profile)
+# skipped before the slower ``isinstance`` check
 _PLAIN_ATTRIBUTES = frozenset({bool, int, float, str, type(None), dict, OrderedDict, tuple, list})
 
 
-def _module_facts(name: str, module: torch.nn.Module, found: ModelFacts, seen: set[int]) -> list[WeightFact]:
-    facts: list[WeightFact] = []
-    # plain attributes that may hold a weight (packed objects, sparse tensors): one scan
-    held = [
+def _held(module: torch.nn.Module) -> list[tuple[str, Any]]:
+    """Plain attributes that may hold a weight (packed objects, sparse tensors)."""
+    return [
         (k, v)
         for k, v in vars(module).items()
         if type(v) not in _PLAIN_ATTRIBUTES and isinstance(v, (torch.Tensor, torch.ScriptObject))
     ]
-    for packed, dtype in _packed_of(module, held):
+
+
+def _module_facts(
+    name: str, module: torch.nn.Module, found: ModelFacts, seen: set[int], held: list[tuple[str, Any]]
+) -> list[WeightFact]:
+    facts: list[WeightFact] = []
+    parameters, buffers, children = module._parameters, module._buffers, module._modules
+    for packed, dtype in _packed_of(module, held) if held or "_packed_params" in children else ():
         if id(packed) in seen:
             continue
         seen.add(id(packed))
@@ -176,16 +230,15 @@ def _module_facts(name: str, module: torch.nn.Module, found: ModelFacts, seen: s
             continue
         found.packed[id(packed)] = layout
         facts.append(_packed_fact(name, module, layout))
-    masked = {key[: -len("_orig")] for key in module._parameters if key.endswith("_orig")}
-    parametrizations = module._modules.get("parametrizations")
+    masked = {key[: -len("_orig")] for key in parameters if key.endswith("_orig")}
+    parametrizations = children.get("parametrizations")
     parametrized: list[str] = list(parametrizations._modules) if parametrizations is not None else []
-    for key, param in module._parameters.items():
+    for key, param in parameters.items():
         if param is None or id(param) in seen or key == "bias" or param.ndim < 2:
             continue
         seen.add(id(param))
         base = key[: -len("_orig")] if key.endswith("_orig") else key
-        mask = module._buffers.get(f"{base}_mask")
-        if base in masked and mask is not None:
+        if base in masked and (mask := buffers.get(f"{base}_mask")) is not None:
             facts.append(_masked_fact(name, base, param, mask))
         else:
             facts.append(_tensor_fact(name, key, param))
@@ -195,7 +248,7 @@ def _module_facts(name: str, module: torch.nn.Module, found: ModelFacts, seen: s
             continue
         seen.add(id(original))
         facts.append(_parametrized_fact(name, key, module, original))
-    for key, value in [*held, *module._buffers.items()]:
+    for key, value in [*held, *buffers.items()]:
         if isinstance(value, torch.Tensor) and value.layout != torch.strided and id(value) not in seen:
             seen.add(id(value))
             fact = _tensor_fact(name, key, value)
@@ -276,13 +329,30 @@ def _parametrized_fact(name: str, key: str, module: torch.nn.Module, original: t
     return fact
 
 
+@lru_cache(maxsize=64)
+def _subclass_family(kind: type) -> str | None:
+    """ "torchao" or "semi_structured" for those tensor subclasses (known by the names
+    of their bases: neither library is imported here), else None."""
+    bases = [c.__name__ for c in kind.__mro__]
+    if "TorchAOBaseTensor" in bases:
+        return "torchao"
+    if "SparseSemiStructuredTensor" in bases:
+        return "semi_structured"
+    return None
+
+
+@lru_cache(maxsize=64)
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
 def _tensor_fact(name: str, key: str, tensor: torch.Tensor, values: torch.Tensor | None = None) -> WeightFact:
     """A plain, masked, sparse-layout or subclass tensor."""
     kind = type(tensor).__name__
-    mro = [c.__name__ for c in type(tensor).__mro__]
-    if "TorchAOBaseTensor" in mro:
+    family = _subclass_family(type(tensor))
+    if family == "torchao":
         return _torchao_fact(name, key, tensor)
-    if "SparseSemiStructuredTensor" in mro:
+    if family == "semi_structured":
         numel = tensor.numel()
         return WeightFact(
             module=name,
@@ -295,9 +365,10 @@ def _tensor_fact(name: str, key: str, tensor: torch.Tensor, values: torch.Tensor
             nm=(2, 4),
             storage_bytes=sum(t.numel() * t.element_size() for t in _inner_tensors(tensor)),
         )
-    if kind not in ("Parameter", "Tensor") and not tensor.layout != torch.strided:
+    strided = tensor.layout == torch.strided
+    if kind not in ("Parameter", "Tensor") and strided:
         return _unrecognised(name, key, tensor, kind)
-    dtype = str(tensor.dtype).removeprefix("torch.")
+    dtype = _dtype_name(tensor.dtype)
     fact = WeightFact(
         module=name,
         name=key,
@@ -307,7 +378,7 @@ def _tensor_fact(name: str, key: str, tensor: torch.Tensor, values: torch.Tensor
         weight_bits=bits_of(tensor.dtype),
         storage_bytes=tensor.numel() * tensor.element_size(),
     )
-    if tensor.layout != torch.strided:
+    if not strided:
         return _sparse_layout_fact(fact, tensor)
     if not tensor.is_floating_point():
         return _unrecognised(name, key, tensor, f"{kind} of {dtype}")

@@ -37,6 +37,7 @@ from torch.utils._pytree import tree_flatten
 from torch.utils.hooks import RemovableHandle
 
 from .events import BACKWARD, FORWARD
+from .model_walk import ModelWalk
 
 _LOCKS: weakref.WeakKeyDictionary[torch.nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
 _LOCKS_GUARD = threading.Lock()
@@ -100,13 +101,12 @@ class ModuleStack:
     ops belong to the innermost tracked module around them.
     """
 
-    def __init__(self, root: torch.nn.Module, track_backward: bool = False) -> None:
-        self.names: dict[int, str] = {}
-        scripted = False
-        for name, module in root.named_modules():
-            self.names[id(module)] = name
-            scripted = scripted or isinstance(module, torch.jit.ScriptModule)
-        if scripted:
+    def __init__(
+        self, root: torch.nn.Module, track_backward: bool = False, walk: ModelWalk | None = None
+    ) -> None:
+        walk = walk if walk is not None else ModelWalk(root)
+        self.names: dict[int, str] = walk.module_ids()
+        if walk.scripted:
             warnings.warn(
                 "the model contains TorchScript modules (torch.jit.script/trace): their submodules "
                 "run inside the TorchScript interpreter, which calls no module hooks, so their ops "

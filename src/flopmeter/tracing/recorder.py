@@ -981,14 +981,3 @@ def _real_integer_factories(
     if is_float:
         return kwargs
     return {**kwargs, "device": torch.device("cpu")}
-
-
-def parameter_roles(model: torch.nn.Module) -> dict[int, str]:
-    """``id`` -> "param"/"buffer" for every parameter and buffer of ``model``."""
-    roles: dict[int, str] = {}
-    params: list[int] = []
-    for module in model.modules():
-        roles.update((id(b), "buffer") for b in module._buffers.values() if b is not None)
-        params.extend(id(p) for p in module._parameters.values() if p is not None)
-    roles.update((key, "param") for key in params)
-    return roles

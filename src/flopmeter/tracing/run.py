@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import warnings
-from collections import OrderedDict
 from dataclasses import dataclass, field
-from operator import eq, is_
+from itertools import repeat
+from operator import attrgetter, is_, methodcaller
 from typing import Any
 
 import torch
@@ -13,8 +13,9 @@ from torch.utils._python_dispatch import _disable_current_modes
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from .events import OpEvent
+from .model_walk import ModelWalk
 from .modules import ModuleStack, exclusive
-from .recorder import UNMARKED_WRITE_OPS, FunctionRecorder, OpRecorder, parameter_roles
+from .recorder import UNMARKED_WRITE_OPS, FunctionRecorder, OpRecorder
 
 
 @dataclass
@@ -50,6 +51,11 @@ class ModelStateGuard:
     buffer and tensor held in an attribute: the storage it is bound to (``.data =``
     is undone) and its values, if the run wrote them in place.
 
+    The run works on a copy of each module's ``__dict__``, and the module gets its own
+    dict back, untouched (``attributes.AttributeSnapshot``). What is saved is the state
+    when the walk's ``attributes`` were first read: at ``__enter__``, or earlier in the
+    same profile, which holds the model's lock and runs no model code before the trace.
+
     Values are saved lazily: ``writes`` is checked by the recorder for every in-place
     or ``out=`` op that really runs and copies a protected tensor just before its
     first write. Nothing is cloned for a run that writes nothing, so a 1 GiB buffer
@@ -58,33 +64,39 @@ class ModelStateGuard:
     tensors that are neither parameters, buffers nor held in a module attribute.
     """
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: torch.nn.Module, walk: ModelWalk | None = None) -> None:
         self.model = model
+        self.walk = walk  # the model's modules and parameters, if already walked (``profile``)
         self.writes = WriteGuard()
 
     def __enter__(self) -> ModelStateGuard:
-        tensors: dict[int, torch.Tensor] = {}
-        modules = list(self.model.modules())
-        self._modules = [(m, m.training, _snapshot_module(m.__dict__, tensors)) for m in modules]
-        if any(isinstance(m, torch.jit.ScriptModule) for m in modules):
-            # scripted modules keep parameters and buffers outside ``__dict__``
-            params = list(self.model.parameters())
-            for tensor in [*self.model.buffers(), *params]:
-                tensors.setdefault(id(tensor), tensor)
-        else:  # what ``parameters()`` yields, read from the dicts the snapshot walked
-            params = list(
-                {id(p): p for m in modules for p in m._parameters.values() if p is not None}.values()
-            )
-        self._params = [(p, p.requires_grad, p.grad) for p in params]
-        self._bindings = [(t, t.detach(), _data_address(t)) for t in tensors.values()]
-        self.writes.protect([alias for _, alias, _ in self._bindings])
+        walk = self.walk if self.walk is not None else ModelWalk(self.model)
+        self._modules = walk.modules
+        # a scripted module keeps its mode in C++, not in ``__dict__``
+        scripted = [m for m in walk.modules if isinstance(m, torch.jit.ScriptModule)] if walk.scripted else []
+        self._script_modes = [(module, module.training) for module in scripted]
+        self._attributes = walk.attributes  # taken now, or when profile() walked the model
+        tensors = list(self._attributes.tensors)
+        if walk.scripted:  # scripted modules keep parameters and buffers outside ``__dict__``
+            found = {id(tensor) for tensor in tensors}
+            for tensor in [*walk.buffers, *walk.parameters]:
+                if id(tensor) not in found:
+                    found.add(id(tensor))
+                    tensors.append(tensor)
+        self._params = walk.parameters
+        self._requires_grad = list(map(_REQUIRES_GRAD, self._params))
+        self._grads = list(map(_GRAD, self._params))
+        self._tensors = tensors
+        self._aliases = list(map(_DETACH, tensors))
+        self.writes.protect(self._aliases)
+        self._attributes.swap_in()  # last: ``__exit__`` undoes it
         return self
 
     def all_in_mode(self, train: bool) -> bool:
         """Whether every module already has ``training == train`` and torch's own
         ``train()`` (so ``model.train(train)`` would change nothing: skip its walk)."""
-        return all(
-            training is train and type(module).train is _MODULE_TRAIN for module, training, _ in self._modules
+        return all(map(is_, map(_TRAINING, self._modules), repeat(train))) and all(
+            kind.train is _MODULE_TRAIN for kind in {type(module) for module in self._modules}
         )
 
     def __exit__(self, *exc: object) -> None:
@@ -96,24 +108,47 @@ class ModelStateGuard:
                 RuntimeWarning,
                 stacklevel=2,
             )
-        for module, training, saved in self._modules:
-            _restore_module(module.__dict__, saved)
-            if isinstance(module, torch.jit.ScriptModule):  # keeps its mode in C++, not ``__dict__``
-                module.training = training
+        self._attributes.restore()
+        for module, training in self._script_modes:
+            module.training = training
         with torch.no_grad():
-            for tensor, alias, address in self._bindings:
-                if (
-                    _data_address(tensor) != address
-                    or tensor.shape != alias.shape
-                    or tensor.dtype != alias.dtype
-                ):
-                    tensor.data = alias  # ``.data =`` in forward: bind the original storage again
+            if not self._bindings_unchanged():
+                for tensor, alias in zip(self._tensors, self._aliases, strict=True):
+                    if (  # the alias keeps the original binding (its storage may have moved too)
+                        _data_address(tensor) != _data_address(alias)
+                        or tensor.shape != alias.shape
+                        or tensor.dtype != alias.dtype
+                    ):
+                        tensor.data = alias  # ``.data =`` in forward: bind the original storage again
             self.writes.restore()
-        for param, requires_grad, grad in self._params:
-            if param.requires_grad != requires_grad:
-                param.requires_grad_(requires_grad)
-            if param.grad is not grad:
-                param.grad = grad
+        if list(map(_REQUIRES_GRAD, self._params)) != self._requires_grad:
+            for param, requires_grad in zip(self._params, self._requires_grad, strict=True):
+                if param.requires_grad != requires_grad:
+                    param.requires_grad_(requires_grad)
+        if not all(map(is_, map(_GRAD, self._params), self._grads)):
+            for param, grad in zip(self._params, self._grads, strict=True):
+                if param.grad is not grad:
+                    param.grad = grad
+
+    def _bindings_unchanged(self) -> bool:
+        """Whether every guarded tensor is still bound as its alias is: the same storage,
+        offset, sizes and strides (``is_set_to``: one C call each), and dtype."""
+        tensors, aliases = self._tensors, self._aliases
+        try:
+            bound = all(map(torch.Tensor.is_set_to, tensors, aliases))
+        except (RuntimeError, NotImplementedError):  # meta and sparse tensors: compare by parts
+            bound = _data_addresses(tensors) == _data_addresses(aliases) and list(
+                map(_SHAPE, tensors)
+            ) == list(map(_SHAPE, aliases))
+        return bound and list(map(_DTYPE, tensors)) == list(map(_DTYPE, aliases))
+
+
+_TRAINING = attrgetter("training")
+_REQUIRES_GRAD = attrgetter("requires_grad")
+_GRAD = attrgetter("grad")
+_SHAPE = attrgetter("shape")
+_DTYPE = attrgetter("dtype")
+_DETACH = methodcaller("detach")  # a subclass's own ``detach`` too
 
 
 class WriteGuard:
@@ -238,82 +273,15 @@ def _data_address(tensor: torch.Tensor) -> int:
         return -id(tensor)
 
 
-_ATOMS = frozenset({bool, int, float, str, type(None)})  # most attributes: flags, sizes, names
-_Snapshot = tuple[dict[str, Any], list[tuple[Any, Any]], list[Any]]
+def _data_addresses(tensors: list[torch.Tensor]) -> list[int]:
+    """``_data_address`` of each tensor (in one C loop unless one has no storage)."""
+    try:
+        return list(map(_DATA_PTR, tensors))
+    except (RuntimeError, NotImplementedError):
+        return list(map(_data_address, tensors))
 
 
-def _snapshot_module(attributes: dict[str, Any], tensors: dict[int, torch.Tensor]) -> _Snapshot:
-    """A shallow copy of a module's ``__dict__`` and, for each list, dict and set held
-    there, the container and a copy of its contents (the empty ones, most of them hook
-    dicts, in a list of their own); adds to ``tensors`` every tensor held there directly or in one of
-    those containers or a tuple (parameters and buffers live in ``_parameters`` /
-    ``_buffers``). One pass, exact type checks, few allocations: this runs for every
-    module of every profile."""
-    copy = attributes.copy()
-    containers: list[tuple[Any, Any]] = []
-    empty: list[Any] = []
-    for value in copy.values():
-        kind = type(value)
-        if kind in _ATOMS:
-            continue
-        if kind is dict or kind is OrderedDict:
-            if value:
-                entries = dict(value)
-                containers.append((value, entries))
-                for item in entries.values():
-                    if isinstance(item, torch.Tensor):
-                        tensors[id(item)] = item
-            else:
-                empty.append(value)
-        elif kind is tuple:
-            for item in value:
-                if type(item) not in _ATOMS and isinstance(item, torch.Tensor):
-                    tensors[id(item)] = item
-        elif kind is list or kind is set:
-            if value:
-                elements = list(value)
-                containers.append((value, elements))
-                for item in elements:
-                    if isinstance(item, torch.Tensor):
-                        tensors[id(item)] = item
-            else:
-                empty.append(value)
-        elif isinstance(value, torch.Tensor):
-            tensors[id(value)] = value
-    return copy, containers, empty
-
-
-def _restore_module(attributes: dict[str, Any], saved: _Snapshot) -> None:
-    """Put back what ``_snapshot_module`` saved, touching only what changed (compared by
-    identity: ``==`` on tensors would compare values)."""
-    before, containers, empty = saved
-    if not _same_entries(attributes, before):
-        attributes.clear()
-        attributes.update(before)
-    for container in empty:
-        if container:
-            container.clear()
-    for container, items in containers:
-        kind = type(container)
-        if kind is list:
-            if len(container) != len(items) or not all(map(is_, container, items)):
-                container[:] = items
-        elif kind is set:
-            if container != set(items):
-                container.clear()
-                container.update(items)
-        elif not _same_entries(container, items):
-            container.clear()
-            container.update(items)
-
-
-def _same_entries(now: dict[Any, Any], before: dict[Any, Any]) -> bool:
-    """The same keys in the same order, each holding the same object."""
-    return (
-        len(now) == len(before)
-        and all(map(is_, now.values(), before.values()))
-        and all(map(eq, now.keys(), before.keys()))
-    )
+_DATA_PTR = methodcaller("data_ptr")
 
 
 def trace_model(
@@ -325,6 +293,7 @@ def trace_model(
     train: bool | None = None,
     custom_types: tuple[type, ...] = (),
     shapes_only: bool = False,
+    walk: ModelWalk | None = None,
 ) -> Trace:
     """Run ``model(*args, **kwargs)`` once (and its backward if asked); record every op.
 
@@ -334,31 +303,35 @@ def trace_model(
     guard restores every module's mode afterwards. Runs under ``torch.no_grad()``
     unless ``backward``. With ``backward`` the
     gradients are taken with ``torch.autograd.grad`` so no ``.grad`` is written.
+    ``walk``: the model's ``ModelWalk``, if the caller took it with the model's lock held
+    (``modules.exclusive``); else it is taken here.
     """
-    stack = ModuleStack(model, track_backward=backward)
-    stack.custom_types = custom_types
-    recorder = OpRecorder(stack, parameter_roles(model), shapes_only=shapes_only)
-    if shapes_only:
-        args, kwargs = _floats_to_meta(args), _floats_to_meta(kwargs)
-    recorder.hold([t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)])
-    grad_mode = torch.enable_grad() if backward else torch.no_grad()
-    try:
-        with exclusive(model), ModelStateGuard(model) as guard, grad_mode, stack:
-            if train is not None and not guard.all_in_mode(train):
-                model.train(train)
-            # a meta model has no values to guard: no check per op
-            recorder.writes = guard.writes if guard.writes.guards_anything else None
-            with recorder, FunctionRecorder(recorder):
-                try:
-                    output = model(*args, **kwargs)
-                    if backward:
-                        _run_backward(model, args, kwargs, output)
-                except BackwardUnavailable:
-                    raise  # flopmeter's own finding, not the model's error
-                except Exception as error:
-                    raise TraceFailure(error, stack.raised_in(error)) from error
-    finally:
-        recorder.release()
+    with exclusive(model):  # the walk and the run see one state of the model
+        walk = walk if walk is not None else ModelWalk(model)
+        stack = ModuleStack(model, track_backward=backward, walk=walk)
+        stack.custom_types = custom_types
+        recorder = OpRecorder(stack, walk.roles, shapes_only=shapes_only)
+        if shapes_only:
+            args, kwargs = _floats_to_meta(args), _floats_to_meta(kwargs)
+        recorder.hold([t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)])
+        grad_mode = torch.enable_grad() if backward else torch.no_grad()
+        try:
+            with ModelStateGuard(model, walk) as guard, grad_mode, stack:
+                if train is not None and not guard.all_in_mode(train):
+                    model.train(train)
+                # a meta model has no values to guard: no check per op
+                recorder.writes = guard.writes if guard.writes.guards_anything else None
+                with recorder, FunctionRecorder(recorder):
+                    try:
+                        output = model(*args, **kwargs)
+                        if backward:
+                            _run_backward(model, args, kwargs, output)
+                    except BackwardUnavailable:
+                        raise  # flopmeter's own finding, not the model's error
+                    except Exception as error:
+                        raise TraceFailure(error, stack.raised_in(error)) from error
+        finally:
+            recorder.release()
     return Trace(
         events=recorder.events,
         module_calls=dict(stack.calls),

@@ -1,0 +1,129 @@
+"""The modules' ``__dict__`` entries, saved before a run and put back after it.
+
+This runs for every module of every profile (a 200-module model holds about 4,400
+entries, most of them torch's empty hook dicts), so it works in bulk. The run gets a
+copy of each module's ``__dict__`` to work on (``swap_in``) and the module gets its
+own dict back afterwards, untouched: nothing to compare entry by entry. The lists,
+dicts and sets held there are the same objects in both, so their contents are saved,
+and after the run a few passes over all of them at once (C loops: ``map``,
+``itertools.chain``) find whether any changed; only those are put back.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from itertools import chain, compress, repeat
+from operator import eq, is_, methodcaller
+from typing import Any
+
+import torch
+
+_ATOMS = frozenset({bool, int, float, str, type(None)})  # most attributes: flags, sizes, names
+_VALUES = methodcaller("values")  # an OrderedDict's values in its own order
+_SET_DICT = object.__setattr__  # binds a module's ``__dict__`` (``nn.Module.__setattr__`` would not)
+
+
+class AttributeSnapshot:
+    """Every module's ``__dict__`` and, for each list, dict and set held there directly,
+    its contents (shallow: the same elements).
+
+    ``tensors``: each tensor held in a module's ``__dict__`` directly, in one of those
+    containers (parameters and buffers live in ``_parameters`` / ``_buffers``) or in a
+    tuple, once. ``holds_objects``: whether some module holds a tensor or a
+    ``torch.ScriptObject`` (a packed weight) directly in a plain attribute.
+    """
+
+    def __init__(self, modules: list[torch.nn.Module]) -> None:
+        self._modules = modules
+        self._dicts = [module.__dict__ for module in modules]
+        # locals in the loop below (it runs for every entry of every module)
+        empty: list[Any] = []  # containers empty before the run (mostly hook dicts)
+        full: list[dict[Any, Any]] = []  # dicts that held something
+        lists: list[tuple[Any, list[Any]]] = []  # lists and sets that held something
+        direct: list[Any] = []  # entries of other types (objects, functions, tensors, ...)
+        items: list[Any] = []  # tuple items
+        for value in chain.from_iterable(map(dict.values, self._dicts)):
+            kind = type(value)  # exact types: a dict subclass is an object like any other
+            if kind is OrderedDict or kind is dict:
+                if value:
+                    full.append(value)
+                else:
+                    empty.append(value)
+            elif kind in _ATOMS:
+                continue
+            elif kind is tuple:
+                items.extend(value)
+            elif kind is list or kind is set:
+                if value:
+                    lists.append((value, list(value)))
+                else:
+                    empty.append(value)
+            else:
+                direct.append(value)
+        self._empty, self._full, self._lists = empty, full, lists
+        self._sizes = list(map(len, self._full))
+        self._keys = list(chain.from_iterable(self._full))
+        self._values = list(chain.from_iterable(map(_VALUES, self._full)))
+        self.holds_objects = any(map(isinstance, direct, repeat((torch.Tensor, torch.ScriptObject))))
+        if _ATOMS.issuperset(map(type, items)):  # tuples of sizes and flags (nearly all)
+            items = []
+        held = [*direct, *items, *self._values, *chain.from_iterable(saved for _, saved in self._lists)]
+        tensors = list(compress(held, map(isinstance, held, repeat(torch.Tensor))))
+        self.tensors: list[torch.Tensor] = list(dict(zip(map(id, tensors), tensors, strict=True)).values())
+
+    def swap_in(self) -> None:
+        """Give every module a copy of its ``__dict__`` to run with (the same entries),
+        keeping its own dict as it is now (call before the run)."""
+        if len(set(map(id, self._dicts))) == len(self._dicts):
+            copies = list(map(dict.copy, self._dicts))
+        else:  # modules sharing one dict share one copy
+            by_id = {id(attributes): attributes.copy() for attributes in self._dicts}
+            copies = [by_id[id(attributes)] for attributes in self._dicts]
+        list(map(_SET_DICT, self._modules, repeat("__dict__"), copies))
+
+    def restore(self) -> None:
+        """Give every module its own ``__dict__`` back and put back the contents of the
+        containers held there that changed (compared by identity: ``==`` on tensors
+        would compare values), touching nothing else."""
+        list(map(_SET_DICT, self._modules, repeat("__dict__"), self._dicts))
+        if any(self._empty):
+            for container in self._empty:
+                if container:
+                    container.clear()
+        if not self._containers_unchanged():
+            start = 0
+            for container, size in zip(self._full, self._sizes, strict=True):
+                before = dict(
+                    zip(self._keys[start : start + size], self._values[start : start + size], strict=True)
+                )
+                start += size
+                if not _same_entries(container, before):
+                    container.clear()
+                    container.update(before)
+        for container, items in self._lists:
+            if type(container) is list:
+                if len(container) != len(items) or not all(map(is_, container, items)):
+                    container[:] = items
+            elif container != set(items):
+                container.clear()
+                container.update(items)
+
+    def _containers_unchanged(self) -> bool:
+        """Whether every dict that held something holds the same entries, in the same order
+        (keys by identity too: an equal key that is another string object only sends the
+        dict to the exact comparison)."""
+        full = self._full
+        return (
+            list(map(len, full)) == self._sizes
+            and all(map(is_, chain.from_iterable(map(_VALUES, full)), self._values))
+            and all(map(is_, chain.from_iterable(full), self._keys))
+        )
+
+
+def _same_entries(now: dict[Any, Any], before: dict[Any, Any]) -> bool:
+    """The same keys in the same order, each holding the same object."""
+    return (
+        len(now) == len(before)
+        and all(map(is_, now.values(), before.values()))
+        and all(map(eq, now.keys(), before.keys()))
+    )

@@ -1,0 +1,106 @@
+"""One walk of a model's module tree, shared by every step of a profile that needs it.
+
+Before its run, a profile asks the model the same questions many times: its modules
+and their names (the module stack, the compression facts, the state guard), its
+parameters (the lazy-parameter check, the guard) and buffers (the roles the recorder
+gives tensors). Each ``named_modules()`` walk costs about 0.1 ms on a 200-module
+model, a fifth of a small model's forward; ``ModelWalk`` reads the tree once and
+keeps the answers.
+
+A walk is true while the model is unchanged: ``profile`` takes it with the model's
+lock held (``modules.exclusive``) and runs no model code before the trace, and the
+state guard puts everything it saved back after each run (so a second run, with
+values after a shapes-only one failed, starts from the same state).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import cached_property
+from itertools import chain
+from operator import attrgetter
+
+import torch
+
+from .attributes import AttributeSnapshot
+
+_PARAMETERS = attrgetter("_parameters")
+_BUFFERS = attrgetter("_buffers")
+
+
+class ModelWalk:
+    """The modules of ``model`` in ``named_modules()`` order (each once, by its first
+    name), their parameters and buffers in ``parameters()`` / ``buffers()`` order."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.model = model
+        self.names: list[str] = []
+        self.modules: list[torch.nn.Module] = []
+        _add_modules(model, "", self.names, self.modules, set())
+        kinds = {type(module) for module in self.modules}
+        # a class may walk its children its own way, and TorchScript keeps its
+        # parameters outside ``_parameters``: torch's own walks answer for them
+        self.scripted = any(issubclass(kind, torch.jit.ScriptModule) for kind in kinds)
+        if self.scripted or any(kind.named_modules is not torch.nn.Module.named_modules for kind in kinds):
+            named = list(model.named_modules())
+            self.names = [name for name, _ in named]
+            self.modules = [module for _, module in named]
+
+    @cached_property
+    def parameters(self) -> list[torch.nn.Parameter]:
+        """What ``model.parameters()`` yields: each parameter once, by its first module."""
+        if self.scripted:
+            return list(self.model.parameters())
+        return _unique(chain.from_iterable(map(dict.values, map(_PARAMETERS, self.modules))))  # type: ignore[return-value]
+
+    @cached_property
+    def buffers(self) -> list[torch.Tensor]:
+        """What ``model.buffers()`` yields."""
+        if self.scripted:
+            return list(self.model.buffers())
+        return _unique(chain.from_iterable(map(dict.values, map(_BUFFERS, self.modules))))
+
+    @cached_property
+    def roles(self) -> dict[int, str]:
+        """``id`` -> "param"/"buffer" for every parameter and buffer (a tensor that is
+        both is a param)."""
+        roles = dict.fromkeys(map(id, self.buffers), "buffer")
+        roles.update(dict.fromkeys(map(id, self.parameters), "param"))
+        return roles
+
+    @cached_property
+    def attributes(self) -> AttributeSnapshot:
+        """Every module's ``__dict__`` as it is now (what the state guard puts back; the
+        compression facts ask it whether any module holds a tensor in a plain attribute)."""
+        return AttributeSnapshot(self.modules)
+
+    def module_ids(self) -> dict[int, str]:
+        """``id`` of each module -> its name."""
+        return dict(zip(map(id, self.modules), self.names, strict=True))
+
+
+def _add_modules(
+    module: torch.nn.Module,
+    name: str,
+    names: list[str],
+    modules: list[torch.nn.Module],
+    seen: set[torch.nn.Module],
+) -> None:
+    """``named_modules()``'s walk (depth first, a module once, ``None`` children
+    skipped), as a plain recursion: about twice as fast as its nested generators."""
+    seen.add(module)
+    names.append(name)
+    modules.append(module)
+    prefix = name + "." if name else ""
+    for key, child in module._modules.items():
+        if child is not None and child not in seen:
+            _add_modules(child, prefix + key, names, modules, seen)
+
+
+def _unique(tensors: Iterable[torch.Tensor | None]) -> list[torch.Tensor]:
+    """The tensors once each, in first-seen order, without ``None``s (by ``id``: a
+    tensor's own hash is a Python call)."""
+    found = list(tensors)
+    unique = dict(zip(map(id, found), found, strict=True))
+    unique.pop(id(None), None)
+    return list(unique.values())  # type: ignore[arg-type]
