@@ -23,6 +23,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from . import replay
 from .events import FORWARD, OpEvent, TensorMeta, collect_metas
 from .modules import ModuleStack
 
@@ -329,6 +330,20 @@ class OpRecorder(TorchDispatchMode):
         self._roles[id(copy)] = role
         return copy
 
+    @property
+    def weight_roles(self) -> dict[int, str]:
+        """``id`` -> "param"/"buffer" of the model's own parameters and buffers."""
+        return self._owned
+
+    def replayed(self, known: replay.Replay) -> Any:
+        """Fresh outputs of a replayed whole call, with the memory its first call used:
+        live memory rises by ``known.peak_rise`` at most, and the outputs stay alive."""
+        self.peak_bytes = max(self.peak_bytes, self.live_bytes + known.peak_rise)
+        out = replay.rebuild(known.outputs)
+        for tensor in _output_tensors(out):
+            self._allocated(tensor)
+        return out
+
     def release(self) -> None:
         """Drop the references kept to parameter views; stop counting memory."""
         self._sizes.clear()  # the weak references go, and with them their callbacks
@@ -414,6 +429,7 @@ class FunctionRecorder(TorchFunctionMode):
         super().__init__()
         self.ops = ops
         self._fuse_choices: dict[Any, bool] = {}  # SDPA's CPU backend choice, by call signature
+        self._replays: dict[tuple[Any, ...], replay.Replay] = {}  # whole calls on meta, by signature
 
     def __torch_function__(
         self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
@@ -426,11 +442,40 @@ class FunctionRecorder(TorchFunctionMode):
         try:
             out = _sdpa_on_meta(func, args, kwargs, self._fuse_choices)
             if out is None:
-                out = func(*args, **kwargs)
+                out = self._call_whole(func, args, kwargs)
         finally:
             self.ops.suppressed -= 1
         with torch._C.DisableTorchFunction():
             self.ops.record(name, "default", *_recorded_call(func, args, kwargs), _output_tensors(out))
+        return out
+
+    def _call_whole(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """``func(*args, **kwargs)``, or, for a repeat of a replayable call on meta, its
+        outputs and memory accounting as the first such call left them (tracing/replay.py)."""
+        ops = self.ops
+        key = None
+        if ops.shapes_only and func in replay.REPLAYABLE:
+            with torch._C.DisableTorchFunction():
+                key = replay.signature(args, kwargs, ops.weight_roles)
+        if key is None:
+            return func(*args, **kwargs)
+        known = self._replays.get(key)
+        if known is not None:
+            return ops.replayed(known)
+        level, peak = ops.live_bytes, ops.peak_bytes
+        ops.peak_bytes = level  # to see how far the body alone raises live memory
+        try:
+            out = func(*args, **kwargs)
+        finally:
+            rise = ops.peak_bytes - level
+            ops.peak_bytes = max(peak, ops.peak_bytes)
+        with torch._C.DisableTorchFunction():
+            layouts = replay.layouts(out)
+            kept = ops.live_bytes - level
+            if layouts is not None and kept == sum(
+                t.numel() * t.element_size() for t in _output_tensors(out)
+            ):
+                self._replays[key] = replay.Replay(layouts, rise)
         return out
 
 
