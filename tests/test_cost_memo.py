@@ -8,6 +8,7 @@ import torch
 import flopmeter
 from flopmeter import registry
 from flopmeter.aggregate import module_tree
+from flopmeter.cost import Cost
 from flopmeter.cost_memo import CostMemo, signature
 from flopmeter.registry import CountOptions
 from flopmeter.tracing.events import OpEvent, TensorMeta
@@ -101,8 +102,6 @@ def test_module_tree_counts_params_and_buffers_as_the_model_lists_them() -> None
 
 
 def test_cost_subtraction_is_field_by_field() -> None:
-    from flopmeter.cost import Cost
-
     total = Cost(10, 20, 30, 40, 50, 60, 70)
     part = Cost(1, 2, 3, 4, 5, 6, 7)
     assert total - part == Cost(9, 18, 27, 36, 45, 54, 63)
@@ -118,3 +117,11 @@ def test_forward_is_the_total_less_the_backward() -> None:
     assert report.forward.bytes_read == sum(c.bytes_read for c in forward)
     assert report.backward_cost.flops == sum(r.cost.flops for r in report.ops if r.phase == "backward") > 0
     assert report.modules[""].total == report.forward + report.backward_cost
+
+
+def test_sum_of_adds_field_by_field() -> None:
+    """Cost.sum_of (the report's one sum per module and operator) equals repeated +."""
+    costs = [Cost(1, 2, 3, 4, 5, 6, 7), Cost(10, 20, 30, 40, 50, 60, 70), Cost(flops=5)]
+    # macs 1+10 = 11, flops 2+20+5 = 27, then 33, 44, 55, 66, 77
+    assert Cost.sum_of(costs) == Cost(11, 27, 33, 44, 55, 66, 77) == costs[0] + costs[1] + costs[2]
+    assert Cost.sum_of([]) == Cost()

@@ -154,6 +154,7 @@ def build_report(
     overheads: dict[str, OperatorStats] = {}
 
     homes: dict[str, ModuleStats] = {}  # an event's module name -> the ModuleStats it is charged to
+    charged: list[tuple[ModuleStats, OperatorStats, Cost]] = []
 
     def charge(
         module: str,
@@ -176,8 +177,7 @@ def build_report(
         if stats is None:
             stats = homes[module] = modules.get(module) or modules[parent_of(module, modules)]
         records.append(OpRecord(op, stats.name, phase, dtype, cost, shapes))
-        stats.own += cost
-        entry.cost += cost
+        charged.append((stats, entry, cost))  # summed once at the end (Cost.sum_of)
         if phase == BACKWARD:
             entry.backward_calls += 1
             stats.backward += cost
@@ -214,6 +214,7 @@ def build_report(
             work = replace(work, **_module_traffic(args, output))
         charge(name, f"custom:{type(module).__name__}", "custom", work, "forward")
 
+    _add_charges(charged)
     backward_ran = any(record.phase == BACKWARD for record in records)
     for name, calls in trace.module_calls.items():
         if name in modules:
@@ -250,6 +251,20 @@ def build_report(
         peak_activation_bytes=trace.peak_activation_bytes,
         overhead=overheads,
     )
+
+
+def _add_charges(charged: list[tuple[ModuleStats, OperatorStats, Cost]]) -> None:
+    """Add each charged cost to its module's own cost and its operator's cost: one sum
+    per module and per operator instead of one Cost addition per op and place."""
+    by_module: dict[int, tuple[ModuleStats, list[Cost]]] = {}
+    by_operator: dict[int, tuple[OperatorStats, list[Cost]]] = {}
+    for stats, entry, cost in charged:
+        by_module.setdefault(id(stats), (stats, []))[1].append(cost)
+        by_operator.setdefault(id(entry), (entry, []))[1].append(cost)
+    for stats, costs in by_module.values():
+        stats.own = Cost.sum_of([stats.own, *costs])
+    for entry, costs in by_operator.values():
+        entry.cost = Cost.sum_of([entry.cost, *costs])
 
 
 def _module_traffic(args: Any, output: Any) -> dict[str, int]:

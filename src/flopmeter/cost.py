@@ -56,6 +56,20 @@ class Cost:
             self.onnx_tool_macs - other.onnx_tool_macs,
         )
 
+    @staticmethod
+    def sum_of(costs: list[Cost]) -> Cost:
+        """The sum of ``costs`` (one new Cost, not one per addition)."""
+        macs = flops = ptflops_macs = bytes_read = bytes_written = weight_bytes = onnx_tool_macs = 0
+        for cost in costs:
+            macs += cost.macs
+            flops += cost.flops
+            ptflops_macs += cost.ptflops_macs
+            bytes_read += cost.bytes_read
+            bytes_written += cost.bytes_written
+            weight_bytes += cost.weight_bytes
+            onnx_tool_macs += cost.onnx_tool_macs
+        return Cost(macs, flops, ptflops_macs, bytes_read, bytes_written, weight_bytes, onnx_tool_macs)
+
     def scaled(self, factor: int) -> Cost:
         return Cost(*(getattr(self, f.name) * factor for f in fields(self)))
 

@@ -89,6 +89,8 @@ class OpRecorder(TorchDispatchMode):
         if key in self._sizes:
             return  # a live tensor returned again is counted once
         size = tensor.numel() * tensor.element_size()
+        if not size:
+            return  # nothing to follow (the batch norms' empty reserve tensors)
         self._sizes[key] = (weakref.ref(tensor, lambda _ref: self._freed(key)), size)
         self.live_bytes += size
         if self.live_bytes > self.peak_bytes:
@@ -163,7 +165,7 @@ class OpRecorder(TorchDispatchMode):
         device_move_only = False
         if kwargs and "device" in kwargs:
             tensors = _tensors(args, kwargs)
-            if self.shapes_only and _leaves_meta(op, args, kwargs):
+            if tensors and self.shapes_only and _leaves_meta(op, args, kwargs):
                 # x.to(weight.device): the meta activation stands for a tensor already there
                 if kwargs.get("dtype") in (None, args[0].dtype):
                     return args[0]
@@ -1013,7 +1015,10 @@ def _real_integer_factories(
     real one moved there) are made on the CPU instead, so the values a model inspects
     exist; float tensors stay on meta."""
     device, dtype = kwargs.get("device"), kwargs.get("dtype")
-    if device is None or torch.device(device).type != "meta":
+    if (
+        device is None
+        or (device if isinstance(device, torch.device) else torch.device(device)).type != "meta"
+    ):
         return kwargs
     if any(t.is_meta for t in sources):
         return kwargs
@@ -1025,4 +1030,7 @@ def _real_integer_factories(
         is_float = any(isinstance(a, float) for a in args)
     if is_float:
         return kwargs
-    return {**kwargs, "device": torch.device("cpu")}
+    return {**kwargs, "device": _CPU}
+
+
+_CPU = torch.device("cpu")
