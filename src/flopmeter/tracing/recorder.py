@@ -176,19 +176,20 @@ class OpRecorder(TorchDispatchMode):
             tensors = _tensors(args, kwargs)
         out = None
         if tensors:
-            if self._needs_meta(tensors):
-                if op.fast and not _may_write(op, args) and self._reads_only_weights(tensors):
+            placement = self._placement(tensors)
+            if placement is not _AS_IS:
+                if placement is _WEIGHTS_REAL and op.fast and not _may_write(op, args):
                     # weights are only read for their shapes: no meta twins needed
                     if op.same_dtype is not None:
                         _check_same_dtype(op, tensors)
-                    out = _fast_meta(op, args, tensors, weights_real=True)
+                    out = _fast_meta(op, args, tensors, checked=True)
                 if out is None:
                     args, kwargs, tensors = self._align_meta(args, kwargs)
-            if out is None and tensors[0].is_meta:
+            if out is None and tensors[0].is_meta:  # every tensor is meta
                 if op.same_dtype is not None:
                     _check_same_dtype(op, tensors)
                 if op.fast:
-                    out = _fast_meta(op, args, tensors)
+                    out = _fast_meta(op, args, tensors, checked=True)
         if out is None:
             out = func(*args, **kwargs)
         if device_move_only:
@@ -272,25 +273,26 @@ class OpRecorder(TorchDispatchMode):
                     inputs.extend(collect_metas(other))
         return tuple(described), inputs
 
-    def _needs_meta(self, tensors: list[torch.Tensor]) -> bool:
-        """Whether this call must run on meta: it mixes meta and real tensors, or (in a
-        shapes-only run) it reads a real floating-point parameter or buffer."""
+    def _placement(self, tensors: list[torch.Tensor]) -> object:
+        """Where this call can run: ``_AS_IS`` (all meta; or all real in a values run or
+        reading no real floating-point weight), ``_WEIGHTS_REAL`` (meta activations, or
+        none, with real floating-point weights of the model: the weights are only read
+        for their shapes), else ``_MOVE`` (real tensors must join meta first). One pass."""
         metas = 0
+        weights_only = True  # every real tensor is a floating-point weight of the model
+        reads_weight = False  # some real tensor is a floating-point weight (or a view of one)
+        owned, roles = self._owned, self._roles
         for t in tensors:
             if t.is_meta:
                 metas += 1
-        if metas:
-            return metas != len(tensors)
-        if not self.shapes_only:
-            return False
-        roles = self._roles
-        return any(id(t) in roles and t.is_floating_point() for t in tensors)
-
-    def _reads_only_weights(self, tensors: list[torch.Tensor]) -> bool:
-        """Whether every real tensor of the call is one of the model's floating-point
-        parameters or buffers (the rest being meta)."""
-        owned = self._owned
-        return all(t.is_meta or (id(t) in owned and t.is_floating_point()) for t in tensors)
+            elif id(t) in roles and t.is_floating_point():
+                reads_weight = True
+                weights_only = weights_only and id(t) in owned
+            else:
+                weights_only = False
+        if metas == len(tensors) or not (metas or (self.shapes_only and reads_weight)):
+            return _AS_IS
+        return _WEIGHTS_REAL if weights_only else _MOVE
 
     def _align_meta(
         self, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -499,6 +501,7 @@ class _OpFacts:
 
 
 _OPS: dict[Any, _OpFacts] = {}
+_AS_IS, _WEIGHTS_REAL, _MOVE = object(), object(), object()  # OpRecorder._placement
 # Ops that write arguments their schema does not mark as written (``Tensor(a!)``): the
 # batch norms update running_mean and running_var when ``training`` is set.
 UNMARKED_WRITE_OPS = frozenset({"native_batch_norm", "cudnn_batch_norm", "miopen_batch_norm"})
@@ -786,15 +789,15 @@ def _non_overlapping_and_dense(shape: torch.Size, stride: tuple[int, ...]) -> bo
 
 
 def _fast_meta(
-    op: _OpFacts, args: tuple[Any, ...], tensors: list[torch.Tensor], weights_real: bool = False
+    op: _OpFacts, args: tuple[Any, ...], tensors: list[torch.Tensor], checked: bool = False
 ) -> Any:
     """The result of the op on all-meta floating inputs, for common ops whose meta
     kernels are slow (Python decompositions: 0.03-2 ms a call); None to run the op's own
     kernel. Results are fresh meta tensors of exactly the shape, dtype and layout the op
     returns; anything unusual (odd layouts, invalid shapes) is left to the op's kernel.
-    ``weights_real``: the caller checked that the real tensors among the inputs are the
-    model's weights, read here only for their shapes (the op writes nothing)."""
-    if not (weights_real or all(t.is_meta for t in tensors)) or not tensors[0].is_floating_point():
+    ``checked``: the caller made sure every input is meta or a model weight read here
+    only for its shape (the op then writes nothing)."""
+    if not (checked or all(t.is_meta for t in tensors)) or not tensors[0].is_floating_point():
         return None
     name = op.short
     first = tensors[0]
