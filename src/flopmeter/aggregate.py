@@ -14,6 +14,7 @@ from .cost_memo import CostMemo, compute_dtype
 from .registry import CountOptions
 from .report import ModuleStats, OperatorStats, OpRecord, Report, UnsupportedOp, parent_of
 from .tracing.events import BACKWARD, OpEvent, collect_metas
+from .tracing.model_walk import ModelWalk
 from .tracing.run import Trace
 
 OpFormula = Callable[[OpEvent], Any]
@@ -35,16 +36,18 @@ class ModelTree(NamedTuple):
     buffer_bytes: int
 
 
-def module_tree(model: torch.nn.Module) -> ModelTree:
+def module_tree(model: torch.nn.Module, walk: ModelWalk | None = None) -> ModelTree:
     """One ModuleStats per module (shared modules once), with params counted once, at
     the first module that holds them (``named_modules`` order, as ``model.parameters()``
-    finds them); buffers likewise. One walk: ``named_modules`` is the costly part."""
+    finds them); buffers likewise. ``walk``: the profile's walk of the model, if taken
+    (the state guard has put the model back as it was then)."""
+    walk = walk if walk is not None else ModelWalk(model)
     stats: dict[str, ModuleStats] = {}
     parents: dict[str, str] = {}
     seen: set[int] = set()  # ids of the parameters counted, as model.parameters() skips repeats
     seen_buffers: set[int] = set()
     params = trainable = param_bytes = buffers = buffer_bytes = 0
-    for name, module in model.named_modules():
+    for name, module in zip(walk.names, walk.modules, strict=True):
         own = own_trainable = 0
         for param in module._parameters.values():
             if param is None or id(param) in seen:
@@ -143,8 +146,9 @@ def build_report(
     versions: dict[str, str] | None = None,
     overhead: Callable[[OpEvent, Cost], bool] | None = None,
     count_overhead: bool = False,
+    walk: ModelWalk | None = None,
 ) -> Report:
-    tree = module_tree(model)
+    tree = module_tree(model, walk)
     modules = tree.modules
     operators: dict[str, OperatorStats] = {}
     unsupported: dict[str, UnsupportedOp] = {}

@@ -203,6 +203,7 @@ def profile(
         versions={"flopmeter": __version__, "torch": torch.__version__},
         overhead=overhead_classifier(facts),
         count_overhead=compression_options.count_overhead,
+        walk=walk,
     )
     finish_compression(report, facts, compression_options)
     report.options["computed"] = computed  # "shapes" (meta run) or "values" (real run)
