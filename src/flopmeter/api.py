@@ -126,7 +126,7 @@ def profile(
     mode (dropout, batch statistics) or eval mode; default eval for a forward-only
     profile (inference cost), train with ``backward``. ``causal``: "full" or "needed"
     (see CountOptions). ``shapes_only``: run the ops on meta tensors (shapes, no
-    arithmetic: faster than the forward itself); default: do so for forward-only
+    arithmetic: a fraction of a large model's forward; docs/meta.md); default: do so for forward-only
     profiles and, if the model needs values (``if x.max() > 0``), run it again for real
     (only failures of counting on meta are retried: ``needs_values``). The numbers are
     the same either way. The model runs under ``torch.no_grad()`` unless ``backward``;
