@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from flopmeter.tracing.recorder import _fast_meta, _op_facts
+from flopmeter.tracing.fast_meta import fast_meta as _fast_meta
+from flopmeter.tracing.recorder import _op_facts
 
 aten = torch.ops.aten
 
@@ -84,7 +85,7 @@ def test_broadcast_shape_agrees_with_torch_on_every_pair() -> None:
     a call) gives torch's shape for every pair of these shapes, and None where torch raises."""
     import itertools
 
-    from flopmeter.tracing.recorder import _broadcast_shape
+    from flopmeter.tracing.fast_meta import _broadcast_shape
 
     shapes = [
         (),
@@ -114,7 +115,7 @@ def test_empty_like_keeps_strides_of_permuted_tensors_as_the_cpu_kernel_does() -
     builds has the strides CPU ``empty_like`` gives the real tensor."""
     import random
 
-    from flopmeter.tracing.recorder import _empty_like
+    from flopmeter.tracing.fast_meta import _empty_like
 
     rng = random.Random(0)
     checked = 0
