@@ -9,7 +9,8 @@ shared machine count less) of a plain ``torch.no_grad()`` forward, of
 arithmetic), of ``shapes_only=False`` (a run with values), and of the peers that are
 installed (torch.utils.flop_counter.FlopCounterMode always; ptflops and fvcore when
 importable), printed as ratios to the forward; and flopmeter's time per aten op it
-recorded. Each time is the median of ``--repeat`` runs after one warm-up.
+recorded. Each time is the median of ``--repeat`` runs after one warm-up. The last line names
+the targets any model misses.
 Targets: flopmeter <= 1.0x the forward, <= FlopCounterMode, <= 50 us per op.
 bert-base is transformers' BertModel(BertConfig()) with 128 tokens, weights random.
 """
@@ -75,13 +76,17 @@ def main() -> None:
         f"{'model':20} {'forward':>9} {'ops':>5} {'us/op':>6} {'flopmeter':>9} {'fm values':>9} "
         f"{'FlopCounterMode':>15} {'ptflops':>8} {'fvcore':>7}"
     )
+    missed = []
     for name in args.models.split(","):
-        print(measure(name, args.repeat), flush=True)
+        row, misses = measure(name, args.repeat)
+        print(row, flush=True)
+        missed += [f"{name} {miss}" for miss in misses]
+    print("targets met on every model" if not missed else "targets missed: " + "; ".join(missed))
 
 
-def measure(name: str, repeat: int) -> str:
+def measure(name: str, repeat: int) -> tuple[str, list[str]]:
     """One table row: the forward time, flopmeter's us per op, every tool's time as a
-    ratio to the forward."""
+    ratio to the forward; and the targets this model misses."""
     model, inputs = build(name)
     prof_inputs = inputs["x"] if "x" in inputs else inputs
     with torch.no_grad():
@@ -105,7 +110,16 @@ def measure(name: str, repeat: int) -> str:
         _ptflops(model, name, forward, repeat),
         _fvcore(model, inputs, forward, repeat),
     ]
-    return f"{name:20} {forward * 1000:7.1f}ms " + " ".join(cells)
+    misses = [
+        text
+        for text, missed in (
+            (f"{ours / forward:.2f}x > 1.0x the forward", ours > forward),
+            (f"{ours / forward:.2f}x > FlopCounterMode's {peer / forward:.2f}x", ours > peer),
+            (f"{ours / ops * 1e6:.0f} us > 50 us per op", ours / ops > 50e-6),
+        )
+        if missed
+    ]
+    return f"{name:20} {forward * 1000:7.1f}ms " + " ".join(cells), misses
 
 
 def _ptflops(model: torch.nn.Module, name: str, forward: float, repeat: int) -> str:
