@@ -3,6 +3,7 @@
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 import flopmeter
 
@@ -99,3 +100,39 @@ def test_timm_models_count_the_same_on_shapes(name):
         real.flops_as("ptflops"),
     )
     assert fast.total == real.total  # bytes too
+
+
+class _Attention(nn.Module):
+    """SDPA of heads permuted out of one projection (a fused CPU kernel writes its output
+    laid out like the query, the math path contiguous: the reshape after copies in one
+    case only), optionally under sdpa_kernel([MATH])."""
+
+    def __init__(self, math_only: bool) -> None:
+        super().__init__()
+        self.math_only = math_only
+        self.qkv, self.out = nn.Linear(32, 96), nn.Linear(32, 32)
+
+    def forward(self, x):
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        batch, length, _ = x.shape
+        q, k, v = self.qkv(x).view(batch, length, 3, 4, 8).permute(2, 0, 3, 1, 4)
+        if self.math_only:
+            with sdpa_kernel([SDPBackend.MATH]):
+                y = F.scaled_dot_product_attention(q, k, v)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v)
+        return self.out(y.transpose(1, 2).reshape(batch, length, 32))
+
+
+@pytest.mark.parametrize("math_first", [False, True])
+def test_sdpa_backend_restriction_is_followed_call_by_call(math_first):
+    """Two attention calls of one shape, one restricted to the math backend: the shapes-only
+    run follows each call's backend (the choice is not reused across the restriction), so
+    its traffic and copies equal the values run's: one reshape copy, after the math call."""
+    model, x = nn.Sequential(_Attention(math_first), _Attention(not math_first)), torch.randn(2, 16, 32)
+    fast = flopmeter.profile(model, x)
+    real = flopmeter.profile(model, x, shapes_only=False)
+    assert fast.options["computed"] == "shapes"
+    assert fast.total == real.total
+    assert fast.by_operator()["aten.clone"].calls == real.by_operator()["aten.clone"].calls == 1

@@ -132,10 +132,18 @@ def _cpu_would_fuse(args: tuple[Any, ...], kwargs: dict[str, Any], choices: dict
 
 
 def _choice_key(call: dict[str, Any]) -> tuple[Any, ...] | None:
-    """What the backend choice depends on: each argument's shape, dtype and
-    requires_grad (tensors) or value; None if some value cannot be a key."""
-    grad = torch.is_grad_enabled()
-    key: list[Any] = [grad]
+    """What the backend choice depends on: the backends allowed now (``sdpa_kernel``),
+    grad mode, each argument's shape, dtype and requires_grad (tensors) or value; None if
+    some value cannot be a key."""
+    backends = torch.backends.cuda
+    key: list[Any] = [
+        torch.is_grad_enabled(),
+        backends.flash_sdp_enabled(),
+        backends.mem_efficient_sdp_enabled(),
+        backends.math_sdp_enabled(),
+        backends.cudnn_sdp_enabled(),
+        torch.are_deterministic_algorithms_enabled(),
+    ]
     for name, value in sorted(call.items()):
         if isinstance(value, torch.Tensor):
             key.append((name, tuple(value.shape), value.dtype, value.requires_grad))
