@@ -98,3 +98,17 @@ def test_another_thread_calling_the_model_does_not_enter_the_profile():
 
     report, _ = run_in_threads(lambda: flopmeter.profile(model, x), plain_calls)
     assert per_module(report) == SOLO
+
+
+def test_two_models_sharing_a_module_take_turns_and_leave_it_as_it_was():
+    """Two different models holding one Slow module: their profiles do not overlap (each
+    swaps the shared module's state for its run), and afterwards the shared module has its
+    own attribute dict, the same entries and its mode."""
+    shared = Slow(0.05).train()
+    attributes, entries = vars(shared), dict(vars(shared))
+    first, second, x = nn.Sequential(shared, nn.ReLU()), nn.Sequential(shared, nn.Tanh()), torch.randn(8, 64)
+    reports = run_in_threads(lambda: flopmeter.profile(first, x), lambda: flopmeter.profile(second, x))
+    assert [r.modules["0.a"].own.macs for r in reports] == [65_536, 65_536]  # 8*64*128
+    (start1, end1), (start2, end2) = sorted(shared.spans)
+    assert end1 <= start2  # one after the other
+    assert vars(shared) is attributes and vars(shared) == entries and shared.training

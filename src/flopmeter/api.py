@@ -21,7 +21,7 @@ from .inputs import build_inputs, describe_inputs, infer_batch_size, resolve_dty
 from .registry import CountOptions
 from .report import Report
 from .tracing.model_walk import ModelWalk
-from .tracing.modules import exclusive, uncompiled
+from .tracing.modules import exclusive, take_turns, uncompiled
 from .tracing.recorder import gc_paused
 from .tracing.run import Trace, TraceFailure, trace_model
 
@@ -139,75 +139,78 @@ def profile(
         raise TypeError(f"profile() expects a torch.nn.Module, got {type(model).__name__}")
     model = uncompiled(model)  # a torch.compile'd module is counted as its original
     walk = ModelWalk(model)  # read once; true until the runs end (``_one_profile_per_model``)
-    _refuse_lazy(walk)
-    if causal not in ("full", "needed"):
-        raise ValueError(f"causal must be 'full' or 'needed', got {causal!r}")
-    if batch_size is not None and (
-        not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1
-    ):
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    # weight facts, before the trace
-    facts, compression_options = prepare_compression(model, compression, walk)
-    op_formulas = dict(_OP_FORMULAS)
-    module_formulas = dict(_MODULE_FORMULAS)
-    for target, formula in (custom_formulas or {}).items():
-        if isinstance(target, type) and issubclass(target, torch.nn.Module):
-            module_formulas[target] = checked_module_formula(target, formula)
-        else:
-            op_formulas[op_name(target)] = checked_op_formula(op_name(target), formula)
-    training = backward if train is None else train
-    if shapes_only and backward:
-        raise ValueError("shapes_only=True counts a forward pass; a backward=True profile runs with values")
-    first_try = (not backward) if shapes_only is None else shapes_only
-    args, kwargs = _resolve_inputs(model, inputs, input_shape, input_dtype, floats_on_meta=first_try)
-    batch = batch_size if batch_size is not None else _batch_size(args, kwargs)
+    with take_turns(walk.modules):  # with profiles of other models sharing a module
+        _refuse_lazy(walk)
+        if causal not in ("full", "needed"):
+            raise ValueError(f"causal must be 'full' or 'needed', got {causal!r}")
+        if batch_size is not None and (
+            not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1
+        ):
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        # weight facts, before the trace
+        facts, compression_options = prepare_compression(model, compression, walk)
+        op_formulas = dict(_OP_FORMULAS)
+        module_formulas = dict(_MODULE_FORMULAS)
+        for target, formula in (custom_formulas or {}).items():
+            if isinstance(target, type) and issubclass(target, torch.nn.Module):
+                module_formulas[target] = checked_module_formula(target, formula)
+            else:
+                op_formulas[op_name(target)] = checked_op_formula(op_name(target), formula)
+        training = backward if train is None else train
+        if shapes_only and backward:
+            raise ValueError(
+                "shapes_only=True counts a forward pass; a backward=True profile runs with values"
+            )
+        first_try = (not backward) if shapes_only is None else shapes_only
+        args, kwargs = _resolve_inputs(model, inputs, input_shape, input_dtype, floats_on_meta=first_try)
+        batch = batch_size if batch_size is not None else _batch_size(args, kwargs)
 
-    def run(shapes: bool) -> Trace:
-        return trace_model(
+        def run(shapes: bool) -> Trace:
+            return trace_model(
+                model,
+                args,
+                kwargs,
+                backward=backward,
+                train=training,
+                custom_types=tuple(module_formulas),
+                shapes_only=shapes,
+                walk=walk,
+            )
+
+        if backward:
+            _check_differentiable(model, args, kwargs)
+        try:
+            trace, computed = run(first_try), "shapes" if first_try else "values"
+        except TraceFailure as failure:
+            if not (first_try and shapes_only is None and needs_values(failure.error)):
+                raise ModelError(
+                    _failure_message(model, failure, args, kwargs, shapes_run=first_try)
+                ) from failure.error
+            if input_shape is not None:  # built on meta for the shapes-only attempt
+                args, kwargs = _resolve_inputs(model, None, input_shape, input_dtype)
+            try:  # the model needs values (it branched on a float tensor): run it for real
+                trace, computed = run(False), "values"
+            except TraceFailure as second:
+                raise ModelError(_failure_message(model, second, args, kwargs)) from second.error
+        report = build_report(
             model,
-            args,
-            kwargs,
-            backward=backward,
-            train=training,
-            custom_types=tuple(module_formulas),
-            shapes_only=shapes,
+            trace,
+            model_name=name or type(model).__name__,
+            batch_size=batch,
+            inputs=_described_inputs(model, args, kwargs, built=input_shape is not None),
+            options=CountOptions(causal=causal, packed=facts.packed),
+            op_formulas=op_formulas,
+            module_formulas=module_formulas,
+            did_backward=backward,
+            training=training,
+            versions={"flopmeter": __version__, "torch": torch.__version__},
+            overhead=overhead_classifier(facts),
+            count_overhead=compression_options.count_overhead,
             walk=walk,
         )
-
-    if backward:
-        _check_differentiable(model, args, kwargs)
-    try:
-        trace, computed = run(first_try), "shapes" if first_try else "values"
-    except TraceFailure as failure:
-        if not (first_try and shapes_only is None and needs_values(failure.error)):
-            raise ModelError(
-                _failure_message(model, failure, args, kwargs, shapes_run=first_try)
-            ) from failure.error
-        if input_shape is not None:  # built on meta for the shapes-only attempt
-            args, kwargs = _resolve_inputs(model, None, input_shape, input_dtype)
-        try:  # the model needs values (it branched on a float tensor): run it for real
-            trace, computed = run(False), "values"
-        except TraceFailure as second:
-            raise ModelError(_failure_message(model, second, args, kwargs)) from second.error
-    report = build_report(
-        model,
-        trace,
-        model_name=name or type(model).__name__,
-        batch_size=batch,
-        inputs=_described_inputs(model, args, kwargs, built=input_shape is not None),
-        options=CountOptions(causal=causal, packed=facts.packed),
-        op_formulas=op_formulas,
-        module_formulas=module_formulas,
-        did_backward=backward,
-        training=training,
-        versions={"flopmeter": __version__, "torch": torch.__version__},
-        overhead=overhead_classifier(facts),
-        count_overhead=compression_options.count_overhead,
-        walk=walk,
-    )
-    finish_compression(report, facts, compression_options)
-    report.options["computed"] = computed  # "shapes" (meta run) or "values" (real run)
-    return report
+        finish_compression(report, facts, compression_options)
+        report.options["computed"] = computed  # "shapes" (meta run) or "values" (real run)
+        return report
 
 
 def _refuse_lazy(walk: ModelWalk) -> None:

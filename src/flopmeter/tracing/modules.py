@@ -46,13 +46,46 @@ _LOCKS_GUARD = threading.Lock()
 @contextmanager
 def exclusive(model: torch.nn.Module) -> Iterator[None]:
     """One profile of ``model`` at a time: other threads profiling the same model wait
-    (the same thread may nest). Different models are profiled concurrently."""
+    (the same thread may nest). Different models are profiled concurrently (unless they
+    share a module: ``take_turns``)."""
     with _LOCKS_GUARD:
         lock = _LOCKS.get(model)
         if lock is None:
             lock = _LOCKS[model] = threading.RLock()
     with lock:
         yield
+
+
+class _ModulesInUse:
+    """The modules some profile is running, by thread. Two models that share a module
+    (a backbone, an embedding) are different models to ``exclusive``, but a profile swaps
+    and restores each module's state (``attributes.py``), so two profiles of them must
+    not overlap: the second waits until the first has put the shared module back. A
+    thread's nested profiles (of a submodule, say) do not wait for themselves."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._owner: dict[int, int] = {}  # id(module) -> the thread profiling it
+
+    @contextmanager
+    def take_turns(self, modules: list[torch.nn.Module]) -> Iterator[None]:
+        me = threading.get_ident()
+        keys = list(map(id, modules))
+        with self._changed:
+            while not {self._owner.get(key, me) for key in keys} <= {me}:
+                self._changed.wait()
+            mine = [key for key in keys if key not in self._owner]  # not already this thread's
+            self._owner.update(dict.fromkeys(mine, me))
+        try:
+            yield
+        finally:
+            with self._changed:
+                for key in mine:
+                    del self._owner[key]
+                self._changed.notify_all()
+
+
+take_turns = _ModulesInUse().take_turns
 
 
 class _DeeperRecursion:
