@@ -306,6 +306,7 @@ def trace_model(
     ``walk``: the model's ``ModelWalk``, if the caller took it with the model's lock held
     (``modules.exclusive``); else it is taken here.
     """
+    _import_dynamo()
     with exclusive(model):  # the walk and the run see one state of the model
         walk = walk if walk is not None else ModelWalk(model)
         stack = ModuleStack(model, track_backward=backward, walk=walk)
@@ -338,6 +339,16 @@ def trace_model(
         custom_calls=stack.custom_calls,
         peak_activation_bytes=recorder.peak_bytes,
     )
+
+
+def _import_dynamo() -> None:
+    """Import ``torch._dynamo`` before the run, not in it. torch imports it (about 1 s,
+    once per process) the first time one of its Python meta kernels runs, which every
+    model profiled so far does. Inside the run, that import leaves reference cycles
+    holding the frames of the forward, and the tensors in them, until the garbage
+    collector runs; it is paused during a profile, so the first profile in a process
+    counted those tensors as live: a higher peak_activation_bytes than every later one."""
+    import torch._dynamo  # noqa: F401
 
 
 def _floats_to_meta(value: Any) -> Any:
