@@ -159,6 +159,20 @@ class TestRepresentations:
         assert report.flops == 80  # 4*(2*10-1) + 4: the mask recompute is overhead
         assert report.overhead
 
+    def test_weight_norm_with_two_original_tensors_profiles(self) -> None:
+        """torch's parametrizations.weight_norm keeps two tensors (g and v: original0 and
+        original1, no ``original``); it profiled with an AttributeError before."""
+        layer = nn.utils.parametrizations.weight_norm(nn.Linear(8, 4))
+        x = torch.randn(2, 8)
+        report = flopmeter.profile(layer, x)
+        assert report.total.macs == 64  # 2 * 8 * 4
+        assert report.params == 40  # g 4*1 + v 4*8 + bias 4
+        entry = report.compression.layers[""]
+        assert entry.representation == "parametrize"
+        assert entry.weight_params == 32  # v, the larger of the two, stands for the weight
+        assert report.overhead  # recomputing the weight from g and v
+        assert flopmeter.profile(layer, x, shapes_only=False).total == report.total
+
     def test_unrecognised_compressed_weight_is_named(self) -> None:
         class Packed(nn.Module):
             def __init__(self) -> None:

@@ -243,10 +243,12 @@ def _module_facts(
         else:
             facts.append(_tensor_fact(name, key, param))
     for key in parametrized:
-        original = getattr(parametrizations, key).original
-        if id(original) in seen:
+        originals = _originals(getattr(parametrizations, key))
+        if not originals or any(id(original) in seen for original in originals):
             continue
-        seen.add(id(original))
+        seen.update(map(id, originals))
+        # several tensors (weight_norm's g and v): the largest stands for the weight
+        original = max(originals, key=lambda tensor: tensor.numel())
         facts.append(_parametrized_fact(name, key, module, original))
     for key, value in [*held, *buffers.items()]:
         if isinstance(value, torch.Tensor) and value.layout != torch.strided and id(value) not in seen:
@@ -256,6 +258,17 @@ def _module_facts(
             facts.append(fact)
     facts.extend(_library_facts(name, module))
     return facts
+
+
+def _originals(parametrization_list: torch.nn.Module) -> list[torch.Tensor]:
+    """The tensors a ``ParametrizationList`` keeps: ``original``, or ``original0``,
+    ``original1``, ... when its right inverse returns several (``weight_norm``)."""
+    if getattr(parametrization_list, "is_tensor", True):
+        original = getattr(parametrization_list, "original", None)
+        return [original] if isinstance(original, torch.Tensor) else []
+    count = getattr(parametrization_list, "ntensors", 0)
+    found = [getattr(parametrization_list, f"original{index}", None) for index in range(count)]
+    return [tensor for tensor in found if isinstance(tensor, torch.Tensor)]
 
 
 def _packed_of(module: torch.nn.Module, held: list[tuple[str, Any]]) -> list[tuple[Any, Any]]:
