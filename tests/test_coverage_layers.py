@@ -81,6 +81,22 @@ def test_activations(module, per_element):
     assert flops_of(module, torch.randn(2, 8)) == 16 * per_element  # 16 elements
 
 
+def test_weight_norm_recompute():
+    """torch's weight_norm recomputes w = g * v / ||v||: v of 4 rows x 8, one norm per row
+    (8 squares, 7 adds, 1 sqrt = 16), g / norm (1), then 32 multiplies:
+    4*16 + 4 + 32 = 100 = 3*32 + 4. Over the whole tensor (dim=None) torch decomposes it
+    into norm 2*32 + div 1 + mul 32 = 97 = 3*32 + 1: the same rule with one group."""
+    assert elementwise.weight_norm(32, 4).flops == 100
+    assert elementwise.weight_norm(32, 1).flops == 97
+    v, g = torch.randn(4, 8), torch.randn(4, 1)
+    weight_norm = Fn(lambda v, g: torch._weight_norm_interface(v, g, 0)[0])
+    assert flops_of(weight_norm, v, g) == 100
+    for dim, expected in ((0, 100), (None, 97)):  # the recompute is the overhead of a parametrized layer
+        layer = nn.utils.parametrizations.weight_norm(nn.Linear(8, 4), dim=dim)
+        overhead = flopmeter.profile(layer, torch.randn(2, 8)).overhead
+        assert sum(entry.cost.flops for entry in overhead.values()) == expected
+
+
 class TestSoftmaxAndReductions:
     def test_softmax(self):
         assert elementwise.softmax(3, 4).flops == 54  # 3 rows * (5*4-2)

@@ -724,13 +724,22 @@ def _reduced(event: OpEvent) -> tuple[int, int]:
     "argmin",
     "count_nonzero",
     "aminmax",
-    "_weight_norm_interface",
 )
 def _reduce(event: OpEvent, options: CountOptions) -> Cost:
     if event.op in ("aten.max", "aten.min") and len(event.tensor_inputs()) == 2:
         return elementwise.pointwise(_out_numel(event), 1)  # binary max/min
     outputs, length = _reduced(event)
     return elementwise.reduction(outputs, length)
+
+
+@formula("_weight_norm_interface")
+def _weight_norm(event: OpEvent, options: CountOptions) -> Cost:
+    """``_weight_norm_interface(v, g, dim)``: one norm per slice along ``dim`` (-1: the
+    whole tensor)."""
+    v = event.arg(0, "v")
+    dim = event.arg(2, "dim", 0)
+    groups = 1 if dim == -1 or not v.shape else v.shape[dim]
+    return elementwise.weight_norm(v.numel, groups)
 
 
 @formula("mean", "nanmean")

@@ -158,6 +158,14 @@ def variance(outputs: int, length: int, *, sqrt: bool = False) -> Cost:
     return Cost(flops=outputs * (4 * length + (1 if sqrt else 0)))
 
 
+def weight_norm(numel: int, groups: int) -> Cost:
+    """``w = g * v / ||v||`` with the norm taken over each of ``groups`` slices of ``v``
+    (``numel`` elements in all): per slice of L elements, the norm is L squares, L-1 adds
+    and a square root (2L), and ``g / norm`` one divide; then one multiply per element.
+    Total 2*numel + groups + numel = 3*numel + groups."""
+    return Cost(flops=3 * numel + groups)
+
+
 def softmax(rows: int, length: int, *, log: bool = False) -> Cost:
     """Numerically stable softmax over rows of ``length``.
 
