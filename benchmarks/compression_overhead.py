@@ -13,23 +13,13 @@ first read; that cost is printed too. Not a test: run
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 import torchvision
+from overhead import median_time  # benchmarks/overhead.py: one CPU-time median for both
 
 import flopmeter
 from flopmeter.compression import build_view, collect
-
-
-def _cpu(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
-    times = []
-    for _ in range(repeat):
-        start = time.process_time()
-        fn()
-        times.append(time.process_time() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -42,14 +32,14 @@ def main() -> None:
     model = torchvision.models.resnet50(weights=None).eval()  # real (random) weights
     x = torch.randn(1, 3, 224, 224)
     flopmeter.profile(model, x)  # warm-up
-    total = _cpu(lambda: flopmeter.profile(model, x), args.repeat)
-    facts_time = _cpu(lambda: collect(model), args.repeat)
+    total = median_time(lambda: flopmeter.profile(model, x), args.repeat)
+    facts_time = median_time(lambda: collect(model), args.repeat)
     report = flopmeter.profile(model, x)
 
     def read_view() -> None:
         build_view(report, collect(model))  # counts every weight's nonzeros
 
-    view_time = _cpu(read_view, args.repeat)
+    view_time = median_time(read_view, args.repeat)
     rest = total - facts_time
     print(
         f"resnet50, 1x3x224x224, real weights, median of {args.repeat} (CPU process time, {args.threads} thread)"

@@ -9,6 +9,8 @@ from typing import Any
 
 import torch
 
+from .events import PLAIN_TYPES
+
 
 def sdpa_on_meta(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], choices: dict[Any, bool]) -> Any:
     """SDPA's output on meta without running its math decomposition: (..., L, Ev), laid out
@@ -147,7 +149,7 @@ def _choice_key(call: dict[str, Any]) -> tuple[Any, ...] | None:
     for name, value in sorted(call.items()):
         if isinstance(value, torch.Tensor):
             key.append((name, tuple(value.shape), value.dtype, value.requires_grad))
-        elif type(value) in (int, float, bool, str, type(None)):
+        elif type(value) in PLAIN_TYPES:
             key.append((name, value))
         else:
             return None

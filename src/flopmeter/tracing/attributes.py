@@ -18,7 +18,9 @@ from typing import Any
 
 import torch
 
-_ATOMS = frozenset({bool, int, float, str, type(None)})  # most attributes: flags, sizes, names
+from .events import PLAIN_TYPES
+
+_ATOMS = PLAIN_TYPES  # most attributes: flags, sizes, names
 _VALUES = methodcaller("values")  # an OrderedDict's values in its own order
 _SET_DICT = object.__setattr__  # binds a module's ``__dict__`` (``nn.Module.__setattr__`` would not)
 

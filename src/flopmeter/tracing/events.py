@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from math import prod
 from typing import Any, NamedTuple
 
 FORWARD = "forward"
 BACKWARD = "backward"
+
+# Values recorded as they are (numbers, flags, names): no tensor can hide in them.
+PLAIN_TYPES = frozenset({int, float, bool, str, type(None)})
 
 
 class TensorMeta(NamedTuple):
@@ -66,11 +70,9 @@ class OpEvent:
         inputs = self._inputs
         if inputs is None:
             inputs = self._inputs = []
-            for value in (*self.args, *self.kwargs.values()) if self.kwargs else self.args:
-                if type(value) is TensorMeta:
-                    inputs.append(value)
-                elif isinstance(value, (list, tuple, dict)):
-                    inputs.extend(collect_metas(value))
+            add_metas(self.args, inputs)
+            if self.kwargs:
+                add_metas(self.kwargs.values(), inputs)
         return inputs
 
     def arg(self, index: int, name: str, default: Any = None) -> Any:
@@ -78,6 +80,16 @@ class OpEvent:
         if index < len(self.args):
             return self.args[index]
         return self.kwargs.get(name, default)
+
+
+def add_metas(values: Iterable[Any], found: list[TensorMeta]) -> None:
+    """Append to ``found`` every TensorMeta among ``values`` (described arguments),
+    nested lists, tuples and dicts included, in order."""
+    for value in values:
+        if type(value) is TensorMeta:
+            found.append(value)
+        elif isinstance(value, (list, tuple, dict)):
+            found.extend(collect_metas(value))
 
 
 def collect_metas(value: Any) -> list[TensorMeta]:

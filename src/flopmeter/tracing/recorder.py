@@ -25,7 +25,7 @@ from torch.utils._pytree import tree_flatten
 
 from . import replay
 from .attention import recorded_call, sdpa_on_meta
-from .events import FORWARD, OpEvent, TensorMeta, collect_metas
+from .events import FORWARD, PLAIN_TYPES, OpEvent, TensorMeta, add_metas
 from .fast_meta import FAST_META_OPS, fast_meta
 from .modules import ModuleStack
 
@@ -151,7 +151,7 @@ class OpRecorder(TorchDispatchMode):
         kwargs: dict[str, Any] | None = None,
     ) -> Any:
         op = _OPS.get(func) or _op_facts(func)
-        if op.writes and self.writes is not None:
+        if op.writes and self.writes is not None and _may_write(op, args, kwargs):
             self.writes.before(func, args, kwargs)  # the model-state guard's copy before a write
         if op.composite:  # only under inference_mode: decompose as autograd would have
             with self:  # the C++ kernel autograd runs (decompose() may prefer a Python one)
@@ -180,7 +180,7 @@ class OpRecorder(TorchDispatchMode):
         if tensors:
             placement = self._placement(tensors)
             if placement is not _AS_IS:
-                if placement is _WEIGHTS_REAL and op.fast and not _may_write(op, args):
+                if placement is _WEIGHTS_REAL and op.fast and not _may_write(op, args, kwargs):
                     # weights are only read for their shapes: no meta twins needed
                     if op.same_dtype is not None:
                         _check_same_dtype(op, tensors)
@@ -243,11 +243,7 @@ class OpRecorder(TorchDispatchMode):
             overload,
         )
         if event.kwargs:
-            for value in event.kwargs.values():
-                if type(value) is TensorMeta:
-                    inputs.append(value)
-                elif isinstance(value, (list, tuple, dict)):
-                    inputs.extend(collect_metas(value))
+            add_metas(event.kwargs.values(), inputs)
         event._inputs = inputs  # what event.tensor_inputs() would work out again
         self.events.append(event)
 
@@ -269,10 +265,7 @@ class OpRecorder(TorchDispatchMode):
             else:
                 other = self.describe(value)
                 described.append(other)
-                if type(other) is TensorMeta:
-                    inputs.append(other)
-                elif isinstance(other, (list, tuple, dict)):
-                    inputs.extend(collect_metas(other))
+                add_metas((other,), inputs)
         return tuple(described), inputs
 
     def _placement(self, tensors: list[torch.Tensor]) -> object:
@@ -525,11 +518,11 @@ _SAME_DTYPE: dict[str, int] = {
 }
 
 
-def _may_write(op: _OpFacts, args: tuple[Any, ...]) -> bool:
-    """Whether the call may write one of its arguments; a batch norm writes its running
-    statistics only in training (argument 5)."""
+def _may_write(op: _OpFacts, args: tuple[Any, ...], kwargs: dict[str, Any] | None) -> bool:
+    """Whether the call may write one of its arguments: what its schema says, except
+    that a batch norm writes its running statistics only in training (argument 5)."""
     if op.writes and op.short in UNMARKED_WRITE_OPS:
-        return len(args) < 6 or bool(args[5])
+        return bool(args[5] if len(args) > 5 else (kwargs or {}).get("training", True))
     return op.writes
 
 
@@ -570,7 +563,7 @@ _DTYPES: dict[torch.dtype, tuple[str, int]] = {}  # dtype -> (name without "torc
 _NAMED_KINDS = (torch.dtype, torch.device, torch.memory_format, torch.layout)
 _NAMES: dict[Any, str] = {}  # dtype, device, ... -> its name without "torch."
 _new_tuple = tuple.__new__
-_SCALARS = frozenset({int, float, bool, str, type(None)})
+_SCALARS = PLAIN_TYPES
 _NUMBERS = frozenset({int, float, bool})
 
 

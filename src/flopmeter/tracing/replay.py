@@ -18,11 +18,11 @@ from typing import Any, NamedTuple
 
 import torch
 
+from .events import PLAIN_TYPES
+
 # Functions whose result depends only on the shapes, strides, dtypes and values of their
 # arguments (no state, no side effects).
 REPLAYABLE = frozenset({torch.nn.functional.multi_head_attention_forward})
-
-_PLAIN = frozenset({int, float, bool, str, type(None)})
 
 
 class _Layout(NamedTuple):
@@ -49,7 +49,7 @@ def signature(
     key: list[Any] = []
     for name, value in (*((None, a) for a in args), *kwargs.items()):
         kind = type(value)
-        if kind in _PLAIN:
+        if kind in PLAIN_TYPES:
             part: Any = (kind, value)
         elif isinstance(value, torch.Tensor):
             if (not value.is_meta and id(value) not in weights) or (grad and value.requires_grad):

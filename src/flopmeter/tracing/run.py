@@ -155,8 +155,9 @@ class WriteGuard:
     """Copies a protected tensor just before an op first writes it (in place or as
     ``out=``), and writes the copies back on ``restore``.
 
-    The recorder calls ``before`` first thing for every op it dispatches (one Python
-    dispatch per op, not a second mode), so it sees each op as the model called it,
+    The recorder calls ``before`` first thing for every op it dispatches that may write
+    (``recorder._may_write``: the schema says so; a batch norm only in training), so it
+    sees each op as the model called it,
     before a shapes-only run moves the op to meta: a write the recorder then sends to
     a meta copy is saved too (needlessly, but rarely: RWKV's one-off rescale), and in
     exchange every in-place op on a protected tensor passes here, which lets
@@ -200,8 +201,6 @@ class WriteGuard:
         if not written or not self._tensors:
             return
         kwargs = kwargs or {}
-        if written is _BATCH_NORM_WRITES and not _arg(args, kwargs, 5, "training"):
-            return
         for index, name in written:
             value = _arg(args, kwargs, index, name)
             for tensor in value if isinstance(value, (list, tuple)) else (value,):
