@@ -20,7 +20,6 @@ import torch
 
 from .events import PLAIN_TYPES
 
-_ATOMS = PLAIN_TYPES  # most attributes: flags, sizes, names
 _VALUES = methodcaller("values")  # an OrderedDict's values in its own order
 _SET_DICT = object.__setattr__  # binds a module's ``__dict__`` (``nn.Module.__setattr__`` would not)
 
@@ -51,7 +50,7 @@ class AttributeSnapshot:
                     full.append(value)
                 else:
                     empty.append(value)
-            elif kind in _ATOMS:
+            elif kind in PLAIN_TYPES:  # most attributes: flags, sizes, names
                 continue
             elif kind is tuple:
                 items.extend(value)
@@ -67,7 +66,7 @@ class AttributeSnapshot:
         self._keys = list(chain.from_iterable(self._full))
         self._values = list(chain.from_iterable(map(_VALUES, self._full)))
         self.holds_objects = any(map(isinstance, direct, repeat((torch.Tensor, torch.ScriptObject))))
-        if _ATOMS.issuperset(map(type, items)):  # tuples of sizes and flags (nearly all)
+        if PLAIN_TYPES.issuperset(map(type, items)):  # tuples of sizes and flags (nearly all)
             items = []
         held = [*direct, *items, *self._values, *chain.from_iterable(saved for _, saved in self._lists)]
         tensors = list(compress(held, map(isinstance, held, repeat(torch.Tensor))))

@@ -117,7 +117,7 @@ class OpRecorder(TorchDispatchMode):
     def describe(self, value: Any) -> Any:
         """Replace every tensor in ``value`` by its TensorMeta, keeping the structure."""
         kind = type(value)
-        if kind in _SCALARS:
+        if kind in PLAIN_TYPES:
             return value
         if kind in _NAMED_KINDS:  # dtype, device, layout, memory_format: by name
             name = _NAMES.get(value)
@@ -260,7 +260,7 @@ class OpRecorder(TorchDispatchMode):
                 meta = meta_of(value)
                 described.append(meta)
                 inputs.append(meta)
-            elif kind in _SCALARS or ((kind is list or kind is tuple) and _plain_numbers(value)):
+            elif kind in PLAIN_TYPES or ((kind is list or kind is tuple) and _plain_numbers(value)):
                 described.append(value)
             else:
                 other = self.describe(value)
@@ -304,7 +304,7 @@ class OpRecorder(TorchDispatchMode):
     def _moved(self, value: Any, tensors: list[torch.Tensor]) -> Any:
         """``value`` with its real tensors replaced by meta ones, appended to ``tensors``."""
         kind = type(value)
-        if kind in _SCALARS:
+        if kind in PLAIN_TYPES:
             return value
         if kind is list or kind is tuple:
             if _plain_numbers(value):
@@ -563,7 +563,6 @@ _DTYPES: dict[torch.dtype, tuple[str, int]] = {}  # dtype -> (name without "torc
 _NAMED_KINDS = (torch.dtype, torch.device, torch.memory_format, torch.layout)
 _NAMES: dict[Any, str] = {}  # dtype, device, ... -> its name without "torch."
 _new_tuple = tuple.__new__
-_SCALARS = PLAIN_TYPES
 _NUMBERS = frozenset({int, float, bool})
 
 
@@ -594,7 +593,7 @@ def _tensors(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[torch.Tensor
     found: list[torch.Tensor] = []
     for value in (*args, *kwargs.values()) if kwargs else args:
         kind = type(value)
-        if kind in _SCALARS:
+        if kind in PLAIN_TYPES:
             continue
         if kind is list or kind is tuple:
             if not _plain_numbers(value):
