@@ -191,3 +191,30 @@ def test_max_pool2d_leaves_bad_padding_and_channels_last_to_the_kernel():
         func(*too_much_padding)
     x = meta(1, 2, 8, 8, channels_last=True)
     assert _fast_meta(op, (x, [2, 2], [2, 2], [0, 0], [1, 1], False), [x]) is None
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "transposed", "channels_last", "sliced"])
+def test_log_sigmoid_forward_returns_output_and_buffer_laid_out_as_on_the_cpu(layout):
+    """Two results (the output and the buffer its backward reads), contiguous whatever the
+    input's layout, as the CPU kernel writes them (its meta kernel keeps a transposed
+    input's strides). It had been built as one tensor: every shapes-only run of a
+    LogSigmoid failed."""
+    real = {
+        "contiguous": torch.randn(2, 3, 4, 5),
+        "transposed": torch.randn(5, 4).t(),
+        "channels_last": torch.randn(2, 3, 4, 5).contiguous(memory_format=torch.channels_last),
+        "sliced": torch.randn(2, 3, 8, 5)[:, :, ::2],
+    }[layout]
+    twin = torch.empty_strided(real.shape, real.stride(), device="meta")
+    ours = _fast_meta(_op_facts(aten.log_sigmoid_forward.default), (twin,), [twin])
+    cpu = aten.log_sigmoid_forward.default(real)
+    assert [(t.shape, t.stride(), t.dtype) for t in ours] == [(t.shape, t.stride(), t.dtype) for t in cpu]
+
+
+def test_a_log_sigmoid_is_counted_on_shapes():
+    import flopmeter
+
+    report = flopmeter.profile(torch.nn.LogSigmoid(), torch.randn(2, 8), shapes_only=True)
+    stats = report.operators["aten.log_sigmoid_forward"]
+    assert stats.calls == 1
+    assert stats.cost.bytes_written == 2 * 2 * 8 * 4  # output and buffer, 16 float32 each = 128

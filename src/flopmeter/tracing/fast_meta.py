@@ -19,8 +19,7 @@ if TYPE_CHECKING:
 # the input, made here directly.
 _UNARY_SAME_SHAPE = frozenset(
     "relu relu_ hardswish hardswish_ hardsigmoid hardsigmoid_ hardtanh hardtanh_ sigmoid sigmoid_ "
-    "tanh tanh_ silu silu_ gelu gelu_ elu elu_ leaky_relu leaky_relu_ mish mish_ softplus "
-    "log_sigmoid_forward".split()
+    "tanh tanh_ silu silu_ gelu gelu_ elu elu_ leaky_relu leaky_relu_ mish mish_ softplus".split()
 )
 
 
@@ -43,6 +42,7 @@ FAST_META_OPS = (
         "convolution",
         "cat",
         "max_pool2d_with_indices",
+        "log_sigmoid_forward",
     }
 )
 
@@ -90,6 +90,9 @@ def fast_meta(op: _OpFacts, args: tuple[Any, ...], tensors: list[torch.Tensor], 
     first = tensors[0]
     if name in _UNARY_SAME_SHAPE and len(tensors) == 1 and op.overload in ("default", ""):
         return first if name.endswith("_") else _empty_like(first)
+    if name == "log_sigmoid_forward" and len(tensors) == 1:
+        # (output, buffer): the CPU kernel writes both contiguous, whatever the input's layout
+        return tuple(torch.empty(first.shape, dtype=first.dtype, device="meta") for _ in range(2))
     if name in _BINARY and len(args) >= 2 and isinstance(args[0], torch.Tensor):
         shape = _broadcast_shape(tensors)
         if shape is None:
