@@ -312,7 +312,7 @@ def _model_device(model: torch.nn.Module, inputs: Any = None) -> torch.device:
 # What a shapes-only run raises where a real run would not: no meta kernel, a value
 # asked of a meta tensor (.item(), bool(), .tolist(), .numpy()), a data-dependent output
 # size (nonzero, boolean masks), a meta tensor meeting a real one on another device.
-_META_LIMITATION = re.compile(r"meta|data.dependent|same device|no data", re.IGNORECASE)
+_META_LIMITATION = re.compile(r"meta|data.dependent|same device|no data|unallocated storage", re.IGNORECASE)
 
 
 # Where an error raised inside the op machinery comes from (the innermost frame): torch's

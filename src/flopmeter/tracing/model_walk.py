@@ -38,6 +38,7 @@ class ModelWalk:
         self.modules: list[torch.nn.Module] = []
         _add_modules(model, "", self.names, self.modules, set())
         kinds = {type(module) for module in self.modules}
+        self.kinds: set[type] = kinds  # the classes of its modules
         # a class may walk its children its own way, and TorchScript keeps its
         # parameters outside ``_parameters``: torch's own walks answer for them
         self.scripted = any(issubclass(kind, torch.jit.ScriptModule) for kind in kinds)
@@ -45,6 +46,7 @@ class ModelWalk:
             named = list(model.named_modules())
             self.names = [name for name, _ in named]
             self.modules = [module for _, module in named]
+            self.kinds = {type(module) for module in self.modules}
 
     @cached_property
     def parameters(self) -> list[torch.nn.Parameter]:

@@ -25,6 +25,7 @@ from torch.utils._pytree import tree_flatten
 
 from . import replay
 from .attention import recorded_call, sdpa_on_meta
+from .attention_watch import is_attention_op
 from .events import FORWARD, PLAIN_TYPES, OpEvent, TensorMeta, add_metas
 from .fast_meta import FAST_META_OPS, fast_meta
 from .modules import ModuleStack
@@ -73,6 +74,10 @@ class OpRecorder(TorchDispatchMode):
         self._phase = stack.phase if stack.track_backward else _forward_phase
         self._module = stack.current
         self.writes: Any = None  # run.WriteGuard of the model-state guard, if it guards values
+        # whether a FunctionRecorder runs beside this one; if not, the module in which an
+        # attention op was seen (the run must be made again with one: attention_watch.py)
+        self.whole_functions = True
+        self.unseen_attention_in: str | None = None
         self._refusal = (
             "counting on shapes cannot follow torch.autocast's casts (autocast does not cast "
             "meta tensors); profile with shapes_only=False"
@@ -151,6 +156,8 @@ class OpRecorder(TorchDispatchMode):
         kwargs: dict[str, Any] | None = None,
     ) -> Any:
         op = _OPS.get(func) or _op_facts(func)
+        if op.attention and not self.whole_functions:
+            self._attention_unseen()
         if op.writes and self.writes is not None and _may_write(op, args, kwargs):
             self.writes.before(func, args, kwargs)  # the model-state guard's copy before a write
         if op.composite:  # only under inference_mode: decompose as autograd would have
@@ -162,6 +169,11 @@ class OpRecorder(TorchDispatchMode):
         # go through Python; below the dispatcher no function mode has anything to see.
         with torch._C.DisableTorchFunction():
             return self._dispatch(func, op, args, kwargs or {})
+
+    def _attention_unseen(self) -> None:
+        """An attention op came without a FunctionRecorder to count its call whole."""
+        if self.unseen_attention_in is None and not (self.suppressed or self.stack.inside_custom):
+            self.unseen_attention_in = self.stack.current()
 
     def _dispatch(self, func: Any, op: _OpFacts, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         device_move_only = False
@@ -481,7 +493,7 @@ class FunctionRecorder(TorchFunctionMode):
 class _OpFacts:
     """What the recorder needs to know of one aten overload, worked out once."""
 
-    __slots__ = ("name", "short", "overload", "is_view", "writes", "composite", "same_dtype", "fast")
+    __slots__ = ("name", "short", "overload", "is_view", "writes", "composite", "same_dtype", "fast", "attention")
 
     def __init__(self, func: Any) -> None:
         self.short: str = func.overloadpacket.__name__
@@ -493,6 +505,7 @@ class _OpFacts:
         self.composite = bool(torch._C._dispatch_has_kernel_for_dispatch_key(func.name(), _COMPOSITE))
         self.same_dtype: int | None = _SAME_DTYPE.get(self.name)
         self.fast = self.short in FAST_META_OPS
+        self.attention = is_attention_op(self.short)  # only an attention call runs it
 
 
 _OPS: dict[Any, _OpFacts] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from itertools import repeat
 from operator import attrgetter, is_, methodcaller
@@ -12,6 +13,7 @@ import torch
 from torch.utils._python_dispatch import _disable_current_modes
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
+from .attention_watch import expects_attention, remember_attention
 from .events import OpEvent
 from .model_walk import ModelWalk
 from .modules import ModuleStack, exclusive
@@ -304,34 +306,82 @@ def trace_model(
     gradients are taken with ``torch.autograd.grad`` so no ``.grad`` is written.
     ``walk``: the model's ``ModelWalk``, if the caller took it with the model's lock held
     (``modules.exclusive``); else it is taken here.
+
+    A model not expected to call attention runs without the function recorder; if it
+    calls attention after all, that run is thrown away and made again with it
+    (``attention_watch.py``).
     """
     _import_dynamo()
     with exclusive(model):  # the walk and the run see one state of the model
         walk = walk if walk is not None else ModelWalk(model)
-        stack = ModuleStack(model, track_backward=backward, walk=walk)
-        stack.custom_types = custom_types
-        recorder = OpRecorder(stack, walk.roles, shapes_only=shapes_only)
-        if shapes_only:
-            args, kwargs = _floats_to_meta(args), _floats_to_meta(kwargs)
-        recorder.hold([t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)])
-        grad_mode = torch.enable_grad() if backward else torch.no_grad()
+        options = _RunOptions(backward, train, custom_types, shapes_only)
+        if expects_attention(walk.kinds):
+            return _run_once(model, args, kwargs, walk, options, whole_functions=True)
         try:
-            with ModelStateGuard(model, walk) as guard, grad_mode, stack:
-                if train is not None and not guard.all_in_mode(train):
-                    model.train(train)
-                # a meta model has no values to guard: no check per op
-                recorder.writes = guard.writes if guard.writes.guards_anything else None
-                with recorder, FunctionRecorder(recorder):
-                    try:
-                        output = model(*args, **kwargs)
-                        if backward:
-                            _run_backward(model, args, kwargs, output)
-                    except BackwardUnavailable:
-                        raise  # flopmeter's own finding, not the model's error
-                    except Exception as error:
+            return _run_once(model, args, kwargs, walk, options, whole_functions=False)
+        except _AttentionUnseen as unseen:
+            remember_attention(type(unseen.module))
+        return _run_once(model, args, kwargs, walk, options, whole_functions=True)
+
+
+@dataclass
+class _RunOptions:
+    backward: bool
+    train: bool | None
+    custom_types: tuple[type, ...]
+    shapes_only: bool
+
+
+class _AttentionUnseen(Exception):
+    """A run without the function recorder met an attention call in ``module``."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        super().__init__(f"attention called in {type(module).__name__}")
+        self.module = module
+
+
+def _run_once(
+    model: torch.nn.Module,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    walk: ModelWalk,
+    options: _RunOptions,
+    *,
+    whole_functions: bool,
+) -> Trace:
+    """One run under the op recorder (and the function recorder if ``whole_functions``);
+    without it, raises ``_AttentionUnseen`` after a run that met attention, whether the
+    model returned or raised."""
+    backward = options.backward
+    stack = ModuleStack(model, track_backward=backward, walk=walk)
+    stack.custom_types = options.custom_types
+    recorder = OpRecorder(stack, walk.roles, shapes_only=options.shapes_only)
+    recorder.whole_functions = whole_functions
+    if options.shapes_only:
+        args, kwargs = _floats_to_meta(args), _floats_to_meta(kwargs)
+    recorder.hold([t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)])
+    grad_mode = torch.enable_grad() if backward else torch.no_grad()
+    functions = FunctionRecorder(recorder) if whole_functions else nullcontext()
+    try:
+        with ModelStateGuard(model, walk) as guard, grad_mode, stack:
+            if options.train is not None and not guard.all_in_mode(options.train):
+                model.train(options.train)
+            # a meta model has no values to guard: no check per op
+            recorder.writes = guard.writes if guard.writes.guards_anything else None
+            with recorder, functions:
+                try:
+                    output = model(*args, **kwargs)
+                    if backward:
+                        _run_backward(model, args, kwargs, output)
+                except BackwardUnavailable:
+                    raise  # flopmeter's own finding, not the model's error
+                except Exception as error:
+                    if recorder.unseen_attention_in is None:
                         raise TraceFailure(error, stack.raised_in(error)) from error
-        finally:
-            recorder.release()
+    finally:
+        recorder.release()
+    if recorder.unseen_attention_in is not None:
+        raise _AttentionUnseen(walk.modules[walk.names.index(recorder.unseen_attention_in)])
     return Trace(
         events=recorder.events,
         module_calls=dict(stack.calls),

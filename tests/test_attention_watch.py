@@ -1,0 +1,128 @@
+"""A run goes without the function recorder unless the model is expected to call
+attention; a model that calls it anyway is run again with it (tracing/attention_watch.py).
+The report is the same either way, and the first profile of such a class is the only one
+that runs twice."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import flopmeter
+from flopmeter.tracing import attention_watch, run
+
+
+def _attention_class():
+    """A new class each time, so no earlier test has taught the watch about it."""
+
+    class Attention(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.proj = torch.nn.Linear(4, 4)
+            self.forwards = 0
+
+        def forward(self, q: torch.Tensor) -> torch.Tensor:
+            self.forwards += 1  # put back after each run; counted through the trace below
+            return self.proj(F.scaled_dot_product_attention(q, q, q))
+
+    return Attention
+
+
+@pytest.fixture
+def runs(monkeypatch):
+    """Counts the runs each profile makes, and with or without the function recorder."""
+    made: list[bool] = []
+    original = run._run_once
+
+    def counting(*args, whole_functions, **kwargs):
+        made.append(whole_functions)
+        return original(*args, whole_functions=whole_functions, **kwargs)
+
+    monkeypatch.setattr(run, "_run_once", counting)
+    return made
+
+
+def test_a_model_without_attention_runs_once_without_the_function_recorder(runs):
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU()).eval()
+    flopmeter.profile(model, torch.randn(1, 3, 8, 8))
+    assert runs == [False]
+
+
+def test_attention_in_an_unknown_class_is_counted_whole_after_a_second_run(runs):
+    model, q = _attention_class()().eval(), torch.randn(1, 2, 8, 4)
+    first = flopmeter.profile(model, q)
+    assert runs == [False, True]  # the kernel was seen without the recorder: run again
+    sdpa = first.operators["aten.scaled_dot_product_attention"]
+    # QK^T and AV: 2 * B*H*L*S*E = 2 * 1*2*8*8*4 = 1,024 MACs
+    assert (sdpa.calls, sdpa.cost.macs) == (1, 1024)
+    assert "aten._safe_softmax" not in first.operators and "aten.bmm" not in first.operators
+    runs.clear()
+    second = flopmeter.profile(model, q)
+    assert runs == [True]  # the class is remembered: one run, with the recorder
+    assert first.to_dict() == second.to_dict()
+    assert str(first) == str(second)
+    assert model.forwards == 0  # both runs of the first profile were undone
+
+
+def test_the_math_path_and_inference_mode_are_seen_too(runs):
+    q = torch.randn(1, 2, 8, 4)
+    for label, context in (
+        ("math", lambda: torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.MATH)),
+        ("inference_mode", torch.inference_mode),
+    ):
+        for shapes_only in (True, False):
+            runs.clear()
+            with context():
+                report = flopmeter.profile(_attention_class()().eval(), q, shapes_only=shapes_only)
+            assert runs == [False, True], (label, shapes_only)
+            assert report.operators["aten.scaled_dot_product_attention"].cost.macs == 1024
+
+
+def test_an_error_after_attention_is_the_error_of_the_run_with_the_recorder(runs):
+    class Failing(_attention_class()):
+        def forward(self, q: torch.Tensor) -> torch.Tensor:
+            super().forward(q)
+            raise ValueError("the model's own error")
+
+    model = Failing().eval()
+    with pytest.raises(flopmeter.ModelError, match="the model's own error"):
+        flopmeter.profile(model, torch.randn(1, 2, 8, 4))
+    assert runs == [False, True]
+    assert model.forwards == 0
+
+
+def test_attention_inside_a_module_with_its_own_formula_needs_no_second_run(runs):
+    model = torch.nn.Sequential(_attention_class()()).eval()
+    kind = type(model[0])
+    report = flopmeter.profile(model, torch.randn(1, 2, 8, 4), custom_formulas={kind: lambda m, i, o: 7})
+    assert runs == [False]  # its ops are replaced by the formula: nothing to count whole
+    assert report.total.flops == 7  # a plain number from a module formula is its FLOPs
+    assert not attention_watch.expects_attention([kind])
+
+
+def test_expected_attention_by_class_and_by_code():
+    class CallsMHA(torch.nn.Module):
+        def forward(self, x):
+            return F.multi_head_attention_forward(x, x, x, 4, 1, None, None, None, None, False, 0.0, None, None)
+
+    class Plain(torch.nn.Module):
+        def forward(self, x):
+            return x
+
+    assert attention_watch.expects_attention([torch.nn.MultiheadAttention])
+    assert attention_watch.expects_attention([Plain, CallsMHA])  # its forward names the function
+    assert not attention_watch.expects_attention([Plain, torch.nn.Linear, torch.nn.Conv2d])
+
+
+@pytest.mark.parametrize(
+    "name, seen",
+    [
+        ("_scaled_dot_product_flash_attention_for_cpu", True),
+        ("_scaled_dot_product_efficient_attention", True),
+        ("_safe_softmax", True),
+        ("scaled_dot_product_attention", True),
+        ("_softmax", False),
+        ("bmm", False),
+    ],
+)
+def test_attention_ops(name, seen):
+    assert attention_watch.is_attention_op(name) is seen
