@@ -3,6 +3,8 @@ attention; a model that calls it anyway is run again with it (tracing/attention_
 The report is the same either way, and the first profile of such a class is the only one
 that runs twice."""
 
+import functools
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -11,8 +13,13 @@ import flopmeter
 from flopmeter.tracing import attention_watch, run
 
 
+def _attend(q: torch.Tensor) -> torch.Tensor:
+    return F.scaled_dot_product_attention(q, q, q)
+
+
 def _attention_class():
-    """A new class each time, so no earlier test has taught the watch about it."""
+    """A new class each time, so no earlier test has taught the watch about it; its
+    forward calls attention through a helper, so its code does not name it."""
 
     class Attention(torch.nn.Module):
         def __init__(self) -> None:
@@ -22,7 +29,7 @@ def _attention_class():
 
         def forward(self, q: torch.Tensor) -> torch.Tensor:
             self.forwards += 1  # put back after each run; counted through the trace below
-            return self.proj(F.scaled_dot_product_attention(q, q, q))
+            return self.proj(_attend(q))
 
     return Attention
 
@@ -108,9 +115,35 @@ def test_expected_attention_by_class_and_by_code():
         def forward(self, x):
             return x
 
+    class CallsSDPA(torch.nn.Module):
+        def forward(self, q):
+            return torch.nn.functional.scaled_dot_product_attention(q, q, q)
+
+    def decorated(forward):
+        @functools.wraps(forward)
+        def wrapper(*args, **kwargs):
+            return forward(*args, **kwargs)
+
+        return wrapper
+
+    class Decorated(torch.nn.Module):  # transformers wraps its attention forwards so
+        @decorated
+        def forward(self, q):
+            return torch.nn.functional.scaled_dot_product_attention(q, q, q)
+
     assert attention_watch.expects_attention([torch.nn.MultiheadAttention])
-    assert attention_watch.expects_attention([Plain, CallsMHA])  # its forward names the function
+    for kind in (CallsMHA, CallsSDPA, Decorated):  # its forward names the function
+        assert attention_watch.expects_attention([Plain, kind]), kind
     assert not attention_watch.expects_attention([Plain, torch.nn.Linear, torch.nn.Conv2d])
+
+
+def test_timm_and_transformers_attention_classes_are_expected():
+    timm = pytest.importorskip("timm")
+    transformers = pytest.importorskip("transformers")
+    from transformers.models.bert import modeling_bert
+
+    assert attention_watch.expects_attention([timm.models.vision_transformer.Attention])
+    assert attention_watch.expects_attention([modeling_bert.BertSelfAttention])
 
 
 @pytest.mark.parametrize(

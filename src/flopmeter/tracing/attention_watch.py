@@ -6,8 +6,8 @@ sees every torch call of the run, attribute reads included, and each costs a Pyt
 call: a sixth to a tenth of a small convolutional model's profile, for models that
 call no attention at all. So a run goes without it unless the model is expected to
 call attention (``expects_attention``): it holds an ``nn.MultiheadAttention``, a
-module whose ``forward`` names ``multi_head_attention_forward``, or a module of a
-class that called attention in an earlier run.
+module whose own ``forward`` names an attention function (``ATTENTION_NAMES``), or a
+module of a class that called attention in an earlier run.
 
 Otherwise the op recorder watches for the aten ops that only an attention call runs
 (``is_attention_op``: SDPA itself, as ``torch.inference_mode`` delivers it, its fused
@@ -24,6 +24,7 @@ then). Its ops are counted one by one, as for any function, instead of as one ev
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections.abc import Iterable
 
@@ -70,10 +71,22 @@ def remember_attention(kind: type) -> None:
         _EXPECTS[kind] = True
 
 
+# Names in a ``forward``'s code that call attention: torch's two functions (MHA's
+# need_weights path runs no SDPA kernel to watch for) and transformers' table of
+# attention implementations (timm and transformers models then need no second run).
+ATTENTION_NAMES = frozenset(
+    {"scaled_dot_product_attention", "multi_head_attention_forward", "ALL_ATTENTION_FUNCTIONS"}
+)
+
+
 def _calls_attention_by_code(kind: type) -> bool:
-    """An ``nn.MultiheadAttention``, or a class whose own ``forward`` names
-    ``multi_head_attention_forward`` (the need_weights path runs no SDPA kernel)."""
+    """An ``nn.MultiheadAttention``, or a class whose own ``forward`` (unwrapped from
+    its decorators) names one of ``ATTENTION_NAMES``."""
     if issubclass(kind, torch.nn.MultiheadAttention):
         return True
-    code = getattr(getattr(kind, "forward", None), "__code__", None)
-    return code is not None and "multi_head_attention_forward" in code.co_names
+    forward = getattr(kind, "forward", None)
+    try:
+        code = inspect.unwrap(forward).__code__ if forward is not None else None
+    except (AttributeError, ValueError):  # a builtin, or a wrapper cycle
+        return False
+    return code is not None and not ATTENTION_NAMES.isdisjoint(code.co_names)
