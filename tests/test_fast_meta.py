@@ -218,3 +218,25 @@ def test_a_log_sigmoid_is_counted_on_shapes():
     stats = report.operators["aten.log_sigmoid_forward"]
     assert stats.calls == 1
     assert stats.cost.bytes_written == 2 * 2 * 8 * 4  # output and buffer, 16 float32 each = 128
+
+
+@pytest.mark.parametrize("forward_only", [False, True])
+@pytest.mark.parametrize(
+    "mode, include_last_offset, weighted, padding_idx",
+    [(0, False, False, -1), (0, False, True, -1), (1, False, False, -1), (2, False, False, -1),
+     (0, True, False, -1), (1, True, False, 2), (0, False, False, 2)],
+)
+def test_embedding_bag_results_are_laid_out_as_on_the_cpu(forward_only, mode, include_last_offset, weighted, padding_idx):
+    """With its offsets on meta (as a shapes-only run puts them), the meta kernel gives the
+    CUDA sizes of offset2bag, bag_size and max_indices; ``as_on_cpu`` gives the CPU's."""
+    from flopmeter.tracing.fast_meta import as_on_cpu
+
+    func = aten._embedding_bag_forward_only.default if forward_only else aten._embedding_bag.default
+    weight, indices, offsets = torch.randn(10, 4), torch.tensor([0, 9, 3, 5, 1]), torch.tensor([0, 2, 4])
+    weights = torch.ones(5) if weighted else None
+    args = (weight, indices, offsets, False, mode, False, weights, include_last_offset, padding_idx)
+    cpu = func(*args)
+    on_meta = tuple(a.to("meta") if isinstance(a, torch.Tensor) else a for a in args)
+    ours = as_on_cpu(_op_facts(func), on_meta, func(*on_meta))
+    assert [(t.shape, t.dtype) for t in ours] == [(t.shape, t.dtype) for t in cpu]
+    assert all(t.is_meta for t in ours)

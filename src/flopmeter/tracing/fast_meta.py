@@ -262,3 +262,41 @@ def _convolution_on_meta(args: tuple[Any, ...], tensors: list[torch.Tensor]) -> 
         return None
     shape = [x_shape[0], w_shape[0], *sizes]
     return torch.empty(shape, dtype=x.dtype, device="meta")
+
+
+# Ops whose meta kernel gives the CUDA layout of some results when their integer inputs
+# are on meta too (as a shapes-only run puts them); ``as_on_cpu`` gives the CPU's.
+CPU_LAYOUT_OPS = frozenset({"_embedding_bag", "_embedding_bag_forward_only"})
+
+
+def as_on_cpu(op: _OpFacts, args: tuple[Any, ...], out: Any) -> Any:
+    """``out`` of a meta kernel (which ran its checks) with the results laid out as the
+    CPU kernel lays them out. ``_embedding_bag``: (output, offset2bag, bag_size,
+    max_indices); the CPU sizes offset2bag by the indices unless a plain sum takes the
+    fast path (0), bag_size by the bags (by the offsets for a sum ``_forward_only``),
+    max_indices like bag_size, or like the output in max mode (checked against the CPU
+    kernel in tests/test_fast_meta.py)."""
+    if op.short not in CPU_LAYOUT_OPS or not isinstance(out, tuple) or len(out) != 4 or len(args) < 3:
+        return out
+    weight, indices, offsets = args[0], args[1], args[2]
+    mode = args[4] if len(args) > 4 else 0
+    per_sample_weights = args[6] if len(args) > 6 else None
+    include_last_offset = bool(args[7]) if len(args) > 7 else False
+    padding_idx = args[8] if len(args) > 8 and args[8] is not None else -1
+    output = out[0]
+    fast_sum = (
+        weight.dtype in (torch.float32, torch.float16)
+        and weight.stride(1) == 1
+        and output.stride(1) == 1
+        and padding_idx < 0
+        and (per_sample_weights is None or per_sample_weights.stride(0) == 1)
+    )
+    bags = offsets.shape[0] - (1 if include_last_offset else 0)
+    offset2bag = (indices.shape[0],) if mode in (1, 2) or not fast_sum else (0,)
+    forward_only_sum = op.short == "_embedding_bag_forward_only" and mode == 0
+    bag_size = (offsets.shape[0],) if forward_only_sum else (bags,)
+    max_indices = (bags, weight.shape[1]) if mode == 2 else bag_size
+    return (
+        output,
+        *(torch.empty(shape, dtype=offsets.dtype, device="meta") for shape in (offset2bag, bag_size, max_indices)),
+    )

@@ -27,7 +27,8 @@ from . import replay
 from .attention import recorded_call, sdpa_on_meta
 from .attention_watch import is_attention_op
 from .events import FORWARD, PLAIN_TYPES, OpEvent, TensorMeta, add_metas
-from .fast_meta import FAST_META_OPS, fast_meta
+from .fast_meta import CPU_LAYOUT_OPS, FAST_META_OPS, as_on_cpu, fast_meta
+from .index_checks import CHECKED_OPS, check_indices
 from .modules import ModuleStack
 
 
@@ -192,6 +193,8 @@ class OpRecorder(TorchDispatchMode):
         if tensors:
             placement = self._placement(tensors)
             if placement is not _AS_IS:
+                if op.indexes:  # real indices into what runs on meta: the real kernel's check
+                    check_indices(op.short, args)
                 if placement is _WEIGHTS_REAL and op.fast and not _may_write(op, args, kwargs):
                     # weights are only read for their shapes: no meta twins needed
                     if op.same_dtype is not None:
@@ -206,6 +209,8 @@ class OpRecorder(TorchDispatchMode):
                     out = fast_meta(op, args, tensors, checked=True)
         if out is None:
             out = func(*args, **kwargs)
+            if op.cpu_layout and tensors and tensors[0].is_meta:
+                out = as_on_cpu(op, args, out)
         if device_move_only:
             # x.to(meta_activation.device): a real run does nothing here, so neither do we
             role = self._roles.get(id(tensors[0]))
@@ -493,7 +498,7 @@ class FunctionRecorder(TorchFunctionMode):
 class _OpFacts:
     """What the recorder needs to know of one aten overload, worked out once."""
 
-    __slots__ = ("name", "short", "overload", "is_view", "writes", "composite", "same_dtype", "fast", "attention")
+    __slots__ = ("name", "short", "overload", "is_view", "writes", "composite", "same_dtype", "fast", "attention", "indexes", "cpu_layout")
 
     def __init__(self, func: Any) -> None:
         self.short: str = func.overloadpacket.__name__
@@ -506,6 +511,8 @@ class _OpFacts:
         self.same_dtype: int | None = _SAME_DTYPE.get(self.name)
         self.fast = self.short in FAST_META_OPS
         self.attention = is_attention_op(self.short)  # only an attention call runs it
+        self.indexes = self.short in CHECKED_OPS  # reads or writes at integer indices
+        self.cpu_layout = self.short in CPU_LAYOUT_OPS  # its meta kernel may lay out as CUDA
 
 
 _OPS: dict[Any, _OpFacts] = {}
