@@ -236,3 +236,22 @@ def test_matmul_broadcasting():
     # vector @ matrix and matrix @ vector
     assert flopmeter.profile(Fn(torch.matmul), (torch.randn(4), torch.randn(4, 5))).macs == 20
     assert flopmeter.profile(Fn(torch.matmul), (torch.randn(5, 4), torch.randn(4))).macs == 20
+
+
+def test_dropout_in_training_costs_two_flops_per_element_on_every_path():
+    """The CPU runs dropout as bernoulli_ (a random draw: 0 FLOPs, like normal_ and
+    uniform_), div_ of the mask by 1-p and a multiply; the fused native_dropout (CUDA)
+    as one op of 2 per element. Both give 2 per element (docs/formulas.md). The draw
+    had been counted as 1 per element: 3 on the CPU."""
+    x = torch.randn(2, 3, 4, 4)  # 96 elements
+    report = flopmeter.profile(nn.Dropout(0.5), x, train=True)
+    assert report.total.flops == 2 * 96  # div_ 96 + mul 96 = 192
+    draw = report.operators["aten.bernoulli_"]
+    assert (draw.calls, draw.cost.flops, draw.cost.bytes_written) == (1, 0, 96 * 4)
+
+    class Fused(nn.Module):  # what CUDA's dropout dispatches to, called directly
+        def forward(self, x):
+            return torch.native_dropout(x, 0.5, True)[0]
+
+    fused = flopmeter.profile(Fused(), x, train=True)
+    assert fused.operators["aten.native_dropout"].cost.flops == 2 * 96  # = 192

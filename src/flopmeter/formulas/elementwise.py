@@ -102,7 +102,6 @@ PER_ELEMENT: dict[str, int] = {
     "glu": 4,  # a * sigmoid(b), per output element
     "dropout": 2,  # draw mask compare, multiply by mask * 1/(1-p)
     "native_dropout": 2,
-    "bernoulli": 1,
 }
 
 # Results that cost nothing to compute: new tensors filled with constants or copies.
