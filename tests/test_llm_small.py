@@ -97,6 +97,24 @@ def test_sliding_window_decode_is_piecewise_and_said_so():
     assert serving.last_decode.flops == cost.decode(42).flops
 
 
+def test_a_sliding_window_fit_says_where_it_holds():
+    """Past the window (prompt 32, window 8) the decode fit is exact, a constant: every
+    step attends 8 positions; the note says the fits were checked past the window and
+    that shorter contexts cost less (decode(2) attends 3). Across the window (prompt 4)
+    the decode fit fails its check and the note says so."""
+    from flopmeter.render.llm import window_note
+
+    config = transformers.MistralConfig(num_hidden_layers=2, sliding_window=8, **SMALL)
+    past = llm_cost(config, prompt=32, generate=4)
+    fit = past.decode_fit()
+    assert fit.exact and fit.polynomial.degree == 0
+    assert fit.polynomial(64) == past.decode(64).flops_2mac > past.decode(2).flops_2mac
+    assert "checked at lengths 16-64, past the window: at shorter lengths" in window_note(past)
+    across = llm_cost(config, prompt=4, generate=4)
+    assert not across.decode_fit().exact
+    assert "lengths 4-48, across the window" in window_note(across)
+
+
 def test_qwen2_bias_adds_show_in_exact_flops_not_macs():
     """Qwen2 = the GQA Llama + biases on q, k, v: the same MACs; exact FLOPs add one add
     per q/k/v output: (64 + 32 + 32) x 2 layers = 256 per token."""

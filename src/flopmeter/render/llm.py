@@ -49,6 +49,28 @@ def fit_line(label: str, found: Fit, variable: str) -> str:
     )
 
 
+def window_note(cost: LLMCost) -> str:
+    """What the fits mean under sliding-window attention: a decode step attends at most
+    the window, so cost is piecewise in length, and a fit is exact where it was traced
+    and checked: here past the window(s), below them, or across (then it fails its
+    check). Decode times come from traced contexts."""
+    windows = sorted({w for w in cost.lm.windows if w})
+    fits = (cost.prefill_fit(), cost.decode_fit())
+    traced = [x for found in fits for x in (*(x for x, _ in found.points), found.check[0])]
+    lengths = f"lengths {min(traced)}-{max(traced)}"
+    if min(traced) >= windows[-1]:
+        where = "past the window: at shorter lengths a decode step attends fewer positions and costs less"
+    elif max(traced) < windows[0]:
+        where = "below the window: past it a decode step attends at most the window and costs less than a fit says"
+    else:
+        where = "across the window"
+    named = ("window " if len(windows) == 1 else "windows ") + ", ".join(map(str, windows))
+    return (
+        f"  sliding-window attention ({named}) makes cost piecewise in length: the fits above were"
+        f" traced and checked at {lengths}, {where}; decode times come from traced contexts"
+    )
+
+
 def _bytes(value: Fraction | int) -> str:
     return u.nbytes(float(value))
 
@@ -186,10 +208,7 @@ def render_llm(
     lines.append(fit_line("prefill(T)", cost.prefill_fit(), "T"))
     lines.append(fit_line("decode(n) ", cost.decode_fit(), "n"))
     if not cost.polynomial_expected:
-        lines.append(
-            "  sliding-window attention is piecewise in length: the fit holds below the window only;"
-            " decode times are interpolated between traced contexts"
-        )
+        lines.append(window_note(cost))
     if lm.is_moe:
         lines.append(
             "  mixture of experts: traced FLOPs count top-k routed rows (any routing gives the same"
