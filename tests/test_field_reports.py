@@ -43,6 +43,26 @@ def test_sequence_first_rnn_takes_batch_size_from_the_caller():
     assert first.batch_size == 3 and first.macs == 34_560
 
 
+@pytest.mark.parametrize(
+    "layer, x, macs",
+    [
+        (nn.Conv2d(3, 4, 3), torch.randn(3, 8, 8), 3_888),  # 4*6*6 outputs * 3*3*3 = 3,888
+        (nn.Conv1d(3, 4, 3), torch.randn(3, 8), 216),  # 4*6 outputs * 3*3 = 216
+        (nn.Linear(8, 4), torch.randn(8), 32),  # 8*4 = 32
+    ],
+)
+def test_an_unbatched_sample_is_a_batch_of_one(layer, x, macs):
+    """probe-2: torch's layers take an input without its batch dimension as one sample
+    (they make it (1, *shape) first); so does the batch size, instead of reading the
+    channels or features as the batch."""
+    report = flopmeter.profile(layer, x)
+    assert report.batch_size == 1
+    assert report.macs == report.per_sample()["macs"] == macs
+    batched = flopmeter.profile(layer, x.unsqueeze(0).expand(2, *x.shape).contiguous())
+    assert batched.batch_size == 2 and batched.per_sample()["macs"] == macs
+    assert flopmeter.profile(layer, x, batch_size=3).batch_size == 3  # the caller's word wins
+
+
 def _named_tests() -> list[tuple[str, str]]:
     """(file, test name) for every `tests/FILE.py::[Class::]test_name` in the document."""
     text = (ROOT / "docs" / "field-reports.md").read_text()

@@ -231,3 +231,25 @@ def test_the_requested_mode_is_set_however_the_model_was():
     TRAIN_CALLS.clear()
     flopmeter.profile(model, torch.randn(3, 4))  # already in eval: its own train() is still called
     assert TRAIN_CALLS[0] is False
+
+
+def test_a_traced_graph_that_cannot_run_under_a_mode_says_so():
+    """probe-2: a torch.jit.trace'd torchvision ViT compares tensor sizes in its graph, which
+    fails under any TorchDispatchMode (torch's FlopCounterMode too). The error says that,
+    not that the inputs may be wrong."""
+    torchvision = pytest.importorskip("torchvision")
+    from torch.utils.flop_counter import FlopCounterMode
+
+    vit = torchvision.models.VisionTransformer(
+        image_size=32, patch_size=16, num_layers=1, num_heads=2, hidden_dim=32, mlp_dim=64
+    ).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(vit, x, check_trace=False)
+        assert traced(x).shape == (2, 1000)  # a plain call works
+        with pytest.raises(RuntimeError), FlopCounterMode(display=False):
+            traced(x)  # torch's own counter fails the same way
+        with pytest.raises(flopmeter.ModelError, match="cannot run under a TorchDispatchMode") as raised:
+            flopmeter.profile(traced, x)
+    assert "Check that the inputs" not in str(raised.value)

@@ -192,6 +192,8 @@ def profile(
                 trace, computed = run(False), "values"
             except TraceFailure as second:
                 raise ModelError(_failure_message(model, second, args, kwargs)) from second.error
+        if batch_size is None and batch > 1 and _one_unbatched_sample(trace, args, kwargs):
+            batch = 1
         report = build_report(
             model,
             trace,
@@ -300,6 +302,32 @@ def _batch_size(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
     return batch
 
 
+# ops torch's layers use to give an unbatched input its batch of one (Conv: unsqueeze(0);
+# Linear on a vector: view as one row)
+_ADDS_A_BATCH_OF_ONE = frozenset({"aten.unsqueeze", "aten.view", "aten.reshape", "aten._unsafe_view"})
+
+
+def _one_unbatched_sample(trace: Trace, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Whether the first input is one unbatched sample as torch's layers see it: the
+    first op that reads a tensor of its shape S makes it (1, *S), as a Conv2d does with a
+    (C, H, W) image and a Linear with an (I,) vector. Its leading dimension is then not
+    the batch: the batch is 1."""
+    first = next((t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor) and t.ndim), None)
+    if first is None:
+        return False
+    shape = tuple(first.shape)
+    for event in trace.events:
+        inputs = event.tensor_inputs()
+        if inputs and inputs[0].shape == shape:
+            outputs = event.outputs
+            return (
+                event.op in _ADDS_A_BATCH_OF_ONE
+                and len(outputs) == 1
+                and outputs[0].shape == (1, *shape)
+            )
+    return False
+
+
 def _model_device(model: torch.nn.Module, inputs: Any = None) -> torch.device:
     """The device of the model's first parameter or buffer, else of its first input
     tensor, else the CPU."""
@@ -373,10 +401,20 @@ def _failure_message(
         label = failure.module or "(root)"
         detail = module.extra_repr()
         where = f" in module '{label}' ({type(module).__name__}{': ' + detail if detail else ''})"
+    scripted = any(isinstance(module, torch.jit.ScriptModule) for module in model.modules())
     return (
         f"the model raised {type(failure.error).__name__}{where} when called with inputs "
-        f"[{shapes or 'none'}]: {failure.error}. Check that the inputs match what the model expects."
+        f"[{shapes or 'none'}]: {failure.error}. "
+        + (_SCRIPTED_HINT if scripted else "Check that the inputs match what the model expects.")
     ) + (_SHAPES_ONLY_HINT if shapes_run else "")
+
+
+_SCRIPTED_HINT = (
+    "The model holds TorchScript modules: if a plain call with these inputs works, the graph "
+    "cannot run under a TorchDispatchMode, which every op counter needs (a torch.jit.trace'd "
+    "graph that compares tensor sizes fails so under torch's own FlopCounterMode too); "
+    "profile the original nn.Module instead."
+)
 
 
 _SHAPES_ONLY_HINT = (
