@@ -505,3 +505,31 @@ def test_a_pruned_model_that_raises_keeps_its_real_weight() -> None:
         flopmeter.profile(model, torch.randn(1, 8))
     assert not model.layer.weight.is_meta
     assert torch.equal(model.layer.weight, model.layer.weight_orig * model.layer.weight_mask)
+
+
+@pytest.mark.parametrize("how", ["setitem", "data_mul", "prune_remove"])
+def test_pruning_in_place_after_a_profile_leaves_that_report_as_it_was(how):
+    """probe-2: the in-place workflow, before = profile(m); prune m; after = profile(m);
+    compare(before, after). The nonzeros had been counted at the first read of the view,
+    after the pruning: the table said 1.00 everywhere. Layer 0 keeps half its weights."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10)).eval()
+    x = torch.randn(2, 64)
+    before = flopmeter.profile(model, x)
+    weight = model[0].weight
+    with torch.no_grad():
+        if how == "setitem":
+            weight[:, :32] = 0
+        elif how == "data_mul":  # .data bypasses the version counter: no cheap check sees it
+            mask = torch.ones_like(weight)
+            mask[:, :32] = 0
+            weight.data.mul_(mask)
+    if how == "prune_remove":
+        prune.l1_unstructured(model[0], "weight", amount=0.5)
+        prune.remove(model[0], "weight")
+    after = flopmeter.profile(model, x)
+    assert before.compression.layers["0"].weight_nonzero == 64 * 64  # = 4,096, as profiled
+    assert after.compression.layers["0"].weight_nonzero == 64 * 64 // 2  # = 2,048
+    comparison = flopmeter.compare(before, after)
+    first = next(layer for layer in comparison.layers if layer.name == "0")
+    assert first.nonzero_ratio == pytest.approx((2048 + 64) / (4096 + 64))  # bias kept: 64 nonzeros

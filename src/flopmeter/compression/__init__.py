@@ -75,6 +75,10 @@ def finish(report: Report, facts: ModelFacts, options: CompressionOptions) -> Re
             stats = report.modules[parent_of(stats.name, report.modules)]
         report.params += count
     report.options["count_overhead"] = options.count_overhead
+    # The nonzeros now, of the weights as profiled: a model pruned in place afterwards
+    # (``w[mask] = 0``, ``w.data.mul_(mask)``, ``prune.remove``) must not change this
+    # report, which is the "before" of a comparison (no cheap check sees such writes).
+    facts.count()
     report.compression = LazyView(
         lambda: build_view(
             report, facts, assume_sparsity=options.assume_sparsity, assume_bits=options.assume_bits
@@ -84,10 +88,8 @@ def finish(report: Report, facts: ModelFacts, options: CompressionOptions) -> Re
 
 
 class LazyView:
-    """Stands for the CompressionView of a Report and builds it when first read:
-    counting nonzeros reads every weight, which costs more than a shapes-only trace,
-    so a profile that never looks at the view does not pay for it. The nonzeros are
-    those of the weights at that first read."""
+    """Stands for the CompressionView of a Report and builds its tables when first read,
+    from the weight facts (nonzeros included) taken by the profile."""
 
     def __init__(self, build: Callable[[], CompressionView]) -> None:
         self._build: Callable[[], CompressionView] | None = build
