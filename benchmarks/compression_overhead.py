@@ -34,6 +34,7 @@ def main() -> None:
     x = torch.randn(1, 3, 224, 224)
     flopmeter.profile(model, x)  # warm-up
     total = median_time(lambda: flopmeter.profile(model, x), args.repeat)
+
     def weight_facts() -> None:
         collect(model).count()  # what profile() reads of the weights
 

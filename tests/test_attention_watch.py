@@ -109,7 +109,9 @@ def test_attention_inside_a_module_with_its_own_formula_needs_no_second_run(runs
 def test_expected_attention_by_class_and_by_code():
     class CallsMHA(torch.nn.Module):
         def forward(self, x):
-            return F.multi_head_attention_forward(x, x, x, 4, 1, None, None, None, None, False, 0.0, None, None)
+            return F.multi_head_attention_forward(
+                x, x, x, 4, 1, None, None, None, None, False, 0.0, None, None
+            )
 
     class Plain(torch.nn.Module):
         def forward(self, x):

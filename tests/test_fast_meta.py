@@ -223,10 +223,19 @@ def test_a_log_sigmoid_is_counted_on_shapes():
 @pytest.mark.parametrize("forward_only", [False, True])
 @pytest.mark.parametrize(
     "mode, include_last_offset, weighted, padding_idx",
-    [(0, False, False, -1), (0, False, True, -1), (1, False, False, -1), (2, False, False, -1),
-     (0, True, False, -1), (1, True, False, 2), (0, False, False, 2)],
+    [
+        (0, False, False, -1),
+        (0, False, True, -1),
+        (1, False, False, -1),
+        (2, False, False, -1),
+        (0, True, False, -1),
+        (1, True, False, 2),
+        (0, False, False, 2),
+    ],
 )
-def test_embedding_bag_results_are_laid_out_as_on_the_cpu(forward_only, mode, include_last_offset, weighted, padding_idx):
+def test_embedding_bag_results_are_laid_out_as_on_the_cpu(
+    forward_only, mode, include_last_offset, weighted, padding_idx
+):
     """With its offsets on meta (as a shapes-only run puts them), the meta kernel gives the
     CUDA sizes of offset2bag, bag_size and max_indices; ``as_on_cpu`` gives the CPU's."""
     from flopmeter.tracing.fast_meta import as_on_cpu

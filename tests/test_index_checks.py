@@ -81,7 +81,9 @@ def test_a_write_past_a_meta_cache_is_rejected():
             with pytest.raises(flopmeter.ModelError, match="IndexError"):
                 flopmeter.profile(Cache(), (k, positions), shapes_only=True)
         else:
-            assert flopmeter.profile(Cache(), (k, positions), shapes_only=True).options["computed"] == "shapes"
+            assert (
+                flopmeter.profile(Cache(), (k, positions), shapes_only=True).options["computed"] == "shapes"
+            )
 
 
 @pytest.mark.parametrize(
@@ -91,7 +93,11 @@ def test_a_write_past_a_meta_cache_is_rejected():
         ("index_select", (torch.empty(10, 4, device="meta"), 1, torch.tensor([4])), IndexError),
         ("gather", (torch.empty(10, 4, device="meta"), 0, torch.tensor([[-1]])), RuntimeError),
         ("index", (torch.empty(10, 4, device="meta"), [None, torch.tensor([-5])]), IndexError),
-        ("index", (torch.empty(10, 4, device="meta"), [torch.ones(10, dtype=torch.bool), torch.tensor([4])]), IndexError),
+        (
+            "index",
+            (torch.empty(10, 4, device="meta"), [torch.ones(10, dtype=torch.bool), torch.tensor([4])]),
+            IndexError,
+        ),
     ],
 )
 def test_check_indices_by_op(op, args, error):

@@ -320,11 +320,7 @@ def _one_unbatched_sample(trace: Trace, args: tuple[Any, ...], kwargs: dict[str,
         inputs = event.tensor_inputs()
         if inputs and inputs[0].shape == shape:
             outputs = event.outputs
-            return (
-                event.op in _ADDS_A_BATCH_OF_ONE
-                and len(outputs) == 1
-                and outputs[0].shape == (1, *shape)
-            )
+            return event.op in _ADDS_A_BATCH_OF_ONE and len(outputs) == 1 and outputs[0].shape == (1, *shape)
     return False
 
 

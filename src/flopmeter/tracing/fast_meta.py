@@ -298,5 +298,8 @@ def as_on_cpu(op: _OpFacts, args: tuple[Any, ...], out: Any) -> Any:
     max_indices = (bags, weight.shape[1]) if mode == 2 else bag_size
     return (
         output,
-        *(torch.empty(shape, dtype=offsets.dtype, device="meta") for shape in (offset2bag, bag_size, max_indices)),
+        *(
+            torch.empty(shape, dtype=offsets.dtype, device="meta")
+            for shape in (offset2bag, bag_size, max_indices)
+        ),
     )

@@ -26,7 +26,13 @@ _RULES: dict[str, tuple[int, int | None, int, type[Exception], str]] = {
     "scatter_": (0, 1, 2, RuntimeError, _OUT_OF_BOUNDS),
     "index_copy": (0, 1, 2, IndexError, "index_copy(): " + _OUT_OF_BOUNDS),
     "index_copy_": (0, 1, 2, IndexError, "index_copy_(): " + _OUT_OF_BOUNDS),
-    "_embedding_bag": (0, None, 1, RuntimeError, "an index takes value {bad}, not in the valid range [0, {size})"),
+    "_embedding_bag": (
+        0,
+        None,
+        1,
+        RuntimeError,
+        "an index takes value {bad}, not in the valid range [0, {size})",
+    ),
     "_embedding_bag_forward_only": (
         0,
         None,

@@ -498,7 +498,19 @@ class FunctionRecorder(TorchFunctionMode):
 class _OpFacts:
     """What the recorder needs to know of one aten overload, worked out once."""
 
-    __slots__ = ("name", "short", "overload", "is_view", "writes", "composite", "same_dtype", "fast", "attention", "indexes", "cpu_layout")
+    __slots__ = (
+        "name",
+        "short",
+        "overload",
+        "is_view",
+        "writes",
+        "composite",
+        "same_dtype",
+        "fast",
+        "attention",
+        "indexes",
+        "cpu_layout",
+    )
 
     def __init__(self, func: Any) -> None:
         self.short: str = func.overloadpacket.__name__
