@@ -1,0 +1,91 @@
+"""Field probe 2 (CLI and option checks): a model file's EXAMPLE_INPUTS, plain `compare`'s
+output options, nonsense bit widths in the compression what-if, and LLM mode on a
+bidirectional encoder. Every mistake is one line and exit 2, never a traceback."""
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import flopmeter
+from flopmeter.cli import run
+
+
+def model_file(folder: Path, examples: str | None, body: str = "") -> str:
+    """A model file whose ``build()`` returns ``Net``: Linear(4, 2) on ``forward(x)``.
+    Linear(4, 2) on a batch of B rows: MACs 4*2*B, params 4*2 + 2 = 10."""
+    lines = [
+        "import torch",
+        "from torch import nn",
+        "class Net(nn.Module):",
+        "    def __init__(self):",
+        "        super().__init__()",
+        "        self.fc = nn.Linear(4, 2)",
+        "    def forward(self, x):",
+        "        return self.fc(x)",
+        "def build():",
+        "    return Net()",
+        textwrap.dedent(body),
+    ]
+    if examples is not None:
+        lines.append(f"EXAMPLE_INPUTS = {examples}")
+    path = folder / "net.py"
+    path.write_text("\n".join(lines) + "\n")
+    return f"{path}:build"
+
+
+def assert_usage_error(code: int, err: str, *messages: str) -> None:
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("flopmeter: error:")]
+    assert len(lines) == 1, err
+    for message in messages:
+        assert message in lines[0], err
+
+
+def json_totals(argv: list[str]) -> dict:
+    code, out, err = run([*argv, "-f", "json", "-q"])
+    assert code == 0, err
+    return json.loads(out)
+
+
+@pytest.fixture(scope="module")
+def view():
+    return flopmeter.profile(nn.Linear(8, 4), torch.randn(2, 8)).compression
+
+
+class TestAssumedBits:
+    @pytest.mark.parametrize(
+        ("bits", "message"),
+        [
+            ("w3a99", "activation bits must be 1 to 64, got 99"),
+            ("w0a8", "weight bits must be 1 to 64, got 0"),
+            ("w64a0", "activation bits must be 1 to 64, got 0"),
+            ("w65a8", "weight bits must be 1 to 64, got 65"),
+            ("w4a16g0", "a group holds at least 1 weight"),
+            (4, "a mapping from module-name prefix to such strings; got int"),
+            ({"no.such.module": "w99a8"}, "weight bits must be 1 to 64"),  # checked unused too
+            ({3: "w4a8"}, "module-name prefixes"),
+        ],
+    )
+    def test_nonsense_is_a_value_error(self, view, bits, message):
+        with pytest.raises(ValueError, match=message):
+            view.assume(bits=bits)
+        with pytest.raises(ValueError, match=message):
+            flopmeter.CompressionOptions(assume_bits=bits)
+
+    def test_the_ends_of_the_range(self, view):
+        # Linear(8, 4) on 2 rows: 2*8*4 = 64 MACs; BOPs = MACs * w bits * a bits
+        assert view.assume(bits="w1a1").layers[""].bops == 64  # 64*1*1
+        assert view.assume(bits="w64a64").layers[""].bops == 262_144  # 64*64*64
+
+    @pytest.mark.parametrize("bits", ["w3a99", "w0a0"])
+    def test_cli_exit_2(self, bits):
+        tiny = str(Path(__file__).parent / "fixtures" / "tiny_model.py")
+        code, _, err = run([f"{tiny}:TinyNet", "--assume-bits", bits, "-q"])
+        assert_usage_error(code, err, "must be 1 to 64")
+        code, _, err = run(["compare", f"{tiny}:TinyNet", f"{tiny}:TinyNet", "--assume-bits", bits])
+        assert_usage_error(code, err, "must be 1 to 64")
