@@ -89,3 +89,39 @@ class TestAssumedBits:
         assert_usage_error(code, err, "must be 1 to 64")
         code, _, err = run(["compare", f"{tiny}:TinyNet", f"{tiny}:TinyNet", "--assume-bits", bits])
         assert_usage_error(code, err, "must be 1 to 64")
+
+
+BERT = ["--set", "num_hidden_layers=1", "--set", "hidden_size=32", "--set", "num_attention_heads=2",
+        "--set", "intermediate_size=64", "--set", "vocab_size=100"]  # fmt: skip
+
+
+class TestLlmModeNeedsACausalModel:
+    @pytest.mark.parametrize("config", ["BertConfig", "RobertaConfig"])
+    @pytest.mark.parametrize(
+        "mode", [["--prompt", "16", "--generate", "4"], ["--prompt", "16", "--training"]]
+    )
+    def test_an_encoder_is_refused(self, config, mode):
+        pytest.importorskip("transformers")
+        code, out, err = run([f"transformers:{config}", *BERT, *mode])
+        assert_usage_error(
+            code, err, "needs a causal language model", "is_decoder=False", "--set is_decoder=true"
+        )
+        assert out == ""
+
+    def test_the_same_model_built_as_a_decoder_is_served(self):
+        pytest.importorskip("transformers")
+        code, out, err = run(["transformers:BertConfig", *BERT, "--set", "is_decoder=true", "--prompt", "16"])
+        assert code == 0, err
+        assert "Decode step" in out
+
+    def test_the_library_refuses_an_encoder_module(self):
+        transformers = pytest.importorskip("transformers")
+        config = transformers.BertConfig(
+            num_hidden_layers=1, hidden_size=32, num_attention_heads=2, intermediate_size=64, vocab_size=100
+        )
+        with torch.device("meta"):
+            model = transformers.BertForMaskedLM(config)
+        with pytest.raises(
+            ValueError, match="BertForMaskedLM from BertConfig runs as a bidirectional encoder"
+        ):
+            flopmeter.llm_cost(model, prompt=8)
