@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 import flopmeter
+from flopmeter import models
 from flopmeter.cli import run
 
 
@@ -50,6 +51,73 @@ def json_totals(argv: list[str]) -> dict:
     code, out, err = run([*argv, "-f", "json", "-q"])
     assert code == 0, err
     return json.loads(out)
+
+
+class TestExampleInputs:
+    @pytest.mark.parametrize(
+        "examples",
+        [
+            "'1x4'",  # one spec string, not its characters
+            "torch.randn(1, 4)",  # a tensor: its shape and dtype
+            "(1, 4)",  # a shape tuple
+            "[1, 4]",  # a shape list
+            "['1x4']",  # a list of specs
+            "[(1, 4)]",  # a list of shapes
+            "[torch.randn(1, 4)]",  # a list of tensors
+            "{'x': (1, 4)}",  # by argument name
+            "{'x': '1x4'}",
+        ],
+    )
+    def test_each_documented_kind_gives_the_input(self, tmp_path, examples):
+        data = json_totals([model_file(tmp_path, examples)])
+        assert [i["shape"] for i in data["inputs"]] == [[1, 4]]
+        assert data["totals"]["macs"] == 8  # 4*2*1
+
+    def test_a_tensor_keeps_its_dtype(self, tmp_path):
+        path = tmp_path / "emb.py"
+        path.write_text(
+            "import torch\nfrom torch import nn\n"
+            "def build():\n    return nn.Embedding(10, 3)\n"
+            "EXAMPLE_INPUTS = torch.zeros(2, 5, dtype=torch.long)\n"
+        )
+        data = json_totals([f"{path}:build"])
+        assert data["inputs"][0]["shape"] == [2, 5] and data["inputs"][0]["dtype"] == "int64"
+
+    def test_a_dict_names_the_arguments(self, tmp_path):
+        source = model_file(tmp_path, "{'x': torch.randn(3, 4)}")
+        assert models.load_model(source).default_inputs == [models.InputSpec((3, 4), "float32", "x")]
+
+    @pytest.mark.parametrize("examples", ["None", "'1x4'", "'garbage'", "object()", "[None]", "(1, -4)"])
+    def test_input_replaces_example_inputs_entirely(self, tmp_path, examples):
+        data = json_totals([model_file(tmp_path, examples), "--input", "3x4"])
+        assert [i["shape"] for i in data["inputs"]] == [[3, 4]]
+        assert data["totals"]["macs"] == 24  # 4*2*3
+
+    def test_the_library_skips_it_when_asked(self, tmp_path):
+        loaded = models.load_model(model_file(tmp_path, "None"), example_inputs=False)
+        assert loaded.default_inputs == []
+
+    @pytest.mark.parametrize(
+        ("examples", "messages"),
+        [
+            ("None", ["EXAMPLE_INPUTS in", "is None (NoneType)", "expected a spec string", "--input"]),
+            ("3", ["is 3 (int)", "expected"]),
+            ("['1x4', None]", ["(list)", "its entry None (NoneType) is none of these"]),
+            ("'abc'", ["EXAMPLE_INPUTS in", "bad input spec 'abc'"]),
+            ("(1, -4)", ["EXAMPLE_INPUTS in", "negative size"]),
+            ("{'x': 'y:1x4'}", ["EXAMPLE_INPUTS in", "names another argument, 'y'"]),
+            ("{'not a name': '1x4'}", ["EXAMPLE_INPUTS in", "is not an argument name"]),
+            ("torch.zeros(2, dtype=torch.complex64)", ["EXAMPLE_INPUTS in", "torch.complex64"]),
+        ],
+    )
+    def test_anything_else_is_one_line_and_exit_2(self, tmp_path, examples, messages):
+        code, _, err = run([model_file(tmp_path, examples), "-q"])
+        assert_usage_error(code, err, *messages)
+
+    def test_a_factory_returning_no_module_is_reported_first(self, tmp_path):
+        source = model_file(tmp_path, "None", body="def three():\n    return 3\n")
+        code, _, err = run([source.replace(":build", ":three"), "-q"])
+        assert_usage_error(code, err, "returned int, expected a torch.nn.Module")
 
 
 @pytest.fixture(scope="module")

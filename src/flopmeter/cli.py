@@ -589,7 +589,8 @@ def _load_and_profile(source: str, args: argparse.Namespace, err: TextIO) -> tup
     if is_onnx_source(source):  # an ONNX file: no model object to run
         return profile_onnx_source(source, args.input, args.dim, args.batch_size, args.causal), None, None
     overrides = dict(parse_override(text) for text in args.set)
-    loaded = load_model(source, overrides=overrides, meta=args.meta)
+    # --input replaces the model file's EXAMPLE_INPUTS entirely: not even read then
+    loaded = load_model(source, overrides=overrides, meta=args.meta, example_inputs=not args.input)
     for note in loaded.notes:
         print(f"flopmeter: {source}: {note}", file=err)
     specs = _specs(args, loaded.default_inputs, loaded.input_kind)
