@@ -2,6 +2,8 @@
 output options, nonsense bit widths in the compression what-if, and LLM mode on a
 bidirectional encoder. Every mistake is one line and exit 2, never a traceback."""
 
+import csv
+import io
 import json
 import textwrap
 from pathlib import Path
@@ -118,6 +120,95 @@ class TestExampleInputs:
         source = model_file(tmp_path, "None", body="def three():\n    return 3\n")
         code, _, err = run([source.replace(":build", ":three"), "-q"])
         assert_usage_error(code, err, "returned int, expected a torch.nn.Module")
+
+
+def two_models(folder: Path) -> tuple[str, str]:
+    """wide: Sequential(Linear(8, 4)), params 8*4 + 4 = 36, MACs 8*4 = 32, FLOPs 2*32 = 64
+    (the bias add completes the last of each row's 8 products: (2*8-1)*4 + 4);
+    narrow: Sequential(Linear(8, 2)), params 18, MACs 16, FLOPs 32."""
+    path = folder / "pair.py"
+    path.write_text(
+        "from torch import nn\n"
+        "def wide():\n    return nn.Sequential(nn.Linear(8, 4))\n"
+        "def narrow():\n    return nn.Sequential(nn.Linear(8, 2))\n"
+        "EXAMPLE_INPUTS = ['1x8']\n"
+    )
+    return f"{path}:wide", f"{path}:narrow"
+
+
+class TestPlainCompare:
+    def test_json_quiet_is_json_with_the_ratios(self, tmp_path):
+        code, out, err = run(["compare", *two_models(tmp_path), "-f", "json", "-q"])
+        assert code == 0, err
+        data = json.loads(out)
+        assert data["compared_to"].endswith(":wide") and data["convention"] == "exact"
+        narrow = data["rows"][1]
+        assert (narrow["params"], narrow["macs"], narrow["flops"]) == (18, 16, 32)
+        assert narrow["compression"] == 2.0  # 36 / 18
+        assert narrow["flops_speedup"] == 2.0  # 64 / 32
+        assert all("modules" not in report for report in data["reports"])  # -q: totals only
+        assert data["reports"][0]["totals"]["macs"] == 32
+
+    def test_json_without_quiet_holds_each_report_whole(self, tmp_path):
+        code, out, err = run(["compare", *two_models(tmp_path), "-f", "json"])
+        assert code == 0, err
+        assert [r["modules"][1]["name"] for r in json.loads(out)["reports"]] == ["0", "0"]
+
+    def test_quiet_text_is_the_totals_table_only(self, tmp_path):
+        code, out, err = run(["compare", *two_models(tmp_path)])
+        assert code == 0 and "shared modules" in out, err
+        code, out, err = run(["compare", *two_models(tmp_path), "-q"])
+        assert code == 0, err
+        assert "shared modules" not in out and "2.00x" in out
+
+    def test_csv_and_markdown(self, tmp_path):
+        code, out, err = run(["compare", *two_models(tmp_path), "-f", "csv"])
+        assert code == 0, err
+        rows = list(csv.DictReader(io.StringIO(out)))
+        assert [r["macs"] for r in rows] == ["32", "16"] and rows[1]["flops_speedup"] == "2.0"
+        code, out, err = run(["compare", *two_models(tmp_path), "-f", "markdown", "--units", "plain"])
+        assert code == 0, err
+        assert "| model | params | MACs | FLOPs | compression | speedup |" in out
+        assert out.count("| 2.00x | 2.00x |") == 1  # narrow's row
+        assert "| 0 | Linear | 64 | 32 |" in out  # the shared module's FLOPs
+        code, out, err = run(["compare", *two_models(tmp_path), "-f", "markdown", "-q"])
+        assert code == 0 and "| model |" in out and "| 0 | Linear |" not in out, err
+
+    def test_bench_times_every_model(self, tmp_path):
+        code, out, err = run(["compare", *two_models(tmp_path), "--bench", "-f", "json", "-q"])
+        assert code == 0, err
+        rows = json.loads(out)["rows"]
+        assert all(row["median_seconds"] > 0 for row in rows)
+        assert rows[0]["measured_speedup"] == 1.0
+        assert rows[1]["measured_speedup"] == pytest.approx(
+            rows[0]["median_seconds"] / rows[1]["median_seconds"]
+        )
+        code, out, err = run(["compare", *two_models(tmp_path), "--bench", "--threads", "1"])
+        assert code == 0 and "measured speedup" in out, err
+
+    @pytest.mark.parametrize(
+        ("options", "message"),
+        [
+            (["--plot", "cmp.png"], "compare --plot is for the before/after table of --compression"),
+            (["--hardware", "h100-sxm"], "compare --hardware is for"),
+            (["--baseline", "float32"], "compare --baseline is for"),
+            (["-f", "html"], "compare --format html is for"),
+            (["--micronet", "imagenet"], "--micronet scores one model"),
+            (["--compression", "--micronet", "imagenet"], "--micronet scores one model"),
+            (["--threads", "1"], "--threads sets the threads --bench times with"),
+            (["--bench", "--meta"], "--bench times real computation"),
+        ],
+    )
+    def test_options_it_would_ignore_are_refused(self, tmp_path, options, message):
+        code, out, err = run(["compare", *two_models(tmp_path), *options])
+        assert_usage_error(code, err, message)
+        assert out == "" and "counting" not in err  # refused before any model is built
+
+    def test_bench_refuses_an_onnx_file(self, tmp_path):
+        onnx_file = tmp_path / "m.onnx"
+        onnx_file.write_bytes(b"")
+        code, _, err = run(["compare", two_models(tmp_path)[0], str(onnx_file), "--bench"])
+        assert_usage_error(code, err, "is an ONNX file")
 
 
 @pytest.fixture(scope="module")
