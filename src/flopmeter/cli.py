@@ -253,7 +253,7 @@ def _add_compression_arguments(parser: argparse.ArgumentParser, compare: bool) -
             "-f",
             choices=["text", "markdown", "json", "csv", "html"],
             default="text",
-            help="with --compression",
+            help="output format (html only with --compression)",
         )
         group.add_argument(
             "--plot", metavar="PATH", help="with --compression: save bars of the ratios per module"
@@ -267,12 +267,11 @@ def _add_compression_arguments(parser: argparse.ArgumentParser, compare: bool) -
         group.add_argument(
             "--baseline",
             choices=["auto", "float32", "tfloat32", "float16", "bfloat16"],
-            default="auto",
-            help="precision the float work of both models runs at in the speedup estimate "
+            help="with --compression: precision the float work of both models runs at in the speedup estimate "
             "(default auto: the hardware's 16-bit float where it is faster than float32)",
         )
         group.add_argument(
-            "--bench", action="store_true", help="with --compression: time both models, same run"
+            "--bench", action="store_true", help="time every model, same run (median of 20 runs)"
         )
         group.add_argument(
             "--threads",
@@ -344,20 +343,9 @@ def _compare_compression(args: argparse.Namespace, out: TextIO, err: TextIO) -> 
         report, model, inputs = _load_and_profile(source, args if index == 2 else as_is, err)
         reports.append(report)
         loaded.append((model, inputs))
-    result = compare(reports[0], reports[1], hardware=args.hardware, baseline=args.baseline)
+    result = compare(reports[0], reports[1], hardware=args.hardware, baseline=args.baseline or "auto")
     if args.bench:
-        import torch
-
-        from .timing import benchmark
-
-        if args.threads is not None:
-            torch.set_num_threads(args.threads)
-        seconds = [
-            benchmark(model, inputs, repeat=20)[0].median
-            if isinstance(inputs, tuple)  # arguments already built (image lists)
-            else benchmark(model, input_shape=inputs, repeat=20)[0].median
-            for model, inputs in loaded
-        ]
+        seconds = _median_seconds(loaded, args)
         result.measured = {"before": seconds[0], "after": seconds[1]}
         result.measured_speedup = seconds[0] / seconds[1] if seconds[1] else None
     text = {
@@ -372,6 +360,22 @@ def _compare_compression(args: argparse.Namespace, out: TextIO, err: TextIO) -> 
         result.plot(args.plot)
         print(f"flopmeter: wrote {args.plot}", file=err)
     return 0
+
+
+def _median_seconds(loaded: list[tuple[Any, Any]], args: argparse.Namespace) -> list[float]:
+    """compare --bench: the median of 20 timed runs of each (model, inputs), one after another."""
+    import torch
+
+    from .timing import benchmark
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    return [
+        benchmark(model, inputs, repeat=20)[0].median
+        if isinstance(inputs, tuple)  # arguments already built (image lists)
+        else benchmark(model, input_shape=inputs, repeat=20)[0].median
+        for model, inputs in loaded
+    ]
 
 
 def main(
@@ -434,6 +438,7 @@ def validate(args: argparse.Namespace, compare: bool = False) -> None:
     if compare:
         for source in args.models:
             check_source(source)
+        check_compare_options(args)
         if args.hardware and args.hardware not in ("local", "local-cpu", "local-cuda"):
             from . import hardware as hw
 
@@ -447,6 +452,41 @@ def validate(args: argparse.Namespace, compare: bool = False) -> None:
         for name in roofline_names(args):  # LLM mode takes a comma list
             if name != "local":
                 hw.get(name)  # ValueError (exit 2) naming the presets
+
+
+def check_compare_options(args: argparse.Namespace) -> None:
+    """compare's options that only --compression uses, refused without it (they would be
+    silently ignored), and --bench's needs."""
+    if args.micronet:
+        raise UsageError("--micronet scores one model: run flopmeter MODEL --micronet TASK for each")
+    if args.threads is not None and not args.bench:
+        raise UsageError("--threads sets the threads --bench times with: add --bench")
+    if args.bench:
+        if args.meta:
+            raise UsageError("--bench times real computation: drop --meta")
+        onnx = [source for source in args.models if source.lower().endswith(".onnx")]
+        if onnx:
+            raise UsageError(
+                f"compare --bench times PyTorch models; {onnx[0]} is an ONNX file "
+                "(time it alone: flopmeter MODEL.onnx --bench)"
+            )
+    if _wants_view(args):
+        return
+    given = [
+        option
+        for option, value in (
+            ("--plot", args.plot),
+            ("--hardware", args.hardware),
+            ("--baseline", args.baseline),
+            ("--format html", args.format == "html"),
+        )
+        if value
+    ]
+    if given:
+        raise UsageError(
+            f"compare {', '.join(given)} {'is' if len(given) == 1 else 'are'} for the before/after "
+            "table of --compression: add --compression (plain compare writes text, markdown, csv or json)"
+        )
 
 
 def check_ranges(args: argparse.Namespace) -> None:
@@ -562,10 +602,6 @@ def _specs(args: argparse.Namespace, default: list[InputSpec], kind: str = "tens
     return specs
 
 
-def _run(source: str, args: argparse.Namespace, err: TextIO) -> Report:
-    return _load_and_profile(source, args, err)[0]
-
-
 def _check_source_options(args: argparse.Namespace, onnx_file: bool) -> None:
     if onnx_file:
         given = [f"--{name}" for name in ("backward", "train") if getattr(args, name, False)]
@@ -589,7 +625,8 @@ def _load_and_profile(source: str, args: argparse.Namespace, err: TextIO) -> tup
     if is_onnx_source(source):  # an ONNX file: no model object to run
         return profile_onnx_source(source, args.input, args.dim, args.batch_size, args.causal), None, None
     overrides = dict(parse_override(text) for text in args.set)
-    loaded = load_model(source, overrides=overrides, meta=args.meta)
+    # --input replaces the model file's EXAMPLE_INPUTS entirely: not even read then
+    loaded = load_model(source, overrides=overrides, meta=args.meta, example_inputs=not args.input)
     for note in loaded.notes:
         print(f"flopmeter: {source}: {note}", file=err)
     specs = _specs(args, loaded.default_inputs, loaded.input_kind)
@@ -905,7 +942,7 @@ def render(
 
 
 def _compare(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from .render.compare import render_comparison
+    from .render.compare import comparison_csv, comparison_json, render_comparison
 
     if _wants_view(args):  # --compression, or a plan (--assume-*) to compare against
         return _compare_compression(args, out, err)
@@ -914,15 +951,28 @@ def _compare(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             "compare needs at least two models, e.g. compare torchvision:resnet50 torchvision:resnet18"
         )
     reports: list[Report] = []
+    loaded = []
     for index, source in enumerate(args.models, start=1):
         print(f"flopmeter: [{index}/{len(args.models)}] counting {source} ...", file=err, flush=True)
-        reports.append(_run(source, args, err))
-    out.write(
-        render_comparison(
-            reports, convention=args.convention, units=units_option(args), precision=args.precision
+        report, model, inputs = _load_and_profile(source, args, err)
+        reports.append(report)
+        loaded.append((model, inputs))
+    seconds = _median_seconds(loaded, args) if args.bench else None
+    shown = dict(convention=args.convention, seconds=seconds)
+    if args.format == "json":
+        text = comparison_json(reports, totals_only=args.quiet, **shown)
+    elif args.format == "csv":
+        text = comparison_csv(reports, **shown)
+    else:
+        text = render_comparison(
+            reports,
+            units=units_option(args),
+            precision=args.precision,
+            totals_only=args.quiet,
+            markdown=args.format == "markdown",
+            **shown,
         )
-        + "\n"
-    )
+    out.write(text if text.endswith("\n") else text + "\n")
     return 0
 
 

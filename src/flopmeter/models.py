@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from .inputs import InputSpec, parse_spec
+from .inputs import DTYPES, InputSpec, parse_spec
 
 
 class ModelSourceError(ValueError):
@@ -55,8 +55,12 @@ class LoadedModel:
 SOURCES = ("torchvision", "timm", "transformers")
 
 
-def load_model(source: str, *, overrides: dict[str, Any] | None = None, meta: bool = False) -> LoadedModel:
-    """Build the model ``source`` names (on the meta device when ``meta``)."""
+def load_model(
+    source: str, *, overrides: dict[str, Any] | None = None, meta: bool = False, example_inputs: bool = True
+) -> LoadedModel:
+    """Build the model ``source`` names (on the meta device when ``meta``).
+    ``example_inputs`` False: a model file's ``EXAMPLE_INPUTS`` is not read (the
+    user gave inputs; theirs replace it entirely)."""
     kind, name = check_source(source)
     device = torch.device("meta") if meta else nullcontext()
     with device:
@@ -66,7 +70,7 @@ def load_model(source: str, *, overrides: dict[str, Any] | None = None, meta: bo
             return _timm(name, overrides or {})
         if kind == "transformers":
             return _transformers(name, overrides or {}, meta)
-        return _python_file(source, overrides or {})
+        return _python_file(source, overrides or {}, example_inputs)
 
 
 def check_source(source: str) -> tuple[str, str]:
@@ -361,7 +365,7 @@ def _transformers_inputs(config: Any) -> list[InputSpec]:
 # FILE.py ------------------------------------------------------------------------
 
 
-def _python_file(source: str, overrides: dict[str, Any]) -> LoadedModel:
+def _python_file(source: str, overrides: dict[str, Any], example_inputs: bool = True) -> LoadedModel:
     file_name, attribute = (source, "") if source.endswith(".py") else source.rsplit(":", 1)
     path = Path(file_name).resolve()
     if not attribute:
@@ -379,10 +383,85 @@ def _python_file(source: str, overrides: dict[str, Any]) -> LoadedModel:
         _check_factory_arguments(factory, attribute, overrides)
         with _user_code(path, f"{attribute}() in {file_name}"):
             model = factory(**overrides)
-        examples = [parse_spec(s) if isinstance(s, str) else s for s in getattr(module, "EXAMPLE_INPUTS", [])]
-    if not isinstance(model, torch.nn.Module):
-        raise ModelSourceError(f"{source!r} returned {type(model).__name__}, expected a torch.nn.Module")
+        if not isinstance(model, torch.nn.Module):
+            raise ModelSourceError(f"{source!r} returned {type(model).__name__}, expected a torch.nn.Module")
+        examples = example_specs(module, file_name) if example_inputs else []
     return LoadedModel(model.eval(), source, examples)
+
+
+EXAMPLE_INPUTS_EXPECTED = (
+    "a spec string like '1x3x224x224' or 'input_ids:1x128:int64', a shape tuple like (1, 3, 224, 224), "
+    "a tensor (its shape and dtype), a list of these (one per argument), or a dict "
+    "{argument name: one of these}"
+)
+
+
+def example_specs(module: Any, file_name: str) -> list[InputSpec]:
+    """The inputs a model file's ``EXAMPLE_INPUTS`` documents (none when it has none).
+    Anything but ``EXAMPLE_INPUTS_EXPECTED`` is a ModelSourceError naming it."""
+    if not hasattr(module, "EXAMPLE_INPUTS"):
+        return []
+    value = module.EXAMPLE_INPUTS
+    where = f"EXAMPLE_INPUTS in {file_name}"
+    try:
+        if isinstance(value, dict):
+            return [_example_spec(item, name) for name, item in value.items()]
+        if isinstance(value, (list, tuple)) and not _is_shape(value):
+            return [_example_spec(item) for item in value]
+        return [_example_spec(value)]
+    except ValueError as error:  # a bad spec string or shape: its message says what was expected
+        raise ModelSourceError(f"{where}: {error} (or give --input)") from None
+    except _NotAnInput as error:
+        item = error.args[0]
+        entry = (
+            ""
+            if item is value
+            else f"; its entry {_first_line(repr(item), 60)} ({type(item).__name__}) is none of these"
+        )
+        raise ModelSourceError(
+            f"{where} is {_first_line(repr(value), 80)} ({type(value).__name__}); "
+            f"expected {EXAMPLE_INPUTS_EXPECTED}{entry} (or give --input)"
+        ) from None
+
+
+class _NotAnInput(TypeError):
+    """An EXAMPLE_INPUTS entry of no kind flopmeter reads (``args[0]``: the entry)."""
+
+
+def _is_shape(value: Any) -> bool:
+    return (
+        isinstance(value, (list, tuple))
+        and bool(value)
+        and all(isinstance(s, int) and not isinstance(s, bool) for s in value)
+    )
+
+
+def _example_spec(item: Any, name: str | None = None) -> InputSpec:
+    """One entry of EXAMPLE_INPUTS (``name``: its key in a dict) as an InputSpec."""
+    if isinstance(item, InputSpec):
+        spec = item
+    elif isinstance(item, str):
+        spec = parse_spec(item)
+    elif isinstance(item, torch.Tensor):
+        if item.dtype not in _DTYPE_NAMES:
+            raise ValueError(f"a tensor of dtype {item.dtype} is not an input flopmeter can build")
+        spec = InputSpec(tuple(item.shape), _DTYPE_NAMES[item.dtype])
+    elif _is_shape(item):
+        if any(s < 0 for s in item):
+            raise ValueError(f"the shape {tuple(item)} has a negative size")
+        spec = InputSpec(tuple(item))
+    else:
+        raise _NotAnInput(item)
+    if name is None:
+        return spec
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"the key {name!r} is not an argument name")
+    if spec.name not in (None, name):
+        raise ValueError(f"the entry {name!r} names another argument, {spec.name!r}")
+    return InputSpec(spec.shape, spec.dtype, name)
+
+
+_DTYPE_NAMES = {dtype: name for name, dtype in reversed(DTYPES.items())}  # the first name of each
 
 
 @contextmanager

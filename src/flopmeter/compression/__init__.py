@@ -46,15 +46,11 @@ class CompressionOptions:
     count_overhead: bool = False
 
     def __post_init__(self) -> None:
-        from .view import parse_bits, parse_sparsity
+        from .view import check_bits, parse_sparsity
 
         if self.assume_sparsity is not None:
             parse_sparsity(self.assume_sparsity)
-        if isinstance(self.assume_bits, str):
-            parse_bits(self.assume_bits)
-        elif self.assume_bits is not None:
-            for spec in self.assume_bits.values():
-                parse_bits(spec)
+        check_bits(self.assume_bits)
 
 
 def finish(report: Report, facts: ModelFacts, options: CompressionOptions) -> Report:

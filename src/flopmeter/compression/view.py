@@ -372,15 +372,46 @@ def work_by_dtype(report: Report) -> dict[str, dict[str, int]]:
     return grouped
 
 
+MAX_BITS = 64  # float64: the widest number a weight or an activation is stored in
+
+
 def parse_bits(spec: str) -> tuple[int, int, int | None]:
-    """ "w4a16" -> (4, 16, None); "w4a16g128" -> (4, 16, 128)."""
+    """ "w4a16" -> (4, 16, None); "w4a16g128" -> (4, 16, 128). Weight and activation
+    bits are 1 to ``MAX_BITS``, a group at least 1 weight; anything else is a ValueError."""
     import re
 
+    expected = "bits must look like 'w4a16', 'w8a8' or 'w4a16g128'"
+    if not isinstance(spec, str):
+        raise ValueError(f"{expected}; got {spec!r} ({type(spec).__name__}, not a string)")
     match = re.fullmatch(r"w(\d+)a(\d+)(?:g(\d+))?", spec.strip().lower())
     if not match:
-        raise ValueError(f"bits must look like 'w4a16', 'w8a8' or 'w4a16g128'; got {spec!r}")
+        raise ValueError(f"{expected}; got {spec!r}")
+    weight, act = int(match.group(1)), int(match.group(2))
     group = int(match.group(3)) if match.group(3) else None
-    return int(match.group(1)), int(match.group(2)), group
+    for what, value in (("weight", weight), ("activation", act)):
+        if not 1 <= value <= MAX_BITS:
+            raise ValueError(f"bits {spec!r}: {what} bits must be 1 to {MAX_BITS}, got {value}")
+    if group is not None and group < 1:
+        raise ValueError(f"bits {spec!r}: a group holds at least 1 weight, got g{group}")
+    return weight, act, group
+
+
+def check_bits(bits: str | Mapping[str, str] | None) -> None:
+    """Parse every bits spec of ``bits`` (one spec, or a mapping from module-name prefix to
+    specs), so a bad one is refused even when no module uses it."""
+    if bits is None or isinstance(bits, str):
+        if bits is not None:
+            parse_bits(bits)
+        return
+    if not isinstance(bits, Mapping):
+        raise ValueError(
+            f"bits must be a string like 'w4a16' or a mapping from module-name prefix to such "
+            f"strings; got {type(bits).__name__}"
+        )
+    for prefix, spec in bits.items():
+        if not isinstance(prefix, str):
+            raise ValueError(f"bits: the keys are module-name prefixes (strings), got {prefix!r}")
+        parse_bits(spec)
 
 
 def parse_sparsity(value: float | str) -> tuple[float, tuple[int, int] | None]:
@@ -572,6 +603,7 @@ def build_view(
     """The compression view of ``report`` from the weight facts of its model."""
     facts.count()
     sparsity = parse_sparsity(assume_sparsity) if assume_sparsity is not None else None
+    check_bits(assume_bits)
     contractions = _contractions(report)
     row_uses = attention_row_uses(report, facts)
     moved_flops = _move_out_projections(contractions, row_uses, facts)

@@ -99,7 +99,28 @@ def language_model(model_or_config: Any, dtype: str | torch.dtype | None = None)
     else:
         config = model_or_config
         model = _build_on_meta(config, dtype)
+    _check_causal(model, config)
     return _describe(model, config)
+
+
+def _check_causal(model: torch.nn.Module, config: Any) -> None:
+    """Refuse a model that runs as a bidirectional encoder: BERT-style classes
+    (BertLMHeadModel, RobertaForCausalLM, ...) are causal only when built with
+    ``is_decoder=True``, and their layers carry that flag. transformers' attention
+    modules mark a causal self-attention with ``is_causal=True`` (a multimodal model
+    may hold an encoder beside its causal decoder)."""
+    decoder_flags = {
+        module.is_decoder
+        for module in model.modules()
+        if module is not model and isinstance(getattr(module, "is_decoder", None), bool)
+    }
+    causal = any(getattr(module, "is_causal", None) is True for module in model.modules())
+    if decoder_flags == {False} and not causal:
+        raise ValueError(
+            f"LLM mode needs a causal language model; {type(model).__name__} from "
+            f"{type(config).__name__} runs as a bidirectional encoder (is_decoder=False). "
+            "Build it as a decoder with is_decoder=True (CLI: --set is_decoder=true)"
+        )
 
 
 def _build_on_meta(config: Any, dtype: str | torch.dtype | None) -> torch.nn.Module:

@@ -1,62 +1,173 @@
-"""Several Reports side by side: totals, ratios to the first, shared modules."""
+"""Several Reports side by side: totals, ratios to the first, shared modules; as text,
+Markdown, CSV or JSON."""
 
 from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
 
 from ..report import Report, convention_value
 from . import units as u
 from .text import FLOPS_LABEL, grid
 
 
-def render_comparison(
-    reports: list[Report], *, convention: str = "exact", units: str = "auto", precision: int = 2
-) -> str:
-    """Params, MACs, FLOPs per model, and the ratios a compression paper reports
-    against the first model: compression (params ratio) and theoretical speedup
-    (FLOPs ratio). Then, for modules present in every model (same qualified name,
-    depth 1), their FLOPs side by side."""
+def comparison_rows(
+    reports: list[Report], convention: str = "exact", seconds: list[float] | None = None
+) -> list[dict[str, Any]]:
+    """One dict per model: params, MACs, FLOPs (in ``convention``) and the ratios a
+    compression paper reports against the first model: ``compression`` = first params /
+    this, ``flops_speedup`` = first FLOPs / this (None where this is 0). With ``seconds`` (the
+    measured median per model), ``median_seconds`` and ``measured_speedup`` = first / this."""
     base = reports[0]
-    label = FLOPS_LABEL[convention]
-    header = ["model", "params", "MACs", label, "compression", "speedup"]
-    body = []
-    for report in reports:
+    rows = []
+    for index, report in enumerate(reports):
         flops = report.flops_as(convention)
-        body.append(
-            [
-                report.model_name,
-                u.scaled(report.params, units, precision).strip(),
-                u.scaled(report.macs, units, precision).strip(),
-                u.scaled(flops, units, precision).strip(),
-                f"{base.params / report.params:.{precision}f}x" if report.params else "-",
-                f"{base.flops_as(convention) / flops:.{precision}f}x" if flops else "-",
-            ]
-        )
-    lines = [
-        f"compared to {base.model_name} (batch {base.batch_size}); ratios are first / this",
-        "",
-        *grid(header, body),
-    ]
+        row: dict[str, Any] = {
+            "model": report.model_name,
+            "params": report.params,
+            "macs": report.macs,
+            "flops": flops,
+            "compression": base.params / report.params if report.params else None,
+            "flops_speedup": base.flops_as(convention) / flops if flops else None,
+        }
+        if seconds is not None:
+            row["median_seconds"] = seconds[index]
+            row["measured_speedup"] = seconds[0] / seconds[index] if seconds[index] else None
+        rows.append(row)
+    return rows
+
+
+def _ratio(value: float | None, precision: int) -> str:
+    return "-" if value is None else f"{value:.{precision}f}x"
+
+
+def _totals_table(
+    reports: list[Report], convention: str, units: str, precision: int, seconds: list[float] | None
+) -> tuple[list[str], list[list[str]]]:
+    from .speed import seconds as duration
+
+    header = ["model", "params", "MACs", FLOPS_LABEL[convention], "compression", "speedup"]
+    if seconds is not None:
+        header += ["median", "measured speedup"]
+    body = []
+    for row in comparison_rows(reports, convention, seconds):
+        cells = [
+            row["model"],
+            u.scaled(row["params"], units, precision).strip(),
+            u.scaled(row["macs"], units, precision).strip(),
+            u.scaled(row["flops"], units, precision).strip(),
+            _ratio(row["compression"], precision),
+            _ratio(row["flops_speedup"], precision),
+        ]
+        if seconds is not None:
+            cells += [duration(row["median_seconds"]), _ratio(row["measured_speedup"], precision)]
+        body.append(cells)
+    return header, body
+
+
+def _shared_table(
+    reports: list[Report], convention: str, units: str, precision: int
+) -> tuple[list[str], list[list[str]]]:
+    """The modules present in every model (same qualified name, depth 1), FLOPs side by side."""
+    base = reports[0]
     shared = [
         name
         for name, stats in base.modules.items()
         if stats.depth == 1 and all(name in r.modules for r in reports[1:])
     ]
-    if shared:
-        lines += ["", f"shared modules ({label}):"]
-        rows = [
-            [
-                name,
-                base.modules[name].type,
-                *(
-                    u.scaled(convention_value(r.modules[name].total, convention), units, precision).strip()
-                    for r in reports
-                ),
-            ]
-            for name in shared
+    rows = [
+        [
+            name,
+            base.modules[name].type,
+            *(
+                u.scaled(convention_value(r.modules[name].total, convention), units, precision).strip()
+                for r in reports
+            ),
         ]
-        lines += grid(["module", "type", *(r.model_name for r in reports)], rows)
-    for report in reports:
-        for op in report.unsupported.values():
-            lines.append(
-                f"WARNING: {report.model_name}: {op.op} has no formula ({op.calls} calls, not counted)"
-            )
-    return "\n".join(lines)
+        for name in shared
+    ]
+    return ["module", "type", *(r.model_name for r in reports)], rows
+
+
+def _warnings(reports: list[Report]) -> list[str]:
+    return [
+        f"WARNING: {report.model_name}: {op.op} has no formula ({op.calls} calls, not counted)"
+        for report in reports
+        for op in report.unsupported.values()
+    ]
+
+
+def _title(reports: list[Report]) -> str:
+    base = reports[0]
+    return f"compared to {base.model_name} (batch {base.batch_size}); ratios are first / this"
+
+
+def render_comparison(
+    reports: list[Report],
+    *,
+    convention: str = "exact",
+    units: str = "auto",
+    precision: int = 2,
+    seconds: list[float] | None = None,
+    totals_only: bool = False,
+    markdown: bool = False,
+) -> str:
+    """Params, MACs, FLOPs per model and their ratios to the first (``comparison_rows``),
+    with the measured medians when ``seconds`` is given. Then, unless ``totals_only``
+    (``-q``), the modules present in every model (same qualified name, depth 1), their
+    FLOPs side by side. Aligned text, or Markdown tables (``markdown``)."""
+    table = _markdown_table if markdown else grid
+    lines = [_title(reports), "", *table(*_totals_table(reports, convention, units, precision, seconds))]
+    header, rows = _shared_table(reports, convention, units, precision)
+    if rows and not totals_only:
+        lines += ["", f"shared modules ({FLOPS_LABEL[convention]}):", *([""] if markdown else [])]
+        lines += table(header, rows)
+    warnings = _warnings(reports)
+    if markdown:
+        return "\n".join(lines + ([""] + warnings if warnings else [])) + "\n"
+    return "\n".join(lines + warnings)
+
+
+def _markdown_table(header: list[str], body: list[list[str]]) -> list[str]:
+    from .formats import _markdown_cell
+
+    return [
+        "| " + " | ".join(_markdown_cell(c) for c in header) + " |",
+        "|" + "|".join("---" for _ in header) + "|",
+        *("| " + " | ".join(_markdown_cell(c) for c in row) + " |" for row in body),
+    ]
+
+
+def comparison_csv(
+    reports: list[Report], *, convention: str = "exact", seconds: list[float] | None = None
+) -> str:
+    """One row per model, ``comparison_rows``' columns, raw numbers (empty: no ratio)."""
+    rows = comparison_rows(reports, convention, seconds)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    return buffer.getvalue()
+
+
+def comparison_json(
+    reports: list[Report],
+    *,
+    convention: str = "exact",
+    seconds: list[float] | None = None,
+    totals_only: bool = False,
+) -> str:
+    """``compared_to`` (the first model), ``convention``, ``rows`` (``comparison_rows``) and
+    ``reports``: each model's report JSON (docs/json-schema.md), totals only with ``totals_only``."""
+    from .formats import to_json
+
+    data = {
+        "compared_to": reports[0].model_name,
+        "convention": convention,
+        "rows": comparison_rows(reports, convention, seconds),
+        "reports": [json.loads(to_json(r, totals_only=totals_only)) for r in reports],
+    }
+    return json.dumps(data, indent=2) + "\n"
