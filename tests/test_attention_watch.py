@@ -141,7 +141,7 @@ def test_expected_attention_by_class_and_by_code():
 
 def test_timm_and_transformers_attention_classes_are_expected():
     timm = pytest.importorskip("timm")
-    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("transformers")
     from transformers.models.bert import modeling_bert
 
     assert attention_watch.expects_attention([timm.models.vision_transformer.Attention])
