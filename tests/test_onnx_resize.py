@@ -96,6 +96,16 @@ def test_resize_from_scales_counts_as_pytorch(tmp_path: Path, case: str, dynamo:
     assert resize.cost.ptflops_macs == (4 * 12 * 12 if height == 6 else 4 * 10 * 7)
 
 
+def test_a_dim_scaled_by_one_is_still_interpolated_as_pytorch(tmp_path: Path) -> None:
+    # bilinear over 6x6 -> 12x6: PyTorch runs upsample_bilinear2d, 9 per output, although
+    # the width keeps its size (it used to be counted as 1-d linear, 3 per output)
+    torch.manual_seed(0)
+    model, x = ConvInterpolate(scale_factor=(2, 1), mode="bilinear"), torch.randn(1, 4, 6, 6)
+    report = profile_onnx(_export(model, x, tmp_path / "resize.onnx", dynamo=False))
+    assert report.flops == 2 * 4 * 4 * 36 + 9 * 4 * 12 * 6  # 1,152 + 2,592 = 3,744
+    assert report.flops == flopmeter.profile(model, x).flops
+
+
 def test_float32_scales_round_as_onnx_shape_inference_does(tmp_path: Path) -> None:
     """A documented difference: 10 x 1.3 is 13 outputs in PyTorch (double arithmetic),
     while onnx's shape inference of the exported float32 scale (1.29999995) gives
