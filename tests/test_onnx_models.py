@@ -4,7 +4,8 @@ MACs equal exactly. FLOPs equal, or differ by a residual each test derives:
 - BatchNorm folded into the Conv (both exporters): a BN costs 2E + 5C FLOPs
   (x*scale + shift per element, 5 per channel for the folded scale); the folded Conv
   gains E bias adds. So ONNX - PyTorch = -(E + 5C) per BN = -(BN FLOPs + 5C) / 2,
-  and params lose 2C (gamma, beta) and gain C (the conv bias): -C per BN.
+  and params lose 2C (gamma, beta) and gain C (the conv bias): -C per BN. (These
+  models' Convs have no bias; test_onnx_batchnorm_fold.py covers a Conv with one.)
 - Dynamo exports of transformers models materialize the attention mask PyTorch
   skipped (no padding: is_causal / no mask in eager, a mask tensor in the export):
   one add per score, heads * T * T per layer.

@@ -179,7 +179,7 @@ class GraphCounter:
         return TensorMeta(tuple(int(d) for d in vt.shape), dtype, itemsize, role)  # type: ignore[union-attr]
 
     def shape_error(self, name: str, node: Any, vt: ValueType | None) -> OnnxModelError:
-        label = f"node {node.name or '(unnamed)'!r} ({node.op_type})"
+        label = _label(node)
         symbols = sorted(
             {d for d in (vt.shape or ()) if isinstance(d, str) and d in self.types.unbound} if vt else set()
         )
@@ -192,17 +192,59 @@ class GraphCounter:
                 f"{' ' + str(vt.shape) if vt and vt.shape is not None else ''}; bind it with "
                 f"dims={{{example!r}: ...}} (CLI: --dim {example}=SIZE)"
             )
-        refused = self.types.refused.get(name)
-        if refused:  # ONNX's shape inference rejected the node that makes it: say why
-            return OnnxModelError(
-                f"the shape of {name!r}, read by {label}, could not be inferred: ONNX shape inference "
-                f"refused the node that computes it ({refused}); check the input shapes given"
+        return OnnxModelError(self.unknown_shape_reason(name, node, vt))
+
+    def unknown_shape_reason(self, name: str, node: Any, vt: ValueType | None) -> str:
+        """Which value's shape is unknown, which node it comes from, and why: the first
+        node (walking back from ``name``) whose inputs are known but whose output is not."""
+        role = "an output of" if name in node.output else "read by"
+        head = f"the shape of {name!r}, {role} {_label(node)}, could not be inferred"
+        head += f" ({'rank unknown' if vt is None or vt.shape is None else vt.shape})"
+        value, source = name, self.index.node_of(name)
+        while source is not None:
+            unknown = next(
+                (i for i in source.input if i and self.index.node_of(i) and not self._known(i)), None
             )
-        return OnnxModelError(
-            f"the shape of {name!r}, read by {label}, could not be inferred "
-            f"({'rank unknown' if vt is None or vt.shape is None else vt.shape}); give every input's shape "
-            "(inputs=..., CLI --input NAME:SHAPE)"
+            if unknown is None:
+                break
+            value, source = unknown, self.index.node_of(unknown)
+        if source is None:
+            return f"{head}: give every input's shape (inputs=..., CLI --input NAME:SHAPE)"
+        if value != name:
+            head += f": it comes from {value!r}, the output of {_label(source)}, whose shape is unknown too"
+        refused = self.types.refused.get(value)
+        if refused:  # ONNX's shape inference rejected the node that makes it: say why
+            return (
+                f"{head}: ONNX shape inference refused the node that computes it, {_label(source)} "
+                f"({refused}); check the input shapes given"
+            )
+        run_time = [i for i in source.input if i in self.types.not_constant]
+        if len(run_time) > 1 and run_time[0] == source.input[0]:
+            run_time = run_time[1:]  # the data input: the others (scales, shape, ...) are read as values
+        if run_time:
+            return (
+                f"{head}: the output shape of {_label(source)} depends on the value of its input "
+                f"{run_time[0]!r}, and {self.types.not_constant[run_time[0]]}; flopmeter can use only "
+                "values that constants and the input shapes determine (export that value as a constant)"
+            )
+        domain = "" if source.domain == "ai.onnx" else source.domain
+        if domain:
+            return (
+                f"{head}: {ops.onnx_op_name(domain, source.op_type)} is not a standard ONNX op; "
+                "ONNX cannot infer its shapes and flopmeter has no rule that applies"
+            )
+        shapes = ", ".join(f"{i!r} {self._shape_text(i)}" for i in source.input if i)
+        return (
+            f"{head}: ONNX shape inference could not infer it from the inputs of {_label(source)} ({shapes})"
         )
+
+    def _known(self, name: str) -> bool:
+        vt = self.types.types.get(name)
+        return vt is not None and vt.static
+
+    def _shape_text(self, name: str) -> str:
+        vt = self.types.types.get(name)
+        return "rank unknown" if vt is None or vt.shape is None else str(vt.shape)
 
     # -- events -----------------------------------------------------------------
     def node_event(self, position: int, need: bool) -> OpEvent:
@@ -216,7 +258,7 @@ class GraphCounter:
         values = {
             i: [int(v) for v in self.types.values[name].reshape(-1)]
             for i, name in enumerate(node.input)
-            if name in self.types.values
+            if name in self.types.values and self.types.values[name].dtype.kind in "biu"
         }
         kwargs["input_values"] = values
         kwargs["opset"] = self.opsets.get(domain, 1)
@@ -323,6 +365,10 @@ class GraphCounter:
             )
         tool = sum(self.onnx_tool_of(member) for member in fold.members)
         return CountedOp(event, replace(with_traffic(work, event), onnx_tool_macs=tool), "counted", node.name)
+
+
+def _label(node: Any) -> str:
+    return f"node {node.name or '(unnamed)'!r} ({node.op_type})"
 
 
 def _attribute(attribute: Any) -> Any:

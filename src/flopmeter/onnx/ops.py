@@ -406,8 +406,14 @@ def _avg_pool(event: OpEvent, options: CountOptions) -> Cost:
 
 @onnx_formula("Resize", "Upsample")
 def _resize(event: OpEvent, options: CountOptions) -> Cost:
+    """Linear and cubic modes interpolate over every spatial dim of an (N, C, *spatial)
+    tensor, a dim scaled by 1 included (as PyTorch's upsample kernels): 2 spatial dims
+    are bilinear; on another layout (N or C resized), over the dims that change."""
     x, out = event.args[0], _out(event)
-    spatial = sum(1 for a, b in zip(x.shape, out.shape, strict=False) if a != b) or 1
+    if x.ndim >= 3 and x.shape[:2] == out.shape[:2]:
+        spatial = x.ndim - 2
+    else:
+        spatial = sum(1 for a, b in zip(x.shape, out.shape, strict=False) if a != b) or 1
     mode = str(_attr(event, "mode", "nearest"))
     if mode == "linear":
         mode = {1: "linear", 2: "bilinear", 3: "trilinear"}.get(spatial, "trilinear")

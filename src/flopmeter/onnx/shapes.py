@@ -7,7 +7,10 @@ One pass over the nodes in graph order:
 - shape subgraphs (Shape -> Gather -> Concat -> Reshape ...) are folded: a node
   whose inputs and outputs are all integer or boolean tensors with known values
   is evaluated (onnx's reference implementation of that one node), so Reshape
-  and Expand targets become known. Float math is never executed.
+  and Expand targets become known. Float math is not folded as it goes;
+- a node whose output shape is still unknown gets the values of its inputs that
+  constants alone determine (Resize's float scales) from ``evaluate.py``, and its
+  shape is inferred again with them.
 Ops that onnx has no schema for (com.microsoft) get their shapes from
 ``contrib_shapes`` rules where flopmeter has them.
 """
@@ -16,9 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .load import OnnxModelError, opset_versions
+
+if TYPE_CHECKING:
+    from .evaluate import ConstantValues
 
 # Integer tensors larger than this are never folded (shape tensors are tiny).
 MAX_FOLDED_ELEMENTS = 4096
@@ -43,13 +49,16 @@ class GraphTypes:
     """Types of every value, the folded integer constants, and the user's unbound dims."""
 
     types: dict[str, ValueType] = field(default_factory=dict)
-    values: dict[str, Any] = field(default_factory=dict)  # name -> numpy int/bool array
+    # name -> numpy array: folded int/bool values, and values computed by evaluate.py
+    values: dict[str, Any] = field(default_factory=dict)
     unbound: set[str] = field(default_factory=set)
     # Loop / Scan / If: the bodies to count, by the node's first output (see control.py)
     control: dict[str, Any] = field(default_factory=dict)
     trip_counts: dict[str, int] = field(default_factory=dict)  # the user's, by node name
     # why ONNX's shape inference refused a node (by its outputs), for the error that follows
     refused: dict[str, str] = field(default_factory=dict)
+    # why a value a node's shape may depend on is not a constant (evaluate.py), by value
+    not_constant: dict[str, str] = field(default_factory=dict)
 
 
 def bind_inputs(
@@ -124,7 +133,10 @@ def infer_graph(model: Any, graph: Any, result: GraphTypes) -> GraphTypes:
     import onnx
     from onnx import numpy_helper
 
+    from .evaluate import ConstantValues
+
     opsets = opset_versions(model)
+    constants = ConstantValues(graph, result, opsets)
     for tensor in graph.initializer:
         result.types[tensor.name] = ValueType(tensor.data_type, tuple(int(d) for d in tensor.dims))
         if _foldable_initializer(tensor):
@@ -137,8 +149,9 @@ def infer_graph(model: Any, graph: Any, result: GraphTypes) -> GraphTypes:
             for name, vt in infer_control(model, node, result).items():
                 result.types[name] = vt
                 proto_types[name] = _to_proto(vt)
-            continue
-        _infer_node(onnx, numpy_helper, node, opsets, result, proto_types, model.opset_import)
+        else:
+            _infer_node(onnx, numpy_helper, node, opsets, result, proto_types, model.opset_import, constants)
+        constants.add(node)
     return result
 
 
@@ -183,6 +196,7 @@ def _infer_node(
     result: GraphTypes,
     proto_types: dict[str, Any],
     opset_import: Any,
+    constants: ConstantValues,
 ) -> None:
     domain = "" if node.domain == "ai.onnx" else node.domain
     if node.op_type == "Constant" and domain == "":
@@ -194,19 +208,9 @@ def _infer_node(
     except Exception:  # no schema: contrib ops, custom domains
         schema = None
     if schema is not None:
-        input_types = {name: proto_types[name] for name in node.input if name in proto_types}
-        input_data = {
-            name: numpy_helper.from_array(result.values[name]) for name in node.input if name in result.values
-        }
-        try:
-            outputs = onnx.shape_inference.infer_node_outputs(
-                schema, node, input_types, input_data, opset_imports=list(opset_import)
-            )
-        except Exception as error:  # inference refused (unknown dims, odd attributes): types stay unknown
-            outputs = {}
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            for name in node.output:
-                result.refused[name] = reason
+        outputs = _node_outputs(onnx, numpy_helper, schema, node, result, proto_types, opset_import)
+        if not _all_known(node, outputs) and _evaluate_inputs(node, constants):
+            outputs = _node_outputs(onnx, numpy_helper, schema, node, result, proto_types, opset_import)
     else:
         from .contrib_shapes import contrib_output_types
 
@@ -218,6 +222,57 @@ def _infer_node(
             result.types[name] = inferred
             proto_types[name] = proto
     _fold(node, domain, opsets, result, proto_types)
+
+
+def _node_outputs(
+    onnx: Any,
+    numpy_helper: Any,
+    schema: Any,
+    node: Any,
+    result: GraphTypes,
+    proto_types: dict[str, Any],
+    opset_import: Any,
+) -> dict[str, Any]:
+    """ONNX's inference of one node's output types from its input types and known
+    input values; {} when it refuses (the reason goes to ``result.refused``)."""
+    input_types = {name: proto_types[name] for name in node.input if name in proto_types}
+    input_data = {
+        name: numpy_helper.from_array(result.values[name]) for name in node.input if name in result.values
+    }
+    try:
+        outputs: dict[str, Any] = onnx.shape_inference.infer_node_outputs(
+            schema, node, input_types, input_data, opset_imports=list(opset_import)
+        )
+    except Exception as error:  # inference refused (unknown dims, odd attributes): types stay unknown
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        for name in node.output:
+            result.refused[name] = reason
+        return {}
+    for name in node.output:
+        result.refused.pop(name, None)
+    return outputs
+
+
+def _all_known(node: Any, outputs: dict[str, Any]) -> bool:
+    """Whether every output has a known rank and no dim that nothing could say ("?";
+    a user's unbound dim name is known to be the user's to give)."""
+    for name in node.output:
+        if not name:
+            continue
+        inferred = from_proto(outputs[name]) if name in outputs else None
+        if inferred is None or inferred.shape is None or "?" in inferred.shape:
+            return False
+    return True
+
+
+def _evaluate_inputs(node: Any, constants: ConstantValues) -> bool:
+    """Compute the inputs of ``node`` whose values constants determine; whether any
+    new value was found."""
+    found = False
+    for name in node.input:
+        if name and name not in constants.result.values:
+            found |= constants.evaluate(name) is not None
+    return found
 
 
 def _constant(

@@ -17,7 +17,8 @@ def onnx_lines(report: Report) -> list[str]:
     if diff.get("folded_batch_norm"):
         lines.append(
             f"  NOTE: {diff['folded_batch_norm']} BatchNorm(s) folded into Convs by the exporter: MACs as in "
-            "PyTorch; FLOPs lower by E + 5C and params by C per BatchNorm (E elements, C channels)"
+            "PyTorch; per BatchNorm, FLOPs lower by E + 5C and params by C if the PyTorch Conv had no bias, "
+            "by 2E + 5C and 2C if it had one (E elements, C channels)"
         )
     if diff.get("fused_ops") or diff.get("contrib_ops"):
         lines.append(
