@@ -533,3 +533,37 @@ def test_pruning_in_place_after_a_profile_leaves_that_report_as_it_was(how):
     comparison = flopmeter.compare(before, after)
     first = next(layer for layer in comparison.layers if layer.name == "0")
     assert first.nonzero_ratio == pytest.approx((2048 + 64) / (4096 + 64))  # bias kept: 64 nonzeros
+
+
+@pytest.mark.parametrize(
+    "shape, zeroed",
+    [
+        ((30, 8), "row"),  # a padding row: 8 zeros of 240, counted from their positions
+        ((16, 4, 3, 3), "scattered"),  # a few exact zeros in a conv weight
+        ((16, 4, 3, 3), "column"),  # an input channel pruned: 16*9 = 144 of 576 zeros (the slow path)
+        ((12, 8), "half"),  # 50 %: also the N:M check
+    ],
+)
+def test_nonzero_counts_per_row_and_column_agree_with_brute_force(shape, zeroed):
+    from flopmeter.compression.facts import _tensor_fact, _count_nonzeros
+
+    torch.manual_seed(0)
+    values = torch.randn(shape)
+    if zeroed == "row":
+        values[3] = 0
+    elif zeroed == "scattered":
+        values.view(-1)[torch.tensor([5, 77, 300])] = 0
+    elif zeroed == "column":
+        values[:, 2] = 0
+    else:
+        values.view(-1)[::2] = 0
+    fact = _tensor_fact("m", "weight", values)
+    _count_nonzeros(fact, values)
+    rows = values.reshape(shape[0], -1)
+    assert fact.nonzero == int((values != 0).sum())
+    assert fact.row_nonzero == [int((row != 0).sum()) for row in rows]
+    columns = [int((values[:, c] != 0).sum()) for c in range(shape[1])]
+    assert fact.zero_columns == sum(1 for count in columns if count == 0)
+    assert fact.zero_columns == {"column": 1, "half": 4}.get(zeroed, 0)  # every other column of 8
+    if zeroed == "half":
+        assert fact.nm == (2, 4)  # at most 2 nonzeros in every 4

@@ -415,17 +415,35 @@ def _unrecognised(name: str, key: str, tensor: torch.Tensor, kind: str) -> Weigh
 
 def _count_nonzeros(fact: WeightFact, values: torch.Tensor) -> None:
     """nonzero; when some weights are zero also the per-row nonzeros, the all-zero
-    input columns and an N:M pattern (only possible at 50 % sparsity or more)."""
+    input columns and an N:M pattern (only possible at 50 % sparsity or more).
+
+    ``count_nonzero`` over the whole tensor is one fast pass; per row or column it is
+    many times slower, so a weight with few zeros (a padding row, an exact zero of a
+    random init) is counted from the positions of its zeros instead."""
     nonzero = int(torch.count_nonzero(values))
     fact.nonzero = nonzero
     if nonzero == values.numel() or values.ndim < 2:
         return
     rows = values.reshape(values.shape[0], -1)
-    fact.row_nonzero = torch.count_nonzero(rows, dim=1).tolist()
-    columns = torch.count_nonzero(values.transpose(0, 1).reshape(values.shape[1], -1), dim=1)
+    zeros = values.numel() - nonzero
+    if zeros <= values.numel() // _FEW_ZEROS:
+        where = torch.nonzero(values == 0)  # (zeros, ndim) positions
+        per_row = torch.full((values.shape[0],), rows.shape[1], dtype=torch.int64)
+        per_row -= torch.bincount(where[:, 0], minlength=values.shape[0])
+        fact.row_nonzero = per_row.tolist()
+        column_size = values.numel() // values.shape[1]
+        columns_zero = torch.bincount(where[:, 1], minlength=values.shape[1]) == column_size
+        fact.zero_columns = int(columns_zero.sum())
+        return
+    nonzeros = values != 0
+    fact.row_nonzero = nonzeros.reshape(values.shape[0], -1).sum(1).tolist()
+    columns = nonzeros.sum([d for d in range(values.ndim) if d != 1])  # in place: no copy
     fact.zero_columns = int((columns == 0).sum())
     if 2 * nonzero <= values.numel():
         fact.nm = n_m_pattern(rows)
+
+
+_FEW_ZEROS = 64  # at most 1 zero in 64 weights: counted from the zeros' positions
 
 
 def n_m_pattern(rows: torch.Tensor) -> tuple[int, int] | None:
