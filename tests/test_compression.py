@@ -545,7 +545,7 @@ def test_pruning_in_place_after_a_profile_leaves_that_report_as_it_was(how):
     ],
 )
 def test_nonzero_counts_per_row_and_column_agree_with_brute_force(shape, zeroed):
-    from flopmeter.compression.facts import _tensor_fact, _count_nonzeros
+    from flopmeter.compression.facts import _count_nonzeros, _tensor_fact
 
     torch.manual_seed(0)
     values = torch.randn(shape)

@@ -63,6 +63,20 @@ def test_an_unbatched_sample_is_a_batch_of_one(layer, x, macs):
     assert flopmeter.profile(layer, x, batch_size=3).batch_size == 3  # the caller's word wins
 
 
+def test_a_detection_models_batch_is_its_number_of_images():
+    """probe-2: torchvision detection models take a list of (C, H, W) images; the batch is
+    how many, not the first image's 3 channels (per_sample() had divided by 3)."""
+    tv = pytest.importorskip("torchvision")
+    model = tv.models.detection.fasterrcnn_mobilenet_v3_large_320_fpn(weights=None, weights_backbone=None)
+    model.eval()
+    one = flopmeter.profile(model, ([torch.rand(3, 160, 160)],))
+    two = flopmeter.profile(model, ([torch.rand(3, 160, 160), torch.rand(3, 160, 160)],))
+    assert (one.batch_size, two.batch_size) == (1, 2)
+    assert two.per_sample()["macs"] == one.macs  # same-size images: each costs what one does
+    with pytest.raises(ValueError, match="no images"):
+        flopmeter.profile(model, ([],))
+
+
 def _named_tests() -> list[tuple[str, str]]:
     """(file, test name) for every `tests/FILE.py::[Class::]test_name` in the document."""
     text = (ROOT / "docs" / "field-reports.md").read_text()

@@ -163,7 +163,7 @@ def profile(
             )
         first_try = (not backward) if shapes_only is None else shapes_only
         args, kwargs = _resolve_inputs(model, inputs, input_shape, input_dtype, floats_on_meta=first_try)
-        batch = batch_size if batch_size is not None else _batch_size(args, kwargs)
+        batch = batch_size if batch_size is not None else _batch_size(model, args, kwargs)
 
         def run(shapes: bool) -> Trace:
             return trace_model(
@@ -289,8 +289,15 @@ def _model_float_dtype(model: torch.nn.Module) -> torch.dtype:
     return torch.float32
 
 
-def _batch_size(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
-    """The first input's leading dimension; an empty batch is refused."""
+def _batch_size(model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
+    """The first input's leading dimension, or the number of images a torchvision
+    detection model is given (a list of (C, H, W) images its transform batches: the
+    first image's leading dimension is its channels); an empty batch is refused."""
+    transform = model._modules.get("transform")
+    if type(transform).__name__ == "GeneralizedRCNNTransform" and args and isinstance(args[0], (list, tuple)):
+        if not args[0]:
+            raise ValueError("the batch is empty: the detection model was given a list of no images")
+        return len(args[0])
     batch = infer_batch_size(args, kwargs)
     if batch == 0:
         first = next(t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor) and t.ndim)

@@ -233,8 +233,6 @@ def _one(
     hardware: Hardware | None,
     progress: Progress | None,
 ) -> Timing:
-    from .inputs import infer_batch_size
-
     device = _model_device(model, (args, kwargs))
     if args and kwargs:
         report = _profile_mixed(model, args, kwargs)
@@ -243,7 +241,7 @@ def _one(
     with ModelStateGuard(model), torch.no_grad():
         model.eval()
         times = time_calls(lambda: model(*args, **kwargs), device, warmup, repeat, progress)
-        timing = Timing(infer_batch_size(args, kwargs), times, warmup, device.type, report.flops, hardware)
+        timing = Timing(report.batch_size, times, warmup, device.type, report.flops, hardware)
         if hardware is not None:
             timing.estimate = roofline(report, hardware)
         if per_module:
