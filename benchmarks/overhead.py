@@ -10,7 +10,9 @@ arithmetic), of ``shapes_only=False`` (a run with values), and of the peers that
 installed (torch.utils.flop_counter.FlopCounterMode always; ptflops and fvcore when
 importable), printed as ratios to the forward; and flopmeter's time per aten op it
 recorded. Each time is the median of ``--repeat`` runs after one warm-up. The last line names
-the targets any model misses.
+the targets any model misses. ``nonzeros``: the part of flopmeter's time that reads the weight facts and
+every weight to count its nonzeros (in the profile, so that a model pruned in place
+afterwards leaves its report as it was; docs/compression.md).
 Targets: flopmeter <= 1.0x the forward, <= FlopCounterMode, <= 50 us per op.
 bert-base is transformers' BertModel(BertConfig()) with 128 tokens, weights random.
 """
@@ -26,6 +28,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import flopmeter
+from flopmeter.compression import collect
 
 MODELS = "resnet50,mobilenet_v3_small,shufflenet_v2_x1_0,vit_b_16,bert-base"
 
@@ -73,7 +76,7 @@ def main() -> None:
         f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); CPU time, median of {args.repeat} runs"
     )
     print(
-        f"{'model':20} {'forward':>9} {'ops':>5} {'us/op':>6} {'flopmeter':>9} {'fm values':>9} "
+        f"{'model':20} {'forward':>9} {'ops':>5} {'us/op':>6} {'nonzeros':>10} {'flopmeter':>9} {'fm values':>9} "
         f"{'FlopCounterMode':>15} {'ptflops':>8} {'fvcore':>7}"
     )
     missed = []
@@ -92,6 +95,7 @@ def measure(name: str, repeat: int) -> tuple[str, list[str]]:
     with torch.no_grad():
         forward = median_time(lambda: call(model, inputs), repeat)
     ours = median_time(lambda: flopmeter.profile(model, prof_inputs), repeat)
+    nonzeros = median_time(lambda: collect(model).count(), repeat)  # the part that reads every weight
     report = flopmeter.profile(model, prof_inputs)
     ops = sum(stats.calls for stats in report.operators.values())
     values = median_time(lambda: flopmeter.profile(model, prof_inputs, shapes_only=False), repeat)
@@ -104,6 +108,7 @@ def measure(name: str, repeat: int) -> tuple[str, list[str]]:
     cells = [
         f"{ops:5d}",
         f"{ours / ops * 1e6:6.0f}",
+        f"{nonzeros * 1e3:8.1f}ms",
         f"{ours / forward:8.2f}x",
         f"{values / forward:8.2f}x",
         f"{peer / forward:14.2f}x",
