@@ -293,7 +293,8 @@ def _batch_size(model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str,
     """The first input's leading dimension, or the number of images a torchvision
     detection model is given (a list of (C, H, W) images its transform batches: the
     first image's leading dimension is its channels); an empty batch is refused."""
-    transform = model._modules.get("transform")
+    children = model._modules  # a ScriptModule's has no .get()
+    transform = children["transform"] if "transform" in children else None
     if type(transform).__name__ == "GeneralizedRCNNTransform" and args and isinstance(args[0], (list, tuple)):
         if not args[0]:
             raise ValueError("the batch is empty: the detection model was given a list of no images")
