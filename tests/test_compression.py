@@ -458,6 +458,19 @@ class TestCLIFormats:
         assert flops[1] - flops[0] == 5_000  # weight_orig * weight_mask: 50 * 100 multiplies
         assert json.loads(plain)["compression"]["totals"]["sparsity"] == pytest.approx(0.5 * 5_000 / 5_500)
 
+    @pytest.mark.parametrize("fmt", ["json", "csv", "markdown", "text"])
+    def test_compare_quiet_keeps_the_total_row_only(self, builders: str, fmt: str) -> None:
+        """probe-2: -q ("the totals only") had been ignored by compare --compression."""
+        args = ["compare", f"{builders}:dense", f"{builders}:pruned", "--input", "1x100", "--compression"]
+        code, out, err = run([*args, "--format", fmt, "-q"])
+        assert code == 0, err
+        if fmt == "json":
+            assert [row["module"] for row in json.loads(out)["rows"]] == ["total"]
+        else:
+            assert "total" in out and "Linear" not in out  # the modules' rows (type Linear) are gone
+        code, full, err = run([*args, "--format", fmt])
+        assert code == 0 and "Linear" in full
+
     @pytest.mark.parametrize("fmt", ["json", "csv", "html"])
     def test_compare_formats(self, builders: str, fmt: str, tmp_path: Path) -> None:
         plot = tmp_path / "ratios.png"

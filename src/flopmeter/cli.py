@@ -10,6 +10,7 @@ Every option is checked before the model is built.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from collections.abc import Sequence
@@ -348,12 +349,13 @@ def _compare_compression(args: argparse.Namespace, out: TextIO, err: TextIO) -> 
         seconds = _median_seconds(loaded, args)
         result.measured = {"before": seconds[0], "after": seconds[1]}
         result.measured_speedup = seconds[0] / seconds[1] if seconds[1] else None
+    shown = dataclasses.replace(result, layers=[]) if args.quiet else result  # -q: the total row only
     text = {
-        "markdown": result.to_markdown,
-        "json": result.to_json,
-        "csv": result.to_csv,
-        "html": result.to_html,
-        "text": lambda: str(result) + "\n",
+        "markdown": shown.to_markdown,
+        "json": shown.to_json,
+        "csv": shown.to_csv,
+        "html": shown.to_html,
+        "text": lambda: str(shown) + "\n",
     }[args.format]()
     out.write(text if text.endswith("\n") else text + "\n")
     if args.plot:
