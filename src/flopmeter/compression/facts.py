@@ -58,8 +58,8 @@ class WeightFact:
     scale_bytes: int = 0
     ideal_scale_bytes: int = 0
     logical_extra_params: int = 0  # elements parameters() does not show (packed weights)
-    # the values whose nonzeros are still to count (reading every weight costs more
-    # than a shapes-only trace, so it waits until the view is read)
+    # the values whose nonzeros are still to count: after the trace, before profile()
+    # returns (``compression.finish``; the model is as it was profiled then)
     pending: Callable[[], torch.Tensor] | None = field(default=None, repr=False)
 
     @property
@@ -397,7 +397,7 @@ def _tensor_fact(name: str, key: str, tensor: torch.Tensor, values: torch.Tensor
         return _unrecognised(name, key, tensor, f"{kind} of {dtype}")
     source = tensor if values is None else values
     if not source.is_meta:
-        fact.pending = source.detach  # counted when the view is first read (ModelFacts.count)
+        fact.pending = source.detach  # counted when profile() finishes (ModelFacts.count)
     return fact
 
 
