@@ -12,10 +12,12 @@ module of a class that called attention in an earlier run.
 Otherwise the op recorder watches for the aten ops that only an attention call runs
 (``is_attention_op``: SDPA itself, as ``torch.inference_mode`` delivers it, its fused
 kernels on every device, and ``_safe_softmax``, which its math path runs). When one
-arrives, the run is thrown away and made again with the function recorder
-(``tracing.run.trace_model``), and the class of the module that called it is
-remembered, so later profiles of such models start with it. Either way the events
-are those of a run with the function recorder.
+arrives, the run stops there (``AttentionSeen``), is thrown away and made again with the
+function recorder (``tracing.run.trace_model``), and the class of the module that called
+it is remembered, so later profiles of such models start with it. Either way the events
+are those of a run with the function recorder. Only shapes-only runs are watched: a run
+with values (``shapes_only=False``, ``backward=True``) always has the function recorder,
+so it runs the forward once.
 
 What this cannot see: a function other than a module's own ``forward`` that calls
 ``F.multi_head_attention_forward`` with ``need_weights=True`` (no SDPA kernel runs
@@ -46,6 +48,14 @@ def is_attention_op(short_name: str) -> bool:
     """Whether an aten op (by its name without namespace and overload) is only run by an
     attention call: the ones above and every ``_scaled_dot_product_*`` kernel."""
     return short_name in _ATTENTION_OPS or short_name.startswith("_scaled_dot_product")
+
+
+class AttentionSeen(BaseException):
+    """Raised by the op recorder at the first attention op of a run without the function
+    recorder, to stop that run at once: it is thrown away, and what the forward would do
+    after the attention call (append to a cache it was given, say) should not happen
+    twice. A BaseException, so that a model's own ``except Exception`` lets it pass; the
+    recorder also keeps a flag, in case something catches it anyway."""
 
 
 _EXPECTS: dict[type, bool] = {}  # module class -> whether its modules call attention

@@ -25,7 +25,7 @@ from torch.utils._pytree import tree_flatten
 
 from . import replay
 from .attention import recorded_call, sdpa_on_meta
-from .attention_watch import is_attention_op
+from .attention_watch import AttentionSeen, is_attention_op
 from .events import FORWARD, PLAIN_TYPES, OpEvent, TensorMeta, add_metas
 from .fast_meta import CPU_LAYOUT_OPS, FAST_META_OPS, as_on_cpu, fast_meta
 from .index_checks import CHECKED_OPS, check_indices
@@ -175,6 +175,7 @@ class OpRecorder(TorchDispatchMode):
         """An attention op came without a FunctionRecorder to count its call whole."""
         if self.unseen_attention_in is None and not (self.suppressed or self.stack.inside_custom):
             self.unseen_attention_in = self.stack.current()
+            raise AttentionSeen  # stop the run here: it is made again with a FunctionRecorder
 
     def _dispatch(self, func: Any, op: _OpFacts, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         device_move_only = False

@@ -13,7 +13,7 @@ import torch
 from torch.utils._python_dispatch import _disable_current_modes
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
-from .attention_watch import expects_attention, remember_attention
+from .attention_watch import AttentionSeen, expects_attention, remember_attention
 from .events import OpEvent
 from .model_walk import ModelWalk
 from .modules import ModuleStack, exclusive
@@ -315,7 +315,7 @@ def trace_model(
     with exclusive(model):  # the walk and the run see one state of the model
         walk = walk if walk is not None else ModelWalk(model)
         options = _RunOptions(backward, train, custom_types, shapes_only)
-        if expects_attention(walk.kinds):
+        if not shapes_only or expects_attention(walk.kinds):  # a run with values runs once
             return _run_once(model, args, kwargs, walk, options, whole_functions=True)
         try:
             return _run_once(model, args, kwargs, walk, options, whole_functions=False)
@@ -362,6 +362,10 @@ def _run_once(
     recorder.hold([t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)])
     grad_mode = torch.enable_grad() if backward else torch.no_grad()
     functions = FunctionRecorder(recorder) if whole_functions else nullcontext()
+    if torch._C._is_any_autocast_enabled():
+        # a fresh cast cache, as the first forward in an autocast region sees: casts a run
+        # (or an earlier profile) left there would hide the weights' casts from this one
+        torch.clear_autocast_cache()
     try:
         with ModelStateGuard(model, walk) as guard, grad_mode, stack:
             if options.train is not None and not guard.all_in_mode(options.train):
@@ -373,6 +377,8 @@ def _run_once(
                     output = model(*args, **kwargs)
                     if backward:
                         _run_backward(model, args, kwargs, output)
+                except AttentionSeen:
+                    pass  # the run stopped at an attention call: made again below
                 except BackwardUnavailable:
                     raise  # flopmeter's own finding, not the model's error
                 except Exception as error:
