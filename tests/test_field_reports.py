@@ -75,6 +75,35 @@ def test_a_detection_models_batch_is_its_number_of_images():
     assert two.per_sample()["macs"] == one.macs  # same-size images: each costs what one does
     with pytest.raises(ValueError, match="no images"):
         flopmeter.profile(model, ([],))
+    images = [torch.rand(3, 160, 160), torch.rand(3, 160, 160)]
+    assert flopmeter.profile(model, {"images": images}).batch_size == 2  # by keyword
+
+    class Wrapped(nn.Module):  # a detector inside the user's own module
+        def __init__(self) -> None:
+            super().__init__()
+            self.detector = model
+
+        def forward(self, images):
+            return self.detector(images)
+
+    assert flopmeter.profile(Wrapped().eval(), (images,)).batch_size == 2
+
+
+def test_the_unbatched_rule_follows_the_input_not_its_shape():
+    """A buffer of the input's shape read first ((32,) frequencies, 32 timesteps) is not the
+    input: the batch stays 32 (review of probe-2's fix)."""
+
+    class TimestepEmbedding(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("freqs", torch.rand(32))
+
+        def forward(self, t: torch.Tensor) -> torch.Tensor:
+            return self.freqs[None] * t[:, None]  # the buffer is read first, as (1, 32)
+
+    report = flopmeter.profile(TimestepEmbedding(), torch.rand(32))
+    assert report.batch_size == 32
+    assert report.per_sample()["flops"] == 32  # one multiply per frequency: 32 * 32 / 32
 
 
 def _named_tests() -> list[tuple[str, str]]:

@@ -163,7 +163,7 @@ def profile(
             )
         first_try = (not backward) if shapes_only is None else shapes_only
         args, kwargs = _resolve_inputs(model, inputs, input_shape, input_dtype, floats_on_meta=first_try)
-        batch = batch_size if batch_size is not None else _batch_size(model, args, kwargs)
+        batch = batch_size if batch_size is not None else _batch_size(walk, args, kwargs)
 
         def run(shapes: bool) -> Trace:
             return trace_model(
@@ -289,16 +289,16 @@ def _model_float_dtype(model: torch.nn.Module) -> torch.dtype:
     return torch.float32
 
 
-def _batch_size(model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
-    """The first input's leading dimension, or the number of images a torchvision
-    detection model is given (a list of (C, H, W) images its transform batches: the
+def _batch_size(walk: ModelWalk, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
+    """The first input's leading dimension, or the number of images a model holding a
+    torchvision detection transform is given (a list of (C, H, W) images it batches: the
     first image's leading dimension is its channels); an empty batch is refused."""
-    children = model._modules  # a ScriptModule's has no .get()
-    transform = children["transform"] if "transform" in children else None
-    if type(transform).__name__ == "GeneralizedRCNNTransform" and args and isinstance(args[0], (list, tuple)):
-        if not args[0]:
-            raise ValueError("the batch is empty: the detection model was given a list of no images")
-        return len(args[0])
+    if any(kind.__name__ == "GeneralizedRCNNTransform" for kind in walk.kinds):
+        images = next(iter([*args, *kwargs.values()]), None)
+        if isinstance(images, (list, tuple)) and all(isinstance(image, torch.Tensor) for image in images):
+            if not images:
+                raise ValueError("the batch is empty: the detection model was given a list of no images")
+            return len(images)
     batch = infer_batch_size(args, kwargs)
     if batch == 0:
         first = next(t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor) and t.ndim)
@@ -317,19 +317,22 @@ _ADDS_A_BATCH_OF_ONE = frozenset({"aten.unsqueeze", "aten.view", "aten.reshape",
 
 def _one_unbatched_sample(trace: Trace, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     """Whether the first input is one unbatched sample as torch's layers see it: the
-    first op that reads a tensor of its shape S makes it (1, *S), as a Conv2d does with a
-    (C, H, W) image and a Linear with an (I,) vector. Its leading dimension is then not
-    the batch: the batch is 1."""
+    first op that reads it makes it (1, *shape), as a Conv2d does with a (C, H, W) image
+    and a Linear with an (I,) vector. Its leading dimension is then not the batch: the
+    batch is 1. (The op is found by the input tensor itself, not by its shape.)"""
     first = next((t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor) and t.ndim), None)
-    if first is None:
+    if first is None or trace.first_input_event is None or trace.first_input_event >= len(trace.events):
         return False
+    event = trace.events[trace.first_input_event]
     shape = tuple(first.shape)
-    for event in trace.events:
-        inputs = event.tensor_inputs()
-        if inputs and inputs[0].shape == shape:
-            outputs = event.outputs
-            return event.op in _ADDS_A_BATCH_OF_ONE and len(outputs) == 1 and outputs[0].shape == (1, *shape)
-    return False
+    inputs, outputs = event.tensor_inputs(), event.outputs
+    return (
+        event.op in _ADDS_A_BATCH_OF_ONE
+        and bool(inputs)
+        and inputs[0].shape == shape
+        and len(outputs) == 1
+        and outputs[0].shape == (1, *shape)
+    )
 
 
 def _model_device(model: torch.nn.Module, inputs: Any = None) -> torch.device:

@@ -79,6 +79,10 @@ class OpRecorder(TorchDispatchMode):
         # attention op was seen (the run must be made again with one: attention_watch.py)
         self.whole_functions = True
         self.unseen_attention_in: str | None = None
+        # the model's first input tensor (``probe``), until an op reads it; then the
+        # index in ``events`` of the first op that read it (the batch-size rule's question)
+        self.probe: torch.Tensor | None = None
+        self.probe_event: int | None = None
         self._refusal = (
             "counting on shapes cannot follow torch.autocast's casts (autocast does not cast "
             "meta tensors); profile with shapes_only=False"
@@ -157,6 +161,8 @@ class OpRecorder(TorchDispatchMode):
         kwargs: dict[str, Any] | None = None,
     ) -> Any:
         op = _OPS.get(func) or _op_facts(func)
+        if self.probe is not None:
+            self._look_for_probe(args)
         if op.attention and not self.whole_functions:
             self._attention_unseen()
         if op.writes and self.writes is not None and _may_write(op, args, kwargs):
@@ -170,6 +176,14 @@ class OpRecorder(TorchDispatchMode):
         # go through Python; below the dispatcher no function mode has anything to see.
         with torch._C.DisableTorchFunction():
             return self._dispatch(func, op, args, kwargs or {})
+
+    def _look_for_probe(self, args: tuple[Any, ...]) -> None:
+        """If this op reads the model's first input, remember where its event goes."""
+        probe = self.probe
+        for value in args:
+            if value is probe or (type(value) is list and any(item is probe for item in value)):
+                self.probe, self.probe_event = None, len(self.events)
+                return
 
     def _attention_unseen(self) -> None:
         """An attention op came without a FunctionRecorder to count its call whole."""

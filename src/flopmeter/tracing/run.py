@@ -28,6 +28,7 @@ class Trace:
     module_calls: dict[str, int]
     custom_calls: list[tuple[str, torch.nn.Module, Any, Any]] = field(default_factory=list)
     peak_activation_bytes: int = 0
+    first_input_event: int | None = None  # index of the first event that read the first input
 
 
 class TraceFailure(Exception):
@@ -359,7 +360,9 @@ def _run_once(
     recorder.whole_functions = whole_functions
     if options.shapes_only:
         args, kwargs = _floats_to_meta(args), _floats_to_meta(kwargs)
-    recorder.hold([t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)])
+    inputs = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
+    recorder.hold(inputs)
+    recorder.probe = next((t for t in inputs if t.ndim), None)
     grad_mode = torch.enable_grad() if backward else torch.no_grad()
     functions = FunctionRecorder(recorder) if whole_functions else nullcontext()
     if torch._C._is_any_autocast_enabled():
@@ -393,6 +396,7 @@ def _run_once(
         module_calls=dict(stack.calls),
         custom_calls=stack.custom_calls,
         peak_activation_bytes=recorder.peak_bytes,
+        first_input_event=recorder.probe_event,
     )
 
 
