@@ -253,3 +253,18 @@ def test_a_traced_graph_that_cannot_run_under_a_mode_says_so():
         with pytest.raises(flopmeter.ModelError, match="cannot run under a TorchDispatchMode") as raised:
             flopmeter.profile(traced, x)
     assert "Check that the inputs" not in str(raised.value)
+
+    class HoldsAScriptedReLU(nn.Module):  # a plain Linear given a wrong input: no such hint
+        def __init__(self) -> None:
+            super().__init__()
+            self.act = torch.jit.script(nn.ReLU())
+            self.lin = nn.Linear(8, 4)
+
+        def forward(self, x):
+            return self.lin(self.act(x))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(flopmeter.ModelError, match="Check that the inputs") as raised:
+            flopmeter.profile(HoldsAScriptedReLU(), torch.randn(2, 5))
+    assert "TorchScript" not in str(raised.value) and "in module 'lin'" in str(raised.value)

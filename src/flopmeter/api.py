@@ -403,12 +403,13 @@ def _failure_message(
 ) -> str:
     shapes = ", ".join(f"{d['name']}={tuple(d['shape'])}:{d['dtype']}" for d in describe_inputs(args, kwargs))
     where = ""
+    module = model
     if failure.module is not None:
         module = model.get_submodule(failure.module) if failure.module else model
         label = failure.module or "(root)"
         detail = module.extra_repr()
         where = f" in module '{label}' ({type(module).__name__}{': ' + detail if detail else ''})"
-    scripted = any(isinstance(module, torch.jit.ScriptModule) for module in model.modules())
+    scripted = isinstance(module, torch.jit.ScriptModule)  # raised inside the TorchScript interpreter
     return (
         f"the model raised {type(failure.error).__name__}{where} when called with inputs "
         f"[{shapes or 'none'}]: {failure.error}. "
@@ -417,7 +418,7 @@ def _failure_message(
 
 
 _SCRIPTED_HINT = (
-    "The model holds TorchScript modules: if a plain call with these inputs works, the graph "
+    "It was raised in a TorchScript module: if a plain call with these inputs works, the graph "
     "cannot run under a TorchDispatchMode, which every op counter needs (a torch.jit.trace'd "
     "graph that compares tensor sizes fails so under torch's own FlopCounterMode too); "
     "profile the original nn.Module instead."
