@@ -86,23 +86,37 @@ def test_a_write_past_a_meta_cache_is_rejected():
             )
 
 
-@pytest.mark.parametrize(
-    "op, args, error",
-    [
-        ("embedding", (torch.empty(10, 4, device="meta"), torch.tensor([10])), IndexError),
-        ("index_select", (torch.empty(10, 4, device="meta"), 1, torch.tensor([4])), IndexError),
-        ("gather", (torch.empty(10, 4, device="meta"), 0, torch.tensor([[-1]])), RuntimeError),
-        ("index", (torch.empty(10, 4, device="meta"), [None, torch.tensor([-5])]), IndexError),
-        (
-            "index",
-            (torch.empty(10, 4, device="meta"), [torch.ones(10, dtype=torch.bool), torch.tensor([4])]),
-            IndexError,
-        ),
-    ],
-)
-def test_check_indices_by_op(op, args, error):
-    with pytest.raises(error):
-        check_indices(op, args)
+def _cases():
+    """(aten op, its arguments with a meta table) of calls the real kernel rejects."""
+    table, vector, scalar = torch.empty(10, 4), torch.empty(4), torch.tensor(1.0)
+    source = torch.ones(1, 4)
+    return [
+        ("embedding", (table, torch.tensor([10]))),
+        ("index_select", (table, 0, torch.tensor([-1]))),
+        ("index_select", (table, 1, torch.tensor([4]))),  # the last dim: RuntimeError on the CPU
+        ("index_select", (vector, 0, torch.tensor([4]))),
+        ("index_select", (scalar, 0, torch.tensor([1]))),  # a 0-d tensor indexes as one element
+        ("gather", (table, 0, torch.tensor([[-1]]))),
+        ("gather", (scalar, 0, torch.tensor(1))),
+        ("scatter_add", (table, 0, torch.full((1, 4), 10), source)),
+        ("scatter_reduce", (table, 0, torch.full((1, 4), 10), source, "sum")),
+        ("index_add", (table, 0, torch.tensor([10]), source)),
+        ("index_copy", (table, 0, torch.tensor([10]), source)),
+        ("index_fill", (table, 0, torch.tensor([-11]), 1.0)),
+        ("take", (table, torch.tensor([40]))),
+        ("put", (table, torch.tensor([-41]), torch.tensor([1.0]))),
+        ("index", (table, [None, torch.tensor([-5])])),
+        ("index", (table, [torch.ones(10, dtype=torch.bool), torch.tensor([4])])),
+    ]
+
+
+@pytest.mark.parametrize("op, args", _cases())
+def test_check_indices_raises_what_the_cpu_kernel_raises(op, args):
+    with pytest.raises(Exception) as real:
+        getattr(torch.ops.aten, op)(*args)  # the real CPU call
+    on_meta = tuple(a.to("meta") if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args)
+    with pytest.raises(type(real.value)):
+        check_indices(op, on_meta)
 
 
 def test_what_is_not_checked():
@@ -112,3 +126,6 @@ def test_what_is_not_checked():
     check_indices("embedding", (table, torch.empty(3, dtype=torch.long, device="meta")))  # no values
     check_indices("index", (table, [None, torch.tensor([-4, 3])]))  # from the end, in range
     check_indices("add", (table, torch.tensor([99])))  # not an indexing op
+    check_indices("take", (table, torch.tensor([-40, 39])))  # take counts from the end
+    check_indices("index_fill", (table, 0, torch.tensor([-10]), 1.0))  # so does index_fill
+    check_indices("index_select", (torch.empty((), device="meta"), 0, torch.tensor([0])))

@@ -10,37 +10,59 @@ raised instead: a shapes-only run rejects what the real call rejects.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
 _OUT_OF_BOUNDS = "index {bad} is out of bounds for dimension {dim} with size {size}"
+_OUT_OF_RANGE = "out of range: tried to access index {bad} on a tensor of {size} elements."
+_NUMEL = -1  # "dim" of the ops that index the flattened tensor (take, put_)
 
-# aten op -> (position of the indexed tensor, of the dim (None: 0), of the indices, the
-# error the real kernel raises and its words); none of these takes negative indices
-_RULES: dict[str, tuple[int, int | None, int, type[Exception], str]] = {
-    "embedding": (0, None, 1, IndexError, "index out of range in self"),
-    "index_select": (0, 1, 2, IndexError, "index out of range in self"),
-    "gather": (0, 1, 2, RuntimeError, _OUT_OF_BOUNDS),
-    "scatter": (0, 1, 2, RuntimeError, _OUT_OF_BOUNDS),
-    "scatter_": (0, 1, 2, RuntimeError, _OUT_OF_BOUNDS),
-    "index_copy": (0, 1, 2, IndexError, "index_copy(): " + _OUT_OF_BOUNDS),
-    "index_copy_": (0, 1, 2, IndexError, "index_copy_(): " + _OUT_OF_BOUNDS),
-    "_embedding_bag": (
+
+class _Rule(NamedTuple):
+    """Where an op's indexed tensor, dim and indices are, whether an index may count from
+    the end, and the error (type and words) its real kernel raises."""
+
+    table: int
+    dim: int | None  # position of the dim argument; None: dim 0; _NUMEL: the flattened tensor
+    indices: int
+    negative_ok: bool
+    error: type[Exception]
+    words: str
+
+
+def _rules(names: str, *rule: Any) -> dict[str, _Rule]:
+    return dict.fromkeys(names.split(), _Rule(*rule))
+
+
+_RULES: dict[str, _Rule] = {
+    **_rules("embedding", 0, None, 1, False, IndexError, "index out of range in self"),
+    **_rules("index_select", 0, 1, 2, False, IndexError, "index out of range in self"),
+    **_rules(
+        "gather scatter scatter_ scatter_add scatter_add_ scatter_reduce scatter_reduce_ index_add index_add_",
         0,
-        None,
         1,
+        2,
+        False,
         RuntimeError,
-        "an index takes value {bad}, not in the valid range [0, {size})",
+        _OUT_OF_BOUNDS,
     ),
-    "_embedding_bag_forward_only": (
+    **_rules("index_copy index_copy_", 0, 1, 2, False, IndexError, "index_copy_(): " + _OUT_OF_BOUNDS),
+    **_rules("index_fill index_fill_", 0, 1, 2, True, IndexError, _OUT_OF_BOUNDS),
+    **_rules("take put put_", 0, _NUMEL, 1, True, IndexError, _OUT_OF_RANGE),
+    **_rules(
+        "_embedding_bag _embedding_bag_forward_only",
         0,
         None,
         1,
+        False,
         RuntimeError,
         "an index takes value {bad}, not in the valid range [0, {size})",
     ),
 }
+# the CPU's index_select along the last dim of a tensor of two or more dims says it so
+_LAST_DIM_SELECT = "INDICES element is out of DATA bounds, id={bad} axis_dim={size}"
+
 # advanced indexing (``x[ids]``, ``x[ids] = v``): a list of optional index tensors,
 # which may count from the end
 _INDEX_LISTS = frozenset({"index", "index_put", "index_put_", "_unsafe_index", "_unsafe_index_put"})
@@ -56,19 +78,27 @@ def check_indices(op: str, args: tuple[Any, ...]) -> None:
             _check_index_list(args[0], args[1])
         return
     rule = _RULES.get(op)
-    if rule is None:
+    if rule is None or len(args) <= rule.indices or not isinstance(args[rule.table], torch.Tensor):
         return
-    table_at, dim_at, index_at, error, words = rule
-    if len(args) <= index_at or not isinstance(args[table_at], torch.Tensor):
+    table, index = args[rule.table], args[rule.indices]
+    dim = 0 if rule.dim is None or rule.dim == _NUMEL else args[rule.dim]
+    if not _real_integer(index) or not isinstance(dim, int):
         return
-    table, index = args[table_at], args[index_at]
-    dim = args[dim_at] if dim_at is not None else 0
-    if not _real_integer(index) or not isinstance(dim, int) or table.ndim == 0:
-        return
-    size = table.shape[dim]
+    if rule.dim == _NUMEL:
+        size = table.numel()
+    else:
+        size = table.shape[dim] if table.ndim else 1  # a 0-d tensor indexes as one element
+        dim = dim % max(table.ndim, 1)
     low, high = _bounds(index)
-    if high is not None and not (0 <= low and high < size):
-        raise error(words.format(bad=low if low < 0 else high, dim=dim % table.ndim, size=size))
+    lowest = -size if rule.negative_ok else 0
+    if high is None or (low >= lowest and high < size):
+        return
+    bad = low if low < lowest else high
+    words = (
+        _LAST_DIM_SELECT if op == "index_select" and table.ndim > 1 and dim == table.ndim - 1 else rule.words
+    )
+    error = RuntimeError if words is _LAST_DIM_SELECT else rule.error
+    raise error(words.format(bad=bad, dim=dim, size=size))
 
 
 def _check_index_list(table: torch.Tensor, indices: list[Any] | tuple[Any, ...]) -> None:
