@@ -114,7 +114,9 @@ def _cases():
 def test_check_indices_raises_what_the_cpu_kernel_raises(op, args):
     with pytest.raises(Exception) as real:
         getattr(torch.ops.aten, op)(*args)  # the real CPU call
-    on_meta = tuple(a.to("meta") if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args)
+    on_meta = tuple(
+        a.to("meta") if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args
+    )
     with pytest.raises(type(real.value)):
         check_indices(op, on_meta)
 
