@@ -109,10 +109,14 @@ def test_a_sliding_window_fit_says_where_it_holds():
     fit = past.decode_fit()
     assert fit.exact and fit.polynomial.degree == 0
     assert fit.polynomial(64) == past.decode(64).flops_2mac > past.decode(2).flops_2mac
-    assert "checked at lengths 16-64, past the window: at shorter lengths" in window_note(past)
+    assert "checked at n = 16-64, past the window: shorter contexts attend fewer" in window_note(past)
     across = llm_cost(config, prompt=4, generate=4)
     assert not across.decode_fit().exact
-    assert "lengths 4-48, across the window" in window_note(across)
+    assert "checked at n = 4-32, across the window" in window_note(across)
+    wide = transformers.MistralConfig(num_hidden_layers=2, sliding_window=40, **SMALL)
+    below = llm_cost(wide, prompt=20, generate=4)  # decode traced at 16, 32, checked at 20
+    assert below.decode_fit().exact
+    assert "checked at n = 16-32, below the window: past it a step attends" in window_note(below)
 
 
 def test_qwen2_bias_adds_show_in_exact_flops_not_macs():

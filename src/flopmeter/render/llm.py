@@ -50,24 +50,24 @@ def fit_line(label: str, found: Fit, variable: str) -> str:
 
 
 def window_note(cost: LLMCost) -> str:
-    """What the fits mean under sliding-window attention: a decode step attends at most
-    the window, so cost is piecewise in length, and a fit is exact where it was traced
-    and checked: here past the window(s), below them, or across (then it fails its
-    check). Decode times come from traced contexts."""
+    """What the decode fit means under sliding-window attention: a decode step attends at
+    most the window, so its cost is piecewise in the context, and the fit is exact where
+    it was traced and checked: past the window(s), below them, or across (where it holds
+    only if its check says so). Decode times come from traced contexts."""
     windows = sorted({w for w in cost.lm.windows if w})
-    fits = (cost.prefill_fit(), cost.decode_fit())
-    traced = [x for found in fits for x in (*(x for x, _ in found.points), found.check[0])]
-    lengths = f"lengths {min(traced)}-{max(traced)}"
+    decode = cost.decode_fit()
+    traced = [*(x for x, _ in decode.points), decode.check[0]]
     if min(traced) >= windows[-1]:
-        where = "past the window: at shorter lengths a decode step attends fewer positions and costs less"
+        where = "past the window: shorter contexts attend fewer positions and cost less"
     elif max(traced) < windows[0]:
-        where = "below the window: past it a decode step attends at most the window and costs less than a fit says"
+        where = "below the window: past it a step attends at most the window and costs less than the fit says"
     else:
         where = "across the window"
     named = ("window " if len(windows) == 1 else "windows ") + ", ".join(map(str, windows))
     return (
-        f"  sliding-window attention ({named}) makes cost piecewise in length: the fits above were"
-        f" traced and checked at {lengths}, {where}; decode times come from traced contexts"
+        f"  sliding-window attention ({named}) makes a decode step's cost piecewise in its context:"
+        f" decode(n) was traced and checked at n = {min(traced)}-{max(traced)}, {where};"
+        " decode times come from traced contexts"
     )
 
 
