@@ -205,3 +205,50 @@ def test_every_run_under_autocast_starts_from_an_empty_cast_cache():
         second = flopmeter.profile(model, x, shapes_only=False).total
     assert first == second
     assert first.weight_bytes == (48 * 16 + 48) * 4  # the float32 weight and bias read for their casts: 3,264
+
+
+def test_modules_left_by_the_stop_run_their_always_call_hooks(runs):
+    """The stop is an Exception, so torch calls the always_call forward hooks of the modules
+    it leaves: a depth counter kept by a user's hooks is back at 0 (review of probe-2)."""
+    depth = [0]
+    model = torch.nn.Sequential(_attention_class()()).eval()
+    handles = []
+    for module in model.modules():
+        handles.append(module.register_forward_pre_hook(lambda m, a: depth.__setitem__(0, depth[0] + 1)))
+        handles.append(
+            module.register_forward_hook(lambda m, a, o: depth.__setitem__(0, depth[0] - 1), always_call=True)
+        )
+    flopmeter.profile(model, torch.randn(1, 2, 8, 4))
+    assert runs == [False, True]
+    assert depth == [0]
+    for handle in handles:
+        handle.remove()
+
+
+def test_inputs_holding_objects_are_never_given_to_a_run_that_may_be_thrown_away(runs):
+    """A cache object the forward updates before its attention call: a thrown-away run
+    would update it once more, and the counted run would attend to one position too many."""
+
+    class Cache:
+        def __init__(self) -> None:
+            self.keys: list[torch.Tensor] = []
+
+        def update(self, k: torch.Tensor) -> torch.Tensor:
+            self.keys.append(k)
+            return torch.cat(self.keys, dim=-2)
+
+    class Cached(torch.nn.Module):
+        def forward(self, q: torch.Tensor, cache: Cache) -> torch.Tensor:
+            k = cache.update(q)
+            return _attend_to(q, k)  # through a helper: not expected
+
+    cache = Cache()
+    report = flopmeter.profile(Cached(), (torch.randn(1, 2, 1, 4), cache))
+    assert runs == [True]  # the function recorder from the start: one run
+    assert len(cache.keys) == 1
+    # one query, one key: QK^T and AV, 2 * 1*2*1*1*4 = 16 MACs
+    assert report.operators["aten.scaled_dot_product_attention"].cost.macs == 16
+
+
+def _attend_to(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    return F.scaled_dot_product_attention(q, k, k)

@@ -77,6 +77,7 @@ def test_a_detection_models_batch_is_its_number_of_images():
         flopmeter.profile(model, ([],))
     images = [torch.rand(3, 160, 160), torch.rand(3, 160, 160)]
     assert flopmeter.profile(model, {"images": images}).batch_size == 2  # by keyword
+    assert flopmeter.profile(model, {"targets": None, "images": images}).batch_size == 2
 
     class Wrapped(nn.Module):  # a detector inside the user's own module
         def __init__(self) -> None:
@@ -87,6 +88,28 @@ def test_a_detection_models_batch_is_its_number_of_images():
             return self.detector(images)
 
     assert flopmeter.profile(Wrapped().eval(), (images,)).batch_size == 2
+
+
+def test_only_a_torch_layer_taking_one_sample_makes_a_batch_of_one():
+    """An RNN or MultiheadAttention given one unbatched sequence is a batch of 1; a model's
+    own code adding a dim to its batched input (a GRU's layer dim) is not (review of
+    probe-2's fix)."""
+
+    class Decoder(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.gru = nn.GRU(8, 8)
+
+        def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+            return self.gru(hidden.unsqueeze(0))[0]  # (1, B, H): one step for a batch of B
+
+    assert flopmeter.profile(Decoder(), torch.randn(5, 8)).batch_size == 5
+    assert flopmeter.profile(nn.LSTM(8, 16), torch.randn(7, 8)).batch_size == 1  # (L, H_in)
+    assert flopmeter.profile(nn.LSTM(8, 16, batch_first=True), torch.randn(7, 8)).batch_size == 1
+    mha = nn.MultiheadAttention(8, 2)
+    x = torch.randn(7, 8)  # (L, E): one unbatched sequence
+    assert flopmeter.profile(mha, (x, x, x)).batch_size == 1
+    assert flopmeter.profile(mha, (x[:, None].expand(7, 3, 8),) * 3).batch_size == 7  # (L, N, E): leading dim
 
 
 def test_the_unbatched_rule_follows_the_input_not_its_shape():

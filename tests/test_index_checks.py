@@ -131,3 +131,32 @@ def test_what_is_not_checked():
     check_indices("take", (table, torch.tensor([-40, 39])))  # take counts from the end
     check_indices("index_fill", (table, 0, torch.tensor([-10]), 1.0))  # so does index_fill
     check_indices("index_select", (torch.empty((), device="meta"), 0, torch.tensor([0])))
+
+
+@pytest.mark.parametrize("ndim", [1, 2, 3, 4])
+def test_index_select_and_index_add_raise_the_cpu_error_type_along_every_dim(ndim):
+    """The CPU's error type depends on the dim and the index dtype for these two ops
+    (RuntimeError along dim 1 for index_select, along the first or last dim with int64
+    indices for index_add; IndexError otherwise); the check raises the same."""
+    table = torch.zeros((3,) * ndim)
+    for dim in range(ndim):
+        for dtype in (torch.int64, torch.int32):
+            index = torch.tensor([3], dtype=dtype)
+            source = torch.zeros(table.index_select(dim, torch.tensor([0])).shape)
+            for op, args in (
+                ("index_select", (table, dim, index)),
+                ("index_add", (table, dim, index, source)),
+            ):
+                with pytest.raises(Exception) as real:
+                    getattr(torch.ops.aten, op)(*args)
+                meta = tuple(
+                    a.to("meta") if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args
+                )
+                with pytest.raises(type(real.value)):
+                    check_indices(op, meta)
+
+
+def test_a_bool_index_to_index_select_is_refused_as_the_real_call_refuses_it():
+    table = torch.empty(10, 4, device="meta")
+    with pytest.raises(RuntimeError, match="int32 or int64"):
+        check_indices("index_select", (table, 0, torch.tensor([True, False])))

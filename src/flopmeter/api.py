@@ -192,7 +192,7 @@ def profile(
                 trace, computed = run(False), "values"
             except TraceFailure as second:
                 raise ModelError(_failure_message(model, second, args, kwargs)) from second.error
-        if batch_size is None and batch > 1 and _one_unbatched_sample(trace, args, kwargs):
+        if batch_size is None and batch > 1 and _one_unbatched_sample(trace, args, kwargs, walk):
             batch = 1
         report = build_report(
             model,
@@ -294,7 +294,7 @@ def _batch_size(walk: ModelWalk, args: tuple[Any, ...], kwargs: dict[str, Any]) 
     torchvision detection transform is given (a list of (C, H, W) images it batches: the
     first image's leading dimension is its channels); an empty batch is refused."""
     if any(kind.__name__ == "GeneralizedRCNNTransform" for kind in walk.kinds):
-        images = next(iter([*args, *kwargs.values()]), None)
+        images = kwargs["images"] if "images" in kwargs else next(iter([*args, *kwargs.values()]), None)
         if isinstance(images, (list, tuple)) and all(isinstance(image, torch.Tensor) for image in images):
             if not images:
                 raise ValueError("the batch is empty: the detection model was given a list of no images")
@@ -311,28 +311,41 @@ def _batch_size(walk: ModelWalk, args: tuple[Any, ...], kwargs: dict[str, Any]) 
 
 
 # ops torch's layers use to give an unbatched input its batch of one (Conv: unsqueeze(0);
-# Linear on a vector: view as one row)
+# Linear on a vector: a view as one row; RNNs: unsqueeze at their batch dim)
 _ADDS_A_BATCH_OF_ONE = frozenset({"aten.unsqueeze", "aten.view", "aten.reshape", "aten._unsafe_view"})
+_MHA = "nn.functional.multi_head_attention_forward"
 
 
-def _one_unbatched_sample(trace: Trace, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
-    """Whether the first input is one unbatched sample as torch's layers see it: the
-    first op that reads it makes it (1, *shape), as a Conv2d does with a (C, H, W) image
-    and a Linear with an (I,) vector. Its leading dimension is then not the batch: the
-    batch is 1. (The op is found by the input tensor itself, not by its shape.)"""
+def _one_unbatched_sample(
+    trace: Trace, args: tuple[Any, ...], kwargs: dict[str, Any], walk: ModelWalk
+) -> bool:
+    """Whether the first input is one unbatched sample, as the torch layer that first reads
+    it (the input tensor itself, not one of its shape) takes it: a Conv or Linear that
+    makes it (1, *shape) (a (C, H, W) image, an (I,) vector), an RNN that inserts its batch
+    dim of 1 into an (L, H) sequence, a MultiheadAttention given an (L, E) query. Its
+    leading dimension is then not the batch: the batch is 1. A model's own code that adds
+    a dim (for an RNN's layer dim, say) is not a layer taking one sample."""
     first = next((t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor) and t.ndim), None)
-    if first is None or trace.first_input_event is None or trace.first_input_event >= len(trace.events):
+    index = trace.first_input_event
+    if first is None or index is None or index >= len(trace.events):
         return False
-    event = trace.events[trace.first_input_event]
+    event = trace.events[index]
+    names = walk.names
+    module = walk.modules[names.index(event.module)] if event.module in names else None
     shape = tuple(first.shape)
     inputs, outputs = event.tensor_inputs(), event.outputs
-    return (
-        event.op in _ADDS_A_BATCH_OF_ONE
-        and bool(inputs)
-        and inputs[0].shape == shape
-        and len(outputs) == 1
-        and outputs[0].shape == (1, *shape)
-    )
+    if not inputs or inputs[0].shape != shape:
+        return False
+    if event.op == _MHA:
+        return isinstance(module, torch.nn.MultiheadAttention) and len(shape) == 2
+    if event.op not in _ADDS_A_BATCH_OF_ONE or len(outputs) != 1:
+        return False
+    made = outputs[0].shape
+    if isinstance(module, (torch.nn.modules.conv._ConvNd, torch.nn.Linear)):
+        return made == (1, *shape)
+    if isinstance(module, torch.nn.RNNBase):
+        return len(shape) == 2 and made in ((1, *shape), (shape[0], 1, shape[1]))
+    return False
 
 
 def _model_device(model: torch.nn.Module, inputs: Any = None) -> torch.device:

@@ -19,6 +19,10 @@ are those of a run with the function recorder. Only shapes-only runs are watched
 with values (``shapes_only=False``, ``backward=True``) always has the function recorder,
 so it runs the forward once.
 
+A run whose inputs hold objects torch cannot take apart (a KV-cache object, say) is not
+watched either: the thrown-away run could change them before its attention call (a
+cache's ``update``), and the second run would count what the first left there.
+
 What this cannot see: a function other than a module's own ``forward`` that calls
 ``F.multi_head_attention_forward`` with ``need_weights=True`` (no SDPA kernel runs
 then). Its ops are counted one by one, as for any function, instead of as one event.
@@ -50,12 +54,13 @@ def is_attention_op(short_name: str) -> bool:
     return short_name in _ATTENTION_OPS or short_name.startswith("_scaled_dot_product")
 
 
-class AttentionSeen(BaseException):
+class AttentionSeen(Exception):
     """Raised by the op recorder at the first attention op of a run without the function
     recorder, to stop that run at once: it is thrown away, and what the forward would do
-    after the attention call (append to a cache it was given, say) should not happen
-    twice. A BaseException, so that a model's own ``except Exception`` lets it pass; the
-    recorder also keeps a flag, in case something catches it anyway."""
+    after the attention call should not happen twice. An Exception, so that torch calls
+    the ``always_call`` forward hooks of the modules it leaves (a BaseException skips
+    them); a model that catches it carries on, and the recorder's flag throws the run away
+    all the same."""
 
 
 _EXPECTS: dict[type, bool] = {}  # module class -> whether its modules call attention

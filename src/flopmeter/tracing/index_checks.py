@@ -60,7 +60,7 @@ _RULES: dict[str, _Rule] = {
         "an index takes value {bad}, not in the valid range [0, {size})",
     ),
 }
-# the CPU's index_select along the last dim of a tensor of two or more dims says it so
+# the CPU's index_select along dim 1 of a tensor of two or more dims says it so
 _LAST_DIM_SELECT = "INDICES element is out of DATA bounds, id={bad} axis_dim={size}"
 
 # advanced indexing (``x[ids]``, ``x[ids] = v``): a list of optional index tensors,
@@ -82,6 +82,12 @@ def check_indices(op: str, args: tuple[Any, ...]) -> None:
         return
     table, index = args[rule.table], args[rule.indices]
     dim = 0 if rule.dim is None or rule.dim == _NUMEL else args[rule.dim]
+    if (
+        op == "index_select"
+        and isinstance(index, torch.Tensor)
+        and index.dtype not in (torch.int32, torch.int64)
+    ):
+        raise RuntimeError("index_select(): Expected dtype int32 or int64 for index")
     if not _real_integer(index) or not isinstance(dim, int):
         return
     if rule.dim == _NUMEL:
@@ -94,11 +100,24 @@ def check_indices(op: str, args: tuple[Any, ...]) -> None:
     if high is None or (low >= lowest and high < size):
         return
     bad = low if low < lowest else high
-    words = (
-        _LAST_DIM_SELECT if op == "index_select" and table.ndim > 1 and dim == table.ndim - 1 else rule.words
-    )
-    error = RuntimeError if words is _LAST_DIM_SELECT else rule.error
+    error, words = _cpu_error(op, rule, table.ndim, dim, index.dtype)
     raise error(words.format(bad=bad, dim=dim, size=size))
+
+
+def _cpu_error(
+    op: str, rule: _Rule, ndim: int, dim: int, index_dtype: torch.dtype
+) -> tuple[type[Exception], str]:
+    """The error type and words of the CPU kernel, where they depend on the call (measured
+    against torch 2.14's CPU kernels in tests/test_index_checks.py): index_select along
+    dim 1 of a tensor of 2+ dims, and index_add with int64 indices along the first or last
+    dim of one, raise RuntimeError; the rest of those two ops, IndexError."""
+    if op == "index_select":
+        return (RuntimeError, _LAST_DIM_SELECT) if ndim > 1 and dim == 1 else (IndexError, rule.words)
+    if op.startswith("index_add"):
+        if index_dtype == torch.int64 and ndim > 1 and dim in (0, ndim - 1):
+            return RuntimeError, rule.words
+        return IndexError, "index out of range in self"
+    return rule.error, rule.words
 
 
 def _check_index_list(table: torch.Tensor, indices: list[Any] | tuple[Any, ...]) -> None:

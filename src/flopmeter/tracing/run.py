@@ -14,7 +14,7 @@ from torch.utils._python_dispatch import _disable_current_modes
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from .attention_watch import AttentionSeen, expects_attention, remember_attention
-from .events import OpEvent
+from .events import PLAIN_TYPES, OpEvent
 from .model_walk import ModelWalk
 from .modules import ModuleStack, exclusive
 from .recorder import UNMARKED_WRITE_OPS, FunctionRecorder, OpRecorder
@@ -316,13 +316,25 @@ def trace_model(
     with exclusive(model):  # the walk and the run see one state of the model
         walk = walk if walk is not None else ModelWalk(model)
         options = _RunOptions(backward, train, custom_types, shapes_only)
-        if not shapes_only or expects_attention(walk.kinds):  # a run with values runs once
+        if not shapes_only or _holds_objects((args, kwargs)) or expects_attention(walk.kinds):
+            # a run with values runs once; inputs a first run could change (a cache object)
+            # are not given to one that may be thrown away (attention_watch.py)
             return _run_once(model, args, kwargs, walk, options, whole_functions=True)
         try:
             return _run_once(model, args, kwargs, walk, options, whole_functions=False)
         except _AttentionUnseen as unseen:
             remember_attention(type(unseen.module))
         return _run_once(model, args, kwargs, walk, options, whole_functions=True)
+
+
+def _holds_objects(inputs: Any) -> bool:
+    """Whether the inputs hold something other than tensors, numbers, strings and None in
+    lists, tuples and dicts (which a shapes-only run rebuilds, so a run cannot change the
+    caller's)."""
+    return any(
+        not isinstance(leaf, torch.Tensor) and type(leaf) not in PLAIN_TYPES
+        for leaf in tree_flatten(inputs)[0]
+    )
 
 
 @dataclass
