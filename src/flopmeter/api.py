@@ -13,11 +13,12 @@ from torch.utils._pytree import tree_flatten
 
 from . import __version__
 from .aggregate import ModuleFormula, OpFormula, build_report
+from .batch import batch_before_the_run, one_unbatched_sample
 from .compression import classifier as overhead_classifier
 from .compression import finish as finish_compression
 from .compression import prepare as prepare_compression
 from .formula_checks import checked_module_formula, checked_op_formula
-from .inputs import build_inputs, describe_inputs, infer_batch_size, resolve_dtype
+from .inputs import build_inputs, describe_inputs, resolve_dtype
 from .registry import CountOptions
 from .report import Report
 from .tracing.model_walk import ModelWalk
@@ -163,7 +164,7 @@ def profile(
             )
         first_try = (not backward) if shapes_only is None else shapes_only
         args, kwargs = _resolve_inputs(model, inputs, input_shape, input_dtype, floats_on_meta=first_try)
-        batch = batch_size if batch_size is not None else _batch_size(walk, args, kwargs)
+        batch = batch_size if batch_size is not None else batch_before_the_run(walk, args, kwargs)
 
         def run(shapes: bool) -> Trace:
             return trace_model(
@@ -192,7 +193,7 @@ def profile(
                 trace, computed = run(False), "values"
             except TraceFailure as second:
                 raise ModelError(_failure_message(model, second, args, kwargs)) from second.error
-        if batch_size is None and batch > 1 and _one_unbatched_sample(trace, args, kwargs, walk):
+        if batch_size is None and batch > 1 and one_unbatched_sample(trace, args, kwargs, walk):
             batch = 1
         report = build_report(
             model,
@@ -287,65 +288,6 @@ def _model_float_dtype(model: torch.nn.Module) -> torch.dtype:
         if tensor.is_floating_point():
             return tensor.dtype
     return torch.float32
-
-
-def _batch_size(walk: ModelWalk, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
-    """The first input's leading dimension, or the number of images a model holding a
-    torchvision detection transform is given (a list of (C, H, W) images it batches: the
-    first image's leading dimension is its channels); an empty batch is refused."""
-    if any(kind.__name__ == "GeneralizedRCNNTransform" for kind in walk.kinds):
-        images = kwargs["images"] if "images" in kwargs else next(iter([*args, *kwargs.values()]), None)
-        if isinstance(images, (list, tuple)) and all(isinstance(image, torch.Tensor) for image in images):
-            if not images:
-                raise ValueError("the batch is empty: the detection model was given a list of no images")
-            return len(images)
-    batch = infer_batch_size(args, kwargs)
-    if batch == 0:
-        first = next(t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor) and t.ndim)
-        raise ValueError(
-            f"the batch is empty: the first input has shape {tuple(first.shape)}, and a batch of 0 "
-            "has nothing to count; give at least one sample (or batch_size= if the leading "
-            "dimension is not the batch)"
-        )
-    return batch
-
-
-# ops torch's layers use to give an unbatched input its batch of one (Conv: unsqueeze(0);
-# Linear on a vector: a view as one row; RNNs: unsqueeze at their batch dim)
-_ADDS_A_BATCH_OF_ONE = frozenset({"aten.unsqueeze", "aten.view", "aten.reshape", "aten._unsafe_view"})
-_MHA = "nn.functional.multi_head_attention_forward"
-
-
-def _one_unbatched_sample(
-    trace: Trace, args: tuple[Any, ...], kwargs: dict[str, Any], walk: ModelWalk
-) -> bool:
-    """Whether the first input is one unbatched sample, as the torch layer that first reads
-    it (the input tensor itself, not one of its shape) takes it: a Conv or Linear that
-    makes it (1, *shape) (a (C, H, W) image, an (I,) vector), an RNN that inserts its batch
-    dim of 1 into an (L, H) sequence, a MultiheadAttention given an (L, E) query. Its
-    leading dimension is then not the batch: the batch is 1. A model's own code that adds
-    a dim (for an RNN's layer dim, say) is not a layer taking one sample."""
-    first = next((t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor) and t.ndim), None)
-    index = trace.first_input_event
-    if first is None or index is None or index >= len(trace.events):
-        return False
-    event = trace.events[index]
-    names = walk.names
-    module = walk.modules[names.index(event.module)] if event.module in names else None
-    shape = tuple(first.shape)
-    inputs, outputs = event.tensor_inputs(), event.outputs
-    if not inputs or inputs[0].shape != shape:
-        return False
-    if event.op == _MHA:
-        return isinstance(module, torch.nn.MultiheadAttention) and len(shape) == 2
-    if event.op not in _ADDS_A_BATCH_OF_ONE or len(outputs) != 1:
-        return False
-    made = outputs[0].shape
-    if isinstance(module, (torch.nn.modules.conv._ConvNd, torch.nn.Linear)):
-        return made == (1, *shape)
-    if isinstance(module, torch.nn.RNNBase):
-        return len(shape) == 2 and made in ((1, *shape), (shape[0], 1, shape[1]))
-    return False
 
 
 def _model_device(model: torch.nn.Module, inputs: Any = None) -> torch.device:

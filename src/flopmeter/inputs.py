@@ -85,7 +85,9 @@ def parse_spec(text: str) -> InputSpec:
     return InputSpec(shape=shape, dtype=dtype, name=name)
 
 
-def _as_spec(value: Any) -> InputSpec:
+def as_spec(value: Any, what: str = "input_shape") -> InputSpec:
+    """An InputSpec, a spec string or a shape (a tuple or list of ints) as an InputSpec;
+    ``what`` names the value in the errors."""
     if isinstance(value, InputSpec):
         return value
     if isinstance(value, str):
@@ -94,7 +96,7 @@ def _as_spec(value: Any) -> InputSpec:
         isinstance(s, int) and not isinstance(s, bool) for s in value
     ):
         if any(s < 0 for s in value):
-            raise ValueError(f"input_shape {tuple(value)} has a negative size")
+            raise ValueError(f"{what} {tuple(value)} has a negative size")
         return InputSpec(shape=tuple(value))
     raise TypeError(
         f"input_shape entries must be a tuple of ints, an InputSpec or a spec string like "
@@ -108,9 +110,9 @@ def as_specs(input_shape: Any) -> list[InputSpec]:
     if isinstance(input_shape, (InputSpec, str)) or (
         isinstance(input_shape, tuple) and all(isinstance(s, int) for s in input_shape)
     ):
-        return [_as_spec(input_shape)]
+        return [as_spec(input_shape)]
     if isinstance(input_shape, (list, tuple)) and input_shape:
-        return [_as_spec(v) for v in input_shape]
+        return [as_spec(v) for v in input_shape]
     raise TypeError(f"input_shape must be a shape tuple, a spec or a list of them; got {input_shape!r}")
 
 
@@ -176,11 +178,3 @@ def _describe(name: str, tensor: torch.Tensor) -> dict[str, Any]:
         "dtype": str(tensor.dtype).removeprefix("torch."),
         "device": tensor.device.type,
     }
-
-
-def infer_batch_size(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
-    """The leading dimension of the first tensor input (1 if there is none)."""
-    for tensor in tree_flatten((args, kwargs))[0]:
-        if isinstance(tensor, torch.Tensor) and tensor.ndim > 0:
-            return int(tensor.shape[0])
-    return 1

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from .inputs import DTYPES, InputSpec, parse_spec
+from .inputs import DTYPES, InputSpec, as_spec
 
 
 class ModelSourceError(ValueError):
@@ -438,18 +438,12 @@ def _is_shape(value: Any) -> bool:
 
 def _example_spec(item: Any, name: str | None = None) -> InputSpec:
     """One entry of EXAMPLE_INPUTS (``name``: its key in a dict) as an InputSpec."""
-    if isinstance(item, InputSpec):
-        spec = item
-    elif isinstance(item, str):
-        spec = parse_spec(item)
-    elif isinstance(item, torch.Tensor):
+    if isinstance(item, torch.Tensor):
         if item.dtype not in _DTYPE_NAMES:
             raise ValueError(f"a tensor of dtype {item.dtype} is not an input flopmeter can build")
         spec = InputSpec(tuple(item.shape), _DTYPE_NAMES[item.dtype])
-    elif _is_shape(item):
-        if any(s < 0 for s in item):
-            raise ValueError(f"the shape {tuple(item)} has a negative size")
-        spec = InputSpec(tuple(item))
+    elif isinstance(item, (InputSpec, str)) or _is_shape(item):
+        spec = as_spec(item, what="the shape")
     else:
         raise _NotAnInput(item)
     if name is None:

@@ -15,6 +15,7 @@ kept for the error that names it.
 
 from __future__ import annotations
 
+from math import prod
 from typing import Any
 
 from .shapes import MAX_FOLDED_ELEMENTS, GraphTypes
@@ -80,7 +81,7 @@ class ConstantValues:
                 return self.why_not[value]
             elif value in self.initializers:
                 tensor = self.initializers[value]
-                if tensor.data_location == 1 or _elements(tensor.dims) > MAX_FOLDED_ELEMENTS:
+                if tensor.data_location == 1 or prod(tensor.dims) > MAX_FOLDED_ELEMENTS:
                     return f"it is computed from the initializer {value!r}, whose data is external or large"
                 feeds[value] = numpy_helper.to_array(tensor)
             elif value in self.producers:
@@ -88,7 +89,7 @@ class ConstantValues:
                 if node.domain not in ("", "ai.onnx") or node.op_type in ("Loop", "Scan", "If"):
                     return f"it is computed by {node.op_type} node {node.name or value!r}"
                 vt = self.result.types.get(value)
-                if vt is None or not vt.static or _elements(vt.shape or ()) > MAX_FOLDED_ELEMENTS:
+                if vt is None or not vt.static or prod(int(d) for d in vt.shape or ()) > MAX_FOLDED_ELEMENTS:
                     return f"it is computed from {value!r}, a tensor of unknown or large shape"
                 nodes[position] = node
                 if len(nodes) > MAX_NODES:
@@ -122,10 +123,3 @@ class ConstantValues:
         )
         (value,) = ReferenceEvaluator(graph, opsets=self.opsets).run(None, feeds)
         return np.asarray(value)
-
-
-def _elements(shape: Any) -> int:
-    count = 1
-    for d in shape:
-        count *= int(d)
-    return count

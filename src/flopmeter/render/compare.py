@@ -118,7 +118,9 @@ def render_comparison(
     with the measured medians when ``seconds`` is given. Then, unless ``totals_only``
     (``-q``), the modules present in every model (same qualified name, depth 1), their
     FLOPs side by side. Aligned text, or Markdown tables (``markdown``)."""
-    table = _markdown_table if markdown else grid
+    from .formats import markdown_table
+
+    table = markdown_table if markdown else grid
     lines = [_title(reports), "", *table(*_totals_table(reports, convention, units, precision, seconds))]
     header, rows = _shared_table(reports, convention, units, precision)
     if rows and not totals_only:
@@ -128,16 +130,6 @@ def render_comparison(
     if markdown:
         return "\n".join(lines + ([""] + warnings if warnings else [])) + "\n"
     return "\n".join(lines + warnings)
-
-
-def _markdown_table(header: list[str], body: list[list[str]]) -> list[str]:
-    from .formats import _markdown_cell
-
-    return [
-        "| " + " | ".join(_markdown_cell(c) for c in header) + " |",
-        "|" + "|".join("---" for _ in header) + "|",
-        *("| " + " | ".join(_markdown_cell(c) for c in row) + " |" for row in body),
-    ]
 
 
 def comparison_csv(

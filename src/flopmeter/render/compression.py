@@ -8,6 +8,7 @@ import io
 from typing import Any
 
 from . import units as u
+from .formats import markdown_table
 from .speed import seconds
 from .text import grid
 
@@ -59,10 +60,8 @@ def comparison_markdown(comparison: Any, precision: int = 2) -> str:
         f"**{comparison.after_name}** vs **{comparison.before_name}** "
         f"(speedup estimate: {_estimate_title(comparison)}, not a measurement)",
         "",
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join("---" for _ in header) + "|",
+        *markdown_table(header, body),
     ]
-    lines += ["| " + " | ".join(row) + " |" for row in body]
     lines += [f"\nWARNING: {w}" for w in comparison.warnings]
     return "\n".join(lines) + "\n"
 

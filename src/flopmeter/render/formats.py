@@ -212,6 +212,15 @@ def operators_to_markdown(
     return "\n".join(lines) + "\n"
 
 
+def markdown_table(header: list[str], body: list[list[str]]) -> list[str]:
+    """The lines of a Markdown table: a header row, its rule, one row per entry."""
+    return [
+        "| " + " | ".join(_markdown_cell(c) for c in header) + " |",
+        "|" + "|".join("---" for _ in header) + "|",
+        *("| " + " | ".join(_markdown_cell(c) for c in row) + " |" for row in body),
+    ]
+
+
 def _markdown_cell(text: str) -> str:
     """A table cell that cannot break its row: pipes escaped, line breaks shown as ``\\n``."""
     return text.replace("|", "\\|").replace("\r", "\\r").replace("\n", "\\n")

@@ -33,6 +33,7 @@ from __future__ import annotations
 import inspect
 import threading
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 
@@ -60,7 +61,12 @@ class AttentionSeen(Exception):
     after the attention call should not happen twice. An Exception, so that torch calls
     the ``always_call`` forward hooks of the modules it leaves (a BaseException skips
     them); a model that catches it carries on, and the recorder's flag throws the run away
-    all the same."""
+    all the same. The run then raises it again to ``trace_model``, with ``module``: the
+    module whose class called attention."""
+
+    def __init__(self, module: Any = None) -> None:
+        super().__init__(f"attention called in {type(module).__name__}" if module is not None else "")
+        self.module = module
 
 
 _EXPECTS: dict[type, bool] = {}  # module class -> whether its modules call attention

@@ -61,7 +61,7 @@ _RULES: dict[str, _Rule] = {
     ),
 }
 # the CPU's index_select along dim 1 of a tensor of two or more dims says it so
-_LAST_DIM_SELECT = "INDICES element is out of DATA bounds, id={bad} axis_dim={size}"
+_DIM_1_SELECT = "INDICES element is out of DATA bounds, id={bad} axis_dim={size}"
 
 # advanced indexing (``x[ids]``, ``x[ids] = v``): a list of optional index tensors,
 # which may count from the end
@@ -95,11 +95,9 @@ def check_indices(op: str, args: tuple[Any, ...]) -> None:
     else:
         size = table.shape[dim] if table.ndim else 1  # a 0-d tensor indexes as one element
         dim = dim % max(table.ndim, 1)
-    low, high = _bounds(index)
-    lowest = -size if rule.negative_ok else 0
-    if high is None or (low >= lowest and high < size):
+    bad = _bad_index(index, size, rule.negative_ok)
+    if bad is None:
         return
-    bad = low if low < lowest else high
     error, words = _cpu_error(op, rule, table.ndim, dim, index.dtype)
     raise error(words.format(bad=bad, dim=dim, size=size))
 
@@ -112,7 +110,7 @@ def _cpu_error(
     dim 1 of a tensor of 2+ dims, and index_add with int64 indices along the first or last
     dim of one, raise RuntimeError; the rest of those two ops, IndexError."""
     if op == "index_select":
-        return (RuntimeError, _LAST_DIM_SELECT) if ndim > 1 and dim == 1 else (IndexError, rule.words)
+        return (RuntimeError, _DIM_1_SELECT) if ndim > 1 and dim == 1 else (IndexError, rule.words)
     if op.startswith("index_add"):
         if index_dtype == torch.int64 and ndim > 1 and dim in (0, ndim - 1):
             return RuntimeError, rule.words
@@ -128,11 +126,9 @@ def _check_index_list(table: torch.Tensor, indices: list[Any] | tuple[Any, ...])
             dim += index.ndim  # a mask spans its own number of dims
             continue
         if _real_integer(index) and dim < table.ndim:
-            size = table.shape[dim]
-            low, high = _bounds(index)
-            if high is not None and not (-size <= low and high < size):
-                bad = low if low < -size else high
-                raise IndexError(f"index {bad} is out of bounds for dimension {dim} with size {size}")
+            bad = _bad_index(index, table.shape[dim], negative_ok=True)
+            if bad is not None:
+                raise IndexError(_OUT_OF_BOUNDS.format(bad=bad, dim=dim, size=table.shape[dim]))
         dim += 1
 
 
@@ -146,10 +142,15 @@ def _real_integer(value: Any) -> bool:
     )
 
 
-def _bounds(index: torch.Tensor) -> tuple[int, int | None]:
-    """The smallest and largest index (None, None-like for an empty tensor)."""
+def _bad_index(index: torch.Tensor, size: int, negative_ok: bool) -> int | None:
+    """An index outside [0, size) (or [-size, size) when it may count from the end): the
+    smallest if it is too low, else the largest; None when every index is in range (or
+    there is none)."""
     if index.numel() == 0:
-        return 0, None
+        return None
     with torch._C.DisableTorchFunction():
-        low, high = torch.aminmax(index.detach())
-    return int(low), int(high)
+        low, high = (int(v) for v in torch.aminmax(index.detach()))
+    lowest = -size if negative_ok else 0
+    if low < lowest:
+        return low
+    return high if high >= size else None

@@ -76,6 +76,11 @@ class ModelWalk:
         compression facts ask it whether any module holds a tensor in a plain attribute)."""
         return AttributeSnapshot(self.modules)
 
+    def module(self, name: str) -> torch.nn.Module | None:
+        """The module of this qualified name ("" for the model), None if there is none."""
+        names = self.names
+        return self.modules[names.index(name)] if name in names else None
+
     def module_ids(self) -> dict[int, str]:
         """``id`` of each module -> its name."""
         return dict(zip(map(id, self.modules), self.names, strict=True))

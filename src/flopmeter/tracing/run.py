@@ -322,8 +322,8 @@ def trace_model(
             return _run_once(model, args, kwargs, walk, options, whole_functions=True)
         try:
             return _run_once(model, args, kwargs, walk, options, whole_functions=False)
-        except _AttentionUnseen as unseen:
-            remember_attention(type(unseen.module))
+        except AttentionSeen as seen:
+            remember_attention(type(seen.module))
         return _run_once(model, args, kwargs, walk, options, whole_functions=True)
 
 
@@ -345,14 +345,6 @@ class _RunOptions:
     shapes_only: bool
 
 
-class _AttentionUnseen(Exception):
-    """A run without the function recorder met an attention call in ``module``."""
-
-    def __init__(self, module: torch.nn.Module) -> None:
-        super().__init__(f"attention called in {type(module).__name__}")
-        self.module = module
-
-
 def _run_once(
     model: torch.nn.Module,
     args: tuple[Any, ...],
@@ -363,8 +355,8 @@ def _run_once(
     whole_functions: bool,
 ) -> Trace:
     """One run under the op recorder (and the function recorder if ``whole_functions``);
-    without it, raises ``_AttentionUnseen`` after a run that met attention, whether the
-    model returned or raised."""
+    without it, raises ``AttentionSeen`` (with the module that called it) after a run that
+    met attention, whether the model returned or raised."""
     backward = options.backward
     stack = ModuleStack(model, track_backward=backward, walk=walk)
     stack.custom_types = options.custom_types
@@ -402,7 +394,7 @@ def _run_once(
     finally:
         recorder.release()
     if recorder.unseen_attention_in is not None:
-        raise _AttentionUnseen(walk.modules[walk.names.index(recorder.unseen_attention_in)])
+        raise AttentionSeen(walk.module(recorder.unseen_attention_in))
     return Trace(
         events=recorder.events,
         module_calls=dict(stack.calls),
