@@ -327,6 +327,19 @@ def test_spectral_norm_attribute_and_power_iteration_are_restored(shapes_only):
     assert torch.equal(model.weight_u, u)
 
 
+@pytest.mark.parametrize("shapes_only", [None, False])
+def test_parametrized_spectral_norm_state_is_restored_after_counting_nonzeros(shapes_only):
+    # torch.nn.utils.parametrizations.spectral_norm runs its power iteration (writing _u and
+    # _v in place) each time the weight is computed in train mode; the profile computes it
+    # once more to count its nonzeros (compression/facts.py), which must be undone too
+    model = nn.Sequential(nn.utils.parametrizations.spectral_norm(nn.Linear(8, 4))).train()
+    norm = model[0].parametrizations.weight[0]
+    u, v = norm._u.clone(), norm._v.clone()
+    report = profile_quietly(model, torch.randn(3, 8), shapes_only)
+    assert torch.equal(norm._u, u) and torch.equal(norm._v, v)
+    assert report.compression.layers["0"].weight_nonzero == 32  # 4*8 weight, no zeros
+
+
 class EditsItsContainers(nn.Module):
     def __init__(self) -> None:
         super().__init__()

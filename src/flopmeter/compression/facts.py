@@ -19,6 +19,7 @@ import torch
 
 from ..dtypes import dtype_bits
 from ..tracing.model_walk import ModelWalk
+from ..tracing.run import undone
 from .packed import PackedLayout, is_packed, layout_of
 
 
@@ -335,7 +336,8 @@ def _parametrized_fact(name: str, key: str, module: torch.nn.Module, original: t
     if not original.is_meta:
 
         def parametrized() -> torch.Tensor:
-            with torch.no_grad():
+            # the parametrization's own state (spectral_norm's _u, _v) is put back after
+            with torch.no_grad(), undone(module):
                 return getattr(module, key).detach()
 
         fact.pending = parametrized

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import warnings
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from itertools import repeat
 from operator import attrgetter, is_, methodcaller
 from typing import Any
 
 import torch
-from torch.utils._python_dispatch import _disable_current_modes
+from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from .attention_watch import AttentionSeen, expects_attention, remember_attention
@@ -231,6 +232,30 @@ class WriteGuard:
         self._protected = None
         self._tensors = []
         self._versions = []
+
+
+@contextmanager
+def undone(module: torch.nn.Module) -> Iterator[None]:
+    """Run code outside a trace that may change ``module`` (evaluating a parametrized
+    weight runs spectral_norm's power iteration, which writes ``_u`` and ``_v`` in
+    train mode), then put the module back as it was: the model-state guard, with a
+    dispatch mode that saves each guarded tensor before its first write."""
+    with ModelStateGuard(module) as guard, _SaveBeforeWrites(guard.writes):
+        yield
+
+
+class _SaveBeforeWrites(TorchDispatchMode):
+    """Passes every op to ``writes.before`` (the WriteGuard's copy), then runs it."""
+
+    def __init__(self, writes: WriteGuard) -> None:
+        super().__init__()
+        self.writes = writes
+
+    def __torch_dispatch__(
+        self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None
+    ) -> Any:
+        self.writes.before(func, args, kwargs)
+        return func(*args, **(kwargs or {}))
 
 
 # Ops that write arguments their schema does not mark as written: the batch norms
