@@ -1,6 +1,7 @@
 """Memory traffic, peak activation memory, roofline arithmetic, measured latency."""
 
 import time
+import warnings
 
 import pytest
 import torch
@@ -142,6 +143,25 @@ class TestBenchmark:
         assert [t.batch_size for t in timings] == [1, 4]
         assert set(timings[1].per_module) == {"", "0", "1"} and timings[1].fraction_of_peak is not None
         assert timings[1].flops == 4 * timings[0].flops
+
+    def test_buffers_the_forward_writes_are_put_back_without_a_warning(self):
+        class Steps(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.fc = nn.Linear(4, 4)
+                self.register_buffer("steps", torch.zeros(()))
+
+            def forward(self, x):
+                self.steps += 1  # in place, on every call
+                self.fc.weight.mul_(1.0)  # a write that changes no value still bumps the version
+                return self.fc(x)
+
+        model = Steps()
+        weight = model.fc.weight.detach().clone()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # "could not see" would be an error here
+            flopmeter.benchmark(model, torch.randn(1, 4), warmup=2, repeat=3)
+        assert model.steps.item() == 0.0 and torch.equal(model.fc.weight, weight)
 
     def test_model_left_in_its_mode(self):
         model = Sleepy().train()

@@ -19,7 +19,7 @@ from .api import Inputs, _model_device, _resolve_inputs, profile
 from .hardware import Hardware
 from .report import Report
 from .roofline import Roofline, roofline
-from .tracing.run import ModelStateGuard
+from .tracing.run import ModelStateGuard, SaveBeforeWrites
 
 Progress = Callable[[str, int, int], None]
 
@@ -238,8 +238,10 @@ def _one(
         report = _profile_mixed(model, args, kwargs)
     else:
         report = profile(model, kwargs if kwargs else args)
-    with ModelStateGuard(model), torch.no_grad():
+    with ModelStateGuard(model) as guard, torch.no_grad():
         model.eval()
+        with SaveBeforeWrites(guard.writes):  # one more untimed run: copies what the forward
+            model(*args, **kwargs)  # writes (a step counter), which the guard puts back
         times = time_calls(lambda: model(*args, **kwargs), device, warmup, repeat, progress)
         timing = Timing(report.batch_size, times, warmup, device.type, report.flops, hardware)
         if hardware is not None:

@@ -240,11 +240,11 @@ def undone(module: torch.nn.Module) -> Iterator[None]:
     weight runs spectral_norm's power iteration, which writes ``_u`` and ``_v`` in
     train mode), then put the module back as it was: the model-state guard, with a
     dispatch mode that saves each guarded tensor before its first write."""
-    with ModelStateGuard(module) as guard, _SaveBeforeWrites(guard.writes):
+    with ModelStateGuard(module) as guard, SaveBeforeWrites(guard.writes):
         yield
 
 
-class _SaveBeforeWrites(TorchDispatchMode):
+class SaveBeforeWrites(TorchDispatchMode):
     """Passes every op to ``writes.before`` (the WriteGuard's copy), then runs it."""
 
     def __init__(self, writes: WriteGuard) -> None:
