@@ -340,6 +340,32 @@ def test_parametrized_spectral_norm_state_is_restored_after_counting_nonzeros(sh
     assert report.compression.layers["0"].weight_nonzero == 32  # 4*8 weight, no zeros
 
 
+class DrawsRandomNumbers(nn.Module):
+    """Dropout in train mode and a reparameterization draw, as a VAE's forward makes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mu = nn.Linear(4, 2)
+        self.drop = nn.Dropout(0.5)
+
+    def forward(self, x):
+        mu = self.mu(self.drop(x))
+        return mu + torch.randn_like(mu)
+
+
+@pytest.mark.parametrize("shapes_only", MODES)
+def test_the_random_stream_is_where_it_was(shapes_only):
+    model, x = DrawsRandomNumbers().train(), torch.randn(3, 4)
+    torch.manual_seed(0)
+    expected = torch.rand(4)
+    torch.manual_seed(0)
+    profile_quietly(model, x, shapes_only)
+    assert torch.equal(torch.rand(4), expected)  # a values run drew 12 + 6 numbers before the fix
+    torch.manual_seed(0)
+    flopmeter.benchmark(model, x, warmup=1, repeat=2)
+    assert torch.equal(torch.rand(4), expected)
+
+
 class EditsItsContainers(nn.Module):
     def __init__(self) -> None:
         super().__init__()

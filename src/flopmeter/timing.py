@@ -19,7 +19,7 @@ from .api import Inputs, _model_device, _resolve_inputs, profile
 from .hardware import Hardware
 from .report import Report
 from .roofline import Roofline, roofline
-from .tracing.run import ModelStateGuard, SaveBeforeWrites
+from .tracing.run import ModelStateGuard, SaveBeforeWrites, kept_random_state
 
 Progress = Callable[[str, int, int], None]
 
@@ -238,7 +238,7 @@ def _one(
         report = _profile_mixed(model, args, kwargs)
     else:
         report = profile(model, kwargs if kwargs else args)
-    with ModelStateGuard(model) as guard, torch.no_grad():
+    with kept_random_state(), ModelStateGuard(model) as guard, torch.no_grad():
         model.eval()
         with SaveBeforeWrites(guard.writes):  # one more untimed run: copies what the forward
             model(*args, **kwargs)  # writes (a step counter), which the guard puts back

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from itertools import repeat
 from operator import attrgetter, is_, methodcaller
@@ -234,6 +234,15 @@ class WriteGuard:
         self._versions = []
 
 
+def kept_random_state() -> AbstractContextManager[None]:
+    """Random numbers a run draws (dropout in train mode, ``torch.randn_like`` in a
+    forward, an LSTM run with values) come from a fork of torch's CPU generator and of
+    every CUDA device's that is initialized: afterwards the user's random stream is as it
+    was, so profiling between ``torch.manual_seed`` and training changes no result."""
+    cuda = range(torch.cuda.device_count()) if torch.cuda.is_initialized() else ()
+    return torch.random.fork_rng(devices=cuda, device_type="cuda")
+
+
 @contextmanager
 def undone(module: torch.nn.Module) -> Iterator[None]:
     """Run code outside a trace that may change ``module`` (evaluating a parametrized
@@ -399,7 +408,7 @@ def _run_once(
         # (or an earlier profile) left there would hide the weights' casts from this one
         torch.clear_autocast_cache()
     try:
-        with ModelStateGuard(model, walk) as guard, grad_mode, stack:
+        with kept_random_state(), ModelStateGuard(model, walk) as guard, grad_mode, stack:
             if options.train is not None and not guard.all_in_mode(options.train):
                 model.train(options.train)
             # a meta model has no values to guard: no check per op
