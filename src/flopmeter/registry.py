@@ -916,14 +916,16 @@ def _sdpa_backward(event: OpEvent, options: CountOptions, causal: Any) -> Cost:
     "_scaled_dot_product_flash_attention_for_cpu_backward", "_scaled_dot_product_flash_attention_backward"
 )
 def _sdpa_flash_backward(event: OpEvent, options: CountOptions) -> Cost:
-    return _sdpa_backward(
-        event, options, event.arg(7 if "for_cpu" not in event.op else 6, "is_causal", False)
-    )
+    # is_causal's position in the schemas: 7 (CPU), 11 (CUDA: after cum_seq_q/k, max_q/k, dropout_p)
+    return _sdpa_backward(event, options, event.arg(7 if "for_cpu" in event.op else 11, "is_causal", False))
 
 
 @formula("_scaled_dot_product_efficient_attention_backward", "_scaled_dot_product_cudnn_attention_backward")
 def _sdpa_other_backward(event: OpEvent, options: CountOptions) -> Cost:
-    return _sdpa_backward(event, options, event.kwargs.get("is_causal", False))
+    # is_causal's position in the schemas: 11 (efficient), 14 (cudnn)
+    return _sdpa_backward(
+        event, options, event.arg(11 if "efficient" in event.op else 14, "is_causal", False)
+    )
 
 
 # ------------------------------------------------------- quantized and sparse contractions

@@ -1,0 +1,79 @@
+"""Probe-3 findings in LLM mode (P3-L ids in probe3-llm.md): each test failed before its fix."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import flopmeter
+from flopmeter.registry import CountOptions, cost_of
+from flopmeter.tracing.events import OpEvent, TensorMeta
+
+
+class CausalAttention(torch.nn.Module):
+    """One SDPA call with is_causal=True over (1, 2 heads, 8 tokens, head size 4)."""
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+
+def test_causal_needed_backward_counts_the_kept_half() -> None:
+    """P3-L3: the CPU SDPA backward's is_causal was read from dropout_p (argument 6, 0.0), so
+    training under causal="needed" counted the backward's scores dense."""
+    q, k, v = (torch.randn(1, 2, 8, 4, requires_grad=True) for _ in range(3))
+    report = flopmeter.profile(CausalAttention(), (q, k, v), backward=True, causal="needed")
+    # kept scores per head: 8*9/2 = 36; forward MACs = 2 heads * 36 * (4 + 4) = 576
+    assert report.forward.macs == 576
+    # backward MACs = 2 x forward's (dV, dP, dQ, dK over the kept scores) = 1,152 (dense: 2*2*64*8 = 2,048)
+    assert report.backward_cost.macs == 1152
+
+
+@pytest.mark.parametrize(
+    "op",
+    [
+        "_scaled_dot_product_flash_attention_for_cpu_backward",
+        "_scaled_dot_product_flash_attention_backward",
+        "_scaled_dot_product_efficient_attention_backward",
+        "_scaled_dot_product_cudnn_attention_backward",
+    ],
+)
+@pytest.mark.parametrize("causal", [False, True])
+def test_every_sdpa_backward_reads_is_causal_from_its_schema(op: str, causal: bool) -> None:
+    """P3-L3: positional arguments laid out from torch's own schema of each backward op
+    (CUDA ones cannot run here); tensors (1, 2, 8, 4), scalars 0, is_causal as given."""
+    schema = getattr(torch.ops.aten, op).default._schema
+    args = []
+    for argument in schema.arguments:
+        if argument.kwarg_only:
+            break
+        if argument.name == "is_causal":
+            args.append(causal)
+        elif str(argument.type).startswith("Tensor"):
+            args.append(TensorMeta((1, 2, 8, 4), "float32", 4))
+        elif str(argument.type) == "bool[4]":
+            args.append([True, True, True, False])
+        else:
+            args.append(0)
+    event = OpEvent("aten." + op, tuple(args), {}, ())
+    cost = cost_of(event, CountOptions(causal="needed"))
+    # backward MACs = 2 * heads * scores * (E + Ev): causal 2*2*36*8 = 1,152, dense 2*2*64*8 = 2,048
+    assert cost is not None and cost.macs == (1152 if causal else 2048)
+
+
+def tiny_llama(**changes: int) -> object:
+    transformers = pytest.importorskip("transformers")
+    sizes = {"num_hidden_layers": 2, "hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4,
+             "num_key_value_heads": 2, "vocab_size": 100} | changes  # fmt: skip
+    return transformers.LlamaConfig(**sizes)
+
+
+def test_training_step_traced_causal_is_three_causal_forwards() -> None:
+    """P3-L3 seen by a user: `--training` printed 501.50 K per token under "traced causal"."""
+    from flopmeter.llm.training import training_step
+
+    step = training_step(tiny_llama(), tokens=16)
+    # N_mm = 2 layers * (q 4096 + k 2048 + v 2048 + o 4096 + mlp 3*8192) + lm_head 6400 = 80,128
+    # full:   6 N_mm + 12 L d T     = 480,768 + 12*2*64*16 = 505,344 per token
+    # causal: 6 N_mm + 6 L d (T+1)  = 480,768 + 6*2*64*17  = 493,824 per token
+    conventions = step.conventions()
+    assert conventions["traced full"] == 505_344
+    assert conventions["traced causal"] == 493_824
