@@ -77,3 +77,51 @@ def test_training_step_traced_causal_is_three_causal_forwards() -> None:
     conventions = step.conventions()
     assert conventions["traced full"] == 505_344
     assert conventions["traced causal"] == 493_824
+
+
+def falcon(**changes: object) -> object:
+    transformers = pytest.importorskip("transformers")
+    return transformers.FalconConfig(
+        num_hidden_layers=2, hidden_size=64, num_attention_heads=4, vocab_size=100, **changes
+    )
+
+
+def test_falcon_multi_query_decodes_with_its_one_key_head() -> None:
+    """P3-L1: Falcon-7B's multi_query config says num_kv_heads = H (4) but stores one key/value
+    head; the decode trace filled a 4-head cache and failed inside FalconAttention."""
+    cost = flopmeter.llm_cost(falcon(), prompt=24)
+    assert cost.lm.kv_heads == 1
+    # 2 (K and V) * 2 layers * 1 head * head_dim 16 * 2 bytes (bf16) = 128 B per token
+    assert cost.cache.bytes_per_token == 128
+    # attention of one token over n+1 = 25 positions: 4 L H hd (n+1) = 4*2*4*16*25 = 12,800,
+    # the rest as at an empty cache (the fit's slope 4 L d = 512 per cached token)
+    assert cost.decode(24).flops_2mac - cost.decode(0).flops_2mac == 512 * 24
+    assert cost.decode_fit().polynomial is not None
+
+
+def test_falcon_new_architecture_caches_num_kv_heads() -> None:
+    """P3-L2: Falcon-40B's layout (new_decoder_architecture, num_kv_heads=2 of 4) was sized
+    with all 4 heads: twice the KV cache an engine holds."""
+    cost = flopmeter.llm_cost(falcon(new_decoder_architecture=True, num_kv_heads=2), prompt=24)
+    # 2 * 2 layers * 2 heads * 16 * 2 bytes = 256 B per token
+    assert cost.cache.bytes_per_token == 256
+    assert cost.decode(24).bytes("paged").kv_read == 256 * 25  # n+1 = 25 tokens read
+
+
+def test_deepseek_mla_decodes_and_caches_its_latent() -> None:
+    """P3-L4: DeepSeek-V3's attention hands its cache the compressed latent (kv_lora_rank 16
+    as keys, qk_rope_head_dim 8 as values, one head); the decode trace filled
+    (kv_heads 4, head_dim 8) tensors and failed."""
+    transformers = pytest.importorskip("transformers")
+    config = transformers.DeepseekV3Config(
+        num_hidden_layers=2, hidden_size=64, intermediate_size=128, moe_intermediate_size=32,
+        num_attention_heads=4, num_key_value_heads=4, vocab_size=100, q_lora_rank=32, kv_lora_rank=16,
+        qk_rope_head_dim=8, qk_nope_head_dim=16, v_head_dim=16, n_routed_experts=4,
+        num_experts_per_tok=2, first_k_dense_replace=1, n_group=1, topk_group=1,
+    )  # fmt: skip
+    cost = flopmeter.llm_cost(config, prompt=24)
+    # 2 layers * (16 + 8) elements * 2 bytes = 96 B per token
+    assert cost.cache.bytes_per_token == 96
+    # each step re-expands every cached latent with kv_b_proj (16 -> 4 heads * (16 nope + 16 v) = 128:
+    # 2,048 MACs) and attends it (4 heads * (24 + 16) = 160 MACs): 2,208 MACs per token and layer
+    assert cost.decode(24).macs - cost.decode(0).macs == 2 * 2208 * 24

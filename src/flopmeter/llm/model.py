@@ -4,7 +4,7 @@ about it that the conventions need (layers, heads, parameter counts by definitio
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -60,6 +60,9 @@ class LanguageModel:
     experts_per_token: int
     params: ParamCounts
     name: str
+    # per layer that caches: (heads, dim) of the keys and of the values transformers stores for one
+    # token, recorded by ``traces.stored_layout`` on first use
+    stored: dict[int, tuple[tuple[int, int], tuple[int, int]]] | None = field(default=None, repr=False)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -167,7 +170,9 @@ def _describe(model: torch.nn.Module, config: Any) -> LanguageModel:
     layers = int(_get(config, "num_hidden_layers", "n_layer", "num_layers"))
     hidden = int(_get(config, "hidden_size", "n_embd", "d_model"))
     heads = int(_get(config, "num_attention_heads", "n_head", "num_heads"))
-    kv_heads = int(_get(config, "num_key_value_heads", default=heads))
+    kv_heads = int(_get(config, "num_key_value_heads", "num_kv_heads", default=heads))
+    if getattr(config, "multi_query", False) and not getattr(config, "new_decoder_architecture", False):
+        kv_heads = 1  # Falcon-7B, GPT-BigCode: one key/value head (Falcon's num_kv_heads then says H)
     head_dim = int(_get(config, "head_dim", default=hidden // heads))
     window = _get(config, "sliding_window")
     if getattr(config, "use_sliding_window", True) is False:

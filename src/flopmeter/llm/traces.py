@@ -48,16 +48,49 @@ def decode(
 
 
 def filled_cache(lm: LanguageModel, context: int, batch: int) -> Any:
-    """A transformers DynamicCache holding ``context`` tokens of keys and values per layer,
-    as meta tensors (B, kv_heads, context, head_dim)."""
+    """A transformers DynamicCache holding ``context`` tokens of keys and values in every
+    layer that caches, as meta tensors shaped as the model stores them (see ``stored_layout``):
+    (B, heads, context, dim)."""
     import transformers
 
     cache = transformers.DynamicCache(config=lm.config)
-    shape = (batch, lm.kv_heads, context, lm.head_dim)
-    for layer in range(lm.layers):
-        keys = torch.empty(shape, dtype=lm.dtype, device="meta")
-        cache.update(keys, torch.empty_like(keys), layer)
+    for layer, ((key_heads, key_dim), (value_heads, value_dim)) in sorted(stored_layout(lm).items()):
+        keys = torch.empty((batch, key_heads, context, key_dim), dtype=lm.dtype, device="meta")
+        values = torch.empty((batch, value_heads, context, value_dim), dtype=lm.dtype, device="meta")
+        cache.update(keys, values, layer)
     return cache
+
+
+def stored_layout(lm: LanguageModel) -> dict[int, tuple[tuple[int, int], tuple[int, int]]]:
+    """Per layer that caches: (heads, dim) of the keys and of the values the model hands its
+    cache, recorded once from a one-token trace. Not always kv_heads x head_dim: Falcon-7B
+    stores one key head, Falcon-40B its keys broadcast to every query head, DeepSeek's MLA
+    keys of qk_nope + qk_rope dims and values of v_head_dim."""
+    if lm.stored is None:
+        import transformers
+
+        seen: dict[int, tuple[tuple[int, int], tuple[int, int]]] = {}
+
+        class Recording(transformers.DynamicCache):  # type: ignore[misc]
+            def update(
+                self, key_states: Any, value_states: Any, layer_idx: int, *args: Any, **kwargs: Any
+            ) -> Any:
+                seen[layer_idx] = (
+                    (key_states.shape[1], key_states.shape[-1]),
+                    (value_states.shape[1], value_states.shape[-1]),
+                )
+                return super().update(key_states, value_states, layer_idx, *args, **kwargs)
+
+        inputs = {
+            "input_ids": torch.zeros(1, 1, dtype=torch.long),
+            "use_cache": True,
+            "logits_to_keep": 1,
+            lm.cache_argument(): Recording(config=lm.config),
+        }
+        profile(lm.model, inputs, name=f"{lm.name} cache layout")
+        default = ((lm.kv_heads, lm.head_dim), (lm.kv_heads, lm.head_dim))
+        lm.stored = seen or {layer: default for layer in range(lm.layers)}
+    return lm.stored
 
 
 def _check_positive(**values: int) -> None:
