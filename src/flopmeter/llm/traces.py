@@ -71,7 +71,7 @@ def stored_layout(lm: LanguageModel) -> dict[int, tuple[tuple[int, int], tuple[i
 
         seen: dict[int, tuple[tuple[int, int], tuple[int, int]]] = {}
 
-        class Recording(transformers.DynamicCache):  # type: ignore[misc]
+        class Recording(transformers.DynamicCache):
             def update(
                 self, key_states: Any, value_states: Any, layer_idx: int, *args: Any, **kwargs: Any
             ) -> Any:
