@@ -125,3 +125,34 @@ def test_deepseek_mla_decodes_and_caches_its_latent() -> None:
     # each step re-expands every cached latent with kv_b_proj (16 -> 4 heads * (16 nope + 16 v) = 128:
     # 2,048 MACs) and attends it (4 heads * (24 + 16) = 160 MACs): 2,208 MACs per token and layer
     assert cost.decode(24).macs - cost.decode(0).macs == 2 * 2208 * 24
+
+
+TINY = ["transformers:LlamaConfig", "--set", "num_hidden_layers=1", "--set", "hidden_size=64", "--set",
+        "intermediate_size=128", "--set", "num_attention_heads=4", "--set", "vocab_size=100", "--prompt", "16"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["--step-time", "1", "--roofline", "h100-sxm"],
+            "--step-time: options of a training step: add --training",
+        ),
+        (["--recompute", "--optimizer"], "--recompute, --optimizer: options of a training step"),
+        (["--devices", "8"], "--devices: options of a training step"),
+        (["--devices", "0", "--training"], "--devices must be at least 1, got 0"),
+        (["--training", "--devices", "8"], "--devices counts the devices of a measured step"),
+        (["--training", "--kv-dtype", "fp8"], "--kv-dtype: not for --training"),
+        (["--training", "--format", "json"], "--format json: not for --training"),
+        (["--training", "--depth", "1"], "--depth: not for --training"),
+        (["--training", "--step-time", "1"], "MFU needs exactly one --roofline preset"),
+    ],
+)
+def test_options_of_the_other_llm_mode_are_refused_not_ignored(argv: list[str], message: str) -> None:
+    """P3-L5: serving ignored --step-time/--recompute/--devices and --training ignored
+    --format json, --kv-dtype, --depth (exit 0, the option had no effect)."""
+    from flopmeter.cli import run
+
+    code, out, err = run([*TINY, *argv])
+    assert code == 2 and message in err and out == ""
+    assert "on meta ..." not in err  # refused before any trace
