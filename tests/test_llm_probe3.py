@@ -156,3 +156,38 @@ def test_options_of_the_other_llm_mode_are_refused_not_ignored(argv: list[str], 
     code, out, err = run([*TINY, *argv])
     assert code == 2 and message in err and out == ""
     assert "on meta ..." not in err  # refused before any trace
+
+
+def test_grouped_mm_built_on_meta_equals_the_bf16_kernel_and_the_cpu_kernel() -> None:
+    """P3-L6: torch's meta kernel of _grouped_mm takes bfloat16 only; the CPU kernel takes
+    float32 too. The built result matches both (shape, dtype, strides)."""
+    from flopmeter.tracing.fast_meta import fast_meta
+    from flopmeter.tracing.recorder import _op_facts
+
+    offs = torch.tensor([2, 4, 6, 8], dtype=torch.int32)
+    a, b = torch.zeros(8, 16), torch.zeros(4, 32, 16).transpose(-2, -1)  # 8 rows, 4 experts of 16 -> 32
+    op = torch.ops.aten._grouped_mm.default
+    for dtype in (torch.float32, torch.float16, torch.bfloat16):
+        args = (a.to("meta", dtype), b.to("meta", dtype), offs.to("meta"))
+        ours = fast_meta(_op_facts(op), args, [t for t in args])
+        cpu = op(a.to(dtype), b.to(dtype), offs)
+        assert (ours.shape, ours.stride(), ours.dtype) == (cpu.shape, cpu.stride(), cpu.dtype)
+    bf16 = (a.to("meta", torch.bfloat16), b.to("meta", torch.bfloat16), offs.to("meta"), None, torch.float32)
+    assert fast_meta(_op_facts(op), bf16, list(bf16[:3])) is None  # another out_dtype: the kernel decides
+    with pytest.raises(RuntimeError, match="output dtype must match"):
+        op(*bf16)
+
+
+def test_a_float32_mixtral_is_counted_on_meta() -> None:
+    """P3-L6 seen by a user: llm_cost(MixtralConfig(...), dtype="float32") (or --dtype float16)
+    failed with "the model raised RuntimeError ... Check that the inputs match"."""
+    transformers = pytest.importorskip("transformers")
+    sizes = {"num_hidden_layers": 2, "hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4,
+             "num_key_value_heads": 2, "vocab_size": 100, "num_local_experts": 4, "num_experts_per_tok": 2}  # fmt: skip
+    cost = flopmeter.llm_cost(
+        transformers.MixtralConfig(**sizes), prompt=24, all_logits=True, dtype="float32"
+    )
+    # active N_mm per token: 2 layers * (attention 12,288 + router 256 + 2 of 4 experts * 3*64*128) + lm_head 6,400
+    #   = 2 * (12,288 + 256 + 49,152) + 6,400 = 129,792;  2 N T + 4 L d T^2 = 259,584*24 + 512*576 = 6,524,928
+    assert cost.prefill.flops_2mac == 6_524_928
+    assert cost.decode(24).flops_2mac == 259_584 + 512 * 25
