@@ -191,3 +191,22 @@ def test_a_float32_mixtral_is_counted_on_meta() -> None:
     #   = 2 * (12,288 + 256 + 49,152) + 6,400 = 129,792;  2 N T + 4 L d T^2 = 259,584*24 + 512*576 = 6,524,928
     assert cost.prefill.flops_2mac == 6_524_928
     assert cost.decode(24).flops_2mac == 259_584 + 512 * 25
+
+
+def test_a_mixture_of_experts_trains_by_its_active_n() -> None:
+    """P3-L7: `--training` on Mixtral put N_mm of all experts into 6N + 12LHQT: 1.39 M per token
+    against 803 K traced, an MFU 1.7x too high here (3.6x for Mixtral 8x7B)."""
+    from flopmeter.llm.training import training_step
+
+    transformers = pytest.importorskip("transformers")
+    sizes = {"num_hidden_layers": 2, "hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4,
+             "num_key_value_heads": 2, "vocab_size": 100, "num_local_experts": 4, "num_experts_per_tok": 2}  # fmt: skip
+    step = training_step(transformers.MixtralConfig(**sizes), tokens=16)
+    conventions = step.conventions()
+    # active N_mm = 129,792 (see test_a_float32_mixtral_is_counted_on_meta);
+    # 6 N + 12 L H Q T = 778,752 + 12*2*4*16*16 = 803,328: the traced step exactly
+    assert conventions["6N+12LHQT (N=active N_mm)"] == 803_328 == conventions["traced full"]
+    # active N_total = 234,816 - (228,096 - 129,792) = 136,512; 6 N = 819,072
+    assert conventions["6N (N=active N_total)"] == 819_072
+    mfu = step.mfu("a100-sxm-80gb", step_time=1.0)
+    assert mfu["6N+12LHQT (N=active N_mm)"] == pytest.approx(803_328 * 16 / 312e12)

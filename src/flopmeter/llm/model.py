@@ -41,6 +41,11 @@ class ParamCounts:
     experts: int = 0
     active_matmul: int = 0
 
+    @property
+    def active_total(self) -> int:
+        """N_total with only the top-k share of the expert weights (uniform load)."""
+        return self.total - self.matmul + self.active_matmul
+
 
 @dataclass
 class LanguageModel:

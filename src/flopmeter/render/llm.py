@@ -182,6 +182,11 @@ def render_llm(
     lines.append(
         f"2N per token, for comparison (attention left out): 2 N_mm = {u.count(2 * n.matmul, 'FLOPs', units, precision)}"
         f" · 2 N_total = {u.count(2 * n.total, 'FLOPs', units, precision)}"
+        + (
+            f" · 2 active N_mm = {u.count(2 * n.active_matmul, 'FLOPs', units, precision)}"
+            if lm.is_moe
+            else ""
+        )
     )
     lines.append("")
     lines += phase_lines(
@@ -246,8 +251,7 @@ def render_training(
 ) -> str:
     """A training step under every convention side by side, with MFU when measured."""
     per_token = step.conventions()
-    n = step.lm.params
-    named = {"6N+12LHQT (N=N_mm)": f"{n.matmul:,}", "6N (N=N_total)": f"{n.total:,}"}
+    named = {label: f"{value:,}" for label, value in step.named_n().items()}
     header = ["convention", "N", "FLOPs per token", "FLOPs per step"] + (["MFU"] if mfu else [])
     body = []
     for name, value in per_token.items():
