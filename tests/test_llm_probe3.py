@@ -210,3 +210,13 @@ def test_a_mixture_of_experts_trains_by_its_active_n() -> None:
     assert conventions["6N (N=active N_total)"] == 819_072
     mfu = step.mfu("a100-sxm-80gb", step_time=1.0)
     assert mfu["6N+12LHQT (N=active N_mm)"] == pytest.approx(803_328 * 16 / 312e12)
+
+
+@pytest.mark.parametrize("kind", ["LlamaModel", "LlamaForSequenceClassification"])
+def test_a_decoder_without_lm_head_is_refused(kind: str) -> None:
+    """P3-L8: llm_cost(LlamaModel(config)) printed a prefill without lm_head (2 d V per token
+    missing) and a classifier's was counted as a language model's, without a word."""
+    transformers = pytest.importorskip("transformers")
+    model = getattr(transformers, kind)(tiny_llama())
+    with pytest.raises(ValueError, match=f"needs a causal language model with its lm_head; {kind} has none"):
+        flopmeter.llm_cost(model, prompt=16)

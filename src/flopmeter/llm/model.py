@@ -108,7 +108,21 @@ def language_model(model_or_config: Any, dtype: str | torch.dtype | None = None)
         config = model_or_config
         model = _build_on_meta(config, dtype)
     _check_causal(model, config)
+    _check_language_head(model)
     return _describe(model, config)
+
+
+def _check_language_head(model: torch.nn.Module) -> None:
+    """Refuse a decoder without a language-model head (LlamaModel, ...ForSequenceClassification):
+    its numbers would leave out lm_head (2 d V FLOPs per token) or count a classifier."""
+    output_embeddings = getattr(model, "get_output_embeddings", None)
+    head = output_embeddings() if callable(output_embeddings) else getattr(model, "lm_head", None)
+    if head is None:
+        raise ValueError(
+            f"LLM mode needs a causal language model with its lm_head; {type(model).__name__} has none "
+            "(a base model or a classifier). Build one with transformers.AutoModelForCausalLM.from_config(config) "
+            "or pass the config"
+        )
 
 
 def _check_causal(model: torch.nn.Module, config: Any) -> None:
