@@ -220,3 +220,31 @@ def test_a_decoder_without_lm_head_is_refused(kind: str) -> None:
     model = getattr(transformers, kind)(tiny_llama())
     with pytest.raises(ValueError, match=f"needs a causal language model with its lm_head; {kind} has none"):
         flopmeter.llm_cost(model, prompt=16)
+
+
+class Attend(torch.nn.Module):
+    """SDPA over query heads and key/value heads as given (enable_gqa optional)."""
+
+    def __init__(self, gqa: bool) -> None:
+        super().__init__()
+        self.gqa = gqa
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        return F.scaled_dot_product_attention(q, k, k, is_causal=True, enable_gqa=self.gqa)
+
+
+@pytest.mark.parametrize("gqa", [False, True])
+def test_attention_whose_heads_do_not_match_raises_as_on_the_cpu(gqa: bool) -> None:
+    """P3-L9: `--set num_key_value_heads=3` with 4 heads: the CPU raises "size of tensor a (4)
+    must match ... (3)", the meta trace printed a prefill of 651,776 FLOPs."""
+    q, k = torch.empty(1, 4, 8, 16, device="meta"), torch.empty(1, 3, 8, 16, device="meta")
+    with pytest.raises(flopmeter.ModelError, match="must match|divisible|heads"):
+        flopmeter.profile(Attend(gqa), (q, k))
+
+
+def test_grouped_and_broadcast_key_heads_still_count() -> None:
+    # 4 query heads over 2 (enable_gqa) or 1 (broadcast) key/value heads, 8 tokens, head size 16:
+    # dense scores 8*8 per query head, MACs 4 * 64 * (16 + 16) = 8,192
+    q = torch.empty(1, 4, 8, 16, device="meta")
+    assert flopmeter.profile(Attend(True), (q, torch.empty(1, 2, 8, 16, device="meta"))).macs == 8192
+    assert flopmeter.profile(Attend(False), (q, torch.empty(1, 1, 8, 16, device="meta"))).macs == 8192

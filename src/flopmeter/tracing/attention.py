@@ -29,6 +29,8 @@ def sdpa_on_meta(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], choic
         return None
     if not (q.is_meta and k.is_meta and v.is_meta):
         return None
+    if not _shapes_agree(q, k, v, bool(call.get("enable_gqa", False))):
+        return None  # the op's own kernel raises, as on the CPU (4 query heads, 3 key heads)
     needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v))
     fused = _cpu_would_fuse(args, kwargs, choices)
     if needs_grad:
@@ -44,6 +46,23 @@ def sdpa_on_meta(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], choic
 
 
 _SDPA_ARGUMENTS = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
+
+
+def _shapes_agree(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, gqa: bool) -> bool:
+    """Whether SDPA accepts these shapes: q·k over the same head size, as many keys as
+    values, batch and head dims that broadcast (with ``enable_gqa``, query heads a multiple
+    of the key/value heads)."""
+    if q.ndim < 2 or q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
+        return False
+    if gqa and min(q.ndim, k.ndim, v.ndim) >= 3:
+        if k.shape[-3] != v.shape[-3] or q.shape[-3] % k.shape[-3]:
+            return False
+        q, k, v = q[..., :1, :, :], k[..., :1, :, :], v[..., :1, :, :]
+    try:
+        torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    except RuntimeError:
+        return False
+    return True
 
 
 def _cpu_flash_on_meta(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
