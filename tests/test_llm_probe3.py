@@ -59,11 +59,13 @@ def test_every_sdpa_backward_reads_is_causal_from_its_schema(op: str, causal: bo
     assert cost is not None and cost.macs == (1152 if causal else 2048)
 
 
+TINY_SIZES = {"num_hidden_layers": 2, "hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4,
+              "num_key_value_heads": 2, "vocab_size": 100}  # fmt: skip
+
+
 def tiny_llama(**changes: int) -> object:
     transformers = pytest.importorskip("transformers")
-    sizes = {"num_hidden_layers": 2, "hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4,
-             "num_key_value_heads": 2, "vocab_size": 100} | changes  # fmt: skip
-    return transformers.LlamaConfig(**sizes)
+    return transformers.LlamaConfig(**TINY_SIZES | changes)
 
 
 def test_training_step_traced_causal_is_three_causal_forwards() -> None:
@@ -248,3 +250,25 @@ def test_grouped_and_broadcast_key_heads_still_count() -> None:
     q = torch.empty(1, 4, 8, 16, device="meta")
     assert flopmeter.profile(Attend(True), (q, torch.empty(1, 2, 8, 16, device="meta"))).macs == 8192
     assert flopmeter.profile(Attend(False), (q, torch.empty(1, 1, 8, 16, device="meta"))).macs == 8192
+
+
+def test_sliding_window_rows_by_hand() -> None:
+    from flopmeter.formulas.attention import causal_bottom_right_row_lengths_sum as kept
+
+    assert kept(24, 24, 8) == 8 * 9 // 2 + 16 * 8 == 164  # prefill of 24, window 8
+    assert kept(4, 12, 8) == 8 * 4 == 32  # a chunk of 4 after 8 cached: every row sees 8
+    assert kept(1, 30, 8) == 8  # a decode step over a static cache of 30: the window
+    assert kept(24, 24, None) == kept(24, 24, 100) == 24 * 25 // 2  # a window past the length
+
+
+def test_a_sliding_window_mask_is_counted_as_needed() -> None:
+    """P3-L10: Mistral's sliding-window mask was not recognised, so causal="needed" counted the
+    dense T x T scores (as "full") for every sliding layer."""
+    transformers = pytest.importorskip("transformers")
+    config = transformers.MistralConfig(**TINY_SIZES, sliding_window=8)
+    full = flopmeter.llm_cost(config, prompt=24, all_logits=True, dtype="float32")
+    needed = full.variant(causal="needed")
+    # kept scores per head: 8*9/2 + 16*8 = 164 of 576; fewer MACs: 2 layers * 4 heads * 412 * (16 + 16)
+    # = 105,472; in 2 x MACs 210,944: 4,141,056 - 210,944 = 3,930,112
+    assert full.prefill.flops_2mac == 4_141_056
+    assert needed.prefill.flops_2mac == 3_930_112

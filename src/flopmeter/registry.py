@@ -324,6 +324,7 @@ def _sdpa(event: OpEvent, options: CountOptions, *, mask: Any, dropout: Any, cau
         dropout=bool(dropout),
         causal_needed=(bool(causal) or bottom_right) and options.causal == "needed",
         bottom_right=bottom_right,
+        window=event.kwargs.get("causal_window"),  # a sliding-window mask the recorder recognised
     )
 
 

@@ -86,7 +86,7 @@ def _cpu_flash_on_meta(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     return out[0]
 
 
-_last_mask: list[Any] = [None, False]  # (weak reference to a mask, whether it is causal)
+_last_mask: list[Any] = [None, False, None]  # (weak reference to a mask, whether it is causal, its window)
 
 
 def recorded_call(
@@ -118,13 +118,25 @@ def _mark_causal_mask(call: dict[str, Any], named: dict[str, Any]) -> dict[str, 
     known = _last_mask[0]() if _last_mask[0] is not None else None
     if known is not mask:
         queries, keys = q.shape[-2], k.shape[-2]
-        causal = tuple(mask.shape[-2:]) == (queries, keys) and _is_bottom_right_causal(mask)
-        _last_mask[:] = [weakref.ref(mask), causal]
-    return {**named, "causal_mask": "bottom_right"} if _last_mask[1] else named
+        window = _sliding_window(mask) if tuple(mask.shape[-2:]) == (queries, keys) else None
+        causal = tuple(mask.shape[-2:]) == (queries, keys) and _is_bottom_right_causal(mask, window)
+        _last_mask[:] = [weakref.ref(mask), causal, window]
+    if not _last_mask[1]:
+        return named
+    window = _last_mask[2]
+    return {**named, "causal_mask": "bottom_right", **({"causal_window": window} if window else {})}
 
 
-def _is_bottom_right_causal(mask: torch.Tensor) -> bool:
-    """Whether every (L, S) slice of ``mask`` keeps exactly keys 0 .. S-L+i in row i.
+def _sliding_window(mask: torch.Tensor) -> int | None:
+    """The window a bottom-right causal mask with a sliding window would have: the keys the
+    last query sees, when fewer than all (None: all, a plain causal mask)."""
+    kept = int(mask.reshape(-1, mask.shape[-1])[-1].sum())
+    return kept if 0 < kept < mask.shape[-1] else None
+
+
+def _is_bottom_right_causal(mask: torch.Tensor, window: int | None = None) -> bool:
+    """Whether every (L, S) slice of ``mask`` keeps exactly keys 0 .. S-L+i in row i (with a
+    sliding ``window``: keys S-L+i-window+1 .. S-L+i, as Mistral's and Gemma's sliding layers).
     Compared a block of rows at a time against the pattern, so a long prompt's mask
     costs no more than a block of memory."""
     queries, keys = mask.shape[-2], mask.shape[-1]
@@ -133,6 +145,8 @@ def _is_bottom_right_causal(mask: torch.Tensor) -> bool:
     for start in range(0, queries, block):
         stop = min(start + block, queries)
         pattern = torch.ones(stop - start, keys, dtype=torch.bool).tril(keys - queries + start)
+        if window is not None:
+            pattern &= ~torch.ones(stop - start, keys, dtype=torch.bool).tril(keys - queries + start - window)
         if not bool((rows[:, start:stop] == pattern).all()):
             return False
     return True
