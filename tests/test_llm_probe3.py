@@ -272,3 +272,18 @@ def test_a_sliding_window_mask_is_counted_as_needed() -> None:
     # = 105,472; in 2 x MACs 210,944: 4,141,056 - 210,944 = 3,930,112
     assert full.prefill.flops_2mac == 4_141_056
     assert needed.prefill.flops_2mac == 3_930_112
+
+
+def test_the_users_config_is_left_as_it_was() -> None:
+    """P3-L15: llm_cost(config, dtype="float16") wrote dtype=float16 (and the attention and
+    experts implementations) into the user's config: their next from_config built float16."""
+    transformers = pytest.importorskip("transformers")
+    config = tiny_llama()
+    before = {key: str(value) for key, value in vars(config).items()}
+    flopmeter.llm_cost(config, prompt=16, dtype="float16")
+    from flopmeter.llm.training import training_step
+
+    training_step(config, tokens=8)
+    assert {key: str(value) for key, value in vars(config).items()} == before
+    model = transformers.AutoModelForCausalLM.from_config(config)
+    assert next(model.parameters()).dtype == torch.float32

@@ -3,6 +3,7 @@ about it that the conventions need (layers, heads, parameter counts by definitio
 
 from __future__ import annotations
 
+import copy
 import inspect
 from dataclasses import dataclass, field
 from typing import Any
@@ -105,8 +106,8 @@ def language_model(model_or_config: Any, dtype: str | torch.dtype | None = None)
                 f"config; got {type(model).__name__} without a config"
             )
     else:
-        config = model_or_config
-        model = _build_on_meta(config, dtype)
+        model = _build_on_meta(model_or_config, dtype)
+        config = model.config
     _check_causal(model, config)
     _check_language_head(model)
     return _describe(model, config)
@@ -157,6 +158,7 @@ def _build_on_meta(config: Any, dtype: str | torch.dtype | None) -> torch.nn.Mod
             f"expected an nn.Module or a transformers config (e.g. LlamaConfig(...)), got {type(config).__name__}"
         )
     chosen = _torch_dtype(dtype if dtype is not None else getattr(config, "dtype", None) or "bfloat16")
+    config = copy.deepcopy(config)  # from_config writes dtype and attention choices into it
     with torch.device("meta"):
         try:
             model = transformers.AutoModelForCausalLM.from_config(config, dtype=chosen)
