@@ -127,6 +127,9 @@ def test_deepseek_mla_decodes_and_caches_its_latent() -> None:
     # each step re-expands every cached latent with kv_b_proj (16 -> 4 heads * (16 nope + 16 v) = 128:
     # 2,048 MACs) and attends it (4 heads * (24 + 16) = 160 MACs): 2,208 MACs per token and layer
     assert cost.decode(24).macs - cost.decode(0).macs == 2 * 2208 * 24
+    from flopmeter.render.llm import kv_lines
+
+    assert kv_lines(cost)[0].startswith("KV cache (layers x 1 cached head(s) x (key 16 + value 8)")
 
 
 TINY = ["transformers:LlamaConfig", "--set", "num_hidden_layers=1", "--set", "hidden_size=64", "--set",

@@ -234,7 +234,15 @@ def render_llm(
 
 def kv_lines(cost: LLMCost) -> list[str]:
     total = cost.prompt + cost.generate
-    lines = ["KV cache (2 x layers x KV heads x head dim x bytes per element):"]
+    cache, lm = cost.cache, cost.lm
+    if cache.value_head_dim is None and (cache.kv_heads, cache.head_dim) == (lm.kv_heads, lm.head_dim):
+        lines = ["KV cache (2 x layers x KV heads x head dim x bytes per element):"]
+    else:  # as the model hands its cache: MLA's latent, Falcon's one key head
+        values = cache.head_dim if cache.value_head_dim is None else cache.value_head_dim
+        lines = [
+            f"KV cache (layers x {cache.kv_heads} cached head(s) x (key {cache.head_dim} + value {values}) "
+            "x bytes per element, as the model stores it):"
+        ]
     for label, cache in (("model dtype", cost.cache), ("declared", cost.declared_cache)):
         if cache is None:
             continue
