@@ -234,13 +234,13 @@ def render_llm(
 
 def kv_lines(cost: LLMCost) -> list[str]:
     total = cost.prompt + cost.generate
-    cache, lm = cost.cache, cost.lm
-    if cache.value_head_dim is None and (cache.kv_heads, cache.head_dim) == (lm.kv_heads, lm.head_dim):
+    stored, lm = cost.cache, cost.lm
+    if stored.value_head_dim is None and (stored.kv_heads, stored.head_dim) == (lm.kv_heads, lm.head_dim):
         lines = ["KV cache (2 x layers x KV heads x head dim x bytes per element):"]
     else:  # as the model hands its cache: MLA's latent, Falcon's one key head
-        values = cache.head_dim if cache.value_head_dim is None else cache.value_head_dim
+        values = stored.head_dim if stored.value_head_dim is None else stored.value_head_dim
         lines = [
-            f"KV cache (layers x {cache.kv_heads} cached head(s) x (key {cache.head_dim} + value {values}) "
+            f"KV cache (layers x {stored.kv_heads} cached head(s) x (key {stored.head_dim} + value {values}) "
             "x bytes per element, as the model stores it):"
         ]
     for label, cache in (("model dtype", cost.cache), ("declared", cost.declared_cache)):
