@@ -290,3 +290,18 @@ def test_the_users_config_is_left_as_it_was() -> None:
     assert {key: str(value) for key, value in vars(config).items()} == before
     model = transformers.AutoModelForCausalLM.from_config(config)
     assert next(model.parameters()).dtype == torch.float32
+
+
+def test_fits_stay_within_a_learned_position_table() -> None:
+    """P3-L16: GPT-2 with n_positions=32, --prompt 20 --generate 5 (25 positions, all valid)
+    failed: the fits traced T = 48 and n = 32, past the table ("index out of range")."""
+    transformers = pytest.importorskip("transformers")
+    config = transformers.GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=64, n_positions=32)
+    cost = flopmeter.llm_cost(config, prompt=20, generate=5)
+    prefill, decode = cost.prefill_fit(), cost.decode_fit()
+    assert [x for x, _ in prefill.points] == [8, 16, 24] and [x for x, _ in decode.points] == [7, 14]
+    # prefill(T) = 4 L d T^2 + 2 (12 d^2) L T + 2 d V (lm_head once) = 128 T^2 + 24,576 T + 4,096
+    assert prefill.polynomial is not None and prefill.polynomial.coefficients == (4096, 24576, 128)
+    # decode(n) = 128 (n+1) + 24,576 + 4,096 = 128 n + 28,800
+    assert decode.polynomial is not None and decode.polynomial.coefficients == (28800, 128)
+    assert cost.variant(prompt=16).prefill_fit().check[0] == 32  # the prompt is a fit point: checked at 4 x 8
