@@ -305,3 +305,12 @@ def test_fits_stay_within_a_learned_position_table() -> None:
     # decode(n) = 128 (n+1) + 24,576 + 4,096 = 128 n + 28,800
     assert decode.polynomial is not None and decode.polynomial.coefficients == (28800, 128)
     assert cost.variant(prompt=16).prefill_fit().check[0] == 32  # the prompt is a fit point: checked at 4 x 8
+
+
+@pytest.mark.parametrize("context", [3.5, "8", True, -1])
+def test_a_decode_context_that_is_not_a_token_count_is_refused(context: object) -> None:
+    """P3-L17: cost.decode(3.5) raised torch's "empty(): argument 'size' failed to unpack",
+    cost.decode("8") a '<' TypeError, cost.decode(True) counted a context of 1."""
+    cost = flopmeter.llm_cost(tiny_llama(), prompt=16)
+    with pytest.raises(ValueError, match="the decode context must be a whole number of tokens"):
+        cost.decode(context)  # type: ignore[arg-type]

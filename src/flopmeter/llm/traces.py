@@ -34,8 +34,8 @@ def decode(
     chunked prefill) after a cache of ``context`` tokens (transformers' ``DynamicCache``,
     filled with meta tensors of the model's dtype: no memory)."""
     _check_positive(batch=batch, tokens=tokens)
-    if context < 0:
-        raise ValueError(f"the decode context must be 0 or more tokens, got {context}")
+    if not isinstance(context, int) or isinstance(context, bool) or context < 0:
+        raise ValueError(f"the decode context must be a whole number of tokens, 0 or more, got {context!r}")
     inputs: dict[str, Any] = {
         "input_ids": torch.zeros(batch, tokens, dtype=torch.long),
         "use_cache": True,
@@ -95,5 +95,5 @@ def stored_layout(lm: LanguageModel) -> dict[int, tuple[tuple[int, int], tuple[i
 
 def _check_positive(**values: int) -> None:
     for name, value in values.items():
-        if not isinstance(value, int) or value < 1:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a positive whole number, got {value!r}")
