@@ -314,3 +314,14 @@ def test_a_decode_context_that_is_not_a_token_count_is_refused(context: object) 
     cost = flopmeter.llm_cost(tiny_llama(), prompt=16)
     with pytest.raises(ValueError, match="the decode context must be a whole number of tokens"):
         cost.decode(context)  # type: ignore[arg-type]
+
+
+def test_a_dtype_for_a_model_is_refused_not_ignored() -> None:
+    """P3-L18: llm_cost(float32_model, dtype="bfloat16") counted float32 bytes without a word."""
+    transformers = pytest.importorskip("transformers")
+    model = transformers.AutoModelForCausalLM.from_config(tiny_llama())
+    with pytest.raises(
+        ValueError, match=r"dtype='bfloat16' builds a config; a model is used as it is \(torch.float32\)"
+    ):
+        flopmeter.llm_cost(model, prompt=8, dtype="bfloat16")
+    assert flopmeter.llm_cost(model, prompt=8, dtype="float32").lm.itemsize == 4  # its own dtype: fine

@@ -105,6 +105,12 @@ def language_model(model_or_config: Any, dtype: str | torch.dtype | None = None)
                 "LLM mode needs a transformers causal LM (a model with a .config) or a transformers "
                 f"config; got {type(model).__name__} without a config"
             )
+        built_in = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+        if dtype is not None and _torch_dtype(dtype) != built_in:
+            raise ValueError(
+                f"dtype={dtype!r} builds a config; a model is used as it is ({built_in}): "
+                "convert it first (model.to(dtype)) or pass its config"
+            )
     else:
         model = _build_on_meta(model_or_config, dtype)
         config = model.config
