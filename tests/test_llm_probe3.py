@@ -325,3 +325,15 @@ def test_a_dtype_for_a_model_is_refused_not_ignored() -> None:
     ):
         flopmeter.llm_cost(model, prompt=8, dtype="bfloat16")
     assert flopmeter.llm_cost(model, prompt=8, dtype="float32").lm.itemsize == 4  # its own dtype: fine
+
+
+def test_a_generation_past_a_learned_position_table_says_so() -> None:
+    """P3-L20: GPT-2 (n_positions 64), --prompt 60 --generate 10 failed with "index out of range
+    in self. Check that the inputs match what the model expects", not naming the positions."""
+    from flopmeter.cli import run
+
+    code, out, err = run(["transformers:GPT2Config", "--set", "n_layer=1", "--set", "n_embd=32", "--set", "n_head=2",
+                          "--set", "vocab_size=64", "--set", "n_positions=64", "--prompt", "60", "--generate", "10"])  # fmt: skip
+    # the last decode step: context 60 + 10 - 2 = 68, plus its own token: 69 positions
+    assert code == 1 and out == ""
+    assert "reaches 69 positions, beyond the config's max_position_embeddings (64)" in err

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ..api import profile
+from ..api import ModelError, profile
 from ..report import Report
 from .model import LanguageModel
 
@@ -24,7 +24,7 @@ def prefill(
         "use_cache": True,
         "logits_to_keep": 0 if all_logits else 1,
     }
-    return profile(lm.model, inputs, causal=causal, name=f"{lm.name} prefill T={tokens}")
+    return _traced(lm, inputs, tokens, causal=causal, name=f"{lm.name} prefill T={tokens}")
 
 
 def decode(
@@ -44,7 +44,22 @@ def decode(
     if context:
         inputs[lm.cache_argument()] = filled_cache(lm, context, batch)
     label = f"decode n={context}" if tokens == 1 else f"chunk of {tokens} after n={context}"
-    return profile(lm.model, inputs, causal=causal, name=f"{lm.name} {label}")
+    return _traced(lm, inputs, context + tokens, causal=causal, name=f"{lm.name} {label}")
+
+
+def _traced(lm: LanguageModel, inputs: dict[str, Any], positions: int, *, causal: str, name: str) -> Report:
+    """``profile()`` of one phase; a model that fails on a trace reaching past its
+    max_position_embeddings (GPT-2's learned table: "index out of range") is told so."""
+    try:
+        return profile(lm.model, inputs, causal=causal, name=name)
+    except ModelError as error:
+        limit = getattr(lm.config, "max_position_embeddings", None)
+        if isinstance(limit, int) and positions > limit:
+            raise ModelError(
+                f"{error} This trace reaches {positions:,} positions, beyond the config's "
+                f"max_position_embeddings ({limit:,}): keep prompt + generate - 1 within it"
+            ) from error.__cause__
+        raise
 
 
 def filled_cache(lm: LanguageModel, context: int, batch: int) -> Any:
