@@ -337,3 +337,29 @@ def test_a_generation_past_a_learned_position_table_says_so() -> None:
     # the last decode step: context 60 + 10 - 2 = 68, plus its own token: 69 positions
     assert code == 1 and out == ""
     assert "reaches 69 positions, beyond the config's max_position_embeddings (64)" in err
+
+
+def test_a_hybrids_kv_cache_counts_its_attention_layers_only() -> None:
+    """P3-L21: Jamba (4 layers: Mamba, attention, Mamba, attention) was sized as if all four
+    layers cached keys and values: twice its KV cache."""
+    transformers = pytest.importorskip("transformers")
+    config = transformers.JambaConfig(
+        **TINY_SIZES | {"num_hidden_layers": 4}, num_experts=2, num_experts_per_tok=1, attn_layer_period=2,
+        attn_layer_offset=1, expert_layer_period=2, expert_layer_offset=1, mamba_d_state=8,
+    )  # fmt: skip
+    cost = flopmeter.llm_cost(config, prompt=24)
+    # 2 attention layers x 2 (K, V) x 2 heads x 16 x 2 bytes = 256 B per token
+    assert cost.cache.bytes_per_token == 256
+    assert cost.decode(24).bytes("paged").kv_read == 256 * 25
+    # the attention term grows with the 2 attention layers only: 4 * 2 * 64 = 512 per cached token
+    assert cost.decode(24).flops_2mac - cost.decode(0).flops_2mac == 512 * 24
+
+
+def test_a_state_space_model_is_refused_clearly() -> None:
+    """P3-L22: llm_cost(MambaConfig(...)) raised "int() argument must be ... not 'NoneType'"."""
+    transformers = pytest.importorskip("transformers")
+    config = transformers.MambaConfig(num_hidden_layers=2, hidden_size=64, vocab_size=100, state_size=8)
+    with pytest.raises(
+        ValueError, match="needs a transformer language model with attention heads; MambaForCausalLM"
+    ):
+        flopmeter.llm_cost(config, prompt=8)

@@ -74,8 +74,13 @@ def kv_cache(lm: LanguageModel, dtype: str | int | None = None) -> KVCache:
     shaped as the model hands it to its cache (``stored_layout``: Falcon-7B's one key head,
     DeepSeek's MLA latent of kv_lora_rank "keys" and qk_rope_head_dim "values" in one head),
     but never more heads than the config's key/value heads: Falcon-40B's transformers code
-    stores its keys broadcast to every query head, an engine stores num_kv_heads."""
+    stores its keys broadcast to every query head, an engine stores num_kv_heads. Layers:
+    those that hand their cache keys and values (not a hybrid's Mamba layers)."""
     bits = lm.itemsize * 8 if dtype is None else bits_of(dtype)
-    (key_heads, key_dim), (_, value_dim) = next(iter(stored_layout(lm).values()))
+    stored = stored_layout(lm)
+    (key_heads, key_dim), (_, value_dim) = next(iter(stored.values()))
     heads = min(lm.kv_heads, key_heads)
-    return KVCache(lm.layers, heads, key_dim, bits, lm.windows, None if value_dim == key_dim else value_dim)
+    # only the layers that cache keys and values: a hybrid's Mamba layers (Jamba) keep a state instead
+    caching = sorted(layer for layer in stored if layer < len(lm.windows))
+    windows = tuple(lm.windows[layer] for layer in caching) or lm.windows
+    return KVCache(len(windows), heads, key_dim, bits, windows, None if value_dim == key_dim else value_dim)
