@@ -80,6 +80,7 @@ def run_llm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             "--bench does not time LLM mode (--prompt): it estimates with --roofline; "
             "time a transformers model with flopmeter transformers:CONFIG --input ... --bench"
         )
+    _refuse_options_of_the_other_mode(args)
     overrides = dict(parse_override(text) for text in args.set)
     config = load_model(args.model, overrides=overrides, meta=True).model.config
     batch = args.batch_size or 1
@@ -95,10 +96,6 @@ def run_llm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             dtype=args.dtype,
         )
         measured = args.step_time is not None or args.tokens_per_second is not None
-        if measured and len(presets) != 1:
-            raise UsageError(
-                "MFU needs exactly one --roofline preset (the device), e.g. --roofline a100-sxm-80gb"
-            )
         mfu = (
             step.mfu(
                 presets[0],
@@ -140,6 +137,45 @@ def run_llm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         plot_cost_vs_length(cost, args.plot)
         print(f"flopmeter: wrote {args.plot}", file=err)
     return 0
+
+
+TRAINING_ONLY_OPTIONS = ("step_time", "tokens_per_second", "recompute", "optimizer")
+SERVING_ONLY_OPTIONS = ("all_logits", "kv_dtype", "weight_bits", "plot")
+
+
+def _refuse_options_of_the_other_mode(args: argparse.Namespace) -> None:
+    """A training-step option when serving, or a serving option with --training, would be
+    silently ignored (P3-L5); so would --format json or --depth with --training."""
+    if args.devices < 1:
+        raise UsageError(f"--devices must be at least 1, got {args.devices}")
+    if args.training:
+        ignored = [name for name in SERVING_ONLY_OPTIONS if getattr(args, name) not in (None, False)]
+        ignored += ["format " + args.format] if args.format not in (None, "tree", "table") else []
+        ignored += ["depth"] if args.depth is not None else []
+        if ignored:
+            options = ", ".join("--" + name.replace("_", "-") for name in ignored)
+            raise UsageError(
+                f"{options}: not for --training, which prints its step's FLOPs and MFU as text; "
+                "drop --training to serve (prefill, decode, KV cache, roofline)"
+            )
+        measured = args.step_time is not None or args.tokens_per_second is not None
+        if args.devices != 1 and not measured:
+            raise UsageError(
+                "--devices counts the devices of a measured step: add --step-time or --tokens-per-second"
+            )
+        if measured and len(roofline_names(args)) != 1:
+            raise UsageError(
+                "MFU needs exactly one --roofline preset (the device), e.g. --roofline a100-sxm-80gb"
+            )
+        return
+    ignored = [name for name in TRAINING_ONLY_OPTIONS if getattr(args, name) not in (None, False)]
+    ignored += ["devices"] if args.devices != 1 else []
+    if ignored:
+        options = ", ".join("--" + name.replace("_", "-") for name in ignored)
+        raise UsageError(
+            f"{options}: options of a training step: add --training, e.g. flopmeter "
+            "transformers:LlamaConfig --prompt 4096 --training --roofline a100-sxm-80gb --step-time 0.9"
+        )
 
 
 LLM_ONLY_OPTIONS = ("generate", "all_logits", "kv_dtype", "weight_bits", "dtype", "step_time",

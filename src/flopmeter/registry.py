@@ -324,6 +324,7 @@ def _sdpa(event: OpEvent, options: CountOptions, *, mask: Any, dropout: Any, cau
         dropout=bool(dropout),
         causal_needed=(bool(causal) or bottom_right) and options.causal == "needed",
         bottom_right=bottom_right,
+        window=event.kwargs.get("causal_window"),  # a sliding-window mask the recorder recognised
     )
 
 
@@ -916,14 +917,16 @@ def _sdpa_backward(event: OpEvent, options: CountOptions, causal: Any) -> Cost:
     "_scaled_dot_product_flash_attention_for_cpu_backward", "_scaled_dot_product_flash_attention_backward"
 )
 def _sdpa_flash_backward(event: OpEvent, options: CountOptions) -> Cost:
-    return _sdpa_backward(
-        event, options, event.arg(7 if "for_cpu" not in event.op else 6, "is_causal", False)
-    )
+    # is_causal's position in the schemas: 7 (CPU), 11 (CUDA: after cum_seq_q/k, max_q/k, dropout_p)
+    return _sdpa_backward(event, options, event.arg(7 if "for_cpu" in event.op else 11, "is_causal", False))
 
 
 @formula("_scaled_dot_product_efficient_attention_backward", "_scaled_dot_product_cudnn_attention_backward")
 def _sdpa_other_backward(event: OpEvent, options: CountOptions) -> Cost:
-    return _sdpa_backward(event, options, event.kwargs.get("is_causal", False))
+    # is_causal's position in the schemas: 11 (efficient), 14 (cudnn)
+    return _sdpa_backward(
+        event, options, event.arg(11 if "efficient" in event.op else 14, "is_causal", False)
+    )
 
 
 # ------------------------------------------------------- quantized and sparse contractions

@@ -26,13 +26,20 @@ def causal_row_lengths_sum(queries: int, keys: int) -> int:
     return full * (full + 1) // 2 + max(queries - keys, 0) * keys
 
 
-def causal_bottom_right_row_lengths_sum(queries: int, keys: int) -> int:
+def causal_bottom_right_row_lengths_sum(queries: int, keys: int, window: int | None = None) -> int:
     """Sum over queries i < L of the keys a bottom-right causal mask keeps, min(S, S-L+i+1)
     clipped at 0: the last query sees all S keys (decode, chunked prefill after a cache of
-    S-L tokens: L*(S-L) + L(L+1)/2 when L <= S)."""
-    if queries <= keys:
-        return queries * (keys - queries) + queries * (queries + 1) // 2
-    return keys * (keys + 1) // 2
+    S-L tokens: L*(S-L) + L(L+1)/2 when L <= S). With a sliding ``window`` w a row keeps at
+    most w keys: the sum of min(j, w) over j = S-L+1 .. S (prefill of T: w(w+1)/2 + (T-w) w)."""
+
+    def up_to(m: int) -> int:  # sum of min(j, w) for j = 1 .. m
+        if m <= 0:
+            return 0
+        if window is None or m <= window:
+            return m * (m + 1) // 2
+        return window * (window + 1) // 2 + (m - window) * window
+
+    return up_to(keys) - up_to(keys - queries)
 
 
 def attention(
@@ -46,13 +53,15 @@ def attention(
     dropout: bool = False,
     causal_needed: bool = False,
     bottom_right: bool = False,
+    window: int | None = None,
 ) -> Cost:
     """Cost of softmax(Q K^T / sqrt(E) + mask) V over ``heads`` = batch*num_heads heads.
     ``bottom_right``: with ``causal_needed``, the causal mask is aligned to the last key
-    (as serving engines and chunked prefill use it) instead of the first."""
+    (as serving engines and chunked prefill use it) instead of the first; ``window``: it
+    also keeps at most that many keys per query (sliding-window attention)."""
     rows = queries
     if causal_needed and bottom_right:
-        scores = causal_bottom_right_row_lengths_sum(queries, keys)
+        scores = causal_bottom_right_row_lengths_sum(queries, keys, window)
     else:
         scores = causal_row_lengths_sum(queries, keys) if causal_needed else queries * keys
     qk_flops = scores * (2 * head_dim - 1)

@@ -130,14 +130,25 @@ class LLMCost:
     def prefill_fit(self, quantity: str = "flops_2mac") -> Fit:
         """``quantity`` of the prefill as a polynomial in T (degree 2), fitted through
         T = 16, 32, 48 and checked at the prompt length (or 64)."""
-        check = self.prompt if self.prompt not in PREFILL_POINTS else 64
-        return self._fit("prefill", quantity, PREFILL_POINTS, check, self.prefill_at)
+        points, check = self._lengths(PREFILL_POINTS, positions_after=0)
+        return self._fit("prefill", quantity, points, check, self.prefill_at)
 
     def decode_fit(self, quantity: str = "flops_2mac") -> Fit:
         """``quantity`` of a decode step as a polynomial in n (degree 1), fitted through
         n = 16, 32 and checked at the prompt length (or 64)."""
-        check = self.prompt if self.prompt not in DECODE_POINTS else 64
-        return self._fit("decode", quantity, DECODE_POINTS, check, self.decode)
+        points, check = self._lengths(DECODE_POINTS, positions_after=1)
+        return self._fit("decode", quantity, points, check, self.decode)
+
+    def _lengths(self, usual: tuple[int, ...], positions_after: int) -> tuple[tuple[int, ...], int]:
+        """The lengths a fit is traced at (``usual``: 16, 32, ...) and its check (the prompt,
+        or 64), scaled down to fit a position table shorter than 64 + ``positions_after``
+        (GPT-2's learned ``n_positions``: a longer trace would index past it)."""
+        limit = getattr(self.lm.config, "max_position_embeddings", None)  # GPT-2: n_positions
+        step = usual[0]
+        if isinstance(limit, int) and limit - positions_after < 4 * step:
+            step = max(1, (limit - positions_after) // 4)
+        points = tuple(step * (i + 1) for i in range(len(usual)))
+        return points, self.prompt if self.prompt not in points else 4 * step
 
     def _fit(
         self, kind: str, quantity: str, xs: tuple[int, ...], check: int, trace: Callable[[int], Phase]

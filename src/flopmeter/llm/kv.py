@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from .model import LanguageModel
+from .traces import stored_layout
 
 # bits per element of the cache dtypes people declare for a what-if
 KV_BITS = {
@@ -44,11 +45,14 @@ class KVCache:
     head_dim: int
     bits: int
     windows: tuple[int | None, ...]
+    value_head_dim: int | None = None  # when values differ from keys (MLA); None: head_dim
 
     @property
     def bytes_per_token_per_layer(self) -> Fraction:
-        """2 * kv_heads * head_dim * bits / 8 (a Fraction: int4 can be half a byte)."""
-        return Fraction(2 * self.kv_heads * self.head_dim * self.bits, 8)
+        """2 * kv_heads * head_dim * bits / 8 (a Fraction: int4 can be half a byte); with
+        values of another size, kv_heads * (head_dim + value_head_dim) * bits / 8."""
+        values = self.head_dim if self.value_head_dim is None else self.value_head_dim
+        return Fraction(self.kv_heads * (self.head_dim + values) * self.bits, 8)
 
     @property
     def bytes_per_token(self) -> Fraction:
@@ -66,6 +70,17 @@ class KVCache:
 
 
 def kv_cache(lm: LanguageModel, dtype: str | int | None = None) -> KVCache:
-    """The model's KV cache in its own dtype, or in ``dtype`` (what-if: "fp8", "int4", 8)."""
+    """The model's KV cache in its own dtype, or in ``dtype`` (what-if: "fp8", "int4", 8),
+    shaped as the model hands it to its cache (``stored_layout``: Falcon-7B's one key head,
+    DeepSeek's MLA latent of kv_lora_rank "keys" and qk_rope_head_dim "values" in one head),
+    but never more heads than the config's key/value heads: Falcon-40B's transformers code
+    stores its keys broadcast to every query head, an engine stores num_kv_heads. Layers:
+    those that hand their cache keys and values (not a hybrid's Mamba layers)."""
     bits = lm.itemsize * 8 if dtype is None else bits_of(dtype)
-    return KVCache(lm.layers, lm.kv_heads, lm.head_dim, bits, lm.windows)
+    stored = stored_layout(lm)
+    (key_heads, key_dim), (_, value_dim) = next(iter(stored.values()))
+    heads = min(lm.kv_heads, key_heads)
+    # only the layers that cache keys and values: a hybrid's Mamba layers (Jamba) keep a state instead
+    caching = sorted(layer for layer in stored if layer < len(lm.windows))
+    windows = tuple(lm.windows[layer] for layer in caching) or lm.windows
+    return KVCache(len(windows), heads, key_dim, bits, windows, None if value_dim == key_dim else value_dim)

@@ -3,8 +3,9 @@ about it that the conventions need (layers, heads, parameter counts by definitio
 
 from __future__ import annotations
 
+import copy
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -41,6 +42,11 @@ class ParamCounts:
     experts: int = 0
     active_matmul: int = 0
 
+    @property
+    def active_total(self) -> int:
+        """N_total with only the top-k share of the expert weights (uniform load)."""
+        return self.total - self.matmul + self.active_matmul
+
 
 @dataclass
 class LanguageModel:
@@ -60,6 +66,9 @@ class LanguageModel:
     experts_per_token: int
     params: ParamCounts
     name: str
+    # per layer that caches: (heads, dim) of the keys and of the values transformers stores for one
+    # token, recorded by ``traces.stored_layout`` on first use
+    stored: dict[int, tuple[tuple[int, int], tuple[int, int]]] | None = field(default=None, repr=False)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -96,11 +105,31 @@ def language_model(model_or_config: Any, dtype: str | torch.dtype | None = None)
                 "LLM mode needs a transformers causal LM (a model with a .config) or a transformers "
                 f"config; got {type(model).__name__} without a config"
             )
+        built_in = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+        if dtype is not None and _torch_dtype(dtype) != built_in:
+            raise ValueError(
+                f"dtype={dtype!r} builds a config; a model is used as it is ({built_in}): "
+                "convert it first (model.to(dtype)) or pass its config"
+            )
     else:
-        config = model_or_config
-        model = _build_on_meta(config, dtype)
+        model = _build_on_meta(model_or_config, dtype)
+        config = model.config
     _check_causal(model, config)
+    _check_language_head(model)
     return _describe(model, config)
+
+
+def _check_language_head(model: torch.nn.Module) -> None:
+    """Refuse a decoder without a language-model head (LlamaModel, ...ForSequenceClassification):
+    its numbers would leave out lm_head (2 d V FLOPs per token) or count a classifier."""
+    output_embeddings = getattr(model, "get_output_embeddings", None)
+    head = output_embeddings() if callable(output_embeddings) else getattr(model, "lm_head", None)
+    if head is None:
+        raise ValueError(
+            f"LLM mode needs a causal language model with its lm_head; {type(model).__name__} has none "
+            "(a base model or a classifier). Build one with transformers.AutoModelForCausalLM.from_config(config) "
+            "or pass the config"
+        )
 
 
 def _check_causal(model: torch.nn.Module, config: Any) -> None:
@@ -135,6 +164,7 @@ def _build_on_meta(config: Any, dtype: str | torch.dtype | None) -> torch.nn.Mod
             f"expected an nn.Module or a transformers config (e.g. LlamaConfig(...)), got {type(config).__name__}"
         )
     chosen = _torch_dtype(dtype if dtype is not None else getattr(config, "dtype", None) or "bfloat16")
+    config = copy.deepcopy(config)  # from_config writes dtype and attention choices into it
     with torch.device("meta"):
         try:
             model = transformers.AutoModelForCausalLM.from_config(config, dtype=chosen)
@@ -164,10 +194,18 @@ def _get(config: Any, *names: str, default: Any = None) -> Any:
 
 def _describe(model: torch.nn.Module, config: Any) -> LanguageModel:
     config = getattr(config, "get_text_config", lambda: config)()
+    if _get(config, "num_attention_heads", "n_head", "num_heads") is None:
+        raise ValueError(
+            f"LLM mode needs a transformer language model with attention heads; {type(model).__name__} "
+            f"({type(config).__name__}) has none (a state-space model?): profile it directly, "
+            "e.g. flopmeter.profile(model, input_shape='input_ids:1x128:int64')"
+        )
     layers = int(_get(config, "num_hidden_layers", "n_layer", "num_layers"))
     hidden = int(_get(config, "hidden_size", "n_embd", "d_model"))
     heads = int(_get(config, "num_attention_heads", "n_head", "num_heads"))
-    kv_heads = int(_get(config, "num_key_value_heads", default=heads))
+    kv_heads = int(_get(config, "num_key_value_heads", "num_kv_heads", default=heads))
+    if getattr(config, "multi_query", False) and not getattr(config, "new_decoder_architecture", False):
+        kv_heads = 1  # Falcon-7B, GPT-BigCode: one key/value head (Falcon's num_kv_heads then says H)
     head_dim = int(_get(config, "head_dim", default=hidden // heads))
     window = _get(config, "sliding_window")
     if getattr(config, "use_sliding_window", True) is False:

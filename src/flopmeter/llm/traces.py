@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ..api import profile
+from ..api import ModelError, profile
 from ..report import Report
 from .model import LanguageModel
 
@@ -24,7 +24,7 @@ def prefill(
         "use_cache": True,
         "logits_to_keep": 0 if all_logits else 1,
     }
-    return profile(lm.model, inputs, causal=causal, name=f"{lm.name} prefill T={tokens}")
+    return _traced(lm, inputs, tokens, causal=causal, name=f"{lm.name} prefill T={tokens}")
 
 
 def decode(
@@ -34,8 +34,8 @@ def decode(
     chunked prefill) after a cache of ``context`` tokens (transformers' ``DynamicCache``,
     filled with meta tensors of the model's dtype: no memory)."""
     _check_positive(batch=batch, tokens=tokens)
-    if context < 0:
-        raise ValueError(f"the decode context must be 0 or more tokens, got {context}")
+    if not isinstance(context, int) or isinstance(context, bool) or context < 0:
+        raise ValueError(f"the decode context must be a whole number of tokens, 0 or more, got {context!r}")
     inputs: dict[str, Any] = {
         "input_ids": torch.zeros(batch, tokens, dtype=torch.long),
         "use_cache": True,
@@ -44,23 +44,71 @@ def decode(
     if context:
         inputs[lm.cache_argument()] = filled_cache(lm, context, batch)
     label = f"decode n={context}" if tokens == 1 else f"chunk of {tokens} after n={context}"
-    return profile(lm.model, inputs, causal=causal, name=f"{lm.name} {label}")
+    return _traced(lm, inputs, context + tokens, causal=causal, name=f"{lm.name} {label}")
+
+
+def _traced(lm: LanguageModel, inputs: dict[str, Any], positions: int, *, causal: str, name: str) -> Report:
+    """``profile()`` of one phase; a model that fails on a trace reaching past its
+    max_position_embeddings (GPT-2's learned table: "index out of range") is told so."""
+    try:
+        return profile(lm.model, inputs, causal=causal, name=name)
+    except ModelError as error:
+        limit = getattr(lm.config, "max_position_embeddings", None)
+        if isinstance(limit, int) and positions > limit:
+            raise ModelError(
+                f"{error} This trace reaches {positions:,} positions, beyond the config's "
+                f"max_position_embeddings ({limit:,}): keep prompt + generate - 1 within it"
+            ) from error.__cause__
+        raise
 
 
 def filled_cache(lm: LanguageModel, context: int, batch: int) -> Any:
-    """A transformers DynamicCache holding ``context`` tokens of keys and values per layer,
-    as meta tensors (B, kv_heads, context, head_dim)."""
+    """A transformers DynamicCache holding ``context`` tokens of keys and values in every
+    layer that caches, as meta tensors shaped as the model stores them (see ``stored_layout``):
+    (B, heads, context, dim)."""
     import transformers
 
     cache = transformers.DynamicCache(config=lm.config)
-    shape = (batch, lm.kv_heads, context, lm.head_dim)
-    for layer in range(lm.layers):
-        keys = torch.empty(shape, dtype=lm.dtype, device="meta")
-        cache.update(keys, torch.empty_like(keys), layer)
+    for layer, ((key_heads, key_dim), (value_heads, value_dim)) in sorted(stored_layout(lm).items()):
+        keys = torch.empty((batch, key_heads, context, key_dim), dtype=lm.dtype, device="meta")
+        values = torch.empty((batch, value_heads, context, value_dim), dtype=lm.dtype, device="meta")
+        cache.update(keys, values, layer)
     return cache
+
+
+def stored_layout(lm: LanguageModel) -> dict[int, tuple[tuple[int, int], tuple[int, int]]]:
+    """Per layer that caches: (heads, dim) of the keys and of the values the model hands its
+    cache, recorded once from a one-token trace. Not always kv_heads x head_dim: Falcon-7B
+    stores one key head, Falcon-40B its keys broadcast to every query head, DeepSeek's MLA
+    keys of qk_nope + qk_rope dims and values of v_head_dim."""
+    if lm.stored is None:
+        import transformers
+
+        seen: dict[int, tuple[tuple[int, int], tuple[int, int]]] = {}
+
+        class Recording(transformers.DynamicCache):
+            def update(
+                self, key_states: Any, value_states: Any, layer_idx: int, *args: Any, **kwargs: Any
+            ) -> Any:
+                seen[layer_idx] = (
+                    (key_states.shape[1], key_states.shape[-1]),
+                    (value_states.shape[1], value_states.shape[-1]),
+                )
+                return super().update(key_states, value_states, layer_idx, *args, **kwargs)
+
+        inputs = {
+            "input_ids": torch.zeros(1, 1, dtype=torch.long),
+            "use_cache": True,
+            "logits_to_keep": 1,
+            lm.cache_argument(): Recording(config=lm.config),
+        }
+        profile(lm.model, inputs, name=f"{lm.name} cache layout")
+        default = ((lm.kv_heads, lm.head_dim), (lm.kv_heads, lm.head_dim))
+        lm.stored = seen or {layer: default for layer in range(lm.layers)}
+    return lm.stored
 
 
 def _check_positive(**values: int) -> None:
     for name, value in values.items():
-        if not isinstance(value, int) or value < 1:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a positive whole number, got {value!r}")

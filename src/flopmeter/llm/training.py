@@ -9,6 +9,8 @@ FLOPs count as "model FLOPs" is a convention, so each is printed with its name:
 - 6N + 12LHQT (PaLM, appendix B): 6 N per token for the matmuls, 12 L H Q T for
   attention; N = N_mm here (matmul weights with lm_head, no embeddings);
 - 6N: N named (N_total, the usual quote; leaves out attention entirely).
+
+For a mixture of experts both use the active N (top-k of the experts, uniform load).
 """
 
 from __future__ import annotations
@@ -90,18 +92,26 @@ class TrainingStep:
         recompute, plus the optimizer's when asked."""
         return self.model_flops + (self.forward_flops if self.recompute else 0) + self.optimizer_flops
 
+    def named_n(self) -> dict[str, int]:
+        """The N of each closed-form convention, by its label. A mixture of experts runs
+        top-k of its experts per token, so its N is the active one (the traced FLOPs agree):
+        all experts would inflate MFU by total / active (3.6x for Mixtral 8x7B)."""
+        n = self.lm.params
+        if self.lm.is_moe:
+            return {"6N+12LHQT (N=active N_mm)": n.active_matmul, "6N (N=active N_total)": n.active_total}
+        return {"6N+12LHQT (N=N_mm)": n.matmul, "6N (N=N_total)": n.total}
+
     def conventions(self) -> dict[str, float]:
         """Model FLOPs per token under each convention (see the module docstring)."""
-        lm, n = self.lm, self.lm.params
+        lm = self.lm
+        (palm, palm_n), (six, six_n_value) = self.named_n().items()
         return {
             "traced full": self.model_flops / self.step_tokens,
             "traced causal": 2
             * (self.causal.forward.macs + self.causal.backward_cost.macs)
             / self.step_tokens,
-            "6N+12LHQT (N=N_mm)": palm_flops_per_token(
-                n.matmul, lm.layers, lm.heads, lm.head_dim, self.tokens
-            ),
-            "6N (N=N_total)": six_n(n.total),
+            palm: palm_flops_per_token(palm_n, lm.layers, lm.heads, lm.head_dim, self.tokens),
+            six: six_n(six_n_value),
         }
 
     def mfu(

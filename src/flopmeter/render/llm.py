@@ -182,6 +182,11 @@ def render_llm(
     lines.append(
         f"2N per token, for comparison (attention left out): 2 N_mm = {u.count(2 * n.matmul, 'FLOPs', units, precision)}"
         f" · 2 N_total = {u.count(2 * n.total, 'FLOPs', units, precision)}"
+        + (
+            f" · 2 active N_mm = {u.count(2 * n.active_matmul, 'FLOPs', units, precision)}"
+            if lm.is_moe
+            else ""
+        )
     )
     lines.append("")
     lines += phase_lines(
@@ -229,7 +234,15 @@ def render_llm(
 
 def kv_lines(cost: LLMCost) -> list[str]:
     total = cost.prompt + cost.generate
-    lines = ["KV cache (2 x layers x KV heads x head dim x bytes per element):"]
+    stored, lm = cost.cache, cost.lm
+    if stored.value_head_dim is None and (stored.kv_heads, stored.head_dim) == (lm.kv_heads, lm.head_dim):
+        lines = ["KV cache (2 x layers x KV heads x head dim x bytes per element):"]
+    else:  # as the model hands its cache: MLA's latent, Falcon's one key head
+        values = stored.head_dim if stored.value_head_dim is None else stored.value_head_dim
+        lines = [
+            f"KV cache (layers x {stored.kv_heads} cached head(s) x (key {stored.head_dim} + value {values}) "
+            "x bytes per element, as the model stores it):"
+        ]
     for label, cache in (("model dtype", cost.cache), ("declared", cost.declared_cache)):
         if cache is None:
             continue
@@ -246,8 +259,7 @@ def render_training(
 ) -> str:
     """A training step under every convention side by side, with MFU when measured."""
     per_token = step.conventions()
-    n = step.lm.params
-    named = {"6N+12LHQT (N=N_mm)": f"{n.matmul:,}", "6N (N=N_total)": f"{n.total:,}"}
+    named = {label: f"{value:,}" for label, value in step.named_n().items()}
     header = ["convention", "N", "FLOPs per token", "FLOPs per step"] + (["MFU"] if mfu else [])
     body = []
     for name, value in per_token.items():

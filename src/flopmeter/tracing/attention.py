@@ -29,6 +29,8 @@ def sdpa_on_meta(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], choic
         return None
     if not (q.is_meta and k.is_meta and v.is_meta):
         return None
+    if not _shapes_agree(q, k, v, bool(call.get("enable_gqa", False))):
+        return None  # the op's own kernel raises, as on the CPU (4 query heads, 3 key heads)
     needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v))
     fused = _cpu_would_fuse(args, kwargs, choices)
     if needs_grad:
@@ -44,6 +46,23 @@ def sdpa_on_meta(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], choic
 
 
 _SDPA_ARGUMENTS = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
+
+
+def _shapes_agree(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, gqa: bool) -> bool:
+    """Whether SDPA accepts these shapes: q·k over the same head size, as many keys as
+    values, batch and head dims that broadcast (with ``enable_gqa``, query heads a multiple
+    of the key/value heads)."""
+    if q.ndim < 2 or q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
+        return False
+    if gqa and min(q.ndim, k.ndim, v.ndim) >= 3:
+        if k.shape[-3] != v.shape[-3] or q.shape[-3] % k.shape[-3]:
+            return False
+        q, k, v = q[..., :1, :, :], k[..., :1, :, :], v[..., :1, :, :]
+    try:
+        torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    except RuntimeError:
+        return False
+    return True
 
 
 def _cpu_flash_on_meta(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -67,7 +86,7 @@ def _cpu_flash_on_meta(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     return out[0]
 
 
-_last_mask: list[Any] = [None, False]  # (weak reference to a mask, whether it is causal)
+_last_mask: list[Any] = [None, False, None]  # (weak reference to a mask, whether it is causal, its window)
 
 
 def recorded_call(
@@ -99,13 +118,25 @@ def _mark_causal_mask(call: dict[str, Any], named: dict[str, Any]) -> dict[str, 
     known = _last_mask[0]() if _last_mask[0] is not None else None
     if known is not mask:
         queries, keys = q.shape[-2], k.shape[-2]
-        causal = tuple(mask.shape[-2:]) == (queries, keys) and _is_bottom_right_causal(mask)
-        _last_mask[:] = [weakref.ref(mask), causal]
-    return {**named, "causal_mask": "bottom_right"} if _last_mask[1] else named
+        window = _sliding_window(mask) if tuple(mask.shape[-2:]) == (queries, keys) else None
+        causal = tuple(mask.shape[-2:]) == (queries, keys) and _is_bottom_right_causal(mask, window)
+        _last_mask[:] = [weakref.ref(mask), causal, window]
+    if not _last_mask[1]:
+        return named
+    window = _last_mask[2]
+    return {**named, "causal_mask": "bottom_right", **({"causal_window": window} if window else {})}
 
 
-def _is_bottom_right_causal(mask: torch.Tensor) -> bool:
-    """Whether every (L, S) slice of ``mask`` keeps exactly keys 0 .. S-L+i in row i.
+def _sliding_window(mask: torch.Tensor) -> int | None:
+    """The window a bottom-right causal mask with a sliding window would have: the keys the
+    last query sees, when fewer than all (None: all, a plain causal mask)."""
+    kept = int(mask.reshape(-1, mask.shape[-1])[-1].sum())
+    return kept if 0 < kept < mask.shape[-1] else None
+
+
+def _is_bottom_right_causal(mask: torch.Tensor, window: int | None = None) -> bool:
+    """Whether every (L, S) slice of ``mask`` keeps exactly keys 0 .. S-L+i in row i (with a
+    sliding ``window``: keys S-L+i-window+1 .. S-L+i, as Mistral's and Gemma's sliding layers).
     Compared a block of rows at a time against the pattern, so a long prompt's mask
     costs no more than a block of memory."""
     queries, keys = mask.shape[-2], mask.shape[-1]
@@ -114,6 +145,8 @@ def _is_bottom_right_causal(mask: torch.Tensor) -> bool:
     for start in range(0, queries, block):
         stop = min(start + block, queries)
         pattern = torch.ones(stop - start, keys, dtype=torch.bool).tril(keys - queries + start)
+        if window is not None:
+            pattern &= ~torch.ones(stop - start, keys, dtype=torch.bool).tril(keys - queries + start - window)
         if not bool((rows[:, start:stop] == pattern).all()):
             return False
     return True

@@ -43,6 +43,7 @@ FAST_META_OPS = (
         "cat",
         "max_pool2d_with_indices",
         "log_sigmoid_forward",
+        "_grouped_mm",
     }
 )
 
@@ -136,7 +137,20 @@ def fast_meta(op: _OpFacts, args: tuple[Any, ...], tensors: list[torch.Tensor], 
         return _cat_on_meta(args, tensors)
     if name == "max_pool2d_with_indices" and len(tensors) == 1:
         return _max_pool2d_on_meta(first, args)
+    if name == "_grouped_mm":
+        return _grouped_mm_on_meta(args)
     return None
+
+
+def _grouped_mm_on_meta(args: tuple[Any, ...]) -> torch.Tensor | None:
+    """A mixture of experts' grouped GEMM, rows (M, K) routed to experts (G, K, N): (M, N),
+    contiguous, as the CPU kernel returns it. torch's meta kernel takes bfloat16 only (and
+    float16 with cuBLASLt), so a float32 or float16 MoE could not be traced on meta at all."""
+    a, b = args[0], args[1]
+    other_out_dtype = len(args) > 4 and args[4] not in (None, a.dtype)  # left to the kernel's checks
+    if a.ndim != 2 or b.ndim != 3 or a.shape[1] != b.shape[1] or a.dtype != b.dtype or other_out_dtype:
+        return None
+    return torch.empty((a.shape[0], b.shape[2]), dtype=a.dtype, device="meta")
 
 
 def _plainly_contiguous(tensor: torch.Tensor) -> bool:
