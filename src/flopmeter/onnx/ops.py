@@ -199,10 +199,16 @@ def _matmul_nbits(event: OpEvent, options: CountOptions) -> Cost:
 
 @onnx_formula("Einsum")
 def _einsum(event: OpEvent, options: CountOptions) -> Cost:
-    """Each output element is a sum over the contracted indices of the product of
-    the operands: (operands-1) multiplies per term, terms-1 adds per output."""
+    """Each output element is a sum over the contracted indices (letters not in the
+    output) of the product of the operands: (operands-1) multiplies per term and
+    terms-1 adds per output. Products of two or more operands are MACs; one operand
+    (a sum, transpose or diagonal) has no multiplies: FLOPs = outputs*(contracted-1).
+    Without ``->`` the output is the letters that appear once, sorted (numpy's rule)."""
     equation = str(_attr(event, "equation", "")).replace(" ", "")
-    inputs, _, output = equation.partition("->")
+    inputs, arrow, output = equation.partition("->")
+    if not arrow:
+        letters = inputs.replace(",", "").replace(".", "")
+        output = "".join(sorted(letter for letter in set(letters) if letters.count(letter) == 1))
     sizes: dict[str, int] = {}
     for spec, tensor in zip(inputs.split(","), event.args, strict=False):
         spec = spec.replace("...", "")
@@ -210,10 +216,11 @@ def _einsum(event: OpEvent, options: CountOptions) -> Cost:
             sizes[letter] = max(sizes.get(letter, 1), size)
     contracted = prod(size for letter, size in sizes.items() if letter not in output)
     outputs, operands = _out(event).numel, len(event.args)
-    if operands <= 2:
+    if operands == 2:
         return contraction.dot_products(outputs, contracted)
     terms = outputs * contracted
-    return Cost(macs=terms, flops=terms * (operands - 1) + outputs * (contracted - 1), ptflops_macs=terms)
+    macs = terms if operands > 1 else 0
+    return Cost(macs=macs, flops=terms * (operands - 1) + outputs * (contracted - 1), ptflops_macs=macs)
 
 
 # --------------------------------------------------------------------------- attention

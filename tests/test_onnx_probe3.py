@@ -1,0 +1,61 @@
+"""Probe-3 findings on ONNX files (probe3-onnx.md): each test failed before its fix."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from flopmeter.onnx import profile_onnx  # noqa: E402
+
+
+def _model(nodes, inputs, weights=None, opset=18, extra_opsets=(), value_info=()):  # type: ignore[no-untyped-def]
+    """A graph of ``nodes`` with float inputs {name: shape} and all-ones float weights."""
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs.items()],
+        [helper.make_tensor_value_info(nodes[-1].output[0], TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(np.ones(s, np.float32), n) for n, s in (weights or {}).items()],
+        value_info=list(value_info),
+    )
+    imports = [helper.make_opsetid("", opset)] + [helper.make_opsetid(d, 1) for d in extra_opsets]
+    return helper.make_model(graph, opset_imports=imports)
+
+
+def _einsum(equation: str, *shapes: tuple[int, ...]):  # type: ignore[no-untyped-def]
+    names = [f"x{i}" for i in range(len(shapes))]
+    node = helper.make_node("Einsum", names, ["y"], equation=equation)
+    return _model([node], dict(zip(names, shapes, strict=True)))
+
+
+# P3-O1: an equation without "->" (implicit output) counted every index as contracted.
+def test_einsum_implicit_output_is_the_letters_seen_once() -> None:
+    report = profile_onnx(_einsum("ij,jk", (2, 3), (3, 4)))  # = "ij,jk->ik"
+    assert report.macs == 2 * 4 * 3  # 24: 8 outputs, 3 terms each
+    assert report.flops == 8 * (2 * 3 - 1)  # 40
+
+
+# P3-O2: one operand (a sum, a transpose, a diagonal) has no products: no MACs.
+@pytest.mark.parametrize(
+    ("equation", "shape", "flops"),
+    [
+        ("ij->i", (2, 3), 2 * (3 - 1)),  # 4 adds, as aten.sum of the PyTorch einsum
+        ("ij->ji", (2, 3), 0),  # a transpose
+        ("ii->i", (3, 3), 0),  # a diagonal
+        ("ii", (3, 3), 3 - 1),  # the trace: 2 adds
+    ],
+)
+def test_einsum_one_operand_has_no_macs(equation: str, shape: tuple[int, ...], flops: int) -> None:
+    report = profile_onnx(_einsum(equation, shape))
+    assert report.macs == 0
+    assert report.flops == flops
+
+
+def test_einsum_three_operands_unchanged() -> None:
+    report = profile_onnx(_einsum("ij,jk,kl->il", (2, 3), (3, 4), (4, 5)))
+    # 10 outputs x 12 (j, k) terms = 120 terms of 2 multiplies; 10 x 11 adds
+    assert report.macs == 120
+    assert report.flops == 120 * 2 + 10 * 11  # 350
