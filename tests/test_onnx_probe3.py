@@ -59,3 +59,49 @@ def test_einsum_three_operands_unchanged() -> None:
     # 10 outputs x 12 (j, k) terms = 120 terms of 2 multiplies; 10 x 11 adds
     assert report.macs == 120
     assert report.flops == 120 * 2 + 10 * 11  # 350
+
+
+# P3-O9: both exporters write GroupNorm as Reshape -> InstanceNormalization (scale 1,
+# bias 0 of their own) -> Reshape -> Mul(weight) -> Add(bias): the affine transform was
+# counted twice (+2E FLOPs) and dynamo's made-up scale and bias were parameters.
+def _group_norm_graph():  # type: ignore[no-untyped-def]
+    def const(name: str, values: list[int]) -> onnx.TensorProto:
+        return numpy_helper.from_array(np.array(values, np.int64), name)
+
+    nodes = [
+        helper.make_node("Reshape", ["x", "grouped"], ["xg"], name="/gn/Reshape"),
+        helper.make_node(
+            "InstanceNormalization", ["xg", "ones", "zeros"], ["n"], name="/gn/InstanceNormalization"
+        ),
+        helper.make_node("Reshape", ["n", "back"], ["nb"], name="/gn/Reshape_1"),
+        helper.make_node("Mul", ["nb", "gn.weight"], ["m"], name="/gn/Mul"),
+        helper.make_node("Add", ["m", "gn.bias"], ["y"], name="/gn/Add"),
+    ]
+    model = _model(
+        nodes,
+        {"x": (1, 4, 3, 3)},
+        {"ones": (2,), "zeros": (2,), "gn.weight": (4, 1, 1), "gn.bias": (4, 1, 1)},
+    )
+    model.graph.initializer.extend([const("grouped", [1, 2, -1]), const("back", [1, 4, 3, 3])])
+    return model
+
+
+def test_group_norm_decomposition_counts_as_pytorch() -> None:
+    report = profile_onnx(_group_norm_graph())
+    # GroupNorm(2, 4) on 1x4x3x3: 2 groups of 18: 2*(5*18 + 2) = 184; weight and bias 2*36 = 72
+    assert report.flops == 184 + 72  # 256, as aten.native_group_norm
+    assert report.params == 4 + 4  # the module's weight and bias; not the exporter's ones and zeros
+    assert report.modules["gn"].flops == 256
+    assert "pattern.group_norm" in report.operators
+
+
+def test_group_norm_legacy_export_matches_pytorch(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    torch = pytest.importorskip("torch")
+    import flopmeter
+
+    module = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.GroupNorm(2, 4)).eval()
+    x = torch.randn(1, 3, 5, 5)
+    path = tmp_path / "gn.onnx"
+    torch.onnx.export(module, (x,), str(path), dynamo=False, opset_version=17)
+    exported, eager = profile_onnx(path), flopmeter.profile(module, x)
+    assert (exported.macs, exported.flops, exported.params) == (eager.macs, eager.flops, eager.params)

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..cost import Cost
 from ..formulas import attention as attn
-from ..formulas import contraction
+from ..formulas import contraction, normalization
 from ..registry import CountOptions, with_traffic
 from ..tracing.events import OpEvent, TensorMeta
 from . import modules as scopes
@@ -339,6 +339,16 @@ class GraphCounter:
             sizes = ops._matmul_sizes(matmul.args[0], matmul.args[1], out)
             work = contraction.matmul(*sizes, bias_adds=out.numel)
             event = OpEvent("onnx.MatMul+Add", (matmul.args[0], matmul.args[1], bias), {}, (out,), module)
+        elif fold.op == "pattern.group_norm":
+            norm = self.node_event(fold.extra["norm"], need=True)
+            x = norm.args[0]
+            assert x is not None
+            planes = x.shape[0] * x.shape[1]  # (N, groups, ...): one plane per sample and group
+            out = self.meta_of(self.nodes[fold.members[-1]].output[0], node, True)
+            work = normalization.normalize_with_statistics(
+                planes, x.numel // planes, weight=fold.extra["weight"], bias=fold.extra["bias"]
+            )
+            event = OpEvent("pattern.group_norm", (x,), {}, (out,) if out else (), module)
         elif fold.op == "pattern.rsqrt":
             source = self.meta_of(fold.extra["input"], node, True)
             result = self.meta_of(self.nodes[fold.members[-1]].output[0], node, True)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .patterns import GraphIndex
+from .patterns import GraphIndex, group_norm
 
 FLOAT_TYPES = frozenset({1, 10, 11, 16, 17, 18, 19, 20, 23})
 WEIGHT_SLOTS: dict[str, frozenset[int]] = {
@@ -62,16 +62,27 @@ def classify_initializers(
 ) -> tuple[set[str], set[str]]:
     """(parameter names, constant names) among the initializers."""
     tokens = {token for m in meta for token in _FX_TOKEN.findall(m.get("pkg.torch.onnx.fx_node", ""))}
+    made_up = _group_norm_constants(index)
     params: set[str] = set()
     for name, tensor in initializers.items():
         key = name.replace(".", "_")
-        if f"b_{key}" in tokens or f"c_{key}" in tokens:
+        if f"b_{key}" in tokens or f"c_{key}" in tokens or name in made_up:
             continue
         if f"p_{key}" in tokens or any(
             _weight_slot(node, value, tensor) for node, value in _uses(index, name)
         ):
             params.add(name)
     return params, set(initializers) - params
+
+
+def _group_norm_constants(index: GraphIndex) -> set[str]:
+    """The all-ones scale and zero bias an exporter gives the InstanceNormalization of
+    a decomposed GroupNorm: its own constants (the module's weight and bias follow it)."""
+    names: set[str] = set()
+    for position, node in enumerate(index.nodes):
+        if group_norm(index, position) is not None:
+            names.update(node.input[1:])
+    return names
 
 
 def _uses(index: GraphIndex, name: str) -> list[tuple[Any, str]]:

@@ -7,7 +7,10 @@
   builds the mask);
 - MatMul + Add of a 1-d bias initializer: one linear layer (the bias adds are the
   same FLOPs; ptflops counts them as MACs);
-- Sqrt -> Reciprocal (or 1 / Sqrt): one rsqrt (1 FLOP per element, as aten.rsqrt).
+- Sqrt -> Reciprocal (or 1 / Sqrt): one rsqrt (1 FLOP per element, as aten.rsqrt);
+- GroupNorm, which both exporters write as Reshape -> InstanceNormalization (with an
+  all-ones scale and zero bias of their own) -> Reshape -> Mul(weight) -> Add(bias):
+  one group norm, its affine transform counted once (as aten.native_group_norm).
 
 GELU (Div, Erf, Add, Mul, Mul) and SiLU (Sigmoid, Mul) cost the same FLOPs split as
 decomposed, so they are left as they are.
@@ -89,7 +92,7 @@ def find_folds(index: GraphIndex, fx_of: dict[int, str]) -> list[Fold]:
     for position in range(len(index.nodes)):
         if position in taken:
             continue
-        fold = _bias_add(index, position) or _rsqrt(index, position)
+        fold = _bias_add(index, position) or _rsqrt(index, position) or group_norm(index, position)
         if fold and not taken.intersection(fold.members):
             taken.update(fold.members)
             folds.append(fold)
@@ -218,3 +221,33 @@ def _rsqrt(index: GraphIndex, position: int) -> Fold | None:
     if producer is None or index.nodes[producer].op_type != "Sqrt" or index.sole_consumer(source) != position:
         return None
     return Fold("pattern.rsqrt", producer, [producer, position], {"input": index.nodes[producer].input[0]})
+
+
+def group_norm(index: GraphIndex, position: int) -> Fold | None:
+    """InstanceNormalization between two Reshapes (the exporters' GroupNorm), with the
+    Mul by a weight and the Add of a bias that follow it when present."""
+    node = index.nodes[position]
+    if node.op_type != "InstanceNormalization":
+        return None
+    source = index.node_of(node.input[0])
+    after = index.sole_consumer(node.output[0])
+    if (
+        source is None
+        or source.op_type != "Reshape"
+        or after is None
+        or index.nodes[after].op_type != "Reshape"
+    ):
+        return None
+    members, extra = [position], {"norm": position, "weight": False, "bias": False}
+    value = index.nodes[after].output[0]
+    for op, key in (("Mul", "weight"), ("Add", "bias")):
+        user = index.sole_consumer(value)
+        if user is None or index.nodes[user].op_type != op:
+            break
+        operands = [v for v in index.nodes[user].input if v != value]
+        if len(operands) != 1 or operands[0] not in index.initializers:
+            break
+        members.append(user)
+        extra[key] = True
+        value = index.nodes[user].output[0]
+    return Fold("pattern.group_norm", position, members, extra)
