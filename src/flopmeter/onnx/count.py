@@ -344,11 +344,11 @@ class GraphCounter:
             x = norm.args[0]
             assert x is not None
             planes = x.shape[0] * x.shape[1]  # (N, groups, ...): one plane per sample and group
-            out = self.meta_of(self.nodes[fold.members[-1]].output[0], node, True)
+            normed = self.meta_of(self.nodes[fold.members[-1]].output[0], node, True)
             work = normalization.normalize_with_statistics(
                 planes, x.numel // planes, weight=fold.extra["weight"], bias=fold.extra["bias"]
             )
-            event = OpEvent("pattern.group_norm", (x,), {}, (out,) if out else (), module)
+            event = OpEvent("pattern.group_norm", (x,), {}, (normed,) if normed else (), module)
         elif fold.op == "pattern.rsqrt":
             source = self.meta_of(fold.extra["input"], node, True)
             result = self.meta_of(self.nodes[fold.members[-1]].output[0], node, True)
