@@ -9,6 +9,7 @@ onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from flopmeter.onnx import profile_onnx  # noqa: E402
+from flopmeter.onnx.load import OnnxModelError  # noqa: E402
 
 
 def _model(nodes, inputs, weights=None, opset=18, extra_opsets=(), value_info=()):  # type: ignore[no-untyped-def]
@@ -105,3 +106,44 @@ def test_group_norm_legacy_export_matches_pytorch(tmp_path) -> None:  # type: ig
     torch.onnx.export(module, (x,), str(path), dynamo=False, opset_version=17)
     exported, eager = profile_onnx(path), flopmeter.profile(module, x)
     assert (exported.macs, exported.flops, exported.params) == (eager.macs, eager.flops, eager.params)
+
+
+# P3-O3: a custom op's output shape declared in the graph's value_info was ignored: the
+# nodes after it could not be counted at all.
+def _custom_then_relu(declared: tuple | None):  # type: ignore[no-untyped-def,type-arg]
+    nodes = [
+        helper.make_node("MyOp", ["x"], ["z"], domain="my.domain"),
+        helper.make_node("Relu", ["z"], ["y"]),
+    ]
+    info = [helper.make_tensor_value_info("z", TensorProto.FLOAT, declared)] if declared else []
+    return _model(nodes, {"x": ("N", 8)}, extra_opsets=["my.domain"], value_info=info)
+
+
+def test_custom_op_output_shape_from_value_info() -> None:
+    report = profile_onnx(_custom_then_relu(("N", 8)), dims={"N": 3})
+    assert report.flops == 3 * 8  # the Relu after it: 24 elements, the user's N bound in value_info
+    unsupported = report.unsupported["my.domain.MyOp"]
+    assert (unsupported.calls, unsupported.shapes) == (1, ["(3x8:float32)"])  # never a silent zero
+
+
+def test_custom_op_without_value_info_names_the_fix() -> None:
+    with pytest.raises(OnnxModelError, match=r"my\.domain\.MyOp is not a standard ONNX op.*value_info"):
+        profile_onnx(_custom_then_relu(None), dims={"N": 3})
+
+
+# P3-O4: a 0 in a shape given with inputs= counted 0 silently (docs: a dim of 0 is refused).
+def test_zero_dim_in_given_input_shape_is_refused() -> None:
+    model = _model([helper.make_node("Relu", ["x"], ["y"])], {"x": ("N", 8)})
+    with pytest.raises(OnnxModelError, match=r"input 'x': the shape given, \(1, 0\), has a dim of 0"):
+        profile_onnx(model, inputs={"x": (1, 0)})
+
+
+# P3-O5: an input dim with neither a value nor a name is reported as 'x[0]' and the error
+# said "--dim x[0]=SIZE", which was then refused as "not a symbolic dim".
+def test_unnamed_dim_binds_by_its_label() -> None:
+    model = _model([helper.make_node("Relu", ["x"], ["y"])], {"x": (None, 8)})
+    with pytest.raises(OnnxModelError, match=r"--dim x\[0\]=SIZE"):
+        profile_onnx(model)
+    assert profile_onnx(model, dims={"x[0]": 5}).flops == 5 * 8  # 40
+    with pytest.raises(OnnxModelError, match=r"symbolic dims are: x\[0\]"):
+        profile_onnx(model, dims={"T": 5})

@@ -103,7 +103,11 @@ def _scope(
     values = {k: v for k, v in outer.values.items() if k not in inputs}
     values.update(known or {})
     return GraphTypes(
-        types={**outer.types, **inputs}, values=values, unbound=outer.unbound, trip_counts=outer.trip_counts
+        types={**outer.types, **inputs},
+        values=values,
+        unbound=outer.unbound,
+        trip_counts=outer.trip_counts,
+        dims=outer.dims,
     )
 
 

@@ -231,7 +231,8 @@ class GraphCounter:
         if domain:
             return (
                 f"{head}: {ops.onnx_op_name(domain, source.op_type)} is not a standard ONNX op; "
-                "ONNX cannot infer its shapes and flopmeter has no rule that applies"
+                "ONNX cannot infer its shapes and flopmeter has no rule that applies (declare its "
+                "output shapes in the graph's value_info: onnx.helper.make_tensor_value_info)"
             )
         shapes = ", ".join(f"{i!r} {self._shape_text(i)}" for i in source.input if i)
         return (
@@ -405,6 +406,6 @@ def count_graph(
     trip_counts = {k: v for k, v in (dims or {}).items() if k in loops}
     input_dims = {k: v for k, v in (dims or {}).items() if k not in loops}
     input_types, unbound = bind_inputs(graph, parse_inputs(graph, inputs), input_dims)
-    types = infer(loaded.model, input_types, unbound, trip_counts)
+    types = infer(loaded.model, input_types, unbound, trip_counts, input_dims)
     counter = GraphCounter(loaded, types, options)
     return counter, counter.count()
