@@ -147,3 +147,18 @@ def test_unnamed_dim_binds_by_its_label() -> None:
     assert profile_onnx(model, dims={"x[0]": 5}).flops == 5 * 8  # 40
     with pytest.raises(OnnxModelError, match=r"symbolic dims are: x\[0\]"):
         profile_onnx(model, dims={"T": 5})
+
+
+# P3-O8: `--input x:1x8:float16` on a float32 ONNX model was accepted and the dtype ignored
+# (bytes counted as float32 while the user asked for float16).
+def test_cli_input_dtype_other_than_the_models_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from flopmeter.cli import run
+
+    path = tmp_path / "relu.onnx"
+    onnx.save(_model([helper.make_node("Relu", ["x"], ["y"])], {"x": ("N", 8)}), path)
+    code, out, err = run([str(path), "--input", "x:2x8:float16"])
+    assert code == 2 and out == ""
+    assert "input 'x' is float32" in err
+    code, out, err = run([str(path), "--input", "x:2x8:fp32", "--units", "plain", "-q"])
+    assert code == 0, err
+    assert "16 FLOPs" in out  # 2 x 8 Relu
