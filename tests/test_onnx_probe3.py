@@ -162,3 +162,13 @@ def test_cli_input_dtype_other_than_the_models_is_refused(tmp_path) -> None:  # 
     code, out, err = run([str(path), "--input", "x:2x8:fp32", "--units", "plain", "-q"])
     assert code == 0, err
     assert "16 FLOPs" in out  # 2 x 8 Relu
+
+
+# P3-O7: profile_onnx(None) raised os.fspath's TypeError; a folder was "no such ONNX file".
+def test_source_that_is_not_a_path_or_a_model(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(
+        TypeError, match="expected a path to an .onnx file or an onnx.ModelProto, got NoneType"
+    ):
+        profile_onnx(None)
+    with pytest.raises(OnnxModelError, match="is a folder, not an ONNX file"):
+        profile_onnx(tmp_path)

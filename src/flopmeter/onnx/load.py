@@ -47,7 +47,15 @@ def load_onnx(source: Any) -> LoadedOnnx:
     if isinstance(source, onnx.ModelProto):
         loaded = LoadedOnnx(source, source.graph.name or "onnx model", None)
     else:
+        if not isinstance(source, (str, os.PathLike)):
+            raise TypeError(
+                f"expected a path to an .onnx file or an onnx.ModelProto, got {type(source).__name__}"
+            )
         path = Path(os.fspath(source))
+        if path.is_dir():
+            raise OnnxModelError(
+                f"{path} is a folder, not an ONNX file: give the path of the .onnx file in it"
+            )
         if not path.is_file():
             raise OnnxModelError(f"no such ONNX file: {path}")
         try:
