@@ -2,8 +2,8 @@
 
 The rule: an initializer is a parameter when a node reads it in a weight slot —
 Conv/ConvTranspose weight and bias, Gemm/MatMul operands, an embedding table
-(Gather data), norm scale and bias, recurrent weights, PRelu slope, the weights of
-quantized ops (QLinearConv, ConvInteger, MatMulInteger, QLinearMatMul,
+(Gather data; an 8- or 4-bit 2-d table too), norm scale and bias, recurrent weights,
+PRelu slope, the weights of quantized ops (QLinearConv, ConvInteger, MatMulInteger, QLinearMatMul,
 MatMulNBits, DequantizeLinear of an integer weight) — or a vector (one dim above 1:
 (C,), (C, 1, 1)) added to / multiplied with an activation (a bias, a norm weight).
 It must be floating point, or an integer weight of a quantized op.
@@ -52,6 +52,7 @@ QUANTIZED_WEIGHT_SLOTS: dict[str, frozenset[int]] = {
     "QGemm": frozenset({3, 6}),
     "DequantizeLinear": frozenset({0}),
 }
+QUANTIZED_TABLE_TYPES = frozenset({2, 3, 21, 22})  # uint8, int8, uint4, int4 (not int64 shape tables)
 PASS_THROUGH = frozenset({"Reshape", "Unsqueeze", "Identity", "Cast"})
 VECTOR_OPS = frozenset({"Add", "Mul", "Sub", "Div"})
 _FX_TOKEN = re.compile(r"%([bcp]_\w+)")  # dynamo's names: p_ parameter, b_ buffer, c_ constant
@@ -112,5 +113,12 @@ def _weight_slot(node: Any, name: str, tensor: Any) -> bool:
         return True
     if any(s in QUANTIZED_WEIGHT_SLOTS.get(node.op_type, ()) for s in slots) and numel > 1:
         return True
+    if (
+        node.op_type == "Gather"
+        and 0 in slots
+        and tensor.data_type in QUANTIZED_TABLE_TYPES
+        and len(tensor.dims) == 2
+    ):
+        return True  # a quantized embedding table (quantize_dynamic): (vocab, width) of 8 or 4 bits
     vector = sum(1 for d in tensor.dims if d > 1) == 1  # (C,), (C, 1, 1), (1, C)
     return floating and node.op_type in VECTOR_OPS and vector
