@@ -202,3 +202,19 @@ def test_quantized_embedding_table_is_a_parameter() -> None:
     report = profile_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]))
     assert report.params == 10 * 4  # the uint8 table; the int64 shape table is a constant
     assert report.param_bytes == 40  # 1 byte each
+
+
+# P3-O6: saved with size_threshold=0, even a Reshape's 2-element shape went to the data
+# file, and the model could not be counted ("whose data is external").
+def test_integer_shape_tensor_in_external_data_is_read(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    nodes = [
+        helper.make_node("Reshape", ["x", "shape"], ["r"]),
+        helper.make_node("MatMul", ["r", "w"], ["y"]),
+    ]
+    model = _model(nodes, {"x": (2, 2, 8)}, {"w": (8, 16)})
+    model.graph.initializer.append(numpy_helper.from_array(np.array([4, 8], np.int64), "shape"))
+    path = tmp_path / "m.onnx"
+    onnx.save(model, path, save_as_external_data=True, location="m.onnx.data", size_threshold=0)
+    report = profile_onnx(path)
+    assert report.macs == 4 * 8 * 16  # 512: (4, 8) @ (8, 16)
+    assert report.params == 8 * 16  # 128
