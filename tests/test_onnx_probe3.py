@@ -218,3 +218,25 @@ def test_integer_shape_tensor_in_external_data_is_read(tmp_path) -> None:  # typ
     report = profile_onnx(path)
     assert report.macs == 4 * 8 * 16  # 512: (4, 8) @ (8, 16)
     assert report.params == 8 * 16  # 128
+
+
+# P3-O12: a model that scales q itself (Swin, `q = q * scale`, then q @ k^T + bias) had that
+# Mul folded into the attention, which then counted SDPA's scale of every score instead:
+# +heads x L x (S - E) FLOPs (+22,491 in swin_t's first block at 64x64).
+def test_attention_with_the_models_own_q_scaling() -> None:
+    shapes = {"q": (1, 2, 4, 8), "kt": (1, 2, 8, 6), "v": (1, 2, 6, 8), "bias": (1, 2, 4, 6)}
+    nodes = [
+        helper.make_node("Mul", ["q", "scale"], ["qs"], name="/attn/Mul"),
+        helper.make_node("MatMul", ["qs", "kt"], ["s"], name="/attn/MatMul"),
+        helper.make_node("Add", ["s", "bias"], ["sb"], name="/attn/Add"),
+        helper.make_node("Softmax", ["sb"], ["p"], axis=-1, name="/attn/Softmax"),
+        helper.make_node("MatMul", ["p", "v"], ["y"], name="/attn/MatMul_1"),
+    ]
+    model = _model(nodes, shapes)
+    model.graph.initializer.append(numpy_helper.from_array(np.array(0.35, np.float32), "scale"))
+    report = profile_onnx(model)
+    assert report.macs == 2 * 4 * 6 * (8 + 8)  # 768: QK^T and PV
+    # as PyTorch counts the same code: q * scale 2*4*8 = 64; QK^T 2*24*(2*8-1) = 720; + bias 48;
+    # softmax 2*(5*24 - 2*4) = 224; PV 2*4*8*(2*6-1) = 704
+    assert report.flops == 64 + 720 + 48 + 224 + 704  # 1,760 (was 1,744: 48 score scalings, no q Mul)
+    assert report.operators["onnx.Mul"].cost.flops == 64

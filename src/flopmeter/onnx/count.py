@@ -371,6 +371,13 @@ class GraphCounter:
                 masked=fold.extra["masked"],
                 causal_needed=fold.extra["causal"] and self.options.causal == "needed",
             )
+            if not fold.extra["scaled"]:  # no scale in the graph (a model's q * scale is its own Mul)
+                unscaled = attn.attention(
+                    heads, score.shape[-2], score.shape[-1], 1, 1,
+                    causal_needed=fold.extra["causal"] and self.options.causal == "needed",
+                )  # fmt: skip
+                kept = unscaled.macs // 2  # its MACs are the kept scores x (1 + 1)
+                work = replace(work, flops=work.flops - kept)
             event = OpEvent(
                 "pattern.attention", (q, kt, v), {"causal": fold.extra["causal"]}, output.outputs, module
             )

@@ -102,7 +102,7 @@ def find_folds(index: GraphIndex, fx_of: dict[int, str]) -> list[Fold]:
 def _attention(index: GraphIndex, softmax: int, fx_of: dict[int, str]) -> Fold | None:
     nodes = index.nodes
     members = [softmax]
-    masked = False
+    masked = scaled = False
     value = nodes[softmax].input[0]
     scores = None
     mask_values: list[str] = []
@@ -125,16 +125,22 @@ def _attention(index: GraphIndex, softmax: int, fx_of: dict[int, str]) -> Fold |
         elif node.op_type in ("Mul", "Div") and index.is_scalar_constant(node.input[1]):
             members.append(producer)
             value = node.input[0]
+            scaled = True
         else:
             return None
     if scores is None:
         return None
     members.append(scores)
+    operand_scalings = []
     for operand in nodes[scores].input:  # q * s and k * s (dynamo, legacy), with a single use
         producer = index.producer.get(operand)
         if producer is not None and nodes[producer].op_type in ("Mul", "Div"):
             if index.is_scalar(nodes[producer].input[1]) and index.sole_consumer(operand) == scores:
-                members.append(producer)
+                operand_scalings.append(producer)
+    if len(operand_scalings) == 2:  # the exporters' SDPA: both q and k scaled by sqrt(scale)
+        members += operand_scalings
+        scaled = True
+    # else a model's own `q * scale` (Swin) stays a Mul of its own, as PyTorch counts it
     value = nodes[softmax].output[0]
     output = None
     for _ in range(4):  # forward through the NaN guard and casts to the MatMul with v
@@ -161,7 +167,7 @@ def _attention(index: GraphIndex, softmax: int, fx_of: dict[int, str]) -> Fold |
             members.append(producer)
     causal = "is_causal = True" in fx or _built_by_trilu(index, mask_values)
     return Fold("pattern.attention", scores, sorted(set(members)), {
-        "scores": scores, "output": output, "masked": masked, "causal": causal
+        "scores": scores, "output": output, "masked": masked, "causal": causal, "scaled": scaled
     })  # fmt: skip
 
 
