@@ -240,3 +240,40 @@ def test_attention_with_the_models_own_q_scaling() -> None:
     # softmax 2*(5*24 - 2*4) = 224; PV 2*4*8*(2*6-1) = 704
     assert report.flops == 64 + 720 + 48 + 224 + 704  # 1,760 (was 1,744: 48 score scalings, no q Mul)
     assert report.operators["onnx.Mul"].cost.flops == 64
+
+
+# P3-O10: DequantizeLinear -> MatMul was listed for the compression view only when both
+# operands were dequantized (weight-only int8 / int4 was missing), and a float contraction's
+# inputs were looked up by node name, so unnamed nodes (common outside torch) were missed.
+def _qdq_matmul(activation_quantized: bool):  # type: ignore[no-untyped-def]
+    def tensor(name: str, array: np.ndarray) -> onnx.TensorProto:
+        return numpy_helper.from_array(array, name)
+
+    nodes = [helper.make_node("DequantizeLinear", ["wq", "ws"], ["w"])]
+    if activation_quantized:
+        nodes += [
+            helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
+            helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
+        ]
+    nodes.append(helper.make_node("MatMul", ["xd" if activation_quantized else "x", "w"], ["y"]))
+    weights = [tensor("wq", np.ones((8, 16), np.int8)), tensor("ws", np.array(0.1, np.float32))]
+    weights += [tensor("xs", np.array(0.1, np.float32)), tensor("xz", np.array(0, np.uint8))]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, (4, 8))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        weights,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+
+
+@pytest.mark.parametrize(("activation_quantized", "activation_bits"), [(False, 32), (True, 8)])
+def test_qdq_matmul_is_listed(activation_quantized: bool, activation_bits: int) -> None:
+    report = profile_onnx(_qdq_matmul(activation_quantized))
+    (fact,) = report.options["onnx"]["quantized"]
+    assert fact["op"] == "onnx.MatMul" and fact["qdq"] is True
+    assert fact["macs"] == 4 * 8 * 16  # 512
+    assert (fact["weight_bits"], fact["activation_bits"]) == (8, activation_bits)
+    assert fact["bops"] == 512 * 8 * activation_bits
+    assert fact["weight_bytes"] == 8 * 16  # 128 int8 weights

@@ -41,6 +41,7 @@ class CountedOp:
     cost: Cost | None  # None: unsupported
     kind: str
     node: str
+    inputs: tuple[str, ...] = ()  # the node's input value names (one node, not a fold)
 
 
 def parse_inputs(graph: Any, inputs: Any) -> dict[str, tuple[int, ...]]:
@@ -157,11 +158,6 @@ class GraphCounter:
         known = set(paths)
         renamed = scopes.unsuffix(known)
         return [renamed.get(p, p) for p in paths]
-
-    def nodes_input(self, node_name: str) -> list[str]:
-        """The input value names of the node called ``node_name``."""
-        node = next((n for n in self.nodes if n.name == node_name), None)
-        return list(node.input) if node is not None else []
 
     # -- values -----------------------------------------------------------------
     def meta_of(self, name: str, node: Any, need: bool) -> TensorMeta | None:
@@ -291,7 +287,7 @@ class GraphCounter:
             cost = ops.cost_of(event, self.options) if kind != "unsupported" else None
             if cost is not None:
                 cost = replace(cost, onnx_tool_macs=self.onnx_tool_of(position, event))
-            counted.append(CountedOp(event, cost, kind, node.name))
+            counted.append(CountedOp(event, cost, kind, node.name, tuple(node.input)))
         return counted
 
     def onnx_tool_of(self, position: int, event: OpEvent | None = None) -> int:
