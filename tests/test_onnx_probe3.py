@@ -277,3 +277,33 @@ def test_qdq_matmul_is_listed(activation_quantized: bool, activation_bits: int) 
     assert (fact["weight_bits"], fact["activation_bits"]) == (8, activation_bits)
     assert fact["bops"] == 512 * 8 * activation_bits
     assert fact["weight_bytes"] == 8 * 16  # 128 int8 weights
+
+
+# P3-O14: an op inside a Loop body that runs 5 times was listed (unsupported) or tabled
+# (counted) with 1 call; its cost was already x5.
+def test_loop_body_ops_count_a_call_per_iteration() -> None:
+    body = helper.make_graph(
+        [
+            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+            helper.make_node("Hardmax", ["y_in"], ["h"]),  # no formula: listed, never a silent zero
+            helper.make_node("Relu", ["h"], ["y_out"]),
+        ],
+        "body",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, ()),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, ()),
+            helper.make_tensor_value_info("y_in", TensorProto.FLOAT, (4, 8)),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, ()),
+            helper.make_tensor_value_info("y_out", TensorProto.FLOAT, (4, 8)),
+        ],
+    )
+    model = _model([helper.make_node("Loop", ["M", "go", "x"], ["y"], body=body, name="loop")], {"x": (4, 8)})
+    model.graph.initializer.extend(
+        [numpy_helper.from_array(np.array(5, np.int64), "M"), numpy_helper.from_array(np.array(True), "go")]
+    )
+    report = profile_onnx(model)
+    assert report.unsupported["onnx.Hardmax"].calls == 5
+    assert report.operators["onnx.Relu"].calls == 5
+    assert report.operators["onnx.Relu"].cost.flops == 5 * 32  # 160

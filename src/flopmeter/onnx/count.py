@@ -42,6 +42,7 @@ class CountedOp:
     kind: str
     node: str
     inputs: tuple[str, ...] = ()  # the node's input value names (one node, not a fold)
+    runs: int = 1  # how many times it runs: a Loop / Scan body's ops run once per iteration
 
 
 def parse_inputs(graph: Any, inputs: Any) -> dict[str, tuple[int, ...]]:
@@ -322,6 +323,7 @@ class GraphCounter:
             for op in body.count():
                 op.node = f"{node.name or node.output[0]}/{run.label}/{op.node}"
                 op.cost = None if op.cost is None else op.cost.scaled(run.times)
+                op.runs *= run.times
                 counted.append(op)
         return counted
 

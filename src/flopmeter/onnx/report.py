@@ -70,6 +70,7 @@ def build_onnx_report(
         event = op.event
         if op.cost is None:
             note_unsupported(unsupported, event.op, _signature(op), event.module)
+            unsupported[event.op].calls += op.runs - 1  # every iteration of a loop body calls it
             continue
         stats = modules.get(event.module) or modules[parent_of(event.module, modules)]
         if op.kind != "view":
@@ -78,7 +79,7 @@ def build_onnx_report(
         forward += op.cost
         entry = operators.setdefault(event.op, OperatorStats(op=event.op, kind=op.kind))
         entry.cost += op.cost
-        entry.calls += 1
+        entry.calls += op.runs
     for stats in modules.values():
         stats.total = stats.own
         stats.calls = 1
