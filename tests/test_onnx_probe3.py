@@ -307,3 +307,29 @@ def test_loop_body_ops_count_a_call_per_iteration() -> None:
     assert report.unsupported["onnx.Hardmax"].calls == 5
     assert report.operators["onnx.Relu"].calls == 5
     assert report.operators["onnx.Relu"].cost.flops == 5 * 32  # 160
+
+
+# P3-O13: MatMulNBits packs two 4-bit weights a byte: params counted the uint8 bytes (half
+# the weights) and the quantized facts' weight_bytes half the bytes stored.
+def test_matmul_nbits_counts_weights_not_packed_bytes() -> None:
+    node = helper.make_node(
+        "MatMulNBits",
+        ["a", "packed", "scales"],
+        ["y"],
+        domain="com.microsoft",
+        K=16,
+        N=8,
+        bits=4,
+        block_size=16,
+    )
+    model = _model([node], {"a": (2, 16)}, {"scales": (8,)}, extra_opsets=["com.microsoft"])
+    # B: (N, K / block_size, block_size * bits / 8) = (8, 1, 8) uint8 = 64 bytes, 128 weights
+    model.graph.initializer.append(numpy_helper.from_array(np.ones((8, 1, 8), np.uint8), "packed"))
+    report = profile_onnx(model)
+    assert report.macs == 2 * 16 * 8  # 256
+    assert report.flops == 2 * 8 * (2 * 16 - 1)  # 496: float activations, dequantized weights
+    assert report.params == 16 * 8  # 128 weights (the per-block scales are not parameters)
+    assert report.param_bytes == 64
+    (fact,) = report.options["onnx"]["quantized"]
+    assert (fact["weight_bits"], fact["activation_bits"], fact["weight_bytes"]) == (4, 32, 64)
+    assert fact["bops"] == 256 * 4 * 32  # 32,768

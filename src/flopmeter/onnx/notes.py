@@ -73,6 +73,8 @@ def quantized_facts(counter: Any, counted: list[Any]) -> list[dict[str, Any]]:
             weight_bits = (
                 int(event.kwargs.get("bits", 4)) if event.op.endswith("MatMulNBits") else bits_of(weight)
             )
+            if event.op.endswith("MatMulNBits"):  # N x K weights packed in uint8 blocks
+                weight = weight._replace(shape=(int(event.kwargs["N"]), int(event.kwargs["K"])))
             facts.append(_fact(op, bits_of(activation), weight_bits, weight, qdq=False))
         elif event.op in ("onnx.Conv", "onnx.MatMul", "onnx.Gemm", "onnx.ConvTranspose"):
             sources = [counter.index.node_of(name) for name in op.inputs[:2]]

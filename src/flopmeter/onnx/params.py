@@ -122,3 +122,18 @@ def _weight_slot(node: Any, name: str, tensor: Any) -> bool:
         return True  # a quantized embedding table (quantize_dynamic): (vocab, width) of 8 or 4 bits
     vector = sum(1 for d in tensor.dims if d > 1) == 1  # (C,), (C, 1, 1), (1, C)
     return floating and node.op_type in VECTOR_OPS and vector
+
+
+def packed_weight_numels(index: GraphIndex) -> dict[str, int]:
+    """Weights stored packed, by initializer name -> their logical element count:
+    MatMulNBits keeps a (N, K) matrix of ``bits``-bit values in uint8 blocks, two 4-bit
+    weights a byte, so its tensor has fewer elements than the layer has weights."""
+    from onnx import helper
+
+    numels: dict[str, int] = {}
+    for node in index.nodes:
+        if node.op_type == "MatMulNBits" and len(node.input) > 1:
+            attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+            if "K" in attrs and "N" in attrs:
+                numels[node.input[1]] = int(attrs["K"]) * int(attrs["N"])
+    return numels

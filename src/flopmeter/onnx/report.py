@@ -12,6 +12,7 @@ from ..tracing.events import FORWARD
 from .count import BITS, CountedOp, GraphCounter
 from .memory import peak_activation_bytes
 from .notes import QUANTIZED_OPS, differences, quantized_facts
+from .params import packed_weight_numels
 
 
 def _signature(op: CountedOp) -> str:
@@ -87,11 +88,13 @@ def build_onnx_report(
         if name:
             modules[parent_of(name, modules)].total += modules[name].total
     param_numel = param_bytes = 0
+    packed = packed_weight_numels(counter.index)
     for name in sorted(counter.params):
         tensor = counter.initializers[name]
-        numel = _numel(tensor)
+        stored = _numel(tensor)
+        numel = packed.get(name, stored)  # weights, not the bytes they are packed in
         param_numel += numel
-        param_bytes += _nbytes(tensor, numel)
+        param_bytes += _nbytes(tensor, stored)
         owner = modules[_param_owner(counter, name, modules)]
         owner.own_params += numel
     for stats in modules.values():
