@@ -333,3 +333,55 @@ def test_matmul_nbits_counts_weights_not_packed_bytes() -> None:
     (fact,) = report.options["onnx"]["quantized"]
     assert (fact["weight_bits"], fact["activation_bits"], fact["weight_bytes"]) == (4, 32, 64)
     assert fact["bops"] == 256 * 4 * 32  # 32,768
+
+
+def _contrib(op: str, inputs: dict, outputs: list[str], **attrs):  # type: ignore[no-untyped-def,type-arg]
+    names = [name if shape is not None else "" for name, shape in inputs.items()]
+    node = helper.make_node(op, names, outputs, domain="com.microsoft", **attrs)
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [
+            helper.make_tensor_value_info(
+                n, TensorProto.INT32 if n in ("seqlens", "total") else TensorProto.FLOAT, s
+            )
+            for n, s in inputs.items()
+            if s is not None
+        ],
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs],
+    )
+    imports = [helper.make_opsetid("", 18), helper.make_opsetid("com.microsoft", 1)]
+    return helper.make_model(graph, opset_imports=imports)
+
+
+# P3-O17: GroupQueryAttention always has present_key / present_value outputs (onnxruntime
+# LLM exports); their shapes had no rule, so no such graph could be counted.
+def test_group_query_attention_with_its_present_outputs() -> None:
+    inputs = {
+        "q": (1, 3, 32),
+        "k": (1, 3, 16),
+        "v": (1, 3, 16),
+        "past_k": (1, 2, 5, 8),
+        "past_v": (1, 2, 5, 8),
+    }
+    inputs |= {"seqlens": (1,), "total": ()}
+    model = _contrib(
+        "GroupQueryAttention", inputs, ["y", "present_k", "present_v"], num_heads=4, kv_num_heads=2
+    )
+    report = profile_onnx(model)
+    # 4 heads, 3 queries over 5 + 3 = 8 keys, head 8: 24 scores per head
+    assert report.macs == 4 * 24 * (8 + 8)  # 1,536
+    # per head: QK 24*15 = 360, scale 24, softmax 5*24 - 2*3 = 114, AV 8*(2*24 - 3) = 360
+    assert report.flops == 4 * (360 + 24 + 114 + 360)  # 3,432
+
+
+# P3-O18: MultiHeadAttention with past_key attended over the new keys only.
+def test_multi_head_attention_with_past_keys() -> None:
+    inputs = {"q": (2, 4, 16), "k": (2, 6, 16), "v": (2, 6, 16), "bias": None, "mask": None, "rel": None}
+    inputs |= {"past_k": (2, 2, 3, 8), "past_v": (2, 2, 3, 8)}
+    model = _contrib("MultiHeadAttention", inputs, ["y", "present_k", "present_v"], num_heads=2)
+    report = profile_onnx(model)
+    # 2 x 2 heads, 4 queries over 3 + 6 = 9 keys, head 8: 36 scores per head
+    assert report.macs == 4 * 36 * (8 + 8)  # 2,304
+    # per head: QK 36*15 = 540, scale 36, softmax 5*36 - 2*4 = 172, AV 8*(2*36 - 4) = 544
+    assert report.flops == 4 * (540 + 36 + 172 + 544)  # 5,168

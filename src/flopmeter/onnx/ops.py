@@ -279,7 +279,7 @@ def _ms_attention(event: OpEvent, options: CountOptions) -> Cost:
 @onnx_formula(MS + "MultiHeadAttention")
 def _ms_mha(event: OpEvent, options: CountOptions) -> Cost:
     """query (B, L, D), key/value (B, S, D) or (B, H, S, E); optional packed bias (one
-    add per q, k, v element)."""
+    add per q, k, v element); past_key (B, H, P, E): attention over P + S keys."""
     q, k, v = event.args[0], _input(event, 1), _input(event, 2)
     heads = int(_attr(event, "num_heads"))
     batch, queries, width = q.shape[0], q.shape[1], q.shape[-1]
@@ -296,6 +296,8 @@ def _ms_mha(event: OpEvent, options: CountOptions) -> Cost:
         if bias is not None
         else Cost()
     )
+    past = _input(event, 6)  # past_key (B, H, P, E): the new keys are appended to it
+    keys += past.shape[2] if past is not None and past.ndim == 4 else 0
     masked = _input(event, 4) is not None or _input(event, 5) is not None
     return cost + attn.attention(batch * heads, queries, keys, head, value, masked=masked)
 
