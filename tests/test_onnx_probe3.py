@@ -385,3 +385,40 @@ def test_multi_head_attention_with_past_keys() -> None:
     assert report.macs == 4 * 36 * (8 + 8)  # 2,304
     # per head: QK 36*15 = 540, scale 36, softmax 5*36 - 2*4 = 172, AV 8*(2*36 - 4) = 544
     assert report.flops == 4 * (540 + 36 + 172 + 544)  # 5,168
+
+
+# P3-O20: an If with an unknown condition counts both branches "as an upper bound", but the
+# ops after it took the first branch's output shape even when the other one was larger.
+def test_if_of_unknown_condition_passes_on_the_larger_output() -> None:
+    def ints(name: str, values: list[int]) -> onnx.TensorProto:
+        return numpy_helper.from_array(np.array(values, np.int64), name)
+
+    then_branch = helper.make_graph(  # x[0:2]: 2 x 8
+        [helper.make_node("Slice", ["x", "start", "end", "axis"], ["t"])],
+        "then",
+        [],
+        [helper.make_tensor_value_info("t", TensorProto.FLOAT, None)],
+    )
+    else_branch = helper.make_graph(  # x: 4 x 8
+        [helper.make_node("Identity", ["x"], ["e"])],
+        "else",
+        [],
+        [helper.make_tensor_value_info("e", TensorProto.FLOAT, None)],
+    )
+    nodes = [
+        helper.make_node("If", ["c"], ["z"], then_branch=then_branch, else_branch=else_branch),
+        helper.make_node("Relu", ["z"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [
+            helper.make_tensor_value_info("c", TensorProto.BOOL, ()),
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, (4, 8)),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [ints("start", [0]), ints("end", [2]), ints("axis", [0])],
+    )
+    report = profile_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]))
+    assert report.operators["onnx.Relu"].cost.flops == 4 * 8  # 32: the else branch's 4 x 8, not 2 x 8
+    assert report.options["onnx"]["control_flow"][0]["upper_bound"] is True
