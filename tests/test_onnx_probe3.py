@@ -422,3 +422,19 @@ def test_if_of_unknown_condition_passes_on_the_larger_output() -> None:
     report = profile_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]))
     assert report.operators["onnx.Relu"].cost.flops == 4 * 8  # 32: the else branch's 4 x 8, not 2 x 8
     assert report.options["onnx"]["control_flow"][0]["upper_bound"] is True
+
+
+# P3-O21: an LSTM's peephole weights (input P) were neither parameters nor counted as work:
+# 3 gates x (P * c, + the gate) per hidden unit and step.
+def test_lstm_peepholes_are_counted() -> None:
+    weights = {"w": (1, 16, 3), "r": (1, 16, 4), "b": (1, 32)}
+    plain = profile_onnx(
+        _model(
+            [helper.make_node("LSTM", ["x", "w", "r", "b"], ["y"], hidden_size=4)], {"x": (5, 2, 3)}, weights
+        )
+    )
+    node = helper.make_node("LSTM", ["x", "w", "r", "b", "", "", "", "p"], ["y"], hidden_size=4)
+    peep = profile_onnx(_model([node], {"x": (5, 2, 3)}, {**weights, "p": (1, 12)}))
+    assert peep.macs == plain.macs == 5 * 2 * 16 * (3 + 4)  # 1,120: 10 steps, 4 gates x 4 hidden x 7
+    assert peep.flops - plain.flops == 5 * 2 * 3 * 2 * 4  # 240: 10 steps x 3 gates x 2 ops x 4 hidden
+    assert peep.params - plain.params == 12  # P: 3 x 4

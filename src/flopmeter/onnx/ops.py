@@ -580,7 +580,8 @@ def _dynamic_quantize(event: OpEvent, options: CountOptions) -> Cost:
 @onnx_formula("LSTM", "GRU", "RNN")
 def _recurrent(event: OpEvent, options: CountOptions) -> Cost:
     """X (T, B, I) (layout 0) or (B, T, I): T*B steps per direction, each one cell
-    step (formulas/recurrent.py); bias present when input B is given."""
+    step (formulas/recurrent.py); bias present when input B is given; an LSTM's
+    peepholes (input P) add a multiply and an add per hidden unit for 3 gates."""
     x, w = event.args[0], event.args[1]
     steps = x.shape[0] * x.shape[1]
     directions = w.shape[0]
@@ -590,6 +591,8 @@ def _recurrent(event: OpEvent, options: CountOptions) -> Cost:
         activations = [str(a).lower() for a in _attr(event, "activations", ["Tanh"])]
         mode = "rnn_relu" if activations and activations[0] == "relu" else "rnn_tanh"
     step = recurrent.recurrent_step(mode, x.shape[2], hidden, bias=_input(event, 3) is not None)
+    if mode == "lstm" and _input(event, 7) is not None:  # peepholes P: i, f, o gates each add P * c
+        step += Cost(flops=3 * 2 * hidden)
     return step.scaled(steps * directions)
 
 

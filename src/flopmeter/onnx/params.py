@@ -38,7 +38,7 @@ WEIGHT_SLOTS: dict[str, frozenset[int]] = {
     "SkipLayerNormalization": frozenset({2, 3, 4}),
     "SkipSimplifiedLayerNormalization": frozenset({2, 3}),
     "Attention": frozenset({1, 2}),
-    "LSTM": frozenset({1, 2, 3}),
+    "LSTM": frozenset({1, 2, 3, 7}),  # W, R, B, peepholes P
     "GRU": frozenset({1, 2, 3}),
     "RNN": frozenset({1, 2, 3}),
     "PRelu": frozenset({1}),
