@@ -438,3 +438,17 @@ def test_lstm_peepholes_are_counted() -> None:
     assert peep.macs == plain.macs == 5 * 2 * 16 * (3 + 4)  # 1,120: 10 steps, 4 gates x 4 hidden x 7
     assert peep.flops - plain.flops == 5 * 2 * 3 * 2 * 4  # 240: 10 steps x 3 gates x 2 ops x 4 hidden
     assert peep.params - plain.params == 12  # P: 3 x 4
+
+
+# P3-O22: dynamo with optimize=False gives a bias-free conv a bias of zeros (Expand of 0):
+# E bias adds per conv that PyTorch never did (resnet18 at 64x64: +202,752 FLOPs).
+def test_dynamo_zero_bias_of_a_bias_free_conv_is_not_counted() -> None:
+    conv = helper.make_node("Conv", ["x", "w", "zeros"], ["y"], pads=[1, 1, 1, 1], name="node_conv2d")
+    fx = "%conv2d : [num_users=1] = call_function[target=torch.ops.aten.conv2d.default](args = (%x, %p_w, None, [1, 1], [1, 1]), kwargs = {})"
+    helper.set_metadata_props(conv, {"pkg.torch.onnx.fx_node": fx})
+    expand = helper.make_node("Expand", ["zero", "channels"], ["zeros"])
+    model = _model([expand, conv], {"x": (1, 3, 8, 8)}, {"w": (4, 3, 3, 3), "zero": ()})
+    model.graph.initializer.append(numpy_helper.from_array(np.array([4], np.int64), "channels"))
+    report = profile_onnx(model)
+    assert report.macs == 4 * 64 * 27  # 6,912
+    assert report.flops == 4 * 64 * (2 * 27 - 1)  # 13,568: no bias adds, as aten.conv2d(bias=None)

@@ -31,6 +31,11 @@ DTYPES: dict[int, tuple[str, int]] = {
 }  # fmt: skip
 BITS = {"uint4": 4, "int4": 4, "float4e2m1": 4}
 _CAUSAL = re.compile(r"is_causal\s*=\s*True")
+FX_NODE = "pkg.torch.onnx.fx_node"
+# aten.conv2d(x, weight, None, ...): the PyTorch convolution had no bias
+_NO_BIAS = re.compile(
+    r"target=torch\.ops\.aten\.(?:conv\w*|convolution)\.\w+\]\(args = \(%\w+, %\w+, None[,)]"
+)
 
 
 @dataclass
@@ -249,6 +254,8 @@ class GraphCounter:
         node = self.nodes[position]
         domain = "" if node.domain == "ai.onnx" else node.domain
         args = tuple(self.meta_of(name, node, need) for name in node.input)
+        if node.op_type in ("Conv", "ConvTranspose") and self._bias_added_by_exporter(position):
+            args = args[:2]  # an unoptimized dynamo export's zero bias, which PyTorch's conv had not
         outputs = tuple(m for m in (self.meta_of(name, node, need) for name in node.output) if m is not None)
         kwargs: dict[str, Any] = {
             a.name: _attribute(a) for a in node.attribute if a.type not in (5, 10, 11, 13)
@@ -263,6 +270,13 @@ class GraphCounter:
         return OpEvent(
             ops.onnx_op_name(domain, node.op_type), args, kwargs, outputs, self.node_modules[position]
         )
+
+    def _bias_added_by_exporter(self, position: int) -> bool:
+        """Dynamo without its optimizer gives a bias-free conv a bias of zeros (an Expand):
+        the fx node says the PyTorch conv had none, and no BatchNorm was folded into it."""
+        meta = self.meta[position]
+        folded = "FuseBatchNorm" in meta.get("pkg.onnxscript.rewriter.rule_name", "")
+        return not folded and _NO_BIAS.search(meta.get(FX_NODE, "")) is not None
 
     def count(self) -> list[CountedOp]:
         fx_of = {i: m.get("pkg.torch.onnx.fx_node", "") for i, m in enumerate(self.meta)}
