@@ -126,6 +126,7 @@ class GraphCounter:
         self.control_facts: list[dict[str, Any]] = []
         self.onnx_tool_no_rule: dict[str, int] = {}
         self.body_param_modules: dict[str, str] = {}
+        self._constants: Any = None  # evaluate.ConstantValues, made when a mask must be read
         if outer is None:
             self.params, self.constants = classify_initializers(self.index, self.initializers, self.meta)
             self.node_modules = self._node_modules()
@@ -271,6 +272,53 @@ class GraphCounter:
             ops.onnx_op_name(domain, node.op_type), args, kwargs, outputs, self.node_modules[position]
         )
 
+    def causal_by_value(self, masks: list[tuple[str, str]]) -> bool:
+        """Whether an attention mask that constants and shapes determine (transformers'
+        masks built from aranges and comparisons, not a Trilu) keeps exactly the lower
+        triangle of every (L, S) block: key j for query i when j <= i (torch's is_causal)."""
+        import numpy as np
+
+        from .evaluate import ConstantValues
+
+        if self._constants is None:
+            scratch = GraphTypes(
+                types=self.types.types,
+                values=dict(self.types.values),
+                not_constant=dict(self.types.not_constant),
+            )
+            self._constants = ConstantValues(self.graph, scratch, self.opsets)
+            for node in self.nodes:
+                self._constants.add(node)
+        for how, name in masks:
+            value = self._constants.evaluate(name)
+            if value is None or value.ndim < 2:
+                continue
+            if how == "add":
+                if not np.all((value == 0) | (value <= -1e4)):
+                    continue
+                kept = value == 0
+            else:
+                kept = value.astype(bool) if how == "keep" else ~value.astype(bool)
+            rows, cols = kept.shape[-2:]
+            blocks = kept.reshape(-1, rows, cols)
+            if np.array_equal(blocks, np.broadcast_to(np.tri(rows, cols, dtype=bool), blocks.shape)):
+                return True
+        return False
+
+    def _causal_mask_input(self, node: Any) -> bool:
+        """An opset-23 Attention without is_causal whose attn_mask (bool: True keeps;
+        float: added) is causal by value."""
+        if (
+            any(a.name == "is_causal" and a.i for a in node.attribute)
+            or len(node.input) < 4
+            or not node.input[3]
+        ):
+            return False
+        vt = self.types.types.get(node.input[3])
+        return self.causal_by_value(
+            [("keep" if vt is not None and vt.elem_type == 9 else "add", node.input[3])]
+        )
+
     def _bias_added_by_exporter(self, position: int) -> bool:
         """Dynamo without its optimizer gives a bias-free conv a bias of zeros (an Expand):
         the fx node says the PyTorch conv had none, and no BatchNorm was folded into it."""
@@ -299,6 +347,8 @@ class GraphCounter:
                 counted.append(CountedOp(event, Cost(), kind, node.name))
                 continue
             event = self.node_event(position, need=kind != "unsupported")
+            if op == "onnx.Attention" and self.options.causal == "needed" and self._causal_mask_input(node):
+                event.kwargs["is_causal"] = 1  # its attn_mask is a causal mask of constants
             cost = ops.cost_of(event, self.options) if kind != "unsupported" else None
             if cost is not None:
                 cost = replace(cost, onnx_tool_macs=self.onnx_tool_of(position, event))
@@ -374,6 +424,8 @@ class GraphCounter:
             q, kt, v = scores.args[0], scores.args[1], output.args[1]
             score = scores.outputs[0]
             heads = score.numel // (score.shape[-2] * score.shape[-1])
+            if not fold.extra["causal"] and self.options.causal == "needed":
+                fold.extra["causal"] = self.causal_by_value(fold.extra["masks"])
             work = attn.attention(
                 heads,
                 score.shape[-2],

@@ -106,6 +106,7 @@ def _attention(index: GraphIndex, softmax: int, fx_of: dict[int, str]) -> Fold |
     value = nodes[softmax].input[0]
     scores = None
     mask_values: list[str] = []
+    masks: list[tuple[str, str]] = []  # (how the mask applies, its value): for a causal test by value
     for _ in range(6):  # back through mask adds and scalings to the scores MatMul
         producer = index.producer.get(value)
         if producer is None:
@@ -120,6 +121,10 @@ def _attention(index: GraphIndex, softmax: int, fx_of: dict[int, str]) -> Fold |
                 return None
             masked = True
             mask_values += [v for v in node.input if v != big[-1]]
+            if node.op_type == "Add":  # scores + (0 where kept, -inf where masked)
+                masks += [("add", v) for v in node.input if v != big[-1]]
+            else:  # Where(keep, scores, -inf) or Where(drop, -inf, scores)
+                masks.append(("keep" if node.input[1] == big[-1] else "drop", node.input[0]))
             members.append(producer)
             value = big[-1]
         elif node.op_type in ("Mul", "Div") and index.is_scalar_constant(node.input[1]):
@@ -167,7 +172,8 @@ def _attention(index: GraphIndex, softmax: int, fx_of: dict[int, str]) -> Fold |
             members.append(producer)
     causal = "is_causal = True" in fx or _built_by_trilu(index, mask_values)
     return Fold("pattern.attention", scores, sorted(set(members)), {
-        "scores": scores, "output": output, "masked": masked, "causal": causal, "scaled": scaled
+        "scores": scores, "output": output, "masked": masked, "causal": causal, "scaled": scaled,
+        "masks": masks,
     })  # fmt: skip
 
 
