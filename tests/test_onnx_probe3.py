@@ -496,3 +496,26 @@ def test_opset23_attention_with_a_causal_attn_mask() -> None:
     model.graph.initializer.extend(_mask_constants())
     assert profile_onnx(model).macs == 512
     assert profile_onnx(model, causal="needed").macs == 320
+
+
+# P3-O24: a bias of the scores' own shape (T5's position bias, 1 x heads x L x S) added to
+# the scores: the walk back followed the bias instead of the scores, no attention was
+# folded, and the legacy exporter's q and k scalings counted (T5 encoder: +2,048 FLOPs).
+def test_attention_with_a_bias_of_the_scores_shape() -> None:
+    nodes = [
+        helper.make_node("Identity", ["bias"], ["position_bias"]),  # computed in the graph, as T5's
+        helper.make_node("Mul", ["q", "c"], ["qs"]),
+        helper.make_node("Mul", ["kt", "c"], ["ks"]),
+        helper.make_node("MatMul", ["qs", "ks"], ["s"]),
+        helper.make_node("Add", ["s", "position_bias"], ["sb"]),
+        helper.make_node("Softmax", ["sb"], ["p"], axis=-1),
+        helper.make_node("MatMul", ["p", "v"], ["y"]),
+    ]
+    shapes = {"q": (1, 2, 4, 8), "kt": (1, 2, 8, 4), "v": (1, 2, 4, 8), "bias": (1, 2, 4, 4)}
+    model = _model(nodes, shapes)
+    model.graph.initializer.append(numpy_helper.from_array(np.array(1.0, np.float32), "c"))
+    report = profile_onnx(model)
+    assert "pattern.attention" in report.operators
+    # as aten.scaled_dot_product_attention with a mask: per head QK 16*15 = 240, scale 16,
+    # bias 16, softmax 5*16 - 2*4 = 72, PV 8*(2*16 - 4) = 224
+    assert report.flops == 2 * (240 + 16 + 16 + 72 + 224)  # 1,136 (was 1,232: 64 + 64 scalings)

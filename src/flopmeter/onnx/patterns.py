@@ -119,6 +119,8 @@ def _attention(index: GraphIndex, softmax: int, fx_of: dict[int, str]) -> Fold |
             big = [v for v in node.input if _same_shape(index, v, value)]
             if not big:
                 return None
+            # a bias of the scores' own shape (T5's position bias) is the mask: follow the scores
+            big.sort(key=lambda v: index.node_of(v) is not None and index.node_of(v).op_type == "MatMul")
             masked = True
             mask_values += [v for v in node.input if v != big[-1]]
             if node.op_type == "Add":  # scores + (0 where kept, -inf where masked)
