@@ -519,3 +519,20 @@ def test_attention_with_a_bias_of_the_scores_shape() -> None:
     # as aten.scaled_dot_product_attention with a mask: per head QK 16*15 = 240, scale 16,
     # bias 16, softmax 5*16 - 2*4 = 72, PV 8*(2*16 - 4) = 224
     assert report.flops == 2 * (240 + 16 + 16 + 72 + 224)  # 1,136 (was 1,232: 64 + 64 scalings)
+
+
+# P3-O12 (second half): dynamo writes SDPA with scale=1.0 (Whisper scales q in q_proj) with
+# no Mul at all; its fx metadata says aten.scaled_dot_product_attention, which PyTorch
+# counts with its score scaling: the fold must too (Whisper's encoder: -8,192 FLOPs).
+def test_dynamo_sdpa_of_scale_one_counts_as_pytorch() -> None:
+    softmax = helper.make_node("Softmax", ["s"], ["p"], axis=-1)
+    fx = "%scaled_dot_product_attention : [num_users=1] = call_function[target=torch.ops.aten.scaled_dot_product_attention.default](args = (%q, %k, %v), kwargs = {scale: 1.0})"
+    helper.set_metadata_props(softmax, {"pkg.torch.onnx.fx_node": fx})
+    nodes = [
+        helper.make_node("MatMul", ["q", "kt"], ["s"]),
+        softmax,
+        helper.make_node("MatMul", ["p", "v"], ["y"]),
+    ]
+    report = profile_onnx(_model(nodes, {"q": (1, 2, 4, 8), "kt": (1, 2, 8, 4), "v": (1, 2, 4, 8)}))
+    # as aten.scaled_dot_product_attention: per head QK 240, scale 16, softmax 72, PV 224
+    assert report.flops == 2 * (240 + 16 + 72 + 224)  # 1,104

@@ -173,6 +173,7 @@ def _attention(index: GraphIndex, softmax: int, fx_of: dict[int, str]) -> Fold |
         if producer is not None and fx and fx_of.get(producer) == fx:
             members.append(producer)
     causal = "is_causal = True" in fx or _built_by_trilu(index, mask_values)
+    scaled = scaled or "scaled_dot_product_attention" in fx  # PyTorch's SDPA scales (by 1.0 too)
     return Fold("pattern.attention", scores, sorted(set(members)), {
         "scores": scores, "output": output, "masked": masked, "causal": causal, "scaled": scaled,
         "masks": masks,
