@@ -536,3 +536,17 @@ def test_dynamo_sdpa_of_scale_one_counts_as_pytorch() -> None:
     report = profile_onnx(_model(nodes, {"q": (1, 2, 4, 8), "kt": (1, 2, 8, 4), "v": (1, 2, 4, 8)}))
     # as aten.scaled_dot_product_attention: per head QK 240, scale 16, softmax 72, PV 224
     assert report.flops == 2 * (240 + 16 + 72 + 224)  # 1,104
+
+
+def test_instance_norm_module_between_reshapes_is_not_a_group_norm() -> None:
+    model = _group_norm_graph()
+    for node in model.graph.node:  # the InstanceNorm2d module's own (named) weight and bias
+        if node.op_type == "InstanceNormalization":
+            node.input[1], node.input[2] = "inn.weight", "inn.bias"
+    for tensor in model.graph.initializer:
+        tensor.name = {"ones": "inn.weight", "zeros": "inn.bias"}.get(tensor.name, tensor.name)
+    report = profile_onnx(model)
+    assert "pattern.group_norm" not in report.operators
+    # InstanceNorm over 2 planes of 18 with its affine: 2*(5*18 + 2) + 2*36 = 256; Mul 36, Add 36
+    assert report.flops == 256 + 36 + 36  # 328
+    assert report.params == 2 + 2 + 4 + 4  # its weight and bias, and the Mul's and Add's vectors

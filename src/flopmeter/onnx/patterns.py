@@ -242,8 +242,10 @@ def group_norm(index: GraphIndex, position: int) -> Fold | None:
     """InstanceNormalization between two Reshapes (the exporters' GroupNorm), with the
     Mul by a weight and the Add of a bias that follow it when present."""
     node = index.nodes[position]
-    if node.op_type != "InstanceNormalization":
-        return None
+    if node.op_type != "InstanceNormalization" or any(
+        v.endswith((".weight", ".bias")) for v in node.input[1:]
+    ):
+        return None  # an InstanceNorm module's own weights (named after it): not a GroupNorm
     source = index.node_of(node.input[0])
     after = index.sole_consumer(node.output[0])
     if (
