@@ -66,6 +66,9 @@ def contrib_output_types(node: Any, types: dict[str, ValueType]) -> dict[str, Va
         sizes = _attr(node, "qkv_hidden_sizes")
         hidden = int(sizes[2]) if sizes else int(inputs[1].shape[-1]) // 3
         out[node.output[0]] = ValueType(first.elem_type, (*first.shape[:-1], hidden))
+        heads = int(_attr(node, "num_heads"))
+        past = inputs[4] if len(inputs) > 4 else None  # (2, B, H, P, E)
+        _present(out, node, 1, first, (2, first.shape[0], heads), past, 3, hidden // heads)
     elif op in ("MultiHeadAttention", "GroupQueryAttention"):
         if len(first.shape) == 3:
             width = first.shape[-1]
@@ -74,4 +77,31 @@ def contrib_output_types(node: Any, types: dict[str, ValueType]) -> dict[str, Va
                 if isinstance(width, int):
                     width = width // (heads + 2 * kv_heads) * heads
             out[node.output[0]] = ValueType(first.elem_type, (first.shape[0], first.shape[1], width))
+            heads = int(_attr(node, "kv_num_heads" if op == "GroupQueryAttention" else "num_heads"))
+            head = width // int(_attr(node, "num_heads")) if isinstance(width, int) else "?"
+            past_index = 3 if op == "GroupQueryAttention" else 6
+            pasts = [inputs[i] if len(inputs) > i else None for i in (past_index, past_index + 1)]
+            for k, past in enumerate(pasts):  # present_key, present_value: (B, H_kv, P + S, E)
+                _present(out, node, 1 + k, first, (first.shape[0], heads), past, 2, head)
     return out
+
+
+def _present(
+    out: dict[str, ValueType],
+    node: Any,
+    index: int,
+    first: ValueType,
+    lead: tuple[Any, ...],
+    past: ValueType | None,
+    axis: int,
+    head: Any,
+) -> None:
+    """The present key / value cache output ``index``: the past keys (``axis`` of the
+    past input) plus this call's sequence, after the ``lead`` dims."""
+    if len(node.output) <= index or not node.output[index] or first.shape is None:
+        return
+    length = first.shape[1]
+    if past is not None and past.shape is not None and len(past.shape) > axis:
+        past_length = past.shape[axis]
+        length = length + past_length if isinstance(length, int) and isinstance(past_length, int) else "?"
+    out[node.output[index]] = ValueType(first.elem_type, (*lead, length, head))

@@ -18,6 +18,7 @@ every later iteration is the same and is counted as a multiple of it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import prod
 from typing import Any
 
 from .load import OnnxModelError, opset_versions
@@ -103,7 +104,11 @@ def _scope(
     values = {k: v for k, v in outer.values.items() if k not in inputs}
     values.update(known or {})
     return GraphTypes(
-        types={**outer.types, **inputs}, values=values, unbound=outer.unbound, trip_counts=outer.trip_counts
+        types={**outer.types, **inputs},
+        values=values,
+        unbound=outer.unbound,
+        trip_counts=outer.trip_counts,
+        dims=outer.dims,
     )
 
 
@@ -117,6 +122,10 @@ def _input_type(outer: GraphTypes, name: str, declared: Any) -> ValueType:
 
 def _output_type(types: GraphTypes, output: Any) -> ValueType:
     return types.types.get(output.name) or from_proto(output.type) or ValueType(0, None)
+
+
+def _elements(vt: ValueType) -> int:
+    return prod(d for d in vt.shape or () if isinstance(d, int))
 
 
 def _label(node: Any) -> str:
@@ -284,7 +293,8 @@ def _if(model: Any, node: Any, outer: GraphTypes) -> tuple[ControlFlow, dict[str
         candidates = [
             _output_type(run.types, run.graph.output[i]) for run in runs if i < len(run.graph.output)
         ]
-        static = [vt for vt in candidates if vt.static]
+        # both branches counted: the larger output, so the ops after the If are an upper bound too
+        static = sorted((vt for vt in candidates if vt.static), key=_elements, reverse=True)
         outputs[name] = (static or candidates or [ValueType(0, None)])[0]
     source = "condition constant" if branch != "both" else "condition unknown"
     return ControlFlow("If", control_key(node), runs, None, source, branch == "both", branch), outputs

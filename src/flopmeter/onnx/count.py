@@ -9,7 +9,7 @@ from typing import Any
 
 from ..cost import Cost
 from ..formulas import attention as attn
-from ..formulas import contraction
+from ..formulas import contraction, normalization
 from ..registry import CountOptions, with_traffic
 from ..tracing.events import OpEvent, TensorMeta
 from . import modules as scopes
@@ -31,6 +31,11 @@ DTYPES: dict[int, tuple[str, int]] = {
 }  # fmt: skip
 BITS = {"uint4": 4, "int4": 4, "float4e2m1": 4}
 _CAUSAL = re.compile(r"is_causal\s*=\s*True")
+FX_NODE = "pkg.torch.onnx.fx_node"
+# aten.conv2d(x, weight, None, ...): the PyTorch convolution had no bias
+_NO_BIAS = re.compile(
+    r"target=torch\.ops\.aten\.(?:conv\w*|convolution)\.\w+\]\(args = \(%\w+, %\w+, None[,)]"
+)
 
 
 @dataclass
@@ -41,6 +46,8 @@ class CountedOp:
     cost: Cost | None  # None: unsupported
     kind: str
     node: str
+    inputs: tuple[str, ...] = ()  # the node's input value names (one node, not a fold)
+    runs: int = 1  # how many times it runs: a Loop / Scan body's ops run once per iteration
 
 
 def parse_inputs(graph: Any, inputs: Any) -> dict[str, tuple[int, ...]]:
@@ -119,6 +126,7 @@ class GraphCounter:
         self.control_facts: list[dict[str, Any]] = []
         self.onnx_tool_no_rule: dict[str, int] = {}
         self.body_param_modules: dict[str, str] = {}
+        self._constants: Any = None  # evaluate.ConstantValues, made when a mask must be read
         if outer is None:
             self.params, self.constants = classify_initializers(self.index, self.initializers, self.meta)
             self.node_modules = self._node_modules()
@@ -157,11 +165,6 @@ class GraphCounter:
         known = set(paths)
         renamed = scopes.unsuffix(known)
         return [renamed.get(p, p) for p in paths]
-
-    def nodes_input(self, node_name: str) -> list[str]:
-        """The input value names of the node called ``node_name``."""
-        node = next((n for n in self.nodes if n.name == node_name), None)
-        return list(node.input) if node is not None else []
 
     # -- values -----------------------------------------------------------------
     def meta_of(self, name: str, node: Any, need: bool) -> TensorMeta | None:
@@ -231,7 +234,8 @@ class GraphCounter:
         if domain:
             return (
                 f"{head}: {ops.onnx_op_name(domain, source.op_type)} is not a standard ONNX op; "
-                "ONNX cannot infer its shapes and flopmeter has no rule that applies"
+                "ONNX cannot infer its shapes and flopmeter has no rule that applies (declare its "
+                "output shapes in the graph's value_info: onnx.helper.make_tensor_value_info)"
             )
         shapes = ", ".join(f"{i!r} {self._shape_text(i)}" for i in source.input if i)
         return (
@@ -251,6 +255,8 @@ class GraphCounter:
         node = self.nodes[position]
         domain = "" if node.domain == "ai.onnx" else node.domain
         args = tuple(self.meta_of(name, node, need) for name in node.input)
+        if node.op_type in ("Conv", "ConvTranspose") and self._bias_added_by_exporter(position):
+            args = args[:2]  # an unoptimized dynamo export's zero bias, which PyTorch's conv had not
         outputs = tuple(m for m in (self.meta_of(name, node, need) for name in node.output) if m is not None)
         kwargs: dict[str, Any] = {
             a.name: _attribute(a) for a in node.attribute if a.type not in (5, 10, 11, 13)
@@ -265,6 +271,60 @@ class GraphCounter:
         return OpEvent(
             ops.onnx_op_name(domain, node.op_type), args, kwargs, outputs, self.node_modules[position]
         )
+
+    def causal_by_value(self, masks: list[tuple[str, str]]) -> bool:
+        """Whether an attention mask that constants and shapes determine (transformers'
+        masks built from aranges and comparisons, not a Trilu) keeps exactly the lower
+        triangle of every (L, S) block: key j for query i when j <= i (torch's is_causal)."""
+        import numpy as np
+
+        from .evaluate import ConstantValues
+
+        if self._constants is None:
+            scratch = GraphTypes(
+                types=self.types.types,
+                values=dict(self.types.values),
+                not_constant=dict(self.types.not_constant),
+            )
+            self._constants = ConstantValues(self.graph, scratch, self.opsets)
+            for node in self.nodes:
+                self._constants.add(node)
+        for how, name in masks:
+            value = self._constants.evaluate(name)
+            if value is None or value.ndim < 2:
+                continue
+            if how == "add":
+                if not np.all((value == 0) | (value <= -1e4)):
+                    continue
+                kept = value == 0
+            else:
+                kept = value.astype(bool) if how == "keep" else ~value.astype(bool)
+            rows, cols = kept.shape[-2:]
+            blocks = kept.reshape(-1, rows, cols)
+            if np.array_equal(blocks, np.broadcast_to(np.tri(rows, cols, dtype=bool), blocks.shape)):
+                return True
+        return False
+
+    def _causal_mask_input(self, node: Any) -> bool:
+        """An opset-23 Attention without is_causal whose attn_mask (bool: True keeps;
+        float: added) is causal by value."""
+        if (
+            any(a.name == "is_causal" and a.i for a in node.attribute)
+            or len(node.input) < 4
+            or not node.input[3]
+        ):
+            return False
+        vt = self.types.types.get(node.input[3])
+        return self.causal_by_value(
+            [("keep" if vt is not None and vt.elem_type == 9 else "add", node.input[3])]
+        )
+
+    def _bias_added_by_exporter(self, position: int) -> bool:
+        """Dynamo without its optimizer gives a bias-free conv a bias of zeros (an Expand):
+        the fx node says the PyTorch conv had none, and no BatchNorm was folded into it."""
+        meta = self.meta[position]
+        folded = "FuseBatchNorm" in meta.get("pkg.onnxscript.rewriter.rule_name", "")
+        return not folded and _NO_BIAS.search(meta.get(FX_NODE, "")) is not None
 
     def count(self) -> list[CountedOp]:
         fx_of = {i: m.get("pkg.torch.onnx.fx_node", "") for i, m in enumerate(self.meta)}
@@ -287,10 +347,12 @@ class GraphCounter:
                 counted.append(CountedOp(event, Cost(), kind, node.name))
                 continue
             event = self.node_event(position, need=kind != "unsupported")
+            if op == "onnx.Attention" and self.options.causal == "needed" and self._causal_mask_input(node):
+                event.kwargs["is_causal"] = 1  # its attn_mask is a causal mask of constants
             cost = ops.cost_of(event, self.options) if kind != "unsupported" else None
             if cost is not None:
                 cost = replace(cost, onnx_tool_macs=self.onnx_tool_of(position, event))
-            counted.append(CountedOp(event, cost, kind, node.name))
+            counted.append(CountedOp(event, cost, kind, node.name, tuple(node.input)))
         return counted
 
     def onnx_tool_of(self, position: int, event: OpEvent | None = None) -> int:
@@ -325,6 +387,7 @@ class GraphCounter:
             for op in body.count():
                 op.node = f"{node.name or node.output[0]}/{run.label}/{op.node}"
                 op.cost = None if op.cost is None else op.cost.scaled(run.times)
+                op.runs *= run.times
                 counted.append(op)
         return counted
 
@@ -339,6 +402,16 @@ class GraphCounter:
             sizes = ops._matmul_sizes(matmul.args[0], matmul.args[1], out)
             work = contraction.matmul(*sizes, bias_adds=out.numel)
             event = OpEvent("onnx.MatMul+Add", (matmul.args[0], matmul.args[1], bias), {}, (out,), module)
+        elif fold.op == "pattern.group_norm":
+            norm = self.node_event(fold.extra["norm"], need=True)
+            x = norm.args[0]
+            assert x is not None
+            planes = x.shape[0] * x.shape[1]  # (N, groups, ...): one plane per sample and group
+            normed = self.meta_of(self.nodes[fold.members[-1]].output[0], node, True)
+            work = normalization.normalize_with_statistics(
+                planes, x.numel // planes, weight=fold.extra["weight"], bias=fold.extra["bias"]
+            )
+            event = OpEvent("pattern.group_norm", (x,), {}, (normed,) if normed else (), module)
         elif fold.op == "pattern.rsqrt":
             source = self.meta_of(fold.extra["input"], node, True)
             result = self.meta_of(self.nodes[fold.members[-1]].output[0], node, True)
@@ -351,6 +424,8 @@ class GraphCounter:
             q, kt, v = scores.args[0], scores.args[1], output.args[1]
             score = scores.outputs[0]
             heads = score.numel // (score.shape[-2] * score.shape[-1])
+            if not fold.extra["causal"] and self.options.causal == "needed":
+                fold.extra["causal"] = self.causal_by_value(fold.extra["masks"])
             work = attn.attention(
                 heads,
                 score.shape[-2],
@@ -360,6 +435,13 @@ class GraphCounter:
                 masked=fold.extra["masked"],
                 causal_needed=fold.extra["causal"] and self.options.causal == "needed",
             )
+            if not fold.extra["scaled"]:  # no scale in the graph (a model's q * scale is its own Mul)
+                unscaled = attn.attention(
+                    heads, score.shape[-2], score.shape[-1], 1, 1,
+                    causal_needed=fold.extra["causal"] and self.options.causal == "needed",
+                )  # fmt: skip
+                kept = unscaled.macs // 2  # its MACs are the kept scores x (1 + 1)
+                work = replace(work, flops=work.flops - kept)
             event = OpEvent(
                 "pattern.attention", (q, kt, v), {"causal": fold.extra["causal"]}, output.outputs, module
             )
@@ -395,6 +477,6 @@ def count_graph(
     trip_counts = {k: v for k, v in (dims or {}).items() if k in loops}
     input_dims = {k: v for k, v in (dims or {}).items() if k not in loops}
     input_types, unbound = bind_inputs(graph, parse_inputs(graph, inputs), input_dims)
-    types = infer(loaded.model, input_types, unbound, trip_counts)
+    types = infer(loaded.model, input_types, unbound, trip_counts, input_dims)
     counter = GraphCounter(loaded, types, options)
     return counter, counter.count()

@@ -47,7 +47,15 @@ def load_onnx(source: Any) -> LoadedOnnx:
     if isinstance(source, onnx.ModelProto):
         loaded = LoadedOnnx(source, source.graph.name or "onnx model", None)
     else:
+        if not isinstance(source, (str, os.PathLike)):
+            raise TypeError(
+                f"expected a path to an .onnx file or an onnx.ModelProto, got {type(source).__name__}"
+            )
         path = Path(os.fspath(source))
+        if path.is_dir():
+            raise OnnxModelError(
+                f"{path} is a folder, not an ONNX file: give the path of the .onnx file in it"
+            )
         if not path.is_file():
             raise OnnxModelError(f"no such ONNX file: {path}")
         try:
@@ -59,7 +67,34 @@ def load_onnx(source: Any) -> LoadedOnnx:
         loaded = LoadedOnnx(model, path.name, path.resolve().parent)
     check_model(loaded.model, loaded.name)
     check_external_data(loaded.model, loaded.folder)
+    if loaded.folder is not None:  # our own parse of a file (a user's ModelProto is left as it is)
+        read_external_shape_tensors(loaded.model, loaded.folder)
     return loaded
+
+
+def read_external_shape_tensors(model: Any, folder: Path) -> None:
+    """Read the few integer initializers that an export with a low size threshold
+    (``onnx.save(..., size_threshold=0)``) wrote to its data file: shape tensors, axes
+    and indices, which Reshape and friends need as values. Float weights stay unread."""
+    from onnx.external_data_helper import load_external_data_for_tensor
+
+    from .shapes import INTEGER_TYPES, MAX_FOLDED_ELEMENTS
+
+    for tensor in model.graph.initializer:
+        numel = 1
+        for d in tensor.dims:
+            numel *= d
+        if tensor.data_location != 1 or tensor.data_type not in INTEGER_TYPES or numel > MAX_FOLDED_ELEMENTS:
+            continue
+        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+        if not (folder / location).is_file():
+            continue  # the data file is absent: the value stays unknown (and says so if needed)
+        try:
+            load_external_data_for_tensor(tensor, str(folder))
+        except (OSError, ValueError):
+            continue
+        tensor.data_location = 0  # TensorProto.DEFAULT: the value is now inline
+        del tensor.external_data[:]
 
 
 def opset_versions(model: Any) -> dict[str, int]:

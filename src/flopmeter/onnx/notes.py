@@ -59,8 +59,9 @@ def differences(counter: Any, counted: list[Any]) -> dict[str, int]:
 def quantized_facts(counter: Any, counted: list[Any]) -> list[dict[str, Any]]:
     """One entry per quantized contraction: the node, its module, weight and activation
     bits, integer MACs and BOPs (MACs x weight bits x activation bits), weight bytes.
-    QDQ graphs (DequantizeLinear feeding a float Conv/MatMul/Gemm) are listed with
-    ``qdq: True``: the graph computes them in float; a runtime fuses them to integer."""
+    QDQ graphs (DequantizeLinear feeding a float Conv/MatMul/Gemm's weight, and its
+    activation too or not: weight-only quantization) are listed with ``qdq: True``: the
+    graph computes them in float; a runtime fuses them to integer kernels."""
     facts = []
     for op in counted:
         event = op.event
@@ -72,12 +73,19 @@ def quantized_facts(counter: Any, counted: list[Any]) -> list[dict[str, Any]]:
             weight_bits = (
                 int(event.kwargs.get("bits", 4)) if event.op.endswith("MatMulNBits") else bits_of(weight)
             )
+            if event.op.endswith("MatMulNBits"):  # N x K weights packed in uint8 blocks
+                weight = weight._replace(shape=(int(event.kwargs["N"]), int(event.kwargs["K"])))
             facts.append(_fact(op, bits_of(activation), weight_bits, weight, qdq=False))
         elif event.op in ("onnx.Conv", "onnx.MatMul", "onnx.Gemm", "onnx.ConvTranspose"):
-            sources = [counter.index.node_of(name) for name in counter.nodes_input(op.node)[:2]]
-            if len(sources) == 2 and all(s is not None and s.op_type == "DequantizeLinear" for s in sources):
-                quant = [counter.meta_of(s.input[0], s, False) for s in sources]
-                facts.append(_fact(op, bits_of(quant[0]), bits_of(quant[1]), quant[1], qdq=True))
+            sources = [counter.index.node_of(name) for name in op.inputs[:2]]
+            if len(sources) == 2 and sources[1] is not None and sources[1].op_type == "DequantizeLinear":
+                weight = counter.meta_of(sources[1].input[0], sources[1], False)
+                activation = (  # a float activation: weight-only quantization (W8A16, W4A32, ...)
+                    counter.meta_of(sources[0].input[0], sources[0], False)
+                    if sources[0] is not None and sources[0].op_type == "DequantizeLinear"
+                    else event.args[0]
+                )
+                facts.append(_fact(op, bits_of(activation), bits_of(weight), weight, qdq=True))
     return facts
 
 

@@ -199,10 +199,16 @@ def _matmul_nbits(event: OpEvent, options: CountOptions) -> Cost:
 
 @onnx_formula("Einsum")
 def _einsum(event: OpEvent, options: CountOptions) -> Cost:
-    """Each output element is a sum over the contracted indices of the product of
-    the operands: (operands-1) multiplies per term, terms-1 adds per output."""
+    """Each output element is a sum over the contracted indices (letters not in the
+    output) of the product of the operands: (operands-1) multiplies per term and
+    terms-1 adds per output. Products of two or more operands are MACs; one operand
+    (a sum, transpose or diagonal) has no multiplies: FLOPs = outputs*(contracted-1).
+    Without ``->`` the output is the letters that appear once, sorted (numpy's rule)."""
     equation = str(_attr(event, "equation", "")).replace(" ", "")
-    inputs, _, output = equation.partition("->")
+    inputs, arrow, output = equation.partition("->")
+    if not arrow:
+        letters = inputs.replace(",", "").replace(".", "")
+        output = "".join(sorted(letter for letter in set(letters) if letters.count(letter) == 1))
     sizes: dict[str, int] = {}
     for spec, tensor in zip(inputs.split(","), event.args, strict=False):
         spec = spec.replace("...", "")
@@ -210,10 +216,11 @@ def _einsum(event: OpEvent, options: CountOptions) -> Cost:
             sizes[letter] = max(sizes.get(letter, 1), size)
     contracted = prod(size for letter, size in sizes.items() if letter not in output)
     outputs, operands = _out(event).numel, len(event.args)
-    if operands <= 2:
+    if operands == 2:
         return contraction.dot_products(outputs, contracted)
     terms = outputs * contracted
-    return Cost(macs=terms, flops=terms * (operands - 1) + outputs * (contracted - 1), ptflops_macs=terms)
+    macs = terms if operands > 1 else 0
+    return Cost(macs=macs, flops=terms * (operands - 1) + outputs * (contracted - 1), ptflops_macs=macs)
 
 
 # --------------------------------------------------------------------------- attention
@@ -272,7 +279,7 @@ def _ms_attention(event: OpEvent, options: CountOptions) -> Cost:
 @onnx_formula(MS + "MultiHeadAttention")
 def _ms_mha(event: OpEvent, options: CountOptions) -> Cost:
     """query (B, L, D), key/value (B, S, D) or (B, H, S, E); optional packed bias (one
-    add per q, k, v element)."""
+    add per q, k, v element); past_key (B, H, P, E): attention over P + S keys."""
     q, k, v = event.args[0], _input(event, 1), _input(event, 2)
     heads = int(_attr(event, "num_heads"))
     batch, queries, width = q.shape[0], q.shape[1], q.shape[-1]
@@ -289,6 +296,8 @@ def _ms_mha(event: OpEvent, options: CountOptions) -> Cost:
         if bias is not None
         else Cost()
     )
+    past = _input(event, 6)  # past_key (B, H, P, E): the new keys are appended to it
+    keys += past.shape[2] if past is not None and past.ndim == 4 else 0
     masked = _input(event, 4) is not None or _input(event, 5) is not None
     return cost + attn.attention(batch * heads, queries, keys, head, value, masked=masked)
 
@@ -571,7 +580,8 @@ def _dynamic_quantize(event: OpEvent, options: CountOptions) -> Cost:
 @onnx_formula("LSTM", "GRU", "RNN")
 def _recurrent(event: OpEvent, options: CountOptions) -> Cost:
     """X (T, B, I) (layout 0) or (B, T, I): T*B steps per direction, each one cell
-    step (formulas/recurrent.py); bias present when input B is given."""
+    step (formulas/recurrent.py); bias present when input B is given; an LSTM's
+    peepholes (input P) add a multiply and an add per hidden unit for 3 gates."""
     x, w = event.args[0], event.args[1]
     steps = x.shape[0] * x.shape[1]
     directions = w.shape[0]
@@ -581,6 +591,8 @@ def _recurrent(event: OpEvent, options: CountOptions) -> Cost:
         activations = [str(a).lower() for a in _attr(event, "activations", ["Tanh"])]
         mode = "rnn_relu" if activations and activations[0] == "relu" else "rnn_tanh"
     step = recurrent.recurrent_step(mode, x.shape[2], hidden, bias=_input(event, 3) is not None)
+    if mode == "lstm" and _input(event, 7) is not None:  # peepholes P: i, f, o gates each add P * c
+        step += Cost(flops=3 * 2 * hidden)
     return step.scaled(steps * directions)
 
 

@@ -2,8 +2,8 @@
 
 The rule: an initializer is a parameter when a node reads it in a weight slot —
 Conv/ConvTranspose weight and bias, Gemm/MatMul operands, an embedding table
-(Gather data), norm scale and bias, recurrent weights, PRelu slope, the weights of
-quantized ops (QLinearConv, ConvInteger, MatMulInteger, QLinearMatMul,
+(Gather data; an 8- or 4-bit 2-d table too), norm scale and bias, recurrent weights,
+PRelu slope, the weights of quantized ops (QLinearConv, ConvInteger, MatMulInteger, QLinearMatMul,
 MatMulNBits, DequantizeLinear of an integer weight) — or a vector (one dim above 1:
 (C,), (C, 1, 1)) added to / multiplied with an activation (a bias, a norm weight).
 It must be floating point, or an integer weight of a quantized op.
@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .patterns import GraphIndex
+from .patterns import GraphIndex, group_norm
 
 FLOAT_TYPES = frozenset({1, 10, 11, 16, 17, 18, 19, 20, 23})
 WEIGHT_SLOTS: dict[str, frozenset[int]] = {
@@ -38,7 +38,7 @@ WEIGHT_SLOTS: dict[str, frozenset[int]] = {
     "SkipLayerNormalization": frozenset({2, 3, 4}),
     "SkipSimplifiedLayerNormalization": frozenset({2, 3}),
     "Attention": frozenset({1, 2}),
-    "LSTM": frozenset({1, 2, 3}),
+    "LSTM": frozenset({1, 2, 3, 7}),  # W, R, B, peepholes P
     "GRU": frozenset({1, 2, 3}),
     "RNN": frozenset({1, 2, 3}),
     "PRelu": frozenset({1}),
@@ -52,6 +52,7 @@ QUANTIZED_WEIGHT_SLOTS: dict[str, frozenset[int]] = {
     "QGemm": frozenset({3, 6}),
     "DequantizeLinear": frozenset({0}),
 }
+QUANTIZED_TABLE_TYPES = frozenset({2, 3, 21, 22})  # uint8, int8, uint4, int4 (not int64 shape tables)
 PASS_THROUGH = frozenset({"Reshape", "Unsqueeze", "Identity", "Cast"})
 VECTOR_OPS = frozenset({"Add", "Mul", "Sub", "Div"})
 _FX_TOKEN = re.compile(r"%([bcp]_\w+)")  # dynamo's names: p_ parameter, b_ buffer, c_ constant
@@ -62,16 +63,27 @@ def classify_initializers(
 ) -> tuple[set[str], set[str]]:
     """(parameter names, constant names) among the initializers."""
     tokens = {token for m in meta for token in _FX_TOKEN.findall(m.get("pkg.torch.onnx.fx_node", ""))}
+    made_up = _group_norm_constants(index)
     params: set[str] = set()
     for name, tensor in initializers.items():
         key = name.replace(".", "_")
-        if f"b_{key}" in tokens or f"c_{key}" in tokens:
+        if f"b_{key}" in tokens or f"c_{key}" in tokens or name in made_up:
             continue
         if f"p_{key}" in tokens or any(
             _weight_slot(node, value, tensor) for node, value in _uses(index, name)
         ):
             params.add(name)
     return params, set(initializers) - params
+
+
+def _group_norm_constants(index: GraphIndex) -> set[str]:
+    """The all-ones scale and zero bias an exporter gives the InstanceNormalization of
+    a decomposed GroupNorm: its own constants (the module's weight and bias follow it)."""
+    names: set[str] = set()
+    for position, node in enumerate(index.nodes):
+        if group_norm(index, position) is not None:
+            names.update(node.input[1:])
+    return names
 
 
 def _uses(index: GraphIndex, name: str) -> list[tuple[Any, str]]:
@@ -101,5 +113,27 @@ def _weight_slot(node: Any, name: str, tensor: Any) -> bool:
         return True
     if any(s in QUANTIZED_WEIGHT_SLOTS.get(node.op_type, ()) for s in slots) and numel > 1:
         return True
+    if (
+        node.op_type == "Gather"
+        and 0 in slots
+        and tensor.data_type in QUANTIZED_TABLE_TYPES
+        and len(tensor.dims) == 2
+    ):
+        return True  # a quantized embedding table (quantize_dynamic): (vocab, width) of 8 or 4 bits
     vector = sum(1 for d in tensor.dims if d > 1) == 1  # (C,), (C, 1, 1), (1, C)
     return floating and node.op_type in VECTOR_OPS and vector
+
+
+def packed_weight_numels(index: GraphIndex) -> dict[str, int]:
+    """Weights stored packed, by initializer name -> their logical element count:
+    MatMulNBits keeps a (N, K) matrix of ``bits``-bit values in uint8 blocks, two 4-bit
+    weights a byte, so its tensor has fewer elements than the layer has weights."""
+    from onnx import helper
+
+    numels: dict[str, int] = {}
+    for node in index.nodes:
+        if node.op_type == "MatMulNBits" and len(node.input) > 1:
+            attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+            if "K" in attrs and "N" in attrs:
+                numels[node.input[1]] = int(attrs["K"]) * int(attrs["N"])
+    return numels

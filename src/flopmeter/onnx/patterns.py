@@ -7,7 +7,10 @@
   builds the mask);
 - MatMul + Add of a 1-d bias initializer: one linear layer (the bias adds are the
   same FLOPs; ptflops counts them as MACs);
-- Sqrt -> Reciprocal (or 1 / Sqrt): one rsqrt (1 FLOP per element, as aten.rsqrt).
+- Sqrt -> Reciprocal (or 1 / Sqrt): one rsqrt (1 FLOP per element, as aten.rsqrt);
+- GroupNorm, which both exporters write as Reshape -> InstanceNormalization (with an
+  all-ones scale and zero bias of their own) -> Reshape -> Mul(weight) -> Add(bias):
+  one group norm, its affine transform counted once (as aten.native_group_norm).
 
 GELU (Div, Erf, Add, Mul, Mul) and SiLU (Sigmoid, Mul) cost the same FLOPs split as
 decomposed, so they are left as they are.
@@ -89,7 +92,7 @@ def find_folds(index: GraphIndex, fx_of: dict[int, str]) -> list[Fold]:
     for position in range(len(index.nodes)):
         if position in taken:
             continue
-        fold = _bias_add(index, position) or _rsqrt(index, position)
+        fold = _bias_add(index, position) or _rsqrt(index, position) or group_norm(index, position)
         if fold and not taken.intersection(fold.members):
             taken.update(fold.members)
             folds.append(fold)
@@ -99,10 +102,11 @@ def find_folds(index: GraphIndex, fx_of: dict[int, str]) -> list[Fold]:
 def _attention(index: GraphIndex, softmax: int, fx_of: dict[int, str]) -> Fold | None:
     nodes = index.nodes
     members = [softmax]
-    masked = False
+    masked = scaled = False
     value = nodes[softmax].input[0]
     scores = None
     mask_values: list[str] = []
+    masks: list[tuple[str, str]] = []  # (how the mask applies, its value): for a causal test by value
     for _ in range(6):  # back through mask adds and scalings to the scores MatMul
         producer = index.producer.get(value)
         if producer is None:
@@ -115,23 +119,35 @@ def _attention(index: GraphIndex, softmax: int, fx_of: dict[int, str]) -> Fold |
             big = [v for v in node.input if _same_shape(index, v, value)]
             if not big:
                 return None
+            # a bias of the scores' own shape (T5's position bias) is the mask: follow the scores
+            big.sort(key=lambda v: index.node_of(v) is not None and index.node_of(v).op_type == "MatMul")
             masked = True
             mask_values += [v for v in node.input if v != big[-1]]
+            if node.op_type == "Add":  # scores + (0 where kept, -inf where masked)
+                masks += [("add", v) for v in node.input if v != big[-1]]
+            else:  # Where(keep, scores, -inf) or Where(drop, -inf, scores)
+                masks.append(("keep" if node.input[1] == big[-1] else "drop", node.input[0]))
             members.append(producer)
             value = big[-1]
         elif node.op_type in ("Mul", "Div") and index.is_scalar_constant(node.input[1]):
             members.append(producer)
             value = node.input[0]
+            scaled = True
         else:
             return None
     if scores is None:
         return None
     members.append(scores)
+    operand_scalings = []
     for operand in nodes[scores].input:  # q * s and k * s (dynamo, legacy), with a single use
         producer = index.producer.get(operand)
         if producer is not None and nodes[producer].op_type in ("Mul", "Div"):
             if index.is_scalar(nodes[producer].input[1]) and index.sole_consumer(operand) == scores:
-                members.append(producer)
+                operand_scalings.append(producer)
+    if len(operand_scalings) == 2:  # the exporters' SDPA: both q and k scaled by sqrt(scale)
+        members += operand_scalings
+        scaled = True
+    # else a model's own `q * scale` (Swin) stays a Mul of its own, as PyTorch counts it
     value = nodes[softmax].output[0]
     output = None
     for _ in range(4):  # forward through the NaN guard and casts to the MatMul with v
@@ -157,8 +173,10 @@ def _attention(index: GraphIndex, softmax: int, fx_of: dict[int, str]) -> Fold |
         if producer is not None and fx and fx_of.get(producer) == fx:
             members.append(producer)
     causal = "is_causal = True" in fx or _built_by_trilu(index, mask_values)
+    scaled = scaled or "scaled_dot_product_attention" in fx  # PyTorch's SDPA scales (by 1.0 too)
     return Fold("pattern.attention", scores, sorted(set(members)), {
-        "scores": scores, "output": output, "masked": masked, "causal": causal
+        "scores": scores, "output": output, "masked": masked, "causal": causal, "scaled": scaled,
+        "masks": masks,
     })  # fmt: skip
 
 
@@ -218,3 +236,35 @@ def _rsqrt(index: GraphIndex, position: int) -> Fold | None:
     if producer is None or index.nodes[producer].op_type != "Sqrt" or index.sole_consumer(source) != position:
         return None
     return Fold("pattern.rsqrt", producer, [producer, position], {"input": index.nodes[producer].input[0]})
+
+
+def group_norm(index: GraphIndex, position: int) -> Fold | None:
+    """InstanceNormalization between two Reshapes (the exporters' GroupNorm), with the
+    Mul by a weight and the Add of a bias that follow it when present."""
+    node = index.nodes[position]
+    if node.op_type != "InstanceNormalization" or any(
+        v.endswith((".weight", ".bias")) for v in node.input[1:]
+    ):
+        return None  # an InstanceNorm module's own weights (named after it): not a GroupNorm
+    source = index.node_of(node.input[0])
+    after = index.sole_consumer(node.output[0])
+    if (
+        source is None
+        or source.op_type != "Reshape"
+        or after is None
+        or index.nodes[after].op_type != "Reshape"
+    ):
+        return None
+    members, extra = [position], {"norm": position, "weight": False, "bias": False}
+    value = index.nodes[after].output[0]
+    for op, key in (("Mul", "weight"), ("Add", "bias")):
+        user = index.sole_consumer(value)
+        if user is None or index.nodes[user].op_type != op:
+            break
+        operands = [v for v in index.nodes[user].input if v != value]
+        if len(operands) != 1 or operands[0] not in index.initializers:
+            break
+        members.append(user)
+        extra[key] = True
+        value = index.nodes[user].output[0]
+    return Fold("pattern.group_norm", position, members, extra)

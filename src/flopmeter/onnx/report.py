@@ -12,6 +12,7 @@ from ..tracing.events import FORWARD
 from .count import BITS, CountedOp, GraphCounter
 from .memory import peak_activation_bytes
 from .notes import QUANTIZED_OPS, differences, quantized_facts
+from .params import packed_weight_numels
 
 
 def _signature(op: CountedOp) -> str:
@@ -70,6 +71,7 @@ def build_onnx_report(
         event = op.event
         if op.cost is None:
             note_unsupported(unsupported, event.op, _signature(op), event.module)
+            unsupported[event.op].calls += op.runs - 1  # every iteration of a loop body calls it
             continue
         stats = modules.get(event.module) or modules[parent_of(event.module, modules)]
         if op.kind != "view":
@@ -78,7 +80,7 @@ def build_onnx_report(
         forward += op.cost
         entry = operators.setdefault(event.op, OperatorStats(op=event.op, kind=op.kind))
         entry.cost += op.cost
-        entry.calls += 1
+        entry.calls += op.runs
     for stats in modules.values():
         stats.total = stats.own
         stats.calls = 1
@@ -86,11 +88,13 @@ def build_onnx_report(
         if name:
             modules[parent_of(name, modules)].total += modules[name].total
     param_numel = param_bytes = 0
+    packed = packed_weight_numels(counter.index)
     for name in sorted(counter.params):
         tensor = counter.initializers[name]
-        numel = _numel(tensor)
+        stored = _numel(tensor)
+        numel = packed.get(name, stored)  # weights, not the bytes they are packed in
         param_numel += numel
-        param_bytes += _nbytes(tensor, numel)
+        param_bytes += _nbytes(tensor, stored)
         owner = modules[_param_owner(counter, name, modules)]
         owner.own_params += numel
     for stats in modules.values():

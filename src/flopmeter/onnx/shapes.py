@@ -59,6 +59,9 @@ class GraphTypes:
     refused: dict[str, str] = field(default_factory=dict)
     # why a value a node's shape may depend on is not a constant (evaluate.py), by value
     not_constant: dict[str, str] = field(default_factory=dict)
+    dims: dict[str, int] = field(default_factory=dict)  # the user's bound dims, by name
+    # the value_info and output shapes the model declares, the user's dims bound in them
+    declared: dict[str, ValueType] = field(default_factory=dict)
 
 
 def bind_inputs(
@@ -84,6 +87,10 @@ def bind_inputs(
         tensor = value.type.tensor_type
         if (inputs or {}).get(value.name) is not None:
             shape: tuple[int | str, ...] = tuple(int(d) for d in inputs[value.name])  # type: ignore[index]
+            if 0 in shape:  # an empty tensor: every count would be a silent 0
+                raise OnnxModelError(
+                    f"input {value.name!r}: the shape given, {shape}, has a dim of 0 (an empty input counts nothing)"
+                )
             if tensor.HasField("shape") and len(tensor.shape.dim) not in (0, len(shape)):
                 raise OnnxModelError(
                     f"input {value.name!r} has rank {len(tensor.shape.dim)} in the model; "
@@ -94,20 +101,28 @@ def bind_inputs(
             for index, dim in enumerate(tensor.shape.dim):
                 if dim.HasField("dim_value"):
                     parts.append(int(dim.dim_value))
-                elif dim.dim_param and dim.dim_param in dims:
-                    used_dims.add(dim.dim_param)
-                    parts.append(int(dims[dim.dim_param]))
                 else:
-                    label = dim.dim_param or f"{value.name}[{index}]"
-                    unbound.add(label)
-                    parts.append(label)
+                    label = dim.dim_param or f"{value.name}[{index}]"  # an unnamed dim: x[0]
+                    if label in dims:
+                        used_dims.add(label)
+                        parts.append(int(dims[label]))
+                    else:
+                        unbound.add(label)
+                        parts.append(label)
             shape = tuple(parts)
         else:
             raise OnnxModelError(f"input {value.name!r} has no declared shape: give it with inputs={{...}}")
         types[value.name] = ValueType(tensor.elem_type, shape)
     unused = set(dims) - used_dims
     if unused:
-        names = sorted({d.dim_param for i in declared for d in i.type.tensor_type.shape.dim if d.dim_param})
+        names = sorted(
+            {
+                d.dim_param or f"{i.name}[{index}]"
+                for i in declared
+                for index, d in enumerate(i.type.tensor_type.shape.dim)
+                if not d.HasField("dim_value")
+            }
+        )
         raise OnnxModelError(
             f"dim {sorted(unused)[0]!r} is not a symbolic dim of any input; "
             f"the model's symbolic dims are: {', '.join(names) or 'none'}"
@@ -120,10 +135,17 @@ def infer(
     input_types: dict[str, ValueType],
     unbound: set[str],
     trip_counts: Mapping[str, int] | None = None,
+    dims: Mapping[str, int] | None = None,
 ) -> GraphTypes:
     """Types of every value of the main graph (see the module docstring).
-    ``trip_counts``: the user's trip counts of Loop nodes, by node name."""
-    result = GraphTypes(types=dict(input_types), unbound=set(unbound), trip_counts=dict(trip_counts or {}))
+    ``trip_counts``: the user's trip counts of Loop nodes, by node name; ``dims``: the
+    user's symbolic dims (for the shapes the model declares of custom ops' outputs)."""
+    result = GraphTypes(
+        types=dict(input_types),
+        unbound=set(unbound),
+        trip_counts=dict(trip_counts or {}),
+        dims=dict(dims or {}),
+    )
     return infer_graph(model, model.graph, result)
 
 
@@ -137,6 +159,7 @@ def infer_graph(model: Any, graph: Any, result: GraphTypes) -> GraphTypes:
 
     opsets = opset_versions(model)
     constants = ConstantValues(graph, result, opsets)
+    result.declared.update(declared_types(graph, result.dims))
     for tensor in graph.initializer:
         result.types[tensor.name] = ValueType(tensor.data_type, tuple(int(d) for d in tensor.dims))
         if _foldable_initializer(tensor):
@@ -153,6 +176,20 @@ def infer_graph(model: Any, graph: Any, result: GraphTypes) -> GraphTypes:
             _infer_node(onnx, numpy_helper, node, opsets, result, proto_types, model.opset_import, constants)
         constants.add(node)
     return result
+
+
+def declared_types(graph: Any, dims: Mapping[str, int]) -> dict[str, ValueType]:
+    """The static types the graph declares for its values (value_info, outputs), with
+    the user's symbolic dims substituted: shapes ONNX cannot infer for custom ops."""
+    declared = {}
+    for info in [*graph.value_info, *graph.output]:
+        vt = from_proto(info.type)
+        if vt is None or vt.shape is None:
+            continue
+        shape = tuple(dims.get(d, d) if isinstance(d, str) else d for d in vt.shape)
+        if all(isinstance(d, int) for d in shape):
+            declared[info.name] = ValueType(vt.elem_type, shape)
+    return declared
 
 
 def _foldable_initializer(tensor: Any) -> bool:
@@ -216,6 +253,10 @@ def _infer_node(
 
         for name, contrib in contrib_output_types(node, result.types).items():
             outputs[name] = _to_proto(contrib)
+        for name in node.output:  # a custom op: the shape the model declares, if any
+            declared = result.declared.get(name)
+            if name not in outputs and declared is not None:
+                outputs[name] = _to_proto(declared)
     for name, proto in outputs.items():
         inferred = from_proto(proto)
         if inferred is not None:

@@ -57,7 +57,32 @@ def profile_onnx_source(
 ) -> Report:
     """Count the ONNX file ``source`` as the CLI asks (``--batch-size`` sets the leading
     dim of every input given)."""
-    return profile_onnx(source, _inputs(specs, batch_size), dims=parse_dims(dim_pairs), causal=causal)
+    report = profile_onnx(source, _inputs(specs, batch_size), dims=parse_dims(dim_pairs), causal=causal)
+    _check_dtypes(specs, report.inputs)
+    return report
+
+
+def _check_dtypes(specs: list[str], declared: list[dict[str, Any]]) -> None:
+    """An ONNX graph fixes its input dtypes: a ``:DTYPE`` in ``--input`` that differs
+    from the model's is an error (it would otherwise be ignored: bytes of another dtype)."""
+    from ..inputs import DTYPES
+
+    for position, text in enumerate(specs):
+        match = _SPEC.match(text.strip())
+        if not match or not match["dtype"]:
+            continue
+        name = match["name"]
+        model_input = next((i for i in declared if i["name"] == name), None) if name else None
+        if model_input is None and not name and position < len(declared):
+            model_input = declared[position]
+        wanted = DTYPES.get(match["dtype"])
+        if model_input is None or wanted is None:
+            continue
+        if str(wanted).removeprefix("torch.") != model_input["dtype"]:
+            raise OnnxModelError(
+                f"--input {text!r}: the ONNX model's input {model_input['name']!r} is {model_input['dtype']}; "
+                "an ONNX graph fixes its input dtypes (export the model in the dtype you want to count)"
+            )
 
 
 def bench_onnx_source(
