@@ -1062,10 +1062,43 @@ def _quantize(event: OpEvent, options: CountOptions) -> Cost:
     return elementwise.pointwise(event.args[0].numel, per)
 
 
+@formula("_fused_moving_avg_obs_fq_helper")
+def _observe_and_fake_quantize(event: OpEvent, options: CountOptions) -> Cost:
+    """A QAT fake quantizer's fused op: the running min and max (2 per element) and
+    the fake quantize (4 per element, as ``fake_quantize_per_tensor_affine``).
+    Compression overhead."""
+    return elementwise.pointwise(event.args[0].numel, 6)
+
+
 @formula("dequantize")
 def _dequantize(event: OpEvent, options: CountOptions) -> Cost:
     """(q - zero_point) * scale: 2 operations per element. Compression overhead."""
     return elementwise.pointwise(sum(t.numel for t in event.outputs), 2)
+
+
+@formula("quantized_lstm", "quantized_gru")
+def _quantized_recurrent(event: OpEvent, options: CountOptions) -> Cost:
+    """torch.ao dynamic quantized LSTM/GRU: (input, hx, packed cells, has_biases,
+    num_layers, dropout, train, bidirectional, ...) or the packed-sequence form
+    (data, batch_sizes, hx, cells, ...); formulas/quantized.py."""
+    at = next(
+        i
+        for i, a in enumerate(event.args)
+        if isinstance(a, list) and a and type(a[0]).__name__ == "ScriptObject"
+    )
+    cells, hx, x = event.args[at], event.args[at - 1], event.args[0]
+    hidden = (hx[0] if isinstance(hx, list) else hx).shape[-1]
+    kind = str(cells[0].__getstate__()[0][0])
+    return quantized.dynamic_recurrent(
+        "lstm" if "lstm" in event.op else "gru",
+        x.numel // x.shape[-1],
+        x.shape[-1],
+        hidden,
+        layers=int(event.args[at + 2]),
+        directions=2 if bool(event.args[at + 5]) else 1,
+        bias=bool(event.args[at + 1]),
+        integer="fp16" not in kind,
+    )
 
 
 @formula("_int_mm")

@@ -108,7 +108,15 @@ class ModelFacts:
     packed: dict[int, PackedLayout] = field(default_factory=dict)
     bias_params: dict[str, int] = field(default_factory=dict)  # module -> bias elements
     bias_bits: dict[str, int] = field(default_factory=dict)
-    overhead_modules: set[str] = field(default_factory=set)  # parametrization modules
+    overhead_modules: set[str] = field(default_factory=set)  # parametrizations, observers, fake quants
+    # weights a module uses but another module holds (tied: the same Parameter), by module
+    tied: dict[str, list[WeightFact]] = field(default_factory=dict)
+    # bytes (at their dtype) of each module's own params that are neither a weight nor
+    # its bias (norm scales, LSTM biases), and of its bias; each storage once
+    other_param_bytes: dict[str, int] = field(default_factory=dict)
+    other_params: dict[str, int] = field(default_factory=dict)
+    bias_bytes: dict[str, int] = field(default_factory=dict)
+    by_tensor: dict[int, WeightFact] = field(default_factory=dict, repr=False)  # id(parameter) -> its fact
 
     def facts(self) -> list[WeightFact]:
         return [f for facts in self.weights.values() for f in facts]
@@ -138,16 +146,17 @@ def collect(model: torch.nn.Module, walk: ModelWalk | None = None) -> ModelFacts
     found = ModelFacts()
     seen: set[int] = set()
     holds_objects = walk.attributes.holds_objects
-    classes: dict[type, tuple[bool, bool]] = {}
+    counted: set[int] = set()  # params whose bytes are counted
+    classes: dict[type, tuple[bool, bool, bool]] = {}
     for name, module in zip(walk.names, walk.modules, strict=True):
         kind = type(module)
         known = classes.get(kind)
         if known is None:
-            known = classes[kind] = (_unread_class(kind), _plain_class(kind))
-        unread, plain = known
+            known = classes[kind] = (_unread_class(kind), _plain_class(kind), _emulation_class(kind))
+        unread, plain, emulation = known
         if unread:
             continue
-        if (
+        if emulation or (
             "parametrizations" in name
             and ".parametrizations." in f".{name}."
             and name.rsplit(".", 1)[-1].isdigit()
@@ -172,13 +181,38 @@ def collect(model: torch.nn.Module, walk: ModelWalk | None = None) -> ModelFacts
         elif callable(bias) and facts and facts[0].representation.startswith("torch.ao"):
             found.bias_params[name] = facts[0].logical_extra_params - facts[0].numel
             found.bias_bits[name] = 32
+        _count_param_bytes(name, module, found, counted)
     return found
+
+
+def _count_param_bytes(name: str, module: torch.nn.Module, found: ModelFacts, counted: set[int]) -> None:
+    """The bytes of ``module``'s own params at their dtype: its bias apart, weights
+    (their facts hold them) left out, every storage once; plus the float32 biases a
+    packed recurrent layer keeps inside its packed cells."""
+    other = other_bytes = 0
+    for key, param in module._parameters.items():
+        if param is None or id(param) in counted:
+            continue
+        counted.add(id(param))
+        size = param.numel() * param.element_size()
+        if key in ("bias", "bias_orig") and name in found.bias_params:
+            found.bias_bytes[name] = size
+        elif id(param) not in found.by_tensor:
+            other, other_bytes = other + param.numel(), other_bytes + size
+    packed_biases = sum(
+        f.logical_extra_params - f.numel
+        for f in found.weights.get(name, ())
+        if f.name.startswith(_RNN_WEIGHTS) and f.representation.startswith("torch.ao")
+    )
+    other, other_bytes = other + packed_biases, other_bytes + 4 * packed_biases
+    if other:
+        found.other_params[name], found.other_param_bytes[name] = other, other_bytes
 
 
 _NOTHING_HELD: list[tuple[str, Any]] = []  # never appended to
 
-# the children a wrapped weight lives in: torch.ao's packed params, torch's parametrizations
-_WRAPPER_CHILDREN = frozenset({"_packed_params", "parametrizations"})
+# the children a wrapped weight lives in: torch.ao's packed params (and packed recurrent cells), torch's parametrizations
+_WRAPPER_CHILDREN = frozenset({"_packed_params", "parametrizations", "_all_weight_values"})
 
 
 def _unread_class(kind: type) -> bool:
@@ -186,6 +220,12 @@ def _unread_class(kind: type) -> bool:
     Linear/Embedding packed-params wrappers (their packed weight is read at the module
     that owns them)."""
     return issubclass(kind, torch.jit.ScriptModule) or kind.__name__.endswith("PackedParams")
+
+
+def _emulation_class(kind: type) -> bool:
+    """torch.ao observers and fake quantizers (of a prepared or QAT model): they
+    calibrate or emulate quantization, so their ops are compression overhead."""
+    return any(c.__name__ in ("ObserverBase", "FakeQuantizeBase") for c in kind.__mro__)
 
 
 def _plain_class(kind: type) -> bool:
@@ -230,11 +270,19 @@ def _module_facts(
             continue
         found.packed[id(packed)] = layout
         facts.append(_packed_fact(name, module, layout))
+    cells = children.get("_all_weight_values")
+    if cells is not None:
+        facts += _recurrent_facts(name, module, cells, found)
     masked = {key[: -len("_orig")] for key in parameters if key.endswith("_orig")}
     parametrizations = children.get("parametrizations")
     parametrized: list[str] = list(parametrizations._modules) if parametrizations is not None else []
     for key, param in parameters.items():
-        if param is None or id(param) in seen or key == "bias" or param.ndim < 2:
+        if param is None or key == "bias" or param.ndim < 2:
+            continue
+        if id(param) in seen:
+            owner = found.by_tensor.get(id(param))
+            if owner is not None:  # tied: held (and counted) by an earlier module
+                found.tied.setdefault(name, []).append(owner)
             continue
         seen.add(id(param))
         base = key[: -len("_orig")] if key.endswith("_orig") else key
@@ -242,6 +290,7 @@ def _module_facts(
             facts.append(_masked_fact(name, base, param, mask))
         else:
             facts.append(_tensor_fact(name, key, param))
+        found.by_tensor[id(param)] = facts[-1]
     for key in parametrized:
         originals = _originals(getattr(parametrizations, key))
         if not originals or any(id(original) in seen for original in originals):
@@ -257,6 +306,35 @@ def _module_facts(
             fact.logical_extra_params = fact.numel  # a weight parameters() does not list
             facts.append(fact)
     facts.extend(_library_facts(name, module))
+    return facts
+
+
+_RNN_WEIGHTS = ("weight_ih_l", "weight_hh_l")
+
+
+def _recurrent_facts(name: str, module: torch.nn.Module, cells: Any, found: ModelFacts) -> list[WeightFact]:
+    """A dynamic quantized LSTM/GRU (torch.ao): ``_all_weight_values`` holds one packed
+    cell per layer and direction, ``(kind, biases, ..., [packed W_ih, packed W_hh])``;
+    its weights are named as the float module's (``weight_ih_l0_reverse``)."""
+    facts: list[WeightFact] = []
+    directions = 2 if getattr(module, "bidirectional", False) else 1
+    for index, cell in enumerate(getattr(cells, "_modules", {}).values()):
+        state = getattr(getattr(cell, "param", None), "__getstate__", None)
+        if state is None:
+            continue
+        try:
+            cell_state = state()[0]
+            kind, packed = cell_state[0], cell_state[4]
+        except (RuntimeError, IndexError, TypeError):
+            continue
+        suffix = f"{index // directions}{'_reverse' if index % directions else ''}"
+        for key, weight in zip(_RNN_WEIGHTS, packed, strict=False):
+            if not is_packed(weight):
+                continue
+            layout = layout_of(weight, torch.float16 if "fp16" in str(kind) else None)
+            fact = _packed_fact(name, module, layout)
+            fact.name = f"{key}{suffix}"
+            facts.append(fact)
     return facts
 
 

@@ -1,0 +1,166 @@
+"""probe-3 (compression): wrong numbers found by hand and fixed, each with its arithmetic.
+
+- observers and fake quantizers of prepared / QAT models are overhead, not model FLOPs;
+- torch.ao dynamic quantized LSTM/GRU: params, MACs, bits (they were 0 and unsupported);
+- a tied weight (one Parameter in two modules) lowers the effective MACs of both users;
+- bytes of biases, norms and LSTM biases at their dtype (fp16/bf16 models), not 4 bytes.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils import prune
+
+import flopmeter
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::UserWarning"),
+]
+
+
+class _Stubbed(nn.Module):
+    def __init__(self) -> None:
+        import torch.ao.quantization as tq
+
+        super().__init__()
+        self.quant, self.fc, self.dequant = tq.QuantStub(), nn.Linear(8, 4), tq.DeQuantStub()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dequant(self.fc(self.quant(x)))
+
+
+class TestObserversAreOverhead:
+    def test_prepared_static_model_counts_the_linear_only(self) -> None:
+        import torch.ao.quantization as tq
+
+        model = _Stubbed().eval()
+        model.qconfig = tq.get_default_qconfig("fbgemm")  # HistogramObserver on activations
+        prepared = tq.prepare(model)
+        state = {k: v.clone() for k, v in prepared.state_dict().items()}
+        report = flopmeter.profile(prepared, torch.randn(4, 8) * 100)
+        assert report.flops == 256  # 4 rows * 4 outputs * (2*8 - 1) + 16 bias adds; no histogram
+        assert report.macs == 128  # 4 * 8 * 4
+        assert "aten.histc" in report.overhead and "aten.aminmax" in report.overhead
+        after = prepared.state_dict()
+        assert all(torch.equal(state[k], after[k]) for k in state)  # no calibration happened
+
+    def test_qat_fused_fake_quantize_is_counted_as_overhead(self) -> None:
+        import torch.ao.quantization as tq
+
+        model = _Stubbed().train()
+        model.qconfig = tq.get_default_qat_qconfig("fbgemm")
+        qat = tq.prepare_qat(model)
+        report = flopmeter.profile(qat, torch.randn(4, 8))
+        assert not report.unsupported  # aten._fused_moving_avg_obs_fq_helper has a formula
+        assert report.flops == 256  # the linear alone, as above
+        # 6 per element (min, max, fake quantize): input 4*8 + weight 4*8 + output 4*4 = 80
+        assert report.overhead["aten._fused_moving_avg_obs_fq_helper"].cost.flops == 480
+        assert qat.training
+
+
+class TestDynamicQuantizedRecurrent:
+    @staticmethod
+    def _quantized(cls: type[nn.Module], dtype: torch.dtype, **kwargs: object) -> nn.Module:
+        import torch.ao.quantization as tq
+
+        torch.manual_seed(0)
+        return tq.quantize_dynamic(nn.Sequential(cls(8, 16, **kwargs)), {cls}, dtype)
+
+    def test_int8_lstm(self) -> None:
+        model = self._quantized(nn.LSTM, torch.qint8)
+        report = flopmeter.profile(model, torch.randn(5, 1, 8))
+        assert not report.unsupported
+        assert report.params == 1_664  # 4*16*(8+16) weights + 2*4*16 biases, as the float LSTM
+        assert report.macs == 7_680  # 5 steps * 4*16*(8+16)
+        assert report.flops == 1_520  # the float gates only: 5 steps * 19 * 16
+        layer = report.compression.layers["0"]
+        assert (layer.weight_bits, layer.act_bits, layer.compute_dtype) == (8, 8, "int8")
+        assert layer.weight_params == 1_536 and layer.n_scales == 2  # W_ih, W_hh per tensor
+        assert layer.int_ops_effective == 14_720  # 5 * (64*(2*8-1) + 64*(2*16-1)), every weight nonzero
+        # bytes: 1,536 int8 + 2 scales * (8 B scale + 8 B zero point) + 128 fp32 biases * 4
+        assert layer.bytes_actual == 1_536 + 32 + 512
+        assert report.compression.work_by_dtype["int8"]["macs"] == 7_680
+        assert report.compression.work_by_dtype["float32"]["flops"] == 1_520
+
+    def test_int8_bidirectional_two_layer_gru(self) -> None:
+        model = self._quantized(nn.GRU, torch.qint8, num_layers=2, bidirectional=True)
+        report = flopmeter.profile(model, torch.randn(5, 1, 8))
+        # weights: layer 0: 2 dirs * 48*(8+16) = 2,304; layer 1 reads 2*16: 2 * 48*(32+16) = 4,608
+        assert report.compression.weight_params == 6_912
+        assert report.params == 6_912 + 8 * 48  # + 2 biases of 48 per layer and direction = 7,296
+        assert report.macs == 5 * 6_912  # = 34,560: each weight used once per step
+        assert report.flops == 5 * 2 * 2 * 14 * 16  # gates: steps * dirs * layers * 14H = 4,480
+        assert report.compression.layers["0"].weight_bits == 8
+
+    def test_fp16_lstm_is_float_work(self) -> None:
+        float_lstm = nn.Sequential(nn.LSTM(8, 16))
+        float_report = flopmeter.profile(float_lstm, torch.randn(5, 1, 8))
+        report = flopmeter.profile(self._quantized(nn.LSTM, torch.float16), torch.randn(5, 1, 8))
+        assert (report.params, report.macs, report.flops) == (1_664, 7_680, float_report.flops)
+        layer = report.compression.layers["0"]
+        assert (layer.weight_bits, layer.act_bits) == (16, 32)
+        assert layer.bytes_actual == 1_536 * 2 + 128 * 4  # fp16 weights + fp32 biases = 3,584
+
+
+class TestTiedWeights:
+    def test_pruned_tied_embedding_and_head(self) -> None:
+        class Tied(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.emb, self.head = nn.Embedding(10, 8), nn.Linear(8, 10, bias=False)
+                self.head.weight = self.emb.weight
+
+            def forward(self, ids: torch.Tensor) -> torch.Tensor:
+                return self.head(self.emb(ids))
+
+        model = Tied()
+        with torch.no_grad():
+            model.emb.weight[:5] = 0  # 5 of the 10 rows (vocabulary entries)
+        view = flopmeter.profile(model, torch.tensor([[1, 2, 3]])).compression
+        assert view.params == 80 and view.weight_params == 80  # counted once, at the embedding
+        assert view.nonzero_params == 40
+        head = view.layers["head"]
+        assert head.macs_dense == 240  # 3 tokens * 8 * 10
+        assert head.macs_effective == 120  # 3 tokens * 40 nonzeros
+        assert head.flops_effective == 225  # 3 * 5 nonzero rows * (2*8 - 1)
+        assert head.weight_params == 0 and head.bytes_actual == 0  # stored at the embedding
+        assert view.bops_relative == pytest.approx(0.5)  # 120 / 240
+
+    def test_one_parameter_in_two_linears(self) -> None:
+        a, b = nn.Linear(8, 8, bias=False), nn.Linear(8, 8, bias=False)
+        b.weight = a.weight
+        with torch.no_grad():
+            a.weight[:, :4] = 0
+        view = flopmeter.profile(nn.Sequential(a, b), torch.randn(2, 8)).compression
+        assert view.macs_dense == 256  # 2 layers * 2 rows * 64
+        assert view.macs_effective == 128  # 2 layers * 2 rows * 32 nonzeros
+        assert view.weight_params == 64 and view.sparsity == pytest.approx(0.5)
+        assert view.bytes_actual == 256  # one storage: 64 * 4
+
+
+class TestBytesAtTheirDtype:
+    def test_half_linear_bias(self) -> None:
+        view = flopmeter.profile(nn.Linear(16, 8).half(), torch.randn(2, 16).half()).compression
+        assert view.bytes_actual == 272  # (128 weights + 8 bias) * 2 bytes, not 8 * 4 for the bias
+        assert view.bytes_ideal == 272
+
+    def test_bf16_layernorm_outside_the_layers(self) -> None:
+        model = nn.Sequential(nn.Linear(16, 8), nn.LayerNorm(8)).bfloat16()
+        report = flopmeter.profile(model, torch.randn(2, 16).bfloat16())
+        view = report.compression
+        assert view.bytes_actual == 304  # (128 + 8 + 8 + 8) * 2
+        assert view.bytes_ideal == 304
+        assert view.by_module()[""].bytes_ideal == 304
+        assert view.by_module()["1"].bytes_ideal == 32  # LayerNorm: 16 params * 2 bytes
+
+    def test_lstm_biases_are_stored_bytes(self) -> None:
+        lstm = nn.LSTM(8, 16)
+        prune.l1_unstructured(lstm, "weight_ih_l0", 0.5)
+        view = flopmeter.profile(lstm, torch.randn(5, 1, 8)).compression
+        # weight_ih_orig 512*4 + its mask 512*4 + weight_hh 1,024*4 + biases 2*64*4
+        assert view.bytes_actual == 2_048 + 2_048 + 4_096 + 512
+        # ideal: 256 kept values*4 + 512/8 bitmask + 1,024*4 dense + 512 biases
+        assert view.bytes_ideal == 1_024 + 64 + 4_096 + 512
