@@ -164,3 +164,42 @@ class TestBytesAtTheirDtype:
         assert view.bytes_actual == 2_048 + 2_048 + 4_096 + 512
         # ideal: 256 kept values*4 + 512/8 bitmask + 1,024*4 dense + 512 biases
         assert view.bytes_ideal == 1_024 + 64 + 4_096 + 512
+
+
+class TestTransposedConvolution:
+    """ConvTranspose2d(4, 6, 3, stride=2), x 1x4x5x5: weight (4, 6, 3, 3), N = 216; output
+    1x6x11x11 = 726 elements; MACs = 25 input positions * 216 = 5,400; FLOPs (seed)
+    2*5,400 - 726 = 10,074 (an output's first term needs no add)."""
+
+    @staticmethod
+    def _view(zero: str) -> flopmeter.CompressionView:
+        torch.manual_seed(0)
+        conv = nn.ConvTranspose2d(4, 6, 3, stride=2, bias=False)
+        with torch.no_grad():
+            if zero == "input channel":
+                conv.weight[0] = 0
+            else:
+                conv.weight[:, 0] = 0
+        report = flopmeter.profile(conv, torch.randn(1, 4, 5, 5))
+        assert report.flops == 10_074
+        return report.compression
+
+    def test_zero_input_channel(self) -> None:
+        view = self._view("input channel")
+        assert view.macs_effective == 4_050  # 162 nonzeros * 25 uses
+        assert view.flops_effective == 7_374  # 2*4,050 - 726: every output still gets a term
+
+    def test_zero_output_channel(self) -> None:
+        view = self._view("output channel")
+        assert view.macs_effective == 4_500  # 180 nonzeros * 25
+        assert view.flops_effective == 8_395  # 2*4,500 - 5*121 outputs of the 5 live channels
+
+
+def test_all_zero_weight_is_no_n_m_pattern() -> None:
+    layer = nn.Linear(8, 4)
+    with torch.no_grad():
+        layer.weight.zero_()
+    view = flopmeter.profile(layer, torch.randn(3, 8)).compression
+    assert view.layers[""].structure == "channel"  # every output row is zero; it read "1:4"
+    assert view.macs_effective == 0
+    assert view.flops_effective == 12  # the 3 * 4 bias adds only

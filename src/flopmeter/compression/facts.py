@@ -532,8 +532,10 @@ def n_m_pattern(rows: torch.Tensor) -> tuple[int, int] | None:
         if width % m:
             continue
         most = int(torch.count_nonzero(rows.reshape(-1, m), dim=1).max())
+        if most == 0:  # all zero: no pattern (every output row is zero: "channel")
+            return None
         if most <= m // 2:
-            return (max(most, 1), m)
+            return (most, m)
     return None
 
 

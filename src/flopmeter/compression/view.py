@@ -350,6 +350,7 @@ class _Contractions:
     dtype: str = "float32"
     integer: bool = False
     flops: int = 0
+    outputs: int = 0  # elements the contractions wrote
 
 
 # torch.ao dynamic quantized LSTM/GRU: integer projections when their weights are int8
@@ -385,6 +386,7 @@ def _contractions(report: Report, facts: ModelFacts | None = None) -> dict[str, 
         entry = found.setdefault(record.module, _Contractions())
         entry.macs += record.cost.macs
         entry.flops += record.cost.flops
+        entry.outputs += record.cost.bytes_written * 8 // bits_of(record.dtype)
         entry.ops.add(record.op)
         integer = _is_integer(record, integer_modules)
         bits = 8 if integer or record.op in INT8_ACTIVATIONS else bits_of(record.dtype)
@@ -545,6 +547,21 @@ def _effective_flops(fact: WeightFact, uses: int, nonzero: list[int] | None) -> 
         per_row = fact.numel // max(fact.out_channels, 1)
         return uses * fact.out_channels * (2 * per_row - 1)
     return uses * sum(2 * nz - 1 for nz in nonzero if nz > 0)
+
+
+def _transposed_flops(
+    fact: WeightFact, work: _Contractions, macs_effective: int, *, bias: bool
+) -> tuple[int, int, int]:
+    """(dense, effective, bias adds) FLOPs of a transposed convolution, whose weight is
+    (C_in, C_out/groups, *K): every product is added into an output, an output's first
+    term needing no add (``contraction.conv``): dense 2*MACs - outputs, effective
+    2*macs_effective - the outputs of channels that still receive a term (an all-zero
+    weight column j leaves its outputs empty); bias: one add per output."""
+    dense = 2 * work.macs - work.outputs
+    columns = fact.shape[1] if len(fact.shape) > 1 else 1
+    live = 0 if fact.nonzero == 0 else work.outputs * (columns - fact.zero_columns) // columns
+    effective = 2 * macs_effective - live if fact.nonzero is not None else dense
+    return dense, effective, work.outputs if bias else 0
 
 
 MHA_OP = "nn.functional.multi_head_attention_forward"
@@ -740,6 +757,10 @@ def build_view(
                 sum(_effective_flops(f, uses, f.row_nonzero) for f in weights) if known else dense_flops
             )
             bias_adds = uses * sum(f.out_channels for f in weights) if bias else 0
+            if "ConvTranspose" in stats.type and len(weights) == 1 and work.outputs:
+                dense_flops, effective_flops, bias_adds = _transposed_flops(
+                    weights[0], work, layer.macs_effective, bias=bool(bias)
+                )
         layer.contraction_ops_effective = effective_flops + bias_adds
         layer.bias_params = bias
         if work.integer or (bits is not None and bits[1] <= 8 and bits[0] <= 8):
