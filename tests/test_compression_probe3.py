@@ -203,3 +203,47 @@ def test_all_zero_weight_is_no_n_m_pattern() -> None:
     assert view.layers[""].structure == "channel"  # every output row is zero; it read "1:4"
     assert view.macs_effective == 0
     assert view.flops_effective == 12  # the 3 * 4 bias adds only
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: (nn.TransformerEncoderLayer(16, 2, 32, batch_first=True).eval(), torch.randn(2, 5, 16)),
+        lambda: (
+            nn.MultiheadAttention(16, 2, kdim=8, vdim=8, batch_first=True),
+            (torch.randn(1, 3, 16), torch.randn(1, 5, 8), torch.randn(1, 5, 8)),
+        ),
+        lambda: (nn.LSTM(8, 16, proj_size=4, num_layers=2), torch.randn(5, 1, 8)),
+        lambda: (
+            nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU()).eval().half(),
+            torch.randn(1, 3, 8, 8).half(),
+        ),
+    ],
+    ids=["encoder_layer", "mha_kdim", "lstm_proj", "half_conv_bn"],
+)
+def test_dense_bytes_actual_are_the_parameter_bytes(build) -> None:  # type: ignore[no-untyped-def]
+    """A dense, unquantized model stores exactly its parameters: in_proj_bias, LSTM
+    biases and fp16 norms had been missing or at 4 bytes (encoder layer: 1,536 B short
+    of 267,776 at 2 layers of 64; half resnet18: 21,200 B over)."""
+    model, x = build()
+    report = flopmeter.profile(model, x)
+    view = report.compression
+    assert view.bytes_actual == report.param_bytes
+    assert view.bytes_ideal == report.param_bytes
+    assert view.by_module()[""].bytes_ideal == report.param_bytes
+
+
+def test_torchao_dynamic_bias_add_is_float_work_not_integer() -> None:
+    from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+
+    torch.manual_seed(0)
+    layer = nn.Linear(64, 32)
+    with torch.no_grad():  # |w| in [0.5, 1]: no weight rounds to its zero point
+        signs = torch.where(torch.rand_like(layer.weight) < 0.5, -1.0, 1.0)
+        layer.weight.copy_(signs * (0.5 + 0.5 * torch.rand_like(layer.weight)))
+    model = nn.Sequential(layer)
+    quantize_(model, Int8DynamicActivationInt8WeightConfig())
+    view = flopmeter.profile(model, torch.randn(4, 64)).compression
+    found = view.layers["0"]
+    assert found.int_ops_effective == 16_256  # _int_mm: 4 * 32 * (2*64 - 1), integer
+    assert found.flops_effective == 128  # the float bias add torchao runs after it: 4 * 32

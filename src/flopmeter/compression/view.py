@@ -764,8 +764,11 @@ def build_view(
         layer.contraction_ops_effective = effective_flops + bias_adds
         layer.bias_params = bias
         if work.integer or (bits is not None and bits[1] <= 8 and bits[0] <= 8):
-            layer.int_ops_effective = effective_flops + bias_adds
-            # the float work left around the integer contraction (an int8 LSTM's gates)
+            # the float work left around an integer contraction (an int8 LSTM's gates, the
+            # float bias add torchao runs after ``_int_mm``) stays FLOPs; a bias add the
+            # integer kernel does itself (torch.ao) is integer work
+            float_bias = work.integer and own_flops > work.flops
+            layer.int_ops_effective = effective_flops + (0 if float_bias else bias_adds)
             layer.flops_effective = own_flops if work.integer else own_flops - dense_flops - bias_adds
             layer.compute_dtype = "int8"
         else:
