@@ -247,3 +247,28 @@ def test_torchao_dynamic_bias_add_is_float_work_not_integer() -> None:
     found = view.layers["0"]
     assert found.int_ops_effective == 16_256  # _int_mm: 4 * 32 * (2*64 - 1), integer
     assert found.flops_effective == 128  # the float bias add torchao runs after it: 4 * 32
+
+
+@pytest.mark.parametrize(
+    ("four_bit", "bits", "stored"),
+    [
+        (False, 8, 80 + 10 * 8),  # 80 one-byte values + 10 rows * (fp32 scale + fp32 zero point)
+        (True, 4, 40 + 10 * 8),  # 80 half-byte values + the same per-row qparams
+    ],
+)
+def test_quantized_embedding_bag_is_read(four_bit: bool, bits: int, stored: int) -> None:
+    """torch.ao's quantized embeddings had been 'unrecognised', 0 bytes, sparsity unknown."""
+    import torch.ao.quantization as tq
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.EmbeddingBag(10, 8, mode="sum"))
+    model.qconfig = (
+        tq.float_qparams_weight_only_qconfig_4bit if four_bit else tq.float_qparams_weight_only_qconfig
+    )
+    quantized = tq.convert(tq.prepare(model), inplace=False)
+    view = flopmeter.profile(quantized, torch.tensor([[1, 2, 3]])).compression
+    layer = view.layers["0"]
+    assert not view.unrecognised
+    assert (layer.weight_params, layer.weight_bits, layer.n_scales) == (80, bits, 10)
+    assert layer.weight_nonzero == 80 and view.sparsity == 0.0  # random rows: no value dequantizes to 0
+    assert view.bytes_actual == stored and view.bytes_ideal == stored

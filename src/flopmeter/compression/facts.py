@@ -265,8 +265,8 @@ def _module_facts(
         seen.add(id(packed))
         try:
             layout = layout_of(packed, dtype)
-        except RuntimeError:  # torch cannot unpack every kind (float-qparams embeddings)
-            facts.append(_unpackable_fact(name, module))
+        except RuntimeError:  # embeddings' packed rows have no unpack(): read weight()
+            facts.append(_embedding_fact(name, module) or _unpackable_fact(name, module))
             continue
         found.packed[id(packed)] = layout
         facts.append(_packed_fact(name, module, layout))
@@ -357,6 +357,36 @@ def _packed_of(module: torch.nn.Module, held: list[tuple[str, Any]]) -> list[tup
         if isinstance(inner, torch.ScriptObject):
             found.append((inner, vars(wrapper).get("dtype")))
     return found
+
+
+def _embedding_fact(name: str, module: torch.nn.Module) -> WeightFact | None:
+    """A torch.ao quantized Embedding/EmbeddingBag: ``weight()`` gives the quantized
+    rows (quint8 8 bits, quint4x2 4 bits) with one float32 scale and one float32 zero
+    point per row (``per_channel_affine_float_qparams``); a value is zero when it
+    dequantizes to 0. None when it cannot be read."""
+    read = getattr(module, "weight", None)
+    try:
+        weight = read() if callable(read) else None
+    except RuntimeError:
+        return None
+    if not isinstance(weight, torch.Tensor) or not weight.is_quantized or weight.ndim != 2:
+        return None
+    rows, numel, bits = weight.shape[0], weight.numel(), bits_of(weight.dtype)
+    fact = WeightFact(
+        module=name,
+        name="weight",
+        representation=f"torch.ao static {_dtype_name(weight.dtype)} per_channel",
+        shape=tuple(weight.shape),
+        dtype=_dtype_name(weight.dtype),
+        weight_bits=bits,
+        n_scales=rows,
+        storage_bytes=(numel * bits + 7) // 8,
+        scale_bytes=8 * rows,
+        ideal_scale_bytes=8 * rows,
+        logical_extra_params=numel,
+    )
+    fact.pending = weight.dequantize
+    return fact
 
 
 def _unpackable_fact(name: str, module: torch.nn.Module) -> WeightFact:
