@@ -104,6 +104,25 @@ class TestDynamicQuantizedRecurrent:
         assert (layer.weight_bits, layer.act_bits) == (16, 32)
         assert layer.bytes_actual == 1_536 * 2 + 128 * 4  # fp16 weights + fp32 biases = 3,584
 
+    @pytest.mark.parametrize(
+        ("cls", "gates", "pointwise"), [(nn.LSTMCell, 4, 19), (nn.GRUCell, 3, 14), (nn.RNNCell, 1, 2)]
+    )
+    def test_int8_cells(self, cls: type[nn.Module], gates: int, pointwise: int) -> None:
+        """The cells run quantized::quantized_*_cell_dynamic (had been unsupported, 0 MACs)."""
+        import torch.ao.quantization as tq
+
+        model = tq.quantize_dynamic(nn.Sequential(cls(8, 16)), {cls}, torch.qint8)
+        report = flopmeter.profile(model, torch.randn(3, 8))
+        assert not report.unsupported
+        weights = gates * 16 * (8 + 16)  # LSTM 1,536; GRU 1,152; RNN 384
+        assert report.params == weights + 2 * gates * 16  # + b_ih, b_hh
+        assert report.macs == 3 * weights  # 3 rows
+        assert report.flops == 3 * pointwise * 16  # the float gates only
+        view = report.compression
+        assert view.layers["0"].act_bits == 8
+        # int8 weights + 2 per-tensor (scale, zero point) of 8 bytes each + fp32 biases
+        assert view.bytes_actual == weights + 32 + 2 * gates * 16 * 4
+
 
 class TestTiedWeights:
     def test_pruned_tied_embedding_and_head(self) -> None:

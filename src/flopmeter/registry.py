@@ -1101,6 +1101,30 @@ def _quantized_recurrent(event: OpEvent, options: CountOptions) -> Cost:
     )
 
 
+@namespaced_formula(
+    "quantized",
+    "quantized_lstm_cell_dynamic",
+    "quantized_gru_cell_dynamic",
+    "quantized_rnn_tanh_cell_dynamic",
+    "quantized_rnn_relu_cell_dynamic",
+)
+def _quantized_recurrent_cell(event: OpEvent, options: CountOptions) -> Cost:
+    """One step of a torch.ao dynamic quantized LSTMCell/GRUCell/RNNCell: (input, hx,
+    packed W_ih, packed W_hh, b_ih, b_hh); int8 projections, float gates."""
+    x, hx = event.args[0], event.args[1]
+    mode = next(m for m in ("lstm", "gru", "rnn_tanh", "rnn_relu") if f"_{m}_cell" in event.op)
+    return quantized.dynamic_recurrent(
+        mode,
+        x.numel // x.shape[-1],
+        x.shape[-1],
+        (hx[0] if isinstance(hx, list) else hx).shape[-1],
+        layers=1,
+        directions=1,
+        bias=True,
+        integer=True,
+    )
+
+
 @formula("_int_mm")
 def _int_mm(event: OpEvent, options: CountOptions) -> Cost:
     a, b = event.args[0], event.args[1]

@@ -187,8 +187,8 @@ def collect(model: torch.nn.Module, walk: ModelWalk | None = None) -> ModelFacts
 
 def _count_param_bytes(name: str, module: torch.nn.Module, found: ModelFacts, counted: set[int]) -> None:
     """The bytes of ``module``'s own params at their dtype: its bias apart, weights
-    (their facts hold them) left out, every storage once; plus the float32 biases a
-    packed recurrent layer keeps inside its packed cells."""
+    (their facts hold them) left out, every storage once; plus the float32 biases
+    packed in torch.ao weights that are not the module's ``bias`` (recurrent cells)."""
     other = other_bytes = 0
     for key, param in module._parameters.items():
         if param is None or id(param) in counted:
@@ -202,8 +202,10 @@ def _count_param_bytes(name: str, module: torch.nn.Module, found: ModelFacts, co
     packed_biases = sum(
         f.logical_extra_params - f.numel
         for f in found.weights.get(name, ())
-        if f.name.startswith(_RNN_WEIGHTS) and f.representation.startswith("torch.ao")
+        if f.representation.startswith("torch.ao")
     )
+    if name in found.bias_params and name not in found.bias_bytes:  # a quantized Linear's: its layer's bias
+        packed_biases -= found.bias_params[name]
     other, other_bytes = other + packed_biases, other_bytes + 4 * packed_biases
     if other:
         found.other_params[name], found.other_param_bytes[name] = other, other_bytes

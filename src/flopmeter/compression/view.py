@@ -355,7 +355,16 @@ class _Contractions:
 
 # torch.ao dynamic quantized LSTM/GRU: integer projections when their weights are int8
 # (the same op runs the fp16 variant in float)
-QUANTIZED_RECURRENT = frozenset({"aten.quantized_lstm", "aten.quantized_gru"})
+QUANTIZED_RECURRENT = frozenset(
+    {
+        "aten.quantized_lstm",
+        "aten.quantized_gru",
+        "quantized.quantized_lstm_cell_dynamic",
+        "quantized.quantized_gru_cell_dynamic",
+        "quantized.quantized_rnn_tanh_cell_dynamic",
+        "quantized.quantized_rnn_relu_cell_dynamic",
+    }
+)
 
 
 def _integer_modules(facts: ModelFacts | None) -> frozenset[str]:
