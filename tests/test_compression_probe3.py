@@ -148,6 +148,32 @@ class TestTiedWeights:
         assert head.weight_params == 0 and head.bytes_actual == 0  # stored at the embedding
         assert view.bops_relative == pytest.approx(0.5)  # 120 / 240
 
+    def test_pruning_the_tied_head_masks_the_head_only(self) -> None:
+        """prune on the head keeps the shared Parameter as head.weight_orig: the
+        embedding reads it unmasked, the head through its own mask."""
+
+        class Tied(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.emb, self.head = nn.Embedding(10, 8), nn.Linear(8, 10, bias=False)
+                self.head.weight = self.emb.weight
+
+            def forward(self, ids: torch.Tensor) -> torch.Tensor:
+                return self.head(self.emb(ids))
+
+        model = Tied()
+        mask = torch.zeros(10, 8)
+        mask[:, :2] = 1  # keep 2 of 8 inputs in every row: 20 nonzeros
+        prune.custom_from_mask(model.head, "weight", mask)
+        report = flopmeter.profile(model, torch.tensor([[1, 2, 3]]))
+        assert report.flops == 450  # 3 * 10 * (2*8 - 1); the mask multiply (80) is overhead
+        assert report.overhead["aten.mul"].cost.flops == 80
+        view = report.compression
+        assert view.layers["head"].macs_effective == 60  # 3 tokens * 20
+        assert view.layers["head"].flops_effective == 90  # 3 * 10 rows * (2*2 - 1)
+        assert view.layers["emb"].weight_nonzero == 80  # the embedding reads the dense weight
+        assert view.weight_params == 80  # stored once
+
     def test_one_parameter_in_two_linears(self) -> None:
         a, b = nn.Linear(8, 8, bias=False), nn.Linear(8, 8, bias=False)
         b.weight = a.weight

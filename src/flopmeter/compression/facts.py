@@ -123,7 +123,7 @@ class ModelFacts:
 
     def count(self) -> None:
         """Count the nonzeros still pending (once; the references are then dropped)."""
-        for fact in self.facts():
+        for fact in [*self.facts(), *(f for facts in self.tied.values() for f in facts)]:
             if fact.pending is not None:
                 _count_nonzeros(fact, fact.pending())
                 fact.pending = None
@@ -281,13 +281,14 @@ def _module_facts(
     for key, param in parameters.items():
         if param is None or key == "bias" or param.ndim < 2:
             continue
-        if id(param) in seen:
-            owner = found.by_tensor.get(id(param))
-            if owner is not None:  # tied: held (and counted) by an earlier module
+        base = key[: -len("_orig")] if key.endswith("_orig") else key
+        if id(param) in seen:  # tied: held (and counted) by an earlier module
+            if base in masked and (mask := buffers.get(f"{base}_mask")) is not None:
+                found.tied.setdefault(name, []).append(_masked_fact(name, base, param, mask))  # its own mask
+            elif (owner := found.by_tensor.get(id(param))) is not None:
                 found.tied.setdefault(name, []).append(owner)
             continue
         seen.add(id(param))
-        base = key[: -len("_orig")] if key.endswith("_orig") else key
         if base in masked and (mask := buffers.get(f"{base}_mask")) is not None:
             facts.append(_masked_fact(name, base, param, mask))
         else:

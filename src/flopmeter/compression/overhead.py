@@ -36,7 +36,8 @@ def classifier(facts: ModelFacts) -> Callable[[OpEvent, Cost], bool]:
     """``is_overhead(event, cost)`` for the model these facts were read from."""
     masked = {
         name: {tuple(f.shape) for f in fs if f.representation == "prune"}
-        for name, fs in facts.weights.items()
+        for held in (facts.weights, facts.tied)
+        for name, fs in held.items()
         if any(f.representation == "prune" for f in fs)
     }
     subclassed = {
