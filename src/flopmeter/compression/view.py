@@ -74,7 +74,7 @@ class LayerCompression:
     macs_effective: int = 0
     flops_effective: int = 0
     int_ops_effective: int = 0
-    contraction_ops_effective: int = 0  # the weight contraction's mults + adds, nonzeros only
+    contraction_ops_effective: int = 0  # the contraction ops' mults + adds, weight nonzeros only
     bias_params: int = 0
     weight_bits: int | None = None
     act_bits: int | None = None
@@ -770,7 +770,10 @@ def build_view(
                 dense_flops, effective_flops, bias_adds = _transposed_flops(
                     weights[0], work, layer.macs_effective, bias=bool(bias)
                 )
-        layer.contraction_ops_effective = effective_flops + bias_adds
+        # + what the contraction ops do besides the weight contraction and its bias (an
+        # LSTM's gates and second bias, float gates around an int8 one): MicroNet's adds
+        side = work.flops if work.integer else max(0, work.flops - dense_flops - bias_adds)
+        layer.contraction_ops_effective = effective_flops + bias_adds + side
         layer.bias_params = bias
         if work.integer or (bits is not None and bits[1] <= 8 and bits[0] <= 8):
             # the float work left around an integer contraction (an int8 LSTM's gates, the
