@@ -146,6 +146,7 @@ class TestTiedWeights:
         assert head.macs_effective == 120  # 3 tokens * 40 nonzeros
         assert head.flops_effective == 225  # 3 * 5 nonzero rows * (2*8 - 1)
         assert head.weight_params == 0 and head.bytes_actual == 0  # stored at the embedding
+        assert head.representation == "tied (dense)"
         assert view.bops_relative == pytest.approx(0.5)  # 120 / 240
 
     def test_pruning_the_tied_head_masks_the_head_only(self) -> None:
@@ -173,6 +174,25 @@ class TestTiedWeights:
         assert view.layers["head"].flops_effective == 90  # 3 * 10 rows * (2*2 - 1)
         assert view.layers["emb"].weight_nonzero == 80  # the embedding reads the dense weight
         assert view.weight_params == 80  # stored once
+
+    def test_functional_use_of_another_modules_weight_counts_as_dense(self) -> None:
+        """The documented limit: F.linear(x, self.emb.weight) in a module that does not
+        hold the weight is not traced to it."""
+
+        class Functional(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.emb = nn.Embedding(10, 8)
+
+            def forward(self, ids: torch.Tensor) -> torch.Tensor:
+                return nn.functional.linear(self.emb(ids), self.emb.weight)
+
+        model = Functional()
+        with torch.no_grad():
+            model.emb.weight[:5] = 0
+        view = flopmeter.profile(model, torch.tensor([[1, 2, 3]])).compression
+        assert view.layers[""].macs_effective == 240  # dense: 3 * 8 * 10 (120 if traced)
+        assert view.layers["emb"].weight_nonzero == 40
 
     def test_one_parameter_in_two_linears(self) -> None:
         a, b = nn.Linear(8, 8, bias=False), nn.Linear(8, 8, bias=False)
