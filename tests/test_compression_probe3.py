@@ -378,3 +378,20 @@ def test_quantized_recurrent_ops_pay_their_launch_per_step() -> None:
         "quantized.quantized_gru_cell_dynamic", "c", "forward", "float32", Cost(), ((3, 8), (3, 16))
     )
     assert launches(cell) == 1  # one step
+
+
+@pytest.mark.parametrize(
+    ("bits", "scales", "ideal"),
+    [
+        ("w4a16g32", 200, 2_500 + 200 * 3 + 200),  # ceil(100/32) = 4 groups per row * 50 rows (was 156)
+        ("w4a16g1024", 50, 2_500 + 50 * 3 + 200),  # a group longer than a row: 1 per row (was 4)
+        ("w4a16g100", 50, 2_500 + 50 * 3 + 200),
+    ],
+)
+def test_assumed_groups_stay_within_a_row(bits: str, scales: int, ideal: int) -> None:
+    """Linear(100, 50): groups run along a row's K = 100 inputs, never across rows.
+    bytes ideal = 5,000 * 4 bits / 8 + scales * (fp16 scale + int8 zero point) + 50 fp32 biases."""
+    report = flopmeter.profile(nn.Linear(100, 50), torch.randn(1, 100))
+    layer = report.compression.assume(bits=bits).layers[""]
+    assert layer.n_scales == scales
+    assert layer.bytes_ideal == ideal

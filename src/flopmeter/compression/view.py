@@ -517,8 +517,9 @@ def _assumed(
         w_bits, _, group = bits
         fact.weight_bits = w_bits
         fact.group_size = group
-        if w_bits < 16:  # fp16 scale (+ int8 zero point below 8 bits) per row or per group
-            fact.n_scales = fact.numel // group if group else fact.out_channels
+        if w_bits < 16:  # fp16 scale (+ int8 zero point below 8 bits) per row or per group of a row
+            rows = max(fact.out_channels, 1)
+            fact.n_scales = rows * ceil(fact.numel // rows / group) if group else fact.out_channels
             fact.ideal_scale_bytes = fact.n_scales * (2 + (1 if w_bits < 8 else 0))
         else:
             fact.n_scales, fact.ideal_scale_bytes = 0, 0
