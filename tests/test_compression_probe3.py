@@ -395,3 +395,20 @@ def test_assumed_groups_stay_within_a_row(bits: str, scales: int, ideal: int) ->
     layer = report.compression.assume(bits=bits).layers[""]
     assert layer.n_scales == scales
     assert layer.bytes_ideal == ideal
+
+
+def test_conv_two_four_along_input_channels_is_recognised() -> None:
+    """NVIDIA ASP prunes a conv 2:4 along C_in at each kernel position ((C_out, kh, kw,
+    C_in) order); read along (C_in, kh, kw) it had been 'unstructured'."""
+    torch.manual_seed(0)
+    conv = nn.Conv2d(16, 8, 3, padding=1, bias=False)
+    groups = conv.weight.detach().permute(0, 2, 3, 1).reshape(-1, 4)
+    keep = torch.zeros_like(groups).scatter_(1, groups.abs().topk(2, dim=1).indices, 1)
+    mask = keep.reshape(8, 3, 3, 16).permute(0, 3, 1, 2).contiguous()
+    prune.custom_from_mask(conv, "weight", mask)
+    view = flopmeter.profile(conv, torch.randn(1, 16, 8, 8)).compression
+    layer = view.layers[""]
+    assert layer.structure == "2:4"
+    assert layer.weight_nonzero == 576  # 1,152 / 2
+    assert layer.macs_effective == 36_864  # 576 * 64 output positions
+    assert layer.weight_bytes_ideal == 576 * 4 + 1_152 // 8  # values + 2 bits per kept value

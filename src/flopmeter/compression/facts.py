@@ -552,15 +552,19 @@ def _count_nonzeros(fact: WeightFact, values: torch.Tensor) -> None:
     fact.zero_columns = int((columns == 0).sum())
     if 2 * nonzero <= values.numel():
         fact.nm = n_m_pattern(rows)
+        if fact.nm is None and values.ndim > 2:  # a conv's: along C_in at each kernel position (NVIDIA ASP)
+            fact.nm = n_m_pattern(values.movedim(1, -1), width=values.shape[1])
 
 
 _FEW_ZEROS = 64  # at most 1 zero in 64 weights: counted from the zeros' positions
 
 
-def n_m_pattern(rows: torch.Tensor) -> tuple[int, int] | None:
+def n_m_pattern(rows: torch.Tensor, width: int | None = None) -> tuple[int, int] | None:
     """The smallest M in {4, 8, 16} with at most N <= M/2 nonzeros in every group of M
-    consecutive elements along the reduction (last) dim, and that N; None if none."""
-    width = rows.shape[-1]
+    consecutive elements along the reduction (last) dim, and that N; None if none.
+    ``width``: the length of the dim the groups run along (the last), when ``rows`` has
+    more than two dims."""
+    width = width or rows.shape[-1]
     for m in (4, 8, 16):
         if width % m:
             continue
