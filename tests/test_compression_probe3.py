@@ -412,3 +412,29 @@ def test_conv_two_four_along_input_channels_is_recognised() -> None:
     assert layer.weight_nonzero == 576  # 1,152 / 2
     assert layer.macs_effective == 36_864  # 576 * 64 output positions
     assert layer.weight_bytes_ideal == 576 * 4 + 1_152 // 8  # values + 2 bits per kept value
+
+
+def test_parametrized_weight_bytes_counted_once() -> None:
+    """A parametrization keeps the weight as ``parametrizations.weight.original`` (a
+    child's parameter): it had been counted at the layer and again at 4 bytes as a
+    parameter outside the layers (1,056 bytes for 544)."""
+    from torch.nn.utils import parametrize
+    from torch.nn.utils.parametrizations import weight_norm
+
+    class Mask(nn.Module):
+        def __init__(self, mask: torch.Tensor) -> None:
+            super().__init__()
+            self.register_buffer("mask", mask)
+
+        def forward(self, weight: torch.Tensor) -> torch.Tensor:
+            return weight * self.mask
+
+    layer = nn.Linear(16, 8)
+    mask = torch.ones(8, 16)
+    mask[:, ::2] = 0
+    parametrize.register_parametrization(layer, "weight", Mask(mask))
+    view = flopmeter.profile(layer, torch.randn(2, 16)).compression
+    assert view.bytes_actual == 128 * 4 + 8 * 4  # original + bias = 544
+    assert view.bytes_ideal == 64 * 4 + 64 * 2 // 8 + 8 * 4  # 2:4 (mask keeps odd inputs): 304
+    normed = flopmeter.profile(weight_norm(nn.Linear(16, 8)), torch.randn(2, 16))
+    assert normed.compression.bytes_actual == normed.param_bytes == (8 + 128 + 8) * 4  # g, v, bias

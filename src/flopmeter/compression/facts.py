@@ -197,8 +197,10 @@ def _count_param_bytes(name: str, module: torch.nn.Module, found: ModelFacts, co
         size = param.numel() * param.element_size()
         if key in ("bias", "bias_orig") and name in found.bias_params:
             found.bias_bytes[name] = size
-        elif id(param) not in found.by_tensor:
+        elif (fact := found.by_tensor.get(id(param))) is None:
             other, other_bytes = other + param.numel(), other_bytes + size
+        elif fact.module != name:  # a parametrization's original: its bytes are at the weight's module
+            other += param.numel()
     packed_biases = sum(
         f.logical_extra_params - f.numel
         for f in found.weights.get(name, ())
@@ -302,6 +304,7 @@ def _module_facts(
         # several tensors (weight_norm's g and v): the largest stands for the weight
         original = max(originals, key=lambda tensor: tensor.numel())
         facts.append(_parametrized_fact(name, key, module, original))
+        found.by_tensor[id(original)] = facts[-1]  # its bytes are the fact's, not its list's
     for key, value in [*held, *buffers.items()]:
         if isinstance(value, torch.Tensor) and value.layout != torch.strided and id(value) not in seen:
             seen.add(id(value))
