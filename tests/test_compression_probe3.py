@@ -438,3 +438,24 @@ def test_parametrized_weight_bytes_counted_once() -> None:
     assert view.bytes_ideal == 64 * 4 + 64 * 2 // 8 + 8 * 4  # 2:4 (mask keeps odd inputs): 304
     normed = flopmeter.profile(weight_norm(nn.Linear(16, 8)), torch.randn(2, 16))
     assert normed.compression.bytes_actual == normed.param_bytes == (8 + 128 + 8) * 4  # g, v, bias
+
+
+def test_fp16_bias_buffer_of_a_gptq_style_linear() -> None:
+    """A GPTQ-style QuantLinear keeps its bias as an fp16 buffer: 2 bytes each (had been 4)."""
+
+    class QuantLinear(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bits, self.group_size, self.infeatures, self.outfeatures = 4, 32, 64, 16
+            self.register_buffer("qweight", torch.zeros(64 // 8, 16, dtype=torch.int32))
+            self.register_buffer("scales", torch.ones(64 // 32, 16, dtype=torch.float16))
+            self.register_buffer("qzeros", torch.zeros(64 // 32, 16 // 8, dtype=torch.int32))
+            self.register_buffer("bias", torch.zeros(16, dtype=torch.float16))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x @ torch.ones(64, 16, dtype=x.dtype) + self.bias
+
+    view = flopmeter.profile(QuantLinear(), torch.randn(2, 64).half()).compression
+    layer = view.layers[""]
+    # qweight 8*16 int32 = 512 + scales 2*16 fp16 = 64 + qzeros 2*2 int32 = 16 + bias 16 fp16 = 32
+    assert layer.bytes_actual == 512 + 64 + 16 + 32

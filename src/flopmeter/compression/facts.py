@@ -178,6 +178,7 @@ def collect(model: torch.nn.Module, walk: ModelWalk | None = None) -> ModelFacts
         if isinstance(bias, torch.Tensor) and bias.ndim == 1:
             found.bias_params[name] = bias.numel()
             found.bias_bits[name] = bits_of(bias.dtype)
+            found.bias_bytes[name] = bias.numel() * bias.element_size()  # a param, buffer or prune's product
         elif callable(bias) and facts and facts[0].representation.startswith("torch.ao"):
             found.bias_params[name] = facts[0].logical_extra_params - facts[0].numel
             found.bias_bits[name] = 32
@@ -196,8 +197,8 @@ def _count_param_bytes(name: str, module: torch.nn.Module, found: ModelFacts, co
         counted.add(id(param))
         size = param.numel() * param.element_size()
         if key in ("bias", "bias_orig") and name in found.bias_params:
-            found.bias_bytes[name] = size
-        elif (fact := found.by_tensor.get(id(param))) is None:
+            continue  # the layer's bias: ``bias_bytes``
+        if (fact := found.by_tensor.get(id(param))) is None:
             other, other_bytes = other + param.numel(), other_bytes + size
         elif fact.module != name:  # a parametrization's original: its bytes are at the weight's module
             other += param.numel()
