@@ -436,6 +436,13 @@ def test_parametrized_weight_bytes_counted_once() -> None:
     view = flopmeter.profile(layer, torch.randn(2, 16)).compression
     assert view.bytes_actual == 128 * 4 + 8 * 4  # original + bias = 544
     assert view.bytes_ideal == 64 * 4 + 64 * 2 // 8 + 8 * 4  # 2:4 (mask keeps odd inputs): 304
+    layer_view = view.layers[""]
+    assert layer_view.params == 136  # the original (a child's parameter) + bias: it read 8
+    assert layer_view.nonzero_params == 72  # 64 kept + 8 bias: it read 8 - 128 + 64 = -56
+    dense = nn.Linear(16, 8)
+    row = next(c for c in flopmeter.compare(dense, layer, torch.randn(2, 16)).layers if c.name == "")
+    assert row.params_ratio == 1.0  # 136 / 136 (had been 8 / 136)
+    assert row.nonzero_ratio == pytest.approx(72 / 136)  # had been -0.412
     normed = flopmeter.profile(weight_norm(nn.Linear(16, 8)), torch.randn(2, 16))
     assert normed.compression.bytes_actual == normed.param_bytes == (8 + 128 + 8) * 4  # g, v, bias
 

@@ -198,10 +198,8 @@ def _count_param_bytes(name: str, module: torch.nn.Module, found: ModelFacts, co
         size = param.numel() * param.element_size()
         if key in ("bias", "bias_orig") and name in found.bias_params:
             continue  # the layer's bias: ``bias_bytes``
-        if (fact := found.by_tensor.get(id(param))) is None:
+        if id(param) not in found.by_tensor:  # a parametrization's original: at the weight's module
             other, other_bytes = other + param.numel(), other_bytes + size
-        elif fact.module != name:  # a parametrization's original: its bytes are at the weight's module
-            other += param.numel()
     packed_biases = sum(
         f.logical_extra_params - f.numel
         for f in found.weights.get(name, ())

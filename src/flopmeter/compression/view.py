@@ -705,6 +705,9 @@ def build_view(
         bias = facts.bias_params.get(name, 0)
         bias_bits = (bits[0] if bits and bits[0] >= 16 else 32) if bits else facts.bias_bits.get(name, 32)
         layer.params = stats.own_params  # logical: finish() added the packed weights
+        parametrized = report.modules.get(f"{name}.parametrizations" if name else "parametrizations")
+        if parametrized is not None:  # the originals of its parametrized weights
+            layer.params += parametrized.params
         other_bytes = facts.other_param_bytes.get(name, 0)  # norms, LSTM biases: at their dtype
         bias_actual = facts.bias_bytes.get(name, bias * 4)
         if not weights:  # contractions of activations with activations (attention)
