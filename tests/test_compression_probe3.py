@@ -466,3 +466,24 @@ def test_fp16_bias_buffer_of_a_gptq_style_linear() -> None:
     layer = view.layers[""]
     # qweight 8*16 int32 = 512 + scales 2*16 fp16 = 64 + qzeros 2*2 int32 = 16 + bias 16 fp16 = 32
     assert layer.bytes_actual == 512 + 64 + 16 + 32
+
+
+def test_dense_effective_macs_equal_dense_when_uses_are_not_whole() -> None:
+    """A module whose MACs are not a multiple of its weight elements (torchvision's
+    ShiftedWindowAttention: a 169 x heads bias table beside F.linear on its children's
+    weights) read macs_effective = floor(MACs / N) * N: 145,108,977 for 145,108,992 at
+    swin_t's first block, although every weight is nonzero."""
+
+    class TableAndMatmul(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.table = nn.Parameter(torch.randn(7, 3))  # N = 21 weights, not contracted
+            self.proj = nn.Linear(4, 5)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return nn.functional.linear(x, self.proj.weight) + self.table.sum()
+
+    view = flopmeter.profile(TableAndMatmul(), torch.randn(2, 4)).compression
+    layer = view.layers[""]
+    assert layer.macs_dense == 40  # 2 rows * 4 * 5; 40 / 21 is not whole
+    assert layer.macs_effective == 40  # had been (40 // 21) * 21 = 21

@@ -764,7 +764,9 @@ def build_view(
             bias_adds = work.flops - dense_flops
         else:
             uses = work.macs // n_total if n_total else 0
-            layer.macs_effective = uses * nz_total if nz_total is not None else work.macs
+            # macs_dense * nz / N, exact: R = MACs / N need not be whole (swin's attention
+            # holds a 169 x 3 bias table beside its contractions)
+            layer.macs_effective = work.macs * nz_total // n_total if nz_total is not None else work.macs
             dense_flops = sum(_effective_flops(f, uses, None) for f in weights)
             effective_flops = (
                 sum(_effective_flops(f, uses, f.row_nonzero) for f in weights) if known else dense_flops
