@@ -175,9 +175,10 @@ class TestTiedWeights:
         assert view.layers["emb"].weight_nonzero == 80  # the embedding reads the dense weight
         assert view.weight_params == 80  # stored once
 
-    def test_functional_use_of_another_modules_weight_counts_as_dense(self) -> None:
-        """The documented limit: F.linear(x, self.emb.weight) in a module that does not
-        hold the weight is not traced to it."""
+    def test_functional_use_of_a_submodules_weight_counts_at_the_submodule(self) -> None:
+        """F.linear(x, self.emb.weight) in a module that does not hold the weight: the
+        matmul counts at the submodule whose weight has the operand's shape (it had
+        counted as dense at the caller: 240)."""
 
         class Functional(nn.Module):
             def __init__(self) -> None:
@@ -190,9 +191,35 @@ class TestTiedWeights:
         model = Functional()
         with torch.no_grad():
             model.emb.weight[:5] = 0
-        view = flopmeter.profile(model, torch.tensor([[1, 2, 3]])).compression
-        assert view.layers[""].macs_effective == 240  # dense: 3 * 8 * 10 (120 if traced)
-        assert view.layers["emb"].weight_nonzero == 40
+        report = flopmeter.profile(model, torch.tensor([[1, 2, 3]]))
+        view = report.compression
+        assert view.layers["emb"].macs_dense == 240  # 3 * 8 * 10
+        assert view.layers["emb"].macs_effective == 120  # 3 * 40 nonzeros
+        assert view.layers["emb"].flops_effective == 225  # 3 * 5 rows * (2*8 - 1)
+        assert view.flops_effective == 225  # not counted again at the caller
+        assert flopmeter.micronet(view, freebie=False).ops == pytest.approx(225)
+
+    def test_swin_style_attention_counts_at_its_linears(self) -> None:
+        """torchvision's ShiftedWindowAttention runs F.linear on self.qkv.weight and
+        self.proj.weight: pruning them had not lowered the effective MACs."""
+
+        class Attention(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.qkv, self.proj = nn.Linear(8, 24), nn.Linear(8, 8)
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                q, k, v = nn.functional.linear(x, self.qkv.weight, self.qkv.bias).chunk(3, dim=-1)
+                attention = (q @ k.transpose(-2, -1)).softmax(-1) @ v
+                return nn.functional.linear(attention, self.proj.weight, self.proj.bias)
+
+        model = Attention()
+        prune.custom_from_mask(model.qkv, "weight", (torch.arange(8) < 4).float().expand(24, 8))
+        view = flopmeter.profile(model, torch.randn(1, 5, 8)).compression
+        assert view.layers["qkv"].macs_dense == 960  # 5 tokens * 8 * 24
+        assert view.layers["qkv"].macs_effective == 480  # half of every row kept
+        assert view.layers["proj"].macs_effective == 320  # 5 * 8 * 8, dense
+        assert view.layers[""].macs_effective == 400  # the attention: 2 * 5*5*8, activations only
 
     def test_one_parameter_in_two_linears(self) -> None:
         a, b = nn.Linear(8, 8, bias=False), nn.Linear(8, 8, bias=False)
@@ -470,20 +497,19 @@ def test_fp16_bias_buffer_of_a_gptq_style_linear() -> None:
 
 def test_dense_effective_macs_equal_dense_when_uses_are_not_whole() -> None:
     """A module whose MACs are not a multiple of its weight elements (torchvision's
-    ShiftedWindowAttention: a 169 x heads bias table beside F.linear on its children's
-    weights) read macs_effective = floor(MACs / N) * N: 145,108,977 for 145,108,992 at
-    swin_t's first block, although every weight is nonzero."""
+    ShiftedWindowAttention: a 169 x heads bias table beside its attention matmuls)
+    read macs_effective = floor(MACs / N) * N: 145,108,977 for 145,108,992 at swin_t's
+    first block, although every weight is nonzero."""
 
     class TableAndMatmul(nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.table = nn.Parameter(torch.randn(7, 3))  # N = 21 weights, not contracted
-            self.proj = nn.Linear(4, 5)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return nn.functional.linear(x, self.proj.weight) + self.table.sum()
+            return x @ x.transpose(0, 1) + self.table.sum()
 
     view = flopmeter.profile(TableAndMatmul(), torch.randn(2, 4)).compression
     layer = view.layers[""]
-    assert layer.macs_dense == 40  # 2 rows * 4 * 5; 40 / 21 is not whole
-    assert layer.macs_effective == 40  # had been (40 // 21) * 21 = 21
+    assert layer.macs_dense == 16  # (2 x 4) @ (4 x 2); 16 / 21 is not whole
+    assert layer.macs_effective == 16  # had been (16 // 21) * 21 = 0

@@ -159,6 +159,7 @@ class CompressionView:
     _facts: ModelFacts | None = field(default=None, repr=False)
     _report: Any = field(default=None, repr=False)
     _other_flops: int = field(default=0, repr=False)  # exact FLOPs of modules without weights or contractions
+    _rehomed: set[int] = field(default_factory=set, repr=False)  # id(record): matmuls counted at a submodule
     _other_param_bytes: int = field(default=0, repr=False)  # bytes of the params outside the layers (norms)
     # params and their bytes (at their dtype) of each module outside the layers
     _module_param_bytes: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)
@@ -385,14 +386,48 @@ def _is_integer(record: Any, integer_modules: frozenset[str]) -> bool:
     return record.op in INTEGER_CONTRACTIONS
 
 
-def _contractions(report: Report, facts: ModelFacts | None = None) -> dict[str, _Contractions]:
-    """Per module: forward contraction MACs, the ops, activation bits, compute dtype."""
+# where a matmul's weight operand sits in its input shapes (transposed for addmm/mm)
+_WEIGHT_OPERAND = {"aten.addmm": (2, True), "aten.mm": (1, True), "aten.linear": (1, False)}
+
+
+def functional_homes(report: Report, facts: ModelFacts) -> dict[int, str]:
+    """Matmuls a module runs on a weight its submodule holds (torchvision's
+    ShiftedWindowAttention: ``F.linear(x, self.qkv.weight)``), by id(record) -> that
+    submodule: the one submodule under the record's module whose weight has the
+    operand's shape and that runs no contraction itself. Ambiguous shapes stay."""
+    busy = {record.module for record in report.ops if record.cost.macs}
+    idle: dict[tuple[int, ...], list[str]] = {}
+    for name, found in facts.weights.items():
+        if name not in busy:
+            for fact in found:
+                idle.setdefault(tuple(fact.shape), []).append(name)
+    homes: dict[int, str] = {}
+    if not idle:
+        return homes
+    for record in report.ops:
+        where = _WEIGHT_OPERAND.get(record.op)
+        if where is None or record.phase != "forward" or len(record.shapes) <= where[0]:
+            continue
+        shape = tuple(record.shapes[where[0]])
+        shape = shape[::-1] if where[1] else shape
+        prefix = f"{record.module}." if record.module else ""
+        under = [name for name in idle.get(shape, ()) if name.startswith(prefix)]
+        if len(under) == 1:
+            homes[id(record)] = under[0]
+    return homes
+
+
+def _contractions(
+    report: Report, facts: ModelFacts | None = None, homes: Mapping[int, str] | None = None
+) -> dict[str, _Contractions]:
+    """Per module: forward contraction MACs, the ops, activation bits, compute dtype;
+    a matmul on a submodule's weight counts at that submodule (``homes``)."""
     found: dict[str, _Contractions] = {}
     integer_modules = _integer_modules(facts)
     for record in report.ops:
         if record.phase != "forward" or not record.cost.macs:
             continue
-        entry = found.setdefault(record.module, _Contractions())
+        entry = found.setdefault((homes or {}).get(id(record), record.module), _Contractions())
         entry.macs += record.cost.macs
         entry.flops += record.cost.flops
         entry.outputs += record.cost.bytes_written * 8 // bits_of(record.dtype)
@@ -670,16 +705,21 @@ def build_view(
     facts.count()
     sparsity = parse_sparsity(assume_sparsity) if assume_sparsity is not None else None
     check_bits(assume_bits)
-    contractions = _contractions(report, facts)
+    homes = functional_homes(report, facts)
+    contractions = _contractions(report, facts, homes)
     row_uses = attention_row_uses(report, facts)
     moved_flops = _move_out_projections(contractions, row_uses, facts)
+    for record in report.ops:  # the FLOPs of matmuls counted at the submodule whose weight they use
+        if id(record) in homes:
+            moved_flops[homes[id(record)]] = moved_flops.get(homes[id(record)], 0) + record.cost.flops
+            moved_flops[record.module] = moved_flops.get(record.module, 0) - record.cost.flops
     layers: dict[str, LayerCompression] = {}
     unrecognised: list[str] = []
     weight_modules = set(facts.weights) | set(contractions)
     other_flops = 0
     for name, stats in report.modules.items():
         if name not in weight_modules:
-            other_flops += stats.own.flops
+            other_flops += stats.own.flops + moved_flops.get(name, 0)
     for name in report.modules:
         if name not in weight_modules:
             continue
@@ -822,6 +862,7 @@ def build_view(
         _report=report,
     )
     view._other_flops = other_flops
+    view._rehomed = set(homes)
     view._module_param_bytes = {
         name: (
             facts.other_params.get(name, 0) + facts.bias_params.get(name, 0) * (name in facts.bias_bytes),
