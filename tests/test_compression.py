@@ -431,7 +431,10 @@ def test_quantized_convolutions_and_ops_are_all_counted() -> None:
 def test_dynamic_lstm_and_fp16_linear() -> None:
     import torch.ao.quantization as tq
 
-    lstm = tq.quantize_dynamic(nn.LSTM(8, 16), {nn.LSTM}, torch.qint8)
+    # quantize_dynamic swaps children only: the LSTM must sit inside a container
+    # (probe-3: a bare nn.LSTM stayed float, so this test had measured a float LSTM)
+    lstm = tq.quantize_dynamic(nn.Sequential(nn.LSTM(8, 16)), {nn.LSTM}, torch.qint8)
+    assert type(lstm[0]).__module__.startswith("torch.ao.nn.quantized.dynamic")
     report = flopmeter.profile(lstm, torch.randn(5, 1, 8))
     assert not report.unsupported
     assert report.params == 4 * 16 * (8 + 16) + 2 * 4 * 16  # = 1,664, as the float LSTM

@@ -1065,10 +1065,67 @@ def _quantize(event: OpEvent, options: CountOptions) -> Cost:
     return elementwise.pointwise(event.args[0].numel, per)
 
 
+@formula("_fused_moving_avg_obs_fq_helper")
+def _observe_and_fake_quantize(event: OpEvent, options: CountOptions) -> Cost:
+    """A QAT fake quantizer's fused op: the running min and max (2 per element) and
+    the fake quantize (4 per element, as ``fake_quantize_per_tensor_affine``).
+    Compression overhead."""
+    return elementwise.pointwise(event.args[0].numel, 6)
+
+
 @formula("dequantize")
 def _dequantize(event: OpEvent, options: CountOptions) -> Cost:
     """(q - zero_point) * scale: 2 operations per element. Compression overhead."""
     return elementwise.pointwise(sum(t.numel for t in event.outputs), 2)
+
+
+@formula("quantized_lstm", "quantized_gru")
+def _quantized_recurrent(event: OpEvent, options: CountOptions) -> Cost:
+    """torch.ao dynamic quantized LSTM/GRU: (input, hx, packed cells, has_biases,
+    num_layers, dropout, train, bidirectional, ...) or the packed-sequence form
+    (data, batch_sizes, hx, cells, ...); formulas/quantized.py."""
+    at = next(
+        i
+        for i, a in enumerate(event.args)
+        if isinstance(a, list) and a and type(a[0]).__name__ == "ScriptObject"
+    )
+    cells, hx, x = event.args[at], event.args[at - 1], event.args[0]
+    hidden = (hx[0] if isinstance(hx, list) else hx).shape[-1]
+    kind = str(cells[0].__getstate__()[0][0])
+    return quantized.dynamic_recurrent(
+        "lstm" if "lstm" in event.op else "gru",
+        x.numel // x.shape[-1],
+        x.shape[-1],
+        hidden,
+        layers=int(event.args[at + 2]),
+        directions=2 if bool(event.args[at + 5]) else 1,
+        bias=bool(event.args[at + 1]),
+        integer="fp16" not in kind,
+    )
+
+
+@namespaced_formula(
+    "quantized",
+    "quantized_lstm_cell_dynamic",
+    "quantized_gru_cell_dynamic",
+    "quantized_rnn_tanh_cell_dynamic",
+    "quantized_rnn_relu_cell_dynamic",
+)
+def _quantized_recurrent_cell(event: OpEvent, options: CountOptions) -> Cost:
+    """One step of a torch.ao dynamic quantized LSTMCell/GRUCell/RNNCell: (input, hx,
+    packed W_ih, packed W_hh, b_ih, b_hh); int8 projections, float gates."""
+    x, hx = event.args[0], event.args[1]
+    mode = next(m for m in ("lstm", "gru", "rnn_tanh", "rnn_relu") if f"_{m}_cell" in event.op)
+    return quantized.dynamic_recurrent(
+        mode,
+        x.numel // x.shape[-1],
+        x.shape[-1],
+        (hx[0] if isinstance(hx, list) else hx).shape[-1],
+        layers=1,
+        directions=1,
+        bias=True,
+        integer=True,
+    )
 
 
 @formula("_int_mm")

@@ -49,6 +49,8 @@ CALIBRATED_MODEL = "calibrated"
 _MATMUL = frozenset("mm addmm bmm baddbmm matmul linear addmv mv dot einsum _grouped_mm".split())
 _RECURRENT = frozenset(
     "lstm gru rnn_tanh rnn_relu mkldnn_rnn_layer lstm_cell gru_cell rnn_tanh_cell rnn_relu_cell".split()
+    + "quantized_lstm quantized_gru quantized_lstm_cell_dynamic quantized_gru_cell_dynamic".split()
+    + "quantized_rnn_tanh_cell_dynamic quantized_rnn_relu_cell_dynamic".split()
 )
 _TRANSCENDENTAL = frozenset(
     "exp log sigmoid tanh silu gelu erf softplus mish elu selu pow sqrt rsqrt sin cos logsigmoid celu glu".split()

@@ -109,14 +109,22 @@ class ModelFacts:
     packed: dict[int, PackedLayout] = field(default_factory=dict)
     bias_params: dict[str, int] = field(default_factory=dict)  # module -> bias elements
     bias_bits: dict[str, int] = field(default_factory=dict)
-    overhead_modules: set[str] = field(default_factory=set)  # parametrization modules
+    overhead_modules: set[str] = field(default_factory=set)  # parametrizations, observers, fake quants
+    # weights a module uses but another module holds (tied: the same Parameter), by module
+    tied: dict[str, list[WeightFact]] = field(default_factory=dict)
+    # bytes (at their dtype) of each module's own params that are neither a weight nor
+    # its bias (norm scales, LSTM biases), and of its bias; each storage once
+    other_param_bytes: dict[str, int] = field(default_factory=dict)
+    other_params: dict[str, int] = field(default_factory=dict)
+    bias_bytes: dict[str, int] = field(default_factory=dict)
+    by_tensor: dict[int, WeightFact] = field(default_factory=dict, repr=False)  # id(parameter) -> its fact
 
     def facts(self) -> list[WeightFact]:
         return [f for facts in self.weights.values() for f in facts]
 
     def count(self) -> None:
         """Count the nonzeros still pending (once; the references are then dropped)."""
-        for fact in self.facts():
+        for fact in [*self.facts(), *(f for facts in self.tied.values() for f in facts)]:
             if fact.pending is not None:
                 _count_nonzeros(fact, fact.pending())
                 fact.pending = None
@@ -139,16 +147,17 @@ def collect(model: torch.nn.Module, walk: ModelWalk | None = None) -> ModelFacts
     found = ModelFacts()
     seen: set[int] = set()
     holds_objects = walk.attributes.holds_objects
-    classes: dict[type, tuple[bool, bool]] = {}
+    counted: set[int] = set()  # params whose bytes are counted
+    classes: dict[type, tuple[bool, bool, bool]] = {}
     for name, module in zip(walk.names, walk.modules, strict=True):
         kind = type(module)
         known = classes.get(kind)
         if known is None:
-            known = classes[kind] = (_unread_class(kind), _plain_class(kind))
-        unread, plain = known
+            known = classes[kind] = (_unread_class(kind), _plain_class(kind), _emulation_class(kind))
+        unread, plain, emulation = known
         if unread:
             continue
-        if (
+        if emulation or (
             "parametrizations" in name
             and ".parametrizations." in f".{name}."
             and name.rsplit(".", 1)[-1].isdigit()
@@ -170,16 +179,44 @@ def collect(model: torch.nn.Module, walk: ModelWalk | None = None) -> ModelFacts
         if isinstance(bias, torch.Tensor) and bias.ndim == 1:
             found.bias_params[name] = bias.numel()
             found.bias_bits[name] = bits_of(bias.dtype)
+            found.bias_bytes[name] = bias.numel() * bias.element_size()  # a param, buffer or prune's product
         elif callable(bias) and facts and facts[0].representation.startswith("torch.ao"):
             found.bias_params[name] = facts[0].logical_extra_params - facts[0].numel
             found.bias_bits[name] = 32
+        _count_param_bytes(name, module, found, counted)
     return found
+
+
+def _count_param_bytes(name: str, module: torch.nn.Module, found: ModelFacts, counted: set[int]) -> None:
+    """The bytes of ``module``'s own params at their dtype: its bias apart, weights
+    (their facts hold them) left out, every storage once; plus the float32 biases
+    packed in torch.ao weights that are not the module's ``bias`` (recurrent cells)."""
+    other = other_bytes = 0
+    for key, param in module._parameters.items():
+        if param is None or id(param) in counted:
+            continue
+        counted.add(id(param))
+        size = param.numel() * param.element_size()
+        if key in ("bias", "bias_orig") and name in found.bias_params:
+            continue  # the layer's bias: ``bias_bytes``
+        if id(param) not in found.by_tensor:  # a parametrization's original: at the weight's module
+            other, other_bytes = other + param.numel(), other_bytes + size
+    packed_biases = sum(
+        f.logical_extra_params - f.numel
+        for f in found.weights.get(name, ())
+        if f.representation.startswith("torch.ao")
+    )
+    if name in found.bias_params and name not in found.bias_bytes:  # a quantized Linear's: its layer's bias
+        packed_biases -= found.bias_params[name]
+    other, other_bytes = other + packed_biases, other_bytes + 4 * packed_biases
+    if other:
+        found.other_params[name], found.other_param_bytes[name] = other, other_bytes
 
 
 _NOTHING_HELD: list[tuple[str, Any]] = []  # never appended to
 
-# the children a wrapped weight lives in: torch.ao's packed params, torch's parametrizations
-_WRAPPER_CHILDREN = frozenset({"_packed_params", "parametrizations"})
+# the children a wrapped weight lives in: torch.ao's packed params (and packed recurrent cells), torch's parametrizations
+_WRAPPER_CHILDREN = frozenset({"_packed_params", "parametrizations", "_all_weight_values"})
 
 
 def _unread_class(kind: type) -> bool:
@@ -187,6 +224,12 @@ def _unread_class(kind: type) -> bool:
     Linear/Embedding packed-params wrappers (their packed weight is read at the module
     that owns them)."""
     return issubclass(kind, torch.jit.ScriptModule) or kind.__name__.endswith("PackedParams")
+
+
+def _emulation_class(kind: type) -> bool:
+    """torch.ao observers and fake quantizers (of a prepared or QAT model): they
+    calibrate or emulate quantization, so their ops are compression overhead."""
+    return any(c.__name__ in ("ObserverBase", "FakeQuantizeBase") for c in kind.__mro__)
 
 
 def _plain_class(kind: type) -> bool:
@@ -226,23 +269,33 @@ def _module_facts(
         seen.add(id(packed))
         try:
             layout = layout_of(packed, dtype)
-        except RuntimeError:  # torch cannot unpack every kind (float-qparams embeddings)
-            facts.append(_unpackable_fact(name, module))
+        except RuntimeError:  # embeddings' packed rows have no unpack(): read weight()
+            facts.append(_embedding_fact(name, module) or _unpackable_fact(name, module))
             continue
         found.packed[id(packed)] = layout
         facts.append(_packed_fact(name, module, layout))
+    cells = children.get("_all_weight_values")
+    if cells is not None:
+        facts += _recurrent_facts(name, module, cells, found)
     masked = {key[: -len("_orig")] for key in parameters if key.endswith("_orig")}
     parametrizations = children.get("parametrizations")
     parametrized: list[str] = list(parametrizations._modules) if parametrizations is not None else []
     for key, param in parameters.items():
-        if param is None or id(param) in seen or key == "bias" or param.ndim < 2:
+        if param is None or key == "bias" or param.ndim < 2:
+            continue
+        base = key[: -len("_orig")] if key.endswith("_orig") else key
+        if id(param) in seen:  # tied: held (and counted) by an earlier module
+            if base in masked and (mask := buffers.get(f"{base}_mask")) is not None:
+                found.tied.setdefault(name, []).append(_masked_fact(name, base, param, mask))  # its own mask
+            elif (owner := found.by_tensor.get(id(param))) is not None:
+                found.tied.setdefault(name, []).append(owner)
             continue
         seen.add(id(param))
-        base = key[: -len("_orig")] if key.endswith("_orig") else key
         if base in masked and (mask := buffers.get(f"{base}_mask")) is not None:
             facts.append(_masked_fact(name, base, param, mask))
         else:
             facts.append(_tensor_fact(name, key, param))
+        found.by_tensor[id(param)] = facts[-1]
     for key in parametrized:
         originals = _originals(getattr(parametrizations, key))
         if not originals or any(id(original) in seen for original in originals):
@@ -251,6 +304,7 @@ def _module_facts(
         # several tensors (weight_norm's g and v): the largest stands for the weight
         original = max(originals, key=lambda tensor: tensor.numel())
         facts.append(_parametrized_fact(name, key, module, original))
+        found.by_tensor[id(original)] = facts[-1]  # its bytes are the fact's, not its list's
     for key, value in [*held, *buffers.items()]:
         if isinstance(value, torch.Tensor) and value.layout != torch.strided and id(value) not in seen:
             seen.add(id(value))
@@ -258,6 +312,35 @@ def _module_facts(
             fact.logical_extra_params = fact.numel  # a weight parameters() does not list
             facts.append(fact)
     facts.extend(_library_facts(name, module))
+    return facts
+
+
+_RNN_WEIGHTS = ("weight_ih_l", "weight_hh_l")
+
+
+def _recurrent_facts(name: str, module: torch.nn.Module, cells: Any, found: ModelFacts) -> list[WeightFact]:
+    """A dynamic quantized LSTM/GRU (torch.ao): ``_all_weight_values`` holds one packed
+    cell per layer and direction, ``(kind, biases, ..., [packed W_ih, packed W_hh])``;
+    its weights are named as the float module's (``weight_ih_l0_reverse``)."""
+    facts: list[WeightFact] = []
+    directions = 2 if getattr(module, "bidirectional", False) else 1
+    for index, cell in enumerate(getattr(cells, "_modules", {}).values()):
+        state = getattr(getattr(cell, "param", None), "__getstate__", None)
+        if state is None:
+            continue
+        try:
+            cell_state = state()[0]
+            kind, packed = cell_state[0], cell_state[4]
+        except (RuntimeError, IndexError, TypeError):
+            continue
+        suffix = f"{index // directions}{'_reverse' if index % directions else ''}"
+        for key, weight in zip(_RNN_WEIGHTS, packed, strict=False):
+            if not is_packed(weight):
+                continue
+            layout = layout_of(weight, torch.float16 if "fp16" in str(kind) else None)
+            fact = _packed_fact(name, module, layout)
+            fact.name = f"{key}{suffix}"
+            facts.append(fact)
     return facts
 
 
@@ -280,6 +363,36 @@ def _packed_of(module: torch.nn.Module, held: list[tuple[str, Any]]) -> list[tup
         if isinstance(inner, torch.ScriptObject):
             found.append((inner, vars(wrapper).get("dtype")))
     return found
+
+
+def _embedding_fact(name: str, module: torch.nn.Module) -> WeightFact | None:
+    """A torch.ao quantized Embedding/EmbeddingBag: ``weight()`` gives the quantized
+    rows (quint8 8 bits, quint4x2 4 bits) with one float32 scale and one float32 zero
+    point per row (``per_channel_affine_float_qparams``); a value is zero when it
+    dequantizes to 0. None when it cannot be read."""
+    read = getattr(module, "weight", None)
+    try:
+        weight = read() if callable(read) else None
+    except RuntimeError:
+        return None
+    if not isinstance(weight, torch.Tensor) or not weight.is_quantized or weight.ndim != 2:
+        return None
+    rows, numel, bits = weight.shape[0], weight.numel(), bits_of(weight.dtype)
+    fact = WeightFact(
+        module=name,
+        name="weight",
+        representation=f"torch.ao static {_dtype_name(weight.dtype)} per_channel",
+        shape=tuple(weight.shape),
+        dtype=_dtype_name(weight.dtype),
+        weight_bits=bits,
+        n_scales=rows,
+        storage_bytes=(numel * bits + 7) // 8,
+        scale_bytes=8 * rows,
+        ideal_scale_bytes=8 * rows,
+        logical_extra_params=numel,
+    )
+    fact.pending = weight.dequantize
+    return fact
 
 
 def _unpackable_fact(name: str, module: torch.nn.Module) -> WeightFact:
@@ -443,21 +556,27 @@ def _count_nonzeros(fact: WeightFact, values: torch.Tensor) -> None:
     fact.zero_columns = int((columns == 0).sum())
     if 2 * nonzero <= values.numel():
         fact.nm = n_m_pattern(rows)
+        if fact.nm is None and values.ndim > 2:  # a conv's: along C_in at each kernel position (NVIDIA ASP)
+            fact.nm = n_m_pattern(values.movedim(1, -1), width=values.shape[1])
 
 
 _FEW_ZEROS = 64  # at most 1 zero in 64 weights: counted from the zeros' positions
 
 
-def n_m_pattern(rows: torch.Tensor) -> tuple[int, int] | None:
+def n_m_pattern(rows: torch.Tensor, width: int | None = None) -> tuple[int, int] | None:
     """The smallest M in {4, 8, 16} with at most N <= M/2 nonzeros in every group of M
-    consecutive elements along the reduction (last) dim, and that N; None if none."""
-    width = rows.shape[-1]
+    consecutive elements along the reduction (last) dim, and that N; None if none.
+    ``width``: the length of the dim the groups run along (the last), when ``rows`` has
+    more than two dims."""
+    width = width or rows.shape[-1]
     for m in (4, 8, 16):
         if width % m:
             continue
         most = int(torch.count_nonzero(rows.reshape(-1, m), dim=1).max())
+        if most == 0:  # all zero: no pattern (every output row is zero: "channel")
+            return None
         if most <= m // 2:
-            return (max(most, 1), m)
+            return (most, m)
     return None
 
 

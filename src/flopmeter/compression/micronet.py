@@ -67,7 +67,9 @@ def micronet(view: CompressionView, task: str = "imagenet", *, freebie: bool = T
     relu = other = 0
     weighted = {layer.name for layer in layers}
     for record in view._report.ops if view._report is not None else []:
-        if record.phase != "forward" or (record.cost.macs and record.module in weighted):
+        if record.phase != "forward" or (
+            record.cost.macs and (record.module in weighted or id(record) in view._rehomed)
+        ):
             continue  # weight contractions are counted above, from their nonzeros
         if record.op in _RELU_OPS:
             relu += record.cost.flops

@@ -4,7 +4,9 @@ Kept out of model FLOPs/MACs by default: the prune mask multiply (forward, and i
 backward profile the gradient's multiply by the mask) and parametrization recompute; quantize/dequantize; and, in a module whose weight is a quantized tensor
 subclass (torchao, bitsandbytes), every op that is not the contraction and does not
 read a real parameter (the bias add stays): int->float copies of the weight, scale
-multiplies, zero-point subtractions, on-the-fly activation quantization.
+multiplies, zero-point subtractions, on-the-fly activation quantization. Every op of
+a torch.ao observer or fake quantizer (prepared and QAT models: calibration and
+emulated rounding, not the model's work).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ QUANTIZE_OPS = frozenset(
         "aten.dequantize",
         "aten.fake_quantize_per_tensor_affine",
         "aten.fake_quantize_per_channel_affine",
+        "aten._fused_moving_avg_obs_fq_helper",
     }
 )
 _SUBCLASS_PREFIXES = ("torchao ", "bitsandbytes")
@@ -33,7 +36,8 @@ def classifier(facts: ModelFacts) -> Callable[[OpEvent, Cost], bool]:
     """``is_overhead(event, cost)`` for the model these facts were read from."""
     masked = {
         name: {tuple(f.shape) for f in fs if f.representation == "prune"}
-        for name, fs in facts.weights.items()
+        for held in (facts.weights, facts.tied)
+        for name, fs in held.items()
         if any(f.representation == "prune" for f in fs)
     }
     subclassed = {
@@ -41,13 +45,13 @@ def classifier(facts: ModelFacts) -> Callable[[OpEvent, Cost], bool]:
         for name, fs in facts.weights.items()
         if any(f.representation.startswith(_SUBCLASS_PREFIXES) for f in fs)
     }
-    parametrizations = tuple(facts.overhead_modules)
+    emulation = frozenset(facts.overhead_modules)  # parametrizations, observers, fake quantizers
 
     def is_overhead(event: OpEvent, cost: Cost) -> bool:
         if event.op in QUANTIZE_OPS:
             return True
         module = event.module
-        if parametrizations and any(module == p or module.startswith(p + ".") for p in parametrizations):
+        if emulation and _within(module, emulation):
             return True
         if module in masked and event.op in ("aten.mul", "aten.mul_"):
             inputs = event.tensor_inputs()
@@ -61,3 +65,13 @@ def classifier(facts: ModelFacts) -> Callable[[OpEvent, Cost], bool]:
         return False
 
     return is_overhead
+
+
+def _within(module: str, names: frozenset[str]) -> bool:
+    """Whether ``module`` is one of ``names`` or inside one of them."""
+    while True:
+        if module in names:
+            return True
+        if "." not in module:
+            return False
+        module = module.rsplit(".", 1)[0]

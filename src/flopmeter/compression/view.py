@@ -74,7 +74,7 @@ class LayerCompression:
     macs_effective: int = 0
     flops_effective: int = 0
     int_ops_effective: int = 0
-    contraction_ops_effective: int = 0  # the weight contraction's mults + adds, nonzeros only
+    contraction_ops_effective: int = 0  # the contraction ops' mults + adds, weight nonzeros only
     bias_params: int = 0
     weight_bits: int | None = None
     act_bits: int | None = None
@@ -107,7 +107,7 @@ class ModuleCompression:
     """The compression view of one module *with its children* (the tree's and the
     module table's rows): sums over the layers under it. ``nonzero_params`` = the
     module's params - its weights' zeros (norms and biases count as nonzero);
-    ``bytes_ideal`` adds the params outside the layers at 4 bytes. ``structure``,
+    ``bytes_ideal`` adds the params outside the layers at their dtype. ``structure``,
     ``weight_bits`` and ``act_bits`` are the layers' common value, "mixed" when they
     differ, None when no layer under the module holds a weight."""
 
@@ -159,7 +159,10 @@ class CompressionView:
     _facts: ModelFacts | None = field(default=None, repr=False)
     _report: Any = field(default=None, repr=False)
     _other_flops: int = field(default=0, repr=False)  # exact FLOPs of modules without weights or contractions
-    _other_param_bytes: int = field(default=0, repr=False)  # params outside the layers (norms), at 4 bytes
+    _rehomed: set[int] = field(default_factory=set, repr=False)  # id(record): matmuls counted at a submodule
+    _other_param_bytes: int = field(default=0, repr=False)  # bytes of the params outside the layers (norms)
+    # params and their bytes (at their dtype) of each module outside the layers
+    _module_param_bytes: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)
 
     # -- totals ----------------------------------------------------------------
     def _sum(self, key: str) -> int:
@@ -253,6 +256,14 @@ class CompressionView:
                 if not name:
                     break
                 name = parent_of(name, under)
+        outside = {name: (0, 0) for name in found}  # params and bytes outside the layers, with children
+        for name, (count, size) in self._module_param_bytes.items():
+            while name in outside:
+                before = outside[name]
+                outside[name] = (before[0] + count, before[1] + size)
+                if not name:
+                    break
+                name = parent_of(name, outside)
         for name, summary in found.items():
             layers = under[name]
             weighted = [layer for layer in layers if layer.weight_params]
@@ -272,8 +283,9 @@ class CompressionView:
             summary.macs_dense = sum(layer.macs_dense for layer in layers)
             summary.macs_effective = sum(layer.macs_effective for layer in layers)
             summary.bops = sum(layer.bops for layer in layers)
-            other_params = max(0, summary.params - sum(layer.params for layer in layers))
-            summary.bytes_ideal = sum(layer.bytes_ideal for layer in layers) + 4 * other_params
+            other_params, other_bytes = outside[name]
+            unexplained = max(0, summary.params - sum(layer.params for layer in layers) - other_params)
+            summary.bytes_ideal = sum(layer.bytes_ideal for layer in layers) + other_bytes + 4 * unexplained
         return found
 
     # -- what-if ---------------------------------------------------------------
@@ -339,36 +351,109 @@ class _Contractions:
     dtype: str = "float32"
     integer: bool = False
     flops: int = 0
+    outputs: int = 0  # elements the contractions wrote
 
 
-def _contractions(report: Report) -> dict[str, _Contractions]:
-    """Per module: forward contraction MACs, the ops, activation bits, compute dtype."""
+# torch.ao dynamic quantized LSTM/GRU: integer projections when their weights are int8
+# (the same op runs the fp16 variant in float)
+QUANTIZED_RECURRENT = frozenset(
+    {
+        "aten.quantized_lstm",
+        "aten.quantized_gru",
+        "quantized.quantized_lstm_cell_dynamic",
+        "quantized.quantized_gru_cell_dynamic",
+        "quantized.quantized_rnn_tanh_cell_dynamic",
+        "quantized.quantized_rnn_relu_cell_dynamic",
+    }
+)
+
+
+def _integer_modules(facts: ModelFacts | None) -> frozenset[str]:
+    """Modules whose packed recurrent weights are integers (≤ 8 bits)."""
+    if facts is None:
+        return frozenset()
+    return frozenset(
+        name
+        for name, found in facts.weights.items()
+        if any(f.representation.startswith("torch.ao dynamic") and f.weight_bits <= 8 for f in found)
+    )
+
+
+def _is_integer(record: Any, integer_modules: frozenset[str]) -> bool:
+    """Whether ``record`` multiplies integers (int8 activations and weights)."""
+    if record.op in QUANTIZED_RECURRENT:
+        return record.module in integer_modules
+    return record.op in INTEGER_CONTRACTIONS
+
+
+# where a matmul's weight operand sits in its input shapes (transposed for addmm/mm)
+_WEIGHT_OPERAND = {"aten.addmm": (2, True), "aten.mm": (1, True), "aten.linear": (1, False)}
+
+
+def functional_homes(report: Report, facts: ModelFacts) -> dict[int, str]:
+    """Matmuls a module runs on a weight its submodule holds (torchvision's
+    ShiftedWindowAttention: ``F.linear(x, self.qkv.weight)``), by id(record) -> that
+    submodule: the one submodule under the record's module whose weight has the
+    operand's shape and that runs no contraction itself. Ambiguous shapes stay."""
+    busy = {record.module for record in report.ops if record.cost.macs}
+    idle: dict[tuple[int, ...], list[str]] = {}
+    for name, found in facts.weights.items():
+        if name not in busy:
+            for fact in found:
+                idle.setdefault(tuple(fact.shape), []).append(name)
+    homes: dict[int, str] = {}
+    if not idle:
+        return homes
+    for record in report.ops:
+        where = _WEIGHT_OPERAND.get(record.op)
+        if where is None or record.phase != "forward" or len(record.shapes) <= where[0]:
+            continue
+        shape = tuple(record.shapes[where[0]])
+        shape = shape[::-1] if where[1] else shape
+        prefix = f"{record.module}." if record.module else ""
+        under = [name for name in idle.get(shape, ()) if name.startswith(prefix)]
+        if len(under) == 1:
+            homes[id(record)] = under[0]
+    return homes
+
+
+def _contractions(
+    report: Report, facts: ModelFacts | None = None, homes: Mapping[int, str] | None = None
+) -> dict[str, _Contractions]:
+    """Per module: forward contraction MACs, the ops, activation bits, compute dtype;
+    a matmul on a submodule's weight counts at that submodule (``homes``)."""
     found: dict[str, _Contractions] = {}
+    integer_modules = _integer_modules(facts)
     for record in report.ops:
         if record.phase != "forward" or not record.cost.macs:
             continue
-        entry = found.setdefault(record.module, _Contractions())
+        entry = found.setdefault((homes or {}).get(id(record), record.module), _Contractions())
         entry.macs += record.cost.macs
         entry.flops += record.cost.flops
+        entry.outputs += record.cost.bytes_written * 8 // bits_of(record.dtype)
         entry.ops.add(record.op)
-        bits = 8 if record.op in INT8_ACTIVATIONS else bits_of(record.dtype)
+        integer = _is_integer(record, integer_modules)
+        bits = 8 if integer or record.op in INT8_ACTIVATIONS else bits_of(record.dtype)
         entry.act_bits = max(entry.act_bits, bits)
-        if record.op in INTEGER_CONTRACTIONS:
+        if integer:
             entry.integer, entry.dtype = True, "int8"
         else:
             entry.dtype = record.dtype
     return found
 
 
-def work_by_dtype(report: Report) -> dict[str, dict[str, int]]:
+def work_by_dtype(report: Report, facts: ModelFacts | None = None) -> dict[str, dict[str, int]]:
     """Forward MACs and FLOPs grouped by the dtype the work is done in (integer
     contractions under "int8": their MACs are not floating point operations)."""
     grouped: dict[str, dict[str, int]] = {}
+    integer_modules = _integer_modules(facts)
     for record in report.ops:
-        dtype = "int8" if record.op in INTEGER_CONTRACTIONS else record.dtype
+        dtype = "int8" if _is_integer(record, integer_modules) else record.dtype
         entry = grouped.setdefault(dtype, {"macs": 0, "flops": 0})
         entry["macs"] += record.cost.macs
-        entry["flops"] += record.cost.flops
+        if record.cost.flops:  # an int8 recurrent layer's gates are float work
+            float_dtype = record.dtype if record.op in QUANTIZED_RECURRENT else dtype
+            grouped.setdefault(float_dtype, {"macs": 0, "flops": 0})["flops"] += record.cost.flops
     return grouped
 
 
@@ -467,8 +552,9 @@ def _assumed(
         w_bits, _, group = bits
         fact.weight_bits = w_bits
         fact.group_size = group
-        if w_bits < 16:  # fp16 scale (+ int8 zero point below 8 bits) per row or per group
-            fact.n_scales = fact.numel // group if group else fact.out_channels
+        if w_bits < 16:  # fp16 scale (+ int8 zero point below 8 bits) per row or per group of a row
+            rows = max(fact.out_channels, 1)
+            fact.n_scales = rows * ceil(fact.numel // rows / group) if group else fact.out_channels
             fact.ideal_scale_bytes = fact.n_scales * (2 + (1 if w_bits < 8 else 0))
         else:
             fact.n_scales, fact.ideal_scale_bytes = 0, 0
@@ -506,6 +592,21 @@ def _effective_flops(fact: WeightFact, uses: int, nonzero: list[int] | None) -> 
         per_row = fact.numel // max(fact.out_channels, 1)
         return uses * fact.out_channels * (2 * per_row - 1)
     return uses * sum(2 * nz - 1 for nz in nonzero if nz > 0)
+
+
+def _transposed_flops(
+    fact: WeightFact, work: _Contractions, macs_effective: int, *, bias: bool
+) -> tuple[int, int, int]:
+    """(dense, effective, bias adds) FLOPs of a transposed convolution, whose weight is
+    (C_in, C_out/groups, *K): every product is added into an output, an output's first
+    term needing no add (``contraction.conv``): dense 2*MACs - outputs, effective
+    2*macs_effective - the outputs of channels that still receive a term (an all-zero
+    weight column j leaves its outputs empty); bias: one add per output."""
+    dense = 2 * work.macs - work.outputs
+    columns = fact.shape[1] if len(fact.shape) > 1 else 1
+    live = 0 if fact.nonzero == 0 else work.outputs * (columns - fact.zero_columns) // columns
+    effective = 2 * macs_effective - live if fact.nonzero is not None else dense
+    return dense, effective, work.outputs if bias else 0
 
 
 MHA_OP = "nn.functional.multi_head_attention_forward"
@@ -604,16 +705,21 @@ def build_view(
     facts.count()
     sparsity = parse_sparsity(assume_sparsity) if assume_sparsity is not None else None
     check_bits(assume_bits)
-    contractions = _contractions(report)
+    homes = functional_homes(report, facts)
+    contractions = _contractions(report, facts, homes)
     row_uses = attention_row_uses(report, facts)
     moved_flops = _move_out_projections(contractions, row_uses, facts)
+    for record in report.ops:  # the FLOPs of matmuls counted at the submodule whose weight they use
+        if id(record) in homes:
+            moved_flops[homes[id(record)]] = moved_flops.get(homes[id(record)], 0) + record.cost.flops
+            moved_flops[record.module] = moved_flops.get(record.module, 0) - record.cost.flops
     layers: dict[str, LayerCompression] = {}
     unrecognised: list[str] = []
     weight_modules = set(facts.weights) | set(contractions)
     other_flops = 0
     for name, stats in report.modules.items():
         if name not in weight_modules:
-            other_flops += stats.own.flops
+            other_flops += stats.own.flops + moved_flops.get(name, 0)
     for name in report.modules:
         if name not in weight_modules:
             continue
@@ -623,6 +729,9 @@ def build_view(
         bits_spec = _bits_for(name, assume_bits)
         bits = parse_bits(bits_spec) if bits_spec else None
         weights = facts.weights.get(name, [])
+        tied = not weights and work.macs > 0 and bool(facts.tied.get(name))
+        if tied:  # a weight another module holds (and counts): its zeros still save MACs here
+            weights = facts.tied[name]
         if weights and (sparsity is not None or bits is not None):
             weights = [_assumed(f, sparsity, bits) for f in weights]
         layer = LayerCompression(
@@ -636,6 +745,11 @@ def build_view(
         bias = facts.bias_params.get(name, 0)
         bias_bits = (bits[0] if bits and bits[0] >= 16 else 32) if bits else facts.bias_bits.get(name, 32)
         layer.params = stats.own_params  # logical: finish() added the packed weights
+        parametrized = report.modules.get(f"{name}.parametrizations" if name else "parametrizations")
+        if parametrized is not None:  # the originals of its parametrized weights
+            layer.params += parametrized.params
+        other_bytes = facts.other_param_bytes.get(name, 0)  # norms, LSTM biases: at their dtype
+        bias_actual = facts.bias_bytes.get(name, bias * 4)
         if not weights:  # contractions of activations with activations (attention)
             layer.macs_effective = work.macs
             layer.weight_bits = layer.act_bits
@@ -643,6 +757,7 @@ def build_view(
             layer.contraction_ops_effective = work.flops
             layer.bops = work.macs * (layer.act_bits or 32) ** 2
             layer.compute_dtype = work.dtype
+            layer.bytes_actual = layer.bytes_ideal = bias_actual + other_bytes
             layers[name] = layer
             continue
         n_total = sum(f.numel for f in weights)
@@ -689,17 +804,30 @@ def build_view(
             bias_adds = work.flops - dense_flops
         else:
             uses = work.macs // n_total if n_total else 0
-            layer.macs_effective = uses * nz_total if nz_total is not None else work.macs
+            # macs_dense * nz / N, exact: R = MACs / N need not be whole (swin's attention
+            # holds a 169 x 3 bias table beside its contractions)
+            layer.macs_effective = work.macs * nz_total // n_total if nz_total is not None else work.macs
             dense_flops = sum(_effective_flops(f, uses, None) for f in weights)
             effective_flops = (
                 sum(_effective_flops(f, uses, f.row_nonzero) for f in weights) if known else dense_flops
             )
             bias_adds = uses * sum(f.out_channels for f in weights) if bias else 0
-        layer.contraction_ops_effective = effective_flops + bias_adds
+            if "ConvTranspose" in stats.type and len(weights) == 1 and work.outputs:
+                dense_flops, effective_flops, bias_adds = _transposed_flops(
+                    weights[0], work, layer.macs_effective, bias=bool(bias)
+                )
+        # + what the contraction ops do besides the weight contraction and its bias (an
+        # LSTM's gates and second bias, float gates around an int8 one): MicroNet's adds
+        side = work.flops if work.integer else max(0, work.flops - dense_flops - bias_adds)
+        layer.contraction_ops_effective = effective_flops + bias_adds + side
         layer.bias_params = bias
         if work.integer or (bits is not None and bits[1] <= 8 and bits[0] <= 8):
-            layer.int_ops_effective = effective_flops + bias_adds
-            layer.flops_effective = 0 if work.integer else own_flops - work.flops
+            # the float work left around an integer contraction (an int8 LSTM's gates, the
+            # float bias add torchao runs after ``_int_mm``) stays FLOPs; a bias add the
+            # integer kernel does itself (torch.ao) is integer work
+            float_bias = work.integer and own_flops > work.flops
+            layer.int_ops_effective = effective_flops + (0 if float_bias else bias_adds)
+            layer.flops_effective = own_flops if work.integer else own_flops - dense_flops - bias_adds
             layer.compute_dtype = "int8"
         else:
             layer.flops_effective = own_flops + effective_flops - dense_flops
@@ -709,15 +837,21 @@ def build_view(
         layer.ideal_format = ", ".join(sorted({fmt for _, fmt in value_bytes}))
         layer.weight_bytes_ideal = sum(b for b, _ in value_bytes) + sum(f.ideal_scale_bytes for f in weights)
         bias_bytes = ceil(bias * bias_bits / 8)
-        layer.bytes_ideal = layer.weight_bytes_ideal + bias_bytes
+        layer.bytes_ideal = layer.weight_bytes_ideal + bias_bytes + other_bytes
         layer.weight_bytes_actual = sum(f.storage_bytes + f.scale_bytes for f in weights)
-        layer.bytes_actual = layer.weight_bytes_actual + bias * 4
+        layer.bytes_actual = layer.weight_bytes_actual + bias_actual + other_bytes
+        if tied:  # counted (params, nonzeros, storage) at the module that holds the weight
+            layer.representation = f"tied ({layer.representation})"
+            layer.weight_params, layer.weight_nonzero, layer.nonzero_params = 0, 0, layer.params
+            layer.weight_bytes_actual = layer.weight_bytes_ideal = 0
+            layer.bytes_actual = bias_actual + other_bytes
+            layer.bytes_ideal = bias_bytes + other_bytes
         layers[name] = layer
     view = CompressionView(
         layers=layers,
         overhead={op: stats.cost for op, stats in getattr(report, "overhead", {}).items()},
         overhead_counted=bool(report.options.get("count_overhead", False)),
-        work_by_dtype=work_by_dtype(report),
+        work_by_dtype=work_by_dtype(report, facts),
         params=report.params,
         assumptions={
             k: v for k, v in (("sparsity", assume_sparsity), ("bits", assume_bits)) if v is not None
@@ -728,6 +862,18 @@ def build_view(
         _report=report,
     )
     view._other_flops = other_flops
-    layer_param_bytes = sum(layer.params for layer in layers.values())
-    view._other_param_bytes = max(0, report.params - layer_param_bytes) * 4
+    view._rehomed = set(homes)
+    view._module_param_bytes = {
+        name: (
+            facts.other_params.get(name, 0) + facts.bias_params.get(name, 0) * (name in facts.bias_bytes),
+            facts.other_param_bytes.get(name, 0) + facts.bias_bytes.get(name, 0),
+        )
+        for name in report.modules
+        if name not in layers and (name in facts.other_params or name in facts.bias_bytes)
+    }
+    counted = sum(count for count, _ in view._module_param_bytes.values())
+    layer_params = sum(layer.params for layer in layers.values())
+    view._other_param_bytes = sum(b for _, b in view._module_param_bytes.values()) + 4 * max(
+        0, report.params - layer_params - counted
+    )  # params no module's facts explain (TorchScript submodules): at 4 bytes
     return view

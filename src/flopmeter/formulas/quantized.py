@@ -10,7 +10,7 @@ count FLOPs the seed's way, like any float contraction.
 from __future__ import annotations
 
 from ..cost import Cost
-from . import contraction
+from . import contraction, recurrent
 
 
 def integer_matmul(m: int, k: int, n: int) -> Cost:
@@ -48,3 +48,33 @@ def semi_structured_matmul(outputs: int, k: int, *, bias: bool = False, floating
     the operands are integers."""
     cost = contraction.dot_products(outputs, k // 2, bias=bias)
     return cost if floating else Cost(macs=cost.macs, ptflops_macs=cost.ptflops_macs)
+
+
+def dynamic_recurrent(
+    mode: str,
+    tokens: int,
+    input_size: int,
+    hidden: int,
+    *,
+    layers: int,
+    directions: int,
+    bias: bool,
+    integer: bool,
+) -> Cost:
+    """A torch.ao dynamic quantized LSTM/GRU (``aten.quantized_lstm/gru``): the float
+    cell's formula (``recurrent.recurrent_step``) per token, layer and direction, layer
+    k > 0 reading ``hidden * directions`` features. With int8 weights the projections
+    are ``quantized.linear_dynamic`` work: integer MACs, 0 FLOPs for them (bias
+    included, as that op counts); the cell's gates stay float. fp16 weights: all float."""
+    total = Cost()
+    for layer in range(layers):
+        size_in = input_size if layer == 0 else hidden * directions
+        step = recurrent.recurrent_step(mode, size_in, hidden, bias=bias)
+        if integer:
+            step = Cost(
+                macs=step.macs,
+                flops=recurrent.CELL_POINTWISE[mode] * hidden,
+                ptflops_macs=step.ptflops_macs,
+            )
+        total += step.scaled(tokens * directions)
+    return total
