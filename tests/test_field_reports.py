@@ -2,6 +2,7 @@
 every test that document names exists."""
 
 import re
+import warnings
 from pathlib import Path
 
 import pytest
@@ -30,17 +31,54 @@ def test_complex_contraction_counts_complex_macs():
     assert report.unsupported_ops() == {}
 
 
-def test_sequence_first_rnn_takes_batch_size_from_the_caller():
-    """probe-1 D23: the leading dimension is the batch unless batch_size= says otherwise."""
+def test_sequence_first_rnn_reads_its_batch_at_dim_1():
+    """probe-1 D23, probe-3: a sequence-first GRU given (seq 10, batch 3, features 8) runs
+    3 sequences, as torch takes it: the batch is 3, not the leading 10."""
     gru = nn.GRU(8, 16)
-    x = torch.randn(10, 3, 8)  # (seq 10, batch 3, features 8)
-    assert flopmeter.profile(gru, x).batch_size == 10  # documented: the leading dimension
-    report = flopmeter.profile(gru, x, batch_size=3)
+    x = torch.randn(10, 3, 8)
+    report = flopmeter.profile(gru, x)
     # GRU per token: 3 gates * (8*16 + 16*16) = 1,152 MACs; 10 tokens * 3 sequences = 34,560
-    assert report.macs == 34_560
+    assert report.batch_size == 3 and report.macs == 34_560
     assert report.per_sample()["macs"] == 11_520  # 34,560 / 3
+    assert flopmeter.profile(gru, x, batch_size=10).batch_size == 10  # the caller's word wins
     first = flopmeter.profile(nn.GRU(8, 16, batch_first=True), torch.randn(3, 10, 8))
     assert first.batch_size == 3 and first.macs == 34_560
+
+
+def _encoder(**options):
+    layer = nn.TransformerEncoderLayer(8, 2, 16, **options)
+    return nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+
+
+@pytest.mark.parametrize(
+    "model, inputs, batch",
+    [
+        (nn.LSTM(8, 16), torch.randn(10, 3, 8), 3),  # (seq, batch, features)
+        (nn.MultiheadAttention(8, 2), (torch.randn(5, 3, 8),) * 3, 3),  # (L, N, E)
+        (_encoder(), torch.randn(5, 3, 8), 3),  # read first by layers.0.self_attn
+        (_encoder(norm_first=True), torch.randn(5, 3, 8), 3),  # read first by layers.0.norm1
+        (nn.Transformer(8, 2, 1, 1, 16), (torch.randn(5, 3, 8), torch.randn(4, 3, 8)), 3),
+        (_encoder(batch_first=True), torch.randn(3, 5, 8), 3),  # batch-first: the leading dim
+        # sequences of 3 and 1 tokens, packed: data is (4, 4), batch_sizes [2, 1, 1]
+        (nn.GRU(4, 8), (nn.utils.rnn.pack_padded_sequence(torch.randn(3, 2, 4), [3, 1]),), 2),
+        # the embedding reads the (seq 7, batch 3) ids first, not the LSTM: the leading dim
+        (nn.Sequential(nn.Embedding(10, 8), nn.LSTM(8, 8)), torch.zeros(7, 3, dtype=torch.long), 7),
+    ],
+    ids=[
+        "lstm",
+        "mha",
+        "encoder",
+        "encoder-norm-first",
+        "transformer",
+        "batch-first",
+        "packed",
+        "embedding-first",
+    ],
+)
+def test_the_batch_is_where_the_sequence_layer_reading_the_input_keeps_it(model, inputs, batch):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's nested-tensor advice for sequence-first layers
+        assert flopmeter.profile(model, inputs).batch_size == batch
 
 
 @pytest.mark.parametrize(
@@ -109,7 +147,7 @@ def test_only_a_torch_layer_taking_one_sample_makes_a_batch_of_one():
     mha = nn.MultiheadAttention(8, 2)
     x = torch.randn(7, 8)  # (L, E): one unbatched sequence
     assert flopmeter.profile(mha, (x, x, x)).batch_size == 1
-    assert flopmeter.profile(mha, (x[:, None].expand(7, 3, 8),) * 3).batch_size == 7  # (L, N, E): leading dim
+    assert flopmeter.profile(mha, (x[:, None].expand(7, 3, 8),) * 3).batch_size == 3  # (L, N, E): dim 1
 
 
 def test_the_unbatched_rule_follows_the_input_not_its_shape():

@@ -13,7 +13,7 @@ from torch.utils._pytree import tree_flatten
 
 from . import __version__
 from .aggregate import ModuleFormula, OpFormula, build_report
-from .batch import batch_before_the_run, one_unbatched_sample
+from .batch import batch_after_the_run, batch_before_the_run
 from .compression import classifier as overhead_classifier
 from .compression import finish as finish_compression
 from .compression import prepare as prepare_compression
@@ -193,8 +193,8 @@ def profile(
                 trace, computed = run(False), "values"
             except TraceFailure as second:
                 raise ModelError(_failure_message(model, second, args, kwargs)) from second.error
-        if batch_size is None and batch > 1 and one_unbatched_sample(trace, args, kwargs, walk):
-            batch = 1
+        if batch_size is None:
+            batch = batch_after_the_run(batch, trace, args, kwargs, walk)
         report = build_report(
             model,
             trace,

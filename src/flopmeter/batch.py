@@ -2,7 +2,9 @@
 
 The leading dimension of the first input tensor, except where torch itself takes the
 input otherwise: a torchvision detection model batches the list of (C, H, W) images it
-is given, and a torch layer given one unbatched sample gives it a batch of 1 itself.
+is given, a PackedSequence holds ``batch_sizes[0]`` sequences, a torch layer given one
+unbatched sample gives it a batch of 1 itself, and a sequence-first torch layer
+(``batch_first=False``) given a (seq, batch, features) input reads its batch at dim 1.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch import nn
+from torch.nn.utils.rnn import PackedSequence
 from torch.utils._pytree import tree_flatten
 
 from .tracing.model_walk import ModelWalk
@@ -31,6 +35,9 @@ def batch_before_the_run(walk: ModelWalk, args: tuple[Any, ...], kwargs: dict[st
             if not images:
                 raise ValueError("the batch is empty: the detection model was given a list of no images")
             return len(images)
+    packed = next((a for a in [*args, *kwargs.values()] if isinstance(a, PackedSequence)), None)
+    if packed is not None:  # its data is (all tokens, features); batch_sizes[0] sequences
+        return int(packed.batch_sizes[0])
     first = first_input(args, kwargs)
     if first is None:
         return 1
@@ -78,3 +85,56 @@ def one_unbatched_sample(
     if isinstance(module, torch.nn.RNNBase):
         return len(shape) == 2 and made in ((1, *shape), (shape[0], 1, shape[1]))
     return False
+
+
+def batch_after_the_run(
+    batch: int, trace: Trace, args: tuple[Any, ...], kwargs: dict[str, Any], walk: ModelWalk
+) -> int:
+    """``batch`` (from ``batch_before_the_run``) corrected by the layer that first read
+    the first input: 1 for one unbatched sample, dim 1 for a sequence-first layer."""
+    if batch > 1 and one_unbatched_sample(trace, args, kwargs, walk):
+        return 1
+    across = sequence_first_batch(trace, args, kwargs, walk)
+    return batch if across is None else across
+
+
+# torch layers whose batch_first=False (their default) puts the batch at dim 1
+_SEQUENCE_LAYERS = (
+    nn.RNNBase,
+    nn.MultiheadAttention,
+    nn.Transformer,
+    nn.TransformerEncoder,
+    nn.TransformerDecoder,
+    nn.TransformerEncoderLayer,
+    nn.TransformerDecoderLayer,
+)
+
+
+def sequence_first_batch(
+    trace: Trace, args: tuple[Any, ...], kwargs: dict[str, Any], walk: ModelWalk
+) -> int | None:
+    """The batch of a (seq, batch, features) first input that a sequence-first torch layer
+    reads itself (the op that first reads it runs inside that layer): its dim 1. None when
+    another layer or the model's own code reads it first, or the layer is batch-first."""
+    first = first_input(args, kwargs)
+    index = trace.first_input_event
+    if first is None or first.ndim != 3 or index is None or index >= len(trace.events):
+        return None
+    name: str | None = trace.events[index].module
+    while name is not None:  # the innermost enclosing sequence layer
+        module = walk.module(name)
+        if isinstance(module, _SEQUENCE_LAYERS):
+            return None if _batch_first(module) else int(first.shape[1])
+        name = name.rpartition(".")[0] if name else None
+    return None
+
+
+def _batch_first(layer: nn.Module) -> bool:
+    """A sequence layer's batch_first (a transformer layer keeps it in its attention)."""
+    if hasattr(layer, "batch_first"):
+        return bool(layer.batch_first)
+    if isinstance(layer, (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)):
+        return bool(layer.self_attn.batch_first)
+    if isinstance(layer, (nn.TransformerEncoder, nn.TransformerDecoder)) and len(layer.layers):
+        return _batch_first(layer.layers[0])
+    return True  # nothing says otherwise: keep the leading dimension
