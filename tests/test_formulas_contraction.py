@@ -41,6 +41,27 @@ class TestConv:
         assert cost.macs == 2_700  # 75*36
         assert cost.flops == 5_400  # 2*2,700 - 196 outputs + 196 bias adds
 
+    def test_transposed_outputs_no_product_reaches(self):
+        # ConvTranspose2d(4, 2, 3, stride=2, output_padding=1) on 1x4x5x5 -> 1x2x12x12: input
+        # i and tap j write row 2i + j, rows 0..10; row 11 (and column 11) get nothing
+        covered = contraction.transposed_conv_covered((1, 2, 12, 12), (5, 5), (3, 3), (2, 2), (0, 0), (1, 1))
+        assert covered == 242  # 2 channels * 11*11 reached (288 outputs - 46 on row/col 11)
+        cost = contraction.conv(
+            (1, 4, 5, 5), (4, 2, 3, 3), (1, 2, 12, 12), bias=False, transposed=True, covered=covered
+        )
+        assert cost.macs == 1_800  # 100 inputs * 2*9 weights
+        assert cost.flops == 3_358  # 2*1,800 - 242 (the old "every output" convention: 3,312)
+        biased = contraction.conv(
+            (1, 4, 5, 5), (4, 2, 3, 3), (1, 2, 12, 12), bias=True, transposed=True, covered=covered
+        )
+        assert biased.flops == 3_600  # + 242 bias adds; the 46 others are the bias alone
+        # stride 3 > kernel 2: rows 3i + j, j in {0, 1}, of 14 -> 10 reached per dim
+        assert (
+            contraction.transposed_conv_covered((1, 1, 14, 14), (5, 5), (2, 2), (3, 3), (0, 0), (1, 1)) == 100
+        )
+        # dilation 2, kernel 2, stride 1, padding 1 on 4: rows i - 1 + 2j -> -1..4 of 0..4, all 5
+        assert contraction.transposed_conv_covered((1, 1, 5), (4,), (2,), (1,), (1,), (2,)) == 5
+
 
 class TestMatmul:
     def test_seed_linear(self):

@@ -550,3 +550,23 @@ def test_instance_norm_module_between_reshapes_is_not_a_group_norm() -> None:
     # InstanceNorm over 2 planes of 18 with its affine: 2*(5*18 + 2) + 2*36 = 256; Mul 36, Add 36
     assert report.flops == 256 + 36 + 36  # 328
     assert report.params == 2 + 2 + 4 + 4  # its weight and bias, and the Mul's and Add's vectors
+
+
+def test_conv_transpose_counts_only_the_outputs_a_product_reaches():
+    """P3-O15: ConvTranspose 4->2, k3, stride 2, output_padding 1 on 1x4x5x5 gives 12x12
+    outputs, of which row and column 11 receive no product: 2*1,800 - 2*11*11 = 3,358
+    FLOPs, from the ONNX file and from PyTorch alike (it was 3,312: 2*MACs - every output)."""
+    import io
+
+    import torch
+
+    import flopmeter
+
+    conv = torch.nn.ConvTranspose2d(4, 2, 3, stride=2, output_padding=1, bias=False)
+    x = torch.randn(1, 4, 5, 5)
+    buffer = io.BytesIO()
+    torch.onnx.export(conv, (x,), buffer, dynamo=False, opset_version=17)
+    from_onnx = profile_onnx(onnx.load_from_string(buffer.getvalue()))
+    from_torch = flopmeter.profile(conv, x)
+    assert from_onnx.macs == from_torch.macs == 1_800  # 100 inputs * 2*9 weights
+    assert from_onnx.flops == from_torch.flops == 3_358

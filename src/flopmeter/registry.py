@@ -204,9 +204,31 @@ def _conv(event: OpEvent, options: CountOptions) -> Cost:
         else False
     )
     groups = int(event.arg(8, "groups", 1) or 1)
+    out = _out(event).shape
+    covered = None
+    if transposed:
+        spatial = len(w.shape) - 2
+        covered = contraction.transposed_conv_covered(
+            tuple(out),
+            tuple(x.shape[-spatial:]),
+            tuple(w.shape[2:]),
+            _per_dim(event.arg(3, "stride", 1), spatial, 1),
+            _per_dim(event.arg(4, "padding", 0), spatial, 0),
+            _per_dim(event.arg(5, "dilation", 1), spatial, 1),
+        )
     return contraction.conv(
-        x.shape, w.shape, _out(event).shape, bias=bias, transposed=transposed, groups=groups
+        x.shape, w.shape, out, bias=bias, transposed=transposed, groups=groups, covered=covered
     )
+
+
+def _per_dim(value: Any, dims: int, default: int) -> tuple[int, ...]:
+    """A conv's stride/padding/dilation argument as one int per spatial dim."""
+    if value is None:
+        return (default,) * dims
+    if isinstance(value, int):
+        return (value,) * dims
+    values = tuple(int(v) for v in value)
+    return values * dims if len(values) == 1 else values
 
 
 @formula("convolution_backward")

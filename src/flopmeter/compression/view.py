@@ -598,15 +598,22 @@ def _transposed_flops(
     fact: WeightFact, work: _Contractions, macs_effective: int, *, bias: bool
 ) -> tuple[int, int, int]:
     """(dense, effective, bias adds) FLOPs of a transposed convolution, whose weight is
-    (C_in, C_out/groups, *K): every product is added into an output, an output's first
-    term needing no add (``contraction.conv``): dense 2*MACs - outputs, effective
-    2*macs_effective - the outputs of channels that still receive a term (an all-zero
-    weight column j leaves its outputs empty); bias: one add per output."""
-    dense = 2 * work.macs - work.outputs
+    (C_in, C_out/groups, *K): every product is added into an output, the first term of
+    each of the R outputs it reaches needing no add (``contraction.conv``): dense
+    2*MACs - R, effective 2*macs_effective - the reached outputs of channels that still
+    receive a term (an all-zero weight column j leaves its outputs empty). R is read from
+    the traced FLOPs (an output_padding row receives nothing); with a bias each reached
+    output adds it and an unreached one is the bias alone, so the total is 2*MACs
+    (2*macs_effective) whatever R is, and the outputs stand in for it (integer kernels,
+    whose FLOPs are 0, too)."""
+    reached = work.outputs if bias or work.integer else 2 * work.macs - work.flops
+    dense = 2 * work.macs - reached
     columns = fact.shape[1] if len(fact.shape) > 1 else 1
-    live = 0 if fact.nonzero == 0 else work.outputs * (columns - fact.zero_columns) // columns
+    live = 0 if fact.nonzero == 0 else reached * (columns - fact.zero_columns) // columns
+    if bias:  # effective + bias adds = 2*macs_effective: a reached output adds its bias
+        live = reached  # as its last term, an output left with no term is the bias alone
     effective = 2 * macs_effective - live if fact.nonzero is not None else dense
-    return dense, effective, work.outputs if bias else 0
+    return dense, effective, reached if bias else 0
 
 
 MHA_OP = "nn.functional.multi_head_attention_forward"

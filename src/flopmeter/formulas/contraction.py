@@ -37,6 +37,7 @@ def conv(
     bias: bool,
     transposed: bool = False,
     groups: int = 1,
+    covered: int | None = None,
 ) -> Cost:
     """N-d convolution (1d/2d/3d, grouped, dilated, strided), batch included.
 
@@ -47,8 +48,11 @@ def conv(
     Transposed: weight is (C_i, C_o/groups, *K); each input element is multiplied by
     C_o/groups*prod(K) weights and scattered, so MACs = N*C_i*prod(in_spatial)*
     C_o/groups*prod(K). Every product is added into some output: the adds are
-    MACs - outputs (each output's first term needs no add), so FLOPs = 2*MACs -
-    outputs (+ outputs with bias), assuming every output receives a term.
+    MACs - R, R = the outputs that receive a term (each one's first term needs no add),
+    so FLOPs = 2*MACs - R, and 2*MACs with bias (one more add for each of those R; an
+    output no product reaches is the bias alone). ``covered``: R, when not every output
+    receives a term (``transposed_conv_covered``: output_padding, stride > kernel);
+    None for all of them.
     """
     out_elems = prod(output_shape)
     kernel = prod(weight_shape[2:])
@@ -59,9 +63,37 @@ def conv(
     out_per_group = weight_shape[1]
     batch, in_spatial = input_shape[0], prod(input_shape[2:])
     macs = batch * c_in * in_spatial * out_per_group * kernel
-    bias_adds = out_elems if bias else 0
-    flops = max(2 * macs - out_elems, 0) + bias_adds
-    return Cost(macs=macs, flops=flops, ptflops_macs=macs + bias_adds)
+    reached = out_elems if covered is None else covered
+    flops = 2 * macs if bias else max(2 * macs - reached, 0)
+    return Cost(macs=macs, flops=flops, ptflops_macs=macs + (out_elems if bias else 0))
+
+
+def transposed_conv_covered(
+    output_shape: tuple[int, ...],
+    input_spatial: tuple[int, ...],
+    kernel: tuple[int, ...],
+    stride: tuple[int, ...],
+    padding: tuple[int, ...],
+    dilation: tuple[int, ...],
+) -> int:
+    """How many outputs of a transposed conv receive at least one product. Along each
+    spatial dim, input i and kernel tap j write output i*stride - padding + j*dilation;
+    an output is reached when each of its coordinates is, so the count is N*C_o times
+    the product over dims of the positions in [0, out) that some (i, j) writes. With
+    output_padding (or stride > dilation*(kernel-1)+1) some positions get nothing:
+    ConvTranspose2d(k=3, s=2) on 5x5 with output_padding=1 writes rows 0..10 of 12."""
+    reached = prod(output_shape[:2])
+    spatial = output_shape[2:]
+    for length_out, length_in, k, s, p, d in zip(
+        spatial, input_spatial, kernel, stride, padding, dilation, strict=True
+    ):
+        if d == 1 and s <= k:  # each input's taps reach the next one's: one run of positions
+            first, last = -p, (length_in - 1) * s - p + k - 1
+            reached *= max(0, min(last, length_out - 1) - max(first, 0) + 1)
+        else:
+            written = {i * s - p + j * d for i in range(length_in) for j in range(k)}
+            reached *= sum(1 for o in written if 0 <= o < length_out)
+    return reached
 
 
 def matmul(batch: int, m: int, k: int, n: int, *, bias_adds: int = 0, extra_scalings: int = 0) -> Cost:

@@ -132,14 +132,55 @@ def _check_channels(event: OpEvent, x_shape: tuple[int, ...], expected: int) -> 
 @onnx_formula("ConvTranspose")
 def _conv_transpose(event: OpEvent, options: CountOptions) -> Cost:
     x, w = event.args[0], event.args[1]
+    out = tuple(_out(event).shape)
+    spatial = len(w.shape) - 2
+    kernel = tuple(w.shape[2:])
+    strides = tuple(_attr(event, "strides", None) or (1,) * spatial)
+    dilations = tuple(_attr(event, "dilations", None) or (1,) * spatial)
+    covered = contraction.transposed_conv_covered(
+        out,
+        tuple(x.shape[2:]),
+        kernel,
+        strides,
+        _transpose_pads_begin(event, tuple(x.shape[2:]), out[2:], kernel, strides, dilations),
+        dilations,
+    )
     return contraction.conv(
         x.shape,
         w.shape,
-        _out(event).shape,
+        out,
         bias=_input(event, 2) is not None,
         transposed=True,
         groups=int(_attr(event, "group", 1)),
+        covered=covered,
     )
+
+
+def _transpose_pads_begin(
+    event: OpEvent,
+    in_spatial: tuple[int, ...],
+    out_spatial: tuple[int, ...],
+    kernel: tuple[int, ...],
+    strides: tuple[int, ...],
+    dilations: tuple[int, ...],
+) -> tuple[int, ...]:
+    """The padding a ConvTranspose removes at the start of each dim: its ``pads`` (NOTSET),
+    else from the total padding (the ONNX spec: stride*(in-1) + output_padding +
+    (kernel-1)*dilation + 1 - out), of which SAME_UPPER puts the smaller half first and
+    SAME_LOWER, or a given ``output_shape``, the larger."""
+    auto_pad = _attr(event, "auto_pad", "NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    pads = _attr(event, "pads", None)
+    if auto_pad in ("NOTSET", "VALID") and _attr(event, "output_shape", None) is None:
+        return tuple(pads[: len(in_spatial)]) if pads else (0,) * len(in_spatial)
+    extra = tuple(_attr(event, "output_padding", None) or (0,) * len(in_spatial))
+    begins = []
+    for n_in, n_out, k, s, d, op in zip(
+        in_spatial, out_spatial, kernel, strides, dilations, extra, strict=True
+    ):
+        total = s * (n_in - 1) + op + (k - 1) * d + 1 - n_out
+        begins.append(total // 2 if auto_pad == "SAME_UPPER" else total - total // 2)
+    return tuple(begins)
 
 
 @onnx_formula("Gemm", MS + "QGemm")
