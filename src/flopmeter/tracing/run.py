@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from itertools import repeat
 from operator import attrgetter, is_, methodcaller
@@ -234,13 +234,21 @@ class WriteGuard:
         self._versions = []
 
 
-def kept_random_state() -> AbstractContextManager[None]:
+@contextmanager
+def kept_random_state(inputs: Any = None) -> Iterator[None]:
     """Random numbers a run draws (dropout in train mode, ``torch.randn_like`` in a
     forward, an LSTM run with values) come from a fork of torch's CPU generator and of
     every CUDA device's that is initialized: afterwards the user's random stream is as it
-    was, so profiling between ``torch.manual_seed`` and training changes no result."""
+    was, so profiling between ``torch.manual_seed`` and training changes no result. A
+    ``torch.Generator`` among ``inputs`` is put back too (a module's own: the guard)."""
     cuda = range(torch.cuda.device_count()) if torch.cuda.is_initialized() else ()
-    return torch.random.fork_rng(devices=cuda, device_type="cuda")
+    given = [g for g in tree_flatten(inputs)[0] if isinstance(g, torch.Generator)] if inputs else []
+    states = [g.get_state() for g in given]
+    try:
+        with torch.random.fork_rng(devices=cuda, device_type="cuda"):
+            yield
+    finally:
+        list(map(torch.Generator.set_state, given, states))
 
 
 @contextmanager
@@ -248,8 +256,9 @@ def undone(module: torch.nn.Module) -> Iterator[None]:
     """Run code outside a trace that may change ``module`` (evaluating a parametrized
     weight runs spectral_norm's power iteration, which writes ``_u`` and ``_v`` in
     train mode), then put the module back as it was: the model-state guard, with a
-    dispatch mode that saves each guarded tensor before its first write."""
-    with ModelStateGuard(module) as guard, SaveBeforeWrites(guard.writes):
+    dispatch mode that saves each guarded tensor before its first write; random draws
+    (a parametrization that samples a mask) come from a fork of torch's generators."""
+    with kept_random_state(), ModelStateGuard(module) as guard, SaveBeforeWrites(guard.writes):
         yield
 
 
@@ -408,7 +417,7 @@ def _run_once(
         # (or an earlier profile) left there would hide the weights' casts from this one
         torch.clear_autocast_cache()
     try:
-        with kept_random_state(), ModelStateGuard(model, walk) as guard, grad_mode, stack:
+        with kept_random_state((args, kwargs)), ModelStateGuard(model, walk) as guard, grad_mode, stack:
             if options.train is not None and not guard.all_in_mode(options.train):
                 model.train(options.train)
             # a meta model has no values to guard: no check per op
