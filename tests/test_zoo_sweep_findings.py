@@ -71,3 +71,27 @@ def test_evaluating_a_parametrized_weight_keeps_the_random_stream() -> None:
     report = flopmeter.profile(linear, x)
     assert torch.equal(torch.get_rng_state(), state)
     assert report.macs == 2 * 8 * 8  # 128: the mask multiply is overhead, not model MACs
+
+
+class TransposedAttention(torch.nn.Module):
+    """timm's cpubone: queries whose last dim is not contiguous (a conv's channels read as
+    (head_dim, tokens), then transposed), and the output transposed back and flattened."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q = x.transpose(-1, -2)  # (1, 3, 49, 32), strides (4704, 1568, 1, 49)
+        out = torch.nn.functional.scaled_dot_product_attention(q, q, q)
+        return out.transpose(-1, -2).reshape(1, -1)
+
+
+def test_attention_on_queries_with_a_strided_last_dim_is_laid_out_as_on_the_cpu() -> None:
+    # the CPU's fused kernel needs a last-dim stride of 1, so this runs the math path,
+    # whose output is contiguous: the flatten after the transpose copies, as a clone of
+    # 3 * 32 * 49 = 4,704 floats = 18,816 bytes read and written
+    x = torch.randn(1, 3, 32, 49)
+    shapes = flopmeter.profile(TransposedAttention(), x, shapes_only=True)
+    values = flopmeter.profile(TransposedAttention(), x, shapes_only=False)
+    for report in (shapes, values):
+        assert report.macs == 3 * 49 * 49 * 32 * 2  # QK^T and AV: 460,992
+        clone = report.by_operator()["aten.clone"]
+        assert (clone.calls, clone.cost.bytes_read, clone.cost.bytes_written) == (1, 18_816, 18_816)
+    assert (shapes.bytes_read, shapes.bytes_written) == (values.bytes_read, values.bytes_written)
