@@ -305,6 +305,9 @@ def snapshot(model: Any) -> dict[str, Any]:
 
     state: dict[str, Any] = {}
     for key, value in model.state_dict(keep_vars=True).items():
+        if not isinstance(value, torch.Tensor):  # packed params' dtype entries, extra state
+            state[f"state:{key}"] = repr(value)
+            continue
         state[f"state:{key}"] = (
             str(value.device),
             str(value.dtype),
@@ -575,18 +578,19 @@ def line(r: dict[str, Any]) -> str:
         "macs=fcm" if r["macs"] == r["fcm_macs"] else f"macs {r['macs']:,} fcm {r['fcm_macs']}",
         "same" if r["same_either_way"] else f"DIFFER {r['either_way']}",
         "untouched" if r["untouched"] else f"CHANGED {r['problems'][:2]}",
+        "" if r.get("same_bytes", True) else f"bytes differ {r['either_way']}",
         f"batch {r['batch']}"
         + ("" if r["batch"] == r["batch_expected"] else f" (expected {r['batch_expected']})"),
         "nz ok" if not r["compression"] else f"NZ {r['compression'][:2]}",
     ]
-    return f"{name:60} {r['computed']:6} " + " | ".join(flags)
+    return f"{name:60} {r['computed']:6} " + " | ".join(flag for flag in flags if flag)
 
 
 def summary(results: list[dict[str, Any]]) -> str:
     rows = [
         "| suite | tried | profiled | zero unsupported | MACs = FCM/2 | same either way | left untouched "
-        "| batch right | nonzeros right | skipped |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| batch right | nonzeros right | same bytes | skipped |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in results:
@@ -599,6 +603,7 @@ def summary(results: list[dict[str, Any]]) -> str:
             f"| {sum(r['macs'] == r['fcm_macs'] for r in ok)} | {sum(bool(r['same_either_way']) for r in ok)} "
             f"| {sum(bool(r.get('untouched')) for r in ran if 'untouched' in r)} "
             f"| {sum(r['batch'] == r['batch_expected'] for r in ok)} | {sum(not r['compression'] for r in ok)} "
+            f"| {sum(r.get('same_bytes', True) for r in ok)} "
             f"| {len(members) - len(ran)} |"
         )
     return "\n".join(rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 import flopmeter
@@ -95,3 +96,82 @@ def test_attention_on_queries_with_a_strided_last_dim_is_laid_out_as_on_the_cpu(
         clone = report.by_operator()["aten.clone"]
         assert (clone.calls, clone.cost.bytes_read, clone.cost.bytes_written) == (1, 18_816, 18_816)
     assert (shapes.bytes_read, shapes.bytes_written) == (values.bytes_read, values.bytes_written)
+
+
+class Annotated(torch.nn.Module):
+    """A forward annotated for torch.profiler, as training code and nn.DataParallel do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autograd.profiler.record_function("block"):
+            return self.linear(x)
+
+
+def test_profiler_annotations_are_not_unsupported_ops() -> None:
+    x = torch.randn(2, 4)
+    for model in (Annotated(), torch.nn.DataParallel(torch.nn.Linear(4, 3))):
+        for shapes_only in (True, False):
+            report = flopmeter.profile(model, x, shapes_only=shapes_only)
+            assert report.unsupported_ops() == {}
+            assert report.macs == 2 * 4 * 3  # 24
+
+
+class KeyCache:
+    """A key cache a decode step extends (as transformers' DynamicCache.update does)."""
+
+    def __init__(self, keys: torch.Tensor) -> None:
+        self.keys = keys
+
+    def update(self, new: torch.Tensor) -> torch.Tensor:
+        self.keys = torch.cat([self.keys, new], dim=1)
+        return self.keys
+
+
+class DecodeStep(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.key = torch.nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor, cache: KeyCache) -> torch.Tensor:
+        keys = cache.update(self.key(x))  # (1, n + 1, 8)
+        return x @ keys.transpose(1, 2)  # (1, 1, n + 1)
+
+
+def test_a_cache_given_as_an_input_is_left_as_it_was() -> None:
+    keys = torch.randn(1, 5, 8)
+    cache = KeyCache(keys)
+    model, x = DecodeStep(), torch.randn(1, 1, 8)
+    for shapes_only in (None, True, False, None):
+        report = flopmeter.profile(model, {"x": x, "cache": cache}, shapes_only=shapes_only)
+        # key projection 8*8 = 64, scores over 5 + 1 keys: 6*8 = 48, so 112 every time
+        assert report.macs == 64 + 48, shapes_only
+        assert cache.keys is keys  # not extended, no meta tensor left in it
+    assert model(x, cache).shape == (1, 1, 6)  # the caller's cache still works
+
+
+def test_a_transformers_cache_is_left_as_it_was() -> None:
+    transformers = pytest.importorskip("transformers")
+    config = transformers.LlamaConfig(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=100,
+    )
+    torch.manual_seed(0)
+    model = transformers.LlamaForCausalLM(config).eval()
+    with torch.no_grad():
+        cache = model(torch.randint(0, 100, (1, 12)), use_cache=True).past_key_values
+    step = {"input_ids": torch.randint(0, 100, (1, 1)), "past_key_values": cache, "use_cache": True}
+    # per layer: q, o 64*64 + k, v 64*32 = 12,288; MLP 3*64*128 = 24,576; attention over
+    # 12 + 1 keys: 4 heads * 13 * 16 * 2 = 1,664; two layers + lm_head 64*100 = 83,456
+    for shapes_only in (None, True, False):
+        assert flopmeter.profile(model, step, shapes_only=shapes_only).macs == 83_456
+        assert cache.get_seq_length() == 12
+    with torch.no_grad():
+        model(**step)  # a meta tensor left in the cache would fail here
+    assert cache.get_seq_length() == 13

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from copy import deepcopy
 from dataclasses import dataclass, field
 from itertools import repeat
 from operator import attrgetter, is_, methodcaller
@@ -359,6 +360,8 @@ def trace_model(
     with exclusive(model):  # the walk and the run see one state of the model
         walk = walk if walk is not None else ModelWalk(model)
         options = _RunOptions(backward, train, custom_types, shapes_only)
+        if _holds_objects((args, kwargs)):  # a KV cache: the run updates its own copy
+            args, kwargs = _own_copy(args, kwargs, walk)
         if not shapes_only or _holds_objects((args, kwargs)) or expects_attention(walk.kinds):
             # a run with values runs once; inputs a first run could change (a cache object)
             # are not given to one that may be thrown away (attention_watch.py)
@@ -378,6 +381,18 @@ def _holds_objects(inputs: Any) -> bool:
         not isinstance(leaf, torch.Tensor) and type(leaf) not in PLAIN_TYPES
         for leaf in tree_flatten(inputs)[0]
     )
+
+
+def _own_copy(args: tuple[Any, ...], kwargs: dict[str, Any], walk: ModelWalk) -> tuple[Any, Any]:
+    """A deep copy of inputs that hold objects, for one run: a decode step extends the
+    caller's KV cache, and a shapes-only run would leave meta tensors in it. The model's
+    own modules, parameters and buffers stay shared; inputs that cannot be copied (a
+    non-leaf tensor needing grad) run as they are."""
+    memo: dict[int, Any] = {id(item): item for item in (*walk.modules, *walk.parameters, *walk.buffers)}
+    try:
+        return deepcopy((args, kwargs), memo)
+    except Exception:  # noqa: BLE001 - any object's own __deepcopy__ may refuse
+        return args, kwargs
 
 
 @dataclass
