@@ -175,3 +175,19 @@ def test_a_transformers_cache_is_left_as_it_was() -> None:
     with torch.no_grad():
         model(**step)  # a meta tensor left in the cache would fail here
     assert cache.get_seq_length() == 13
+
+
+def test_a_mapping_of_keyword_inputs_is_taken_as_a_dict() -> None:
+    """transformers' tokenizers return a BatchEncoding (a UserDict), which users pass on."""
+    from collections import UserDict
+
+    class Keywords(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = torch.nn.Linear(4, 3)
+
+        def forward(self, x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+            return self.linear(x) * scale
+
+    report = flopmeter.profile(Keywords(), UserDict({"x": torch.randn(2, 4), "scale": 2.0}))
+    assert (report.macs, report.batch_size) == (2 * 4 * 3, 2)  # 24 MACs for 2 rows
