@@ -191,3 +191,24 @@ def test_a_mapping_of_keyword_inputs_is_taken_as_a_dict() -> None:
 
     report = flopmeter.profile(Keywords(), UserDict({"x": torch.randn(2, 4), "scale": 2.0}))
     assert (report.macs, report.batch_size) == (2 * 4 * 3, 2)  # 24 MACs for 2 rows
+
+
+SEEN_KEYS: list[int] = []  # outside the model: what each call of ``Watched`` attended to
+
+
+class Watched(DecodeStep):
+    def forward(self, x: torch.Tensor, cache: KeyCache) -> torch.Tensor:
+        out = super().forward(x, cache)
+        SEEN_KEYS.append(out.shape[-1])
+        return out
+
+
+def test_every_timed_decode_step_sees_the_cache_it_was_given() -> None:
+    keys = torch.randn(1, 5, 8)
+    cache = KeyCache(keys)
+    SEEN_KEYS.clear()
+    flopmeter.benchmark(
+        Watched(), {"x": torch.randn(1, 1, 8), "cache": cache}, warmup=2, repeat=3, per_module=True
+    )
+    assert SEEN_KEYS and set(SEEN_KEYS) == {6}  # 5 cached keys + 1 new, in every run
+    assert cache.keys is keys

@@ -360,9 +360,9 @@ def trace_model(
     with exclusive(model):  # the walk and the run see one state of the model
         walk = walk if walk is not None else ModelWalk(model)
         options = _RunOptions(backward, train, custom_types, shapes_only)
-        if _holds_objects((args, kwargs)):  # a KV cache: the run updates its own copy
-            args, kwargs = _own_copy(args, kwargs, walk)
-        if not shapes_only or _holds_objects((args, kwargs)) or expects_attention(walk.kinds):
+        if holds_objects((args, kwargs)):  # a KV cache: the run updates its own copy
+            args, kwargs = own_copy(args, kwargs, (*walk.modules, *walk.parameters, *walk.buffers))
+        if not shapes_only or holds_objects((args, kwargs)) or expects_attention(walk.kinds):
             # a run with values runs once; inputs a first run could change (a cache object)
             # are not given to one that may be thrown away (attention_watch.py)
             return _run_once(model, args, kwargs, walk, options, whole_functions=True)
@@ -373,7 +373,7 @@ def trace_model(
         return _run_once(model, args, kwargs, walk, options, whole_functions=True)
 
 
-def _holds_objects(inputs: Any) -> bool:
+def holds_objects(inputs: Any) -> bool:
     """Whether the inputs hold something other than tensors, numbers, strings and None in
     lists, tuples and dicts (which a shapes-only run rebuilds, so a run cannot change the
     caller's)."""
@@ -383,12 +383,12 @@ def _holds_objects(inputs: Any) -> bool:
     )
 
 
-def _own_copy(args: tuple[Any, ...], kwargs: dict[str, Any], walk: ModelWalk) -> tuple[Any, Any]:
+def own_copy(args: tuple[Any, ...], kwargs: dict[str, Any], shared: tuple[Any, ...]) -> tuple[Any, Any]:
     """A deep copy of inputs that hold objects, for one run: a decode step extends the
-    caller's KV cache, and a shapes-only run would leave meta tensors in it. The model's
-    own modules, parameters and buffers stay shared; inputs that cannot be copied (a
-    non-leaf tensor needing grad) run as they are."""
-    memo: dict[int, Any] = {id(item): item for item in (*walk.modules, *walk.parameters, *walk.buffers)}
+    caller's KV cache, and a shapes-only run would leave meta tensors in it. ``shared``
+    (the model's modules, parameters and buffers) is not copied; inputs that cannot be
+    copied (a non-leaf tensor needing grad) run as they are."""
+    memo: dict[int, Any] = {id(item): item for item in shared}
     try:
         return deepcopy((args, kwargs), memo)
     except Exception:  # noqa: BLE001 - any object's own __deepcopy__ may refuse
