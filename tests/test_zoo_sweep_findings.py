@@ -212,3 +212,25 @@ def test_every_timed_decode_step_sees_the_cache_it_was_given() -> None:
     )
     assert SEEN_KEYS and set(SEEN_KEYS) == {6}  # 5 cached keys + 1 new, in every run
     assert cache.keys is keys
+
+
+class BroadcastPermuted(torch.nn.Module):
+    """torchvision mvit's relative positions: a permuted tensor broadcast against another,
+    then flattened. The CPU lays the sum out after its inputs' strides, not contiguous."""
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        total = x.permute(2, 0, 1)[..., None] + y  # (4, 2, 3, 1) + (4, 2, 1, 5), strides (5, 60, 20, 1)
+        return total.reshape(8, 15)
+
+
+def test_a_broadcast_sum_of_permuted_inputs_is_laid_out_as_on_the_cpu() -> None:
+    # (4, 2, 3, 5) is not contiguous on the CPU, so the reshape copies it: a clone of
+    # 4 * 2 * 3 * 5 = 120 floats = 480 bytes read and written, in both modes
+    inputs = (torch.randn(2, 3, 4), torch.randn(4, 2, 1, 5))
+    shapes = flopmeter.profile(BroadcastPermuted(), inputs, shapes_only=True)
+    values = flopmeter.profile(BroadcastPermuted(), inputs, shapes_only=False)
+    for report in (shapes, values):
+        clone = report.by_operator()["aten.clone"]
+        assert (clone.calls, clone.cost.bytes_read, clone.cost.bytes_written) == (1, 480, 480)
+        assert report.flops == 120  # one add per output element
+    assert (shapes.bytes_read, shapes.bytes_written) == (values.bytes_read, values.bytes_written)
