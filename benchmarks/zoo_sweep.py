@@ -17,7 +17,8 @@ Each model, one thread, random weights:
    kernel (FCM counts contractions only: mm, bmm, conv, SDPA; it misses LSTM/GRU cells,
    some einsum paths and MoE expert products, so a difference is a lead, not a verdict);
 3. ``shapes_only=True`` and ``shapes_only=False`` give the same macs, flops, params,
-   batch_size (a shapes-only run that needs values and raises is noted, not failed);
+   batch_size (a shapes-only run that needs values and raises is noted, not failed), and
+   bytes read and written (their own column: a layout difference on meta shows there);
 4. the model is left as it was after the three profiles: every state_dict tensor's bytes
    and device, every tensor held in a module's ``__dict__`` (none on meta), every hook
    dict, every training flag and requires_grad, torch's CPU random state and grad mode;
