@@ -26,7 +26,7 @@ from .tracing.modules import exclusive, take_turns, uncompiled
 from .tracing.recorder import gc_paused
 from .tracing.run import Trace, TraceFailure, trace_model
 
-Inputs = torch.Tensor | tuple[Any, ...] | list[Any] | dict[str, Any]
+Inputs = torch.Tensor | tuple[Any, ...] | list[Any] | Mapping[str, Any]
 
 _OP_FORMULAS: dict[str, OpFormula] = {}
 _MODULE_FORMULAS: dict[type, ModuleFormula] = {}
@@ -259,7 +259,7 @@ def _resolve_inputs(
         return (inputs,), {}
     if isinstance(inputs, (tuple, list)):
         return tuple(inputs), {}
-    if isinstance(inputs, dict):
+    if isinstance(inputs, Mapping):  # a dict, or a tokenizer's BatchEncoding (a UserDict)
         if not all(isinstance(k, str) for k in inputs):
             raise TypeError("a dict of inputs must map argument names (str) to values")
         return (), dict(inputs)

@@ -56,6 +56,14 @@ VIEW_OPS = frozenset(
 )
 # Complex conjugation and negation are lazy views (a bit on the tensor) until resolved.
 VIEW_OPS |= frozenset({"aten._conj", "aten._neg_view"})
+# torch.profiler's annotations (``record_function``, nn.DataParallel's forward): no work at all.
+VIEW_OPS |= frozenset(
+    {
+        "profiler._record_function_enter",
+        "profiler._record_function_enter_new",
+        "profiler._record_function_exit",
+    }
+)
 
 # No FLOPs, but memory is read and/or written: copies, gathers, fills, padding.
 DATA_OPS = frozenset(

@@ -19,7 +19,7 @@ from .api import Inputs, _model_device, _resolve_inputs, profile
 from .hardware import Hardware
 from .report import Report
 from .roofline import Roofline, roofline
-from .tracing.run import ModelStateGuard, SaveBeforeWrites, kept_random_state
+from .tracing.run import ModelStateGuard, SaveBeforeWrites, holds_objects, kept_random_state, own_copy
 
 Progress = Callable[[str, int, int], None]
 
@@ -117,20 +117,26 @@ def time_calls(
     repeat: int,
     progress: Progress | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    setup: Callable[[], Any] | None = None,
 ) -> list[float]:
     """Run ``call`` ``warmup`` times untimed, then ``repeat`` times timed (seconds each).
-    On the CPU each run is timed with ``clock`` (wall time by default)."""
+    On the CPU each run is timed with ``clock`` (wall time by default). ``setup`` runs
+    before each run, untimed."""
     if warmup < 1:
         raise ValueError(f"warmup must be at least 1 (a cold first run is not a timing), got {warmup}")
     if repeat < 1:
         raise ValueError(f"repeat must be at least 1, got {repeat}")
     for index in range(warmup):
+        if setup is not None:
+            setup()
         call()
         if progress:
             progress("warm-up", index + 1, warmup)
     _synchronize(device)
     times = []
     for index in range(repeat):
+        if setup is not None:
+            setup()
         if device.type == "cuda":
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
@@ -240,9 +246,12 @@ def _one(
         report = profile(model, kwargs if kwargs else args)
     with kept_random_state(), ModelStateGuard(model) as guard, torch.no_grad():
         model.eval()
+        call, setup = _calls(model, args, kwargs)
         with SaveBeforeWrites(guard.writes):  # one more untimed run: copies what the forward
-            model(*args, **kwargs)  # writes (a step counter), which the guard puts back
-        times = time_calls(lambda: model(*args, **kwargs), device, warmup, repeat, progress)
+            if setup is not None:  # writes (a step counter), which the guard puts back
+                setup()
+            call()
+        times = time_calls(call, device, warmup, repeat, progress, setup=setup)
         timing = Timing(report.batch_size, times, warmup, device.type, report.flops, hardware)
         if hardware is not None:
             timing.estimate = roofline(report, hardware)
@@ -250,6 +259,27 @@ def _one(
             timing.per_module, with_hooks = _time_modules(model, args, kwargs, device, warmup, repeat)
             timing.hook_overhead = max(with_hooks - timing.median, 0.0)
     return timing
+
+
+def _calls(
+    model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[Callable[[], Any], Callable[[], Any] | None]:
+    """The call to time and what to do before each run: inputs holding objects (a KV
+    cache a decode step extends) are copied afresh, untimed, so every run sees the
+    inputs it was given and the caller's are left as they were."""
+    if not holds_objects((args, kwargs)):
+        return lambda: model(*args, **kwargs), None
+    shared = (*model.modules(), *model.parameters(), *model.buffers())
+    current = [(args, kwargs)]
+
+    def setup() -> None:
+        current[0] = own_copy(args, kwargs, shared)
+
+    def call() -> Any:
+        call_args, call_kwargs = current[0]
+        return model(*call_args, **call_kwargs)
+
+    return call, setup
 
 
 def _profile_mixed(model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Report:
@@ -317,7 +347,8 @@ def _time_modules(
 
     handles = [register_module_forward_pre_hook(pre), register_module_forward_hook(post, always_call=True)]
     try:
-        whole = time_calls(lambda: model(*args, **kwargs), device, warmup, repeat, after)
+        call, setup = _calls(model, args, kwargs)
+        whole = time_calls(call, device, warmup, repeat, after, setup=setup)
     finally:
         for handle in handles:
             handle.remove()

@@ -181,7 +181,7 @@ def _choice_key(call: dict[str, Any]) -> tuple[Any, ...] | None:
     ]
     for name, value in sorted(call.items()):
         if isinstance(value, torch.Tensor):
-            key.append((name, tuple(value.shape), value.dtype, value.requires_grad))
+            key.append((name, tuple(value.shape), value.dtype, value.requires_grad, _unit_last_stride(value)))
         elif type(value) in PLAIN_TYPES:
             key.append((name, value))
         else:
@@ -189,11 +189,17 @@ def _choice_key(call: dict[str, Any]) -> tuple[Any, ...] | None:
     return tuple(key)
 
 
+def _unit_last_stride(tensor: torch.Tensor) -> bool:
+    """Whether the last dim has stride 1 (torch's check before a fused kernel)."""
+    return not tensor.ndim or tensor.stride(-1) == 1
+
+
 def _ask_cpu_would_fuse(call: dict[str, Any]) -> bool:
 
     def stand_in(value: Any) -> Any:
         if isinstance(value, torch.Tensor) and value.ndim:
-            base = torch.empty(value.shape[-1], dtype=value.dtype)
+            # the fused kernels need a last-dim stride of 1: a stand-in has it when the value has
+            base = torch.empty(value.shape[-1], 1 if _unit_last_stride(value) else 2, dtype=value.dtype)[:, 0]
             if value.requires_grad and torch.is_grad_enabled():
                 base.requires_grad_(True)
             return base.expand(value.shape)

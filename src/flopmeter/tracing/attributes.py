@@ -30,7 +30,8 @@ class AttributeSnapshot:
 
     ``tensors``: each tensor held in a module's ``__dict__`` directly, in one of those
     containers (parameters and buffers live in ``_parameters`` / ``_buffers``) or in a
-    tuple, once. ``holds_objects``: whether some module holds a tensor or a
+    tuple, once; the state of each ``torch.Generator`` held there is put back by
+    ``restore``. ``holds_objects``: whether some module holds a tensor or a
     ``torch.ScriptObject`` (a packed weight) directly in a plain attribute.
     """
 
@@ -71,6 +72,8 @@ class AttributeSnapshot:
         held = [*direct, *items, *self._values, *chain.from_iterable(saved for _, saved in self._lists)]
         tensors = list(compress(held, map(isinstance, held, repeat(torch.Tensor))))
         self.tensors: list[torch.Tensor] = list(dict(zip(map(id, tensors), tensors, strict=True)).values())
+        # a module's own random generators (noise injection): a run's draws are undone
+        self._generators = [(g, g.get_state()) for g in held if isinstance(g, torch.Generator)]
 
     def swap_in(self) -> None:
         """Give every module a copy of its ``__dict__`` to run with (the same entries),
@@ -87,6 +90,8 @@ class AttributeSnapshot:
         containers held there that changed (compared by identity: ``==`` on tensors
         would compare values), touching nothing else."""
         list(map(_SET_DICT, self._modules, repeat("__dict__"), self._dicts))
+        for generator, state in self._generators:
+            generator.set_state(state)
         if any(self._empty):
             for container in self._empty:
                 if container:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import torch
+from torch._prims_common import compute_elementwise_output_strides
 
 if TYPE_CHECKING:
     from .recorder import _OpFacts
@@ -107,7 +108,12 @@ def fast_meta(op: _OpFacts, args: tuple[Any, ...], tensors: list[torch.Tensor], 
             return _empty_like(first, dtype)
         if first.shape == shape:
             return torch.empty_like(first, dtype=dtype, device="meta")
-        return torch.empty(shape, dtype=dtype, device="meta")
+        if all(t.is_contiguous() for t in tensors):
+            return torch.empty(shape, dtype=dtype, device="meta")
+        # broadcast from other layouts: TensorIterator lays the result out after the
+        # inputs' strides (a permuted input gives a permuted sum), as torch's refs compute
+        strides = compute_elementwise_output_strides(*(t.expand(shape) for t in tensors))
+        return torch.empty_strided(shape, strides, dtype=dtype, device="meta")
     if name in ("mm", "addmm") and len(tensors) in (2, 3):
         a, b = tensors[-2], tensors[-1]
         if a.ndim == 2 and b.ndim == 2 and a.shape[1] == b.shape[0]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext
+from copy import deepcopy
 from dataclasses import dataclass, field
 from itertools import repeat
 from operator import attrgetter, is_, methodcaller
@@ -234,13 +235,21 @@ class WriteGuard:
         self._versions = []
 
 
-def kept_random_state() -> AbstractContextManager[None]:
+@contextmanager
+def kept_random_state(inputs: Any = None) -> Iterator[None]:
     """Random numbers a run draws (dropout in train mode, ``torch.randn_like`` in a
     forward, an LSTM run with values) come from a fork of torch's CPU generator and of
     every CUDA device's that is initialized: afterwards the user's random stream is as it
-    was, so profiling between ``torch.manual_seed`` and training changes no result."""
+    was, so profiling between ``torch.manual_seed`` and training changes no result. A
+    ``torch.Generator`` among ``inputs`` is put back too (a module's own: the guard)."""
     cuda = range(torch.cuda.device_count()) if torch.cuda.is_initialized() else ()
-    return torch.random.fork_rng(devices=cuda, device_type="cuda")
+    given = [g for g in tree_flatten(inputs)[0] if isinstance(g, torch.Generator)] if inputs else []
+    states = [g.get_state() for g in given]
+    try:
+        with torch.random.fork_rng(devices=cuda, device_type="cuda"):
+            yield
+    finally:
+        list(map(torch.Generator.set_state, given, states))
 
 
 @contextmanager
@@ -248,8 +257,9 @@ def undone(module: torch.nn.Module) -> Iterator[None]:
     """Run code outside a trace that may change ``module`` (evaluating a parametrized
     weight runs spectral_norm's power iteration, which writes ``_u`` and ``_v`` in
     train mode), then put the module back as it was: the model-state guard, with a
-    dispatch mode that saves each guarded tensor before its first write."""
-    with ModelStateGuard(module) as guard, SaveBeforeWrites(guard.writes):
+    dispatch mode that saves each guarded tensor before its first write; random draws
+    (a parametrization that samples a mask) come from a fork of torch's generators."""
+    with kept_random_state(), ModelStateGuard(module) as guard, SaveBeforeWrites(guard.writes):
         yield
 
 
@@ -350,7 +360,9 @@ def trace_model(
     with exclusive(model):  # the walk and the run see one state of the model
         walk = walk if walk is not None else ModelWalk(model)
         options = _RunOptions(backward, train, custom_types, shapes_only)
-        if not shapes_only or _holds_objects((args, kwargs)) or expects_attention(walk.kinds):
+        if holds_objects((args, kwargs)):  # a KV cache: the run updates its own copy
+            args, kwargs = own_copy(args, kwargs, (*walk.modules, *walk.parameters, *walk.buffers))
+        if not shapes_only or holds_objects((args, kwargs)) or expects_attention(walk.kinds):
             # a run with values runs once; inputs a first run could change (a cache object)
             # are not given to one that may be thrown away (attention_watch.py)
             return _run_once(model, args, kwargs, walk, options, whole_functions=True)
@@ -361,7 +373,7 @@ def trace_model(
         return _run_once(model, args, kwargs, walk, options, whole_functions=True)
 
 
-def _holds_objects(inputs: Any) -> bool:
+def holds_objects(inputs: Any) -> bool:
     """Whether the inputs hold something other than tensors, numbers, strings and None in
     lists, tuples and dicts (which a shapes-only run rebuilds, so a run cannot change the
     caller's)."""
@@ -369,6 +381,18 @@ def _holds_objects(inputs: Any) -> bool:
         not isinstance(leaf, torch.Tensor) and type(leaf) not in PLAIN_TYPES
         for leaf in tree_flatten(inputs)[0]
     )
+
+
+def own_copy(args: tuple[Any, ...], kwargs: dict[str, Any], shared: tuple[Any, ...]) -> tuple[Any, Any]:
+    """A deep copy of inputs that hold objects, for one run: a decode step extends the
+    caller's KV cache, and a shapes-only run would leave meta tensors in it. ``shared``
+    (the model's modules, parameters and buffers) is not copied; inputs that cannot be
+    copied (a non-leaf tensor needing grad) run as they are."""
+    memo: dict[int, Any] = {id(item): item for item in shared}
+    try:
+        return deepcopy((args, kwargs), memo)
+    except Exception:  # noqa: BLE001 - any object's own __deepcopy__ may refuse
+        return args, kwargs
 
 
 @dataclass
@@ -408,7 +432,7 @@ def _run_once(
         # (or an earlier profile) left there would hide the weights' casts from this one
         torch.clear_autocast_cache()
     try:
-        with kept_random_state(), ModelStateGuard(model, walk) as guard, grad_mode, stack:
+        with kept_random_state((args, kwargs)), ModelStateGuard(model, walk) as guard, grad_mode, stack:
             if options.train is not None and not guard.all_in_mode(options.train):
                 model.train(options.train)
             # a meta model has no values to guard: no check per op
