@@ -1,4 +1,4 @@
-"""Probe-3 findings in LLM mode (P3-L ids in probe3-llm.md): each test failed before its fix."""
+"""Probe-3 findings in LLM mode (P3-L ids in docs/probe-3/llm.md): each test failed before its fix."""
 
 import pytest
 import torch

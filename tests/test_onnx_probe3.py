@@ -1,4 +1,4 @@
-"""Probe-3 findings on ONNX files (probe3-onnx.md): each test failed before its fix."""
+"""Probe-3 findings on ONNX files (docs/probe-3/onnx.md): each test failed before its fix."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Findings of the probe-3 zoo sweep (probe3-zoo.md), each with the case that showed it."""
+"""Findings of the probe-3 zoo sweep (docs/probe-3/zoo.md), each with the case that showed it."""
 
 from __future__ import annotations
 
