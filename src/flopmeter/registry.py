@@ -20,6 +20,7 @@ from typing import Any
 from .cost import Cost
 from .formulas import attention as attn
 from .formulas import contraction, detection, elementwise, normalization, pooling, quantized, recurrent
+from .formulas import losses as loss_formulas
 from .tracing.events import OpEvent, TensorMeta
 
 
@@ -717,6 +718,7 @@ _ELEMENTWISE_ALIASES = {
     "subtract": "sub",
     "special_erf": "erf",
     "xlogy": "mul",
+    "sgn": "sign",
 }
 
 
@@ -1242,8 +1244,19 @@ def _roi_align(event: OpEvent, options: CountOptions) -> Cost:
     return detection.roi_align(rois, channels, bins, ratio * ratio if ratio > 0 else 1)
 
 
+def _roi_align_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """torchvision._roi_align_backward(grad (K, C, PH, PW), rois, spatial_scale, PH, PW,
+    batch_size, C, H, W, sampling_ratio, aligned): S as in the forward."""
+    grad = event.arg(0, "grad")
+    ratio = int(event.arg(9, "sampling_ratio", -1))
+    return detection.roi_align_backward(
+        grad.shape[0], grad.shape[1], grad.shape[2] * grad.shape[3], ratio * ratio if ratio > 0 else 1
+    )
+
+
 _HANDLERS["torchvision.nms"] = _nms
 _HANDLERS["torchvision.roi_align"] = _roi_align
+_HANDLERS["torchvision._roi_align_backward"] = _roi_align_backward
 
 
 # ------------------------------------------------------------------ indexed writes
@@ -1331,3 +1344,87 @@ def _data_work(event: OpEvent) -> Cost:
 
 
 formula(*_ALWAYS_ACCUMULATE)(lambda event, options: _indexed_write(event))
+
+
+# ------------------------------------------------------------------------------- losses
+def _reduction(event: OpEvent, index: int) -> int:
+    return int(event.arg(index, "reduction", loss_formulas.MEAN))
+
+
+@formula("nll_loss_forward", "nll_loss2d_forward", "nll_loss", "nll_loss2d")
+def _nll_loss(event: OpEvent, options: CountOptions) -> Cost:
+    """(self, target, weight, reduction, ignore_index): one sample per target element."""
+    return loss_formulas.nll_loss(
+        event.arg(1, "target").numel, _reduction(event, 3), weighted=_tensor(event, 2, "weight") is not None
+    )
+
+
+@formula("nll_loss_backward", "nll_loss2d_backward")
+def _nll_loss_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """(grad_output, self, target, weight, reduction, ignore_index, total_weight)."""
+    return loss_formulas.nll_loss_backward(
+        event.arg(2, "target").numel, _reduction(event, 4), weighted=_tensor(event, 3, "weight") is not None
+    )
+
+
+@formula(
+    "mse_loss", "huber_loss", "smooth_l1_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits"
+)
+def _pointwise_loss(event: OpEvent, options: CountOptions) -> Cost:
+    """(self, target, ...): elements = the broadcast of input and target."""
+    name = op_key(event.op).removeprefix("aten.")
+    x, target = event.args[0], event.arg(1, "target")
+    elements = prod(_broadcast_shape([x.shape, target.shape]))
+    per = loss_formulas.LOSS_PER_ELEMENT[name]
+    weighted = False
+    if name == "smooth_l1_loss" and float(event.arg(3, "beta", 1.0)) == 0.0:
+        per = loss_formulas.SMOOTH_L1_BETA_ZERO
+    elif name == "binary_cross_entropy":
+        weighted = _tensor(event, 2, "weight") is not None
+    elif name == "binary_cross_entropy_with_logits":
+        weighted = _tensor(event, 2, "weight") is not None
+        per += loss_formulas.POS_WEIGHT_PER_ELEMENT if _tensor(event, 3, "pos_weight") is not None else 0
+    reduction_at = {"binary_cross_entropy": 3, "binary_cross_entropy_with_logits": 4}.get(name, 2)
+    return loss_formulas.pointwise_loss(elements, per, _reduction(event, reduction_at), weighted=weighted)
+
+
+@formula(*loss_formulas.LOSS_BACKWARD_PER_ELEMENT)
+def _pointwise_loss_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """(grad_output, self, target, ...) -> the input's gradient."""
+    name = event.op.removeprefix("aten.")
+    weighted = name == "binary_cross_entropy_backward" and _tensor(event, 3, "weight") is not None
+    return loss_formulas.pointwise_loss_backward(
+        _out_numel(event),
+        loss_formulas.LOSS_BACKWARD_PER_ELEMENT[name],
+        _reduction(event, 4 if name == "binary_cross_entropy_backward" else 3),
+        weighted=weighted,
+    )
+
+
+@formula(
+    "upsample_nearest1d_backward",
+    "upsample_nearest2d_backward",
+    "upsample_nearest3d_backward",
+    "_upsample_nearest_exact1d_backward",
+    "_upsample_nearest_exact2d_backward",
+    "_upsample_nearest_exact3d_backward",
+)
+def _upsample_nearest_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """(grad_output, output_size, input_size, scales...): sums of the copied gradients."""
+    out_sizes = tuple(int(s) for s in event.arg(1, "output_size"))
+    input_size = tuple(int(s) for s in event.arg(2, "input_size"))
+    dims = len(out_sizes)
+    names = {1: ["scales"], 2: ["scales_h", "scales_w"], 3: ["scales_d", "scales_h", "scales_w"]}[dims]
+    scales = [event.arg(3 + d, name) for d, name in enumerate(names)]
+    exact = "exact" in event.op
+    hit = tuple(
+        loss_formulas.nearest_sources(size_in, size_out, scales[d], exact=exact)
+        for d, (size_in, size_out) in enumerate(zip(input_size[-dims:], out_sizes, strict=True))
+    )
+    return loss_formulas.upsample_nearest_backward(prod(input_size[:-dims]), out_sizes, hit)
+
+
+@formula("logit")
+def _logit(event: OpEvent, options: CountOptions) -> Cost:
+    """log(x / (1 - x)): sub, div, log = 3 per element; eps clamps x first (+2)."""
+    return elementwise.pointwise(_out_numel(event), 3 if event.arg(1, "eps") is None else 5)
