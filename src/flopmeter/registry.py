@@ -672,14 +672,42 @@ _INTERPOLATION = {
 
 @formula(*_INTERPOLATION)
 def _interpolate(event: OpEvent, options: CountOptions) -> Cost:
-    return pooling.interpolate(_out_numel(event), _INTERPOLATION[event.op.removeprefix("aten.")])
+    name = event.op.removeprefix("aten.")
+    if name.endswith("_aa"):
+        return _antialiased(event, _INTERPOLATION[name])
+    return pooling.interpolate(_out_numel(event), _INTERPOLATION[name])
 
 
-@formula("grid_sampler_2d", "grid_sampler")
+def _antialiased(event: OpEvent, mode: str) -> Cost:
+    """_upsample_{bilinear,bicubic}2d_aa(input, output_size, align_corners, scales_h,
+    scales_w): the scale per dimension as torch computes it (area_pixel_compute_scale)."""
+    x, out = event.args[0], _out(event)
+    in_sizes, out_sizes = tuple(x.shape[-2:]), tuple(out.shape[-2:])
+    align_corners = bool(event.arg(2, "align_corners", False))
+    given = (event.arg(3, "scales_h"), event.arg(4, "scales_w"))
+    scales = []
+    for size_in, size_out, scale in zip(in_sizes, out_sizes, given, strict=True):
+        if align_corners:
+            scales.append((size_in - 1) / (size_out - 1) if size_out > 1 else 0.0)
+        else:
+            scales.append(1.0 / scale if scale else size_in / max(size_out, 1))
+    return pooling.antialiased_interpolate(prod(x.shape[:-2]), in_sizes, out_sizes, tuple(scales), mode)
+
+
+@formula("grid_sampler_2d", "grid_sampler", "grid_sampler_3d")
 def _grid_sample(event: OpEvent, options: CountOptions) -> Cost:
+    """grid_sampler(input, grid (N, *out, d), interpolation_mode, padding_mode,
+    align_corners): per output element the interpolation of its mode (0 bilinear or
+    trilinear, 1 nearest, 2 bicubic) as ``interpolate`` counts it; per grid point the
+    un-normalising of its d coordinates, 3 each ((x + 1) * size - 1) / 2), shared by the
+    channels. The padding modes' clamps and reflections are not counted."""
+    grid = event.arg(1, "grid")
+    coordinates = grid.shape[-1]
     mode = int(event.arg(2, "interpolation_mode", 0))
-    per_output = {0: 9, 1: 0, 2: 35}.get(mode, 9) + 4  # bilinear/nearest/bicubic + unnormalising x, y
-    return Cost(flops=_out_numel(event) * per_output)
+    linear = "trilinear" if coordinates == 3 else "bilinear"
+    name = {0: linear, 1: "nearest", 2: "bicubic"}.get(mode, linear)
+    interpolation = pooling.interpolate(_out_numel(event), name)
+    return Cost(flops=interpolation.flops + grid.numel * pooling.GRID_UNNORMALIZE_PER_COORDINATE)
 
 
 # ------------------------------------------------------------------ elementwise, reductions
@@ -812,7 +840,8 @@ def _cumulative(event: OpEvent, options: CountOptions) -> Cost:
     x = event.args[0]
     dim = int(event.arg(1, "dim", 0)) % max(x.ndim, 1)
     length = x.shape[dim] if x.ndim else 1
-    return elementwise.cumulative(x.numel // max(length, 1), length)
+    per_step = elementwise.LOGADDEXP if event.op == "aten.logcumsumexp" else 1
+    return elementwise.cumulative(x.numel // max(length, 1), length, per_step=per_step)
 
 
 @formula("_softmax", "softmax", "_log_softmax", "log_softmax", "_safe_softmax")
@@ -827,11 +856,13 @@ def _softmax(event: OpEvent, options: CountOptions) -> Cost:
 def _sort(event: OpEvent, options: CountOptions) -> Cost:
     """Comparison sorts: n*ceil(log2 n) comparisons per row (an estimate, documented)."""
     x = event.args[0]
-    dim = int(event.arg(1, "dim", -1) if event.op != "aten.topk" else event.arg(2, "dim", -1)) % max(
-        x.ndim, 1
-    )
-    length = x.shape[dim] if x.ndim else 1
-    rows = x.numel // max(length, 1)
+    if event.op in ("aten.median", "aten.nanmedian") and event.arg(1, "dim") is None:
+        rows, length = 1, x.numel  # the median of the whole tensor
+    else:
+        dim_at = 2 if event.op in ("aten.topk", "aten.kthvalue") else 1  # after k
+        dim = int(event.arg(dim_at, "dim", -1)) % max(x.ndim, 1)
+        length = x.shape[dim] if x.ndim else 1
+        rows = x.numel // max(length, 1)
     return Cost(flops=rows * length * ceil(log2(length)) if length > 1 else 0)
 
 
@@ -848,13 +879,17 @@ def _gather(event: OpEvent, options: CountOptions) -> Cost:
     return Cost(bytes_read=out.nbytes + indices, bytes_written=out.nbytes, weight_bytes=weight)
 
 
-@formula("embedding_bag", "_embedding_bag")
+@formula("embedding_bag", "_embedding_bag", "_embedding_bag_forward_only")
 def _embedding_bag(event: OpEvent, options: CountOptions) -> Cost:
+    """Per bag of n rows of width D: (n-1)*D adds (sum, mean) or comparisons (max); mean
+    divides D more; per_sample_weights (sum only) multiply every gathered row: n*D."""
     indices, out = event.args[1], _out(event)
     mode = int(event.arg(4, "mode", 0))  # 0 sum, 1 mean, 2 max: one op per gathered element
+    weighted = _tensor(event, 6, "per_sample_weights") is not None
     return Cost(
         flops=max(indices.numel - (out.numel // max(out.shape[-1], 1)), 0) * out.shape[-1]
         + (out.numel if mode == 1 else 0)
+        + (indices.numel * out.shape[-1] if weighted else 0)
     )
 
 
