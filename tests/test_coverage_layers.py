@@ -329,3 +329,57 @@ class TestProbe4Audit:
         assert flops_of(sample, torch.randn(1, 2, 4, 4, 4), torch.rand(1, 3, 3, 3, 3) * 2 - 1) == 1_377
         nearest = Fn(lambda x, g: nn.functional.grid_sample(x, g, mode="nearest", align_corners=False))
         assert flops_of(nearest, torch.randn(1, 2, 4, 4), torch.rand(1, 3, 3, 2)) == 54  # coordinates only
+
+
+class TestProbe4Backward:
+    """Backward (and a few forward) ops a training step of common layers ran without a
+    formula (probe-4): hand counts on x = 1x2x6x6 (72 elements)."""
+
+    X = torch.randn(1, 2, 6, 6)
+
+    def op(self, fn, op: str, *, backward: bool = True) -> int:
+        class Scaled(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.p = nn.Parameter(torch.ones(1))
+
+            def forward(self, x):
+                return fn(x * self.p).sum()
+
+        report = flopmeter.profile(Scaled(), self.X, backward=backward)
+        assert report.unsupported_ops() == {}, report.unsupported_ops()
+        return report.by_operator()[op].cost.flops
+
+    def test_interpolation_backward(self):
+        up = lambda mode: lambda x: nn.functional.interpolate(x, scale_factor=2, mode=mode)  # noqa: E731
+        # 2 planes of 12x12 = 288 output gradients, each adds w*g to its 4 (bilinear) or 16
+        # (bicubic) cells: 2 per cell
+        assert self.op(up("bilinear"), "aten.upsample_bilinear2d_backward") == 288 * 8
+        assert self.op(up("bicubic"), "aten.upsample_bicubic2d_backward") == 288 * 32
+
+    def test_antialiased_backward(self):
+        # 6 -> 3 bilinear antialias: scale 2, support 2, taps 3, 4, 3 per dimension.
+        # forward: sum(2t - 1) = 17; width pass 6 rows * 17 + height pass 3 * 17 = 153 per plane
+        # backward: sum(2t) = 20; 6 * 20 + 3 * 20 = 180 per plane; 2 planes each
+        aa = lambda x: nn.functional.interpolate(x, size=(3, 3), mode="bilinear", antialias=True)  # noqa: E731
+        assert self.op(aa, "aten._upsample_bilinear2d_aa") == 306
+        assert self.op(aa, "aten._upsample_bilinear2d_aa_backward") == 360
+
+    def test_pool_backward_and_fractional(self):
+        # 2 planes * 3x3 = 18 output gradients, each added at its argmax
+        assert (
+            self.op(lambda x: nn.functional.adaptive_max_pool2d(x, 3), "aten.adaptive_max_pool2d_backward")
+            == 18
+        )
+        frac = lambda x: nn.functional.fractional_max_pool2d(x, 2, output_size=3)  # noqa: E731
+        assert self.op(frac, "aten.fractional_max_pool2d") == 54  # 18 outputs * (4 - 1)
+        assert self.op(frac, "aten.fractional_max_pool2d_backward") == 18
+
+    def test_glu_prelu_backward_and_cdist(self):
+        # glu over dim 1: 36 output gradients * (sigmoid 3 + 1 + 4) = 288
+        assert self.op(lambda x: nn.functional.glu(x, 1), "aten.glu_backward") == 288
+        # prelu: 72 elements * (compare, g or w*g, x*g) = 216
+        prelu = lambda x: nn.functional.prelu(x, torch.tensor([0.2]))  # noqa: E731
+        assert self.op(prelu, "aten._prelu_kernel_backward") == 216
+        # cdist of 2 batches of 6 points in 6-d: 72 pairs * (6 sub + 6 square + 5 adds + sqrt) = 1,296
+        assert self.op(lambda x: torch.cdist(x[0], x[0]), "aten._cdist_forward", backward=False) == 1_296

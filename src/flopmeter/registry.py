@@ -649,6 +649,17 @@ def _adaptive_avg(event: OpEvent, options: CountOptions) -> Cost:
     return _adaptive(event, "avg")
 
 
+@formula("fractional_max_pool2d", "fractional_max_pool3d")
+def _fractional_max_pool(event: OpEvent, options: CountOptions) -> Cost:
+    """(self, kernel_size, output_size, random_samples): a max over a full window per
+    output; the pseudo-random window positions are not FLOPs."""
+    dims = 3 if event.op.endswith("3d") else 2
+    x = event.args[0]
+    return pooling.max_pool(
+        _out_numel(event), _window(event.arg(1, "kernel_size"), dims), input_elements=x.numel
+    )
+
+
 @formula("adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d")
 def _adaptive_max(event: OpEvent, options: CountOptions) -> Cost:
     return _adaptive(event, "max")
@@ -680,18 +691,46 @@ def _interpolate(event: OpEvent, options: CountOptions) -> Cost:
 
 def _antialiased(event: OpEvent, mode: str) -> Cost:
     """_upsample_{bilinear,bicubic}2d_aa(input, output_size, align_corners, scales_h,
-    scales_w): the scale per dimension as torch computes it (area_pixel_compute_scale)."""
-    x, out = event.args[0], _out(event)
-    in_sizes, out_sizes = tuple(x.shape[-2:]), tuple(out.shape[-2:])
-    align_corners = bool(event.arg(2, "align_corners", False))
-    given = (event.arg(3, "scales_h"), event.arg(4, "scales_w"))
+    scales_w) and its backward (grad_output, output_size, input_size, align_corners,
+    scales_h, scales_w): the scale per dimension as torch computes it
+    (area_pixel_compute_scale)."""
+    backward = event.op.endswith("_backward")
+    if backward:
+        input_size = tuple(int(v) for v in event.arg(2, "input_size"))
+        planes, in_sizes = prod(input_size[:-2]), input_size[-2:]
+        out_sizes = tuple(event.args[0].shape[-2:])
+    else:
+        x = event.args[0]
+        planes, in_sizes, out_sizes = prod(x.shape[:-2]), tuple(x.shape[-2:]), tuple(_out(event).shape[-2:])
+    at = 3 if backward else 2
+    align_corners = bool(event.arg(at, "align_corners", False))
+    given = (event.arg(at + 1, "scales_h"), event.arg(at + 2, "scales_w"))
     scales = []
     for size_in, size_out, scale in zip(in_sizes, out_sizes, given, strict=True):
         if align_corners:
             scales.append((size_in - 1) / (size_out - 1) if size_out > 1 else 0.0)
         else:
             scales.append(1.0 / scale if scale else size_in / max(size_out, 1))
-    return pooling.antialiased_interpolate(prod(x.shape[:-2]), in_sizes, out_sizes, tuple(scales), mode)
+    return pooling.antialiased_interpolate(
+        planes, in_sizes, out_sizes, tuple(scales), mode, backward=backward
+    )
+
+
+@formula("_upsample_bilinear2d_aa_backward", "_upsample_bicubic2d_aa_backward")
+def _antialiased_backward(event: OpEvent, options: CountOptions) -> Cost:
+    return _antialiased(event, "bicubic" if "bicubic" in event.op else "bilinear")
+
+
+@formula(
+    "upsample_linear1d_backward",
+    "upsample_bilinear2d_backward",
+    "upsample_trilinear3d_backward",
+    "upsample_bicubic2d_backward",
+)
+def _interpolate_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """Each output gradient adds its weighted share to each of the cells it read."""
+    mode = event.op.removeprefix("aten.upsample_").removesuffix("_backward")[:-2]
+    return Cost(flops=event.args[0].numel * pooling.INTERPOLATION_BACKWARD_PER_OUTPUT[mode])
 
 
 @formula("grid_sampler_2d", "grid_sampler", "grid_sampler_3d")
@@ -951,7 +990,14 @@ def _embedding_backward(event: OpEvent, options: CountOptions) -> Cost:
     return Cost(flops=event.args[0].numel)
 
 
-@formula("max_pool2d_with_indices_backward", "max_pool3d_with_indices_backward")
+@formula(
+    "max_pool2d_with_indices_backward",
+    "max_pool3d_with_indices_backward",
+    "adaptive_max_pool2d_backward",
+    "adaptive_max_pool3d_backward",
+    "fractional_max_pool2d_backward",
+    "fractional_max_pool3d_backward",
+)
 def _max_pool_backward(event: OpEvent, options: CountOptions) -> Cost:
     """Each output gradient is added at its argmax: 1 add per output-gradient element."""
     return Cost(flops=event.args[0].numel)
@@ -1463,3 +1509,28 @@ def _upsample_nearest_backward(event: OpEvent, options: CountOptions) -> Cost:
 def _logit(event: OpEvent, options: CountOptions) -> Cost:
     """log(x / (1 - x)): sub, div, log = 3 per element; eps clamps x first (+2)."""
     return elementwise.pointwise(_out_numel(event), 3 if event.arg(1, "eps") is None else 5)
+
+
+@formula("glu_backward")
+def _glu_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """glu(x) = a * s, s = sigmoid(b): per output gradient g, s (3), g*s for a (1) and
+    g*a*s*(1 - s) for b (1 subtract, 3 multiplies): 8."""
+    return elementwise.pointwise(event.args[0].numel, 8)
+
+
+@formula("_prelu_kernel_backward")
+def _prelu_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """Per element: x > 0 (1), grad_input g or w*g (1), the weight's share x*g (1): 3;
+    summing the shares per channel is a separate op."""
+    return elementwise.pointwise(event.args[1].numel, 3)
+
+
+@formula("_cdist_forward")
+def _cdist(event: OpEvent, options: CountOptions) -> Cost:
+    """(x1 (..., P, M), x2 (..., R, M), p, compute_mode): per pair M subtracts, M
+    |d|^p (1 each), M-1 adds, and the p-th root (none for p = 0, 1, inf): 3M - 1 + root."""
+    x1 = event.args[0]
+    m = x1.shape[-1]
+    p = float(event.arg(2, "p", 2.0))
+    root = 0 if p in (0.0, 1.0, float("inf")) else 1
+    return Cost(flops=_out_numel(event) * (max(3 * m - 1, 0) + root) if m else 0)

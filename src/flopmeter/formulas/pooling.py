@@ -68,6 +68,11 @@ INTERPOLATION_PER_OUTPUT = {
 GRID_UNNORMALIZE_PER_COORDINATE = 3
 
 
+# The backward of interpolation: each output gradient g adds w*g to each of its taps
+# (1 multiply + 1 add per tap); linear 2 taps, bilinear 4, trilinear 8, bicubic 16.
+INTERPOLATION_BACKWARD_PER_OUTPUT = {"linear": 4, "bilinear": 8, "trilinear": 16, "bicubic": 32}
+
+
 def interpolate(outputs: int, mode: str) -> Cost:
     """Resampling to ``outputs`` elements. ptflops counts one MAC per output element."""
     return Cost(flops=outputs * INTERPOLATION_PER_OUTPUT[mode], ptflops_macs=outputs)
@@ -94,13 +99,21 @@ def antialias_taps(in_size: int, out_size: int, scale: float, interp_size: int) 
 
 
 def antialiased_interpolate(
-    planes: int, in_sizes: tuple[int, ...], out_sizes: tuple[int, ...], scales: tuple[float, ...], mode: str
+    planes: int,
+    in_sizes: tuple[int, ...],
+    out_sizes: tuple[int, ...],
+    scales: tuple[float, ...],
+    mode: str,
+    *,
+    backward: bool = False,
 ) -> Cost:
     """``antialias=True`` resampling: separable passes, the last dimension first; each
     output of a pass is a weighted sum of its taps (taps multiplies + taps-1 adds). A
     dimension whose size does not change is not resampled. (The weights, computed once
     per output index and shared by every plane and row, are not counted, as for the
-    plain modes.) ptflops counts one MAC per output element."""
+    plain modes.) The backward runs the passes transposed: each output gradient of a pass
+    adds its weighted share to each of its taps, 2*taps. ptflops counts one MAC per output
+    element."""
     current = list(in_sizes)
     flops = 0
     for dim in reversed(range(len(in_sizes))):
@@ -109,5 +122,5 @@ def antialiased_interpolate(
         taps = antialias_taps(in_sizes[dim], out_sizes[dim], scales[dim], ANTIALIAS_INTERP_SIZE[mode])
         current[dim] = out_sizes[dim]
         rows = prod(current) // out_sizes[dim]  # the other dimensions at this pass
-        flops += rows * sum(2 * t - 1 for t in taps if t > 0)
+        flops += rows * sum(2 * t - (0 if backward else 1) for t in taps if t > 0)
     return Cost(flops=planes * flops, ptflops_macs=planes * prod(out_sizes))
