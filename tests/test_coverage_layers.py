@@ -383,3 +383,8 @@ class TestProbe4Backward:
         assert self.op(prelu, "aten._prelu_kernel_backward") == 216
         # cdist of 2 batches of 6 points in 6-d: 72 pairs * (6 sub + 6 square + 5 adds + sqrt) = 1,296
         assert self.op(lambda x: torch.cdist(x[0], x[0]), "aten._cdist_forward", backward=False) == 1_296
+        # pdist of 6 points in 6-d (x[0, 0]): 15 pairs * 18 = 270; p = 1 takes no root: 15 * 17 = 255
+        assert self.op(lambda x: nn.functional.pdist(x[0, 0]), "aten._pdist_forward", backward=False) == 270
+        assert (
+            self.op(lambda x: nn.functional.pdist(x[0, 0], p=1), "aten._pdist_forward", backward=False) == 255
+        )

@@ -1525,12 +1525,13 @@ def _prelu_backward(event: OpEvent, options: CountOptions) -> Cost:
     return elementwise.pointwise(event.args[1].numel, 3)
 
 
-@formula("_cdist_forward")
+@formula("_cdist_forward", "_pdist_forward")
 def _cdist(event: OpEvent, options: CountOptions) -> Cost:
-    """(x1 (..., P, M), x2 (..., R, M), p, compute_mode): per pair M subtracts, M
-    |d|^p (1 each), M-1 adds, and the p-th root (none for p = 0, 1, inf): 3M - 1 + root."""
+    """cdist(x1 (..., P, M), x2 (..., R, M), p, compute_mode) and pdist(x (N, M), p), one
+    distance per output: per pair M subtracts, M |d|^p (1 each), M-1 adds, and the p-th
+    root (none for p = 0, 1, inf): 3M - 1 + root."""
     x1 = event.args[0]
     m = x1.shape[-1]
-    p = float(event.arg(2, "p", 2.0))
+    p = float(event.arg(1 if event.op == "aten._pdist_forward" else 2, "p", 2.0))
     root = 0 if p in (0.0, 1.0, float("inf")) else 1
     return Cost(flops=_out_numel(event) * (max(3 * m - 1, 0) + root) if m else 0)
