@@ -296,6 +296,8 @@ class TestProbe4Audit:
         # 8x8 -> 2x2 bilinear antialias: support 1 * scale 4 = 4, each output reads 6 cells per
         # dimension. Width pass 8 rows * 2 * (2*6-1) = 176, height pass 2 * 2 * 11 = 44: 220
         assert pooling.antialias_taps(8, 2, 4.0, 2) == [6, 6]
+        vec = Fn(lambda x: torch.ops.aten._upsample_bilinear2d_aa.vec(x, None, False, [0.25, 0.25]))
+        assert flops_of(vec, torch.randn(1, 1, 8, 8)) == 220  # the scale_factors overload alike
         down = Fn(lambda x: nn.functional.interpolate(x, size=(2, 2), mode="bilinear", antialias=True))
         assert flops_of(down, torch.randn(1, 1, 8, 8)) == 220
         # 3x3 -> 6x6 bicubic antialias: taps 2,3,3,3,3,2 per dimension, sum of (2t-1) = 26;

@@ -705,6 +705,8 @@ def _antialiased(event: OpEvent, mode: str) -> Cost:
     at = 3 if backward else 2
     align_corners = bool(event.arg(at, "align_corners", False))
     given = (event.arg(at + 1, "scales_h"), event.arg(at + 2, "scales_w"))
+    if isinstance(given[0], (list, tuple)):  # the .vec overload: (..., scale_factors)
+        given = (given[0][0], given[0][1])
     scales = []
     for size_in, size_out, scale in zip(in_sizes, out_sizes, given, strict=True):
         if align_corners:
