@@ -65,8 +65,8 @@ ACTIVATIONS = [
     (nn.Hardsigmoid(), 4),
     (nn.SiLU(), 4),
     (nn.Mish(), 5),
-    (nn.Softplus(), 3),
-    (nn.Softplus(beta=2.0), 5),
+    (nn.Softplus(), 4),  # threshold compare, exp, add, log
+    (nn.Softplus(beta=2.0), 6),  # + multiply, divide by beta
     (nn.GELU(), 5),
     (nn.GELU(approximate="tanh"), 9),
     (nn.LogSigmoid(), 4),
@@ -255,3 +255,138 @@ def test_dropout_in_training_costs_two_flops_per_element_on_every_path():
 
     fused = flopmeter.profile(Fused(), x, train=True)
     assert fused.operators["aten.native_dropout"].cost.flops == 2 * 96  # = 192
+
+
+class TestProbe4Audit:
+    """Ops whose count disagreed with its own stated convention (probe-4, P4-F*)."""
+
+    def test_kthvalue_and_whole_tensor_median(self):
+        x = torch.randn(3, 5)
+        # kthvalue(x, k=2, dim=1): 3 rows of 5, 5*ceil(log2 5) = 15 each: 45 (k was read as dim: 30)
+        assert flops_of(Fn(lambda x: torch.kthvalue(x, 2, 1)), x) == 45
+        # median() of all 15 values: 15*ceil(log2 15) = 60 (had been 3 rows of 5: 45)
+        assert flops_of(Fn(lambda x: x.median()), x) == 60
+        assert flops_of(Fn(lambda x: x.nanmedian()), x) == 60
+        assert flops_of(Fn(lambda x: x.median(1)), x) == 45  # 3 rows of 5
+
+    def test_embedding_bag_modes(self):
+        weight, ids, offsets = torch.randn(10, 4), torch.tensor([1, 2, 3, 4, 5, 6]), torch.tensor([0, 2])
+        bag = lambda mode, **kw: Fn(lambda w: nn.functional.embedding_bag(ids, w, offsets, mode=mode, **kw))  # noqa: E731
+        # 2 bags (2 and 4 rows) of width 4: (6 - 2) * 4 = 16 adds / comparisons
+        assert flops_of(bag("sum"), weight) == 16
+        assert flops_of(bag("max"), weight) == 16
+        assert flops_of(bag("mean"), weight) == 24  # + 2 bags * 4 divides
+        # per_sample_weights multiply each of the 6 gathered rows: 16 + 6*4 = 40
+        assert flops_of(bag("sum", per_sample_weights=torch.rand(6)), weight) == 40
+        # with grad the op is _embedding_bag (without: _embedding_bag_forward_only), same count
+        training = flopmeter.profile(nn.EmbeddingBag(10, 4, mode="sum"), (ids, offsets), backward=True)
+        assert training.by_operator()["aten._embedding_bag"].cost.flops == 16
+
+    def test_softplus_counts_its_threshold_compare(self):
+        # beta*x > threshold ? x : log(1 + exp(x)): compare, exp, add, log = 4 per element
+        assert flops_of(nn.Softplus(), torch.randn(3, 4)) == 48
+        assert flops_of(nn.Softplus(beta=2.0), torch.randn(3, 4)) == 72  # + multiply, divide
+
+    def test_logcumsumexp_is_a_logaddexp_per_step(self):
+        # 3 rows of 5: 4 steps of max, sub, abs, neg, exp, log1p, add (7) = 3*4*7 = 84
+        assert flops_of(Fn(lambda x: torch.logcumsumexp(x, 1)), torch.randn(3, 5)) == 84
+        assert flops_of(Fn(lambda x: torch.cumsum(x, 1)), torch.randn(3, 5)) == 12  # 3 * 4 adds
+
+    def test_antialiased_interpolation_reads_every_tap(self):
+        # 8x8 -> 2x2 bilinear antialias: support 1 * scale 4 = 4, each output reads 6 cells per
+        # dimension. Width pass 8 rows * 2 * (2*6-1) = 176, height pass 2 * 2 * 11 = 44: 220
+        assert pooling.antialias_taps(8, 2, 4.0, 2) == [6, 6]
+        vec = Fn(lambda x: torch.ops.aten._upsample_bilinear2d_aa.vec(x, None, False, [0.25, 0.25]))
+        assert flops_of(vec, torch.randn(1, 1, 8, 8)) == 220  # the scale_factors overload alike
+        down = Fn(lambda x: nn.functional.interpolate(x, size=(2, 2), mode="bilinear", antialias=True))
+        assert flops_of(down, torch.randn(1, 1, 8, 8)) == 220
+        # 3x3 -> 6x6 bicubic antialias: taps 2,3,3,3,3,2 per dimension, sum of (2t-1) = 26;
+        # width pass 3 rows * 26 = 78, height pass 6 columns * 26 = 156: 234
+        up = Fn(lambda x: nn.functional.interpolate(x, scale_factor=2, mode="bicubic", antialias=True))
+        assert flops_of(up, torch.randn(1, 1, 3, 3)) == 234
+        # only the width changes (4x8 -> 4x2): one pass, 4 rows * 2 * 11 = 88
+        assert (
+            flops_of(
+                Fn(lambda x: nn.functional.interpolate(x, size=(4, 2), mode="bilinear", antialias=True)),
+                torch.randn(1, 1, 4, 8),
+            )
+            == 88
+        )
+
+    def test_antialias_taps_match_the_kernels_nonzero_weights(self):
+        # each output's nonzero weights (a row of the Jacobian) are the taps counted
+        for mode, size in (("bilinear", 2), ("bicubic", 4)):
+            x = torch.randn(1, 1, 1, 10)
+            jac = torch.autograd.functional.jacobian(
+                lambda t, m=mode: nn.functional.interpolate(t, size=(1, 3), mode=m, antialias=True), x
+            ).reshape(3, 10)
+            assert (jac != 0).sum(1).tolist() == pooling.antialias_taps(10, 3, 10 / 3, size)
+
+    def test_grid_sample_2d_and_3d(self):
+        sample = Fn(lambda x, g: nn.functional.grid_sample(x, g, align_corners=False))
+        # 2-d: 2 channels * 3x3 outputs = 18, bilinear 9 each = 162; 9 grid points * 2
+        # coordinates * 3 to un-normalise = 54 (shared by the channels; had been 4 per output): 216
+        assert flops_of(sample, torch.randn(1, 2, 4, 4), torch.rand(1, 3, 3, 2) * 2 - 1) == 216
+        # 3-d (had no formula): 2 * 27 outputs * trilinear 21 = 1,134 + 27 points * 3 * 3 = 243
+        assert flops_of(sample, torch.randn(1, 2, 4, 4, 4), torch.rand(1, 3, 3, 3, 3) * 2 - 1) == 1_377
+        nearest = Fn(lambda x, g: nn.functional.grid_sample(x, g, mode="nearest", align_corners=False))
+        assert flops_of(nearest, torch.randn(1, 2, 4, 4), torch.rand(1, 3, 3, 2)) == 54  # coordinates only
+
+
+class TestProbe4Backward:
+    """Backward (and a few forward) ops a training step of common layers ran without a
+    formula (probe-4): hand counts on x = 1x2x6x6 (72 elements)."""
+
+    X = torch.randn(1, 2, 6, 6)
+
+    def op(self, fn, op: str, *, backward: bool = True) -> int:
+        class Scaled(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.p = nn.Parameter(torch.ones(1))
+
+            def forward(self, x):
+                return fn(x * self.p).sum()
+
+        report = flopmeter.profile(Scaled(), self.X, backward=backward)
+        assert report.unsupported_ops() == {}, report.unsupported_ops()
+        return report.by_operator()[op].cost.flops
+
+    def test_interpolation_backward(self):
+        up = lambda mode: lambda x: nn.functional.interpolate(x, scale_factor=2, mode=mode)  # noqa: E731
+        # 2 planes of 12x12 = 288 output gradients, each adds w*g to its 4 (bilinear) or 16
+        # (bicubic) cells: 2 per cell
+        assert self.op(up("bilinear"), "aten.upsample_bilinear2d_backward") == 288 * 8
+        assert self.op(up("bicubic"), "aten.upsample_bicubic2d_backward") == 288 * 32
+
+    def test_antialiased_backward(self):
+        # 6 -> 3 bilinear antialias: scale 2, support 2, taps 3, 4, 3 per dimension.
+        # forward: sum(2t - 1) = 17; width pass 6 rows * 17 + height pass 3 * 17 = 153 per plane
+        # backward: sum(2t) = 20; 6 * 20 + 3 * 20 = 180 per plane; 2 planes each
+        aa = lambda x: nn.functional.interpolate(x, size=(3, 3), mode="bilinear", antialias=True)  # noqa: E731
+        assert self.op(aa, "aten._upsample_bilinear2d_aa") == 306
+        assert self.op(aa, "aten._upsample_bilinear2d_aa_backward") == 360
+
+    def test_pool_backward_and_fractional(self):
+        # 2 planes * 3x3 = 18 output gradients, each added at its argmax
+        assert (
+            self.op(lambda x: nn.functional.adaptive_max_pool2d(x, 3), "aten.adaptive_max_pool2d_backward")
+            == 18
+        )
+        frac = lambda x: nn.functional.fractional_max_pool2d(x, 2, output_size=3)  # noqa: E731
+        assert self.op(frac, "aten.fractional_max_pool2d") == 54  # 18 outputs * (4 - 1)
+        assert self.op(frac, "aten.fractional_max_pool2d_backward") == 18
+
+    def test_glu_prelu_backward_and_cdist(self):
+        # glu over dim 1: 36 output gradients * (sigmoid 3 + 1 + 4) = 288
+        assert self.op(lambda x: nn.functional.glu(x, 1), "aten.glu_backward") == 288
+        # prelu: 72 elements * (compare, g or w*g, x*g) = 216
+        prelu = lambda x: nn.functional.prelu(x, torch.tensor([0.2]))  # noqa: E731
+        assert self.op(prelu, "aten._prelu_kernel_backward") == 216
+        # cdist of 2 batches of 6 points in 6-d: 72 pairs * (6 sub + 6 square + 5 adds + sqrt) = 1,296
+        assert self.op(lambda x: torch.cdist(x[0], x[0]), "aten._cdist_forward", backward=False) == 1_296
+        # pdist of 6 points in 6-d (x[0, 0]): 15 pairs * 18 = 270; p = 1 takes no root: 15 * 17 = 255
+        assert self.op(lambda x: nn.functional.pdist(x[0, 0]), "aten._pdist_forward", backward=False) == 270
+        assert (
+            self.op(lambda x: nn.functional.pdist(x[0, 0], p=1), "aten._pdist_forward", backward=False) == 255
+        )

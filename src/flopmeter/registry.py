@@ -20,6 +20,7 @@ from typing import Any
 from .cost import Cost
 from .formulas import attention as attn
 from .formulas import contraction, detection, elementwise, normalization, pooling, quantized, recurrent
+from .formulas import losses as loss_formulas
 from .tracing.events import OpEvent, TensorMeta
 
 
@@ -648,6 +649,17 @@ def _adaptive_avg(event: OpEvent, options: CountOptions) -> Cost:
     return _adaptive(event, "avg")
 
 
+@formula("fractional_max_pool2d", "fractional_max_pool3d")
+def _fractional_max_pool(event: OpEvent, options: CountOptions) -> Cost:
+    """(self, kernel_size, output_size, random_samples): a max over a full window per
+    output; the pseudo-random window positions are not FLOPs."""
+    dims = 3 if event.op.endswith("3d") else 2
+    x = event.args[0]
+    return pooling.max_pool(
+        _out_numel(event), _window(event.arg(1, "kernel_size"), dims), input_elements=x.numel
+    )
+
+
 @formula("adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d")
 def _adaptive_max(event: OpEvent, options: CountOptions) -> Cost:
     return _adaptive(event, "max")
@@ -671,14 +683,72 @@ _INTERPOLATION = {
 
 @formula(*_INTERPOLATION)
 def _interpolate(event: OpEvent, options: CountOptions) -> Cost:
-    return pooling.interpolate(_out_numel(event), _INTERPOLATION[event.op.removeprefix("aten.")])
+    name = event.op.removeprefix("aten.")
+    if name.endswith("_aa"):
+        return _antialiased(event, _INTERPOLATION[name])
+    return pooling.interpolate(_out_numel(event), _INTERPOLATION[name])
 
 
-@formula("grid_sampler_2d", "grid_sampler")
+def _antialiased(event: OpEvent, mode: str) -> Cost:
+    """_upsample_{bilinear,bicubic}2d_aa(input, output_size, align_corners, scales_h,
+    scales_w) and its backward (grad_output, output_size, input_size, align_corners,
+    scales_h, scales_w): the scale per dimension as torch computes it
+    (area_pixel_compute_scale)."""
+    backward = event.op.endswith("_backward")
+    if backward:
+        input_size = tuple(int(v) for v in event.arg(2, "input_size"))
+        planes, in_sizes = prod(input_size[:-2]), input_size[-2:]
+        out_sizes = tuple(event.args[0].shape[-2:])
+    else:
+        x = event.args[0]
+        planes, in_sizes, out_sizes = prod(x.shape[:-2]), tuple(x.shape[-2:]), tuple(_out(event).shape[-2:])
+    at = 3 if backward else 2
+    align_corners = bool(event.arg(at, "align_corners", False))
+    given = (event.arg(at + 1, "scales_h"), event.arg(at + 2, "scales_w"))
+    if isinstance(given[0], (list, tuple)):  # the .vec overload: (..., scale_factors)
+        given = (given[0][0], given[0][1])
+    scales = []
+    for size_in, size_out, scale in zip(in_sizes, out_sizes, given, strict=True):
+        if align_corners:
+            scales.append((size_in - 1) / (size_out - 1) if size_out > 1 else 0.0)
+        else:
+            scales.append(1.0 / scale if scale else size_in / max(size_out, 1))
+    return pooling.antialiased_interpolate(
+        planes, in_sizes, out_sizes, tuple(scales), mode, backward=backward
+    )
+
+
+@formula("_upsample_bilinear2d_aa_backward", "_upsample_bicubic2d_aa_backward")
+def _antialiased_backward(event: OpEvent, options: CountOptions) -> Cost:
+    return _antialiased(event, "bicubic" if "bicubic" in event.op else "bilinear")
+
+
+@formula(
+    "upsample_linear1d_backward",
+    "upsample_bilinear2d_backward",
+    "upsample_trilinear3d_backward",
+    "upsample_bicubic2d_backward",
+)
+def _interpolate_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """Each output gradient adds its weighted share to each of the cells it read."""
+    mode = event.op.removeprefix("aten.upsample_").removesuffix("_backward")[:-2]
+    return Cost(flops=event.args[0].numel * pooling.INTERPOLATION_BACKWARD_PER_OUTPUT[mode])
+
+
+@formula("grid_sampler_2d", "grid_sampler", "grid_sampler_3d")
 def _grid_sample(event: OpEvent, options: CountOptions) -> Cost:
+    """grid_sampler(input, grid (N, *out, d), interpolation_mode, padding_mode,
+    align_corners): per output element the interpolation of its mode (0 bilinear or
+    trilinear, 1 nearest, 2 bicubic) as ``interpolate`` counts it; per grid point the
+    un-normalising of its d coordinates, 3 each ((x + 1) * size - 1) / 2), shared by the
+    channels. The padding modes' clamps and reflections are not counted."""
+    grid = event.arg(1, "grid")
+    coordinates = grid.shape[-1]
     mode = int(event.arg(2, "interpolation_mode", 0))
-    per_output = {0: 9, 1: 0, 2: 35}.get(mode, 9) + 4  # bilinear/nearest/bicubic + unnormalising x, y
-    return Cost(flops=_out_numel(event) * per_output)
+    linear = "trilinear" if coordinates == 3 else "bilinear"
+    name = {0: linear, 1: "nearest", 2: "bicubic"}.get(mode, linear)
+    interpolation = pooling.interpolate(_out_numel(event), name)
+    return Cost(flops=interpolation.flops + grid.numel * pooling.GRID_UNNORMALIZE_PER_COORDINATE)
 
 
 # ------------------------------------------------------------------ elementwise, reductions
@@ -717,6 +787,7 @@ _ELEMENTWISE_ALIASES = {
     "subtract": "sub",
     "special_erf": "erf",
     "xlogy": "mul",
+    "sgn": "sign",
 }
 
 
@@ -810,7 +881,8 @@ def _cumulative(event: OpEvent, options: CountOptions) -> Cost:
     x = event.args[0]
     dim = int(event.arg(1, "dim", 0)) % max(x.ndim, 1)
     length = x.shape[dim] if x.ndim else 1
-    return elementwise.cumulative(x.numel // max(length, 1), length)
+    per_step = elementwise.LOGADDEXP if event.op == "aten.logcumsumexp" else 1
+    return elementwise.cumulative(x.numel // max(length, 1), length, per_step=per_step)
 
 
 @formula("_softmax", "softmax", "_log_softmax", "log_softmax", "_safe_softmax")
@@ -825,11 +897,13 @@ def _softmax(event: OpEvent, options: CountOptions) -> Cost:
 def _sort(event: OpEvent, options: CountOptions) -> Cost:
     """Comparison sorts: n*ceil(log2 n) comparisons per row (an estimate, documented)."""
     x = event.args[0]
-    dim = int(event.arg(1, "dim", -1) if event.op != "aten.topk" else event.arg(2, "dim", -1)) % max(
-        x.ndim, 1
-    )
-    length = x.shape[dim] if x.ndim else 1
-    rows = x.numel // max(length, 1)
+    if event.op in ("aten.median", "aten.nanmedian") and event.arg(1, "dim") is None:
+        rows, length = 1, x.numel  # the median of the whole tensor
+    else:
+        dim_at = 2 if event.op in ("aten.topk", "aten.kthvalue") else 1  # after k
+        dim = int(event.arg(dim_at, "dim", -1)) % max(x.ndim, 1)
+        length = x.shape[dim] if x.ndim else 1
+        rows = x.numel // max(length, 1)
     return Cost(flops=rows * length * ceil(log2(length)) if length > 1 else 0)
 
 
@@ -846,13 +920,17 @@ def _gather(event: OpEvent, options: CountOptions) -> Cost:
     return Cost(bytes_read=out.nbytes + indices, bytes_written=out.nbytes, weight_bytes=weight)
 
 
-@formula("embedding_bag", "_embedding_bag")
+@formula("embedding_bag", "_embedding_bag", "_embedding_bag_forward_only")
 def _embedding_bag(event: OpEvent, options: CountOptions) -> Cost:
+    """Per bag of n rows of width D: (n-1)*D adds (sum, mean) or comparisons (max); mean
+    divides D more; per_sample_weights (sum only) multiply every gathered row: n*D."""
     indices, out = event.args[1], _out(event)
     mode = int(event.arg(4, "mode", 0))  # 0 sum, 1 mean, 2 max: one op per gathered element
+    weighted = _tensor(event, 6, "per_sample_weights") is not None
     return Cost(
         flops=max(indices.numel - (out.numel // max(out.shape[-1], 1)), 0) * out.shape[-1]
         + (out.numel if mode == 1 else 0)
+        + (indices.numel * out.shape[-1] if weighted else 0)
     )
 
 
@@ -914,7 +992,14 @@ def _embedding_backward(event: OpEvent, options: CountOptions) -> Cost:
     return Cost(flops=event.args[0].numel)
 
 
-@formula("max_pool2d_with_indices_backward", "max_pool3d_with_indices_backward")
+@formula(
+    "max_pool2d_with_indices_backward",
+    "max_pool3d_with_indices_backward",
+    "adaptive_max_pool2d_backward",
+    "adaptive_max_pool3d_backward",
+    "fractional_max_pool2d_backward",
+    "fractional_max_pool3d_backward",
+)
 def _max_pool_backward(event: OpEvent, options: CountOptions) -> Cost:
     """Each output gradient is added at its argmax: 1 add per output-gradient element."""
     return Cost(flops=event.args[0].numel)
@@ -1242,8 +1327,19 @@ def _roi_align(event: OpEvent, options: CountOptions) -> Cost:
     return detection.roi_align(rois, channels, bins, ratio * ratio if ratio > 0 else 1)
 
 
+def _roi_align_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """torchvision._roi_align_backward(grad (K, C, PH, PW), rois, spatial_scale, PH, PW,
+    batch_size, C, H, W, sampling_ratio, aligned): S as in the forward."""
+    grad = event.arg(0, "grad")
+    ratio = int(event.arg(9, "sampling_ratio", -1))
+    return detection.roi_align_backward(
+        grad.shape[0], grad.shape[1], grad.shape[2] * grad.shape[3], ratio * ratio if ratio > 0 else 1
+    )
+
+
 _HANDLERS["torchvision.nms"] = _nms
 _HANDLERS["torchvision.roi_align"] = _roi_align
+_HANDLERS["torchvision._roi_align_backward"] = _roi_align_backward
 
 
 # ------------------------------------------------------------------ indexed writes
@@ -1331,3 +1427,113 @@ def _data_work(event: OpEvent) -> Cost:
 
 
 formula(*_ALWAYS_ACCUMULATE)(lambda event, options: _indexed_write(event))
+
+
+# ------------------------------------------------------------------------------- losses
+def _reduction(event: OpEvent, index: int) -> int:
+    return int(event.arg(index, "reduction", loss_formulas.MEAN))
+
+
+@formula("nll_loss_forward", "nll_loss2d_forward", "nll_loss", "nll_loss2d")
+def _nll_loss(event: OpEvent, options: CountOptions) -> Cost:
+    """(self, target, weight, reduction, ignore_index): one sample per target element."""
+    return loss_formulas.nll_loss(
+        event.arg(1, "target").numel, _reduction(event, 3), weighted=_tensor(event, 2, "weight") is not None
+    )
+
+
+@formula("nll_loss_backward", "nll_loss2d_backward")
+def _nll_loss_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """(grad_output, self, target, weight, reduction, ignore_index, total_weight)."""
+    return loss_formulas.nll_loss_backward(
+        event.arg(2, "target").numel, _reduction(event, 4), weighted=_tensor(event, 3, "weight") is not None
+    )
+
+
+@formula(
+    "mse_loss", "huber_loss", "smooth_l1_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits"
+)
+def _pointwise_loss(event: OpEvent, options: CountOptions) -> Cost:
+    """(self, target, ...): elements = the broadcast of input and target."""
+    name = op_key(event.op).removeprefix("aten.")
+    x, target = event.args[0], event.arg(1, "target")
+    elements = prod(_broadcast_shape([x.shape, target.shape]))
+    per = loss_formulas.LOSS_PER_ELEMENT[name]
+    weighted = False
+    if name == "smooth_l1_loss" and float(event.arg(3, "beta", 1.0)) == 0.0:
+        per = loss_formulas.SMOOTH_L1_BETA_ZERO
+    elif name == "binary_cross_entropy":
+        weighted = _tensor(event, 2, "weight") is not None
+    elif name == "binary_cross_entropy_with_logits":
+        weighted = _tensor(event, 2, "weight") is not None
+        per += loss_formulas.POS_WEIGHT_PER_ELEMENT if _tensor(event, 3, "pos_weight") is not None else 0
+    reduction_at = {"binary_cross_entropy": 3, "binary_cross_entropy_with_logits": 4}.get(name, 2)
+    return loss_formulas.pointwise_loss(elements, per, _reduction(event, reduction_at), weighted=weighted)
+
+
+@formula(*loss_formulas.LOSS_BACKWARD_PER_ELEMENT)
+def _pointwise_loss_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """(grad_output, self, target, ...) -> the input's gradient."""
+    name = event.op.removeprefix("aten.")
+    weighted = name == "binary_cross_entropy_backward" and _tensor(event, 3, "weight") is not None
+    return loss_formulas.pointwise_loss_backward(
+        _out_numel(event),
+        loss_formulas.LOSS_BACKWARD_PER_ELEMENT[name],
+        _reduction(event, 4 if name == "binary_cross_entropy_backward" else 3),
+        weighted=weighted,
+    )
+
+
+@formula(
+    "upsample_nearest1d_backward",
+    "upsample_nearest2d_backward",
+    "upsample_nearest3d_backward",
+    "_upsample_nearest_exact1d_backward",
+    "_upsample_nearest_exact2d_backward",
+    "_upsample_nearest_exact3d_backward",
+)
+def _upsample_nearest_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """(grad_output, output_size, input_size, scales...): sums of the copied gradients."""
+    out_sizes = tuple(int(s) for s in event.arg(1, "output_size"))
+    input_size = tuple(int(s) for s in event.arg(2, "input_size"))
+    dims = len(out_sizes)
+    names = {1: ["scales"], 2: ["scales_h", "scales_w"], 3: ["scales_d", "scales_h", "scales_w"]}[dims]
+    scales = [event.arg(3 + d, name) for d, name in enumerate(names)]
+    exact = "exact" in event.op
+    hit = tuple(
+        loss_formulas.nearest_sources(size_in, size_out, scales[d], exact=exact)
+        for d, (size_in, size_out) in enumerate(zip(input_size[-dims:], out_sizes, strict=True))
+    )
+    return loss_formulas.upsample_nearest_backward(prod(input_size[:-dims]), out_sizes, hit)
+
+
+@formula("logit")
+def _logit(event: OpEvent, options: CountOptions) -> Cost:
+    """log(x / (1 - x)): sub, div, log = 3 per element; eps clamps x first (+2)."""
+    return elementwise.pointwise(_out_numel(event), 3 if event.arg(1, "eps") is None else 5)
+
+
+@formula("glu_backward")
+def _glu_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """glu(x) = a * s, s = sigmoid(b): per output gradient g, s (3), g*s for a (1) and
+    g*a*s*(1 - s) for b (1 subtract, 3 multiplies): 8."""
+    return elementwise.pointwise(event.args[0].numel, 8)
+
+
+@formula("_prelu_kernel_backward")
+def _prelu_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """Per element: x > 0 (1), grad_input g or w*g (1), the weight's share x*g (1): 3;
+    summing the shares per channel is a separate op."""
+    return elementwise.pointwise(event.args[1].numel, 3)
+
+
+@formula("_cdist_forward", "_pdist_forward")
+def _cdist(event: OpEvent, options: CountOptions) -> Cost:
+    """cdist(x1 (..., P, M), x2 (..., R, M), p, compute_mode) and pdist(x (N, M), p), one
+    distance per output: per pair M subtracts, M |d|^p (1 each), M-1 adds, and the p-th
+    root (none for p = 0, 1, inf): 3M - 1 + root."""
+    x1 = event.args[0]
+    m = x1.shape[-1]
+    p = float(event.arg(1 if event.op == "aten._pdist_forward" else 2, "p", 2.0))
+    root = 0 if p in (0.0, 1.0, float("inf")) else 1
+    return Cost(flops=_out_numel(event) * (max(3 * m - 1, 0) + root) if m else 0)

@@ -50,3 +50,16 @@ def roi_align(rois: int, channels: int, bins: int, samples_per_bin: int) -> Cost
         flops=outputs * ROI_ALIGN_FLOPS_PER_SAMPLE * samples_per_bin
         + points * ROI_ALIGN_FLOPS_PER_SAMPLE_POINT
     )
+
+
+def roi_align_backward(rois: int, channels: int, bins: int, samples_per_bin: int) -> Cost:
+    """The gradient of RoIAlign: each output gradient is divided by the bin's sample
+    count (1), then each sample adds w1..w4 times it to its four input cells (4 multiplies,
+    4 adds: 8); the sample weights cost 8 per sample point as in the forward.
+    Per output-gradient element 8S + 1 FLOPs; per sample point 8."""
+    points = rois * bins * samples_per_bin
+    outputs = rois * channels * bins
+    return Cost(
+        flops=outputs * (ROI_ALIGN_FLOPS_PER_SAMPLE * samples_per_bin + 1)
+        + points * ROI_ALIGN_FLOPS_PER_SAMPLE_POINT
+    )

@@ -94,7 +94,7 @@ PER_ELEMENT: dict[str, int] = {
     "hardswish": 5,  # x * hardsigmoid(x)
     "silu": 4,  # x * sigmoid(x)
     "mish": 5,  # x * tanh(log(1 + exp(x))): exp, add, log, tanh, mul
-    "softplus": 3,  # log(1 + exp(x)); +2 (multiply, divide by beta) when beta != 1
+    "softplus": 4,  # beta*x > threshold ? x : log(1 + exp(x)): compare, exp, add, log; +2 (multiply, divide by beta) when beta != 1
     "softshrink": 2,
     "hardshrink": 2,
     "gelu": 5,  # 0.5 * x * (1 + erf(x / sqrt(2))): divide, erf, add, mul, mul
@@ -176,9 +176,15 @@ def softmax(rows: int, length: int, *, log: bool = False) -> Cost:
     return Cost(flops=rows * per_row, ptflops_macs=rows * length)
 
 
-def cumulative(rows: int, length: int) -> Cost:
-    """cumsum / cumprod along rows of ``length``: length-1 adds per row."""
-    return Cost(flops=rows * max(length - 1, 0))
+# One step of logcumsumexp, logaddexp(a, b) = max(a, b) + log1p(exp(-|a - b|)):
+# max, sub, abs, negate, exp, log1p, add.
+LOGADDEXP = 7
+
+
+def cumulative(rows: int, length: int, *, per_step: int = 1) -> Cost:
+    """cumsum / cumprod / cummax along rows of ``length``: length-1 steps per row of
+    ``per_step`` FLOPs each (1; logcumsumexp LOGADDEXP)."""
+    return Cost(flops=rows * max(length - 1, 0) * per_step)
 
 
 # Backward of activations: FLOPs per input-gradient element, from the derivative.

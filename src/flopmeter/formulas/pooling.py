@@ -63,6 +63,64 @@ INTERPOLATION_PER_OUTPUT = {
 }
 
 
+# grid_sample: a normalised coordinate x in [-1, 1] to a cell index, ((x + 1) * size - 1) / 2
+# (align_corners: (x + 1) / 2 * (size - 1)): 3 FLOPs.
+GRID_UNNORMALIZE_PER_COORDINATE = 3
+
+
+# The backward of interpolation: each output gradient g adds w*g to each of its taps
+# (1 multiply + 1 add per tap); linear 2 taps, bilinear 4, trilinear 8, bicubic 16.
+INTERPOLATION_BACKWARD_PER_OUTPUT = {"linear": 4, "bilinear": 8, "trilinear": 16, "bicubic": 32}
+
+
 def interpolate(outputs: int, mode: str) -> Cost:
     """Resampling to ``outputs`` elements. ptflops counts one MAC per output element."""
     return Cost(flops=outputs * INTERPOLATION_PER_OUTPUT[mode], ptflops_macs=outputs)
+
+
+# Taps of the antialiasing filters (torch's interp_size): bilinear's triangle spans 2
+# input cells, bicubic's cubic 4, widened by the scale when downsampling.
+ANTIALIAS_INTERP_SIZE = {"bilinear": 2, "bicubic": 4}
+
+
+def antialias_taps(in_size: int, out_size: int, scale: float, interp_size: int) -> list[int]:
+    """Input cells each output of one dimension weighs with ``antialias=True``: the
+    filter's support is interp_size/2, times ``scale`` (input cells per output) when
+    downsampling; output i, centred at scale*(i + 0.5), reads the cells from
+    max(int(centre - support + 0.5), 0) to min(int(centre + support + 0.5), in_size)."""
+    support = interp_size / 2 * (scale if scale >= 1.0 else 1.0)
+    taps = []
+    for i in range(out_size):
+        centre = scale * (i + 0.5)
+        low = max(int(centre - support + 0.5), 0)
+        high = min(int(centre + support + 0.5), in_size)
+        taps.append(max(high - low, 0))
+    return taps
+
+
+def antialiased_interpolate(
+    planes: int,
+    in_sizes: tuple[int, ...],
+    out_sizes: tuple[int, ...],
+    scales: tuple[float, ...],
+    mode: str,
+    *,
+    backward: bool = False,
+) -> Cost:
+    """``antialias=True`` resampling: separable passes, the last dimension first; each
+    output of a pass is a weighted sum of its taps (taps multiplies + taps-1 adds). A
+    dimension whose size does not change is not resampled. (The weights, computed once
+    per output index and shared by every plane and row, are not counted, as for the
+    plain modes.) The backward runs the passes transposed: each output gradient of a pass
+    adds its weighted share to each of its taps, 2*taps. ptflops counts one MAC per output
+    element."""
+    current = list(in_sizes)
+    flops = 0
+    for dim in reversed(range(len(in_sizes))):
+        if in_sizes[dim] == out_sizes[dim]:
+            continue
+        taps = antialias_taps(in_sizes[dim], out_sizes[dim], scales[dim], ANTIALIAS_INTERP_SIZE[mode])
+        current[dim] = out_sizes[dim]
+        rows = prod(current) // out_sizes[dim]  # the other dimensions at this pass
+        flops += rows * sum(2 * t - (0 if backward else 1) for t in taps if t > 0)
+    return Cost(flops=planes * flops, ptflops_macs=planes * prod(out_sizes))

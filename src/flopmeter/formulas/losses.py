@@ -1,0 +1,109 @@
+"""Loss functions and their backward ops. Pure functions of sizes.
+
+Conventions (docs/formulas.md, "Losses"):
+- A loss of n elements (or n samples for nll) costs its per-element definition,
+  then the reduction: 'none' nothing, 'sum' n-1 adds, 'mean' n-1 adds + 1 divide.
+- A backward's 'mean' adds 1 FLOP: the scalar 1/n (or g/n), computed once.
+- An elementwise weight is one multiply per element.
+- Branches chosen by values (smooth L1 / Huber regions) are counted in the quadratic
+  region, the one that does the arithmetic.
+- nll: ``ignore_index`` depends on values and is ignored: every sample is counted (the
+  most the call can do). Without class weights the mean's denominator is a count of
+  targets (integer work, 0 FLOPs); with them it is the sum of the picked weights.
+"""
+
+from __future__ import annotations
+
+from ..cost import Cost
+
+# torch's reduction codes (at::Reduction).
+NONE, MEAN, SUM = 0, 1, 2
+
+
+def reduce(elements: int, reduction: int) -> int:
+    """FLOPs of reducing ``elements`` losses: 'sum' n-1 adds, 'mean' one divide more."""
+    if reduction == NONE or elements == 0:
+        return 0
+    return elements - 1 + (1 if reduction == MEAN else 0)
+
+
+# FLOPs per element of each loss, by its definition (z = x - y).
+LOSS_PER_ELEMENT: dict[str, int] = {
+    "mse_loss": 2,  # z = x - y, z*z
+    "huber_loss": 5,  # z, |z|, |z| < delta, 0.5 * z * z (2)
+    "smooth_l1_loss": 6,  # z, |z|, |z| < beta, 0.5 * z * z / beta (3)
+    # (t - 1) * max(log(1 - x), -100) - t * max(log(x), -100):
+    # t-1, 1-x, log, max, mul, log, max, mul, sub
+    "binary_cross_entropy": 9,
+    # (1 - t) * x - log_sigmoid(x): sub, mul, log_sigmoid 4, sub
+    "binary_cross_entropy_with_logits": 7,
+}
+# smooth L1 with beta == 0 is L1: z, |z|.
+SMOOTH_L1_BETA_ZERO = 2
+# pos_weight: log_weight = (pos_weight - 1) * t + 1 (3), times log_sigmoid(x) (1).
+POS_WEIGHT_PER_ELEMENT = 4
+
+# FLOPs per input-gradient element of each loss's backward.
+LOSS_BACKWARD_PER_ELEMENT: dict[str, int] = {
+    "mse_loss_backward": 3,  # 2 * (x - y) * g: sub, mul, mul
+    "huber_loss_backward": 5,  # z, two region compares, norm * z * g (2)
+    "smooth_l1_loss_backward": 6,  # z, two region compares, norm * z * g / beta (3)
+    # g * (x - t) / max((1 - x) * x, eps): sub, 1-x, mul, max, div, mul
+    "binary_cross_entropy_backward": 6,
+}
+
+
+def pointwise_loss(elements: int, per_element: int, reduction: int, *, weighted: bool = False) -> Cost:
+    """A loss of ``per_element`` FLOPs on each of ``elements`` elements (+1 with a
+    weight), then reduced."""
+    per = per_element + (1 if weighted else 0)
+    return Cost(flops=elements * per + reduce(elements, reduction))
+
+
+def pointwise_loss_backward(
+    elements: int, per_element: int, reduction: int, *, weighted: bool = False
+) -> Cost:
+    """The gradient of a pointwise loss: ``per_element`` (+1 with a weight) per input
+    element, + 1 for 'mean' (the scalar 1/n)."""
+    per = per_element + (1 if weighted else 0)
+    return Cost(flops=elements * per + (1 if reduction == MEAN else 0))
+
+
+def nll_loss(samples: int, reduction: int, *, weighted: bool) -> Cost:
+    """loss_i = -w[t_i] * x[i, t_i] over ``samples`` targets: negate 1 (+ weight 1) per
+    sample; 'sum' n-1 adds; 'mean' n-1 adds + 1 divide, and with weights the divisor
+    sum of the picked weights (n-1 adds). Picking x[i, t_i] is a gather (0 FLOPs)."""
+    flops = samples * (2 if weighted else 1) + reduce(samples, reduction)
+    if reduction == MEAN and weighted and samples:
+        flops += samples - 1
+    return Cost(flops=flops)
+
+
+def nll_loss_backward(samples: int, reduction: int, *, weighted: bool) -> Cost:
+    """grad[i, t_i] = -g * w[t_i] (/ total_weight): reduced, -g (and /total_weight for
+    'mean') once, then one multiply per sample with weights; 'none', a negate per sample
+    (+ a multiply with weights). The zeros elsewhere are a fill (0 FLOPs)."""
+    per_sample = 1 if weighted else 0
+    if reduction == NONE:
+        return Cost(flops=samples * (1 + per_sample))
+    return Cost(flops=samples * per_sample + (2 if reduction == MEAN else 1))
+
+
+def nearest_sources(in_size: int, out_size: int, scale: float | None, *, exact: bool) -> int:
+    """How many of ``in_size`` cells nearest-neighbour resampling to ``out_size`` reads:
+    output i reads floor(i * s) (floor((i + 0.5) * s) for nearest-exact), s = 1/scale when
+    a scale was given, else in/out; clamped to the last cell."""
+    step = 1.0 / scale if scale else in_size / out_size
+    offset = 0.5 if exact else 0.0
+    return len({min(int((i + offset) * step), in_size - 1) for i in range(out_size)})
+
+
+def upsample_nearest_backward(planes: int, out_sizes: tuple[int, ...], hit_sizes: tuple[int, ...]) -> Cost:
+    """Each input gradient is the sum of the output gradients that copied it: with O
+    output cells per plane and H input cells read (H = the product of each dimension's
+    cells read), O - H adds per plane."""
+    outputs = hit = 1
+    for out_size, read in zip(out_sizes, hit_sizes, strict=True):
+        outputs *= out_size
+        hit *= read
+    return Cost(flops=planes * (outputs - hit))
