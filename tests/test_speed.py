@@ -9,7 +9,9 @@ from torch import nn
 
 import flopmeter
 from flopmeter.hardware import Hardware
+from flopmeter.render.speed import render_roofline
 from flopmeter.roofline import op_time
+from flopmeter.timing import Timing
 
 
 class TestBytes:
@@ -228,3 +230,82 @@ def test_traffic_by_dtype_and_per_module():
     # bf16 linear: the same sizes at 2 B
     assert by_dtype["bfloat16"]["bytes_read"] == (8 + 64 + 8) * 2
     assert report.by_module()["body.0"].bytes_written == 8 * 4
+
+
+class TestProbe4Speed:
+    """Probe-4 (speed) findings: numbers worked out by hand; see docs/probe-4/ or
+    probe4-speed.md for the arithmetic."""
+
+    def test_linear_4096_roofline_by_hand_on_three_presets(self):
+        # Linear(4096, 4096), batch 1, float32: FLOPs 2*4096*4096 = 33,554,432;
+        # bytes: x 4096*4 + W 4096*4096*4 + b 4096*4 + y 4096*4 = 67,158,016
+        report = flopmeter.profile(nn.Linear(4096, 4096), torch.randn(1, 4096))
+        for name, bandwidth in (("a100-sxm-80gb", 2.039e12), ("h100-sxm", 3.35e12), ("t4", 320e9)):
+            total = report.roofline(flopmeter.hardware.get(name)).total
+            assert (total.flops, total.bytes) == (33_554_432, 67_158_016)
+            assert total.bound == "memory"  # 0.4996 FLOPs/byte, far below every ridge
+            assert total.bound_time == pytest.approx(67_158_016 / bandwidth)  # a100 32.94 us, t4 209.9 us
+
+    def test_half_model_uses_the_float16_peak_in_header_and_fraction_of_peak(self):
+        # Linear(4096, 4096) in float16 at batch 256: FLOPs 2*256*4096*4096 = 8,589,934,592,
+        # compute-bound on a T4 at 65 TFLOP/s fp16: 8,589,934,592 / 65e12 = 132.15 us
+        model = nn.Linear(4096, 4096).half()
+        report = flopmeter.profile(model, torch.randn(256, 4096, dtype=torch.float16), shapes_only=True)
+        t4 = flopmeter.hardware.get("t4")
+        estimate = report.roofline(t4)
+        assert estimate.dtype == "float16"
+        assert estimate.peak_time == pytest.approx(8_589_934_592 / 65e12)
+        assert estimate.peak_flops == pytest.approx(65e12)
+        text = render_roofline(report, estimate)
+        assert "peak 65.0 TFLOP/s (float16)" in text and "ridge 203.1 FLOPs/byte" in text  # 65e12/320e9
+        # a measured 1 ms run: 8.59 TFLOP/s achieved = 13.2% of the fp16 peak (not 106% of fp32's 8.1)
+        timing = Timing(256, [1e-3], 1, "cpu", report.flops, t4, estimate=estimate)
+        assert timing.fraction_of_peak == pytest.approx(8_589_934_592 / 1e-3 / 65e12)
+
+    def test_float32_fraction_of_peak_unchanged(self):
+        report = flopmeter.profile(nn.Linear(4096, 4096), torch.randn(1, 4096))
+        a100 = flopmeter.hardware.get("a100-sxm-80gb")
+        timing = Timing(1, [1e-3], 1, "cpu", report.flops, a100, estimate=report.roofline(a100))
+        assert timing.fraction_of_peak == pytest.approx(33_554_432 / 1e-3 / 19.5e12)  # 0.17%
+
+    # Datasheet figures, dense (no sparsity), FLOP/s and bytes/s, written out independently of
+    # presets.toml; a tensor-core TF32/FP16 figure in the float32 slot, or a sparse figure,
+    # fails here.
+    DATASHEETS = {
+        "a100-sxm-80gb": (
+            {"float32": 19.5e12, "tfloat32": 156e12, "bfloat16": 312e12, "int8": 624e12},
+            2.039e12,
+        ),
+        "a100-pcie-40gb": ({"float32": 19.5e12, "tfloat32": 156e12, "float16": 312e12}, 1.555e12),
+        "h100-sxm": (
+            {"float32": 67e12, "tfloat32": 494.7e12, "bfloat16": 989.4e12, "float8": 1978.9e12},
+            3.35e12,
+        ),
+        "h100-pcie": ({"float32": 51e12, "tfloat32": 378e12, "bfloat16": 756e12, "float8": 1513e12}, 2.0e12),
+        "h200": ({"float32": 67e12, "bfloat16": 989.4e12}, 4.8e12),
+        "l4": ({"float32": 30.3e12, "tfloat32": 60e12, "float16": 121e12, "float8": 242.5e12}, 300e9),
+        "t4": ({"float32": 8.1e12, "float16": 65e12, "int8": 130e12}, 320e9),
+        "v100-sxm2": ({"float32": 15.7e12, "float16": 125e12, "float64": 7.8e12}, 900e9),
+        "rtx-4090": ({"float32": 82.6e12, "bfloat16": 165.2e12, "int8": 660.6e12}, 1.008e12),
+        # 56 cores x 2.0 GHz x 2 FMA units x 16 lanes x 2 = 7.168e12; AMX 56 x 2.0e9 x 1024
+        "xeon-8480": ({"float32": 7.168e12, "bfloat16": 114.688e12}, 8 * 38.4e9),
+        # 96 cores x 2.4 GHz x 2 FMA pipes x 8 lanes x 2 = 7.3728e12
+        "epyc-9654": ({"float32": 7.3728e12}, 12 * 38.4e9),
+    }
+
+    def test_every_preset_matches_its_datasheet(self):
+        assert sorted(self.DATASHEETS) == flopmeter.hardware.names()
+        for name, (peaks, bandwidth) in self.DATASHEETS.items():
+            spec = flopmeter.hardware.get(name)
+            assert spec.bandwidth == pytest.approx(bandwidth, rel=1e-3), name
+            for dtype, peak in peaks.items():
+                assert spec.peak(dtype) == pytest.approx(peak, rel=2e-3), (name, dtype)
+
+    def test_json_names_the_compute_dtype_and_its_peak(self):
+        import json
+
+        from flopmeter.render.formats import to_json
+
+        report = flopmeter.profile(nn.Linear(64, 64).half(), torch.randn(2, 64, dtype=torch.float16))
+        data = json.loads(to_json(report, roofline=report.roofline("a100-sxm-80gb")))["roofline"]
+        assert (data["compute_dtype"], data["compute_peak_flops_per_second"]) == ("float16", 312e12)

@@ -201,6 +201,15 @@ class Roofline:
     rows: dict[str, RooflineRow] = field(default_factory=dict)
     model: str = BOUND_MODEL
     batch_size: int = 1
+    dtype: str = "float32"  # the dtype that does most of the FLOPs (its peak heads the tables)
+    peak_time: float = 0.0  # seconds the FLOPs take at the peak of each op's dtype
+
+    @property
+    def peak_flops(self) -> float:
+        """The peak FLOP/s the model's FLOPs run at: FLOPs / ``peak_time`` (for a model in
+        one dtype, that dtype's peak; float32's when the model does no FLOPs)."""
+        flops = self.total.flops
+        return flops / self.peak_time if flops and self.peak_time else self.hardware.peak(self.dtype)
 
     @property
     def total(self) -> RooflineRow:
@@ -233,8 +242,12 @@ def roofline(report: Report, hardware: Hardware | str) -> Roofline:
     )
     for module_name, m in report.modules.items():
         result.rows[module_name] = RooflineRow(module_name, m.type, m.depth, overlap=spec.overlap)
+    flops_by_dtype: dict[str, int] = {}
     for record in report.ops:
         compute, memory = op_time(record.cost.flops, record.cost.bytes, spec, record.dtype)
+        result.peak_time += compute
+        if record.cost.flops:
+            flops_by_dtype[record.dtype] = flops_by_dtype.get(record.dtype, 0) + record.cost.flops
         kind = op_class(record)
         efficiency = spec.class_efficiency(kind, memory_bound=memory > compute)
         overhead = spec.overhead(kind) * launches(record, kind)
@@ -253,6 +266,8 @@ def roofline(report: Report, hardware: Hardware | str) -> Roofline:
     for module_name, m in report.modules.items():  # module calls, inclusive
         for name in _enclosing(module_name, result.rows):
             result.rows[name].overhead_time += spec.module_overhead * m.calls
+    if flops_by_dtype:
+        result.dtype = max(flops_by_dtype, key=lambda d: flops_by_dtype[d])
     return result
 
 

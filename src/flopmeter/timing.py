@@ -100,9 +100,13 @@ class Timing:
 
     @property
     def fraction_of_peak(self) -> float | None:
+        """Achieved FLOP/s over the hardware's peak for the dtypes the FLOPs ran in
+        (``estimate.peak_flops``: a half model against the float16 peak); float32's peak
+        when there is no estimate."""
         if self.hardware is None:
             return None
-        return self.achieved_flops_per_second / self.hardware.peak("float32")
+        peak = self.estimate.peak_flops if self.estimate else self.hardware.peak("float32")
+        return self.achieved_flops_per_second / peak
 
 
 def _synchronize(device: torch.device) -> None:

@@ -59,6 +59,8 @@ def to_json(
             "latency_seconds": roofline.latency,
             "model": roofline.model,
             "bound_latency_seconds": roofline.bound_latency,
+            "compute_dtype": roofline.dtype,
+            "compute_peak_flops_per_second": roofline.peak_flops,
             "modules": [
                 {
                     "name": r.name,
