@@ -309,3 +309,54 @@ class TestProbe4Speed:
         report = flopmeter.profile(nn.Linear(64, 64).half(), torch.randn(2, 64, dtype=torch.float16))
         data = json.loads(to_json(report, roofline=report.roofline("a100-sxm-80gb")))["roofline"]
         assert (data["compute_dtype"], data["compute_peak_flops_per_second"]) == ("float16", 312e12)
+
+    def test_bad_hardware_figures_are_refused_not_turned_into_nan(self):
+        base = {"peak_flops": 1e12, "bandwidth": 1e9}
+        with pytest.raises(ValueError, match="finite fractions"):
+            Hardware("x", **base, efficiency={"matmul": float("nan")})
+        with pytest.raises(ValueError, match="finite fractions"):
+            Hardware("x", **base, efficiency={"matmul": float("inf")})
+        with pytest.raises(ValueError, match="finite seconds"):
+            Hardware("x", **base, op_overhead=float("nan"))
+        with pytest.raises(ValueError, match="unknown op class in efficiency: matmull"):
+            Hardware("x", **base, efficiency={"matmull": 0.5})  # a typo was silently ignored
+        with pytest.raises(ValueError, match="unknown op class in op_overhead: convv"):
+            Hardware("x", **base, op_overhead={"convv": 1e-6})
+        with pytest.raises(ValueError, match="unknown dtype in peak_flops: 'fp16'"):
+            Hardware("x", peak_flops={"float32": 1e13, "fp16": 1e14}, bandwidth=1e9)  # was: fp16 fell to fp32
+        assert (
+            Hardware("x", **base, efficiency={"pointwise:memory": 0.1}).class_efficiency("pointwise", True)
+            == 0.1
+        )
+
+    def test_preset_names_ignore_case_and_spaces(self):
+        assert flopmeter.hardware.get(" H100-SXM ").name == "h100-sxm"
+        with pytest.raises(ValueError, match="unknown hardware 'h100'.*known: a100-pcie-40gb"):
+            flopmeter.hardware.get("h100")
+
+    def test_benchmark_refuses_bad_batch_sizes_and_counts_clearly(self):
+        model, x = nn.Linear(4, 4), torch.randn(2, 4)
+        for sizes, error, message in (
+            ([], ValueError, "at least one batch size"),
+            ([0], ValueError, "at least 1, got 0"),
+            ([-3], ValueError, "at least 1, got -3"),
+            ([2.5], TypeError, "whole numbers"),
+            (["4"], TypeError, "whole numbers"),
+            ([True], TypeError, "whole numbers"),
+            (4, TypeError, "a list of whole numbers"),
+        ):
+            with pytest.raises(error, match=message):
+                flopmeter.benchmark(model, x, warmup=1, repeat=1, batch_sizes=sizes)
+            with pytest.raises(error, match=message):
+                flopmeter.predict_batches(model, x, batch_sizes=sizes, hardware="t4")
+        with pytest.raises(TypeError, match="warmup must be a whole number"):
+            flopmeter.benchmark(model, x, warmup=2.5)
+        with pytest.raises(ValueError, match="an input is on the meta device"):
+            flopmeter.benchmark(model, torch.randn(2, 4, device="meta"), warmup=1, repeat=1)
+
+    def test_benchmark_takes_a_preset_name(self):
+        # hardware="t4" was kept as a string: fraction_of_peak raised AttributeError
+        (timing,) = flopmeter.benchmark(nn.Linear(4, 4), torch.randn(2, 4), warmup=1, repeat=2, hardware="t4")
+        assert timing.hardware is flopmeter.hardware.get("t4")
+        # Linear(4, 4) at batch 2: 2*2*4*4 = 64 FLOPs; fraction = 64 / median / 8.1e12
+        assert timing.fraction_of_peak == pytest.approx(64 / timing.median / 8.1e12)

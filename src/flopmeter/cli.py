@@ -523,7 +523,7 @@ def check_combinations(args: argparse.Namespace) -> None:
         raise UsageError("--batch-sizes needs --bench (measure) or --roofline HARDWARE (estimate)")
     if args.bench and args.meta:
         raise UsageError("--bench times real computation: drop --meta")
-    if args.batch_sizes:
+    if args.batch_sizes is not None:  # "" is refused too, not ignored
         _batch_sizes(args.batch_sizes)
 
 

@@ -22,25 +22,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from math import prod
 
+from .hardware import OP_CLASSES as OP_CLASSES  # re-exported: the classes op_class returns
 from .hardware import Hardware, get
 from .registry import kind_of
 from .report import OpRecord, Report, parent_of
-
-OP_CLASSES = (
-    "matmul",
-    "conv",
-    "pointwise",
-    "depthwise",
-    "recurrent",
-    "attention",
-    "elementwise",
-    "transcendental",
-    "norm",
-    "reduction",
-    "pooling",
-    "data",
-)
-"""Op classes of the calibrated model (see ``op_class``)."""
 
 DEPTHWISE_CHANNELS = 16
 BOUND_MODEL = "roofline-bound"
