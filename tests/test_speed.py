@@ -283,15 +283,33 @@ class TestProbe4Speed:
         ),
         "h100-pcie": ({"float32": 51e12, "tfloat32": 378e12, "bfloat16": 756e12, "float8": 1513e12}, 2.0e12),
         "h200": ({"float32": 67e12, "bfloat16": 989.4e12}, 4.8e12),
-        "l4": ({"float32": 30.3e12, "tfloat32": 60e12, "float16": 121e12, "float8": 242.5e12}, 300e9),
-        "t4": ({"float32": 8.1e12, "float16": 65e12, "int8": 130e12}, 320e9),
+        "l4": (
+            {
+                "float32": 30.3e12,
+                "tfloat32": 60e12,
+                "float16": 121e12,
+                "float8": 242.5e12,
+                "float64": 30.3e12 / 64,
+            },
+            300e9,
+        ),
+        "t4": ({"float32": 8.1e12, "float16": 65e12, "int8": 130e12, "float64": 8.1e12 / 32}, 320e9),
         "v100-sxm2": ({"float32": 15.7e12, "float16": 125e12, "float64": 7.8e12}, 900e9),
-        "rtx-4090": ({"float32": 82.6e12, "bfloat16": 165.2e12, "int8": 660.6e12}, 1.008e12),
+        "rtx-4090": (
+            {"float32": 82.6e12, "bfloat16": 165.2e12, "int8": 660.6e12, "float64": 82.6e12 / 64},
+            1.008e12,
+        ),
         # 56 cores x 2.0 GHz x 2 FMA units x 16 lanes x 2 = 7.168e12; AMX 56 x 2.0e9 x 1024
-        "xeon-8480": ({"float32": 7.168e12, "bfloat16": 114.688e12}, 8 * 38.4e9),
+        "xeon-8480": ({"float32": 7.168e12, "bfloat16": 114.688e12, "float64": 7.168e12 / 2}, 8 * 38.4e9),
         # 96 cores x 2.4 GHz x 2 FMA pipes x 8 lanes x 2 = 7.3728e12
-        "epyc-9654": ({"float32": 7.3728e12}, 12 * 38.4e9),
+        "epyc-9654": ({"float32": 7.3728e12, "float64": 7.3728e12 / 2}, 12 * 38.4e9),
     }
+
+    def test_every_preset_has_a_float64_peak_below_its_float32_one(self):
+        # a float64 model on a T4 got the float32 peak (8.1 TFLOP/s), 32x its FP64 rate
+        for name in flopmeter.hardware.names():
+            spec = flopmeter.hardware.get(name)
+            assert "float64" in spec.peak_flops and spec.peak("float64") < spec.peak("float32"), name
 
     def test_every_preset_matches_its_datasheet(self):
         assert sorted(self.DATASHEETS) == flopmeter.hardware.names()
