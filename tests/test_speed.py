@@ -378,3 +378,19 @@ class TestProbe4Speed:
         assert timing.hardware is flopmeter.hardware.get("t4")
         # Linear(4, 4) at batch 2: 2*2*4*4 = 64 FLOPs; fraction = 64 / median / 8.1e12
         assert timing.fraction_of_peak == pytest.approx(64 / timing.median / 8.1e12)
+
+    def test_two_efficiencies_keep_the_estimate_monotone_in_batch(self):
+        # peak 100 GFLOP/s, 50 GB/s; matmul reaches 0.8 of peak, 0.25 of bandwidth when memory-bound
+        spec = Hardware(
+            "x", peak_flops=100e9, bandwidth=50e9, efficiency={"matmul": 0.8, "matmul:memory": 0.25}
+        )
+        model = nn.Linear(4096, 4096)
+        one = flopmeter.profile(model, torch.randn(1, 4096)).roofline(spec)
+        eight = flopmeter.profile(model, torch.randn(8, 4096)).roofline(spec)
+        # batch 1: max(33,554,432 / 100e9 / 0.8, 67,158,016 / 50e9 / 0.25) = max(419.4, 5372.6) us
+        assert one.latency == pytest.approx(67_158_016 / 50e9 / 0.25)
+        # batch 8: max(268,435,456 / 100e9 / 0.8, 67,387,392 / 50e9 / 0.25) = max(3355.4, 5391.0) us;
+        # it was 3355.4 us (compute-bound on the raw roofline, so only the 0.8 applied): faster than batch 1
+        assert eight.latency == pytest.approx(67_387_392 / 50e9 / 0.25)
+        assert eight.total.bound == "compute" and eight.total.regime == "memory"
+        assert eight.latency >= one.latency

@@ -5,8 +5,9 @@ time = bytes / bandwidth; the op takes the larger of the two and is compute- or
 memory-bound by which is larger. Exact FLOPs and lower-bound traffic: an optimistic time
 (no launch overhead, perfect kernels).
 
-Calibrated model, per op (docs/speed.md): ``overhead[class] + bound / efficiency[class]``
-(``efficiency["<class>:memory"]`` for a memory-bound op where the spec has one), where the class comes from the op's name (and a convolution's kernel and groups); a
+Calibrated model, per op (docs/speed.md): ``overhead[class] + max(compute / efficiency[class],
+memory / efficiency["<class>:memory"])`` (the class's one efficiency where the spec has no
+``:memory`` entry: then ``bound / efficiency[class]``), where the class comes from the op's name (and a convolution's kernel and groups); a
 recurrent layer pays its overhead once per time step and layer; plus
 ``module_overhead`` per ``nn.Module`` call. On hardware that queues work asynchronously
 (``overlap``, GPUs) the host's overheads hide behind the device's work: the estimate is
@@ -234,7 +235,7 @@ def roofline(report: Report, hardware: Hardware | str) -> Roofline:
         if record.cost.flops:
             flops_by_dtype[record.dtype] = flops_by_dtype.get(record.dtype, 0) + record.cost.flops
         kind = op_class(record)
-        efficiency = spec.class_efficiency(kind, memory_bound=memory > compute)
+        work, memory_limited = spec.work_time(kind, compute, memory)
         overhead = spec.overhead(kind) * launches(record, kind)
         for name in _enclosing(record.module, result.rows):
             row = result.rows[name]
@@ -244,10 +245,12 @@ def roofline(report: Report, hardware: Hardware | str) -> Roofline:
             row.overhead_time += overhead
             if compute >= memory:
                 row.compute_time += compute
-                row.calibrated_compute += compute / efficiency
             else:
                 row.memory_time += memory
-                row.calibrated_memory += memory / efficiency
+            if memory_limited:
+                row.calibrated_memory += work
+            else:
+                row.calibrated_compute += work
     for module_name, m in report.modules.items():  # module calls, inclusive
         for name in _enclosing(module_name, result.rows):
             result.rows[name].overhead_time += spec.module_overhead * m.calls

@@ -198,9 +198,7 @@ def _fit(
             if what == "efficiency":
                 others += spec.overhead(kind) * launches(record, kind)
         else:
-            others += spec.overhead(kind) * launches(record, kind) + seconds / spec.class_efficiency(
-                kind, memory_bound=memory > compute
-            )
+            others += spec.overhead(kind) * launches(record, kind) + spec.work_time(kind, compute, memory)[0]
     call = lambda: model(*args)  # noqa: E731
     inputs = [t for a in args for t in (a if isinstance(a, tuple) else (a,))]
     left = (_per_call(call, device) if what == "overhead" else _per_cold_call(call, inputs, device)) - others
