@@ -217,6 +217,14 @@ def op_time(flops: int, nbytes: int, hardware: Hardware, dtype: str) -> tuple[fl
     return flops / hardware.peak(dtype), nbytes / hardware.bandwidth
 
 
+def _op_times(record: OpRecord, hardware: Hardware) -> tuple[float, float]:
+    """``op_time`` of one record; integer work (quantized int8 convs and linears: MACs but
+    0 FLOPs by convention) is costed as 2 x MACs integer ops at the "int8" peak."""
+    if not record.cost.flops and record.cost.macs:
+        return 2 * record.cost.macs / hardware.peak("int8"), record.cost.bytes / hardware.bandwidth
+    return op_time(record.cost.flops, record.cost.bytes, hardware, record.dtype)
+
+
 def roofline(report: Report, hardware: Hardware | str) -> Roofline:
     """Estimates for every module of ``report`` on ``hardware``: the bound and, when the
     spec carries calibration, the calibrated model (``Roofline.model`` says which)."""
@@ -230,8 +238,8 @@ def roofline(report: Report, hardware: Hardware | str) -> Roofline:
         result.rows[module_name] = RooflineRow(module_name, m.type, m.depth, overlap=spec.overlap)
     flops_by_dtype: dict[str, int] = {}
     for record in report.ops:
-        compute, memory = op_time(record.cost.flops, record.cost.bytes, spec, record.dtype)
-        result.peak_time += compute
+        compute, memory = _op_times(record, spec)
+        result.peak_time += compute if record.cost.flops else 0.0
         if record.cost.flops:
             flops_by_dtype[record.dtype] = flops_by_dtype.get(record.dtype, 0) + record.cost.flops
         kind = op_class(record)
