@@ -410,3 +410,33 @@ class TestProbe4Speed:
         total = report.roofline(spec).total
         # compute: 2 * 16,777,216 / 4e12 = 8.389 us (was 0: FLOPs / peak); memory (395,264 + 131,072) / 1e12
         assert total.bound == "compute" and total.bound_time == pytest.approx(2 * 16_777_216 / 4e12)
+
+    def test_mixed_precision_peak_and_json_batch_sweep(self):
+        class Mixed(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.body, self.head = nn.Linear(1024, 1024).half(), nn.Linear(1024, 10)
+
+            def forward(self, x):
+                return self.head(self.body(x).float())
+
+        estimate = flopmeter.profile(Mixed(), torch.randn(32, 1024, dtype=torch.float16)).roofline("t4")
+        # fp16 body 2*32*1024*1024 = 67,108,864 FLOPs at 65e12, fp32 head 2*32*1024*10 = 655,360 at 8.1e12
+        assert estimate.dtype == "float16"
+        assert estimate.peak_time == pytest.approx(67_108_864 / 65e12 + 655_360 / 8.1e12)
+        assert estimate.peak_flops == pytest.approx((67_108_864 + 655_360) / estimate.peak_time)
+
+    def test_cli_json_carries_the_batch_sweep(self, tmp_path):
+        import json
+
+        from flopmeter.cli import run
+
+        source = tmp_path / "lin.py"
+        source.write_text("import torch\ndef lin():\n    return torch.nn.Linear(64, 64)\n")
+        code, out, _ = run(
+            [f"{source}:lin", "--input", "1x64", "--roofline", "t4", "--batch-sizes", "1,4", "-f", "json"]
+        )
+        sweep = json.loads(out)["batch_sweep"]  # was left out of the JSON
+        assert code == 0 and [row["batch_size"] for row in sweep] == [1, 4]
+        # batch 4: 2*4*64*64 = 32,768 FLOPs; bytes (4*64 + 64*64 + 64 + 4*64) * 4 = 18,688; memory-bound on t4
+        assert sweep[1]["bound_latency_seconds"] == pytest.approx(18_688 / 320e9)

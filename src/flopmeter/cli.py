@@ -871,7 +871,10 @@ def render(
     fmt = _format(args)
     view = report.compression if _wants_view(args) and not args.quiet else None
     if fmt == "json":
-        return formats.to_json(report, roofline=roofline, timings=timings, totals_only=args.quiet) + "\n"
+        return (
+            formats.to_json(report, roofline=roofline, timings=timings, totals_only=args.quiet, sweep=sweep)
+            + "\n"
+        )
     if args.quiet and fmt in ("tree", "table"):
         return "\n".join(text.summary_lines(report, convention, units, precision)) + "\n"
     rows = dict(depth=0 if args.quiet else args.depth, top=None if args.quiet else args.top, sort=args.sort)

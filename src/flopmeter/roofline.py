@@ -189,13 +189,16 @@ class Roofline:
     batch_size: int = 1
     dtype: str = "float32"  # the dtype that does most of the FLOPs (its peak heads the tables)
     peak_time: float = 0.0  # seconds the FLOPs take at the peak of each op's dtype
+    single_dtype: bool = True  # whether all FLOPs ran in ``dtype``
 
     @property
     def peak_flops(self) -> float:
         """The peak FLOP/s the model's FLOPs run at: FLOPs / ``peak_time`` (for a model in
         one dtype, that dtype's peak; float32's when the model does no FLOPs)."""
         flops = self.total.flops
-        return flops / self.peak_time if flops and self.peak_time else self.hardware.peak(self.dtype)
+        if not flops or not self.peak_time or self.single_dtype:
+            return self.hardware.peak(self.dtype)  # exactly the datasheet figure
+        return flops / self.peak_time
 
     @property
     def total(self) -> RooflineRow:
@@ -264,6 +267,7 @@ def roofline(report: Report, hardware: Hardware | str) -> Roofline:
             result.rows[name].overhead_time += spec.module_overhead * m.calls
     if flops_by_dtype:
         result.dtype = max(flops_by_dtype, key=lambda d: flops_by_dtype[d])
+        result.single_dtype = len({spec.peak(d) for d in flops_by_dtype}) == 1
     return result
 
 
