@@ -440,3 +440,15 @@ class TestProbe4Speed:
         assert code == 0 and [row["batch_size"] for row in sweep] == [1, 4]
         # batch 4: 2*4*64*64 = 32,768 FLOPs; bytes (4*64 + 64*64 + 64 + 4*64) * 4 = 18,688; memory-bound on t4
         assert sweep[1]["bound_latency_seconds"] == pytest.approx(18_688 / 320e9)
+
+    def test_timings_say_when_a_cpu_run_is_compared_with_a_gpu_spec(self):
+        from flopmeter.render.speed import render_timings
+
+        model, x = nn.Linear(8, 8), torch.randn(2, 8)
+        report = flopmeter.profile(model, x)
+        on_gpu_spec = flopmeter.benchmark(model, x, warmup=1, repeat=2, hardware="t4")
+        assert "t4 is a GPU spec: % of peak and meas/pred compare two different machines" in render_timings(
+            report, on_gpu_spec
+        )
+        on_cpu_spec = flopmeter.benchmark(model, x, warmup=1, repeat=2, hardware="xeon-8480")
+        assert "two different machines" not in render_timings(report, on_cpu_spec)

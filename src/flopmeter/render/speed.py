@@ -146,6 +146,11 @@ def render_timings(report: Report, timings: list[Timing], *, precision: int = 2)
             f"predicted by the {first.estimate.model} model on {first.estimate.hardware.name}"
             " (docs/speed.md); meas/pred above 1: slower than predicted"
         )
+    if first.hardware and first.device == "cpu" and first.hardware.overlap:
+        lines.append(
+            f"note: timed on this machine's cpu, but {first.hardware.name} is a GPU spec: % of peak and"
+            " meas/pred compare two different machines (use --roofline local to check the model here)"
+        )
     lines += ["", *grid(header, body)]
     for t in timings:
         if t.per_module:
