@@ -452,3 +452,12 @@ class TestProbe4Speed:
         )
         on_cpu_spec = flopmeter.benchmark(model, x, warmup=1, repeat=2, hardware="xeon-8480")
         assert "two different machines" not in render_timings(report, on_cpu_spec)
+
+    def test_measure_local_measures_each_dtype_it_is_asked_for(self):
+        # calibrate() asks for float16 and bfloat16 on a GPU (a half model on local-cuda used the
+        # measured float32 peak: on an H100 67 instead of ~989 TFLOP/s); checked here on the CPU
+        spec = flopmeter.hardware.measure_local(
+            "cpu", size=64, copy_mib=1, repeat=1, dtypes=("float32", "bfloat16")
+        )
+        assert set(spec.peak_flops) == {"float32", "bfloat16"}
+        assert spec.peak("bfloat16") != spec.peak("float32") and "float32/bfloat16 matmul" in spec.source

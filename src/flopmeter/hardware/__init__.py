@@ -253,13 +253,12 @@ def measure_local(
     copy_mib: int = 256,
     repeat: int = 3,
     clock: Callable[[], float] = time.perf_counter,
+    dtypes: tuple[str, ...] = ("float32",),
 ) -> Hardware:
-    """Measure this machine: peak float32 FLOP/s from a large matmul (2*n^3 FLOPs) and
-    bandwidth from a large copy (read + write = 2 x bytes). Best of ``repeat`` runs,
-    timed with ``clock``."""
+    """Measure this machine: peak FLOP/s per dtype in ``dtypes`` from a large matmul
+    (2*n^3 FLOPs) and bandwidth from a large copy (read + write = 2 x bytes). Best of
+    ``repeat`` runs, timed with ``clock``."""
     dev = torch.device(device)
-    a = torch.randn(size, size, device=dev)
-    b = torch.randn(size, size, device=dev)
     src = torch.empty(copy_mib * 2**20 // 4, device=dev)
     dst = torch.empty_like(src)
 
@@ -273,14 +272,18 @@ def measure_local(
             times.append(clock() - start)
         return min(times[1:])
 
-    flops = 2 * size**3 / best(lambda: torch.mm(a, b))
+    peaks = {}
+    for dtype in dtypes:
+        a = torch.randn(size, size, device=dev, dtype=getattr(torch, dtype))
+        b = torch.randn(size, size, device=dev, dtype=getattr(torch, dtype))
+        peaks[dtype] = 2 * size**3 / best(lambda a=a, b=b: torch.mm(a, b))
     bandwidth = 2 * src.numel() * 4 / best(lambda: dst.copy_(src))
     return Hardware(
         name=f"local-{dev.type}",
-        peak_flops={"float32": flops},
+        peak_flops=peaks,
         bandwidth=bandwidth,
         description=f"this machine's {dev.type}, measured",
-        source=f"measured: {size}x{size} float32 matmul and a {copy_mib} MiB copy, best of {repeat}",
+        source=f"measured: {size}x{size} {'/'.join(dtypes)} matmul and a {copy_mib} MiB copy, best of {repeat}",
     )
 
 

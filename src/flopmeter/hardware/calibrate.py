@@ -71,7 +71,11 @@ def calibrate(device: str = "cpu") -> Hardware:
 @lru_cache(maxsize=8)
 def _calibrate(device: str, threads: int) -> Hardware:
     dev = torch.device(device)
-    base = measure_local(device, size=1024, copy_mib=64, repeat=5, clock=clock(dev))
+    # a GPU's 16-bit tensor-core peak is 8-15x its float32 one: measured, not assumed from float32
+    halves = ("float16", "bfloat16") if dev.type == "cuda" else ()
+    base = measure_local(
+        device, size=1024, copy_mib=64, repeat=5, clock=clock(dev), dtypes=("float32", *halves)
+    )
     with torch.no_grad():
         tiny = torch.zeros(1, device=dev)
         default = _per_call(lambda: torch.add(tiny, tiny), dev)
