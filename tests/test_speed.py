@@ -461,3 +461,30 @@ class TestProbe4Speed:
         )
         assert set(spec.peak_flops) == {"float32", "bfloat16"}
         assert spec.peak("bfloat16") != spec.peak("float32") and "float32/bfloat16 matmul" in spec.source
+
+    def test_onnx_bench_fraction_of_peak_uses_the_float16_peak(self, tmp_path):
+        import json
+
+        import numpy as np
+        import onnx
+        from onnx import TensorProto, helper, numpy_helper
+
+        from flopmeter.cli import run
+
+        weight = numpy_helper.from_array(np.ones((64, 64), dtype=np.float16), "w")
+        graph = helper.make_graph(
+            [helper.make_node("MatMul", ["x", "w"], ["y"])],
+            "half",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT16, [8, 64])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT16, [8, 64])],
+            [weight],
+        )
+        path = tmp_path / "half.onnx"
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+        code, out, err = run(
+            [str(path), "--bench", "--roofline", "t4", "--repeat", "2", "--warmup", "1", "-f", "json"]
+        )
+        assert code == 0, err
+        (timing,) = json.loads(out)["timings"]
+        # 8x64 @ 64x64: (2*64-1)*8*64 = 65,024 FLOPs in float16: % of t4's 65e12, not float32's 8.1e12
+        assert timing["fraction_of_peak"] == pytest.approx(timing["achieved_flops_per_second"] / 65e12)

@@ -705,6 +705,8 @@ def _single(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         extras["roofline"] = report.roofline(spec)
     if args.bench and model is None:  # an ONNX file: timed with onnxruntime
         extras["timings"] = _bench_onnx(args, spec, err)
+        for timing in extras["timings"] if spec is not None else []:  # % of the peak of its dtypes
+            timing.peak = extras["roofline"].peak_flops
     elif args.bench:
         extras["timings"] = _bench(model, inputs, args, spec, err)
     elif args.batch_sizes:

@@ -37,6 +37,7 @@ class Timing:
     per_module: dict[str, float] = field(default_factory=dict)  # median seconds, inclusive
     hook_overhead: float = 0.0  # seconds per call the per-module hooks added
     estimate: Roofline | None = None  # the latency model's prediction on ``hardware``, same inputs
+    peak: float | None = None  # the peak FLOP/s of the FLOPs' dtypes, when there is no estimate
 
     @property
     def predicted(self) -> float | None:
@@ -101,11 +102,14 @@ class Timing:
     @property
     def fraction_of_peak(self) -> float | None:
         """Achieved FLOP/s over the hardware's peak for the dtypes the FLOPs ran in
-        (``estimate.peak_flops``: a half model against the float16 peak); float32's peak
-        when there is no estimate."""
+        (``estimate.peak_flops``, or ``peak``: a half model against the float16 peak);
+        float32's peak when neither is known."""
         if self.hardware is None:
             return None
-        peak = self.estimate.peak_flops if self.estimate else self.hardware.peak("float32")
+        if self.estimate:
+            peak = self.estimate.peak_flops
+        else:
+            peak = self.peak or self.hardware.peak("float32")
         return self.achieved_flops_per_second / peak
 
 
