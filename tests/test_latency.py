@@ -198,7 +198,10 @@ class TestHardware:
             ({"peak_flops": {}, "bandwidth": 1e9}, "peak_flops needs at least one dtype"),
             ({"peak_flops": 1e12, "bandwidth": -1.0}, "bandwidth must be a positive"),
             ({"peak_flops": 1e12, "bandwidth": 1e9, "op_overhead": -1e-6}, "overheads are seconds >= 0"),
-            ({"peak_flops": 1e12, "bandwidth": 1e9, "efficiency": {"conv": 0}}, "efficiencies are fractions"),
+            (
+                {"peak_flops": 1e12, "bandwidth": 1e9, "efficiency": {"conv": 0}},
+                "efficiencies are finite fractions",
+            ),
         ],
     )
     def test_bad_specs_are_refused(self, kwargs, message):
@@ -322,6 +325,8 @@ class TestValidationOutput:
             (["--batch-sizes", "1,4"], "--batch-sizes needs --bench"),
             (["--roofline", "t4", "--batch-sizes", "1,0"], "--batch-sizes must all be at least 1"),
             (["--roofline", "t4", "--batch-sizes", "1,x"], "--batch-sizes takes numbers"),
+            (["--roofline", "t4", "--batch-sizes", ""], "--batch-sizes takes numbers"),  # was ignored
+            (["--roofline", "H100"], "unknown hardware 'H100'; did you mean"),
             (["--bench", "--threads", "0"], "--threads must be at least 1"),
         ],
     )

@@ -9,7 +9,9 @@ from torch import nn
 
 import flopmeter
 from flopmeter.hardware import Hardware
+from flopmeter.render.speed import render_roofline
 from flopmeter.roofline import op_time
+from flopmeter.timing import Timing
 
 
 class TestBytes:
@@ -228,3 +230,261 @@ def test_traffic_by_dtype_and_per_module():
     # bf16 linear: the same sizes at 2 B
     assert by_dtype["bfloat16"]["bytes_read"] == (8 + 64 + 8) * 2
     assert report.by_module()["body.0"].bytes_written == 8 * 4
+
+
+class TestProbe4Speed:
+    """Probe-4 (speed) findings: numbers worked out by hand; see docs/probe-4/ or
+    probe4-speed.md for the arithmetic."""
+
+    def test_linear_4096_roofline_by_hand_on_three_presets(self):
+        # Linear(4096, 4096), batch 1, float32: FLOPs 2*4096*4096 = 33,554,432;
+        # bytes: x 4096*4 + W 4096*4096*4 + b 4096*4 + y 4096*4 = 67,158,016
+        report = flopmeter.profile(nn.Linear(4096, 4096), torch.randn(1, 4096))
+        for name, bandwidth in (("a100-sxm-80gb", 2.039e12), ("h100-sxm", 3.35e12), ("t4", 320e9)):
+            total = report.roofline(flopmeter.hardware.get(name)).total
+            assert (total.flops, total.bytes) == (33_554_432, 67_158_016)
+            assert total.bound == "memory"  # 0.4996 FLOPs/byte, far below every ridge
+            assert total.bound_time == pytest.approx(67_158_016 / bandwidth)  # a100 32.94 us, t4 209.9 us
+
+    def test_half_model_uses_the_float16_peak_in_header_and_fraction_of_peak(self):
+        # Linear(4096, 4096) in float16 at batch 256: FLOPs 2*256*4096*4096 = 8,589,934,592,
+        # compute-bound on a T4 at 65 TFLOP/s fp16: 8,589,934,592 / 65e12 = 132.15 us
+        model = nn.Linear(4096, 4096).half()
+        report = flopmeter.profile(model, torch.randn(256, 4096, dtype=torch.float16), shapes_only=True)
+        t4 = flopmeter.hardware.get("t4")
+        estimate = report.roofline(t4)
+        assert estimate.dtype == "float16"
+        assert estimate.peak_time == pytest.approx(8_589_934_592 / 65e12)
+        assert estimate.peak_flops == pytest.approx(65e12)
+        text = render_roofline(report, estimate)
+        assert "peak 65.0 TFLOP/s (float16)" in text and "ridge 203.1 FLOPs/byte" in text  # 65e12/320e9
+        # a measured 1 ms run: 8.59 TFLOP/s achieved = 13.2% of the fp16 peak (not 106% of fp32's 8.1)
+        timing = Timing(256, [1e-3], 1, "cpu", report.flops, t4, estimate=estimate)
+        assert timing.fraction_of_peak == pytest.approx(8_589_934_592 / 1e-3 / 65e12)
+
+    def test_float32_fraction_of_peak_unchanged(self):
+        report = flopmeter.profile(nn.Linear(4096, 4096), torch.randn(1, 4096))
+        a100 = flopmeter.hardware.get("a100-sxm-80gb")
+        timing = Timing(1, [1e-3], 1, "cpu", report.flops, a100, estimate=report.roofline(a100))
+        assert timing.fraction_of_peak == pytest.approx(33_554_432 / 1e-3 / 19.5e12)  # 0.17%
+
+    # Datasheet figures, dense (no sparsity), FLOP/s and bytes/s, written out independently of
+    # presets.toml; a tensor-core TF32/FP16 figure in the float32 slot, or a sparse figure,
+    # fails here.
+    DATASHEETS = {
+        "a100-sxm-80gb": (
+            {"float32": 19.5e12, "tfloat32": 156e12, "bfloat16": 312e12, "int8": 624e12},
+            2.039e12,
+        ),
+        "a100-pcie-40gb": ({"float32": 19.5e12, "tfloat32": 156e12, "float16": 312e12}, 1.555e12),
+        "h100-sxm": (
+            {"float32": 67e12, "tfloat32": 494.7e12, "bfloat16": 989.4e12, "float8": 1978.9e12},
+            3.35e12,
+        ),
+        "h100-pcie": ({"float32": 51e12, "tfloat32": 378e12, "bfloat16": 756e12, "float8": 1513e12}, 2.0e12),
+        "h200": ({"float32": 67e12, "bfloat16": 989.4e12}, 4.8e12),
+        "l4": (
+            {
+                "float32": 30.3e12,
+                "tfloat32": 60e12,
+                "float16": 121e12,
+                "float8": 242.5e12,
+                "float64": 30.3e12 / 64,
+            },
+            300e9,
+        ),
+        "t4": ({"float32": 8.1e12, "float16": 65e12, "int8": 130e12, "float64": 8.1e12 / 32}, 320e9),
+        "v100-sxm2": ({"float32": 15.7e12, "float16": 125e12, "float64": 7.8e12}, 900e9),
+        "rtx-4090": (
+            {"float32": 82.6e12, "bfloat16": 165.2e12, "int8": 660.6e12, "float64": 82.6e12 / 64},
+            1.008e12,
+        ),
+        # 56 cores x 2.0 GHz x 2 FMA units x 16 lanes x 2 = 7.168e12; AMX 56 x 2.0e9 x 1024
+        "xeon-8480": ({"float32": 7.168e12, "bfloat16": 114.688e12, "float64": 7.168e12 / 2}, 8 * 38.4e9),
+        # 96 cores x 2.4 GHz x 2 FMA pipes x 8 lanes x 2 = 7.3728e12
+        "epyc-9654": ({"float32": 7.3728e12, "float64": 7.3728e12 / 2}, 12 * 38.4e9),
+    }
+
+    def test_every_preset_has_a_float64_peak_below_its_float32_one(self):
+        # a float64 model on a T4 got the float32 peak (8.1 TFLOP/s), 32x its FP64 rate
+        for name in flopmeter.hardware.names():
+            spec = flopmeter.hardware.get(name)
+            assert "float64" in spec.peak_flops and spec.peak("float64") < spec.peak("float32"), name
+
+    def test_every_preset_matches_its_datasheet(self):
+        assert sorted(self.DATASHEETS) == flopmeter.hardware.names()
+        for name, (peaks, bandwidth) in self.DATASHEETS.items():
+            spec = flopmeter.hardware.get(name)
+            assert spec.bandwidth == pytest.approx(bandwidth, rel=1e-3), name
+            for dtype, peak in peaks.items():
+                assert spec.peak(dtype) == pytest.approx(peak, rel=2e-3), (name, dtype)
+
+    def test_json_names_the_compute_dtype_and_its_peak(self):
+        import json
+
+        from flopmeter.render.formats import to_json
+
+        report = flopmeter.profile(nn.Linear(64, 64).half(), torch.randn(2, 64, dtype=torch.float16))
+        data = json.loads(to_json(report, roofline=report.roofline("a100-sxm-80gb")))["roofline"]
+        assert (data["compute_dtype"], data["compute_peak_flops_per_second"]) == ("float16", 312e12)
+
+    def test_bad_hardware_figures_are_refused_not_turned_into_nan(self):
+        base = {"peak_flops": 1e12, "bandwidth": 1e9}
+        with pytest.raises(ValueError, match="finite fractions"):
+            Hardware("x", **base, efficiency={"matmul": float("nan")})
+        with pytest.raises(ValueError, match="finite fractions"):
+            Hardware("x", **base, efficiency={"matmul": float("inf")})
+        with pytest.raises(ValueError, match="finite seconds"):
+            Hardware("x", **base, op_overhead=float("nan"))
+        with pytest.raises(ValueError, match="unknown op class in efficiency: matmull"):
+            Hardware("x", **base, efficiency={"matmull": 0.5})  # a typo was silently ignored
+        with pytest.raises(ValueError, match="unknown op class in op_overhead: convv"):
+            Hardware("x", **base, op_overhead={"convv": 1e-6})
+        with pytest.raises(ValueError, match="unknown dtype in peak_flops: 'fp16'"):
+            Hardware("x", peak_flops={"float32": 1e13, "fp16": 1e14}, bandwidth=1e9)  # was: fp16 fell to fp32
+        assert (
+            Hardware("x", **base, efficiency={"pointwise:memory": 0.1}).class_efficiency("pointwise", True)
+            == 0.1
+        )
+
+    def test_preset_names_ignore_case_and_spaces(self):
+        assert flopmeter.hardware.get(" H100-SXM ").name == "h100-sxm"
+        with pytest.raises(ValueError, match="unknown hardware 'h100'.*known: a100-pcie-40gb"):
+            flopmeter.hardware.get("h100")
+
+    def test_benchmark_refuses_bad_batch_sizes_and_counts_clearly(self):
+        model, x = nn.Linear(4, 4), torch.randn(2, 4)
+        for sizes, error, message in (
+            ([], ValueError, "at least one batch size"),
+            ([0], ValueError, "at least 1, got 0"),
+            ([-3], ValueError, "at least 1, got -3"),
+            ([2.5], TypeError, "whole numbers"),
+            (["4"], TypeError, "whole numbers"),
+            ([True], TypeError, "whole numbers"),
+            (4, TypeError, "a list of whole numbers"),
+        ):
+            with pytest.raises(error, match=message):
+                flopmeter.benchmark(model, x, warmup=1, repeat=1, batch_sizes=sizes)
+            with pytest.raises(error, match=message):
+                flopmeter.predict_batches(model, x, batch_sizes=sizes, hardware="t4")
+        with pytest.raises(TypeError, match="warmup must be a whole number"):
+            flopmeter.benchmark(model, x, warmup=2.5)
+        with pytest.raises(ValueError, match="an input is on the meta device"):
+            flopmeter.benchmark(model, torch.randn(2, 4, device="meta"), warmup=1, repeat=1)
+
+    def test_benchmark_takes_a_preset_name(self):
+        # hardware="t4" was kept as a string: fraction_of_peak raised AttributeError
+        (timing,) = flopmeter.benchmark(nn.Linear(4, 4), torch.randn(2, 4), warmup=1, repeat=2, hardware="t4")
+        assert timing.hardware is flopmeter.hardware.get("t4")
+        # Linear(4, 4) at batch 2: 2*2*4*4 = 64 FLOPs; fraction = 64 / median / 8.1e12
+        assert timing.fraction_of_peak == pytest.approx(64 / timing.median / 8.1e12)
+
+    def test_two_efficiencies_keep_the_estimate_monotone_in_batch(self):
+        # peak 100 GFLOP/s, 50 GB/s; matmul reaches 0.8 of peak, 0.25 of bandwidth when memory-bound
+        spec = Hardware(
+            "x", peak_flops=100e9, bandwidth=50e9, efficiency={"matmul": 0.8, "matmul:memory": 0.25}
+        )
+        model = nn.Linear(4096, 4096)
+        one = flopmeter.profile(model, torch.randn(1, 4096)).roofline(spec)
+        eight = flopmeter.profile(model, torch.randn(8, 4096)).roofline(spec)
+        # batch 1: max(33,554,432 / 100e9 / 0.8, 67,158,016 / 50e9 / 0.25) = max(419.4, 5372.6) us
+        assert one.latency == pytest.approx(67_158_016 / 50e9 / 0.25)
+        # batch 8: max(268,435,456 / 100e9 / 0.8, 67,387,392 / 50e9 / 0.25) = max(3355.4, 5391.0) us;
+        # it was 3355.4 us (compute-bound on the raw roofline, so only the 0.8 applied): faster than batch 1
+        assert eight.latency == pytest.approx(67_387_392 / 50e9 / 0.25)
+        assert eight.total.bound == "compute" and eight.total.regime == "memory"
+        assert eight.latency >= one.latency
+
+    def test_int8_dynamic_linear_reads_its_packed_weight_and_costs_int8_ops(self):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = torch.ao.quantization.quantize_dynamic(
+                nn.Sequential(nn.Linear(512, 512)), {nn.Linear}, dtype=torch.qint8
+            )
+        report = flopmeter.profile(model, torch.randn(64, 512))
+        # x 64*512*4 = 131,072 + int8 W 512*512 = 262,144 + float bias 512*4 = 2,048; the packed
+        # weight was not counted (a ScriptObject, not a tensor input): 131,072 read
+        assert report.bytes_read == 395_264 and report.total.weight_bytes == 264_192
+        assert (report.flops, report.macs) == (0, 64 * 512 * 512)  # integer MACs, 0 FLOPs by convention
+        spec = Hardware("x", peak_flops={"float32": 1e12, "int8": 4e12}, bandwidth=1e12)
+        total = report.roofline(spec).total
+        # compute: 2 * 16,777,216 / 4e12 = 8.389 us (was 0: FLOPs / peak); memory (395,264 + 131,072) / 1e12
+        assert total.bound == "compute" and total.bound_time == pytest.approx(2 * 16_777_216 / 4e12)
+
+    def test_mixed_precision_peak_and_json_batch_sweep(self):
+        class Mixed(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.body, self.head = nn.Linear(1024, 1024).half(), nn.Linear(1024, 10)
+
+            def forward(self, x):
+                return self.head(self.body(x).float())
+
+        estimate = flopmeter.profile(Mixed(), torch.randn(32, 1024, dtype=torch.float16)).roofline("t4")
+        # fp16 body 2*32*1024*1024 = 67,108,864 FLOPs at 65e12, fp32 head 2*32*1024*10 = 655,360 at 8.1e12
+        assert estimate.dtype == "float16"
+        assert estimate.peak_time == pytest.approx(67_108_864 / 65e12 + 655_360 / 8.1e12)
+        assert estimate.peak_flops == pytest.approx((67_108_864 + 655_360) / estimate.peak_time)
+
+    def test_cli_json_carries_the_batch_sweep(self, tmp_path):
+        import json
+
+        from flopmeter.cli import run
+
+        source = tmp_path / "lin.py"
+        source.write_text("import torch\ndef lin():\n    return torch.nn.Linear(64, 64)\n")
+        code, out, _ = run(
+            [f"{source}:lin", "--input", "1x64", "--roofline", "t4", "--batch-sizes", "1,4", "-f", "json"]
+        )
+        sweep = json.loads(out)["batch_sweep"]  # was left out of the JSON
+        assert code == 0 and [row["batch_size"] for row in sweep] == [1, 4]
+        # batch 4: 2*4*64*64 = 32,768 FLOPs; bytes (4*64 + 64*64 + 64 + 4*64) * 4 = 18,688; memory-bound on t4
+        assert sweep[1]["bound_latency_seconds"] == pytest.approx(18_688 / 320e9)
+
+    def test_timings_say_when_a_cpu_run_is_compared_with_a_gpu_spec(self):
+        from flopmeter.render.speed import render_timings
+
+        model, x = nn.Linear(8, 8), torch.randn(2, 8)
+        report = flopmeter.profile(model, x)
+        on_gpu_spec = flopmeter.benchmark(model, x, warmup=1, repeat=2, hardware="t4")
+        assert "t4 is a GPU spec: % of peak and meas/pred compare two different machines" in render_timings(
+            report, on_gpu_spec
+        )
+        on_cpu_spec = flopmeter.benchmark(model, x, warmup=1, repeat=2, hardware="xeon-8480")
+        assert "two different machines" not in render_timings(report, on_cpu_spec)
+
+    def test_measure_local_measures_each_dtype_it_is_asked_for(self):
+        # calibrate() asks for float16 and bfloat16 on a GPU (a half model on local-cuda used the
+        # measured float32 peak: on an H100 67 instead of ~989 TFLOP/s); checked here on the CPU
+        spec = flopmeter.hardware.measure_local(
+            "cpu", size=64, copy_mib=1, repeat=1, dtypes=("float32", "bfloat16")
+        )
+        assert set(spec.peak_flops) == {"float32", "bfloat16"}
+        assert spec.peak("bfloat16") != spec.peak("float32") and "float32/bfloat16 matmul" in spec.source
+
+    def test_onnx_bench_fraction_of_peak_uses_the_float16_peak(self, tmp_path):
+        import json
+
+        import numpy as np
+        import onnx
+        from onnx import TensorProto, helper, numpy_helper
+
+        from flopmeter.cli import run
+
+        weight = numpy_helper.from_array(np.ones((64, 64), dtype=np.float16), "w")
+        graph = helper.make_graph(
+            [helper.make_node("MatMul", ["x", "w"], ["y"])],
+            "half",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT16, [8, 64])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT16, [8, 64])],
+            [weight],
+        )
+        path = tmp_path / "half.onnx"
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+        code, out, err = run(
+            [str(path), "--bench", "--roofline", "t4", "--repeat", "2", "--warmup", "1", "-f", "json"]
+        )
+        assert code == 0, err
+        (timing,) = json.loads(out)["timings"]
+        # 8x64 @ 64x64: (2*64-1)*8*64 = 65,024 FLOPs in float16: % of t4's 65e12, not float32's 8.1e12
+        assert timing["fraction_of_peak"] == pytest.approx(timing["achieved_flops_per_second"] / 65e12)

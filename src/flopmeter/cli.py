@@ -523,7 +523,7 @@ def check_combinations(args: argparse.Namespace) -> None:
         raise UsageError("--batch-sizes needs --bench (measure) or --roofline HARDWARE (estimate)")
     if args.bench and args.meta:
         raise UsageError("--bench times real computation: drop --meta")
-    if args.batch_sizes:
+    if args.batch_sizes is not None:  # "" is refused too, not ignored
         _batch_sizes(args.batch_sizes)
 
 
@@ -705,6 +705,8 @@ def _single(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         extras["roofline"] = report.roofline(spec)
     if args.bench and model is None:  # an ONNX file: timed with onnxruntime
         extras["timings"] = _bench_onnx(args, spec, err)
+        for timing in extras["timings"] if spec is not None else []:  # % of the peak of its dtypes
+            timing.peak = extras["roofline"].peak_flops
     elif args.bench:
         extras["timings"] = _bench(model, inputs, args, spec, err)
     elif args.batch_sizes:
@@ -871,7 +873,10 @@ def render(
     fmt = _format(args)
     view = report.compression if _wants_view(args) and not args.quiet else None
     if fmt == "json":
-        return formats.to_json(report, roofline=roofline, timings=timings, totals_only=args.quiet) + "\n"
+        return (
+            formats.to_json(report, roofline=roofline, timings=timings, totals_only=args.quiet, sweep=sweep)
+            + "\n"
+        )
     if args.quiet and fmt in ("tree", "table"):
         return "\n".join(text.summary_lines(report, convention, units, precision)) + "\n"
     rows = dict(depth=0 if args.quiet else args.depth, top=None if args.quiet else args.top, sort=args.sort)

@@ -1088,8 +1088,21 @@ def _quantized_linear(event: OpEvent, options: CountOptions) -> Cost:
     m = event.args[0].numel // max(k, 1)
     if event.op.endswith("fp16"):
         cost = quantized.weight_only_matmul(m, k, n, bias=layout.has_bias)
-        return cost + (elementwise.pointwise(m * n, 1) if "relu" in event.op else Cost())
-    return quantized.integer_matmul(m, k, n)
+        return _with_packed_weight(
+            cost + (elementwise.pointwise(m * n, 1) if "relu" in event.op else Cost()), event, layout
+        )
+    return _with_packed_weight(quantized.integer_matmul(m, k, n), event, layout)
+
+
+_PACKED_BITS = {"qint8": 8, "quint8": 8, "quint4x2": 4, "float16": 16}
+
+
+def _with_packed_weight(work: Cost, event: OpEvent, layout: Any) -> Cost:
+    """``work`` with its default traffic plus the packed weight and bias it reads (a
+    ScriptObject, so not among the tensor inputs): weight numel x its bits / 8, float32
+    bias; the per-channel scales are left out (a lower bound)."""
+    weight = prod(layout.weight_shape) * _PACKED_BITS.get(layout.dtype, 32) // 8 + layout.bias_numel * 4
+    return with_traffic(work, event) + Cost(bytes_read=weight, weight_bytes=weight)
 
 
 @namespaced_formula(
@@ -1114,9 +1127,10 @@ def _quantized_conv(event: OpEvent, options: CountOptions) -> Cost:
     weight = layout.weight_shape
     if len(weight) == x.ndim + 1:  # conv1d packs a 2-d kernel of height 1
         weight = (*weight[:2], *weight[3:])
-    return quantized.integer_conv(
+    work = quantized.integer_conv(
         x.shape, weight, _out(event).shape, bias=layout.has_bias, transposed=layout.transposed
     )
+    return _with_packed_weight(work, event, layout)
 
 
 @namespaced_formula(

@@ -5,8 +5,9 @@ time = bytes / bandwidth; the op takes the larger of the two and is compute- or
 memory-bound by which is larger. Exact FLOPs and lower-bound traffic: an optimistic time
 (no launch overhead, perfect kernels).
 
-Calibrated model, per op (docs/speed.md): ``overhead[class] + bound / efficiency[class]``
-(``efficiency["<class>:memory"]`` for a memory-bound op where the spec has one), where the class comes from the op's name (and a convolution's kernel and groups); a
+Calibrated model, per op (docs/speed.md): ``overhead[class] + max(compute / efficiency[class],
+memory / efficiency["<class>:memory"])`` (the class's one efficiency where the spec has no
+``:memory`` entry: then ``bound / efficiency[class]``), where the class comes from the op's name (and a convolution's kernel and groups); a
 recurrent layer pays its overhead once per time step and layer; plus
 ``module_overhead`` per ``nn.Module`` call. On hardware that queues work asynchronously
 (``overlap``, GPUs) the host's overheads hide behind the device's work: the estimate is
@@ -22,25 +23,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from math import prod
 
+from .hardware import OP_CLASSES as OP_CLASSES  # re-exported: the classes op_class returns
 from .hardware import Hardware, get
 from .registry import kind_of
 from .report import OpRecord, Report, parent_of
-
-OP_CLASSES = (
-    "matmul",
-    "conv",
-    "pointwise",
-    "depthwise",
-    "recurrent",
-    "attention",
-    "elementwise",
-    "transcendental",
-    "norm",
-    "reduction",
-    "pooling",
-    "data",
-)
-"""Op classes of the calibrated model (see ``op_class``)."""
 
 DEPTHWISE_CHANNELS = 16
 BOUND_MODEL = "roofline-bound"
@@ -201,6 +187,18 @@ class Roofline:
     rows: dict[str, RooflineRow] = field(default_factory=dict)
     model: str = BOUND_MODEL
     batch_size: int = 1
+    dtype: str = "float32"  # the dtype that does most of the FLOPs (its peak heads the tables)
+    peak_time: float = 0.0  # seconds the FLOPs take at the peak of each op's dtype
+    single_dtype: bool = True  # whether all FLOPs ran in ``dtype``
+
+    @property
+    def peak_flops(self) -> float:
+        """The peak FLOP/s the model's FLOPs run at: FLOPs / ``peak_time`` (for a model in
+        one dtype, that dtype's peak; float32's when the model does no FLOPs)."""
+        flops = self.total.flops
+        if not flops or not self.peak_time or self.single_dtype:
+            return self.hardware.peak(self.dtype)  # exactly the datasheet figure
+        return flops / self.peak_time
 
     @property
     def total(self) -> RooflineRow:
@@ -222,6 +220,14 @@ def op_time(flops: int, nbytes: int, hardware: Hardware, dtype: str) -> tuple[fl
     return flops / hardware.peak(dtype), nbytes / hardware.bandwidth
 
 
+def _op_times(record: OpRecord, hardware: Hardware) -> tuple[float, float]:
+    """``op_time`` of one record; integer work (quantized int8 convs and linears: MACs but
+    0 FLOPs by convention) is costed as 2 x MACs integer ops at the "int8" peak."""
+    if not record.cost.flops and record.cost.macs:
+        return 2 * record.cost.macs / hardware.peak("int8"), record.cost.bytes / hardware.bandwidth
+    return op_time(record.cost.flops, record.cost.bytes, hardware, record.dtype)
+
+
 def roofline(report: Report, hardware: Hardware | str) -> Roofline:
     """Estimates for every module of ``report`` on ``hardware``: the bound and, when the
     spec carries calibration, the calibrated model (``Roofline.model`` says which)."""
@@ -233,10 +239,14 @@ def roofline(report: Report, hardware: Hardware | str) -> Roofline:
     )
     for module_name, m in report.modules.items():
         result.rows[module_name] = RooflineRow(module_name, m.type, m.depth, overlap=spec.overlap)
+    flops_by_dtype: dict[str, int] = {}
     for record in report.ops:
-        compute, memory = op_time(record.cost.flops, record.cost.bytes, spec, record.dtype)
+        compute, memory = _op_times(record, spec)
+        result.peak_time += compute if record.cost.flops else 0.0
+        if record.cost.flops:
+            flops_by_dtype[record.dtype] = flops_by_dtype.get(record.dtype, 0) + record.cost.flops
         kind = op_class(record)
-        efficiency = spec.class_efficiency(kind, memory_bound=memory > compute)
+        work, memory_limited = spec.work_time(kind, compute, memory)
         overhead = spec.overhead(kind) * launches(record, kind)
         for name in _enclosing(record.module, result.rows):
             row = result.rows[name]
@@ -246,13 +256,18 @@ def roofline(report: Report, hardware: Hardware | str) -> Roofline:
             row.overhead_time += overhead
             if compute >= memory:
                 row.compute_time += compute
-                row.calibrated_compute += compute / efficiency
             else:
                 row.memory_time += memory
-                row.calibrated_memory += memory / efficiency
+            if memory_limited:
+                row.calibrated_memory += work
+            else:
+                row.calibrated_compute += work
     for module_name, m in report.modules.items():  # module calls, inclusive
         for name in _enclosing(module_name, result.rows):
             result.rows[name].overhead_time += spec.module_overhead * m.calls
+    if flops_by_dtype:
+        result.dtype = max(flops_by_dtype, key=lambda d: flops_by_dtype[d])
+        result.single_dtype = len({spec.peak(d) for d in flops_by_dtype}) == 1
     return result
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from .api import Inputs, _model_device, _resolve_inputs, profile
-from .hardware import Hardware
+from .hardware import Hardware, get
 from .report import Report
 from .roofline import Roofline, roofline
 from .tracing.run import ModelStateGuard, SaveBeforeWrites, holds_objects, kept_random_state, own_copy
@@ -37,6 +37,7 @@ class Timing:
     per_module: dict[str, float] = field(default_factory=dict)  # median seconds, inclusive
     hook_overhead: float = 0.0  # seconds per call the per-module hooks added
     estimate: Roofline | None = None  # the latency model's prediction on ``hardware``, same inputs
+    peak: float | None = None  # the peak FLOP/s of the FLOPs' dtypes, when there is no estimate
 
     @property
     def predicted(self) -> float | None:
@@ -100,9 +101,16 @@ class Timing:
 
     @property
     def fraction_of_peak(self) -> float | None:
+        """Achieved FLOP/s over the hardware's peak for the dtypes the FLOPs ran in
+        (``estimate.peak_flops``, or ``peak``: a half model against the float16 peak);
+        float32's peak when neither is known."""
         if self.hardware is None:
             return None
-        return self.achieved_flops_per_second / self.hardware.peak("float32")
+        if self.estimate:
+            peak = self.estimate.peak_flops
+        else:
+            peak = self.peak or self.hardware.peak("float32")
+        return self.achieved_flops_per_second / peak
 
 
 def _synchronize(device: torch.device) -> None:
@@ -181,13 +189,44 @@ def benchmark(
             "benchmark() times real arithmetic, and this model is on the meta device (no data): "
             "build it on a CPU or GPU to time it; profile() counts a meta model"
         )
+    for label, count in (("warmup", warmup), ("repeat", repeat)):
+        if not isinstance(count, int) or isinstance(count, bool):
+            raise TypeError(f"{label} must be a whole number of runs, got {count!r}")
+    spec = get(hardware) if isinstance(hardware, str) else hardware
+    if spec is not None and not isinstance(spec, Hardware):
+        raise TypeError(f"hardware must be a flopmeter.hardware.Hardware or a preset name, got {hardware!r}")
     args, kwargs = _resolve_inputs(model, inputs, input_shape, None)
+    if any(isinstance(t, torch.Tensor) and t.is_meta for t in [*args, *kwargs.values()]):
+        raise ValueError(
+            "benchmark() times real arithmetic, and an input is on the meta device (no data): "
+            "give real tensors or input_shape"
+        )
     results = []
-    sizes: list[int | None] = list(batch_sizes) if batch_sizes else [None]
+    sizes: list[int | None] = list(_checked_batch_sizes(batch_sizes)) if batch_sizes is not None else [None]
     for batch in sizes:
         call_args, call_kwargs = (args, kwargs) if batch is None else _rebatch(args, kwargs, batch)
-        results.append(_one(model, call_args, call_kwargs, warmup, repeat, per_module, hardware, progress))
+        results.append(_one(model, call_args, call_kwargs, warmup, repeat, per_module, spec, progress))
     return results
+
+
+def _checked_batch_sizes(batch_sizes: Any) -> list[int]:
+    """``batch_sizes`` as a list of whole numbers >= 1, or a ValueError / TypeError saying
+    what was expected."""
+    if isinstance(batch_sizes, (str, bytes)) or not hasattr(batch_sizes, "__iter__"):
+        raise TypeError(
+            f"batch_sizes must be a list of whole numbers such as [1, 8, 32], got {batch_sizes!r}"
+        )
+    sizes = list(batch_sizes)
+    if not sizes:
+        raise ValueError("batch_sizes must list at least one batch size, e.g. [1, 8, 32]")
+    for size in sizes:
+        if not isinstance(size, int) or isinstance(size, bool):
+            raise TypeError(
+                f"batch sizes must be whole numbers such as [1, 8, 32], got {size!r} in {sizes!r}"
+            )
+        if size < 1:
+            raise ValueError(f"batch sizes must be at least 1, got {size}")
+    return sizes
 
 
 def predict_batches(
@@ -200,11 +239,10 @@ def predict_batches(
 ) -> list[Roofline]:
     """The latency model's estimate of one forward at each batch size (no timing: the
     model is profiled at each size; inputs are repeated or rebuilt as in ``benchmark``)."""
-    if not batch_sizes:
-        raise ValueError("batch_sizes must list at least one batch size, e.g. [1, 8, 32]")
+    sizes = _checked_batch_sizes(batch_sizes)
     args, kwargs = _resolve_inputs(model, inputs, input_shape, None)
     estimates = []
-    for batch in batch_sizes:
+    for batch in sizes:
         call_args, call_kwargs = _rebatch(args, kwargs, batch)
         if call_args and call_kwargs:
             report = _profile_mixed(model, call_args, call_kwargs)

@@ -97,11 +97,11 @@ def kernel_time(
     macs: int, nbytes: float, peak: float, kind: str, hw: Hardware, flops: int | None = None
 ) -> float:
     """Seconds of one layer's work on the calibrated model, overheads aside:
-    max(FLOPs / peak, bytes / bandwidth) / efficiency of its op class, the class's
-    memory-bound one when the bytes dominate (FLOPs = 2 * MACs)."""
+    max(FLOPs / peak / efficiency, bytes / bandwidth / memory efficiency) of its op class
+    (``Hardware.work_time``; FLOPs = 2 * MACs)."""
     work = 2 * macs if flops is None else flops
     compute, memory = work / peak, nbytes / hw.bandwidth
-    return max(compute, memory) / hw.class_efficiency(kind, memory_bound=memory > compute)
+    return hw.work_time(kind, compute, memory)[0]
 
 
 @dataclass

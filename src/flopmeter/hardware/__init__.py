@@ -5,6 +5,7 @@ Peaks are in FLOP/s (a speed); the counts in a Report are FLOPs (an amount of wo
 
 from __future__ import annotations
 
+import math
 import time
 import tomllib
 from collections.abc import Callable
@@ -12,6 +13,22 @@ from dataclasses import dataclass, field
 from importlib import resources
 
 import torch
+
+OP_CLASSES = (
+    "matmul",
+    "conv",
+    "pointwise",
+    "depthwise",
+    "recurrent",
+    "attention",
+    "elementwise",
+    "transcendental",
+    "norm",
+    "reduction",
+    "pooling",
+    "data",
+)
+"""Op classes of the calibrated latency model (``flopmeter.roofline.op_class``)."""
 
 # torch dtype names whose peak is listed under a family name in the presets
 _DTYPE_FAMILY = {"qint8": "int8", "quint8": "int8", "uint8": "int8", "half": "float16", "float": "float32"}
@@ -54,9 +71,28 @@ class Hardware:
                 f"hardware {self.name!r}: overheads are seconds >= 0, got op_overhead={self.op_overhead!r}, "
                 f"module_overhead={self.module_overhead!r}"
             )
-        bad = {k: v for k, v in self.efficiency.items() if not isinstance(v, (int, float)) or v <= 0}
+        if any(not _finite(v) for v in [*overheads, self.module_overhead]):
+            raise ValueError(
+                f"hardware {self.name!r}: overheads must be finite seconds, got op_overhead="
+                f"{self.op_overhead!r}, module_overhead={self.module_overhead!r}"
+            )
+        bad = {k: v for k, v in self.efficiency.items() if not _positive(v)}
         if bad:
-            raise ValueError(f"hardware {self.name!r}: efficiencies are fractions > 0, got {bad}")
+            raise ValueError(f"hardware {self.name!r}: efficiencies are finite fractions > 0, got {bad}")
+        classes = ", ".join(OP_CLASSES)
+        unknown = [k for k in self.efficiency if k.removesuffix(":memory") not in OP_CLASSES]
+        if unknown:
+            raise ValueError(
+                f"hardware {self.name!r}: unknown op class in efficiency: {', '.join(unknown)}; "
+                f"expected {classes} (or '<class>:memory')"
+            )
+        if isinstance(self.op_overhead, dict):
+            unknown = [k for k in self.op_overhead if k not in (*OP_CLASSES, "default")]
+            if unknown:
+                raise ValueError(
+                    f"hardware {self.name!r}: unknown op class in op_overhead: {', '.join(unknown)}; "
+                    f"expected {classes} or 'default'"
+                )
 
     def overhead(self, op_class: str) -> float:
         """Fixed seconds per executed op of ``op_class`` ("default" when not listed)."""
@@ -71,6 +107,17 @@ class Hardware:
         if memory_bound and f"{op_class}:memory" in self.efficiency:
             return self.efficiency[f"{op_class}:memory"]
         return self.efficiency.get(op_class, 1.0)
+
+    def work_time(self, op_class: str, compute: float, memory: float) -> tuple[float, bool]:
+        """(seconds, memory-limited?) of one op's work on the calibrated model:
+        ``max(compute / efficiency[class], memory / efficiency[class:memory])``, the roofline
+        of the peak and bandwidth the class reaches. With one efficiency for the class this is
+        ``max(compute, memory) / efficiency``; with two it stays continuous at the ridge, so
+        more work never takes less time (one efficiency picked by the raw bound made a
+        4096x4096 Linear at batch 8 predict faster than at batch 1 on a local CPU)."""
+        compute_part = compute / self.class_efficiency(op_class, memory_bound=False)
+        memory_part = memory / self.class_efficiency(op_class, memory_bound=True)
+        return max(compute_part, memory_part), memory_part > compute_part
 
     @property
     def calibrated(self) -> bool:
@@ -88,6 +135,14 @@ class Hardware:
                 )
         if isinstance(self.peak_flops, dict) and not self.peak_flops:
             raise ValueError(f"Hardware {self.name!r}: peak_flops needs at least one dtype")
+        unknown = [
+            k for k in (self.peak_flops if isinstance(self.peak_flops, dict) else {}) if not _dtype_name(k)
+        ]
+        if unknown:
+            raise ValueError(
+                f"Hardware {self.name!r}: unknown dtype in peak_flops: {', '.join(map(repr, unknown))}; "
+                "use torch dtype names such as float32, float16, bfloat16, float64, or tfloat32, float8, int8"
+            )
         if not _positive(self.bandwidth):
             raise ValueError(
                 f"Hardware {self.name!r}: bandwidth must be a positive bytes/s, got {self.bandwidth!r}"
@@ -109,6 +164,16 @@ class Hardware:
     def ridge_point(self, dtype: str = "float32") -> float:
         """Arithmetic intensity (FLOPs per byte) where memory- and compute-bound meet."""
         return self.peak(dtype) / self.bandwidth
+
+
+def _dtype_name(name: object) -> bool:
+    """A torch dtype name ("float16", "half") or a family the presets list ("tfloat32", "float8")."""
+    families = {"tfloat32", "float8", "int8", "int4"}
+    return isinstance(name, str) and (name in families or isinstance(getattr(torch, name, None), torch.dtype))
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _positive(value: object) -> bool:
@@ -158,26 +223,27 @@ def names() -> list[str]:
 def get(name: str) -> Hardware:
     """A preset by name (see ``names()``); "local" (or "local-cpu") measures and calibrates
     this machine's CPU, "local-cuda" its GPU (a few seconds, once per process and thread
-    count)."""
+    count). Names are matched without regard to case or surrounding spaces."""
     if not isinstance(name, str):
         raise TypeError(f"hardware name must be a string such as 'h100-sxm' or 'local', got {name!r}")
-    if name in ("local", "local-cpu", "local-cuda"):
+    key = name.strip().lower()  # "H100-SXM" is h100-sxm
+    if key in ("local", "local-cpu", "local-cuda"):
         from .calibrate import calibrate
 
-        if name == "local-cuda" and not torch.cuda.is_available():
+        if key == "local-cuda" and not torch.cuda.is_available():
             raise ValueError(
                 "hardware 'local-cuda' measures a CUDA GPU, and torch sees none here; use 'local'"
             )
-        return calibrate("cuda" if name == "local-cuda" else "cpu")
-    if name not in PRESETS:
+        return calibrate("cuda" if key == "local-cuda" else "cpu")
+    if key not in PRESETS:
         import difflib
 
-        close = difflib.get_close_matches(name, PRESETS, n=3)
+        close = difflib.get_close_matches(key, PRESETS, n=3)
         hint = f"did you mean {', '.join(close)}? " if close else ""
         raise ValueError(
             f"unknown hardware {name!r}; {hint}known: {', '.join(names())}, or 'local' / 'local-cuda'"
         )
-    return PRESETS[name]
+    return PRESETS[key]
 
 
 def measure_local(
@@ -187,13 +253,12 @@ def measure_local(
     copy_mib: int = 256,
     repeat: int = 3,
     clock: Callable[[], float] = time.perf_counter,
+    dtypes: tuple[str, ...] = ("float32",),
 ) -> Hardware:
-    """Measure this machine: peak float32 FLOP/s from a large matmul (2*n^3 FLOPs) and
-    bandwidth from a large copy (read + write = 2 x bytes). Best of ``repeat`` runs,
-    timed with ``clock``."""
+    """Measure this machine: peak FLOP/s per dtype in ``dtypes`` from a large matmul
+    (2*n^3 FLOPs) and bandwidth from a large copy (read + write = 2 x bytes). Best of
+    ``repeat`` runs, timed with ``clock``."""
     dev = torch.device(device)
-    a = torch.randn(size, size, device=dev)
-    b = torch.randn(size, size, device=dev)
     src = torch.empty(copy_mib * 2**20 // 4, device=dev)
     dst = torch.empty_like(src)
 
@@ -207,14 +272,18 @@ def measure_local(
             times.append(clock() - start)
         return min(times[1:])
 
-    flops = 2 * size**3 / best(lambda: torch.mm(a, b))
+    peaks = {}
+    for dtype in dtypes:
+        a = torch.randn(size, size, device=dev, dtype=getattr(torch, dtype))
+        b = torch.randn(size, size, device=dev, dtype=getattr(torch, dtype))
+        peaks[dtype] = 2 * size**3 / best(lambda a=a, b=b: torch.mm(a, b))
     bandwidth = 2 * src.numel() * 4 / best(lambda: dst.copy_(src))
     return Hardware(
         name=f"local-{dev.type}",
-        peak_flops={"float32": flops},
+        peak_flops=peaks,
         bandwidth=bandwidth,
         description=f"this machine's {dev.type}, measured",
-        source=f"measured: {size}x{size} float32 matmul and a {copy_mib} MiB copy, best of {repeat}",
+        source=f"measured: {size}x{size} {'/'.join(dtypes)} matmul and a {copy_mib} MiB copy, best of {repeat}",
     )
 
 

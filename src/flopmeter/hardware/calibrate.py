@@ -71,7 +71,11 @@ def calibrate(device: str = "cpu") -> Hardware:
 @lru_cache(maxsize=8)
 def _calibrate(device: str, threads: int) -> Hardware:
     dev = torch.device(device)
-    base = measure_local(device, size=1024, copy_mib=64, repeat=5, clock=clock(dev))
+    # a GPU's 16-bit tensor-core peak is 8-15x its float32 one: measured, not assumed from float32
+    halves = ("float16", "bfloat16") if dev.type == "cuda" else ()
+    base = measure_local(
+        device, size=1024, copy_mib=64, repeat=5, clock=clock(dev), dtypes=("float32", *halves)
+    )
     with torch.no_grad():
         tiny = torch.zeros(1, device=dev)
         default = _per_call(lambda: torch.add(tiny, tiny), dev)
@@ -198,9 +202,7 @@ def _fit(
             if what == "efficiency":
                 others += spec.overhead(kind) * launches(record, kind)
         else:
-            others += spec.overhead(kind) * launches(record, kind) + seconds / spec.class_efficiency(
-                kind, memory_bound=memory > compute
-            )
+            others += spec.overhead(kind) * launches(record, kind) + spec.work_time(kind, compute, memory)[0]
     call = lambda: model(*args)  # noqa: E731
     inputs = [t for a in args for t in (a if isinstance(a, tuple) else (a,))]
     left = (_per_call(call, device) if what == "overhead" else _per_cold_call(call, inputs, device)) - others

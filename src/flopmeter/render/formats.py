@@ -39,6 +39,7 @@ def to_json(
     roofline: Any = None,
     timings: Any = None,
     totals_only: bool = False,
+    sweep: Any = None,
 ) -> str:
     """The Report as JSON (schema: docs/json-schema.md, ``schema_version`` inside),
     with ``roofline`` and ``timings`` sections when given; ``totals_only`` (``-q``)
@@ -59,6 +60,8 @@ def to_json(
             "latency_seconds": roofline.latency,
             "model": roofline.model,
             "bound_latency_seconds": roofline.bound_latency,
+            "compute_dtype": roofline.dtype,
+            "compute_peak_flops_per_second": roofline.peak_flops,
             "modules": [
                 {
                     "name": r.name,
@@ -93,6 +96,20 @@ def to_json(
                 "measured_over_predicted": t.ratio,
             }
             for t in timings
+        ]
+    if sweep:
+        data["batch_sweep"] = [
+            {
+                "batch_size": e.batch_size,
+                "latency_seconds": e.latency,
+                "bound_latency_seconds": e.bound_latency,
+                "samples_per_second": e.batch_size / e.latency if e.latency else None,
+                "overhead_seconds": e.total.overhead_time,
+                "memory_seconds": e.total.calibrated_memory,
+                "compute_seconds": e.total.calibrated_compute,
+                "regime": e.total.regime,
+            }
+            for e in sweep
         ]
     return json.dumps(data, indent=indent)
 

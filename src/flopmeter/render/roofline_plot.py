@@ -14,7 +14,7 @@ BOUND_COLORS = {"memory": "#cc6677", "compute": "#4477aa", "overhead": "#999933"
 
 
 def draw_roofline(axis: Any, report: Report, hardware: Hardware) -> None:
-    """Draw the roof (bandwidth slope, then the float32 peak) and each leaf module at
+    """Draw the roof (bandwidth slope, then the peak of the dtype doing most FLOPs) and each leaf module at
     (FLOPs/byte, FLOPs / estimated time), coloured by what bounds it: points on the slope
     are memory-bound; the calibrated model's overheads and efficiencies put points below
     the roof."""
@@ -25,9 +25,10 @@ def draw_roofline(axis: Any, report: Report, hardware: Hardware) -> None:
     if not leaves:
         return
     low = min(r.intensity for r in leaves) / 2
-    high = max(max(r.intensity for r in leaves) * 2, hardware.ridge_point() * 4)
-    peak = hardware.peak("float32")
-    xs = [low, hardware.ridge_point(), high]
+    ridge = hardware.ridge_point(result.dtype)
+    high = max(max(r.intensity for r in leaves) * 2, ridge * 4)
+    peak = hardware.peak(result.dtype)
+    xs = [low, ridge, high]
     axis.loglog(xs, [min(peak, x * hardware.bandwidth) for x in xs], color="black", lw=1.5, label="roof")
     for bound, color in BOUND_COLORS.items():
         points = [r for r in leaves if r.regime == bound]

@@ -94,8 +94,9 @@ def render_roofline(
     ]
     head = [
         *summary_lines(report, "exact", units, precision),
-        f"roofline on {hw.description or hw.name}: peak {u.count(hw.peak('float32'), 'FLOP/s', precision=1)}"
-        f" (float32), bandwidth {hw.bandwidth / 1e9:,.0f} GB/s, ridge {hw.ridge_point():.1f} FLOPs/byte",
+        f"roofline on {hw.description or hw.name}: peak {u.count(hw.peak(roofline.dtype), 'FLOP/s', precision=1)}"
+        f" ({roofline.dtype}), bandwidth {hw.bandwidth / 1e9:,.0f} GB/s,"
+        f" ridge {hw.ridge_point(roofline.dtype):.1f} FLOPs/byte",
         f"estimated latency {seconds(roofline.latency)} ({roofline.model} model, {roofline.total.regime}-limited);"
         f" roofline bound {seconds(roofline.bound_latency)} ({roofline.total.bound}-bound overall)",
         f"peak activation memory {u.nbytes(report.peak_activation_bytes)}, parameters {u.nbytes(report.param_bytes)}",
@@ -144,6 +145,11 @@ def render_timings(report: Report, timings: list[Timing], *, precision: int = 2)
         lines.append(
             f"predicted by the {first.estimate.model} model on {first.estimate.hardware.name}"
             " (docs/speed.md); meas/pred above 1: slower than predicted"
+        )
+    if first.hardware and first.device == "cpu" and first.hardware.overlap:
+        lines.append(
+            f"note: timed on this machine's cpu, but {first.hardware.name} is a GPU spec: % of peak and"
+            " meas/pred compare two different machines (use --roofline local to check the model here)"
         )
     lines += ["", *grid(header, body)]
     for t in timings:
