@@ -52,3 +52,19 @@ def test_a_packed_sequence_inside_a_dict_gives_its_sequences_as_the_batch() -> N
     packed = pack_padded_sequence(torch.randn(7, 3, 4), torch.tensor([7, 5, 2]))
     assert flopmeter.profile(PackedInAContainer(), ({"packed": packed},)).batch_size == 3
     assert flopmeter.profile(PackedInAContainer(), {"inputs": {"packed": packed}}).batch_size == 3
+
+
+def test_random_inputs_built_from_input_shape_leave_the_random_stream() -> None:
+    # P4-R6: profile(..., input_shape=..., shapes_only=False) and benchmark(input_shape=)
+    # drew their random inputs from the caller's stream, so the next draw after a
+    # profile differed from the one without it (kept_random_state's promise)
+    model = torch.nn.Linear(10, 2)
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    for run in (
+        lambda: flopmeter.profile(model, input_shape=(2, 10), shapes_only=False),
+        lambda: flopmeter.benchmark(model, input_shape=(2, 10), warmup=1, repeat=1),
+    ):
+        torch.manual_seed(0)
+        run()
+        assert torch.equal(torch.rand(3), expected)
