@@ -362,10 +362,12 @@ class TestProbe4Backward:
     def test_antialiased_backward(self):
         # 6 -> 3 bilinear antialias: scale 2, support 2, taps 3, 4, 3 per dimension.
         # forward: sum(2t - 1) = 17; width pass 6 rows * 17 + height pass 3 * 17 = 153 per plane
-        # backward: sum(2t) = 20; 6 * 20 + 3 * 20 = 180 per plane; 2 planes each
+        # backward (torch's kernel is direct, not separable; P4-R7): each of the 3x3 output
+        # gradients adds w_y*w_x*g to its taps_h*taps_w cells, 2 each: 2 * (3+4+3) * (3+4+3)
+        # = 200 per plane; 2 planes each
         aa = lambda x: nn.functional.interpolate(x, size=(3, 3), mode="bilinear", antialias=True)  # noqa: E731
         assert self.op(aa, "aten._upsample_bilinear2d_aa") == 306
-        assert self.op(aa, "aten._upsample_bilinear2d_aa_backward") == 360
+        assert self.op(aa, "aten._upsample_bilinear2d_aa_backward") == 400
 
     def test_pool_backward_and_fractional(self):
         # 2 planes * 3x3 = 18 output gradients, each added at its argmax

@@ -25,6 +25,11 @@ def first_input(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor |
     return next((t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor) and t.ndim), None)
 
 
+def _leaves_and_packed(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
+    """The inputs' leaves, a PackedSequence (a named tuple) kept whole, in a tuple or dict too."""
+    return tree_flatten((args, kwargs), is_leaf=lambda leaf: isinstance(leaf, PackedSequence))[0]
+
+
 def batch_before_the_run(walk: ModelWalk, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
     """The first input's leading dimension (1 without one), or the number of images a
     model holding a torchvision detection transform is given (the first image's leading
@@ -35,7 +40,7 @@ def batch_before_the_run(walk: ModelWalk, args: tuple[Any, ...], kwargs: dict[st
             if not images:
                 raise ValueError("the batch is empty: the detection model was given a list of no images")
             return len(images)
-    packed = next((a for a in [*args, *kwargs.values()] if isinstance(a, PackedSequence)), None)
+    packed = next((a for a in _leaves_and_packed(args, kwargs) if isinstance(a, PackedSequence)), None)
     if packed is not None:  # its data is (all tokens, features); batch_sizes[0] sequences
         return int(packed.batch_sizes[0])
     first = first_input(args, kwargs)
@@ -123,8 +128,9 @@ def sequence_first_batch(
     name: str | None = trace.events[index].module
     while name is not None:  # the innermost enclosing sequence layer
         module = walk.module(name)
-        if isinstance(module, _SEQUENCE_LAYERS):
-            return None if _batch_first(module) else int(first.shape[1])
+        if isinstance(module, _SEQUENCE_LAYERS):  # a subclass's own forward may reorder dims
+            torch_forward = type(module).forward.__module__.startswith("torch.")
+            return None if _batch_first(module) or not torch_forward else int(first.shape[1])
         name = name.rpartition(".")[0] if name else None
     return None
 

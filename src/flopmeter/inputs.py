@@ -134,8 +134,10 @@ def build_inputs(
     default = resolve_dtype(dtype) if dtype is not None else torch.float32
     args: list[torch.Tensor] = []
     kwargs: dict[str, torch.Tensor] = {}
-    for spec in as_specs(input_shape):
-        tensor = _make_tensor(spec, device, default, floats_on_meta)
+    cuda = [device] if torch.device(device).type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):  # random inputs leave the caller's stream as it was
+        made = [(spec, _make_tensor(spec, device, default, floats_on_meta)) for spec in as_specs(input_shape)]
+    for spec, tensor in made:
         if spec.name:
             kwargs[spec.name] = tensor
         else:

@@ -111,9 +111,16 @@ def antialiased_interpolate(
     output of a pass is a weighted sum of its taps (taps multiplies + taps-1 adds). A
     dimension whose size does not change is not resampled. (The weights, computed once
     per output index and shared by every plane and row, are not counted, as for the
-    plain modes.) The backward runs the passes transposed: each output gradient of a pass
-    adds its weighted share to each of its taps, 2*taps. ptflops counts one MAC per output
-    element."""
+    plain modes.) The backward is not separable in torch's kernel: each output gradient
+    adds w_y*w_x*g to every one of its taps_h*taps_w input cells, 2 per cell as the plain
+    modes' backward (every dimension's taps, a same-size one too). ptflops counts one MAC
+    per output element."""
+    if backward:
+        cells = prod(
+            sum(antialias_taps(i, o, s, ANTIALIAS_INTERP_SIZE[mode]))
+            for i, o, s in zip(in_sizes, out_sizes, scales, strict=True)
+        )
+        return Cost(flops=planes * 2 * cells, ptflops_macs=planes * prod(out_sizes))
     current = list(in_sizes)
     flops = 0
     for dim in reversed(range(len(in_sizes))):
@@ -122,5 +129,5 @@ def antialiased_interpolate(
         taps = antialias_taps(in_sizes[dim], out_sizes[dim], scales[dim], ANTIALIAS_INTERP_SIZE[mode])
         current[dim] = out_sizes[dim]
         rows = prod(current) // out_sizes[dim]  # the other dimensions at this pass
-        flops += rows * sum(2 * t - (0 if backward else 1) for t in taps if t > 0)
+        flops += rows * sum(2 * t - 1 for t in taps if t > 0)
     return Cost(flops=planes * flops, ptflops_macs=planes * prod(out_sizes))

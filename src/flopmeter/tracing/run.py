@@ -387,12 +387,23 @@ def own_copy(args: tuple[Any, ...], kwargs: dict[str, Any], shared: tuple[Any, .
     """A deep copy of inputs that hold objects, for one run: a decode step extends the
     caller's KV cache, and a shapes-only run would leave meta tensors in it. ``shared``
     (the model's modules, parameters and buffers) is not copied; inputs that cannot be
-    copied (a non-leaf tensor needing grad) run as they are."""
+    copied run as they are; a non-leaf tensor is copied detached."""
     memo: dict[int, Any] = {id(item): item for item in shared}
     try:
-        return deepcopy((args, kwargs), memo)
+        with _CopyNonLeaves():
+            return deepcopy((args, kwargs), memo)
     except Exception:  # noqa: BLE001 - any object's own __deepcopy__ may refuse
         return args, kwargs
+
+
+class _CopyNonLeaves(torch.overrides.TorchFunctionMode):
+    """``deepcopy`` of a tensor autograd made (a cache filled with grad on), which torch
+    refuses: a detached copy of its values (the run's graph stays off the caller's)."""
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        if func is torch.Tensor.__deepcopy__ and not args[0].is_leaf:
+            return args[0].detach().clone().requires_grad_(args[0].requires_grad)
+        return func(*args, **(kwargs or {}))
 
 
 @dataclass
