@@ -124,17 +124,20 @@ class TestDynamicQuantizedRecurrent:
         assert view.bytes_actual == weights + 32 + 2 * gates * 16 * 4
 
 
+class Tied(nn.Module):
+    """An embedding whose weight the LM head shares (tied)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb, self.head = nn.Embedding(10, 8), nn.Linear(8, 10, bias=False)
+        self.head.weight = self.emb.weight
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.head(self.emb(ids))
+
+
 class TestTiedWeights:
     def test_pruned_tied_embedding_and_head(self) -> None:
-        class Tied(nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.emb, self.head = nn.Embedding(10, 8), nn.Linear(8, 10, bias=False)
-                self.head.weight = self.emb.weight
-
-            def forward(self, ids: torch.Tensor) -> torch.Tensor:
-                return self.head(self.emb(ids))
-
         model = Tied()
         with torch.no_grad():
             model.emb.weight[:5] = 0  # 5 of the 10 rows (vocabulary entries)
@@ -152,15 +155,6 @@ class TestTiedWeights:
     def test_pruning_the_tied_head_masks_the_head_only(self) -> None:
         """prune on the head keeps the shared Parameter as head.weight_orig: the
         embedding reads it unmasked, the head through its own mask."""
-
-        class Tied(nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.emb, self.head = nn.Embedding(10, 8), nn.Linear(8, 10, bias=False)
-                self.head.weight = self.emb.weight
-
-            def forward(self, ids: torch.Tensor) -> torch.Tensor:
-                return self.head(self.emb(ids))
 
         model = Tied()
         mask = torch.zeros(10, 8)

@@ -16,6 +16,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 from torch.utils._pytree import tree_flatten
 
+from .tracing.events import OpEvent
 from .tracing.model_walk import ModelWalk
 from .tracing.run import Trace
 
@@ -61,20 +62,13 @@ _ADDS_A_BATCH_OF_ONE = frozenset({"aten.unsqueeze", "aten.view", "aten.reshape",
 _MHA = "nn.functional.multi_head_attention_forward"
 
 
-def one_unbatched_sample(
-    trace: Trace, args: tuple[Any, ...], kwargs: dict[str, Any], walk: ModelWalk
-) -> bool:
+def _one_unbatched_sample(first: torch.Tensor, event: OpEvent, walk: ModelWalk) -> bool:
     """Whether the first input is one unbatched sample, as the torch layer that first reads
-    it (the input tensor itself, not one of its shape) takes it: a Conv or Linear that
-    makes it (1, *shape) (a (C, H, W) image, an (I,) vector), an RNN that inserts its batch
-    dim of 1 into an (L, H) sequence, a MultiheadAttention given an (L, E) query. Its
+    it (``event``: the input tensor itself, not one of its shape) takes it: a Conv or Linear
+    that makes it (1, *shape) (a (C, H, W) image, an (I,) vector), an RNN that inserts its
+    batch dim of 1 into an (L, H) sequence, a MultiheadAttention given an (L, E) query. Its
     leading dimension is then not the batch: the batch is 1. A model's own code that adds
     a dim (for an RNN's layer dim, say) is not a layer taking one sample."""
-    first = first_input(args, kwargs)
-    index = trace.first_input_event
-    if first is None or index is None or index >= len(trace.events):
-        return False
-    event = trace.events[index]
     module = walk.module(event.module)
     shape = tuple(first.shape)
     inputs, outputs = event.tensor_inputs(), event.outputs
@@ -97,9 +91,14 @@ def batch_after_the_run(
 ) -> int:
     """``batch`` (from ``batch_before_the_run``) corrected by the layer that first read
     the first input: 1 for one unbatched sample, dim 1 for a sequence-first layer."""
-    if batch > 1 and one_unbatched_sample(trace, args, kwargs, walk):
+    first = first_input(args, kwargs)
+    index = trace.first_input_event
+    if first is None or index is None or index >= len(trace.events):
+        return batch  # no op of the run read the input tensor itself
+    event = trace.events[index]
+    if batch > 1 and _one_unbatched_sample(first, event, walk):
         return 1
-    across = sequence_first_batch(trace, args, kwargs, walk)
+    across = _sequence_first_batch(first, event, walk)
     return batch if across is None else across
 
 
@@ -115,17 +114,14 @@ _SEQUENCE_LAYERS = (
 )
 
 
-def sequence_first_batch(
-    trace: Trace, args: tuple[Any, ...], kwargs: dict[str, Any], walk: ModelWalk
-) -> int | None:
+def _sequence_first_batch(first: torch.Tensor, event: OpEvent, walk: ModelWalk) -> int | None:
     """The batch of a (seq, batch, features) first input that a sequence-first torch layer
-    reads itself (the op that first reads it runs inside that layer): its dim 1. None when
-    another layer or the model's own code reads it first, or the layer is batch-first."""
-    first = first_input(args, kwargs)
-    index = trace.first_input_event
-    if first is None or first.ndim != 3 or index is None or index >= len(trace.events):
+    reads itself (``event``, the op that first reads it, runs inside that layer): its dim
+    1. None when another layer or the model's own code reads it first, or the layer is
+    batch-first."""
+    if first.ndim != 3:
         return None
-    name: str | None = trace.events[index].module
+    name: str | None = event.module
     while name is not None:  # the innermost enclosing sequence layer
         module = walk.module(name)
         if isinstance(module, _SEQUENCE_LAYERS):  # a subclass's own forward may reorder dims

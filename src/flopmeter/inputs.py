@@ -9,6 +9,8 @@ from typing import Any
 import torch
 from torch.utils._pytree import tree_flatten
 
+from .random_state import kept_random_state
+
 DTYPES = {
     "float32": torch.float32,
     "float": torch.float32,
@@ -134,8 +136,7 @@ def build_inputs(
     default = resolve_dtype(dtype) if dtype is not None else torch.float32
     args: list[torch.Tensor] = []
     kwargs: dict[str, torch.Tensor] = {}
-    cuda = [device] if torch.device(device).type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda):  # random inputs leave the caller's stream as it was
+    with kept_random_state():  # random inputs leave the caller's stream as it was
         made = [(spec, _make_tensor(spec, device, default, floats_on_meta)) for spec in as_specs(input_shape)]
     for spec, tensor in made:
         if spec.name:

@@ -17,9 +17,10 @@ import torch
 
 from .api import Inputs, _model_device, _resolve_inputs, profile
 from .hardware import Hardware, get
+from .random_state import kept_random_state
 from .report import Report
 from .roofline import Roofline, roofline
-from .tracing.run import ModelStateGuard, SaveBeforeWrites, holds_objects, kept_random_state, own_copy
+from .tracing.run import ModelStateGuard, SaveBeforeWrites, holds_objects, own_copy
 
 Progress = Callable[[str, int, int], None]
 

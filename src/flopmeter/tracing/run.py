@@ -15,6 +15,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
+from ..random_state import kept_random_state
 from .attention_watch import AttentionSeen, expects_attention, remember_attention
 from .events import PLAIN_TYPES, OpEvent
 from .model_walk import ModelWalk
@@ -236,23 +237,6 @@ class WriteGuard:
 
 
 @contextmanager
-def kept_random_state(inputs: Any = None) -> Iterator[None]:
-    """Random numbers a run draws (dropout in train mode, ``torch.randn_like`` in a
-    forward, an LSTM run with values) come from a fork of torch's CPU generator and of
-    every CUDA device's that is initialized: afterwards the user's random stream is as it
-    was, so profiling between ``torch.manual_seed`` and training changes no result. A
-    ``torch.Generator`` among ``inputs`` is put back too (a module's own: the guard)."""
-    cuda = range(torch.cuda.device_count()) if torch.cuda.is_initialized() else ()
-    given = [g for g in tree_flatten(inputs)[0] if isinstance(g, torch.Generator)] if inputs else []
-    states = [g.get_state() for g in given]
-    try:
-        with torch.random.fork_rng(devices=cuda, device_type="cuda"):
-            yield
-    finally:
-        list(map(torch.Generator.set_state, given, states))
-
-
-@contextmanager
 def undone(module: torch.nn.Module) -> Iterator[None]:
     """Run code outside a trace that may change ``module`` (evaluating a parametrized
     weight runs spectral_norm's power iteration, which writes ``_u`` and ``_v`` in
@@ -360,9 +344,10 @@ def trace_model(
     with exclusive(model):  # the walk and the run see one state of the model
         walk = walk if walk is not None else ModelWalk(model)
         options = _RunOptions(backward, train, custom_types, shapes_only)
-        if holds_objects((args, kwargs)):  # a KV cache: the run updates its own copy
+        objects = holds_objects((args, kwargs))
+        if objects:  # a KV cache: the run updates its own copy
             args, kwargs = own_copy(args, kwargs, (*walk.modules, *walk.parameters, *walk.buffers))
-        if not shapes_only or holds_objects((args, kwargs)) or expects_attention(walk.kinds):
+        if not shapes_only or objects or expects_attention(walk.kinds):
             # a run with values runs once; inputs a first run could change (a cache object)
             # are not given to one that may be thrown away (attention_watch.py)
             return _run_once(model, args, kwargs, walk, options, whole_functions=True)
