@@ -106,3 +106,58 @@ def test_fx_qat_layers_take_the_bits_of_the_quantizer_feeding_them() -> None:
     assert (linear.weight_bits, linear.act_bits, linear.n_scales) == (8, 8, 4)
     # conv: 2 * 8*6*6 outputs * 3*3*3 = 15,552 MACs; * 8 * 8 = 995,328 BOPs
     assert conv.macs_effective == 15_552 and conv.bops == 995_328
+
+
+def _fused_qat(bias: bool) -> nn.Module:
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        tq.QuantStub(), nn.Conv2d(3, 8, 3, bias=bias), nn.BatchNorm2d(8), nn.ReLU(), tq.DeQuantStub()
+    ).train()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tq.fuse_modules_qat(model, [["1", "2", "3"]], inplace=True)  # -> ConvBnReLU2d
+        model.qconfig = tq.get_default_qat_qconfig("fbgemm")
+        return tq.prepare_qat(model)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_qat_conv_bn_counts_as_the_float_conv_bn_it_emulates(bias: bool) -> None:
+    """P3-A49: the simulated batch-norm fold is overhead, not model work."""
+    x = torch.randn(2, 3, 8, 8)
+    qat = _fused_qat(bias)
+    report = flopmeter.profile(qat, x)
+    # conv: 2*8*6*6 = 576 outputs of 3*3*3 = 27 products: (2*27 - 1)*576 = 30,528 (+576 bias adds
+    # = 31,104 with a bias); batch norm (train) 1,192; relu 576
+    expected = (31_104 if bias else 30_528) + 1_192 + 576  # 32,872 / 32,296
+    assert report.flops == expected
+    assert report.macs == 15_552  # 576 * 27
+    float_model = nn.Sequential(nn.Conv2d(3, 8, 3, bias=bias), nn.BatchNorm2d(8), nn.ReLU()).train()
+    assert flopmeter.profile(float_model, x).flops == expected
+    aside = report.overhead
+    # the fold: var + eps (8), sqrt (8), gamma / std (8), weight * scale (8*27 = 216),
+    # output / scale (576), and the adds of the zero bias the fold passes to the conv (576)
+    assert aside["aten.add"].cost.flops == 8
+    assert aside["aten.sqrt"].cost.flops == 8
+    assert aside["aten.div"].cost.flops == 8 + 576
+    assert aside["aten.mul"].cost.flops == 216
+    assert aside["aten.convolution"].cost.flops == 576
+    assert aside["aten.convolution"].cost.macs == 0  # the conv's products stay model work
+    counted = flopmeter.profile(qat, x, compression=flopmeter.CompressionOptions(count_overhead=True))
+    fake_quant = counted.overhead["aten._fused_moving_avg_obs_fq_helper"].cost.flops
+    assert counted.flops == expected + 8 + 8 + 584 + 216 + 576 + fake_quant
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_qat_conv_bn_training_step_counts_as_the_float_one(bias: bool) -> None:
+    """The fold's gradients are overhead too; the float model's own gradients stay."""
+    x = torch.randn(2, 3, 8, 8)
+    report = flopmeter.profile(_fused_qat(bias), x, backward=True)
+    float_model = nn.Sequential(nn.Conv2d(3, 8, 3, bias=bias), nn.BatchNorm2d(8), nn.ReLU()).train()
+    reference = flopmeter.profile(float_model, x, backward=True)
+    # backward: relu 576 + batch norm 6,336 + conv weight gradient (2*72 - 1)*216 = 30,888
+    # (+ its bias gradient: 8 sums of 72, 8*71 = 568) = 37,800 / 38,368
+    expected = 576 + 6_336 + 30_888 + (568 if bias else 0)
+    assert reference.backward_cost.flops == expected
+    assert report.backward_cost.flops == expected
+    assert report.forward.flops == reference.forward.flops
+    assert report.overhead["aten.neg"].backward_calls == 1  # d(conv / scale) / d(scale)

@@ -119,6 +119,7 @@ class ModelFacts:
     bias_bytes: dict[str, int] = field(default_factory=dict)
     by_tensor: dict[int, WeightFact] = field(default_factory=dict, repr=False)  # id(parameter) -> its fact
     qat_act_bits: dict[str, int] = field(default_factory=dict)  # QAT layer -> its activations' bits
+    folded_batch_norms: set[str] = field(default_factory=set)  # QAT ConvBn*: BN folded in emulation
 
     def facts(self) -> list[WeightFact]:
         return [f for facts in self.weights.values() for f in facts]
@@ -178,6 +179,8 @@ def collect(model: torch.nn.Module, walk: ModelWalk | None = None) -> ModelFacts
             found.weights[name] = facts
         if "weight_fake_quant" in module._modules:
             _quantization_aware(name, module, facts, found)
+            if any(c.__name__ == "_ConvBnNd" for c in kind.__mro__):
+                found.folded_batch_norms.add(name)
         bias = getattr(module, "bias", None)
         if isinstance(bias, torch.Tensor) and bias.ndim == 1:
             found.bias_params[name] = bias.numel()
