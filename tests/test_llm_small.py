@@ -267,3 +267,17 @@ def test_sdpa_called_with_keywords_is_recorded_in_one_order(shapes_only):
     q = torch.randn(1, 2, 8, 4)
     assert flopmeter.profile(_AttendByKeyword(), q, shapes_only=shapes_only).macs == 1_024
     assert flopmeter.profile(_AttendByKeyword(), q, shapes_only=shapes_only, causal="needed").macs == 576
+
+
+def test_paged_activations_leave_out_the_caches_copy_of_new_tokens(gqa):
+    """P3-L19: DynamicCache copies the new keys and values onto its empty placeholder
+    (one cat per layer for K and one for V); an engine writes them once (the KV write),
+    so the paged view's activations are the executed ones less that copy. Here bf16:
+    a prefill of T = 64 copies 2 layers * 2 (K, V) * 64 tokens * 2 KV heads * 16 * 2 B
+    = 16,384 B, read once and written once (32,768 B); a decode step's empty-cache run
+    copies 1 token: 2 * 2 * 1 * 2 * 16 * 2 = 256 B, read and written (512 B)."""
+    prefill = gqa.prefill
+    assert prefill.bytes("paged").activations == prefill.bytes("as executed").activations - 32_768
+    assert prefill.bytes("paged").kv_write == 64 * 256  # T tokens * 256 B: written once
+    step = gqa.decode(100)
+    assert step.bytes("paged").activations == step.bytes("as executed").activations - 512
