@@ -36,7 +36,9 @@ class Timing:
     flops: int = 0  # exact FLOPs of one call (from a profile of the same inputs)
     hardware: Hardware | None = None
     per_module: dict[str, float] = field(default_factory=dict)  # median seconds, inclusive
-    hook_overhead: float = 0.0  # seconds per call the per-module hooks added
+    # seconds the per-module hooks added per call: the median with hooks minus the median
+    # without, as measured (negative when the hooked runs happened to be faster: noise)
+    hook_overhead: float = 0.0
     estimate: Roofline | None = None  # the latency model's prediction on ``hardware``, same inputs
     peak: float | None = None  # the peak FLOP/s of the FLOPs' dtypes, when there is no estimate
 
@@ -61,6 +63,12 @@ class Timing:
             for name, seconds in self.per_module.items()
             if name in rows and rows[name].time > 0
         }
+
+    @property
+    def hook_overhead_measurable(self) -> bool:
+        """Whether ``hook_overhead`` stands out of the noise: above the spread of the plain
+        runs (p90 - p10). A smaller or negative difference says nothing about the hooks."""
+        return self.hook_overhead > self.p90 - self.p10
 
     @property
     def median(self) -> float:
@@ -296,7 +304,7 @@ def _one(
             timing.estimate = roofline(report, hardware)
         if per_module:
             timing.per_module, with_hooks = _time_modules(model, args, kwargs, device, warmup, repeat)
-            timing.hook_overhead = max(with_hooks - timing.median, 0.0)
+            timing.hook_overhead = with_hooks - timing.median  # signed: see render_timings
     return timing
 
 

@@ -91,7 +91,7 @@ def to_json(
                 "achieved_flops_per_second": t.achieved_flops_per_second,
                 "fraction_of_peak": t.fraction_of_peak,
                 "per_module_median_seconds": t.per_module,
-                "hook_overhead_seconds": t.hook_overhead,
+                "hook_overhead_seconds": t.hook_overhead if t.per_module else None,
                 "predicted_seconds": t.predicted,
                 "measured_over_predicted": t.ratio,
             }

@@ -193,6 +193,19 @@ def render_sweep(report: Report, estimates: list[Roofline]) -> str:
     return "\n".join([head, "", *grid(header, body)])
 
 
+def hook_cost(t: Timing, subject: str = "the hooks") -> str:
+    """What timing each module cost the whole call (``subject``: what did the timing): the
+    measured difference of the medians, or, when it is within the plain runs' spread
+    (p90 - p10) or negative, that it is not measurable, with both figures."""
+    if t.hook_overhead_measurable:
+        return f"{subject} cost {seconds(t.hook_overhead)} per call of the whole model"
+    sign = "-" if t.hook_overhead < 0 else "+"
+    return (
+        f"the cost of {subject} is not measurable, within noise: medians with and without differ by"
+        f" {sign}{seconds(abs(t.hook_overhead))}, the plain runs spread {seconds(t.p90 - t.p10)} from p10 to p90"
+    )
+
+
 def _prediction_cells(t: Timing) -> list[str]:
     if not t.estimate:
         return ["-", "-", "-"]
@@ -202,14 +215,12 @@ def _prediction_cells(t: Timing) -> list[str]:
 def _module_lines(t: Timing) -> list[str]:
     slowest = sorted(t.per_module.items(), key=lambda kv: -kv[1])[:15]
     how = (
-        "sums of node kernel times from onnxruntime's profiler on the unoptimized graph, which"
+        "sums of node kernel times from onnxruntime's profiler on the unoptimized graph; "
+        + hook_cost(t, "the profiler")
         if "onnxruntime" in t.device
-        else "hooks"
+        else hook_cost(t)
     )
-    head = (
-        f"per-module median latency, batch {t.batch_size} (inclusive; {how} add"
-        f" {seconds(t.hook_overhead)} per call to the whole model):"
-    )
+    head = f"per-module median latency, batch {t.batch_size} (inclusive; {how}):"
     if not t.estimate:
         return [
             head,
