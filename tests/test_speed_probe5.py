@@ -47,3 +47,38 @@ class TestHookOverhead:
         rows = json.loads(to_json(report, timings=[timed, plain]))["timings"]
         assert rows[0]["hook_overhead_seconds"] == pytest.approx(-1e-4)
         assert rows[1]["hook_overhead_seconds"] is None
+
+
+class TestNoKernelNoLaunch:
+    """BatchNorm in eval on the CPU records an ``aten.empty`` (0 bytes, no kernel)."""
+
+    @staticmethod
+    def conv_bn():
+        model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)).eval()
+        return flopmeter.profile(model, torch.randn(1, 3, 8, 8))
+
+    def test_the_allocation_is_recorded_and_costs_nothing(self):
+        report = self.conv_bn()
+        assert [r.op for r in report.ops] == ["aten.convolution", "aten.empty", "aten.native_batch_norm"]
+        empty = report.ops[1]
+        assert (empty.cost.flops, empty.cost.bytes) == (0, 0)
+
+    def test_t4_charges_two_launches_not_three(self):
+        estimate = self.conv_bn().roofline("t4")
+        # gpu-eager: 6 us per op, 1.5 us per module call (Sequential, Conv2d, BatchNorm2d)
+        # ops: conv + batch_norm = 2 x 6 = 12 us (the empty was charged 6 us more: 18 us)
+        # modules 3 x 1.5 = 4.5 us -> overheads 16.5 us (was 22.5)
+        assert estimate.total.overhead_time == pytest.approx(16.5e-6)
+        # work: conv 3,680 B / 320e9 / 0.6 = 19.17 ns, bn 4,224 B / 320e9 / 0.7 = 18.86 ns, far
+        # below the overheads, which the GPU overlaps: latency = max(16.5 us, 38 ns)
+        assert estimate.latency == pytest.approx(16.5e-6)
+        assert estimate.rows["1"].time == pytest.approx(7.5e-6)  # BN: 6 + 1.5 us (was 13.5)
+
+    def test_a_cpu_preset_adds_the_work_to_the_overheads(self):
+        estimate = self.conv_bn().roofline("xeon-8480")
+        # cpu-server: conv 9 us + norm 5 us + 3 module calls x 0.6 us = 15.8 us (+3 us data for
+        # the empty before: 18.8 us); work, bandwidth 307.2e9, efficiencies conv 0.8, norm 0.8:
+        # conv max(27,136 / 7.17e12, 3,680 / 307.2e9) / 0.8 = 11.979 ns / 0.8 = 14.974 ns
+        # bn   max(1,064 / 7.17e12, 4,224 / 307.2e9) / 0.8 = 13.750 ns / 0.8 = 17.188 ns
+        work = (3_680 / 307.2e9 + 4_224 / 307.2e9) / 0.8
+        assert estimate.latency == pytest.approx(15.8e-6 + work)  # 15.832 us (was 18.832)

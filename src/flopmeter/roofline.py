@@ -97,11 +97,23 @@ def _conv_class(shapes: tuple[tuple[int, ...], ...]) -> str:
     return "pointwise" if prod(shapes[1][2:]) == 1 else "conv"
 
 
+# Ops that only allocate (``torch.empty`` and kin, e.g. inside BatchNorm's eval path on the
+# CPU): no kernel runs and nothing is read or written, so like views they cost nothing.
+ALLOCATION_ONLY = frozenset(
+    "aten." + name
+    for name in "empty empty_like new_empty empty_strided new_empty_strided empty_permuted".split()
+)
+
+
 def launches(record: OpRecord, kind: str | None = None) -> int:
-    """How many times an op pays its fixed cost: once, or for a recurrent layer once per
+    """How many times an op pays its fixed cost: none for an op that only allocates
+    (``ALLOCATION_ONLY``: no kernel; its dispatch is as cheap as a view's, which is not
+    recorded at all), once, or for a recurrent layer once per
     time step and layer (``aten.lstm``'s input is ``(T, N, F)`` or ``(N, T, F)``, its
     hidden state ``(layers * directions, N, H)``; the CPU's ``mkldnn_rnn_layer`` is one
     layer with input ``(T, N, F)``)."""
+    if record.op in ALLOCATION_ONLY:
+        return 0
     if (kind or op_class(record)) != "recurrent" or len(record.shapes) < 2:
         return 1
     data, hidden = record.shapes[0], record.shapes[1]
