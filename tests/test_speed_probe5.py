@@ -82,3 +82,86 @@ class TestNoKernelNoLaunch:
         # bn   max(1,064 / 7.17e12, 4,224 / 307.2e9) / 0.8 = 13.750 ns / 0.8 = 17.188 ns
         work = (3_680 / 307.2e9 + 4_224 / 307.2e9) / 0.8
         assert estimate.latency == pytest.approx(15.8e-6 + work)  # 15.832 us (was 18.832)
+
+
+QUANTIZED_SOURCE = """
+import warnings
+
+import torch
+from torch import nn
+
+
+def qlin():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(
+            nn.Sequential(nn.Linear(512, 512), nn.ReLU()), {nn.Linear}, dtype=torch.qint8
+        )
+"""
+
+
+def quantized_linear_relu() -> nn.Module:
+    space: dict = {}
+    exec(QUANTIZED_SOURCE, space)
+    return space["qlin"]()
+
+
+def quantized_model_file(tmp_path) -> str:
+    source = tmp_path / "qlin.py"
+    source.write_text(QUANTIZED_SOURCE)
+    return f"{source}:qlin"
+
+
+class TestIntegerIntensity:
+    """Dynamic int8 Linear(512, 512) + ReLU at batch 64: the linear's work is integer."""
+
+    # linear: int ops 2 x 64 x 512 x 512 = 33,554,432; bytes x 131,072 + int8 W 262,144 + bias
+    # 2,048 read, 131,072 written = 526,336 -> 63.751 ops/byte (was 0.0: FLOPs are 0)
+    # relu: 64 x 512 = 32,768 FLOPs; 131,072 read + 131,072 written = 262,144 bytes -> 0.125
+    # root: (32,768 + 33,554,432) / (526,336 + 262,144) = 33,587,200 / 788,480 = 42.597
+    def test_rows_count_integer_ops_per_byte(self):
+        estimate = flopmeter.profile(quantized_linear_relu(), torch.randn(64, 512)).roofline("t4")
+        linear, relu, root = estimate.rows["0"], estimate.rows["1"], estimate.total
+        assert (linear.flops, linear.int_ops, linear.bytes) == (0, 33_554_432, 526_336)
+        assert linear.intensity == pytest.approx(33_554_432 / 526_336)  # 63.751
+        assert (relu.int_ops, relu.intensity) == (0, pytest.approx(0.125))
+        assert root.intensity == pytest.approx(33_587_200 / 788_480)  # 42.597
+
+    def test_cli_text_names_the_unit_and_the_int8_ridge(self, tmp_path):
+        from flopmeter.cli import run
+
+        code, out, _ = run([quantized_model_file(tmp_path), "--input", "64x512", "--roofline", "t4"])
+        assert (
+            code == 0 and "ops/byte" in out and "int ops" in out and "FLOPs/byte " not in out.split("\n\n")[1]
+        )
+        # t4 int8 130e12 / 320e9 = 406.25 ops/byte
+        assert "int8 peak 130.0 TOP/s, ridge 406.2 ops/byte" in out
+        linear = next(line for line in out.splitlines() if line.strip().startswith("0 ") and "Linear" in line)
+        assert "33.55 M" in linear and "63.8" in linear.split()
+
+    def test_csv_markdown_json_carry_the_integer_ops(self, tmp_path):
+        import csv
+        import io
+        import json
+
+        from flopmeter.cli import run
+
+        model = quantized_model_file(tmp_path)
+        common = [model, "--input", "64x512", "--roofline", "t4"]
+        rows = {r["module"]: r for r in csv.DictReader(io.StringIO(run([*common, "-f", "csv"])[1]))}
+        assert (rows["0"]["int_ops"], rows["0"]["intensity"]) == ("33554432", "63.751")
+        assert rows["(root)"]["intensity"] == "42.597"
+        markdown = run([*common, "-f", "markdown"])[1]
+        assert "| ops/byte |" in markdown and "| 63.8 |" in markdown
+        modules = {m["name"]: m for m in json.loads(run([*common, "-f", "json"])[1])["roofline"]["modules"]}
+        assert modules["0"]["integer_ops"] == 33_554_432 and modules["0"]["intensity"] == pytest.approx(
+            63.751, abs=1e-3
+        )
+
+    def test_top_lists_the_quantized_linear_not_its_packed_params_only(self):
+        from flopmeter.render.text import select_modules
+
+        report = flopmeter.profile(quantized_linear_relu(), torch.randn(64, 512))
+        # "0" has a child "0._packed_params" that is never called: "0" does the work itself
+        # (it was left out as a container; --top showed ReLU and the empty packed-params row)
+        assert "0" in [m.name for m in select_modules(report, top=3)]

@@ -139,6 +139,7 @@ class RooflineRow:
     type: str
     depth: int
     flops: int = 0
+    int_ops: int = 0  # integer operations: 2 x MACs of integer work (0 FLOPs by convention)
     bytes: int = 0
     ops: int = 0
     compute_time: float = 0.0
@@ -162,8 +163,11 @@ class RooflineRow:
 
     @property
     def intensity(self) -> float:
-        """Arithmetic intensity, FLOPs per byte moved."""
-        return self.flops / self.bytes if self.bytes else float("inf")
+        """Arithmetic intensity: operations per byte moved, (FLOPs + ``int_ops``) / bytes.
+        For floating-point work that is FLOPs per byte; a quantized int8 conv or linear
+        (MACs but 0 FLOPs by convention) counts its 2 x MACs integer operations, the work
+        the roofline costs at the "int8" peak (TOPS), so its intensity is not 0."""
+        return (self.flops + self.int_ops) / self.bytes if self.bytes else float("inf")
 
     @property
     def bound(self) -> str:
@@ -232,11 +236,18 @@ def op_time(flops: int, nbytes: int, hardware: Hardware, dtype: str) -> tuple[fl
     return flops / hardware.peak(dtype), nbytes / hardware.bandwidth
 
 
+def integer_ops(record: OpRecord) -> int:
+    """Integer operations of one op: 2 x MACs for integer work (quantized int8 convs and
+    linears: MACs but 0 FLOPs by convention), else 0."""
+    return 2 * record.cost.macs if not record.cost.flops and record.cost.macs else 0
+
+
 def _op_times(record: OpRecord, hardware: Hardware) -> tuple[float, float]:
-    """``op_time`` of one record; integer work (quantized int8 convs and linears: MACs but
-    0 FLOPs by convention) is costed as 2 x MACs integer ops at the "int8" peak."""
-    if not record.cost.flops and record.cost.macs:
-        return 2 * record.cost.macs / hardware.peak("int8"), record.cost.bytes / hardware.bandwidth
+    """``op_time`` of one record; integer work is costed as its ``integer_ops`` at the
+    "int8" peak."""
+    int_ops = integer_ops(record)
+    if int_ops:
+        return int_ops / hardware.peak("int8"), record.cost.bytes / hardware.bandwidth
     return op_time(record.cost.flops, record.cost.bytes, hardware, record.dtype)
 
 
@@ -260,9 +271,11 @@ def roofline(report: Report, hardware: Hardware | str) -> Roofline:
         kind = op_class(record)
         work, memory_limited = spec.work_time(kind, compute, memory)
         overhead = spec.overhead(kind) * launches(record, kind)
+        int_ops = integer_ops(record)
         for name in _enclosing(record.module, result.rows):
             row = result.rows[name]
             row.flops += record.cost.flops
+            row.int_ops += int_ops
             row.bytes += record.cost.bytes
             row.ops += 1
             row.overhead_time += overhead

@@ -66,6 +66,7 @@ def to_json(
                 {
                     "name": r.name,
                     "flops": r.flops,
+                    "integer_ops": r.int_ops,
                     "bytes": r.bytes,
                     "intensity": r.intensity if r.bytes else None,
                     "bound": r.bound,
@@ -134,7 +135,7 @@ def to_csv(
 
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    columns = CSV_COLUMNS + (["intensity", "bound", "est_time_s"] if roofline is not None else [])
+    columns = CSV_COLUMNS + (roofline_csv_columns(roofline) if roofline is not None else [])
     viewed = compression.by_module() if compression is not None else None
     if viewed is not None:
         columns += MODULE_CSV_COLUMNS
@@ -256,9 +257,16 @@ def _markdown_unsupported(report: Report) -> list[str]:
     return [f"\n> unsupported: `{op.op}` ran {op.calls}x, not counted" for op in report.unsupported.values()]
 
 
+def roofline_csv_columns(roofline: Any) -> list[str]:
+    """The roofline's CSV columns: intensity ((FLOPs + integer ops) / bytes), bound, estimated
+    seconds; ``int_ops`` (2 x MACs of integer work) first when the model does integer work."""
+    return (["int_ops"] if roofline.total.int_ops else []) + ["intensity", "bound", "est_time_s"]
+
+
 def _roofline_cells(roofline: Any, name: str) -> list[Any]:
     row = roofline.rows[name]
-    return [f"{row.intensity:.3f}" if row.bytes else "", row.bound, f"{row.time:.9f}"]
+    integer = [row.int_ops] if roofline.total.int_ops else []
+    return [*integer, f"{row.intensity:.3f}" if row.bytes else "", row.bound, f"{row.time:.9f}"]
 
 
 def _roofline_markdown(row: Any, seconds: Any) -> str:
@@ -283,11 +291,11 @@ def to_markdown(
     with ``compression`` (a CompressionView): its columns (``MODULE_HEADER``).
     Rows as ``text.select_modules`` picks them (``top``: the costliest leaves)."""
     from .compression import MODULE_HEADER, module_cells, view_summary_lines
-    from .speed import seconds
+    from .speed import intensity_label, seconds
 
     label = FLOPS_LABEL[convention]
     total = report.flops_as(convention)
-    extra_head = " FLOPs/byte | bound | est. time |" if roofline is not None else ""
+    extra_head = f" {intensity_label(roofline)} | bound | est. time |" if roofline is not None else ""
     viewed = compression.by_module() if compression is not None else None
     if viewed is not None:
         extra_head += "".join(f" {h} |" for h in MODULE_HEADER)

@@ -62,15 +62,17 @@ def render_roofline(
     hw = roofline.hardware
     rows = [r for r in roofline.rows.values() if depth is None or r.depth <= depth]
     if top is not None:  # the slowest layers (leaf modules, or a parent's own ops)
-        leaves = [r for r in rows if not report.modules[r.name].children or r.depth == depth]
+        leaves = [r for r in rows if is_leaf(report, r.name) or r.depth == depth]
         rows = sorted(leaves, key=lambda r: -r.time)[:top]
     total = roofline.latency or 1.0
+    integer = bool(roofline.total.int_ops)  # a quantized model: its int8 ops have their own column
     header = [
         "module",
         "type",
         "FLOPs",
+        *(["int ops"] if integer else []),
         "bytes",
-        "FLOPs/byte",
+        intensity_label(roofline),
         "bound",
         "roofline",
         "est. time",
@@ -82,6 +84,7 @@ def render_roofline(
             ("  " * r.depth if top is None else "") + (r.name or "(root)"),
             r.type,
             u.scaled(r.flops, units, precision).strip(),
+            *([u.scaled(r.int_ops, units, precision).strip()] if integer else []),
             u.nbytes(r.bytes, precision),
             f"{r.intensity:.1f}" if r.bytes else "-",
             r.bound,
@@ -97,6 +100,7 @@ def render_roofline(
         f"roofline on {hw.description or hw.name}: peak {u.count(hw.peak(roofline.dtype), 'FLOP/s', precision=1)}"
         f" ({roofline.dtype}), bandwidth {hw.bandwidth / 1e9:,.0f} GB/s,"
         f" ridge {hw.ridge_point(roofline.dtype):.1f} FLOPs/byte",
+        *([integer_note(roofline)] if integer else []),
         f"estimated latency {seconds(roofline.latency)} ({roofline.model} model, {roofline.total.regime}-limited);"
         f" roofline bound {seconds(roofline.bound_latency)} ({roofline.total.bound}-bound overall)",
         f"peak activation memory {u.nbytes(report.peak_activation_bytes)}, parameters {u.nbytes(report.param_bytes)}",
@@ -109,6 +113,29 @@ def render_roofline(
         "",
     ]
     return "\n".join(head + grid(header, body))
+
+
+def is_leaf(report: Report, name: str) -> bool:
+    """Whether module ``name`` does its own work: none of its children was called (a
+    quantized Linear's packed-params child never is)."""
+    modules = report.modules
+    return not any(modules[child].calls for child in modules[name].children)
+
+
+def intensity_label(roofline: Roofline) -> str:
+    """The intensity column's unit: "FLOPs/byte", or "ops/byte" when the model does integer
+    work (quantized int8 layers: 0 FLOPs by convention), whose integer ops count too."""
+    return "ops/byte" if roofline.total.int_ops else "FLOPs/byte"
+
+
+def integer_note(roofline: Roofline) -> str:
+    """The header's words on integer work: its peak and ridge, and what ops/byte means."""
+    hw = roofline.hardware
+    return (
+        "integer work: int ops = 2 x MACs of the int8 layers (0 FLOPs by convention), at the int8 peak"
+        f" {u.count(hw.peak('int8'), 'OP/s', precision=1)}, ridge {hw.ridge_point('int8'):.1f} ops/byte;"
+        " ops/byte = (FLOPs + int ops) / bytes"
+    )
 
 
 def render_timings(report: Report, timings: list[Timing], *, precision: int = 2) -> str:
