@@ -165,3 +165,104 @@ class TestIntegerIntensity:
         # "0" has a child "0._packed_params" that is never called: "0" does the work itself
         # (it was left out as a container; --top showed ReLU and the empty packed-params row)
         assert "0" in [m.name for m in select_modules(report, top=3)]
+
+
+CONV_BN_SOURCE = """
+from torch import nn
+
+
+def convbn():
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)).eval()
+"""
+
+
+class TestCsvAndMarkdownCarryTimingsAndSweep:
+    """Conv2d(3, 8, 3, p1, no bias) + BatchNorm2d(8) on 1x3x8x8, t4 (gpu-eager profile).
+
+    Estimate at any batch: 2 launches x 6 us + 3 module calls x 1.5 us = 16.5 us (overhead-bound).
+    Bound: batch 1 conv 3,680 B + bn 4,224 B = 7,904 B / 320e9 = 24.7 ns;
+    batch 4 conv 3,072 + 864 + 8,192 = 12,128 B, bn 8,192 + 128 + 8,192 = 16,512 B -> 89.5 ns.
+    Memory part (efficiencies conv 0.6, norm 0.7): batch 1 3,680 / 320e9 / 0.6 + 4,224 / 320e9 / 0.7.
+    """
+
+    @pytest.fixture()
+    def model(self, tmp_path):
+        source = tmp_path / "convbn.py"
+        source.write_text(CONV_BN_SOURCE)
+        return [f"{source}:convbn", "--input", "1x3x8x8", "--roofline", "t4", "--batch-sizes", "1,4"]
+
+    @staticmethod
+    def csv_rows(text):
+        import csv
+        import io
+
+        rows = list(csv.DictReader(io.StringIO(text)))
+        assert all(None not in row for row in rows)  # every row as wide as the header
+        return rows
+
+    def test_sweep_rows_in_csv(self, model):
+        from flopmeter.cli import run
+
+        code, out, _ = run([*model, "-f", "csv"])
+        rows = self.csv_rows(out)
+        sweep = [r for r in rows if r["type"] == "batch estimate"]  # the sweep was missing
+        assert code == 0 and [r["batch_size"] for r in sweep] == ["1", "4"]
+        assert [float(r["predicted_s"]) for r in sweep] == [pytest.approx(16.5e-6)] * 2
+        assert float(sweep[0]["bound_time_s"]) == pytest.approx(7_904 / 320e9)  # 24.7 ns
+        assert float(sweep[1]["bound_time_s"]) == pytest.approx((12_128 + 16_512) / 320e9)  # 89.5 ns
+        assert float(sweep[0]["memory_s"]) == pytest.approx(3_680 / 320e9 / 0.6 + 4_224 / 320e9 / 0.7)
+        assert float(sweep[1]["samples_per_second"]) == pytest.approx(4 / 16.5e-6)  # 242,424
+        assert sweep[0]["limit"] == "overhead" and sweep[0]["median_s"] == ""
+        modules = [r for r in rows if r["type"] not in ("batch estimate",)]
+        assert [r["module"] for r in modules] == ["(root)", "0", "1"] and modules[0]["batch_size"] == ""
+
+    def test_bench_rows_in_csv(self, model):
+        from flopmeter.cli import run
+
+        code, out, _ = run([*model, "--bench", "--per-module", "--warmup", "1", "--repeat", "3", "-f", "csv"])
+        rows = self.csv_rows(out)
+        timed = [r for r in rows if r["type"] == "timing"]  # the timings were missing
+        assert code == 0 and [r["batch_size"] for r in timed] == ["1", "4"]
+        for row in timed:
+            median = float(row["median_s"])
+            assert median > 0 and float(row["p10_s"]) <= median <= float(row["p90_s"])
+            assert float(row["samples_per_second"]) == pytest.approx(int(row["batch_size"]) / median)
+            assert float(row["predicted_s"]) == pytest.approx(16.5e-6)
+            assert float(row["measured_over_predicted"]) == pytest.approx(median / 16.5e-6)
+        modules = [(r["batch_size"], r["module"]) for r in rows if r["type"] == "module timing"]
+        assert sorted(modules) == [(b, m) for b in "14" for m in ("(root)", "0", "1")]
+        bn = next(r for r in rows if r["type"] == "module timing" and r["module"] == "1")
+        assert float(bn["predicted_s"]) == pytest.approx(7.5e-6)  # 6 us launch + 1.5 us module call
+
+    def test_markdown_has_the_timing_and_sweep_tables(self, model):
+        from flopmeter.cli import run
+
+        _, swept, _ = run([*model, "-f", "markdown"])
+        assert "**Batch sweep**" in swept
+        lines = swept.splitlines()
+        sweep = lines[
+            lines.index(
+                "| batch | estimate | per sample | samples/s | bound (roofline) | overhead |"
+                " memory | compute | limit |"
+            )
+            + 2 :
+        ]
+        assert sweep[0].startswith("| 1 | 16.500 us | 16.500 us | 60,606.1 | 24.7 ns | 100% |")
+        assert sweep[1].startswith("| 4 | 16.500 us | 4.125 us | 242,424.2 | 89.5 ns | 99% |")
+        code, out, _ = run([*model, "--bench", "--warmup", "1", "--repeat", "3", "-f", "markdown"])
+        assert (
+            code == 0 and "**Measured latency**" in out and "> predicted by the calibrated model on t4" in out
+        )
+        lines = out.splitlines()
+        head = lines.index(
+            "| batch | median | p10 | p90 | std | samples/s | achieved | % of peak | predicted | meas/pred | limit |"
+        )
+        for line, batch in zip(lines[head + 2 : head + 4], "14", strict=True):
+            cells = line.strip("|").split(" | ")
+            assert cells[0].strip() == batch and cells[8:] == ["16.500 us", cells[9], "overhead "]
+
+    def test_by_op_csv_keeps_its_columns_and_adds_the_rows(self, model):
+        from flopmeter.cli import run
+
+        rows = self.csv_rows(run([*model, "--by", "op", "-f", "csv"])[1])
+        assert [r["operator"] for r in rows if r["kind"] == "batch estimate"] == ["(root)", "(root)"]

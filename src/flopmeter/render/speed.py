@@ -138,11 +138,23 @@ def integer_note(roofline: Roofline) -> str:
     )
 
 
+Table = tuple[list[str], list[list[str]]]  # a header and its rows, for grid() or markdown
+
+
 def render_timings(report: Report, timings: list[Timing], *, precision: int = 2) -> str:
     """Per batch size: median, p10, p90, std, throughput, achieved FLOP/s, % of peak; with a
     hardware spec also the latency model's prediction, measured / predicted and what bounds
     the call (overhead, memory or compute). Per module (``per_module``): measured, predicted
     and their ratio for the slowest modules."""
+    lines = [*timing_notes(report, timings), "", *grid(*timing_table(timings, precision))]
+    for t in timings:
+        if t.per_module:
+            lines += ["", module_timing_head(t), *grid(*module_timing_table(t))]
+    return "\n".join(lines)
+
+
+def timing_table(timings: list[Timing], precision: int = 2) -> Table:
+    """``render_timings``' table: one row per batch size."""
     header = ["batch", "median", "p10", "p90", "std", "samples/s", "achieved", "% of peak"]
     predicted = any(t.estimate for t in timings)
     if predicted:
@@ -163,6 +175,11 @@ def render_timings(report: Report, timings: list[Timing], *, precision: int = 2)
         if predicted:
             row += _prediction_cells(t)
         body.append(row)
+    return header, body
+
+
+def timing_notes(report: Report, timings: list[Timing]) -> list[str]:
+    """The lines above the timing table: where and how it was measured, what predicted it."""
     first = timings[0]
     lines = [
         f"{report.model_name}: measured on {first.device}, {first.warmup} warm-up + {len(first.times)} timed runs"
@@ -178,16 +195,22 @@ def render_timings(report: Report, timings: list[Timing], *, precision: int = 2)
             f"note: timed on this machine's cpu, but {first.hardware.name} is a GPU spec: % of peak and"
             " meas/pred compare two different machines (use --roofline local to check the model here)"
         )
-    lines += ["", *grid(header, body)]
-    for t in timings:
-        if t.per_module:
-            lines += ["", *_module_lines(t)]
-    return "\n".join(lines)
+    return lines
 
 
 def render_sweep(report: Report, estimates: list[Roofline]) -> str:
     """Per batch size: estimated latency, per sample, samples/s, the roofline bound, and
     the overhead / memory / compute split of the estimate with what bounds it."""
+    return "\n".join([sweep_note(report, estimates), "", *grid(*sweep_table(estimates))])
+
+
+def sweep_note(report: Report, estimates: list[Roofline]) -> str:
+    first = estimates[0]
+    return f"{report.model_name}: batch sweep, {first.model} estimate on {first.hardware.name} (no timing)"
+
+
+def sweep_table(estimates: list[Roofline]) -> Table:
+    """``render_sweep``'s table: one row per batch size."""
     header = [
         "batch",
         "estimate",
@@ -215,9 +238,7 @@ def render_sweep(report: Report, estimates: list[Roofline]) -> str:
                 total.regime,
             ]
         )
-    first = estimates[0]
-    head = f"{report.model_name}: batch sweep, {first.model} estimate on {first.hardware.name} (no timing)"
-    return "\n".join([head, "", *grid(header, body)])
+    return header, body
 
 
 def hook_cost(t: Timing, subject: str = "the hooks") -> str:
@@ -239,20 +260,24 @@ def _prediction_cells(t: Timing) -> list[str]:
     return [seconds(t.estimate.latency), f"{t.ratio:.2f}" if t.ratio else "-", t.estimate.total.regime]
 
 
-def _module_lines(t: Timing) -> list[str]:
-    slowest = sorted(t.per_module.items(), key=lambda kv: -kv[1])[:15]
+def module_timing_head(t: Timing) -> str:
+    """The line above one batch size's per-module table: what the figures are, what timing
+    them cost."""
     how = (
         "sums of node kernel times from onnxruntime's profiler on the unoptimized graph; "
         + hook_cost(t, "the profiler")
         if "onnxruntime" in t.device
         else hook_cost(t)
     )
-    head = f"per-module median latency, batch {t.batch_size} (inclusive; {how}):"
+    return f"per-module median latency, batch {t.batch_size} (inclusive; {how}):"
+
+
+def module_timing_table(t: Timing, limit: int | None = 15) -> Table:
+    """The slowest ``limit`` modules (all with None) of one batch size: measured median
+    and, with a hardware spec, predicted, measured / predicted and what limits it."""
+    slowest = sorted(t.per_module.items(), key=lambda kv: -kv[1])[:limit]
     if not t.estimate:
-        return [
-            head,
-            *grid(["module", "median"], [[name or "(root)", seconds(value)] for name, value in slowest]),
-        ]
+        return ["module", "median"], [[name or "(root)", seconds(value)] for name, value in slowest]
     ratios = t.module_ratios()
     body = [
         [
@@ -264,4 +289,4 @@ def _module_lines(t: Timing) -> list[str]:
         ]
         for name, value in slowest
     ]
-    return [head, *grid(["module", "median", "predicted", "meas/pred", "limit"], body)]
+    return ["module", "median", "predicted", "meas/pred", "limit"], body
