@@ -266,3 +266,27 @@ class TestCsvAndMarkdownCarryTimingsAndSweep:
 
         rows = self.csv_rows(run([*model, "--by", "op", "-f", "csv"])[1])
         assert [r["operator"] for r in rows if r["kind"] == "batch estimate"] == ["(root)", "(root)"]
+
+
+class TestPerModuleTimesPerForward:
+    def test_a_module_called_twice_is_timed_for_both_calls(self):
+        import time
+
+        class Sleep(nn.Module):
+            def forward(self, x):
+                time.sleep(0.002)  # never returns early: each call takes >= 2 ms
+                return x
+
+        class Twice(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.a = Sleep()
+
+            def forward(self, x):
+                return self.a(self.a(x))
+
+        timing = flopmeter.benchmark(Twice(), torch.randn(1, 4), warmup=1, repeat=3, per_module=True)[0]
+        # "a" runs twice per forward: >= 2 x 2 ms per call of the model, as its estimate sums both
+        # calls (module_ratios compares the two); it was the median of single calls, ~2 ms
+        assert timing.per_module["a"] >= 0.004
+        assert timing.per_module[""] >= timing.per_module["a"] - 1e-4

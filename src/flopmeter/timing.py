@@ -35,7 +35,8 @@ class Timing:
     device: str
     flops: int = 0  # exact FLOPs of one call (from a profile of the same inputs)
     hardware: Hardware | None = None
-    per_module: dict[str, float] = field(default_factory=dict)  # median seconds, inclusive
+    # per module: median seconds inside it per call of the whole model (all its calls summed)
+    per_module: dict[str, float] = field(default_factory=dict)
     # seconds the per-module hooks added per call: the median with hooks minus the median
     # without, as measured (negative when the hooked runs happened to be faster: noise)
     hook_overhead: float = 0.0
@@ -371,15 +372,22 @@ def _time_modules(
     warmup: int,
     repeat: int,
 ) -> tuple[dict[str, float], float]:
-    """Median inclusive seconds per module, and the median whole-call time with hooks on."""
+    """Per module, the median over the timed runs of the seconds spent inside it during one
+    call of the whole model (inclusive; a module called twice per forward, like the ReLU of
+    a torchvision BasicBlock, sums both calls, as its estimate does; 0 in a run that did not
+    call it); and the median whole-call time with hooks on."""
     from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 
     names = {id(m): name for name, m in model.named_modules()}
     starts: dict[int, list[float]] = {}
-    samples: dict[str, list[float]] = {}
+    runs: list[dict[str, float]] = []  # per timed run: seconds per module
+    current: dict[str, float] = {}
     timed = [False]  # modules are sampled only in the timed runs, after the warm-up
 
     def after(phase: str, index: int, total: int) -> None:
+        if phase == "timed":
+            runs.append(dict(current))
+            current.clear()
         timed[0] = phase == "timed" or index == total
 
     def pre(module: torch.nn.Module, _: Any) -> None:
@@ -390,7 +398,8 @@ def _time_modules(
     def post(module: torch.nn.Module, _: Any, __: Any) -> None:
         if id(module) in names and starts.get(id(module)):
             _synchronize(device)
-            samples.setdefault(names[id(module)], []).append(time.perf_counter() - starts[id(module)].pop())
+            name = names[id(module)]
+            current[name] = current.get(name, 0.0) + time.perf_counter() - starts[id(module)].pop()
 
     handles = [register_module_forward_pre_hook(pre), register_module_forward_hook(post, always_call=True)]
     try:
@@ -399,4 +408,6 @@ def _time_modules(
     finally:
         for handle in handles:
             handle.remove()
-    return {name: statistics.median(values) for name, values in samples.items()}, statistics.median(whole)
+    seen = {name: None for run in runs for name in run}  # in the order they first finished
+    per_module = {name: statistics.median(run.get(name, 0.0) for run in runs) for name in seen}
+    return per_module, statistics.median(whole)
