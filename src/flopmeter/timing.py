@@ -19,7 +19,7 @@ from .api import Inputs, _model_device, _resolve_inputs, profile
 from .hardware import Hardware, get
 from .random_state import kept_random_state
 from .report import Report
-from .roofline import Roofline, roofline
+from .roofline import Roofline, integer_ops, roofline
 from .tracing.run import ModelStateGuard, SaveBeforeWrites, holds_objects, own_copy
 
 Progress = Callable[[str, int, int], None]
@@ -42,6 +42,7 @@ class Timing:
     hook_overhead: float = 0.0
     estimate: Roofline | None = None  # the latency model's prediction on ``hardware``, same inputs
     peak: float | None = None  # the peak FLOP/s of the FLOPs' dtypes, when there is no estimate
+    int_ops: int = 0  # integer ops of one call: 2 x MACs of integer work (int8 layers, 0 FLOPs)
 
     @property
     def predicted(self) -> float | None:
@@ -110,16 +111,25 @@ class Timing:
         return self.flops / self.median
 
     @property
+    def achieved_int_ops_per_second(self) -> float:
+        """Integer ops per second achieved: ``int_ops`` / median latency (0 for a float model)."""
+        return self.int_ops / self.median
+
+    @property
     def fraction_of_peak(self) -> float | None:
         """Achieved FLOP/s over the hardware's peak for the dtypes the FLOPs ran in
         (``estimate.peak_flops``, or ``peak``: a half model against the float16 peak);
-        float32's peak when neither is known."""
+        float32's peak when neither is known. With integer work (a quantized model) the
+        fraction of the median the whole work would take at peak:
+        (FLOPs / that peak + int ops / the int8 peak) / median."""
         if self.hardware is None:
             return None
         if self.estimate:
             peak = self.estimate.peak_flops
         else:
             peak = self.peak or self.hardware.peak("float32")
+        if self.int_ops:
+            return (self.flops / peak + self.int_ops / self.hardware.peak("int8")) / self.median
         return self.achieved_flops_per_second / peak
 
 
@@ -301,6 +311,7 @@ def _one(
             call()
         times = time_calls(call, device, warmup, repeat, progress, setup=setup)
         timing = Timing(report.batch_size, times, warmup, device.type, report.flops, hardware)
+        timing.int_ops = sum(integer_ops(record) for record in report.ops)
         if hardware is not None:
             timing.estimate = roofline(report, hardware)
         if per_module:

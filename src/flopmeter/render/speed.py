@@ -155,7 +155,18 @@ def render_timings(report: Report, timings: list[Timing], *, precision: int = 2)
 
 def timing_table(timings: list[Timing], precision: int = 2) -> Table:
     """``render_timings``' table: one row per batch size."""
-    header = ["batch", "median", "p10", "p90", "std", "samples/s", "achieved", "% of peak"]
+    integer = any(t.int_ops for t in timings)  # a quantized model: its integer ops per second too
+    header = [
+        "batch",
+        "median",
+        "p10",
+        "p90",
+        "std",
+        "samples/s",
+        "achieved",
+        *(["achieved int"] if integer else []),
+    ]
+    header += ["% of peak"]
     predicted = any(t.estimate for t in timings)
     if predicted:
         header += ["predicted", "meas/pred", "limit"]
@@ -170,6 +181,7 @@ def timing_table(timings: list[Timing], precision: int = 2) -> Table:
             seconds(t.std),
             f"{t.throughput:,.1f}",
             u.count(t.achieved_flops_per_second, "FLOP/s", precision=precision),
+            *([u.count(t.achieved_int_ops_per_second, "OP/s", precision=precision)] if integer else []),
             f"{100 * peak:.1f}%" if peak is not None else "-",
         ]
         if predicted:
@@ -189,6 +201,11 @@ def timing_notes(report: Report, timings: list[Timing]) -> list[str]:
         lines.append(
             f"predicted by the {first.estimate.model} model on {first.estimate.hardware.name}"
             " (docs/speed.md); meas/pred above 1: slower than predicted"
+        )
+    if any(t.int_ops for t in timings):
+        lines.append(
+            "integer work: achieved int = int ops (2 x MACs of the int8 layers) / median; % of peak ="
+            " (FLOPs / their peak + int ops / the int8 peak) / median"
         )
     if first.hardware and first.device == "cpu" and first.hardware.overlap:
         lines.append(
