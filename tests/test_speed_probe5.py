@@ -326,3 +326,18 @@ def test_every_preset_has_an_int8_rate_above_its_float32_one():
         assert "int8" in spec.peak_flops and spec.peak("int8") >= 4 * spec.peak("float32") * 0.99, name
     assert flopmeter.hardware.get("v100-sxm2").peak("qint8") == pytest.approx(4 * 15.7e12)
     assert flopmeter.hardware.get("epyc-9654").peak("int8") == pytest.approx(4 * 7.3728e12, rel=1e-3)
+
+
+def test_quiet_keeps_the_speed_totals(tmp_path):
+    from flopmeter.cli import run
+
+    source = tmp_path / "lin.py"
+    source.write_text("import torch\ndef lin():\n    return torch.nn.Linear(64, 64)\n")
+    model = [f"{source}:lin", "--input", "2x64", "--roofline", "t4", "-q"]
+    # -q printed the count totals only: the estimate, the sweep and a whole benchmark were dropped
+    code, out, _ = run([*model, "--batch-sizes", "1,2"])
+    # addmm 6 us + one module call 1.5 us = 7.5 us; bound (512 + 16,384 + 256 + 512) B / 320e9 = 55.2 ns
+    assert code == 0 and "on t4: estimated latency 7.500 us (calibrated model, overhead-limited)" in out
+    assert "roofline bound 55.2 ns" in out and "batch sweep" in out
+    code, out, _ = run([*model, "--bench", "--warmup", "1", "--repeat", "2"])
+    assert code == 0 and "samples/s" in out and "meas/pred" in out

@@ -878,7 +878,12 @@ def render(
             + "\n"
         )
     if args.quiet and fmt in ("tree", "table"):
-        return "\n".join(text.summary_lines(report, convention, units, precision)) + "\n"
+        totals = speed.render_speed_totals(report, roofline, timings, sweep, precision)  # -q kept none
+        return (
+            "\n".join(text.summary_lines(report, convention, units, precision))
+            + "\n"
+            + (totals and f"\n{totals}\n")
+        )
     rows = dict(depth=0 if args.quiet else args.depth, top=None if args.quiet else args.top, sort=args.sort)
     measured = dict(timings=timings, sweep=sweep)  # csv and markdown carry them too (P4-S16)
     if fmt == "csv":

@@ -101,8 +101,7 @@ def render_roofline(
         f" ({roofline.dtype}), bandwidth {hw.bandwidth / 1e9:,.0f} GB/s,"
         f" ridge {hw.ridge_point(roofline.dtype):.1f} FLOPs/byte",
         *([integer_note(roofline)] if integer else []),
-        f"estimated latency {seconds(roofline.latency)} ({roofline.model} model, {roofline.total.regime}-limited);"
-        f" roofline bound {seconds(roofline.bound_latency)} ({roofline.total.bound}-bound overall)",
+        estimate_line(roofline),
         f"peak activation memory {u.nbytes(report.peak_activation_bytes)}, parameters {u.nbytes(report.param_bytes)}",
         f"source: {hw.source}",
         *(
@@ -113,6 +112,33 @@ def render_roofline(
         "",
     ]
     return "\n".join(head + grid(header, body))
+
+
+def estimate_line(roofline: Roofline) -> str:
+    """The whole call's estimate and bound, in one line."""
+    return (
+        f"estimated latency {seconds(roofline.latency)} ({roofline.model} model, {roofline.total.regime}-limited);"
+        f" roofline bound {seconds(roofline.bound_latency)} ({roofline.total.bound}-bound overall)"
+    )
+
+
+def render_speed_totals(
+    report: Report,
+    roofline: Roofline | None,
+    timings: list[Timing] | None,
+    sweep: list[Roofline] | None,
+    precision: int = 2,
+) -> str:
+    """What ``-q`` (totals only) keeps of the speed output: the whole call's estimate on the
+    hardware, the timing table and the batch sweep; "" when none was asked for."""
+    parts = []
+    if roofline is not None:
+        parts.append(f"on {roofline.hardware.name}: {estimate_line(roofline)}")
+    if timings:
+        parts.append(render_timings(report, timings, precision=precision))
+    if sweep:
+        parts.append(render_sweep(report, sweep))
+    return "\n\n".join(parts)
 
 
 def is_leaf(report: Report, name: str) -> bool:
