@@ -341,3 +341,31 @@ def test_quiet_keeps_the_speed_totals(tmp_path):
     assert "roofline bound 55.2 ns" in out and "batch sweep" in out
     code, out, _ = run([*model, "--bench", "--warmup", "1", "--repeat", "2"])
     assert code == 0 and "samples/s" in out and "meas/pred" in out
+
+
+class TestBatchSweepsSetTheBatchOrSayTheyCannot:
+    def test_a_sequence_first_lstm_is_refused_not_swept_along_its_time_steps(self):
+        model, x = nn.LSTM(8, 16), torch.randn(10, 2, 8)  # (T=10, N=2, F=8)
+        # repeating dim 0 changed T to 1 and 4 while the batch stayed 2: two rows labelled
+        # "batch 2" with estimates of 1 and 4 time steps (t4: 35.5 and 65.5 us)
+        with pytest.raises(ValueError, match="to make a batch of 1, but the model read a batch of 2"):
+            flopmeter.predict_batches(model, x, batch_sizes=[1, 4], hardware="t4")
+        with pytest.raises(ValueError, match="sequence-first RNN"):
+            flopmeter.benchmark(model, x, warmup=1, repeat=1, batch_sizes=[1, 4])
+
+    def test_tensors_inside_a_list_are_refused(self):
+        class PerItem(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.fc = nn.Linear(4, 4)
+
+            def forward(self, xs):
+                return [self.fc(x) for x in xs]
+
+        with pytest.raises(ValueError, match="batch of 4, but the model read a batch of 2"):
+            flopmeter.predict_batches(PerItem(), ([torch.randn(2, 4)] * 2,), batch_sizes=[4], hardware="t4")
+
+    def test_batch_first_inputs_still_sweep(self):
+        lstm = nn.LSTM(8, 16, batch_first=True)
+        timings = flopmeter.benchmark(lstm, torch.randn(2, 10, 8), warmup=1, repeat=1, batch_sizes=[1, 4])
+        assert [t.batch_size for t in timings] == [1, 4]

@@ -225,7 +225,7 @@ def benchmark(
     sizes: list[int | None] = list(_checked_batch_sizes(batch_sizes)) if batch_sizes is not None else [None]
     for batch in sizes:
         call_args, call_kwargs = (args, kwargs) if batch is None else _rebatch(args, kwargs, batch)
-        results.append(_one(model, call_args, call_kwargs, warmup, repeat, per_module, spec, progress))
+        results.append(_one(model, call_args, call_kwargs, warmup, repeat, per_module, spec, progress, batch))
     return results
 
 
@@ -268,6 +268,7 @@ def predict_batches(
             report = _profile_mixed(model, call_args, call_kwargs)
         else:
             report = profile(model, call_kwargs if call_kwargs else call_args)
+        _check_batch(report, batch)
         estimates.append(roofline(report, hardware))
     return estimates
 
@@ -287,6 +288,19 @@ def _rebatch(
     return tuple(resize(a) for a in args), {k: resize(v) for k, v in kwargs.items()}
 
 
+def _check_batch(report: Report, batch: int) -> None:
+    """Refuse a rebatched profile whose batch is not the one asked for: ``_rebatch`` repeats
+    the inputs' tensors along their first dimension, and some models read their batch
+    elsewhere; timing them would label another workload with the batch asked for."""
+    if report.batch_size != batch:
+        raise ValueError(
+            f"batch_sizes: the inputs' tensors were repeated along their first dimension to make a "
+            f"batch of {batch}, but the model read a batch of {report.batch_size}: its batch is not the "
+            "first dimension of its input tensors (a sequence-first RNN takes (seq, batch, features), a "
+            "detection model a list of images); give inputs of each batch size yourself, one call (or CLI run with its --input) per size"
+        )
+
+
 def _one(
     model: torch.nn.Module,
     args: tuple[Any, ...],
@@ -296,12 +310,15 @@ def _one(
     per_module: bool,
     hardware: Hardware | None,
     progress: Progress | None,
+    batch: int | None = None,
 ) -> Timing:
     device = _model_device(model, (args, kwargs))
     if args and kwargs:
         report = _profile_mixed(model, args, kwargs)
     else:
         report = profile(model, kwargs if kwargs else args)
+    if batch is not None:
+        _check_batch(report, batch)
     with kept_random_state(), ModelStateGuard(model) as guard, torch.no_grad():
         model.eval()
         call, setup = _calls(model, args, kwargs)
