@@ -229,6 +229,7 @@ class TestCsvAndMarkdownCarryTimingsAndSweep:
             assert float(row["samples_per_second"]) == pytest.approx(int(row["batch_size"]) / median)
             assert float(row["predicted_s"]) == pytest.approx(16.5e-6)
             assert float(row["measured_over_predicted"]) == pytest.approx(median / 16.5e-6)
+            assert (row["limit"], float(row["overhead_s"])) == ("overhead", pytest.approx(16.5e-6))
         modules = [(r["batch_size"], r["module"]) for r in rows if r["type"] == "module timing"]
         assert sorted(modules) == [(b, m) for b in "14" for m in ("(root)", "0", "1")]
         bn = next(r for r in rows if r["type"] == "module timing" and r["module"] == "1")

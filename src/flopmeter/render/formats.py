@@ -192,10 +192,10 @@ SPEED_CSV_COLUMNS = [
     "limit",
 ]
 """The columns of the CSV's speed rows (empty on module rows). Rows by ``type``: "timing"
-(the whole call at one batch size, measured), "module timing" (one module with
-``--per-module``: median, predicted, their ratio, limit), "batch estimate" (one batch size
-of a sweep without timing: the prediction, samples/s, the roofline bound and the
-overhead / memory / compute seconds of the prediction)."""
+(the whole call at one batch size, measured; with a hardware spec also its prediction as
+below), "module timing" (one module with ``--per-module``: median, predicted, their ratio,
+limit), "batch estimate" (one batch size of a sweep without timing: the prediction,
+samples/s, the roofline bound and the overhead / memory / compute seconds of the prediction)."""
 
 
 def speed_csv_rows(timings: Any, sweep: Any) -> list[tuple[str, str, dict[str, Any]]]:
@@ -218,9 +218,8 @@ def speed_csv_rows(timings: Any, sweep: Any) -> list[tuple[str, str, dict[str, A
                     "achieved_flops_per_second": t.achieved_flops_per_second,
                     "achieved_int_ops_per_second": t.achieved_int_ops_per_second,
                     "fraction_of_peak": t.fraction_of_peak,
-                    "predicted_s": t.predicted,
                     "measured_over_predicted": t.ratio,
-                    "limit": estimate.total.regime if estimate else None,
+                    **(_estimate_cells(estimate) if estimate else {}),
                 },
             )
         )
@@ -248,16 +247,25 @@ def speed_csv_rows(timings: Any, sweep: Any) -> list[tuple[str, str, dict[str, A
                 {
                     "batch_size": e.batch_size,
                     "samples_per_second": e.batch_size / e.latency if e.latency else None,
-                    "predicted_s": e.latency,
-                    "bound_time_s": e.bound_latency,
-                    "overhead_s": e.total.overhead_time,
-                    "memory_s": e.total.calibrated_memory,
-                    "compute_s": e.total.calibrated_compute,
-                    "limit": e.total.regime,
+                    **_estimate_cells(e),
                 },
             )
         )
     return rows
+
+
+def _estimate_cells(estimate: Any) -> dict[str, Any]:
+    """A whole-call estimate (a Roofline) as speed cells: the prediction, the roofline bound,
+    the prediction's overhead / memory / compute seconds and what limits it."""
+    total = estimate.total
+    return {
+        "predicted_s": estimate.latency,
+        "bound_time_s": estimate.bound_latency,
+        "overhead_s": total.overhead_time,
+        "memory_s": total.calibrated_memory,
+        "compute_s": total.calibrated_compute,
+        "limit": total.regime,
+    }
 
 
 def _write_speed_rows(writer: Any, rows: list[tuple[str, str, dict[str, Any]]], before: int) -> None:
