@@ -370,3 +370,27 @@ class TestBatchSweepsSetTheBatchOrSayTheyCannot:
         lstm = nn.LSTM(8, 16, batch_first=True)
         timings = flopmeter.benchmark(lstm, torch.randn(2, 10, 8), warmup=1, repeat=1, batch_sizes=[1, 4])
         assert [t.batch_size for t in timings] == [1, 4]
+
+
+def test_roofline_plot_places_the_int8_linear_at_its_integer_intensity():
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from flopmeter.render.roofline_plot import draw_roofline
+
+    report = flopmeter.profile(quantized_linear_relu(), torch.randn(64, 512))
+    figure, axis = plt.subplots()
+    try:
+        draw_roofline(axis, report, flopmeter.hardware.get("t4"))
+        points = [tuple(p) for c in axis.collections for p in c.get_offsets()]
+        labels = [line.get_label() for line in axis.get_lines()]
+    finally:
+        plt.close(figure)
+    # the Linear (63.751 ops/byte, 33,554,432 int ops / 7.5 us) was missing: its never-called
+    # packed-params child made it a container, and its y (FLOPs / time) was 0
+    assert any(
+        x == pytest.approx(33_554_432 / 526_336) and y == pytest.approx(33_554_432 / 7.5e-6)
+        for x, y in points
+    )
+    assert "int8 roof" in labels
