@@ -394,3 +394,17 @@ def test_roofline_plot_places_the_int8_linear_at_its_integer_intensity():
         for x, y in points
     )
     assert "int8 roof" in labels
+
+
+def test_a_norm_or_softmax_backward_is_costed_in_its_forward_class():
+    from flopmeter.roofline import op_class
+
+    model = nn.Sequential(
+        nn.Linear(8, 8), nn.LayerNorm(8), nn.Softmax(-1), nn.BatchNorm1d(8), nn.GroupNorm(2, 8)
+    )
+    report = flopmeter.profile(model, torch.randn(4, 8), backward=True)
+    classes = {r.op: op_class(r) for r in report.ops if r.phase == "backward"}
+    # they were "elementwise" (t4: bandwidth x 0.8 instead of the norm's 0.7, the reduction's 0.6)
+    assert classes["aten.native_batch_norm_backward"] == "norm"
+    assert classes["aten.native_layer_norm_backward"] == classes["aten.native_group_norm_backward"] == "norm"
+    assert classes["aten._softmax_backward_data"] == "reduction"

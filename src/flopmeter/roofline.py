@@ -57,7 +57,8 @@ def op_class(record: OpRecord) -> str:
     "pointwise" with a 1x1 kernel, else "conv"; LSTM/GRU/RNN
     layers "recurrent"; attention kernels "attention"; exp/log/sigmoid/tanh/GELU/SiLU and
     kin "transcendental"; batch/layer/group/instance/RMS norms "norm"; softmax and
-    reductions (sum, mean, max, ...) "reduction"; windowed pooling "pooling"; the
+    reductions (sum, mean, max, ...) "reduction" (a norm's or softmax's backward too:
+    ``native_batch_norm_backward``, ``_softmax_backward_data``); windowed pooling "pooling"; the
     registry's "data" ops (copies, cat, index) "data"; every other op "elementwise" (add,
     mul, ReLU, clamp, ...).
     """
@@ -73,14 +74,15 @@ def op_class(record: OpRecord) -> str:
         return "recurrent"
     if kind_of(record.op) == "data":
         return "data"
+    forward = name.removesuffix("_data").removesuffix("_backward")  # a backward is in its forward's class
     if (
-        name.endswith(("batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm"))
+        forward.endswith(("batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm"))
         or "_norm_legit" in name
     ):
         return "norm"
     if "pool" in name and "adaptive" not in name:
         return "pooling"
-    if name in _REDUCTION or "adaptive" in name:
+    if forward in _REDUCTION or "adaptive" in name:
         return "reduction"
     if name in _TRANSCENDENTAL or name.removesuffix("_backward") in _TRANSCENDENTAL:
         return "transcendental"
