@@ -191,8 +191,8 @@ def timing_table(timings: list[Timing], precision: int = 2) -> Table:
         "samples/s",
         "achieved",
         *(["achieved int"] if integer else []),
+        "% of peak",
     ]
-    header += ["% of peak"]
     predicted = any(t.estimate for t in timings)
     if predicted:
         header += ["predicted", "meas/pred", "limit"]
@@ -312,7 +312,10 @@ def module_timing_head(t: Timing) -> str:
         if "onnxruntime" in t.device
         else hook_cost(t)
     )
-    return f"per-module median latency, batch {t.batch_size} (inclusive; {how}):"
+    return (
+        f"per-module time in one call of the model, batch {t.batch_size} (median over the runs;"
+        f" inclusive; a module called twice counts both calls; {how}):"
+    )
 
 
 def module_timing_table(t: Timing, limit: int | None = 15) -> Table:
