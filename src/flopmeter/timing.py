@@ -333,7 +333,7 @@ def _one(
             timing.estimate = roofline(report, hardware)
         if per_module:
             timing.per_module, with_hooks = _time_modules(model, args, kwargs, device, warmup, repeat)
-            timing.hook_overhead = with_hooks - timing.median  # signed: see render_timings
+            timing.hook_overhead = with_hooks - timing.median  # signed: render.speed.hook_cost
     return timing
 
 
