@@ -878,16 +878,24 @@ def render(
             + "\n"
         )
     if args.quiet and fmt in ("tree", "table"):
-        return "\n".join(text.summary_lines(report, convention, units, precision)) + "\n"
+        totals = speed.render_speed_totals(report, roofline, timings, sweep, precision)  # -q kept none
+        return (
+            "\n".join(text.summary_lines(report, convention, units, precision))
+            + "\n"
+            + (totals and f"\n{totals}\n")
+        )
     rows = dict(depth=0 if args.quiet else args.depth, top=None if args.quiet else args.top, sort=args.sort)
+    measured = dict(timings=timings, sweep=sweep)  # csv and markdown carry them too (P4-S16)
     if fmt == "csv":
         if args.by == "op":
-            return formats.operators_to_csv(report, top=rows["top"])
-        return formats.to_csv(report, roofline=roofline, convention=convention, compression=view, **rows)
+            return formats.operators_to_csv(report, top=rows["top"], **measured)
+        return formats.to_csv(
+            report, roofline=roofline, convention=convention, compression=view, **rows, **measured
+        )
     if fmt == "markdown":
         if args.by == "op":
             return formats.operators_to_markdown(
-                report, convention=convention, units=units, precision=precision, top=rows["top"]
+                report, convention=convention, units=units, precision=precision, top=rows["top"], **measured
             )
         return formats.to_markdown(
             report,
@@ -899,6 +907,7 @@ def render(
             units=units,
             precision=precision,
             compression=view,
+            **measured,
         )
     if roofline is not None or timings is not None:
         parts = []
