@@ -19,7 +19,17 @@ from typing import Any
 
 from .cost import Cost
 from .formulas import attention as attn
-from .formulas import contraction, detection, elementwise, normalization, pooling, quantized, recurrent
+from .formulas import (
+    contraction,
+    detection,
+    distance,
+    elementwise,
+    normalization,
+    pooling,
+    quantized,
+    recurrent,
+    spectral,
+)
 from .formulas import losses as loss_formulas
 from .tracing.events import OpEvent, TensorMeta
 
@@ -743,12 +753,51 @@ def _grid_sample(event: OpEvent, options: CountOptions) -> Cost:
     un-normalising of its d coordinates, 3 each ((x + 1) * size - 1) / 2), shared by the
     channels. The padding modes' clamps and reflections are not counted."""
     grid = event.arg(1, "grid")
-    coordinates = grid.shape[-1]
-    mode = int(event.arg(2, "interpolation_mode", 0))
-    linear = "trilinear" if coordinates == 3 else "bilinear"
-    name = {0: linear, 1: "nearest", 2: "bicubic"}.get(mode, linear)
-    interpolation = pooling.interpolate(_out_numel(event), name)
-    return Cost(flops=interpolation.flops + grid.numel * pooling.GRID_UNNORMALIZE_PER_COORDINATE)
+    return pooling.grid_sample(_out_numel(event), grid.numel, _grid_mode(event, grid, 2))
+
+
+def _grid_mode(event: OpEvent, grid: TensorMeta, mode_index: int) -> str:
+    """grid_sampler's interpolation_mode (0 bilinear or trilinear, 1 nearest, 2 bicubic)."""
+    linear = "trilinear" if grid.shape[-1] == 3 else "bilinear"
+    return {0: linear, 1: "nearest", 2: "bicubic"}.get(
+        int(event.arg(mode_index, "interpolation_mode", 0)), linear
+    )
+
+
+@formula("grid_sampler_2d_backward", "grid_sampler_3d_backward")
+def _grid_sample_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """(grad_output, input, grid, interpolation_mode, padding_mode, align_corners,
+    output_mask): the input's gradient when output_mask[0], the grid's when [1]."""
+    grad, grid = event.args[0], event.arg(2, "grid")
+    mask = event.arg(6, "output_mask", [True, True])
+    return pooling.grid_sample_backward(
+        grad.numel, grid.numel, _grid_mode(event, grid, 3), input_grad=bool(mask[0]), grid_grad=bool(mask[1])
+    )
+
+
+@formula("affine_grid_generator")
+def _affine_grid(event: OpEvent, options: CountOptions) -> Cost:
+    """F.affine_grid(theta (N, d, d+1), size (N, C, *spatial)): torch multiplies the base
+    grid of the P = prod(spatial) points, (x, y[, z], 1), by theta: N*P*d dot products of
+    d+1 terms (a bmm). (Making the base grid, a linspace, is not counted; the backward
+    runs as a bmm and is counted as one.)"""
+    size = [int(v) for v in event.arg(1, "size")]
+    batch, points, d = size[0], prod(size[2:]), len(size) - 2
+    return contraction.dot_products(batch * points * d, d + 1)
+
+
+@formula("cudnn_grid_sampler")
+def _cudnn_grid_sample(event: OpEvent, options: CountOptions) -> Cost:
+    """(self, grid): cuDNN's 2-d sampler, which torch picks for bilinear, zeros padding,
+    align_corners=True: the same count as grid_sampler_2d."""
+    return pooling.grid_sample(_out_numel(event), event.arg(1, "grid").numel, "bilinear")
+
+
+@formula("cudnn_grid_sampler_backward")
+def _cudnn_grid_sample_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """(self, grid, grad_output): cuDNN computes both gradients."""
+    grid, grad = event.arg(1, "grid"), event.arg(2, "grad_output")
+    return pooling.grid_sample_backward(grad.numel, grid.numel, "bilinear", input_grad=True, grid_grad=True)
 
 
 # ------------------------------------------------------------------ elementwise, reductions
@@ -1546,8 +1595,55 @@ def _cdist(event: OpEvent, options: CountOptions) -> Cost:
     """cdist(x1 (..., P, M), x2 (..., R, M), p, compute_mode) and pdist(x (N, M), p), one
     distance per output: per pair M subtracts, M |d|^p (1 each), M-1 adds, and the p-th
     root (none for p = 0, 1, inf): 3M - 1 + root."""
-    x1 = event.args[0]
-    m = x1.shape[-1]
     p = float(event.arg(1 if event.op == "aten._pdist_forward" else 2, "p", 2.0))
-    root = 0 if p in (0.0, 1.0, float("inf")) else 1
-    return Cost(flops=_out_numel(event) * (max(3 * m - 1, 0) + root) if m else 0)
+    return distance.distances(_out_numel(event), event.args[0].shape[-1], p)
+
+
+@formula("_cdist_backward")
+def _cdist_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """(grad (..., P, R), x1 (..., P, M), x2 (..., R, M), p, cdist) -> x1's gradient."""
+    grad, x1, x2 = event.args[0], event.arg(1, "x1"), event.arg(2, "x2")
+    rows, others = x1.shape[-2], x2.shape[-2]
+    batch = grad.numel // max(rows * others, 1)
+    return distance.cdist_backward(batch, rows, others, x1.shape[-1], float(event.arg(3, "p")))
+
+
+@formula("_pdist_backward")
+def _pdist_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """(grad (N(N-1)/2,), self (N, M), p, pdist) -> self's gradient."""
+    x = event.arg(1, "self")
+    return distance.pdist_backward(x.shape[0], x.shape[1], float(event.arg(2, "p")))
+
+
+# ------------------------------------------------------------------ Fourier transforms
+def _fft_lengths(event: OpEvent, signal: TensorMeta) -> tuple[tuple[int, ...], int]:
+    """(the signal's sizes along ``dim``, the product of the other dims)."""
+    dims = [int(d) % max(signal.ndim, 1) for d in event.arg(1, "dim")]
+    lengths = tuple(signal.shape[d] for d in dims)
+    return lengths, signal.numel // max(prod(lengths), 1)
+
+
+@formula("_fft_r2c")
+def _fft_r2c(event: OpEvent, options: CountOptions) -> Cost:
+    """(self, dim, normalization, onesided): a real transform of the input's sizes along
+    dim; ``onesided=False`` fills the other half by symmetry (copies, 0 FLOPs)."""
+    lengths, batch = _fft_lengths(event, event.args[0])
+    normalized = int(event.arg(2, "normalization", 0)) != 0
+    return spectral.fft(lengths, batch, real=True, normalized=normalized)
+
+
+@formula("_fft_c2r")
+def _fft_c2r(event: OpEvent, options: CountOptions) -> Cost:
+    """(self, dim, normalization, last_dim_size): a real transform of the output's sizes
+    along dim (the last one ``last_dim_size``)."""
+    lengths, batch = _fft_lengths(event, _out(event))
+    normalized = int(event.arg(2, "normalization", 0)) != 0
+    return spectral.fft(lengths, batch, real=True, normalized=normalized)
+
+
+@formula("_fft_c2c")
+def _fft_c2c(event: OpEvent, options: CountOptions) -> Cost:
+    """(self, dim, normalization, forward): a complex transform of the sizes along dim."""
+    lengths, batch = _fft_lengths(event, event.args[0])
+    normalized = int(event.arg(2, "normalization", 0)) != 0
+    return spectral.fft(lengths, batch, real=False, normalized=normalized)
