@@ -80,6 +80,9 @@ class TestTorchFft:
         assert fft_flops(torch.fft.irfft, XC, **kw) == 295
         # fft(n=12) pads (free) and transforms 12: 2 * 2.5*12*log2(12) = 215.098 -> 215
         assert fft_flops(lambda x: torch.fft.fft(x, n=12), X, **kw) == 215
+        # hfft: a c2r to n = 14 without a norm (267); ihfft: an r2c with 1/n on 16 reals (136)
+        assert fft_flops(torch.fft.hfft, XC, **kw) == 267
+        assert fft_flops(torch.fft.ihfft, X, **kw) == 136
 
     def test_multi_dimensional(self):
         # rfft2 of (2, 4, 8): per image last dim 4 rows * 60 = 240, dim 4 on 5 columns 5 * 40 = 200
@@ -166,6 +169,35 @@ class TestUserModels:
         assert report.flops == 6_596 + 2_448
         assert report.macs == 34 * 4 * 9  # 1,224: the transform adds none
 
+    @pytest.mark.parametrize(
+        ("window", "per_element"),
+        [
+            ("hann_window", 4),
+            ("hamming_window", 4),
+            ("bartlett_window", 4),
+            ("blackman_window", 8),
+            ("kaiser_window", 8),
+        ],
+    )
+    def test_a_window_made_in_forward(self, window, per_element):
+        # stft(x, window=torch.hann_window(16)) in forward: the window is 16 elements of its
+        # definition (hann: 0.5 - 0.5*cos(t), 4), then the frames as above
+        model = Fn(lambda w: torch.stft(w, 16, 4, window=getattr(torch, window)(16), return_complex=True))
+        report = flopmeter.profile(model, torch.randn(2, 64))
+        assert report.unsupported_ops() == {}
+        assert report.by_operator()["aten." + window].cost.flops == 16 * per_element
+        assert report.flops == 16 * per_element + 544 + 5_440
+
+    def test_istft(self):
+        spec = torch.stft(torch.randn(2, 64), 16, 4, window=torch.hann_window(16), return_complex=True)
+        inverse = Fn(lambda s: torch.istft(s, 16, 4, window=torch.hann_window(16)))
+        report = flopmeter.profile(inverse, spec)
+        assert report.unsupported_ops() == {}
+        # 34 frames of 9 bins back to 16 samples: 34 * 2.5*16*4 = 5,440 + 1/n on 34*16 reals
+        assert report.by_operator()["aten._fft_c2r"].cost.flops == 5_440 + 544
+        # torch.istft checks its window with torch.equal on two bools: a compare, 0 FLOPs
+        assert report.by_operator()["aten.equal"].cost.flops == 0
+
     def test_gfnet_filter_forward(self):
         report = flopmeter.profile(FilterNet(), torch.randn(1, 8, 8, 4))
         assert report.unsupported_ops() == {}
@@ -192,12 +224,27 @@ class TestUserModels:
 
 
 def test_peers_do_not_count_fft():
-    """What the docs say of the peers: FlopCounterMode has no FFT formula (0)."""
+    """What the docs say of the peers: FlopCounterMode counts 0, fvcore lists the op as
+    unsupported, ptflops counts 0; flopmeter counts the transform (120)."""
+    import warnings
+
     from torch.utils.flop_counter import FlopCounterMode
 
+    model = Fn(torch.fft.rfft)
     with FlopCounterMode(display=False) as counter:
-        torch.fft.rfft(X)
+        model(X)
     assert counter.get_total_flops() == 0
+    fvcore = pytest.importorskip("fvcore.nn")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        analysis = fvcore.FlopCountAnalysis(model, X).unsupported_ops_warnings(False)
+        assert analysis.total() == 0 and "aten::fft_rfft" in analysis.unsupported_ops()
+    ptflops = pytest.importorskip("ptflops")
+    macs, _ = ptflops.get_model_complexity_info(
+        model, (8,), as_strings=False, print_per_layer_stat=False, backend="aten"
+    )
+    assert macs == 0
+    assert flopmeter.profile(model, X).flops == 120
 
 
 onnx = pytest.importorskip("onnx")
@@ -259,6 +306,9 @@ class TestOnnx:
         assert report.flops == 5_984 and report.unsupported_ops() == {}
 
 
+HANN = torch.hann_window(16)  # a constant (a window made in forward is folded by the exporter)
+
+
 class RoundTrip(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.fft.irfft(torch.fft.rfft2(x), n=x.shape[-1])
@@ -269,8 +319,10 @@ class RoundTrip(nn.Module):
     [
         # rfft2 (2, 4, 8) = 880; irfft over 8 rows of 8 = 480 + 1/n on 64 reals = 544
         (RoundTrip(), torch.randn(2, 4, 8), 880 + 544),
+        # rfft with norm="ortho": 2 * 60 + 16 real inputs scaled (ONNX: a Div before the DFT)
+        (Fn(lambda x: torch.view_as_real(torch.fft.rfft(x, norm="ortho"))), torch.randn(2, 8), 136),
         # the spectrogram without |X|^2 (ONNX has no complex abs): window 544 + rfft 5,440
-        (Fn(lambda w: torch.view_as_real(torch.stft(w, 16, 4, window=torch.hann_window(16), return_complex=True))), torch.randn(2, 64), 5_984),
+        (Fn(lambda w: torch.view_as_real(torch.stft(w, 16, 4, window=HANN, return_complex=True))), torch.randn(2, 64), 5_984),
     ],
 )  # fmt: skip
 def test_an_exported_model_counts_as_in_pytorch(tmp_path, model, example, expected):

@@ -1647,3 +1647,18 @@ def _fft_c2c(event: OpEvent, options: CountOptions) -> Cost:
     lengths, batch = _fft_lengths(event, event.args[0])
     normalized = int(event.arg(2, "normalization", 0)) != 0
     return spectral.fft(lengths, batch, real=False, normalized=normalized)
+
+
+@formula(*spectral.WINDOW_PER_ELEMENT)
+def _window_function(event: OpEvent, options: CountOptions) -> Cost:
+    """torch.hann_window(N) and the other windows (an STFT made in forward): their
+    definition per element (formulas/spectral.py)."""
+    name = event.op.removeprefix("aten.")
+    return elementwise.pointwise(_out_numel(event), spectral.WINDOW_PER_ELEMENT[name])
+
+
+@formula("equal")
+def _equal(event: OpEvent, options: CountOptions) -> Cost:
+    """torch.equal(a, b) -> a Python bool: one compare per element (0 on integers and
+    bools, as every compare); torch.istft runs one."""
+    return Cost(flops=event.args[0].numel)

@@ -74,3 +74,14 @@ def stft(frames: int, n_fft: int, *, real: bool, windowed: bool) -> Cost:
     ``mul`` and an ``_fft_r2c``/``_fft_c2c``; ONNX as one STFT node."""
     window = frames * n_fft if windowed else 0
     return fft((n_fft,), frames, real=real, normalized=False) + Cost(flops=window)
+
+
+# FLOPs per element of torch's window functions (w[k], k = 0..N-1, t = 2πk/(N-1) or /N
+# when periodic, its constant computed once):
+WINDOW_PER_ELEMENT = {
+    "hann_window": 4,  # 0.5 - 0.5·cos(t): mul, cos, mul, sub
+    "hamming_window": 4,  # α - β·cos(t): mul, cos, mul, sub
+    "bartlett_window": 4,  # 1 - |2k/(N-1) - 1|: mul, sub, abs, sub
+    "blackman_window": 8,  # 0.42 - 0.5·cos(t) + 0.08·cos(2t): 2 angles, 2 cos, 2 mul, sub, add
+    "kaiser_window": 8,  # i0(β·sqrt(1 - ((k - a)/a)²)) / i0(β): sub, div, square, sub, sqrt, mul, i0, div
+}
