@@ -174,3 +174,28 @@ class TestDistanceBackward:
         a, b = torch.randn(5, 3), torch.randn(4, 3)
         report = flopmeter.profile(call, (torch.randn(5, 4), a, b, torch.cdist(a, b, p=1.0)))
         assert op_cost(report, "aten._cdist_backward").flops == 225
+
+
+class TestEuclideanByMatmul:
+    """cdist with p = 2 and more than 25 rows or columns (torch's default compute mode)
+    runs ``_euclidean_dist``: ||x||² + ||y||² - 2x·y as one matmul (probe-5: unsupported)."""
+
+    def test_registered(self):
+        assert registry.kind_of("aten._euclidean_dist") == "counted"
+
+    def test_more_than_25_points(self):
+        report = flopmeter.profile(Fn(lambda a: torch.cdist(a, a)), torch.randn(2, 30, 3))
+        cost = op_cost(report, "aten._euclidean_dist")
+        # per batch, P = R = 30, M = 3: norms 30*(2*3-1) twice = 300, -2x 90, the matmul
+        # 900 dots of M + 2 = 5: 900*9 = 8,100 FLOPs, 4,500 MACs, clamp and sqrt 1,800
+        # -> 10,290; 2 batches: 20,580 FLOPs, 9,000 MACs
+        assert (cost.flops, cost.macs) == (20_580, 9_000)
+        assert distance.euclidean_by_matmul(2, 30, 30, 3).flops == 20_580
+
+    @pytest.mark.parametrize("shapes_only", [True, False])
+    def test_asked_for(self, shapes_only):
+        call = Fn(lambda a: torch.cdist(a, a, compute_mode="use_mm_for_euclid_dist"))
+        report = flopmeter.profile(call, torch.randn(2, 5, 3), shapes_only=shapes_only)
+        cost = op_cost(report, "aten._euclidean_dist")
+        # per batch: 5*8 + 5*5 + 25*(2*3+5) = 40 + 25 + 275 = 340; MACs 25*5 = 125
+        assert (cost.flops, cost.macs) == (680, 250)

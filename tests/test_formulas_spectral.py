@@ -337,3 +337,9 @@ def test_an_exported_model_counts_as_in_pytorch(tmp_path, model, example, expect
     onnx_report = profile_onnx(path)
     assert onnx_report.unsupported_ops() == {}
     assert onnx_report.flops == expected
+
+
+def test_mac_conventions_leave_the_transform_out():
+    report = flopmeter.profile(Fn(torch.fft.rfft), X)
+    assert report.flops_as("exact") == 120
+    assert report.flops_as("2mac") == report.flops_as("mac") == report.flops_as("ptflops") == 0

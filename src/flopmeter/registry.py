@@ -1599,6 +1599,15 @@ def _cdist(event: OpEvent, options: CountOptions) -> Cost:
     return distance.distances(_out_numel(event), event.args[0].shape[-1], p)
 
 
+@formula("_euclidean_dist")
+def _euclidean_dist(event: OpEvent, options: CountOptions) -> Cost:
+    """(x1 (..., P, M), x2 (..., R, M)) -> (..., P, R): cdist's matmul path."""
+    x1, x2, out = event.args[0], event.args[1], _out(event)
+    rows, others = x1.shape[-2], x2.shape[-2]
+    batch = out.numel // max(rows * others, 1)
+    return distance.euclidean_by_matmul(batch, rows, others, x1.shape[-1])
+
+
 @formula("_cdist_backward")
 def _cdist_backward(event: OpEvent, options: CountOptions) -> Cost:
     """(grad (..., P, R), x1 (..., P, M), x2 (..., R, M), p, cdist) -> x1's gradient."""

@@ -8,6 +8,7 @@ is 1 FLOP (docs/formulas.md). d = a coordinate's difference x_i - y_i, D = the d
 from __future__ import annotations
 
 from ..cost import Cost
+from . import contraction
 
 INF = float("inf")
 
@@ -19,6 +20,19 @@ def distances(pairs: int, m: int, p: float) -> Cost:
         return Cost()
     root = 0 if p in (0.0, 1.0, INF) else 1
     return Cost(flops=pairs * (3 * m - 1 + root))
+
+
+def euclidean_by_matmul(batch: int, rows: int, others: int, m: int) -> Cost:
+    """torch's ``_euclidean_dist`` (cdist's p = 2 path for more than 25 rows or columns,
+    or ``compute_mode="use_mm_for_euclid_dist"``): ||x||² + ||y||² - 2x·y as one matmul of
+    [-2x, ||x||², 1] by [y, 1, ||y||²]: the squared norms P(2M - 1) + R(2M - 1), -2x PM,
+    the matmul P·R dot products of M + 2 (MACs), then clamp at 0 and sqrt, 2 per output.
+    Per batch: P(3M - 1) + R(2M - 1) + P·R·(2M + 5) FLOPs, P·R·(M + 2) MACs."""
+    if m == 0:
+        return Cost()
+    products = contraction.dot_products(batch * rows * others, m + 2)
+    flops = batch * (rows * (3 * m - 1) + others * (2 * m - 1) + rows * others * 2)
+    return products + Cost(flops=flops)
 
 
 def gradient_terms(p: float) -> tuple[int, int]:
