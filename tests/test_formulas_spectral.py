@@ -197,6 +197,19 @@ class TestUserModels:
         assert report.by_operator()["aten._fft_c2r"].cost.flops == 5_440 + 544
         # torch.istft checks its window with torch.equal on two bools: a compare, 0 FLOPs
         assert report.by_operator()["aten.equal"].cost.flops == 0
+        # the overlap-add (unfold_backward): 17 frames of 16 at hop 4 cover 16*4 + 16 = 80
+        # samples: 17*16 - 80 = 192 adds per row; the signal's 2 rows and the window
+        # envelope's 1: 3 * 192 = 576
+        overlap_add = report.by_operator()["aten.unfold_backward"]
+        assert (overlap_add.calls, overlap_add.cost.flops) == (2, 576)
+
+    def test_unfold_backward(self):
+        x = torch.randn(2, 10, requires_grad=True)
+        report = flopmeter.profile(Fn(lambda t: t.unfold(1, 4, 2).sum()), x, backward=True)
+        # 4 windows of 4 at step 2 over 10: 16 - (3*2 + 4) = 6 adds per row, 2 rows
+        assert report.by_operator()["aten.unfold_backward"].cost.flops == 12
+        report = flopmeter.profile(Fn(lambda t: t.unfold(1, 2, 3).sum()), x, backward=True)
+        assert report.by_operator()["aten.unfold_backward"].cost.flops == 0  # no overlap: a copy
 
     def test_gfnet_filter_forward(self):
         report = flopmeter.profile(FilterNet(), torch.randn(1, 8, 8, 4))

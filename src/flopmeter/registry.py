@@ -1671,3 +1671,14 @@ def _equal(event: OpEvent, options: CountOptions) -> Cost:
     """torch.equal(a, b) -> a Python bool: one compare per element (0 on integers and
     bools, as every compare); torch.istft runs one."""
     return Cost(flops=event.args[0].numel)
+
+
+@formula("unfold_backward")
+def _unfold_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """(grad_in (..., frames, ..., size), input_sizes, dim, size, step): the overlap-add
+    of the windows (torch.istft, Tensor.unfold's backward); no overlap: a copy (0)."""
+    grad, sizes = event.args[0], [int(v) for v in event.arg(1, "input_sizes")]
+    dim = int(event.arg(2, "dim")) % max(len(sizes), 1)
+    size, step = int(event.arg(3, "size")), int(event.arg(4, "step"))
+    frames = grad.shape[dim] if grad.ndim > dim else 0
+    return spectral.overlap_add(prod(sizes) // max(sizes[dim], 1), frames, size, step)

@@ -85,3 +85,14 @@ WINDOW_PER_ELEMENT = {
     "blackman_window": 8,  # 0.42 - 0.5·cos(t) + 0.08·cos(2t): 2 angles, 2 cos, 2 mul, sub, add
     "kaiser_window": 8,  # i0(β·sqrt(1 - ((k - a)/a)²)) / i0(β): sub, div, square, sub, sqrt, mul, i0, div
 }
+
+
+def overlap_add(rows: int, frames: int, size: int, step: int) -> Cost:
+    """Summing ``frames`` windows of ``size`` placed ``step`` apart back into one signal
+    per row (istft's overlap-add, the backward of ``Tensor.unfold``): each covered
+    position sums the windows over it, (contributions - positions covered) adds per row:
+    frames·size - ((frames-1)·step + size) when the windows overlap (step < size), else 0."""
+    if frames <= 0 or size <= 0 or step >= size:
+        return Cost()
+    covered = (frames - 1) * step + size
+    return Cost(flops=rows * (frames * size - covered))
