@@ -204,6 +204,7 @@ class TestUserModels:
         assert (overlap_add.calls, overlap_add.cost.flops) == (2, 576)
 
     def test_unfold_backward(self):
+        assert registry.kind_of("aten.unfold_backward") == "counted"  # was a data op (0 FLOPs)
         x = torch.randn(2, 10, requires_grad=True)
         report = flopmeter.profile(Fn(lambda t: t.unfold(1, 4, 2).sum()), x, backward=True)
         # 4 windows of 4 at step 2 over 10: 16 - (3*2 + 4) = 6 adds per row, 2 rows

@@ -89,7 +89,7 @@ DATA_OPS = frozenset(
         "_unsafe_index _unsafe_index_put bucketize searchsorted one_hot randn rand randint randperm "
         "normal_ uniform_ random_ exponential_ bernoulli masked_fill_ index_fill "
         "_pin_memory lift unique_consecutive _unique2 unique_dim select_backward slice_backward "
-        "diagonal_backward as_strided_backward unfold_backward index_select_backward"
+        "diagonal_backward as_strided_backward index_select_backward"
     ).split()
 ) | frozenset("aten." + name for name in elementwise.FILL_OPS)
 
