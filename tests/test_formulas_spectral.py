@@ -89,6 +89,8 @@ class TestTorchFft:
         assert fft_flops(torch.fft.rfft2, torch.randn(2, 4, 8)) == 2 * 440
         # fft2 of a complex (2, 4, 8): 2 * 5*32*log2(32) = 1,600
         assert fft_flops(torch.fft.fft2, torch.randn(2, 4, 8, dtype=torch.complex64)) == 1_600
+        # fft2 of a real tensor: torch copies it to complex and runs the same c2c (1,600)
+        assert fft_flops(torch.fft.fft2, torch.randn(2, 4, 8)) == 1_600
         # rfftn over all of (2, 4, 6, 8): last dim 48 rows * 2.5*8*3 = 2,880; half spectrum
         # 2*4*6*5 = 240 elements: dim 2 120 * 5*2*1 = 1,200, dim 4 60 * 5*4*2 = 2,400,
         # dim 6 40 * 5*6*log2(6) = 3,101.955 -> 9,581.955 -> 9,582
@@ -335,22 +337,38 @@ class RoundTrip(nn.Module):
         (RoundTrip(), torch.randn(2, 4, 8), 880 + 544),
         # rfft with norm="ortho": 2 * 60 + 16 real inputs scaled (ONNX: a Div before the DFT)
         (Fn(lambda x: torch.view_as_real(torch.fft.rfft(x, norm="ortho"))), torch.randn(2, 8), 136),
+        # fft of a real tensor: the one-sided real transform, the other half by symmetry
+        (Fn(lambda x: torch.view_as_real(torch.fft.fft(x))), torch.randn(2, 8), 120),
         # the spectrogram without |X|^2 (ONNX has no complex abs): window 544 + rfft 5,440
         (Fn(lambda w: torch.view_as_real(torch.stft(w, 16, 4, window=HANN, return_complex=True))), torch.randn(2, 64), 5_984),
     ],
 )  # fmt: skip
 def test_an_exported_model_counts_as_in_pytorch(tmp_path, model, example, expected):
-    import warnings
-
-    torch_report = flopmeter.profile(model, example)
-    assert torch_report.flops == expected
-    path = tmp_path / "spectral.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, (example,), str(path), dynamo=True, verbose=False)
-    onnx_report = profile_onnx(path)
+    assert flopmeter.profile(model, example).flops == expected
+    onnx_report = profile_onnx(export(model, example, tmp_path))
     assert onnx_report.unsupported_ops() == {}
     assert onnx_report.flops == expected
+
+
+def export(model: nn.Module, example: torch.Tensor, folder) -> str:  # type: ignore[no-untyped-def]
+    import warnings
+
+    path = str(folder / "spectral.onnx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (example,), path, dynamo=True, verbose=False)
+    return path
+
+
+def test_a_normalized_multi_dim_inverse_differs_in_onnx(tmp_path):
+    """The documented difference: the exporter scales after each dim's inverse DFT."""
+    model = Fn(lambda x: torch.view_as_real(torch.fft.ifft2(torch.fft.fft2(x))))
+    example = torch.randn(2, 4, 8)
+    # PyTorch: fft2 of the real tensor copied to complex, 2 * 5*32*5 = 1,600; ifft2 the same
+    # + 1/n once on 2 * 64 reals = 128 -> 3,328
+    assert flopmeter.profile(model, example).flops == 1_600 + 1_600 + 128
+    # ONNX: the same transforms, the 1/n of each of the 2 inverse DFTs (+128 each)
+    assert profile_onnx(export(model, example, tmp_path)).flops == 1_600 + 1_600 + 2 * 128
 
 
 def test_mac_conventions_leave_the_transform_out():
