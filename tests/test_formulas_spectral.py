@@ -157,7 +157,36 @@ class FilterNet(nn.Module):
         return self.filter(self.proj(x))
 
 
+class SpectralConv2d(nn.Module):
+    """A Fourier Neural Operator layer (Li et al. 2021): complex weights on the low modes."""
+
+    def __init__(self, cin: int, cout: int, modes: int) -> None:
+        super().__init__()
+        self.modes = modes
+        self.weight = nn.Parameter(torch.randn(cin, cout, modes, modes, dtype=torch.cfloat) * 0.1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        x_ft = torch.fft.rfft2(x)
+        out = torch.zeros(b, self.weight.shape[1], h, w // 2 + 1, dtype=torch.cfloat, device=x.device)
+        low = x_ft[:, :, : self.modes, : self.modes]
+        out[:, :, : self.modes, : self.modes] = torch.einsum("bixy,ioxy->boxy", low, self.weight)
+        return torch.fft.irfft2(out, s=(h, w))
+
+
 class TestUserModels:
+    def test_fourier_neural_operator(self):
+        report = flopmeter.profile(SpectralConv2d(3, 4, 4), torch.randn(2, 3, 16, 16))
+        assert report.unsupported_ops() == {}
+        ops = report.by_operator()
+        # rfft2 of 6 planes 16x16: 16 rows * 2.5*16*4 = 2,560 + 9 columns * 5*16*4 = 2,880 -> 5,440
+        assert ops["aten._fft_r2c"].cost.flops == 6 * 5_440  # 32,640
+        # irfft2 to 8 planes 16x16: 8 * 5,440 + 1/n on 8*256 reals -> 45,568
+        assert ops["aten._fft_c2r"].cost.flops == 8 * 5_440 + 8 * 256
+        # the einsum on 4x4 modes: 16 products (2x3)@(3x4): 384 MACs, 16*8*(2*3-1) = 640 FLOPs
+        assert (ops["aten.bmm"].cost.macs, ops["aten.bmm"].cost.flops) == (384, 640)
+        assert report.flops == 32_640 + 45_568 + 640
+
     def test_stft_front_end(self):
         report = flopmeter.profile(AudioTagger(), torch.randn(2, 64))
         assert report.unsupported_ops() == {}
@@ -237,6 +266,21 @@ class TestUserModels:
         # product's two gradients (160 each): 4,576 + 96 + 320 + 8,192 = 13,184
         assert backward.flops == 13_184
         assert backward.macs == 0
+
+
+def test_fnet_token_mixing():
+    """transformers' FNet mixes tokens with fftn over (sequence, hidden) and keeps .real."""
+    transformers = pytest.importorskip("transformers")
+    config = transformers.FNetConfig(
+        vocab_size=100, hidden_size=32, num_hidden_layers=2, intermediate_size=64,
+        max_position_embeddings=64, use_tpu_fourier_optimizations=False,
+    )  # fmt: skip
+    report = flopmeter.profile(transformers.FNetModel(config).eval(), torch.randint(0, 100, (1, 16)))
+    assert report.unsupported_ops() == {}
+    # each layer: a complex 16x32 transform (the real states copied to complex): 5*512*9
+    for layer in (0, 1):
+        assert report.by_module()[f"encoder.layer.{layer}.fourier.self"].own.flops == 23_040
+    assert report.by_operator()["aten._fft_c2c"].cost.flops == 2 * 23_040
 
 
 def test_peers_do_not_count_fft():
