@@ -199,3 +199,42 @@ class TestEuclideanByMatmul:
         cost = op_cost(report, "aten._euclidean_dist")
         # per batch: 5*8 + 5*5 + 25*(2*3+5) = 40 + 25 + 275 = 340; MACs 25*5 = 125
         assert (cost.flops, cost.macs) == (680, 250)
+
+
+class TestPaddingBackward:
+    """Reflection and replication padding's backward (a training step of a ReflectionPad2d
+    generator, torch.stft's centre padding when the signal needs a gradient; probe-5:
+    unsupported): one add per padded cell."""
+
+    @pytest.mark.parametrize(
+        ("pad", "shape", "op", "expected"),
+        [
+            (nn.ReflectionPad2d(1), (1, 2, 4, 4), "reflection_pad2d_backward", 40),  # 2 * (36 - 16)
+            (
+                nn.ReplicationPad2d((1, 2, 0, 1)),
+                (1, 2, 4, 4),
+                "replication_pad2d_backward",
+                38,
+            ),  # 2 * (5*7 - 16)
+            (nn.ReflectionPad1d(2), (2, 3, 5), "reflection_pad1d_backward", 24),  # 6 rows * (9 - 5)
+            (nn.ReplicationPad3d(1), (1, 1, 2, 2, 2), "replication_pad3d_backward", 56),  # 4^3 - 2^3
+        ],
+    )
+    def test_training_step(self, pad, shape, op, expected):
+        x = torch.randn(*shape, requires_grad=True)
+        report = flopmeter.profile(Fn(lambda t: pad(t).sum()), x, backward=True)
+        assert op_cost(report, "aten." + op).flops == expected
+
+    def test_stft_of_a_learned_signal(self):
+        class FrontEnd(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.gain = nn.Parameter(torch.ones(64))
+
+            def forward(self, wave: torch.Tensor) -> torch.Tensor:
+                window = torch.hann_window(8, device=wave.device)
+                return torch.stft(wave * self.gain, 8, 2, window=window, return_complex=True).abs().sum()
+
+        report = flopmeter.profile(FrontEnd(), torch.randn(2, 64), backward=True)
+        # the centre padding (4 each side, reflect) of 2 signals: 2 * 8 padded cells added back
+        assert op_cost(report, "aten.reflection_pad1d_backward").flops == 16

@@ -1682,3 +1682,16 @@ def _unfold_backward(event: OpEvent, options: CountOptions) -> Cost:
     size, step = int(event.arg(3, "size")), int(event.arg(4, "step"))
     frames = grad.shape[dim] if grad.ndim > dim else 0
     return spectral.overlap_add(prod(sizes) // max(sizes[dim], 1), frames, size, step)
+
+
+@formula(
+    "reflection_pad1d_backward",
+    "reflection_pad2d_backward",
+    "reflection_pad3d_backward",
+    "replication_pad1d_backward",
+    "replication_pad2d_backward",
+    "replication_pad3d_backward",
+)
+def _padding_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """(grad_output, self, padding): the padded cells' gradients added back."""
+    return pooling.padding_backward(event.args[0].numel, event.arg(1, "self").numel)

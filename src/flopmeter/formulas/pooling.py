@@ -175,3 +175,10 @@ def grid_sample_backward(
         GRID_CHAIN_PER_COORDINATE if grid_grad and mode != "nearest" else 0
     )
     return Cost(flops=outputs * per_output + coordinates * per_coordinate)
+
+
+def padding_backward(output_gradients: int, input_elements: int) -> Cost:
+    """The backward of reflection and replication padding: each padded cell's gradient
+    is added to the input cell it copied (a reflected or the edge one): one add per
+    padded cell, output gradients - input elements (0 when nothing was padded)."""
+    return Cost(flops=max(output_gradients - input_elements, 0))
