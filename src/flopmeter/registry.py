@@ -833,6 +833,7 @@ _ELEMENTWISE_ALIASES = {
     "relu6": "hardtanh",
     "true_divide": "div",
     "multiply": "mul",
+    "rrelu_with_noise": "rrelu",  # training: a random slope (a draw, 0) then compare, multiply
     "subtract": "sub",
     "special_erf": "erf",
     "xlogy": "mul",
@@ -993,6 +994,8 @@ def _activation_backward(event: OpEvent, options: CountOptions) -> Cost:
         and event.kwargs.get("approximate", event.arg(2, "approximate", "none")) == "tanh"
     ):
         per = 15  # the tanh form's derivative: tanh (9 as forward) + sech^2 and chain (6)
+    elif name == "rrelu_with_noise_backward" and not event.arg(5, "training", False):
+        per = elementwise.PER_ELEMENT_BACKWARD["leaky_relu_backward"]  # eval: a fixed slope
     return elementwise.pointwise(_out_numel(event), per)
 
 
@@ -1514,7 +1517,12 @@ def _nll_loss_backward(event: OpEvent, options: CountOptions) -> Cost:
 
 
 @formula(
-    "mse_loss", "huber_loss", "smooth_l1_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits"
+    "mse_loss",
+    "huber_loss",
+    "smooth_l1_loss",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "soft_margin_loss",
 )
 def _pointwise_loss(event: OpEvent, options: CountOptions) -> Cost:
     """(self, target, ...): elements = the broadcast of input and target."""
