@@ -238,3 +238,32 @@ class TestPaddingBackward:
         report = flopmeter.profile(FrontEnd(), torch.randn(2, 64), backward=True)
         # the centre padding (4 each side, reflect) of 2 signals: 2 * 8 padded cells added back
         assert op_cost(report, "aten.reflection_pad1d_backward").flops == 16
+
+
+class TestFold:
+    """col2im (F.fold, and F.unfold's backward) sums overlapping blocks: it was a data op
+    (0 FLOPs). Per dimension, hits(p) = the (block, kernel offset) pairs landing on p."""
+
+    def test_registered(self):
+        assert registry.kind_of("aten.col2im") == "counted"
+
+    def test_fold(self):
+        # 2 channels of 2x2 blocks, 3x3 of them, into 4x4: per dim hits 1, 2, 2, 1 (sum 6,
+        # 4 covered): per plane 6*6 - 4*4 = 20 adds, 2 planes
+        report = flopmeter.profile(Fn(lambda t: F.fold(t, (4, 4), 2)), torch.randn(1, 8, 9))
+        assert op_cost(report, "aten.col2im").flops == 40
+        assert pooling.fold_sums(2, (4, 4), (2, 2), (1, 1), (0, 0), (1, 1)).flops == 40
+
+    @pytest.mark.parametrize(
+        ("kwargs", "expected"),
+        [
+            ({"kernel_size": 2}, 40),  # as above
+            ({"kernel_size": 2, "stride": 2}, 0),  # blocks do not overlap: a copy
+            # 3x3 with padding 1: hits 2, 3, 3, 2 (sum 10, 4 covered): 2 * (100 - 16) = 168
+            ({"kernel_size": 3, "padding": 1}, 168),
+        ],
+    )
+    def test_unfold_backward(self, kwargs, expected):
+        x = torch.randn(1, 2, 4, 4, requires_grad=True)
+        report = flopmeter.profile(Fn(lambda t: F.unfold(t, **kwargs).sum()), x, backward=True)
+        assert op_cost(report, "aten.col2im").flops == expected

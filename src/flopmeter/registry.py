@@ -85,7 +85,7 @@ DATA_OPS = frozenset(
         "replication_pad1d replication_pad2d replication_pad3d repeat repeat_interleave roll flip "
         "tile scatter index_put _index_put_impl index_copy masked_select slice_scatter select_scatter "
         "diagonal_scatter as_strided_scatter masked_scatter nonzero tril triu "
-        "pixel_shuffle pixel_unshuffle channel_shuffle native_channel_shuffle col2im im2col "
+        "pixel_shuffle pixel_unshuffle channel_shuffle native_channel_shuffle im2col "
         "_unsafe_index _unsafe_index_put bucketize searchsorted one_hot randn rand randint randperm "
         "normal_ uniform_ random_ exponential_ bernoulli masked_fill_ index_fill "
         "_pin_memory lift unique_consecutive _unique2 unique_dim select_backward slice_backward "
@@ -1703,3 +1703,15 @@ def _unfold_backward(event: OpEvent, options: CountOptions) -> Cost:
 def _padding_backward(event: OpEvent, options: CountOptions) -> Cost:
     """(grad_output, self, padding): the padded cells' gradients added back."""
     return pooling.padding_backward(event.args[0].numel, event.arg(1, "self").numel)
+
+
+@formula("col2im")
+def _col2im(event: OpEvent, options: CountOptions) -> Cost:
+    """(self (N, C*kh*kw, L) or unbatched, output_size, kernel_size, dilation, padding,
+    stride): F.fold, and F.unfold's backward: the overlapping blocks summed."""
+    x = event.args[0]
+    pairs = [tuple(int(v) for v in event.arg(i, name)) for i, name in
+             enumerate(("output_size", "kernel_size", "dilation", "padding", "stride"), start=1)]  # fmt: skip
+    out_sizes, kernel = pairs[0], pairs[1]
+    planes = x.numel // max(prod(kernel) * x.shape[-1], 1)
+    return pooling.fold_sums(planes, out_sizes, kernel, pairs[2], pairs[3], pairs[4])

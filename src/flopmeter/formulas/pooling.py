@@ -182,3 +182,30 @@ def padding_backward(output_gradients: int, input_elements: int) -> Cost:
     is added to the input cell it copied (a reflected or the edge one): one add per
     padded cell, output gradients - input elements (0 when nothing was padded)."""
     return Cost(flops=max(output_gradients - input_elements, 0))
+
+
+def fold_sums(
+    planes: int,
+    out_sizes: tuple[int, ...],
+    kernel: tuple[int, ...],
+    dilation: tuple[int, ...],
+    padding: tuple[int, ...],
+    stride: tuple[int, ...],
+) -> Cost:
+    """col2im (``F.fold``, and ``F.unfold``'s backward): every block's value is added at
+    its place in the output; places in the padding are dropped. Per dimension, position
+    p receives the (block l, kernel offset k) with l*stride + k*dilation - padding = p;
+    the dimensions are separable, so per plane the adds are ∏ Σ_p hits(p) - ∏ #{p hit}
+    (each covered position's first value needs no add)."""
+    terms = covered = 1
+    for size, k, d, pad, s in zip(out_sizes, kernel, dilation, padding, stride, strict=True):
+        blocks = (size + 2 * pad - d * (k - 1) - 1) // s + 1
+        hits = [0] * size
+        for block in range(max(blocks, 0)):
+            for offset in range(k):
+                p = block * s + offset * d - pad
+                if 0 <= p < size:
+                    hits[p] += 1
+        terms *= sum(hits)
+        covered *= sum(1 for h in hits if h)
+    return Cost(flops=planes * (terms - covered))
