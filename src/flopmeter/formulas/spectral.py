@@ -2,15 +2,15 @@
 
 Conventions (docs/formulas.md, "Fourier transforms"):
 - A complex transform of length n costs 5·n·log2(n) real FLOPs: radix-2 Cooley-Tukey's
-  n/2·log2(n) butterflies, each a complex multiply (6) and two complex adds (4). This is
-  the figure FFTW's benchFFT, cuFFT's and MKL's benchmarks report. A real-input
+  n/2·log2(n) butterflies, each a complex multiply (6) and two complex adds (4): the
+  "mflops" figure of FFTW's benchFFT (fftw.org/speed/method.html). A real-input
   (r2c) or real-output (c2r) transform costs half: 2.5·n·log2(n).
 - Lengths that are not powers of 2 use the same formula with the real-valued log2 (the
   benchFFT convention; the true count depends on the factorization: mixed radix,
   Rader, Bluestein). A call's total is rounded to the nearest integer once.
-- A multi-dimensional transform is the row-column algorithm pocketfft, MKL and cuFFT
-  run (and the ONNX exporter writes out): each transformed dim's 1-d transforms, times
-  the other elements. For a complex transform this equals 5·N·log2(N), N = ∏ n_d. A
+- A multi-dimensional transform is the row-column algorithm (pocketfft, torch's CPU
+  backend, runs it; the ONNX exporter writes it out): each transformed dim's 1-d
+  transforms, times the other elements. For a complex transform this equals 5·N·log2(N), N = ∏ n_d. A
   real transform does the last dim as a real transform (2.5·n·log2 n per row), and the
   other dims as complex transforms of the half spectrum (n_last//2 + 1 columns).
 - Normalization (``norm="ortho"``, ``"forward"``, or an inverse's default 1/n): one real
