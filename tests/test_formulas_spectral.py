@@ -234,6 +234,10 @@ class TestUserModels:
         overlap_add = report.by_operator()["aten.unfold_backward"]
         assert (overlap_add.calls, overlap_add.cost.flops) == (2, 576)
 
+    def test_equal_on_floats(self):
+        report = flopmeter.profile(Fn(lambda a: a * float(torch.equal(a, a))), X, shapes_only=False)
+        assert report.by_operator()["aten.equal"].cost.flops == 16  # 2x8 compares
+
     def test_unfold_backward(self):
         assert registry.kind_of("aten.unfold_backward") == "counted"  # was a data op (0 FLOPs)
         x = torch.randn(2, 10, requires_grad=True)
