@@ -1180,12 +1180,22 @@ def _quantized_data(event: OpEvent, options: CountOptions) -> Cost:
     return Cost()
 
 
+# torch.ao quantized EmbeddingBag: (packed weight, indices, offsets, scale_grad_by_freq,
+# mode, pruned_weights, per_sample_weights, ...), aten's positions; the sums are float work
+namespaced_formula("quantized", "embedding_bag_byte", "embedding_bag_4bit")(_embedding_bag)
+
+
 @formula(
     "quantize_per_tensor",
     "quantize_per_channel",
     "quantize_per_tensor_dynamic",
     "fake_quantize_per_tensor_affine",
     "fake_quantize_per_channel_affine",
+    "fake_quantize_per_tensor_affine_cachemask",  # torch.ao FakeQuantize, with a gradient
+    "_fake_quantize_per_tensor_affine_cachemask_tensor_qparams",
+    "fake_quantize_per_channel_affine_cachemask",
+    "_fake_quantize_learnable_per_tensor_affine",  # _LearnableFakeQuantize (LSQ)
+    "_fake_quantize_learnable_per_channel_affine",
 )
 def _quantize(event: OpEvent, options: CountOptions) -> Cost:
     """x / scale + zero_point, round, clamp: 4 operations per element (the dynamic

@@ -9,6 +9,7 @@ module that holds them. Only tensors are read here; the model is not changed.
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -118,7 +119,8 @@ class ModelFacts:
     other_params: dict[str, int] = field(default_factory=dict)
     bias_bytes: dict[str, int] = field(default_factory=dict)
     by_tensor: dict[int, WeightFact] = field(default_factory=dict, repr=False)  # id(parameter) -> its fact
-    qat_act_bits: dict[str, int] = field(default_factory=dict)  # QAT layer -> its activations' bits
+    # QAT layer (or torchao layer quantizing its input) -> its activations' bits
+    qat_act_bits: dict[str, int] = field(default_factory=dict)
     folded_batch_norms: set[str] = field(default_factory=set)  # QAT ConvBn*: BN folded in emulation
 
     def facts(self) -> list[WeightFact]:
@@ -177,9 +179,11 @@ def collect(model: torch.nn.Module, walk: ModelWalk | None = None) -> ModelFacts
         facts = _module_facts(name, module, found, seen, held)
         if facts:
             found.weights[name] = facts
+        if facts and facts[0].representation.startswith("torchao "):
+            _torchao_activation_bits(name, module, found)
         if "weight_fake_quant" in module._modules:
             _quantization_aware(name, module, facts, found)
-            if any(c.__name__ == "_ConvBnNd" for c in kind.__mro__):
+            if any(c.__name__ in _FOLDING_CLASSES for c in kind.__mro__):
                 found.folded_batch_norms.add(name)
         bias = getattr(module, "bias", None)
         if isinstance(bias, torch.Tensor) and bias.ndim == 1:
@@ -220,11 +224,11 @@ def _quantization_aware(
     quantizer's (``quant_max - quant_min`` needs ``(quant_max - quant_min).bit_length()``
     bits: -128..127 -> 8, -8..7 -> 4), with one scale per output channel (per-channel
     schemes) or one in all, costed as torch.ao's converted layers store them (16 bytes:
-    a float64 scale and an int64 zero point). Its activations take the bits of the
-    layer's own output fake quantizer (``activation_post_process``, eager mode: torch.ao
-    gives a layer's input the same qconfig; in an FX graph, the quantizer that feeds it),
-    one bit more under ``reduce_range``
-    (quint8 0..127 is still an 8-bit tensor). The stored bytes stay the float ones."""
+    a float64 scale and an int64 zero point; 8 for an embedding's float32 pair). Its
+    activations take the bits of the layer's own output fake quantizer
+    (``activation_post_process``, eager mode: torch.ao gives a layer's input the same
+    qconfig; in an FX graph, the quantizer that feeds it), one bit more under
+    ``reduce_range`` (quint8 0..127 is still an 8-bit tensor). The stored bytes stay the float ones."""
     weight_quantizer = module._modules["weight_fake_quant"]
     bits = _quantizer_bits(weight_quantizer)
     if bits is None:
@@ -236,7 +240,8 @@ def _quantization_aware(
         per_channel = scheme.startswith("per_channel")
         axis = getattr(weight_quantizer, "ch_axis", 0)
         fact.n_scales = fact.shape[axis] if per_channel and -len(fact.shape) <= axis < len(fact.shape) else 1
-        fact.ideal_scale_bytes = 16 * fact.n_scales
+        # float qparams (embeddings): a float32 scale and zero point per row, as converted
+        fact.ideal_scale_bytes = (8 if scheme.endswith("float_qparams") else 16) * fact.n_scales
         fact.weight_bits = bits
         if fact.representation == "dense":  # a pruned QAT weight stays "prune"
             dtype = str(getattr(weight_quantizer, "dtype", "")).removeprefix("torch.")
@@ -289,6 +294,9 @@ def _count_param_bytes(name: str, module: torch.nn.Module, found: ModelFacts, co
 
 
 _NOTHING_HELD: list[tuple[str, Any]] = []  # never appended to
+
+# torch.ao's fused QAT layers that simulate folding their batch norm into the weight
+_FOLDING_CLASSES = frozenset({"_ConvBnNd", "LinearBn1d"})
 
 # the children a wrapped weight lives in: torch.ao's packed params (and packed recurrent cells), torch's parametrizations
 _WRAPPER_CHILDREN = frozenset({"_packed_params", "parametrizations", "_all_weight_values"})
@@ -738,6 +746,17 @@ def _torchao_fact(name: str, key: str, tensor: Any) -> WeightFact:
 
         fact.pending = differences
     return fact
+
+
+def _torchao_activation_bits(name: str, module: torch.nn.Module, found: ModelFacts) -> None:
+    """A torchao weight that quantizes the layer's activations before its matmul
+    (``IntxUnpackedToInt8Tensor.activation_quantization = "int8_asym_per_token"``, from
+    ``Int8DynamicActivationIntxWeightConfig``): the activations are ``int8``, though on a
+    CPU without its kernels torchao rounds them and runs a float matmul."""
+    mode = getattr(module._parameters.get("weight"), "activation_quantization", None)
+    bits = re.match(r"u?int(\d+)", str(getattr(mode, "value", mode) or ""))
+    if bits:
+        found.qat_act_bits[name] = int(bits.group(1))
 
 
 def _expand_blocks(per_block: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:

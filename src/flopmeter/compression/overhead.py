@@ -30,6 +30,11 @@ QUANTIZE_OPS = frozenset(
         "aten.fake_quantize_per_tensor_affine",
         "aten.fake_quantize_per_channel_affine",
         "aten._fused_moving_avg_obs_fq_helper",
+        "aten.fake_quantize_per_tensor_affine_cachemask",
+        "aten._fake_quantize_per_tensor_affine_cachemask_tensor_qparams",
+        "aten.fake_quantize_per_channel_affine_cachemask",
+        "aten._fake_quantize_learnable_per_tensor_affine",
+        "aten._fake_quantize_learnable_per_channel_affine",
     }
 )
 _SUBCLASS_PREFIXES = ("torchao ", "bitsandbytes")
@@ -80,6 +85,8 @@ def classifier(facts: ModelFacts) -> Callable[[OpEvent, Cost], bool | Cost]:
 # them in the conv's own module: its gradients are convolution_backward's and the norm's)
 _FOLD_OPS = frozenset({"aten.add", "aten.sqrt", "aten.rsqrt", "aten.div", "aten.mul", "aten.reciprocal"})
 _FOLD_GRADIENT_OPS = _FOLD_OPS | {"aten.neg", "aten.sum", "aten.sub", "aten.pow"}
+# the fused layer's contraction and where it takes the (zero) bias the fold hands it
+_FOLDED_CONTRACTIONS = {"aten.convolution": (2, "bias"), "aten.addmm": (0, "input")}
 
 
 def _batch_norm_fold(event: OpEvent, bias_sums: dict[str, int]) -> bool | Cost:
@@ -100,8 +107,8 @@ def _batch_norm_fold(event: OpEvent, bias_sums: dict[str, int]) -> bool | Cost:
                 bias_sums[module] -= 1
                 return False
         return True
-    if op == "aten.convolution":
-        bias = event.arg(2, "bias")
+    if op in _FOLDED_CONTRACTIONS:
+        bias = event.arg(*_FOLDED_CONTRACTIONS[op])
         if bias is not None and getattr(bias, "role", "param") == "activation" and event.outputs:
             return Cost(flops=event.outputs[0].numel)
         return False

@@ -1,0 +1,208 @@
+"""Probe 5 (compression, second pass): what a compression user's real tools produce,
+each number worked out by hand (docs: probe5-compress.md at the worktree root)."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+import flopmeter
+
+tq = pytest.importorskip("torch.ao.quantization")
+
+
+def _qat(model: nn.Module, fuse: list[list[str]] | None, qconfig: object | None = None) -> nn.Module:
+    model.train()
+    model.qconfig = qconfig or tq.get_default_qat_qconfig("fbgemm")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao's deprecation notices
+        if fuse:
+            tq.fuse_modules_qat(model, fuse, inplace=True)
+        return tq.prepare_qat(model)
+
+
+def _four_bit(observer: object, qscheme: torch.qscheme) -> object:
+    """A torch.ao ``FakeQuantize`` (not the fused one) rounding weights to -8..7."""
+    return tq.FakeQuantize.with_args(
+        observer=observer, quant_min=-8, quant_max=7, dtype=torch.qint8, qscheme=qscheme
+    )
+
+
+# ------------------------------------------------------------ P5-C2: QAT LinearBn1d fold
+@pytest.mark.parametrize("bias", [True, False])
+def test_qat_linear_bn_counts_as_the_float_linear_and_batch_norm(bias: bool) -> None:
+    torch.manual_seed(0)
+    qat = _qat(
+        nn.Sequential(tq.QuantStub(), nn.Linear(16, 8, bias=bias), nn.BatchNorm1d(8), tq.DeQuantStub()),
+        [["1", "2"]],
+    )
+    assert type(qat[1]).__name__ == "LinearBn1d"
+    x = torch.randn(4, 16)
+    report = flopmeter.profile(qat, x)
+    # Linear: 4*8*(2*16-1) = 992, + 4*8 = 32 bias adds; BatchNorm1d in training on 4x8: 104
+    # (flopmeter's BN formula, the float model's own): 1,128 with a bias, 1,096 without.
+    # The fold (sqrt(var+eps) 8+8, gamma/std 8, weight*scale 128, zero bias 32, out/scale 32)
+    # is overhead, as it is for a QAT ConvBn.
+    assert report.flops == (1_128 if bias else 1_096)
+    float_model = nn.Sequential(nn.Linear(16, 8, bias=bias), nn.BatchNorm1d(8)).train()
+    assert report.flops == flopmeter.profile(float_model, x).flops
+    backward = flopmeter.profile(qat, x, backward=True)
+    assert backward.flops == flopmeter.profile(float_model, x, backward=True).flops
+
+
+# ------------------------------------------- P5-C3: FakeQuantize / learnable fake quant ops
+def test_plain_fake_quantize_ops_are_counted_overhead_not_unsupported() -> None:
+    four_bit = _four_bit(tq.MovingAverageMinMaxObserver, torch.per_tensor_symmetric)
+    act = tq.FakeQuantize.with_args(observer=tq.MovingAverageMinMaxObserver, quant_min=0, quant_max=15)
+    torch.manual_seed(0)
+    qat = _qat(
+        nn.Sequential(tq.QuantStub(), nn.Linear(16, 8), tq.DeQuantStub()),
+        None,
+        tq.QConfig(activation=act, weight=four_bit),
+    )
+    report = flopmeter.profile(qat, torch.randn(4, 16))
+    assert report.unsupported == {}  # was: _fake_quantize_per_tensor_affine_cachemask_tensor_qparams
+    assert report.flops == 1_024  # 4*8*(2*16-1) + 32 bias adds
+    overhead = report.compression.overhead
+    # weight 128 elements + input 64 + output 32: each fake quantized at 4 per element
+    assert (
+        overhead["aten._fake_quantize_per_tensor_affine_cachemask_tensor_qparams"].flops
+        == (128 + 64 + 32) * 4
+    )
+    layer = report.compression.layers["1"]
+    assert (layer.weight_bits, layer.act_bits) == (4, 4)  # -8..7: 15 -> 4 bits; 0..15 -> 4
+    assert layer.bops == 8_192  # 512 MACs * 4 * 4
+
+
+def test_learnable_fake_quantize_is_overhead() -> None:
+    from torch.ao.quantization._learnable_fake_quantize import _LearnableFakeQuantize
+
+    lsq = _LearnableFakeQuantize.with_args(
+        observer=tq.MovingAverageMinMaxObserver,
+        quant_min=-8,
+        quant_max=7,
+        dtype=torch.qint8,
+        qscheme=torch.per_tensor_symmetric,
+        scale=0.1,
+        zero_point=0.0,
+        use_grad_scaling=True,
+    )
+    torch.manual_seed(0)
+    qat = _qat(
+        nn.Sequential(tq.QuantStub(), nn.Linear(16, 8), tq.DeQuantStub()),
+        None,
+        tq.QConfig(activation=tq.default_fake_quant, weight=lsq),
+    )
+    report = flopmeter.profile(qat, torch.randn(4, 16))
+    assert report.unsupported == {}
+    assert report.flops == 1_024  # 4*8*31 + 32: the rounding is overhead
+    assert report.compression.overhead["aten._fake_quantize_learnable_per_tensor_affine"].flops == 128 * 4
+
+
+# ------------------------------------------ P5-C4: QAT embeddings' float qparams bytes
+@pytest.mark.parametrize(
+    ("qconfig", "bits", "ideal"),
+    [
+        ("default_embedding_qat_qconfig", 8, 160),  # 80 weights * 8/8 = 80, + 10 rows * (4 + 4)
+        ("default_embedding_qat_qconfig_4bit", 4, 120),  # 80 * 4/8 = 40, + 10 * 8
+    ],
+)
+@pytest.mark.parametrize("bag", [False, True])
+def test_qat_embedding_bytes_equal_the_converted_embeddings(
+    qconfig: str, bits: int, ideal: int, bag: bool
+) -> None:
+    torch.manual_seed(0)
+    float_layer = nn.EmbeddingBag(10, 8, mode="sum") if bag else nn.Embedding(10, 8)
+    model = nn.Sequential(float_layer).train()
+    model[0].qconfig = getattr(tq, qconfig)
+    qat_nn = torch.ao.nn.qat
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        qat = tq.prepare_qat(
+            model, mapping={nn.Embedding: qat_nn.Embedding, nn.EmbeddingBag: qat_nn.EmbeddingBag}
+        )
+    ids = torch.tensor([[1, 2, 3]])
+    report = flopmeter.profile(qat, ids)
+    assert report.unsupported == {}  # was: fake_quantize_per_channel_affine_cachemask
+    layer = report.compression.layers["0"]
+    assert (layer.weight_bits, layer.n_scales) == (bits, 10)
+    assert layer.bytes_ideal == ideal  # was 240 / 200: 16 bytes per row, as a float64 + int64 pair
+    if bag and bits == 8:  # the converted bag (the 2-D 4-bit lookup fails in torch itself)
+        qat(ids)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            converted = tq.convert(
+                qat.eval(), mapping={qat_nn.EmbeddingBag: torch.ao.nn.quantized.EmbeddingBag}
+            )
+        after = flopmeter.profile(converted, ids)
+        assert after.compression.layers["0"].bytes_ideal == ideal
+
+
+# ----------------------------------------------- P5-C5: quantized EmbeddingBag's sums
+@pytest.mark.parametrize("four_bit", [False, True])
+def test_quantized_embedding_bag_counts_its_sums(four_bit: bool) -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.EmbeddingBag(10, 8, mode="sum"))
+    model[0].qconfig = (
+        tq.float_qparams_weight_only_qconfig_4bit if four_bit else tq.float_qparams_weight_only_qconfig
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantized = tq.convert(tq.prepare(model), inplace=False)
+    ids = torch.tensor([[1, 2, 3], [4, 5, 6]])
+    report = flopmeter.profile(quantized, ids)
+    assert report.unsupported == {}  # was: quantized.embedding_bag_byte / _4bit, 0 FLOPs
+    assert report.flops == 32  # 2 bags of 3 rows: (3-1)*8 adds each = 16, twice
+    assert report.flops == flopmeter.profile(model, ids).flops  # the float bag's count
+
+
+# ------------------------- P5-C6: a per-channel FakeQuantize's resized buffers, no false alarm
+def test_per_channel_fake_quantize_leaves_no_trace_and_no_false_warning() -> None:
+    per_channel = _four_bit(tq.MovingAveragePerChannelMinMaxObserver, torch.per_channel_symmetric)
+    torch.manual_seed(0)
+    qat = _qat(
+        nn.Sequential(tq.QuantStub(), nn.Linear(16, 8), tq.DeQuantStub()),
+        None,
+        tq.QConfig(activation=tq.default_fake_quant, weight=per_channel),
+    )
+    state = {k: v.clone() for k, v in qat.state_dict().items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # was: "the forward wrote 4 ... could not see"
+        report = flopmeter.profile(qat, torch.randn(4, 16))
+    assert report.compression.layers["1"].n_scales == 8  # one per output row of Linear(16, 8)
+    after = qat.state_dict()
+    # the observer resizes scale, zero_point, min_val, max_val to 8 channels: put back
+    assert all(after[k].shape == v.shape and torch.equal(after[k], v) for k, v in state.items())
+
+
+# ------------------------------------- P5-C1: torchao int8 dynamic activations, int4 weights
+def test_torchao_int8_dynamic_activation_int4_weight_is_w4a8() -> None:
+    quantization = pytest.importorskip("torchao.quantization")
+    granularity = pytest.importorskip("torchao.quantization.granularity")
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(256, 512))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantization.quantize_(
+            model,
+            quantization.Int8DynamicActivationIntxWeightConfig(
+                weight_dtype=torch.int4, weight_granularity=granularity.PerGroup(32)
+            ),
+        )
+    layer = flopmeter.profile(model, torch.randn(4, 256)).compression.layers["0"]
+    assert layer.macs_dense == 524_288  # 4 * 256 * 512
+    assert (layer.weight_bits, layer.act_bits) == (4, 8)  # was (4, 32): the rounded input is int8
+    assert layer.group_size == 32 and layer.n_scales == 4_096  # 512 rows * 256 / 32
+    assert layer.bops == layer.macs_effective * 4 * 8  # was * 4 * 32
+    # the same weights without activation quantization stay W4A32
+    weight_only = nn.Sequential(nn.Linear(256, 512))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantization.quantize_(
+            weight_only,
+            quantization.IntxWeightOnlyConfig(weight_dtype=torch.int4, granularity=granularity.PerGroup(32)),
+        )
+    assert flopmeter.profile(weight_only, torch.randn(4, 256)).compression.layers["0"].act_bits == 32
