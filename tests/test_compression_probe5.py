@@ -206,3 +206,30 @@ def test_torchao_int8_dynamic_activation_int4_weight_is_w4a8() -> None:
             quantization.IntxWeightOnlyConfig(weight_dtype=torch.int4, granularity=granularity.PerGroup(32)),
         )
     assert flopmeter.profile(weight_only, torch.randn(4, 256)).compression.layers["0"].act_bits == 32
+
+
+# ------------------------------- P5-C7: FX QAT, a max pool's shared quantizer feeds the conv
+def test_fx_qat_conv_after_max_pool_reads_the_shared_quantizers_bits() -> None:
+    from torch.ao.quantization.quantize_fx import prepare_qat_fx
+
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(4, 8, 3),
+        nn.Flatten(),
+        nn.Linear(32, 4),
+    )
+    x = torch.randn(1, 3, 8, 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        qat = prepare_qat_fx(model.train(), tq.get_default_qat_qconfig_mapping("fbgemm"), (x,))
+    layers = flopmeter.profile(qat, x).compression.layers
+    # the max pool's output quantizer is its input's, registered under two names: the
+    # second conv read 32 bits (the float dtype), as every conv after a max pool in resnet18
+    conv = layers["3"]
+    assert (conv.weight_bits, conv.act_bits) == (8, 8)
+    assert conv.macs_dense == 1_152  # 4*9 = 36 per output, 8 channels * 2*2 positions
+    assert conv.bops == 1_152 * 8 * 8  # 73,728; was 1,152 * 8 * 32
+    assert layers["5"].act_bits == 8  # Linear after Flatten: 32*4 = 128 MACs

@@ -201,8 +201,10 @@ def collect(model: torch.nn.Module, walk: ModelWalk | None = None) -> ModelFacts
 
 def _graph_input_bits(model: torch.fx.GraphModule, found: ModelFacts) -> None:
     """FX quantization-aware models: a QAT layer's activations take the bits of the
-    fake quantizer whose output the graph feeds it (``activation_post_process_N``)."""
-    modules = dict(model.named_modules())
+    fake quantizer whose output the graph feeds it (``activation_post_process_N``; one
+    quantizer may be registered under several names: after a max pool, which shares its
+    input's, so duplicates are kept)."""
+    modules = dict(model.named_modules(remove_duplicate=False))
     for node in model.graph.nodes:
         if node.op != "call_module" or node.target in found.qat_act_bits:
             continue
