@@ -233,3 +233,38 @@ def test_fx_qat_conv_after_max_pool_reads_the_shared_quantizers_bits() -> None:
     assert conv.macs_dense == 1_152  # 4*9 = 36 per output, 8 channels * 2*2 positions
     assert conv.bops == 1_152 * 8 * 8  # 73,728; was 1,152 * 8 * 32
     assert layers["5"].act_bits == 8  # Linear after Flatten: 32*4 = 128 MACs
+
+
+# --------------------------------- P5-C8: compare(dense, low-rank): no half-matched layer
+class _Dense(nn.Module):
+    def __init__(self, fc1: nn.Module) -> None:
+        super().__init__()
+        self.fc1, self.act, self.fc2 = fc1, nn.ReLU(), nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+def test_compare_low_rank_factorisation_does_not_match_the_first_factor_alone() -> None:
+    torch.manual_seed(0)
+    dense = _Dense(nn.Linear(64, 64))
+    low_rank = _Dense(nn.Sequential(nn.Linear(64, 8, bias=False), nn.Linear(8, 64)))  # rank 8
+    result = flopmeter.compare(dense, low_rank, torch.randn(2, 64))
+    rows = {layer.name: layer for layer in result.layers}
+    # was: fc1 matched fc1.0 alone (the fused-ConvReLU rule): params 4,160 -> 512 (0.123),
+    # MAC speedup 8.00x, and fc1.1 "added"; fc1 as a whole is 4,160 -> 512 + 576 = 1,088
+    assert rows["fc1"].change == "removed" and rows["fc1"].after is None
+    assert rows["fc1.0"].change == rows["fc1.1"].change == "added"
+    assert rows["fc2"].change == "unchanged"
+    # totals: params 4,160 + 650 = 4,810 -> 512 + 576 + 650 = 1,738; MACs 2*(64*64 + 64*10)
+    # = 9,472 -> 2*(64*8 + 8*64 + 64*10) = 3,328: 2.846x
+    assert (result.before.params, result.after.params) == (4_810, 1_738)
+    assert result.ratio("macs_dense", invert=True) == pytest.approx(9_472 / 3_328)
+
+
+def test_compare_fused_module_still_matches_its_first_child() -> None:
+    torch.manual_seed(0)
+    fused = tq.fuse_modules(nn.Sequential(nn.Linear(8, 4), nn.ReLU()).eval(), [["0", "1"]])  # 0: LinearReLU
+    plain = nn.Sequential(nn.Linear(8, 4), nn.ReLU())
+    rows = {layer.name: layer for layer in flopmeter.compare(plain, fused, torch.randn(2, 8)).layers}
+    assert rows["0"].change == "unchanged" and rows["0"].after is not None  # "0" <-> "0.0"
