@@ -268,3 +268,45 @@ def test_compare_fused_module_still_matches_its_first_child() -> None:
     plain = nn.Sequential(nn.Linear(8, 4), nn.ReLU())
     rows = {layer.name: layer for layer in flopmeter.compare(plain, fused, torch.randn(2, 8)).layers}
     assert rows["0"].change == "unchanged" and rows["0"].after is not None  # "0" <-> "0.0"
+
+
+# ------------------------------ P5-C9: MicroNet counts an int8 model's adds and ReLUs
+class _Residual(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.quant, self.conv, self.dequant = tq.QuantStub(), nn.Conv2d(2, 2, 1), tq.DeQuantStub()
+        self.add = torch.ao.nn.quantized.FloatFunctional()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.quant(x)
+        return self.dequant(self.add.add(self.conv(x), x))
+
+
+def _int8(model: nn.Module, x: torch.Tensor, fuse: list[list[str]] | None = None) -> nn.Module:
+    model.eval().qconfig = tq.get_default_qconfig("fbgemm")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if fuse:
+            tq.fuse_modules(model, fuse, inplace=True)
+        prepared = tq.prepare(model)
+        prepared(x)
+        return tq.convert(prepared)
+
+
+def test_micronet_counts_an_int8_residual_add() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(1, 2, 3, 3)
+    score = flopmeter.micronet(flopmeter.profile(_int8(_Residual(), x), x).compression, freebie=False)
+    # conv 1x1, 2->2 on 3x3: 36 MACs: 36 mults * 8/32 = 9; adds 2*36 - 18 + 18 bias - 36 = 36;
+    # the quantized add: 18 adds at 32 bits (the rules' adds), was 0: 9 + 36 + 18 = 63
+    assert score.ops == 63.0
+    assert score.storage == 1.5  # (4 weights + 2 biases) * 8 bits / 32
+
+
+def test_micronet_counts_the_relu_fused_in_an_int8_conv() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(1, 2, 3, 3)
+    model = nn.Sequential(tq.QuantStub(), nn.Conv2d(2, 2, 1), nn.ReLU(), tq.DeQuantStub())
+    score = flopmeter.micronet(flopmeter.profile(_int8(model, x, [["1", "2"]]), x).compression, freebie=False)
+    # as above, 9 + 36, + the ReLU as one multiply per output at 8 bits: 18 * 8/32 = 4.5
+    assert score.ops == 49.5  # was 45.0

@@ -1133,8 +1133,8 @@ def _quantized_conv(event: OpEvent, options: CountOptions) -> Cost:
     return _with_packed_weight(work, event, layout)
 
 
-@namespaced_formula(
-    "quantized",
+# elementwise ops on quantized tensors (MicroNet counts them as the float ops: micronet.py)
+QUANTIZED_POINTWISE = (
     "add",
     "add_relu",
     "add_out",
@@ -1165,6 +1165,9 @@ def _quantized_conv(event: OpEvent, options: CountOptions) -> Cost:
     "batch_norm2d_relu",
     "batch_norm3d_relu",
 )
+
+
+@namespaced_formula("quantized", *QUANTIZED_POINTWISE)
 def _quantized_pointwise(event: OpEvent, options: CountOptions) -> Cost:
     """Elementwise work on quantized tensors, one operation per output element as the
     float op counts; integer values, so ``cost_of`` keeps it out of FLOPs."""
