@@ -310,3 +310,34 @@ def test_micronet_counts_the_relu_fused_in_an_int8_conv() -> None:
     score = flopmeter.micronet(flopmeter.profile(_int8(model, x, [["1", "2"]]), x).compression, freebie=False)
     # as above, 9 + 36, + the ReLU as one multiply per output at 8 bits: 18 * 8/32 = 4.5
     assert score.ops == 49.5  # was 45.0
+
+
+# ------------------- P5-C10: prune the first holder of a tied weight; the other reads it dense
+class _TiedLM(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb, self.head = nn.Embedding(10, 8), nn.Linear(8, 10, bias=False)
+        self.head.weight = self.emb.weight  # tied, as an LM head
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.head(self.emb(ids))
+
+
+def test_pruning_the_embedding_of_a_tied_head_leaves_the_head_dense() -> None:
+    torch.manual_seed(0)
+    model = _TiedLM()
+    mask = torch.ones(10, 8)
+    mask[:5] = 0  # rows 0..4 of the embedding
+    prune = pytest.importorskip("torch.nn.utils.prune")
+    prune.custom_from_mask(model.emb, "weight", mask)
+    # the embedding now reads weight_orig * mask; the head still holds the Parameter that
+    # became weight_orig, unmasked: its 3 tokens * 8 * 10 = 240 MACs are all effective
+    assert model.head.weight is model.emb.weight_orig
+    ids = torch.tensor([[5, 6, 7]])  # kept rows: the embedding's output is not zero
+    assert torch.count_nonzero(model(ids)[..., :5]) == 15  # the head's rows 0..4 still work
+    layers = flopmeter.profile(model, ids).compression.layers
+    head = layers["head"]
+    assert head.macs_dense == 240
+    assert head.macs_effective == 240  # was 120: the embedding's mask applied to the head
+    assert head.representation == "tied (dense)"
+    assert layers["emb"].weight_nonzero == 40  # the embedding's own mask: 5 rows * 8

@@ -373,6 +373,8 @@ def _module_facts(
             if base in masked and (mask := buffers.get(f"{base}_mask")) is not None:
                 found.tied.setdefault(name, []).append(_masked_fact(name, base, param, mask))  # its own mask
             elif (owner := found.by_tensor.get(id(param))) is not None:
+                if owner.representation == "prune" and key == base:  # the holder's mask is not
+                    owner = _tensor_fact(name, key, param)  # applied here: this module reads ``*_orig``
                 found.tied.setdefault(name, []).append(owner)
             continue
         seen.add(id(param))
