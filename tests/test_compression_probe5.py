@@ -341,3 +341,37 @@ def test_pruning_the_embedding_of_a_tied_head_leaves_the_head_dense() -> None:
     assert head.macs_effective == 240  # was 120: the embedding's mask applied to the head
     assert head.representation == "tied (dense)"
     assert layers["emb"].weight_nonzero == 40  # the embedding's own mask: 5 rows * 8
+
+
+# ---------------------- torch-pruning (DepGraph) removes channels: hand counts, and the peer
+class _SmallCNN(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(3, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16)
+        self.conv2, self.bn2 = nn.Conv2d(16, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32)
+        self.fc = nn.Linear(32, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x))))))
+        return self.fc(x.mean((2, 3)))
+
+
+def test_depgraph_pruned_channels_as_counted_by_hand() -> None:
+    tp = pytest.importorskip("torch_pruning")
+    torch.manual_seed(0)
+    model, x = _SmallCNN().eval(), torch.randn(1, 3, 8, 8)
+    dense = flopmeter.profile(model, x)
+    graph = tp.DependencyGraph().build_dependency(model, example_inputs=x)
+    graph.get_pruning_group(model.conv1, tp.prune_conv_out_channels, idxs=list(range(8, 16))).prune()
+    pruned = flopmeter.profile(model, x)
+    # conv1 3*16*9*64 = 27,648 -> 3*8*9*64 = 13,824; conv2 16*32*9*64 = 294,912 -> 147,456; fc 320
+    assert (dense.macs, pruned.macs) == (322_880, 161_600)
+    # 432 + 32 (bn1) + 4,608 + 64 (bn2) + 330 = 5,466 -> 216 + 16 + 2,304 + 64 + 330 = 2,930
+    assert (dense.params, pruned.params) == (5_466, 2_930)
+    macs, params = tp.utils.count_ops_and_params(model, x)
+    assert params == pruned.params
+    # torch-pruning's MACs add 2 per batch-norm output and the mean's: 2*(8 + 32)*64 + 10
+    assert macs == pruned.macs + 2 * (8 + 32) * 64 + 10
+    rows = {layer.name: layer for layer in flopmeter.compare(dense, pruned).layers}
+    assert rows["conv1"].change == rows["conv2"].change == "structural"
+    assert rows["conv2"].mac_speedup_dense == 2.0 and rows["fc"].change == "unchanged"
