@@ -375,3 +375,18 @@ def test_depgraph_pruned_channels_as_counted_by_hand() -> None:
     rows = {layer.name: layer for layer in flopmeter.compare(dense, pruned).layers}
     assert rows["conv1"].change == rows["conv2"].change == "structural"
     assert rows["conv2"].mac_speedup_dense == 2.0 and rows["fc"].change == "unchanged"
+
+
+# ---------------- P5-C11: eager mixed-precision QAT: a layer's input is the previous output
+def test_eager_mixed_precision_qat_layer_reads_its_inputs_quantizer() -> None:
+    act4 = tq.FakeQuantize.with_args(observer=tq.MovingAverageMinMaxObserver, quant_min=0, quant_max=15)
+    model = nn.Sequential(tq.QuantStub(), nn.Linear(16, 8), nn.Linear(8, 4), tq.DeQuantStub()).train()
+    model[2].qconfig = tq.QConfig(activation=act4, weight=tq.default_weight_fake_quant)  # its output: 4 bits
+    torch.manual_seed(0)
+    qat = _qat(model, None)  # the rest: fbgemm, 8-bit activations
+    layers = flopmeter.profile(qat, torch.randn(4, 16)).compression.layers
+    # layer 1 reads the QuantStub's 8 bits; layer 2 reads layer 1's 8-bit output, not its own
+    # 4-bit output quantizer: 4*8*4 = 128 MACs * 8 * 8 = 8,192 BOPs (was 128 * 8 * 4 = 4,096)
+    assert (layers["1"].act_bits, layers["2"].act_bits) == (8, 8)
+    assert layers["2"].bops == 8_192
+    assert layers["1"].bops == 512 * 8 * 8  # 4*16*8 = 512 MACs

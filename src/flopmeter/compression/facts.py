@@ -122,6 +122,11 @@ class ModelFacts:
     # QAT layer (or torchao layer quantizing its input) -> its activations' bits
     qat_act_bits: dict[str, int] = field(default_factory=dict)
     folded_batch_norms: set[str] = field(default_factory=set)  # QAT ConvBn*: BN folded in emulation
+    # eager QAT: activation fake quantizers (not the weights') -> their bits; and, found
+    # in trace order by the overhead classifier, each QAT layer's input bits: those of
+    # the activation quantizer that ran last before its contraction
+    activation_quantizers: dict[str, int] = field(default_factory=dict)
+    qat_input_bits: dict[str, int] = field(default_factory=dict)
 
     def facts(self) -> list[WeightFact]:
         return [f for facts in self.weights.values() for f in facts]
@@ -167,6 +172,10 @@ def collect(model: torch.nn.Module, walk: ModelWalk | None = None) -> ModelFacts
             and name.rsplit(".", 1)[-1].isdigit()
         ):
             found.overhead_modules.add(name)
+            if emulation and "weight_fake_quant" not in name.split("."):  # nor its observer
+                bits = _quantizer_bits(module)
+                if bits is not None:
+                    found.activation_quantizers[name] = bits
         held = _held(module) if holds_objects else _NOTHING_HELD
         if not (
             held
@@ -195,7 +204,8 @@ def collect(model: torch.nn.Module, walk: ModelWalk | None = None) -> ModelFacts
             found.bias_bits[name] = 32
         _count_param_bytes(name, module, found, counted)
     if isinstance(model, torch.fx.GraphModule):
-        _graph_input_bits(model, found)
+        _graph_input_bits(model, found)  # the graph shows which quantizer feeds each layer
+        found.activation_quantizers.clear()
     return found
 
 

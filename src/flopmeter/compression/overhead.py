@@ -57,11 +57,14 @@ def classifier(facts: ModelFacts) -> Callable[[OpEvent, Cost], bool | Cost]:
     emulation = frozenset(facts.overhead_modules)  # parametrizations, observers, fake quantizers
     folded = frozenset(facts.folded_batch_norms)
     bias_sums: dict[str, int] = {}  # folded module -> its bias adds whose gradient sum is still to come
+    follow = _input_quantizers(facts)
 
     def is_overhead(event: OpEvent, cost: Cost) -> bool | Cost:
+        module = event.module
+        if follow is not None:
+            follow(module, event.phase, cost)
         if event.op in QUANTIZE_OPS:
             return True
-        module = event.module
         if emulation and _within(module, emulation):
             return True
         if module in folded:
@@ -78,6 +81,30 @@ def classifier(facts: ModelFacts) -> Callable[[OpEvent, Cost], bool | Cost]:
         return False
 
     return is_overhead
+
+
+def _input_quantizers(facts: ModelFacts) -> Callable[[str, str, Cost], None] | None:
+    """Eager-mode QAT: a function that, called with every op in trace order, records in
+    ``facts.qat_input_bits`` the bits of the activation fake quantizer that ran last
+    before each QAT layer's first contraction (the previous layer's output quantizer, or
+    a QuantStub's): the layer's input in a chain, though per-layer qconfigs (mixed
+    precision) give its own output other bits. None when there is nothing to follow."""
+    quantizers, layers = facts.activation_quantizers, facts.qat_act_bits
+    if not quantizers or not layers:
+        return None
+    facts.qat_input_bits.clear()
+    last: list[int] = []
+
+    def follow(module: str, phase: str, cost: Cost) -> None:
+        if phase == BACKWARD:
+            return
+        bits = quantizers.get(module)
+        if bits is not None:
+            last[:] = [bits]
+        elif last and cost.macs and module in layers:
+            facts.qat_input_bits.setdefault(module, last[0])
+
+    return follow
 
 
 # the ops torch.ao's QAT ConvBn runs to simulate folding its batch norm into the conv,
