@@ -238,9 +238,10 @@ def _quantization_aware(
     schemes) or one in all, costed as torch.ao's converted layers store them (16 bytes:
     a float64 scale and an int64 zero point; 8 for an embedding's float32 pair). Its
     activations take the bits of the layer's own output fake quantizer
-    (``activation_post_process``, eager mode: torch.ao gives a layer's input the same
-    qconfig; in an FX graph, the quantizer that feeds it), one bit more under
-    ``reduce_range`` (quint8 0..127 is still an 8-bit tensor). The stored bytes stay the float ones."""
+    (``activation_post_process``), one bit more under ``reduce_range`` (quint8 0..127 is
+    still an 8-bit tensor): the fallback when the quantizer feeding the layer is not found
+    (in an FX graph, ``_graph_input_bits``; in eager mode, ``overhead._input_quantizers``
+    follows the trace). The stored bytes stay the float ones."""
     weight_quantizer = module._modules["weight_fake_quant"]
     bits = _quantizer_bits(weight_quantizer)
     if bits is None:
