@@ -1185,8 +1185,8 @@ def _quantized_conv(event: OpEvent, options: CountOptions) -> Cost:
     return _with_packed_weight(work, event, layout)
 
 
-@namespaced_formula(
-    "quantized",
+# elementwise ops on quantized tensors (MicroNet counts them as the float ops: micronet.py)
+QUANTIZED_POINTWISE = (
     "add",
     "add_relu",
     "add_out",
@@ -1217,6 +1217,9 @@ def _quantized_conv(event: OpEvent, options: CountOptions) -> Cost:
     "batch_norm2d_relu",
     "batch_norm3d_relu",
 )
+
+
+@namespaced_formula("quantized", *QUANTIZED_POINTWISE)
 def _quantized_pointwise(event: OpEvent, options: CountOptions) -> Cost:
     """Elementwise work on quantized tensors, one operation per output element as the
     float op counts; integer values, so ``cost_of`` keeps it out of FLOPs."""
@@ -1232,12 +1235,22 @@ def _quantized_data(event: OpEvent, options: CountOptions) -> Cost:
     return Cost()
 
 
+# torch.ao quantized EmbeddingBag: (packed weight, indices, offsets, scale_grad_by_freq,
+# mode, pruned_weights, per_sample_weights, ...), aten's positions; the sums are float work
+namespaced_formula("quantized", "embedding_bag_byte", "embedding_bag_4bit")(_embedding_bag)
+
+
 @formula(
     "quantize_per_tensor",
     "quantize_per_channel",
     "quantize_per_tensor_dynamic",
     "fake_quantize_per_tensor_affine",
     "fake_quantize_per_channel_affine",
+    "fake_quantize_per_tensor_affine_cachemask",  # torch.ao FakeQuantize, with a gradient
+    "_fake_quantize_per_tensor_affine_cachemask_tensor_qparams",
+    "fake_quantize_per_channel_affine_cachemask",
+    "_fake_quantize_learnable_per_tensor_affine",  # _LearnableFakeQuantize (LSQ)
+    "_fake_quantize_learnable_per_channel_affine",
 )
 def _quantize(event: OpEvent, options: CountOptions) -> Cost:
     """x / scale + zero_point, round, clamp: 4 operations per element (the dynamic

@@ -383,11 +383,16 @@ def compare_views(
 def match_layers(before: list[str], after: list[str]) -> list[tuple[str | None, str | None]]:
     """Pairs of module names, matched by qualified name; a fused module (torch.ao's
     ConvReLU2d holds its conv as ``name.0`` before conversion, ``name`` after) matches
-    its first child."""
+    its first child, when that child is the only layer under ``name`` (a layer replaced by
+    several, as a low-rank factorisation's two Linears, is removed and they are added)."""
     pairs: list[tuple[str | None, str | None]] = []
     left = list(after)
     for name in before:
         for candidate in (name, name.removesuffix(".0"), name + ".0"):
+            if candidate != name and not _sole_child(
+                candidate if len(candidate) > len(name) else name, before, after
+            ):
+                continue
             if candidate in left:
                 left.remove(candidate)
                 pairs.append((name, candidate))
@@ -396,6 +401,12 @@ def match_layers(before: list[str], after: list[str]) -> list[tuple[str | None, 
             pairs.append((name, None))
     pairs += [(None, name) for name in left]
     return pairs
+
+
+def _sole_child(child: str, before: list[str], after: list[str]) -> bool:
+    """Whether ``child`` (``name.0``) is the only layer under ``name`` in either model."""
+    prefix = child.removesuffix("0")
+    return not any(other.startswith(prefix) and other != child for other in (*before, *after))
 
 
 def _shapes(view: CompressionView, name: str) -> tuple[tuple[int, ...], ...]:

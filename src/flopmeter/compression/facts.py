@@ -9,6 +9,7 @@ module that holds them. Only tensors are read here; the model is not changed.
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -118,8 +119,14 @@ class ModelFacts:
     other_params: dict[str, int] = field(default_factory=dict)
     bias_bytes: dict[str, int] = field(default_factory=dict)
     by_tensor: dict[int, WeightFact] = field(default_factory=dict, repr=False)  # id(parameter) -> its fact
-    qat_act_bits: dict[str, int] = field(default_factory=dict)  # QAT layer -> its activations' bits
+    # QAT layer (or torchao layer quantizing its input) -> its activations' bits
+    qat_act_bits: dict[str, int] = field(default_factory=dict)
     folded_batch_norms: set[str] = field(default_factory=set)  # QAT ConvBn*: BN folded in emulation
+    # eager QAT: activation fake quantizers (not the weights') -> their bits; and, found
+    # in trace order by the overhead classifier, each QAT layer's input bits: those of
+    # the activation quantizer that ran last before its contraction
+    activation_quantizers: dict[str, int] = field(default_factory=dict)
+    qat_input_bits: dict[str, int] = field(default_factory=dict)
 
     def facts(self) -> list[WeightFact]:
         return [f for facts in self.weights.values() for f in facts]
@@ -165,6 +172,10 @@ def collect(model: torch.nn.Module, walk: ModelWalk | None = None) -> ModelFacts
             and name.rsplit(".", 1)[-1].isdigit()
         ):
             found.overhead_modules.add(name)
+            if emulation and "weight_fake_quant" not in name.split("."):  # nor its observer
+                bits = _quantizer_bits(module)
+                if bits is not None:
+                    found.activation_quantizers[name] = bits
         held = _held(module) if holds_objects else _NOTHING_HELD
         if not (
             held
@@ -177,9 +188,11 @@ def collect(model: torch.nn.Module, walk: ModelWalk | None = None) -> ModelFacts
         facts = _module_facts(name, module, found, seen, held)
         if facts:
             found.weights[name] = facts
+        if facts and facts[0].representation.startswith("torchao "):
+            _torchao_activation_bits(name, module, found)
         if "weight_fake_quant" in module._modules:
             _quantization_aware(name, module, facts, found)
-            if any(c.__name__ == "_ConvBnNd" for c in kind.__mro__):
+            if any(c.__name__ in _FOLDING_CLASSES for c in kind.__mro__):
                 found.folded_batch_norms.add(name)
         bias = getattr(module, "bias", None)
         if isinstance(bias, torch.Tensor) and bias.ndim == 1:
@@ -191,14 +204,17 @@ def collect(model: torch.nn.Module, walk: ModelWalk | None = None) -> ModelFacts
             found.bias_bits[name] = 32
         _count_param_bytes(name, module, found, counted)
     if isinstance(model, torch.fx.GraphModule):
-        _graph_input_bits(model, found)
+        _graph_input_bits(model, found)  # the graph shows which quantizer feeds each layer
+        found.activation_quantizers.clear()
     return found
 
 
 def _graph_input_bits(model: torch.fx.GraphModule, found: ModelFacts) -> None:
     """FX quantization-aware models: a QAT layer's activations take the bits of the
-    fake quantizer whose output the graph feeds it (``activation_post_process_N``)."""
-    modules = dict(model.named_modules())
+    fake quantizer whose output the graph feeds it (``activation_post_process_N``; one
+    quantizer may be registered under several names: after a max pool, which shares its
+    input's, so duplicates are kept)."""
+    modules = dict(model.named_modules(remove_duplicate=False))
     for node in model.graph.nodes:
         if node.op != "call_module" or node.target in found.qat_act_bits:
             continue
@@ -220,11 +236,12 @@ def _quantization_aware(
     quantizer's (``quant_max - quant_min`` needs ``(quant_max - quant_min).bit_length()``
     bits: -128..127 -> 8, -8..7 -> 4), with one scale per output channel (per-channel
     schemes) or one in all, costed as torch.ao's converted layers store them (16 bytes:
-    a float64 scale and an int64 zero point). Its activations take the bits of the
-    layer's own output fake quantizer (``activation_post_process``, eager mode: torch.ao
-    gives a layer's input the same qconfig; in an FX graph, the quantizer that feeds it),
-    one bit more under ``reduce_range``
-    (quint8 0..127 is still an 8-bit tensor). The stored bytes stay the float ones."""
+    a float64 scale and an int64 zero point; 8 for an embedding's float32 pair). Its
+    activations take the bits of the layer's own output fake quantizer
+    (``activation_post_process``), one bit more under ``reduce_range`` (quint8 0..127 is
+    still an 8-bit tensor): the fallback when the quantizer feeding the layer is not found
+    (in an FX graph, ``_graph_input_bits``; in eager mode, ``overhead._input_quantizers``
+    follows the trace). The stored bytes stay the float ones."""
     weight_quantizer = module._modules["weight_fake_quant"]
     bits = _quantizer_bits(weight_quantizer)
     if bits is None:
@@ -236,7 +253,8 @@ def _quantization_aware(
         per_channel = scheme.startswith("per_channel")
         axis = getattr(weight_quantizer, "ch_axis", 0)
         fact.n_scales = fact.shape[axis] if per_channel and -len(fact.shape) <= axis < len(fact.shape) else 1
-        fact.ideal_scale_bytes = 16 * fact.n_scales
+        # float qparams (embeddings): a float32 scale and zero point per row, as converted
+        fact.ideal_scale_bytes = (8 if scheme.endswith("float_qparams") else 16) * fact.n_scales
         fact.weight_bits = bits
         if fact.representation == "dense":  # a pruned QAT weight stays "prune"
             dtype = str(getattr(weight_quantizer, "dtype", "")).removeprefix("torch.")
@@ -289,6 +307,9 @@ def _count_param_bytes(name: str, module: torch.nn.Module, found: ModelFacts, co
 
 
 _NOTHING_HELD: list[tuple[str, Any]] = []  # never appended to
+
+# torch.ao's fused QAT layers that simulate folding their batch norm into the weight
+_FOLDING_CLASSES = frozenset({"_ConvBnNd", "LinearBn1d"})
 
 # the children a wrapped weight lives in: torch.ao's packed params (and packed recurrent cells), torch's parametrizations
 _WRAPPER_CHILDREN = frozenset({"_packed_params", "parametrizations", "_all_weight_values"})
@@ -363,6 +384,8 @@ def _module_facts(
             if base in masked and (mask := buffers.get(f"{base}_mask")) is not None:
                 found.tied.setdefault(name, []).append(_masked_fact(name, base, param, mask))  # its own mask
             elif (owner := found.by_tensor.get(id(param))) is not None:
+                if owner.representation == "prune" and key == base:  # the holder's mask is not
+                    owner = _tensor_fact(name, key, param)  # applied here: this module reads ``*_orig``
                 found.tied.setdefault(name, []).append(owner)
             continue
         seen.add(id(param))
@@ -738,6 +761,17 @@ def _torchao_fact(name: str, key: str, tensor: Any) -> WeightFact:
 
         fact.pending = differences
     return fact
+
+
+def _torchao_activation_bits(name: str, module: torch.nn.Module, found: ModelFacts) -> None:
+    """A torchao weight that quantizes the layer's activations before its matmul
+    (``IntxUnpackedToInt8Tensor.activation_quantization = "int8_asym_per_token"``, from
+    ``Int8DynamicActivationIntxWeightConfig``): the activations are ``int8``, though on a
+    CPU without its kernels torchao rounds them and runs a float matmul."""
+    mode = getattr(module._parameters.get("weight"), "activation_quantization", None)
+    bits = re.match(r"u?int(\d+)", str(getattr(mode, "value", mode) or ""))
+    if bits:
+        found.qat_act_bits[name] = int(bits.group(1))
 
 
 def _expand_blocks(per_block: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:

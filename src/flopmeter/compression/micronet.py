@@ -4,7 +4,8 @@ storage = sum over layers of (kept values * b_w + mask bits (N, if sparse) + bia
 plus every other parameter (norms) at 32 bits;
 ops = mults * m_bits / 32 + adds * 32 / 32, with m_bits = the larger of a layer's
 weight and activation bits; a ReLU is one multiply; every other operation is a 32-bit
-add; conversions (quantize/dequantize, the overhead bucket) are free.
+add (an int8 model's quantized adds and fused ReLUs too); conversions
+(quantize/dequantize, the overhead bucket) are free.
 The 16-bit freebie: when nothing is below 16 bits, values and multiplies count at 16.
 score = storage / P0 + ops / O0, with (P0, O0) per task.
 """
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..registry import QUANTIZED_POINTWISE
+from ..report import OpRecord
 from .view import CompressionView
 
 BASELINES: dict[str, tuple[float, float]] = {
@@ -21,6 +24,8 @@ BASELINES: dict[str, tuple[float, float]] = {
     "wikitext103": (159e6, 318e6),
 }
 _RELU_OPS = frozenset({"aten.relu", "aten.relu_"})
+_QUANTIZED_POINTWISE = frozenset(f"quantized.{name}" for name in QUANTIZED_POINTWISE)
+_INT_BITS = 8  # torch.ao's quantized activations (quint8)
 
 
 @dataclass(frozen=True)
@@ -67,9 +72,12 @@ def micronet(view: CompressionView, task: str = "imagenet", *, freebie: bool = T
     relu = other = 0
     weighted = {layer.name for layer in layers}
     for record in view._report.ops if view._report is not None else []:
-        if record.phase != "forward" or (
-            record.cost.macs and (record.module in weighted or id(record) in view._rehomed)
-        ):
+        if record.phase != "forward":
+            continue
+        if record.op.startswith("quantized."):  # integer work: no FLOPs in the report
+            int_mults, int_adds = _integer_elementwise(record)
+            ops += int_mults * _INT_BITS / 32 + int_adds
+        if record.cost.macs and (record.module in weighted or id(record) in view._rehomed):
             continue  # weight contractions are counted above, from their nonzeros
         if record.op in _RELU_OPS:
             relu += record.cost.flops
@@ -79,3 +87,27 @@ def micronet(view: CompressionView, task: str = "imagenet", *, freebie: bool = T
     storage = storage_bits / 32
     ops /= max(view.batch_size, 1)
     return MicroNetScore(task, storage, ops, score_from(storage, ops, task), use_freebie)
+
+
+def _integer_elementwise(record: OpRecord) -> tuple[int, int]:
+    """(multiplies, adds) of a torch.ao quantized op outside the weight contractions,
+    counted as its float op would be (its integer work is no FLOPs, so the report holds
+    none): an add 1 add per output element, a multiply 1 multiply, any other elementwise
+    op 1 add; a fused ReLU (``add_relu``, ``conv2d_relu``: quint8 outputs, 1 byte each)
+    1 multiply more, as the rules count a ReLU."""
+    if record.op in _QUANTIZED_POINTWISE:
+        elements = max((_numel(shape) for shape in record.shapes), default=0)
+        mults = elements if record.op.startswith("quantized.mul") else 0
+        adds = elements - mults
+    else:  # a contraction (its own products are counted from the layer) or data movement
+        elements, mults, adds = record.cost.bytes_written, 0, 0
+    if record.op.endswith("relu"):
+        mults += elements
+    return mults, adds
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    count = 1
+    for size in shape:
+        count *= size
+    return count

@@ -30,6 +30,11 @@ QUANTIZE_OPS = frozenset(
         "aten.fake_quantize_per_tensor_affine",
         "aten.fake_quantize_per_channel_affine",
         "aten._fused_moving_avg_obs_fq_helper",
+        "aten.fake_quantize_per_tensor_affine_cachemask",
+        "aten._fake_quantize_per_tensor_affine_cachemask_tensor_qparams",
+        "aten.fake_quantize_per_channel_affine_cachemask",
+        "aten._fake_quantize_learnable_per_tensor_affine",
+        "aten._fake_quantize_learnable_per_channel_affine",
     }
 )
 _SUBCLASS_PREFIXES = ("torchao ", "bitsandbytes")
@@ -52,11 +57,14 @@ def classifier(facts: ModelFacts) -> Callable[[OpEvent, Cost], bool | Cost]:
     emulation = frozenset(facts.overhead_modules)  # parametrizations, observers, fake quantizers
     folded = frozenset(facts.folded_batch_norms)
     bias_sums: dict[str, int] = {}  # folded module -> its bias adds whose gradient sum is still to come
+    follow = _input_quantizers(facts)
 
     def is_overhead(event: OpEvent, cost: Cost) -> bool | Cost:
+        module = event.module
+        if follow is not None:
+            follow(module, event.phase, cost)
         if event.op in QUANTIZE_OPS:
             return True
-        module = event.module
         if emulation and _within(module, emulation):
             return True
         if module in folded:
@@ -75,11 +83,37 @@ def classifier(facts: ModelFacts) -> Callable[[OpEvent, Cost], bool | Cost]:
     return is_overhead
 
 
+def _input_quantizers(facts: ModelFacts) -> Callable[[str, str, Cost], None] | None:
+    """Eager-mode QAT: a function that, called with every op in trace order, records in
+    ``facts.qat_input_bits`` the bits of the activation fake quantizer that ran last
+    before each QAT layer's first contraction (the previous layer's output quantizer, or
+    a QuantStub's): the layer's input in a chain, though per-layer qconfigs (mixed
+    precision) give its own output other bits. None when there is nothing to follow."""
+    quantizers, layers = facts.activation_quantizers, facts.qat_act_bits
+    if not quantizers or not layers:
+        return None
+    facts.qat_input_bits.clear()
+    last: list[int] = []
+
+    def follow(module: str, phase: str, cost: Cost) -> None:
+        if phase == BACKWARD:
+            return
+        bits = quantizers.get(module)
+        if bits is not None:
+            last[:] = [bits]
+        elif last and cost.macs and module in layers:
+            facts.qat_input_bits.setdefault(module, last[0])
+
+    return follow
+
+
 # the ops torch.ao's QAT ConvBn runs to simulate folding its batch norm into the conv,
 # and, in a backward profile, their gradients (the float conv + batch norm has none of
 # them in the conv's own module: its gradients are convolution_backward's and the norm's)
 _FOLD_OPS = frozenset({"aten.add", "aten.sqrt", "aten.rsqrt", "aten.div", "aten.mul", "aten.reciprocal"})
 _FOLD_GRADIENT_OPS = _FOLD_OPS | {"aten.neg", "aten.sum", "aten.sub", "aten.pow"}
+# the fused layer's contraction and where it takes the (zero) bias the fold hands it
+_FOLDED_CONTRACTIONS = {"aten.convolution": (2, "bias"), "aten.addmm": (0, "input")}
 
 
 def _batch_norm_fold(event: OpEvent, bias_sums: dict[str, int]) -> bool | Cost:
@@ -100,8 +134,8 @@ def _batch_norm_fold(event: OpEvent, bias_sums: dict[str, int]) -> bool | Cost:
                 bias_sums[module] -= 1
                 return False
         return True
-    if op == "aten.convolution":
-        bias = event.arg(2, "bias")
+    if op in _FOLDED_CONTRACTIONS:
+        bias = event.arg(*_FOLDED_CONTRACTIONS[op])
         if bias is not None and getattr(bias, "role", "param") == "activation" and event.outputs:
             return Cost(flops=event.outputs[0].numel)
         return False

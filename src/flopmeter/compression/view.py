@@ -714,6 +714,7 @@ def build_view(
     check_bits(assume_bits)
     homes = functional_homes(report, facts)
     contractions = _contractions(report, facts, homes)
+    input_bits = facts.qat_input_bits  # eager QAT, seen in trace order (overhead.classifier)
     row_uses = attention_row_uses(report, facts)
     moved_flops = _move_out_projections(contractions, row_uses, facts)
     for record in report.ops:  # the FLOPs of matmuls counted at the submodule whose weight they use
@@ -748,7 +749,8 @@ def build_view(
             assumed=bool(weights) and (sparsity is not None or bits is not None),
         )
         layer.macs_dense = work.macs
-        layer.act_bits = (bits[1] if bits else facts.qat_act_bits.get(name, work.act_bits)) or None
+        represented = input_bits.get(name, facts.qat_act_bits.get(name, work.act_bits))
+        layer.act_bits = (bits[1] if bits else represented) or None
         bias = facts.bias_params.get(name, 0)
         bias_bits = (bits[0] if bits and bits[0] >= 16 else 32) if bits else facts.bias_bits.get(name, 32)
         layer.params = stats.own_params  # logical: finish() added the packed weights

@@ -192,12 +192,11 @@ class WriteGuard:
 
     def unseen_writes(self) -> int:
         """How many protected tensors changed (their version counter moved) without the
-        write passing through this mode, so that no copy was saved."""
-        return sum(
-            1
-            for tensor, version in self._versions
-            if tensor._version != version and _storage_address(tensor) not in self._saved
-        )
+        write passing through this mode, so that no copy was saved (a copy is found by
+        the tensor too: ``resize_`` moves the storage an observer saved, P5-C6)."""
+        moved = [t for t, v in self._versions if t._version != v and _storage_address(t) not in self._saved]
+        saved = {id(t) for copies in self._saved.values() for t, _ in copies} if moved else set()
+        return sum(1 for tensor in moved if id(tensor) not in saved)
 
     def before(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any] | None) -> None:
         """Save a copy of each protected tensor ``func`` is about to write."""
