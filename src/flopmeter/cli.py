@@ -349,7 +349,7 @@ def _compare_compression(args: argparse.Namespace, out: TextIO, err: TextIO) -> 
         seconds = _median_seconds(loaded, args)
         result.measured = {"before": seconds[0], "after": seconds[1]}
         result.measured_speedup = seconds[0] / seconds[1] if seconds[1] else None
-    shown = dataclasses.replace(result, layers=[]) if args.quiet else result  # -q: the total row only
+    shown = dataclasses.replace(result, totals_only=True) if args.quiet else result  # -q: the total row only
     text = {
         "markdown": shown.to_markdown,
         "json": shown.to_json,

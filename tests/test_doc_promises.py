@@ -1,0 +1,100 @@
+"""Promises of README.md and docs/*.md that had no test (probe-5, area D: probe5-docs.md).
+
+Each test names the sentence it holds to; each failed on the code before its fix."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import flopmeter
+from flopmeter.cli import run
+from flopmeter.render import formats
+from test_compression import BUILDERS
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_peak_takes_a_torch_dtype_as_well_as_its_name():
+    """P5-D5, docs/speed.md: "`hw.peak(dtype)` takes torch dtype names". A torch.dtype itself
+    (what `report.ops` and a model's parameters hold) raised AttributeError: 'split'."""
+    t4 = flopmeter.hardware.get("t4")  # FP32 8.1, FP16 65, INT8 130 TOPS (its datasheet)
+    assert t4.peak(torch.float16) == t4.peak("float16") == 65e12
+    assert t4.peak(torch.qint8) == 130e12  # qint8 uses the int8 figure
+    assert t4.peak(torch.float32) == 8.1e12
+    assert t4.ridge_point(torch.float16) == pytest.approx(65e12 / 320e9)  # 203.1 FLOPs/byte
+    with pytest.raises(TypeError, match="dtype name such as 'float16' or a torch.dtype, got 16"):
+        t4.peak(16)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> str:
+    path = tmp_path / "stack.py"
+    path.write_text(BUILDERS)  # dense(): Linear(100, 50), ReLU, Linear(50, 10); pruned(): 50 % of layer 0
+    return str(path)
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "markdown", "text"])
+def test_compare_quiet_total_row_says_what_changed(stack: str, fmt: str) -> None:
+    """P5-D2, README "`-q`: the totals only": `compare --compression -q` kept the total row
+    but its `change` read "unchanged" for a model pruned in place (the full table's total
+    says "in place"): the total's change was worked out from the rows -q had dropped."""
+    args = ["compare", f"{stack}:dense", f"{stack}:pruned", "--input", "1x100", "--compression", "-f", fmt]
+    code, quiet, err = run([*args, "-q"])
+    assert code == 0, err
+    code, full, err = run(args)
+    assert code == 0, err
+    if fmt == "json":
+        rows = json.loads(quiet)["rows"]
+        assert [(r["module"], r["change"]) for r in rows] == [("total", "in place")]
+        total = json.loads(full)["rows"][-1]
+        assert rows[0] == total  # the same total row, with or without -q
+        # nonzeros after / before: (50*100/2 + 50 + 50*10 + 10) / (50*100 + 50 + 50*10 + 10) = 3,060 / 5,560
+        assert total["nonzero_ratio"] == pytest.approx(3_060 / 5_560)
+    else:
+        assert "in place" in quiet and "unchanged" not in quiet.replace("(unchanged", "")
+
+
+def test_quiet_json_holds_no_per_layer_list(stack: str) -> None:
+    """P5-D3, README "`-q` prints the totals only, in the chosen `--format` (JSON stays JSON)":
+    the JSON of `-q` kept the compression view's per-layer list (3,000 lines for resnet50)
+    and, with --roofline, the roofline's per-module rows."""
+    code, out, err = run([f"{stack}:pruned", "--input", "1x100", "-f", "json", "-q", "--roofline", "t4"])
+    assert code == 0, err
+    data = json.loads(out)
+    assert "modules" not in data and "operators" not in data
+    assert "layers" not in data["compression"] and "modules" not in data["roofline"]
+    # the totals stay: MACs 100*50 + 50*10 = 5,500; nonzeros 50*100/2 + 50 + 50*10 + 10 = 3,060
+    assert data["compression"]["totals"]["macs_dense"] == 5_500
+    assert data["compression"]["totals"]["nonzero_params"] == 3_060
+    assert data["roofline"]["latency_seconds"] > 0
+    code, out, err = run(
+        ["compare", f"{stack}:dense", f"{stack}:pruned", "--input", "1x100", "-f", "json", "-q"]
+    )
+    assert code == 0, err
+    assert all("layers" not in report["compression"] for report in json.loads(out)["reports"])
+    code, full, err = run([f"{stack}:pruned", "--input", "1x100", "-f", "json"])  # without -q: every layer
+    assert [layer["name"] for layer in json.loads(full)["compression"]["layers"]] == ["0", "2"]
+
+
+def _documented_json_keys() -> set[str]:
+    """The first column of the table in docs/json-schema.md."""
+    text = (ROOT / "docs" / "json-schema.md").read_text()
+    return set(re.findall(r"^\| `(\w+)` \|", text, flags=re.MULTILINE))
+
+
+def test_every_top_level_json_key_is_documented() -> None:
+    """P5-D1, docs/json-schema.md "(The keys above are checked by tests/test_golden.py.)":
+    they were not; `overhead` and `compression` were written but not documented, and the doc
+    said the JSON drops the compression view and the overhead bucket."""
+    model = nn.Sequential(nn.Linear(4, 3))
+    report = flopmeter.profile(model, torch.randn(2, 4))
+    hw = flopmeter.hardware.get("t4")
+    sweep = flopmeter.predict_batches(model, torch.randn(2, 4), batch_sizes=[1, 2], hardware=hw)
+    timing = flopmeter.benchmark(model, torch.randn(2, 4), warmup=1, repeat=1)
+    data = json.loads(formats.to_json(report, roofline=report.roofline(hw), timings=timing, sweep=sweep))
+    assert set(data) == _documented_json_keys()
+    assert data["totals"]["macs"] == 24  # 2 rows * 4 * 3
