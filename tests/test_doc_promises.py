@@ -98,3 +98,30 @@ def test_every_top_level_json_key_is_documented() -> None:
     data = json.loads(formats.to_json(report, roofline=report.roofline(hw), timings=timing, sweep=sweep))
     assert set(data) == _documented_json_keys()
     assert data["totals"]["macs"] == 24  # 2 rows * 4 * 3
+
+
+def test_quiet_text_keeps_the_speed_totals(stack: str) -> None:
+    """P5-D6, README "`-q` prints the totals only": with `--bench`, `--roofline` or
+    `--batch-sizes` the text of `-q` was the counts line alone: the measurement (after
+    timing the model) and the estimate were dropped in silence. They are totals too."""
+    from flopmeter.render.speed import seconds
+
+    source = [f"{stack}:dense", "--input", "1x100"]
+    code, out, err = run([*source, "--roofline", "t4", "-q"])
+    assert code == 0, err
+    report = flopmeter.profile(
+        nn.Sequential(nn.Linear(100, 50), nn.ReLU(), nn.Linear(50, 10)), torch.randn(1, 100)
+    )
+    assert report.macs == 5_500  # 100*50 + 50*10
+    estimate = report.roofline("t4")
+    assert out.splitlines()[1] == (
+        f"estimated latency on t4 {seconds(estimate.latency)} (calibrated model);"
+        f" roofline bound {seconds(estimate.bound_latency)}"
+    )
+    code, out, err = run([*source, "--bench", "--warmup", "1", "--repeat", "1", "--batch-sizes", "1,2", "-q"])
+    assert code == 0, err
+    measured = [line for line in out.splitlines() if line.startswith("measured at batch")]
+    assert [line.split(" on ")[0] for line in measured] == ["measured at batch 1", "measured at batch 2"]
+    code, out, err = run([*source, "--roofline", "t4", "--batch-sizes", "1,4", "-q"])
+    assert code == 0, err
+    assert sum(line.startswith("estimated at batch ") for line in out.splitlines()) == 2

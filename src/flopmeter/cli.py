@@ -877,8 +877,9 @@ def render(
             formats.to_json(report, roofline=roofline, timings=timings, totals_only=args.quiet, sweep=sweep)
             + "\n"
         )
-    if args.quiet and fmt in ("tree", "table"):
-        return "\n".join(text.summary_lines(report, convention, units, precision)) + "\n"
+    if args.quiet and fmt in ("tree", "table"):  # the speed figures are totals too: kept
+        lines = text.summary_lines(report, convention, units, precision)
+        return "\n".join([*lines, *speed.quiet_lines(roofline, timings, sweep)]) + "\n"
     rows = dict(depth=0 if args.quiet else args.depth, top=None if args.quiet else args.top, sort=args.sort)
     if fmt == "csv":
         if args.by == "op":

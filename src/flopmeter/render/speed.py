@@ -227,3 +227,27 @@ def _module_lines(t: Timing) -> list[str]:
         for name, value in slowest
     ]
     return [head, *grid(["module", "median", "predicted", "meas/pred", "limit"], body)]
+
+
+def quiet_lines(
+    roofline: Roofline | None, timings: list[Timing] | None, sweep: list[Roofline] | None
+) -> list[str]:
+    """What ``-q`` keeps of ``--roofline``, ``--bench`` and ``--batch-sizes``: the whole
+    model's estimate and each batch size's measured median (or estimate), one line each."""
+    lines = []
+    if roofline is not None:
+        lines.append(
+            f"estimated latency on {roofline.hardware.name} {seconds(roofline.latency)} ({roofline.model} model);"
+            f" roofline bound {seconds(roofline.bound_latency)}"
+        )
+    for t in timings or []:
+        lines.append(
+            f"measured at batch {t.batch_size} on {t.device}: median {seconds(t.median)},"
+            f" {t.throughput:,.1f} samples/s, {u.count(t.achieved_flops_per_second, 'FLOP/s')}"
+        )
+    for e in sweep or []:
+        lines.append(
+            f"estimated at batch {e.batch_size}: {seconds(e.latency)}"
+            f" ({e.batch_size / e.latency if e.latency else 0:,.1f} samples/s, {e.total.regime}-limited)"
+        )
+    return lines
