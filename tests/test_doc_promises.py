@@ -125,3 +125,30 @@ def test_quiet_text_keeps_the_speed_totals(stack: str) -> None:
     code, out, err = run([*source, "--roofline", "t4", "--batch-sizes", "1,4", "-q"])
     assert code == 0, err
     assert sum(line.startswith("estimated at batch ") for line in out.splitlines()) == 2
+
+
+def test_ptflops_default_counts_relu_and_pooling_layers_twice():
+    """P5-D4, README and docs/conventions.md: ptflops 0.7.5's default was said to count
+    "each nn.ReLU twice"; it counts every ReLU *and pooling* layer twice (its module hook
+    and the patched F.* the module calls): alexnet 716,441,128 - 715,561,896 = 879,232 =
+    ReLU 493,184 + MaxPool inputs 376,832 + AdaptiveAvgPool inputs 9,216."""
+    ptflops = pytest.importorskip("ptflops")
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 2),
+    )
+    options = dict(as_strings=False, print_per_layer_stat=False)
+    theirs, _ = ptflops.get_model_complexity_info(model, (3, 8, 8), **options)
+    once, _ = ptflops.get_model_complexity_info(
+        model, (3, 8, 8), backend_specific_config={"count_functional": False}, **options
+    )
+    ours, _ = flopmeter.get_model_complexity_info(model, (3, 8, 8), **options)
+    # conv 4*8*8 * 3*3*3 = 6,912 MACs + 256 bias adds; ReLU 256; MaxPool 256 inputs;
+    # AdaptiveAvgPool 4*4*4 = 64 inputs; Linear 4*2 = 8 MACs + 2 bias adds: 7,754
+    assert ours == once == 7_754
+    assert theirs - once == 256 + 256 + 64  # ReLU, MaxPool and AdaptiveAvgPool each counted again
