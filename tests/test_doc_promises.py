@@ -4,6 +4,7 @@ Each test names the sentence it holds to; each failed on the code before its fix
 
 import json
 import re
+import socket
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,40 @@ def test_ptflops_default_counts_relu_and_pooling_layers_twice():
     # AdaptiveAvgPool 4*4*4 = 64 inputs; Linear 4*2 = 8 MACs + 2 bias adds: 7,754
     assert ours == once == 7_754
     assert theirs - once == 256 + 256 + 64  # ReLU, MaxPool and AdaptiveAvgPool each counted again
+
+
+@pytest.fixture
+def no_sockets(monkeypatch):
+    """Any network connection fails the test (timm and transformers download through
+    huggingface_hub, torchvision through torch.hub: all open a socket)."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access: {args!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+@pytest.mark.parametrize(
+    "source, settings, macs",
+    [
+        # resnet18 at its 224x224 crop: 1,814,073,344 MACs (torchvision's resnet18 has the same layers)
+        ("timm:resnet18", [], 1_814_073_344),
+        # one BERT layer of width 32, 128 tokens: Q, K, V, O 4*32*32 + FFN 2*32*37 = 6,464 per token
+        # * 128 = 827,392; attention 2 * 128*128*32 = 1,048,576; pooler 32*32 = 1,024: 1,876,992
+        (
+            "transformers:BertConfig",
+            ["--set", "num_hidden_layers=1", "--set", "hidden_size=32", "--set", "intermediate_size=37"]
+            + ["--set", "num_attention_heads=2", "--input", "input_ids:1x128:int64"],
+            1_876_992,
+        ),
+    ],
+)
+def test_timm_and_transformers_sources_build_offline(no_sockets, source, settings, macs):
+    """P5-D7, README "No weights are downloaded": tested for torchvision only
+    (tests/test_model_sources.py); timm and transformers sources are built from their
+    configs with the network refused."""
+    code, out, err = run([source, *settings, "-f", "json", "-q"])
+    assert code == 0, err
+    assert json.loads(out)["totals"]["macs"] == macs
