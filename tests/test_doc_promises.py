@@ -190,3 +190,39 @@ def test_timm_and_transformers_sources_build_offline(no_sockets, source, setting
     code, out, err = run([source, *settings, "-f", "json", "-q"])
     assert code == 0, err
     assert json.loads(out)["totals"]["macs"] == macs
+
+
+def _torch_entry_points() -> dict[str, object]:
+    """The functions a patching counter (ptflops, thop, DeepSpeed's profiler) replaces."""
+    import torch.nn.functional as F
+
+    names = ["relu", "conv2d", "linear", "scaled_dot_product_attention", "softmax", "layer_norm"]
+    found: dict[str, object] = {f"F.{name}": getattr(F, name) for name in names}
+    found |= {"torch.matmul": torch.matmul, "torch.einsum": torch.einsum, "torch.bmm": torch.bmm}
+    found |= {"Tensor.__matmul__": torch.Tensor.__matmul__, "Tensor.matmul": torch.Tensor.matmul}
+    found |= {"Module.__call__": nn.Module.__call__, "Linear.forward": nn.Linear.forward}
+    return found
+
+
+@pytest.mark.parametrize("shapes_only", [None, False])
+def test_nothing_is_patched_while_counting(shapes_only):
+    """P5-D8, README "Nothing is patched": the one check (tests/test_no_trace.py) looked after
+    the profile, and half of it (`torch.matmul is torch.matmul`) could not fail. Here the
+    model's forward itself sees the functions torch had before the call."""
+    seen: list[dict[str, object]] = []
+
+    class Looks(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x):
+            seen.append(_torch_entry_points())
+            return torch.nn.functional.relu(self.fc(x)) @ torch.ones(4, 2)
+
+    before = _torch_entry_points()
+    report = flopmeter.profile(Looks(), torch.randn(3, 4), shapes_only=shapes_only)
+    # fc 3*4*4 = 48 MACs, (3x4) @ (4x2) = 24 MACs
+    assert report.macs == 72 and seen
+    assert all(entry == before for entry in seen)
+    assert _torch_entry_points() == before
