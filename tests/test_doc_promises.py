@@ -226,3 +226,21 @@ def test_nothing_is_patched_while_counting(shapes_only):
     assert report.macs == 72 and seen
     assert all(entry == before for entry in seen)
     assert _torch_entry_points() == before
+
+
+def test_profiling_a_compiled_module_compiles_nothing():
+    """P5-D9, docs/modes.md "`torch.compile`d modules ... and profiling compiles nothing":
+    the listed test (tests/test_modes.py) checked the numbers and names only."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    model = nn.Sequential(nn.Linear(4, 4), nn.ReLU())
+    compiled = torch.compile(model)
+    report = flopmeter.profile(compiled, torch.randn(2, 4))
+    assert report.macs == 32  # 2 rows * 4 * 4
+    assert list(report.modules) == ["", "0", "1"]  # the original's names
+    assert counters["frames"]["total"] == 0  # dynamo was never asked to compile a frame
+    compiled(torch.randn(2, 4))  # a plain call does compile: the counter is live
+    assert counters["frames"]["total"] >= 1
+    torch._dynamo.reset()
