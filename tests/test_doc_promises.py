@@ -244,3 +244,30 @@ def test_profiling_a_compiled_module_compiles_nothing():
     compiled(torch.randn(2, 4))  # a plain call does compile: the counter is live
     assert counters["frames"]["total"] >= 1
     torch._dynamo.reset()
+
+
+@pytest.mark.parametrize(
+    "source, setting",
+    [
+        ("torchvision:resnet18", "weights=IMAGENET1K_V1"),
+        ("torchvision:fcn_resnet50", "weights_backbone=DEFAULT"),
+    ]
+    + [("timm:resnet18", "pretrained=true")],
+)
+def test_settings_that_ask_for_weights_are_refused(no_sockets, source, setting):
+    """P5-D10, README "No weights are downloaded: every `*weights*` argument of a torchvision
+    builder is off": `--set weights=IMAGENET1K_V1` turned it back on and torchvision began a
+    45 MB download (refused here only because the test has no network: a user's machine would
+    have downloaded it); timm's `--set pretrained=true` failed with "got multiple values"."""
+    code, out, err = run([source, "--set", setting, "--meta", "-q"])
+    assert code == 2 and out == ""
+    assert "would download weights, and flopmeter never does" in err and "network access" not in err
+
+
+def test_settings_that_keep_weights_off_are_taken(no_sockets):
+    """P5-D10: `--set pretrained=false` (timm) and `weights_backbone=null` (torchvision) say
+    what flopmeter does anyway: accepted (timm's had failed with "got multiple values")."""
+    code, out, err = run(["timm:resnet18", "--set", "pretrained=false", "-f", "json", "-q"])
+    assert code == 0, err
+    assert json.loads(out)["totals"]["macs"] == 1_814_073_344  # resnet18 at 224x224
+    assert run(["torchvision:fcn_resnet50", "--set", "weights_backbone=null", "--meta", "-q"])[0] == 0
