@@ -271,3 +271,24 @@ def test_settings_that_keep_weights_off_are_taken(no_sockets):
     assert code == 0, err
     assert json.loads(out)["totals"]["macs"] == 1_814_073_344  # resnet18 at 224x224
     assert run(["torchvision:fcn_resnet50", "--set", "weights_backbone=null", "--meta", "-q"])[0] == 0
+
+
+def _tests_named_in_the_docs() -> list[str]:
+    """Every `test_name` README.md and docs/*.md give as the test of a promise (test files'
+    names, `test_x.py` / `tests/test_x`, left out)."""
+    texts = [(ROOT / "README.md").read_text(), *(p.read_text() for p in sorted((ROOT / "docs").glob("*.md")))]
+    names = set()
+    for text in texts:
+        names |= set(re.findall(r"(?<![/\w])(test_\w+)(?!\.py|\w)", text))
+    return sorted(name for name in names if not (ROOT / "tests" / f"{name}.py").exists())
+
+
+def test_every_test_the_docs_name_exists():
+    """docs/modes.md: "Each line is checked by a test (named in brackets)"; docs/field-reports.md
+    had this check for its own table only."""
+    defined = set()
+    for path in (ROOT / "tests").glob("*.py"):
+        defined |= set(re.findall(r"^\s*def (test_\w+)\(", path.read_text(), flags=re.M))
+    named = _tests_named_in_the_docs()
+    assert len(named) > 100
+    assert [name for name in named if name not in defined] == []
