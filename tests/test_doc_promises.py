@@ -292,3 +292,25 @@ def test_every_test_the_docs_name_exists():
     named = _tests_named_in_the_docs()
     assert len(named) > 100
     assert [name for name in named if name not in defined] == []
+
+
+def test_json_holds_every_module_and_operator_whatever_top_depth_and_by(stack: str) -> None:
+    """README: "`--top`, `--depth` and `--by op` apply to the table, CSV and Markdown alike
+    (JSON always holds every module and operator)": no test held the JSON half."""
+    source = [f"{stack}:dense", "--input", "1x100", "-f", "json"]
+    code, plain, err = run(source)
+    assert code == 0, err
+    for options in (
+        ["--top", "1"],
+        ["--depth", "0"],
+        ["--by", "op"],
+        ["--top", "1", "--depth", "1", "--by", "op"],
+    ):
+        code, out, err = run([*source, *options])
+        assert code == 0, err
+        data = json.loads(out)
+        assert [m["name"] for m in data["modules"]] == ["", "0", "1", "2"]  # Linear, ReLU, Linear
+        assert sorted(o["op"] for o in data["operators"]) == sorted(
+            o["op"] for o in json.loads(plain)["operators"]
+        )
+        assert data["totals"]["macs"] == 5_500  # 100*50 + 50*10
