@@ -314,3 +314,41 @@ def test_json_holds_every_module_and_operator_whatever_top_depth_and_by(stack: s
             o["op"] for o in json.loads(plain)["operators"]
         )
         assert data["totals"]["macs"] == 5_500  # 100*50 + 50*10
+
+
+README = (ROOT / "README.md").read_text()
+
+
+def test_readme_alexnet_printout_is_what_the_tool_prints() -> None:
+    """The README's first output block and its 30-second Python numbers, against the tool
+    (nothing held them: a change to the tree's layout or a count would have left them stale)."""
+    code, out, err = run(["torchvision:alexnet", "--meta"])
+    assert code == 0, err
+    block = README.split("```\ntorchvision:alexnet:", 1)[1].split("```", 1)[0]
+    shown = ["torchvision:alexnet:" + block.splitlines()[0], *block.splitlines()[1:]]
+    printed = out.splitlines()
+    for line in shown:
+        if line.strip() == "...":
+            continue
+        stem = line.removesuffix("...)")  # a long line the README cuts
+        assert any(p == line or (stem != line and p.startswith(stem)) for p in printed), line
+    model = __import__("torchvision").models.alexnet()
+    report = flopmeter.profile(model, torch.randn(1, 3, 224, 224))
+    convs = 70_276_800 + 223_948_800 + 112_140_288 + 149_520_384 + 99_680_256  # C_o*H_o*W_o*C_i*K*K each
+    linears = 9_216 * 4_096 + 4_096 * 4_096 + 4_096 * 1_000
+    elementwise = 493_184 + 706_560 + 9_216  # ReLU outputs, max pool 8 per output, adaptive avg
+    expected = {
+        "report.params": (report.params, 61_100_840),
+        "report.macs": (report.macs, convs + linears),  # 714,188,480
+        "report.flops": (report.flops, 2 * (convs + linears) + elementwise),  # bias adds make 2 per MAC
+        'report.flops_as("2mac")': (report.flops_as("2mac"), 2 * (convs + linears)),
+        'report.by_module()["features.0"].total.macs': (
+            report.by_module()["features.0"].total.macs,
+            3 * 11 * 11 * 55 * 55 * 64,
+        ),
+    }
+    for code_text, (got, by_hand) in expected.items():
+        assert got == by_hand, code_text
+        assert re.search(rf"{re.escape(code_text)}\s+# {got:_}\b", README), (
+            f"README's {code_text} is not {got:_}"
+        )
