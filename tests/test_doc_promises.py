@@ -352,3 +352,56 @@ def test_readme_alexnet_printout_is_what_the_tool_prints() -> None:
         assert re.search(rf"{re.escape(code_text)}\s+# {got:_}\b", README), (
             f"README's {code_text} is not {got:_}"
         )
+
+
+LLM_SMALL = ["transformers:LlamaConfig", "--prompt", "8"] + [
+    item
+    for setting in ("num_hidden_layers=2", "hidden_size=64", "intermediate_size=128")
+    + ("num_attention_heads=4", "num_key_value_heads=2", "vocab_size=100")
+    for item in ("--set", setting)
+]
+
+
+@pytest.mark.parametrize(
+    "options, named",
+    [
+        (["-q"], "-q"),
+        (["--top", "3"], "--top"),
+        (["--by", "op"], "--by"),
+        (["--html", "llm.html"], "--html"),
+        (["--input", "input_ids:1x8:int64"], "--input"),
+        (["--backward"], "--backward"),
+        (["--compression"], "--compression"),
+        (["--assume-bits", "w8a8"], "--assume-bits"),
+        (["--convention", "mac"], "--convention"),
+        (["--no-fold"], "--no-fold"),
+        (["--threads", "2"], "--threads"),
+        (["--training", "--micronet", "imagenet"], "--micronet"),
+    ],
+)
+def test_llm_mode_refuses_the_options_it_would_ignore(options, named, tmp_path, monkeypatch):
+    """P5-D14, docs/llm.md "Options of the other mode are refused too (exit 2, before any trace)":
+    the options of a forward count were all taken and ignored in LLM mode: `--html` wrote no
+    file, `--input` and `--backward` changed nothing, `-q` printed the whole report, exit 0."""
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run([*LLM_SMALL, *options])
+    assert code == 2 and out == ""
+    assert f"{named}: not taken in LLM mode" in err and "on meta" not in err  # before any trace
+    assert not (tmp_path / "llm.html").exists()
+
+
+def test_llm_mode_writes_its_report_to_the_output_file(tmp_path):
+    """P5-D14: `-o FILE` in LLM mode wrote nothing to FILE (the report went to stdout)."""
+    code, shown, err = run([*LLM_SMALL, "--generate", "4"])
+    assert code == 0, err
+    target = tmp_path / "llm.txt"
+    code, out, err = run([*LLM_SMALL, "--generate", "4", "-o", str(target)])
+    assert code == 0 and out == "" and f"wrote {target}" in err
+    assert target.read_text() == shown
+    # the first decode step, n = 8 cached: 2*N_mm + 2*(2 layers * 2 matmuls * 4 heads * 16 * 9 positions)
+    # = 160,256 + 4,608 = 164,864 FLOPs (2 x MACs; N_mm as in tests/test_llm_cli.py)
+    lines = shown.splitlines()
+    first = lines.index("Decode step at n = 8 (first)")
+    assert lines[first + 1].startswith("  FLOPs 164.86 KFLOPs (2 x MACs)")
+    code, _, err = run([*LLM_SMALL, "--meta"])  # a no-op here (LLM mode builds on meta): taken
+    assert code == 0, err
