@@ -405,3 +405,24 @@ def test_llm_mode_writes_its_report_to_the_output_file(tmp_path):
     assert lines[first + 1].startswith("  FLOPs 164.86 KFLOPs (2 x MACs)")
     code, _, err = run([*LLM_SMALL, "--meta"])  # a no-op here (LLM mode builds on meta): taken
     assert code == 0, err
+
+
+@pytest.mark.parametrize(
+    "options",
+    [["--compression"], ["--compression", "-q"], ["--assume-bits", "w8a8"], ["--micronet", "imagenet", "-q"]]
+    + [["--count-overhead"]],
+)
+def test_compression_options_on_an_onnx_file_are_a_usage_error(tmp_path: Path, options: list[str]) -> None:
+    """P5-D15, README "A user's mistake never prints a Python traceback": `model.onnx
+    --compression -q` (and `--assume-bits`, `--micronet`) printed one, `AttributeError:
+    'NoneType' object has no attribute 'overhead_total'`, exit 1 (an ONNX report has no
+    compression view); `--count-overhead` was ignored in silence."""
+    onnx = pytest.importorskip("onnx")
+    from test_onnx_user_edges import hand_graph
+
+    path = tmp_path / "hand.onnx"
+    onnx.save(hand_graph(), str(path))
+    code, out, err = run([str(path), "--dim", "T=5", *options])
+    assert code == 2 and out == ""
+    assert f"{options[0]}: the compression view needs a PyTorch model" in err
+    assert run([str(path), "--dim", "T=5", "-q"])[0] == 0

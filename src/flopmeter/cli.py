@@ -613,6 +613,13 @@ def _check_source_options(args: argparse.Namespace, onnx_file: bool) -> None:
                 f"{', '.join(given)} {'needs' if len(given) == 1 else 'need'} a PyTorch model: an ONNX file is counted as exported "
                 "(inference, its own settings)"
             )
+        view = ("compression", "assume_sparsity", "assume_bits", "micronet", "count_overhead")
+        asked = [f"--{name.replace('_', '-')}" for name in view if getattr(args, name, None)]
+        if asked:  # an ONNX report has no compression view: these raised AttributeError (P5-D15)
+            raise UsageError(
+                f"{', '.join(asked)}: the compression view needs a PyTorch model; an ONNX file's "
+                "quantized contractions are listed with their bits in its report (docs/onnx.md)"
+            )
     elif getattr(args, "dim", None):
         raise UsageError(
             "--dim binds the symbolic dims of an ONNX file; for a PyTorch model give shapes with --input"
