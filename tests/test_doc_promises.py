@@ -426,3 +426,15 @@ def test_compression_options_on_an_onnx_file_are_a_usage_error(tmp_path: Path, o
     assert code == 2 and out == ""
     assert f"{options[0]}: the compression view needs a PyTorch model" in err
     assert run([str(path), "--dim", "T=5", "-q"])[0] == 0
+
+
+def test_warmup_and_repeat_without_bench_are_refused(stack: str) -> None:
+    """P5-D16: `--warmup 3` or `--repeat 3` without `--bench` were taken and ignored in silence
+    (as `--per-module` and `--threads` already were not)."""
+    source = [f"{stack}:dense", "--input", "1x100", "-q"]
+    code, out, err = run([*source, "--warmup", "3"])
+    assert code == 2 and out == "" and "--warmup counts the runs of --bench: add --bench" in err
+    code, out, err = run([*source, "--repeat", "3", "--warmup", "2"])
+    assert code == 2 and "--warmup and --repeat count the runs of --bench" in err
+    code, out, err = run([*source, "--bench", "--warmup", "1", "--repeat", "1"])
+    assert code == 0 and "measured at batch 1" in out, err

@@ -504,6 +504,16 @@ def check_ranges(args: argparse.Namespace) -> None:
         raise UsageError(f"--depth must be 0 (the model only) or more, got {args.depth}")
 
 
+def _check_bench_counts(args: argparse.Namespace) -> None:
+    """--warmup / --repeat without --bench would be silently ignored (P5-D16)."""
+    parser = build_parser()
+    given = [f"--{name}" for name in ("warmup", "repeat") if getattr(args, name) != parser.get_default(name)]
+    if given and not args.bench:
+        raise UsageError(
+            f"{' and '.join(given)} {'counts' if len(given) == 1 else 'count'} the runs of --bench: add --bench"
+        )
+
+
 def check_combinations(args: argparse.Namespace) -> None:
     """Option pairs that would otherwise be silently ignored or contradict each other."""
     model = getattr(args, "model", None) or ""
@@ -519,6 +529,7 @@ def check_combinations(args: argparse.Namespace) -> None:
         raise UsageError("--top and --sort pick table rows; use --format table (or csv, markdown)")
     if args.per_module and not args.bench:
         raise UsageError("--per-module needs --bench (it changes how latency is measured)")
+    _check_bench_counts(args)
     if args.batch_sizes and not (args.bench or args.roofline):
         raise UsageError("--batch-sizes needs --bench (measure) or --roofline HARDWARE (estimate)")
     if args.bench and args.meta:
