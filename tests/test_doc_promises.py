@@ -438,3 +438,33 @@ def test_warmup_and_repeat_without_bench_are_refused(stack: str) -> None:
     assert code == 2 and "--warmup and --repeat count the runs of --bench" in err
     code, out, err = run([*source, "--bench", "--warmup", "1", "--repeat", "1"])
     assert code == 0 and "measured at batch 1" in out, err
+
+
+def test_a_model_given_to_llm_cost_is_used_as_it_is_and_left_as_it_was():
+    """docs/llm.md: "A model you pass is used as it is and left as it was" (only the config's
+    half had a test, tests/test_llm_probe3.py::test_the_users_config_is_left_as_it_was)."""
+    transformers = pytest.importorskip("transformers")
+    from flopmeter.llm.training import training_step
+
+    config = transformers.LlamaConfig(
+        num_hidden_layers=2,
+        hidden_size=64,
+        intermediate_size=128,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+    )
+    config.vocab_size = 100
+    model = transformers.AutoModelForCausalLM.from_config(config).train()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    settings = {k: str(v) for k, v in vars(model.config).items()}
+    layout = [(m.training, sorted(vars(m))) for m in model.modules()]
+    cost = flopmeter.llm_cost(model, prompt=8, generate=3)
+    # per token and layer: q 64*64 + k, v 2*64*32 + o 64*64 + MLP 3*64*128 = 36,864 MACs; lm_head 64*100
+    # at the last position; attention 2 matmuls * 4 heads * 8*8 * 16 per layer
+    assert cost.prefill.flops_2mac == 2 * (8 * 2 * 36_864 + 64 * 100 + 2 * 2 * 4 * 8 * 8 * 16)  # 1,225,216
+    training_step(model, tokens=8)
+    assert next(model.parameters()).dtype == torch.float32  # used as it is, not rebuilt in bfloat16
+    assert model.state_dict().keys() == state.keys()
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    assert {k: str(v) for k, v in vars(model.config).items()} == settings
+    assert [(m.training, sorted(vars(m))) for m in model.modules()] == layout
