@@ -468,3 +468,24 @@ def test_a_model_given_to_llm_cost_is_used_as_it_is_and_left_as_it_was():
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
     assert {k: str(v) for k, v in vars(model.config).items()} == settings
     assert [(m.training, sorted(vars(m))) for m in model.modules()] == layout
+
+
+@pytest.mark.parametrize("fmt", ["csv", "markdown"])
+@pytest.mark.parametrize(
+    "speed", [["--bench", "--warmup", "1", "--repeat", "1"], ["--roofline", "t4", "--batch-sizes", "1,2"]]
+)
+def test_csv_and_markdown_refuse_what_they_would_drop(stack: str, fmt: str, speed: list[str]) -> None:
+    """P5-D20: `--bench -f csv` (or markdown) timed the model and printed the module table
+    without the measurement; `--batch-sizes` lost its sweep the same way. Refused, before
+    anything is built or timed; the text table and JSON keep them."""
+    source = [f"{stack}:dense", "--input", "1x100"]
+    code, out, err = run([*source, "-f", fmt, *speed])
+    assert code == 2 and out == "" and "counting" not in err
+    assert f"--format {fmt} has no place for the timings of --bench or the sweep of --batch-sizes" in err
+    code, out, err = run([*source, "-f", "json", *speed])
+    assert code == 0, err
+    data = json.loads(out)
+    if "--bench" in speed:
+        assert [t["batch_size"] for t in data["timings"]] == [1]
+    else:
+        assert [e["batch_size"] for e in data["batch_sweep"]] == [1, 2]

@@ -530,6 +530,11 @@ def check_combinations(args: argparse.Namespace) -> None:
     if args.per_module and not args.bench:
         raise UsageError("--per-module needs --bench (it changes how latency is measured)")
     _check_bench_counts(args)
+    if args.format in ("csv", "markdown") and (args.bench or args.batch_sizes):  # P5-D20
+        raise UsageError(
+            f"--format {args.format} has no place for the timings of --bench or the sweep of --batch-sizes: "
+            "use the text table (the default) or --format json"
+        )
     if args.batch_sizes and not (args.bench or args.roofline):
         raise UsageError("--batch-sizes needs --bench (measure) or --roofline HARDWARE (estimate)")
     if args.bench and args.meta:
