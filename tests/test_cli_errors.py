@@ -261,26 +261,26 @@ class TestFormats:
     def test_csv_keeps_unsupported_ops_and_notes_them(self, tmp_path):
         path = write(
             tmp_path,
-            "fft.py",
+            "det.py",
             """\
             import torch
 
             class Net(torch.nn.Module):
                 def __init__(self):
                     super().__init__()
-                    self.fc = torch.nn.Linear(5, 4)
+                    self.fc = torch.nn.Linear(1, 4)
 
                 def forward(self, x):
-                    return self.fc(torch.fft.rfft(x).abs())
+                    return self.fc(torch.linalg.det(x).unsqueeze(-1))
             """,
         )
-        code, out, err = run([f"{path}:Net", "--input", "2x8", "-f", "csv"])
+        code, out, err = run([f"{path}:Net", "--input", "2x3x3", "-f", "csv"])
         assert code == 0, err
-        assert out.splitlines()[-1] == "aten._fft_r2c,unsupported op,,1" + "," * 11
-        assert "not counted, no formula: aten._fft_r2c (1x)" in err
-        tree = run([f"{path}:Net", "--input", "2x8"])[1].splitlines()
+        assert out.splitlines()[-1] == "aten._linalg_det,unsupported op,,1" + "," * 11
+        assert "not counted, no formula: aten._linalg_det (1x)" in err
+        tree = run([f"{path}:Net", "--input", "2x3x3"])[1].splitlines()
         # the warning sits under the report and quotes the module name
-        assert tree[-1].startswith("  WARNING: aten._fft_r2c has no formula") and "(root)" in tree[-1]
+        assert tree[-1].startswith("  WARNING: aten._linalg_det has no formula") and "(root)" in tree[-1]
 
     def test_markdown_row_survives_a_newline_in_a_name(self):
         import torch

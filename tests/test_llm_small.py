@@ -267,3 +267,46 @@ def test_sdpa_called_with_keywords_is_recorded_in_one_order(shapes_only):
     q = torch.randn(1, 2, 8, 4)
     assert flopmeter.profile(_AttendByKeyword(), q, shapes_only=shapes_only).macs == 1_024
     assert flopmeter.profile(_AttendByKeyword(), q, shapes_only=shapes_only, causal="needed").macs == 576
+
+
+def test_paged_activations_leave_out_the_caches_copy_of_new_tokens(gqa):
+    """P3-L19: DynamicCache copies the new keys and values onto its empty placeholder
+    (one cat per layer for K and one for V); an engine writes them once (the KV write),
+    so the paged view's activations are the executed ones less that copy. Here bf16:
+    a prefill of T = 64 copies 2 layers * 2 (K, V) * 64 tokens * 2 KV heads * 16 * 2 B
+    = 16,384 B, read once and written once (32,768 B); a decode step's empty-cache run
+    copies 1 token: 2 * 2 * 1 * 2 * 16 * 2 = 256 B, read and written (512 B)."""
+    prefill = gqa.prefill
+    assert prefill.bytes("paged").activations == prefill.bytes("as executed").activations - 32_768
+    assert prefill.bytes("paged").kv_write == 64 * 256  # T tokens * 256 B: written once
+    step = gqa.decode(100)
+    assert step.bytes("paged").activations == step.bytes("as executed").activations - 512
+
+
+def test_chunked_attention_layers_read_their_chunk_only():
+    """P3-L23, Llama 4 (attention_chunk_size = 8): three chunked layers and one full one.
+    A paged decode step at n cached tokens reads, per chunked layer, the tokens of the
+    chunk the new token (position n) is in, n % 8 + 1; the full layer reads n + 1. bf16:
+    2 (K, V) * 2 KV heads * 16 * 2 B = 128 B per token and layer."""
+    config = transformers.Llama4TextConfig(
+        num_hidden_layers=4,
+        attention_chunk_size=8,
+        hidden_size=64,
+        intermediate_size=128,
+        intermediate_size_mlp=128,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        vocab_size=100,
+        num_local_experts=2,
+    )
+    cost = llm_cost(config, prompt=16, generate=8)
+    assert cost.lm.chunks == (8, 8, 8, None)  # layer_types: chunked x 3, full
+    assert cost.cache.bytes_per_token_per_layer == 128
+    # n = 20: chunked 3 * (20 % 8 + 1 = 5) = 15, full 21: 36 tokens * 128 B = 4,608 B
+    assert cost.decode(20).bytes("paged").kv_read == 4_608
+    # n = 16 (a chunk starts): 3 * 1 + 17 = 20 tokens = 2,560 B
+    assert cost.decode(16).bytes("paged").kv_read == 2_560
+    # the cache held at 24 tokens (position 23: 23 % 8 + 1 = 8 per chunked layer): 3*8 + 24 = 48
+    assert cost.cache.bytes(24) == 48 * 128
+    assert not cost.polynomial_expected  # piecewise in the context, as sliding windows

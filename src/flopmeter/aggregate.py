@@ -144,7 +144,7 @@ def build_report(
     did_backward: bool = False,
     training: bool = False,
     versions: dict[str, str] | None = None,
-    overhead: Callable[[OpEvent, Cost], bool] | None = None,
+    overhead: Callable[[OpEvent, Cost], bool | Cost] | None = None,
     count_overhead: bool = False,
     walk: ModelWalk | None = None,
 ) -> Report:
@@ -202,13 +202,15 @@ def build_report(
         if cost is None:
             note_unsupported(unsupported, op, _shape_signature(event), event.module)
             continue
-        if overhead is not None and overhead(event, cost):  # compression overhead (compression/overhead.py)
+        if overhead is not None and (part := overhead(event, cost)):  # compression/overhead.py
             aside = overheads.setdefault(op, OperatorStats(op=op, kind=kind))
-            aside.cost += cost
+            aside.cost += cost if part is True else part
             aside.calls += 1
             aside.backward_calls += event.phase == BACKWARD
             if not count_overhead:
-                continue
+                if part is True:
+                    continue
+                cost = cost - part  # only that part of the op was emulation
         charge(event.module, op, kind, cost, event.phase, dtype, shapes)
 
     for name, module, args, output in trace.custom_calls:

@@ -530,11 +530,6 @@ def check_combinations(args: argparse.Namespace) -> None:
     if args.per_module and not args.bench:
         raise UsageError("--per-module needs --bench (it changes how latency is measured)")
     _check_bench_counts(args)
-    if args.format in ("csv", "markdown") and (args.bench or args.batch_sizes):  # P5-D20
-        raise UsageError(
-            f"--format {args.format} has no place for the timings of --bench or the sweep of --batch-sizes: "
-            "use the text table (the default) or --format json"
-        )
     if args.batch_sizes and not (args.bench or args.roofline):
         raise UsageError("--batch-sizes needs --bench (measure) or --roofline HARDWARE (estimate)")
     if args.bench and args.meta:
@@ -900,18 +895,25 @@ def render(
             formats.to_json(report, roofline=roofline, timings=timings, totals_only=args.quiet, sweep=sweep)
             + "\n"
         )
-    if args.quiet and fmt in ("tree", "table"):  # the speed figures are totals too: kept
-        lines = text.summary_lines(report, convention, units, precision)
-        return "\n".join([*lines, *speed.quiet_lines(roofline, timings, sweep)]) + "\n"
+    if args.quiet and fmt in ("tree", "table"):
+        totals = speed.render_speed_totals(report, roofline, timings, sweep, precision)  # -q kept none
+        return (
+            "\n".join(text.summary_lines(report, convention, units, precision))
+            + "\n"
+            + (totals and f"\n{totals}\n")
+        )
     rows = dict(depth=0 if args.quiet else args.depth, top=None if args.quiet else args.top, sort=args.sort)
+    measured = dict(timings=timings, sweep=sweep)  # csv and markdown carry them too (P4-S16)
     if fmt == "csv":
         if args.by == "op":
-            return formats.operators_to_csv(report, top=rows["top"])
-        return formats.to_csv(report, roofline=roofline, convention=convention, compression=view, **rows)
+            return formats.operators_to_csv(report, top=rows["top"], **measured)
+        return formats.to_csv(
+            report, roofline=roofline, convention=convention, compression=view, **rows, **measured
+        )
     if fmt == "markdown":
         if args.by == "op":
             return formats.operators_to_markdown(
-                report, convention=convention, units=units, precision=precision, top=rows["top"]
+                report, convention=convention, units=units, precision=precision, top=rows["top"], **measured
             )
         return formats.to_markdown(
             report,
@@ -923,6 +925,7 @@ def render(
             units=units,
             precision=precision,
             compression=view,
+            **measured,
         )
     if roofline is not None or timings is not None:
         parts = []

@@ -19,7 +19,17 @@ from typing import Any
 
 from .cost import Cost
 from .formulas import attention as attn
-from .formulas import contraction, detection, elementwise, normalization, pooling, quantized, recurrent
+from .formulas import (
+    contraction,
+    detection,
+    distance,
+    elementwise,
+    normalization,
+    pooling,
+    quantized,
+    recurrent,
+    spectral,
+)
 from .formulas import losses as loss_formulas
 from .tracing.events import OpEvent, TensorMeta
 
@@ -75,11 +85,11 @@ DATA_OPS = frozenset(
         "replication_pad1d replication_pad2d replication_pad3d repeat repeat_interleave roll flip "
         "tile scatter index_put _index_put_impl index_copy masked_select slice_scatter select_scatter "
         "diagonal_scatter as_strided_scatter masked_scatter nonzero tril triu "
-        "pixel_shuffle pixel_unshuffle channel_shuffle native_channel_shuffle col2im im2col "
+        "pixel_shuffle pixel_unshuffle channel_shuffle native_channel_shuffle im2col "
         "_unsafe_index _unsafe_index_put bucketize searchsorted one_hot randn rand randint randperm "
         "normal_ uniform_ random_ exponential_ bernoulli masked_fill_ index_fill "
         "_pin_memory lift unique_consecutive _unique2 unique_dim select_backward slice_backward "
-        "diagonal_backward as_strided_backward unfold_backward index_select_backward"
+        "diagonal_backward as_strided_backward index_select_backward"
     ).split()
 ) | frozenset("aten." + name for name in elementwise.FILL_OPS)
 
@@ -743,12 +753,51 @@ def _grid_sample(event: OpEvent, options: CountOptions) -> Cost:
     un-normalising of its d coordinates, 3 each ((x + 1) * size - 1) / 2), shared by the
     channels. The padding modes' clamps and reflections are not counted."""
     grid = event.arg(1, "grid")
-    coordinates = grid.shape[-1]
-    mode = int(event.arg(2, "interpolation_mode", 0))
-    linear = "trilinear" if coordinates == 3 else "bilinear"
-    name = {0: linear, 1: "nearest", 2: "bicubic"}.get(mode, linear)
-    interpolation = pooling.interpolate(_out_numel(event), name)
-    return Cost(flops=interpolation.flops + grid.numel * pooling.GRID_UNNORMALIZE_PER_COORDINATE)
+    return pooling.grid_sample(_out_numel(event), grid.numel, _grid_mode(event, grid, 2))
+
+
+def _grid_mode(event: OpEvent, grid: TensorMeta, mode_index: int) -> str:
+    """grid_sampler's interpolation_mode (0 bilinear or trilinear, 1 nearest, 2 bicubic)."""
+    linear = "trilinear" if grid.shape[-1] == 3 else "bilinear"
+    return {0: linear, 1: "nearest", 2: "bicubic"}.get(
+        int(event.arg(mode_index, "interpolation_mode", 0)), linear
+    )
+
+
+@formula("grid_sampler_2d_backward", "grid_sampler_3d_backward")
+def _grid_sample_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """(grad_output, input, grid, interpolation_mode, padding_mode, align_corners,
+    output_mask): the input's gradient when output_mask[0], the grid's when [1]."""
+    grad, grid = event.args[0], event.arg(2, "grid")
+    mask = event.arg(6, "output_mask", [True, True])
+    return pooling.grid_sample_backward(
+        grad.numel, grid.numel, _grid_mode(event, grid, 3), input_grad=bool(mask[0]), grid_grad=bool(mask[1])
+    )
+
+
+@formula("affine_grid_generator")
+def _affine_grid(event: OpEvent, options: CountOptions) -> Cost:
+    """F.affine_grid(theta (N, d, d+1), size (N, C, *spatial)): torch multiplies the base
+    grid of the P = prod(spatial) points, (x, y[, z], 1), by theta: N*P*d dot products of
+    d+1 terms (a bmm). (Making the base grid, a linspace, is not counted; the backward
+    runs as a bmm and is counted as one.)"""
+    size = [int(v) for v in event.arg(1, "size")]
+    batch, points, d = size[0], prod(size[2:]), len(size) - 2
+    return contraction.dot_products(batch * points * d, d + 1)
+
+
+@formula("cudnn_grid_sampler")
+def _cudnn_grid_sample(event: OpEvent, options: CountOptions) -> Cost:
+    """(self, grid): cuDNN's 2-d sampler, which torch picks for bilinear, zeros padding,
+    align_corners=True: the same count as grid_sampler_2d."""
+    return pooling.grid_sample(_out_numel(event), event.arg(1, "grid").numel, "bilinear")
+
+
+@formula("cudnn_grid_sampler_backward")
+def _cudnn_grid_sample_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """(self, grid, grad_output): cuDNN computes both gradients."""
+    grid, grad = event.arg(1, "grid"), event.arg(2, "grad_output")
+    return pooling.grid_sample_backward(grad.numel, grid.numel, "bilinear", input_grad=True, grid_grad=True)
 
 
 # ------------------------------------------------------------------ elementwise, reductions
@@ -784,6 +833,7 @@ _ELEMENTWISE_ALIASES = {
     "relu6": "hardtanh",
     "true_divide": "div",
     "multiply": "mul",
+    "rrelu_with_noise": "rrelu",  # training: a random slope (a draw, 0) then compare, multiply
     "subtract": "sub",
     "special_erf": "erf",
     "xlogy": "mul",
@@ -944,6 +994,8 @@ def _activation_backward(event: OpEvent, options: CountOptions) -> Cost:
         and event.kwargs.get("approximate", event.arg(2, "approximate", "none")) == "tanh"
     ):
         per = 15  # the tanh form's derivative: tanh (9 as forward) + sech^2 and chain (6)
+    elif name == "rrelu_with_noise_backward" and not event.arg(5, "training", False):
+        per = elementwise.PER_ELEMENT_BACKWARD["leaky_relu_backward"]  # eval: a fixed slope
     return elementwise.pointwise(_out_numel(event), per)
 
 
@@ -1465,7 +1517,12 @@ def _nll_loss_backward(event: OpEvent, options: CountOptions) -> Cost:
 
 
 @formula(
-    "mse_loss", "huber_loss", "smooth_l1_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits"
+    "mse_loss",
+    "huber_loss",
+    "smooth_l1_loss",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "soft_margin_loss",
 )
 def _pointwise_loss(event: OpEvent, options: CountOptions) -> Cost:
     """(self, target, ...): elements = the broadcast of input and target."""
@@ -1546,8 +1603,115 @@ def _cdist(event: OpEvent, options: CountOptions) -> Cost:
     """cdist(x1 (..., P, M), x2 (..., R, M), p, compute_mode) and pdist(x (N, M), p), one
     distance per output: per pair M subtracts, M |d|^p (1 each), M-1 adds, and the p-th
     root (none for p = 0, 1, inf): 3M - 1 + root."""
-    x1 = event.args[0]
-    m = x1.shape[-1]
     p = float(event.arg(1 if event.op == "aten._pdist_forward" else 2, "p", 2.0))
-    root = 0 if p in (0.0, 1.0, float("inf")) else 1
-    return Cost(flops=_out_numel(event) * (max(3 * m - 1, 0) + root) if m else 0)
+    return distance.distances(_out_numel(event), event.args[0].shape[-1], p)
+
+
+@formula("_euclidean_dist")
+def _euclidean_dist(event: OpEvent, options: CountOptions) -> Cost:
+    """(x1 (..., P, M), x2 (..., R, M)) -> (..., P, R): cdist's matmul path."""
+    x1, x2, out = event.args[0], event.args[1], _out(event)
+    rows, others = x1.shape[-2], x2.shape[-2]
+    batch = out.numel // max(rows * others, 1)
+    return distance.euclidean_by_matmul(batch, rows, others, x1.shape[-1])
+
+
+@formula("_cdist_backward")
+def _cdist_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """(grad (..., P, R), x1 (..., P, M), x2 (..., R, M), p, cdist) -> x1's gradient."""
+    grad, x1, x2 = event.args[0], event.arg(1, "x1"), event.arg(2, "x2")
+    rows, others = x1.shape[-2], x2.shape[-2]
+    batch = grad.numel // max(rows * others, 1)
+    return distance.cdist_backward(batch, rows, others, x1.shape[-1], float(event.arg(3, "p")))
+
+
+@formula("_pdist_backward")
+def _pdist_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """(grad (N(N-1)/2,), self (N, M), p, pdist) -> self's gradient."""
+    x = event.arg(1, "self")
+    return distance.pdist_backward(x.shape[0], x.shape[1], float(event.arg(2, "p")))
+
+
+# ------------------------------------------------------------------ Fourier transforms
+def _fft_lengths(event: OpEvent, signal: TensorMeta) -> tuple[tuple[int, ...], int]:
+    """(the signal's sizes along ``dim``, the product of the other dims)."""
+    dims = [int(d) % max(signal.ndim, 1) for d in event.arg(1, "dim")]
+    lengths = tuple(signal.shape[d] for d in dims)
+    return lengths, signal.numel // max(prod(lengths), 1)
+
+
+@formula("_fft_r2c")
+def _fft_r2c(event: OpEvent, options: CountOptions) -> Cost:
+    """(self, dim, normalization, onesided): a real transform of the input's sizes along
+    dim; ``onesided=False`` fills the other half by symmetry (copies, 0 FLOPs)."""
+    lengths, batch = _fft_lengths(event, event.args[0])
+    normalized = int(event.arg(2, "normalization", 0)) != 0
+    return spectral.fft(lengths, batch, real=True, normalized=normalized)
+
+
+@formula("_fft_c2r")
+def _fft_c2r(event: OpEvent, options: CountOptions) -> Cost:
+    """(self, dim, normalization, last_dim_size): a real transform of the output's sizes
+    along dim (the last one ``last_dim_size``)."""
+    lengths, batch = _fft_lengths(event, _out(event))
+    normalized = int(event.arg(2, "normalization", 0)) != 0
+    return spectral.fft(lengths, batch, real=True, normalized=normalized)
+
+
+@formula("_fft_c2c")
+def _fft_c2c(event: OpEvent, options: CountOptions) -> Cost:
+    """(self, dim, normalization, forward): a complex transform of the sizes along dim."""
+    lengths, batch = _fft_lengths(event, event.args[0])
+    normalized = int(event.arg(2, "normalization", 0)) != 0
+    return spectral.fft(lengths, batch, real=False, normalized=normalized)
+
+
+@formula(*spectral.WINDOW_PER_ELEMENT)
+def _window_function(event: OpEvent, options: CountOptions) -> Cost:
+    """torch.hann_window(N) and the other windows (an STFT made in forward): their
+    definition per element (formulas/spectral.py)."""
+    name = event.op.removeprefix("aten.")
+    return elementwise.pointwise(_out_numel(event), spectral.WINDOW_PER_ELEMENT[name])
+
+
+@formula("equal")
+def _equal(event: OpEvent, options: CountOptions) -> Cost:
+    """torch.equal(a, b) -> a Python bool: one compare per element (0 on integers and
+    bools, as every compare); torch.istft runs one."""
+    return Cost(flops=event.args[0].numel)
+
+
+@formula("unfold_backward")
+def _unfold_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """(grad_in (..., frames, ..., size), input_sizes, dim, size, step): the overlap-add
+    of the windows (torch.istft, Tensor.unfold's backward); no overlap: a copy (0)."""
+    grad, sizes = event.args[0], [int(v) for v in event.arg(1, "input_sizes")]
+    dim = int(event.arg(2, "dim")) % max(len(sizes), 1)
+    size, step = int(event.arg(3, "size")), int(event.arg(4, "step"))
+    frames = grad.shape[dim] if grad.ndim > dim else 0
+    return spectral.overlap_add(prod(sizes) // max(sizes[dim], 1), frames, size, step)
+
+
+@formula(
+    "reflection_pad1d_backward",
+    "reflection_pad2d_backward",
+    "reflection_pad3d_backward",
+    "replication_pad1d_backward",
+    "replication_pad2d_backward",
+    "replication_pad3d_backward",
+)
+def _padding_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """(grad_output, self, padding): the padded cells' gradients added back."""
+    return pooling.padding_backward(event.args[0].numel, event.arg(1, "self").numel)
+
+
+@formula("col2im")
+def _col2im(event: OpEvent, options: CountOptions) -> Cost:
+    """(self (N, C*kh*kw, L) or unbatched, output_size, kernel_size, dilation, padding,
+    stride): F.fold, and F.unfold's backward: the overlapping blocks summed."""
+    x = event.args[0]
+    pairs = [tuple(int(v) for v in event.arg(i, name)) for i, name in
+             enumerate(("output_size", "kernel_size", "dilation", "padding", "stride"), start=1)]  # fmt: skip
+    out_sizes, kernel = pairs[0], pairs[1]
+    planes = x.numel // max(prod(kernel) * x.shape[-1], 1)
+    return pooling.fold_sums(planes, out_sizes, kernel, pairs[2], pairs[3], pairs[4])

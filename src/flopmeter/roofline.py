@@ -57,7 +57,8 @@ def op_class(record: OpRecord) -> str:
     "pointwise" with a 1x1 kernel, else "conv"; LSTM/GRU/RNN
     layers "recurrent"; attention kernels "attention"; exp/log/sigmoid/tanh/GELU/SiLU and
     kin "transcendental"; batch/layer/group/instance/RMS norms "norm"; softmax and
-    reductions (sum, mean, max, ...) "reduction"; windowed pooling "pooling"; the
+    reductions (sum, mean, max, ...) "reduction" (a norm's or softmax's backward too:
+    ``native_batch_norm_backward``, ``_softmax_backward_data``); windowed pooling "pooling"; the
     registry's "data" ops (copies, cat, index) "data"; every other op "elementwise" (add,
     mul, ReLU, clamp, ...).
     """
@@ -73,14 +74,15 @@ def op_class(record: OpRecord) -> str:
         return "recurrent"
     if kind_of(record.op) == "data":
         return "data"
+    forward = name.removesuffix("_data").removesuffix("_backward")  # a backward is in its forward's class
     if (
-        name.endswith(("batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm"))
+        forward.endswith(("batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm"))
         or "_norm_legit" in name
     ):
         return "norm"
     if "pool" in name and "adaptive" not in name:
         return "pooling"
-    if name in _REDUCTION or "adaptive" in name:
+    if forward in _REDUCTION or "adaptive" in name:
         return "reduction"
     if name in _TRANSCENDENTAL or name.removesuffix("_backward") in _TRANSCENDENTAL:
         return "transcendental"
@@ -97,11 +99,23 @@ def _conv_class(shapes: tuple[tuple[int, ...], ...]) -> str:
     return "pointwise" if prod(shapes[1][2:]) == 1 else "conv"
 
 
+# Ops that only allocate (``torch.empty`` and kin, e.g. inside BatchNorm's eval path on the
+# CPU): no kernel runs and nothing is read or written, so like views they cost nothing.
+ALLOCATION_ONLY = frozenset(
+    "aten." + name
+    for name in "empty empty_like new_empty empty_strided new_empty_strided empty_permuted".split()
+)
+
+
 def launches(record: OpRecord, kind: str | None = None) -> int:
-    """How many times an op pays its fixed cost: once, or for a recurrent layer once per
+    """How many times an op pays its fixed cost: none for an op that only allocates
+    (``ALLOCATION_ONLY``: no kernel; its dispatch is as cheap as a view's, which is not
+    recorded at all), once, or for a recurrent layer once per
     time step and layer (``aten.lstm``'s input is ``(T, N, F)`` or ``(N, T, F)``, its
     hidden state ``(layers * directions, N, H)``; the CPU's ``mkldnn_rnn_layer`` is one
     layer with input ``(T, N, F)``)."""
+    if record.op in ALLOCATION_ONLY:
+        return 0
     if (kind or op_class(record)) != "recurrent" or len(record.shapes) < 2:
         return 1
     data, hidden = record.shapes[0], record.shapes[1]
@@ -127,6 +141,7 @@ class RooflineRow:
     type: str
     depth: int
     flops: int = 0
+    int_ops: int = 0  # integer operations: 2 x MACs of integer work (0 FLOPs by convention)
     bytes: int = 0
     ops: int = 0
     compute_time: float = 0.0
@@ -150,8 +165,11 @@ class RooflineRow:
 
     @property
     def intensity(self) -> float:
-        """Arithmetic intensity, FLOPs per byte moved."""
-        return self.flops / self.bytes if self.bytes else float("inf")
+        """Arithmetic intensity: operations per byte moved, (FLOPs + ``int_ops``) / bytes.
+        For floating-point work that is FLOPs per byte; a quantized int8 conv or linear
+        (MACs but 0 FLOPs by convention) counts its 2 x MACs integer operations, the work
+        the roofline costs at the "int8" peak (TOPS), so its intensity is not 0."""
+        return (self.flops + self.int_ops) / self.bytes if self.bytes else float("inf")
 
     @property
     def bound(self) -> str:
@@ -220,11 +238,18 @@ def op_time(flops: int, nbytes: int, hardware: Hardware, dtype: str) -> tuple[fl
     return flops / hardware.peak(dtype), nbytes / hardware.bandwidth
 
 
+def integer_ops(record: OpRecord) -> int:
+    """Integer operations of one op: 2 x MACs for integer work (quantized int8 convs and
+    linears: MACs but 0 FLOPs by convention), else 0."""
+    return 2 * record.cost.macs if not record.cost.flops and record.cost.macs else 0
+
+
 def _op_times(record: OpRecord, hardware: Hardware) -> tuple[float, float]:
-    """``op_time`` of one record; integer work (quantized int8 convs and linears: MACs but
-    0 FLOPs by convention) is costed as 2 x MACs integer ops at the "int8" peak."""
-    if not record.cost.flops and record.cost.macs:
-        return 2 * record.cost.macs / hardware.peak("int8"), record.cost.bytes / hardware.bandwidth
+    """``op_time`` of one record; integer work is costed as its ``integer_ops`` at the
+    "int8" peak."""
+    int_ops = integer_ops(record)
+    if int_ops:
+        return int_ops / hardware.peak("int8"), record.cost.bytes / hardware.bandwidth
     return op_time(record.cost.flops, record.cost.bytes, hardware, record.dtype)
 
 
@@ -248,9 +273,11 @@ def roofline(report: Report, hardware: Hardware | str) -> Roofline:
         kind = op_class(record)
         work, memory_limited = spec.work_time(kind, compute, memory)
         overhead = spec.overhead(kind) * launches(record, kind)
+        int_ops = integer_ops(record)
         for name in _enclosing(record.module, result.rows):
             row = result.rows[name]
             row.flops += record.cost.flops
+            row.int_ops += int_ops
             row.bytes += record.cost.bytes
             row.ops += 1
             row.overhead_time += overhead

@@ -19,7 +19,7 @@ from .api import Inputs, _model_device, _resolve_inputs, profile
 from .hardware import Hardware, get
 from .random_state import kept_random_state
 from .report import Report
-from .roofline import Roofline, roofline
+from .roofline import Roofline, integer_ops, roofline
 from .tracing.run import ModelStateGuard, SaveBeforeWrites, holds_objects, own_copy
 
 Progress = Callable[[str, int, int], None]
@@ -35,10 +35,14 @@ class Timing:
     device: str
     flops: int = 0  # exact FLOPs of one call (from a profile of the same inputs)
     hardware: Hardware | None = None
-    per_module: dict[str, float] = field(default_factory=dict)  # median seconds, inclusive
-    hook_overhead: float = 0.0  # seconds per call the per-module hooks added
+    # per module: median seconds inside it per call of the whole model (all its calls summed)
+    per_module: dict[str, float] = field(default_factory=dict)
+    # seconds the per-module hooks added per call: the median with hooks minus the median
+    # without, as measured (negative when the hooked runs happened to be faster: noise)
+    hook_overhead: float = 0.0
     estimate: Roofline | None = None  # the latency model's prediction on ``hardware``, same inputs
     peak: float | None = None  # the peak FLOP/s of the FLOPs' dtypes, when there is no estimate
+    int_ops: int = 0  # integer ops of one call: 2 x MACs of integer work (int8 layers, 0 FLOPs)
 
     @property
     def predicted(self) -> float | None:
@@ -61,6 +65,12 @@ class Timing:
             for name, seconds in self.per_module.items()
             if name in rows and rows[name].time > 0
         }
+
+    @property
+    def hook_overhead_measurable(self) -> bool:
+        """Whether ``hook_overhead`` stands out of the noise: above the spread of the plain
+        runs (p90 - p10). A smaller or negative difference says nothing about the hooks."""
+        return self.hook_overhead > self.p90 - self.p10
 
     @property
     def median(self) -> float:
@@ -101,16 +111,25 @@ class Timing:
         return self.flops / self.median
 
     @property
+    def achieved_int_ops_per_second(self) -> float:
+        """Integer ops per second achieved: ``int_ops`` / median latency (0 for a float model)."""
+        return self.int_ops / self.median
+
+    @property
     def fraction_of_peak(self) -> float | None:
         """Achieved FLOP/s over the hardware's peak for the dtypes the FLOPs ran in
         (``estimate.peak_flops``, or ``peak``: a half model against the float16 peak);
-        float32's peak when neither is known."""
+        float32's peak when neither is known. With integer work (a quantized model) the
+        fraction of the median the whole work would take at peak:
+        (FLOPs / that peak + int ops / the int8 peak) / median."""
         if self.hardware is None:
             return None
         if self.estimate:
             peak = self.estimate.peak_flops
         else:
             peak = self.peak or self.hardware.peak("float32")
+        if self.int_ops:
+            return (self.flops / peak + self.int_ops / self.hardware.peak("int8")) / self.median
         return self.achieved_flops_per_second / peak
 
 
@@ -206,7 +225,7 @@ def benchmark(
     sizes: list[int | None] = list(_checked_batch_sizes(batch_sizes)) if batch_sizes is not None else [None]
     for batch in sizes:
         call_args, call_kwargs = (args, kwargs) if batch is None else _rebatch(args, kwargs, batch)
-        results.append(_one(model, call_args, call_kwargs, warmup, repeat, per_module, spec, progress))
+        results.append(_one(model, call_args, call_kwargs, warmup, repeat, per_module, spec, progress, batch))
     return results
 
 
@@ -249,6 +268,7 @@ def predict_batches(
             report = _profile_mixed(model, call_args, call_kwargs)
         else:
             report = profile(model, call_kwargs if call_kwargs else call_args)
+        _check_batch(report, batch)
         estimates.append(roofline(report, hardware))
     return estimates
 
@@ -268,6 +288,19 @@ def _rebatch(
     return tuple(resize(a) for a in args), {k: resize(v) for k, v in kwargs.items()}
 
 
+def _check_batch(report: Report, batch: int) -> None:
+    """Refuse a rebatched profile whose batch is not the one asked for: ``_rebatch`` repeats
+    the inputs' tensors along their first dimension, and some models read their batch
+    elsewhere; timing them would label another workload with the batch asked for."""
+    if report.batch_size != batch:
+        raise ValueError(
+            f"batch_sizes: the inputs' tensors were repeated along their first dimension to make a "
+            f"batch of {batch}, but the model read a batch of {report.batch_size}: its batch is not the "
+            "first dimension of its input tensors (a sequence-first RNN takes (seq, batch, features), a "
+            "detection model a list of images); give inputs of each batch size yourself, one call (or CLI run with its --input) per size"
+        )
+
+
 def _one(
     model: torch.nn.Module,
     args: tuple[Any, ...],
@@ -277,12 +310,15 @@ def _one(
     per_module: bool,
     hardware: Hardware | None,
     progress: Progress | None,
+    batch: int | None = None,
 ) -> Timing:
     device = _model_device(model, (args, kwargs))
     if args and kwargs:
         report = _profile_mixed(model, args, kwargs)
     else:
         report = profile(model, kwargs if kwargs else args)
+    if batch is not None:
+        _check_batch(report, batch)
     with kept_random_state(), ModelStateGuard(model) as guard, torch.no_grad():
         model.eval()
         call, setup = _calls(model, args, kwargs)
@@ -292,11 +328,12 @@ def _one(
             call()
         times = time_calls(call, device, warmup, repeat, progress, setup=setup)
         timing = Timing(report.batch_size, times, warmup, device.type, report.flops, hardware)
+        timing.int_ops = sum(integer_ops(record) for record in report.ops)
         if hardware is not None:
             timing.estimate = roofline(report, hardware)
         if per_module:
             timing.per_module, with_hooks = _time_modules(model, args, kwargs, device, warmup, repeat)
-            timing.hook_overhead = max(with_hooks - timing.median, 0.0)
+            timing.hook_overhead = with_hooks - timing.median  # signed: render.speed.hook_cost
     return timing
 
 
@@ -363,15 +400,22 @@ def _time_modules(
     warmup: int,
     repeat: int,
 ) -> tuple[dict[str, float], float]:
-    """Median inclusive seconds per module, and the median whole-call time with hooks on."""
+    """Per module, the median over the timed runs of the seconds spent inside it during one
+    call of the whole model (inclusive; a module called twice per forward, like the ReLU of
+    a torchvision BasicBlock, sums both calls, as its estimate does; 0 in a run that did not
+    call it); and the median whole-call time with hooks on."""
     from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 
     names = {id(m): name for name, m in model.named_modules()}
     starts: dict[int, list[float]] = {}
-    samples: dict[str, list[float]] = {}
+    runs: list[dict[str, float]] = []  # per timed run: seconds per module
+    current: dict[str, float] = {}
     timed = [False]  # modules are sampled only in the timed runs, after the warm-up
 
     def after(phase: str, index: int, total: int) -> None:
+        if phase == "timed":
+            runs.append(dict(current))
+            current.clear()
         timed[0] = phase == "timed" or index == total
 
     def pre(module: torch.nn.Module, _: Any) -> None:
@@ -382,7 +426,8 @@ def _time_modules(
     def post(module: torch.nn.Module, _: Any, __: Any) -> None:
         if id(module) in names and starts.get(id(module)):
             _synchronize(device)
-            samples.setdefault(names[id(module)], []).append(time.perf_counter() - starts[id(module)].pop())
+            name = names[id(module)]
+            current[name] = current.get(name, 0.0) + time.perf_counter() - starts[id(module)].pop()
 
     handles = [register_module_forward_pre_hook(pre), register_module_forward_hook(post, always_call=True)]
     try:
@@ -391,4 +436,6 @@ def _time_modules(
     finally:
         for handle in handles:
             handle.remove()
-    return {name: statistics.median(values) for name, values in samples.items()}, statistics.median(whole)
+    seen = {name: None for run in runs for name in run}  # in the order they first finished
+    per_module = {name: statistics.median(run.get(name, 0.0) for run in runs) for name in seen}
+    return per_module, statistics.median(whole)

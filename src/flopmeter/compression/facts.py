@@ -118,6 +118,8 @@ class ModelFacts:
     other_params: dict[str, int] = field(default_factory=dict)
     bias_bytes: dict[str, int] = field(default_factory=dict)
     by_tensor: dict[int, WeightFact] = field(default_factory=dict, repr=False)  # id(parameter) -> its fact
+    qat_act_bits: dict[str, int] = field(default_factory=dict)  # QAT layer -> its activations' bits
+    folded_batch_norms: set[str] = field(default_factory=set)  # QAT ConvBn*: BN folded in emulation
 
     def facts(self) -> list[WeightFact]:
         return [f for facts in self.weights.values() for f in facts]
@@ -175,6 +177,10 @@ def collect(model: torch.nn.Module, walk: ModelWalk | None = None) -> ModelFacts
         facts = _module_facts(name, module, found, seen, held)
         if facts:
             found.weights[name] = facts
+        if "weight_fake_quant" in module._modules:
+            _quantization_aware(name, module, facts, found)
+            if any(c.__name__ == "_ConvBnNd" for c in kind.__mro__):
+                found.folded_batch_norms.add(name)
         bias = getattr(module, "bias", None)
         if isinstance(bias, torch.Tensor) and bias.ndim == 1:
             found.bias_params[name] = bias.numel()
@@ -184,7 +190,76 @@ def collect(model: torch.nn.Module, walk: ModelWalk | None = None) -> ModelFacts
             found.bias_params[name] = facts[0].logical_extra_params - facts[0].numel
             found.bias_bits[name] = 32
         _count_param_bytes(name, module, found, counted)
+    if isinstance(model, torch.fx.GraphModule):
+        _graph_input_bits(model, found)
     return found
+
+
+def _graph_input_bits(model: torch.fx.GraphModule, found: ModelFacts) -> None:
+    """FX quantization-aware models: a QAT layer's activations take the bits of the
+    fake quantizer whose output the graph feeds it (``activation_post_process_N``)."""
+    modules = dict(model.named_modules())
+    for node in model.graph.nodes:
+        if node.op != "call_module" or node.target in found.qat_act_bits:
+            continue
+        layer = modules.get(str(node.target))
+        if layer is None or "weight_fake_quant" not in layer._modules:
+            continue
+        source = node.args[0] if node.args else None
+        if isinstance(source, torch.fx.Node) and source.op == "call_module":
+            bits = _quantizer_bits(modules.get(str(source.target)))
+            if bits is not None:
+                found.qat_act_bits[str(node.target)] = bits
+
+
+def _quantization_aware(
+    name: str, module: torch.nn.Module, facts: list[WeightFact], found: ModelFacts
+) -> None:
+    """A QAT layer (torch.ao ``weight_fake_quant``): its float weight stands for the
+    integer weight the fake quantizer rounds it to, so the weight's bits are the
+    quantizer's (``quant_max - quant_min`` needs ``(quant_max - quant_min).bit_length()``
+    bits: -128..127 -> 8, -8..7 -> 4), with one scale per output channel (per-channel
+    schemes) or one in all, costed as torch.ao's converted layers store them (16 bytes:
+    a float64 scale and an int64 zero point). Its activations take the bits of the
+    layer's own output fake quantizer (``activation_post_process``, eager mode: torch.ao
+    gives a layer's input the same qconfig; in an FX graph, the quantizer that feeds it),
+    one bit more under ``reduce_range``
+    (quint8 0..127 is still an 8-bit tensor). The stored bytes stay the float ones."""
+    weight_quantizer = module._modules["weight_fake_quant"]
+    bits = _quantizer_bits(weight_quantizer)
+    if bits is None:
+        return
+    for fact in facts:
+        if fact.name != "weight" or fact.representation not in ("dense", "prune", "parametrize"):
+            continue  # a weight already packed or quantized keeps its own bits
+        scheme = str(getattr(weight_quantizer, "qscheme", "")).removeprefix("torch.")
+        per_channel = scheme.startswith("per_channel")
+        axis = getattr(weight_quantizer, "ch_axis", 0)
+        fact.n_scales = fact.shape[axis] if per_channel and -len(fact.shape) <= axis < len(fact.shape) else 1
+        fact.ideal_scale_bytes = 16 * fact.n_scales
+        fact.weight_bits = bits
+        if fact.representation == "dense":  # a pruned QAT weight stays "prune"
+            dtype = str(getattr(weight_quantizer, "dtype", "")).removeprefix("torch.")
+            fact.representation = f"qat {dtype} {'per_channel' if per_channel else 'per_tensor'}"
+    activation = module._modules.get("activation_post_process")
+    act_bits = _quantizer_bits(activation) if activation is not None else None
+    if act_bits is not None:
+        found.qat_act_bits[name] = act_bits
+
+
+def _quantizer_bits(quantizer: Any) -> int | None:
+    """The bits a torch.ao fake quantizer's integer range needs; None for anything else
+    (a float16 "fake quantizer", an unknown class)."""
+    if not _emulation_class(type(quantizer)):
+        return None
+    low, high = getattr(quantizer, "quant_min", None), getattr(quantizer, "quant_max", None)
+    if not (isinstance(low, int) and isinstance(high, int)) or high <= low:
+        return None
+    bits = (high - low).bit_length()
+    observer = getattr(quantizer, "activation_post_process", None)
+    if getattr(observer, "reduce_range", False):
+        bits += 1
+    return bits
 
 
 def _count_param_bytes(name: str, module: torch.nn.Module, found: ModelFacts, counted: set[int]) -> None:

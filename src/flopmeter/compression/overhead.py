@@ -6,7 +6,10 @@ subclass (torchao, bitsandbytes), every op that is not the contraction and does 
 read a real parameter (the bias add stays): int->float copies of the weight, scale
 multiplies, zero-point subtractions, on-the-fly activation quantization. Every op of
 a torch.ao observer or fake quantizer (prepared and QAT models: calibration and
-emulated rounding, not the model's work).
+emulated rounding, not the model's work). In a QAT ``ConvBn*`` module, the simulated
+batch-norm fold: the scale factor (``sqrt(var + eps)``, ``gamma / std``), the weight
+scaling, the output's division by the scale and the adds of the zero bias it passes to
+the conv (the model's own bias add, and the batch norm itself, stay model work).
 """
 
 from __future__ import annotations
@@ -32,8 +35,9 @@ QUANTIZE_OPS = frozenset(
 _SUBCLASS_PREFIXES = ("torchao ", "bitsandbytes")
 
 
-def classifier(facts: ModelFacts) -> Callable[[OpEvent, Cost], bool]:
-    """``is_overhead(event, cost)`` for the model these facts were read from."""
+def classifier(facts: ModelFacts) -> Callable[[OpEvent, Cost], bool | Cost]:
+    """``is_overhead(event, cost)`` for the model these facts were read from: True
+    when the whole op is overhead, a Cost when only that part of it is."""
     masked = {
         name: {tuple(f.shape) for f in fs if f.representation == "prune"}
         for held in (facts.weights, facts.tied)
@@ -46,13 +50,17 @@ def classifier(facts: ModelFacts) -> Callable[[OpEvent, Cost], bool]:
         if any(f.representation.startswith(_SUBCLASS_PREFIXES) for f in fs)
     }
     emulation = frozenset(facts.overhead_modules)  # parametrizations, observers, fake quantizers
+    folded = frozenset(facts.folded_batch_norms)
+    bias_sums: dict[str, int] = {}  # folded module -> its bias adds whose gradient sum is still to come
 
-    def is_overhead(event: OpEvent, cost: Cost) -> bool:
+    def is_overhead(event: OpEvent, cost: Cost) -> bool | Cost:
         if event.op in QUANTIZE_OPS:
             return True
         module = event.module
         if emulation and _within(module, emulation):
             return True
+        if module in folded:
+            return _batch_norm_fold(event, bias_sums)
         if module in masked and event.op in ("aten.mul", "aten.mul_"):
             inputs = event.tensor_inputs()
             if len(inputs) != 2:
@@ -65,6 +73,44 @@ def classifier(facts: ModelFacts) -> Callable[[OpEvent, Cost], bool]:
         return False
 
     return is_overhead
+
+
+# the ops torch.ao's QAT ConvBn runs to simulate folding its batch norm into the conv,
+# and, in a backward profile, their gradients (the float conv + batch norm has none of
+# them in the conv's own module: its gradients are convolution_backward's and the norm's)
+_FOLD_OPS = frozenset({"aten.add", "aten.sqrt", "aten.rsqrt", "aten.div", "aten.mul", "aten.reciprocal"})
+_FOLD_GRADIENT_OPS = _FOLD_OPS | {"aten.neg", "aten.sum", "aten.sub", "aten.pow"}
+
+
+def _batch_norm_fold(event: OpEvent, bias_sums: dict[str, int]) -> bool | Cost:
+    """In a QAT ``ConvBn*`` module's own ops: True for the fold's arithmetic and its
+    gradient; for its conv, the part that adds the zero bias the fold passes (1 FLOP
+    per output: the conv then counts as the float model's conv without bias); False for
+    the rest: the conv's products and gradients, the activation, the model's bias add
+    (an add reading a parameter) and that add's gradient (a sum over the output: the
+    first one after the norm's gradient, as autograd runs them; the fold's own sum over
+    the output has the same cost, so which of the two is kept does not change a number)."""
+    op, module = event.op, event.module
+    if event.phase == BACKWARD:
+        if op not in _FOLD_GRADIENT_OPS:
+            return False
+        if op == "aten.sum" and bias_sums.get(module) and len(event.tensor_inputs()[0].shape) > 1:
+            inputs = event.tensor_inputs()
+            if event.outputs and inputs and event.outputs[0].numel < inputs[0].numel:
+                bias_sums[module] -= 1
+                return False
+        return True
+    if op == "aten.convolution":
+        bias = event.arg(2, "bias")
+        if bias is not None and getattr(bias, "role", "param") == "activation" and event.outputs:
+            return Cost(flops=event.outputs[0].numel)
+        return False
+    if op not in _FOLD_OPS:
+        return False
+    if op == "aten.add" and any(t.role == "param" for t in event.tensor_inputs()):
+        bias_sums[module] = bias_sums.get(module, 0) + 1
+        return False
+    return True
 
 
 def _within(module: str, names: frozenset[str]) -> bool:

@@ -748,7 +748,7 @@ def build_view(
             assumed=bool(weights) and (sparsity is not None or bits is not None),
         )
         layer.macs_dense = work.macs
-        layer.act_bits = (bits[1] if bits else work.act_bits) or None
+        layer.act_bits = (bits[1] if bits else facts.qat_act_bits.get(name, work.act_bits)) or None
         bias = facts.bias_params.get(name, 0)
         bias_bits = (bits[0] if bits and bits[0] >= 16 else 32) if bits else facts.bias_bits.get(name, 32)
         layer.params = stats.own_params  # logical: finish() added the packed weights

@@ -203,4 +203,7 @@ PER_ELEMENT_BACKWARD: dict[str, int] = {
     "log_sigmoid_backward": 4,
     "mish_backward": 12,  # tanh(softplus(x)) (4) and its derivative through sigmoid (8)
     "native_dropout_backward": 1,  # g * mask * scale (mask already scaled)
+    "hardshrink_backward": 2,  # g unless -lambda <= x <= lambda: two compares
+    "softshrink_backward": 2,  # the same test
+    "rrelu_with_noise_backward": 1,  # training: g * noise (the slope drawn, or 1); eval: leaky_relu's 2
 }

@@ -37,6 +37,8 @@ LOSS_PER_ELEMENT: dict[str, int] = {
     "binary_cross_entropy": 9,
     # (1 - t) * x - log_sigmoid(x): sub, mul, log_sigmoid 4, sub
     "binary_cross_entropy_with_logits": 7,
+    # log(1 + exp(-t * x)): mul, negate, exp, add, log
+    "soft_margin_loss": 5,
 }
 # smooth L1 with beta == 0 is L1: z, |z|.
 SMOOTH_L1_BETA_ZERO = 2
@@ -50,6 +52,8 @@ LOSS_BACKWARD_PER_ELEMENT: dict[str, int] = {
     "smooth_l1_loss_backward": 6,  # z, two region compares, norm * z * g / beta (3)
     # g * (x - t) / max((1 - x) * x, eps): sub, 1-x, mul, max, div, mul
     "binary_cross_entropy_backward": 6,
+    # -t * sigmoid(-t * x) * g: -t*x (mul, negate), e / (1 + e) (exp, add, divide), *(-t), *g
+    "soft_margin_loss_backward": 7,
 }
 
 

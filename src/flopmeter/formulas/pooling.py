@@ -68,6 +68,16 @@ INTERPOLATION_PER_OUTPUT = {
 GRID_UNNORMALIZE_PER_COORDINATE = 3
 
 
+def grid_sample(outputs: int, coordinates: int, mode: str) -> Cost:
+    """grid_sample to ``outputs`` = N*C*out elements from a grid of ``coordinates`` =
+    points * d values: the mode's interpolation per output (as ``interpolate``), and 3 per
+    coordinate to un-normalise it (shared by the channels). The padding modes' clamps
+    and reflections are not counted."""
+    return Cost(
+        flops=outputs * INTERPOLATION_PER_OUTPUT[mode] + coordinates * GRID_UNNORMALIZE_PER_COORDINATE
+    )
+
+
 # The backward of interpolation: each output gradient g adds w*g to each of its taps
 # (1 multiply + 1 add per tap); linear 2 taps, bilinear 4, trilinear 8, bicubic 16.
 INTERPOLATION_BACKWARD_PER_OUTPUT = {"linear": 4, "bilinear": 8, "trilinear": 16, "bicubic": 32}
@@ -131,3 +141,71 @@ def antialiased_interpolate(
         rows = prod(current) // out_sizes[dim]  # the other dimensions at this pass
         flops += rows * sum(2 * t - 1 for t in taps if t > 0)
     return Cost(flops=planes * flops, ptflops_macs=planes * prod(out_sizes))
+
+
+# grid_sample's backward, per channel-output gradient g (the derivative of the forward's
+# lerp form above):
+# - the input's gradient: g added to each tap cell with its weight, 2 per tap, as the
+#   upsample backward (nearest: one add to the one cell read);
+# - the grid's gradient, per coordinate: the derivative of the interpolation along it,
+#   times g (1), summed over the channels (1). Bilinear: a linear interpolation (3) of the
+#   2 neighbour differences (2) = 5, + 2 = 7 per coordinate, 14 for 2 (torch's CPU kernel:
+#   gx += ((ne - nw)*s + (se - sw)*n) * g); trilinear: a bilinear interpolation (9) of 4
+#   differences (4) = 13, + 2 = 15, 45 for 3; bicubic: the forward's 35 with one axis's
+#   cubic weights replaced by their derivatives, + 2 = 37, 74 for 2; nearest: 0 (torch
+#   returns zeros).
+GRID_INPUT_GRAD_PER_OUTPUT = {"nearest": 1, **INTERPOLATION_BACKWARD_PER_OUTPUT}
+GRID_GRID_GRAD_PER_OUTPUT = {"nearest": 0, "bilinear": 14, "trilinear": 45, "bicubic": 74}
+# the grid's gradient through the un-normalising: one multiply per coordinate
+GRID_CHAIN_PER_COORDINATE = 1
+
+
+def grid_sample_backward(
+    outputs: int, coordinates: int, mode: str, *, input_grad: bool, grid_grad: bool
+) -> Cost:
+    """The backward of grid_sample for ``outputs`` = N*C*out output gradients and
+    ``coordinates`` = grid elements (points * d): per coordinate the forward's
+    un-normalising (3), + 1 with the grid's gradient (the chain rule through it); per
+    output gradient the input's and the grid's parts above, each when asked for. (The
+    weights shared by the channels are not counted, as in the forward.)"""
+    per_output = (GRID_INPUT_GRAD_PER_OUTPUT[mode] if input_grad else 0) + (
+        GRID_GRID_GRAD_PER_OUTPUT[mode] if grid_grad else 0
+    )
+    per_coordinate = GRID_UNNORMALIZE_PER_COORDINATE + (
+        GRID_CHAIN_PER_COORDINATE if grid_grad and mode != "nearest" else 0
+    )
+    return Cost(flops=outputs * per_output + coordinates * per_coordinate)
+
+
+def padding_backward(output_gradients: int, input_elements: int) -> Cost:
+    """The backward of reflection and replication padding: each padded cell's gradient
+    is added to the input cell it copied (a reflected or the edge one): one add per
+    padded cell, output gradients - input elements (0 when nothing was padded)."""
+    return Cost(flops=max(output_gradients - input_elements, 0))
+
+
+def fold_sums(
+    planes: int,
+    out_sizes: tuple[int, ...],
+    kernel: tuple[int, ...],
+    dilation: tuple[int, ...],
+    padding: tuple[int, ...],
+    stride: tuple[int, ...],
+) -> Cost:
+    """col2im (``F.fold``, and ``F.unfold``'s backward): every block's value is added at
+    its place in the output; places in the padding are dropped. Per dimension, position
+    p receives the (block l, kernel offset k) with l*stride + k*dilation - padding = p;
+    the dimensions are separable, so per plane the adds are ∏ Σ_p hits(p) - ∏ #{p hit}
+    (each covered position's first value needs no add)."""
+    terms = covered = 1
+    for size, k, d, pad, s in zip(out_sizes, kernel, dilation, padding, stride, strict=True):
+        blocks = (size + 2 * pad - d * (k - 1) - 1) // s + 1
+        hits = [0] * size
+        for block in range(max(blocks, 0)):
+            for offset in range(k):
+                p = block * s + offset * d - pad
+                if 0 <= p < size:
+                    hits[p] += 1
+        terms *= sum(hits)
+        covered *= sum(1 for h in hits if h)
+    return Cost(flops=planes * (terms - covered))

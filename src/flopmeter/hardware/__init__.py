@@ -268,8 +268,9 @@ def measure_local(
     dtypes: tuple[str, ...] = ("float32",),
 ) -> Hardware:
     """Measure this machine: peak FLOP/s per dtype in ``dtypes`` from a large matmul
-    (2*n^3 FLOPs) and bandwidth from a large copy (read + write = 2 x bytes). Best of
-    ``repeat`` runs, timed with ``clock``."""
+    (2*n^3 FLOPs; for "int8", integer ops per second from ``torch._int_mm``, the int8 x int8
+    -> int32 GEMM, left out where this torch or device has none) and bandwidth from a large
+    copy (read + write = 2 x bytes). Best of ``repeat`` runs, timed with ``clock``."""
     dev = torch.device(device)
     src = torch.empty(copy_mib * 2**20 // 4, device=dev)
     dst = torch.empty_like(src)
@@ -286,6 +287,11 @@ def measure_local(
 
     peaks = {}
     for dtype in dtypes:
+        if dtype == "int8":
+            integer = _int8_gemm(size, dev)
+            if integer is not None:
+                peaks[dtype] = 2 * size**3 / best(integer)
+            continue
         a = torch.randn(size, size, device=dev, dtype=getattr(torch, dtype))
         b = torch.randn(size, size, device=dev, dtype=getattr(torch, dtype))
         peaks[dtype] = 2 * size**3 / best(lambda a=a, b=b: torch.mm(a, b))
@@ -297,6 +303,18 @@ def measure_local(
         description=f"this machine's {dev.type}, measured",
         source=f"measured: {size}x{size} {'/'.join(dtypes)} matmul and a {copy_mib} MiB copy, best of {repeat}",
     )
+
+
+def _int8_gemm(size: int, device: torch.device) -> Callable[[], object] | None:
+    """An int8 x int8 -> int32 ``size``-square GEMM to time (``torch._int_mm``, the kernel
+    int8 inference reaches on this device), or None where it does not run."""
+    a = torch.randint(-128, 128, (size, size), dtype=torch.int8, device=device)
+    b = torch.randint(-128, 128, (size, size), dtype=torch.int8, device=device)
+    try:
+        torch._int_mm(a, b)
+    except (AttributeError, RuntimeError, NotImplementedError):
+        return None
+    return lambda: torch._int_mm(a, b)
 
 
 def _sync(device: torch.device) -> None:

@@ -124,8 +124,9 @@ class LLMCost:
     # -- cost versus length -----------------------------------------------------
     @property
     def polynomial_expected(self) -> bool:
-        """False for sliding-window attention (piecewise in length): traced points instead."""
-        return not self.lm.has_window
+        """False for sliding-window or chunked attention (piecewise in length): traced
+        points instead."""
+        return not (self.lm.has_window or self.lm.has_chunks)
 
     def prefill_fit(self, quantity: str = "flops_2mac") -> Fit:
         """``quantity`` of the prefill as a polynomial in T (degree 2), fitted through

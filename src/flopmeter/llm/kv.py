@@ -1,5 +1,6 @@
 """KV-cache sizes: 2 (keys and values) x kv_heads x head_dim x bytes per element, per
-token and layer. Sliding-window layers keep at most ``window`` tokens."""
+token and layer. Sliding-window layers keep at most ``window`` tokens; chunked-attention
+layers (Llama 4) the tokens of the current chunk."""
 
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ class KVCache:
     bits: int
     windows: tuple[int | None, ...]
     value_head_dim: int | None = None  # when values differ from keys (MLA); None: head_dim
+    chunks: tuple[int | None, ...] = ()  # per layer: its attention chunk, or None
 
     @property
     def bytes_per_token_per_layer(self) -> Fraction:
@@ -60,9 +62,18 @@ class KVCache:
         return self.bytes_per_token_per_layer * self.layers
 
     def tokens_held(self, context: int) -> int:
-        """Token slots over all layers for a context of ``context`` tokens (a sliding-window
-        layer holds at most its window)."""
-        return sum(context if w is None else min(context, w) for w in self.windows)
+        """Token slots over all layers for a context of ``context`` tokens: a sliding-window
+        layer holds at most its window; a chunked-attention layer of chunk C the tokens of
+        the chunk the last token is in, ``(context - 1) % C + 1`` (its attention reads no
+        other: an engine keeps no more)."""
+        chunks = self.chunks or (None,) * len(self.windows)
+        held = 0
+        for window, chunk in zip(self.windows, chunks, strict=True):
+            if chunk is not None and context > 0:
+                held += (context - 1) % chunk + 1
+            else:
+                held += context if window is None else min(context, window)
+        return held
 
     def bytes(self, context: int, batch: int = 1) -> Fraction:
         """The whole cache for ``batch`` sequences of ``context`` tokens."""
@@ -83,4 +94,8 @@ def kv_cache(lm: LanguageModel, dtype: str | int | None = None) -> KVCache:
     # only the layers that cache keys and values: a hybrid's Mamba layers (Jamba) keep a state instead
     caching = sorted(layer for layer in stored if layer < len(lm.windows))
     windows = tuple(lm.windows[layer] for layer in caching) or lm.windows
-    return KVCache(len(windows), heads, key_dim, bits, windows, None if value_dim == key_dim else value_dim)
+    all_chunks = lm.chunks or (None,) * len(lm.windows)
+    chunks = tuple(all_chunks[layer] for layer in caching) if caching else all_chunks
+    return KVCache(
+        len(windows), heads, key_dim, bits, windows, None if value_dim == key_dim else value_dim, chunks
+    )

@@ -51,7 +51,8 @@ class ParamCounts:
 @dataclass
 class LanguageModel:
     """A causal language model and its shape facts. ``windows`` has one entry per layer:
-    the sliding-window length, or None for full attention."""
+    the sliding-window length, or None for full attention; ``chunks`` likewise the chunk
+    of a chunked-attention layer (Llama 4: a token attends its own chunk only)."""
 
     model: torch.nn.Module
     config: Any
@@ -66,6 +67,7 @@ class LanguageModel:
     experts_per_token: int
     params: ParamCounts
     name: str
+    chunks: tuple[int | None, ...] = ()
     # per layer that caches: (heads, dim) of the keys and of the values transformers stores for one
     # token, recorded by ``traces.stored_layout`` on first use
     stored: dict[int, tuple[tuple[int, int], tuple[int, int]]] | None = field(default=None, repr=False)
@@ -81,6 +83,10 @@ class LanguageModel:
     @property
     def has_window(self) -> bool:
         return any(w is not None for w in self.windows)
+
+    @property
+    def has_chunks(self) -> bool:
+        return any(c is not None for c in self.chunks)
 
     @property
     def is_moe(self) -> bool:
@@ -215,6 +221,11 @@ def _describe(model: torch.nn.Module, config: Any) -> LanguageModel:
         windows = tuple(int(window) if t == "sliding_attention" else None for t in types)
     else:
         windows = tuple(int(window) if window else None for _ in range(layers))
+    chunk = getattr(config, "attention_chunk_size", None)
+    if isinstance(chunk, int) and chunk > 0 and types:
+        chunks = tuple(chunk if t == "chunked_attention" else None for t in types)
+    else:
+        chunks = (None,) * layers
     experts = int(_get(config, "num_local_experts", "num_experts", "n_routed_experts", default=0) or 0)
     top_k = int(_get(config, "num_experts_per_tok", "top_k", default=0) or 0)
     return LanguageModel(
@@ -227,6 +238,7 @@ def _describe(model: torch.nn.Module, config: Any) -> LanguageModel:
         head_dim=head_dim,
         vocab=int(_get(config, "vocab_size")),
         windows=windows,
+        chunks=chunks,
         num_experts=experts,
         experts_per_token=top_k,
         params=count_params(model, experts, top_k),

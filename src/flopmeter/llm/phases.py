@@ -5,12 +5,14 @@ KV-cache writes and activations, under two accountings.
   everything a cache of n tokens adds to the traced traffic: the trace at n minus the
   trace of the same step with an empty cache (Hugging Face's ``DynamicCache`` copies
   the whole cache with ``cat`` every step, and attention reads it). Activations are the
-  rest of the non-weight traffic. A prefill writes its cache without a copy (the
-  projections' outputs are kept), so its KV columns are 0 and the traffic is activations.
+  rest of the non-weight traffic. A prefill has no cache to compare with, so its KV
+  columns are 0 and the traffic is activations (``DynamicCache``'s copy of the new keys
+  and values included).
 - ``paged``: what a serving engine does. A decode step writes one slot per layer and
   reads the whole cache once (n+1 tokens: the new one included); a chunk of k tokens
   writes k slots and reads n+k; a prefill writes T tokens and reads none. Activations
-  are as executed; so are weights, except that of a mixture of experts only the experts
+  are as executed less ``DynamicCache``'s copies of the new tokens into its empty
+  placeholder (an engine's single write of them is the KV write); weights are as executed, except that of a mixture of experts only the experts
   some token was routed to are read (uniform routing: the expected share).
 """
 
@@ -52,6 +54,19 @@ class Bytes:
             )
         )
         return f"Bytes({parts})"
+
+
+def cache_fill_bytes(report: Report) -> int:
+    """Traffic of the ops that put new tokens' keys and values into an empty
+    ``DynamicCache``: a ``cat`` onto its empty placeholder (``torch.tensor([])``), one per
+    layer for K and one for V. A serving engine writes the projections' keys and values
+    into its cache once, the paged view's KV write, so the copy (its read and its
+    write) leaves the paged view's activations."""
+    total = 0
+    for record in report.ops:
+        if record.op == "aten.cat" and record.shapes and 0 in record.shapes[0]:
+            total += record.cost.bytes_read + record.cost.bytes_written
+    return total
 
 
 @dataclass(frozen=True)
@@ -115,7 +130,9 @@ class Phase:
         else:
             read = geometry.bytes(self.context + self.tokens, self.batch)
             written = geometry.bytes_per_token * self.tokens * self.batch
-        return Bytes(self._paged_weights(executed.weights), read, written, executed.activations)
+        source = self.empty_cache if self.empty_cache is not None else self.report
+        activations = executed.activations - cache_fill_bytes(source)  # the engine's write is ``written``
+        return Bytes(self._paged_weights(executed.weights), read, written, activations)
 
     def _paged_weights(self, traced: int | Fraction) -> int | Fraction:
         """Weights an engine reads: a grouped GEMM reads every expert, an engine only the

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..cost import Cost
 from ..formulas import attention as attn
-from ..formulas import contraction, elementwise, normalization, pooling, recurrent
+from ..formulas import contraction, elementwise, normalization, pooling, recurrent, spectral
 from ..registry import CountOptions, is_floating, with_traffic
 from ..tracing.events import OpEvent, TensorMeta
 
@@ -635,6 +635,40 @@ def _recurrent(event: OpEvent, options: CountOptions) -> Cost:
     if mode == "lstm" and _input(event, 7) is not None:  # peepholes P: i, f, o gates each add P * c
         step += Cost(flops=3 * 2 * hidden)
     return step.scaled(steps * directions)
+
+
+# ------------------------------------------------------------------ Fourier transforms
+@onnx_formula("DFT")
+def _dft(event: OpEvent, options: CountOptions) -> Cost:
+    """x (..., 1) real or (..., 2) complex, dft_length, axis (an input from opset 20, an
+    attribute before; it counts the trailing real/imaginary dim). A real input, or an
+    inverse one-sided transform (torch's exported irfft), is a real transform of
+    dft_length; anything else a complex one. An inverse also scales by 1/n: one multiply
+    per real number of the signal, as torch's normalization (formulas/spectral.py)."""
+    x = event.args[0]
+    opset = int(event.kwargs.get("opset", 20))
+    axis_value = _value(event, 2)
+    axis = int(axis_value[0]) if axis_value else int(_attr(event, "axis", -2 if opset >= 20 else 1))
+    axis %= max(x.ndim, 1)
+    length_value = _value(event, 1)
+    n = int(length_value[0]) if length_value else x.shape[axis]
+    inverse, onesided = bool(_attr(event, "inverse", 0)), bool(_attr(event, "onesided", 0))
+    batch = x.numel // max(x.shape[-1] * x.shape[axis], 1)
+    real = x.shape[-1] == 1 or (inverse and onesided)
+    return spectral.fft((n,), batch, real=real, normalized=inverse)
+
+
+@onnx_formula("STFT")
+def _stft(event: OpEvent, options: CountOptions) -> Cost:
+    """signal (B, L, 1 real | 2 complex), frame_step, window, frame_length -> (B, frames,
+    bins, 2): per frame the window's multiply and a 1-d transform of frame_length (else
+    the window's length), as torch.stft's ``mul`` and ``_fft_r2c``."""
+    signal, out = event.args[0], _out(event)
+    window = _input(event, 2)
+    length_value = _value(event, 3)
+    n = int(length_value[0]) if length_value else (window.shape[0] if window is not None else 0)
+    frames = out.shape[0] * out.shape[1]
+    return spectral.stft(frames, n, real=signal.shape[-1] == 1, windowed=window is not None)
 
 
 def onnx_op_name(domain: str, op_type: str) -> str:

@@ -69,6 +69,7 @@ def to_json(
                 {
                     "name": r.name,
                     "flops": r.flops,
+                    "integer_ops": r.int_ops,
                     "bytes": r.bytes,
                     "intensity": r.intensity if r.bytes else None,
                     "bound": r.bound,
@@ -94,9 +95,10 @@ def to_json(
                 "std": t.std,
                 "throughput": t.throughput,
                 "achieved_flops_per_second": t.achieved_flops_per_second,
+                "achieved_integer_ops_per_second": t.achieved_int_ops_per_second,
                 "fraction_of_peak": t.fraction_of_peak,
                 "per_module_median_seconds": t.per_module,
-                "hook_overhead_seconds": t.hook_overhead,
+                "hook_overhead_seconds": t.hook_overhead if t.per_module else None,
                 "predicted_seconds": t.predicted,
                 "measured_over_predicted": t.ratio,
             }
@@ -128,22 +130,27 @@ def to_csv(
     sort: str | None = None,
     convention: str = "exact",
     compression: Any = None,
+    timings: Any = None,
+    sweep: Any = None,
 ) -> str:
     """One row per module, inclusive counts, every convention as a column (and the
     roofline's intensity, bound and estimated seconds when given; the compression
     view's ``MODULE_CSV_COLUMNS`` when ``compression``, a CompressionView, is given).
     The model's row is named "(root)". Rows as ``text.select_modules`` picks them.
     Each op without a formula follows as a row of type "unsupported op" with its call
-    count and empty counts (never a silent zero)."""
+    count and empty counts (never a silent zero). Measured ``timings`` (``benchmark``)
+    and a batch ``sweep`` (``predict_batches``) follow as rows of their own types with
+    ``SPEED_CSV_COLUMNS`` (``speed_csv_rows``)."""
     from .compression import MODULE_CSV_COLUMNS, module_csv_cells
 
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    columns = CSV_COLUMNS + (["intensity", "bound", "est_time_s"] if roofline is not None else [])
+    columns = CSV_COLUMNS + (roofline_csv_columns(roofline) if roofline is not None else [])
     viewed = compression.by_module() if compression is not None else None
     if viewed is not None:
         columns += MODULE_CSV_COLUMNS
-    writer.writerow(columns)
+    speed = speed_csv_rows(timings, sweep)
+    writer.writerow(columns + (SPEED_CSV_COLUMNS if speed else []))
     for m in select_modules(report, depth=depth, top=top, sort=sort, convention=convention):
         writer.writerow(
             [
@@ -161,11 +168,117 @@ def to_csv(
                 m.own.flops,
                 *(_roofline_cells(roofline, m.name) if roofline is not None else []),
                 *(module_csv_cells(viewed[m.name]) if viewed is not None else []),
+                *([""] * len(SPEED_CSV_COLUMNS) if speed else []),
             ]
         )
+    width = len(columns) + (len(SPEED_CSV_COLUMNS) if speed else 0)
     for op in report.unsupported.values():
-        writer.writerow([op.op, "unsupported op", "", op.calls] + [""] * (len(columns) - 4))
+        writer.writerow([op.op, "unsupported op", "", op.calls] + [""] * (width - 4))
+    _write_speed_rows(writer, speed, len(columns))
     return out.getvalue()
+
+
+SPEED_CSV_COLUMNS = [
+    "batch_size",
+    "median_s",
+    "p10_s",
+    "p90_s",
+    "std_s",
+    "samples_per_second",
+    "achieved_flops_per_second",
+    "achieved_int_ops_per_second",
+    "fraction_of_peak",
+    "predicted_s",
+    "measured_over_predicted",
+    "bound_time_s",
+    "overhead_s",
+    "memory_s",
+    "compute_s",
+    "limit",
+]
+"""The columns of the CSV's speed rows (empty on module rows). Rows by ``type``: "timing"
+(the whole call at one batch size, measured; with a hardware spec also its prediction as
+below), "module timing" (one module with ``--per-module``: median, predicted, their ratio,
+limit), "batch estimate" (one batch size of a sweep without timing: the prediction,
+samples/s, the roofline bound and the overhead / memory / compute seconds of the prediction)."""
+
+
+def speed_csv_rows(timings: Any, sweep: Any) -> list[tuple[str, str, dict[str, Any]]]:
+    """(module, type, cells by ``SPEED_CSV_COLUMNS``) for each measured batch size, each
+    module timed in it, and each batch size of a sweep. Seconds and ratios unrounded."""
+    rows: list[tuple[str, str, dict[str, Any]]] = []
+    for t in timings or []:
+        estimate = t.estimate
+        rows.append(
+            (
+                ROOT_NAME,
+                "timing",
+                {
+                    "batch_size": t.batch_size,
+                    "median_s": t.median,
+                    "p10_s": t.p10,
+                    "p90_s": t.p90,
+                    "std_s": t.std,
+                    "samples_per_second": t.throughput,
+                    "achieved_flops_per_second": t.achieved_flops_per_second,
+                    "achieved_int_ops_per_second": t.achieved_int_ops_per_second,
+                    "fraction_of_peak": t.fraction_of_peak,
+                    "measured_over_predicted": t.ratio,
+                    **(_estimate_cells(estimate) if estimate else {}),
+                },
+            )
+        )
+        ratios = t.module_ratios()
+        for name, median in t.per_module.items():
+            row = estimate.rows.get(name) if estimate else None
+            rows.append(
+                (
+                    name or ROOT_NAME,
+                    "module timing",
+                    {
+                        "batch_size": t.batch_size,
+                        "median_s": median,
+                        "predicted_s": row.time if row else None,
+                        "measured_over_predicted": ratios[name][2] if name in ratios else None,
+                        "limit": row.regime if row else None,
+                    },
+                )
+            )
+    for e in sweep or []:
+        rows.append(
+            (
+                ROOT_NAME,
+                "batch estimate",
+                {
+                    "batch_size": e.batch_size,
+                    "samples_per_second": e.batch_size / e.latency if e.latency else None,
+                    **_estimate_cells(e),
+                },
+            )
+        )
+    return rows
+
+
+def _estimate_cells(estimate: Any) -> dict[str, Any]:
+    """A whole-call estimate (a Roofline) as speed cells: the prediction, the roofline bound,
+    the prediction's overhead / memory / compute seconds and what limits it."""
+    total = estimate.total
+    return {
+        "predicted_s": estimate.latency,
+        "bound_time_s": estimate.bound_latency,
+        "overhead_s": total.overhead_time,
+        "memory_s": total.calibrated_memory,
+        "compute_s": total.calibrated_compute,
+        "limit": total.regime,
+    }
+
+
+def _write_speed_rows(writer: Any, rows: list[tuple[str, str, dict[str, Any]]], before: int) -> None:
+    """The speed rows, their name and type in the first two columns, then empty cells up to
+    ``before`` (the other columns), then ``SPEED_CSV_COLUMNS``."""
+    for name, kind, cells in rows:
+        values = [cells.get(c) for c in SPEED_CSV_COLUMNS]
+        writer.writerow([name, kind] + [""] * (before - 2) + ["" if v is None else v for v in values])
 
 
 OPERATOR_CSV_COLUMNS = [
@@ -182,12 +295,15 @@ OPERATOR_CSV_COLUMNS = [
 ]
 
 
-def operators_to_csv(report: Report, top: int | None = None) -> str:
+def operators_to_csv(
+    report: Report, top: int | None = None, *, timings: Any = None, sweep: Any = None
+) -> str:
     """One row per aten operator (``--by op``), costliest first; unsupported ops last
-    with kind "unsupported" and empty counts."""
+    with kind "unsupported" and empty counts; then the speed rows as in ``to_csv``."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(OPERATOR_CSV_COLUMNS)
+    speed = speed_csv_rows(timings, sweep)
+    writer.writerow(OPERATOR_CSV_COLUMNS + (SPEED_CSV_COLUMNS if speed else []))
     ops = sorted(report.by_operator().values(), key=lambda o: -o.cost.flops)[:top]
     for o in ops:
         writer.writerow(
@@ -203,6 +319,7 @@ def operators_to_csv(report: Report, top: int | None = None) -> str:
         )
     for op in report.unsupported.values():
         writer.writerow([op.op, "unsupported", op.calls] + [""] * (len(OPERATOR_CSV_COLUMNS) - 3))
+    _write_speed_rows(writer, speed, len(OPERATOR_CSV_COLUMNS))
     return out.getvalue()
 
 
@@ -213,8 +330,11 @@ def operators_to_markdown(
     units: str = "auto",
     precision: int = 2,
     top: int | None = None,
+    timings: Any = None,
+    sweep: Any = None,
 ) -> str:
-    """A Markdown table of the aten operators (``--by op``), costliest first."""
+    """A Markdown table of the aten operators (``--by op``), costliest first; then the
+    speed tables as in ``to_markdown``."""
     label = FLOPS_LABEL[convention]
     total = report.flops_as(convention)
     lines = [
@@ -231,6 +351,7 @@ def operators_to_markdown(
             f" {u.scaled(value, units, precision).strip()} | {u.percent(value, total, precision)} |"
         )
     lines += _markdown_unsupported(report)
+    lines += speed_markdown(report, timings, sweep, precision)
     return "\n".join(lines) + "\n"
 
 
@@ -261,9 +382,16 @@ def _markdown_unsupported(report: Report) -> list[str]:
     return [f"\n> unsupported: `{op.op}` ran {op.calls}x, not counted" for op in report.unsupported.values()]
 
 
+def roofline_csv_columns(roofline: Any) -> list[str]:
+    """The roofline's CSV columns: intensity ((FLOPs + integer ops) / bytes), bound, estimated
+    seconds; ``int_ops`` (2 x MACs of integer work) first when the model does integer work."""
+    return (["int_ops"] if roofline.total.int_ops else []) + ["intensity", "bound", "est_time_s"]
+
+
 def _roofline_cells(roofline: Any, name: str) -> list[Any]:
     row = roofline.rows[name]
-    return [f"{row.intensity:.3f}" if row.bytes else "", row.bound, f"{row.time:.9f}"]
+    integer = [row.int_ops] if roofline.total.int_ops else []
+    return [*integer, f"{row.intensity:.3f}" if row.bytes else "", row.bound, f"{row.time:.9f}"]
 
 
 def _roofline_markdown(row: Any, seconds: Any) -> str:
@@ -282,17 +410,21 @@ def to_markdown(
     top: int | None = None,
     sort: str | None = None,
     compression: Any = None,
+    timings: Any = None,
+    sweep: Any = None,
 ) -> str:
     """A Markdown table of the modules down to ``depth``, with a totals line: ready to
     paste into a paper or a pull request. With ``roofline``: intensity, bound, est. time;
     with ``compression`` (a CompressionView): its columns (``MODULE_HEADER``).
-    Rows as ``text.select_modules`` picks them (``top``: the costliest leaves)."""
+    Rows as ``text.select_modules`` picks them (``top``: the costliest leaves).
+    Measured ``timings`` and a batch ``sweep`` follow as tables of their own
+    (``speed_markdown``)."""
     from .compression import MODULE_HEADER, module_cells, view_summary_lines
-    from .speed import seconds
+    from .speed import intensity_label, seconds
 
     label = FLOPS_LABEL[convention]
     total = report.flops_as(convention)
-    extra_head = " FLOPs/byte | bound | est. time |" if roofline is not None else ""
+    extra_head = f" {intensity_label(roofline)} | bound | est. time |" if roofline is not None else ""
     viewed = compression.by_module() if compression is not None else None
     if viewed is not None:
         extra_head += "".join(f" {h} |" for h in MODULE_HEADER)
@@ -321,4 +453,31 @@ def to_markdown(
     if compression is not None:
         lines += ["", *(f"> {line.strip()}" for line in view_summary_lines(compression, precision, units))]
     lines += _markdown_unsupported(report)
+    lines += speed_markdown(report, timings, sweep, precision)
     return "\n".join(lines) + "\n"
+
+
+def speed_markdown(report: Report, timings: Any, sweep: Any, precision: int = 2) -> list[str]:
+    """Markdown sections for measured ``timings`` (a table per batch size, and per module
+    with ``--per-module``) and a batch ``sweep``: the text output's tables, its notes as
+    quotes. No lines when neither is given."""
+    from .speed import (
+        module_timing_head,
+        module_timing_table,
+        sweep_note,
+        sweep_table,
+        timing_notes,
+        timing_table,
+    )
+
+    lines: list[str] = []
+    if timings:
+        lines += ["", "**Measured latency**", "", *(f"> {n}" for n in timing_notes(report, timings)), ""]
+        lines += markdown_table(*timing_table(timings, precision))
+        for t in timings:
+            if t.per_module:
+                lines += ["", f"> {module_timing_head(t)}", "", *markdown_table(*module_timing_table(t))]
+    if sweep:
+        lines += ["", "**Batch sweep**", "", f"> {sweep_note(report, sweep)}", ""]
+        lines += markdown_table(*sweep_table(sweep))
+    return lines

@@ -156,7 +156,13 @@ def to_html(
         + _bars(f"params per layer (top {top})", leaf_rows(report, convention, top, "params"))
         + _bars(f"{label} by operator", operator_rows(report, convention))
     )
-    roof_head = "<th>FLOPs/byte</th><th>bound</th><th>est. time</th>" if roofline is not None else ""
+    from .speed import intensity_label
+
+    roof_head = (
+        f"<th>{intensity_label(roofline)}</th><th>bound</th><th>est. time</th>"
+        if roofline is not None
+        else ""
+    )
     if viewed is not None:
         from .compression import MODULE_HEADER
 

@@ -54,18 +54,22 @@ def window_note(cost: LLMCost) -> str:
     most the window, so its cost is piecewise in the context, and the fit is exact where
     it was traced and checked: past the window(s), below them, or across (where it holds
     only if its check says so). Decode times come from traced contexts."""
-    windows = sorted({w for w in cost.lm.windows if w})
+    windows = sorted({w for w in (*cost.lm.windows, *cost.lm.chunks) if w})
+    kind = "sliding-window attention" if cost.lm.has_window else "chunked attention"
+    noun = "window" if cost.lm.has_window else "chunk"
     decode = cost.decode_fit()
     traced = [*(x for x, _ in decode.points), decode.check[0]]
     if min(traced) >= windows[-1]:
-        where = "past the window: shorter contexts attend fewer positions and cost less"
+        where = f"past the {noun}: shorter contexts attend fewer positions and cost less"
     elif max(traced) < windows[0]:
-        where = "below the window: past it a step attends at most the window and costs less than the fit says"
+        where = (
+            f"below the {noun}: past it a step attends at most the {noun} and costs less than the fit says"
+        )
     else:
-        where = "across the window"
-    named = ("window " if len(windows) == 1 else "windows ") + ", ".join(map(str, windows))
+        where = f"across the {noun}"
+    named = (f"{noun} " if len(windows) == 1 else f"{noun}s ") + ", ".join(map(str, windows))
     return (
-        f"  sliding-window attention ({named}) makes a decode step's cost piecewise in its context:"
+        f"  {kind} ({named}) makes a decode step's cost piecewise in its context:"
         f" decode(n) was traced and checked at n = {min(traced)}-{max(traced)}, {where};"
         " decode times come from traced contexts"
     )
@@ -168,6 +172,12 @@ def render_llm(
         windows = sorted({w for w in lm.windows if w})
         lines.append(
             f"sliding-window attention: window {', '.join(map(str, windows))} on {sum(1 for w in lm.windows if w)} of {lm.layers} layers"
+        )
+    if lm.has_chunks:
+        chunks = sorted({c for c in lm.chunks if c})
+        lines.append(
+            f"chunked attention: chunk {', '.join(map(str, chunks))} on {sum(1 for c in lm.chunks if c)} of "
+            f"{lm.layers} layers (paged KV reads the current chunk's tokens)"
         )
     lines.append(
         f"batch {cost.batch} · prompt {cost.prompt} · generate {cost.generate} · attention counted {cost.causal}"

@@ -9,6 +9,7 @@ from typing import Any
 from ..hardware import Hardware
 from ..report import Report
 from ..roofline import Roofline, roofline
+from .speed import is_leaf
 
 BOUND_COLORS = {"memory": "#cc6677", "compute": "#4477aa", "overhead": "#999933"}
 
@@ -19,9 +20,7 @@ def draw_roofline(axis: Any, report: Report, hardware: Hardware) -> None:
     are memory-bound; the calibrated model's overheads and efficiencies put points below
     the roof."""
     result = roofline(report, hardware)
-    leaves = [
-        r for name, r in result.rows.items() if not report.modules[name].children and r.time > 0 and r.bytes
-    ]
+    leaves = [r for name, r in result.rows.items() if is_leaf(report, name) and r.time > 0 and r.bytes]
     if not leaves:
         return
     low = min(r.intensity for r in leaves) / 2
@@ -30,18 +29,23 @@ def draw_roofline(axis: Any, report: Report, hardware: Hardware) -> None:
     peak = hardware.peak(result.dtype)
     xs = [low, ridge, high]
     axis.loglog(xs, [min(peak, x * hardware.bandwidth) for x in xs], color="black", lw=1.5, label="roof")
+    if result.total.int_ops:  # int8 layers run under the int8 peak
+        int_peak = hardware.peak("int8")
+        xs = [low, hardware.ridge_point("int8"), max(high, hardware.ridge_point("int8") * 4)]
+        axis.loglog(xs, [min(int_peak, x * hardware.bandwidth) for x in xs], "k--", lw=1, label="int8 roof")
     for bound, color in BOUND_COLORS.items():
         points = [r for r in leaves if r.regime == bound]
         if points:
             axis.scatter(
                 [r.intensity for r in points],
-                [r.flops / r.time for r in points],
+                [(r.flops + r.int_ops) / r.time for r in points],
                 s=12,
                 color=color,
                 label=f"{bound}-bound layers ({len(points)})",
             )
-    axis.set_xlabel("arithmetic intensity (FLOPs / byte)")
-    axis.set_ylabel(f"FLOP/s ({result.model} estimate)")
+    integer = bool(result.total.int_ops)  # int8 layers: their integer ops count as the work
+    axis.set_xlabel(f"arithmetic intensity ({'(FLOPs + int ops)' if integer else 'FLOPs'} / byte)")
+    axis.set_ylabel(f"{'FLOP/s + int op/s' if integer else 'FLOP/s'} ({result.model} estimate)")
     axis.set_title(f"roofline: {hardware.name}")
     axis.legend(fontsize=7)
 

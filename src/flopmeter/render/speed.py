@@ -62,15 +62,17 @@ def render_roofline(
     hw = roofline.hardware
     rows = [r for r in roofline.rows.values() if depth is None or r.depth <= depth]
     if top is not None:  # the slowest layers (leaf modules, or a parent's own ops)
-        leaves = [r for r in rows if not report.modules[r.name].children or r.depth == depth]
+        leaves = [r for r in rows if is_leaf(report, r.name) or r.depth == depth]
         rows = sorted(leaves, key=lambda r: -r.time)[:top]
     total = roofline.latency or 1.0
+    integer = bool(roofline.total.int_ops)  # a quantized model: its int8 ops have their own column
     header = [
         "module",
         "type",
         "FLOPs",
+        *(["int ops"] if integer else []),
         "bytes",
-        "FLOPs/byte",
+        intensity_label(roofline),
         "bound",
         "roofline",
         "est. time",
@@ -82,6 +84,7 @@ def render_roofline(
             ("  " * r.depth if top is None else "") + (r.name or "(root)"),
             r.type,
             u.scaled(r.flops, units, precision).strip(),
+            *([u.scaled(r.int_ops, units, precision).strip()] if integer else []),
             u.nbytes(r.bytes, precision),
             f"{r.intensity:.1f}" if r.bytes else "-",
             r.bound,
@@ -97,8 +100,8 @@ def render_roofline(
         f"roofline on {hw.description or hw.name}: peak {u.count(hw.peak(roofline.dtype), 'FLOP/s', precision=1)}"
         f" ({roofline.dtype}), bandwidth {hw.bandwidth / 1e9:,.0f} GB/s,"
         f" ridge {hw.ridge_point(roofline.dtype):.1f} FLOPs/byte",
-        f"estimated latency {seconds(roofline.latency)} ({roofline.model} model, {roofline.total.regime}-limited);"
-        f" roofline bound {seconds(roofline.bound_latency)} ({roofline.total.bound}-bound overall)",
+        *([integer_note(roofline)] if integer else []),
+        estimate_line(roofline),
         f"peak activation memory {u.nbytes(report.peak_activation_bytes)}, parameters {u.nbytes(report.param_bytes)}",
         f"source: {hw.source}",
         *(
@@ -111,12 +114,85 @@ def render_roofline(
     return "\n".join(head + grid(header, body))
 
 
+def estimate_line(roofline: Roofline) -> str:
+    """The whole call's estimate and bound, in one line."""
+    return (
+        f"estimated latency {seconds(roofline.latency)} ({roofline.model} model, {roofline.total.regime}-limited);"
+        f" roofline bound {seconds(roofline.bound_latency)} ({roofline.total.bound}-bound overall)"
+    )
+
+
+def render_speed_totals(
+    report: Report,
+    roofline: Roofline | None,
+    timings: list[Timing] | None,
+    sweep: list[Roofline] | None,
+    precision: int = 2,
+) -> str:
+    """What ``-q`` (totals only) keeps of the speed output: the whole call's estimate on the
+    hardware, the timing table and the batch sweep; "" when none was asked for."""
+    parts = []
+    if roofline is not None:
+        parts.append(f"on {roofline.hardware.name}: {estimate_line(roofline)}")
+    if timings:
+        parts.append(render_timings(report, timings, precision=precision))
+    if sweep:
+        parts.append(render_sweep(report, sweep))
+    return "\n\n".join(parts)
+
+
+def is_leaf(report: Report, name: str) -> bool:
+    """Whether module ``name`` does its own work: none of its children was called (a
+    quantized Linear's packed-params child never is)."""
+    modules = report.modules
+    return not any(modules[child].calls for child in modules[name].children)
+
+
+def intensity_label(roofline: Roofline) -> str:
+    """The intensity column's unit: "FLOPs/byte", or "ops/byte" when the model does integer
+    work (quantized int8 layers: 0 FLOPs by convention), whose integer ops count too."""
+    return "ops/byte" if roofline.total.int_ops else "FLOPs/byte"
+
+
+def integer_note(roofline: Roofline) -> str:
+    """The header's words on integer work: its peak and ridge, and what ops/byte means."""
+    hw = roofline.hardware
+    return (
+        "integer work: int ops = 2 x MACs of the int8 layers (0 FLOPs by convention), at the int8 peak"
+        f" {u.count(hw.peak('int8'), 'OP/s', precision=1)}, ridge {hw.ridge_point('int8'):.1f} ops/byte;"
+        " ops/byte = (FLOPs + int ops) / bytes"
+    )
+
+
+Table = tuple[list[str], list[list[str]]]  # a header and its rows, for grid() or markdown
+
+
 def render_timings(report: Report, timings: list[Timing], *, precision: int = 2) -> str:
     """Per batch size: median, p10, p90, std, throughput, achieved FLOP/s, % of peak; with a
     hardware spec also the latency model's prediction, measured / predicted and what bounds
     the call (overhead, memory or compute). Per module (``per_module``): measured, predicted
     and their ratio for the slowest modules."""
-    header = ["batch", "median", "p10", "p90", "std", "samples/s", "achieved", "% of peak"]
+    lines = [*timing_notes(report, timings), "", *grid(*timing_table(timings, precision))]
+    for t in timings:
+        if t.per_module:
+            lines += ["", module_timing_head(t), *grid(*module_timing_table(t))]
+    return "\n".join(lines)
+
+
+def timing_table(timings: list[Timing], precision: int = 2) -> Table:
+    """``render_timings``' table: one row per batch size."""
+    integer = any(t.int_ops for t in timings)  # a quantized model: its integer ops per second too
+    header = [
+        "batch",
+        "median",
+        "p10",
+        "p90",
+        "std",
+        "samples/s",
+        "achieved",
+        *(["achieved int"] if integer else []),
+        "% of peak",
+    ]
     predicted = any(t.estimate for t in timings)
     if predicted:
         header += ["predicted", "meas/pred", "limit"]
@@ -131,11 +207,17 @@ def render_timings(report: Report, timings: list[Timing], *, precision: int = 2)
             seconds(t.std),
             f"{t.throughput:,.1f}",
             u.count(t.achieved_flops_per_second, "FLOP/s", precision=precision),
+            *([u.count(t.achieved_int_ops_per_second, "OP/s", precision=precision)] if integer else []),
             f"{100 * peak:.1f}%" if peak is not None else "-",
         ]
         if predicted:
             row += _prediction_cells(t)
         body.append(row)
+    return header, body
+
+
+def timing_notes(report: Report, timings: list[Timing]) -> list[str]:
+    """The lines above the timing table: where and how it was measured, what predicted it."""
     first = timings[0]
     lines = [
         f"{report.model_name}: measured on {first.device}, {first.warmup} warm-up + {len(first.times)} timed runs"
@@ -146,21 +228,32 @@ def render_timings(report: Report, timings: list[Timing], *, precision: int = 2)
             f"predicted by the {first.estimate.model} model on {first.estimate.hardware.name}"
             " (docs/speed.md); meas/pred above 1: slower than predicted"
         )
+    if any(t.int_ops for t in timings):
+        lines.append(
+            "integer work: achieved int = int ops (2 x MACs of the int8 layers) / median; % of peak ="
+            " (FLOPs / their peak + int ops / the int8 peak) / median"
+        )
     if first.hardware and first.device == "cpu" and first.hardware.overlap:
         lines.append(
             f"note: timed on this machine's cpu, but {first.hardware.name} is a GPU spec: % of peak and"
             " meas/pred compare two different machines (use --roofline local to check the model here)"
         )
-    lines += ["", *grid(header, body)]
-    for t in timings:
-        if t.per_module:
-            lines += ["", *_module_lines(t)]
-    return "\n".join(lines)
+    return lines
 
 
 def render_sweep(report: Report, estimates: list[Roofline]) -> str:
     """Per batch size: estimated latency, per sample, samples/s, the roofline bound, and
     the overhead / memory / compute split of the estimate with what bounds it."""
+    return "\n".join([sweep_note(report, estimates), "", *grid(*sweep_table(estimates))])
+
+
+def sweep_note(report: Report, estimates: list[Roofline]) -> str:
+    first = estimates[0]
+    return f"{report.model_name}: batch sweep, {first.model} estimate on {first.hardware.name} (no timing)"
+
+
+def sweep_table(estimates: list[Roofline]) -> Table:
+    """``render_sweep``'s table: one row per batch size."""
     header = [
         "batch",
         "estimate",
@@ -188,9 +281,20 @@ def render_sweep(report: Report, estimates: list[Roofline]) -> str:
                 total.regime,
             ]
         )
-    first = estimates[0]
-    head = f"{report.model_name}: batch sweep, {first.model} estimate on {first.hardware.name} (no timing)"
-    return "\n".join([head, "", *grid(header, body)])
+    return header, body
+
+
+def hook_cost(t: Timing, subject: str = "the hooks") -> str:
+    """What timing each module cost the whole call (``subject``: what did the timing): the
+    measured difference of the medians, or, when it is within the plain runs' spread
+    (p90 - p10) or negative, that it is not measurable, with both figures."""
+    if t.hook_overhead_measurable:
+        return f"{subject} cost {seconds(t.hook_overhead)} per call of the whole model"
+    sign = "-" if t.hook_overhead < 0 else "+"
+    return (
+        f"the cost of {subject} is not measurable, within noise: medians with and without differ by"
+        f" {sign}{seconds(abs(t.hook_overhead))}, the plain runs spread {seconds(t.p90 - t.p10)} from p10 to p90"
+    )
 
 
 def _prediction_cells(t: Timing) -> list[str]:
@@ -199,22 +303,27 @@ def _prediction_cells(t: Timing) -> list[str]:
     return [seconds(t.estimate.latency), f"{t.ratio:.2f}" if t.ratio else "-", t.estimate.total.regime]
 
 
-def _module_lines(t: Timing) -> list[str]:
-    slowest = sorted(t.per_module.items(), key=lambda kv: -kv[1])[:15]
+def module_timing_head(t: Timing) -> str:
+    """The line above one batch size's per-module table: what the figures are, what timing
+    them cost."""
     how = (
-        "sums of node kernel times from onnxruntime's profiler on the unoptimized graph, which"
+        "sums of node kernel times from onnxruntime's profiler on the unoptimized graph; "
+        + hook_cost(t, "the profiler")
         if "onnxruntime" in t.device
-        else "hooks"
+        else hook_cost(t)
     )
-    head = (
-        f"per-module median latency, batch {t.batch_size} (inclusive; {how} add"
-        f" {seconds(t.hook_overhead)} per call to the whole model):"
+    return (
+        f"per-module time in one call of the model, batch {t.batch_size} (median over the runs;"
+        f" inclusive; a module called twice counts both calls; {how}):"
     )
+
+
+def module_timing_table(t: Timing, limit: int | None = 15) -> Table:
+    """The slowest ``limit`` modules (all with None) of one batch size: measured median
+    and, with a hardware spec, predicted, measured / predicted and what limits it."""
+    slowest = sorted(t.per_module.items(), key=lambda kv: -kv[1])[:limit]
     if not t.estimate:
-        return [
-            head,
-            *grid(["module", "median"], [[name or "(root)", seconds(value)] for name, value in slowest]),
-        ]
+        return ["module", "median"], [[name or "(root)", seconds(value)] for name, value in slowest]
     ratios = t.module_ratios()
     body = [
         [
@@ -226,28 +335,4 @@ def _module_lines(t: Timing) -> list[str]:
         ]
         for name, value in slowest
     ]
-    return [head, *grid(["module", "median", "predicted", "meas/pred", "limit"], body)]
-
-
-def quiet_lines(
-    roofline: Roofline | None, timings: list[Timing] | None, sweep: list[Roofline] | None
-) -> list[str]:
-    """What ``-q`` keeps of ``--roofline``, ``--bench`` and ``--batch-sizes``: the whole
-    model's estimate and each batch size's measured median (or estimate), one line each."""
-    lines = []
-    if roofline is not None:
-        lines.append(
-            f"estimated latency on {roofline.hardware.name} {seconds(roofline.latency)} ({roofline.model} model);"
-            f" roofline bound {seconds(roofline.bound_latency)}"
-        )
-    for t in timings or []:
-        lines.append(
-            f"measured at batch {t.batch_size} on {t.device}: median {seconds(t.median)},"
-            f" {t.throughput:,.1f} samples/s, {u.count(t.achieved_flops_per_second, 'FLOP/s')}"
-        )
-    for e in sweep or []:
-        lines.append(
-            f"estimated at batch {e.batch_size}: {seconds(e.latency)}"
-            f" ({e.batch_size / e.latency if e.latency else 0:,.1f} samples/s, {e.total.regime}-limited)"
-        )
-    return lines
+    return ["module", "median", "predicted", "meas/pred", "limit"], body

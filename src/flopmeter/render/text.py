@@ -86,7 +86,12 @@ def select_modules(
     rows = [m for m in modules.values() if depth is None or m.depth <= depth]
     if top is None:
         return sort_modules(rows, sort, convention)
-    leaves = [m for m in rows if not any(depth is None or modules[c].depth <= depth for c in m.children)]
+    # a child never called (a quantized Linear's packed-params holder) does none of its parent's work
+    leaves = [
+        m
+        for m in rows
+        if not any((depth is None or modules[c].depth <= depth) and modules[c].calls for c in m.children)
+    ]
     return sort_modules(leaves, sort or "flops", convention)[:top]
 
 
