@@ -441,3 +441,14 @@ def test_a_model_given_to_llm_cost_is_used_as_it_is_and_left_as_it_was():
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
     assert {k: str(v) for k, v in vars(model.config).items()} == settings
     assert [(m.training, sorted(vars(m))) for m in model.modules()] == layout
+
+
+def test_compare_refuses_dim_without_an_onnx_file(stack: str) -> None:
+    """P5-D21: `flopmeter MODEL --dim T=1` on a PyTorch model is refused, but `compare A B --dim
+    T=1` with no ONNX file among them took it and ignored it."""
+    models = ["compare", f"{stack}:dense", f"{stack}:pruned", "--input", "1x100"]
+    code, out, err = run([*models, "--dim", "T=1"])
+    assert code == 2 and out == "" and "no model compared is one" in err and "counting" not in err
+    code, out, err = run([*models, "-f", "json", "-q"])
+    assert code == 0, err
+    assert [row["macs"] for row in json.loads(out)["rows"]] == [5_500, 5_500]  # 100*50 + 50*10 each

@@ -463,6 +463,8 @@ def check_compare_options(args: argparse.Namespace) -> None:
         raise UsageError("--micronet scores one model: run flopmeter MODEL --micronet TASK for each")
     if args.threads is not None and not args.bench:
         raise UsageError("--threads sets the threads --bench times with: add --bench")
+    if args.dim and not any(source.lower().endswith(".onnx") for source in args.models):  # P5-D21
+        raise UsageError("--dim binds the symbolic dims of an ONNX file, and no model compared is one")
     if args.bench:
         if args.meta:
             raise UsageError("--bench times real computation: drop --meta")
