@@ -64,12 +64,12 @@ def global_hook_counts() -> tuple[int, int]:
 @pytest.mark.parametrize("backward", [False, True])
 def test_model_untouched(train, backward):
     model = Net().train(train)
-    before, hooks, relu = snapshot(model), global_hook_counts(), F.relu
+    before, hooks, relu, matmul = snapshot(model), global_hook_counts(), F.relu, torch.matmul
     report = flopmeter.profile(model, torch.randn(2, 3, 6, 6), train=train, backward=backward)
     assert report.flops > 0
     assert_same(before, snapshot(model))
     assert global_hook_counts() == hooks
-    assert F.relu is relu and torch.matmul is torch.matmul
+    assert F.relu is relu and torch.matmul is matmul
 
 
 def test_train_mode_batch_norm_statistics_restored():

@@ -349,7 +349,7 @@ def _compare_compression(args: argparse.Namespace, out: TextIO, err: TextIO) -> 
         seconds = _median_seconds(loaded, args)
         result.measured = {"before": seconds[0], "after": seconds[1]}
         result.measured_speedup = seconds[0] / seconds[1] if seconds[1] else None
-    shown = dataclasses.replace(result, layers=[]) if args.quiet else result  # -q: the total row only
+    shown = dataclasses.replace(result, totals_only=True) if args.quiet else result  # -q: the total row only
     text = {
         "markdown": shown.to_markdown,
         "json": shown.to_json,
@@ -463,6 +463,8 @@ def check_compare_options(args: argparse.Namespace) -> None:
         raise UsageError("--micronet scores one model: run flopmeter MODEL --micronet TASK for each")
     if args.threads is not None and not args.bench:
         raise UsageError("--threads sets the threads --bench times with: add --bench")
+    if args.dim and not any(source.lower().endswith(".onnx") for source in args.models):  # P5-D21
+        raise UsageError("--dim binds the symbolic dims of an ONNX file, and no model compared is one")
     if args.bench:
         if args.meta:
             raise UsageError("--bench times real computation: drop --meta")
@@ -504,6 +506,16 @@ def check_ranges(args: argparse.Namespace) -> None:
         raise UsageError(f"--depth must be 0 (the model only) or more, got {args.depth}")
 
 
+def _check_bench_counts(args: argparse.Namespace) -> None:
+    """--warmup / --repeat without --bench would be silently ignored (P5-D16)."""
+    parser = build_parser()
+    given = [f"--{name}" for name in ("warmup", "repeat") if getattr(args, name) != parser.get_default(name)]
+    if given and not args.bench:
+        raise UsageError(
+            f"{' and '.join(given)} {'counts' if len(given) == 1 else 'count'} the runs of --bench: add --bench"
+        )
+
+
 def check_combinations(args: argparse.Namespace) -> None:
     """Option pairs that would otherwise be silently ignored or contradict each other."""
     model = getattr(args, "model", None) or ""
@@ -519,6 +531,7 @@ def check_combinations(args: argparse.Namespace) -> None:
         raise UsageError("--top and --sort pick table rows; use --format table (or csv, markdown)")
     if args.per_module and not args.bench:
         raise UsageError("--per-module needs --bench (it changes how latency is measured)")
+    _check_bench_counts(args)
     if args.batch_sizes and not (args.bench or args.roofline):
         raise UsageError("--batch-sizes needs --bench (measure) or --roofline HARDWARE (estimate)")
     if args.bench and args.meta:
@@ -612,6 +625,13 @@ def _check_source_options(args: argparse.Namespace, onnx_file: bool) -> None:
             raise UsageError(
                 f"{', '.join(given)} {'needs' if len(given) == 1 else 'need'} a PyTorch model: an ONNX file is counted as exported "
                 "(inference, its own settings)"
+            )
+        view = ("compression", "assume_sparsity", "assume_bits", "micronet", "count_overhead")
+        asked = [f"--{name.replace('_', '-')}" for name in view if getattr(args, name, None)]
+        if asked:  # an ONNX report has no compression view: these raised AttributeError (P5-D15)
+            raise UsageError(
+                f"{', '.join(asked)}: the compression view needs a PyTorch model; an ONNX file's "
+                "quantized contractions are listed with their bits in its report (docs/onnx.md)"
             )
     elif getattr(args, "dim", None):
         raise UsageError(

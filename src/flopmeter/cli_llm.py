@@ -50,6 +50,20 @@ def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_llm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """LLM mode, its text to ``out`` or to the ``-o`` file."""
+    if not args.output:
+        return _run_llm(args, out, err)
+    import io
+
+    from .cli import _write_file
+
+    text = io.StringIO()
+    code = _run_llm(args, text, err)
+    _write_file("--output", args.output, lambda handle: handle.write(text.getvalue()), err)
+    return code
+
+
+def _run_llm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """LLM mode: build the config on meta, orchestrate the traces, render."""
     from . import hardware as hw
     from .llm import llm_cost
@@ -80,6 +94,7 @@ def run_llm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             "--bench does not time LLM mode (--prompt): it estimates with --roofline; "
             "time a transformers model with flopmeter transformers:CONFIG --input ... --bench"
         )
+    _refuse_options_llm_mode_does_not_take(args)
     _refuse_options_of_the_other_mode(args)
     overrides = dict(parse_override(text) for text in args.set)
     config = load_model(args.model, overrides=overrides, meta=True).model.config
@@ -137,6 +152,34 @@ def run_llm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         plot_cost_vs_length(cost, args.plot)
         print(f"flopmeter: wrote {args.plot}", file=err)
     return 0
+
+
+# Options of a forward count that LLM mode would ignore (--meta: it builds on meta anyway;
+# --color: its text is plain), by dest and the name the user typed.
+NOT_IN_LLM_MODE = {
+    "input": "--input", "dim": "--dim", "backward": "--backward", "train": "--train",
+    "convention": "--convention", "by": "--by", "sort": "--sort", "top": "--top", "html": "--html",
+    "batch_sizes": "--batch-sizes", "warmup": "--warmup", "repeat": "--repeat", "threads": "--threads",
+    "per_module": "--per-module", "fold": "--no-fold", "compression": "--compression",
+    "assume_sparsity": "--assume-sparsity", "assume_bits": "--assume-bits",
+    "count_overhead": "--count-overhead", "micronet": "--micronet", "quiet": "-q",
+}  # fmt: skip
+
+
+def _refuse_options_llm_mode_does_not_take(args: argparse.Namespace) -> None:
+    """Every option of a forward count given in LLM mode was silently ignored (an ``--html``
+    file never written, ``--input`` or ``--backward`` not applied): refused, exit 2."""
+    from .cli import build_parser
+
+    parser = build_parser(False)
+    given = [
+        option for dest, option in NOT_IN_LLM_MODE.items() if getattr(args, dest) != parser.get_default(dest)
+    ]
+    if given:
+        raise UsageError(
+            f"{', '.join(given)}: not taken in LLM mode (--prompt / --training), which prints its own "
+            "prefill, decode and serving report; drop --prompt to count one forward with them"
+        )
 
 
 TRAINING_ONLY_OPTIONS = ("step_time", "tokens_per_second", "recompute", "optimizer")

@@ -156,6 +156,19 @@ def _building(source: str, overrides: dict[str, Any]) -> Iterator[None]:
         raise ModelBuildError(f"building {source} raised {_first_line(text)}") from error
 
 
+def _refuse_downloads(source: str, asked: dict[str, Any]) -> None:
+    """No weights are downloaded (README), not even when ``--set`` asks for them: the
+    counts do not depend on them."""
+    wanted = {key: value for key, value in asked.items() if value not in (None, False)}
+    if wanted:
+        given = ", ".join(f"{k}={v!r}" for k, v in wanted.items())
+        raise ModelSourceError(
+            f"{source}: --set {given} would download weights, and flopmeter never does (the counts do "
+            "not depend on them); to count a model with its weights, load it in Python and call "
+            "flopmeter.profile"
+        )
+
+
 def _first_line(text: str, limit: int = 300) -> str:
     """An exception message on one line, at most ``limit`` characters."""
     line = " ".join(text.split())
@@ -169,6 +182,7 @@ def _torchvision(name: str, overrides: dict[str, Any]) -> LoadedModel:
     models = _require("torchvision.models", "vision")
     builder = models.get_model_builder(name)
     no_weights = {p: None for p in inspect.signature(builder).parameters if "weights" in p}
+    _refuse_downloads(f"torchvision:{name}", {k: v for k, v in overrides.items() if "weights" in k})
     with _building(f"torchvision:{name}", overrides):
         model = builder(**{**no_weights, **overrides})
     family = builder.__module__.split(".")[2] if builder.__module__.count(".") > 2 else "classification"
@@ -213,6 +227,8 @@ def _default_weights(models: Any, name: str) -> Any:
 
 def _timm(name: str, overrides: dict[str, Any]) -> LoadedModel:
     timm = _require("timm", "vision")
+    _refuse_downloads(f"timm:{name}", {k: v for k, v in overrides.items() if k == "pretrained"})
+    overrides = {k: v for k, v in overrides.items() if k != "pretrained"}  # pretrained=false: as built
     with _building(f"timm:{name}", overrides):
         model = timm.create_model(name, pretrained=False, **overrides)
     size = tuple(getattr(model, "pretrained_cfg", {}).get("input_size", (3, 224, 224)))

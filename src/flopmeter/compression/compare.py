@@ -108,6 +108,7 @@ class Comparison:
     baseline: str = DEFAULT_BASELINE
     basis: Basis | None = None  # the total's: both latencies, the baseline, the peaks
     estimate_reason: str = ""
+    totals_only: bool = False  # rows(): the total row only (``-q``), still summing up every layer
 
     def ratio(self, key: str, invert: bool = False) -> float | None:
         a, b = getattr(self.before, key), getattr(self.after, key)
@@ -123,7 +124,7 @@ class Comparison:
     def rows(self) -> list[dict[str, Any]]:
         """One dict per module and a last one for the total, the same columns each:
         what Markdown, JSON and CSV print."""
-        rows = [_row(layer) for layer in self.layers]
+        rows = [] if self.totals_only else [_row(layer) for layer in self.layers]
         rows.append(
             {
                 "module": "total",

@@ -149,9 +149,10 @@ class Hardware:
             )
         self._check_overheads()
 
-    def peak(self, dtype: str = "float32") -> float:
-        """Peak FLOP/s for ``dtype`` (``float8_e4m3fn`` and kin use "float8", ``qint8`` and
-        ``uint8`` use "int8"); float32's when the spec has none for it."""
+    def peak(self, dtype: str | torch.dtype = "float32") -> float:
+        """Peak FLOP/s for ``dtype``, a name or a ``torch.dtype`` (``float8_e4m3fn`` and kin
+        use "float8", ``qint8`` and ``uint8`` use "int8"); float32's when the spec has none for it."""
+        dtype = _peak_dtype_name(dtype)
         if isinstance(self.peak_flops, (int, float)):
             return float(self.peak_flops)
         for name in (dtype, _DTYPE_FAMILY.get(dtype, ""), dtype.split("_")[0]):
@@ -161,9 +162,20 @@ class Hardware:
             return float(self.peak_flops["float32"])
         return float(max(self.peak_flops.values()))
 
-    def ridge_point(self, dtype: str = "float32") -> float:
+    def ridge_point(self, dtype: str | torch.dtype = "float32") -> float:
         """Arithmetic intensity (FLOPs per byte) where memory- and compute-bound meet."""
         return self.peak(dtype) / self.bandwidth
+
+
+def _peak_dtype_name(dtype: object) -> str:
+    """``torch.float16`` -> "float16"; a name passes through; anything else is refused."""
+    if isinstance(dtype, torch.dtype):
+        return str(dtype).removeprefix("torch.")
+    if not isinstance(dtype, str):
+        raise TypeError(
+            f"Hardware.peak: expected a dtype name such as 'float16' or a torch.dtype, got {dtype!r}"
+        )
+    return dtype
 
 
 def _dtype_name(name: object) -> bool:

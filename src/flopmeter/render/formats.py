@@ -43,10 +43,13 @@ def to_json(
 ) -> str:
     """The Report as JSON (schema: docs/json-schema.md, ``schema_version`` inside),
     with ``roofline`` and ``timings`` sections when given; ``totals_only`` (``-q``)
-    leaves out the per-module and per-operator lists."""
+    leaves out the per-module and per-operator lists (the compression view's and the
+    roofline's per-module lists too)."""
     data = report.to_dict()
     if totals_only:
         data = {k: v for k, v in data.items() if k not in ("modules", "operators")}
+        if data.get("compression"):
+            data["compression"] = {k: v for k, v in data["compression"].items() if k != "layers"}
     if roofline is not None:
         hw = roofline.hardware
         data["roofline"] = {
@@ -77,6 +80,8 @@ def to_json(
                 for r in roofline.rows.values()
             ],
         }
+        if totals_only:
+            del data["roofline"]["modules"]
     if timings is not None:
         data["timings"] = [
             {
