@@ -260,6 +260,10 @@ def test_compare_low_rank_factorisation_does_not_match_the_first_factor_alone() 
     # = 9,472 -> 2*(64*8 + 8*64 + 64*10) = 3,328: 2.846x
     assert (result.before.params, result.after.params) == (4_810, 1_738)
     assert result.ratio("macs_dense", invert=True) == pytest.approx(9_472 / 3_328)
+    # a module on one side only has no speedup of its own (it printed 1.00x)
+    table = {row["module"]: row for row in result.rows()}
+    assert table["fc1"]["speedup_estimate"] is None and table["fc1.0"]["speedup_estimate"] is None
+    assert table["fc2"]["speedup_estimate"] is not None
 
 
 def test_compare_fused_module_still_matches_its_first_child() -> None:

@@ -228,7 +228,8 @@ def _row(layer: LayerChange) -> dict[str, Any]:
         "mac_speedup_dense": layer.mac_speedup_dense,
         "mac_speedup_effective": layer.mac_speedup_effective,
         "bops_ratio": layer.bops_ratio,
-        "speedup_estimate": layer.speedup_estimate,
+        # a module on one side only has nothing to be faster than
+        "speedup_estimate": layer.speedup_estimate if layer.before and layer.after else None,
         "estimate_reason": layer.estimate_reason,
         "measured_speedup": None,
     }
