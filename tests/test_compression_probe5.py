@@ -1,5 +1,5 @@
 """Probe 5 (compression, second pass): what a compression user's real tools produce,
-each number worked out by hand (docs: probe5-compress.md at the worktree root)."""
+each number worked out by hand (docs/probe-5/compress.md)."""
 
 from __future__ import annotations
 

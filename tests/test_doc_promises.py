@@ -1,4 +1,4 @@
-"""Promises of README.md and docs/*.md that had no test (probe-5, area D: probe5-docs.md).
+"""Promises of README.md and docs/*.md that had no test (probe-5, area D: docs/probe-5/docs.md).
 
 Each test names the sentence it holds to; each failed on the code before its fix."""
 

@@ -1,6 +1,6 @@
 """Probe 5, speed: csv/markdown carry timings and the batch sweep, no launch charged for
 ops that launch no kernel, integer intensity of quantized ops, the hook overhead stated
-as measured (probe5-speed.md)."""
+as measured (docs/probe-5/speed.md)."""
 
 import pytest
 import torch
