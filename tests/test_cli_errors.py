@@ -194,6 +194,10 @@ class TestCheckedBeforeCounting:
             (["--input", "0x3x224x224"], "a batch of 0 has nothing to count"),
             (["--format", "tree", "--top", "3"], "--top and --sort pick table rows"),
             (["--by", "op", "--sort", "macs"], "--by op rows are always sorted"),
+            # P5-S17: the per-module speed tables replaced the operator table, or were dropped
+            (["--by", "op", "--roofline", "t4"], "--roofline estimates per module"),
+            (["--by", "op", "--roofline", "t4", "-f", "csv"], "--roofline estimates per module"),
+            (["--by", "op", "--bench"], "--bench prints its timing tables in place"),
         ],
     )
     def test_refused_before_building(self, monkeypatch, tmp_path, argv, message):

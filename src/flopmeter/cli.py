@@ -527,6 +527,19 @@ def check_combinations(args: argparse.Namespace) -> None:
         raise UsageError("--by op prints a table of operators; use --format table, csv, json or markdown")
     if args.by == "op" and args.sort is not None:
         raise UsageError("--sort orders modules; --by op rows are always sorted by FLOPs")
+    # P5-S17: the speed tables are per module; with --by op one of the two was dropped unsaid
+    text_table = args.format in (None, "table")
+    if args.by == "op" and getattr(args, "roofline", None) and (text_table or not args.batch_sizes):
+        if args.format != "json":
+            raise UsageError(
+                "--roofline estimates per module and --by op lists operators: drop --by op, or use "
+                "--format json (or csv/markdown with --batch-sizes, whose sweep rows they carry)"
+            )
+    if args.by == "op" and getattr(args, "bench", False) and text_table:
+        raise UsageError(
+            "--bench prints its timing tables in place of the operator table: use --format csv, markdown "
+            "or json for both, or drop --by op"
+        )
     if args.format == "tree" and (args.top or args.sort):
         raise UsageError("--top and --sort pick table rows; use --format table (or csv, markdown)")
     if args.per_module and not args.bench:
