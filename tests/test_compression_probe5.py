@@ -394,3 +394,15 @@ def test_eager_mixed_precision_qat_layer_reads_its_inputs_quantizer() -> None:
     assert (layers["1"].act_bits, layers["2"].act_bits) == (8, 8)
     assert layers["2"].bops == 8_192
     assert layers["1"].bops == 512 * 8 * 8  # 4*16*8 = 512 MACs
+
+
+# ------------------------------ P5-S11: a quantized model's parameter bytes
+def test_packed_weights_count_in_the_parameter_bytes() -> None:
+    """torch.ao's packed weights are no nn.Parameter: params counted them, param_bytes
+    (the roofline header's "parameters", the JSON totals) said 0 B."""
+    torch.manual_seed(0)
+    model = tq.quantize_dynamic(nn.Sequential(nn.Linear(512, 512)), {nn.Linear}, torch.qint8)
+    report = flopmeter.profile(model, torch.randn(64, 512))
+    assert report.params == 262_656  # 512*512 weights + 512 biases
+    # int8 weights 262,144 B + one float64 scale and int64 zero point 16 B + 512 float32 biases 2,048 B
+    assert report.param_bytes == 264_208 == report.compression.bytes_actual

@@ -54,8 +54,8 @@ class CompressionOptions:
 
 
 def finish(report: Report, facts: ModelFacts, options: CompressionOptions) -> Report:
-    """Give ``report`` its logical params (packed weights counted) and its compression
-    view (with the options' assumptions)."""
+    """Give ``report`` its logical params (packed weights counted, and their bytes as
+    stored) and its compression view (with the options' assumptions)."""
     extra = facts.extra_params
     for name, count in extra.items():
         stats = report.modules.get(name)
@@ -70,6 +70,7 @@ def finish(report: Report, facts: ModelFacts, options: CompressionOptions) -> Re
 
             stats = report.modules[parent_of(stats.name, report.modules)]
         report.params += count
+    report.param_bytes += facts.extra_param_bytes  # the bytes of the params just added
     report.options["count_overhead"] = options.count_overhead
     # The nonzeros now, of the weights as profiled: a model pruned in place afterwards
     # (``w[mask] = 0``, ``w.data.mul_(mask)``, ``prune.remove``) must not change this

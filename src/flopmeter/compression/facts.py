@@ -139,6 +139,16 @@ class ModelFacts:
                 fact.pending = None
 
     @property
+    def extra_param_bytes(self) -> int:
+        """The bytes of the logical params ``parameters()`` misses, as stored: packed
+        values and their scales, and the float32 biases torch.ao packs beside them."""
+        return sum(
+            f.storage_bytes + f.scale_bytes + 4 * max(f.logical_extra_params - f.numel, 0)
+            for f in self.facts()
+            if f.logical_extra_params
+        )
+
+    @property
     def extra_params(self) -> dict[str, int]:
         """Logical params that ``parameters()`` misses (packed weights and biases), by module."""
         extra: dict[str, int] = {}
