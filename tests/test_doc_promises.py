@@ -350,6 +350,13 @@ LLM_SMALL = ["transformers:LlamaConfig", "--prompt", "8"] + [
         (["--no-fold"], "--no-fold"),
         (["--threads", "2"], "--threads"),
         (["--training", "--micronet", "imagenet"], "--micronet"),
+        # P5-R3: these were refused first as "add --bench" / "needs --bench", and LLM mode then
+        # refuses --bench: two refusals, the first one pointing the wrong way
+        (["--warmup", "3"], "--warmup"),
+        (["--repeat", "3"], "--repeat"),
+        (["--per-module"], "--per-module"),
+        (["--batch-sizes", "1,2"], "--batch-sizes"),
+        (["--dim", "T=3"], "--dim"),  # was "binds the symbolic dims of an ONNX file"
     ],
 )
 def test_llm_mode_refuses_the_options_it_would_ignore(options, named, tmp_path, monkeypatch):
