@@ -79,6 +79,20 @@ class KVCache:
         """The whole cache for ``batch`` sequences of ``context`` tokens."""
         return self.bytes_per_token_per_layer * self.tokens_held(context) * batch
 
+    def tokens_read(self, context: int, tokens: int) -> int:
+        """Token slots over all layers that ``tokens`` new tokens after ``context`` cached
+        ones attend, each read once: ``tokens_held(context + tokens)``, except that a
+        chunked layer of chunk C reads from the start of the chunk the first new token is
+        in, ``context + tokens - (context // C) * C`` (a chunked prefill that crosses a
+        chunk boundary reads the earlier chunk for its first tokens). One new token: the
+        same as ``tokens_held``."""
+        chunks = self.chunks or (None,) * len(self.windows)
+        held = self.tokens_held(context + tokens)
+        for chunk in chunks:
+            if chunk is not None and context + tokens > 0:
+                held += context + tokens - (context // chunk) * chunk - ((context + tokens - 1) % chunk + 1)
+        return held
+
 
 def kv_cache(lm: LanguageModel, dtype: str | int | None = None) -> KVCache:
     """The model's KV cache in its own dtype, or in ``dtype`` (what-if: "fp8", "int4", 8),

@@ -128,7 +128,11 @@ class Phase:
         if self.kind == "prefill":
             read, written = Fraction(0), geometry.bytes_per_token * self.tokens * self.batch
         else:
-            read = geometry.bytes(self.context + self.tokens, self.batch)
+            read = (
+                geometry.bytes_per_token_per_layer
+                * geometry.tokens_read(self.context, self.tokens)
+                * self.batch
+            )
             written = geometry.bytes_per_token * self.tokens * self.batch
         source = self.empty_cache if self.empty_cache is not None else self.report
         activations = executed.activations - cache_fill_bytes(source)  # the engine's write is ``written``
