@@ -81,17 +81,21 @@ class KVCache:
 
     def tokens_read(self, context: int, tokens: int) -> int:
         """Token slots over all layers that ``tokens`` new tokens after ``context`` cached
-        ones attend, each read once: ``tokens_held(context + tokens)``, except that a
-        chunked layer of chunk C reads from the start of the chunk the first new token is
-        in, ``context + tokens - (context // C) * C`` (a chunked prefill that crosses a
-        chunk boundary reads the earlier chunk for its first tokens). One new token: the
-        same as ``tokens_held``."""
-        chunks = self.chunks or (None,) * len(self.windows)
-        held = self.tokens_held(context + tokens)
-        for chunk in chunks:
-            if chunk is not None and context + tokens > 0:
-                held += context + tokens - (context // chunk) * chunk - ((context + tokens - 1) % chunk + 1)
-        return held
+        ones attend, each read once (the new ones included): a full layer all
+        ``context + tokens``; a sliding-window layer of window w the union of the new tokens'
+        windows, ``min(context + tokens, w + tokens - 1)``; a chunked layer of chunk C from the
+        start of the chunk the first new token is in, ``context + tokens - (context // C) * C``.
+        One new token (a decode step): ``tokens_held(context + 1)``."""
+        total = context + tokens
+        read = 0
+        for window, chunk in zip(self.windows, self.chunks or (None,) * len(self.windows), strict=True):
+            if chunk is not None:
+                read += total - (context // chunk) * chunk
+            elif window is not None:
+                read += min(total, window + tokens - 1)
+            else:
+                read += total
+        return read
 
 
 def kv_cache(lm: LanguageModel, dtype: str | int | None = None) -> KVCache:
