@@ -406,3 +406,20 @@ def test_packed_weights_count_in_the_parameter_bytes() -> None:
     assert report.params == 262_656  # 512*512 weights + 512 biases
     # int8 weights 262,144 B + one float64 scale and int64 zero point 16 B + 512 float32 biases 2,048 B
     assert report.param_bytes == 264_208 == report.compression.bytes_actual
+
+
+# ------------------- P5-R1 (review): the ReLU fused in a dynamic int8 Linear is a float ReLU
+def test_micronet_counts_the_relu_fused_in_a_dynamic_int8_linear() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(4, 16)
+    fused = tq.fuse_modules(nn.Sequential(nn.Linear(16, 8), nn.ReLU()).eval(), [["0", "1"]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dynamic = tq.quantize_dynamic(
+            fused, {torch.ao.nn.intrinsic.LinearReLU: tq.default_dynamic_qconfig}, dtype=torch.qint8
+        )
+    score = flopmeter.micronet(flopmeter.profile(dynamic, x).compression, freebie=False)
+    # per sample: 16*8 = 128 mults * 8/32 = 32; adds 15*8 + 8 bias = 128; the ReLU on the
+    # float output, one multiply at 32 bits per output: 8 (as the float model's 264 =
+    # 128 + 128 + 8 counts it): 32 + 128 + 8 = 168
+    assert score.ops == 168.0  # was 160.0: the fused ReLU free

@@ -31,6 +31,18 @@ def test_peak_takes_a_torch_dtype_as_well_as_its_name():
         t4.peak(16)  # type: ignore[arg-type]
 
 
+def test_peak_refuses_a_dtype_name_it_does_not_know():
+    """P5-R6: a name that is no dtype ("fp16", "bf16", a typo) silently got the float32 peak,
+    8x too low for float16 on a T4; "torch.float16" (str of a dtype) too."""
+    t4 = flopmeter.hardware.get("t4")
+    for name in ("fp16", "bf16", "flaot16"):
+        with pytest.raises(ValueError, match=f"unknown dtype {name!r}"):
+            t4.peak(name)
+    assert t4.peak("torch.float16") == 65e12
+    # an ONNX float8 name (no underscore) is a float8 dtype: H100's FP8 1,978.9 TFLOP/s, not FP32's 67
+    assert flopmeter.hardware.get("h100-sxm").peak("float8e4m3fn") == 1978.9e12
+
+
 @pytest.fixture
 def stack(tmp_path: Path) -> str:
     path = tmp_path / "stack.py"
@@ -350,6 +362,13 @@ LLM_SMALL = ["transformers:LlamaConfig", "--prompt", "8"] + [
         (["--no-fold"], "--no-fold"),
         (["--threads", "2"], "--threads"),
         (["--training", "--micronet", "imagenet"], "--micronet"),
+        # P5-R3: these were refused first as "add --bench" / "needs --bench", and LLM mode then
+        # refuses --bench: two refusals, the first one pointing the wrong way
+        (["--warmup", "3"], "--warmup"),
+        (["--repeat", "3"], "--repeat"),
+        (["--per-module"], "--per-module"),
+        (["--batch-sizes", "1,2"], "--batch-sizes"),
+        (["--dim", "T=3"], "--dim"),  # was "binds the symbolic dims of an ONNX file"
     ],
 )
 def test_llm_mode_refuses_the_options_it_would_ignore(options, named, tmp_path, monkeypatch):

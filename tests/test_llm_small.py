@@ -91,6 +91,10 @@ def test_sliding_window_decode_is_piecewise_and_said_so():
     assert cost.decode(20).flops_2mac == cost.decode(40).flops_2mac == base + 2 * 2 * PAIR * 8
     assert not cost.decode_fit().exact
     assert cost.cache.bytes(40) == 256 * 8  # each layer keeps its last 8 tokens
+    # P5-R5: a chunk of 4 tokens after 10 (positions 10..13) reads, per layer, the union of their
+    # windows, positions 3..13: min(14, 8 + 4 - 1) = 11 tokens; 2 layers * 11 * 128 B (bf16) = 2,816 B
+    # (it was min(14, 8) = 8 per layer, 2,048 B: the last token's window only)
+    assert cost.chunk(10, 4).bytes("paged").kv_read == 2 * 11 * 128
     # not a polynomial: the generation's decode steps come from traced contexts (4 .. 42)
     serving = cost.serving("h100-sxm")
     assert serving.first_decode.flops == cost.decode(4).flops
@@ -310,3 +314,9 @@ def test_chunked_attention_layers_read_their_chunk_only():
     # the cache held at 24 tokens (position 23: 23 % 8 + 1 = 8 per chunked layer): 3*8 + 24 = 48
     assert cost.cache.bytes(24) == 48 * 128
     assert not cost.polynomial_expected  # piecewise in the context, as sliding windows
+    # P5-R5: a chunk of 4 new tokens after 6 (positions 6..9) crosses the chunk boundary at 8:
+    # tokens 6, 7 read chunk 0 (positions 0..7), tokens 8, 9 chunk 1 (8, 9): each chunked layer
+    # reads 10 tokens, the full one 10: 40 tokens * 128 B = 5,120 B (it was 3 * 2 + 10 = 16
+    # tokens, 2,048 B: only the chunk of the last token)
+    assert cost.chunk(6, 4).bytes("paged").kv_read == 5_120
+    assert cost.cache.tokens_read(20, 1) == cost.cache.tokens_held(21) == 36  # one token: as held

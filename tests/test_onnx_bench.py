@@ -46,3 +46,29 @@ def test_cli_bench_without_onnxruntime_is_a_usage_error(tmp_path, capsys, monkey
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime raises ImportError
     assert main([gemm_file(tmp_path), "--bench"]) == 2
     assert "timing an ONNX model needs onnxruntime: pip install 'flopmeter[onnx]'" in capsys.readouterr().err
+
+
+def test_benchmark_onnx_counts_the_integer_ops(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """P5-R4: an int8 ONNX graph (MatMulInteger: MACs, 0 FLOPs) timed with --bench had no
+    integer ops: 'achieved int' and the int8 part of '% of peak' were missing, as a
+    PyTorch int8 model has them (timing.py)."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    import flopmeter
+
+    node = helper.make_node("MatMulInteger", ["a", "b"], ["out"], name="/mm/MatMulInteger")
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("a", TensorProto.UINT8, [4, 16])],
+        [helper.make_tensor_value_info("out", TensorProto.INT32, None)],
+        [numpy_helper.from_array(np.ones((16, 8), np.int8), "b")],
+    )
+    path = tmp_path / "mmint.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    t4 = flopmeter.hardware.get("t4")
+    (timing,) = benchmark_onnx(str(path), warmup=1, repeat=3, hardware=t4)
+    assert (timing.flops, timing.int_ops) == (0, 2 * 4 * 16 * 8)  # 2 x 512 MACs = 1,024 int ops
+    assert timing.achieved_int_ops_per_second == pytest.approx(1_024 / timing.median)
+    assert timing.fraction_of_peak == pytest.approx(1_024 / t4.peak("int8") / timing.median)

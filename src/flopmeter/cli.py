@@ -518,6 +518,8 @@ def _check_bench_counts(args: argparse.Namespace) -> None:
 
 def check_combinations(args: argparse.Namespace) -> None:
     """Option pairs that would otherwise be silently ignored or contradict each other."""
+    if args.prompt is not None or args.training:
+        return  # LLM mode refuses each option of a forward count itself, naming the mode (cli_llm.py)
     model = getattr(args, "model", None) or ""
     if getattr(args, "convention", None) == ONNX_TOOL and not model.lower().endswith(".onnx"):
         raise UsageError("--convention onnx-tool is a view of ONNX reports only: give an .onnx file")

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from math import prod
 
+from .cost import Cost
 from .hardware import OP_CLASSES as OP_CLASSES  # re-exported: the classes op_class returns
 from .hardware import Hardware, get
 from .registry import kind_of
@@ -238,16 +239,16 @@ def op_time(flops: int, nbytes: int, hardware: Hardware, dtype: str) -> tuple[fl
     return flops / hardware.peak(dtype), nbytes / hardware.bandwidth
 
 
-def integer_ops(record: OpRecord) -> int:
-    """Integer operations of one op: 2 x MACs for integer work (quantized int8 convs and
-    linears: MACs but 0 FLOPs by convention), else 0."""
-    return 2 * record.cost.macs if not record.cost.flops and record.cost.macs else 0
+def integer_ops(cost: Cost) -> int:
+    """Integer operations of one op's ``cost``: 2 x MACs for integer work (quantized int8
+    convs and linears: MACs but 0 FLOPs by convention), else 0."""
+    return 2 * cost.macs if not cost.flops and cost.macs else 0
 
 
 def _op_times(record: OpRecord, hardware: Hardware) -> tuple[float, float]:
     """``op_time`` of one record; integer work is costed as its ``integer_ops`` at the
     "int8" peak."""
-    int_ops = integer_ops(record)
+    int_ops = integer_ops(record.cost)
     if int_ops:
         return int_ops / hardware.peak("int8"), record.cost.bytes / hardware.bandwidth
     return op_time(record.cost.flops, record.cost.bytes, hardware, record.dtype)
@@ -273,7 +274,7 @@ def roofline(report: Report, hardware: Hardware | str) -> Roofline:
         kind = op_class(record)
         work, memory_limited = spec.work_time(kind, compute, memory)
         overhead = spec.overhead(kind) * launches(record, kind)
-        int_ops = integer_ops(record)
+        int_ops = integer_ops(record.cost)
         for name in _enclosing(record.module, result.rows):
             row = result.rows[name]
             row.flops += record.cost.flops

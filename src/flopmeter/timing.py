@@ -328,7 +328,7 @@ def _one(
             call()
         times = time_calls(call, device, warmup, repeat, progress, setup=setup)
         timing = Timing(report.batch_size, times, warmup, device.type, report.flops, hardware)
-        timing.int_ops = sum(integer_ops(record) for record in report.ops)
+        timing.int_ops = sum(integer_ops(record.cost) for record in report.ops)
         if hardware is not None:
             timing.estimate = roofline(report, hardware)
         if per_module:

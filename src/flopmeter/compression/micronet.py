@@ -26,6 +26,9 @@ BASELINES: dict[str, tuple[float, float]] = {
 _RELU_OPS = frozenset({"aten.relu", "aten.relu_"})
 _QUANTIZED_POINTWISE = frozenset(f"quantized.{name}" for name in QUANTIZED_POINTWISE)
 _INT_BITS = 8  # torch.ao's quantized activations (quint8)
+# dynamic linears with a fused ReLU: float inputs and outputs, so the ReLU is a float one
+# (outputs = MACs / in_features)
+_DYNAMIC_RELU_OPS = frozenset({"quantized.linear_relu_dynamic", "quantized.linear_relu_dynamic_fp16"})
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,9 @@ def micronet(view: CompressionView, task: str = "imagenet", *, freebie: bool = T
     for record in view._report.ops if view._report is not None else []:
         if record.phase != "forward":
             continue
-        if record.op.startswith("quantized."):  # integer work: no FLOPs in the report
+        if record.op in _DYNAMIC_RELU_OPS:  # a float ReLU fused in a dynamic linear: no FLOPs in the report
+            relu += record.cost.macs // max(record.shapes[0][-1], 1) if record.shapes else 0  # its outputs
+        elif record.op.startswith("quantized."):  # integer work: no FLOPs in the report
             int_mults, int_adds = _integer_elementwise(record)
             ops += int_mults * _INT_BITS / 32 + int_adds
         if record.cost.macs and (record.module in weighted or id(record) in view._rehomed):

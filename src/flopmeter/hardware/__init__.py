@@ -155,7 +155,10 @@ class Hardware:
         dtype = _peak_dtype_name(dtype)
         if isinstance(self.peak_flops, (int, float)):
             return float(self.peak_flops)
-        for name in (dtype, _DTYPE_FAMILY.get(dtype, ""), dtype.split("_")[0]):
+        family = (
+            "float8" if dtype.startswith("float8") else _DTYPE_FAMILY.get(dtype, "")
+        )  # ONNX: float8e4m3fn
+        for name in (dtype, family, dtype.split("_")[0]):
             if name in self.peak_flops:
                 return float(self.peak_flops[name])
         if "float32" in self.peak_flops:
@@ -167,15 +170,27 @@ class Hardware:
         return self.peak(dtype) / self.bandwidth
 
 
+# dtype names a report may hold that are not torch's: ONNX's (its float8 and float4 kinds,
+# strings) and an ONNX tensor of unknown type
+_OTHER_DTYPE_NAMES = frozenset({"string", "unknown", "float4e2m1"})
+
+
 def _peak_dtype_name(dtype: object) -> str:
-    """``torch.float16`` -> "float16"; a name passes through; anything else is refused."""
+    """``torch.float16`` or "torch.float16" -> "float16"; a dtype name passes through; anything
+    else (a typo, "fp16") is refused: it would get the float32 peak in silence."""
     if isinstance(dtype, torch.dtype):
         return str(dtype).removeprefix("torch.")
     if not isinstance(dtype, str):
         raise TypeError(
             f"Hardware.peak: expected a dtype name such as 'float16' or a torch.dtype, got {dtype!r}"
         )
-    return dtype
+    name = dtype.removeprefix("torch.")
+    if not (_dtype_name(name) or name.startswith("float8") or name in _OTHER_DTYPE_NAMES):
+        raise ValueError(
+            f"Hardware.peak: unknown dtype {name!r}; expected a torch dtype or its name (float32, "
+            "float16, bfloat16, int8, ...) or a family the presets list (tfloat32, float8, int8, int4)"
+        )
+    return name
 
 
 def _dtype_name(name: object) -> bool:

@@ -79,6 +79,24 @@ class KVCache:
         """The whole cache for ``batch`` sequences of ``context`` tokens."""
         return self.bytes_per_token_per_layer * self.tokens_held(context) * batch
 
+    def tokens_read(self, context: int, tokens: int) -> int:
+        """Token slots over all layers that ``tokens`` new tokens after ``context`` cached
+        ones attend, each read once (the new ones included): a full layer all
+        ``context + tokens``; a sliding-window layer of window w the union of the new tokens'
+        windows, ``min(context + tokens, w + tokens - 1)``; a chunked layer of chunk C from the
+        start of the chunk the first new token is in, ``context + tokens - (context // C) * C``.
+        One new token (a decode step): ``tokens_held(context + 1)``."""
+        total = context + tokens
+        read = 0
+        for window, chunk in zip(self.windows, self.chunks or (None,) * len(self.windows), strict=True):
+            if chunk is not None:
+                read += total - (context // chunk) * chunk
+            elif window is not None:
+                read += min(total, window + tokens - 1)
+            else:
+                read += total
+        return read
+
 
 def kv_cache(lm: LanguageModel, dtype: str | int | None = None) -> KVCache:
     """The model's KV cache in its own dtype, or in ``dtype`` (what-if: "fp8", "int4", 8),

@@ -10,7 +10,7 @@ KV-cache writes and activations, under two accountings.
   and values included).
 - ``paged``: what a serving engine does. A decode step writes one slot per layer and
   reads the whole cache once (n+1 tokens: the new one included); a chunk of k tokens
-  writes k slots and reads n+k; a prefill writes T tokens and reads none. Activations
+  writes k slots and reads the tokens its queries attend (``KVCache.tokens_read``); a prefill writes T tokens and reads none. Activations
   are as executed less ``DynamicCache``'s copies of the new tokens into its empty
   placeholder (an engine's single write of them is the KV write); weights are as executed, except that of a mixture of experts only the experts
   some token was routed to are read (uniform routing: the expected share).
@@ -128,7 +128,11 @@ class Phase:
         if self.kind == "prefill":
             read, written = Fraction(0), geometry.bytes_per_token * self.tokens * self.batch
         else:
-            read = geometry.bytes(self.context + self.tokens, self.batch)
+            read = (
+                geometry.bytes_per_token_per_layer
+                * geometry.tokens_read(self.context, self.tokens)
+                * self.batch
+            )
             written = geometry.bytes_per_token * self.tokens * self.batch
         source = self.empty_cache if self.empty_cache is not None else self.report
         activations = executed.activations - cache_fill_bytes(source)  # the engine's write is ``written``

@@ -22,6 +22,7 @@ from typing import Any
 
 from ..hardware import Hardware
 from ..registry import CountOptions
+from ..roofline import integer_ops
 from ..timing import Progress, Timing, time_calls
 from .count import count_graph
 from .load import OnnxModelError, load_onnx
@@ -67,6 +68,7 @@ def benchmark_onnx(
     first = next(iter(feeds.values()), None)
     batch = int(first.shape[0]) if first is not None and first.ndim else 1
     timing = Timing(batch, times, warmup, "cpu (onnxruntime)", flops, hardware)
+    timing.int_ops = sum(integer_ops(op.cost) for op in counted if op.cost is not None)  # QLinearConv, ...
     if per_module:
         modules = {node.name: path for node, path in zip(counter.nodes, counter.node_modules, strict=True)}
         with tempfile.TemporaryDirectory() as folder:

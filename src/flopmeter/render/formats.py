@@ -315,10 +315,12 @@ def operators_to_csv(
                 *(convention_value(o.cost, c) for c in CONVENTIONS),
                 o.cost.bytes_read,
                 o.cost.bytes_written,
+                *([""] * len(SPEED_CSV_COLUMNS) if speed else []),
             ]
         )
+    width = len(OPERATOR_CSV_COLUMNS) + (len(SPEED_CSV_COLUMNS) if speed else 0)
     for op in report.unsupported.values():
-        writer.writerow([op.op, "unsupported", op.calls] + [""] * (len(OPERATOR_CSV_COLUMNS) - 3))
+        writer.writerow([op.op, "unsupported", op.calls] + [""] * (width - 3))
     _write_speed_rows(writer, speed, len(OPERATOR_CSV_COLUMNS))
     return out.getvalue()
 
