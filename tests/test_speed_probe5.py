@@ -149,7 +149,7 @@ class TestIntegerIntensity:
         model = quantized_model_file(tmp_path)
         common = [model, "--input", "64x512", "--roofline", "t4"]
         rows = {r["module"]: r for r in csv.DictReader(io.StringIO(run([*common, "-f", "csv"])[1]))}
-        assert (rows["0"]["int_ops"], rows["0"]["intensity"]) == ("33554432", "63.751")
+        assert (rows["0"]["integer_ops"], rows["0"]["intensity"]) == ("33554432", "63.751")
         assert rows["(root)"]["intensity"] == "42.597"
         markdown = run([*common, "-f", "markdown"])[1]
         assert "| ops/byte |" in markdown and "| 63.8 |" in markdown

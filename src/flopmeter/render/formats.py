@@ -186,7 +186,7 @@ SPEED_CSV_COLUMNS = [
     "std_s",
     "samples_per_second",
     "achieved_flops_per_second",
-    "achieved_int_ops_per_second",
+    "achieved_integer_ops_per_second",
     "fraction_of_peak",
     "predicted_s",
     "measured_over_predicted",
@@ -221,7 +221,7 @@ def speed_csv_rows(timings: Any, sweep: Any) -> list[tuple[str, str, dict[str, A
                     "std_s": t.std,
                     "samples_per_second": t.throughput,
                     "achieved_flops_per_second": t.achieved_flops_per_second,
-                    "achieved_int_ops_per_second": t.achieved_int_ops_per_second,
+                    "achieved_integer_ops_per_second": t.achieved_int_ops_per_second,
                     "fraction_of_peak": t.fraction_of_peak,
                     "measured_over_predicted": t.ratio,
                     **(_estimate_cells(estimate) if estimate else {}),
@@ -386,8 +386,9 @@ def _markdown_unsupported(report: Report) -> list[str]:
 
 def roofline_csv_columns(roofline: Any) -> list[str]:
     """The roofline's CSV columns: intensity ((FLOPs + integer ops) / bytes), bound, estimated
-    seconds; ``int_ops`` (2 x MACs of integer work) first when the model does integer work."""
-    return (["int_ops"] if roofline.total.int_ops else []) + ["intensity", "bound", "est_time_s"]
+    seconds; ``integer_ops`` (2 x MACs of integer work, the JSON's name) first when the model
+    does integer work."""
+    return (["integer_ops"] if roofline.total.int_ops else []) + ["intensity", "bound", "est_time_s"]
 
 
 def _roofline_cells(roofline: Any, name: str) -> list[Any]:
