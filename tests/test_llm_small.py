@@ -320,3 +320,27 @@ def test_chunked_attention_layers_read_their_chunk_only():
     # tokens, 2,048 B: only the chunk of the last token)
     assert cost.chunk(6, 4).bytes("paged").kv_read == 5_120
     assert cost.cache.tokens_read(20, 1) == cost.cache.tokens_held(21) == 36  # one token: as held
+
+
+def test_only_the_caches_own_fill_leaves_the_paged_activations():
+    """P5-R8: the copy taken out is a cat of DynamicCache's placeholder (shape (0,)) and a
+    (batch, heads, tokens, dim) tensor of the cache's dim; a model's own cat onto an empty
+    tensor stays activations."""
+    from types import SimpleNamespace
+
+    from flopmeter.cost import Cost
+    from flopmeter.llm.kv import KVCache
+    from flopmeter.llm.phases import cache_fill_bytes
+    from flopmeter.report import OpRecord
+
+    cache = KVCache(layers=1, kv_heads=2, head_dim=16, bits=32, windows=(None,))
+
+    def cat(*shapes):
+        # (1, 2, 16, 16) float32: 512 values, 2,048 B read and 2,048 B written
+        return OpRecord(
+            "aten.cat", "m", "forward", "float32", Cost(bytes_read=2048, bytes_written=2048), shapes
+        )
+
+    fills = [cat((0,), (1, 2, 16, 16)), cat((0,), (1, 2, 16, 16))]  # K and V
+    own = [cat((0,), (1, 2, 16, 8)), cat((1, 2, 0, 16), (1, 2, 16, 16)), cat((0,), (512,))]
+    assert cache_fill_bytes(SimpleNamespace(ops=fills + own), cache) == 2 * (2048 + 2048)

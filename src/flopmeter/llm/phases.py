@@ -56,15 +56,24 @@ class Bytes:
         return f"Bytes({parts})"
 
 
-def cache_fill_bytes(report: Report) -> int:
+def cache_fill_bytes(report: Report, cache: KVCache) -> int:
     """Traffic of the ops that put new tokens' keys and values into an empty
-    ``DynamicCache``: a ``cat`` onto its empty placeholder (``torch.tensor([])``), one per
-    layer for K and one for V. A serving engine writes the projections' keys and values
-    into its cache once, the paged view's KV write, so the copy (its read and its
-    write) leaves the paged view's activations."""
+    ``DynamicCache``: a ``cat`` of its empty placeholder (``torch.tensor([])``, shape (0,))
+    and a (batch, heads, tokens, dim) tensor of the cache's key or value dim, one per layer
+    for K and one for V. A serving engine writes the projections' keys and values into its
+    cache once, the paged view's KV write, so the copy (its read and its write) leaves the
+    paged view's activations."""
+    dims = {cache.head_dim, cache.value_head_dim or cache.head_dim}
     total = 0
     for record in report.ops:
-        if record.op == "aten.cat" and record.shapes and 0 in record.shapes[0]:
+        shapes = record.shapes
+        if (
+            record.op == "aten.cat"
+            and len(shapes) == 2
+            and shapes[0] == (0,)
+            and len(shapes[1]) == 4
+            and shapes[1][-1] in dims
+        ):
             total += record.cost.bytes_read + record.cost.bytes_written
     return total
 
@@ -135,7 +144,9 @@ class Phase:
             )
             written = geometry.bytes_per_token * self.tokens * self.batch
         source = self.empty_cache if self.empty_cache is not None else self.report
-        activations = executed.activations - cache_fill_bytes(source)  # the engine's write is ``written``
+        activations = executed.activations - cache_fill_bytes(
+            source, self.cache
+        )  # the engine writes ``written``
         return Bytes(self._paged_weights(executed.weights), read, written, activations)
 
     def _paged_weights(self, traced: int | Fraction) -> int | Fraction:
