@@ -164,3 +164,34 @@ print(*peaks, flopmeter.profile(Model(), x, shapes_only=False).peak_activation_b
     # x 2*3*8*8*4 = 1536 (held throughout), conv out 2*4*8*8*4 = 2048, half 768, float 1536,
     # cat 2*6*8*8*4 = 3072: peak at the cat = 1536 + 2048 + 1536 + 3072 = 8192
     assert first == second == values == 8192
+
+
+def test_a_float32_mixture_of_experts_counts_on_shapes_apart_from_its_device_dependent_histogram():
+    """transformers' MoE picks its histogram's dtype by device type: float on the CPU, int
+    elsewhere (meta included). MACs and bytes are equal either way; the exact FLOPs differ
+    by the float histogram and its cumsum, 2 layers * (3 * 32 expert ids + 3 adds over 4
+    bins) = 2 * 99 = 198 (docs/meta.md)."""
+    transformers = pytest.importorskip("transformers")
+    config = transformers.MixtralConfig(
+        vocab_size=100,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        num_local_experts=4,
+        num_experts_per_tok=2,  # 16 tokens * top 2 = 32 expert ids per layer
+    )
+    torch.manual_seed(0)
+    model = transformers.MixtralModel(config).eval()
+    ids = {"input_ids": torch.randint(0, 100, (1, 16))}
+    shapes = flopmeter.profile(model, ids, shapes_only=True)
+    values = flopmeter.profile(model, ids, shapes_only=False)
+    assert shapes.macs == values.macs
+    assert (shapes.forward.bytes_read, shapes.forward.bytes_written) == (
+        values.forward.bytes_read,
+        values.forward.bytes_written,
+    )
+    assert values.flops - shapes.flops == 198
+    assert values.operators["aten.histc"].cost.flops == 2 * 3 * 32
+    assert shapes.operators["aten.histc"].cost.flops == 0  # integer binning on meta
