@@ -13,7 +13,7 @@ import argparse
 import dataclasses
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, TextIO
 
@@ -506,10 +506,16 @@ def check_ranges(args: argparse.Namespace) -> None:
         raise UsageError(f"--depth must be 0 (the model only) or more, got {args.depth}")
 
 
+def options_changed(args: argparse.Namespace, options: Mapping[str, str]) -> list[str]:
+    """The names (``options``: dest -> the name a user types) of the options whose value
+    in ``args`` is not the parser's default: those the user gave."""
+    parser = build_parser()
+    return [name for dest, name in options.items() if getattr(args, dest) != parser.get_default(dest)]
+
+
 def _check_bench_counts(args: argparse.Namespace) -> None:
     """--warmup / --repeat without --bench would be silently ignored (P5-D16)."""
-    parser = build_parser()
-    given = [f"--{name}" for name in ("warmup", "repeat") if getattr(args, name) != parser.get_default(name)]
+    given = options_changed(args, {"warmup": "--warmup", "repeat": "--repeat"})
     if given and not args.bench:
         raise UsageError(
             f"{' and '.join(given)} {'counts' if len(given) == 1 else 'count'} the runs of --bench: add --bench"

@@ -169,12 +169,9 @@ NOT_IN_LLM_MODE = {
 def _refuse_options_llm_mode_does_not_take(args: argparse.Namespace) -> None:
     """Every option of a forward count given in LLM mode was silently ignored (an ``--html``
     file never written, ``--input`` or ``--backward`` not applied): refused, exit 2."""
-    from .cli import build_parser
+    from .cli import options_changed
 
-    parser = build_parser(False)
-    given = [
-        option for dest, option in NOT_IN_LLM_MODE.items() if getattr(args, dest) != parser.get_default(dest)
-    ]
+    given = options_changed(args, NOT_IN_LLM_MODE)
     if given:
         raise UsageError(
             f"{', '.join(given)}: not taken in LLM mode (--prompt / --training), which prints its own "

@@ -18,6 +18,7 @@ from math import ceil, log2, prod
 from typing import Any
 
 from .cost import Cost
+from .dtypes import dtype_bits
 from .formulas import attention as attn
 from .formulas import (
     contraction,
@@ -1146,14 +1147,11 @@ def _quantized_linear(event: OpEvent, options: CountOptions) -> Cost:
     return _with_packed_weight(quantized.integer_matmul(m, k, n), event, layout)
 
 
-_PACKED_BITS = {"qint8": 8, "quint8": 8, "quint4x2": 4, "float16": 16}
-
-
 def _with_packed_weight(work: Cost, event: OpEvent, layout: Any) -> Cost:
     """``work`` with its default traffic plus the packed weight and bias it reads (a
     ScriptObject, so not among the tensor inputs): weight numel x its bits / 8, float32
     bias; the per-channel scales are left out (a lower bound)."""
-    weight = prod(layout.weight_shape) * _PACKED_BITS.get(layout.dtype, 32) // 8 + layout.bias_numel * 4
+    weight = prod(layout.weight_shape) * (dtype_bits(layout.dtype) or 32) // 8 + layout.bias_numel * 4
     return with_traffic(work, event) + Cost(bytes_read=weight, weight_bytes=weight)
 
 
@@ -1585,10 +1583,10 @@ def _upsample_nearest_backward(event: OpEvent, options: CountOptions) -> Cost:
     scales = [event.arg(3 + d, name) for d, name in enumerate(names)]
     exact = "exact" in event.op
     hit = tuple(
-        loss_formulas.nearest_sources(size_in, size_out, scales[d], exact=exact)
+        pooling.nearest_sources(size_in, size_out, scales[d], exact=exact)
         for d, (size_in, size_out) in enumerate(zip(input_size[-dims:], out_sizes, strict=True))
     )
-    return loss_formulas.upsample_nearest_backward(prod(input_size[:-dims]), out_sizes, hit)
+    return pooling.upsample_nearest_backward(prod(input_size[:-dims]), out_sizes, hit)
 
 
 @formula("logit")
@@ -1653,30 +1651,16 @@ def _fft_lengths(event: OpEvent, signal: TensorMeta) -> tuple[tuple[int, ...], i
     return lengths, signal.numel // max(prod(lengths), 1)
 
 
-@formula("_fft_r2c")
-def _fft_r2c(event: OpEvent, options: CountOptions) -> Cost:
-    """(self, dim, normalization, onesided): a real transform of the input's sizes along
-    dim; ``onesided=False`` fills the other half by symmetry (copies, 0 FLOPs)."""
-    lengths, batch = _fft_lengths(event, event.args[0])
+@formula("_fft_r2c", "_fft_c2r", "_fft_c2c")
+def _fft(event: OpEvent, options: CountOptions) -> Cost:
+    """(self, dim, normalization, onesided | last_dim_size | forward): a transform of the
+    sizes along dim, real for r2c (the input's sizes; ``onesided=False`` fills the other
+    half by symmetry: copies, 0 FLOPs) and c2r (the output's, the last one
+    ``last_dim_size``), complex for c2c."""
+    signal = _out(event) if event.op == "aten._fft_c2r" else event.args[0]
+    lengths, batch = _fft_lengths(event, signal)
     normalized = int(event.arg(2, "normalization", 0)) != 0
-    return spectral.fft(lengths, batch, real=True, normalized=normalized)
-
-
-@formula("_fft_c2r")
-def _fft_c2r(event: OpEvent, options: CountOptions) -> Cost:
-    """(self, dim, normalization, last_dim_size): a real transform of the output's sizes
-    along dim (the last one ``last_dim_size``)."""
-    lengths, batch = _fft_lengths(event, _out(event))
-    normalized = int(event.arg(2, "normalization", 0)) != 0
-    return spectral.fft(lengths, batch, real=True, normalized=normalized)
-
-
-@formula("_fft_c2c")
-def _fft_c2c(event: OpEvent, options: CountOptions) -> Cost:
-    """(self, dim, normalization, forward): a complex transform of the sizes along dim."""
-    lengths, batch = _fft_lengths(event, event.args[0])
-    normalized = int(event.arg(2, "normalization", 0)) != 0
-    return spectral.fft(lengths, batch, real=False, normalized=normalized)
+    return spectral.fft(lengths, batch, real=event.op != "aten._fft_c2c", normalized=normalized)
 
 
 @formula(*spectral.WINDOW_PER_ELEMENT)

@@ -233,6 +233,11 @@ class Roofline:
         """The plain roofline bound for the whole call, in seconds."""
         return self.total.bound_time
 
+    @property
+    def throughput(self) -> float | None:
+        """Samples per second at the estimated latency (None when it is 0)."""
+        return self.batch_size / self.latency if self.latency else None
+
 
 def op_time(flops: int, nbytes: int, hardware: Hardware, dtype: str) -> tuple[float, float]:
     """(compute seconds, memory seconds) of one op on the roofline."""

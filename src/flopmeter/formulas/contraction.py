@@ -91,9 +91,22 @@ def transposed_conv_covered(
             first, last = -p, (length_in - 1) * s - p + k - 1
             reached *= max(0, min(last, length_out - 1) - max(first, 0) + 1)
         else:
-            written = {i * s - p + j * d for i in range(length_in) for j in range(k)}
-            reached *= sum(1 for o in written if 0 <= o < length_out)
+            reached *= sum(1 for hits in scatter_hits(length_out, length_in, k, s, p, d) if hits)
     return reached
+
+
+def scatter_hits(
+    length_out: int, length_in: int, kernel: int, stride: int, padding: int, dilation: int
+) -> list[int]:
+    """Along one dim of a scatter (a transposed conv, col2im), how many (input i, tap j)
+    pairs land on each output position o = i*stride - padding + j*dilation in [0, length_out)."""
+    hits = [0] * length_out
+    for i in range(max(length_in, 0)):
+        for j in range(kernel):
+            o = i * stride - padding + j * dilation
+            if 0 <= o < length_out:
+                hits[o] += 1
+    return hits
 
 
 def matmul(batch: int, m: int, k: int, n: int, *, bias_adds: int = 0, extra_scalings: int = 0) -> Cost:

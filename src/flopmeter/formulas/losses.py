@@ -91,23 +91,3 @@ def nll_loss_backward(samples: int, reduction: int, *, weighted: bool) -> Cost:
     if reduction == NONE:
         return Cost(flops=samples * (1 + per_sample))
     return Cost(flops=samples * per_sample + (2 if reduction == MEAN else 1))
-
-
-def nearest_sources(in_size: int, out_size: int, scale: float | None, *, exact: bool) -> int:
-    """How many of ``in_size`` cells nearest-neighbour resampling to ``out_size`` reads:
-    output i reads floor(i * s) (floor((i + 0.5) * s) for nearest-exact), s = 1/scale when
-    a scale was given, else in/out; clamped to the last cell."""
-    step = 1.0 / scale if scale else in_size / out_size
-    offset = 0.5 if exact else 0.0
-    return len({min(int((i + offset) * step), in_size - 1) for i in range(out_size)})
-
-
-def upsample_nearest_backward(planes: int, out_sizes: tuple[int, ...], hit_sizes: tuple[int, ...]) -> Cost:
-    """Each input gradient is the sum of the output gradients that copied it: with O
-    output cells per plane and H input cells read (H = the product of each dimension's
-    cells read), O - H adds per plane."""
-    outputs = hit = 1
-    for out_size, read in zip(out_sizes, hit_sizes, strict=True):
-        outputs *= out_size
-        hit *= read
-    return Cost(flops=planes * (outputs - hit))

@@ -8,6 +8,7 @@ from __future__ import annotations
 from math import ceil, floor, prod
 
 from ..cost import Cost
+from . import contraction
 
 
 def max_pool(outputs: int, window: int, *, input_elements: int) -> Cost:
@@ -90,6 +91,26 @@ def interpolate(outputs: int, mode: str) -> Cost:
 
 # Taps of the antialiasing filters (torch's interp_size): bilinear's triangle spans 2
 # input cells, bicubic's cubic 4, widened by the scale when downsampling.
+def nearest_sources(in_size: int, out_size: int, scale: float | None, *, exact: bool) -> int:
+    """How many of ``in_size`` cells nearest-neighbour resampling to ``out_size`` reads:
+    output i reads floor(i * s) (floor((i + 0.5) * s) for nearest-exact), s = 1/scale when
+    a scale was given, else in/out; clamped to the last cell."""
+    step = 1.0 / scale if scale else in_size / out_size
+    offset = 0.5 if exact else 0.0
+    return len({min(int((i + offset) * step), in_size - 1) for i in range(out_size)})
+
+
+def upsample_nearest_backward(planes: int, out_sizes: tuple[int, ...], hit_sizes: tuple[int, ...]) -> Cost:
+    """Each input gradient is the sum of the output gradients that copied it: with O
+    output cells per plane and H input cells read (H = the product of each dimension's
+    cells read), O - H adds per plane."""
+    outputs = hit = 1
+    for out_size, read in zip(out_sizes, hit_sizes, strict=True):
+        outputs *= out_size
+        hit *= read
+    return Cost(flops=planes * (outputs - hit))
+
+
 ANTIALIAS_INTERP_SIZE = {"bilinear": 2, "bicubic": 4}
 
 
@@ -200,12 +221,7 @@ def fold_sums(
     terms = covered = 1
     for size, k, d, pad, s in zip(out_sizes, kernel, dilation, padding, stride, strict=True):
         blocks = (size + 2 * pad - d * (k - 1) - 1) // s + 1
-        hits = [0] * size
-        for block in range(max(blocks, 0)):
-            for offset in range(k):
-                p = block * s + offset * d - pad
-                if 0 <= p < size:
-                    hits[p] += 1
+        hits = contraction.scatter_hits(size, blocks, k, s, pad, d)  # the transposed conv's geometry
         terms *= sum(hits)
         covered *= sum(1 for h in hits if h)
     return Cost(flops=planes * (terms - covered))

@@ -65,15 +65,9 @@ class KVCache:
         """Token slots over all layers for a context of ``context`` tokens: a sliding-window
         layer holds at most its window; a chunked-attention layer of chunk C the tokens of
         the chunk the last token is in, ``(context - 1) % C + 1`` (its attention reads no
-        other: an engine keeps no more)."""
-        chunks = self.chunks or (None,) * len(self.windows)
-        held = 0
-        for window, chunk in zip(self.windows, chunks, strict=True):
-            if chunk is not None and context > 0:
-                held += (context - 1) % chunk + 1
-            else:
-                held += context if window is None else min(context, window)
-        return held
+        other: an engine keeps no more). These are the slots the last token reads:
+        ``tokens_read(context - 1, 1)``."""
+        return self.tokens_read(context - 1, 1) if context > 0 else 0
 
     def bytes(self, context: int, batch: int = 1) -> Fraction:
         """The whole cache for ``batch`` sequences of ``context`` tokens."""

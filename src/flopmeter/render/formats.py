@@ -110,7 +110,7 @@ def to_json(
                 "batch_size": e.batch_size,
                 "latency_seconds": e.latency,
                 "bound_latency_seconds": e.bound_latency,
-                "samples_per_second": e.batch_size / e.latency if e.latency else None,
+                "samples_per_second": e.throughput,
                 "overhead_seconds": e.total.overhead_time,
                 "memory_seconds": e.total.calibrated_memory,
                 "compute_seconds": e.total.calibrated_compute,
@@ -251,7 +251,7 @@ def speed_csv_rows(timings: Any, sweep: Any) -> list[tuple[str, str, dict[str, A
                 "batch estimate",
                 {
                     "batch_size": e.batch_size,
-                    "samples_per_second": e.batch_size / e.latency if e.latency else None,
+                    "samples_per_second": e.throughput,
                     **_estimate_cells(e),
                 },
             )

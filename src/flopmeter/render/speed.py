@@ -275,7 +275,7 @@ def sweep_table(estimates: list[Roofline]) -> Table:
                 str(e.batch_size),
                 seconds(e.latency),
                 seconds(e.latency / e.batch_size),
-                f"{e.batch_size / e.latency:,.1f}" if e.latency else "-",
+                f"{e.throughput:,.1f}" if e.throughput else "-",
                 seconds(e.bound_latency),
                 *[f"{100 * part / whole:.0f}%" for part in shares],
                 total.regime,
