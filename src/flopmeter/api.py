@@ -12,7 +12,7 @@ import torch
 from torch.utils._pytree import tree_flatten
 
 from . import __version__
-from .aggregate import ModuleFormula, OpFormula, build_report
+from .aggregate import ModuleFormula, OpFormula, build_report, safe_extra_repr
 from .batch import batch_after_the_run, batch_before_the_run
 from .compression import classifier as overhead_classifier
 from .compression import finish as finish_compression
@@ -144,6 +144,7 @@ def profile(
         _refuse_lazy(walk)
         if causal not in ("full", "needed"):
             raise ValueError(f"causal must be 'full' or 'needed', got {causal!r}")
+        _check_flags(backward=backward, train=train, shapes_only=shapes_only, name=name)
         if batch_size is not None and (
             not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1
         ):
@@ -216,6 +217,24 @@ def profile(
         return report
 
 
+def _check_flags(**flags: Any) -> None:
+    """``backward`` a bool, ``train`` and ``shapes_only`` a bool or None, ``name`` a str or
+    None: a string such as ``train="yes"`` would reach torch's ``Module.train`` (a raw error
+    there) or be taken as true."""
+    for flag, value in flags.items():
+        if flag == "name":
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"name must be a str (the model's name in the report), got {value!r}")
+        elif not isinstance(value, bool) and not (value is None and flag != "backward"):
+            expected = "True or False" if flag == "backward" else "True, False or None"
+            raise TypeError(f"{flag} must be {expected}, got {value!r}")
+    if flags["backward"] and torch.is_inference_mode_enabled():
+        raise ValueError(
+            "backward=True cannot run under torch.inference_mode(), which turns autograd off for "
+            "every tensor made in it: call profile() outside the inference_mode block"
+        )
+
+
 def _refuse_lazy(walk: ModelWalk) -> None:
     """Lazy modules (``nn.LazyLinear``) create their parameters in their first call;
     profiling would have to keep or undo that, so ask for one real call first."""
@@ -285,7 +304,7 @@ def _model_float_dtype(model: torch.nn.Module) -> torch.dtype:
     """The dtype of the model's first floating-point parameter (else buffer), else float32:
     what its float inputs must be for the real call to work (a half model takes half)."""
     for tensor in chain(model.parameters(), model.buffers()):  # stops at the first
-        if tensor.is_floating_point():
+        if tensor.is_floating_point() or tensor.is_complex():
             return tensor.dtype
     return torch.float32
 
@@ -362,7 +381,7 @@ def _failure_message(
     if failure.module is not None:
         module = model.get_submodule(failure.module) if failure.module else model
         label = failure.module or "(root)"
-        detail = module.extra_repr()
+        detail = safe_extra_repr(module)
         where = f" in module '{label}' ({type(module).__name__}{': ' + detail if detail else ''})"
     scripted = isinstance(module, torch.jit.ScriptModule)  # raised inside the TorchScript interpreter
     return (

@@ -10,6 +10,7 @@ Every option is checked before the model is built.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import sys
@@ -395,10 +396,12 @@ def main(
         except SystemExit as exit_:  # argparse already printed its message (or --help)
             return int(exit_.code or 0)
         try:
-            validate(args, compare)
-            if compare:
-                return _compare(args, out, err)
-            return _single(args, out, err)
+            # the report goes to ``out``; a model's own print() goes to stderr, not into it
+            with contextlib.redirect_stdout(err):
+                validate(args, compare)
+                if compare:
+                    return _compare(args, out, err)
+                return _single(args, out, err)
         except (UsageError, ModelSourceError, ValueError) as error:
             print(f"flopmeter: error: {error}", file=err)
             return 2

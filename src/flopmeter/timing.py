@@ -10,13 +10,14 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 
 from .api import Inputs, _model_device, _resolve_inputs, profile
 from .hardware import Hardware, get
+from .inputs import InputSpec, as_specs
 from .random_state import kept_random_state
 from .report import Report
 from .roofline import Roofline, integer_ops, roofline
@@ -260,6 +261,14 @@ def predict_batches(
     """The latency model's estimate of one forward at each batch size (no timing: the
     model is profiled at each size; inputs are repeated or rebuilt as in ``benchmark``)."""
     sizes = _checked_batch_sizes(batch_sizes)
+    if inputs is None and input_shape is not None:  # built by profile at each size: counted, not allocated
+        specs = as_specs(input_shape)
+        return [
+            roofline(
+                _checked(profile(model, input_shape=[_spec_at(s, batch) for s in specs]), batch), hardware
+            )
+            for batch in sizes
+        ]
     args, kwargs = _resolve_inputs(model, inputs, input_shape, None)
     estimates = []
     for batch in sizes:
@@ -271,6 +280,16 @@ def predict_batches(
         _check_batch(report, batch)
         estimates.append(roofline(report, hardware))
     return estimates
+
+
+def _spec_at(spec: InputSpec, batch: int) -> InputSpec:
+    """``spec`` with its leading dimension set to ``batch`` (a scalar spec as it is)."""
+    return replace(spec, shape=(batch, *spec.shape[1:])) if spec.shape else spec
+
+
+def _checked(report: Report, batch: int) -> Report:
+    _check_batch(report, batch)
+    return report
 
 
 def _rebatch(

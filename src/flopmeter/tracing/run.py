@@ -6,7 +6,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from copy import deepcopy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from itertools import repeat
 from operator import attrgetter, is_, methodcaller
 from typing import Any
@@ -511,7 +511,10 @@ def _why_no_backward(output: Any, tensors: list[torch.Tensor], wrt: list[torch.T
 
 
 def _plain(output: Any) -> Any:
-    """Model outputs such as transformers' ModelOutput are dicts; make pytree see them."""
+    """Model outputs such as transformers' ModelOutput are dicts, and a dataclass holds its
+    tensors in fields; make pytree see them."""
     if isinstance(output, dict):
         return dict(output)
+    if is_dataclass(output) and not isinstance(output, type):
+        return {f.name: _plain(getattr(output, f.name)) for f in fields(output)}
     return output
