@@ -224,3 +224,27 @@ def test_a_module_held_by_two_parents_is_charged_under_its_first_name():
     assert (modules["a"].calls, modules["a"].total.macs) == (2, 64)
     assert (modules["b"].total.macs, modules["b"].total.flops) == (0, 8)
     assert "b.0" not in modules
+
+
+def test_nested_tensor_inputs_are_refused_with_a_clear_message():
+    """P6-A13: torch's 'NestedTensorImpl doesn't support sizes' (batch rule) or a
+    NotImplementedError for 'aten::_to_copy' on NestedTensorMeta came out raw."""
+    jagged = torch.nested.nested_tensor([torch.randn(2, 4), torch.randn(3, 4)])
+    for options in ({}, {"batch_size": 2}, {"batch_size": 2, "shapes_only": False}):
+        with pytest.raises(ValueError, match="nested .jagged. tensor inputs are not supported"):
+            flopmeter.profile(nn.Linear(4, 4), jagged, **options)
+
+
+def test_an_llm_prompt_past_what_a_tensor_holds_is_refused():
+    """P6-A14: llm_cost(prompt=10**20) raised torch's C++ overflow from torch.zeros."""
+    transformers = pytest.importorskip("transformers")
+    config = transformers.LlamaConfig(
+        num_hidden_layers=1,
+        hidden_size=32,
+        intermediate_size=64,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=100,
+    )
+    with pytest.raises(ValueError, match="more than a tensor can hold"):
+        flopmeter.llm_cost(config, prompt=10**20)

@@ -165,6 +165,7 @@ def profile(
             )
         first_try = (not backward) if shapes_only is None else shapes_only
         args, kwargs = _resolve_inputs(model, inputs, input_shape, input_dtype, floats_on_meta=first_try)
+        _refuse_nested(args, kwargs)
         batch = batch_size if batch_size is not None else batch_before_the_run(walk, args, kwargs)
 
         def run(shapes: bool) -> Trace:
@@ -232,6 +233,16 @@ def _check_flags(**flags: Any) -> None:
         raise ValueError(
             "backward=True cannot run under torch.inference_mode(), which turns autograd off for "
             "every tensor made in it: call profile() outside the inference_mode block"
+        )
+
+
+def _refuse_nested(args: Any, kwargs: Any) -> None:
+    """Nested (jagged) tensors have no shape to count from, and torch cannot move them to
+    meta or give their sizes: refused here, not with torch's internal errors mid-run."""
+    if any(isinstance(t, torch.Tensor) and t.is_nested for t in tree_flatten((args, kwargs))[0]):
+        raise ValueError(
+            "nested (jagged) tensor inputs are not supported: pad them into one dense batch "
+            "(torch.nested.to_padded_tensor) to count the padded work, or profile each sequence"
         )
 
 
