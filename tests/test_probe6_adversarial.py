@@ -248,3 +248,17 @@ def test_an_llm_prompt_past_what_a_tensor_holds_is_refused():
     )
     with pytest.raises(ValueError, match="more than a tensor can hold"):
         flopmeter.llm_cost(config, prompt=10**20)
+
+
+def test_a_parameter_passed_as_the_input_counts_the_same_on_shapes_and_with_values():
+    """P6-A15: the shapes-only run moved the input to meta as a copy, so the weight read
+    through it counted as an activation: weight_bytes 263,168 on shapes, 525,312 with values."""
+    model = nn.Linear(256, 256)
+    shapes = flopmeter.profile(model, (model.weight,))
+    values = flopmeter.profile(model, (model.weight,), shapes_only=False)
+    assert shapes.options["computed"] == "shapes"
+    for report in (shapes, values):
+        assert report.macs == 16_777_216  # 256 rows * 256 * 256
+        # W read twice (as the input and as the weight) + the bias: 2*256*256*4 + 256*4
+        assert report.to_dict()["totals"]["weight_bytes"] == 525_312
+        assert report.bytes_read == 525_312

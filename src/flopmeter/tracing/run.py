@@ -416,7 +416,7 @@ def _run_once(
     recorder = OpRecorder(stack, walk.roles, shapes_only=options.shapes_only)
     recorder.whole_functions = whole_functions
     if options.shapes_only:
-        args, kwargs = _floats_to_meta(args), _floats_to_meta(kwargs)
+        args, kwargs = _floats_to_meta(args, walk.roles), _floats_to_meta(kwargs, walk.roles)
     inputs = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
     recorder.hold(inputs)
     recorder.probe = next((t for t in inputs if t.ndim), None)
@@ -467,11 +467,13 @@ def _import_dynamo() -> None:
     import torch._dynamo  # noqa: F401
 
 
-def _floats_to_meta(value: Any) -> Any:
+def _floats_to_meta(value: Any, roles: dict[int, str]) -> Any:
+    """Floating-point inputs as meta tensors; the model's own parameters and buffers passed
+    as inputs stay as they are (the recorder moves them to meta per op, as a weight)."""
     flat, spec = tree_flatten(value)
     moved = [
         t.detach().to("meta")
-        if isinstance(t, torch.Tensor) and (t.is_floating_point() or t.is_complex())
+        if isinstance(t, torch.Tensor) and (t.is_floating_point() or t.is_complex()) and id(t) not in roles
         else t
         for t in flat
     ]
