@@ -262,3 +262,19 @@ def test_a_parameter_passed_as_the_input_counts_the_same_on_shapes_and_with_valu
         # W read twice (as the input and as the weight) + the bias: 2*256*256*4 + 256*4
         assert report.to_dict()["totals"]["weight_bytes"] == 525_312
         assert report.bytes_read == 525_312
+
+
+def test_the_ptflops_drop_in_leaves_the_random_stream_and_allocates_nothing():
+    """P6-A16: get_model_complexity_info drew its input with torch.randn (the user's random
+    stream moved; ptflops' own does not) and allocated it: (3, 10**10, 10**10) raised torch's
+    'Storage size calculation overflowed'."""
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())
+    state = torch.get_rng_state()
+    macs, params = flopmeter.get_model_complexity_info(
+        model, (3, 8, 8), as_strings=False, print_per_layer_stat=False
+    )
+    assert torch.equal(torch.get_rng_state(), state)
+    # conv 3*3*3 * 6*6 * 8 = 7,776 MACs + bias 288 (ptflops counts it) + ReLU 6*6*8 = 288
+    assert (macs, params) == (8_352, 224)
+    with pytest.raises(ValueError, match="more than a tensor can hold"):
+        flopmeter.get_model_complexity_info(model, (3, 10**10, 10**10), print_per_layer_stat=False)
