@@ -278,3 +278,38 @@ def test_the_ptflops_drop_in_leaves_the_random_stream_and_allocates_nothing():
     assert (macs, params) == (8_352, 224)
     with pytest.raises(ValueError, match="more than a tensor can hold"):
         flopmeter.get_model_complexity_info(model, (3, 10**10, 10**10), print_per_layer_stat=False)
+
+
+class FailsOnItsThirdCall(nn.Module):
+    """Counts its calls in a list outside itself (a profile puts its own attributes back)."""
+
+    calls: list[int] = []
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.l = nn.Linear(4, 3)
+
+    def forward(self, x):
+        self.calls.append(1)
+        if len(self.calls) == 3:
+            raise RuntimeError("the third call fails")
+        return self.l(x)
+
+
+def test_a_model_failing_in_a_timed_run_is_a_model_error(tmp_path, capsys):
+    """P6-A17: its profile passed, then a timed run raised: benchmark() let the raw error out
+    and `--bench` printed a Python traceback (exit 1)."""
+    FailsOnItsThirdCall.calls.clear()
+    with pytest.raises(flopmeter.ModelError, match="in a run benchmark.. timed.*the third call fails"):
+        flopmeter.benchmark(FailsOnItsThirdCall(), torch.randn(2, 4), warmup=1, repeat=3)
+    path = tmp_path / "flaky.py"
+    path.write_text(
+        "import torch.nn as nn\nN = [0]\nclass M(nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n        self.l = nn.Linear(4, 3)\n"
+        "    def forward(self, x):\n        N[0] += 1\n"
+        "        if N[0] == 4:\n            raise RuntimeError('the fourth call fails')\n"
+        "        return self.l(x)\nEXAMPLE_INPUTS = '2x4'\n"
+    )
+    assert main([f"{path}:M", "--bench", "--warmup", "1", "--repeat", "5", "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "the fourth call fails" in err and "Traceback" not in err

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 
-from .api import Inputs, _model_device, _resolve_inputs, profile
+from .api import Inputs, ModelError, _model_device, _resolve_inputs, profile
 from .hardware import Hardware, get
 from .inputs import InputSpec, as_specs
 from .random_state import kept_random_state
@@ -213,6 +214,8 @@ def benchmark(
     for label, count in (("warmup", warmup), ("repeat", repeat)):
         if not isinstance(count, int) or isinstance(count, bool):
             raise TypeError(f"{label} must be a whole number of runs, got {count!r}")
+        if count < 1:  # also time_calls' check: here before any run, which a failing run would wrap
+            raise ValueError(f"{label} must be at least 1, got {count}")
     spec = get(hardware) if isinstance(hardware, str) else hardware
     if spec is not None and not isinstance(spec, Hardware):
         raise TypeError(f"hardware must be a flopmeter.hardware.Hardware or a preset name, got {hardware!r}")
@@ -338,7 +341,7 @@ def _one(
         report = profile(model, kwargs if kwargs else args)
     if batch is not None:
         _check_batch(report, batch)
-    with kept_random_state(), ModelStateGuard(model) as guard, torch.no_grad():
+    with kept_random_state(), ModelStateGuard(model) as guard, torch.no_grad(), _runs_that_fail():
         model.eval()
         call, setup = _calls(model, args, kwargs)
         with SaveBeforeWrites(guard.writes):  # one more untimed run: copies what the forward
@@ -354,6 +357,19 @@ def _one(
             timing.per_module, with_hooks = _time_modules(model, args, kwargs, device, warmup, repeat)
             timing.hook_overhead = with_hooks - timing.median  # signed: render.speed.hook_cost
     return timing
+
+
+@contextmanager
+def _runs_that_fail() -> Iterator[None]:
+    """A model that raises in a timed run (its profile passed: a forward failing on a later
+    call) raises ``ModelError``, as its profile would: the CLI's one line, not a traceback."""
+    try:
+        yield
+    except Exception as error:
+        raise ModelError(
+            f"the model raised {type(error).__name__} in a run benchmark() timed, after its counted "
+            f"run had passed: {error}"
+        ) from error
 
 
 def _calls(
