@@ -313,3 +313,30 @@ def test_a_model_failing_in_a_timed_run_is_a_model_error(tmp_path, capsys):
     assert main([f"{path}:M", "--bench", "--warmup", "1", "--repeat", "5", "-q"]) == 1
     err = capsys.readouterr().err
     assert "the fourth call fails" in err and "Traceback" not in err
+
+
+class CatchesItsOwnFailure(nn.Module):
+    """A real run takes ``big`` (64*64 weights); ``.item()`` fails on meta, and the model's own
+    ``except`` then took ``small`` in the shapes-only run."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.big, self.small = nn.Linear(64, 64), nn.Linear(64, 2)
+
+    def forward(self, x):
+        try:
+            scale = float(x.abs().max().item())
+            return self.big(x) / scale
+        except RuntimeError:
+            return self.small(x)
+
+
+def test_a_model_that_catches_an_ops_failure_on_meta_is_counted_with_values():
+    """P6-A18: 256 MACs (small: 2*64*2) reported as computed on shapes; the real call runs
+    big: 2*64*64 = 8,192 MACs."""
+    model, x = CatchesItsOwnFailure(), torch.randn(2, 64)
+    report = flopmeter.profile(model, x)
+    assert (report.macs, report.options["computed"]) == (8_192, "values")
+    assert report.macs == flopmeter.profile(model, x, shapes_only=False).macs
+    with pytest.raises(flopmeter.ModelError, match="shapes-only run"):
+        flopmeter.profile(model, x, shapes_only=True)  # asked for shapes: refused, not wrong

@@ -448,6 +448,8 @@ def _run_once(
         recorder.release()
     if recorder.unseen_attention_in is not None:
         raise AttentionSeen(walk.module(recorder.unseen_attention_in))
+    if recorder.failed_on_meta is not None:  # the model caught it (``try: x.item()``) and went on
+        raise TraceFailure(recorder.failed_on_meta, stack.raised_in(recorder.failed_on_meta))
     return Trace(
         events=recorder.events,
         module_calls=dict(stack.calls),
