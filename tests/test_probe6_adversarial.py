@@ -340,3 +340,13 @@ def test_a_model_that_catches_an_ops_failure_on_meta_is_counted_with_values():
     assert report.macs == flopmeter.profile(model, x, shapes_only=False).macs
     with pytest.raises(flopmeter.ModelError, match="shapes-only run"):
         flopmeter.profile(model, x, shapes_only=True)  # asked for shapes: refused, not wrong
+
+
+@pytest.mark.parametrize("option", ["-o", "--html", "--plot"])
+def test_an_output_file_that_is_the_models_own_file_is_refused(model_file, option, capsys):
+    """P6-A19: `flopmeter model.py:build -o model.py` replaced the user's model file with the
+    report (an .onnx file and a config.json too), exit 0."""
+    source = open(model_file).read()
+    assert main([f"{model_file}:build", "-q", option, model_file]) == 2
+    assert "that is the file the model" in capsys.readouterr().err
+    assert open(model_file).read() == source

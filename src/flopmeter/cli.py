@@ -566,9 +566,11 @@ def check_combinations(args: argparse.Namespace) -> None:
 
 def check_outputs(args: argparse.Namespace) -> None:
     """The files -o, --html and --plot will write can be written (checked before counting)."""
+    sources = getattr(args, "models", None) or [getattr(args, "model", None) or ""]
     for option, path in (("--output", args.output), ("--html", args.html), ("--plot", args.plot)):
         if path:
             check_writable(option, path)
+            check_not_a_source(option, path, sources)
     if args.plot:
         check_plot_format(args.plot)
 
@@ -582,6 +584,20 @@ def check_writable(option: str, path: str) -> None:
         raise UsageError(f"{option} {path}: the folder {folder} does not exist")
     if not os.access(path if os.path.exists(path) else folder, os.W_OK):
         raise UsageError(f"{option} {path}: not writable")
+
+
+def check_not_a_source(option: str, path: str, sources: list[str]) -> None:
+    """An output file is not the file a model is read from (`-o model.py` overwrote it)."""
+    if not os.path.isfile(path):
+        return
+    for source in sources:
+        file_name = source.removeprefix("transformers:")
+        file_name = file_name.rsplit(":", 1)[0] if ".py:" in file_name else file_name
+        for read in (file_name, os.path.join(file_name, "config.json")):
+            if os.path.isfile(read) and os.path.samefile(read, path):
+                raise UsageError(
+                    f"{option} {path}: that is the file the model {source} is read from; give another name"
+                )
 
 
 def check_plot_format(path: str) -> None:
