@@ -350,3 +350,15 @@ def test_an_output_file_that_is_the_models_own_file_is_refused(model_file, optio
     assert main([f"{model_file}:build", "-q", option, model_file]) == 2
     assert "that is the file the model" in capsys.readouterr().err
     assert open(model_file).read() == source
+
+
+def test_a_report_pickles_for_multiprocessing():
+    """P6-A20: pickle.dumps(report) raised "Can't pickle local object 'finish.<locals>.<lambda>'"
+    (the lazy compression view), so a multiprocessing.Pool could not return Reports."""
+    import pickle
+
+    report = flopmeter.profile(nn.Sequential(nn.Linear(8, 8), nn.GELU()), torch.randn(2, 8))
+    copy = pickle.loads(pickle.dumps(report))
+    assert copy.to_dict() == report.to_dict()
+    assert copy.macs == 128  # 2*8*8
+    assert str(copy.compression) == str(report.compression)

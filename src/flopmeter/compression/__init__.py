@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -76,9 +77,13 @@ def finish(report: Report, facts: ModelFacts, options: CompressionOptions) -> Re
     # (``w[mask] = 0``, ``w.data.mul_(mask)``, ``prune.remove``) must not change this
     # report, which is the "before" of a comparison (no cheap check sees such writes).
     facts.count()
-    report.compression = LazyView(
-        lambda: build_view(
-            report, facts, assume_sparsity=options.assume_sparsity, assume_bits=options.assume_bits
+    report.compression = LazyView(  # a partial, not a lambda: a Report pickles (multiprocessing)
+        partial(
+            build_view,
+            report,
+            facts,
+            assume_sparsity=options.assume_sparsity,
+            assume_bits=options.assume_bits,
         )
     )
     return report
