@@ -362,3 +362,15 @@ def test_a_report_pickles_for_multiprocessing():
     assert copy.to_dict() == report.to_dict()
     assert copy.macs == 128  # 2*8*8
     assert str(copy.compression) == str(report.compression)
+
+
+def test_a_torch_export_module_is_counted_in_the_mode_its_graph_fixes():
+    """P6-A21: profile() asked the exported module for eval mode, and torch.export's module
+    raises NotImplementedError('Calling train() is not supported yet.'), raw."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(144, 2))
+    x = torch.randn(2, 3, 8, 8)
+    exported = torch.export.export(model.eval(), (x,)).module()
+    report = flopmeter.profile(exported, x)
+    # conv 2 * 6*6*4 * 3*3*3 = 7,776 + linear 2*144*2 = 576 MACs, as the original
+    assert report.macs == 8_352 == flopmeter.profile(model, x).macs
+    assert report.flops == flopmeter.profile(model, x).flops

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from copy import deepcopy
 from dataclasses import dataclass, field, fields, is_dataclass
 from itertools import repeat
@@ -429,7 +429,8 @@ def _run_once(
     try:
         with kept_random_state((args, kwargs)), ModelStateGuard(model, walk) as guard, grad_mode, stack:
             if options.train is not None and not guard.all_in_mode(options.train):
-                model.train(options.train)
+                with suppress(NotImplementedError):  # a torch.export'ed module: its graph fixes the mode
+                    model.train(options.train)
             # a meta model has no values to guard: no check per op
             recorder.writes = guard.writes if guard.writes.guards_anything else None
             with recorder, functions:
