@@ -374,3 +374,19 @@ def test_a_torch_export_module_is_counted_in_the_mode_its_graph_fixes():
     # conv 2 * 6*6*4 * 3*3*3 = 7,776 + linear 2*144*2 = 576 MACs, as the original
     assert report.macs == 8_352 == flopmeter.profile(model, x).macs
     assert report.flops == flopmeter.profile(model, x).flops
+    timing = flopmeter.benchmark(exported, x, warmup=1, repeat=2)[0]  # benchmark() asked eval() too
+    assert timing.flops == report.flops
+
+
+def test_a_model_file_returning_a_torch_export_module_is_counted(tmp_path, capsys):
+    """P6-A21 (CLI): the loader's model.eval() raised NotImplementedError with a traceback."""
+    path = tmp_path / "exported.py"
+    path.write_text(
+        "import torch, torch.nn as nn\n"
+        "def build():\n"
+        "    model = nn.Sequential(nn.Linear(4, 3)).eval()\n"
+        "    return torch.export.export(model, (torch.randn(2, 4),)).module()\n"
+        "EXAMPLE_INPUTS = '2x4'\n"
+    )
+    assert main([f"{path}:build", "-q"]) == 0
+    assert "24 MACs" in capsys.readouterr().out  # 2*4*3

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from .inputs import DTYPES, InputSpec, as_spec
+from .tracing.run import set_mode
 
 
 class ModelSourceError(ValueError):
@@ -410,7 +411,7 @@ def _python_file(source: str, overrides: dict[str, Any], example_inputs: bool = 
         if not isinstance(model, torch.nn.Module):
             raise ModelSourceError(f"{source!r} returned {type(model).__name__}, expected a torch.nn.Module")
         examples = example_specs(module, file_name) if example_inputs else []
-    return LoadedModel(model.eval(), source, examples)
+    return LoadedModel(set_mode(model, False), source, examples)
 
 
 EXAMPLE_INPUTS_EXPECTED = (

@@ -22,7 +22,7 @@ from .inputs import InputSpec, as_specs
 from .random_state import kept_random_state
 from .report import Report
 from .roofline import Roofline, integer_ops, roofline
-from .tracing.run import ModelStateGuard, SaveBeforeWrites, holds_objects, own_copy
+from .tracing.run import ModelStateGuard, SaveBeforeWrites, holds_objects, own_copy, set_mode
 
 Progress = Callable[[str, int, int], None]
 
@@ -342,7 +342,7 @@ def _one(
     if batch is not None:
         _check_batch(report, batch)
     with kept_random_state(), ModelStateGuard(model) as guard, torch.no_grad(), _runs_that_fail():
-        model.eval()
+        set_mode(model, False)
         call, setup = _calls(model, args, kwargs)
         with SaveBeforeWrites(guard.writes):  # one more untimed run: copies what the forward
             if setup is not None:  # writes (a step counter), which the guard puts back

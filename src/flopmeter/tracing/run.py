@@ -149,6 +149,14 @@ class ModelStateGuard:
         return bound and list(map(_DTYPE, tensors)) == list(map(_DTYPE, aliases))
 
 
+def set_mode(model: torch.nn.Module, train: bool) -> torch.nn.Module:
+    """``model.train(train)``; a ``torch.export``ed module refuses ``train()`` and ``eval()``
+    (NotImplementedError): its graph fixes the mode, and it runs in that one."""
+    with suppress(NotImplementedError):
+        model.train(train)
+    return model
+
+
 _TRAINING = attrgetter("training")
 _REQUIRES_GRAD = attrgetter("requires_grad")
 _GRAD = attrgetter("grad")
@@ -429,8 +437,7 @@ def _run_once(
     try:
         with kept_random_state((args, kwargs)), ModelStateGuard(model, walk) as guard, grad_mode, stack:
             if options.train is not None and not guard.all_in_mode(options.train):
-                with suppress(NotImplementedError):  # a torch.export'ed module: its graph fixes the mode
-                    model.train(options.train)
+                set_mode(model, options.train)
             # a meta model has no values to guard: no check per op
             recorder.writes = guard.writes if guard.writes.guards_anything else None
             with recorder, functions:
