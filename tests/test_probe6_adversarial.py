@@ -390,3 +390,37 @@ def test_a_model_file_returning_a_torch_export_module_is_counted(tmp_path, capsy
     )
     assert main([f"{path}:build", "-q"]) == 0
     assert "24 MACs" in capsys.readouterr().out  # 2*4*3
+
+
+class CompiledInside(nn.Module):
+    """A submodule compiled with torch.compile, called by the model's own forward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.block = torch.compile(nn.Sequential(nn.Linear(8, 8), nn.ReLU()))
+        self.head = nn.Linear(8, 2)
+
+    def forward(self, x):
+        return self.head(self.block(x))
+
+
+def test_code_compiled_in_place_or_inside_the_model_is_not_compiled_by_a_profile():
+    """P6-A22: `model.compile()` (no OptimizedModule to unwrap) and a compiled submodule were
+    compiled by dynamo under the profile, flopmeter's dispatch mode with them: 12 graphs and
+    ~2 s of CPU for a 3-layer model, meta graphs filling the recompile limit."""
+    from torch._dynamo.utils import counters
+
+    in_place = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+    in_place.compile()
+    torch._dynamo.reset()
+    counters.clear()
+    for model in (in_place, CompiledInside()):
+        for options in ({}, {"shapes_only": False}):
+            report = flopmeter.profile(model, torch.randn(2, 8), **options)
+            assert report.macs == 160  # 2*8*8 + 2*8*2
+    assert counters["frames"]["total"] == 0  # dynamo was asked to compile nothing
+    assert torch.compiler.is_compiling() is False
+    with torch.no_grad():
+        in_place(torch.randn(2, 8))  # the stance is back: a plain call compiles
+    assert counters["frames"]["total"] >= 1
+    torch._dynamo.reset()

@@ -20,6 +20,7 @@ from .attention_watch import AttentionSeen, expects_attention, remember_attentio
 from .events import PLAIN_TYPES, OpEvent
 from .model_walk import ModelWalk
 from .modules import ModuleStack, exclusive
+from .no_compile import eager_compiled_code
 from .recorder import UNMARKED_WRITE_OPS, FunctionRecorder, OpRecorder
 
 
@@ -348,7 +349,7 @@ def trace_model(
     (``attention_watch.py``).
     """
     _import_dynamo()
-    with exclusive(model):  # the walk and the run see one state of the model
+    with exclusive(model), eager_compiled_code():  # the walk and the run see one state of the model
         walk = walk if walk is not None else ModelWalk(model)
         options = _RunOptions(backward, train, custom_types, shapes_only)
         objects = holds_objects((args, kwargs))
