@@ -68,9 +68,18 @@ class LanguageModel:
     params: ParamCounts
     name: str
     chunks: tuple[int | None, ...] = ()
+    # per head: the dims of the scores' dot products (queries and keys) and of the values;
+    # None: head_dim. MLA (DeepSeek-V2/V3) differs: its config's head_dim is the rotary part only
+    qk_head_dim: int | None = None
+    v_head_dim: int | None = None
     # per layer that caches: (heads, dim) of the keys and of the values transformers stores for one
     # token, recorded by ``traces.stored_layout`` on first use
     stored: dict[int, tuple[tuple[int, int], tuple[int, int]]] | None = field(default=None, repr=False)
+
+    @property
+    def attention_dims(self) -> tuple[int, int]:
+        """(query-key, value) dims per head: the scores' dot products and the weighted sum."""
+        return (self.qk_head_dim or self.head_dim, self.v_head_dim or self.head_dim)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -213,6 +222,10 @@ def _describe(model: torch.nn.Module, config: Any) -> LanguageModel:
     if getattr(config, "multi_query", False) and not getattr(config, "new_decoder_architecture", False):
         kv_heads = 1  # Falcon-7B, GPT-BigCode: one key/value head (Falcon's num_kv_heads then says H)
     head_dim = int(_get(config, "head_dim", default=hidden // heads))
+    # MLA (DeepSeek-V2/V3, MiniCPM3): head_dim is the rotary part; a score's dot product runs
+    # over qk_head_dim = qk_nope_head_dim + qk_rope_head_dim, the weighted sum over v_head_dim
+    qk_head_dim = int(_get(config, "qk_head_dim", default=head_dim))
+    v_head_dim = int(_get(config, "v_head_dim", default=head_dim))
     window = _get(config, "sliding_window")
     if getattr(config, "use_sliding_window", True) is False:
         window = None
@@ -239,6 +252,8 @@ def _describe(model: torch.nn.Module, config: Any) -> LanguageModel:
         vocab=int(_get(config, "vocab_size")),
         windows=windows,
         chunks=chunks,
+        qk_head_dim=qk_head_dim,
+        v_head_dim=v_head_dim,
         num_experts=experts,
         experts_per_token=top_k,
         params=count_params(model, experts, top_k),

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..llm.cost import LLMCost
 from ..llm.fit import Fit, Polynomial
+from ..llm.model import LanguageModel
 from ..llm.phases import Phase
 from ..llm.serving import Serving
 from ..llm.training import TrainingStep
@@ -159,7 +160,7 @@ def render_llm(
     logits = "logits at every position" if cost.all_logits else "logits for the last position, as generate"
     lines = [
         f"{lm.name}: {lm.layers} layers, hidden {lm.hidden}, {lm.heads} heads ({lm.kv_heads} KV), "
-        f"head dim {lm.head_dim}, vocab {lm.vocab}, {dtype}",
+        f"{_head_dims(lm)}, vocab {lm.vocab}, {dtype}",
         f"params: N_total {n.total:,} · N_mm {n.matmul:,} (matmul weights, lm_head included, "
         f"no embeddings) · Kaplan N {n.kaplan:,} · embeddings {n.embedding:,}",
     ]
@@ -242,6 +243,15 @@ def render_llm(
     return "\n".join(lines) + "\n"
 
 
+def _head_dims(lm: LanguageModel) -> str:
+    """ "head dim 128"; with MLA the dims the scores and the values run over (DeepSeek's config
+    head_dim is the rotary part only)."""
+    qk_dim, v_dim = lm.attention_dims
+    if qk_dim == v_dim == lm.head_dim:
+        return f"head dim {lm.head_dim}"
+    return f"head dim {qk_dim} (queries, keys) and {v_dim} (values)"
+
+
 def kv_lines(cost: LLMCost) -> list[str]:
     total = cost.prompt + cost.generate
     stored, lm = cost.cache, cost.lm
@@ -287,6 +297,12 @@ def render_training(
         f" · backward {u.count(step.backward_flops, 'FLOPs', units, precision)} (2 x MACs, traced)",
         *grid(header, body),
     ]
+    qk_dim, v_dim = step.lm.attention_dims
+    if step.attention_layers != step.lm.layers or qk_dim != v_dim:
+        lines.append(
+            f"6N+12LHQT as 6N + 6 L H (Q_qk + Q_v) T: L = {step.attention_layers} of {step.lm.layers} layers "
+            f"(those with attention), H = {step.lm.heads}, Q_qk = {qk_dim}, Q_v = {v_dim}"
+        )
     if step.recompute or step.optimizer:
         extra = " + one forward (recompute)" if step.recompute else ""
         extra += " + AdamW" if step.optimizer else ""

@@ -1,0 +1,65 @@
+"""Probe-6 findings in LLM mode (P6-L ids in probe6-llm.md): each test failed before its fix."""
+
+import pytest
+
+from flopmeter.llm.training import training_step
+
+transformers = pytest.importorskip("transformers")
+
+
+def tiny_deepseek_v3() -> object:
+    """MLA: 4 heads, q/k dims 16 (nope) + 8 (rope) = 24, values 16, latent 16; layer 0 dense,
+    layer 1 a mixture of 4 experts (top 2) with 1 shared expert."""
+    return transformers.DeepseekV3Config(
+        num_hidden_layers=2, hidden_size=64, intermediate_size=128, num_attention_heads=4,
+        num_key_value_heads=4, vocab_size=100, kv_lora_rank=16, q_lora_rank=24, qk_rope_head_dim=8,
+        qk_nope_head_dim=16, v_head_dim=16, n_routed_experts=4, num_experts_per_tok=2,
+        n_shared_experts=1, moe_intermediate_size=32, first_k_dense_replace=1, n_group=1, topk_group=1,
+    )  # fmt: skip
+
+
+def test_palm_form_of_mla_uses_the_query_key_and_value_dims() -> None:
+    """P6-L1: PaLM's 12 L H Q T took Q = config.head_dim, which DeepSeek's config sets to the
+    rotary part only (8 here, 64 for DeepSeek-V3), not the 24 / 16 its scores and values run over."""
+    step = training_step(tiny_deepseek_v3(), tokens=16)
+    # active N_mm per layer: attention q_a 64*24 + q_b 24*96 + kv_a 64*24 + kv_b 16*128 + o 64*64
+    #   = 1,536 + 2,304 + 1,536 + 2,048 + 4,096 = 11,520; layer 0 MLP 3*64*128 = 24,576;
+    #   layer 1: router 4*64 = 256, shared expert 3*64*32 = 6,144, 2 of 4 experts 2*3*64*32 = 12,288;
+    #   lm_head 6,400: 2*11,520 + 24,576 + 18,688 + 6,400 = 72,704
+    assert step.lm.params.active_matmul == 72_704
+    # 6 N + 6 L H (Q_qk + Q_v) T = 436,224 + 6*2*4*(24+16)*16 = 436,224 + 30,720 = 466,944
+    # (before: 6 N + 12*2*4*8*16 = 448,512)
+    palm = step.conventions()["6N+12LHQT (N=active N_mm)"]
+    assert palm == 466_944
+    assert step.lm.attention_dims == (24, 16)
+    # the traced step is the same: forward attention 2*2*4*16*(24+16) = 10,240 per token, x3
+    assert step.conventions()["traced full"] == 466_944
+
+
+def test_palm_form_of_a_hybrid_counts_its_attention_layers_only() -> None:
+    """P6-L2: Jamba's Mamba layers have no attention; 12 L H Q T took all 4 layers, not the 2
+    attention layers (Jamba-v0.1: 32 layers, 4 with attention: its attention term 8x)."""
+    config = transformers.JambaConfig(
+        num_hidden_layers=4, hidden_size=64, intermediate_size=128, num_attention_heads=4,
+        num_key_value_heads=2, vocab_size=100, attn_layer_period=2, attn_layer_offset=1,
+        expert_layer_period=100, num_experts=1, mamba_d_state=8, mamba_expand=2, mamba_dt_rank=8,
+    )  # fmt: skip
+    step = training_step(config, tokens=16)
+    # N_mm: Mamba layer in_proj 64*256 + conv 128*4 + x_proj 128*24 + dt_proj 8*128 + A_log 128*8
+    #   + out_proj 128*64 = 30,208; attention 4,096 + 2,048 + 2,048 + 4,096 = 12,288; MLP 24,576 each
+    #   2*(30,208 + 24,576) + 2*(12,288 + 24,576) + lm_head 6,400 = 189,696
+    assert step.lm.params.matmul == 189_696
+    # 6 N + 12 L_attn H Q T = 1,138,176 + 12*2*4*16*16 = 1,138,176 + 24,576 = 1,162,752
+    # (before: 12*4*4*16*16 = 49,152: 1,187,328)
+    assert step.conventions()["6N+12LHQT (N=N_mm)"] == 1_162_752
+    assert step.attention_layers == 2
+
+
+def test_training_report_names_the_layers_and_dims_of_palms_form() -> None:
+    """P6-L1/L2 as printed: the closed form's L and Q are named where they differ from the
+    config's layers and head_dim."""
+    from flopmeter.render.llm import render_training
+
+    text = render_training(training_step(tiny_deepseek_v3(), tokens=16))
+    assert "L = 2 of 2 layers (those with attention), H = 4, Q_qk = 24, Q_v = 16" in text
+    assert "466.94 K" in text  # 6N+12LHQT per token, as the test above
