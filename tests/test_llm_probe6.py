@@ -63,3 +63,36 @@ def test_training_report_names_the_layers_and_dims_of_palms_form() -> None:
     text = render_training(training_step(tiny_deepseek_v3(), tokens=16))
     assert "L = 2 of 2 layers (those with attention), H = 4, Q_qk = 24, Q_v = 16" in text
     assert "466.94 K" in text  # 6N+12LHQT per token, as the test above
+
+
+def tiny_bamba() -> object:
+    """Mamba-2 layers 0 and 2 (4 heads of 32, state 8, 1 group, conv 4), attention layers 1 and 3."""
+    return transformers.BambaConfig(
+        num_hidden_layers=4, hidden_size=64, intermediate_size=128, num_attention_heads=4,
+        num_key_value_heads=2, vocab_size=100, attn_layer_indices=[1, 3], mamba_n_heads=4,
+        mamba_d_head=32, mamba_d_state=8, mamba_n_groups=1, mamba_expand=2,
+    )  # fmt: skip
+
+
+def test_a_hybrids_decode_step_runs_its_recurrent_layers_one_step() -> None:
+    """P6-L3: the decode cache held keys and values only, so a hybrid's Mamba layers ran a
+    prefill of one token from a zero state (Mamba-2's torch path pads it to a chunk of 256):
+    44,447,488 FLOPs for a step of this 370 K model; Falcon-H1 and Qwen3-Next alike."""
+    from flopmeter.llm import llm_cost
+
+    cost = llm_cost(tiny_bamba(), prompt=24)
+    # MACs per token. Mamba layer: in_proj 64*(2*128 + 2*8 + 4) = 17,664; the conv's update over
+    # its 4-token state + the new token (transformers' causal_conv1d_update): 144 channels * 4 taps
+    # * 2 outputs = 1,152; the state read out, C.h: 4 heads * 32 * 8 = 1,024; out_proj 128*64 =
+    # 8,192; MLP 3*64*128 = 24,576: 52,608. Attention layer: 12,288 + MLP 24,576 = 36,864, and
+    # 4 heads * 16 * 2 (scores, values) = 128 per cached token. lm_head 64*100 = 6,400.
+    # 2 x (2*52,608 + 2*36,864 + 6,400 + 2*128*(n+1)) = 370,688 + 512 (n+1); n = 24: 383,488
+    assert cost.decode(24).flops_2mac == 383_488
+    assert cost.decode_fit().polynomial is not None
+    assert cost.decode_fit().polynomial.coefficients == (370_688 + 512, 512)
+    # as executed, the KV columns are what 24 cached tokens add, as for any decoder: DynamicCache's
+    # cat reads the 24 tokens of K and V in 2 layers (24*2*2*2*16*2 B = 6,144) and writes them
+    # (6,144), attention reads them (6,144). Before: -18,185,088 B read (the baseline ran the
+    # Mamba layers' padded prefill path)
+    executed = cost.decode(24).bytes("as executed")
+    assert (executed.kv_read, executed.kv_write) == (12_288, 6_144)

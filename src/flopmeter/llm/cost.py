@@ -13,6 +13,7 @@ from fractions import Fraction
 from typing import Any
 
 from ..hardware import Hardware, get
+from ..report import Report
 from . import traces
 from .fit import Fit, fit
 from .kv import KVCache, bits_of, kv_cache
@@ -47,6 +48,7 @@ class LLMCost:
     _prefills: dict[tuple[int, int], Phase] = field(default_factory=dict, repr=False)
     _decodes: dict[tuple[int, int, int], Phase] = field(default_factory=dict, repr=False)
     _fits: dict[tuple[str, str], Fit] = field(default_factory=dict, repr=False)
+    _baselines: dict[tuple[int, int], Report] = field(default_factory=dict, repr=False)
 
     def variant(self, **changes: Any) -> LLMCost:
         """The same model with other settings (``causal``, ``all_logits``, ``prompt``, ...):
@@ -54,7 +56,7 @@ class LLMCost:
         unknown = set(changes) - {"prompt", "generate", "batch", "all_logits", "causal", "kv_dtype"}
         if unknown:
             raise TypeError(f"variant() cannot change {', '.join(sorted(unknown))}")
-        changed = replace(self, _prefills={}, _decodes={}, _fits={}, **changes)
+        changed = replace(self, _prefills={}, _decodes={}, _fits={}, _baselines={}, **changes)
         _check_settings(changed.prompt, changed.generate, changed.batch, changed.causal, changed.kv_dtype)
         return changed
 
@@ -106,10 +108,24 @@ class LLMCost:
         key = (context, batch, tokens)
         if key not in self._decodes:
             report = traces.decode(self.lm, context, batch, causal=self.causal, tokens=tokens)
-            empty = report if context == 0 else self.chunk(0, tokens, batch).report
+            empty = report if context == 0 else self._empty_cache(tokens, batch)
             kind = "decode" if tokens == 1 else "chunk"
             self._decodes[key] = Phase(kind, tokens, context, batch, report, self.cache, empty, self._experts)
         return self._decodes[key]
+
+    def _empty_cache(self, tokens: int, batch: int) -> Report:
+        """The same step with a cache of no tokens (the as-executed KV split's baseline): the
+        first token, except that a hybrid's recurrent layers keep their states (their decode
+        path, as at any context; a first token runs their prefill path)."""
+        traces.stored_layout(self.lm)  # records the recurrent states
+        if not self.lm.states:
+            return self.chunk(0, tokens, batch).report
+        key = (batch, tokens)
+        if key not in self._baselines:
+            self._baselines[key] = traces.decode(
+                self.lm, 0, batch, causal=self.causal, tokens=tokens, recurrent_states=True
+            )
+        return self._baselines[key]
 
     @property
     def first_decode(self) -> Phase:

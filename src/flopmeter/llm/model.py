@@ -75,6 +75,11 @@ class LanguageModel:
     # per layer that caches: (heads, dim) of the keys and of the values transformers stores for one
     # token, recorded by ``traces.stored_layout`` on first use
     stored: dict[int, tuple[tuple[int, int], tuple[int, int]]] | None = field(default=None, repr=False)
+    # the recurrent states (Mamba, linear attention, short convolutions) a one-token prefill hands
+    # its cache: (cache method, layer, shape, dtype, keyword arguments), recorded with ``stored``
+    states: list[tuple[str, int, tuple[int, ...], torch.dtype, dict[str, Any]]] = field(
+        default_factory=list, repr=False
+    )
 
     @property
     def attention_dims(self) -> tuple[int, int]:
