@@ -96,3 +96,20 @@ def test_a_hybrids_decode_step_runs_its_recurrent_layers_one_step() -> None:
     # Mamba layers' padded prefill path)
     executed = cost.decode(24).bytes("as executed")
     assert (executed.kv_read, executed.kv_write) == (12_288, 6_144)
+
+
+def test_mla_decode_says_it_re_expands_the_latent_cache() -> None:
+    """P6-L4: transformers' MLA decode re-expands every cached latent through kv_b_proj each
+    step (a decode step's slope per cached token 2*2*(2,048 + 160) = 8,832 here; DeepSeek-V3:
+    512*128*(128+128) = 16.8 M MACs per cached token and layer, against 139 K for an engine
+    that absorbs kv_b_proj); the report said nothing of it."""
+    from flopmeter.llm import llm_cost
+    from flopmeter.render.llm import render_llm
+
+    cost = llm_cost(tiny_deepseek_v3(), prompt=24)
+    # kv_b_proj: latent 16 -> 4 heads x (16 + 16) = 2,048 MACs; scores 4*24 + values 4*16 = 160;
+    # 2 layers, 2 x MACs: 2*2*2,208 = 8,832 per cached token
+    assert cost.decode_fit().polynomial is not None
+    assert cost.decode_fit().polynomial.coefficients[1] == 8_832
+    assert cost.lm.latent_expansion_macs == 16 * 4 * (16 + 16)
+    assert "re-expanding every cached token's latent through kv_b_proj (2,048 MACs" in render_llm(cost)

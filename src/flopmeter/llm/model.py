@@ -72,6 +72,8 @@ class LanguageModel:
     # None: head_dim. MLA (DeepSeek-V2/V3) differs: its config's head_dim is the rotary part only
     qk_head_dim: int | None = None
     v_head_dim: int | None = None
+    # MLA: the rank of the latent transformers caches (keys and values re-expanded from it)
+    kv_lora_rank: int | None = None
     # per layer that caches: (heads, dim) of the keys and of the values transformers stores for one
     # token, recorded by ``traces.stored_layout`` on first use
     stored: dict[int, tuple[tuple[int, int], tuple[int, int]]] | None = field(default=None, repr=False)
@@ -85,6 +87,16 @@ class LanguageModel:
     def attention_dims(self) -> tuple[int, int]:
         """(query-key, value) dims per head: the scores' dot products and the weighted sum."""
         return (self.qk_head_dim or self.head_dim, self.v_head_dim or self.head_dim)
+
+    @property
+    def latent_expansion_macs(self) -> int:
+        """MLA: MACs of kv_b_proj re-expanding one cached token's latent into the keys' non-rotary
+        part and the values, per layer (transformers does it every decode step):
+        kv_lora_rank x H x (qk_nope_head_dim + v_head_dim); 0 without MLA."""
+        if not self.kv_lora_rank:
+            return 0
+        qk_nope = int(_get(self.config, "qk_nope_head_dim", default=0))
+        return self.kv_lora_rank * self.heads * (qk_nope + self.attention_dims[1])
 
     @property
     def dtype(self) -> torch.dtype:
@@ -259,6 +271,7 @@ def _describe(model: torch.nn.Module, config: Any) -> LanguageModel:
         chunks=chunks,
         qk_head_dim=qk_head_dim,
         v_head_dim=v_head_dim,
+        kv_lora_rank=_get(config, "kv_lora_rank"),
         num_experts=experts,
         experts_per_token=top_k,
         params=count_params(model, experts, top_k),

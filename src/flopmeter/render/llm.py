@@ -190,6 +190,13 @@ def render_llm(
             f"NOTE: prompt + generate reach {longest:,} positions, beyond the config's "
             f"max_position_embeddings ({limit:,}): counted as if the model attended that far"
         )
+    if lm.kv_lora_rank:
+        lines.append(
+            f"NOTE: MLA (latent rank {lm.kv_lora_rank}): decode counted as transformers runs it, each step "
+            f"re-expanding every cached token's latent through kv_b_proj ({lm.latent_expansion_macs:,} MACs per "
+            "cached token and layer); an engine that absorbs kv_b_proj into the query and output projections "
+            "skips that"
+        )
     lines.append(
         f"2N per token, for comparison (attention left out): 2 N_mm = {u.count(2 * n.matmul, 'FLOPs', units, precision)}"
         f" · 2 N_total = {u.count(2 * n.total, 'FLOPs', units, precision)}"
