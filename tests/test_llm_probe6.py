@@ -113,3 +113,72 @@ def test_mla_decode_says_it_re_expands_the_latent_cache() -> None:
     assert cost.decode_fit().polynomial.coefficients[1] == 8_832
     assert cost.lm.latent_expansion_macs == 16 * 4 * (16 + 16)
     assert "re-expanding every cached token's latent through kv_b_proj (2,048 MACs" in render_llm(cost)
+
+
+def test_two_dimensional_biases_are_not_matmul_weights() -> None:
+    """P6-L5: N_mm took every parameter of 2 or more dims, so GPT-OSS's expert biases ((E, 2I) and
+    (E, d)) counted as matmul weights: the closed forms' N exceeded what the trace multiplies."""
+    from flopmeter.llm import llm_cost
+
+    config = transformers.GptOssConfig(
+        num_hidden_layers=2, hidden_size=64, intermediate_size=128, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=16, vocab_size=100, num_local_experts=4, num_experts_per_tok=2,
+        sliding_window=8, pad_token_id=0, bos_token_id=1, eos_token_id=2,
+    )  # fmt: skip
+    cost = llm_cost(config, prompt=16, all_logits=True)
+    n = cost.lm.params
+    # per layer: attention 4,096 + 2,048 + 2,048 + 4,096 = 12,288; router 4*64 = 256; experts
+    # gate_up 4*64*256 = 65,536 + down 4*128*64 = 32,768 = 98,304 (biases 4*256 + 4*64 = 1,280 not)
+    # N_mm = 2*(12,288 + 256 + 98,304) + lm_head 6,400 = 228,096 (before: 230,656)
+    assert n.matmul == 228_096
+    # active: 2 of 4 experts: 2*(12,288 + 256 + 49,152) + 6,400 = 129,792 (before: 131,072)
+    assert n.active_matmul == 129_792
+    # the expert bytes an engine may skip keep the biases: 2*(98,304 + 1,280) = 199,168 parameters
+    assert n.experts == 199_168
+    # the traced prefill (all logits, full attention) per token: 2 x active N_mm
+    fit = cost.prefill_fit().polynomial
+    assert fit is not None and fit.coefficients[1] == 2 * 129_792
+
+
+def tiny_llama4() -> object:
+    """Llama 4 text: 2 MoE layers of 4 experts (intermediate 32), top 1, a shared expert."""
+    return transformers.Llama4TextConfig(
+        num_hidden_layers=2, hidden_size=64, intermediate_size=32, intermediate_size_mlp=128,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=16, vocab_size=100, num_local_experts=4,
+        num_experts_per_tok=1, pad_token_id=0, bos_token_id=1, eos_token_id=2,
+    )  # fmt: skip
+
+
+def test_llama4_runs_every_expert_on_every_token_and_says_so() -> None:
+    """P6-L6: docs/llm.md said MoE FLOPs depend on tokens x top-k only; transformers' Llama 4
+    multiplies every token by all E experts (routing weights 0 for the others), so its FLOPs
+    are dense over the experts (Llama-4-Scout: 16x the routed experts' work), silently."""
+    from flopmeter.llm import llm_cost
+    from flopmeter.render.llm import render_llm
+
+    cost = llm_cost(tiny_llama4(), prompt=16, all_logits=True)
+    n = cost.lm.params
+    # experts per layer: gate_up 4*64*64 = 16,384 + down 4*32*64 = 8,192 = 24,576; 2 layers 49,152
+    # attention 12,288, router 256, shared expert 3*64*32 = 6,144 per layer; lm_head 6,400:
+    # N_mm = 2*(12,288 + 256 + 6,144 + 24,576) + 6,400 = 92,928; active (1 of 4) = 92,928 - 36,864 = 56,064
+    assert (n.matmul, n.active_matmul) == (92_928, 56_064)
+    # traced per token: 2 x N_mm with every expert, 185,856, not 2 x 56,064 = 112,128
+    fit = cost.prefill_fit().polynomial
+    assert fit is not None and fit.coefficients[1] == 2 * 92_928
+    assert cost.experts_run == 4
+    assert "multiplies every token by 4 of its 4 experts' weights, not the top 1" in render_llm(cost)
+
+
+def test_a_routed_mixture_runs_its_top_k_and_has_no_note() -> None:
+    """The counterpart: Qwen3-MoE's grouped GEMM runs the routed rows, 2 of 4 experts per token."""
+    from flopmeter.llm import llm_cost
+    from flopmeter.render.llm import render_llm
+
+    config = transformers.Qwen3MoeConfig(
+        num_hidden_layers=2, hidden_size=64, intermediate_size=128, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=16, vocab_size=100, num_experts=4, num_experts_per_tok=2,
+        moe_intermediate_size=32, decoder_sparse_step=1, mlp_only_layers=[],
+    )  # fmt: skip
+    cost = llm_cost(config, prompt=16)
+    assert cost.experts_run == 2
+    assert "multiplies every token by" not in render_llm(cost)

@@ -137,6 +137,14 @@ class LLMCost:
         """The last decode step of the generation (context prompt + generate - 2)."""
         return self.decode(self.prompt + max(self.generate - 2, 0))
 
+    @property
+    def experts_run(self) -> Fraction | None:
+        """Experts whose weights the traced prefill multiplies per token (mixture of experts;
+        None otherwise): top k where a grouped GEMM runs the routed rows (Mixtral, Qwen3-MoE),
+        all of them where transformers runs every expert on every token (Llama 4). The MACs of
+        the modules named ``experts`` per token over one expert's: expert matmul weights / E."""
+        return experts_run(self.prefill.report, self.lm, self.batch * self.prompt)
+
     # -- cost versus length -----------------------------------------------------
     @property
     def polynomial_expected(self) -> bool:
@@ -317,6 +325,16 @@ class LLMCost:
             return traced[-1][1]
 
         return between
+
+
+def experts_run(report: Report, lm: LanguageModel, tokens: int) -> Fraction | None:
+    """See ``LLMCost.experts_run``; ``tokens`` the traced tokens (batch x length)."""
+    n, count, top_k = lm.params, lm.num_experts, lm.experts_per_token
+    if not lm.is_moe or top_k >= count:
+        return None
+    expert_matmul = Fraction((n.matmul - n.active_matmul) * count, count - top_k)  # active = mm - e + e k/E
+    macs = sum(op.cost.macs for op in report.ops if "experts" in op.module.split("."))
+    return Fraction(macs, tokens) / (expert_matmul / count) if expert_matmul else None
 
 
 def llm_cost(

@@ -26,12 +26,15 @@ class ParamCounts:
     N is named).
 
     - ``total``: every parameter, each shared tensor once.
-    - ``matmul`` (N_mm): parameters with 2 or more dims that are not input embeddings:
-      the weights matmuls read, lm_head included (a tied lm_head counts here).
+    - ``matmul`` (N_mm): parameters with 2 or more dims that are not input embeddings nor
+      biases: the weights matmuls read, lm_head included (a tied lm_head counts here).
+      GPT-OSS's experts keep their biases as (experts, out) tensors, Ernie 4.5 a (1, experts)
+      router bias: added, not multiplied, so not here.
     - ``kaplan``: N_mm without lm_head (Kaplan et al.: no embeddings, no lm_head).
     - ``embedding``: input embedding tables not shared with lm_head.
     - ``experts`` / ``active_matmul``: mixture-of-experts weights (parameters named
-      ``experts``), and N_mm with only ``top_k / num_experts`` of them (uniform load).
+      ``experts`` with 2 or more dims, biases included: what an expert stores), and N_mm with
+      only ``top_k / num_experts`` of the experts' matmul weights (uniform load).
     """
 
     total: int
@@ -289,17 +292,18 @@ def count_params(model: torch.nn.Module, num_experts: int = 0, top_k: int = 0) -
         for m in model.modules()
         if isinstance(m, torch.nn.Embedding) and m.weight is not head_weight
     }
-    total = matmul = embedding = experts = 0
+    total = matmul = embedding = experts = expert_matmul = 0
     for name, p in model.named_parameters():  # named_parameters yields a shared tensor once
         total += p.numel()
+        in_experts = ".experts." in f".{name}"
+        experts += p.numel() if in_experts and p.ndim >= 2 else 0
         if id(p) in embedding_ids:
             embedding += p.numel()
-        elif p.ndim >= 2:
+        elif p.ndim >= 2 and not name.endswith("bias"):  # GPT-OSS's experts keep 2-D biases (E, out)
             matmul += p.numel()
-            if ".experts." in f".{name}":
-                experts += p.numel()
+            expert_matmul += p.numel() if in_experts else 0
     lm_head = head_weight.numel() if isinstance(head_weight, torch.Tensor) else 0
-    active = matmul - experts + (experts * top_k // num_experts if num_experts else 0)
+    active = matmul - expert_matmul + (expert_matmul * top_k // num_experts if num_experts else 0)
     return ParamCounts(
         total=total,
         matmul=matmul,

@@ -169,6 +169,13 @@ def render_llm(
             f"mixture of experts: {lm.num_experts} experts, top {lm.experts_per_token}; active N_mm "
             f"{n.active_matmul:,} of {n.matmul:,} (uniform expert load)"
         )
+        run = cost.experts_run
+        if run is not None and run > lm.experts_per_token:
+            lines.append(
+                f"NOTE: transformers' code for {lm.name} multiplies every token by {float(run):g} of its "
+                f"{lm.num_experts} experts' weights, not the top {lm.experts_per_token} (the others with a "
+                "routing weight of 0): FLOPs count what it runs; an engine runs the top k (2 active N_mm per token)"
+            )
     if lm.has_window:
         windows = sorted({w for w in lm.windows if w})
         lines.append(
