@@ -182,3 +182,61 @@ def test_a_routed_mixture_runs_its_top_k_and_has_no_note() -> None:
     cost = llm_cost(config, prompt=16)
     assert cost.experts_run == 2
     assert "multiplies every token by" not in render_llm(cost)
+
+
+def test_json_gives_mla_dims_beside_the_configs_head_dim() -> None:
+    """P6-L1 in the JSON: head_dim 8 (DeepSeek's config: rotary part) alone misleads a reader
+    who works out attention from it; the scores run over 16 + 8 = 24 dims, the values 16."""
+    from flopmeter.llm import llm_cost
+
+    data = llm_cost(tiny_deepseek_v3(), prompt=16).to_dict()
+    assert (data["head_dim"], data["qk_head_dim"], data["v_head_dim"]) == (8, 24, 16)
+
+
+def tiny_gemma3n() -> object:
+    """Gemma 3n: 4 layers (sliding 8, full, sliding, full); the last 2 attend the cache of the
+    last earlier layer of their type (KV sharing) and store nothing."""
+    return transformers.Gemma3nTextConfig(
+        num_hidden_layers=4, hidden_size=64, intermediate_size=128, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=16, vocab_size=100, vocab_size_per_layer_input=100,
+        hidden_size_per_layer_input=8, sliding_window=8, num_kv_shared_layers=2, laurel_rank=4,
+        layer_types=["sliding_attention", "full_attention"] * 2, activation_sparsity_pattern=[0.0] * 4,
+        pad_token_id=0, bos_token_id=1, eos_token_id=2,
+    )  # fmt: skip
+
+
+def test_kv_shared_layers_read_the_cache_they_share() -> None:
+    """P6-L7: Gemma 3n's KV-shared layers attend an earlier layer's cache; the paged view read
+    the cache once per storing layer, leaving out the sharing layers' reads (Gemma 3n E4B: 15 of
+    35 layers share, 43 % of the decode's KV read missing)."""
+    from flopmeter.llm import llm_cost
+
+    cost = llm_cost(tiny_gemma3n(), prompt=16)
+    # stored once: 2 layers x 2 (K, V) x 2 heads x 16 x 2 B = 256 B per token
+    assert cost.cache.bytes_per_token == 256
+    # decode after 16: layers 0, 2 (window 8) read 8 tokens each, layers 1, 3 read 17 each:
+    # 50 tokens x 128 B = 6,400 (before: 25 x 128 = 3,200, the storing layers only)
+    assert cost.decode(16).bytes("paged").kv_read == 6_400
+    # the FLOPs agree: two full layers grow with n, 2 x 256 = 512 per cached token
+    assert cost.decode(24).flops_2mac - cost.decode(16).flops_2mac == 512 * 8
+    # the cache held at 17 tokens is what is stored: (8 + 17) x 128 = 3,200
+    assert cost.cache.bytes(17) == 3_200
+
+
+def test_a_mamba2_model_is_refused_clearly() -> None:
+    """P6-L8: Mamba-2's config has num_heads (its SSM heads), so it passed the attention check:
+    llm_cost returned a made-up KV cache (2 layers x 4 "KV heads" x 32), and the first decode
+    (the CLI's) raised "'LinearAttentionLayer' object has no attribute 'update'" from transformers."""
+    from flopmeter.llm import llm_cost
+
+    config = transformers.Mamba2Config(
+        num_hidden_layers=2,
+        hidden_size=64,
+        vocab_size=100,
+        num_heads=4,
+        head_dim=32,
+        state_size=8,
+        n_groups=1,
+    )
+    with pytest.raises(ValueError, match="Mamba2ForCausalLM .* caches recurrent states, no keys and values"):
+        llm_cost(config, prompt=8)

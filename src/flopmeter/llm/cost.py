@@ -278,6 +278,8 @@ class LLMCost:
             "heads": lm.heads,
             "kv_heads": lm.kv_heads,
             "head_dim": lm.head_dim,
+            "qk_head_dim": lm.attention_dims[0],  # MLA: the scores' dims (config head_dim: rotary part)
+            "v_head_dim": lm.attention_dims[1],
             "dtype": str(lm.dtype).removeprefix("torch."),
             "params": asdict(lm.params),
             "prompt": self.prompt,

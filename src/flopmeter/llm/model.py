@@ -227,14 +227,20 @@ def _get(config: Any, *names: str, default: Any = None) -> Any:
     return default
 
 
+def no_attention(model: torch.nn.Module, config: Any, why: str) -> ValueError:
+    """The refusal of a model without attention (Mamba, Mamba-2): LLM mode's KV cache and
+    cost versus length are attention's."""
+    return ValueError(
+        f"LLM mode needs a transformer language model with attention heads; {type(model).__name__} "
+        f"({type(config).__name__}) {why}: profile it directly, "
+        "e.g. flopmeter.profile(model, input_shape='input_ids:1x128:int64')"
+    )
+
+
 def _describe(model: torch.nn.Module, config: Any) -> LanguageModel:
     config = getattr(config, "get_text_config", lambda: config)()
     if _get(config, "num_attention_heads", "n_head", "num_heads") is None:
-        raise ValueError(
-            f"LLM mode needs a transformer language model with attention heads; {type(model).__name__} "
-            f"({type(config).__name__}) has none (a state-space model?): profile it directly, "
-            "e.g. flopmeter.profile(model, input_shape='input_ids:1x128:int64')"
-        )
+        raise no_attention(model, config, "has none (a state-space model?)")
     layers = int(_get(config, "num_hidden_layers", "n_layer", "num_layers"))
     hidden = int(_get(config, "hidden_size", "n_embd", "d_model"))
     heads = int(_get(config, "num_attention_heads", "n_head", "num_heads"))

@@ -9,7 +9,7 @@ import torch
 
 from ..api import ModelError, profile
 from ..report import Report
-from .model import LanguageModel
+from .model import LanguageModel, no_attention
 
 
 def prefill(
@@ -135,6 +135,10 @@ def stored_layout(lm: LanguageModel) -> dict[int, tuple[tuple[int, int], tuple[i
             lm.cache_argument(): Recording(config=lm.config),
         }
         profile(lm.model, inputs, name=f"{lm.name} cache layout")
+        if not seen and states:  # Mamba-2 has num_heads, of its SSM: no attention at all
+            raise no_attention(
+                lm.model, lm.config, "caches recurrent states, no keys and values (a state-space model)"
+            )
         default = ((lm.kv_heads, lm.head_dim), (lm.kv_heads, lm.head_dim))
         lm.stored = seen or {layer: default for layer in range(lm.layers)}
         lm.states = states
