@@ -240,3 +240,9 @@ def test_a_mamba2_model_is_refused_clearly() -> None:
     )
     with pytest.raises(ValueError, match="Mamba2ForCausalLM .* caches recurrent states, no keys and values"):
         llm_cost(config, prompt=8)
+
+
+def test_palm_form_counts_kv_shared_layers_as_attention_layers() -> None:
+    """P6-L2 with KV sharing: Gemma 3n's sharing layers hand no keys to the cache but attend."""
+    step = training_step(tiny_gemma3n(), tokens=16)
+    assert step.attention_layers == 4  # 2 storing + 2 sharing

@@ -25,8 +25,8 @@ import torch
 from ..api import profile
 from ..hardware import Hardware, get
 from ..report import Report
+from .kv import kv_cache
 from .model import LanguageModel, language_model
-from .traces import stored_layout
 
 # AdamW per trainable parameter, given the gradient: m = b1 m + (1-b1) g (3),
 # v = b2 v + (1-b2) g^2 (4), bias corrections m/(1-b1^t), v/(1-b2^t) (2),
@@ -74,9 +74,11 @@ class TrainingStep:
 
     @property
     def attention_layers(self) -> int:
-        """Layers that run attention: those that hand a KV cache their keys and values
-        (``stored_layout``; a hybrid's Mamba or recurrent layers have no attention)."""
-        return len(stored_layout(self.lm))
+        """Layers that run attention: those that hand a KV cache their keys and values (a
+        hybrid's Mamba or recurrent layers have no attention) and those that attend another
+        layer's cache (Gemma 3n's KV sharing)."""
+        cache = kv_cache(self.lm)
+        return cache.layers + len(cache.sharing)
 
     @property
     def step_tokens(self) -> int:
