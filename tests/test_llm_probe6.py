@@ -246,3 +246,22 @@ def test_palm_form_counts_kv_shared_layers_as_attention_layers() -> None:
     """P6-L2 with KV sharing: Gemma 3n's sharing layers hand no keys to the cache but attend."""
     step = training_step(tiny_gemma3n(), tokens=16)
     assert step.attention_layers == 4  # 2 storing + 2 sharing
+
+
+def test_a_long_moe_prefills_paged_bytes_print() -> None:
+    """P6-L9: the paged expert share (1 - k/E)^(B T) was an exact Fraction: a prefill of 8,192
+    tokens over 4 experts (top 1) had a denominator 4^8192 (4,932 digits) and repr(bytes) raised
+    "Exceeds the limit (4300 digits) for integer string conversion"."""
+    from flopmeter.llm import llm_cost
+
+    config = transformers.Qwen3MoeConfig(
+        num_hidden_layers=2, hidden_size=64, intermediate_size=128, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=16, vocab_size=100, num_experts=4, num_experts_per_tok=1,
+        moe_intermediate_size=32, decoder_sparse_step=1, mlp_only_layers=[],
+    )  # fmt: skip
+    paged = llm_cost(config, prompt=8192).prefill.bytes("paged")
+    # executed weights: (87,424 params - 6,400 embedding) * 2 B + 8,192 embedding rows * 128 B
+    # + inv_freq 8 * 4 B = 162,048 + 1,048,576 + 32 = 1,210,656; every expert is routed some
+    # token: 98,304 B * (3/4)^8192 (about 1e-1019, 0 in floating point) left out
+    assert paged.weights == 1_210_656
+    assert "weights=1210656" in repr(paged)
