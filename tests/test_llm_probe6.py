@@ -265,3 +265,17 @@ def test_a_long_moe_prefills_paged_bytes_print() -> None:
     # token: 98,304 B * (3/4)^8192 (about 1e-1019, 0 in floating point) left out
     assert paged.weights == 1_210_656
     assert "weights=1210656" in repr(paged)
+
+
+def test_llama4_training_step_says_its_experts_run_dense() -> None:
+    """P6-L6 in a training step: traced full counts every expert, PaLM's form the active N; the
+    table alone showed two numbers 1.6x apart here without saying why."""
+    from flopmeter.render.llm import render_training
+
+    step = training_step(tiny_llama4(), tokens=16)
+    # traced full per token: 6 x N_mm with every expert 6*92,928 = 557,568 + attention 12*2*64*16
+    # = 24,576: 582,144; PaLM's form on the active N: 6*56,064 + 24,576 = 360,960
+    conventions = step.conventions()
+    assert conventions["traced full"] == 582_144
+    assert conventions["6N+12LHQT (N=active N_mm)"] == 360_960
+    assert "multiplies every token by 4 of its 4 experts' weights, not the top 1" in render_training(step)

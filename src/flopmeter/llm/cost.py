@@ -330,12 +330,15 @@ class LLMCost:
 
 
 def experts_run(report: Report, lm: LanguageModel, tokens: int) -> Fraction | None:
-    """See ``LLMCost.experts_run``; ``tokens`` the traced tokens (batch x length)."""
+    """See ``LLMCost.experts_run``; ``tokens`` the traced tokens (batch x length); a training
+    step's backward is left out."""
     n, count, top_k = lm.params, lm.num_experts, lm.experts_per_token
     if not lm.is_moe or top_k >= count:
         return None
     expert_matmul = Fraction((n.matmul - n.active_matmul) * count, count - top_k)  # active = mm - e + e k/E
-    macs = sum(op.cost.macs for op in report.ops if "experts" in op.module.split("."))
+    macs = sum(
+        op.cost.macs for op in report.ops if op.phase == "forward" and "experts" in op.module.split(".")
+    )
     return Fraction(macs, tokens) / (expert_matmul / count) if expert_matmul else None
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
-from ..llm.cost import LLMCost
+from ..llm.cost import LLMCost, experts_run
 from ..llm.fit import Fit, Polynomial
 from ..llm.model import LanguageModel
 from ..llm.phases import Phase
@@ -169,13 +169,7 @@ def render_llm(
             f"mixture of experts: {lm.num_experts} experts, top {lm.experts_per_token}; active N_mm "
             f"{n.active_matmul:,} of {n.matmul:,} (uniform expert load)"
         )
-        run = cost.experts_run
-        if run is not None and run > lm.experts_per_token:
-            lines.append(
-                f"NOTE: transformers' code for {lm.name} multiplies every token by {float(run):g} of its "
-                f"{lm.num_experts} experts' weights, not the top {lm.experts_per_token} (the others with a "
-                "routing weight of 0): FLOPs count what it runs; an engine runs the top k (2 active N_mm per token)"
-            )
+        lines += _dense_experts_note(lm, cost.experts_run)
     if lm.has_window:
         windows = sorted({w for w in lm.windows if w})
         lines.append(
@@ -257,6 +251,17 @@ def render_llm(
     return "\n".join(lines) + "\n"
 
 
+def _dense_experts_note(lm: LanguageModel, run: Fraction | None) -> list[str]:
+    """A NOTE where the traced code multiplies each token by more experts than its top k (Llama 4)."""
+    if run is None or run <= lm.experts_per_token:
+        return []
+    return [
+        f"NOTE: transformers' code for {lm.name} multiplies every token by {float(run):g} of its "
+        f"{lm.num_experts} experts' weights, not the top {lm.experts_per_token} (the others with a "
+        "routing weight of 0): traced FLOPs count what it runs; an engine runs the top k (active N_mm)"
+    ]
+
+
 def _head_dims(lm: LanguageModel) -> str:
     """ "head dim 128"; with MLA the dims the scores and the values run over (DeepSeek's config
     head_dim is the rotary part only)."""
@@ -311,6 +316,7 @@ def render_training(
         f" · backward {u.count(step.backward_flops, 'FLOPs', units, precision)} (2 x MACs, traced)",
         *grid(header, body),
     ]
+    lines += _dense_experts_note(step.lm, experts_run(step.full, step.lm, step.step_tokens))
     qk_dim, v_dim = step.lm.attention_dims
     if step.attention_layers != step.lm.layers or qk_dim != v_dim:
         lines.append(
