@@ -279,3 +279,23 @@ def test_llama4_training_step_says_its_experts_run_dense() -> None:
     assert conventions["traced full"] == 582_144
     assert conventions["6N+12LHQT (N=active N_mm)"] == 360_960
     assert "multiplies every token by 4 of its 4 experts' weights, not the top 1" in render_training(step)
+
+
+def test_the_roofline_says_what_its_flops_and_tokens_per_second_count() -> None:
+    """P6-L10: the serving table's tokens/s and its FLOPs (exact, not 2 x MACs) had their
+    convention in docs/llm.md only. Tiny Qwen3-MoE, prompt 16, generate 4, batch 2."""
+    from flopmeter.llm import llm_cost
+    from flopmeter.render.llm import render_llm
+
+    config = transformers.Qwen3MoeConfig(
+        num_hidden_layers=2, hidden_size=64, intermediate_size=128, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=16, vocab_size=100, num_experts=4, num_experts_per_tok=2,
+        moe_intermediate_size=32, decoder_sparse_step=1, mlp_only_layers=[],
+    )  # fmt: skip
+    cost = llm_cost(config, prompt=16, generate=4, batch=2)
+    serving = cost.serving("h100-sxm")
+    # 2 sequences x 4 generated tokens over the prefill and 3 decode steps
+    assert serving.tokens_per_second == 2 * 4 / (serving.prefill.seconds + serving.decode_seconds)
+    text = render_llm(cost, [serving])
+    assert "FLOPs exact (elementwise work included)" in text
+    assert "tokens/s = generated tokens of the whole batch over prefill + decode" in text

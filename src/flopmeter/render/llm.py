@@ -244,7 +244,8 @@ def render_llm(
         lines += [
             "",
             "Roofline: each phase max(FLOPs/peak, bytes/bandwidth) with a paged KV cache; lower bounds"
-            " (real prefill runs 1.5-2.6x above them). The last column is flopmeter's latency estimate"
+            " (real prefill runs 1.5-2.6x above them); FLOPs exact (elementwise work included); tokens/s ="
+            " generated tokens of the whole batch over prefill + decode. The last column is flopmeter's latency estimate"
             " of the traced code as executed (report.roofline(hw).latency).",
         ]
         lines += serving_table(servings)
