@@ -79,9 +79,8 @@ def filled_cache(lm: LanguageModel, context: int, batch: int) -> Any:
     import transformers
 
     cache = transformers.DynamicCache(config=lm.config)
-    for layer, ((key_heads, key_dim), (value_heads, value_dim)) in sorted(stored_layout(lm).items()):
-        if not context:
-            break  # recurrent states only
+    layout = stored_layout(lm)  # records lm.states too
+    for layer, ((key_heads, key_dim), (value_heads, value_dim)) in sorted(layout.items() if context else ()):
         keys = torch.empty((batch, key_heads, context, key_dim), dtype=lm.dtype, device="meta")
         values = torch.empty((batch, value_heads, context, value_dim), dtype=lm.dtype, device="meta")
         cache.update(keys, values, layer)

@@ -264,8 +264,8 @@ def _dense_experts_note(lm: LanguageModel, run: Fraction | None) -> list[str]:
 
 
 def _head_dims(lm: LanguageModel) -> str:
-    """ "head dim 128"; with MLA the dims the scores and the values run over (DeepSeek's config
-    head_dim is the rotary part only)."""
+    """The head dim as the header prints it; with MLA the dims the scores and the values run
+    over (DeepSeek's config head_dim is the rotary part only)."""
     qk_dim, v_dim = lm.attention_dims
     if qk_dim == v_dim == lm.head_dim:
         return f"head dim {lm.head_dim}"
