@@ -299,3 +299,20 @@ def test_the_roofline_says_what_its_flops_and_tokens_per_second_count() -> None:
     text = render_llm(cost, [serving])
     assert "FLOPs exact (elementwise work included)" in text
     assert "tokens/s = generated tokens of the whole batch over prefill + decode" in text
+
+
+def test_a_hybrids_recurrent_states_are_sized_beside_its_kv_cache() -> None:
+    """P6-L11: the report sized the attention layers' KV cache only; a hybrid's Mamba layers keep
+    states of a fixed size per sequence that a user sizing memory needs too."""
+    from flopmeter.llm import llm_cost
+    from flopmeter.render.llm import render_llm
+
+    cost = llm_cost(tiny_bamba(), prompt=24, batch=2)
+    # per Mamba layer and sequence: conv state 144 channels x 4 taps x 2 B (bf16) = 1,152 and SSM
+    # state 4 heads x 32 x 8 x 4 B (float32, as transformers keeps it) = 4,096: 5,248;
+    # 2 layers x 2 sequences = 20,992
+    assert cost.state_bytes == 20_992
+    assert cost.to_dict()["state_bytes"] == 20_992
+    assert "recurrent states (Mamba, linear attention), beside it: 20.50 KiB for batch 2" in render_llm(cost)
+    # a transformer has none
+    assert llm_cost(tiny_deepseek_v3(), prompt=8).state_bytes == 0

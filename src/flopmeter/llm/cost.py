@@ -138,6 +138,12 @@ class LLMCost:
         return self.decode(self.prompt + max(self.generate - 2, 0))
 
     @property
+    def state_bytes(self) -> int:
+        """A hybrid's recurrent states (Mamba, linear attention) for the batch: constant in the
+        context, beside the KV cache (``traces.recurrent_state_bytes``); 0 without."""
+        return traces.recurrent_state_bytes(self.lm, self.batch)
+
+    @property
     def experts_run(self) -> Fraction | None:
         """Experts whose weights the traced prefill multiplies per token (mixture of experts;
         None otherwise): top k where a grouped GEMM runs the routed rows (Mixtral, Qwen3-MoE),
@@ -293,6 +299,7 @@ class LLMCost:
             "prefill_fit": fitted(self.prefill_fit()),
             "decode_fit": fitted(self.decode_fit()),
             "kv_bytes_per_token": _number(self.cache.bytes_per_token),
+            "state_bytes": self.state_bytes,
             "roofline": [
                 {
                     "hardware": s.hardware.name,

@@ -89,6 +89,21 @@ def filled_cache(lm: LanguageModel, context: int, batch: int) -> Any:
     return cache
 
 
+def recurrent_state_bytes(lm: LanguageModel, batch: int = 1) -> int:
+    """Bytes of the states a hybrid's recurrent layers (Mamba, linear attention, short
+    convolutions) keep for ``batch`` sequences, the same at any context: the conv and SSM
+    states transformers allocates from what a one-token prefill hands its cache. 0 without."""
+    stored_layout(lm)
+    if not lm.states:
+        return 0
+    total = 0
+    for layer in filled_cache(lm, 0, batch).layers:
+        for states in (getattr(layer, "conv_states", None), getattr(layer, "recurrent_states", None)):
+            for state in (states or {}).values():
+                total += state.numel() * state.element_size() if state is not None else 0
+    return total
+
+
 def stored_layout(lm: LanguageModel) -> dict[int, tuple[tuple[int, int], tuple[int, int]]]:
     """Per layer that caches: (heads, dim) of the keys and of the values the model hands its
     cache, recorded once from a one-token trace. Not always kv_heads x head_dim: Falcon-7B

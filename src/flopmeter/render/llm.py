@@ -291,6 +291,11 @@ def kv_lines(cost: LLMCost) -> list[str]:
             f"({_bytes(cache.bytes_per_token_per_layer)} per layer) · {_bytes(cache.bytes(total, cost.batch))} "
             f"for batch {cost.batch} at {total} tokens"
         )
+    if cost.state_bytes:
+        lines.append(
+            f"  recurrent states (Mamba, linear attention), beside it: {_bytes(cost.state_bytes)} "
+            f"for batch {cost.batch} at any context"
+        )
     return lines
 
 
