@@ -4,6 +4,7 @@ compression view built from them and the counted ops. See docs/compression.md.""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -77,10 +78,17 @@ def finish(report: Report, facts: ModelFacts, options: CompressionOptions) -> Re
     # (``w[mask] = 0``, ``w.data.mul_(mask)``, ``prune.remove``) must not change this
     # report, which is the "before" of a comparison (no cheap check sees such writes).
     facts.count()
+    # The view is built from a shallow copy of the report (the same modules, ops and
+    # options dict, the params as they are now), which holds no view: a report holding a
+    # view that holds the report is a reference cycle, and kept each report, with its
+    # thousands of objects, alive after its last use until the garbage collector's walk
+    # found it (about 3 % of a small model's profile, in a loop of profiles).
+    counted = copy.copy(report)
+    counted.compression = None
     report.compression = LazyView(  # a partial, not a lambda: a Report pickles (multiprocessing)
         partial(
             build_view,
-            report,
+            counted,
             facts,
             assume_sparsity=options.assume_sparsity,
             assume_bits=options.assume_bits,

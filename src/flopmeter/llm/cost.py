@@ -13,6 +13,7 @@ from fractions import Fraction
 from typing import Any
 
 from ..hardware import Hardware, get
+from ..report import Report
 from . import traces
 from .fit import Fit, fit
 from .kv import KVCache, bits_of, kv_cache
@@ -47,6 +48,7 @@ class LLMCost:
     _prefills: dict[tuple[int, int], Phase] = field(default_factory=dict, repr=False)
     _decodes: dict[tuple[int, int, int], Phase] = field(default_factory=dict, repr=False)
     _fits: dict[tuple[str, str], Fit] = field(default_factory=dict, repr=False)
+    _baselines: dict[tuple[int, int], Report] = field(default_factory=dict, repr=False)
 
     def variant(self, **changes: Any) -> LLMCost:
         """The same model with other settings (``causal``, ``all_logits``, ``prompt``, ...):
@@ -54,7 +56,7 @@ class LLMCost:
         unknown = set(changes) - {"prompt", "generate", "batch", "all_logits", "causal", "kv_dtype"}
         if unknown:
             raise TypeError(f"variant() cannot change {', '.join(sorted(unknown))}")
-        changed = replace(self, _prefills={}, _decodes={}, _fits={}, **changes)
+        changed = replace(self, _prefills={}, _decodes={}, _fits={}, _baselines={}, **changes)
         _check_settings(changed.prompt, changed.generate, changed.batch, changed.causal, changed.kv_dtype)
         return changed
 
@@ -106,10 +108,24 @@ class LLMCost:
         key = (context, batch, tokens)
         if key not in self._decodes:
             report = traces.decode(self.lm, context, batch, causal=self.causal, tokens=tokens)
-            empty = report if context == 0 else self.chunk(0, tokens, batch).report
+            empty = report if context == 0 else self._empty_cache(tokens, batch)
             kind = "decode" if tokens == 1 else "chunk"
             self._decodes[key] = Phase(kind, tokens, context, batch, report, self.cache, empty, self._experts)
         return self._decodes[key]
+
+    def _empty_cache(self, tokens: int, batch: int) -> Report:
+        """The same step with a cache of no tokens (the as-executed KV split's baseline): the
+        first token, except that a hybrid's recurrent layers keep their states (their decode
+        path, as at any context; a first token runs their prefill path)."""
+        traces.stored_layout(self.lm)  # records the recurrent states
+        if not self.lm.states:
+            return self.chunk(0, tokens, batch).report
+        key = (batch, tokens)
+        if key not in self._baselines:
+            self._baselines[key] = traces.decode(
+                self.lm, 0, batch, causal=self.causal, tokens=tokens, recurrent_states=True
+            )
+        return self._baselines[key]
 
     @property
     def first_decode(self) -> Phase:
@@ -120,6 +136,20 @@ class LLMCost:
     def last_decode(self) -> Phase:
         """The last decode step of the generation (context prompt + generate - 2)."""
         return self.decode(self.prompt + max(self.generate - 2, 0))
+
+    @property
+    def state_bytes(self) -> int:
+        """A hybrid's recurrent states (Mamba, linear attention) for the batch: constant in the
+        context, beside the KV cache (``traces.recurrent_state_bytes``); 0 without."""
+        return traces.recurrent_state_bytes(self.lm, self.batch)
+
+    @property
+    def experts_run(self) -> Fraction | None:
+        """Experts whose weights the traced prefill multiplies per token (mixture of experts;
+        None otherwise): top k where a grouped GEMM runs the routed rows (Mixtral, Qwen3-MoE),
+        all of them where transformers runs every expert on every token (Llama 4). The MACs of
+        the modules named ``experts`` per token over one expert's: expert matmul weights / E."""
+        return experts_run(self.prefill.report, self.lm, self.batch * self.prompt)
 
     # -- cost versus length -----------------------------------------------------
     @property
@@ -254,6 +284,8 @@ class LLMCost:
             "heads": lm.heads,
             "kv_heads": lm.kv_heads,
             "head_dim": lm.head_dim,
+            "qk_head_dim": lm.attention_dims[0],  # MLA: the scores' dims (config head_dim: rotary part)
+            "v_head_dim": lm.attention_dims[1],
             "dtype": str(lm.dtype).removeprefix("torch."),
             "params": asdict(lm.params),
             "prompt": self.prompt,
@@ -267,6 +299,7 @@ class LLMCost:
             "prefill_fit": fitted(self.prefill_fit()),
             "decode_fit": fitted(self.decode_fit()),
             "kv_bytes_per_token": _number(self.cache.bytes_per_token),
+            "state_bytes": self.state_bytes,
             "roofline": [
                 {
                     "hardware": s.hardware.name,
@@ -301,6 +334,19 @@ class LLMCost:
             return traced[-1][1]
 
         return between
+
+
+def experts_run(report: Report, lm: LanguageModel, tokens: int) -> Fraction | None:
+    """See ``LLMCost.experts_run``; ``tokens`` the traced tokens (batch x length); a training
+    step's backward is left out."""
+    n, count, top_k = lm.params, lm.num_experts, lm.experts_per_token
+    if not lm.is_moe or top_k >= count:
+        return None
+    expert_matmul = Fraction((n.matmul - n.active_matmul) * count, count - top_k)  # active = mm - e + e k/E
+    macs = sum(
+        op.cost.macs for op in report.ops if op.phase == "forward" and "experts" in op.module.split(".")
+    )
+    return Fraction(macs, tokens) / (expert_matmul / count) if expert_matmul else None
 
 
 def llm_cost(

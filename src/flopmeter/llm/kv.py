@@ -48,6 +48,9 @@ class KVCache:
     windows: tuple[int | None, ...]
     value_head_dim: int | None = None  # when values differ from keys (MLA); None: head_dim
     chunks: tuple[int | None, ...] = ()  # per layer: its attention chunk, or None
+    # per layer that attends another layer's cache (KV sharing, Gemma 3n): its window, or None.
+    # It stores nothing and reads that cache again
+    sharing: tuple[int | None, ...] = ()
 
     @property
     def bytes_per_token_per_layer(self) -> Fraction:
@@ -66,8 +69,10 @@ class KVCache:
         layer holds at most its window; a chunked-attention layer of chunk C the tokens of
         the chunk the last token is in, ``(context - 1) % C + 1`` (its attention reads no
         other: an engine keeps no more). These are the slots the last token reads:
-        ``tokens_read(context - 1, 1)``."""
-        return self.tokens_read(context - 1, 1) if context > 0 else 0
+        ``tokens_read(context - 1, 1)`` without the layers that share another's cache."""
+        if context < 1:
+            return 0
+        return self._slots(context - 1, 1, self.windows, self.chunks or (None,) * len(self.windows))
 
     def bytes(self, context: int, batch: int = 1) -> Fraction:
         """The whole cache for ``batch`` sequences of ``context`` tokens."""
@@ -79,10 +84,20 @@ class KVCache:
         ``context + tokens``; a sliding-window layer of window w the union of the new tokens'
         windows, ``min(context + tokens, w + tokens - 1)``; a chunked layer of chunk C from the
         start of the chunk the first new token is in, ``context + tokens - (context // C) * C``.
-        One new token (a decode step): ``tokens_held(context + 1)``."""
+        One new token (a decode step): ``tokens_held(context + 1)``, plus what the layers that
+        attend another layer's cache (``sharing``) read of it again."""
+        chunks = (self.chunks or (None,) * len(self.windows)) + (None,) * len(self.sharing)
+        return self._slots(context, tokens, self.windows + self.sharing, chunks)
+
+    @staticmethod
+    def _slots(
+        context: int, tokens: int, windows: tuple[int | None, ...], chunks: tuple[int | None, ...]
+    ) -> int:
+        """Token slots the layers of ``windows`` / ``chunks`` attend for ``tokens`` new tokens
+        after ``context`` (see ``tokens_read``)."""
         total = context + tokens
         read = 0
-        for window, chunk in zip(self.windows, self.chunks or (None,) * len(self.windows), strict=True):
+        for window, chunk in zip(windows, chunks, strict=True):
             if chunk is not None:
                 read += total - (context // chunk) * chunk
             elif window is not None:
@@ -98,7 +113,8 @@ def kv_cache(lm: LanguageModel, dtype: str | int | None = None) -> KVCache:
     DeepSeek's MLA latent of kv_lora_rank "keys" and qk_rope_head_dim "values" in one head),
     but never more heads than the config's key/value heads: Falcon-40B's transformers code
     stores its keys broadcast to every query head, an engine stores num_kv_heads. Layers:
-    those that hand their cache keys and values (not a hybrid's Mamba layers)."""
+    those that hand their cache keys and values (not a hybrid's Mamba layers); Gemma 3n's last
+    ``num_kv_shared_layers`` attend an earlier layer's cache (read again, stored once)."""
     bits = lm.itemsize * 8 if dtype is None else bits_of(dtype)
     stored = stored_layout(lm)
     (key_heads, key_dim), (_, value_dim) = next(iter(stored.values()))
@@ -108,6 +124,16 @@ def kv_cache(lm: LanguageModel, dtype: str | int | None = None) -> KVCache:
     windows = tuple(lm.windows[layer] for layer in caching) or lm.windows
     all_chunks = lm.chunks or (None,) * len(lm.windows)
     chunks = tuple(all_chunks[layer] for layer in caching) if caching else all_chunks
+    # KV sharing (Gemma 3n): the last num_kv_shared_layers layers attend an earlier layer's cache
+    shared = int(getattr(lm.config, "num_kv_shared_layers", 0) or 0)
+    sharing = tuple(lm.windows[len(lm.windows) - shared :]) if caching and shared else ()
     return KVCache(
-        len(windows), heads, key_dim, bits, windows, None if value_dim == key_dim else value_dim, chunks
+        len(windows),
+        heads,
+        key_dim,
+        bits,
+        windows,
+        None if value_dim == key_dim else value_dim,
+        chunks,
+        sharing,
     )

@@ -26,12 +26,15 @@ class ParamCounts:
     N is named).
 
     - ``total``: every parameter, each shared tensor once.
-    - ``matmul`` (N_mm): parameters with 2 or more dims that are not input embeddings:
-      the weights matmuls read, lm_head included (a tied lm_head counts here).
+    - ``matmul`` (N_mm): parameters with 2 or more dims that are not input embeddings nor
+      biases: the weights matmuls read, lm_head included (a tied lm_head counts here).
+      GPT-OSS's experts keep their biases as (experts, out) tensors, Ernie 4.5 a (1, experts)
+      router bias: added, not multiplied, so not here.
     - ``kaplan``: N_mm without lm_head (Kaplan et al.: no embeddings, no lm_head).
     - ``embedding``: input embedding tables not shared with lm_head.
     - ``experts`` / ``active_matmul``: mixture-of-experts weights (parameters named
-      ``experts``), and N_mm with only ``top_k / num_experts`` of them (uniform load).
+      ``experts`` with 2 or more dims, biases included: what an expert stores), and N_mm with
+      only ``top_k / num_experts`` of the experts' matmul weights (uniform load).
     """
 
     total: int
@@ -68,9 +71,35 @@ class LanguageModel:
     params: ParamCounts
     name: str
     chunks: tuple[int | None, ...] = ()
+    # per head: the dims of the scores' dot products (queries and keys) and of the values;
+    # None: head_dim. MLA (DeepSeek-V2/V3) differs: its config's head_dim is the rotary part only
+    qk_head_dim: int | None = None
+    v_head_dim: int | None = None
+    # MLA: the rank of the latent transformers caches (keys and values re-expanded from it)
+    kv_lora_rank: int | None = None
     # per layer that caches: (heads, dim) of the keys and of the values transformers stores for one
     # token, recorded by ``traces.stored_layout`` on first use
     stored: dict[int, tuple[tuple[int, int], tuple[int, int]]] | None = field(default=None, repr=False)
+    # the recurrent states (Mamba, linear attention, short convolutions) a one-token prefill hands
+    # its cache: (cache method, layer, shape, dtype, keyword arguments), recorded with ``stored``
+    states: list[tuple[str, int, tuple[int, ...], torch.dtype, dict[str, Any]]] = field(
+        default_factory=list, repr=False
+    )
+
+    @property
+    def attention_dims(self) -> tuple[int, int]:
+        """(query-key, value) dims per head: the scores' dot products and the weighted sum."""
+        return (self.qk_head_dim or self.head_dim, self.v_head_dim or self.head_dim)
+
+    @property
+    def latent_expansion_macs(self) -> int:
+        """MLA: MACs of kv_b_proj re-expanding one cached token's latent into the keys' non-rotary
+        part and the values, per layer (transformers does it every decode step):
+        kv_lora_rank x H x (qk_nope_head_dim + v_head_dim); 0 without MLA."""
+        if not self.kv_lora_rank:
+            return 0
+        qk_nope = int(_get(self.config, "qk_nope_head_dim", default=0))
+        return self.kv_lora_rank * self.heads * (qk_nope + self.attention_dims[1])
 
     @property
     def dtype(self) -> torch.dtype:
@@ -198,14 +227,20 @@ def _get(config: Any, *names: str, default: Any = None) -> Any:
     return default
 
 
+def no_attention(model: torch.nn.Module, config: Any, why: str) -> ValueError:
+    """The refusal of a model without attention (Mamba, Mamba-2): LLM mode's KV cache and
+    cost versus length are attention's."""
+    return ValueError(
+        f"LLM mode needs a transformer language model with attention heads; {type(model).__name__} "
+        f"({type(config).__name__}) {why}: profile it directly, "
+        "e.g. flopmeter.profile(model, input_shape='input_ids:1x128:int64')"
+    )
+
+
 def _describe(model: torch.nn.Module, config: Any) -> LanguageModel:
     config = getattr(config, "get_text_config", lambda: config)()
     if _get(config, "num_attention_heads", "n_head", "num_heads") is None:
-        raise ValueError(
-            f"LLM mode needs a transformer language model with attention heads; {type(model).__name__} "
-            f"({type(config).__name__}) has none (a state-space model?): profile it directly, "
-            "e.g. flopmeter.profile(model, input_shape='input_ids:1x128:int64')"
-        )
+        raise no_attention(model, config, "has none (a state-space model?)")
     layers = int(_get(config, "num_hidden_layers", "n_layer", "num_layers"))
     hidden = int(_get(config, "hidden_size", "n_embd", "d_model"))
     heads = int(_get(config, "num_attention_heads", "n_head", "num_heads"))
@@ -213,6 +248,10 @@ def _describe(model: torch.nn.Module, config: Any) -> LanguageModel:
     if getattr(config, "multi_query", False) and not getattr(config, "new_decoder_architecture", False):
         kv_heads = 1  # Falcon-7B, GPT-BigCode: one key/value head (Falcon's num_kv_heads then says H)
     head_dim = int(_get(config, "head_dim", default=hidden // heads))
+    # MLA (DeepSeek-V2/V3, MiniCPM3): head_dim is the rotary part; a score's dot product runs
+    # over qk_head_dim = qk_nope_head_dim + qk_rope_head_dim, the weighted sum over v_head_dim
+    qk_head_dim = int(_get(config, "qk_head_dim", default=head_dim))
+    v_head_dim = int(_get(config, "v_head_dim", default=head_dim))
     window = _get(config, "sliding_window")
     if getattr(config, "use_sliding_window", True) is False:
         window = None
@@ -239,6 +278,9 @@ def _describe(model: torch.nn.Module, config: Any) -> LanguageModel:
         vocab=int(_get(config, "vocab_size")),
         windows=windows,
         chunks=chunks,
+        qk_head_dim=qk_head_dim,
+        v_head_dim=v_head_dim,
+        kv_lora_rank=_get(config, "kv_lora_rank"),
         num_experts=experts,
         experts_per_token=top_k,
         params=count_params(model, experts, top_k),
@@ -256,17 +298,18 @@ def count_params(model: torch.nn.Module, num_experts: int = 0, top_k: int = 0) -
         for m in model.modules()
         if isinstance(m, torch.nn.Embedding) and m.weight is not head_weight
     }
-    total = matmul = embedding = experts = 0
+    total = matmul = embedding = experts = expert_matmul = 0
     for name, p in model.named_parameters():  # named_parameters yields a shared tensor once
         total += p.numel()
+        in_experts = ".experts." in f".{name}"
+        experts += p.numel() if in_experts and p.ndim >= 2 else 0
         if id(p) in embedding_ids:
             embedding += p.numel()
-        elif p.ndim >= 2:
+        elif p.ndim >= 2 and not name.endswith("bias"):  # GPT-OSS's experts keep 2-D biases (E, out)
             matmul += p.numel()
-            if ".experts." in f".{name}":
-                experts += p.numel()
+            expert_matmul += p.numel() if in_experts else 0
     lm_head = head_weight.numel() if isinstance(head_weight, torch.Tensor) else 0
-    active = matmul - experts + (experts * top_k // num_experts if num_experts else 0)
+    active = matmul - expert_matmul + (expert_matmul * top_k // num_experts if num_experts else 0)
     return ParamCounts(
         total=total,
         matmul=matmul,

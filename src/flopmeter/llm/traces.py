@@ -9,7 +9,7 @@ import torch
 
 from ..api import ModelError, profile
 from ..report import Report
-from .model import LanguageModel
+from .model import LanguageModel, no_attention
 
 
 def prefill(
@@ -28,11 +28,19 @@ def prefill(
 
 
 def decode(
-    lm: LanguageModel, context: int, batch: int = 1, *, causal: str = "full", tokens: int = 1
+    lm: LanguageModel,
+    context: int,
+    batch: int = 1,
+    *,
+    causal: str = "full",
+    tokens: int = 1,
+    recurrent_states: bool = False,
 ) -> Report:
     """One decode step: ``tokens`` new tokens per sequence (1; more for a chunk of a
     chunked prefill) after a cache of ``context`` tokens (transformers' ``DynamicCache``,
-    filled with meta tensors of the model's dtype: no memory)."""
+    filled with meta tensors of the model's dtype: no memory). ``recurrent_states`` with
+    ``context`` 0: a hybrid's recurrent layers hold their states all the same (the baseline
+    of the as-executed KV split: a cache of no tokens, not a first token)."""
     _check_positive(batch=batch, tokens=tokens)
     if not isinstance(context, int) or isinstance(context, bool) or context < 0:
         raise ValueError(f"the decode context must be a whole number of tokens, 0 or more, got {context!r}")
@@ -41,7 +49,7 @@ def decode(
         "use_cache": True,
         "logits_to_keep": 1,
     }
-    if context:
+    if context or (recurrent_states and stored_layout(lm) and lm.states):
         inputs[lm.cache_argument()] = filled_cache(lm, context, batch)
     label = f"decode n={context}" if tokens == 1 else f"chunk of {tokens} after n={context}"
     return _traced(lm, inputs, context + tokens, causal=causal, name=f"{lm.name} {label}")
@@ -65,15 +73,35 @@ def _traced(lm: LanguageModel, inputs: dict[str, Any], positions: int, *, causal
 def filled_cache(lm: LanguageModel, context: int, batch: int) -> Any:
     """A transformers DynamicCache holding ``context`` tokens of keys and values in every
     layer that caches, as meta tensors shaped as the model stores them (see ``stored_layout``):
-    (B, heads, context, dim)."""
+    (B, heads, context, dim). A hybrid's recurrent layers (Mamba, linear attention) get the
+    states a prefill leaves (their size does not grow with the context), so the model runs
+    its one-token recurrent step there, not a prefill of one token from a zero state."""
     import transformers
 
     cache = transformers.DynamicCache(config=lm.config)
-    for layer, ((key_heads, key_dim), (value_heads, value_dim)) in sorted(stored_layout(lm).items()):
+    layout = stored_layout(lm)  # records lm.states too
+    for layer, ((key_heads, key_dim), (value_heads, value_dim)) in sorted(layout.items() if context else ()):
         keys = torch.empty((batch, key_heads, context, key_dim), dtype=lm.dtype, device="meta")
         values = torch.empty((batch, value_heads, context, value_dim), dtype=lm.dtype, device="meta")
         cache.update(keys, values, layer)
+    for method, layer, shape, dtype, kwargs in lm.states:  # a hybrid's Mamba / linear-attention layers
+        getattr(cache, method)(torch.empty((batch, *shape[1:]), dtype=dtype, device="meta"), layer, **kwargs)
     return cache
+
+
+def recurrent_state_bytes(lm: LanguageModel, batch: int = 1) -> int:
+    """Bytes of the states a hybrid's recurrent layers (Mamba, linear attention, short
+    convolutions) keep for ``batch`` sequences, the same at any context: the conv and SSM
+    states transformers allocates from what a one-token prefill hands its cache. 0 without."""
+    stored_layout(lm)
+    if not lm.states:
+        return 0
+    total = 0
+    for layer in filled_cache(lm, 0, batch).layers:
+        for states in (getattr(layer, "conv_states", None), getattr(layer, "recurrent_states", None)):
+            for state in (states or {}).values():
+                total += state.numel() * state.element_size() if state is not None else 0
+    return total
 
 
 def stored_layout(lm: LanguageModel) -> dict[int, tuple[tuple[int, int], tuple[int, int]]]:
@@ -85,6 +113,12 @@ def stored_layout(lm: LanguageModel) -> dict[int, tuple[tuple[int, int], tuple[i
         import transformers
 
         seen: dict[int, tuple[tuple[int, int], tuple[int, int]]] = {}
+        states: list[tuple[str, int, tuple[int, ...], torch.dtype, dict[str, Any]]] = []
+
+        def record(method: str, state: Any, layer: int, state_idx: int, kwargs: dict[str, Any]) -> None:
+            states.append(
+                (method, layer, tuple(state.shape), state.dtype, {"state_idx": state_idx, **kwargs})
+            )
 
         class Recording(transformers.DynamicCache):
             def update(
@@ -96,6 +130,18 @@ def stored_layout(lm: LanguageModel) -> dict[int, tuple[tuple[int, int], tuple[i
                 )
                 return super().update(key_states, value_states, layer_idx, *args, **kwargs)
 
+            def update_conv_state(
+                self, conv_states: Any, layer_idx: int, state_idx: int = 0, **kwargs: Any
+            ) -> Any:
+                record("update_conv_state", conv_states, layer_idx, state_idx, kwargs)
+                return super().update_conv_state(conv_states, layer_idx, state_idx, **kwargs)
+
+            def update_recurrent_state(
+                self, recurrent_states: Any, layer_idx: int, state_idx: int = 0, **kwargs: Any
+            ) -> Any:
+                record("update_recurrent_state", recurrent_states, layer_idx, state_idx, kwargs)
+                return super().update_recurrent_state(recurrent_states, layer_idx, state_idx, **kwargs)
+
         inputs = {
             "input_ids": torch.zeros(1, 1, dtype=torch.long),
             "use_cache": True,
@@ -103,8 +149,13 @@ def stored_layout(lm: LanguageModel) -> dict[int, tuple[tuple[int, int], tuple[i
             lm.cache_argument(): Recording(config=lm.config),
         }
         profile(lm.model, inputs, name=f"{lm.name} cache layout")
+        if not seen and states:  # Mamba-2 has num_heads, of its SSM: no attention at all
+            raise no_attention(
+                lm.model, lm.config, "caches recurrent states, no keys and values (a state-space model)"
+            )
         default = ((lm.kv_heads, lm.head_dim), (lm.kv_heads, lm.head_dim))
         lm.stored = seen or {layer: default for layer in range(lm.layers)}
+        lm.states = states
     return lm.stored
 
 

@@ -7,7 +7,9 @@ FLOPs count as "model FLOPs" is a convention, so each is printed with its name:
 - traced full: the traced step, attention's score matrix dense (2 x MACs);
 - traced causal: the same with causal attention counted as needed (about half);
 - 6N + 12LHQT (PaLM, appendix B): 6 N per token for the matmuls, 12 L H Q T for
-  attention; N = N_mm here (matmul weights with lm_head, no embeddings);
+  attention; N = N_mm here (matmul weights with lm_head, no embeddings); L the layers
+  with attention (a hybrid's Mamba layers have none); with MLA, whose values and keys
+  differ in size, 6 L H (Q_qk + Q_v) T;
 - 6N: N named (N_total, the usual quote; leaves out attention entirely).
 
 For a mixture of experts both use the active N (top-k of the experts, uniform load).
@@ -23,6 +25,7 @@ import torch
 from ..api import profile
 from ..hardware import Hardware, get
 from ..report import Report
+from .kv import kv_cache
 from .model import LanguageModel, language_model
 
 # AdamW per trainable parameter, given the gradient: m = b1 m + (1-b1) g (3),
@@ -32,9 +35,15 @@ from .model import LanguageModel, language_model
 ADAMW_FLOPS_PER_PARAM = 3 + 4 + 2 + 7
 
 
-def palm_flops_per_token(params: float, layers: int, heads: int, head_dim: int, seq: int) -> float:
-    """6 N + 12 L H Q T: PaLM's model FLOPs per token (forward + backward)."""
-    return 6 * params + 12 * layers * heads * head_dim * seq
+def palm_flops_per_token(
+    params: float, layers: int, heads: int, head_dim: int, seq: int, value_dim: int | None = None
+) -> float:
+    """6 N + 12 L H Q T: PaLM's model FLOPs per token (forward + backward), L the layers with
+    attention. Its 12 L H Q T is 6 L H (Q + Q) T: the scores (Q T per head) and the weighted
+    sum of the values (Q T); with values of another dim (MLA: ``value_dim``) that is
+    6 L H (Q + Q_v) T."""
+    values = head_dim if value_dim is None else value_dim
+    return 6 * params + 6 * layers * heads * (head_dim + values) * seq
 
 
 def six_n(params: float) -> float:
@@ -62,6 +71,14 @@ class TrainingStep:
     causal: Report  # forward + backward, causal attention counted as needed
     recompute: bool
     optimizer: bool
+
+    @property
+    def attention_layers(self) -> int:
+        """Layers that run attention: those that hand a KV cache their keys and values (a
+        hybrid's Mamba or recurrent layers have no attention) and those that attend another
+        layer's cache (Gemma 3n's KV sharing)."""
+        cache = kv_cache(self.lm)
+        return cache.layers + len(cache.sharing)
 
     @property
     def step_tokens(self) -> int:
@@ -105,12 +122,13 @@ class TrainingStep:
         """Model FLOPs per token under each convention (see the module docstring)."""
         lm = self.lm
         (palm, palm_n), (six, six_n_value) = self.named_n().items()
+        qk_dim, v_dim = lm.attention_dims
         return {
             "traced full": self.model_flops / self.step_tokens,
             "traced causal": 2
             * (self.causal.forward.macs + self.causal.backward_cost.macs)
             / self.step_tokens,
-            palm: palm_flops_per_token(palm_n, lm.layers, lm.heads, lm.head_dim, self.tokens),
+            palm: palm_flops_per_token(palm_n, self.attention_layers, lm.heads, qk_dim, self.tokens, v_dim),
             six: six_n(six_n_value),
         }
 

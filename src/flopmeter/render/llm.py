@@ -6,8 +6,9 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
-from ..llm.cost import LLMCost
+from ..llm.cost import LLMCost, experts_run
 from ..llm.fit import Fit, Polynomial
+from ..llm.model import LanguageModel
 from ..llm.phases import Phase
 from ..llm.serving import Serving
 from ..llm.training import TrainingStep
@@ -159,7 +160,7 @@ def render_llm(
     logits = "logits at every position" if cost.all_logits else "logits for the last position, as generate"
     lines = [
         f"{lm.name}: {lm.layers} layers, hidden {lm.hidden}, {lm.heads} heads ({lm.kv_heads} KV), "
-        f"head dim {lm.head_dim}, vocab {lm.vocab}, {dtype}",
+        f"{_head_dims(lm)}, vocab {lm.vocab}, {dtype}",
         f"params: N_total {n.total:,} · N_mm {n.matmul:,} (matmul weights, lm_head included, "
         f"no embeddings) · Kaplan N {n.kaplan:,} · embeddings {n.embedding:,}",
     ]
@@ -168,6 +169,7 @@ def render_llm(
             f"mixture of experts: {lm.num_experts} experts, top {lm.experts_per_token}; active N_mm "
             f"{n.active_matmul:,} of {n.matmul:,} (uniform expert load)"
         )
+        lines += _dense_experts_note(lm, cost.experts_run)
     if lm.has_window:
         windows = sorted({w for w in lm.windows if w})
         lines.append(
@@ -188,6 +190,13 @@ def render_llm(
         lines.append(
             f"NOTE: prompt + generate reach {longest:,} positions, beyond the config's "
             f"max_position_embeddings ({limit:,}): counted as if the model attended that far"
+        )
+    if lm.kv_lora_rank:
+        lines.append(
+            f"NOTE: MLA (latent rank {lm.kv_lora_rank}): decode counted as transformers runs it, each step "
+            f"re-expanding every cached token's latent through kv_b_proj ({lm.latent_expansion_macs:,} MACs per "
+            "cached token and layer); an engine that absorbs kv_b_proj into the query and output projections "
+            "skips that"
         )
     lines.append(
         f"2N per token, for comparison (attention left out): 2 N_mm = {u.count(2 * n.matmul, 'FLOPs', units, precision)}"
@@ -235,11 +244,32 @@ def render_llm(
         lines += [
             "",
             "Roofline: each phase max(FLOPs/peak, bytes/bandwidth) with a paged KV cache; lower bounds"
-            " (real prefill runs 1.5-2.6x above them). The last column is flopmeter's latency estimate"
+            " (real prefill runs 1.5-2.6x above them); FLOPs exact (elementwise work included); tokens/s ="
+            " generated tokens of the whole batch over prefill + decode. The last column is flopmeter's latency estimate"
             " of the traced code as executed (report.roofline(hw).latency).",
         ]
         lines += serving_table(servings)
     return "\n".join(lines) + "\n"
+
+
+def _dense_experts_note(lm: LanguageModel, run: Fraction | None) -> list[str]:
+    """A NOTE where the traced code multiplies each token by more experts than its top k (Llama 4)."""
+    if run is None or run <= lm.experts_per_token:
+        return []
+    return [
+        f"NOTE: transformers' code for {lm.name} multiplies every token by {float(run):g} of its "
+        f"{lm.num_experts} experts' weights, not the top {lm.experts_per_token} (the others with a "
+        "routing weight of 0): traced FLOPs count what it runs; an engine runs the top k (active N_mm)"
+    ]
+
+
+def _head_dims(lm: LanguageModel) -> str:
+    """The head dim as the header prints it; with MLA the dims the scores and the values run
+    over (DeepSeek's config head_dim is the rotary part only)."""
+    qk_dim, v_dim = lm.attention_dims
+    if qk_dim == v_dim == lm.head_dim:
+        return f"head dim {lm.head_dim}"
+    return f"head dim {qk_dim} (queries, keys) and {v_dim} (values)"
 
 
 def kv_lines(cost: LLMCost) -> list[str]:
@@ -260,6 +290,11 @@ def kv_lines(cost: LLMCost) -> list[str]:
             f"  {label} ({cache.bits} bits): {_bytes(cache.bytes_per_token)} per token "
             f"({_bytes(cache.bytes_per_token_per_layer)} per layer) · {_bytes(cache.bytes(total, cost.batch))} "
             f"for batch {cost.batch} at {total} tokens"
+        )
+    if cost.state_bytes:
+        lines.append(
+            f"  recurrent states (Mamba, linear attention), beside it: {_bytes(cost.state_bytes)} "
+            f"for batch {cost.batch} at any context"
         )
     return lines
 
@@ -287,6 +322,13 @@ def render_training(
         f" · backward {u.count(step.backward_flops, 'FLOPs', units, precision)} (2 x MACs, traced)",
         *grid(header, body),
     ]
+    lines += _dense_experts_note(step.lm, experts_run(step.full, step.lm, step.step_tokens))
+    qk_dim, v_dim = step.lm.attention_dims
+    if step.attention_layers != step.lm.layers or qk_dim != v_dim:
+        lines.append(
+            f"6N+12LHQT as 6N + 6 L H (Q_qk + Q_v) T: L = {step.attention_layers} of {step.lm.layers} layers "
+            f"(those with attention), H = {step.lm.heads}, Q_qk = {qk_dim}, Q_v = {v_dim}"
+        )
     if step.recompute or step.optimizer:
         extra = " + one forward (recompute)" if step.recompute else ""
         extra += " + AdamW" if step.optimizer else ""

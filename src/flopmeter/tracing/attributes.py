@@ -73,7 +73,7 @@ class AttributeSnapshot:
         tensors = list(compress(held, map(isinstance, held, repeat(torch.Tensor))))
         self.tensors: list[torch.Tensor] = list(dict(zip(map(id, tensors), tensors, strict=True)).values())
         # a module's own random generators (noise injection): a run's draws are undone
-        self._generators = [(g, g.get_state()) for g in held if isinstance(g, torch.Generator)]
+        self._generators = [(g, g.get_state()) for g in _generators(held)]
 
     def swap_in(self) -> None:
         """Give every module a copy of its ``__dict__`` to run with (the same entries),
@@ -124,6 +124,22 @@ class AttributeSnapshot:
             and all(map(is_, chain.from_iterable(map(_VALUES, full)), self._values))
             and all(map(is_, chain.from_iterable(full), self._keys))
         )
+
+
+def _generators(held: list[Any]) -> list[torch.Generator]:
+    """The ``torch.Generator``s among ``held``. ``isinstance(x, torch.Generator)`` is a
+    Python call (torch's custom-class metaclass), about 0.3 us each: over the ~1,400
+    objects a 200-module model holds (its tensors, child modules, sizes) that was 2 % of
+    its profile. It is asked only for the objects of a class that may be one: tensors,
+    modules and plain values are not, unless their class also derives from Generator."""
+    kinds = {kind: _may_be_generator(kind) for kind in set(map(type, held))}
+    return [g for g in held if kinds[type(g)] and isinstance(g, torch.Generator)]
+
+
+def _may_be_generator(kind: type) -> bool:
+    return issubclass(kind, torch.Generator) or not (
+        kind in PLAIN_TYPES or issubclass(kind, (torch.Tensor, torch.nn.Module))
+    )
 
 
 def _same_entries(now: dict[Any, Any], before: dict[Any, Any]) -> bool:
