@@ -100,7 +100,16 @@ def _extra_repr(module: torch.nn.Module) -> str:
     override ``nn.Module``'s (containers: about half the modules of a model)."""
     if type(module).extra_repr is _NO_EXTRA_REPR and "extra_repr" not in module.__dict__:
         return ""
-    return module.extra_repr()
+    return safe_extra_repr(module)
+
+
+def safe_extra_repr(module: torch.nn.Module) -> str:
+    """``module.extra_repr()``, or what it raised: a model's broken ``extra_repr`` is
+    no reason to lose its report (or the message of its own error)."""
+    try:
+        return str(module.extra_repr())
+    except Exception as error:  # noqa: BLE001 - any user code may raise
+        return f"<extra_repr raised {type(error).__name__}>"
 
 
 _NO_EXTRA_REPR = torch.nn.Module.extra_repr

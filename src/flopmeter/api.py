@@ -12,7 +12,7 @@ import torch
 from torch.utils._pytree import tree_flatten
 
 from . import __version__
-from .aggregate import ModuleFormula, OpFormula, build_report
+from .aggregate import ModuleFormula, OpFormula, build_report, safe_extra_repr
 from .batch import batch_after_the_run, batch_before_the_run
 from .compression import classifier as overhead_classifier
 from .compression import finish as finish_compression
@@ -144,6 +144,7 @@ def profile(
         _refuse_lazy(walk)
         if causal not in ("full", "needed"):
             raise ValueError(f"causal must be 'full' or 'needed', got {causal!r}")
+        _check_flags(backward=backward, train=train, shapes_only=shapes_only, name=name)
         if batch_size is not None and (
             not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1
         ):
@@ -164,6 +165,7 @@ def profile(
             )
         first_try = (not backward) if shapes_only is None else shapes_only
         args, kwargs = _resolve_inputs(model, inputs, input_shape, input_dtype, floats_on_meta=first_try)
+        _refuse_nested(args, kwargs)
         batch = batch_size if batch_size is not None else batch_before_the_run(walk, args, kwargs)
 
         def run(shapes: bool) -> Trace:
@@ -214,6 +216,34 @@ def profile(
         finish_compression(report, facts, compression_options)
         report.options["computed"] = computed  # "shapes" (meta run) or "values" (real run)
         return report
+
+
+def _check_flags(**flags: Any) -> None:
+    """``backward`` a bool, ``train`` and ``shapes_only`` a bool or None, ``name`` a str or
+    None: a string such as ``train="yes"`` would reach torch's ``Module.train`` (a raw error
+    there) or be taken as true."""
+    for flag, value in flags.items():
+        if flag == "name":
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"name must be a str (the model's name in the report), got {value!r}")
+        elif not isinstance(value, bool) and not (value is None and flag != "backward"):
+            expected = "True or False" if flag == "backward" else "True, False or None"
+            raise TypeError(f"{flag} must be {expected}, got {value!r}")
+    if flags["backward"] and torch.is_inference_mode_enabled():
+        raise ValueError(
+            "backward=True cannot run under torch.inference_mode(), which turns autograd off for "
+            "every tensor made in it: call profile() outside the inference_mode block"
+        )
+
+
+def _refuse_nested(args: Any, kwargs: Any) -> None:
+    """Nested (jagged) tensors have no shape to count from, and torch cannot move them to
+    meta or give their sizes: refused here, not with torch's internal errors mid-run."""
+    if any(isinstance(t, torch.Tensor) and t.is_nested for t in tree_flatten((args, kwargs))[0]):
+        raise ValueError(
+            "nested (jagged) tensor inputs are not supported: pad them into one dense batch "
+            "(torch.nested.to_padded_tensor) to count the padded work, or profile each sequence"
+        )
 
 
 def _refuse_lazy(walk: ModelWalk) -> None:
@@ -285,7 +315,7 @@ def _model_float_dtype(model: torch.nn.Module) -> torch.dtype:
     """The dtype of the model's first floating-point parameter (else buffer), else float32:
     what its float inputs must be for the real call to work (a half model takes half)."""
     for tensor in chain(model.parameters(), model.buffers()):  # stops at the first
-        if tensor.is_floating_point():
+        if tensor.is_floating_point() or tensor.is_complex():
             return tensor.dtype
     return torch.float32
 
@@ -362,7 +392,7 @@ def _failure_message(
     if failure.module is not None:
         module = model.get_submodule(failure.module) if failure.module else model
         label = failure.module or "(root)"
-        detail = module.extra_repr()
+        detail = safe_extra_repr(module)
         where = f" in module '{label}' ({type(module).__name__}{': ' + detail if detail else ''})"
     scripted = isinstance(module, torch.jit.ScriptModule)  # raised inside the TorchScript interpreter
     return (

@@ -10,6 +10,7 @@ Every option is checked before the model is built.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import sys
@@ -395,10 +396,12 @@ def main(
         except SystemExit as exit_:  # argparse already printed its message (or --help)
             return int(exit_.code or 0)
         try:
-            validate(args, compare)
-            if compare:
-                return _compare(args, out, err)
-            return _single(args, out, err)
+            # the report goes to ``out``; a model's own print() goes to stderr, not into it
+            with contextlib.redirect_stdout(err):
+                validate(args, compare)
+                if compare:
+                    return _compare(args, out, err)
+                return _single(args, out, err)
         except (UsageError, ModelSourceError, ValueError) as error:
             print(f"flopmeter: error: {error}", file=err)
             return 2
@@ -563,9 +566,11 @@ def check_combinations(args: argparse.Namespace) -> None:
 
 def check_outputs(args: argparse.Namespace) -> None:
     """The files -o, --html and --plot will write can be written (checked before counting)."""
+    sources = getattr(args, "models", None) or [getattr(args, "model", None) or ""]
     for option, path in (("--output", args.output), ("--html", args.html), ("--plot", args.plot)):
         if path:
             check_writable(option, path)
+            check_not_a_source(option, path, sources)
     if args.plot:
         check_plot_format(args.plot)
 
@@ -579,6 +584,20 @@ def check_writable(option: str, path: str) -> None:
         raise UsageError(f"{option} {path}: the folder {folder} does not exist")
     if not os.access(path if os.path.exists(path) else folder, os.W_OK):
         raise UsageError(f"{option} {path}: not writable")
+
+
+def check_not_a_source(option: str, path: str, sources: list[str]) -> None:
+    """An output file is not the file a model is read from (`-o model.py` overwrote it)."""
+    if not os.path.isfile(path):
+        return
+    for source in sources:
+        file_name = source.removeprefix("transformers:")
+        file_name = file_name.rsplit(":", 1)[0] if ".py:" in file_name else file_name
+        for read in (file_name, os.path.join(file_name, "config.json")):
+            if os.path.isfile(read) and os.path.samefile(read, path):
+                raise UsageError(
+                    f"{option} {path}: that is the file the model {source} is read from; give another name"
+                )
 
 
 def check_plot_format(path: str) -> None:

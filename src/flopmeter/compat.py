@@ -52,17 +52,10 @@ def get_model_complexity_info(
         raise TypeError(f"input_res must be a non-empty tuple like (3, 224, 224), got {input_res!r}")
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    batch: Any
+    given: dict[str, Any] = {"input_shape": (1, *input_res)}  # built by profile: on meta, no draw
     if input_constructor is not None:
         batch = input_constructor(input_res)
-    else:
-        reference = next(iter(model.parameters()), None)
-        batch = torch.randn(
-            (1, *input_res),
-            dtype=reference.dtype if reference is not None else torch.float32,
-            device=reference.device if reference is not None else "cpu",
-        )
-    inputs: Any = batch if isinstance(batch, dict) else (batch,)
+        given = {"inputs": batch if isinstance(batch, dict) else (batch,)}
     module_formulas = {
         kind: _ptflops_hook_formula(hook)
         for kind, hook in (custom_modules_hooks or {}).items()
@@ -73,7 +66,7 @@ def get_model_complexity_info(
     }
     custom: dict[Any, Any] = dict(module_formulas)
     custom.update({op: _ptflops_op_formula(hook) for op, hook in op_hooks.items()})
-    report = profile(model, inputs, train=False, custom_formulas=custom)
+    report = profile(model, **given, train=False, custom_formulas=custom)
 
     macs_by_module, params_by_module = _ptflops_numbers(model, report, ignore_modules or [])
     if verbose:

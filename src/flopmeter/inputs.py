@@ -31,6 +31,8 @@ DTYPES = {
     "uint8": torch.uint8,
     "bool": torch.bool,
 }
+# a complex model's dtype, taken for its inputs built from a shape (not a spec name)
+_COMPLEX = (torch.complex64, torch.complex128)
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ class InputSpec:
 def resolve_dtype(value: str | torch.dtype) -> torch.dtype:
     """A dtype given by name (``"float16"``, ``"bf16"``, ``"int64"``) or as a torch.dtype."""
     if isinstance(value, torch.dtype):
-        if value not in DTYPES.values():
+        if value not in DTYPES.values() and value not in _COMPLEX:
             raise ValueError(f"input dtype {value} is not supported; expected one of {', '.join(DTYPES)}")
         return value
     if isinstance(value, str) and value in DTYPES:
@@ -71,6 +73,7 @@ def parse_spec(text: str) -> InputSpec:
             f"NAME:SHAPE and :DTYPE (e.g. input_ids:1x128:int64)"
         )
     shape = tuple(int(s) for s in parts.pop(0).split("x"))
+    _check_numel(shape, f"bad input spec {text!r}:")
     if parts:
         dtype = parts.pop(0)
     if parts:
@@ -91,6 +94,7 @@ def as_spec(value: Any, what: str = "input_shape") -> InputSpec:
     """An InputSpec, a spec string or a shape (a tuple or list of ints) as an InputSpec;
     ``what`` names the value in the errors."""
     if isinstance(value, InputSpec):
+        _check_numel(value.shape, f"{what} {value.shape}:")  # --batch-size may have grown it
         return value
     if isinstance(value, str):
         return parse_spec(value)
@@ -99,7 +103,10 @@ def as_spec(value: Any, what: str = "input_shape") -> InputSpec:
     ):
         if any(s < 0 for s in value):
             raise ValueError(f"{what} {tuple(value)} has a negative size")
+        _check_numel(tuple(value), f"{what} {tuple(value)}:")
         return InputSpec(shape=tuple(value))
+    if isinstance(value, (tuple, list)) and any(isinstance(s, float) for s in value):
+        raise TypeError(f"{what} {tuple(value)}: sizes must be ints, got {value!r}")
     raise TypeError(
         f"input_shape entries must be a tuple of ints, an InputSpec or a spec string like "
         f"'input_ids:1x128:int64'; got {value!r}"
@@ -107,15 +114,30 @@ def as_spec(value: Any, what: str = "input_shape") -> InputSpec:
 
 
 def as_specs(input_shape: Any) -> list[InputSpec]:
-    """The InputSpecs of ``input_shape``: one shape ``(1, 3, 224, 224)``, an InputSpec or
-    spec string, or a list of them."""
+    """The InputSpecs of ``input_shape``: one shape ``(1, 3, 224, 224)`` (or ``[1, 3, 224,
+    224]``: numbers are sizes, never specs), an InputSpec or spec string, or a list of them."""
     if isinstance(input_shape, (InputSpec, str)) or (
-        isinstance(input_shape, tuple) and all(isinstance(s, int) for s in input_shape)
+        isinstance(input_shape, (tuple, list))
+        and input_shape
+        and all(isinstance(s, (int, float)) for s in input_shape)
     ):
         return [as_spec(input_shape)]
     if isinstance(input_shape, (list, tuple)) and input_shape:
         return [as_spec(v) for v in input_shape]
     raise TypeError(f"input_shape must be a shape tuple, a spec or a list of them; got {input_shape!r}")
+
+
+_MAX_NUMEL = (2**63 - 1) // 8  # torch counts a tensor's bytes in int64; 8 bytes per element at most
+
+
+def _check_numel(shape: tuple[int, ...], what: str) -> None:
+    """A tensor of ``shape`` can exist, even on meta: torch refuses one whose size in bytes
+    overflows int64, with an error from deep in its C++. Up to 2**60 elements are taken."""
+    numel = 1
+    for size in shape:
+        numel *= size
+    if numel > _MAX_NUMEL:
+        raise ValueError(f"{what} {numel:.3g} elements, more than a tensor can hold (2**60)")
 
 
 def build_inputs(
@@ -151,13 +173,14 @@ def _make_tensor(
 ) -> torch.Tensor:
     dtype = DTYPES[spec.dtype] if spec.dtype is not None else default
     mask = spec.name is not None and "mask" in spec.name
-    if str(device) == "meta" and (mask or not dtype.is_floating_point):
+    real = dtype.is_floating_point or dtype.is_complex  # values drawn, not ids or flags
+    if str(device) == "meta" and (mask or not real):
         device = "cpu"  # values a model inspects (ids, masks) stay real; see docs/meta.md
-    elif floats_on_meta and not mask and dtype.is_floating_point:
+    elif floats_on_meta and not mask and real:
         device = "meta"
     if mask:
         return torch.ones(spec.shape, dtype=dtype, device=device)
-    if dtype.is_floating_point:
+    if real:
         return torch.randn(spec.shape, dtype=dtype, device=device)
     return torch.zeros(spec.shape, dtype=dtype, device=device)
 

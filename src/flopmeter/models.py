@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from .inputs import DTYPES, InputSpec, as_spec
+from .tracing.run import set_mode
 
 
 class ModelSourceError(ValueError):
@@ -396,13 +397,21 @@ def _python_file(source: str, overrides: dict[str, Any], example_inputs: bool = 
                 f"{attribute!r} in {file_name} is not a class or function (it is {factory!r}, "
                 f"of type {type(factory).__name__})"
             )
-        _check_factory_arguments(factory, attribute, overrides)
-        with _user_code(path, f"{attribute}() in {file_name}"):
-            model = factory(**overrides)
+        if isinstance(factory, torch.nn.Module):  # a model built at import: taken as it is
+            if overrides:
+                raise ModelSourceError(
+                    f"{attribute!r} in {file_name} is a model already built, so --set has nothing "
+                    "to pass: name a class or function to call with the --set values"
+                )
+            model = factory
+        else:
+            _check_factory_arguments(factory, attribute, overrides)
+            with _user_code(path, f"{attribute}() in {file_name}"):
+                model = factory(**overrides)
         if not isinstance(model, torch.nn.Module):
             raise ModelSourceError(f"{source!r} returned {type(model).__name__}, expected a torch.nn.Module")
         examples = example_specs(module, file_name) if example_inputs else []
-    return LoadedModel(model.eval(), source, examples)
+    return LoadedModel(set_mode(model, False), source, examples)
 
 
 EXAMPLE_INPUTS_EXPECTED = (

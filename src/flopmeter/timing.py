@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 
-from .api import Inputs, _model_device, _resolve_inputs, profile
+from .api import Inputs, ModelError, _model_device, _resolve_inputs, profile
 from .hardware import Hardware, get
+from .inputs import InputSpec, as_specs
 from .random_state import kept_random_state
 from .report import Report
 from .roofline import Roofline, integer_ops, roofline
-from .tracing.run import ModelStateGuard, SaveBeforeWrites, holds_objects, own_copy
+from .tracing.run import ModelStateGuard, SaveBeforeWrites, holds_objects, own_copy, set_mode
 
 Progress = Callable[[str, int, int], None]
 
@@ -212,6 +214,8 @@ def benchmark(
     for label, count in (("warmup", warmup), ("repeat", repeat)):
         if not isinstance(count, int) or isinstance(count, bool):
             raise TypeError(f"{label} must be a whole number of runs, got {count!r}")
+        if count < 1:  # also time_calls' check: here before any run, which a failing run would wrap
+            raise ValueError(f"{label} must be at least 1, got {count}")
     spec = get(hardware) if isinstance(hardware, str) else hardware
     if spec is not None and not isinstance(spec, Hardware):
         raise TypeError(f"hardware must be a flopmeter.hardware.Hardware or a preset name, got {hardware!r}")
@@ -260,6 +264,14 @@ def predict_batches(
     """The latency model's estimate of one forward at each batch size (no timing: the
     model is profiled at each size; inputs are repeated or rebuilt as in ``benchmark``)."""
     sizes = _checked_batch_sizes(batch_sizes)
+    if inputs is None and input_shape is not None:  # built by profile at each size: counted, not allocated
+        specs = as_specs(input_shape)
+        return [
+            roofline(
+                _checked(profile(model, input_shape=[_spec_at(s, batch) for s in specs]), batch), hardware
+            )
+            for batch in sizes
+        ]
     args, kwargs = _resolve_inputs(model, inputs, input_shape, None)
     estimates = []
     for batch in sizes:
@@ -271,6 +283,16 @@ def predict_batches(
         _check_batch(report, batch)
         estimates.append(roofline(report, hardware))
     return estimates
+
+
+def _spec_at(spec: InputSpec, batch: int) -> InputSpec:
+    """``spec`` with its leading dimension set to ``batch`` (a scalar spec as it is)."""
+    return replace(spec, shape=(batch, *spec.shape[1:])) if spec.shape else spec
+
+
+def _checked(report: Report, batch: int) -> Report:
+    _check_batch(report, batch)
+    return report
 
 
 def _rebatch(
@@ -319,8 +341,8 @@ def _one(
         report = profile(model, kwargs if kwargs else args)
     if batch is not None:
         _check_batch(report, batch)
-    with kept_random_state(), ModelStateGuard(model) as guard, torch.no_grad():
-        model.eval()
+    with kept_random_state(), ModelStateGuard(model) as guard, torch.no_grad(), _runs_that_fail():
+        set_mode(model, False)
         call, setup = _calls(model, args, kwargs)
         with SaveBeforeWrites(guard.writes):  # one more untimed run: copies what the forward
             if setup is not None:  # writes (a step counter), which the guard puts back
@@ -335,6 +357,19 @@ def _one(
             timing.per_module, with_hooks = _time_modules(model, args, kwargs, device, warmup, repeat)
             timing.hook_overhead = with_hooks - timing.median  # signed: render.speed.hook_cost
     return timing
+
+
+@contextmanager
+def _runs_that_fail() -> Iterator[None]:
+    """A model that raises in a timed run (its profile passed: a forward failing on a later
+    call) raises ``ModelError``, as its profile would: the CLI's one line, not a traceback."""
+    try:
+        yield
+    except Exception as error:
+        raise ModelError(
+            f"the model raised {type(error).__name__} in a run benchmark() timed, after its counted "
+            f"run had passed: {error}"
+        ) from error
 
 
 def _calls(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -84,9 +85,13 @@ def finish(report: Report, facts: ModelFacts, options: CompressionOptions) -> Re
     # found it (about 3 % of a small model's profile, in a loop of profiles).
     counted = copy.copy(report)
     counted.compression = None
-    report.compression = LazyView(
-        lambda: build_view(
-            counted, facts, assume_sparsity=options.assume_sparsity, assume_bits=options.assume_bits
+    report.compression = LazyView(  # a partial, not a lambda: a Report pickles (multiprocessing)
+        partial(
+            build_view,
+            counted,
+            facts,
+            assume_sparsity=options.assume_sparsity,
+            assume_bits=options.assume_bits,
         )
     )
     return report

@@ -472,6 +472,8 @@ def count_graph(
     for name, value in (dims or {}).items():
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise OnnxModelError(f"dim {name!r} must be a non-negative int, got {value!r}")
+        if value > 2**63 - 1:  # onnx's shapes hold int64 (a raw "Value out of range" from its helper)
+            raise OnnxModelError(f"dim {name!r} must fit in int64 (at most 2**63 - 1), got {value}")
         if value == 0 and name not in loops:  # an empty tensor: every count would be a silent 0
             raise OnnxModelError(f"dim {name!r} must be at least 1 (0 makes an empty input), got 0")
     trip_counts = {k: v for k, v in (dims or {}).items() if k in loops}

@@ -160,6 +160,7 @@ class ModuleStack:
         self.custom_calls: list[tuple[str, torch.nn.Module, Any, Any]] = []
         self.describe: Any = lambda value: value  # turns tensors into metadata
         self._custom_depth = 0
+        self.other_thread_calls = 0  # the model's modules called by other threads meanwhile
 
     # -- queries -----------------------------------------------------------------
     @property
@@ -191,6 +192,8 @@ class ModuleStack:
     def _pre(self, module: torch.nn.Module, args: Any) -> None:
         name = self.names.get(id(module))
         if name is None or threading.get_ident() != self._thread:
+            if name is not None:  # their ops run where this profile's recorder cannot see
+                self.other_thread_calls += 1
             return
         self._forward.append(name)
         self.calls[name] = self.calls.get(name, 0) + 1
@@ -256,6 +259,13 @@ class ModuleStack:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+        if self.other_thread_calls:
+            warnings.warn(
+                f"{self.other_thread_calls} call(s) of the model's modules ran on other threads during "
+                "the profile (a forward that hands work to a thread pool, or another thread using the "
+                "model): their ops are not counted, since op recording follows one thread",
+                stacklevel=2,
+            )
         self._forward.clear()
         self._node_owner.clear()
         self._raised_in.clear()

@@ -83,6 +83,9 @@ class OpRecorder(TorchDispatchMode):
         # index in ``events`` of the first op that read it (the batch-size rule's question)
         self.probe: torch.Tensor | None = None
         self.probe_event: int | None = None
+        # an op that failed in a shapes-only run: if the model caught it and went on, it may
+        # have taken another path than a real run would (run.py then retries with values)
+        self.failed_on_meta: Exception | None = None
         self._refusal = (
             "counting on shapes cannot follow torch.autocast's casts (autocast does not cast "
             "meta tensors); profile with shapes_only=False"
@@ -171,11 +174,17 @@ class OpRecorder(TorchDispatchMode):
             with self:  # the C++ kernel autograd runs (decompose() may prefer a Python one)
                 return func._op_dk(_COMPOSITE, *args, **(kwargs or {}))
         if self._refusal is not None:
-            raise ShapesOnlyUnavailable(self._refusal)
+            self.failed_on_meta = ShapesOnlyUnavailable(self._refusal)
+            raise self.failed_on_meta
         # With a function mode active, every tensor attribute read (.shape, .dtype) would
         # go through Python; below the dispatcher no function mode has anything to see.
         with torch._C.DisableTorchFunction():
-            return self._dispatch(func, op, args, kwargs or {})
+            try:
+                return self._dispatch(func, op, args, kwargs or {})
+            except Exception as error:
+                if self.shapes_only and self.failed_on_meta is None:
+                    self.failed_on_meta = error
+                raise
 
     def _look_for_probe(self, args: tuple[Any, ...]) -> None:
         """If this op reads the model's first input, remember where its event goes."""

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from copy import deepcopy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from itertools import repeat
 from operator import attrgetter, is_, methodcaller
 from typing import Any
@@ -20,6 +20,7 @@ from .attention_watch import AttentionSeen, expects_attention, remember_attentio
 from .events import PLAIN_TYPES, OpEvent
 from .model_walk import ModelWalk
 from .modules import ModuleStack, exclusive
+from .no_compile import eager_compiled_code
 from .recorder import UNMARKED_WRITE_OPS, FunctionRecorder, OpRecorder
 
 
@@ -147,6 +148,14 @@ class ModelStateGuard:
                 map(_SHAPE, tensors)
             ) == list(map(_SHAPE, aliases))
         return bound and list(map(_DTYPE, tensors)) == list(map(_DTYPE, aliases))
+
+
+def set_mode(model: torch.nn.Module, train: bool) -> torch.nn.Module:
+    """``model.train(train)``; a ``torch.export``ed module refuses ``train()`` and ``eval()``
+    (NotImplementedError): its graph fixes the mode, and it runs in that one."""
+    with suppress(NotImplementedError):
+        model.train(train)
+    return model
 
 
 _TRAINING = attrgetter("training")
@@ -340,7 +349,7 @@ def trace_model(
     (``attention_watch.py``).
     """
     _import_dynamo()
-    with exclusive(model):  # the walk and the run see one state of the model
+    with exclusive(model), eager_compiled_code():  # the walk and the run see one state of the model
         walk = walk if walk is not None else ModelWalk(model)
         options = _RunOptions(backward, train, custom_types, shapes_only)
         objects = holds_objects((args, kwargs))
@@ -416,7 +425,7 @@ def _run_once(
     recorder = OpRecorder(stack, walk.roles, shapes_only=options.shapes_only)
     recorder.whole_functions = whole_functions
     if options.shapes_only:
-        args, kwargs = _floats_to_meta(args), _floats_to_meta(kwargs)
+        args, kwargs = _floats_to_meta(args, walk.roles), _floats_to_meta(kwargs, walk.roles)
     inputs = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
     recorder.hold(inputs)
     recorder.probe = next((t for t in inputs if t.ndim), None)
@@ -429,7 +438,7 @@ def _run_once(
     try:
         with kept_random_state((args, kwargs)), ModelStateGuard(model, walk) as guard, grad_mode, stack:
             if options.train is not None and not guard.all_in_mode(options.train):
-                model.train(options.train)
+                set_mode(model, options.train)
             # a meta model has no values to guard: no check per op
             recorder.writes = guard.writes if guard.writes.guards_anything else None
             with recorder, functions:
@@ -448,6 +457,8 @@ def _run_once(
         recorder.release()
     if recorder.unseen_attention_in is not None:
         raise AttentionSeen(walk.module(recorder.unseen_attention_in))
+    if recorder.failed_on_meta is not None:  # the model caught it (``try: x.item()``) and went on
+        raise TraceFailure(recorder.failed_on_meta, stack.raised_in(recorder.failed_on_meta))
     return Trace(
         events=recorder.events,
         module_calls=dict(stack.calls),
@@ -467,11 +478,13 @@ def _import_dynamo() -> None:
     import torch._dynamo  # noqa: F401
 
 
-def _floats_to_meta(value: Any) -> Any:
+def _floats_to_meta(value: Any, roles: dict[int, str]) -> Any:
+    """Floating-point inputs as meta tensors; the model's own parameters and buffers passed
+    as inputs stay as they are (the recorder moves them to meta per op, as a weight)."""
     flat, spec = tree_flatten(value)
     moved = [
         t.detach().to("meta")
-        if isinstance(t, torch.Tensor) and (t.is_floating_point() or t.is_complex())
+        if isinstance(t, torch.Tensor) and (t.is_floating_point() or t.is_complex()) and id(t) not in roles
         else t
         for t in flat
     ]
@@ -511,7 +524,10 @@ def _why_no_backward(output: Any, tensors: list[torch.Tensor], wrt: list[torch.T
 
 
 def _plain(output: Any) -> Any:
-    """Model outputs such as transformers' ModelOutput are dicts; make pytree see them."""
+    """Model outputs such as transformers' ModelOutput are dicts, and a dataclass holds its
+    tensors in fields; make pytree see them."""
     if isinstance(output, dict):
         return dict(output)
+    if is_dataclass(output) and not isinstance(output, type):
+        return {f.name: _plain(getattr(output, f.name)) for f in fields(output)}
     return output
