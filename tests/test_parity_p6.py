@@ -142,3 +142,163 @@ def test_instance_norm_of_a_constant_scale_other_than_ones_keeps_it() -> None:
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     assert profile_onnx(model).flops == 1_288 + 512  # statistics + the scale and bias: 1,800
+
+
+# P6-A3: the ptflops view counted an RMSNorm, which ptflops has no rule for: nn.RMSNorm as a
+# norm (2 per element with its weight), a written-out one (LlamaRMSNorm, T5LayerNorm) by
+# its mean (1 per element) as if the mean were a global average pool.
+class WrittenRMSNorm(torch.nn.Module):
+    """transformers' LlamaRMSNorm: x * rsqrt(mean(x^2) + eps) * weight."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.ones(size))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6))
+
+
+@pytest.mark.parametrize("norm", ["nn.RMSNorm", "written"])
+def test_ptflops_view_counts_no_rms_norm(norm: str) -> None:
+    layer = torch.nn.RMSNorm(64) if norm == "nn.RMSNorm" else WrittenRMSNorm(64)
+    model, x = torch.nn.Sequential(torch.nn.Linear(64, 64, bias=False), layer), torch.randn(1, 16, 64)
+    report = flopmeter.profile(model, x)
+    # ptflops: the Linear's 16 * 64 * 64 = 65,536 MACs; nothing for the norm (before:
+    # + 1,024 = 66,560, its mean's 16 x 64 inputs; nn.RMSNorm runs as the same ops on the
+    # CPU, and as _fused_rms_norm, 2 per element, elsewhere)
+    assert report.flops_as("ptflops") == 16 * 64 * 64
+    # exact FLOPs keep the norm: 16 rows * (3 * 64 + 2) + 1,024 weight multiplies = 4,128
+    assert report.flops - 16 * 64 * (2 * 64 - 1) == 16 * (3 * 64 + 2) + 1_024
+
+
+def test_ptflops_view_still_counts_a_global_average_pool() -> None:
+    """nn.AdaptiveAvgPool2d(1) runs as mean(x, (-1, -2), keepdim=True): ptflops counts its
+    1 x 8 x 4 x 4 = 128 input elements; AdaptiveAvgPool3d(1) on 1 x 2 x 2 x 4 x 4: 64."""
+    pool2 = flopmeter.profile(torch.nn.AdaptiveAvgPool2d(1), torch.randn(1, 8, 4, 4))
+    assert pool2.flops_as("ptflops") == 128
+    assert pool2.flops == 128  # 8 means of 16: 15 adds + 1 divide each
+    pool3 = flopmeter.profile(torch.nn.AdaptiveAvgPool3d(1), torch.randn(1, 2, 2, 4, 4))
+    assert pool3.flops_as("ptflops") == 64
+
+
+def test_ptflops_view_of_rms_norms_equals_installed_ptflops() -> None:
+    ptflops = pytest.importorskip("ptflops")
+
+    class Block(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = torch.nn.Linear(64, 64, bias=False)
+            self.fused, self.written = torch.nn.RMSNorm(64), WrittenRMSNorm(64)
+            self.pool = torch.nn.AdaptiveAvgPool1d(1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.written(self.fused(self.linear(x)))
+            return self.pool(y.transpose(1, 2))
+
+    model = Block()
+    theirs, _ = ptflops.get_model_complexity_info(
+        model, (16, 64), as_strings=False, print_per_layer_stat=False,
+        backend_specific_config={"count_functional": False},
+    )  # fmt: skip
+    ours, _ = flopmeter.get_model_complexity_info(
+        model, (16, 64), as_strings=False, print_per_layer_stat=False
+    )
+    # the Linear 65,536 + the 1-d pool's 64 x 16 = 1,024 input elements: 66,560
+    assert theirs == ours == 65_536 + 1_024
+
+
+# P6-D1..D5: how ptflops 0.7.5 and fvcore differ from our views, as docs/conventions.md says.
+def _ptflops(model: torch.nn.Module, shape: tuple[int, ...], functional: bool) -> int:
+    ptflops = pytest.importorskip("ptflops")
+    with contextlib.redirect_stdout(io.StringIO()):
+        macs, _ = ptflops.get_model_complexity_info(
+            model, shape, as_strings=False, print_per_layer_stat=False,
+            backend_specific_config={"count_functional": functional},
+        )  # fmt: skip
+    return int(macs)
+
+
+def _ours(model: torch.nn.Module, shape: tuple[int, ...]) -> int:
+    macs, _ = flopmeter.get_model_complexity_info(model, shape, as_strings=False, print_per_layer_stat=False)
+    return int(macs)
+
+
+class SubclassedConv(torch.nn.Conv2d):
+    """As torchvision's Conv3DSimple, LayerNorm2d or timm's BatchNormAct2d: a subclass."""
+
+
+def test_ptflops_has_no_rule_for_a_subclass_of_a_layer() -> None:
+    model = torch.nn.Sequential(SubclassedConv(3, 4, 3))
+    # 4 x 6 x 6 outputs x 27 MACs = 3,888 + 144 bias adds = 4,032; ptflops looks its rules
+    # up by exact class and counts 0 (r3d_18: 0.78 GMac for 20.38 GMac of Conv3DSimple)
+    assert _ours(model, (3, 8, 8)) == 4 * 36 * 27 + 144
+    assert _ptflops(model, (3, 8, 8), functional=True) == _ptflops(model, (3, 8, 8), functional=False) == 0
+
+
+def test_ptflops_counts_silu_only_through_its_patched_functional() -> None:
+    model = torch.nn.Sequential(torch.nn.SiLU())
+    # 1 x 8 x 4 x 4 = 128 elements: ptflops has no nn.SiLU rule, only F.silu's (the default)
+    assert _ours(model, (8, 4, 4)) == _ptflops(model, (8, 4, 4), functional=True) == 128
+    assert _ptflops(model, (8, 4, 4), functional=False) == 0
+
+
+def test_ptflops_default_counts_gelu_layers_twice() -> None:
+    model = torch.nn.Sequential(torch.nn.GELU())
+    # 128 elements: its nn.GELU hook and its patched F.gelu, which the layer calls
+    assert _ours(model, (128,)) == _ptflops(model, (128,), functional=False) == 128
+    assert _ptflops(model, (128,), functional=True) == 2 * 128
+
+
+class FunctionalLinear(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.randn(4, 8))
+        self.bias = torch.nn.Parameter(torch.randn(4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.linear(x, self.weight, self.bias)
+
+
+def test_ptflops_counts_no_functional_linear_and_linear_biases_per_row() -> None:
+    # 16 rows of 8 -> 4: 512 MACs + 64 bias adds = 576. ptflops 0.7.5 does not patch
+    # F.linear (the line is commented out): 0 (Swin's qkv and proj); its nn.Linear rule
+    # adds the biases per row, as we do: 576
+    assert _ours(FunctionalLinear(), (16, 8)) == 576
+    assert _ptflops(FunctionalLinear(), (16, 8), functional=True) == 0
+    assert _ptflops(torch.nn.Linear(8, 4), (16, 8), functional=True) == 576
+
+
+def test_fvcore_counts_no_attention() -> None:
+    fvcore = pytest.importorskip("fvcore.nn")
+
+    class Attend(torch.nn.Module):
+        def forward(self, q: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.scaled_dot_product_attention(q, q, q)
+
+    def fvcore_count(model: torch.nn.Module, x: torch.Tensor) -> tuple[int, dict[str, int]]:
+        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()), torch.no_grad():
+            warnings.simplefilter("ignore")
+            analysis = fvcore.FlopCountAnalysis(model, (x,)).unsupported_ops_warnings(False)
+            return int(analysis.total()), dict(analysis.unsupported_ops())
+
+    q = torch.randn(1, 2, 8, 4)
+    assert fvcore_count(Attend(), q) == (0, {"aten::scaled_dot_product_attention": 1})
+    # 2 heads x 8 x 8 scores x (4 + 4): 1,024 MACs in our `mac` view
+    assert flopmeter.profile(Attend(), q).flops_as("mac") == 2 * 8 * 8 * 8
+
+    mha = torch.nn.MultiheadAttention(8, 2, batch_first=True).eval()
+    x = torch.randn(1, 4, 8)
+
+    class SelfAttend(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.mha = mha
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.mha(x, x, x, need_weights=False)[0]
+
+    total, unsupported = fvcore_count(SelfAttend(), x)
+    assert (total, unsupported.get("aten::_native_multi_head_attention")) == (0, 1)
+    # q, k, v projections 4 x 8 x 24 = 768, scores and values 2 heads x 4 x 4 x (4 + 4) =
+    # 256, output projection 4 x 8 x 8 = 256: 1,280
+    assert flopmeter.profile(SelfAttend(), x).flops_as("mac") == 768 + 256 + 256

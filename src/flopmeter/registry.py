@@ -898,8 +898,24 @@ def _weight_norm(event: OpEvent, options: CountOptions) -> Cost:
 @formula("mean", "nanmean")
 def _mean(event: OpEvent, options: CountOptions) -> Cost:
     outputs, length = _reduced(event)
-    # ptflops counts global average pooling (which torch runs as mean) per input element
-    return replace(elementwise.reduction(outputs, length, per_output=1), ptflops_macs=outputs * length)
+    cost = elementwise.reduction(outputs, length, per_output=1)
+    # ptflops counts global average pooling (which torch runs as mean) per input element,
+    # and no other mean (an RMSNorm's, a loss's)
+    return replace(cost, ptflops_macs=outputs * length) if _global_pool_mean(event) else cost
+
+
+def _global_pool_mean(event: OpEvent) -> bool:
+    """Whether a mean is how torch runs AdaptiveAvgPool{1,2,3}d to size 1: ``mean(x,
+    (-1, -2[, -3]), keepdim=True)`` over the last 2 or 3 dims of an input of more dims."""
+    x, dims = event.args[0], event.arg(1, "dim", None)
+    if not event.arg(2, "keepdim", False) or not isinstance(dims, (list, tuple)) or not x.ndim:
+        return False
+    reduced = sorted(int(d) % x.ndim for d in dims)
+    return (
+        len(reduced) in (2, 3)
+        and x.ndim > len(reduced)
+        and reduced == list(range(x.ndim - len(reduced), x.ndim))
+    )
 
 
 @formula("var", "std", "var_mean", "std_mean")
