@@ -302,3 +302,80 @@ def test_fvcore_counts_no_attention() -> None:
     # q, k, v projections 4 x 8 x 24 = 768, scores and values 2 heads x 4 x 4 x (4 + 4) =
     # 256, output projection 4 x 8 x 8 = 256: 1,280
     assert flopmeter.profile(SelfAttend(), x).flops_as("mac") == 768 + 256 + 256
+
+
+# P6-D6: what the exporters compute at export time is absent from the ONNX count
+# (docs/onnx.md, "Differences from the PyTorch count").
+class FoldedAtExport(torch.nn.Module):
+    """RAFT's first flow update (a conv of an all-zero flow) and a relative position
+    bias (a learned table gathered by a constant index), beside a real conv."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(2, 2, 3, padding=1)
+        self.flow = torch.nn.Conv2d(2, 2, 3, padding=1)
+        self.table = torch.nn.Parameter(torch.randn(7, 2))
+        self.register_buffer("index", torch.tensor([[0, 1, 2, 3], [3, 4, 5, 6]]), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        zero_flow = torch.zeros(x.shape[0], 2, x.shape[2], x.shape[3])
+        bias = self.table[self.index].permute(2, 0, 1)
+        return self.conv(x) + self.flow(zero_flow) + bias.sum(0)
+
+
+def test_dynamo_folds_a_conv_of_constants_and_a_gathered_table(tmp_path: Path) -> None:
+    pytest.importorskip("onnxscript")
+    torch.manual_seed(0)
+    model, x = FoldedAtExport(), torch.randn(1, 2, 2, 4)
+    torch_report = flopmeter.profile(model, x)
+    # each conv: 2 x 2 x 4 = 16 outputs x 18 MACs = 288 MACs, 16 x 36 = 576 FLOPs (bias);
+    # two adds of 16; the gathered (2, 2, 4) table summed over its first dim: 8 adds
+    assert (torch_report.macs, torch_report.flops) == (2 * 288, 2 * 576 + 32 + 8)
+    assert torch_report.params == 2 * (2 * 2 * 9 + 2) + 7 * 2  # 90
+    dynamo = profile_onnx(_export(model, x, tmp_path / "dynamo.onnx", dynamo=True))
+    # the zero flow's conv and the table's gather and sum are constants in the graph
+    assert (dynamo.macs, dynamo.flops, dynamo.params) == (288, 576 + 32, 38)
+    legacy = profile_onnx(_export(model, x, tmp_path / "legacy.onnx", dynamo=False))
+    assert (legacy.macs, legacy.flops, legacy.params) == (576, 1_192, 90)  # shapes read at run time
+
+
+class ShapeOnlyMask(torch.nn.Module):
+    """Swin's shifted-window mask, made from shapes only: 0 where d == 0, -100 elsewhere."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = torch.arange(x.shape[-1], dtype=x.dtype)
+        d = m[None, :] - m[:, None]
+        return x + d.masked_fill(d != 0, -100.0).masked_fill(d == 0, 0.0)
+
+
+@pytest.mark.parametrize("size", [64, 512])
+def test_exporters_compute_shape_only_masks_at_export(tmp_path: Path, size: int) -> None:
+    pytest.importorskip("onnxscript")
+    model = torch.nn.Sequential(ShapeOnlyMask(), ShapeOnlyMask())
+    x, n = torch.randn(1, size, size), size * size
+    # PyTorch, per block: sub, ne, masked_fill, eq, masked_fill, add: 6 per element
+    assert flopmeter.profile(model, x).flops == 2 * 6 * n
+    legacy = profile_onnx(_export(model, x, tmp_path / "legacy.onnx", dynamo=False))
+    assert legacy.flops == 2 * n  # the masks are constants: the adds only
+    dynamo = profile_onnx(_export(model, x, tmp_path / "dynamo.onnx", dynamo=True))
+    if size == 64:  # 4,096 elements: folded
+        assert dynamo.flops == 2 * n
+    else:  # 262,144: d folded; Equal once (d != 0 is Not(d == 0)), 2 Where, the add
+        assert dynamo.flops == 2 * 4 * n
+
+
+class ScaledByShape(torch.nn.Module):
+    """RAFT's `coords / 2**level` at level 0 and Swin's `q * head_dim ** -0.5`."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x / 2**0 * (x.shape[-1] // 2) ** -0.5
+
+
+def test_exporters_drop_an_identity_divide_or_compute_a_scale_at_run_time(tmp_path: Path) -> None:
+    pytest.importorskip("onnxscript")
+    model, x = ScaledByShape(), torch.randn(1, 4, 8)
+    assert flopmeter.profile(model, x).flops == 32 + 32  # the divide and the multiply
+    dynamo = profile_onnx(_export(model, x, tmp_path / "dynamo.onnx", dynamo=True))
+    assert dynamo.flops == 32  # x / 1 dropped
+    legacy = profile_onnx(_export(model, x, tmp_path / "legacy.onnx", dynamo=False))
+    assert legacy.flops == 32 + 32 + 1  # + a Pow of one scalar: (8 // 2) ** -0.5
