@@ -379,3 +379,21 @@ def test_exporters_drop_an_identity_divide_or_compute_a_scale_at_run_time(tmp_pa
     assert dynamo.flops == 32  # x / 1 dropped
     legacy = profile_onnx(_export(model, x, tmp_path / "legacy.onnx", dynamo=False))
     assert legacy.flops == 32 + 32 + 1  # + a Pow of one scalar: (8 // 2) ** -0.5
+
+
+class MeanPooled(torch.nn.Module):
+    """torchvision ShuffleNetV2's and MNASNet's global pool: x.mean([2, 3])."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x).mean([2, 3])
+
+
+def test_ptflops_view_of_a_tensor_mean_pool_equals_installed_ptflops() -> None:
+    # the conv's 4 x 8 x 8 outputs x 3 = 768 MACs; ptflops sees no pooling layer nor F call:
+    # 0 for the mean (before: + its 256 inputs, 1,024; shufflenet_v2_x1_0 50,176 over
+    # ptflops' 150,598,480, mnasnet0_5 62,720 over 113,276,968)
+    assert _ours(MeanPooled(), (3, 8, 8)) == _ptflops(MeanPooled(), (3, 8, 8), functional=True) == 768
