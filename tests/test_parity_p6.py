@@ -397,3 +397,38 @@ def test_ptflops_view_of_a_tensor_mean_pool_equals_installed_ptflops() -> None:
     # 0 for the mean (before: + its 256 inputs, 1,024; shufflenet_v2_x1_0 50,176 over
     # ptflops' 150,598,480, mnasnet0_5 62,720 over 113,276,968)
     assert _ours(MeanPooled(), (3, 8, 8)) == _ptflops(MeanPooled(), (3, 8, 8), functional=True) == 768
+
+
+# P6-A4: a legacy export names a node of a module inside a container below the top level
+# /stages/stages.0/blocks/blocks.0/attn/MatMul (timm LeViT): "blocks.0" is qualified from
+# its grandparent, like "layer1.0" from the root. It was read as stages.0.blocks.blocks.0.
+class Block(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.fc(x))
+
+
+class Stage(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks = torch.nn.Sequential(Block(), Block())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(x)
+
+
+def test_legacy_export_module_paths_below_a_nested_container(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model, x = torch.nn.Sequential(Stage(), Stage()), torch.randn(1, 8)
+    report = profile_onnx(_export(model, x, tmp_path / "nested.onnx", dynamo=False))
+    torch_report = flopmeter.profile(model, x)
+    for name in ("0.blocks.0.fc", "0.blocks.1.fc", "1.blocks.0.fc", "1.blocks.1.fc"):
+        # each Linear(8, 8) with bias on one row: 64 MACs, 8 * 16 = 128 FLOPs
+        assert report.modules[name].total.macs == torch_report.modules[name].total.macs == 64
+        assert report.modules[name].total.flops == 128
+    assert not [name for name in report.modules if "blocks.blocks" in name]
+    assert report.modules["0.blocks"].total.macs == 2 * 64
+    assert report.modules["0.blocks.0"].total.flops == 128 + 8  # and its ReLU's 8
