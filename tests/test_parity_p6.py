@@ -432,3 +432,17 @@ def test_legacy_export_module_paths_below_a_nested_container(tmp_path: Path) -> 
     assert not [name for name in report.modules if "blocks.blocks" in name]
     assert report.modules["0.blocks"].total.macs == 2 * 64
     assert report.modules["0.blocks.0"].total.flops == 128 + 8  # and its ReLU's 8
+
+
+def test_ptflops_timm_attention_rule_drops_its_projections() -> None:
+    """ptflops sums a module it has a rule for without its children, and its rule for timm's
+    Attention counts Q scaling, QK^T, softmax and AV but not the qkv and proj Linears
+    (its comment says they are counted elsewhere): mobilevit_xxs, 67,772,416 MACs."""
+    pytest.importorskip("ptflops")
+    timm_vit = pytest.importorskip("timm.models.vision_transformer")
+    torch.manual_seed(0)
+    attention = timm_vit.Attention(8, num_heads=2).eval()
+    # per head of 4: Q scaling 4 x 4 = 16, QK^T 4 x 4 x 4 = 64, softmax 16, AV 64: 160 x 2 heads
+    assert _ptflops(attention, (4, 8), functional=False) == 2 * (16 + 64 + 16 + 64)  # 320
+    # ours: qkv 4 x 8 x 24 = 768 (no bias), SDPA 2 x 4 x 4 x (4 + 4) = 256, proj 256 + 32 biases
+    assert _ours(attention, (4, 8)) == 768 + 256 + 256 + 32  # 1,312
