@@ -446,3 +446,20 @@ def test_ptflops_timm_attention_rule_drops_its_projections() -> None:
     assert _ptflops(attention, (4, 8), functional=False) == 2 * (16 + 64 + 16 + 64)  # 320
     # ours: qkv 4 x 8 x 24 = 768 (no bias), SDPA 2 x 4 x 4 x (4 + 4) = 256, proj 256 + 32 biases
     assert _ours(attention, (4, 8)) == 768 + 256 + 256 + 32  # 1,312
+
+
+def test_flop_counter_counts_a_grouped_conv_weight_gradient_as_dense() -> None:
+    """P6-D8: FlopCounterMode's convolution_backward ignores groups for grad_weight.
+    Depthwise Conv2d(8, 8, 3, groups=8) on 2 x 8 x 10 x 10 (8 x 8 outputs): forward
+    2 * 8 * 64 * 9 = 9,216 MACs; grad_input the same 9,216; grad_weight 72 weights, each a
+    dot product over 2 * 64 = 128 terms: 9,216. FCM: 9,216 + 8 x 9,216 (dense) = 82,944."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    conv, x = torch.nn.Conv2d(8, 8, 3, groups=8, bias=False), torch.randn(2, 8, 10, 10, requires_grad=True)
+    report = flopmeter.profile(conv, x, backward=True)
+    assert (report.forward.macs, report.backward_cost.macs) == (9_216, 9_216 + 9_216)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        conv(x).sum().backward()
+    counts = {str(op): flops for op, flops in counter.get_flop_counts()["Global"].items()}
+    assert counts == {"aten.convolution": 2 * 9_216, "aten.convolution_backward": 2 * (9_216 + 8 * 9_216)}
