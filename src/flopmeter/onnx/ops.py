@@ -484,9 +484,8 @@ def _grid_sample(event: OpEvent, options: CountOptions) -> Cost:
     """GridSample(X (N, C, *in), grid (N, *out, r)): as aten.grid_sampler, per output
     element the mode's interpolation over the r sampled dims ("linear"/"bilinear": bilinear
     for r = 2, trilinear for r = 3; "cubic"/"bicubic": bicubic, tricubic for r = 3;
-    "nearest"), 3 per grid
-    coordinate to un-normalise it. Opset 16 names the modes bilinear and bicubic, opset 20
-    linear and cubic."""
+    "nearest": 0), and 3 per grid coordinate to un-normalise it. Opset 16 names the modes
+    bilinear and bicubic, opset 20 linear and cubic."""
     grid = event.args[1]
     mode = str(_attr(event, "mode", "bilinear"))
     if mode in ("linear", "bilinear"):
