@@ -463,3 +463,23 @@ def test_flop_counter_counts_a_grouped_conv_weight_gradient_as_dense() -> None:
         conv(x).sum().backward()
     counts = {str(op): flops for op, flops in counter.get_flop_counts()["Global"].items()}
     assert counts == {"aten.convolution": 2 * 9_216, "aten.convolution_backward": 2 * (9_216 + 8 * 9_216)}
+
+
+class Affine(torch.nn.Module):
+    """timm ResMLP's Affine: beta + alpha * x as torch.addcmul."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.alpha, self.beta = torch.nn.Parameter(torch.randn(8)), torch.nn.Parameter(torch.randn(8))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(self.beta, self.alpha, x)
+
+
+def test_legacy_export_writes_addcmuls_unit_value_as_a_multiply(tmp_path: Path) -> None:
+    pytest.importorskip("onnxscript")
+    model, x = Affine(), torch.randn(1, 4, 8)
+    assert flopmeter.profile(model, x).flops == 2 * 32  # a multiply and an add per element
+    assert profile_onnx(_export(model, x, tmp_path / "dynamo.onnx", dynamo=True)).flops == 2 * 32
+    # legacy: value * (alpha * x) with value = 1 as one more Mul: 3 per element
+    assert profile_onnx(_export(model, x, tmp_path / "legacy.onnx", dynamo=False)).flops == 3 * 32
