@@ -483,3 +483,42 @@ def test_legacy_export_writes_addcmuls_unit_value_as_a_multiply(tmp_path: Path) 
     assert profile_onnx(_export(model, x, tmp_path / "dynamo.onnx", dynamo=True)).flops == 2 * 32
     # legacy: value * (alpha * x) with value = 1 as one more Mul: 3 per element
     assert profile_onnx(_export(model, x, tmp_path / "legacy.onnx", dynamo=False)).flops == 3 * 32
+
+
+class TokenMixing(torch.nn.Module):
+    """timm ResMLP's token mixing: a Linear over the tokens of x.transpose(1, 2), an input
+    that is not contiguous, which torch's F.linear runs as matmul + add_(bias)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mix = torch.nn.Linear(16, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mix(x.transpose(1, 2))
+
+
+def test_ptflops_view_counts_the_bias_of_a_linear_on_a_transposed_input() -> None:
+    """P6-A5: 8 rows of 16 -> 4: 512 MACs + 32 bias adds = 544 in ptflops' nn.Linear rule;
+    our view counted the matmul only (512): the bias came as an elementwise add.
+    Exact FLOPs: 8 x 4 x (2 x 16 - 1) = 992 for the matmul + 32 adds = 1,024 either way."""
+    model = TokenMixing()
+    report = flopmeter.profile(model, torch.randn(1, 16, 8))
+    assert report.flops == 8 * 4 * 2 * 16  # 1,024
+    assert report.flops_as("ptflops") == 512 + 32
+    assert _ours(model, (16, 8)) == _ptflops(model, (16, 8), functional=False) == 544
+
+
+def test_ptflops_view_ignores_other_in_place_adds_of_a_vector() -> None:
+    """Only a parameter as long as the last dim counts: y.add_(x[0, 0]), an activation
+    row, and y + a 2-d parameter stay 0."""
+
+    class AddRow(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.table = torch.nn.Parameter(torch.randn(4, 8))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = x * 2
+            return y.add_(x[0, 0]) + self.table
+
+    assert flopmeter.profile(AddRow(), torch.randn(1, 4, 8)).flops_as("ptflops") == 0

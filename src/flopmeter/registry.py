@@ -847,9 +847,27 @@ def _elementwise(event: OpEvent, options: CountOptions) -> Cost:
     name = _ELEMENTWISE_ALIASES.get(name, name)
     elements = _out_numel(event)
     cost = elementwise.pointwise(elements, _per_element(name, event))
-    if name in _PTFLOPS_ACTIVATIONS:
+    if name in _PTFLOPS_ACTIVATIONS or (name == "add" and _linear_bias_add(event)):
         cost = replace(cost, ptflops_macs=elements)
     return cost
+
+
+def _linear_bias_add(event: OpEvent) -> bool:
+    """``output + bias``: how torch's F.linear adds its bias after a matmul when the input
+    is not contiguous (``x.transpose(1, 2)`` into a Linear), and a linear layer written
+    out (``x @ w + b``, ONNX's MatMul + Add); ptflops' nn.Linear rule counts one per
+    output element, as the fused addmm's view does. A 1-D parameter as long as the
+    output's last dim added to an activation, alpha 1."""
+    x, bias = event.args[0], event.arg(1, "other")
+    return (
+        isinstance(bias, TensorMeta)
+        and bias.role == "param"
+        and x.role == "activation"
+        and bias.ndim == 1
+        and bool(x.shape)
+        and bias.shape[0] == x.shape[-1]
+        and not _nonzero(event.kwargs.get("alpha", 1), 1)
+    )
 
 
 for _name in list(elementwise.PER_ELEMENT) + list(_ELEMENTWISE_ALIASES):
