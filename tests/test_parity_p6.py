@@ -522,3 +522,12 @@ def test_ptflops_view_ignores_other_in_place_adds_of_a_vector() -> None:
             return y.add_(x[0, 0]) + self.table
 
     assert flopmeter.profile(AddRow(), torch.randn(1, 4, 8)).flops_as("ptflops") == 0
+
+
+def test_ptflops_view_counts_hardtanh_as_relu6() -> None:
+    """nn.Hardtanh and nn.ReLU6 run the same aten.hardtanh: our view counts 128 elements
+    for both, as ptflops' nn.ReLU6 rule; ptflops has no nn.Hardtanh rule (0)."""
+    relu6, hardtanh = torch.nn.Sequential(torch.nn.ReLU6()), torch.nn.Sequential(torch.nn.Hardtanh())
+    assert _ours(relu6, (128,)) == _ptflops(relu6, (128,), functional=False) == 128
+    assert _ours(hardtanh, (128,)) == 128
+    assert _ptflops(hardtanh, (128,), functional=False) == 0
