@@ -847,9 +847,27 @@ def _elementwise(event: OpEvent, options: CountOptions) -> Cost:
     name = _ELEMENTWISE_ALIASES.get(name, name)
     elements = _out_numel(event)
     cost = elementwise.pointwise(elements, _per_element(name, event))
-    if name in _PTFLOPS_ACTIVATIONS:
+    if name in _PTFLOPS_ACTIVATIONS or (name == "add" and _linear_bias_add(event)):
         cost = replace(cost, ptflops_macs=elements)
     return cost
+
+
+def _linear_bias_add(event: OpEvent) -> bool:
+    """``output + bias``: how torch's F.linear adds its bias after a matmul when the input
+    is not contiguous (``x.transpose(1, 2)`` into a Linear), and a linear layer written
+    out (``x @ w + b``, ONNX's MatMul + Add); ptflops' nn.Linear rule counts one per
+    output element, as the fused addmm's view does. A 1-D parameter as long as the
+    output's last dim added to an activation, alpha 1."""
+    x, bias = event.args[0], event.arg(1, "other")
+    return (
+        isinstance(bias, TensorMeta)
+        and bias.role == "param"
+        and x.role == "activation"
+        and bias.ndim == 1
+        and bool(x.shape)
+        and bias.shape[0] == x.shape[-1]
+        and not _nonzero(event.kwargs.get("alpha", 1), 1)
+    )
 
 
 for _name in list(elementwise.PER_ELEMENT) + list(_ELEMENTWISE_ALIASES):
@@ -898,8 +916,24 @@ def _weight_norm(event: OpEvent, options: CountOptions) -> Cost:
 @formula("mean", "nanmean")
 def _mean(event: OpEvent, options: CountOptions) -> Cost:
     outputs, length = _reduced(event)
-    # ptflops counts global average pooling (which torch runs as mean) per input element
-    return replace(elementwise.reduction(outputs, length, per_output=1), ptflops_macs=outputs * length)
+    cost = elementwise.reduction(outputs, length, per_output=1)
+    # ptflops counts global average pooling (which torch runs as mean) per input element,
+    # and no other mean (an RMSNorm's, a loss's)
+    return replace(cost, ptflops_macs=outputs * length) if _global_pool_mean(event) else cost
+
+
+def _global_pool_mean(event: OpEvent) -> bool:
+    """Whether a mean is how torch runs AdaptiveAvgPool{1,2,3}d to size 1: ``mean(x,
+    (-1, -2[, -3]), keepdim=True)`` over the last 2 or 3 dims of an input of more dims."""
+    x, dims = event.args[0], event.arg(1, "dim", None)
+    if not event.arg(2, "keepdim", False) or not isinstance(dims, (list, tuple)) or not x.ndim:
+        return False
+    reduced = sorted(int(d) % x.ndim for d in dims)
+    return (
+        len(reduced) in (2, 3)
+        and x.ndim > len(reduced)
+        and reduced == list(range(x.ndim - len(reduced), x.ndim))
+    )
 
 
 @formula("var", "std", "var_mean", "std_mean")

@@ -53,7 +53,8 @@ def adaptive_pool(
 
 # FLOPs per output element of each interpolation mode: a linear interpolation
 # a + t*(b - a) is 3 FLOPs; bilinear is 3 of them, trilinear 7; bicubic is 5 cubic
-# interpolations of 4 points (4 multiplies, 3 adds = 7 each); nearest only copies.
+# interpolations of 4 points (4 multiplies, 3 adds = 7 each), tricubic (ONNX's 3-d cubic
+# GridSample) 16 + 4 + 1 = 21 of them; nearest only copies.
 INTERPOLATION_PER_OUTPUT = {
     "nearest": 0,
     "nearest_exact": 0,
@@ -61,6 +62,7 @@ INTERPOLATION_PER_OUTPUT = {
     "bilinear": 9,
     "trilinear": 21,
     "bicubic": 35,
+    "tricubic": 147,
 }
 
 

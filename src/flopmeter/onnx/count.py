@@ -17,7 +17,7 @@ from . import ops
 from .control import ControlFlow, control_keys
 from .load import LoadedOnnx, OnnxModelError, opset_versions
 from .onnx_tool import onnx_tool_macs
-from .params import classify_initializers
+from .params import classify_initializers, exporter_affine
 from .patterns import Fold, GraphIndex, find_folds
 from .shapes import GraphTypes, ValueType, bind_inputs, infer
 
@@ -257,6 +257,8 @@ class GraphCounter:
         args = tuple(self.meta_of(name, node, need) for name in node.input)
         if node.op_type in ("Conv", "ConvTranspose") and self._bias_added_by_exporter(position):
             args = args[:2]  # an unoptimized dynamo export's zero bias, which PyTorch's conv had not
+        if exporter_affine(self.index, self.meta, position):
+            args = args[:1]  # the ones and zeros an exporter gives an InstanceNorm without affine
         outputs = tuple(m for m in (self.meta_of(name, node, need) for name in node.output) if m is not None)
         kwargs: dict[str, Any] = {
             a.name: _attribute(a) for a in node.attribute if a.type not in (5, 10, 11, 13)

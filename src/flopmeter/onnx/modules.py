@@ -5,7 +5,9 @@
   the PyTorch qualified names and types, by construction.
 - Legacy (TorchScript) exports name nodes ``/layer1/layer1.0/conv1/Conv``: the path
   is the slash-separated scopes; a scope that starts with its parent's path plus a
-  dot is already qualified (``layer1`` then ``layer1.0``). A repeated call of one
+  dot is already qualified (``layer1`` then ``layer1.0``), and one that starts with its
+  parent's scope plus a dot is qualified from its grandparent
+  (``/stages/stages.0/blocks/blocks.0/attn`` is ``stages.0.blocks.0.attn``). A repeated call of one
   module gets a ``_1`` suffix; it is mapped back to the module when that exists.
 - Otherwise every node belongs to the root.
 """
@@ -61,9 +63,15 @@ def legacy_path(name: str) -> str | None:
     if not name.startswith("/"):
         return None
     parts = [p for p in name.split("/")[1:-1] if p]
-    path = ""
+    path = previous = ""
     for part in parts:
-        path = part if (not path or part.startswith(path + ".")) else f"{path}.{part}"
+        if not path or part.startswith(path + "."):
+            path = part
+        elif previous and part.startswith(previous + "."):  # blocks then blocks.0, deeper down
+            path += part[len(previous) :]
+        else:
+            path = f"{path}.{part}"
+        previous = part
     return path
 
 

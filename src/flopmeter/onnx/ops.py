@@ -406,9 +406,14 @@ def _layer_norm(event: OpEvent, options: CountOptions) -> Cost:
 
 @onnx_formula("InstanceNormalization")
 def _instance_norm(event: OpEvent, options: CountOptions) -> Cost:
+    """Statistics per (sample, channel) plane, then scale and B; without them when they
+    are the exporter's ones and zeros for an InstanceNorm without affine (count.py drops
+    them, params.exporter_affine)."""
     x = event.args[0]
     planes = x.shape[0] * x.shape[1]
-    return normalization.normalize_with_statistics(planes, x.numel // planes, weight=True, bias=True)
+    return normalization.normalize_with_statistics(
+        planes, x.numel // planes, weight=_input(event, 1) is not None, bias=_input(event, 2) is not None
+    )
 
 
 @onnx_formula("GroupNormalization")
@@ -472,6 +477,22 @@ def _resize(event: OpEvent, options: CountOptions) -> Cost:
     else:
         mode = "nearest"
     return pooling.interpolate(out.numel, mode)
+
+
+@onnx_formula("GridSample")
+def _grid_sample(event: OpEvent, options: CountOptions) -> Cost:
+    """GridSample(X (N, C, *in), grid (N, *out, r)): as aten.grid_sampler, per output
+    element the mode's interpolation over the r sampled dims ("linear"/"bilinear": bilinear
+    for r = 2, trilinear for r = 3; "cubic"/"bicubic": bicubic, tricubic for r = 3;
+    "nearest": 0), and 3 per grid coordinate to un-normalise it. Opset 16 names the modes
+    bilinear and bicubic, opset 20 linear and cubic."""
+    grid = event.args[1]
+    mode = str(_attr(event, "mode", "bilinear"))
+    if mode in ("linear", "bilinear"):
+        mode = {1: "linear", 3: "trilinear"}.get(grid.shape[-1], "bilinear")
+    elif mode in ("cubic", "bicubic"):
+        mode = "tricubic" if grid.shape[-1] == 3 else "bicubic"
+    return pooling.grid_sample(_out(event).numel, grid.numel, mode)
 
 
 def out_window(x: TensorMeta, out: TensorMeta) -> int:

@@ -56,6 +56,8 @@ QUANTIZED_TABLE_TYPES = frozenset({2, 3, 21, 22})  # uint8, int8, uint4, int4 (n
 PASS_THROUGH = frozenset({"Reshape", "Unsqueeze", "Identity", "Cast"})
 VECTOR_OPS = frozenset({"Add", "Mul", "Sub", "Div"})
 _FX_TOKEN = re.compile(r"%([bcp]_\w+)")  # dynamo's names: p_ parameter, b_ buffer, c_ constant
+# aten.instance_norm(x, None, None, ...): the PyTorch InstanceNorm had no weight and bias
+_NO_AFFINE = re.compile(r"target=torch\.ops\.aten\.instance_norm\.\w+\]\(args = \(%\w+, None, None[,)]")
 
 
 def classify_initializers(
@@ -63,7 +65,12 @@ def classify_initializers(
 ) -> tuple[set[str], set[str]]:
     """(parameter names, constant names) among the initializers."""
     tokens = {token for m in meta for token in _FX_TOKEN.findall(m.get("pkg.torch.onnx.fx_node", ""))}
-    made_up = _group_norm_constants(index)
+    made_up = _group_norm_constants(index) | {
+        name
+        for position, node in enumerate(index.nodes)
+        if exporter_affine(index, meta, position)
+        for name in node.input[1:3]
+    }
     params: set[str] = set()
     for name, tensor in initializers.items():
         key = name.replace(".", "_")
@@ -84,6 +91,31 @@ def _group_norm_constants(index: GraphIndex) -> set[str]:
         if group_norm(index, position) is not None:
             names.update(node.input[1:])
     return names
+
+
+def exporter_affine(index: GraphIndex, meta: list[dict[str, str]], position: int) -> bool:
+    """An InstanceNormalization whose scale (ones) and B (zeros) the exporter made for a
+    PyTorch InstanceNorm without affine (``affine=False``, the default), which computes no
+    scale and shift: dynamo's fx node passes None for weight and bias; the legacy exporter
+    writes them as Constant nodes of ones and zeros (a real weight is an initializer)."""
+    node = index.nodes[position]
+    if node.op_type != "InstanceNormalization" or len(node.input) < 3:
+        return False
+    if position < len(meta) and _NO_AFFINE.search(meta[position].get("pkg.torch.onnx.fx_node", "")):
+        return True
+    scale, bias = (_constant_node_value(index, name) for name in node.input[1:3])
+    return scale is not None and bias is not None and bool((scale == 1).all() and (bias == 0).all())
+
+
+def _constant_node_value(index: GraphIndex, name: str) -> Any:
+    """The value of a Constant node's tensor (embedded in the graph), or None."""
+    from onnx import numpy_helper
+
+    node = index.node_of(name)
+    if node is None or node.op_type != "Constant":
+        return None
+    tensor = next((a.t for a in node.attribute if a.name == "value" and a.type == 4), None)
+    return None if tensor is None else numpy_helper.to_array(tensor)
 
 
 def _uses(index: GraphIndex, name: str) -> list[tuple[Any, str]]:
