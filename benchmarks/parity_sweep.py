@@ -12,7 +12,7 @@ MACs plus fvcore's own additions (eval BatchNorm 2 per element, LayerNorm/GroupN
 InstanceNorm 4, adaptive average pooling 1 per input, nearest upsampling 1 and bilinear
 upsampling and grid sampling 4 per output), and ptflops' totals (``count_functional`` on and
 off) beside our ``ptflops`` view. A module listed under ``module_diffs`` differs; the reasons
-found are in probe6-parity.md and docs/conventions.md.
+found are in docs/probe-6/parity.md and docs/conventions.md.
 
 ``onnx``: the model exported by dynamo (opset 18) and the legacy exporter (opset 17), weights
 and BatchNorm statistics randomised (identical untrained weights are deduplicated), counted

@@ -1,4 +1,4 @@
-"""Probe-6 findings in LLM mode (P6-L ids in probe6-llm.md): each test failed before its fix."""
+"""Probe-6 findings in LLM mode (P6-L ids in docs/probe-6/llm.md): each test failed before its fix."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""Probe-6 parity findings (probe6-parity.md): flopmeter's PyTorch and ONNX counts of the
+"""Probe-6 parity findings (docs/probe-6/parity.md): flopmeter's PyTorch and ONNX counts of the
 same model, and the peers' numbers, each difference worked out by hand."""
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def _grid_sample_graph(
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 
-# P6-A1: ONNX GridSample (RAFT's correlation lookup, 48 nodes) was listed as unsupported.
+# P6-P1: ONNX GridSample (RAFT's correlation lookup, 48 nodes) was listed as unsupported.
 # Per output element the interpolation (bilinear 9, bicubic 35, trilinear 21, nearest 0),
 # per grid coordinate 3 to un-normalise it (formulas/pooling.py, as aten.grid_sampler_2d).
 GRID_CASES = {
@@ -84,7 +84,7 @@ def test_onnx_grid_sample_equals_the_pytorch_count() -> None:
     assert profile_onnx(graph).flops == 360
 
 
-# P6-A2: nn.InstanceNorm2d(affine=False) (RAFT's feature encoder): the exporters give the
+# P6-P2: nn.InstanceNorm2d(affine=False) (RAFT's feature encoder): the exporters give the
 # InstanceNormalization a scale of ones and a B of zeros, which PyTorch does not compute.
 # InstanceNorm2d(4) on 1x4x8x8: 4 planes of D = 64, statistics 5D + 2 = 322 each: 1,288.
 # Counted with the exporter's affine, 2 more per element: 1,288 + 2 * 256 = 1,800 (before).
@@ -144,7 +144,7 @@ def test_instance_norm_of_a_constant_scale_other_than_ones_keeps_it() -> None:
     assert profile_onnx(model).flops == 1_288 + 512  # statistics + the scale and bias: 1,800
 
 
-# P6-A3: the ptflops view counted an RMSNorm, which ptflops has no rule for: nn.RMSNorm as a
+# P6-P3: the ptflops view counted an RMSNorm, which ptflops has no rule for: nn.RMSNorm as a
 # norm (2 per element with its weight), a written-out one (LlamaRMSNorm, T5LayerNorm) by
 # its mean (1 per element) as if the mean were a global average pool.
 class WrittenRMSNorm(torch.nn.Module):
@@ -399,7 +399,7 @@ def test_ptflops_view_of_a_tensor_mean_pool_equals_installed_ptflops() -> None:
     assert _ours(MeanPooled(), (3, 8, 8)) == _ptflops(MeanPooled(), (3, 8, 8), functional=True) == 768
 
 
-# P6-A4: a legacy export names a node of a module inside a container below the top level
+# P6-P4: a legacy export names a node of a module inside a container below the top level
 # /stages/stages.0/blocks/blocks.0/attn/MatMul (timm LeViT): "blocks.0" is qualified from
 # its grandparent, like "layer1.0" from the root. It was read as stages.0.blocks.blocks.0.
 class Block(torch.nn.Module):
@@ -498,7 +498,7 @@ class TokenMixing(torch.nn.Module):
 
 
 def test_ptflops_view_counts_the_bias_of_a_linear_on_a_transposed_input() -> None:
-    """P6-A5: 8 rows of 16 -> 4: 512 MACs + 32 bias adds = 544 in ptflops' nn.Linear rule;
+    """P6-P5: 8 rows of 16 -> 4: 512 MACs + 32 bias adds = 544 in ptflops' nn.Linear rule;
     our view counted the matmul only (512): the bias came as an elementwise add.
     Exact FLOPs: 8 x 4 x (2 x 16 - 1) = 992 for the matmul + 32 adds = 1,024 either way."""
     model = TokenMixing()

@@ -1,4 +1,4 @@
-"""Probe 6, adversarial: each test fails on the code before its fix (probe6-adversarial.md)."""
+"""Probe 6, adversarial: each test fails on the code before its fix (docs/probe-6/adversarial.md)."""
 
 import json
 from concurrent.futures import ThreadPoolExecutor
