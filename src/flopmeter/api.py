@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from functools import wraps
 from itertools import chain, repeat
@@ -23,7 +22,7 @@ from .registry import CountOptions
 from .report import Report
 from .tracing.model_walk import ModelWalk
 from .tracing.modules import exclusive, take_turns, uncompiled
-from .tracing.recorder import gc_paused
+from .tracing.recorder import gc_paused, is_meta_limitation
 from .tracing.run import Trace, TraceFailure, trace_model
 
 Inputs = torch.Tensor | tuple[Any, ...] | list[Any] | Mapping[str, Any]
@@ -329,12 +328,6 @@ def _model_device(model: torch.nn.Module, inputs: Any = None) -> torch.device:
     return torch.device("cpu")
 
 
-# What a shapes-only run raises where a real run would not: no meta kernel, a value
-# asked of a meta tensor (.item(), bool(), .tolist(), .numpy()), a data-dependent output
-# size (nonzero, boolean masks), a meta tensor meeting a real one on another device.
-_META_LIMITATION = re.compile(r"meta|data.dependent|same device|no data|unallocated storage", re.IGNORECASE)
-
-
 # Where an error raised inside the op machinery comes from (the innermost frame): torch's
 # dispatcher and checks, its meta kernels and decompositions, flopmeter's recorder. A meta
 # kernel words its checks differently from the real one ("Invalid channel dimensions"
@@ -359,7 +352,7 @@ def needs_values(error: BaseException) -> bool:
     machinery, where the real kernel's message is the one to report. An error raised by
     Python code of the model (its own checks, also those of torchvision's or transformers'
     models) is reported at once: a second run would only raise it again."""
-    if isinstance(error, NotImplementedError) or _META_LIMITATION.search(f"{type(error).__name__} {error}"):
+    if is_meta_limitation(error):
         return True
     frame = error.__traceback__
     if frame is None:
