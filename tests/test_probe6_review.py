@@ -32,3 +32,28 @@ def test_an_error_the_model_catches_in_every_run_keeps_the_shapes_only_count(sha
     not: it caught it), and the default rerun everything with values. 2*4*4 = 32 MACs."""
     report = flopmeter.profile(CatchesAnErrorEveryRunRaises(), torch.randn(2, 4), shapes_only=shapes_only)
     assert (report.macs, report.options["computed"]) == (32, "shapes")
+
+
+class ComplexFilterFirst(nn.Module):
+    """A complex filter (its first parameter) on the rfft of a real signal, then a real Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(5, dtype=torch.cfloat))
+        self.out = nn.Linear(5, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out((torch.fft.rfft(x) * self.w).abs())  # rfft refuses a complex x
+
+
+def test_a_model_with_a_complex_first_parameter_and_real_layers_gets_real_inputs():
+    """P6-R2: since P6-A10 the first complex parameter gave the built inputs their dtype, so
+    this model (working from input_shape at 2af1c3d) got complex64 inputs and rfft raised.
+    A float parameter comes first; complex only for a model with no float one."""
+    model = ComplexFilterFirst()
+    report = flopmeter.profile(model, input_shape=(2, 8))
+    assert report.inputs[0]["dtype"] == "float32"
+    assert report.macs == 30  # the Linear: 2*5*3 (the rfft and the filter count FLOPs only)
+    assert report.flops == flopmeter.profile(model, torch.randn(2, 8)).flops
+    # an all-complex model still takes complex inputs (P6-A10): 2*4*3 = 24 MACs
+    assert flopmeter.profile(nn.Linear(4, 3).to(torch.complex64), input_shape=(2, 4)).macs == 24

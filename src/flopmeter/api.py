@@ -311,11 +311,14 @@ def _described_inputs(model: torch.nn.Module, args: Any, kwargs: Any, *, built: 
 
 
 def _model_float_dtype(model: torch.nn.Module) -> torch.dtype:
-    """The dtype of the model's first floating-point parameter (else buffer), else float32:
-    what its float inputs must be for the real call to work (a half model takes half)."""
-    for tensor in chain(model.parameters(), model.buffers()):  # stops at the first
-        if tensor.is_floating_point() or tensor.is_complex():
-            return tensor.dtype
+    """The dtype of the model's first floating-point parameter (else buffer), else of its
+    first complex one (a model all complex takes complex inputs), else float32: what its
+    float inputs must be for the real call to work (a half model takes half). A complex
+    filter beside real layers (an FFT model) takes real inputs."""
+    for kind in (torch.Tensor.is_floating_point, torch.Tensor.is_complex):
+        for tensor in chain(model.parameters(), model.buffers()):  # stops at the first
+            if kind(tensor):
+                return tensor.dtype
     return torch.float32
 
 
