@@ -57,3 +57,31 @@ def test_a_model_with_a_complex_first_parameter_and_real_layers_gets_real_inputs
     assert report.flops == flopmeter.profile(model, torch.randn(2, 8)).flops
     # an all-complex model still takes complex inputs (P6-A10): 2*4*3 = 24 MACs
     assert flopmeter.profile(nn.Linear(4, 3).to(torch.complex64), input_shape=(2, 4)).macs == 24
+
+
+class WrittenOutLinear(nn.Module):
+    """A linear layer written out: ``x @ w + b``, w (8, 4), b (4,)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(8, 4))
+        self.b = nn.Parameter(torch.randn(4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x @ self.w + self.b
+
+
+def test_ptflops_view_counts_the_bias_of_a_linear_written_out():
+    """P6-R3 (docs/conventions.md's promise, untested): the ptflops view counts the add of
+    a 1-D parameter as long as the last dim as a Linear's bias, for ``x @ w + b`` too.
+    3 rows: matmul 3*8*4 = 96 + bias 3*4 = 12 -> 108. ptflops itself says 0 here (its
+    pytorch backend sees no module and no patched function), which the docs say."""
+    model, x = WrittenOutLinear(), torch.randn(3, 8)
+    assert flopmeter.profile(model, x).flops_as("ptflops") == 108
+    macs, _ = flopmeter.get_model_complexity_info(model, (3, 8), as_strings=False, print_per_layer_stat=False)
+    assert macs == 108
+    ptflops = pytest.importorskip("ptflops")
+    theirs, _ = ptflops.get_model_complexity_info(
+        model, (3, 8), as_strings=False, print_per_layer_stat=False, backend="pytorch"
+    )
+    assert theirs == 0
