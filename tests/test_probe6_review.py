@@ -85,3 +85,21 @@ def test_ptflops_view_counts_the_bias_of_a_linear_written_out():
         model, (3, 8), as_strings=False, print_per_layer_stat=False, backend="pytorch"
     )
     assert theirs == 0
+
+
+@pytest.mark.parametrize("prompt", [2**60, 10**15])
+def test_an_llm_prompt_whose_token_ids_cannot_be_allocated_is_one_clear_error(prompt, capsys):
+    """P6-R4: P6-A14 refused batch x prompt > 2**60, but 2**60 itself passed and torch.zeros
+    raised "Storage size calculation overflowed" (2**60 * 8 bytes > int64), and a prompt of
+    10**15 (8e15 bytes of int64 ids, past any address space) "DefaultCPUAllocator: can't
+    allocate memory": both a traceback, exit 1. Now one line, exit 2."""
+    pytest.importorskip("transformers")
+    from flopmeter.cli import main
+
+    sets = ["num_hidden_layers=1", "hidden_size=32", "intermediate_size=64", "num_attention_heads=4"]
+    sets += ["num_key_value_heads=2", "vocab_size=100"]
+    argv = ["transformers:LlamaConfig", *(a for s in sets for a in ("--set", s))]
+    assert main([*argv, "--prompt", str(prompt), "--generate", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "more than a tensor can hold" in err or "cannot be allocated here" in err
+    assert "Traceback" not in err
