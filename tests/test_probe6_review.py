@@ -103,3 +103,18 @@ def test_an_llm_prompt_whose_token_ids_cannot_be_allocated_is_one_clear_error(pr
     err = capsys.readouterr().err
     assert "more than a tensor can hold" in err or "cannot be allocated here" in err
     assert "Traceback" not in err
+
+
+def test_benchmark_blames_the_model_only_for_the_models_own_runs(monkeypatch):
+    """P6-R5: P6-A17 wrapped all of benchmark()'s timing block, so an error of flopmeter's
+    own (here its roofline estimate, made to fail) read "the model raised ZeroDivisionError
+    in a run benchmark() timed", sending the user to their model."""
+    from flopmeter import timing
+    from flopmeter.hardware import get
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("flopmeter's own")
+
+    monkeypatch.setattr(timing, "roofline", broken)
+    with pytest.raises(ZeroDivisionError, match="flopmeter's own"):
+        timing.benchmark(nn.Linear(4, 3), torch.randn(2, 4), warmup=1, repeat=1, hardware=get("h100-sxm"))
