@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from functools import wraps
 from itertools import chain, repeat
@@ -23,7 +22,7 @@ from .registry import CountOptions
 from .report import Report
 from .tracing.model_walk import ModelWalk
 from .tracing.modules import exclusive, take_turns, uncompiled
-from .tracing.recorder import gc_paused
+from .tracing.recorder import gc_paused, is_meta_limitation
 from .tracing.run import Trace, TraceFailure, trace_model
 
 Inputs = torch.Tensor | tuple[Any, ...] | list[Any] | Mapping[str, Any]
@@ -312,11 +311,14 @@ def _described_inputs(model: torch.nn.Module, args: Any, kwargs: Any, *, built: 
 
 
 def _model_float_dtype(model: torch.nn.Module) -> torch.dtype:
-    """The dtype of the model's first floating-point parameter (else buffer), else float32:
-    what its float inputs must be for the real call to work (a half model takes half)."""
-    for tensor in chain(model.parameters(), model.buffers()):  # stops at the first
-        if tensor.is_floating_point() or tensor.is_complex():
-            return tensor.dtype
+    """The dtype of the model's first floating-point parameter (else buffer), else of its
+    first complex one (a model all complex takes complex inputs), else float32: what its
+    float inputs must be for the real call to work (a half model takes half). A complex
+    filter beside real layers (an FFT model) takes real inputs."""
+    for kind in (torch.Tensor.is_floating_point, torch.Tensor.is_complex):
+        for tensor in chain(model.parameters(), model.buffers()):  # stops at the first
+            if kind(tensor):
+                return tensor.dtype
     return torch.float32
 
 
@@ -327,12 +329,6 @@ def _model_device(model: torch.nn.Module, inputs: Any = None) -> torch.device:
         if isinstance(tensor, torch.Tensor):
             return tensor.device
     return torch.device("cpu")
-
-
-# What a shapes-only run raises where a real run would not: no meta kernel, a value
-# asked of a meta tensor (.item(), bool(), .tolist(), .numpy()), a data-dependent output
-# size (nonzero, boolean masks), a meta tensor meeting a real one on another device.
-_META_LIMITATION = re.compile(r"meta|data.dependent|same device|no data|unallocated storage", re.IGNORECASE)
 
 
 # Where an error raised inside the op machinery comes from (the innermost frame): torch's
@@ -359,7 +355,7 @@ def needs_values(error: BaseException) -> bool:
     machinery, where the real kernel's message is the one to report. An error raised by
     Python code of the model (its own checks, also those of torchvision's or transformers'
     models) is reported at once: a second run would only raise it again."""
-    if isinstance(error, NotImplementedError) or _META_LIMITATION.search(f"{type(error).__name__} {error}"):
+    if is_meta_limitation(error):
         return True
     frame = error.__traceback__
     if frame is None:

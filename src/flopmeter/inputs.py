@@ -132,7 +132,7 @@ _MAX_NUMEL = (2**63 - 1) // 8  # torch counts a tensor's bytes in int64; 8 bytes
 
 def _check_numel(shape: tuple[int, ...], what: str) -> None:
     """A tensor of ``shape`` can exist, even on meta: torch refuses one whose size in bytes
-    overflows int64, with an error from deep in its C++. Up to 2**60 elements are taken."""
+    overflows int64, with an error from deep in its C++. Fewer than 2**60 elements are taken."""
     numel = 1
     for size in shape:
         numel *= size

@@ -856,7 +856,8 @@ def _linear_bias_add(event: OpEvent) -> bool:
     """``output + bias``: how torch's F.linear adds its bias after a matmul when the input
     is not contiguous (``x.transpose(1, 2)`` into a Linear), and a linear layer written
     out (``x @ w + b``, ONNX's MatMul + Add); ptflops' nn.Linear rule counts one per
-    output element, as the fused addmm's view does. A 1-D parameter as long as the
+    output element, as the fused addmm's view does (ptflops itself counts 0 for a layer
+    written out: no module, no patched function). A 1-D parameter as long as the
     output's last dim added to an activation, alpha 1."""
     x, bias = event.args[0], event.arg(1, "other")
     return (

@@ -341,20 +341,22 @@ def _one(
         report = profile(model, kwargs if kwargs else args)
     if batch is not None:
         _check_batch(report, batch)
-    with kept_random_state(), ModelStateGuard(model) as guard, torch.no_grad(), _runs_that_fail():
-        set_mode(model, False)
-        call, setup = _calls(model, args, kwargs)
-        with SaveBeforeWrites(guard.writes):  # one more untimed run: copies what the forward
-            if setup is not None:  # writes (a step counter), which the guard puts back
-                setup()
-            call()
-        times = time_calls(call, device, warmup, repeat, progress, setup=setup)
+    with kept_random_state(), ModelStateGuard(model) as guard, torch.no_grad():
+        with _runs_that_fail():  # the model's runs only: flopmeter's own errors stay its own
+            set_mode(model, False)
+            call, setup = _calls(model, args, kwargs)
+            with SaveBeforeWrites(guard.writes):  # one more untimed run: copies what the forward
+                if setup is not None:  # writes (a step counter), which the guard puts back
+                    setup()
+                call()
+            times = time_calls(call, device, warmup, repeat, progress, setup=setup)
         timing = Timing(report.batch_size, times, warmup, device.type, report.flops, hardware)
         timing.int_ops = sum(integer_ops(record.cost) for record in report.ops)
         if hardware is not None:
             timing.estimate = roofline(report, hardware)
         if per_module:
-            timing.per_module, with_hooks = _time_modules(model, args, kwargs, device, warmup, repeat)
+            with _runs_that_fail():
+                timing.per_module, with_hooks = _time_modules(model, args, kwargs, device, warmup, repeat)
             timing.hook_overhead = with_hooks - timing.median  # signed: render.speed.hook_cost
     return timing
 

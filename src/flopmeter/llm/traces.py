@@ -20,7 +20,7 @@ def prefill(
     (``logits_to_keep=1``); True computes all of them (training, scoring)."""
     _check_positive(tokens=tokens, batch=batch)
     inputs: dict[str, Any] = {
-        "input_ids": torch.zeros(batch, tokens, dtype=torch.long),
+        "input_ids": _token_ids(batch, tokens),
         "use_cache": True,
         "logits_to_keep": 0 if all_logits else 1,
     }
@@ -45,7 +45,7 @@ def decode(
     if not isinstance(context, int) or isinstance(context, bool) or context < 0:
         raise ValueError(f"the decode context must be a whole number of tokens, 0 or more, got {context!r}")
     inputs: dict[str, Any] = {
-        "input_ids": torch.zeros(batch, tokens, dtype=torch.long),
+        "input_ids": _token_ids(batch, tokens),
         "use_cache": True,
         "logits_to_keep": 1,
     }
@@ -53,6 +53,18 @@ def decode(
         inputs[lm.cache_argument()] = filled_cache(lm, context, batch)
     label = f"decode n={context}" if tokens == 1 else f"chunk of {tokens} after n={context}"
     return _traced(lm, inputs, context + tokens, causal=causal, name=f"{lm.name} {label}")
+
+
+def _token_ids(batch: int, tokens: int) -> torch.Tensor:
+    """The (batch, tokens) int64 ids a phase runs on: real (an embedding reads them), so
+    8 bytes per token; a size this machine cannot allocate is a clear error, not torch's."""
+    try:
+        return torch.zeros(batch, tokens, dtype=torch.long)
+    except RuntimeError as error:  # "can't allocate memory", "Storage size calculation overflowed"
+        raise ValueError(
+            f"batch x tokens = {batch} x {tokens}: its token ids ({batch * tokens * 8:.3g} bytes) "
+            f"cannot be allocated here ({str(error).splitlines()[0][:120]})"
+        ) from error
 
 
 def _traced(lm: LanguageModel, inputs: dict[str, Any], positions: int, *, causal: str, name: str) -> Report:

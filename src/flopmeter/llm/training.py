@@ -18,6 +18,7 @@ For a mixture of experts both use the active N (top-k of the experts, uniform lo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import torch
@@ -25,6 +26,7 @@ import torch
 from ..api import profile
 from ..hardware import Hardware, get
 from ..report import Report
+from .cost import experts_run
 from .kv import kv_cache
 from .model import LanguageModel, language_model
 
@@ -79,6 +81,12 @@ class TrainingStep:
         layer's cache (Gemma 3n's KV sharing)."""
         cache = kv_cache(self.lm)
         return cache.layers + len(cache.sharing)
+
+    @property
+    def experts_run(self) -> Fraction | None:
+        """Experts whose weights the traced step's forward multiplies per token (see
+        ``LLMCost.experts_run``); None without a mixture of experts."""
+        return experts_run(self.full, self.lm, self.step_tokens)
 
     @property
     def step_tokens(self) -> int:

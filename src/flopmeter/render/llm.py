@@ -6,7 +6,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
-from ..llm.cost import LLMCost, experts_run
+from ..llm.cost import LLMCost
 from ..llm.fit import Fit, Polynomial
 from ..llm.model import LanguageModel
 from ..llm.phases import Phase
@@ -322,7 +322,7 @@ def render_training(
         f" · backward {u.count(step.backward_flops, 'FLOPs', units, precision)} (2 x MACs, traced)",
         *grid(header, body),
     ]
-    lines += _dense_experts_note(step.lm, experts_run(step.full, step.lm, step.step_tokens))
+    lines += _dense_experts_note(step.lm, step.experts_run)
     qk_dim, v_dim = step.lm.attention_dims
     if step.attention_layers != step.lm.layers or qk_dim != v_dim:
         lines.append(

@@ -13,6 +13,7 @@ records the same ops.
 from __future__ import annotations
 
 import gc
+import re
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -182,8 +183,8 @@ class OpRecorder(TorchDispatchMode):
             try:
                 return self._dispatch(func, op, args, kwargs or {})
             except Exception as error:
-                if self.shapes_only and self.failed_on_meta is None:
-                    self.failed_on_meta = error
+                if self.shapes_only and self.failed_on_meta is None and is_meta_limitation(error):
+                    self.failed_on_meta = error  # an error a real run raises too is the model's to catch
                 raise
 
     def _look_for_probe(self, args: tuple[Any, ...]) -> None:
@@ -453,6 +454,19 @@ def _twin(tensor: torch.Tensor) -> torch.Tensor:
 
     _TWINS[key] = (weakref.ref(tensor, forget), twin)
     return twin
+
+
+# What a shapes-only run raises where a real run would not: no meta kernel, a value
+# asked of a meta tensor (.item(), bool(), .tolist(), .numpy()), a data-dependent output
+# size (nonzero, boolean masks), a meta tensor meeting a real one on another device.
+_META_LIMITATION = re.compile(r"meta|data.dependent|same device|no data|unallocated storage", re.IGNORECASE)
+
+
+def is_meta_limitation(error: BaseException) -> bool:
+    """Whether ``error`` is one a shapes-only run raises where a run with values may not."""
+    return isinstance(error, NotImplementedError) or bool(
+        _META_LIMITATION.search(f"{type(error).__name__} {error}")
+    )
 
 
 def _as_it_is(value: Any) -> Any:
