@@ -217,18 +217,18 @@ def profile(
         return report
 
 
-def _check_flags(**flags: Any) -> None:
+def _check_flags(*, backward: Any, train: Any, shapes_only: Any, name: Any) -> None:
     """``backward`` a bool, ``train`` and ``shapes_only`` a bool or None, ``name`` a str or
     None: a string such as ``train="yes"`` would reach torch's ``Module.train`` (a raw error
     there) or be taken as true."""
-    for flag, value in flags.items():
-        if flag == "name":
-            if value is not None and not isinstance(value, str):
-                raise TypeError(f"name must be a str (the model's name in the report), got {value!r}")
-        elif not isinstance(value, bool) and not (value is None and flag != "backward"):
-            expected = "True or False" if flag == "backward" else "True, False or None"
-            raise TypeError(f"{flag} must be {expected}, got {value!r}")
-    if flags["backward"] and torch.is_inference_mode_enabled():
+    if not isinstance(backward, bool):
+        raise TypeError(f"backward must be True or False, got {backward!r}")
+    for flag, value in (("train", train), ("shapes_only", shapes_only)):
+        if value is not None and not isinstance(value, bool):
+            raise TypeError(f"{flag} must be True, False or None, got {value!r}")
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"name must be a str (the model's name in the report), got {name!r}")
+    if backward and torch.is_inference_mode_enabled():
         raise ValueError(
             "backward=True cannot run under torch.inference_mode(), which turns autograd off for "
             "every tensor made in it: call profile() outside the inference_mode block"

@@ -22,7 +22,7 @@ from .api import ModelError, profile
 from .cli_llm import add_llm_arguments, refuse_llm_options_alone, roofline_names, run_llm
 from .cli_usage import UsageError, units_option
 from .inputs import InputSpec, parse_spec
-from .models import ModelBuildError, ModelSourceError, check_source, load_model, parse_override
+from .models import ModelBuildError, ModelSourceError, check_source, load_model, parse_override, source_files
 from .report import CONVENTIONS, ONNX_TOOL, Report
 
 EXAMPLES = """\
@@ -591,10 +591,8 @@ def check_not_a_source(option: str, path: str, sources: list[str]) -> None:
     if not os.path.isfile(path):
         return
     for source in sources:
-        file_name = source.removeprefix("transformers:")
-        file_name = file_name.rsplit(":", 1)[0] if ".py:" in file_name else file_name
-        for read in (file_name, os.path.join(file_name, "config.json")):
-            if os.path.isfile(read) and os.path.samefile(read, path):
+        for read in source_files(source):
+            if os.path.samefile(read, path):
                 raise UsageError(
                     f"{option} {path}: that is the file the model {source} is read from; give another name"
                 )

@@ -73,7 +73,7 @@ def parse_spec(text: str) -> InputSpec:
             f"NAME:SHAPE and :DTYPE (e.g. input_ids:1x128:int64)"
         )
     shape = tuple(int(s) for s in parts.pop(0).split("x"))
-    _check_numel(shape, f"bad input spec {text!r}:")
+    check_numel(shape, f"bad input spec {text!r}:")
     if parts:
         dtype = parts.pop(0)
     if parts:
@@ -94,7 +94,7 @@ def as_spec(value: Any, what: str = "input_shape") -> InputSpec:
     """An InputSpec, a spec string or a shape (a tuple or list of ints) as an InputSpec;
     ``what`` names the value in the errors."""
     if isinstance(value, InputSpec):
-        _check_numel(value.shape, f"{what} {value.shape}:")  # --batch-size may have grown it
+        check_numel(value.shape, f"{what} {value.shape}:")  # --batch-size may have grown it
         return value
     if isinstance(value, str):
         return parse_spec(value)
@@ -103,7 +103,7 @@ def as_spec(value: Any, what: str = "input_shape") -> InputSpec:
     ):
         if any(s < 0 for s in value):
             raise ValueError(f"{what} {tuple(value)} has a negative size")
-        _check_numel(tuple(value), f"{what} {tuple(value)}:")
+        check_numel(tuple(value), f"{what} {tuple(value)}:")
         return InputSpec(shape=tuple(value))
     if isinstance(value, (tuple, list)) and any(isinstance(s, float) for s in value):
         raise TypeError(f"{what} {tuple(value)}: sizes must be ints, got {value!r}")
@@ -127,17 +127,18 @@ def as_specs(input_shape: Any) -> list[InputSpec]:
     raise TypeError(f"input_shape must be a shape tuple, a spec or a list of them; got {input_shape!r}")
 
 
-_MAX_NUMEL = (2**63 - 1) // 8  # torch counts a tensor's bytes in int64; 8 bytes per element at most
+_NUMEL_LIMIT = 2**60  # torch counts a tensor's bytes in int64: 8 bytes an element at most
 
 
-def _check_numel(shape: tuple[int, ...], what: str) -> None:
+def check_numel(shape: tuple[int, ...], what: str) -> None:
     """A tensor of ``shape`` can exist, even on meta: torch refuses one whose size in bytes
-    overflows int64, with an error from deep in its C++. Fewer than 2**60 elements are taken."""
+    overflows int64, with an error from deep in its C++. Fewer than 2**60 elements are taken;
+    ``what`` starts the error."""
     numel = 1
     for size in shape:
         numel *= size
-    if numel > _MAX_NUMEL:
-        raise ValueError(f"{what} {numel:.3g} elements, more than a tensor can hold (2**60)")
+    if numel >= _NUMEL_LIMIT:
+        raise ValueError(f"{what} {numel:.3g} elements, more than a tensor can hold (fewer than 2**60)")
 
 
 def build_inputs(

@@ -89,7 +89,7 @@ def check_source(source: str) -> tuple[str, str]:
             _transformers_config_class(name)
         return kind, name
     if ".py:" in source or source.endswith(".py"):
-        file_name = source if source.endswith(".py") else source.rsplit(":", 1)[0]
+        file_name = _python_file_and_callable(source)[0]
         if not Path(file_name).is_file():
             raise ModelSourceError(f"no such Python file: {file_name}")
         return "file", source
@@ -106,6 +106,23 @@ def check_source(source: str) -> tuple[str, str]:
         f"unknown model source {source!r}; expected torchvision:NAME, timm:NAME, "
         f"transformers:CONFIGCLASS (or a config.json / model directory), FILE.py:CALLABLE or MODEL.onnx"
     )
+
+
+def _python_file_and_callable(source: str) -> tuple[str, str]:
+    """FILE.py:CALLABLE as (FILE.py, CALLABLE); a bare FILE.py as (FILE.py, "")."""
+    if source.endswith(".py"):
+        return source, ""
+    file_name, _, attribute = source.rpartition(":")
+    return file_name, attribute
+
+
+def source_files(source: str) -> list[Path]:
+    """The files on disk a model source is read from: FILE.py, MODEL.onnx, a config.json
+    (or a model directory's); none for a library's model name."""
+    name = source.removeprefix("transformers:")
+    if ".py:" in name or name.endswith(".py"):
+        name = _python_file_and_callable(name)[0]
+    return [path for path in (Path(name), Path(name) / "config.json") if path.is_file()]
 
 
 def _require(module: str, extra: str) -> Any:
@@ -383,7 +400,7 @@ def _transformers_inputs(config: Any) -> list[InputSpec]:
 
 
 def _python_file(source: str, overrides: dict[str, Any], example_inputs: bool = True) -> LoadedModel:
-    file_name, attribute = (source, "") if source.endswith(".py") else source.rsplit(":", 1)
+    file_name, attribute = _python_file_and_callable(source)
     path = Path(file_name).resolve()
     if not attribute:
         raise ModelSourceError(f"{source!r}: name the class or function to call, as FILE.py:CALLABLE")

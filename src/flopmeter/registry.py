@@ -759,10 +759,8 @@ def _grid_sample(event: OpEvent, options: CountOptions) -> Cost:
 
 def _grid_mode(event: OpEvent, grid: TensorMeta, mode_index: int) -> str:
     """grid_sampler's interpolation_mode (0 bilinear or trilinear, 1 nearest, 2 bicubic)."""
-    linear = "trilinear" if grid.shape[-1] == 3 else "bilinear"
-    return {0: linear, 1: "nearest", 2: "bicubic"}.get(
-        int(event.arg(mode_index, "interpolation_mode", 0)), linear
-    )
+    family = {1: "nearest", 2: "cubic"}.get(int(event.arg(mode_index, "interpolation_mode", 0)), "linear")
+    return pooling.grid_interpolation(family, grid.shape[-1])
 
 
 @formula("grid_sampler_2d_backward", "grid_sampler_3d_backward")

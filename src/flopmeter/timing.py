@@ -264,22 +264,19 @@ def predict_batches(
     """The latency model's estimate of one forward at each batch size (no timing: the
     model is profiled at each size; inputs are repeated or rebuilt as in ``benchmark``)."""
     sizes = _checked_batch_sizes(batch_sizes)
-    if inputs is None and input_shape is not None:  # built by profile at each size: counted, not allocated
-        specs = as_specs(input_shape)
-        return [
-            roofline(
-                _checked(profile(model, input_shape=[_spec_at(s, batch) for s in specs]), batch), hardware
-            )
-            for batch in sizes
-        ]
-    args, kwargs = _resolve_inputs(model, inputs, input_shape, None)
+    # inputs from a shape are built by profile at each size: counted, not allocated
+    specs = as_specs(input_shape) if inputs is None and input_shape is not None else None
+    args, kwargs = _resolve_inputs(model, inputs, input_shape, None) if specs is None else ((), {})
     estimates = []
     for batch in sizes:
-        call_args, call_kwargs = _rebatch(args, kwargs, batch)
-        if call_args and call_kwargs:
-            report = _profile_mixed(model, call_args, call_kwargs)
+        if specs is not None:
+            report = profile(model, input_shape=[_spec_at(spec, batch) for spec in specs])
         else:
-            report = profile(model, call_kwargs if call_kwargs else call_args)
+            call_args, call_kwargs = _rebatch(args, kwargs, batch)
+            if call_args and call_kwargs:
+                report = _profile_mixed(model, call_args, call_kwargs)
+            else:
+                report = profile(model, call_kwargs if call_kwargs else call_args)
         _check_batch(report, batch)
         estimates.append(roofline(report, hardware))
     return estimates
@@ -288,11 +285,6 @@ def predict_batches(
 def _spec_at(spec: InputSpec, batch: int) -> InputSpec:
     """``spec`` with its leading dimension set to ``batch`` (a scalar spec as it is)."""
     return replace(spec, shape=(batch, *spec.shape[1:])) if spec.shape else spec
-
-
-def _checked(report: Report, batch: int) -> Report:
-    _check_batch(report, batch)
-    return report
 
 
 def _rebatch(

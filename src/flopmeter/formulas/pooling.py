@@ -71,6 +71,17 @@ INTERPOLATION_PER_OUTPUT = {
 GRID_UNNORMALIZE_PER_COORDINATE = 3
 
 
+def grid_interpolation(family: str, dims: int) -> str:
+    """The interpolation a grid sample of ``dims`` sampled dims runs per output, for a mode
+    ``family`` ("linear", "cubic" or "nearest"): linear is bilinear over 2 dims and
+    trilinear over 3, cubic bicubic and tricubic (ONNX's 3-d cubic GridSample)."""
+    if family == "linear":
+        return {1: "linear", 3: "trilinear"}.get(dims, "bilinear")
+    if family == "cubic":
+        return "tricubic" if dims == 3 else "bicubic"
+    return "nearest"
+
+
 def grid_sample(outputs: int, coordinates: int, mode: str) -> Cost:
     """grid_sample to ``outputs`` = N*C*out elements from a grid of ``coordinates`` =
     points * d values: the mode's interpolation per output (as ``interpolate``), and 3 per

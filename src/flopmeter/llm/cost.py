@@ -13,6 +13,7 @@ from fractions import Fraction
 from typing import Any
 
 from ..hardware import Hardware, get
+from ..inputs import check_numel
 from ..report import Report
 from . import traces
 from .fit import Fit, fit
@@ -386,8 +387,7 @@ def _check_settings(prompt: int, generate: int, batch: int, causal: str, kv_dtyp
     for name, value in (("prompt", prompt), ("generate", generate), ("batch", batch)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a positive whole number of tokens/sequences, got {value!r}")
-    if batch * prompt >= 2**60:  # the prefill's (batch, prompt) ids: torch's int64 sizes overflow
-        raise ValueError(f"batch x prompt = {batch * prompt:.3g} tokens, more than a tensor can hold (2**60)")
+    check_numel((batch, prompt), "batch x prompt:")  # the prefill's (batch, prompt) token ids
     if kv_dtype is not None:
         bits_of(kv_dtype)  # fails early on an unknown name
 

@@ -53,6 +53,12 @@ class KVCache:
     sharing: tuple[int | None, ...] = ()
 
     @property
+    def layer_chunks(self) -> tuple[int | None, ...]:
+        """Per layer that stores its cache: its attention chunk, or None (``chunks`` may be
+        empty: no layer is chunked)."""
+        return self.chunks or (None,) * len(self.windows)
+
+    @property
     def bytes_per_token_per_layer(self) -> Fraction:
         """2 * kv_heads * head_dim * bits / 8 (a Fraction: int4 can be half a byte); with
         values of another size, kv_heads * (head_dim + value_head_dim) * bits / 8."""
@@ -72,7 +78,7 @@ class KVCache:
         ``tokens_read(context - 1, 1)`` without the layers that share another's cache."""
         if context < 1:
             return 0
-        return self._slots(context - 1, 1, self.windows, self.chunks or (None,) * len(self.windows))
+        return self._slots(context - 1, 1, self.windows, self.layer_chunks)
 
     def bytes(self, context: int, batch: int = 1) -> Fraction:
         """The whole cache for ``batch`` sequences of ``context`` tokens."""
@@ -86,7 +92,7 @@ class KVCache:
         start of the chunk the first new token is in, ``context + tokens - (context // C) * C``.
         One new token (a decode step): ``tokens_held(context + 1)``, plus what the layers that
         attend another layer's cache (``sharing``) read of it again."""
-        chunks = (self.chunks or (None,) * len(self.windows)) + (None,) * len(self.sharing)
+        chunks = self.layer_chunks + (None,) * len(self.sharing)
         return self._slots(context, tokens, self.windows + self.sharing, chunks)
 
     @staticmethod

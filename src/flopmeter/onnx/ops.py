@@ -487,12 +487,10 @@ def _grid_sample(event: OpEvent, options: CountOptions) -> Cost:
     "nearest": 0), and 3 per grid coordinate to un-normalise it. Opset 16 names the modes
     bilinear and bicubic, opset 20 linear and cubic."""
     grid = event.args[1]
-    mode = str(_attr(event, "mode", "bilinear"))
-    if mode in ("linear", "bilinear"):
-        mode = {1: "linear", 3: "trilinear"}.get(grid.shape[-1], "bilinear")
-    elif mode in ("cubic", "bicubic"):
-        mode = "tricubic" if grid.shape[-1] == 3 else "bicubic"
-    return pooling.grid_sample(_out(event).numel, grid.numel, mode)
+    mode = str(_attr(event, "mode", "bilinear")).removeprefix("bi")  # opset 16's names: opset 20's
+    return pooling.grid_sample(
+        _out(event).numel, grid.numel, pooling.grid_interpolation(mode, grid.shape[-1])
+    )
 
 
 def out_window(x: TensorMeta, out: TensorMeta) -> int:
