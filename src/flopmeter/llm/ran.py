@@ -1,0 +1,69 @@
+"""Which parameters a traced phase reads: N counts those, not every parameter the model holds.
+
+A model may hold weights a language-model run never touches: BART-style decoders run alone
+(``BartForCausalLM``, Whisper's, Marian's, ... ``ForCausalLM``) hold a cross-attention per
+layer that runs only with encoder states; a multimodal ``...ForConditionalGeneration`` (Gemma 3)
+holds a vision tower that runs only with an image. 2N, 6N and 6N + 12LHQT with those weights
+in N count work that is never done. What ran is decided from the trace, not from class or
+parameter names: ``ParametersRead`` watches the torch functions the model calls during a
+``profile()`` and notes every parameter passed to one (``F.linear(x, self.weight)``,
+``self.gate_up_proj[expert]``, a tied ``lm_head``), whichever module reads it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.overrides import TorchFunctionMode
+
+# Tensor methods that read a tensor's metadata, not its values (``profile()`` itself asks
+# them of every parameter: sizes, bytes, whether it is real), and autograd's entry points
+# (a backward profile asks ``torch.autograd.grad`` for every parameter's gradient); attribute
+# getters (``weight.dtype``, ``weight.shape``) are left out as well
+METADATA = frozenset(
+    [
+        *(
+            getattr(torch.Tensor, name)
+            for name in (
+                "numel", "nelement", "element_size", "is_floating_point", "is_complex", "data_ptr",
+                "dim", "size", "stride", "storage_offset", "is_contiguous", "untyped_storage",
+                "detach", "__len__", "__hash__", "__repr__", "__format__",
+            )
+        ),
+        torch.autograd.grad,
+        torch.autograd.backward,
+    ]
+)  # fmt: skip
+
+
+class ParametersRead(TorchFunctionMode):
+    """Inside the ``with`` block, ``seen`` collects the names of ``model``'s parameters that
+    some torch function received as an argument (directly, or in a list or tuple argument:
+    ``torch.cat([w1, w2])``), leaving out metadata reads (``METADATA``, attribute getters).
+    It changes nothing the model computes: every call goes on as it was made. The mode is a
+    ``TorchFunctionMode``, pushed on entry and popped on exit."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self._names = {id(p): name for name, p in model.named_parameters(remove_duplicate=True)}
+        self.seen: set[str] = set()
+
+    def __torch_function__(
+        self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
+        kwargs = kwargs or {}
+        if func in METADATA or getattr(func, "__name__", "") == "__get__":
+            return func(*args, **kwargs)
+        for value in (*args, *kwargs.values()):
+            if isinstance(value, (list, tuple)):
+                for item in value:
+                    self._note(item)
+            else:
+                self._note(value)
+        return func(*args, **kwargs)
+
+    def _note(self, value: Any) -> None:
+        name = self._names.get(id(value))
+        if name is not None:
+            self.seen.add(name)

@@ -1,0 +1,140 @@
+"""Probe-7 findings in LLM mode (P7 ids in probe7-llm-exact.md): each test failed before its fix."""
+
+import pytest
+
+from flopmeter.hardware import Hardware
+from flopmeter.llm import llm_cost
+from flopmeter.llm.training import training_step
+from flopmeter.render.llm import render_llm, render_training
+
+transformers = pytest.importorskip("transformers")
+
+
+def tiny_bart() -> object:
+    """2 decoder layers of d = 64 (4 heads of 16), FFN 128, vocab 100, learned positions 128 (+2)."""
+    return transformers.BartConfig(
+        vocab_size=100, d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+        decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128, max_position_embeddings=128,
+    )  # fmt: skip
+
+
+def test_a_decoder_run_alone_leaves_its_idle_cross_attention_out_of_n() -> None:
+    """P7-1: BartForCausalLM runs its decoder without encoder states, so its cross-attention
+    never runs, yet N_mm counted its weights: the 2N rows 1.46x the work done."""
+    cost = llm_cost(tiny_bart(), prompt=16, generate=4, all_logits=True)
+    n = cost.lm.params
+    # per layer: self-attention q, k, v, o 4*64*64 = 16,384 + fc1 64*128 + fc2 128*64 = 16,384;
+    # 2 layers 65,536 + lm_head (tied to the token embedding) 100*64 = 6,400: 71,936
+    # (before: + cross-attention 2*16,384 = 104,704)
+    assert (n.matmul, n.kaplan, n.lm_head) == (71_936, 65_536, 6_400)
+    # left out: per layer cross-attention 4*(64*64 + 64) = 16,640 + its layer norm 128 = 16,768, x2
+    assert (n.idle, n.idle_matmul) == (33_536, 32_768)
+    # N_total: embeddings 6,400 (tied) + positions 130*64 = 8,320 + per layer (self-attention
+    #   16,640 + LN 128 + fc1 8,320 + fc2 8,256 + LN 128 = 33,472) x 2 + layernorm_embedding 128
+    #   = 6,400 + 8,320 + 66,944 + 128 = 81,792 (before: 115,328)
+    assert n.total == 81_792
+    # the prefill's slope is 2 N_mm: 2*71,936 = 143,872 per token (+ 4 L d T^2 = 512 T^2)
+    assert cost.prefill_fit().polynomial.coefficients == (0, 143_872, 512)
+    assert cost.lm.idle_modules == (
+        "model.decoder.layers.*.encoder_attn",
+        "model.decoder.layers.*.encoder_attn_layer_norm",
+    )
+    text = render_llm(cost)
+    assert "N_mm 71,936" in text
+    assert "2 N_mm = 143.87 KFLOPs" in text
+    assert "33,536 parameters (32,768 of them matmul weights) that none read are left out" in text
+    assert "model.decoder.layers.*.encoder_attn" in text
+    data = cost.to_dict()
+    assert (data["params"]["matmul"], data["params"]["idle"]) == (71_936, 33_536)
+    assert data["idle_modules"][0] == "model.decoder.layers.*.encoder_attn"
+
+
+def test_palms_form_of_a_decoder_run_alone_equals_its_traced_step() -> None:
+    """P7-1 in training: 6N + 12LHQT took the idle cross-attention into N (MFU 1.43x)."""
+    step = training_step(tiny_bart(), tokens=16)
+    conventions = step.conventions()
+    # 6*71,936 + 12*2*4*16*16 = 431,616 + 24,576 = 456,192 (before: 6*104,704 + 24,576 = 652,800)
+    assert conventions["6N+12LHQT (N=N_mm)"] == 456_192
+    assert conventions["traced full"] == 456_192  # forward 2N + 4 L d T per token, x3
+    # 6 N_total = 6*81,792 = 490,752 (before: 6*115,328 = 691,968)
+    assert conventions["6N (N=N_total)"] == 490_752
+    assert "encoder_attn" in render_training(step)
+
+
+def test_a_multimodal_models_vision_tower_is_not_in_n_of_a_text_run() -> None:
+    """P7-2: Gemma3Config builds Gemma3ForConditionalGeneration; with text alone its vision
+    tower and projector never run, yet N_mm counted them (Gemma-3-4B: ~0.4 B of 4.3 B)."""
+    text = dict(
+        num_hidden_layers=2, hidden_size=64, intermediate_size=128, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=16, vocab_size=300, sliding_window=8,
+    )  # fmt: skip
+    vision = dict(
+        num_hidden_layers=1, hidden_size=32, intermediate_size=64, num_attention_heads=2, image_size=32,
+        patch_size=8,
+    )  # fmt: skip
+    config = transformers.Gemma3Config(
+        text_config=text, vision_config=vision, mm_tokens_per_image=4, image_token_index=299,
+        boi_token_index=297, eoi_token_index=298,
+    )  # fmt: skip
+    cost = llm_cost(config, prompt=16)
+    n = cost.lm.params
+    # text: per layer q 64*64 + k 64*32 + v 64*32 + o 64*64 = 12,288 + MLP 3*64*128 = 24,576;
+    #   2 layers 73,728 + lm_head (tied) 300*64 = 19,200: 92,928
+    assert n.matmul == 92_928
+    # left out (matmul weights): patch conv 32*3*8*8 = 6,144; layer q,k,v,o 4*32*32 = 4,096, fc1 + fc2
+    #   2*32*64 = 4,096; head probe 32, in_proj 96*32 = 3,072, out_proj 1,024, MLP 4,096;
+    #   projector 32*64 = 2,048: 24,608 (before: N_mm 92,928 + 24,608 = 117,536)
+    assert n.idle_matmul == 24_608
+    assert cost.lm.idle_modules == ("model.vision_tower", "model.multi_modal_projector")
+
+
+def test_a_model_that_runs_all_its_weights_keeps_every_parameter() -> None:
+    """The convention changes nothing where every weight runs (Qwen3-MoE: the experts count
+    by top k, whichever the meta trace routed to)."""
+    config = transformers.Qwen3MoeConfig(
+        num_hidden_layers=2, hidden_size=64, intermediate_size=128, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=16, vocab_size=100, num_experts=4, num_experts_per_tok=2,
+        moe_intermediate_size=32,
+    )  # fmt: skip
+    cost = llm_cost(config, prompt=8)
+    n = cost.lm.params
+    # 2*(attention 12,288 + router 4*64 = 256 + experts 4*3*64*32 = 24,576) + lm_head 6,400 = 80,640
+    assert (n.matmul, n.idle, cost.lm.idle_modules) == (80_640, 0, ())
+    assert "left out of every N" not in render_llm(cost)
+
+
+def tiny_mistral(window: int = 8) -> object:
+    """2 layers, d 64, 4 heads (2 KV) of 16, MLP 128, vocab 100, sliding window ``window``."""
+    return transformers.MistralConfig(
+        num_hidden_layers=2, hidden_size=64, intermediate_size=128, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=16, vocab_size=100, sliding_window=window,
+        max_position_embeddings=256,
+    )  # fmt: skip
+
+
+def test_sliding_window_decode_steps_are_exact_at_the_windows_kink() -> None:
+    """P7-3: decode FLOPs between traced contexts were interpolated; across the window's kink
+    that was up to 0.25 % of a step low here (n = 7: 166,627 for 167,038)."""
+    cost = llm_cost(tiny_mistral(), prompt=4, generate=20)
+    pieces = cost.decode_pieces("flops_2mac")
+    # 2 N_mm (N_mm = 2*(12,288 + 24,576) + 6,400 = 80,128) = 160,256, plus per layer QK^T and PV
+    # over the keys a step attends, min(n + 1, 8): 2 layers * 2 * 2 * 4 heads * 16 = 512 per key
+    assert int(pieces(6)) == 160_256 + 512 * 7 == 163_840
+    assert int(pieces(7)) == 160_256 + 512 * 8 == 164_352  # the kink: 8 keys from here on
+    assert int(pieces(8)) == 160_256 + 512 * 8 == 164_352
+    assert int(pieces(20)) == 164_352
+    assert pieces.exact
+    # every context of the generation (n = 4 .. 22) equals a trace there, exact FLOPs included
+    exact = cost.decode_pieces("flops")
+    assert all(exact(n) == cost.decode(n).flops for n in range(4, 23))
+
+
+def test_sliding_window_roofline_sums_the_exact_decode_steps() -> None:
+    """P7-3 as served: on a compute-bound device the decode time is the sum of each step's
+    exact FLOPs over the peak (before: interpolated steps n = 7, 8 short by 411 and 206 FLOPs)."""
+    cost = llm_cost(tiny_mistral(), prompt=4, generate=20)
+    slow = Hardware(name="slow", peak_flops=1e6, bandwidth=1e18)  # compute-bound at every step
+    served = cost.serving(slow)
+    steps = sum(cost.decode(n).flops for n in range(4, 23))  # 19 steps: n = 4 .. 22, each traced
+    assert served.decode_seconds == pytest.approx(steps / 1e6, rel=1e-12)
+    assert "traced at n = 4, 5, 6, 7, 8, 9" in render_llm(cost, [served])
