@@ -138,3 +138,49 @@ def test_sliding_window_roofline_sums_the_exact_decode_steps() -> None:
     steps = sum(cost.decode(n).flops for n in range(4, 23))  # 19 steps: n = 4 .. 22, each traced
     assert served.decode_seconds == pytest.approx(steps / 1e6, rel=1e-12)
     assert "traced at n = 4, 5, 6, 7, 8, 9" in render_llm(cost, [served])
+
+
+def test_a_span_whose_middle_is_off_the_line_is_split_until_the_kink_is_traced() -> None:
+    """P7-3's safety net: a kink no window predicted (here at x = 13, between the traced ends 0
+    and 40) is found by splitting every span whose middle is off the line."""
+    from flopmeter.llm.fit import piecewise_linear
+
+    calls: list[int] = []
+
+    def traced(x: int) -> int:
+        calls.append(x)
+        return 10 + 3 * min(x, 13)  # linear to 13, flat from there: f(0) = 10, f(40) = 49
+
+    pieces = piecewise_linear(traced, [0, 40], budget=32)
+    # the middle 20: f = 49, the line from (0, 10) to (40, 49) gives 29.5: split into 0-20, 20-40;
+    # 20-40 is flat (its middle 30 on the line); 0-20 bends: 10 (f = 40, line 29.5) splits again ...
+    assert pieces.exact
+    assert all(pieces(x) == 10 + 3 * min(x, 13) for x in range(41))
+    assert 13 in pieces.breaks or (12 in pieces.breaks and 14 in pieces.breaks)
+    assert len(calls) == len(set(calls)) <= 12  # each x traced once
+    # with a budget of 3 traces the span 0-20 stays unchecked: interpolated, and said so
+    short = piecewise_linear(traced, [0, 40], budget=3)
+    assert not short.exact
+    assert short(10) == 10 + (49 - 10) * 10 / 20  # on the line from (0, 10) to (20, 49): 29.5
+
+
+def test_language_model_alone_counts_every_parameter() -> None:
+    """docs/llm.md: "`flopmeter.llm.language_model(...)` alone, before any trace, counts every
+    parameter": N is narrowed by the traced phases, not before."""
+    from flopmeter.llm import language_model
+
+    n = language_model(tiny_bart()).params
+    # 71,936 that run + 2 layers x cross-attention 4*64*64 = 32,768: 104,704
+    assert (n.matmul, n.idle) == (104_704, 0)
+
+
+def test_the_report_says_when_decode_steps_were_interpolated(monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/llm.md: "Past 32 traces ... a span left unchecked is interpolated and the report
+    says so" (a budget of 0 leaves the spans 9-22 unchecked)."""
+    import flopmeter.llm.cost as cost_module
+
+    monkeypatch.setattr(cost_module, "DECODE_TRACE_BUDGET", 0)
+    cost = llm_cost(tiny_mistral(), prompt=4, generate=20)
+    assert not cost.decode_pieces("flops").exact
+    text = render_llm(cost, [cost.serving("h100-sxm")])
+    assert "interpolated where a span was left unchecked" in text
