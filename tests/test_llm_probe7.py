@@ -184,3 +184,31 @@ def test_the_report_says_when_decode_steps_were_interpolated(monkeypatch: pytest
     assert not cost.decode_pieces("flops").exact
     text = render_llm(cost, [cost.serving("h100-sxm")])
     assert "interpolated where a span was left unchecked" in text
+
+
+def tiny_falcon() -> object:
+    """Falcon-7B's layout: multi-query (1 KV head), parallel attention, tied lm_head; its linear
+    layers compute ``x @ self.weight.T`` (a getter, not a function call, hands over the weight)."""
+    return transformers.FalconConfig(
+        num_hidden_layers=2, hidden_size=64, num_attention_heads=4, vocab_size=100
+    )
+
+
+def test_weights_read_through_a_getter_count_as_run() -> None:
+    """P7-4 (in this change, before its commit): the first watcher took every attribute getter
+    for metadata, so Falcon's ``self.weight.T`` went unseen and N_mm read 6,400 (lm_head only)."""
+    n = llm_cost(tiny_falcon(), prompt=8).lm.params
+    # per layer: query_key_value 64*(64 + 2*16) = 6,144 + dense 64*64 = 4,096
+    #   + dense_h_to_4h and dense_4h_to_h 2*64*256 = 32,768: 43,008; 2 layers + lm_head 6,400 = 92,416
+    assert (n.matmul, n.idle) == (92_416, 0)
+
+
+def test_a_module_that_ran_keeps_its_weights_even_where_the_watcher_misses_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The second signal: with value getters taken for metadata again (the watcher blind to
+    ``weight.T``), the modules the trace called still count, so N_mm stays 92,416."""
+    import flopmeter.llm.ran as ran
+
+    monkeypatch.setattr(ran, "VALUE_GETTERS", frozenset())
+    assert llm_cost(tiny_falcon(), prompt=8).lm.params.matmul == 92_416

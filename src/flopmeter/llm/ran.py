@@ -7,7 +7,8 @@ holds a vision tower that runs only with an image. 2N, 6N and 6N + 12LHQT with t
 in N count work that is never done. What ran is decided from the trace, not from class or
 parameter names: ``ParametersRead`` watches the torch functions the model calls during a
 ``profile()`` and notes every parameter passed to one (``F.linear(x, self.weight)``,
-``self.gate_up_proj[expert]``, a tied ``lm_head``), whichever module reads it.
+``self.gate_up_proj[expert]``, a tied ``lm_head``), whichever module reads it, and
+``parameters_run`` adds the parameters of every module the trace called.
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ from typing import Any
 import torch
 from torch.overrides import TorchFunctionMode
 
+from ..report import Report
+
 # Tensor methods that read a tensor's metadata, not its values (``profile()`` itself asks
 # them of every parameter: sizes, bytes, whether it is real), and autograd's entry points
 # (a backward profile asks ``torch.autograd.grad`` for every parameter's gradient); attribute
-# getters (``weight.dtype``, ``weight.shape``) are left out as well
+# getters (``weight.dtype``, ``weight.shape``) are left out as well, except those that give
+# the values to compute with (Falcon's linear layers compute ``x @ self.weight.T``)
 METADATA = frozenset(
     [
         *(
@@ -35,6 +39,7 @@ METADATA = frozenset(
         torch.autograd.backward,
     ]
 )  # fmt: skip
+VALUE_GETTERS = frozenset({"T", "mT", "H", "mH", "real", "imag", "data"})
 
 
 class ParametersRead(TorchFunctionMode):
@@ -53,7 +58,10 @@ class ParametersRead(TorchFunctionMode):
         self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
     ) -> Any:
         kwargs = kwargs or {}
-        if func in METADATA or getattr(func, "__name__", "") == "__get__":
+        if func in METADATA or (
+            getattr(func, "__name__", "") == "__get__"
+            and getattr(getattr(func, "__self__", None), "__name__", "") not in VALUE_GETTERS
+        ):
             return func(*args, **kwargs)
         for value in (*args, *kwargs.values()):
             if isinstance(value, (list, tuple)):
@@ -67,3 +75,17 @@ class ParametersRead(TorchFunctionMode):
         name = self._names.get(id(value))
         if name is not None:
             self.seen.add(name)
+
+
+def parameters_run(model: torch.nn.Module, report: Report, seen: set[str]) -> set[str]:
+    """The parameters a traced phase ran: those ``ParametersRead`` saw passed to a torch
+    function, and every parameter of a module the trace called (``report.modules``' calls),
+    whichever of the modules holding a shared tensor that is. Two signals, so that a parameter
+    counts as idle only when neither saw it: its module never ran and no function received it."""
+    called = {name for name, stats in report.modules.items() if stats.calls}
+    first_names = {id(p): name for name, p in model.named_parameters()}
+    run = set(seen)
+    for name, p in model.named_parameters(remove_duplicate=False):
+        if name.rpartition(".")[0] in called:
+            run.add(first_names[id(p)])
+    return run

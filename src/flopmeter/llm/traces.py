@@ -10,7 +10,7 @@ import torch
 from ..api import ModelError, profile
 from ..report import Report
 from .model import LanguageModel, no_attention
-from .ran import ParametersRead
+from .ran import ParametersRead, parameters_run
 
 
 def prefill(
@@ -75,7 +75,7 @@ def _traced(lm: LanguageModel, inputs: dict[str, Any], positions: int, *, causal
     try:
         with ParametersRead(lm.model) as watch:
             report = profile(lm.model, inputs, causal=causal, name=name)
-        lm.note_read(watch.seen)
+        lm.note_read(parameters_run(lm.model, report, watch.seen))
         return report
     except ModelError as error:
         limit = getattr(lm.config, "max_position_embeddings", None)
