@@ -212,3 +212,43 @@ def test_a_module_that_ran_keeps_its_weights_even_where_the_watcher_misses_them(
 
     monkeypatch.setattr(ran, "VALUE_GETTERS", frozenset())
     assert llm_cost(tiny_falcon(), prompt=8).lm.params.matmul == 92_416
+
+
+def test_profiles_own_look_at_a_parameter_is_no_read() -> None:
+    """P7-5: profile() itself asks each parameter ``is_set_to`` (and its size, dtype, ...); the
+    watcher took that for a read, so GOT-OCR2's vision position table (1 x 4 x 4 x 32 = 512)
+    stayed in N_mm of a text run: calls from flopmeter's own code are no reads."""
+    text = dict(
+        num_hidden_layers=2, hidden_size=64, intermediate_size=128, num_attention_heads=4,
+        num_key_value_heads=2, vocab_size=100,
+    )  # fmt: skip
+    vision = dict(
+        num_hidden_layers=1, hidden_size=32, output_channels=16, num_attention_heads=2, image_size=64,
+        patch_size=16, mlp_dim=64, global_attn_indexes=[0], window_size=2,
+    )  # fmt: skip
+    cost = llm_cost(
+        transformers.GotOcr2Config(text_config=text, vision_config=vision, image_token_index=99), prompt=8
+    )
+    # text only: 2 x (attention 4,096 + 2,048 + 2,048 + 4,096 + MLP 3*64*128 = 24,576) + lm_head 6,400
+    #   = 80,128 (before: 80,640, the vision tower's pos_embed 512 in it)
+    assert cost.lm.params.matmul == 80_128
+    assert cost.lm.idle_modules == ("model.vision_tower", "model.multi_modal_projector")
+
+
+def test_arias_experts_are_recognised_by_their_config_names() -> None:
+    """P7-6: Aria (and DBRX's ffn_config, LongCat) name their experts moe_num_experts / moe_topk;
+    LLM mode saw no mixture, so 2N and 6N+12LHQT took every expert (here 1.30x; Aria's 64
+    experts top 6: ~3x) and the paged bytes read every expert at batch 1."""
+    config = transformers.AriaTextConfig(
+        num_hidden_layers=2, hidden_size=64, intermediate_size=32, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=16, vocab_size=100, moe_num_experts=4, moe_topk=2, pad_token_id=0,
+    )  # fmt: skip
+    cost = llm_cost(config, prompt=16, all_logits=True)
+    n = cost.lm.params
+    assert (cost.lm.num_experts, cost.lm.experts_per_token) == (4, 2)
+    # per layer: attention 12,288 + router 4*64 = 256 + experts gate_up 4*64*64 + down 4*32*64 = 24,576
+    #   + shared expert 3*64*64 = 12,288: 49,408; 2 layers + lm_head 6,400 = 105,216
+    assert n.matmul == 105_216
+    # active: experts 2 of 4, 12,288 per layer: 2*(12,288 + 256 + 12,288 + 12,288) + 6,400 = 80,640
+    assert n.active_matmul == 80_640
+    assert cost.prefill_fit().polynomial.coefficients[1] == 2 * 80_640  # the traced slope: 161,280

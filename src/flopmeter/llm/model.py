@@ -266,6 +266,14 @@ def _get(config: Any, *names: str, default: Any = None) -> Any:
     return default
 
 
+def _whole(value: Any) -> int:
+    """A config's count as an int: 0 for None; a per-layer list (Hunyuan's moe_topk) of one
+    value that value, of several 0 (the uniform top-k share needs one)."""
+    if isinstance(value, (list, tuple)):
+        return int(value[0]) if value and len(set(value)) == 1 else 0
+    return int(value or 0)
+
+
 def no_attention(model: torch.nn.Module, config: Any, why: str) -> ValueError:
     """The refusal of a model without attention (Mamba, Mamba-2): LLM mode's KV cache and
     cost versus length are attention's."""
@@ -304,8 +312,15 @@ def _describe(model: torch.nn.Module, config: Any) -> LanguageModel:
         chunks = tuple(chunk if t == "chunked_attention" else None for t in types)
     else:
         chunks = (None,) * layers
-    experts = int(_get(config, "num_local_experts", "num_experts", "n_routed_experts", default=0) or 0)
-    top_k = int(_get(config, "num_experts_per_tok", "top_k", default=0) or 0)
+    # Aria, DBRX (its ffn_config), Hunyuan-MoE and LongCat name them moe_num_experts / moe_topk
+    ffn = getattr(config, "ffn_config", None)
+    experts = _whole(
+        _get(config, "num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts")
+        or _get(ffn, "moe_num_experts")
+    )
+    top_k = _whole(
+        _get(config, "num_experts_per_tok", "top_k", "moe_topk", "moe_top_k") or _get(ffn, "moe_top_k")
+    )
     return LanguageModel(
         model=model,
         config=config,

@@ -13,6 +13,7 @@ parameter names: ``ParametersRead`` watches the torch functions the model calls 
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import torch
@@ -32,7 +33,7 @@ METADATA = frozenset(
             for name in (
                 "numel", "nelement", "element_size", "is_floating_point", "is_complex", "data_ptr",
                 "dim", "size", "stride", "storage_offset", "is_contiguous", "untyped_storage",
-                "detach", "__len__", "__hash__", "__repr__", "__format__",
+                "detach", "is_set_to", "__len__", "__hash__", "__repr__", "__format__",
             )
         ),
         torch.autograd.grad,
@@ -45,7 +46,8 @@ VALUE_GETTERS = frozenset({"T", "mT", "H", "mH", "real", "imag", "data"})
 class ParametersRead(TorchFunctionMode):
     """Inside the ``with`` block, ``seen`` collects the names of ``model``'s parameters that
     some torch function received as an argument (directly, or in a list or tuple argument:
-    ``torch.cat([w1, w2])``), leaving out metadata reads (``METADATA``, attribute getters).
+    ``torch.cat([w1, w2])``), leaving out metadata reads (``METADATA``, attribute getters)
+    and calls made by flopmeter's own code.
     It changes nothing the model computes: every call goes on as it was made. The mode is a
     ``TorchFunctionMode``, pushed on entry and popped on exit."""
 
@@ -58,10 +60,14 @@ class ParametersRead(TorchFunctionMode):
         self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
     ) -> Any:
         kwargs = kwargs or {}
-        if func in METADATA or (
-            getattr(func, "__name__", "") == "__get__"
-            and getattr(getattr(func, "__self__", None), "__name__", "") not in VALUE_GETTERS
-        ):
+        if (
+            func in METADATA
+            or (
+                getattr(func, "__name__", "") == "__get__"
+                and getattr(getattr(func, "__self__", None), "__name__", "") not in VALUE_GETTERS
+            )
+            or sys._getframe(1).f_globals.get("__name__", "").startswith("flopmeter.")
+        ):  # profile()'s own bookkeeping (a parameter's size, its meta twin) is no read
             return func(*args, **kwargs)
         for value in (*args, *kwargs.values()):
             if isinstance(value, (list, tuple)):
