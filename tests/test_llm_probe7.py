@@ -252,3 +252,25 @@ def test_arias_experts_are_recognised_by_their_config_names() -> None:
     # active: experts 2 of 4, 12,288 per layer: 2*(12,288 + 256 + 12,288 + 12,288) + 6,400 = 80,640
     assert n.active_matmul == 80_640
     assert cost.prefill_fit().polynomial.coefficients[1] == 2 * 80_640  # the traced slope: 161,280
+
+
+def test_mllamas_cross_attention_layers_skipped_without_an_image_leave_n() -> None:
+    """P7-7: MllamaConfig builds MllamaForCausalLM; without cross-attention states transformers
+    skips its cross-attention decoder layers whole (Llama-3.2-11B-Vision: 8 of 40), yet N counted
+    them: 6N+12LHQT 1.81x the traced step here. The NOTE names the skipped layer, not all."""
+    text = dict(
+        num_hidden_layers=2, hidden_size=64, intermediate_size=128, num_attention_heads=4,
+        num_key_value_heads=2, vocab_size=100, cross_attention_layers=[1], pad_token_id=0,
+    )  # fmt: skip
+    vision = dict(
+        num_hidden_layers=1, num_global_layers=1, hidden_size=32, intermediate_size=64, attention_heads=2,
+        image_size=32, patch_size=8, vision_output_dim=64, intermediate_layers_indices=[0],
+    )  # fmt: skip
+    step = training_step(transformers.MllamaConfig(text_config=text, vision_config=vision), tokens=16)
+    n = step.lm.params
+    # layer 0 runs: attention 12,288 + MLP 24,576 = 36,864; + lm_head 6,400 = 43,264
+    # (before: + layer 1's cross-attention 12,288 and MLP 24,576 = 80,128)
+    assert (n.matmul, n.idle_matmul) == (43_264, 36_864)
+    assert step.lm.idle_modules == ("model.layers.1",)
+    # 6*43,264 + 12*1*4*16*16 = 259,584 + 12,288 = 271,872 (before: 6*80,128 + 12,288 = 493,056)
+    assert step.conventions()["6N+12LHQT (N=N_mm)"] == 271_872 == step.conventions()["traced full"]

@@ -106,8 +106,10 @@ class LanguageModel:
     @property
     def idle_modules(self) -> tuple[str, ...]:
         """Where the parameters no traced phase read are: the top-most modules none of whose
-        parameters was read, and single parameters of modules partly read; the layer index as
-        ``*`` (``model.decoder.layers.*.encoder_attn``), each once, in model order."""
+        parameters was read, and single parameters of modules partly read, in model order; a
+        layer index as ``*`` where every layer of the list is idle there
+        (``model.decoder.layers.*.encoder_attn``), else the idle layers' indices
+        (``model.layers.1``, ``model.layers.{3,8}``: Mllama's cross-attention layers)."""
         if self.read is None:
             return ()
         ordered = [name for name, _ in self.model.named_parameters() if not _counted(name, self.read)]
@@ -122,8 +124,8 @@ class LanguageModel:
                 if owned and all(n in idle for n in owned):
                     place = prefix
                     break
-            found[".".join("*" if part.isdigit() else part for part in place.split("."))] = None
-        return tuple(found)
+            found[place] = None
+        return _by_layer_pattern(self.model, list(found))
 
     @property
     def attention_dims(self) -> tuple[int, int]:
@@ -340,6 +342,27 @@ def _describe(model: torch.nn.Module, config: Any) -> LanguageModel:
         params=count_params(model, experts, top_k),
         name=type(model).__name__,
     )
+
+
+def _by_layer_pattern(model: torch.nn.Module, places: list[str]) -> tuple[str, ...]:
+    """``places`` (module or parameter names) grouped by their name with the layer index as
+    ``*``: ``*`` where all of a list's layers are there, else the indices (``{3,8}``)."""
+    groups: dict[str, list[str]] = {}
+    for place in places:
+        groups.setdefault(".".join("*" if p.isdigit() else p for p in place.split(".")), []).append(place)
+    named = []
+    for pattern, members in groups.items():
+        parts = pattern.split(".")
+        if parts.count("*") != 1:
+            named.append(pattern)
+            continue
+        at = parts.index("*")
+        indices = sorted({int(member.split(".")[at]) for member in members})
+        layers = len(model.get_submodule(".".join(parts[:at])))  # type: ignore[arg-type]
+        if len(indices) < layers:
+            parts[at] = str(indices[0]) if len(indices) == 1 else "{" + ",".join(map(str, indices)) + "}"
+        named.append(".".join(parts))
+    return tuple(named)
 
 
 def _counted(name: str, read: set[str] | None) -> bool:
