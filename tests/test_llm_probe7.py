@@ -274,3 +274,57 @@ def test_mllamas_cross_attention_layers_skipped_without_an_image_leave_n() -> No
     assert step.lm.idle_modules == ("model.layers.1",)
     # 6*43,264 + 12*1*4*16*16 = 259,584 + 12,288 = 271,872 (before: 6*80,128 + 12,288 = 493,056)
     assert step.conventions()["6N+12LHQT (N=N_mm)"] == 271_872 == step.conventions()["traced full"]
+
+
+def test_the_watcher_sees_a_weight_read_by_a_method_not_a_call() -> None:
+    """P7-8 (in this change): profile()'s FunctionRecorder hands every torch call on from its own
+    ``__torch_function__``, so the check "called from flopmeter's code" (P7-5) took the model's
+    every read for bookkeeping; only the module-call signal was left, and a parameter read in a
+    method called directly (Gemma 3n's ``altup.scale_corrected_output`` -> ``self.forward``)
+    came out idle."""
+    import torch
+    from torch import nn
+
+    from flopmeter import profile
+    from flopmeter.llm.ran import ParametersRead, parameters_run
+
+    class Scale(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = nn.Parameter(torch.ones(4))
+
+        def apply_to(self, x: torch.Tensor) -> torch.Tensor:
+            return x * self.weight
+
+    class Toy(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin, self.scale, self.unused = nn.Linear(4, 4), Scale(), nn.Linear(4, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.lin(x)[None]  # attention makes profile() run its FunctionRecorder
+            y = nn.functional.scaled_dot_product_attention(y, y, y)[0]
+            return self.scale.apply_to(y)  # Scale is never called: its method is
+
+    model = Toy()
+    with ParametersRead(model) as watch:
+        report = profile(model, torch.ones(1, 4))
+    assert watch.seen == {"lin.weight", "lin.bias", "scale.weight"}
+    assert parameters_run(model, report, watch.seen) == {"lin.weight", "lin.bias", "scale.weight"}
+
+
+def test_gemma3n_leaves_no_parameter_out() -> None:
+    """P7-8 on a real model: every Gemma 3n parameter runs in a text prefill and decode (the
+    altup output scale, 64 per layer, read through a direct ``forward`` call, was left out)."""
+    from flopmeter.llm import language_model
+
+    config = transformers.Gemma3nTextConfig(
+        num_hidden_layers=4, hidden_size=64, intermediate_size=128, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=16, vocab_size=100, vocab_size_per_layer_input=100,
+        hidden_size_per_layer_input=8, sliding_window=8, num_kv_shared_layers=2, laurel_rank=4,
+        layer_types=["sliding_attention", "full_attention"] * 2, activation_sparsity_pattern=[0.0] * 4,
+        pad_token_id=0, bos_token_id=1, eos_token_id=2,
+    )  # fmt: skip
+    cost = llm_cost(config, prompt=16)
+    every = language_model(config).params  # before any trace: every parameter
+    assert (cost.lm.params.idle, cost.lm.params.total) == (0, every.total)

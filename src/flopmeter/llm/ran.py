@@ -14,6 +14,7 @@ parameter names: ``ParametersRead`` watches the torch functions the model calls 
 from __future__ import annotations
 
 import sys
+from types import FrameType
 from typing import Any
 
 import torch
@@ -66,7 +67,7 @@ class ParametersRead(TorchFunctionMode):
                 getattr(func, "__name__", "") == "__get__"
                 and getattr(getattr(func, "__self__", None), "__name__", "") not in VALUE_GETTERS
             )
-            or sys._getframe(1).f_globals.get("__name__", "").startswith("flopmeter.")
+            or _caller_module().startswith("flopmeter.")
         ):  # profile()'s own bookkeeping (a parameter's size, its meta twin) is no read
             return func(*args, **kwargs)
         for value in (*args, *kwargs.values()):
@@ -81,6 +82,16 @@ class ParametersRead(TorchFunctionMode):
         name = self._names.get(id(value))
         if name is not None:
             self.seen.add(name)
+
+
+def _caller_module() -> str:
+    """The module of the code that called the torch function ``ParametersRead`` sees, past the
+    torch-function modes it went through on its way (profile()'s ``FunctionRecorder`` hands
+    the model's every call on from its own ``__torch_function__``)."""
+    frame: FrameType | None = sys._getframe(2)  # 0: this function, 1: ParametersRead.__torch_function__
+    while frame is not None and frame.f_code.co_name == "__torch_function__":
+        frame = frame.f_back
+    return "" if frame is None else str(frame.f_globals.get("__name__", ""))
 
 
 def parameters_run(model: torch.nn.Module, report: Report, seen: set[str]) -> set[str]:
