@@ -328,3 +328,21 @@ def test_gemma3n_leaves_no_parameter_out() -> None:
     cost = llm_cost(config, prompt=16)
     every = language_model(config).params  # before any trace: every parameter
     assert (cost.lm.params.idle, cost.lm.params.total) == (0, every.total)
+
+
+def test_a_long_generations_runs_split_at_the_kink() -> None:
+    """docs/llm.md: a generation of more than 4,096 steps is summed in runs, linear within each;
+    a run across a window's kink was summed off the line. With the kink's contexts as breaks
+    it is exact: c(n) = n up to 1,000, then 1,000 (seconds, memory time 0)."""
+    from fractions import Fraction
+
+    from flopmeter.llm.serving import PhaseTime, decode_steps_seconds
+
+    def step(n: int) -> PhaseTime:
+        return PhaseTime(0, Fraction(0), float(min(n, 1000)), 0.0)
+
+    steps = 3 * 4096 + 3  # runs of 3 contexts: one of them, 999 .. 1001, crosses the kink
+    # sum of min(n, 1000), n = 0 .. 12,290: 1000*1001/2 + 1000*(12,290 - 1,000) = 500,500 + 11,290,000
+    exact = 500_500 + 11_290_000
+    assert decode_steps_seconds(step, 0, steps, breaks=(999, 1000, 1001)) == exact
+    assert decode_steps_seconds(step, 0, steps) != exact  # the run across the kink: off the line
