@@ -114,17 +114,20 @@ class LanguageModel:
             return ()
         ordered = [name for name, _ in self.model.named_parameters() if not _counted(name, self.read)]
         idle = set(ordered)
+        wholly: dict[str, bool] = {}  # module name -> whether all its parameters are idle
+
+        def all_idle(prefix: str) -> bool:
+            if prefix not in wholly:
+                owned = [n for n, _ in self.model.get_submodule(prefix).named_parameters(prefix=prefix)]
+                wholly[prefix] = bool(owned) and all(n in idle for n in owned)
+            return wholly[prefix]
+
         found: dict[str, None] = {}
         for name in ordered:
             parts = name.split(".")
-            place = name
-            for depth in range(1, len(parts)):  # the top-most module holding only idle parameters
-                prefix = ".".join(parts[:depth])
-                owned = [n for n, _ in self.model.get_submodule(prefix).named_parameters(prefix=prefix)]
-                if owned and all(n in idle for n in owned):
-                    place = prefix
-                    break
-            found[place] = None
+            prefixes = (".".join(parts[:depth]) for depth in range(1, len(parts)))
+            # the top-most module holding only idle parameters, else the parameter itself
+            found[next((prefix for prefix in prefixes if all_idle(prefix)), name)] = None
         return _by_layer_pattern(self.model, list(found))
 
     @property
@@ -358,7 +361,8 @@ def _by_layer_pattern(model: torch.nn.Module, places: list[str]) -> tuple[str, .
             continue
         at = parts.index("*")
         indices = sorted({int(member.split(".")[at]) for member in members})
-        layers = len(model.get_submodule(".".join(parts[:at])))  # type: ignore[arg-type]
+        container = model.get_submodule(".".join(parts[:at]))
+        layers = len(list(container.children()))  # a ModuleList's layers
         if len(indices) < layers:
             parts[at] = str(indices[0]) if len(indices) == 1 else "{" + ",".join(map(str, indices)) + "}"
         named.append(".".join(parts))
