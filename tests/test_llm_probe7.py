@@ -346,3 +346,14 @@ def test_a_long_generations_runs_split_at_the_kink() -> None:
     exact = 500_500 + 11_290_000
     assert decode_steps_seconds(step, 0, steps, breaks=(999, 1000, 1001)) == exact
     assert decode_steps_seconds(step, 0, steps) != exact  # the run across the kink: off the line
+
+
+def test_json_gives_a_sliding_window_models_traced_decode_steps() -> None:
+    """`--format json` / `to_dict(servings)`: the exact decode steps behind the roofline's sum
+    (traced contexts and their exact FLOPs), null for a model polynomial in n."""
+    cost = llm_cost(tiny_mistral(), prompt=4, generate=20)
+    data = cost.to_dict([cost.serving("h100-sxm")])
+    traced = dict(data["decode_steps"]["traced"])
+    assert sorted(traced) == [4, 5, 6, 7, 8, 9, 15, 22] and data["decode_steps"]["exact"]
+    assert traced[7] == cost.decode(7).flops  # the kink: 8 keys from here on
+    assert llm_cost(tiny_bart(), prompt=8).to_dict([])["decode_steps"] is None

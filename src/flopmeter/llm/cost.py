@@ -306,6 +306,13 @@ class LLMCost:
             "decode_fit": fitted(self.decode_fit()),
             "kv_bytes_per_token": _number(self.cache.bytes_per_token),
             "state_bytes": self.state_bytes,
+            # piecewise decode (sliding windows, chunks): the traced steps the roofline's sum used
+            "decode_steps": None
+            if self.polynomial_expected or not servings
+            else {
+                "traced": [list(point) for point in self.decode_pieces("flops").points],
+                "exact": self.decode_pieces("flops").exact,
+            },
             "roofline": [
                 {
                     "hardware": s.hardware.name,
