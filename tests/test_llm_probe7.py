@@ -357,3 +357,33 @@ def test_json_gives_a_sliding_window_models_traced_decode_steps() -> None:
     assert sorted(traced) == [4, 5, 6, 7, 8, 9, 15, 22] and data["decode_steps"]["exact"]
     assert traced[7] == cost.decode(7).flops  # the kink: 8 keys from here on
     assert llm_cost(tiny_bart(), prompt=8).to_dict([])["decode_steps"] is None
+
+
+def test_the_documented_cross_attention_formula_matches_a_run_with_encoder_states() -> None:
+    """docs/llm.md ("Not covered yet"): LLM mode passes no encoder states; the cross-attention a
+    real encoder-decoder generation adds is given by hand: per layer, once, 2 S d^2 MACs for the
+    encoder output's K/V; per decode step 2 d^2 + 2 H head_dim S MACs (the cross K/V are read
+    from the cache, not recomputed). Checked with torch's FlopCounterMode on a real BART run."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = transformers.BartForCausalLM._from_config(tiny_bart(), attn_implementation="eager").eval()
+    tokens, positions, d = 8, 10, 64  # T prompt tokens, S encoder positions
+    ids, encoder = torch.zeros(1, tokens, dtype=torch.long), torch.zeros(1, positions, d)
+
+    def flops(**extra: torch.Tensor) -> tuple[int, int]:
+        with torch.no_grad():
+            with FlopCounterMode(display=False) as prefill:
+                out = model(input_ids=ids, use_cache=True, logits_to_keep=1, **extra)
+            with FlopCounterMode(display=False) as step:
+                model(
+                    input_ids=ids[:, :1], cache=out.past_key_values, use_cache=True, logits_to_keep=1, **extra
+                )
+        return prefill.get_total_flops(), step.get_total_flops()
+
+    (alone_prefill, alone_step), (with_prefill, with_step) = flops(), flops(encoder_hidden_states=encoder)
+    # prefill, 2 layers x 2 (FLOPs per MAC): q and out of T tokens 2 T d^2 = 65,536 + K/V of S
+    #   positions 2 S d^2 = 81,920 + scores and weighted sum 2 H head_dim T S = 10,240: 630,784
+    assert with_prefill - alone_prefill == 2 * 2 * (2 * 8 * 64 * 64 + 2 * 10 * 64 * 64 + 2 * 4 * 16 * 8 * 10)
+    # a decode step: 2 x 2 x (2 d^2 = 8,192 + 2 H head_dim S = 1,280) = 37,888
+    assert with_step - alone_step == 2 * 2 * (2 * 64 * 64 + 2 * 4 * 16 * 10) == 37_888
