@@ -16,7 +16,7 @@ from ..hardware import Hardware, get
 from ..inputs import check_numel
 from ..report import Report
 from . import traces
-from .fit import Fit, fit
+from .fit import Fit, PiecewiseLinear, fit, piecewise_linear
 from .kv import KVCache, bits_of, kv_cache
 from .model import LanguageModel, language_model
 from .phases import Phase
@@ -32,7 +32,9 @@ QUANTITIES: dict[str, Callable[[Phase], int]] = {
 # lengths the fits are traced at (small: cheap), and the extra point that checks them
 PREFILL_POINTS = (16, 32, 48)
 DECODE_POINTS = (16, 32)
-INTERPOLATION_POINTS = 8  # traced contexts of a non-polynomial decode, for the tokens/s sum
+# most decode steps traced for ``decode_pieces`` beyond its kinks (a chunked model's many
+# chunk starts take more; a span left unchecked then is interpolated)
+DECODE_TRACE_BUDGET = 32
 
 
 @dataclass
@@ -50,6 +52,7 @@ class LLMCost:
     _decodes: dict[tuple[int, int, int], Phase] = field(default_factory=dict, repr=False)
     _fits: dict[tuple[str, str], Fit] = field(default_factory=dict, repr=False)
     _baselines: dict[tuple[int, int], Report] = field(default_factory=dict, repr=False)
+    _pieces: dict[tuple[str, int], PiecewiseLinear] = field(default_factory=dict, repr=False)
 
     def variant(self, **changes: Any) -> LLMCost:
         """The same model with other settings (``causal``, ``all_logits``, ``prompt``, ...):
@@ -57,7 +60,7 @@ class LLMCost:
         unknown = set(changes) - {"prompt", "generate", "batch", "all_logits", "causal", "kv_dtype"}
         if unknown:
             raise TypeError(f"variant() cannot change {', '.join(sorted(unknown))}")
-        changed = replace(self, _prefills={}, _decodes={}, _fits={}, _baselines={}, **changes)
+        changed = replace(self, _prefills={}, _decodes={}, _fits={}, _baselines={}, _pieces={}, **changes)
         _check_settings(changed.prompt, changed.generate, changed.batch, changed.causal, changed.kv_dtype)
         return changed
 
@@ -220,7 +223,7 @@ class LLMCost:
             )
 
         prefill = time_of(self.prefill_at(self.prompt, batch), self.prefill_at(self.prompt, batch).flops)
-        flops_at = self._decode_flops(batch)
+        flops_at, breaks = self._decode_flops(batch)
         template = self.decode(self.prompt, batch)
 
         def step(context: int) -> PhaseTime:
@@ -228,7 +231,7 @@ class LLMCost:
             return time_of(phase, flops_at(context))
 
         steps = max(self.generate - 1, 0)
-        decode_seconds = decode_steps_seconds(step, self.prompt, steps)
+        decode_seconds = decode_steps_seconds(step, self.prompt, steps, breaks)
         one = self.decode(self.prompt, 1)
         split = one.bytes("paged", cache)
         weights = Fraction(split.weights * wbits, native)
@@ -278,6 +281,7 @@ class LLMCost:
                 "coefficients": [_number(c) for c in coefficients] if coefficients else None,
             }
 
+        decodes = (phase(self.first_decode), phase(self.last_decode))  # before N: it counts what ran
         return {
             "model": lm.name,
             "layers": lm.layers,
@@ -289,18 +293,26 @@ class LLMCost:
             "v_head_dim": lm.attention_dims[1],
             "dtype": str(lm.dtype).removeprefix("torch."),
             "params": asdict(lm.params),
+            "idle_modules": list(lm.idle_modules),  # where the parameters no traced phase read are
             "prompt": self.prompt,
             "generate": self.generate,
             "batch": self.batch,
             "all_logits": self.all_logits,
             "causal": self.causal,
             "prefill": phase(self.prefill),
-            "first_decode": phase(self.first_decode),
-            "last_decode": phase(self.last_decode),
+            "first_decode": decodes[0],
+            "last_decode": decodes[1],
             "prefill_fit": fitted(self.prefill_fit()),
             "decode_fit": fitted(self.decode_fit()),
             "kv_bytes_per_token": _number(self.cache.bytes_per_token),
             "state_bytes": self.state_bytes,
+            # piecewise decode (sliding windows, chunks): the traced steps the roofline's sum used
+            "decode_steps": None
+            if self.polynomial_expected or not servings
+            else {
+                "traced": [list(point) for point in self.decode_pieces("flops").points],
+                "exact": self.decode_pieces("flops").exact,
+            },
             "roofline": [
                 {
                     "hardware": s.hardware.name,
@@ -315,26 +327,41 @@ class LLMCost:
             ],
         }
 
-    def _decode_flops(self, batch: int) -> Callable[[int], int]:
-        """Exact FLOPs of a decode step at any context: from the exact linear fit when the
-        model is polynomial in n, else interpolated between traced contexts."""
+    def _decode_flops(self, batch: int) -> tuple[Callable[[int], int], tuple[int, ...]]:
+        """Exact FLOPs of a decode step at any context of the generation, and the contexts
+        where it may turn (none: linear throughout): from the exact linear fit when the model
+        is polynomial in n, else from ``decode_pieces``."""
         if batch == self.batch and self.polynomial_expected:
             found = self.decode_fit("flops")
             if found.polynomial is not None:
                 polynomial = found.polynomial
-                return lambda n: int(polynomial(n))
-        last = self.prompt + max(self.generate - 2, 0)
-        count = min(INTERPOLATION_POINTS, last - self.prompt + 1)
-        contexts = sorted({self.prompt + (last - self.prompt) * i // max(count - 1, 1) for i in range(count)})
-        traced = [(n, self.decode(n, batch).flops) for n in contexts]
+                return (lambda n: int(polynomial(n))), ()
+        pieces = self.decode_pieces("flops", batch)
+        return (lambda n: int(pieces(n))), pieces.breaks
 
-        def between(n: int) -> int:
-            for (x0, y0), (x1, y1) in zip(traced, traced[1:], strict=False):
-                if x0 <= n <= x1:
-                    return y0 + (y1 - y0) * (n - x0) // (x1 - x0)
-            return traced[-1][1]
-
-        return between
+    def decode_pieces(self, quantity: str = "flops_2mac", batch: int | None = None) -> PiecewiseLinear:
+        """``quantity`` of a decode step at every context of the generation (prompt ..
+        prompt + generate - 2) as a piecewise-linear function, exact where ``exact``: traced at
+        both ends and at the integers around each kink (a sliding window w: n = w-2 .. w+1, past
+        which a step attends w positions; a chunk C: around each multiple of C, where the chunk
+        starts anew), linear between them, each span checked at its middle (one off the line
+        is split and traced until ``DECODE_TRACE_BUDGET`` traces; beyond, interpolated)."""
+        if quantity not in QUANTITIES:
+            raise ValueError(f"quantity must be one of {', '.join(QUANTITIES)}, got {quantity!r}")
+        batch = self.batch if batch is None else batch
+        key = (quantity, batch)
+        if key not in self._pieces:
+            first, last = self.prompt, self.prompt + max(self.generate - 2, 0)
+            kinks = {w + shift for w in self.lm.windows if w for shift in (-2, -1, 0, 1)}
+            for chunk in {c for c in self.lm.chunks if c}:
+                starts = range(max(chunk, first - first % chunk), last + 2, chunk)
+                kinks |= {start + shift for start in starts for shift in (-2, -1, 0, 1)}
+            xs = {first, last} | {k for k in kinks if first <= k <= last}
+            value = QUANTITIES[quantity]
+            self._pieces[key] = piecewise_linear(
+                lambda n: value(self.decode(n, batch)), xs, max(DECODE_TRACE_BUDGET, len(xs))
+            )
+        return self._pieces[key]
 
 
 def experts_run(report: Report, lm: LanguageModel, tokens: int) -> Fraction | None:

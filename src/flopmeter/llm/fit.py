@@ -11,7 +11,7 @@ keep the traced points instead.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -82,3 +82,54 @@ def fit(points: Sequence[tuple[int, int]], check: tuple[int, int]) -> Fit:
     polynomial = interpolate(points)
     agrees = polynomial(check[0]) == check[1]
     return Fit(tuple(points), check, polynomial if agrees else None)
+
+
+@dataclass(frozen=True)
+class PiecewiseLinear:
+    """A function of a whole number known exactly at traced ``points`` (x, y), sorted by x,
+    and linear between consecutive ones. ``exact`` says each piece was checked: every span
+    of 2 or more was traced at its middle too and the middle lay on the line. Between two
+    points the value is y0 + (y1 - y0)(x - x0)/(x1 - x0), an exact rational; outside them the
+    nearest point's (callers ask within ``points``)."""
+
+    points: tuple[tuple[int, int], ...]
+    exact: bool
+
+    def __call__(self, x: int) -> Fraction:
+        points = self.points
+        if x <= points[0][0]:
+            return Fraction(points[0][1])
+        for (x0, y0), (x1, y1) in zip(points, points[1:], strict=False):
+            if x <= x1:
+                return y0 + Fraction((y1 - y0) * (x - x0), x1 - x0)
+        return Fraction(points[-1][1])
+
+    @property
+    def breaks(self) -> tuple[int, ...]:
+        """The traced x values: where one linear piece may end and the next begin."""
+        return tuple(x for x, _ in self.points)
+
+
+def piecewise_linear(trace: Callable[[int], int], xs: Iterable[int], budget: int) -> PiecewiseLinear:
+    """The piecewise-linear function through ``trace`` at ``xs`` (every x where a piece may
+    end: both ends of the range and the integers around each kink), each span of 2 or more
+    checked at its middle. A middle off the line splits the span there and both halves are
+    checked again, until ``budget`` traces in all; what is still unchecked then makes the
+    result inexact (interpolated)."""
+    known = {x: trace(x) for x in sorted(set(xs))}
+    spans = sorted(known)
+    todo = list(zip(spans, spans[1:], strict=False))
+    exact = True
+    while todo:
+        x0, x1 = todo.pop()
+        if x1 - x0 < 2:
+            continue
+        if len(known) >= budget:
+            exact = False
+            break
+        middle = (x0 + x1) // 2
+        known[middle] = trace(middle)
+        y0, y1, ym = known[x0], known[x1], known[middle]
+        if (ym - y0) * (x1 - x0) != (y1 - y0) * (middle - x0):
+            todo += [(x0, middle), (middle, x1)]
+    return PiecewiseLinear(tuple(sorted(known.items())), exact)

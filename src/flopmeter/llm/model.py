@@ -35,6 +35,11 @@ class ParamCounts:
     - ``experts`` / ``active_matmul``: mixture-of-experts weights (parameters named
       ``experts`` with 2 or more dims, biases included: what an expert stores), and N_mm with
       only ``top_k / num_experts`` of the experts' matmul weights (uniform load).
+    - ``idle`` / ``idle_matmul``: once a phase has been traced, the parameters no traced phase
+      read (``llm/ran.py``: a BART-style decoder's cross-attention without encoder states, a
+      multimodal model's vision tower without an image), and their matmul weights: left out of
+      every count above. Expert weights always count (routing, not the trace, decides which
+      run: the top-k convention of ``active_matmul``).
     """
 
     total: int
@@ -44,6 +49,8 @@ class ParamCounts:
     lm_head: int
     experts: int = 0
     active_matmul: int = 0
+    idle: int = 0
+    idle_matmul: int = 0
 
     @property
     def active_total(self) -> int:
@@ -85,6 +92,43 @@ class LanguageModel:
     states: list[tuple[str, int, tuple[int, ...], torch.dtype, dict[str, Any]]] = field(
         default_factory=list, repr=False
     )
+    # names of the parameters some traced phase read (``note_read``); None before any trace
+    read: set[str] | None = field(default=None, repr=False)
+
+    def note_read(self, names: set[str]) -> None:
+        """Add the parameters a traced phase read (``ran.ParametersRead``); from then on
+        ``params`` counts only parameters some traced phase read (see ``ParamCounts``)."""
+        known = self.read or set()
+        if self.read is None or not names <= known:
+            self.read = known | names
+            self.params = count_params(self.model, self.num_experts, self.experts_per_token, self.read)
+
+    @property
+    def idle_modules(self) -> tuple[str, ...]:
+        """Where the parameters no traced phase read are: the top-most modules none of whose
+        parameters was read, and single parameters of modules partly read, in model order; a
+        layer index as ``*`` where every layer of the list is idle there
+        (``model.decoder.layers.*.encoder_attn``), else the idle layers' indices
+        (``model.layers.1``, ``model.layers.{3,8}``: Mllama's cross-attention layers)."""
+        if self.read is None:
+            return ()
+        ordered = [name for name, _ in self.model.named_parameters() if not _counted(name, self.read)]
+        idle = set(ordered)
+        wholly: dict[str, bool] = {}  # module name -> whether all its parameters are idle
+
+        def all_idle(prefix: str) -> bool:
+            if prefix not in wholly:
+                owned = [n for n, _ in self.model.get_submodule(prefix).named_parameters(prefix=prefix)]
+                wholly[prefix] = bool(owned) and all(n in idle for n in owned)
+            return wholly[prefix]
+
+        found: dict[str, None] = {}
+        for name in ordered:
+            parts = name.split(".")
+            prefixes = (".".join(parts[:depth]) for depth in range(1, len(parts)))
+            # the top-most module holding only idle parameters, else the parameter itself
+            found[next((prefix for prefix in prefixes if all_idle(prefix)), name)] = None
+        return _by_layer_pattern(self.model, list(found))
 
     @property
     def attention_dims(self) -> tuple[int, int]:
@@ -227,6 +271,14 @@ def _get(config: Any, *names: str, default: Any = None) -> Any:
     return default
 
 
+def _whole(value: Any) -> int:
+    """A config's count as an int: 0 for None; a per-layer list (Hunyuan's moe_topk) of one
+    value that value, of several 0 (the uniform top-k share needs one)."""
+    if isinstance(value, (list, tuple)):
+        return int(value[0]) if value and len(set(value)) == 1 else 0
+    return int(value or 0)
+
+
 def no_attention(model: torch.nn.Module, config: Any, why: str) -> ValueError:
     """The refusal of a model without attention (Mamba, Mamba-2): LLM mode's KV cache and
     cost versus length are attention's."""
@@ -265,8 +317,15 @@ def _describe(model: torch.nn.Module, config: Any) -> LanguageModel:
         chunks = tuple(chunk if t == "chunked_attention" else None for t in types)
     else:
         chunks = (None,) * layers
-    experts = int(_get(config, "num_local_experts", "num_experts", "n_routed_experts", default=0) or 0)
-    top_k = int(_get(config, "num_experts_per_tok", "top_k", default=0) or 0)
+    # Aria, DBRX (its ffn_config), Hunyuan-MoE and LongCat name them moe_num_experts / moe_topk
+    ffn = getattr(config, "ffn_config", None)
+    experts = _whole(
+        _get(config, "num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts")
+        or _get(ffn, "moe_num_experts")
+    )
+    top_k = _whole(
+        _get(config, "num_experts_per_tok", "top_k", "moe_topk", "moe_top_k") or _get(ffn, "moe_top_k")
+    )
     return LanguageModel(
         model=model,
         config=config,
@@ -288,8 +347,39 @@ def _describe(model: torch.nn.Module, config: Any) -> LanguageModel:
     )
 
 
-def count_params(model: torch.nn.Module, num_experts: int = 0, top_k: int = 0) -> ParamCounts:
-    """Parameter counts by definition (see ParamCounts), each tensor once."""
+def _by_layer_pattern(model: torch.nn.Module, places: list[str]) -> tuple[str, ...]:
+    """``places`` (module or parameter names) grouped by their name with the layer index as
+    ``*``: ``*`` where all of a list's layers are there, else the indices (``{3,8}``)."""
+    groups: dict[str, list[str]] = {}
+    for place in places:
+        groups.setdefault(".".join("*" if p.isdigit() else p for p in place.split(".")), []).append(place)
+    named = []
+    for pattern, members in groups.items():
+        parts = pattern.split(".")
+        if parts.count("*") != 1:
+            named.append(pattern)
+            continue
+        at = parts.index("*")
+        indices = sorted({int(member.split(".")[at]) for member in members})
+        container = model.get_submodule(".".join(parts[:at]))
+        layers = len(list(container.children()))  # a ModuleList's layers
+        if len(indices) < layers:
+            parts[at] = str(indices[0]) if len(indices) == 1 else "{" + ",".join(map(str, indices)) + "}"
+        named.append(".".join(parts))
+    return tuple(named)
+
+
+def _counted(name: str, read: set[str] | None) -> bool:
+    """Whether parameter ``name`` counts: every one before a trace; after, those read and
+    every expert weight (see ``ParamCounts``)."""
+    return read is None or name in read or ".experts." in f".{name}"
+
+
+def count_params(
+    model: torch.nn.Module, num_experts: int = 0, top_k: int = 0, read: set[str] | None = None
+) -> ParamCounts:
+    """Parameter counts by definition (see ParamCounts), each tensor once; with ``read``
+    (the names of the parameters traced phases read), only those and the expert weights."""
     output_embeddings = getattr(model, "get_output_embeddings", None)
     head = output_embeddings() if callable(output_embeddings) else None
     head_weight = getattr(head, "weight", None)
@@ -298,8 +388,13 @@ def count_params(model: torch.nn.Module, num_experts: int = 0, top_k: int = 0) -
         for m in model.modules()
         if isinstance(m, torch.nn.Embedding) and m.weight is not head_weight
     }
-    total = matmul = embedding = experts = expert_matmul = 0
+    total = matmul = embedding = experts = expert_matmul = idle = idle_matmul = 0
     for name, p in model.named_parameters():  # named_parameters yields a shared tensor once
+        if not _counted(name, read):
+            idle += p.numel()
+            is_matmul = id(p) not in embedding_ids and p.ndim >= 2 and not name.endswith("bias")
+            idle_matmul += p.numel() if is_matmul else 0
+            continue
         total += p.numel()
         in_experts = ".experts." in f".{name}"
         experts += p.numel() if in_experts and p.ndim >= 2 else 0
@@ -318,4 +413,6 @@ def count_params(model: torch.nn.Module, num_experts: int = 0, top_k: int = 0) -
         lm_head=lm_head,
         experts=experts,
         active_matmul=active,
+        idle=idle,
+        idle_matmul=idle_matmul,
     )

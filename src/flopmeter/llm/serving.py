@@ -8,7 +8,7 @@ token) and G-1 decode steps at contexts T, T+1, ..., T+G-2.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from math import ceil
@@ -83,17 +83,22 @@ class Serving:
 EXACT_STEPS = 4096  # up to this many decode steps are summed one by one
 
 
-def decode_steps_seconds(step: Callable[[int], PhaseTime], first_context: int, steps: int) -> float:
+def decode_steps_seconds(
+    step: Callable[[int], PhaseTime], first_context: int, steps: int, breaks: Sequence[int] = ()
+) -> float:
     """Sum of decode step times at contexts first_context .. first_context+steps-1.
 
     Up to ``EXACT_STEPS`` steps one by one. A longer generation (``--generate 100000000``
-    would take hours step by step) is cut into ``EXACT_STEPS`` runs of contexts; within a
+    would take hours step by step) is cut into ``EXACT_STEPS`` runs of contexts, and at every
+    context of ``breaks`` (where a step's cost may turn: around a sliding window); within a
     run, compute and memory time are taken as linear between its two ends (they are linear
-    in the context for dense and GQA attention, so the sum is the same up to rounding) and
-    the max of the two is summed in closed form, split where they cross."""
+    in the context for dense and GQA attention, and between the breaks, so the sum is the
+    same up to rounding) and the max of the two is summed in closed form, split where they cross."""
     if steps <= EXACT_STEPS:
         return sum(step(first_context + i).seconds for i in range(steps))
-    ends = [first_context + (steps - 1) * j // EXACT_STEPS for j in range(EXACT_STEPS + 1)]
+    last = first_context + steps - 1
+    regular = {first_context + (steps - 1) * j // EXACT_STEPS for j in range(EXACT_STEPS + 1)}
+    ends = sorted(regular | {b for b in breaks if first_context <= b <= last})
     times = [step(n) for n in ends]
     total = times[-1].seconds  # the last context; each run below covers [start, end)
     for start, end, t0, t1 in zip(ends, ends[1:], times, times[1:], strict=False):

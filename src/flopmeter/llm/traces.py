@@ -10,6 +10,7 @@ import torch
 from ..api import ModelError, profile
 from ..report import Report
 from .model import LanguageModel, no_attention
+from .ran import ParametersRead, parameters_run
 
 
 def prefill(
@@ -68,10 +69,14 @@ def _token_ids(batch: int, tokens: int) -> torch.Tensor:
 
 
 def _traced(lm: LanguageModel, inputs: dict[str, Any], positions: int, *, causal: str, name: str) -> Report:
-    """``profile()`` of one phase; a model that fails on a trace reaching past its
+    """``profile()`` of one phase, noting the parameters it reads (N counts those: see
+    ``ParamCounts``); a model that fails on a trace reaching past its
     max_position_embeddings (GPT-2's learned table: "index out of range") is told so."""
     try:
-        return profile(lm.model, inputs, causal=causal, name=name)
+        with ParametersRead(lm.model) as watch:
+            report = profile(lm.model, inputs, causal=causal, name=name)
+        lm.note_read(parameters_run(lm.model, report, watch.seen))
+        return report
     except ModelError as error:
         limit = getattr(lm.config, "max_position_embeddings", None)
         if isinstance(limit, int) and positions > limit:

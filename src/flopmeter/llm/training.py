@@ -29,6 +29,7 @@ from ..report import Report
 from .cost import experts_run
 from .kv import kv_cache
 from .model import LanguageModel, language_model
+from .ran import ParametersRead, parameters_run
 
 # AdamW per trainable parameter, given the gradient: m = b1 m + (1-b1) g (3),
 # v = b2 v + (1-b2) g^2 (4), bias corrections m/(1-b1^t), v/(1-b2^t) (2),
@@ -188,7 +189,9 @@ def training_step(
             raise ValueError(f"{name} must be a positive whole number, got {value!r}")
     lm = language_model(model_or_config, dtype)
     inputs = {"input_ids": torch.zeros(batch, tokens, dtype=torch.long), "use_cache": False}
-    full = profile(lm.model, inputs, backward=True, name=f"{lm.name} training step T={tokens}")
+    with ParametersRead(lm.model) as watch:  # N counts the parameters the step reads
+        full = profile(lm.model, inputs, backward=True, name=f"{lm.name} training step T={tokens}")
+    lm.note_read(parameters_run(lm.model, full, watch.seen))
     causal = profile(
         lm.model, inputs, backward=True, causal="needed", name=f"{lm.name} training step T={tokens}"
     )

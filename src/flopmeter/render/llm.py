@@ -71,8 +71,23 @@ def window_note(cost: LLMCost) -> str:
     named = (f"{noun} " if len(windows) == 1 else f"{noun}s ") + ", ".join(map(str, windows))
     return (
         f"  {kind} ({named}) makes a decode step's cost piecewise in its context:"
-        f" decode(n) was traced and checked at n = {min(traced)}-{max(traced)}, {where};"
-        " decode times come from traced contexts"
+        f" decode(n) was traced and checked at n = {min(traced)}-{max(traced)}, {where}"
+    )
+
+
+def pieces_line(cost: LLMCost) -> str:
+    """How the roofline's decode steps get their FLOPs where cost is piecewise in the context
+    (``LLMCost.decode_pieces``): the traced contexts, and whether every span was checked."""
+    pieces = cost.decode_pieces("flops")
+    contexts = ", ".join(f"{x:,}" for x in pieces.breaks)
+    how = (
+        "exact at every context"
+        if pieces.exact
+        else "interpolated where a span was left unchecked (trace budget spent)"
+    )
+    return (
+        f"  decode steps of the generation: traced at n = {contexts} (both ends and around each kink),"
+        f" linear between, each span checked at its middle: {how}"
     )
 
 
@@ -155,6 +170,7 @@ def render_llm(
     precision: int = 2,
 ) -> str:
     """The whole LLM-mode report: model, prefill, decode, cost vs length, KV, roofline."""
+    cost.first_decode  # noqa: B018 - traced before N is printed: N counts what the phases read
     lm, n = cost.lm, cost.lm.params
     dtype = str(lm.dtype).removeprefix("torch.")
     logits = "logits at every position" if cost.all_logits else "logits for the last position, as generate"
@@ -163,6 +179,7 @@ def render_llm(
         f"{_head_dims(lm)}, vocab {lm.vocab}, {dtype}",
         f"params: N_total {n.total:,} · N_mm {n.matmul:,} (matmul weights, lm_head included, "
         f"no embeddings) · Kaplan N {n.kaplan:,} · embeddings {n.embedding:,}",
+        *idle_lines(lm),
     ]
     if lm.is_moe:
         lines.append(
@@ -233,6 +250,8 @@ def render_llm(
     lines.append(fit_line("decode(n) ", cost.decode_fit(), "n"))
     if not cost.polynomial_expected:
         lines.append(window_note(cost))
+        if servings:
+            lines.append(pieces_line(cost))
     if lm.is_moe:
         lines.append(
             "  mixture of experts: traced FLOPs count top-k routed rows (any routing gives the same"
@@ -250,6 +269,19 @@ def render_llm(
         ]
         lines += serving_table(servings)
     return "\n".join(lines) + "\n"
+
+
+def idle_lines(lm: LanguageModel) -> list[str]:
+    """What N leaves out: the parameters no traced phase read (a BART-style decoder's
+    cross-attention without encoder states, a vision tower without an image)."""
+    n = lm.params
+    if not n.idle:
+        return []
+    return [
+        f"NOTE: N counts the parameters the traced phases read; {n.idle:,} parameters "
+        f"({n.idle_matmul:,} of them matmul weights) that none read are left out of every N: "
+        f"{', '.join(lm.idle_modules)}"
+    ]
 
 
 def _dense_experts_note(lm: LanguageModel, run: Fraction | None) -> list[str]:
@@ -322,6 +354,7 @@ def render_training(
         f" · backward {u.count(step.backward_flops, 'FLOPs', units, precision)} (2 x MACs, traced)",
         *grid(header, body),
     ]
+    lines += idle_lines(step.lm)
     lines += _dense_experts_note(step.lm, step.experts_run)
     qk_dim, v_dim = step.lm.attention_dims
     if step.attention_layers != step.lm.layers or qk_dim != v_dim:
