@@ -1,4 +1,4 @@
-"""Probe-7 findings in LLM mode (P7 ids in probe7-llm-exact.md): each test failed before its fix."""
+"""Probe-7 findings in LLM mode (P7 ids in docs/probe-7/llm.md): each test failed before its fix."""
 
 import pytest
 
