@@ -167,7 +167,9 @@ def build_report(
     overheads: dict[str, OperatorStats] = {}
 
     homes: dict[str, ModuleStats] = {}  # an event's module name -> the ModuleStats it is charged to
-    charged: list[tuple[ModuleStats, OperatorStats, Cost]] = []
+    # the costs charged to each module and operator, summed once at the end (Cost.sum_of)
+    own_costs: dict[str, list[Cost]] = {}
+    op_costs: dict[str, list[Cost]] = {}
 
     def charge(
         module: str,
@@ -182,6 +184,7 @@ def build_report(
         entry = operators.get(op)
         if entry is None:
             entry = operators[op] = OperatorStats(op, kind)
+            op_costs[op] = []
         entry.calls += 1
         if kind == "view":
             entry.backward_calls += phase == BACKWARD
@@ -189,21 +192,26 @@ def build_report(
         stats = homes.get(module)
         if stats is None:
             stats = homes[module] = modules.get(module) or modules[parent_of(module, modules)]
+            own_costs.setdefault(stats.name, [])
         records.append(OpRecord(op, stats.name, phase, dtype, cost, shapes))
-        charged.append((stats, entry, cost))  # summed once at the end (Cost.sum_of)
+        own_costs[stats.name].append(cost)
+        op_costs[op].append(cost)
         if phase == BACKWARD:
             entry.backward_calls += 1
             stats.backward += cost
             backward += cost
 
     memo = CostMemo(options)
+    kinds: dict[str, str] = {}  # op -> registry.kind_of(op), asked once per op
     for event in trace.events:
         op = event.op
         if op in op_formulas:
             work = registry.with_traffic(_as_cost(op_formulas[op](event)), event)
             charge(event.module, op, "custom", work, event.phase, compute_dtype(event))
             continue
-        kind = registry.kind_of(op)
+        kind = kinds.get(op)
+        if kind is None:
+            kind = kinds[op] = registry.kind_of(op)
         if kind == "view":
             charge(event.module, op, kind, ZERO, event.phase)
             continue
@@ -229,20 +237,23 @@ def build_report(
             work = replace(work, **_module_traffic(args, output))
         charge(name, f"custom:{type(module).__name__}", "custom", work, "forward")
 
-    _add_charges(charged)
+    for name, costs in own_costs.items():
+        modules[name].own = _sum(costs)
+    for op, costs in op_costs.items():
+        if costs:
+            operators[op].cost = _sum(costs)
     backward_ran = any(record.phase == BACKWARD for record in records)
     for name, calls in trace.module_calls.items():
         if name in modules:
             modules[name].calls = calls
-    for stats in modules.values():
-        stats.total = stats.own
-    parents = tree.parents
-    for name in reversed(modules):  # children before their parents: inclusive sums
-        if name:
-            child, parent = modules[name], modules[parents[name]]
-            parent.total += child.total
+    for stats in reversed(modules.values()):  # children before their parents: inclusive sums
+        if stats.children:
+            totals = [modules[child].total for child in stats.children]
+            stats.total = Cost.sum_of([stats.own, *totals]) if stats.name in own_costs else _sum(totals)
             if backward_ran:  # else every module's backward is 0
-                parent.backward += child.backward
+                stats.backward = Cost.sum_of([stats.backward, *(modules[c].backward for c in stats.children)])
+        else:
+            stats.total = stats.own
     forward = modules[""].total - backward  # every op is charged to a module: the root's total is all of them
     return Report(
         model_name=model_name,
@@ -268,18 +279,10 @@ def build_report(
     )
 
 
-def _add_charges(charged: list[tuple[ModuleStats, OperatorStats, Cost]]) -> None:
-    """Add each charged cost to its module's own cost and its operator's cost: one sum
-    per module and per operator instead of one Cost addition per op and place."""
-    by_module: dict[int, tuple[ModuleStats, list[Cost]]] = {}
-    by_operator: dict[int, tuple[OperatorStats, list[Cost]]] = {}
-    for stats, entry, cost in charged:
-        by_module.setdefault(id(stats), (stats, []))[1].append(cost)
-        by_operator.setdefault(id(entry), (entry, []))[1].append(cost)
-    for stats, costs in by_module.values():
-        stats.own = Cost.sum_of([stats.own, *costs])
-    for entry, costs in by_operator.values():
-        entry.cost = Cost.sum_of([entry.cost, *costs])
+def _sum(costs: list[Cost]) -> Cost:
+    """The sum of ``costs`` (one or more): the cost itself when there is one (a Cost is a
+    value, never changed in place)."""
+    return costs[0] if len(costs) == 1 else Cost.sum_of(costs)
 
 
 def _module_traffic(args: Any, output: Any) -> dict[str, int]:
