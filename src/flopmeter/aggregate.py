@@ -47,31 +47,40 @@ def module_tree(model: torch.nn.Module, walk: ModelWalk | None = None) -> ModelT
     seen: set[int] = set()  # ids of the parameters counted, as model.parameters() skips repeats
     seen_buffers: set[int] = set()
     params = trainable = param_bytes = buffers = buffer_bytes = 0
+    nothing = Cost()  # every module's own, total and backward until ops are charged (a Cost is a value)
+    described: dict[type, bool] = {}  # class -> whether it has its own extra_repr
     for name, module in zip(walk.names, walk.modules, strict=True):
         own = own_trainable = 0
-        for param in module._parameters.values():
-            if param is None or id(param) in seen:
-                continue
-            seen.add(id(param))
-            count = param.numel()
-            own += count
-            param_bytes += count * param.element_size()
-            if param.requires_grad:
-                own_trainable += count
-        for buffer in module._buffers.values():
-            if buffer is None or id(buffer) in seen_buffers:
-                continue
-            seen_buffers.add(id(buffer))
-            buffers += buffer.numel()
-            buffer_bytes += buffer.numel() * buffer.element_size()
+        if module._parameters:
+            for param in module._parameters.values():
+                if param is None or id(param) in seen:
+                    continue
+                seen.add(id(param))
+                count = param.numel()
+                own += count
+                param_bytes += count * param.element_size()
+                if param.requires_grad:
+                    own_trainable += count
+        if module._buffers:
+            for buffer in module._buffers.values():
+                if buffer is None or id(buffer) in seen_buffers:
+                    continue
+                seen_buffers.add(id(buffer))
+                count = buffer.numel()
+                buffers += count
+                buffer_bytes += count * buffer.element_size()
         params += own
         trainable += own_trainable
-        nothing = Cost()  # own, total and backward until ops are charged (a Cost is a value)
+        kind = type(module)
+        has_extra = described.get(kind)
+        if has_extra is None:
+            has_extra = described[kind] = kind.extra_repr is not _NO_EXTRA_REPR
         stats[name] = ModuleStats(
             name,
-            type(module).__name__,
+            kind.__name__,
             name.count(".") + 1 if name else 0,
-            _extra_repr(module),
+            # containers (about half the modules of a model) keep nn.Module's: "" without a call
+            safe_extra_repr(module) if has_extra or "extra_repr" in module.__dict__ else "",
             0,
             own,
             own,
@@ -93,14 +102,6 @@ def module_tree(model: torch.nn.Module, walk: ModelWalk | None = None) -> ModelT
             parent_stats.params += stats[name].params
             parent_stats.trainable_params += stats[name].trainable_params
     return ModelTree(stats, parents, params, trainable, param_bytes, buffers, buffer_bytes)
-
-
-def _extra_repr(module: torch.nn.Module) -> str:
-    """``module.extra_repr()``; "" without calling it where the module does not
-    override ``nn.Module``'s (containers: about half the modules of a model)."""
-    if type(module).extra_repr is _NO_EXTRA_REPR and "extra_repr" not in module.__dict__:
-        return ""
-    return safe_extra_repr(module)
 
 
 def safe_extra_repr(module: torch.nn.Module) -> str:
