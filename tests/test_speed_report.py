@@ -46,7 +46,9 @@ def test_own_total_and_operator_sums_by_hand() -> None:
     operators = report.operators
     assert operators["aten.addmm"].cost.flops == 48 and operators["aten.addmm"].calls == 1
     assert operators["aten.mul"].cost.flops == 6 and operators["aten.relu"].cost.flops == 6
-    assert operators["aten.t"].kind == "view" and operators["aten.t"].cost == Cost()  # free, counted as a call
+    assert (
+        operators["aten.t"].kind == "view" and operators["aten.t"].cost == Cost()
+    )  # free, counted as a call
     assert operators["aten.t"].calls == 1
     assert Cost.sum_of([o.cost for o in operators.values()]) == report.forward
 
