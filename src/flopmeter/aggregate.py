@@ -47,31 +47,40 @@ def module_tree(model: torch.nn.Module, walk: ModelWalk | None = None) -> ModelT
     seen: set[int] = set()  # ids of the parameters counted, as model.parameters() skips repeats
     seen_buffers: set[int] = set()
     params = trainable = param_bytes = buffers = buffer_bytes = 0
+    nothing = Cost()  # every module's own, total and backward until ops are charged (a Cost is a value)
+    described: dict[type, bool] = {}  # class -> whether it has its own extra_repr
     for name, module in zip(walk.names, walk.modules, strict=True):
         own = own_trainable = 0
-        for param in module._parameters.values():
-            if param is None or id(param) in seen:
-                continue
-            seen.add(id(param))
-            count = param.numel()
-            own += count
-            param_bytes += count * param.element_size()
-            if param.requires_grad:
-                own_trainable += count
-        for buffer in module._buffers.values():
-            if buffer is None or id(buffer) in seen_buffers:
-                continue
-            seen_buffers.add(id(buffer))
-            buffers += buffer.numel()
-            buffer_bytes += buffer.numel() * buffer.element_size()
+        if module._parameters:
+            for param in module._parameters.values():
+                if param is None or id(param) in seen:
+                    continue
+                seen.add(id(param))
+                count = param.numel()
+                own += count
+                param_bytes += count * param.element_size()
+                if param.requires_grad:
+                    own_trainable += count
+        if module._buffers:
+            for buffer in module._buffers.values():
+                if buffer is None or id(buffer) in seen_buffers:
+                    continue
+                seen_buffers.add(id(buffer))
+                count = buffer.numel()
+                buffers += count
+                buffer_bytes += count * buffer.element_size()
         params += own
         trainable += own_trainable
-        nothing = Cost()  # own, total and backward until ops are charged (a Cost is a value)
+        kind = type(module)
+        has_extra = described.get(kind)
+        if has_extra is None:
+            has_extra = described[kind] = kind.extra_repr is not _NO_EXTRA_REPR
         stats[name] = ModuleStats(
             name,
-            type(module).__name__,
+            kind.__name__,
             name.count(".") + 1 if name else 0,
-            _extra_repr(module),
+            # containers (about half the modules of a model) keep nn.Module's: "" without a call
+            safe_extra_repr(module) if has_extra or "extra_repr" in module.__dict__ else "",
             0,
             own,
             own,
@@ -93,14 +102,6 @@ def module_tree(model: torch.nn.Module, walk: ModelWalk | None = None) -> ModelT
             parent_stats.params += stats[name].params
             parent_stats.trainable_params += stats[name].trainable_params
     return ModelTree(stats, parents, params, trainable, param_bytes, buffers, buffer_bytes)
-
-
-def _extra_repr(module: torch.nn.Module) -> str:
-    """``module.extra_repr()``; "" without calling it where the module does not
-    override ``nn.Module``'s (containers: about half the modules of a model)."""
-    if type(module).extra_repr is _NO_EXTRA_REPR and "extra_repr" not in module.__dict__:
-        return ""
-    return safe_extra_repr(module)
 
 
 def safe_extra_repr(module: torch.nn.Module) -> str:
@@ -167,7 +168,9 @@ def build_report(
     overheads: dict[str, OperatorStats] = {}
 
     homes: dict[str, ModuleStats] = {}  # an event's module name -> the ModuleStats it is charged to
-    charged: list[tuple[ModuleStats, OperatorStats, Cost]] = []
+    # the costs charged to each module and operator, summed once at the end (Cost.sum_of)
+    own_costs: dict[str, list[Cost]] = {}
+    op_costs: dict[str, list[Cost]] = {}
 
     def charge(
         module: str,
@@ -182,6 +185,7 @@ def build_report(
         entry = operators.get(op)
         if entry is None:
             entry = operators[op] = OperatorStats(op, kind)
+            op_costs[op] = []
         entry.calls += 1
         if kind == "view":
             entry.backward_calls += phase == BACKWARD
@@ -189,21 +193,26 @@ def build_report(
         stats = homes.get(module)
         if stats is None:
             stats = homes[module] = modules.get(module) or modules[parent_of(module, modules)]
+            own_costs.setdefault(stats.name, [])
         records.append(OpRecord(op, stats.name, phase, dtype, cost, shapes))
-        charged.append((stats, entry, cost))  # summed once at the end (Cost.sum_of)
+        own_costs[stats.name].append(cost)
+        op_costs[op].append(cost)
         if phase == BACKWARD:
             entry.backward_calls += 1
             stats.backward += cost
             backward += cost
 
     memo = CostMemo(options)
+    kinds: dict[str, str] = {}  # op -> registry.kind_of(op), asked once per op
     for event in trace.events:
         op = event.op
         if op in op_formulas:
             work = registry.with_traffic(_as_cost(op_formulas[op](event)), event)
             charge(event.module, op, "custom", work, event.phase, compute_dtype(event))
             continue
-        kind = registry.kind_of(op)
+        kind = kinds.get(op)
+        if kind is None:
+            kind = kinds[op] = registry.kind_of(op)
         if kind == "view":
             charge(event.module, op, kind, ZERO, event.phase)
             continue
@@ -229,20 +238,23 @@ def build_report(
             work = replace(work, **_module_traffic(args, output))
         charge(name, f"custom:{type(module).__name__}", "custom", work, "forward")
 
-    _add_charges(charged)
+    for name, costs in own_costs.items():
+        modules[name].own = _sum(costs)
+    for op, costs in op_costs.items():
+        if costs:
+            operators[op].cost = _sum(costs)
     backward_ran = any(record.phase == BACKWARD for record in records)
     for name, calls in trace.module_calls.items():
         if name in modules:
             modules[name].calls = calls
-    for stats in modules.values():
-        stats.total = stats.own
-    parents = tree.parents
-    for name in reversed(modules):  # children before their parents: inclusive sums
-        if name:
-            child, parent = modules[name], modules[parents[name]]
-            parent.total += child.total
+    for stats in reversed(modules.values()):  # children before their parents: inclusive sums
+        if stats.children:
+            totals = [modules[child].total for child in stats.children]
+            stats.total = Cost.sum_of([stats.own, *totals]) if stats.name in own_costs else _sum(totals)
             if backward_ran:  # else every module's backward is 0
-                parent.backward += child.backward
+                stats.backward = Cost.sum_of([stats.backward, *(modules[c].backward for c in stats.children)])
+        else:
+            stats.total = stats.own
     forward = modules[""].total - backward  # every op is charged to a module: the root's total is all of them
     return Report(
         model_name=model_name,
@@ -268,18 +280,10 @@ def build_report(
     )
 
 
-def _add_charges(charged: list[tuple[ModuleStats, OperatorStats, Cost]]) -> None:
-    """Add each charged cost to its module's own cost and its operator's cost: one sum
-    per module and per operator instead of one Cost addition per op and place."""
-    by_module: dict[int, tuple[ModuleStats, list[Cost]]] = {}
-    by_operator: dict[int, tuple[OperatorStats, list[Cost]]] = {}
-    for stats, entry, cost in charged:
-        by_module.setdefault(id(stats), (stats, []))[1].append(cost)
-        by_operator.setdefault(id(entry), (entry, []))[1].append(cost)
-    for stats, costs in by_module.values():
-        stats.own = Cost.sum_of([stats.own, *costs])
-    for entry, costs in by_operator.values():
-        entry.cost = Cost.sum_of([entry.cost, *costs])
+def _sum(costs: list[Cost]) -> Cost:
+    """The sum of ``costs`` (one or more): the cost itself when there is one (a Cost is a
+    value, never changed in place)."""
+    return costs[0] if len(costs) == 1 else Cost.sum_of(costs)
 
 
 def _module_traffic(args: Any, output: Any) -> dict[str, int]:

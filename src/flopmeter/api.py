@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from functools import wraps
-from itertools import chain, repeat
+from itertools import chain
 from typing import Any, TypeVar, cast
 
 import torch
@@ -248,7 +248,8 @@ def _refuse_nested(args: Any, kwargs: Any) -> None:
 def _refuse_lazy(walk: ModelWalk) -> None:
     """Lazy modules (``nn.LazyLinear``) create their parameters in their first call;
     profiling would have to keep or undo that, so ask for one real call first."""
-    if not any(map(isinstance, walk.parameters, repeat(torch.nn.parameter.UninitializedParameter))):
+    lazy_class = torch.nn.parameter.UninitializedParameter  # (its isinstance is Python: asked per class)
+    if not any(issubclass(kind, lazy_class) for kind in set(map(type, walk.parameters))):
         return
     lazy = [
         n

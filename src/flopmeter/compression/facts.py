@@ -204,7 +204,7 @@ def collect(model: torch.nn.Module, walk: ModelWalk | None = None) -> ModelFacts
             _quantization_aware(name, module, facts, found)
             if any(c.__name__ in _FOLDING_CLASSES for c in kind.__mro__):
                 found.folded_batch_norms.add(name)
-        bias = getattr(module, "bias", None)
+        bias = _attribute(module, "bias") if plain else getattr(module, "bias", None)
         if isinstance(bias, torch.Tensor) and bias.ndim == 1:
             found.bias_params[name] = bias.numel()
             found.bias_bits[name] = bits_of(bias.dtype)
@@ -348,6 +348,21 @@ def _plain_class(kind: type) -> bool:
         and getattr(kind, "__getattr__", None) is torch.nn.Module.__getattr__
         and kind.__getattribute__ is object.__getattribute__
     )
+
+
+def _attribute(module: torch.nn.Module, key: str) -> Any:
+    """``getattr(module, key, None)`` for a module of a ``_plain_class``, without torch's
+    ``Module.__getattr__`` (a Python call, and an AttributeError raised and caught when
+    the module has no such entry): its ``__dict__``, then ``_parameters``, ``_buffers``
+    and ``_modules``, as that lookup goes."""
+    attributes = module.__dict__
+    if key in attributes:
+        return attributes[key]
+    for place in ("_parameters", "_buffers", "_modules"):
+        held = attributes.get(place)
+        if held is not None and key in held:
+            return held[key]
+    return None
 
 
 # the types most module attributes have (flags, sizes, hook dicts): never a weight, so

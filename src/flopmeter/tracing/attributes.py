@@ -133,6 +133,8 @@ def _generators(held: list[Any]) -> list[torch.Generator]:
     its profile. It is asked only for the objects of a class that may be one: tensors,
     modules and plain values are not, unless their class also derives from Generator."""
     kinds = {kind: _may_be_generator(kind) for kind in set(map(type, held))}
+    if not any(kinds.values()):  # nearly always: no step per object
+        return []
     return [g for g in held if kinds[type(g)] and isinstance(g, torch.Generator)]
 
 
