@@ -579,10 +579,10 @@ def ideal_value_bytes(fact: WeightFact) -> tuple[int, str]:
         return values + (nz + rows + 1) * 8, fact.sparse_format.upper()
     if nz == n:
         return dense, "dense"
-    if fact.nm is not None:
-        return values + ceil(nz * ceil(log2(fact.nm[1])) / 8), f"{fact.nm[0]}:{fact.nm[1]}"
-    bitmask = values + ceil(n / 8)
-    return (bitmask, "bitmask") if bitmask < dense else (dense, "dense")
+    formats = [(values + ceil(n / 8), "bitmask"), (dense, "dense")]
+    if fact.nm is not None:  # first: an N:M index that ties with the bitmask (2:4) keeps its name
+        formats.insert(0, (values + ceil(nz * ceil(log2(fact.nm[1])) / 8), f"{fact.nm[0]}:{fact.nm[1]}"))
+    return min(formats, key=lambda candidate: candidate[0])
 
 
 def _effective_flops(fact: WeightFact, uses: int, nonzero: list[int] | None) -> int:

@@ -100,6 +100,12 @@ def bind_inputs(
             parts: list[int | str] = []
             for index, dim in enumerate(tensor.shape.dim):
                 if dim.HasField("dim_value"):
+                    if dim.dim_value == 0:  # an empty tensor: every count would be a silent 0
+                        raise OnnxModelError(
+                            f"input {value.name!r} declares a dim of 0 at index {index} (an empty input "
+                            f"counts nothing): give its shape with inputs={{{value.name!r}: (...)}} "
+                            f"(CLI: --input {value.name}:SHAPE)"
+                        )
                     parts.append(int(dim.dim_value))
                 else:
                     label = dim.dim_param or f"{value.name}[{index}]"  # an unnamed dim: x[0]

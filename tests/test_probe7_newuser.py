@@ -1,0 +1,89 @@
+"""Probe 7 (a new user and an adversarial tester on the docs as written): each test
+failed before its fix; hand counts beside the expected values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import flopmeter
+
+onnx = pytest.importorskip("onnx")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from flopmeter.onnx import OnnxModelError, profile_onnx  # noqa: E402
+
+
+def _einsum_graph() -> onnx.ModelProto:
+    """y = einsum('bi,ij->bj', x, W), x (3, 8), W an (8, 6) initializer: what the legacy
+    exporter writes for a module that calls torch.einsum on its own Parameter."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 6])
+    weight = numpy_helper.from_array(np.random.default_rng(0).standard_normal((8, 6)).astype(np.float32), "W")
+    node = helper.make_node("Einsum", ["x", "W"], ["y"], equation="bi,ij->bj")
+    graph = helper.make_graph([node], "einsum", [x], [y], [weight])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_an_einsum_operand_initializer_is_a_parameter() -> None:
+    # P7-1: the legacy export of torch.einsum("bi,ij->bj", x, self.w) lost the 48 params
+    report = profile_onnx(_einsum_graph())
+    assert report.macs == 3 * 8 * 6  # 144
+    assert report.params == 8 * 6  # 48: the (8, 6) weight, as the PyTorch module counts it
+
+
+def test_a_declared_input_dim_of_0_is_refused_not_counted_as_nothing() -> None:
+    # P7-2: a model whose input declares a static dim of 0 counted 0 MACs without a word
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [0, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    weight = numpy_helper.from_array(np.ones((4, 8), np.float32), "W")
+    node = helper.make_node("Gemm", ["x", "W"], ["y"], transB=1)
+    model = helper.make_model(
+        helper.make_graph([node], "g", [x], [y], [weight]), opset_imports=[helper.make_opsetid("", 17)]
+    )
+    with pytest.raises(OnnxModelError, match=r"input 'x'.*dim of 0.*--input"):
+        profile_onnx(model)
+    # giving the shape replaces the declared one: 2*8*4 = 64 MACs
+    assert profile_onnx(model, inputs={"x": (2, 8)}).macs == 64
+
+
+def _linear_with_zeros(in_features: int, out_features: int, zeros: int) -> nn.Linear:
+    layer = nn.Linear(in_features, out_features, bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(
+            torch.arange(1, in_features * out_features + 1, dtype=torch.float32).view_as(layer.weight)
+        )
+        layer.weight.view(-1)[:zeros] = 0
+    return layer
+
+
+def test_micronet_charges_a_mask_only_when_sparse_storage_is_smaller() -> None:
+    # P7-3: a dense layer with one exact zero (random init makes a few: resnet18 had 2) was
+    # charged a 1-bit mask for every weight, more than storing it dense
+    one_zero = flopmeter.profile(_linear_with_zeros(64, 2, zeros=1), torch.randn(1, 64))
+    score = flopmeter.micronet(one_zero.compression, "imagenet")
+    assert score.freebie
+    # dense at the 16-bit freebie: 128 * 16 = 2,048 bits = 64 words; sparse would be
+    # 127 * 16 + 128 mask bits = 2,160 bits (67.5 words), so the layer is stored dense
+    assert score.storage == 64.0
+    half = flopmeter.profile(_linear_with_zeros(64, 2, zeros=64), torch.randn(1, 64))
+    # 64 kept * 16 + 128 mask bits = 1,152 bits = 36 words < 64: sparse
+    assert flopmeter.micronet(half.compression, "imagenet").storage == 36.0
+
+
+def test_ideal_bytes_take_the_smallest_sparse_format() -> None:
+    # P7-4: a 4:8 weight was stored with its N:M index (3 bits per kept value) though the
+    # bitmask (1 bit per weight) is smaller, and the N:M index was never compared with dense
+    layer = nn.Linear(8, 4, bias=False)
+    with torch.no_grad():
+        layer.weight[:, 4:] = 0  # 4 of every 8 along the reduction: structure 4:8
+    view = flopmeter.profile(layer, torch.randn(2, 8)).compression
+    fact = view.layers[""]
+    assert fact.structure == "4:8"
+    # 16 kept * 4 bytes = 64; bitmask 32 / 8 = 4 -> 68 (the 4:8 index: 16 * 3 / 8 = 6 -> 70)
+    assert fact.bytes_ideal == 68
+    # at 2 weight bits: dense 32 * 2 / 8 = 8 bytes; 4:8 would be 16 * 2 / 8 + 6 = 10,
+    # a bitmask 4 + 4 = 8 (a tie: dense); + 4 fp16 row scales = 8 bytes
+    assert view.assume(bits="w2a16").layers[""].bytes_ideal == 8 + 4 * (2 + 1)
