@@ -87,3 +87,30 @@ def test_ideal_bytes_take_the_smallest_sparse_format() -> None:
     # at 2 weight bits: dense 32 * 2 / 8 = 8 bytes; 4:8 would be 16 * 2 / 8 + 6 = 10,
     # a bitmask 4 + 4 = 8 (a tie: dense); + 4 fp16 row scales = 8 bytes
     assert view.assume(bits="w2a16").layers[""].bytes_ideal == 8 + 4 * (2 + 1)
+
+
+@pytest.mark.parametrize("backward", [False, True])
+@pytest.mark.parametrize("names", [("weight", "bias"), ("bias",)])
+def test_a_pruned_bias_is_overhead_and_its_mask_is_stored(backward: bool, names: tuple[str, ...]) -> None:
+    # P7-5: torch's pruning tutorial prunes `bias` too; its mask multiply was counted as the
+    # model's FLOPs (forward when only the bias was pruned, the gradient's in a backward
+    # profile) and its mask buffer left out of the stored bytes
+    from torch.nn.utils import prune
+
+    dense = nn.Linear(10, 4)
+    pruned = nn.Linear(10, 4)
+    for name in names:
+        prune.l1_unstructured(pruned, name, amount=0.5)
+    x = torch.randn(3, 10)
+    before = flopmeter.profile(dense, x, backward=backward)
+    after = flopmeter.profile(pruned, x, backward=backward)
+    # forward: 3 rows * 4 outputs * (2*10 - 1) + 3*4 bias adds = 240, as the dense layer
+    assert after.flops == before.flops
+    assert not backward or after.flops > 240
+    # overhead: weight_orig * weight_mask (40 FLOPs) and bias_orig * bias_mask (4) forward;
+    # in a backward profile the gradients' multiplies by the masks too (40 + 4)
+    mask_flops = (40 if "weight" in names else 0) + 4
+    assert after.overhead["aten.mul"].cost.flops == mask_flops * (2 if backward else 1)
+    layer = after.compression.layers[""]
+    # weight (160 bytes; + a 160-byte mask when pruned) + bias_orig 16 + bias_mask 16
+    assert layer.bytes_actual == 160 * len(names) + 32
