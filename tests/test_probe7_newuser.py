@@ -114,3 +114,46 @@ def test_a_pruned_bias_is_overhead_and_its_mask_is_stored(backward: bool, names:
     layer = after.compression.layers[""]
     # weight (160 bytes; + a 160-byte mask when pruned) + bias_orig 16 + bias_mask 16
     assert layer.bytes_actual == 160 * len(names) + 32
+
+
+def _dense_and_pruned() -> tuple[nn.Module, nn.Module]:
+    from torch.nn.utils import prune
+
+    dense = nn.Sequential(nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 4))
+    pruned = nn.Sequential(nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 4))
+    prune.l1_unstructured(pruned[0], "weight", amount=0.5)
+    return dense, pruned
+
+
+@pytest.mark.parametrize(
+    ("before_options", "after_options", "names"),
+    [
+        ({}, {"rows": 64}, "batch 1, the second batch 64"),
+        ({"backward": True}, {}, "forward \\+ backward, the second forward;"),
+        ({"train": True}, {}, "train mode, the second eval mode"),
+    ],
+)
+def test_compare_refuses_reports_of_different_runs(
+    before_options: dict[str, object], after_options: dict[str, object], names: str
+) -> None:
+    # P7-6: compare(Report at batch 1, Report at batch 64) printed every layer "structural",
+    # a MAC speedup of 0.016x and a BOPs ratio of 38.4; a training step against an inference
+    # a speedup estimate of 2.75x: ratios of two different runs, not of two models
+    dense, pruned = _dense_and_pruned()
+
+    def run(model: nn.Module, options: dict[str, object]) -> flopmeter.Report:
+        options = dict(options)
+        rows = int(options.pop("rows", 1))  # type: ignore[call-overload]
+        return flopmeter.profile(model, torch.randn(rows, 16), **options)  # type: ignore[arg-type]
+
+    with pytest.raises(ValueError, match=names):
+        flopmeter.compare(run(dense, before_options), run(pruned, after_options))
+
+
+def test_compare_of_reports_of_the_same_run_still_compares() -> None:
+    dense, pruned = _dense_and_pruned()
+    x = torch.randn(4, 16)
+    result = flopmeter.compare(flopmeter.profile(dense, x), flopmeter.profile(pruned, x))
+    # 0: 256 weights, 128 kept; MACs effective (4 rows): 4*(128 + 64) = 768 vs 4*(256 + 64) = 1,280
+    assert result.layers[0].change == "in place"
+    assert result.layers[0].mac_speedup_effective == 2.0
