@@ -157,3 +157,15 @@ def test_compare_of_reports_of_the_same_run_still_compares() -> None:
     # 0: 256 weights, 128 kept; MACs effective (4 rows): 4*(128 + 64) = 768 vs 4*(256 + 64) = 1,280
     assert result.layers[0].change == "in place"
     assert result.layers[0].mac_speedup_effective == 2.0
+
+
+def test_assumed_bits_for_a_prefix_that_names_no_module_are_refused() -> None:
+    # P7-7: a mistyped prefix ({"fc1": ...} for a model whose layer is "fc") left the
+    # plan as the model is, with no word: BOPs as if nothing were assumed
+    model = nn.Sequential(nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 4))
+    view = flopmeter.profile(model, torch.randn(2, 16)).compression
+    with pytest.raises(ValueError, match=r"'5'.*no module"):
+        view.assume(bits={"": "w8a8", "5": "w4a16"})
+    # "0" names the first Linear: (2*16*16 = 512 MACs at 4x16 + 2*16*4 = 128 at 32x32) / (640 * 32*32)
+    plan = view.assume(bits={"0": "w4a16"})
+    assert plan.bops_relative == (512 * 4 * 16 + 128 * 32 * 32) / (640 * 32 * 32)

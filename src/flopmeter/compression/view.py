@@ -519,6 +519,19 @@ def parse_sparsity(value: float | str) -> tuple[float, tuple[int, int] | None]:
     return float(value), None
 
 
+def _check_prefixes(bits: str | Mapping[str, str] | None, report: Report) -> None:
+    """A mapping's prefixes must each name a module or a module above others: a mistyped
+    one would otherwise leave its layers as they are, without a word."""
+    if not isinstance(bits, Mapping):
+        return
+    for prefix in bits:
+        if prefix and not any(name == prefix or name.startswith(prefix + ".") for name in report.modules):
+            raise ValueError(
+                f"bits: {prefix!r} is no module name nor a prefix of one; the model's top-level modules: "
+                f"{', '.join(n for n, s in report.modules.items() if s.depth == 1) or 'none'}"
+            )
+
+
 def _bits_for(name: str, bits: str | Mapping[str, str] | None) -> str | None:
     if bits is None or isinstance(bits, str):
         return bits
@@ -712,6 +725,7 @@ def build_view(
     facts.count()
     sparsity = parse_sparsity(assume_sparsity) if assume_sparsity is not None else None
     check_bits(assume_bits)
+    _check_prefixes(assume_bits, report)
     homes = functional_homes(report, facts)
     contractions = _contractions(report, facts, homes)
     input_bits = facts.qat_input_bits  # eager QAT, seen in trace order (overhead.classifier)
