@@ -169,3 +169,26 @@ def test_assumed_bits_for_a_prefix_that_names_no_module_are_refused() -> None:
     # "0" names the first Linear: (2*16*16 = 512 MACs at 4x16 + 2*16*4 = 128 at 32x32) / (640 * 32*32)
     plan = view.assume(bits={"0": "w4a16"})
     assert plan.bops_relative == (512 * 4 * 16 + 128 * 32 * 32) / (640 * 32 * 32)
+
+
+def test_a_transformers_config_source_is_the_bare_model_without_its_head() -> None:
+    # README (P7-8): `transformers:CONFIGCLASS` builds AutoModel, not the causal LM, so the
+    # 70B example (80 layers of width 8192, MLP 28672, 64 heads, 8 KV heads) counts no lm_head
+    from flopmeter.models import load_model
+
+    pytest.importorskip("transformers")
+    overrides = {
+        "num_hidden_layers": 1,
+        "hidden_size": 8192,
+        "intermediate_size": 28672,
+        "num_attention_heads": 64,
+        "num_key_value_heads": 8,
+    }
+    model = load_model("transformers:LlamaConfig", overrides=overrides, meta=True).model
+    assert type(model).__name__ == "LlamaModel" and not hasattr(model, "lm_head")
+    # one layer: q, o 8192*8192 each; k, v 8192*1024 each; MLP 3*8192*28672; 2 norms of 8192
+    layer = 2 * 8192 * 8192 + 2 * 8192 * 1024 + 3 * 8192 * 28672 + 2 * 8192  # 855,654,400
+    embed, final_norm = 32_000 * 8192, 8192  # 262,144,000 and 8,192
+    assert sum(p.numel() for p in model.parameters()) == embed + layer + final_norm
+    # 80 layers: 68,714,504,192 = 68.71 G (with a 262,144,000 lm_head it would be 68.98 G)
+    assert embed + 80 * layer + final_norm == 68_714_504_192

@@ -31,7 +31,7 @@ examples:
   flopmeter torchvision:resnet50 --input 8x3x224x224 --depth 2
   flopmeter timm:vit_base_patch16_224 --by op         cost per operator type
   flopmeter transformers:LlamaConfig --set num_hidden_layers=80 --set hidden_size=8192 \\
-      --set intermediate_size=28672 --set num_key_value_heads=8 \\
+      --set intermediate_size=28672 --set num_attention_heads=64 --set num_key_value_heads=8 \\
       --input input_ids:1x2048:int64 --meta           a 70B-class model, no memory needed
   flopmeter path/to/my_model.py:build_model --input 1x3x32x32
   flopmeter torchvision:resnet50 --format json > cost.json
