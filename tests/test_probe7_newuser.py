@@ -192,3 +192,23 @@ def test_a_transformers_config_source_is_the_bare_model_without_its_head() -> No
     assert sum(p.numel() for p in model.parameters()) == embed + layer + final_norm
     # 80 layers: 68,714,504,192 = 68.71 G (with a 262,144,000 lm_head it would be 68.98 G)
     assert embed + 80 * layer + final_norm == 68_714_504_192
+
+
+def test_the_compression_view_of_a_backward_profile_is_its_forward_view() -> None:
+    # P7-9: with backward=True the view's MACs (dense, effective) and BOPs were the forward's
+    # but its FLOPs effective added the backward's dense FLOPs: 957.38 K against 266.40 K
+    # dense MACs for a pruned conv + linear, a saving neither pass has
+    from torch.nn.utils import prune
+
+    layer = nn.Linear(16, 8)
+    prune.custom_from_mask(layer, "weight", (torch.arange(16) < 8).float().expand(8, 16))
+    x = torch.randn(4, 16)
+    forward = flopmeter.profile(layer, x).compression
+    both = flopmeter.profile(layer, x, backward=True).compression
+    # R = 4 rows, 8 nonzeros in each of 8 rows: 4 * 8 * (2*8 - 1) + 4*8 bias adds = 512
+    assert forward.flops_effective == 512
+    assert both.flops_effective == 512
+    assert both.layers[""].flops_effective == 512
+    assert (
+        (both.macs_dense, both.macs_effective) == (forward.macs_dense, forward.macs_effective) == (512, 256)
+    )

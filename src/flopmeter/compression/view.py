@@ -18,7 +18,7 @@ to ``int_ops_effective``, never to ``flops_effective``.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from math import ceil, log2
 from typing import TYPE_CHECKING, Any
@@ -519,6 +519,18 @@ def parse_sparsity(value: float | str) -> tuple[float, tuple[int, int] | None]:
     return float(value), None
 
 
+def _forward_own_flops(report: Report) -> Callable[[str], int]:
+    """Each module's own forward FLOPs: the view is of the forward pass, as its MACs are
+    (a backward profile's ``own`` holds the backward's FLOPs too)."""
+    if not report.did_backward:
+        return lambda name: report.modules[name].own.flops
+    sums: dict[str, int] = {}
+    for record in report.ops:
+        if record.phase == "forward":
+            sums[record.module] = sums.get(record.module, 0) + record.cost.flops
+    return lambda name: sums.get(name, 0)
+
+
 def _check_prefixes(bits: str | Mapping[str, str] | None, report: Report) -> None:
     """A mapping's prefixes must each name a module or a module above others: a mistyped
     one would otherwise leave its layers as they are, without a word."""
@@ -739,14 +751,15 @@ def build_view(
     unrecognised: list[str] = []
     weight_modules = set(facts.weights) | set(contractions)
     other_flops = 0
-    for name, stats in report.modules.items():
+    forward_flops = _forward_own_flops(report)
+    for name in report.modules:
         if name not in weight_modules:
-            other_flops += stats.own.flops + moved_flops.get(name, 0)
+            other_flops += forward_flops(name) + moved_flops.get(name, 0)
     for name in report.modules:
         if name not in weight_modules:
             continue
         stats = report.modules[name]
-        own_flops = stats.own.flops + moved_flops.get(name, 0)
+        own_flops = forward_flops(name) + moved_flops.get(name, 0)
         work = contractions.get(name, _Contractions())
         bits_spec = _bits_for(name, assume_bits)
         bits = parse_bits(bits_spec) if bits_spec else None
