@@ -3,6 +3,8 @@ failed before its fix; hand counts beside the expected values."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -212,3 +214,46 @@ def test_the_compression_view_of_a_backward_profile_is_its_forward_view() -> Non
     assert (
         (both.macs_dense, both.macs_effective) == (forward.macs_dense, forward.macs_effective) == (512, 256)
     )
+
+
+def _gemm_file(path: Path, rows: int | str) -> Path:
+    """x (rows, 8) -> Gemm with a (4, 8) weight: rows * 8 * 4 MACs; ``rows`` a dim name
+    for a dynamic export."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [rows, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    weight = numpy_helper.from_array(np.ones((4, 8), np.float32), "W")
+    node = helper.make_node("Gemm", ["x", "W"], ["y"], transB=1)
+    model = helper.make_model(
+        helper.make_graph([node], "g", [x], [y], [weight]), opset_imports=[helper.make_opsetid("", 17)]
+    )
+    onnx.save(model, path)
+    return path
+
+
+def test_compare_with_compression_refuses_an_onnx_file_before_counting(tmp_path: Path) -> None:
+    # P7-10: the refusal came after both models were counted, in the Python API's words
+    # ("compare needs Reports with a compression view (profiled by flopmeter.profile)")
+    from flopmeter.cli import run
+
+    static = _gemm_file(tmp_path / "static.onnx", 2)
+    code, out, err = run(["compare", str(static), str(static), "--compression"])
+    assert code == 2 and not out
+    assert "--compression: the compression view needs PyTorch models" in err and "counting" not in err
+
+
+def test_compare_binds_each_dim_in_the_onnx_files_that_have_it(tmp_path: Path) -> None:
+    # P7-11: `compare static.onnx dynamic.onnx --dim N=2` refused the static file ("dim 'N' is
+    # not a symbolic dim of any input"): a static and a dynamic export could not be compared
+    from flopmeter.cli import run
+
+    static = _gemm_file(tmp_path / "static.onnx", 2)
+    dynamic = _gemm_file(tmp_path / "dynamic.onnx", "N")
+    code, out, err = run(["compare", str(static), str(dynamic), "--dim", "N=3", "-f", "json", "-q"])
+    assert code == 0, err
+    import json
+
+    rows = json.loads(out)["rows"]
+    assert [row["macs"] for row in rows] == [2 * 8 * 4, 3 * 8 * 4]  # 64 and 96
+    # a dim that no file has is still refused, naming the files' dims
+    code, _, err = run(["compare", str(static), str(dynamic), "--dim", "T=3"])
+    assert code == 2 and "'T'" in err and "N" in err

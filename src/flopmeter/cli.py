@@ -320,8 +320,11 @@ def _compression_elsewhere(report: Report, args: argparse.Namespace, text: str, 
     return text
 
 
+_VIEW_OPTIONS = ("compression", "assume_sparsity", "assume_bits")
+
+
 def _wants_view(args: argparse.Namespace) -> bool:
-    return bool(args.compression or args.assume_sparsity or args.assume_bits)
+    return any(getattr(args, name) for name in _VIEW_OPTIONS)
 
 
 def _view_in_columns(args: argparse.Namespace) -> bool:
@@ -478,6 +481,13 @@ def check_compare_options(args: argparse.Namespace) -> None:
                 "(time it alone: flopmeter MODEL.onnx --bench)"
             )
     if _wants_view(args):
+        onnx_files = [source for source in args.models if source.lower().endswith(".onnx")]
+        if onnx_files:  # refused before counting (it was refused after, in the Python API's words)
+            asked = [f"--{name.replace('_', '-')}" for name in _VIEW_OPTIONS if getattr(args, name)]
+            raise UsageError(
+                f"{', '.join(asked)}: the compression view needs PyTorch models; {onnx_files[0]} is an "
+                "ONNX file (its quantized contractions are listed with their bits in its report: docs/onnx.md)"
+            )
         return
     given = [
         option
@@ -1026,9 +1036,11 @@ def _compare(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         )
     reports: list[Report] = []
     loaded = []
+    onnx_dims = _onnx_dims(args)
     for index, source in enumerate(args.models, start=1):
         print(f"flopmeter: [{index}/{len(args.models)}] counting {source} ...", file=err, flush=True)
-        report, model, inputs = _load_and_profile(source, args, err)
+        own = argparse.Namespace(**{**vars(args), "dim": onnx_dims[source]}) if source in onnx_dims else args
+        report, model, inputs = _load_and_profile(source, own, err)
         reports.append(report)
         loaded.append((model, inputs))
     seconds = _median_seconds(loaded, args) if args.bench else None
@@ -1048,6 +1060,15 @@ def _compare(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         )
     out.write(text if text.endswith("\n") else text + "\n")
     return 0
+
+
+def _onnx_dims(args: argparse.Namespace) -> dict[str, list[str]]:
+    """compare: the ``--dim`` pairs of each ONNX file, those naming a dim it has (a static
+    and a dynamic export compare); a dim no file has is refused."""
+    from .onnx.source import dims_for_each, is_onnx_source
+
+    files = [source for source in args.models if is_onnx_source(source)]
+    return dims_for_each(files, args.dim) if files and args.dim else {}
 
 
 def run(argv: Sequence[str]) -> tuple[int, str, str]:

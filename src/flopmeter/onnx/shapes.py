@@ -121,19 +121,27 @@ def bind_inputs(
         types[value.name] = ValueType(tensor.elem_type, shape)
     unused = set(dims) - used_dims
     if unused:
-        names = sorted(
-            {
-                d.dim_param or f"{i.name}[{index}]"
-                for i in declared
-                for index, d in enumerate(i.type.tensor_type.shape.dim)
-                if not d.HasField("dim_value")
-            }
-        )
+        names = symbolic_dims(graph)
         raise OnnxModelError(
             f"dim {sorted(unused)[0]!r} is not a symbolic dim of any input; "
             f"the model's symbolic dims are: {', '.join(names) or 'none'}"
         )
     return types, unbound
+
+
+def symbolic_dims(graph: Any) -> list[str]:
+    """The names of the graph inputs' dims that have no value (an unnamed one as
+    ``INPUT[i]``), sorted: what ``dims`` binds."""
+    initializer_names = {t.name for t in graph.initializer}
+    return sorted(
+        {
+            d.dim_param or f"{i.name}[{index}]"
+            for i in graph.input
+            if i.name not in initializer_names
+            for index, d in enumerate(i.type.tensor_type.shape.dim)
+            if not d.HasField("dim_value")
+        }
+    )
 
 
 def infer(
