@@ -257,3 +257,29 @@ def test_compare_binds_each_dim_in_the_onnx_files_that_have_it(tmp_path: Path) -
     # a dim that no file has is still refused, naming the files' dims
     code, _, err = run(["compare", str(static), str(dynamic), "--dim", "T=3"])
     assert code == 2 and "'T'" in err and "N" in err
+
+
+def test_an_assumed_sparsity_prunes_a_pruned_weight_further_never_back() -> None:
+    # P7-12: assume(sparsity=...) on a weight already pruned counted from the dense size: a
+    # Linear(16, 8) with rows 4..7 pruned away (64 of 128 kept) "assumed 2:4" kept 8 in every
+    # row, 64: the plan put the pruned rows back
+    from torch.nn.utils import prune
+
+    layer = nn.Linear(16, 8)
+    prune.custom_from_mask(layer, "weight", (torch.arange(8) < 4).float()[:, None].expand(8, 16))
+    view = flopmeter.profile(layer, torch.randn(2, 16)).compression
+    assert view.layers[""].weight_nonzero == 64
+    # 2:4 keeps 8 of a full row of 16, nothing of an empty one: 4 * 8 = 32; R = 2 rows of x
+    two_four = view.assume(sparsity="2:4").layers[""]
+    assert (two_four.weight_nonzero, two_four.macs_effective) == (32, 64)
+    # 0.5 prunes round(64 * 0.5) = 32 of the 64 kept, as prune.l1_unstructured on it would:
+    # 32 left, 8 in each of the 4 live rows: FLOPs 2 * 4 * (2*8 - 1) + 2*8 bias adds = 136
+    half = view.assume(sparsity=0.5).layers[""]
+    assert (half.weight_nonzero, half.macs_effective, half.flops_effective) == (32, 64, 136)
+    again = nn.Linear(16, 8)
+    prune.custom_from_mask(again, "weight", (torch.arange(8) < 4).float()[:, None].expand(8, 16))
+    prune.l1_unstructured(again, "weight", amount=0.5)
+    assert int(again.weight_mask.sum()) == 32
+    # a dense weight is planned as before: 128 - round(128 * 0.5) = 64, 8 per row
+    dense = flopmeter.profile(nn.Linear(16, 8), torch.randn(2, 16)).compression.assume(sparsity=0.5)
+    assert dense.layers[""].weight_nonzero == 64

@@ -555,6 +555,26 @@ def _bits_for(name: str, bits: str | Mapping[str, str] | None) -> str | None:
     return best[1] if best else None
 
 
+def _row_nonzeros(fact: WeightFact, rows: int, per_row: int) -> list[int]:
+    """The nonzeros of each output row as the weight is; full rows when unknown (meta) or
+    dense."""
+    if fact.row_nonzero is not None and len(fact.row_nonzero) == rows:
+        return list(fact.row_nonzero)
+    return [per_row] * rows
+
+
+def _spread(total: int, caps: list[int]) -> list[int]:
+    """``total`` kept weights spread as evenly over the rows as their ``caps`` allow (the
+    rows with room take what a fuller row cannot)."""
+    kept = [0] * len(caps)
+    order = sorted(range(len(caps)), key=lambda row: caps[row])
+    for position, row in enumerate(order):
+        share = -(-total // (len(order) - position))  # ceil: the first rows take the remainder
+        kept[row] = min(caps[row], share)
+        total -= kept[row]
+    return kept
+
+
 def _assumed(
     fact: WeightFact,
     sparsity: tuple[float, tuple[int, int] | None] | None,
@@ -565,13 +585,15 @@ def _assumed(
         fraction, nm = sparsity
         rows = max(fact.out_channels, 1)
         per_row = fact.numel // rows
+        have = _row_nonzeros(fact, rows, per_row)  # a plan prunes further, never puts weights back
         if (
             nm is not None
         ):  # N of every M along the reduction; a short tail keeps up to N (padded, as pruners do)
-            kept = [(per_row // nm[1]) * nm[0] + min(per_row % nm[1], nm[0])] * rows
-        else:  # round(N * fraction) pruned, as torch.nn.utils.prune counts, spread evenly over the rows
-            base, extra = divmod(fact.numel - round(fact.numel * fraction), rows)
-            kept = [base + 1] * extra + [base] * (rows - extra)
+            planned = (per_row // nm[1]) * nm[0] + min(per_row % nm[1], nm[0])
+            kept = [min(planned, row) for row in have]
+        else:  # round(nz * fraction) more pruned, as torch.nn.utils.prune counts, spread evenly over the rows
+            left = sum(have)
+            kept = _spread(left - round(left * fraction), have)
         fact.nonzero, fact.row_nonzero, fact.nm, fact.zero_columns = sum(kept), kept, nm, 0
     if bits is not None:
         w_bits, _, group = bits
