@@ -122,9 +122,8 @@ class ModelFacts:
     # QAT layer (or torchao layer quantizing its input) -> its activations' bits
     qat_act_bits: dict[str, int] = field(default_factory=dict)
     folded_batch_norms: set[str] = field(default_factory=set)  # QAT ConvBn*: BN folded in emulation
-    masked_biases: dict[str, tuple[int, ...]] = field(
-        default_factory=dict
-    )  # prune on ``bias``: its mask's shape
+    # prune on ``bias`` (torch's pruning tutorial does): the mask's shape, by module
+    masked_biases: dict[str, tuple[int, ...]] = field(default_factory=dict)
     # eager QAT: activation fake quantizers (not the weights') -> their bits; and, found
     # in trace order by the overhead classifier, each QAT layer's input bits: those of
     # the activation quantizer that ran last before its contraction
