@@ -283,3 +283,20 @@ def test_an_assumed_sparsity_prunes_a_pruned_weight_further_never_back() -> None
     # a dense weight is planned as before: 128 - round(128 * 0.5) = 64, 8 per row
     dense = flopmeter.profile(nn.Linear(16, 8), torch.randn(2, 16)).compression.assume(sparsity=0.5)
     assert dense.layers[""].weight_nonzero == 64
+
+
+def test_compare_plot_that_cannot_be_written_is_a_message_not_a_traceback(tmp_path: Path) -> None:
+    # P7-13: `compare A B --compression --plot /proc/x.png` passed the early check (root may
+    # "write" to /proc by access()) and then raised FileNotFoundError from matplotlib: a raw
+    # traceback, exit 1. The single-model --plot turns it into a message; compare now does too
+    from flopmeter.cli import run
+
+    source = tmp_path / "two.py"
+    source.write_text(
+        "from torch import nn\nEXAMPLE_INPUTS = '1x8'\n"
+        "def a():\n    return nn.Linear(8, 4)\n"
+        "def b():\n    return nn.Linear(8, 4)\n"
+    )
+    code, _, err = run(["compare", f"{source}:a", f"{source}:b", "--compression", "--plot", "/proc/p7.png"])
+    assert code == 2, err
+    assert "--plot /proc/p7.png" in err and "Traceback" not in err

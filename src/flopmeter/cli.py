@@ -362,9 +362,8 @@ def _compare_compression(args: argparse.Namespace, out: TextIO, err: TextIO) -> 
         "text": lambda: str(shown) + "\n",
     }[args.format]()
     out.write(text if text.endswith("\n") else text + "\n")
-    if args.plot:
-        result.plot(args.plot)
-        print(f"flopmeter: wrote {args.plot}", file=err)
+    if args.plot:  # an OSError (a path access() let through) is a message, as for the single-model --plot
+        _write_file("--plot", args.plot, lambda _: result.plot(args.plot), err)
     return 0
 
 
