@@ -300,3 +300,16 @@ def test_compare_plot_that_cannot_be_written_is_a_message_not_a_traceback(tmp_pa
     code, _, err = run(["compare", f"{source}:a", f"{source}:b", "--compression", "--plot", "/proc/p7.png"])
     assert code == 2, err
     assert "--plot /proc/p7.png" in err and "Traceback" not in err
+
+
+def test_threads_far_beyond_the_cpus_are_refused_not_a_crash() -> None:
+    # P7-14: `--threads 100000 --bench` crashed the process (libgomp "Thread creation
+    # failed", then SIGSEGV, exit 139) after counting; now a usage error before anything runs
+    import os
+
+    from flopmeter.cli import run
+
+    limit = 4 * (os.cpu_count() or 1)
+    code, out, err = run(["torchvision:resnet18", "--bench", "--threads", str(limit + 1)])
+    assert code == 2 and not out
+    assert f"--threads takes 1 to {limit}" in err and "counting" not in err

@@ -189,7 +189,7 @@ def build_parser(compare: bool = False) -> argparse.ArgumentParser:
             "--threads",
             type=int,
             metavar="N",
-            help="torch CPU threads for --bench and --roofline local, e.g. --threads 1 (default: torch's)",
+            help="torch CPU threads for --bench and --roofline local, e.g. --threads 1 (1 to 4 x the CPUs; default: torch's)",
         )
         parser.add_argument(
             "--per-module",
@@ -516,6 +516,10 @@ def check_ranges(args: argparse.Namespace) -> None:
             raise UsageError(f"--{option} must be at least 1, got {value}")
     if getattr(args, "depth", None) is not None and args.depth < 0:
         raise UsageError(f"--depth must be 0 (the model only) or more, got {args.depth}")
+    threads = getattr(args, "threads", None)
+    if threads is not None and threads > (limit := 4 * (os.cpu_count() or 1)):
+        # more only oversubscribes; tens of thousands crash OpenMP (libgomp, then SIGSEGV)
+        raise UsageError(f"--threads takes 1 to {limit} (4 x this machine's CPUs), got {threads}")
 
 
 def options_changed(args: argparse.Namespace, options: Mapping[str, str]) -> list[str]:
