@@ -313,3 +313,19 @@ def test_threads_far_beyond_the_cpus_are_refused_not_a_crash() -> None:
     code, out, err = run(["torchvision:resnet18", "--bench", "--threads", str(limit + 1)])
     assert code == 2 and not out
     assert f"--threads takes 1 to {limit}" in err and "counting" not in err
+
+
+@pytest.mark.parametrize("mode", ["--backward", "--train"])
+def test_bench_with_a_training_count_is_refused(tmp_path: Path, mode: str) -> None:
+    # P7-15: `--backward --bench` counted a training step (fwd + bwd) and timed an inference
+    # forward (benchmark: eval mode, no_grad), with no word; `--train --bench` timed eval mode
+    from flopmeter.cli import run
+
+    source = tmp_path / "tiny.py"
+    source.write_text(
+        "from torch import nn\nEXAMPLE_INPUTS = '1x8'\ndef build():\n    return nn.Linear(8, 4)\n"
+    )
+    for argv in ([f"{source}:build", "--repeat", "2"], ["compare", f"{source}:build", f"{source}:build"]):
+        code, out, err = run([*argv, mode, "--bench"])
+        assert code == 2 and not out, err
+        assert "--bench times an inference forward" in err and mode in err and "counting" not in err

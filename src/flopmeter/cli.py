@@ -473,6 +473,7 @@ def check_compare_options(args: argparse.Namespace) -> None:
     if args.bench:
         if args.meta:
             raise UsageError("--bench times real computation: drop --meta")
+        _check_bench_mode(args)
         onnx = [source for source in args.models if source.lower().endswith(".onnx")]
         if onnx:
             raise UsageError(
@@ -573,8 +574,21 @@ def check_combinations(args: argparse.Namespace) -> None:
         raise UsageError("--batch-sizes needs --bench (measure) or --roofline HARDWARE (estimate)")
     if args.bench and args.meta:
         raise UsageError("--bench times real computation: drop --meta")
+    _check_bench_mode(args)
     if args.batch_sizes is not None:  # "" is refused too, not ignored
         _batch_sizes(args.batch_sizes)
+
+
+def _check_bench_mode(args: argparse.Namespace) -> None:
+    """--bench times an inference forward (eval mode, no gradients): with --backward or
+    --train it would time another run than the one counted, without a word."""
+    given = [f"--{name}" for name in ("backward", "train") if getattr(args, name, False)]
+    if args.bench and given:
+        joined = " ".join(given)
+        raise UsageError(
+            f"--bench times an inference forward (eval mode, no gradients), not the run {joined} "
+            f"asks to count: run the two separately (flopmeter MODEL {joined}; flopmeter MODEL --bench)"
+        )
 
 
 def check_outputs(args: argparse.Namespace) -> None:
