@@ -31,7 +31,7 @@ examples:
   flopmeter torchvision:resnet50 --input 8x3x224x224 --depth 2
   flopmeter timm:vit_base_patch16_224 --by op         cost per operator type
   flopmeter transformers:LlamaConfig --set num_hidden_layers=80 --set hidden_size=8192 \\
-      --set intermediate_size=28672 --set num_key_value_heads=8 \\
+      --set intermediate_size=28672 --set num_attention_heads=64 --set num_key_value_heads=8 \\
       --input input_ids:1x2048:int64 --meta           a 70B-class model, no memory needed
   flopmeter path/to/my_model.py:build_model --input 1x3x32x32
   flopmeter torchvision:resnet50 --format json > cost.json
@@ -189,7 +189,7 @@ def build_parser(compare: bool = False) -> argparse.ArgumentParser:
             "--threads",
             type=int,
             metavar="N",
-            help="torch CPU threads for --bench and --roofline local, e.g. --threads 1 (default: torch's)",
+            help="torch CPU threads for --bench and --roofline local, e.g. --threads 1 (1 to 4 x the CPUs; default: torch's)",
         )
         parser.add_argument(
             "--per-module",
@@ -320,8 +320,11 @@ def _compression_elsewhere(report: Report, args: argparse.Namespace, text: str, 
     return text
 
 
+_VIEW_OPTIONS = ("compression", "assume_sparsity", "assume_bits")
+
+
 def _wants_view(args: argparse.Namespace) -> bool:
-    return bool(args.compression or args.assume_sparsity or args.assume_bits)
+    return any(getattr(args, name) for name in _VIEW_OPTIONS)
 
 
 def _view_in_columns(args: argparse.Namespace) -> bool:
@@ -359,9 +362,8 @@ def _compare_compression(args: argparse.Namespace, out: TextIO, err: TextIO) -> 
         "text": lambda: str(shown) + "\n",
     }[args.format]()
     out.write(text if text.endswith("\n") else text + "\n")
-    if args.plot:
-        result.plot(args.plot)
-        print(f"flopmeter: wrote {args.plot}", file=err)
+    if args.plot:  # an OSError (a path access() let through) is a message, as for the single-model --plot
+        _write_file("--plot", args.plot, lambda _: result.plot(args.plot), err)
     return 0
 
 
@@ -471,6 +473,7 @@ def check_compare_options(args: argparse.Namespace) -> None:
     if args.bench:
         if args.meta:
             raise UsageError("--bench times real computation: drop --meta")
+        _check_bench_mode(args)
         onnx = [source for source in args.models if source.lower().endswith(".onnx")]
         if onnx:
             raise UsageError(
@@ -478,6 +481,13 @@ def check_compare_options(args: argparse.Namespace) -> None:
                 "(time it alone: flopmeter MODEL.onnx --bench)"
             )
     if _wants_view(args):
+        onnx_files = [source for source in args.models if source.lower().endswith(".onnx")]
+        if onnx_files:  # refused before counting (it was refused after, in the Python API's words)
+            asked = [f"--{name.replace('_', '-')}" for name in _VIEW_OPTIONS if getattr(args, name)]
+            raise UsageError(
+                f"{', '.join(asked)}: the compression view needs PyTorch models; {onnx_files[0]} is an "
+                "ONNX file (its quantized contractions are listed with their bits in its report: docs/onnx.md)"
+            )
         return
     given = [
         option
@@ -507,6 +517,10 @@ def check_ranges(args: argparse.Namespace) -> None:
             raise UsageError(f"--{option} must be at least 1, got {value}")
     if getattr(args, "depth", None) is not None and args.depth < 0:
         raise UsageError(f"--depth must be 0 (the model only) or more, got {args.depth}")
+    threads = getattr(args, "threads", None)
+    if threads is not None and threads > (limit := 4 * (os.cpu_count() or 1)):
+        # more only oversubscribes; tens of thousands crash OpenMP (libgomp, then SIGSEGV)
+        raise UsageError(f"--threads takes 1 to {limit} (4 x this machine's CPUs), got {threads}")
 
 
 def options_changed(args: argparse.Namespace, options: Mapping[str, str]) -> list[str]:
@@ -560,8 +574,21 @@ def check_combinations(args: argparse.Namespace) -> None:
         raise UsageError("--batch-sizes needs --bench (measure) or --roofline HARDWARE (estimate)")
     if args.bench and args.meta:
         raise UsageError("--bench times real computation: drop --meta")
+    _check_bench_mode(args)
     if args.batch_sizes is not None:  # "" is refused too, not ignored
         _batch_sizes(args.batch_sizes)
+
+
+def _check_bench_mode(args: argparse.Namespace) -> None:
+    """--bench times an inference forward (eval mode, no gradients): with --backward or
+    --train it would time another run than the one counted, without a word."""
+    given = [f"--{name}" for name in ("backward", "train") if getattr(args, name, False)]
+    if args.bench and given:
+        joined = " ".join(given)
+        raise UsageError(
+            f"--bench times an inference forward (eval mode, no gradients), not the run {joined} "
+            f"asks to count: run the two separately (flopmeter MODEL {joined}; flopmeter MODEL --bench)"
+        )
 
 
 def check_outputs(args: argparse.Namespace) -> None:
@@ -1026,9 +1053,11 @@ def _compare(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         )
     reports: list[Report] = []
     loaded = []
+    onnx_dims = _onnx_dims(args)
     for index, source in enumerate(args.models, start=1):
         print(f"flopmeter: [{index}/{len(args.models)}] counting {source} ...", file=err, flush=True)
-        report, model, inputs = _load_and_profile(source, args, err)
+        own = argparse.Namespace(**{**vars(args), "dim": onnx_dims[source]}) if source in onnx_dims else args
+        report, model, inputs = _load_and_profile(source, own, err)
         reports.append(report)
         loaded.append((model, inputs))
     seconds = _median_seconds(loaded, args) if args.bench else None
@@ -1048,6 +1077,15 @@ def _compare(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         )
     out.write(text if text.endswith("\n") else text + "\n")
     return 0
+
+
+def _onnx_dims(args: argparse.Namespace) -> dict[str, list[str]]:
+    """compare: the ``--dim`` pairs of each ONNX file, those naming a dim it has (a static
+    and a dynamic export compare); a dim no file has is refused."""
+    from .onnx.source import dims_for_each, is_onnx_source
+
+    files = [source for source in args.models if is_onnx_source(source)]
+    return dims_for_each(files, args.dim) if files and args.dim else {}
 
 
 def run(argv: Sequence[str]) -> tuple[int, str, str]:

@@ -304,6 +304,7 @@ def compare_views(
     view_a, view_b = before.compression, after.compression
     if view_a is None or view_b is None:
         raise ValueError("compare needs Reports with a compression view (profiled by flopmeter.profile)")
+    _check_same_run(before, after)
     pairs = match_layers(list(view_a.layers), list(view_b.layers))
     changes: list[LayerChange] = []
     time_a = time_b = 0.0
@@ -380,6 +381,22 @@ def compare_views(
         basis=total_basis,
         estimate_reason=estimate_reason(total_basis),
     )
+
+
+def _check_same_run(before: Any, after: Any) -> None:
+    """Ratios compare two models on one run: Reports of another batch size, of a training
+    step against an inference, or in another train/eval mode are refused (ValueError)."""
+    for describe in (
+        lambda r: f"batch {r.batch_size}",
+        lambda r: "forward + backward" if r.did_backward else "forward",
+        lambda r: "train mode" if r.training else "eval mode",
+    ):
+        first, second = describe(before), describe(after)
+        if first != second:
+            raise ValueError(
+                f"compare needs two reports of the same run: the first is {first}, the second "
+                f"{second}; profile both models with the same inputs and options"
+            )
 
 
 def match_layers(before: list[str], after: list[str]) -> list[tuple[str | None, str | None]]:

@@ -122,6 +122,8 @@ class ModelFacts:
     # QAT layer (or torchao layer quantizing its input) -> its activations' bits
     qat_act_bits: dict[str, int] = field(default_factory=dict)
     folded_batch_norms: set[str] = field(default_factory=set)  # QAT ConvBn*: BN folded in emulation
+    # prune on ``bias`` (torch's pruning tutorial does): the mask's shape, by module
+    masked_biases: dict[str, tuple[int, ...]] = field(default_factory=dict)
     # eager QAT: activation fake quantizers (not the weights') -> their bits; and, found
     # in trace order by the overhead classifier, each QAT layer's input bits: those of
     # the activation quantizer that ran last before its contraction
@@ -209,6 +211,11 @@ def collect(model: torch.nn.Module, walk: ModelWalk | None = None) -> ModelFacts
             found.bias_params[name] = bias.numel()
             found.bias_bits[name] = bits_of(bias.dtype)
             found.bias_bytes[name] = bias.numel() * bias.element_size()  # a param, buffer or prune's product
+            if "bias_orig" in module._parameters and isinstance(
+                mask := module._buffers.get("bias_mask"), torch.Tensor
+            ):
+                found.bias_bytes[name] += mask.numel() * mask.element_size()  # the mask buffer exists too
+                found.masked_biases[name] = tuple(mask.shape)
         elif callable(bias) and facts and facts[0].representation.startswith("torch.ao"):
             found.bias_params[name] = facts[0].logical_extra_params - facts[0].numel
             found.bias_bits[name] = 32

@@ -1,6 +1,7 @@
 """The MicroNet challenge score (NeurIPS 2019 rules), per sample.
 
-storage = sum over layers of (kept values * b_w + mask bits (N, if sparse) + bias * b_w) / 32,
+storage = sum over layers of (kept values * b_w + mask bits (N, if sparse: where that is smaller
+than N * b_w dense) + bias * b_w) / 32,
 plus every other parameter (norms) at 32 bits;
 ops = mults * m_bits / 32 + adds * 32 / 32, with m_bits = the larger of a layer's
 weight and activation bits; a ReLU is one multiply; every other operation is a 32-bit
@@ -64,8 +65,9 @@ def micronet(view: CompressionView, task: str = "imagenet", *, freebie: bool = T
     for layer in layers:
         bits = 16 if use_freebie else int(layer.weight_bits or 32)
         nonzero = layer.weight_nonzero if layer.weight_nonzero is not None else layer.weight_params
-        sparse = nonzero < layer.weight_params
-        storage_bits += nonzero * bits + (layer.weight_params if sparse else 0) + layer.bias_params * bits
+        # stored sparse (kept values + a 1-bit mask per weight) only where that is smaller
+        values_bits = min(layer.weight_params * bits, nonzero * bits + layer.weight_params)
+        storage_bits += values_bits + layer.bias_params * bits
         m_bits = 16 if use_freebie else max(int(layer.weight_bits or 32), int(layer.act_bits or 32))
         mults = layer.macs_effective
         adds = layer.contraction_ops_effective - mults

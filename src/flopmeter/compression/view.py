@@ -18,7 +18,7 @@ to ``int_ops_effective``, never to ``flops_effective``.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from math import ceil, log2
 from typing import TYPE_CHECKING, Any
@@ -519,6 +519,31 @@ def parse_sparsity(value: float | str) -> tuple[float, tuple[int, int] | None]:
     return float(value), None
 
 
+def _forward_own_flops(report: Report) -> Callable[[str], int]:
+    """Each module's own forward FLOPs: the view is of the forward pass, as its MACs are
+    (a backward profile's ``own`` holds the backward's FLOPs too)."""
+    if not report.did_backward:
+        return lambda name: report.modules[name].own.flops
+    sums: dict[str, int] = {}
+    for record in report.ops:
+        if record.phase == "forward":
+            sums[record.module] = sums.get(record.module, 0) + record.cost.flops
+    return lambda name: sums.get(name, 0)
+
+
+def _check_prefixes(bits: str | Mapping[str, str] | None, report: Report) -> None:
+    """A mapping's prefixes must each name a module or a module above others: a mistyped
+    one would otherwise leave its layers as they are, without a word."""
+    if not isinstance(bits, Mapping):
+        return
+    for prefix in bits:
+        if prefix and not any(name == prefix or name.startswith(prefix + ".") for name in report.modules):
+            raise ValueError(
+                f"bits: {prefix!r} is no module name nor a prefix of one; the model's top-level modules: "
+                f"{', '.join(n for n, s in report.modules.items() if s.depth == 1) or 'none'}"
+            )
+
+
 def _bits_for(name: str, bits: str | Mapping[str, str] | None) -> str | None:
     if bits is None or isinstance(bits, str):
         return bits
@@ -528,6 +553,26 @@ def _bits_for(name: str, bits: str | Mapping[str, str] | None) -> str | None:
             if best is None or len(prefix) > len(best[0]):
                 best = (prefix, spec)
     return best[1] if best else None
+
+
+def _row_nonzeros(fact: WeightFact, rows: int, per_row: int) -> list[int]:
+    """The nonzeros of each output row as the weight is; full rows when unknown (meta) or
+    dense."""
+    if fact.row_nonzero is not None and len(fact.row_nonzero) == rows:
+        return list(fact.row_nonzero)
+    return [per_row] * rows
+
+
+def _spread(total: int, caps: list[int]) -> list[int]:
+    """``total`` kept weights spread as evenly over the rows as their ``caps`` allow (the
+    rows with room take what a fuller row cannot)."""
+    kept = [0] * len(caps)
+    order = sorted(range(len(caps)), key=lambda row: caps[row])
+    for position, row in enumerate(order):
+        share = -(-total // (len(order) - position))  # ceil: the first rows take the remainder
+        kept[row] = min(caps[row], share)
+        total -= kept[row]
+    return kept
 
 
 def _assumed(
@@ -540,13 +585,15 @@ def _assumed(
         fraction, nm = sparsity
         rows = max(fact.out_channels, 1)
         per_row = fact.numel // rows
+        have = _row_nonzeros(fact, rows, per_row)  # a plan prunes further, never puts weights back
         if (
             nm is not None
         ):  # N of every M along the reduction; a short tail keeps up to N (padded, as pruners do)
-            kept = [(per_row // nm[1]) * nm[0] + min(per_row % nm[1], nm[0])] * rows
-        else:  # round(N * fraction) pruned, as torch.nn.utils.prune counts, spread evenly over the rows
-            base, extra = divmod(fact.numel - round(fact.numel * fraction), rows)
-            kept = [base + 1] * extra + [base] * (rows - extra)
+            planned = (per_row // nm[1]) * nm[0] + min(per_row % nm[1], nm[0])
+            kept = [min(planned, row) for row in have]
+        else:  # round(nz * fraction) more pruned, as torch.nn.utils.prune counts, spread evenly over the rows
+            left = sum(have)
+            kept = _spread(left - round(left * fraction), have)
         fact.nonzero, fact.row_nonzero, fact.nm, fact.zero_columns = sum(kept), kept, nm, 0
     if bits is not None:
         w_bits, _, group = bits
@@ -579,10 +626,10 @@ def ideal_value_bytes(fact: WeightFact) -> tuple[int, str]:
         return values + (nz + rows + 1) * 8, fact.sparse_format.upper()
     if nz == n:
         return dense, "dense"
-    if fact.nm is not None:
-        return values + ceil(nz * ceil(log2(fact.nm[1])) / 8), f"{fact.nm[0]}:{fact.nm[1]}"
-    bitmask = values + ceil(n / 8)
-    return (bitmask, "bitmask") if bitmask < dense else (dense, "dense")
+    formats = [(values + ceil(n / 8), "bitmask"), (dense, "dense")]
+    if fact.nm is not None:  # first: an N:M index that ties with the bitmask (2:4) keeps its name
+        formats.insert(0, (values + ceil(nz * ceil(log2(fact.nm[1])) / 8), f"{fact.nm[0]}:{fact.nm[1]}"))
+    return min(formats, key=lambda candidate: candidate[0])
 
 
 def _effective_flops(fact: WeightFact, uses: int, nonzero: list[int] | None) -> int:
@@ -712,6 +759,7 @@ def build_view(
     facts.count()
     sparsity = parse_sparsity(assume_sparsity) if assume_sparsity is not None else None
     check_bits(assume_bits)
+    _check_prefixes(assume_bits, report)
     homes = functional_homes(report, facts)
     contractions = _contractions(report, facts, homes)
     input_bits = facts.qat_input_bits  # eager QAT, seen in trace order (overhead.classifier)
@@ -725,14 +773,15 @@ def build_view(
     unrecognised: list[str] = []
     weight_modules = set(facts.weights) | set(contractions)
     other_flops = 0
-    for name, stats in report.modules.items():
+    forward_flops = _forward_own_flops(report)
+    for name in report.modules:
         if name not in weight_modules:
-            other_flops += stats.own.flops + moved_flops.get(name, 0)
+            other_flops += forward_flops(name) + moved_flops.get(name, 0)
     for name in report.modules:
         if name not in weight_modules:
             continue
         stats = report.modules[name]
-        own_flops = stats.own.flops + moved_flops.get(name, 0)
+        own_flops = forward_flops(name) + moved_flops.get(name, 0)
         work = contractions.get(name, _Contractions())
         bits_spec = _bits_for(name, assume_bits)
         bits = parse_bits(bits_spec) if bits_spec else None

@@ -1,7 +1,7 @@
 """Which initializers are parameters.
 
 The rule: an initializer is a parameter when a node reads it in a weight slot —
-Conv/ConvTranspose weight and bias, Gemm/MatMul operands, an embedding table
+Conv/ConvTranspose weight and bias, Gemm/MatMul/Einsum operands, an embedding table
 (Gather data; an 8- or 4-bit 2-d table too), norm scale and bias, recurrent weights,
 PRelu slope, the weights of quantized ops (QLinearConv, ConvInteger, MatMulInteger, QLinearMatMul,
 MatMulNBits, DequantizeLinear of an integer weight) — or a vector (one dim above 1:
@@ -28,6 +28,7 @@ WEIGHT_SLOTS: dict[str, frozenset[int]] = {
     "Gemm": frozenset({0, 1, 2}),
     "MatMul": frozenset({0, 1}),
     "FusedMatMul": frozenset({0, 1}),
+    "Einsum": frozenset(range(16)),  # every operand is contracted (torch.einsum on a Parameter)
     "Gather": frozenset({0}),
     "LayerNormalization": frozenset({1, 2}),
     "BatchNormalization": frozenset({1, 2}),

@@ -100,6 +100,12 @@ def bind_inputs(
             parts: list[int | str] = []
             for index, dim in enumerate(tensor.shape.dim):
                 if dim.HasField("dim_value"):
+                    if dim.dim_value == 0:  # an empty tensor: every count would be a silent 0
+                        raise OnnxModelError(
+                            f"input {value.name!r} declares a dim of 0 at index {index} (an empty input "
+                            f"counts nothing): give its shape with inputs={{{value.name!r}: (...)}} "
+                            f"(CLI: --input {value.name}:SHAPE)"
+                        )
                     parts.append(int(dim.dim_value))
                 else:
                     label = dim.dim_param or f"{value.name}[{index}]"  # an unnamed dim: x[0]
@@ -115,19 +121,27 @@ def bind_inputs(
         types[value.name] = ValueType(tensor.elem_type, shape)
     unused = set(dims) - used_dims
     if unused:
-        names = sorted(
-            {
-                d.dim_param or f"{i.name}[{index}]"
-                for i in declared
-                for index, d in enumerate(i.type.tensor_type.shape.dim)
-                if not d.HasField("dim_value")
-            }
-        )
+        names = symbolic_dims(graph)
         raise OnnxModelError(
             f"dim {sorted(unused)[0]!r} is not a symbolic dim of any input; "
             f"the model's symbolic dims are: {', '.join(names) or 'none'}"
         )
     return types, unbound
+
+
+def symbolic_dims(graph: Any) -> list[str]:
+    """The names of the graph inputs' dims that have no value (an unnamed one as
+    ``INPUT[i]``), sorted: what ``dims`` binds."""
+    initializer_names = {t.name for t in graph.initializer}
+    return sorted(
+        {
+            d.dim_param or f"{i.name}[{index}]"
+            for i in graph.input
+            if i.name not in initializer_names
+            for index, d in enumerate(i.type.tensor_type.shape.dim)
+            if not d.HasField("dim_value")
+        }
+    )
 
 
 def infer(

@@ -11,7 +11,9 @@ from typing import Any
 
 from ..report import Report
 from .api import profile_onnx
-from .load import OnnxModelError
+from .control import control_keys
+from .load import OnnxModelError, load_onnx
+from .shapes import symbolic_dims
 
 _SPEC = re.compile(r"^(?:(?P<name>.+):)?(?P<shape>\d+(?:x\d+)*)(?::(?P<dtype>[a-z0-9]+))?$")
 
@@ -50,6 +52,25 @@ def parse_dims(pairs: list[str]) -> dict[str, int]:
             raise OnnxModelError(f"bad --dim {text!r}: expected NAME=VALUE with a whole number, e.g. T=2048")
         dims[name.strip()] = int(value)
     return dims
+
+
+def dims_for_each(sources: list[str], pairs: list[str]) -> dict[str, list[str]]:
+    """``compare``: each ONNX file's share of the ``--dim`` pairs, those naming one of its
+    symbolic dims or Loop trip counts (a static export has none). A dim that no file has
+    is an error naming the files' dims."""
+    bindable = {}
+    for source in sources:
+        graph = load_onnx(source).model.graph
+        bindable[source] = set(symbolic_dims(graph)) | control_keys(graph)
+    names = {pair: next(iter(parse_dims([pair]))) for pair in pairs}
+    known = set().union(*bindable.values())
+    for name in names.values():
+        if name not in known:
+            raise OnnxModelError(
+                f"dim {name!r} is not a symbolic dim or Loop of any ONNX file compared; their dims "
+                f"are: {', '.join(sorted(known)) or 'none'}"
+            )
+    return {source: [pair for pair in pairs if names[pair] in bindable[source]] for source in sources}
 
 
 def profile_onnx_source(
