@@ -302,6 +302,22 @@ def test_compare_plot_that_cannot_be_written_is_a_message_not_a_traceback(tmp_pa
     assert "--plot /proc/p7.png" in err and "Traceback" not in err
 
 
+def test_llm_mode_plot_that_cannot_be_written_is_a_message_not_a_traceback() -> None:
+    # As P7-13 in LLM mode (seen by probe 7, fixed by the lead): `--prompt 8 --plot
+    # /proc/x.png` passed the early check and then raised FileNotFoundError from matplotlib
+    from flopmeter.cli import run
+
+    tiny = [f"--set={key}={value}" for key, value in (
+        ("num_hidden_layers", 1), ("hidden_size", 64), ("intermediate_size", 128),
+        ("num_attention_heads", 4), ("num_key_value_heads", 4), ("vocab_size", 100),
+    )]  # fmt: skip
+    code, _, err = run(
+        ["transformers:LlamaConfig", *tiny, "--prompt", "8", "--generate", "4", "--plot", "/proc/p7.png"]
+    )
+    assert code == 2, err
+    assert "--plot /proc/p7.png: cannot write" in err and "Traceback" not in err
+
+
 def test_threads_far_beyond_the_cpus_are_refused_not_a_crash() -> None:
     # P7-14: `--threads 100000 --bench` crashed the process (libgomp "Thread creation
     # failed", then SIGSEGV, exit 139) after counting; now a usage error before anything runs

@@ -149,8 +149,9 @@ def _run_llm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             render_llm(cost, servings, depth=args.depth, units=units_option(args), precision=args.precision)
         )
     if args.plot:
-        plot_cost_vs_length(cost, args.plot)
-        print(f"flopmeter: wrote {args.plot}", file=err)
+        from .cli import _write_file
+
+        _write_file("--plot", args.plot, lambda _: plot_cost_vs_length(cost, args.plot), err)
     return 0
 
 
