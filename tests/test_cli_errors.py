@@ -129,6 +129,10 @@ class TestSettings:
                 ["transformers:LlamaConfig", "--set", "num_hidden_layers=abc", "--meta"],
                 "expected int, got str",
             ),
+            (  # probe 7: transformers builds num_hidden_layers=-1 as a model with no layers
+                ["transformers:LlamaConfig", "--set", "num_hidden_layers=-1", "--meta"],
+                "LlamaConfig num_hidden_layers=-1: a count or size, 32 by default, cannot be negative",
+            ),
             (["transformers:llama"], "did you mean transformers:LlamaConfig?"),
             (
                 ["transformers:LlamaModel"],

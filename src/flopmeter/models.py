@@ -341,10 +341,17 @@ def _check_config_keys(config_class: Any, overrides: dict[str, Any]) -> None:
         return
     known = set(dir(default)) | set(getattr(default, "attribute_map", {}))
     known |= set(inspect.signature(config_class.__init__).parameters) - {"self", "kwargs"}
-    for key in overrides:
+    for key, value in overrides.items():
         if key not in known:
             fields = sorted(k for k in vars(default) if not k.startswith("_"))
             raise ModelSourceError(f"{config_class.__name__} has no setting {key!r}{_hint(key, fields)}")
+        was: Any = getattr(default, key, None)
+        ints = type(was) is int and type(value) is int  # not bools
+        if ints and was > 0 and value < 0 and not key.endswith(("_id", "_ids")):
+            # transformers accepts num_hidden_layers=-1 and builds a model with no layers
+            raise ModelSourceError(
+                f"{config_class.__name__} {key}={value}: a count or size, {was} by default, cannot be negative"
+            )
 
 
 def available_memory() -> int:
