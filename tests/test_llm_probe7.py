@@ -1,6 +1,7 @@
 """Probe-7 findings in LLM mode (P7 ids in docs/probe-7/llm.md): each test failed before its fix."""
 
 import pytest
+import torch
 
 from flopmeter.hardware import Hardware
 from flopmeter.llm import llm_cost
@@ -387,3 +388,77 @@ def test_the_documented_cross_attention_formula_matches_a_run_with_encoder_state
     assert with_prefill - alone_prefill == 2 * 2 * (2 * 8 * 64 * 64 + 2 * 10 * 64 * 64 + 2 * 4 * 16 * 8 * 10)
     # a decode step: 2 x 2 x (2 d^2 = 8,192 + 2 H head_dim S = 1,280) = 37,888
     assert with_step - alone_step == 2 * 2 * (2 * 64 * 64 + 2 * 4 * 16 * 10) == 37_888
+
+
+def tiny_llama_model() -> torch.nn.Module:
+    """2 layers of d = 64, 4 heads of 16 (2 KV), MLP 128, vocab 100 (untied): real CPU weights."""
+    config = transformers.LlamaConfig(
+        vocab_size=100, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=16,
+    )  # fmt: skip
+    return transformers.AutoModelForCausalLM.from_config(config)
+
+
+class ScriptableMLP(torch.nn.Module):
+    """Llama's MLP of d = 64, 128 without transformers' activation table (TorchScript takes it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate_proj = torch.nn.Linear(64, 128, bias=False)
+        self.up_proj = torch.nn.Linear(64, 128, bias=False)
+        self.down_proj = torch.nn.Linear(128, 64, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(torch.nn.functional.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+@pytest.mark.parametrize("compile_with", ["script", "trace"])
+def test_a_torchscript_submodules_weights_count_as_run(compile_with: str) -> None:
+    """R7-1: inside a TorchScript module neither the watcher nor module calls see anything, so
+    its weights were taken for idle while its FLOPs were traced: N_mm 55,552 for 80,128."""
+    model = tiny_llama_model()
+    mlp = ScriptableMLP()
+    model.model.layers[0].mlp = (
+        torch.jit.script(mlp) if compile_with == "script" else torch.jit.trace(mlp, torch.zeros(1, 64))
+    )
+    cost = llm_cost(model, prompt=8)
+    # per layer: q 64*64 + k, v 2*64*32 + o 64*64 = 12,288 + MLP 3*64*128 = 24,576: 36,864;
+    #   2 layers + lm_head 100*64 = 6,400: 80,128 (before: 80,128 - 24,576 = 55,552)
+    assert (cost.lm.params.matmul, cost.lm.params.idle) == (80_128, 0)
+    # the prefill's slope, traced: 2 x (2 layers 73,728) = 147,456 (the lm_head runs on the last token)
+    assert cost.prefill_fit().polynomial.coefficients[1] == 147_456
+
+
+def test_multihead_attentions_out_proj_counts_as_run_in_every_layer() -> None:
+    """R7-2: nn.MultiheadAttention passes out_proj's weights to one function without calling
+    out_proj, and profile() replays that call for a repeat of its shapes (the watcher never sees
+    it): out_proj of layers 1 and 2 (32*32 + 32 = 1,056 each) were taken for idle."""
+    from flopmeter import profile
+    from flopmeter.llm.ran import ParametersRead, parameters_run
+
+    layer = torch.nn.TransformerEncoderLayer(32, 4, 64, batch_first=True)
+    model = torch.nn.TransformerEncoder(layer, 3, enable_nested_tensor=False).eval()
+    with ParametersRead(model) as watch:
+        report = profile(model, torch.zeros(1, 8, 32))
+    run = parameters_run(model, report, watch.seen)
+    names = [name for name, _ in model.named_parameters()]
+    assert [name for name in names if name not in run] == []  # before: layers.{1,2}.self_attn.out_proj.*
+    # per layer: in_proj 3*32*32 + 96 = 3,168, out_proj 1,056, linear1 32*64 + 64 = 2,112,
+    #   linear2 64*32 + 32 = 2,080, 2 norms 2*64 = 128: 8,544; 3 layers 25,632
+    assert sum(p.numel() for name, p in model.named_parameters() if name in run) == 25_632
+
+
+def test_a_scripted_model_runs_all_its_parameters() -> None:
+    """R7-2: a whole TorchScript model (its name is "") runs every parameter it holds."""
+    from flopmeter import profile
+    from flopmeter.llm.ran import ParametersRead, parameters_run
+
+    model = torch.jit.script(ScriptableMLP())
+    with ParametersRead(model) as watch:
+        report = profile(model, torch.zeros(1, 64))
+    # gate_proj, up_proj and down_proj: 3 weights of 64*128 = 8,192 each
+    assert parameters_run(model, report, watch.seen) == {
+        "gate_proj.weight",
+        "up_proj.weight",
+        "down_proj.weight",
+    }
