@@ -462,3 +462,18 @@ def test_a_scripted_model_runs_all_its_parameters() -> None:
         "up_proj.weight",
         "down_proj.weight",
     }
+
+
+def test_the_idle_note_names_one_idle_entry_of_a_parameter_list() -> None:
+    """R7-3: the NOTE counted a list's layers with ``children()``, which a ParameterList has none
+    of, so one idle entry of two was named ``model.gates.*`` (every entry idle)."""
+    from flopmeter.llm.model import language_model
+
+    model = tiny_llama_model()
+    model.model.gates = torch.nn.ParameterList([torch.nn.Parameter(torch.ones(64)) for _ in range(2)])
+    lm = language_model(model)
+    lm.note_read({name for name, _ in model.named_parameters() if name != "model.gates.0"})
+    assert lm.idle_modules == ("model.gates.0",)  # before: ("model.gates.*",)
+    assert (lm.params.idle, lm.params.idle_matmul) == (64, 0)  # one vector of 64, no matmul weight
+    lm.note_read({"model.gates.0"})
+    assert (lm.idle_modules, lm.params.idle) == ((), 0)
