@@ -477,3 +477,39 @@ def test_the_idle_note_names_one_idle_entry_of_a_parameter_list() -> None:
     assert (lm.params.idle, lm.params.idle_matmul) == (64, 0)  # one vector of 64, no matmul weight
     lm.note_read({"model.gates.0"})
     assert (lm.idle_modules, lm.params.idle) == ((), 0)
+
+
+def test_a_weight_read_only_by_decode_steps_is_in_the_reports_n() -> None:
+    """R7-4: N counts the phases traced so far: after llm_cost() the prefill's, in the report and
+    to_dict() the decode step's too (they trace it before they give N)."""
+    from flopmeter.llm.model import language_model
+
+    model = tiny_llama_model()
+    mlp = model.model.layers[1].mlp
+    mlp.decode_only = torch.nn.Linear(64, 64, bias=False)
+    prefill_forward = mlp.forward
+
+    def forward(x: torch.Tensor) -> torch.Tensor:  # the extra linear on one-token steps only
+        y = prefill_forward(x)
+        return mlp.decode_only(y) if x.shape[1] == 1 else y
+
+    mlp.forward = forward
+    cost = llm_cost(model, prompt=8, generate=4)
+    # the prefill read 80,128 (tiny_llama_model's hand count); decode_only 64*64 = 4,096 unread yet
+    assert (cost.lm.params.matmul, cost.lm.params.idle) == (80_128, 4_096)
+    assert cost.lm.idle_modules == ("model.layers.1.mlp.decode_only",)
+    # 80,128 + 4,096 = 84,224 once a decode step is traced
+    assert "N_mm 84,224" in render_llm(cost)
+    assert cost.to_dict()["params"]["matmul"] == 84_224
+    assert language_model(model).params.matmul == 84_224  # before any trace: every parameter
+
+
+def test_a_parameter_held_by_a_module_that_ran_counts_even_unread() -> None:
+    """The rule errs towards counting (docs/llm.md): a parameter held directly by a called module
+    counts though nothing read it; one held by a submodule never called is idle."""
+    model = tiny_llama_model()
+    model.model.layers[0].mlp.unread = torch.nn.Parameter(torch.zeros(64, 64))
+    model.model.layers[0].mlp.never_called = torch.nn.Linear(64, 32, bias=False)
+    n = llm_cost(model, prompt=8).lm.params
+    # 80,128 + unread 64*64 = 4,096: 84,224; never_called 64*32 = 2,048 idle
+    assert (n.matmul, n.idle) == (84_224, 2_048)
