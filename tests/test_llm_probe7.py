@@ -513,3 +513,27 @@ def test_a_parameter_held_by_a_module_that_ran_counts_even_unread() -> None:
     n = llm_cost(model, prompt=8).lm.params
     # 80,128 + unread 64*64 = 4,096: 84,224; never_called 64*32 = 2,048 idle
     assert (n.matmul, n.idle) == (84_224, 2_048)
+
+
+def test_a_long_chunked_generation_keeps_to_the_trace_budget() -> None:
+    """R7-5: decode_pieces traced 4 contexts around every chunk start of the generation whatever
+    the budget docs/llm.md names ("past 32 traces ... interpolated"): 199 traces for 800 steps of
+    chunks of 16 (the real Llama 4's 8,192 over --generate 100000000: ~49,000 traces, hours)."""
+    config = transformers.Llama4TextConfig(
+        num_hidden_layers=2, hidden_size=64, intermediate_size=128, intermediate_size_mlp=128,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=16, vocab_size=100, attention_chunk_size=16,
+        num_local_experts=1, num_experts_per_tok=1, max_position_embeddings=4096, no_rope_layers=[1, 1],
+    )  # fmt: skip
+    cost = llm_cost(config, prompt=16, generate=800)
+    pieces = cost.decode_pieces("flops")
+    # the ends 16 and 814, then the first 30 contexts around the chunk starts 16, 32, 48, ...:
+    # 17 (of start 16: 14 .. 16 are not past the prompt), 30 .. 33, 46 .. 49, ..., 126 .. 129
+    # (7 starts, 28), 142: 2 + 1 + 28 + 1 = 32 (before: 2 + 1 + 4 x 49 starts 32 .. 800 = 199)
+    assert [x for x, _ in pieces.points][:7] + [x for x, _ in pieces.points][-3:] == [
+        16, 17, 30, 31, 32, 33, 46, 129, 142, 814
+    ]  # fmt: skip
+    assert len(pieces.points) == 32
+    assert not pieces.exact  # the rest is interpolated, and the report says so
+    # traced as run, a chunked step attends a cache of C = 16 slots: the same FLOPs at every n
+    assert all(pieces(n) == cost.decode(n).flops for n in (16, 40, 129, 500, 814))
+    assert "interpolated where a span was left unchecked" in render_llm(cost, [cost.serving("h100-sxm")])
