@@ -537,3 +537,19 @@ def test_a_long_chunked_generation_keeps_to_the_trace_budget() -> None:
     # traced as run, a chunked step attends a cache of C = 16 slots: the same FLOPs at every n
     assert all(pieces(n) == cost.decode(n).flops for n in (16, 40, 129, 500, 814))
     assert "interpolated where a span was left unchecked" in render_llm(cost, [cost.serving("h100-sxm")])
+
+
+def test_a_weight_read_through_a_view_made_before_the_trace_counts_as_run() -> None:
+    """R7-6: a view of a weight kept as a plain tensor (``w = weight.view(...)``) and read in its
+    place by a module that does not hold the weight: the watcher matched only the parameter
+    itself, so down_proj's 128*64 = 8,192 weights were idle (N_mm 71,936)."""
+    model = tiny_llama_model()
+    mlp = model.model.layers[0].mlp
+    alias = mlp.down_proj.weight.view(64, 128)  # made before the trace; down_proj is never called
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.linear(mlp.act_fn(mlp.gate_proj(x)) * mlp.up_proj(x), alias)
+
+    mlp.forward = forward
+    n = llm_cost(model, prompt=8).lm.params
+    assert (n.matmul, n.idle) == (80_128, 0)  # tiny_llama_model's hand count (before: 71,936, 8,192)

@@ -84,7 +84,11 @@ class ParametersRead(TorchFunctionMode):
         return func(*args, **kwargs)
 
     def _note(self, value: Any) -> None:
+        """Note ``value`` if it is a parameter, or a view of one made before (``_base``: a
+        ``weight.view(...)`` or ``weight.t()`` kept as a plain attribute and read in place of it)."""
         name = self._names.get(id(value))
+        if name is None and isinstance(value, torch.Tensor):
+            name = self._names.get(id(value._base))
         if name is not None:
             self.seen.add(name)
 
