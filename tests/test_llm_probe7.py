@@ -1,6 +1,7 @@
 """Probe-7 findings in LLM mode (P7 ids in docs/probe-7/llm.md): each test failed before its fix."""
 
 import pytest
+import torch
 
 from flopmeter.hardware import Hardware
 from flopmeter.llm import llm_cost
@@ -387,3 +388,168 @@ def test_the_documented_cross_attention_formula_matches_a_run_with_encoder_state
     assert with_prefill - alone_prefill == 2 * 2 * (2 * 8 * 64 * 64 + 2 * 10 * 64 * 64 + 2 * 4 * 16 * 8 * 10)
     # a decode step: 2 x 2 x (2 d^2 = 8,192 + 2 H head_dim S = 1,280) = 37,888
     assert with_step - alone_step == 2 * 2 * (2 * 64 * 64 + 2 * 4 * 16 * 10) == 37_888
+
+
+def tiny_llama_model() -> torch.nn.Module:
+    """2 layers of d = 64, 4 heads of 16 (2 KV), MLP 128, vocab 100 (untied): real CPU weights."""
+    config = transformers.LlamaConfig(
+        vocab_size=100, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=16,
+    )  # fmt: skip
+    return transformers.AutoModelForCausalLM.from_config(config)
+
+
+class ScriptableMLP(torch.nn.Module):
+    """Llama's MLP of d = 64, 128 without transformers' activation table (TorchScript takes it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate_proj = torch.nn.Linear(64, 128, bias=False)
+        self.up_proj = torch.nn.Linear(64, 128, bias=False)
+        self.down_proj = torch.nn.Linear(128, 64, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(torch.nn.functional.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+@pytest.mark.parametrize("compile_with", ["script", "trace"])
+def test_a_torchscript_submodules_weights_count_as_run(compile_with: str) -> None:
+    """R7-1: inside a TorchScript module neither the watcher nor module calls see anything, so
+    its weights were taken for idle while its FLOPs were traced: N_mm 55,552 for 80,128."""
+    model = tiny_llama_model()
+    mlp = ScriptableMLP()
+    model.model.layers[0].mlp = (
+        torch.jit.script(mlp) if compile_with == "script" else torch.jit.trace(mlp, torch.zeros(1, 64))
+    )
+    cost = llm_cost(model, prompt=8)
+    # per layer: q 64*64 + k, v 2*64*32 + o 64*64 = 12,288 + MLP 3*64*128 = 24,576: 36,864;
+    #   2 layers + lm_head 100*64 = 6,400: 80,128 (before: 80,128 - 24,576 = 55,552)
+    assert (cost.lm.params.matmul, cost.lm.params.idle) == (80_128, 0)
+    # the prefill's slope, traced: 2 x (2 layers 73,728) = 147,456 (the lm_head runs on the last token)
+    assert cost.prefill_fit().polynomial.coefficients[1] == 147_456
+
+
+def test_multihead_attentions_out_proj_counts_as_run_in_every_layer() -> None:
+    """R7-2: nn.MultiheadAttention passes out_proj's weights to one function without calling
+    out_proj, and profile() replays that call for a repeat of its shapes (the watcher never sees
+    it): out_proj of layers 1 and 2 (32*32 + 32 = 1,056 each) were taken for idle."""
+    from flopmeter import profile
+    from flopmeter.llm.ran import ParametersRead, parameters_run
+
+    layer = torch.nn.TransformerEncoderLayer(32, 4, 64, batch_first=True)
+    model = torch.nn.TransformerEncoder(layer, 3, enable_nested_tensor=False).eval()
+    with ParametersRead(model) as watch:
+        report = profile(model, torch.zeros(1, 8, 32))
+    run = parameters_run(model, report, watch.seen)
+    names = [name for name, _ in model.named_parameters()]
+    assert [name for name in names if name not in run] == []  # before: layers.{1,2}.self_attn.out_proj.*
+    # per layer: in_proj 3*32*32 + 96 = 3,168, out_proj 1,056, linear1 32*64 + 64 = 2,112,
+    #   linear2 64*32 + 32 = 2,080, 2 norms 2*64 = 128: 8,544; 3 layers 25,632
+    assert sum(p.numel() for name, p in model.named_parameters() if name in run) == 25_632
+
+
+def test_a_scripted_model_runs_all_its_parameters() -> None:
+    """R7-2: a whole TorchScript model (its name is "") runs every parameter it holds."""
+    from flopmeter import profile
+    from flopmeter.llm.ran import ParametersRead, parameters_run
+
+    model = torch.jit.script(ScriptableMLP())
+    with ParametersRead(model) as watch:
+        report = profile(model, torch.zeros(1, 64))
+    # gate_proj, up_proj and down_proj: 3 weights of 64*128 = 8,192 each
+    assert parameters_run(model, report, watch.seen) == {
+        "gate_proj.weight",
+        "up_proj.weight",
+        "down_proj.weight",
+    }
+
+
+def test_the_idle_note_names_one_idle_entry_of_a_parameter_list() -> None:
+    """R7-3: the NOTE counted a list's layers with ``children()``, which a ParameterList has none
+    of, so one idle entry of two was named ``model.gates.*`` (every entry idle)."""
+    from flopmeter.llm.model import language_model
+
+    model = tiny_llama_model()
+    model.model.gates = torch.nn.ParameterList([torch.nn.Parameter(torch.ones(64)) for _ in range(2)])
+    lm = language_model(model)
+    lm.note_read({name for name, _ in model.named_parameters() if name != "model.gates.0"})
+    assert lm.idle_modules == ("model.gates.0",)  # before: ("model.gates.*",)
+    assert (lm.params.idle, lm.params.idle_matmul) == (64, 0)  # one vector of 64, no matmul weight
+    lm.note_read({"model.gates.0"})
+    assert (lm.idle_modules, lm.params.idle) == ((), 0)
+
+
+def test_a_weight_read_only_by_decode_steps_is_in_the_reports_n() -> None:
+    """R7-4: N counts the phases traced so far: after llm_cost() the prefill's, in the report and
+    to_dict() the decode step's too (they trace it before they give N)."""
+    from flopmeter.llm.model import language_model
+
+    model = tiny_llama_model()
+    mlp = model.model.layers[1].mlp
+    mlp.decode_only = torch.nn.Linear(64, 64, bias=False)
+    prefill_forward = mlp.forward
+
+    def forward(x: torch.Tensor) -> torch.Tensor:  # the extra linear on one-token steps only
+        y = prefill_forward(x)
+        return mlp.decode_only(y) if x.shape[1] == 1 else y
+
+    mlp.forward = forward
+    cost = llm_cost(model, prompt=8, generate=4)
+    # the prefill read 80,128 (tiny_llama_model's hand count); decode_only 64*64 = 4,096 unread yet
+    assert (cost.lm.params.matmul, cost.lm.params.idle) == (80_128, 4_096)
+    assert cost.lm.idle_modules == ("model.layers.1.mlp.decode_only",)
+    # 80,128 + 4,096 = 84,224 once a decode step is traced
+    assert "N_mm 84,224" in render_llm(cost)
+    assert cost.to_dict()["params"]["matmul"] == 84_224
+    assert language_model(model).params.matmul == 84_224  # before any trace: every parameter
+
+
+def test_a_parameter_held_by_a_module_that_ran_counts_even_unread() -> None:
+    """The rule errs towards counting (docs/llm.md): a parameter held directly by a called module
+    counts though nothing read it; one held by a submodule never called is idle."""
+    model = tiny_llama_model()
+    model.model.layers[0].mlp.unread = torch.nn.Parameter(torch.zeros(64, 64))
+    model.model.layers[0].mlp.never_called = torch.nn.Linear(64, 32, bias=False)
+    n = llm_cost(model, prompt=8).lm.params
+    # 80,128 + unread 64*64 = 4,096: 84,224; never_called 64*32 = 2,048 idle
+    assert (n.matmul, n.idle) == (84_224, 2_048)
+
+
+def test_a_long_chunked_generation_keeps_to_the_trace_budget() -> None:
+    """R7-5: decode_pieces traced 4 contexts around every chunk start of the generation whatever
+    the budget docs/llm.md names ("past 32 traces ... interpolated"): 199 traces for 800 steps of
+    chunks of 16 (the real Llama 4's 8,192 over --generate 100000000: ~49,000 traces, hours)."""
+    config = transformers.Llama4TextConfig(
+        num_hidden_layers=2, hidden_size=64, intermediate_size=128, intermediate_size_mlp=128,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=16, vocab_size=100, attention_chunk_size=16,
+        num_local_experts=1, num_experts_per_tok=1, max_position_embeddings=4096, no_rope_layers=[1, 1],
+    )  # fmt: skip
+    cost = llm_cost(config, prompt=16, generate=800)
+    pieces = cost.decode_pieces("flops")
+    # the ends 16 and 814, then the first 30 contexts around the chunk starts 16, 32, 48, ...:
+    # 17 (of start 16: 14 .. 16 are not past the prompt), 30 .. 33, 46 .. 49, ..., 126 .. 129
+    # (7 starts, 28), 142: 2 + 1 + 28 + 1 = 32 (before: 2 + 1 + 4 x 49 starts 32 .. 800 = 199)
+    assert [x for x, _ in pieces.points][:7] + [x for x, _ in pieces.points][-3:] == [
+        16, 17, 30, 31, 32, 33, 46, 129, 142, 814
+    ]  # fmt: skip
+    assert len(pieces.points) == 32
+    assert not pieces.exact  # the rest is interpolated, and the report says so
+    # traced as run, a chunked step attends a cache of C = 16 slots: the same FLOPs at every n
+    assert all(pieces(n) == cost.decode(n).flops for n in (16, 40, 129, 500, 814))
+    assert "interpolated where a span was left unchecked" in render_llm(cost, [cost.serving("h100-sxm")])
+
+
+def test_a_weight_read_through_a_view_made_before_the_trace_counts_as_run() -> None:
+    """R7-6: a view of a weight kept as a plain tensor (``w = weight.view(...)``) and read in its
+    place by a module that does not hold the weight: the watcher matched only the parameter
+    itself, so down_proj's 128*64 = 8,192 weights were idle (N_mm 71,936)."""
+    model = tiny_llama_model()
+    mlp = model.model.layers[0].mlp
+    alias = mlp.down_proj.weight.view(64, 128)  # made before the trace; down_proj is never called
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.linear(mlp.act_fn(mlp.gate_proj(x)) * mlp.up_proj(x), alias)
+
+    mlp.forward = forward
+    n = llm_cost(model, prompt=8).lm.params
+    assert (n.matmul, n.idle) == (80_128, 0)  # tiny_llama_model's hand count (before: 71,936, 8,192)

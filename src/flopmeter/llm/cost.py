@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
+from itertools import islice
 from typing import Any
 
 from ..hardware import Hardware, get
@@ -32,8 +33,8 @@ QUANTITIES: dict[str, Callable[[Phase], int]] = {
 # lengths the fits are traced at (small: cheap), and the extra point that checks them
 PREFILL_POINTS = (16, 32, 48)
 DECODE_POINTS = (16, 32)
-# most decode steps traced for ``decode_pieces`` beyond its kinks (a chunked model's many
-# chunk starts take more; a span left unchecked then is interpolated)
+# most decode steps traced for ``decode_pieces`` (a chunked model's many chunk starts can
+# pass it: a span left unchecked then is interpolated)
 DECODE_TRACE_BUDGET = 32
 
 
@@ -345,7 +346,8 @@ class LLMCost:
         both ends and at the integers around each kink (a sliding window w: n = w-2 .. w+1, past
         which a step attends w positions; a chunk C: around each multiple of C, where the chunk
         starts anew), linear between them, each span checked at its middle (one off the line
-        is split and traced until ``DECODE_TRACE_BUDGET`` traces; beyond, interpolated)."""
+        is split and traced), at most ``DECODE_TRACE_BUDGET`` traces in all: beyond (a long
+        generation's many chunk starts), interpolated and not ``exact``."""
         if quantity not in QUANTITIES:
             raise ValueError(f"quantity must be one of {', '.join(QUANTITIES)}, got {quantity!r}")
         batch = self.batch if batch is None else batch
@@ -353,13 +355,17 @@ class LLMCost:
         if key not in self._pieces:
             first, last = self.prompt, self.prompt + max(self.generate - 2, 0)
             kinks = {w + shift for w in self.lm.windows if w for shift in (-2, -1, 0, 1)}
-            for chunk in {c for c in self.lm.chunks if c}:
-                starts = range(max(chunk, first - first % chunk), last + 2, chunk)
+            for chunk in {c for c in self.lm.chunks if c}:  # the first chunk starts, up to the budget
+                starts = islice(
+                    range(max(chunk, first - first % chunk), last + 2, chunk), DECODE_TRACE_BUDGET
+                )
                 kinks |= {start + shift for start in starts for shift in (-2, -1, 0, 1)}
-            xs = {first, last} | {k for k in kinks if first <= k <= last}
+            inside = sorted(k for k in kinks if first < k < last)
+            # past the budget (a long generation's many chunk starts) the rest is interpolated
+            xs = {first, last, *inside[: DECODE_TRACE_BUDGET - 2]}
             value = QUANTITIES[quantity]
             self._pieces[key] = piecewise_linear(
-                lambda n: value(self.decode(n, batch)), xs, max(DECODE_TRACE_BUDGET, len(xs))
+                lambda n: value(self.decode(n, batch)), xs, DECODE_TRACE_BUDGET
             )
         return self._pieces[key]
 

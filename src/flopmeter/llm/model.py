@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import inspect
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import torch
@@ -361,12 +362,18 @@ def _by_layer_pattern(model: torch.nn.Module, places: list[str]) -> tuple[str, .
             continue
         at = parts.index("*")
         indices = sorted({int(member.split(".")[at]) for member in members})
-        container = model.get_submodule(".".join(parts[:at]))
-        layers = len(list(container.children()))  # a ModuleList's layers
+        layers = _entries(model.get_submodule(".".join(parts[:at])))
         if len(indices) < layers:
             parts[at] = str(indices[0]) if len(indices) == 1 else "{" + ",".join(map(str, indices)) + "}"
         named.append(".".join(parts))
     return tuple(named)
+
+
+def _entries(container: torch.nn.Module) -> int:
+    """How many numbered entries a list holds: a ``ModuleList``'s layers, a ``ParameterList``'s
+    parameters (whose ``children()`` are none)."""
+    held = chain(container.named_children(), container.named_parameters(recurse=False))
+    return sum(1 for key, _ in held if key.isdigit())
 
 
 def _counted(name: str, read: set[str] | None) -> bool:
@@ -390,9 +397,10 @@ def count_params(
     }
     total = matmul = embedding = experts = expert_matmul = idle = idle_matmul = 0
     for name, p in model.named_parameters():  # named_parameters yields a shared tensor once
+        # a matmul weight: 2-D or more, no embedding, no bias (GPT-OSS's experts keep 2-D biases (E, out))
+        is_matmul = id(p) not in embedding_ids and p.ndim >= 2 and not name.endswith("bias")
         if not _counted(name, read):
             idle += p.numel()
-            is_matmul = id(p) not in embedding_ids and p.ndim >= 2 and not name.endswith("bias")
             idle_matmul += p.numel() if is_matmul else 0
             continue
         total += p.numel()
@@ -400,7 +408,7 @@ def count_params(
         experts += p.numel() if in_experts and p.ndim >= 2 else 0
         if id(p) in embedding_ids:
             embedding += p.numel()
-        elif p.ndim >= 2 and not name.endswith("bias"):  # GPT-OSS's experts keep 2-D biases (E, out)
+        elif is_matmul:
             matmul += p.numel()
             expert_matmul += p.numel() if in_experts else 0
     lm_head = head_weight.numel() if isinstance(head_weight, torch.Tensor) else 0

@@ -42,6 +42,11 @@ METADATA = frozenset(
     ]
 )  # fmt: skip
 VALUE_GETTERS = frozenset({"T", "mT", "H", "mH", "real", "imag", "data"})
+# modules whose submodules' weights run where neither signal of ``parameters_run`` sees them:
+# a TorchScript module (``torch.jit.script`` / ``trace``) runs its submodules and functions
+# inside TorchScript; ``nn.MultiheadAttention`` passes ``out_proj``'s weights to one function
+# without calling ``out_proj``, a call profile() replays on meta for a repeat of its shapes
+OPAQUE = (torch.jit.ScriptModule, torch.nn.MultiheadAttention)
 
 
 class ParametersRead(TorchFunctionMode):
@@ -79,7 +84,11 @@ class ParametersRead(TorchFunctionMode):
         return func(*args, **kwargs)
 
     def _note(self, value: Any) -> None:
+        """Note ``value`` if it is a parameter, or a view of one made before (``_base``: a
+        ``weight.view(...)`` or ``weight.t()`` kept as a plain attribute and read in place of it)."""
         name = self._names.get(id(value))
+        if name is None and isinstance(value, torch.Tensor):
+            name = self._names.get(id(value._base))
         if name is not None:
             self.seen.add(name)
 
@@ -98,11 +107,18 @@ def parameters_run(model: torch.nn.Module, report: Report, seen: set[str]) -> se
     """The parameters a traced phase ran: those ``ParametersRead`` saw passed to a torch
     function, and every parameter of a module the trace called (``report.modules``' calls),
     whichever of the modules holding a shared tensor that is. Two signals, so that a parameter
-    counts as idle only when neither saw it: its module never ran and no function received it."""
+    counts as idle only when neither saw it: its module never ran and no function received it.
+    Where a called module runs its submodules' weights out of sight of both (``OPAQUE``), all
+    its parameters ran."""
     called = {name for name, stats in report.modules.items() if stats.calls}
+    opaque = tuple(  # "" (every name) for the model itself
+        f"{name}." if name else ""
+        for name, module in model.named_modules()
+        if name in called and isinstance(module, OPAQUE)
+    )
     first_names = {id(p): name for name, p in model.named_parameters()}
     run = set(seen)
     for name, p in model.named_parameters(remove_duplicate=False):
-        if name.rpartition(".")[0] in called:
+        if name.rpartition(".")[0] in called or name.startswith(opaque):
             run.add(first_names[id(p)])
     return run

@@ -109,7 +109,8 @@ class TrainingStep:
 
     @property
     def optimizer_flops(self) -> int:
-        """AdamW's FLOPs for every trainable parameter (0 unless asked for)."""
+        """AdamW's FLOPs for each parameter of N_total (0 unless asked for): those the step
+        read (AdamW skips a parameter left without a gradient), frozen ones included."""
         return ADAMW_FLOPS_PER_PARAM * self.lm.params.total if self.optimizer else 0
 
     @property
