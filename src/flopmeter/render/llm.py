@@ -364,7 +364,7 @@ def render_training(
         )
     if step.recompute or step.optimizer:
         extra = " + one forward (recompute)" if step.recompute else ""
-        extra += " + AdamW" if step.optimizer else ""
+        extra += f" + AdamW on {step.lm.params.trainable:,} trainable parameters" if step.optimizer else ""
         lines.append(
             f"hardware FLOPs per step: {u.count(step.hardware_flops, 'FLOPs', units, precision)} (model{extra})"
         )

@@ -1,0 +1,90 @@
+"""Probe-7 rows R7-8 and R7-9 (docs/probe-7/review.md): a weight computed from parameters
+(weight norm's g counted as a matmul weight) and AdamW's FLOPs on frozen parameters. Each
+test failed before its fix."""
+
+import pytest
+import torch
+from torch.nn.utils import parametrizations
+
+from flopmeter.llm.model import count_params, language_model
+from flopmeter.llm.training import ADAMW_FLOPS_PER_PARAM, training_step
+from flopmeter.render.llm import render_training
+
+transformers = pytest.importorskip("transformers")
+
+WEIGHTED = {
+    "parametrizations.weight_norm": parametrizations.weight_norm,
+    "nn.utils.weight_norm (hook)": torch.nn.utils.weight_norm,
+    "parametrizations.orthogonal": parametrizations.orthogonal,
+    "parametrizations.spectral_norm": parametrizations.spectral_norm,
+    "nn.utils.spectral_norm (hook)": torch.nn.utils.spectral_norm,
+}
+
+
+def tiny_llama(layers: int = 1) -> torch.nn.Module:
+    """d = 64 (4 heads of 16, no GQA), FFN 128, vocab 100, lm_head not tied, on the CPU."""
+    config = transformers.LlamaConfig(
+        vocab_size=100, hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
+        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    return transformers.LlamaForCausalLM(config).eval()
+
+
+@pytest.mark.filterwarnings("ignore:.*is deprecated:FutureWarning")
+@pytest.mark.parametrize("name", list(WEIGHTED))
+def test_a_computed_weight_counts_its_own_size_in_n_mm(name: str) -> None:
+    """R7-8: weight norm's g (64 x 1, 2-D) was counted as a matmul weight: N_mm 4,160."""
+    linear = WEIGHTED[name](torch.nn.Linear(64, 64))
+    counts = count_params(torch.nn.Sequential(linear))
+    assert counts.matmul == 4_096  # the weight multiplied: 64*64 (before, weight norm: + g's 64 = 4,160)
+    # N_total: weight norm's g 64 + v 4,096 + bias 64 = 4,224; the others 4,096 + 64 = 4,160
+    # (spectral norm's u and v are buffers, not parameters)
+    assert counts.total == (4_224 if "weight_norm" in name else 4_160)
+
+
+def test_weight_norm_in_a_language_model() -> None:
+    """R7-8 in LLM mode: q_proj and the token embedding under weight norm."""
+    model = tiny_llama()
+    parametrizations.weight_norm(model.model.layers[0].self_attn.q_proj)  # g: 64 x 1
+    parametrizations.weight_norm(model.model.embed_tokens, dim=0)  # g: 100 x 1
+    n = language_model(model).params
+    # N_mm: q, k, v, o 4*64*64 = 16,384 + gate, up, down 3*64*128 = 24,576 + lm_head 100*64 = 6,400
+    #   = 47,360 (before: + q_proj's g 64 + the embedding's v 6,400 and g 100, taken for matmul
+    #   weights: 53,924)
+    assert (n.matmul, n.kaplan, n.lm_head) == (47_360, 40_960, 6_400)
+    assert n.embedding == 6_400  # the table's v, 100*64 (before: 0)
+    # N_total: 47,360 + embedding 6,400 + 3 RMSNorms 3*64 = 192 + the two g's 64 + 100 = 54,116
+    assert n.total == 54_116
+
+
+def test_counting_leaves_spectral_norms_power_iteration_alone() -> None:
+    """Counting reads no computed weight: spectral norm's forward in training mode would
+    update its u and v buffers (a power-iteration step on the user's model)."""
+    model = tiny_llama().train()
+    parametrizations.spectral_norm(model.model.layers[0].self_attn.q_proj)
+    holder = model.model.layers[0].self_attn.q_proj.parametrizations.weight[0]
+    before = (holder._u.clone(), holder._v.clone())
+    assert language_model(model).params.matmul == 47_360  # as above
+    assert torch.equal(holder._u, before[0]) and torch.equal(holder._v, before[1])
+    assert model.training
+
+
+def test_adamw_counts_only_parameters_with_a_gradient() -> None:
+    """R7-9: AdamW's FLOPs counted the frozen layer's parameters too, which get no gradient."""
+    model = tiny_llama(layers=2)
+    for p in model.model.layers[0].parameters():
+        p.requires_grad_(False)
+    step = training_step(model, tokens=8, optimizer=True)
+    n = step.lm.params
+    # N_total: embedding 100*64 = 6,400 + per layer (attention 4*64*64 = 16,384 + MLP 3*64*128
+    #   = 24,576 + 2 RMSNorms 128 = 41,088) x 2 + final norm 64 + lm_head 6,400 = 6,400 + 82,176 + 64 + 6,400 = 95,040
+    assert n.total == 95_040
+    assert ADAMW_FLOPS_PER_PARAM == 16  # 3 (m) + 4 (v) + 2 (bias corrections) + 7 (update)
+    # 16 per parameter with a gradient: 95,040 - layer 0's 41,088 = 53,952
+    assert step.optimizer_flops == 863_232  # 16*53,952 (before: 16*95,040 = 1,520,640)
+    assert n.trainable == 53_952
+    assert step.hardware_flops == step.model_flops + 863_232
+    assert "+ AdamW on 53,952 trainable parameters" in render_training(step)
+    assert not any(p.requires_grad for p in model.model.layers[0].parameters())  # left as it was
+    assert all(p.requires_grad for p in model.model.layers[1].parameters())
