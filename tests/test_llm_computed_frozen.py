@@ -5,6 +5,7 @@ test failed before its fix."""
 import pytest
 import torch
 from torch.nn.utils import parametrizations
+from torch.utils.flop_counter import FlopCounterMode
 
 from flopmeter.llm.model import count_params, language_model
 from flopmeter.llm.training import ADAMW_FLOPS_PER_PARAM, training_step
@@ -88,3 +89,62 @@ def test_adamw_counts_only_parameters_with_a_gradient() -> None:
     assert "+ AdamW on 53,952 trainable parameters" in render_training(step)
     assert not any(p.requires_grad for p in model.model.layers[0].parameters())  # left as it was
     assert all(p.requires_grad for p in model.model.layers[1].parameters())
+
+
+class LoRA(torch.nn.Module):
+    """A frozen base Linear plus a trainable rank-r adapter: base(x) + B(A(x))."""
+
+    def __init__(self, base: torch.nn.Linear, rank: int = 4) -> None:
+        super().__init__()
+        self.base = base
+        self.A = torch.nn.Linear(base.in_features, rank, bias=False)
+        self.B = torch.nn.Linear(rank, base.out_features, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base(x) + self.B(self.A(x))
+
+
+def test_a_frozen_base_costs_input_gradients_only() -> None:
+    """LoRA-style: the traced backward counts, through a frozen weight, the gradient of its
+    input where one is needed and never its weight gradient (as FlopCounterMode); the report
+    says that 6N and 6N+12LHQT assume every weight trained."""
+    config = transformers.LlamaConfig(
+        vocab_size=100, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256,
+        attn_implementation="eager",  # plain matmuls: autograd skips the gradients nothing needs
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = transformers.LlamaForCausalLM(config).eval()
+    model.requires_grad_(False)
+    for layer in model.model.layers:
+        layer.self_attn.q_proj = LoRA(layer.self_attn.q_proj)
+        layer.self_attn.v_proj = LoRA(layer.self_attn.v_proj)
+    step = training_step(model, tokens=16, optimizer=True)
+    # 2 x MACs, T = 16, d = 64, r = 4, FFN 128, vocab 100. One d x d matmul 2*16*64*64 = 131,072;
+    # one adapter matmul 2*16*64*4 = 8,192; one attention matmul (all heads) 2*16*16*64 = 32,768.
+    # forward per layer: q, k, v, o 4*131,072 + MLP 3*2*16*64*128 = 786,432 + scores and weighted
+    #   sum 2*32,768 + 2 adapters x 2 matmuls 4*8,192 = 1,409,024; x2 + lm_head 2*16*64*100 = 204,800
+    assert step.forward_flops == 3_022_848  # 2*1,409,024 + 204,800
+    # backward: lm_head's input gradient 204,800 (no weight gradient: frozen);
+    # layer 1 (its input needs a gradient, for layer 0's adapters): MLP inputs 786,432 + o 131,072
+    #   + q, k, v inputs 3*131,072 + attention dP, dV, dQ, dK 4*32,768 + 2 adapters x (2 weight
+    #   + 2 input gradients) 8*8,192 = 1,507,328;
+    # layer 0 (its input needs none): MLP 786,432 + o 131,072 + dP, dV, dQ 3*32,768 (no dK: k_proj
+    #   of a frozen input) + 2 adapters x (B's weight and input gradients + A's weight gradient)
+    #   6*8,192 = 1,064,960 (q_proj, k_proj, v_proj: no input gradient)
+    assert step.backward_flops == 2_777_088  # 204,800 + 1,507,328 + 1,064,960
+    ids = torch.zeros(1, 16, dtype=torch.long)
+    with FlopCounterMode(display=False) as counter:
+        logits = model(input_ids=ids, use_cache=False).logits
+        trained = [p for p in model.parameters() if p.requires_grad]
+        torch.autograd.grad([logits], trained, grad_outputs=[torch.ones_like(logits)])
+    assert counter.get_total_flops() == 3_022_848 + 2_777_088  # torch's count of the same step
+    n = step.lm.params
+    assert n.trainable == 2_048  # 2 layers x 2 adapters x (64*4 + 4*64)
+    assert step.optimizer_flops == 32_768  # 16*2,048
+    # the closed forms assume backward 4N: 6N+12LHQT per token 6*90,368 + 12*2*4*16*16 = 566,784
+    # (N_mm 88,320 + the adapters 2,048) against the traced (3,022,848 + 2,777,088)/16 = 362,496
+    assert step.conventions()["6N+12LHQT (N=N_mm)"] == 566_784
+    assert step.conventions()["traced full"] == 362_496
+    assert "NOTE: 2,048 of 97,088 parameters require grad" in render_training(step)
+    assert "NOTE" not in render_training(training_step(tiny_llama(), tokens=16))
