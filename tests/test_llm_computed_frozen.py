@@ -7,6 +7,7 @@ import torch
 from torch.nn.utils import parametrizations
 from torch.utils.flop_counter import FlopCounterMode
 
+from flopmeter.llm import llm_cost
 from flopmeter.llm.model import count_params, language_model
 from flopmeter.llm.training import ADAMW_FLOPS_PER_PARAM, training_step
 from flopmeter.render.llm import render_training
@@ -148,3 +149,12 @@ def test_a_frozen_base_costs_input_gradients_only() -> None:
     assert step.conventions()["traced full"] == 362_496
     assert "NOTE: 2,048 of 97,088 parameters require grad" in render_training(step)
     assert "NOTE" not in render_training(training_step(tiny_llama(), tokens=16))
+
+
+def test_json_names_the_trainable_parameters() -> None:
+    """``params.trainable`` in ``to_dict()`` (docs/llm.md)."""
+    model = tiny_llama()
+    model.lm_head.requires_grad_(False)
+    data = llm_cost(model, prompt=8, generate=1).to_dict()
+    # N_total 53,952 (47,360 + embedding 6,400 + 3 norms 192) less the frozen lm_head 100*64 = 6,400
+    assert (data["params"]["total"], data["params"]["trainable"]) == (53_952, 47_552)
