@@ -11,6 +11,8 @@ from typing import Any
 
 import torch
 
+from .computed import stored_weight, weight_factors
+
 DTYPES = {
     "float32": torch.float32,
     "fp32": torch.float32,
@@ -41,6 +43,13 @@ class ParamCounts:
       multimodal model's vision tower without an image), and their matmul weights: left out of
       every count above. Expert weights always count (routing, not the trace, decides which
       run: the top-k convention of ``active_matmul``).
+    - ``trainable``: the parameters of ``total`` that require grad (a frozen base's weights
+      are not; AdamW updates only these).
+
+    A weight computed from parameters (``parametrizations.weight_norm``, ``orthogonal``,
+    ``spectral_norm``, the older hook forms) counts in N_mm with the computed weight's size,
+    held by the parameter in its shape (weight norm's v); the others it is made from (weight
+    norm's g, out x 1) are parameters, not matmul weights (``llm/computed.py``).
     """
 
     total: int
@@ -52,6 +61,7 @@ class ParamCounts:
     active_matmul: int = 0
     idle: int = 0
     idle_matmul: int = 0
+    trainable: int = 0
 
     @property
     def active_total(self) -> int:
@@ -389,21 +399,25 @@ def count_params(
     (the names of the parameters traced phases read), only those and the expert weights."""
     output_embeddings = getattr(model, "get_output_embeddings", None)
     head = output_embeddings() if callable(output_embeddings) else None
-    head_weight = getattr(head, "weight", None)
+    head_weight = stored_weight(head) if isinstance(head, torch.nn.Module) else None
     embedding_ids = {
-        id(m.weight)
+        id(weight)
         for m in model.modules()
-        if isinstance(m, torch.nn.Embedding) and m.weight is not head_weight
+        if isinstance(m, torch.nn.Embedding) and (weight := stored_weight(m)) is not head_weight
     }
-    total = matmul = embedding = experts = expert_matmul = idle = idle_matmul = 0
+    factors = weight_factors(model)  # weight norm's g and the like: not the weight multiplied
+    total = matmul = embedding = experts = expert_matmul = idle = idle_matmul = trainable = 0
     for name, p in model.named_parameters():  # named_parameters yields a shared tensor once
         # a matmul weight: 2-D or more, no embedding, no bias (GPT-OSS's experts keep 2-D biases (E, out))
-        is_matmul = id(p) not in embedding_ids and p.ndim >= 2 and not name.endswith("bias")
+        is_matmul = (
+            id(p) not in embedding_ids and id(p) not in factors and p.ndim >= 2 and not name.endswith("bias")
+        )
         if not _counted(name, read):
             idle += p.numel()
             idle_matmul += p.numel() if is_matmul else 0
             continue
         total += p.numel()
+        trainable += p.numel() if p.requires_grad else 0
         in_experts = ".experts." in f".{name}"
         experts += p.numel() if in_experts and p.ndim >= 2 else 0
         if id(p) in embedding_ids:
@@ -423,4 +437,5 @@ def count_params(
         active_matmul=active,
         idle=idle,
         idle_matmul=idle_matmul,
+        trainable=trainable,
     )

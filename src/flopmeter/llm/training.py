@@ -109,9 +109,10 @@ class TrainingStep:
 
     @property
     def optimizer_flops(self) -> int:
-        """AdamW's FLOPs for each parameter of N_total (0 unless asked for): those the step
-        read (AdamW skips a parameter left without a gradient), frozen ones included."""
-        return ADAMW_FLOPS_PER_PARAM * self.lm.params.total if self.optimizer else 0
+        """AdamW's FLOPs (0 unless asked for): 16 per parameter that gets a gradient, those
+        of N_total (read by the step) that require grad. AdamW skips a parameter left without
+        a gradient: one the step did not read, or a frozen one (requires_grad=False)."""
+        return ADAMW_FLOPS_PER_PARAM * self.lm.params.trainable if self.optimizer else 0
 
     @property
     def hardware_flops(self) -> int:

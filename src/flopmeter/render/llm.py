@@ -331,6 +331,18 @@ def kv_lines(cost: LLMCost) -> list[str]:
     return lines
 
 
+def _frozen_note(step: TrainingStep) -> list[str]:
+    """A frozen base (LoRA-style): the closed forms' backward 4N assumes every weight trained."""
+    n = step.lm.params
+    if n.trainable == n.total:
+        return []
+    return [
+        f"NOTE: {n.trainable:,} of {n.total:,} parameters require grad (the rest frozen): the traced rows "
+        "count the backward a frozen weight still needs (the gradient of its input) and not its weight "
+        "gradient; 6N and 6N+12LHQT assume every weight is trained (backward 4N) and overstate this step"
+    ]
+
+
 def render_training(
     step: TrainingStep, mfu: dict[str, float] | None = None, *, units: str = "auto", precision: int = 2
 ) -> str:
@@ -355,6 +367,7 @@ def render_training(
         *grid(header, body),
     ]
     lines += idle_lines(step.lm)
+    lines += _frozen_note(step)
     lines += _dense_experts_note(step.lm, step.experts_run)
     qk_dim, v_dim = step.lm.attention_dims
     if step.attention_layers != step.lm.layers or qk_dim != v_dim:
@@ -364,7 +377,7 @@ def render_training(
         )
     if step.recompute or step.optimizer:
         extra = " + one forward (recompute)" if step.recompute else ""
-        extra += " + AdamW" if step.optimizer else ""
+        extra += f" + AdamW on {step.lm.params.trainable:,} trainable parameters" if step.optimizer else ""
         lines.append(
             f"hardware FLOPs per step: {u.count(step.hardware_flops, 'FLOPs', units, precision)} (model{extra})"
         )
