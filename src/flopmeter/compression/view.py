@@ -626,9 +626,11 @@ def ideal_value_bytes(fact: WeightFact) -> tuple[int, str]:
         return values + (nz + rows + 1) * 8, fact.sparse_format.upper()
     if nz == n:
         return dense, "dense"
-    formats = [(values + ceil(n / 8), "bitmask"), (dense, "dense")]
-    if fact.nm is not None:  # first: an N:M index that ties with the bitmask (2:4) keeps its name
-        formats.insert(0, (values + ceil(nz * ceil(log2(fact.nm[1])) / 8), f"{fact.nm[0]}:{fact.nm[1]}"))
+    # in order of preference on a tie (min keeps the first): dense (no index for nothing
+    # saved), then an N:M index (2:4 ties with the bitmask and keeps its name), then the bitmask
+    formats = [(dense, "dense"), (values + ceil(n / 8), "bitmask")]
+    if fact.nm is not None:
+        formats.insert(1, (values + ceil(nz * ceil(log2(fact.nm[1])) / 8), f"{fact.nm[0]}:{fact.nm[1]}"))
     return min(formats, key=lambda candidate: candidate[0])
 
 

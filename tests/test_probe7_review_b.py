@@ -1,0 +1,93 @@
+"""Review B of probe 7 (probe7-review-b.md): neighbouring cases of the probe-7 fixes. Each
+test failed before its fix; hand counts beside the expected values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils import prune
+
+import flopmeter
+
+onnx = pytest.importorskip("onnx")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from flopmeter.onnx import OnnxModelError, profile_onnx  # noqa: E402
+
+
+def _empty_cache_graph() -> onnx.ModelProto:
+    """What the legacy exporter writes for ``fc(torch.cat([past, x]))`` traced with an empty
+    cache: x (2, 8) and past (0, 8), both static; Gemm with a (4, 8) weight."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 8])
+    past = helper.make_tensor_value_info("past", TensorProto.FLOAT, [0, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    weight = numpy_helper.from_array(np.ones((4, 8), np.float32), "W")
+    nodes = [
+        helper.make_node("Concat", ["past", "x"], ["joined"], axis=0),
+        helper.make_node("Gemm", ["joined", "W"], ["y"], transB=1),
+    ]
+    graph = helper.make_graph(nodes, "cache", [x, past], [y], [weight])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_an_empty_later_input_is_counted_as_pytorch_counts_it() -> None:
+    # R7b-1: P7-2 refused every declared dim of 0, so an export with an empty KV cache (a
+    # later input) could not be counted at all (inputs= refuses a 0 too); PyTorch's profile
+    # of the same module counts it: (0 + 2) rows * 8 * 4 = 64 MACs
+    assert profile_onnx(_empty_cache_graph()).macs == 64
+    assert profile_onnx(_empty_cache_graph(), inputs={"past": (0, 8)}).macs == 64
+
+    class Cached(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(8, 4, bias=False)
+
+        def forward(self, x: torch.Tensor, past: torch.Tensor) -> torch.Tensor:
+            return self.fc(torch.cat([past, x]))
+
+    assert flopmeter.profile(Cached(), (torch.randn(2, 8), torch.zeros(0, 8))).macs == 64
+    # an empty first input is still refused (P7-2: every count would be 0)
+    with pytest.raises(OnnxModelError, match=r"input 'x'.*a dim of 0"):
+        profile_onnx(_empty_cache_graph(), inputs={"x": (0, 8)})
+
+
+def test_a_sparse_format_that_only_ties_with_dense_is_named_dense() -> None:
+    # R7b-2: P7-4 took the smallest format but put the bitmask before dense, so a tie
+    # was named "bitmask" (the code before named a tie dense, and P7-4's test says so)
+    layer = nn.Linear(8, 4, bias=False)
+    with torch.no_grad():
+        layer.weight[:, 4:] = 0  # 16 of 32 kept, structure 4:8
+    plan = flopmeter.profile(layer, torch.randn(2, 8)).compression.assume(bits="w2a16").layers[""]
+    # 2 bits: dense 32 * 2 / 8 = 8 bytes; bitmask 16 * 2 / 8 + 32 / 8 = 8 (a tie); 4:8 4 + 6 = 10
+    assert plan.ideal_format == "dense"
+    # at 32 bits the bitmask wins (64 + 4 = 68 < 128) and keeps its name
+    assert flopmeter.profile(layer, torch.randn(2, 8)).compression.layers[""].ideal_format == "bitmask"
+
+
+def test_compare_of_another_batch_says_how_to_give_the_batch() -> None:
+    # R7b-3: a model whose first input is sequence-first (its own code transposes) has its
+    # leading dim taken for the batch; compare refused two sequence lengths as "batch 5" vs
+    # "batch 7" with no word of batch_size=, the way to say which dim is the batch
+    class SeqFirst(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(8, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(x.transpose(0, 1))
+
+    dense, pruned = SeqFirst(), SeqFirst()
+    prune.l1_unstructured(pruned.fc, "weight", amount=0.5)
+    short, long = torch.randn(5, 2, 8), torch.randn(7, 2, 8)
+    with pytest.raises(ValueError, match=r"batch 5, the second batch 7.*batch_size="):
+        flopmeter.compare(flopmeter.profile(dense, short), flopmeter.profile(pruned, long))
+    # with the batch given, the two lengths compare: fc MACs 5*2 rows * 8 * 2 = 160 dense before;
+    # after, 7*2 rows * 8 kept of 16 = 112 effective
+    result = flopmeter.compare(
+        flopmeter.profile(dense, short, batch_size=2), flopmeter.profile(pruned, long, batch_size=2)
+    )
+    (fc,) = result.layers
+    assert fc.before is not None and fc.after is not None
+    assert (fc.before.macs_effective, fc.after.macs_effective) == (160, 112)
