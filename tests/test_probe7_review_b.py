@@ -91,3 +91,38 @@ def test_compare_of_another_batch_says_how_to_give_the_batch() -> None:
     (fc,) = result.layers
     assert fc.before is not None and fc.after is not None
     assert (fc.before.macs_effective, fc.after.macs_effective) == (160, 112)
+
+
+def test_a_dim_given_twice_with_two_values_is_refused(tmp_path: object) -> None:
+    # R7b-4: since P7-11 each --dim binds the compared files that have it, so
+    # `compare d.onnx d.onnx --dim N=3 --dim N=4` reads as one value per file; the last won
+    # silently for both (N=4: 4*8*4 = 128 MACs each, not 96 and 128); the single-model
+    # command took the last one too
+    from pathlib import Path
+
+    from flopmeter.cli import run
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    weight = numpy_helper.from_array(np.ones((4, 8), np.float32), "W")
+    node = helper.make_node("Gemm", ["x", "W"], ["y"], transB=1)
+    path = Path(str(tmp_path)) / "dynamic.onnx"
+    onnx.save(
+        helper.make_model(
+            helper.make_graph([node], "g", [x], [y], [weight]), opset_imports=[helper.make_opsetid("", 17)]
+        ),
+        path,
+    )
+    for argv in (
+        ["compare", str(path), str(path), "--dim", "N=3", "--dim", "N=4"],
+        [str(path), "--dim", "N=3", "--dim", "N=4"],
+    ):
+        code, out, err = run(argv)
+        assert code == 2 and not out, err
+        assert "--dim N is given twice (3 and 4)" in err
+    # the same value twice is no contradiction: 3*8*4 = 96 MACs
+    code, out, _ = run([str(path), "--dim", "N=3", "--dim", "N=3", "-f", "json", "-q"])
+    assert code == 0
+    import json
+
+    assert json.loads(out)["totals"]["macs"] == 96
