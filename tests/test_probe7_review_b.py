@@ -126,3 +126,17 @@ def test_a_dim_given_twice_with_two_values_is_refused(tmp_path: object) -> None:
     import json
 
     assert json.loads(out)["totals"]["macs"] == 96
+
+
+def test_the_view_totals_of_a_backward_profile_say_they_are_the_forward_pass() -> None:
+    # R7b-6: after P7-9 the view of a backward profile is its forward pass, but the printed
+    # totals said nothing of it: "1.22 KMACs" for the model above, "MACs dense 576" below
+    from flopmeter.render.compression import view_summary_lines
+
+    layer = nn.Linear(16, 8)
+    prune.custom_from_mask(layer, "weight", (torch.arange(16) < 8).float().expand(8, 16))
+    x = torch.randn(4, 16)
+    both = flopmeter.profile(layer, x, backward=True)
+    assert both.macs > both.compression.macs_dense == 4 * 16 * 8  # 512, the forward's
+    assert "(of the forward pass" in view_summary_lines(both.compression)[0]
+    assert "forward pass" not in view_summary_lines(flopmeter.profile(layer, x).compression)[0]

@@ -164,6 +164,12 @@ class CompressionView:
     # params and their bytes (at their dtype) of each module outside the layers
     _module_param_bytes: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)
 
+    @property
+    def of_backward_profile(self) -> bool:
+        """Whether the report is a backward profile: the view is still of its forward pass
+        (MACs, FLOPs effective, BOPs), the report's totals of both passes."""
+        return bool(getattr(self._report, "did_backward", False))
+
     # -- totals ----------------------------------------------------------------
     def _sum(self, key: str) -> int:
         return sum(getattr(layer, key) for layer in self.layers.values())
