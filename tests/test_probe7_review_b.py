@@ -140,3 +140,34 @@ def test_the_view_totals_of_a_backward_profile_say_they_are_the_forward_pass() -
     assert both.macs > both.compression.macs_dense == 4 * 16 * 8  # 512, the forward's
     assert "(of the forward pass" in view_summary_lines(both.compression)[0]
     assert "forward pass" not in view_summary_lines(flopmeter.profile(layer, x).compression)[0]
+
+
+def test_compare_refuses_a_training_count_beside_an_onnx_file(tmp_path: object) -> None:
+    # R7b-7: `compare model.py:a model.onnx --backward` counted the PyTorch model's forward +
+    # backward and the ONNX file as exported (a forward), and printed a speedup of 1.94x for
+    # a model and its own export (P7-6 refuses such pairs in flopmeter.compare); the
+    # single-model command refuses --backward for an ONNX file. Options only PyTorch models
+    # take are refused when every model is an ONNX file (they changed nothing, exit 0)
+    from pathlib import Path
+
+    from flopmeter.cli import run
+
+    folder = Path(str(tmp_path))
+    source = folder / "tiny.py"
+    source.write_text("from torch import nn\nEXAMPLE_INPUTS = '2x8'\ndef a():\n    return nn.Linear(8, 4)\n")
+    exported = folder / "tiny.onnx"
+    torch.onnx.export(nn.Linear(8, 4), (torch.randn(2, 8),), exported, dynamo=False)
+    for mode in ("--backward", "--train"):
+        code, out, err = run(["compare", f"{source}:a", str(exported), mode])
+        assert code == 2 and not out, err
+        assert f"{mode}: {exported} is an ONNX file" in err and "counting" not in err
+    for option in (["--count-overhead"], ["--set", "hidden_size=8"]):
+        code, out, err = run(["compare", str(exported), str(exported), *option])
+        assert code == 2 and not out, err
+        assert f"{option[0]}: every model compared is an ONNX file" in err
+    # a PyTorch model and its export, both forward: 2*8*4 = 64 MACs each, a speedup of 1.00x
+    code, out, err = run(["compare", f"{source}:a", str(exported), "-f", "json", "-q"])
+    assert code == 0, err
+    import json
+
+    assert [row["macs"] for row in json.loads(out)["rows"]] == [64, 64]
