@@ -171,3 +171,29 @@ def test_compare_refuses_a_training_count_beside_an_onnx_file(tmp_path: object) 
     import json
 
     assert [row["macs"] for row in json.loads(out)["rows"]] == [64, 64]
+
+
+def test_a_coo_or_csr_weight_denser_than_its_format_pays_is_ideal_dense() -> None:
+    # R7b-8: docs: "the smaller of dense and a sparse format"; a COO or CSR weight was given
+    # its format's bytes even where dense is smaller (P7-4 compared the bitmask and N:M only)
+    class SparseMM(nn.Module):
+        def __init__(self, weight: torch.Tensor) -> None:
+            super().__init__()
+            self.weight_sparse = weight
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.sparse.mm(self.weight_sparse, x)
+
+    half = torch.zeros(32, 64)
+    half[:, ::2] = 1.0  # 32 * 32 = 1,024 nonzeros of 2,048
+    x = torch.randn(64, 16)
+    # COO 1,024*4 + 2 dims * 1,024 * 8 = 20,480 and CSR 4,096 + (1,024 + 32 + 1) * 8 = 12,552
+    # both above dense 2,048 * 4 = 8,192
+    for weight in (half.to_sparse(), half.to_sparse_csr()):
+        layer = flopmeter.profile(SparseMM(weight), x).compression.layers[""]
+        assert (layer.bytes_ideal, layer.ideal_format) == (8_192, "dense")
+    # at 1 in 8 kept the format pays: COO 256*4 + 2*256*8 = 5,120 < 8,192 (as before)
+    eighth = torch.zeros(32, 64)
+    eighth[:, ::8] = 1.0
+    layer = flopmeter.profile(SparseMM(eighth.to_sparse()), x).compression.layers[""]
+    assert (layer.bytes_ideal, layer.ideal_format) == (5_120, "COO")
