@@ -176,13 +176,7 @@ def test_compare_refuses_a_training_count_beside_an_onnx_file(tmp_path: object) 
 def test_a_coo_or_csr_weight_denser_than_its_format_pays_is_ideal_dense() -> None:
     # R7b-8: docs: "the smaller of dense and a sparse format"; a COO or CSR weight was given
     # its format's bytes even where dense is smaller (P7-4 compared the bitmask and N:M only)
-    class SparseMM(nn.Module):
-        def __init__(self, weight: torch.Tensor) -> None:
-            super().__init__()
-            self.weight_sparse = weight
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return torch.sparse.mm(self.weight_sparse, x)
+    from test_compression_reference import _SparseMM as SparseMM  # weight_sparse @ x
 
     half = torch.zeros(32, 64)
     half[:, ::2] = 1.0  # 32 * 32 = 1,024 nonzeros of 2,048
