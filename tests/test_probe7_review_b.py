@@ -191,3 +191,23 @@ def test_a_coo_or_csr_weight_denser_than_its_format_pays_is_ideal_dense() -> Non
     eighth[:, ::8] = 1.0
     layer = flopmeter.profile(SparseMM(eighth.to_sparse()), x).compression.layers[""]
     assert (layer.bytes_ideal, layer.ideal_format) == (5_120, "COO")
+
+
+@pytest.mark.parametrize("backward", [False, True])
+def test_a_pruned_bias_of_any_name_is_overhead(backward: bool) -> None:
+    # R7b-9: P7-5 took the mask multiply of a pruned ``bias`` out of the model's FLOPs, but
+    # only for that name: an LSTM's bias_ih_l0 (16 values: 16 FLOPs forward, 16 more for its
+    # gradient) and MHA's in_proj_bias (24 values) still counted theirs as model FLOPs
+    cases = [
+        (lambda: nn.LSTM(4, 4), "bias_ih_l0", 16, (torch.randn(5, 2, 4),)),
+        (lambda: nn.MultiheadAttention(8, 2), "in_proj_bias", 24, (torch.randn(5, 2, 8),) * 3),
+    ]
+    for build, name, mask_flops, args in cases:
+        torch.manual_seed(0)
+        dense = build()
+        pruned = build()
+        prune.l1_unstructured(pruned, name, amount=0.5)
+        before = flopmeter.profile(dense, args, backward=backward)
+        after = flopmeter.profile(pruned, args, backward=backward)
+        assert after.flops == before.flops, name  # the same layer's work, dense or pruned
+        assert after.overhead["aten.mul"].cost.flops == mask_flops * (2 if backward else 1), name
