@@ -211,3 +211,6 @@ def test_a_pruned_bias_of_any_name_is_overhead(backward: bool) -> None:
         after = flopmeter.profile(pruned, args, backward=backward)
         assert after.flops == before.flops, name  # the same layer's work, dense or pruned
         assert after.overhead["aten.mul"].cost.flops == mask_flops * (2 if backward else 1), name
+        # the mask buffer is stored too: mask_flops float32 values (LSTM: 160 params * 4 = 640
+        # bytes + 16 * 4 = 704; MHA: 288 params * 4 = 1,152 + 24 * 4 = 1,248)
+        assert after.compression.bytes_actual == before.compression.bytes_actual + 4 * mask_flops, name

@@ -313,8 +313,8 @@ def _quantizer_bits(quantizer: Any) -> int | None:
 
 
 def _count_param_bytes(name: str, module: torch.nn.Module, found: ModelFacts, counted: set[int]) -> None:
-    """The bytes of ``module``'s own params at their dtype: its bias apart, weights
-    (their facts hold them) left out, every storage once; plus the float32 biases
+    """The bytes of ``module``'s own params at their dtype (with a prune mask's, when pruned):
+    its bias apart, weights (their facts hold them) left out, every storage once; plus the float32 biases
     packed in torch.ao weights that are not the module's ``bias`` (recurrent cells)."""
     other = other_bytes = 0
     for key, param in module._parameters.items():
@@ -326,6 +326,9 @@ def _count_param_bytes(name: str, module: torch.nn.Module, found: ModelFacts, co
             continue  # the layer's bias: ``bias_bytes``
         if id(param) not in found.by_tensor:  # a parametrization's original: at the weight's module
             other, other_bytes = other + param.numel(), other_bytes + size
+            mask = module._buffers.get(f"{key[:-5]}_mask") if key.endswith("_orig") else None
+            if isinstance(mask, torch.Tensor):  # prune's mask on it (an LSTM's bias_ih_l0) is stored too
+                other_bytes += mask.numel() * mask.element_size()
     packed_biases = sum(
         f.logical_extra_params - f.numel
         for f in found.weights.get(name, ())
