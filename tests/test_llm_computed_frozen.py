@@ -158,3 +158,30 @@ def test_json_names_the_trainable_parameters() -> None:
     data = llm_cost(model, prompt=8, generate=1).to_dict()
     # N_total 53,952 (47,360 + embedding 6,400 + 3 norms 192) less the frozen lm_head 100*64 = 6,400
     assert (data["params"]["total"], data["params"]["trainable"]) == (53_952, 47_552)
+
+
+class LowRank(torch.nn.Module):
+    """W = U @ V with U (out, r) and V (r, in) stored (``right_inverse`` returns both)."""
+
+    def forward(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return u @ v
+
+    def right_inverse(self, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return weight[:, :4].clone(), torch.eye(4, weight.shape[1])
+
+
+def test_a_low_rank_parametrization_counts_both_factors() -> None:
+    """R7b-5 (review B): with several originals, every one but the largest was taken for a
+    factor like weight norm's g: a low-rank weight's U (48 x 4) was dropped from N_mm,
+    leaving V alone (4 x 64 = 256), neither the parameters nor the weight's size."""
+    from torch.nn.utils import parametrize
+
+    linear = torch.nn.Linear(64, 48, bias=False)
+    parametrize.register_parametrization(linear, "weight", LowRank())
+    counts = count_params(torch.nn.Sequential(linear))
+    # U 48*4 = 192 + V 4*64 = 256: 448 stored matmul parameters (before the parametrize
+    # change: 448 too; after it, 256)
+    assert (counts.matmul, counts.total) == (448, 448)
+    # weight norm's g (48 x 1) broadcasts to v (48 x 64) and stays out: 48*64 = 3,072
+    normed = parametrizations.weight_norm(torch.nn.Linear(64, 48, bias=False))
+    assert count_params(torch.nn.Sequential(normed)).matmul == 3_072

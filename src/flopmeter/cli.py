@@ -468,20 +468,21 @@ def check_compare_options(args: argparse.Namespace) -> None:
         raise UsageError("--micronet scores one model: run flopmeter MODEL --micronet TASK for each")
     if args.threads is not None and not args.bench:
         raise UsageError("--threads sets the threads --bench times with: add --bench")
-    if args.dim and not any(source.lower().endswith(".onnx") for source in args.models):  # P5-D21
+    if args.dim and not _onnx_models(args):  # P5-D21
         raise UsageError("--dim binds the symbolic dims of an ONNX file, and no model compared is one")
+    _check_onnx_in_compare(args)
     if args.bench:
         if args.meta:
             raise UsageError("--bench times real computation: drop --meta")
         _check_bench_mode(args)
-        onnx = [source for source in args.models if source.lower().endswith(".onnx")]
+        onnx = _onnx_models(args)
         if onnx:
             raise UsageError(
                 f"compare --bench times PyTorch models; {onnx[0]} is an ONNX file "
                 "(time it alone: flopmeter MODEL.onnx --bench)"
             )
     if _wants_view(args):
-        onnx_files = [source for source in args.models if source.lower().endswith(".onnx")]
+        onnx_files = _onnx_models(args)
         if onnx_files:  # refused before counting (it was refused after, in the Python API's words)
             asked = [f"--{name.replace('_', '-')}" for name in _VIEW_OPTIONS if getattr(args, name)]
             raise UsageError(
@@ -504,6 +505,35 @@ def check_compare_options(args: argparse.Namespace) -> None:
             f"compare {', '.join(given)} {'is' if len(given) == 1 else 'are'} for the before/after "
             "table of --compression: add --compression (plain compare writes text, markdown, csv or json)"
         )
+
+
+def _onnx_models(args: argparse.Namespace) -> list[str]:
+    """compare: the models given that are ONNX files, in order."""
+    from .onnx.source import is_onnx_source
+
+    return [source for source in args.models if is_onnx_source(source)]
+
+
+def _check_onnx_in_compare(args: argparse.Namespace) -> None:
+    """compare with an ONNX file, counted as exported (an inference forward): --backward or
+    --train would set a training step's count against it (a speedup of about 3x for one model
+    and its export); --set and --count-overhead, which only a PyTorch model takes, change
+    nothing when every model is an ONNX file. Refused, as the single-model command does."""
+    onnx_files = _onnx_models(args)
+    if not onnx_files:
+        return
+    modes = [f"--{name}" for name in ("backward", "train") if getattr(args, name, False)]
+    if modes:
+        raise UsageError(
+            f"{' '.join(modes)}: {onnx_files[0]} is an ONNX file, counted as exported (an inference "
+            "forward), and the table would compare a training step with it; compare PyTorch models "
+            "for a training step"
+        )
+    unused = [
+        option for option, value in (("--set", args.set), ("--count-overhead", args.count_overhead)) if value
+    ]
+    if unused and len(onnx_files) == len(args.models):
+        raise UsageError(f"{', '.join(unused)}: every model compared is an ONNX file, which takes none of it")
 
 
 def check_ranges(args: argparse.Namespace) -> None:

@@ -383,9 +383,17 @@ def compare_views(
     )
 
 
+_BATCH_HINT = (
+    " (the batch is the first input's leading dim: where that is not the batch, a sequence "
+    "length say, give profile(..., batch_size=B) to both)"
+)
+
+
 def _check_same_run(before: Any, after: Any) -> None:
     """Ratios compare two models on one run: Reports of another batch size, of a training
-    step against an inference, or in another train/eval mode are refused (ValueError)."""
+    step against an inference, or in another train/eval mode are refused (ValueError). The
+    batch is the first input's leading dim unless ``batch_size=`` was given (a sequence-first
+    input's is its length), so the message names that way out."""
     for describe in (
         lambda r: f"batch {r.batch_size}",
         lambda r: "forward + backward" if r.did_backward else "forward",
@@ -396,6 +404,7 @@ def _check_same_run(before: Any, after: Any) -> None:
             raise ValueError(
                 f"compare needs two reports of the same run: the first is {first}, the second "
                 f"{second}; profile both models with the same inputs and options"
+                + (_BATCH_HINT if first.startswith("batch") else "")
             )
 
 

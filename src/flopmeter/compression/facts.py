@@ -122,8 +122,9 @@ class ModelFacts:
     # QAT layer (or torchao layer quantizing its input) -> its activations' bits
     qat_act_bits: dict[str, int] = field(default_factory=dict)
     folded_batch_norms: set[str] = field(default_factory=set)  # QAT ConvBn*: BN folded in emulation
-    # prune on ``bias`` (torch's pruning tutorial does): the mask's shape, by module
-    masked_biases: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    # torch.nn.utils.prune's masks by module, their shapes: on ``bias`` (the pruning tutorial
+    # prunes it), an LSTM's ``bias_ih_l0``, MHA's ``in_proj_bias``, a weight (its fact's too)
+    prune_masks: dict[str, set[tuple[int, ...]]] = field(default_factory=dict)
     # eager QAT: activation fake quantizers (not the weights') -> their bits; and, found
     # in trace order by the overhead classifier, each QAT layer's input bits: those of
     # the activation quantizer that ran last before its contraction
@@ -215,15 +216,29 @@ def collect(model: torch.nn.Module, walk: ModelWalk | None = None) -> ModelFacts
                 mask := module._buffers.get("bias_mask"), torch.Tensor
             ):
                 found.bias_bytes[name] += mask.numel() * mask.element_size()  # the mask buffer exists too
-                found.masked_biases[name] = tuple(mask.shape)
         elif callable(bias) and facts and facts[0].representation.startswith("torch.ao"):
             found.bias_params[name] = facts[0].logical_extra_params - facts[0].numel
             found.bias_bits[name] = 32
+        masks = _prune_masks(module)
+        if masks:
+            found.prune_masks[name] = {tuple(mask.shape) for mask in masks}
         _count_param_bytes(name, module, found, counted)
     if isinstance(model, torch.fx.GraphModule):
         _graph_input_bits(model, found)  # the graph shows which quantizer feeds each layer
         found.activation_quantizers.clear()
     return found
+
+
+def _prune_masks(module: torch.nn.Module) -> list[torch.Tensor]:
+    """The masks torch.nn.utils.prune keeps on a module: a ``<name>_mask`` buffer beside a
+    ``<name>_orig`` parameter, for any parameter name."""
+    return [
+        mask
+        for key, mask in module._buffers.items()
+        if key.endswith("_mask")
+        and isinstance(mask, torch.Tensor)
+        and f"{key[:-5]}_orig" in module._parameters
+    ]
 
 
 def _graph_input_bits(model: torch.fx.GraphModule, found: ModelFacts) -> None:
@@ -298,8 +313,8 @@ def _quantizer_bits(quantizer: Any) -> int | None:
 
 
 def _count_param_bytes(name: str, module: torch.nn.Module, found: ModelFacts, counted: set[int]) -> None:
-    """The bytes of ``module``'s own params at their dtype: its bias apart, weights
-    (their facts hold them) left out, every storage once; plus the float32 biases
+    """The bytes of ``module``'s own params at their dtype (with a prune mask's, when pruned):
+    its bias apart, weights (their facts hold them) left out, every storage once; plus the float32 biases
     packed in torch.ao weights that are not the module's ``bias`` (recurrent cells)."""
     other = other_bytes = 0
     for key, param in module._parameters.items():
@@ -311,6 +326,9 @@ def _count_param_bytes(name: str, module: torch.nn.Module, found: ModelFacts, co
             continue  # the layer's bias: ``bias_bytes``
         if id(param) not in found.by_tensor:  # a parametrization's original: at the weight's module
             other, other_bytes = other + param.numel(), other_bytes + size
+            mask = module._buffers.get(f"{key[:-5]}_mask") if key.endswith("_orig") else None
+            if isinstance(mask, torch.Tensor):  # prune's mask on it (an LSTM's bias_ih_l0) is stored too
+                other_bytes += mask.numel() * mask.element_size()
     packed_biases = sum(
         f.logical_extra_params - f.numel
         for f in found.weights.get(name, ())

@@ -49,8 +49,8 @@ def classifier(facts: ModelFacts) -> Callable[[OpEvent, Cost], bool | Cost]:
         for name, fs in held.items()
         if any(f.representation == "prune" for f in fs)
     }
-    for name, shape in facts.masked_biases.items():  # prune on ``bias``: its mask multiply too
-        masked.setdefault(name, set()).add(shape)
+    for name, shapes in facts.prune_masks.items():  # a pruned bias's mask multiply too (any name)
+        masked.setdefault(name, set()).update(shapes)
     subclassed = {
         name
         for name, fs in facts.weights.items()

@@ -164,6 +164,12 @@ class CompressionView:
     # params and their bytes (at their dtype) of each module outside the layers
     _module_param_bytes: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)
 
+    @property
+    def of_backward_profile(self) -> bool:
+        """Whether the report is a backward profile: the view is still of its forward pass
+        (MACs, FLOPs effective, BOPs), the report's totals of both passes."""
+        return bool(getattr(self._report, "did_backward", False))
+
     # -- totals ----------------------------------------------------------------
     def _sum(self, key: str) -> int:
         return sum(getattr(layer, key) for layer in self.layers.values())
@@ -611,24 +617,28 @@ def _assumed(
 
 
 def ideal_value_bytes(fact: WeightFact) -> tuple[int, str]:
-    """(bytes of values + index, format): the smaller of dense and a sparse format.
-    Index: bitmask N/8; N:M nz*ceil(log2 M)/8; COO nz*ndim*8; CSR (nz + rows + 1)*8."""
+    """(bytes of values + index, format): the smallest of dense and the sparse formats that
+    apply (a tie stores dense). Index: bitmask N/8; N:M nz*ceil(log2 M)/8; COO nz*ndim*8;
+    CSR (nz + rows + 1)*8 (a COO or CSR weight is compared with dense only: its index is
+    its own)."""
     n, bits = fact.numel, fact.weight_bits
     dense = ceil(n * bits / 8)
     nz = fact.nonzero
     if nz is None:
         return dense, "dense"
     values = ceil(nz * bits / 8)
+    # in order of preference on a tie (min keeps the first): dense (no index for nothing
+    # saved), then an N:M index (2:4 ties with the bitmask and keeps its name), then the bitmask
+    formats = [(dense, "dense")]
     if fact.sparse_format == "coo":
-        return values + nz * len(fact.shape) * 8, "COO"
-    if fact.sparse_format in ("csr", "csc", "bsr", "bsc"):
+        formats.append((values + nz * len(fact.shape) * 8, "COO"))
+    elif fact.sparse_format in ("csr", "csc", "bsr", "bsc"):
         rows = fact.shape[0] if fact.sparse_format.endswith("r") else fact.shape[-1]
-        return values + (nz + rows + 1) * 8, fact.sparse_format.upper()
-    if nz == n:
-        return dense, "dense"
-    formats = [(values + ceil(n / 8), "bitmask"), (dense, "dense")]
-    if fact.nm is not None:  # first: an N:M index that ties with the bitmask (2:4) keeps its name
-        formats.insert(0, (values + ceil(nz * ceil(log2(fact.nm[1])) / 8), f"{fact.nm[0]}:{fact.nm[1]}"))
+        formats.append((values + (nz + rows + 1) * 8, fact.sparse_format.upper()))
+    elif nz < n:
+        if fact.nm is not None:
+            formats.append((values + ceil(nz * ceil(log2(fact.nm[1])) / 8), f"{fact.nm[0]}:{fact.nm[1]}"))
+        formats.append((values + ceil(n / 8), "bitmask"))
     return min(formats, key=lambda candidate: candidate[0])
 
 

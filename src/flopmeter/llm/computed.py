@@ -7,8 +7,11 @@ The convention here: the matmul weight is the computed weight, so it counts its 
 by the parameter stored in its shape (``original`` with one original; with several
 (weight norm's g and v) the largest, v: torch checks that a parametrization returns the shape
 the weight had unless registered ``unsafe``; ``weight_v``, ``weight_orig`` of the hook forms).
-The rest (weight norm's g, out_features x 1; parameters of a parametrization module) are
-parameters, not matmul weights. Nothing here computes a weight (spectral norm's forward
+The rest (weight norm's g, out_features x 1, which broadcasts to v; parameters of a
+parametrization module) are parameters, not matmul weights. Several originals of which none
+broadcasts to another (a low-rank parametrization's U and V from ``right_inverse``: none in
+the weight's shape) are stored pieces of the weight: each a matmul weight, as stored factors
+are (N_mm counts parameters). Nothing here computes a weight (spectral norm's forward
 would run a power-iteration step on the user's buffers in training mode).
 """
 
@@ -39,13 +42,21 @@ def stored_weight(module: torch.nn.Module, name: str = "weight") -> torch.Tensor
 
 def weight_factors(model: torch.nn.Module) -> set[int]:
     """Ids of the parameters a computed weight is made from besides the one that stands for
-    it (``stored_weight``): weight norm's g, a parametrization module's own parameters."""
+    it (``stored_weight``): an original that broadcasts to it (weight norm's g, out x 1), a
+    parametrization module's own parameters. An original that does not broadcast to it (a
+    low-rank parametrization's factors U (out, r) and V (r, in): neither has the weight's
+    shape) is a stored piece of the weight, left a matmul weight."""
     factors: set[int] = set()
     for module in model.modules():
         if parametrize.is_parametrized(module):
             for computed in _parametrizations(module).values():
                 main = _main_original(computed)
-                factors |= {id(p) for p in computed.parameters() if p is not main}
+                originals = [t for _, t in _originals(computed)]
+                factors |= {
+                    id(p)
+                    for p in computed.parameters()
+                    if p is not main and (all(p is not o for o in originals) or _broadcasts_to(p, main))
+                }
         for hook in module._forward_pre_hooks.values():
             if isinstance(hook, WeightNorm):
                 factors.add(id(getattr(module, f"{hook.name}_g")))
@@ -65,5 +76,18 @@ def _main_original(computed: torch.nn.Module) -> torch.Tensor:
     single = getattr(computed, "original", None)
     if isinstance(single, torch.Tensor):
         return single
+    return max((t for _, t in _originals(computed)), key=lambda t: t.numel())
+
+
+def _originals(computed: torch.nn.Module) -> list[tuple[str, torch.Tensor]]:
+    """A ParametrizationList's ``original0``, ``original1``, ... (parameters or buffers)."""
     held = chain(computed.named_parameters(recurse=False), computed.named_buffers(recurse=False))
-    return max((t for n, t in held if n.startswith("original")), key=lambda t: t.numel())
+    return [(n, t) for n, t in held if n.startswith("original")]
+
+
+def _broadcasts_to(tensor: torch.Tensor, target: torch.Tensor) -> bool:
+    """Whether ``tensor``'s shape broadcasts to ``target``'s (a per-row scale: g of shape
+    (out, 1) to v's (out, in)), dim for dim."""
+    return tensor.ndim == target.ndim and all(
+        a in (1, b) for a, b in zip(tensor.shape, target.shape, strict=True)
+    )

@@ -70,7 +70,8 @@ def bind_inputs(
     """Types of the graph inputs with the user's shapes and dims applied.
 
     ``inputs``: name -> full shape (overrides the declared shape); ``dims``: symbolic
-    dim name -> value. Returns the types and the dim names left unbound."""
+    dim name -> value. Returns the types and the dim names left unbound. A dim of 0 is
+    refused in the first input only (given or declared)."""
     initializer_names = {t.name for t in graph.initializer}
     declared = [i for i in graph.input if i.name not in initializer_names]
     known = {i.name for i in declared}
@@ -83,11 +84,14 @@ def bind_inputs(
     used_dims: set[str] = set()
     unbound: set[str] = set()
     types: dict[str, ValueType] = {}
-    for value in declared:
+    for position, value in enumerate(declared):
+        # an empty first input leaves nothing to count (every count a silent 0); a later one
+        # may be empty, as in PyTorch's profile (a KV cache traced empty: Concat(past, x))
+        first = position == 0
         tensor = value.type.tensor_type
         if (inputs or {}).get(value.name) is not None:
             shape: tuple[int | str, ...] = tuple(int(d) for d in inputs[value.name])  # type: ignore[index]
-            if 0 in shape:  # an empty tensor: every count would be a silent 0
+            if first and 0 in shape:
                 raise OnnxModelError(
                     f"input {value.name!r}: the shape given, {shape}, has a dim of 0 (an empty input counts nothing)"
                 )
@@ -100,7 +104,7 @@ def bind_inputs(
             parts: list[int | str] = []
             for index, dim in enumerate(tensor.shape.dim):
                 if dim.HasField("dim_value"):
-                    if dim.dim_value == 0:  # an empty tensor: every count would be a silent 0
+                    if first and dim.dim_value == 0:
                         raise OnnxModelError(
                             f"input {value.name!r} declares a dim of 0 at index {index} (an empty input "
                             f"counts nothing): give its shape with inputs={{{value.name!r}: (...)}} "

@@ -44,13 +44,20 @@ def parse_input_specs(specs: list[str]) -> dict[str, tuple[int, ...]] | list[tup
 
 
 def parse_dims(pairs: list[str]) -> dict[str, int]:
-    """``["T=2048", "batch=8"]`` -> ``{"T": 2048, "batch": 8}``."""
+    """``["T=2048", "batch=8"]`` -> ``{"T": 2048, "batch": 8}``. A name given twice with two
+    values is an error (compare binds one value in every file that has the dim)."""
     dims: dict[str, int] = {}
     for text in pairs:
         name, sep, value = text.partition("=")
         if not sep or not name or not value.strip().isdigit():
             raise OnnxModelError(f"bad --dim {text!r}: expected NAME=VALUE with a whole number, e.g. T=2048")
-        dims[name.strip()] = int(value)
+        name = name.strip()
+        if dims.get(name, int(value)) != int(value):
+            raise OnnxModelError(
+                f"--dim {name} is given twice ({dims[name]} and {int(value)}); give each dim once "
+                "(in compare, one value binds it in every ONNX file that has it)"
+            )
+        dims[name] = int(value)
     return dims
 
 
@@ -62,6 +69,7 @@ def dims_for_each(sources: list[str], pairs: list[str]) -> dict[str, list[str]]:
     for source in sources:
         graph = load_onnx(source).model.graph
         bindable[source] = set(symbolic_dims(graph)) | control_keys(graph)
+    parse_dims(pairs)  # well formed, no dim given two values
     names = {pair: next(iter(parse_dims([pair]))) for pair in pairs}
     known = set().union(*bindable.values())
     for name in names.values():

@@ -177,7 +177,14 @@ def view_summary_lines(view: Any, precision: int = 2, units: str = "auto") -> li
     overhead = view.overhead_total
     bpw = view.bits_per_weight
     lines = [
-        "compression view totals" + (f" (assuming {view.assumptions})" if view.assumptions else "") + ":",
+        "compression view totals"
+        + (f" (assuming {view.assumptions})" if view.assumptions else "")
+        + (
+            " (of the forward pass; the report's totals above hold both passes)"
+            if view.of_backward_profile
+            else ""
+        )
+        + ":",
         f"  params {n(view.params)}, nonzero {n(view.nonzero_params)}, sparsity {_pct(view.sparsity)} (weights; biases apart)",
         f"  MACs dense {n(view.macs_dense)}, effective {n(view.macs_effective)}; "
         f"FLOPs effective {n(view.flops_effective)}; integer ops effective {n(view.int_ops_effective)}"
