@@ -1,4 +1,4 @@
-"""Review B of probe 7 (probe7-review-b.md): neighbouring cases of the probe-7 fixes. Each
+"""Review B of probe 7 (docs/probe-7/review-b.md): neighbouring cases of the probe-7 fixes. Each
 test failed before its fix; hand counts beside the expected values."""
 
 from __future__ import annotations
