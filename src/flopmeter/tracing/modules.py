@@ -147,10 +147,8 @@ class ModuleStack:
         # (the caller's name, id of the module it calls) -> the name the module has there
         self._via: dict[tuple[str, int], str] = {}
         self._further_ids: dict[str, int] = {}  # a further name -> id of its module
-        for name, (module, first) in further.items():
-            parent = name.rpartition(".")[0]
-            if first.rpartition(".")[0] != parent:  # a parent holding it twice calls it by its first name
-                self._via.setdefault((parent, id(module)), name)
+        for name, (module, _) in further.items():
+            self._via[(name.rpartition(".")[0], id(module))] = name
             self._further_ids[name] = id(module)
         if walk.scripted:
             warnings.warn(

@@ -20,7 +20,9 @@ MAX_FURTHER_NAMES = 10_000  # a model whose shared modules make more paths keeps
 def further_names(walk: ModelWalk) -> dict[str, tuple[torch.nn.Module, str]]:
     """Each further name of a module -> (the module, its first name), in the order a
     depth-first walk of every path meets them (a name after its parent's). Empty when
-    no module is held twice, or when the model walks its children its own way."""
+    no module is held twice, or when the model walks its children its own way. A
+    parent holding one module under two keys (``self.head = self.fc``) gives it no
+    further name: its calls cannot tell the keys apart, so they go to the first."""
     modules = walk.modules
     if walk.scripted or any(type(m).named_modules is not torch.nn.Module.named_modules for m in modules):
         return {}
@@ -35,10 +37,12 @@ def further_names(walk: ModelWalk) -> dict[str, tuple[torch.nn.Module, str]]:
         module, name, path = todo.pop()
         prefix = name + "." if name else ""
         below: list[tuple[torch.nn.Module, str, frozenset[int]]] = []
+        held: set[int] = set()  # a parent holding a module under two keys calls it by the first
         for key, child in module._modules.items():
             first_name = first.get(id(child)) if child is not None else None
-            if child is None or first_name is None or id(child) in path:  # holding an ancestor: no new path
-                continue
+            if child is None or first_name is None or id(child) in path or id(child) in held:
+                continue  # (a module holding its ancestor makes no new path)
+            held.add(id(child))
             child_name = prefix + key
             if first_name != child_name:
                 found[child_name] = (child, first_name)
