@@ -214,16 +214,16 @@ class TwoParents(nn.Module):
         return self.b(self.a(x))
 
 
-def test_a_module_held_by_two_parents_is_charged_under_its_first_name():
-    """P6-A12, documented (docs/modes.md): both calls of the shared Linear go to 'a', its
-    first name; 'b' shows its ReLU only. Totals are right."""
+def test_a_module_held_by_two_parents_is_charged_where_it_was_called():
+    """P6-A12, fixed at stop 19 (docs/modes.md; tests/test_module_sharing.py): the call
+    made by 'b' goes to 'b.0', the model's own call to 'a'. Totals are right."""
     report = flopmeter.profile(TwoParents(), torch.randn(2, 4))
     assert report.macs == 64  # 2 calls * 2*4*4
     assert report.flops == 136  # 2 calls * 2*4*2*4 (bias) = 128, ReLU 2*4 = 8
     modules = report.by_module()
-    assert (modules["a"].calls, modules["a"].total.macs) == (2, 64)
-    assert (modules["b"].total.macs, modules["b"].total.flops) == (0, 8)
-    assert "b.0" not in modules
+    assert (modules["a"].calls, modules["a"].total.macs) == (1, 32)
+    assert (modules["b"].total.macs, modules["b"].total.flops) == (32, 72)  # b.0's 64 + ReLU 8
+    assert (modules["b.0"].calls, modules["b.0"].total.macs) == (1, 32)
 
 
 def test_nested_tensor_inputs_are_refused_with_a_clear_message():

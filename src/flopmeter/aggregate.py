@@ -16,6 +16,7 @@ from .report import ModuleStats, OperatorStats, OpRecord, Report, UnsupportedOp,
 from .tracing.events import BACKWARD, OpEvent, collect_metas
 from .tracing.model_walk import ModelWalk
 from .tracing.run import Trace
+from .tracing.shared_names import further_names
 
 OpFormula = Callable[[OpEvent], Any]
 ModuleFormula = Callable[[torch.nn.Module, Any, Any], Any]
@@ -101,7 +102,49 @@ def module_tree(model: torch.nn.Module, walk: ModelWalk | None = None) -> ModelT
             parent_stats = stats[parents[name]]
             parent_stats.params += stats[name].params
             parent_stats.trainable_params += stats[name].trainable_params
+    further = further_names(walk)
+    if further:
+        stats = _with_further_names(stats, parents, further, dict(zip(walk.names, walk.modules, strict=True)))
     return ModelTree(stats, parents, params, trainable, param_bytes, buffers, buffer_bytes)
+
+
+def _with_further_names(
+    stats: dict[str, ModuleStats],
+    parents: dict[str, str],
+    further: dict[str, tuple[torch.nn.Module, str]],
+    by_name: dict[str, torch.nn.Module],
+) -> dict[str, ModuleStats]:
+    """``stats`` with a row for each further name of a shared module (``b.0`` for the
+    module first named ``a``), under its parent, in the order the parent holds its
+    children: the row has the calls made through that parent and no params (counted
+    at the first name). Rows in depth-first order, each before its children."""
+    for name, (module, first) in further.items():
+        parent = name.rpartition(".")[0]
+        by_name[name] = module
+        stats[name] = replace(
+            stats[first],
+            name=name,
+            depth=name.count(".") + 1,
+            own_params=0,
+            params=0,
+            trainable_params=0,
+            children=[],
+            shared_with=first,
+        )
+        parents[name] = parent
+        stats[parent].children.append(name)
+    for name in {parents[name] for name in further}:
+        keys = list(by_name[name]._modules)
+        stats[name].children.sort(key=lambda child: keys.index(child.rpartition(".")[2]))
+    ordered: dict[str, ModuleStats] = {}
+    todo = [""]
+    while todo:
+        name = todo.pop()
+        ordered[name] = stats[name]
+        todo.extend(reversed(stats[name].children))
+    for name, row in stats.items():  # none is left out: every row but the root's is a child
+        ordered.setdefault(name, row)
+    return ordered
 
 
 def safe_extra_repr(module: torch.nn.Module) -> str:

@@ -24,6 +24,7 @@ from .tracing.model_walk import ModelWalk
 from .tracing.modules import exclusive, take_turns, uncompiled
 from .tracing.recorder import gc_paused, is_meta_limitation
 from .tracing.run import Trace, TraceFailure, trace_model
+from .tracing.shared_names import first_names
 
 Inputs = torch.Tensor | tuple[Any, ...] | list[Any] | Mapping[str, Any]
 
@@ -208,7 +209,7 @@ def profile(
             did_backward=backward,
             training=training,
             versions={"flopmeter": __version__, "torch": torch.__version__},
-            overhead=overhead_classifier(facts),
+            overhead=overhead_classifier(facts, first_names(walk)),
             count_overhead=compression_options.count_overhead,
             walk=walk,
         )

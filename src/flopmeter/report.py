@@ -75,7 +75,9 @@ class _TotalsView:
 class ModuleStats(_TotalsView):
     """One module of the tree. ``own`` is what ran directly in its forward (not in a
     child); ``total`` includes its children. Params are counted once per tensor, at
-    the first module that holds them."""
+    the first module that holds them. ``shared_with``: for a further name of a module
+    held by two parents (``b.0``), the module's first name (``a``); this row has the
+    calls made through this parent, and no params (they are counted at ``a``)."""
 
     name: str
     type: str
@@ -89,6 +91,7 @@ class ModuleStats(_TotalsView):
     total: Cost = field(default_factory=Cost)
     backward: Cost = field(default_factory=Cost)
     children: list[str] = field(default_factory=list)
+    shared_with: str = ""
 
 
 @dataclass
@@ -246,6 +249,7 @@ class Report(_TotalsView):
                     "own": asdict(m.own),
                     "total": asdict(m.total),
                     "backward": asdict(m.backward),
+                    **({"shared_with": m.shared_with} if m.shared_with else {}),
                 }
                 for m in self.modules.values()
             ],

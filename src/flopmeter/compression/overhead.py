@@ -14,7 +14,7 @@ the conv (the model's own bias add, and the batch norm itself, stay model work).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from ..cost import Cost
 from ..registry import kind_of
@@ -40,9 +40,13 @@ QUANTIZE_OPS = frozenset(
 _SUBCLASS_PREFIXES = ("torchao ", "bitsandbytes")
 
 
-def classifier(facts: ModelFacts) -> Callable[[OpEvent, Cost], bool | Cost]:
+def classifier(
+    facts: ModelFacts, first_names: Mapping[str, str] | None = None
+) -> Callable[[OpEvent, Cost], bool | Cost]:
     """``is_overhead(event, cost)`` for the model these facts were read from: True
-    when the whole op is overhead, a Cost when only that part of it is."""
+    when the whole op is overhead, a Cost when only that part of it is. ``first_names``:
+    a shared module's further names (``b.0``) -> its first name, which the facts use."""
+    first = first_names or {}
     masked = {
         name: {tuple(f.shape) for f in fs if f.representation == "prune"}
         for held in (facts.weights, facts.tied)
@@ -62,7 +66,7 @@ def classifier(facts: ModelFacts) -> Callable[[OpEvent, Cost], bool | Cost]:
     follow = _input_quantizers(facts)
 
     def is_overhead(event: OpEvent, cost: Cost) -> bool | Cost:
-        module = event.module
+        module = first.get(event.module, event.module) if first else event.module
         if follow is not None:
             follow(module, event.phase, cost)
         if event.op in QUANTIZE_OPS:

@@ -799,6 +799,9 @@ def build_view(
         tied = not weights and work.macs > 0 and bool(facts.tied.get(name))
         if tied:  # a weight another module holds (and counts): its zeros still save MACs here
             weights = facts.tied[name]
+        elif not weights and work.macs > 0 and stats.shared_with and facts.weights.get(stats.shared_with):
+            tied = True  # a shared module called through its further name: its weights are its first name's
+            weights = facts.weights[stats.shared_with]
         if weights and (sparsity is not None or bits is not None):
             weights = [_assumed(f, sparsity, bits) for f in weights]
         layer = LayerCompression(

@@ -160,6 +160,8 @@ def render_tree(
         )
         extra = f", {stats.extra_repr}" if stats.extra_repr else ""
         calls = f", called {stats.calls}x" if stats.calls > 1 else ""
+        if stats.shared_with:  # a shared module's further name: its params are counted at the first
+            calls += f", shared with {stats.shared_with}"
         pad = "  " * indent
         shown = [c for c in stats.children if depth is None or modules[c].depth <= depth]
         if not shown:

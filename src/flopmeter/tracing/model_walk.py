@@ -77,9 +77,15 @@ class ModelWalk:
         return AttributeSnapshot(self.modules)
 
     def module(self, name: str) -> torch.nn.Module | None:
-        """The module of this qualified name ("" for the model), None if there is none."""
+        """The module of this qualified name ("" for the model), None if there is none.
+        A shared module's further name (``b.0``, first named ``a``) is its path too."""
         names = self.names
-        return self.modules[names.index(name)] if name in names else None
+        if name in names:
+            return self.modules[names.index(name)]
+        try:
+            return self.model.get_submodule(name)
+        except AttributeError:
+            return None
 
     def module_ids(self) -> dict[int, str]:
         """``id`` of each module -> its name."""

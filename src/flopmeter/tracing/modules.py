@@ -38,6 +38,7 @@ from torch.utils.hooks import RemovableHandle
 
 from .events import BACKWARD, FORWARD
 from .model_walk import ModelWalk
+from .shared_names import further_names
 
 _LOCKS: weakref.WeakKeyDictionary[torch.nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
 _LOCKS_GUARD = threading.Lock()
@@ -130,8 +131,11 @@ class ModuleStack:
     """Tracks the innermost running module of ``root`` by qualified name.
 
     A module reachable under several names (shared) is known by the first name
-    ``named_modules()`` gives it. Modules outside ``root`` are not tracked: their
-    ops belong to the innermost tracked module around them.
+    ``named_modules()`` gives it, except when it is called by a parent that holds it
+    under a further name (``b.0`` for ``self.b = nn.Sequential(shared)``, ``shared``
+    first known as ``a``): that call is charged to the name it was called through.
+    A module called in a loop by the same parent keeps one name. Modules outside
+    ``root`` are not tracked: their ops belong to the innermost tracked module around them.
     """
 
     def __init__(
@@ -139,6 +143,13 @@ class ModuleStack:
     ) -> None:
         walk = walk if walk is not None else ModelWalk(root)
         self.names: dict[int, str] = walk.module_ids()
+        further = further_names(walk)
+        # (the caller's name, id of the module it calls) -> the name the module has there
+        self._via: dict[tuple[str, int], str] = {}
+        self._further_ids: dict[str, int] = {}  # a further name -> id of its module
+        for name, (module, _) in further.items():
+            self._via[(name.rpartition(".")[0], id(module))] = name
+            self._further_ids[name] = id(module)
         if walk.scripted:
             warnings.warn(
                 "the model contains TorchScript modules (torch.jit.script/trace): their submodules "
@@ -195,6 +206,8 @@ class ModuleStack:
             if name is not None:  # their ops run where this profile's recorder cannot see
                 self.other_thread_calls += 1
             return
+        if self._via and self._forward:  # a shared module called through a parent holding it
+            name = self._via.get((self._forward[-1], id(module)), name)
         self._forward.append(name)
         self.calls[name] = self.calls.get(name, 0) + 1
         if self.custom_types and isinstance(module, self.custom_types):
@@ -204,6 +217,8 @@ class ModuleStack:
         name = self.names.get(id(module))
         if name is None or threading.get_ident() != self._thread:
             return
+        if self._further_ids and self._forward and self._further_ids.get(self._forward[-1]) == id(module):
+            name = self._forward[-1]  # the name it was called by (``_pre``)
         if self._forward and self._forward[-1] == name:
             self._forward.pop()
         custom = self.custom_types and isinstance(module, self.custom_types)
