@@ -374,6 +374,14 @@ QUANTIZED_RECURRENT = frozenset(
 )
 
 
+def facts_name(report: Report) -> Callable[[str], str]:
+    """The name the weight facts know a module by: its first ``named_modules()`` name.
+    A shared module called through a further name (``b.0``, a row ``shared with a``)
+    is read from its first name's facts; any other name is its own."""
+    first = {name: stats.shared_with for name, stats in report.modules.items() if stats.shared_with}
+    return lambda name: first.get(name, name)
+
+
 def _integer_modules(facts: ModelFacts | None) -> frozenset[str]:
     """Modules whose packed recurrent weights are integers (≤ 8 bits)."""
     if facts is None:
@@ -385,10 +393,10 @@ def _integer_modules(facts: ModelFacts | None) -> frozenset[str]:
     )
 
 
-def _is_integer(record: Any, integer_modules: frozenset[str]) -> bool:
+def _is_integer(record: Any, integer_modules: frozenset[str], known_as: Callable[[str], str]) -> bool:
     """Whether ``record`` multiplies integers (int8 activations and weights)."""
     if record.op in QUANTIZED_RECURRENT:
-        return record.module in integer_modules
+        return known_as(record.module) in integer_modules
     return record.op in INTEGER_CONTRACTIONS
 
 
@@ -401,7 +409,8 @@ def functional_homes(report: Report, facts: ModelFacts) -> dict[int, str]:
     ShiftedWindowAttention: ``F.linear(x, self.qkv.weight)``), by id(record) -> that
     submodule: the one submodule under the record's module whose weight has the
     operand's shape and that runs no contraction itself. Ambiguous shapes stay."""
-    busy = {record.module for record in report.ops if record.cost.macs}
+    known_as = facts_name(report)
+    busy = {known_as(record.module) for record in report.ops if record.cost.macs}
     idle: dict[tuple[int, ...], list[str]] = {}
     for name, found in facts.weights.items():
         if name not in busy:
@@ -416,10 +425,13 @@ def functional_homes(report: Report, facts: ModelFacts) -> dict[int, str]:
             continue
         shape = tuple(record.shapes[where[0]])
         shape = shape[::-1] if where[1] else shape
-        prefix = f"{record.module}." if record.module else ""
+        module = known_as(record.module)
+        prefix = f"{module}." if module else ""
         under = [name for name in idle.get(shape, ()) if name.startswith(prefix)]
-        if len(under) == 1:
-            homes[id(record)] = under[0]
+        if len(under) == 1:  # called through a further name: the submodule's row under it
+            homes[id(record)] = (
+                under[0] if module == record.module else record.module + under[0][len(module) :]
+            )
     return homes
 
 
@@ -429,7 +441,7 @@ def _contractions(
     """Per module: forward contraction MACs, the ops, activation bits, compute dtype;
     a matmul on a submodule's weight counts at that submodule (``homes``)."""
     found: dict[str, _Contractions] = {}
-    integer_modules = _integer_modules(facts)
+    integer_modules, known_as = _integer_modules(facts), facts_name(report)
     for record in report.ops:
         if record.phase != "forward" or not record.cost.macs:
             continue
@@ -438,7 +450,7 @@ def _contractions(
         entry.flops += record.cost.flops
         entry.outputs += record.cost.bytes_written * 8 // bits_of(record.dtype)
         entry.ops.add(record.op)
-        integer = _is_integer(record, integer_modules)
+        integer = _is_integer(record, integer_modules, known_as)
         bits = 8 if integer or record.op in INT8_ACTIVATIONS else bits_of(record.dtype)
         entry.act_bits = max(entry.act_bits, bits)
         if integer:
@@ -452,9 +464,9 @@ def work_by_dtype(report: Report, facts: ModelFacts | None = None) -> dict[str, 
     """Forward MACs and FLOPs grouped by the dtype the work is done in (integer
     contractions under "int8": their MACs are not floating point operations)."""
     grouped: dict[str, dict[str, int]] = {}
-    integer_modules = _integer_modules(facts)
+    integer_modules, known_as = _integer_modules(facts), facts_name(report)
     for record in report.ops:
-        dtype = "int8" if _is_integer(record, integer_modules) else record.dtype
+        dtype = "int8" if _is_integer(record, integer_modules, known_as) else record.dtype
         entry = grouped.setdefault(dtype, {"macs": 0, "flops": 0})
         entry["macs"] += record.cost.macs
         if record.cost.flops:  # an int8 recurrent layer's gates are float work
@@ -689,6 +701,7 @@ def attention_row_uses(report: Report, facts: ModelFacts) -> dict[str, dict[str,
     used batch x L_q times, key and value rows batch x L_k times; inputs are (L, B, E)
     or (L, E) (the module transposes batch_first inputs before the call)."""
     found: dict[str, dict[str, list[int]]] = {}
+    known_as = facts_name(report)
     for record in report.ops:
         if record.op != MHA_OP or record.phase != "forward" or len(record.shapes) < 2:
             continue
@@ -696,7 +709,7 @@ def attention_row_uses(report: Report, facts: ModelFacts) -> dict[str, dict[str,
         batch = query[1] if len(query) == 3 else 1
         uses_q, uses_k = batch * query[0], batch * key[0]
         rows = found.setdefault(record.module, {})
-        for fact in facts.weights.get(record.module, []):
+        for fact in facts.weights.get(known_as(record.module), []):
             out = fact.shape[0]
             if fact.name == "in_proj_weight":
                 third = out // 3
@@ -706,7 +719,7 @@ def attention_row_uses(report: Report, facts: ModelFacts) -> dict[str, dict[str,
             elif fact.name in ("k_proj_weight", "v_proj_weight"):
                 _add_rows(rows, fact.name, [uses_k] * out)
         child = f"{record.module}.out_proj" if record.module else "out_proj"
-        for fact in facts.weights.get(child, []):
+        for fact in facts.weights.get(known_as(child), []):
             if fact.name == "weight":
                 _add_rows(found.setdefault(child, {}), fact.name, [uses_q] * fact.shape[0])
     return found
@@ -716,6 +729,7 @@ def _move_out_projections(
     contractions: dict[str, _Contractions],
     row_uses: dict[str, dict[str, list[int]]],
     facts: ModelFacts,
+    known_as: Callable[[str], str],
 ) -> dict[str, int]:
     """Give each ``out_proj`` child the MACs and FLOPs of its projection that the parent's
     attention record counted (sum of row uses x K; FLOPs x (2K - 1), + 1 per output with
@@ -725,11 +739,11 @@ def _move_out_projections(
         parent = child.rsplit(".", 1)[0] if "." in child else ""
         if not child.endswith("out_proj") or parent not in contractions or "weight" not in rows:
             continue
-        fact = next(f for f in facts.weights[child] if f.name == "weight")
+        fact = next(f for f in facts.weights[known_as(child)] if f.name == "weight")
         k = fact.numel // max(fact.out_channels, 1)
         uses = sum(rows["weight"])
         macs = uses * k
-        flops = uses * (2 * k - 1) + (uses if facts.bias_params.get(child) else 0)
+        flops = uses * (2 * k - 1) + (uses if facts.bias_params.get(known_as(child)) else 0)
         source = contractions[parent]
         source.macs -= macs
         source.flops -= flops
@@ -770,11 +784,12 @@ def build_view(
     sparsity = parse_sparsity(assume_sparsity) if assume_sparsity is not None else None
     check_bits(assume_bits)
     _check_prefixes(assume_bits, report)
+    known_as = facts_name(report)  # a shared module's further name -> the name its facts have
     homes = functional_homes(report, facts)
     contractions = _contractions(report, facts, homes)
     input_bits = facts.qat_input_bits  # eager QAT, seen in trace order (overhead.classifier)
     row_uses = attention_row_uses(report, facts)
-    moved_flops = _move_out_projections(contractions, row_uses, facts)
+    moved_flops = _move_out_projections(contractions, row_uses, facts, known_as)
     for record in report.ops:  # the FLOPs of matmuls counted at the submodule whose weight they use
         if id(record) in homes:
             moved_flops[homes[id(record)]] = moved_flops.get(homes[id(record)], 0) + record.cost.flops
@@ -795,13 +810,13 @@ def build_view(
         work = contractions.get(name, _Contractions())
         bits_spec = _bits_for(name, assume_bits)
         bits = parse_bits(bits_spec) if bits_spec else None
+        first = known_as(name)
         weights = facts.weights.get(name, [])
-        tied = not weights and work.macs > 0 and bool(facts.tied.get(name))
-        if tied:  # a weight another module holds (and counts): its zeros still save MACs here
-            weights = facts.tied[name]
-        elif not weights and work.macs > 0 and stats.shared_with and facts.weights.get(stats.shared_with):
-            tied = True  # a shared module called through its further name: its weights are its first name's
-            weights = facts.weights[stats.shared_with]
+        # a weight another module holds (and counts), or a shared module called through
+        # its further name (its weights are its first name's): its zeros still save MACs here
+        tied = not weights and work.macs > 0 and bool(facts.weights.get(first) or facts.tied.get(first))
+        if tied:
+            weights = facts.weights.get(first) or facts.tied[first]
         if weights and (sparsity is not None or bits is not None):
             weights = [_assumed(f, sparsity, bits) for f in weights]
         layer = LayerCompression(
@@ -811,16 +826,16 @@ def build_view(
             assumed=bool(weights) and (sparsity is not None or bits is not None),
         )
         layer.macs_dense = work.macs
-        represented = input_bits.get(name, facts.qat_act_bits.get(name, work.act_bits))
+        represented = input_bits.get(first, facts.qat_act_bits.get(first, work.act_bits))
         layer.act_bits = (bits[1] if bits else represented) or None
-        bias = facts.bias_params.get(name, 0)
-        bias_bits = (bits[0] if bits and bits[0] >= 16 else 32) if bits else facts.bias_bits.get(name, 32)
+        bias = facts.bias_params.get(first, 0)
+        bias_bits = (bits[0] if bits and bits[0] >= 16 else 32) if bits else facts.bias_bits.get(first, 32)
         layer.params = stats.own_params  # logical: finish() added the packed weights
         parametrized = report.modules.get(f"{name}.parametrizations" if name else "parametrizations")
         if parametrized is not None:  # the originals of its parametrized weights
             layer.params += parametrized.params
         other_bytes = facts.other_param_bytes.get(name, 0)  # norms, LSTM biases: at their dtype
-        bias_actual = facts.bias_bytes.get(name, bias * 4)
+        bias_actual = facts.bias_bytes.get(name, bias * 4) if first == name else 0  # stored at the first name
         if not weights:  # contractions of activations with activations (attention)
             layer.macs_effective = work.macs
             layer.weight_bits = layer.act_bits
@@ -907,7 +922,7 @@ def build_view(
         value_bytes = [ideal_value_bytes(f) for f in weights]
         layer.ideal_format = ", ".join(sorted({fmt for _, fmt in value_bytes}))
         layer.weight_bytes_ideal = sum(b for b, _ in value_bytes) + sum(f.ideal_scale_bytes for f in weights)
-        bias_bytes = ceil(bias * bias_bits / 8)
+        bias_bytes = ceil(bias * bias_bits / 8) if first == name else 0  # stored at the first name
         layer.bytes_ideal = layer.weight_bytes_ideal + bias_bytes + other_bytes
         layer.weight_bytes_actual = sum(f.storage_bytes + f.scale_bytes for f in weights)
         layer.bytes_actual = layer.weight_bytes_actual + bias_actual + other_bytes
