@@ -501,11 +501,13 @@ def _run_backward(model: torch.nn.Module, args: Any, kwargs: Any, output: Any) -
     wrt: list[torch.Tensor] = [p for p in model.parameters() if p.requires_grad]
     wrt += [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor) and t.requires_grad]
     if not outputs:
-        raise BackwardUnavailable(_why_no_backward(output, tensors, wrt))
+        raise BackwardUnavailable(_why_no_backward(output, tensors, wrt, model))
     torch.autograd.grad(outputs, wrt, grad_outputs=[torch.ones_like(t) for t in outputs], allow_unused=True)
 
 
-def _why_no_backward(output: Any, tensors: list[torch.Tensor], wrt: list[torch.Tensor]) -> str:
+def _why_no_backward(
+    output: Any, tensors: list[torch.Tensor], wrt: list[torch.Tensor], model: torch.nn.Module
+) -> str:
     if not tensors:
         return (
             f"backward=True needs a tensor output to differentiate, but the model returned "
@@ -516,11 +518,26 @@ def _why_no_backward(output: Any, tensors: list[torch.Tensor], wrt: list[torch.T
             "backward=True needs something to differentiate: no parameter of the model requires "
             "grad and no input does"
         )
+    quantized = [
+        f"{name} ({type(m).__name__})"
+        for name, m in model.named_modules()
+        if type(m).__module__.startswith(_QUANTIZED) and hasattr(m, "weight")
+    ]
+    if quantized:
+        return (
+            f"backward=True: the model's output does not require grad; its quantized layers "
+            f"({', '.join(quantized[:3])}{', ...' if len(quantized) > 3 else ''}) have no gradient "
+            "in torch. Count the training step on the float model (or a QAT-prepared one, whose "
+            "fake-quantized layers do have a backward)"
+        )
     return (
         f"backward=True: the model's output does not require grad although {len(wrt)} "
         "parameter(s) or input(s) do; does its forward run under torch.no_grad() or detach "
         "its result?"
     )
+
+
+_QUANTIZED = ("torch.ao.nn.quantized", "torch.ao.nn.intrinsic.quantized")  # converted int8 layers
 
 
 def _plain(output: Any) -> Any:
