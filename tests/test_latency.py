@@ -301,6 +301,14 @@ class TestValidationOutput:
         assert any(line.startswith("conv ") for line in out.splitlines())
         assert "roofline bound" in out and "calibration:" in out
 
+    def test_cli_per_module_timing_table_keeps_to_top(self):
+        # probe 7's N3: --top 2 still printed the 15 slowest modules (every module of TinyNet)
+        args = [f"{TINY}:TinyNet", "--bench", "--warmup", "1", "--repeat", "2", "--per-module"]
+        code, out, err = run([*args, "--top", "2"])
+        assert code == 0, err
+        table = out.split("per-module time in one call")[1].splitlines()[3:]
+        assert len([line for line in table if line.strip()]) == 2  # the root and the slowest module
+
     def test_cli_batch_sweep_table_and_chart(self, tmp_path):
         pytest.importorskip("matplotlib")
         plot = tmp_path / "tiny.png"

@@ -1033,7 +1033,7 @@ def render(
                 )
             )
         if timings is not None:
-            parts.append(speed.render_timings(report, timings, precision=precision))
+            parts.append(speed.render_timings(report, timings, precision=precision, top=args.top))
         if sweep:
             parts.append(speed.render_sweep(report, sweep))
         return "\n\n".join(parts) + "\n"

@@ -167,15 +167,17 @@ def integer_note(roofline: Roofline) -> str:
 Table = tuple[list[str], list[list[str]]]  # a header and its rows, for grid() or markdown
 
 
-def render_timings(report: Report, timings: list[Timing], *, precision: int = 2) -> str:
+def render_timings(
+    report: Report, timings: list[Timing], *, precision: int = 2, top: int | None = None
+) -> str:
     """Per batch size: median, p10, p90, std, throughput, achieved FLOP/s, % of peak; with a
     hardware spec also the latency model's prediction, measured / predicted and what bounds
     the call (overhead, memory or compute). Per module (``per_module``): measured, predicted
-    and their ratio for the slowest modules."""
+    and their ratio for the ``top`` slowest modules (15 when None)."""
     lines = [*timing_notes(report, timings), "", *grid(*timing_table(timings, precision))]
     for t in timings:
         if t.per_module:
-            lines += ["", module_timing_head(t), *grid(*module_timing_table(t))]
+            lines += ["", module_timing_head(t), *grid(*module_timing_table(t, top or 15))]
     return "\n".join(lines)
 
 
