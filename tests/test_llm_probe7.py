@@ -10,6 +10,8 @@ from flopmeter.render.llm import render_llm, render_training
 
 transformers = pytest.importorskip("transformers")
 
+from test_llm_probe6 import tiny_gemma3n  # noqa: E402 - needs transformers, as that module does
+
 
 def tiny_bart() -> object:
     """2 decoder layers of d = 64 (4 heads of 16), FFN 128, vocab 100, learned positions 128 (+2)."""
@@ -319,13 +321,7 @@ def test_gemma3n_leaves_no_parameter_out() -> None:
     altup output scale, 64 per layer, read through a direct ``forward`` call, was left out)."""
     from flopmeter.llm import language_model
 
-    config = transformers.Gemma3nTextConfig(
-        num_hidden_layers=4, hidden_size=64, intermediate_size=128, num_attention_heads=4,
-        num_key_value_heads=2, head_dim=16, vocab_size=100, vocab_size_per_layer_input=100,
-        hidden_size_per_layer_input=8, sliding_window=8, num_kv_shared_layers=2, laurel_rank=4,
-        layer_types=["sliding_attention", "full_attention"] * 2, activation_sparsity_pattern=[0.0] * 4,
-        pad_token_id=0, bos_token_id=1, eos_token_id=2,
-    )  # fmt: skip
+    config = tiny_gemma3n()  # probe 6's 4-layer Gemma 3n with KV sharing
     cost = llm_cost(config, prompt=16)
     every = language_model(config).params  # before any trace: every parameter
     assert (cost.lm.params.idle, cost.lm.params.total) == (0, every.total)

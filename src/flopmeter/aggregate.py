@@ -16,7 +16,6 @@ from .report import ModuleStats, OperatorStats, OpRecord, Report, UnsupportedOp,
 from .tracing.events import BACKWARD, OpEvent, collect_metas
 from .tracing.model_walk import ModelWalk
 from .tracing.run import Trace
-from .tracing.shared_names import further_names
 
 OpFormula = Callable[[OpEvent], Any]
 ModuleFormula = Callable[[torch.nn.Module, Any, Any], Any]
@@ -53,20 +52,14 @@ def module_tree(model: torch.nn.Module, walk: ModelWalk | None = None) -> ModelT
     for name, module in zip(walk.names, walk.modules, strict=True):
         own = own_trainable = 0
         if module._parameters:
-            for param in module._parameters.values():
-                if param is None or id(param) in seen:
-                    continue
-                seen.add(id(param))
+            for param in _not_counted_yet(module._parameters, seen):
                 count = param.numel()
                 own += count
                 param_bytes += count * param.element_size()
                 if param.requires_grad:
                     own_trainable += count
         if module._buffers:
-            for buffer in module._buffers.values():
-                if buffer is None or id(buffer) in seen_buffers:
-                    continue
-                seen_buffers.add(id(buffer))
+            for buffer in _not_counted_yet(module._buffers, seen_buffers):
                 count = buffer.numel()
                 buffers += count
                 buffer_bytes += count * buffer.element_size()
@@ -102,10 +95,21 @@ def module_tree(model: torch.nn.Module, walk: ModelWalk | None = None) -> ModelT
             parent_stats = stats[parents[name]]
             parent_stats.params += stats[name].params
             parent_stats.trainable_params += stats[name].trainable_params
-    further = further_names(walk)
+    further = walk.further_names
     if further:
         stats = _with_further_names(stats, parents, further, dict(zip(walk.names, walk.modules, strict=True)))
     return ModelTree(stats, parents, params, trainable, param_bytes, buffers, buffer_bytes)
+
+
+def _not_counted_yet(held: dict[str, Any], seen: set[int]) -> list[torch.Tensor]:
+    """The tensors of a module's ``_parameters`` or ``_buffers`` not met before (``seen``:
+    their ids, updated), as ``model.parameters()`` / ``buffers()`` skip repeats."""
+    new = []
+    for tensor in held.values():
+        if tensor is not None and id(tensor) not in seen:
+            seen.add(id(tensor))
+            new.append(tensor)
+    return new
 
 
 def _with_further_names(

@@ -522,7 +522,7 @@ def _check_onnx_in_compare(args: argparse.Namespace) -> None:
     onnx_files = _onnx_models(args)
     if not onnx_files:
         return
-    modes = [f"--{name}" for name in ("backward", "train") if getattr(args, name, False)]
+    modes = _training_flags(args)
     if modes:
         raise UsageError(
             f"{' '.join(modes)}: {onnx_files[0]} is an ONNX file, counted as exported (an inference "
@@ -609,10 +609,15 @@ def check_combinations(args: argparse.Namespace) -> None:
         _batch_sizes(args.batch_sizes)
 
 
+def _training_flags(args: argparse.Namespace) -> list[str]:
+    """The options given that make the count a training step: --backward, --train."""
+    return [f"--{name}" for name in ("backward", "train") if getattr(args, name, False)]
+
+
 def _check_bench_mode(args: argparse.Namespace) -> None:
     """--bench times an inference forward (eval mode, no gradients): with --backward or
     --train it would time another run than the one counted, without a word."""
-    given = [f"--{name}" for name in ("backward", "train") if getattr(args, name, False)]
+    given = _training_flags(args)
     if args.bench and given:
         joined = " ".join(given)
         raise UsageError(

@@ -207,38 +207,40 @@ def collect(model: torch.nn.Module, walk: ModelWalk | None = None) -> ModelFacts
             _quantization_aware(name, module, facts, found)
             if any(c.__name__ in _FOLDING_CLASSES for c in kind.__mro__):
                 found.folded_batch_norms.add(name)
+        masks = _prune_masks(module)
         bias = _attribute(module, "bias") if plain else getattr(module, "bias", None)
         if isinstance(bias, torch.Tensor) and bias.ndim == 1:
             found.bias_params[name] = bias.numel()
             found.bias_bits[name] = bits_of(bias.dtype)
             found.bias_bytes[name] = bias.numel() * bias.element_size()  # a param, buffer or prune's product
-            if "bias_orig" in module._parameters and isinstance(
-                mask := module._buffers.get("bias_mask"), torch.Tensor
-            ):
-                found.bias_bytes[name] += mask.numel() * mask.element_size()  # the mask buffer exists too
+            if "bias" in masks:
+                found.bias_bytes[name] += _nbytes(masks["bias"])  # the mask buffer exists too
         elif callable(bias) and facts and facts[0].representation.startswith("torch.ao"):
             found.bias_params[name] = facts[0].logical_extra_params - facts[0].numel
             found.bias_bits[name] = 32
-        masks = _prune_masks(module)
         if masks:
-            found.prune_masks[name] = {tuple(mask.shape) for mask in masks}
-        _count_param_bytes(name, module, found, counted)
+            found.prune_masks[name] = {tuple(mask.shape) for mask in masks.values()}
+        _count_param_bytes(name, module, found, counted, masks)
     if isinstance(model, torch.fx.GraphModule):
         _graph_input_bits(model, found)  # the graph shows which quantizer feeds each layer
         found.activation_quantizers.clear()
     return found
 
 
-def _prune_masks(module: torch.nn.Module) -> list[torch.Tensor]:
-    """The masks torch.nn.utils.prune keeps on a module: a ``<name>_mask`` buffer beside a
-    ``<name>_orig`` parameter, for any parameter name."""
-    return [
-        mask
+def _prune_masks(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The masks torch.nn.utils.prune keeps on a module, by the name of the parameter
+    pruned: a ``<name>_mask`` buffer beside a ``<name>_orig`` parameter, for any name."""
+    return {
+        key.removesuffix("_mask"): mask
         for key, mask in module._buffers.items()
         if key.endswith("_mask")
         and isinstance(mask, torch.Tensor)
-        and f"{key[:-5]}_orig" in module._parameters
-    ]
+        and f"{key.removesuffix('_mask')}_orig" in module._parameters
+    }
+
+
+def _nbytes(tensor: torch.Tensor) -> int:
+    return tensor.numel() * tensor.element_size()
 
 
 def _graph_input_bits(model: torch.fx.GraphModule, found: ModelFacts) -> None:
@@ -312,8 +314,10 @@ def _quantizer_bits(quantizer: Any) -> int | None:
     return bits
 
 
-def _count_param_bytes(name: str, module: torch.nn.Module, found: ModelFacts, counted: set[int]) -> None:
-    """The bytes of ``module``'s own params at their dtype (with a prune mask's, when pruned):
+def _count_param_bytes(
+    name: str, module: torch.nn.Module, found: ModelFacts, counted: set[int], masks: dict[str, torch.Tensor]
+) -> None:
+    """The bytes of ``module``'s own params at their dtype (with a prune mask's, ``masks``):
     its bias apart, weights (their facts hold them) left out, every storage once; plus the float32 biases
     packed in torch.ao weights that are not the module's ``bias`` (recurrent cells)."""
     other = other_bytes = 0
@@ -326,9 +330,9 @@ def _count_param_bytes(name: str, module: torch.nn.Module, found: ModelFacts, co
             continue  # the layer's bias: ``bias_bytes``
         if id(param) not in found.by_tensor:  # a parametrization's original: at the weight's module
             other, other_bytes = other + param.numel(), other_bytes + size
-            mask = module._buffers.get(f"{key[:-5]}_mask") if key.endswith("_orig") else None
-            if isinstance(mask, torch.Tensor):  # prune's mask on it (an LSTM's bias_ih_l0) is stored too
-                other_bytes += mask.numel() * mask.element_size()
+            mask = masks.get(key.removesuffix("_orig")) if key.endswith("_orig") else None
+            if mask is not None:  # prune's mask on it (an LSTM's bias_ih_l0) is stored too
+                other_bytes += _nbytes(mask)
     packed_biases = sum(
         f.logical_extra_params - f.numel
         for f in found.weights.get(name, ())

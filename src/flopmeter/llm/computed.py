@@ -51,7 +51,7 @@ def weight_factors(model: torch.nn.Module) -> set[int]:
         if parametrize.is_parametrized(module):
             for computed in _parametrizations(module).values():
                 main = _main_original(computed)
-                originals = [t for _, t in _originals(computed)]
+                originals = _originals(computed)
                 factors |= {
                     id(p)
                     for p in computed.parameters()
@@ -76,13 +76,13 @@ def _main_original(computed: torch.nn.Module) -> torch.Tensor:
     single = getattr(computed, "original", None)
     if isinstance(single, torch.Tensor):
         return single
-    return max((t for _, t in _originals(computed)), key=lambda t: t.numel())
+    return max(_originals(computed), key=lambda t: t.numel())
 
 
-def _originals(computed: torch.nn.Module) -> list[tuple[str, torch.Tensor]]:
+def _originals(computed: torch.nn.Module) -> list[torch.Tensor]:
     """A ParametrizationList's ``original0``, ``original1``, ... (parameters or buffers)."""
     held = chain(computed.named_parameters(recurse=False), computed.named_buffers(recurse=False))
-    return [(n, t) for n, t in held if n.startswith("original")]
+    return [t for n, t in held if n.startswith("original")]
 
 
 def _broadcasts_to(tensor: torch.Tensor, target: torch.Tensor) -> bool:

@@ -19,7 +19,7 @@ from ..report import Report
 from . import traces
 from .fit import Fit, PiecewiseLinear, fit, piecewise_linear
 from .kv import KVCache, bits_of, kv_cache
-from .model import LanguageModel, language_model
+from .model import LanguageModel, ParamCounts, language_model
 from .phases import Phase
 from .serving import PhaseTime, Serving, compute_bound_batch, decode_steps_seconds, phase_time
 
@@ -133,14 +133,29 @@ class LLMCost:
         return self._baselines[key]
 
     @property
+    def params(self) -> ParamCounts:
+        """N as the report gives it: the parameters the prefill and the decode steps it shows
+        (the first and the last) read; those steps are traced for it (``lm.params`` counts the
+        phases traced so far)."""
+        self.decode(self.prompt)
+        self.decode(self.last_context)
+        return self.lm.params
+
+    @property
     def first_decode(self) -> Phase:
         """The first decode step: the cache holds the prompt."""
         return self.decode(self.prompt)
 
     @property
     def last_decode(self) -> Phase:
-        """The last decode step of the generation (context prompt + generate - 2)."""
-        return self.decode(self.prompt + max(self.generate - 2, 0))
+        """The last decode step of the generation (``last_context``)."""
+        return self.decode(self.last_context)
+
+    @property
+    def last_context(self) -> int:
+        """The context of the generation's last decode step: prompt + generate - 2 (the
+        prefill gives the first token; a one-token generation decodes at the prompt)."""
+        return self.prompt + max(self.generate - 2, 0)
 
     @property
     def state_bytes(self) -> int:
@@ -243,7 +258,7 @@ class LLMCost:
             generate=self.generate,
             prefill=prefill,
             first_decode=step(self.prompt),
-            last_decode=step(self.prompt + max(steps - 1, 0)),
+            last_decode=step(self.last_context),
             decode_seconds=decode_seconds,
             compute_bound_batch=compute_bound_batch(
                 one.flops, weights, split.kv_read + split.kv_write + split.activations, spec, dtype
@@ -282,7 +297,6 @@ class LLMCost:
                 "coefficients": [_number(c) for c in coefficients] if coefficients else None,
             }
 
-        decodes = (phase(self.first_decode), phase(self.last_decode))  # before N: it counts what ran
         return {
             "model": lm.name,
             "layers": lm.layers,
@@ -293,7 +307,7 @@ class LLMCost:
             "qk_head_dim": lm.attention_dims[0],  # MLA: the scores' dims (config head_dim: rotary part)
             "v_head_dim": lm.attention_dims[1],
             "dtype": str(lm.dtype).removeprefix("torch."),
-            "params": asdict(lm.params),
+            "params": asdict(self.params),
             "idle_modules": list(lm.idle_modules),  # where the parameters no traced phase read are
             "prompt": self.prompt,
             "generate": self.generate,
@@ -301,8 +315,8 @@ class LLMCost:
             "all_logits": self.all_logits,
             "causal": self.causal,
             "prefill": phase(self.prefill),
-            "first_decode": decodes[0],
-            "last_decode": decodes[1],
+            "first_decode": phase(self.first_decode),
+            "last_decode": phase(self.last_decode),
             "prefill_fit": fitted(self.prefill_fit()),
             "decode_fit": fitted(self.decode_fit()),
             "kv_bytes_per_token": _number(self.cache.bytes_per_token),
@@ -353,7 +367,7 @@ class LLMCost:
         batch = self.batch if batch is None else batch
         key = (quantity, batch)
         if key not in self._pieces:
-            first, last = self.prompt, self.prompt + max(self.generate - 2, 0)
+            first, last = self.prompt, self.last_context
             kinks = {w + shift for w in self.lm.windows if w for shift in (-2, -1, 0, 1)}
             for chunk in {c for c in self.lm.chunks if c}:  # the first chunk starts, up to the budget
                 starts = islice(

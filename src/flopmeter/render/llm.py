@@ -170,8 +170,7 @@ def render_llm(
     precision: int = 2,
 ) -> str:
     """The whole LLM-mode report: model, prefill, decode, cost vs length, KV, roofline."""
-    cost.first_decode  # noqa: B018 - traced before N is printed: N counts what the phases read
-    lm, n = cost.lm, cost.lm.params
+    lm, n = cost.lm, cost.params
     dtype = str(lm.dtype).removeprefix("torch.")
     logits = "logits at every position" if cost.all_logits else "logits for the last position, as generate"
     lines = [

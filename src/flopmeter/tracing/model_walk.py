@@ -23,6 +23,7 @@ from operator import attrgetter
 import torch
 
 from .attributes import AttributeSnapshot
+from .shared_names import further_names
 
 _PARAMETERS = attrgetter("_parameters")
 _BUFFERS = attrgetter("_buffers")
@@ -38,7 +39,7 @@ class ModelWalk:
         self.modules: list[torch.nn.Module] = []
         _add_modules(model, "", self.names, self.modules, set())
         kinds = {type(module) for module in self.modules}
-        self.kinds: set[type] = kinds  # the classes of its modules
+        self.kinds: set[type[torch.nn.Module]] = kinds  # the classes of its modules
         # a class may walk its children its own way, and TorchScript keeps its
         # parameters outside ``_parameters``: torch's own walks answer for them
         self.scripted = any(issubclass(kind, torch.jit.ScriptModule) for kind in kinds)
@@ -75,6 +76,13 @@ class ModelWalk:
         """Every module's ``__dict__`` as it is now (what the state guard puts back; the
         compression facts ask it whether any module holds a tensor in a plain attribute)."""
         return AttributeSnapshot(self.modules)
+
+    @cached_property
+    def further_names(self) -> dict[str, tuple[torch.nn.Module, str]]:
+        """A shared module's further names (``b.0`` for a module first named ``a``) ->
+        (the module, its first name): ``shared_names.further_names``, found once for the
+        module stack, the module tree and the overhead classifier."""
+        return further_names(self)
 
     def module(self, name: str) -> torch.nn.Module | None:
         """The module of this qualified name ("" for the model), None if there is none.

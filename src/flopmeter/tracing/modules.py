@@ -38,7 +38,6 @@ from torch.utils.hooks import RemovableHandle
 
 from .events import BACKWARD, FORWARD
 from .model_walk import ModelWalk
-from .shared_names import further_names
 
 _LOCKS: weakref.WeakKeyDictionary[torch.nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
 _LOCKS_GUARD = threading.Lock()
@@ -143,7 +142,7 @@ class ModuleStack:
     ) -> None:
         walk = walk if walk is not None else ModelWalk(root)
         self.names: dict[int, str] = walk.module_ids()
-        further = further_names(walk)
+        further = walk.further_names
         # (the caller's name, id of the module it calls) -> the name the module has there
         self._via: dict[tuple[str, int], str] = {}
         self._further_ids: dict[str, int] = {}  # a further name -> id of its module

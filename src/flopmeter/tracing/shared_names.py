@@ -10,9 +10,12 @@ modules has none, found by one count of its tree's edges.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
-from .model_walk import ModelWalk
+if TYPE_CHECKING:
+    from .model_walk import ModelWalk
 
 MAX_FURTHER_NAMES = 10_000  # a model whose shared modules make more paths keeps the rest under first names
 
@@ -22,9 +25,10 @@ def further_names(walk: ModelWalk) -> dict[str, tuple[torch.nn.Module, str]]:
     depth-first walk of every path meets them (a name after its parent's). Empty when
     no module is held twice, or when the model walks its children its own way. A
     parent holding one module under two keys (``self.head = self.fc``) gives it no
-    further name: its calls cannot tell the keys apart, so they go to the first."""
+    further name: its calls cannot tell the keys apart, so they go to the first. A
+    profile asks ``ModelWalk.further_names``, which finds them once."""
     modules = walk.modules
-    if walk.scripted or any(type(m).named_modules is not torch.nn.Module.named_modules for m in modules):
+    if walk.scripted or any(kind.named_modules is not torch.nn.Module.named_modules for kind in walk.kinds):
         return {}
     edges = sum(child is not None for module in modules for child in module._modules.values())
     if edges == len(modules) - 1:  # a tree: every module has one parent
@@ -54,4 +58,4 @@ def further_names(walk: ModelWalk) -> dict[str, tuple[torch.nn.Module, str]]:
 def first_names(walk: ModelWalk) -> dict[str, str]:
     """Each further name of a shared module -> its first name (what facts read from the
     model's ``named_modules()`` know it by)."""
-    return {name: first for name, (_, first) in further_names(walk).items()}
+    return {name: first for name, (_, first) in walk.further_names.items()}
