@@ -686,20 +686,23 @@ def _count_nonzeros(fact: WeightFact, values: torch.Tensor) -> None:
 
     ``count_nonzero`` over the whole tensor is one fast pass; per row or column it is
     many times slower, so a weight with few zeros (a padding row, an exact zero of a
-    random init) is counted from the positions of its zeros instead."""
-    nonzero = int(torch.count_nonzero(values))
+    random init) is counted from the positions of its zeros instead. A large weight is
+    counted in ``_CHUNKS`` contiguous pieces (as fast as one pass), so that only the
+    pieces holding a zero are searched for their positions."""
+    pieces = _piece_counts(values)
+    nonzero = sum(count for _, _, count in pieces) if pieces else int(torch.count_nonzero(values))
     fact.nonzero = nonzero
     if nonzero == values.numel() or values.ndim < 2:
         return
     rows = values.reshape(values.shape[0], -1)
     zeros = values.numel() - nonzero
     if zeros <= values.numel() // _FEW_ZEROS:
-        where = torch.nonzero(values == 0)  # (zeros, ndim) positions
+        row_of, column_of = _zero_positions(values, pieces)
         per_row = torch.full((values.shape[0],), rows.shape[1], dtype=torch.int64)
-        per_row -= torch.bincount(where[:, 0], minlength=values.shape[0])
+        per_row -= torch.bincount(row_of, minlength=values.shape[0])
         fact.row_nonzero = per_row.tolist()
         column_size = values.numel() // values.shape[1]
-        columns_zero = torch.bincount(where[:, 1], minlength=values.shape[1]) == column_size
+        columns_zero = torch.bincount(column_of, minlength=values.shape[1]) == column_size
         fact.zero_columns = int(columns_zero.sum())
         return
     nonzeros = values != 0
@@ -713,6 +716,38 @@ def _count_nonzeros(fact: WeightFact, values: torch.Tensor) -> None:
 
 
 _FEW_ZEROS = 64  # at most 1 zero in 64 weights: counted from the zeros' positions
+_CHUNKS = 16  # pieces of a large weight counted apart (16 calls cost about one pass)
+_CHUNKED_FROM = 1 << 16  # elements: below, one count_nonzero call
+
+
+def _piece_counts(values: torch.Tensor) -> list[tuple[int, int, int]] | None:
+    """(start, size, nonzeros) of each of ``_CHUNKS`` contiguous pieces of a large
+    contiguous tensor, in flat order; None for a small or strided one (counted whole)."""
+    if values.numel() < _CHUNKED_FROM or not values.is_contiguous():
+        return None
+    flat = values.view(-1)
+    size = -(-flat.numel() // _CHUNKS)
+    counts = torch.stack([torch.count_nonzero(piece) for piece in flat.split(size)]).tolist()
+    return [(i * size, min(size, flat.numel() - i * size), count) for i, count in enumerate(counts)]
+
+
+def _zero_positions(
+    values: torch.Tensor, pieces: list[tuple[int, int, int]] | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The row (dim 0) and input-channel (dim 1) index of every zero of ``values``,
+    searched for only in the pieces that hold one."""
+    if pieces is None:
+        where = torch.nonzero(values == 0)  # (zeros, ndim) positions
+        return where[:, 0], where[:, 1]
+    flat = values.view(-1)
+    found = [
+        torch.nonzero(flat[start : start + size] == 0).flatten() + start
+        for start, size, count in pieces
+        if count < size
+    ]
+    index = torch.cat(found)
+    column_size = values.numel() // (values.shape[0] * values.shape[1])  # a kernel's elements
+    return index // (values.numel() // values.shape[0]), index // column_size % values.shape[1]
 
 
 def n_m_pattern(rows: torch.Tensor, width: int | None = None) -> tuple[int, int] | None:
