@@ -565,6 +565,7 @@ def test_pruning_in_place_after_a_profile_leaves_that_report_as_it_was(how):
         ((128, 64, 3, 3), "column"),  # 128*9 = 1,152 zeros = 73,728 // 64: still "few", in every piece
         ((256, 300), "transposed"),  # a strided view: counted whole
         ((300, 256), "half"),
+        ((10, 4, 3, 3), "all"),  # a zero-initialised weight: 10 empty rows, 4 empty input channels
     ],
 )
 def test_nonzero_counts_per_row_and_column_agree_with_brute_force(shape, zeroed):
@@ -583,6 +584,8 @@ def test_nonzero_counts_per_row_and_column_agree_with_brute_force(shape, zeroed)
         values = torch.randn(shape[1], shape[0]).t()  # not contiguous
         values[7, :] = 0
         values[:, 3] = 0
+    elif zeroed == "all":
+        values.zero_()
     else:
         values.view(-1)[::2] = 0
     fact = _tensor_fact("m", "weight", values)
@@ -593,8 +596,13 @@ def test_nonzero_counts_per_row_and_column_agree_with_brute_force(shape, zeroed)
     columns = [int((values[:, c] != 0).sum()) for c in range(shape[1])]
     assert fact.zero_columns == sum(1 for count in columns if count == 0)
     # every other column of 8 (of 256 in a row of 256: even columns); the transposed one's column 3
-    assert fact.zero_columns == {"column": 1, "half": 4 if shape == (12, 8) else 128, "transposed": 1}.get(
-        zeroed, 0
-    )
+    assert fact.zero_columns == {
+        "column": 1,
+        "half": 4 if shape == (12, 8) else 128,
+        "transposed": 1,
+        "all": 4,
+    }.get(zeroed, 0)
     if zeroed == "half":
         assert fact.nm == (2, 4)  # at most 2 nonzeros in every 4
+    if zeroed == "all":
+        assert fact.nm is None and fact.structure == "channel"  # every row pruned: no N:M pattern

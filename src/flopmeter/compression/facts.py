@@ -694,6 +694,9 @@ def _count_nonzeros(fact: WeightFact, values: torch.Tensor) -> None:
     fact.nonzero = nonzero
     if nonzero == values.numel() or values.ndim < 2:
         return
+    if nonzero == 0:  # a zero-initialised head: every row and input channel empty, no N:M pattern
+        fact.row_nonzero, fact.zero_columns = [0] * values.shape[0], values.shape[1]
+        return
     rows = values.reshape(values.shape[0], -1)
     zeros = values.numel() - nonzero
     if zeros <= values.numel() // _FEW_ZEROS:
