@@ -558,13 +558,16 @@ def test_pruning_in_place_after_a_profile_leaves_that_report_as_it_was(how):
         ((16, 4, 3, 3), "scattered"),  # a few exact zeros in a conv weight
         ((16, 4, 3, 3), "column"),  # an input channel pruned: 16*9 = 144 of 576 zeros (the slow path)
         ((12, 8), "half"),  # 50 %: also the N:M check
-        # from 2**16 = 65,536 elements a weight is counted in 16 pieces, and only the pieces
-        # holding a zero are searched: 300*256 = 76,800 elements, pieces of 4,800
-        ((300, 256), "row"),  # 256 zeros, all in piece 0 (row 3: elements 768..1,023)
-        ((128, 64, 3, 3), "scattered"),  # 73,728 elements, pieces of 4,608: zeros on piece edges
-        ((128, 64, 3, 3), "column"),  # 128*9 = 1,152 zeros = 73,728 // 64: still "few", in every piece
-        ((256, 300), "transposed"),  # a strided view: counted whole
-        ((300, 256), "half"),
+        # from 2**20 = 1,048,576 elements a weight is counted in 16 pieces, and only the pieces
+        # holding a zero are searched: 1,100*1,000 = 1,100,000 elements, pieces of 68,750
+        ((1100, 1000), "row"),  # 1,000 zeros, all in piece 0 (row 3: elements 3,000..3,999)
+        ((512, 256, 3, 3), "scattered"),  # 1,179,648 elements, pieces of 73,728: zeros on piece edges
+        (
+            (512, 256, 3, 3),
+            "column",
+        ),  # 512*9 = 4,608 zeros <= 1,179,648 // 64 = 18,432: "few", in every piece
+        ((1000, 1100), "transposed"),  # a strided view: counted whole
+        ((1100, 1000), "half"),
         ((10, 4, 3, 3), "all"),  # a zero-initialised weight: 10 empty rows, 4 empty input channels
     ],
 )
@@ -576,7 +579,7 @@ def test_nonzero_counts_per_row_and_column_agree_with_brute_force(shape, zeroed)
     if zeroed == "row":
         values[3] = 0
     elif zeroed == "scattered":
-        edges = [5, 77, 300] if values.numel() < 2**16 else [0, 4607, 4608, 50_000, values.numel() - 1]
+        edges = [5, 77, 300] if values.numel() < 2**20 else [0, 73_727, 73_728, 500_000, values.numel() - 1]
         values.view(-1)[torch.tensor(edges)] = 0
     elif zeroed == "column":
         values[:, 2] = 0
@@ -595,10 +598,10 @@ def test_nonzero_counts_per_row_and_column_agree_with_brute_force(shape, zeroed)
     assert fact.row_nonzero == [int((row != 0).sum()) for row in rows]
     columns = [int((values[:, c] != 0).sum()) for c in range(shape[1])]
     assert fact.zero_columns == sum(1 for count in columns if count == 0)
-    # every other column of 8 (of 256 in a row of 256: even columns); the transposed one's column 3
+    # every other column of 8 (of 1,000 in a row of 1,000: the 500 even ones); the transposed one's column 3
     assert fact.zero_columns == {
         "column": 1,
-        "half": 4 if shape == (12, 8) else 128,
+        "half": 4 if shape == (12, 8) else 500,
         "transposed": 1,
         "all": 4,
     }.get(zeroed, 0)

@@ -720,7 +720,7 @@ def _count_nonzeros(fact: WeightFact, values: torch.Tensor) -> None:
 
 _FEW_ZEROS = 64  # at most 1 zero in 64 weights: counted from the zeros' positions
 _CHUNKS = 16  # pieces of a large weight counted apart (16 calls cost about one pass)
-_CHUNKED_FROM = 1 << 16  # elements: below, one count_nonzero call
+_CHUNKED_FROM = 1 << 20  # elements: below, one count_nonzero call
 
 
 def _piece_counts(values: torch.Tensor) -> list[tuple[int, int, int]] | None:
