@@ -66,7 +66,7 @@ def cache_fill_bytes(report: Report, cache: KVCache) -> int:
     for K and one for V. A serving engine writes the projections' keys and values into its
     cache once, the paged view's KV write, so the copy (its read and its write) leaves the
     paged view's activations."""
-    dims = {cache.head_dim, cache.value_head_dim or cache.head_dim}
+    dims = {cache.head_dim, cache.value_head_dim or cache.head_dim, *cache.layer_dims}
     total = 0
     for record in report.ops:
         shapes = record.shapes
@@ -140,11 +140,7 @@ class Phase:
         if self.kind == "prefill":
             read, written = Fraction(0), geometry.bytes_per_token * self.tokens * self.batch
         else:
-            read = (
-                geometry.bytes_per_token_per_layer
-                * geometry.tokens_read(self.context, self.tokens)
-                * self.batch
-            )
+            read = geometry.read_bytes(self.context, self.tokens) * self.batch
             written = geometry.bytes_per_token * self.tokens * self.batch
         source = self.empty_cache if self.empty_cache is not None else self.report
         activations = executed.activations - cache_fill_bytes(

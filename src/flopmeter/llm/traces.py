@@ -20,11 +20,9 @@ def prefill(
     ``all_logits=False`` computes the last position's logits only, as ``generate`` does
     (``logits_to_keep=1``); True computes all of them (training, scoring)."""
     _check_positive(tokens=tokens, batch=batch)
-    inputs: dict[str, Any] = {
-        "input_ids": _token_ids(batch, tokens),
-        "use_cache": True,
-        "logits_to_keep": 0 if all_logits else 1,
-    }
+    inputs: dict[str, Any] = {"input_ids": _token_ids(batch, tokens), "use_cache": True}
+    if lm.keeps_logits:  # else every position's logits: see ``LanguageModel.keeps_logits``
+        inputs["logits_to_keep"] = 0 if all_logits else 1
     return _traced(lm, inputs, tokens, causal=causal, name=f"{lm.name} prefill T={tokens}")
 
 
@@ -45,11 +43,9 @@ def decode(
     _check_positive(batch=batch, tokens=tokens)
     if not isinstance(context, int) or isinstance(context, bool) or context < 0:
         raise ValueError(f"the decode context must be a whole number of tokens, 0 or more, got {context!r}")
-    inputs: dict[str, Any] = {
-        "input_ids": _token_ids(batch, tokens),
-        "use_cache": True,
-        "logits_to_keep": 1,
-    }
+    inputs: dict[str, Any] = {"input_ids": _token_ids(batch, tokens), "use_cache": True}
+    if lm.keeps_logits:
+        inputs["logits_to_keep"] = 1
     if context or (recurrent_states and stored_layout(lm) and lm.states):
         inputs[lm.cache_argument()] = filled_cache(lm, context, batch)
     label = f"decode n={context}" if tokens == 1 else f"chunk of {tokens} after n={context}"

@@ -172,10 +172,14 @@ def render_llm(
     """The whole LLM-mode report: model, prefill, decode, cost vs length, KV, roofline."""
     lm, n = cost.lm, cost.params
     dtype = str(lm.dtype).removeprefix("torch.")
-    logits = "logits at every position" if cost.all_logits else "logits for the last position, as generate"
+    if cost.all_logits:
+        logits = "logits at every position"
+    elif cost.every_position_logits:
+        logits = f"logits at every position: {lm.name}'s forward takes no logits_to_keep, generate's neither"
+    else:
+        logits = "logits for the last position, as generate"
     lines = [
-        f"{lm.name}: {lm.layers} layers, hidden {lm.hidden}, {lm.heads} heads ({lm.kv_heads} KV), "
-        f"{_head_dims(lm)}, vocab {lm.vocab}, {dtype}",
+        f"{lm.name}: {lm.layers} layers, hidden {lm.hidden}, {_attention_shape(lm)}, vocab {lm.vocab}, {dtype}",
         f"params: N_total {n.total:,} · N_mm {n.matmul:,} (matmul weights, lm_head included, "
         f"no embeddings) · Kaplan N {n.kaplan:,} · embeddings {n.embedding:,}",
         *idle_lines(lm),
@@ -294,6 +298,39 @@ def _dense_experts_note(lm: LanguageModel, run: Fraction | None) -> list[str]:
     ]
 
 
+def _attention_shape(lm: LanguageModel) -> str:
+    """Heads, KV heads and head dims as the header prints them; where the layers differ
+    (Gemma 4's full-attention layers) each shape with the layers that have it."""
+    if lm.uniform_attention:
+        return f"{lm.heads} heads ({lm.kv_heads} KV), {_head_dims(lm)}"
+    shapes: dict[tuple[int, int, int, int], list[int]] = {}
+    for layer, shape in enumerate(lm.attention_by_layer):
+        shapes.setdefault(shape, []).append(layer)
+    parts = []
+    for (heads, kv_heads, qk_dim, v_dim), layers in shapes.items():
+        dims = (
+            f"head dim {qk_dim}"
+            if qk_dim == v_dim
+            else f"head dim {qk_dim} (queries, keys) and {v_dim} (values)"
+        )
+        parts.append(f"{heads} heads ({kv_heads} KV), {dims} on {_layer_list(layers)}")
+    return "; ".join(parts)
+
+
+def _layer_list(layers: list[int]) -> str:
+    """``layer 3`` or ``5 layers (0-3, 5)``: runs of consecutive indices joined."""
+    if len(layers) == 1:
+        return f"layer {layers[0]}"
+    runs: list[list[int]] = []
+    for layer in layers:
+        if runs and layer == runs[-1][-1] + 1:
+            runs[-1].append(layer)
+        else:
+            runs.append([layer])
+    spans = ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
+    return f"{len(layers)} layers ({spans})"
+
+
 def _head_dims(lm: LanguageModel) -> str:
     """The head dim as the header prints it; with MLA the dims the scores and the values run
     over (DeepSeek's config head_dim is the rotary part only)."""
@@ -306,7 +343,12 @@ def _head_dims(lm: LanguageModel) -> str:
 def kv_lines(cost: LLMCost) -> list[str]:
     total = cost.prompt + cost.generate
     stored, lm = cost.cache, cost.lm
-    if stored.value_head_dim is None and (stored.kv_heads, stored.head_dim) == (lm.kv_heads, lm.head_dim):
+    if not stored.uniform:
+        lines = [
+            "KV cache (sum over the layers of 2 x KV heads x head dim x bytes per element; the layers "
+            "differ, as the header says):"
+        ]
+    elif stored.value_head_dim is None and (stored.kv_heads, stored.head_dim) == (lm.kv_heads, lm.head_dim):
         lines = ["KV cache (2 x layers x KV heads x head dim x bytes per element):"]
     else:  # as the model hands its cache: MLA's latent, Falcon's one key head
         values = stored.head_dim if stored.value_head_dim is None else stored.value_head_dim
@@ -317,9 +359,15 @@ def kv_lines(cost: LLMCost) -> list[str]:
     for label, cache in (("model dtype", cost.cache), ("declared", cost.declared_cache)):
         if cache is None:
             continue
+        layer_bytes = cache.layer_bytes[: cache.layers]
+        per_layer = (
+            _bytes(cache.bytes_per_token_per_layer)
+            if cache.uniform
+            else f"{_bytes(min(layer_bytes))} to {_bytes(max(layer_bytes))}"
+        )
         lines.append(
             f"  {label} ({cache.bits} bits): {_bytes(cache.bytes_per_token)} per token "
-            f"({_bytes(cache.bytes_per_token_per_layer)} per layer) · {_bytes(cache.bytes(total, cost.batch))} "
+            f"({per_layer} per layer) · {_bytes(cache.bytes(total, cost.batch))} "
             f"for batch {cost.batch} at {total} tokens"
         )
     if cost.state_bytes:
@@ -369,7 +417,12 @@ def render_training(
     lines += _frozen_note(step)
     lines += _dense_experts_note(step.lm, step.experts_run)
     qk_dim, v_dim = step.lm.attention_dims
-    if step.attention_layers != step.lm.layers or qk_dim != v_dim:
+    if not step.lm.uniform_attention:
+        lines.append(
+            f"6N+12LHQT as 6N + 6 T x (sum over the {step.attention_layers} attention layers of H (Q_qk + Q_v)"
+            f" = {step.attention_width:,}): the layers' heads and head dims differ"
+        )
+    elif step.attention_layers != step.lm.layers or qk_dim != v_dim:
         lines.append(
             f"6N+12LHQT as 6N + 6 L H (Q_qk + Q_v) T: L = {step.attention_layers} of {step.lm.layers} layers "
             f"(those with attention), H = {step.lm.heads}, Q_qk = {qk_dim}, Q_v = {v_dim}"

@@ -1,0 +1,119 @@
+"""Probe-8 findings in LLM mode (P8 ids in probe8-llm.md): each test failed before its fix."""
+
+import pytest
+
+from flopmeter.cli import main
+from flopmeter.llm import llm_cost
+from flopmeter.llm.training import training_step
+from flopmeter.render.llm import render_llm, render_training
+
+transformers = pytest.importorskip("transformers")
+
+
+def tiny_gemma4(**changes: object) -> object:
+    """Gemma 4 text, 2 layers of d = 64: layer 0 sliding (window 8), 4 heads, 2 KV heads of 16;
+    layer 1 full attention with its own head dim 32 (``global_head_dim``, a per-layer override
+    of head_dim: transformers' heterogeneous ``per_layer_config``); MLP 128, vocab 100, tied
+    lm_head, per-layer inputs of 8 from a table of 100 x (2 x 8)."""
+    settings: dict[str, object] = dict(
+        vocab_size=100, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=16, global_head_dim=32, sliding_window=8,
+        layer_types=["sliding_attention", "full_attention"], vocab_size_per_layer_input=100,
+        hidden_size_per_layer_input=8,
+    )  # fmt: skip
+    settings.update(changes)
+    return transformers.Gemma4TextConfig(**settings)
+
+
+def test_gemma4_layers_with_their_own_head_dim_size_the_kv_cache() -> None:
+    """P8-1: a heterogeneous config (Gemma 4's full-attention layers override head_dim) raised
+    transformers' AmbiguousGlobalPerLayerAttributeError from inside LLM mode; read with the
+    global head_dim, every layer's cache would be sized as layer 0's."""
+    cost = llm_cost(tiny_gemma4(), prompt=24, generate=4)
+    n = cost.lm.params
+    # layer 0: q 64*64 + k, v 2*(64*32) + o 64*64 = 12,288; MLP 3*64*128 = 24,576; per-layer
+    #   input gate 8*64 + projection 64*8 = 1,024: 37,888
+    # layer 1: q 64*128 + k, v 2*(64*64) + o 128*64 = 24,576; MLP 24,576; 1,024: 50,176
+    # + per_layer_model_projection 64*16 = 1,024: Kaplan 89,088; + lm_head (tied) 100*64 = 95,488
+    assert (n.kaplan, n.matmul, n.embedding) == (89_088, 95_488, 1_600)  # embedding: 100 x 16 per-layer table
+    # bf16: layer 0 2*2*16*2 B = 128, layer 1 2*2*32*2 B = 256: 384 per token (before: 2*128 = 256)
+    assert cost.cache.bytes_per_token == 384
+    assert cost.cache.layer_bytes == (128, 256)
+    # whole cache at 28 tokens: layer 0 holds its window 8*128 = 1,024, layer 1 28*256 = 7,168
+    assert cost.cache.bytes(28) == 8_192
+    step = cost.decode(24).bytes("paged")
+    # decode after 24: layer 0 reads its window 8*128 = 1,024, layer 1 25*256 = 6,400: 7,424
+    # (before: (8 + 25)*128 = 4,224); writes one slot each, 384
+    assert (step.kv_read, step.kv_write) == (7_424, 384)
+    # FLOPs as traced: 2 N_mm 190,976 + layer 0 (window) 2*4*(16+16)*8 = 2,048 + layer 1
+    #   2*4*(32+32)*(n+1) = 512 (n+1): 193,536 + 512 n, 205,824 at n = 24
+    assert cost.decode(24).flops_2mac == 205_824
+    text = render_llm(cost)
+    assert "4 heads (2 KV), head dim 16 on layer 0; 4 heads (2 KV), head dim 32 on layer 1" in text
+    assert "384 B per token (128 B to 256 B per layer)" in text
+    assert cost.to_dict()["attention_by_layer"] == [[4, 2, 16, 16], [4, 2, 32, 32]]
+
+
+def test_gemma4_kv_shared_layers_read_the_cache_of_their_kind() -> None:
+    """P8-1 with KV sharing and keys as values (``attention_k_eq_v``): the full layers have 1 KV
+    head of 64 (``num_global_key_value_heads``, ``global_head_dim``); the last 2 of 4 layers attend
+    the cache of the last earlier layer of their kind."""
+    config = tiny_gemma4(
+        num_hidden_layers=4, layer_types=["sliding_attention", "full_attention"] * 2, global_head_dim=64,
+        num_global_key_value_heads=1, attention_k_eq_v=True, num_kv_shared_layers=2,
+    )  # fmt: skip
+    cost = llm_cost(config, prompt=24)
+    # stored: layer 0 2*2*16*2 B = 128, layer 1 1*(64 + 64)*2 B = 256 (keys and values both kept)
+    assert cost.cache.bytes_per_token == 384
+    # decode after 24 reads: layer 0 8*128 + layer 1 25*256 + layer 2 (shares 0) 8*128 +
+    # layer 3 (shares 1) 25*256 = 1,024 + 6,400 + 1,024 + 6,400 = 14,848 (before, 128 a layer: 8,448)
+    assert cost.decode(24).bytes("paged").kv_read == 14_848
+
+
+def test_palms_form_sums_each_attention_layers_heads_and_dims() -> None:
+    """P8-1 in training: 12 L H Q T took Q = the config's head_dim for every layer."""
+    step = training_step(tiny_gemma4(), tokens=16)
+    # sum of H (Q_qk + Q_v): layer 0 4*(16+16) = 128, layer 1 4*(32+32) = 256: 384
+    assert step.attention_width == 384
+    # 6*95,488 + 6*384*16 = 572,928 + 36,864 = 609,792 = the traced step (forward attention per
+    # token 2*(128 + 256)*16 = 12,288, x3); before: 12*2*4*16*16 = 24,576 -> 597,504
+    conventions = step.conventions()
+    assert conventions["6N+12LHQT (N=N_mm)"] == 609_792 == conventions["traced full"]
+    assert "sum over the 2 attention layers of H (Q_qk + Q_v) = 384" in render_training(step)
+
+
+def test_cli_sets_gemma4s_global_head_dim(capsys: pytest.CaptureFixture[str]) -> None:
+    """P8-1 from the command line: --set head_dim raised AmbiguousGlobalPerLayerAttributeError
+    (a raw traceback) and --set global_head_dim was refused as unknown (Gemma 4 takes it as an
+    argument it turns into the full layers' head_dim)."""
+    sets = [
+        "vocab_size=100", "hidden_size=64", "intermediate_size=128", "num_hidden_layers=2",
+        "num_attention_heads=4", "num_key_value_heads=2", "head_dim=16", "global_head_dim=32",
+        "sliding_window=8", "vocab_size_per_layer_input=100", "hidden_size_per_layer_input=8",
+        'layer_types=["sliding_attention","full_attention"]',
+    ]  # fmt: skip
+    argv = ["transformers:Gemma4TextConfig", "--prompt", "24"]
+    for setting in sets:
+        argv += ["--set", setting]
+    assert main(argv) == 0
+    # 2*2*16*2 + 2*2*32*2 = 384 B per token
+    assert "384 B per token (128 B to 256 B per layer)" in capsys.readouterr().out
+
+
+def test_a_forward_without_logits_to_keep_says_it_computes_every_positions_logits() -> None:
+    """P8-2: TrOCR's (and Whisper's, ProphetNet's) ...ForCausalLM forward takes no logits_to_keep:
+    it swallowed the argument and computed all T positions' logits, as generate does with it,
+    while the report said "logits for the last position"."""
+    config = transformers.TrOCRConfig(
+        vocab_size=100, d_model=64, decoder_layers=2, decoder_attention_heads=4, decoder_ffn_dim=128,
+        max_position_embeddings=128, pad_token_id=1, bos_token_id=0, eos_token_id=2, decoder_start_token_id=2,
+    )  # fmt: skip
+    cost = llm_cost(config, prompt=16)
+    # decoder run alone: per layer self-attention 4*64*64 + FFN 2*64*128 = 32,768; 2 layers + lm_head
+    # 100*64: N_mm 71,936. All logits: 2*71,936*16 + 4*2*64*16^2 = 2,301,952 + 131,072 = 2,433,024
+    # (the last position's only would be 2,433,024 - 2*6,400*15 = 2,241,024)
+    assert cost.lm.params.matmul == 71_936
+    assert cost.prefill.flops_2mac == 2_433_024
+    assert cost.every_position_logits and not cost.lm.keeps_logits
+    assert "logits at every position: TrOCRForCausalLM's forward takes no logits_to_keep" in render_llm(cost)
+    assert cost.to_dict()["every_position_logits"] is True
