@@ -117,3 +117,25 @@ def test_a_forward_without_logits_to_keep_says_it_computes_every_positions_logit
     assert cost.every_position_logits and not cost.lm.keeps_logits
     assert "logits at every position: TrOCRForCausalLM's forward takes no logits_to_keep" in render_llm(cost)
     assert cost.to_dict()["every_position_logits"] is True
+
+
+def test_gemma4_mixture_of_experts_reads_its_top_k_experts() -> None:
+    """P8-3: Gemma 4 names its top k ``top_k_experts``; unread, top k was 0: the active N left the
+    experts out (PaLM's form 19 % low here), the paged decode read no expert weight, and the
+    header said "top 0"."""
+    config = tiny_gemma4(enable_moe_block=True, num_experts=4, top_k_experts=2, moe_intermediate_size=32)
+    cost = llm_cost(config, prompt=16, all_logits=True)
+    lm, n = cost.lm, cost.lm.params
+    assert (lm.num_experts, lm.experts_per_token) == (4, 2)
+    # per layer beside the dense model (N_mm 95,488): router 4*64 = 256 and 4 experts of gate_up
+    # 64*64 + down 64*32 = 6,144: 24,576. N_mm 95,488 + 2*24,832 = 145,152; experts 49,152;
+    # active 145,152 - 49,152 + 49,152*2/4 = 120,576 (before: 96,000)
+    assert (n.matmul, n.experts, n.active_matmul) == (145_152, 49_152, 120_576)
+    assert cost.prefill_fit().polynomial.coefficients == (0, 241_152, 768)  # slope 2*120,576
+    # one decode token routes to 2 of 4 experts: (1 - 2/4) of the 98,304 expert bytes unread
+    decode = cost.decode(16)
+    assert decode.bytes("as executed").weights - decode.bytes("paged").weights == 49_152  # before: 98,304
+    # 6*120,576 + 6*384*16 = 723,456 + 36,864 = 760,320 = the traced step (before: 612,864)
+    conventions = training_step(config, tokens=16).conventions()
+    assert conventions["6N+12LHQT (N=active N_mm)"] == 760_320 == conventions["traced full"]
+    assert "4 experts, top 2" in render_llm(cost)

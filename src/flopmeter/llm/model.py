@@ -357,14 +357,16 @@ def _describe(model: torch.nn.Module, config: Any) -> LanguageModel:
         chunks = tuple(chunk if t == "chunked_attention" else None for t in types)
     else:
         chunks = (None,) * layers
-    # Aria, DBRX (its ffn_config), Hunyuan-MoE and LongCat name them moe_num_experts / moe_topk
+    # Aria, DBRX (its ffn_config), Hunyuan-MoE and LongCat name them moe_num_experts / moe_topk, Gemma 4
+    # its top k top_k_experts
     ffn = getattr(config, "ffn_config", None)
     experts = _whole(
         _get(config, "num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts")
         or _get(ffn, "moe_num_experts")
     )
     top_k = _whole(
-        _get(config, "num_experts_per_tok", "top_k", "moe_topk", "moe_top_k") or _get(ffn, "moe_top_k")
+        _get(config, "num_experts_per_tok", "top_k", "moe_topk", "moe_top_k", "top_k_experts")
+        or _get(ffn, "moe_top_k")
     )
     return LanguageModel(
         model=model,
