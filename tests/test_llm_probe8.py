@@ -139,3 +139,43 @@ def test_gemma4_mixture_of_experts_reads_its_top_k_experts() -> None:
     conventions = training_step(config, tokens=16).conventions()
     assert conventions["6N+12LHQT (N=active N_mm)"] == 760_320 == conventions["traced full"]
     assert "4 experts, top 2" in render_llm(cost)
+
+
+def tiny_qwen3(**changes: object) -> object:
+    """Qwen3, 2 layers of d = 64, 4 heads and 2 KV heads of 16, MLP 128, vocab 100, untied."""
+    settings: dict[str, object] = dict(
+        vocab_size=100, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=16, max_position_embeddings=128, tie_word_embeddings=False,
+    )  # fmt: skip
+    settings.update(changes)
+    return transformers.Qwen3Config(**settings)
+
+
+@pytest.mark.parametrize(("prompt", "generate", "held"), [(24, 4, 27), (1, 1, 1), (5, 2, 6)])
+def test_the_kv_line_sizes_the_cache_the_generation_holds(prompt: int, generate: int, held: int) -> None:
+    """P8-4: the KV line sized the cache at prompt + generate tokens; the generation's last
+    token is never run, so the cache holds at most prompt + generate - 1 (the prefill's prompt
+    and one slot per decode step, at contexts prompt .. prompt + generate - 2)."""
+    cost = llm_cost(tiny_qwen3(), prompt=prompt, generate=generate)
+    # 2*2*2*16*2 B = 256 B per token: 27*256 = 6.75 KiB (before: 28*256 = 7.00 KiB), 1*256 = 256 B
+    # (before 512 B), 6*256 = 1.50 KiB (before 1.75 KiB)
+    expected = {27: "6.75 KiB", 1: "256 B", 6: "1.50 KiB"}[held]
+    assert cost.cache.bytes(held) == 256 * held
+    assert f"{expected} for batch 1 at {held} tokens (the generation's most" in render_llm(cost)
+
+
+def test_no_compute_bound_batch_names_activations_beside_the_cache() -> None:
+    """P8-5: "none (cache traffic dominates)" where the cache was 3 % of the per-sequence bytes:
+    a one-token prompt's decode step reads 512 B of cache and writes 256 B, against 32.48 KiB
+    of activations (unfused elementwise traffic; Llama-2-7B at n = 16: 9.4 MB of cache, 26 MB of
+    activations). B f / peak >= (W + B s) / bandwidth has no B when f bandwidth / peak <= s:
+    164,454 FLOPs (exact: the roofline's) x 3.35e12 / 989.4e12 = 557 B < s = 768 + 33,264 B."""
+    cost = llm_cost(tiny_qwen3(), prompt=1, generate=2)
+    split = cost.decode(1).bytes("paged")
+    assert (split.kv_read, split.kv_write) == (512, 256)  # 2 tokens x 256 B read, 1 slot written
+    assert split.activations > 40 * (split.kv_read + split.kv_write)  # 33,264 B as traced: 43x
+    serving = cost.serving("h100-sxm")
+    assert serving.compute_bound_batch is None
+    text = render_llm(cost, [serving])
+    assert "none (per-sequence KV + activation bytes dominate)" in text
+    assert "cache traffic dominates" not in text

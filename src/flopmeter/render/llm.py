@@ -153,7 +153,9 @@ def serving_table(servings: list[Serving]) -> list[str]:
             f"{seconds(s.first_decode.seconds)} ({s.first_decode.bound})",
             seconds(s.last_decode.seconds),
             f"{s.tokens_per_second:,.1f}",
-            str(s.compute_bound_batch) if s.compute_bound_batch else "none (cache traffic dominates)",
+            str(s.compute_bound_batch)
+            if s.compute_bound_batch
+            else "none (per-sequence KV + activation bytes dominate)",
             f"{seconds(s.executed_ttft)} / {seconds(s.executed_first_tpot)}",
         ]
         for s in servings
@@ -341,7 +343,9 @@ def _head_dims(lm: LanguageModel) -> str:
 
 
 def kv_lines(cost: LLMCost) -> list[str]:
-    total = cost.prompt + cost.generate
+    # the most the generation caches: the prompt and every token a decode step runs; the last
+    # generated token is never run, so never cached (prompt + generate - 1)
+    total = cost.prompt + cost.generate - 1
     stored, lm = cost.cache, cost.lm
     if not stored.uniform:
         lines = [
@@ -368,7 +372,7 @@ def kv_lines(cost: LLMCost) -> list[str]:
         lines.append(
             f"  {label} ({cache.bits} bits): {_bytes(cache.bytes_per_token)} per token "
             f"({per_layer} per layer) · {_bytes(cache.bytes(total, cost.batch))} "
-            f"for batch {cost.batch} at {total} tokens"
+            f"for batch {cost.batch} at {total} tokens (the generation's most: its last token is not cached)"
         )
     if cost.state_bytes:
         lines.append(
