@@ -179,3 +179,36 @@ def test_no_compute_bound_batch_names_activations_beside_the_cache() -> None:
     text = render_llm(cost, [serving])
     assert "none (per-sequence KV + activation bytes dominate)" in text
     assert "cache traffic dominates" not in text
+
+
+def tiny_deepseek_v32() -> object:
+    """DeepSeek-V3.2 (MLA + sparse attention), 2 layers of d = 64, 4 heads: latent 16, q_lora 24,
+    qk_nope 16, rope 8, v 16; indexer 2 heads of 16 keeping the top 8; 4 experts top 2, 1 shared,
+    layer 0 dense."""
+    return transformers.DeepseekV32Config(
+        vocab_size=100, hidden_size=64, intermediate_size=128, moe_intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=4, n_routed_experts=4, num_experts_per_tok=2,
+        n_shared_experts=1, first_k_dense_replace=1, kv_lora_rank=16, q_lora_rank=24, qk_nope_head_dim=16,
+        qk_rope_head_dim=8, v_head_dim=16, n_group=1, topk_group=1, index_n_heads=2, index_head_dim=16,
+        index_topk=8, max_position_embeddings=128,
+    )  # fmt: skip
+
+
+def test_sparse_attentions_indexer_keys_are_cached_and_scored_at_every_decode_step() -> None:
+    """P8-6: DeepSeek-V3.2's indexer caches a key per token and layer (``update_indexer``) and
+    scores every cached one at each step. The decode trace filled the keys and values only, so
+    its indexer scored the new token alone, and the KV cache left the indexer keys out."""
+    cost = llm_cost(tiny_deepseek_v32(), prompt=20, generate=4)
+    # per token and layer: latent 16 + rope key 8 + indexer key 16 = 40 elements x 2 B = 80;
+    # 2 layers: 160 B (before: 96, the latent alone)
+    assert cost.cache.bytes_per_token == 160
+    # per cached token and layer, MACs: kv_b_proj 16*4*(16+16) = 2,048 + scores 4*24 + values
+    # 4*16 = 2,208 (P6-L4) + the indexer's scores 2 heads x 16 = 32 and their weighted sum over
+    # the 2 heads = 2: 2,242; x 2 layers x 2 = 8,968 per cached token (before: 8,832)
+    assert cost.decode_fit().polynomial.coefficients[1] == 8_968
+    # a decode step after 20 reads 21 tokens x 160 B = 3,360 (before: 21 x 96 = 2,016)
+    assert cost.decode(20).bytes("paged").kv_read == 3_360
+    text = render_llm(cost)
+    assert "(key 16 + value 8) + indexer key 16 per layer x bytes per element" in text
+    assert "NOTE: sparse attention (its indexer caches a key of 16 per token and layer" in text
+    assert "attends the top 8 only" in text

@@ -57,6 +57,9 @@ class KVCache:
     layer_elements: tuple[int, ...] = ()
     # the key and value dims of every caching layer where the layers differ (else empty)
     layer_dims: tuple[int, ...] = ()
+    # per token and layer beside keys and values: a sparse-attention indexer's key (DeepSeek-V3.2's
+    # index_head_dim), which the indexer reads for every cached token at each step
+    indexer_dim: int = 0
 
     @property
     def uniform(self) -> bool:
@@ -83,7 +86,7 @@ class KVCache:
         values of another size, kv_heads * (head_dim + value_head_dim) * bits / 8. Where
         layers differ (``uniform`` False): the first layer's."""
         values = self.head_dim if self.value_head_dim is None else self.value_head_dim
-        return Fraction(self.kv_heads * (self.head_dim + values) * self.bits, 8)
+        return Fraction((self.kv_heads * (self.head_dim + values) + self.indexer_dim) * self.bits, 8)
 
     @property
     def bytes_per_token(self) -> Fraction:
@@ -186,6 +189,7 @@ def kv_cache(lm: LanguageModel, dtype: str | int | None = None) -> KVCache:
         sharing,
         () if uniform else elements,
         () if uniform else tuple(dims),
+        lm.indexers[caching[0]][0] if caching and caching[0] in lm.indexers else 0,
     )
 
 
@@ -197,7 +201,7 @@ def _layer_elements(lm: LanguageModel, caching: list[int], sharing: int) -> tupl
     stored = stored_layout(lm)
     by_layer = lm.attention_by_layer
     own = {
-        layer: min(by_layer[layer][1], key_heads) * (key_dim + value_dim)
+        layer: min(by_layer[layer][1], key_heads) * (key_dim + value_dim) + lm.indexers.get(layer, (0,))[0]
         for layer, ((key_heads, key_dim), (_, value_dim)) in stored.items()
         if layer in caching
     }

@@ -106,6 +106,9 @@ class LanguageModel:
     states: list[tuple[str, int, tuple[int, ...], torch.dtype, dict[str, Any]]] = field(
         default_factory=list, repr=False
     )
+    # per layer with a sparse-attention indexer (DeepSeek-V3.2, GLM-MoE-DSA): the dim and dtype of the
+    # indexer key it caches for each token beside its keys and values, recorded with ``stored``
+    indexers: dict[int, tuple[int, torch.dtype]] = field(default_factory=dict, repr=False)
     # names of the parameters some traced phase read (``note_read``); None before any trace
     read: set[str] | None = field(default=None, repr=False)
 

@@ -86,7 +86,8 @@ def _traced(lm: LanguageModel, inputs: dict[str, Any], positions: int, *, causal
 def filled_cache(lm: LanguageModel, context: int, batch: int) -> Any:
     """A transformers DynamicCache holding ``context`` tokens of keys and values in every
     layer that caches, as meta tensors shaped as the model stores them (see ``stored_layout``):
-    (B, heads, context, dim). A hybrid's recurrent layers (Mamba, linear attention) get the
+    (B, heads, context, dim), and a sparse-attention indexer's keys of the ``context`` tokens
+    (B, context, dim), so the indexer scores every cached token. A hybrid's recurrent layers (Mamba, linear attention) get the
     states a prefill leaves (their size does not grow with the context), so the model runs
     its one-token recurrent step there, not a prefill of one token from a zero state."""
     import transformers
@@ -97,6 +98,8 @@ def filled_cache(lm: LanguageModel, context: int, batch: int) -> Any:
         keys = torch.empty((batch, key_heads, context, key_dim), dtype=lm.dtype, device="meta")
         values = torch.empty((batch, value_heads, context, value_dim), dtype=lm.dtype, device="meta")
         cache.update(keys, values, layer)
+    for layer, (dim, dtype) in sorted(lm.indexers.items() if context else ()):  # DeepSeek-V3.2's indexer keys
+        cache.update_indexer(torch.empty((batch, context, dim), dtype=dtype, device="meta"), layer)
     for method, layer, shape, dtype, kwargs in lm.states:  # a hybrid's Mamba / linear-attention layers
         getattr(cache, method)(torch.empty((batch, *shape[1:]), dtype=dtype, device="meta"), layer, **kwargs)
     return cache
@@ -121,11 +124,14 @@ def stored_layout(lm: LanguageModel) -> dict[int, tuple[tuple[int, int], tuple[i
     """Per layer that caches: (heads, dim) of the keys and of the values the model hands its
     cache, recorded once from a one-token trace. Not always kv_heads x head_dim: Falcon-7B
     stores one key head, Falcon-40B its keys broadcast to every query head, DeepSeek's MLA
-    keys of qk_nope + qk_rope dims and values of v_head_dim."""
+    keys of qk_nope + qk_rope dims and values of v_head_dim. A sparse-attention indexer's keys
+    (DeepSeek-V3.2: ``update_indexer``, one (dim) vector per token and layer) go to
+    ``lm.indexers``."""
     if lm.stored is None:
         import transformers
 
         seen: dict[int, tuple[tuple[int, int], tuple[int, int]]] = {}
+        indexers: dict[int, tuple[int, torch.dtype]] = {}
         states: list[tuple[str, int, tuple[int, ...], torch.dtype, dict[str, Any]]] = []
 
         def record(method: str, state: Any, layer: int, state_idx: int, kwargs: dict[str, Any]) -> None:
@@ -142,6 +148,10 @@ def stored_layout(lm: LanguageModel) -> dict[int, tuple[tuple[int, int], tuple[i
                     (value_states.shape[1], value_states.shape[-1]),
                 )
                 return super().update(key_states, value_states, layer_idx, *args, **kwargs)
+
+            def update_indexer(self, indexer_key_states: Any, layer_idx: int) -> Any:
+                indexers[layer_idx] = (indexer_key_states.shape[-1], indexer_key_states.dtype)
+                return super().update_indexer(indexer_key_states, layer_idx)
 
             def update_conv_state(
                 self, conv_states: Any, layer_idx: int, state_idx: int = 0, **kwargs: Any
@@ -169,6 +179,7 @@ def stored_layout(lm: LanguageModel) -> dict[int, tuple[tuple[int, int], tuple[i
         default = ((lm.kv_heads, lm.head_dim), (lm.kv_heads, lm.head_dim))
         lm.stored = seen or {layer: default for layer in range(lm.layers)}
         lm.states = states
+        lm.indexers = indexers
     return lm.stored
 
 

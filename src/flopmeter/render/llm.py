@@ -220,6 +220,7 @@ def render_llm(
             "cached token and layer); an engine that absorbs kv_b_proj into the query and output projections "
             "skips that"
         )
+    lines += _sparse_attention_note(cost)
     lines.append(
         f"2N per token, for comparison (attention left out): 2 N_mm = {u.count(2 * n.matmul, 'FLOPs', units, precision)}"
         f" · 2 N_total = {u.count(2 * n.total, 'FLOPs', units, precision)}"
@@ -300,6 +301,20 @@ def _dense_experts_note(lm: LanguageModel, run: Fraction | None) -> list[str]:
     ]
 
 
+def _sparse_attention_note(cost: LLMCost) -> list[str]:
+    """DeepSeek-V3.2's sparse attention (an indexer caches a key per token and picks the top
+    ``index_topk`` cached tokens): transformers runs the attention dense with a mask."""
+    top = getattr(cost.lm.config, "index_topk", None)
+    if not cost.cache.indexer_dim or not isinstance(top, int):
+        return []
+    return [
+        f"NOTE: sparse attention (its indexer caches a key of {cost.cache.indexer_dim} per token and layer, "
+        f"scores every cached token and keeps the top {top:,}): counted as transformers runs it, the "
+        f"attention dense over the whole cache with a mask; an engine's sparse kernel attends the top {top:,} "
+        "only, so past that many cached tokens its attention stops growing (the indexer's does not)"
+    ]
+
+
 def _attention_shape(lm: LanguageModel) -> str:
     """Heads, KV heads and head dims as the header prints them; where the layers differ
     (Gemma 4's full-attention layers) each shape with the layers that have it."""
@@ -356,8 +371,9 @@ def kv_lines(cost: LLMCost) -> list[str]:
         lines = ["KV cache (2 x layers x KV heads x head dim x bytes per element):"]
     else:  # as the model hands its cache: MLA's latent, Falcon's one key head
         values = stored.head_dim if stored.value_head_dim is None else stored.value_head_dim
+        indexer = f" + indexer key {stored.indexer_dim} per layer" if stored.indexer_dim else ""
         lines = [
-            f"KV cache (layers x {stored.kv_heads} cached head(s) x (key {stored.head_dim} + value {values}) "
+            f"KV cache (layers x {stored.kv_heads} cached head(s) x (key {stored.head_dim} + value {values}){indexer} "
             "x bytes per element, as the model stores it):"
         ]
     for label, cache in (("model dtype", cost.cache), ("declared", cost.declared_cache)):
