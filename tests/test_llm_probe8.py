@@ -212,3 +212,12 @@ def test_sparse_attentions_indexer_keys_are_cached_and_scored_at_every_decode_st
     assert "(key 16 + value 8) + indexer key 16 per layer x bytes per element" in text
     assert "NOTE: sparse attention (its indexer caches a key of 16 per token and layer" in text
     assert "attends the top 8 only" in text
+
+
+def test_the_kv_sizes_docs_llm_gives_for_gemma4_and_deepseek_v32() -> None:
+    """docs/llm.md: the default Gemma4TextConfig() (25 sliding layers of 4 KV heads x 256, 5 full
+    of 4 x 512) and DeepSeek-V3.2 (61 layers: latent 512 + rope 64 + indexer key 128), bf16."""
+    gemma4 = llm_cost(transformers.Gemma4TextConfig(), prompt=1).cache
+    assert gemma4.bytes_per_token == 25 * 2 * 4 * 256 * 2 + 5 * 2 * 4 * 512 * 2 == 143_360
+    deepseek = llm_cost(transformers.DeepseekV32Config(), prompt=1).cache
+    assert deepseek.bytes_per_token == 61 * (512 + 64 + 128) * 2 == 85_888
