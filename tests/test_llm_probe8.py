@@ -221,3 +221,23 @@ def test_the_kv_sizes_docs_llm_gives_for_gemma4_and_deepseek_v32() -> None:
     assert gemma4.bytes_per_token == 25 * 2 * 4 * 256 * 2 + 5 * 2 * 4 * 512 * 2 == 143_360
     deepseek = llm_cost(transformers.DeepseekV32Config(), prompt=1).cache
     assert deepseek.bytes_per_token == 61 * (512 + 64 + 128) * 2 == 85_888
+
+
+def test_sliding_layers_with_twice_the_kv_heads_cache_them_all() -> None:
+    """P8-7: MiMo-V2-Flash's sliding-window layers have twice num_key_value_heads (its modeling
+    code, not its config). The cache was clipped to the config's KV heads in every layer (a guard
+    meant for Falcon-40B, whose code broadcasts keys to every query head)."""
+    config = transformers.MiMoV2FlashConfig(
+        vocab_size=100, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=1, head_dim=16, v_head_dim=16, sliding_window=8,
+        layer_types=["full_attention", "sliding_attention"], mlp_layer_types=["dense", "dense"],
+        max_position_embeddings=128, n_routed_experts=4, num_experts_per_tok=2, moe_intermediate_size=32,
+    )  # fmt: skip
+    cost = llm_cost(config, prompt=24)
+    # layer 0 (full): 1 KV head x (16 + 16) x 2 B = 64; layer 1 (sliding): 2 x 32 x 2 B = 128:
+    # 192 B per token (before: 2 x 64 = 128)
+    assert cost.cache.layer_bytes == (64, 128)
+    assert cost.cache.bytes_per_token == 192
+    # decode after 24: layer 0 reads 25 x 64 = 1,600, layer 1 its window 8 x 128 = 1,024: 2,624
+    # (before: 25 x 64 + 8 x 64 = 2,112)
+    assert cost.decode(24).bytes("paged").kv_read == 2_624

@@ -159,14 +159,15 @@ def kv_cache(lm: LanguageModel, dtype: str | int | None = None) -> KVCache:
     """The model's KV cache in its own dtype, or in ``dtype`` (what-if: "fp8", "int4", 8),
     shaped as the model hands it to its cache (``stored_layout``: Falcon-7B's one key head,
     DeepSeek's MLA latent of kv_lora_rank "keys" and qk_rope_head_dim "values" in one head),
-    but never more heads than the config's key/value heads: Falcon-40B's transformers code
-    stores its keys broadcast to every query head, an engine stores num_kv_heads. Layers:
+    except keys broadcast to every query head (``_cached_heads``): Falcon-40B's transformers code
+    stores them so, an engine stores num_kv_heads. Layers:
     those that hand their cache keys and values (not a hybrid's Mamba layers); Gemma 3n's last
     ``num_kv_shared_layers`` attend an earlier layer's cache (read again, stored once)."""
     bits = lm.itemsize * 8 if dtype is None else bits_of(dtype)
     stored = stored_layout(lm)
-    (key_heads, key_dim), (_, value_dim) = next(iter(stored.values()))
-    heads = min(lm.kv_heads, key_heads)
+    first = next(iter(stored))
+    (key_heads, key_dim), (_, value_dim) = stored[first]
+    heads = _cached_heads(lm, first, key_heads)
     # only the layers that cache keys and values: a hybrid's Mamba layers (Jamba) keep a state instead
     caching = sorted(layer for layer in stored if layer < len(lm.windows))
     windows = tuple(lm.windows[layer] for layer in caching) or lm.windows
@@ -193,15 +194,23 @@ def kv_cache(lm: LanguageModel, dtype: str | int | None = None) -> KVCache:
     )
 
 
+def _cached_heads(lm: LanguageModel, layer: int, key_heads: int) -> int:
+    """The key heads ``layer`` hands its cache for one token, except keys broadcast to every
+    query head (Falcon-40B's transformers code, where the config has fewer KV heads): an engine
+    stores the config's KV heads. More heads than the config's are kept otherwise: MiMo-V2-Flash's
+    sliding-window layers have twice its num_key_value_heads."""
+    heads, kv_heads = lm.attention_by_layer[layer][:2] if layer < lm.layers else (lm.heads, lm.kv_heads)
+    return kv_heads if key_heads == heads and kv_heads < key_heads else key_heads
+
+
 def _layer_elements(lm: LanguageModel, caching: list[int], sharing: int) -> tuple[int, ...]:
     """Elements one token takes in each caching layer, as it hands its cache keys and values
-    (never more heads than that layer's KV heads: see ``kv_cache``), then in each of the last
+    (``_cached_heads``: not Falcon-40B's broadcast keys), then in each of the last
     ``sharing`` layers: those of the last caching layer before them with the same window (the
     cache they attend: Gemma 3n and Gemma 4 share a cache by attention type)."""
     stored = stored_layout(lm)
-    by_layer = lm.attention_by_layer
     own = {
-        layer: min(by_layer[layer][1], key_heads) * (key_dim + value_dim) + lm.indexers.get(layer, (0,))[0]
+        layer: _cached_heads(lm, layer, key_heads) * (key_dim + value_dim) + lm.indexers.get(layer, (0,))[0]
         for layer, ((key_heads, key_dim), (_, value_dim)) in stored.items()
         if layer in caching
     }

@@ -364,8 +364,8 @@ def kv_lines(cost: LLMCost) -> list[str]:
     stored, lm = cost.cache, cost.lm
     if not stored.uniform:
         lines = [
-            "KV cache (sum over the layers of 2 x KV heads x head dim x bytes per element; the layers "
-            "differ, as the header says):"
+            "KV cache (sum over the layers of 2 x KV heads x head dim x bytes per element, as each layer "
+            "stores it: the layers differ):"
         ]
     elif stored.value_head_dim is None and (stored.kv_heads, stored.head_dim) == (lm.kv_heads, lm.head_dim):
         lines = ["KV cache (2 x layers x KV heads x head dim x bytes per element):"]
