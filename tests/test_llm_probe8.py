@@ -241,3 +241,24 @@ def test_sliding_layers_with_twice_the_kv_heads_cache_them_all() -> None:
     # decode after 24: layer 0 reads 25 x 64 = 1,600, layer 1 its window 8 x 128 = 1,024: 2,624
     # (before: 25 x 64 + 8 x 64 = 2,112)
     assert cost.decode(24).bytes("paged").kv_read == 2_624
+
+
+def test_a_loop_models_per_loop_cache_is_filled_and_counted() -> None:
+    """P8-8: Dory runs its middle layers once per loop and, by default (``per_loop``), caches each
+    loop's keys and values in extra cache layers past its own. A decode step raised IndexError
+    (a raw traceback from DynamicCache) while filling them, and the KV cache counted the model's
+    layers only."""
+    config = transformers.DoryConfig(
+        vocab_size=100, hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=16, sliding_window=8, n_input_layers=1, n_output_layers=1,
+        layer_types=["sliding_attention", "full_attention", "sliding_attention", "full_attention"],
+        n_recurrent_loops=2, max_position_embeddings=128,
+    )  # fmt: skip
+    cost = llm_cost(config, prompt=24)
+    # cache layers: the 4 layers + the second loop's copies of layers 1 (full) and 2 (sliding),
+    # each 2*2*16*2 B = 128 per token: 768 (before: 4 x 128 = 512)
+    assert cost.cache.bytes_per_token == 768
+    # decode after 24 reads 3 full layers x 25 + 3 sliding x 8 = 99 tokens x 128 B = 12,672
+    assert cost.decode(24).bytes("paged").kv_read == 12_672
+    # a cached token costs 3 full-attention runs (layer 1 twice, layer 3) x 2*4*(16+16) = 768 2mac
+    assert cost.decode(25).flops_2mac - cost.decode(24).flops_2mac == 768

@@ -169,10 +169,11 @@ def kv_cache(lm: LanguageModel, dtype: str | int | None = None) -> KVCache:
     (key_heads, key_dim), (_, value_dim) = stored[first]
     heads = _cached_heads(lm, first, key_heads)
     # only the layers that cache keys and values: a hybrid's Mamba layers (Jamba) keep a state instead
-    caching = sorted(layer for layer in stored if layer < len(lm.windows))
-    windows = tuple(lm.windows[layer] for layer in caching) or lm.windows
+    # a loop model (Dory) caches more layers than it has: a copy of its looped layers per loop
+    caching = sorted(stored)
+    windows = tuple(_window(lm, layer) for layer in caching) or lm.windows
     all_chunks = lm.chunks or (None,) * len(lm.windows)
-    chunks = tuple(all_chunks[layer] for layer in caching) if caching else all_chunks
+    chunks = tuple(all_chunks[layer] if layer < len(all_chunks) else None for layer in caching) or all_chunks
     # KV sharing (Gemma 3n): the last num_kv_shared_layers layers attend an earlier layer's cache
     shared = int(getattr(lm.config, "num_kv_shared_layers", 0) or 0)
     sharing = tuple(lm.windows[len(lm.windows) - shared :]) if caching and shared else ()
@@ -192,6 +193,12 @@ def kv_cache(lm: LanguageModel, dtype: str | int | None = None) -> KVCache:
         () if uniform else tuple(dims),
         lm.indexers[caching[0]][0] if caching and caching[0] in lm.indexers else 0,
     )
+
+
+def _window(lm: LanguageModel, layer: int) -> int | None:
+    """The window of cache layer ``layer``: its model layer's, or for a loop model's extra cache
+    layer (past the model's layers) the one the cache kept for it."""
+    return lm.windows[layer] if layer < len(lm.windows) else lm.cache_windows.get(layer)
 
 
 def _cached_heads(lm: LanguageModel, layer: int, key_heads: int) -> int:

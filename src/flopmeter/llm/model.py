@@ -109,6 +109,9 @@ class LanguageModel:
     # per layer with a sparse-attention indexer (DeepSeek-V3.2, GLM-MoE-DSA): the dim and dtype of the
     # indexer key it caches for each token beside its keys and values, recorded with ``stored``
     indexers: dict[int, tuple[int, torch.dtype]] = field(default_factory=dict, repr=False)
+    # per cache layer the model updates: its window as the cache keeps it (None: full), recorded
+    # with ``stored``; a loop model (Dory) caches more layers than it has, a copy per loop
+    cache_windows: dict[int, int | None] = field(default_factory=dict, repr=False)
     # names of the parameters some traced phase read (``note_read``); None before any trace
     read: set[str] | None = field(default=None, repr=False)
 

@@ -87,7 +87,9 @@ def filled_cache(lm: LanguageModel, context: int, batch: int) -> Any:
     """A transformers DynamicCache holding ``context`` tokens of keys and values in every
     layer that caches, as meta tensors shaped as the model stores them (see ``stored_layout``):
     (B, heads, context, dim), and a sparse-attention indexer's keys of the ``context`` tokens
-    (B, context, dim), so the indexer scores every cached token. A hybrid's recurrent layers (Mamba, linear attention) get the
+    (B, context, dim), so the indexer scores every cached token. Cache layers past the model's
+    layers (a loop model's copies, Dory's ``per_loop``) are added as the model's own code adds
+    them, with the window they had. A hybrid's recurrent layers (Mamba, linear attention) get the
     states a prefill leaves (their size does not grow with the context), so the model runs
     its one-token recurrent step there, not a prefill of one token from a zero state."""
     import transformers
@@ -95,6 +97,15 @@ def filled_cache(lm: LanguageModel, context: int, batch: int) -> Any:
     cache = transformers.DynamicCache(config=lm.config)
     layout = stored_layout(lm)  # records lm.states too
     for layer, ((key_heads, key_dim), (value_heads, value_dim)) in sorted(layout.items() if context else ()):
+        while (
+            len(cache.layers) <= layer
+        ):  # a loop model's extra cache layers (Dory: one per loop past the first)
+            window = lm.cache_windows.get(len(cache.layers))
+            cache.layers.append(
+                transformers.cache_utils.DynamicSlidingWindowLayer(sliding_window=window)
+                if window
+                else transformers.cache_utils.DynamicLayer()
+            )
         keys = torch.empty((batch, key_heads, context, key_dim), dtype=lm.dtype, device="meta")
         values = torch.empty((batch, value_heads, context, value_dim), dtype=lm.dtype, device="meta")
         cache.update(keys, values, layer)
@@ -132,6 +143,7 @@ def stored_layout(lm: LanguageModel) -> dict[int, tuple[tuple[int, int], tuple[i
 
         seen: dict[int, tuple[tuple[int, int], tuple[int, int]]] = {}
         indexers: dict[int, tuple[int, torch.dtype]] = {}
+        windows: dict[int, int | None] = {}
         states: list[tuple[str, int, tuple[int, ...], torch.dtype, dict[str, Any]]] = []
 
         def record(method: str, state: Any, layer: int, state_idx: int, kwargs: dict[str, Any]) -> None:
@@ -147,7 +159,9 @@ def stored_layout(lm: LanguageModel) -> dict[int, tuple[tuple[int, int], tuple[i
                     (key_states.shape[1], key_states.shape[-1]),
                     (value_states.shape[1], value_states.shape[-1]),
                 )
-                return super().update(key_states, value_states, layer_idx, *args, **kwargs)
+                updated = super().update(key_states, value_states, layer_idx, *args, **kwargs)
+                windows[layer_idx] = getattr(self.layers[layer_idx], "sliding_window", None)
+                return updated
 
             def update_indexer(self, indexer_key_states: Any, layer_idx: int) -> Any:
                 indexers[layer_idx] = (indexer_key_states.shape[-1], indexer_key_states.dtype)
@@ -180,6 +194,7 @@ def stored_layout(lm: LanguageModel) -> dict[int, tuple[tuple[int, int], tuple[i
         lm.stored = seen or {layer: default for layer in range(lm.layers)}
         lm.states = states
         lm.indexers = indexers
+        lm.cache_windows = windows
     return lm.stored
 
 
