@@ -262,3 +262,24 @@ def test_a_loop_models_per_loop_cache_is_filled_and_counted() -> None:
     assert cost.decode(24).bytes("paged").kv_read == 12_672
     # a cached token costs 3 full-attention runs (layer 1 twice, layer 3) x 2*4*(16+16) = 768 2mac
     assert cost.decode(25).flops_2mac - cost.decode(24).flops_2mac == 768
+
+
+def test_a_window_the_config_names_otherwise_is_taken_from_the_cache() -> None:
+    """P8-9: Inkling's windowed layers are "hybrid_sliding" with a ``sliding_window_size`` and
+    their own ``swa_`` heads and head dim. The windows were read from ``sliding_window`` on
+    "sliding_attention" layers only, so its windowed layer counted as full attention (the paged
+    read and the cache grew with the context), and the header gave it the global heads."""
+    config = transformers.InklingTextConfig(
+        vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=16, swa_num_attention_heads=4, swa_num_key_value_heads=4,
+        swa_head_dim=8, sliding_window_size=8, local_layer_ids=[0], mlp_layer_types=["dense", "dense"],
+        max_position_embeddings=256, pad_token_id=0, bos_token_id=1, eos_token_id=2,
+    )  # fmt: skip
+    cost = llm_cost(config, prompt=24)
+    assert cost.lm.windows == (8, None)  # before: (None, None)
+    # layer 0: 4 KV heads x (8 + 8) x 2 B = 128 per token, holds its window 8; layer 1: 2 x 32 x 2 B
+    # = 128 per token: at 24 tokens 8*128 + 24*128 = 4,096; a decode step after 24 reads
+    # 8*128 + 25*128 = 4,224
+    assert cost.cache.bytes(24) == 4_096
+    assert cost.decode(24).bytes("paged").kv_read == 4_224
+    assert "4 heads (4 KV), head dim 8 on layer 0; 4 heads (2 KV), head dim 16 on layer 1" in render_llm(cost)

@@ -435,6 +435,7 @@ def llm_cost(
         language_model(model_or_config, dtype), prompt, generate, batch, all_logits, causal, kv_dtype
     )
     result.prefill  # noqa: B018 - trace now: a model that cannot run fails here, clearly
+    traces.stored_layout(result.lm)  # the cache's layout: windows the config names otherwise
     return result
 
 

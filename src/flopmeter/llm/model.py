@@ -72,7 +72,9 @@ class ParamCounts:
 @dataclass
 class LanguageModel:
     """A causal language model and its shape facts. ``windows`` has one entry per layer:
-    the sliding-window length, or None for full attention; ``chunks`` likewise the chunk
+    the sliding-window length, or None for full attention (from the config; where it names a
+    window otherwise, Inkling's, from the cache transformers builds, once ``traces.stored_layout``
+    has run: ``llm_cost`` runs it); ``chunks`` likewise the chunk
     of a chunked-attention layer (Llama 4: a token attends its own chunk only)."""
 
     model: torch.nn.Module
@@ -355,9 +357,12 @@ def _describe(model: torch.nn.Module, config: Any) -> LanguageModel:
     # the config's values; a heterogeneous config's layers may differ (``layer_configs``)
     heads, kv_heads, head_dim, qk_head_dim, v_head_dim = _attention_of(config, hidden)
     each_layer = layer_configs(config, layers)
-    per_layer = [_attention_of(layer_config, hidden) for layer_config in each_layer]
-    types = getattr(config, "layer_types", None)
-    windows = tuple(_window_of(c, types[i] if types else None) for i, c in enumerate(each_layer))
+    types: list[str | None] = list(getattr(config, "layer_types", None) or [None] * layers)
+    per_layer = [
+        _attention_of(layer_config, hidden, sliding="sliding" in str(types[i]))
+        for i, layer_config in enumerate(each_layer)
+    ]
+    windows = tuple(_window_of(c, types[i]) for i, c in enumerate(each_layer))
     chunk = getattr(config, "attention_chunk_size", None)
     if isinstance(chunk, int) and chunk > 0 and types:
         chunks = tuple(chunk if t == "chunked_attention" else None for t in types)
@@ -396,13 +401,17 @@ def _describe(model: torch.nn.Module, config: Any) -> LanguageModel:
     )
 
 
-def _attention_of(config: Any, hidden: int) -> tuple[int, int, int, int, int]:
-    """(heads, KV heads, head_dim, query-key dim, value dim) per head of a (layer's) config."""
-    heads = int(_get(config, "num_attention_heads", "n_head", "num_heads"))
-    kv_heads = int(_get(config, "num_key_value_heads", "num_kv_heads", default=heads))
+def _attention_of(config: Any, hidden: int, sliding: bool = False) -> tuple[int, int, int, int, int]:
+    """(heads, KV heads, head_dim, query-key dim, value dim) per head of a (layer's) config; of a
+    ``sliding`` layer, the config's ``swa_`` values where it has them (Inkling)."""
+    swa = "swa_" if sliding else "-"  # no config attribute starts with "-"
+    heads = int(_get(config, f"{swa}num_attention_heads", "num_attention_heads", "n_head", "num_heads"))
+    kv_heads = int(
+        _get(config, f"{swa}num_key_value_heads", "num_key_value_heads", "num_kv_heads", default=heads)
+    )
     if _attribute(config, "multi_query") and not _attribute(config, "new_decoder_architecture"):
         kv_heads = 1  # Falcon-7B, GPT-BigCode: one key/value head (Falcon's num_kv_heads then says H)
-    head_dim = int(_get(config, "head_dim", default=hidden // heads))
+    head_dim = int(_get(config, f"{swa}head_dim", "head_dim", default=hidden // heads))
     # MLA (DeepSeek-V2/V3, MiniCPM3): head_dim is the rotary part; a score's dot product runs
     # over qk_head_dim = qk_nope_head_dim + qk_rope_head_dim, the weighted sum over v_head_dim
     qk_head_dim = int(_get(config, "qk_head_dim", default=head_dim))

@@ -195,6 +195,9 @@ def stored_layout(lm: LanguageModel) -> dict[int, tuple[tuple[int, int], tuple[i
         lm.states = states
         lm.indexers = indexers
         lm.cache_windows = windows
+        # a window the config names otherwise (Inkling's "hybrid_sliding" layers, sliding_window_size):
+        # the cache transformers builds for the layer keeps it
+        lm.windows = tuple(w if w is not None else windows.get(i) for i, w in enumerate(lm.windows))
     return lm.stored
 
 
