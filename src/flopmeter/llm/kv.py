@@ -165,7 +165,7 @@ def kv_cache(lm: LanguageModel, dtype: str | int | None = None) -> KVCache:
     ``num_kv_shared_layers`` attend an earlier layer's cache (read again, stored once)."""
     bits = lm.itemsize * 8 if dtype is None else bits_of(dtype)
     stored = stored_layout(lm)
-    first = next(iter(stored))
+    first = min(stored)
     (key_heads, key_dim), (_, value_dim) = stored[first]
     heads = _cached_heads(lm, first, key_heads)
     # only the layers that cache keys and values: a hybrid's Mamba layers (Jamba) keep a state instead

@@ -97,9 +97,8 @@ def filled_cache(lm: LanguageModel, context: int, batch: int) -> Any:
     cache = transformers.DynamicCache(config=lm.config)
     layout = stored_layout(lm)  # records lm.states too
     for layer, ((key_heads, key_dim), (value_heads, value_dim)) in sorted(layout.items() if context else ()):
-        while (
-            len(cache.layers) <= layer
-        ):  # a loop model's extra cache layers (Dory: one per loop past the first)
+        # a loop model's extra cache layers (Dory: one per loop past the first)
+        while len(cache.layers) <= layer:
             window = lm.cache_windows.get(len(cache.layers))
             cache.layers.append(
                 transformers.cache_utils.DynamicSlidingWindowLayer(sliding_window=window)
