@@ -50,6 +50,7 @@ def test_gemma4_layers_with_their_own_head_dim_size_the_kv_cache() -> None:
     assert cost.decode(24).flops_2mac == 205_824
     text = render_llm(cost)
     assert "4 heads (2 KV), head dim 16 on layer 0; 4 heads (2 KV), head dim 32 on layer 1" in text
+    assert "KV cache (sum over the layers of 2 x KV heads x head dim x bytes per element, as each" in text
     assert "384 B per token (128 B to 256 B per layer)" in text
     assert cost.to_dict()["attention_by_layer"] == [[4, 2, 16, 16], [4, 2, 32, 32]]
 
@@ -283,3 +284,16 @@ def test_a_window_the_config_names_otherwise_is_taken_from_the_cache() -> None:
     assert cost.cache.bytes(24) == 4_096
     assert cost.decode(24).bytes("paged").kv_read == 4_224
     assert "4 heads (4 KV), head dim 8 on layer 0; 4 heads (2 KV), head dim 16 on layer 1" in render_llm(cost)
+
+
+def test_layers_of_other_shapes_but_equal_bytes_do_not_read_as_one_shape() -> None:
+    """P8-1b: layer 1 with 1 KV head of 32 (transformers' per_layer_config) takes 2*1*32*2 B = 128 per
+    token, as layer 0's 2 heads of 16 do: the KV line said "2 x layers x KV heads x head dim" (one
+    shape) beside a header listing two."""
+    config = tiny_gemma4(per_layer_config={1: {"num_key_value_heads": 1, "head_dim": 32}})
+    cost = llm_cost(config, prompt=8)
+    assert cost.lm.attention_by_layer == ((4, 2, 16, 16), (4, 1, 32, 32))
+    assert cost.cache.bytes_per_token == 256  # 128 + 128
+    text = render_llm(cost)
+    assert "KV cache (sum over the layers of 2 x KV heads x head dim x bytes per element, as each" in text
+    assert "KV cache (2 x layers x KV heads x head dim" not in text

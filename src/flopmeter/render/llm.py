@@ -362,7 +362,7 @@ def kv_lines(cost: LLMCost) -> list[str]:
     # generated token is never run, so never cached (prompt + generate - 1)
     total = cost.prompt + cost.generate - 1
     stored, lm = cost.cache, cost.lm
-    if not stored.uniform:
+    if not (stored.uniform and lm.uniform_attention):
         lines = [
             "KV cache (sum over the layers of 2 x KV heads x head dim x bytes per element, as each layer "
             "stores it: the layers differ):"
