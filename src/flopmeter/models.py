@@ -342,16 +342,30 @@ def _check_config_keys(config_class: Any, overrides: dict[str, Any]) -> None:
     known = set(dir(default)) | set(getattr(default, "attribute_map", {}))
     known |= set(inspect.signature(config_class.__init__).parameters) - {"self", "kwargs"}
     for key, value in overrides.items():
-        if key not in known:
+        if key not in known and not _consumed(config_class, key, value):
             fields = sorted(k for k in vars(default) if not k.startswith("_"))
             raise ModelSourceError(f"{config_class.__name__} has no setting {key!r}{_hint(key, fields)}")
-        was: Any = getattr(default, key, None)
+        try:
+            was: Any = getattr(default, key, None)
+        except RuntimeError:  # a per-layer attribute of a heterogeneous config (Gemma 4's head_dim)
+            was = default._getattr_without_heterogeneous_validation(key, None)
         ints = type(was) is int and type(value) is int  # not bools
         if ints and was > 0 and value < 0 and not key.endswith(("_id", "_ids")):
             # transformers accepts num_hidden_layers=-1 and builds a model with no layers
             raise ModelSourceError(
                 f"{config_class.__name__} {key}={value}: a count or size, {was} by default, cannot be negative"
             )
+
+
+def _consumed(config_class: Any, key: str, value: Any) -> bool:
+    """Whether ``config_class`` takes ``key`` as an argument that it turns into other settings
+    (Gemma 4's ``global_head_dim`` into its full-attention layers' head_dim): built with it,
+    the config does not keep it. An unknown key is kept as an attribute, and ignored."""
+    try:
+        built = config_class(**{key: value})
+    except Exception:  # its own validation decides later, with all the overrides
+        return False
+    return key not in vars(built)
 
 
 def available_memory() -> int:

@@ -67,6 +67,13 @@ class LLMCost:
 
     # -- phases -----------------------------------------------------------------
     @property
+    def every_position_logits(self) -> bool:
+        """Whether the prefill computes the logits of every position: asked (``all_logits``), or
+        the model's forward takes no ``logits_to_keep`` (TrOCR's ...ForCausalLM: ``generate``
+        computes them all too)."""
+        return self.all_logits or not self.lm.keeps_logits
+
+    @property
     def cache(self) -> KVCache:
         """The KV cache in the model's dtype."""
         return kv_cache(self.lm)
@@ -306,6 +313,8 @@ class LLMCost:
             "head_dim": lm.head_dim,
             "qk_head_dim": lm.attention_dims[0],  # MLA: the scores' dims (config head_dim: rotary part)
             "v_head_dim": lm.attention_dims[1],
+            # per layer [heads, KV heads, query-key dim, value dim]: they differ in Gemma 4
+            "attention_by_layer": [list(shape) for shape in lm.attention_by_layer],
             "dtype": str(lm.dtype).removeprefix("torch."),
             "params": asdict(self.params),
             "idle_modules": list(lm.idle_modules),  # where the parameters no traced phase read are
@@ -313,6 +322,7 @@ class LLMCost:
             "generate": self.generate,
             "batch": self.batch,
             "all_logits": self.all_logits,
+            "every_position_logits": self.every_position_logits,  # what the prefill computes
             "causal": self.causal,
             "prefill": phase(self.prefill),
             "first_decode": phase(self.first_decode),
@@ -425,6 +435,7 @@ def llm_cost(
         language_model(model_or_config, dtype), prompt, generate, batch, all_logits, causal, kv_dtype
     )
     result.prefill  # noqa: B018 - trace now: a model that cannot run fails here, clearly
+    traces.stored_layout(result.lm)  # the cache's layout: windows the config names otherwise
     return result
 
 

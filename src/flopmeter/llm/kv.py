@@ -51,6 +51,28 @@ class KVCache:
     # per layer that attends another layer's cache (KV sharing, Gemma 3n): its window, or None.
     # It stores nothing and reads that cache again
     sharing: tuple[int | None, ...] = ()
+    # per layer, those of ``windows`` then those of ``sharing``: elements one token takes (all its
+    # heads' keys and values) where layers differ (Gemma 4's full-attention layers: their own
+    # head_dim and KV heads); empty: every layer kv_heads x (head_dim + value dim)
+    layer_elements: tuple[int, ...] = ()
+    # the key and value dims of every caching layer where the layers differ (else empty)
+    layer_dims: tuple[int, ...] = ()
+    # per token and layer beside keys and values: a sparse-attention indexer's key (DeepSeek-V3.2's
+    # index_head_dim), which the indexer reads for every cached token at each step
+    indexer_dim: int = 0
+
+    @property
+    def uniform(self) -> bool:
+        """Whether every layer takes the same bytes per token (``bytes_per_token_per_layer``)."""
+        return len(set(self.layer_elements)) <= 1
+
+    @property
+    def layer_bytes(self) -> tuple[Fraction, ...]:
+        """Bytes one token takes in each layer, those of ``windows`` then those of ``sharing``
+        (what a sharing layer reads of the cache it attends)."""
+        if self.layer_elements:
+            return tuple(Fraction(elements * self.bits, 8) for elements in self.layer_elements)
+        return (self.bytes_per_token_per_layer,) * (len(self.windows) + len(self.sharing))
 
     @property
     def layer_chunks(self) -> tuple[int | None, ...]:
@@ -61,14 +83,16 @@ class KVCache:
     @property
     def bytes_per_token_per_layer(self) -> Fraction:
         """2 * kv_heads * head_dim * bits / 8 (a Fraction: int4 can be half a byte); with
-        values of another size, kv_heads * (head_dim + value_head_dim) * bits / 8."""
+        values of another size, kv_heads * (head_dim + value_head_dim) * bits / 8. Where
+        layers differ (``uniform`` False): the first layer's."""
         values = self.head_dim if self.value_head_dim is None else self.value_head_dim
-        return Fraction(self.kv_heads * (self.head_dim + values) * self.bits, 8)
+        return Fraction((self.kv_heads * (self.head_dim + values) + self.indexer_dim) * self.bits, 8)
 
     @property
     def bytes_per_token(self) -> Fraction:
-        """Per token over all layers: 2 * L * kv_heads * head_dim * bits / 8."""
-        return self.bytes_per_token_per_layer * self.layers
+        """Per token over all layers: 2 * L * kv_heads * head_dim * bits / 8; where layers
+        differ, the sum of each layer's ``layer_bytes``."""
+        return sum(self.layer_bytes[: self.layers], Fraction(0))
 
     def tokens_held(self, context: int) -> int:
         """Token slots over all layers for a context of ``context`` tokens: a sliding-window
@@ -81,8 +105,19 @@ class KVCache:
         return self._slots(context - 1, 1, self.windows, self.layer_chunks)
 
     def bytes(self, context: int, batch: int = 1) -> Fraction:
-        """The whole cache for ``batch`` sequences of ``context`` tokens."""
-        return self.bytes_per_token_per_layer * self.tokens_held(context) * batch
+        """The whole cache for ``batch`` sequences of ``context`` tokens: each layer's bytes
+        per token x the tokens it holds."""
+        if context < 1:
+            return Fraction(0)
+        slots = self._layer_slots(context - 1, 1, self.windows, self.layer_chunks)
+        return sum((b * n for b, n in zip(self.layer_bytes, slots, strict=False)), Fraction(0)) * batch
+
+    def read_bytes(self, context: int, tokens: int) -> Fraction:
+        """Bytes ``tokens`` new tokens after ``context`` cached ones read of the cache, one
+        sequence: each layer's bytes per token x its ``tokens_read`` slots."""
+        chunks = self.layer_chunks + (None,) * len(self.sharing)
+        slots = self._layer_slots(context, tokens, self.windows + self.sharing, chunks)
+        return sum((b * n for b, n in zip(self.layer_bytes, slots, strict=True)), Fraction(0))
 
     def tokens_read(self, context: int, tokens: int) -> int:
         """Token slots over all layers that ``tokens`` new tokens after ``context`` cached
@@ -95,21 +130,28 @@ class KVCache:
         chunks = self.layer_chunks + (None,) * len(self.sharing)
         return self._slots(context, tokens, self.windows + self.sharing, chunks)
 
-    @staticmethod
+    @classmethod
     def _slots(
-        context: int, tokens: int, windows: tuple[int | None, ...], chunks: tuple[int | None, ...]
+        cls, context: int, tokens: int, windows: tuple[int | None, ...], chunks: tuple[int | None, ...]
     ) -> int:
         """Token slots the layers of ``windows`` / ``chunks`` attend for ``tokens`` new tokens
         after ``context`` (see ``tokens_read``)."""
+        return sum(cls._layer_slots(context, tokens, windows, chunks))
+
+    @staticmethod
+    def _layer_slots(
+        context: int, tokens: int, windows: tuple[int | None, ...], chunks: tuple[int | None, ...]
+    ) -> list[int]:
+        """``_slots`` of each layer."""
         total = context + tokens
-        read = 0
+        read = []
         for window, chunk in zip(windows, chunks, strict=True):
             if chunk is not None:
-                read += total - (context // chunk) * chunk
+                read.append(total - (context // chunk) * chunk)
             elif window is not None:
-                read += min(total, window + tokens - 1)
+                read.append(min(total, window + tokens - 1))
             else:
-                read += total
+                read.append(total)
         return read
 
 
@@ -117,22 +159,27 @@ def kv_cache(lm: LanguageModel, dtype: str | int | None = None) -> KVCache:
     """The model's KV cache in its own dtype, or in ``dtype`` (what-if: "fp8", "int4", 8),
     shaped as the model hands it to its cache (``stored_layout``: Falcon-7B's one key head,
     DeepSeek's MLA latent of kv_lora_rank "keys" and qk_rope_head_dim "values" in one head),
-    but never more heads than the config's key/value heads: Falcon-40B's transformers code
-    stores its keys broadcast to every query head, an engine stores num_kv_heads. Layers:
+    except keys broadcast to every query head (``_cached_heads``): Falcon-40B's transformers code
+    stores them so, an engine stores num_kv_heads. Layers:
     those that hand their cache keys and values (not a hybrid's Mamba layers); Gemma 3n's last
     ``num_kv_shared_layers`` attend an earlier layer's cache (read again, stored once)."""
     bits = lm.itemsize * 8 if dtype is None else bits_of(dtype)
     stored = stored_layout(lm)
-    (key_heads, key_dim), (_, value_dim) = next(iter(stored.values()))
-    heads = min(lm.kv_heads, key_heads)
+    first = min(stored)
+    (key_heads, key_dim), (_, value_dim) = stored[first]
+    heads = _cached_heads(lm, first, key_heads)
     # only the layers that cache keys and values: a hybrid's Mamba layers (Jamba) keep a state instead
-    caching = sorted(layer for layer in stored if layer < len(lm.windows))
-    windows = tuple(lm.windows[layer] for layer in caching) or lm.windows
+    # a loop model (Dory) caches more layers than it has: a copy of its looped layers per loop
+    caching = sorted(stored)
+    windows = tuple(_window(lm, layer) for layer in caching) or lm.windows
     all_chunks = lm.chunks or (None,) * len(lm.windows)
-    chunks = tuple(all_chunks[layer] for layer in caching) if caching else all_chunks
+    chunks = tuple(all_chunks[layer] if layer < len(all_chunks) else None for layer in caching) or all_chunks
     # KV sharing (Gemma 3n): the last num_kv_shared_layers layers attend an earlier layer's cache
     shared = int(getattr(lm.config, "num_kv_shared_layers", 0) or 0)
     sharing = tuple(lm.windows[len(lm.windows) - shared :]) if caching and shared else ()
+    elements = _layer_elements(lm, caching, len(sharing))
+    uniform = len(set(elements)) <= 1
+    dims = sorted({dim for layer in caching for (_, dim) in stored[layer]})
     return KVCache(
         len(windows),
         heads,
@@ -142,4 +189,41 @@ def kv_cache(lm: LanguageModel, dtype: str | int | None = None) -> KVCache:
         None if value_dim == key_dim else value_dim,
         chunks,
         sharing,
+        () if uniform else elements,
+        () if uniform else tuple(dims),
+        lm.indexers[caching[0]][0] if caching and caching[0] in lm.indexers else 0,
     )
+
+
+def _window(lm: LanguageModel, layer: int) -> int | None:
+    """The window of cache layer ``layer``: its model layer's, or for a loop model's extra cache
+    layer (past the model's layers) the one the cache kept for it."""
+    return lm.windows[layer] if layer < len(lm.windows) else lm.cache_windows.get(layer)
+
+
+def _cached_heads(lm: LanguageModel, layer: int, key_heads: int) -> int:
+    """The key heads ``layer`` hands its cache for one token, except keys broadcast to every
+    query head (Falcon-40B's transformers code, where the config has fewer KV heads): an engine
+    stores the config's KV heads. More heads than the config's are kept otherwise: MiMo-V2-Flash's
+    sliding-window layers have twice its num_key_value_heads."""
+    heads, kv_heads = lm.attention_by_layer[layer][:2] if layer < lm.layers else (lm.heads, lm.kv_heads)
+    return kv_heads if key_heads == heads and kv_heads < key_heads else key_heads
+
+
+def _layer_elements(lm: LanguageModel, caching: list[int], sharing: int) -> tuple[int, ...]:
+    """Elements one token takes in each caching layer, as it hands its cache keys and values
+    (``_cached_heads``: not Falcon-40B's broadcast keys), then in each of the last
+    ``sharing`` layers: those of the last caching layer before them with the same window (the
+    cache they attend: Gemma 3n and Gemma 4 share a cache by attention type)."""
+    stored = stored_layout(lm)
+    own = {
+        layer: _cached_heads(lm, layer, key_heads) * (key_dim + value_dim) + lm.indexers.get(layer, (0,))[0]
+        for layer, ((key_heads, key_dim), (_, value_dim)) in stored.items()
+        if layer in caching
+    }
+    first_shared = len(lm.windows) - sharing
+    shared = []
+    for layer in range(first_shared, len(lm.windows)):
+        sources = [c for c in caching if c < first_shared and lm.windows[c] == lm.windows[layer]]
+        shared.append(own[sources[-1]] if sources else own[caching[0]])
+    return tuple(own[layer] for layer in caching) + tuple(shared)

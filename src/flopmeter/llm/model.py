@@ -72,7 +72,9 @@ class ParamCounts:
 @dataclass
 class LanguageModel:
     """A causal language model and its shape facts. ``windows`` has one entry per layer:
-    the sliding-window length, or None for full attention; ``chunks`` likewise the chunk
+    the sliding-window length, or None for full attention (from the config; where it names a
+    window otherwise, Inkling's, from the cache transformers builds, once ``traces.stored_layout``
+    has run: ``llm_cost`` runs it); ``chunks`` likewise the chunk
     of a chunked-attention layer (Llama 4: a token attends its own chunk only)."""
 
     model: torch.nn.Module
@@ -95,6 +97,9 @@ class LanguageModel:
     v_head_dim: int | None = None
     # MLA: the rank of the latent transformers caches (keys and values re-expanded from it)
     kv_lora_rank: int | None = None
+    # per layer: (heads, KV heads, query-key dim, value dim); they differ where the config is
+    # heterogeneous (Gemma 4's full-attention layers: their own head_dim and KV heads)
+    layer_attention: tuple[tuple[int, int, int, int], ...] = ()
     # per layer that caches: (heads, dim) of the keys and of the values transformers stores for one
     # token, recorded by ``traces.stored_layout`` on first use
     stored: dict[int, tuple[tuple[int, int], tuple[int, int]]] | None = field(default=None, repr=False)
@@ -103,6 +108,12 @@ class LanguageModel:
     states: list[tuple[str, int, tuple[int, ...], torch.dtype, dict[str, Any]]] = field(
         default_factory=list, repr=False
     )
+    # per layer with a sparse-attention indexer (DeepSeek-V3.2, GLM-MoE-DSA): the dim and dtype of the
+    # indexer key it caches for each token beside its keys and values, recorded with ``stored``
+    indexers: dict[int, tuple[int, torch.dtype]] = field(default_factory=dict, repr=False)
+    # per cache layer the model updates: its window as the cache keeps it (None: full), recorded
+    # with ``stored``; a loop model (Dory) caches more layers than it has, a copy per loop
+    cache_windows: dict[int, int | None] = field(default_factory=dict, repr=False)
     # names of the parameters some traced phase read (``note_read``); None before any trace
     read: set[str] | None = field(default=None, repr=False)
 
@@ -142,6 +153,17 @@ class LanguageModel:
         return _by_layer_pattern(self.model, list(found))
 
     @property
+    def attention_by_layer(self) -> tuple[tuple[int, int, int, int], ...]:
+        """Per layer (heads, KV heads, query-key dim, value dim): ``layer_attention``, or the
+        model's own for every layer where it was not given."""
+        return self.layer_attention or ((self.heads, self.kv_heads, *self.attention_dims),) * self.layers
+
+    @property
+    def uniform_attention(self) -> bool:
+        """Whether every layer has the same heads, KV heads and head dims."""
+        return len(set(self.attention_by_layer)) <= 1
+
+    @property
     def attention_dims(self) -> tuple[int, int]:
         """(query-key, value) dims per head: the scores' dot products and the weighted sum."""
         return (self.qk_head_dim or self.head_dim, self.v_head_dim or self.head_dim)
@@ -175,6 +197,13 @@ class LanguageModel:
     @property
     def is_moe(self) -> bool:
         return self.num_experts > 1
+
+    @property
+    def keeps_logits(self) -> bool:
+        """Whether the forward takes ``logits_to_keep`` (the last position's logits only, as
+        ``generate`` asks); without it (TrOCR's, Whisper's, ProphetNet's ...ForCausalLM) the
+        logits of every position are computed, in ``generate`` too."""
+        return "logits_to_keep" in inspect.signature(self.model.forward).parameters
 
     def cache_argument(self) -> str:
         """The forward's name for the KV cache (``cache`` in transformers >= 5.2x,
@@ -276,10 +305,29 @@ def _torch_dtype(value: str | torch.dtype) -> torch.dtype:
 
 def _get(config: Any, *names: str, default: Any = None) -> Any:
     for name in names:
-        value = getattr(config, name, None)
+        value = _attribute(config, name)
         if value is not None:
             return value
     return default
+
+
+def _attribute(config: Any, name: str) -> Any:
+    """``config.name`` or None; of a heterogeneous config (transformers' ``per_layer_config``:
+    Gemma 4's full-attention layers have their own head_dim and KV heads), the global value
+    of an attribute its layers override (reading it plainly raises
+    AmbiguousGlobalPerLayerAttributeError); ``layer_configs`` gives each layer's."""
+    try:
+        return getattr(config, name, None)
+    except RuntimeError:  # AmbiguousGlobalPerLayerAttributeError
+        return config._getattr_without_heterogeneous_validation(name, None)
+
+
+def layer_configs(config: Any, layers: int) -> list[Any]:
+    """One config per layer: a heterogeneous config's ``per_layer_config`` views (each layer's
+    overrides applied), else ``config`` for every layer."""
+    if getattr(config, "is_heterogeneous", False) is True:
+        return list(config.per_layer_config)
+    return [config] * layers
 
 
 def _whole(value: Any) -> int:
@@ -306,36 +354,30 @@ def _describe(model: torch.nn.Module, config: Any) -> LanguageModel:
         raise no_attention(model, config, "has none (a state-space model?)")
     layers = int(_get(config, "num_hidden_layers", "n_layer", "num_layers"))
     hidden = int(_get(config, "hidden_size", "n_embd", "d_model"))
-    heads = int(_get(config, "num_attention_heads", "n_head", "num_heads"))
-    kv_heads = int(_get(config, "num_key_value_heads", "num_kv_heads", default=heads))
-    if getattr(config, "multi_query", False) and not getattr(config, "new_decoder_architecture", False):
-        kv_heads = 1  # Falcon-7B, GPT-BigCode: one key/value head (Falcon's num_kv_heads then says H)
-    head_dim = int(_get(config, "head_dim", default=hidden // heads))
-    # MLA (DeepSeek-V2/V3, MiniCPM3): head_dim is the rotary part; a score's dot product runs
-    # over qk_head_dim = qk_nope_head_dim + qk_rope_head_dim, the weighted sum over v_head_dim
-    qk_head_dim = int(_get(config, "qk_head_dim", default=head_dim))
-    v_head_dim = int(_get(config, "v_head_dim", default=head_dim))
-    window = _get(config, "sliding_window")
-    if getattr(config, "use_sliding_window", True) is False:
-        window = None
-    types = getattr(config, "layer_types", None)
-    if window and types:
-        windows = tuple(int(window) if t == "sliding_attention" else None for t in types)
-    else:
-        windows = tuple(int(window) if window else None for _ in range(layers))
+    # the config's values; a heterogeneous config's layers may differ (``layer_configs``)
+    heads, kv_heads, head_dim, qk_head_dim, v_head_dim = _attention_of(config, hidden)
+    each_layer = layer_configs(config, layers)
+    types: list[str | None] = list(getattr(config, "layer_types", None) or [None] * layers)
+    per_layer = [
+        _attention_of(layer_config, hidden, sliding="sliding" in str(types[i]))
+        for i, layer_config in enumerate(each_layer)
+    ]
+    windows = tuple(_window_of(c, types[i]) for i, c in enumerate(each_layer))
     chunk = getattr(config, "attention_chunk_size", None)
     if isinstance(chunk, int) and chunk > 0 and types:
         chunks = tuple(chunk if t == "chunked_attention" else None for t in types)
     else:
         chunks = (None,) * layers
-    # Aria, DBRX (its ffn_config), Hunyuan-MoE and LongCat name them moe_num_experts / moe_topk
+    # Aria, DBRX (its ffn_config), Hunyuan-MoE and LongCat name them moe_num_experts / moe_topk, Gemma 4
+    # its top k top_k_experts
     ffn = getattr(config, "ffn_config", None)
     experts = _whole(
         _get(config, "num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts")
         or _get(ffn, "moe_num_experts")
     )
     top_k = _whole(
-        _get(config, "num_experts_per_tok", "top_k", "moe_topk", "moe_top_k") or _get(ffn, "moe_top_k")
+        _get(config, "num_experts_per_tok", "top_k", "moe_topk", "moe_top_k", "top_k_experts")
+        or _get(ffn, "moe_top_k")
     )
     return LanguageModel(
         model=model,
@@ -351,11 +393,41 @@ def _describe(model: torch.nn.Module, config: Any) -> LanguageModel:
         qk_head_dim=qk_head_dim,
         v_head_dim=v_head_dim,
         kv_lora_rank=_get(config, "kv_lora_rank"),
+        layer_attention=tuple((h, kv, qk, v) for h, kv, _, qk, v in per_layer),
         num_experts=experts,
         experts_per_token=top_k,
         params=count_params(model, experts, top_k),
         name=type(model).__name__,
     )
+
+
+def _attention_of(config: Any, hidden: int, sliding: bool = False) -> tuple[int, int, int, int, int]:
+    """(heads, KV heads, head_dim, query-key dim, value dim) per head of a (layer's) config; of a
+    ``sliding`` layer, the config's ``swa_`` values where it has them (Inkling)."""
+    swa = "swa_" if sliding else "-"  # no config attribute starts with "-"
+    heads = int(_get(config, f"{swa}num_attention_heads", "num_attention_heads", "n_head", "num_heads"))
+    kv_heads = int(
+        _get(config, f"{swa}num_key_value_heads", "num_key_value_heads", "num_kv_heads", default=heads)
+    )
+    if _attribute(config, "multi_query") and not _attribute(config, "new_decoder_architecture"):
+        kv_heads = 1  # Falcon-7B, GPT-BigCode: one key/value head (Falcon's num_kv_heads then says H)
+    head_dim = int(_get(config, f"{swa}head_dim", "head_dim", default=hidden // heads))
+    # MLA (DeepSeek-V2/V3, MiniCPM3): head_dim is the rotary part; a score's dot product runs
+    # over qk_head_dim = qk_nope_head_dim + qk_rope_head_dim, the weighted sum over v_head_dim
+    qk_head_dim = int(_get(config, "qk_head_dim", default=head_dim))
+    v_head_dim = int(_get(config, "v_head_dim", default=head_dim))
+    return heads, kv_heads, head_dim, qk_head_dim, v_head_dim
+
+
+def _window_of(config: Any, layer_type: str | None) -> int | None:
+    """A (layer's) config's sliding window, or None: full attention (``use_sliding_window``
+    False, or a ``layer_types`` entry other than sliding_attention)."""
+    window = _get(config, "sliding_window")
+    if _attribute(config, "use_sliding_window") is False or (
+        layer_type and layer_type != "sliding_attention"
+    ):
+        return None
+    return int(window) if window else None
 
 
 def _by_layer_pattern(model: torch.nn.Module, places: list[str]) -> tuple[str, ...]:

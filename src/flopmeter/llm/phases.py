@@ -63,10 +63,10 @@ def cache_fill_bytes(report: Report, cache: KVCache) -> int:
     """Traffic of the ops that put new tokens' keys and values into an empty
     ``DynamicCache``: a ``cat`` of its empty placeholder (``torch.tensor([])``, shape (0,))
     and a (batch, heads, tokens, dim) tensor of the cache's key or value dim, one per layer
-    for K and one for V. A serving engine writes the projections' keys and values into its
+    for K and one for V (and one of (batch, tokens, dim) for a sparse-attention indexer's keys). A serving engine writes the projections' keys and values into its
     cache once, the paged view's KV write, so the copy (its read and its write) leaves the
     paged view's activations."""
-    dims = {cache.head_dim, cache.value_head_dim or cache.head_dim}
+    dims = {cache.head_dim, cache.value_head_dim or cache.head_dim, *cache.layer_dims}
     total = 0
     for record in report.ops:
         shapes = record.shapes
@@ -74,8 +74,11 @@ def cache_fill_bytes(report: Report, cache: KVCache) -> int:
             record.op == "aten.cat"
             and len(shapes) == 2
             and shapes[0] == (0,)
-            and len(shapes[1]) == 4
-            and shapes[1][-1] in dims
+            and (
+                (len(shapes[1]) == 4 and shapes[1][-1] in dims)
+                # a sparse-attention indexer's keys, (batch, tokens, dim)
+                or (len(shapes[1]) == 3 and cache.indexer_dim and shapes[1][-1] == cache.indexer_dim)
+            )
         ):
             total += record.cost.bytes_read + record.cost.bytes_written
     return total
@@ -140,11 +143,7 @@ class Phase:
         if self.kind == "prefill":
             read, written = Fraction(0), geometry.bytes_per_token * self.tokens * self.batch
         else:
-            read = (
-                geometry.bytes_per_token_per_layer
-                * geometry.tokens_read(self.context, self.tokens)
-                * self.batch
-            )
+            read = geometry.read_bytes(self.context, self.tokens) * self.batch
             written = geometry.bytes_per_token * self.tokens * self.batch
         source = self.empty_cache if self.empty_cache is not None else self.report
         activations = executed.activations - cache_fill_bytes(

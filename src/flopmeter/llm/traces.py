@@ -20,11 +20,9 @@ def prefill(
     ``all_logits=False`` computes the last position's logits only, as ``generate`` does
     (``logits_to_keep=1``); True computes all of them (training, scoring)."""
     _check_positive(tokens=tokens, batch=batch)
-    inputs: dict[str, Any] = {
-        "input_ids": _token_ids(batch, tokens),
-        "use_cache": True,
-        "logits_to_keep": 0 if all_logits else 1,
-    }
+    inputs: dict[str, Any] = {"input_ids": _token_ids(batch, tokens), "use_cache": True}
+    if lm.keeps_logits:  # else every position's logits: see ``LanguageModel.keeps_logits``
+        inputs["logits_to_keep"] = 0 if all_logits else 1
     return _traced(lm, inputs, tokens, causal=causal, name=f"{lm.name} prefill T={tokens}")
 
 
@@ -45,11 +43,9 @@ def decode(
     _check_positive(batch=batch, tokens=tokens)
     if not isinstance(context, int) or isinstance(context, bool) or context < 0:
         raise ValueError(f"the decode context must be a whole number of tokens, 0 or more, got {context!r}")
-    inputs: dict[str, Any] = {
-        "input_ids": _token_ids(batch, tokens),
-        "use_cache": True,
-        "logits_to_keep": 1,
-    }
+    inputs: dict[str, Any] = {"input_ids": _token_ids(batch, tokens), "use_cache": True}
+    if lm.keeps_logits:
+        inputs["logits_to_keep"] = 1
     if context or (recurrent_states and stored_layout(lm) and lm.states):
         inputs[lm.cache_argument()] = filled_cache(lm, context, batch)
     label = f"decode n={context}" if tokens == 1 else f"chunk of {tokens} after n={context}"
@@ -90,7 +86,10 @@ def _traced(lm: LanguageModel, inputs: dict[str, Any], positions: int, *, causal
 def filled_cache(lm: LanguageModel, context: int, batch: int) -> Any:
     """A transformers DynamicCache holding ``context`` tokens of keys and values in every
     layer that caches, as meta tensors shaped as the model stores them (see ``stored_layout``):
-    (B, heads, context, dim). A hybrid's recurrent layers (Mamba, linear attention) get the
+    (B, heads, context, dim), and a sparse-attention indexer's keys of the ``context`` tokens
+    (B, context, dim), so the indexer scores every cached token. Cache layers past the model's
+    layers (a loop model's copies, Dory's ``per_loop``) are added as the model's own code adds
+    them, with the window they had. A hybrid's recurrent layers (Mamba, linear attention) get the
     states a prefill leaves (their size does not grow with the context), so the model runs
     its one-token recurrent step there, not a prefill of one token from a zero state."""
     import transformers
@@ -98,9 +97,19 @@ def filled_cache(lm: LanguageModel, context: int, batch: int) -> Any:
     cache = transformers.DynamicCache(config=lm.config)
     layout = stored_layout(lm)  # records lm.states too
     for layer, ((key_heads, key_dim), (value_heads, value_dim)) in sorted(layout.items() if context else ()):
+        # a loop model's extra cache layers (Dory: one per loop past the first)
+        while len(cache.layers) <= layer:
+            window = lm.cache_windows.get(len(cache.layers))
+            cache.layers.append(
+                transformers.cache_utils.DynamicSlidingWindowLayer(sliding_window=window)
+                if window
+                else transformers.cache_utils.DynamicLayer()
+            )
         keys = torch.empty((batch, key_heads, context, key_dim), dtype=lm.dtype, device="meta")
         values = torch.empty((batch, value_heads, context, value_dim), dtype=lm.dtype, device="meta")
         cache.update(keys, values, layer)
+    for layer, (dim, dtype) in sorted(lm.indexers.items() if context else ()):  # DeepSeek-V3.2's indexer keys
+        cache.update_indexer(torch.empty((batch, context, dim), dtype=dtype, device="meta"), layer)
     for method, layer, shape, dtype, kwargs in lm.states:  # a hybrid's Mamba / linear-attention layers
         getattr(cache, method)(torch.empty((batch, *shape[1:]), dtype=dtype, device="meta"), layer, **kwargs)
     return cache
@@ -125,11 +134,15 @@ def stored_layout(lm: LanguageModel) -> dict[int, tuple[tuple[int, int], tuple[i
     """Per layer that caches: (heads, dim) of the keys and of the values the model hands its
     cache, recorded once from a one-token trace. Not always kv_heads x head_dim: Falcon-7B
     stores one key head, Falcon-40B its keys broadcast to every query head, DeepSeek's MLA
-    keys of qk_nope + qk_rope dims and values of v_head_dim."""
+    keys of qk_nope + qk_rope dims and values of v_head_dim. A sparse-attention indexer's keys
+    (DeepSeek-V3.2: ``update_indexer``, one (dim) vector per token and layer) go to
+    ``lm.indexers``."""
     if lm.stored is None:
         import transformers
 
         seen: dict[int, tuple[tuple[int, int], tuple[int, int]]] = {}
+        indexers: dict[int, tuple[int, torch.dtype]] = {}
+        windows: dict[int, int | None] = {}
         states: list[tuple[str, int, tuple[int, ...], torch.dtype, dict[str, Any]]] = []
 
         def record(method: str, state: Any, layer: int, state_idx: int, kwargs: dict[str, Any]) -> None:
@@ -145,7 +158,13 @@ def stored_layout(lm: LanguageModel) -> dict[int, tuple[tuple[int, int], tuple[i
                     (key_states.shape[1], key_states.shape[-1]),
                     (value_states.shape[1], value_states.shape[-1]),
                 )
-                return super().update(key_states, value_states, layer_idx, *args, **kwargs)
+                updated = super().update(key_states, value_states, layer_idx, *args, **kwargs)
+                windows[layer_idx] = getattr(self.layers[layer_idx], "sliding_window", None)
+                return updated
+
+            def update_indexer(self, indexer_key_states: Any, layer_idx: int) -> Any:
+                indexers[layer_idx] = (indexer_key_states.shape[-1], indexer_key_states.dtype)
+                return super().update_indexer(indexer_key_states, layer_idx)
 
             def update_conv_state(
                 self, conv_states: Any, layer_idx: int, state_idx: int = 0, **kwargs: Any
@@ -173,6 +192,11 @@ def stored_layout(lm: LanguageModel) -> dict[int, tuple[tuple[int, int], tuple[i
         default = ((lm.kv_heads, lm.head_dim), (lm.kv_heads, lm.head_dim))
         lm.stored = seen or {layer: default for layer in range(lm.layers)}
         lm.states = states
+        lm.indexers = indexers
+        lm.cache_windows = windows
+        # a window the config names otherwise (Inkling's "hybrid_sliding" layers, sliding_window_size):
+        # the cache transformers builds for the layer keeps it
+        lm.windows = tuple(w if w is not None else windows.get(i) for i, w in enumerate(lm.windows))
     return lm.stored
 
 

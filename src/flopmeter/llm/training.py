@@ -30,6 +30,7 @@ from .cost import experts_run
 from .kv import kv_cache
 from .model import LanguageModel, language_model
 from .ran import ParametersRead, parameters_run
+from .traces import stored_layout
 
 # AdamW per trainable parameter, given the gradient: m = b1 m + (1-b1) g (3),
 # v = b2 v + (1-b2) g^2 (4), bias corrections m/(1-b1^t), v/(1-b2^t) (2),
@@ -46,7 +47,14 @@ def palm_flops_per_token(
     sum of the values (Q T); with values of another dim (MLA: ``value_dim``) that is
     6 L H (Q + Q_v) T."""
     values = head_dim if value_dim is None else value_dim
-    return 6 * params + 6 * layers * heads * (head_dim + values) * seq
+    return palm_from_width(params, layers * heads * (head_dim + values), seq)
+
+
+def palm_from_width(params: float, width: int, seq: int) -> float:
+    """6 N + 6 W T, W = the sum over the attention layers of H (Q_qk + Q_v): PaLM's form where
+    layers differ (Gemma 4's full-attention layers have their own head_dim); 12 L H Q T when
+    they do not."""
+    return 6 * params + 6 * width * seq
 
 
 def six_n(params: float) -> float:
@@ -80,8 +88,24 @@ class TrainingStep:
         """Layers that run attention: those that hand a KV cache their keys and values (a
         hybrid's Mamba or recurrent layers have no attention) and those that attend another
         layer's cache (Gemma 3n's KV sharing)."""
+        return len(self.attention_layer_indices)
+
+    @property
+    def attention_layer_indices(self) -> tuple[int, ...]:
+        """The layers of ``attention_layers``: those that cache, then the last
+        ``len(cache.sharing)`` (which attend an earlier layer's cache)."""
         cache = kv_cache(self.lm)
-        return cache.layers + len(cache.sharing)
+        caching = sorted(layer for layer in stored_layout(self.lm) if layer < self.lm.layers)
+        caching = caching or list(range(cache.layers))
+        sharing = range(self.lm.layers - len(cache.sharing), self.lm.layers)
+        return tuple(caching[: cache.layers]) + tuple(sharing)
+
+    @property
+    def attention_width(self) -> int:
+        """PaLM's H Q summed over the attention layers: sum of H (Q_qk + Q_v), each layer's own
+        heads and dims (they differ in Gemma 4); L H (Q_qk + Q_v) where the layers agree."""
+        by_layer = self.lm.attention_by_layer
+        return sum(by_layer[i][0] * (by_layer[i][2] + by_layer[i][3]) for i in self.attention_layer_indices)
 
     @property
     def experts_run(self) -> Fraction | None:
@@ -131,15 +155,13 @@ class TrainingStep:
 
     def conventions(self) -> dict[str, float]:
         """Model FLOPs per token under each convention (see the module docstring)."""
-        lm = self.lm
         (palm, palm_n), (six, six_n_value) = self.named_n().items()
-        qk_dim, v_dim = lm.attention_dims
         return {
             "traced full": self.model_flops / self.step_tokens,
             "traced causal": 2
             * (self.causal.forward.macs + self.causal.backward_cost.macs)
             / self.step_tokens,
-            palm: palm_flops_per_token(palm_n, self.attention_layers, lm.heads, qk_dim, self.tokens, v_dim),
+            palm: palm_from_width(palm_n, self.attention_width, self.tokens),
             six: six_n(six_n_value),
         }
 

@@ -153,7 +153,9 @@ def serving_table(servings: list[Serving]) -> list[str]:
             f"{seconds(s.first_decode.seconds)} ({s.first_decode.bound})",
             seconds(s.last_decode.seconds),
             f"{s.tokens_per_second:,.1f}",
-            str(s.compute_bound_batch) if s.compute_bound_batch else "none (cache traffic dominates)",
+            str(s.compute_bound_batch)
+            if s.compute_bound_batch
+            else "none (per-sequence KV + activation bytes dominate)",
             f"{seconds(s.executed_ttft)} / {seconds(s.executed_first_tpot)}",
         ]
         for s in servings
@@ -172,10 +174,14 @@ def render_llm(
     """The whole LLM-mode report: model, prefill, decode, cost vs length, KV, roofline."""
     lm, n = cost.lm, cost.params
     dtype = str(lm.dtype).removeprefix("torch.")
-    logits = "logits at every position" if cost.all_logits else "logits for the last position, as generate"
+    if cost.all_logits:
+        logits = "logits at every position"
+    elif cost.every_position_logits:
+        logits = f"logits at every position: {lm.name}'s forward takes no logits_to_keep, generate's neither"
+    else:
+        logits = "logits for the last position, as generate"
     lines = [
-        f"{lm.name}: {lm.layers} layers, hidden {lm.hidden}, {lm.heads} heads ({lm.kv_heads} KV), "
-        f"{_head_dims(lm)}, vocab {lm.vocab}, {dtype}",
+        f"{lm.name}: {lm.layers} layers, hidden {lm.hidden}, {_attention_shape(lm)}, vocab {lm.vocab}, {dtype}",
         f"params: N_total {n.total:,} · N_mm {n.matmul:,} (matmul weights, lm_head included, "
         f"no embeddings) · Kaplan N {n.kaplan:,} · embeddings {n.embedding:,}",
         *idle_lines(lm),
@@ -214,6 +220,7 @@ def render_llm(
             "cached token and layer); an engine that absorbs kv_b_proj into the query and output projections "
             "skips that"
         )
+    lines += _sparse_attention_note(cost)
     lines.append(
         f"2N per token, for comparison (attention left out): 2 N_mm = {u.count(2 * n.matmul, 'FLOPs', units, precision)}"
         f" · 2 N_total = {u.count(2 * n.total, 'FLOPs', units, precision)}"
@@ -294,6 +301,53 @@ def _dense_experts_note(lm: LanguageModel, run: Fraction | None) -> list[str]:
     ]
 
 
+def _sparse_attention_note(cost: LLMCost) -> list[str]:
+    """DeepSeek-V3.2's sparse attention (an indexer caches a key per token and picks the top
+    ``index_topk`` cached tokens): transformers runs the attention dense with a mask."""
+    top = getattr(cost.lm.config, "index_topk", None)
+    if not cost.cache.indexer_dim or not isinstance(top, int):
+        return []
+    return [
+        f"NOTE: sparse attention (its indexer caches a key of {cost.cache.indexer_dim} per token and layer, "
+        f"scores every cached token and keeps the top {top:,}): counted as transformers runs it, the "
+        f"attention dense over the whole cache with a mask; an engine's sparse kernel attends the top {top:,} "
+        "only, so past that many cached tokens its attention stops growing (the indexer's does not)"
+    ]
+
+
+def _attention_shape(lm: LanguageModel) -> str:
+    """Heads, KV heads and head dims as the header prints them; where the layers differ
+    (Gemma 4's full-attention layers) each shape with the layers that have it."""
+    if lm.uniform_attention:
+        return f"{lm.heads} heads ({lm.kv_heads} KV), {_head_dims(lm)}"
+    shapes: dict[tuple[int, int, int, int], list[int]] = {}
+    for layer, shape in enumerate(lm.attention_by_layer):
+        shapes.setdefault(shape, []).append(layer)
+    parts = []
+    for (heads, kv_heads, qk_dim, v_dim), layers in shapes.items():
+        dims = (
+            f"head dim {qk_dim}"
+            if qk_dim == v_dim
+            else f"head dim {qk_dim} (queries, keys) and {v_dim} (values)"
+        )
+        parts.append(f"{heads} heads ({kv_heads} KV), {dims} on {_layer_list(layers)}")
+    return "; ".join(parts)
+
+
+def _layer_list(layers: list[int]) -> str:
+    """``layer 3`` or ``5 layers (0-3, 5)``: runs of consecutive indices joined."""
+    if len(layers) == 1:
+        return f"layer {layers[0]}"
+    runs: list[list[int]] = []
+    for layer in layers:
+        if runs and layer == runs[-1][-1] + 1:
+            runs[-1].append(layer)
+        else:
+            runs.append([layer])
+    spans = ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
+    return f"{len(layers)} layers ({spans})"
+
+
 def _head_dims(lm: LanguageModel) -> str:
     """The head dim as the header prints it; with MLA the dims the scores and the values run
     over (DeepSeek's config head_dim is the rotary part only)."""
@@ -304,23 +358,37 @@ def _head_dims(lm: LanguageModel) -> str:
 
 
 def kv_lines(cost: LLMCost) -> list[str]:
-    total = cost.prompt + cost.generate
+    # the most the generation caches: the prompt and every token a decode step runs; the last
+    # generated token is never run, so never cached (prompt + generate - 1)
+    total = cost.prompt + cost.generate - 1
     stored, lm = cost.cache, cost.lm
-    if stored.value_head_dim is None and (stored.kv_heads, stored.head_dim) == (lm.kv_heads, lm.head_dim):
+    if not (stored.uniform and lm.uniform_attention):
+        lines = [
+            "KV cache (sum over the layers of 2 x KV heads x head dim x bytes per element, as each layer "
+            "stores it: the layers differ):"
+        ]
+    elif stored.value_head_dim is None and (stored.kv_heads, stored.head_dim) == (lm.kv_heads, lm.head_dim):
         lines = ["KV cache (2 x layers x KV heads x head dim x bytes per element):"]
     else:  # as the model hands its cache: MLA's latent, Falcon's one key head
         values = stored.head_dim if stored.value_head_dim is None else stored.value_head_dim
+        indexer = f" + indexer key {stored.indexer_dim} per layer" if stored.indexer_dim else ""
         lines = [
-            f"KV cache (layers x {stored.kv_heads} cached head(s) x (key {stored.head_dim} + value {values}) "
+            f"KV cache (layers x {stored.kv_heads} cached head(s) x (key {stored.head_dim} + value {values}){indexer} "
             "x bytes per element, as the model stores it):"
         ]
     for label, cache in (("model dtype", cost.cache), ("declared", cost.declared_cache)):
         if cache is None:
             continue
+        layer_bytes = cache.layer_bytes[: cache.layers]
+        per_layer = (
+            _bytes(cache.bytes_per_token_per_layer)
+            if cache.uniform
+            else f"{_bytes(min(layer_bytes))} to {_bytes(max(layer_bytes))}"
+        )
         lines.append(
             f"  {label} ({cache.bits} bits): {_bytes(cache.bytes_per_token)} per token "
-            f"({_bytes(cache.bytes_per_token_per_layer)} per layer) · {_bytes(cache.bytes(total, cost.batch))} "
-            f"for batch {cost.batch} at {total} tokens"
+            f"({per_layer} per layer) · {_bytes(cache.bytes(total, cost.batch))} "
+            f"for batch {cost.batch} at {total} tokens (the generation's most: its last token is not cached)"
         )
     if cost.state_bytes:
         lines.append(
@@ -369,7 +437,12 @@ def render_training(
     lines += _frozen_note(step)
     lines += _dense_experts_note(step.lm, step.experts_run)
     qk_dim, v_dim = step.lm.attention_dims
-    if step.attention_layers != step.lm.layers or qk_dim != v_dim:
+    if not step.lm.uniform_attention:
+        lines.append(
+            f"6N+12LHQT as 6N + 6 T x (sum over the {step.attention_layers} attention layers of H (Q_qk + Q_v)"
+            f" = {step.attention_width:,}): the layers' heads and head dims differ"
+        )
+    elif step.attention_layers != step.lm.layers or qk_dim != v_dim:
         lines.append(
             f"6N+12LHQT as 6N + 6 L H (Q_qk + Q_v) T: L = {step.attention_layers} of {step.lm.layers} layers "
             f"(those with attention), H = {step.lm.heads}, Q_qk = {qk_dim}, Q_v = {v_dim}"
