@@ -296,15 +296,21 @@ OPERATOR_CSV_COLUMNS = [
 
 
 def operators_to_csv(
-    report: Report, top: int | None = None, *, timings: Any = None, sweep: Any = None
+    report: Report,
+    top: int | None = None,
+    *,
+    timings: Any = None,
+    sweep: Any = None,
+    convention: str = "exact",
 ) -> str:
-    """One row per aten operator (``--by op``), costliest first; unsupported ops last
+    """One row per aten operator (``--by op``), costliest first in ``convention`` (as the
+    table and Markdown rank them, so ``top`` keeps the same rows); unsupported ops last
     with kind "unsupported" and empty counts; then the speed rows as in ``to_csv``."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     speed = speed_csv_rows(timings, sweep)
     writer.writerow(OPERATOR_CSV_COLUMNS + (SPEED_CSV_COLUMNS if speed else []))
-    ops = sorted(report.by_operator().values(), key=lambda o: -o.cost.flops)[:top]
+    ops = sorted(report.by_operator().values(), key=lambda o: -convention_value(o.cost, convention))[:top]
     for o in ops:
         writer.writerow(
             [
@@ -353,7 +359,7 @@ def operators_to_markdown(
             f" {u.scaled(value, units, precision).strip()} | {u.percent(value, total, precision)} |"
         )
     lines += _markdown_unsupported(report)
-    lines += speed_markdown(report, timings, sweep, precision)
+    lines += speed_markdown(report, timings, sweep, precision, top)
     return "\n".join(lines) + "\n"
 
 
@@ -377,6 +383,7 @@ def _markdown_title(report: Report, convention: str, units: str, precision: int)
         f"**{report.model_name}** — batch {report.batch_size}: {u.count(report.params, 'params', units, precision)},"
         f" {u.count(report.macs, 'MACs', units, precision)},"
         f" {u.count(report.flops_as(convention), label, units, precision)}"
+        + (" (forward + backward)" if report.did_backward else "")
     )
 
 
@@ -422,7 +429,7 @@ def to_markdown(
     Rows as ``text.select_modules`` picks them (``top``: the costliest leaves).
     Measured ``timings`` and a batch ``sweep`` follow as tables of their own
     (``speed_markdown``)."""
-    from .compression import MODULE_HEADER, module_cells, view_summary_lines
+    from .compression import module_cells, module_header, view_summary_markdown
     from .speed import intensity_label, seconds
 
     label = FLOPS_LABEL[convention]
@@ -430,7 +437,7 @@ def to_markdown(
     extra_head = f" {intensity_label(roofline)} | bound | est. time |" if roofline is not None else ""
     viewed = compression.by_module() if compression is not None else None
     if viewed is not None:
-        extra_head += "".join(f" {h} |" for h in MODULE_HEADER)
+        extra_head += "".join(f" {h} |" for h in module_header(compression))
     lines = [
         _markdown_title(report, convention, units, precision),
         "",
@@ -454,16 +461,19 @@ def to_markdown(
             )
         )
     if compression is not None:
-        lines += ["", *(f"> {line.strip()}" for line in view_summary_lines(compression, precision, units))]
+        lines += view_summary_markdown(compression, precision, units)
     lines += _markdown_unsupported(report)
-    lines += speed_markdown(report, timings, sweep, precision)
+    lines += speed_markdown(report, timings, sweep, precision, top)
     return "\n".join(lines) + "\n"
 
 
-def speed_markdown(report: Report, timings: Any, sweep: Any, precision: int = 2) -> list[str]:
+def speed_markdown(
+    report: Report, timings: Any, sweep: Any, precision: int = 2, top: int | None = None
+) -> list[str]:
     """Markdown sections for measured ``timings`` (a table per batch size, and per module
-    with ``--per-module``) and a batch ``sweep``: the text output's tables, its notes as
-    quotes. No lines when neither is given."""
+    with ``--per-module``: the ``top`` slowest modules, 15 when None, as in the text) and a
+    batch ``sweep``: the text output's tables, its notes as quotes. No lines when neither
+    is given."""
     from .speed import (
         module_timing_head,
         module_timing_table,
@@ -479,7 +489,12 @@ def speed_markdown(report: Report, timings: Any, sweep: Any, precision: int = 2)
         lines += markdown_table(*timing_table(timings, precision))
         for t in timings:
             if t.per_module:
-                lines += ["", f"> {module_timing_head(t)}", "", *markdown_table(*module_timing_table(t))]
+                lines += [
+                    "",
+                    f"> {module_timing_head(t)}",
+                    "",
+                    *markdown_table(*module_timing_table(t, top or 15)),
+                ]
     if sweep:
         lines += ["", "**Batch sweep**", "", f"> {sweep_note(report, sweep)}", ""]
         lines += markdown_table(*sweep_table(sweep))

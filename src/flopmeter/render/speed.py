@@ -11,9 +11,9 @@ from .text import grid, summary_lines
 
 
 def seconds(value: float) -> str:
-    """``0.00123`` -> ``"1.230 ms"``."""
+    """``0.00123`` -> ``"1.230 ms"``; 0.9999996 -> ``"1.000 s"`` (not "1000.000 ms")."""
     for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
-        if value >= scale:
+        if value >= scale or round(value / scale, 3) >= 1:
             return f"{value / scale:.3f} {unit}"
     return f"{value / 1e-9:.1f} ns"
 

@@ -156,7 +156,7 @@ def render_tree(
         stats = modules[name]
         cells = ", ".join(
             module_cells(stats, report, convention, units, precision)
-            + _view_cells(viewed, name, units, precision)
+            + _view_cells(viewed, name, units, precision, report.did_backward)
         )
         extra = f", {stats.extra_repr}" if stats.extra_repr else ""
         calls = f", called {stats.calls}x" if stats.calls > 1 else ""
@@ -186,12 +186,14 @@ def _view_print(summary: Any) -> tuple:
     return () if summary is None else tuple(vars(summary).values())[1:]
 
 
-def _view_cells(viewed: dict[str, Any], name: str, units: str, precision: int) -> list[str]:
+def _view_cells(
+    viewed: dict[str, Any], name: str, units: str, precision: int, forward_only: bool = False
+) -> list[str]:
     if name not in viewed:
         return []
     from .compression import tree_cells
 
-    return tree_cells(viewed[name], units, precision)
+    return tree_cells(viewed[name], units, precision, forward_only)
 
 
 def _view_totals(compression: Any, units: str, precision: int) -> list[str]:
@@ -244,11 +246,11 @@ def render_table(
         for m in rows
     ]
     if compression is not None:
-        from .compression import MODULE_HEADER
         from .compression import module_cells as view_cells
+        from .compression import module_header
 
         viewed = compression.by_module()
-        header += MODULE_HEADER
+        header += module_header(compression)
         body = [row + view_cells(viewed[m.name], units, precision) for row, m in zip(body, rows, strict=True)]
     return "\n".join(
         summary_lines(report, convention, units, precision, warnings=False)

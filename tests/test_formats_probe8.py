@@ -1,0 +1,265 @@
+"""Probe 8: every output format tells the same numbers (findings in probe8-formats.md).
+
+Models and their hand counts are in tests/fixtures/formats_probe8.py; the arithmetic of each
+expected value sits beside it here. Each test failed before its fix (checked)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import flopmeter
+from flopmeter.cli import run
+from flopmeter.render import formats, html, text
+from flopmeter.render import units as u
+from flopmeter.render.compression import view_summary_lines, view_table
+from flopmeter.render.speed import seconds
+from flopmeter.timing import Timing
+
+FIXTURES = Path(__file__).parent / "fixtures"
+MODELS = str(FIXTURES / "formats_probe8.py")
+sys.path.insert(0, str(FIXTURES))
+import formats_probe8 as models  # noqa: E402
+
+X = ["--input", "2x10"]
+
+
+@pytest.fixture(scope="module")
+def pruned_backward() -> flopmeter.Report:
+    return flopmeter.profile(models.pruned(), torch.randn(2, 10), backward=True)
+
+
+@pytest.fixture(scope="module")
+def pruned_forward() -> flopmeter.Report:
+    return flopmeter.profile(models.pruned(), torch.randn(2, 10))
+
+
+# -- P8-1 (probe 7's S2): a backward profile's compression cells are the forward's, and say so --
+
+
+def test_tree_of_a_backward_profile_labels_effective_macs_as_the_forwards(pruned_backward) -> None:
+    """fc1's MACs in a backward profile: forward 2·20·10 = 400 + weight gradient 20·10·2 = 400
+    (the input needs no gradient) = 800; its effective MACs are the forward's: 2 rows · 100
+    kept weights = 200. Before: "800 MACs, ..., 200 MACs eff." with nothing on the line
+    saying which pass the 200 is of."""
+    tree = text.render_tree(pruned_backward, compression=pruned_backward.compression)
+    line = next(line for line in tree.splitlines() if "(fc1)" in line)
+    assert "800 MACs" in line and "200 MACs eff. (fwd)" in line
+    forward = flopmeter.profile(models.pruned(), torch.randn(2, 10))
+    line = next(
+        line
+        for line in text.render_tree(forward, compression=forward.compression).splitlines()
+        if "(fc1)" in line
+    )
+    assert "400 MACs" in line and "200 MACs eff.," in line  # a forward profile: no label needed
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown", "html"])
+def test_tables_of_a_backward_profile_head_the_view_columns_as_the_forwards(pruned_backward, fmt) -> None:
+    """The module table, Markdown and HTML put "MACs eff." and "BOPs" (forward: fc1
+    200 MACs · 32 · 32 = 204,800 BOPs) beside "MACs" (forward + backward, 800): their headers
+    say "(fwd)" in a backward profile."""
+    view = pruned_backward.compression
+    if fmt == "table":
+        shown = text.render_table(pruned_backward, compression=view)
+    elif fmt == "markdown":
+        shown = formats.to_markdown(pruned_backward, compression=view)
+    else:
+        shown = html.to_html(pruned_backward, compression=view)
+    assert "MACs eff. (fwd)" in shown and "BOPs (fwd)" in shown
+    assert "204.80 K" in shown  # fc1's BOPs, unchanged
+    plain = flopmeter.profile(models.pruned(), torch.randn(2, 10))
+    assert "(fwd)" not in text.render_table(plain, compression=plain.compression)
+
+
+def test_csv_of_a_backward_compression_view_says_on_stderr_which_columns_are_the_forwards() -> None:
+    """CSV has no room for a heading: the note goes to stderr, as the unsupported-op note does."""
+    code, out, err = run([f"{MODELS}:pruned", *X, "--backward", "--compression", "-f", "csv"])
+    assert code == 0, err
+    rows = {r["module"]: r for r in csv.DictReader(io.StringIO(out))}
+    assert rows["fc1"]["macs"] == "800" and rows["fc1"]["macs_effective"] == "200"
+    assert "macs_effective" in err and "forward pass" in err
+    code, _, err = run([f"{MODELS}:pruned", *X, "--compression", "-f", "csv"])
+    assert code == 0 and "forward pass" not in err
+
+
+def test_work_by_dtype_of_a_backward_profile_says_it_holds_both_passes(pruned_backward) -> None:
+    """Under the heading "(of the forward pass ...)" the work-by-dtype line held both passes
+    without a word: MACs 600 forward + 400 (fc1 weight gradient) + 200 + 200 (fc2 input
+    and weight gradients) = 1,400; FLOPs 1,240 + 620 + 40 + 665 = 2,565 (fc1 weight
+    gradient 200·(2·2 − 1) + bias 20 = 620; ReLU 40; fc2 40·9 + 100·3 + 5 = 665)."""
+    lines = view_summary_lines(pruned_backward.compression)
+    dtype_line = next(line for line in lines if "work by dtype" in line)
+    assert dtype_line.strip() == "work by dtype (forward + backward): float32 1.40 K MACs / 2.56 K FLOPs"
+    assert pruned_backward.macs == 1_400 and pruned_backward.flops == 2_565
+
+
+# -- P8-2: the compression view's bytes in binary units, as every other bytes cell --------------
+
+
+def test_compression_view_bytes_use_binary_units(pruned_forward) -> None:
+    """bytes actual = 325 params · 4 + fc1's mask 200 · 4 = 2,100 B = 2.05 KiB (2,100 / 1,024 =
+    2.0508); ideal: fc1 100 kept · 4 + bitmask 200 / 8 + bias 20 · 4 = 505, fc2 105 · 4 = 420,
+    total 925 B. Before: "bytes actual 2.10 K, ideal 925" (decimal, no unit) beside the
+    table's "925 B" and "2.01 KiB" columns; the HTML page's totals showed the same."""
+    view = pruned_forward.compression
+    assert (view.bytes_actual, view.bytes_ideal) == (2_100, 925)
+    summary = "\n".join(view_summary_lines(view))
+    assert "bytes actual 2.05 KiB, ideal 925 B" in summary
+    assert "bytes actual 2.05 KiB, ideal 925 B" in html.to_html(pruned_forward, compression=view)
+    table = view_table(view)
+    fc1 = next(line for line in table.splitlines() if line.startswith("fc1 "))
+    # fc1: actual 220 · 4 + mask 800 = 1,680 B = 1.64 KiB; ideal 505 B
+    assert "1.64 KiB" in fc1 and "505 B" in fc1
+
+
+# -- P8-3: the Markdown per-module timing table keeps to --top, as the text one does -------------
+
+
+def _timing() -> Timing:
+    per_module = {"": 0.004, "fc1": 0.002, "act": 0.0005, "fc2": 0.001}
+    return Timing(batch_size=2, times=[0.003, 0.004, 0.005], warmup=1, device="cpu", per_module=per_module)
+
+
+def test_markdown_module_timing_table_keeps_to_top() -> None:
+    """--top 2: the two slowest timed modules, (root) 4 ms and fc1 2 ms; before, the Markdown
+    table listed up to 15 (here all 4) whatever --top said."""
+    report = flopmeter.profile(models.Toy(), torch.randn(2, 10))
+    shown = formats.to_markdown(report, top=2, timings=[_timing()])
+    table = shown.split("per-module time in one call")[1].split("\n\n", 1)[1]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| module")]
+    assert rows == ["| (root) | 4.000 ms |", "| fc1 | 2.000 ms |"]
+    full = formats.to_markdown(report, timings=[_timing()])
+    assert "| act | 500.000 us |" in full  # no --top: every timed module (up to 15)
+
+
+def test_cli_markdown_module_timing_table_keeps_to_top() -> None:
+    args = [
+        f"{MODELS}:Toy",
+        *X,
+        "--bench",
+        "--warmup",
+        "1",
+        "--repeat",
+        "2",
+        "--per-module",
+        "-f",
+        "markdown",
+    ]
+    code, out, err = run([*args, "--top", "1"])
+    assert code == 0, err
+    table = out.split("per-module time in one call")[1].split("\n\n", 1)[1]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| module")]
+    assert len(rows) == 1 and rows[0].startswith("| (root) |")  # the root holds every module's time
+
+
+# -- P8-4: a value that rounds to 1000 of a prefix is shown in the next one --------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "precision", "shown"),
+    [
+        (999_999, 2, "1.00 M"),  # 999.999 K rounds to 1000.00 K: 0.999999 M -> 1.00 M
+        (999_994, 2, "999.99 K"),  # 999.994 K stays
+        (999_999, 3, "999.999 K"),  # enough decimals to stay
+        (999_950, 1, "1.0 M"),  # 999.95 K -> 1000.0 K at one decimal
+        (999_999_999_999_999, 2, "1000.00 T"),  # no prefix above T: stays T
+        (999, 2, "999 "),
+    ],
+)
+def test_scaled_moves_to_the_next_prefix_when_rounding_reaches_1000(value, precision, shown) -> None:
+    assert u.scaled(value, precision=precision) == shown
+
+
+def test_count_nbytes_and_seconds_round_into_the_next_unit() -> None:
+    assert u.count(999_999, "MACs") == "1.00 MMACs"  # was "1000.00 KMACs"
+    assert u.nbytes(1_048_575) == "1.00 MiB"  # 1,048,575 / 1,024 = 1023.999 KiB
+    assert u.nbytes(1_048_570) == "1023.99 KiB"  # 1,048,570 / 1,024 = 1023.994 KiB
+    assert seconds(0.9999996) == "1.000 s"  # 999.9996 ms
+    assert seconds(0.0009999996) == "1.000 ms"  # 999.9996 us
+    assert seconds(0.0009994) == "999.400 us"
+
+
+# -- P8-5: -q keeps the compression view in Markdown and CSV, as in the tree and JSON ----------
+
+
+def test_quiet_markdown_and_csv_keep_the_compression_view() -> None:
+    """`-q --compression` printed the view's totals under the tree and kept them in JSON, but
+    dropped them from Markdown and CSV without a word. Root row: 225 nonzero (100 kept
+    of fc1's 200 weights + 20 biases + fc2's 105), 400 effective MACs (200 + 200)."""
+    code, out, err = run([f"{MODELS}:pruned", *X, "--compression", "-q", "-f", "markdown"])
+    assert code == 0, err
+    assert "| (total) | Toy | 325 | 600 | 1.24 K | 100.00% | 225 |" in out
+    assert "> MACs dense 600, effective 400" in out
+    code, out, err = run([f"{MODELS}:pruned", *X, "--compression", "-q", "-f", "csv"])
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert len(rows) == 1 and rows[0]["nonzero_params"] == "225" and rows[0]["macs_effective"] == "400"
+
+
+# -- P8-6: Markdown and HTML say when the counts hold forward + backward ------------------------
+
+
+def test_markdown_and_html_say_forward_plus_backward(pruned_backward) -> None:
+    """The tree says "for batch 2 (forward + backward)"; the Markdown title and the HTML
+    totals gave 1.40 KMACs (600 forward + 800 backward) with no word of the backward."""
+    assert "(forward + backward)" in text.summary_lines(pruned_backward)[0]
+    title = formats.to_markdown(pruned_backward).splitlines()[0]
+    assert title.endswith("1.40 KMACs, 2.56 KFLOPs (forward + backward)")
+    page = html.to_html(pruned_backward)
+    totals = page.split('id="totals"')[1].split("\n", 1)[0]  # the totals boxes, one line
+    assert "forward + backward" in totals
+    assert "forward + backward" not in formats.to_markdown(
+        flopmeter.profile(models.Toy(), torch.randn(2, 10))
+    )
+
+
+# -- P8-7: `--by op --top N -f csv` ranks by the --convention, as the table and Markdown do ------
+
+
+def test_operator_csv_top_ranks_by_the_convention() -> None:
+    """--convention mac: addmm 4,000 MACs ranks above softmax (0 MACs, 19,998 exact FLOPs
+    = 5·4000 − 2); the table and Markdown said addmm, the CSV softmax (it ranked by exact
+    FLOPs whatever the convention)."""
+    args = [
+        f"{MODELS}:SoftmaxThenLinear",
+        "--input",
+        "1x4000",
+        "--by",
+        "op",
+        "--top",
+        "1",
+        "--convention",
+        "mac",
+    ]
+    code, table, err = run([*args, "-f", "table"])
+    assert code == 0, err
+    assert re.search(r"^aten\.addmm\s", table, re.M) and "aten._softmax" not in table
+    code, out, err = run([*args, "-f", "csv"])
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [(r["operator"], r["flops_mac"]) for r in rows] == [("aten.addmm", "4000")]
+    code, out, err = run([*args[:-2], "-f", "csv"])  # exact (default): softmax 19,998 > 8,000
+    assert [r["operator"] for r in csv.DictReader(io.StringIO(out))] == ["aten._softmax"]
+
+
+# -- P8-8: --by op with --compression in Markdown and CSV: the view was dropped in silence ----
+
+
+def test_operator_markdown_and_csv_do_not_drop_the_compression_view() -> None:
+    """The table prints the view as its own table after the operators; Markdown printed the
+    operators only and CSV too, without a word. Now Markdown quotes the view's totals
+    (effective MACs 200 + 200 = 400 of 600 dense) and CSV says on stderr where the view is."""
+    args = [f"{MODELS}:pruned", *X, "--by", "op", "--compression"]
+    code, out, err = run([*args, "-f", "markdown"])
+    assert code == 0, err
+    assert "| `aten.addmm` | 2 | 600 |" in out and "> MACs dense 600, effective 400" in out
+    code, out, err = run([*args, "-f", "csv"])
+    assert code == 0, err
+    assert out.startswith("operator,") and "no compression columns" in err and "--format json" in err
