@@ -263,3 +263,88 @@ def test_operator_markdown_and_csv_do_not_drop_the_compression_view() -> None:
     code, out, err = run([*args, "-f", "csv"])
     assert code == 0, err
     assert out.startswith("operator,") and "no compression columns" in err and "--format json" in err
+
+
+# -- P8-9: the roofline CSV's est_time_s unrounded (9 decimals wrote a 0.3 ns layer as 0) ------
+
+
+def test_roofline_csv_seconds_are_unrounded() -> None:
+    """A plain roofline (no calibration) at 1e12 FLOP/s and 1e12 B/s: act (ReLU) moves
+    160 + 160 = 320 B, 40 FLOPs: max(40 / 1e12, 320 / 1e12) = 3.2e-10 s; the whole model
+    2,060 B: 2.06e-9 s. Before: "0.000000000" and "0.000000002" (the JSON held the values)."""
+    from flopmeter.hardware import Hardware
+
+    report = flopmeter.profile(models.Toy(), torch.randn(2, 10))
+    estimate = report.roofline(Hardware(name="plain", peak_flops=1e12, bandwidth=1e12))
+    rows = {r["module"]: r for r in csv.DictReader(io.StringIO(formats.to_csv(report, roofline=estimate)))}
+    assert float(rows["act"]["est_time_s"]) == pytest.approx(320 / 1e12)
+    assert float(rows["(root)"]["est_time_s"]) == pytest.approx(2_060 / 1e12)
+
+
+# -- P8-10 (cosmetic): numbers right-aligned in compare's totals and LLM mode's tables ----------
+
+
+def test_compare_totals_right_align_the_params_column() -> None:
+    """grid() left-aligned its first two columns (name, type): in compare's totals the second
+    is params, so 325 and 0 stood flush left beside right-aligned MACs."""
+    from flopmeter.render.compare import render_comparison
+
+    x = torch.randn(2, 10)
+    toy, half = flopmeter.profile(models.Toy(), x), flopmeter.profile(models.Toy().fc2, torch.randn(2, 20))
+    lines = render_comparison([toy, half]).splitlines()
+    header = lines[2]
+    params_end = header.index("params") + len("params")
+    rows = lines[4:6]
+    # Toy 325 params; fc2 alone 105 (20·5 + 5): both end where the header "params" ends
+    assert [row[:params_end].rstrip()[-3:] for row in rows] == ["325", "105"]
+    assert all(row[params_end - 3 : params_end] in ("325", "105") for row in rows)
+
+
+def test_llm_module_table_numbers_end_under_their_header() -> None:
+    """u.scaled gives "800 " (a space where a prefix would go); LLM mode's tables put it in
+    right-aligned cells, so a count under 1,000 ended one column left of its header."""
+    from flopmeter.render.llm import module_table
+
+    class Row:
+        name, type, depth, flops, macs = "", "M", 0, 800, 400
+        weights = kv_read = kv_write = activations = 0
+
+    class Phase:
+        def modules(self) -> list[Row]:
+            return [Row()]
+
+    header, _, row = module_table(Phase())  # type: ignore[arg-type]
+    assert row.index("800") + 3 == header.index("FLOPs (exact)") + len("FLOPs (exact)")
+    assert row.index("400") + 3 == header.index("MACs") + len("MACs")
+
+
+# -- P8-11: --html's charts keep to --top, as --plot's do ---------------------------------------
+
+
+def test_html_charts_keep_to_top(tmp_path: Path) -> None:
+    """Toy's layers by FLOPs: fc1 800, fc2 400, act 40. --top 2 keeps fc1 and fc2 and folds
+    act into "other (1 modules)" with its 40; before, the page charted the top 15 whatever
+    --top said (--plot took it)."""
+    page = tmp_path / "toy.html"
+    code, _, err = run([f"{MODELS}:Toy", *X, "--top", "2", "--html", str(page)])
+    assert code == 0, err
+    shown = page.read_text()
+    assert "FLOPs per layer (top 2)" in shown
+    chart = shown.split("FLOPs per layer (top 2)")[1].split('<div class="chart">')[0]
+    assert "other (1 modules)" in chart and "&nbsp;40</div>" in chart
+
+
+def test_units_as_conventions_md_says(pruned_forward) -> None:
+    """docs/conventions.md "Units in the printed output": counts SI, bytes binary, rates decimal."""
+    from flopmeter.hardware import get
+    from flopmeter.render.speed import render_hardware
+
+    assert u.count(1_240, "FLOPs") == "1.24 KFLOPs"  # 1,240 / 10³
+    assert u.nbytes(2_100) == "2.05 KiB"  # 2,100 / 1,024 = 2.0508
+    report = pruned_forward
+    table = text.render_table(report)
+    # traffic: read 1,700 (fc1 x 80 + W 800 + b 80; ReLU 160; fc2 160 + 400 + 20) + written
+    # 360 (160 + 160 + 40) = 2,060 B = 2.01 KiB (2,060 / 1,024 = 2.0117)
+    assert re.search(r"^\(root\).*\s2\.01 KiB$", table, re.M)
+    assert "3,350 GB/s" in render_hardware([get("h100-sxm")])  # 3.35e12 B/s, decimal
+    assert "bytes actual 2.05 KiB" in "\n".join(view_summary_lines(report.compression))

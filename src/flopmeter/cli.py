@@ -861,7 +861,13 @@ def _single(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         from .render.html import to_html
 
         view = report.compression if _wants_view(args) else None
-        html = to_html(report, convention=args.convention, roofline=extras.get("roofline"), compression=view)
+        html = to_html(
+            report,
+            convention=args.convention,
+            top=args.top or 15,  # its charts' layers, as --plot's
+            roofline=extras.get("roofline"),
+            compression=view,
+        )
         _write_file("--html", args.html, lambda handle: handle.write(html), err)
     if args.plot:
         _write_file(

@@ -121,7 +121,8 @@ def render_comparison(
     from .formats import markdown_table
 
     table = markdown_table if markdown else grid
-    lines = [_title(reports), "", *table(*_totals_table(reports, convention, units, precision, seconds))]
+    totals = _totals_table(reports, convention, units, precision, seconds)
+    lines = [_title(reports), "", *(markdown_table(*totals) if markdown else grid(*totals, left=1))]
     header, rows = _shared_table(reports, convention, units, precision)
     if rows and not totals_only:
         lines += ["", f"shared modules ({FLOPS_LABEL[convention]}):", *([""] if markdown else [])]

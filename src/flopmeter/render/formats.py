@@ -401,7 +401,8 @@ def roofline_csv_columns(roofline: Any) -> list[str]:
 def _roofline_cells(roofline: Any, name: str) -> list[Any]:
     row = roofline.rows[name]
     integer = [row.int_ops] if roofline.total.int_ops else []
-    return [*integer, f"{row.intensity:.3f}" if row.bytes else "", row.bound, f"{row.time:.9f}"]
+    # seconds unrounded, as the speed rows: 9 decimals wrote 0.000000000 for a 0.3 ns layer
+    return [*integer, f"{row.intensity:.3f}" if row.bytes else "", row.bound, row.time]
 
 
 def _roofline_markdown(row: Any, seconds: Any) -> str:

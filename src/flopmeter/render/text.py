@@ -321,13 +321,13 @@ def render_operators(
     )
 
 
-def grid(header: list[str], body: list[list[str]]) -> list[str]:
-    """Left-align the first two columns, right-align the rest."""
+def grid(header: list[str], body: list[list[str]], left: int = 2) -> list[str]:
+    """Left-align the first ``left`` columns (a name and a type), right-align the rest."""
     widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
 
     def line(row: list[str]) -> str:
         return "  ".join(
-            cell.ljust(w) if i < 2 else cell.rjust(w)
+            cell.ljust(w) if i < left else cell.rjust(w)
             for i, (cell, w) in enumerate(zip(row, widths, strict=True))
         )
 
