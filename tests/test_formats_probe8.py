@@ -348,3 +348,28 @@ def test_units_as_conventions_md_says(pruned_forward) -> None:
     assert re.search(r"^\(root\).*\s2\.01 KiB$", table, re.M)
     assert "3,350 GB/s" in render_hardware([get("h100-sxm")])  # 3.35e12 B/s, decimal
     assert "bytes actual 2.05 KiB" in "\n".join(view_summary_lines(report.compression))
+
+
+# -- P8-12: an ONNX report's CSV carries the onnx-tool column the table shows -------------------
+
+
+def test_onnx_csv_has_the_onnx_tool_column(tmp_path: Path) -> None:
+    """`model.onnx --convention onnx-tool` prints "MAC(onnx-tool)" per module; the CSV, "every
+    convention a column", had no such column. SoftmaxThenLinear on (1, 4000): Softmax 36
+    per element (onnx-tool's weights: exp 32 + divide 4) · 4,000 = 144,000; Gemm 4,000 MACs +
+    1 bias add = 4,001; total 148,001."""
+    pytest.importorskip("onnx")
+    import warnings
+
+    path = tmp_path / "softmax.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(models.SoftmaxThenLinear(), (torch.randn(1, 4000),), str(path), dynamo=False)
+    report = flopmeter.profile_onnx(str(path))
+    assert report.flops_as("onnx-tool") == 148_001
+    rows = {r["module"]: r for r in csv.DictReader(io.StringIO(formats.to_csv(report)))}
+    assert rows["(root)"]["onnx_tool_macs"] == "148001"
+    ops = {r["operator"]: r for r in csv.DictReader(io.StringIO(formats.operators_to_csv(report)))}
+    assert ops["onnx.Softmax"]["onnx_tool_macs"] == "144000" and ops["onnx.Gemm"]["onnx_tool_macs"] == "4001"
+    pytorch = flopmeter.profile(models.SoftmaxThenLinear(), torch.randn(1, 4000))
+    assert "onnx_tool_macs" not in formats.to_csv(pytorch)  # a PyTorch report has no such view

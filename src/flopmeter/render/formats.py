@@ -7,7 +7,7 @@ import io
 import json
 from typing import Any
 
-from ..report import CONVENTIONS, Report, convention_value
+from ..report import CONVENTIONS, ONNX_TOOL, Report, convention_value
 from . import units as u
 from .text import FLOPS_LABEL, select_modules
 
@@ -31,6 +31,22 @@ CSV_COLUMNS = [
 
 
 ROOT_NAME = "(root)"  # the model's own row: pandas reads an empty cell as NaN
+
+
+def _conventions(report: Report) -> tuple[list[str], list[str]]:
+    """The conventions a CSV gives a column each, and the columns' names after "macs":
+    every one of ``CONVENTIONS``, and onnx-tool's for a report of an ONNX file (the table
+    shows it with ``--convention onnx-tool``: the CSV carries the same number)."""
+    names = ["flops_exact", "flops_2mac", "flops_mac", "ptflops_macs"]
+    if report.options.get("source") == "onnx":
+        return [*CONVENTIONS, ONNX_TOOL], [*names, "onnx_tool_macs"]
+    return list(CONVENTIONS), names
+
+
+def _with_conventions(columns: list[str], report: Report) -> list[str]:
+    """``columns`` with the convention columns as ``_conventions`` names them."""
+    at = columns.index("flops_exact")
+    return columns[:at] + _conventions(report)[1] + columns[at + 4 :]
 
 
 def to_json(
@@ -145,7 +161,9 @@ def to_csv(
 
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    columns = CSV_COLUMNS + (roofline_csv_columns(roofline) if roofline is not None else [])
+    columns = _with_conventions(CSV_COLUMNS, report)
+    columns += roofline_csv_columns(roofline) if roofline is not None else []
+    conventions = _conventions(report)[0]
     viewed = compression.by_module() if compression is not None else None
     if viewed is not None:
         columns += MODULE_CSV_COLUMNS
@@ -161,7 +179,7 @@ def to_csv(
                 m.params,
                 m.own_params,
                 m.total.macs,
-                *(convention_value(m.total, c) for c in CONVENTIONS),
+                *(convention_value(m.total, c) for c in conventions),
                 m.total.bytes_read,
                 m.total.bytes_written,
                 m.own.macs,
@@ -309,7 +327,8 @@ def operators_to_csv(
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     speed = speed_csv_rows(timings, sweep)
-    writer.writerow(OPERATOR_CSV_COLUMNS + (SPEED_CSV_COLUMNS if speed else []))
+    columns, conventions = _with_conventions(OPERATOR_CSV_COLUMNS, report), _conventions(report)[0]
+    writer.writerow(columns + (SPEED_CSV_COLUMNS if speed else []))
     ops = sorted(report.by_operator().values(), key=lambda o: -convention_value(o.cost, convention))[:top]
     for o in ops:
         writer.writerow(
@@ -318,16 +337,16 @@ def operators_to_csv(
                 o.kind,
                 o.calls,
                 o.cost.macs,
-                *(convention_value(o.cost, c) for c in CONVENTIONS),
+                *(convention_value(o.cost, c) for c in conventions),
                 o.cost.bytes_read,
                 o.cost.bytes_written,
                 *([""] * len(SPEED_CSV_COLUMNS) if speed else []),
             ]
         )
-    width = len(OPERATOR_CSV_COLUMNS) + (len(SPEED_CSV_COLUMNS) if speed else 0)
+    width = len(columns) + (len(SPEED_CSV_COLUMNS) if speed else 0)
     for op in report.unsupported.values():
         writer.writerow([op.op, "unsupported", op.calls] + [""] * (width - 3))
-    _write_speed_rows(writer, speed, len(OPERATOR_CSV_COLUMNS))
+    _write_speed_rows(writer, speed, len(columns))
     return out.getvalue()
 
 
