@@ -373,3 +373,21 @@ def test_onnx_csv_has_the_onnx_tool_column(tmp_path: Path) -> None:
     assert ops["onnx.Softmax"]["onnx_tool_macs"] == "144000" and ops["onnx.Gemm"]["onnx_tool_macs"] == "4001"
     pytorch = flopmeter.profile(models.SoftmaxThenLinear(), torch.randn(1, 4000))
     assert "onnx_tool_macs" not in formats.to_csv(pytorch)  # a PyTorch report has no such view
+
+
+# -- P8-13: compare's CSV names the convention of its FLOPs column ------------------------------
+
+
+def test_compare_csv_names_its_flops_column_by_the_convention() -> None:
+    """`compare A B --convention mac -f csv` wrote Toy's 600 MACs under "flops" (the exact
+    count is 1,240), with nothing in the file saying which convention; the text and Markdown
+    head it "FLOPs(MAC)", the JSON has "convention". Now "flops_mac", as the single-model CSV
+    names it; the default keeps "flops"."""
+    args = ["compare", f"{MODELS}:Toy", f"{MODELS}:pruned", *X, "-f", "csv"]
+    code, out, err = run([*args, "--convention", "mac"])
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert rows[0]["flops_mac"] == "600" and "flops" not in rows[0]
+    code, out, err = run(args)
+    assert code == 0, err
+    assert next(csv.DictReader(io.StringIO(out)))["flops"] == "1240"  # 800 + 40 + 400

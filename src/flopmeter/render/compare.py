@@ -136,14 +136,28 @@ def render_comparison(
 def comparison_csv(
     reports: list[Report], *, convention: str = "exact", seconds: list[float] | None = None
 ) -> str:
-    """One row per model, ``comparison_rows``' columns, raw numbers (empty: no ratio)."""
+    """One row per model, ``comparison_rows``' columns, raw numbers (empty: no ratio). The
+    FLOPs column is "flops" in the exact convention and named as the single-model CSV names
+    it in another ("flops_2mac", "flops_mac", "ptflops_macs", "onnx_tool_macs"): a CSV has
+    no heading to say which convention its numbers are in."""
     rows = comparison_rows(reports, convention, seconds)
+    name = CSV_FLOPS_NAMES.get(convention, "flops")
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer = csv.DictWriter(
+        buffer, fieldnames=[name if k == "flops" else k for k in rows[0]], lineterminator="\n"
+    )
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+        writer.writerow({(name if k == "flops" else k): "" if v is None else v for k, v in row.items()})
     return buffer.getvalue()
+
+
+CSV_FLOPS_NAMES = {
+    "2mac": "flops_2mac",
+    "mac": "flops_mac",
+    "ptflops": "ptflops_macs",
+    "onnx-tool": "onnx_tool_macs",
+}
 
 
 def comparison_json(
