@@ -391,3 +391,20 @@ def test_compare_csv_names_its_flops_column_by_the_convention() -> None:
     code, out, err = run(args)
     assert code == 0, err
     assert next(csv.DictReader(io.StringIO(out)))["flops"] == "1240"  # 800 + 40 + 400
+
+
+def test_markdown_stops_at_depth_1_unless_told_as_readme_says() -> None:
+    """README: Markdown stops at depth 1 unless --depth or --top is given (the table and CSV
+    list every module). `nested` holds block (depth 1) > block.fc (depth 2)."""
+    code, out, err = run([f"{MODELS}:Toy", *X, "-f", "markdown", "--depth", "0"])
+    assert code == 0 and [line.split(" | ")[0] for line in out.splitlines() if line.startswith("| (")] == [
+        "| (total)"
+    ]
+    code, out, err = run([f"{MODELS}:nested", *X, "-f", "markdown"])
+    assert code == 0, err
+    names = [line.split(" | ")[0][2:] for line in out.splitlines()[4:] if line.startswith("| ")]
+    assert names == ["(total)", "block"]  # block.fc at depth 2 left out
+    code, out, err = run([f"{MODELS}:nested", *X, "-f", "markdown", "--depth", "2"])
+    assert "| block.fc |" in out
+    code, out, err = run([f"{MODELS}:nested", *X, "-f", "csv"])
+    assert [r["module"] for r in csv.DictReader(io.StringIO(out))] == ["(root)", "block", "block.fc"]
