@@ -408,3 +408,37 @@ def test_markdown_stops_at_depth_1_unless_told_as_readme_says() -> None:
     assert "| block.fc |" in out
     code, out, err = run([f"{MODELS}:nested", *X, "-f", "csv"])
     assert [r["module"] for r in csv.DictReader(io.StringIO(out))] == ["(root)", "block", "block.fc"]
+
+
+# -- P8-14: LLM mode's JSON carries the roofline table's numbers --------------------------------
+
+LLM_SMALL = ["transformers:LlamaConfig", "--prompt", "16", "--generate", "4", "--roofline", "h100-sxm"] + [
+    item
+    for setting in ("num_hidden_layers=2", "hidden_size=64", "intermediate_size=128")
+    + ("num_attention_heads=4", "num_key_value_heads=2", "vocab_size=100")
+    for item in ("--set", setting)
+]
+
+
+def test_llm_json_carries_the_roofline_tables_numbers() -> None:
+    """The text's roofline row gives TTFT (bound), TPOT first (bound), TPOT last and the
+    latency model's TTFT / TPOT; the JSON gave only the TTFT and the mean TPOT. TTFT by hand:
+    the prefill's paged bytes, weights 162,976 + KV write 4,096 (16 tokens · 256 B) +
+    activations 412,104 = 579,176 B at 3.35e12 B/s = 172.9 ns, memory-bound."""
+    import json
+
+    from flopmeter.render.speed import seconds as shown
+
+    code, out, err = run(LLM_SMALL)
+    assert code == 0, err
+    code, data, err = run([*LLM_SMALL, "-f", "json"])
+    assert code == 0, err
+    row = json.loads(data)["roofline"][0]
+    assert row["ttft_s"] == pytest.approx(579_176 / 3.35e12) and row["prefill_bound"] == "memory"
+    line = next(line for line in out.splitlines() if line.startswith("h100-sxm"))
+    assert f"{shown(row['ttft_s'])} ({row['prefill_bound']})" in line
+    assert f"{shown(row['tpot_first_s'])} ({row['tpot_first_bound']})" in line
+    assert shown(row["tpot_last_s"]) in line
+    assert f"{shown(row['executed_ttft_s'])} / {shown(row['executed_first_tpot_s'])}" in line
+    # the mean TPOT of 3 decode steps lies between the first and the last
+    assert row["tpot_first_s"] <= row["tpot_s"] <= row["tpot_last_s"]
