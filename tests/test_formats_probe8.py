@@ -442,3 +442,16 @@ def test_llm_json_carries_the_roofline_tables_numbers() -> None:
     assert f"{shown(row['executed_ttft_s'])} / {shown(row['executed_first_tpot_s'])}" in line
     # the mean TPOT of 3 decode steps lies between the first and the last
     assert row["tpot_first_s"] <= row["tpot_s"] <= row["tpot_last_s"]
+
+
+def test_a_train_mode_forward_says_so_in_text_markdown_and_html() -> None:
+    """train=True counts a forward in train mode (here no batch norm or dropout, so the
+    same 600 MACs); the JSON says "training": true, the printed formats said nothing."""
+    report = flopmeter.profile(models.Toy(), torch.randn(2, 10), train=True)
+    assert report.training and not report.did_backward and report.macs == 600
+    assert text.summary_lines(report)[0].endswith("for batch 2 (train mode)")
+    assert formats.to_markdown(report).splitlines()[0].endswith(" (train mode)")
+    totals = html.to_html(report).split('id="totals"')[1].split("\n", 1)[0]
+    assert "train mode" in totals
+    eval_report = flopmeter.profile(models.Toy(), torch.randn(2, 10))
+    assert text.summary_lines(eval_report)[0].endswith("for batch 2")

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..report import CONVENTIONS, ONNX_TOOL, Report, convention_value
 from . import units as u
-from .text import FLOPS_LABEL, select_modules
+from .text import FLOPS_LABEL, run_note, select_modules
 
 CSV_COLUMNS = [
     "module",
@@ -401,8 +401,7 @@ def _markdown_title(report: Report, convention: str, units: str, precision: int)
     return (
         f"**{report.model_name}** — batch {report.batch_size}: {u.count(report.params, 'params', units, precision)},"
         f" {u.count(report.macs, 'MACs', units, precision)},"
-        f" {u.count(report.flops_as(convention), label, units, precision)}"
-        + (" (forward + backward)" if report.did_backward else "")
+        f" {u.count(report.flops_as(convention), label, units, precision)}" + run_note(report)
     )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from ..report import Report, convention_value
 from . import units as u
 from .plot import leaf_rows, operator_rows
-from .text import FLOPS_LABEL
+from .text import FLOPS_LABEL, run_note
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#222}
@@ -119,7 +119,7 @@ def to_html(
         ("MACs", u.scaled(report.macs).strip()),
         (label, u.scaled(total).strip()),
         ("batch", str(report.batch_size)),
-        *([("counted", "forward + backward")] if report.did_backward else []),
+        *([("counted", run_note(report).strip(" ()"))] if run_note(report) else []),
         ("memory traffic", u.nbytes(report.bytes_read + report.bytes_written)),
         ("peak activations", u.nbytes(report.peak_activation_bytes)),
     ]

@@ -22,7 +22,7 @@ def summary_lines(
         f"{report.model_name}: {u.count(report.params, 'params', units, precision)}"
         f" ({u.count(report.trainable_params, 'trainable', units, precision)}),"
         f" {u.count(report.macs, 'MACs', units, precision)}, {u.count(flops, label, units, precision)}"
-        f" for batch {report.batch_size}{' (forward + backward)' if report.did_backward else ''}",
+        f" for batch {report.batch_size}{run_note(report)}",
     ]
     if report.batch_size != 1:
         per = report.per_sample(convention)
@@ -41,6 +41,15 @@ def summary_lines(
 
     lines.extend(onnx_lines(report))
     return lines
+
+
+def run_note(report: Report) -> str:
+    """What the counts are of, after the totals: " (forward + backward)" for a backward
+    profile, " (train mode)" for a forward in train mode (batch-norm statistics, dropout:
+    other counts than eval's), "" for an eval forward."""
+    if report.did_backward:
+        return " (forward + backward)"
+    return " (train mode)" if report.training else ""
 
 
 def unsupported_lines(report: Report) -> list[str]:
