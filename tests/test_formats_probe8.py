@@ -455,3 +455,41 @@ def test_a_train_mode_forward_says_so_in_text_markdown_and_html() -> None:
     assert "train mode" in totals
     eval_report = flopmeter.profile(models.Toy(), torch.randn(2, 10))
     assert text.summary_lines(eval_report)[0].endswith("for batch 2")
+
+
+# -- P8-16: --top ranks leaves: a container whose children sit in a ModuleList is not one -------
+
+
+def _top_rows(shown: str) -> list[str]:
+    lines = shown.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("module "))
+    return [line.split()[0] for line in lines[start + 2 :] if line.strip()]
+
+
+def test_top_does_not_rank_a_container_whose_children_sit_in_a_module_list() -> None:
+    """Stacked on (2, 10): encoder.layers.0 and .1 400 FLOPs each (45.45 % of 880), head 80
+    (9.09 %). `encoder` holds its layers through an nn.ModuleList, which is never called;
+    the leaf test looked at called children only, so `encoder` (800 FLOPs, 90.91 %) was
+    ranked first beside its own layers: --top 3 summed to 181.82 % (every transformers
+    model: BERT's `encoder` 99.97 % at the top of --top 5)."""
+    report = flopmeter.profile(models.Stacked(), torch.randn(2, 10))
+    shown = text.render_table(report, top=3)
+    assert _top_rows(shown) == ["encoder.layers.0", "encoder.layers.1", "head"]
+    assert "45.45%" in shown and "9.09%" in shown and "90.91%" not in shown
+    # --depth 2: encoder.layers (the ModuleList, 800) is the deepest shown: it is the leaf
+    assert _top_rows(text.render_table(report, depth=2, top=3)) == ["encoder.layers", "head"]
+    rows = list(csv.DictReader(io.StringIO(formats.to_csv(report, top=3))))
+    assert [r["module"] for r in rows] == ["encoder.layers.0", "encoder.layers.1", "head"]
+
+
+def test_roofline_top_does_not_rank_a_container_whose_children_sit_in_a_module_list() -> None:
+    """The roofline's --top had the same leaf test: h100-sxm's calibrated model gives each
+    Linear one op (6 us) + one module call (1.5 us) = 7.5 us, `encoder` 2 · 7.5 + 1.5 = 16.5 us
+    and it came first."""
+    from flopmeter.render.speed import render_roofline
+
+    report = flopmeter.profile(models.Stacked(), torch.randn(2, 10))
+    estimate = report.roofline("h100-sxm")
+    assert estimate.rows["encoder"].time == pytest.approx(16.5e-6)
+    shown = render_roofline(report, estimate, top=2).split("\n\n")[-1]
+    assert [line.split()[0] for line in shown.splitlines()[2:]] == ["encoder.layers.0", "encoder.layers.1"]

@@ -95,13 +95,26 @@ def select_modules(
     rows = [m for m in modules.values() if depth is None or m.depth <= depth]
     if top is None:
         return sort_modules(rows, sort, convention)
-    # a child never called (a quantized Linear's packed-params holder) does none of its parent's work
+    # a child never called (a quantized Linear's packed-params holder) does none of its parent's
+    # work; one never called whose own children are (an nn.ModuleList of layers) does
+    working = working_modules(report)
     leaves = [
         m
         for m in rows
-        if not any((depth is None or modules[c].depth <= depth) and modules[c].calls for c in m.children)
+        if not any((depth is None or modules[c].depth <= depth) and c in working for c in m.children)
     ]
     return sort_modules(leaves, sort or "flops", convention)[:top]
+
+
+def working_modules(report: Report) -> set[str]:
+    """The modules that did work: those called, and those holding one that was (an
+    ``nn.ModuleList`` is never called, but its layers are, and its total is theirs)."""
+    working: set[str] = set()
+    for name, stats in report.modules.items():
+        if stats.calls:
+            parts = name.split(".") if name else []
+            working.update(".".join(parts[:i]) for i in range(len(parts) + 1))
+    return working
 
 
 def module_cells(
