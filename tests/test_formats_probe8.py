@@ -493,3 +493,20 @@ def test_roofline_top_does_not_rank_a_container_whose_children_sit_in_a_module_l
     assert estimate.rows["encoder"].time == pytest.approx(16.5e-6)
     shown = render_roofline(report, estimate, top=2).split("\n\n")[-1]
     assert [line.split()[0] for line in shown.splitlines()[2:]] == ["encoder.layers.0", "encoder.layers.1"]
+
+
+def test_top_says_what_containers_do_in_their_own_forward() -> None:
+    """--top ranks leaves; work a container does itself (attention's score matmuls beside its
+    q/k/v Linears: 10 % of a 2-layer BERT at 512 tokens) was in no row and no line. OwnWork:
+    q 400 FLOPs (84.03 % of 476), the root's own matmul 76 FLOPs (76 / 476 = 15.97 %)."""
+    report = flopmeter.profile(models.OwnWork(), torch.randn(2, 10))
+    assert report.flops == 476 and report.modules[""].own.flops == 76
+    note = (
+        "not ranked: 76 FLOPs (15.97%) done by container modules in their own forward, the most in '(root)'"
+    )
+    shown = text.render_table(report, top=1)
+    assert _top_rows(shown) == ["q", note.split()[0]] and note in shown
+    assert f"> {note}" in formats.to_markdown(report, top=1)
+    assert "not ranked" not in text.render_table(report)  # no --top: every row is there
+    stacked = flopmeter.profile(models.Stacked(), torch.randn(2, 10))
+    assert "not ranked" not in text.render_table(stacked, top=3)  # no container does own work

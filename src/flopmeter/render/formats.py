@@ -9,7 +9,7 @@ from typing import Any
 
 from ..report import CONVENTIONS, ONNX_TOOL, Report, convention_value
 from . import units as u
-from .text import FLOPS_LABEL, run_note, select_modules
+from .text import FLOPS_LABEL, run_note, select_modules, unranked_line
 
 CSV_COLUMNS = [
     "module",
@@ -479,6 +479,8 @@ def to_markdown(
                 else ""
             )
         )
+    unranked = unranked_line(report, depth, convention, units, precision) if top is not None else ""
+    lines += ["", f"> {unranked}"] if unranked else []
     if compression is not None:
         lines += view_summary_markdown(compression, precision, units)
     lines += _markdown_unsupported(report)

@@ -91,19 +91,43 @@ def select_modules(
         raise ValueError(f"depth must be None (all modules) or an int >= 0 (0: the root only), got {depth!r}")
     if top is not None and top < 1:
         raise ValueError(f"top must be at least 1, or None for all rows; got {top}")
-    modules = report.modules
-    rows = [m for m in modules.values() if depth is None or m.depth <= depth]
+    rows = [m for m in report.modules.values() if depth is None or m.depth <= depth]
     if top is None:
         return sort_modules(rows, sort, convention)
-    # a child never called (a quantized Linear's packed-params holder) does none of its parent's
-    # work; one never called whose own children are (an nn.ModuleList of layers) does
-    working = working_modules(report)
-    leaves = [
+    return sort_modules(_leaves(report, rows, depth), sort or "flops", convention)[:top]
+
+
+def _leaves(report: Report, rows: list[ModuleStats], depth: int | None) -> list[ModuleStats]:
+    """The ``rows`` none of whose shown children did work. A child never called (a quantized
+    Linear's packed-params holder) does none of its parent's work; one never called whose own
+    children are (an nn.ModuleList of layers) does."""
+    modules, working = report.modules, working_modules(report)
+    return [
         m
         for m in rows
         if not any((depth is None or modules[c].depth <= depth) and c in working for c in m.children)
     ]
-    return sort_modules(leaves, sort or "flops", convention)[:top]
+
+
+def unranked_line(
+    report: Report, depth: int | None, convention: str = "exact", units: str = "auto", precision: int = 2
+) -> str:
+    """Under a ``top`` table: the work containers do in their own forward (attention's score
+    matmuls in a module holding its q/k/v Linears), which no leaf holds and the ranking
+    leaves out; "" when there is none."""
+    rows = [m for m in report.modules.values() if depth is None or m.depth <= depth]
+    leaves = {m.name for m in _leaves(report, rows, depth)}
+    own = [(convention_value(m.own, convention), m) for m in rows if m.name not in leaves]
+    total = sum(value for value, _ in own)
+    if not total:
+        return ""
+    _, most = max(own, key=lambda pair: pair[0])
+    label = FLOPS_LABEL[convention]
+    return (
+        f"not ranked: {u.count(total, label, units, precision)} ({u.percent(total, report.flops_as(convention), precision)})"
+        f" done by container modules in their own forward, the most in '{most.name or '(root)'}' ({most.type});"
+        " the tree and --by op show it"
+    )
 
 
 def working_modules(report: Report) -> set[str]:
@@ -274,10 +298,12 @@ def render_table(
         viewed = compression.by_module()
         header += module_header(compression)
         body = [row + view_cells(viewed[m.name], units, precision) for row, m in zip(body, rows, strict=True)]
+    unranked = unranked_line(report, depth, convention, units, precision) if top is not None else ""
     return "\n".join(
         summary_lines(report, convention, units, precision, warnings=False)
         + [""]
         + grid(header, body)
+        + ([unranked] if unranked else [])
         + _view_totals(compression, units, precision)
         + unsupported_lines(report)
     )
