@@ -510,3 +510,20 @@ def test_top_says_what_containers_do_in_their_own_forward() -> None:
     assert "not ranked" not in text.render_table(report)  # no --top: every row is there
     stacked = flopmeter.profile(models.Stacked(), torch.randn(2, 10))
     assert "not ranked" not in text.render_table(stacked, top=3)  # no container does own work
+
+
+def test_compare_of_two_backward_profiles_says_its_ratios_are_the_forwards() -> None:
+    """compare(Toy, pruned) both with backward=True: "MAC speedup (effective)" 600 / 400 =
+    1.50x is the views' forward (the steps' MACs are 1,400 each: pruning does not thin the
+    weight gradients' dense counts); nothing in the table said so."""
+    x = torch.randn(2, 10)
+    before = flopmeter.profile(models.Toy(), x, backward=True)
+    after = flopmeter.profile(models.pruned(), x, backward=True)
+    result = flopmeter.compare(before, after)
+    total = result.rows()[-1]
+    assert total["mac_speedup_effective"] == pytest.approx(600 / 400)
+    assert before.macs == after.macs == 1_400
+    assert any("of the forward pass" in w for w in result.warnings)
+    assert "of the forward pass" in result.to_markdown()
+    forward = flopmeter.compare(flopmeter.profile(models.Toy(), x), flopmeter.profile(models.pruned(), x))
+    assert not forward.warnings
