@@ -84,8 +84,9 @@ def select_modules(
     """The module rows a table shows: those down to ``depth``, ordered by ``sort``.
 
     ``top`` keeps the N costliest of the *leaves* at that depth (modules none of whose
-    children are shown), ranked by ``sort`` (default "flops"): a container's cost is
-    the sum of its children's, so listing it would count the same work twice.
+    shown children did work), ranked by ``sort`` (default "flops"): a container's cost
+    holds its children's, so listing it would count the same work twice (what it does in
+    its own forward, ``unranked_line`` says under the table).
     """
     if depth is not None and (not isinstance(depth, int) or depth < 0):
         raise ValueError(f"depth must be None (all modules) or an int >= 0 (0: the root only), got {depth!r}")
@@ -173,6 +174,7 @@ def render_tree(
     lines = summary_lines(report, convention, units, precision, warnings=False)
     modules = report.modules
     viewed = compression.by_module() if compression is not None else {}
+    forward_only = compression is not None and compression.of_backward_profile
     prints: dict[str, tuple] = {}
 
     def fingerprint(name: str) -> tuple:
@@ -202,7 +204,7 @@ def render_tree(
         stats = modules[name]
         cells = ", ".join(
             module_cells(stats, report, convention, units, precision)
-            + _view_cells(viewed, name, units, precision, report.did_backward)
+            + _view_cells(viewed, name, units, precision, forward_only)
         )
         extra = f", {stats.extra_repr}" if stats.extra_repr else ""
         calls = f", called {stats.calls}x" if stats.calls > 1 else ""
