@@ -527,3 +527,21 @@ def test_compare_of_two_backward_profiles_says_its_ratios_are_the_forwards() -> 
     assert "of the forward pass" in result.to_markdown()
     forward = flopmeter.compare(flopmeter.profile(models.Toy(), x), flopmeter.profile(models.pruned(), x))
     assert not forward.warnings
+
+
+# -- P8-19: a model with no weights and no MACs: no 0 % made of 0 / 0 ---------------------------
+
+
+def test_compression_totals_of_a_model_without_weights_or_macs() -> None:
+    """x.view(-1): no weight, no MAC. Before: "sparsity 0.0%" (0 of 0 weights), "BOPs 0
+    (0.00% of fp32 dense)" (0 / 0), "work by dtype: " with nothing after it."""
+    report = flopmeter.profile(models.Flatten(), torch.randn(2, 10))
+    lines = "\n".join(view_summary_lines(report.compression))
+    assert "sparsity - (no weights)" in lines and "BOPs 0 (no MACs); bytes actual 0 B, ideal 0 B" in lines
+    assert "work by dtype: none" in lines
+    pruned = flopmeter.profile(models.pruned(), torch.randn(2, 10))
+    # 100 of 300 weights zero: 33.3 %; BOPs 400 · 1,024 of 600 · 1,024 dense: 66.67 %
+    shown = "\n".join(view_summary_lines(pruned.compression))
+    assert (
+        "sparsity 33.3% (weights; biases apart)" in shown and "BOPs 409.60 K (66.67% of fp32 dense)" in shown
+    )

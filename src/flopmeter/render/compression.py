@@ -187,20 +187,29 @@ def view_summary_lines(view: Any, precision: int = 2, units: str = "auto") -> li
             else ""
         )
         + ":",
-        f"  params {n(view.params)}, nonzero {n(view.nonzero_params)}, sparsity {_pct(view.sparsity)} (weights; biases apart)",
+        f"  params {n(view.params)}, nonzero {n(view.nonzero_params)}, "
+        + (
+            f"sparsity {_pct(view.sparsity)} (weights; biases apart)"
+            if view.weight_params
+            else "sparsity - (no weights)"  # 0 of 0 is no 0.0 %
+        ),
         f"  MACs dense {n(view.macs_dense)}, effective {n(view.macs_effective)}; "
         f"FLOPs effective {n(view.flops_effective)}; integer ops effective {n(view.int_ops_effective)}"
         + (" (as if dense: sparsity unknown)" if view.nonzero_params is None else ""),
-        f"  BOPs {n(view.bops)} ({100 * view.bops_relative:.2f}% of fp32 dense); "
-        f"bytes actual {u.nbytes(view.bytes_actual, precision)}, ideal {u.nbytes(view.bytes_ideal, precision)}"
+        f"  BOPs {n(view.bops)} "
+        + (f"({100 * view.bops_relative:.2f}% of fp32 dense); " if view.macs_dense else "(no MACs); ")
+        + f"bytes actual {u.nbytes(view.bytes_actual, precision)}, ideal {u.nbytes(view.bytes_ideal, precision)}"
         + (f", {bpw:.{precision}f} bits/weight" if bpw is not None else ""),
         "  work by dtype"
         + (" (forward + backward)" if view.of_backward_profile else "")
         + ": "
-        + ", ".join(
-            f"{dtype} {n(w['macs'])} MACs / {n(w['flops'])} FLOPs"
-            for dtype, w in view.work_by_dtype.items()
-            if w["macs"] or w["flops"]
+        + (
+            ", ".join(
+                f"{dtype} {n(w['macs'])} MACs / {n(w['flops'])} FLOPs"
+                for dtype, w in view.work_by_dtype.items()
+                if w["macs"] or w["flops"]
+            )
+            or "none"
         ),
         f"  overhead ({'counted in' if view.overhead_counted else 'kept out of'} model FLOPs): "
         + (
