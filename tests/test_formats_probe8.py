@@ -545,3 +545,14 @@ def test_compression_totals_of_a_model_without_weights_or_macs() -> None:
     assert (
         "sparsity 33.3% (weights; biases apart)" in shown and "BOPs 409.60 K (66.67% of fp32 dense)" in shown
     )
+
+
+def test_compare_title_says_the_counts_are_of_forward_plus_backward() -> None:
+    """`compare A B --backward`: Toy 1,400 MACs (600 forward + 800 backward); the title said
+    "(batch 2)" only, as for two forwards of 600."""
+    code, out, err = run(["compare", f"{MODELS}:Toy", f"{MODELS}:Toy", *X, "--backward"])
+    assert code == 0, err
+    assert out.startswith(f"compared to {MODELS}:Toy (batch 2, forward + backward);")
+    assert re.search(r"\s1\.40 K\s+2\.56 K\s", out)  # MACs 1,400, FLOPs 2,565
+    code, out, err = run(["compare", f"{MODELS}:Toy", f"{MODELS}:Toy", *X])
+    assert out.startswith(f"compared to {MODELS}:Toy (batch 2);")

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..report import Report, convention_value
 from . import units as u
-from .text import FLOPS_LABEL, grid
+from .text import FLOPS_LABEL, grid, run_note
 
 
 def comparison_rows(
@@ -101,7 +101,9 @@ def _warnings(reports: list[Report]) -> list[str]:
 
 def _title(reports: list[Report]) -> str:
     base = reports[0]
-    return f"compared to {base.model_name} (batch {base.batch_size}); ratios are first / this"
+    runs = {run_note(r).strip(" ()") or "eval forward" for r in reports}
+    run = "" if runs == {"eval forward"} else ", " + " / ".join(sorted(runs))  # a mix: each kind named
+    return f"compared to {base.model_name} (batch {base.batch_size}{run}); ratios are first / this"
 
 
 def render_comparison(
