@@ -312,6 +312,16 @@ def _compression_elsewhere(report: Report, args: argparse.Namespace, text: str, 
     fmt = _format(args)
     if args.quiet and fmt in ("tree", "table") and _wants_view(args):
         text += "\n".join(view_summary_lines(report.compression, args.precision, units_option(args))) + "\n"
+    if args.by == "op" and _wants_view(args) and fmt in ("markdown", "csv"):  # no per-module rows to carry it
+        from .render.compression import OPERATOR_CSV_NOTE, view_summary_markdown
+
+        if fmt == "csv":
+            err.write(OPERATOR_CSV_NOTE + "\n")
+        else:
+            text += (
+                "\n".join(view_summary_markdown(report.compression, args.precision, units_option(args)))
+                + "\n"
+            )
     if not args.micronet:
         return text
     text, note = micronet_extra(micronet(report.compression, args.micronet), text, fmt)
@@ -843,11 +853,21 @@ def _single(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .render.text import unsupported_note
 
     note = unsupported_note(report) if _format(args) == "csv" else ""
+    if _format(args) == "csv" and _wants_view(args) and args.by == "module":
+        from .render.compression import csv_note
+
+        note = "\n".join(filter(None, [note, csv_note(report.compression)]))
     if args.html:
         from .render.html import to_html
 
         view = report.compression if _wants_view(args) else None
-        html = to_html(report, convention=args.convention, roofline=extras.get("roofline"), compression=view)
+        html = to_html(
+            report,
+            convention=args.convention,
+            top=args.top or 15,  # its charts' layers, as --plot's
+            roofline=extras.get("roofline"),
+            compression=view,
+        )
         _write_file("--html", args.html, lambda handle: handle.write(html), err)
     if args.plot:
         _write_file(
@@ -991,7 +1011,7 @@ def render(
 
     units, precision, convention = units_option(args), args.precision, args.convention
     fmt = _format(args)
-    view = report.compression if _wants_view(args) and not args.quiet else None
+    view = report.compression if _wants_view(args) else None  # -q: the root's row keeps its columns
     if fmt == "json":
         return (
             formats.to_json(report, roofline=roofline, timings=timings, totals_only=args.quiet, sweep=sweep)
@@ -1008,7 +1028,7 @@ def render(
     measured = dict(timings=timings, sweep=sweep)  # csv and markdown carry them too (P4-S16)
     if fmt == "csv":
         if args.by == "op":
-            return formats.operators_to_csv(report, top=rows["top"], **measured)
+            return formats.operators_to_csv(report, top=rows["top"], convention=convention, **measured)
         return formats.to_csv(
             report, roofline=roofline, convention=convention, compression=view, **rows, **measured
         )

@@ -367,6 +367,11 @@ def compare_views(
         for r in (before, after)
         for w in r.compression.unrecognised
     ]
+    if before.did_backward:  # and after: _check_same_run refused a mixed pair
+        warnings.append(
+            "both reports count forward + backward: the per-layer MAC, BOPs, size and nonzero "
+            "ratios are the compression views', of the forward pass (docs/compression.md)"
+        )
     same = before.model_name == after.model_name
     return Comparison(
         before_name=f"{before.model_name} (before)" if same else before.model_name,

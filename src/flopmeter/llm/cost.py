@@ -347,6 +347,13 @@ class LLMCost:
                     "tpot_s": s.tpot,
                     "tokens_per_second": s.tokens_per_second,
                     "compute_bound_batch": s.compute_bound_batch,
+                    # the text table's other cells (probe 8: JSON had only the mean TPOT)
+                    "prefill_bound": s.prefill.bound,
+                    "tpot_first_s": s.first_decode.seconds,
+                    "tpot_first_bound": s.first_decode.bound,
+                    "tpot_last_s": s.last_decode.seconds,
+                    "executed_ttft_s": s.executed_ttft,
+                    "executed_first_tpot_s": s.executed_first_tpot,
                 }
                 for s in servings or []
             ],

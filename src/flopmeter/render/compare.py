@@ -10,7 +10,7 @@ from typing import Any
 
 from ..report import Report, convention_value
 from . import units as u
-from .text import FLOPS_LABEL, grid
+from .text import FLOPS_LABEL, grid, run_note
 
 
 def comparison_rows(
@@ -101,7 +101,9 @@ def _warnings(reports: list[Report]) -> list[str]:
 
 def _title(reports: list[Report]) -> str:
     base = reports[0]
-    return f"compared to {base.model_name} (batch {base.batch_size}); ratios are first / this"
+    runs = {run_note(r).strip(" ()") or "eval forward" for r in reports}
+    run = "" if runs == {"eval forward"} else ", " + " / ".join(sorted(runs))  # a mix: each kind named
+    return f"compared to {base.model_name} (batch {base.batch_size}{run}); ratios are first / this"
 
 
 def render_comparison(
@@ -121,7 +123,8 @@ def render_comparison(
     from .formats import markdown_table
 
     table = markdown_table if markdown else grid
-    lines = [_title(reports), "", *table(*_totals_table(reports, convention, units, precision, seconds))]
+    totals = _totals_table(reports, convention, units, precision, seconds)
+    lines = [_title(reports), "", *(markdown_table(*totals) if markdown else grid(*totals, left=1))]
     header, rows = _shared_table(reports, convention, units, precision)
     if rows and not totals_only:
         lines += ["", f"shared modules ({FLOPS_LABEL[convention]}):", *([""] if markdown else [])]
@@ -135,14 +138,28 @@ def render_comparison(
 def comparison_csv(
     reports: list[Report], *, convention: str = "exact", seconds: list[float] | None = None
 ) -> str:
-    """One row per model, ``comparison_rows``' columns, raw numbers (empty: no ratio)."""
+    """One row per model, ``comparison_rows``' columns, raw numbers (empty: no ratio). The
+    FLOPs column is "flops" in the exact convention and named as the single-model CSV names
+    it in another ("flops_2mac", "flops_mac", "ptflops_macs", "onnx_tool_macs"): a CSV has
+    no heading to say which convention its numbers are in."""
     rows = comparison_rows(reports, convention, seconds)
+    name = CSV_FLOPS_NAMES.get(convention, "flops")
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer = csv.DictWriter(
+        buffer, fieldnames=[name if k == "flops" else k for k in rows[0]], lineterminator="\n"
+    )
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+        writer.writerow({(name if k == "flops" else k): "" if v is None else v for k, v in row.items()})
     return buffer.getvalue()
+
+
+CSV_FLOPS_NAMES = {
+    "2mac": "flops_2mac",
+    "mac": "flops_mac",
+    "ptflops": "ptflops_macs",
+    "onnx-tool": "onnx_tool_macs",
+}
 
 
 def comparison_json(

@@ -153,13 +153,15 @@ def view_table(view: Any, precision: int = 2, units: str = "auto") -> str:
                 bits,
                 str(layer.group_size or "-"),
                 n(layer.bops),
-                n(layer.bytes_actual),
-                n(layer.bytes_ideal),
+                u.nbytes(layer.bytes_actual, precision),
+                u.nbytes(layer.bytes_ideal, precision),
                 f"{bpw:.{precision}f}" if bpw is not None else "-",
             ]
         )
     lines = [
-        "compression view" + (f" (assuming {view.assumptions})" if view.assumptions else ""),
+        "compression view"
+        + (f" (assuming {view.assumptions})" if view.assumptions else "")
+        + (" (of the forward pass)" if view.of_backward_profile else ""),
         *grid(header, body),
         "",
         *view_summary_lines(view, precision, units),
@@ -185,18 +187,29 @@ def view_summary_lines(view: Any, precision: int = 2, units: str = "auto") -> li
             else ""
         )
         + ":",
-        f"  params {n(view.params)}, nonzero {n(view.nonzero_params)}, sparsity {_pct(view.sparsity)} (weights; biases apart)",
+        f"  params {n(view.params)}, nonzero {n(view.nonzero_params)}, "
+        + (
+            f"sparsity {_pct(view.sparsity)} (weights; biases apart)"
+            if view.weight_params
+            else "sparsity - (no weights)"  # 0 of 0 is no 0.0 %
+        ),
         f"  MACs dense {n(view.macs_dense)}, effective {n(view.macs_effective)}; "
         f"FLOPs effective {n(view.flops_effective)}; integer ops effective {n(view.int_ops_effective)}"
         + (" (as if dense: sparsity unknown)" if view.nonzero_params is None else ""),
-        f"  BOPs {n(view.bops)} ({100 * view.bops_relative:.2f}% of fp32 dense); "
-        f"bytes actual {n(view.bytes_actual)}, ideal {n(view.bytes_ideal)}"
+        f"  BOPs {n(view.bops)} "
+        + (f"({100 * view.bops_relative:.2f}% of fp32 dense); " if view.macs_dense else "(no MACs); ")
+        + f"bytes actual {u.nbytes(view.bytes_actual, precision)}, ideal {u.nbytes(view.bytes_ideal, precision)}"
         + (f", {bpw:.{precision}f} bits/weight" if bpw is not None else ""),
-        "  work by dtype: "
-        + ", ".join(
-            f"{dtype} {n(w['macs'])} MACs / {n(w['flops'])} FLOPs"
-            for dtype, w in view.work_by_dtype.items()
-            if w["macs"] or w["flops"]
+        "  work by dtype"
+        + (" (forward + backward)" if view.of_backward_profile else "")
+        + ": "
+        + (
+            ", ".join(
+                f"{dtype} {n(w['macs'])} MACs / {n(w['flops'])} FLOPs"
+                for dtype, w in view.work_by_dtype.items()
+                if w["macs"] or w["flops"]
+            )
+            or "none"
         ),
         f"  overhead ({'counted in' if view.overhead_counted else 'kept out of'} model FLOPs): "
         + (
@@ -215,7 +228,43 @@ def view_summary_lines(view: Any, precision: int = 2, units: str = "auto") -> li
 
 # -- the view's columns in the module tree and tables (--compression) --------------------
 MODULE_HEADER = ["nonzero", "sparsity", "structure", "W bits", "A bits", "MACs eff.", "BOPs", "bytes ideal"]
-"""Headers of the view's columns in the module table, Markdown and HTML."""
+"""Headers of the view's columns in the module table, Markdown and HTML (``module_header``
+gives them as a view prints them)."""
+
+FORWARD_ONLY = ("MACs eff.", "BOPs")
+"""The view's columns that count work: in a backward profile they are the forward pass's,
+beside the report's counts of both passes."""
+
+
+def module_header(view: Any) -> list[str]:
+    """``MODULE_HEADER``, with "(fwd)" on the columns of work when ``view`` is of a backward
+    profile (its MACs eff. and BOPs are the forward's, the MACs beside them of both passes)."""
+    if not view.of_backward_profile:
+        return list(MODULE_HEADER)
+    return [f"{h} (fwd)" if h in FORWARD_ONLY else h for h in MODULE_HEADER]
+
+
+def view_summary_markdown(view: Any, precision: int = 2, units: str = "auto") -> list[str]:
+    """``view_summary_lines`` as Markdown quotes, after a blank line."""
+    return ["", *(f"> {line.strip()}" for line in view_summary_lines(view, precision, units))]
+
+
+OPERATOR_CSV_NOTE = (
+    "flopmeter: note: an operator CSV (--by op) has no compression columns, which are per module;"
+    " drop --by op, or use --format json, for the compression view"
+)
+
+
+def csv_note(view: Any) -> str:
+    """A note for stderr beside a CSV with the view's columns of a backward profile ("" else):
+    CSV has no heading to say which pass ``macs_effective`` and ``bops`` are of."""
+    if view is None or not view.of_backward_profile:
+        return ""
+    return (
+        "flopmeter: note: the compression columns macs_effective and bops are of the forward pass;"
+        " macs and the flops columns hold forward + backward"
+    )
+
 
 MODULE_CSV_COLUMNS = [
     "nonzero_params",
@@ -276,10 +325,12 @@ def module_csv_cells(summary: Any) -> list[Any]:
     ]
 
 
-def tree_cells(summary: Any, units: str = "auto", precision: int = 2) -> list[str]:
+def tree_cells(
+    summary: Any, units: str = "auto", precision: int = 2, forward_only: bool = False
+) -> list[str]:
     """The tree's shorter set: nonzero params, sparsity, structure, wXaY bits, effective
     MACs (a module without weights shows its effective MACs only, one without MACs
-    nothing)."""
+    nothing); ``forward_only`` (a backward profile's view) labels them "MACs eff. (fwd)"."""
     cells = []
     if summary.weight_params:
         nonzero = (
@@ -293,7 +344,8 @@ def tree_cells(summary: Any, units: str = "auto", precision: int = 2) -> list[st
         w, a = summary.weight_bits, summary.act_bits
         cells.append("mixed bits" if "mixed" in (w, a) else f"w{_bits(w)}a{_bits(a)}")
     if summary.macs_dense:
-        cells.append(u.count(summary.macs_effective, "MACs eff.", units, precision))
+        label = "MACs eff. (fwd)" if forward_only else "MACs eff."
+        cells.append(u.count(summary.macs_effective, label, units, precision))
     return cells
 
 

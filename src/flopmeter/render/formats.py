@@ -7,9 +7,9 @@ import io
 import json
 from typing import Any
 
-from ..report import CONVENTIONS, Report, convention_value
+from ..report import CONVENTIONS, ONNX_TOOL, Report, convention_value
 from . import units as u
-from .text import FLOPS_LABEL, select_modules
+from .text import FLOPS_LABEL, run_note, select_modules, unranked_line
 
 CSV_COLUMNS = [
     "module",
@@ -31,6 +31,22 @@ CSV_COLUMNS = [
 
 
 ROOT_NAME = "(root)"  # the model's own row: pandas reads an empty cell as NaN
+
+
+def _conventions(report: Report) -> tuple[list[str], list[str]]:
+    """The conventions a CSV gives a column each, and the columns' names after "macs":
+    every one of ``CONVENTIONS``, and onnx-tool's for a report of an ONNX file (the table
+    shows it with ``--convention onnx-tool``: the CSV carries the same number)."""
+    names = ["flops_exact", "flops_2mac", "flops_mac", "ptflops_macs"]
+    if report.options.get("source") == "onnx":
+        return [*CONVENTIONS, ONNX_TOOL], [*names, "onnx_tool_macs"]
+    return list(CONVENTIONS), names
+
+
+def _with_conventions(columns: list[str], report: Report) -> list[str]:
+    """``columns`` with the convention columns as ``_conventions`` names them."""
+    at = columns.index("flops_exact")
+    return columns[:at] + _conventions(report)[1] + columns[at + 4 :]
 
 
 def to_json(
@@ -145,7 +161,9 @@ def to_csv(
 
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    columns = CSV_COLUMNS + (roofline_csv_columns(roofline) if roofline is not None else [])
+    columns = _with_conventions(CSV_COLUMNS, report)
+    columns += roofline_csv_columns(roofline) if roofline is not None else []
+    conventions = _conventions(report)[0]
     viewed = compression.by_module() if compression is not None else None
     if viewed is not None:
         columns += MODULE_CSV_COLUMNS
@@ -161,7 +179,7 @@ def to_csv(
                 m.params,
                 m.own_params,
                 m.total.macs,
-                *(convention_value(m.total, c) for c in CONVENTIONS),
+                *(convention_value(m.total, c) for c in conventions),
                 m.total.bytes_read,
                 m.total.bytes_written,
                 m.own.macs,
@@ -296,15 +314,22 @@ OPERATOR_CSV_COLUMNS = [
 
 
 def operators_to_csv(
-    report: Report, top: int | None = None, *, timings: Any = None, sweep: Any = None
+    report: Report,
+    top: int | None = None,
+    *,
+    timings: Any = None,
+    sweep: Any = None,
+    convention: str = "exact",
 ) -> str:
-    """One row per aten operator (``--by op``), costliest first; unsupported ops last
+    """One row per aten operator (``--by op``), costliest first in ``convention`` (as the
+    table and Markdown rank them, so ``top`` keeps the same rows); unsupported ops last
     with kind "unsupported" and empty counts; then the speed rows as in ``to_csv``."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     speed = speed_csv_rows(timings, sweep)
-    writer.writerow(OPERATOR_CSV_COLUMNS + (SPEED_CSV_COLUMNS if speed else []))
-    ops = sorted(report.by_operator().values(), key=lambda o: -o.cost.flops)[:top]
+    columns, conventions = _with_conventions(OPERATOR_CSV_COLUMNS, report), _conventions(report)[0]
+    writer.writerow(columns + (SPEED_CSV_COLUMNS if speed else []))
+    ops = sorted(report.by_operator().values(), key=lambda o: -convention_value(o.cost, convention))[:top]
     for o in ops:
         writer.writerow(
             [
@@ -312,16 +337,16 @@ def operators_to_csv(
                 o.kind,
                 o.calls,
                 o.cost.macs,
-                *(convention_value(o.cost, c) for c in CONVENTIONS),
+                *(convention_value(o.cost, c) for c in conventions),
                 o.cost.bytes_read,
                 o.cost.bytes_written,
                 *([""] * len(SPEED_CSV_COLUMNS) if speed else []),
             ]
         )
-    width = len(OPERATOR_CSV_COLUMNS) + (len(SPEED_CSV_COLUMNS) if speed else 0)
+    width = len(columns) + (len(SPEED_CSV_COLUMNS) if speed else 0)
     for op in report.unsupported.values():
         writer.writerow([op.op, "unsupported", op.calls] + [""] * (width - 3))
-    _write_speed_rows(writer, speed, len(OPERATOR_CSV_COLUMNS))
+    _write_speed_rows(writer, speed, len(columns))
     return out.getvalue()
 
 
@@ -353,7 +378,7 @@ def operators_to_markdown(
             f" {u.scaled(value, units, precision).strip()} | {u.percent(value, total, precision)} |"
         )
     lines += _markdown_unsupported(report)
-    lines += speed_markdown(report, timings, sweep, precision)
+    lines += speed_markdown(report, timings, sweep, precision, top)
     return "\n".join(lines) + "\n"
 
 
@@ -376,7 +401,7 @@ def _markdown_title(report: Report, convention: str, units: str, precision: int)
     return (
         f"**{report.model_name}** — batch {report.batch_size}: {u.count(report.params, 'params', units, precision)},"
         f" {u.count(report.macs, 'MACs', units, precision)},"
-        f" {u.count(report.flops_as(convention), label, units, precision)}"
+        f" {u.count(report.flops_as(convention), label, units, precision)}" + run_note(report)
     )
 
 
@@ -394,7 +419,8 @@ def roofline_csv_columns(roofline: Any) -> list[str]:
 def _roofline_cells(roofline: Any, name: str) -> list[Any]:
     row = roofline.rows[name]
     integer = [row.int_ops] if roofline.total.int_ops else []
-    return [*integer, f"{row.intensity:.3f}" if row.bytes else "", row.bound, f"{row.time:.9f}"]
+    # seconds unrounded, as the speed rows: 9 decimals wrote 0.000000000 for a 0.3 ns layer
+    return [*integer, f"{row.intensity:.3f}" if row.bytes else "", row.bound, row.time]
 
 
 def _roofline_markdown(row: Any, seconds: Any) -> str:
@@ -422,7 +448,7 @@ def to_markdown(
     Rows as ``text.select_modules`` picks them (``top``: the costliest leaves).
     Measured ``timings`` and a batch ``sweep`` follow as tables of their own
     (``speed_markdown``)."""
-    from .compression import MODULE_HEADER, module_cells, view_summary_lines
+    from .compression import module_cells, module_header, view_summary_markdown
     from .speed import intensity_label, seconds
 
     label = FLOPS_LABEL[convention]
@@ -430,7 +456,7 @@ def to_markdown(
     extra_head = f" {intensity_label(roofline)} | bound | est. time |" if roofline is not None else ""
     viewed = compression.by_module() if compression is not None else None
     if viewed is not None:
-        extra_head += "".join(f" {h} |" for h in MODULE_HEADER)
+        extra_head += "".join(f" {h} |" for h in module_header(compression))
     lines = [
         _markdown_title(report, convention, units, precision),
         "",
@@ -453,17 +479,22 @@ def to_markdown(
                 else ""
             )
         )
+    unranked = unranked_line(report, depth, convention, units, precision) if top is not None else ""
+    lines += ["", f"> {unranked}"] if unranked else []
     if compression is not None:
-        lines += ["", *(f"> {line.strip()}" for line in view_summary_lines(compression, precision, units))]
+        lines += view_summary_markdown(compression, precision, units)
     lines += _markdown_unsupported(report)
-    lines += speed_markdown(report, timings, sweep, precision)
+    lines += speed_markdown(report, timings, sweep, precision, top)
     return "\n".join(lines) + "\n"
 
 
-def speed_markdown(report: Report, timings: Any, sweep: Any, precision: int = 2) -> list[str]:
+def speed_markdown(
+    report: Report, timings: Any, sweep: Any, precision: int = 2, top: int | None = None
+) -> list[str]:
     """Markdown sections for measured ``timings`` (a table per batch size, and per module
-    with ``--per-module``) and a batch ``sweep``: the text output's tables, its notes as
-    quotes. No lines when neither is given."""
+    with ``--per-module``: the ``top`` slowest modules, 15 when None, as in the text) and a
+    batch ``sweep``: the text output's tables, its notes as quotes. No lines when neither
+    is given."""
     from .speed import (
         module_timing_head,
         module_timing_table,
@@ -479,7 +510,12 @@ def speed_markdown(report: Report, timings: Any, sweep: Any, precision: int = 2)
         lines += markdown_table(*timing_table(timings, precision))
         for t in timings:
             if t.per_module:
-                lines += ["", f"> {module_timing_head(t)}", "", *markdown_table(*module_timing_table(t))]
+                lines += [
+                    "",
+                    f"> {module_timing_head(t)}",
+                    "",
+                    *markdown_table(*module_timing_table(t, top or 15)),
+                ]
     if sweep:
         lines += ["", "**Batch sweep**", "", f"> {sweep_note(report, sweep)}", ""]
         lines += markdown_table(*sweep_table(sweep))

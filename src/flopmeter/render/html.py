@@ -11,7 +11,7 @@ from typing import Any
 from ..report import Report, convention_value
 from . import units as u
 from .plot import leaf_rows, operator_rows
-from .text import FLOPS_LABEL
+from .text import FLOPS_LABEL, run_note
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#222}
@@ -119,6 +119,7 @@ def to_html(
         ("MACs", u.scaled(report.macs).strip()),
         (label, u.scaled(total).strip()),
         ("batch", str(report.batch_size)),
+        *([("counted", run_note(report).strip(" ()"))] if run_note(report) else []),
         ("memory traffic", u.nbytes(report.bytes_read + report.bytes_written)),
         ("peak activations", u.nbytes(report.peak_activation_bytes)),
     ]
@@ -164,9 +165,9 @@ def to_html(
         else ""
     )
     if viewed is not None:
-        from .compression import MODULE_HEADER
+        from .compression import module_header
 
-        roof_head += "".join(f"<th>{html.escape(h)}</th>" for h in MODULE_HEADER)
+        roof_head += "".join(f"<th>{html.escape(h)}</th>" for h in module_header(compression))
     view_html = _view_section(compression) if compression is not None else ""
     totals_html = "".join(
         f'<div class="total">{html.escape(k)}<b>{html.escape(v)}</b></div>' for k, v in totals

@@ -121,8 +121,8 @@ def module_table(phase: Phase, depth: int = 1, *, units: str = "auto", precision
         [
             row.name or "(total)",
             row.type,
-            u.scaled(row.flops, units, precision),
-            u.scaled(row.macs, units, precision),
+            u.scaled(row.flops, units, precision).strip(),
+            u.scaled(row.macs, units, precision).strip(),
             _bytes(row.weights),
             _bytes(row.kv_read),
             _bytes(row.kv_write),
@@ -422,8 +422,8 @@ def render_training(
         row = [
             name,
             named.get(name, "(traced)"),
-            u.scaled(value, units, precision),
-            u.scaled(value * step.step_tokens, units, precision),
+            u.scaled(value, units, precision).strip(),
+            u.scaled(value * step.step_tokens, units, precision).strip(),
         ]
         if mfu:
             row.append(f"{100 * mfu[name]:.1f} %")

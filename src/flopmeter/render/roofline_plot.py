@@ -10,6 +10,7 @@ from ..hardware import Hardware
 from ..report import Report
 from ..roofline import Roofline, roofline
 from .speed import is_leaf
+from .text import working_modules
 
 BOUND_COLORS = {"memory": "#cc6677", "compute": "#4477aa", "overhead": "#999933"}
 
@@ -20,7 +21,10 @@ def draw_roofline(axis: Any, report: Report, hardware: Hardware) -> None:
     are memory-bound; the calibrated model's overheads and efficiencies put points below
     the roof."""
     result = roofline(report, hardware)
-    leaves = [r for name, r in result.rows.items() if is_leaf(report, name) and r.time > 0 and r.bytes]
+    working = working_modules(report)
+    leaves = [
+        r for name, r in result.rows.items() if is_leaf(report, name, working) and r.time > 0 and r.bytes
+    ]
     if not leaves:
         return
     low = min(r.intensity for r in leaves) / 2

@@ -7,13 +7,13 @@ from ..report import Report
 from ..roofline import Roofline
 from ..timing import Timing
 from . import units as u
-from .text import grid, summary_lines
+from .text import grid, summary_lines, working_modules
 
 
 def seconds(value: float) -> str:
-    """``0.00123`` -> ``"1.230 ms"``."""
+    """``0.00123`` -> ``"1.230 ms"``; 0.9999996 -> ``"1.000 s"`` (not "1000.000 ms")."""
     for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
-        if value >= scale:
+        if value >= scale or round(value / scale, 3) >= 1:
             return f"{value / scale:.3f} {unit}"
     return f"{value / 1e-9:.1f} ns"
 
@@ -62,7 +62,8 @@ def render_roofline(
     hw = roofline.hardware
     rows = [r for r in roofline.rows.values() if depth is None or r.depth <= depth]
     if top is not None:  # the slowest layers (leaf modules, or a parent's own ops)
-        leaves = [r for r in rows if is_leaf(report, r.name) or r.depth == depth]
+        working = working_modules(report)
+        leaves = [r for r in rows if is_leaf(report, r.name, working) or r.depth == depth]
         rows = sorted(leaves, key=lambda r: -r.time)[:top]
     total = roofline.latency or 1.0
     integer = bool(roofline.total.int_ops)  # a quantized model: its int8 ops have their own column
@@ -141,11 +142,12 @@ def render_speed_totals(
     return "\n\n".join(parts)
 
 
-def is_leaf(report: Report, name: str) -> bool:
-    """Whether module ``name`` does its own work: none of its children was called (a
-    quantized Linear's packed-params child never is)."""
-    modules = report.modules
-    return not any(modules[child].calls for child in modules[name].children)
+def is_leaf(report: Report, name: str, working: set[str] | None = None) -> bool:
+    """Whether module ``name`` does its own work: none of its children did any (a quantized
+    Linear's packed-params child never is called; an ``nn.ModuleList`` is not either, but
+    its layers are: ``text.working_modules``, which ``working`` may hold already)."""
+    working = working_modules(report) if working is None else working
+    return not any(child in working for child in report.modules[name].children)
 
 
 def intensity_label(roofline: Roofline) -> str:

@@ -22,7 +22,7 @@ def summary_lines(
         f"{report.model_name}: {u.count(report.params, 'params', units, precision)}"
         f" ({u.count(report.trainable_params, 'trainable', units, precision)}),"
         f" {u.count(report.macs, 'MACs', units, precision)}, {u.count(flops, label, units, precision)}"
-        f" for batch {report.batch_size}{' (forward + backward)' if report.did_backward else ''}",
+        f" for batch {report.batch_size}{run_note(report)}",
     ]
     if report.batch_size != 1:
         per = report.per_sample(convention)
@@ -41,6 +41,15 @@ def summary_lines(
 
     lines.extend(onnx_lines(report))
     return lines
+
+
+def run_note(report: Report) -> str:
+    """What the counts are of, after the totals: " (forward + backward)" for a backward
+    profile, " (train mode)" for a forward in train mode (batch-norm statistics, dropout:
+    other counts than eval's), "" for an eval forward."""
+    if report.did_backward:
+        return " (forward + backward)"
+    return " (train mode)" if report.training else ""
 
 
 def unsupported_lines(report: Report) -> list[str]:
@@ -75,24 +84,62 @@ def select_modules(
     """The module rows a table shows: those down to ``depth``, ordered by ``sort``.
 
     ``top`` keeps the N costliest of the *leaves* at that depth (modules none of whose
-    children are shown), ranked by ``sort`` (default "flops"): a container's cost is
-    the sum of its children's, so listing it would count the same work twice.
+    shown children did work), ranked by ``sort`` (default "flops"): a container's cost
+    holds its children's, so listing it would count the same work twice (what it does in
+    its own forward, ``unranked_line`` says under the table).
     """
     if depth is not None and (not isinstance(depth, int) or depth < 0):
         raise ValueError(f"depth must be None (all modules) or an int >= 0 (0: the root only), got {depth!r}")
     if top is not None and top < 1:
         raise ValueError(f"top must be at least 1, or None for all rows; got {top}")
-    modules = report.modules
-    rows = [m for m in modules.values() if depth is None or m.depth <= depth]
+    rows = [m for m in report.modules.values() if depth is None or m.depth <= depth]
     if top is None:
         return sort_modules(rows, sort, convention)
-    # a child never called (a quantized Linear's packed-params holder) does none of its parent's work
-    leaves = [
+    return sort_modules(_leaves(report, rows, depth), sort or "flops", convention)[:top]
+
+
+def _leaves(report: Report, rows: list[ModuleStats], depth: int | None) -> list[ModuleStats]:
+    """The ``rows`` none of whose shown children did work. A child never called (a quantized
+    Linear's packed-params holder) does none of its parent's work; one never called whose own
+    children are (an nn.ModuleList of layers) does."""
+    modules, working = report.modules, working_modules(report)
+    return [
         m
         for m in rows
-        if not any((depth is None or modules[c].depth <= depth) and modules[c].calls for c in m.children)
+        if not any((depth is None or modules[c].depth <= depth) and c in working for c in m.children)
     ]
-    return sort_modules(leaves, sort or "flops", convention)[:top]
+
+
+def unranked_line(
+    report: Report, depth: int | None, convention: str = "exact", units: str = "auto", precision: int = 2
+) -> str:
+    """Under a ``top`` table: the work containers do in their own forward (attention's score
+    matmuls in a module holding its q/k/v Linears), which no leaf holds and the ranking
+    leaves out; "" when there is none."""
+    rows = [m for m in report.modules.values() if depth is None or m.depth <= depth]
+    leaves = {m.name for m in _leaves(report, rows, depth)}
+    own = [(convention_value(m.own, convention), m) for m in rows if m.name not in leaves]
+    total = sum(value for value, _ in own)
+    if not total:
+        return ""
+    _, most = max(own, key=lambda pair: pair[0])
+    label = FLOPS_LABEL[convention]
+    return (
+        f"not ranked: {u.count(total, label, units, precision)} ({u.percent(total, report.flops_as(convention), precision)})"
+        f" done by container modules in their own forward, the most in '{most.name or '(root)'}' ({most.type});"
+        " the tree and --by op show it"
+    )
+
+
+def working_modules(report: Report) -> set[str]:
+    """The modules that did work: those called, and those holding one that was (an
+    ``nn.ModuleList`` is never called, but its layers are, and its total is theirs)."""
+    working: set[str] = set()
+    for name, stats in report.modules.items():
+        if stats.calls:
+            parts = name.split(".") if name else []
+            working.update(".".join(parts[:i]) for i in range(len(parts) + 1))
+    return working
 
 
 def module_cells(
@@ -127,6 +174,7 @@ def render_tree(
     lines = summary_lines(report, convention, units, precision, warnings=False)
     modules = report.modules
     viewed = compression.by_module() if compression is not None else {}
+    forward_only = compression is not None and compression.of_backward_profile
     prints: dict[str, tuple] = {}
 
     def fingerprint(name: str) -> tuple:
@@ -156,7 +204,7 @@ def render_tree(
         stats = modules[name]
         cells = ", ".join(
             module_cells(stats, report, convention, units, precision)
-            + _view_cells(viewed, name, units, precision)
+            + _view_cells(viewed, name, units, precision, forward_only)
         )
         extra = f", {stats.extra_repr}" if stats.extra_repr else ""
         calls = f", called {stats.calls}x" if stats.calls > 1 else ""
@@ -186,12 +234,14 @@ def _view_print(summary: Any) -> tuple:
     return () if summary is None else tuple(vars(summary).values())[1:]
 
 
-def _view_cells(viewed: dict[str, Any], name: str, units: str, precision: int) -> list[str]:
+def _view_cells(
+    viewed: dict[str, Any], name: str, units: str, precision: int, forward_only: bool = False
+) -> list[str]:
     if name not in viewed:
         return []
     from .compression import tree_cells
 
-    return tree_cells(viewed[name], units, precision)
+    return tree_cells(viewed[name], units, precision, forward_only)
 
 
 def _view_totals(compression: Any, units: str, precision: int) -> list[str]:
@@ -244,16 +294,18 @@ def render_table(
         for m in rows
     ]
     if compression is not None:
-        from .compression import MODULE_HEADER
         from .compression import module_cells as view_cells
+        from .compression import module_header
 
         viewed = compression.by_module()
-        header += MODULE_HEADER
+        header += module_header(compression)
         body = [row + view_cells(viewed[m.name], units, precision) for row, m in zip(body, rows, strict=True)]
+    unranked = unranked_line(report, depth, convention, units, precision) if top is not None else ""
     return "\n".join(
         summary_lines(report, convention, units, precision, warnings=False)
         + [""]
         + grid(header, body)
+        + ([unranked] if unranked else [])
         + _view_totals(compression, units, precision)
         + unsupported_lines(report)
     )
@@ -319,13 +371,13 @@ def render_operators(
     )
 
 
-def grid(header: list[str], body: list[list[str]]) -> list[str]:
-    """Left-align the first two columns, right-align the rest."""
+def grid(header: list[str], body: list[list[str]], left: int = 2) -> list[str]:
+    """Left-align the first ``left`` columns (a name and a type), right-align the rest."""
     widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
 
     def line(row: list[str]) -> str:
         return "  ".join(
-            cell.ljust(w) if i < 2 else cell.rjust(w)
+            cell.ljust(w) if i < left else cell.rjust(w)
             for i, (cell, w) in enumerate(zip(row, widths, strict=True))
         )
 

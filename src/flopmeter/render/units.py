@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 PREFIXES = {"T": 10**12, "G": 10**9, "M": 10**6, "K": 10**3, "": 1}
 
 
-def pick_prefix(value: float) -> str:
-    """The largest SI prefix that keeps ``value`` at or above 1."""
-    for prefix, scale in PREFIXES.items():
+def pick_prefix(value: float, precision: int | None = None) -> str:
+    """The largest SI prefix that keeps ``value`` at or above 1; with ``precision``, one
+    prefix up where the value would round to 1000 of the one below (999,999 at 2 decimals
+    is "1.00 M", not "1000.00 K")."""
+    return _pick(value, list(PREFIXES.items()), 1000, precision)
+
+
+def _pick(value: float, scales: Sequence[tuple[str, float]], step: int, precision: int | None) -> str:
+    """The unit of ``scales`` (largest first) that ``value`` is shown in: the largest it
+    reaches, or the next larger one where rounding to ``precision`` decimals reaches ``step``."""
+    for index, (unit, scale) in enumerate(scales):
         if abs(value) >= scale:
-            return prefix
-    return ""
+            return unit
+        if index + 1 < len(scales) and precision is not None:
+            below = scales[index + 1][1]  # the unit the value would be shown in
+            if abs(value) >= below and round(abs(value) / below, precision) >= step:
+                return unit
+    return scales[-1][0]
 
 
 def scaled(value: float, units: str = "auto", precision: int = 2) -> str:
     """``1_234_567`` -> ``"1.23 M"``; ``units`` is auto, T, G, M, K or "" (plain)."""
-    prefix = pick_prefix(value) if units == "auto" else units
+    prefix = pick_prefix(value, precision) if units == "auto" else units
     if prefix not in PREFIXES:
         raise ValueError(f"unknown units {units!r}; expected auto, T, G, M, K or an empty string")
     if prefix == "" and float(value).is_integer():
@@ -34,8 +48,12 @@ def percent(part: float, whole: float, precision: int = 2) -> str:
 
 
 def nbytes(value: float, precision: int = 2) -> str:
-    """Binary units for memory: B, KiB, MiB, GiB, TiB."""
-    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if abs(value) >= scale:
-            return f"{value / scale:.{precision}f} {unit}"
-    return f"{int(value)} B"
+    """Binary units for memory: B, KiB, MiB, GiB, TiB (1,048,575 B at 2 decimals is
+    "1.00 MiB", not "1024.00 KiB")."""
+    unit = _pick(value, BINARY, 1024, precision)
+    if unit == "B":
+        return f"{int(value)} B"
+    return f"{value / dict(BINARY)[unit]:.{precision}f} {unit}"
+
+
+BINARY = [("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10), ("B", 1)]
