@@ -525,6 +525,58 @@ def _cudnn_rnn(event: OpEvent, options: CountOptions) -> Cost:
     return total
 
 
+@formula("mkldnn_rnn_layer_backward")
+def _mkldnn_rnn_layer_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """The gradient of one layer in one direction (the CPU kernel computes every gradient)."""
+    x, w_ih = event.args[0], event.args[1]
+    mode = _RNN_MODES[int(event.args[14])]
+    hidden, has_bias = int(event.args[15]), bool(event.args[17])
+    tokens = x.numel // max(x.shape[-1], 1)
+    hx = event.args[5]
+    return recurrent.recurrent_backward(
+        mode,
+        w_ih.shape[1],
+        hidden,
+        tokens,
+        bias=has_bias,
+        sequences=hx.shape[-2] if hx.ndim > 1 else 1,
+        final_h_grad=event.args[11] is not None,
+        final_c_grad=event.args[12] is not None,
+    )
+
+
+@formula("_cudnn_rnn_backward")
+def _cudnn_rnn_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """All layers and directions; the weight gradients only when ``output_mask[3]`` asks.
+    A bidirectional layer's input gradient is the sum of its two directions' (1 add each)."""
+    x, weights, hx = event.args[0], event.args[1], event.args[4]
+    mode = _RNN_MODES[int(event.args[10])]
+    hidden, proj, layers = int(event.args[11]), int(event.args[12] or 0), int(event.args[13])
+    directions = 2 if bool(event.args[17]) else 1
+    mask = event.arg(21, "output_mask", [True, True, True, True])
+    per_cell = len(weights) // (layers * directions)
+    has_bias = per_cell - (1 if proj else 0) == 4
+    tokens = x.numel // max(x.shape[-1], 1)
+    total = Cost()
+    for layer in range(layers):
+        size_in = x.shape[-1] if layer == 0 else (proj or hidden) * directions
+        step = recurrent.recurrent_backward(
+            mode,
+            size_in,
+            hidden,
+            tokens,
+            bias=has_bias,
+            proj_size=proj,
+            weights=bool(mask[3]),
+            sequences=hx.shape[-2] if hx.ndim > 1 else 1,
+            final_h_grad=event.args[8] is not None,
+            final_c_grad=event.args[9] is not None,
+        )
+        # the directions' gradients of the layer's input summed: (directions - 1) adds each
+        total += step.scaled(directions) + Cost(flops=(directions - 1) * tokens * size_in)
+    return total
+
+
 @formula("_thnn_fused_lstm_cell", "_thnn_fused_gru_cell")
 def _fused_cell(event: OpEvent, options: CountOptions) -> Cost:
     gates = event.args[0]

@@ -1,0 +1,149 @@
+"""Probe 8: formulas of ops real models use (audio, video, detection, recommenders),
+each counted by hand first. Findings and before/after numbers: probe8-formulas.md.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+import flopmeter
+from flopmeter import registry
+from flopmeter.cost import Cost
+from flopmeter.tracing.events import OpEvent, TensorMeta
+
+F = nn.functional
+
+
+def meta(*shape: int, dtype: str = "float32") -> TensorMeta:
+    return TensorMeta(tuple(shape), dtype, 8 if dtype == "int64" else 4)
+
+
+def op_cost(report, op: str) -> Cost:  # type: ignore[no-untyped-def]
+    assert report.unsupported_ops() == {}, report.unsupported_ops()
+    return report.by_operator()[op].cost
+
+
+def event_cost(op: str, args: tuple, outputs: tuple = ()) -> Cost:  # type: ignore[type-arg]
+    cost = registry.cost_of(OpEvent(op, args, {}, outputs))
+    assert cost is not None, f"{op} has no formula"
+    return cost
+
+
+# ----------------------------------------------------------------------------- recurrent
+class Recurrent(nn.Module):
+    """A recurrent layer whose input, initial h and initial c all need a gradient."""
+
+    def __init__(self, layer: nn.Module, state: tuple[int, ...], cell: tuple[int, ...] = ()) -> None:
+        super().__init__()
+        self.layer = layer
+        self.scale = nn.Parameter(torch.ones(()))
+        self.h0 = nn.Parameter(torch.zeros(state))
+        self.c0 = nn.Parameter(torch.zeros(cell)) if cell else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        state = (self.h0, self.c0) if self.c0 is not None else self.h0
+        return self.layer(x * self.scale, state)[0]
+
+
+def _lstm_2x2_proj() -> nn.LSTM:
+    torch.manual_seed(0)
+    return nn.LSTM(4, 6, num_layers=2, bidirectional=True, proj_size=3)
+
+
+def _cudnn_events(lstm: nn.LSTM) -> tuple[OpEvent, OpEvent]:
+    """What CUDA records for ``_lstm_2x2_proj()`` on a (5, 2, 4) input (sequence first)."""
+    weights = [meta(*w.shape) for w in lstm._flat_weights]
+    x, hx, cx, out = meta(5, 2, 4), meta(4, 2, 3), meta(4, 2, 6), meta(5, 2, 6)
+    forward = OpEvent(
+        "aten._cudnn_rnn",
+        (x, weights, 5, None, hx, cx, 2, 6, 3, 2, False, 0.0, True, True, [], None),
+        {},
+        (out, hx, cx),
+    )
+    backward = OpEvent(
+        "aten._cudnn_rnn_backward",
+        (
+            x,
+            weights,
+            5,
+            meta(8),
+            hx,
+            cx,
+            out,
+            out,
+            None,
+            None,
+            2,
+            6,
+            3,
+            2,
+            False,
+            0.0,
+            True,
+            True,
+            [],
+            None,
+            meta(8),
+            [True, True, True, True],
+        ),
+        {},
+        (x, hx, cx),
+    )
+    return forward, backward
+
+
+class TestRecurrentBackward:
+    def test_cpu_lstm_training_step_counts_the_fused_backward(self):
+        # LSTM(4, 6) on (3, 2, 4): 6 tokens, 2 sequences; torch's CPU kernel mkldnn_rnn_layer
+        # and its backward. G*H = 24, I = 4, H = 6.
+        model = Recurrent(nn.LSTM(4, 6), (1, 2, 6), (1, 2, 6))
+        report = flopmeter.profile(model, torch.randn(3, 2, 4), backward=True)
+        cost = op_cost(report, "aten.mkldnn_rnn_layer_backward")
+        # dx 6*4 dots of 24: 576 MACs, 6*4*47 = 1,128; dh 6*6 dots of 24: 864 MACs, 6*6*47 = 1,692
+        # pointwise 6*21*6 = 756; the carried gradients of h and c (6 - 2)*6 + (6 - 2)*6 = 48
+        # weights 24*10 = 240, dots over 6 tokens: 1,440 MACs, 240*11 = 2,640; biases 2*24*5 = 240
+        assert cost.macs == 576 + 864 + 1_440  # 2,880 = 2 x the forward's 1,440
+        assert cost.flops == 1_128 + 1_692 + 756 + 48 + 2_640 + 240  # 6,504
+
+    def test_fused_backward_equals_the_unfused_cells_autograd(self):
+        # the same step with torch's fused kernel switched off: autograd through the cells' ops
+        x = torch.randn(3, 2, 4)
+        fused = flopmeter.profile(Recurrent(nn.LSTM(4, 6), (1, 2, 6), (1, 2, 6)), x, backward=True)
+        with torch.backends.mkldnn.flags(enabled=False):
+            unfused = flopmeter.profile(Recurrent(nn.LSTM(4, 6), (1, 2, 6), (1, 2, 6)), x, backward=True)
+        assert "aten.mkldnn_rnn_layer_backward" not in unfused.by_operator()
+        assert (fused.macs, fused.flops) == (unfused.macs, unfused.flops)  # (4,320, 10,139)
+
+    def test_cudnn_lstm_with_a_projection(self):
+        # LSTM(4, 6, proj_size=3, 2 layers, bidirectional) on 5 x 2 tokens: h has P = 3 units,
+        # so W_hh is 24 x 3. Per token and direction, layer 1: 24*(4 + 3) + 3*6 = 186 MACs,
+        # 2*168 + 19*6 + 3*11 = 483 FLOPs; layer 2 (input 2*3): 24*9 + 18 = 234, 2*216 + 114 + 33 = 579.
+        forward, backward = _cudnn_events(_lstm_2x2_proj())
+        cost = registry.cost_of(forward)
+        assert cost is not None
+        assert (cost.macs, cost.flops) == (20 * (186 + 234), 20 * (483 + 579))  # (8,400, 21,240)
+        # backward, per direction: layer 1 dots (10*(4+3) of 24, 10*6 of 3) 1,680 + 180 MACs,
+        # 70*47 + 60*5 = 3,590; pointwise 10*21*6 + 8*3 + 8*6 = 1,332; weights 186 over 10 tokens
+        # 1,860 MACs, 186*19 = 3,534; biases 2*24*9 = 432 -> 3,720 MACs, 8,888 FLOPs.
+        # layer 2: 2,160 + 180 + 2,340 = 4,680 MACs; 90*47 + 300 + 1,332 + 234*19 + 432 = 10,740.
+        # the two directions' input gradients summed: 10*4 + 10*6 = 100 adds.
+        cost = registry.cost_of(backward)
+        assert cost is not None
+        assert cost.macs == 2 * (3_720 + 4_680)  # 16,800
+        assert cost.flops == 2 * (8_888 + 10_740) + 100  # 39,356
+
+    def test_cudnn_numbers_equal_the_cpu_path_of_the_same_lstm(self):
+        # on the CPU a projected LSTM runs unfused: the cells' ops, and autograd through them
+        lstm = _lstm_2x2_proj()
+        model = Recurrent(lstm, (4, 2, 3), (4, 2, 6))
+        x = torch.randn(5, 2, 4)
+        forward = flopmeter.profile(model, x).by_module()["layer"].total
+        step = flopmeter.profile(model, x, backward=True).by_module()["layer"].total
+        cudnn_forward, cudnn_backward = (registry.cost_of(e) for e in _cudnn_events(lstm))
+        assert cudnn_forward is not None and cudnn_backward is not None
+        assert (forward.macs, forward.flops) == (cudnn_forward.macs, cudnn_forward.flops)
+        assert (step.macs - forward.macs, step.flops - forward.flops) == (
+            cudnn_backward.macs,
+            cudnn_backward.flops,
+        )
