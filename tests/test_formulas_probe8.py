@@ -147,3 +147,46 @@ class TestRecurrentBackward:
             cudnn_backward.macs,
             cudnn_backward.flops,
         )
+
+
+# ------------------------------------------------------------------------- embedding_bag
+class Bags(nn.Module):
+    def __init__(self, mode: str, sparse: bool = False) -> None:
+        super().__init__()
+        self.bags = nn.EmbeddingBag(10, 4, mode=mode, sparse=sparse)
+
+    def forward(self, indices, offsets, weights=None):  # type: ignore[no-untyped-def]
+        return self.bags(indices, offsets, per_sample_weights=weights)
+
+
+INDICES, OFFSETS = torch.tensor([1, 2, 4, 5, 4, 3, 2, 9]), torch.tensor([0, 3, 5])  # bags of 3, 2, 3
+
+
+class TestEmbeddingBagBackward:
+    def test_training_step_of_each_mode(self):
+        # 3 bags, D = 4, 8 gathered rows
+        expected = {
+            ("sum", False): 8 * 4,  # each gathered row's gradient added into the weight's: 32
+            ("mean", False): 3 * 4 + 8 * 4,  # g / size once per bag, then the adds: 44
+            ("max", False): 3 * 4,  # each bag's gradient added at its argmax row: 12
+            ("sum", True): 0,  # a sparse gradient keeps the rows apart: no adds
+            ("mean", True): 3 * 4,  # only the divides: 12
+        }
+        for (mode, sparse), flops in expected.items():
+            report = flopmeter.profile(Bags(mode, sparse), (INDICES, OFFSETS), backward=True)
+            assert op_cost(report, "aten._embedding_bag_backward").flops == flops, (mode, sparse)
+
+    def test_per_sample_weights(self):
+        weights = torch.rand(8, requires_grad=True)
+        report = flopmeter.profile(Bags("sum"), (INDICES, OFFSETS, weights), backward=True)
+        assert op_cost(report, "aten._embedding_bag_backward").flops == 8 * 4 + 8 * 4  # g*w, then add: 64
+        # each weight's gradient: its bag's gradient . the row it scaled, 8 dots of 4
+        cost = op_cost(report, "aten._embedding_bag_per_sample_weights_backward")
+        assert (cost.macs, cost.flops) == (8 * 4, 8 * 7)  # (32, 56)
+
+    def test_dense_and_sparse_kernels_share_the_formula(self):
+        grad, indices, offsets = meta(3, 4), meta(8, dtype="int64"), meta(3, dtype="int64")
+        dense = (grad, indices, indices, offsets, offsets, 10, False, 1, None)
+        assert event_cost("aten._embedding_bag_dense_backward", dense).flops == 44  # mean: 12 + 32
+        sparse = (grad, indices, offsets, indices, offsets, 10, False, 1, None)
+        assert event_cost("aten._embedding_bag_sparse_backward", sparse).flops == 12

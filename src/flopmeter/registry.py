@@ -25,6 +25,7 @@ from .formulas import (
     detection,
     distance,
     elementwise,
+    embedding,
     normalization,
     pooling,
     quantized,
@@ -1068,6 +1069,37 @@ def _embedding_bag(event: OpEvent, options: CountOptions) -> Cost:
         + (out.numel if mode == 1 else 0)
         + (indices.numel * out.shape[-1] if weighted else 0)
     )
+
+
+@formula("_embedding_bag_backward", "_embedding_bag_dense_backward", "_embedding_bag_sparse_backward")
+def _embedding_bag_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """embedding.embedding_bag_backward; the three schemas place mode, sparse and the
+    per-sample weights differently."""
+    grad, indices = event.args[0], event.args[1]
+    name = event.op.removeprefix("aten.")
+    mode_index, weights_index = {
+        "_embedding_bag_backward": (8, 10),
+        "_embedding_bag_dense_backward": (7, 8),
+        "_embedding_bag_sparse_backward": (7, 8),
+    }[name]
+    if name == "_embedding_bag_backward":
+        sparse = bool(event.arg(9, "sparse", False))
+    else:
+        sparse = name == "_embedding_bag_sparse_backward"
+    return embedding.embedding_bag_backward(
+        grad.shape[0] if grad.ndim > 1 else 1,
+        grad.shape[-1] if grad.ndim else 1,
+        indices.numel,
+        mode=int(event.arg(mode_index, "mode", 0)),
+        weighted=_tensor(event, weights_index, "per_sample_weights") is not None,
+        sparse=sparse,
+    )
+
+
+@formula("_embedding_bag_per_sample_weights_backward")
+def _per_sample_weights_backward(event: OpEvent, options: CountOptions) -> Cost:
+    grad, indices = event.args[0], event.args[2]
+    return embedding.per_sample_weights_backward(indices.numel, grad.shape[-1] if grad.ndim else 1)
 
 
 # ------------------------------------------------------------------------------ backward
