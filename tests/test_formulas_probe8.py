@@ -190,3 +190,140 @@ class TestEmbeddingBagBackward:
         assert event_cost("aten._embedding_bag_dense_backward", dense).flops == 44  # mean: 12 + 32
         sparse = (grad, indices, offsets, indices, offsets, 10, False, 1, None)
         assert event_cost("aten._embedding_bag_sparse_backward", sparse).flops == 12
+
+
+# ---------------------------------------------------------------------------- weight norm
+class NormedConv(nn.Module):
+    """A vocoder's weight-normalised Conv1d (HiFi-GAN, WaveNet): 3 x 2 x 3 weight, 3 slices."""
+
+    def __init__(self, parametrized: bool) -> None:
+        super().__init__()
+        conv = nn.Conv1d(2, 3, 3)
+        utils = nn.utils
+        self.conv = utils.parametrizations.weight_norm(conv) if parametrized else utils.weight_norm(conv)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+class TestWeightNormBackward:
+    def test_hook_weight_norm(self):
+        report = flopmeter.profile(NormedConv(parametrized=False), torch.randn(1, 2, 8), backward=True)
+        assert op_cost(report, "aten._weight_norm_interface").flops == 3 * 18 + 3  # 57
+        # per slice sum(dw*v) 6 + 5, dg, dg/n, g/n 3; per element dv = a*(dw - v*c) 3:
+        # 5*18 + 2*3 = 96
+        assert op_cost(report, "aten._weight_norm_interface_backward").flops == 96
+
+    def test_parametrized_weight_norm_backward_is_overhead_like_its_forward(self):
+        report = flopmeter.profile(NormedConv(parametrized=True), torch.randn(1, 2, 8), backward=True)
+        assert report.unsupported_ops() == {}
+        assert report.overhead["aten._weight_norm_interface_backward"].cost.flops == 96
+        assert report.overhead["aten._weight_norm_interface"].cost.flops == 57
+
+
+# ------------------------------------------------------------------- data and no-work ops
+class PackedGRU(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.gru = nn.GRU(4, 6, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        packed = nn.utils.rnn.pack_padded_sequence(x, torch.tensor([5, 3]), batch_first=True)
+        return nn.utils.rnn.pad_packed_sequence(self.gru(packed)[0], batch_first=True)[0]
+
+
+class Unpool(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled, where = F.max_pool2d(self.conv(x), 2, return_indices=True)
+        return F.max_unpool2d(pooled, where, 2)  # SegNet's decoder
+
+
+class TestDataOps:
+    def test_a_packed_sequence_is_data(self):
+        report = flopmeter.profile(PackedGRU(), torch.randn(2, 5, 4))
+        assert report.unsupported_ops() == {}
+        assert report.by_operator()["aten._pack_padded_sequence"].cost.flops == 0
+        # 5 + 3 = 8 tokens through GRU(4, 6): 8 * (6*6*(4 + 6) + 14*6) = 8 * 444 = 3,552
+        assert report.flops == 3_552
+
+    def test_unpooling_is_data(self):
+        report = flopmeter.profile(Unpool(), torch.randn(1, 2, 4, 4), backward=True)
+        assert op_cost(report, "aten.max_unpool2d").flops == 0
+        assert op_cost(report, "aten.max_pool2d_with_indices").flops == 8 * 3  # 8 outputs of 4: 24
+
+    def test_a_sparse_embedding_gradient_is_data(self):
+        report = flopmeter.profile(
+            nn.Embedding(10, 4, sparse=True), torch.tensor([[1, 2, 2, 3]]), backward=True
+        )
+        assert op_cost(report, "aten._sparse_coo_tensor_with_dims_and_tensors").flops == 0
+
+    def test_linalg_error_check_is_no_work_and_the_solve_stays_unsupported(self):
+        report = flopmeter.profile(_Fn(torch.linalg.solve), (torch.randn(2, 4, 4), torch.randn(2, 4, 3)))
+        assert list(report.unsupported_ops()) == ["aten._linalg_solve_ex"]
+        assert report.unsupported_ops()["aten._linalg_solve_ex"].calls == 1
+
+
+class _Fn(nn.Module):
+    def __init__(self, fn) -> None:  # type: ignore[no-untyped-def]
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, *args):  # type: ignore[no-untyped-def]
+        return self.fn(*args)
+
+
+# ------------------------------------------------------------------------ elementwise ops
+class TestElementwise:
+    def test_binary_functions(self):
+        a, b = torch.randn(3, 5), torch.rand(3, 5) + 0.5  # 15 outputs
+        expected = {
+            torch.logaddexp: 15 * 7,  # max(a, b) + log1p(exp(-|a - b|)): 105
+            torch.logaddexp2: 15 * 8,  # base 2: + the divide by ln 2: 120
+            torch.hypot: 15 * 4,  # sqrt(a*a + b*b): 60
+            torch.xlogy: 15 * 2,  # a * log(b): 30 (was counted as a multiply, 15)
+            torch.special.xlog1py: 15 * 2,  # a * log1p(b): 30
+            torch.fmax: 15,
+            torch.fmin: 15,
+            torch.copysign: 15,
+        }
+        for fn, flops in expected.items():
+            report = flopmeter.profile(_Fn(fn), (a, b))
+            assert report.unsupported_ops() == {}, fn
+            assert report.flops == flops, fn
+
+    def test_unary_functions(self):
+        x = torch.rand(3, 5) + 0.5
+        expected = {
+            torch.lgamma: 15,
+            torch.digamma: 15,
+            torch.i0: 15,
+            torch.special.i0e: 15,
+            torch.asinh: 15,
+            torch.signbit: 15,
+            torch.sinc: 15 * 3,  # sin(pi*x) / (pi*x): 45
+            torch.frac: 15 * 2,  # x - trunc(x): 30
+            torch.nan_to_num: 15 * 3,  # three tests and selects: 45
+            torch.trace: 3 - 1,  # the diagonal of 3 x 5: 2 adds
+        }
+        for fn, flops in expected.items():
+            report = flopmeter.profile(_Fn(fn), x)
+            assert report.unsupported_ops() == {}, fn
+            assert report.flops == flops, fn
+
+    def test_kl_div_counts_its_xlogy_as_log_and_multiply(self):
+        x = torch.randn(3, 5)
+        report = flopmeter.profile(_Fn(lambda t: F.kl_div(t, t.softmax(-1), reduction="batchmean")), x)
+        # t*log(t) 30, t*x 15, subtract 15, sum 14, / batch 1; softmax 3*(5*5 - 2) = 69
+        assert report.flops == 30 + 15 + 15 + 14 + 1 + 69  # 144
+
+    def test_outer_product_update(self):
+        m, x, y = torch.randn(3, 4), torch.randn(3), torch.randn(4)
+        cost = op_cost(flopmeter.profile(_Fn(torch.addr), (m, x, y)), "aten.addr")
+        assert (cost.macs, cost.flops) == (12, 12 * 2)  # 3*4 products of length 1, + M: 24
+        scaled = _Fn(lambda m, x, y: torch.addr(m, x, y, beta=3, alpha=2))
+        cost = op_cost(flopmeter.profile(scaled, (m, x, y)), "aten.addr")
+        assert cost.flops == 24 + 12 + 12  # alpha * and beta * once per output: 48

@@ -95,6 +95,18 @@ DATA_OPS = frozenset(
     ).split()
 ) | frozenset("aten." + name for name in elementwise.FILL_OPS)
 
+# Probe 8: packing a padded batch for an RNN (and its gradient, the unpacking), unpooling
+# (a scatter of values to their argmax positions), a sparse gradient's construction: data.
+DATA_OPS |= frozenset(
+    "aten." + name
+    for name in (
+        "_pack_padded_sequence _pack_padded_sequence_backward _pad_packed_sequence "
+        "max_unpool2d max_unpool3d _sparse_coo_tensor_with_dims_and_tensors"
+    ).split()
+)
+# linalg's check of its LAPACK info codes: no work.
+VIEW_OPS |= frozenset({"aten._linalg_check_errors"})
+
 
 def formula(*ops: str) -> Callable[[Handler], Handler]:
     """Register a handler for aten ops (names without the ``aten.`` prefix)."""
@@ -296,6 +308,20 @@ def _addmm(event: OpEvent, options: CountOptions) -> Cost:
         gelu = bool(event.arg(5, "use_gelu", False))
         cost += elementwise.pointwise(_out_numel(event), elementwise.PER_ELEMENT["gelu" if gelu else "relu"])
     return cost
+
+
+@formula("addr")
+def _addr(event: OpEvent, options: CountOptions) -> Cost:
+    """``beta*M + alpha*outer(x, y)``: a matmul of (m x 1) by (1 x n), as ``addmm``."""
+    x, y = event.args[1], event.args[2]
+    adds, extras = _alpha_beta_extras(event, x.numel * y.numel, 3, 4)
+    return contraction.matmul(1, x.numel, 1, y.numel, bias_adds=adds, extra_scalings=extras)
+
+
+@formula("trace")
+def _trace(event: OpEvent, options: CountOptions) -> Cost:
+    """The sum of the diagonal of an (m x n) matrix: min(m, n) - 1 adds."""
+    return elementwise.reduction(1, min(event.args[0].shape))
 
 
 @formula("bmm")
@@ -888,7 +914,6 @@ _ELEMENTWISE_ALIASES = {
     "rrelu_with_noise": "rrelu",  # training: a random slope (a draw, 0) then compare, multiply
     "subtract": "sub",
     "special_erf": "erf",
-    "xlogy": "mul",
     "sgn": "sign",
 }
 
@@ -963,6 +988,14 @@ def _weight_norm(event: OpEvent, options: CountOptions) -> Cost:
     dim = event.arg(2, "dim", 0)
     groups = 1 if dim == -1 or not v.shape else v.shape[dim]
     return elementwise.weight_norm(v.numel, groups)
+
+
+@formula("_weight_norm_interface_backward")
+def _weight_norm_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """``_weight_norm_interface_backward(grad_w, saved_v, saved_g, saved_norms, dim)``: one
+    slice per element of ``saved_norms``."""
+    v, norms = event.arg(1, "saved_v"), event.arg(3, "saved_norms")
+    return elementwise.weight_norm_backward(v.numel, norms.numel)
 
 
 @formula("mean", "nanmean")

@@ -75,6 +75,32 @@ PER_ELEMENT: dict[str, int] = {
     "sinh": 1,
     "cosh": 1,
     "pow": 1,
+    "asinh": 1,
+    "acosh": 1,
+    "atanh": 1,
+    "lgamma": 1,  # special functions (distributions' log-densities, windows): 1 each, as erf
+    "digamma": 1,
+    "polygamma": 1,
+    "i0": 1,
+    "special_i0e": 1,
+    "special_i1": 1,
+    "special_i1e": 1,
+    "special_ndtri": 1,
+    "special_log_ndtr": 1,
+    "special_erfcx": 1,
+    # more comparisons and composites, by their definitions
+    "fmax": 1,
+    "fmin": 1,
+    "copysign": 1,
+    "signbit": 1,
+    "xlogy": 2,  # x * log(y) (the x == 0 branch is a value's, not counted)
+    "special_xlog1py": 2,  # x * log1p(y)
+    "logaddexp": 7,  # max(a, b) + log1p(exp(-|a - b|)): sub, abs, neg, exp, log1p, max, add
+    "logaddexp2": 8,  # the same in base 2: exp2, and log1p(.) / ln 2 one more multiply
+    "hypot": 4,  # sqrt(a*a + b*b)
+    "sinc": 3,  # sin(pi*x) / (pi*x): mul, sin, divide
+    "frac": 2,  # x - trunc(x)
+    "nan_to_num": 3,  # isnan, x == +inf, x == -inf: each a compare and select
     # activations, by their definitions
     "relu": 1,  # max(x, 0)
     "threshold": 1,  # x > t ? x : v
@@ -163,6 +189,14 @@ def weight_norm(numel: int, groups: int) -> Cost:
     and a square root (2L), and ``g / norm`` one divide; then one multiply per element.
     Total 2*numel + groups + numel = 3*numel + groups."""
     return Cost(flops=3 * numel + groups)
+
+
+def weight_norm_backward(numel: int, groups: int) -> Cost:
+    """The gradients of ``w = g * v / n`` (n = ||v|| per slice) from the weight's gradient dw,
+    as torch's kernel computes them: per slice s = sum(dw * v) (L multiplies, L-1 adds),
+    dg = s / n, c = dg / n, a = g / n (3); per element dv = a * (dw - v * c) (3).
+    Total 5*numel + 2*groups."""
+    return Cost(flops=5 * numel + 2 * groups)
 
 
 def softmax(rows: int, length: int, *, log: bool = False) -> Cost:
