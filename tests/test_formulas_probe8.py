@@ -327,3 +327,53 @@ class TestElementwise:
         scaled = _Fn(lambda m, x, y: torch.addr(m, x, y, beta=3, alpha=2))
         cost = op_cost(flopmeter.profile(scaled, (m, x, y)), "aten.addr")
         assert cost.flops == 24 + 12 + 12  # alpha * and beta * once per output: 48
+
+
+# ------------------------------------------------------------------ average pool backward
+class TestAvgPoolBackward:
+    def _backward(self, fn, shape):  # type: ignore[no-untyped-def]
+        report = flopmeter.profile(_Scaled(fn), torch.randn(shape), backward=True)
+        ops = [op for op in report.by_operator() if "avg_pool" in op and op.endswith("_backward")]
+        assert len(ops) == 1, ops
+        return op_cost(report, ops[0]).flops
+
+    def test_overlapping_windows_sum_their_shares(self):
+        # PoolFormer's token mixer: 3x3, stride 1, padding 1 on 4x4, 2 planes. Per dim the
+        # clipped windows [0,2) [0,3) [1,4) [2,4) read cells 2, 3, 3, 2 times: 10 shares, 4 cells.
+        # per plane 16 divides + 10*10 - 4*4 adds = 100 (was 2 per input element: 64)
+        assert (
+            self._backward(lambda x: F.avg_pool2d(x, 3, 1, 1, count_include_pad=False), (1, 2, 4, 4)) == 200
+        )
+
+    def test_disjoint_windows_only_divide(self):
+        # 2x2 windows on 4x4: 4 output gradients per plane, each divided once; every cell gets
+        # one share (no add): 2 * 4 = 8 (was 64)
+        assert self._backward(lambda x: F.avg_pool2d(x, 2), (1, 2, 4, 4)) == 8
+        assert self._backward(lambda x: F.adaptive_avg_pool2d(x, 2), (1, 2, 4, 4)) == 8
+
+    def test_video_pool_3d(self):
+        # (2,3,3) stride (1,2,2) on 5x6x6 -> 4x2x2. D: hits 1,2,2,2,1 (8 shares, 5 cells);
+        # H, W: windows [0,3) [2,5): hits 1,1,2,1,1,0 (6, 5). Per plane 16 + 8*6*6 - 5*5*5 = 179
+        assert self._backward(lambda x: F.avg_pool3d(x, (2, 3, 3), (1, 2, 2)), (1, 2, 5, 6, 6)) == 2 * 179
+
+    def test_adaptive_windows_that_do_not_divide(self):
+        # 5x7x6 -> 2x3x4: D windows [0,3) [2,5) (6 shares, 5 cells); H [0,3) [2,5) [4,7) (9, 7);
+        # W [0,2) [1,3) [3,5) [4,6) (8, 6). Per plane 24 + 6*9*8 - 5*7*6 = 246
+        assert self._backward(lambda x: F.adaptive_avg_pool3d(x, (2, 3, 4)), (1, 2, 5, 7, 6)) == 2 * 246
+
+    def test_ceil_mode_window_is_clipped(self):
+        # avg_pool1d(3, 2, ceil_mode) on 6 -> 3 windows [0,3) [2,5) [4,6): hits 1,1,2,1,2,1
+        # per plane 3 + 8 - 6 = 5
+        assert self._backward(lambda x: F.avg_pool1d(x, 3, 2, ceil_mode=True), (1, 2, 6)) == 2 * 5
+
+
+class _Scaled(nn.Module):
+    """fn(x * p): a learned scale makes the input need a gradient."""
+
+    def __init__(self, fn) -> None:  # type: ignore[no-untyped-def]
+        super().__init__()
+        self.fn = fn
+        self.p = nn.Parameter(torch.ones(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x * self.p)

@@ -1215,8 +1215,23 @@ def _max_pool_backward(event: OpEvent, options: CountOptions) -> Cost:
     "_adaptive_avg_pool3d_backward",
 )
 def _avg_pool_backward(event: OpEvent, options: CountOptions) -> Cost:
-    """Each input-gradient element: its share (divide) accumulated (add): 2 per element."""
-    return Cost(flops=2 * _out_numel(event))
+    """(grad_output, self, [kernel_size, stride, padding, ...]): pooling.avg_pool_backward,
+    windows clipped to the input (padded cells receive nothing)."""
+    grad, x = event.args[0], event.args[1]
+    dims = 3 if "3d" in event.op else 2
+    ins, outs = x.shape[-dims:], grad.shape[-dims:]
+    if "adaptive" in event.op:
+        hits = [pooling.adaptive_hits(i, o) for i, o in zip(ins, outs, strict=True)]
+    else:
+        kernel = _per_dim(event.arg(2, "kernel_size"), dims, 1)
+        stride = _per_dim(event.arg(3, "stride") or kernel, dims, 1)
+        padding = _per_dim(event.arg(4, "padding", 0), dims, 0)
+        hits = [
+            contraction.scatter_hits(i, o, k, s, p, 1)
+            for i, o, k, s, p in zip(ins, outs, kernel, stride, padding, strict=True)
+        ]
+    planes = grad.numel // max(prod(outs), 1)
+    return pooling.avg_pool_backward(planes, prod(outs), hits)
 
 
 def _sdpa_backward(event: OpEvent, options: CountOptions, causal: Any) -> Cost:
