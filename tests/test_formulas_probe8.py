@@ -4,6 +4,7 @@ each counted by hand first. Findings and before/after numbers: probe8-formulas.m
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -377,3 +378,65 @@ class _Scaled(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fn(x * self.p)
+
+
+# ---------------------------------------------------------------- deformable convolution
+class Deformable(nn.Module):
+    """DCN: a conv predicts the offsets (and with ``mask``, DCNv2's modulation) of a
+    DeformConv2d(2, 4, 3, groups=2) on 8x8 -> 6x6."""
+
+    def __init__(self, mask: bool, bias: bool = False) -> None:
+        super().__init__()
+        import torchvision
+
+        self.offsets = nn.Conv2d(2, 18 + (9 if mask else 0), 3)
+        self.dcn = torchvision.ops.DeformConv2d(2, 4, 3, groups=2, bias=bias)
+        self.mask = mask
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        o = self.offsets(x)
+        if self.mask:
+            return self.dcn(x, o[:, :18], o[:, 18:].sigmoid())
+        return self.dcn(x, o)
+
+
+X8 = torch.randn(1, 2, 8, 8)
+
+
+class TestDeformConv2d:
+    # 144 outputs (4 x 6 x 6), each a dot of C_in/groups * K = 9 sampled values: 144 * 17 =
+    # 2,448 (+ 144 with the layer's bias); 648 sampled values (2 channels x 9 taps x 36
+    # positions) at 7 each = 4,536; 324 sample points (9 taps x 36) at 10 each = 3,240.
+    def test_forward(self):
+        cost = op_cost(flopmeter.profile(Deformable(mask=False), X8), "torchvision.deform_conv2d")
+        assert cost.macs == 144 * 9  # 1,296
+        assert cost.flops == 2_448 + 4_536 + 3_240  # 10,224
+        cost = op_cost(flopmeter.profile(Deformable(mask=False, bias=True), X8), "torchvision.deform_conv2d")
+        assert cost.flops == 10_224 + 144  # the bias: 10,368 (a bias-free layer's zeros are not)
+        cost = op_cost(flopmeter.profile(Deformable(mask=True), X8), "torchvision.deform_conv2d")
+        assert cost.flops == 10_224 + 648  # one mask multiply per sampled value: 10,872
+
+    def test_backward(self):
+        report = flopmeter.profile(Deformable(mask=False), X8, backward=True)
+        cost = op_cost(report, "torchvision._deform_conv2d_backward")
+        # columns' gradient: 648 dots of C_out/groups = 2: 1,296 MACs, 648 * 3 = 1,944;
+        # weight's: 36 weights, dots over 36 positions: 1,296 MACs, 36 * 71 = 2,556;
+        # per column input 8 + offsets 14 + resample 7 = 29: 18,792; sample points 3,240
+        assert cost.macs == 2 * 1_296
+        assert cost.flops == 1_944 + 2_556 + 18_792 + 3_240  # 26,532
+        report = flopmeter.profile(Deformable(mask=True, bias=True), X8, backward=True)
+        # with the mask per column 29 + 1 (input) + 2 (offsets) + 9 (mask) + 1 (resample) = 42;
+        # the bias's gradient 4 sums of 36: 140
+        cost = op_cost(report, "torchvision._deform_conv2d_backward")
+        assert cost.flops == 1_944 + 2_556 + 648 * 42 + 3_240 + 140  # 35,096
+
+    def test_ptflops_view_equals_ptflops_rule(self):
+        ptflops = pytest.importorskip("ptflops")
+        for mask, bias in ((False, False), (True, True)):
+            model = Deformable(mask, bias)
+            theirs, _ = ptflops.get_model_complexity_info(
+                model, (2, 8, 8), as_strings=False, print_per_layer_stat=False,
+                backend_specific_config={"count_functional": False},
+            )  # fmt: skip
+            # DeformConv2d: MACs 1,296 + 24 per tap and position 24 * 9 * 36 = 7,776 (25 with a mask)
+            assert flopmeter.profile(model, X8).flops_as("ptflops") == theirs

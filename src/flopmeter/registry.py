@@ -1579,9 +1579,47 @@ def _roi_align_backward(event: OpEvent, options: CountOptions) -> Cost:
     )
 
 
+def _deform_shapes(event: OpEvent, first: int) -> tuple[TensorMeta, TensorMeta, TensorMeta, bool, bool]:
+    """(input, weight, offset, use_mask, a layer's bias) of deform_conv2d or its backward,
+    whose arguments start one later (after grad). torchvision passes zeros for a layer
+    without bias: only a parameter (or buffer) counts as one."""
+    x, weight, offset = event.args[first], event.args[first + 1], event.args[first + 2]
+    bias = event.args[first + 4]
+    has_bias = isinstance(bias, TensorMeta) and bias.role != "activation"
+    return x, weight, offset, bool(event.args[first + 13]), has_bias
+
+
+def _deform_conv2d(event: OpEvent, options: CountOptions) -> Cost:
+    """torchvision.deform_conv2d(input, weight, offset, mask, bias, stride_h, stride_w,
+    pad_h, pad_w, dilation_h, dilation_w, groups, offset_groups, use_mask)."""
+    x, weight, offset, mask, bias = _deform_shapes(event, 0)
+    out = _out(event)
+    taps = weight.numel // max(weight.shape[0] * weight.shape[1], 1)
+    positions = out.numel // max(out.shape[1], 1)
+    return detection.deform_conv2d(
+        out.numel, weight.numel // max(weight.shape[0], 1), x.shape[1] * taps * positions,
+        offset.numel // 2, taps * positions, mask=mask, bias=bias,
+    )  # fmt: skip
+
+
+def _deform_conv2d_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """torchvision._deform_conv2d_backward(grad, input, weight, offset, mask, bias, ...)."""
+    grad = event.args[0]
+    x, weight, offset, mask, bias = _deform_shapes(event, 1)
+    groups = int(event.args[12])
+    taps = weight.numel // max(weight.shape[0] * weight.shape[1], 1)
+    positions = grad.numel // max(grad.shape[1], 1)
+    return detection.deform_conv2d_backward(
+        grad.shape[1], grad.shape[1] // max(groups, 1), weight.numel, positions,
+        x.shape[1] * taps * positions, offset.numel // 2, mask=mask, bias=bias,
+    )  # fmt: skip
+
+
 _HANDLERS["torchvision.nms"] = _nms
 _HANDLERS["torchvision.roi_align"] = _roi_align
 _HANDLERS["torchvision._roi_align_backward"] = _roi_align_backward
+_HANDLERS["torchvision.deform_conv2d"] = _deform_conv2d
+_HANDLERS["torchvision._deform_conv2d_backward"] = _deform_conv2d_backward
 
 
 # ------------------------------------------------------------------ indexed writes
