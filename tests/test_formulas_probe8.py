@@ -440,3 +440,17 @@ class TestDeformConv2d:
             )  # fmt: skip
             # DeformConv2d: MACs 1,296 + 24 per tap and position 24 * 9 * 36 = 7,776 (25 with a mask)
             assert flopmeter.profile(model, X8).flops_as("ptflops") == theirs
+
+
+# ---------------------------------------------------------------------------- RMSNorm (CUDA)
+class TestFusedRmsNormBackward:
+    def test_cuda_kernel_backward(self):
+        # what CUDA records for F.rms_norm(x (3, 8), (8,), weight) with backward: 24 elements
+        grad, x, rstd, weight = meta(3, 8), meta(3, 8), meta(3, 1), meta(8)
+        both = event_cost("aten._fused_rms_norm_backward", (grad, x, [8], rstd, weight, [True, True]))
+        # input 24 * (x_hat 1 + g*w 1 + row sum 2 + combine 3) = 168; weight 24 * 2 = 48
+        assert both.flops == 168 + 48  # 216
+        frozen = event_cost("aten._fused_rms_norm_backward", (grad, x, [8], rstd, None, [True, False]))
+        assert frozen.flops == 24 * 6  # no weight: 144
+        forward = event_cost("aten._fused_rms_norm", (x, [8], weight, 1e-6), (x, rstd))
+        assert forward.flops == 3 * (3 * 8 + 2) + 24  # 102, as the CPU path's ops

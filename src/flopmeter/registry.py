@@ -688,6 +688,18 @@ def _rms_norm(event: OpEvent, options: CountOptions) -> Cost:
     )
 
 
+@formula("_fused_rms_norm_backward")
+def _rms_norm_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """(grad_out, input, normalized_shape, rstd, weight, output_mask): CUDA's fused RMSNorm."""
+    mask = event.arg(5, "output_mask", [True, True])
+    return normalization.rms_norm_backward(
+        event.args[1].numel,
+        weight=_tensor(event, 4, "weight") is not None,
+        input_grad=bool(mask[0]),
+        weight_grad=bool(mask[1]),
+    )
+
+
 # --------------------------------------------------------------------------- pooling
 def _window(kernel: Any, dims: int) -> int:
     sizes = list(kernel) if isinstance(kernel, (list, tuple)) else [kernel]
