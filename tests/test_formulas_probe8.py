@@ -454,3 +454,45 @@ class TestFusedRmsNormBackward:
         assert frozen.flops == 24 * 6  # no weight: 144
         forward = event_cost("aten._fused_rms_norm", (x, [8], weight, 1e-6), (x, rstd))
         assert forward.flops == 3 * (3 * 8 + 2) + 24  # 102, as the CPU path's ops
+
+
+# -------------------------------------------------------------------------------- peers
+class TestPeers:
+    def test_flop_counter_counts_nothing_for_cpu_attention_and_some_contractions(self):
+        from torch.utils.flop_counter import FlopCounterMode
+
+        q, k, v = torch.randn(1, 2, 6, 4), torch.randn(1, 2, 10, 4), torch.randn(1, 2, 10, 4)
+        calls = {
+            "sdpa": (F.scaled_dot_product_attention, (q, k, v), 2 * 2 * 6 * 10 * (4 + 4)),  # 1,920
+            "addbmm": (
+                torch.addbmm,
+                (torch.randn(3, 4), torch.randn(2, 3, 5), torch.randn(2, 5, 4)),
+                2 * 120,
+            ),
+            "mv": (torch.mv, (torch.randn(3, 5), torch.randn(5)), 2 * 15),
+            "dot": (torch.dot, (torch.randn(5), torch.randn(5)), 2 * 5),
+        }
+        for name, (fn, args, ours) in calls.items():
+            with FlopCounterMode(display=False) as counter:
+                fn(*args)
+            assert counter.get_total_flops() == 0, name
+            assert flopmeter.profile(_Fn(fn), args).flops_as("2mac") == ours, name
+
+
+class TestComplex:
+    def test_complex_conv_is_counted_as_the_three_real_convs_torch_runs(self):
+        from torch.utils.flop_counter import FlopCounterMode
+
+        x, w = torch.randn(1, 2, 8, dtype=torch.cfloat), torch.randn(3, 2, 3, dtype=torch.cfloat)
+        report = flopmeter.profile(_Fn(F.conv1d), (x, w))
+        conv = op_cost(report, "aten.convolution")
+        # 18 complex outputs (3 x 6), dots of 2*3 = 6: 108 complex MACs; Gauss's trick runs 3 real convs
+        assert report.by_operator()["aten.convolution"].calls == 3
+        assert (conv.macs, conv.flops) == (3 * 108, 3 * 18 * 11)  # (324, 594)
+        with FlopCounterMode(display=False) as counter:
+            F.conv1d(x, w)
+        assert counter.get_total_flops() == 2 * 324
+        # a complex mm stays one op: 1 MAC per complex multiply-accumulate
+        a, b = torch.randn(3, 5, dtype=torch.cfloat), torch.randn(5, 4, dtype=torch.cfloat)
+        mm = op_cost(flopmeter.profile(_Fn(torch.mm), (a, b)), "aten.mm")
+        assert (mm.macs, mm.flops) == (60, 12 * 9)  # 3*4 dots of 5: (60, 108)
