@@ -496,3 +496,13 @@ class TestComplex:
         a, b = torch.randn(3, 5, dtype=torch.cfloat), torch.randn(5, 4, dtype=torch.cfloat)
         mm = op_cost(flopmeter.profile(_Fn(torch.mm), (a, b)), "aten.mm")
         assert (mm.macs, mm.flops) == (60, 12 * 9)  # 3*4 dots of 5: (60, 108)
+
+
+class TestEmbeddingMaxNorm:
+    def test_renorm_of_the_looked_up_rows(self):
+        table = nn.Embedding(10, 4, max_norm=1.0)
+        before = table.weight.detach().clone()
+        report = flopmeter.profile(table, torch.tensor([[1, 2, 2, 3]]))
+        # 4 looked-up rows of D = 4: norm 2*4, compare 1, scale 2 + 4 multiplies: 4 * (3*4 + 3)
+        assert op_cost(report, "aten.embedding_renorm_").flops == 60
+        assert torch.equal(table.weight, before)  # the in-place renorm is undone

@@ -1141,6 +1141,13 @@ def _embedding_bag_backward(event: OpEvent, options: CountOptions) -> Cost:
     )
 
 
+@formula("embedding_renorm")
+def _embedding_renorm(event: OpEvent, options: CountOptions) -> Cost:
+    """``embedding_renorm_(weight, indices, max_norm, norm_type)``."""
+    weight, indices = event.args[0], event.args[1]
+    return embedding.embedding_renorm(indices.numel, weight.shape[-1] if weight.ndim else 1)
+
+
 @formula("_embedding_bag_per_sample_weights_backward")
 def _per_sample_weights_backward(event: OpEvent, options: CountOptions) -> Cost:
     grad, indices = event.args[0], event.args[2]

@@ -32,3 +32,12 @@ def per_sample_weights_backward(gathered: int, width: int) -> Cost:
     """The gradient of each per-sample weight: its bag's gradient dotted with the row it
     scaled, one dot product of D per gathered row."""
     return dot_products(gathered, width)
+
+
+def embedding_renorm(rows: int, width: int) -> Cost:
+    """``nn.Embedding(max_norm=...)``: each looked-up row's p-norm (D powers, D-1 adds, a
+    root: 2D), compared with max_norm (1), and when above it scaled by
+    max_norm / (norm + 1e-7) (2, then D multiplies): 3D + 3 per row. Which rows are above
+    depends on values, and repeated indices are renormed once: ``rows`` = the indices
+    looked up, the most the call does."""
+    return Cost(flops=rows * (3 * width + 3))
