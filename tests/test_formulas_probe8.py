@@ -506,3 +506,32 @@ class TestEmbeddingMaxNorm:
         # 4 looked-up rows of D = 4: norm 2*4, compare 1, scale 2 + 4 multiplies: 4 * (3*4 + 3)
         assert op_cost(report, "aten.embedding_renorm_").flops == 60
         assert torch.equal(table.weight, before)  # the in-place renorm is undone
+
+
+# ------------------------------------------------------------------------------ CTC loss
+class CtcHead(nn.Module):
+    """A speech recogniser's head: frames -> 5 classes (blank 0) -> CTC against targets."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head = nn.Linear(3, 5)
+
+    def forward(self, frames, targets, frame_lengths, target_lengths):  # type: ignore[no-untyped-def]
+        return F.ctc_loss(self.head(frames).log_softmax(-1), targets, frame_lengths, target_lengths)
+
+
+class TestCtcLoss:
+    def test_forward_and_backward(self):
+        # 12 frames, batch 2, targets padded to S = 4: 2S + 1 = 9 states
+        args = (
+            torch.randn(12, 2, 3),
+            torch.randint(1, 5, (2, 4)),
+            torch.tensor([12, 10]),
+            torch.tensor([4, 3]),
+        )
+        report = flopmeter.profile(CtcHead(), args, backward=True)
+        # alpha: 11 steps * 9 states * 13 + the final logsumexp 9, per sequence
+        assert op_cost(report, "aten._ctc_loss").flops == 2 * (11 * 9 * 13 + 9)  # 2,592
+        # beta as alpha 1,287; alpha*beta into each label's sum 12 * 9 * 8 = 864;
+        # each (frame, class) gradient 12 * 5 * 6 = 360
+        assert op_cost(report, "aten._ctc_loss_backward").flops == 2 * (1_287 + 864 + 360)  # 5,022

@@ -1733,6 +1733,21 @@ def _reduction(event: OpEvent, index: int) -> int:
     return int(event.arg(index, "reduction", loss_formulas.MEAN))
 
 
+@formula("_ctc_loss", "_ctc_loss_backward")
+def _ctc_loss(event: OpEvent, options: CountOptions) -> Cost:
+    """_ctc_loss(log_probs (T, N, C) or (T, C), targets, input_lengths, target_lengths, ...)
+    -> (nll, log_alpha (N, T, 2S + 1)); the backward's arguments start with grad, and its
+    7th is log_alpha."""
+    backward = event.op.endswith("_backward")
+    log_probs = event.args[1] if backward else event.args[0]
+    log_alpha = event.args[6] if backward else event.outputs[1]
+    batch = log_alpha.shape[0] if log_alpha.ndim == 3 else 1
+    time, states = log_alpha.shape[-2], log_alpha.shape[-1]
+    if backward:
+        return loss_formulas.ctc_loss_backward(batch, time, states, log_probs.shape[-1])
+    return loss_formulas.ctc_loss(batch, time, states)
+
+
 @formula("nll_loss_forward", "nll_loss2d_forward", "nll_loss", "nll_loss2d")
 def _nll_loss(event: OpEvent, options: CountOptions) -> Cost:
     """(self, target, weight, reduction, ignore_index): one sample per target element."""
