@@ -535,3 +535,30 @@ class TestCtcLoss:
         # beta as alpha 1,287; alpha*beta into each label's sum 12 * 9 * 8 = 864;
         # each (frame, class) gradient 12 * 5 * 6 = 360
         assert op_cost(report, "aten._ctc_loss_backward").flops == 2 * (1_287 + 864 + 360)  # 5,022
+
+
+# ------------------------------------------------------------------- attention backends
+class LearnedAttention(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.p = nn.Parameter(torch.ones(()))
+
+    def forward(self, q, k, v):  # type: ignore[no-untyped-def]
+        return F.scaled_dot_product_attention(q * self.p, k * self.p, v * self.p)
+
+
+class TestAttentionBackends:
+    def test_math_and_flash_backward_have_the_same_macs(self):
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        args = (torch.randn(1, 2, 6, 4), torch.randn(1, 2, 10, 4), torch.randn(1, 2, 10, 4))
+        totals = {}
+        for backend in (SDPBackend.MATH, SDPBackend.FLASH_ATTENTION):
+            with sdpa_kernel(backend):
+                report = flopmeter.profile(LearnedAttention(), args, backward=True)
+            assert report.unsupported_ops() == {}
+            totals[backend] = (report.macs, report.flops)
+        # forward 2 heads * 6*10*(4 + 4) = 960 MACs; backward twice that: 2,880 in all
+        assert totals[SDPBackend.MATH][0] == totals[SDPBackend.FLASH_ATTENTION][0] == 3 * 960
+        assert totals[SDPBackend.MATH][1] == 7_179  # the math path's ops (docs/formulas.md)
+        assert totals[SDPBackend.FLASH_ATTENTION][1] == 7_027
