@@ -562,3 +562,25 @@ class TestAttentionBackends:
         assert totals[SDPBackend.MATH][0] == totals[SDPBackend.FLASH_ATTENTION][0] == 3 * 960
         assert totals[SDPBackend.MATH][1] == 7_179  # the math path's ops (docs/formulas.md)
         assert totals[SDPBackend.FLASH_ATTENTION][1] == 7_027
+
+
+# ---------------------------------------------------------------------- a real user's model
+def test_wav2vec2_ctc_training_step_has_no_unsupported_op():
+    transformers = pytest.importorskip("transformers")
+    config = transformers.Wav2Vec2Config(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        conv_dim=(16, 16), conv_stride=(5, 2), conv_kernel=(10, 3), num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=4, vocab_size=12, feat_extract_norm="group",
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = transformers.Wav2Vec2ForCTC(config)
+    inputs = {"input_values": torch.randn(2, 800), "labels": torch.randint(1, 12, (2, 5))}
+    report = flopmeter.profile(model, inputs, backward=True)
+    # before probe 8: _ctc_loss, _ctc_loss_backward and _weight_norm_interface_backward unsupported
+    assert report.unsupported_ops() == {}
+    # 800 samples -> (800 - 10) // 5 + 1 = 159 -> (159 - 3) // 2 + 1 = 79 frames; labels of 5: 11 states
+    assert op_cost(report, "aten._ctc_loss").flops == 2 * (78 * 11 * 13 + 9)  # 22,326
+    # the positional conv's weight (32, 8, 16) normalised over dim 2: 16 slices of 256; a
+    # parametrization's recompute, so in the overhead bucket (docs/compression.md)
+    overhead = report.overhead["aten._weight_norm_interface_backward"].cost
+    assert overhead.flops == 5 * 4_096 + 2 * 16  # 20,512
