@@ -1733,19 +1733,26 @@ def _reduction(event: OpEvent, index: int) -> int:
     return int(event.arg(index, "reduction", loss_formulas.MEAN))
 
 
-@formula("_ctc_loss", "_ctc_loss_backward")
+@formula("_ctc_loss")
 def _ctc_loss(event: OpEvent, options: CountOptions) -> Cost:
     """_ctc_loss(log_probs (T, N, C) or (T, C), targets, input_lengths, target_lengths, ...)
-    -> (nll, log_alpha (N, T, 2S + 1)); the backward's arguments start with grad, and its
-    7th is log_alpha."""
-    backward = event.op.endswith("_backward")
-    log_probs = event.args[1] if backward else event.args[0]
-    log_alpha = event.args[6] if backward else event.outputs[1]
-    batch = log_alpha.shape[0] if log_alpha.ndim == 3 else 1
-    time, states = log_alpha.shape[-2], log_alpha.shape[-1]
-    if backward:
-        return loss_formulas.ctc_loss_backward(batch, time, states, log_probs.shape[-1])
+    -> (nll, log_alpha (N, T, 2S + 1))."""
+    batch, time, states = _ctc_sizes(event.outputs[1])
     return loss_formulas.ctc_loss(batch, time, states)
+
+
+@formula("_ctc_loss_backward")
+def _ctc_loss_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """_ctc_loss_backward(grad, log_probs, targets, input_lengths, target_lengths, nll,
+    log_alpha, blank, ...)."""
+    batch, time, states = _ctc_sizes(event.args[6])
+    return loss_formulas.ctc_loss_backward(batch, time, states, event.args[1].shape[-1])
+
+
+def _ctc_sizes(log_alpha: TensorMeta) -> tuple[int, int, int]:
+    """(sequences, frames, states) from log_alpha's shape (N, T, 2S + 1) or (T, 2S + 1)."""
+    batch = log_alpha.shape[0] if log_alpha.ndim == 3 else 1
+    return batch, log_alpha.shape[-2], log_alpha.shape[-1]
 
 
 @formula("nll_loss_forward", "nll_loss2d_forward", "nll_loss", "nll_loss2d")
