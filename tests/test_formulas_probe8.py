@@ -584,3 +584,38 @@ def test_wav2vec2_ctc_training_step_has_no_unsupported_op():
     # parametrization's recompute, so in the overhead bucket (docs/compression.md)
     overhead = report.overhead["aten._weight_norm_interface_backward"].cost
     assert overhead.flops == 5 * 4_096 + 2 * 16  # 20,512
+
+
+class Reparametrised(nn.Module):
+    """A VAE's sampling step (and a diffusion training step's noise): mu + eps * std."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = nn.Linear(5, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mu, logvar = self.encoder(x).chunk(2, -1)
+        return mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+
+
+class TestRandomDraws:
+    def test_noise_is_a_draw_not_an_unsupported_op(self):
+        report = flopmeter.profile(Reparametrised(), torch.rand(3, 5))
+        assert report.unsupported_ops() == {}  # randn_like was unsupported
+        # Linear 3*8 outputs * 2*5 = 240; 0.5*logvar, exp, eps*std, mu + 4 * 12 = 48
+        assert report.flops == 240 + 48  # 288
+
+    def test_every_sampler_is_a_draw(self):
+        x = torch.rand(3, 5) + 0.1
+        samplers = [
+            lambda t: torch.multinomial(t, 2).float(),
+            torch.poisson,
+            torch._standard_gamma,
+            torch.rand_like,
+            lambda t: torch.normal(t, 1.0),
+            lambda t: t.clone().cauchy_(),
+            lambda t: torch.distributions.Normal(0.0, 1.0).log_prob(t),  # its _is_all_true check
+        ]
+        for sampler in samplers:
+            report = flopmeter.profile(_Fn(sampler), x, shapes_only=False)
+            assert report.unsupported_ops() == {}, sampler

@@ -96,12 +96,18 @@ DATA_OPS = frozenset(
 ) | frozenset("aten." + name for name in elementwise.FILL_OPS)
 
 # Probe 8: packing a padded batch for an RNN (and its gradient, the unpacking), unpooling
-# (a scatter of values to their argmax positions), a sparse gradient's construction: data.
+# (a scatter of values to their argmax positions), a sparse gradient's construction, random
+# draws and boolean checks: data.
 DATA_OPS |= frozenset(
     "aten." + name
     for name in (
         "_pack_padded_sequence _pack_padded_sequence_backward _pad_packed_sequence "
-        "max_unpool2d max_unpool3d _sparse_coo_tensor_with_dims_and_tensors"
+        "max_unpool2d max_unpool3d _sparse_coo_tensor_with_dims_and_tensors "
+        # random draws (0 FLOPs, as randn): a VAE's or a diffusion step's noise, sampling
+        "randn_like rand_like randint_like normal multinomial poisson binomial _standard_gamma "
+        "_sample_dirichlet cauchy cauchy_ log_normal log_normal_ geometric geometric_ "
+        # torch.distributions' argument checks: an all/any over booleans
+        "_is_all_true _is_any_true"
     ).split()
 )
 # linalg's check of its LAPACK info codes: no work.
