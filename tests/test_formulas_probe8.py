@@ -619,3 +619,24 @@ class TestRandomDraws:
         for sampler in samplers:
             report = flopmeter.profile(_Fn(sampler), x, shapes_only=False)
             assert report.unsupported_ops() == {}, sampler
+
+
+class TestComplexAndGeometry:
+    def test_complex_construction_and_functions(self):
+        a, b = torch.rand(3, 5), torch.rand(3, 5)  # 15 elements
+        expected = {
+            "complex": (torch.complex, 0),  # interleaving real and imaginary parts: data
+            "polar": (torch.polar, 15 * 4),  # r*cos(t), r*sin(t): 60
+            "angle": (lambda x, y: torch.complex(x, y).angle(), 15),  # atan2(imag, real)
+            "conj_physical": (lambda x, y: torch.conj_physical(torch.complex(x, y)), 15),
+            "heaviside": (torch.heaviside, 15),
+            "deg2rad": (lambda x, y: torch.deg2rad(x), 15),
+            "cross": (lambda x, y: torch.linalg.cross(x[:, :3], y[:, :3]), 9 * 3),  # 2 mul + sub: 27
+            "renorm": (lambda x, y: torch.renorm(x, 2, 0, 1.0), 3 * (3 * 5 + 3)),  # 3 rows of 5: 54
+            "rot90": (lambda x, y: torch.rot90(x), 0),
+            "diag_embed": (lambda x, y: torch.diag_embed(x), 0),
+        }
+        for name, (fn, flops) in expected.items():
+            report = flopmeter.profile(_Fn(fn), (a, b))
+            assert report.unsupported_ops() == {}, name
+            assert report.flops == flops, name

@@ -107,7 +107,9 @@ DATA_OPS |= frozenset(
         "randn_like rand_like randint_like normal multinomial poisson binomial _standard_gamma "
         "_sample_dirichlet cauchy cauchy_ log_normal log_normal_ geometric geometric_ "
         # torch.distributions' argument checks: an all/any over booleans
-        "_is_all_true _is_any_true"
+        "_is_all_true _is_any_true "
+        # complex(real, imag) interleaves two tensors; diag_embed, rot90 place values
+        "complex diag_embed rot90"
     ).split()
 )
 # linalg's check of its LAPACK info codes: no work.
@@ -1006,6 +1008,15 @@ def _weight_norm(event: OpEvent, options: CountOptions) -> Cost:
     dim = event.arg(2, "dim", 0)
     groups = 1 if dim == -1 or not v.shape else v.shape[dim]
     return elementwise.weight_norm(v.numel, groups)
+
+
+@formula("renorm")
+def _renorm(event: OpEvent, options: CountOptions) -> Cost:
+    """``renorm(self, p, dim, maxnorm)``: one slice per index of ``dim``."""
+    x = event.args[0]
+    dim = int(event.args[2]) % max(x.ndim, 1)
+    slices = x.shape[dim] if x.ndim else 1
+    return elementwise.renorm(slices, x.numel // max(slices, 1))
 
 
 @formula("_weight_norm_interface_backward")

@@ -101,6 +101,14 @@ PER_ELEMENT: dict[str, int] = {
     "sinc": 3,  # sin(pi*x) / (pi*x): mul, sin, divide
     "frac": 2,  # x - trunc(x)
     "nan_to_num": 3,  # isnan, x == +inf, x == -inf: each a compare and select
+    "heaviside": 1,  # x == 0 ? v : x > 0
+    "deg2rad": 1,
+    "rad2deg": 1,
+    "angle": 1,  # atan2(imag, real) (a real input: a compare)
+    "_conj_physical": 1,  # negate the imaginary part: 1 per complex element
+    "conj_physical": 1,
+    "polar": 4,  # r*cos(t), r*sin(t)
+    "linalg_cross": 3,  # per output element a*b - c*d: 2 multiplies, 1 subtract
     # activations, by their definitions
     "relu": 1,  # max(x, 0)
     "threshold": 1,  # x > t ? x : v
@@ -189,6 +197,14 @@ def weight_norm(numel: int, groups: int) -> Cost:
     and a square root (2L), and ``g / norm`` one divide; then one multiply per element.
     Total 2*numel + groups + numel = 3*numel + groups."""
     return Cost(flops=3 * numel + groups)
+
+
+def renorm(slices: int, length: int) -> Cost:
+    """``torch.renorm(x, p, dim, maxnorm)``: each of ``slices`` sub-tensors of ``length``
+    elements has its p-norm (2L), a compare with maxnorm (1), a factor
+    maxnorm / (norm + 1e-7) (2) and L multiplies: 3L + 3 each (every slice: which exceed
+    maxnorm depends on values)."""
+    return Cost(flops=slices * (3 * length + 3))
 
 
 def weight_norm_backward(numel: int, groups: int) -> Cost:
