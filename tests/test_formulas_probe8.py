@@ -434,9 +434,11 @@ class TestDeformConv2d:
         ptflops = pytest.importorskip("ptflops")
         for mask, bias in ((False, False), (True, True)):
             model = Deformable(mask, bias)
+            # a real input: ptflops' default is an uninitialised tensor, and torchvision's
+            # kernel crashes on garbage offsets
             theirs, _ = ptflops.get_model_complexity_info(
                 model, (2, 8, 8), as_strings=False, print_per_layer_stat=False,
-                backend_specific_config={"count_functional": False},
+                input_constructor=lambda _: {"x": X8}, backend_specific_config={"count_functional": False},
             )  # fmt: skip
             # DeformConv2d: MACs 1,296 + 24 per tap and position 24 * 9 * 36 = 7,776 (25 with a mask)
             assert flopmeter.profile(model, X8).flops_as("ptflops") == theirs
@@ -640,3 +642,35 @@ class TestComplexAndGeometry:
             report = flopmeter.profile(_Fn(fn), (a, b))
             assert report.unsupported_ops() == {}, name
             assert report.flops == flops, name
+
+
+class TestCudaKernelsAndSmallBackwards:
+    def test_fused_cell_backward(self):
+        # CUDA's nn.LSTMCell / nn.GRUCell training step, 2 rows, H = 6 (OpEvents: no GPU here)
+        h, gates = meta(2, 6), meta(2, 24)
+        lstm = event_cost("aten._thnn_fused_lstm_cell_backward_impl", (h, h, h, h, gates, True))
+        # 2*6 units * (21 + 1 for the next step's dc) + the bias sum 24 * (2 - 1)
+        assert lstm.flops == 12 * 22 + 24  # 288
+        lstm = event_cost("aten._thnn_fused_lstm_cell_backward_impl", (h, None, h, h, gates, False))
+        assert lstm.flops == 12 * 21  # no dc from a next step, no bias: 252
+        gru = event_cost("aten._thnn_fused_gru_cell_backward", (h, meta(2, 30), True))
+        assert gru.flops == 12 * 15 + 2 * 18  # two bias sums of 3H: 216
+
+    def test_masked_softmax_and_dropout_kernels(self):
+        x = meta(2, 3, 5)  # 6 rows of 5
+        forward = registry.cost_of(OpEvent("aten._masked_softmax", (x, x, None, None), {}, (x,)))
+        assert forward is not None and forward.flops == 6 * (5 * 5 - 2) + 30  # softmax + masked_fill: 168
+        backward = registry.cost_of(OpEvent("aten._masked_softmax_backward", (x, x, x, None), {}, (x,)))
+        assert backward is not None and backward.flops == 6 * (4 * 5 - 1) + 30  # 144
+        y = meta(3, 4)
+        dropout = registry.cost_of(OpEvent("aten._fused_dropout", (y, 0.1), {}, (y, y)))
+        assert dropout is not None and dropout.flops == 12 * 2  # as native_dropout: 24
+        scale = registry.cost_of(OpEvent("aten._masked_scale", (y, y, 1.1), {}, (y,)))
+        assert scale is not None and scale.flops == 12  # as native_dropout_backward
+
+    def test_logit_backward(self):
+        report = flopmeter.profile(
+            _Scaled(lambda t: torch.logit(t.sigmoid(), eps=1e-6)), torch.randn(3, 5), backward=True
+        )
+        # g / (x * (1 - x)): 3, + the eps range test 2, per element
+        assert op_cost(report, "aten.logit_backward").flops == 15 * 5  # 75

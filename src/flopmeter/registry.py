@@ -621,6 +621,24 @@ def _fused_cell(event: OpEvent, options: CountOptions) -> Cost:
     return recurrent.fused_cell_pointwise(prod(gates.shape[:-1]), mode, hidden, bias=has_bias)
 
 
+@formula("_thnn_fused_lstm_cell_backward_impl")
+def _fused_lstm_cell_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """(grad_hy, grad_cy, cx, cy, workspace, has_bias)."""
+    cx, has_bias = event.args[2], bool(event.args[5])
+    return recurrent.fused_cell_backward(
+        prod(cx.shape[:-1]), "lstm", cx.shape[-1], bias=has_bias, next_c_grad=event.args[1] is not None
+    )
+
+
+@formula("_thnn_fused_gru_cell_backward")
+def _fused_gru_cell_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """(grad_hy, workspace, has_bias)."""
+    grad, has_bias = event.args[0], bool(event.args[2])
+    return recurrent.fused_cell_backward(
+        prod(grad.shape[:-1]), "gru", grad.shape[-1], bias=has_bias, next_c_grad=False
+    )
+
+
 # ----------------------------------------------------------------------- normalization
 def _batch_norm(event: OpEvent, training: bool, weight: Any, running: Any) -> Cost:
     x = event.args[0]
@@ -1854,6 +1872,36 @@ def _upsample_nearest_backward(event: OpEvent, options: CountOptions) -> Cost:
 def _logit(event: OpEvent, options: CountOptions) -> Cost:
     """log(x / (1 - x)): sub, div, log = 3 per element; eps clamps x first (+2)."""
     return elementwise.pointwise(_out_numel(event), 3 if event.arg(1, "eps") is None else 5)
+
+
+@formula("logit_backward")
+def _logit_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """g / (x * (1 - x)): sub, mul, div = 3 per element; with eps, the range test (+2)."""
+    return elementwise.pointwise(_out_numel(event), 3 if event.arg(2, "eps") is None else 5)
+
+
+@formula("_masked_softmax", "_masked_softmax_backward")
+def _masked_softmax(event: OpEvent, options: CountOptions) -> Cost:
+    """softmax (or its backward, 4n - 1 per row) of rows whose masked places are set first:
+    + 1 per element (the masked_fill)."""
+    x = event.args[0]
+    dim_index = 3 if event.op.endswith("_backward") else 2
+    dim = event.arg(dim_index, "dim")
+    dim = (x.ndim - 1) if dim is None else int(dim) % max(x.ndim, 1)
+    length = x.shape[dim] if x.ndim else 1
+    rows = x.numel // max(length, 1)
+    if event.op.endswith("_backward"):
+        return Cost(flops=rows * (4 * length - 1) + x.numel)
+    return elementwise.softmax(rows, length) + Cost(flops=x.numel)
+
+
+@formula("_fused_dropout", "_masked_scale")
+def _dropout_kernels(event: OpEvent, options: CountOptions) -> Cost:
+    """CUDA's older dropout: the mask's compare and the multiply by mask/(1-p), 2 per
+    element, as native_dropout; _masked_scale (its backward), 1 as native_dropout_backward."""
+    name = "native_dropout" if event.op == "aten._fused_dropout" else "native_dropout_backward"
+    table = elementwise.PER_ELEMENT if name == "native_dropout" else elementwise.PER_ELEMENT_BACKWARD
+    return elementwise.pointwise(_out_numel(event), table[name])
 
 
 @formula("glu_backward")

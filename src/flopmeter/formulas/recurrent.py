@@ -104,3 +104,15 @@ def recurrent_backward(
         if bias:
             cost += Cost(flops=2 * gates * (tokens - 1))
     return cost
+
+
+def fused_cell_backward(rows: int, mode: str, hidden_size: int, *, bias: bool, next_c_grad: bool) -> Cost:
+    """The pointwise half of a fused LSTM/GRU cell's gradient (CUDA's
+    _thnn_fused_lstm_cell_backward_impl, _thnn_fused_gru_cell_backward): the gates' gradients
+    from h's (CELL_POINTWISE_BACKWARD per unit; an LSTM adds the next step's gradient of c,
+    1, when given) and the biases' sums over the rows (LSTM one, as b_ih and b_hh get the
+    same; GRU two, its n gate's differ). The projections' gradients are separate mm ops."""
+    per_unit = CELL_POINTWISE_BACKWARD[mode] + (1 if mode == "lstm" and next_c_grad else 0)
+    gates = GATES[mode] * hidden_size
+    sums = (1 if mode == "lstm" else 2) * gates * (rows - 1) if bias and rows else 0
+    return Cost(flops=rows * hidden_size * per_unit + sums)
