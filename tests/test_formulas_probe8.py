@@ -480,6 +480,35 @@ class TestPeers:
             assert counter.get_total_flops() == 0, name
             assert flopmeter.profile(_Fn(fn), args).flops_as("2mac") == ours, name
 
+    def test_fvcore_estimates_einsum_from_numpys_path_and_skips_baddbmm(self):
+        fvcore = pytest.importorskip("fvcore.nn")
+        import logging
+
+        cases = {
+            # torch runs a·W (2*4*5 outputs of 3: 120 MACs), then a bmm over j (2*4 of 5: 40)
+            "einsum": (
+                lambda a, w, b: torch.einsum("bi,oij,bj->bo", a, w, b),
+                (torch.randn(2, 3), torch.randn(4, 3, 5), torch.randn(2, 5)),
+                160,
+                135,  # numpy's optimal path: outer product 30 + 2 * 120 = 270 "FLOPs", halved
+            ),
+            "baddbmm": (
+                torch.baddbmm,
+                (torch.randn(2, 3, 4), torch.randn(2, 3, 5), torch.randn(2, 5, 4)),
+                120,
+                0,
+            ),
+        }
+        logging.disable(logging.WARNING)
+        try:
+            for name, (fn, args, ours, theirs) in cases.items():
+                analysis = fvcore.FlopCountAnalysis(_Fn(fn), args)
+                analysis.unsupported_ops_warnings(False)
+                assert analysis.total() == theirs, name
+                assert flopmeter.profile(_Fn(fn), args).flops_as("mac") == ours, name
+        finally:
+            logging.disable(logging.NOTSET)
+
 
 class TestComplex:
     def test_complex_conv_is_counted_as_the_three_real_convs_torch_runs(self):
