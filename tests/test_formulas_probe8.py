@@ -256,6 +256,13 @@ class TestDataOps:
         assert op_cost(report, "aten.max_unpool2d").flops == 0
         assert op_cost(report, "aten.max_pool2d_with_indices").flops == 8 * 3  # 8 outputs of 4: 24
 
+    def test_merging_image_features_into_embeddings_is_data_both_ways(self):
+        mask = torch.zeros(2, 5, 4, dtype=torch.bool)
+        mask[:, 1:3] = True  # 16 places take 16 features (learned: they need a gradient)
+        merge = _Scaled(lambda e: e.masked_scatter(mask, e[0, :4]))
+        report = flopmeter.profile(merge, torch.randn(2, 5, 4), backward=True)
+        assert op_cost(report, "aten.masked_scatter_backward").flops == 0
+
     def test_a_sparse_embedding_gradient_is_data(self):
         report = flopmeter.profile(
             nn.Embedding(10, 4, sparse=True), torch.tensor([[1, 2, 2, 3]]), backward=True

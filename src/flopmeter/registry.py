@@ -108,8 +108,10 @@ DATA_OPS |= frozenset(
         "_sample_dirichlet cauchy cauchy_ log_normal log_normal_ geometric geometric_ "
         # torch.distributions' argument checks: an all/any over booleans
         "_is_all_true _is_any_true "
-        # complex(real, imag) interleaves two tensors; diag_embed, rot90 place values
-        "complex diag_embed rot90"
+        # complex(real, imag) interleaves two tensors; diag_embed, rot90 place values;
+        # masked_scatter's gradient for its source gathers the masked places (a VLM's
+        # image features merged into the text embeddings)
+        "complex diag_embed rot90 masked_scatter_backward"
     ).split()
 )
 # linalg's check of its LAPACK info codes: no work.
