@@ -451,6 +451,29 @@ class TestDeformConv2d:
             assert flopmeter.profile(model, X8).flops_as("ptflops") == theirs
 
 
+class PositionSensitive(nn.Module):
+    """R-FCN's head: position-sensitive RoIAlign of a conv's 8 maps into 2 x (2x2 bins)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 8, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import torchvision
+
+        rois = torch.tensor([[0, 0.0, 0.0, 4.0, 4.0], [0, 1.0, 1.0, 7.0, 6.0]])
+        return torchvision.ops.ps_roi_align(self.conv(x), rois, (2, 2), 1.0, 2)
+
+
+def test_position_sensitive_roi_align_counts_as_roi_align():
+    report = flopmeter.profile(PositionSensitive(), X8, backward=True)
+    # 2 regions x 2 output channels x 4 bins = 16 outputs, S = 2*2 samples: 16 * 8*4 = 512;
+    # 2 * 4 bins * 4 samples = 32 sample points * 8 = 256
+    assert op_cost(report, "torchvision.ps_roi_align").flops == 512 + 256  # 768
+    # backward: 16 * (8*4 + 1) + 256 = 784
+    assert op_cost(report, "torchvision._ps_roi_align_backward").flops == 16 * 33 + 256
+
+
 # ---------------------------------------------------------------------------- RMSNorm (CUDA)
 class TestFusedRmsNormBackward:
     def test_cuda_kernel_backward(self):

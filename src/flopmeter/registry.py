@@ -1635,6 +1635,16 @@ def _roi_align_backward(event: OpEvent, options: CountOptions) -> Cost:
     )
 
 
+def _ps_roi_align_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """torchvision._ps_roi_align_backward(grad (K, C_out, PH, PW), rois, channel_mapping,
+    spatial_scale, PH, PW, sampling_ratio, ...): as RoIAlign's, per output gradient."""
+    grad = event.arg(0, "grad")
+    ratio = int(event.arg(6, "sampling_ratio", -1))
+    return detection.roi_align_backward(
+        grad.shape[0], grad.shape[1], grad.shape[2] * grad.shape[3], ratio * ratio if ratio > 0 else 1
+    )
+
+
 def _deform_shapes(event: OpEvent, first: int) -> tuple[TensorMeta, TensorMeta, TensorMeta, bool, bool]:
     """(input, weight, offset, use_mask, a layer's bias) of deform_conv2d or its backward,
     whose arguments start one later (after grad). torchvision passes zeros for a layer
@@ -1675,6 +1685,10 @@ _HANDLERS["torchvision.nms"] = _nms
 _HANDLERS["torchvision.roi_align"] = _roi_align
 _HANDLERS["torchvision._roi_align_backward"] = _roi_align_backward
 _HANDLERS["torchvision.deform_conv2d"] = _deform_conv2d
+# Position-sensitive RoIAlign (R-FCN): output channel c of bin b reads input channel c*PH*PW + b,
+# at the bin's sample points; the same counts per output element and per sample point.
+_HANDLERS["torchvision.ps_roi_align"] = _roi_align
+_HANDLERS["torchvision._ps_roi_align_backward"] = _ps_roi_align_backward
 _HANDLERS["torchvision._deform_conv2d_backward"] = _deform_conv2d_backward
 
 
