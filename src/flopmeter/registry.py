@@ -1212,7 +1212,7 @@ def _softmax_backward(event: OpEvent, options: CountOptions) -> Cost:
     grad = event.args[0]
     dim = int(event.arg(2, "dim", -1)) % max(grad.ndim, 1)
     length = grad.shape[dim] if grad.ndim else 1
-    return Cost(flops=(grad.numel // max(length, 1)) * (4 * length - 1))
+    return elementwise.softmax_backward(grad.numel // max(length, 1), length)
 
 
 @formula(
@@ -1907,7 +1907,7 @@ def _masked_softmax(event: OpEvent, options: CountOptions) -> Cost:
     length = x.shape[dim] if x.ndim else 1
     rows = x.numel // max(length, 1)
     if event.op.endswith("_backward"):
-        return Cost(flops=rows * (4 * length - 1) + x.numel)
+        return elementwise.softmax_backward(rows, length) + Cost(flops=x.numel)
     return elementwise.softmax(rows, length) + Cost(flops=x.numel)
 
 

@@ -199,6 +199,12 @@ def weight_norm(numel: int, groups: int) -> Cost:
     return Cost(flops=3 * numel + groups)
 
 
+def softmax_backward(rows: int, length: int) -> Cost:
+    """The gradient of softmax over rows of ``length``: g*y - y*sum(g*y); of log_softmax:
+    g - exp(y)*sum(g). 4n - 1 per row either way."""
+    return Cost(flops=rows * (4 * length - 1))
+
+
 def renorm(slices: int, length: int) -> Cost:
     """``torch.renorm(x, p, dim, maxnorm)``: each of ``slices`` sub-tensors of ``length``
     elements has its p-norm (2L), a compare with maxnorm (1), a factor
