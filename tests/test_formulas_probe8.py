@@ -733,3 +733,21 @@ class TestCudaKernelsAndSmallBackwards:
         )
         # g / (x * (1 - x)): 3, + the eps range test 2, per element
         assert op_cost(report, "aten.logit_backward").flops == 15 * 5  # 75
+
+
+class TestSearchAndUnique:
+    def test_binary_searches_compare_floats(self):
+        cdf, u = torch.rand(4, 8).sort(-1)[0], torch.rand(4, 16)  # NeRF's hierarchical sampling
+        report = flopmeter.profile(_Fn(lambda c, q: torch.searchsorted(c, q, right=True)), (cdf, u))
+        assert op_cost(report, "aten.searchsorted").flops == 64 * 4  # 64 queries * ceil(log2 9) = 256
+        report = flopmeter.profile(_Fn(torch.bucketize), (torch.rand(3, 5), torch.linspace(0, 1, 7)))
+        assert op_cost(report, "aten.bucketize").flops == 15 * 3  # ceil(log2 8) = 3: 45
+        report = flopmeter.profile(_Fn(torch.bucketize), (torch.randint(0, 9, (3, 5)), torch.arange(7)))
+        assert op_cost(report, "aten.bucketize").flops == 0  # integers: not floating point
+
+    def test_unique_sorts_then_compares_neighbours(self):
+        x = torch.randn(10)
+        report = flopmeter.profile(_Fn(torch.unique), x, shapes_only=False)
+        assert op_cost(report, "aten._unique2").flops == 10 * 4 + 9  # sort 10*ceil(log2 10) + 9: 49
+        report = flopmeter.profile(_Fn(torch.unique_consecutive), x, shapes_only=False)
+        assert op_cost(report, "aten.unique_consecutive").flops == 9

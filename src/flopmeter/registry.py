@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from math import ceil, log2, prod
+from math import prod
 from typing import Any
 
 from .cost import Cost
@@ -88,9 +88,9 @@ DATA_OPS = frozenset(
         "tile scatter index_put _index_put_impl index_copy masked_select slice_scatter select_scatter "
         "diagonal_scatter as_strided_scatter masked_scatter nonzero tril triu "
         "pixel_shuffle pixel_unshuffle channel_shuffle native_channel_shuffle im2col "
-        "_unsafe_index _unsafe_index_put bucketize searchsorted one_hot randn rand randint randperm "
+        "_unsafe_index _unsafe_index_put one_hot randn rand randint randperm "
         "normal_ uniform_ random_ exponential_ bernoulli masked_fill_ index_fill "
-        "_pin_memory lift unique_consecutive _unique2 unique_dim select_backward slice_backward "
+        "_pin_memory lift unique_dim select_backward slice_backward "
         "diagonal_backward as_strided_backward index_select_backward"
     ).split()
 ) | frozenset("aten." + name for name in elementwise.FILL_OPS)
@@ -1123,7 +1123,23 @@ def _sort(event: OpEvent, options: CountOptions) -> Cost:
         dim = int(event.arg(dim_at, "dim", -1)) % max(x.ndim, 1)
         length = x.shape[dim] if x.ndim else 1
         rows = x.numel // max(length, 1)
-    return Cost(flops=rows * length * ceil(log2(length)) if length > 1 else 0)
+    return elementwise.sort_comparisons(rows, length)
+
+
+@formula("bucketize", "searchsorted")
+def _binary_search(event: OpEvent, options: CountOptions) -> Cost:
+    """bucketize(values, boundaries (B,)); searchsorted(sorted_sequence (..., B), values):
+    one binary search per value (NeRF's hierarchical sampling, binned encodings)."""
+    first, second = event.args[0], event.args[1]
+    boundaries = second if event.op.startswith("aten.bucketize") else first
+    length = boundaries.shape[-1] if isinstance(boundaries, TensorMeta) and boundaries.ndim else 1
+    return elementwise.binary_search(_out_numel(event), length)
+
+
+@formula("_unique2", "unique_consecutive")
+def _unique(event: OpEvent, options: CountOptions) -> Cost:
+    """torch.unique (sorted) and unique_consecutive of the flattened input (no dim)."""
+    return elementwise.unique(event.args[0].numel, consecutive="consecutive" in event.op)
 
 
 @formula("embedding", "index_select", "gather", "index", "take", "_unsafe_index")

@@ -8,6 +8,8 @@ a composite activation costs the operations of its definition.
 
 from __future__ import annotations
 
+from math import ceil, log2
+
 from ..cost import Cost
 
 # FLOPs per output element, with the definition that gives the count.
@@ -203,6 +205,24 @@ def softmax_backward(rows: int, length: int) -> Cost:
     """The gradient of softmax over rows of ``length``: g*y - y*sum(g*y); of log_softmax:
     g - exp(y)*sum(g). 4n - 1 per row either way."""
     return Cost(flops=rows * (4 * length - 1))
+
+
+def sort_comparisons(rows: int, length: int) -> Cost:
+    """A comparison sort of ``rows`` rows of ``length``: n*ceil(log2 n) per row (an estimate)."""
+    return Cost(flops=rows * length * ceil(log2(length)) if length > 1 else 0)
+
+
+def binary_search(queries: int, length: int) -> Cost:
+    """``bucketize`` / ``searchsorted``: each query's binary search among ``length`` sorted
+    boundaries, ceil(log2(length + 1)) comparisons (the most it takes)."""
+    return Cost(flops=queries * ceil(log2(length + 1)) if length > 0 else 0)
+
+
+def unique(elements: int, *, consecutive: bool) -> Cost:
+    """``torch.unique`` sorts (sort_comparisons) then compares neighbours (n - 1);
+    ``unique_consecutive`` only compares neighbours."""
+    neighbours = Cost(flops=max(elements - 1, 0))
+    return neighbours if consecutive else sort_comparisons(1, elements) + neighbours
 
 
 def renorm(slices: int, length: int) -> Cost:
