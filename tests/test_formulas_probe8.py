@@ -751,3 +751,11 @@ class TestSearchAndUnique:
         assert op_cost(report, "aten._unique2").flops == 10 * 4 + 9  # sort 10*ceil(log2 10) + 9: 49
         report = flopmeter.profile(_Fn(torch.unique_consecutive), x, shapes_only=False)
         assert op_cost(report, "aten.unique_consecutive").flops == 9
+
+
+def test_in_place_masked_fill_counts_as_masked_fill():
+    x, mask = torch.randn(3, 5), torch.rand(3, 5) > 0.5
+    out_of_place = flopmeter.profile(_Fn(lambda t: t.masked_fill(mask, 0.0)), x)
+    in_place = flopmeter.profile(_Fn(lambda t: t.clone().masked_fill_(mask, 0.0)), x)
+    assert op_cost(out_of_place, "aten.masked_fill").flops == 15  # a select per element
+    assert op_cost(in_place, "aten.masked_fill_").flops == 15  # was 0 (listed as a data op)

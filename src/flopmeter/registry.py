@@ -89,7 +89,7 @@ DATA_OPS = frozenset(
         "diagonal_scatter as_strided_scatter masked_scatter nonzero tril triu "
         "pixel_shuffle pixel_unshuffle channel_shuffle native_channel_shuffle im2col "
         "_unsafe_index _unsafe_index_put one_hot randn rand randint randperm "
-        "normal_ uniform_ random_ exponential_ bernoulli masked_fill_ index_fill "
+        "normal_ uniform_ random_ exponential_ bernoulli index_fill "
         "_pin_memory lift unique_dim select_backward slice_backward "
         "diagonal_backward as_strided_backward index_select_backward"
     ).split()
