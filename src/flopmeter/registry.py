@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from math import ceil, log2, prod
+from math import prod
 from typing import Any
 
 from .cost import Cost
@@ -25,6 +25,7 @@ from .formulas import (
     detection,
     distance,
     elementwise,
+    embedding,
     normalization,
     pooling,
     quantized,
@@ -87,12 +88,34 @@ DATA_OPS = frozenset(
         "tile scatter index_put _index_put_impl index_copy masked_select slice_scatter select_scatter "
         "diagonal_scatter as_strided_scatter masked_scatter nonzero tril triu "
         "pixel_shuffle pixel_unshuffle channel_shuffle native_channel_shuffle im2col "
-        "_unsafe_index _unsafe_index_put bucketize searchsorted one_hot randn rand randint randperm "
-        "normal_ uniform_ random_ exponential_ bernoulli masked_fill_ index_fill "
-        "_pin_memory lift unique_consecutive _unique2 unique_dim select_backward slice_backward "
+        "_unsafe_index _unsafe_index_put one_hot randn rand randint randperm "
+        "normal_ uniform_ random_ exponential_ bernoulli index_fill "
+        "_pin_memory lift unique_dim select_backward slice_backward "
         "diagonal_backward as_strided_backward index_select_backward"
     ).split()
 ) | frozenset("aten." + name for name in elementwise.FILL_OPS)
+
+# Probe 8: packing a padded batch for an RNN (and its gradient, the unpacking), unpooling
+# (a scatter of values to their argmax positions), a sparse gradient's construction, random
+# draws and boolean checks: data.
+DATA_OPS |= frozenset(
+    "aten." + name
+    for name in (
+        "_pack_padded_sequence _pack_padded_sequence_backward _pad_packed_sequence "
+        "max_unpool2d max_unpool3d _sparse_coo_tensor_with_dims_and_tensors "
+        # random draws (0 FLOPs, as randn): a VAE's or a diffusion step's noise, sampling
+        "randn_like rand_like randint_like normal multinomial poisson binomial _standard_gamma "
+        "_sample_dirichlet cauchy cauchy_ log_normal log_normal_ geometric geometric_ "
+        # torch.distributions' argument checks: an all/any over booleans
+        "_is_all_true _is_any_true "
+        # complex(real, imag) interleaves two tensors; diag_embed, rot90 place values;
+        # masked_scatter's gradient for its source gathers the masked places (a VLM's
+        # image features merged into the text embeddings)
+        "complex diag_embed rot90 masked_scatter_backward"
+    ).split()
+)
+# linalg's check of its LAPACK info codes: no work.
+VIEW_OPS |= frozenset({"aten._linalg_check_errors"})
 
 
 def formula(*ops: str) -> Callable[[Handler], Handler]:
@@ -295,6 +318,20 @@ def _addmm(event: OpEvent, options: CountOptions) -> Cost:
         gelu = bool(event.arg(5, "use_gelu", False))
         cost += elementwise.pointwise(_out_numel(event), elementwise.PER_ELEMENT["gelu" if gelu else "relu"])
     return cost
+
+
+@formula("addr")
+def _addr(event: OpEvent, options: CountOptions) -> Cost:
+    """``beta*M + alpha*outer(x, y)``: a matmul of (m x 1) by (1 x n), as ``addmm``."""
+    x, y = event.args[1], event.args[2]
+    adds, extras = _alpha_beta_extras(event, x.numel * y.numel, 3, 4)
+    return contraction.matmul(1, x.numel, 1, y.numel, bias_adds=adds, extra_scalings=extras)
+
+
+@formula("trace")
+def _trace(event: OpEvent, options: CountOptions) -> Cost:
+    """The sum of the diagonal of an (m x n) matrix: min(m, n) - 1 adds."""
+    return elementwise.reduction(1, min(event.args[0].shape))
 
 
 @formula("bmm")
@@ -525,6 +562,58 @@ def _cudnn_rnn(event: OpEvent, options: CountOptions) -> Cost:
     return total
 
 
+@formula("mkldnn_rnn_layer_backward")
+def _mkldnn_rnn_layer_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """The gradient of one layer in one direction (the CPU kernel computes every gradient)."""
+    x, w_ih = event.args[0], event.args[1]
+    mode = _RNN_MODES[int(event.args[14])]
+    hidden, has_bias = int(event.args[15]), bool(event.args[17])
+    tokens = x.numel // max(x.shape[-1], 1)
+    hx = event.args[5]
+    return recurrent.recurrent_backward(
+        mode,
+        w_ih.shape[1],
+        hidden,
+        tokens,
+        bias=has_bias,
+        sequences=hx.shape[-2] if hx.ndim > 1 else 1,
+        final_h_grad=event.args[11] is not None,
+        final_c_grad=event.args[12] is not None,
+    )
+
+
+@formula("_cudnn_rnn_backward")
+def _cudnn_rnn_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """All layers and directions; the weight gradients only when ``output_mask[3]`` asks.
+    A bidirectional layer's input gradient is the sum of its two directions' (1 add each)."""
+    x, weights, hx = event.args[0], event.args[1], event.args[4]
+    mode = _RNN_MODES[int(event.args[10])]
+    hidden, proj, layers = int(event.args[11]), int(event.args[12] or 0), int(event.args[13])
+    directions = 2 if bool(event.args[17]) else 1
+    mask = event.arg(21, "output_mask", [True, True, True, True])
+    per_cell = len(weights) // (layers * directions)
+    has_bias = per_cell - (1 if proj else 0) == 4
+    tokens = x.numel // max(x.shape[-1], 1)
+    total = Cost()
+    for layer in range(layers):
+        size_in = x.shape[-1] if layer == 0 else (proj or hidden) * directions
+        step = recurrent.recurrent_backward(
+            mode,
+            size_in,
+            hidden,
+            tokens,
+            bias=has_bias,
+            proj_size=proj,
+            weights=bool(mask[3]),
+            sequences=hx.shape[-2] if hx.ndim > 1 else 1,
+            final_h_grad=event.args[8] is not None,
+            final_c_grad=event.args[9] is not None,
+        )
+        # the directions' gradients of the layer's input summed: (directions - 1) adds each
+        total += step.scaled(directions) + Cost(flops=(directions - 1) * tokens * size_in)
+    return total
+
+
 @formula("_thnn_fused_lstm_cell", "_thnn_fused_gru_cell")
 def _fused_cell(event: OpEvent, options: CountOptions) -> Cost:
     gates = event.args[0]
@@ -532,6 +621,24 @@ def _fused_cell(event: OpEvent, options: CountOptions) -> Cost:
     hidden = gates.shape[-1] // recurrent.GATES[mode]
     has_bias = _tensor(event, 3, "input_bias") is not None
     return recurrent.fused_cell_pointwise(prod(gates.shape[:-1]), mode, hidden, bias=has_bias)
+
+
+@formula("_thnn_fused_lstm_cell_backward_impl")
+def _fused_lstm_cell_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """(grad_hy, grad_cy, cx, cy, workspace, has_bias)."""
+    cx, has_bias = event.args[2], bool(event.args[5])
+    return recurrent.fused_cell_backward(
+        prod(cx.shape[:-1]), "lstm", cx.shape[-1], bias=has_bias, next_c_grad=event.args[1] is not None
+    )
+
+
+@formula("_thnn_fused_gru_cell_backward")
+def _fused_gru_cell_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """(grad_hy, workspace, has_bias)."""
+    grad, has_bias = event.args[0], bool(event.args[2])
+    return recurrent.fused_cell_backward(
+        prod(grad.shape[:-1]), "gru", grad.shape[-1], bias=has_bias, next_c_grad=False
+    )
 
 
 # ----------------------------------------------------------------------- normalization
@@ -606,6 +713,18 @@ def _rms_norm(event: OpEvent, options: CountOptions) -> Cost:
     size = prod(shape)
     return normalization.rms_norm(
         x.numel // max(size, 1), size, weight=_tensor(event, 2, "weight") is not None
+    )
+
+
+@formula("_fused_rms_norm_backward")
+def _rms_norm_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """(grad_out, input, normalized_shape, rstd, weight, output_mask): CUDA's fused RMSNorm."""
+    mask = event.arg(5, "output_mask", [True, True])
+    return normalization.rms_norm_backward(
+        event.args[1].numel,
+        weight=_tensor(event, 4, "weight") is not None,
+        input_grad=bool(mask[0]),
+        weight_grad=bool(mask[1]),
     )
 
 
@@ -835,7 +954,6 @@ _ELEMENTWISE_ALIASES = {
     "rrelu_with_noise": "rrelu",  # training: a random slope (a draw, 0) then compare, multiply
     "subtract": "sub",
     "special_erf": "erf",
-    "xlogy": "mul",
     "sgn": "sign",
 }
 
@@ -910,6 +1028,23 @@ def _weight_norm(event: OpEvent, options: CountOptions) -> Cost:
     dim = event.arg(2, "dim", 0)
     groups = 1 if dim == -1 or not v.shape else v.shape[dim]
     return elementwise.weight_norm(v.numel, groups)
+
+
+@formula("renorm")
+def _renorm(event: OpEvent, options: CountOptions) -> Cost:
+    """``renorm(self, p, dim, maxnorm)``: one slice per index of ``dim``."""
+    x = event.args[0]
+    dim = int(event.args[2]) % max(x.ndim, 1)
+    slices = x.shape[dim] if x.ndim else 1
+    return elementwise.renorm(slices, x.numel // max(slices, 1))
+
+
+@formula("_weight_norm_interface_backward")
+def _weight_norm_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """``_weight_norm_interface_backward(grad_w, saved_v, saved_g, saved_norms, dim)``: one
+    slice per element of ``saved_norms``."""
+    v, norms = event.arg(1, "saved_v"), event.arg(3, "saved_norms")
+    return elementwise.weight_norm_backward(v.numel, norms.numel)
 
 
 @formula("mean", "nanmean")
@@ -988,7 +1123,23 @@ def _sort(event: OpEvent, options: CountOptions) -> Cost:
         dim = int(event.arg(dim_at, "dim", -1)) % max(x.ndim, 1)
         length = x.shape[dim] if x.ndim else 1
         rows = x.numel // max(length, 1)
-    return Cost(flops=rows * length * ceil(log2(length)) if length > 1 else 0)
+    return elementwise.sort_comparisons(rows, length)
+
+
+@formula("bucketize", "searchsorted")
+def _binary_search(event: OpEvent, options: CountOptions) -> Cost:
+    """bucketize(values, boundaries (B,)); searchsorted(sorted_sequence (..., B), values):
+    one binary search per value (NeRF's hierarchical sampling, binned encodings)."""
+    first, second = event.args[0], event.args[1]
+    boundaries = second if event.op.startswith("aten.bucketize") else first
+    length = boundaries.shape[-1] if isinstance(boundaries, TensorMeta) and boundaries.ndim else 1
+    return elementwise.binary_search(_out_numel(event), length)
+
+
+@formula("_unique2", "unique_consecutive")
+def _unique(event: OpEvent, options: CountOptions) -> Cost:
+    """torch.unique (sorted) and unique_consecutive of the flattened input (no dim)."""
+    return elementwise.unique(event.args[0].numel, consecutive="consecutive" in event.op)
 
 
 @formula("embedding", "index_select", "gather", "index", "take", "_unsafe_index")
@@ -1018,6 +1169,44 @@ def _embedding_bag(event: OpEvent, options: CountOptions) -> Cost:
     )
 
 
+@formula("_embedding_bag_backward", "_embedding_bag_dense_backward", "_embedding_bag_sparse_backward")
+def _embedding_bag_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """embedding.embedding_bag_backward; the three schemas place mode, sparse and the
+    per-sample weights differently."""
+    grad, indices = event.args[0], event.args[1]
+    name = event.op.removeprefix("aten.")
+    mode_index, weights_index = {
+        "_embedding_bag_backward": (8, 10),
+        "_embedding_bag_dense_backward": (7, 8),
+        "_embedding_bag_sparse_backward": (7, 8),
+    }[name]
+    if name == "_embedding_bag_backward":
+        sparse = bool(event.arg(9, "sparse", False))
+    else:
+        sparse = name == "_embedding_bag_sparse_backward"
+    return embedding.embedding_bag_backward(
+        grad.shape[0] if grad.ndim > 1 else 1,
+        grad.shape[-1] if grad.ndim else 1,
+        indices.numel,
+        mode=int(event.arg(mode_index, "mode", 0)),
+        weighted=_tensor(event, weights_index, "per_sample_weights") is not None,
+        sparse=sparse,
+    )
+
+
+@formula("embedding_renorm")
+def _embedding_renorm(event: OpEvent, options: CountOptions) -> Cost:
+    """``embedding_renorm_(weight, indices, max_norm, norm_type)``."""
+    weight, indices = event.args[0], event.args[1]
+    return embedding.embedding_renorm(indices.numel, weight.shape[-1] if weight.ndim else 1)
+
+
+@formula("_embedding_bag_per_sample_weights_backward")
+def _per_sample_weights_backward(event: OpEvent, options: CountOptions) -> Cost:
+    grad, indices = event.args[0], event.args[2]
+    return embedding.per_sample_weights_backward(indices.numel, grad.shape[-1] if grad.ndim else 1)
+
+
 # ------------------------------------------------------------------------------ backward
 @formula(*elementwise.PER_ELEMENT_BACKWARD)
 def _activation_backward(event: OpEvent, options: CountOptions) -> Cost:
@@ -1039,7 +1228,7 @@ def _softmax_backward(event: OpEvent, options: CountOptions) -> Cost:
     grad = event.args[0]
     dim = int(event.arg(2, "dim", -1)) % max(grad.ndim, 1)
     length = grad.shape[dim] if grad.ndim else 1
-    return Cost(flops=(grad.numel // max(length, 1)) * (4 * length - 1))
+    return elementwise.softmax_backward(grad.numel // max(length, 1), length)
 
 
 @formula(
@@ -1098,8 +1287,23 @@ def _max_pool_backward(event: OpEvent, options: CountOptions) -> Cost:
     "_adaptive_avg_pool3d_backward",
 )
 def _avg_pool_backward(event: OpEvent, options: CountOptions) -> Cost:
-    """Each input-gradient element: its share (divide) accumulated (add): 2 per element."""
-    return Cost(flops=2 * _out_numel(event))
+    """(grad_output, self, [kernel_size, stride, padding, ...]): pooling.avg_pool_backward,
+    windows clipped to the input (padded cells receive nothing)."""
+    grad, x = event.args[0], event.args[1]
+    dims = 3 if "3d" in event.op else 2
+    ins, outs = x.shape[-dims:], grad.shape[-dims:]
+    if "adaptive" in event.op:
+        hits = [pooling.adaptive_hits(i, o) for i, o in zip(ins, outs, strict=True)]
+    else:
+        kernel = _per_dim(event.arg(2, "kernel_size"), dims, 1)
+        stride = _per_dim(event.arg(3, "stride") or kernel, dims, 1)
+        padding = _per_dim(event.arg(4, "padding", 0), dims, 0)
+        hits = [
+            contraction.scatter_hits(i, o, k, s, p, 1)
+            for i, o, k, s, p in zip(ins, outs, kernel, stride, padding, strict=True)
+        ]
+    planes = grad.numel // max(prod(outs), 1)
+    return pooling.avg_pool_backward(planes, prod(outs), hits)
 
 
 def _sdpa_backward(event: OpEvent, options: CountOptions, causal: Any) -> Cost:
@@ -1447,9 +1651,61 @@ def _roi_align_backward(event: OpEvent, options: CountOptions) -> Cost:
     )
 
 
+def _ps_roi_align_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """torchvision._ps_roi_align_backward(grad (K, C_out, PH, PW), rois, channel_mapping,
+    spatial_scale, PH, PW, sampling_ratio, ...): as RoIAlign's, per output gradient."""
+    grad = event.arg(0, "grad")
+    ratio = int(event.arg(6, "sampling_ratio", -1))
+    return detection.roi_align_backward(
+        grad.shape[0], grad.shape[1], grad.shape[2] * grad.shape[3], ratio * ratio if ratio > 0 else 1
+    )
+
+
+def _deform_shapes(event: OpEvent, first: int) -> tuple[TensorMeta, TensorMeta, TensorMeta, bool, bool]:
+    """(input, weight, offset, use_mask, a layer's bias) of deform_conv2d or its backward,
+    whose arguments start one later (after grad). torchvision passes zeros for a layer
+    without bias: only a parameter (or buffer) counts as one."""
+    x, weight, offset = event.args[first], event.args[first + 1], event.args[first + 2]
+    bias = event.args[first + 4]
+    has_bias = isinstance(bias, TensorMeta) and bias.role != "activation"
+    return x, weight, offset, bool(event.args[first + 13]), has_bias
+
+
+def _deform_conv2d(event: OpEvent, options: CountOptions) -> Cost:
+    """torchvision.deform_conv2d(input, weight, offset, mask, bias, stride_h, stride_w,
+    pad_h, pad_w, dilation_h, dilation_w, groups, offset_groups, use_mask)."""
+    x, weight, offset, mask, bias = _deform_shapes(event, 0)
+    out = _out(event)
+    taps = weight.numel // max(weight.shape[0] * weight.shape[1], 1)
+    positions = out.numel // max(out.shape[1], 1)
+    return detection.deform_conv2d(
+        out.numel, weight.numel // max(weight.shape[0], 1), x.shape[1] * taps * positions,
+        offset.numel // 2, taps * positions, mask=mask, bias=bias,
+    )  # fmt: skip
+
+
+def _deform_conv2d_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """torchvision._deform_conv2d_backward(grad, input, weight, offset, mask, bias, ...)."""
+    grad = event.args[0]
+    x, weight, offset, mask, bias = _deform_shapes(event, 1)
+    groups = int(event.args[12])
+    taps = weight.numel // max(weight.shape[0] * weight.shape[1], 1)
+    positions = grad.numel // max(grad.shape[1], 1)
+    return detection.deform_conv2d_backward(
+        grad.shape[1], grad.shape[1] // max(groups, 1), weight.numel, positions,
+        x.shape[1] * taps * positions, offset.numel // 2, mask=mask, bias=bias,
+    )  # fmt: skip
+
+
 _HANDLERS["torchvision.nms"] = _nms
 _HANDLERS["torchvision.roi_align"] = _roi_align
 _HANDLERS["torchvision._roi_align_backward"] = _roi_align_backward
+_HANDLERS["torchvision.deform_conv2d"] = _deform_conv2d
+# Position-sensitive RoIAlign (R-FCN): output channel c of bin b reads input channel c*PH*PW + b,
+# at the bin's sample points; the same counts per output element and per sample point.
+_HANDLERS["torchvision.ps_roi_align"] = _roi_align
+_HANDLERS["torchvision._ps_roi_align_backward"] = _ps_roi_align_backward
+_HANDLERS["torchvision._deform_conv2d_backward"] = _deform_conv2d_backward
 
 
 # ------------------------------------------------------------------ indexed writes
@@ -1544,6 +1800,28 @@ def _reduction(event: OpEvent, index: int) -> int:
     return int(event.arg(index, "reduction", loss_formulas.MEAN))
 
 
+@formula("_ctc_loss")
+def _ctc_loss(event: OpEvent, options: CountOptions) -> Cost:
+    """_ctc_loss(log_probs (T, N, C) or (T, C), targets, input_lengths, target_lengths, ...)
+    -> (nll, log_alpha (N, T, 2S + 1))."""
+    batch, time, states = _ctc_sizes(event.outputs[1])
+    return loss_formulas.ctc_loss(batch, time, states)
+
+
+@formula("_ctc_loss_backward")
+def _ctc_loss_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """_ctc_loss_backward(grad, log_probs, targets, input_lengths, target_lengths, nll,
+    log_alpha, blank, ...)."""
+    batch, time, states = _ctc_sizes(event.args[6])
+    return loss_formulas.ctc_loss_backward(batch, time, states, event.args[1].shape[-1])
+
+
+def _ctc_sizes(log_alpha: TensorMeta) -> tuple[int, int, int]:
+    """(sequences, frames, states) from log_alpha's shape (N, T, 2S + 1) or (T, 2S + 1)."""
+    batch = log_alpha.shape[0] if log_alpha.ndim == 3 else 1
+    return batch, log_alpha.shape[-2], log_alpha.shape[-1]
+
+
 @formula("nll_loss_forward", "nll_loss2d_forward", "nll_loss", "nll_loss2d")
 def _nll_loss(event: OpEvent, options: CountOptions) -> Cost:
     """(self, target, weight, reduction, ignore_index): one sample per target element."""
@@ -1626,6 +1904,36 @@ def _upsample_nearest_backward(event: OpEvent, options: CountOptions) -> Cost:
 def _logit(event: OpEvent, options: CountOptions) -> Cost:
     """log(x / (1 - x)): sub, div, log = 3 per element; eps clamps x first (+2)."""
     return elementwise.pointwise(_out_numel(event), 3 if event.arg(1, "eps") is None else 5)
+
+
+@formula("logit_backward")
+def _logit_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """g / (x * (1 - x)): sub, mul, div = 3 per element; with eps, the range test (+2)."""
+    return elementwise.pointwise(_out_numel(event), 3 if event.arg(2, "eps") is None else 5)
+
+
+@formula("_masked_softmax", "_masked_softmax_backward")
+def _masked_softmax(event: OpEvent, options: CountOptions) -> Cost:
+    """softmax (or its backward, 4n - 1 per row) of rows whose masked places are set first:
+    + 1 per element (the masked_fill)."""
+    x = event.args[0]
+    dim_index = 3 if event.op.endswith("_backward") else 2
+    dim = event.arg(dim_index, "dim")
+    dim = (x.ndim - 1) if dim is None else int(dim) % max(x.ndim, 1)
+    length = x.shape[dim] if x.ndim else 1
+    rows = x.numel // max(length, 1)
+    if event.op.endswith("_backward"):
+        return elementwise.softmax_backward(rows, length) + Cost(flops=x.numel)
+    return elementwise.softmax(rows, length) + Cost(flops=x.numel)
+
+
+@formula("_fused_dropout", "_masked_scale")
+def _dropout_kernels(event: OpEvent, options: CountOptions) -> Cost:
+    """CUDA's older dropout: the mask's compare and the multiply by mask/(1-p), 2 per
+    element, as native_dropout; _masked_scale (its backward), 1 as native_dropout_backward."""
+    name = "native_dropout" if event.op == "aten._fused_dropout" else "native_dropout_backward"
+    table = elementwise.PER_ELEMENT if name == "native_dropout" else elementwise.PER_ELEMENT_BACKWARD
+    return elementwise.pointwise(_out_numel(event), table[name])
 
 
 @formula("glu_backward")

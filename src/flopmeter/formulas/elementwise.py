@@ -8,6 +8,8 @@ a composite activation costs the operations of its definition.
 
 from __future__ import annotations
 
+from math import ceil, log2
+
 from ..cost import Cost
 
 # FLOPs per output element, with the definition that gives the count.
@@ -75,6 +77,40 @@ PER_ELEMENT: dict[str, int] = {
     "sinh": 1,
     "cosh": 1,
     "pow": 1,
+    "asinh": 1,
+    "acosh": 1,
+    "atanh": 1,
+    "lgamma": 1,  # special functions (distributions' log-densities, windows): 1 each, as erf
+    "digamma": 1,
+    "polygamma": 1,
+    "i0": 1,
+    "special_i0e": 1,
+    "special_i1": 1,
+    "special_i1e": 1,
+    "special_ndtri": 1,
+    "special_log_ndtr": 1,
+    "special_erfcx": 1,
+    # more comparisons and composites, by their definitions
+    "fmax": 1,
+    "fmin": 1,
+    "copysign": 1,
+    "signbit": 1,
+    "xlogy": 2,  # x * log(y) (the x == 0 branch is a value's, not counted)
+    "special_xlog1py": 2,  # x * log1p(y)
+    "logaddexp": 7,  # max(a, b) + log1p(exp(-|a - b|)): sub, abs, neg, exp, log1p, max, add
+    "logaddexp2": 8,  # the same in base 2: exp2, and log1p(.) / ln 2 one more multiply
+    "hypot": 4,  # sqrt(a*a + b*b)
+    "sinc": 3,  # sin(pi*x) / (pi*x): mul, sin, divide
+    "frac": 2,  # x - trunc(x)
+    "nan_to_num": 3,  # isnan, x == +inf, x == -inf: each a compare and select
+    "heaviside": 1,  # x == 0 ? v : x > 0
+    "deg2rad": 1,
+    "rad2deg": 1,
+    "angle": 1,  # atan2(imag, real) (a real input: a compare)
+    "_conj_physical": 1,  # negate the imaginary part: 1 per complex element
+    "conj_physical": 1,
+    "polar": 4,  # r*cos(t), r*sin(t)
+    "linalg_cross": 3,  # per output element a*b - c*d: 2 multiplies, 1 subtract
     # activations, by their definitions
     "relu": 1,  # max(x, 0)
     "threshold": 1,  # x > t ? x : v
@@ -163,6 +199,46 @@ def weight_norm(numel: int, groups: int) -> Cost:
     and a square root (2L), and ``g / norm`` one divide; then one multiply per element.
     Total 2*numel + groups + numel = 3*numel + groups."""
     return Cost(flops=3 * numel + groups)
+
+
+def softmax_backward(rows: int, length: int) -> Cost:
+    """The gradient of softmax over rows of ``length``: g*y - y*sum(g*y); of log_softmax:
+    g - exp(y)*sum(g). 4n - 1 per row either way."""
+    return Cost(flops=rows * (4 * length - 1))
+
+
+def sort_comparisons(rows: int, length: int) -> Cost:
+    """A comparison sort of ``rows`` rows of ``length``: n*ceil(log2 n) per row (an estimate)."""
+    return Cost(flops=rows * length * ceil(log2(length)) if length > 1 else 0)
+
+
+def binary_search(queries: int, length: int) -> Cost:
+    """``bucketize`` / ``searchsorted``: each query's binary search among ``length`` sorted
+    boundaries, ceil(log2(length + 1)) comparisons (the most it takes)."""
+    return Cost(flops=queries * ceil(log2(length + 1)) if length > 0 else 0)
+
+
+def unique(elements: int, *, consecutive: bool) -> Cost:
+    """``torch.unique`` sorts (sort_comparisons) then compares neighbours (n - 1);
+    ``unique_consecutive`` only compares neighbours."""
+    neighbours = Cost(flops=max(elements - 1, 0))
+    return neighbours if consecutive else sort_comparisons(1, elements) + neighbours
+
+
+def renorm(slices: int, length: int) -> Cost:
+    """``torch.renorm(x, p, dim, maxnorm)``: each of ``slices`` sub-tensors of ``length``
+    elements has its p-norm (2L), a compare with maxnorm (1), a factor
+    maxnorm / (norm + 1e-7) (2) and L multiplies: 3L + 3 each (every slice: which exceed
+    maxnorm depends on values)."""
+    return Cost(flops=slices * (3 * length + 3))
+
+
+def weight_norm_backward(numel: int, groups: int) -> Cost:
+    """The gradients of ``w = g * v / n`` (n = ||v|| per slice) from the weight's gradient dw,
+    as torch's kernel computes them: per slice s = sum(dw * v) (L multiplies, L-1 adds),
+    dg = s / n, c = dg / n, a = g / n (3); per element dv = a * (dw - v * c) (3).
+    Total 5*numel + 2*groups."""
+    return Cost(flops=5 * numel + 2 * groups)
 
 
 def softmax(rows: int, length: int, *, log: bool = False) -> Cost:

@@ -91,3 +91,35 @@ def nll_loss_backward(samples: int, reduction: int, *, weighted: bool) -> Cost:
     if reduction == NONE:
         return Cost(flops=samples * (1 + per_sample))
     return Cost(flops=samples * per_sample + (2 if reduction == MEAN else 1))
+
+
+# CTC (speech recognition): one state of the alpha (or beta) recursion in log space, as
+# torch's kernel computes it from the three states it can come from: 2 compares for their
+# max, 3 subtracts, 3 exps, 2 adds, a log, + the max, + the log-probability of the state's
+# label. The final log-likelihood: a logsumexp of the last two states and a negate, 9.
+CTC_FLOPS_PER_STATE_STEP = 13
+CTC_FLOPS_FINAL = 9
+# Backward: alpha*beta of each state (1 add) folded into its label's sum (a logaddexp, 7);
+# each (time, class) gradient exp(lp) - exp(lcab + nll - lp), times the loss's gradient: 6.
+CTC_FLOPS_PER_STATE_PRODUCT = 8
+CTC_FLOPS_PER_CLASS_GRADIENT = 6
+
+
+def ctc_loss(batch: int, time: int, states: int) -> Cost:
+    """``_ctc_loss`` for ``batch`` sequences of ``time`` steps and ``states`` = 2S + 1 states
+    (S the longest target): the alpha recursion over steps 1..T-1 and the final
+    log-likelihood. Input and target lengths are values: the padded sizes give the most
+    the call does. Which states can skip one (a label repeated) also depends on values:
+    every state is counted with three predecessors."""
+    return Cost(flops=batch * (max(time - 1, 0) * states * CTC_FLOPS_PER_STATE_STEP + CTC_FLOPS_FINAL))
+
+
+def ctc_loss_backward(batch: int, time: int, states: int, classes: int) -> Cost:
+    """``_ctc_loss_backward``: the beta recursion (as the alpha one), alpha*beta of every
+    state summed per label, and the gradient of every (time, class) log-probability."""
+    per_sequence = (
+        max(time - 1, 0) * states * CTC_FLOPS_PER_STATE_STEP
+        + time * states * CTC_FLOPS_PER_STATE_PRODUCT
+        + time * classes * CTC_FLOPS_PER_CLASS_GRADIENT
+    )
+    return Cost(flops=batch * per_sequence)

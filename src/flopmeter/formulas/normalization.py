@@ -50,3 +50,11 @@ def rms_norm(groups: int, group_size: int, *, weight: bool) -> Cost:
     ptflops has no rule for RMSNorm (nn.RMSNorm or written out): 0 in its view."""
     elements = groups * group_size
     return Cost(flops=groups * (3 * group_size + 2) + (elements if weight else 0))
+
+
+def rms_norm_backward(elements: int, *, weight: bool, input_grad: bool, weight_grad: bool) -> Cost:
+    """The gradients of RMSNorm, per element as the LayerNorm backward's: the input's
+    6 (recompute x_hat = x*rstd 1, one row sum of g*x_hat 2, combine x_hat*c, subtract,
+    times rstd 3), 7 with a weight (g*w 1); the weight's 2 (multiply by x_hat, accumulate)."""
+    per_element = (6 + int(weight)) * int(input_grad) + 2 * int(weight_grad)
+    return Cost(flops=elements * per_element)

@@ -37,6 +37,28 @@ def adaptive_windows(in_sizes: tuple[int, ...], out_sizes: tuple[int, ...]) -> t
     return total, prod(out_sizes)
 
 
+def adaptive_hits(in_size: int, out_size: int) -> list[int]:
+    """Along one dim of an adaptive pool, how many output windows read each input cell."""
+    hits = [0] * in_size
+    for i in range(out_size):
+        for cell in range(floor(i * in_size / out_size), ceil((i + 1) * in_size / out_size)):
+            hits[cell] += 1
+    return hits
+
+
+def avg_pool_backward(planes: int, outputs: int, hits: list[list[int]]) -> Cost:
+    """The gradient of average pooling for ``planes`` = N*C planes of ``outputs`` windows:
+    each output gradient divided by its window's divisor once (1), then every input cell
+    sums the shares of the windows that read it (hits per cell, one list per dim:
+    separable): per plane ∏ Σ hits - ∏ #{cells hit} adds (a cell's first share needs no
+    add, as in fold_sums). Non-overlapping windows: the divides only."""
+    terms = covered = 1
+    for dim_hits in hits:
+        terms *= sum(dim_hits)
+        covered *= sum(1 for h in dim_hits if h)
+    return Cost(flops=planes * (outputs + terms - covered))
+
+
 def adaptive_pool(
     channels: int,
     in_sizes: tuple[int, ...],
