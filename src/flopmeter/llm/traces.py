@@ -195,8 +195,12 @@ def stored_layout(lm: LanguageModel) -> dict[int, tuple[tuple[int, int], tuple[i
         lm.indexers = indexers
         lm.cache_windows = windows
         # a window the config names otherwise (Inkling's "hybrid_sliding" layers, sliding_window_size):
-        # the cache transformers builds for the layer keeps it
-        lm.windows = tuple(w if w is not None else windows.get(i) for i, w in enumerate(lm.windows))
+        # the cache transformers builds for the layer keeps it; not a chunked layer's (Llama 4), which
+        # transformers caches in a sliding-window layer of the chunk's length
+        chunked = lm.chunks or (None,) * len(lm.windows)
+        lm.windows = tuple(
+            w if w is not None or chunked[i] is not None else windows.get(i) for i, w in enumerate(lm.windows)
+        )
     return lm.stored
 
 
