@@ -7,6 +7,8 @@ from flopmeter.render.llm import render_llm
 
 transformers = pytest.importorskip("transformers")
 
+from test_llm_probe8 import tiny_mimo_v2_flash  # noqa: E402 - needs transformers, as that module does
+
 
 def test_chunked_layers_are_not_read_as_sliding_windows_from_the_cache() -> None:
     """R8-1: transformers caches a chunked-attention layer (Llama 4) in a DynamicSlidingWindowLayer
@@ -58,3 +60,17 @@ def test_a_loop_model_with_hybrid_layers_of_their_own_heads_decodes_and_sizes_it
     assert cost.decode(24).bytes("paged").kv_read == 33_792
     # a cached token costs 4 full-attention runs (layers 1, 3, 5 and 3 again) x 2*4*(16+16) = 1,024
     assert cost.decode(25).flops_2mac - cost.decode(24).flops_2mac == 1_024
+
+
+def test_layers_whose_code_caches_more_kv_heads_than_the_config_say_so_in_the_header() -> None:
+    """R8-4: MiMo-V2-Flash's sliding layers attend with twice num_key_value_heads (its modeling
+    code); P8-7 sized their cache so, but the header and JSON ``attention_by_layer`` kept the
+    config's 1 KV head for every layer, beside a KV line saying the layers differ."""
+    cost = llm_cost(tiny_mimo_v2_flash(), prompt=24)
+    # layer 0 (full): 1 KV head of 16; layer 1 (sliding): 2 x 1 = 2 KV heads of 16
+    assert cost.lm.attention_by_layer == ((4, 1, 16, 16), (4, 2, 16, 16))  # before: (4, 1, 16, 16) twice
+    assert "4 heads (1 KV), head dim 16 on layer 0; 4 heads (2 KV), head dim 16 on layer 1" in render_llm(
+        cost
+    )
+    # the cache as P8-7: 1 x 32 x 2 B = 64 + 2 x 32 x 2 B = 128
+    assert cost.cache.layer_bytes == (64, 128)

@@ -198,7 +198,20 @@ def stored_layout(lm: LanguageModel) -> dict[int, tuple[tuple[int, int], tuple[i
         lm.windows = tuple(
             w if w is not None or chunked[i] is not None else windows.get(i) for i, w in enumerate(lm.windows)
         )
+        lm.layer_attention = _attending_heads(lm)
     return lm.stored
+
+
+def _attending_heads(lm: LanguageModel) -> tuple[tuple[int, int, int, int], ...]:
+    """``lm.attention_by_layer`` with the KV heads a layer hands its cache where its code has
+    more than its config says (MiMo-V2-Flash's sliding layers: 2 x num_key_value_heads), but not
+    keys broadcast to every query head (Falcon-40B), nor fewer (MLA's one latent, Falcon-7B)."""
+    stored = lm.stored or {}
+    shapes = []
+    for layer, (heads, kv_heads, qk_dim, v_dim) in enumerate(lm.attention_by_layer):
+        key_heads = stored[layer][0][0] if layer in stored else kv_heads
+        shapes.append((heads, key_heads if kv_heads < key_heads < heads else kv_heads, qk_dim, v_dim))
+    return tuple(shapes)
 
 
 def _check_positive(**values: int) -> None:
