@@ -224,17 +224,22 @@ def test_the_kv_sizes_docs_llm_gives_for_gemma4_and_deepseek_v32() -> None:
     assert deepseek.bytes_per_token == 61 * (512 + 64 + 128) * 2 == 85_888
 
 
-def test_sliding_layers_with_twice_the_kv_heads_cache_them_all() -> None:
-    """P8-7: MiMo-V2-Flash's sliding-window layers have twice num_key_value_heads (its modeling
-    code, not its config). The cache was clipped to the config's KV heads in every layer (a guard
-    meant for Falcon-40B, whose code broadcasts keys to every query head)."""
-    config = transformers.MiMoV2FlashConfig(
+def tiny_mimo_v2_flash() -> object:
+    """MiMo-V2-Flash, 2 layers of d = 64: layer 0 full attention, layer 1 sliding (window 8); 4
+    heads of 16, num_key_value_heads 1 (its code gives sliding layers twice that); dense MLPs."""
+    return transformers.MiMoV2FlashConfig(
         vocab_size=100, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
         num_key_value_heads=1, head_dim=16, v_head_dim=16, sliding_window=8,
         layer_types=["full_attention", "sliding_attention"], mlp_layer_types=["dense", "dense"],
         max_position_embeddings=128, n_routed_experts=4, num_experts_per_tok=2, moe_intermediate_size=32,
     )  # fmt: skip
-    cost = llm_cost(config, prompt=24)
+
+
+def test_sliding_layers_with_twice_the_kv_heads_cache_them_all() -> None:
+    """P8-7: MiMo-V2-Flash's sliding-window layers have twice num_key_value_heads (its modeling
+    code, not its config). The cache was clipped to the config's KV heads in every layer (a guard
+    meant for Falcon-40B, whose code broadcasts keys to every query head)."""
+    cost = llm_cost(tiny_mimo_v2_flash(), prompt=24)
     # layer 0 (full): 1 KV head x (16 + 16) x 2 B = 64; layer 1 (sliding): 2 x 32 x 2 B = 128:
     # 192 B per token (before: 2 x 64 = 128)
     assert cost.cache.layer_bytes == (64, 128)

@@ -664,8 +664,20 @@ def _tensor_fact(name: str, key: str, tensor: torch.Tensor, values: torch.Tensor
         return _unrecognised(name, key, tensor, f"{kind} of {dtype}")
     source = tensor if values is None else values
     if not source.is_meta:
-        fact.pending = source.detach  # counted when profile() finishes (ModelFacts.count)
+        fact.pending = _nonzero_reader(source)  # counted when profile() finishes (ModelFacts.count)
     return fact
+
+
+def _nonzero_reader(source: torch.Tensor) -> Callable[[], torch.Tensor] | None:
+    """What ``_count_nonzeros`` reads of a floating weight: its values; a float8 one's widened
+    to bfloat16, exactly (every float8 value, e8m0's 2^-127 .. 2^127 too, is a bfloat16; torch
+    counts no float8 nonzeros on the CPU); None for a packed float4 (two values a byte, none
+    readable alone): its nonzeros stay unknown."""
+    if source.element_size() > 1:
+        return source.detach
+    if "_x2" in str(source.dtype):
+        return None
+    return lambda: source.detach().to(torch.bfloat16)
 
 
 def _unrecognised(name: str, key: str, tensor: torch.Tensor, kind: str) -> WeightFact:

@@ -206,8 +206,24 @@ def _cached_heads(lm: LanguageModel, layer: int, key_heads: int) -> int:
     query head (Falcon-40B's transformers code, where the config has fewer KV heads): an engine
     stores the config's KV heads. More heads than the config's are kept otherwise: MiMo-V2-Flash's
     sliding-window layers have twice its num_key_value_heads."""
-    heads, kv_heads = lm.attention_by_layer[layer][:2] if layer < lm.layers else (lm.heads, lm.kv_heads)
+    source = layer if layer < lm.layers else _copied_layer(lm, layer)
+    heads, kv_heads = lm.attention_by_layer[source][:2] if source is not None else (lm.heads, lm.kv_heads)
     return kv_heads if key_heads == heads and kv_heads < key_heads else key_heads
+
+
+def _copied_layer(lm: LanguageModel, layer: int) -> int | None:
+    """The model layer a loop model's extra cache layer ``layer`` copies (Dory's, Inkling-2-Loop's
+    looped layers, one copy per pass): the first that stores keys and values of its shapes with
+    its window; None if none does."""
+    stored = stored_layout(lm)
+    return next(
+        (
+            own
+            for own in sorted(stored)
+            if own < lm.layers and stored[own] == stored[layer] and lm.windows[own] == _window(lm, layer)
+        ),
+        None,
+    )
 
 
 def _layer_elements(lm: LanguageModel, caching: list[int], sharing: int) -> tuple[int, ...]:

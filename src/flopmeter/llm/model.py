@@ -98,7 +98,9 @@ class LanguageModel:
     # MLA: the rank of the latent transformers caches (keys and values re-expanded from it)
     kv_lora_rank: int | None = None
     # per layer: (heads, KV heads, query-key dim, value dim); they differ where the config is
-    # heterogeneous (Gemma 4's full-attention layers: their own head_dim and KV heads)
+    # heterogeneous (Gemma 4's full-attention layers: their own head_dim and KV heads), and where a
+    # layer's code caches more KV heads than its config says (MiMo-V2-Flash's sliding layers: set by
+    # ``traces.stored_layout``)
     layer_attention: tuple[tuple[int, int, int, int], ...] = ()
     # per layer that caches: (heads, dim) of the keys and of the values transformers stores for one
     # token, recorded by ``traces.stored_layout`` on first use

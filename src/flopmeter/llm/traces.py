@@ -88,29 +88,26 @@ def filled_cache(lm: LanguageModel, context: int, batch: int) -> Any:
     layer that caches, as meta tensors shaped as the model stores them (see ``stored_layout``):
     (B, heads, context, dim), and a sparse-attention indexer's keys of the ``context`` tokens
     (B, context, dim), so the indexer scores every cached token. Cache layers past the model's
-    layers (a loop model's copies, Dory's ``per_loop``) are added as the model's own code adds
-    them, with the window they had. A hybrid's recurrent layers (Mamba, linear attention) get the
+    layers (a loop model's copies of its looped layers: Dory's ``per_loop``, Inkling-2-Loop's
+    passes) are left to the model, which copies the filled ones when its cache has no more
+    layers than it has, as a prefill's does. A hybrid's recurrent layers (Mamba, linear attention) get the
     states a prefill leaves (their size does not grow with the context), so the model runs
     its one-token recurrent step there, not a prefill of one token from a zero state."""
     import transformers
 
     cache = transformers.DynamicCache(config=lm.config)
     layout = stored_layout(lm)  # records lm.states too
-    for layer, ((key_heads, key_dim), (value_heads, value_dim)) in sorted(layout.items() if context else ()):
-        # a loop model's extra cache layers (Dory: one per loop past the first)
-        while len(cache.layers) <= layer:
-            window = lm.cache_windows.get(len(cache.layers))
-            cache.layers.append(
-                transformers.cache_utils.DynamicSlidingWindowLayer(sliding_window=window)
-                if window
-                else transformers.cache_utils.DynamicLayer()
-            )
+    own = {layer: shapes for layer, shapes in layout.items() if layer < lm.layers}  # not a loop's copies
+    for layer, ((key_heads, key_dim), (value_heads, value_dim)) in sorted(own.items() if context else ()):
         keys = torch.empty((batch, key_heads, context, key_dim), dtype=lm.dtype, device="meta")
         values = torch.empty((batch, value_heads, context, value_dim), dtype=lm.dtype, device="meta")
         cache.update(keys, values, layer)
     for layer, (dim, dtype) in sorted(lm.indexers.items() if context else ()):  # DeepSeek-V3.2's indexer keys
-        cache.update_indexer(torch.empty((batch, context, dim), dtype=dtype, device="meta"), layer)
+        if layer < lm.layers:
+            cache.update_indexer(torch.empty((batch, context, dim), dtype=dtype, device="meta"), layer)
     for method, layer, shape, dtype, kwargs in lm.states:  # a hybrid's Mamba / linear-attention layers
+        if layer >= lm.layers:  # a loop's copy: the model makes it
+            continue
         getattr(cache, method)(torch.empty((batch, *shape[1:]), dtype=dtype, device="meta"), layer, **kwargs)
     return cache
 
@@ -195,9 +192,26 @@ def stored_layout(lm: LanguageModel) -> dict[int, tuple[tuple[int, int], tuple[i
         lm.indexers = indexers
         lm.cache_windows = windows
         # a window the config names otherwise (Inkling's "hybrid_sliding" layers, sliding_window_size):
-        # the cache transformers builds for the layer keeps it
-        lm.windows = tuple(w if w is not None else windows.get(i) for i, w in enumerate(lm.windows))
+        # the cache transformers builds for the layer keeps it; not a chunked layer's (Llama 4), which
+        # transformers caches in a sliding-window layer of the chunk's length
+        chunked = lm.chunks or (None,) * len(lm.windows)
+        lm.windows = tuple(
+            w if w is not None or chunked[i] is not None else windows.get(i) for i, w in enumerate(lm.windows)
+        )
+        lm.layer_attention = _attending_heads(lm)
     return lm.stored
+
+
+def _attending_heads(lm: LanguageModel) -> tuple[tuple[int, int, int, int], ...]:
+    """``lm.attention_by_layer`` with the KV heads a layer hands its cache where its code has
+    more than its config says (MiMo-V2-Flash's sliding layers: 2 x num_key_value_heads), but not
+    keys broadcast to every query head (Falcon-40B), nor fewer (MLA's one latent, Falcon-7B)."""
+    stored = lm.stored or {}
+    shapes = []
+    for layer, (heads, kv_heads, qk_dim, v_dim) in enumerate(lm.attention_by_layer):
+        key_heads = stored[layer][0][0] if layer in stored else kv_heads
+        shapes.append((heads, key_heads if kv_heads < key_heads < heads else kv_heads, qk_dim, v_dim))
+    return tuple(shapes)
 
 
 def _check_positive(**values: int) -> None:
