@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext, suppress
+from contextlib import nullcontext, suppress
 from copy import deepcopy
 from dataclasses import dataclass, field, fields, is_dataclass
 from itertools import repeat
 from operator import attrgetter, is_, methodcaller
+from types import TracebackType
 from typing import Any
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
+from ..interrupts import GradMode, ModeOn, arm, completes, finish, leave
 from ..random_state import kept_random_state
 from .attention_watch import AttentionSeen, expects_attention, remember_attention
 from .events import PLAIN_TYPES, OpEvent
@@ -96,7 +97,12 @@ class ModelStateGuard:
         self._tensors = tensors
         self._aliases = list(map(_DETACH, tensors))
         self.writes.protect(self._aliases)
-        self._attributes.swap_in()  # last: ``__exit__`` undoes it
+        arm(self)  # all is saved: from here ``leave`` puts it back
+        try:
+            self._attributes.swap_in()  # last: ``__exit__`` undoes it
+        except BaseException:  # an interrupt just after the swap: nothing else ran yet
+            leave(self)
+            raise
         return self
 
     def all_in_mode(self, train: bool) -> bool:
@@ -107,18 +113,22 @@ class ModelStateGuard:
         )
 
     def __exit__(self, *exc: object) -> None:
+        leave(self)  # to its end, also if an interrupt arrives meanwhile
+
+    def leave(self) -> None:
+        """Everything saved, put back (safe to run again: ``interrupts.finish``)."""
         unseen = self.writes.unseen_writes()
         if unseen:
             warnings.warn(
                 f"the forward wrote {unseen} parameter(s) or buffer(s) in a way flopmeter could "
                 "not see, so their values may have changed; please report it",
                 RuntimeWarning,
-                stacklevel=2,
+                stacklevel=4,
             )
         self._attributes.restore()
         for module, training in self._script_modes:
             module.training = training
-        with torch.no_grad():
+        with GradMode(False):
             if not self._bindings_unchanged():
                 for tensor, alias in zip(self._tensors, self._aliases, strict=True):
                     if (  # the alias keeps the original binding (its storage may have moved too)
@@ -244,15 +254,42 @@ class WriteGuard:
         self._versions = []
 
 
-@contextmanager
-def undone(module: torch.nn.Module) -> Iterator[None]:
+class undone:  # noqa: N801 - used as a function, ``with undone(module):``
     """Run code outside a trace that may change ``module`` (evaluating a parametrized
     weight runs spectral_norm's power iteration, which writes ``_u`` and ``_v`` in
     train mode), then put the module back as it was: the model-state guard, with a
     dispatch mode that saves each guarded tensor before its first write; random draws
-    (a parametrization that samples a mask) come from a fork of torch's generators."""
-    with kept_random_state(), ModelStateGuard(module) as guard, SaveBeforeWrites(guard.writes):
-        yield
+    (a parametrization that samples a mask) are undone too. A class, so that an
+    interrupt cannot skip the undoing (``interrupts.py``)."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        self._random = kept_random_state()
+        self._guard = ModelStateGuard(module)
+        self._saving: ModeOn | None = None
+
+    def __enter__(self) -> None:
+        self._random.__enter__()
+        try:
+            self._guard.__enter__()
+            try:
+                self._saving = ModeOn(SaveBeforeWrites(self._guard.writes))
+                self._saving.__enter__()
+            except BaseException:
+                self._guard.__exit__(None, None, None)
+                raise
+        except BaseException:
+            self._random.__exit__(None, None, None)
+            raise
+
+    def __exit__(self, kind: Any, error: Any, traceback: TracebackType | None) -> None:
+        try:
+            if self._saving is not None:
+                self._saving.__exit__(kind, error, traceback)
+        finally:
+            try:
+                self._guard.__exit__(kind, error, traceback)
+            finally:
+                self._random.__exit__(kind, error, traceback)
 
 
 class SaveBeforeWrites(TorchDispatchMode):
@@ -322,6 +359,7 @@ def _data_addresses(tensors: list[torch.Tensor]) -> list[int]:
 _DATA_PTR = methodcaller("data_ptr")
 
 
+@completes
 def trace_model(
     model: torch.nn.Module,
     args: tuple[Any, ...],
@@ -429,8 +467,8 @@ def _run_once(
     inputs = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
     recorder.hold(inputs)
     recorder.probe = next((t for t in inputs if t.ndim), None)
-    grad_mode = torch.enable_grad() if backward else torch.no_grad()
-    functions = FunctionRecorder(recorder) if whole_functions else nullcontext()
+    grad_mode = GradMode(backward)
+    functions = ModeOn(FunctionRecorder(recorder)) if whole_functions else nullcontext()
     if torch._C._is_any_autocast_enabled():
         # a fresh cast cache, as the first forward in an autocast region sees: casts a run
         # (or an earlier profile) left there would hide the weights' casts from this one
@@ -441,7 +479,7 @@ def _run_once(
                 set_mode(model, options.train)
             # a meta model has no values to guard: no check per op
             recorder.writes = guard.writes if guard.writes.guards_anything else None
-            with recorder, functions:
+            with ModeOn(recorder), functions:
                 try:
                     output = model(*args, **kwargs)
                     if backward:
@@ -454,7 +492,7 @@ def _run_once(
                     if recorder.unseen_attention_in is None:
                         raise TraceFailure(error, stack.raised_in(error)) from error
     finally:
-        recorder.release()
+        finish(recorder.release)
     if recorder.unseen_attention_in is not None:
         raise AttentionSeen(walk.module(recorder.unseen_attention_in))
     if recorder.failed_on_meta is not None:  # the model caught it (``try: x.item()``) and went on
