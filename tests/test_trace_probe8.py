@@ -316,3 +316,56 @@ def test_parametrizations_changed_in_the_forward_are_undone(kind, options):
     else:
         expected = x @ weight.T + 2 * bias
     assert torch.allclose(out, expected)
+
+
+# --------------------------------------------------------------------------------------
+# P8-4: torch settings a forward changes and leaves changed
+
+
+class _LeavesSettings(nn.Module):
+    """A buggy forward that sets a torch setting and does not set it back."""
+
+    def __init__(self, setting: str) -> None:
+        super().__init__()
+        self.l = nn.Linear(4, 4)
+        self.setting = setting
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.setting == "dtype":
+            torch.set_default_dtype(torch.float64)
+        elif self.setting == "device":
+            torch.set_default_device("cpu")
+        else:
+            torch.set_grad_enabled(not torch.is_grad_enabled())
+        return self.l(x)
+
+
+@pytest.fixture
+def settings_put_back():
+    """If the test fails, the rest of the suite still runs with torch's usual settings."""
+    yield
+    torch.set_default_dtype(torch.float32)
+    torch.set_default_device(None)
+    torch.set_grad_enabled(True)
+
+
+@pytest.mark.parametrize("setting", ["dtype", "device", "grad"])
+@pytest.mark.parametrize("shapes_only", [None, False])
+def test_settings_a_forward_leaves_changed_are_put_back_with_a_warning(
+    setting, shapes_only, settings_put_back
+):
+    """P8-4: a forward calling torch.set_default_dtype(torch.float64) left the whole process
+    in float64 after the profile (and a values run made after a failed shapes-only one would
+    start from it); torch.set_default_device left a DeviceContext on every later call. A grad
+    mode the forward left changed was put back without a word. Decision: put back, and say
+    so (a plain call would leave them changed; the warning keeps that visible)."""
+    model = _LeavesSettings(setting)
+    with pytest.warns(
+        RuntimeWarning,
+        match=f"the model's forward changed torch's {'grad mode' if setting == 'grad' else 'default ' + setting}",
+    ):
+        report = flopmeter.profile(model, torch.randn(2, 4), shapes_only=shapes_only)
+    assert report.macs == 32  # 2*4*4
+    assert torch.get_default_dtype() == torch.float32
+    assert torch._C._len_torch_function_stack() == 0  # no DeviceContext left
+    assert torch.is_grad_enabled()

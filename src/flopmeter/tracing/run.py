@@ -15,7 +15,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
-from ..interrupts import GradMode, ModeOn, arm, completes, finish, leave
+from ..interrupts import GradMode, ModeOn, Undoing, arm, completes, finish, leave
 from ..random_state import kept_random_state
 from .attention_watch import AttentionSeen, expects_attention, remember_attention
 from .events import PLAIN_TYPES, OpEvent
@@ -158,6 +158,52 @@ class ModelStateGuard:
                 map(_SHAPE, tensors)
             ) == list(map(_SHAPE, aliases))
         return bound and list(map(_DTYPE, tensors)) == list(map(_DTYPE, aliases))
+
+
+class ModelSettings(Undoing):
+    """torch's default dtype, default device and grad mode as the model's run starts. A
+    forward that sets one and leaves it set (``torch.set_default_dtype(torch.float64)``,
+    ``torch.set_default_device("cpu")``, ``torch.set_grad_enabled(True)``) would leave the
+    process changed, as a plain call does; the profile warns, so the model's behaviour is
+    not hidden, and puts them back (the grad mode is ``GradMode``'s), so the caller's
+    process is as it was and a run made again with values starts as the first did."""
+
+    def take(self) -> None:
+        self.dtype, self.grad, self.device = torch.get_default_dtype(), torch.is_grad_enabled(), _device_set()
+
+    def warn_if_left_changed(self) -> None:
+        dtype, grad, device = torch.get_default_dtype(), torch.is_grad_enabled(), _device_set()
+        changed = [f"default dtype ({self.dtype} -> {dtype})"] if dtype != self.dtype else []
+        if device is not self.device:
+            changed.append(f"default device ({_device_name(self.device)} -> {_device_name(device)})")
+        if grad != self.grad:
+            changed.append(f"grad mode ({_ON_OFF[self.grad]} -> {_ON_OFF[grad]})")
+        if changed:
+            warnings.warn(
+                f"the model's forward changed torch's {' and '.join(changed)} and left it so: "
+                "flopmeter puts it back after the run (a plain call of the model leaves it changed)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+
+    def leave(self) -> None:
+        if torch.get_default_dtype() != self.dtype:
+            torch.set_default_dtype(self.dtype)
+        if _device_set() is not self.device:
+            torch.set_default_device(None if self.device is None else self.device.device)
+
+
+_ON_OFF = {True: "on", False: "off"}
+
+
+def _device_set() -> Any:
+    """What ``torch.set_default_device`` set on this thread (torch keeps it in a private
+    thread-local, ``torch._GLOBAL_DEVICE_CONTEXT``): its DeviceContext, or None."""
+    return getattr(getattr(torch, "_GLOBAL_DEVICE_CONTEXT", None), "device_context", None)
+
+
+def _device_name(context: Any) -> str:
+    return "none set" if context is None else str(context.device)
 
 
 def set_mode(model: torch.nn.Module, train: bool) -> torch.nn.Module:
@@ -474,7 +520,13 @@ def _run_once(
         # (or an earlier profile) left there would hide the weights' casts from this one
         torch.clear_autocast_cache()
     try:
-        with kept_random_state((args, kwargs)), ModelStateGuard(model, walk) as guard, grad_mode, stack:
+        with (
+            kept_random_state((args, kwargs)),
+            ModelStateGuard(model, walk) as guard,
+            grad_mode,
+            stack,
+            ModelSettings() as settings,
+        ):
             if options.train is not None and not guard.all_in_mode(options.train):
                 set_mode(model, options.train)
             # a meta model has no values to guard: no check per op
@@ -482,6 +534,7 @@ def _run_once(
             with ModeOn(recorder), functions:
                 try:
                     output = model(*args, **kwargs)
+                    settings.warn_if_left_changed()
                     if backward:
                         _run_backward(model, args, kwargs, output)
                 except AttentionSeen:
