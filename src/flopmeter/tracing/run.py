@@ -168,7 +168,7 @@ class ModelSettings(Undoing):
     not hidden, and puts them back (the grad mode is ``GradMode``'s), so the caller's
     process is as it was and a run made again with values starts as the first did."""
 
-    def take(self) -> None:
+    def __init__(self) -> None:  # read here: ``leave`` may run before ``take`` does (an interrupt)
         self.dtype, self.grad, self.device = torch.get_default_dtype(), torch.is_grad_enabled(), _device_set()
 
     def warn_if_left_changed(self) -> None:
