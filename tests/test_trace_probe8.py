@@ -156,11 +156,18 @@ class _InterruptAt:
         return None
 
 
+def _measure(model: nn.Module, x: torch.Tensor, **options: object) -> int:
+    """A profile's MACs, or with ``bench`` a benchmark's (which profiles, then times)."""
+    if options.get("bench"):
+        return flopmeter.benchmark(model, x, warmup=1, repeat=1)[0].flops  # one Timing per batch size
+    return flopmeter.profile(model, x, **options).macs
+
+
 def _profile_interrupted(model: nn.Module, x: torch.Tensor, at: int, **options: object) -> _InterruptAt:
     interrupt = _InterruptAt(at, edges=bool(options))
     sys.settrace(interrupt)
     try:
-        flopmeter.profile(model, x, **options)
+        _measure(model, x, **options)
     except KeyboardInterrupt:
         pass
     finally:
@@ -168,7 +175,9 @@ def _profile_interrupted(model: nn.Module, x: torch.Tensor, at: int, **options: 
     return interrupt
 
 
-@pytest.mark.parametrize("options", [{}, {"backward": True}], ids=["shapes", "backward"])
+@pytest.mark.parametrize(
+    "options", [{}, {"backward": True}, {"bench": True}], ids=["shapes", "backward", "benchmark"]
+)
 def test_an_interrupt_at_any_function_start_of_a_profile_leaves_no_trace(options):
     """P8-1: before, a KeyboardInterrupt at the start of the guard's __exit__ left the model
     half put back (meta tensors in `cache`, train mode lost, `steps` written); at the start of
@@ -177,13 +186,13 @@ def test_an_interrupt_at_any_function_start_of_a_profile_leaves_no_trace(options
     recorder on the dispatch stack for every later op."""
     torch.manual_seed(0)
     model, x = Stepper(), torch.randn(2, 3, 6, 6)
-    expected = flopmeter.profile(model, x, **options).macs
-    # forward: 4,096; backward: conv weight 3,456 (no input grad), fc 2*640 = 1,280
-    assert expected == (STEPPER_MACS if not options else STEPPER_MACS + 3_456 + 1_280)
+    expected = _measure(model, x, **options)
+    # forward: 4,096 MACs; backward: conv weight 3,456 (no input grad), fc 2*640 = 1,280
+    assert options.get("bench") or expected == (STEPPER_MACS if not options else STEPPER_MACS + 3_456 + 1_280)
     count = _InterruptAt(10**9, edges=bool(options))
     sys.settrace(count)
     try:
-        flopmeter.profile(model, x, **options)
+        _measure(model, x, **options)
     finally:
         sys.settrace(None)
     assert count.seen > (50 if options else 100)  # the points tried
@@ -204,7 +213,7 @@ def test_an_interrupt_at_any_function_start_of_a_profile_leaves_no_trace(options
             failures.append(f"{interrupt.where}: {what + idle}")
             break  # the state is broken: later points would all differ
     assert failures == []
-    assert flopmeter.profile(model, x, **options).macs == expected  # the next profile runs
+    assert _measure(model, x, **options) == expected  # the next one runs
 
 
 # --------------------------------------------------------------------------------------
