@@ -378,3 +378,35 @@ def test_settings_a_forward_leaves_changed_are_put_back_with_a_warning(
     assert torch.get_default_dtype() == torch.float32
     assert torch._C._len_torch_function_stack() == 0  # no DeviceContext left
     assert torch.is_grad_enabled()
+
+
+# --------------------------------------------------------------------------------------
+# P8-5: a cache one level deeper than the module's own attributes
+
+
+class _ShapeCache(nn.Module):
+    """Caches a mask per input shape in a dict inside a dict attribute."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.l = nn.Linear(4, 4)
+        self.caches: dict[str, dict] = {"masks": {}, "seen": []}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        masks = self.caches["masks"]
+        if x.shape not in masks:
+            masks[x.shape] = torch.ones_like(x)
+            self.caches["seen"].append(x.shape)
+        return self.l(x * masks[x.shape])
+
+
+@pytest.mark.parametrize("shapes_only", [None, False])
+def test_a_cache_nested_in_a_dict_attribute_is_put_back(shapes_only):
+    """P8-5: the guard put back the dicts held in module attributes, not the dicts inside
+    them: after a shapes-only profile `caches["masks"]` held a meta tensor, and the model's
+    next real call failed ("Tensor on device meta is not on the expected device cpu!")."""
+    model, x = _ShapeCache(), torch.randn(2, 4)
+    report = flopmeter.profile(model, x, shapes_only=shapes_only)
+    assert report.macs == 32  # 2*4*4; the mask multiply is 8 FLOPs, no MAC
+    assert model.caches == {"masks": {}, "seen": []}
+    assert torch.allclose(model(x), model.l(x))  # the mask is ones

@@ -70,6 +70,7 @@ class AttributeSnapshot:
                     empty.append(value)
             else:
                 direct.append(value)
+        _add_nested(empty, full, lists)
         self._empty, self._full, self._lists = empty, full, lists
         self._sizes = list(map(len, self._full))
         self._keys = list(chain.from_iterable(self._full))
@@ -138,6 +139,30 @@ class AttributeSnapshot:
             and all(map(is_, chain.from_iterable(map(_VALUES, full)), self._values))
             and all(map(is_, chain.from_iterable(full), self._keys))
         )
+
+
+_CONTAINERS = {dict, OrderedDict, list, set}
+_NESTED_LEVELS = 2
+
+
+def _add_nested(empty: list[Any], full: list[dict[Any, Any]], lists: list[tuple[Any, list[Any]]]) -> None:
+    """Save the dicts, lists and sets held inside the saved ones too, two levels down
+    (``self.caches = {"masks": {}}``): a shapes-only run that fills
+    ``self.caches["masks"][shape]`` would leave a meta tensor there, and the model's next
+    real call would fail on it (probe8-trace.md P8-5)."""
+    inner = [*chain.from_iterable(map(_VALUES, full)), *chain.from_iterable(saved for _, saved in lists)]
+    for _ in range(_NESTED_LEVELS):
+        found = list(compress(inner, map(_CONTAINERS.__contains__, map(type, inner))))
+        inner = []
+        for value in found:
+            if not value:
+                empty.append(value)
+            elif type(value) is list or type(value) is set:
+                lists.append((value, list(value)))
+                inner.extend(value)
+            else:
+                full.append(value)
+                inner.extend(value.values())
 
 
 def _parametrized_class(kind: type) -> bool:
