@@ -410,3 +410,41 @@ def test_a_cache_nested_in_a_dict_attribute_is_put_back(shapes_only):
     assert report.macs == 32  # 2*4*4; the mask multiply is 8 FLOPs, no MAC
     assert model.caches == {"masks": {}, "seen": []}
     assert torch.allclose(model(x), model.l(x))  # the mask is ones
+
+
+def test_an_interrupt_in_llm_mode_leaves_no_trace():
+    """P8-1c: llm_cost enters its own function mode (ParametersRead) around each profile and
+    deep-copies the KV cache under another (own_copy's _CopyNonLeaves); before, an interrupt
+    as a context manager was left kept the model's modules taken (a profile of a model
+    sharing them from another thread waited for good), and one at the end of the
+    deep copy's `with torch.no_grad()` (in torch's Tensor.__deepcopy__) left grad mode off."""
+    transformers = pytest.importorskip("transformers")
+    config = transformers.LlamaConfig(
+        num_hidden_layers=1,
+        hidden_size=64,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=128,
+        vocab_size=100,
+    )
+    model = transformers.AutoModelForCausalLM.from_config(config)
+    expected = flopmeter.llm_cost(model, prompt=4, generate=2).to_dict()
+    count = _InterruptAt(10**9, edges=True)
+    sys.settrace(count)
+    try:
+        flopmeter.llm_cost(model, prompt=4, generate=2)
+    finally:
+        sys.settrace(None)
+    assert count.seen > 100
+    before = _state(model)
+    for at in range(1, count.seen + 1):
+        interrupt = _InterruptAt(at, edges=True)
+        sys.settrace(interrupt)
+        try:
+            flopmeter.llm_cost(model, prompt=4, generate=2)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            sys.settrace(None)
+        assert (_state(model) == before, _flopmeter_idle()) == (True, []), interrupt.where
+    assert flopmeter.llm_cost(model, prompt=4, generate=2).to_dict() == expected

@@ -88,18 +88,21 @@ def leave(entered: Undoable) -> None:
 def completes(function: _Function) -> _Function:
     """Run ``function``, then undo whatever context manager inside it was entered and not
     left: Python checks for signals as each function starts, ``__exit__`` too, so an
-    interrupt can stop an ``__exit__`` before its first line; it is then run here. One
-    interrupt, wherever it lands, leaves nothing behind."""
+    interrupt can stop an ``__exit__`` before its first line; it is then run here. The
+    grad mode is put back too (torch's own ``no_grad`` blocks, in ``Tensor.__deepcopy__``
+    say, have the same gap). One interrupt, wherever it lands, leaves nothing behind."""
 
     @wraps(function)
     def completed(*args: Any, **kwargs: Any) -> Any:
         armed = _armed()
-        start = len(armed)
+        start, grad = len(armed), torch.is_grad_enabled()
         try:
             return function(*args, **kwargs)
         finally:
             if len(armed) > start:
                 _undo_from(armed, start)
+            if torch.is_grad_enabled() is not grad:  # torch's own ``with torch.no_grad()``, stopped
+                torch._C._set_grad_enabled(grad)
 
     return cast(_Function, completed)
 
@@ -175,6 +178,10 @@ class ModeOn(Undoing):
         self.mode = mode
         self._dispatch = isinstance(mode, _dispatch_module.TorchDispatchMode)
         self._flags: dict[str, Any] = {}
+
+    def __enter__(self) -> Any:
+        super().__enter__()
+        return self.mode
 
     def take(self) -> None:
         if self._dispatch:

@@ -467,7 +467,7 @@ def own_copy(args: tuple[Any, ...], kwargs: dict[str, Any], shared: tuple[Any, .
     copied run as they are; a non-leaf tensor is copied detached."""
     memo: dict[int, Any] = {id(item): item for item in shared}
     try:
-        with _CopyNonLeaves():
+        with ModeOn(_CopyNonLeaves()):
             return deepcopy((args, kwargs), memo)
     except Exception:  # noqa: BLE001 - any object's own __deepcopy__ may refuse
         return args, kwargs
