@@ -1,21 +1,27 @@
 """Setting up and undoing a profile's changes, also when an interrupt arrives meanwhile.
 
 Ctrl-C (``KeyboardInterrupt``), or whatever a signal handler raises (``SIGALRM``), can
-arrive wherever Python checks for signals: as a function starts, after a call returns,
-at a loop's jump. So it can arrive while a profile puts the model back, or between a
-``with`` statement's ``__enter__`` taking something and returning (then its
-``__exit__`` never runs). Before this module, one interrupt in 30 at a random moment
-of a small model's profile left a trace: a model half put back (meta tensors in its
-attributes, the wrong train/eval mode), flopmeter's dispatch mode or module hooks left
-on for every later op, grad mode off (probe 8, docs/probe8-trace.md). Three rules:
+arrive wherever Python checks for signals: as a function starts, after a call into C
+returns, at a loop's jump. So it can arrive while a profile puts the model back, between
+a ``with`` statement's ``__enter__`` taking something and returning (then its
+``__exit__`` never runs), or as an ``__exit__`` starts (then nothing of it runs). Before
+this module, one interrupt in 30 at a random moment of a small model's profile left a
+trace: a model half put back (meta tensors in its attributes, the wrong train/eval mode),
+flopmeter's dispatch mode or module hooks left on for every later op, grad mode off
+(probe 8: probe8-trace.md). The rules:
 
-- a cleanup runs through ``finish``: safe to run again, it is run again when an
-  exception arrives in it, and the interrupt is raised once it has run to its end;
-- a context manager's ``__enter__`` undoes what it took if interrupted before it
-  returns; ``with`` statements on C objects (``threading.Lock``) are safe as they are;
+- each step that changes something is an ``Undoing``: armed (in this thread's list)
+  before it changes anything, its ``leave`` safe to run twice and after a ``take``
+  stopped anywhere, run through ``finish`` (run again when an exception arrives in it;
+  the interrupt is raised once it has run to its end);
+- the outermost calls are ``@completes``: they ``leave`` whatever is still armed when
+  they return or raise (an ``__exit__`` stopped before its first line), and put the grad
+  mode back;
 - no ``@contextmanager`` generator on this path: interrupted just as its ``next()``
   returns, the generator stays suspended, holding what it took, until it is collected
-  (never, while a notebook keeps the traceback).
+  (never, while a notebook keeps the traceback); ``with`` on a C lock is safe as it is;
+- torch's modes are entered through ``ModeOn`` (torch's ``__exit__`` pops whatever mode
+  is on top and is not safe to run twice).
 
 Not caught: a second interrupt inside the few bytecodes between two checks of one
 cleanup's retry loop (Python gives no way to block signals there).
