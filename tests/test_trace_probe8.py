@@ -448,3 +448,34 @@ def test_an_interrupt_in_llm_mode_leaves_no_trace():
             sys.settrace(None)
         assert (_state(model) == before, _flopmeter_idle()) == (True, []), interrupt.where
     assert flopmeter.llm_cost(model, prompt=4, generate=2).to_dict() == expected
+
+
+# --------------------------------------------------------------------------------------
+# P8-6: a forward that deletes a submodule, profiled with backward=True
+
+
+class _DeletesItsFirstLayer(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(4, 4), nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.b(self.a(x))
+        del self.a  # the output still depends on a's weights
+        return y
+
+
+def test_a_backward_reaches_the_weights_of_a_submodule_the_forward_deleted():
+    """P8-6: the backward was taken with respect to model.parameters() read after the forward,
+    which had deleted `a`: a's weight gradient (and b's input gradient it needs) went
+    uncounted, 96 MACs instead of 160; loss.backward() computes them."""
+    report = flopmeter.profile(_DeletesItsFirstLayer(), torch.randn(2, 4), backward=True)
+    # forward 2 * (2*4*4) = 64; backward: b.weight 32, b's input 32, a.weight 32 (x needs none)
+    assert report.macs == 64 + 96
+    assert (
+        hasattr(report, "macs")
+        and report.macs
+        == flopmeter.profile(
+            nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4)), torch.randn(2, 4), backward=True
+        ).macs
+    )

@@ -536,7 +536,7 @@ def _run_once(
                     output = model(*args, **kwargs)
                     settings.warn_if_left_changed()
                     if backward:
-                        _run_backward(model, args, kwargs, output)
+                        _run_backward(model, args, kwargs, output, walk.parameters)
                 except AttentionSeen:
                     pass  # the run stopped at an attention call: made again below
                 except BackwardUnavailable:
@@ -586,10 +586,17 @@ class BackwardUnavailable(ValueError):
     """``backward=True`` has nothing to differentiate (raised by flopmeter, not the model)."""
 
 
-def _run_backward(model: torch.nn.Module, args: Any, kwargs: Any, output: Any) -> None:
+def _run_backward(
+    model: torch.nn.Module, args: Any, kwargs: Any, output: Any, before: list[torch.nn.Parameter]
+) -> None:
+    """The backward of ``output``'s sum, with respect to every parameter that requires grad:
+    the model's parameters as the forward began (``before``: a forward may delete a
+    submodule whose weights its output still depends on) and as it ended (a submodule it
+    made), and every input that requires grad, as ``loss.backward()`` would reach them."""
     tensors = [t for t in tree_flatten(_plain(output))[0] if isinstance(t, torch.Tensor)]
     outputs = [t for t in tensors if t.requires_grad]
-    wrt: list[torch.Tensor] = [p for p in model.parameters() if p.requires_grad]
+    params = {id(p): p for p in [*before, *model.parameters()]}
+    wrt: list[torch.Tensor] = [p for p in params.values() if p.requires_grad]
     wrt += [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor) and t.requires_grad]
     if not outputs:
         raise BackwardUnavailable(_why_no_backward(output, tensors, wrt, model))
