@@ -19,6 +19,7 @@ import torch
 from .api import Inputs, ModelError, _model_device, _resolve_inputs, profile
 from .hardware import Hardware, get
 from .inputs import InputSpec, as_specs
+from .interrupts import GradMode, ModeOn, completes
 from .random_state import kept_random_state
 from .report import Report
 from .roofline import Roofline, integer_ops, roofline
@@ -315,6 +316,7 @@ def _check_batch(report: Report, batch: int) -> None:
         )
 
 
+@completes  # an interrupt that stops an __exit__ at its first line: undone here (interrupts.py)
 def _one(
     model: torch.nn.Module,
     args: tuple[Any, ...],
@@ -333,11 +335,11 @@ def _one(
         report = profile(model, kwargs if kwargs else args)
     if batch is not None:
         _check_batch(report, batch)
-    with kept_random_state(), ModelStateGuard(model) as guard, torch.no_grad():
+    with kept_random_state(), ModelStateGuard(model) as guard, GradMode(False):
         with _runs_that_fail():  # the model's runs only: flopmeter's own errors stay its own
             set_mode(model, False)
             call, setup = _calls(model, args, kwargs)
-            with SaveBeforeWrites(guard.writes):  # one more untimed run: copies what the forward
+            with ModeOn(SaveBeforeWrites(guard.writes)):  # one more untimed run: copies what the forward
                 if setup is not None:  # writes (a step counter), which the guard puts back
                     setup()
                 call()

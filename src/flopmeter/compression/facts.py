@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from ..dtypes import dtype_bits
+from ..interrupts import GradMode
 from ..tracing.model_walk import ModelWalk
 from ..tracing.run import undone
 from .packed import PackedLayout, is_packed, layout_of
@@ -602,7 +603,7 @@ def _parametrized_fact(name: str, key: str, module: torch.nn.Module, original: t
 
         def parametrized() -> torch.Tensor:
             # the parametrization's own state (spectral_norm's _u, _v) is put back after
-            with torch.no_grad(), undone(module):
+            with GradMode(False), undone(module):
                 return getattr(module, key).detach()
 
         fact.pending = parametrized

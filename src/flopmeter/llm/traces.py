@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from ..api import ModelError, profile
+from ..interrupts import ModeOn, completes
 from ..report import Report
 from .model import LanguageModel, no_attention
 from .ran import ParametersRead, parameters_run
@@ -64,12 +65,13 @@ def _token_ids(batch: int, tokens: int) -> torch.Tensor:
         ) from error
 
 
+@completes  # an interrupt that stops ModeOn's __exit__ at its first line: undone here
 def _traced(lm: LanguageModel, inputs: dict[str, Any], positions: int, *, causal: str, name: str) -> Report:
     """``profile()`` of one phase, noting the parameters it reads (N counts those: see
     ``ParamCounts``); a model that fails on a trace reaching past its
     max_position_embeddings (GPT-2's learned table: "index out of range") is told so."""
     try:
-        with ParametersRead(lm.model) as watch:
+        with ModeOn(ParametersRead(lm.model)) as watch:  # off again even if interrupted
             report = profile(lm.model, inputs, causal=causal, name=name)
         lm.note_read(parameters_run(lm.model, report, watch.seen))
         return report

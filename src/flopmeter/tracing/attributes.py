@@ -25,7 +25,7 @@ _SET_DICT = object.__setattr__  # binds a module's ``__dict__`` (``nn.Module.__s
 
 
 class AttributeSnapshot:
-    """Every module's ``__dict__`` and, for each list, dict and set held there directly,
+    """Every module's class and ``__dict__`` and, for each list, dict and set held there directly,
     its contents (shallow: the same elements).
 
     ``tensors``: each tensor held in a module's ``__dict__`` directly, in one of those
@@ -38,6 +38,14 @@ class AttributeSnapshot:
     def __init__(self, modules: list[torch.nn.Module]) -> None:
         self._modules = modules
         self._dicts = [module.__dict__ for module in modules]
+        # a module's class is not in its ``__dict__``: torch's parametrizations change it
+        # (``register_parametrization`` makes a Linear a ParametrizedLinear), as may a forward
+        self._classes = list(map(type, modules))
+        # and each parametrized module has a class of its own holding a property per
+        # parametrized tensor: registering or removing one in a forward edits that class
+        self._own_classes = [
+            (kind, dict(vars(kind))) for kind in set(self._classes) if _parametrized_class(kind)
+        ]
         # locals in the loop below (it runs for every entry of every module)
         empty: list[Any] = []  # containers empty before the run (mostly hook dicts)
         full: list[dict[Any, Any]] = []  # dicts that held something
@@ -62,6 +70,7 @@ class AttributeSnapshot:
                     empty.append(value)
             else:
                 direct.append(value)
+        _add_nested(empty, full, lists)
         self._empty, self._full, self._lists = empty, full, lists
         self._sizes = list(map(len, self._full))
         self._keys = list(chain.from_iterable(self._full))
@@ -90,6 +99,12 @@ class AttributeSnapshot:
         containers held there that changed (compared by identity: ``==`` on tensors
         would compare values), touching nothing else."""
         list(map(_SET_DICT, self._modules, repeat("__dict__"), self._dicts))
+        if not all(map(is_, map(type, self._modules), self._classes)):
+            for module, kind in zip(self._modules, self._classes, strict=True):
+                if type(module) is not kind:
+                    _SET_DICT(module, "__class__", kind)
+        for kind, entries in self._own_classes:
+            _restore_class(kind, entries)
         for generator, state in self._generators:
             generator.set_state(state)
         if any(self._empty):
@@ -124,6 +139,47 @@ class AttributeSnapshot:
             and all(map(is_, chain.from_iterable(map(_VALUES, full)), self._values))
             and all(map(is_, chain.from_iterable(full), self._keys))
         )
+
+
+_CONTAINERS = {dict, OrderedDict, list, set}
+_NESTED_LEVELS = 2
+
+
+def _add_nested(empty: list[Any], full: list[dict[Any, Any]], lists: list[tuple[Any, list[Any]]]) -> None:
+    """Save the dicts, lists and sets held inside the saved ones too, two levels down
+    (``self.caches = {"masks": {}}``): a shapes-only run that fills
+    ``self.caches["masks"][shape]`` would leave a meta tensor there, and the model's next
+    real call would fail on it (probe8-trace.md P8-5)."""
+    inner = [*chain.from_iterable(map(_VALUES, full)), *chain.from_iterable(saved for _, saved in lists)]
+    for _ in range(_NESTED_LEVELS):
+        found = list(compress(inner, map(_CONTAINERS.__contains__, map(type, inner))))
+        inner = []
+        for value in found:
+            if not value:
+                empty.append(value)
+            elif type(value) is list or type(value) is set:
+                lists.append((value, list(value)))
+                inner.extend(value)
+            else:
+                full.append(value)
+                inner.extend(value.values())
+
+
+def _parametrized_class(kind: type) -> bool:
+    """Whether torch's ``parametrize`` made ``kind`` for one module (``ParametrizedLinear``)."""
+    return kind.__module__ == "torch.nn.utils.parametrize" and kind.__name__.startswith("Parametrized")
+
+
+def _restore_class(kind: type, entries: dict[str, Any]) -> None:
+    """Give a class made for one parametrized module the entries it had (``vars``)."""
+    now = vars(kind)
+    if now.keys() == entries.keys() and all(now[name] is value for name, value in entries.items()):
+        return
+    for name in [name for name in now if name not in entries]:
+        delattr(kind, name)
+    for name, value in entries.items():
+        if now.get(name) is not value:
+            setattr(kind, name, value)
 
 
 def _generators(held: list[Any]) -> list[torch.Generator]:

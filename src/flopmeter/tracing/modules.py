@@ -24,8 +24,7 @@ import threading
 import types
 import warnings
 import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 import torch
@@ -36,6 +35,7 @@ from torch.nn.modules.module import (
 from torch.utils._pytree import tree_flatten
 from torch.utils.hooks import RemovableHandle
 
+from ..interrupts import Undoing
 from .events import BACKWARD, FORWARD
 from .model_walk import ModelWalk
 
@@ -43,17 +43,16 @@ _LOCKS: weakref.WeakKeyDictionary[torch.nn.Module, threading.RLock] = weakref.We
 _LOCKS_GUARD = threading.Lock()
 
 
-@contextmanager
-def exclusive(model: torch.nn.Module) -> Iterator[None]:
+def exclusive(model: torch.nn.Module) -> AbstractContextManager[Any]:
     """One profile of ``model`` at a time: other threads profiling the same model wait
     (the same thread may nest). Different models are profiled concurrently (unless they
-    share a module: ``take_turns``)."""
+    share a module: ``take_turns``). The model's lock itself: ``with`` takes and releases
+    it in C, so no interrupt can come between (``interrupts.py``)."""
     with _LOCKS_GUARD:
         lock = _LOCKS.get(model)
         if lock is None:
             lock = _LOCKS[model] = threading.RLock()
-    with lock:
-        yield
+    return lock
 
 
 class _ModulesInUse:
@@ -64,54 +63,70 @@ class _ModulesInUse:
     thread's nested profiles (of a submodule, say) do not wait for themselves."""
 
     def __init__(self) -> None:
-        self._changed = threading.Condition()
-        self._owner: dict[int, int] = {}  # id(module) -> the thread profiling it
+        self.lock = threading.Lock()  # taken by ``with`` directly (Condition's __enter__ is Python)
+        self.changed = threading.Condition(self.lock)
+        self.owner: dict[int, int] = {}  # id(module) -> the thread profiling it
 
-    @contextmanager
-    def take_turns(self, modules: list[torch.nn.Module]) -> Iterator[None]:
-        me = threading.get_ident()
-        keys = list(map(id, modules))
-        with self._changed:
-            while not {self._owner.get(key, me) for key in keys} <= {me}:
-                self._changed.wait()
-            mine = [key for key in keys if key not in self._owner]  # not already this thread's
-            self._owner.update(dict.fromkeys(mine, me))
-        try:
-            yield
-        finally:
-            with self._changed:
-                for key in mine:
-                    del self._owner[key]
-                self._changed.notify_all()
+    def take_turns(self, modules: list[torch.nn.Module]) -> _Turn:
+        return _Turn(self, modules)
 
 
-take_turns = _ModulesInUse().take_turns
+class _Turn(Undoing):
+    """One profile's turn with its modules (``take_turns``)."""
+
+    def __init__(self, in_use: _ModulesInUse, modules: list[torch.nn.Module]) -> None:
+        self._in_use = in_use
+        self._keys = list(map(id, modules))
+        self._mine: list[int] = []  # the modules this turn took (not already this thread's)
+
+    def take(self) -> None:
+        in_use, me = self._in_use, threading.get_ident()
+        with in_use.lock:
+            while not {in_use.owner.get(key, me) for key in self._keys} <= {me}:
+                in_use.changed.wait()
+            self._mine = [key for key in self._keys if key not in in_use.owner]
+            in_use.owner.update(dict.fromkeys(self._mine, me))
+
+    def leave(self) -> None:
+        in_use = self._in_use
+        with in_use.lock:
+            for key in self._mine:
+                in_use.owner.pop(key, None)
+            in_use.changed.notify_all()
+
+
+_IN_USE = _ModulesInUse()
+take_turns = _IN_USE.take_turns
 
 
 class _DeeperRecursion:
     """Raises Python's recursion limit while any profile runs, in any thread, and puts
     it back when the last one ends. With a global hook set, torch calls each forward
     through one more frame (``_call_impl``'s ``inner()``), and meta kernels written in
-    Python run deeper than the CPU ones: this allows as deep a model as a plain call."""
+    Python run deeper than the CPU ones: this allows as deep a model as a plain call.
+    Each profile is a user (a set, so that ending one twice is harmless: ``finish``)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._users = 0
+        self._users: set[int] = set()
         self._saved = self._raised = 0
 
-    def enter(self) -> None:
+    def enter(self, user: object) -> None:
         with self._lock:
-            if self._users == 0:
+            first = not self._users
+            if first:
                 self._saved = sys.getrecursionlimit()
                 self._raised = self._saved * 5 // 4 + 200
+            self._users.add(id(user))  # before the limit moves: ``exit`` puts back what moved
+            if first:
                 sys.setrecursionlimit(self._raised)
-            self._users += 1
 
-    def exit(self) -> None:
+    def exit(self, user: object) -> None:
         with self._lock:
-            self._users -= 1
-            if self._users == 0 and sys.getrecursionlimit() == self._raised:
+            self._users.discard(id(user))
+            if not self._users and self._raised and sys.getrecursionlimit() == self._raised:
                 sys.setrecursionlimit(self._saved)
+                self._raised = 0
 
 
 _DEEPER = _DeeperRecursion()
@@ -126,7 +141,7 @@ def uncompiled(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
-class ModuleStack:
+class ModuleStack(Undoing):
     """Tracks the innermost running module of ``root`` by qualified name.
 
     A module reachable under several names (shared) is known by the first name
@@ -261,18 +276,14 @@ class ModuleStack:
                 continue  # an earlier module's node: this module's graph ends here
             todo.extend(next_node for next_node, _ in node.next_functions)
 
-    def __enter__(self) -> ModuleStack:
+    def take(self) -> None:
         self._thread = threading.get_ident()
-        _DEEPER.enter()
+        _DEEPER.enter(self)
         self._handles.append(register_module_forward_pre_hook(self._pre))
         self._handles.append(register_module_forward_hook(self._post, always_call=True))
-        return self
 
     def __exit__(self, *exc: object) -> None:
-        _DEEPER.exit()
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
+        super().__exit__()
         if self.other_thread_calls:
             warnings.warn(
                 f"{self.other_thread_calls} call(s) of the model's modules ran on other threads during "
@@ -283,3 +294,10 @@ class ModuleStack:
         self._forward.clear()
         self._node_owner.clear()
         self._raised_in.clear()
+
+    def leave(self) -> None:
+        """Take the global hooks off and the recursion limit back (safe to run twice)."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        _DEEPER.exit(self)

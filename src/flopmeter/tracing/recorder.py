@@ -15,15 +15,16 @@ from __future__ import annotations
 import gc
 import re
 import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Callable
+from contextlib import ContextDecorator
+from typing import Any, TypeVar
 
 import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from ..interrupts import Undoing, completes
 from . import replay
 from .attention import recorded_call, sdpa_on_meta
 from .attention_watch import AttentionSeen, is_attention_op
@@ -400,22 +401,37 @@ class OpRecorder(TorchDispatchMode):
         self.stack.describe = _as_it_is
 
 
-@contextmanager
-def gc_paused() -> Iterator[None]:
+_Function = TypeVar("_Function", bound=Callable[..., Any])
+
+
+class gc_paused(Undoing, ContextDecorator):  # noqa: N801 - used as a function, ``@gc_paused()``
     """Pause Python's cyclic garbage collector (as a ``with`` block or a decorator).
 
     A profile allocates thousands of small objects (events, shapes) that live until it
     returns; each collection they trigger walks them all again, about a fifth of a small
     model's profile. Around the whole profile call, most of them are freed before the
     collector runs again. Nothing is lost: the collector is switched back on after (if
-    it was on), and collects then.
+    it was on), and collects then. A class, so that an interrupt cannot leave the
+    collector off (``interrupts.py``).
     """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
+
+    def __init__(self) -> None:
+        self._enabled = False
+
+    def _recreate_cm(self) -> gc_paused:
+        return gc_paused()  # each decorated call (nested profiles too) has its own
+
+    def __call__(self, function: _Function) -> _Function:
+        """The decorator: also completes the undoing of what an interrupt kept an
+        ``__exit__`` from undoing (``interrupts.completes``; the profile's outermost call)."""
+        return completes(super().__call__(function))
+
+    def take(self) -> None:
+        self._enabled = gc.isenabled()
+        gc.disable()
+
+    def leave(self) -> None:
+        if self._enabled:
             gc.enable()
 
 
@@ -429,30 +445,32 @@ def _to_meta(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.detach().to("meta")
 
 
-_TWINS: dict[int, tuple[weakref.ref[torch.Tensor], torch.Tensor]] = {}
+_TWINS: dict[int, torch.Tensor] = {}
+_TWINS_KEPT = 20_000  # meta twins kept between profiles (a few hundred bytes each)
 
 
 def _twin(tensor: torch.Tensor) -> torch.Tensor:
     """The meta twin of a model's parameter or buffer, kept from one profile to the next
-    while the tensor lives and keeps its shape, strides and dtype (a meta tensor holds
-    no memory; only a weak reference to the tensor is kept)."""
+    while the tensor keeps its shape, strides and dtype (a meta tensor holds no memory).
+
+    Kept by ``id``, with no weak reference to the tensor: a weak reference left on a user's
+    parameter makes ``torch.utils.swap_tensors`` refuse it, and with it ``model.half()``
+    under ``torch.__future__.set_swap_module_params_on_conversion(True)``. A later tensor
+    with the same ``id``, dtype, shape and strides gets a twin that is the same as its own
+    would be (a meta tensor is nothing but those)."""
     key = id(tensor)
-    entry = _TWINS.get(key)
-    if entry is not None:
-        ref, twin = entry
-        if (
-            ref() is tensor
-            and twin.dtype == tensor.dtype
-            and twin.shape == tensor.shape
-            and twin.stride() == tensor.stride()
-        ):
-            return twin
-    twin = _to_meta(tensor)
-
-    def forget(_ref: weakref.ref[torch.Tensor]) -> None:
-        _TWINS.pop(key, None)
-
-    _TWINS[key] = (weakref.ref(tensor, forget), twin)
+    twin = _TWINS.get(key)
+    if (
+        twin is not None
+        and twin.dtype == tensor.dtype
+        and twin.shape == tensor.shape
+        and twin.stride() == tensor.stride()
+        and twin.is_inference() == tensor.is_inference()
+    ):
+        return twin
+    if len(_TWINS) >= _TWINS_KEPT:
+        _TWINS.clear()
+    twin = _TWINS[key] = _to_meta(tensor)
     return twin
 
 

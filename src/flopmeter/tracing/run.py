@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext, suppress
+from contextlib import nullcontext, suppress
 from copy import deepcopy
 from dataclasses import dataclass, field, fields, is_dataclass
 from itertools import repeat
 from operator import attrgetter, is_, methodcaller
+from types import TracebackType
 from typing import Any
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
+from ..interrupts import GradMode, ModeOn, Undoing, arm, completes, finish, leave
 from ..random_state import kept_random_state
 from .attention_watch import AttentionSeen, expects_attention, remember_attention
 from .events import PLAIN_TYPES, OpEvent
@@ -96,7 +97,12 @@ class ModelStateGuard:
         self._tensors = tensors
         self._aliases = list(map(_DETACH, tensors))
         self.writes.protect(self._aliases)
-        self._attributes.swap_in()  # last: ``__exit__`` undoes it
+        arm(self)  # all is saved: from here ``leave`` puts it back
+        try:
+            self._attributes.swap_in()  # last: ``__exit__`` undoes it
+        except BaseException:  # an interrupt just after the swap: nothing else ran yet
+            leave(self)
+            raise
         return self
 
     def all_in_mode(self, train: bool) -> bool:
@@ -107,18 +113,22 @@ class ModelStateGuard:
         )
 
     def __exit__(self, *exc: object) -> None:
+        leave(self)  # to its end, also if an interrupt arrives meanwhile
+
+    def leave(self) -> None:
+        """Everything saved, put back (safe to run again: ``interrupts.finish``)."""
         unseen = self.writes.unseen_writes()
         if unseen:
             warnings.warn(
                 f"the forward wrote {unseen} parameter(s) or buffer(s) in a way flopmeter could "
                 "not see, so their values may have changed; please report it",
                 RuntimeWarning,
-                stacklevel=2,
+                stacklevel=4,
             )
         self._attributes.restore()
         for module, training in self._script_modes:
             module.training = training
-        with torch.no_grad():
+        with GradMode(False):
             if not self._bindings_unchanged():
                 for tensor, alias in zip(self._tensors, self._aliases, strict=True):
                     if (  # the alias keeps the original binding (its storage may have moved too)
@@ -148,6 +158,52 @@ class ModelStateGuard:
                 map(_SHAPE, tensors)
             ) == list(map(_SHAPE, aliases))
         return bound and list(map(_DTYPE, tensors)) == list(map(_DTYPE, aliases))
+
+
+class ModelSettings(Undoing):
+    """torch's default dtype, default device and grad mode as the model's run starts. A
+    forward that sets one and leaves it set (``torch.set_default_dtype(torch.float64)``,
+    ``torch.set_default_device("cpu")``, ``torch.set_grad_enabled(True)``) would leave the
+    process changed, as a plain call does; the profile warns, so the model's behaviour is
+    not hidden, and puts them back (the grad mode is ``GradMode``'s), so the caller's
+    process is as it was and a run made again with values starts as the first did."""
+
+    def __init__(self) -> None:  # read here: ``leave`` may run before ``take`` does (an interrupt)
+        self.dtype, self.grad, self.device = torch.get_default_dtype(), torch.is_grad_enabled(), _device_set()
+
+    def warn_if_left_changed(self) -> None:
+        dtype, grad, device = torch.get_default_dtype(), torch.is_grad_enabled(), _device_set()
+        changed = [f"default dtype ({self.dtype} -> {dtype})"] if dtype != self.dtype else []
+        if device is not self.device:
+            changed.append(f"default device ({_device_name(self.device)} -> {_device_name(device)})")
+        if grad != self.grad:
+            changed.append(f"grad mode ({_ON_OFF[self.grad]} -> {_ON_OFF[grad]})")
+        if changed:
+            warnings.warn(
+                f"the model's forward changed torch's {' and '.join(changed)} and left it so: "
+                "flopmeter puts it back after the run (a plain call of the model leaves it changed)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+
+    def leave(self) -> None:
+        if torch.get_default_dtype() != self.dtype:
+            torch.set_default_dtype(self.dtype)
+        if _device_set() is not self.device:
+            torch.set_default_device(None if self.device is None else self.device.device)
+
+
+_ON_OFF = {True: "on", False: "off"}
+
+
+def _device_set() -> Any:
+    """What ``torch.set_default_device`` set on this thread (torch keeps it in a private
+    thread-local, ``torch._GLOBAL_DEVICE_CONTEXT``): its DeviceContext, or None."""
+    return getattr(getattr(torch, "_GLOBAL_DEVICE_CONTEXT", None), "device_context", None)
+
+
+def _device_name(context: Any) -> str:
+    return "none set" if context is None else str(context.device)
 
 
 def set_mode(model: torch.nn.Module, train: bool) -> torch.nn.Module:
@@ -244,15 +300,42 @@ class WriteGuard:
         self._versions = []
 
 
-@contextmanager
-def undone(module: torch.nn.Module) -> Iterator[None]:
+class undone:  # noqa: N801 - used as a function, ``with undone(module):``
     """Run code outside a trace that may change ``module`` (evaluating a parametrized
     weight runs spectral_norm's power iteration, which writes ``_u`` and ``_v`` in
     train mode), then put the module back as it was: the model-state guard, with a
     dispatch mode that saves each guarded tensor before its first write; random draws
-    (a parametrization that samples a mask) come from a fork of torch's generators."""
-    with kept_random_state(), ModelStateGuard(module) as guard, SaveBeforeWrites(guard.writes):
-        yield
+    (a parametrization that samples a mask) are undone too. A class, so that an
+    interrupt cannot skip the undoing (``interrupts.py``)."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        self._random = kept_random_state()
+        self._guard = ModelStateGuard(module)
+        self._saving: ModeOn | None = None
+
+    def __enter__(self) -> None:
+        self._random.__enter__()
+        try:
+            self._guard.__enter__()
+            try:
+                self._saving = ModeOn(SaveBeforeWrites(self._guard.writes))
+                self._saving.__enter__()
+            except BaseException:
+                self._guard.__exit__(None, None, None)
+                raise
+        except BaseException:
+            self._random.__exit__(None, None, None)
+            raise
+
+    def __exit__(self, kind: Any, error: Any, traceback: TracebackType | None) -> None:
+        try:
+            if self._saving is not None:
+                self._saving.__exit__(kind, error, traceback)
+        finally:
+            try:
+                self._guard.__exit__(kind, error, traceback)
+            finally:
+                self._random.__exit__(kind, error, traceback)
 
 
 class SaveBeforeWrites(TorchDispatchMode):
@@ -322,6 +405,7 @@ def _data_addresses(tensors: list[torch.Tensor]) -> list[int]:
 _DATA_PTR = methodcaller("data_ptr")
 
 
+@completes
 def trace_model(
     model: torch.nn.Module,
     args: tuple[Any, ...],
@@ -383,7 +467,7 @@ def own_copy(args: tuple[Any, ...], kwargs: dict[str, Any], shared: tuple[Any, .
     copied run as they are; a non-leaf tensor is copied detached."""
     memo: dict[int, Any] = {id(item): item for item in shared}
     try:
-        with _CopyNonLeaves():
+        with ModeOn(_CopyNonLeaves()):
             return deepcopy((args, kwargs), memo)
     except Exception:  # noqa: BLE001 - any object's own __deepcopy__ may refuse
         return args, kwargs
@@ -429,23 +513,30 @@ def _run_once(
     inputs = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
     recorder.hold(inputs)
     recorder.probe = next((t for t in inputs if t.ndim), None)
-    grad_mode = torch.enable_grad() if backward else torch.no_grad()
-    functions = FunctionRecorder(recorder) if whole_functions else nullcontext()
+    grad_mode = GradMode(backward)
+    functions = ModeOn(FunctionRecorder(recorder)) if whole_functions else nullcontext()
     if torch._C._is_any_autocast_enabled():
         # a fresh cast cache, as the first forward in an autocast region sees: casts a run
         # (or an earlier profile) left there would hide the weights' casts from this one
         torch.clear_autocast_cache()
     try:
-        with kept_random_state((args, kwargs)), ModelStateGuard(model, walk) as guard, grad_mode, stack:
+        with (
+            kept_random_state((args, kwargs)),
+            ModelStateGuard(model, walk) as guard,
+            grad_mode,
+            stack,
+            ModelSettings() as settings,
+        ):
             if options.train is not None and not guard.all_in_mode(options.train):
                 set_mode(model, options.train)
             # a meta model has no values to guard: no check per op
             recorder.writes = guard.writes if guard.writes.guards_anything else None
-            with recorder, functions:
+            with ModeOn(recorder), functions:
                 try:
                     output = model(*args, **kwargs)
+                    settings.warn_if_left_changed()
                     if backward:
-                        _run_backward(model, args, kwargs, output)
+                        _run_backward(model, args, kwargs, output, walk.parameters)
                 except AttentionSeen:
                     pass  # the run stopped at an attention call: made again below
                 except BackwardUnavailable:
@@ -454,7 +545,7 @@ def _run_once(
                     if recorder.unseen_attention_in is None:
                         raise TraceFailure(error, stack.raised_in(error)) from error
     finally:
-        recorder.release()
+        finish(recorder.release)
     if recorder.unseen_attention_in is not None:
         raise AttentionSeen(walk.module(recorder.unseen_attention_in))
     if recorder.failed_on_meta is not None:  # the model caught it (``try: x.item()``) and went on
@@ -495,10 +586,17 @@ class BackwardUnavailable(ValueError):
     """``backward=True`` has nothing to differentiate (raised by flopmeter, not the model)."""
 
 
-def _run_backward(model: torch.nn.Module, args: Any, kwargs: Any, output: Any) -> None:
+def _run_backward(
+    model: torch.nn.Module, args: Any, kwargs: Any, output: Any, before: list[torch.nn.Parameter]
+) -> None:
+    """The backward of ``output``'s sum, with respect to every parameter that requires grad:
+    the model's parameters as the forward began (``before``: a forward may delete a
+    submodule whose weights its output still depends on) and as it ended (a submodule it
+    made), and every input that requires grad, as ``loss.backward()`` would reach them."""
     tensors = [t for t in tree_flatten(_plain(output))[0] if isinstance(t, torch.Tensor)]
     outputs = [t for t in tensors if t.requires_grad]
-    wrt: list[torch.Tensor] = [p for p in model.parameters() if p.requires_grad]
+    params = {id(p): p for p in [*before, *model.parameters()]}
+    wrt: list[torch.Tensor] = [p for p in params.values() if p.requires_grad]
     wrt += [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor) and t.requires_grad]
     if not outputs:
         raise BackwardUnavailable(_why_no_backward(output, tensors, wrt, model))
