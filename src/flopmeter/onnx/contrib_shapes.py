@@ -20,6 +20,19 @@ def _attr(node: Any, name: str, default: Any = None) -> Any:
     return default
 
 
+def standard_equivalent(node: Any) -> Any:
+    """The standard ONNX node whose output shapes a com.microsoft node shares, for
+    ONNX's own inference: FusedConv (onnxruntime's Conv + activation, and an optional
+    sum input Z) has a Conv's; None for other ops."""
+    from onnx import helper
+
+    if node.op_type != "FusedConv" or node.domain != "com.microsoft":
+        return None
+    conv = helper.make_node("Conv", list(node.input[:3]), list(node.output[:1]), name=node.name)
+    conv.attribute.extend(a for a in node.attribute if not a.name.startswith("activation"))
+    return conv
+
+
 def contrib_output_types(node: Any, types: dict[str, ValueType]) -> dict[str, ValueType]:
     """Output types of one com.microsoft node, from its input types."""
     inputs = [types.get(name) if name else None for name in node.input]

@@ -103,7 +103,7 @@ def _value(event: OpEvent, index: int) -> list[int] | None:
 
 
 # ----------------------------------------------------------------------- contractions
-@onnx_formula("Conv", "ConvInteger", "QLinearConv", MS + "FusedConv", MS + "NhwcConv")
+@onnx_formula("Conv", "ConvInteger", "QLinearConv", MS + "NhwcConv")
 def _conv(event: OpEvent, options: CountOptions) -> Cost:
     """Conv: x (N, C, *S), w (C_o, C/groups, *K), optional bias. ConvInteger: x, w, zero
     points; QLinearConv: x, scale, zp, w, scale, zp, y_scale, y_zp, bias (int32)."""
@@ -115,6 +115,36 @@ def _conv(event: OpEvent, options: CountOptions) -> Cost:
     groups = int(_attr(event, "group", 1))
     _check_channels(event, x.shape, w.shape[1] * groups)
     return contraction.conv(x.shape, w.shape, _out(event).shape, bias=bias, groups=groups)
+
+
+_FUSED_ACTIVATIONS = {
+    "Relu": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid", "LeakyRelu": "leaky_relu", "Clip": "hardtanh",
+    "HardSigmoid": "hardsigmoid",
+}  # fmt: skip
+
+
+@onnx_formula(MS + "FusedConv")
+def _fused_conv(event: OpEvent, options: CountOptions) -> Cost:
+    """onnxruntime's FusedConv (X, W, B, Z): the Conv, plus one add per output when the
+    sum input Z is given, plus its ``activation`` per output, as the Conv, Add and
+    activation nodes it replaced count. An activation we have no count for is an error."""
+    cost = _conv(event, options)
+    elements = _out(event).numel
+    if _input(event, 3) is not None:
+        cost = cost + elementwise.pointwise(elements, elementwise.PER_ELEMENT["add"])
+    activation = str(_attr(event, "activation", "") or "")
+    if not activation:
+        return cost
+    name = _FUSED_ACTIVATIONS.get(activation)
+    if name is None:
+        from .load import OnnxModelError
+
+        raise OnnxModelError(
+            f"{event.op} in module {event.module or '(root)'!r} fuses activation {activation!r}, which "
+            f"flopmeter cannot count; known: {', '.join(_FUSED_ACTIVATIONS)}"
+        )
+    fused = elementwise.pointwise(elements, elementwise.PER_ELEMENT[name])
+    return cost + (replace(fused, ptflops_macs=elements) if name in _PTFLOPS_ACTIVATIONS else fused)
 
 
 def _check_channels(event: OpEvent, x_shape: tuple[int, ...], expected: int) -> None:

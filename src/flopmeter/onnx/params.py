@@ -24,6 +24,7 @@ from .patterns import GraphIndex, group_norm
 FLOAT_TYPES = frozenset({1, 10, 11, 16, 17, 18, 19, 20, 23})
 WEIGHT_SLOTS: dict[str, frozenset[int]] = {
     "Conv": frozenset({1, 2}),
+    "FusedConv": frozenset({1, 2}),  # com.microsoft: onnxruntime's Conv + activation
     "ConvTranspose": frozenset({1, 2}),
     "Gemm": frozenset({0, 1, 2}),
     "MatMul": frozenset({0, 1}),
@@ -78,10 +79,24 @@ def classify_initializers(
         if f"b_{key}" in tokens or f"c_{key}" in tokens or name in made_up:
             continue
         if f"p_{key}" in tokens or any(
-            _weight_slot(node, value, tensor) for node, value in _uses(index, name)
+            _weight_slot(node, value, tensor) and not _scales_quantized(index, node)
+            for node, value in _uses(index, name)
         ):
             params.add(name)
     return params, set(initializers) - params
+
+
+def _scales_quantized(index: GraphIndex, node: Any) -> bool:
+    """A Mul of a per-channel weight scale (N,) with the activation's scale, which
+    ``quantize_dynamic(per_channel=True)`` writes before rescaling a MatMulInteger's
+    output: the vector is a quantization scale, not a bias or a norm weight."""
+    if node.op_type != "Mul":
+        return False
+    sources = [index.node_of(name) for name in node.input]
+    return any(
+        source is not None and source.op_type == "DynamicQuantizeLinear" and name in source.output[1:]
+        for source, name in zip(sources, node.input, strict=True)
+    )
 
 
 def _group_norm_constants(index: GraphIndex) -> set[str]:

@@ -1,0 +1,149 @@
+"""Probe-8 findings on ONNX files as a deployment team holds them (probe8-onnx.md):
+onnxruntime's quantized, fp16 and optimized graphs. Each test failed before its fix."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from flopmeter.onnx import profile_onnx  # noqa: E402
+
+MS = "com.microsoft"
+
+
+def _model(nodes, inputs, initializers, value_info=()):  # type: ignore[no-untyped-def]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs.items()],
+        [helper.make_tensor_value_info(nodes[-1].output[0], TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(v, n) for n, v in initializers.items()],
+        value_info=list(value_info),
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(MS, 1)])
+
+
+def _per_channel_dynamic(n: int = 3) -> onnx.ModelProto:
+    """What quantize_dynamic(per_channel=True) writes for x (2, 4) @ W (4, n) + b: the
+    per-channel weight scale (n,) multiplied with the activation's scalar scale."""
+    nodes = [
+        helper.make_node("DynamicQuantizeLinear", ["x"], ["xq", "xs", "xz"]),
+        helper.make_node("Mul", ["xs", "w_scale"], ["scales"]),
+        helper.make_node("MatMulInteger", ["xq", "w_q", "xz", "w_zp"], ["acc"]),
+        helper.make_node("Cast", ["acc"], ["accf"], to=TensorProto.FLOAT),
+        helper.make_node("Mul", ["accf", "scales"], ["yq"]),
+        helper.make_node("Add", ["yq", "bias"], ["y"]),
+    ]
+    weights = {
+        "w_scale": np.full(n, 0.1, np.float32),
+        "w_zp": np.full(n, 128, np.uint8),
+        "w_q": np.ones((4, n), np.uint8),
+        "bias": np.ones(n, np.float32),
+    }
+    return _model(nodes, {"x": (2, 4)}, weights)
+
+
+# P8-O1: quantize_dynamic(per_channel=True) multiplies the weight's per-channel scale
+# vector with the activation's scale; that vector was taken for a bias (a parameter).
+def test_per_channel_weight_scales_are_not_parameters() -> None:
+    report = profile_onnx(_per_channel_dynamic(3))
+    assert report.params == 4 * 3 + 3  # 15: W (4 x 3 uint8) + bias (3); the 3 scales are not
+    assert report.macs == 2 * 4 * 3  # 24 integer MACs
+    (fact,) = report.options["onnx"]["quantized"]
+    assert (fact["weight_bits"], fact["activation_bits"], fact["bops"]) == (8, 8, 24 * 8 * 8)  # 1,536
+
+
+def _fused_conv(activation: str | None, *, with_sum: bool = False, declared: bool = False) -> onnx.ModelProto:
+    """onnxruntime's extended optimization: Conv (1x3x8x8, 4 filters 3x3, pad 1, bias)
+    [+ Z] + activation as one com.microsoft.FusedConv."""
+    attrs = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}
+    if activation:
+        attrs["activation"] = activation
+    if activation == "Clip":
+        attrs["activation_params"] = [0.0, 6.0]
+    inputs = ["x", "W", "B"] + (["z"] if with_sum else [])
+    node = helper.make_node("FusedConv", inputs, ["y"], domain=MS, **attrs)
+    value_info = [helper.make_tensor_value_info("y", TensorProto.FLOAT, (1, 4, 8, 8))] if declared else []
+    shapes = {"x": (1, 3, 8, 8), **({"z": (1, 4, 8, 8)} if with_sum else {})}
+    weights = {"W": np.ones((4, 3, 3, 3), np.float32), "B": np.ones(4, np.float32)}
+    return _model([node], shapes, weights, value_info)
+
+
+CONV_MACS = 4 * 8 * 8 * 3 * 3 * 3  # 6,912
+CONV_FLOPS = 2 * CONV_MACS  # 13,824: (2*27 - 1) per output + the bias add, 256 outputs
+OUTPUTS = 4 * 8 * 8  # 256
+
+
+# P8-O2: FusedConv had no shape rule (a legacy export optimized by onnxruntime could not be
+# counted), its weights were no parameters, and its fused activation was not counted.
+@pytest.mark.parametrize(
+    ("activation", "with_sum", "flops"),
+    [
+        ("Relu", False, CONV_FLOPS + OUTPUTS),  # 13,824 + 256 max(x, 0) = 14,080
+        ("Clip", False, CONV_FLOPS + 2 * OUTPUTS),  # ReLU6: min and max, 14,336
+        ("Sigmoid", True, CONV_FLOPS + OUTPUTS + 3 * OUTPUTS),  # + Z add + exp, add, divide: 14,848
+        (None, False, CONV_FLOPS),
+    ],
+)
+def test_fused_conv_counts_conv_sum_and_activation(
+    activation: str | None, with_sum: bool, flops: int
+) -> None:
+    report = profile_onnx(_fused_conv(activation, with_sum=with_sum))
+    assert report.macs == CONV_MACS
+    assert report.flops == flops
+    assert report.params == 4 * 27 + 4  # 112: W and B, as the Conv's
+    assert not report.unsupported
+
+
+def test_fused_conv_with_a_declared_shape_has_its_parameters() -> None:  # dynamo exports keep value_info
+    report = profile_onnx(_fused_conv("Relu", declared=True))
+    assert (report.macs, report.flops, report.params) == (CONV_MACS, CONV_FLOPS + OUTPUTS, 112)
+
+
+def test_fused_conv_with_an_unknown_activation_is_an_error_naming_it() -> None:
+    from flopmeter.onnx.load import OnnxModelError
+
+    with pytest.raises(OnnxModelError, match="activation 'Softsign'"):
+        profile_onnx(_fused_conv("Softsign"))
+
+
+def _unsorted_fp16_io() -> onnx.ModelProto:
+    """What onnxruntime's float16 converter writes with keep_io_types=True: a float32
+    input, a Cast to float16 appended after the nodes that read it."""
+    nodes = [
+        helper.make_node("Relu", ["x16"], ["r"]),
+        helper.make_node("Cast", ["r"], ["y"], to=TensorProto.FLOAT),
+        helper.make_node("Cast", ["x"], ["x16"], to=TensorProto.FLOAT16),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, (2, 8))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+# P8-O3: a graph whose nodes are valid but not in topological order (as onnxruntime's
+# fp16 converter writes them, and onnxruntime runs) was refused as "truncated".
+def test_unsorted_graph_is_counted_in_dependency_order_and_left_unchanged(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    model = _unsorted_fp16_io()
+    before = model.SerializeToString()
+    report = profile_onnx(model)
+    assert report.flops == 2 * 8  # the Relu on 2 x 8 float16 values; the Casts cost no FLOPs
+    assert model.SerializeToString() == before  # the user's ModelProto is not reordered
+    path = tmp_path / "fp16io.onnx"
+    onnx.save(model, path)
+    assert profile_onnx(path).flops == 16
+
+
+def test_a_graph_no_order_fixes_is_still_refused() -> None:
+    from flopmeter.onnx.load import OnnxModelError
+
+    model = _unsorted_fp16_io()
+    model.graph.node[2].input[0] = "missing"
+    with pytest.raises(OnnxModelError, match="'missing', which nothing defines"):
+        profile_onnx(model)
