@@ -147,3 +147,121 @@ def test_a_graph_no_order_fixes_is_still_refused() -> None:
     model.graph.node[2].input[0] = "missing"
     with pytest.raises(OnnxModelError, match="'missing', which nothing defines"):
         profile_onnx(model)
+
+
+def _dynamic_conv_after_export() -> onnx.ModelProto:
+    """quantize_dynamic of an export: the tool's nodes (no dynamo metadata, no legacy
+    ``/scope/Op`` name) around a ConvInteger whose weight keeps the module's name;
+    x (1, 3, 4, 4), conv1 1x1 with 2 filters, then the export's own ``/relu/Relu``."""
+    nodes = [
+        helper.make_node("DynamicQuantizeLinear", ["x"], ["xq", "xs", "xz"], name="x_QuantizeLinear"),
+        helper.make_node("Mul", ["xs", "conv1.weight_scale"], ["s"], name="node_conv2d_quant_scales_mul"),
+        helper.make_node(
+            "ConvInteger",
+            ["xq", "conv1.weight_quantized", "xz"],
+            ["acc"],
+            name="node_conv2d_quant",
+            kernel_shape=[1, 1],
+        ),
+        helper.make_node(
+            "Cast", ["acc"], ["accf"], name="conv2d_output_quantized_cast", to=TensorProto.FLOAT
+        ),
+        helper.make_node("Mul", ["accf", "s"], ["c"], name="node_conv2d_quant_output_scale_mul"),
+        helper.make_node("Relu", ["c"], ["y"], name="/relu/Relu"),
+    ]
+    weights = {
+        "conv1.weight_scale": np.array(0.1, np.float32),
+        "conv1.weight_quantized": np.ones((2, 3, 1, 1), np.uint8),
+    }
+    return _model(nodes, {"x": (1, 3, 4, 4)}, weights)
+
+
+# P8-O4: onnxruntime's quantizers drop dynamo's metadata on the nodes they write: the
+# ConvInteger / QLinearConv / MatMulInteger of a dynamo export fell to the root module.
+def test_quantized_nodes_a_tool_added_keep_their_module() -> None:
+    report = profile_onnx(_dynamic_conv_after_export())
+    conv1 = report.modules["conv1"]
+    assert conv1.total.macs == 2 * 4 * 4 * 3  # 96: 2 filters x 16 positions x 3 channels
+    # the graph input's DynamicQuantizeLinear (its only reader is conv1's): 6n - 2 = 6*48 - 2 = 286,
+    # the rescale: Mul of the two scales (1) + Cast (0) + Mul per output (32): 319
+    assert conv1.total.flops == 286 + 1 + 2 * 16
+    assert report.modules["relu"].total.flops == 32  # the export's own node keeps its module
+    assert report.modules[""].own.flops == 0
+    (fact,) = report.options["onnx"]["quantized"]
+    assert fact["module"] == "conv1"
+
+
+# P8-O4 (QDQ): a dynamo Conv into which a BatchNorm was folded carries the BatchNorm's
+# scope; a float one is charged to ``conv1`` by its weight's name, and after
+# quantize_static(QDQ) its weight is ``conv1.weight_quantized`` behind a DequantizeLinear.
+def test_qdq_conv_with_a_folded_batch_norm_is_charged_to_its_conv() -> None:
+    nodes = [
+        helper.make_node(
+            "DequantizeLinear", ["conv1.weight_quantized", "ws"], ["w"], name="conv1.weight_DequantizeLinear"
+        ),
+        helper.make_node("Conv", ["x", "w"], ["y"], name="node_Conv_15", kernel_shape=[1, 1]),
+    ]
+    scope = nodes[1].metadata_props.add()
+    scope.key, scope.value = "pkg.torch.onnx.name_scopes", "['bn', 'getitem']"
+    weights = {"ws": np.array(0.1, np.float32), "conv1.weight_quantized": np.ones((2, 3, 1, 1), np.int8)}
+    report = profile_onnx(_model(nodes, {"x": (1, 3, 4, 4)}, weights))
+    assert report.modules["conv1"].total.macs == 96  # 2 x 16 x 3
+    assert report.modules["conv1"].total.flops == 2 * 6 + (2 * 96 - 32)  # DQ of 6 weights (2 each) + conv 160
+    assert "bn" not in report.modules
+
+
+def test_a_contraction_with_a_made_up_weight_name_is_not_charged_to_the_layer_before() -> None:
+    """MatMulNBits of a bias-free dynamo Linear (its weight ``val_2``): nothing names its
+    module, and its producer (``act``) is the previous layer: it stays at the root."""
+    k, n = 16, 8  # one 16-weight block per column, 4 bits: 8 bytes
+    nodes = [
+        helper.make_node("Relu", ["x"], ["r"], name="/act/Relu"),
+        helper.make_node(
+            "MatMulNBits", ["r", "val_2_Q4", "val_2_scales"], ["y"], name="node_linear_1_Q4", domain=MS,
+            K=k, N=n, bits=4, block_size=16,
+        ),
+    ]  # fmt: skip
+    weights = {"val_2_Q4": np.ones((n, 1, 8), np.uint8), "val_2_scales": np.ones((n, 1), np.float32)}
+    report = profile_onnx(_model(nodes, {"x": (2, k)}, weights))
+    assert report.modules["act"].total.macs == 0
+    assert report.modules[""].own.macs == 2 * k * n  # 256
+    assert report.params == k * n  # 128 4-bit weights
+
+
+def _qdq_matmul() -> onnx.ModelProto:
+    """quantize_static(QDQ): x (2, 4) and W (4, 3) int8 dequantized, then a float MatMul."""
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "s", "zp"], ["xq"]),
+        helper.make_node("DequantizeLinear", ["xq", "s", "zp"], ["xd"]),
+        helper.make_node("DequantizeLinear", ["w_q", "s"], ["w"]),
+        helper.make_node("MatMul", ["xd", "w"], ["y"]),
+    ]
+    weights = {"s": np.array(0.1, np.float32), "zp": np.array(0, np.int8), "w_q": np.ones((4, 3), np.int8)}
+    return _model(nodes, {"x": (2, 4)}, weights)
+
+
+# P8-O5: the summary called every quantized contraction's MACs "integer MACs, not FLOPs",
+# also those a QDQ graph (or MatMulNBits) computes in float and counts as FLOPs.
+def test_qdq_note_says_its_macs_are_float_work() -> None:
+    from flopmeter.render.onnx_notes import onnx_lines
+
+    report = profile_onnx(_qdq_matmul())
+    # Q 8 x 4 + DQ 8 x 2 + DQ of W 12 x 2 + MatMul 6 outputs x (2*4 - 1) = 32 + 16 + 24 + 42 = 114
+    assert report.flops == 114
+    (note,) = [line for line in onnx_lines(report) if "quantized op" in line]
+    assert "24 MACs computed in float, counted as FLOPs" in note  # 2 x 4 x 3
+    assert "integer" not in note
+    integer = profile_onnx(_per_channel_dynamic(3))
+    (note,) = [line for line in onnx_lines(integer) if "quantized op" in line]
+    assert "24 integer MACs, not FLOPs" in note
+
+
+def test_matmul_nbits_counts_float_flops_as_the_matmul_it_replaced() -> None:  # docs/onnx.md said 0
+    k, n = 16, 8
+    node = helper.make_node(
+        "MatMulNBits", ["x", "b", "scales"], ["y"], domain=MS, K=k, N=n, bits=4, block_size=16
+    )
+    weights = {"b": np.ones((n, 1, 8), np.uint8), "scales": np.ones((n, 1), np.float32)}
+    report = profile_onnx(_model([node], {"x": (2, k)}, weights))
+    assert (report.macs, report.flops) == (2 * k * n, 2 * n * (2 * k - 1))  # 256 MACs, 16 x 31 = 496 FLOPs
+    assert report.options["onnx"]["quantized"][0]["integer"] is False

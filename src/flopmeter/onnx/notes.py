@@ -103,4 +103,5 @@ def _fact(
         "bops": op.cost.macs * weight_bits * activation_bits,
         "weight_bytes": weight_bytes,
         "qdq": qdq,
+        "integer": op.cost.flops == 0,  # integer MACs; else float math (QDQ, MatMulNBits' float A)
     }
