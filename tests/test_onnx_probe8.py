@@ -265,3 +265,20 @@ def test_matmul_nbits_counts_float_flops_as_the_matmul_it_replaced() -> None:  #
     report = profile_onnx(_model([node], {"x": (2, k)}, weights))
     assert (report.macs, report.flops) == (2 * k * n, 2 * n * (2 * k - 1))  # 256 MACs, 16 x 31 = 496 FLOPs
     assert report.options["onnx"]["quantized"][0]["integer"] is False
+
+
+# P8-O6: quantize_static(QOperator) of a model with torch.cat writes com.microsoft.QLinearConcat,
+# which had no shape rule: the whole file was refused.
+def test_qlinear_concat_is_a_concat_of_quantized_inputs() -> None:
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "s", "zp"], ["xq"]),
+        helper.make_node(
+            "QLinearConcat", ["s", "zp", "xq", "s", "zp", "xq", "s", "zp"], ["c"], domain=MS, axis=1
+        ),
+        helper.make_node("DequantizeLinear", ["c", "s", "zp"], ["y"]),
+    ]
+    weights = {"s": np.array(0.1, np.float32), "zp": np.array(0, np.uint8)}
+    report = profile_onnx(_model(nodes, {"x": (1, 2, 3)}, weights))
+    assert report.flops == 6 * 4 + 12 * 2  # Quantize 6 elements at 4, Dequantize 1 x 4 x 3 = 12 at 2: 48
+    assert not report.unsupported  # moved bytes, no arithmetic, as a Concat
+    assert report.operators["com.microsoft.QLinearConcat"].calls == 1

@@ -73,6 +73,8 @@ def contrib_output_types(node: Any, types: dict[str, ValueType]) -> dict[str, Va
         n = inputs[3].shape[0] if _attr(node, "transB", 0) else inputs[3].shape[1]
         y_type = first.elem_type if len(node.input) > 7 and node.input[7] else 1
         out[node.output[0]] = ValueType(y_type, (m, n))
+    elif op == "QLinearConcat":  # Y_scale, Y_zero_point, then (X, X_scale, X_zero_point) per input
+        _concat(out, node, inputs[2::3])
     elif op == "MatMulNBits":
         out[node.output[0]] = ValueType(first.elem_type, (*first.shape[:-1], int(_attr(node, "N"))))
     elif op == "Attention" and len(inputs) > 1 and inputs[1] is not None and inputs[1].shape is not None:
@@ -97,6 +99,18 @@ def contrib_output_types(node: Any, types: dict[str, ValueType]) -> dict[str, Va
             for k, past in enumerate(pasts):  # present_key, present_value: (B, H_kv, P + S, E)
                 _present(out, node, 1 + k, first, (first.shape[0], heads), past, 2, head)
     return out
+
+
+def _concat(out: dict[str, ValueType], node: Any, parts: list[ValueType | None]) -> None:
+    """The output of a concatenation along ``axis`` of ``parts``, when all are known."""
+    if not parts or any(p is None or p.shape is None for p in parts):
+        return
+    shapes = [list(p.shape) for p in parts if p is not None and p.shape is not None]
+    axis = int(_attr(node, "axis", 0)) % len(shapes[0])
+    sizes = [shape[axis] for shape in shapes]
+    shape = shapes[0]
+    shape[axis] = sum(sizes) if all(isinstance(v, int) for v in sizes) else "?"
+    out[node.output[0]] = ValueType(parts[0].elem_type, tuple(shape))  # type: ignore[union-attr]
 
 
 def _present(

@@ -39,7 +39,7 @@ DATA_OPS = frozenset(
         "DepthToSpace SpaceToDepth Trilu ConstantOfShape Range OneHot NonZero Compress Unique EyeLike "
         "ReverseSequence CenterCropPadding Col2Im"
     ).split()
-)
+) | {"com.microsoft.QLinearConcat"}  # a Concat of quantized inputs (requantized where scales differ)
 
 
 def onnx_formula(*ops: str) -> Callable[[Handler], Handler]:
