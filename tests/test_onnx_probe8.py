@@ -282,3 +282,28 @@ def test_qlinear_concat_is_a_concat_of_quantized_inputs() -> None:
     assert report.flops == 6 * 4 + 12 * 2  # Quantize 6 elements at 4, Dequantize 1 x 4 x 3 = 12 at 2: 48
     assert not report.unsupported  # moved bytes, no arithmetic, as a Concat
     assert report.operators["com.microsoft.QLinearConcat"].calls == 1
+
+
+# P8-O7: onnxruntime's extended level fuses x * sigmoid(x) into QuickGelu(alpha=1) and names it
+# "/<node>/QuickGeluFusion/": it counted an alpha multiply per element the model does not make,
+# and it was charged to a made-up module ("blk.Mul.QuickGeluFusion").
+@pytest.mark.parametrize(("alpha", "per_element"), [(1.0, 4), (1.702, 5)])  # silu: exp, add, divide, mul
+def test_quick_gelu_counts_its_alpha_only_when_it_scales(alpha: float, per_element: int) -> None:
+    node = helper.make_node(
+        "QuickGelu", ["x"], ["y"], name="/blk/Mul/QuickGeluFusion/", domain=MS, alpha=alpha
+    )
+    report = profile_onnx(_model([node], {"x": (2, 8)}, {}))
+    assert (
+        report.flops == 16 * per_element
+    )  # 64 as the Sigmoid (3) + Mul (1) it replaced; 80 with alpha 1.702
+    assert report.modules["blk"].total.flops == report.flops
+    assert "blk.Mul" not in report.modules
+
+
+# P8-O8: BiasGelu (the Linear's bias fused into the GELU by onnxruntime) read the bias in no
+# weight slot: an optimized MLP lost its bias from the parameters.
+def test_bias_gelu_bias_is_a_parameter() -> None:
+    node = helper.make_node("BiasGelu", ["x", "fc1.bias"], ["y"], name="BiasGelu", domain=MS)
+    report = profile_onnx(_model([node], {"x": (2, 8)}, {"fc1.bias": np.ones(8, np.float32)}))
+    assert report.params == 8
+    assert report.flops == 16 * (5 + 1)  # aten.gelu: divide, erf, add, mul, mul; + the bias add: 96

@@ -108,8 +108,9 @@ def _concat(out: dict[str, ValueType], node: Any, parts: list[ValueType | None])
     shapes = [list(p.shape) for p in parts if p is not None and p.shape is not None]
     axis = int(_attr(node, "axis", 0)) % len(shapes[0])
     sizes = [shape[axis] for shape in shapes]
+    known = [v for v in sizes if isinstance(v, int)]
     shape = shapes[0]
-    shape[axis] = sum(sizes) if all(isinstance(v, int) for v in sizes) else "?"
+    shape[axis] = sum(known) if len(known) == len(sizes) else "?"
     out[node.output[0]] = ValueType(parts[0].elem_type, tuple(shape))  # type: ignore[union-attr]
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _SUFFIX = re.compile(r"^(.*)_(\d+)$")
+_ORT_FUSION = re.compile(r"/\w+Fusion/$")
 
 
 @dataclass
@@ -65,6 +66,7 @@ def legacy_path(name: str) -> str | None:
     """``/layer1/layer1.0/conv1/Conv`` -> ``layer1.0.conv1``; None if not scoped."""
     if not name.startswith("/"):
         return None
+    name = _ORT_FUSION.sub("", name)  # onnxruntime names a fused node "/Mul/QuickGeluFusion/"
     parts = [p for p in name.split("/")[1:-1] if p]
     path = previous = ""
     for part in parts:

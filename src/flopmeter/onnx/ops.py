@@ -557,8 +557,8 @@ def _elementwise(event: OpEvent, options: CountOptions) -> Cost:
     per = elementwise.PER_ELEMENT[name]
     if op_type == "Softplus":
         per = 3
-    elif op_type == MS + "QuickGelu":
-        per += 1
+    elif op_type == MS + "QuickGelu" and float(_attr(event, "alpha", 1.702)) != 1:
+        per += 1  # x * sigmoid(alpha * x): alpha 1 (onnxruntime's fusion of SiLU) multiplies nothing
     cost = elementwise.pointwise(elements, per)
     return replace(cost, ptflops_macs=elements) if name in _PTFLOPS_ACTIVATIONS else cost
 

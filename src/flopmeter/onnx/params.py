@@ -44,6 +44,9 @@ WEIGHT_SLOTS: dict[str, frozenset[int]] = {
     "GRU": frozenset({1, 2, 3}),
     "RNN": frozenset({1, 2, 3}),
     "PRelu": frozenset({1}),
+    "BiasGelu": frozenset({1}),  # com.microsoft: the Linear's bias, fused by onnxruntime
+    "FastGelu": frozenset({1}),
+    "BiasAdd": frozenset({1}),
 }
 QUANTIZED_WEIGHT_SLOTS: dict[str, frozenset[int]] = {
     "QLinearConv": frozenset({3, 8}),
