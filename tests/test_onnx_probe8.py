@@ -307,3 +307,24 @@ def test_bias_gelu_bias_is_a_parameter() -> None:
     report = profile_onnx(_model([node], {"x": (2, 8)}, {"fc1.bias": np.ones(8, np.float32)}))
     assert report.params == 8
     assert report.flops == 16 * (5 + 1)  # aten.gelu: divide, erf, add, mul, mul; + the bias add: 96
+
+
+def test_ort_enable_all_layout_ops_are_listed_not_counted_as_zero() -> None:  # docs/onnx.md "Not yet"
+    """ORT_ENABLE_ALL's blocked-layout Conv (com.microsoft.nchwc): listed as unsupported with its
+    calls; the nodes after it are counted from its declared shape, or an error names it."""
+    nodes = [
+        helper.make_node("Conv", ["x", "W"], ["c"], domain="com.microsoft.nchwc", kernel_shape=[1, 1]),
+        helper.make_node("Relu", ["c"], ["y"]),
+    ]
+    weights = {"W": np.ones((8, 8, 1, 1), np.float32)}
+    declared = [helper.make_tensor_value_info("c", TensorProto.FLOAT, (1, 8, 2, 2))]
+    model = _model(nodes, {"x": (1, 8, 2, 2)}, weights, declared)
+    model.opset_import.append(helper.make_opsetid("com.microsoft.nchwc", 1))
+    report = profile_onnx(model)
+    assert report.unsupported["com.microsoft.nchwc.Conv"].calls == 1
+    assert report.flops == 32  # the Relu on 1 x 8 x 2 x 2
+    del model.graph.value_info[:]
+    from flopmeter.onnx.load import OnnxModelError
+
+    with pytest.raises(OnnxModelError, match="nchwc"):
+        profile_onnx(model)
