@@ -328,3 +328,51 @@ def test_ort_enable_all_layout_ops_are_listed_not_counted_as_zero() -> None:  # 
 
     with pytest.raises(OnnxModelError, match="nchwc"):
         profile_onnx(model)
+
+
+def _fused_dynamic_matmul(op: str) -> onnx.ModelProto:
+    """onnxruntime's extended level on a quantize_dynamic Linear, x (2, 4) @ W (4, 3) + b:
+    DynamicQuantizeMatMul(A, B, b_scale, b_zp, bias), or MatMulIntegerToFloat on an
+    already quantized A (a, b, a_scale, b_scale, a_zp, b_zp, bias)."""
+    if op == "DynamicQuantizeMatMul":
+        nodes = [helper.make_node(op, ["x", "w_q", "w_scale", "w_zp", "bias"], ["y"], domain=MS)]
+    else:
+        nodes = [
+            helper.make_node("DynamicQuantizeLinear", ["x"], ["xq", "xs", "xz"]),
+            helper.make_node(op, ["xq", "w_q", "xs", "w_scale", "xz", "w_zp", "bias"], ["y"], domain=MS),
+        ]
+    weights = {
+        "w_q": np.ones((4, 3), np.int8),
+        "w_scale": np.array(0.1, np.float32),
+        "w_zp": np.array(0, np.int8),
+        "bias": np.ones(3, np.float32),
+    }
+    return _model(nodes, {"x": (2, 4)}, weights)
+
+
+# P8-O9: onnxruntime fuses quantize_dynamic's DynamicQuantizeLinear + MatMulInteger + Cast +
+# Mul + Add into DynamicQuantizeMatMul (MatMulIntegerToFloat where A's quantization is shared):
+# neither had a rule. An optimized dynamic-quant MLP counted 0 MACs and 0 params.
+@pytest.mark.parametrize("op", ["DynamicQuantizeMatMul", "MatMulIntegerToFloat"])
+def test_fused_dynamic_quant_matmul_counts_as_the_nodes_it_replaced(op: str) -> None:
+    report = profile_onnx(_fused_dynamic_matmul(op))
+    assert report.macs == 2 * 4 * 3  # 24 integer MACs
+    # quantize x: 6n - 2 = 6*8 - 2 = 46; scales product 1; rescale 6 outputs; bias add 6: 59
+    assert report.flops == 46 + 1 + 6 + 6
+    assert report.params == 12 + 3  # W (int8) and the bias
+    (fact,) = report.options["onnx"]["quantized"]
+    assert (fact["weight_bits"], fact["activation_bits"], fact["integer"]) == (8, 8, True)
+    assert fact["bops"] == 24 * 8 * 8  # 1,536
+
+
+def test_fused_dynamic_quant_matmul_equals_the_unfused_graph() -> None:
+    unfused = profile_onnx(_per_channel_dynamic(3))  # the same Linear, per-channel scales (3,)
+    fused = _fused_dynamic_matmul("DynamicQuantizeMatMul")
+    fused.graph.initializer[1].CopyFrom(numpy_helper.from_array(np.full(3, 0.1, np.float32), "w_scale"))
+    report = profile_onnx(fused)
+    # unfused: DQL 46 + Mul(x_scale, w_scale) 3 + Cast 0 + Mul 6 + Add 6 = 61
+    assert (
+        (report.macs, report.flops, report.params)
+        == (unfused.macs, unfused.flops, unfused.params)
+        == (24, 61, 15)
+    )

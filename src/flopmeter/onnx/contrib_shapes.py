@@ -73,6 +73,11 @@ def contrib_output_types(node: Any, types: dict[str, ValueType]) -> dict[str, Va
         n = inputs[3].shape[0] if _attr(node, "transB", 0) else inputs[3].shape[1]
         y_type = first.elem_type if len(node.input) > 7 and node.input[7] else 1
         out[node.output[0]] = ValueType(y_type, (m, n))
+    elif op in ("DynamicQuantizeMatMul", "MatMulIntegerToFloat") and len(inputs) > 2:
+        weight, scale = inputs[1], inputs[2]  # Y: A @ B in the float type of A (or of a_scale)
+        if weight is not None and weight.shape is not None and len(weight.shape) == 2 and scale is not None:
+            elem_type = first.elem_type if op == "DynamicQuantizeMatMul" else scale.elem_type
+            out[node.output[0]] = ValueType(elem_type, (*first.shape[:-1], weight.shape[-1]))
     elif op == "QLinearConcat":  # Y_scale, Y_zero_point, then (X, X_scale, X_zero_point) per input
         _concat(out, node, inputs[2::3])
     elif op == "MatMulNBits":

@@ -238,7 +238,27 @@ def _matmul_sizes(a: TensorMeta, b: TensorMeta, out: TensorMeta) -> tuple[int, i
     return out.numel // max(m * n, 1), m, k, n
 
 
-@onnx_formula("MatMul", "MatMulInteger", MS + "MatMulIntegerToFloat")
+@onnx_formula(MS + "MatMulIntegerToFloat", MS + "DynamicQuantizeMatMul")
+def _integer_matmul_to_float(event: OpEvent, options: CountOptions) -> Cost:
+    """onnxruntime's fusions of a dynamically quantized Linear. MatMulIntegerToFloat
+    (A, B, a_scale, b_scale, a_zp, b_zp, bias): MatMulInteger + Cast + Mul + Add;
+    DynamicQuantizeMatMul (A, B, b_scale, b_zp, bias) also quantizes its float A
+    (DynamicQuantizeLinear). Integer MACs (no FLOPs), and the float work of the nodes
+    they replaced: 6n - 2 to quantize A, the scales' product (one per weight scale), one
+    rescale multiply per output, one bias add per output."""
+    a, out = event.args[0], _out(event)
+    dynamic = event.op == MS + "DynamicQuantizeMatMul"
+    b_scale = _input(event, 2 if dynamic else 3)
+    bias = _input(event, 4 if dynamic else 6)
+    work = contraction.matmul(*_matmul_sizes(a, event.args[1], out))
+    quantize = 6 * a.numel - 2 if dynamic else 0
+    floats = (
+        quantize + (b_scale.numel if b_scale is not None else 1) + out.numel * (1 + int(bias is not None))
+    )
+    return Cost(macs=work.macs, flops=floats)
+
+
+@onnx_formula("MatMul", "MatMulInteger")
 def _matmul(event: OpEvent, options: CountOptions) -> Cost:
     return contraction.matmul(*_matmul_sizes(event.args[0], event.args[1], _out(event)))
 

@@ -47,6 +47,8 @@ WEIGHT_SLOTS: dict[str, frozenset[int]] = {
     "BiasGelu": frozenset({1}),  # com.microsoft: the Linear's bias, fused by onnxruntime
     "FastGelu": frozenset({1}),
     "BiasAdd": frozenset({1}),
+    "DynamicQuantizeMatMul": frozenset({4}),  # its bias (B, the integer weight: below)
+    "MatMulIntegerToFloat": frozenset({6}),
 }
 QUANTIZED_WEIGHT_SLOTS: dict[str, frozenset[int]] = {
     "QLinearConv": frozenset({3, 8}),
@@ -55,6 +57,8 @@ QUANTIZED_WEIGHT_SLOTS: dict[str, frozenset[int]] = {
     "QLinearMatMul": frozenset({3}),
     "MatMulNBits": frozenset({1}),
     "QGemm": frozenset({3, 6}),
+    "DynamicQuantizeMatMul": frozenset({1}),
+    "MatMulIntegerToFloat": frozenset({1}),
     "DequantizeLinear": frozenset({0}),
 }
 QUANTIZED_TABLE_TYPES = frozenset({2, 3, 21, 22})  # uint8, int8, uint4, int4 (not int64 shape tables)
