@@ -376,3 +376,35 @@ def test_fused_dynamic_quant_matmul_equals_the_unfused_graph() -> None:
         == (unfused.macs, unfused.flops, unfused.params)
         == (24, 61, 15)
     )
+
+
+# P8-O10: quantize_static(weight_type=QInt4) at opset < 21 writes com.microsoft
+# DequantizeLinear of int4 weights; its output was typed as its int4 input (not the float
+# scale's type), so ONNX refused the Conv after it and the file could not be counted.
+def test_contrib_dequantize_of_int4_weights_gives_floats() -> None:
+    nodes = [
+        helper.make_node("DequantizeLinear", ["w_q", "ws", "wz"], ["w"], domain=MS),
+        helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[1, 1]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, (1, 3, 4, 4))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [
+            helper.make_tensor("w_q", TensorProto.INT4, (2, 3, 1, 1), [1] * 6),
+            helper.make_tensor("ws", TensorProto.FLOAT, (), [0.1]),
+            helper.make_tensor("wz", TensorProto.INT4, (), [0]),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(MS, 1)])
+    report = profile_onnx(model)
+    assert report.macs == 2 * 16 * 3  # 96
+    assert report.flops == 6 * 2 + (2 * 96 - 32)  # dequantize 6 weights at 2, conv 32 x (2*3 - 1): 172
+    (fact,) = report.options["onnx"]["quantized"]
+    assert (fact["weight_bits"], fact["weight_bytes"], fact["bops"]) == (
+        4,
+        3,
+        96 * 4 * 32,
+    )  # 6 x 4 bits = 3 bytes
+    assert report.param_bytes == 3  # 6 int4 weights

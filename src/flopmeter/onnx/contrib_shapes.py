@@ -45,12 +45,20 @@ def contrib_output_types(node: Any, types: dict[str, ValueType]) -> dict[str, Va
         "Gelu", "FastGelu", "BiasGelu", "QuickGelu", "BiasAdd", "SkipLayerNormalization",
         "SimplifiedLayerNormalization", "SkipSimplifiedLayerNormalization", "RotaryEmbedding",
         "LayerNormalization", "QLinearAdd", "QLinearMul", "QLinearLeakyRelu", "QLinearSigmoid",
-        "QLinearSoftmax", "QuantizeLinear", "DequantizeLinear",
+        "QLinearSoftmax",
     }  # fmt: skip
     if op in same_as_input:
         out[node.output[0]] = ValueType(first.elem_type, first.shape)
         if op.startswith("Skip") and len(node.output) > 3 and node.output[3]:
             out[node.output[3]] = ValueType(first.elem_type, first.shape)  # input + skip (+ bias)
+    elif op in ("QuantizeLinear", "DequantizeLinear"):  # (x, scale, zero_point): the shape of x
+        scale = inputs[1] if len(inputs) > 1 else None
+        zero_point = inputs[2] if len(inputs) > 2 else None
+        if op == "DequantizeLinear":  # to the scale's float type (int4 weights: ORT's contrib DQ)
+            elem_type = scale.elem_type if scale is not None else 1
+        else:  # to the zero point's integer type, uint8 without one
+            elem_type = zero_point.elem_type if zero_point is not None else 2
+        out[node.output[0]] = ValueType(elem_type, first.shape)
     elif op == "FusedMatMul" and len(inputs) > 1 and inputs[1] is not None and inputs[1].shape is not None:
         a, b = list(first.shape), list(inputs[1].shape)
         if _attr(node, "transA", 0):
