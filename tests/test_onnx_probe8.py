@@ -408,3 +408,34 @@ def test_contrib_dequantize_of_int4_weights_gives_floats() -> None:
         96 * 4 * 32,
     )  # 6 x 4 bits = 3 bytes
     assert report.param_bytes == 3  # 6 int4 weights
+
+
+# P8-O11: MatMulNBitsQuantizer(op_types_to_quantize=("MatMul", "Gather")) turns an embedding
+# into com.microsoft.GatherBlockQuantized, which had no rule: the file could not be counted.
+@pytest.mark.parametrize(
+    ("table", "dims"),
+    [
+        (helper.make_tensor("table", TensorProto.INT4, (10, 8), [1] * 80), None),  # opset 21: int4
+        (
+            numpy_helper.from_array(np.ones((10, 4), np.uint8), "table"),
+            None,
+        ),  # uint8, two 4-bit values a byte
+    ],
+)
+def test_gather_block_quantized_is_an_embedding_of_4_bit_rows(table, dims) -> None:  # type: ignore[no-untyped-def]
+    node = helper.make_node(
+        "GatherBlockQuantized", ["table", "ids", "scales"], ["y"], domain=MS, block_size=8, gather_axis=0,
+        quantize_axis=1,
+    )  # fmt: skip
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, (2, 3))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [table, numpy_helper.from_array(np.ones((10, 1), np.float32), "scales")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21), helper.make_opsetid(MS, 1)])
+    report = profile_onnx(model)
+    assert report.flops == 2 * 3 * 8 * 2  # 6 rows of 8 dequantized at 2 (as DequantizeLinear): 96
+    assert report.params == 10 * 8  # 80 4-bit weights
+    assert report.param_bytes == 40  # 80 x 4 bits

@@ -86,6 +86,8 @@ def contrib_output_types(node: Any, types: dict[str, ValueType]) -> dict[str, Va
         if weight is not None and weight.shape is not None and len(weight.shape) == 2 and scale is not None:
             elem_type = first.elem_type if op == "DynamicQuantizeMatMul" else scale.elem_type
             out[node.output[0]] = ValueType(elem_type, (*first.shape[:-1], weight.shape[-1]))
+    elif op == "GatherBlockQuantized" and len(inputs) > 2 and inputs[1] is not None and inputs[2] is not None:
+        _gather_block_quantized(out, node, first, inputs[1], inputs[2])
     elif op == "QLinearConcat":  # Y_scale, Y_zero_point, then (X, X_scale, X_zero_point) per input
         _concat(out, node, inputs[2::3])
     elif op == "MatMulNBits":
@@ -112,6 +114,21 @@ def contrib_output_types(node: Any, types: dict[str, ValueType]) -> dict[str, Va
             for k, past in enumerate(pasts):  # present_key, present_value: (B, H_kv, P + S, E)
                 _present(out, node, 1 + k, first, (first.shape[0], heads), past, 2, head)
     return out
+
+
+def _gather_block_quantized(
+    out: dict[str, ValueType], node: Any, data: ValueType, indices: ValueType, scales: ValueType
+) -> None:
+    """GatherBlockQuantized(data, indices, scales[, zero_points]): data's rows at the
+    indices along ``gather_axis``, in the scales' float type. A uint8 table packs
+    8 / bits values a byte along its last dim; an int4 / uint4 table does not."""
+    if data.shape is None or indices.shape is None:
+        return
+    shape = list(data.shape)
+    axis = int(_attr(node, "gather_axis", 0)) % len(shape)
+    if data.elem_type == 2 and isinstance(shape[-1], int):  # uint8: packed
+        shape[-1] *= 8 // int(_attr(node, "bits", 4))
+    out[node.output[0]] = ValueType(scales.elem_type, (*shape[:axis], *indices.shape, *shape[axis + 1 :]))
 
 
 def _concat(out: dict[str, ValueType], node: Any, parts: list[ValueType | None]) -> None:

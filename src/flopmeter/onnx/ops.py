@@ -670,11 +670,19 @@ def _topk(event: OpEvent, options: CountOptions) -> Cost:
 
 
 # ------------------------------------------------------------------------- quantization
-@onnx_formula("QuantizeLinear", "DequantizeLinear", MS + "QuantizeLinear", MS + "DequantizeLinear")
+@onnx_formula(
+    "QuantizeLinear",
+    "DequantizeLinear",
+    MS + "QuantizeLinear",
+    MS + "DequantizeLinear",
+    MS + "GatherBlockQuantized",
+)
 def _quantize(event: OpEvent, options: CountOptions) -> Cost:
     """Quantize: x / scale, round, + zero point, saturate = 4 per element;
-    dequantize: (q - zero point) * scale = 2 per element."""
-    per = 4 if "Quantize" in event.op and "Dequantize" not in event.op else 2
+    dequantize: (q - zero point) * scale = 2 per element. GatherBlockQuantized (a 4- or
+    8-bit embedding table, from onnxruntime's MatMulNBitsQuantizer) dequantizes the rows
+    it gathers: 2 per output element (the gather itself moves bytes, as an embedding)."""
+    per = 4 if event.op.endswith(".QuantizeLinear") else 2
     return Cost(flops=_out(event).numel * per)
 
 

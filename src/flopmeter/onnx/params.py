@@ -59,6 +59,7 @@ QUANTIZED_WEIGHT_SLOTS: dict[str, frozenset[int]] = {
     "QGemm": frozenset({3, 6}),
     "DynamicQuantizeMatMul": frozenset({1}),
     "MatMulIntegerToFloat": frozenset({1}),
+    "GatherBlockQuantized": frozenset({0}),  # a 4- or 8-bit embedding table
     "DequantizeLinear": frozenset({0}),
 }
 QUANTIZED_TABLE_TYPES = frozenset({2, 3, 21, 22})  # uint8, int8, uint4, int4 (not int64 shape tables)
@@ -179,7 +180,7 @@ def _weight_slot(node: Any, name: str, tensor: Any) -> bool:
     return floating and node.op_type in VECTOR_OPS and vector
 
 
-def packed_weight_numels(index: GraphIndex) -> dict[str, int]:
+def packed_weight_numels(index: GraphIndex, initializers: dict[str, Any] | None = None) -> dict[str, int]:
     """Weights stored packed, by initializer name -> their logical element count:
     MatMulNBits keeps a (N, K) matrix of ``bits``-bit values in uint8 blocks, two 4-bit
     weights a byte, so its tensor has fewer elements than the layer has weights."""
@@ -191,4 +192,12 @@ def packed_weight_numels(index: GraphIndex) -> dict[str, int]:
             attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
             if "K" in attrs and "N" in attrs:
                 numels[node.input[1]] = int(attrs["K"]) * int(attrs["N"])
+        elif node.op_type == "GatherBlockQuantized" and node.input:  # a uint8 table packs 8 / bits a byte
+            table = (initializers or {}).get(node.input[0])
+            if table is not None and table.data_type == 2:
+                attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+                numel = 1
+                for d in table.dims:
+                    numel *= int(d)
+                numels[node.input[0]] = numel * (8 // int(attrs.get("bits", 4)))
     return numels

@@ -88,7 +88,7 @@ def build_onnx_report(
         if name:
             modules[parent_of(name, modules)].total += modules[name].total
     param_numel = param_bytes = 0
-    packed = packed_weight_numels(counter.index)
+    packed = packed_weight_numels(counter.index, counter.initializers)
     for name in sorted(counter.params):
         tensor = counter.initializers[name]
         stored = _numel(tensor)
