@@ -181,6 +181,7 @@ def _dynamic_conv_after_export() -> onnx.ModelProto:
 def test_quantized_nodes_a_tool_added_keep_their_module() -> None:
     report = profile_onnx(_dynamic_conv_after_export())
     conv1 = report.modules["conv1"]
+    assert conv1.type == "ConvInteger"  # its layer's op, not the DynamicQuantizeLinear before it
     assert conv1.total.macs == 2 * 4 * 4 * 3  # 96: 2 filters x 16 positions x 3 channels
     # the graph input's DynamicQuantizeLinear (its only reader is conv1's): 6n - 2 = 6*48 - 2 = 286,
     # the rescale: Mul of the two scales (1) + Cast (0) + Mul per output (32): 319

@@ -22,6 +22,9 @@ def _signature(op: CountedOp) -> str:
     return "(" + ", ".join(shapes) + ")"
 
 
+_QUANTIZE_NODES = frozenset({"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "Cast"})
+
+
 def build_module_tree(counter: GraphCounter, root_type: str) -> dict[str, ModuleStats]:
     modules: dict[str, ModuleStats] = {"": ModuleStats(name="", type=root_type, depth=0)}
     paths = list(counter.node_modules)
@@ -36,7 +39,12 @@ def build_module_tree(counter: GraphCounter, root_type: str) -> dict[str, Module
                 continue
             modules[name] = ModuleStats(name=name, type=counter.module_types.get(name, ""), depth=end)
             modules[parent_of(name, modules)].children.append(name)
-    for position, node in enumerate(counter.nodes):
+    # a module's type (legacy exports have no class names): its first node's op, passing over
+    # the quantization nodes a tool put before the layer (conv1 is a ConvInteger, not a
+    # DynamicQuantizeLinear)
+    ordered = sorted(range(len(counter.nodes)), key=lambda p: counter.nodes[p].op_type in _QUANTIZE_NODES)
+    for position in ordered:
+        node = counter.nodes[position]
         stats = modules[counter.node_modules[position]]
         if not stats.type:
             stats.type = node.op_type if not stats.children else "Module"
