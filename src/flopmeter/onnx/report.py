@@ -11,6 +11,7 @@ from ..report import ModuleStats, OperatorStats, OpRecord, Report, UnsupportedOp
 from ..tracing.events import FORWARD
 from .count import BITS, CountedOp, GraphCounter
 from .memory import peak_activation_bytes
+from .modules import QUANTIZED_WEIGHT_INPUT
 from .notes import QUANTIZED_OPS, differences, quantized_facts
 from .params import packed_weight_numels
 
@@ -39,10 +40,16 @@ def build_module_tree(counter: GraphCounter, root_type: str) -> dict[str, Module
                 continue
             modules[name] = ModuleStats(name=name, type=counter.module_types.get(name, ""), depth=end)
             modules[parent_of(name, modules)].children.append(name)
-    # a module's type (legacy exports have no class names): its first node's op, passing over
-    # the quantization nodes a tool put before the layer (conv1 is a ConvInteger, not a
-    # DynamicQuantizeLinear)
-    ordered = sorted(range(len(counter.nodes)), key=lambda p: counter.nodes[p].op_type in _QUANTIZE_NODES)
+    # a module's type (legacy exports have no class names): its first quantized contraction's
+    # op, else its first node's, passing over the nodes a quantizer put before the layer
+    # (conv1 is a ConvInteger, not the DynamicQuantizeLinear or the scales Mul before it)
+    ordered = sorted(
+        range(len(counter.nodes)),
+        key=lambda p: (
+            counter.nodes[p].op_type not in QUANTIZED_WEIGHT_INPUT,
+            counter.nodes[p].op_type in _QUANTIZE_NODES,
+        ),
+    )
     for position in ordered:
         node = counter.nodes[position]
         stats = modules[counter.node_modules[position]]
