@@ -440,3 +440,29 @@ def test_gather_block_quantized_is_an_embedding_of_4_bit_rows(table, dims) -> No
     assert report.flops == 2 * 3 * 8 * 2  # 6 rows of 8 dequantized at 2 (as DequantizeLinear): 96
     assert report.params == 10 * 8  # 80 4-bit weights
     assert report.param_bytes == 40  # 80 x 4 bits
+
+
+def _contrib_matmul(op: str, x_shape: tuple[int, ...]) -> onnx.ModelProto:
+    """One contrib matmul whose weight has K = 4 (ONNX has no shape inference for it)."""
+    weights: dict[str, np.ndarray] = {"s": np.ones((3, 1), np.float32)}
+    if op == "MatMulNBits":
+        node = helper.make_node(op, ["x", "b", "s"], ["y"], domain=MS, K=4, N=3, bits=4, block_size=16)
+        weights["b"] = np.ones((3, 1, 8), np.uint8)
+    elif op == "DynamicQuantizeMatMul":
+        node = helper.make_node(op, ["x", "b", "s"], ["y"], domain=MS)
+        weights.update(b=np.ones((4, 3), np.int8), s=np.array(0.1, np.float32))
+    else:  # FusedMatMul
+        node = helper.make_node(op, ["x", "b"], ["y"], domain=MS, alpha=1.0)
+        weights = {"b": np.ones((4, 3), np.float32)}
+    return _model([node], {"x": x_shape}, weights)
+
+
+# P8-O12: an --input whose last dim is not the weight's K was counted with a made-up row count
+# (MatMulNBits: numel // K rows; the others A's own K), where onnxruntime refuses to run.
+@pytest.mark.parametrize("op", ["MatMulNBits", "DynamicQuantizeMatMul", "FusedMatMul"])
+def test_contrib_matmul_refuses_an_input_that_does_not_end_in_k(op: str) -> None:
+    from flopmeter.onnx.load import OnnxModelError
+
+    assert profile_onnx(_contrib_matmul(op, (2, 4))).macs == 2 * 4 * 3  # 24 with the right input
+    with pytest.raises(OnnxModelError, match=r"has shape \(2, 5\) but its weight expects a last dim of 4"):
+        profile_onnx(_contrib_matmul(op, (2, 5)))

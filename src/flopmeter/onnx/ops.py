@@ -159,6 +159,19 @@ def _check_channels(event: OpEvent, x_shape: tuple[int, ...], expected: int) -> 
         )
 
 
+def _check_inner(event: OpEvent, a_shape: tuple[int, ...], k: int) -> None:
+    """A contrib matmul's A must end in its weight's K (ONNX has no inference for it to
+    refuse): a wrong input shape would be counted with a made-up row count. ``a_shape``
+    ends in A's contracted dim (after any transA)."""
+    if not a_shape or a_shape[-1] != k:
+        from .load import OnnxModelError
+
+        raise OnnxModelError(
+            f"{event.op} in module {event.module or '(root)'!r}: its input A has shape {a_shape} but its "
+            f"weight expects a last dim of {k}; check the input shapes given"
+        )
+
+
 @onnx_formula("ConvTranspose")
 def _conv_transpose(event: OpEvent, options: CountOptions) -> Cost:
     x, w = event.args[0], event.args[1]
@@ -225,6 +238,8 @@ def _gemm(event: OpEvent, options: CountOptions) -> Cost:
     bias_index = 6 if event.op == MS + "QGemm" else 2  # QGemm: a, sa, zpa, b, sb, zpb, c, ...
     if event.op == MS + "QGemm":
         beta = alpha = 1.0
+        b = event.args[3]
+        _check_inner(event, (m, k), b.shape[1] if _attr(event, "transB", 0) else b.shape[0])
     has_c = _input(event, bias_index) is not None and beta != 0
     extras = (outputs if alpha != 1 else 0) + (outputs if has_c and beta != 1 else 0)
     return contraction.matmul(1, m, k, n, bias_adds=outputs if has_c else 0, extra_scalings=extras)
@@ -250,6 +265,7 @@ def _integer_matmul_to_float(event: OpEvent, options: CountOptions) -> Cost:
     dynamic = event.op == MS + "DynamicQuantizeMatMul"
     b_scale = _input(event, 2 if dynamic else 3)
     bias = _input(event, 4 if dynamic else 6)
+    _check_inner(event, a.shape, event.args[1].shape[0])
     work = contraction.matmul(*_matmul_sizes(a, event.args[1], out))
     quantize = 6 * a.numel - 2 if dynamic else 0
     floats = (
@@ -271,8 +287,10 @@ def _qlinear_matmul(event: OpEvent, options: CountOptions) -> Cost:
 @onnx_formula(MS + "FusedMatMul")
 def _fused_matmul(event: OpEvent, options: CountOptions) -> Cost:
     """alpha * A' @ B': the matmul plus one multiply per output when alpha != 1."""
-    a, out = event.args[0], _out(event)
+    a, b, out = event.args[0], event.args[1], _out(event)
     k = a.shape[-2] if _attr(event, "transA", 0) else a.shape[-1]
+    a_used = (*a.shape[:-2], a.shape[-1], a.shape[-2]) if _attr(event, "transA", 0) else a.shape  # A'
+    _check_inner(event, a_used, b.shape[-1] if _attr(event, "transB", 0) else b.shape[-2])
     m, n = out.shape[-2], out.shape[-1]
     scale = out.numel if float(_attr(event, "alpha", 1.0)) != 1 else 0
     return contraction.matmul(out.numel // (m * n), m, k, n, extra_scalings=scale)
@@ -284,6 +302,7 @@ def _matmul_nbits(event: OpEvent, options: CountOptions) -> Cost:
     (the dequantization, one multiply-add per weight, is not counted per token)."""
     a = event.args[0]
     k, n = int(_attr(event, "K")), int(_attr(event, "N"))
+    _check_inner(event, a.shape, k)
     cost = contraction.matmul(1, a.numel // k, k, n)
     return cost + Cost(flops=_out(event).numel) if _input(event, 5) is not None else cost  # bias
 
