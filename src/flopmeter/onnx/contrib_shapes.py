@@ -20,6 +20,19 @@ def _attr(node: Any, name: str, default: Any = None) -> Any:
     return default
 
 
+def standard_equivalent(node: Any) -> Any:
+    """The standard ONNX node whose output shapes a com.microsoft node shares, for
+    ONNX's own inference: FusedConv (onnxruntime's Conv + activation, and an optional
+    sum input Z) has a Conv's; None for other ops."""
+    from onnx import helper
+
+    if node.op_type != "FusedConv" or node.domain != "com.microsoft":
+        return None
+    conv = helper.make_node("Conv", list(node.input[:3]), list(node.output[:1]), name=node.name)
+    conv.attribute.extend(a for a in node.attribute if not a.name.startswith("activation"))
+    return conv
+
+
 def contrib_output_types(node: Any, types: dict[str, ValueType]) -> dict[str, ValueType]:
     """Output types of one com.microsoft node, from its input types."""
     inputs = [types.get(name) if name else None for name in node.input]
@@ -32,12 +45,20 @@ def contrib_output_types(node: Any, types: dict[str, ValueType]) -> dict[str, Va
         "Gelu", "FastGelu", "BiasGelu", "QuickGelu", "BiasAdd", "SkipLayerNormalization",
         "SimplifiedLayerNormalization", "SkipSimplifiedLayerNormalization", "RotaryEmbedding",
         "LayerNormalization", "QLinearAdd", "QLinearMul", "QLinearLeakyRelu", "QLinearSigmoid",
-        "QLinearSoftmax", "QuantizeLinear", "DequantizeLinear",
+        "QLinearSoftmax",
     }  # fmt: skip
     if op in same_as_input:
         out[node.output[0]] = ValueType(first.elem_type, first.shape)
         if op.startswith("Skip") and len(node.output) > 3 and node.output[3]:
             out[node.output[3]] = ValueType(first.elem_type, first.shape)  # input + skip (+ bias)
+    elif op in ("QuantizeLinear", "DequantizeLinear"):  # (x, scale, zero_point): the shape of x
+        scale = inputs[1] if len(inputs) > 1 else None
+        zero_point = inputs[2] if len(inputs) > 2 else None
+        if op == "DequantizeLinear":  # to the scale's float type (int4 weights: ORT's contrib DQ)
+            elem_type = scale.elem_type if scale is not None else 1
+        else:  # to the zero point's integer type, uint8 without one
+            elem_type = zero_point.elem_type if zero_point is not None else 2
+        out[node.output[0]] = ValueType(elem_type, first.shape)
     elif op == "FusedMatMul" and len(inputs) > 1 and inputs[1] is not None and inputs[1].shape is not None:
         a, b = list(first.shape), list(inputs[1].shape)
         if _attr(node, "transA", 0):
@@ -60,6 +81,15 @@ def contrib_output_types(node: Any, types: dict[str, ValueType]) -> dict[str, Va
         n = inputs[3].shape[0] if _attr(node, "transB", 0) else inputs[3].shape[1]
         y_type = first.elem_type if len(node.input) > 7 and node.input[7] else 1
         out[node.output[0]] = ValueType(y_type, (m, n))
+    elif op in ("DynamicQuantizeMatMul", "MatMulIntegerToFloat") and len(inputs) > 2:
+        weight, scale = inputs[1], inputs[2]  # Y: A @ B in the float type of A (or of a_scale)
+        if weight is not None and weight.shape is not None and len(weight.shape) == 2 and scale is not None:
+            elem_type = first.elem_type if op == "DynamicQuantizeMatMul" else scale.elem_type
+            out[node.output[0]] = ValueType(elem_type, (*first.shape[:-1], weight.shape[-1]))
+    elif op == "GatherBlockQuantized" and len(inputs) > 2 and inputs[1] is not None and inputs[2] is not None:
+        _gather_block_quantized(out, node, first, inputs[1], inputs[2])
+    elif op == "QLinearConcat":  # Y_scale, Y_zero_point, then (X, X_scale, X_zero_point) per input
+        _concat(out, node, inputs[2::3])
     elif op == "MatMulNBits":
         out[node.output[0]] = ValueType(first.elem_type, (*first.shape[:-1], int(_attr(node, "N"))))
     elif op == "Attention" and len(inputs) > 1 and inputs[1] is not None and inputs[1].shape is not None:
@@ -84,6 +114,34 @@ def contrib_output_types(node: Any, types: dict[str, ValueType]) -> dict[str, Va
             for k, past in enumerate(pasts):  # present_key, present_value: (B, H_kv, P + S, E)
                 _present(out, node, 1 + k, first, (first.shape[0], heads), past, 2, head)
     return out
+
+
+def _gather_block_quantized(
+    out: dict[str, ValueType], node: Any, data: ValueType, indices: ValueType, scales: ValueType
+) -> None:
+    """GatherBlockQuantized(data, indices, scales[, zero_points]): data's rows at the
+    indices along ``gather_axis``, in the scales' float type. A uint8 table packs
+    8 / bits values a byte along its last dim; an int4 / uint4 table does not."""
+    if data.shape is None or indices.shape is None:
+        return
+    shape = list(data.shape)
+    axis = int(_attr(node, "gather_axis", 0)) % len(shape)
+    if data.elem_type == 2 and isinstance(shape[-1], int):  # uint8: packed
+        shape[-1] *= 8 // int(_attr(node, "bits", 4))
+    out[node.output[0]] = ValueType(scales.elem_type, (*shape[:axis], *indices.shape, *shape[axis + 1 :]))
+
+
+def _concat(out: dict[str, ValueType], node: Any, parts: list[ValueType | None]) -> None:
+    """The output of a concatenation along ``axis`` of ``parts``, when all are known."""
+    if not parts or any(p is None or p.shape is None for p in parts):
+        return
+    shapes = [list(p.shape) for p in parts if p is not None and p.shape is not None]
+    axis = int(_attr(node, "axis", 0)) % len(shapes[0])
+    sizes = [shape[axis] for shape in shapes]
+    known = [v for v in sizes if isinstance(v, int)]
+    shape = shapes[0]
+    shape[axis] = sum(known) if len(known) == len(sizes) else "?"
+    out[node.output[0]] = ValueType(parts[0].elem_type, tuple(shape))  # type: ignore[union-attr]
 
 
 def _present(

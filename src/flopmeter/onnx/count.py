@@ -162,6 +162,7 @@ class GraphCounter:
                 if weight in self.params:  # a folded conv keeps its own module (dynamo)
                     path = weight.removesuffix(".weight")
             paths.append(path)
+        paths = scopes.tool_added_modules(self.nodes, self.meta, paths, self.index, self.params)
         known = set(paths)
         renamed = scopes.unsuffix(known)
         return [renamed.get(p, p) for p in paths]

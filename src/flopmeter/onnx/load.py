@@ -65,6 +65,7 @@ def load_onnx(source: Any) -> LoadedOnnx:
                 f"{path} is not a readable ONNX model (malformed or truncated file): {error}"
             ) from error
         loaded = LoadedOnnx(model, path.name, path.resolve().parent)
+    loaded.model = topologically_sorted(loaded.model, own=loaded.folder is not None)
     check_model(loaded.model, loaded.name)
     check_external_data(loaded.model, loaded.folder)
     if loaded.folder is not None:  # our own parse of a file (a user's ModelProto is left as it is)
@@ -95,6 +96,54 @@ def read_external_shape_tensors(model: Any, folder: Path) -> None:
             continue
         tensor.data_location = 0  # TensorProto.DEFAULT: the value is now inline
         del tensor.external_data[:]
+
+
+def topologically_sorted(model: Any, *, own: bool) -> Any:
+    """The model with its graph's nodes in an order where each node follows the nodes it
+    reads from. onnxruntime's fp16 converter (``keep_io_types=True``) appends the input
+    Casts after the nodes that read them, and onnxruntime sorts before running, so such a
+    file is valid to its users. A model already sorted, or one that no order fixes (a
+    truncated graph: an input nothing defines), is returned as it is; a user's
+    ModelProto (``own=False``) is copied rather than changed. Kahn's algorithm, by hand."""
+    graph = model.graph
+    produced = {name: position for position, node in enumerate(graph.node) for name in node.output if name}
+    needs = [
+        sorted({produced[n] for n in _reads(node) if n in produced} - {p})
+        for p, node in enumerate(graph.node)
+    ]
+    if all(all(d < position for d in deps) for position, deps in enumerate(needs)):
+        return model
+    order: list[int] = []
+    placed: set[int] = set()
+    pending = list(range(len(graph.node)))
+    while pending:
+        ready = [p for p in pending if all(d in placed for d in needs[p])]
+        if not ready:
+            return model  # a cycle: check_model names the first node that reads an undefined value
+        order += ready
+        placed.update(ready)
+        pending = [p for p in pending if p not in placed]
+    if not own:
+        copy = type(model)()
+        copy.CopyFrom(model)
+        model = copy
+    nodes = [type(graph.node[0])() for _ in order]
+    for target, position in zip(nodes, order, strict=True):
+        target.CopyFrom(model.graph.node[position])
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    return model
+
+
+def _reads(node: Any) -> set[str]:
+    """The values a node reads: its inputs and those its subgraphs read from outside."""
+    names = {name for name in node.input if name}
+    for attribute in node.attribute:
+        for body in [attribute.g] if attribute.HasField("g") else list(attribute.graphs):
+            inner = {name for inner_node in body.node for name in inner_node.output}
+            inner |= {i.name for i in body.input} | {t.name for t in body.initializer}
+            names |= {name for inner_node in body.node for name in _reads(inner_node)} - inner
+    return names
 
 
 def opset_versions(model: Any) -> dict[str, int]:

@@ -19,6 +19,7 @@ QUANTIZED_OPS = {
     "com.microsoft.MatMulIntegerToFloat": (0, 1),
     "com.microsoft.MatMulNBits": (0, 1),
     "com.microsoft.QGemm": (0, 3),
+    "com.microsoft.DynamicQuantizeMatMul": (0, 1),  # A is quantized to 8 bits inside
 }
 FUSED_OPS = frozenset(
     "onnx.Attention onnx.RMSNormalization onnx.RotaryEmbedding onnx.Gelu onnx.LayerNormalization".split()
@@ -75,7 +76,8 @@ def quantized_facts(counter: Any, counted: list[Any]) -> list[dict[str, Any]]:
             )
             if event.op.endswith("MatMulNBits"):  # N x K weights packed in uint8 blocks
                 weight = weight._replace(shape=(int(event.kwargs["N"]), int(event.kwargs["K"])))
-            facts.append(_fact(op, bits_of(activation), weight_bits, weight, qdq=False))
+            activation_bits = 8 if event.op.endswith("DynamicQuantizeMatMul") else bits_of(activation)
+            facts.append(_fact(op, activation_bits, weight_bits, weight, qdq=False))
         elif event.op in ("onnx.Conv", "onnx.MatMul", "onnx.Gemm", "onnx.ConvTranspose"):
             sources = [counter.index.node_of(name) for name in op.inputs[:2]]
             if len(sources) == 2 and sources[1] is not None and sources[1].op_type == "DequantizeLinear":
@@ -87,6 +89,12 @@ def quantized_facts(counter: Any, counted: list[Any]) -> list[dict[str, Any]]:
                 )
                 facts.append(_fact(op, bits_of(activation), bits_of(weight), weight, qdq=True))
     return facts
+
+
+def event_integer(op: str) -> bool:
+    """onnxruntime's fused dynamic-quantization matmuls: integer MACs beside their float
+    rescaling (their FLOPs)."""
+    return op.endswith(("DynamicQuantizeMatMul", "MatMulIntegerToFloat"))
 
 
 def _fact(
@@ -103,4 +111,5 @@ def _fact(
         "bops": op.cost.macs * weight_bits * activation_bits,
         "weight_bytes": weight_bytes,
         "qdq": qdq,
+        "integer": op.cost.flops == 0 or event_integer(op.event.op),  # else float math (QDQ, MatMulNBits)
     }

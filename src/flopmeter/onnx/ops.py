@@ -39,7 +39,7 @@ DATA_OPS = frozenset(
         "DepthToSpace SpaceToDepth Trilu ConstantOfShape Range OneHot NonZero Compress Unique EyeLike "
         "ReverseSequence CenterCropPadding Col2Im"
     ).split()
-)
+) | {"com.microsoft.QLinearConcat"}  # a Concat of quantized inputs (requantized where scales differ)
 
 
 def onnx_formula(*ops: str) -> Callable[[Handler], Handler]:
@@ -103,7 +103,7 @@ def _value(event: OpEvent, index: int) -> list[int] | None:
 
 
 # ----------------------------------------------------------------------- contractions
-@onnx_formula("Conv", "ConvInteger", "QLinearConv", MS + "FusedConv", MS + "NhwcConv")
+@onnx_formula("Conv", "ConvInteger", "QLinearConv", MS + "NhwcConv")
 def _conv(event: OpEvent, options: CountOptions) -> Cost:
     """Conv: x (N, C, *S), w (C_o, C/groups, *K), optional bias. ConvInteger: x, w, zero
     points; QLinearConv: x, scale, zp, w, scale, zp, y_scale, y_zp, bias (int32)."""
@@ -117,6 +117,36 @@ def _conv(event: OpEvent, options: CountOptions) -> Cost:
     return contraction.conv(x.shape, w.shape, _out(event).shape, bias=bias, groups=groups)
 
 
+_FUSED_ACTIVATIONS = {
+    "Relu": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid", "LeakyRelu": "leaky_relu", "Clip": "hardtanh",
+    "HardSigmoid": "hardsigmoid",
+}  # fmt: skip
+
+
+@onnx_formula(MS + "FusedConv")
+def _fused_conv(event: OpEvent, options: CountOptions) -> Cost:
+    """onnxruntime's FusedConv (X, W, B, Z): the Conv, plus one add per output when the
+    sum input Z is given, plus its ``activation`` per output, as the Conv, Add and
+    activation nodes it replaced count. An activation we have no count for is an error."""
+    cost = _conv(event, options)
+    elements = _out(event).numel
+    if _input(event, 3) is not None:
+        cost = cost + elementwise.pointwise(elements, elementwise.PER_ELEMENT["add"])
+    activation = str(_attr(event, "activation", "") or "")
+    if not activation:
+        return cost
+    name = _FUSED_ACTIVATIONS.get(activation)
+    if name is None:
+        from .load import OnnxModelError
+
+        raise OnnxModelError(
+            f"{event.op} in module {event.module or '(root)'!r} fuses activation {activation!r}, which "
+            f"flopmeter cannot count; known: {', '.join(_FUSED_ACTIVATIONS)}"
+        )
+    fused = elementwise.pointwise(elements, elementwise.PER_ELEMENT[name])
+    return cost + (replace(fused, ptflops_macs=elements) if name in _PTFLOPS_ACTIVATIONS else fused)
+
+
 def _check_channels(event: OpEvent, x_shape: tuple[int, ...], expected: int) -> None:
     """ONNX's shape inference does not compare a Conv's input channels with its weight:
     a wrong input shape would be counted with the weight's channels, a wrong number."""
@@ -126,6 +156,19 @@ def _check_channels(event: OpEvent, x_shape: tuple[int, ...], expected: int) -> 
         raise OnnxModelError(
             f"{event.op} in module {event.module or '(root)'!r}: its input has {x_shape[1]} channels (shape {x_shape}) "
             f"but its weight expects {expected}; check the input shapes given"
+        )
+
+
+def _check_inner(event: OpEvent, a_shape: tuple[int, ...], k: int) -> None:
+    """A contrib matmul's A must end in its weight's K (ONNX has no inference for it to
+    refuse): a wrong input shape would be counted with a made-up row count. ``a_shape``
+    ends in A's contracted dim (after any transA)."""
+    if not a_shape or a_shape[-1] != k:
+        from .load import OnnxModelError
+
+        raise OnnxModelError(
+            f"{event.op} in module {event.module or '(root)'!r}: its input A has shape {a_shape} but its "
+            f"weight expects a last dim of {k}; check the input shapes given"
         )
 
 
@@ -195,6 +238,8 @@ def _gemm(event: OpEvent, options: CountOptions) -> Cost:
     bias_index = 6 if event.op == MS + "QGemm" else 2  # QGemm: a, sa, zpa, b, sb, zpb, c, ...
     if event.op == MS + "QGemm":
         beta = alpha = 1.0
+        b = event.args[3]
+        _check_inner(event, (m, k), b.shape[1] if _attr(event, "transB", 0) else b.shape[0])
     has_c = _input(event, bias_index) is not None and beta != 0
     extras = (outputs if alpha != 1 else 0) + (outputs if has_c and beta != 1 else 0)
     return contraction.matmul(1, m, k, n, bias_adds=outputs if has_c else 0, extra_scalings=extras)
@@ -208,7 +253,28 @@ def _matmul_sizes(a: TensorMeta, b: TensorMeta, out: TensorMeta) -> tuple[int, i
     return out.numel // max(m * n, 1), m, k, n
 
 
-@onnx_formula("MatMul", "MatMulInteger", MS + "MatMulIntegerToFloat")
+@onnx_formula(MS + "MatMulIntegerToFloat", MS + "DynamicQuantizeMatMul")
+def _integer_matmul_to_float(event: OpEvent, options: CountOptions) -> Cost:
+    """onnxruntime's fusions of a dynamically quantized Linear. MatMulIntegerToFloat
+    (A, B, a_scale, b_scale, a_zp, b_zp, bias): MatMulInteger + Cast + Mul + Add;
+    DynamicQuantizeMatMul (A, B, b_scale, b_zp, bias) also quantizes its float A
+    (DynamicQuantizeLinear). Integer MACs (no FLOPs), and the float work of the nodes
+    they replaced: 6n - 2 to quantize A, the scales' product (one per weight scale), one
+    rescale multiply per output, one bias add per output."""
+    a, out = event.args[0], _out(event)
+    dynamic = event.op == MS + "DynamicQuantizeMatMul"
+    b_scale = _input(event, 2 if dynamic else 3)
+    bias = _input(event, 4 if dynamic else 6)
+    _check_inner(event, a.shape, event.args[1].shape[0])
+    work = contraction.matmul(*_matmul_sizes(a, event.args[1], out))
+    quantize = 6 * a.numel - 2 if dynamic else 0
+    floats = (
+        quantize + (b_scale.numel if b_scale is not None else 1) + out.numel * (1 + int(bias is not None))
+    )
+    return Cost(macs=work.macs, flops=floats)
+
+
+@onnx_formula("MatMul", "MatMulInteger")
 def _matmul(event: OpEvent, options: CountOptions) -> Cost:
     return contraction.matmul(*_matmul_sizes(event.args[0], event.args[1], _out(event)))
 
@@ -221,8 +287,10 @@ def _qlinear_matmul(event: OpEvent, options: CountOptions) -> Cost:
 @onnx_formula(MS + "FusedMatMul")
 def _fused_matmul(event: OpEvent, options: CountOptions) -> Cost:
     """alpha * A' @ B': the matmul plus one multiply per output when alpha != 1."""
-    a, out = event.args[0], _out(event)
+    a, b, out = event.args[0], event.args[1], _out(event)
     k = a.shape[-2] if _attr(event, "transA", 0) else a.shape[-1]
+    a_used = (*a.shape[:-2], a.shape[-1], a.shape[-2]) if _attr(event, "transA", 0) else a.shape  # A'
+    _check_inner(event, a_used, b.shape[-1] if _attr(event, "transB", 0) else b.shape[-2])
     m, n = out.shape[-2], out.shape[-1]
     scale = out.numel if float(_attr(event, "alpha", 1.0)) != 1 else 0
     return contraction.matmul(out.numel // (m * n), m, k, n, extra_scalings=scale)
@@ -234,6 +302,7 @@ def _matmul_nbits(event: OpEvent, options: CountOptions) -> Cost:
     (the dequantization, one multiply-add per weight, is not counted per token)."""
     a = event.args[0]
     k, n = int(_attr(event, "K")), int(_attr(event, "N"))
+    _check_inner(event, a.shape, k)
     cost = contraction.matmul(1, a.numel // k, k, n)
     return cost + Cost(flops=_out(event).numel) if _input(event, 5) is not None else cost  # bias
 
@@ -527,8 +596,8 @@ def _elementwise(event: OpEvent, options: CountOptions) -> Cost:
     per = elementwise.PER_ELEMENT[name]
     if op_type == "Softplus":
         per = 3
-    elif op_type == MS + "QuickGelu":
-        per += 1
+    elif op_type == MS + "QuickGelu" and float(_attr(event, "alpha", 1.702)) != 1:
+        per += 1  # x * sigmoid(alpha * x): alpha 1 (onnxruntime's fusion of SiLU) multiplies nothing
     cost = elementwise.pointwise(elements, per)
     return replace(cost, ptflops_macs=elements) if name in _PTFLOPS_ACTIVATIONS else cost
 
@@ -620,11 +689,19 @@ def _topk(event: OpEvent, options: CountOptions) -> Cost:
 
 
 # ------------------------------------------------------------------------- quantization
-@onnx_formula("QuantizeLinear", "DequantizeLinear", MS + "QuantizeLinear", MS + "DequantizeLinear")
+@onnx_formula(
+    "QuantizeLinear",
+    "DequantizeLinear",
+    MS + "QuantizeLinear",
+    MS + "DequantizeLinear",
+    MS + "GatherBlockQuantized",
+)
 def _quantize(event: OpEvent, options: CountOptions) -> Cost:
     """Quantize: x / scale, round, + zero point, saturate = 4 per element;
-    dequantize: (q - zero point) * scale = 2 per element."""
-    per = 4 if "Quantize" in event.op and "Dequantize" not in event.op else 2
+    dequantize: (q - zero point) * scale = 2 per element. GatherBlockQuantized (a 4- or
+    8-bit embedding table, from onnxruntime's MatMulNBitsQuantizer) dequantizes the rows
+    it gathers: 2 per output element (the gather itself moves bytes, as an embedding)."""
+    per = 4 if event.op.endswith(".QuantizeLinear") else 2
     return Cost(flops=_out(event).numel * per)
 
 

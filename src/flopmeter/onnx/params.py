@@ -24,6 +24,7 @@ from .patterns import GraphIndex, group_norm
 FLOAT_TYPES = frozenset({1, 10, 11, 16, 17, 18, 19, 20, 23})
 WEIGHT_SLOTS: dict[str, frozenset[int]] = {
     "Conv": frozenset({1, 2}),
+    "FusedConv": frozenset({1, 2}),  # com.microsoft: onnxruntime's Conv + activation
     "ConvTranspose": frozenset({1, 2}),
     "Gemm": frozenset({0, 1, 2}),
     "MatMul": frozenset({0, 1}),
@@ -43,6 +44,11 @@ WEIGHT_SLOTS: dict[str, frozenset[int]] = {
     "GRU": frozenset({1, 2, 3}),
     "RNN": frozenset({1, 2, 3}),
     "PRelu": frozenset({1}),
+    "BiasGelu": frozenset({1}),  # com.microsoft: the Linear's bias, fused by onnxruntime
+    "FastGelu": frozenset({1}),
+    "BiasAdd": frozenset({1}),
+    "DynamicQuantizeMatMul": frozenset({4}),  # its bias (B, the integer weight: below)
+    "MatMulIntegerToFloat": frozenset({6}),
 }
 QUANTIZED_WEIGHT_SLOTS: dict[str, frozenset[int]] = {
     "QLinearConv": frozenset({3, 8}),
@@ -51,6 +57,9 @@ QUANTIZED_WEIGHT_SLOTS: dict[str, frozenset[int]] = {
     "QLinearMatMul": frozenset({3}),
     "MatMulNBits": frozenset({1}),
     "QGemm": frozenset({3, 6}),
+    "DynamicQuantizeMatMul": frozenset({1}),
+    "MatMulIntegerToFloat": frozenset({1}),
+    "GatherBlockQuantized": frozenset({0}),  # a 4- or 8-bit embedding table
     "DequantizeLinear": frozenset({0}),
 }
 QUANTIZED_TABLE_TYPES = frozenset({2, 3, 21, 22})  # uint8, int8, uint4, int4 (not int64 shape tables)
@@ -78,10 +87,24 @@ def classify_initializers(
         if f"b_{key}" in tokens or f"c_{key}" in tokens or name in made_up:
             continue
         if f"p_{key}" in tokens or any(
-            _weight_slot(node, value, tensor) for node, value in _uses(index, name)
+            _weight_slot(node, value, tensor) and not _scales_quantized(index, node)
+            for node, value in _uses(index, name)
         ):
             params.add(name)
     return params, set(initializers) - params
+
+
+def _scales_quantized(index: GraphIndex, node: Any) -> bool:
+    """A Mul of a per-channel weight scale (N,) with the activation's scale, which
+    ``quantize_dynamic(per_channel=True)`` writes before rescaling a MatMulInteger's
+    output: the vector is a quantization scale, not a bias or a norm weight."""
+    if node.op_type != "Mul":
+        return False
+    sources = [index.node_of(name) for name in node.input]
+    return any(
+        source is not None and source.op_type == "DynamicQuantizeLinear" and name in source.output[1:]
+        for source, name in zip(sources, node.input, strict=True)
+    )
 
 
 def _group_norm_constants(index: GraphIndex) -> set[str]:
@@ -157,7 +180,7 @@ def _weight_slot(node: Any, name: str, tensor: Any) -> bool:
     return floating and node.op_type in VECTOR_OPS and vector
 
 
-def packed_weight_numels(index: GraphIndex) -> dict[str, int]:
+def packed_weight_numels(index: GraphIndex, initializers: dict[str, Any] | None = None) -> dict[str, int]:
     """Weights stored packed, by initializer name -> their logical element count:
     MatMulNBits keeps a (N, K) matrix of ``bits``-bit values in uint8 blocks, two 4-bit
     weights a byte, so its tensor has fewer elements than the layer has weights."""
@@ -169,4 +192,12 @@ def packed_weight_numels(index: GraphIndex) -> dict[str, int]:
             attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
             if "K" in attrs and "N" in attrs:
                 numels[node.input[1]] = int(attrs["K"]) * int(attrs["N"])
+        elif node.op_type == "GatherBlockQuantized" and node.input:  # a uint8 table packs 8 / bits a byte
+            table = (initializers or {}).get(node.input[0])
+            if table is not None and table.data_type == 2:
+                attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+                numel = 1
+                for d in table.dims:
+                    numel *= int(d)
+                numels[node.input[0]] = numel * (8 // int(attrs.get("bits", 4)))
     return numels

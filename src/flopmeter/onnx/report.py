@@ -11,6 +11,7 @@ from ..report import ModuleStats, OperatorStats, OpRecord, Report, UnsupportedOp
 from ..tracing.events import FORWARD
 from .count import BITS, CountedOp, GraphCounter
 from .memory import peak_activation_bytes
+from .modules import QUANTIZED_WEIGHT_INPUT
 from .notes import QUANTIZED_OPS, differences, quantized_facts
 from .params import packed_weight_numels
 
@@ -20,6 +21,9 @@ def _signature(op: CountedOp) -> str:
         "?" if t is None else f"{'x'.join(map(str, t.shape)) or 'scalar'}:{t.dtype}" for t in op.event.args
     ]
     return "(" + ", ".join(shapes) + ")"
+
+
+_QUANTIZE_NODES = frozenset({"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "Cast"})
 
 
 def build_module_tree(counter: GraphCounter, root_type: str) -> dict[str, ModuleStats]:
@@ -36,7 +40,18 @@ def build_module_tree(counter: GraphCounter, root_type: str) -> dict[str, Module
                 continue
             modules[name] = ModuleStats(name=name, type=counter.module_types.get(name, ""), depth=end)
             modules[parent_of(name, modules)].children.append(name)
-    for position, node in enumerate(counter.nodes):
+    # a module's type (legacy exports have no class names): its first quantized contraction's
+    # op, else its first node's, passing over the nodes a quantizer put before the layer
+    # (conv1 is a ConvInteger, not the DynamicQuantizeLinear or the scales Mul before it)
+    ordered = sorted(
+        range(len(counter.nodes)),
+        key=lambda p: (
+            counter.nodes[p].op_type not in QUANTIZED_WEIGHT_INPUT,
+            counter.nodes[p].op_type in _QUANTIZE_NODES,
+        ),
+    )
+    for position in ordered:
+        node = counter.nodes[position]
         stats = modules[counter.node_modules[position]]
         if not stats.type:
             stats.type = node.op_type if not stats.children else "Module"
@@ -88,7 +103,7 @@ def build_onnx_report(
         if name:
             modules[parent_of(name, modules)].total += modules[name].total
     param_numel = param_bytes = 0
-    packed = packed_weight_numels(counter.index)
+    packed = packed_weight_numels(counter.index, counter.initializers)
     for name in sorted(counter.params):
         tensor = counter.initializers[name]
         stored = _numel(tensor)

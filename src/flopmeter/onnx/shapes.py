@@ -262,6 +262,12 @@ def _infer_node(
         schema = onnx.defs.get_schema(node.op_type, opsets.get(domain, 1), domain)
     except Exception:  # no schema: contrib ops, custom domains
         schema = None
+    if schema is None:
+        from .contrib_shapes import standard_equivalent
+
+        standard = standard_equivalent(node)
+        if standard is not None:  # a fused contrib op whose outputs a standard op's inference gives
+            node, schema = standard, onnx.defs.get_schema(standard.op_type, opsets.get("", 1), "")
     if schema is not None:
         outputs = _node_outputs(onnx, numpy_helper, schema, node, result, proto_types, opset_import)
         if not _all_known(node, outputs) and _evaluate_inputs(node, constants):

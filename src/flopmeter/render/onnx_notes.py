@@ -37,11 +37,26 @@ def onnx_lines(report: Report) -> list[str]:
     lines += control_lines(facts.get("control_flow") or [])
     quantized = facts.get("quantized") or []
     if quantized:
-        bits = sorted({(q["weight_bits"], q["activation_bits"]) for q in quantized})
-        macs = sum(q["macs"] for q in quantized)
+        lines += _quantized_lines(quantized)
+    return lines
+
+
+def _quantized_lines(quantized: list[dict]) -> list[str]:
+    """Integer contractions (QLinearConv, MatMulInteger, ...) apart from those the graph
+    computes in float (QDQ pairs around a float Conv; MatMulNBits on a float activation)."""
+    lines = []
+    for integer, what in (
+        (True, "integer MACs, not FLOPs"),
+        (False, "MACs computed in float, counted as FLOPs"),
+    ):
+        group = [q for q in quantized if q.get("integer", True) == integer]
+        if not group:
+            continue
+        bits = sorted({(q["weight_bits"], q["activation_bits"]) for q in group})
+        kind = "QDQ / weight-only " if not integer else ""
         lines.append(
-            f"  NOTE: {len(quantized)} quantized op(s) (weight/activation bits {bits}): {macs:,} integer MACs, "
-            "not FLOPs; see options.onnx.quantized in --format json"
+            f"  NOTE: {len(group)} {kind}quantized op(s) (weight/activation bits {bits}): "
+            f"{sum(q['macs'] for q in group):,} {what}; see options.onnx.quantized in --format json"
         )
     return lines
 
