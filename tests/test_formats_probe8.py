@@ -1,4 +1,4 @@
-"""Probe 8: every output format tells the same numbers (findings in probe8-formats.md).
+"""Probe 8: every output format tells the same numbers (findings in docs/probe-8/formats.md).
 
 Models and their hand counts are in tests/fixtures/formats_probe8.py; the arithmetic of each
 expected value sits beside it here. Each test failed before its fix (checked)."""

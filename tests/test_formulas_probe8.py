@@ -1,5 +1,5 @@
 """Probe 8: formulas of ops real models use (audio, video, detection, recommenders),
-each counted by hand first. Findings and before/after numbers: probe8-formulas.md.
+each counted by hand first. Findings and before/after numbers: docs/probe-8/formulas.md.
 """
 
 from __future__ import annotations

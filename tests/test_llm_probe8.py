@@ -1,4 +1,4 @@
-"""Probe-8 findings in LLM mode (P8 ids in probe8-llm.md): each test failed before its fix."""
+"""Probe-8 findings in LLM mode (P8 ids in docs/probe-8/llm.md): each test failed before its fix."""
 
 import pytest
 

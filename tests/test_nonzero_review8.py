@@ -1,4 +1,4 @@
-"""Review of probe 8's weight-nonzero counting (R8 ids in probe8-review.md): each test failed before its fix."""
+"""Review of probe 8's weight-nonzero counting (R8 ids in docs/probe-8/review.md): each test failed before its fix."""
 
 import pytest
 import torch

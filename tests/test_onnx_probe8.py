@@ -1,4 +1,4 @@
-"""Probe-8 findings on ONNX files as a deployment team holds them (probe8-onnx.md):
+"""Probe-8 findings on ONNX files as a deployment team holds them (docs/probe-8/onnx.md):
 onnxruntime's quantized, fp16 and optimized graphs. Each test failed before its fix."""
 
 from __future__ import annotations

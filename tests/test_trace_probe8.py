@@ -1,4 +1,4 @@
-"""Probe 8, leave no trace under interruption and unusual models (probe8-trace.md).
+"""Probe 8, leave no trace under interruption and unusual models (docs/probe-8/trace.md).
 
 Each test fails on the code before its fix (checked against main at d335ebc)."""
 

@@ -8,7 +8,7 @@ a ``with`` statement's ``__enter__`` taking something and returning (then its
 this module, one interrupt in 30 at a random moment of a small model's profile left a
 trace: a model half put back (meta tensors in its attributes, the wrong train/eval mode),
 flopmeter's dispatch mode or module hooks left on for every later op, grad mode off
-(probe 8: probe8-trace.md). The rules:
+(probe 8: docs/probe-8/trace.md). The rules:
 
 - each step that changes something is an ``Undoing``: armed (in this thread's list)
   before it changes anything, its ``leave`` safe to run twice and after a ``take``

@@ -149,7 +149,7 @@ def _add_nested(empty: list[Any], full: list[dict[Any, Any]], lists: list[tuple[
     """Save the dicts, lists and sets held inside the saved ones too, two levels down
     (``self.caches = {"masks": {}}``): a shapes-only run that fills
     ``self.caches["masks"][shape]`` would leave a meta tensor there, and the model's next
-    real call would fail on it (probe8-trace.md P8-5)."""
+    real call would fail on it (docs/probe-8/trace.md P8-5)."""
     inner = [*chain.from_iterable(map(_VALUES, full)), *chain.from_iterable(saved for _, saved in lists)]
     for _ in range(_NESTED_LEVELS):
         found = list(compress(inner, map(_CONTAINERS.__contains__, map(type, inner))))
