@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
+import flopmeter
 from flopmeter.tracing import recorder
 
 
@@ -25,3 +27,41 @@ def test_a_tensor_that_reuses_a_freed_ones_id_gets_a_twin_of_its_own_class():
 def test_a_twin_is_kept_for_the_same_tensor():
     layer = torch.nn.Linear(4, 4)
     assert recorder._twin(layer.weight) is recorder._twin(layer.weight)
+
+
+class _WantsGrad(torch.nn.Module):
+    """A forward that switches grad on and leaves it on (as some models do, to take a
+    gradient inside): for a caller with grad on, a plain call changes nothing."""
+
+    def __init__(self, enabled: bool) -> None:
+        super().__init__()
+        self.l = torch.nn.Linear(4, 4)
+        self.enabled = enabled
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        torch.set_grad_enabled(self.enabled)
+        return self.l(x)
+
+
+def test_no_warning_for_a_grad_mode_a_plain_call_would_not_change(recwarn):
+    """R8b-2: the run's own grad mode (off, for a forward-only profile) was taken as the
+    caller's: a forward setting grad on, called with grad on, was said to leave it changed
+    ("off -> on ... a plain call of the model leaves it changed"), which a plain call does not."""
+    assert torch.is_grad_enabled()
+    report = flopmeter.profile(_WantsGrad(True), torch.randn(2, 4))
+    assert report.macs == 32  # 2*4*4
+    assert not [w for w in recwarn if "grad mode" in str(w.message)]
+    assert torch.is_grad_enabled()
+
+
+def test_a_grad_mode_a_plain_call_would_change_is_named_from_the_callers():
+    """R8b-2: called under ``torch.no_grad()``, a forward that sets grad on leaves it on
+    after a plain call: the warning names the caller's mode (off) and the forward's (on)."""
+    try:
+        with torch.no_grad():
+            with pytest.warns(RuntimeWarning, match=r"grad mode \(off -> on\)"):
+                report = flopmeter.profile(_WantsGrad(True), torch.randn(2, 4))
+            assert not torch.is_grad_enabled()  # the caller's mode, put back
+    finally:
+        torch.set_grad_enabled(True)
+    assert report.macs == 32  # 2*4*4
