@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
@@ -65,3 +67,30 @@ def test_a_grad_mode_a_plain_call_would_change_is_named_from_the_callers():
     finally:
         torch.set_grad_enabled(True)
     assert report.macs == 32  # 2*4*4
+
+
+class _LeavesFloat64(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.l = torch.nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        torch.set_default_dtype(torch.float64)
+        return self.l(x)
+
+
+def test_flopmeters_own_warning_turned_error_is_not_said_to_be_the_models():
+    """R8b-3: with warnings as errors (``-W error`` in a test suite), flopmeter's own
+    "the model's forward changed torch's default dtype" warning was raised inside the
+    model's run and reported as "the model raised RuntimeWarning" (a ModelError)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(
+                RuntimeWarning, match="the model's forward changed torch's default dtype"
+            ) as raised:
+                flopmeter.profile(_LeavesFloat64(), torch.randn(2, 4))
+    finally:
+        torch.set_default_dtype(torch.float32)
+    assert not isinstance(raised.value, flopmeter.ModelError)
+    assert torch.get_default_dtype() == torch.float32  # put back by the profile

@@ -537,10 +537,11 @@ def _run_once(
                 set_mode(model, options.train)
             # a meta model has no values to guard: no check per op
             recorder.writes = guard.writes if guard.writes.guards_anything else None
+            returned = False
             with ModeOn(recorder), functions:
                 try:
                     output = model(*args, **kwargs)
-                    settings.warn_if_left_changed()
+                    returned = True
                     if backward:
                         _run_backward(model, args, kwargs, output, walk.parameters)
                 except AttentionSeen:
@@ -550,6 +551,8 @@ def _run_once(
                 except Exception as error:
                     if recorder.unseen_attention_in is None:
                         raise TraceFailure(error, stack.raised_in(error)) from error
+            if returned:  # flopmeter's warning (an error under ``-W error``), not the model's
+                settings.warn_if_left_changed()
     finally:
         finish(recorder.release)
     if recorder.unseen_attention_in is not None:
