@@ -94,3 +94,35 @@ def test_flopmeters_own_warning_turned_error_is_not_said_to_be_the_models():
         torch.set_default_dtype(torch.float32)
     assert not isinstance(raised.value, flopmeter.ModelError)
     assert torch.get_default_dtype() == torch.float32  # put back by the profile
+
+
+class _WritesUnseen(torch.nn.Module):
+    """A forward that sets an attribute, caches its input and moves a buffer's version
+    counter without a write torch's dispatcher sees (as a C++ extension writing memory)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.l = torch.nn.Linear(4, 4)
+        self.register_buffer("n", torch.zeros(1))
+        self.flag = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.flag = 1
+        self.seen = x
+        torch._C._autograd._unsafe_set_version_counter((self.n,), (self.n._version + 1,))
+        return self.l(x)
+
+
+@pytest.mark.parametrize("shapes_only", [True, False])
+def test_the_model_is_put_back_before_the_unseen_write_warning(shapes_only):
+    """R8b-4: the "wrote ... in a way flopmeter could not see" warning came first in the
+    guard's cleanup: under warnings as errors it raised there (four times, the retry loop)
+    and nothing was put back: ``flag`` stayed 1 and ``seen`` held the run's input (a meta
+    tensor after a shapes-only run)."""
+    model = _WritesUnseen()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(RuntimeWarning, match="could not see"):
+            flopmeter.profile(model, torch.randn(2, 4), shapes_only=shapes_only)
+    assert model.flag == 0
+    assert "seen" not in model.__dict__

@@ -76,6 +76,7 @@ class ModelStateGuard:
         self.model = model
         self.walk = walk  # the model's modules and parameters, if already walked (``profile``)
         self.writes = WriteGuard()
+        self._unseen: int | None = None  # writes the dispatcher did not see (``leave``)
 
     def __enter__(self) -> ModelStateGuard:
         walk = self.walk if self.walk is not None else ModelWalk(self.model)
@@ -114,17 +115,18 @@ class ModelStateGuard:
 
     def __exit__(self, *exc: object) -> None:
         leave(self)  # to its end, also if an interrupt arrives meanwhile
+        if self._unseen:  # after all is put back: under ``-W error`` this raises
+            warnings.warn(
+                f"the forward wrote {self._unseen} parameter(s) or buffer(s) in a way flopmeter "
+                "could not see, so their values may have changed; please report it",
+                RuntimeWarning,
+                stacklevel=2,
+            )
 
     def leave(self) -> None:
         """Everything saved, put back (safe to run again: ``interrupts.finish``)."""
-        unseen = self.writes.unseen_writes()
-        if unseen:
-            warnings.warn(
-                f"the forward wrote {unseen} parameter(s) or buffer(s) in a way flopmeter could "
-                "not see, so their values may have changed; please report it",
-                RuntimeWarning,
-                stacklevel=4,
-            )
+        if self._unseen is None:  # counted before the saved copies are written back
+            self._unseen = self.writes.unseen_writes()
         self._attributes.restore()
         for module, training in self._script_modes:
             module.training = training
