@@ -369,11 +369,18 @@ def test_settings_a_forward_leaves_changed_are_put_back_with_a_warning(
     mode the forward left changed was put back without a word. Decision: put back, and say
     so (a plain call would leave them changed; the warning keeps that visible)."""
     model = _LeavesSettings(setting)
-    with pytest.warns(
-        RuntimeWarning,
-        match=f"the model's forward changed torch's {'grad mode' if setting == 'grad' else 'default ' + setting}",
+    # grad: called with grad off, as the run's own mode (with grad on, a forward that leaves
+    # it on is taken as setting it, which a plain call would not change: probe8-review-b R8b-2)
+    callers_grad = setting != "grad"
+    with (
+        torch.set_grad_enabled(callers_grad),
+        pytest.warns(
+            RuntimeWarning,
+            match=f"the model's forward changed torch's {'grad mode' if setting == 'grad' else 'default ' + setting}",
+        ),
     ):
         report = flopmeter.profile(model, torch.randn(2, 4), shapes_only=shapes_only)
+        assert torch.is_grad_enabled() is callers_grad
     assert report.macs == 32  # 2*4*4
     assert torch.get_default_dtype() == torch.float32
     assert torch._C._len_torch_function_stack() == 0  # no DeviceContext left

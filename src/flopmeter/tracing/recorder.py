@@ -445,29 +445,37 @@ def _to_meta(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.detach().to("meta")
 
 
-_TWINS: dict[int, torch.Tensor] = {}
+_TWINS: dict[int, tuple[type, torch.Tensor]] = {}  # id -> (the tensor's class, its twin)
 _TWINS_KEPT = 20_000  # meta twins kept between profiles (a few hundred bytes each)
 
 
 def _twin(tensor: torch.Tensor) -> torch.Tensor:
     """The meta twin of a model's parameter or buffer, kept from one profile to the next
-    while the tensor keeps its shape, strides and dtype (a meta tensor holds no memory).
+    while the tensor keeps its class, shape, strides and dtype (a meta tensor holds no memory).
 
     Kept by ``id``, with no weak reference to the tensor: a weak reference left on a user's
     parameter makes ``torch.utils.swap_tensors`` refuse it, and with it ``model.half()``
     under ``torch.__future__.set_swap_module_params_on_conversion(True)``. A later tensor
-    with the same ``id``, dtype, shape and strides gets a twin that is the same as its own
-    would be (a meta tensor is nothing but those)."""
+    with the same ``id``, class, dtype, shape and strides gets a twin that is the same as
+    its own would be: ``_to_meta`` copies nothing else (a subclass's twin keeps its class;
+    conjugate and negative bits are resolved, the storage offset is 0)."""
     key = id(tensor)
-    twin = _TWINS.get(key)
-    if (
-        twin is not None
-        and twin.dtype == tensor.dtype
-        and twin.shape == tensor.shape
-        and twin.stride() == tensor.stride()
-        and twin.is_inference() == tensor.is_inference()
-    ):
-        return twin
+    entry = _TWINS.get(key)
+    if entry is not None:
+        kind, twin = entry
+        if (
+            kind is type(tensor)
+            and twin.dtype == tensor.dtype
+            and twin.shape == tensor.shape
+            and twin.stride() == tensor.stride()
+            and twin.is_inference() == tensor.is_inference()
+        ):
+            return twin
+    if len(_TWINS) >= _TWINS_KEPT:
+        _TWINS.clear()
+    twin = _to_meta(tensor)
+    _TWINS[key] = (type(tensor), twin)
+    return twin
     if len(_TWINS) >= _TWINS_KEPT:
         _TWINS.clear()
     twin = _TWINS[key] = _to_meta(tensor)

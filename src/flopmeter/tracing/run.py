@@ -76,6 +76,7 @@ class ModelStateGuard:
         self.model = model
         self.walk = walk  # the model's modules and parameters, if already walked (``profile``)
         self.writes = WriteGuard()
+        self._unseen: int | None = None  # writes the dispatcher did not see (``leave``)
 
     def __enter__(self) -> ModelStateGuard:
         walk = self.walk if self.walk is not None else ModelWalk(self.model)
@@ -114,17 +115,18 @@ class ModelStateGuard:
 
     def __exit__(self, *exc: object) -> None:
         leave(self)  # to its end, also if an interrupt arrives meanwhile
+        if self._unseen:  # after all is put back: under ``-W error`` this raises
+            warnings.warn(
+                f"the forward wrote {self._unseen} parameter(s) or buffer(s) in a way flopmeter "
+                "could not see, so their values may have changed; please report it",
+                RuntimeWarning,
+                stacklevel=2,
+            )
 
     def leave(self) -> None:
         """Everything saved, put back (safe to run again: ``interrupts.finish``)."""
-        unseen = self.writes.unseen_writes()
-        if unseen:
-            warnings.warn(
-                f"the forward wrote {unseen} parameter(s) or buffer(s) in a way flopmeter could "
-                "not see, so their values may have changed; please report it",
-                RuntimeWarning,
-                stacklevel=4,
-            )
+        if self._unseen is None:  # counted before the saved copies are written back
+            self._unseen = self.writes.unseen_writes()
         self._attributes.restore()
         for module, training in self._script_modes:
             module.training = training
@@ -166,18 +168,24 @@ class ModelSettings(Undoing):
     ``torch.set_default_device("cpu")``, ``torch.set_grad_enabled(True)``) would leave the
     process changed, as a plain call does; the profile warns, so the model's behaviour is
     not hidden, and puts them back (the grad mode is ``GradMode``'s), so the caller's
-    process is as it was and a run made again with values starts as the first did."""
+    process is as it was and a run made again with values starts as the first did.
 
-    def __init__(self) -> None:  # read here: ``leave`` may run before ``take`` does (an interrupt)
+    The grad mode is the run's own (off unless ``backward``), not the caller's
+    (``callers_grad``): it is said to be left changed only if the forward changed it and
+    left it unlike the caller's (``torch.set_grad_enabled(True)`` called with grad on
+    changes nothing for a plain call; probe8-review-b.md R8b-2)."""
+
+    def __init__(self, callers_grad: bool) -> None:  # read here: ``leave`` may run before ``take``
         self.dtype, self.grad, self.device = torch.get_default_dtype(), torch.is_grad_enabled(), _device_set()
+        self.callers_grad = callers_grad
 
     def warn_if_left_changed(self) -> None:
         dtype, grad, device = torch.get_default_dtype(), torch.is_grad_enabled(), _device_set()
         changed = [f"default dtype ({self.dtype} -> {dtype})"] if dtype != self.dtype else []
         if device is not self.device:
             changed.append(f"default device ({_device_name(self.device)} -> {_device_name(device)})")
-        if grad != self.grad:
-            changed.append(f"grad mode ({_ON_OFF[self.grad]} -> {_ON_OFF[grad]})")
+        if grad != self.grad and grad != self.callers_grad:
+            changed.append(f"grad mode ({_ON_OFF[self.callers_grad]} -> {_ON_OFF[grad]})")
         if changed:
             warnings.warn(
                 f"the model's forward changed torch's {' and '.join(changed)} and left it so: "
@@ -513,7 +521,7 @@ def _run_once(
     inputs = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
     recorder.hold(inputs)
     recorder.probe = next((t for t in inputs if t.ndim), None)
-    grad_mode = GradMode(backward)
+    callers_grad, grad_mode = torch.is_grad_enabled(), GradMode(backward)
     functions = ModeOn(FunctionRecorder(recorder)) if whole_functions else nullcontext()
     if torch._C._is_any_autocast_enabled():
         # a fresh cast cache, as the first forward in an autocast region sees: casts a run
@@ -525,16 +533,17 @@ def _run_once(
             ModelStateGuard(model, walk) as guard,
             grad_mode,
             stack,
-            ModelSettings() as settings,
+            ModelSettings(callers_grad) as settings,
         ):
             if options.train is not None and not guard.all_in_mode(options.train):
                 set_mode(model, options.train)
             # a meta model has no values to guard: no check per op
             recorder.writes = guard.writes if guard.writes.guards_anything else None
+            returned = False
             with ModeOn(recorder), functions:
                 try:
                     output = model(*args, **kwargs)
-                    settings.warn_if_left_changed()
+                    returned = True
                     if backward:
                         _run_backward(model, args, kwargs, output, walk.parameters)
                 except AttentionSeen:
@@ -544,6 +553,8 @@ def _run_once(
                 except Exception as error:
                     if recorder.unseen_attention_in is None:
                         raise TraceFailure(error, stack.raised_in(error)) from error
+            if returned:  # flopmeter's warning (an error under ``-W error``), not the model's
+                settings.warn_if_left_changed()
     finally:
         finish(recorder.release)
     if recorder.unseen_attention_in is not None:
