@@ -1,4 +1,4 @@
-"""Review b of probe 8's leave-no-trace change (probe8-review-b.md)."""
+"""Review b of probe 8's leave-no-trace change (docs/probe-8/review-b.md)."""
 
 from __future__ import annotations
 

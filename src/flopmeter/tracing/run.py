@@ -173,7 +173,7 @@ class ModelSettings(Undoing):
     The grad mode is the run's own (off unless ``backward``), not the caller's
     (``callers_grad``): it is said to be left changed only if the forward changed it and
     left it unlike the caller's (``torch.set_grad_enabled(True)`` called with grad on
-    changes nothing for a plain call; probe8-review-b.md R8b-2)."""
+    changes nothing for a plain call; docs/probe-8/review-b.md R8b-2)."""
 
     def __init__(self, callers_grad: bool) -> None:  # read here: ``leave`` may run before ``take``
         self.dtype, self.grad, self.device = torch.get_default_dtype(), torch.is_grad_enabled(), _device_set()
