@@ -370,7 +370,7 @@ def test_settings_a_forward_leaves_changed_are_put_back_with_a_warning(
     so (a plain call would leave them changed; the warning keeps that visible)."""
     model = _LeavesSettings(setting)
     # grad: called with grad off, as the run's own mode (with grad on, a forward that leaves
-    # it on is taken as setting it, which a plain call would not change: probe8-review-b R8b-2)
+    # it on is taken as setting it, which a plain call would not change: docs/probe-8/review-b.md R8b-2)
     callers_grad = setting != "grad"
     with (
         torch.set_grad_enabled(callers_grad),
