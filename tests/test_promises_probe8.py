@@ -20,6 +20,7 @@ from flopmeter.render import formats
 from flopmeter.render.speed import render_timings
 from flopmeter.timing import Timing
 
+F = nn.functional
 MODELS = str(Path(__file__).parent / "fixtures" / "formats_probe8.py")
 
 
@@ -176,3 +177,108 @@ def test_module_timing_table_holds_15_without_top_and_files_hold_all() -> None:
     assert len([r for r in rows if r["type"] == "module timing"]) == 21  # the root + 20
     data = json.loads(formats.to_json(report, timings=[_twenty_modules()]))
     assert len(data["timings"][0]["per_module_median_seconds"]) == 21
+
+
+# -- docs/onnx.md: "The integer elementwise ops of a QOperator graph (QLinearAdd, QLinearMul,
+# QLinearSigmoid, ...) cost no FLOPs, like any integer arithmetic" ------------------------------
+
+
+@pytest.mark.parametrize("op", ["QLinearAdd", "QLinearMul", "QLinearSigmoid", "QLinearLeakyRelu"])
+def test_qoperator_integer_elementwise_ops_cost_no_flops(op: str) -> None:
+    pytest.importorskip("onnx")
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    from flopmeter.onnx import profile_onnx
+
+    scale_zp = ["s", "zp"]
+    operands = ["xq", *scale_zp, "xq", *scale_zp] if op in ("QLinearAdd", "QLinearMul") else ["xq", *scale_zp]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "s", "zp"], ["xq"]),
+        helper.make_node(op, [*operands, *scale_zp], ["q"], domain="com.microsoft"),
+        helper.make_node("DequantizeLinear", ["q", "s", "zp"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, (1, 2, 3, 3))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [
+            numpy_helper.from_array(np.array(0.1, np.float32), "s"),
+            numpy_helper.from_array(np.array(0, np.uint8), "zp"),
+        ],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    )
+    report = profile_onnx(model)
+    assert not report.unsupported  # known, not left out
+    assert report.operators[f"com.microsoft.{op}"].cost.flops == 0
+    assert report.flops == 18 * 4 + 18 * 2  # Quantize 1x2x3x3 = 18 at 4 + Dequantize 18 at 2: 108
+
+
+# -- docs/conventions.md: FlopCounterMode "has no entry for the CPU's SDPA kernel ..., nor for
+# addbmm, mv, addmv, dot, addr, _grouped_mm: on the CPU it counts 0 for SDPA (unless the math
+# path runs: dropout, a forced math backend; a GQA call runs the flash kernel too)". The doc said
+# a GQA call runs the math path: on torch 2.14 it runs the CPU flash kernel and counts 0. ------
+
+
+def test_flop_counter_counts_0_for_the_contractions_conventions_md_names() -> None:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    calls = {
+        "addmv": (torch.addmv, (torch.randn(3), torch.randn(3, 5), torch.randn(5)), 2 * 15),  # 3 dots of 5
+        "addr": (torch.addr, (torch.randn(3, 4), torch.randn(3), torch.randn(4)), 2 * 12),  # 3*4 of 1
+        # 8 rows in 2 groups (3, 5) of K 16 by N 4: 8*16*4 = 512 MACs
+        "_grouped_mm": (
+            torch._grouped_mm,
+            (torch.randn(8, 16), torch.randn(2, 16, 4), torch.tensor([3, 8], dtype=torch.int32)),
+            2 * 512,
+        ),
+    }
+    for name, (fn, args, ours) in calls.items():
+        with FlopCounterMode(display=False) as counter:
+            fn(*args)
+        assert counter.get_total_flops() == 0, name
+        assert flopmeter.profile(_Fn(fn), args).flops_as("2mac") == ours, name
+
+
+def _kernels_run(**options) -> tuple[int, set[str]]:  # type: ignore[no-untyped-def]
+    from torch.utils.flop_counter import FlopCounterMode
+
+    q, kv = torch.randn(1, 4, 6, 4), torch.randn(1, 2, 10, 4)  # 4 query heads share 2 KV heads
+    seen: set[str] = set()
+
+    class Log(torch.utils._python_dispatch.TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            seen.add(func.overloadpacket.__name__)
+            return func(*args, **(kwargs or {}))
+
+    with FlopCounterMode(display=False) as counter, Log():
+        F.scaled_dot_product_attention(q, kv, kv, enable_gqa=True, **options)
+    return counter.get_total_flops(), seen
+
+
+def test_a_gqa_call_runs_the_cpu_flash_kernel_and_dropout_the_math_path() -> None:
+    flops, seen = _kernels_run()
+    assert "_scaled_dot_product_flash_attention_for_cpu" in seen and "bmm" not in seen
+    assert flops == 0  # FlopCounterMode: no entry for the CPU flash kernel
+    flops, seen = _kernels_run(dropout_p=0.5)
+    assert "bmm" in seen and "_scaled_dot_product_flash_attention_for_cpu" not in seen
+    # the math path's two bmm: 4 heads * 6*10*(4 + 4) = 1,920 MACs, 2 FLOPs each
+    assert flops == 2 * 1_920
+
+
+def test_fvcore_reports_addbmm_unsupported_and_counts_0() -> None:
+    fvcore = pytest.importorskip("fvcore.nn")
+    import logging
+
+    args = (torch.randn(3, 4), torch.randn(2, 3, 5), torch.randn(2, 5, 4))
+    logging.disable(logging.WARNING)
+    try:
+        analysis = fvcore.FlopCountAnalysis(_Fn(torch.addbmm), args)
+        analysis.unsupported_ops_warnings(False)
+        assert analysis.total() == 0 and dict(analysis.unsupported_ops()) == {"aten::addbmm": 1}
+    finally:
+        logging.disable(logging.NOTSET)
+    assert flopmeter.profile(_Fn(torch.addbmm), args).flops_as("mac") == 120  # 2 * 3*4 of 5
