@@ -282,3 +282,63 @@ def test_fvcore_reports_addbmm_unsupported_and_counts_0() -> None:
     finally:
         logging.disable(logging.NOTSET)
     assert flopmeter.profile(_Fn(torch.addbmm), args).flops_as("mac") == 120  # 2 * 3*4 of 5
+
+
+# -- docs/formulas.md: "Dense linear algebra (torch.linalg solve, inv, qr, svd, cholesky, det,
+# slogdet, eigh, ...) has no formula ...; each call is reported as unsupported with its shapes"
+# (solve was tested) and "cuDNN's CTC has no formula" -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fn", "op"),
+    [
+        (torch.linalg.inv, "aten.linalg_inv_ex"),
+        (lambda a: torch.linalg.qr(a)[0], "aten.linalg_qr"),
+        (lambda a: torch.linalg.svd(a)[0], "aten._linalg_svd"),
+        (torch.linalg.cholesky, "aten.linalg_cholesky_ex"),
+        (torch.linalg.det, "aten._linalg_det"),
+        (lambda a: torch.linalg.slogdet(a)[1], "aten._linalg_slogdet"),
+        (lambda a: torch.linalg.eigh(a)[0], "aten._linalg_eigh"),
+    ],
+    ids=["inv", "qr", "svd", "cholesky", "det", "slogdet", "eigh"],
+)
+def test_dense_linear_algebra_is_reported_unsupported_with_shapes(fn, op: str) -> None:  # type: ignore[no-untyped-def]
+    a = torch.randn(4, 4)
+    report = flopmeter.profile(_Fn(fn), a @ a.T + 4 * torch.eye(4))  # positive definite: cholesky runs
+    unsupported = report.unsupported_ops()
+    assert list(unsupported) == [op]
+    assert unsupported[op].calls == 1 and unsupported[op].shapes == ["(4x4:float32)"]
+    assert report.flops == 0  # nothing else runs: no made-up count
+
+
+def test_cudnn_ctc_loss_has_no_formula() -> None:
+    from flopmeter import registry
+    from flopmeter.tracing.events import OpEvent, TensorMeta
+
+    frames = TensorMeta((50, 2, 20), "float32", 4)  # T 50, batch 2, 20 classes
+    event = OpEvent(
+        "aten._cudnn_ctc_loss",
+        (frames, torch.tensor([1]), [50, 50], [5, 5], 0, True, False),
+        {},
+        (TensorMeta((2,), "float32", 4), frames),
+    )
+    assert registry.cost_of(event) is None  # so reported unsupported, never a silent 0
+
+
+# -- docs/meta.md: "Also put back: a module's class ..." (a forward that swaps its own class) --
+
+
+def test_a_module_class_swapped_in_its_forward_is_put_back() -> None:
+    class Fast(nn.Linear):
+        pass
+
+    class Swapping(nn.Linear):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = super().forward(x)
+            self.__class__ = Fast  # type: ignore[assignment]
+            return y
+
+    model = Swapping(3, 2)
+    report = flopmeter.profile(model, torch.randn(1, 3))
+    assert type(model) is Swapping
+    assert report.flops == 12  # 2 outputs * (2*3 - 1) + 2 bias adds
