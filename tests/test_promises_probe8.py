@@ -1,4 +1,4 @@
-"""Probe 8: the promises stop 20's doc changes made that no test held (probe8-promises.md).
+"""Probe 8: the promises stop 20's doc changes made that no test held (docs/probe-8/promises.md).
 
 Each test names the doc and the sentence it holds; the arithmetic sits beside each number."""
 
