@@ -12,6 +12,7 @@ import flopmeter
 from flopmeter import registry
 from flopmeter.cost import Cost
 from flopmeter.tracing.events import OpEvent, TensorMeta
+from test_coverage_layers import Fn  # a module calling a function
 
 F = nn.functional
 
@@ -270,18 +271,9 @@ class TestDataOps:
         assert op_cost(report, "aten._sparse_coo_tensor_with_dims_and_tensors").flops == 0
 
     def test_linalg_error_check_is_no_work_and_the_solve_stays_unsupported(self):
-        report = flopmeter.profile(_Fn(torch.linalg.solve), (torch.randn(2, 4, 4), torch.randn(2, 4, 3)))
+        report = flopmeter.profile(Fn(torch.linalg.solve), (torch.randn(2, 4, 4), torch.randn(2, 4, 3)))
         assert list(report.unsupported_ops()) == ["aten._linalg_solve_ex"]
         assert report.unsupported_ops()["aten._linalg_solve_ex"].calls == 1
-
-
-class _Fn(nn.Module):
-    def __init__(self, fn) -> None:  # type: ignore[no-untyped-def]
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, *args):  # type: ignore[no-untyped-def]
-        return self.fn(*args)
 
 
 # ------------------------------------------------------------------------ elementwise ops
@@ -299,7 +291,7 @@ class TestElementwise:
             torch.copysign: 15,
         }
         for fn, flops in expected.items():
-            report = flopmeter.profile(_Fn(fn), (a, b))
+            report = flopmeter.profile(Fn(fn), (a, b))
             assert report.unsupported_ops() == {}, fn
             assert report.flops == flops, fn
 
@@ -318,21 +310,21 @@ class TestElementwise:
             torch.trace: 3 - 1,  # the diagonal of 3 x 5: 2 adds
         }
         for fn, flops in expected.items():
-            report = flopmeter.profile(_Fn(fn), x)
+            report = flopmeter.profile(Fn(fn), x)
             assert report.unsupported_ops() == {}, fn
             assert report.flops == flops, fn
 
     def test_kl_div_counts_its_xlogy_as_log_and_multiply(self):
         x = torch.randn(3, 5)
-        report = flopmeter.profile(_Fn(lambda t: F.kl_div(t, t.softmax(-1), reduction="batchmean")), x)
+        report = flopmeter.profile(Fn(lambda t: F.kl_div(t, t.softmax(-1), reduction="batchmean")), x)
         # t*log(t) 30, t*x 15, subtract 15, sum 14, / batch 1; softmax 3*(5*5 - 2) = 69
         assert report.flops == 30 + 15 + 15 + 14 + 1 + 69  # 144
 
     def test_outer_product_update(self):
         m, x, y = torch.randn(3, 4), torch.randn(3), torch.randn(4)
-        cost = op_cost(flopmeter.profile(_Fn(torch.addr), (m, x, y)), "aten.addr")
+        cost = op_cost(flopmeter.profile(Fn(torch.addr), (m, x, y)), "aten.addr")
         assert (cost.macs, cost.flops) == (12, 12 * 2)  # 3*4 products of length 1, + M: 24
-        scaled = _Fn(lambda m, x, y: torch.addr(m, x, y, beta=3, alpha=2))
+        scaled = Fn(lambda m, x, y: torch.addr(m, x, y, beta=3, alpha=2))
         cost = op_cost(flopmeter.profile(scaled, (m, x, y)), "aten.addr")
         assert cost.flops == 24 + 12 + 12  # alpha * and beta * once per output: 48
 
@@ -508,7 +500,7 @@ class TestPeers:
             with FlopCounterMode(display=False) as counter:
                 fn(*args)
             assert counter.get_total_flops() == 0, name
-            assert flopmeter.profile(_Fn(fn), args).flops_as("2mac") == ours, name
+            assert flopmeter.profile(Fn(fn), args).flops_as("2mac") == ours, name
 
     def test_fvcore_estimates_einsum_from_numpys_path_and_skips_baddbmm(self):
         fvcore = pytest.importorskip("fvcore.nn")
@@ -532,10 +524,10 @@ class TestPeers:
         logging.disable(logging.WARNING)
         try:
             for name, (fn, args, ours, theirs) in cases.items():
-                analysis = fvcore.FlopCountAnalysis(_Fn(fn), args)
+                analysis = fvcore.FlopCountAnalysis(Fn(fn), args)
                 analysis.unsupported_ops_warnings(False)
                 assert analysis.total() == theirs, name
-                assert flopmeter.profile(_Fn(fn), args).flops_as("mac") == ours, name
+                assert flopmeter.profile(Fn(fn), args).flops_as("mac") == ours, name
         finally:
             logging.disable(logging.NOTSET)
 
@@ -545,7 +537,7 @@ class TestComplex:
         from torch.utils.flop_counter import FlopCounterMode
 
         x, w = torch.randn(1, 2, 8, dtype=torch.cfloat), torch.randn(3, 2, 3, dtype=torch.cfloat)
-        report = flopmeter.profile(_Fn(F.conv1d), (x, w))
+        report = flopmeter.profile(Fn(F.conv1d), (x, w))
         conv = op_cost(report, "aten.convolution")
         # 18 complex outputs (3 x 6), dots of 2*3 = 6: 108 complex MACs; Gauss's trick runs 3 real convs
         assert report.by_operator()["aten.convolution"].calls == 3
@@ -555,7 +547,7 @@ class TestComplex:
         assert counter.get_total_flops() == 2 * 324
         # a complex mm stays one op: 1 MAC per complex multiply-accumulate
         a, b = torch.randn(3, 5, dtype=torch.cfloat), torch.randn(5, 4, dtype=torch.cfloat)
-        mm = op_cost(flopmeter.profile(_Fn(torch.mm), (a, b)), "aten.mm")
+        mm = op_cost(flopmeter.profile(Fn(torch.mm), (a, b)), "aten.mm")
         assert (mm.macs, mm.flops) == (60, 12 * 9)  # 3*4 dots of 5: (60, 108)
 
 
@@ -678,7 +670,7 @@ class TestRandomDraws:
             lambda t: torch.distributions.Normal(0.0, 1.0).log_prob(t),  # its _is_all_true check
         ]
         for sampler in samplers:
-            report = flopmeter.profile(_Fn(sampler), x, shapes_only=False)
+            report = flopmeter.profile(Fn(sampler), x, shapes_only=False)
             assert report.unsupported_ops() == {}, sampler
 
 
@@ -698,7 +690,7 @@ class TestComplexAndGeometry:
             "diag_embed": (lambda x, y: torch.diag_embed(x), 0),
         }
         for name, (fn, flops) in expected.items():
-            report = flopmeter.profile(_Fn(fn), (a, b))
+            report = flopmeter.profile(Fn(fn), (a, b))
             assert report.unsupported_ops() == {}, name
             assert report.flops == flops, name
 
@@ -738,24 +730,24 @@ class TestCudaKernelsAndSmallBackwards:
 class TestSearchAndUnique:
     def test_binary_searches_compare_floats(self):
         cdf, u = torch.rand(4, 8).sort(-1)[0], torch.rand(4, 16)  # NeRF's hierarchical sampling
-        report = flopmeter.profile(_Fn(lambda c, q: torch.searchsorted(c, q, right=True)), (cdf, u))
+        report = flopmeter.profile(Fn(lambda c, q: torch.searchsorted(c, q, right=True)), (cdf, u))
         assert op_cost(report, "aten.searchsorted").flops == 64 * 4  # 64 queries * ceil(log2 9) = 256
-        report = flopmeter.profile(_Fn(torch.bucketize), (torch.rand(3, 5), torch.linspace(0, 1, 7)))
+        report = flopmeter.profile(Fn(torch.bucketize), (torch.rand(3, 5), torch.linspace(0, 1, 7)))
         assert op_cost(report, "aten.bucketize").flops == 15 * 3  # ceil(log2 8) = 3: 45
-        report = flopmeter.profile(_Fn(torch.bucketize), (torch.randint(0, 9, (3, 5)), torch.arange(7)))
+        report = flopmeter.profile(Fn(torch.bucketize), (torch.randint(0, 9, (3, 5)), torch.arange(7)))
         assert op_cost(report, "aten.bucketize").flops == 0  # integers: not floating point
 
     def test_unique_sorts_then_compares_neighbours(self):
         x = torch.randn(10)
-        report = flopmeter.profile(_Fn(torch.unique), x, shapes_only=False)
+        report = flopmeter.profile(Fn(torch.unique), x, shapes_only=False)
         assert op_cost(report, "aten._unique2").flops == 10 * 4 + 9  # sort 10*ceil(log2 10) + 9: 49
-        report = flopmeter.profile(_Fn(torch.unique_consecutive), x, shapes_only=False)
+        report = flopmeter.profile(Fn(torch.unique_consecutive), x, shapes_only=False)
         assert op_cost(report, "aten.unique_consecutive").flops == 9
 
 
 def test_in_place_masked_fill_counts_as_masked_fill():
     x, mask = torch.randn(3, 5), torch.rand(3, 5) > 0.5
-    out_of_place = flopmeter.profile(_Fn(lambda t: t.masked_fill(mask, 0.0)), x)
-    in_place = flopmeter.profile(_Fn(lambda t: t.clone().masked_fill_(mask, 0.0)), x)
+    out_of_place = flopmeter.profile(Fn(lambda t: t.masked_fill(mask, 0.0)), x)
+    in_place = flopmeter.profile(Fn(lambda t: t.clone().masked_fill_(mask, 0.0)), x)
     assert op_cost(out_of_place, "aten.masked_fill").flops == 15  # a select per element
     assert op_cost(in_place, "aten.masked_fill_").flops == 15  # was 0 (listed as a data op)

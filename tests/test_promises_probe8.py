@@ -19,18 +19,10 @@ from flopmeter.cli import run
 from flopmeter.render import formats
 from flopmeter.render.speed import render_timings
 from flopmeter.timing import Timing
+from test_coverage_layers import Fn  # a module calling a function
 
 F = nn.functional
 MODELS = str(Path(__file__).parent / "fixtures" / "formats_probe8.py")
-
-
-class _Fn(nn.Module):
-    def __init__(self, fn) -> None:  # type: ignore[no-untyped-def]
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, *args):  # type: ignore[no-untyped-def]
-        return self.fn(*args)
 
 
 # -- docs/formulas.md: "Also 1: asinh, acosh, atanh, ... polygamma, i0 (i0e, i1, i1e), ndtri,
@@ -54,7 +46,7 @@ class _Fn(nn.Module):
 def test_special_functions_count_1_per_element(fn) -> None:  # type: ignore[no-untyped-def]
     x = torch.rand(3, 5) * 0.8 + 0.1  # in (0, 1): valid for atanh, ndtri; acosh gets 1 + x
     arg = x + 1 if fn is torch.acosh else x
-    report = flopmeter.profile(_Fn(fn), arg)
+    report = flopmeter.profile(Fn(fn), arg)
     assert report.unsupported_ops() == {}
     assert report.flops == 15  # 3 * 5 outputs * 1
 
@@ -82,7 +74,7 @@ def test_roi_pooling_is_reported_unsupported_with_its_shapes(name: str) -> None:
     pool = getattr(ops, name)
     x = torch.randn(1, 8, 10, 10, requires_grad=True)
     boxes = torch.tensor([[0, 1.0, 1.0, 6.0, 6.0], [0, 0.0, 2.0, 9.0, 8.0]])
-    report = flopmeter.profile(_Fn(lambda t, b: pool(t, b, (2, 2))), (x, boxes), backward=True)
+    report = flopmeter.profile(Fn(lambda t, b: pool(t, b, (2, 2))), (x, boxes), backward=True)
     unsupported = report.unsupported_ops()
     assert set(unsupported) == {f"torchvision.{name}", f"torchvision._{name}_backward"}
     forward = unsupported[f"torchvision.{name}"]
@@ -240,7 +232,7 @@ def test_flop_counter_counts_0_for_the_contractions_conventions_md_names() -> No
         with FlopCounterMode(display=False) as counter:
             fn(*args)
         assert counter.get_total_flops() == 0, name
-        assert flopmeter.profile(_Fn(fn), args).flops_as("2mac") == ours, name
+        assert flopmeter.profile(Fn(fn), args).flops_as("2mac") == ours, name
 
 
 def _kernels_run(**options) -> tuple[int, set[str]]:  # type: ignore[no-untyped-def]
@@ -276,12 +268,12 @@ def test_fvcore_reports_addbmm_unsupported_and_counts_0() -> None:
     args = (torch.randn(3, 4), torch.randn(2, 3, 5), torch.randn(2, 5, 4))
     logging.disable(logging.WARNING)
     try:
-        analysis = fvcore.FlopCountAnalysis(_Fn(torch.addbmm), args)
+        analysis = fvcore.FlopCountAnalysis(Fn(torch.addbmm), args)
         analysis.unsupported_ops_warnings(False)
         assert analysis.total() == 0 and dict(analysis.unsupported_ops()) == {"aten::addbmm": 1}
     finally:
         logging.disable(logging.NOTSET)
-    assert flopmeter.profile(_Fn(torch.addbmm), args).flops_as("mac") == 120  # 2 * 3*4 of 5
+    assert flopmeter.profile(Fn(torch.addbmm), args).flops_as("mac") == 120  # 2 * 3*4 of 5
 
 
 # -- docs/formulas.md: "Dense linear algebra (torch.linalg solve, inv, qr, svd, cholesky, det,
@@ -304,7 +296,7 @@ def test_fvcore_reports_addbmm_unsupported_and_counts_0() -> None:
 )
 def test_dense_linear_algebra_is_reported_unsupported_with_shapes(fn, op: str) -> None:  # type: ignore[no-untyped-def]
     a = torch.randn(4, 4)
-    report = flopmeter.profile(_Fn(fn), a @ a.T + 4 * torch.eye(4))  # positive definite: cholesky runs
+    report = flopmeter.profile(Fn(fn), a @ a.T + 4 * torch.eye(4))  # positive definite: cholesky runs
     unsupported = report.unsupported_ops()
     assert list(unsupported) == [op]
     assert unsupported[op].calls == 1 and unsupported[op].shapes == ["(4x4:float32)"]

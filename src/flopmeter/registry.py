@@ -1106,10 +1106,15 @@ def _cumulative(event: OpEvent, options: CountOptions) -> Cost:
 
 @formula("_softmax", "softmax", "_log_softmax", "log_softmax", "_safe_softmax")
 def _softmax(event: OpEvent, options: CountOptions) -> Cost:
-    x = event.args[0]
-    dim = int(event.arg(1, "dim", -1)) % max(x.ndim, 1)
+    rows, length = _rows_along(event.args[0], event.arg(1, "dim"))
+    return elementwise.softmax(rows, length, log="log" in event.op)
+
+
+def _rows_along(x: TensorMeta, dim: Any) -> tuple[int, int]:
+    """(rows, length) of ``x`` cut along ``dim`` (None: the last), as softmax reduces it."""
+    dim = (-1 if dim is None else int(dim)) % max(x.ndim, 1)
     length = x.shape[dim] if x.ndim else 1
-    return elementwise.softmax(x.numel // max(length, 1), length, log="log" in event.op)
+    return x.numel // max(length, 1), length
 
 
 @formula("sort", "topk", "msort", "argsort", "kthvalue", "median", "nanmedian", "mode")
@@ -1225,10 +1230,7 @@ def _activation_backward(event: OpEvent, options: CountOptions) -> Cost:
 @formula("_softmax_backward_data", "_log_softmax_backward_data")
 def _softmax_backward(event: OpEvent, options: CountOptions) -> Cost:
     """softmax: g*y - y*sum(g*y); log_softmax: g - exp(y)*sum(g): 4n-1 per row either way."""
-    grad = event.args[0]
-    dim = int(event.arg(2, "dim", -1)) % max(grad.ndim, 1)
-    length = grad.shape[dim] if grad.ndim else 1
-    return elementwise.softmax_backward(grad.numel // max(length, 1), length)
+    return elementwise.softmax_backward(*_rows_along(event.args[0], event.arg(2, "dim")))
 
 
 @formula(
@@ -1917,12 +1919,9 @@ def _masked_softmax(event: OpEvent, options: CountOptions) -> Cost:
     """softmax (or its backward, 4n - 1 per row) of rows whose masked places are set first:
     + 1 per element (the masked_fill)."""
     x = event.args[0]
-    dim_index = 3 if event.op.endswith("_backward") else 2
-    dim = event.arg(dim_index, "dim")
-    dim = (x.ndim - 1) if dim is None else int(dim) % max(x.ndim, 1)
-    length = x.shape[dim] if x.ndim else 1
-    rows = x.numel // max(length, 1)
-    if event.op.endswith("_backward"):
+    backward = event.op.endswith("_backward")
+    rows, length = _rows_along(x, event.arg(3 if backward else 2, "dim"))
+    if backward:
         return elementwise.softmax_backward(rows, length) + Cost(flops=x.numel)
     return elementwise.softmax(rows, length) + Cost(flops=x.numel)
 
