@@ -212,8 +212,8 @@ HEADER = [
 def row(case: Case) -> dict[str, Any]:
     """The numbers of one case: the compressed model's view and its comparison with the
     float original (both profiled on ``case.inputs``)."""
-    before = flopmeter.profile(case.before(), case.inputs, name="float")
-    after = flopmeter.profile(case.after(), case.inputs, name="compressed")
+    before = flopmeter.profile(case.before(), case.inputs, name="float", compression=True)
+    after = flopmeter.profile(case.after(), case.inputs, name="compressed", compression=True)
     result = flopmeter.compare(before, after)
     total = result.rows()[-1]
     view = after.compression

@@ -10,9 +10,9 @@ arithmetic), of ``shapes_only=False`` (a run with values), and of the peers that
 installed (torch.utils.flop_counter.FlopCounterMode always; ptflops and fvcore when
 importable), printed as ratios to the forward; and flopmeter's time per aten op it
 recorded. Each time is the median of ``--repeat`` runs after one warm-up. The last line names
-the targets any model misses. ``nonzeros``: the part of flopmeter's time that reads the weight
-facts and every weight's values to count nonzeros (in the profile, so that a model
-pruned in place afterwards leaves its report as it was; docs/compression.md).
+the targets any model misses. ``nonzeros``: what ``compression=True`` adds to a profile:
+reading the weight facts and every weight's values to count their zeros (a default profile
+of these dense models does not; docs/compression.md).
 Targets: flopmeter <= 1.0x the forward, <= FlopCounterMode, <= 50 us per op.
 bert-base is transformers' BertModel(BertConfig()) with 128 tokens, weights random.
 """

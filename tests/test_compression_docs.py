@@ -39,7 +39,7 @@ def reports() -> dict[str, flopmeter.Report]:
     torch.ao.quantization.convert(int8, inplace=True)
     x = torch.randn(1, 3, 224, 224)
     return {
-        name: flopmeter.profile(m, x, name=name)
+        name: flopmeter.profile(m, x, name=name, compression=True)
         for name, m in [("dense", dense), ("pruned", pruned), ("int8", int8)]
     }
 

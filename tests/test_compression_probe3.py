@@ -141,7 +141,7 @@ class TestTiedWeights:
         model = Tied()
         with torch.no_grad():
             model.emb.weight[:5] = 0  # 5 of the 10 rows (vocabulary entries)
-        view = flopmeter.profile(model, torch.tensor([[1, 2, 3]])).compression
+        view = flopmeter.profile(model, torch.tensor([[1, 2, 3]]), compression=True).compression
         assert view.params == 80 and view.weight_params == 80  # counted once, at the embedding
         assert view.nonzero_params == 40
         head = view.layers["head"]
@@ -160,7 +160,7 @@ class TestTiedWeights:
         mask = torch.zeros(10, 8)
         mask[:, :2] = 1  # keep 2 of 8 inputs in every row: 20 nonzeros
         prune.custom_from_mask(model.head, "weight", mask)
-        report = flopmeter.profile(model, torch.tensor([[1, 2, 3]]))
+        report = flopmeter.profile(model, torch.tensor([[1, 2, 3]]), compression=True)
         assert report.flops == 450  # 3 * 10 * (2*8 - 1); the mask multiply (80) is overhead
         assert report.overhead["aten.mul"].cost.flops == 80
         view = report.compression
@@ -185,7 +185,7 @@ class TestTiedWeights:
         model = Functional()
         with torch.no_grad():
             model.emb.weight[:5] = 0
-        report = flopmeter.profile(model, torch.tensor([[1, 2, 3]]))
+        report = flopmeter.profile(model, torch.tensor([[1, 2, 3]]), compression=True)
         view = report.compression
         assert view.layers["emb"].macs_dense == 240  # 3 * 8 * 10
         assert view.layers["emb"].macs_effective == 120  # 3 * 40 nonzeros
@@ -209,7 +209,7 @@ class TestTiedWeights:
 
         model = Attention()
         prune.custom_from_mask(model.qkv, "weight", (torch.arange(8) < 4).float().expand(24, 8))
-        view = flopmeter.profile(model, torch.randn(1, 5, 8)).compression
+        view = flopmeter.profile(model, torch.randn(1, 5, 8), compression=True).compression
         assert view.layers["qkv"].macs_dense == 960  # 5 tokens * 8 * 24
         assert view.layers["qkv"].macs_effective == 480  # half of every row kept
         assert view.layers["proj"].macs_effective == 320  # 5 * 8 * 8, dense
@@ -220,7 +220,7 @@ class TestTiedWeights:
         b.weight = a.weight
         with torch.no_grad():
             a.weight[:, :4] = 0
-        view = flopmeter.profile(nn.Sequential(a, b), torch.randn(2, 8)).compression
+        view = flopmeter.profile(nn.Sequential(a, b), torch.randn(2, 8), compression=True).compression
         assert view.macs_dense == 256  # 2 layers * 2 rows * 64
         assert view.macs_effective == 128  # 2 layers * 2 rows * 32 nonzeros
         assert view.weight_params == 64 and view.sparsity == pytest.approx(0.5)
@@ -266,7 +266,7 @@ class TestTransposedConvolution:
                 conv.weight[0] = 0
             else:
                 conv.weight[:, 0] = 0
-        report = flopmeter.profile(conv, torch.randn(1, 4, 5, 5))
+        report = flopmeter.profile(conv, torch.randn(1, 4, 5, 5), compression=True)
         assert report.flops == 10_074
         return report.compression
 
@@ -285,7 +285,7 @@ def test_all_zero_weight_is_no_n_m_pattern() -> None:
     layer = nn.Linear(8, 4)
     with torch.no_grad():
         layer.weight.zero_()
-    view = flopmeter.profile(layer, torch.randn(3, 8)).compression
+    view = flopmeter.profile(layer, torch.randn(3, 8), compression=True).compression
     assert view.layers[""].structure == "channel"  # every output row is zero; it read "1:4"
     assert view.macs_effective == 0
     assert view.flops_effective == 12  # the 3 * 4 bias adds only
@@ -377,7 +377,7 @@ def test_micronet_ops_of_a_dense_fp32_model_are_its_flops(build) -> None:  # typ
     MicroNet ops are its FLOPs per sample. An LSTM's gates and second bias (inside the
     contraction op) had been left out: 2,944 instead of 3,376 for LSTM(8, 16)."""
     model, x = build()
-    report = flopmeter.profile(model, x)
+    report = flopmeter.profile(model, x, compression=True)
     score = flopmeter.micronet(report.compression, freebie=False)
     assert score.ops == pytest.approx(report.flops / report.batch_size)
 

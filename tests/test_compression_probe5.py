@@ -364,10 +364,10 @@ def test_depgraph_pruned_channels_as_counted_by_hand() -> None:
     tp = pytest.importorskip("torch_pruning")
     torch.manual_seed(0)
     model, x = _SmallCNN().eval(), torch.randn(1, 3, 8, 8)
-    dense = flopmeter.profile(model, x)
+    dense = flopmeter.profile(model, x, compression=True)
     graph = tp.DependencyGraph().build_dependency(model, example_inputs=x)
     graph.get_pruning_group(model.conv1, tp.prune_conv_out_channels, idxs=list(range(8, 16))).prune()
-    pruned = flopmeter.profile(model, x)
+    pruned = flopmeter.profile(model, x, compression=True)
     # conv1 3*16*9*64 = 27,648 -> 3*8*9*64 = 13,824; conv2 16*32*9*64 = 294,912 -> 147,456; fc 320
     assert (dense.macs, pruned.macs) == (322_880, 161_600)
     # 432 + 32 (bn1) + 4,608 + 64 (bn2) + 330 = 5,466 -> 216 + 16 + 2,304 + 64 + 330 = 2,930

@@ -100,7 +100,7 @@ def test_r2_structured_removed_and_zeroed() -> None:
     with torch.no_grad():
         zeroed[0].weight[8:] = 0  # filters 8..15 zeroed in place
         zeroed[2].weight[:, 8:] = 0  # and conv2's matching inputs
-    view = flopmeter.profile(zeroed, x).compression
+    view = flopmeter.profile(zeroed, x, compression=True).compression
     assert view.macs_effective == 13_824 + 147_456  # conv1 64*8*27; conv2 64*32*8*9 = 161,280
     assert view.macs_dense == 322_560  # in place: the dense work is unchanged
     in_place = flopmeter.compare(dense, zeroed, x)
@@ -112,7 +112,7 @@ def test_r2_zeroing_filters_only() -> None:
     zeroed = copy.deepcopy(dense)
     with torch.no_grad():
         zeroed[0].weight[8:] = 0
-    view = flopmeter.profile(zeroed, torch.randn(1, 3, 8, 8)).compression
+    view = flopmeter.profile(zeroed, torch.randn(1, 3, 8, 8), compression=True).compression
     assert view.macs_effective == 13_824 + 294_912  # = 308,736: conv1 64*8*27, conv2 dense
     assert view.layers["0"].structure == "channel"  # 8 all-zero output filters
 
@@ -122,7 +122,7 @@ def test_r3_two_four() -> None:
     with torch.no_grad():
         layer.weight.copy_(_far_from_zero(nn.Linear(64, 32)).weight * torch.tensor([1.0, 1, 0, 0]).repeat(16))
     x = torch.randn(8, 64)
-    view = flopmeter.profile(layer.half(), x.half()).compression
+    view = flopmeter.profile(layer.half(), x.half(), compression=True).compression
     entry = view.layers[""]
     assert entry.weight_nonzero == 1_024  # 32 rows * 64/2
     assert entry.structure == "2:4"
@@ -132,7 +132,7 @@ def test_r3_two_four() -> None:
     assert view.bytes_ideal / (2_048 * 2) == pytest.approx(0.5625)
     assert view.bops == 2_097_152  # 8,192 * 16 * 16
     assert view.bops_relative == pytest.approx(0.125)  # 2,097,152 / (16,384*1024)
-    int8 = flopmeter.profile(layer.float(), x).compression.assume(bits="w8a8")
+    int8 = flopmeter.profile(layer.float(), x, compression=True).compression.assume(bits="w8a8")
     values_and_index = int8.bytes_ideal - 32 * 2  # less 32 per-row fp16 scales that int8 needs
     assert values_and_index == 1_280  # 1,024*1 values + 256 index
     assert values_and_index / 2_048 == pytest.approx(0.625)

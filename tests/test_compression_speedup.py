@@ -78,7 +78,7 @@ def _assumed(bits: str, rows: int, **options: object) -> flopmeter.Comparison:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(1024, 1024, bias=False))
     x = torch.randn(rows, 1024)
-    before = flopmeter.profile(model, x)
+    before = flopmeter.profile(model, x, compression=True)
     after = flopmeter.profile(model, x, compression=CompressionOptions(assume_bits=bits))
     return flopmeter.compare(before, after, **options)  # type: ignore[arg-type]
 

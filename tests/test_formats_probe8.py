@@ -517,15 +517,18 @@ def test_compare_of_two_backward_profiles_says_its_ratios_are_the_forwards() -> 
     1.50x is the views' forward (the steps' MACs are 1,400 each: pruning does not thin the
     weight gradients' dense counts); nothing in the table said so."""
     x = torch.randn(2, 10)
-    before = flopmeter.profile(models.Toy(), x, backward=True)
-    after = flopmeter.profile(models.pruned(), x, backward=True)
+    before = flopmeter.profile(models.Toy(), x, backward=True, compression=True)
+    after = flopmeter.profile(models.pruned(), x, backward=True, compression=True)
     result = flopmeter.compare(before, after)
     total = result.rows()[-1]
     assert total["mac_speedup_effective"] == pytest.approx(600 / 400)
     assert before.macs == after.macs == 1_400
     assert any("of the forward pass" in w for w in result.warnings)
     assert "of the forward pass" in result.to_markdown()
-    forward = flopmeter.compare(flopmeter.profile(models.Toy(), x), flopmeter.profile(models.pruned(), x))
+    forward = flopmeter.compare(
+        flopmeter.profile(models.Toy(), x, compression=True),
+        flopmeter.profile(models.pruned(), x, compression=True),
+    )
     assert not forward.warnings
 
 

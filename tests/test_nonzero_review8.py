@@ -28,7 +28,7 @@ def test_a_float8_weight_has_its_nonzeros_counted(dtype: torch.dtype) -> None:
     'Float8_e4m3fn'): profile() of a model holding a plain float8 weight raised that raw from
     ModelFacts.count. Widened to bfloat16 (every float8 value is one), it is counted."""
     torch.manual_seed(0)
-    layer = flopmeter.profile(Float8Linear(dtype), torch.randn(2, 8)).compression.layers[""]
+    layer = flopmeter.profile(Float8Linear(dtype), torch.randn(2, 8), compression=True).compression.layers[""]
     # 16*8 = 128 weights - row 3's 8 - column 5's 15 others = 105
     assert layer.weight_nonzero == 105
     assert layer.weight_bits == 8

@@ -64,13 +64,13 @@ def _linear_with_zeros(in_features: int, out_features: int, zeros: int) -> nn.Li
 def test_micronet_charges_a_mask_only_when_sparse_storage_is_smaller() -> None:
     # P7-3: a dense layer with one exact zero (random init makes a few: resnet18 had 2) was
     # charged a 1-bit mask for every weight, more than storing it dense
-    one_zero = flopmeter.profile(_linear_with_zeros(64, 2, zeros=1), torch.randn(1, 64))
+    one_zero = flopmeter.profile(_linear_with_zeros(64, 2, zeros=1), torch.randn(1, 64), compression=True)
     score = flopmeter.micronet(one_zero.compression, "imagenet")
     assert score.freebie
     # dense at the 16-bit freebie: 128 * 16 = 2,048 bits = 64 words; sparse would be
     # 127 * 16 + 128 mask bits = 2,160 bits (67.5 words), so the layer is stored dense
     assert score.storage == 64.0
-    half = flopmeter.profile(_linear_with_zeros(64, 2, zeros=64), torch.randn(1, 64))
+    half = flopmeter.profile(_linear_with_zeros(64, 2, zeros=64), torch.randn(1, 64), compression=True)
     # 64 kept * 16 + 128 mask bits = 1,152 bits = 36 words < 64: sparse
     assert flopmeter.micronet(half.compression, "imagenet").storage == 36.0
 
@@ -81,7 +81,7 @@ def test_ideal_bytes_take_the_smallest_sparse_format() -> None:
     layer = nn.Linear(8, 4, bias=False)
     with torch.no_grad():
         layer.weight[:, 4:] = 0  # 4 of every 8 along the reduction: structure 4:8
-    view = flopmeter.profile(layer, torch.randn(2, 8)).compression
+    view = flopmeter.profile(layer, torch.randn(2, 8), compression=True).compression
     fact = view.layers[""]
     assert fact.structure == "4:8"
     # 16 kept * 4 bytes = 64; bitmask 32 / 8 = 4 -> 68 (the 4:8 index: 16 * 3 / 8 = 6 -> 70)
@@ -155,7 +155,9 @@ def test_compare_refuses_reports_of_different_runs(
 def test_compare_of_reports_of_the_same_run_still_compares() -> None:
     dense, pruned = _dense_and_pruned()
     x = torch.randn(4, 16)
-    result = flopmeter.compare(flopmeter.profile(dense, x), flopmeter.profile(pruned, x))
+    result = flopmeter.compare(
+        flopmeter.profile(dense, x, compression=True), flopmeter.profile(pruned, x, compression=True)
+    )
     # 0: 256 weights, 128 kept; MACs effective (4 rows): 4*(128 + 64) = 768 vs 4*(256 + 64) = 1,280
     assert result.layers[0].change == "in place"
     assert result.layers[0].mac_speedup_effective == 2.0

@@ -59,11 +59,18 @@ def test_a_sparse_format_that_only_ties_with_dense_is_named_dense() -> None:
     layer = nn.Linear(8, 4, bias=False)
     with torch.no_grad():
         layer.weight[:, 4:] = 0  # 16 of 32 kept, structure 4:8
-    plan = flopmeter.profile(layer, torch.randn(2, 8)).compression.assume(bits="w2a16").layers[""]
+    plan = (
+        flopmeter.profile(layer, torch.randn(2, 8), compression=True)
+        .compression.assume(bits="w2a16")
+        .layers[""]
+    )
     # 2 bits: dense 32 * 2 / 8 = 8 bytes; bitmask 16 * 2 / 8 + 32 / 8 = 8 (a tie); 4:8 4 + 6 = 10
     assert plan.ideal_format == "dense"
     # at 32 bits the bitmask wins (64 + 4 = 68 < 128) and keeps its name
-    assert flopmeter.profile(layer, torch.randn(2, 8)).compression.layers[""].ideal_format == "bitmask"
+    assert (
+        flopmeter.profile(layer, torch.randn(2, 8), compression=True).compression.layers[""].ideal_format
+        == "bitmask"
+    )
 
 
 def test_compare_of_another_batch_says_how_to_give_the_batch() -> None:
@@ -82,11 +89,15 @@ def test_compare_of_another_batch_says_how_to_give_the_batch() -> None:
     prune.l1_unstructured(pruned.fc, "weight", amount=0.5)
     short, long = torch.randn(5, 2, 8), torch.randn(7, 2, 8)
     with pytest.raises(ValueError, match=r"batch 5, the second batch 7.*batch_size="):
-        flopmeter.compare(flopmeter.profile(dense, short), flopmeter.profile(pruned, long))
+        flopmeter.compare(
+            flopmeter.profile(dense, short, compression=True),
+            flopmeter.profile(pruned, long, compression=True),
+        )
     # with the batch given, the two lengths compare: fc MACs 5*2 rows * 8 * 2 = 160 dense before;
     # after, 7*2 rows * 8 kept of 16 = 112 effective
     result = flopmeter.compare(
-        flopmeter.profile(dense, short, batch_size=2), flopmeter.profile(pruned, long, batch_size=2)
+        flopmeter.profile(dense, short, batch_size=2, compression=True),
+        flopmeter.profile(pruned, long, batch_size=2, compression=True),
     )
     (fc,) = result.layers
     assert fc.before is not None and fc.after is not None

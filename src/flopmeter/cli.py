@@ -287,7 +287,11 @@ def _compression_options(args: argparse.Namespace) -> Any:
     from .compression import CompressionOptions
 
     return CompressionOptions(
-        assume_sparsity=args.assume_sparsity, assume_bits=args.assume_bits, count_overhead=args.count_overhead
+        assume_sparsity=args.assume_sparsity,
+        assume_bits=args.assume_bits,
+        count_overhead=args.count_overhead,
+        # reading every weight's values is for the view (and MicroNet's score) only
+        count_nonzeros=_wants_view(args) or bool(getattr(args, "micronet", None)),
     )
 
 
@@ -354,7 +358,9 @@ def _compare_compression(args: argparse.Namespace, out: TextIO, err: TextIO) -> 
     for index, source in enumerate(args.models, start=1):
         print(f"flopmeter: [{index}/2] counting {source} ...", file=err, flush=True)
         # --assume-* is the plan: it applies to the second model, the first stays as it is
-        as_is = argparse.Namespace(**{**vars(args), "assume_sparsity": None, "assume_bits": None})
+        as_is = argparse.Namespace(
+            **{**vars(args), "assume_sparsity": None, "assume_bits": None, "compression": True}
+        )
         report, model, inputs = _load_and_profile(source, args if index == 2 else as_is, err)
         reports.append(report)
         loaded.append((model, inputs))

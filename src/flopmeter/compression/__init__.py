@@ -40,12 +40,18 @@ class CompressionOptions:
     ``assume_sparsity``: a fraction (0.5) or a pattern ("2:4") the view assumes for every
     weight; ``assume_bits``: "w4a16", "w8a8", "w4a16g128", or a mapping from module-name
     prefix to such a string (mixed precision); ``count_overhead``: put mask multiplies,
-    quantize/dequantize and the like back into the model's FLOPs/MACs.
+    quantize/dequantize and the like back into the model's FLOPs/MACs;
+    ``count_nonzeros``: read every weight's values in the profile to count its zeros
+    (about one pass over the weights). ``profile()`` without ``compression`` counts them
+    only in a model that holds a compression flopmeter recognises (prune masks,
+    parametrizations, sparse layouts, quantized weights); a dense-stored model's
+    nonzeros are then unknown (docs/compression.md).
     """
 
     assume_sparsity: float | str | None = None
     assume_bits: str | Mapping[str, str] | None = None
     count_overhead: bool = False
+    count_nonzeros: bool = True
 
     def __post_init__(self) -> None:
         from .view import check_bits, parse_sparsity
@@ -77,7 +83,11 @@ def finish(report: Report, facts: ModelFacts, options: CompressionOptions) -> Re
     # The nonzeros now, of the weights as profiled: a model pruned in place afterwards
     # (``w[mask] = 0``, ``w.data.mul_(mask)``, ``prune.remove``) must not change this
     # report, which is the "before" of a comparison (no cheap check sees such writes).
-    facts.count()
+    # Counting reads every weight: not for a plain model nobody asked the view of.
+    if options.count_nonzeros or facts.holds_compression:
+        facts.count()
+    else:
+        facts.skip_count()
     # The view is built from a shallow copy of the report (the same modules, ops and
     # options dict, the params as they are now), which holds no view: a report holding a
     # view that holds the report is a reference cycle, and kept each report, with its
@@ -124,13 +134,18 @@ def prepare(
     model: torch.nn.Module, options: Any, walk: ModelWalk | None = None
 ) -> tuple[ModelFacts, CompressionOptions]:
     """Read the weight facts of ``model`` (of its modules in ``walk``, if given) and
-    normalise ``options`` (None, a dict or a CompressionOptions)."""
+    normalise ``options`` (None, True, a dict or a CompressionOptions). None (not asked):
+    nonzeros are counted only in a model holding a recognised compression; True: the
+    default options, nonzeros counted."""
     if options is None:
+        options = CompressionOptions(count_nonzeros=False)
+    elif options is True:
         options = CompressionOptions()
     elif isinstance(options, Mapping):
         options = CompressionOptions(**options)
     elif not isinstance(options, CompressionOptions):
         raise TypeError(
-            f"compression must be a flopmeter.CompressionOptions or a dict of its fields; got {type(options).__name__}"
+            "compression must be True, a flopmeter.CompressionOptions or a dict of its fields; "
+            f"got {type(options).__name__}"
         )
     return collect(model, walk), options

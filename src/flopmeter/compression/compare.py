@@ -305,6 +305,13 @@ def compare_views(
     if view_a is None or view_b is None:
         raise ValueError("compare needs Reports with a compression view (profiled by flopmeter.profile)")
     _check_same_run(before, after)
+    for which, view in (("before", view_a), ("after", view_b)):
+        if not view.nonzeros_counted:
+            raise ValueError(
+                f"compare: the {which} Report did not count its weights' nonzeros (a model without "
+                "prune masks or other recognised compression is only read when asked): profile it "
+                "with flopmeter.profile(model, inputs, compression=True), or pass the models to compare"
+            )
     pairs = match_layers(list(view_a.layers), list(view_b.layers))
     changes: list[LayerChange] = []
     time_a = time_b = 0.0
@@ -473,6 +480,8 @@ def compare(
     from ..report import Report
 
     speedup.check_baseline(baseline)
+    if profile_options.get("compression") is None:
+        profile_options["compression"] = True  # the comparison is of nonzeros too: count them
     reports = []
     for model in (before, after):
         if isinstance(model, Report):

@@ -135,12 +135,36 @@ class ModelFacts:
     def facts(self) -> list[WeightFact]:
         return [f for facts in self.weights.values() for f in facts]
 
+    # True when the profile left the nonzeros of the dense-stored weights uncounted
+    # (nobody asked for them: ``CompressionOptions.count_nonzeros``); they are unknown
+    nonzeros_skipped: bool = False
+
     def count(self) -> None:
         """Count the nonzeros still pending (once; the references are then dropped)."""
-        for fact in [*self.facts(), *(f for facts in self.tied.values() for f in facts)]:
+        for fact in self._all_facts():
             if fact.pending is not None:
                 _count_nonzeros(fact, fact.pending())
                 fact.pending = None
+
+    def skip_count(self) -> None:
+        """Leave the pending nonzeros unknown (None) and drop the references to the values."""
+        for fact in self._all_facts():
+            if fact.pending is not None:
+                fact.pending = None
+                self.nonzeros_skipped = True
+
+    def _all_facts(self) -> list[WeightFact]:
+        return [*self.facts(), *(f for facts in self.tied.values() for f in facts)]
+
+    @property
+    def holds_compression(self) -> bool:
+        """Whether the model holds a compression recognised without reading values: a
+        weight stored otherwise than dense (prune mask, parametrization, sparse layout,
+        quantized or packed), or a prune mask, parametrization, observer or fake quantizer."""
+        return bool(self.prune_masks or self.overhead_modules) or any(
+            fact.representation != "dense" and not fact.representation.startswith("unrecognised")
+            for fact in self._all_facts()
+        )
 
     @property
     def extra_param_bytes(self) -> int:

@@ -165,6 +165,13 @@ class CompressionView:
     _module_param_bytes: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)
 
     @property
+    def nonzeros_counted(self) -> bool:
+        """False when the profile did not read the dense-stored weights' values (it was
+        not asked to: ``CompressionOptions.count_nonzeros``); their nonzeros, sparsity
+        and effective MACs are then unknown, never taken as dense."""
+        return self._facts is None or not self._facts.nonzeros_skipped
+
+    @property
     def of_backward_profile(self) -> bool:
         """Whether the report is a backward profile: the view is still of its forward pass
         (MACs, FLOPs effective, BOPs), the report's totals of both passes."""
@@ -314,6 +321,7 @@ class CompressionView:
         return {
             "assumptions": self.assumptions,
             "overhead_counted_in_model": self.overhead_counted,
+            "nonzeros_counted": self.nonzeros_counted,
             "totals": {
                 "params": self.params,
                 "nonzero_params": self.nonzero_params,

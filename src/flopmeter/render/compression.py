@@ -196,6 +196,7 @@ def view_summary_lines(view: Any, precision: int = 2, units: str = "auto") -> li
         f"  MACs dense {n(view.macs_dense)}, effective {n(view.macs_effective)}; "
         f"FLOPs effective {n(view.flops_effective)}; integer ops effective {n(view.int_ops_effective)}"
         + (" (as if dense: sparsity unknown)" if view.nonzero_params is None else ""),
+        *([NOT_COUNTED] if not view.nonzeros_counted else []),
         f"  BOPs {n(view.bops)} "
         + (f"({100 * view.bops_relative:.2f}% of fp32 dense); " if view.macs_dense else "(no MACs); ")
         + f"bytes actual {u.nbytes(view.bytes_actual, precision)}, ideal {u.nbytes(view.bytes_ideal, precision)}"
@@ -323,6 +324,12 @@ def module_csv_cells(summary: Any) -> list[Any]:
         summary.bops,
         summary.bytes_ideal,
     ]
+
+
+NOT_COUNTED = (
+    "  nonzeros not counted: the profile did not read the weights' values "
+    "(flopmeter.profile(..., compression=True) or --compression counts them)"
+)
 
 
 def tree_cells(
