@@ -873,6 +873,8 @@ def _single(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             top=args.top or 15,  # its charts' layers, as --plot's
             roofline=extras.get("roofline"),
             compression=view,
+            units=units_option(args),
+            precision=args.precision,
         )
         _write_file("--html", args.html, lambda handle: handle.write(html), err)
     if args.plot:

@@ -303,13 +303,22 @@ class Report(_TotalsView):
             self, depth=depth, convention=convention, compression=self.compression if compression else None
         )
 
-    def to_html(self, convention: str = "exact", compression: bool = False) -> str:
+    def to_html(
+        self, convention: str = "exact", compression: bool = False, units: str = "auto", precision: int = 2
+    ) -> str:
         """One self-contained HTML page: totals, sortable collapsible tree, charts (and,
-        with ``compression``, the compression view's columns and totals)."""
+        with ``compression``, the compression view's columns and totals); ``units`` (auto,
+        T, G, M, K or "") and ``precision`` (decimals) as in the tree."""
         from .render.html import to_html
 
         check_convention(convention)
-        return to_html(self, convention=convention, compression=self.compression if compression else None)
+        return to_html(
+            self,
+            convention=convention,
+            compression=self.compression if compression else None,
+            units=units,
+            precision=precision,
+        )
 
     def plot(
         self,

@@ -64,14 +64,14 @@ document.getElementById('status').textContent = 'ready: ' + data.modules.length 
 """
 
 
-def _bars(title: str, rows: list[tuple[str, float]]) -> str:
+def _bars(title: str, rows: list[tuple[str, float]], units: str = "auto", precision: int = 2) -> str:
     top = max((v for _, v in rows), default=0) or 1
     lines = [f'<div class="chart"><h3>{html.escape(title)}</h3>']
     for label, value in rows:
         width = int(300 * value / top)
         lines.append(
             f'<div class="row"><span class="label" title="{html.escape(label)}">{html.escape(label)}</span>'
-            f'<span class="bar" style="width:{width}px"></span>&nbsp;{u.scaled(value).strip()}</div>'
+            f'<span class="bar" style="width:{width}px"></span>&nbsp;{u.scaled(value, units, precision).strip()}</div>'
         )
     lines.append("</div>")
     return "\n".join(lines)
@@ -85,10 +85,10 @@ def _roofline_cells(row: Any, seconds: Any) -> str:
     )
 
 
-def _view_cells(summary: Any) -> str:
+def _view_cells(summary: Any, units: str = "auto", precision: int = 2) -> str:
     from .compression import module_cells, module_csv_cells
 
-    shown, raw = module_cells(summary), module_csv_cells(summary)
+    shown, raw = module_cells(summary, units, precision), module_csv_cells(summary)
     return "".join(
         f'<td class="type">{html.escape(text)}</td>'
         if isinstance(value, str) or value == ""
@@ -97,31 +97,43 @@ def _view_cells(summary: Any) -> str:
     )
 
 
-def _view_section(view: Any) -> str:
+def _view_section(view: Any, units: str = "auto", precision: int = 2) -> str:
     from .compression import view_summary_lines
 
-    lines = [html.escape(line.strip()) for line in view_summary_lines(view)]
+    lines = [html.escape(line.strip()) for line in view_summary_lines(view, precision, units)]
     return f'<div id="compression"><h3>{lines[0]}</h3><p>' + "<br>".join(lines[1:]) + "</p></div>"
 
 
 def to_html(
-    report: Report, *, convention: str = "exact", top: int = 15, roofline: Any = None, compression: Any = None
+    report: Report,
+    *,
+    convention: str = "exact",
+    top: int = 15,
+    roofline: Any = None,
+    compression: Any = None,
+    units: str = "auto",
+    precision: int = 2,
 ) -> str:
     """The whole report as one HTML page (open it in any browser, offline). With a
     ``roofline``: its estimated latency, and intensity / bound / time per module. With
-    ``compression`` (a CompressionView): its columns per module and its totals."""
+    ``compression`` (a CompressionView): its columns per module and its totals.
+    ``units`` / ``precision``: of every count shown (as in the tree; the sortable cells
+    keep the exact values)."""
     from .speed import seconds
+
+    def n(value: float) -> str:
+        return u.scaled(value, units, precision).strip()
 
     label = FLOPS_LABEL[convention]
     total = report.flops_as(convention)
     totals = [
-        ("params", u.scaled(report.params).strip()),
-        ("MACs", u.scaled(report.macs).strip()),
-        (label, u.scaled(total).strip()),
+        ("params", n(report.params)),
+        ("MACs", n(report.macs)),
+        (label, n(total)),
         ("batch", str(report.batch_size)),
         *([("counted", run_note(report).strip(" ()"))] if run_note(report) else []),
-        ("memory traffic", u.nbytes(report.bytes_read + report.bytes_written)),
-        ("peak activations", u.nbytes(report.peak_activation_bytes)),
+        ("memory traffic", u.nbytes(report.bytes_read + report.bytes_written, precision)),
+        ("peak activations", u.nbytes(report.peak_activation_bytes, precision)),
     ]
     if roofline is not None:
         totals.append((f"est. latency on {roofline.hardware.name}", seconds(roofline.latency)))
@@ -137,13 +149,13 @@ def to_html(
             f'<td class="name" data-value="{order}">{indent}{toggle}{html.escape(m.name or "(model)")}</td>'
             f'<td class="type">{html.escape(m.type)}</td>'
             f'<td data-value="{m.calls}">{m.calls}</td>'
-            f'<td data-value="{m.params}">{u.scaled(m.params).strip()}</td>'
-            f'<td data-value="{m.total.macs}">{u.scaled(m.total.macs).strip()}</td>'
-            f'<td data-value="{value}">{u.scaled(value).strip()}</td>'
-            f'<td data-value="{share:.4f}"><span class="bar" style="width:{int(share)}px"></span> {share:.2f}%</td>'
-            f'<td data-value="{m.total.bytes}">{u.nbytes(m.total.bytes)}</td>'
+            f'<td data-value="{m.params}">{n(m.params)}</td>'
+            f'<td data-value="{m.total.macs}">{n(m.total.macs)}</td>'
+            f'<td data-value="{value}">{n(value)}</td>'
+            f'<td data-value="{share:.4f}"><span class="bar" style="width:{int(share)}px"></span> {share:.{precision}f}%</td>'
+            f'<td data-value="{m.total.bytes}">{u.nbytes(m.total.bytes, precision)}</td>'
             + (_roofline_cells(roofline.rows[m.name], seconds) if roofline is not None else "")
-            + (_view_cells(viewed[m.name]) if viewed is not None else "")
+            + (_view_cells(viewed[m.name], units, precision) if viewed is not None else "")
             + "</tr>"
         )
     warnings = "".join(
@@ -153,9 +165,11 @@ def to_html(
     )
     data = json.dumps(report.to_dict()).replace("</", "<\\/")
     charts = (
-        _bars(f"{label} per layer (top {top})", leaf_rows(report, convention, top))
-        + _bars(f"params per layer (top {top})", leaf_rows(report, convention, top, "params"))
-        + _bars(f"{label} by operator", operator_rows(report, convention))
+        _bars(f"{label} per layer (top {top})", leaf_rows(report, convention, top), units, precision)
+        + _bars(
+            f"params per layer (top {top})", leaf_rows(report, convention, top, "params"), units, precision
+        )
+        + _bars(f"{label} by operator", operator_rows(report, convention), units, precision)
     )
     from .speed import intensity_label
 
@@ -168,7 +182,7 @@ def to_html(
         from .compression import module_header
 
         roof_head += "".join(f"<th>{html.escape(h)}</th>" for h in module_header(compression))
-    view_html = _view_section(compression) if compression is not None else ""
+    view_html = _view_section(compression, units, precision) if compression is not None else ""
     totals_html = "".join(
         f'<div class="total">{html.escape(k)}<b>{html.escape(v)}</b></div>' for k, v in totals
     )
