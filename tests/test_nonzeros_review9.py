@@ -130,3 +130,43 @@ def test_probe7_p7_12_stays_fixed_for_a_weight_pruned_in_place() -> None:
     assert (two_four.layers[""].weight_nonzero, two_four.layers[""].macs_effective) == (32, 64)
     with pytest.raises(ValueError, match="compression=True"):
         flopmeter.profile(layer, x).compression.assume(sparsity="2:4")
+
+
+class _Int8Weight(nn.Module):
+    """A hand-made int8 weight-only layer (an int8 Parameter and a float scale: not one of
+    the recognised formats, listed as unrecognised) beside a float layer with zeros."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.qweight = nn.Parameter(torch.ones(4, 8, dtype=torch.int8), requires_grad=False)
+        self.float_layer = _half_zero()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.float_layer(x) + F.linear(x, self.qweight.to(x.dtype) * 0.5)
+
+
+def test_an_integer_weight_makes_the_float_weights_counted() -> None:
+    view = flopmeter.profile(_Int8Weight(), X).compression
+    assert view.nonzeros_counted
+    assert view.unrecognised == ["qweight (Parameter of int8)"]
+    assert view.layers["float_layer"].weight_nonzero == 16  # 4 rows x 4 kept of 8
+
+
+def test_count_nonzeros_false_does_not_stop_a_recognised_compression() -> None:
+    from torch.nn.utils import prune
+
+    model = nn.Sequential(nn.Linear(8, 8, bias=False), _half_zero())
+    prune.custom_from_mask(model[0], "weight", torch.ones(8, 8))  # a mask keeping all 64
+    view = flopmeter.profile(model, X, compression=CompressionOptions(count_nonzeros=False)).compression
+    assert view.nonzeros_counted
+    assert [view.layers[n].weight_nonzero for n in ("0", "1")] == [64, 16]  # the mask's 64; 4 rows x 4 of 8
+
+
+def test_an_uncounted_view_gives_the_dense_effective_numbers_in_json() -> None:
+    """docs/compression.md: with "nonzeros_counted": false, macs_effective, bops_relative and
+    bytes_ideal are the dense model's: MACs 2 rows x 4 x 8 = 64, BOPs 64 x 32 x 32 of the same,
+    bytes 32 weights x 4 = 128 (the counted view's: 32 MACs, 16 x 4 + 32 / 8 = 68 bytes)."""
+    totals = flopmeter.profile(_half_zero(), X).to_dict()["compression"]["totals"]
+    assert (totals["macs_effective"], totals["bops_relative"], totals["bytes_ideal"]) == (64, 1.0, 128)
+    counted = flopmeter.profile(_half_zero(), X, compression=True).to_dict()["compression"]["totals"]
+    assert (counted["macs_effective"], counted["bytes_ideal"]) == (32, 68)

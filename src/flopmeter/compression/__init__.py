@@ -45,7 +45,7 @@ class CompressionOptions:
     (about one pass over the weights). ``profile()`` without ``compression`` (or with
     ``count_nonzeros=False``) counts them only in a model that holds a compression
     flopmeter recognises (prune masks, parametrizations, sparse layouts, quantized or
-    float8 weights, quantize ops in its forward); a dense-stored model's nonzeros are
+    float8 or int8 weights, quantize ops in its forward); a dense-stored model's nonzeros are
     then unknown (docs/compression.md). ``assume_sparsity`` prunes the nonzeros further,
     so it needs them counted.
     """
