@@ -1,10 +1,11 @@
 """How much the compression view adds to a profile: resnet50 with real weights.
 
 Times (CPU process time, steadier than wall time on a shared machine) a full
-``flopmeter.profile`` and the compression step inside it: reading the weight facts
-(``compression.collect``: representations, shapes, bits, packed layouts) and counting
-every weight's nonzeros (about 100 MB for resnet50), which the profile does so that a
-model pruned in place afterwards leaves its report as it was. Building the view's tables
+``flopmeter.profile(..., compression=True)`` and the compression step inside it: reading
+the weight facts (``compression.collect``: representations, shapes, bits, packed layouts)
+and counting every weight's nonzeros (about 100 MB for resnet50), which such a profile
+does (a default one of a dense model does not) so that a model pruned in place afterwards
+leaves its report as it was. Building the view's tables
 waits until ``report.compression`` is first read; that cost is printed too. Not a test:
 run
 
@@ -32,14 +33,14 @@ def main() -> None:
     torch.manual_seed(0)
     model = torchvision.models.resnet50(weights=None).eval()  # real (random) weights
     x = torch.randn(1, 3, 224, 224)
-    flopmeter.profile(model, x)  # warm-up
-    total = median_time(lambda: flopmeter.profile(model, x), args.repeat)
+    flopmeter.profile(model, x, compression=True)  # warm-up
+    total = median_time(lambda: flopmeter.profile(model, x, compression=True), args.repeat)
 
     def weight_facts() -> None:
         collect(model).count()  # what profile() reads of the weights
 
     facts_time = median_time(weight_facts, args.repeat)
-    report = flopmeter.profile(model, x)
+    report = flopmeter.profile(model, x, compression=True)
     facts = collect(model)
     facts.count()  # done once, as profile() does; build_view then only builds tables
     view_time = median_time(lambda: build_view(report, facts), args.repeat)

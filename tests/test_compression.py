@@ -221,7 +221,8 @@ class TestRepresentations:
 
 class TestWhatIf:
     def test_assume_sparsity_and_bits(self) -> None:
-        report = flopmeter.profile(nn.Linear(64, 32, bias=False), torch.randn(8, 64))
+        # a sparsity plan needs the nonzeros counted (compression=True)
+        report = flopmeter.profile(nn.Linear(64, 32, bias=False), torch.randn(8, 64), compression=True)
         half = report.compression.assume(sparsity=0.5)
         assert half.macs_effective == 8_192  # 16,384 * 0.5
         assert half.layers[""].structure == "unstructured"

@@ -174,7 +174,8 @@ class TestWhatIfMatchesAPruner:
     it kept 4,672 weights where l1_unstructured keeps 4,704."""
 
     def test_n_m_tail_keeps_up_to_n(self) -> None:
-        view = flopmeter.profile(torch.nn.Conv2d(3, 8, 7, bias=False), torch.randn(1, 3, 10, 10)).compression
+        conv = torch.nn.Conv2d(3, 8, 7, bias=False)
+        view = flopmeter.profile(conv, torch.randn(1, 3, 10, 10), compression=True).compression
         layer = view.assume(sparsity="2:4").layers[""]
         assert layer.weight_nonzero == 592  # 3*7*7 = 147 = 36*4 + 3 per row: 36*2 + 2 = 74, * 8 rows
         assert layer.macs_effective == 9_472  # 592 * 4*4 output positions
@@ -183,7 +184,7 @@ class TestWhatIfMatchesAPruner:
         torch.manual_seed(0)
         layer = torch.nn.Linear(5, 3, bias=False)
         x = torch.randn(2, 5)
-        assumed = flopmeter.profile(layer, x).compression.assume(sparsity=0.5).layers[""]
+        assumed = flopmeter.profile(layer, x, compression=True).compression.assume(sparsity=0.5).layers[""]
         assert assumed.weight_nonzero == 7  # 15 - round(7.5) = 15 - 8, rows 3 + 2 + 2
         assert assumed.macs_effective == 14  # 7 * 2 rows of x
         assert assumed.flops_effective == 2 * (5 + 3 + 3)  # 2 rows of x * sum over rows (2*nz_o - 1)

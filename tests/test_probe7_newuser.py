@@ -283,7 +283,8 @@ def test_an_assumed_sparsity_prunes_a_pruned_weight_further_never_back() -> None
     prune.l1_unstructured(again, "weight", amount=0.5)
     assert int(again.weight_mask.sum()) == 32
     # a dense weight is planned as before: 128 - round(128 * 0.5) = 64, 8 per row
-    dense = flopmeter.profile(nn.Linear(16, 8), torch.randn(2, 16)).compression.assume(sparsity=0.5)
+    dense = flopmeter.profile(nn.Linear(16, 8), torch.randn(2, 16), compression=True)
+    dense = dense.compression.assume(sparsity=0.5)
     assert dense.layers[""].weight_nonzero == 64
 
 

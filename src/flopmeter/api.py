@@ -135,6 +135,9 @@ def profile(
     modes, grads, hooks (``tracing.run.ModelStateGuard``; docs/meta.md).
     ``compression``: a ``CompressionOptions`` (or dict of its fields): assumed sparsity
     or bits for the compression view, and whether overhead ops count (docs/compression.md).
+    Given (``True`` for the defaults), the profile counts every weight's nonzeros for the
+    view; not given, only a model holding a recognised compression (prune masks,
+    quantized weights, ...) has them counted, and the view's nonzeros are otherwise unknown.
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"profile() expects a torch.nn.Module, got {type(model).__name__}")

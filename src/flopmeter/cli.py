@@ -226,8 +226,9 @@ def _add_compression_arguments(parser: argparse.ArgumentParser, compare: bool) -
     group.add_argument(
         "--compression",
         action="store_true",
-        help="print the compression view (nonzeros, bits, BOPs, bytes); with compare: the "
-        "before/after table of two models",
+        help="print the compression view (nonzeros, bits, BOPs, bytes): reads every weight to count "
+        "its zeros, which a plain count does not (JSON: nonzeros unknown) unless the model holds "
+        "prune masks or quantized weights; with compare: the before/after table of two models",
     )
     group.add_argument(
         "--assume-sparsity",

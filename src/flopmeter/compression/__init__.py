@@ -42,10 +42,12 @@ class CompressionOptions:
     prefix to such a string (mixed precision); ``count_overhead``: put mask multiplies,
     quantize/dequantize and the like back into the model's FLOPs/MACs;
     ``count_nonzeros``: read every weight's values in the profile to count its zeros
-    (about one pass over the weights). ``profile()`` without ``compression`` counts them
-    only in a model that holds a compression flopmeter recognises (prune masks,
-    parametrizations, sparse layouts, quantized weights); a dense-stored model's
-    nonzeros are then unknown (docs/compression.md).
+    (about one pass over the weights). ``profile()`` without ``compression`` (or with
+    ``count_nonzeros=False``) counts them only in a model that holds a compression
+    flopmeter recognises (prune masks, parametrizations, sparse layouts, quantized or
+    float8 or int8 weights, quantize ops in its forward); a dense-stored model's nonzeros are
+    then unknown (docs/compression.md). ``assume_sparsity`` prunes the nonzeros further,
+    so it needs them counted.
     """
 
     assume_sparsity: float | str | None = None
@@ -59,6 +61,13 @@ class CompressionOptions:
         if self.assume_sparsity is not None:
             parse_sparsity(self.assume_sparsity)
         check_bits(self.assume_bits)
+        if not isinstance(self.count_nonzeros, bool):
+            raise TypeError(f"count_nonzeros must be True or False, got {self.count_nonzeros!r}")
+        if self.assume_sparsity is not None and not self.count_nonzeros:
+            raise ValueError(
+                "assume_sparsity prunes the weights' nonzeros further, so it needs them counted: "
+                "drop count_nonzeros=False"
+            )
 
 
 def finish(report: Report, facts: ModelFacts, options: CompressionOptions) -> Report:
@@ -83,8 +92,10 @@ def finish(report: Report, facts: ModelFacts, options: CompressionOptions) -> Re
     # The nonzeros now, of the weights as profiled: a model pruned in place afterwards
     # (``w[mask] = 0``, ``w.data.mul_(mask)``, ``prune.remove``) must not change this
     # report, which is the "before" of a comparison (no cheap check sees such writes).
-    # Counting reads every weight: not for a plain model nobody asked the view of.
-    if options.count_nonzeros or facts.holds_compression:
+    # Counting reads every weight: not for a plain model nobody asked the view of. A
+    # quantize, dequantize or fake-quantize op in the trace (``report.overhead``: a model
+    # quantizing its weights in its forward, no marker on them) is a compression too.
+    if options.count_nonzeros or facts.holds_compression or report.overhead:
         facts.count()
     else:
         facts.skip_count()
@@ -134,10 +145,10 @@ def prepare(
     model: torch.nn.Module, options: Any, walk: ModelWalk | None = None
 ) -> tuple[ModelFacts, CompressionOptions]:
     """Read the weight facts of ``model`` (of its modules in ``walk``, if given) and
-    normalise ``options`` (None, True, a dict or a CompressionOptions). None (not asked):
-    nonzeros are counted only in a model holding a recognised compression; True: the
-    default options, nonzeros counted."""
-    if options is None:
+    normalise ``options`` (None, True, False, a dict or a CompressionOptions). None or
+    False (not asked): nonzeros are counted only in a model holding a recognised
+    compression; True: the default options, nonzeros counted."""
+    if options is None or options is False:  # not asked (False: as ``compression=True``'s opposite)
         options = CompressionOptions(count_nonzeros=False)
     elif options is True:
         options = CompressionOptions()
@@ -145,7 +156,7 @@ def prepare(
         options = CompressionOptions(**options)
     elif not isinstance(options, CompressionOptions):
         raise TypeError(
-            "compression must be True, a flopmeter.CompressionOptions or a dict of its fields; "
+            "compression must be True, False, a flopmeter.CompressionOptions or a dict of its fields; "
             f"got {type(options).__name__}"
         )
     return collect(model, walk), options

@@ -160,9 +160,11 @@ class ModelFacts:
     def holds_compression(self) -> bool:
         """Whether the model holds a compression recognised without reading values: a
         weight stored otherwise than dense (prune mask, parametrization, sparse layout,
-        quantized or packed), or a prune mask, parametrization, observer or fake quantizer."""
+        quantized or packed) or in fewer than 16 bits (a float8 weight; an int8 one, though
+        not recognised), or a prune mask, parametrization, observer or fake quantizer."""
         return bool(self.prune_masks or self.overhead_modules) or any(
-            fact.representation != "dense" and not fact.representation.startswith("unrecognised")
+            (fact.representation != "dense" and not fact.representation.startswith("unrecognised"))
+            or fact.weight_bits < 16
             for fact in self._all_facts()
         )
 

@@ -311,9 +311,16 @@ class CompressionView:
         (0.5: unstructured, spread evenly over rows) or a pattern ("2:4"); ``bits``
         "w4a16", "w8a8" (optionally with a group, "w4a16g128"), or a mapping from
         module-name prefix to such a string (mixed precision; the longest prefix wins,
-        "" for the rest). Applies to every module that holds a weight."""
+        "" for the rest). Applies to every module that holds a weight. A ``sparsity`` needs
+        the nonzeros counted (``view.nonzeros_counted``): ValueError otherwise."""
         if self._facts is None or self._report is None:
             raise ValueError("this view has no weight facts to assume on")
+        if sparsity is not None and not self.nonzeros_counted:  # a plan on unknown zeros: as if dense
+            raise ValueError(
+                "assume(sparsity=...) prunes the weights' nonzeros further, which this profile did not "
+                "count (a model without prune masks or other recognised compression is only read when "
+                "asked): profile with flopmeter.profile(model, inputs, compression=True)"
+            )
         return build_view(self._report, self._facts, assume_sparsity=sparsity, assume_bits=bits)
 
     def to_dict(self) -> dict[str, Any]:
