@@ -11,6 +11,7 @@ and after the run a few passes over all of them at once (C loops: ``map``,
 
 from __future__ import annotations
 
+import types
 from collections import OrderedDict
 from itertools import chain, compress, repeat
 from operator import eq, is_, methodcaller
@@ -26,7 +27,8 @@ _SET_DICT = object.__setattr__  # binds a module's ``__dict__`` (``nn.Module.__s
 
 class AttributeSnapshot:
     """Every module's class and ``__dict__`` and, for each list, dict and set held there directly,
-    its contents (shallow: the same elements).
+    its contents (shallow: the same elements); likewise the ``__dict__`` of each plain
+    object held there (``self.state``), and containers nested two levels in any of these.
 
     ``tensors``: each tensor held in a module's ``__dict__`` directly, in one of those
     containers (parameters and buffers live in ``_parameters`` / ``_buffers``) or in a
@@ -70,6 +72,8 @@ class AttributeSnapshot:
                     empty.append(value)
             else:
                 direct.append(value)
+        for attributes in _object_dicts(direct):  # ``self.state.cache = ...`` in a forward
+            (full if attributes else empty).append(attributes)
         _add_nested(empty, full, lists)
         self._empty, self._full, self._lists = empty, full, lists
         self._sizes = list(map(len, self._full))
@@ -139,6 +143,34 @@ class AttributeSnapshot:
             and all(map(is_, chain.from_iterable(map(_VALUES, full)), self._values))
             and all(map(is_, chain.from_iterable(full), self._keys))
         )
+
+
+def _object_dicts(direct: list[Any]) -> list[dict[str, Any]]:
+    """The ``__dict__`` of each plain object held directly in a module attribute (a
+    config, a state or cache holder, an attention processor), once each: a forward that
+    sets ``self.state.cache = mask`` on a shapes-only run would leave a meta tensor there.
+    Saved and put back like the dicts held directly; modules, tensors, classes, functions
+    and Python modules are not such objects (their state is saved elsewhere or is code)."""
+    kinds = {kind: _plain_object_class(kind) for kind in set(map(type, direct))}
+    if not any(kinds.values()):  # nearly always: torchvision models hold none
+        return []
+    found: dict[int, dict[str, Any]] = {}
+    for value in direct:
+        if kinds[type(value)]:
+            try:  # past a class's own ``__getattr__`` / ``__getattribute__``
+                attributes = object.__getattribute__(value, "__dict__")
+            except AttributeError:  # no ``__dict__`` (slots, C types)
+                continue
+            if type(attributes) is dict:
+                found[id(attributes)] = attributes
+    return list(found.values())
+
+
+_CODE = (type, types.FunctionType, types.MethodType, types.BuiltinFunctionType, types.ModuleType)
+
+
+def _plain_object_class(kind: type) -> bool:
+    return not issubclass(kind, (torch.nn.Module, torch.Tensor, torch.Generator, torch.ScriptObject, *_CODE))
 
 
 _CONTAINERS = {dict, OrderedDict, list, set}
