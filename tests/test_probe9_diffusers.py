@@ -43,3 +43,29 @@ def test_a_causal_boolean_mask_is_still_recognised_after_the_check_moved():
     # kept scores 1+2+...+7 = 28 of 49 per head: QK^T 2*28*8 = 448, PV 448: 896
     assert report.macs == 896
 
+
+class Factories(torch.nn.Module):
+    """Lumina2 builds its joint sequence with ``hidden_states.new_zeros(...)``; UNets and
+    schedulers use ``zeros_like`` / ``randn_like``. Each reads only its template's shape."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return (
+            x.new_zeros(3, 5),
+            x.new_full((3, 5), 2.0),
+            torch.zeros_like(x),
+            torch.ones_like(x),
+            torch.full_like(x, 2.0),
+            torch.randn_like(x),
+        )
+
+
+def test_a_factory_from_a_template_reads_nothing_of_the_template():
+    x = torch.randn(4, 6)  # 24 float32 = 96 bytes, never read
+    for shapes_only in (True, False):
+        report = flopmeter.profile(Factories(), x, shapes_only=shapes_only)
+        assert [op.cost.bytes_read for op in report.ops] == [0] * 6
+        # written: new_zeros, new_full 3*5*4 = 60 each; the four *_like 96 each: 504
+        assert [op.cost.bytes_written for op in report.ops] == [60, 60, 96, 96, 96, 96]
+        assert report.bytes_read == 0
+        assert report.bytes_written == 504
+

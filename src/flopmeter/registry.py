@@ -190,14 +190,26 @@ _NORMALIZED_OUTPUT_ONLY = frozenset(
 )
 
 
+# Ops whose tensor argument is only a template (its shape, dtype, device): ``zeros_like(x)``,
+# ``x.new_zeros(n)`` and kin never read x's values, so x is not read traffic.
+_TEMPLATE_INPUTS = frozenset(
+    "aten." + name
+    for name in (
+        "zeros_like ones_like empty_like full_like rand_like randn_like randint_like "
+        "new_zeros new_ones new_empty new_full new_empty_strided"
+    ).split()
+)
+
+
 def with_traffic(work: Cost, event: OpEvent) -> Cost:
     """``work`` with the default traffic of ``event`` unless its formula set bytes:
-    every tensor input read once, every output written once (a lower bound)."""
+    every tensor input read once (not a template's: ``_TEMPLATE_INPUTS``), every output
+    written once (a lower bound)."""
     if work.bytes_read or work.bytes_written:
         return work
     read = weights = written = 0
     # (prod(shape) * itemsize is TensorMeta.nbytes without its two property calls: this runs per op call)
-    for tensor in event.tensor_inputs():
+    for tensor in () if event.op in _TEMPLATE_INPUTS else event.tensor_inputs():
         size = prod(tensor.shape) * tensor.itemsize
         read += size
         if tensor.role != "activation":
