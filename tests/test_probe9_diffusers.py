@@ -69,3 +69,48 @@ def test_a_factory_from_a_template_reads_nothing_of_the_template():
         assert report.bytes_read == 0
         assert report.bytes_written == 504
 
+
+class AttentionPool(torch.nn.Module):
+    """HunyuanDiT's text pooler (and CLIP ResNets' attnpool): the mean token attends over
+    the sequence through F.multi_head_attention_forward, whose output projection maps the
+    embedding (32) to a smaller output (16)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.q, self.k, self.v = (torch.nn.Linear(32, 32) for _ in range(3))
+        self.c_proj = torch.nn.Linear(32, 16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x (N, L, C)
+        x = x.permute(1, 0, 2)
+        x = torch.cat([x.mean(dim=0, keepdim=True), x], dim=0)  # (L + 1, N, C)
+        out, _ = F.multi_head_attention_forward(
+            query=x[:1],
+            key=x,
+            value=x,
+            embed_dim_to_check=32,
+            num_heads=8,
+            q_proj_weight=self.q.weight,
+            k_proj_weight=self.k.weight,
+            v_proj_weight=self.v.weight,
+            in_proj_weight=None,
+            in_proj_bias=torch.cat([self.q.bias, self.k.bias, self.v.bias]),
+            bias_k=None,
+            bias_v=None,
+            add_zero_attn=False,
+            dropout_p=0.0,
+            out_proj_weight=self.c_proj.weight,
+            out_proj_bias=self.c_proj.bias,
+            use_separate_proj_weight=True,
+            training=False,
+            need_weights=False,
+        )
+        return out
+
+
+def test_an_attention_pool_whose_output_projection_narrows_is_counted_at_its_width():
+    report = flopmeter.profile(AttentionPool(), torch.randn(1, 7, 32))
+    mha = report.operators["nn.functional.multi_head_attention_forward"].cost.macs
+    # one query, 8 keys (7 tokens + their mean), 8 heads of 4:
+    # q 1*32*32 = 1,024; k, v 8*32*32 = 8,192 each; QK^T 8*1*8*4 = 256; PV 256;
+    # output projection 1 query * 16 outputs * 32 = 512 (not 32 outputs: 1,024)
+    assert mha == 1_024 + 8_192 + 8_192 + 256 + 256 + 512  # = 18,432

@@ -480,7 +480,8 @@ def _mha_forward(event: OpEvent, options: CountOptions) -> Cost:
     """F.multi_head_attention_forward, (L, B, E) or (L, E) inputs: q/k/v projections
     (packed or separate weights), attention over the keys (+1 per bias_k, +1 with
     add_zero_attn), the output projection; with need_weights the explicit weights
-    are averaged over heads (H-1 adds and 1 divide per weight)."""
+    are averaged over heads (H-1 adds and 1 divide per weight). The output projection
+    has out_proj_weight's rows as outputs (E unless it narrows, as CLIP's attnpool)."""
     q, k, v = event.arg(0, "query"), event.arg(1, "key"), event.arg(2, "value")
     heads = int(event.arg(4, "num_heads"))
     embed = q.shape[-1]
@@ -513,7 +514,9 @@ def _mha_forward(event: OpEvent, options: CountOptions) -> Cost:
         causal_needed=bool(event.arg(24, "is_causal", False)) and options.causal == "needed",
     )
     out_bias = _tensor(event, 12, "out_proj_bias") is not None
-    cost += contraction.dot_products(batch * queries * embed, v_out, bias=out_bias)
+    out_weight = _tensor(event, 11, "out_proj_weight")  # (out, v_out): an attention pool may narrow
+    out_features = out_weight.shape[0] if out_weight is not None else embed
+    cost += contraction.dot_products(batch * queries * out_features, v_out, bias=out_bias)
     if bool(event.arg(15, "need_weights", True)) and bool(event.arg(23, "average_attn_weights", True)):
         cost += Cost(flops=batch * queries * keys * heads)  # (H-1) adds + 1 divide per averaged weight
     return cost
