@@ -1,7 +1,7 @@
 """A sweep over public model zoos: does every model profile, with the right numbers, and
 is it left exactly as it was?
 
-    python benchmarks/zoo_sweep.py [--suite torchvision|timm|transformers|all] [--limit N]
+    python benchmarks/zoo_sweep.py [--suite torchvision|timm|transformers|diffusers|all] [--limit N]
         [--only NAME,NAME] [--out results.jsonl] [--timeout 300]
 
 Run with ``PYTHONPATH=src`` from the repository root to sweep the working tree. One line
@@ -9,7 +9,9 @@ per model, then a summary table. Models: torchvision's classification models (ev
 ``list_models(module=torchvision.models)`` gives, ``weights=None``, 1x3x224x224) and a
 few detection / segmentation / video ones; one timm model per family (module), a small
 variant, at its ``pretrained_cfg`` input size (skipped when a forward takes over
-``--max-forward`` CPU seconds); 40+ transformers architectures from small configs.
+``--max-forward`` CPU seconds); 40+ transformers architectures from small configs;
+24 diffusers models (UNets, ControlNet, autoencoders, DiT-style transformers) from tiny
+configs, called as their pipelines call them (an empty suite without diffusers installed).
 Each model, one thread, random weights:
 
 1. ``flopmeter.profile(model, x)`` with defaults succeeds; its unsupported ops are listed;
