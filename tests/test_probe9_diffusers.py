@@ -114,3 +114,22 @@ def test_an_attention_pool_whose_output_projection_narrows_is_counted_at_its_wid
     # q 1*32*32 = 1,024; k, v 8*32*32 = 8,192 each; QK^T 8*1*8*4 = 256; PV 256;
     # output projection 1 query * 16 outputs * 32 = 512 (not 32 outputs: 1,024)
     assert mha == 1_024 + 8_192 + 8_192 + 256 + 256 + 512  # = 18,432
+
+
+class Allocations(torch.nn.Module):
+    """Buffers allocated to be filled later (a scheduler's output, a KV slot): no kernel
+    runs for them, so no byte moves (docs/speed.md: they "move no bytes")."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return torch.empty_like(x), x.new_empty(3, 5), torch.empty(2, 3, device=x.device)
+
+
+def test_an_op_that_only_allocates_reads_and_writes_nothing():
+    x = torch.randn(4, 6)
+    for shapes_only in (True, False):
+        report = flopmeter.profile(Allocations(), x, shapes_only=shapes_only)
+        assert [op.op for op in report.ops] == ["aten.empty_like", "aten.new_empty", "aten.empty"]
+        assert [(op.cost.bytes_read, op.cost.bytes_written) for op in report.ops] == [(0, 0)] * 3
+        assert (
+            report.bytes_read == report.bytes_written == 0
+        )  # was 0 read (template fix) and 96+60+24 written

@@ -201,11 +201,19 @@ _TEMPLATE_INPUTS = frozenset(
 )
 
 
+# Ops that only allocate (``torch.empty`` and kin, e.g. inside BatchNorm's eval path on the
+# CPU): no kernel runs and nothing is read or written, so like views they cost nothing.
+ALLOCATION_ONLY = frozenset(
+    "aten." + name
+    for name in "empty empty_like new_empty empty_strided new_empty_strided empty_permuted".split()
+)
+
+
 def with_traffic(work: Cost, event: OpEvent) -> Cost:
     """``work`` with the default traffic of ``event`` unless its formula set bytes:
     every tensor input read once (not a template's: ``_TEMPLATE_INPUTS``), every output
-    written once (a lower bound)."""
-    if work.bytes_read or work.bytes_written:
+    written once (a lower bound); nothing for an op that only allocates."""
+    if work.bytes_read or work.bytes_written or event.op in ALLOCATION_ONLY:
         return work
     read = weights = written = 0
     # (prod(shape) * itemsize is TensorMeta.nbytes without its two property calls: this runs per op call)
