@@ -697,6 +697,45 @@ def _diffusers_models() -> dict[str, Callable[[], tuple[Any, dict[str, Any]]]]:
             (1, 4, 8, 8), (1, 7, 16), original_size=size, target_size=size, crop_coords=torch.zeros(1, 2)
         )
 
+    def vae_wan() -> tuple[Any, dict[str, Any]]:  # causal 3-D convolutions with a feature cache
+        model = d.AutoencoderKLWan(
+            base_dim=8, z_dim=4, dim_mult=[1, 2], num_res_blocks=1, temperal_downsample=[True]
+        )
+        return model, {"sample": randn(1, 3, 5, 16, 16)}
+
+    def vae_cogvideox() -> tuple[Any, dict[str, Any]]:
+        model = d.AutoencoderKLCogVideoX(
+            down_block_types=("CogVideoXDownBlock3D", "CogVideoXDownBlock3D"),
+            up_block_types=("CogVideoXUpBlock3D", "CogVideoXUpBlock3D"),
+            block_out_channels=(8, 16),
+            latent_channels=4,
+            layers_per_block=1,
+            norm_num_groups=4,
+            temporal_compression_ratio=2,
+        )
+        return model, {"sample": randn(1, 3, 3, 16, 16)}
+
+    def vae_tiny() -> tuple[Any, dict[str, Any]]:
+        model = d.AutoencoderTiny(
+            encoder_block_out_channels=(8, 8),
+            decoder_block_out_channels=(8, 8),
+            num_encoder_blocks=(1, 1),
+            num_decoder_blocks=(1, 1),
+        )
+        return model, {"sample": randn(1, 3, 16, 16)}
+
+    def prior() -> tuple[Any, dict[str, Any]]:  # unCLIP / Kandinsky's image-embedding prior
+        model = d.PriorTransformer(
+            num_attention_heads=2, attention_head_dim=8, num_layers=2, embedding_dim=16, num_embeddings=7
+        )
+        return model, {
+            "hidden_states": randn(1, 16),
+            "timestep": t,
+            "proj_embedding": randn(1, 16),
+            "encoder_hidden_states": randn(1, 7, 16),
+            "attention_mask": torch.ones(1, 7, dtype=torch.bool),
+        }
+
     return {
         f.__name__: f
         for f in (
@@ -724,6 +763,10 @@ def _diffusers_models() -> dict[str, Callable[[], tuple[Any, dict[str, Any]]]]:
             hunyuan_video,
             qwen_image,
             cogview4,
+            vae_wan,
+            vae_cogvideox,
+            vae_tiny,
+            prior,
         )
     }
 
