@@ -10,7 +10,7 @@ per model, then a summary table. Models: torchvision's classification models (ev
 few detection / segmentation / video ones; one timm model per family (module), a small
 variant, at its ``pretrained_cfg`` input size (skipped when a forward takes over
 ``--max-forward`` CPU seconds); 40+ transformers architectures from small configs;
-24 diffusers models (UNets, ControlNet, autoencoders, DiT-style transformers) from tiny
+28 diffusers models (UNets, ControlNet, autoencoders, DiT-style transformers) from tiny
 configs, called as their pipelines call them (an empty suite without diffusers installed).
 Each model, one thread, random weights:
 
