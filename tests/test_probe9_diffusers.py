@@ -121,15 +121,20 @@ class Allocations(torch.nn.Module):
     runs for them, so no byte moves (docs/speed.md: they "move no bytes")."""
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return torch.empty_like(x), x.new_empty(3, 5), torch.empty(2, 3, device=x.device)
+        return (
+            torch.empty_like(x),
+            x.new_empty(3, 5),
+            torch.empty(2, 3, device=x.device),
+            torch.empty_strided((2, 3), (1, 2), device=x.device),
+        )
 
 
 def test_an_op_that_only_allocates_reads_and_writes_nothing():
     x = torch.randn(4, 6)
     for shapes_only in (True, False):
         report = flopmeter.profile(Allocations(), x, shapes_only=shapes_only)
-        assert [op.op for op in report.ops] == ["aten.empty_like", "aten.new_empty", "aten.empty"]
-        assert [(op.cost.bytes_read, op.cost.bytes_written) for op in report.ops] == [(0, 0)] * 3
-        assert (
-            report.bytes_read == report.bytes_written == 0
-        )  # was 0 read (template fix) and 96+60+24 written
+        ops = ["aten.empty_like", "aten.new_empty", "aten.empty", "aten.empty_strided"]
+        assert [op.op for op in report.ops] == ops
+        assert [(op.cost.bytes_read, op.cost.bytes_written) for op in report.ops] == [(0, 0)] * 4
+        # before: written 4*6*4 = 96, 3*5*4 = 60, 2*3*4 = 24 and 24
+        assert report.bytes_read == report.bytes_written == 0
