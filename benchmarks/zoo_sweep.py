@@ -1,7 +1,7 @@
 """A sweep over public model zoos: does every model profile, with the right numbers, and
 is it left exactly as it was?
 
-    python benchmarks/zoo_sweep.py [--suite torchvision|timm|transformers|all] [--limit N]
+    python benchmarks/zoo_sweep.py [--suite torchvision|timm|transformers|diffusers|all] [--limit N]
         [--only NAME,NAME] [--out results.jsonl] [--timeout 300]
 
 Run with ``PYTHONPATH=src`` from the repository root to sweep the working tree. One line
@@ -9,7 +9,9 @@ per model, then a summary table. Models: torchvision's classification models (ev
 ``list_models(module=torchvision.models)`` gives, ``weights=None``, 1x3x224x224) and a
 few detection / segmentation / video ones; one timm model per family (module), a small
 variant, at its ``pretrained_cfg`` input size (skipped when a forward takes over
-``--max-forward`` CPU seconds); 40+ transformers architectures from small configs.
+``--max-forward`` CPU seconds); 40+ transformers architectures from small configs;
+28 diffusers models (UNets, ControlNet, autoencoders, DiT-style transformers) from tiny
+configs, called as their pipelines call them (an empty suite without diffusers installed).
 Each model, one thread, random weights:
 
 1. ``flopmeter.profile(model, x)`` with defaults succeeds; its unsupported ops are listed;
@@ -263,10 +265,532 @@ def build_transformers(name: str) -> Built:
     return model, (), inputs, 1
 
 
+# diffusers: name -> builder of a tiny model (random weights, no download) and its real call
+def _diffusers_models() -> dict[str, Callable[[], tuple[Any, dict[str, Any]]]]:
+    import diffusers as d
+    import torch
+
+    def randn(*shape: int) -> Any:
+        return torch.randn(*shape)
+
+    t = torch.tensor([10])
+
+    def denoiser_inputs(
+        x: tuple[int, ...], text: tuple[int, ...], x_name: str = "hidden_states", **more: Any
+    ) -> dict[str, Any]:
+        """A denoiser's call: the noisy latents, a timestep, the text states, then ``more``
+        (which may replace the timestep)."""
+        return {x_name: randn(*x), "timestep": t, "encoder_hidden_states": randn(*text), **more}
+
+    unet_blocks = {
+        "block_out_channels": (32, 64),
+        "layers_per_block": 1,
+        "norm_num_groups": 8,
+        "sample_size": 16,
+    }
+
+    def unet2d() -> tuple[Any, dict[str, Any]]:
+        model = d.UNet2DModel(
+            in_channels=3,
+            out_channels=3,
+            down_block_types=("DownBlock2D", "AttnDownBlock2D"),
+            up_block_types=("AttnUpBlock2D", "UpBlock2D"),
+            attention_head_dim=8,
+            **unet_blocks,
+        )
+        return model, {"sample": randn(1, 3, 16, 16), "timestep": t}
+
+    def unet2d_condition() -> tuple[Any, dict[str, Any]]:
+        model = d.UNet2DConditionModel(
+            in_channels=4,
+            out_channels=4,
+            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+            cross_attention_dim=32,
+            attention_head_dim=8,
+            **unet_blocks,
+        )
+        return model, denoiser_inputs((1, 4, 16, 16), (1, 7, 32), x_name="sample")
+
+    def unet2d_sdxl() -> tuple[Any, dict[str, Any]]:  # text_time added conditions, linear projections
+        model = d.UNet2DConditionModel(
+            in_channels=4,
+            out_channels=4,
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+            cross_attention_dim=32,
+            attention_head_dim=(2, 4),
+            use_linear_projection=True,
+            addition_embed_type="text_time",
+            addition_time_embed_dim=8,
+            transformer_layers_per_block=(1, 2),
+            projection_class_embeddings_input_dim=80,  # 6 * 8 + 32
+            **unet_blocks,
+        )
+        added = {"text_embeds": randn(1, 32), "time_ids": randn(1, 6)}
+        return model, denoiser_inputs((1, 4, 16, 16), (1, 7, 32), x_name="sample", added_cond_kwargs=added)
+
+    def controlnet() -> tuple[Any, dict[str, Any]]:
+        model = d.ControlNetModel(
+            in_channels=4,
+            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+            cross_attention_dim=32,
+            attention_head_dim=8,
+            conditioning_embedding_out_channels=(8, 16),
+            block_out_channels=(32, 64),
+            layers_per_block=1,
+            norm_num_groups=8,
+        )
+        return model, denoiser_inputs(
+            (1, 4, 16, 16), (1, 7, 32), x_name="sample", controlnet_cond=randn(1, 3, 32, 32)
+        )
+
+    coder = {  # the encoder-decoder shared by the KL and VQ autoencoders
+        "in_channels": 3,
+        "out_channels": 3,
+        "down_block_types": ("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        "up_block_types": ("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        "block_out_channels": (16, 32),
+        "latent_channels": 4,
+    }
+
+    def vae() -> tuple[Any, dict[str, Any]]:
+        model = d.AutoencoderKL(
+            **coder,
+            norm_num_groups=8,
+            sample_size=32,
+        )
+        return model, {"sample": randn(1, 3, 32, 32)}
+
+    def vq() -> tuple[Any, dict[str, Any]]:
+        model = d.VQModel(
+            **coder,
+            num_vq_embeddings=64,
+            norm_num_groups=8,
+        )
+        return model, {"sample": randn(1, 3, 32, 32)}
+
+    def unet3d() -> tuple[Any, dict[str, Any]]:
+        model = d.UNet3DConditionModel(
+            in_channels=4,
+            out_channels=4,
+            down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
+            up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
+            block_out_channels=(32, 64),
+            layers_per_block=1,
+            norm_num_groups=8,
+            cross_attention_dim=32,
+            attention_head_dim=8,
+        )
+        return model, denoiser_inputs((1, 4, 3, 16, 16), (1, 7, 32), x_name="sample")
+
+    def svd() -> tuple[Any, dict[str, Any]]:
+        model = d.UNetSpatioTemporalConditionModel(
+            in_channels=8,
+            out_channels=4,
+            down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
+            up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"),
+            block_out_channels=(32, 64),
+            addition_time_embed_dim=8,
+            projection_class_embeddings_input_dim=24,  # 3 * 8
+            layers_per_block=1,
+            cross_attention_dim=32,
+            num_attention_heads=(2, 4),
+        )
+        return model, denoiser_inputs(
+            (1, 3, 8, 16, 16), (1, 1, 32), x_name="sample", added_time_ids=randn(1, 3)
+        )
+
+    def dit() -> tuple[Any, dict[str, Any]]:
+        model = d.DiTTransformer2DModel(
+            num_attention_heads=2,
+            attention_head_dim=16,
+            in_channels=4,
+            num_layers=2,
+            sample_size=8,
+            norm_num_groups=8,
+        )
+        return model, {"hidden_states": randn(1, 4, 8, 8), "timestep": t, "class_labels": torch.tensor([3])}
+
+    def pixart() -> tuple[Any, dict[str, Any]]:
+        model = d.PixArtTransformer2DModel(
+            num_attention_heads=2,
+            attention_head_dim=16,
+            in_channels=4,
+            out_channels=8,
+            num_layers=2,
+            cross_attention_dim=32,
+            caption_channels=24,
+            sample_size=8,
+            norm_num_groups=8,
+        )
+        added = {"resolution": None, "aspect_ratio": None}
+        return model, denoiser_inputs((1, 4, 8, 8), (1, 7, 24), added_cond_kwargs=added)
+
+    def sd3() -> tuple[Any, dict[str, Any]]:
+        model = d.SD3Transformer2DModel(
+            sample_size=8,
+            patch_size=2,
+            in_channels=4,
+            num_layers=2,
+            attention_head_dim=16,
+            num_attention_heads=2,
+            joint_attention_dim=24,
+            caption_projection_dim=32,
+            pooled_projection_dim=16,
+            out_channels=4,
+            pos_embed_max_size=16,
+            dual_attention_layers=(0,),
+            qk_norm="rms_norm",
+        )
+        return model, denoiser_inputs((1, 4, 8, 8), (1, 7, 24), pooled_projections=randn(1, 16))
+
+    def flux() -> tuple[Any, dict[str, Any]]:
+        model = d.FluxTransformer2DModel(
+            patch_size=1,
+            in_channels=16,
+            num_layers=1,
+            num_single_layers=1,
+            attention_head_dim=16,
+            num_attention_heads=2,
+            joint_attention_dim=24,
+            pooled_projection_dim=16,
+            guidance_embeds=True,
+            axes_dims_rope=(4, 6, 6),
+        )
+        return model, denoiser_inputs(
+            (1, 16, 16),
+            (1, 7, 24),
+            pooled_projections=randn(1, 16),
+            timestep=torch.tensor([0.5]),
+            img_ids=torch.zeros(16, 3),
+            txt_ids=torch.zeros(7, 3),
+            guidance=torch.tensor([3.5]),
+        )
+
+    def flux2() -> tuple[Any, dict[str, Any]]:
+        model = d.Flux2Transformer2DModel(
+            patch_size=1,
+            in_channels=16,
+            num_layers=1,
+            num_single_layers=1,
+            attention_head_dim=16,
+            num_attention_heads=2,
+            joint_attention_dim=24,
+            timestep_guidance_channels=32,
+            axes_dims_rope=(4, 4, 4, 4),
+        )
+        return model, denoiser_inputs(
+            (1, 16, 16),
+            (1, 7, 24),
+            timestep=torch.tensor([0.5]),
+            img_ids=torch.zeros(1, 16, 4),
+            txt_ids=torch.zeros(1, 7, 4),
+            guidance=torch.tensor([3.5]),
+        )
+
+    def wan() -> tuple[Any, dict[str, Any]]:
+        model = d.WanTransformer3DModel(
+            patch_size=(1, 2, 2),
+            num_attention_heads=2,
+            attention_head_dim=12,
+            in_channels=4,
+            out_channels=4,
+            text_dim=16,
+            freq_dim=32,
+            ffn_dim=32,
+            num_layers=2,
+            rope_max_seq_len=32,
+        )
+        return model, denoiser_inputs((1, 4, 2, 8, 8), (1, 7, 16))
+
+    def cogvideox() -> tuple[Any, dict[str, Any]]:
+        model = d.CogVideoXTransformer3DModel(
+            num_attention_heads=2,
+            attention_head_dim=8,
+            in_channels=4,
+            out_channels=4,
+            time_embed_dim=4,
+            text_embed_dim=16,
+            num_layers=2,
+            sample_width=8,
+            sample_height=8,
+            sample_frames=9,
+            patch_size=2,
+            temporal_compression_ratio=4,
+            max_text_seq_length=7,
+        )
+        return model, denoiser_inputs((1, 3, 4, 8, 8), (1, 7, 16))
+
+    def hunyuan_dit() -> tuple[Any, dict[str, Any]]:
+        model = d.HunyuanDiT2DModel(
+            num_attention_heads=2,
+            attention_head_dim=8,
+            in_channels=4,
+            patch_size=2,
+            sample_size=8,
+            hidden_size=16,
+            num_layers=2,
+            cross_attention_dim=32,
+            cross_attention_dim_t5=32,
+            pooled_projection_dim=16,
+            text_len=7,
+            text_len_t5=7,
+        )
+        from diffusers.models.embeddings import get_2d_rotary_pos_embed
+
+        rope = get_2d_rotary_pos_embed(8, ((0, 0), (4, 4)), (4, 4))
+        return model, {
+            "hidden_states": randn(1, 4, 8, 8),
+            "timestep": torch.tensor([10.0]),  # its embedding runs in the timestep's dtype
+            "encoder_hidden_states": randn(1, 7, 32),
+            "text_embedding_mask": torch.ones(1, 7),
+            "encoder_hidden_states_t5": randn(1, 7, 32),
+            "text_embedding_mask_t5": torch.ones(1, 7),
+            "image_meta_size": torch.tensor([[8.0, 8.0, 8.0, 8.0, 0.0, 0.0]]),
+            "style": torch.zeros(1, dtype=torch.long),
+            "image_rotary_emb": rope,
+        }
+
+    def ltx() -> tuple[Any, dict[str, Any]]:
+        model = d.LTXVideoTransformer3DModel(
+            in_channels=8,
+            out_channels=8,
+            num_attention_heads=2,
+            attention_head_dim=8,
+            cross_attention_dim=16,
+            num_layers=2,
+            caption_channels=16,
+        )
+        return model, denoiser_inputs(
+            (1, 2 * 4 * 4, 8),
+            (1, 7, 16),
+            encoder_attention_mask=torch.ones(1, 7),
+            num_frames=2,
+            height=4,
+            width=4,
+        )
+
+    def mochi() -> tuple[Any, dict[str, Any]]:
+        model = d.MochiTransformer3DModel(
+            patch_size=2,
+            num_attention_heads=2,
+            attention_head_dim=8,
+            num_layers=2,
+            pooled_projection_dim=16,
+            in_channels=4,
+            text_embed_dim=16,
+            time_embed_dim=4,
+            max_sequence_length=7,
+        )
+        return model, denoiser_inputs(
+            (1, 4, 2, 8, 8), (1, 7, 16), encoder_attention_mask=torch.ones(1, 7, dtype=torch.bool)
+        )
+
+    def sana() -> tuple[Any, dict[str, Any]]:
+        model = d.SanaTransformer2DModel(
+            in_channels=4,
+            out_channels=4,
+            num_attention_heads=2,
+            attention_head_dim=8,
+            num_layers=2,
+            num_cross_attention_heads=2,
+            cross_attention_head_dim=8,
+            cross_attention_dim=16,
+            caption_channels=8,
+            sample_size=8,
+        )
+        return model, denoiser_inputs((1, 4, 8, 8), (1, 7, 8))
+
+    def auraflow() -> tuple[Any, dict[str, Any]]:
+        model = d.AuraFlowTransformer2DModel(
+            sample_size=8,
+            patch_size=2,
+            in_channels=4,
+            num_mmdit_layers=1,
+            num_single_dit_layers=1,
+            attention_head_dim=8,
+            num_attention_heads=4,
+            joint_attention_dim=16,
+            caption_projection_dim=32,
+            out_channels=4,
+            pos_embed_max_size=64,
+        )
+        return model, denoiser_inputs((1, 4, 8, 8), (1, 7, 16))
+
+    def lumina2() -> tuple[Any, dict[str, Any]]:
+        model = d.Lumina2Transformer2DModel(
+            sample_size=8,
+            patch_size=2,
+            in_channels=4,
+            hidden_size=24,
+            num_layers=2,
+            num_refiner_layers=1,
+            num_attention_heads=3,
+            num_kv_heads=1,
+            multiple_of=16,
+            axes_dim_rope=(4, 2, 2),
+            axes_lens=(64, 16, 16),
+            cap_feat_dim=8,
+        )
+        return model, denoiser_inputs(
+            (1, 4, 8, 8), (1, 7, 8), encoder_attention_mask=torch.ones(1, 7, dtype=torch.bool)
+        )
+
+    def hunyuan_video() -> tuple[Any, dict[str, Any]]:
+        model = d.HunyuanVideoTransformer3DModel(
+            in_channels=4,
+            out_channels=4,
+            num_attention_heads=2,
+            attention_head_dim=8,
+            num_layers=1,
+            num_single_layers=1,
+            num_refiner_layers=1,
+            patch_size=1,
+            text_embed_dim=16,
+            pooled_projection_dim=8,
+            rope_axes_dim=(2, 4, 2),
+        )
+        return model, denoiser_inputs(
+            (1, 4, 1, 8, 8),
+            (1, 7, 16),
+            encoder_attention_mask=torch.ones(1, 7),
+            pooled_projections=randn(1, 8),
+            guidance=torch.tensor([3.5]),
+        )
+
+    def qwen_image() -> tuple[Any, dict[str, Any]]:
+        model = d.QwenImageTransformer2DModel(
+            patch_size=2,
+            in_channels=16,
+            out_channels=4,
+            num_layers=2,
+            attention_head_dim=16,
+            num_attention_heads=2,
+            joint_attention_dim=16,
+            axes_dims_rope=(8, 4, 4),
+        )
+        return model, denoiser_inputs(
+            (1, 16, 16),
+            (1, 7, 16),
+            encoder_hidden_states_mask=torch.ones(1, 7),
+            timestep=torch.tensor([0.5]),
+            img_shapes=[(1, 4, 4)],
+        )
+
+    def cogview4() -> tuple[Any, dict[str, Any]]:
+        model = d.CogView4Transformer2DModel(
+            patch_size=2,
+            in_channels=4,
+            out_channels=4,
+            num_layers=2,
+            attention_head_dim=8,
+            num_attention_heads=2,
+            text_embed_dim=16,
+            time_embed_dim=8,
+            condition_dim=4,
+            pos_embed_max_size=16,
+            sample_size=8,
+            rope_axes_dim=(4, 4),
+        )
+        size = torch.tensor([[64.0, 64.0]])
+        return model, denoiser_inputs(
+            (1, 4, 8, 8), (1, 7, 16), original_size=size, target_size=size, crop_coords=torch.zeros(1, 2)
+        )
+
+    def vae_wan() -> tuple[Any, dict[str, Any]]:  # causal 3-D convolutions with a feature cache
+        model = d.AutoencoderKLWan(
+            base_dim=8, z_dim=4, dim_mult=[1, 2], num_res_blocks=1, temperal_downsample=[True]
+        )
+        return model, {"sample": randn(1, 3, 5, 16, 16)}
+
+    def vae_cogvideox() -> tuple[Any, dict[str, Any]]:
+        model = d.AutoencoderKLCogVideoX(
+            down_block_types=("CogVideoXDownBlock3D", "CogVideoXDownBlock3D"),
+            up_block_types=("CogVideoXUpBlock3D", "CogVideoXUpBlock3D"),
+            block_out_channels=(8, 16),
+            latent_channels=4,
+            layers_per_block=1,
+            norm_num_groups=4,
+            temporal_compression_ratio=2,
+        )
+        return model, {"sample": randn(1, 3, 3, 16, 16)}
+
+    def vae_tiny() -> tuple[Any, dict[str, Any]]:
+        model = d.AutoencoderTiny(
+            encoder_block_out_channels=(8, 8),
+            decoder_block_out_channels=(8, 8),
+            num_encoder_blocks=(1, 1),
+            num_decoder_blocks=(1, 1),
+        )
+        return model, {"sample": randn(1, 3, 16, 16)}
+
+    def prior() -> tuple[Any, dict[str, Any]]:  # unCLIP / Kandinsky's image-embedding prior
+        model = d.PriorTransformer(
+            num_attention_heads=2, attention_head_dim=8, num_layers=2, embedding_dim=16, num_embeddings=7
+        )
+        return model, {
+            "hidden_states": randn(1, 16),
+            "timestep": t,
+            "proj_embedding": randn(1, 16),
+            "encoder_hidden_states": randn(1, 7, 16),
+            "attention_mask": torch.ones(1, 7, dtype=torch.bool),
+        }
+
+    return {
+        f.__name__: f
+        for f in (
+            unet2d,
+            unet2d_condition,
+            unet2d_sdxl,
+            controlnet,
+            vae,
+            vq,
+            unet3d,
+            svd,
+            dit,
+            pixart,
+            sd3,
+            flux,
+            flux2,
+            wan,
+            cogvideox,
+            hunyuan_dit,
+            ltx,
+            mochi,
+            sana,
+            auraflow,
+            lumina2,
+            hunyuan_video,
+            qwen_image,
+            cogview4,
+            vae_wan,
+            vae_cogvideox,
+            vae_tiny,
+            prior,
+        )
+    }
+
+
+def diffusers_names() -> list[str]:
+    try:
+        import diffusers  # noqa: F401 - optional: the suite is empty without it
+    except ImportError:
+        print("diffusers is not installed: the diffusers suite is empty", file=sys.stderr)
+        return []
+    return [f"diffusers:{n}" for n in _diffusers_models()]
+
+
+def build_diffusers(name: str) -> Built:
+    model, inputs = _diffusers_models()[name.split(":", 1)[1]]()
+    return model, (), inputs, 1
+
+
 SUITES: dict[str, tuple[Callable[[], list[str]], Callable[[str], Built]]] = {
     "torchvision": (torchvision_names, build_torchvision),
     "timm": (timm_names, build_timm),
     "transformers": (transformers_names, build_transformers),
+    "diffusers": (diffusers_names, build_diffusers),
 }
 
 

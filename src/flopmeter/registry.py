@@ -190,14 +190,34 @@ _NORMALIZED_OUTPUT_ONLY = frozenset(
 )
 
 
+# Ops whose tensor argument is only a template (its shape, dtype, device): ``zeros_like(x)``,
+# ``x.new_zeros(n)`` and kin never read x's values, so x is not read traffic.
+_TEMPLATE_INPUTS = frozenset(
+    "aten." + name
+    for name in (
+        "zeros_like ones_like empty_like full_like rand_like randn_like randint_like "
+        "new_zeros new_ones new_empty new_full new_empty_strided"
+    ).split()
+)
+
+
+# Ops that only allocate (``torch.empty`` and kin, e.g. inside BatchNorm's eval path on the
+# CPU): no kernel runs and nothing is read or written, so like views they cost nothing.
+ALLOCATION_ONLY = frozenset(
+    "aten." + name
+    for name in "empty empty_like new_empty empty_strided new_empty_strided empty_permuted".split()
+)
+
+
 def with_traffic(work: Cost, event: OpEvent) -> Cost:
     """``work`` with the default traffic of ``event`` unless its formula set bytes:
-    every tensor input read once, every output written once (a lower bound)."""
-    if work.bytes_read or work.bytes_written:
+    every tensor input read once (not a template's: ``_TEMPLATE_INPUTS``), every output
+    written once (a lower bound); nothing for an op that only allocates."""
+    if work.bytes_read or work.bytes_written or event.op in ALLOCATION_ONLY:
         return work
     read = weights = written = 0
     # (prod(shape) * itemsize is TensorMeta.nbytes without its two property calls: this runs per op call)
-    for tensor in event.tensor_inputs():
+    for tensor in () if event.op in _TEMPLATE_INPUTS else event.tensor_inputs():
         size = prod(tensor.shape) * tensor.itemsize
         read += size
         if tensor.role != "activation":
@@ -468,7 +488,8 @@ def _mha_forward(event: OpEvent, options: CountOptions) -> Cost:
     """F.multi_head_attention_forward, (L, B, E) or (L, E) inputs: q/k/v projections
     (packed or separate weights), attention over the keys (+1 per bias_k, +1 with
     add_zero_attn), the output projection; with need_weights the explicit weights
-    are averaged over heads (H-1 adds and 1 divide per weight)."""
+    are averaged over heads (H-1 adds and 1 divide per weight). The output projection
+    has out_proj_weight's rows as outputs (E unless it narrows, as CLIP's attnpool)."""
     q, k, v = event.arg(0, "query"), event.arg(1, "key"), event.arg(2, "value")
     heads = int(event.arg(4, "num_heads"))
     embed = q.shape[-1]
@@ -501,7 +522,9 @@ def _mha_forward(event: OpEvent, options: CountOptions) -> Cost:
         causal_needed=bool(event.arg(24, "is_causal", False)) and options.causal == "needed",
     )
     out_bias = _tensor(event, 12, "out_proj_bias") is not None
-    cost += contraction.dot_products(batch * queries * embed, v_out, bias=out_bias)
+    out_weight = _tensor(event, 11, "out_proj_weight")  # (out, v_out): an attention pool may narrow
+    out_features = out_weight.shape[0] if out_weight is not None else embed
+    cost += contraction.dot_products(batch * queries * out_features, v_out, bias=out_bias)
     if bool(event.arg(15, "need_weights", True)) and bool(event.arg(23, "average_attn_weights", True)):
         cost += Cost(flops=batch * queries * keys * heads)  # (H-1) adds + 1 divide per averaged weight
     return cost

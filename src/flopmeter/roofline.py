@@ -26,6 +26,7 @@ from math import prod
 from .cost import Cost
 from .hardware import OP_CLASSES as OP_CLASSES  # re-exported: the classes op_class returns
 from .hardware import Hardware, get
+from .registry import ALLOCATION_ONLY as ALLOCATION_ONLY  # re-exported: ops that only allocate
 from .registry import kind_of
 from .report import OpRecord, Report, parent_of
 
@@ -98,14 +99,6 @@ def _conv_class(shapes: tuple[tuple[int, ...], ...]) -> str:
     if per_group < channels and per_group < DEPTHWISE_CHANNELS:
         return "depthwise"
     return "pointwise" if prod(shapes[1][2:]) == 1 else "conv"
-
-
-# Ops that only allocate (``torch.empty`` and kin, e.g. inside BatchNorm's eval path on the
-# CPU): no kernel runs and nothing is read or written, so like views they cost nothing.
-ALLOCATION_ONLY = frozenset(
-    "aten." + name
-    for name in "empty empty_like new_empty empty_strided new_empty_strided empty_permuted".split()
-)
 
 
 def launches(record: OpRecord, kind: str | None = None) -> int:

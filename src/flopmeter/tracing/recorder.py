@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import torch
 from torch.overrides import TorchFunctionMode
-from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
 from torch.utils._pytree import tree_flatten
 
 from ..interrupts import Undoing, completes
@@ -538,7 +538,9 @@ class FunctionRecorder(TorchFunctionMode):
         finally:
             self.ops.suppressed -= 1
         with torch._C.DisableTorchFunction():
-            self.ops.record(name, "default", *recorded_call(func, args, kwargs), _output_tensors(out))
+            with _disable_current_modes():  # a mask's values are read by us, not by the model
+                call_args, call_kwargs = recorded_call(func, args, kwargs)
+            self.ops.record(name, "default", call_args, call_kwargs, _output_tensors(out))
         return out
 
     def _call_whole(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
