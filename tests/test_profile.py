@@ -168,7 +168,9 @@ class TestInputs:
         assert same.flops == 80
 
     def test_rejects_a_non_module(self):
-        with pytest.raises(TypeError, match="expects a torch.nn.Module, got function"):
+        with pytest.raises(
+            TypeError, match="expects a torch.nn.Module or a torch.export.ExportedProgram, got function"
+        ):
             flopmeter.profile(lambda x: x, torch.randn(1))
 
     def test_needs_inputs(self):

@@ -16,6 +16,7 @@ from .batch import batch_after_the_run, batch_before_the_run
 from .compression import classifier as overhead_classifier
 from .compression import finish as finish_compression
 from .compression import prepare as prepare_compression
+from .exported import example_inputs, is_exported_program, unflattened, with_exported_classes
 from .formula_checks import checked_module_formula, checked_op_formula
 from .inputs import build_inputs, describe_inputs, resolve_dtype
 from .registry import CountOptions
@@ -96,6 +97,26 @@ def _one_profile_per_model(profile: _Function) -> _Function:
     return cast(_Function, locked)
 
 
+def _exported_programs_as_modules(profile: _Function) -> _Function:
+    """A ``torch.export.ExportedProgram`` is profiled as its unflattened module tree, with
+    the class names it was exported with, on its example inputs unless given others
+    (``exported.py``)."""
+
+    @wraps(profile)
+    def unexported(model: Any, inputs: Any = None, **kwargs: Any) -> Any:
+        if not is_exported_program(model):
+            return profile(model, inputs, **kwargs)
+        module, classes = unflattened(model)
+        if inputs is None and kwargs.get("input_shape") is None:
+            inputs = example_inputs(model)
+        if kwargs.get("name") is None:
+            kwargs["name"] = classes.get("", "ExportedProgram")
+        return with_exported_classes(profile(module, inputs, **kwargs), classes)
+
+    return cast(_Function, unexported)
+
+
+@_exported_programs_as_modules
 @gc_paused()  # the trace's many small objects are freed before the collector runs
 @_one_profile_per_model
 def profile(
@@ -113,7 +134,9 @@ def profile(
     name: str | None = None,
     compression: Any = None,
 ) -> Report:
-    """Count the FLOPs, MACs, params and bytes of one call of ``model``.
+    """Count the FLOPs, MACs, params and bytes of one call of ``model`` (an ``nn.Module``,
+    or a ``torch.export.ExportedProgram``: counted as its unflattened module tree, on the
+    inputs it was exported with unless ``inputs`` / ``input_shape`` say otherwise).
 
     ``inputs``: a tensor (``model(x)``), a tuple/list (``model(*inputs)``) or a dict
     (``model(**inputs)``). Or ``input_shape``: a shape such as ``(1, 3, 224, 224)``,
@@ -140,7 +163,9 @@ def profile(
     quantized weights, ...) has them counted, and the view's nonzeros are otherwise unknown.
     """
     if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"profile() expects a torch.nn.Module, got {type(model).__name__}")
+        raise TypeError(
+            f"profile() expects a torch.nn.Module or a torch.export.ExportedProgram, got {type(model).__name__}"
+        )
     model = uncompiled(model)  # a torch.compile'd module is counted as its original
     walk = ModelWalk(model)  # read once; true until the runs end (``_one_profile_per_model``)
     with take_turns(walk.modules):  # with profiles of other models sharing a module

@@ -37,6 +37,7 @@ examples:
   flopmeter torchvision:resnet50 --format json > cost.json
   flopmeter compare torchvision:resnet50 torchvision:mobilenet_v3_large
   flopmeter model.onnx --input x:1x3x224x224 --dim T=2048   an ONNX file (weights never read)
+  flopmeter model.pt2                               a torch.export.save'd program, on its example inputs
 """
 
 
@@ -786,7 +787,12 @@ def _load_and_profile(source: str, args: argparse.Namespace, err: TextIO) -> tup
         report = profile(loaded.model, arguments, batch_size=len(images), **common)
         return report, loaded.model, arguments
     shape: Any = specs if len(specs) > 1 or specs[0].name else specs[0]
-    return profile(loaded.model, input_shape=shape, **common), loaded.model, shape
+    report = profile(loaded.model, input_shape=shape, **common)
+    if loaded.exported_classes:
+        from .exported import with_exported_classes
+
+        with_exported_classes(report, loaded.exported_classes)
+    return report, loaded.model, shape
 
 
 def check_inputs_fit(model: Any, specs: list[InputSpec], kind: str) -> None:

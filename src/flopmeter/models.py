@@ -13,6 +13,7 @@ import difflib
 import importlib.util
 import inspect
 import json
+import logging
 import os
 import re
 import sys
@@ -51,6 +52,9 @@ class LoadedModel:
     default_inputs: list[InputSpec] = field(default_factory=list)
     input_kind: str = "tensors"
     notes: list[str] = field(default_factory=list)
+    # a torch.export program's module classes by qualified name (its unflattened modules
+    # are all InterpreterModule): the report's rows take these names
+    exported_classes: dict[str, str] = field(default_factory=dict)
 
 
 SOURCES = ("torchvision", "timm", "transformers")
@@ -71,6 +75,8 @@ def load_model(
             return _timm(name, overrides or {})
         if kind == "transformers":
             return _transformers(name, overrides or {}, meta)
+        if kind == "exported":
+            return _exported_file(source, overrides or {})
         return _python_file(source, overrides or {}, example_inputs)
 
 
@@ -98,14 +104,46 @@ def check_source(source: str) -> tuple[str, str]:
         if not path.is_file():
             raise ModelSourceError(f"no such ONNX file: {source}")
         return "onnx", source
+    if path.suffix.lower() == ".pt2":
+        if not path.is_file():
+            raise ModelSourceError(f"no such torch.export file: {source}")
+        return "exported", source
     if path.suffix == ".json" or (path.is_dir() and (path / "config.json").is_file()):
         if not path.exists():
             raise ModelSourceError(f"no such config file: {source}")
         return check_source(f"transformers:{source}")  # a bare config.json / model directory
     raise ModelSourceError(
         f"unknown model source {source!r}; expected torchvision:NAME, timm:NAME, "
-        f"transformers:CONFIGCLASS (or a config.json / model directory), FILE.py:CALLABLE or MODEL.onnx"
+        f"transformers:CONFIGCLASS (or a config.json / model directory), FILE.py:CALLABLE, MODEL.onnx "
+        f"or MODEL.pt2 (torch.export.save)"
     )
+
+
+def _exported_file(source: str, overrides: dict[str, Any]) -> LoadedModel:
+    """A ``torch.export.save``d program: its unflattened module tree, its example inputs
+    (none when one is not a tensor: then --input is needed)."""
+    from .exported import unflattened
+
+    if overrides:
+        raise ModelSourceError("--set changes how a model is built; a torch.export file is already built")
+    logger = logging.getLogger("torch.export")  # it logs its own traceback of a bad file
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        program = torch.export.load(source)
+    except Exception as error:  # noqa: BLE001 - any failure to read the file is the same user error
+        raise ModelSourceError(
+            f"{source} is not a file torch.export.load can read ({type(error).__name__}: {_first_line(str(error), 120)})"
+        ) from error
+    finally:
+        logger.setLevel(level)
+    module, classes = unflattened(program)
+    args, kwargs = program.example_inputs or ((), {})
+    try:
+        specs = [*map(_example_spec, args), *(_example_spec(value, key) for key, value in kwargs.items())]
+    except (_NotAnInput, ValueError):
+        specs = []
+    return LoadedModel(module, classes.get("", "ExportedProgram"), specs, exported_classes=classes)
 
 
 def _python_file_and_callable(source: str) -> tuple[str, str]:

@@ -1,0 +1,59 @@
+"""``torch.export`` programs: profiled as the module tree they were exported from.
+
+An ``ExportedProgram`` is a graph of aten ops, not a module whose submodules run: its
+``module()`` runs every op at the root, so a per-layer report would show one row. torch's
+``torch.export.unflatten`` rebuilds the module hierarchy (each submodule an
+``InterpreterModule`` running its part of the graph), and each graph node records, in
+``nn_module_stack``, the path and class of every module it ran in: the report takes the
+tree from the first and the class names from the second. The program is not changed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .report import Report
+
+
+def is_exported_program(value: Any) -> bool:
+    export = getattr(torch, "export", None)
+    kind = getattr(export, "ExportedProgram", None)
+    return kind is not None and isinstance(value, kind)
+
+
+def unflattened(program: Any) -> tuple[torch.nn.Module, dict[str, str]]:
+    """The program's module tree (``torch.export.unflatten``) and, by qualified name, the
+    class name each module had when it was exported ("" is the root)."""
+    module = torch.export.unflatten(program)
+    classes: dict[str, str] = {}
+    for node in program.graph.nodes:
+        for path, kind in (node.meta.get("nn_module_stack") or {}).values():
+            classes.setdefault(path, str(kind).rsplit(".", 1)[-1])
+    return module, classes
+
+
+def example_inputs(program: Any) -> Any:
+    """The inputs the program was exported with, as ``profile`` takes them: a tuple of
+    positional arguments, or a dict of keyword arguments (None when there are none)."""
+    stored = getattr(program, "example_inputs", None)
+    if not stored:
+        return None
+    args, kwargs = stored
+    if args and kwargs:
+        raise ValueError(
+            "this ExportedProgram was exported with positional and keyword example inputs; "
+            "pass the inputs to profile explicitly (a tuple or a dict)"
+        )
+    return dict(kwargs) if kwargs else tuple(args)
+
+
+def with_exported_classes(report: Report, classes: dict[str, str]) -> Report:
+    """Give each module of ``report`` the class name it had when exported (the
+    unflattened tree's modules are all ``InterpreterModule``)."""
+    for name, stats in report.modules.items():
+        kind = classes.get(name)
+        if kind is not None:
+            stats.type = kind
+    return report

@@ -1,0 +1,130 @@
+"""A torch.export ExportedProgram is profiled as the module tree it was exported from: the
+same per-module numbers and class names as the eager model, on its example inputs by
+default, and the program is left as it was (src/flopmeter/exported.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import flopmeter
+from flopmeter.api import ModelError
+
+
+class Block(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 4)
+        self.act = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.fc(x)) + torch.relu(x[:, :4])
+
+
+class Net(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.block = Block()
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+        return self.head(self.block(x)) * scale
+
+
+def _exported(batch: int = 2, dynamic: bool = False) -> torch.export.ExportedProgram:
+    shapes = ({0: torch.export.Dim("batch")},) if dynamic else None
+    return torch.export.export(Net().eval(), (torch.randn(batch, 8),), dynamic_shapes=shapes)
+
+
+def test_per_module_numbers_and_classes_are_the_eager_models() -> None:
+    program = _exported()
+    report = flopmeter.profile(program)  # the example inputs: x of 2 x 8
+    # block.fc 2*8*4 = 64 MACs, head 2*4*2 = 16 MACs; 80 in all
+    assert {name: m.total.macs for name, m in report.modules.items()} == {
+        "": 80,
+        "block": 64,
+        "block.fc": 64,
+        "block.act": 0,
+        "head": 16,
+    }
+    assert {name: m.type for name, m in report.modules.items()} == {
+        "": "Net",
+        "block": "Block",
+        "block.fc": "Linear",
+        "block.act": "ReLU",
+        "head": "Linear",
+    }
+    assert report.model_name == "Net" and report.batch_size == 2
+    assert report.modules["block.fc"].extra_repr == ""  # the program keeps no in/out features text
+    assert report.params == 8 * 4 + 4 + 4 * 2 + 2  # 46
+    eager = flopmeter.profile(Net().eval(), torch.randn(2, 8))
+    for name, stats in eager.modules.items():
+        mine = report.modules[name]
+        assert (mine.total.flops, mine.params, mine.calls) == (stats.total.flops, stats.params, stats.calls)
+
+
+def test_other_inputs_on_a_dynamic_batch() -> None:
+    report = flopmeter.profile(_exported(dynamic=True), torch.randn(4, 8))
+    assert report.batch_size == 4
+    assert report.modules["block.fc"].total.macs == 4 * 8 * 4  # 128
+    assert report.modules["head"].total.macs == 4 * 4 * 2  # 32
+
+
+def test_a_static_shape_it_was_not_exported_with_is_a_clear_error() -> None:
+    with pytest.raises(ModelError, match="dynamic_shapes"):
+        flopmeter.profile(_exported(), torch.randn(3, 8))
+
+
+def test_the_program_is_left_as_it_was() -> None:
+    program = _exported()
+    state = {key: value.clone() for key, value in program.state_dict.items()}
+    nodes = [node.format_node() for node in program.graph.nodes]
+    flopmeter.profile(program)
+    assert program.state_dict.keys() == state.keys()
+    assert all(torch.equal(program.state_dict[key], value) for key, value in state.items())
+    assert [node.format_node() for node in program.graph.nodes] == nodes
+
+
+def test_positional_and_keyword_example_inputs_need_explicit_inputs() -> None:
+    program = torch.export.export(Net().eval(), (torch.randn(2, 8),), {"scale": 2.0})
+    with pytest.raises(ValueError, match="pass the inputs to profile explicitly"):
+        flopmeter.profile(program)
+
+
+def _cli(*args: str) -> tuple[int, str, str]:
+    import io
+
+    from flopmeter.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(args), stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_cli_reads_a_saved_program_on_its_example_inputs(tmp_path: Path) -> None:
+    path = tmp_path / "net.pt2"
+    torch.export.save(_exported(dynamic=True), str(path))
+    code, out, _ = _cli(str(path), "--format", "json")
+    assert code == 0
+    data = json.loads(out)
+    rows = {row["name"]: (row["type"], row["total"]["macs"]) for row in data["modules"]}
+    assert rows["block.fc"] == ("Linear", 64) and rows["head"] == ("Linear", 16)  # as above, batch 2
+    assert data["model"] == "Net"
+    code, out, _ = _cli(str(path), "--input", "4x8", "--format", "json")
+    assert code == 0 and json.loads(out)["totals"]["macs"] == 4 * 8 * 4 + 4 * 4 * 2  # 160
+
+
+def test_cli_refuses_a_bad_file_and_set(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.pt2"
+    bad.write_text("not a program")
+    code, _, err = _cli(str(bad))
+    assert code == 2 and "is not a file torch.export.load can read" in err
+    assert "Traceback" not in err
+    good = tmp_path / "net.pt2"
+    torch.export.save(_exported(), str(good))
+    code, _, err = _cli(str(good), "--set", "hidden_size=8")
+    assert code == 2 and "already built" in err
