@@ -178,3 +178,9 @@ def test_cli_assume_sparsity_counts(tmp_path: Path) -> None:
     code, text = _cli(tmp_path, "--format", "json", "--assume-sparsity", "0.5")
     assert code == 0
     assert json.loads(text)["compression"]["nonzeros_counted"] is True
+
+
+def test_compare_refuses_an_opt_out_of_the_count() -> None:
+    for options in (False, CompressionOptions(count_nonzeros=False), {"count_nonzeros": False}):
+        with pytest.raises(ValueError, match="compare counts the nonzeros"):
+            flopmeter.compare(nn.Linear(8, 4), _half_zero(), X, compression=options)

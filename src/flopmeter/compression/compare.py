@@ -480,8 +480,22 @@ def compare(
     from ..report import Report
 
     speedup.check_baseline(baseline)
-    if profile_options.get("compression") is None:
+    asked = profile_options.get("compression")
+    if asked is None:
         profile_options["compression"] = True  # the comparison is of nonzeros too: count them
+    elif (
+        asked is False
+        or (
+            asked.get("count_nonzeros", True)
+            if isinstance(asked, dict)
+            else getattr(asked, "count_nonzeros", True)
+        )
+        is False
+    ):
+        raise ValueError(
+            "compare counts the nonzeros of both models (its ratios need them): leave out "
+            "compression=False / count_nonzeros=False"
+        )
     reports = []
     for model in (before, after):
         if isinstance(model, Report):
