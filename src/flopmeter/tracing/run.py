@@ -432,7 +432,8 @@ def trace_model(
     run costs almost nothing. ``train`` sets train/eval mode (None keeps the model's own); the
     guard restores every module's mode afterwards. Runs under ``torch.no_grad()``
     unless ``backward``. With ``backward`` the
-    gradients are taken with ``torch.autograd.grad`` so no ``.grad`` is written.
+    gradients are taken with ``torch.autograd.grad`` so no ``.grad`` is written (a reentrant
+    checkpoint refuses it: then ``backward()``, and every ``.grad`` is put back).
     ``walk``: the model's ``ModelWalk``, if the caller took it with the model's lock held
     (``modules.exclusive``); else it is taken here.
 
@@ -611,7 +612,42 @@ def _run_backward(
     wrt += [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor) and t.requires_grad]
     if not outputs:
         raise BackwardUnavailable(_why_no_backward(output, tensors, wrt, model))
-    torch.autograd.grad(outputs, wrt, grad_outputs=[torch.ones_like(t) for t in outputs], allow_unused=True)
+    ones = [torch.ones_like(t) for t in outputs]
+    leaves = _reentrant_checkpoint_leaves(outputs)
+    if leaves is None:
+        torch.autograd.grad(outputs, wrt, grad_outputs=ones, allow_unused=True)
+        return
+    # ``checkpoint(use_reentrant=True)`` refuses ``autograd.grad``: run ``backward()`` as
+    # training does, from grads of None (no accumulating add), and put every grad back.
+    held = {id(t): t for t in [*wrt, *leaves]}.values()
+    saved = [(leaf, leaf.grad) for leaf in held]
+    for leaf in held:
+        leaf.grad = None
+    try:
+        torch.autograd.backward(outputs, grad_tensors=ones)
+    finally:
+        for leaf, grad in saved:
+            leaf.grad = grad
+
+
+def _reentrant_checkpoint_leaves(outputs: list[torch.Tensor]) -> list[torch.Tensor] | None:
+    """The leaves ``backward()`` from ``outputs`` writes a ``.grad`` to, if its graph holds
+    a reentrant checkpoint (``CheckpointFunctionBackward``); None if it holds none."""
+    seen: set[int] = set()
+    todo = [t.grad_fn for t in outputs if t.grad_fn is not None]
+    leaves: list[torch.Tensor] = []
+    reentrant = False
+    while todo:
+        node = todo.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        reentrant = reentrant or type(node).__name__ == "CheckpointFunctionBackward"
+        variable = getattr(node, "variable", None)  # an AccumulateGrad node's leaf
+        if isinstance(variable, torch.Tensor):
+            leaves.append(variable)
+        todo.extend(next_node for next_node, _ in node.next_functions if next_node is not None)
+    return leaves if reentrant else None
 
 
 def _why_no_backward(
