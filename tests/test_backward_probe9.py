@@ -85,3 +85,43 @@ def test_a_strided_convolution_after_a_frozen_one_skips_its_grad_input() -> None
     assert (frozen.forward.macs, frozen.backward_cost.macs) == (23_040, 9_216)
     model[0].weight.requires_grad_(True)
     assert flopmeter.profile(model, (x,), backward=True).backward_cost.macs == 32_256
+
+
+class LeafInside(nn.Module):
+    """As transformers' Wav2Vec2FeatureEncoder in training: the forward makes its own leaf
+    that requires grad (``hidden.requires_grad = True``), so ``loss.backward()`` runs the
+    first convolution's grad_input too."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(1, 4, 3, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hidden = x[:, None]
+        hidden.requires_grad = True
+        return self.conv(hidden)
+
+
+def test_a_leaf_the_forward_makes_gets_its_gradient_as_in_training() -> None:
+    """Conv1d(1, 4, 3) on 2 x 1 x 10 (8 outputs): forward 2*4*8*3 = 192 MACs; backward
+    grad_weight 192 + grad_input 192 (the leaf requires grad) = 384, as FlopCounterMode
+    around ``loss.backward()`` counts (wav2vec2's first conv: 2*32*79*10 = 50,560 MACs were
+    missing). Nothing is written to the leaf or the weight."""
+    model = LeafInside()
+    report = flopmeter.profile(model, (torch.randn(2, 10),), backward=True)
+    assert (report.forward.macs, report.backward_cost.macs) == (192, 384)
+    assert model.conv.weight.grad is None
+
+
+class NonReentrant(Checkpointed):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return checkpoint(self._body, x, use_reentrant=False)
+
+
+def test_a_non_reentrant_checkpoint_counts_the_recompute_it_runs() -> None:
+    """``use_reentrant=False`` (transformers' default) stops recomputing once the saved
+    tensors are back: a (4*8*16 = 512) and the relu, not b, whose output nothing saved.
+    Backward, x without grad: recompute 512 + b grad_input 512 + grad_weight 512 + a
+    grad_weight 512 = 2,048 (FlopCounterMode: 2,048 too)."""
+    report = flopmeter.profile(NonReentrant(), (torch.randn(4, 8),), backward=True)
+    assert (report.forward.macs, report.backward_cost.macs) == (1_024, 2_048)

@@ -604,7 +604,9 @@ def _run_backward(
     """The backward of ``output``'s sum, with respect to every parameter that requires grad:
     the model's parameters as the forward began (``before``: a forward may delete a
     submodule whose weights its output still depends on) and as it ended (a submodule it
-    made), and every input that requires grad, as ``loss.backward()`` would reach them."""
+    made), every input that requires grad, and every other leaf of the graph that does (a
+    tensor the forward made and set ``requires_grad``, as wav2vec2's feature encoder does), as
+    ``loss.backward()`` would reach them."""
     tensors = [t for t in tree_flatten(_plain(output))[0] if isinstance(t, torch.Tensor)]
     outputs = [t for t in tensors if t.requires_grad]
     params = {id(p): p for p in [*before, *model.parameters()]}
@@ -613,15 +615,15 @@ def _run_backward(
     if not outputs:
         raise BackwardUnavailable(_why_no_backward(output, tensors, wrt, model))
     ones = [torch.ones_like(t) for t in outputs]
-    leaves = _reentrant_checkpoint_leaves(outputs)
-    if leaves is None:
+    leaves, reentrant = _graph_leaves(outputs)
+    wrt = list({id(t): t for t in [*wrt, *leaves]}.values())
+    if not reentrant:
         torch.autograd.grad(outputs, wrt, grad_outputs=ones, allow_unused=True)
         return
     # ``checkpoint(use_reentrant=True)`` refuses ``autograd.grad``: run ``backward()`` as
     # training does, from grads of None (no accumulating add), and put every grad back.
-    held = {id(t): t for t in [*wrt, *leaves]}.values()
-    saved = [(leaf, leaf.grad) for leaf in held]
-    for leaf in held:
+    saved = [(leaf, leaf.grad) for leaf in wrt]
+    for leaf in wrt:
         leaf.grad = None
     try:
         torch.autograd.backward(outputs, grad_tensors=ones)
@@ -630,9 +632,10 @@ def _run_backward(
             leaf.grad = grad
 
 
-def _reentrant_checkpoint_leaves(outputs: list[torch.Tensor]) -> list[torch.Tensor] | None:
-    """The leaves ``backward()`` from ``outputs`` writes a ``.grad`` to, if its graph holds
-    a reentrant checkpoint (``CheckpointFunctionBackward``); None if it holds none."""
+def _graph_leaves(outputs: list[torch.Tensor]) -> tuple[list[torch.Tensor], bool]:
+    """The leaves ``backward()`` from ``outputs`` writes a ``.grad`` to (the tensors of its
+    AccumulateGrad nodes), and whether the graph holds a reentrant checkpoint
+    (``CheckpointFunctionBackward``, whose own leaves are reached only when it runs)."""
     seen: set[int] = set()
     todo = [t.grad_fn for t in outputs if t.grad_fn is not None]
     leaves: list[torch.Tensor] = []
@@ -647,7 +650,7 @@ def _reentrant_checkpoint_leaves(outputs: list[torch.Tensor]) -> list[torch.Tens
         if isinstance(variable, torch.Tensor):
             leaves.append(variable)
         todo.extend(next_node for next_node, _ in node.next_functions if next_node is not None)
-    return leaves if reentrant else None
+    return leaves, reentrant
 
 
 def _why_no_backward(
