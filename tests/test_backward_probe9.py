@@ -125,3 +125,23 @@ def test_a_non_reentrant_checkpoint_counts_the_recompute_it_runs() -> None:
     grad_weight 512 = 2,048 (FlopCounterMode: 2,048 too)."""
     report = flopmeter.profile(NonReentrant(), (torch.randn(4, 8),), backward=True)
     assert (report.forward.macs, report.backward_cost.macs) == (1_024, 2_048)
+
+
+def test_bilinear_backward_counts_each_gradient_as_one_more_forward() -> None:
+    """nn.Bilinear(8, 6, 5) on x1 (3, 8), x2 (3, 6): forward B*O*I1*I2 = 3*5*8*6 = 720 MACs.
+    Each gradient is one more ``_trilinear`` over the same 3 x 5 x 8 x 6 products: dW
+    (g, x1, x2 summed over the batch), dx1 (g, W, x2 summed over O and I2), dx2 (g, W, x1):
+    720 MACs each. The dW call used to raise an IndexError (its second argument is g, not a
+    3-d weight) and dx1/dx2 were counted as 600 (in1 read from g, B as 24 // 5 = 4)."""
+    layer = nn.Bilinear(8, 6, 5)
+    x1, x2 = torch.randn(3, 8, requires_grad=True), torch.randn(3, 6, requires_grad=True)
+    report = flopmeter.profile(layer, (x1, x2), backward=True)
+    assert (report.forward.macs, report.backward_cost.macs) == (720, 3 * 720)
+    # dW alone: outputs O*I1*I2 = 240 dot products of B = 3 terms (2*3 - 1 = 5 FLOPs each),
+    # after the cheapest pair's products g*x2, 3*5*6 = 90: 240*5 + 90 = 1,290 FLOPs
+    weight_only = flopmeter.profile(layer, (x1.detach(), x2.detach()), backward=True)
+    trilinear = [r for r in weight_only.ops if r.phase == "backward" and r.op.endswith("_trilinear")]
+    assert [(r.cost.macs, r.cost.flops) for r in trilinear] == [(720, 1_290)]
+    layer.weight.requires_grad_(False)
+    layer.bias.requires_grad_(False)
+    assert flopmeter.profile(layer, (x1, x2), backward=True).backward_cost.macs == 2 * 720
