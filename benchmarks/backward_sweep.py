@@ -233,6 +233,7 @@ MODELS: dict[str, Callable[[], Built]] = {
     "llama_checkpointed": _transformers("llama_checkpointed"),
     "reentrant_checkpoint": lambda: (_Reentrant(), (torch.randn(2, 3, 16, 16),)),
     "conv_transpose_decoder": lambda: (_Decoder(), (torch.randn(2, 8, 8, 8),)),
+    "bilinear": lambda: (nn.Bilinear(8, 6, 5), (torch.randn(3, 8, requires_grad=True), torch.randn(3, 6))),
     "lstm": _recurrent(nn.LSTM),
     "gru": _recurrent(nn.GRU),
     "resnet18_frozen_backbone": _frozen_backbone,
@@ -277,7 +278,7 @@ def _fcm_step(model: nn.Module, inputs: Any, corrected: bool = False) -> tuple[i
             torch.autograd.backward(tensors, [torch.ones_like(t) for t in tensors])
         for t, grad in grads:
             t.grad = grad
-    per_op = {str(op): flops // 2 for op, flops in backward.get_flop_counts()["Global"].items()}
+    per_op = {str(op): flops // 2 for op, flops in backward.get_flop_counts().get("Global", {}).items()}
     return forward.get_total_flops() // 2, backward.get_total_flops() // 2, per_op
 
 
