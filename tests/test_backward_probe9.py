@@ -145,3 +145,23 @@ def test_bilinear_backward_counts_each_gradient_as_one_more_forward() -> None:
     layer.weight.requires_grad_(False)
     layer.bias.requires_grad_(False)
     assert flopmeter.profile(layer, (x1, x2), backward=True).backward_cost.macs == 2 * 720
+
+
+def test_a_recomputed_forward_is_charged_to_the_modules_it_runs() -> None:
+    """``use_reentrant=False``: b's backward needs relu(a(x)), so torch recomputes a (512
+    MACs) while b's backward node runs. The recompute is a's forward run again: a's
+    backward = 512 + its grad_weight 512 = 1,024; b's = grad_input 512 + grad_weight 512 =
+    1,024 (was 1,536 for b and 512 for a: the recompute went to the node that asked)."""
+    report = flopmeter.profile(NonReentrant(), (torch.randn(4, 8),), backward=True)
+    modules = report.by_module()
+    assert (modules["a"].backward.macs, modules["b"].backward.macs) == (1_024, 1_024)
+    assert modules[""].backward.macs == 2_048
+
+
+def test_reentrant_recompute_is_charged_to_the_modules_it_runs() -> None:
+    """The reentrant checkpoint recomputes a and b (1,024) inside its backward node, which
+    no module's forward made (the root's). a: recompute 512 + grad_input 512 + grad_weight
+    512 = 1,536; b likewise 1,536: 3,072 in all."""
+    report = flopmeter.profile(Checkpointed(), (torch.randn(4, 8, requires_grad=True),), backward=True)
+    modules = report.by_module()
+    assert (modules["a"].backward.macs, modules["b"].backward.macs) == (1_536, 1_536)
