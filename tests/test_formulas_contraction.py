@@ -75,7 +75,16 @@ class TestMatmul:
         assert cost.macs == 8_192  # 4*16*16*8
         assert cost.flops == 15_360  # 4*16*16*(2*8-1) = 1024*15
 
-    def test_bilinear(self):
-        cost = contraction.bilinear(2, 3, 4, 5, bias=True)
+    def test_trilinear_as_nn_bilinear_forward(self):
+        # B 2, I1 3, I2 4, O 5: x1 (2,1,3,1), A (1,5,3,4), x2 (2,1,1,4), summed over I1, I2
+        cost = contraction.trilinear([(2, 1, 3, 1), (1, 5, 3, 4), (2, 1, 1, 4)], [2, 3])
         assert cost.macs == 120  # 2*5*3*4
-        assert cost.flops == 264  # outer 2*12=24 + 2*5*(2*12) = 240
+        assert cost.flops == 254  # outer x1*x2 2*3*4 = 24 + 2*5 dots of 12: 10*(2*12-1) = 230
+
+    def test_trilinear_as_nn_bilinear_weight_gradient(self):
+        # dA: x1 (2,1,3,1), g (2,5,1,1), x2 (2,1,1,4) summed over the batch
+        cost = contraction.trilinear([(2, 1, 3, 1), (2, 5, 1, 1), (2, 1, 1, 4)], [0])
+        assert cost.macs == 120  # 5*3*4 outputs x 2 terms
+        assert (
+            cost.flops == 204
+        )  # cheapest pair x1*x2 2*3*4 = 24 (x1*g 30, g*x2 40) + 60 dots of 2: 60*3 = 180

@@ -401,10 +401,15 @@ def _dot(event: OpEvent, options: CountOptions) -> Cost:
 
 @formula("_trilinear")
 def _trilinear(event: OpEvent, options: CountOptions) -> Cost:
-    """nn.Bilinear's kernel: x1 (B, in1), weight (out, in1, in2), x2 (B, in2) -> (B, out)."""
-    x1, weight, x2 = event.args[0], event.args[1], event.args[2]
-    out_features, in1, in2 = weight.shape[-3], x1.shape[-1], x2.shape[-1]
-    return contraction.bilinear(_out(event).numel // out_features, in1, in2, out_features, bias=False)
+    """nn.Bilinear's kernel and its gradients' (i1, i2, i3, expand1, expand2, expand3,
+    sumdim): each input unsqueezed at its expand dims, then ``contraction.trilinear``."""
+    shapes = []
+    for tensor, expand in zip(event.args[:3], event.args[3:6], strict=True):
+        shape = list(tensor.shape)
+        for dim in sorted(expand):
+            shape.insert(dim, 1)
+        shapes.append(tuple(shape))
+    return contraction.trilinear(shapes, list(event.args[6]))
 
 
 # --------------------------------------------------------------------------- attention

@@ -123,18 +123,20 @@ def matmul(batch: int, m: int, k: int, n: int, *, bias_adds: int = 0, extra_scal
     )
 
 
-def bilinear(batch: int, in1: int, in2: int, out: int, *, bias: bool) -> Cost:
-    """y_o = x1^T A_o x2 + b_o, for each of ``batch`` rows and ``out`` features.
-
-    Computed as (x1 outer x2) contracted with A: in1*in2 products x1_i*x2_j per row,
-    then per output a dot product of length in1*in2 with A_o.
-    FLOPs = batch*in1*in2 + batch*out*(2*in1*in2 - 1) + batch*out (bias).
-    MACs = batch*out*in1*in2 (the outer products are counted as FLOPs only).
+def trilinear(shapes: list[tuple[int, ...]], summed: list[int]) -> Cost:
+    """``aten._trilinear`` (nn.Bilinear and each of its gradients): three tensors broadcast
+    to one shape P (each already unsqueezed at its expand dims), multiplied and summed
+    over the ``summed`` dims: the cheapest pair's products first (FLOPs
+    only: the outer products x1_i*x2_j in the forward), then one dot product per output of
+    length prod(P's summed dims). MACs = prod(P). Forward: P = B x O x I1 x I2, the
+    same numbers as y_o = x1ᵀ A_o x2 counted as B·I1·I2 outer products, then B·O dot
+    products of I1·I2 terms.
     """
-    outer = batch * in1 * in2
-    contraction = dot_products(batch * out, in1 * in2, bias=bias)
-    return Cost(
-        macs=contraction.macs,
-        flops=outer + contraction.flops,
-        ptflops_macs=contraction.ptflops_macs,
+    full = [max(sizes) for sizes in zip(*shapes, strict=True)]
+    length = prod(full[d] for d in summed)
+    pair = min(
+        prod(max(a, b) for a, b in zip(shapes[i], shapes[j], strict=True))
+        for i, j in ((0, 1), (0, 2), (1, 2))
     )
+    contraction = dot_products(prod(full) // length if length else 0, length)
+    return Cost(macs=contraction.macs, flops=pair + contraction.flops, ptflops_macs=contraction.ptflops_macs)

@@ -14,7 +14,8 @@ the first module an exception leaves is remembered as the one it was raised in.
 Backward: when a module's forward returns, the autograd nodes its forward created are
 found by walking back from its outputs to its inputs, and remembered as its own; during
 the backward pass, the node autograd is executing (``_current_autograd_node``) tells
-whose backward an op belongs to.
+whose backward an op belongs to, except while a module's forward runs inside the backward
+(activation checkpointing's recompute): its ops are that module's.
 """
 
 from __future__ import annotations
@@ -173,6 +174,7 @@ class ModuleStack(Undoing):
             )
         self._root_id = id(root)
         self._forward: list[str] = []
+        self._run_in_backward: list[bool] = []  # per ``_forward`` entry: called during a backward
         self._node_owner: dict[Any, str] = {}
         self.track_backward = track_backward
         self._handles: list[RemovableHandle] = []
@@ -195,6 +197,8 @@ class ModuleStack(Undoing):
     def current(self) -> str:
         """Qualified name of the innermost running module ("" for the root)."""
         if self.track_backward and self.in_backward:
+            if self._run_in_backward and self._run_in_backward[-1]:
+                return self._forward[-1]  # a forward recomputed by activation checkpointing
             return self._node_owner.get(torch._C._current_autograd_node(), "")
         return self._forward[-1] if self._forward else ""
 
@@ -223,6 +227,7 @@ class ModuleStack(Undoing):
         if self._via and self._forward:  # a shared module called through a parent holding it
             name = self._via.get((self._forward[-1], id(module)), name)
         self._forward.append(name)
+        self._run_in_backward.append(self.track_backward and self.in_backward)
         self.calls[name] = self.calls.get(name, 0) + 1
         if self.custom_types and isinstance(module, self.custom_types):
             self._custom_depth += 1
@@ -235,6 +240,7 @@ class ModuleStack(Undoing):
             name = self._forward[-1]  # the name it was called by (``_pre``)
         if self._forward and self._forward[-1] == name:
             self._forward.pop()
+            self._run_in_backward.pop()
         custom = self.custom_types and isinstance(module, self.custom_types)
         if custom:
             self._custom_depth -= 1
@@ -292,6 +298,7 @@ class ModuleStack(Undoing):
                 stacklevel=2,
             )
         self._forward.clear()
+        self._run_in_backward.clear()
         self._node_owner.clear()
         self._raised_in.clear()
 

@@ -432,7 +432,8 @@ def trace_model(
     run costs almost nothing. ``train`` sets train/eval mode (None keeps the model's own); the
     guard restores every module's mode afterwards. Runs under ``torch.no_grad()``
     unless ``backward``. With ``backward`` the
-    gradients are taken with ``torch.autograd.grad`` so no ``.grad`` is written.
+    gradients are taken with ``torch.autograd.grad`` so no ``.grad`` is written (a reentrant
+    checkpoint refuses it: then ``backward()``, and every ``.grad`` is put back).
     ``walk``: the model's ``ModelWalk``, if the caller took it with the model's lock held
     (``modules.exclusive``); else it is taken here.
 
@@ -603,7 +604,9 @@ def _run_backward(
     """The backward of ``output``'s sum, with respect to every parameter that requires grad:
     the model's parameters as the forward began (``before``: a forward may delete a
     submodule whose weights its output still depends on) and as it ended (a submodule it
-    made), and every input that requires grad, as ``loss.backward()`` would reach them."""
+    made), every input that requires grad, and every other leaf of the graph that does (a
+    tensor the forward made and set ``requires_grad``, as wav2vec2's feature encoder does), as
+    ``loss.backward()`` would reach them."""
     tensors = [t for t in tree_flatten(_plain(output))[0] if isinstance(t, torch.Tensor)]
     outputs = [t for t in tensors if t.requires_grad]
     params = {id(p): p for p in [*before, *model.parameters()]}
@@ -611,7 +614,43 @@ def _run_backward(
     wrt += [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor) and t.requires_grad]
     if not outputs:
         raise BackwardUnavailable(_why_no_backward(output, tensors, wrt, model))
-    torch.autograd.grad(outputs, wrt, grad_outputs=[torch.ones_like(t) for t in outputs], allow_unused=True)
+    ones = [torch.ones_like(t) for t in outputs]
+    leaves, reentrant = _graph_leaves(outputs)
+    wrt = list({id(t): t for t in [*wrt, *leaves]}.values())
+    if not reentrant:
+        torch.autograd.grad(outputs, wrt, grad_outputs=ones, allow_unused=True)
+        return
+    # ``checkpoint(use_reentrant=True)`` refuses ``autograd.grad``: run ``backward()`` as
+    # training does, from grads of None (no accumulating add), and put every grad back.
+    saved = [(leaf, leaf.grad) for leaf in wrt]
+    for leaf in wrt:
+        leaf.grad = None
+    try:
+        torch.autograd.backward(outputs, grad_tensors=ones)
+    finally:
+        for leaf, grad in saved:
+            leaf.grad = grad
+
+
+def _graph_leaves(outputs: list[torch.Tensor]) -> tuple[list[torch.Tensor], bool]:
+    """The leaves ``backward()`` from ``outputs`` writes a ``.grad`` to (the tensors of its
+    AccumulateGrad nodes), and whether the graph holds a reentrant checkpoint
+    (``CheckpointFunctionBackward``, whose own leaves are reached only when it runs)."""
+    seen: set[int] = set()
+    todo = [t.grad_fn for t in outputs if t.grad_fn is not None]
+    leaves: list[torch.Tensor] = []
+    reentrant = False
+    while todo:
+        node = todo.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        reentrant = reentrant or type(node).__name__ == "CheckpointFunctionBackward"
+        variable = getattr(node, "variable", None)  # an AccumulateGrad node's leaf
+        if isinstance(variable, torch.Tensor):
+            leaves.append(variable)
+        todo.extend(next_node for next_node, _ in node.next_functions if next_node is not None)
+    return leaves, reentrant
 
 
 def _why_no_backward(
