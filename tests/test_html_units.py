@@ -43,3 +43,15 @@ def test_cli_html_follows_units_and_precision(tmp_path: Path) -> None:
     # memory traffic: read weight 5,000*4 + bias 50*4 + input 200*4 = 21,000 B, written 100*4 = 400 B;
     # 21,400 / 1,024 = 20.898 KiB, at one decimal
     assert "<b>20.9 KiB</b>" in text
+
+
+def test_to_html_refuses_a_precision_it_cannot_print() -> None:
+    """The CLI's --precision takes 0 to 12; Report.to_html(precision=-1) raised Python's
+    "Format specifier missing precision" from deep in the renderer."""
+    import pytest
+
+    report = flopmeter.profile(torch.nn.Linear(4, 2), torch.randn(1, 4))
+    for bad in (-1, 13, 2.5, True, "2"):
+        with pytest.raises(ValueError, match=r"precision takes 0 to 12 decimals .*got"):
+            report.to_html(precision=bad)  # type: ignore[arg-type]
+    assert "<b>10</b>" in report.to_html(units="", precision=0)  # params 4*2 + 2 = 10

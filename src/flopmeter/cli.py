@@ -23,6 +23,7 @@ from .cli_llm import add_llm_arguments, refuse_llm_options_alone, roofline_names
 from .cli_usage import UsageError, units_option
 from .inputs import InputSpec, parse_spec
 from .models import ModelBuildError, ModelSourceError, check_source, load_model, parse_override, source_files
+from .render.units import MAX_PRECISION
 from .report import CONVENTIONS, ONNX_TOOL, Report
 
 EXAMPLES = """\
@@ -45,8 +46,6 @@ USAGE = """\
 flopmeter [options] MODEL
        flopmeter compare [options] MODEL MODEL [MODEL ...]
        flopmeter --list-hardware | --version | --help"""
-
-MAX_PRECISION = 12  # decimals beyond this print float noise
 
 
 def build_parser(compare: bool = False) -> argparse.ArgumentParser:

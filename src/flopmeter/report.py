@@ -310,8 +310,10 @@ class Report(_TotalsView):
         with ``compression``, the compression view's columns and totals); ``units`` (auto,
         T, G, M, K or "") and ``precision`` (decimals) as in the tree."""
         from .render.html import to_html
+        from .render.units import check_precision
 
         check_convention(convention)
+        check_precision(precision)
         return to_html(
             self,
             convention=convention,

@@ -6,6 +6,15 @@ from collections.abc import Sequence
 
 PREFIXES = {"T": 10**12, "G": 10**9, "M": 10**6, "K": 10**3, "": 1}
 
+MAX_PRECISION = 12  # decimals beyond this print float noise
+
+
+def check_precision(precision: object) -> None:
+    """Refuse a ``precision`` that is not a whole number of decimals from 0 to
+    ``MAX_PRECISION`` (Python's format spec gives no clear error for -1 or 2.5)."""
+    if isinstance(precision, bool) or not isinstance(precision, int) or not 0 <= precision <= MAX_PRECISION:
+        raise ValueError(f"precision takes 0 to {MAX_PRECISION} decimals (a whole number), got {precision!r}")
+
 
 def pick_prefix(value: float, precision: int | None = None) -> str:
     """The largest SI prefix that keeps ``value`` at or above 1; with ``precision``, one
