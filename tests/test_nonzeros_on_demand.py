@@ -184,3 +184,18 @@ def test_compare_refuses_an_opt_out_of_the_count() -> None:
     for options in (False, CompressionOptions(count_nonzeros=False), {"count_nonzeros": False}):
         with pytest.raises(ValueError, match="compare counts the nonzeros"):
             flopmeter.compare(nn.Linear(8, 4), _half_zero(), X, compression=options)
+
+
+def test_micronet_on_meta_says_its_nonzeros_were_unknown() -> None:
+    """On meta the values are unknown: the score takes every weight as nonzero and says so
+    (it had printed the dense score unlabelled)."""
+    from flopmeter.render.compression import micronet_line
+
+    with torch.device("meta"):
+        layer = nn.Linear(8, 4, bias=False)
+    score = flopmeter.micronet(flopmeter.profile(layer, torch.randn(2, 8, device="meta")).compression)
+    # storage: 32 weights at the 16-bit freebie, 32 * 16 / 32 = 16.0 (dense: no mask)
+    assert (score.storage, score.as_if_dense) == (16.0, True)
+    assert micronet_line(score).endswith("(as if dense: nonzeros unknown)")
+    counted = flopmeter.micronet(flopmeter.profile(_half_zero(), X, compression=True).compression)
+    assert not counted.as_if_dense and "as if dense" not in micronet_line(counted)

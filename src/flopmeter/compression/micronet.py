@@ -34,13 +34,16 @@ _DYNAMIC_RELU_OPS = frozenset({"quantized.linear_relu_dynamic", "quantized.linea
 
 @dataclass(frozen=True)
 class MicroNetScore:
-    """Storage and operations in 32-bit units (per sample), and the score."""
+    """Storage and operations in 32-bit units (per sample), and the score. ``as_if_dense``:
+    some weight's nonzeros were unknown (a model on meta, a packed float4 weight) and were
+    taken as all nonzero."""
 
     task: str
     storage: float
     ops: float
     score: float
     freebie: bool
+    as_if_dense: bool = False
 
 
 def score_from(storage: float, ops: float, task: str) -> float:
@@ -98,7 +101,8 @@ def micronet(view: CompressionView, task: str = "imagenet", *, freebie: bool = T
     ops += relu * (16 if use_freebie else 32) / 32 + other
     storage = storage_bits / 32
     ops /= max(view.batch_size, 1)
-    return MicroNetScore(task, storage, ops, score_from(storage, ops, task), use_freebie)
+    unknown = any(layer.weight_nonzero is None for layer in layers)
+    return MicroNetScore(task, storage, ops, score_from(storage, ops, task), use_freebie, unknown)
 
 
 def _integer_elementwise(record: OpRecord) -> tuple[int, int]:
