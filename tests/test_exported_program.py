@@ -75,8 +75,10 @@ def test_other_inputs_on_a_dynamic_batch() -> None:
 
 
 def test_a_static_shape_it_was_not_exported_with_is_a_clear_error() -> None:
-    with pytest.raises(ModelError, match="dynamic_shapes"):
+    with pytest.raises(ModelError, match="dynamic_shapes") as raised:
         flopmeter.profile(_exported(), torch.randn(3, 8))
+    assert "in module '(root)' (Net)" in str(raised.value)  # its exported class, not UnflattenedModule
+    assert isinstance(raised.value.__cause__, RuntimeError)  # torch's own error, chained
 
 
 def test_the_program_is_left_as_it_was() -> None:
@@ -116,6 +118,10 @@ def test_cli_reads_a_saved_program_on_its_example_inputs(tmp_path: Path) -> None
     assert data["model"] == "Net"
     code, out, _ = _cli(str(path), "--input", "4x8", "--format", "json")
     assert code == 0 and json.loads(out)["totals"]["macs"] == 4 * 8 * 4 + 4 * 4 * 2  # 160
+    static = tmp_path / "static.pt2"
+    torch.export.save(_exported(), str(static))
+    code, _, err = _cli(str(static), "--input", "3x8")
+    assert code == 1 and "in module '(root)' (Net)" in err and "dynamic_shapes" in err
 
 
 def test_cli_refuses_a_bad_file_and_set(tmp_path: Path) -> None:

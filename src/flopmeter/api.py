@@ -16,7 +16,13 @@ from .batch import batch_after_the_run, batch_before_the_run
 from .compression import classifier as overhead_classifier
 from .compression import finish as finish_compression
 from .compression import prepare as prepare_compression
-from .exported import example_inputs, is_exported_program, unflattened, with_exported_classes
+from .exported import (
+    example_inputs,
+    is_exported_program,
+    unflattened,
+    with_exported_class_names,
+    with_exported_classes,
+)
 from .formula_checks import checked_module_formula, checked_op_formula
 from .inputs import build_inputs, describe_inputs, resolve_dtype
 from .registry import CountOptions
@@ -111,7 +117,11 @@ def _exported_programs_as_modules(profile: _Function) -> _Function:
             inputs = example_inputs(model)
         if kwargs.get("name") is None:
             kwargs["name"] = classes.get("", "ExportedProgram")
-        return with_exported_classes(profile(module, inputs, **kwargs), classes)
+        try:
+            report = profile(module, inputs, **kwargs)
+        except ModelError as error:  # name the module by its exported class, as the report does
+            raise ModelError(with_exported_class_names(str(error), classes)) from error.__cause__
+        return with_exported_classes(report, classes)
 
     return cast(_Function, unexported)
 

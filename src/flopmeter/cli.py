@@ -786,12 +786,16 @@ def _load_and_profile(source: str, args: argparse.Namespace, err: TextIO) -> tup
         report = profile(loaded.model, arguments, batch_size=len(images), **common)
         return report, loaded.model, arguments
     shape: Any = specs if len(specs) > 1 or specs[0].name else specs[0]
-    report = profile(loaded.model, input_shape=shape, **common)
-    if loaded.exported_classes:
-        from .exported import with_exported_classes
+    if not loaded.exported_classes:
+        return profile(loaded.model, input_shape=shape, **common), loaded.model, shape
+    from .api import ModelError
+    from .exported import with_exported_class_names, with_exported_classes
 
-        with_exported_classes(report, loaded.exported_classes)
-    return report, loaded.model, shape
+    try:
+        report = profile(loaded.model, input_shape=shape, **common)
+    except ModelError as error:  # name the module by its exported class, as the report does
+        raise ModelError(with_exported_class_names(str(error), loaded.exported_classes)) from error.__cause__
+    return with_exported_classes(report, loaded.exported_classes), loaded.model, shape
 
 
 def check_inputs_fit(model: Any, specs: list[InputSpec], kind: str) -> None:

@@ -10,6 +10,7 @@ tree from the first and the class names from the second. The program is not chan
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import torch
@@ -57,3 +58,17 @@ def with_exported_classes(report: Report, classes: dict[str, str]) -> Report:
         if kind is not None:
             stats.type = kind
     return report
+
+
+_UNFLATTENED = re.compile(r"in module '([^']*)' \((?:UnflattenedModule|InterpreterModule)")
+
+
+def with_exported_class_names(message: str, classes: dict[str, str]) -> str:
+    """An error message naming a module of the unflattened tree by its exported class."""
+
+    def named(match: re.Match[str]) -> str:
+        label = match.group(1)
+        kind = classes.get("" if label == "(root)" else label, "InterpreterModule")
+        return f"in module '{label}' ({kind}"
+
+    return _UNFLATTENED.sub(named, message)
