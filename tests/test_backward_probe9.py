@@ -213,3 +213,20 @@ def test_a_reentrant_checkpoint_does_not_read_the_grad_of_a_non_leaf_input() -> 
         warnings.simplefilter("error")
         flopmeter.profile(Checkpointed(), (leaf * 2,), backward=True)
     assert leaf.grad is grad and not grad.any()
+
+
+def test_a_reentrant_checkpoint_runs_no_post_accumulate_grad_hook() -> None:
+    """Training with the optimizer step fused into the backward (PyTorch's tutorial: an
+    ``Adam.step`` in each parameter's post-accumulate-grad hook). ``autograd.grad`` never
+    runs these hooks; the ``backward()`` a reentrant checkpoint needs would run them once
+    per parameter (4 here), stepping the user's optimizer. None runs in the profile; each
+    still runs in the user's own backward afterwards."""
+    model = Checkpointed()
+    stepped: list[torch.Tensor] = []
+    for parameter in model.parameters():
+        parameter.register_post_accumulate_grad_hook(stepped.append)
+    x = torch.randn(4, 8, requires_grad=True)
+    assert flopmeter.profile(model, (x,), backward=True).backward_cost.macs == 3_072
+    assert stepped == []
+    model(x).sum().backward()
+    assert len(stepped) == 4  # a.weight, a.bias, b.weight, b.bias

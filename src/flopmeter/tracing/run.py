@@ -640,17 +640,24 @@ class _GradsTaken(TorchDispatchMode):
     a closure: the outer graph has no edge to it, yet the recompute's own backward writes
     its ``.grad``). The recompute's forward runs before its backward, so a grad is taken
     before it can be written. (A dispatch mode: a function mode would take
-    ``torch.autograd.backward`` itself as one call and be off while it runs.)"""
+    ``torch.autograd.backward`` itself as one call and be off while it runs.) Each one's
+    post-accumulate-grad hooks are taken too: ``autograd.grad`` runs none, ``backward()``
+    would (an optimizer step fused into the backward)."""
 
     def __init__(self) -> None:
         super().__init__()
         self._saved: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}
+        self._hooks: list[tuple[dict[Any, Any], dict[Any, Any]]] = []  # (the tensor's, its entries)
 
     def take(self, tensors: list[torch.Tensor]) -> None:
         for tensor in tensors:
             if id(tensor) not in self._saved:
                 self._saved[id(tensor)] = (tensor, tensor.grad)
                 tensor.grad = None
+                hooks = getattr(tensor, "_post_accumulate_grad_hooks", None)  # autograd calls this dict
+                if hooks:
+                    self._hooks.append((hooks, dict(hooks)))
+                    hooks.clear()
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
@@ -666,6 +673,8 @@ class _GradsTaken(TorchDispatchMode):
     def put_back(self) -> None:
         for tensor, grad in self._saved.values():
             tensor.grad = grad
+        for hooks, entries in self._hooks:
+            hooks.update(entries)
 
 
 def _graph_leaves(outputs: list[torch.Tensor]) -> tuple[list[torch.Tensor], bool]:
