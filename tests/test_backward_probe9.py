@@ -3,6 +3,8 @@ found or checked by hand."""
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
@@ -165,3 +167,66 @@ def test_reentrant_recompute_is_charged_to_the_modules_it_runs() -> None:
     report = flopmeter.profile(Checkpointed(), (torch.randn(4, 8, requires_grad=True),), backward=True)
     modules = report.by_module()
     assert (modules["a"].backward.macs, modules["b"].backward.macs) == (1_536, 1_536)
+
+
+class ScaledCheckpoint(Checkpointed):
+    """A tensor that requires grad held in a plain attribute (not a parameter), used only
+    inside the reentrant checkpoint: the outer graph has no edge to it (the checkpoint's
+    node leads only to its tensor inputs), so its ``.grad`` is written when the recompute's
+    own ``backward()`` runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = torch.ones(8, requires_grad=True)
+
+    def _body(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(torch.relu(self.a(x))) * self.scale
+
+
+def test_a_reentrant_checkpoint_leaves_a_tensor_used_only_inside_it_as_it_was() -> None:
+    """Batch 4 (x requires grad: a reentrant checkpoint of inputs without grad has no
+    backward). MACs as Checkpointed's: forward 1,024, backward 3,072 (recompute 1,024, a's
+    and b's grad_input and grad_weight 512 each); scale's grad is elementwise work (FLOPs
+    only). With scale.grad already set the count is the same (taken from None: no
+    accumulating add of 8 FLOPs), and scale.grad is the same tensor with the same values
+    afterwards; None stays None."""
+    model = ScaledCheckpoint()
+    x = torch.randn(4, 8, requires_grad=True)
+    fresh = flopmeter.profile(model, (x,), backward=True)
+    assert (fresh.forward.macs, fresh.backward_cost.macs) == (1_024, 3_072)
+    assert model.scale.grad is None
+    grad = torch.full((8,), 7.0)
+    model.scale.grad = grad
+    again = flopmeter.profile(model, (x,), backward=True)
+    assert again.backward_cost.flops == fresh.backward_cost.flops
+    assert model.scale.grad is grad and torch.equal(grad, torch.full((8,), 7.0))
+
+
+def test_a_reentrant_checkpoint_does_not_read_the_grad_of_a_non_leaf_input() -> None:
+    """An input made from a leaf (``a * 2``): ``.grad`` of a non-leaf is not written by
+    ``backward()`` and reading it warns ("not a leaf Tensor"); the leaf behind it keeps its
+    grad."""
+    leaf = torch.randn(4, 8, requires_grad=True)
+    leaf.grad = torch.zeros(4, 8)
+    grad = leaf.grad
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        flopmeter.profile(Checkpointed(), (leaf * 2,), backward=True)
+    assert leaf.grad is grad and not grad.any()
+
+
+def test_a_reentrant_checkpoint_runs_no_post_accumulate_grad_hook() -> None:
+    """Training with the optimizer step fused into the backward (PyTorch's tutorial: an
+    ``Adam.step`` in each parameter's post-accumulate-grad hook). ``autograd.grad`` never
+    runs these hooks; the ``backward()`` a reentrant checkpoint needs would run them once
+    per parameter (4 here), stepping the user's optimizer. None runs in the profile; each
+    still runs in the user's own backward afterwards."""
+    model = Checkpointed()
+    stepped: list[torch.Tensor] = []
+    for parameter in model.parameters():
+        parameter.register_post_accumulate_grad_hook(stepped.append)
+    x = torch.randn(4, 8, requires_grad=True)
+    assert flopmeter.profile(model, (x,), backward=True).backward_cost.macs == 3_072
+    assert stepped == []
+    model(x).sum().backward()
+    assert len(stepped) == 4  # a.weight, a.bias, b.weight, b.bias

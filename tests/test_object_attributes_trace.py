@@ -4,6 +4,8 @@ there and the model's next call would fail (docs/meta.md)."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 from torch import nn
@@ -75,3 +77,56 @@ def test_a_value_cached_before_the_profile_stays() -> None:
     cache = model.state.cache
     flopmeter.profile(model, torch.randn(2, 4))
     assert model.state.cache is cache and model.state.calls == 1 and len(model.state.history) == 1
+
+
+class SharedState:
+    """Empty until a forward caches something on it."""
+
+
+class Pausing(nn.Module):
+    """``first`` caches its input on the shared object (a meta tensor on a shapes-only run)
+    and waits for the other model's forward to begin; the other waits for the first's
+    profile to end. Each wait gives up after ``PAUSE`` seconds."""
+
+    def __init__(self, state: SharedState, first: bool, events: dict[str, threading.Event]) -> None:
+        super().__init__()
+        self.linear = nn.Linear(4, 4)
+        self.state, self.first, self.events = state, first, events
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.first:
+            self.state.cache = x
+            self.events["cached"].set()
+            self.events["other_running"].wait(PAUSE)
+        else:
+            self.events["other_running"].set()
+            self.events["first_done"].wait(PAUSE)
+        return self.linear(x)
+
+
+PAUSE = 1.0
+
+
+def test_two_models_sharing_an_object_profiled_in_two_threads_take_turns() -> None:
+    """Models A and B hold one plain object. A's forward caches a meta tensor on it; B's
+    profile, started meanwhile, would save the object with that tensor in it, and put it
+    back after A's profile had taken it away: the object kept a meta tensor. Profiles of
+    models holding one object take turns, as those sharing a module do: it ends empty."""
+    shared = SharedState()
+    events = {name: threading.Event() for name in ("cached", "other_running", "first_done")}
+    first, second = Pausing(shared, True, events), Pausing(shared, False, events)
+
+    def profile_first() -> None:
+        flopmeter.profile(first, input_shape=(2, 4))
+        events["first_done"].set()
+
+    def profile_second() -> None:
+        events["cached"].wait(PAUSE)
+        flopmeter.profile(second, input_shape=(2, 4))
+
+    threads = [threading.Thread(target=profile_first), threading.Thread(target=profile_second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert vars(shared) == {}

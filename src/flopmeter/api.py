@@ -27,6 +27,7 @@ from .formula_checks import checked_module_formula, checked_op_formula
 from .inputs import build_inputs, describe_inputs, resolve_dtype
 from .registry import CountOptions
 from .report import Report
+from .tracing.attributes import held_object_dicts
 from .tracing.model_walk import ModelWalk
 from .tracing.modules import exclusive, take_turns, uncompiled
 from .tracing.recorder import gc_paused, is_meta_limitation
@@ -178,7 +179,8 @@ def profile(
         )
     model = uncompiled(model)  # a torch.compile'd module is counted as its original
     walk = ModelWalk(model)  # read once; true until the runs end (``_one_profile_per_model``)
-    with take_turns(walk.modules):  # with profiles of other models sharing a module
+    # with profiles of other models sharing a module, or a plain object held in one
+    with take_turns([*walk.modules, *held_object_dicts(walk.modules)]):
         _refuse_lazy(walk)
         if causal not in ("full", "needed"):
             raise ValueError(f"causal must be 'full' or 'needed', got {causal!r}")

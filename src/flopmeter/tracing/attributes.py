@@ -14,7 +14,7 @@ from __future__ import annotations
 import types
 from collections import OrderedDict
 from itertools import chain, compress, repeat
-from operator import eq, is_, methodcaller
+from operator import eq, is_, methodcaller, not_
 from typing import Any
 
 import torch
@@ -164,6 +164,20 @@ def _object_dicts(direct: list[Any]) -> list[dict[str, Any]]:
             if type(attributes) is dict:
                 found[id(attributes)] = attributes
     return list(found.values())
+
+
+def held_object_dicts(modules: list[torch.nn.Module]) -> list[dict[str, Any]]:
+    """The ``__dict__``s of the plain objects ``modules`` hold directly, which a profile
+    saves and puts back besides the modules' own (``_object_dicts``): two profiles of
+    models holding one such object must take turns with it, as with a shared module,
+    else the second saves what the first's run put there and puts it back after the first
+    took it away (a meta tensor left on a shared object)."""
+    values = list(chain.from_iterable(map(dict.values, map(vars, modules))))
+    skipped = _NOT_OBJECTS.__contains__
+    return _object_dicts(list(compress(values, map(not_, map(skipped, map(type, values))))))
+
+
+_NOT_OBJECTS = frozenset({*PLAIN_TYPES, dict, OrderedDict, list, set, tuple})
 
 
 _CODE = (type, types.FunctionType, types.MethodType, types.BuiltinFunctionType, types.ModuleType)

@@ -68,14 +68,14 @@ class _ModulesInUse:
         self.changed = threading.Condition(self.lock)
         self.owner: dict[int, int] = {}  # id(module) -> the thread profiling it
 
-    def take_turns(self, modules: list[torch.nn.Module]) -> _Turn:
+    def take_turns(self, modules: list[Any]) -> _Turn:
         return _Turn(self, modules)
 
 
 class _Turn(Undoing):
     """One profile's turn with its modules (``take_turns``)."""
 
-    def __init__(self, in_use: _ModulesInUse, modules: list[torch.nn.Module]) -> None:
+    def __init__(self, in_use: _ModulesInUse, modules: list[Any]) -> None:
         self._in_use = in_use
         self._keys = list(map(id, modules))
         self._mine: list[int] = []  # the modules this turn took (not already this thread's)

@@ -621,15 +621,60 @@ def _run_backward(
         torch.autograd.grad(outputs, wrt, grad_outputs=ones, allow_unused=True)
         return
     # ``checkpoint(use_reentrant=True)`` refuses ``autograd.grad``: run ``backward()`` as
-    # training does, from grads of None (no accumulating add), and put every grad back.
-    saved = [(leaf, leaf.grad) for leaf in wrt]
-    for leaf in wrt:
-        leaf.grad = None
+    # training does, from grads of None (no accumulating add), and put every grad back:
+    # of the graph's leaves (a non-leaf's ``.grad`` is not written unless it retains it)
+    # and of those only the recompute reaches (``_GradsTaken``).
+    taken = _GradsTaken()
+    taken.take([t for t in wrt if t.is_leaf or t.retains_grad])
     try:
-        torch.autograd.backward(outputs, grad_tensors=ones)
+        with taken:
+            torch.autograd.backward(outputs, grad_tensors=ones)
     finally:
-        for leaf, grad in saved:
-            leaf.grad = grad
+        taken.put_back()
+
+
+class _GradsTaken(TorchDispatchMode):
+    """Each tensor that ``backward()`` may write a ``.grad`` to, with the grad it had (set
+    to None meanwhile); as a mode around a reentrant checkpoint's backward, also each leaf
+    that requires grad an op of its recompute reads (a tensor held in a plain attribute or
+    a closure: the outer graph has no edge to it, yet the recompute's own backward writes
+    its ``.grad``). The recompute's forward runs before its backward, so a grad is taken
+    before it can be written. (A dispatch mode: a function mode would take
+    ``torch.autograd.backward`` itself as one call and be off while it runs.) Each one's
+    post-accumulate-grad hooks are taken too: ``autograd.grad`` runs none, ``backward()``
+    would (an optimizer step fused into the backward)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._saved: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}
+        self._hooks: list[tuple[dict[Any, Any], dict[Any, Any]]] = []  # (the tensor's, its entries)
+
+    def take(self, tensors: list[torch.Tensor]) -> None:
+        for tensor in tensors:
+            if id(tensor) not in self._saved:
+                self._saved[id(tensor)] = (tensor, tensor.grad)
+                tensor.grad = None
+                hooks = getattr(tensor, "_post_accumulate_grad_hooks", None)  # autograd calls this dict
+                if hooks:
+                    self._hooks.append((hooks, dict(hooks)))
+                    hooks.clear()
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        self.take(
+            [
+                t
+                for t in tree_flatten((args, kwargs))[0]
+                if isinstance(t, torch.Tensor) and t.requires_grad and t.is_leaf and id(t) not in self._saved
+            ]
+        )
+        return func(*args, **kwargs)
+
+    def put_back(self) -> None:
+        for tensor, grad in self._saved.values():
+            tensor.grad = grad
+        for hooks, entries in self._hooks:
+            hooks.update(entries)
 
 
 def _graph_leaves(outputs: list[torch.Tensor]) -> tuple[list[torch.Tensor], bool]:
