@@ -173,6 +173,9 @@ def held_object_dicts(modules: list[torch.nn.Module]) -> list[dict[str, Any]]:
     else the second saves what the first's run put there and puts it back after the first
     took it away (a meta tensor left on a shared object)."""
     values = list(chain.from_iterable(map(dict.values, map(vars, modules))))
+    kinds = set(map(type, values)) - _NOT_OBJECTS
+    if not any(map(_plain_object_class, kinds)):  # nearly always: no object to lock
+        return []
     skipped = _NOT_OBJECTS.__contains__
     return _object_dicts(list(compress(values, map(not_, map(skipped, map(type, values))))))
 
