@@ -1,0 +1,54 @@
+"""PT2E quantization (torch.export -> prepare_pt2e -> convert_pt2e, torchao): the
+reference representation's quantize/dequantize ops are counted, in the overhead bucket."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import flopmeter
+
+pt2e = pytest.importorskip("torchao.quantization.pt2e.quantize_pt2e")
+x86 = pytest.importorskip("torchao.quantization.pt2e.quantizer.x86_inductor_quantizer")
+
+
+def _converted(dynamic: bool = False) -> tuple[torch.fx.GraphModule, torch.Tensor]:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3)).eval()
+    x = torch.randn(2, 4)
+    exported = torch.export.export(model, (x,)).module()
+    quantizer = x86.X86InductorQuantizer().set_global(
+        x86.get_default_x86_inductor_quantization_config(is_dynamic=dynamic)
+    )
+    prepared = pt2e.prepare_pt2e(exported, quantizer)
+    prepared(x)
+    return pt2e.convert_pt2e(prepared), x
+
+
+def test_static_linear_counts_the_float_linear_and_puts_quantize_ops_in_overhead() -> None:
+    converted, x = _converted()
+    state = {k: v.clone() for k, v in converted.state_dict().items()}
+    code = converted.code
+    report = flopmeter.profile(converted, x)
+    assert report.unsupported == {}
+    assert report.macs == 24  # 2 rows * 4 * 3
+    assert report.flops == 48  # 2*3*(2*4-1) = 42 + 6 bias adds
+    overhead = {op: s.cost.flops for op, s in report.overhead.items()}
+    assert overhead == {
+        "quantized_decomposed.dequantize_per_channel": 24,  # int8 weight 3x4 = 12 values * 2
+        "quantized_decomposed.quantize_per_tensor": 32,  # input 2x4 = 8 values * 4
+        "quantized_decomposed.dequantize_per_tensor": 16,  # 8 values * 2
+    }
+    assert report.compression.nonzeros_counted  # a quantized model: counted unasked
+    assert converted.code == code
+    assert all(torch.equal(state[k], v) for k, v in converted.state_dict().items())
+
+
+def test_dynamic_linear_counts_the_range_as_overhead() -> None:
+    converted, x = _converted(dynamic=True)
+    report = flopmeter.profile(converted, x)
+    assert report.unsupported == {}
+    assert report.macs == 24 and report.flops == 48  # as above
+    overhead = {op: s.cost.flops for op, s in report.overhead.items()}
+    assert overhead["quantized_decomposed.choose_qparams"] == 16  # min and max of 8 values: 8 * 2
+    assert overhead["quantized_decomposed.dequantize_per_channel"] == 24  # 12 * 2
