@@ -52,3 +52,32 @@ def test_dynamic_linear_counts_the_range_as_overhead() -> None:
     overhead = {op: s.cost.flops for op, s in report.overhead.items()}
     assert overhead["quantized_decomposed.choose_qparams"] == 16  # min and max of 8 values: 8 * 2
     assert overhead["quantized_decomposed.dequantize_per_channel"] == 24  # 12 * 2
+
+
+def _expect_int8_linear(report: flopmeter.Report, weight: torch.Tensor) -> None:
+    layer = report.compression.layers["0"]
+    assert (layer.weight_bits, layer.act_bits) == (8, 8)  # int8 -128..127; uint8 input 0..255
+    assert layer.representation == "pt2e int8 per_channel"
+    assert layer.macs_dense == 24  # 2 rows * 4 * 3
+    nonzero = int(torch.count_nonzero(weight))  # symmetric: the zero point is 0
+    assert layer.macs_effective == nonzero * 2  # each weight used by the 2 rows of x
+    assert layer.bops == nonzero * 2 * 8 * 8
+    # 12 int8 values + 3 float32 scales (12) + 3 int64 zero points (24) + 3 float32 biases (12)
+    assert layer.bytes_actual == 12 + 12 + 24 + 12
+
+
+def test_converted_graph_weight_is_the_int8_constant() -> None:
+    converted, x = _converted()
+    weight = converted._frozen_param0
+    assert weight.dtype == torch.int8
+    _expect_int8_linear(flopmeter.profile(converted, x), weight)
+
+
+def test_exported_program_of_converted_model_has_int8_layers() -> None:
+    converted, x = _converted()
+    program = torch.export.export(converted, (x,))
+    weight = converted._frozen_param0
+    report = flopmeter.profile(program)
+    assert report.unsupported == {}
+    assert report.macs == 24 and report.modules["0"].macs == 24
+    _expect_int8_linear(report, weight)
