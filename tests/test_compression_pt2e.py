@@ -112,7 +112,8 @@ def test_exported_program_conv_row_is_int8() -> None:
 
 
 def test_qat_prepared_counts_its_batch_norm_fold_as_model_flops() -> None:
-    """A documented limitation: the fold is model work here (overhead in eager and FX QAT)."""
+    """A documented limitation: the fold is model work here (overhead in eager and FX QAT);
+    the weight has the fake quantizer's bits, as in eager QAT."""
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8)).train()
     x = torch.randn(2, 3, 4, 4)
@@ -128,3 +129,7 @@ def test_qat_prepared_counts_its_batch_norm_fold_as_model_flops() -> None:
     # var + eps 8, sqrt 8, gamma / std 8, weight * scale 8*3*3*3 = 216, output / scale
     # 2*8*4*4 = 256, bias add 256: 752
     assert report.flops - float_flops == 752
+    layer = report.compression.layers[""]  # the flat graph runs the conv at its root
+    assert (layer.weight_bits, layer.act_bits, layer.n_scales) == (8, 8, 8)  # int8 per channel, uint8 input
+    assert layer.macs_dense == 2 * 8 * 4 * 4 * (3 * 3 * 3)  # 256 outputs * 27 = 6,912
+    assert layer.bops == 6912 * 8 * 8  # float weights: no zeros

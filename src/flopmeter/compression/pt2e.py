@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from .facts import ModelFacts, WeightFact
+from .facts import ModelFacts, WeightFact, _quantizer_bits
 
 _CONTRACTIONS = frozenset({"conv1d", "conv2d", "conv3d", "linear", "conv_transpose1d", "conv_transpose2d"})
 
@@ -37,29 +37,76 @@ def read_pt2e_weights(model: torch.nn.Module, found: ModelFacts) -> None:
         if not isinstance(graph, torch.fx.Graph):
             continue
         for node in graph.nodes:
+            if node.op == "call_function" and len(node.args) > 1 and _contraction(node, node.args[1]):
+                _fake_quantized(found, module, owner, node)
             weight = _dequantized_constant(module, node)
             if weight is None:
                 continue
             for layer, act_bits in _layers_using(module, owner, node):
-                layer = _linear_home(found, layer, node, weight)
+                users = [user for user in node.users if _contraction(user, node)]
+                layer = _linear_home(found, layer, users[0], tuple(weight.shape)) if users else layer
                 _set_weight(found, layer, node, weight, module)
                 if act_bits is not None:
                     found.qat_act_bits[layer] = act_bits
 
 
-def _linear_home(found: ModelFacts, layer: str, node: torch.fx.Node, weight: torch.Tensor) -> str:
-    """In a flat graph, a linear whose module (``nn_module_stack``) still holds a float
-    weight of its shape: that module, where the view counts a matmul on a weight it holds
+def _linear_home(found: ModelFacts, layer: str, contraction: torch.fx.Node, shape: tuple[int, ...]) -> str:
+    """In a flat graph, a linear whose module (``nn_module_stack``) holds a weight of its
+    shape: that module, where the view counts a matmul on a weight it holds
     (``view.functional_homes``). Convolutions stay at the graph's module, where they run."""
-    for user in node.users:
-        stack = user.meta.get("nn_module_stack") or {}
-        if _op_name(user) != "aten.linear" or not stack:
-            continue
-        path = str(list(stack.values())[-1][0])
-        held = found.weights.get(path, [])
-        if path != layer and any(f.name == "weight" and f.shape == tuple(weight.shape) for f in held):
-            return path
+    stack = contraction.meta.get("nn_module_stack") or {}
+    if _op_name(contraction) != "aten.linear" or not stack:
+        return layer
+    path = str(list(stack.values())[-1][0])
+    held = found.weights.get(path, [])
+    if path != layer and any(f.name == "weight" and f.shape == shape for f in held):
+        return path
     return layer
+
+
+def _fake_quantized(
+    found: ModelFacts, module: torch.nn.Module, owner: str, contraction: torch.fx.Node
+) -> None:
+    """A ``prepare_qat_pt2e`` graph: a contraction whose weight passes through a fake
+    quantizer (after the simulated batch-norm fold's multiply) stands for the integer
+    weight it rounds to, as an eager QAT layer does (``facts._quantization_aware``): the
+    quantizer's bits, one scale per output channel (per-channel schemes) or one, 16 bytes
+    each as converted. The fact moves to the module where the contraction is counted;
+    the input's bits are those of the fake quantizer feeding it."""
+    quantizer = _fake_quantizer(module, contraction.args[1])
+    bits = _quantizer_bits(quantizer)
+    source = contraction.args[1]
+    while isinstance(source, torch.fx.Node) and source.op in ("call_module", "call_function") and source.args:
+        source = source.args[0]  # through the fake quantizer and the fold's multiply
+    if bits is None or not isinstance(source, torch.fx.Node) or source.op != "get_attr":
+        return
+    fact = found.by_tensor.get(id(_attribute(module, str(source.target))))
+    if fact is None or fact.representation != "dense":
+        return
+    layer = _linear_home(found, owner, contraction, fact.shape)
+    per_channel = str(getattr(quantizer, "qscheme", "")).removeprefix("torch.").startswith("per_channel")
+    axis = getattr(quantizer, "ch_axis", 0)
+    fact.n_scales = fact.shape[axis] if per_channel and -len(fact.shape) <= axis < len(fact.shape) else 1
+    fact.ideal_scale_bytes = 16 * fact.n_scales
+    fact.weight_bits = bits
+    dtype = str(getattr(quantizer, "dtype", "")).removeprefix("torch.")
+    fact.representation = f"qat {dtype} {'per_channel' if per_channel else 'per_tensor'}"
+    if layer != fact.module:
+        found.weights[fact.module] = [f for f in found.weights.get(fact.module, []) if f is not fact]
+        fact.module = layer
+        found.weights.setdefault(layer, []).append(fact)
+    act_bits = _quantizer_bits(_fake_quantizer(module, contraction.args[0]))
+    if act_bits is not None:
+        found.qat_act_bits[layer] = act_bits
+
+
+def _fake_quantizer(module: torch.nn.Module, node: Any) -> Any:
+    """The fake quantizer a ``call_module`` node runs, else None (an observer of a
+    prepared, not QAT, model rounds nothing)."""
+    if not isinstance(node, torch.fx.Node) or node.op != "call_module":
+        return None
+    quantizer = _attribute(module, str(node.target))
+    return quantizer if any("FakeQuantize" in c.__name__ for c in type(quantizer).__mro__) else None
 
 
 def _op_name(node: Any) -> str:
