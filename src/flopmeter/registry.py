@@ -1505,6 +1505,29 @@ def _quantized_data(event: OpEvent, options: CountOptions) -> Cost:
 namespaced_formula("quantized", "embedding_bag_byte", "embedding_bag_4bit")(_embedding_bag)
 
 
+# PT2E quantization (``prepare_pt2e`` / ``convert_pt2e``): the reference representation's
+# quantize and dequantize ops (torch's ``quantized_decomposed`` namespace)
+PT2E_QUANTIZE = (
+    "quantize_per_tensor",
+    "quantize_per_channel",
+    "quantize_per_token",
+    "quantize_per_channel_group",
+)
+PT2E_DEQUANTIZE = (
+    "dequantize_per_tensor",
+    "dequantize_per_channel",
+    "dequantize_per_token",
+    "dequantize_per_channel_group",
+)
+PT2E_QPARAMS = (
+    "choose_qparams",
+    "choose_qparams_symmetric",
+    "choose_qparams_per_token",
+    "choose_qparams_per_token_asymmetric",
+)
+
+
+@namespaced_formula("quantized_decomposed", *PT2E_QUANTIZE, "fake_quant_per_channel")
 @formula(
     "quantize_per_tensor",
     "quantize_per_channel",
@@ -1532,10 +1555,19 @@ def _observe_and_fake_quantize(event: OpEvent, options: CountOptions) -> Cost:
     return elementwise.pointwise(event.args[0].numel, 6)
 
 
+@namespaced_formula("quantized_decomposed", *PT2E_DEQUANTIZE)
 @formula("dequantize")
 def _dequantize(event: OpEvent, options: CountOptions) -> Cost:
     """(q - zero_point) * scale: 2 operations per element. Compression overhead."""
     return elementwise.pointwise(sum(t.numel for t in event.outputs), 2)
+
+
+@namespaced_formula("quantized_decomposed", *PT2E_QPARAMS)
+def _pt2e_qparams(event: OpEvent, options: CountOptions) -> Cost:
+    """A dynamic quantization's range: min and max of the input, 2 operations per input
+    element (the scale and zero point from them are a few per tensor or token, not
+    counted). Compression overhead."""
+    return elementwise.pointwise(event.args[0].numel, 2)
 
 
 @formula("quantized_lstm", "quantized_gru")

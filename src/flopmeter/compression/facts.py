@@ -251,6 +251,10 @@ def collect(model: torch.nn.Module, walk: ModelWalk | None = None) -> ModelFacts
     if isinstance(model, torch.fx.GraphModule):
         _graph_input_bits(model, found)  # the graph shows which quantizer feeds each layer
         found.activation_quantizers.clear()
+    if isinstance(getattr(model, "graph", None), torch.fx.Graph):  # a GraphModule, an unflattened program
+        from .pt2e import read_pt2e_weights  # (imports this module)
+
+        read_pt2e_weights(model, found)
     return found
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from ..cost import Cost
-from ..registry import kind_of
+from ..registry import PT2E_DEQUANTIZE, PT2E_QPARAMS, PT2E_QUANTIZE, kind_of
 from ..tracing.events import BACKWARD, OpEvent
 from .facts import ModelFacts
 
@@ -35,6 +35,10 @@ QUANTIZE_OPS = frozenset(
         "aten.fake_quantize_per_channel_affine_cachemask",
         "aten._fake_quantize_learnable_per_tensor_affine",
         "aten._fake_quantize_learnable_per_channel_affine",
+        *(
+            f"quantized_decomposed.{op}"
+            for op in (*PT2E_QUANTIZE, *PT2E_DEQUANTIZE, *PT2E_QPARAMS, "fake_quant_per_channel")
+        ),
     }
 )
 _SUBCLASS_PREFIXES = ("torchao ", "bitsandbytes")
