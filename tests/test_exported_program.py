@@ -134,3 +134,40 @@ def test_cli_refuses_a_bad_file_and_set(tmp_path: Path) -> None:
     torch.export.save(_exported(), str(good))
     code, _, err = _cli(str(good), "--set", "hidden_size=8")
     assert code == 2 and "already built" in err
+
+
+class _Attention(nn.Module):
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
+class _AttentionNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.attn = _Attention()
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.attn(q, k, v, mask)
+
+
+def test_attention_is_counted_whole_as_in_the_eager_model() -> None:
+    """The program calls aten.scaled_dot_product_attention, which dispatched alone
+    decomposes into bmm, softmax and the mask's where/add (1,248 FLOPs here); it is
+    counted whole by the attention formula, as eagerly (docs/formulas.md)."""
+    q = torch.randn(1, 2, 4, 8)  # 2 heads, L = S = 4, E = Ev = 8
+    inputs = (q, q.clone(), q.clone(), torch.ones(4, 4, dtype=torch.bool).tril())
+    program = torch.export.export(_AttentionNet(), inputs)
+    report = flopmeter.profile(program)
+    # per head: QK^T 4*4*(2*8-1) = 240, scale 16, mask 16, softmax 4*(5*4-2) = 72,
+    # AV 4*8*(2*4-1) = 224: 568; 2 heads = 1,136 FLOPs; MACs 2*(4*4*8 + 4*4*8) = 512
+    assert (report.flops, report.macs) == (1136, 512)
+    assert report.modules["attn"].total.flops == 1136
+    assert list(report.operators) == ["aten.scaled_dot_product_attention"]
+    eager = flopmeter.profile(_AttentionNet(), inputs)
+    assert (eager.flops, eager.bytes_read, eager.bytes_written) == (
+        report.flops,
+        report.bytes_read,
+        report.bytes_written,
+    )
+    targets = [str(node.target) for node in program.graph.nodes if node.op == "call_function"]
+    assert targets == ["aten.scaled_dot_product_attention.default"]  # the program is unchanged

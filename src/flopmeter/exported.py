@@ -28,11 +28,31 @@ def unflattened(program: Any) -> tuple[torch.nn.Module, dict[str, str]]:
     """The program's module tree (``torch.export.unflatten``) and, by qualified name, the
     class name each module had when it was exported ("" is the root)."""
     module = torch.export.unflatten(program)
+    _attention_called_whole(module)
     classes: dict[str, str] = {}
     for node in program.graph.nodes:
         for path, kind in (node.meta.get("nn_module_stack") or {}).values():
             classes.setdefault(path, str(kind).rsplit(".", 1)[-1])
     return module, classes
+
+
+def _attention_called_whole(module: torch.nn.Module) -> None:
+    """Make each ``aten.scaled_dot_product_attention`` node of the unflattened graphs call
+    ``F.scaled_dot_product_attention`` (same arguments), which the profile counts whole, by
+    its one formula, as in the eager model; called as the aten op it would reach the
+    profile as its math decomposition (bmm, softmax, a mask's ``where`` and add). Only the
+    unflattened copy's graphs change, not the program's."""
+    aten_sdpa = torch.ops.aten.scaled_dot_product_attention.default
+    for submodule in module.modules():
+        graph = getattr(submodule, "graph", None)
+        if not isinstance(graph, torch.fx.Graph):
+            continue
+        nodes = [node for node in graph.nodes if node.op == "call_function" and node.target is aten_sdpa]
+        for node in nodes:
+            node.target = torch.nn.functional.scaled_dot_product_attention
+        finalize = getattr(submodule, "finalize", None)
+        if nodes and callable(finalize):
+            finalize()  # its generated code too, which torch runs instead of the graph under dynamo
 
 
 def example_inputs(program: Any) -> Any:
