@@ -171,3 +171,71 @@ def test_attention_is_counted_whole_as_in_the_eager_model() -> None:
     )
     targets = [str(node.target) for node in program.graph.nodes if node.op == "call_function"]
     assert targets == ["aten.scaled_dot_product_attention.default"]  # the program is unchanged
+
+
+class _Rows(nn.Module):
+    """A module that runs no op (Identity), one never called (aux), a ModuleList and an
+    nn.MultiheadAttention: what the program keeps of each differs from the eager model."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.skip = nn.Identity()
+        self.aux = nn.Linear(4, 4)
+        self.layers = nn.ModuleList([nn.Linear(4, 4)])
+        self.attn = nn.MultiheadAttention(4, 2, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.layers[0](self.skip(x))
+        return self.attn(x, x, x, need_weights=False)[0]
+
+
+def test_what_the_program_does_not_keep_reads_as_documented() -> None:
+    """docs/exported.md: no-op and uncalled modules are rows of type Module with 0 calls,
+    a ModuleList an InterpreterModule; attention's pieces have its FLOPs and more bytes."""
+    x = torch.randn(1, 3, 4)  # batch 1, L = 3 tokens, 4 features
+    model = _Rows().eval()
+    program = torch.export.export(model, (x,))
+    report, eager = flopmeter.profile(program), flopmeter.profile(model, x)
+    rows = {name: (m.type, m.calls, m.params) for name, m in report.modules.items()}
+    assert rows["skip"] == ("Module", 0, 0) and eager.modules["skip"].calls == 1
+    assert rows["aux"] == ("Module", 0, 4 * 4 + 4)  # its 20 params still counted
+    assert rows["layers"][0] == "InterpreterModule" and eager.modules["layers"].type == "ModuleList"
+    assert rows["attn.out_proj"][:2] == ("Module", 0)  # MHA uses its weight, never calls it
+    # MACs: layers.0 3*4*4 = 48, in-projection 3*(3*4*4) = 144, attention 2 heads *
+    # (QK^T 3*3*2 + AV 3*3*2) = 72 (head size 4/2 = 2), out-projection 3*4*4 = 48: 312
+    assert report.macs == eager.macs == 312
+    assert report.flops == eager.flops and report.params == eager.params
+    assert report.bytes_read > eager.bytes_read  # the pieces read their intermediates
+    assert "nn.functional.multi_head_attention_forward" in eager.operators
+    assert "nn.functional.multi_head_attention_forward" not in report.operators
+
+
+class _Aliased(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(8, 8)
+        self.b = self.a  # one module, two names
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(self.a(x))
+
+
+def test_a_module_under_two_names_is_a_row_per_name_called() -> None:
+    x = torch.randn(2, 8)
+    report = flopmeter.profile(torch.export.export(_Aliased(), (x,)))
+    eager = flopmeter.profile(_Aliased(), x)
+    # each call 2*8*8 = 128 MACs; eagerly one row 'a' of 2 calls, 256 MACs
+    assert {n: (m.total.macs, m.calls) for n, m in eager.modules.items()} == {"": (256, 1), "a": (256, 2)}
+    assert {n: (m.total.macs, m.calls, m.params) for n, m in report.modules.items()} == {
+        "": (256, 1, 72),
+        "a": (128, 1, 8 * 8 + 8),  # 72
+        "b": (128, 1, 0),  # the same weights, counted once
+    }
+
+
+def test_the_public_signature_admits_a_program() -> None:
+    """A user's type checker accepts ``profile(exported_program)`` (it said: expected Module)."""
+    import inspect
+
+    annotation = str(inspect.signature(flopmeter.profile).parameters["model"].annotation)
+    assert "ExportedProgram" in annotation and "Module" in annotation

@@ -131,7 +131,7 @@ def _exported_programs_as_modules(profile: _Function) -> _Function:
 @gc_paused()  # the trace's many small objects are freed before the collector runs
 @_one_profile_per_model
 def profile(
-    model: torch.nn.Module,
+    model: torch.nn.Module | torch.export.ExportedProgram,
     inputs: Inputs | None = None,
     *,
     input_shape: Any = None,
