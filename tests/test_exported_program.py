@@ -239,3 +239,24 @@ def test_the_public_signature_admits_a_program() -> None:
 
     annotation = str(inspect.signature(flopmeter.profile).parameters["model"].annotation)
     assert "ExportedProgram" in annotation and "Module" in annotation
+
+
+def test_train_is_refused_not_reported_while_the_exported_graph_is_counted(tmp_path: Path) -> None:
+    """A program exported in eval runs its batch norm on running statistics whatever
+    train= says; train=True reported training while counting that graph (164 FLOPs here,
+    not the 220 of batch statistics), so it is refused, as --train is (exit 2)."""
+    model = nn.Sequential(nn.Linear(8, 4), nn.BatchNorm1d(4)).eval()
+    program = torch.export.export(model, (torch.randn(2, 8),))
+    for train in (True, False):
+        with pytest.raises(ValueError, match="runs in the mode it was exported in"):
+            flopmeter.profile(program, train=train)
+    # the Linear: 2 rows * 4 outputs * (8 mults + 7 adds + 1 bias) = 128 FLOPs
+    assert flopmeter.profile(program).modules["0"].total.flops == 128
+    # backward=True counts the backward of the graph the program holds: its batch norm's
+    # forward is the eval one, as without backward
+    stepped = flopmeter.profile(program, backward=True)
+    assert stepped.forward.flops == flopmeter.profile(program).flops and stepped.backward_cost.flops > 0
+    path = tmp_path / "bn.pt2"
+    torch.export.save(program, str(path))
+    code, _, err = _cli(str(path), "--train")
+    assert code == 2 and "runs in the mode it was exported in" in err

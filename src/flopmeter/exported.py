@@ -70,6 +70,18 @@ def example_inputs(program: Any) -> Any:
     return dict(kwargs) if kwargs else tuple(args)
 
 
+def refuse_train(train: bool | None) -> None:
+    """A program runs the graph it was exported with (a batch norm's batch statistics or
+    running ones, dropout or none): ``train=`` cannot change it, so asking for a mode is
+    refused rather than reported as the mode while another graph is counted."""
+    if train is not None:
+        raise ValueError(
+            f"train={train!r}: a torch.export program runs in the mode it was exported in, and "
+            "train= cannot change it; export the model in the mode to count (model.train() or "
+            ".eval() before torch.export.export)"
+        )
+
+
 def with_exported_classes(report: Report, classes: dict[str, str]) -> Report:
     """Give each module of ``report`` the class name it had when exported (the
     unflattened tree's modules are all ``InterpreterModule``)."""
