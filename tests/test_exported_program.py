@@ -4,6 +4,7 @@ default, and the program is left as it was (src/flopmeter/exported.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -260,3 +261,37 @@ def test_train_is_refused_not_reported_while_the_exported_graph_is_counted(tmp_p
     torch.export.save(program, str(path))
     code, _, err = _cli(str(path), "--train")
     assert code == 2 and "runs in the mode it was exported in" in err
+
+
+@dataclasses.dataclass
+class _Output:
+    value: torch.Tensor
+
+
+class _DataclassNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> _Output:
+        return _Output(self.fc(x))
+
+
+def test_a_file_whose_output_class_is_unknown_names_that_class(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """torch.export.load raises 'check the warnings above' and logs the real error; the
+    CLI said the former with nothing above (transformers' outputs, unless imported)."""
+    import torch.utils._pytree as pytree
+
+    pytree.register_dataclass(_Output, serialized_type_name="tests._Output")
+    try:
+        program = torch.export.export(_DataclassNet(), (torch.randn(2, 8),))
+        path = tmp_path / "dataclass.pt2"
+        torch.export.save(program, str(path))
+    finally:
+        pytree._deregister_pytree_node(_Output)
+    code, _, err = _cli(str(path))
+    assert code == 2 and "tests._Output in pytree is not registered" in err
+    assert "import that library" in err and "warnings above" not in err
+    assert "Traceback" not in capsys.readouterr().err  # torch's logged traceback is not shown

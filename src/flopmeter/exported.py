@@ -10,6 +10,7 @@ tree from the first and the class names from the second. The program is not chan
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -53,6 +54,38 @@ def _attention_called_whole(module: torch.nn.Module) -> None:
         finalize = getattr(submodule, "finalize", None)
         if nodes and callable(finalize):
             finalize()  # its generated code too, which torch runs instead of the graph under dynamo
+
+
+class _KeptErrors(logging.Handler):
+    """Keeps the exceptions a logger logs, and shows none of its records."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.errors: list[BaseException] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info and record.exc_info[1] is not None:
+            self.errors.append(record.exc_info[1])
+
+
+def load(path: str) -> Any:
+    """``torch.export.load(path)``. When it fails, torch raises a RuntimeError that points
+    to "the warnings above" and logs the real error (an output class the pytree does not
+    know, a bad archive): that error is raised here, from torch's, and nothing is logged."""
+    logger = logging.getLogger("torch.export")  # it has its own stderr handler
+    kept = _KeptErrors()
+    handlers, level, propagate = logger.handlers, logger.level, logger.propagate
+    logger.handlers, logger.propagate = [kept], False
+    logger.setLevel(logging.WARNING)
+    try:
+        return torch.export.load(path)
+    except Exception as error:
+        if kept.errors:
+            raise kept.errors[-1] from error
+        raise
+    finally:
+        logger.handlers, logger.propagate = handlers, propagate
+        logger.setLevel(level)
 
 
 def example_inputs(program: Any) -> Any:

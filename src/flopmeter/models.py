@@ -13,7 +13,6 @@ import difflib
 import importlib.util
 import inspect
 import json
-import logging
 import os
 import re
 import sys
@@ -122,21 +121,20 @@ def check_source(source: str) -> tuple[str, str]:
 def _exported_file(source: str, overrides: dict[str, Any]) -> LoadedModel:
     """A ``torch.export.save``d program: its unflattened module tree, its example inputs
     (none when one is not a tensor: then --input is needed)."""
-    from .exported import unflattened
+    from .exported import load, unflattened
 
     if overrides:
         raise ModelSourceError("--set changes how a model is built; a torch.export file is already built")
-    logger = logging.getLogger("torch.export")  # it logs its own traceback of a bad file
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
     try:
-        program = torch.export.load(source)
+        program = load(source)
     except Exception as error:  # noqa: BLE001 - any failure to read the file is the same user error
+        hint = ""
+        if "pytree" in str(error) and "not registered" in str(error):
+            hint = "; its inputs or outputs are a library's classes: import that library and profile it in Python"
         raise ModelSourceError(
-            f"{source} is not a file torch.export.load can read ({type(error).__name__}: {_first_line(str(error), 120)})"
+            f"{source} is not a file torch.export.load can read ({type(error).__name__}: "
+            f"{_first_line(str(error), 200)}){hint}"
         ) from error
-    finally:
-        logger.setLevel(level)
     module, classes = unflattened(program)
     args, kwargs = program.example_inputs or ((), {})
     try:
