@@ -293,5 +293,18 @@ def test_a_file_whose_output_class_is_unknown_names_that_class(
         pytree._deregister_pytree_node(_Output)
     code, _, err = _cli(str(path))
     assert code == 2 and "tests._Output in pytree is not registered" in err
-    assert "import that library" in err and "warnings above" not in err
+    assert "import it and profile the program in Python" in err and "warnings above" not in err
     assert "Traceback" not in capsys.readouterr().err  # torch's logged traceback is not shown
+
+
+def test_cli_inputs_must_fit_the_programs_call(tmp_path: Path) -> None:
+    """A program exported with keyword x takes exactly that: a positional --input was a
+    model failure (exit 1, torch's pytree message); it is a usage error naming the call."""
+    path = tmp_path / "keyword.pt2"
+    torch.export.save(torch.export.export(Net().eval(), (), {"x": torch.randn(2, 8)}), str(path))
+    code, _, err = _cli(str(path), "--input", "2x8")
+    assert code == 2
+    assert "takes keyword x input(s), as it was exported, not 1 positional" in err
+    code, out, _ = _cli(str(path), "--input", "x:2x8", "--format", "json")
+    # block.fc 2*8*4 = 64 MACs, head 2*4*2 = 16 MACs: 80
+    assert code == 0 and json.loads(out)["totals"]["macs"] == 80

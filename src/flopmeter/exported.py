@@ -88,6 +88,30 @@ def load(path: str) -> Any:
         logger.setLevel(level)
 
 
+def call_form(program: Any) -> tuple[int, tuple[str, ...]]:
+    """How the program is called: its number of positional inputs and its keyword names."""
+    positional, keywords = program.call_spec.in_spec.children()
+    return positional.num_children, tuple(keywords.context or ())
+
+
+def check_call_form(form: tuple[int, tuple[str, ...]], positional: int, keywords: list[str]) -> None:
+    """The inputs given fit the program's call: as many positional ones, the same keyword
+    names (a program takes exactly what it was exported with); ValueError naming both."""
+    count, names = form
+    if positional == count and sorted(keywords) == sorted(names):
+        return
+
+    def described(count: int, names: Any) -> str:
+        parts = [f"{count} positional"] if count or not names else []
+        parts += [f"keyword {', '.join(names)}"] if names else []
+        return " and ".join(parts)
+
+    raise ValueError(
+        f"this torch.export program takes {described(count, names)} input(s), as it was exported, "
+        f"not {described(positional, keywords)} (name a keyword input as NAME:SHAPE)"
+    )
+
+
 def example_inputs(program: Any) -> Any:
     """The inputs the program was exported with, as ``profile`` takes them: a tuple of
     positional arguments, or a dict of keyword arguments (None when there are none)."""
