@@ -4,6 +4,7 @@ default, and the program is left as it was (src/flopmeter/exported.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -134,3 +135,176 @@ def test_cli_refuses_a_bad_file_and_set(tmp_path: Path) -> None:
     torch.export.save(_exported(), str(good))
     code, _, err = _cli(str(good), "--set", "hidden_size=8")
     assert code == 2 and "already built" in err
+
+
+class _Attention(nn.Module):
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
+class _AttentionNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.attn = _Attention()
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.attn(q, k, v, mask)
+
+
+def test_attention_is_counted_whole_as_in_the_eager_model() -> None:
+    """The program calls aten.scaled_dot_product_attention, which dispatched alone
+    decomposes into bmm, softmax and the mask's where/add (1,248 FLOPs here); it is
+    counted whole by the attention formula, as eagerly (docs/formulas.md)."""
+    q = torch.randn(1, 2, 4, 8)  # 2 heads, L = S = 4, E = Ev = 8
+    inputs = (q, q.clone(), q.clone(), torch.ones(4, 4, dtype=torch.bool).tril())
+    program = torch.export.export(_AttentionNet(), inputs)
+    report = flopmeter.profile(program)
+    # per head: QK^T 4*4*(2*8-1) = 240, scale 16, mask 16, softmax 4*(5*4-2) = 72,
+    # AV 4*8*(2*4-1) = 224: 568; 2 heads = 1,136 FLOPs; MACs 2*(4*4*8 + 4*4*8) = 512
+    assert (report.flops, report.macs) == (1136, 512)
+    assert report.modules["attn"].total.flops == 1136
+    assert list(report.operators) == ["aten.scaled_dot_product_attention"]
+    eager = flopmeter.profile(_AttentionNet(), inputs)
+    assert (eager.flops, eager.bytes_read, eager.bytes_written) == (
+        report.flops,
+        report.bytes_read,
+        report.bytes_written,
+    )
+    targets = [str(node.target) for node in program.graph.nodes if node.op == "call_function"]
+    assert targets == ["aten.scaled_dot_product_attention.default"]  # the program is unchanged
+
+
+class _Rows(nn.Module):
+    """A module that runs no op (Identity), one never called (aux), a ModuleList and an
+    nn.MultiheadAttention: what the program keeps of each differs from the eager model."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.skip = nn.Identity()
+        self.aux = nn.Linear(4, 4)
+        self.layers = nn.ModuleList([nn.Linear(4, 4)])
+        self.attn = nn.MultiheadAttention(4, 2, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.layers[0](self.skip(x))
+        return self.attn(x, x, x, need_weights=False)[0]
+
+
+def test_what_the_program_does_not_keep_reads_as_documented() -> None:
+    """docs/exported.md: no-op and uncalled modules are rows of type Module with 0 calls,
+    a ModuleList an InterpreterModule; attention's pieces have its FLOPs and more bytes."""
+    x = torch.randn(1, 3, 4)  # batch 1, L = 3 tokens, 4 features
+    model = _Rows().eval()
+    program = torch.export.export(model, (x,))
+    report, eager = flopmeter.profile(program), flopmeter.profile(model, x)
+    rows = {name: (m.type, m.calls, m.params) for name, m in report.modules.items()}
+    assert rows["skip"] == ("Module", 0, 0) and eager.modules["skip"].calls == 1
+    assert rows["aux"] == ("Module", 0, 4 * 4 + 4)  # its 20 params still counted
+    assert rows["layers"][0] == "InterpreterModule" and eager.modules["layers"].type == "ModuleList"
+    assert rows["attn.out_proj"][:2] == ("Module", 0)  # MHA uses its weight, never calls it
+    # MACs: layers.0 3*4*4 = 48, in-projection 3*(3*4*4) = 144, attention 2 heads *
+    # (QK^T 3*3*2 + AV 3*3*2) = 72 (head size 4/2 = 2), out-projection 3*4*4 = 48: 312
+    assert report.macs == eager.macs == 312
+    assert report.flops == eager.flops and report.params == eager.params
+    assert report.bytes_read > eager.bytes_read  # the pieces read their intermediates
+    assert "nn.functional.multi_head_attention_forward" in eager.operators
+    assert "nn.functional.multi_head_attention_forward" not in report.operators
+
+
+class _Aliased(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(8, 8)
+        self.b = self.a  # one module, two names
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(self.a(x))
+
+
+def test_a_module_under_two_names_is_a_row_per_name_called() -> None:
+    x = torch.randn(2, 8)
+    report = flopmeter.profile(torch.export.export(_Aliased(), (x,)))
+    eager = flopmeter.profile(_Aliased(), x)
+    # each call 2*8*8 = 128 MACs; eagerly one row 'a' of 2 calls, 256 MACs
+    assert {n: (m.total.macs, m.calls) for n, m in eager.modules.items()} == {"": (256, 1), "a": (256, 2)}
+    assert {n: (m.total.macs, m.calls, m.params) for n, m in report.modules.items()} == {
+        "": (256, 1, 72),
+        "a": (128, 1, 8 * 8 + 8),  # 72
+        "b": (128, 1, 0),  # the same weights, counted once
+    }
+
+
+def test_the_public_signature_admits_a_program() -> None:
+    """A user's type checker accepts ``profile(exported_program)`` (it said: expected Module)."""
+    import inspect
+
+    annotation = str(inspect.signature(flopmeter.profile).parameters["model"].annotation)
+    assert "ExportedProgram" in annotation and "Module" in annotation
+
+
+def test_train_is_refused_not_reported_while_the_exported_graph_is_counted(tmp_path: Path) -> None:
+    """A program exported in eval runs its batch norm on running statistics whatever
+    train= says; train=True reported training while counting that graph (164 FLOPs here,
+    not the 220 of batch statistics), so it is refused, as --train is (exit 2)."""
+    model = nn.Sequential(nn.Linear(8, 4), nn.BatchNorm1d(4)).eval()
+    program = torch.export.export(model, (torch.randn(2, 8),))
+    for train in (True, False):
+        with pytest.raises(ValueError, match="runs in the mode it was exported in"):
+            flopmeter.profile(program, train=train)
+    # the Linear: 2 rows * 4 outputs * (8 mults + 7 adds + 1 bias) = 128 FLOPs
+    assert flopmeter.profile(program).modules["0"].total.flops == 128
+    # backward=True counts the backward of the graph the program holds: its batch norm's
+    # forward is the eval one, as without backward
+    stepped = flopmeter.profile(program, backward=True)
+    assert stepped.forward.flops == flopmeter.profile(program).flops and stepped.backward_cost.flops > 0
+    path = tmp_path / "bn.pt2"
+    torch.export.save(program, str(path))
+    code, _, err = _cli(str(path), "--train")
+    assert code == 2 and "runs in the mode it was exported in" in err
+
+
+@dataclasses.dataclass
+class _Output:
+    value: torch.Tensor
+
+
+class _DataclassNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> _Output:
+        return _Output(self.fc(x))
+
+
+def test_a_file_whose_output_class_is_unknown_names_that_class(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """torch.export.load raises 'check the warnings above' and logs the real error; the
+    CLI said the former with nothing above (transformers' outputs, unless imported)."""
+    import torch.utils._pytree as pytree
+
+    pytree.register_dataclass(_Output, serialized_type_name="tests._Output")
+    try:
+        program = torch.export.export(_DataclassNet(), (torch.randn(2, 8),))
+        path = tmp_path / "dataclass.pt2"
+        torch.export.save(program, str(path))
+    finally:
+        pytree._deregister_pytree_node(_Output)
+    code, _, err = _cli(str(path))
+    assert code == 2 and "tests._Output in pytree is not registered" in err
+    assert "import it and profile the program in Python" in err and "warnings above" not in err
+    assert "Traceback" not in capsys.readouterr().err  # torch's logged traceback is not shown
+
+
+def test_cli_inputs_must_fit_the_programs_call(tmp_path: Path) -> None:
+    """A program exported with keyword x takes exactly that: a positional --input was a
+    model failure (exit 1, torch's pytree message); it is a usage error naming the call."""
+    path = tmp_path / "keyword.pt2"
+    torch.export.save(torch.export.export(Net().eval(), (), {"x": torch.randn(2, 8)}), str(path))
+    code, _, err = _cli(str(path), "--input", "2x8")
+    assert code == 2
+    assert "takes keyword x input(s), as it was exported, not 1 positional" in err
+    code, out, _ = _cli(str(path), "--input", "x:2x8", "--format", "json")
+    # block.fc 2*8*4 = 64 MACs, head 2*4*2 = 16 MACs: 80
+    assert code == 0 and json.loads(out)["totals"]["macs"] == 80

@@ -19,6 +19,7 @@ from .compression import prepare as prepare_compression
 from .exported import (
     example_inputs,
     is_exported_program,
+    refuse_train,
     unflattened,
     with_exported_class_names,
     with_exported_classes,
@@ -113,6 +114,7 @@ def _exported_programs_as_modules(profile: _Function) -> _Function:
     def unexported(model: Any, inputs: Any = None, **kwargs: Any) -> Any:
         if not is_exported_program(model):
             return profile(model, inputs, **kwargs)
+        refuse_train(kwargs.get("train"))
         module, classes = unflattened(model)
         if inputs is None and kwargs.get("input_shape") is None:
             inputs = example_inputs(model)
@@ -131,7 +133,7 @@ def _exported_programs_as_modules(profile: _Function) -> _Function:
 @gc_paused()  # the trace's many small objects are freed before the collector runs
 @_one_profile_per_model
 def profile(
-    model: torch.nn.Module,
+    model: torch.nn.Module | torch.export.ExportedProgram,
     inputs: Inputs | None = None,
     *,
     input_shape: Any = None,

@@ -789,8 +789,13 @@ def _load_and_profile(source: str, args: argparse.Namespace, err: TextIO) -> tup
     if not loaded.exported_classes:
         return profile(loaded.model, input_shape=shape, **common), loaded.model, shape
     from .api import ModelError
-    from .exported import with_exported_class_names, with_exported_classes
+    from .exported import check_call_form, refuse_train, with_exported_class_names, with_exported_classes
 
+    refuse_train(True if args.train else None)  # --train: exit 2
+    if args.input and loaded.exported_call is not None:  # the program's call, exit 2
+        check_call_form(
+            loaded.exported_call, sum(not s.name for s in specs), [s.name for s in specs if s.name]
+        )
     try:
         report = profile(loaded.model, input_shape=shape, **common)
     except ModelError as error:  # name the module by its exported class, as the report does

@@ -10,6 +10,7 @@ tree from the first and the class names from the second. The program is not chan
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -28,11 +29,87 @@ def unflattened(program: Any) -> tuple[torch.nn.Module, dict[str, str]]:
     """The program's module tree (``torch.export.unflatten``) and, by qualified name, the
     class name each module had when it was exported ("" is the root)."""
     module = torch.export.unflatten(program)
+    _attention_called_whole(module)
     classes: dict[str, str] = {}
     for node in program.graph.nodes:
         for path, kind in (node.meta.get("nn_module_stack") or {}).values():
             classes.setdefault(path, str(kind).rsplit(".", 1)[-1])
     return module, classes
+
+
+def _attention_called_whole(module: torch.nn.Module) -> None:
+    """Make each ``aten.scaled_dot_product_attention`` node of the unflattened graphs call
+    ``F.scaled_dot_product_attention`` (same arguments), which the profile counts whole, by
+    its one formula, as in the eager model; called as the aten op it would reach the
+    profile as its math decomposition (bmm, softmax, a mask's ``where`` and add). Only the
+    unflattened copy's graphs change, not the program's."""
+    aten_sdpa = torch.ops.aten.scaled_dot_product_attention.default
+    for submodule in module.modules():
+        graph = getattr(submodule, "graph", None)
+        if not isinstance(graph, torch.fx.Graph):
+            continue
+        nodes = [node for node in graph.nodes if node.op == "call_function" and node.target is aten_sdpa]
+        for node in nodes:
+            node.target = torch.nn.functional.scaled_dot_product_attention
+        finalize = getattr(submodule, "finalize", None)
+        if nodes and callable(finalize):
+            finalize()  # its generated code too, which torch runs instead of the graph under dynamo
+
+
+class _KeptErrors(logging.Handler):
+    """Keeps the exceptions a logger logs, and shows none of its records."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.errors: list[BaseException] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info and record.exc_info[1] is not None:
+            self.errors.append(record.exc_info[1])
+
+
+def load(path: str) -> Any:
+    """``torch.export.load(path)``. When it fails, torch raises a RuntimeError that points
+    to "the warnings above" and logs the real error (an output class the pytree does not
+    know, a bad archive): that error is raised here, from torch's, and nothing is logged."""
+    logger = logging.getLogger("torch.export")  # it has its own stderr handler
+    kept = _KeptErrors()
+    handlers, level, propagate = logger.handlers, logger.level, logger.propagate
+    logger.handlers, logger.propagate = [kept], False
+    logger.setLevel(logging.WARNING)
+    try:
+        return torch.export.load(path)
+    except Exception as error:
+        if kept.errors:
+            raise kept.errors[-1] from error
+        raise
+    finally:
+        logger.handlers, logger.propagate = handlers, propagate
+        logger.setLevel(level)
+
+
+def call_form(program: Any) -> tuple[int, tuple[str, ...]]:
+    """How the program is called: its number of positional inputs and its keyword names."""
+    positional, keywords = program.call_spec.in_spec.children()
+    return positional.num_children, tuple(keywords.context or ())
+
+
+def check_call_form(form: tuple[int, tuple[str, ...]], positional: int, keywords: list[str]) -> None:
+    """The inputs given fit the program's call: as many positional ones, the same keyword
+    names (a program takes exactly what it was exported with); ValueError naming both."""
+    count, names = form
+    if positional == count and sorted(keywords) == sorted(names):
+        return
+
+    def described(count: int, names: Any) -> str:
+        parts = [f"{count} positional"] if count or not names else []
+        parts += [f"keyword {', '.join(names)}"] if names else []
+        return " and ".join(parts)
+
+    raise ValueError(
+        f"this torch.export program takes {described(count, names)} input(s), as it was exported, "
+        f"not {described(positional, keywords)} (name a keyword input as NAME:SHAPE)"
+    )
 
 
 def example_inputs(program: Any) -> Any:
@@ -48,6 +125,18 @@ def example_inputs(program: Any) -> Any:
             "pass the inputs to profile explicitly (a tuple or a dict)"
         )
     return dict(kwargs) if kwargs else tuple(args)
+
+
+def refuse_train(train: bool | None) -> None:
+    """A program runs the graph it was exported with (a batch norm's batch statistics or
+    running ones, dropout or none): ``train=`` cannot change it, so asking for a mode is
+    refused rather than reported as the mode while another graph is counted."""
+    if train is not None:
+        raise ValueError(
+            f"train={train!r}: a torch.export program runs in the mode it was exported in, and "
+            "train= cannot change it; export the model in the mode to count (model.train() or "
+            ".eval() before torch.export.export)"
+        )
 
 
 def with_exported_classes(report: Report, classes: dict[str, str]) -> Report:

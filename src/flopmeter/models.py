@@ -13,7 +13,6 @@ import difflib
 import importlib.util
 import inspect
 import json
-import logging
 import os
 import re
 import sys
@@ -55,6 +54,8 @@ class LoadedModel:
     # a torch.export program's module classes by qualified name (its unflattened modules
     # are all InterpreterModule): the report's rows take these names
     exported_classes: dict[str, str] = field(default_factory=dict)
+    # a torch.export program's call: its positional input count and keyword names
+    exported_call: tuple[int, tuple[str, ...]] | None = None
 
 
 SOURCES = ("torchvision", "timm", "transformers")
@@ -122,28 +123,29 @@ def check_source(source: str) -> tuple[str, str]:
 def _exported_file(source: str, overrides: dict[str, Any]) -> LoadedModel:
     """A ``torch.export.save``d program: its unflattened module tree, its example inputs
     (none when one is not a tensor: then --input is needed)."""
-    from .exported import unflattened
+    from .exported import call_form, load, unflattened
 
     if overrides:
         raise ModelSourceError("--set changes how a model is built; a torch.export file is already built")
-    logger = logging.getLogger("torch.export")  # it logs its own traceback of a bad file
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
     try:
-        program = torch.export.load(source)
+        program = load(source)
     except Exception as error:  # noqa: BLE001 - any failure to read the file is the same user error
+        hint = ""
+        if "pytree" in str(error) and "not registered" in str(error):
+            hint = "; its inputs or outputs are classes of a module not imported: import it and profile the program in Python"
         raise ModelSourceError(
-            f"{source} is not a file torch.export.load can read ({type(error).__name__}: {_first_line(str(error), 120)})"
+            f"{source} is not a file torch.export.load can read ({type(error).__name__}: "
+            f"{_first_line(str(error), 200)}){hint}"
         ) from error
-    finally:
-        logger.setLevel(level)
     module, classes = unflattened(program)
     args, kwargs = program.example_inputs or ((), {})
     try:
         specs = [*map(_example_spec, args), *(_example_spec(value, key) for key, value in kwargs.items())]
     except (_NotAnInput, ValueError):
         specs = []
-    return LoadedModel(module, classes.get("", "ExportedProgram"), specs, exported_classes=classes)
+    loaded = LoadedModel(module, classes.get("", "ExportedProgram"), specs, exported_classes=classes)
+    loaded.exported_call = call_form(program)
+    return loaded
 
 
 def _python_file_and_callable(source: str) -> tuple[str, str]:
