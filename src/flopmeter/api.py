@@ -16,14 +16,7 @@ from .batch import batch_after_the_run, batch_before_the_run
 from .compression import classifier as overhead_classifier
 from .compression import finish as finish_compression
 from .compression import prepare as prepare_compression
-from .exported import (
-    example_inputs,
-    is_exported_program,
-    refuse_train,
-    unflattened,
-    with_exported_class_names,
-    with_exported_classes,
-)
+from .exported import counted_as_exported, example_inputs, is_exported_program, refuse_train, unflattened
 from .formula_checks import checked_module_formula, checked_op_formula
 from .inputs import build_inputs, describe_inputs, resolve_dtype
 from .registry import CountOptions
@@ -120,11 +113,7 @@ def _exported_programs_as_modules(profile: _Function) -> _Function:
             inputs = example_inputs(model)
         if kwargs.get("name") is None:
             kwargs["name"] = classes.get("", "ExportedProgram")
-        try:
-            report = profile(module, inputs, **kwargs)
-        except ModelError as error:  # name the module by its exported class, as the report does
-            raise ModelError(with_exported_class_names(str(error), classes)) from error.__cause__
-        return with_exported_classes(report, classes)
+        return counted_as_exported(lambda: profile(module, inputs, **kwargs), classes)
 
     return cast(_Function, unexported)
 

@@ -23,7 +23,7 @@ from .cli_llm import add_llm_arguments, refuse_llm_options_alone, roofline_names
 from .cli_usage import UsageError, units_option
 from .inputs import InputSpec, parse_spec
 from .models import ModelBuildError, ModelSourceError, check_source, load_model, parse_override, source_files
-from .render.units import MAX_PRECISION
+from .render.units import MAX_PRECISION, check_precision
 from .report import CONVENTIONS, ONNX_TOOL, Report
 
 EXAMPLES = """\
@@ -554,8 +554,10 @@ def _check_onnx_in_compare(args: argparse.Namespace) -> None:
 
 
 def check_ranges(args: argparse.Namespace) -> None:
-    if not 0 <= args.precision <= MAX_PRECISION:
-        raise UsageError(f"--precision takes 0 to {MAX_PRECISION} decimals, got {args.precision}")
+    try:
+        check_precision(args.precision)  # the same rule as Report.to_html(precision=)
+    except ValueError:
+        raise UsageError(f"--precision takes 0 to {MAX_PRECISION} decimals, got {args.precision}") from None
     if args.batch_size is not None and args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
     for option in ("top", "warmup", "repeat", "threads"):
@@ -788,19 +790,17 @@ def _load_and_profile(source: str, args: argparse.Namespace, err: TextIO) -> tup
     shape: Any = specs if len(specs) > 1 or specs[0].name else specs[0]
     if not loaded.exported_classes:
         return profile(loaded.model, input_shape=shape, **common), loaded.model, shape
-    from .api import ModelError
-    from .exported import check_call_form, refuse_train, with_exported_class_names, with_exported_classes
+    from .exported import check_call_form, counted_as_exported, refuse_train
 
     refuse_train(True if args.train else None)  # --train: exit 2
     if args.input and loaded.exported_call is not None:  # the program's call, exit 2
         check_call_form(
             loaded.exported_call, sum(not s.name for s in specs), [s.name for s in specs if s.name]
         )
-    try:
-        report = profile(loaded.model, input_shape=shape, **common)
-    except ModelError as error:  # name the module by its exported class, as the report does
-        raise ModelError(with_exported_class_names(str(error), loaded.exported_classes)) from error.__cause__
-    return with_exported_classes(report, loaded.exported_classes), loaded.model, shape
+    report = counted_as_exported(
+        lambda: profile(loaded.model, input_shape=shape, **common), loaded.exported_classes
+    )
+    return report, loaded.model, shape
 
 
 def check_inputs_fit(model: Any, specs: list[InputSpec], kind: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -137,6 +138,18 @@ def refuse_train(train: bool | None) -> None:
             "train= cannot change it; export the model in the mode to count (model.train() or "
             ".eval() before torch.export.export)"
         )
+
+
+def counted_as_exported(count: Callable[[], Report], classes: dict[str, str]) -> Report:
+    """``count()`` (a profile of the unflattened tree) with its rows, or the module its
+    error names, called by their exported classes."""
+    from .api import ModelError
+
+    try:
+        report = count()
+    except ModelError as error:
+        raise ModelError(with_exported_class_names(str(error), classes)) from error.__cause__
+    return with_exported_classes(report, classes)
 
 
 def with_exported_classes(report: Report, classes: dict[str, str]) -> Report:

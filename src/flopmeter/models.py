@@ -143,9 +143,13 @@ def _exported_file(source: str, overrides: dict[str, Any]) -> LoadedModel:
         specs = [*map(_example_spec, args), *(_example_spec(value, key) for key, value in kwargs.items())]
     except (_NotAnInput, ValueError):
         specs = []
-    loaded = LoadedModel(module, classes.get("", "ExportedProgram"), specs, exported_classes=classes)
-    loaded.exported_call = call_form(program)
-    return loaded
+    return LoadedModel(
+        module,
+        classes.get("", "ExportedProgram"),
+        specs,
+        exported_classes=classes,
+        exported_call=call_form(program),
+    )
 
 
 def _python_file_and_callable(source: str) -> tuple[str, str]:

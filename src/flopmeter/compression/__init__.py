@@ -145,18 +145,23 @@ def prepare(
     model: torch.nn.Module, options: Any, walk: ModelWalk | None = None
 ) -> tuple[ModelFacts, CompressionOptions]:
     """Read the weight facts of ``model`` (of its modules in ``walk``, if given) and
-    normalise ``options`` (None, True, False, a dict or a CompressionOptions). None or
-    False (not asked): nonzeros are counted only in a model holding a recognised
-    compression; True: the default options, nonzeros counted."""
+    normalise ``options`` (``options_of``)."""
+    return collect(model, walk), options_of(options)
+
+
+def options_of(options: Any) -> CompressionOptions:
+    """``profile``'s ``compression`` as CompressionOptions: None or False (not asked):
+    nonzeros are counted only in a model holding a recognised compression; True: the
+    default options, nonzeros counted; a dict of the fields; the options themselves."""
     if options is None or options is False:  # not asked (False: as ``compression=True``'s opposite)
-        options = CompressionOptions(count_nonzeros=False)
-    elif options is True:
-        options = CompressionOptions()
-    elif isinstance(options, Mapping):
-        options = CompressionOptions(**options)
-    elif not isinstance(options, CompressionOptions):
+        return CompressionOptions(count_nonzeros=False)
+    if options is True:
+        return CompressionOptions()
+    if isinstance(options, Mapping):
+        return CompressionOptions(**options)
+    if not isinstance(options, CompressionOptions):
         raise TypeError(
             "compression must be True, False, a flopmeter.CompressionOptions or a dict of its fields; "
             f"got {type(options).__name__}"
         )
-    return collect(model, walk), options
+    return options

@@ -306,12 +306,7 @@ def compare_views(
         raise ValueError("compare needs Reports with a compression view (profiled by flopmeter.profile)")
     _check_same_run(before, after)
     for which, view in (("before", view_a), ("after", view_b)):
-        if not view.nonzeros_counted:
-            raise ValueError(
-                f"compare: the {which} Report did not count its weights' nonzeros (a model without "
-                "prune masks or other recognised compression is only read when asked): profile it "
-                "with flopmeter.profile(model, inputs, compression=True), or pass the models to compare"
-            )
+        view.require_nonzeros("compare", f"the {which} Report", ", or pass the models to compare")
     pairs = match_layers(list(view_a.layers), list(view_b.layers))
     changes: list[LayerChange] = []
     time_a = time_b = 0.0
@@ -478,20 +473,13 @@ def compare(
     """
     from ..api import profile
     from ..report import Report
+    from . import options_of
 
     speedup.check_baseline(baseline)
     asked = profile_options.get("compression")
     if asked is None:
         profile_options["compression"] = True  # the comparison is of nonzeros too: count them
-    elif (
-        asked is False
-        or (
-            asked.get("count_nonzeros", True)
-            if isinstance(asked, dict)
-            else getattr(asked, "count_nonzeros", True)
-        )
-        is False
-    ):
+    elif not options_of(asked).count_nonzeros:
         raise ValueError(
             "compare counts the nonzeros of both models (its ratios need them): leave out "
             "compression=False / count_nonzeros=False"

@@ -314,20 +314,28 @@ def _quantization_aware(
     for fact in facts:
         if fact.name != "weight" or fact.representation not in ("dense", "prune", "parametrize"):
             continue  # a weight already packed or quantized keeps its own bits
-        scheme = str(getattr(weight_quantizer, "qscheme", "")).removeprefix("torch.")
-        per_channel = scheme.startswith("per_channel")
-        axis = getattr(weight_quantizer, "ch_axis", 0)
-        fact.n_scales = fact.shape[axis] if per_channel and -len(fact.shape) <= axis < len(fact.shape) else 1
-        # float qparams (embeddings): a float32 scale and zero point per row, as converted
-        fact.ideal_scale_bytes = (8 if scheme.endswith("float_qparams") else 16) * fact.n_scales
-        fact.weight_bits = bits
-        if fact.representation == "dense":  # a pruned QAT weight stays "prune"
-            dtype = str(getattr(weight_quantizer, "dtype", "")).removeprefix("torch.")
-            fact.representation = f"qat {dtype} {'per_channel' if per_channel else 'per_tensor'}"
+        fake_quantized(fact, weight_quantizer, bits)
     activation = module._modules.get("activation_post_process")
     act_bits = _quantizer_bits(activation) if activation is not None else None
     if act_bits is not None:
         found.qat_act_bits[name] = act_bits
+
+
+def fake_quantized(fact: WeightFact, quantizer: Any, bits: int) -> None:
+    """``fact`` as the integer weight ``quantizer`` rounds it to: ``bits``, one scale per
+    output channel (per-channel schemes) or one, 16 bytes each as torch.ao's converted
+    layers store them (8 for float qparams: an embedding's float32 scale and zero point
+    per row); a dense weight's representation becomes "qat <dtype> <scheme>" (a pruned
+    one stays "prune")."""
+    scheme = str(getattr(quantizer, "qscheme", "")).removeprefix("torch.")
+    per_channel = scheme.startswith("per_channel")
+    axis = getattr(quantizer, "ch_axis", 0)
+    fact.n_scales = fact.shape[axis] if per_channel and -len(fact.shape) <= axis < len(fact.shape) else 1
+    fact.ideal_scale_bytes = (8 if scheme.endswith("float_qparams") else 16) * fact.n_scales
+    fact.weight_bits = bits
+    if fact.representation == "dense":
+        dtype = str(getattr(quantizer, "dtype", "")).removeprefix("torch.")
+        fact.representation = f"qat {dtype} {'per_channel' if per_channel else 'per_tensor'}"
 
 
 def _quantizer_bits(quantizer: Any) -> int | None:

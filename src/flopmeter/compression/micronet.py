@@ -58,11 +58,7 @@ def micronet(view: CompressionView, task: str = "imagenet", *, freebie: bool = T
     """The MicroNet score of a compression view. ``freebie``: apply the 16-bit freebie
     when the model is eligible (nothing below 16 bits)."""
     score_from(0, 0, task)  # validates the task
-    if not view.nonzeros_counted:
-        raise ValueError(
-            "micronet: the profile did not count the weights' nonzeros, which the score's storage "
-            "and ops need: profile with flopmeter.profile(model, inputs, compression=True)"
-        )
+    view.require_nonzeros("micronet (its storage and ops)")
     layers = [layer for layer in view.layers.values() if layer.weight_params]
     eligible = all(
         (layer.weight_bits or 32) >= 16 and (layer.act_bits or 32) >= 16 for layer in view.layers.values()

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from .facts import ModelFacts, WeightFact, _quantizer_bits
+from .facts import ModelFacts, WeightFact, _quantizer_bits, fake_quantized
 
 _CONTRACTIONS = frozenset({"conv1d", "conv2d", "conv3d", "linear", "conv_transpose1d", "conv_transpose2d"})
 
@@ -70,8 +70,7 @@ def _fake_quantized(
     """A ``prepare_qat_pt2e`` graph: a contraction whose weight passes through a fake
     quantizer (after the simulated batch-norm fold's multiply) stands for the integer
     weight it rounds to, as an eager QAT layer does (``facts._quantization_aware``): the
-    quantizer's bits, one scale per output channel (per-channel schemes) or one, 16 bytes
-    each as converted. The fact moves to the module where the contraction is counted;
+    quantizer's bits and scales (``facts.fake_quantized``). The fact moves to the module where the contraction is counted;
     the input's bits are those of the fake quantizer feeding it."""
     quantizer = _fake_quantizer(module, contraction.args[1])
     bits = _quantizer_bits(quantizer)
@@ -84,13 +83,7 @@ def _fake_quantized(
     if fact is None or fact.representation != "dense":
         return
     layer = _linear_home(found, owner, contraction, fact.shape)
-    per_channel = str(getattr(quantizer, "qscheme", "")).removeprefix("torch.").startswith("per_channel")
-    axis = getattr(quantizer, "ch_axis", 0)
-    fact.n_scales = fact.shape[axis] if per_channel and -len(fact.shape) <= axis < len(fact.shape) else 1
-    fact.ideal_scale_bytes = 16 * fact.n_scales
-    fact.weight_bits = bits
-    dtype = str(getattr(quantizer, "dtype", "")).removeprefix("torch.")
-    fact.representation = f"qat {dtype} {'per_channel' if per_channel else 'per_tensor'}"
+    fake_quantized(fact, quantizer, bits)
     if layer != fact.module:
         found.weights[fact.module] = [f for f in found.weights.get(fact.module, []) if f is not fact]
         fact.module = layer

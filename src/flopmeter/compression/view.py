@@ -171,6 +171,16 @@ class CompressionView:
         and effective MACs are then unknown, never taken as dense."""
         return self._facts is None or not self._facts.nonzeros_skipped
 
+    def require_nonzeros(self, use: str, whose: str = "this profile", other_way: str = "") -> None:
+        """ValueError when the nonzeros were not counted: ``use`` (what needs them) says so
+        of ``whose`` report, and how to count them (and ``other_way``)."""
+        if not self.nonzeros_counted:
+            raise ValueError(
+                f"{use}: {whose} did not count the weights' nonzeros, which it needs (a model without "
+                "prune masks or other recognised compression is only read when asked): profile with "
+                f"flopmeter.profile(model, inputs, compression=True){other_way}"
+            )
+
     @property
     def of_backward_profile(self) -> bool:
         """Whether the report is a backward profile: the view is still of its forward pass
@@ -315,12 +325,8 @@ class CompressionView:
         the nonzeros counted (``view.nonzeros_counted``): ValueError otherwise."""
         if self._facts is None or self._report is None:
             raise ValueError("this view has no weight facts to assume on")
-        if sparsity is not None and not self.nonzeros_counted:  # a plan on unknown zeros: as if dense
-            raise ValueError(
-                "assume(sparsity=...) prunes the weights' nonzeros further, which this profile did not "
-                "count (a model without prune masks or other recognised compression is only read when "
-                "asked): profile with flopmeter.profile(model, inputs, compression=True)"
-            )
+        if sparsity is not None:  # a plan on unknown zeros would be taken as dense
+            self.require_nonzeros("assume(sparsity=...) prunes the nonzeros further")
         return build_view(self._report, self._facts, assume_sparsity=sparsity, assume_bits=bits)
 
     def to_dict(self) -> dict[str, Any]:

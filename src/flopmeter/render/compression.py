@@ -360,7 +360,7 @@ def micronet_line(score: Any, precision: int = 4) -> str:
     return (
         f"MicroNet ({score.task}, per sample{', 16-bit freebie' if score.freebie else ''}): "
         f"storage {score.storage:,.2f}, ops {score.ops:,.2f} (32-bit units), score {score.score:.{precision}f}"
-        + (" (as if dense: nonzeros unknown)" if getattr(score, "as_if_dense", False) else "")
+        + (" (as if dense: nonzeros unknown)" if score.as_if_dense else "")
     )
 
 
