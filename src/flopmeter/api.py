@@ -425,10 +425,27 @@ def _failure_message(
         where = f" in module '{label}' ({type(module).__name__}{': ' + detail if detail else ''})"
     scripted = isinstance(module, torch.jit.ScriptModule)  # raised inside the TorchScript interpreter
     return (
-        f"the model raised {type(failure.error).__name__}{where} when called with inputs "
-        f"[{shapes or 'none'}]: {failure.error}. "
-        + (_SCRIPTED_HINT if scripted else "Check that the inputs match what the model expects.")
-    ) + (_SHAPES_ONLY_HINT if shapes_run else "")
+        (
+            f"the model raised {type(failure.error).__name__}{where} when called with inputs "
+            f"[{shapes or 'none'}]: {failure.error}. "
+            + (_SCRIPTED_HINT if scripted else "Check that the inputs match what the model expects.")
+        )
+        + (_SHAPES_ONLY_HINT if shapes_run else "")
+        + (_HIGHER_ORDER_GRAD_HINT if _in_higher_order_grad(failure.error) else "")
+    )
+
+
+def _in_higher_order_grad(error: BaseException) -> bool:
+    """Raised while torch traced a higher-order operator's branches for autograd (torch.cond
+    or while_loop on inputs that require grad): eagerly, torch does that only through its
+    compiler, which a profile turns off."""
+    frame = error.__traceback__
+    while frame is not None:
+        code = frame.tb_frame.f_code
+        if code.co_name == "materialize_as_graph" and "_higher_order_ops" in code.co_filename:
+            return True
+        frame = frame.tb_next
+    return False
 
 
 _SCRIPTED_HINT = (
@@ -436,6 +453,14 @@ _SCRIPTED_HINT = (
     "cannot run under a TorchDispatchMode, which every op counter needs (a torch.jit.trace'd "
     "graph that compares tensor sizes fails so under torch's own FlopCounterMode too); "
     "profile the original nn.Module instead."
+)
+
+
+_HIGHER_ORDER_GRAD_HINT = (
+    " (This was raised where torch prepares a higher-order operator (torch.cond, while_loop) "
+    "for autograd: with inputs or weights that require grad, torch runs it only through its "
+    "compiler, which a profile turns off. Count the forward without gradients: backward=False, "
+    "or the model's parameters frozen.)"
 )
 
 

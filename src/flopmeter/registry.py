@@ -469,6 +469,22 @@ def _sdpa_math(event: OpEvent, options: CountOptions) -> Cost:
     )
 
 
+def _flex_attention(event: OpEvent, options: CountOptions) -> Cost:
+    """``flex_attention(query, key, value)``, recorded whole (tracing/higher_order.py): dense
+    attention over every query and key, as its eager kernel computes it, masked when its
+    block mask masks anything. Its score_mod's and mask_mod's own ops are not counted; the
+    blocks a compiled kernel would skip are (``causal="needed"`` does not apply)."""
+    q, k, v = event.args[0], event.args[1], event.args[2]
+    return attn.attention(
+        prod(q.shape[:-2]),
+        q.shape[-2],
+        k.shape[-2],
+        q.shape[-1],
+        v.shape[-1],
+        masked=bool(event.kwargs.get("masked")),
+    )
+
+
 @formula("_native_multi_head_attention")
 def _native_mha(event: OpEvent, options: CountOptions) -> Cost:
     q, k = event.args[0], event.args[1]
@@ -536,6 +552,7 @@ def _mha_forward(event: OpEvent, options: CountOptions) -> Cost:
 
 
 _HANDLERS["nn.functional.multi_head_attention_forward"] = _mha_forward
+_HANDLERS["higher_order.flex_attention"] = _flex_attention
 
 
 @formula("_transformer_encoder_layer_fwd")

@@ -20,6 +20,7 @@ from contextlib import ContextDecorator
 from typing import Any, TypeVar
 
 import torch
+from torch._ops import HigherOrderOperator
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
 from torch.utils._pytree import tree_flatten
@@ -30,6 +31,7 @@ from .attention import recorded_call, sdpa_on_meta
 from .attention_watch import AttentionSeen, is_attention_op
 from .events import FORWARD, PLAIN_TYPES, OpEvent, TensorMeta, add_metas
 from .fast_meta import CPU_LAYOUT_OPS, FAST_META_OPS, as_on_cpu, fast_meta
+from .higher_order import run_higher_order
 from .index_checks import CHECKED_OPS, check_indices
 from .modules import ModuleStack
 
@@ -154,6 +156,8 @@ class OpRecorder(TorchDispatchMode):
             return str(value).removeprefix("torch.")
         return value
 
+    supports_higher_order_operators = True  # they come to __torch_dispatch__ (higher_order.py)
+
     @classmethod
     def _should_skip_dynamo(cls) -> bool:
         return False  # nothing here is ever compiled: spare every op torch's dynamo guard
@@ -165,7 +169,11 @@ class OpRecorder(TorchDispatchMode):
         args: tuple[Any, ...] = (),
         kwargs: dict[str, Any] | None = None,
     ) -> Any:
-        op = _OPS.get(func) or _op_facts(func)
+        op = _OPS.get(func)
+        if op is None:
+            if isinstance(func, HigherOrderOperator):  # torch.cond, scan, flex_attention, ...
+                return run_higher_order(self, func, args, kwargs or {})
+            op = _op_facts(func)
         if self.probe is not None:
             self._look_for_probe(args)
         if op.attention and not self.whole_functions:

@@ -1,0 +1,113 @@
+"""torch's higher-order operators (``torch.cond``, ``while_loop``, ``scan``, ``map``,
+``associative_scan``, ``invoke_subgraph``, ``flex_attention``) in an eager forward.
+
+torch hands a higher-order operator to a dispatch mode only when the mode says it takes
+them (``supports_higher_order_operators``); a mode that does not fails on them, as
+flopmeter's did until stop 22 (FlopCounterMode takes them, and counts the larger of
+``torch.cond``'s branches). flopmeter counts what runs:
+
+- an operator that calls the model's functions (a branch, a loop body, a combine
+  function, a subgraph: any callable argument) runs its own eager kernel with those
+  functions recorded: ``torch.cond`` counts the branch taken, ``while_loop`` each
+  iteration, ``scan`` and ``map`` each step. The kernel's own bookkeeping (stacking the
+  steps' results) is not recorded: it moves bytes and does no arithmetic. A branch or loop
+  decided by a tensor's value needs that value, so a shapes-only run hands over to a run
+  with values;
+- ``flex_attention`` is counted whole as attention over every query and key (the dense
+  scores its eager kernel computes, as ``scaled_dot_product_attention``), masked when its
+  block mask masks anything; the ops of its ``score_mod`` and ``mask_mod`` are not counted;
+- ``out_dtype(op, dtype, *operands)`` (torch.ao's integer matmuls) is recorded as ``op``
+  on its operands, so the op's own formula counts it;
+- any other higher-order operator runs as torch runs it and is listed among the ops
+  without a formula, with its calls and shapes (never counted as zero).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch._C import DispatchKey
+from torch._ops import HigherOrderOperator
+from torch.utils._pytree import tree_flatten
+
+if TYPE_CHECKING:
+    from .recorder import OpRecorder
+
+FLEX_ATTENTION = "higher_order.flex_attention"
+
+
+def run_higher_order(
+    recorder: OpRecorder, func: HigherOrderOperator, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """Run ``func`` (called inside the recorder's ``__torch_dispatch__``, the recorder off)
+    so that the ops it runs for the model are recorded."""
+    name = func.name()
+    if name == "flex_attention":
+        return _flex_attention(recorder, func, args, kwargs)
+    if name == "out_dtype":  # out_dtype(aten op, dtype, *operands): the op, with a wider result
+        return _run_whole(recorder, func, args, kwargs, str(args[0].overloadpacket), args[2:])
+    kernel = func.py_kernels.get(DispatchKey.CompositeExplicitAutograd)  # its eager kernel
+    calls_the_model = [i for i, arg in enumerate(args) if _is_the_models_function(arg)]
+    if kernel is None or not calls_the_model:  # run by torch, listed as an op without a formula
+        tensors = tuple(t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor))
+        return _run_whole(recorder, func, args, kwargs, f"higher_order.{name}", tensors)
+    wrapped = list(args)
+    for position in calls_the_model:
+        wrapped[position] = _recorded(recorder, args[position])
+    return kernel(*wrapped, **kwargs)
+
+
+def _is_the_models_function(arg: Any) -> bool:
+    """A branch, loop body, combine function or subgraph: not a torch op (out_dtype's)."""
+    return callable(arg) and not isinstance(arg, (torch._ops.OpOverload, torch._ops.OpOverloadPacket, type))
+
+
+def _run_whole(
+    recorder: OpRecorder,
+    func: HigherOrderOperator,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    recorded_as: str,
+    recorded_args: tuple[Any, ...],
+) -> Any:
+    """``func`` run by torch, unrecorded, and one event for the whole call."""
+    out = func(*args, **kwargs)
+    outputs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+    for tensor in outputs:
+        recorder._allocated(tensor)
+    if not (recorder.suppressed or recorder.stack.inside_custom):
+        recorder.record(recorded_as, "default", tuple(recorded_args), {}, outputs)
+    return out
+
+
+def _recorded(recorder: OpRecorder, function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` called with the recorder on: the ops it runs are the model's."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        with recorder:
+            return function(*args, **kwargs)
+
+    return call
+
+
+def _flex_attention(
+    recorder: OpRecorder, func: HigherOrderOperator, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """One event for the whole call: query, key, value (and whether a block mask masks
+    anything) for the attention formula; the outputs from torch's own kernel, unrecorded."""
+    out = _run_whole(recorder, func, args, kwargs, FLEX_ATTENTION, tuple(args[:3]))
+    if not (recorder.suppressed or recorder.stack.inside_custom):
+        block_mask = args[4] if len(args) > 4 else kwargs.get("block_mask", ())
+        recorder.events[-1].kwargs["masked"] = _masks(block_mask)
+    return out
+
+
+def _masks(block_mask: Any) -> bool:
+    """Whether a block mask, as the operator gets it (its tensors, then its mask_mod),
+    masks anything: flex_attention passes one that keeps everything when given none."""
+    from torch.nn.attention.flex_attention import noop_mask
+
+    mask_mods = [part for part in block_mask if callable(part)]
+    return any(mod is not noop_mask for mod in mask_mods)

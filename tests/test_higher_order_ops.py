@@ -1,0 +1,215 @@
+"""torch's higher-order operators in an eager forward (tracing/higher_order.py).
+
+Before, every one of them (``torch.cond``, ``while_loop``, ``scan``, ``map``,
+``flex_attention``, ...) made the profile fail with torch's "no rule registered for
+HigherOrderOperator" blamed on the model, although the model runs."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+import flopmeter
+
+
+class Branches(nn.Module):
+    """torch.cond(sum > 0, a(x), b(x) * 2): a has a bias, b has none."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(8, 8)
+        self.b = nn.Linear(8, 8, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cond(x.sum() > 0, lambda x: self.a(x), lambda x: self.b(x) * 2, (x,))
+
+
+def test_cond_counts_the_branch_taken() -> None:
+    taken_a = flopmeter.profile(Branches(), torch.ones(5, 8))
+    assert taken_a.macs == 5 * 8 * 8  # = 320
+    modules = taken_a.by_module()
+    assert modules["a"].total.macs == 320
+    assert modules["b"].total.macs == 0  # not run: FlopCounterMode would count the larger branch
+    # a: 2*8*5*8 = 640 (with bias), x.sum(): 40 - 1 = 39, > 0: 1  ->  680
+    assert taken_a.flops == 640 + 39 + 1
+    taken_b = flopmeter.profile(Branches(), -torch.ones(5, 8))
+    assert taken_b.by_module()["b"].total.macs == 320
+    assert taken_b.by_module()["a"].total.macs == 0
+    # b: (2*8-1)*5*8 = 600 (no bias), * 2: 40, sum 39, > 1  ->  680
+    assert taken_b.flops == 600 + 40 + 39 + 1
+
+
+def test_cond_on_a_tensor_predicate_is_counted_with_values() -> None:
+    """The branch depends on x's values: the shapes-only attempt hands over to a values run."""
+    report = flopmeter.profile(Branches(), torch.ones(5, 8))
+    assert report.options["computed"] == "values"
+    with pytest.raises(flopmeter.ModelError, match="meta"):
+        flopmeter.profile(Branches(), torch.ones(5, 8), shapes_only=True)
+
+
+class Loop(nn.Module):
+    """while i < 3: x = l(x) (a 4 -> 4 Linear with bias)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.l = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from torch._higher_order_ops.while_loop import while_loop
+
+        start = torch.tensor(0)
+        return while_loop(lambda i, x: i < 3, lambda i, x: (i + 1, self.l(x)), (start, x))[1]
+
+
+def test_while_loop_counts_every_iteration() -> None:
+    report = flopmeter.profile(Loop(), torch.randn(2, 4))
+    assert report.macs == 3 * 2 * 4 * 4  # 3 iterations of 2x4 @ 4x4 = 96
+    assert report.flops == 3 * 2 * 4 * 2 * 4  # with bias 2*I*O per row: 3 * 2 * 32 = 192 (i+1, i<3: integer)
+    assert report.options["computed"] == "shapes"  # the counter is an integer tensor: it stays real
+
+
+class Scan(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.l = nn.Linear(4, 4, bias=False)
+
+    def forward(self, xs: torch.Tensor) -> torch.Tensor:
+        from torch._higher_order_ops.scan import scan
+
+        def step(carry: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            carry = self.l(carry) + x
+            return carry, carry.clone()
+
+        return scan(step, torch.zeros(2, 4), xs)[1]
+
+
+def test_scan_counts_every_step_on_meta() -> None:
+    report = flopmeter.profile(Scan(), torch.randn(5, 2, 4))
+    assert report.options["computed"] == "shapes"
+    assert report.macs == 5 * 2 * 4 * 4  # 5 steps of 2x4 @ 4x4 = 160
+    # per step: (2*4-1)*2*4 = 56 for the matmul, 8 adds  ->  5 * 64 = 320
+    assert report.flops == 5 * (56 + 8)
+    assert report.by_module()["l"].total.macs == 160
+
+
+def test_map_counts_every_slice() -> None:
+    from torch._higher_order_ops.map import map as map_slices
+
+    class Mapped(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.l = nn.Linear(4, 4, bias=False)
+
+        def forward(self, xs: torch.Tensor) -> torch.Tensor:
+            return map_slices(lambda x: self.l(x), xs)
+
+    report = flopmeter.profile(Mapped(), torch.randn(3, 2, 4))
+    assert report.macs == 3 * 2 * 4 * 4  # = 96
+    assert report.flops == 3 * (2 * 4 - 1) * 2 * 4  # = 168
+
+
+def test_out_dtype_is_counted_as_its_op() -> None:
+    """torch.ao's integer matmul: out_dtype(aten.mm, int32, a, b) is an int8 mm."""
+    from torch._higher_order_ops.out_dtype import out_dtype
+
+    class IntegerMatmul(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("w", torch.randint(-5, 5, (16, 8), dtype=torch.int8))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return out_dtype(torch.ops.aten.mm.default, torch.int32, x, self.w)
+
+    report = flopmeter.profile(IntegerMatmul(), torch.randint(-5, 5, (4, 16), dtype=torch.int8))
+    assert report.macs == 4 * 16 * 8  # = 512 integer MACs
+    assert report.flops == 0  # integer arithmetic is not floating point
+    assert report.by_operator()["aten.mm"].calls == 1
+
+
+class Flex(nn.Module):
+    def __init__(self, **options: object) -> None:
+        super().__init__()
+        self.options = options
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        from torch.nn.attention.flex_attention import flex_attention
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "flex_attention called without torch.compile"
+            return flex_attention(q, k, v, **self.options)
+
+
+def test_flex_attention_is_counted_whole_as_attention() -> None:
+    q = torch.randn(1, 2, 16, 8)
+    report = flopmeter.profile(Flex(), (q, q, q))
+    assert report.macs == 2 * 16 * 16 * (8 + 8)  # 2 heads, 16x16 scores, QK^T and AV: 8,192
+    # per head: QK^T 256*(2*8-1) = 3,840, scale 256, softmax 5*256 - 2*16 = 1,248,
+    # AV 8*(2*256 - 16) = 3,968  ->  9,312 per head, 18,624 for 2
+    assert report.flops == 2 * (3840 + 256 + 1248 + 3968)
+    assert report.by_operator()["higher_order.flex_attention"].calls == 1
+    assert not report.unsupported_ops()
+
+
+def test_flex_attention_with_a_block_mask_and_grouped_heads() -> None:
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    def causal(batch: object, head: object, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+        return query >= key
+
+    mask = create_block_mask(causal, None, None, 256, 256, device="cpu")
+    q, kv = torch.randn(1, 4, 256, 16), torch.randn(1, 2, 256, 16)
+    report = flopmeter.profile(Flex(block_mask=mask, enable_gqa=True), (q, kv, kv))
+    assert report.macs == 4 * 256 * 256 * (16 + 16)  # dense scores, 4 query heads: 8,388,608
+    # per head: QK^T 65,536*31 = 2,031,616, scale + mask 2*65,536 = 131,072,
+    # softmax 5*65,536 - 2*256 = 327,168, AV 16*(2*65,536 - 256) = 2,093,056  ->  4,582,912
+    assert report.flops == 4 * (2_031_616 + 131_072 + 327_168 + 2_093_056)
+
+
+def test_an_operator_without_a_formula_is_listed_never_zero() -> None:
+    from torch._higher_order_ops.print import print as print_op
+
+    class Printing(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            print_op("x is {x}", x=x)
+            return x * 2
+
+    report = flopmeter.profile(Printing(), torch.ones(3))
+    unsupported = report.unsupported_ops()
+    assert list(unsupported) == ["higher_order.print"]
+    assert unsupported["higher_order.print"].calls == 1
+    assert unsupported["higher_order.print"].shapes == ["(3:float32)"]
+    assert report.flops == 3  # x * 2
+
+
+@pytest.mark.parametrize("mode", ["plain", "no_grad", "inference_mode"])
+def test_the_same_numbers_in_every_mode(mode: str) -> None:
+    contexts = {"plain": torch.enable_grad, "no_grad": torch.no_grad, "inference_mode": torch.inference_mode}
+    q = torch.randn(1, 2, 16, 8)
+    with contexts[mode]():
+        branches = flopmeter.profile(Branches(), torch.ones(5, 8))
+        scan = flopmeter.profile(Scan(), torch.randn(5, 2, 4))
+        flex = flopmeter.profile(Flex(), (q, q, q))
+    assert (branches.macs, branches.flops) == (320, 680)
+    assert (scan.macs, scan.flops) == (160, 320)
+    assert (flex.macs, flex.flops) == (8192, 18624)
+
+
+def test_the_model_is_left_as_it_was() -> None:
+    model = Branches()
+    x = torch.ones(5, 8)
+    before = model(x)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    flopmeter.profile(model, x)
+    assert torch.equal(model(x), before)
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    for module in model.modules():
+        assert not module._forward_hooks and not module._forward_pre_hooks
+    assert not any(p.is_meta for p in model.parameters())
+
+
+def test_a_training_step_through_cond_says_why_it_cannot_be_counted() -> None:
+    with pytest.raises(flopmeter.ModelError, match="higher-order operator .* only through its compiler"):
+        flopmeter.profile(Branches(), torch.ones(5, 8, requires_grad=True), backward=True)
