@@ -213,3 +213,21 @@ def test_the_model_is_left_as_it_was() -> None:
 def test_a_training_step_through_cond_says_why_it_cannot_be_counted() -> None:
     with pytest.raises(flopmeter.ModelError, match="higher-order operator .* only through its compiler"):
         flopmeter.profile(Branches(), torch.ones(5, 8, requires_grad=True), backward=True)
+
+
+def test_attention_in_a_branch_is_counted() -> None:
+    class AttendOrCopy(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.q = nn.Linear(8, 8)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            def attend(x: torch.Tensor) -> torch.Tensor:
+                return nn.functional.scaled_dot_product_attention(self.q(x), x, x)
+
+            return torch.cond(x.sum() > 0, attend, lambda x: x.clone(), (x,))
+
+    report = flopmeter.profile(AttendOrCopy(), torch.ones(1, 2, 4, 8))
+    # q: 8 rows (1*2*4) x 8 x 8 = 512; attention: 2 heads x 4x4 scores x (8 + 8) = 512
+    assert report.macs == 512 + 512
+    assert report.by_module()["q"].total.macs == 512

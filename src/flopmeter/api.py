@@ -457,10 +457,10 @@ _SCRIPTED_HINT = (
 
 
 _HIGHER_ORDER_GRAD_HINT = (
-    " (This was raised where torch prepares a higher-order operator (torch.cond, while_loop) "
-    "for autograd: with inputs or weights that require grad, torch runs it only through its "
-    "compiler, which a profile turns off. Count the forward without gradients: backward=False, "
-    "or the model's parameters frozen.)"
+    " (This was raised where torch prepares a higher-order operator (torch.cond, while_loop, "
+    "scan) for autograd: with inputs or weights that require grad, torch runs it only through "
+    "its compiler, which a profile turns off. Count the forward without gradients: "
+    "backward=False, or the model's parameters frozen.)"
 )
 
 

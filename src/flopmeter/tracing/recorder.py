@@ -493,7 +493,9 @@ def _twin(tensor: torch.Tensor) -> torch.Tensor:
 # What a shapes-only run raises where a real run would not: no meta kernel, a value
 # asked of a meta tensor (.item(), bool(), .tolist(), .numpy()), a data-dependent output
 # size (nonzero, boolean masks), a meta tensor meeting a real one on another device.
-_META_LIMITATION = re.compile(r"meta|data.dependent|same device|no data|unallocated storage", re.IGNORECASE)
+_META_LIMITATION = re.compile(
+    r"meta|data.dependent|same device|no data|unallocated storage|no fake impl", re.IGNORECASE
+)
 
 
 def is_meta_limitation(error: BaseException) -> bool:
