@@ -104,8 +104,22 @@ class LLMCost:
 
     @property
     def prefill(self) -> Phase:
-        """The prefill of the prompt."""
+        """The prefill of the prompt (of an encoder-decoder model: the encoder's pass included,
+        as generate's first forward)."""
         return self.prefill_at(self.prompt)
+
+    @property
+    def encoder(self) -> Phase | None:
+        """An encoder-decoder model's encoder pass over its ``source`` positions, once per
+        sequence: part of the prefill (``prefill`` less this is the decoder's prefill, its
+        cross-attention included); None for a decoder alone."""
+        if self.lm.source is None:
+            return None
+        key = (-1, self.batch)  # no prefill has -1 tokens
+        if key not in self._prefills:
+            report = traces.encode(self.lm, self.batch)
+            self._prefills[key] = Phase("encode", self.lm.source, 0, self.batch, report, self.cache)
+        return self._prefills[key]
 
     def decode(self, context: int, batch: int | None = None) -> Phase:
         """One decode step after ``context`` cached tokens (traced, with the same step at an
@@ -324,12 +338,19 @@ class LLMCost:
             "all_logits": self.all_logits,
             "every_position_logits": self.every_position_logits,  # what the prefill computes
             "causal": self.causal,
+            # an encoder-decoder model: the encoder's input length and the positions its output has, and
+            # the encoder's pass (inside "prefill"); None for a decoder alone
+            "source": lm.source,
+            "encoder_positions": lm.encoder_positions if lm.encoder_decoder else None,
+            "encoder": phase(self.encoder) if self.encoder is not None else None,
             "prefill": phase(self.prefill),
             "first_decode": phase(self.first_decode),
             "last_decode": phase(self.last_decode),
             "prefill_fit": fitted(self.prefill_fit()),
             "decode_fit": fitted(self.decode_fit()),
             "kv_bytes_per_token": _number(self.cache.bytes_per_token),
+            # an encoder-decoder model's cross-attention cache per sequence (0 for a decoder alone)
+            "cross_kv_bytes": _number(self.cache.cross_bytes),
             "state_bytes": self.state_bytes,
             # piecewise decode (sliding windows, chunks): the traced steps the roofline's sum used
             "decode_steps": None
@@ -424,9 +445,15 @@ def llm_cost(
     causal: str = "full",
     dtype: str | None = None,
     kv_dtype: str | int | None = None,
+    source: int | None = None,
 ) -> LLMCost:
     """What a causal language model costs to serve: prefill of ``prompt`` tokens, decode
     steps while generating ``generate`` tokens, for ``batch`` sequences.
+
+    ``source``: an encoder-decoder model's encoder input length (source tokens; Whisper's
+    mel frames, 2 x max_source_positions); ``prompt`` is then the decoder's tokens. The
+    prefill runs the encoder and the decoder (cross K/V computed and cached), each decode
+    step the decoder only, reading the cached cross K/V (``encoder_decoder.py``).
 
     ``model_or_config``: a transformers causal LM, or a transformers config (the model is
     built on the meta device: no memory for weights, in ``dtype``, default the config's
@@ -439,7 +466,7 @@ def llm_cost(
     """
     _check_settings(prompt, generate, batch, causal, kv_dtype)
     result = LLMCost(
-        language_model(model_or_config, dtype), prompt, generate, batch, all_logits, causal, kv_dtype
+        language_model(model_or_config, dtype, source), prompt, generate, batch, all_logits, causal, kv_dtype
     )
     result.prefill  # noqa: B018 - trace now: a model that cannot run fails here, clearly
     traces.stored_layout(result.lm)  # the cache's layout: windows the config names otherwise

@@ -140,8 +140,11 @@ class Phase:
         if accounting == "as executed":
             return executed
         geometry = cache or self.cache
-        if self.kind == "prefill":
-            read, written = Fraction(0), geometry.bytes_per_token * self.tokens * self.batch
+        if self.kind == "encode":  # an encoder-decoder model's encoder: no cache of its own
+            read, written = Fraction(0), Fraction(0)
+        elif self.kind == "prefill":  # and an encoder-decoder model's cross K/V, written once
+            read = Fraction(0)
+            written = (geometry.bytes_per_token * self.tokens + geometry.cross_bytes) * self.batch
         else:
             read = geometry.read_bytes(self.context, self.tokens) * self.batch
             written = geometry.bytes_per_token * self.tokens * self.batch

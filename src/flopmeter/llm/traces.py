@@ -10,6 +10,7 @@ import torch
 from ..api import ModelError, profile
 from ..interrupts import ModeOn, completes
 from ..report import Report
+from .encoder_decoder import encoder_inputs, encoder_of, encoder_output, with_cross_cache
 from .model import LanguageModel, no_attention
 from .ran import ParametersRead, parameters_run
 
@@ -21,10 +22,26 @@ def prefill(
     ``all_logits=False`` computes the last position's logits only, as ``generate`` does
     (``logits_to_keep=1``); True computes all of them (training, scoring)."""
     _check_positive(tokens=tokens, batch=batch)
-    inputs: dict[str, Any] = {"input_ids": _token_ids(batch, tokens), "use_cache": True}
+    inputs: dict[str, Any] = {**_new_tokens(lm, batch, tokens), "use_cache": True}
     if lm.keeps_logits:  # else every position's logits: see ``LanguageModel.keeps_logits``
         inputs["logits_to_keep"] = 0 if all_logits else 1
+    if lm.source is not None:  # generate's first forward: the encoder too (``encoder_decoder.py``)
+        inputs.update(encoder_inputs(lm.model, lm.source, batch, lm.dtype))
     return _traced(lm, inputs, tokens, causal=causal, name=f"{lm.name} prefill T={tokens}")
+
+
+def encode(lm: LanguageModel, batch: int = 1) -> Report:
+    """An encoder-decoder model's encoder alone over its ``source`` positions: the part of the
+    prefill that runs once per sequence whatever the target length."""
+    assert lm.source is not None, "encode() is for an encoder-decoder model"
+    inputs = encoder_inputs(lm.model, lm.source, batch, lm.dtype)
+    return profile(encoder_of(lm.model), inputs, name=f"{lm.name} encoder S={lm.source}")
+
+
+def _new_tokens(lm: LanguageModel, batch: int, tokens: int) -> dict[str, torch.Tensor]:
+    """The new tokens' ids under the forward's name for them: ``input_ids``, an encoder-decoder
+    model's ``decoder_input_ids``."""
+    return {"decoder_input_ids" if lm.encoder_decoder else "input_ids": _token_ids(batch, tokens)}
 
 
 def decode(
@@ -44,10 +61,16 @@ def decode(
     _check_positive(batch=batch, tokens=tokens)
     if not isinstance(context, int) or isinstance(context, bool) or context < 0:
         raise ValueError(f"the decode context must be a whole number of tokens, 0 or more, got {context!r}")
-    inputs: dict[str, Any] = {"input_ids": _token_ids(batch, tokens), "use_cache": True}
+    inputs: dict[str, Any] = {**_new_tokens(lm, batch, tokens), "use_cache": True}
     if lm.keeps_logits:
         inputs["logits_to_keep"] = 1
-    if context or (recurrent_states and stored_layout(lm) and lm.states):
+    if lm.encoder_decoder:  # the encoder's output and its cross K/V, cached: see ``encoder_decoder.py``
+        stored_layout(lm)  # records lm.cross
+        inputs["encoder_outputs"] = encoder_output(batch, lm.encoder_positions, lm.hidden, lm.dtype)
+        inputs[lm.cache_argument()] = with_cross_cache(
+            filled_cache(lm, context, batch), lm.cross, lm.encoder_positions, batch, lm.dtype
+        )
+    elif context or (recurrent_states and stored_layout(lm) and lm.states):
         inputs[lm.cache_argument()] = filled_cache(lm, context, batch)
     label = f"decode n={context}" if tokens == 1 else f"chunk of {tokens} after n={context}"
     return _traced(lm, inputs, context + tokens, causal=causal, name=f"{lm.name} {label}")
@@ -77,10 +100,17 @@ def _traced(lm: LanguageModel, inputs: dict[str, Any], positions: int, *, causal
         return report
     except ModelError as error:
         limit = getattr(lm.config, "max_position_embeddings", None)
-        if isinstance(limit, int) and positions > limit:
+        # a text encoder's source positions index the same table (BART); Whisper's frames do not
+        source = lm.source if getattr(lm.model, "main_input_name", None) == "input_ids" else None
+        if isinstance(limit, int) and max(positions, source or 0) > limit:
+            reached = (
+                f"Its source reaches {source:,}"
+                if positions <= limit
+                else f"This trace reaches {positions:,}"
+            )
             raise ModelError(
-                f"{error} This trace reaches {positions:,} positions, beyond the config's "
-                f"max_position_embeddings ({limit:,}): keep prompt + generate - 1 within it"
+                f"{error} {reached} positions, beyond the config's max_position_embeddings "
+                f"({limit:,}): keep prompt + generate - 1{' and source' if source else ''} within it"
             ) from error.__cause__
         raise
 
@@ -177,13 +207,38 @@ def stored_layout(lm: LanguageModel) -> dict[int, tuple[tuple[int, int], tuple[i
                 record("update_recurrent_state", recurrent_states, layer_idx, state_idx, kwargs)
                 return super().update_recurrent_state(recurrent_states, layer_idx, state_idx, **kwargs)
 
-        inputs = {
+        inputs: dict[str, Any] = {
             "input_ids": torch.zeros(1, 1, dtype=torch.long),
             "use_cache": True,
             "logits_to_keep": 1,
             lm.cache_argument(): Recording(config=lm.config),
         }
+        cross: dict[int, tuple[tuple[int, int], tuple[int, int]]] = {}
+        if lm.source is not None:  # and the cross-attention K/V of the encoder's output, per layer
+            positions: list[int] = []
+
+            class CrossRecording(transformers.DynamicCache):
+                def update(
+                    self, key_states: Any, value_states: Any, layer_idx: int, *args: Any, **kwargs: Any
+                ) -> Any:
+                    cross[layer_idx] = (
+                        (key_states.shape[1], key_states.shape[-1]),
+                        (value_states.shape[1], value_states.shape[-1]),
+                    )
+                    positions.append(key_states.shape[-2])
+                    return super().update(key_states, value_states, layer_idx, *args, **kwargs)
+
+            inputs = {
+                **_new_tokens(lm, 1, 1),
+                **encoder_inputs(lm.model, lm.source, 1, lm.dtype),
+                "use_cache": True,
+                lm.cache_argument(): transformers.EncoderDecoderCache(
+                    Recording(config=lm.config), CrossRecording()
+                ),
+            }
         profile(lm.model, inputs, name=f"{lm.name} cache layout")
+        if lm.source is not None:
+            lm.cross, lm.encoder_positions = cross, max(positions, default=0)
         if not seen and states:  # Mamba-2 has num_heads, of its SSM: no attention at all
             raise no_attention(
                 lm.model, lm.config, "caches recurrent states, no keys and values (a state-space model)"

@@ -206,6 +206,7 @@ def render_llm(
     lines.append(
         f"batch {cost.batch} · prompt {cost.prompt} · generate {cost.generate} · attention counted {cost.causal}"
     )
+    lines += encoder_decoder_lines(cost)
     longest = cost.prompt + cost.generate - 1  # the last token's context, itself included
     limit = getattr(lm.config, "max_position_embeddings", None)
     if isinstance(limit, int) and longest > limit:
@@ -231,8 +232,16 @@ def render_llm(
         )
     )
     lines.append("")
+    if cost.encoder is not None:
+        lines += phase_lines(
+            f"Encoder, S = {lm.source} (once per sequence; inside the prefill below)",
+            cost.encoder,
+            units=units,
+            precision=precision,
+        )
+    with_encoder = ", the encoder's pass included" if cost.encoder is not None else ""
     lines += phase_lines(
-        f"Prefill, T = {cost.prompt} ({logits})", cost.prefill, units=units, precision=precision
+        f"Prefill, T = {cost.prompt} ({logits}{with_encoder})", cost.prefill, units=units, precision=precision
     )
     lines += phase_lines(
         f"Decode step at n = {cost.prompt} (first)", cost.first_decode, units=units, precision=precision
@@ -275,6 +284,22 @@ def render_llm(
         ]
         lines += serving_table(servings)
     return "\n".join(lines) + "\n"
+
+
+def encoder_decoder_lines(cost: LLMCost) -> list[str]:
+    """What an encoder-decoder model's phases run (``llm/encoder_decoder.py``), and why 2 N per
+    token overstates its decode steps (N counts the encoder's weights, which they never read)."""
+    lm = cost.lm
+    if lm.source is None:
+        return []
+    return [
+        f"encoder-decoder: the prefill runs the encoder once over source S = {lm.source:,} "
+        f"({lm.encoder_positions:,} encoder positions) and the decoder over the prompt's {cost.prompt:,} "
+        "tokens, its cross-attention projecting the encoder output to K/V once and caching them; "
+        "a decode step runs the decoder only and reads the cached cross K/V",
+        f"NOTE: N includes the encoder's {lm.encoder_matmul:,} matmul weights, read once per sequence "
+        "(in the prefill), never by a decode step: 2 N per token overstates a decode step",
+    ]
 
 
 def idle_lines(lm: LanguageModel) -> list[str]:
@@ -385,11 +410,18 @@ def kv_lines(cost: LLMCost) -> list[str]:
             if cache.uniform
             else f"{_bytes(min(layer_bytes))} to {_bytes(max(layer_bytes))}"
         )
+        cross = " and the cross-attention cache" if cache.cross_bytes else ""
         lines.append(
             f"  {label} ({cache.bits} bits): {_bytes(cache.bytes_per_token)} per token "
             f"({per_layer} per layer) · {_bytes(cache.bytes(total, cost.batch))} "
-            f"for batch {cost.batch} at {total} tokens (the generation's most: its last token is not cached)"
+            f"for batch {cost.batch} at {total} tokens{cross} (the generation's most: its last token is not cached)"
         )
+        if cache.cross_bytes:
+            lines.append(
+                f"    cross-attention cache ({cost.lm.encoder_positions:,} encoder positions x 2 x layers x KV heads"
+                f" x head dim x bytes): {_bytes(cache.cross_bytes)} per sequence, written by the prefill, read"
+                " whole by each decode step"
+            )
     if cost.state_bytes:
         lines.append(
             f"  recurrent states (Mamba, linear attention), beside it: {_bytes(cost.state_bytes)} "
