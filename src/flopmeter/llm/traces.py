@@ -99,7 +99,12 @@ def _traced(lm: LanguageModel, inputs: dict[str, Any], positions: int, *, causal
         lm.note_read(parameters_run(lm.model, report, watch.seen))
         return report
     except ModelError as error:
-        limit = getattr(lm.config, "max_position_embeddings", None)
+        # Whisper's decoder names its table max_target_positions
+        table = next(
+            (n for n in ("max_position_embeddings", "max_target_positions") if getattr(lm.config, n, None)),
+            "max_position_embeddings",
+        )
+        limit = getattr(lm.config, table, None)
         # a text encoder's source positions index the same table (BART); Whisper's frames do not
         source = lm.source if getattr(lm.model, "main_input_name", None) == "input_ids" else None
         if isinstance(limit, int) and max(positions, source or 0) > limit:
@@ -109,7 +114,7 @@ def _traced(lm: LanguageModel, inputs: dict[str, Any], positions: int, *, causal
                 else f"This trace reaches {positions:,}"
             )
             raise ModelError(
-                f"{error} {reached} positions, beyond the config's max_position_embeddings "
+                f"{error} {reached} positions, beyond the config's {table} "
                 f"({limit:,}): keep prompt + generate - 1{' and source' if source else ''} within it"
             ) from error.__cause__
         raise
