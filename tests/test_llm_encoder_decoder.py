@@ -8,6 +8,7 @@ import json
 
 import pytest
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 import flopmeter
 from flopmeter.cli import main
@@ -107,41 +108,61 @@ def test_bart_kv_cache_holds_the_cross_attention_cache() -> None:
     assert data["encoder"]["macs"] == 680_960
 
 
-def test_traced_numbers_equal_a_plain_profile_of_the_same_forward_calls() -> None:
-    """The phases against flopmeter.profile of what generate runs on a real (CPU) BART: the first
+# (config, source positions and the encoder's input for them, MACs of a decode step after T = 4 tokens)
+# BART: 2 layers x (self 4 d^2 = 16,384 + 2 H (T+1) hd = 640 + cross q, o 8,192 + 2 H S hd = 1,280
+#   + FFN 16,384) + lm_head 6,400 = 2 x 42,880 + 6,400 = 92,160
+# T5: 1 layer x (self 2,048 + 2 H (T+1) 8 = 160 + cross 1,024 + 320 + FFN 4,096) + lm_head 3,200 = 10,848
+# Whisper over 16 positions: 2 x (16,384 + 640 + 8,192 + 2 H 16 hd = 2,048 + 16,384) + 6,400 = 93,696
+GENERATE_CALLS = [
+    (tiny_bart, 10, "input_ids", 92_160),
+    (tiny_t5, 10, "input_ids", 10_848),
+    (tiny_whisper, 32, "input_features", 93_696),
+]
+
+
+@pytest.mark.parametrize(("make", "source", "feed", "step_macs"), GENERATE_CALLS)
+def test_traced_numbers_equal_a_plain_profile_of_the_same_forward_calls(
+    make: object, source: int, feed: str, step_macs: int
+) -> None:
+    """The phases against flopmeter.profile of what generate runs on a real (CPU) model: the first
     forward (encoder + decoder over T), the encoder alone, and a decode step given the encoder
     output and the cache that first forward left (an EncoderDecoderCache with the cross K/V)."""
     torch.manual_seed(0)
-    model = transformers.AutoModelForSeq2SeqLM.from_config(tiny_bart()).eval()
-    source, target = torch.zeros(1, S, dtype=torch.long), torch.zeros(1, T, dtype=torch.long)
+    config = make()
+    auto = (
+        transformers.AutoModelForSpeechSeq2Seq
+        if feed == "input_features"
+        else transformers.AutoModelForSeq2SeqLM
+    )
+    model = auto.from_config(config, attn_implementation="eager").eval()  # FlopCounterMode misses CPU SDPA
+    encoder_input = (
+        {"input_features": torch.zeros(1, config.num_mel_bins, source)}
+        if feed == "input_features"
+        else {"input_ids": torch.zeros(1, source, dtype=torch.long)}
+    )
+    target = torch.zeros(1, T, dtype=torch.long)
     with torch.no_grad():
-        first = model(input_ids=source, decoder_input_ids=target, use_cache=True)
-    cache = first.past_key_values if hasattr(first, "past_key_values") else first.cache
+        first = model(**encoder_input, decoder_input_ids=target, use_cache=True)
+    cache = first["cache"] if "cache" in first else first.past_key_values
     assert isinstance(cache, transformers.EncoderDecoderCache)
     encoder_out = transformers.modeling_outputs.BaseModelOutput(
         last_hidden_state=first.encoder_last_hidden_state
     )
     plain_prefill = flopmeter.profile(
-        model, {"input_ids": source, "decoder_input_ids": target, "use_cache": True}
+        model, {**encoder_input, "decoder_input_ids": target, "use_cache": True}
     )
-    plain_encoder = flopmeter.profile(model.get_encoder(), {"input_ids": source})
-    plain_step = flopmeter.profile(
-        model,
-        {
-            "decoder_input_ids": target[:, :1],
-            "encoder_outputs": encoder_out,
-            "cache": copy.deepcopy(cache),
-            "use_cache": True,
-        },
-    )
-    cost = llm_cost(model, prompt=T, source=S)
+    plain_encoder = flopmeter.profile(model.get_encoder(), encoder_input)
+    step_inputs = {"decoder_input_ids": target[:, :1], "encoder_outputs": encoder_out, "use_cache": True}
+    plain_step = flopmeter.profile(model, {**step_inputs, "cache": copy.deepcopy(cache)})
+    cost = llm_cost(model, prompt=T, source=source)
     assert (cost.prefill.flops, cost.prefill.macs) == (plain_prefill.flops, plain_prefill.macs)
     assert (cost.encoder.flops, cost.encoder.macs) == (plain_encoder.flops, plain_encoder.macs)
     assert (cost.decode(T).flops, cost.decode(T).macs) == (plain_step.flops, plain_step.macs)
-    assert (
-        plain_step.macs == 2 * (16_384 + 2 * H * (T + 1) * HD + 8_192 + 1_280 + 16_384) + 6_400
-    )  # 2 x 42,880 + 6,400 = 92,160
-    assert not any(isinstance(p, torch.Tensor) and p.is_meta for p in model.parameters())  # left as it was
+    assert plain_step.macs == step_macs
+    with torch.no_grad(), FlopCounterMode(display=False) as counted:  # torch's own count, a real run
+        model(**step_inputs, cache=copy.deepcopy(cache))
+    assert counted.get_total_flops() == 2 * step_macs
+    assert not any(p.is_meta for p in model.parameters())  # the model left as it was
 
 
 def test_t5_whose_heads_do_not_span_d() -> None:
@@ -252,3 +273,70 @@ def test_a_generation_past_whispers_target_positions_says_so() -> None:
         flopmeter.ModelError, match=r"reaches 103 positions, beyond the config's max_target_positions \(64\)"
     ):
         cost.last_decode  # noqa: B018 - traced on first use
+
+
+def test_nllb_moe_decodes_with_the_encoder_output_it_reads() -> None:
+    """NLLB-MoE's forward reads the encoder output's router_logits (a BaseModelOutput has none: the
+    decode step failed). d = 32, 2 heads of 16, FFN 64 (dense: a sparse layer every 4th), S = 8."""
+    config = transformers.NllbMoeConfig(
+        vocab_size=100, d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, num_experts=4,
+        max_position_embeddings=64, pad_token_id=0,
+    )  # fmt: skip
+    cost = llm_cost(config, prompt=T, source=8, dtype="float32")
+    # after 6 tokens, per layer: self 4 d^2 = 4,096 + 2 H 7 16 = 448; cross 2 d^2 = 2,048 + 2 H 8 16 = 512;
+    #   FFN 2 d 64 = 4,096: 11,200; 2 layers 22,400 + lm_head d V = 3,200
+    assert cost.decode(6).macs == 25_600
+    assert (
+        cost.cache.cross_bytes == 2 * 2 * 2 * 16 * 8 * 4 == 4_096
+    )  # 2 layers x K, V x 2 heads x 16 x S x 4 B
+
+
+def test_what_llm_mode_cannot_run_as_an_encoder_decoder_is_refused() -> None:
+    """source= for a decoder-only model, and an encoder of images (VisionEncoderDecoder)."""
+    decoder = transformers.BartForCausalLM(tiny_bart()).eval()
+    with pytest.raises(ValueError, match="BartForCausalLM is a decoder-only model: drop source"):
+        llm_cost(decoder, prompt=T, source=S)
+    vit = transformers.ViTConfig(
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        image_size=32,
+        patch_size=16,
+    )
+    gpt = transformers.GPT2Config(
+        n_embd=32, n_layer=1, n_head=2, vocab_size=100, n_positions=64, add_cross_attention=True
+    )
+    images = transformers.VisionEncoderDecoderModel(
+        transformers.VisionEncoderDecoderConfig.from_encoder_decoder_configs(vit, gpt)
+    )
+    with pytest.raises(
+        ValueError, match="encoder takes pixel_values: LLM mode makes token ids or audio features"
+    ):
+        llm_cost(images, prompt=T, source=4)
+
+
+def test_as_executed_kv_columns_are_the_target_tokens_cache() -> None:
+    """As executed, a decode step's KV columns are what its n cached target tokens add (the empty-cache
+    baseline holds the cross K/V too): the same for S = 10 and S = 20; paged reads the cross cache."""
+    short, long = (llm_cost(tiny_bart(), prompt=T, source=s, dtype="float32") for s in (10, 20))
+    executed = [c.decode(6).bytes("as executed") for c in (short, long)]
+    assert executed[0].kv_read == executed[1].kv_read and executed[0].kv_write == executed[1].kv_write
+    # paged: 7 x 1,024 + the cross cache S x 1,024
+    assert [c.decode(6).bytes("paged").kv_read for c in (short, long)] == [17_408, 27_648]
+
+
+def test_switch_transformers_whose_forward_hands_use_cache_to_its_encoder() -> None:
+    """Switch Transformers' forward passes its keyword arguments to its encoder, which refuses
+    use_cache=True (every phase failed); the phases hand it the cache without the flag. Dense layers
+    (sparse step 0: its experts read routing values, which the meta device cannot give)."""
+    config = transformers.SwitchTransformersConfig(
+        num_layers=2, num_decoder_layers=2, d_model=32, d_kv=8, num_heads=2, d_ff=64, vocab_size=100,
+        encoder_sparse_step=0, decoder_sparse_step=0,
+    )  # fmt: skip
+    cost = llm_cost(config, prompt=T, source=8, dtype="float32")
+    # T5's layers (inner 16), S = 8, after 6 tokens: self 4 x 512 + 2 H 7 8 = 224; cross 2 x 512 + 2 H 8 8
+    #   = 256; FFN 2 d 64 = 4,096: 7,648; 2 layers 15,296 + lm_head 3,200
+    assert cost.decode(6).macs == 18_496
+    assert cost.cache.cross_bytes == 2 * 2 * 2 * 8 * 8 * 4 == 2_048  # 2 layers x K, V x 2 heads x 8 x S x 4 B

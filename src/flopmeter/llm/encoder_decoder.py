@@ -14,6 +14,7 @@ Nothing here counts: the traces do (``traces.py``), through ``profile()``.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -107,10 +108,11 @@ def encoder_inputs(model: torch.nn.Module, source: int, batch: int, dtype: torch
 
 def encoder_output(batch: int, positions: int, hidden: int, dtype: torch.dtype) -> Any:
     """What a decode step gets in place of running the encoder again: its output, (batch, S
-    encoder positions, hidden), on meta."""
-    from transformers.modeling_outputs import BaseModelOutput
+    encoder positions, hidden), on meta. As an ``MoEModelOutput`` (no router logits): NLLB-MoE
+    reads that field of it; the others take its first field, as of a ``BaseModelOutput``."""
+    from transformers.modeling_outputs import MoEModelOutput
 
-    return BaseModelOutput(
+    return MoEModelOutput(
         last_hidden_state=torch.empty((batch, positions, hidden), dtype=dtype, device="meta")
     )
 
@@ -134,3 +136,18 @@ def with_cross_cache(
         values = torch.empty((batch, value_heads, positions, value_dim), dtype=dtype, device="meta")
         cross_cache.update(keys, values, layer)
     return transformers.EncoderDecoderCache(self_cache, cross_cache)
+
+
+def empty_cache(config: Any) -> Any:
+    """The ``EncoderDecoderCache`` generate starts with: both parts empty; the prefill fills them."""
+    import transformers
+
+    return transformers.EncoderDecoderCache(
+        transformers.DynamicCache(config=config), transformers.DynamicCache()
+    )
+
+
+def use_cache_flag(model: torch.nn.Module) -> dict[str, bool]:
+    """``use_cache=True`` where the forward takes it by name; Switch Transformers' forward passes its
+    keyword arguments on to its encoder, which refuses it: the cache given is used all the same."""
+    return {"use_cache": True} if "use_cache" in inspect.signature(model.forward).parameters else {}

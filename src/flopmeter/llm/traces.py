@@ -10,7 +10,14 @@ import torch
 from ..api import ModelError, profile
 from ..interrupts import ModeOn, completes
 from ..report import Report
-from .encoder_decoder import encoder_inputs, encoder_of, encoder_output, with_cross_cache
+from .encoder_decoder import (
+    empty_cache,
+    encoder_inputs,
+    encoder_of,
+    encoder_output,
+    use_cache_flag,
+    with_cross_cache,
+)
 from .model import LanguageModel, no_attention
 from .ran import ParametersRead, parameters_run
 
@@ -22,11 +29,12 @@ def prefill(
     ``all_logits=False`` computes the last position's logits only, as ``generate`` does
     (``logits_to_keep=1``); True computes all of them (training, scoring)."""
     _check_positive(tokens=tokens, batch=batch)
-    inputs: dict[str, Any] = {**_new_tokens(lm, batch, tokens), "use_cache": True}
+    inputs: dict[str, Any] = {**_new_tokens(lm, batch, tokens), **_use_cache(lm)}
     if lm.keeps_logits:  # else every position's logits: see ``LanguageModel.keeps_logits``
         inputs["logits_to_keep"] = 0 if all_logits else 1
     if lm.source is not None:  # generate's first forward: the encoder too (``encoder_decoder.py``)
         inputs.update(encoder_inputs(lm.model, lm.source, batch, lm.dtype))
+        inputs[lm.cache_argument()] = empty_cache(lm.config)
     return _traced(lm, inputs, tokens, causal=causal, name=f"{lm.name} prefill T={tokens}")
 
 
@@ -36,6 +44,12 @@ def encode(lm: LanguageModel, batch: int = 1) -> Report:
     assert lm.source is not None, "encode() is for an encoder-decoder model"
     inputs = encoder_inputs(lm.model, lm.source, batch, lm.dtype)
     return profile(encoder_of(lm.model), inputs, name=f"{lm.name} encoder S={lm.source}")
+
+
+def _use_cache(lm: LanguageModel) -> dict[str, bool]:
+    """``use_cache=True``; of an encoder-decoder model only where its forward names it (see
+    ``use_cache_flag``: each phase hands it a cache anyway)."""
+    return use_cache_flag(lm.model) if lm.encoder_decoder else {"use_cache": True}
 
 
 def _new_tokens(lm: LanguageModel, batch: int, tokens: int) -> dict[str, torch.Tensor]:
@@ -61,15 +75,16 @@ def decode(
     _check_positive(batch=batch, tokens=tokens)
     if not isinstance(context, int) or isinstance(context, bool) or context < 0:
         raise ValueError(f"the decode context must be a whole number of tokens, 0 or more, got {context!r}")
-    inputs: dict[str, Any] = {**_new_tokens(lm, batch, tokens), "use_cache": True}
+    inputs: dict[str, Any] = {**_new_tokens(lm, batch, tokens), **_use_cache(lm)}
     if lm.keeps_logits:
         inputs["logits_to_keep"] = 1
     if lm.encoder_decoder:  # the encoder's output and its cross K/V, cached: see ``encoder_decoder.py``
         stored_layout(lm)  # records lm.cross
         inputs["encoder_outputs"] = encoder_output(batch, lm.encoder_positions, lm.hidden, lm.dtype)
-        inputs[lm.cache_argument()] = with_cross_cache(
+        cache = with_cross_cache(
             filled_cache(lm, context, batch), lm.cross, lm.encoder_positions, batch, lm.dtype
         )
+        inputs[lm.cache_argument()] = cache
     elif context or (recurrent_states and stored_layout(lm) and lm.states):
         inputs[lm.cache_argument()] = filled_cache(lm, context, batch)
     label = f"decode n={context}" if tokens == 1 else f"chunk of {tokens} after n={context}"
@@ -236,7 +251,7 @@ def stored_layout(lm: LanguageModel) -> dict[int, tuple[tuple[int, int], tuple[i
             inputs = {
                 **_new_tokens(lm, 1, 1),
                 **encoder_inputs(lm.model, lm.source, 1, lm.dtype),
-                "use_cache": True,
+                **_use_cache(lm),
                 lm.cache_argument(): transformers.EncoderDecoderCache(
                     Recording(config=lm.config), CrossRecording()
                 ),
