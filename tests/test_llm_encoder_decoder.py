@@ -99,6 +99,8 @@ def test_bart_kv_cache_holds_the_cross_attention_cache() -> None:
         "encoder-decoder: the prefill runs the encoder once over source S = 10 (10 encoder positions)" in text
     )
     assert "Encoder, S = 10 (once per sequence; inside the prefill below)" in text
+    prefill_block = text.split("Prefill, T = 4 and the encoder over S = 10 (logits at every position")[1]
+    assert "per token" not in prefill_block.split("Decode step")[0]  # T does not carry the encoder's work
     assert "cross-attention cache (10 encoder positions" in text and "10.00 KiB per sequence" in text
     assert "16.00 KiB for batch 1 at 6 tokens and the cross-attention cache" in text
     # N_mm's encoder part: 2 layers x (4 d^2 + 2 d FFN) = 2 x 32,768 = 65,536
@@ -317,14 +319,18 @@ def test_what_llm_mode_cannot_run_as_an_encoder_decoder_is_refused() -> None:
         llm_cost(images, prompt=T, source=4)
 
 
-def test_as_executed_kv_columns_are_the_target_tokens_cache() -> None:
-    """As executed, a decode step's KV columns are what its n cached target tokens add (the empty-cache
-    baseline holds the cross K/V too): the same for S = 10 and S = 20; paged reads the cross cache."""
+def test_the_cross_cache_read_is_kv_traffic_counted_once() -> None:
+    """P10-3: the as-executed baseline (an empty cache) held the cross K/V, so their read by the
+    cross-attention stayed in the activations, and the paged view counted it twice: as its KV read
+    and in its activations (36,099 B of activations at S = 10, 46,339 at S = 20). The baseline now
+    has an empty cross cache too: the paged activations do not grow with S."""
     short, long = (llm_cost(tiny_bart(), prompt=T, source=s, dtype="float32") for s in (10, 20))
-    executed = [c.decode(6).bytes("as executed") for c in (short, long)]
-    assert executed[0].kv_read == executed[1].kv_read and executed[0].kv_write == executed[1].kv_write
-    # paged: 7 x 1,024 + the cross cache S x 1,024
-    assert [c.decode(6).bytes("paged").kv_read for c in (short, long)] == [17_408, 27_648]
+    paged = [c.decode(6).bytes("paged") for c in (short, long)]
+    assert paged[0].activations == paged[1].activations == 25_859
+    # paged KV read: 7 x 1,024 + the cross cache S x 1,024
+    assert [p.kv_read for p in paged] == [17_408, 27_648]
+    # as executed at n = 0, the KV read is the cross cache's, read once by SDPA: S x 1,024
+    assert [c.decode(0).bytes("as executed").kv_read for c in (short, long)] == [10_240, 20_480]
 
 
 def test_switch_transformers_whose_forward_hands_use_cache_to_its_encoder() -> None:

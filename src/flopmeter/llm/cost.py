@@ -134,7 +134,9 @@ class LLMCost:
         key = (context, batch, tokens)
         if key not in self._decodes:
             report = traces.decode(self.lm, context, batch, causal=self.causal, tokens=tokens)
-            empty = report if context == 0 else self._empty_cache(tokens, batch)
+            empty = (
+                report if context == 0 and not self.lm.encoder_decoder else self._empty_cache(tokens, batch)
+            )
             kind = "decode" if tokens == 1 else "chunk"
             self._decodes[key] = Phase(kind, tokens, context, batch, report, self.cache, empty, self._experts)
         return self._decodes[key]
@@ -142,14 +144,15 @@ class LLMCost:
     def _empty_cache(self, tokens: int, batch: int) -> Report:
         """The same step with a cache of no tokens (the as-executed KV split's baseline): the
         first token, except that a hybrid's recurrent layers keep their states (their decode
-        path, as at any context; a first token runs their prefill path)."""
+        path, as at any context; a first token runs their prefill path), and that an
+        encoder-decoder model's cross-attention cache is empty too (its reads are KV traffic)."""
         traces.stored_layout(self.lm)  # records the recurrent states
-        if not self.lm.states:
+        if not self.lm.states and not self.lm.encoder_decoder:
             return self.chunk(0, tokens, batch).report
         key = (batch, tokens)
         if key not in self._baselines:
             self._baselines[key] = traces.decode(
-                self.lm, 0, batch, causal=self.causal, tokens=tokens, recurrent_states=True
+                self.lm, 0, batch, causal=self.causal, tokens=tokens, recurrent_states=True, cross_positions=0
             )
         return self._baselines[key]
 

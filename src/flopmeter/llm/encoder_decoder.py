@@ -127,7 +127,7 @@ def with_cross_cache(
     """An ``EncoderDecoderCache`` of ``self_cache`` and a cross-attention cache holding the K/V of
     ``positions`` encoder positions in every layer of ``cross`` (meta tensors), marked updated:
     the decoder reads them, as in generate after the first step, and does not project the
-    encoder output again."""
+    encoder output again (with 0 positions too: the as-executed split's baseline)."""
     import transformers
 
     cross_cache = transformers.DynamicCache()
@@ -135,7 +135,9 @@ def with_cross_cache(
         keys = torch.empty((batch, key_heads, positions, key_dim), dtype=dtype, device="meta")
         values = torch.empty((batch, value_heads, positions, value_dim), dtype=dtype, device="meta")
         cross_cache.update(keys, values, layer)
-    return transformers.EncoderDecoderCache(self_cache, cross_cache)
+    cache = transformers.EncoderDecoderCache(self_cache, cross_cache)
+    cache.is_updated = dict.fromkeys(cross, True)
+    return cache
 
 
 def empty_cache(config: Any) -> Any:

@@ -66,12 +66,15 @@ def decode(
     causal: str = "full",
     tokens: int = 1,
     recurrent_states: bool = False,
+    cross_positions: int | None = None,
 ) -> Report:
     """One decode step: ``tokens`` new tokens per sequence (1; more for a chunk of a
     chunked prefill) after a cache of ``context`` tokens (transformers' ``DynamicCache``,
     filled with meta tensors of the model's dtype: no memory). ``recurrent_states`` with
     ``context`` 0: a hybrid's recurrent layers hold their states all the same (the baseline
-    of the as-executed KV split: a cache of no tokens, not a first token)."""
+    of the as-executed KV split: a cache of no tokens, not a first token). An encoder-decoder
+    model's cross-attention cache holds its S encoder positions, or ``cross_positions`` (0: the
+    baseline of the as-executed KV split, which then holds what both caches add)."""
     _check_positive(batch=batch, tokens=tokens)
     if not isinstance(context, int) or isinstance(context, bool) or context < 0:
         raise ValueError(f"the decode context must be a whole number of tokens, 0 or more, got {context!r}")
@@ -81,9 +84,8 @@ def decode(
     if lm.encoder_decoder:  # the encoder's output and its cross K/V, cached: see ``encoder_decoder.py``
         stored_layout(lm)  # records lm.cross
         inputs["encoder_outputs"] = encoder_output(batch, lm.encoder_positions, lm.hidden, lm.dtype)
-        cache = with_cross_cache(
-            filled_cache(lm, context, batch), lm.cross, lm.encoder_positions, batch, lm.dtype
-        )
+        positions = lm.encoder_positions if cross_positions is None else cross_positions
+        cache = with_cross_cache(filled_cache(lm, context, batch), lm.cross, positions, batch, lm.dtype)
         inputs[lm.cache_argument()] = cache
     elif context or (recurrent_states and stored_layout(lm) and lm.states):
         inputs[lm.cache_argument()] = filled_cache(lm, context, batch)

@@ -95,15 +95,19 @@ def _bytes(value: Fraction | int) -> str:
     return u.nbytes(float(value))
 
 
-def phase_lines(title: str, phase: Phase, *, units: str = "auto", precision: int = 2) -> list[str]:
+def phase_lines(
+    title: str, phase: Phase, *, units: str = "auto", precision: int = 2, per_token: bool = True
+) -> list[str]:
+    """A phase's FLOPs and bytes; ``per_token`` False leaves out the per-token line (an
+    encoder-decoder model's prefill: its encoder's work is not the target tokens')."""
     lines = [
         f"{title}",
         f"  FLOPs {u.count(phase.flops_2mac, 'FLOPs', units, precision)} (2 x MACs)"
         f" · {u.count(phase.flops, 'FLOPs', units, precision)} exact · {u.count(phase.macs, 'MACs', units, precision)}",
     ]
-    if phase.tokens > 1:
-        per_token = phase.flops_2mac / (phase.tokens * phase.batch)
-        lines.append(f"  per token: {u.count(per_token, 'FLOPs', units, precision)} (2 x MACs)")
+    if per_token and phase.tokens > 1:
+        per_token_flops = phase.flops_2mac / (phase.tokens * phase.batch)
+        lines.append(f"  per token: {u.count(per_token_flops, 'FLOPs', units, precision)} (2 x MACs)")
     for accounting in ("paged", "as executed"):
         split = phase.bytes(accounting)
         lines.append(
@@ -234,14 +238,19 @@ def render_llm(
     lines.append("")
     if cost.encoder is not None:
         lines += phase_lines(
-            f"Encoder, S = {lm.source} (once per sequence; inside the prefill below)",
+            f"Encoder, S = {lm.source:,} (once per sequence; inside the prefill below)",
             cost.encoder,
             units=units,
             precision=precision,
+            per_token=False,  # Whisper's source is frames
         )
-    with_encoder = ", the encoder's pass included" if cost.encoder is not None else ""
+    with_encoder = f" and the encoder over S = {lm.source:,}" if cost.encoder is not None else ""
     lines += phase_lines(
-        f"Prefill, T = {cost.prompt} ({logits}{with_encoder})", cost.prefill, units=units, precision=precision
+        f"Prefill, T = {cost.prompt}{with_encoder} ({logits})",
+        cost.prefill,
+        units=units,
+        precision=precision,
+        per_token=cost.encoder is None,  # the encoder's work is not the target tokens'
     )
     lines += phase_lines(
         f"Decode step at n = {cost.prompt} (first)", cost.first_decode, units=units, precision=precision
@@ -295,7 +304,8 @@ def encoder_decoder_lines(cost: LLMCost) -> list[str]:
     return [
         f"encoder-decoder: the prefill runs the encoder once over source S = {lm.source:,} "
         f"({lm.encoder_positions:,} encoder positions) and the decoder over the prompt's {cost.prompt:,} "
-        "tokens, its cross-attention projecting the encoder output to K/V once and caching them; "
+        f"token{'s' if cost.prompt > 1 else ''}, its cross-attention projecting the encoder output to K/V "
+        "once and caching them; "
         "a decode step runs the decoder only and reads the cached cross K/V",
         f"NOTE: N includes the encoder's {lm.encoder_matmul:,} matmul weights, read once per sequence "
         "(in the prefill), never by a decode step: 2 N per token overstates a decode step",
