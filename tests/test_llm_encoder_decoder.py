@@ -207,7 +207,9 @@ def test_an_encoder_decoder_model_without_source_is_refused() -> None:
         llm_cost(model, prompt=T)
     with pytest.raises(ValueError, match="training_step does not model encoder-decoder training"):
         training_step(model, tokens=T)
-    with pytest.raises(ValueError, match="T5Config is an encoder-decoder config: pass source=S"):
+    with pytest.raises(
+        ValueError, match="T5Config is an encoder-decoder config: llm_cost counts it with source=S"
+    ):
         llm_cost(tiny_t5(), prompt=T)
     with pytest.raises(ValueError, match="source must be a positive whole number"):
         llm_cost(model, prompt=T, source=0)
@@ -225,7 +227,14 @@ def test_a_decoder_alone_takes_the_decoders_layers_and_heads() -> None:
     JSON of BartForCausalLM (the decoder alone) gave 6 layers of 8 heads of 8 for 2 of 4 of 16."""
     cost = llm_cost(tiny_bart(encoder_layers=6, encoder_attention_heads=8), prompt=8)
     assert (cost.lm.layers, cost.lm.heads, cost.lm.kv_heads, cost.lm.head_dim) == (2, 4, 4, 16)
-    assert render_llm(cost).startswith("BartForCausalLM: 2 layers, hidden 64, 4 heads (4 KV), head dim 16")
+    text = render_llm(cost)
+    assert text.startswith("BartForCausalLM: 2 layers, hidden 64, 4 heads (4 KV), head dim 16")
+    # P10-4: a BartConfig without source builds the decoder alone; the report now says so and how to ask
+    assert (
+        "NOTE: BartConfig is an encoder-decoder config; without a source length this is its decoder alone"
+        in text
+    )
+    assert "Count the encoder-decoder with --source S" in text
 
 
 BART_CLI = [

@@ -126,6 +126,9 @@ class LanguageModel:
     # caches for one encoder position, and the encoder positions cached, recorded by ``traces.stored_layout``
     cross: dict[int, tuple[tuple[int, int], tuple[int, int]]] = field(default_factory=dict, repr=False)
     encoder_positions: int = 0
+    # built without ``source`` from an encoder-decoder config that has a causal LM class (BartConfig:
+    # BartForCausalLM): its decoder alone, without encoder states
+    decoder_alone: bool = False
 
     def note_read(self, names: set[str]) -> None:
         """Add the parameters a traced phase read (``ran.ParametersRead``); from then on
@@ -264,6 +267,11 @@ def language_model(
     _check_language_head(model)
     described = _describe(model, config)
     described.source = source
+    described.decoder_alone = (
+        source is None
+        and not isinstance(model_or_config, torch.nn.Module)
+        and getattr(model_or_config, "is_encoder_decoder", False) is True
+    )
     return described
 
 
@@ -320,8 +328,8 @@ def _build_on_meta(config: Any, dtype: str | torch.dtype | None, seq2seq: bool =
             model = transformers.AutoModelForCausalLM.from_config(config, dtype=chosen)
         except ValueError as error:
             hint = (
-                f" ({type(config).__name__} is an encoder-decoder config: pass source=S, the encoder's input "
-                "length, to count encoder and decoder with cross-attention; CLI --source S)"
+                f" ({type(config).__name__} is an encoder-decoder config: llm_cost counts it with source=S, the "
+                "encoder's input length (CLI --source S); training_step does not model encoder-decoder training)"
                 if getattr(config, "is_encoder_decoder", False)
                 else ""
             )

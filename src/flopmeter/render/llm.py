@@ -299,6 +299,12 @@ def encoder_decoder_lines(cost: LLMCost) -> list[str]:
     """What an encoder-decoder model's phases run (``llm/encoder_decoder.py``), and why 2 N per
     token overstates its decode steps (N counts the encoder's weights, which they never read)."""
     lm = cost.lm
+    if lm.decoder_alone:
+        return [
+            f"NOTE: {type(lm.config).__name__} is an encoder-decoder config; without a source length this is "
+            f"its decoder alone ({lm.name}), without encoder states: no encoder, no cross-attention. "
+            "Count the encoder-decoder with --source S (source=S), the encoder's input length"
+        ]
     if lm.source is None:
         return []
     return [
