@@ -108,6 +108,7 @@ def test_bart_kv_cache_holds_the_cross_attention_cache() -> None:
     data = json.loads(json.dumps(cost.to_dict()))
     assert (data["source"], data["encoder_positions"], data["cross_kv_bytes"]) == (10, 10, 10_240)
     assert data["encoder"]["macs"] == 680_960
+    assert data["encoder_matmul"] == 65_536
 
 
 # (config, source positions and the encoder's input for them, MACs of a decode step after T = 4 tokens)

@@ -345,6 +345,7 @@ class LLMCost:
             # the encoder's pass (inside "prefill"); None for a decoder alone
             "source": lm.source,
             "encoder_positions": lm.encoder_positions if lm.encoder_decoder else None,
+            "encoder_matmul": lm.encoder_matmul if lm.encoder_decoder else None,  # the encoder's N_mm
             "encoder": phase(self.encoder) if self.encoder is not None else None,
             "prefill": phase(self.prefill),
             "first_decode": phase(self.first_decode),
