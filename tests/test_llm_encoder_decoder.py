@@ -79,6 +79,11 @@ def test_bart_phases_by_hand() -> None:
     assert cost.prefill_fit().polynomial.coefficients == (1_689_600, 181_760, 512)
     # decode: 2 x (2 x (4 d^2 + 2 H hd + 2 d^2 + 1,280 + 2 d FFN) + d V) = 182,272 and 2 x 2 x 2 H hd = 512 per n
     assert cost.decode_fit().polynomial.coefficients == (182_272, 512)
+    # causal="needed" halves the decoder's self-attention only (the encoder's and the cross-attention's
+    # scores are all kept): 2 layers x 2 (scores, sum) x H hd x (T^2 - T(T+1)/2 = 6) = 1,536 MACs fewer
+    needed = llm_cost(tiny_bart(), prompt=T, source=S, dtype="float32", causal="needed")
+    assert needed.prefill.macs == 1_212_416 - 1_536
+    assert needed.encoder.macs == 680_960 and needed.decode(6).macs == 92_672
 
 
 def test_bart_kv_cache_holds_the_cross_attention_cache() -> None:
