@@ -60,6 +60,9 @@ def test_bart_phases_by_hand() -> None:
     cost = llm_cost(tiny_bart(), prompt=T, generate=3, source=S, dtype="float32")
     assert cost.lm.name == "BartForConditionalGeneration"
     assert cost.encoder.macs == BART_ENCODER_MACS == 680_960
+    # N_mm: encoder 2 x (4 d^2 + 2 d FFN) = 65,536; decoder 2 x (self 4 d^2 + cross 4 d^2 + 2 d FFN) = 98,304;
+    #   lm_head (tied) d V = 6,400: 170,240. The cross-attention runs now: nothing idle (P7-1's 32,768)
+    assert (cost.params.matmul, cost.params.idle, cost.lm.encoder_matmul) == (170_240, 0, 65_536)
     # decoder prefill, per layer: self q, k, v, o 4 T d^2 = 65,536 + self scores 2 H T T hd = 2,048
     #   + cross q, o 2 T d^2 = 32,768 + cross K/V of the encoder output 2 S d^2 = 81,920
     #   + cross scores 2 H T S hd = 5,120 + FFN 2 T d FFN = 65,536: 252,928; 2 layers 505,856
@@ -361,3 +364,14 @@ def test_switch_transformers_whose_forward_hands_use_cache_to_its_encoder() -> N
     #   = 256; FFN 2 d 64 = 4,096: 7,648; 2 layers 15,296 + lm_head 3,200
     assert cost.decode(6).macs == 18_496
     assert cost.cache.cross_bytes == 2 * 2 * 2 * 8 * 8 * 4 == 2_048  # 2 layers x K, V x 2 heads x 8 x S x 4 B
+
+
+def test_fits_of_whisper_stay_within_its_target_positions() -> None:
+    """The fits' lengths shrink to a position table shorter than 64 + 1 (GPT-2's n_positions); Whisper's
+    is max_target_positions (64 here), which they did not read: a prompt of 16 (one of the decode
+    fit's points) put its check at n = 64, a trace of 65 positions that failed. Now n = 15, 30,
+    checked at 16 (step (64 - 1) // 4 = 15)."""
+    found = llm_cost(tiny_whisper(), prompt=16, source=32, dtype="float32").decode_fit()
+    assert ([x for x, _ in found.points], found.check[0], found.exact) == ([15, 30], 16, True)
+    # 2 x (2 layers x (16,384 + 2 H hd + 8,192 + 2,048 + 16,384) + 6,400) + 2 x 2 x 2 H hd n
+    assert found.polynomial.coefficients == (2 * (2 * (16_384 + 128 + 8_192 + 2_048 + 16_384) + 6_400), 512)

@@ -19,7 +19,7 @@ from ..report import Report
 from . import traces
 from .fit import Fit, PiecewiseLinear, fit, piecewise_linear
 from .kv import KVCache, bits_of, kv_cache
-from .model import LanguageModel, ParamCounts, language_model
+from .model import LanguageModel, ParamCounts, language_model, position_table
 from .phases import Phase
 from .serving import PhaseTime, Serving, compute_bound_batch, decode_steps_seconds, phase_time
 
@@ -218,7 +218,7 @@ class LLMCost:
         """The lengths a fit is traced at (``usual``: 16, 32, ...) and its check (the prompt,
         or 64), scaled down to fit a position table shorter than 64 + ``positions_after``
         (GPT-2's learned ``n_positions``: a longer trace would index past it)."""
-        limit = getattr(self.lm.config, "max_position_embeddings", None)  # GPT-2: n_positions
+        _, limit = position_table(self.lm.config)  # GPT-2: n_positions; Whisper: max_target_positions
         step = usual[0]
         if isinstance(limit, int) and limit - positions_after < 4 * step:
             step = max(1, (limit - positions_after) // 4)

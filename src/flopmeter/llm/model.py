@@ -367,6 +367,16 @@ def _attribute(config: Any, name: str) -> Any:
         return config._getattr_without_heterogeneous_validation(name, None)
 
 
+def position_table(config: Any) -> tuple[str, int | None]:
+    """The config's attribute for the positions its decoder can index, and its value (None where
+    it has none): ``max_position_embeddings``, or Whisper's ``max_target_positions``."""
+    for name in ("max_position_embeddings", "max_target_positions"):
+        value = getattr(config, name, None)
+        if isinstance(value, int):
+            return name, value
+    return "max_position_embeddings", None
+
+
 def layer_configs(config: Any, layers: int) -> list[Any]:
     """One config per layer: a heterogeneous config's ``per_layer_config`` views (each layer's
     overrides applied), else ``config`` for every layer."""

@@ -18,7 +18,7 @@ from .encoder_decoder import (
     use_cache_flag,
     with_cross_cache,
 )
-from .model import LanguageModel, no_attention
+from .model import LanguageModel, no_attention, position_table
 from .ran import ParametersRead, parameters_run
 
 
@@ -116,12 +116,7 @@ def _traced(lm: LanguageModel, inputs: dict[str, Any], positions: int, *, causal
         lm.note_read(parameters_run(lm.model, report, watch.seen))
         return report
     except ModelError as error:
-        # Whisper's decoder names its table max_target_positions
-        table = next(
-            (n for n in ("max_position_embeddings", "max_target_positions") if getattr(lm.config, n, None)),
-            "max_position_embeddings",
-        )
-        limit = getattr(lm.config, table, None)
+        table, limit = position_table(lm.config)
         # a text encoder's source positions index the same table (BART); Whisper's frames do not
         source = lm.source if getattr(lm.model, "main_input_name", None) == "input_ids" else None
         if isinstance(limit, int) and max(positions, source or 0) > limit:

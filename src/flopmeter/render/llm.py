@@ -8,7 +8,7 @@ from typing import Any
 
 from ..llm.cost import LLMCost
 from ..llm.fit import Fit, Polynomial
-from ..llm.model import LanguageModel
+from ..llm.model import LanguageModel, position_table
 from ..llm.phases import Phase
 from ..llm.serving import Serving
 from ..llm.training import TrainingStep
@@ -212,11 +212,11 @@ def render_llm(
     )
     lines += encoder_decoder_lines(cost)
     longest = cost.prompt + cost.generate - 1  # the last token's context, itself included
-    limit = getattr(lm.config, "max_position_embeddings", None)
+    table, limit = position_table(lm.config)
     if isinstance(limit, int) and longest > limit:
         lines.append(
             f"NOTE: prompt + generate reach {longest:,} positions, beyond the config's "
-            f"max_position_embeddings ({limit:,}): counted as if the model attended that far"
+            f"{table} ({limit:,}): counted as if the model attended that far"
         )
     if lm.kv_lora_rank:
         lines.append(
