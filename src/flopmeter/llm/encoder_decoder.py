@@ -79,9 +79,15 @@ def seq2seq_on_meta(config: Any, dtype: torch.dtype) -> torch.nn.Module:
     with torch.device("meta"):
         for auto in (transformers.AutoModelForSeq2SeqLM, transformers.AutoModelForSpeechSeq2Seq):
             try:
-                return auto.from_config(config, dtype=dtype).eval()
-            except ValueError:
+                model = auto.from_config(config, dtype=dtype)
+            except ValueError:  # no class of this auto class for the config
                 continue
+            except (AssertionError, IndexError, RuntimeError, TypeError) as error:  # the config itself
+                raise ValueError(
+                    f"transformers could not build {type(config).__name__}'s model ({auto.__name__}): "
+                    f"{type(error).__name__}: {error}"
+                ) from error
+            return model.eval()
     raise ValueError(
         f"transformers has no sequence-to-sequence language model (AutoModelForSeq2SeqLM, "
         f"AutoModelForSpeechSeq2Seq) for {type(config).__name__}"
