@@ -230,6 +230,8 @@ def test_an_encoder_decoder_model_without_source_is_refused() -> None:
     # Marian's default pad_token_id (58,100) outside a vocabulary of 100: transformers' assertion, named
     with pytest.raises(ValueError, match="could not build MarianConfig's model .*Padding_idx must be within"):
         llm_cost(transformers.MarianConfig(vocab_size=100, d_model=64), prompt=T, source=S)
+    with pytest.raises(ValueError, match=r"could not build MarianConfig's model \(AutoModelForCausalLM\)"):
+        llm_cost(transformers.MarianConfig(vocab_size=100, d_model=64), prompt=T)  # its decoder alone
     with pytest.raises(flopmeter.ModelError, match="Its source reaches 200 positions"):
         llm_cost(tiny_bart(), prompt=T, source=200)  # BART's learned positions: 128
 

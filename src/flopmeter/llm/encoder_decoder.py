@@ -65,6 +65,18 @@ def check_source(model: torch.nn.Module, source: int | None) -> None:
         )
 
 
+# what transformers raises building a model from a config it cannot hold (Marian's default pad_token_id
+# outside a small vocabulary: nn.Embedding's AssertionError)
+CONFIG_ERRORS = (AssertionError, IndexError, TypeError)
+
+
+def unbuildable(config: Any, auto: str, error: BaseException) -> ValueError:
+    """The error for a config ``auto`` (e.g. AutoModelForSeq2SeqLM) could not build a model from."""
+    return ValueError(
+        f"transformers could not build {type(config).__name__}'s model ({auto}): {type(error).__name__}: {error}"
+    )
+
+
 def seq2seq_on_meta(config: Any, dtype: torch.dtype) -> torch.nn.Module:
     """An encoder-decoder config's model with its language-model head, on meta:
     ``AutoModelForSeq2SeqLM`` (BART, T5, Marian, ...), else ``AutoModelForSpeechSeq2Seq``
@@ -82,11 +94,8 @@ def seq2seq_on_meta(config: Any, dtype: torch.dtype) -> torch.nn.Module:
                 model = auto.from_config(config, dtype=dtype)
             except ValueError:  # no class of this auto class for the config
                 continue
-            except (AssertionError, IndexError, RuntimeError, TypeError) as error:  # the config itself
-                raise ValueError(
-                    f"transformers could not build {type(config).__name__}'s model ({auto.__name__}): "
-                    f"{type(error).__name__}: {error}"
-                ) from error
+            except CONFIG_ERRORS as error:  # the config itself
+                raise unbuildable(config, auto.__name__, error) from error
             return model.eval()
     raise ValueError(
         f"transformers has no sequence-to-sequence language model (AutoModelForSeq2SeqLM, "

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from .computed import stored_weight, weight_factors
-from .encoder_decoder import check_source, encoder_of, seq2seq_on_meta
+from .encoder_decoder import CONFIG_ERRORS, check_source, encoder_of, seq2seq_on_meta, unbuildable
 
 DTYPES = {
     "float32": torch.float32,
@@ -337,6 +337,8 @@ def _build_on_meta(config: Any, dtype: str | torch.dtype | None, seq2seq: bool =
                 f"LLM mode needs a causal language model; transformers.AutoModelForCausalLM has none "
                 f"for {type(config).__name__}{hint}"
             ) from error
+        except CONFIG_ERRORS as error:
+            raise unbuildable(config, "AutoModelForCausalLM", error) from error
     return model.eval()
 
 
