@@ -1,5 +1,5 @@
 """LLM mode for encoder-decoder models (BART, T5, Whisper; probe 10, P10 ids in
-probe10-encdec.md): the encoder runs once in the prefill, the decoder's cross-attention
+docs/probe-10/encdec.md): the encoder runs once in the prefill, the decoder's cross-attention
 projects its output to K/V once and caches them, a decode step reads that cache. Every number
 is worked out by hand beside its assertion; each test failed before its fix."""
 
