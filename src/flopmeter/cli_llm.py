@@ -20,6 +20,12 @@ def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--prompt", type=int, metavar="T", help="prompt tokens: prefill, decode and tokens/s")
     group.add_argument("--generate", type=int, metavar="G", help="tokens generated (default 1)")
     group.add_argument(
+        "--source",
+        type=int,
+        metavar="S",
+        help="encoder-decoder (BART, T5, Whisper): the encoder's input length, tokens or mel frames",
+    )
+    group.add_argument(
         "--all-logits",
         action="store_true",
         help="prefill computes logits at every position (default: last only)",
@@ -132,6 +138,7 @@ def _run_llm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         causal=args.causal,
         dtype=args.dtype,
         kv_dtype=_bits_or_name(args.kv_dtype),
+        source=args.source,
     )
     servings = [cost.serving(spec) for spec in presets]
     if args.weight_bits is not None or args.kv_dtype is not None:  # what-if rows
@@ -181,7 +188,7 @@ def _refuse_options_llm_mode_does_not_take(args: argparse.Namespace) -> None:
 
 
 TRAINING_ONLY_OPTIONS = ("step_time", "tokens_per_second", "recompute", "optimizer")
-SERVING_ONLY_OPTIONS = ("all_logits", "kv_dtype", "weight_bits", "plot")
+SERVING_ONLY_OPTIONS = ("all_logits", "kv_dtype", "weight_bits", "plot", "source")
 
 
 def _refuse_options_of_the_other_mode(args: argparse.Namespace) -> None:
@@ -220,7 +227,7 @@ def _refuse_options_of_the_other_mode(args: argparse.Namespace) -> None:
 
 
 LLM_ONLY_OPTIONS = ("generate", "all_logits", "kv_dtype", "weight_bits", "dtype", "step_time",
-                    "tokens_per_second", "recompute", "optimizer")  # fmt: skip
+                    "tokens_per_second", "recompute", "optimizer", "source")  # fmt: skip
 
 
 def refuse_llm_options_alone(args: argparse.Namespace) -> None:

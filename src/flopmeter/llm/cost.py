@@ -19,7 +19,7 @@ from ..report import Report
 from . import traces
 from .fit import Fit, PiecewiseLinear, fit, piecewise_linear
 from .kv import KVCache, bits_of, kv_cache
-from .model import LanguageModel, ParamCounts, language_model
+from .model import LanguageModel, ParamCounts, language_model, position_table
 from .phases import Phase
 from .serving import PhaseTime, Serving, compute_bound_batch, decode_steps_seconds, phase_time
 
@@ -104,8 +104,22 @@ class LLMCost:
 
     @property
     def prefill(self) -> Phase:
-        """The prefill of the prompt."""
+        """The prefill of the prompt (of an encoder-decoder model: the encoder's pass included,
+        as generate's first forward)."""
         return self.prefill_at(self.prompt)
+
+    @property
+    def encoder(self) -> Phase | None:
+        """An encoder-decoder model's encoder pass over its ``source`` positions, once per
+        sequence: part of the prefill (``prefill`` less this is the decoder's prefill, its
+        cross-attention included); None for a decoder alone."""
+        if self.lm.source is None:
+            return None
+        key = (-1, self.batch)  # no prefill has -1 tokens
+        if key not in self._prefills:
+            report = traces.encode(self.lm, self.batch)
+            self._prefills[key] = Phase("encode", self.lm.source, 0, self.batch, report, self.cache)
+        return self._prefills[key]
 
     def decode(self, context: int, batch: int | None = None) -> Phase:
         """One decode step after ``context`` cached tokens (traced, with the same step at an
@@ -120,7 +134,9 @@ class LLMCost:
         key = (context, batch, tokens)
         if key not in self._decodes:
             report = traces.decode(self.lm, context, batch, causal=self.causal, tokens=tokens)
-            empty = report if context == 0 else self._empty_cache(tokens, batch)
+            empty = (
+                report if context == 0 and not self.lm.encoder_decoder else self._empty_cache(tokens, batch)
+            )
             kind = "decode" if tokens == 1 else "chunk"
             self._decodes[key] = Phase(kind, tokens, context, batch, report, self.cache, empty, self._experts)
         return self._decodes[key]
@@ -128,14 +144,15 @@ class LLMCost:
     def _empty_cache(self, tokens: int, batch: int) -> Report:
         """The same step with a cache of no tokens (the as-executed KV split's baseline): the
         first token, except that a hybrid's recurrent layers keep their states (their decode
-        path, as at any context; a first token runs their prefill path)."""
+        path, as at any context; a first token runs their prefill path), and that an
+        encoder-decoder model's cross-attention cache is empty too (its reads are KV traffic)."""
         traces.stored_layout(self.lm)  # records the recurrent states
-        if not self.lm.states:
+        if not self.lm.states and not self.lm.encoder_decoder:
             return self.chunk(0, tokens, batch).report
         key = (batch, tokens)
         if key not in self._baselines:
             self._baselines[key] = traces.decode(
-                self.lm, 0, batch, causal=self.causal, tokens=tokens, recurrent_states=True
+                self.lm, 0, batch, causal=self.causal, tokens=tokens, recurrent_states=True, cross_positions=0
             )
         return self._baselines[key]
 
@@ -201,7 +218,7 @@ class LLMCost:
         """The lengths a fit is traced at (``usual``: 16, 32, ...) and its check (the prompt,
         or 64), scaled down to fit a position table shorter than 64 + ``positions_after``
         (GPT-2's learned ``n_positions``: a longer trace would index past it)."""
-        limit = getattr(self.lm.config, "max_position_embeddings", None)  # GPT-2: n_positions
+        _, limit = position_table(self.lm.config)  # GPT-2: n_positions; Whisper: max_target_positions
         step = usual[0]
         if isinstance(limit, int) and limit - positions_after < 4 * step:
             step = max(1, (limit - positions_after) // 4)
@@ -324,12 +341,20 @@ class LLMCost:
             "all_logits": self.all_logits,
             "every_position_logits": self.every_position_logits,  # what the prefill computes
             "causal": self.causal,
+            # an encoder-decoder model: the encoder's input length and the positions its output has, and
+            # the encoder's pass (inside "prefill"); None for a decoder alone
+            "source": lm.source,
+            "encoder_positions": lm.encoder_positions if lm.encoder_decoder else None,
+            "encoder_matmul": lm.encoder_matmul if lm.encoder_decoder else None,  # the encoder's N_mm
+            "encoder": phase(self.encoder) if self.encoder is not None else None,
             "prefill": phase(self.prefill),
             "first_decode": phase(self.first_decode),
             "last_decode": phase(self.last_decode),
             "prefill_fit": fitted(self.prefill_fit()),
             "decode_fit": fitted(self.decode_fit()),
             "kv_bytes_per_token": _number(self.cache.bytes_per_token),
+            # an encoder-decoder model's cross-attention cache per sequence (0 for a decoder alone)
+            "cross_kv_bytes": _number(self.cache.cross_bytes),
             "state_bytes": self.state_bytes,
             # piecewise decode (sliding windows, chunks): the traced steps the roofline's sum used
             "decode_steps": None
@@ -424,9 +449,15 @@ def llm_cost(
     causal: str = "full",
     dtype: str | None = None,
     kv_dtype: str | int | None = None,
+    source: int | None = None,
 ) -> LLMCost:
     """What a causal language model costs to serve: prefill of ``prompt`` tokens, decode
     steps while generating ``generate`` tokens, for ``batch`` sequences.
+
+    ``source``: an encoder-decoder model's encoder input length (source tokens; Whisper's
+    mel frames, 2 x max_source_positions); ``prompt`` is then the decoder's tokens. The
+    prefill runs the encoder and the decoder (cross K/V computed and cached), each decode
+    step the decoder only, reading the cached cross K/V (``encoder_decoder.py``).
 
     ``model_or_config``: a transformers causal LM, or a transformers config (the model is
     built on the meta device: no memory for weights, in ``dtype``, default the config's
@@ -439,7 +470,7 @@ def llm_cost(
     """
     _check_settings(prompt, generate, batch, causal, kv_dtype)
     result = LLMCost(
-        language_model(model_or_config, dtype), prompt, generate, batch, all_logits, causal, kv_dtype
+        language_model(model_or_config, dtype, source), prompt, generate, batch, all_logits, causal, kv_dtype
     )
     result.prefill  # noqa: B018 - trace now: a model that cannot run fails here, clearly
     traces.stored_layout(result.lm)  # the cache's layout: windows the config names otherwise

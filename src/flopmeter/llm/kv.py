@@ -60,6 +60,10 @@ class KVCache:
     # per token and layer beside keys and values: a sparse-attention indexer's key (DeepSeek-V3.2's
     # index_head_dim), which the indexer reads for every cached token at each step
     indexer_dim: int = 0
+    # an encoder-decoder model's cross-attention cache, one sequence, all layers: the K/V of its S encoder
+    # positions, 2 x layers x KV heads x head dim x S x bytes; written once by the prefill, read whole by
+    # every decode step (``read_bytes``), held beside the self-attention cache (``bytes``)
+    cross_bytes: Fraction = Fraction(0)
 
     @property
     def uniform(self) -> bool:
@@ -110,14 +114,17 @@ class KVCache:
         if context < 1:
             return Fraction(0)
         slots = self._layer_slots(context - 1, 1, self.windows, self.layer_chunks)
-        return sum((b * n for b, n in zip(self.layer_bytes, slots, strict=False)), Fraction(0)) * batch
+        held = sum((b * n for b, n in zip(self.layer_bytes, slots, strict=False)), Fraction(0))
+        return (held + self.cross_bytes) * batch
 
     def read_bytes(self, context: int, tokens: int) -> Fraction:
         """Bytes ``tokens`` new tokens after ``context`` cached ones read of the cache, one
-        sequence: each layer's bytes per token x its ``tokens_read`` slots."""
+        sequence: each layer's bytes per token x its ``tokens_read`` slots, and an encoder-decoder
+        model's whole cross-attention cache (``cross_bytes``)."""
         chunks = self.layer_chunks + (None,) * len(self.sharing)
         slots = self._layer_slots(context, tokens, self.windows + self.sharing, chunks)
-        return sum((b * n for b, n in zip(self.layer_bytes, slots, strict=True)), Fraction(0))
+        attended = sum((b * n for b, n in zip(self.layer_bytes, slots, strict=True)), Fraction(0))
+        return attended + self.cross_bytes
 
     def tokens_read(self, context: int, tokens: int) -> int:
         """Token slots over all layers that ``tokens`` new tokens after ``context`` cached
@@ -192,7 +199,17 @@ def kv_cache(lm: LanguageModel, dtype: str | int | None = None) -> KVCache:
         () if uniform else elements,
         () if uniform else tuple(dims),
         lm.indexers[caching[0]][0] if caching and caching[0] in lm.indexers else 0,
+        Fraction(cross_elements(lm) * bits, 8),
     )
+
+
+def cross_elements(lm: LanguageModel) -> int:
+    """Elements of an encoder-decoder model's cross-attention cache, one sequence: per decoder
+    layer (key heads x key dim + value heads x value dim) x S encoder positions, as the layers hand
+    their cache (``stored_layout``); 0 for a decoder alone."""
+    stored_layout(lm)  # records lm.cross
+    per_position = sum(kh * kd + vh * vd for (kh, kd), (vh, vd) in lm.cross.values())
+    return per_position * lm.encoder_positions
 
 
 def _window(lm: LanguageModel, layer: int) -> int | None:

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from .computed import stored_weight, weight_factors
+from .encoder_decoder import CONFIG_ERRORS, check_source, encoder_of, seq2seq_on_meta, unbuildable
 
 DTYPES = {
     "float32": torch.float32,
@@ -118,6 +119,16 @@ class LanguageModel:
     cache_windows: dict[int, int | None] = field(default_factory=dict, repr=False)
     # names of the parameters some traced phase read (``note_read``); None before any trace
     read: set[str] | None = field(default=None, repr=False)
+    # an encoder-decoder model (BART, T5, Whisper ``...ForConditionalGeneration``): the encoder's input
+    # length along its sequence axis (source tokens; Whisper's mel frames); None: a decoder alone
+    source: int | None = None
+    # encoder-decoder: per decoder layer, (heads, dim) of the cross-attention keys and of the values it
+    # caches for one encoder position, and the encoder positions cached, recorded by ``traces.stored_layout``
+    cross: dict[int, tuple[tuple[int, int], tuple[int, int]]] = field(default_factory=dict, repr=False)
+    encoder_positions: int = 0
+    # built without ``source`` from an encoder-decoder config that has a causal LM class (BartConfig:
+    # BartForCausalLM): its decoder alone, without encoder states
+    decoder_alone: bool = False
 
     def note_read(self, names: set[str]) -> None:
         """Add the parameters a traced phase read (``ran.ParametersRead``); from then on
@@ -207,6 +218,17 @@ class LanguageModel:
         logits of every position are computed, in ``generate`` too."""
         return "logits_to_keep" in inspect.signature(self.model.forward).parameters
 
+    @property
+    def encoder_decoder(self) -> bool:
+        """Whether the model runs an encoder over ``source`` and a decoder with cross-attention."""
+        return self.source is not None
+
+    @property
+    def encoder_matmul(self) -> int:
+        """N_mm of the encoder alone (its matmul weights; the embedding it shares is none): they
+        run once per sequence, in the prefill, never in a decode step. 0 for a decoder alone."""
+        return count_params(encoder_of(self.model)).matmul if self.encoder_decoder else 0
+
     def cache_argument(self) -> str:
         """The forward's name for the KV cache (``cache`` in transformers >= 5.2x,
         ``past_key_values`` before)."""
@@ -214,10 +236,15 @@ class LanguageModel:
         return "cache" if "cache" in names else "past_key_values"
 
 
-def language_model(model_or_config: Any, dtype: str | torch.dtype | None = None) -> LanguageModel:
+def language_model(
+    model_or_config: Any, dtype: str | torch.dtype | None = None, source: int | None = None
+) -> LanguageModel:
     """Wrap a causal LM (``nn.Module`` with a transformers ``config``) or build one on the
     meta device from a transformers config (no memory for weights). ``dtype``: the
-    dtype to build in; default the config's ``dtype``, else bfloat16 (how LLMs serve)."""
+    dtype to build in; default the config's ``dtype``, else bfloat16 (how LLMs serve).
+    ``source``: an encoder-decoder model's encoder input length (see ``encoder_decoder.py``);
+    with a config it builds the seq2seq model (``AutoModelForSeq2SeqLM``, Whisper's
+    ``AutoModelForSpeechSeq2Seq``), without one an encoder-decoder model is refused."""
     if isinstance(model_or_config, torch.nn.Module):
         model = model_or_config
         config = getattr(model, "config", None)
@@ -233,11 +260,19 @@ def language_model(model_or_config: Any, dtype: str | torch.dtype | None = None)
                 "convert it first (model.to(dtype)) or pass its config"
             )
     else:
-        model = _build_on_meta(model_or_config, dtype)
+        model = _build_on_meta(model_or_config, dtype, seq2seq=source is not None)
         config = model.config
+    check_source(model, source)
     _check_causal(model, config)
     _check_language_head(model)
-    return _describe(model, config)
+    described = _describe(model, config)
+    described.source = source
+    described.decoder_alone = (
+        source is None
+        and not isinstance(model_or_config, torch.nn.Module)
+        and getattr(model_or_config, "is_encoder_decoder", False) is True
+    )
+    return described
 
 
 def _check_language_head(model: torch.nn.Module) -> None:
@@ -273,7 +308,7 @@ def _check_causal(model: torch.nn.Module, config: Any) -> None:
         )
 
 
-def _build_on_meta(config: Any, dtype: str | torch.dtype | None) -> torch.nn.Module:
+def _build_on_meta(config: Any, dtype: str | torch.dtype | None, seq2seq: bool = False) -> torch.nn.Module:
     try:
         import transformers
     except ImportError as error:  # pragma: no cover - the extra is installed in CI
@@ -286,14 +321,24 @@ def _build_on_meta(config: Any, dtype: str | torch.dtype | None) -> torch.nn.Mod
         )
     chosen = _torch_dtype(dtype if dtype is not None else getattr(config, "dtype", None) or "bfloat16")
     config = copy.deepcopy(config)  # from_config writes dtype and attention choices into it
+    if seq2seq:
+        return seq2seq_on_meta(config, chosen)
     with torch.device("meta"):
         try:
             model = transformers.AutoModelForCausalLM.from_config(config, dtype=chosen)
         except ValueError as error:
+            hint = (
+                f" ({type(config).__name__} is an encoder-decoder config: llm_cost counts it with source=S, the "
+                "encoder's input length (CLI --source S); training_step does not model encoder-decoder training)"
+                if getattr(config, "is_encoder_decoder", False)
+                else ""
+            )
             raise ValueError(
                 f"LLM mode needs a causal language model; transformers.AutoModelForCausalLM has none "
-                f"for {type(config).__name__}"
+                f"for {type(config).__name__}{hint}"
             ) from error
+        except CONFIG_ERRORS as error:
+            raise unbuildable(config, "AutoModelForCausalLM", error) from error
     return model.eval()
 
 
@@ -322,6 +367,16 @@ def _attribute(config: Any, name: str) -> Any:
         return getattr(config, name, None)
     except RuntimeError:  # AmbiguousGlobalPerLayerAttributeError
         return config._getattr_without_heterogeneous_validation(name, None)
+
+
+def position_table(config: Any) -> tuple[str, int | None]:
+    """The config's attribute for the positions its decoder can index, and its value (None where
+    it has none): ``max_position_embeddings``, or Whisper's ``max_target_positions``."""
+    for name in ("max_position_embeddings", "max_target_positions"):
+        value = getattr(config, name, None)
+        if isinstance(value, int):
+            return name, value
+    return "max_position_embeddings", None
 
 
 def layer_configs(config: Any, layers: int) -> list[Any]:
@@ -354,7 +409,12 @@ def _describe(model: torch.nn.Module, config: Any) -> LanguageModel:
     config = getattr(config, "get_text_config", lambda: config)()
     if _get(config, "num_attention_heads", "n_head", "num_heads") is None:
         raise no_attention(model, config, "has none (a state-space model?)")
-    layers = int(_get(config, "num_hidden_layers", "n_layer", "num_layers"))
+    # an encoder-decoder config's num_hidden_layers and num_attention_heads are its encoder's (BART's and
+    # Whisper's attribute_map): the decoder's, which LLM mode's phases run, are decoder_layers (T5:
+    # num_decoder_layers) and decoder_attention_heads
+    layers = int(
+        _get(config, "decoder_layers", "num_decoder_layers", "num_hidden_layers", "n_layer", "num_layers")
+    )
     hidden = int(_get(config, "hidden_size", "n_embd", "d_model"))
     # the config's values; a heterogeneous config's layers may differ (``layer_configs``)
     heads, kv_heads, head_dim, qk_head_dim, v_head_dim = _attention_of(config, hidden)
@@ -407,13 +467,18 @@ def _attention_of(config: Any, hidden: int, sliding: bool = False) -> tuple[int,
     """(heads, KV heads, head_dim, query-key dim, value dim) per head of a (layer's) config; of a
     ``sliding`` layer, the config's ``swa_`` values where it has them (Inkling)."""
     swa = "swa_" if sliding else "-"  # no config attribute starts with "-"
-    heads = int(_get(config, f"{swa}num_attention_heads", "num_attention_heads", "n_head", "num_heads"))
+    decoder_heads = _get(config, "decoder_attention_heads")  # BART, Whisper: see ``_describe``
+    heads = int(
+        decoder_heads
+        or _get(config, f"{swa}num_attention_heads", "num_attention_heads", "n_head", "num_heads")
+    )
     kv_heads = int(
-        _get(config, f"{swa}num_key_value_heads", "num_key_value_heads", "num_kv_heads", default=heads)
+        decoder_heads
+        or _get(config, f"{swa}num_key_value_heads", "num_key_value_heads", "num_kv_heads", default=heads)
     )
     if _attribute(config, "multi_query") and not _attribute(config, "new_decoder_architecture"):
         kv_heads = 1  # Falcon-7B, GPT-BigCode: one key/value head (Falcon's num_kv_heads then says H)
-    head_dim = int(_get(config, f"{swa}head_dim", "head_dim", default=hidden // heads))
+    head_dim = int(_get(config, f"{swa}head_dim", "head_dim", "d_kv", default=hidden // heads))  # T5: d_kv
     # MLA (DeepSeek-V2/V3, MiniCPM3): head_dim is the rotary part; a score's dot product runs
     # over qk_head_dim = qk_nope_head_dim + qk_rope_head_dim, the weighted sum over v_head_dim
     qk_head_dim = int(_get(config, "qk_head_dim", default=head_dim))

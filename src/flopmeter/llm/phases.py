@@ -5,7 +5,8 @@ KV-cache writes and activations, under two accountings.
   everything a cache of n tokens adds to the traced traffic: the trace at n minus the
   trace of the same step with an empty cache (Hugging Face's ``DynamicCache`` copies
   the whole cache with ``cat`` every step, and attention reads it). Activations are the
-  rest of the non-weight traffic. A prefill has no cache to compare with, so its KV
+  rest of the non-weight traffic (an encoder-decoder model's baseline has an empty
+  cross-attention cache too: reading that cache is KV traffic). A prefill has no cache to compare with, so its KV
   columns are 0 and the traffic is activations (``DynamicCache``'s copy of the new keys
   and values included).
 - ``paged``: what a serving engine does. A decode step writes one slot per layer and
@@ -102,8 +103,9 @@ class ModuleRow:
 @dataclass
 class Phase:
     """One prefill (``tokens`` = T, ``context`` = 0), one decode step (``tokens`` = 1
-    after ``context`` = n cached tokens) or one chunk of a chunked prefill (``tokens`` = k
-    after n), for ``batch`` sequences. ``report`` is the
+    after ``context`` = n cached tokens), one chunk of a chunked prefill (``tokens`` = k
+    after n) or an encoder-decoder model's encoder pass (``kind`` "encode", ``tokens`` = S),
+    for ``batch`` sequences. ``report`` is the
     trace; ``empty_cache`` the same decode step traced with no cache (decode only)."""
 
     kind: str
@@ -140,8 +142,11 @@ class Phase:
         if accounting == "as executed":
             return executed
         geometry = cache or self.cache
-        if self.kind == "prefill":
-            read, written = Fraction(0), geometry.bytes_per_token * self.tokens * self.batch
+        if self.kind == "encode":  # an encoder-decoder model's encoder: no cache of its own
+            read, written = Fraction(0), Fraction(0)
+        elif self.kind == "prefill":  # and an encoder-decoder model's cross K/V, written once
+            read = Fraction(0)
+            written = (geometry.bytes_per_token * self.tokens + geometry.cross_bytes) * self.batch
         else:
             read = geometry.read_bytes(self.context, self.tokens) * self.batch
             written = geometry.bytes_per_token * self.tokens * self.batch

@@ -10,7 +10,15 @@ import torch
 from ..api import ModelError, profile
 from ..interrupts import ModeOn, completes
 from ..report import Report
-from .model import LanguageModel, no_attention
+from .encoder_decoder import (
+    empty_cache,
+    encoder_inputs,
+    encoder_of,
+    encoder_output,
+    use_cache_flag,
+    with_cross_cache,
+)
+from .model import LanguageModel, no_attention, position_table
 from .ran import ParametersRead, parameters_run
 
 
@@ -21,10 +29,33 @@ def prefill(
     ``all_logits=False`` computes the last position's logits only, as ``generate`` does
     (``logits_to_keep=1``); True computes all of them (training, scoring)."""
     _check_positive(tokens=tokens, batch=batch)
-    inputs: dict[str, Any] = {"input_ids": _token_ids(batch, tokens), "use_cache": True}
+    inputs: dict[str, Any] = {**_new_tokens(lm, batch, tokens), **_use_cache(lm)}
     if lm.keeps_logits:  # else every position's logits: see ``LanguageModel.keeps_logits``
         inputs["logits_to_keep"] = 0 if all_logits else 1
+    if lm.source is not None:  # generate's first forward: the encoder too (``encoder_decoder.py``)
+        inputs.update(encoder_inputs(lm.model, lm.source, batch, lm.dtype))
+        inputs[lm.cache_argument()] = empty_cache(lm.config)
     return _traced(lm, inputs, tokens, causal=causal, name=f"{lm.name} prefill T={tokens}")
+
+
+def encode(lm: LanguageModel, batch: int = 1) -> Report:
+    """An encoder-decoder model's encoder alone over its ``source`` positions: the part of the
+    prefill that runs once per sequence whatever the target length."""
+    assert lm.source is not None, "encode() is for an encoder-decoder model"
+    inputs = encoder_inputs(lm.model, lm.source, batch, lm.dtype)
+    return profile(encoder_of(lm.model), inputs, name=f"{lm.name} encoder S={lm.source}")
+
+
+def _use_cache(lm: LanguageModel) -> dict[str, bool]:
+    """``use_cache=True``; of an encoder-decoder model only where its forward names it (see
+    ``use_cache_flag``: each phase hands it a cache anyway)."""
+    return use_cache_flag(lm.model) if lm.encoder_decoder else {"use_cache": True}
+
+
+def _new_tokens(lm: LanguageModel, batch: int, tokens: int) -> dict[str, torch.Tensor]:
+    """The new tokens' ids under the forward's name for them: ``input_ids``, an encoder-decoder
+    model's ``decoder_input_ids``."""
+    return {"decoder_input_ids" if lm.encoder_decoder else "input_ids": _token_ids(batch, tokens)}
 
 
 def decode(
@@ -35,19 +66,28 @@ def decode(
     causal: str = "full",
     tokens: int = 1,
     recurrent_states: bool = False,
+    cross_positions: int | None = None,
 ) -> Report:
     """One decode step: ``tokens`` new tokens per sequence (1; more for a chunk of a
     chunked prefill) after a cache of ``context`` tokens (transformers' ``DynamicCache``,
     filled with meta tensors of the model's dtype: no memory). ``recurrent_states`` with
     ``context`` 0: a hybrid's recurrent layers hold their states all the same (the baseline
-    of the as-executed KV split: a cache of no tokens, not a first token)."""
+    of the as-executed KV split: a cache of no tokens, not a first token). An encoder-decoder
+    model's cross-attention cache holds its S encoder positions, or ``cross_positions`` (0: the
+    baseline of the as-executed KV split, which then holds what both caches add)."""
     _check_positive(batch=batch, tokens=tokens)
     if not isinstance(context, int) or isinstance(context, bool) or context < 0:
         raise ValueError(f"the decode context must be a whole number of tokens, 0 or more, got {context!r}")
-    inputs: dict[str, Any] = {"input_ids": _token_ids(batch, tokens), "use_cache": True}
+    inputs: dict[str, Any] = {**_new_tokens(lm, batch, tokens), **_use_cache(lm)}
     if lm.keeps_logits:
         inputs["logits_to_keep"] = 1
-    if context or (recurrent_states and stored_layout(lm) and lm.states):
+    if lm.encoder_decoder:  # the encoder's output and its cross K/V, cached: see ``encoder_decoder.py``
+        stored_layout(lm)  # records lm.cross
+        inputs["encoder_outputs"] = encoder_output(batch, lm.encoder_positions, lm.hidden, lm.dtype)
+        positions = lm.encoder_positions if cross_positions is None else cross_positions
+        cache = with_cross_cache(filled_cache(lm, context, batch), lm.cross, positions, batch, lm.dtype)
+        inputs[lm.cache_argument()] = cache
+    elif context or (recurrent_states and stored_layout(lm) and lm.states):
         inputs[lm.cache_argument()] = filled_cache(lm, context, batch)
     label = f"decode n={context}" if tokens == 1 else f"chunk of {tokens} after n={context}"
     return _traced(lm, inputs, context + tokens, causal=causal, name=f"{lm.name} {label}")
@@ -76,11 +116,18 @@ def _traced(lm: LanguageModel, inputs: dict[str, Any], positions: int, *, causal
         lm.note_read(parameters_run(lm.model, report, watch.seen))
         return report
     except ModelError as error:
-        limit = getattr(lm.config, "max_position_embeddings", None)
-        if isinstance(limit, int) and positions > limit:
+        table, limit = position_table(lm.config)
+        # a text encoder's source positions index the same table (BART); Whisper's frames do not
+        source = lm.source if getattr(lm.model, "main_input_name", None) == "input_ids" else None
+        if isinstance(limit, int) and max(positions, source or 0) > limit:
+            reached = (
+                f"Its source reaches {source:,}"
+                if positions <= limit
+                else f"This trace reaches {positions:,}"
+            )
             raise ModelError(
-                f"{error} This trace reaches {positions:,} positions, beyond the config's "
-                f"max_position_embeddings ({limit:,}): keep prompt + generate - 1 within it"
+                f"{error} {reached} positions, beyond the config's {table} "
+                f"({limit:,}): keep prompt + generate - 1{' and source' if source else ''} within it"
             ) from error.__cause__
         raise
 
@@ -177,13 +224,38 @@ def stored_layout(lm: LanguageModel) -> dict[int, tuple[tuple[int, int], tuple[i
                 record("update_recurrent_state", recurrent_states, layer_idx, state_idx, kwargs)
                 return super().update_recurrent_state(recurrent_states, layer_idx, state_idx, **kwargs)
 
-        inputs = {
+        inputs: dict[str, Any] = {
             "input_ids": torch.zeros(1, 1, dtype=torch.long),
             "use_cache": True,
             "logits_to_keep": 1,
             lm.cache_argument(): Recording(config=lm.config),
         }
+        cross: dict[int, tuple[tuple[int, int], tuple[int, int]]] = {}
+        if lm.source is not None:  # and the cross-attention K/V of the encoder's output, per layer
+            positions: list[int] = []
+
+            class CrossRecording(transformers.DynamicCache):
+                def update(
+                    self, key_states: Any, value_states: Any, layer_idx: int, *args: Any, **kwargs: Any
+                ) -> Any:
+                    cross[layer_idx] = (
+                        (key_states.shape[1], key_states.shape[-1]),
+                        (value_states.shape[1], value_states.shape[-1]),
+                    )
+                    positions.append(key_states.shape[-2])
+                    return super().update(key_states, value_states, layer_idx, *args, **kwargs)
+
+            inputs = {
+                **_new_tokens(lm, 1, 1),
+                **encoder_inputs(lm.model, lm.source, 1, lm.dtype),
+                **_use_cache(lm),
+                lm.cache_argument(): transformers.EncoderDecoderCache(
+                    Recording(config=lm.config), CrossRecording()
+                ),
+            }
         profile(lm.model, inputs, name=f"{lm.name} cache layout")
+        if lm.source is not None:
+            lm.cross, lm.encoder_positions = cross, max(positions, default=0)
         if not seen and states:  # Mamba-2 has num_heads, of its SSM: no attention at all
             raise no_attention(
                 lm.model, lm.config, "caches recurrent states, no keys and values (a state-space model)"

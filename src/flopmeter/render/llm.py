@@ -8,7 +8,7 @@ from typing import Any
 
 from ..llm.cost import LLMCost
 from ..llm.fit import Fit, Polynomial
-from ..llm.model import LanguageModel
+from ..llm.model import LanguageModel, position_table
 from ..llm.phases import Phase
 from ..llm.serving import Serving
 from ..llm.training import TrainingStep
@@ -95,15 +95,19 @@ def _bytes(value: Fraction | int) -> str:
     return u.nbytes(float(value))
 
 
-def phase_lines(title: str, phase: Phase, *, units: str = "auto", precision: int = 2) -> list[str]:
+def phase_lines(
+    title: str, phase: Phase, *, units: str = "auto", precision: int = 2, per_token: bool = True
+) -> list[str]:
+    """A phase's FLOPs and bytes; ``per_token`` False leaves out the per-token line (an
+    encoder-decoder model's prefill: its encoder's work is not the target tokens')."""
     lines = [
         f"{title}",
         f"  FLOPs {u.count(phase.flops_2mac, 'FLOPs', units, precision)} (2 x MACs)"
         f" · {u.count(phase.flops, 'FLOPs', units, precision)} exact · {u.count(phase.macs, 'MACs', units, precision)}",
     ]
-    if phase.tokens > 1:
-        per_token = phase.flops_2mac / (phase.tokens * phase.batch)
-        lines.append(f"  per token: {u.count(per_token, 'FLOPs', units, precision)} (2 x MACs)")
+    if per_token and phase.tokens > 1:
+        per_token_flops = phase.flops_2mac / (phase.tokens * phase.batch)
+        lines.append(f"  per token: {u.count(per_token_flops, 'FLOPs', units, precision)} (2 x MACs)")
     for accounting in ("paged", "as executed"):
         split = phase.bytes(accounting)
         lines.append(
@@ -206,12 +210,13 @@ def render_llm(
     lines.append(
         f"batch {cost.batch} · prompt {cost.prompt} · generate {cost.generate} · attention counted {cost.causal}"
     )
+    lines += encoder_decoder_lines(cost)
     longest = cost.prompt + cost.generate - 1  # the last token's context, itself included
-    limit = getattr(lm.config, "max_position_embeddings", None)
+    table, limit = position_table(lm.config)
     if isinstance(limit, int) and longest > limit:
         lines.append(
             f"NOTE: prompt + generate reach {longest:,} positions, beyond the config's "
-            f"max_position_embeddings ({limit:,}): counted as if the model attended that far"
+            f"{table} ({limit:,}): counted as if the model attended that far"
         )
     if lm.kv_lora_rank:
         lines.append(
@@ -231,8 +236,21 @@ def render_llm(
         )
     )
     lines.append("")
+    if cost.encoder is not None:
+        lines += phase_lines(
+            f"Encoder, S = {lm.source:,} (once per sequence; inside the prefill below)",
+            cost.encoder,
+            units=units,
+            precision=precision,
+            per_token=False,  # Whisper's source is frames
+        )
+    with_encoder = f" and the encoder over S = {lm.source:,}" if cost.encoder is not None else ""
     lines += phase_lines(
-        f"Prefill, T = {cost.prompt} ({logits})", cost.prefill, units=units, precision=precision
+        f"Prefill, T = {cost.prompt}{with_encoder} ({logits})",
+        cost.prefill,
+        units=units,
+        precision=precision,
+        per_token=cost.encoder is None,  # the encoder's work is not the target tokens'
     )
     lines += phase_lines(
         f"Decode step at n = {cost.prompt} (first)", cost.first_decode, units=units, precision=precision
@@ -275,6 +293,29 @@ def render_llm(
         ]
         lines += serving_table(servings)
     return "\n".join(lines) + "\n"
+
+
+def encoder_decoder_lines(cost: LLMCost) -> list[str]:
+    """What an encoder-decoder model's phases run (``llm/encoder_decoder.py``), and why 2 N per
+    token overstates its decode steps (N counts the encoder's weights, which they never read)."""
+    lm = cost.lm
+    if lm.decoder_alone:
+        return [
+            f"NOTE: {type(lm.config).__name__} is an encoder-decoder config; without a source length this is "
+            f"its decoder alone ({lm.name}), without encoder states: no encoder, no cross-attention. "
+            "Count the encoder-decoder with --source S (source=S), the encoder's input length"
+        ]
+    if lm.source is None:
+        return []
+    return [
+        f"encoder-decoder: the prefill runs the encoder once over source S = {lm.source:,} "
+        f"({lm.encoder_positions:,} encoder positions) and the decoder over the prompt's {cost.prompt:,} "
+        f"token{'s' if cost.prompt > 1 else ''}, its cross-attention projecting the encoder output to K/V "
+        "once and caching them; "
+        "a decode step runs the decoder only and reads the cached cross K/V",
+        f"NOTE: N includes the encoder's {lm.encoder_matmul:,} matmul weights, read once per sequence "
+        "(in the prefill), never by a decode step: 2 N per token overstates a decode step",
+    ]
 
 
 def idle_lines(lm: LanguageModel) -> list[str]:
@@ -385,11 +426,18 @@ def kv_lines(cost: LLMCost) -> list[str]:
             if cache.uniform
             else f"{_bytes(min(layer_bytes))} to {_bytes(max(layer_bytes))}"
         )
+        cross = " and the cross-attention cache" if cache.cross_bytes else ""
         lines.append(
             f"  {label} ({cache.bits} bits): {_bytes(cache.bytes_per_token)} per token "
             f"({per_layer} per layer) · {_bytes(cache.bytes(total, cost.batch))} "
-            f"for batch {cost.batch} at {total} tokens (the generation's most: its last token is not cached)"
+            f"for batch {cost.batch} at {total} tokens{cross} (the generation's most: its last token is not cached)"
         )
+        if cache.cross_bytes:
+            lines.append(
+                f"    cross-attention cache ({cost.lm.encoder_positions:,} encoder positions x 2 x layers x KV heads"
+                f" x head dim x bytes): {_bytes(cache.cross_bytes)} per sequence, written by the prefill, read"
+                " whole by each decode step"
+            )
     if cost.state_bytes:
         lines.append(
             f"  recurrent states (Mamba, linear attention), beside it: {_bytes(cost.state_bytes)} "
