@@ -111,11 +111,14 @@ def test_exported_program_conv_row_is_int8() -> None:
     assert layer.n_scales == 4  # one per output channel
 
 
-def test_qat_prepared_counts_its_batch_norm_fold_as_model_flops() -> None:
-    """A documented limitation: the fold is model work here (overhead in eager and FX QAT);
-    the weight has the fake quantizer's bits, as in eager QAT."""
+@pytest.mark.parametrize("bias", [True, False])
+def test_qat_prepared_puts_its_batch_norm_fold_in_overhead(bias: bool) -> None:
+    """P9-6: torchao's simulated fold (``_qat_conv_bn``) is overhead, as in eager QAT's
+    ConvBn: model FLOPs equal the float exported train graph's; the weight has the fake
+    quantizer's bits, as in eager QAT."""
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8)).train()
+    conv = torch.nn.Conv2d(3, 8, 3, padding=1, bias=bias)
+    model = torch.nn.Sequential(conv, torch.nn.BatchNorm2d(8)).train()
     x = torch.randn(2, 3, 4, 4)
     exported = torch.export.export(model, (x,)).module()
     float_flops = flopmeter.profile(exported, x).flops
@@ -125,11 +128,26 @@ def test_qat_prepared_counts_its_batch_norm_fold_as_model_flops() -> None:
     prepared = pt2e.prepare_qat_pt2e(torch.export.export(model, (x,)).module(), quantizer)
     prepared(x)
     report = flopmeter.profile(prepared, x)
-    assert set(report.overhead) == {"aten._fused_moving_avg_obs_fq_helper"}
-    # var + eps 8, sqrt 8, gamma / std 8, weight * scale 8*3*3*3 = 216, output / scale
-    # 2*8*4*4 = 256, bias add 256: 752
-    assert report.flops - float_flops == 752
+    assert report.flops == float_flops  # was float + 752 (with bias) / + 496 (without)
+    fold = {op: stats.cost.flops for op, stats in report.overhead.items() if not op.startswith("aten._fused")}
+    assert fold == {
+        "aten.add": 8,  # running_var + eps: 8 channels
+        "aten.sqrt": 8,
+        "aten.div": 8 + 2 * 8 * 4 * 4,  # gamma / std, and the output / scale: 8 + 256 = 264
+        "aten.mul": 8 * 3 * 3 * 3,  # weight * scale: 216
+        **({"aten.convolution": 2 * 8 * 4 * 4} if bias else {}),  # the zero bias's add, 1 per output: 256
+    }
+    # the model's own bias add (256) and batch norm stay; the fake quantizers' 6 FLOPs an element:
+    # (input 2*3*4*4 + weight 216 + output 256) * 6 = 568 * 6 = 3,408
+    assert report.overhead["aten._fused_moving_avg_obs_fq_helper"].cost.flops == 3408
+    counted = flopmeter.profile(prepared, x, compression=flopmeter.CompressionOptions(count_overhead=True))
+    assert counted.flops == float_flops + (752 if bias else 496) + 3408  # 8+8+264+216(+256)
     layer = report.compression.layers[""]  # the flat graph runs the conv at its root
     assert (layer.weight_bits, layer.act_bits, layer.n_scales) == (8, 8, 8)  # int8 per channel, uint8 input
     assert layer.macs_dense == 2 * 8 * 4 * 4 * (3 * 3 * 3)  # 256 outputs * 27 = 6,912
     assert layer.bops == 6912 * 8 * 8  # float weights: no zeros
+    if bias:  # in eval too (torchao's move_exported_model_to_eval): the float eval graph's FLOPs
+        pt2e_utils = pytest.importorskip("torchao.quantization.pt2e")
+        pt2e_utils.move_exported_model_to_eval(prepared)
+        float_eval = flopmeter.profile(torch.export.export(model.eval(), (x,)).module(), x).flops
+        assert flopmeter.profile(prepared, x).flops == float_eval

@@ -23,6 +23,7 @@ from ..interrupts import GradMode
 from ..tracing.model_walk import ModelWalk
 from ..tracing.run import undone
 from .packed import PackedLayout, is_packed, layout_of
+from .pt2e_fold import FoldStep
 
 
 @lru_cache(maxsize=64)
@@ -123,6 +124,8 @@ class ModelFacts:
     # QAT layer (or torchao layer quantizing its input) -> its activations' bits
     qat_act_bits: dict[str, int] = field(default_factory=dict)
     folded_batch_norms: set[str] = field(default_factory=set)  # QAT ConvBn*: BN folded in emulation
+    # a prepare_qat_pt2e graph's simulated batch-norm folds, by the module running the graph
+    pt2e_folds: dict[str, list[FoldStep]] = field(default_factory=dict)
     # torch.nn.utils.prune's masks by module, their shapes: on ``bias`` (the pruning tutorial
     # prunes it), an LSTM's ``bias_ih_l0``, MHA's ``in_proj_bias``, a weight (its fact's too)
     prune_masks: dict[str, set[tuple[int, ...]]] = field(default_factory=dict)
