@@ -404,9 +404,10 @@ def _unread_class(kind: type) -> bool:
 
 
 def _emulation_class(kind: type) -> bool:
-    """torch.ao observers and fake quantizers (of a prepared or QAT model): they
-    calibrate or emulate quantization, so their ops are compression overhead."""
-    return any(c.__name__ in ("ObserverBase", "FakeQuantizeBase") for c in kind.__mro__)
+    """torch.ao observers and fake quantizers (of a prepared or QAT model), torchao's QAT
+    fake quantizers: they calibrate or emulate quantization, so their ops are compression
+    overhead."""
+    return any(c.__name__ in ("ObserverBase", "FakeQuantizeBase", "FakeQuantizerBase") for c in kind.__mro__)
 
 
 def _plain_class(kind: type) -> bool:

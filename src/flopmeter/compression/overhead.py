@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from ..cost import Cost
-from ..registry import PT2E_DEQUANTIZE, PT2E_QPARAMS, PT2E_QUANTIZE, kind_of
+from ..registry import PT2E_DEQUANTIZE, PT2E_QPARAMS, PT2E_QUANTIZE, TORCHAO_PRIMITIVES, kind_of
 from ..tracing.events import BACKWARD, OpEvent
 from .facts import ModelFacts
 from .pt2e_fold import FoldMatcher
@@ -42,6 +42,7 @@ QUANTIZE_OPS = frozenset(
             f"quantized_decomposed.{op}"
             for op in (*PT2E_QUANTIZE, *PT2E_DEQUANTIZE, *PT2E_QPARAMS, "fake_quant_per_channel")
         ),
+        *TORCHAO_PRIMITIVES,
     }
 )
 _SUBCLASS_PREFIXES = ("torchao ", "bitsandbytes")
