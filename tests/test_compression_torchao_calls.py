@@ -108,7 +108,7 @@ def test_int8_dynamic_activation_linear_by_hand() -> None:
 def test_torchao_qat_fake_quantizers_are_overhead() -> None:
     """torchao's QAT (``QATConfig``): int8 per-token activations, int4 weights in groups of
     8, fake quantized by torchao calls in its own fake quantizer modules. Before: 2,478
-    model FLOPs (1,710 of them the fake quantizers')."""
+    model FLOPs (1,710 of them the fake quantizers'), and 32-bit weights and inputs."""
     qat = pytest.importorskip("torchao.quantization.qat")
     granularity = pytest.importorskip("torchao.quantization.granularity")
     base = quantization.Int8DynamicActivationIntxWeightConfig(
@@ -120,6 +120,13 @@ def test_torchao_qat_fake_quantizers_are_overhead() -> None:
     overhead = {op: (s.calls, s.cost.flops) for op, s in report.overhead.items()}
     assert overhead["torchao.choose_qparams_affine"] == (2, 2 * 48 + 2 * 128)  # input, weight: 352
     assert overhead["torchao.fake_quantize_affine"] == (2, 4 * 48 + 4 * 128)  # 704
+    # the layer stands for its int4 weight and int8 input, as a torch.ao QAT layer (was 32/32)
+    layer = report.compression.layers["0"]
+    assert (layer.representation, layer.weight_bits, layer.act_bits) == ("qat int4 per_group", 4, 8)
+    assert (layer.group_size, layer.n_scales) == (8, 16)  # 128 weights / 8
+    assert layer.bops == 384 * 4 * 8  # 12,288
+    # 128 * 4 bits = 64 bytes + 16 x (float32 scale + int32 zero point) = 128: 192; stored: float 512
+    assert (layer.weight_bytes_ideal, layer.weight_bytes_actual) == (192, 512)
 
 
 def test_a_float_model_is_unchanged_with_torchao_imported() -> None:

@@ -233,6 +233,8 @@ def collect(model: torch.nn.Module, walk: ModelWalk | None = None) -> ModelFacts
             found.weights[name] = facts
         if facts and facts[0].representation.startswith("torchao "):
             _torchao_activation_bits(name, module, found)
+        if "weight_fake_quantizer" in module._modules:
+            _torchao_quantization_aware(name, module, facts, found)
         if "weight_fake_quant" in module._modules:
             _quantization_aware(name, module, facts, found)
             if any(c.__name__ in _FOLDING_CLASSES for c in kind.__mro__):
@@ -320,6 +322,45 @@ def _quantization_aware(
         fake_quantized(fact, weight_quantizer, bits)
     activation = module._modules.get("activation_post_process")
     act_bits = _quantizer_bits(activation) if activation is not None else None
+    if act_bits is not None:
+        found.qat_act_bits[name] = act_bits
+
+
+def _torchao_quantization_aware(
+    name: str, module: torch.nn.Module, facts: list[WeightFact], found: ModelFacts
+) -> None:
+    """A torchao QAT layer (``QATConfig``: ``FakeQuantizedLinear``, any with a ``weight_fake_quantizer``):
+    as a torch.ao one (``_quantization_aware``), its weight stands for the integer weight
+    its ``weight_fake_quantizer`` rounds it to: the bits of the quantizer config's dtype
+    (``torch.int4`` -> 4), one scale per group (``PerGroup``), per tensor (``PerTensor``)
+    or per output row (else), each costed at the config's scale and zero-point precisions
+    (float32 and int32 when not set: 8 bytes). Its activations take the bits of its
+    ``activation_fake_quantizer``'s dtype. The stored bytes stay the float ones."""
+    config = getattr(module._modules["weight_fake_quantizer"], "config", None)
+    dtype = str(getattr(config, "dtype", "")).removeprefix("torch.")
+    bits = dtype_bits(dtype) if dtype.startswith(("int", "uint")) else None
+    if bits is None:
+        return  # a float8 config (no zero point, no integer range), or an unknown one
+    granularity = getattr(config, "granularity", None)
+    group = getattr(granularity, "group_size", None)
+    per_scale = sum(
+        (getattr(config, attribute, None) or default).itemsize
+        for attribute, default in (("scale_precision", torch.float32), ("zero_point_precision", torch.int32))
+    )
+    for fact in facts:
+        if fact.name != "weight" or fact.representation != "dense":
+            continue
+        if isinstance(group, int) and group > 0:
+            fact.group_size, fact.n_scales, scheme = group, fact.numel // group, "per_group"
+        elif type(granularity).__name__ == "PerTensor":
+            fact.n_scales, scheme = 1, "per_tensor"
+        else:
+            fact.n_scales, scheme = fact.out_channels, "per_channel"
+        fact.weight_bits = bits
+        fact.ideal_scale_bytes = fact.n_scales * per_scale
+        fact.representation = f"qat {dtype} {scheme}"
+    activation = getattr(module._modules.get("activation_fake_quantizer"), "config", None)
+    act_bits = dtype_bits(getattr(activation, "dtype", None))
     if act_bits is not None:
         found.qat_act_bits[name] = act_bits
 
