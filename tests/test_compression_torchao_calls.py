@@ -134,3 +134,15 @@ def test_a_float_model_is_unchanged_with_torchao_imported() -> None:
     report = flopmeter.profile(copy.deepcopy(model), torch.randn(*X))
     assert report.flops == FLOAT_FLOPS + 24  # + ReLU, 1 per output
     assert not report.overhead
+
+
+def test_int8_dynamic_linear_profiles_under_inference_mode() -> None:
+    """Before: a raw ``RuntimeError: Cannot set version_counter for inference tensor`` from
+    the model-state guard's detach of torchao's weight. Now the same numbers as without."""
+    model = _quantized(quantization.Int8DynamicActivationInt8WeightConfig())
+    with torch.inference_mode():
+        report = flopmeter.profile(model, torch.randn(*X))
+    assert (report.flops, report.macs) == (24, 384)  # the bias add; the int8 matmul
+    assert sum(s.cost.flops for s in report.overhead.values()) == 336  # 96 + 192 + 48, as above
+    assert not model[0].weight.is_inference()  # the model is left as it was
+    assert model(torch.randn(*X)).shape == (3, 8)
