@@ -76,8 +76,12 @@ def _fold_of(conv: torch.fx.Node, shapes: _StaticShapes) -> dict[torch.fx.Node, 
     ``weight * (gamma / sqrt(running_var + eps))`` (through a fake quantizer) or no user
     divides its output by that scale."""
     weight = conv.args[1]
-    if isinstance(weight, torch.fx.Node) and weight.op == "call_module" and weight.args:
-        weight = weight.args[0]  # the weight's fake quantizer (its own module's overhead)
+    if (
+        isinstance(weight, torch.fx.Node)
+        and weight.args
+        and (weight.op == "call_module" or "fake_quant" in _name(weight))
+    ):
+        weight = weight.args[0]  # the weight's fake quantizer: a module, or its op in a re-exported graph
     if _name(weight) != "mul" or not isinstance(weight, torch.fx.Node):
         return {}
     scaled = weight
