@@ -146,3 +146,24 @@ def test_int8_dynamic_linear_profiles_under_inference_mode() -> None:
     assert sum(s.cost.flops for s in report.overhead.values()) == 336  # 96 + 192 + 48, as above
     assert not model[0].weight.is_inference()  # the model is left as it was
     assert model(torch.randn(*X)).shape == (3, 8)
+
+
+def test_int8_dynamic_activation_int4_weight_linear_overhead_by_hand() -> None:
+    """W4A8 without torchao's CPU kernels: the input rounded to int8 and back, the int4
+    weight (int8 storage, groups of 8) dequantized, then a float addmm. Before: 718 FLOPs of
+    decomposed ops in the bucket."""
+    granularity = pytest.importorskip("torchao.quantization.granularity")
+    config = quantization.Int8DynamicActivationIntxWeightConfig(
+        weight_dtype=torch.int4, weight_granularity=granularity.PerGroup(8)
+    )
+    report = flopmeter.profile(_quantized(config), torch.randn(*X))
+    assert report.flops == FLOAT_FLOPS
+    assert {op: (s.calls, s.cost.flops) for op, s in report.overhead.items()} == {
+        "torchao.choose_qparams_affine": (1, 2 * 48),  # the input's range: 96
+        "torchao.quantize_affine": (1, 4 * 48),  # 192
+        "torchao.dequantize_affine": (2, 2 * 48 + 2 * 128),  # the input back, the weight: 352
+    }
+    layer = report.compression.layers["0"]
+    assert (layer.weight_bits, layer.act_bits, layer.n_scales, layer.group_size) == (4, 8, 16, 8)
+    # stored: 128 int8 + 16 float32 scales (64) + 16 int8 zero points (16) = 208; ideal 64 + 80 = 144
+    assert (layer.weight_bytes_actual, layer.weight_bytes_ideal) == (208, 144)

@@ -15,7 +15,9 @@ name below. The outermost such frame is the
 call: at its first op one event is recorded for it (``torchao.<kind>``, read from the
 call's ``input``), and the ops it runs are covered by that event (their memory is still
 followed); each op's outputs become the event's (the last op's are the call's result).
-Only runs in a process that imported torchao look (``LibraryCalls.watching``).
+Only runs in a process that imported torchao look (``LibraryCalls.watching``). The call's
+frame is held until the next op outside it (so two calls made back to back are told
+apart), which keeps its locals alive for that one op longer.
 """
 
 from __future__ import annotations
