@@ -156,3 +156,25 @@ def test_qat_prepared_puts_its_batch_norm_fold_in_overhead(bias: bool) -> None:
         pt2e_utils.move_exported_model_to_eval(prepared)
         float_eval = flopmeter.profile(torch.export.export(model.eval(), (x,)).module(), x).flops
         assert flopmeter.profile(prepared, x).flops == float_eval
+
+
+def test_qat_fold_leaves_a_model_conv_with_a_bias_of_its_shape_alone() -> None:
+    """A model's own conv whose bias has the fold's zero-bias shape (8,) is model work: its
+    bias is a parameter, the fold's a ``zeros_like`` (before: its 2*8*4*4 = 256 bias adds
+    went to the overhead bucket, the model 256 FLOPs short of the float graph)."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.Conv2d(8, 8, 1)
+    ).train()
+    x = torch.randn(2, 3, 4, 4)
+    float_flops = flopmeter.profile(torch.export.export(model, (x,)).module(), x).flops
+    quantizer = x86.X86InductorQuantizer().set_global(
+        x86.get_default_x86_inductor_quantization_config(is_qat=True)
+    )
+    prepared = pt2e.prepare_qat_pt2e(torch.export.export(model, (x,)).module(), quantizer)
+    prepared(x)
+    for shapes_only in (True, False):  # parameters on meta, or real
+        report = flopmeter.profile(prepared, x, shapes_only=shapes_only)
+        assert report.flops == float_flops
+        assert report.overhead["aten.convolution"].cost.flops == 2 * 8 * 4 * 4  # the fold's zero bias: 256
+        assert report.overhead["aten.convolution"].calls == 1

@@ -38,25 +38,29 @@ _CONVOLUTIONS = frozenset(
 _VIEWS = frozenset({"reshape", "view", "_unsafe_view", "expand"})
 _ELEMENTWISE = frozenset({"add", "sqrt", "rsqrt", "div", "mul", "zeros_like"})
 Shape = tuple[int, ...] | None  # None: any shape (an activation, whose batch may differ)
+Input = tuple[Shape, str]  # a tensor input's shape and role (TensorMeta.role: param, buffer, activation)
+_ANY: Input = (None, "activation")
 
 
 @dataclass(frozen=True)
 class FoldStep:
     """One op of a simulated fold: ``op`` as the trace records it (``aten.div``; every
-    convolution as ``aten.convolution``), the shapes of its tensor inputs in order
-    (None for an activation), and ``zero_bias``: a convolution, of which only the add of
-    the zero bias is overhead (1 FLOP per output)."""
+    convolution as ``aten.convolution``), the shape (None: any) and role of each of its
+    tensor inputs in order, and ``zero_bias``: a convolution, of which only the add of
+    the zero bias is overhead (1 FLOP per output). The roles keep a model's own ops out:
+    its convolutions read their bias as a parameter, the fold's reads a ``zeros_like``."""
 
     op: str
-    shapes: tuple[Shape, ...]
+    inputs: tuple[Input, ...]
     zero_bias: bool = False
 
     def matches(self, event: OpEvent) -> bool:
         if event.op != self.op:
             return False
         inputs = event.tensor_inputs()
-        return len(inputs) == len(self.shapes) and all(
-            want is None or tuple(got.shape) == want for want, got in zip(self.shapes, inputs, strict=True)
+        return len(inputs) == len(self.inputs) and all(
+            got.role == role and (shape is None or tuple(got.shape) == shape)
+            for (shape, role), got in zip(self.inputs, inputs, strict=True)
         )
 
 
@@ -109,9 +113,10 @@ def _fold_of(conv: torch.fx.Node, shapes: _StaticShapes) -> dict[torch.fx.Node, 
         node: FoldStep(f"aten.{_name(node)}", shapes.of_inputs(node))
         for node in (shifted, std, scale, scaled)
     }
-    steps[undo] = FoldStep("aten.div", (None, shapes.of(undo.args[1])))
+    steps[undo] = FoldStep("aten.div", (_ANY, shapes.input(undo.args[1])))
     if _name(bias) == "zeros_like":
-        steps[conv] = FoldStep("aten.convolution", (None, None, shapes.of(bias)), zero_bias=True)
+        weight_input = (shapes.of(scaled), "activation")  # what the weight's fake quantizer returns
+        steps[conv] = FoldStep("aten.convolution", (_ANY, weight_input, shapes.input(bias)), zero_bias=True)
     return steps
 
 
@@ -172,9 +177,7 @@ class _StaticShapes:
         if not isinstance(node, torch.fx.Node):
             return None
         if node.op == "get_attr":
-            value: object = self.module
-            for part in str(node.target).split("."):
-                value = getattr(value, part, None)
+            value = self._attribute(node)
             return tuple(value.shape) if isinstance(value, torch.Tensor) else None
         name = _name(node)
         if name in _VIEWS - {"expand"} and len(node.args) > 1:
@@ -187,9 +190,24 @@ class _StaticShapes:
             return tuple(torch.broadcast_shapes(*(torch.Size(s) for s in inputs if s is not None)))
         return None
 
-    def of_inputs(self, node: torch.fx.Node) -> tuple[Shape, ...]:
-        """The shapes of the node's tensor arguments, in order (a number is not one)."""
-        return tuple(self.of(a) for a in node.args if isinstance(a, torch.fx.Node))
+    def input(self, node: object) -> Input:
+        """The shape and role the trace gives a node's value: a parameter or buffer, or a
+        view of one (views keep their base's role), else an activation."""
+        base = _through_views(node)
+        role = "activation"
+        if isinstance(base, torch.fx.Node) and base.op == "get_attr":
+            role = "param" if isinstance(self._attribute(base), torch.nn.Parameter) else "buffer"
+        return self.of(node), role
+
+    def of_inputs(self, node: torch.fx.Node) -> tuple[Input, ...]:
+        """The shapes and roles of the node's tensor arguments, in order (a number is not one)."""
+        return tuple(self.input(a) for a in node.args if isinstance(a, torch.fx.Node))
+
+    def _attribute(self, node: torch.fx.Node) -> object:
+        value: object = self.module
+        for part in str(node.target).split("."):
+            value = getattr(value, part, None)
+        return value
 
 
 def _resolved(size: object, numel: int) -> Shape:
