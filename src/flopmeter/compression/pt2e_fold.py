@@ -17,9 +17,12 @@ bias add and the norm stay model work, so the graph's model FLOPs are the float 
 
 A flat graph runs every op in one module, so the fold's ops are told from the model's by
 the graph: ``fold_steps`` finds the pattern's nodes (by structure, not by name), in graph
-order, with the op each dispatches as and the shapes of its weight-side inputs (static
-whatever the batch); ``FoldMatcher`` takes the traced forward ops of that module in turn
-and marks each one that matches the next step still to come.
+order, with the op each dispatches as, the shapes of its weight-side inputs (static
+whatever the batch) and the roles of all its inputs (parameter, buffer, activation);
+``FoldMatcher`` takes the traced forward ops of that module in turn and marks each one
+that matches the next step still to come. A heuristic, then: a model op of the same
+signature (a division of an activation by a (1, C, 1, 1) activation, say) can take a
+step's place; it never changes the model's ops, only which bucket one lands in.
 """
 
 from __future__ import annotations
