@@ -115,11 +115,12 @@ def test_torchao_qat_fake_quantizers_are_overhead() -> None:
         weight_dtype=torch.int4, weight_granularity=granularity.PerGroup(8)
     )
     model = _quantized(qat.QATConfig(base, step="prepare"))
-    report = flopmeter.profile(model, torch.randn(*X))
-    assert report.flops == FLOAT_FLOPS
-    overhead = {op: (s.calls, s.cost.flops) for op, s in report.overhead.items()}
-    assert overhead["torchao.choose_qparams_affine"] == (2, 2 * 48 + 2 * 128)  # input, weight: 352
-    assert overhead["torchao.fake_quantize_affine"] == (2, 4 * 48 + 4 * 128)  # 704
+    for shapes_only in (False, True):  # with values the function recorder runs too (its frames)
+        report = flopmeter.profile(model, torch.randn(*X), shapes_only=shapes_only)
+        assert report.flops == FLOAT_FLOPS
+        overhead = {op: (s.calls, s.cost.flops) for op, s in report.overhead.items()}
+        assert overhead["torchao.choose_qparams_affine"] == (2, 2 * 48 + 2 * 128)  # input, weight: 352
+        assert overhead["torchao.fake_quantize_affine"] == (2, 4 * 48 + 4 * 128)  # 704
     # the layer stands for its int4 weight and int8 input, as a torch.ao QAT layer (was 32/32)
     layer = report.compression.layers["0"]
     assert (layer.representation, layer.weight_bits, layer.act_bits) == ("qat int4 per_group", 4, 8)

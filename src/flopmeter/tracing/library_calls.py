@@ -115,16 +115,16 @@ class LibraryCalls:
 def _call_frame(frame: FrameType | None) -> FrameType | None:
     """The outermost frame of a primitive call above ``frame`` (the op's caller), through
     ``quant_primitives``' own frames and torch's; None when the op runs outside one."""
-    while frame is not None and frame.f_globals.get("__name__", "").startswith("flopmeter."):
-        frame = frame.f_back  # the recorder's own
     found = None
     while frame is not None:
         module = frame.f_globals.get("__name__", "")
         if module == _PRIMITIVES:
             if frame.f_code.co_name in KINDS:
                 found = frame
+        elif module.startswith("flopmeter."):
+            pass  # the recorders' own (the function recorder's sits between an operator and its caller)
         elif found is None and module not in _OPERATOR_MODULES:
-            return None  # most ops: one or two lookups
+            return None  # most ops: two or three lookups
         elif not module.startswith("torch."):
             return found
         frame = frame.f_back
