@@ -11,6 +11,7 @@ MACs 16 * 24 = 384."""
 from __future__ import annotations
 
 import copy
+import sys
 
 import pytest
 import torch
@@ -168,3 +169,30 @@ def test_int8_dynamic_activation_int4_weight_linear_overhead_by_hand() -> None:
     assert (layer.weight_bits, layer.act_bits, layer.n_scales, layer.group_size) == (4, 8, 16, 8)
     # stored: 128 int8 + 16 float32 scales (64) + 16 int8 zero points (16) = 208; ideal 64 + 80 = 144
     assert (layer.weight_bytes_actual, layer.weight_bytes_ideal) == (208, 144)
+
+
+def test_torchao_qat_int8_per_channel_weight_only_layer_by_hand() -> None:
+    """``IntxFakeQuantizeConfig(torch.int8, "per_channel")`` on the weight, no activation
+    quantizer: W8A32, one scale per output row."""
+    qat = pytest.importorskip("torchao.quantization.qat")
+    config = qat.QATConfig(
+        weight_config=qat.IntxFakeQuantizeConfig(torch.int8, "per_channel"), step="prepare"
+    )
+    report = flopmeter.profile(_quantized(config), torch.randn(*X))
+    assert report.flops == FLOAT_FLOPS
+    layer = report.compression.layers["0"]
+    assert (layer.representation, layer.weight_bits, layer.act_bits) == ("qat int8 per_channel", 8, 32)
+    assert (layer.n_scales, layer.group_size) == (8, None)
+    assert layer.weight_bytes_ideal == 128 + 8 * (4 + 4)  # int8 values + float32 scale, int32 zero point: 192
+    assert layer.bops == 384 * 8 * 32  # 98,304
+    overhead = {op: s.cost.flops for op, s in report.overhead.items()}
+    assert (overhead["torchao.choose_qparams_affine"], overhead["torchao.fake_quantize_affine"]) == (256, 512)
+
+
+def test_no_frame_check_without_torchao_imported(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The recorder looks at frames only in a process that imported torchao's primitives."""
+    from flopmeter.tracing.library_calls import LibraryCalls
+
+    assert LibraryCalls.watching() is not None
+    monkeypatch.delitem(sys.modules, "torchao.quantization.quant_primitives")
+    assert LibraryCalls.watching() is None

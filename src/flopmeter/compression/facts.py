@@ -332,8 +332,8 @@ def _torchao_quantization_aware(
     """A torchao QAT layer (``QATConfig``: ``FakeQuantizedLinear``, any with a ``weight_fake_quantizer``):
     as a torch.ao one (``_quantization_aware``), its weight stands for the integer weight
     its ``weight_fake_quantizer`` rounds it to: the bits of the quantizer config's dtype
-    (``torch.int4`` -> 4), one scale per group (``PerGroup``), per tensor (``PerTensor``)
-    or per output row (else), each costed at the config's scale and zero-point precisions
+    (``torch.int4`` -> 4), one scale per group (``PerGroup``) or per output row (per
+    channel), each costed at the config's scale and zero-point precisions
     (float32 and int32 when not set: 8 bytes). Its activations take the bits of its
     ``activation_fake_quantizer``'s dtype. The stored bytes stay the float ones."""
     config = getattr(module._modules["weight_fake_quantizer"], "config", None)
@@ -352,9 +352,7 @@ def _torchao_quantization_aware(
             continue
         if isinstance(group, int) and group > 0:
             fact.group_size, fact.n_scales, scheme = group, fact.numel // group, "per_group"
-        elif type(granularity).__name__ == "PerTensor":
-            fact.n_scales, scheme = 1, "per_tensor"
-        else:
+        else:  # per channel (torchao's QAT weights have no per-tensor scheme)
             fact.n_scales, scheme = fact.out_channels, "per_channel"
         fact.weight_bits = bits
         fact.ideal_scale_bytes = fact.n_scales * per_scale
