@@ -146,6 +146,28 @@ def test_qat_prepared_puts_its_batch_norm_fold_in_overhead(bias: bool) -> None:
     assert (layer.weight_bits, layer.act_bits, layer.n_scales) == (8, 8, 8)  # int8 per channel, uint8 input
     assert layer.macs_dense == 2 * 8 * 4 * 4 * (3 * 3 * 3)  # 256 outputs * 27 = 6,912
     assert layer.bops == 6912 * 8 * 8  # float weights: no zeros
+    # a training step: the fold's gradients are overhead too (was 2,192 more backward FLOPs)
+    float_step = flopmeter.profile(exported, x, backward=True)
+    step = flopmeter.profile(prepared, x, backward=True)
+    assert step.backward_cost.flops == float_step.backward_cost.flops
+    if bias:
+        grown = {
+            op: stats.cost.flops - report.overhead[op].cost.flops
+            if op in report.overhead
+            else stats.cost.flops
+            for op, stats in step.overhead.items()
+        }
+        assert grown == {
+            "aten._fused_moving_avg_obs_fq_helper": 0,
+            "aten.add": 8 + 8,  # the scale's two gradients summed, gamma's two gradients summed
+            "aten.sqrt": 0,
+            "aten.div": 3 * 256 + 8,  # out / s: grad / s, and -grad * (out / s) / s; gamma's: grad / std
+            "aten.neg": 256,
+            "aten.mul": 256 + 216 + 216 + (256 + 216),  # out's, weight's two; the fake quantizers' masks
+            "aten.sum": (256 - 8)
+            + (216 - 8),  # s's gradient to (1, 8, 1, 1), the weight scale's to (8, 1, 1, 1)
+            "aten.convolution": 0,
+        }  # the fold's: 2,192
     if bias:  # re-exported, the fake quantizers are ops in the graph (no modules): the same
         program = torch.export.export(prepared, (x,))
         assert flopmeter.profile(program.module(), x).flops == float_flops  # was + 752

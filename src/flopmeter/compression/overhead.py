@@ -10,8 +10,8 @@ emulated rounding, not the model's work). In a QAT ``ConvBn*`` module, the simul
 batch-norm fold: the scale factor (``sqrt(var + eps)``, ``gamma / std``), the weight
 scaling, the output's division by the scale and the adds of the zero bias it passes to
 the conv (the model's own bias add, and the batch norm itself, stay model work); the
-same ops of a ``prepare_qat_pt2e`` graph's fold, told apart by the graph
-(``pt2e_fold``; forward only).
+same ops of a ``prepare_qat_pt2e`` graph's fold and their gradients, told apart by the
+graph (``pt2e_fold``).
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def classifier(
             return True
         if module in folded:
             return _batch_norm_fold(event, bias_sums)
-        if folds and module in folds and event.phase != BACKWARD:
+        if folds and module in folds:
             return folds[module](event)
         if module in masked and event.op in ("aten.mul", "aten.mul_"):
             inputs = event.tensor_inputs()

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import torch
 
 from ..cost import Cost
-from ..tracing.events import OpEvent
+from ..tracing.events import BACKWARD, OpEvent
 
 _CONVOLUTIONS = frozenset(
     {"conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "convolution"}
@@ -43,6 +43,7 @@ _ELEMENTWISE = frozenset({"add", "sqrt", "rsqrt", "div", "mul", "zeros_like"})
 Shape = tuple[int, ...] | None  # None: any shape (an activation, whose batch may differ)
 Input = tuple[Shape, str]  # a tensor input's shape and role (TensorMeta.role: param, buffer, activation)
 _ANY: Input = (None, "activation")
+_OUTPUT = (-1,)  # in a gradient step: the shape of the conv's output, as the forward ran it
 
 
 @dataclass(frozen=True)
@@ -56,9 +57,18 @@ class FoldStep:
     op: str
     inputs: tuple[Input, ...]
     zero_bias: bool = False
+    gradients: tuple[FoldStep, ...] = ()  # the undo division's: the fold's backward ops
+    output: Shape = None  # a reduction's result (a sum to the scale's shape, not to another)
+
+    def with_output(self, shape: tuple[int, ...]) -> FoldStep:
+        """This gradient step with the conv output's shape filled in."""
+        inputs = tuple((shape if want == _OUTPUT else want, role) for want, role in self.inputs)
+        return FoldStep(self.op, inputs, output=self.output)
 
     def matches(self, event: OpEvent) -> bool:
         if event.op != self.op:
+            return False
+        if self.output is not None and not (event.outputs and tuple(event.outputs[0].shape) == self.output):
             return False
         inputs = event.tensor_inputs()
         return len(inputs) == len(self.inputs) and all(
@@ -116,32 +126,75 @@ def _fold_of(conv: torch.fx.Node, shapes: _StaticShapes) -> dict[torch.fx.Node, 
         node: FoldStep(f"aten.{_name(node)}", shapes.of_inputs(node))
         for node in (shifted, std, scale, scaled)
     }
-    steps[undo] = FoldStep("aten.div", (_ANY, shapes.input(undo.args[1])))
+    steps[undo] = FoldStep(
+        "aten.div", (_ANY, shapes.input(undo.args[1])), gradients=_gradients(scaled, undo, shapes)
+    )
     if _name(bias) == "zeros_like":
         weight_input = (shapes.of(scaled), "activation")  # what the weight's fake quantizer returns
         steps[conv] = FoldStep("aten.convolution", (_ANY, weight_input, shapes.input(bias)), zero_bias=True)
     return steps
 
 
+def _gradients(scaled: torch.fx.Node, undo: torch.fx.Node, shapes: _StaticShapes) -> tuple[FoldStep, ...]:
+    """The ops autograd runs for the fold's own arithmetic, as torch 2.x's derivative
+    formulas give them (Y: the conv's output, S: the scale as the output's divisor,
+    C: the scale, W: the weight, Ws: the scale as the weight's multiplier):
+    ``y / S``: grad / S, and for S: -grad * (y / S) / S summed to S (3 div, neg, mul, sum);
+    ``W * Ws``: grad * Ws for W, grad * W for Ws summed to Ws (2 mul, sum); the two
+    gradients of C added, ``gamma / std``'s gradient for gamma (div), and that added to
+    the norm's own gradient for gamma (2 add). The conv's gradient for its scaled weight
+    and the norm's backward are the float model's, as is the bias add's sum: a sum like
+    the fold's, of the same cost, so which of the two is marked does not change a number."""
+    divisor, weight = shapes.of(undo.args[1]), shapes.of(scaled)
+    multiplier = next((shapes.of(a) for a in scaled.args if not _is_attr(_through_views(a))), None)
+    if divisor is None or weight is None or multiplier is None:
+        return ()
+    out = (_OUTPUT, "activation")
+    scale = ((math.prod(divisor),), "activation")
+    return (
+        *(FoldStep("aten.div", (out, (divisor, "activation"))),) * 3,
+        FoldStep("aten.neg", (out,)),
+        FoldStep("aten.mul", (out, out)),
+        FoldStep("aten.sum", (out,), output=divisor),
+        FoldStep("aten.mul", ((weight, "activation"), (weight, "param"))),
+        FoldStep("aten.mul", ((weight, "activation"), (multiplier, "activation"))),
+        FoldStep("aten.sum", ((weight, "activation"),), output=multiplier),
+        *(FoldStep("aten.add", (scale, scale)),) * 2,
+        FoldStep("aten.div", (scale, scale)),
+    )
+
+
 class FoldMatcher:
-    """Marks a module's traced forward ops that are its graph's fold steps: each op is
+    """Marks a module's traced ops that are its graph's fold steps. Forward: each op is
     compared with the steps from the next one still to come, round and round (the module
     may run more than once), so a step whose op was not counted (an unsupported op) does
-    not hold the others back."""
+    not hold the others back. Each fold that ran leaves its gradient steps (with the
+    shape its conv's output had) for the backward, whose ops are matched against them in
+    any order (autograd's), each step once."""
 
     def __init__(self, steps: list[FoldStep]) -> None:
         self.steps = steps
         self.next = 0
+        self.gradients: list[FoldStep] = []  # of the folds run, still to come in the backward
 
     def __call__(self, event: OpEvent) -> bool | Cost:
-        """True for a fold op; for the fold's convolution, the Cost of adding its zero
-        bias; False for the model's ops."""
+        """True for a fold op or one of its gradients; for the fold's convolution, the
+        Cost of adding its zero bias; False for the model's ops."""
+        if event.phase == BACKWARD:
+            at = next((i for i, step in enumerate(self.gradients) if step.matches(event)), None)
+            if at is None:
+                return False
+            del self.gradients[at]
+            return True
         count = len(self.steps)
         for offset in range(count):
             at = (self.next + offset) % count
             step = self.steps[at]
             if step.matches(event):
                 self.next = (at + 1) % count
+                if step.gradients:
+                    output = tuple(event.tensor_inputs()[0].shape)
+                    self.gradients.extend(g.with_output(output) for g in step.gradients)
                 if step.zero_bias:
                     return Cost(flops=event.outputs[0].numel) if event.outputs else False
                 return True
