@@ -20,7 +20,8 @@ the graph: ``fold_steps`` finds the pattern's nodes (by structure, not by name),
 order, with the op each dispatches as, the shapes of its weight-side inputs (static
 whatever the batch) and the roles of all its inputs (parameter, buffer, activation);
 ``FoldMatcher`` takes the traced forward ops of that module in turn and marks each one
-that matches the next step still to come. A heuristic, then: a model op of the same
+that matches the next step still to come; in a backward profile, the gradients of each
+fold that ran (``_gradients``) are matched the same way. A heuristic, then: a model op of the same
 signature (a division of an activation by a (1, C, 1, 1) activation, say) can take a
 step's place and land in the overhead bucket (none did in the models checked: probe10-pt2e.md).
 """
