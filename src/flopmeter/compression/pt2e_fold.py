@@ -21,9 +21,10 @@ order, with the op each dispatches as, the shapes of its weight-side inputs (sta
 whatever the batch) and the roles of all its inputs (parameter, buffer, activation);
 ``FoldMatcher`` takes the traced forward ops of that module in turn and marks each one
 that matches the next step still to come; in a backward profile, the gradients of each
-fold that ran (``_gradients``) are matched the same way. A heuristic, then: a model op of the same
-signature (a division of an activation by a (1, C, 1, 1) activation, say) can take a
-step's place and land in the overhead bucket (none did in the models checked: probe10-pt2e.md).
+fold that ran (``_gradients``) are matched in any order, each once. A heuristic, then: a
+model op of the same signature (a division of an activation by a (1, C, 1, 1)
+activation, say) can take a step's place and land in the overhead bucket (in the models
+checked, only ones of the same cost as the step's own did: probe10-pt2e.md).
 """
 
 from __future__ import annotations
