@@ -196,3 +196,19 @@ def test_no_frame_check_without_torchao_imported(monkeypatch: pytest.MonkeyPatch
     assert LibraryCalls.watching() is not None
     monkeypatch.delitem(sys.modules, "torchao.quantization.quant_primitives")
     assert LibraryCalls.watching() is None
+
+
+def test_a_primitive_called_without_a_tensor_first_has_its_ops_counted() -> None:
+    """Never a silent zero: a function of the primitives' module whose first argument is
+    no tensor cannot be counted whole; its ops are counted one by one."""
+    namespace = {"__name__": primitives.__name__, "torch": torch}
+    exec("def quantize_affine(sizes, x):\n    return torch.relu(x)\n", namespace)  # noqa: S102
+    relu_in_primitives = namespace["quantize_affine"]
+
+    class Model(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return relu_in_primitives([3, 16], x)
+
+    report = flopmeter.profile(Model(), torch.randn(*X))
+    assert report.flops == 48  # the ReLU, 1 per element: 3 * 16
+    assert not report.overhead

@@ -27,6 +27,8 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+import torch
+
 _PRIMITIVES = "torchao.quantization.quant_primitives"
 # the functions of ``quant_primitives`` counted whole, by the event they record
 KINDS = {
@@ -103,8 +105,11 @@ class LibraryCalls:
             self.call = frame
             code = frame.f_code
             first = frame.f_locals.get(code.co_varnames[0]) if code.co_argcount else None
-            self.event = record(KINDS[code.co_name], first)
-        if outputs and self.event is not None:
+            # no tensor to count it by (not seen in torchao 0.18): its ops are counted one by one
+            self.event = record(KINDS[code.co_name], first) if isinstance(first, torch.Tensor) else None
+        if self.event is None:
+            return False
+        if outputs:
             self.event.outputs = tuple(describe(t) for t in outputs)
         return True
 
