@@ -24,7 +24,7 @@ that matches the next step still to come; in a backward profile, the gradients o
 fold that ran (``_gradients``) are matched in any order, each once. A heuristic, then: a
 model op of the same signature (a division of an activation by a (1, C, 1, 1)
 activation, say) can take a step's place and land in the overhead bucket (in the models
-checked, only ones of the same cost as the step's own did: probe10-pt2e.md).
+checked, only ones of the same cost as the step's own did: docs/probe-10/pt2e.md).
 """
 
 from __future__ import annotations
