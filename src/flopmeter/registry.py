@@ -1587,6 +1587,23 @@ def _pt2e_qparams(event: OpEvent, options: CountOptions) -> Cost:
     return elementwise.pointwise(event.args[0].numel, 2)
 
 
+# torchao's quantization primitives, each call recorded whole (tracing/library_calls.py)
+TORCHAO_PRIMITIVES = {
+    "torchao.quantize_affine": 4,
+    "torchao.fake_quantize_affine": 4,
+    "torchao.dequantize_affine": 2,
+    "torchao.choose_qparams_affine": 2,
+}
+
+
+@namespaced_formula("torchao", *(name.removeprefix("torchao.") for name in TORCHAO_PRIMITIVES))
+def _torchao_quantize(event: OpEvent, options: CountOptions) -> Cost:
+    """torchao's ``quantize_affine`` and fake quantize (4 operations per input element, as
+    ``quantize_per_tensor``), ``dequantize_affine`` (2, as ``dequantize``) and
+    ``choose_qparams_affine`` (2: min and max). Compression overhead."""
+    return elementwise.pointwise(event.args[0].numel, TORCHAO_PRIMITIVES[event.op])
+
+
 @formula("quantized_lstm", "quantized_gru")
 def _quantized_recurrent(event: OpEvent, options: CountOptions) -> Cost:
     """torch.ao dynamic quantized LSTM/GRU: (input, hx, packed cells, has_biases,

@@ -23,6 +23,7 @@ from ..interrupts import GradMode
 from ..tracing.model_walk import ModelWalk
 from ..tracing.run import undone
 from .packed import PackedLayout, is_packed, layout_of
+from .pt2e_fold import FoldStep
 
 
 @lru_cache(maxsize=64)
@@ -123,6 +124,8 @@ class ModelFacts:
     # QAT layer (or torchao layer quantizing its input) -> its activations' bits
     qat_act_bits: dict[str, int] = field(default_factory=dict)
     folded_batch_norms: set[str] = field(default_factory=set)  # QAT ConvBn*: BN folded in emulation
+    # a prepare_qat_pt2e graph's simulated batch-norm folds, by the module running the graph
+    pt2e_folds: dict[str, list[FoldStep]] = field(default_factory=dict)
     # torch.nn.utils.prune's masks by module, their shapes: on ``bias`` (the pruning tutorial
     # prunes it), an LSTM's ``bias_ih_l0``, MHA's ``in_proj_bias``, a weight (its fact's too)
     prune_masks: dict[str, set[tuple[int, ...]]] = field(default_factory=dict)
@@ -230,6 +233,8 @@ def collect(model: torch.nn.Module, walk: ModelWalk | None = None) -> ModelFacts
             found.weights[name] = facts
         if facts and facts[0].representation.startswith("torchao "):
             _torchao_activation_bits(name, module, found)
+        if "weight_fake_quantizer" in module._modules:
+            _torchao_quantization_aware(name, module, facts, found)
         if "weight_fake_quant" in module._modules:
             _quantization_aware(name, module, facts, found)
             if any(c.__name__ in _FOLDING_CLASSES for c in kind.__mro__):
@@ -321,6 +326,43 @@ def _quantization_aware(
         found.qat_act_bits[name] = act_bits
 
 
+def _torchao_quantization_aware(
+    name: str, module: torch.nn.Module, facts: list[WeightFact], found: ModelFacts
+) -> None:
+    """A torchao QAT layer (``QATConfig``: ``FakeQuantizedLinear``, any with a ``weight_fake_quantizer``):
+    as a torch.ao one (``_quantization_aware``), its weight stands for the integer weight
+    its ``weight_fake_quantizer`` rounds it to: the bits of the quantizer config's dtype
+    (``torch.int4`` -> 4), one scale per group (``PerGroup``) or per output row (per
+    channel), each costed at the config's scale and zero-point precisions
+    (float32 and int32 when not set: 8 bytes). Its activations take the bits of its
+    ``activation_fake_quantizer``'s dtype. The stored bytes stay the float ones."""
+    config = getattr(module._modules["weight_fake_quantizer"], "config", None)
+    dtype = str(getattr(config, "dtype", "")).removeprefix("torch.")
+    bits = dtype_bits(dtype) if dtype.startswith(("int", "uint")) else None
+    if bits is None:
+        return  # a float8 config (no zero point, no integer range), or an unknown one
+    granularity = getattr(config, "granularity", None)
+    group = getattr(granularity, "group_size", None)
+    per_scale = sum(
+        (getattr(config, attribute, None) or default).itemsize
+        for attribute, default in (("scale_precision", torch.float32), ("zero_point_precision", torch.int32))
+    )
+    for fact in facts:
+        if fact.name != "weight" or fact.representation != "dense":
+            continue
+        if isinstance(group, int) and group > 0:
+            fact.group_size, fact.n_scales, scheme = group, fact.numel // group, "per_group"
+        else:  # per channel (torchao's QAT weights have no per-tensor scheme)
+            fact.n_scales, scheme = fact.out_channels, "per_channel"
+        fact.weight_bits = bits
+        fact.ideal_scale_bytes = fact.n_scales * per_scale
+        fact.representation = f"qat {dtype} {scheme}"
+    activation = getattr(module._modules.get("activation_fake_quantizer"), "config", None)
+    act_bits = dtype_bits(getattr(activation, "dtype", None))
+    if act_bits is not None:
+        found.qat_act_bits[name] = act_bits
+
+
 def fake_quantized(fact: WeightFact, quantizer: Any, bits: int) -> None:
     """``fact`` as the integer weight ``quantizer`` rounds it to: ``bits``, one scale per
     output channel (per-channel schemes) or one, 16 bytes each as torch.ao's converted
@@ -401,9 +443,10 @@ def _unread_class(kind: type) -> bool:
 
 
 def _emulation_class(kind: type) -> bool:
-    """torch.ao observers and fake quantizers (of a prepared or QAT model): they
-    calibrate or emulate quantization, so their ops are compression overhead."""
-    return any(c.__name__ in ("ObserverBase", "FakeQuantizeBase") for c in kind.__mro__)
+    """torch.ao observers and fake quantizers (of a prepared or QAT model), torchao's QAT
+    fake quantizers: they calibrate or emulate quantization, so their ops are compression
+    overhead."""
+    return any(c.__name__ in ("ObserverBase", "FakeQuantizeBase", "FakeQuantizerBase") for c in kind.__mro__)
 
 
 def _plain_class(kind: type) -> bool:

@@ -9,7 +9,9 @@ a torch.ao observer or fake quantizer (prepared and QAT models: calibration and
 emulated rounding, not the model's work). In a QAT ``ConvBn*`` module, the simulated
 batch-norm fold: the scale factor (``sqrt(var + eps)``, ``gamma / std``), the weight
 scaling, the output's division by the scale and the adds of the zero bias it passes to
-the conv (the model's own bias add, and the batch norm itself, stay model work).
+the conv (the model's own bias add, and the batch norm itself, stay model work); the
+same ops of a ``prepare_qat_pt2e`` graph's fold and their gradients, told apart by the
+graph (``pt2e_fold``).
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from ..cost import Cost
-from ..registry import PT2E_DEQUANTIZE, PT2E_QPARAMS, PT2E_QUANTIZE, kind_of
+from ..registry import PT2E_DEQUANTIZE, PT2E_QPARAMS, PT2E_QUANTIZE, TORCHAO_PRIMITIVES, kind_of
 from ..tracing.events import BACKWARD, OpEvent
 from .facts import ModelFacts
+from .pt2e_fold import FoldMatcher
 
 QUANTIZE_OPS = frozenset(
     {
@@ -39,6 +42,7 @@ QUANTIZE_OPS = frozenset(
             f"quantized_decomposed.{op}"
             for op in (*PT2E_QUANTIZE, *PT2E_DEQUANTIZE, *PT2E_QPARAMS, "fake_quant_per_channel")
         ),
+        *TORCHAO_PRIMITIVES,
     }
 )
 _SUBCLASS_PREFIXES = ("torchao ", "bitsandbytes")
@@ -68,6 +72,7 @@ def classifier(
     folded = frozenset(facts.folded_batch_norms)
     bias_sums: dict[str, int] = {}  # folded module -> its bias adds whose gradient sum is still to come
     follow = _input_quantizers(facts)
+    folds = {name: FoldMatcher(steps) for name, steps in facts.pt2e_folds.items()}  # PT2E QAT graphs
 
     def is_overhead(event: OpEvent, cost: Cost) -> bool | Cost:
         module = first.get(event.module, event.module) if first else event.module
@@ -79,6 +84,8 @@ def classifier(
             return True
         if module in folded:
             return _batch_norm_fold(event, bias_sums)
+        if folds and module in folds:
+            return folds[module](event)
         if module in masked and event.op in ("aten.mul", "aten.mul_"):
             inputs = event.tensor_inputs()
             if len(inputs) != 2:

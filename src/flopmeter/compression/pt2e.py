@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from .facts import ModelFacts, WeightFact, _quantizer_bits, fake_quantized
+from .pt2e_fold import fold_steps
 
 _CONTRACTIONS = frozenset({"conv1d", "conv2d", "conv3d", "linear", "conv_transpose1d", "conv_transpose2d"})
 
@@ -36,6 +37,9 @@ def read_pt2e_weights(model: torch.nn.Module, found: ModelFacts) -> None:
         graph = getattr(module, "graph", None)
         if not isinstance(graph, torch.fx.Graph):
             continue
+        folds = fold_steps(module, graph)
+        if folds:
+            found.pt2e_folds[owner] = folds
         for node in graph.nodes:
             if node.op == "call_function" and len(node.args) > 1 and _contraction(node, node.args[1]):
                 _fake_quantized(found, module, owner, node)

@@ -33,6 +33,7 @@ from .events import FORWARD, PLAIN_TYPES, OpEvent, TensorMeta, add_metas
 from .fast_meta import CPU_LAYOUT_OPS, FAST_META_OPS, as_on_cpu, fast_meta
 from .higher_order import run_higher_order
 from .index_checks import CHECKED_OPS, check_indices
+from .library_calls import LibraryCalls
 from .modules import ModuleStack
 
 
@@ -72,6 +73,7 @@ class OpRecorder(TorchDispatchMode):
         self._owned = roles  # the model's own parameters and buffers
         self._keep_alive: list[torch.Tensor] = []
         self.suppressed = 0  # > 0 while a whole-function event covers the ops below it
+        self.library = LibraryCalls.watching()  # torchao's quantize primitives, counted whole
         self._meta_copies: dict[int, torch.Tensor] = {}  # id(parameter) -> its meta twin
         self.live_bytes = 0  # activation memory alive now (tensors made by ops, not views)
         self.peak_bytes = 0
@@ -253,7 +255,11 @@ class OpRecorder(TorchDispatchMode):
                 self._keep_alive.append(out)
             return out
         flat_out = [out] if isinstance(out, torch.Tensor) else _output_tensors(out)
-        quiet = self.suppressed or self.stack.inside_custom  # ops a whole-call event covers
+        quiet = (  # ops a whole-call event covers
+            self.suppressed
+            or self.stack.inside_custom
+            or (self.library is not None and self.library.covers(self._record_call, self.meta_of, flat_out))
+        )
         if op.is_view:
             if quiet:
                 return out
@@ -297,6 +303,11 @@ class OpRecorder(TorchDispatchMode):
             add_metas(event.kwargs.values(), inputs)
         event._inputs = inputs  # what event.tensor_inputs() would work out again
         self.events.append(event)
+
+    def _record_call(self, name: str, value: Any) -> OpEvent:
+        """Record a library function's call (``library_calls``) with its first argument."""
+        self.record(name, "default", (value,), {}, [])
+        return self.events[-1]
 
     def _describe_args(self, args: tuple[Any, ...]) -> tuple[tuple[Any, ...], list[TensorMeta]]:
         """``describe(args)`` for an aten call's positional arguments, with the common
@@ -407,6 +418,8 @@ class OpRecorder(TorchDispatchMode):
         self._meta_copies.clear()
         self._roles.clear()
         self.stack.describe = _as_it_is
+        if self.library is not None:
+            self.library.release()
 
 
 _Function = TypeVar("_Function", bound=Callable[..., Any])

@@ -96,7 +96,10 @@ class ModelStateGuard:
         self._requires_grad = list(map(_REQUIRES_GRAD, self._params))
         self._grads = list(map(_GRAD, self._params))
         self._tensors = tensors
-        self._aliases = list(map(_DETACH, tensors))
+        try:
+            self._aliases = list(map(_DETACH, tensors))
+        except RuntimeError:  # a subclass's own detach under torch.inference_mode (torchao's)
+            self._aliases = [_detached(tensor) for tensor in tensors]
         self.writes.protect(self._aliases)
         arm(self)  # all is saved: from here ``leave`` puts it back
         try:
@@ -228,6 +231,19 @@ _GRAD = attrgetter("grad")
 _SHAPE = attrgetter("shape")
 _DTYPE = attrgetter("dtype")
 _DETACH = methodcaller("detach")  # a subclass's own ``detach`` too
+
+
+def _detached(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor.detach()``; for a tensor subclass whose ``detach`` sets a version counter
+    (torchao's), which torch refuses under ``torch.inference_mode()``, made outside it:
+    the alias then has the counter the guard compares."""
+    try:
+        return tensor.detach()
+    except RuntimeError:
+        if not torch.is_inference_mode_enabled():
+            raise
+        with torch.inference_mode(False):
+            return tensor.detach()
 
 
 class WriteGuard:
