@@ -141,3 +141,32 @@ def test_train_is_refused_and_wrong_inputs_name_the_call() -> None:
         flopmeter.profile(graph, (torch.randn(1, 2, 5, 5), torch.randn(1, 2, 5, 5)))
     with pytest.raises(ValueError, match=r"called as forward\(x\).*missing a required argument: 'x'"):
         flopmeter.profile(graph, {"y": torch.randn(1, 2, 5, 5)})
+
+
+class _Kept(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList([nn.Linear(8, 8), nn.Linear(8, 8)])
+        self.idn = nn.Identity()
+        self.mha = nn.MultiheadAttention(8, 2, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        x = self.idn(x)
+        return self.mha(x, x, x, need_weights=False)[0]
+
+
+def test_attention_is_counted_whole_and_what_the_graph_does_not_keep() -> None:
+    torch.manual_seed(0)
+    model, x = _Kept().eval(), torch.randn(1, 4, 8)
+    rows = _rows(flopmeter.profile(torch.export.export(model, (x,)).module(), x))
+    eager = _rows(flopmeter.profile(model, x))
+    # 4 tokens: each Linear 4*8*8 = 256 MACs; mha in-projection 4*8*24 = 768, out 256,
+    # scores and weighted sum 2 heads x 4*4*4 x 2 = 256: 1,280
+    assert rows["mha"][1] == 1_280 and rows["layers.0"][1] == 256 and rows[""][1] == 1_792
+    # SDPA counted whole by its formula, as eagerly (its decomposition: 32 FLOPs more)
+    assert rows["mha"] == eager["mha"] and rows[""] == eager[""]
+    assert rows["layers"] == ("Module", 512, 1_024, 144, 0)  # a ModuleList: no node names it
+    assert rows["mha.out_proj"] == ("Module", 0, 0, 72, 0)  # its weights used by its parent: 8*8 + 8
+    assert "idn" not in rows and eager["idn"] == ("Identity", 0, 0, 0, 1)  # no op, no weight: no trace

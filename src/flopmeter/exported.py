@@ -44,17 +44,28 @@ def _attention_called_whole(module: torch.nn.Module) -> None:
     its one formula, as in the eager model; called as the aten op it would reach the
     profile as its math decomposition (bmm, softmax, a mask's ``where`` and add). Only the
     unflattened copy's graphs change, not the program's."""
-    aten_sdpa = torch.ops.aten.scaled_dot_product_attention.default
     for submodule in module.modules():
         graph = getattr(submodule, "graph", None)
         if not isinstance(graph, torch.fx.Graph):
             continue
-        nodes = [node for node in graph.nodes if node.op == "call_function" and node.target is aten_sdpa]
+        nodes = [
+            node
+            for node in graph.nodes
+            if node.op == "call_function" and whole(node.target) is not node.target
+        ]
         for node in nodes:
-            node.target = torch.nn.functional.scaled_dot_product_attention
+            node.target = whole(node.target)
         finalize = getattr(submodule, "finalize", None)
         if nodes and callable(finalize):
             finalize()  # its generated code too, which torch runs instead of the graph under dynamo
+
+
+def whole(target: Any) -> Any:
+    """The function a graph node calls for ``target``: ``F.scaled_dot_product_attention``
+    (counted whole) for ``aten.scaled_dot_product_attention``, else ``target``."""
+    if target is torch.ops.aten.scaled_dot_product_attention.default:
+        return torch.nn.functional.scaled_dot_product_attention
+    return target
 
 
 class _KeptErrors(logging.Handler):

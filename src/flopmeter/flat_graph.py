@@ -32,6 +32,8 @@ from typing import Any
 
 import torch
 
+from .exported import whole
+
 Stack = tuple[tuple[str, str], ...]  # (key, qualified name) of each module a node ran in, outermost first
 
 
@@ -53,7 +55,11 @@ def regrouped(graph_module: torch.fx.GraphModule) -> tuple[torch.nn.Module, dict
                 path, kind.__name__ if isinstance(kind, type) else str(kind).rsplit(".", 1)[-1]
             )
     classes.setdefault("", type(graph_module).__name__)  # symbolic_trace records no root: its class's name
-    return _Regrouped(graph_module), classes
+    tree = _Regrouped(graph_module)
+    for name, module in tree.named_modules():
+        if isinstance(module, _Scope):  # one no node ran in (a container, a weight's holder)
+            classes.setdefault(name, "Module")
+    return tree, classes
 
 
 def check_inputs_fit(graph_module: torch.fx.GraphModule, inputs: Any) -> None:
@@ -197,6 +203,14 @@ def _inside(name: str, roots: set[str]) -> bool:
     return any(name == root or name.startswith(root + ".") for root in roots)
 
 
+class _Interpreter(torch.fx.Interpreter):
+    """Runs the graph's nodes; attention is called as ``F.scaled_dot_product_attention``,
+    counted whole by its formula as in the eager model (``exported.whole``)."""
+
+    def call_function(self, target: Any, args: Any, kwargs: Any) -> Any:
+        return super().call_function(whole(target), args, kwargs)
+
+
 class _Run:
     """One run of the graph: its nodes in order, each in the scopes its stack names."""
 
@@ -205,7 +219,7 @@ class _Run:
         self.nodes = list(graph_module.graph.nodes)
         self.index = {node: at for at, node in enumerate(self.nodes)}
         self.stacks = root._stacks
-        self.interpreter = torch.fx.Interpreter(graph_module)
+        self.interpreter = _Interpreter(graph_module)
         self.interpreter.args_iter = iter(inputs)
         self.at = 0
         self.output: Any = None
