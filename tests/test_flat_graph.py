@@ -141,6 +141,9 @@ def test_train_is_refused_and_wrong_inputs_name_the_call() -> None:
         flopmeter.profile(graph, (torch.randn(1, 2, 5, 5), torch.randn(1, 2, 5, 5)))
     with pytest.raises(ValueError, match=r"called as forward\(x\).*missing a required argument: 'x'"):
         flopmeter.profile(graph, {"y": torch.randn(1, 2, 5, 5)})
+    with pytest.raises(ValueError, match=r"called as forward\(x\).*unexpected keyword argument 'y'"):
+        flopmeter.profile(graph, input_shape=["1x2x5x5", "y:1x2x5x5"])
+    assert flopmeter.profile(graph, input_shape="1x2x5x5").macs == 504  # as above
 
 
 class _Kept(nn.Module):

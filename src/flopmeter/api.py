@@ -110,7 +110,7 @@ def _exported_programs_as_modules(profile: _Function) -> _Function:
     def unexported(model: Any, inputs: Any = None, **kwargs: Any) -> Any:
         if records_modules(model):  # a flat exported graph: a row per layer it records
             refuse_train(kwargs.get("train"))
-            check_graph_inputs(model, inputs)
+            check_graph_inputs(model, inputs, kwargs.get("input_shape"))
             module, classes = regrouped(model)
             kwargs["name"] = kwargs.get("name") or classes.get("", type(model).__name__)
             return counted_as_exported(lambda: profile(module, inputs, **kwargs), classes)

@@ -38,11 +38,11 @@ Stack = tuple[tuple[str, str], ...]  # (key, qualified name) of each module a no
 
 
 def records_modules(model: Any) -> bool:
-    """Whether ``model`` is a flat ``GraphModule`` whose computing nodes record the modules
-    they ran in (``nn_module_stack`` naming a module other than the root)."""
+    """Whether ``model`` is a flat ``GraphModule`` whose nodes record the modules they ran
+    in (``nn_module_stack``)."""
     if not isinstance(model, torch.fx.GraphModule):
         return False
-    return any(len(_stack(node)) > 0 for node in model.graph.nodes if node.op == "call_function")
+    return any(node.meta.get("nn_module_stack") for node in model.graph.nodes)
 
 
 def regrouped(graph_module: torch.fx.GraphModule) -> tuple[torch.nn.Module, dict[str, str]]:
@@ -62,13 +62,23 @@ def regrouped(graph_module: torch.fx.GraphModule) -> tuple[torch.nn.Module, dict
     return tree, classes
 
 
-def check_inputs_fit(graph_module: torch.fx.GraphModule, inputs: Any) -> None:
-    """``profile(graph_module, inputs)``: the inputs bind to the graph's ``forward`` (a
-    tensor is one positional input, a tuple or list as many, a dict keyword inputs), else
-    a ValueError naming its parameters, before anything runs."""
-    if inputs is None:
+def check_inputs_fit(graph_module: torch.fx.GraphModule, inputs: Any, input_shape: Any = None) -> None:
+    """``profile(graph_module, inputs)`` (or ``input_shape=``): the inputs bind to the
+    graph's ``forward`` (a tensor is one positional input, a tuple or list as many, a dict
+    keyword inputs, a ``NAME:SHAPE`` spec a keyword input), else a ValueError naming its
+    parameters, before anything runs."""
+    args: tuple[Any, ...]
+    if inputs is None and input_shape is None:
         return
-    if isinstance(inputs, Mapping):
+    if inputs is None:
+        from .inputs import as_specs
+
+        specs = as_specs(input_shape)
+        args, kwargs = (
+            tuple(spec for spec in specs if not spec.name),
+            {spec.name: spec for spec in specs if spec.name},
+        )
+    elif isinstance(inputs, Mapping):
         args, kwargs = (), dict(inputs)
     else:
         args, kwargs = (tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)), {}
