@@ -123,7 +123,7 @@ def build(name: str) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
         if kind == "det":  # a list of images
             return model, ([torch.randn(3, 320, 320)],), {}
         if kind == "video":
-            size = 224 if model_name.startswith("mvit") else 112
+            size = 224 if model_name.startswith(("mvit", "s3d")) else 112  # s3d: 7x7 kernels on 1/32
             return model, (torch.randn(1, 3, 16, size, size),), {}
         return model, (torch.randn(1, 3, 224, 224),), {}
     if kind == "tv":

@@ -325,3 +325,19 @@ def test_python_inputs_must_fit_the_programs_call() -> None:
     with pytest.raises(ValueError, match="takes 1 positional input.*not keyword x"):
         flopmeter.profile(program, input_shape="x:2x8")
     assert flopmeter.profile(program, input_shape="2x8").macs == 80  # 64 + 16, as above
+
+
+class _Constant(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.tensor([1.0, 2.0, 3.0, 4.0])
+
+
+def test_a_tensor_constant_made_in_forward_is_a_counted_copy() -> None:
+    """P10 (Swin's sweep row): the program copies the constant ``torch.tensor(...)`` makes
+    (``aten.lift_fresh_copy``), which was reported as an op flopmeter cannot count."""
+    report = flopmeter.profile(torch.export.export(_Constant(), (torch.randn(2, 4),)))
+    assert report.unsupported == {}
+    copy = report.operators["aten.lift_fresh_copy"]
+    # 4 float32 values read and written: 16 bytes each way, no FLOPs
+    assert (copy.calls, copy.cost.flops, copy.cost.bytes_read, copy.cost.bytes_written) == (1, 0, 16, 16)
+    assert report.flops == 2 * 4  # the multiply, one FLOP per output

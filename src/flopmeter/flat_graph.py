@@ -34,6 +34,7 @@ import torch
 
 from .exported import whole
 
+_EMPTY = "_empty_nn_module_stack"
 Stack = tuple[tuple[str, str], ...]  # (key, qualified name) of each module a node ran in, outermost first
 
 
@@ -105,13 +106,19 @@ def running_module(model: torch.nn.Module, node: torch.fx.Node, default: str) ->
 def _records(node: torch.fx.Node) -> list[tuple[str, Any]]:
     """(qualified name, class) of each module ``node`` ran in, the root's included."""
     stack = node.meta.get("nn_module_stack") or {}
-    return [(str(path), kind) for path, kind in stack.values()]
+    return [(str(path), kind) for path, kind in stack.values() if not str(path).startswith(_EMPTY)]
 
 
 def _stack(node: torch.fx.Node) -> Stack:
-    """The modules ``node`` ran in below the root (whose name is "")."""
+    """The modules ``node`` ran in below the root (whose name is ""); torch's placeholder
+    entry for a node made with no stack (``_empty_nn_module_stack_from_metadata_hook``, on
+    the ``_guards_fn`` call of a program with dynamic shapes) is none."""
     stack = node.meta.get("nn_module_stack") or {}
-    return tuple((str(key), str(value[0])) for key, value in stack.items() if value[0])
+    return tuple(
+        (str(key), str(value[0]))
+        for key, value in stack.items()
+        if value[0] and not str(value[0]).startswith(_EMPTY)
+    )
 
 
 class _Scope(torch.nn.Module):
