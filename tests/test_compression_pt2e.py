@@ -132,6 +132,8 @@ def test_qat_prepared_counts_its_batch_norm_fold_as_model_flops() -> None:
     # 2*8*4*4 = 256, bias add 256: 752
     assert report.flops - float_flops == 752
     layer = report.compression.layers["0"]  # the flat graph's conv runs in the module its node records
+    # the fold's root ops split the conv's nodes (weight multiply | conv): two calls of it
+    assert report.modules["0"].calls == 2 and report.modules["0"].macs == 2 * 8 * 4 * 4 * (3 * 3 * 3)
     assert (layer.weight_bits, layer.act_bits, layer.n_scales) == (8, 8, 8)  # int8 per channel, uint8 input
     assert layer.macs_dense == 2 * 8 * 4 * 4 * (3 * 3 * 3)  # 256 outputs * 27 = 6,912
     assert layer.bops == 6912 * 8 * 8  # float weights: no zeros
