@@ -1,5 +1,6 @@
 """Flat exported graphs (``torch.export.export(m, args).module()``, PT2E prepared or
-converted graphs): profiled one row per layer they were exported from.
+converted graphs, ``torch.fx.symbolic_trace``): profiled one row per layer they were
+made from.
 
 Such a ``GraphModule`` runs every aten op at its root: profiled as it is, all the MACs
 would be the root's. But each node records, in ``node.meta["nn_module_stack"]``, the
@@ -20,8 +21,9 @@ in the unflattened program re-exported from the graph; a node that computes noth
 (a placeholder, a constant, a ``call_module`` node) runs in the module running at that
 point. The graph module is only read: nothing is added to it or changed.
 
-A graph whose nodes record no module (``torch.fx.symbolic_trace``: its modules are
-``call_module`` nodes, rows as in the eager model) is profiled as it is.
+``symbolic_trace`` records the stack too (classes as types, no root entry), of the ops it
+inlines and of the leaf modules it calls by ``call_module``, which run inside the
+modules their stack names. A graph whose nodes record nothing is profiled as it is.
 """
 
 from __future__ import annotations
@@ -93,6 +95,11 @@ def check_inputs_fit(graph_module: torch.fx.GraphModule, inputs: Any, input_shap
         ) from None
 
 
+def regrouped_graph(model: Any) -> torch.fx.Graph | None:
+    """The flat graph ``model`` runs when it is a regrouped graph module, else None."""
+    return model.graph if isinstance(model, _Regrouped) else None
+
+
 def running_module(model: torch.nn.Module, node: torch.fx.Node, default: str) -> str:
     """The qualified name of the module whose call runs ``node`` when ``model`` is a
     regrouped graph (the innermost module its stack names; "" for the root), else
@@ -154,7 +161,9 @@ class _Regrouped(torch.nn.Module):
                     holder.register_buffer(
                         key, buffer, persistent=key not in module._non_persistent_buffers_set
                     )
-        for name, module in graph_module.named_modules():
+        for name, module in graph_module.named_modules(
+            remove_duplicate=False
+        ):  # one called by two names: both
             if name not in called or _inside(name, called - {name}):
                 continue  # not called, or inside another module the graph calls, which holds it
             parent, _, leaf = name.rpartition(".")
