@@ -72,6 +72,13 @@ def test_a_flat_exported_graph_has_the_eager_models_rows() -> None:
     assert _rows(flopmeter.profile(Toy(), torch.randn(1, 2, 5, 5))) == EXPECTED  # the eager model
 
 
+def test_a_compiled_flat_graph_is_counted_as_the_graph() -> None:
+    compiled = torch.compile(_flat())  # counted as the module it compiles, never compiled
+    rows = _rows(flopmeter.profile(compiled, torch.randn(1, 2, 5, 5)))
+    rows.pop("_guards_fn")
+    assert rows == EXPECTED
+
+
 def test_a_dynamic_batch_counts_the_batch_given() -> None:
     report = flopmeter.profile(_flat(dynamic=True), torch.randn(4, 2, 5, 5))
     assert report.modules["block.conv"].total.macs == 4 * 486  # 1,944

@@ -108,11 +108,12 @@ def _exported_programs_as_modules(profile: _Function) -> _Function:
 
     @wraps(profile)
     def unexported(model: Any, inputs: Any = None, **kwargs: Any) -> Any:
-        if records_modules(model):  # a flat exported graph: a row per layer it records
+        graph = uncompiled(model) if isinstance(model, torch.nn.Module) else model
+        if records_modules(graph):  # a flat exported graph (compiled or not): a row per layer it records
             refuse_train(kwargs.get("train"))
-            check_graph_inputs(model, inputs, kwargs.get("input_shape"))
-            module, classes = regrouped(model)
-            kwargs["name"] = kwargs.get("name") or classes.get("", type(model).__name__)
+            check_graph_inputs(graph, inputs, kwargs.get("input_shape"))
+            module, classes = regrouped(graph)
+            kwargs["name"] = kwargs.get("name") or classes.get("", type(graph).__name__)
             return counted_as_exported(lambda: profile(module, inputs, **kwargs), classes)
         if not is_exported_program(model):
             return profile(model, inputs, **kwargs)
