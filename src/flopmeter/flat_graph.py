@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 import torch
 
@@ -40,7 +40,7 @@ _EMPTY = "_empty_nn_module_stack"
 Stack = tuple[tuple[str, str], ...]  # (key, qualified name) of each module a node ran in, outermost first
 
 
-def records_modules(model: Any) -> bool:
+def records_modules(model: Any) -> TypeGuard[torch.fx.GraphModule]:
     """Whether ``model`` is a flat ``GraphModule`` whose nodes record the modules they ran
     in (``nn_module_stack``)."""
     if not isinstance(model, torch.fx.GraphModule):
