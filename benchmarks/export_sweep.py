@@ -227,7 +227,6 @@ def one(name: str, save: bool) -> dict[str, Any]:
     result = {"name": name, "status": "ok", **compare(eager, exported)}
     try:  # the flat graph, as most users profile it (docs/exported.md, flat graphs)
         result["flat"] = compare(eager, flopmeter.profile(program.module(), inputs))
-        result["flat"]["only_exported"].remove("_guards_fn")  # torch.export's input check: a row
     except Exception as error:  # noqa: BLE001 - a failure is a finding
         result["flat"] = {"failed": f"{type(error).__name__}: {str(error)[:300]}"}
     if default.macs != exported.macs and mode != "dynamic":

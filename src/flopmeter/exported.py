@@ -212,7 +212,8 @@ def with_exported_classes(report: Report, classes: dict[str, str]) -> Report:
     return report
 
 
-_UNFLATTENED = re.compile(r"in module '([^']*)' \((?:UnflattenedModule|InterpreterModule)")
+# the classes of torch's unflattened tree and of a regrouped flat graph (flat_graph.py)
+_UNFLATTENED = re.compile(r"in module '([^']*)' \((?:UnflattenedModule|InterpreterModule|_Regrouped|_Scope)")
 
 
 def with_exported_class_names(message: str, classes: dict[str, str]) -> str:

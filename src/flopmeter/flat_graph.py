@@ -14,8 +14,10 @@ calls as the eager model, and the report's rows are named by the classes recorde
 
 The tree holds the graph module's own parameters and buffers (the same tensors, under
 the same names) and the modules its ``call_module`` nodes call (observers, fake
-quantizers, torch.export's ``_guards_fn``: the same objects, under their names, each
-a row of its own, as when the graph is profiled as it is). A computing node with no
+quantizers: the same objects, under their names, each a row of its own, as when the
+graph is profiled as it is), except torch.export's ``_guards_fn``: its check of the
+inputs' shapes is no layer of the model and runs no aten op, so it is called but has no
+row, as in the eager model. A computing node with no
 record (the quantize and dequantize nodes PT2E's convert inserts) runs at the root, as
 in the unflattened program re-exported from the graph; a node that computes nothing
 (a placeholder, a constant, a ``call_module`` node) runs in the module running at that
@@ -37,6 +39,7 @@ import torch
 from .exported import whole
 
 _EMPTY = "_empty_nn_module_stack"
+_GUARDS = "_guards_fn"
 Stack = tuple[tuple[str, str], ...]  # (key, qualified name) of each module a node ran in, outermost first
 
 
@@ -145,12 +148,13 @@ class _Regrouped(torch.nn.Module):
     def __init__(self, graph_module: torch.fx.GraphModule) -> None:
         super().__init__()
         called = {str(node.target) for node in graph_module.graph.nodes if node.op == "call_module"}
+        called.discard(_GUARDS)  # torch.export's input check: called by the graph, no row
         self._graph_module = [graph_module]  # in a list: not a submodule of the tree
         self._signature = inspect.signature(graph_module.forward)
         self.graph = graph_module.graph  # compression facts read the graph's constants (pt2e.py)
         self._stacks = [_stack(node) for node in graph_module.graph.nodes]
         for name, module in graph_module.named_modules():
-            if name and _inside(name, called):
+            if name and _inside(name, {*called, _GUARDS}):
                 continue  # a module the graph calls holds its own
             holder = self if not name else self._scope(name)
             for key, parameter in module._parameters.items():
