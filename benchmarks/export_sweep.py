@@ -244,7 +244,7 @@ def one(name: str, save: bool) -> dict[str, Any]:
                 "code": code,
                 "macs": cli.get("totals", {}).get("macs"),
                 "model": cli.get("model"),
-                "same_macs": cli.get("totals", {}).get("macs") == exported.macs,
+                "same_macs": cli.get("totals", {}).get("macs") == default.macs,  # its example inputs
                 "err": err.getvalue()[-300:],
             }
     return result
