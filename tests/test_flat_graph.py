@@ -70,6 +70,19 @@ def test_a_flat_exported_graph_has_the_eager_models_rows() -> None:
     assert _rows(flopmeter.profile(Toy(), torch.randn(1, 2, 5, 5))) == EXPECTED  # the eager model
 
 
+def test_a_graph_changed_without_recompile_is_counted_as_it_runs() -> None:
+    """Its code, which calling it runs, is not its graph (``convert_fx`` leaves its input so):
+    profiled as it is, not regrouped from the graph."""
+    graph = _flat()
+    for node in graph.graph.nodes:
+        if node.target is torch.ops.aten.relu.default:
+            node.target = torch.ops.aten.sigmoid.default  # no graph.recompile()
+    report = flopmeter.profile(graph, torch.randn(1, 2, 5, 5))
+    assert "aten.relu" in report.operators and "aten.sigmoid" not in report.operators
+    assert report.modules[""].type == type(graph).__name__ and report.modules["block.conv"].macs == 0  # flat
+    assert report.macs == 504
+
+
 def test_a_compiled_flat_graph_is_counted_as_the_graph() -> None:
     compiled = torch.compile(_flat())  # counted as the module it compiles, never compiled
     assert _rows(flopmeter.profile(compiled, torch.randn(1, 2, 5, 5))) == EXPECTED

@@ -45,10 +45,14 @@ Stack = tuple[tuple[str, str], ...]  # (key, qualified name) of each module a no
 
 def records_modules(model: Any) -> TypeGuard[torch.fx.GraphModule]:
     """Whether ``model`` is a flat ``GraphModule`` whose nodes record the modules they ran
-    in (``nn_module_stack``)."""
+    in (``nn_module_stack``) and whose code is its graph's: a graph changed without
+    ``recompile()`` (``convert_fx`` leaves its input so) runs its old code, so it is
+    profiled as it is, running what calling it runs."""
     if not isinstance(model, torch.fx.GraphModule):
         return False
-    return any(node.meta.get("nn_module_stack") for node in model.graph.nodes)
+    if not any(node.meta.get("nn_module_stack") for node in model.graph.nodes):
+        return False
+    return bool(model.graph.python_code(root_module="self").src == model.code)
 
 
 def regrouped(graph_module: torch.fx.GraphModule) -> tuple[torch.nn.Module, dict[str, str]]:
