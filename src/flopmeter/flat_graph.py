@@ -160,6 +160,8 @@ class _Regrouped(torch.nn.Module):
         for name, module in graph_module.named_modules():
             if name and _inside(name, {*called, _GUARDS}):
                 continue  # a module the graph calls holds its own
+            if name and not (module._parameters or module._buffers):
+                continue  # holds nothing (a torch.cond branch's graph): made only if a node names it
             holder = self if not name else self._scope(name)
             for key, parameter in module._parameters.items():
                 if parameter is not None:
