@@ -74,11 +74,36 @@ TIMM = [
     "regnetx_002",
 ]
 TRANSFORMERS = ["bert", "gpt2", "llama", "t5", "vit", "whisper", "distilbert", "qwen2"]
+# probe 10: tasks probe 9 did not cover (torchvision builders, weights off, eval)
+DETECTION = [
+    "fasterrcnn_mobilenet_v3_large_320_fpn",
+    "retinanet_resnet50_fpn",
+    "ssdlite320_mobilenet_v3_large",
+]
+SEGMENTATION = ["fcn_resnet50", "deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large"]
+VIDEO = ["r3d_18", "r2plus1d_18", "s3d", "mvit_v2_s"]
+# and two export modes: ``@strict`` (torch.export's strict=True, TorchDynamo) and
+# ``@dynamic`` (the batch dimension a ``torch.export.Dim``, exported at 2, counted at 3)
+MODES = [
+    "tv:resnet18",
+    "tv:mobilenet_v3_small",
+    "tv:vit_b_16",
+    "tv:efficientnet_b0",
+    "timm:convnext_atto",
+    "hf:bert",
+]
 
 
 def names() -> list[str]:
     seen = dict.fromkeys(
-        [f"tv:{n}" for n in TORCHVISION] + [f"timm:{n}" for n in TIMM] + [f"hf:{n}" for n in TRANSFORMERS]
+        [f"tv:{n}" for n in TORCHVISION]
+        + [f"timm:{n}" for n in TIMM]
+        + [f"hf:{n}" for n in TRANSFORMERS]
+        + [f"det:{n}" for n in DETECTION]
+        + [f"seg:{n}" for n in SEGMENTATION]
+        + [f"video:{n}" for n in VIDEO]
+        + [f"{n}@strict" for n in MODES]
+        + [f"{n}@dynamic" for n in MODES]
     )
     return list(seen)
 
@@ -88,6 +113,19 @@ def build(name: str) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
     import torch
 
     kind, model_name = name.split(":", 1)
+    if kind in ("det", "seg", "video"):
+        import torchvision.models as tvm
+
+        off = {"weights": None, "weights_backbone": None} if kind != "video" else {"weights": None}
+        if kind == "seg" or model_name.startswith(("fasterrcnn", "retinanet", "ssd")):
+            off["num_classes"] = 91 if kind == "det" else 21
+        model = tvm.get_model(model_name, **off).eval()
+        if kind == "det":  # a list of images
+            return model, ([torch.randn(3, 320, 320)],), {}
+        if kind == "video":
+            size = 224 if model_name.startswith(("mvit", "s3d")) else 112  # s3d: 7x7 kernels on 1/32
+            return model, (torch.randn(1, 3, 16, size, size),), {}
+        return model, (torch.randn(1, 3, 224, 224),), {}
     if kind == "tv":
         import torchvision.models as tvm
 
@@ -163,22 +201,35 @@ def one(name: str, save: bool) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    model, args, kwargs = build(name)
+    base, _, mode = name.partition("@")
+    model, args, kwargs = build(base)
+    shapes = None
+    if mode == "dynamic":  # exported at batch 2, counted at batch 3
+        args, kwargs = _batched(args, 2), _batched(kwargs, 2)
+        shapes = _batch_dims(args, kwargs)
     try:
         with torch.no_grad():
-            program = torch.export.export(model, args, kwargs or None, strict=False)
+            program = torch.export.export(
+                model, args, kwargs or None, strict=mode == "strict", dynamic_shapes=shapes
+            )
     except Exception as error:  # noqa: BLE001 - the reason is the result
         return {
             "name": name,
             "status": "export failed",
             "reason": f"{type(error).__name__}: {str(error)[:200]}",
         }
+    if mode == "dynamic":
+        args, kwargs = _batched(args, 3), _batched(kwargs, 3)
     inputs: Any = kwargs if kwargs else args
     eager = flopmeter.profile(model, inputs)
     exported = flopmeter.profile(program, inputs)
     default = flopmeter.profile(program)  # the program's own example inputs
     result = {"name": name, "status": "ok", **compare(eager, exported)}
-    if default.macs != exported.macs:
+    try:  # the flat graph, as most users profile it (docs/exported.md, flat graphs)
+        result["flat"] = compare(eager, flopmeter.profile(program.module(), inputs))
+    except Exception as error:  # noqa: BLE001 - a failure is a finding
+        result["flat"] = {"failed": f"{type(error).__name__}: {str(error)[:300]}"}
+    if default.macs != exported.macs and mode != "dynamic":
         result["default_inputs"] = (exported.macs, default.macs)
     if save:
         from flopmeter.cli import main
@@ -193,10 +244,37 @@ def one(name: str, save: bool) -> dict[str, Any]:
                 "code": code,
                 "macs": cli.get("totals", {}).get("macs"),
                 "model": cli.get("model"),
-                "same_macs": cli.get("totals", {}).get("macs") == exported.macs,
+                "same_macs": cli.get("totals", {}).get("macs") == default.macs,  # its example inputs
                 "err": err.getvalue()[-300:],
             }
     return result
+
+
+def _batched(value: Any, batch: int) -> Any:
+    """The inputs with their tensors' leading dimension ``batch`` (the first sample's
+    values repeated)."""
+    import torch
+    from torch.utils._pytree import tree_map
+
+    def one(t: Any) -> Any:
+        if not isinstance(t, torch.Tensor) or t.ndim == 0:
+            return t
+        return t[:1].expand(batch, *t.shape[1:]).clone()
+
+    return tree_map(one, value)
+
+
+def _batch_dims(args: Any, kwargs: Any) -> Any:
+    """``dynamic_shapes`` making every input tensor's dim 0 one ``Dim("batch")``."""
+    import torch
+    from torch.utils._pytree import tree_map
+
+    batch = torch.export.Dim("batch", min=1, max=64)
+
+    def one(t: Any) -> Any:
+        return {0: batch} if isinstance(t, torch.Tensor) and t.ndim else None
+
+    return {key: tree_map(one, value) for key, value in kwargs.items()} if kwargs else tree_map(one, args)
 
 
 def line(r: dict[str, Any]) -> str:
@@ -216,6 +294,20 @@ def line(r: dict[str, Any]) -> str:
         flags.append(f"default inputs {r['default_inputs']}")
     if "cli" in r:
         flags.append(f"cli {r['cli']}")
+    flat = r.get("flat", {})
+    if flat.get("failed"):
+        flags.append(f"flat graph failed: {flat['failed'][:200]}")
+    elif (
+        flat.get("totals")
+        or flat.get("modules")
+        or set(flat.get("only_eager", []))
+        or flat.get("only_exported")
+    ):
+        flags.append(
+            f"flat: totals {flat['totals']} {len(flat['modules'])} modules differ "
+            f"e.g. {list(flat['modules'].items())[:2]} only eager {flat['only_eager'][:4]} "
+            f"only flat {flat['only_exported'][:4]}"
+        )
     return f"{r['name']:<32} {'identical' if not flags else '; '.join(flags)}"
 
 

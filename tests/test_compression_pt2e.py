@@ -93,14 +93,16 @@ def _converted_conv() -> tuple[torch.nn.Module, torch.fx.GraphModule, torch.Tens
     return model, pt2e.convert_pt2e(prepared), x
 
 
-def test_flat_graph_conv_counts_at_the_root_with_its_int8_weight() -> None:
+def test_flat_graph_conv_counts_in_its_layer_with_its_int8_weight() -> None:
     model, converted, x = _converted_conv()
     macs = 4 * 2 * 2 * (2 * 3 * 3)  # 16 outputs * 18 = 288
     assert flopmeter.profile(model, x).macs == macs
-    view = flopmeter.profile(converted, x).compression
-    root, layer = view.layers[""], view.layers["0"]
-    assert (root.macs_dense, root.weight_bits, root.act_bits) == (macs, 8, 8)
-    assert (layer.macs_dense, layer.weight_bits) == (0, 32)  # the unread float Parameter
+    report = flopmeter.profile(converted, x)
+    assert report.modules["0"].macs == macs and report.modules["0"].type == "Conv2d"  # its node's module
+    view = report.compression
+    assert "" not in view.layers  # the root holds no weight
+    layer = view.layers["0"]
+    assert (layer.macs_dense, layer.weight_bits, layer.act_bits, layer.n_scales) == (macs, 8, 8, 4)
 
 
 def test_exported_program_conv_row_is_int8() -> None:
@@ -142,7 +144,7 @@ def test_qat_prepared_puts_its_batch_norm_fold_in_overhead(bias: bool) -> None:
     assert report.overhead["aten._fused_moving_avg_obs_fq_helper"].cost.flops == 3408
     counted = flopmeter.profile(prepared, x, compression=flopmeter.CompressionOptions(count_overhead=True))
     assert counted.flops == float_flops + (752 if bias else 496) + 3408  # 8+8+264+216(+256)
-    layer = report.compression.layers[""]  # the flat graph runs the conv at its root
+    layer = report.compression.layers["0"]  # the flat graph's conv runs in the module its node records
     assert (layer.weight_bits, layer.act_bits, layer.n_scales) == (8, 8, 8)  # int8 per channel, uint8 input
     assert layer.macs_dense == 2 * 8 * 4 * 4 * (3 * 3 * 3)  # 256 outputs * 27 = 6,912
     assert layer.bops == 6912 * 8 * 8  # float weights: no zeros

@@ -94,8 +94,10 @@ def test_the_program_is_left_as_it_was() -> None:
 
 def test_positional_and_keyword_example_inputs_need_explicit_inputs() -> None:
     program = torch.export.export(Net().eval(), (torch.randn(2, 8),), {"scale": 2.0})
-    with pytest.raises(ValueError, match="pass the inputs to profile explicitly"):
+    with pytest.raises(ValueError, match="takes 1 positional and keyword scale input.*not both"):
         flopmeter.profile(program)
+    with pytest.raises(ValueError, match="not both"):  # neither a tuple nor a dict can call it
+        flopmeter.profile(program, (torch.randn(2, 8),))
 
 
 def _cli(*args: str) -> tuple[int, str, str]:
@@ -308,3 +310,34 @@ def test_cli_inputs_must_fit_the_programs_call(tmp_path: Path) -> None:
     code, out, _ = _cli(str(path), "--input", "x:2x8", "--format", "json")
     # block.fc 2*8*4 = 64 MACs, head 2*4*2 = 16 MACs: 80
     assert code == 0 and json.loads(out)["totals"]["macs"] == 80
+
+
+def test_python_inputs_must_fit_the_programs_call() -> None:
+    """P10: ``profile(program, wrong_inputs)`` raised torch's tree-spec error as a ModelError;
+    now a ValueError naming the call, as the CLI's exit 2 does."""
+    program = _exported()  # takes x: one positional input
+    with pytest.raises(
+        ValueError, match=r"takes 1 positional input\(s\), as it was exported, not 2 positional"
+    ):
+        flopmeter.profile(program, (torch.randn(2, 8), torch.randn(2, 8)))
+    with pytest.raises(ValueError, match="takes 1 positional input.*not keyword x"):
+        flopmeter.profile(program, {"x": torch.randn(2, 8)})
+    with pytest.raises(ValueError, match="takes 1 positional input.*not keyword x"):
+        flopmeter.profile(program, input_shape="x:2x8")
+    assert flopmeter.profile(program, input_shape="2x8").macs == 80  # 64 + 16, as above
+
+
+class _Constant(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.tensor([1.0, 2.0, 3.0, 4.0])
+
+
+def test_a_tensor_constant_made_in_forward_is_a_counted_copy() -> None:
+    """P10 (Swin's sweep row): the program copies the constant ``torch.tensor(...)`` makes
+    (``aten.lift_fresh_copy``), which was reported as an op flopmeter cannot count."""
+    report = flopmeter.profile(torch.export.export(_Constant(), (torch.randn(2, 4),)))
+    assert report.unsupported == {}
+    copy = report.operators["aten.lift_fresh_copy"]
+    # 4 float32 values read and written: 16 bytes each way, no FLOPs
+    assert (copy.calls, copy.cost.flops, copy.cost.bytes_read, copy.cost.bytes_written) == (1, 0, 16, 16)
+    assert report.flops == 2 * 4  # the multiply, one FLOP per output

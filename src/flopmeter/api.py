@@ -16,7 +16,10 @@ from .batch import batch_after_the_run, batch_before_the_run
 from .compression import classifier as overhead_classifier
 from .compression import finish as finish_compression
 from .compression import prepare as prepare_compression
+from .exported import check_inputs_fit as check_program_inputs
 from .exported import counted_as_exported, example_inputs, is_exported_program, refuse_train, unflattened
+from .flat_graph import check_inputs_fit as check_graph_inputs
+from .flat_graph import records_modules, regrouped
 from .formula_checks import checked_module_formula, checked_op_formula
 from .inputs import build_inputs, describe_inputs, resolve_dtype
 from .registry import CountOptions
@@ -105,9 +108,17 @@ def _exported_programs_as_modules(profile: _Function) -> _Function:
 
     @wraps(profile)
     def unexported(model: Any, inputs: Any = None, **kwargs: Any) -> Any:
+        graph = uncompiled(model) if isinstance(model, torch.nn.Module) else model
+        if records_modules(graph):  # a flat exported graph (compiled or not): a row per layer it records
+            refuse_train(kwargs.get("train"))
+            check_graph_inputs(graph, inputs, kwargs.get("input_shape"))
+            module, classes = regrouped(graph)
+            kwargs["name"] = kwargs.get("name") or classes.get("", type(graph).__name__)
+            return counted_as_exported(lambda: profile(module, inputs, **kwargs), classes)
         if not is_exported_program(model):
             return profile(model, inputs, **kwargs)
         refuse_train(kwargs.get("train"))
+        check_program_inputs(model, inputs, kwargs.get("input_shape"))
         module, classes = unflattened(model)
         if inputs is None and kwargs.get("input_shape") is None:
             inputs = example_inputs(model)

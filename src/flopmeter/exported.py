@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -44,17 +44,28 @@ def _attention_called_whole(module: torch.nn.Module) -> None:
     its one formula, as in the eager model; called as the aten op it would reach the
     profile as its math decomposition (bmm, softmax, a mask's ``where`` and add). Only the
     unflattened copy's graphs change, not the program's."""
-    aten_sdpa = torch.ops.aten.scaled_dot_product_attention.default
     for submodule in module.modules():
         graph = getattr(submodule, "graph", None)
         if not isinstance(graph, torch.fx.Graph):
             continue
-        nodes = [node for node in graph.nodes if node.op == "call_function" and node.target is aten_sdpa]
+        nodes = [
+            node
+            for node in graph.nodes
+            if node.op == "call_function" and whole(node.target) is not node.target
+        ]
         for node in nodes:
-            node.target = torch.nn.functional.scaled_dot_product_attention
+            node.target = whole(node.target)
         finalize = getattr(submodule, "finalize", None)
         if nodes and callable(finalize):
             finalize()  # its generated code too, which torch runs instead of the graph under dynamo
+
+
+def whole(target: Any) -> Any:
+    """The function a graph node calls for ``target``: ``F.scaled_dot_product_attention``
+    (counted whole) for ``aten.scaled_dot_product_attention``, else ``target``."""
+    if target is torch.ops.aten.scaled_dot_product_attention.default:
+        return torch.nn.functional.scaled_dot_product_attention
+    return target
 
 
 class _KeptErrors(logging.Handler):
@@ -95,22 +106,64 @@ def call_form(program: Any) -> tuple[int, tuple[str, ...]]:
     return positional.num_children, tuple(keywords.context or ())
 
 
-def check_call_form(form: tuple[int, tuple[str, ...]], positional: int, keywords: list[str]) -> None:
+def check_call_form(
+    form: tuple[int, tuple[str, ...]],
+    positional: int,
+    keywords: list[str],
+    hint: str = "name a keyword input as NAME:SHAPE",
+) -> None:
     """The inputs given fit the program's call: as many positional ones, the same keyword
     names (a program takes exactly what it was exported with); ValueError naming both."""
     count, names = form
     if positional == count and sorted(keywords) == sorted(names):
         return
-
-    def described(count: int, names: Any) -> str:
-        parts = [f"{count} positional"] if count or not names else []
-        parts += [f"keyword {', '.join(names)}"] if names else []
-        return " and ".join(parts)
-
     raise ValueError(
-        f"this torch.export program takes {described(count, names)} input(s), as it was exported, "
-        f"not {described(positional, keywords)} (name a keyword input as NAME:SHAPE)"
+        f"this torch.export program takes {_described(count, names)} input(s), as it was exported, "
+        f"not {_described(positional, keywords)} ({hint})"
     )
+
+
+def _described(count: int, names: Any) -> str:
+    parts = [f"{count} positional"] if count or not names else []
+    parts += [f"keyword {', '.join(names)}"] if names else []
+    return " and ".join(parts)
+
+
+def check_inputs_fit(program: Any, inputs: Any, input_shape: Any) -> None:
+    """``profile(program, inputs)`` (or ``input_shape=``): the inputs fit the program's call
+    (``check_call_form``), else a ValueError naming what it takes, before anything runs
+    (torch's own error, from inside the run, names tree specs). A tensor is one positional
+    input, a tuple or list as many, a dict keyword inputs; a spec named ``NAME:SHAPE`` is
+    a keyword input."""
+    if inputs is None and input_shape is None:
+        return
+    if inputs is not None:
+        if isinstance(inputs, Mapping):
+            positional, keywords = 0, [str(key) for key in inputs]
+        else:
+            positional, keywords = (len(inputs) if isinstance(inputs, (tuple, list)) else 1), []
+    else:
+        from .inputs import as_specs
+
+        specs = as_specs(input_shape)
+        positional, keywords = (
+            sum(not spec.name for spec in specs),
+            [spec.name for spec in specs if spec.name],
+        )
+    form = call_form(program)
+    _refuse_mixed_call(form)
+    check_call_form(form, positional, keywords, "give positional inputs as a tuple, keyword ones as a dict")
+
+
+def _refuse_mixed_call(form: tuple[int, tuple[str, ...]]) -> None:
+    """``profile`` passes a tuple (positional inputs) or a dict (keyword ones), never both."""
+    count, names = form
+    if count and names:
+        raise ValueError(
+            f"this torch.export program takes {_described(count, names)} input(s), as it was exported, "
+            "and profile() passes a tuple (positional inputs) or a dict (keyword inputs), not both: "
+            "export the model with its inputs all positional or all by keyword"
+        )
 
 
 def example_inputs(program: Any) -> Any:
@@ -121,10 +174,7 @@ def example_inputs(program: Any) -> Any:
         return None
     args, kwargs = stored
     if args and kwargs:
-        raise ValueError(
-            "this ExportedProgram was exported with positional and keyword example inputs; "
-            "pass the inputs to profile explicitly (a tuple or a dict)"
-        )
+        _refuse_mixed_call(call_form(program))
     return dict(kwargs) if kwargs else tuple(args)
 
 
@@ -162,7 +212,8 @@ def with_exported_classes(report: Report, classes: dict[str, str]) -> Report:
     return report
 
 
-_UNFLATTENED = re.compile(r"in module '([^']*)' \((?:UnflattenedModule|InterpreterModule)")
+# the classes of torch's unflattened tree and of a regrouped flat graph (flat_graph.py)
+_UNFLATTENED = re.compile(r"in module '([^']*)' \((?:UnflattenedModule|InterpreterModule|_Regrouped|_Scope)")
 
 
 def with_exported_class_names(message: str, classes: dict[str, str]) -> str:

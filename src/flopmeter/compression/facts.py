@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from ..dtypes import dtype_bits
+from ..flat_graph import regrouped_graph
 from ..interrupts import GradMode
 from ..tracing.model_walk import ModelWalk
 from ..tracing.run import undone
@@ -253,7 +254,7 @@ def collect(model: torch.nn.Module, walk: ModelWalk | None = None) -> ModelFacts
         if masks:
             found.prune_masks[name] = {tuple(mask.shape) for mask in masks.values()}
         _count_param_bytes(name, module, found, counted, masks)
-    if isinstance(model, torch.fx.GraphModule):
+    if isinstance(model, torch.fx.GraphModule) or regrouped_graph(model) is not None:
         _graph_input_bits(model, found)  # the graph shows which quantizer feeds each layer
         found.activation_quantizers.clear()
     if isinstance(getattr(model, "graph", None), torch.fx.Graph):  # a GraphModule, an unflattened program
@@ -279,13 +280,14 @@ def _nbytes(tensor: torch.Tensor) -> int:
     return tensor.numel() * tensor.element_size()
 
 
-def _graph_input_bits(model: torch.fx.GraphModule, found: ModelFacts) -> None:
+def _graph_input_bits(model: torch.nn.Module, found: ModelFacts) -> None:
     """FX quantization-aware models: a QAT layer's activations take the bits of the
     fake quantizer whose output the graph feeds it (``activation_post_process_N``; one
     quantizer may be registered under several names: after a max pool, which shares its
     input's, so duplicates are kept)."""
     modules = dict(model.named_modules(remove_duplicate=False))
-    for node in model.graph.nodes:
+    graph = model.graph if isinstance(model, torch.fx.GraphModule) else regrouped_graph(model)
+    for node in graph.nodes if graph is not None else ():
         if node.op != "call_module" or node.target in found.qat_act_bits:
             continue
         layer = modules.get(str(node.target))

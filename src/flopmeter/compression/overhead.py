@@ -84,8 +84,10 @@ def classifier(
             return True
         if module in folded:
             return _batch_norm_fold(event, bias_sums)
-        if folds and module in folds:
-            return folds[module](event)
+        if folds:
+            owner = _fold_owner(module, folds)
+            if owner is not None:  # the graph's own row, or a layer row regrouped from its nodes
+                return folds[owner](event)
         if module in masked and event.op in ("aten.mul", "aten.mul_"):
             inputs = event.tensor_inputs()
             if len(inputs) != 2:
@@ -98,6 +100,15 @@ def classifier(
         return False
 
     return is_overhead
+
+
+def _fold_owner(module: str, folds: dict[str, FoldMatcher]) -> str | None:
+    """The graph module holding a fold whose ops ``module`` may run: itself, or the graph
+    it is a row of (a flat graph's ops are charged to the layers their nodes record)."""
+    for owner in folds:
+        if not owner or module == owner or module.startswith(owner + "."):
+            return owner
+    return None
 
 
 def _input_quantizers(facts: ModelFacts) -> Callable[[str, str, Cost], None] | None:

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from ..flat_graph import running_module
 from .facts import ModelFacts, WeightFact, _quantizer_bits, fake_quantized
 from .pt2e_fold import fold_steps
 
@@ -86,7 +87,7 @@ def _fake_quantized(
     fact = found.by_tensor.get(id(_attribute(module, str(source.target))))
     if fact is None or fact.representation != "dense":
         return
-    layer = _linear_home(found, owner, contraction, fact.shape)
+    layer = _linear_home(found, running_module(module, contraction, owner), contraction, fact.shape)
     fake_quantized(fact, quantizer, bits)
     if layer != fact.module:
         found.weights[fact.module] = [f for f in found.weights.get(fact.module, []) if f is not fact]
@@ -153,7 +154,7 @@ def _layers_using(module: torch.nn.Module, owner: str, weight: torch.fx.Node) ->
     layers: list[tuple[str, int | None]] = []
     for user in weight.users:
         if user.op == "call_function" and _contraction(user, weight):
-            layers.append((owner, _input_bits(user.args[0])))
+            layers.append((running_module(module, user, owner), _input_bits(user.args[0])))
         elif user.op == "call_module":
             layer = _attribute(module, str(user.target))
             inner = getattr(layer, "graph", None)
