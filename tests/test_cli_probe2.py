@@ -168,7 +168,7 @@ class TestPlainCompare:
         assert [r["macs"] for r in rows] == ["32", "16"] and rows[1]["flops_speedup"] == "2.0"
         code, out, err = run(["compare", *two_models(tmp_path), "-f", "markdown", "--units", "plain"])
         assert code == 0, err
-        assert "| model | params | MACs | FLOPs | compression | speedup |" in out
+        assert "| model | params | MACs | FLOPs | compression | FLOPs speedup |" in out
         assert out.count("| 2.00x | 2.00x |") == 1  # narrow's row
         assert "| 0 | Linear | 64 | 32 |" in out  # the shared module's FLOPs
         code, out, err = run(["compare", *two_models(tmp_path), "-f", "markdown", "-q"])
@@ -284,3 +284,31 @@ class TestLlmModeNeedsACausalModel:
             ValueError, match="BertForMaskedLM from BertConfig runs as a bidirectional encoder"
         ):
             flopmeter.llm_cost(model, prompt=8)
+
+
+def test_compare_notes_integer_macs_that_flops_leave_out(tmp_path):
+    """An int8 model's FLOPs speedup is not a work ratio: a NOTE names its integer MACs."""
+    pytest.importorskip("torchao")
+    source = tmp_path / "models.py"
+    source.write_text(
+        "import torch\n"
+        "from torch import nn\n"
+        "def float_linear():\n"
+        "    torch.manual_seed(0)\n"
+        "    return nn.Sequential(nn.Linear(16, 8))\n"
+        "def int8_linear():\n"
+        "    from torchao.quantization import quantize_, Int8DynamicActivationInt8WeightConfig\n"
+        "    model = float_linear()\n"
+        "    quantize_(model, Int8DynamicActivationInt8WeightConfig())\n"
+        "    return model\n"
+    )
+    models = [f"{source}:float_linear", f"{source}:int8_linear"]
+    code, out, err = run(["compare", *models, "-i", "3x16", "--units", "plain"])
+    assert code == 0, err
+    # 3 rows x 16 x 8 = 384 MACs, all integer in the int8 model; its float work: 24 FLOPs
+    assert "NOTE: " in out and "384 of its 384 MACs are integer arithmetic" in out
+    assert out.count("NOTE: ") == 1  # the float model does no integer work
+    code, out, err = run(["compare", *models, "-i", "3x16", "-f", "json"])
+    rows = json.loads(out)["rows"]
+    assert [row["integer_macs"] for row in rows] == [0, 384]
+    assert rows[1]["flops_speedup"] == 768 / 24  # 2*16*8*3 = 768 (bias) against 24 float FLOPs

@@ -18,8 +18,12 @@ def comparison_rows(
 ) -> list[dict[str, Any]]:
     """One dict per model: params, MACs, FLOPs (in ``convention``) and the ratios a
     compression paper reports against the first model: ``compression`` = first params /
-    this, ``flops_speedup`` = first FLOPs / this (None where this is 0). With ``seconds`` (the
-    measured median per model), ``median_seconds`` and ``measured_speedup`` = first / this."""
+    this, ``flops_speedup`` = first FLOPs / this (None where this is 0), ``integer_macs``: the
+    MACs done in integer arithmetic (int8 contractions), which FLOPs do not count. With
+    ``seconds`` (the measured median per model), ``median_seconds`` and ``measured_speedup``
+    = first / this."""
+    from ..compression.view import work_by_dtype
+
     base = reports[0]
     rows = []
     for index, report in enumerate(reports):
@@ -31,6 +35,7 @@ def comparison_rows(
             "flops": flops,
             "compression": base.params / report.params if report.params else None,
             "flops_speedup": base.flops_as(convention) / flops if flops else None,
+            "integer_macs": work_by_dtype(report).get("int8", {}).get("macs", 0),
         }
         if seconds is not None:
             row["median_seconds"] = seconds[index]
@@ -48,7 +53,7 @@ def _totals_table(
 ) -> tuple[list[str], list[list[str]]]:
     from .speed import seconds as duration
 
-    header = ["model", "params", "MACs", FLOPS_LABEL[convention], "compression", "speedup"]
+    header = ["model", "params", "MACs", FLOPS_LABEL[convention], "compression", "FLOPs speedup"]
     if seconds is not None:
         header += ["median", "measured speedup"]
     body = []
@@ -91,6 +96,18 @@ def _shared_table(
     return ["module", "type", *(r.model_name for r in reports)], rows
 
 
+def _integer_notes(rows: list[dict[str, Any]]) -> list[str]:
+    """A FLOPs ratio leaves integer work out: a model whose contractions run in int8 does
+    fewer FLOPs than its float original without doing less arithmetic."""
+    return [
+        f"NOTE: {row['model']}: {row['integer_macs']:,} of its {row['macs']:,} MACs are integer "
+        "arithmetic, which FLOPs do not count, so its FLOPs speedup is not a work ratio; "
+        "--compression gives its BOPs and a speedup estimate at int8 rates"
+        for row in rows
+        if row["integer_macs"]
+    ]
+
+
 def _warnings(reports: list[Report]) -> list[str]:
     return [
         f"WARNING: {report.model_name}: {op.op} has no formula ({op.calls} calls, not counted)"
@@ -129,7 +146,7 @@ def render_comparison(
     if rows and not totals_only:
         lines += ["", f"shared modules ({FLOPS_LABEL[convention]}):", *([""] if markdown else [])]
         lines += table(header, rows)
-    warnings = _warnings(reports)
+    warnings = _integer_notes(comparison_rows(reports, convention)) + _warnings(reports)
     if markdown:
         return "\n".join(lines + ([""] + warnings if warnings else [])) + "\n"
     return "\n".join(lines + warnings)
