@@ -44,10 +44,13 @@ def contrib_output_types(node: Any, types: dict[str, ValueType]) -> dict[str, Va
     same_as_input = {
         "Gelu", "FastGelu", "BiasGelu", "QuickGelu", "BiasAdd", "SkipLayerNormalization",
         "SimplifiedLayerNormalization", "SkipSimplifiedLayerNormalization", "RotaryEmbedding",
-        "LayerNormalization", "QLinearAdd", "QLinearMul", "QLinearLeakyRelu", "QLinearSigmoid",
-        "QLinearSoftmax",
+        "LayerNormalization", "QLinearLeakyRelu", "QLinearSigmoid", "QLinearSoftmax",
     }  # fmt: skip
-    if op in same_as_input:
+    if op in ("QLinearAdd", "QLinearMul"):  # (A, A_scale, A_zp, B, ...): A and B broadcast
+        other = inputs[3] if len(inputs) > 3 else None
+        if other is not None and other.shape is not None:
+            out[node.output[0]] = ValueType(first.elem_type, _broadcast(first.shape, other.shape))
+    elif op in same_as_input:
         out[node.output[0]] = ValueType(first.elem_type, first.shape)
         if op.startswith("Skip") and len(node.output) > 3 and node.output[3]:
             out[node.output[3]] = ValueType(first.elem_type, first.shape)  # input + skip (+ bias)
@@ -90,6 +93,17 @@ def contrib_output_types(node: Any, types: dict[str, ValueType]) -> dict[str, Va
         _gather_block_quantized(out, node, first, inputs[1], inputs[2])
     elif op == "QLinearConcat":  # Y_scale, Y_zero_point, then (X, X_scale, X_zero_point) per input
         _concat(out, node, inputs[2::3])
+    elif (
+        op == "DynamicQuantizeLSTM"
+        and len(inputs) > 1
+        and inputs[1] is not None
+        and inputs[1].shape is not None
+    ):
+        hidden, directions = int(_attr(node, "hidden_size")), inputs[1].shape[0]  # X (T, B, I), W (D, I, 4H)
+        states = (directions, first.shape[1], hidden)
+        for index, shape in enumerate([(first.shape[0], *states), states, states]):  # Y, Y_h, Y_c
+            if len(node.output) > index and node.output[index]:
+                out[node.output[index]] = ValueType(first.elem_type, shape)
     elif op == "MatMulNBits":
         out[node.output[0]] = ValueType(first.elem_type, (*first.shape[:-1], int(_attr(node, "N"))))
     elif op == "Attention" and len(inputs) > 1 and inputs[1] is not None and inputs[1].shape is not None:
@@ -114,6 +128,13 @@ def contrib_output_types(node: Any, types: dict[str, ValueType]) -> dict[str, Va
             for k, past in enumerate(pasts):  # present_key, present_value: (B, H_kv, P + S, E)
                 _present(out, node, 1 + k, first, (first.shape[0], heads), past, 2, head)
     return out
+
+
+def _broadcast(a: tuple[Any, ...], b: tuple[Any, ...]) -> tuple[Any, ...]:
+    """numpy's broadcast of two shapes (dims of 1 stretch; a symbolic dim wins over a 1)."""
+    width = max(len(a), len(b))
+    padded = [(1,) * (width - len(s)) + tuple(s) for s in (a, b)]
+    return tuple(y if x == 1 else x for x, y in zip(*padded, strict=True))
 
 
 def _gather_block_quantized(

@@ -97,6 +97,7 @@ def unsuffix(paths: set[str]) -> dict[str, str]:
 QUANTIZED_WEIGHT_INPUT = {
     "ConvInteger": 1, "MatMulInteger": 1, "QLinearConv": 3, "QLinearMatMul": 3, "QGemm": 3,
     "MatMulNBits": 1, "MatMulIntegerToFloat": 1, "DynamicQuantizeMatMul": 1, "QAttention": 1,
+    "DynamicQuantizeLSTM": 1,
 }  # fmt: skip
 _QUANTIZED_SUFFIXES = ("_quantized", "_Transposed", "_DequantizeLinear_Output", "_Q4", "_Q8")
 

@@ -633,9 +633,11 @@ def _gelu(event: OpEvent, options: CountOptions) -> Cost:
     return Cost(flops=elements * (per + int(bias)), ptflops_macs=elements)
 
 
-@onnx_formula("Softmax", "LogSoftmax")
+@onnx_formula("Softmax", "LogSoftmax", MS + "QLinearSoftmax")
 def _softmax(event: OpEvent, options: CountOptions) -> Cost:
-    """Over one axis (opset >= 13); before 13 over the flattened dims from ``axis`` on."""
+    """Over one axis (opset >= 13); before 13 over the flattened dims from ``axis`` on.
+    com.microsoft QLinearSoftmax (a QOperator graph's, on 8-bit integers): as every QLinear
+    op, integer work and no FLOPs."""
     x = event.args[0]
     opset = int(event.kwargs.get("opset", 13))
     axis = int(_attr(event, "axis", -1 if opset >= 13 else 1)) % max(x.ndim, 1)
@@ -731,6 +733,28 @@ def _recurrent(event: OpEvent, options: CountOptions) -> Cost:
     if mode == "lstm" and _input(event, 7) is not None:  # peepholes P: i, f, o gates each add P * c
         step += Cost(flops=3 * 2 * hidden)
     return step.scaled(steps * directions)
+
+
+@onnx_formula(MS + "DynamicQuantizeLSTM")
+def _dynamic_quantize_lstm(event: OpEvent, options: CountOptions) -> Cost:
+    """onnxruntime's ``quantize_dynamic`` of an LSTM: X (T, B, I), W (D, I, 4H) and R
+    (D, H, 4H) of 8 bits. Per direction: X quantized once (6n - 2, as
+    DynamicQuantizeLinear), h once per time step (6BH - 2); per token the two products as
+    integer MACs 4H(I + H) (no FLOPs), one float rescale per product output (8H), the
+    bias adds (8H, when B is given) and the cell's pointwise work (19H; peepholes +6H)."""
+    x, w = event.args[0], event.args[1]
+    steps, batch, inputs = x.shape
+    directions, hidden = w.shape[0], int(_attr(event, "hidden_size"))
+    gates = recurrent.GATES["lstm"] * hidden
+    tokens = steps * batch
+    per_token = recurrent.CELL_POINTWISE["lstm"] * hidden + 2 * gates
+    per_token += 2 * gates if _input(event, 3) is not None else 0
+    per_token += 3 * 2 * hidden if _input(event, 7) is not None else 0
+    quantize = (6 * tokens * inputs - 2) + steps * (6 * batch * hidden - 2)
+    return Cost(
+        macs=directions * tokens * gates * (inputs + hidden),
+        flops=directions * (tokens * per_token + quantize),
+    )
 
 
 # ------------------------------------------------------------------ Fourier transforms

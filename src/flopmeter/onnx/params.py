@@ -49,6 +49,7 @@ WEIGHT_SLOTS: dict[str, frozenset[int]] = {
     "BiasAdd": frozenset({1}),
     "DynamicQuantizeMatMul": frozenset({4}),  # its bias (B, the integer weight: below)
     "MatMulIntegerToFloat": frozenset({6}),
+    "DynamicQuantizeLSTM": frozenset({3, 7}),  # B, peepholes P (W and R, 8-bit: below)
 }
 QUANTIZED_WEIGHT_SLOTS: dict[str, frozenset[int]] = {
     "QLinearConv": frozenset({3, 8}),
@@ -59,12 +60,14 @@ QUANTIZED_WEIGHT_SLOTS: dict[str, frozenset[int]] = {
     "QGemm": frozenset({3, 6}),
     "DynamicQuantizeMatMul": frozenset({1}),
     "MatMulIntegerToFloat": frozenset({1}),
+    "DynamicQuantizeLSTM": frozenset({1, 2}),
     "GatherBlockQuantized": frozenset({0}),  # a 4- or 8-bit embedding table
     "DequantizeLinear": frozenset({0}),
 }
 QUANTIZED_TABLE_TYPES = frozenset({2, 3, 21, 22})  # uint8, int8, uint4, int4 (not int64 shape tables)
 PASS_THROUGH = frozenset({"Reshape", "Unsqueeze", "Identity", "Cast"})
 VECTOR_OPS = frozenset({"Add", "Mul", "Sub", "Div"})
+QUANTIZED_VECTOR_OPS = frozenset({"QLinearAdd", "QLinearMul"})  # com.microsoft: (A, ., ., B, ...)
 _FX_TOKEN = re.compile(r"%([bcp]_\w+)")  # dynamo's names: p_ parameter, b_ buffer, c_ constant
 # aten.instance_norm(x, None, None, ...): the PyTorch InstanceNorm had no weight and bias
 _NO_AFFINE = re.compile(r"target=torch\.ops\.aten\.instance_norm\.\w+\]\(args = \(%\w+, None, None[,)]")
@@ -177,6 +180,8 @@ def _weight_slot(node: Any, name: str, tensor: Any) -> bool:
     ):
         return True  # a quantized embedding table (quantize_dynamic): (vocab, width) of 8 or 4 bits
     vector = sum(1 for d in tensor.dims if d > 1) == 1  # (C,), (C, 1, 1), (1, C)
+    if node.op_type in QUANTIZED_VECTOR_OPS and tensor.data_type in QUANTIZED_TABLE_TYPES:
+        return vector and any(s in (0, 3) for s in slots)  # a Linear's bias, quantized (QOperator)
     return floating and node.op_type in VECTOR_OPS and vector
 
 
