@@ -117,3 +117,24 @@ def test_dynamic_quantize_lstm_without_bias() -> None:
     report = profile_onnx(_dynamic_quantize_lstm(bias=False))
     assert report.flops == 6 * (38 + 16) + 142 + 66 + 12  # 544: no bias adds
     assert report.params == 48
+
+
+# P10-O5: quantize_static(QOperator) of densenet121 writes com.microsoft.QLinearAveragePool
+# (its transitions' 2x2 pools): no shape rule, so the file was refused.
+def test_qlinear_average_pool_has_the_pooled_shape() -> None:
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "x_s", "x_z"], ["xq"]),
+        helper.make_node(
+            "QLinearAveragePool",
+            ["xq", "x_s", "x_z", "y_s", "y_z"],
+            ["yq"],
+            domain=MS,
+            kernel_shape=[2, 2],
+            strides=[2, 2],
+        ),  # fmt: skip
+        helper.make_node("DequantizeLinear", ["yq", "y_s", "y_z"], ["y"]),
+    ]
+    report = profile_onnx(_model(nodes, {"x": (1, 2, 4, 4)}, {**_scale("x"), **_scale("y")}, ["y"]))
+    assert report.unsupported == {}
+    # Quantize 32 x 4 = 128; the pool on integers 0; Dequantize of (1, 2, 2, 2): 8 x 2 = 16
+    assert report.flops == 128 + 16

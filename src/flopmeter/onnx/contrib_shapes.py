@@ -23,10 +23,19 @@ def _attr(node: Any, name: str, default: Any = None) -> Any:
 def standard_equivalent(node: Any) -> Any:
     """The standard ONNX node whose output shapes a com.microsoft node shares, for
     ONNX's own inference: FusedConv (onnxruntime's Conv + activation, and an optional
-    sum input Z) has a Conv's; None for other ops."""
+    sum input Z) has a Conv's; QLinearAveragePool (channels first) a MaxPool's of the same
+    window (MaxPool, unlike AveragePool, takes 8-bit integers); None for other ops."""
     from onnx import helper
 
-    if node.op_type != "FusedConv" or node.domain != "com.microsoft":
+    if node.domain != "com.microsoft":
+        return None
+    if node.op_type == "QLinearAveragePool" and not _attr(node, "channels_last", 0):
+        pool = helper.make_node("MaxPool", list(node.input[:1]), list(node.output[:1]), name=node.name)
+        pool.attribute.extend(
+            a for a in node.attribute if a.name not in ("count_include_pad", "channels_last")
+        )
+        return pool
+    if node.op_type != "FusedConv":
         return None
     conv = helper.make_node("Conv", list(node.input[:3]), list(node.output[:1]), name=node.name)
     conv.attribute.extend(a for a in node.attribute if not a.name.startswith("activation"))

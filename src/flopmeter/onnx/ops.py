@@ -521,10 +521,11 @@ def _max_pool(event: OpEvent, options: CountOptions) -> Cost:
     return pooling.max_pool(out.numel, window, input_elements=x.numel)
 
 
-@onnx_formula("AveragePool", "GlobalAveragePool", MS + "QLinearGlobalAveragePool")
+@onnx_formula("AveragePool", "GlobalAveragePool", MS + "QLinearGlobalAveragePool", MS + "QLinearAveragePool")
 def _avg_pool(event: OpEvent, options: CountOptions) -> Cost:
     x, out = event.args[0], _out(event)
-    window = prod(_attr(event, "kernel_shape", [])) if event.op == "onnx.AveragePool" else out_window(x, out)
+    windowed = event.op in ("onnx.AveragePool", MS + "QLinearAveragePool")
+    window = prod(_attr(event, "kernel_shape", [])) if windowed else out_window(x, out)
     return pooling.avg_pool(out.numel, window, input_elements=x.numel)
 
 
