@@ -23,8 +23,9 @@ def _attr(node: Any, name: str, default: Any = None) -> Any:
 def standard_equivalent(node: Any) -> Any:
     """The standard ONNX node whose output shapes a com.microsoft node shares, for
     ONNX's own inference: FusedConv (onnxruntime's Conv + activation, and an optional
-    sum input Z) has a Conv's; QLinearAveragePool (channels first) a MaxPool's of the same
-    window (MaxPool, unlike AveragePool, takes 8-bit integers); None for other ops."""
+    sum input Z) has a Conv's, FusedGemm a Gemm's; QLinearAveragePool (channels first) a
+    MaxPool's of the same window (MaxPool, unlike AveragePool, takes 8-bit integers);
+    None for other ops."""
     from onnx import helper
 
     if node.domain != "com.microsoft":
@@ -35,11 +36,12 @@ def standard_equivalent(node: Any) -> Any:
             a for a in node.attribute if a.name not in ("count_include_pad", "channels_last")
         )
         return pool
-    if node.op_type != "FusedConv":
+    if node.op_type not in ("FusedConv", "FusedGemm"):
         return None
-    conv = helper.make_node("Conv", list(node.input[:3]), list(node.output[:1]), name=node.name)
-    conv.attribute.extend(a for a in node.attribute if not a.name.startswith("activation"))
-    return conv
+    kind = node.op_type.removeprefix("Fused")
+    unfused = helper.make_node(kind, list(node.input[:3]), list(node.output[:1]), name=node.name)
+    unfused.attribute.extend(a for a in node.attribute if not a.name.startswith("activation"))
+    return unfused
 
 
 def contrib_output_types(node: Any, types: dict[str, ValueType]) -> dict[str, ValueType]:

@@ -129,12 +129,17 @@ def _fused_conv(event: OpEvent, options: CountOptions) -> Cost:
     sum input Z is given, plus its ``activation`` per output, as the Conv, Add and
     activation nodes it replaced count. An activation we have no count for is an error."""
     cost = _conv(event, options)
-    elements = _out(event).numel
     if _input(event, 3) is not None:
-        cost = cost + elementwise.pointwise(elements, elementwise.PER_ELEMENT["add"])
+        cost = cost + elementwise.pointwise(_out(event).numel, elementwise.PER_ELEMENT["add"])
+    return cost + _fused_activation(event)
+
+
+def _fused_activation(event: OpEvent) -> Cost:
+    """The ``activation`` attribute of onnxruntime's FusedConv / FusedGemm, per output."""
+    elements = _out(event).numel
     activation = str(_attr(event, "activation", "") or "")
     if not activation:
-        return cost
+        return Cost()
     name = _FUSED_ACTIVATIONS.get(activation)
     if name is None:
         from .load import OnnxModelError
@@ -144,7 +149,7 @@ def _fused_conv(event: OpEvent, options: CountOptions) -> Cost:
             f"flopmeter cannot count; known: {', '.join(_FUSED_ACTIVATIONS)}"
         )
     fused = elementwise.pointwise(elements, elementwise.PER_ELEMENT[name])
-    return cost + (replace(fused, ptflops_macs=elements) if name in _PTFLOPS_ACTIVATIONS else fused)
+    return replace(fused, ptflops_macs=elements) if name in _PTFLOPS_ACTIVATIONS else fused
 
 
 def _check_channels(event: OpEvent, x_shape: tuple[int, ...], expected: int) -> None:
@@ -224,6 +229,13 @@ def _transpose_pads_begin(
         total = s * (n_in - 1) + op + (k - 1) * d + 1 - n_out
         begins.append(total // 2 if auto_pad == "SAME_UPPER" else total - total // 2)
     return tuple(begins)
+
+
+@onnx_formula(MS + "FusedGemm")
+def _fused_gemm(event: OpEvent, options: CountOptions) -> Cost:
+    """onnxruntime's Gemm + activation (extended level): the Gemm and its ``activation``
+    per output, as the two nodes it replaced count."""
+    return _gemm(event, options) + _fused_activation(event)
 
 
 @onnx_formula("Gemm", MS + "QGemm")

@@ -27,6 +27,7 @@ WEIGHT_SLOTS: dict[str, frozenset[int]] = {
     "FusedConv": frozenset({1, 2}),  # com.microsoft: onnxruntime's Conv + activation
     "ConvTranspose": frozenset({1, 2}),
     "Gemm": frozenset({0, 1, 2}),
+    "FusedGemm": frozenset({0, 1, 2}),  # com.microsoft: onnxruntime's Gemm + activation
     "MatMul": frozenset({0, 1}),
     "FusedMatMul": frozenset({0, 1}),
     "Einsum": frozenset(range(16)),  # every operand is contracted (torch.einsum on a Parameter)
