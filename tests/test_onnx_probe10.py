@@ -182,3 +182,38 @@ def test_fused_contractions_of_an_optimized_dynamo_file_take_their_weights_modul
     macs = {name: stats.total.macs for name, stats in report.modules.items()}
     # c1: 2 x 2 x 2 outputs x 9 = 72; fc1: 8 x 4 = 32; fc2: 4 x 3 = 12
     assert (macs["c1"], macs["fc1"], macs["fc2"], macs[""]) == (72, 32, 12, 116)
+
+
+# P10-O8: the legacy exporter at opsets 7 and 8 does not fold the Slices and Concats that
+# reorder a GRU's / LSTM's gates: its weights reached the GRU through them and were not
+# parameters (a GRU(8, 8): -432 params at opset 7, 0 at opset 9).
+def test_recurrent_weights_read_through_gate_reordering_slices_are_parameters() -> None:
+    def reorder(weight: str, rows: int) -> list[onnx.NodeProto]:  # [r, z, n] -> [z, r, n], opset-7 Slice
+        parts = [
+            helper.make_node(
+                "Slice", [weight], [f"{weight}_{i}"], axes=[0], starts=[i * rows], ends=[(i + 1) * rows]
+            )
+            for i in range(3)
+        ]
+        joined = helper.make_node(
+            "Concat", [f"{weight}_1", f"{weight}_0", f"{weight}_2"], [f"{weight}_c"], axis=0
+        )
+        return [*parts, joined, helper.make_node("Unsqueeze", [f"{weight}_c"], [f"{weight}_u"], axes=[0])]
+
+    gru = helper.make_node("GRU", ["x", "W_u", "R_u", "B_u"], ["y"], hidden_size=2)
+    nodes = [*reorder("W", 2), *reorder("R", 2), *reorder("B", 4), gru]
+    weights = {
+        "W": np.ones((6, 4), np.float32),
+        "R": np.ones((6, 2), np.float32),
+        "B": np.ones(12, np.float32),
+    }
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, (3, 1, 4))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(v, n) for n, v in weights.items()],
+    )
+    report = profile_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 7)]))
+    assert report.params == 6 * 4 + 6 * 2 + 12  # 48: W, R and both biases
+    assert report.macs == 3 * 6 * (4 + 2)  # 108: 3 tokens x 3H gates x (I + H)

@@ -67,6 +67,7 @@ QUANTIZED_WEIGHT_SLOTS: dict[str, frozenset[int]] = {
 }
 QUANTIZED_TABLE_TYPES = frozenset({2, 3, 21, 22})  # uint8, int8, uint4, int4 (not int64 shape tables)
 PASS_THROUGH = frozenset({"Reshape", "Unsqueeze", "Identity", "Cast"})
+GATE_REORDER = frozenset({"Slice", "Concat"})
 VECTOR_OPS = frozenset({"Add", "Mul", "Sub", "Div"})
 QUANTIZED_VECTOR_OPS = frozenset({"QLinearAdd", "QLinearMul"})  # com.microsoft: (A, ., ., B, ...)
 _FX_TOKEN = re.compile(r"%([bcp]_\w+)")  # dynamo's names: p_ parameter, b_ buffer, c_ constant
@@ -146,16 +147,17 @@ def _constant_node_value(index: GraphIndex, name: str) -> Any:
     return None if tensor is None else numpy_helper.to_array(tensor)
 
 
-def _uses(index: GraphIndex, name: str) -> list[tuple[Any, str]]:
+def _uses(index: GraphIndex, name: str, depth: int = 0) -> list[tuple[Any, str]]:
     """(node, value name) for each reader of ``name``, looking through a Reshape,
-    Unsqueeze, Identity or Cast of the initializer itself (a bias reshaped to (C, 1, 1))."""
+    Unsqueeze, Identity or Cast of the initializer itself (a bias reshaped to (C, 1, 1)),
+    and through the Slices and Concats that reorder a recurrent layer's gates (the legacy
+    exporter at opsets 7 and 8, which does not fold them), a few levels deep."""
     uses = []
     for user in index.consumers.get(name, []):
         node = index.nodes[user]
-        if node.op_type in PASS_THROUGH and node.input[0] == name:
-            uses += [
-                (index.nodes[inner], node.output[0]) for inner in index.consumers.get(node.output[0], [])
-            ]
+        moved = node.op_type in PASS_THROUGH or node.op_type in GATE_REORDER
+        if moved and (node.input[0] == name or node.op_type == "Concat") and depth < 4:
+            uses += _uses(index, node.output[0], depth + 1)
         else:
             uses.append((node, name))
     return uses
