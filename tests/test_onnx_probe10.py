@@ -217,3 +217,19 @@ def test_recurrent_weights_read_through_gate_reordering_slices_are_parameters() 
     report = profile_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 7)]))
     assert report.params == 6 * 4 + 6 * 2 + 12  # 48: W, R and both biases
     assert report.macs == 3 * 6 * (4 + 2)  # 108: 3 tokens x 3H gates x (I + H)
+
+
+# P10-O9: onnxruntime's extended level fuses a ViT's q @ k^T (and scores @ v) with the
+# Transposes around them into FusedMatMul with transBatchA / transBatchB, which were ignored:
+# torchvision's ViT (dynamo) lost 65,280 of its 73,984 attention MACs.
+def test_fused_matmul_applies_trans_batch() -> None:
+    node = helper.make_node(
+        "FusedMatMul", ["q", "k"], ["s"], domain=MS, transBatchA=1, transBatchB=1, transB=1, alpha=0.5
+    )
+    # q (L=5, BH=2, E=4) -> (2, 5, 4); k (5, 2, 4) -> (2, 5, 4) -> transB (2, 4, 5); s (2, 5, 5)
+    report = profile_onnx(
+        _model([node, helper.make_node("Relu", ["s"], ["y"])], {"q": (5, 2, 4), "k": (5, 2, 4)}, {}, ["y"])
+    )
+    assert report.macs == 2 * 5 * 4 * 5  # 200
+    # 50 outputs x (2 x 4 - 1) = 350, alpha 50, Relu on the 50 scores
+    assert report.flops == 350 + 50 + 50

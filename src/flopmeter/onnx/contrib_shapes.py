@@ -74,11 +74,8 @@ def contrib_output_types(node: Any, types: dict[str, ValueType]) -> dict[str, Va
             elem_type = zero_point.elem_type if zero_point is not None else 2
         out[node.output[0]] = ValueType(elem_type, first.shape)
     elif op == "FusedMatMul" and len(inputs) > 1 and inputs[1] is not None and inputs[1].shape is not None:
-        a, b = list(first.shape), list(inputs[1].shape)
-        if _attr(node, "transA", 0):
-            a[-2], a[-1] = a[-1], a[-2]
-        if _attr(node, "transB", 0):
-            b[-2], b[-1] = b[-1], b[-2]
+        a = fused_matmul_operand(first.shape, _attr(node, "transA", 0), _attr(node, "transBatchA", 0))
+        b = fused_matmul_operand(inputs[1].shape, _attr(node, "transB", 0), _attr(node, "transBatchB", 0))
         batch = a[:-2] if len(a) >= len(b) else b[:-2]
         out[node.output[0]] = ValueType(first.elem_type, (*batch, a[-2], b[-1]))
     elif op == "QLinearGlobalAveragePool":
@@ -139,6 +136,18 @@ def contrib_output_types(node: Any, types: dict[str, ValueType]) -> dict[str, Va
             for k, past in enumerate(pasts):  # present_key, present_value: (B, H_kv, P + S, E)
                 _present(out, node, 1 + k, first, (first.shape[0], heads), past, 2, head)
     return out
+
+
+def fused_matmul_operand(shape: tuple[Any, ...], trans: Any, trans_batch: Any) -> tuple[Any, ...]:
+    """The shape a com.microsoft FusedMatMul operand is multiplied as: ``transBatch`` moves
+    its first dim to just before the last ((d0, d1, .., dr-2, dr-1) -> (d1, .., dr-2, d0,
+    dr-1), as onnxruntime's MatMulComputeHelper), then ``trans`` swaps the last two."""
+    dims = list(shape)
+    if trans_batch and len(dims) >= 3:
+        dims = [*dims[1:-1], dims[0], dims[-1]]
+    if trans and len(dims) >= 2:
+        dims[-2], dims[-1] = dims[-1], dims[-2]
+    return tuple(dims)
 
 
 def _broadcast(a: tuple[Any, ...], b: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -18,6 +18,7 @@ from ..formulas import attention as attn
 from ..formulas import contraction, elementwise, normalization, pooling, recurrent, spectral
 from ..registry import CountOptions, is_floating, with_traffic
 from ..tracing.events import OpEvent, TensorMeta
+from .contrib_shapes import fused_matmul_operand
 
 Handler = Callable[[OpEvent, CountOptions], Cost]
 HANDLERS: dict[str, Handler] = {}
@@ -298,11 +299,17 @@ def _qlinear_matmul(event: OpEvent, options: CountOptions) -> Cost:
 
 @onnx_formula(MS + "FusedMatMul")
 def _fused_matmul(event: OpEvent, options: CountOptions) -> Cost:
-    """alpha * A' @ B': the matmul plus one multiply per output when alpha != 1."""
-    a, b, out = event.args[0], event.args[1], _out(event)
-    k = a.shape[-2] if _attr(event, "transA", 0) else a.shape[-1]
-    a_used = (*a.shape[:-2], a.shape[-1], a.shape[-2]) if _attr(event, "transA", 0) else a.shape  # A'
-    _check_inner(event, a_used, b.shape[-1] if _attr(event, "transB", 0) else b.shape[-2])
+    """alpha * A' @ B': the matmul plus one multiply per output when alpha != 1. A' and B'
+    are the operands transposed as transA / transBatchA (B: transB / transBatchB) say."""
+    out = event.outputs[0]
+    a_used = fused_matmul_operand(
+        event.args[0].shape, _attr(event, "transA", 0), _attr(event, "transBatchA", 0)
+    )
+    b_used = fused_matmul_operand(
+        event.args[1].shape, _attr(event, "transB", 0), _attr(event, "transBatchB", 0)
+    )
+    k = a_used[-1]
+    _check_inner(event, a_used, b_used[-2])
     m, n = out.shape[-2], out.shape[-1]
     scale = out.numel if float(_attr(event, "alpha", 1.0)) != 1 else 0
     return contraction.matmul(out.numel // (m * n), m, k, n, extra_scalings=scale)
