@@ -233,3 +233,19 @@ def test_fused_matmul_applies_trans_batch() -> None:
     assert report.macs == 2 * 5 * 4 * 5  # 200
     # 50 outputs x (2 x 4 - 1) = 350, alpha 50, Relu on the 50 scores
     assert report.flops == 350 + 50 + 50
+
+
+# P10-O10: onnxruntime's basic level folds a Mul by a constant after a Conv (timm ConvNeXt's
+# layer scale) into the Conv's weight and renames it ConvMulFusion_W_<name>: the Conv was
+# charged to a module "ConvMulFusion_W_stages" beside "stages" (19,660,800 of convnext_atto's
+# 44,162,560 stage MACs).
+def test_a_weight_renamed_by_onnxruntime_keeps_its_module() -> None:
+    weight = "ConvMulFusion_W_stages.0.fc2.weight"
+    node = helper.make_node(
+        "Conv", ["x", weight], ["y"], name="/stages/stages.0/fc2/Conv", kernel_shape=[1, 1]
+    )
+    report = profile_onnx(
+        _model([node], {"x": (1, 4, 2, 2)}, {weight: np.ones((3, 4, 1, 1), np.float32)}, ["y"])
+    )
+    macs = {name: stats.total.macs for name, stats in report.modules.items()}
+    assert macs == {"": 48, "stages": 48, "stages.0": 48, "stages.0.fc2": 48}  # 3 x 2 x 2 outputs x 4

@@ -24,6 +24,7 @@ from typing import Any
 
 _SUFFIX = re.compile(r"^(.*)_(\d+)$")
 _ORT_FUSION = re.compile(r"/\w+Fusion/$")
+_ORT_FUSED_WEIGHT = re.compile(r"^[A-Za-z]+Fusion_W_")  # ConvMulFusion_W_conv1.weight
 
 
 @dataclass
@@ -78,6 +79,12 @@ def legacy_path(name: str) -> str | None:
             path = f"{path}.{part}"
         previous = part
     return path
+
+
+def original_weight_name(name: str) -> str:
+    """``conv1.weight`` for the weight onnxruntime's optimizer rewrote and renamed
+    (``ConvMulFusion_W_conv1.weight``: a following Mul by a constant folded into it)."""
+    return _ORT_FUSED_WEIGHT.sub("", name)
 
 
 def unsuffix(paths: set[str]) -> dict[str, str]:
