@@ -249,3 +249,14 @@ def test_a_weight_renamed_by_onnxruntime_keeps_its_module() -> None:
     )
     macs = {name: stats.total.macs for name, stats in report.modules.items()}
     assert macs == {"": 48, "stages": 48, "stages.0": 48, "stages.0.fc2": 48}  # 3 x 2 x 2 outputs x 4
+
+
+# P10-O11: onnxruntime's extended level fuses T5's RMSNorm into SimplifiedLayerNormalization
+# in the *ONNX* domain (its own kernel), which was unsupported: a T5 encoder lost its five
+# norms' 20,640 FLOPs and its norm weights' module.
+def test_simplified_layer_norm_in_the_onnx_domain_is_an_rms_norm() -> None:
+    node = helper.make_node("SimplifiedLayerNormalization", ["x", "w"], ["y"], axis=-1, epsilon=1e-6)
+    report = profile_onnx(_model([node], {"x": (2, 3, 8)}, {"w": np.ones(8, np.float32)}, ["y"]))
+    assert report.unsupported == {}
+    assert report.flops == 6 * (3 * 8 + 2) + 48  # 204: per row square, mean, eps, rsqrt, scale; + the weight
+    assert report.params == 8

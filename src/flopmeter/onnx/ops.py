@@ -511,8 +511,11 @@ def _group_norm(event: OpEvent, options: CountOptions) -> Cost:
     return normalization.normalize_with_statistics(groups, x.numel // groups, weight=True, bias=True)
 
 
-@onnx_formula("RMSNormalization", MS + "SimplifiedLayerNormalization")
+@onnx_formula("RMSNormalization", MS + "SimplifiedLayerNormalization", "SimplifiedLayerNormalization")
 def _rms_norm(event: OpEvent, options: CountOptions) -> Cost:
+    """onnxruntime writes its fusion of an RMSNorm (T5's, at the extended level) as a
+    SimplifiedLayerNormalization in the ONNX domain (onnxruntime's own kernel), not
+    com.microsoft: both count as RMSNormalization."""
     groups, size = _axis_split(event.args[0], int(_attr(event, "axis", -1)))
     return normalization.rms_norm(groups, size, weight=_input(event, 1) is not None)
 
