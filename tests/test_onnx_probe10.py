@@ -260,3 +260,14 @@ def test_simplified_layer_norm_in_the_onnx_domain_is_an_rms_norm() -> None:
     assert report.unsupported == {}
     assert report.flops == 6 * (3 * 8 + 2) + 48  # 204: per row square, mean, eps, rsqrt, scale; + the weight
     assert report.params == 8
+
+
+# P10-O12: the summary said "exporter other" for every file that is not a dynamo export
+# (torch's legacy exporter, onnxruntime's quantizer); it names the file's producer now.
+def test_the_summary_names_the_files_producer() -> None:
+    from flopmeter.render.onnx_notes import onnx_lines
+
+    model = _model([helper.make_node("Relu", ["x"], ["y"])], {"x": (2, 3)}, {}, ["y"])
+    model.producer_name, model.producer_version = "onnx.quantize", "0.1.0"
+    (line, *_) = onnx_lines(profile_onnx(model))
+    assert line == "  ONNX graph: 1 nodes from onnx.quantize 0.1.0, opsets {'': 17, 'com.microsoft': 1}"
