@@ -539,7 +539,8 @@ def residual(variant: str, row: dict[str, Any]) -> dict[str, int]:
             for op, d in row["flops_by_op_source"].items()
             if op not in _QUANTIZE and not (op in ("onnx.Relu", "onnx.Clip") and d < 0)
         }
-        left.update({f"flops {op}": d for op, d in beyond.items()})
+        if sum(beyond.values()):  # a MatMul + Add split by Q/DQ pairs moves FLOPs between ops, no more
+            left.update({f"flops {op}": d for op, d in beyond.items()})
     return left
 
 
