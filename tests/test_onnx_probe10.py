@@ -271,3 +271,24 @@ def test_the_summary_names_the_files_producer() -> None:
     model.producer_name, model.producer_version = "onnx.quantize", "0.1.0"
     (line, *_) = onnx_lines(profile_onnx(model))
     assert line == "  ONNX graph: 1 nodes from onnx.quantize 0.1.0, opsets {'': 17, 'com.microsoft': 1}"
+
+
+# P10-O13: quantize_static(QDQ) quantizes exporter constants too (Swin's folded relative
+# position biases, (heads, 49, 49), added to the scores): read through a DequantizeLinear,
+# each was a parameter (swin_t's QDQ file: +331,338 params over the float file's).
+def test_a_quantized_exporter_constant_is_not_a_parameter() -> None:
+    nodes = [
+        helper.make_node("DequantizeLinear", ["w_q", "s", "z"], ["w"]),
+        helper.make_node("MatMul", ["x", "w"], ["h"]),  # h (1, 2, 3, 4)
+        helper.make_node("DequantizeLinear", ["bias_q", "s", "z"], ["bias"]),
+        helper.make_node("DequantizeLinear", ["table_q", "s", "z"], ["table"]),
+        helper.make_node("MatMul", ["h", "h_t"], ["scores"]),  # (1, 2, 3, 3)
+        helper.make_node("Add", ["scores", "table"], ["y"]),
+        helper.make_node("Add", ["h", "bias"], ["out"]),
+    ]
+    weights = {
+        "w_q": np.ones((4, 4), np.int8), "bias_q": np.ones(4, np.int8), "table_q": np.ones((2, 3, 3), np.int8),
+        "s": np.array(0.1, np.float32), "z": np.array(0, np.int8),
+    }  # fmt: skip
+    report = profile_onnx(_model(nodes, {"x": (1, 2, 3, 4), "h_t": (1, 2, 4, 3)}, weights, ["y", "out"]))
+    assert report.params == 4 * 4 + 4  # 20: the weight and the bias; the (2, 3, 3) table is a constant

@@ -93,10 +93,24 @@ def classify_initializers(
             continue
         if f"p_{key}" in tokens or any(
             _weight_slot(node, value, tensor) and not _scales_quantized(index, node)
+            if node.op_type != "DequantizeLinear"
+            else _dequantized_weight(index, node, value, tensor)
             for node, value in _uses(index, name)
         ):
             params.add(name)
     return params, set(initializers) - params
+
+
+def _dequantized_weight(index: GraphIndex, node: Any, value: str, tensor: Any) -> bool:
+    """A QDQ file's quantized initializer (its DequantizeLinear's input x) is a parameter
+    when the float tensor it dequantizes to would be one where it is read: a Conv or
+    MatMul weight, a bias, an embedding table; not an exporter constant that the quantizer
+    quantized too (Swin's folded relative-position biases, (heads, 49, 49), added to the
+    scores)."""
+    if not node.input or node.input[0] != value:
+        return False  # a scale or zero point
+    as_float = type(tensor)(data_type=1, dims=list(tensor.dims), name=tensor.name)
+    return any(_weight_slot(reader, read, as_float) for reader, read in _uses(index, node.output[0]))
 
 
 def _scales_quantized(index: GraphIndex, node: Any) -> bool:
