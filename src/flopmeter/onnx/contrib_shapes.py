@@ -23,14 +23,25 @@ def _attr(node: Any, name: str, default: Any = None) -> Any:
 def standard_equivalent(node: Any) -> Any:
     """The standard ONNX node whose output shapes a com.microsoft node shares, for
     ONNX's own inference: FusedConv (onnxruntime's Conv + activation, and an optional
-    sum input Z) has a Conv's; None for other ops."""
+    sum input Z) has a Conv's, FusedGemm a Gemm's; QLinearAveragePool (channels first) a
+    MaxPool's of the same window (MaxPool, unlike AveragePool, takes 8-bit integers);
+    None for other ops."""
     from onnx import helper
 
-    if node.op_type != "FusedConv" or node.domain != "com.microsoft":
+    if node.domain != "com.microsoft":
         return None
-    conv = helper.make_node("Conv", list(node.input[:3]), list(node.output[:1]), name=node.name)
-    conv.attribute.extend(a for a in node.attribute if not a.name.startswith("activation"))
-    return conv
+    if node.op_type == "QLinearAveragePool" and not _attr(node, "channels_last", 0):
+        pool = helper.make_node("MaxPool", list(node.input[:1]), list(node.output[:1]), name=node.name)
+        pool.attribute.extend(
+            a for a in node.attribute if a.name not in ("count_include_pad", "channels_last")
+        )
+        return pool
+    if node.op_type not in ("FusedConv", "FusedGemm"):
+        return None
+    kind = node.op_type.removeprefix("Fused")
+    unfused = helper.make_node(kind, list(node.input[:3]), list(node.output[:1]), name=node.name)
+    unfused.attribute.extend(a for a in node.attribute if not a.name.startswith("activation"))
+    return unfused
 
 
 def contrib_output_types(node: Any, types: dict[str, ValueType]) -> dict[str, ValueType]:
@@ -44,10 +55,13 @@ def contrib_output_types(node: Any, types: dict[str, ValueType]) -> dict[str, Va
     same_as_input = {
         "Gelu", "FastGelu", "BiasGelu", "QuickGelu", "BiasAdd", "SkipLayerNormalization",
         "SimplifiedLayerNormalization", "SkipSimplifiedLayerNormalization", "RotaryEmbedding",
-        "LayerNormalization", "QLinearAdd", "QLinearMul", "QLinearLeakyRelu", "QLinearSigmoid",
-        "QLinearSoftmax",
+        "LayerNormalization", "QLinearLeakyRelu", "QLinearSigmoid", "QLinearSoftmax",
     }  # fmt: skip
-    if op in same_as_input:
+    if op in ("QLinearAdd", "QLinearMul"):  # (A, A_scale, A_zp, B, ...): A and B broadcast
+        other = inputs[3] if len(inputs) > 3 else None
+        if other is not None and other.shape is not None:
+            out[node.output[0]] = ValueType(first.elem_type, _broadcast(first.shape, other.shape))
+    elif op in same_as_input:
         out[node.output[0]] = ValueType(first.elem_type, first.shape)
         if op.startswith("Skip") and len(node.output) > 3 and node.output[3]:
             out[node.output[3]] = ValueType(first.elem_type, first.shape)  # input + skip (+ bias)
@@ -60,11 +74,8 @@ def contrib_output_types(node: Any, types: dict[str, ValueType]) -> dict[str, Va
             elem_type = zero_point.elem_type if zero_point is not None else 2
         out[node.output[0]] = ValueType(elem_type, first.shape)
     elif op == "FusedMatMul" and len(inputs) > 1 and inputs[1] is not None and inputs[1].shape is not None:
-        a, b = list(first.shape), list(inputs[1].shape)
-        if _attr(node, "transA", 0):
-            a[-2], a[-1] = a[-1], a[-2]
-        if _attr(node, "transB", 0):
-            b[-2], b[-1] = b[-1], b[-2]
+        a = fused_matmul_operand(first.shape, _attr(node, "transA", 0), _attr(node, "transBatchA", 0))
+        b = fused_matmul_operand(inputs[1].shape, _attr(node, "transB", 0), _attr(node, "transBatchB", 0))
         batch = a[:-2] if len(a) >= len(b) else b[:-2]
         out[node.output[0]] = ValueType(first.elem_type, (*batch, a[-2], b[-1]))
     elif op == "QLinearGlobalAveragePool":
@@ -90,6 +101,17 @@ def contrib_output_types(node: Any, types: dict[str, ValueType]) -> dict[str, Va
         _gather_block_quantized(out, node, first, inputs[1], inputs[2])
     elif op == "QLinearConcat":  # Y_scale, Y_zero_point, then (X, X_scale, X_zero_point) per input
         _concat(out, node, inputs[2::3])
+    elif (
+        op == "DynamicQuantizeLSTM"
+        and len(inputs) > 1
+        and inputs[1] is not None
+        and inputs[1].shape is not None
+    ):
+        hidden, directions = int(_attr(node, "hidden_size")), inputs[1].shape[0]  # X (T, B, I), W (D, I, 4H)
+        states = (directions, first.shape[1], hidden)
+        for index, shape in enumerate([(first.shape[0], *states), states, states]):  # Y, Y_h, Y_c
+            if len(node.output) > index and node.output[index]:
+                out[node.output[index]] = ValueType(first.elem_type, shape)
     elif op == "MatMulNBits":
         out[node.output[0]] = ValueType(first.elem_type, (*first.shape[:-1], int(_attr(node, "N"))))
     elif op == "Attention" and len(inputs) > 1 and inputs[1] is not None and inputs[1].shape is not None:
@@ -114,6 +136,25 @@ def contrib_output_types(node: Any, types: dict[str, ValueType]) -> dict[str, Va
             for k, past in enumerate(pasts):  # present_key, present_value: (B, H_kv, P + S, E)
                 _present(out, node, 1 + k, first, (first.shape[0], heads), past, 2, head)
     return out
+
+
+def fused_matmul_operand(shape: tuple[Any, ...], trans: Any, trans_batch: Any) -> tuple[Any, ...]:
+    """The shape a com.microsoft FusedMatMul operand is multiplied as: ``transBatch`` moves
+    its first dim to just before the last ((d0, d1, .., dr-2, dr-1) -> (d1, .., dr-2, d0,
+    dr-1), as onnxruntime's MatMulComputeHelper), then ``trans`` swaps the last two."""
+    dims = list(shape)
+    if trans_batch and len(dims) >= 3:
+        dims = [*dims[1:-1], dims[0], dims[-1]]
+    if trans and len(dims) >= 2:
+        dims[-2], dims[-1] = dims[-1], dims[-2]
+    return tuple(dims)
+
+
+def _broadcast(a: tuple[Any, ...], b: tuple[Any, ...]) -> tuple[Any, ...]:
+    """numpy's broadcast of two shapes (dims of 1 stretch; a symbolic dim wins over a 1)."""
+    width = max(len(a), len(b))
+    padded = [(1,) * (width - len(s)) + tuple(s) for s in (a, b)]
+    return tuple(y if x == 1 else x for x, y in zip(*padded, strict=True))
 
 
 def _gather_block_quantized(

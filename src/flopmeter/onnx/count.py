@@ -158,9 +158,10 @@ class GraphCounter:
             else:
                 path = scopes.legacy_path(node.name) or ""
             weight = node.input[1] if len(node.input) > 1 else ""
-            if node.op_type in ("Conv", "ConvTranspose", "Gemm") and weight.endswith(".weight"):
+            original = scopes.original_weight_name(weight)
+            if node.op_type in ("Conv", "ConvTranspose", "Gemm") and original.endswith(".weight"):
                 if weight in self.params:  # a folded conv keeps its own module (dynamo)
-                    path = weight.removesuffix(".weight")
+                    path = original.removesuffix(".weight")
             paths.append(path)
         paths = scopes.tool_added_modules(self.nodes, self.meta, paths, self.index, self.params)
         known = set(paths)

@@ -24,6 +24,7 @@ from typing import Any
 
 _SUFFIX = re.compile(r"^(.*)_(\d+)$")
 _ORT_FUSION = re.compile(r"/\w+Fusion/$")
+_ORT_FUSED_WEIGHT = re.compile(r"^[A-Za-z]+Fusion_W_")  # ConvMulFusion_W_conv1.weight
 
 
 @dataclass
@@ -80,6 +81,12 @@ def legacy_path(name: str) -> str | None:
     return path
 
 
+def original_weight_name(name: str) -> str:
+    """``conv1.weight`` for the weight onnxruntime's optimizer rewrote and renamed
+    (``ConvMulFusion_W_conv1.weight``: a following Mul by a constant folded into it)."""
+    return _ORT_FUSED_WEIGHT.sub("", name)
+
+
 def unsuffix(paths: set[str]) -> dict[str, str]:
     """Map ``a.relu_1`` to ``a.relu`` where ``a.relu`` is itself a module path."""
     mapping = {}
@@ -97,14 +104,18 @@ def unsuffix(paths: set[str]) -> dict[str, str]:
 QUANTIZED_WEIGHT_INPUT = {
     "ConvInteger": 1, "MatMulInteger": 1, "QLinearConv": 3, "QLinearMatMul": 3, "QGemm": 3,
     "MatMulNBits": 1, "MatMulIntegerToFloat": 1, "DynamicQuantizeMatMul": 1, "QAttention": 1,
+    "DynamicQuantizeLSTM": 1,
 }  # fmt: skip
+# float contractions, onnxruntime's fused ones (Conv / Gemm + activation) included
+_FLOAT_CONTRACTIONS = frozenset({"Conv", "Gemm", "MatMul", "FusedConv", "FusedGemm"})
 _QUANTIZED_SUFFIXES = ("_quantized", "_Transposed", "_DequantizeLinear_Output", "_Q4", "_Q8")
 
 
-def _weight_module(node: Any, index: Any, params: set[str]) -> str | None:
+def _weight_module(node: Any, index: Any, params: set[str], *, plain: bool = False) -> str | None:
     """``conv1`` for a node whose weight is ``conv1.weight`` quantized by onnxruntime
     (``conv1.weight_quantized``, ``fc.weight_Transposed_quantized``), read directly or
-    through a DequantizeLinear (QDQ); None otherwise."""
+    through a DequantizeLinear (QDQ); with ``plain``, ``conv1.weight`` itself too (a node
+    onnxruntime's optimizer rewrote, which keeps no metadata); None otherwise."""
     position = QUANTIZED_WEIGHT_INPUT.get(node.op_type, 1)
     if len(node.input) <= position:
         return None
@@ -117,7 +128,7 @@ def _weight_module(node: Any, index: Any, params: set[str]) -> str | None:
     stem = name
     while stem.endswith(_QUANTIZED_SUFFIXES):
         stem = next(stem.removesuffix(s) for s in _QUANTIZED_SUFFIXES if stem.endswith(s))
-    return stem.removesuffix(".weight") if stem.endswith(".weight") and stem != name else None
+    return stem.removesuffix(".weight") if stem.endswith(".weight") and (stem != name or plain) else None
 
 
 def tool_added_modules(
@@ -139,10 +150,11 @@ def tool_added_modules(
         for node, m in zip(nodes, meta, strict=True)
     ]
     contraction = [
-        node.op_type in QUANTIZED_WEIGHT_INPUT or node.op_type in ("Conv", "Gemm", "MatMul") for node in nodes
+        node.op_type in QUANTIZED_WEIGHT_INPUT or node.op_type in _FLOAT_CONTRACTIONS for node in nodes
     ]
     for position, node in enumerate(nodes):
-        module = _weight_module(node, index, params) if contraction[position] else None
+        plain = added[position] and node.op_type in _FLOAT_CONTRACTIONS
+        module = _weight_module(node, index, params, plain=plain) if contraction[position] else None
         if module is not None and (added[position] or node.op_type in ("Conv", "Gemm")):
             result[position] = module
             added[position] = False

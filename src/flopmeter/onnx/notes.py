@@ -20,6 +20,7 @@ QUANTIZED_OPS = {
     "com.microsoft.MatMulNBits": (0, 1),
     "com.microsoft.QGemm": (0, 3),
     "com.microsoft.DynamicQuantizeMatMul": (0, 1),  # A is quantized to 8 bits inside
+    "com.microsoft.DynamicQuantizeLSTM": (0, 1),  # X and h quantized to 8 bits inside; weights W and R
 }
 FUSED_OPS = frozenset(
     "onnx.Attention onnx.RMSNormalization onnx.RotaryEmbedding onnx.Gelu onnx.LayerNormalization".split()
@@ -76,7 +77,10 @@ def quantized_facts(counter: Any, counted: list[Any]) -> list[dict[str, Any]]:
             )
             if event.op.endswith("MatMulNBits"):  # N x K weights packed in uint8 blocks
                 weight = weight._replace(shape=(int(event.kwargs["N"]), int(event.kwargs["K"])))
-            activation_bits = 8 if event.op.endswith("DynamicQuantizeMatMul") else bits_of(activation)
+            if event.op.endswith("DynamicQuantizeLSTM"):  # its weights are W and R
+                weight = weight._replace(shape=(weight.numel + event.args[2].numel,))
+            dynamic = event.op.endswith(("DynamicQuantizeMatMul", "DynamicQuantizeLSTM"))
+            activation_bits = 8 if dynamic else bits_of(activation)
             facts.append(_fact(op, activation_bits, weight_bits, weight, qdq=False))
         elif event.op in ("onnx.Conv", "onnx.MatMul", "onnx.Gemm", "onnx.ConvTranspose"):
             sources = [counter.index.node_of(name) for name in op.inputs[:2]]
@@ -94,7 +98,7 @@ def quantized_facts(counter: Any, counted: list[Any]) -> list[dict[str, Any]]:
 def event_integer(op: str) -> bool:
     """onnxruntime's fused dynamic-quantization matmuls: integer MACs beside their float
     rescaling (their FLOPs)."""
-    return op.endswith(("DynamicQuantizeMatMul", "MatMulIntegerToFloat"))
+    return op.endswith(("DynamicQuantizeMatMul", "MatMulIntegerToFloat", "DynamicQuantizeLSTM"))
 
 
 def _fact(

@@ -18,6 +18,7 @@ from ..formulas import attention as attn
 from ..formulas import contraction, elementwise, normalization, pooling, recurrent, spectral
 from ..registry import CountOptions, is_floating, with_traffic
 from ..tracing.events import OpEvent, TensorMeta
+from .contrib_shapes import fused_matmul_operand
 
 Handler = Callable[[OpEvent, CountOptions], Cost]
 HANDLERS: dict[str, Handler] = {}
@@ -129,12 +130,17 @@ def _fused_conv(event: OpEvent, options: CountOptions) -> Cost:
     sum input Z is given, plus its ``activation`` per output, as the Conv, Add and
     activation nodes it replaced count. An activation we have no count for is an error."""
     cost = _conv(event, options)
-    elements = _out(event).numel
     if _input(event, 3) is not None:
-        cost = cost + elementwise.pointwise(elements, elementwise.PER_ELEMENT["add"])
+        cost = cost + elementwise.pointwise(_out(event).numel, elementwise.PER_ELEMENT["add"])
+    return cost + _fused_activation(event)
+
+
+def _fused_activation(event: OpEvent) -> Cost:
+    """The ``activation`` attribute of onnxruntime's FusedConv / FusedGemm, per output."""
+    elements = _out(event).numel
     activation = str(_attr(event, "activation", "") or "")
     if not activation:
-        return cost
+        return Cost()
     name = _FUSED_ACTIVATIONS.get(activation)
     if name is None:
         from .load import OnnxModelError
@@ -144,7 +150,7 @@ def _fused_conv(event: OpEvent, options: CountOptions) -> Cost:
             f"flopmeter cannot count; known: {', '.join(_FUSED_ACTIVATIONS)}"
         )
     fused = elementwise.pointwise(elements, elementwise.PER_ELEMENT[name])
-    return cost + (replace(fused, ptflops_macs=elements) if name in _PTFLOPS_ACTIVATIONS else fused)
+    return replace(fused, ptflops_macs=elements) if name in _PTFLOPS_ACTIVATIONS else fused
 
 
 def _check_channels(event: OpEvent, x_shape: tuple[int, ...], expected: int) -> None:
@@ -226,6 +232,13 @@ def _transpose_pads_begin(
     return tuple(begins)
 
 
+@onnx_formula(MS + "FusedGemm")
+def _fused_gemm(event: OpEvent, options: CountOptions) -> Cost:
+    """onnxruntime's Gemm + activation (extended level): the Gemm and its ``activation``
+    per output, as the two nodes it replaced count."""
+    return _gemm(event, options) + _fused_activation(event)
+
+
 @onnx_formula("Gemm", MS + "QGemm")
 def _gemm(event: OpEvent, options: CountOptions) -> Cost:
     """alpha * A' B' + beta * C: (M, K) @ (K, N), + M*N adds with C, + M*N multiplies
@@ -286,11 +299,17 @@ def _qlinear_matmul(event: OpEvent, options: CountOptions) -> Cost:
 
 @onnx_formula(MS + "FusedMatMul")
 def _fused_matmul(event: OpEvent, options: CountOptions) -> Cost:
-    """alpha * A' @ B': the matmul plus one multiply per output when alpha != 1."""
-    a, b, out = event.args[0], event.args[1], _out(event)
-    k = a.shape[-2] if _attr(event, "transA", 0) else a.shape[-1]
-    a_used = (*a.shape[:-2], a.shape[-1], a.shape[-2]) if _attr(event, "transA", 0) else a.shape  # A'
-    _check_inner(event, a_used, b.shape[-1] if _attr(event, "transB", 0) else b.shape[-2])
+    """alpha * A' @ B': the matmul plus one multiply per output when alpha != 1. A' and B'
+    are the operands transposed as transA / transBatchA (B: transB / transBatchB) say."""
+    out = event.outputs[0]
+    a_used = fused_matmul_operand(
+        event.args[0].shape, _attr(event, "transA", 0), _attr(event, "transBatchA", 0)
+    )
+    b_used = fused_matmul_operand(
+        event.args[1].shape, _attr(event, "transB", 0), _attr(event, "transBatchB", 0)
+    )
+    k = a_used[-1]
+    _check_inner(event, a_used, b_used[-2])
     m, n = out.shape[-2], out.shape[-1]
     scale = out.numel if float(_attr(event, "alpha", 1.0)) != 1 else 0
     return contraction.matmul(out.numel // (m * n), m, k, n, extra_scalings=scale)
@@ -492,8 +511,11 @@ def _group_norm(event: OpEvent, options: CountOptions) -> Cost:
     return normalization.normalize_with_statistics(groups, x.numel // groups, weight=True, bias=True)
 
 
-@onnx_formula("RMSNormalization", MS + "SimplifiedLayerNormalization")
+@onnx_formula("RMSNormalization", MS + "SimplifiedLayerNormalization", "SimplifiedLayerNormalization")
 def _rms_norm(event: OpEvent, options: CountOptions) -> Cost:
+    """onnxruntime writes its fusion of an RMSNorm (T5's, at the extended level) as a
+    SimplifiedLayerNormalization in the ONNX domain (onnxruntime's own kernel), not
+    com.microsoft: both count as RMSNormalization."""
     groups, size = _axis_split(event.args[0], int(_attr(event, "axis", -1)))
     return normalization.rms_norm(groups, size, weight=_input(event, 1) is not None)
 
@@ -521,10 +543,11 @@ def _max_pool(event: OpEvent, options: CountOptions) -> Cost:
     return pooling.max_pool(out.numel, window, input_elements=x.numel)
 
 
-@onnx_formula("AveragePool", "GlobalAveragePool", MS + "QLinearGlobalAveragePool")
+@onnx_formula("AveragePool", "GlobalAveragePool", MS + "QLinearGlobalAveragePool", MS + "QLinearAveragePool")
 def _avg_pool(event: OpEvent, options: CountOptions) -> Cost:
     x, out = event.args[0], _out(event)
-    window = prod(_attr(event, "kernel_shape", [])) if event.op == "onnx.AveragePool" else out_window(x, out)
+    windowed = event.op in ("onnx.AveragePool", MS + "QLinearAveragePool")
+    window = prod(_attr(event, "kernel_shape", [])) if windowed else out_window(x, out)
     return pooling.avg_pool(out.numel, window, input_elements=x.numel)
 
 
@@ -633,9 +656,11 @@ def _gelu(event: OpEvent, options: CountOptions) -> Cost:
     return Cost(flops=elements * (per + int(bias)), ptflops_macs=elements)
 
 
-@onnx_formula("Softmax", "LogSoftmax")
+@onnx_formula("Softmax", "LogSoftmax", MS + "QLinearSoftmax")
 def _softmax(event: OpEvent, options: CountOptions) -> Cost:
-    """Over one axis (opset >= 13); before 13 over the flattened dims from ``axis`` on."""
+    """Over one axis (opset >= 13); before 13 over the flattened dims from ``axis`` on.
+    com.microsoft QLinearSoftmax (a QOperator graph's, on 8-bit integers): as every QLinear
+    op, integer work and no FLOPs."""
     x = event.args[0]
     opset = int(event.kwargs.get("opset", 13))
     axis = int(_attr(event, "axis", -1 if opset >= 13 else 1)) % max(x.ndim, 1)
@@ -731,6 +756,28 @@ def _recurrent(event: OpEvent, options: CountOptions) -> Cost:
     if mode == "lstm" and _input(event, 7) is not None:  # peepholes P: i, f, o gates each add P * c
         step += Cost(flops=3 * 2 * hidden)
     return step.scaled(steps * directions)
+
+
+@onnx_formula(MS + "DynamicQuantizeLSTM")
+def _dynamic_quantize_lstm(event: OpEvent, options: CountOptions) -> Cost:
+    """onnxruntime's ``quantize_dynamic`` of an LSTM: X (T, B, I), W (D, I, 4H) and R
+    (D, H, 4H) of 8 bits. Per direction: X quantized once (6n - 2, as
+    DynamicQuantizeLinear), h once per time step (6BH - 2); per token the two products as
+    integer MACs 4H(I + H) (no FLOPs), one float rescale per product output (8H), the
+    bias adds (8H, when B is given) and the cell's pointwise work (19H; peepholes +6H)."""
+    x, w = event.args[0], event.args[1]
+    steps, batch, inputs = x.shape
+    directions, hidden = w.shape[0], int(_attr(event, "hidden_size"))
+    gates = recurrent.GATES["lstm"] * hidden
+    tokens = steps * batch
+    per_token = recurrent.CELL_POINTWISE["lstm"] * hidden + 2 * gates
+    per_token += 2 * gates if _input(event, 3) is not None else 0
+    per_token += 3 * 2 * hidden if _input(event, 7) is not None else 0
+    quantize = (6 * tokens * inputs - 2) + steps * (6 * batch * hidden - 2)
+    return Cost(
+        macs=directions * tokens * gates * (inputs + hidden),
+        flops=directions * (tokens * per_token + quantize),
+    )
 
 
 # ------------------------------------------------------------------ Fourier transforms

@@ -27,6 +27,7 @@ WEIGHT_SLOTS: dict[str, frozenset[int]] = {
     "FusedConv": frozenset({1, 2}),  # com.microsoft: onnxruntime's Conv + activation
     "ConvTranspose": frozenset({1, 2}),
     "Gemm": frozenset({0, 1, 2}),
+    "FusedGemm": frozenset({0, 1, 2}),  # com.microsoft: onnxruntime's Gemm + activation
     "MatMul": frozenset({0, 1}),
     "FusedMatMul": frozenset({0, 1}),
     "Einsum": frozenset(range(16)),  # every operand is contracted (torch.einsum on a Parameter)
@@ -49,6 +50,7 @@ WEIGHT_SLOTS: dict[str, frozenset[int]] = {
     "BiasAdd": frozenset({1}),
     "DynamicQuantizeMatMul": frozenset({4}),  # its bias (B, the integer weight: below)
     "MatMulIntegerToFloat": frozenset({6}),
+    "DynamicQuantizeLSTM": frozenset({3, 7}),  # B, peepholes P (W and R, 8-bit: below)
 }
 QUANTIZED_WEIGHT_SLOTS: dict[str, frozenset[int]] = {
     "QLinearConv": frozenset({3, 8}),
@@ -59,12 +61,15 @@ QUANTIZED_WEIGHT_SLOTS: dict[str, frozenset[int]] = {
     "QGemm": frozenset({3, 6}),
     "DynamicQuantizeMatMul": frozenset({1}),
     "MatMulIntegerToFloat": frozenset({1}),
+    "DynamicQuantizeLSTM": frozenset({1, 2}),
     "GatherBlockQuantized": frozenset({0}),  # a 4- or 8-bit embedding table
     "DequantizeLinear": frozenset({0}),
 }
 QUANTIZED_TABLE_TYPES = frozenset({2, 3, 21, 22})  # uint8, int8, uint4, int4 (not int64 shape tables)
 PASS_THROUGH = frozenset({"Reshape", "Unsqueeze", "Identity", "Cast"})
+GATE_REORDER = frozenset({"Slice", "Concat"})
 VECTOR_OPS = frozenset({"Add", "Mul", "Sub", "Div"})
+QUANTIZED_VECTOR_OPS = frozenset({"QLinearAdd", "QLinearMul"})  # com.microsoft: (A, ., ., B, ...)
 _FX_TOKEN = re.compile(r"%([bcp]_\w+)")  # dynamo's names: p_ parameter, b_ buffer, c_ constant
 # aten.instance_norm(x, None, None, ...): the PyTorch InstanceNorm had no weight and bias
 _NO_AFFINE = re.compile(r"target=torch\.ops\.aten\.instance_norm\.\w+\]\(args = \(%\w+, None, None[,)]")
@@ -88,10 +93,24 @@ def classify_initializers(
             continue
         if f"p_{key}" in tokens or any(
             _weight_slot(node, value, tensor) and not _scales_quantized(index, node)
+            if node.op_type != "DequantizeLinear"
+            else _dequantized_weight(index, node, value, tensor)
             for node, value in _uses(index, name)
         ):
             params.add(name)
     return params, set(initializers) - params
+
+
+def _dequantized_weight(index: GraphIndex, node: Any, value: str, tensor: Any) -> bool:
+    """A QDQ file's quantized initializer (its DequantizeLinear's input x) is a parameter
+    when the float tensor it dequantizes to would be one where it is read: a Conv or
+    MatMul weight, a bias, an embedding table; not an exporter constant that the quantizer
+    quantized too (Swin's folded relative-position biases, (heads, 49, 49), added to the
+    scores)."""
+    if not node.input or node.input[0] != value:
+        return False  # a scale or zero point
+    as_float = type(tensor)(data_type=1, dims=list(tensor.dims), name=tensor.name)
+    return any(_weight_slot(reader, read, as_float) for reader, read in _uses(index, node.output[0]))
 
 
 def _scales_quantized(index: GraphIndex, node: Any) -> bool:
@@ -142,16 +161,17 @@ def _constant_node_value(index: GraphIndex, name: str) -> Any:
     return None if tensor is None else numpy_helper.to_array(tensor)
 
 
-def _uses(index: GraphIndex, name: str) -> list[tuple[Any, str]]:
+def _uses(index: GraphIndex, name: str, depth: int = 0) -> list[tuple[Any, str]]:
     """(node, value name) for each reader of ``name``, looking through a Reshape,
-    Unsqueeze, Identity or Cast of the initializer itself (a bias reshaped to (C, 1, 1))."""
+    Unsqueeze, Identity or Cast of the initializer itself (a bias reshaped to (C, 1, 1)),
+    and through the Slices and Concats that reorder a recurrent layer's gates (the legacy
+    exporter at opsets 7 and 8, which does not fold them), a few levels deep."""
     uses = []
     for user in index.consumers.get(name, []):
         node = index.nodes[user]
-        if node.op_type in PASS_THROUGH and node.input[0] == name:
-            uses += [
-                (index.nodes[inner], node.output[0]) for inner in index.consumers.get(node.output[0], [])
-            ]
+        moved = node.op_type in PASS_THROUGH or node.op_type in GATE_REORDER
+        if moved and (node.input[0] == name or node.op_type == "Concat") and depth < 4:
+            uses += _uses(index, node.output[0], depth + 1)
         else:
             uses.append((node, name))
     return uses
@@ -177,6 +197,8 @@ def _weight_slot(node: Any, name: str, tensor: Any) -> bool:
     ):
         return True  # a quantized embedding table (quantize_dynamic): (vocab, width) of 8 or 4 bits
     vector = sum(1 for d in tensor.dims if d > 1) == 1  # (C,), (C, 1, 1), (1, C)
+    if node.op_type in QUANTIZED_VECTOR_OPS and tensor.data_type in QUANTIZED_TABLE_TYPES:
+        return vector and any(s in (0, 3) for s in slots)  # a Linear's bias, quantized (QOperator)
     return floating and node.op_type in VECTOR_OPS and vector
 
 

@@ -11,9 +11,9 @@ def onnx_lines(report: Report) -> list[str]:
     if not facts:
         return []
     diff = facts.get("differences", {})
-    lines = [
-        f"  ONNX graph: {facts.get('nodes', 0)} nodes, exporter {facts.get('exporter')}, opsets {facts.get('opsets')}"
-    ]
+    producer = facts.get("producer") or "an unnamed producer"
+    source = f"dynamo ({producer})" if facts.get("exporter") == "dynamo" else producer
+    lines = [f"  ONNX graph: {facts.get('nodes', 0)} nodes from {source}, opsets {facts.get('opsets')}"]
     if diff.get("folded_batch_norm"):
         lines.append(
             f"  NOTE: {diff['folded_batch_norm']} BatchNorm(s) folded into Convs by the exporter: MACs as in "
