@@ -30,7 +30,7 @@ The CLI is run on each float file as a new user would: ``flopmeter FILE`` with n
 
 Each model runs in its own process (one thread, address space capped) under ``timeout``;
 one JSON line per model goes to ``--out``, then a summary of the residual differences.
-The findings are in docs/probe-10/onnx.md (probe10-onnx.md before the merge).
+The findings are in docs/probe-10/onnx.md.
 """
 
 from __future__ import annotations

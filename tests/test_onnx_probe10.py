@@ -1,4 +1,4 @@
-"""Probe-10 findings on ONNX files a deploying user holds (probe10-onnx.md): onnxruntime's
+"""Probe-10 findings on ONNX files a deploying user holds (docs/probe-10/onnx.md): onnxruntime's
 quantized and optimized files of real exports. Hand-built graphs (onnx.helper) with the
 arithmetic beside each expected number; each test failed before its fix."""
 
