@@ -312,3 +312,20 @@ def test_compare_notes_integer_macs_that_flops_leave_out(tmp_path):
     rows = json.loads(out)["rows"]
     assert [row["integer_macs"] for row in rows] == [0, 384]
     assert rows[1]["flops_speedup"] == 768 / 24  # 2*16*8*3 = 768 (bias) against 24 float FLOPs
+
+
+def test_compare_notes_the_integer_macs_of_a_quantized_onnx_file(tmp_path):
+    """onnxruntime's quantize_dynamic: MatMulInteger is uint8 x int8 integer work."""
+    pytest.importorskip("onnxruntime")
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10)).eval()
+    dense, quantized = tmp_path / "dense.onnx", tmp_path / "q.onnx"
+    torch.onnx.export(model, (torch.randn(1, 64),), str(dense), dynamo=False, opset_version=17)
+    quantize_dynamic(str(dense), str(quantized), weight_type=QuantType.QInt8)
+    code, out, err = run(["compare", str(dense), str(quantized), "-q"])
+    assert code == 0, err
+    # 64*64 + 64*10 = 4,736 MACs, every one a MatMulInteger in the quantized file
+    assert "q.onnx: 4,736 of its 4,736 MACs are integer arithmetic" in out
+    assert "its own report lists the integer contractions" in out  # --compression takes PyTorch models only
+    assert out.count("NOTE: ") == 1

@@ -35,13 +35,18 @@ def comparison_rows(
             "flops": flops,
             "compression": base.params / report.params if report.params else None,
             "flops_speedup": base.flops_as(convention) / flops if flops else None,
-            "integer_macs": work_by_dtype(report).get("int8", {}).get("macs", 0),
+            "integer_macs": sum(
+                work["macs"] for dtype, work in work_by_dtype(report).items() if dtype.startswith(_INTEGER)
+            ),
         }
         if seconds is not None:
             row["median_seconds"] = seconds[index]
             row["measured_speedup"] = seconds[0] / seconds[index] if seconds[index] else None
         rows.append(row)
     return rows
+
+
+_INTEGER = ("int", "uint", "qint", "quint")  # dtypes of integer work (an ONNX MatMulInteger's uint8)
 
 
 def _ratio(value: float | None, precision: int) -> str:
@@ -96,14 +101,18 @@ def _shared_table(
     return ["module", "type", *(r.model_name for r in reports)], rows
 
 
-def _integer_notes(rows: list[dict[str, Any]]) -> list[str]:
+def _integer_notes(reports: list[Report], rows: list[dict[str, Any]]) -> list[str]:
     """A FLOPs ratio leaves integer work out: a model whose contractions run in int8 does
     fewer FLOPs than its float original without doing less arithmetic."""
     return [
         f"NOTE: {row['model']}: {row['integer_macs']:,} of its {row['macs']:,} MACs are integer "
         "arithmetic, which FLOPs do not count, so its FLOPs speedup is not a work ratio; "
-        "--compression gives its BOPs and a speedup estimate at int8 rates"
-        for row in rows
+        + (
+            "its own report lists the integer contractions with their bits (docs/onnx.md)"
+            if report.options.get("source") == "onnx"
+            else "--compression gives its BOPs and a speedup estimate at int8 rates"
+        )
+        for report, row in zip(reports, rows, strict=True)
         if row["integer_macs"]
     ]
 
@@ -146,7 +155,7 @@ def render_comparison(
     if rows and not totals_only:
         lines += ["", f"shared modules ({FLOPS_LABEL[convention]}):", *([""] if markdown else [])]
         lines += table(header, rows)
-    warnings = _integer_notes(comparison_rows(reports, convention)) + _warnings(reports)
+    warnings = _integer_notes(reports, comparison_rows(reports, convention)) + _warnings(reports)
     if markdown:
         return "\n".join(lines + ([""] + warnings if warnings else [])) + "\n"
     return "\n".join(lines + warnings)
