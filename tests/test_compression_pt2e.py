@@ -107,7 +107,11 @@ def test_flat_graph_conv_counts_in_its_layer_with_its_int8_weight() -> None:
 
 def test_exported_program_conv_row_is_int8() -> None:
     _, converted, x = _converted_conv()
-    view = flopmeter.profile(torch.export.export(converted, (x,))).compression
+    report = flopmeter.profile(torch.export.export(converted, (x,)))
+    # the flat graph's rows, and the graph's own guard module, re-exported: a row of 0 calls
+    assert sorted(report.modules) == ["", "0", "_guards_fn"] and report.modules["_guards_fn"].calls == 0
+    assert report.modules["0"].macs == report.macs == 288
+    view = report.compression
     layer = view.layers["0"]
     assert (layer.macs_dense, layer.weight_bits, layer.act_bits) == (288, 8, 8)  # as above
     assert layer.n_scales == 4  # one per output channel

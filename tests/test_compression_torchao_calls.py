@@ -212,3 +212,21 @@ def test_a_primitive_called_without_a_tensor_first_has_its_ops_counted() -> None
     report = flopmeter.profile(Model(), torch.randn(*X))
     assert report.flops == 48  # the ReLU, 1 per element: 3 * 16
     assert not report.overhead
+
+
+def test_a_float8_qat_layer_stays_as_stored() -> None:
+    """docs/compression.md: a float8 QAT config's layer is not an integer layer; its fake
+    quantizer's primitives are overhead all the same (the 8x16 weight, 128 elements)."""
+    qat = pytest.importorskip("torchao.quantization.qat")
+    config = qat.QATConfig(weight_config=qat.Float8FakeQuantizeConfig(torch.float8_e4m3fn), step="prepare")
+    report = flopmeter.profile(_quantized(config), torch.randn(*X))
+    assert report.flops == FLOAT_FLOPS
+    layer = report.compression.layers["0"]
+    assert (layer.representation, layer.weight_bits, layer.act_bits, layer.n_scales) == ("dense", 32, 32, 0)
+    assert layer.weight_bytes_ideal == layer.weight_bytes_actual == 128 * 4  # float32 as stored: 512
+    overhead = {op: s.cost.flops for op, s in report.overhead.items()}
+    assert overhead == {
+        "torchao.choose_qparams_affine": 2 * 128,  # the row scales' range: 256
+        "torchao.quantize_affine": 4 * 128,  # 512
+        "torchao.dequantize_affine": 2 * 128,  # 256
+    }
