@@ -135,6 +135,14 @@ def test_qat_prepared_puts_its_batch_norm_fold_in_overhead(bias: bool) -> None:
     prepared(x)
     report = flopmeter.profile(prepared, x)
     assert report.flops == float_flops  # was float + 752 (with bias) / + 496 (without)
+    # docs/exported.md, flat graphs: the fold's root ops split the conv's nodes (with a bias: its
+    # zero-bias conv, then the bias add) and the batch norm's: two calls; each fake quantizer the
+    # graph calls is a row of its own
+    assert (report.modules["0"].calls, report.modules["1"].calls) == ((2 if bias else 1), 2)
+    quantizers = [name for name in report.modules if name.startswith("activation_post_process_")]
+    assert [report.modules[name].type for name in quantizers if "." not in name] == [
+        "FusedMovingAvgObsFakeQuantize"
+    ] * 3  # input, weight, output
     fold = {op: stats.cost.flops for op, stats in report.overhead.items() if not op.startswith("aten._fused")}
     assert fold == {
         "aten.add": 8,  # running_var + eps: 8 channels
