@@ -324,3 +324,28 @@ def test_attention_in_a_branch_takes_the_kernels_name() -> None:
     assert "aten._scaled_dot_product_flash_attention_for_cpu" in operators
     assert "aten.scaled_dot_product_attention" not in operators
     assert operators["aten._scaled_dot_product_flash_attention_for_cpu"].cost.macs == 2 * 4 * 4 * 16  # = 512
+
+
+def test_associative_scan_and_invoke_subgraph_count_what_they_run() -> None:
+    from torch._higher_order_ops.associative_scan import associative_scan
+    from torch._higher_order_ops.invoke_subgraph import invoke_subgraph
+
+    class PrefixSum(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return associative_scan(lambda a, b: a + b, x, dim=0, combine_mode="generic")
+
+    report = flopmeter.profile(PrefixSum(), torch.randn(8, 3))
+    # the work-efficient scan of 8 rows: up 4 + 2 + 1 combines, down 1 + 3: 11 rows of 3 adds = 33
+    assert report.flops == 11 * 3
+    assert report.operators["aten.add"].calls == 6  # one per level and direction
+
+    class Subgraph(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.l = nn.Linear(4, 4, bias=False)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return invoke_subgraph(lambda x: self.l(x), "layer", x)
+
+    report = flopmeter.profile(Subgraph(), torch.randn(2, 4))
+    assert report.macs == report.modules["l"].macs == 2 * 4 * 4  # = 32, charged to l
