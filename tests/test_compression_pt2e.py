@@ -214,3 +214,21 @@ def test_qat_fold_leaves_a_model_conv_with_a_bias_of_its_shape_alone() -> None:
         assert report.flops == float_flops
         assert report.overhead["aten.convolution"].cost.flops == 2 * 8 * 4 * 4  # the fold's zero bias: 256
         assert report.overhead["aten.convolution"].calls == 1
+
+
+def test_a_prepared_graph_has_a_row_per_layer_and_per_observer() -> None:
+    """docs/compression.md / exported.md: the flat prepared GraphModule (prepare_pt2e) is
+    regrouped by its nodes' records: the conv's MACs are its layer's, each observer it calls
+    a row of its own (0 MACs: a HistogramObserver's work is overhead)."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3)).eval()
+    x = torch.randn(1, 2, 4, 4)
+    quantizer = x86.X86InductorQuantizer().set_global(x86.get_default_x86_inductor_quantization_config())
+    prepared = pt2e.prepare_pt2e(torch.export.export(model, (x,)).module(), quantizer)
+    report = flopmeter.profile(prepared, x)
+    assert (report.modules["0"].type, report.modules["0"].macs) == ("Conv2d", 288)  # 16 outputs x 18
+    assert report.modules[""].own.macs == 0
+    observers = {name: (stats.type, stats.calls, stats.macs) for name, stats in report.modules.items()}
+    assert observers["activation_post_process_0"] == ("HistogramObserver", 1, 0)  # the input's
+    assert observers["activation_post_process_1"] == ("PerChannelMinMaxObserver", 1, 0)  # the weight's
+    assert len(observers) == 4  # and the root and the conv: nothing else

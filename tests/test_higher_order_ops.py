@@ -349,3 +349,22 @@ def test_associative_scan_and_invoke_subgraph_count_what_they_run() -> None:
 
     report = flopmeter.profile(Subgraph(), torch.randn(2, 4))
     assert report.macs == report.modules["l"].macs == 2 * 4 * 4  # = 32, charged to l
+
+
+def test_cond_counts_the_branch_taken_where_flop_counter_mode_counts_the_larger() -> None:
+    """docs/formulas.md's comparison: a (8 -> 8) taken, b (8 -> 64) not."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    class Unequal(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(8, 8), nn.Linear(8, 64)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.cond(x.sum() > 0, lambda x: self.a(x).sum(-1), lambda x: self.b(x).sum(-1), (x,))
+
+    model, x = Unequal(), torch.ones(5, 8)
+    with FlopCounterMode(display=False) as counter:
+        model(x)
+    assert counter.get_total_flops() == 2 * 5 * 8 * 64  # b's matmul: 5,120
+    assert flopmeter.profile(model, x).macs == 5 * 8 * 8  # a's: 320 MACs
