@@ -230,3 +230,18 @@ def test_a_float8_qat_layer_stays_as_stored() -> None:
         "torchao.quantize_affine": 4 * 128,  # 512
         "torchao.dequantize_affine": 2 * 128,  # 256
     }
+
+
+def test_a_qat_layers_scales_take_the_configs_precisions() -> None:
+    """docs/compression.md: each scale at the config's scale and zero-point precisions."""
+    qat = pytest.importorskip("torchao.quantization.qat")
+    weight = qat.IntxFakeQuantizeConfig(
+        torch.int4, group_size=8, scale_precision=torch.bfloat16, zero_point_precision=torch.int8
+    )
+    report = flopmeter.profile(
+        _quantized(qat.QATConfig(weight_config=weight, step="prepare")), torch.randn(*X)
+    )
+    layer = report.compression.layers["0"]
+    assert (layer.representation, layer.weight_bits, layer.n_scales) == ("qat int4 per_group", 4, 16)
+    # 128 weights x 4 bits = 64 bytes + 16 groups x (bfloat16 scale 2 + int8 zero point 1) = 48: 112
+    assert layer.weight_bytes_ideal == 64 + 16 * 3
