@@ -359,3 +359,21 @@ def test_a_position_embedding_is_a_parameter_only_while_dynamos_metadata_names_i
     assert profile_onnx(model).params == 20
     del model.graph.node[0].metadata_props[:]  # as onnxruntime's optimizer writes it
     assert profile_onnx(model).params == 0
+
+
+def test_dynamic_quantize_lstm_counts_each_direction() -> None:
+    """docs/onnx.md: "per direction, X is quantized once ... and h once per time step"."""
+    inputs = ["X", "W", "R", "B", "", "", "", "", "w_s", "w_z", "r_s", "r_z"]
+    node = helper.make_node(
+        "DynamicQuantizeLSTM", inputs, ["Y", "Y_h"], domain=MS, hidden_size=2, direction="bidirectional"
+    )
+    relu = helper.make_node("Relu", ["Y"], ["out"])  # on Y (T, D, B, H) = (3, 2, 2, 2): 24
+    weights = {
+        "W": np.ones((2, 4, 8), np.int8), "R": np.ones((2, 2, 8), np.int8), "B": np.ones((2, 16), np.float32),
+        "w_s": np.full(2, 0.1, np.float32), "w_z": np.zeros(2, np.int8),
+        "r_s": np.full(2, 0.1, np.float32), "r_z": np.zeros(2, np.int8),
+    }  # fmt: skip
+    report = profile_onnx(_model([node, relu], {"X": (3, 2, 4)}, weights, ["out", "Y_h"]))
+    assert report.macs == 2 * 288  # the one-direction 288 (above), twice: 576
+    assert report.flops == 2 * (420 + 142 + 66) + 24  # each direction's float work (above): 1,280
+    assert report.params == 64 + 32 + 32  # W 2x4x8, R 2x2x8, B 2x16: 128
