@@ -308,6 +308,8 @@ def test_compare_notes_integer_macs_that_flops_leave_out(tmp_path):
     # 3 rows x 16 x 8 = 384 MACs, all integer in the int8 model; its float work: 24 FLOPs
     assert "NOTE: " in out and "384 of its 384 MACs are integer arithmetic" in out
     assert out.count("NOTE: ") == 1  # the float model does no integer work
+    assert "32.00x" in out  # docs/compression.md: 768 float FLOPs against 24
+    assert "--compression gives its BOPs and a speedup estimate" in out  # the NOTE points there
     code, out, err = run(["compare", *models, "-i", "3x16", "-f", "json"])
     rows = json.loads(out)["rows"]
     assert [row["integer_macs"] for row in rows] == [0, 384]

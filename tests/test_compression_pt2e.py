@@ -107,7 +107,11 @@ def test_flat_graph_conv_counts_in_its_layer_with_its_int8_weight() -> None:
 
 def test_exported_program_conv_row_is_int8() -> None:
     _, converted, x = _converted_conv()
-    view = flopmeter.profile(torch.export.export(converted, (x,))).compression
+    report = flopmeter.profile(torch.export.export(converted, (x,)))
+    # the flat graph's rows, and the graph's own guard module, re-exported: a row of 0 calls
+    assert sorted(report.modules) == ["", "0", "_guards_fn"] and report.modules["_guards_fn"].calls == 0
+    assert report.modules["0"].macs == report.macs == 288
+    view = report.compression
     layer = view.layers["0"]
     assert (layer.macs_dense, layer.weight_bits, layer.act_bits) == (288, 8, 8)  # as above
     assert layer.n_scales == 4  # one per output channel
@@ -131,6 +135,14 @@ def test_qat_prepared_puts_its_batch_norm_fold_in_overhead(bias: bool) -> None:
     prepared(x)
     report = flopmeter.profile(prepared, x)
     assert report.flops == float_flops  # was float + 752 (with bias) / + 496 (without)
+    # docs/exported.md, flat graphs: the fold's root ops split the conv's nodes (with a bias: its
+    # zero-bias conv, then the bias add) and the batch norm's: two calls; each fake quantizer the
+    # graph calls is a row of its own
+    assert (report.modules["0"].calls, report.modules["1"].calls) == ((2 if bias else 1), 2)
+    quantizers = [name for name in report.modules if name.startswith("activation_post_process_")]
+    assert [report.modules[name].type for name in quantizers if "." not in name] == [
+        "FusedMovingAvgObsFakeQuantize"
+    ] * 3  # input, weight, output
     fold = {op: stats.cost.flops for op, stats in report.overhead.items() if not op.startswith("aten._fused")}
     assert fold == {
         "aten.add": 8,  # running_var + eps: 8 channels
@@ -202,3 +214,21 @@ def test_qat_fold_leaves_a_model_conv_with_a_bias_of_its_shape_alone() -> None:
         assert report.flops == float_flops
         assert report.overhead["aten.convolution"].cost.flops == 2 * 8 * 4 * 4  # the fold's zero bias: 256
         assert report.overhead["aten.convolution"].calls == 1
+
+
+def test_a_prepared_graph_has_a_row_per_layer_and_per_observer() -> None:
+    """docs/compression.md / exported.md: the flat prepared GraphModule (prepare_pt2e) is
+    regrouped by its nodes' records: the conv's MACs are its layer's, each observer it calls
+    a row of its own (0 MACs: a HistogramObserver's work is overhead)."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3)).eval()
+    x = torch.randn(1, 2, 4, 4)
+    quantizer = x86.X86InductorQuantizer().set_global(x86.get_default_x86_inductor_quantization_config())
+    prepared = pt2e.prepare_pt2e(torch.export.export(model, (x,)).module(), quantizer)
+    report = flopmeter.profile(prepared, x)
+    assert (report.modules["0"].type, report.modules["0"].macs) == ("Conv2d", 288)  # 16 outputs x 18
+    assert report.modules[""].own.macs == 0
+    observers = {name: (stats.type, stats.calls, stats.macs) for name, stats in report.modules.items()}
+    assert observers["activation_post_process_0"] == ("HistogramObserver", 1, 0)  # the input's
+    assert observers["activation_post_process_1"] == ("PerChannelMinMaxObserver", 1, 0)  # the weight's
+    assert len(observers) == 4  # and the root and the conv: nothing else

@@ -212,3 +212,36 @@ def test_a_primitive_called_without_a_tensor_first_has_its_ops_counted() -> None
     report = flopmeter.profile(Model(), torch.randn(*X))
     assert report.flops == 48  # the ReLU, 1 per element: 3 * 16
     assert not report.overhead
+
+
+def test_a_float8_qat_layer_stays_as_stored() -> None:
+    """docs/compression.md: a float8 QAT config's layer is not an integer layer; its fake
+    quantizer's primitives are overhead all the same (the 8x16 weight, 128 elements)."""
+    qat = pytest.importorskip("torchao.quantization.qat")
+    config = qat.QATConfig(weight_config=qat.Float8FakeQuantizeConfig(torch.float8_e4m3fn), step="prepare")
+    report = flopmeter.profile(_quantized(config), torch.randn(*X))
+    assert report.flops == FLOAT_FLOPS
+    layer = report.compression.layers["0"]
+    assert (layer.representation, layer.weight_bits, layer.act_bits, layer.n_scales) == ("dense", 32, 32, 0)
+    assert layer.weight_bytes_ideal == layer.weight_bytes_actual == 128 * 4  # float32 as stored: 512
+    overhead = {op: s.cost.flops for op, s in report.overhead.items()}
+    assert overhead == {
+        "torchao.choose_qparams_affine": 2 * 128,  # the row scales' range: 256
+        "torchao.quantize_affine": 4 * 128,  # 512
+        "torchao.dequantize_affine": 2 * 128,  # 256
+    }
+
+
+def test_a_qat_layers_scales_take_the_configs_precisions() -> None:
+    """docs/compression.md: each scale at the config's scale and zero-point precisions."""
+    qat = pytest.importorskip("torchao.quantization.qat")
+    weight = qat.IntxFakeQuantizeConfig(
+        torch.int4, group_size=8, scale_precision=torch.bfloat16, zero_point_precision=torch.int8
+    )
+    report = flopmeter.profile(
+        _quantized(qat.QATConfig(weight_config=weight, step="prepare")), torch.randn(*X)
+    )
+    layer = report.compression.layers["0"]
+    assert (layer.representation, layer.weight_bits, layer.n_scales) == ("qat int4 per_group", 4, 16)
+    # 128 weights x 4 bits = 64 bytes + 16 groups x (bfloat16 scale 2 + int8 zero point 1) = 48: 112
+    assert layer.weight_bytes_ideal == 64 + 16 * 3

@@ -3,6 +3,7 @@ formula is registered, and counted on meta when it has a fake implementation."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -55,6 +56,11 @@ def test_a_custom_op_without_a_fake_impl_is_counted_with_values() -> None:
         "flopmeter_tests.scale_add",
         "flopmeter_tests.sine_without_fake",
     ]
+    # docs/meta.md: its calls listed with their shapes from the values run
+    listed = report.unsupported_ops()["flopmeter_tests.sine_without_fake"]
+    assert (listed.calls, listed.shapes) == (1, ["(2x4:float32)"])
+    with pytest.raises(flopmeter.ModelError, match="no fake impl"):  # shapes_only=True: the error instead
+        flopmeter.profile(WithoutFake(), torch.randn(2, 4), shapes_only=True)
 
 
 def test_a_registered_formula_counts_the_custom_op() -> None:

@@ -341,3 +341,33 @@ def test_a_tensor_constant_made_in_forward_is_a_counted_copy() -> None:
     # 4 float32 values read and written: 16 bytes each way, no FLOPs
     assert (copy.calls, copy.cost.flops, copy.cost.bytes_read, copy.cost.bytes_written) == (1, 0, 16, 16)
     assert report.flops == 2 * 4  # the multiply, one FLOP per output
+
+
+class _SelfAttention(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(4, 2, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attn(x, x, x, need_weights=False)[0]
+
+
+@pytest.mark.parametrize(
+    ("batch", "out_projection", "clones"), [(1, ["aten.addmm"], 1), (3, ["aten.mm", "aten.add"], 2)]
+)
+def test_multihead_attention_pieces_by_batch(batch: int, out_projection: list[str], clones: int) -> None:
+    """docs/exported.md: the program runs nn.MultiheadAttention as its pieces, the same MACs and
+    FLOPs as eagerly, more bytes; past batch 1 its out-projection is an mm and an add and it
+    clones once more. Per sequence of 5 tokens, d = 4, 2 heads: in-projection 5*4*12 = 240,
+    scores and weighted sum 2 * 5*5 * (2 + 2) = 200, out-projection 5*4*4 = 80: 520 MACs."""
+    model = _SelfAttention().eval()
+    x = torch.randn(batch, 5, 4)
+    report = flopmeter.profile(torch.export.export(model, (x,)))
+    eager = flopmeter.profile(model, x)
+    assert report.macs == eager.macs == 520 * batch
+    assert report.flops == eager.flops
+    assert report.bytes_read > eager.bytes_read  # the pieces read their intermediates
+    assert all(op in report.operators for op in out_projection)
+    assert report.operators["aten.clone"].calls == clones
+    if batch == 1:
+        assert report.operators["aten.addmm"].calls == 2 and "aten.mm" not in report.operators

@@ -188,3 +188,13 @@ def test_attention_is_counted_whole_and_what_the_graph_does_not_keep() -> None:
     assert rows["layers"] == ("Module", 512, 1_024, 144, 0)  # a ModuleList: no node names it
     assert rows["mha.out_proj"] == ("Module", 0, 0, 72, 0)  # its weights used by its parent: 8*8 + 8
     assert "idn" not in rows and eager["idn"] == ("Identity", 0, 0, 0, 1)  # no op, no weight: no trace
+
+
+def test_a_flat_graph_inside_another_model_is_one_module() -> None:
+    """docs/exported.md: not regrouped when held inside another model; all its ops are its row."""
+    outer = nn.Sequential(_flat(), nn.Linear(3, 2))
+    rows = _rows(flopmeter.profile(outer, torch.randn(1, 2, 5, 5)))
+    assert rows["0"][1:] == (504, 1_089, 69, 1)  # the whole Toy, as above
+    assert rows["0.block.conv"][1:3] == (0, 0)  # its layers' records are not read
+    assert rows["1"][1:] == (6, 12, 8, 1)  # 3 x 2 = 6 MACs, 2 x 6 = 12 FLOPs, params 3*2 + 2
+    assert rows[""][1:3] == (510, 1_101)

@@ -231,3 +231,140 @@ def test_attention_in_a_branch_is_counted() -> None:
     # q: 8 rows (1*2*4) x 8 x 8 = 512; attention: 2 heads x 4x4 scores x (8 + 8) = 512
     assert report.macs == 512 + 512
     assert report.by_module()["q"].total.macs == 512
+
+
+# The promises of docs/formulas.md's higher-order table, one by one (promises audit, stop 22).
+
+
+@pytest.mark.parametrize("model, inputs", [(Loop, (2, 4)), (Scan, (5, 2, 4))])
+def test_a_training_step_through_while_loop_or_scan_says_why(
+    model: type[nn.Module], inputs: tuple[int, ...]
+) -> None:
+    """Their eager kernels give the output no grad_fn: the error names the operator, not
+    a torch.no_grad() the model never called."""
+    with pytest.raises(ValueError, match="higher-order operator.* only through its compiler"):
+        flopmeter.profile(model(), torch.randn(*inputs), backward=True)
+
+
+def test_a_loop_decided_by_a_float_tensor_is_counted_with_values() -> None:
+    """while x.sum() < 100: x = l(x) + 1, l the identity: x.sum() is 8 k after k steps of a
+    2x4 zero start, so 13 iterations (8*13 = 104)."""
+    from torch._higher_order_ops.while_loop import while_loop
+
+    class FloatLoop(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.l = nn.Linear(4, 4)
+            with torch.no_grad():
+                self.l.weight.copy_(torch.eye(4))
+                self.l.bias.zero_()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            def body(i: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                return i + 1, self.l(x) + 1
+
+            return while_loop(lambda i, x: x.sum() < 100.0, body, (torch.tensor(0), x))[1]
+
+    report = flopmeter.profile(FloatLoop(), torch.zeros(2, 4))
+    assert report.options["computed"] == "values"
+    assert report.macs == 13 * 2 * 4 * 4  # = 416
+    # per iteration: linear 2*4*4*2 = 64 (bias), + 1: 8, sum 7, < 1  ->  80; 14 checks, 13 bodies:
+    # 13 * 80 + the last check 8 = 1,048
+    assert report.flops == 13 * 80 + 8
+
+
+def test_flex_attention_is_counted_in_a_run_with_values() -> None:
+    q = torch.randn(1, 2, 16, 8)
+    assert flopmeter.profile(Flex(), (q, q, q)).options["computed"] == "values"
+    with pytest.raises(flopmeter.ModelError, match="meta"):  # refused on meta tensors
+        flopmeter.profile(Flex(), (q, q, q), shapes_only=True)
+
+
+def test_flex_attention_score_mod_is_not_counted_nor_causal_needed_applied() -> None:
+    def shifted(score: torch.Tensor, batch: object, head: object, query: object, key: object) -> torch.Tensor:
+        return score + (query - key)  # type: ignore[operator]
+
+    q = torch.randn(1, 2, 16, 8)
+    with_mod = flopmeter.profile(Flex(score_mod=shifted), (q, q, q))
+    assert (with_mod.macs, with_mod.flops) == (8192, 18624)  # as without score_mod (above)
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    def causal(batch: object, head: object, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+        return query >= key
+
+    mask = create_block_mask(causal, None, None, 256, 256, device="cpu")
+    q = torch.randn(1, 2, 256, 16)
+    dense = flopmeter.profile(Flex(block_mask=mask), (q, q, q))
+    needed = flopmeter.profile(Flex(block_mask=mask), (q, q, q), causal="needed")
+    assert dense.macs == needed.macs == 2 * 256 * 256 * 32  # dense scores both: 4,194,304
+    assert dense.flops == needed.flops
+
+
+def test_flex_attention_mask_term_comes_with_any_mask_mod() -> None:
+    """The eager kernel applies a mask_mod to every score, even one that keeps them all."""
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    def keep_all(batch: object, head: object, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+        return query >= 0
+
+    mask = create_block_mask(keep_all, None, None, 256, 256, device="cpu")
+    q = torch.randn(1, 2, 256, 16)
+    masked = flopmeter.profile(Flex(block_mask=mask), (q, q, q))
+    plain = flopmeter.profile(Flex(), (q, q, q))
+    assert masked.flops - plain.flops == 2 * 256 * 256  # one mask op per score, 2 heads: 131,072
+
+
+def test_attention_in_a_branch_takes_the_kernels_name() -> None:
+    class Attend(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            attend = nn.functional.scaled_dot_product_attention
+            return torch.cond(x.sum() > 0, lambda x: attend(x, x, x), lambda x: x.clone(), (x,))
+
+    operators = flopmeter.profile(Attend(), torch.ones(1, 2, 4, 8)).by_operator()
+    assert "aten._scaled_dot_product_flash_attention_for_cpu" in operators
+    assert "aten.scaled_dot_product_attention" not in operators
+    assert operators["aten._scaled_dot_product_flash_attention_for_cpu"].cost.macs == 2 * 4 * 4 * 16  # = 512
+
+
+def test_associative_scan_and_invoke_subgraph_count_what_they_run() -> None:
+    from torch._higher_order_ops.associative_scan import associative_scan
+    from torch._higher_order_ops.invoke_subgraph import invoke_subgraph
+
+    class PrefixSum(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return associative_scan(lambda a, b: a + b, x, dim=0, combine_mode="generic")
+
+    report = flopmeter.profile(PrefixSum(), torch.randn(8, 3))
+    # the work-efficient scan of 8 rows: up 4 + 2 + 1 combines, down 1 + 3: 11 rows of 3 adds = 33
+    assert report.flops == 11 * 3
+    assert report.operators["aten.add"].calls == 6  # one per level and direction
+
+    class Subgraph(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.l = nn.Linear(4, 4, bias=False)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return invoke_subgraph(lambda x: self.l(x), "layer", x)
+
+    report = flopmeter.profile(Subgraph(), torch.randn(2, 4))
+    assert report.macs == report.modules["l"].macs == 2 * 4 * 4  # = 32, charged to l
+
+
+def test_cond_counts_the_branch_taken_where_flop_counter_mode_counts_the_larger() -> None:
+    """docs/formulas.md's comparison: a (8 -> 8) taken, b (8 -> 64) not."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    class Unequal(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(8, 8), nn.Linear(8, 64)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.cond(x.sum() > 0, lambda x: self.a(x).sum(-1), lambda x: self.b(x).sum(-1), (x,))
+
+    model, x = Unequal(), torch.ones(5, 8)
+    with FlopCounterMode(display=False) as counter:
+        model(x)
+    assert counter.get_total_flops() == 2 * 5 * 8 * 64  # b's matmul: 5,120
+    assert flopmeter.profile(model, x).macs == 5 * 8 * 8  # a's: 320 MACs

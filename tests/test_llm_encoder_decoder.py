@@ -383,3 +383,24 @@ def test_fits_of_whisper_stay_within_its_target_positions() -> None:
     assert ([x for x, _ in found.points], found.check[0], found.exact) == ([15, 30], 16, True)
     # 2 x (2 layers x (16,384 + 2 H hd + 8,192 + 2,048 + 16,384) + 6,400) + 2 x 2 x 2 H hd n
     assert found.polynomial.coefficients == (2 * (2 * (16_384 + 128 + 8_192 + 2_048 + 16_384) + 6_400), 512)
+
+
+@pytest.mark.parametrize("family", ["switch", "nllb"])
+def test_sparse_expert_layers_are_the_models_error(family: str) -> None:
+    """docs/llm.md's limits: the sparse layers of Switch Transformers and NLLB-MoE route by the
+    router's values, which the meta device cannot give: the model's error, naming the experts."""
+    if family == "switch":
+        config = transformers.SwitchTransformersConfig(
+            num_layers=2, num_decoder_layers=2, d_model=32, d_kv=8, num_heads=2, d_ff=64, vocab_size=100,
+            num_experts=2, encoder_sparse_step=1, decoder_sparse_step=1,
+        )  # fmt: skip
+    else:
+        config = transformers.NllbMoeConfig(
+            vocab_size=100, d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=2,
+            decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, num_experts=2,
+            encoder_sparse_step=1, decoder_sparse_step=1, max_position_embeddings=64, pad_token_id=0,
+        )  # fmt: skip
+    with pytest.raises(
+        flopmeter.ModelError, match=r"the model raised .* in module '(model\.)?encoder\.[^']*experts'"
+    ):
+        llm_cost(config, prompt=T, source=8, dtype="float32")

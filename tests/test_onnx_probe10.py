@@ -292,3 +292,88 @@ def test_a_quantized_exporter_constant_is_not_a_parameter() -> None:
     }  # fmt: skip
     report = profile_onnx(_model(nodes, {"x": (1, 2, 3, 4), "h_t": (1, 2, 4, 3)}, weights, ["y", "out"]))
     assert report.params == 4 * 4 + 4  # 20: the weight and the bias; the (2, 3, 3) table is a constant
+
+
+# docs/onnx.md promises (promises audit, stop 22): QLinearMul broadcasts as QLinearAdd does,
+# QLinearGlobalAveragePool is integer work, an optimized file's fused attention is not halved.
+def test_qlinear_mul_broadcasts_its_operands_and_its_quantized_vector_is_a_parameter() -> None:
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "x_s", "x_z"], ["xq"]),
+        helper.make_node("QLinearMatMul", ["xq", "x_s", "x_z", "w", "w_s", "w_z", "m_s", "m_z"], ["mq"]),
+        helper.make_node(
+            "QLinearMul", ["bias", "b_s", "b_z", "mq", "m_s", "m_z", "y_s", "y_z"], ["yq"], domain=MS
+        ),
+        helper.make_node("DequantizeLinear", ["yq", "y_s", "y_z"], ["y"]),
+    ]
+    weights = {
+        "w": np.ones((4, 8), np.uint8),
+        "bias": np.ones(8, np.uint8),
+        **_scale("x"), **_scale("w"), **_scale("m"), **_scale("b"), **_scale("y"),
+    }  # fmt: skip
+    report = profile_onnx(_model(nodes, {"x": (2, 3, 4)}, weights, ["y"]))
+    assert report.macs == 2 * 3 * 4 * 8  # 192 integer MACs
+    assert report.flops == 24 * 4 + 48 * 2  # Quantize 96 + Dequantize on (2, 3, 8) 96: 192
+    assert report.params == 4 * 8 + 8  # 40: W and the uint8 vector
+
+
+def test_qlinear_global_average_pool_is_integer_work() -> None:
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "x_s", "x_z"], ["xq"]),
+        helper.make_node(
+            "QLinearGlobalAveragePool", ["xq", "x_s", "x_z", "y_s", "y_z"], ["yq"], domain=MS, channels_last=0
+        ),
+        helper.make_node("DequantizeLinear", ["yq", "y_s", "y_z"], ["y"]),
+    ]
+    report = profile_onnx(_model(nodes, {"x": (1, 2, 4, 4)}, {**_scale("x"), **_scale("y")}, ["y"]))
+    assert report.unsupported == {}
+    assert report.flops == 32 * 4 + 2 * 2  # Quantize 128; the pool 0; Dequantize of (1, 2, 1, 1): 4
+
+
+def test_fused_matmul_attention_is_not_halved_by_causal_needed() -> None:
+    """q @ k^T scaled inside FusedMatMul (alpha), a causal mask added, softmax, @ v: 2 heads,
+    T = 4, E = 8. The pattern is not recognised as attention, so causal="needed" changes nothing."""
+    nodes = [
+        helper.make_node("FusedMatMul", ["q", "k"], ["s"], domain=MS, alpha=0.35, transB=1),
+        helper.make_node("Add", ["s", "mask"], ["masked"]),
+        helper.make_node("Softmax", ["masked"], ["p"], axis=-1),
+        helper.make_node("MatMul", ["p", "v"], ["y"]),
+    ]
+    mask = np.triu(np.full((4, 4), -1e9, np.float32), 1)
+    shapes = {name: (1, 2, 4, 8) for name in ("q", "k", "v")}
+    model = _model(nodes, shapes, {"mask": mask}, ["y"])
+    full, needed = profile_onnx(model), profile_onnx(model, causal="needed")
+    assert full.macs == needed.macs == 2 * 4 * 4 * (8 + 8)  # QK^T and AV: 512
+    # QK^T 32 x 15 = 480 + alpha 32, mask 32, softmax 2 x 4 x (5 x 4 - 2) = 144, AV 64 x 7 = 448
+    assert full.flops == needed.flops == 480 + 32 + 32 + 144 + 448
+
+
+def test_a_position_embedding_is_a_parameter_only_while_dynamos_metadata_names_it() -> None:
+    """docs/onnx.md: dynamo's fx metadata names a learned tensor read outside weight slots
+    (``%p_pos``); onnxruntime's optimizer drops that metadata, and the tensor is then an
+    exporter constant, as in a legacy export. pos (1, 5, 4): 20 values, not a vector."""
+    add = helper.make_node("Add", ["x", "pos"], ["y"])
+    model = _model([add], {"x": (1, 5, 4)}, {"pos": np.ones((1, 5, 4), np.float32)}, ["y"])
+    entry = model.graph.node[0].metadata_props.add()
+    entry.key = "pkg.torch.onnx.fx_node"
+    entry.value = "%add : call_function[target=torch.ops.aten.add.Tensor](args = (%x, %p_pos), kwargs = {})"
+    assert profile_onnx(model).params == 20
+    del model.graph.node[0].metadata_props[:]  # as onnxruntime's optimizer writes it
+    assert profile_onnx(model).params == 0
+
+
+def test_dynamic_quantize_lstm_counts_each_direction() -> None:
+    """docs/onnx.md: "per direction, X is quantized once ... and h once per time step"."""
+    inputs = ["X", "W", "R", "B", "", "", "", "", "w_s", "w_z", "r_s", "r_z"]
+    node = helper.make_node(
+        "DynamicQuantizeLSTM", inputs, ["Y", "Y_h"], domain=MS, hidden_size=2, direction="bidirectional"
+    )
+    relu = helper.make_node("Relu", ["Y"], ["out"])  # on Y (T, D, B, H) = (3, 2, 2, 2): 24
+    weights = {
+        "W": np.ones((2, 4, 8), np.int8), "R": np.ones((2, 2, 8), np.int8), "B": np.ones((2, 16), np.float32),
+        "w_s": np.full(2, 0.1, np.float32), "w_z": np.zeros(2, np.int8),
+        "r_s": np.full(2, 0.1, np.float32), "r_z": np.zeros(2, np.int8),
+    }  # fmt: skip
+    report = profile_onnx(_model([node, relu], {"X": (3, 2, 4)}, weights, ["out", "Y_h"]))
+    assert report.macs == 2 * 288  # the one-direction 288 (above), twice: 576
+    assert report.flops == 2 * (420 + 142 + 66) + 24  # each direction's float work (above): 1,280
+    assert report.params == 64 + 32 + 32  # W 2x4x8, R 2x2x8, B 2x16: 128

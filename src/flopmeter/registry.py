@@ -474,8 +474,8 @@ def _sdpa_math(event: OpEvent, options: CountOptions) -> Cost:
 
 def _flex_attention(event: OpEvent, options: CountOptions) -> Cost:
     """``flex_attention(query, key, value)``, recorded whole (tracing/higher_order.py): dense
-    attention over every query and key, as its eager kernel computes it, masked when its
-    block mask masks anything. Its score_mod's and mask_mod's own ops are not counted; the
+    attention over every query and key, as its eager kernel computes it, masked when it is
+    given a block mask (any mask_mod: the eager kernel applies it to every score). Its score_mod's and mask_mod's own ops are not counted; the
     blocks a compiled kernel would skip are (``causal="needed"`` does not apply)."""
     q, k, v = event.args[0], event.args[1], event.args[2]
     return attn.attention(

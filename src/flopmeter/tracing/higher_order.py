@@ -14,8 +14,9 @@ flopmeter's did until stop 22 (FlopCounterMode takes them, and counts the larger
   decided by a tensor's value needs that value, so a shapes-only run hands over to a run
   with values;
 - ``flex_attention`` is counted whole as attention over every query and key (the dense
-  scores its eager kernel computes, as ``scaled_dot_product_attention``), masked when its
-  block mask masks anything; the ops of its ``score_mod`` and ``mask_mod`` are not counted;
+  scores its eager kernel computes, as ``scaled_dot_product_attention``), masked when it
+  is given a block mask (any ``mask_mod``: the eager kernel applies it to every score);
+  the ops of its ``score_mod`` and ``mask_mod`` are not counted;
 - ``out_dtype(op, dtype, *operands)`` (torch.ao's integer matmuls) is recorded as ``op``
   on its operands, so the op's own formula counts it;
 - any other higher-order operator runs as torch runs it and is listed among the ops
@@ -53,6 +54,8 @@ def run_higher_order(
     if kernel is None or not calls_the_model:  # run by torch, listed as an op without a formula
         tensors = tuple(t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor))
         return _run_whole(recorder, func, args, kwargs, f"higher_order.{name}", tensors)
+    if name not in recorder.higher_order_ran:
+        recorder.higher_order_ran.append(name)
     wrapped = list(args)
     for position in calls_the_model:
         wrapped[position] = _recorded(recorder, args[position])
@@ -106,7 +109,7 @@ def _flex_attention(
 
 def _masks(block_mask: Any) -> bool:
     """Whether a block mask, as the operator gets it (its tensors, then its mask_mod),
-    masks anything: flex_attention passes one that keeps everything when given none."""
+    has a mask_mod to apply: flex_attention passes ``noop_mask`` when given none."""
     from torch.nn.attention.flex_attention import noop_mask
 
     mask_mods = [part for part in block_mask if callable(part)]

@@ -92,6 +92,9 @@ class OpRecorder(TorchDispatchMode):
         # an op that failed in a shapes-only run: if the model caught it and went on, it may
         # have taken another path than a real run would (run.py then retries with values)
         self.failed_on_meta: Exception | None = None
+        # the higher-order operators that ran the model's functions (torch.cond, while_loop,
+        # scan, ...): eagerly, torch gives them no autograd (a backward's error says so)
+        self.higher_order_ran: list[str] = []
         self._refusal = (
             "counting on shapes cannot follow torch.autocast's casts (autocast does not cast "
             "meta tensors); profile with shapes_only=False"
