@@ -231,3 +231,33 @@ def test_attention_in_a_branch_is_counted() -> None:
     # q: 8 rows (1*2*4) x 8 x 8 = 512; attention: 2 heads x 4x4 scores x (8 + 8) = 512
     assert report.macs == 512 + 512
     assert report.by_module()["q"].total.macs == 512
+
+
+def test_results_the_operator_makes_count_as_live_memory() -> None:
+    """map stacks its slices' results itself, with the recorder off: that result is live
+    memory all the same (before, the peak missed it and so did every later op)."""
+    from torch._higher_order_ops.map import map as map_slices
+
+    class Doubled(nn.Module):
+        def forward(self, xs: torch.Tensor) -> torch.Tensor:
+            ys = map_slices(lambda x: x * 2, xs)
+            return torch.cat([ys, ys])
+
+    report = flopmeter.profile(Doubled(), torch.randn(8, 256))
+    # input 8*256*4 = 8,192 bytes, held; at the stacking: 8 slice results of 1,024 bytes
+    # (8,192) and the stacked 8,192  ->  24,576. Then the cat: input 8,192 + ys 8,192 +
+    # cat 16,384 = 32,768 (the slice results are gone by then)
+    assert report.peak_activation_bytes == 32_768
+    assert report.flops == 8 * 256  # the doubling; stacking and cat move bytes only
+
+
+def test_the_stacking_itself_raises_the_peak() -> None:
+    from torch._higher_order_ops.map import map as map_slices
+
+    class Mapped(nn.Module):
+        def forward(self, xs: torch.Tensor) -> torch.Tensor:
+            return map_slices(lambda x: x * 2, xs)
+
+    report = flopmeter.profile(Mapped(), torch.randn(8, 256))
+    # input 8,192 + the 8 slice results 8 * 1,024 = 8,192 + the stacked result 8,192 = 24,576
+    assert report.peak_activation_bytes == 24_576

@@ -54,9 +54,31 @@ def run_higher_order(
         tensors = tuple(t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor))
         return _run_whole(recorder, func, args, kwargs, f"higher_order.{name}", tensors)
     wrapped = list(args)
+    live_after_call = [recorder.live_bytes]  # live memory as the model's last function returned
     for position in calls_the_model:
-        wrapped[position] = _recorded(recorder, args[position])
-    return kernel(*wrapped, **kwargs)
+        wrapped[position] = _recorded(recorder, args[position], live_after_call)
+    out = kernel(*wrapped, **kwargs)
+    _made_by_the_kernel(recorder, out, (args, kwargs), live_after_call[0])
+    return out
+
+
+def _made_by_the_kernel(recorder: OpRecorder, out: Any, inputs: Any, live_after_call: int) -> None:
+    """Follow, as live memory, the results the kernel made itself, unrecorded (``map`` and
+    ``scan`` stack their steps' results): made while the steps' results were still alive
+    (the memory live as the last step returned), then alive as long as the model keeps them.
+    A result a step made is followed already; an input, a weight or a view of one is not new
+    memory (a meta kernel's stacked result is a view of the buffer it made)."""
+    known = {id(t) for t in tree_flatten(inputs)[0] if isinstance(t, torch.Tensor)}
+    known.update(recorder._sizes, recorder._roles)  # followed already; the model's weights
+    made = [
+        t
+        for t in tree_flatten(out)[0]
+        if isinstance(t, torch.Tensor) and id(t) not in known and id(t._base) not in known
+    ]
+    new_bytes = sum(t.numel() * t.element_size() for t in made)
+    recorder.peak_bytes = max(recorder.peak_bytes, live_after_call + new_bytes)
+    for tensor in made:
+        recorder._allocated(tensor)
 
 
 def _is_the_models_function(arg: Any) -> bool:
@@ -82,12 +104,17 @@ def _run_whole(
     return out
 
 
-def _recorded(recorder: OpRecorder, function: Callable[..., Any]) -> Callable[..., Any]:
-    """``function`` called with the recorder on: the ops it runs are the model's."""
+def _recorded(
+    recorder: OpRecorder, function: Callable[..., Any], live_after: list[int]
+) -> Callable[..., Any]:
+    """``function`` called with the recorder on: the ops it runs are the model's
+    (``live_after[0]``: the live memory as it returns, its results still held)."""
 
     def call(*args: Any, **kwargs: Any) -> Any:
         with recorder:
-            return function(*args, **kwargs)
+            result = function(*args, **kwargs)
+        live_after[0] = recorder.live_bytes
+        return result
 
     return call
 
