@@ -261,3 +261,32 @@ def test_the_stacking_itself_raises_the_peak() -> None:
     report = flopmeter.profile(Mapped(), torch.randn(8, 256))
     # input 8,192 + the 8 slice results 8 * 1,024 = 8,192 + the stacked result 8,192 = 24,576
     assert report.peak_activation_bytes == 24_576
+
+
+def test_a_backward_through_a_branch_is_refused_never_counted_short() -> None:
+    """cond's branch calls ``a``, whose weight is no operand of cond: torch runs the branch
+    below autograd, so ``a`` got no weight gradient and the backward was counted short
+    (960 MACs where the same model without cond counts 1,280), with no word."""
+
+    class CondPlus(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Linear(8, 8, bias=False)
+            self.c = nn.Linear(8, 8, bias=False)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.cond(x.sum() > 0, lambda x: self.a(x), lambda x: self.a(x) * 2, (x,)) + self.c(x)
+
+    model = CondPlus()
+    with pytest.raises(ValueError, match="higher-order operator cond .* no gradient"):
+        flopmeter.profile(model, torch.ones(5, 8), backward=True)
+    # the forward alone: a and c, 5 rows x 8 x 8 = 320 MACs each
+    assert flopmeter.profile(model, torch.ones(5, 8)).macs == 640
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_a_backward_through_a_loop_says_why() -> None:
+    """Before: "the model's output does not require grad ... does its forward run under
+    torch.no_grad()?", which it does not."""
+    with pytest.raises(ValueError, match="higher-order operator while_loop"):
+        flopmeter.profile(Loop(), torch.randn(2, 4), backward=True)

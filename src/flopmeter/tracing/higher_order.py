@@ -12,7 +12,8 @@ flopmeter's did until stop 22 (FlopCounterMode takes them, and counts the larger
   iteration, ``scan`` and ``map`` each step. The kernel's own bookkeeping (stacking the
   steps' results) is not recorded: it moves bytes and does no arithmetic. A branch or loop
   decided by a tensor's value needs that value, so a shapes-only run hands over to a run
-  with values;
+  with values. A backward through one is refused (``BackwardUnavailable``): run below
+  autograd, the weights its functions use would get no gradient;
 - ``flex_attention`` is counted whole as attention over every query and key (the dense
   scores its eager kernel computes, as ``scaled_dot_product_attention``), masked when its
   block mask masks anything; the ops of its ``score_mod`` and ``mask_mod`` are not counted;
@@ -53,6 +54,15 @@ def run_higher_order(
     if kernel is None or not calls_the_model:  # run by torch, listed as an op without a formula
         tensors = tuple(t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor))
         return _run_whole(recorder, func, args, kwargs, f"higher_order.{name}", tensors)
+    if recorder.stack.track_backward and torch.is_grad_enabled():
+        from .run import BackwardUnavailable  # run.py imports this module's importer
+
+        raise BackwardUnavailable(
+            f"backward=True: the higher-order operator {name} runs the model's own functions, "
+            "which torch differentiates eagerly only through its compiler (a profile turns it "
+            "off): run as they are, the weights they use get no gradient, and the backward "
+            "would be counted short. Count the forward alone (backward=False)"
+        )
     wrapped = list(args)
     live_after_call = [recorder.live_bytes]  # live memory as the model's last function returned
     for position in calls_the_model:
