@@ -78,12 +78,16 @@ def _made_by_the_kernel(recorder: OpRecorder, out: Any, inputs: Any, live_after_
     (the memory live as the last step returned), then alive as long as the model keeps them.
     A result a step made is followed already; an input, a weight or a view of one is not new
     memory (a meta kernel's stacked result is a view of the buffer it made)."""
-    known = {id(t) for t in tree_flatten(inputs)[0] if isinstance(t, torch.Tensor)}
-    known.update(recorder._sizes, recorder._roles)  # followed already; the model's weights
+    given = {id(t) for t in tree_flatten(inputs)[0] if isinstance(t, torch.Tensor)}
+    followed, weights = recorder._sizes, recorder._roles
+
+    def known(key: int) -> bool:
+        return key in given or key in followed or key in weights
+
     made = [
         t
         for t in tree_flatten(out)[0]
-        if isinstance(t, torch.Tensor) and id(t) not in known and id(t._base) not in known
+        if isinstance(t, torch.Tensor) and not known(id(t)) and not known(id(t._base))
     ]
     new_bytes = sum(t.numel() * t.element_size() for t in made)
     recorder.peak_bytes = max(recorder.peak_bytes, live_after_call + new_bytes)
