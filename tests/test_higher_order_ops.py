@@ -290,3 +290,23 @@ def test_a_backward_through_a_loop_says_why() -> None:
     torch.no_grad()?", which it does not."""
     with pytest.raises(ValueError, match="higher-order operator while_loop"):
         flopmeter.profile(Loop(), torch.randn(2, 4), backward=True)
+
+
+def test_a_profile_inside_the_users_own_dispatch_mode() -> None:
+    """torch's eager kernels of cond and scan assert that no dispatch mode is on: under a
+    mode of the user's (FlopCounterMode, say) the profile failed with torch's "Mode should
+    never be enabled for CPU/CUDA key", blamed on the model."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Watching(TorchDispatchMode):
+        seen: set[str] = set()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            self.seen.add(str(func.overloadpacket))
+            return func(*args, **(kwargs or {}))
+
+    with Watching() as watching:
+        branches = flopmeter.profile(Branches(), torch.ones(5, 8))
+        scan = flopmeter.profile(Scan(), torch.randn(5, 2, 4))
+    assert (branches.macs, scan.macs) == (320, 160)  # as without the user's mode
+    assert "aten.addmm" in watching.seen  # the branch's Linear still reaches the user's mode

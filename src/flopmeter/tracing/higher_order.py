@@ -25,12 +25,14 @@ flopmeter's did until stop 22 (FlopCounterMode takes them, and counts the larger
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch._C import DispatchKey
+from torch._C import DispatchKey, _len_torch_dispatch_stack
 from torch._ops import HigherOrderOperator
+from torch.utils._python_dispatch import TorchDispatchMode, _pop_mode, _push_mode
 from torch.utils._pytree import tree_flatten
 
 if TYPE_CHECKING:
@@ -65,9 +67,10 @@ def run_higher_order(
         )
     wrapped = list(args)
     live_after_call = [recorder.live_bytes]  # live memory as the model's last function returned
-    for position in calls_the_model:
-        wrapped[position] = _recorded(recorder, args[position], live_after_call)
-    out = kernel(*wrapped, **kwargs)
+    with _modes_lifted() as below:  # the eager kernels assert that no dispatch mode is on
+        for position in calls_the_model:
+            wrapped[position] = _recorded(recorder, args[position], live_after_call, below)
+        out = kernel(*wrapped, **kwargs)
     _made_by_the_kernel(recorder, out, (args, kwargs), live_after_call[0])
     return out
 
@@ -118,15 +121,34 @@ def _run_whole(
     return out
 
 
+@contextmanager
+def _modes_lifted() -> Iterator[list[TorchDispatchMode]]:
+    """The dispatch modes below the recorder (a user's own: profile called inside a
+    FlopCounterMode), lifted while an operator's eager kernel runs (top first)."""
+    lifted = [_pop_mode() for _ in range(_len_torch_dispatch_stack())]
+    try:
+        yield lifted
+    finally:
+        for mode in reversed(lifted):
+            _push_mode(mode)
+
+
 def _recorded(
-    recorder: OpRecorder, function: Callable[..., Any], live_after: list[int]
+    recorder: OpRecorder, function: Callable[..., Any], live_after: list[int], below: list[TorchDispatchMode]
 ) -> Callable[..., Any]:
-    """``function`` called with the recorder on: the ops it runs are the model's
-    (``live_after[0]``: the live memory as it returns, its results still held)."""
+    """``function`` called with the recorder on, above the modes ``below`` it (lifted for
+    the kernel): the ops it runs are the model's (``live_after[0]``: the live memory as it
+    returns, its results still held)."""
 
     def call(*args: Any, **kwargs: Any) -> Any:
-        with recorder:
-            result = function(*args, **kwargs)
+        for mode in reversed(below):
+            _push_mode(mode)
+        try:
+            with recorder:
+                result = function(*args, **kwargs)
+        finally:
+            for _ in below:
+                _pop_mode()
         live_after[0] = recorder.live_bytes
         return result
 
