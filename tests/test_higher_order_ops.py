@@ -310,3 +310,36 @@ def test_a_profile_inside_the_users_own_dispatch_mode() -> None:
         scan = flopmeter.profile(Scan(), torch.randn(5, 2, 4))
     assert (branches.macs, scan.macs) == (320, 160)  # as without the user's mode
     assert "aten.addmm" in watching.seen  # the branch's Linear still reaches the user's mode
+
+
+def test_a_branch_that_leaves_a_mode_on_leaves_no_recorder_on() -> None:
+    """A branch that enters a dispatch mode of its own and leaves it on: torch's ``__exit__``
+    of the recorder took that mode off instead, and the recorder stayed on the stack after
+    the profile, seeing every later op of the process."""
+    from torch.utils._python_dispatch import TorchDispatchMode, _get_current_dispatch_mode_stack, _pop_mode
+
+    class Left(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            return func(*args, **(kwargs or {}))
+
+    class LeavesAMode(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Linear(8, 8)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            def branch(x: torch.Tensor) -> torch.Tensor:
+                Left().__enter__()  # never exited
+                return self.a(x)
+
+            return torch.cond(x.sum() > 0, branch, lambda x: x.clone(), (x,))
+
+    before = len(_get_current_dispatch_mode_stack())
+    try:
+        report = flopmeter.profile(LeavesAMode(), torch.ones(5, 8), shapes_only=False)
+        left = [type(mode).__name__ for mode in _get_current_dispatch_mode_stack()[before:]]
+    finally:
+        while len(_get_current_dispatch_mode_stack()) > before:
+            _pop_mode()
+    assert report.macs == 5 * 8 * 8  # = 320, the branch taken
+    assert "OpRecorder" not in left  # only the model's own mode is left on

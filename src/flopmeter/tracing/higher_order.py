@@ -35,6 +35,8 @@ from torch._ops import HigherOrderOperator
 from torch.utils._python_dispatch import TorchDispatchMode, _pop_mode, _push_mode
 from torch.utils._pytree import tree_flatten
 
+from ..interrupts import ModeOn
+
 if TYPE_CHECKING:
     from .recorder import OpRecorder
 
@@ -133,6 +135,15 @@ def _modes_lifted() -> Iterator[list[TorchDispatchMode]]:
             _push_mode(mode)
 
 
+def _take_off(modes: list[TorchDispatchMode]) -> None:
+    """Take ``modes`` off the dispatch stack (all that is on it while they are lifted),
+    keeping any mode a function left on above them."""
+    stack = [_pop_mode() for _ in range(_len_torch_dispatch_stack())]  # top first
+    for mode in reversed(stack):
+        if not any(mode is lifted for lifted in modes):
+            _push_mode(mode)
+
+
 def _recorded(
     recorder: OpRecorder, function: Callable[..., Any], live_after: list[int], below: list[TorchDispatchMode]
 ) -> Callable[..., Any]:
@@ -144,11 +155,10 @@ def _recorded(
         for mode in reversed(below):
             _push_mode(mode)
         try:
-            with recorder:
+            with ModeOn(recorder):  # takes exactly the recorder off (a function may leave a mode on)
                 result = function(*args, **kwargs)
         finally:
-            for _ in below:
-                _pop_mode()
+            _take_off(below)
         live_after[0] = recorder.live_bytes
         return result
 
