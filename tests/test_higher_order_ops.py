@@ -343,3 +343,25 @@ def test_a_branch_that_leaves_a_mode_on_leaves_no_recorder_on() -> None:
             _pop_mode()
     assert report.macs == 5 * 8 * 8  # = 320, the branch taken
     assert "OpRecorder" not in left  # only the model's own mode is left on
+
+
+def test_a_shapes_only_failure_the_model_catches_hands_over_to_values() -> None:
+    """cond on a predicate made from a weight (meta in the shapes-only attempt) fails there;
+    a model that catches it and goes on took another path than the real run: before, that
+    path was counted (40 MACs, the gate alone)."""
+
+    class Catches(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.g = nn.Linear(8, 1)
+            self.a = nn.Linear(8, 8, bias=False)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            try:
+                return torch.cond(self.g(x).sum() > 0, lambda x: self.a(x), lambda x: self.a(x) * 2, (x,))
+            except RuntimeError:
+                return x * 3
+
+    report = flopmeter.profile(Catches(), torch.ones(5, 8))
+    assert report.options["computed"] == "values"
+    assert report.macs == 5 * 8 * 1 + 5 * 8 * 8  # g 40 + a 320 = 360 (either branch runs a)
