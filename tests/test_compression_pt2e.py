@@ -135,10 +135,11 @@ def test_qat_prepared_puts_its_batch_norm_fold_in_overhead(bias: bool) -> None:
     prepared(x)
     report = flopmeter.profile(prepared, x)
     assert report.flops == float_flops  # was float + 752 (with bias) / + 496 (without)
-    # docs/exported.md, flat graphs: the fold's root ops split the conv's nodes (with a bias: its
-    # zero-bias conv, then the bias add) and the batch norm's: two calls; each fake quantizer the
-    # graph calls is a row of its own
-    assert (report.modules["0"].calls, report.modules["1"].calls) == ((2 if bias else 1), 2)
+    # docs/exported.md, flat graphs: a node with no module record between two of the conv's
+    # nodes (with a bias: its zero-bias conv, then the bias add) runs inside its one call; the
+    # batch norm's nodes are split by the fold's root ops and the conv: two calls of it; each
+    # fake quantizer the graph calls is a row of its own
+    assert (report.modules["0"].calls, report.modules["1"].calls) == (1, 2)
     quantizers = [name for name in report.modules if name.startswith("activation_post_process_")]
     assert [report.modules[name].type for name in quantizers if "." not in name] == [
         "FusedMovingAvgObsFakeQuantize"

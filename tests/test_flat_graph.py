@@ -198,3 +198,41 @@ def test_a_flat_graph_inside_another_model_is_one_module() -> None:
     assert rows["0.block.conv"][1:3] == (0, 0)  # its layers' records are not read
     assert rows["1"][1:] == (6, 12, 8, 1)  # 3 x 2 = 6 MACs, 2 x 6 = 12 FLOPs, params 3*2 + 2
     assert rows[""][1:3] == (510, 1_101)
+
+
+class _TwoConvBlock(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(2, 2, 1)
+        self.c2 = nn.Conv2d(2, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.c2(torch.relu(self.c1(x)) * 2)
+
+
+class _Wrapper(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.block = _TwoConvBlock()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.block(x)
+
+
+def test_quantize_nodes_inside_a_module_leave_it_one_call() -> None:
+    """convert_pt2e puts c2's input quantize / dequantize (no module record) between block's
+    ``* 2`` and c2: block was counted as called twice (the eager model calls it once)."""
+    pt2e = pytest.importorskip("torchao.quantization.pt2e.quantize_pt2e")
+    x86 = pytest.importorskip("torchao.quantization.pt2e.quantizer.x86_inductor_quantizer")
+    torch.manual_seed(0)
+    x = torch.randn(1, 2, 3, 3)
+    quantizer = x86.X86InductorQuantizer().set_global(x86.get_default_x86_inductor_quantization_config())
+    prepared = pt2e.prepare_pt2e(torch.export.export(_Wrapper().eval(), (x,)).module(), quantizer)
+    prepared(x)
+    converted = pt2e.convert_pt2e(prepared)
+    rows = _rows(flopmeter.profile(converted, x))
+    # each 1x1 conv 2->2 on 3x3: 9 positions x 2 outputs x 2 inputs = 36 MACs, 9 x 2 x 4 = 72
+    # FLOPs (2 mul, 1 add, the bias); relu 18, "* 2" 18: block 72 MACs, 180 FLOPs
+    assert rows["block"] == ("_TwoConvBlock", 72, 180, 12, 1)  # params 2 x (2*2 + 2) = 12
+    assert rows["block.c2"] == ("Conv2d", 36, 72, 6, 1)
+    assert rows == _rows(flopmeter.profile(_Wrapper(), x))  # the eager model's rows

@@ -368,3 +368,137 @@ def test_cond_counts_the_branch_taken_where_flop_counter_mode_counts_the_larger(
         model(x)
     assert counter.get_total_flops() == 2 * 5 * 8 * 64  # b's matmul: 5,120
     assert flopmeter.profile(model, x).macs == 5 * 8 * 8  # a's: 320 MACs
+
+
+def test_results_the_operator_makes_count_as_live_memory() -> None:
+    """map stacks its slices' results itself, with the recorder off: that result is live
+    memory all the same (before, the peak missed it and so did every later op)."""
+    from torch._higher_order_ops.map import map as map_slices
+
+    class Doubled(nn.Module):
+        def forward(self, xs: torch.Tensor) -> torch.Tensor:
+            ys = map_slices(lambda x: x * 2, xs)
+            return torch.cat([ys, ys])
+
+    report = flopmeter.profile(Doubled(), torch.randn(8, 256))
+    # input 8*256*4 = 8,192 bytes, held; at the stacking: 8 slice results of 1,024 bytes
+    # (8,192) and the stacked 8,192  ->  24,576. Then the cat: input 8,192 + ys 8,192 +
+    # cat 16,384 = 32,768 (the slice results are gone by then)
+    assert report.peak_activation_bytes == 32_768
+    assert report.flops == 8 * 256  # the doubling; stacking and cat move bytes only
+
+
+def test_the_stacking_itself_raises_the_peak() -> None:
+    from torch._higher_order_ops.map import map as map_slices
+
+    class Mapped(nn.Module):
+        def forward(self, xs: torch.Tensor) -> torch.Tensor:
+            return map_slices(lambda x: x * 2, xs)
+
+    report = flopmeter.profile(Mapped(), torch.randn(8, 256))
+    # input 8,192 + the 8 slice results 8 * 1,024 = 8,192 + the stacked result 8,192 = 24,576
+    assert report.peak_activation_bytes == 24_576
+
+
+def test_a_backward_through_a_branch_is_refused_never_counted_short() -> None:
+    """cond's branch calls ``a``, whose weight is no operand of cond: torch runs the branch
+    below autograd, so ``a`` got no weight gradient and the backward was counted short
+    (960 MACs where the same model without cond counts 1,280), with no word."""
+
+    class CondPlus(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Linear(8, 8, bias=False)
+            self.c = nn.Linear(8, 8, bias=False)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.cond(x.sum() > 0, lambda x: self.a(x), lambda x: self.a(x) * 2, (x,)) + self.c(x)
+
+    model = CondPlus()
+    with pytest.raises(ValueError, match="higher-order operator cond .* no gradient"):
+        flopmeter.profile(model, torch.ones(5, 8), backward=True)
+    # the forward alone: a and c, 5 rows x 8 x 8 = 320 MACs each
+    assert flopmeter.profile(model, torch.ones(5, 8)).macs == 640
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_a_backward_through_a_loop_says_why() -> None:
+    """Before: "the model's output does not require grad ... does its forward run under
+    torch.no_grad()?", which it does not."""
+    with pytest.raises(ValueError, match="higher-order operator while_loop"):
+        flopmeter.profile(Loop(), torch.randn(2, 4), backward=True)
+
+
+def test_a_profile_inside_the_users_own_dispatch_mode() -> None:
+    """torch's eager kernels of cond and scan assert that no dispatch mode is on: under a
+    mode of the user's (FlopCounterMode, say) the profile failed with torch's "Mode should
+    never be enabled for CPU/CUDA key", blamed on the model."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Watching(TorchDispatchMode):
+        seen: set[str] = set()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            self.seen.add(str(func.overloadpacket))
+            return func(*args, **(kwargs or {}))
+
+    with Watching() as watching:
+        branches = flopmeter.profile(Branches(), torch.ones(5, 8))
+        scan = flopmeter.profile(Scan(), torch.randn(5, 2, 4))
+    assert (branches.macs, scan.macs) == (320, 160)  # as without the user's mode
+    assert "aten.addmm" in watching.seen  # the branch's Linear still reaches the user's mode
+
+
+def test_a_branch_that_leaves_a_mode_on_leaves_no_recorder_on() -> None:
+    """A branch that enters a dispatch mode of its own and leaves it on: torch's ``__exit__``
+    of the recorder took that mode off instead, and the recorder stayed on the stack after
+    the profile, seeing every later op of the process."""
+    from torch.utils._python_dispatch import TorchDispatchMode, _get_current_dispatch_mode_stack, _pop_mode
+
+    class Left(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            return func(*args, **(kwargs or {}))
+
+    class LeavesAMode(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Linear(8, 8)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            def branch(x: torch.Tensor) -> torch.Tensor:
+                Left().__enter__()  # never exited
+                return self.a(x)
+
+            return torch.cond(x.sum() > 0, branch, lambda x: x.clone(), (x,))
+
+    before = len(_get_current_dispatch_mode_stack())
+    try:
+        report = flopmeter.profile(LeavesAMode(), torch.ones(5, 8), shapes_only=False)
+        left = [type(mode).__name__ for mode in _get_current_dispatch_mode_stack()[before:]]
+    finally:
+        while len(_get_current_dispatch_mode_stack()) > before:
+            _pop_mode()
+    assert report.macs == 5 * 8 * 8  # = 320, the branch taken
+    assert "OpRecorder" not in left  # only the model's own mode is left on
+
+
+def test_a_shapes_only_failure_the_model_catches_hands_over_to_values() -> None:
+    """cond on a predicate made from a weight (meta in the shapes-only attempt) fails there;
+    a model that catches it and goes on took another path than the real run: before, that
+    path was counted (40 MACs, the gate alone)."""
+
+    class Catches(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.g = nn.Linear(8, 1)
+            self.a = nn.Linear(8, 8, bias=False)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            try:
+                return torch.cond(self.g(x).sum() > 0, lambda x: self.a(x), lambda x: self.a(x) * 2, (x,))
+            except RuntimeError:
+                return x * 3
+
+    report = flopmeter.profile(Catches(), torch.ones(5, 8))
+    assert report.options["computed"] == "values"
+    assert report.macs == 5 * 8 * 1 + 5 * 8 * 8  # g 40 + a 320 = 360 (either branch runs a)

@@ -18,8 +18,9 @@ quantizers: the same objects, under their names, each a row of its own, as when 
 graph is profiled as it is), except torch.export's ``_guards_fn``: its check of the
 inputs' shapes is no layer of the model and runs no aten op, so it is called but has no
 row, as in the eager model. A computing node with no
-record (the quantize and dequantize nodes PT2E's convert inserts) runs at the root, as
-in the unflattened program re-exported from the graph; a node that computes nothing
+record (the quantize and dequantize nodes PT2E's convert inserts) runs at the root
+between two calls of modules, and inside a module's call between two of its nodes (it
+does not split the call in two); a node that computes nothing
 (a placeholder, a constant, a ``call_module`` node) runs in the module running at that
 point. The graph module is only read: nothing is added to it or changed.
 
@@ -259,6 +260,23 @@ class _Run:
         self.interpreter.args_iter = iter(inputs)
         self.at = 0
         self.output: Any = None
+        self.anchors = self._anchors()
+
+    def _anchors(self) -> list[int]:
+        """For each node, the node whose stack says where it runs: itself, or for a computing
+        node that records no module (a quantize node ``convert_pt2e`` put between two ops of
+        one layer), the next node that records one (or the output): so it runs inside the
+        call it sits in, which it does not split in two, and at the root between calls."""
+        anchors = list(range(len(self.nodes)))
+        following = len(self.nodes) - 1
+        for at in reversed(range(len(self.nodes))):
+            node = self.nodes[at]
+            unrecorded = node.op in ("call_function", "call_method") and not node.meta.get("nn_module_stack")
+            if unrecorded and self.root._placed[at]:
+                anchors[at] = following
+            elif self.root._placed[at]:
+                following = at
+        return anchors
 
     def within(self, depth: int, key: str) -> list[Any]:
         """Run nodes from the current one while they ran in this call (``key``, ``depth``
@@ -280,6 +298,7 @@ class _Run:
         return self.root._placed[at]
 
     def _outside(self, at: int, depth: int, key: str) -> bool:
+        at = self.anchors[at]
         stack = self.stacks[at]
         return bool(depth) and self._recorded(at) and (len(stack) < depth or stack[depth - 1][0] != key)
 

@@ -12,7 +12,8 @@ flopmeter's did until stop 22 (FlopCounterMode takes them, and counts the larger
   iteration, ``scan`` and ``map`` each step. The kernel's own bookkeeping (stacking the
   steps' results) is not recorded: it moves bytes and does no arithmetic. A branch or loop
   decided by a tensor's value needs that value, so a shapes-only run hands over to a run
-  with values;
+  with values. A backward through one is refused (``BackwardUnavailable``): run below
+  autograd, the weights its functions use would get no gradient;
 - ``flex_attention`` is counted whole as attention over every query and key (the dense
   scores its eager kernel computes, as ``scaled_dot_product_attention``), masked when it
   is given a block mask (any ``mask_mod``: the eager kernel applies it to every score);
@@ -25,13 +26,17 @@ flopmeter's did until stop 22 (FlopCounterMode takes them, and counts the larger
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch._C import DispatchKey
+from torch._C import DispatchKey, _len_torch_dispatch_stack
 from torch._ops import HigherOrderOperator
+from torch.utils._python_dispatch import TorchDispatchMode, _pop_mode, _push_mode
 from torch.utils._pytree import tree_flatten
+
+from ..interrupts import ModeOn
 
 if TYPE_CHECKING:
     from .recorder import OpRecorder
@@ -54,12 +59,46 @@ def run_higher_order(
     if kernel is None or not calls_the_model:  # run by torch, listed as an op without a formula
         tensors = tuple(t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor))
         return _run_whole(recorder, func, args, kwargs, f"higher_order.{name}", tensors)
-    if name not in recorder.higher_order_ran:
-        recorder.higher_order_ran.append(name)
+    if recorder.stack.track_backward and torch.is_grad_enabled():
+        from .run import BackwardUnavailable  # run.py imports this module's importer
+
+        raise BackwardUnavailable(
+            f"backward=True: the higher-order operator {name} runs the model's own functions, "
+            "which torch differentiates eagerly only through its compiler (a profile turns it "
+            "off): run as they are, the weights they use get no gradient, and the backward "
+            "would be counted short. Count the forward alone (backward=False)"
+        )
     wrapped = list(args)
-    for position in calls_the_model:
-        wrapped[position] = _recorded(recorder, args[position])
-    return kernel(*wrapped, **kwargs)
+    live_after_call = [recorder.live_bytes]  # live memory as the model's last function returned
+    with _modes_lifted() as below:  # the eager kernels assert that no dispatch mode is on
+        for position in calls_the_model:
+            wrapped[position] = _recorded(recorder, args[position], live_after_call, below)
+        out = kernel(*wrapped, **kwargs)
+    _made_by_the_kernel(recorder, out, (args, kwargs), live_after_call[0])
+    return out
+
+
+def _made_by_the_kernel(recorder: OpRecorder, out: Any, inputs: Any, live_after_call: int) -> None:
+    """Follow, as live memory, the results the kernel made itself, unrecorded (``map`` and
+    ``scan`` stack their steps' results): made while the steps' results were still alive
+    (the memory live as the last step returned), then alive as long as the model keeps them.
+    A result a step made is followed already; an input, a weight or a view of one is not new
+    memory (a meta kernel's stacked result is a view of the buffer it made)."""
+    given = {id(t) for t in tree_flatten(inputs)[0] if isinstance(t, torch.Tensor)}
+    followed, weights = recorder._sizes, recorder._roles
+
+    def known(key: int) -> bool:
+        return key in given or key in followed or key in weights
+
+    made = [
+        t
+        for t in tree_flatten(out)[0]
+        if isinstance(t, torch.Tensor) and not known(id(t)) and not known(id(t._base))
+    ]
+    new_bytes = sum(t.numel() * t.element_size() for t in made)
+    recorder.peak_bytes = max(recorder.peak_bytes, live_after_call + new_bytes)
+    for tensor in made:
+        recorder._allocated(tensor)
 
 
 def _is_the_models_function(arg: Any) -> bool:
@@ -85,12 +124,44 @@ def _run_whole(
     return out
 
 
-def _recorded(recorder: OpRecorder, function: Callable[..., Any]) -> Callable[..., Any]:
-    """``function`` called with the recorder on: the ops it runs are the model's."""
+@contextmanager
+def _modes_lifted() -> Iterator[list[TorchDispatchMode]]:
+    """The dispatch modes below the recorder (a user's own: profile called inside a
+    FlopCounterMode), lifted while an operator's eager kernel runs (top first)."""
+    lifted = [_pop_mode() for _ in range(_len_torch_dispatch_stack())]
+    try:
+        yield lifted
+    finally:
+        for mode in reversed(lifted):
+            _push_mode(mode)
+
+
+def _take_off(modes: list[TorchDispatchMode]) -> None:
+    """Take ``modes`` off the dispatch stack (all that is on it while they are lifted),
+    keeping any mode a function left on above them."""
+    stack = [_pop_mode() for _ in range(_len_torch_dispatch_stack())]  # top first
+    for mode in reversed(stack):
+        if not any(mode is lifted for lifted in modes):
+            _push_mode(mode)
+
+
+def _recorded(
+    recorder: OpRecorder, function: Callable[..., Any], live_after: list[int], below: list[TorchDispatchMode]
+) -> Callable[..., Any]:
+    """``function`` called with the recorder on, above the modes ``below`` it (lifted for
+    the kernel): the ops it runs are the model's (``live_after[0]``: the live memory as it
+    returns, its results still held)."""
 
     def call(*args: Any, **kwargs: Any) -> Any:
-        with recorder:
-            return function(*args, **kwargs)
+        for mode in reversed(below):
+            _push_mode(mode)
+        try:
+            with ModeOn(recorder):  # takes exactly the recorder off (a function may leave a mode on)
+                result = function(*args, **kwargs)
+        finally:
+            _take_off(below)
+        live_after[0] = recorder.live_bytes
+        return result
 
     return call
 

@@ -94,7 +94,6 @@ class OpRecorder(TorchDispatchMode):
         self.failed_on_meta: Exception | None = None
         # the higher-order operators that ran the model's functions (torch.cond, while_loop,
         # scan, ...): eagerly, torch gives them no autograd (a backward's error says so)
-        self.higher_order_ran: list[str] = []
         self._refusal = (
             "counting on shapes cannot follow torch.autocast's casts (autocast does not cast "
             "meta tensors); profile with shapes_only=False"
@@ -177,7 +176,12 @@ class OpRecorder(TorchDispatchMode):
         op = _OPS.get(func)
         if op is None:
             if isinstance(func, HigherOrderOperator):  # torch.cond, scan, flex_attention, ...
-                return run_higher_order(self, func, args, kwargs or {})
+                try:
+                    return run_higher_order(self, func, args, kwargs or {})
+                except Exception as error:  # its kernel on meta (``if pred:``), as for any op below
+                    if self.shapes_only and self.failed_on_meta is None and is_meta_limitation(error):
+                        self.failed_on_meta = error
+                    raise
             op = _op_facts(func)
         if self.probe is not None:
             self._look_for_probe(args)

@@ -562,7 +562,7 @@ def _run_once(
                     output = model(*args, **kwargs)
                     returned = True
                     if backward:
-                        _run_backward(model, args, kwargs, output, walk.parameters, recorder.higher_order_ran)
+                        _run_backward(model, args, kwargs, output, walk.parameters)
                 except AttentionSeen:
                     pass  # the run stopped at an attention call: made again below
                 except BackwardUnavailable:
@@ -620,7 +620,6 @@ def _run_backward(
     kwargs: Any,
     output: Any,
     before: list[torch.nn.Parameter],
-    higher_order: list[str],
 ) -> None:
     """The backward of ``output``'s sum, with respect to every parameter that requires grad:
     the model's parameters as the forward began (``before``: a forward may delete a
@@ -635,7 +634,7 @@ def _run_backward(
     wrt: list[torch.Tensor] = [p for p in params.values() if p.requires_grad]
     wrt += [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor) and t.requires_grad]
     if not outputs:
-        raise BackwardUnavailable(_why_no_backward(output, tensors, wrt, model, higher_order))
+        raise BackwardUnavailable(_why_no_backward(output, tensors, wrt, model))
     ones = [torch.ones_like(t) for t in outputs]
     leaves, reentrant = _graph_leaves(outputs)
     wrt = list({id(t): t for t in [*wrt, *leaves]}.values())
@@ -725,7 +724,6 @@ def _why_no_backward(
     tensors: list[torch.Tensor],
     wrt: list[torch.Tensor],
     model: torch.nn.Module,
-    higher_order: list[str],
 ) -> str:
     if not tensors:
         return (
@@ -748,14 +746,6 @@ def _why_no_backward(
             f"({', '.join(quantized[:3])}{', ...' if len(quantized) > 3 else ''}) have no gradient "
             "in torch. Count the training step on the float model (or a QAT-prepared one, whose "
             "fake-quantized layers do have a backward)"
-        )
-    if higher_order:  # while_loop, scan: their eager kernel gives the output no grad_fn
-        return (
-            f"backward=True: the model's output does not require grad although {len(wrt)} "
-            f"parameter(s) or input(s) do: its forward ran the higher-order operator(s) "
-            f"{', '.join(higher_order)}, whose autograd torch prepares only through its compiler, "
-            "which a profile turns off. Count the forward without gradients: backward=False, or "
-            "the model's parameters frozen"
         )
     return (
         f"backward=True: the model's output does not require grad although {len(wrt)} "
