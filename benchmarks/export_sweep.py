@@ -21,15 +21,14 @@ import argparse
 import io
 import json
 import os
-import resource
-import subprocess
 import sys
 import tempfile
-import traceback
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from isolated import run_all, run_worker  # noqa: E402
 
 TORCHVISION = [
     "resnet18",
@@ -341,44 +340,15 @@ def main() -> None:
     parser.add_argument("--save", action="store_true", help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.one:
-        limit = int(options.memory_gb * 2**30)
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        try:
-            result = one(options.one, options.save)
-        except Exception as error:  # noqa: BLE001 - a crash is a finding
-            result = {"name": options.one, "status": "crashed", "reason": traceback.format_exc()[-600:]}
-            result["error"] = type(error).__name__
-        print("RESULT " + json.dumps(result, default=str))
+        run_worker(options.one, options.memory_gb, lambda: one(options.one, options.save))
         return
-    done: dict[str, dict[str, Any]] = {}
-    if os.path.exists(options.out):
-        for text in Path(options.out).read_text().splitlines():
-            row = json.loads(text)
-            done[row["name"]] = row
     todo = options.only.split(",") if options.only else names()
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-    for index, name in enumerate(todo):
-        if name not in done:
-            command = [sys.executable, __file__, "--one", name, "--memory-gb", str(options.memory_gb)]
-            if index == 0:
-                command.append("--save")
-            try:
-                run = subprocess.run(
-                    command, capture_output=True, text=True, timeout=options.timeout, env=env
-                )
-                found = [x for x in run.stdout.splitlines() if x.startswith("RESULT ")]
-                row = (
-                    json.loads(found[-1][7:])
-                    if found
-                    else {"name": name, "status": "crashed", "reason": run.stderr[-400:]}
-                )
-            except subprocess.TimeoutExpired:
-                row = {"name": name, "status": "timeout", "reason": f"over {options.timeout} s"}
-            done[name] = row
-            with open(options.out, "a") as out:
-                out.write(json.dumps(row, default=str) + "\n")
-        print(line(done[name]), flush=True)
-    rows = [done[n] for n in todo]
+
+    def command_for(index: int, name: str) -> list[str]:
+        command = [sys.executable, __file__, "--one", name, "--memory-gb", str(options.memory_gb)]
+        return command + ["--save"] if index == 0 else command
+
+    rows = run_all(todo, options.out, options.timeout, command_for, line)
     ok = [r for r in rows if r["status"] == "ok"]
     same = [r for r in ok if not (r["totals"] or r["modules"] or r["only_eager"] or r["only_exported"])]
     print(f"\n{len(ok)}/{len(rows)} exported and profiled; {len(same)} identical per module and in total")

@@ -40,11 +40,8 @@ import contextlib
 import io
 import json
 import os
-import resource
-import subprocess
 import sys
 import tempfile
-import traceback
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,6 +49,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from isolated import randomize, run_all, run_worker  # noqa: E402
 
 
 @dataclass
@@ -70,20 +71,6 @@ class Case:
             for name, axes in self.dynamic.items()
             for axis, dim in axes.items()
         }
-
-
-def randomize(model: torch.nn.Module) -> torch.nn.Module:
-    """Random weights and BatchNorm statistics (identical untrained weights are deduplicated
-    or dropped by the exporters)."""
-    with torch.no_grad():
-        for param in model.parameters():
-            param.normal_(0, 0.05)
-        for name, buffer in model.named_buffers():
-            if name.endswith("running_var"):
-                buffer.uniform_(0.5, 1.5)
-            elif name.endswith("running_mean"):
-                buffer.normal_(0, 0.1)
-    return model.eval()
 
 
 def _image(model: torch.nn.Module, *shape: int) -> Case:
@@ -602,42 +589,15 @@ def main() -> None:
         return
     variants = options.variants.split(",")
     if options.one:
-        limit = int(options.memory_gb * 2**30)
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        try:
-            result = one(options.one, variants)
-        except Exception:  # noqa: BLE001 - a crash is a finding
-            result = {"name": options.one, "status": "crashed", "reason": traceback.format_exc()[-600:]}
-        print("RESULT " + json.dumps(result, default=str))
+        run_worker(options.one, options.memory_gb, lambda: one(options.one, variants))
         return
-    done: dict[str, dict[str, Any]] = {}
-    if os.path.exists(options.out):
-        for text in Path(options.out).read_text().splitlines():
-            row = json.loads(text)
-            done[row["name"]] = row
     todo = options.only.split(",") if options.only else list(MODELS)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-    for name in todo:
-        if name not in done:
-            command = [sys.executable, __file__, "--one", name, "--memory-gb", str(options.memory_gb)]
-            command += ["--variants", options.variants]
-            try:
-                run = subprocess.run(
-                    command, capture_output=True, text=True, timeout=options.timeout, env=env
-                )
-                found = [x for x in run.stdout.splitlines() if x.startswith("RESULT ")]
-                row = (
-                    json.loads(found[-1][7:])
-                    if found
-                    else {"name": name, "status": "crashed", "reason": run.stderr[-400:]}
-                )
-            except subprocess.TimeoutExpired:
-                row = {"name": name, "status": "timeout", "reason": f"over {options.timeout} s"}
-            done[name] = row
-            with open(options.out, "a") as out:
-                out.write(json.dumps(row, default=str) + "\n")
-        print(line(done[name]), flush=True)
-    print("\n" + summary([done[n] for n in todo]))
+
+    def command_for(index: int, name: str) -> list[str]:
+        command = [sys.executable, __file__, "--one", name, "--memory-gb", str(options.memory_gb)]
+        return command + ["--variants", options.variants]
+
+    print("\n" + summary(run_all(todo, options.out, options.timeout, command_for, line)))
 
 
 if __name__ == "__main__":

@@ -37,6 +37,10 @@ import torch
 
 import flopmeter
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from isolated import randomize  # noqa: E402
+
 Built = tuple[torch.nn.Module, Any]
 
 
@@ -267,14 +271,7 @@ def peers(name: str) -> dict[str, Any]:
 
 def onnx(name: str) -> dict[str, Any]:
     model, inputs = MODELS[name]()
-    with torch.no_grad():
-        for param in model.parameters():
-            param.normal_(0, 0.05)
-        for buffer_name, buffer in model.named_buffers():
-            if buffer_name.endswith("running_var"):
-                buffer.uniform_(0.5, 1.5)
-            elif buffer_name.endswith("running_mean"):
-                buffer.normal_(0, 0.1)
+    model = randomize(model)
     if isinstance(inputs, dict):
         model, inputs = _Keywords(model, list(inputs)).eval(), tuple(inputs.values())
     report = flopmeter.profile(model, inputs)
