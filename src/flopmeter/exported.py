@@ -31,11 +31,23 @@ def unflattened(program: Any) -> tuple[torch.nn.Module, dict[str, str]]:
     class name each module had when it was exported ("" is the root)."""
     module = torch.export.unflatten(program)
     _attention_called_whole(module)
+    return module, recorded_classes(program.graph)
+
+
+EMPTY_STACK = "_empty_nn_module_stack"  # torch's entry for a node made with no module stack
+
+
+def recorded_classes(graph: torch.fx.Graph) -> dict[str, str]:
+    """By qualified name, the class name each module had when ``graph`` was recorded, from
+    its nodes' ``nn_module_stack`` (a class's dotted path in a program, the class itself in
+    a symbolic trace); torch's placeholder entry for a node made with no stack is none."""
     classes: dict[str, str] = {}
-    for node in program.graph.nodes:
+    for node in graph.nodes:
         for path, kind in (node.meta.get("nn_module_stack") or {}).values():
-            classes.setdefault(path, str(kind).rsplit(".", 1)[-1])
-    return module, classes
+            if not str(path).startswith(EMPTY_STACK):
+                name = kind.__name__ if isinstance(kind, type) else str(kind).rsplit(".", 1)[-1]
+                classes.setdefault(str(path), name)
+    return classes
 
 
 def _attention_called_whole(module: torch.nn.Module) -> None:

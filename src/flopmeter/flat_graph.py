@@ -37,9 +37,8 @@ from typing import Any, TypeGuard
 
 import torch
 
-from .exported import whole
+from .exported import EMPTY_STACK, recorded_classes, whole
 
-_EMPTY = "_empty_nn_module_stack"
 _GUARDS = "_guards_fn"
 Stack = tuple[tuple[str, str], ...]  # (key, qualified name) of each module a node ran in, outermost first
 
@@ -59,12 +58,7 @@ def records_modules(model: Any) -> TypeGuard[torch.fx.GraphModule]:
 def regrouped(graph_module: torch.fx.GraphModule) -> tuple[torch.nn.Module, dict[str, str]]:
     """The module tree ``graph_module``'s nodes record (module docstring) and, by qualified
     name, the class each module had when exported ("" is the root)."""
-    classes: dict[str, str] = {}
-    for node in graph_module.graph.nodes:
-        for path, kind in _records(node):
-            classes.setdefault(
-                path, kind.__name__ if isinstance(kind, type) else str(kind).rsplit(".", 1)[-1]
-            )
+    classes = recorded_classes(graph_module.graph)
     classes.setdefault("", type(graph_module).__name__)  # symbolic_trace records no root: its class's name
     tree = _Regrouped(graph_module)
     for name, module in tree.named_modules():
@@ -118,12 +112,6 @@ def running_module(model: torch.nn.Module, node: torch.fx.Node, default: str) ->
     return stack[-1][1] if stack else ""
 
 
-def _records(node: torch.fx.Node) -> list[tuple[str, Any]]:
-    """(qualified name, class) of each module ``node`` ran in, the root's included."""
-    stack = node.meta.get("nn_module_stack") or {}
-    return [(str(path), kind) for path, kind in stack.values() if not str(path).startswith(_EMPTY)]
-
-
 def _stack(node: torch.fx.Node) -> Stack:
     """The modules ``node`` ran in below the root (whose name is ""); torch's placeholder
     entry for a node made with no stack (``_empty_nn_module_stack_from_metadata_hook``, on
@@ -132,7 +120,7 @@ def _stack(node: torch.fx.Node) -> Stack:
     return tuple(
         (str(key), str(value[0]))
         for key, value in stack.items()
-        if value[0] and not str(value[0]).startswith(_EMPTY)
+        if value[0] and not str(value[0]).startswith(EMPTY_STACK)
     )
 
 
