@@ -496,6 +496,17 @@ def work_by_dtype(report: Report, facts: ModelFacts | None = None) -> dict[str, 
     return grouped
 
 
+_INTEGER_DTYPES = ("int", "uint", "qint", "quint")  # an ONNX MatMulInteger's uint8 too
+
+
+def integer_macs(report: Report) -> int:
+    """The forward MACs done in integer arithmetic (``work_by_dtype``'s integer dtypes),
+    which FLOPs do not count."""
+    return sum(
+        work["macs"] for dtype, work in work_by_dtype(report).items() if dtype.startswith(_INTEGER_DTYPES)
+    )
+
+
 MAX_BITS = 64  # float64: the widest number a weight or an activation is stored in
 
 

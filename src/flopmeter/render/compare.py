@@ -22,7 +22,7 @@ def comparison_rows(
     MACs done in integer arithmetic (int8 contractions), which FLOPs do not count. With
     ``seconds`` (the measured median per model), ``median_seconds`` and ``measured_speedup``
     = first / this."""
-    from ..compression.view import work_by_dtype
+    from ..compression.view import integer_macs
 
     base = reports[0]
     rows = []
@@ -35,9 +35,7 @@ def comparison_rows(
             "flops": flops,
             "compression": base.params / report.params if report.params else None,
             "flops_speedup": base.flops_as(convention) / flops if flops else None,
-            "integer_macs": sum(
-                work["macs"] for dtype, work in work_by_dtype(report).items() if dtype.startswith(_INTEGER)
-            ),
+            "integer_macs": integer_macs(report),
         }
         if seconds is not None:
             row["median_seconds"] = seconds[index]
@@ -46,15 +44,12 @@ def comparison_rows(
     return rows
 
 
-_INTEGER = ("int", "uint", "qint", "quint")  # dtypes of integer work (an ONNX MatMulInteger's uint8)
-
-
 def _ratio(value: float | None, precision: int) -> str:
     return "-" if value is None else f"{value:.{precision}f}x"
 
 
 def _totals_table(
-    reports: list[Report], convention: str, units: str, precision: int, seconds: list[float] | None
+    rows: list[dict[str, Any]], convention: str, units: str, precision: int, seconds: list[float] | None
 ) -> tuple[list[str], list[list[str]]]:
     from .speed import seconds as duration
 
@@ -62,7 +57,7 @@ def _totals_table(
     if seconds is not None:
         header += ["median", "measured speedup"]
     body = []
-    for row in comparison_rows(reports, convention, seconds):
+    for row in rows:
         cells = [
             row["model"],
             u.scaled(row["params"], units, precision).strip(),
@@ -149,13 +144,14 @@ def render_comparison(
     from .formats import markdown_table
 
     table = markdown_table if markdown else grid
-    totals = _totals_table(reports, convention, units, precision, seconds)
+    models = comparison_rows(reports, convention, seconds)
+    totals = _totals_table(models, convention, units, precision, seconds)
     lines = [_title(reports), "", *(markdown_table(*totals) if markdown else grid(*totals, left=1))]
-    header, rows = _shared_table(reports, convention, units, precision)
-    if rows and not totals_only:
+    header, shared = _shared_table(reports, convention, units, precision)
+    if shared and not totals_only:
         lines += ["", f"shared modules ({FLOPS_LABEL[convention]}):", *([""] if markdown else [])]
-        lines += table(header, rows)
-    warnings = _integer_notes(reports, comparison_rows(reports, convention)) + _warnings(reports)
+        lines += table(header, shared)
+    warnings = _integer_notes(reports, models) + _warnings(reports)
     if markdown:
         return "\n".join(lines + ([""] + warnings if warnings else [])) + "\n"
     return "\n".join(lines + warnings)
