@@ -26,8 +26,7 @@ flopmeter's did until stop 22 (FlopCounterMode takes them, and counts the larger
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -36,7 +35,7 @@ from torch._ops import HigherOrderOperator
 from torch.utils._python_dispatch import TorchDispatchMode, _pop_mode, _push_mode
 from torch.utils._pytree import tree_flatten
 
-from ..interrupts import ModeOn
+from ..interrupts import ModeOn, Undoing
 
 if TYPE_CHECKING:
     from .recorder import OpRecorder
@@ -70,7 +69,8 @@ def run_higher_order(
         )
     wrapped = list(args)
     live_after_call = [recorder.live_bytes]  # live memory as the model's last function returned
-    with _modes_lifted() as below:  # the eager kernels assert that no dispatch mode is on
+    with _ModesLifted() as lifted:  # the eager kernels assert that no dispatch mode is on
+        below = lifted.lifted
         for position in calls_the_model:
             wrapped[position] = _recorded(recorder, args[position], live_after_call, below)
         out = kernel(*wrapped, **kwargs)
@@ -113,27 +113,33 @@ def _run_whole(
     kwargs: dict[str, Any],
     recorded_as: str,
     recorded_args: tuple[Any, ...],
+    recorded_kwargs: dict[str, Any] | None = None,
 ) -> Any:
     """``func`` run by torch, unrecorded, and one event for the whole call."""
     out = func(*args, **kwargs)
     outputs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
     for tensor in outputs:
         recorder._allocated(tensor)
-    if not (recorder.suppressed or recorder.stack.inside_custom):
-        recorder.record(recorded_as, "default", tuple(recorded_args), {}, outputs)
+    if not recorder.covered:
+        recorder.record(recorded_as, "default", tuple(recorded_args), recorded_kwargs or {}, outputs)
     return out
 
 
-@contextmanager
-def _modes_lifted() -> Iterator[list[TorchDispatchMode]]:
+class _ModesLifted(Undoing):
     """The dispatch modes below the recorder (a user's own: profile called inside a
-    FlopCounterMode), lifted while an operator's eager kernel runs (top first)."""
-    lifted = [_pop_mode() for _ in range(_len_torch_dispatch_stack())]
-    try:
-        yield lifted
-    finally:
-        for mode in reversed(lifted):
-            _push_mode(mode)
+    FlopCounterMode), lifted while an operator's eager kernel runs (``lifted``: top first)
+    and put back after it, also if an interrupt arrives (interrupts.py: no generator here)."""
+
+    def __init__(self) -> None:
+        self.lifted: list[TorchDispatchMode] = []
+
+    def take(self) -> None:
+        while _len_torch_dispatch_stack():
+            self.lifted.append(_pop_mode())
+
+    def leave(self) -> None:
+        while self.lifted:  # the bottom one first
+            _push_mode(self.lifted.pop())
 
 
 def _take_off(modes: list[TorchDispatchMode]) -> None:
@@ -171,11 +177,10 @@ def _flex_attention(
 ) -> Any:
     """One event for the whole call: query, key, value (and whether a block mask masks
     anything) for the attention formula; the outputs from torch's own kernel, unrecorded."""
-    out = _run_whole(recorder, func, args, kwargs, FLEX_ATTENTION, tuple(args[:3]))
-    if not (recorder.suppressed or recorder.stack.inside_custom):
-        block_mask = args[4] if len(args) > 4 else kwargs.get("block_mask", ())
-        recorder.events[-1].kwargs["masked"] = _masks(block_mask)
-    return out
+    block_mask = args[4] if len(args) > 4 else kwargs.get("block_mask", ())
+    return _run_whole(
+        recorder, func, args, kwargs, FLEX_ATTENTION, tuple(args[:3]), {"masked": _masks(block_mask)}
+    )
 
 
 def _masks(block_mask: Any) -> bool:

@@ -213,9 +213,15 @@ class OpRecorder(TorchDispatchMode):
                 self.probe, self.probe_event = None, len(self.events)
                 return
 
+    @property
+    def covered(self) -> bool:
+        """Whether the ops running now are covered by an event of a whole call above them
+        (a whole function, a module with a custom formula): not recorded one by one."""
+        return bool(self.suppressed) or self.stack.inside_custom
+
     def _attention_unseen(self) -> None:
         """An attention op came without a FunctionRecorder to count its call whole."""
-        if self.unseen_attention_in is None and not (self.suppressed or self.stack.inside_custom):
+        if self.unseen_attention_in is None and not self.covered:
             self.unseen_attention_in = self.stack.current()
             raise AttentionSeen  # stop the run here: it is made again with a FunctionRecorder
 
@@ -262,10 +268,8 @@ class OpRecorder(TorchDispatchMode):
                 self._keep_alive.append(out)
             return out
         flat_out = [out] if isinstance(out, torch.Tensor) else _output_tensors(out)
-        quiet = (  # ops a whole-call event covers
-            self.suppressed
-            or self.stack.inside_custom
-            or (self.library is not None and self.library.covers(self._record_call, self.meta_of, flat_out))
+        quiet = self.covered or (  # ops a whole-call event covers; a torchao primitive's too
+            self.library is not None and self.library.covers(self._record_call, self.meta_of, flat_out)
         )
         if op.is_view:
             if quiet:
@@ -558,7 +562,7 @@ class FunctionRecorder(TorchFunctionMode):
     ) -> Any:
         kwargs = kwargs or {}
         name = WHOLE_FUNCTIONS.get(func)
-        if name is None or self.ops.suppressed or self.ops.stack.inside_custom:
+        if name is None or self.ops.covered:
             return func(*args, **kwargs)
         self.ops.suppressed += 1
         try:
