@@ -30,17 +30,18 @@ def _scale(name: str) -> dict[str, np.ndarray]:
     return {f"{name}_s": np.array(0.1, np.float32), f"{name}_z": np.array(128, np.uint8)}
 
 
-def _quantized_linear() -> onnx.ModelProto:
+def _quantized_linear(combine: str = "QLinearAdd", relu: bool = True) -> onnx.ModelProto:
     """quantize_static(QOperator) of a Linear 4 -> 8 on x (2, 3, 4), then ReLU: the bias is
-    a uint8 vector and QLinearAdd's *first* operand, as onnxruntime writes it for BERT."""
+    a uint8 vector and QLinearAdd's *first* operand, as onnxruntime writes it for BERT
+    (``combine``: the op taking it; ``relu=False``: y is the dequantized result)."""
     nodes = [
         helper.make_node("QuantizeLinear", ["x", "x_s", "x_z"], ["xq"]),
         helper.make_node("QLinearMatMul", ["xq", "x_s", "x_z", "w", "w_s", "w_z", "m_s", "m_z"], ["mq"]),
         helper.make_node(
-            "QLinearAdd", ["bias", "b_s", "b_z", "mq", "m_s", "m_z", "y_s", "y_z"], ["yq"], domain=MS
+            combine, ["bias", "b_s", "b_z", "mq", "m_s", "m_z", "y_s", "y_z"], ["yq"], domain=MS
         ),
-        helper.make_node("DequantizeLinear", ["yq", "y_s", "y_z"], ["yf"]),
-        helper.make_node("Relu", ["yf"], ["y"]),
+        helper.make_node("DequantizeLinear", ["yq", "y_s", "y_z"], ["yf" if relu else "y"]),
+        *([helper.make_node("Relu", ["yf"], ["y"])] if relu else []),
     ]
     weights = {
         "w": np.ones((4, 8), np.uint8),
@@ -297,20 +298,7 @@ def test_a_quantized_exporter_constant_is_not_a_parameter() -> None:
 # docs/onnx.md promises (promises audit, stop 22): QLinearMul broadcasts as QLinearAdd does,
 # QLinearGlobalAveragePool is integer work, an optimized file's fused attention is not halved.
 def test_qlinear_mul_broadcasts_its_operands_and_its_quantized_vector_is_a_parameter() -> None:
-    nodes = [
-        helper.make_node("QuantizeLinear", ["x", "x_s", "x_z"], ["xq"]),
-        helper.make_node("QLinearMatMul", ["xq", "x_s", "x_z", "w", "w_s", "w_z", "m_s", "m_z"], ["mq"]),
-        helper.make_node(
-            "QLinearMul", ["bias", "b_s", "b_z", "mq", "m_s", "m_z", "y_s", "y_z"], ["yq"], domain=MS
-        ),
-        helper.make_node("DequantizeLinear", ["yq", "y_s", "y_z"], ["y"]),
-    ]
-    weights = {
-        "w": np.ones((4, 8), np.uint8),
-        "bias": np.ones(8, np.uint8),
-        **_scale("x"), **_scale("w"), **_scale("m"), **_scale("b"), **_scale("y"),
-    }  # fmt: skip
-    report = profile_onnx(_model(nodes, {"x": (2, 3, 4)}, weights, ["y"]))
+    report = profile_onnx(_quantized_linear("QLinearMul", relu=False))
     assert report.macs == 2 * 3 * 4 * 8  # 192 integer MACs
     assert report.flops == 24 * 4 + 48 * 2  # Quantize 96 + Dequantize on (2, 3, 8) 96: 192
     assert report.params == 4 * 8 + 8  # 40: W and the uint8 vector
