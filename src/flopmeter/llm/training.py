@@ -83,6 +83,11 @@ class TrainingStep:
     recompute: bool
     optimizer: bool
 
+    def __repr__(self) -> str:
+        from ..render.reprs import training_repr
+
+        return training_repr(self)
+
     @property
     def attention_layers(self) -> int:
         """Layers that run attention: those that hand a KV cache their keys and values (a
