@@ -129,7 +129,7 @@ def test_comparison_repr() -> None:
     comparison = Comparison("net", "net pruned", [], before, after, "a100-sxm-80gb", 1.5)
     assert repr(comparison) == (
         "<Comparison 'net' -> 'net pruned': params 1.00 M -> 1.00 M, MACs effective 2.00 G -> 1.00 G, "
-        "est. speedup 1.50x on a100-sxm-80gb; 0 layers>"
+        "est. speedup 1.50x on a100-sxm-80gb; 0 layers; print() for the per-layer table>"
     )
 
 
@@ -205,6 +205,7 @@ def test_model_errors_are_caught_by_the_exported_class() -> None:
 def test_llm_mode_reprs_are_short_and_show_their_numbers() -> None:
     transformers = pytest.importorskip("transformers")
     from flopmeter.render import units as u
+    from flopmeter.render.llm import render_training
 
     config = transformers.LlamaConfig(
         hidden_size=32,
@@ -219,7 +220,7 @@ def test_llm_mode_reprs_are_short_and_show_their_numbers() -> None:
     # MLP 3*32*64 = 6,144; two layer norms + final norm 3*32 = 96; lm_head 64*32 = 2,048
     # total 2,048 + 2,048 + 1,024 + 6,144 + 96 + 2,048 = 13,408
     assert repr(cost) == (
-        "<LLMCost LlamaForCausalLM: prompt 8, generate 2, batch 1, 13.41 K params; .prefill, .decode(n), .serving(hw)>"
+        "<LLMCost LlamaForCausalLM: prompt 8, generate 2, batch 1, 13.41 K params; print(cost) for the report>"
     )
     prefill = cost.prefill
     assert repr(prefill) == (
@@ -233,6 +234,8 @@ def test_llm_mode_reprs_are_short_and_show_their_numbers() -> None:
     step = flopmeter.training_step(config, tokens=8)
     _one_line(repr(step))
     assert f"model {u.count(step.model_flops, 'FLOPs')}" in repr(step)
+    assert str(step).startswith(render_training(step))  # print(step): what the CLI prints
+    assert "prefill" in str(cost) and len(str(cost).splitlines()) > 5
     for text in (repr(cost), repr(prefill)):
         _one_line(text)
 

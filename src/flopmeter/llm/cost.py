@@ -60,6 +60,12 @@ class LLMCost:
 
         return llm_cost_repr(self)
 
+    def __str__(self) -> str:
+        """The whole LLM-mode report, as the CLI prints it (traces the fits it shows)."""
+        from ..render.llm import render_llm
+
+        return render_llm(self)
+
     def variant(self, **changes: Any) -> LLMCost:
         """The same model with other settings (``causal``, ``all_logits``, ``prompt``, ...):
         no rebuild, fresh traces."""

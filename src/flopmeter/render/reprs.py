@@ -144,7 +144,7 @@ def compression_repr(view: Any) -> str:
 
 def comparison_repr(comparison: Any) -> str:
     """``<Comparison 'ResNet' -> 'ResNet': params 11.69 M -> 5.85 M, MACs effective
-    1.81 G -> 0.91 G, est. speedup 1.95x on a100-sxm-80gb; 21 layers>``."""
+    1.81 G -> 0.91 G, est. speedup 1.95x on a100-sxm-80gb; 21 layers; print() for the per-layer table>``."""
     before, after = comparison.before, comparison.after
     measured = (
         f", measured {comparison.measured_speedup:.2f}x" if comparison.measured_speedup is not None else ""
@@ -154,16 +154,16 @@ def comparison_repr(comparison: Any) -> str:
         f"params {u.scaled(before.params).strip()} -> {u.scaled(after.params).strip()}, "
         f"MACs effective {u.scaled(before.macs_effective).strip()} -> {u.scaled(after.macs_effective).strip()}, "
         f"est. speedup {comparison.speedup_estimate:.2f}x on {comparison.hardware}{measured}; "
-        f"{len(comparison.layers)} layers>"
+        f"{len(comparison.layers)} layers; print() for the per-layer table>"
     )
 
 
 def llm_cost_repr(cost: Any) -> str:
     """``<LLMCost LlamaForCausalLM: prompt 2048, generate 256, batch 1, 6.74 G params;
-    .prefill, .decode(n), .serving(hw)>``. Traces nothing (a repr must be cheap)."""
+    print(cost) for the report>``. Traces nothing (a repr must be cheap)."""
     return (
         f"<LLMCost {_name(cost.lm.name)}: prompt {cost.prompt:,}, generate {cost.generate:,}, "
-        f"batch {cost.batch}, {u.count(cost.lm.params.total, 'params')}; .prefill, .decode(n), .serving(hw)>"
+        f"batch {cost.batch}, {u.count(cost.lm.params.total, 'params')}; print(cost) for the report>"
     )
 
 
@@ -188,10 +188,11 @@ def serving_repr(serving: Any) -> str:
 
 def training_repr(step: Any) -> str:
     """``<TrainingStep LlamaForCausalLM: batch 8 x 4096 tokens: model 1230.00 TFLOPs,
-    hardware 1640.00 TFLOPs (2 x MACs)>``."""
+    hardware 1640.00 TFLOPs (2 x MACs); print(step) for every convention>``."""
     return (
         f"<TrainingStep {_name(step.lm.name)}: batch {step.batch} x {step.tokens:,} tokens: "
-        f"model {u.count(step.model_flops, 'FLOPs')}, hardware {u.count(step.hardware_flops, 'FLOPs')} (2 x MACs)>"
+        f"model {u.count(step.model_flops, 'FLOPs')}, hardware {u.count(step.hardware_flops, 'FLOPs')} (2 x MACs); "
+        "print(step) for every convention>"
     )
 
 
