@@ -275,3 +275,17 @@ def test_readme_repr_line() -> None:
     report = flopmeter.profile(torchvision.models.alexnet(), torch.randn(1, 3, 224, 224))
     # README: params 61,100,840 -> "61.10 M"; MACs 714,188,480 -> "714.19 M"
     assert repr(report).startswith("<Report AlexNet: 61.10 M params, 714.19 MMACs, ")
+
+
+def test_a_serving_with_no_time_has_a_repr() -> None:
+    # a repr must never raise: tokens/s is batch * generate / 0 for a phase with no work
+    from fractions import Fraction
+
+    from flopmeter.llm.serving import PhaseTime, Serving
+
+    idle = PhaseTime(0, Fraction(0), 0.0, 0.0)
+    hw = flopmeter.Hardware("toy", 1e12, 1e11)
+    serving = Serving(hw, 1, 8, 2, idle, idle, idle, 0.0, None, 16, 16)
+    assert repr(serving) == (
+        "<Serving on toy: batch 1, prompt 8, generate 2: TTFT 0.0 ns, TPOT 0.0 ns, no time>"
+    )

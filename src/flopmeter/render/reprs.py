@@ -182,7 +182,7 @@ def serving_repr(serving: Any) -> str:
     return (
         f"<Serving on {_name(serving.hardware.name)}: batch {serving.batch}, prompt {serving.prompt:,}, "
         f"generate {serving.generate:,}: TTFT {seconds(serving.ttft)}, TPOT {seconds(serving.tpot)}, "
-        f"{serving.tokens_per_second:,.1f} tokens/s>"
+        + (f"{serving.tokens_per_second:,.1f} tokens/s>" if serving.total_seconds > 0 else "no time>")
     )
 
 
