@@ -289,3 +289,21 @@ def test_a_serving_with_no_time_has_a_repr() -> None:
     assert repr(serving) == (
         "<Serving on toy: batch 1, prompt 8, generate 2: TTFT 0.0 ns, TPOT 0.0 ns, no time>"
     )
+
+
+def test_repr_html_goes_deeper_under_a_wrapper() -> None:
+    # Wrapper(body=Sequential(Linear, ReLU, Linear, ReLU, Linear)): depth 1 is root + body
+    # (2 rows, fewer than 8), depth 2 adds the 5 layers (7, still fewer), and the model
+    # goes no deeper: the table shows all 7
+    class Wrapper(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.body(x)
+
+    fragment = flopmeter.profile(Wrapper(), torch.randn(1, 4))._repr_html_()
+    assert fragment.count("<tr>") == 1 + 7 and "body.4" in fragment
+    # a ResNet-like model keeps depth 1: the conv model's root + 1 child is its whole tree
+    assert _conv_report()._repr_html_().count("<tr>") == 1 + 2

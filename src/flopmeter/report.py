@@ -304,7 +304,7 @@ class Report(_TotalsView):
         return report_repr(self)
 
     def _repr_html_(self) -> str:
-        """Jupyter's view: totals and the depth-1 modules as an HTML fragment."""
+        """Jupyter's view: totals and the top modules (depth 1, deeper under a wrapper) as an HTML fragment."""
         from .render.reprs import report_html
 
         return report_html(self)

@@ -196,20 +196,31 @@ def training_repr(step: Any) -> str:
     )
 
 
-# The notebook table: the modules down to this depth, at most this many rows.
-HTML_DEPTH = 1
+# The notebook table: the modules down to depth 1, or deeper while that shows fewer than
+# HTML_MIN_ROWS (a wrapper such as LlamaForCausalLM -> model, lm_head); at most HTML_ROWS.
+HTML_MIN_ROWS = 8
 HTML_ROWS = 40
+
+
+def html_depth(report: Any) -> int:
+    """The depth the notebook table goes down to (see HTML_MIN_ROWS)."""
+    depths = [m.depth for m in report.modules.values()]
+    depth = 1
+    while depth < max(depths, default=0) and sum(d <= depth for d in depths) < HTML_MIN_ROWS:
+        depth += 1
+    return depth
 
 
 def report_html(report: Any) -> str:
     """An HTML fragment for Jupyter (``Report._repr_html_``): the totals line and a table
-    of the modules down to depth 1 (params, MACs, exact FLOPs, % of FLOPs, bytes), and the
-    ops not counted. No <html>, <style> or <script>: a notebook's output (and GitHub's
+    of the modules down to depth 1 (deeper for a wrapper, ``html_depth``: params, MACs,
+    exact FLOPs, % of FLOPs, bytes), and the ops not counted. No <html>, <style> or <script>: a notebook's output (and GitHub's
     view of it) shows it as it is; ``report.to_html()`` is the whole interactive page."""
     from .text import summary_lines
 
     e = html.escape
-    rows = [m for m in report.modules.values() if m.depth <= HTML_DEPTH]
+    depth = html_depth(report)
+    rows = [m for m in report.modules.values() if m.depth <= depth]
     more = len(rows) - HTML_ROWS
     total = report.flops
     cells = "".join(
