@@ -17,6 +17,7 @@ from .hardware import Hardware  # noqa: E402
 from .inputs import InputSpec  # noqa: E402
 from .llm import llm_cost  # noqa: E402
 from .llm.training import training_step  # noqa: E402
+from .notices import FlopmeterWarning, ModelStateWarning  # noqa: E402
 from .onnx import OnnxModelError, profile_onnx  # noqa: E402
 from .report import CONVENTIONS, ModuleStats, OperatorStats, Report, UnsupportedOp  # noqa: E402
 from .roofline import Roofline, estimate_latency, roofline  # noqa: E402
@@ -31,9 +32,11 @@ __all__ = [
     "MicroNetScore",
     "Cost",
     "FormulaError",
+    "FlopmeterWarning",
     "Hardware",
     "InputSpec",
     "ModelError",
+    "ModelStateWarning",
     "ModuleStats",
     "OnnxModelError",
     "OpEvent",

@@ -174,6 +174,14 @@ def profile(
     Given (``True`` for the defaults), the profile counts every weight's nonzeros for the
     view; not given, only a model holding a recognised compression (prune masks,
     quantized weights, ...) has them counted, and the view's nonzeros are otherwise unknown.
+
+    Returns a ``Report``: ``report.params``, ``.macs``, ``.flops`` (exact FLOPs: n
+    multiplications and n-1 additions per dot product, plus bias adds and elementwise
+    work; ``report.flops_as("2mac")`` and others for the other conventions,
+    docs/conventions.md); ``print(report)`` shows the per-layer tree. Raises ``ModelError``
+    when the model's own forward (or backward) raises (the original is its ``__cause__``),
+    ``ValueError`` / ``TypeError`` for arguments it cannot use; warnings are
+    ``FlopmeterWarning``s.
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(

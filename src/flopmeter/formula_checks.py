@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from .cost import Cost
+from .notices import FlopmeterWarning
 from .tracing.recorder import WHOLE_FUNCTIONS
 
 
@@ -90,7 +91,7 @@ def _check_op_exists(name: str) -> None:
     warnings.warn(
         f"torch knows no op {name!r} (yet): its formula will be used if an op of that name "
         "runs; check the spelling, or load the op's library before profiling",
-        UserWarning,
+        FlopmeterWarning,
         stacklevel=3,
     )
 

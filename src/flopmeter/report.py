@@ -12,6 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from .cost import Cost
 
+if TYPE_CHECKING:  # annotations only: roofline.py imports this module
+    from .hardware import Hardware
+    from .roofline import Roofline
+
 CONVENTIONS = ("exact", "2mac", "mac", "ptflops")
 ONNX_TOOL = "onnx-tool"  # onnx-tool's weighted MACs: a view of ONNX reports only (docs/onnx.md)
 SCHEMA_VERSION = 1
@@ -93,6 +97,11 @@ class ModuleStats(_TotalsView):
     children: list[str] = field(default_factory=list)
     shared_with: str = ""
 
+    def __repr__(self) -> str:
+        from .render.reprs import module_repr
+
+        return module_repr(self)
+
 
 @dataclass
 class OperatorStats:
@@ -105,6 +114,11 @@ class OperatorStats:
     cost: Cost = field(default_factory=Cost)
     backward_calls: int = 0
 
+    def __repr__(self) -> str:
+        from .render.reprs import operator_repr
+
+        return operator_repr(self)
+
 
 @dataclass
 class UnsupportedOp:
@@ -115,6 +129,11 @@ class UnsupportedOp:
     calls: int = 0
     shapes: list[str] = field(default_factory=list)
     modules: list[str] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        from .render.reprs import unsupported_repr
+
+        return unsupported_repr(self)
 
 
 @dataclass(slots=True)
@@ -137,6 +156,10 @@ class Report(_TotalsView):
 
     ``macs``, ``flops`` (exact), ``params`` are for the whole call as run, batch
     included; ``per_sample()`` divides by ``batch_size``.
+
+    ``print(report)``: the per-layer tree; ``report.modules["layer1"]``: one module's
+    ``ModuleStats``; ``by_operator()``: cost per aten op; ``flops_as(convention)``;
+    ``roofline(hardware)``; ``to_dict()`` / ``to_json()`` / ``to_csv()`` / ``to_html()``.
     """
 
     model_name: str
@@ -269,11 +292,24 @@ class Report(_TotalsView):
         }
 
     def __str__(self) -> str:
+        """The per-layer tree: params, MACs and exact FLOPs of every module."""
         from .render.text import render_tree
 
         return render_tree(self)
 
-    def roofline(self, hardware: Any) -> Any:
+    def __repr__(self) -> str:
+        """One line: totals and batch (``print(report)`` shows the per-layer tree)."""
+        from .render.reprs import report_repr
+
+        return report_repr(self)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: totals and the top modules (depth 1, deeper under a wrapper) as an HTML fragment."""
+        from .render.reprs import report_html
+
+        return report_html(self)
+
+    def roofline(self, hardware: Hardware | str) -> Roofline:
         """Roofline estimate on ``hardware`` (a ``flopmeter.hardware.Hardware`` or a preset
         name): per module arithmetic intensity, bound and estimated time."""
         from .roofline import roofline

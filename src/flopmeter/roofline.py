@@ -145,6 +145,11 @@ class RooflineRow:
     overhead_time: float = 0.0
     overlap: bool = False
 
+    def __repr__(self) -> str:
+        from .render.reprs import roofline_row_repr
+
+        return roofline_row_repr(self)
+
     @property
     def bound_time(self) -> float:
         """Roofline-bound seconds: the sum of each op's max(compute, memory) time."""
@@ -202,6 +207,11 @@ class Roofline:
     dtype: str = "float32"  # the dtype that does most of the FLOPs (its peak heads the tables)
     peak_time: float = 0.0  # seconds the FLOPs take at the peak of each op's dtype
     single_dtype: bool = True  # whether all FLOPs ran in ``dtype``
+
+    def __repr__(self) -> str:
+        from .render.reprs import roofline_repr
+
+        return roofline_repr(self)
 
     @property
     def peak_flops(self) -> float:

@@ -47,6 +47,11 @@ class Timing:
     peak: float | None = None  # the peak FLOP/s of the FLOPs' dtypes, when there is no estimate
     int_ops: int = 0  # integer ops of one call: 2 x MACs of integer work (int8 layers, 0 FLOPs)
 
+    def __repr__(self) -> str:
+        from .render.reprs import timing_repr
+
+        return timing_repr(self)
+
     @property
     def predicted(self) -> float | None:
         """Predicted seconds for this call (``estimate.latency``), when a hardware was given."""

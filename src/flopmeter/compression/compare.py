@@ -110,6 +110,11 @@ class Comparison:
     estimate_reason: str = ""
     totals_only: bool = False  # rows(): the total row only (``-q``), still summing up every layer
 
+    def __repr__(self) -> str:
+        from ..render.reprs import comparison_repr
+
+        return comparison_repr(self)
+
     def ratio(self, key: str, invert: bool = False) -> float | None:
         a, b = getattr(self.before, key), getattr(self.after, key)
         if a is None or b is None:

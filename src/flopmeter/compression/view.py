@@ -164,6 +164,11 @@ class CompressionView:
     # params and their bytes (at their dtype) of each module outside the layers
     _module_param_bytes: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)
 
+    def __repr__(self) -> str:
+        from ..render.reprs import compression_repr
+
+        return compression_repr(self)
+
     @property
     def nonzeros_counted(self) -> bool:
         """False when the profile did not read the dense-stored weights' values (it was

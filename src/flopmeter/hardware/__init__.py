@@ -64,6 +64,11 @@ class Hardware:
     overlap: bool = False
     calibration_source: str = ""
 
+    def __repr__(self) -> str:
+        from ..render.reprs import hardware_repr
+
+        return hardware_repr(self)
+
     def _check_overheads(self) -> None:
         overheads = self.op_overhead.values() if isinstance(self.op_overhead, dict) else [self.op_overhead]
         if any(not isinstance(v, (int, float)) or v < 0 for v in [*overheads, self.module_overhead]):

@@ -55,6 +55,17 @@ class LLMCost:
     _baselines: dict[tuple[int, int], Report] = field(default_factory=dict, repr=False)
     _pieces: dict[tuple[str, int], PiecewiseLinear] = field(default_factory=dict, repr=False)
 
+    def __repr__(self) -> str:
+        from ..render.reprs import llm_cost_repr
+
+        return llm_cost_repr(self)
+
+    def __str__(self) -> str:
+        """The whole LLM-mode report, as the CLI prints it (traces the fits it shows)."""
+        from ..render.llm import render_llm
+
+        return render_llm(self)
+
     def variant(self, **changes: Any) -> LLMCost:
         """The same model with other settings (``causal``, ``all_logits``, ``prompt``, ...):
         no rebuild, fresh traces."""

@@ -117,6 +117,11 @@ class Phase:
     empty_cache: Report | None = None
     experts: tuple[int, int, int] = (0, 0, 0)  # (expert weight bytes, top k, number of experts)
 
+    def __repr__(self) -> str:
+        from ..render.reprs import phase_repr
+
+        return phase_repr(self)
+
     # -- work -------------------------------------------------------------------
     @property
     def flops(self) -> int:

@@ -59,6 +59,11 @@ class Serving:
     executed_ttft: float = 0.0
     executed_first_tpot: float = 0.0
 
+    def __repr__(self) -> str:
+        from ..render.reprs import serving_repr
+
+        return serving_repr(self)
+
     @property
     def ttft(self) -> float:
         """Time to first token, seconds."""

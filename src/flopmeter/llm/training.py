@@ -83,6 +83,17 @@ class TrainingStep:
     recompute: bool
     optimizer: bool
 
+    def __repr__(self) -> str:
+        from ..render.reprs import training_repr
+
+        return training_repr(self)
+
+    def __str__(self) -> str:
+        """Every convention side by side, as ``flopmeter ... --training`` prints it."""
+        from ..render.llm import render_training
+
+        return render_training(self)
+
     @property
     def attention_layers(self) -> int:
         """Layers that run attention: those that hand a KV cache their keys and values (a

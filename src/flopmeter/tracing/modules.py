@@ -37,6 +37,7 @@ from torch.utils._pytree import tree_flatten
 from torch.utils.hooks import RemovableHandle
 
 from ..interrupts import Undoing
+from ..notices import FlopmeterWarning
 from .events import BACKWARD, FORWARD
 from .model_walk import ModelWalk
 
@@ -170,6 +171,7 @@ class ModuleStack(Undoing):
                 "the model contains TorchScript modules (torch.jit.script/trace): their submodules "
                 "run inside the TorchScript interpreter, which calls no module hooks, so their ops "
                 "are counted in the totals but charged to the nearest Python module around them",
+                FlopmeterWarning,
                 stacklevel=3,
             )
         self._root_id = id(root)
@@ -255,6 +257,7 @@ class ModuleStack(Undoing):
             warnings.warn(
                 "the model's forward returned a generator: its ops run only when it is iterated, "
                 "so they were not counted. Profile a module that returns tensors.",
+                FlopmeterWarning,
                 stacklevel=2,
             )
         if self.track_backward and torch.is_grad_enabled():
@@ -295,6 +298,7 @@ class ModuleStack(Undoing):
                 f"{self.other_thread_calls} call(s) of the model's modules ran on other threads during "
                 "the profile (a forward that hands work to a thread pool, or another thread using the "
                 "model): their ops are not counted, since op recording follows one thread",
+                FlopmeterWarning,
                 stacklevel=2,
             )
         self._forward.clear()

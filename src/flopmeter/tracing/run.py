@@ -16,6 +16,7 @@ from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_mod
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from ..interrupts import GradMode, ModeOn, Undoing, arm, completes, finish, leave
+from ..notices import ModelStateWarning
 from ..random_state import kept_random_state
 from .attention_watch import AttentionSeen, expects_attention, remember_attention
 from .events import PLAIN_TYPES, OpEvent
@@ -122,7 +123,7 @@ class ModelStateGuard:
             warnings.warn(
                 f"the forward wrote {self._unseen} parameter(s) or buffer(s) in a way flopmeter "
                 "could not see, so their values may have changed; please report it",
-                RuntimeWarning,
+                ModelStateWarning,
                 stacklevel=2,
             )
 
@@ -193,7 +194,7 @@ class ModelSettings(Undoing):
             warnings.warn(
                 f"the model's forward changed torch's {' and '.join(changed)} and left it so: "
                 "flopmeter puts it back after the run (a plain call of the model leaves it changed)",
-                RuntimeWarning,
+                ModelStateWarning,
                 stacklevel=2,
             )
 
