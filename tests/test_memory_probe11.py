@@ -71,3 +71,101 @@ def test_an_output_sharing_its_storage_with_a_live_one_is_not_counted_again():
     for shapes_only in (True, False):
         report = flopmeter.profile(MatMul3D(), torch.randn(4, 8, 16), shapes_only=shapes_only)
         assert report.peak_activation_bytes == 2_048 + 4_096
+
+
+def totals(model: nn.Module, x: torch.Tensor) -> tuple[int, ...]:
+    r = flopmeter.profile(model, x)
+    return (
+        r.bytes_read,
+        r.bytes_written,
+        r.total.weight_bytes,
+        r.param_bytes,
+        r.buffer_bytes,
+        r.peak_activation_bytes,
+    )
+
+
+def test_linear_bytes_by_hand():
+    # x 4x10x4 = 160, W 20x10x4 = 800, b 80: read 1,040; written 4x20x4 = 320; weights 880;
+    # peak: x + out = 480
+    assert totals(nn.Linear(10, 20), torch.randn(4, 10)) == (1_040, 320, 880, 880, 0, 480)
+    # half: every size halves
+    assert totals(nn.Linear(10, 20).half(), torch.randn(4, 10).half()) == (520, 160, 440, 440, 0, 240)
+    assert totals(nn.Linear(10, 20).bfloat16(), torch.randn(4, 10).bfloat16()) == (520, 160, 440, 440, 0, 240)
+
+
+def test_conv_bn_in_eval_bytes_by_hand():
+    # x 1x3x8x8x4 = 768; conv W 8x3x3x3x4 = 864, b 32, out 8x6x6x4 = 1,152; bn reads out
+    # + weight, bias, running mean, running var (4 x 32) and writes 1,152.
+    # read 768 + 864 + 32 + 1,152 + 128 = 2,944; written 2 x 1,152 = 2,304;
+    # weights 864 + 32 + 128 = 1,024; params 864 + 32 + 2 x 32 = 960; buffers 32 + 32 +
+    # num_batches_tracked's 8 (int64) = 72; peak 768 + 2 x 1,152 = 3,072
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8)).eval()
+    assert totals(model, torch.randn(1, 3, 8, 8)) == (2_944, 2_304, 1_024, 960, 72, 3_072)
+
+
+class TiedEmbedding(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(100, 16)
+        self.head = nn.Linear(16, 100, bias=False)
+        self.head.weight = self.emb.weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.emb(x))
+
+
+def test_embedding_and_a_tied_weight_bytes_by_hand():
+    idx = torch.randint(0, 100, (2, 5))  # 10 x 8 = 80 bytes of int64
+    # the lookup reads the 10 rows it picks (10 x 16 x 4 = 640), not the table (6,400)
+    assert totals(nn.Embedding(100, 16), idx) == (80 + 640, 640, 640, 6_400, 0, 80 + 640)
+    # tied: the table is stored once (param_bytes 6,400) but read twice: its 10 rows and,
+    # by the head, whole: weights 640 + 6,400 = 7,040; read 80 + 640 + 640 + 6,400 = 7,760;
+    # written 640 + 10 x 100 x 4 = 4,640; peak 80 + 640 + 4,000 = 4,720
+    assert totals(TiedEmbedding(), idx) == (7_760, 4_640, 7_040, 6_400, 0, 4_720)
+
+
+class ScaledLinear(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(10, 10)
+        self.register_buffer("scale", torch.ones(10), persistent=False)
+        self.register_buffer("shift", torch.zeros(10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin(x) * self.scale + self.shift
+
+
+def test_a_non_persistent_buffer_counts_in_buffer_bytes():
+    # it is memory the model holds, though not in its state_dict: 2 x 10 x 4 = 80.
+    # read: linear 160 + 400 + 40, mul 160 + 40, add 160 + 40 = 1,000; written 3 x 160;
+    # weights 440 + 40 + 40 = 520
+    assert totals(ScaledLinear(), torch.randn(4, 10)) == (1_000, 480, 520, 440, 80, 480)
+
+
+def test_a_dynamic_int8_linear_bytes_by_hand():
+    model = torch.ao.quantization.quantize_dynamic(
+        nn.Sequential(nn.Linear(64, 32)), {nn.Linear}, dtype=torch.qint8
+    )
+    # x 4 x 64 x 4 = 1,024; packed int8 weight 32 x 64 = 2,048 + float32 bias 128 = 2,176
+    # weight bytes; out 4 x 32 x 4 = 512; param_bytes adds the weight's scale (float64)
+    # and zero point (int64): 2,176 + 16 = 2,192; peak 1,024 + 512
+    assert totals(model, torch.randn(4, 64)) == (1_024 + 2_176, 512, 2_176, 2_192, 0, 1_536)
+
+
+class ExpChain(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(100, 100)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin(x).exp().exp().exp()
+
+
+def test_the_peak_is_the_inference_peak_whatever_the_callers_grad_mode():
+    # 64 x 100 x 4 = 25,600 B a tensor. Without grad each exp frees its input once done:
+    # x + two neighbours = 3 x 25,600 = 76,800. With grad every exp keeps its result for
+    # the backward: x + 3 results = 102,400 (the measured peak of such a forward).
+    with torch.enable_grad():
+        report = flopmeter.profile(ExpChain(), torch.randn(64, 100))
+    assert report.peak_activation_bytes == 3 * 25_600
