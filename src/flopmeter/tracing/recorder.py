@@ -77,7 +77,8 @@ class OpRecorder(TorchDispatchMode):
         self._meta_copies: dict[int, torch.Tensor] = {}  # id(parameter) -> its meta twin
         self.live_bytes = 0  # activation memory alive now (tensors made by ops, not views)
         self.peak_bytes = 0
-        self._sizes: dict[int, tuple[weakref.ref[torch.Tensor], int]] = {}  # id -> (live tensor, bytes)
+        # id of a tensor's storage (or of the tensor, where it has none) -> (its weakref, bytes)
+        self._sizes: dict[int, tuple[weakref.ref[Any], int]] = {}
         self._phase = stack.phase if stack.track_backward else _forward_phase
         self._module = stack.current
         self.writes: Any = None  # run.WriteGuard of the model-state guard, if it guards values
@@ -108,13 +109,14 @@ class OpRecorder(TorchDispatchMode):
         self.peak_bytes = max(self.peak_bytes, self.live_bytes)
 
     def _allocated(self, tensor: torch.Tensor) -> None:
-        key = id(tensor)
-        if key in self._sizes:
-            return  # a live tensor returned again is counted once
         size = tensor.numel() * tensor.element_size()
         if not size:
             return  # nothing to follow (the batch norms' empty reserve tensors)
-        self._sizes[key] = (weakref.ref(tensor, lambda _ref: self._freed(key)), size)
+        owner = _memory_owner(tensor, size)
+        key = id(owner)
+        if key in self._sizes:
+            return  # a live tensor returned again is counted once
+        self._sizes[key] = (weakref.ref(owner, lambda _ref: self._freed(key)), size)
         self.live_bytes += size
         if self.live_bytes > self.peak_bytes:
             self.peak_bytes = self.live_bytes
@@ -607,6 +609,18 @@ class FunctionRecorder(TorchFunctionMode):
         return out
 
 
+def _memory_owner(tensor: torch.Tensor, size: int) -> Any:
+    """What keeps ``tensor``'s memory alive: its storage, which outlives the tensor object
+    where autograd saved the tensor (a saved output is kept as another tensor on the same
+    storage) or a view of it lives on; the tensor itself where it has no storage of its
+    own (a wrapper subclass, a sparse tensor)."""
+    try:
+        storage = tensor.untyped_storage()
+    except (RuntimeError, NotImplementedError, TypeError):
+        return tensor
+    return storage if storage.nbytes() >= size else tensor
+
+
 class _OpFacts:
     """What the recorder needs to know of one aten overload, worked out once."""
 
@@ -631,7 +645,13 @@ class _OpFacts:
         self.is_view = bool(getattr(func, "is_view", False))
         # whether it may write an argument: only these pass the model-state guard's check
         self.writes = bool(func._schema.is_mutable) or self.short in UNMARKED_WRITE_OPS
-        self.composite = bool(torch._C._dispatch_has_kernel_for_dispatch_key(func.name(), _COMPOSITE))
+        # decomposed here as autograd would (only under inference_mode do such ops reach the
+        # mode), but not where the op has its own CPU and Meta kernels, which then run as they
+        # do in a plain call (silu_backward: its decomposition held five more tensors alive)
+        has_kernel = torch._C._dispatch_has_kernel_for_dispatch_key
+        self.composite = has_kernel(func.name(), _COMPOSITE) and not (
+            has_kernel(func.name(), _CPU_KERNEL) and has_kernel(func.name(), _META_KERNEL)
+        )
         self.same_dtype: int | None = _SAME_DTYPE.get(self.name)
         self.fast = self.short in FAST_META_OPS
         self.attention = is_attention_op(self.short)  # only an attention call runs it
@@ -645,6 +665,8 @@ _AS_IS, _WEIGHTS_REAL, _MOVE = object(), object(), object()  # OpRecorder._place
 # batch norms update running_mean and running_var when ``training`` is set.
 UNMARKED_WRITE_OPS = frozenset({"native_batch_norm", "cudnn_batch_norm", "miopen_batch_norm"})
 _COMPOSITE = torch._C.DispatchKey.CompositeImplicitAutograd
+_CPU_KERNEL = torch._C.DispatchKey.CPU
+_META_KERNEL = torch._C.DispatchKey.Meta
 
 
 def _op_facts(func: Any) -> _OpFacts:
