@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from math import ceil, log2
 from typing import TYPE_CHECKING, Any
 
@@ -156,6 +156,8 @@ class CompressionView:
     assumptions: dict[str, Any] = field(default_factory=dict)
     unrecognised: list[str] = field(default_factory=list)
     batch_size: int = 1
+    # layers whose contractions read only part of a weight (a supernet's active slice)
+    sliced: list[str] = field(default_factory=list)
     _facts: ModelFacts | None = field(default=None, repr=False)
     _report: Any = field(default=None, repr=False)
     _other_flops: int = field(default=0, repr=False)  # exact FLOPs of modules without weights or contractions
@@ -354,6 +356,7 @@ class CompressionView:
             "work_by_dtype": self.work_by_dtype,
             "overhead": {op: _cost_dict(cost) for op, cost in self.overhead.items()},
             "unrecognised": self.unrecognised,
+            "sliced": self.sliced,
             "layers": [
                 {
                     **{k: v for k, v in vars(layer).items()},
@@ -379,6 +382,8 @@ class _Contractions:
     integer: bool = False
     flops: int = 0
     outputs: int = 0  # elements the contractions wrote
+    input_sizes: set[int] = field(default_factory=set)  # elements of each tensor they read
+    weight_bytes: int = 0  # of parameters (and views of them) they read
 
 
 # torch.ao dynamic quantized LSTM/GRU: integer projections when their weights are int8
@@ -471,6 +476,8 @@ def _contractions(
         entry.flops += record.cost.flops
         entry.outputs += record.cost.bytes_written * 8 // bits_of(record.dtype)
         entry.ops.add(record.op)
+        entry.input_sizes.update(_numel(shape) for shape in record.shapes)
+        entry.weight_bytes += record.cost.weight_bytes
         integer = _is_integer(record, integer_modules, known_as)
         bits = 8 if integer or record.op in INT8_ACTIVATIONS else bits_of(record.dtype)
         entry.act_bits = max(entry.act_bits, bits)
@@ -479,6 +486,35 @@ def _contractions(
         else:
             entry.dtype = record.dtype
     return found
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+# contractions that take a dense weight as one of their tensor inputs, whole or viewed
+WEIGHT_CONTRACTIONS = frozenset(
+    {"aten.mm", "aten.addmm", "aten.bmm", "aten.baddbmm", "aten.mv", "aten.addmv", "aten.convolution"}
+)
+
+
+def reads_a_slice(weights: list[WeightFact], work: _Contractions, calls: int) -> bool:
+    """Whether a layer's contractions read only part of its dense weights (a slimmable or
+    once-for-all supernet: ``F.linear(x, self.weight[:out, :in])``, a centre-cropped kernel):
+    none of the tensors they read has as many elements as the largest weight, and a call
+    reads fewer parameter bytes than the weights hold (a ``weight.chunk(3)`` read in three
+    contractions is read whole). The whole weights' nonzeros then say nothing of the work
+    done, so they are left unknown (as if dense)."""
+    if not work.input_sizes or not work.ops <= WEIGHT_CONTRACTIONS:
+        return False
+    if any(f.representation != "dense" for f in weights):
+        return False
+    if max(f.numel for f in weights) in work.input_sizes:
+        return False
+    return 0 < work.weight_bytes // max(calls, 1) < sum(f.storage_bytes for f in weights)
 
 
 def work_by_dtype(report: Report, facts: ModelFacts | None = None) -> dict[str, dict[str, int]]:
@@ -828,6 +864,7 @@ def build_view(
             moved_flops[record.module] = moved_flops.get(record.module, 0) - record.cost.flops
     layers: dict[str, LayerCompression] = {}
     unrecognised: list[str] = []
+    sliced: list[str] = []
     weight_modules = set(facts.weights) | set(contractions)
     other_flops = 0
     forward_flops = _forward_own_flops(report)
@@ -879,6 +916,9 @@ def build_view(
             layers[name] = layer
             continue
         n_total = sum(f.numel for f in weights)
+        if not layer.assumed and not tied and reads_a_slice(weights, work, stats.calls):
+            sliced.append(name)  # the whole weight's nonzeros are not those of the work
+            weights = [replace(f, nonzero=None, row_nonzero=None) for f in weights]
         known = all(f.nonzero is not None for f in weights)
         nz_total = sum(int(f.nonzero or 0) for f in weights) if known else None
         layer.weight_params = n_total
@@ -976,6 +1016,7 @@ def build_view(
         },
         unrecognised=unrecognised,
         batch_size=report.batch_size,
+        sliced=sliced,
         _facts=facts,
         _report=report,
     )
