@@ -160,6 +160,35 @@ def test_a_sliced_layer_is_named_in_the_compression_note():
     assert report.to_dict()["compression"]["sliced"] == ["fc1", "fc2"]
 
 
+class MixedOp(nn.Module):
+    """A DARTS edge: softmax(alpha)-weighted sum of conv 3x3, conv 1x1 and identity; the
+    architecture weights (normal and reduction cells') in an nn.ParameterList."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops = nn.ModuleList(
+            [nn.Conv2d(4, 4, 3, padding=1, bias=False), nn.Conv2d(4, 4, 1, bias=False), nn.Identity()]
+        )
+        self.alphas = nn.ParameterList([nn.Parameter(torch.zeros(3)), nn.Parameter(torch.zeros(3))])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weights = F.softmax(self.alphas[0], dim=0)
+        return sum(w * op(x) for w, op in zip(weights, self.ops, strict=True))
+
+
+def test_a_darts_edge_runs_every_candidate_and_prints_its_alphas_on_one_line():
+    report = flopmeter.profile(MixedOp(), torch.randn(1, 4, 8, 8))
+    # conv 3x3: 64 positions * 4 out * 4 in * 9 = 9,216 MACs; conv 1x1: 64*4*4 = 1,024
+    assert report.macs == 9216 + 1024 == 10_240
+    # params: 4*4*9 + 4*4 + 2*3 alphas = 166
+    assert report.params == 166
+    alphas = next(line for line in str(report).splitlines() if "(alphas)" in line)
+    # before: nn.ParameterList's extra_repr broke the tree row over two lines
+    assert alphas.endswith(
+        "(0): Parameter containing: [torch.float32 of size 3], (1): Parameter containing: [torch.float32 of size 3])"
+    )
+
+
 # -------------------------------------------------------------- dynamic depth and loops
 class EarlyExit(nn.Module):
     """Linear a; exits when the mean is positive, else runs Linear b too."""
@@ -346,6 +375,9 @@ def test_torch_func_counts_the_batched_work_and_leaves_the_model_as_it_was(case)
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
     assert all(not p.is_meta and p.requires_grad for p in model.parameters())
     assert torch.equal(model(x), expected)
+    if case == "vmap ensemble":  # each op of vmap's addmm: bias * 1, bmm, + bias
+        ops = report.by_operator()
+        assert [ops[op].cost.flops for op in ("aten.mul", "aten.bmm", "aten.add")] == [15, 210, 30]
 
 
 # ---------------------------------------------------------------------------- NAS loop
