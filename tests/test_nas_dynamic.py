@@ -391,3 +391,58 @@ def test_random_subnets_profiled_in_one_process_stay_exact():
         # 2 rows: fc1 2*fin*hidden + fc2 2*hidden*8 MACs; params always the supernet's 808
         assert report.macs == 2 * fin * hidden + 2 * hidden * 8
         assert report.params == 808
+
+
+class PerSampleGrads(nn.Module):
+    """Per-sample weight gradients of an MSE loss: vmap(grad(loss)) over the batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        params = {k: v.detach() for k, v in self.lin.named_parameters()}
+
+        def loss(p: dict[str, torch.Tensor], xi: torch.Tensor, yi: torch.Tensor) -> torch.Tensor:
+            return F.mse_loss(functional_call(self.lin, p, (xi.unsqueeze(0),)), yi.unsqueeze(0))
+
+        return vmap(grad(loss), in_dims=(None, 0, 0))(params, x, y)["weight"]
+
+
+def test_per_sample_gradients_count_the_batched_forward_and_outer_products():
+    report = flopmeter.profile(PerSampleGrads(), (torch.randn(5, 4), torch.randn(5, 3)))
+    ops = report.by_operator()
+    # forward of 5 samples as one mm: 5*4*3 = 60 MACs, (2*4 - 1)*3*5 = 105 FLOPs;
+    # each sample's weight gradient, the outer product (3x1)(1x4), as one bmm: 5*3*1*4 = 60
+    # MACs, (2*1 - 1)*3*4*5 = 60 FLOPs
+    assert (ops["aten.mm"].cost.macs, ops["aten.mm"].cost.flops) == (60, 105)
+    assert (ops["aten.bmm"].cost.macs, ops["aten.bmm"].cost.flops) == (60, 60)
+    assert report.macs == 120
+
+
+class SwitchableBN(nn.BatchNorm2d):
+    """Slimmable batch norm: the first 4 of its 8 channels' statistics and affine."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = x.shape[1]
+        return F.batch_norm(
+            x, self.running_mean[:c], self.running_var[:c], self.weight[:c], self.bias[:c], self.training, 0.1
+        )
+
+
+@pytest.mark.parametrize("options", [{}, {"shapes_only": False}, {"backward": True}])
+def test_a_switchable_batch_norm_trained_on_a_slice_keeps_its_statistics(options):
+    model = SwitchableBN(8)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    flopmeter.profile(model, torch.randn(2, 4, 3, 3) + 3, train=True, **options)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert model.training
+
+
+def test_a_slimmable_subnets_backward_counts_the_slices_gradients():
+    report = flopmeter.profile(SlimNet(), torch.randn(2, 8), backward=True)
+    # forward 512; fc2: input grad (2x8)(8x16) 256 + weight grad (8x2)(2x16) 256;
+    # fc1: weight grad (16x2)(2x8) 256 (the input needs none) -> 512 + 768 = 1,280
+    assert report.macs == 1280
+    assert report.by_module()["fc2"].backward.macs == 512
+    assert report.by_module()["fc1"].backward.macs == 256
