@@ -87,6 +87,9 @@ def test_the_compression_view_does_not_apply_the_whole_weights_zeros_to_a_slices
     assert view.layers["fc1"].weight_nonzero is None and view.layers["fc1"].sparsity is None
     assert view.layers["fc1"].macs_effective == 256
     assert view.macs_effective == 512 and view.params == 808
+    # a what-if on bits keeps the slice's nonzeros unknown; one on sparsity assumes them
+    assert view.assume(bits="w8a8").layers["fc1"].macs_effective == 256
+    assert view.assume(sparsity=0.5).layers["fc1"].macs_effective == 128  # 256 * 0.5
 
 
 def test_a_whole_weight_read_keeps_its_nonzeros():

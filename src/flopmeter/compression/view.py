@@ -886,6 +886,9 @@ def build_view(
         tied = not weights and work.macs > 0 and bool(facts.weights.get(first) or facts.tied.get(first))
         if tied:
             weights = facts.weights.get(first) or facts.tied[first]
+        if weights and not tied and reads_a_slice(weights, work, stats.calls):
+            sliced.append(name)  # the whole weight's nonzeros are not those of the work
+            weights = [replace(f, nonzero=None, row_nonzero=None) for f in weights]
         if weights and (sparsity is not None or bits is not None):
             weights = [_assumed(f, sparsity, bits) for f in weights]
         layer = LayerCompression(
@@ -916,9 +919,6 @@ def build_view(
             layers[name] = layer
             continue
         n_total = sum(f.numel for f in weights)
-        if not layer.assumed and not tied and reads_a_slice(weights, work, stats.calls):
-            sliced.append(name)  # the whole weight's nonzeros are not those of the work
-            weights = [replace(f, nonzero=None, row_nonzero=None) for f in weights]
         known = all(f.nonzero is not None for f in weights)
         nz_total = sum(int(f.nonzero or 0) for f in weights) if known else None
         layer.weight_params = n_total
