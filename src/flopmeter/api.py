@@ -450,6 +450,7 @@ def _failure_message(
             + (_SCRIPTED_HINT if scripted else "Check that the inputs match what the model expects.")
         )
         + (_SHAPES_ONLY_HINT if shapes_run else "")
+        + (_META_MODEL_HINT if not shapes_run and _meta_model_needs_values(model, failure.error) else "")
         + (_HIGHER_ORDER_GRAD_HINT if _in_higher_order_grad(failure.error) else "")
     )
 
@@ -480,6 +481,19 @@ _HIGHER_ORDER_GRAD_HINT = (
     "scan) for autograd: with inputs or weights that require grad, torch runs it only through "
     "its compiler, which a profile turns off. Count the forward without gradients: "
     "backward=False, or the model's parameters frozen.)"
+)
+
+
+def _meta_model_needs_values(model: torch.nn.Module, error: BaseException) -> bool:
+    """A model built on meta whose forward asked a value of a meta tensor."""
+    held = (*model.parameters(), *model.buffers())
+    return is_meta_limitation(error) and any(t.is_meta for t in held)
+
+
+_META_MODEL_HINT = (
+    " (The model is on the meta device, which holds no values: a forward that reads them "
+    "(`if x.mean() > 0:`, `.item()`, a loop until a value is small enough) can only take the "
+    "branch a real run takes with real weights: build the model on the CPU.)"
 )
 
 

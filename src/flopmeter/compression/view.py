@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from math import ceil, log2
 from typing import TYPE_CHECKING, Any
 
@@ -156,6 +156,8 @@ class CompressionView:
     assumptions: dict[str, Any] = field(default_factory=dict)
     unrecognised: list[str] = field(default_factory=list)
     batch_size: int = 1
+    # layers whose contractions read only part of a weight (a supernet's active slice)
+    sliced: list[str] = field(default_factory=list)
     _facts: ModelFacts | None = field(default=None, repr=False)
     _report: Any = field(default=None, repr=False)
     _other_flops: int = field(default=0, repr=False)  # exact FLOPs of modules without weights or contractions
@@ -359,6 +361,7 @@ class CompressionView:
             "work_by_dtype": self.work_by_dtype,
             "overhead": {op: _cost_dict(cost) for op, cost in self.overhead.items()},
             "unrecognised": self.unrecognised,
+            "sliced": self.sliced,
             "layers": [
                 {
                     **{k: v for k, v in vars(layer).items()},
@@ -384,6 +387,8 @@ class _Contractions:
     integer: bool = False
     flops: int = 0
     outputs: int = 0  # elements the contractions wrote
+    input_sizes: set[int] = field(default_factory=set)  # elements of each tensor they read
+    weight_bytes: int = 0  # of parameters (and views of them) they read
 
 
 # torch.ao dynamic quantized LSTM/GRU: integer projections when their weights are int8
@@ -476,6 +481,8 @@ def _contractions(
         entry.flops += record.cost.flops
         entry.outputs += record.cost.bytes_written * 8 // bits_of(record.dtype)
         entry.ops.add(record.op)
+        entry.input_sizes.update(_numel(shape) for shape in record.shapes)
+        entry.weight_bytes += record.cost.weight_bytes
         integer = _is_integer(record, integer_modules, known_as)
         bits = 8 if integer or record.op in INT8_ACTIVATIONS else bits_of(record.dtype)
         entry.act_bits = max(entry.act_bits, bits)
@@ -484,6 +491,35 @@ def _contractions(
         else:
             entry.dtype = record.dtype
     return found
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+# contractions that take a dense weight as one of their tensor inputs, whole or viewed
+WEIGHT_CONTRACTIONS = frozenset(
+    {"aten.mm", "aten.addmm", "aten.bmm", "aten.baddbmm", "aten.mv", "aten.addmv", "aten.convolution"}
+)
+
+
+def reads_a_slice(weights: list[WeightFact], work: _Contractions, calls: int) -> bool:
+    """Whether a layer's contractions read only part of its dense weights (a slimmable or
+    once-for-all supernet: ``F.linear(x, self.weight[:out, :in])``, a centre-cropped kernel):
+    none of the tensors they read has as many elements as the largest weight, and a call
+    reads fewer parameter bytes than the weights hold (a ``weight.chunk(3)`` read in three
+    contractions is read whole). The whole weights' nonzeros then say nothing of the work
+    done, so they are left unknown (as if dense)."""
+    if not work.input_sizes or not work.ops <= WEIGHT_CONTRACTIONS:
+        return False
+    if any(f.representation != "dense" for f in weights):
+        return False
+    if max(f.numel for f in weights) in work.input_sizes:
+        return False
+    return 0 < work.weight_bytes // max(calls, 1) < sum(f.storage_bytes for f in weights)
 
 
 def work_by_dtype(report: Report, facts: ModelFacts | None = None) -> dict[str, dict[str, int]]:
@@ -833,6 +869,7 @@ def build_view(
             moved_flops[record.module] = moved_flops.get(record.module, 0) - record.cost.flops
     layers: dict[str, LayerCompression] = {}
     unrecognised: list[str] = []
+    sliced: list[str] = []
     weight_modules = set(facts.weights) | set(contractions)
     other_flops = 0
     forward_flops = _forward_own_flops(report)
@@ -854,6 +891,9 @@ def build_view(
         tied = not weights and work.macs > 0 and bool(facts.weights.get(first) or facts.tied.get(first))
         if tied:
             weights = facts.weights.get(first) or facts.tied[first]
+        if weights and not tied and reads_a_slice(weights, work, stats.calls):
+            sliced.append(name)  # the whole weight's nonzeros are not those of the work
+            weights = [replace(f, nonzero=None, row_nonzero=None) for f in weights]
         if weights and (sparsity is not None or bits is not None):
             weights = [_assumed(f, sparsity, bits) for f in weights]
         layer = LayerCompression(
@@ -981,6 +1021,7 @@ def build_view(
         },
         unrecognised=unrecognised,
         batch_size=report.batch_size,
+        sliced=sliced,
         _facts=facts,
         _report=report,
     )

@@ -224,6 +224,12 @@ def view_summary_lines(view: Any, precision: int = 2, units: str = "auto") -> li
         f"  WARNING: unrecognised compressed weight {w} (counted as stored, not as compressed)"
         for w in view.unrecognised
     ]
+    if view.sliced:
+        lines.append(
+            f"  NOTE: {', '.join(name or '(root)' for name in view.sliced)} read only part of their weights "
+            "(a supernet's active slice): nonzeros and sparsity unknown, effective MACs as if dense; "
+            "params are the whole weights the model holds"
+        )
     return lines
 
 

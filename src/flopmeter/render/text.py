@@ -206,7 +206,7 @@ def render_tree(
             module_cells(stats, report, convention, units, precision)
             + _view_cells(viewed, name, units, precision, forward_only)
         )
-        extra = f", {stats.extra_repr}" if stats.extra_repr else ""
+        extra = f", {one_line(stats.extra_repr)}" if stats.extra_repr else ""
         calls = f", called {stats.calls}x" if stats.calls > 1 else ""
         if stats.shared_with:  # a shared module's further name: its params are counted at the first
             calls += f", shared with {stats.shared_with}"
@@ -382,3 +382,9 @@ def grid(header: list[str], body: list[list[str]], left: int = 2) -> list[str]:
         )
 
     return [line(header), "  ".join("-" * w for w in widths), *(line(r) for r in body)]
+
+
+def one_line(extra_repr: str) -> str:
+    """A module's ``extra_repr`` on one line of the tree: ``nn.ParameterDict`` and
+    ``nn.ParameterList`` (a NAS model's architecture weights) write one line per entry."""
+    return ", ".join(part.strip() for part in extra_repr.splitlines() if part.strip())
