@@ -46,6 +46,27 @@ class Timing:
     estimate: Roofline | None = None  # the latency model's prediction on ``hardware``, same inputs
     peak: float | None = None  # the peak FLOP/s of the FLOPs' dtypes, when there is no estimate
     int_ops: int = 0  # integer ops of one call: 2 x MACs of integer work (int8 layers, 0 FLOPs)
+    # the same timed runs' CPU time of the calling thread (seconds each), on the CPU with one
+    # torch thread (where that thread does all the work); empty elsewhere
+    cpu_times: list[float] = field(default_factory=list)
+
+    @property
+    def cpu_share(self) -> float | None:
+        """Median CPU time / median wall time of the timed runs (one torch thread on the CPU;
+        None elsewhere): about 1 on an idle machine, 0.5 when other processes took half the
+        core. The wall-clock figures (median, meas/pred) are inflated by 1 / this."""
+        if not self.cpu_times or not self.median:
+            return None
+        return statistics.median(self.cpu_times) / self.median
+
+    @property
+    def cpu_ratio(self) -> float | None:
+        """Measured / predicted by CPU time (``cpu_times``' median; one torch thread on the
+        CPU): the comparison a busy machine skews less, and the clock ``local`` calibrates
+        with at one thread."""
+        if not self.cpu_times or not self.estimate or not self.estimate.latency:
+            return None
+        return statistics.median(self.cpu_times) / self.estimate.latency
 
     @property
     def predicted(self) -> float | None:
@@ -343,8 +364,10 @@ def _one(
                 if setup is not None:  # writes (a step counter), which the guard puts back
                     setup()
                 call()
+            call, cpu_times = _with_cpu_time(call, device)
             times = time_calls(call, device, warmup, repeat, progress, setup=setup)
         timing = Timing(report.batch_size, times, warmup, device.type, report.flops, hardware)
+        timing.cpu_times = cpu_times[-repeat:] if cpu_times else []
         timing.int_ops = sum(integer_ops(record.cost) for record in report.ops)
         if hardware is not None:
             timing.estimate = roofline(report, hardware)
@@ -353,6 +376,24 @@ def _one(
                 timing.per_module, with_hooks = _time_modules(model, args, kwargs, device, warmup, repeat)
             timing.hook_overhead = with_hooks - timing.median  # signed: render.speed.hook_cost
     return timing
+
+
+def _with_cpu_time(call: Callable[[], Any], device: torch.device) -> tuple[Callable[[], Any], list[float]]:
+    """``call``, also noting each run's CPU time of this thread (``time.thread_time``) when it
+    runs on the CPU with one torch thread, and the list those times go to (every run's, the
+    warm-ups first). On a shared machine wall time counts the other processes' turns too."""
+    cpu_times: list[float] = []
+    if device.type != "cpu" or torch.get_num_threads() != 1:
+        return call, cpu_times
+
+    def timed() -> Any:
+        begin = time.thread_time()
+        try:
+            return call()
+        finally:
+            cpu_times.append(time.thread_time() - begin)
+
+    return timed, cpu_times
 
 
 @contextmanager

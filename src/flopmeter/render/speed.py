@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+
 from ..hardware import Hardware
 from ..report import Report
 from ..roofline import Roofline
@@ -237,12 +239,36 @@ def timing_notes(report: Report, timings: list[Timing]) -> list[str]:
             "integer work: achieved int = int ops (2 x MACs of the int8 layers) / median; % of peak ="
             " (FLOPs / their peak + int ops / the int8 peak) / median"
         )
+    busy = [t for t in timings if t.cpu_share is not None and t.cpu_share < BUSY_SHARE]
+    if busy:
+        lines.append(busy_note(busy))
     if first.hardware and first.device == "cpu" and first.hardware.overlap:
         lines.append(
             f"note: timed on this machine's cpu, but {first.hardware.name} is a GPU spec: % of peak and"
             " meas/pred compare two different machines (use --roofline local to check the model here)"
         )
     return lines
+
+
+BUSY_SHARE = 0.8  # below this CPU time / wall time, the timing notes call the machine busy
+
+
+def busy_note(timings: list[Timing]) -> str:
+    """The note for timings whose thread ran less than ``BUSY_SHARE`` of their wall time
+    (other processes had the core): how much, and the figures by CPU time."""
+    parts = []
+    for t in timings:
+        cpu = statistics.median(t.cpu_times)
+        ratio = f", meas/pred by CPU time {t.cpu_ratio:.2f}" if t.cpu_ratio is not None else ""
+        parts.append(
+            f"batch {t.batch_size}: {100 * (t.cpu_share or 0):.0f}% (CPU time {seconds(cpu)} per run against"
+            f" {seconds(t.median)} of wall time{ratio})"
+        )
+    return (
+        "note: busy machine: the timing thread ran only part of the wall time, other processes the rest; "
+        "the wall-clock median and meas/pred are too high by that (achieved FLOP/s too low): "
+        + "; ".join(parts)
+    )
 
 
 def render_sweep(report: Report, estimates: list[Roofline]) -> str:
