@@ -57,3 +57,19 @@ def test_benchmark_notes_the_thread_cpu_time_of_each_timed_run_at_one_thread():
     assert len(one.cpu_times) == 5 and all(t >= 0 for t in one.cpu_times)  # the timed runs only
     assert one.cpu_share is not None
     assert two.cpu_times == [] and two.cpu_share is None  # other threads' work is not this thread's
+
+
+def test_a_gpu_sweep_says_its_shares_are_of_the_parts_sum_not_of_the_estimate():
+    # resnet18-like: on h100-sxm (overlap) the estimate is max(overheads, work), so the
+    # overhead / memory / compute percentages (of their sum) do not split the estimate
+    import torch
+    from torch import nn
+
+    from flopmeter.render.speed import sweep_note
+
+    report = flopmeter.profile(nn.Linear(8, 8), torch.randn(1, 8))
+    r = report.roofline("h100-sxm")
+    # one addmm: 6 us of op overhead + 1.5 us for the module call = 7.5 us; its work is ns
+    assert r.latency == pytest.approx(7.5e-6)
+    assert "the estimate is the larger of the two" in sweep_note(report, [r])
+    assert "larger of the two" not in sweep_note(report, [report.roofline("xeon-8480")])  # no overlap

@@ -279,7 +279,13 @@ def render_sweep(report: Report, estimates: list[Roofline]) -> str:
 
 def sweep_note(report: Report, estimates: list[Roofline]) -> str:
     first = estimates[0]
-    return f"{report.model_name}: batch sweep, {first.model} estimate on {first.hardware.name} (no timing)"
+    note = f"{report.model_name}: batch sweep, {first.model} estimate on {first.hardware.name} (no timing)"
+    if first.hardware.overlap and first.model == "calibrated":
+        note += (
+            "; overhead / memory / compute are shares of the three parts' sum: on this spec the host's"
+            " overhead and the device's work overlap, and the estimate is the larger of the two"
+        )
+    return note
 
 
 def sweep_table(estimates: list[Roofline]) -> Table:
