@@ -73,3 +73,15 @@ def test_a_gpu_sweep_says_its_shares_are_of_the_parts_sum_not_of_the_estimate():
     assert r.latency == pytest.approx(7.5e-6)
     assert "the estimate is the larger of the two" in sweep_note(report, [r])
     assert "larger of the two" not in sweep_note(report, [report.roofline("xeon-8480")])  # no overlap
+
+
+def test_json_carries_the_cpu_time_figures():
+    import json
+
+    from flopmeter.render.formats import to_json
+
+    report, timing = _linear_timing([0.012, 0.011, 0.013], [0.030, 0.029, 0.031])
+    data = json.loads(to_json(report, timings=[timing]))["timings"][0]
+    assert data["cpu_times_seconds"] == [0.012, 0.011, 0.013]
+    assert data["cpu_share"] == pytest.approx(0.4)  # 0.012 / 0.030
+    assert data["measured_over_predicted_cpu_time"] == pytest.approx(0.012 / 352e-9)
