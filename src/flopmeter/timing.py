@@ -170,10 +170,13 @@ def time_calls(
     progress: Progress | None = None,
     clock: Callable[[], float] = time.perf_counter,
     setup: Callable[[], Any] | None = None,
+    cpu_times: list[float] | None = None,
 ) -> list[float]:
     """Run ``call`` ``warmup`` times untimed, then ``repeat`` times timed (seconds each).
-    On the CPU each run is timed with ``clock`` (wall time by default). ``setup`` runs
-    before each run, untimed."""
+    On the CPU each run is timed with ``clock`` (wall time by default), and, when a
+    ``cpu_times`` list is given, the calling thread's CPU time of each timed run is added to
+    it (read outside the wall-clock window, so it costs the wall time nothing). ``setup``
+    runs before each run, untimed."""
     if warmup < 1:
         raise ValueError(f"warmup must be at least 1 (a cold first run is not a timing), got {warmup}")
     if repeat < 1:
@@ -197,9 +200,12 @@ def time_calls(
             end.synchronize()
             times.append(start.elapsed_time(end) / 1000.0)
         else:
+            cpu_begin = time.thread_time() if cpu_times is not None else 0.0
             begin = clock()
             call()
             times.append(clock() - begin)
+            if cpu_times is not None:
+                cpu_times.append(time.thread_time() - cpu_begin)
         if progress:
             progress("timed", index + 1, repeat)
     return times
@@ -364,10 +370,10 @@ def _one(
                 if setup is not None:  # writes (a step counter), which the guard puts back
                     setup()
                 call()
-            call, cpu_times = _with_cpu_time(call, device)
-            times = time_calls(call, device, warmup, repeat, progress, setup=setup)
+            cpu_times: list[float] | None = [] if _thread_does_the_work(device) else None
+            times = time_calls(call, device, warmup, repeat, progress, setup=setup, cpu_times=cpu_times)
         timing = Timing(report.batch_size, times, warmup, device.type, report.flops, hardware)
-        timing.cpu_times = cpu_times[-repeat:] if cpu_times else []
+        timing.cpu_times = cpu_times or []
         timing.int_ops = sum(integer_ops(record.cost) for record in report.ops)
         if hardware is not None:
             timing.estimate = roofline(report, hardware)
@@ -378,22 +384,10 @@ def _one(
     return timing
 
 
-def _with_cpu_time(call: Callable[[], Any], device: torch.device) -> tuple[Callable[[], Any], list[float]]:
-    """``call``, also noting each run's CPU time of this thread (``time.thread_time``) when it
-    runs on the CPU with one torch thread, and the list those times go to (every run's, the
-    warm-ups first). On a shared machine wall time counts the other processes' turns too."""
-    cpu_times: list[float] = []
-    if device.type != "cpu" or torch.get_num_threads() != 1:
-        return call, cpu_times
-
-    def timed() -> Any:
-        begin = time.thread_time()
-        try:
-            return call()
-        finally:
-            cpu_times.append(time.thread_time() - begin)
-
-    return timed, cpu_times
+def _thread_does_the_work(device: torch.device) -> bool:
+    """Whether the calling thread's CPU time measures a run: on the CPU with one torch thread
+    (on a shared machine wall time also counts the other processes' turns)."""
+    return device.type == "cpu" and torch.get_num_threads() == 1
 
 
 @contextmanager
