@@ -151,3 +151,16 @@ def test_float64_matmul_on_an_a100_is_costed_at_the_fp64_tensor_core_rate():
     assert report.total.flops == 2 * 1024**3
     r = report.roofline("a100-sxm-80gb")
     assert r.total.compute_time == pytest.approx(2_147_483_648 / 19.5e12, rel=1e-6)
+
+
+def test_list_hardware_shows_every_dtype_peak_dense():
+    from flopmeter.render.speed import render_hardware
+
+    text = render_hardware([flopmeter.hardware.get("h100-sxm"), flopmeter.hardware.get("t4")])
+    # H100 SXM dense: half the datasheet's sparse 989 / 1,979 / 3,958
+    assert (
+        "dense peaks, TFLOP/s (int: TOP/s): float64 67, float32 67, tfloat32 494.7, float16 989.4, "
+        "bfloat16 989.4, float8 1,978.9, int8 1,978.9"
+    ) in text
+    assert "float64 0.253, float32 8.1, float16 65, int8 130" in text  # T4: 8.1 / 32 = 0.253
+    assert "3,350 GB/s" in text  # the first line is unchanged

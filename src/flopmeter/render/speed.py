@@ -21,12 +21,24 @@ def seconds(value: float) -> str:
 
 
 def render_hardware(specs: list[Hardware]) -> str:
-    """One line per hardware spec: name, description, float32 peak, bandwidth, ridge."""
+    """Two lines per hardware spec: name, description, float32 peak, bandwidth, ridge; then
+    every dtype's dense peak it lists."""
     return "\n".join(
         f"{hw.name:16} {hw.description}: {hw.peak('float32') / 1e12:.1f} TFLOP/s float32, "
-        f"{hw.bandwidth / 1e9:,.0f} GB/s, ridge {hw.ridge_point():.1f} FLOPs/byte"
+        f"{hw.bandwidth / 1e9:,.0f} GB/s, ridge {hw.ridge_point():.1f} FLOPs/byte\n{'':16} {dtype_peaks(hw)}"
         for hw in specs
     )
+
+
+_PEAK_ORDER = ("float64", "float32", "tfloat32", "float16", "bfloat16", "float8", "int8", "int4")
+
+
+def dtype_peaks(hw: Hardware) -> str:
+    """Every dtype's peak of ``hw`` in TFLOP/s (int8 and int4: TOP/s), dense (no 2:4 sparsity)."""
+    peaks = hw.peak_flops if isinstance(hw.peak_flops, dict) else {"any dtype": hw.peak_flops}
+    order = sorted(peaks, key=lambda d: _PEAK_ORDER.index(d) if d in _PEAK_ORDER else len(_PEAK_ORDER))
+    listed = ", ".join(f"{d} {f'{peaks[d] / 1e12:,.3f}'.rstrip('0').rstrip('.')}" for d in order)
+    return f"dense peaks, TFLOP/s (int: TOP/s): {listed}"
 
 
 def render_calibration(hw: Hardware) -> str:
