@@ -164,3 +164,25 @@ def test_list_hardware_shows_every_dtype_peak_dense():
     ) in text
     assert "float64 0.253, float32 8.1, float16 65, int8 130" in text  # T4: 8.1 / 32 = 0.253
     assert "3,350 GB/s" in text  # the first line is unchanged
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "complaint"),
+    [
+        # 2,039 meant as GB/s: as bytes/s every memory-bound op would be 1e9 x too slow
+        ({"peak_flops": 19.5e12, "bandwidth": 2039}, "bandwidth is in bytes/s, and 2039 is below 1 MB/s"),
+        ({"peak_flops": 19.5, "bandwidth": 2.039e12}, "peak_flops is in FLOP/s, and 19.5 is below 1 MFLOP/s"),
+        (
+            {"peak_flops": {"float32": 19.5e12, "float16": 312}, "bandwidth": 2.039e12},
+            "peak_flops for float16 is in FLOP/s",
+        ),
+    ],
+)
+def test_a_figure_in_gb_per_s_or_tflop_per_s_is_refused(kwargs, complaint):
+    with pytest.raises(ValueError, match=complaint):
+        flopmeter.hardware.Hardware("mine", **kwargs)
+
+
+def test_the_slowest_figures_the_tests_use_are_still_accepted():
+    spec = flopmeter.hardware.Hardware("slow", peak_flops=1e6, bandwidth=1e6)  # 1 MFLOP/s, 1 MB/s
+    assert spec.ridge_point() == 1.0
