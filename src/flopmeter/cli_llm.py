@@ -127,7 +127,16 @@ def _run_llm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             if measured
             else None
         )
-        out.write(render_training(step, mfu, units=units_option(args), precision=args.precision))
+        basis = (
+            (
+                presets[0],
+                args.devices,
+                step.rate(step_time=args.step_time, tokens_per_second=args.tokens_per_second),
+            )
+            if measured
+            else None
+        )
+        out.write(render_training(step, mfu, units=units_option(args), precision=args.precision, basis=basis))
         return 0
     cost = llm_cost(
         config,

@@ -46,6 +46,27 @@ class Timing:
     estimate: Roofline | None = None  # the latency model's prediction on ``hardware``, same inputs
     peak: float | None = None  # the peak FLOP/s of the FLOPs' dtypes, when there is no estimate
     int_ops: int = 0  # integer ops of one call: 2 x MACs of integer work (int8 layers, 0 FLOPs)
+    # the same timed runs' CPU time of the calling thread (seconds each), on the CPU with one
+    # torch thread (where that thread does all the work); empty elsewhere
+    cpu_times: list[float] = field(default_factory=list)
+
+    @property
+    def cpu_share(self) -> float | None:
+        """Median CPU time / median wall time of the timed runs (one torch thread on the CPU;
+        None elsewhere): about 1 on an idle machine, 0.5 when other processes took half the
+        core. The wall-clock figures (median, meas/pred) are inflated by 1 / this."""
+        if not self.cpu_times or not self.median:
+            return None
+        return statistics.median(self.cpu_times) / self.median
+
+    @property
+    def cpu_ratio(self) -> float | None:
+        """Measured / predicted by CPU time (``cpu_times``' median; one torch thread on the
+        CPU): the comparison a busy machine skews less, and the clock ``local`` calibrates
+        with at one thread."""
+        if not self.cpu_times or not self.estimate or not self.estimate.latency:
+            return None
+        return statistics.median(self.cpu_times) / self.estimate.latency
 
     def __repr__(self) -> str:
         from .render.reprs import timing_repr
@@ -154,10 +175,13 @@ def time_calls(
     progress: Progress | None = None,
     clock: Callable[[], float] = time.perf_counter,
     setup: Callable[[], Any] | None = None,
+    cpu_times: list[float] | None = None,
 ) -> list[float]:
     """Run ``call`` ``warmup`` times untimed, then ``repeat`` times timed (seconds each).
-    On the CPU each run is timed with ``clock`` (wall time by default). ``setup`` runs
-    before each run, untimed."""
+    On the CPU each run is timed with ``clock`` (wall time by default), and, when a
+    ``cpu_times`` list is given, the calling thread's CPU time of each timed run is added to
+    it (read outside the wall-clock window, so it costs the wall time nothing). ``setup``
+    runs before each run, untimed."""
     if warmup < 1:
         raise ValueError(f"warmup must be at least 1 (a cold first run is not a timing), got {warmup}")
     if repeat < 1:
@@ -181,9 +205,12 @@ def time_calls(
             end.synchronize()
             times.append(start.elapsed_time(end) / 1000.0)
         else:
+            cpu_begin = time.thread_time() if cpu_times is not None else 0.0
             begin = clock()
             call()
             times.append(clock() - begin)
+            if cpu_times is not None:
+                cpu_times.append(time.thread_time() - cpu_begin)
         if progress:
             progress("timed", index + 1, repeat)
     return times
@@ -348,8 +375,10 @@ def _one(
                 if setup is not None:  # writes (a step counter), which the guard puts back
                     setup()
                 call()
-            times = time_calls(call, device, warmup, repeat, progress, setup=setup)
+            cpu_times: list[float] | None = [] if _thread_does_the_work(device) else None
+            times = time_calls(call, device, warmup, repeat, progress, setup=setup, cpu_times=cpu_times)
         timing = Timing(report.batch_size, times, warmup, device.type, report.flops, hardware)
+        timing.cpu_times = cpu_times or []
         timing.int_ops = sum(integer_ops(record.cost) for record in report.ops)
         if hardware is not None:
             timing.estimate = roofline(report, hardware)
@@ -358,6 +387,12 @@ def _one(
                 timing.per_module, with_hooks = _time_modules(model, args, kwargs, device, warmup, repeat)
             timing.hook_overhead = with_hooks - timing.median  # signed: render.speed.hook_cost
     return timing
+
+
+def _thread_does_the_work(device: torch.device) -> bool:
+    """Whether the calling thread's CPU time measures a run: on the CPU with one torch thread
+    (on a shared machine wall time also counts the other processes' turns)."""
+    return device.type == "cpu" and torch.get_num_threads() == 1
 
 
 @contextmanager

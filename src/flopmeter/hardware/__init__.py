@@ -30,6 +30,11 @@ OP_CLASSES = (
 )
 """Op classes of the calibrated latency model (``flopmeter.roofline.op_class``)."""
 
+UNIT_FLOOR = 1e6
+"""Peaks below 1 MFLOP/s and bandwidths below 1 MB/s are refused: no device that runs a
+network is that slow, and ``bandwidth=2039`` or ``peak_flops=19.5`` is a figure in GB/s or
+TFLOP/s that would make every estimate a billion times too slow."""
+
 # torch dtype names whose peak is listed under a family name in the presets
 _DTYPE_FAMILY = {"qint8": "int8", "quint8": "int8", "uint8": "int8", "half": "float16", "float": "float32"}
 
@@ -140,6 +145,13 @@ class Hardware:
                 )
         if isinstance(self.peak_flops, dict) and not self.peak_flops:
             raise ValueError(f"Hardware {self.name!r}: peak_flops needs at least one dtype")
+        for dtype, peak in peaks:
+            if peak < UNIT_FLOOR:
+                where = f" for {dtype}" if dtype else ""
+                raise ValueError(
+                    f"Hardware {self.name!r}: peak_flops{where} is in FLOP/s, and {peak:g} is below 1 MFLOP/s:"
+                    " a figure in TFLOP/s? (19.5 TFLOP/s is 19.5e12)"
+                )
         unknown = [
             k for k in (self.peak_flops if isinstance(self.peak_flops, dict) else {}) if not _dtype_name(k)
         ]
@@ -151,6 +163,11 @@ class Hardware:
         if not _positive(self.bandwidth):
             raise ValueError(
                 f"Hardware {self.name!r}: bandwidth must be a positive bytes/s, got {self.bandwidth!r}"
+            )
+        if self.bandwidth < UNIT_FLOOR:
+            raise ValueError(
+                f"Hardware {self.name!r}: bandwidth is in bytes/s, and {self.bandwidth:g} is below 1 MB/s:"
+                " a figure in GB/s or TB/s? (2,039 GB/s is 2.039e12)"
             )
         self._check_overheads()
 

@@ -176,6 +176,27 @@ class TrainingStep:
             six: six_n(six_n_value),
         }
 
+    def rate(self, *, step_time: float | None = None, tokens_per_second: float | None = None) -> float:
+        """Global tokens per second: ``tokens_per_second``, or ``batch`` x ``tokens`` / ``step_time``."""
+        if (step_time is None) == (tokens_per_second is None):
+            raise ValueError("give exactly one of step_time (seconds) or tokens_per_second")
+        if step_time is not None:
+            if step_time <= 0:
+                raise ValueError(f"step_time must be positive seconds, got {step_time}")
+            return self.step_tokens / step_time
+        assert tokens_per_second is not None
+        return tokens_per_second
+
+    def peak(self, hardware: Hardware | str) -> float:
+        """The peak FLOP/s MFU divides by, per device: the preset's dense peak for the model's dtype."""
+        spec = get(hardware) if isinstance(hardware, str) else hardware
+        return spec.peak(self.dtype)
+
+    @property
+    def dtype(self) -> str:
+        """The model's dtype name ("bfloat16"), whose peak MFU uses."""
+        return str(self.lm.dtype).removeprefix("torch.")
+
     def mfu(
         self,
         hardware: Hardware | str,
@@ -188,15 +209,8 @@ class TrainingStep:
         ``batch`` x ``tokens`` tokens, all devices together) or ``tokens_per_second``
         (global), on ``devices`` x the preset's peak for the model's dtype. With recompute
         or the optimizer, "HFU" is added: the hardware FLOPs over the same peak."""
-        if (step_time is None) == (tokens_per_second is None):
-            raise ValueError("give exactly one of step_time (seconds) or tokens_per_second")
-        if step_time is not None:
-            if step_time <= 0:
-                raise ValueError(f"step_time must be positive seconds, got {step_time}")
-            tokens_per_second = self.step_tokens / step_time
-        assert tokens_per_second is not None
-        spec = get(hardware) if isinstance(hardware, str) else hardware
-        peak = spec.peak(str(self.lm.dtype).removeprefix("torch."))
+        tokens_per_second = self.rate(step_time=step_time, tokens_per_second=tokens_per_second)
+        peak = self.peak(hardware)
         result = {
             name: utilization(f, tokens_per_second, peak, devices) for name, f in self.conventions().items()
         }

@@ -117,6 +117,9 @@ def to_json(
                 "hook_overhead_seconds": t.hook_overhead if t.per_module else None,
                 "predicted_seconds": t.predicted,
                 "measured_over_predicted": t.ratio,
+                "cpu_times_seconds": t.cpu_times,
+                "cpu_share": t.cpu_share,
+                "measured_over_predicted_cpu_time": t.cpu_ratio,
             }
             for t in timings
         ]

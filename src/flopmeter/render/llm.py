@@ -6,6 +6,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
+from ..hardware import Hardware
 from ..llm.cost import LLMCost
 from ..llm.fit import Fit, Polynomial
 from ..llm.model import LanguageModel, position_table
@@ -458,10 +459,26 @@ def _frozen_note(step: TrainingStep) -> list[str]:
     ]
 
 
+def mfu_basis(step: TrainingStep, hardware: Hardware, devices: int, tokens_per_second: float) -> str:
+    """What MFU divided by: FLOPs per token (the row's convention) x tokens/s over devices x
+    the dense peak of the model's dtype."""
+    peak = step.peak(hardware)
+    return (
+        f"MFU = FLOPs per token (each row's convention) x {tokens_per_second:,.1f} tokens/s / ({devices} x "
+        f"{u.count(peak, 'FLOP/s', precision=1)}, the dense {step.dtype} peak of {hardware.name})"
+    )
+
+
 def render_training(
-    step: TrainingStep, mfu: dict[str, float] | None = None, *, units: str = "auto", precision: int = 2
+    step: TrainingStep,
+    mfu: dict[str, float] | None = None,
+    *,
+    units: str = "auto",
+    precision: int = 2,
+    basis: tuple[Hardware, int, float] | None = None,
 ) -> str:
-    """A training step under every convention side by side, with MFU when measured."""
+    """A training step under every convention side by side, with MFU when measured; ``basis``
+    (hardware, devices, global tokens/s) adds the line saying what MFU divided by."""
     per_token = step.conventions()
     named = {label: f"{value:,}" for label, value in step.named_n().items()}
     header = ["convention", "N", "FLOPs per token", "FLOPs per step"] + (["MFU"] if mfu else [])
@@ -481,6 +498,14 @@ def render_training(
         f" · backward {u.count(step.backward_flops, 'FLOPs', units, precision)} (2 x MACs, traced)",
         *grid(header, body),
     ]
+    if mfu and basis:
+        lines.append(mfu_basis(step, *basis))
+    if mfu and max(mfu.values()) > 1:
+        lines.append(
+            "NOTE: MFU above 100 %: the measured rate is faster than the peak allows; check that tokens/s"
+            " is global (all devices), --devices, and the dtype whose peak is used (a float32 model whose"
+            " matmuls run on TF32 tensor cores is still divided by the float32 peak)"
+        )
     lines += idle_lines(step.lm)
     lines += _frozen_note(step)
     lines += _dense_experts_note(step.lm, step.experts_run)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+
 from ..hardware import Hardware
 from ..report import Report
 from ..roofline import Roofline
@@ -19,12 +21,24 @@ def seconds(value: float) -> str:
 
 
 def render_hardware(specs: list[Hardware]) -> str:
-    """One line per hardware spec: name, description, float32 peak, bandwidth, ridge."""
+    """Two lines per hardware spec: name, description, float32 peak, bandwidth, ridge; then
+    every dtype's dense peak it lists."""
     return "\n".join(
         f"{hw.name:16} {hw.description}: {hw.peak('float32') / 1e12:.1f} TFLOP/s float32, "
-        f"{hw.bandwidth / 1e9:,.0f} GB/s, ridge {hw.ridge_point():.1f} FLOPs/byte"
+        f"{hw.bandwidth / 1e9:,.0f} GB/s, ridge {hw.ridge_point():.1f} FLOPs/byte\n{'':16} {dtype_peaks(hw)}"
         for hw in specs
     )
+
+
+_PEAK_ORDER = ("float64", "float32", "tfloat32", "float16", "bfloat16", "float8", "int8", "int4")
+
+
+def dtype_peaks(hw: Hardware) -> str:
+    """Every dtype's peak of ``hw`` in TFLOP/s (int8 and int4: TOP/s), dense (no 2:4 sparsity)."""
+    peaks = hw.peak_flops if isinstance(hw.peak_flops, dict) else {"any dtype": hw.peak_flops}
+    order = sorted(peaks, key=lambda d: _PEAK_ORDER.index(d) if d in _PEAK_ORDER else len(_PEAK_ORDER))
+    listed = ", ".join(f"{d} {f'{peaks[d] / 1e12:,.3f}'.rstrip('0').rstrip('.')}" for d in order)
+    return f"dense peaks, TFLOP/s (int: TOP/s): {listed}"
 
 
 def render_calibration(hw: Hardware) -> str:
@@ -237,12 +251,36 @@ def timing_notes(report: Report, timings: list[Timing]) -> list[str]:
             "integer work: achieved int = int ops (2 x MACs of the int8 layers) / median; % of peak ="
             " (FLOPs / their peak + int ops / the int8 peak) / median"
         )
+    busy = [t for t in timings if t.cpu_share is not None and t.cpu_share < BUSY_SHARE]
+    if busy:
+        lines.append(busy_note(busy))
     if first.hardware and first.device == "cpu" and first.hardware.overlap:
         lines.append(
             f"note: timed on this machine's cpu, but {first.hardware.name} is a GPU spec: % of peak and"
             " meas/pred compare two different machines (use --roofline local to check the model here)"
         )
     return lines
+
+
+BUSY_SHARE = 0.8  # below this CPU time / wall time, the timing notes call the machine busy
+
+
+def busy_note(timings: list[Timing]) -> str:
+    """The note for timings whose thread ran less than ``BUSY_SHARE`` of their wall time
+    (other processes had the core): how much, and the figures by CPU time."""
+    parts = []
+    for t in timings:
+        cpu = statistics.median(t.cpu_times)
+        ratio = f", meas/pred by CPU time {t.cpu_ratio:.2f}" if t.cpu_ratio is not None else ""
+        parts.append(
+            f"batch {t.batch_size}: {100 * (t.cpu_share or 0):.0f}% (CPU time {seconds(cpu)} per run against"
+            f" {seconds(t.median)} of wall time{ratio})"
+        )
+    return (
+        "note: busy machine: the timing thread ran only part of the wall time, other processes the rest; "
+        "the wall-clock median and meas/pred are too high by that (achieved FLOP/s too low): "
+        + "; ".join(parts)
+    )
 
 
 def render_sweep(report: Report, estimates: list[Roofline]) -> str:
@@ -253,7 +291,13 @@ def render_sweep(report: Report, estimates: list[Roofline]) -> str:
 
 def sweep_note(report: Report, estimates: list[Roofline]) -> str:
     first = estimates[0]
-    return f"{report.model_name}: batch sweep, {first.model} estimate on {first.hardware.name} (no timing)"
+    note = f"{report.model_name}: batch sweep, {first.model} estimate on {first.hardware.name} (no timing)"
+    if first.hardware.overlap and first.model == "calibrated":
+        note += (
+            "; overhead / memory / compute are shares of the three parts' sum: on this spec the host's"
+            " overhead and the device's work overlap, and the estimate is the larger of the two"
+        )
+    return note
 
 
 def sweep_table(estimates: list[Roofline]) -> Table:
