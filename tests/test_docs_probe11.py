@@ -107,3 +107,26 @@ def test_latency_panel_docstring_counts_the_models_of_its_panel() -> None:
     assert f"a {count}-model panel" in (module.__doc__ or "")
     assert f"runs a {count}-model\npanel" in README or f"runs a {count}-model panel" in README
     assert f"the panel: {count} models" in (ROOT / "docs" / "speed.md").read_text()
+
+
+def test_architecture_md_names_every_module_of_the_package() -> None:
+    """P11-E7: docs/architecture.md ("the code layout") had no row for five modules later
+    probes added (interrupts.py, flat_graph.py, tracing/higher_order.py,
+    tracing/library_calls.py, tracing/shared_names.py). A module counts as named when its
+    path is, or its package has a row of its own (`llm/`, `formulas/*.py`, `hardware/`)."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    package = ROOT / "src" / "flopmeter"
+    unnamed = []
+    for path in sorted(package.rglob("*.py")):
+        relative = path.relative_to(package).as_posix()
+        if path.name in ("__init__.py", "__main__.py"):
+            continue
+        folder = relative.rsplit("/", 1)[0] + "/" if "/" in relative else None
+        named = f"`{relative}`" in text or (
+            folder is not None
+            and folder != "tracing/"
+            and (f"`{folder}`" in text or f"`{folder}*.py`" in text or f"`{folder}`," in text)
+        )
+        if not named:
+            unnamed.append(relative)
+    assert unnamed == []
