@@ -1,4 +1,4 @@
-"""How well the calibrated latency model predicts measured time: a 27-model panel.
+"""How well the calibrated latency model predicts measured time: a 28-model panel.
 
     python benchmarks/latency_panel.py [--threads 1] [--hardware local] [--models resnet18,lstm]
                                        [--budget 0.6] [--clock wall|cpu] [--device cpu|cuda]

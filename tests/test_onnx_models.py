@@ -229,3 +229,14 @@ def test_vit_counts_equal_pytorch(exported, exporter: str) -> None:  # type: ign
     assert not report.unsupported
     attention = "encoder.layers.encoder_layer_0.self_attention"
     assert report.modules[attention].macs == torch_report.modules[attention].macs
+
+
+def test_onnx_tool_view_of_a_dynamo_export_pools_by_reducemean(exported) -> None:  # type: ignore[no-untyped-def]
+    """P11-E4, docs/onnx.md: `torch.onnx.export`'s default (dynamo) writes resnet18's
+    average pool as ReduceMean, which onnx-tool counts 1 per input element with no divide,
+    so its total is 4 x 512 below the legacy export's 1,821,452,264 (GlobalAveragePool)."""
+    report = profile_onnx(exported("resnet18", "dynamo18").path, inputs=(1, 3, 224, 224))
+    by_op = {op: stats.cost.onnx_tool_macs for op, stats in report.operators.items()}
+    assert "onnx.GlobalAveragePool" not in by_op
+    assert by_op["onnx.ReduceMean"] == 512 * 7 * 7  # 25,088
+    assert report.flops_as("onnx-tool") == 1_821_452_264 - 4 * 512  # 1,821,450,216
