@@ -70,3 +70,36 @@ def test_mixtral_eager_experts_on_two_tokens_are_not_a_slice():
     assert view.sliced == []
     assert experts.weight_params == 49_152 and experts.weight_nonzero == 49_152
     assert view.sparsity is not None
+
+
+# ------------------------------- R11-2: a forward's own threads are not a busy machine
+class PooledLinear(nn.Module):
+    """Linear(256 -> 256) run 4 times on a thread pool of 2: the calling thread only waits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = nn.Linear(256, 256)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(2) as pool:
+            parts = [pool.submit(F.linear, x, self.layer.weight) for _ in range(4)]
+            return sum(part.result() for part in parts)
+
+
+def test_work_on_the_forwards_own_threads_gives_no_busy_machine_note():
+    from flopmeter.render.speed import timing_notes
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model, x = PooledLinear().eval(), torch.randn(64, 256)
+        timings = flopmeter.benchmark(model, x, warmup=1, repeat=3)
+    finally:
+        torch.set_num_threads(threads)
+    # the calling thread ran ~3% of the wall time (the pool's threads did the matmuls):
+    # was cpu_share 0.03 and "note: busy machine ... other processes the rest"
+    assert timings[0].cpu_times == [] and timings[0].cpu_share is None
+    notes = timing_notes(flopmeter.profile(model, x), timings)
+    assert not any("busy machine" in line for line in notes)
