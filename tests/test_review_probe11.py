@@ -103,3 +103,38 @@ def test_work_on_the_forwards_own_threads_gives_no_busy_machine_note():
     assert timings[0].cpu_times == [] and timings[0].cpu_share is None
     notes = timing_notes(flopmeter.profile(model, x), timings)
     assert not any("busy machine" in line for line in notes)
+
+
+# ------------------------- R11-3: ignore::UserWarning does not hide a model-state warning
+class LeavesDoubleDefault(nn.Module):
+    """Linear(2 -> 2) whose forward sets torch's default dtype to float64 and leaves it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = nn.Linear(2, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        torch.set_default_dtype(torch.float64)
+        return self.layer(x)
+
+
+def test_a_user_warning_filter_acts_on_the_count_warnings_only():
+    import warnings
+
+    before = torch.get_default_dtype()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            warnings.filterwarnings("ignore", category=UserWarning)  # a notebook's usual filter
+            flopmeter.profile(LeavesDoubleDefault(), torch.randn(1, 2))
+        # was: hidden (ModelStateWarning was a UserWarning through FlopmeterWarning);
+        # it was a plain RuntimeWarning before it had a class, shown under this filter
+        assert [w.category for w in caught if "default dtype" in str(w.message)] == [
+            flopmeter.ModelStateWarning
+        ]
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UserWarning)  # was: profile raised ModelStateWarning
+            warnings.simplefilter("ignore", RuntimeWarning)
+            assert flopmeter.profile(LeavesDoubleDefault(), torch.randn(1, 2)).macs == 4  # 1 x 2 x 2
+    finally:
+        torch.set_default_dtype(before)
