@@ -8,9 +8,8 @@ import flopmeter  # noqa: E402
 from flopmeter.render.llm import render_training  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def step():
-    config = transformers.LlamaConfig(
+def _config():
+    return transformers.LlamaConfig(
         hidden_size=64,
         num_hidden_layers=2,
         num_attention_heads=4,
@@ -19,7 +18,11 @@ def step():
         vocab_size=256,
         max_position_embeddings=128,
     )
-    return flopmeter.training_step(config, tokens=16, batch=2)
+
+
+@pytest.fixture(scope="module")
+def step():
+    return flopmeter.training_step(_config(), tokens=16, batch=2)
 
 
 def test_mfu_by_hand_and_its_basis_line(step):
@@ -51,15 +54,7 @@ def test_mfu_divides_by_the_peak_of_the_dtype_the_step_ran_in():
     # float32 one read MFU 989.4 / 67 = 14.8x too high (review R11-11)
     import torch
 
-    config = transformers.LlamaConfig(
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        intermediate_size=128,
-        vocab_size=256,
-    )
-    model = transformers.LlamaForCausalLM(config)  # float32
+    model = transformers.LlamaForCausalLM(_config())  # float32
     plain = flopmeter.training_step(model, tokens=8)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         mixed = flopmeter.training_step(model, tokens=8)
