@@ -1,7 +1,7 @@
 """flopmeter's MACs and params equal the figures torchvision publishes for its weights
 (``weights.meta["_ops"]``, headed "GFLOPS" in torchvision's docs but a count of
 multiply-accumulates, rounded to three decimals; ``num_params``), read offline.
-benchmarks/torchvision_published.py prints the whole zoo (74 models agree)."""
+benchmarks/torchvision_published.py prints the whole zoo (76 models agree)."""
 
 from __future__ import annotations
 
