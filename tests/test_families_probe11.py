@@ -1,0 +1,178 @@
+"""Probe 11, model families: graph networks (message passing over an edge index or a sparse
+adjacency), recommenders (DLRM's interaction) and sparse inputs. Toys in plain torch that
+run what torch_geometric runs; one check with torch_geometric itself when it is installed."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+import flopmeter
+
+# A 5-node graph with 8 directed edges (source -> target); every node is some edge's target.
+SOURCES = torch.tensor([0, 1, 2, 3, 4, 0, 2, 4])
+TARGETS = torch.tensor([1, 2, 3, 4, 0, 2, 4, 1])
+
+
+def _adjacency(layout: str) -> torch.Tensor:
+    """A[target, source] = 1: rows aggregate their incoming messages (nnz 8)."""
+    coo = torch.sparse_coo_tensor(torch.stack([TARGETS, SOURCES]), torch.ones(8), (5, 5)).coalesce()
+    return coo if layout == "coo" else coo.to_sparse_csr()
+
+
+def _profile(model: nn.Module, inputs: tuple, **options) -> flopmeter.Report:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's "sparse CSR support is in beta"
+        return flopmeter.profile(model, inputs, **options)
+
+
+def _op(report: flopmeter.Report, op: str):
+    return report.by_operator()[op].cost
+
+
+class SparseProduct(nn.Module):
+    def forward(self, adjacency: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return torch.sparse.mm(adjacency, x)
+
+
+class SparseAddmm(nn.Module):
+    def forward(self, bias: torch.Tensor, adjacency: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return torch.sparse.addmm(bias, adjacency, x)
+
+
+class SparseReduce(nn.Module):
+    def __init__(self, reduce: str) -> None:
+        super().__init__()
+        self.reduce = reduce
+
+    def forward(self, adjacency: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return torch.sparse.mm(adjacency, x, self.reduce)
+
+
+@pytest.mark.parametrize("layout", ["coo", "csr"])
+def test_sparse_input_product_counts_its_stored_values(layout: str) -> None:
+    # Before: counted as the dense 5x5 @ 5x4: 5*5*4 = 100 MACs, 5*4*(2*5-1) = 180 FLOPs.
+    report = _profile(SparseProduct(), (_adjacency(layout), torch.randn(5, 4)))
+    assert report.macs == 32  # nnz*N = 8*4
+    assert report.flops == 64  # a multiply and an add per product: 2*8*4
+    assert not report.unsupported_ops()
+
+
+def test_sparse_addmm_adds_its_bias() -> None:
+    report = _profile(SparseAddmm(), (torch.randn(5, 4), _adjacency("coo"), torch.randn(5, 4)))
+    assert report.macs == 32  # 8*4
+    assert report.flops == 84  # 2*8*4 products + 5*4 bias adds
+
+
+@pytest.mark.parametrize(("reduce", "macs", "flops"), [("sum", 32, 64), ("mean", 32, 84), ("amax", 0, 64)])
+def test_sparse_product_with_a_reduction(reduce: str, macs: int, flops: int) -> None:
+    # Before: aten._sparse_mm_reduce_impl had no formula (listed, not counted).
+    # sum 2*8*4 = 64; mean + 5*4 divides = 84; amax 8*4 multiplies + 8*4 compares = 64, no MACs
+    report = _profile(SparseReduce(reduce), (_adjacency("csr"), torch.randn(5, 4)))
+    assert (report.macs, report.flops) == (macs, flops)
+    assert not report.unsupported_ops()
+
+
+class WeightedMessages(nn.Module):
+    """GCN's propagation over an edge index, as torch_geometric runs it: gather the source
+    rows, scale each by its edge weight, scatter-add into the targets."""
+
+    def forward(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        messages = x.index_select(0, SOURCES) * weight.view(-1, 1)
+        return x.new_zeros(x.shape).index_add_(0, TARGETS, messages)
+
+
+def test_edge_index_and_sparse_adjacency_count_the_same_work() -> None:
+    x, weight = torch.randn(5, 4), torch.rand(8)
+    edges = _profile(WeightedMessages(), (x, weight))
+    # gather 0; multiply 8*4 = 32; index_add 8*4 = 32: 64 FLOPs
+    assert edges.flops == 64
+    adjacency = torch.sparse_coo_tensor(torch.stack([TARGETS, SOURCES]), weight, (5, 5)).to_sparse_csr()
+    assert _profile(SparseProduct(), (adjacency, x)).flops == edges.flops
+
+
+class WithSparseWeight(nn.Module):
+    def __init__(self, as_buffer: bool) -> None:
+        super().__init__()
+        if as_buffer:
+            self.register_buffer("adjacency", _adjacency("coo"))
+        else:
+            self.adjacency = _adjacency("csr")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sparse.mm(self.adjacency, x)
+
+
+@pytest.mark.parametrize("as_buffer", [True, False])
+def test_a_sparse_weight_keeps_the_dense_count(as_buffer: bool) -> None:
+    # a model's own sparse tensor (a pruned weight stored sparse, as a buffer or a plain
+    # attribute): the dense view, as before; the compression view gives nnz*N
+    report = _profile(WithSparseWeight(as_buffer), (torch.randn(5, 4),))
+    assert report.macs == 100  # 5*5*4
+    assert report.flops == 180  # 5*4*(2*5-1)
+
+
+class ReadsCsrParts(nn.Module):
+    def forward(self, adjacency: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        degree = adjacency.crow_indices().diff().to(x.dtype)  # row lengths: integers
+        rows = torch.repeat_interleave(torch.arange(5), adjacency.crow_indices().diff())
+        return (
+            x.index_select(0, adjacency.col_indices()) * adjacency.values().view(-1, 1)
+            + rows.view(-1, 1)
+            + degree.sum()
+        )
+
+
+def test_the_parts_of_a_sparse_tensor_are_views() -> None:
+    # Before: crow_indices, col_indices and values were listed as ops without a formula.
+    report = _profile(ReadsCsrParts(), (_adjacency("csr"), torch.randn(5, 4)))
+    assert not report.unsupported_ops()
+    # diff 5 (on int64: 0), sum of 5 floats 4, multiply 8*4 = 32, two adds 8*4 each = 64
+    assert report.flops == 4 + 32 + 64
+
+
+class DotInteraction(nn.Module):
+    """DLRM's feature interaction: pairwise dot products of F feature vectors, upper triangle."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bottom = nn.Linear(4, 3)
+        self.tables = nn.ModuleList(nn.EmbeddingBag(10, 3, mode="sum") for _ in range(2))
+
+    def forward(self, dense: torch.Tensor, indices: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        features = [self.bottom(dense)] + [
+            table(indices[i], offsets[i]) for i, table in enumerate(self.tables)
+        ]
+        z = torch.stack(features, 1)  # B, F=3, D=3
+        products = torch.bmm(z, z.transpose(1, 2))
+        row, col = torch.triu_indices(3, 3, offset=1)
+        return products[:, row, col]
+
+
+@pytest.mark.parametrize("shapes_only", [True, False])
+def test_dlrm_interaction(shapes_only: bool) -> None:
+    # Before: aten.triu_indices (integer index pairs) was listed as an op without a formula.
+    indices, offsets = torch.tensor([[1, 2, 3], [4, 5, 6]]), torch.tensor([[0, 1], [0, 2]])
+    report = _profile(DotInteraction(), (torch.randn(2, 4), indices, offsets), shapes_only=shapes_only)
+    assert not report.unsupported_ops()
+    assert _op(report, "aten.addmm").flops == 48  # 2*3*(2*4)
+    assert _op(report, "aten._embedding_bag").flops == 6  # bags of 1 and 2 rows: (0+1)*3 adds per table
+    assert _op(report, "aten.bmm").macs == 54  # 2*3*3*3
+    assert _op(report, "aten.bmm").flops == 90  # 2*3*3*(2*3-1)
+    assert report.flops == 48 + 6 + 90
+
+
+def test_torch_geometric_gcn_edge_index_and_csr_agree() -> None:
+    pyg = pytest.importorskip("torch_geometric")
+    conv = pyg.nn.GCNConv(4, 3)
+    x = torch.randn(5, 4)
+    edges = _profile(conv, (x, torch.stack([SOURCES, TARGETS])))
+    csr = _profile(conv, (x, pyg.utils.to_torch_csr_tensor(torch.stack([TARGETS, SOURCES]), size=(5, 5))))
+    # 13 edges with the self loops. x@W 5*3*(2*4-1) = 105; degrees 13, rsqrt 5, inf test 5 + 5,
+    # edge norms 2*13; messages 13*3 multiplies + 13*3 adds = 78; bias 5*3 = 15
+    assert edges.flops == 105 + 13 + 15 + 26 + 78 + 15 == 252
+    assert csr.flops == edges.flops
+    assert not csr.unsupported_ops()
