@@ -61,6 +61,54 @@ def test_sparse_input_product_counts_its_stored_values(layout: str) -> None:
     assert not report.unsupported_ops()
 
 
+class Products(nn.Module):
+    """The ways GCN code multiplies a sparse adjacency (pygcn's ``torch.spmm``, ``adj @ x``)."""
+
+    def __init__(self, way: str) -> None:
+        super().__init__()
+        self.way = way
+
+    def forward(self, adjacency: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if self.way == "mm":
+            return torch.mm(adjacency, x)
+        if self.way == "@":
+            return adjacency @ x
+        if self.way == "spmm":
+            return torch.spmm(adjacency, x)
+        return (x.t() @ adjacency).t()  # dense (4, 5) @ sparse (5, 5): nnz*M = 8*4 as well
+
+
+@pytest.mark.parametrize("layout", ["coo", "csr"])
+@pytest.mark.parametrize("way", ["mm", "@", "spmm", "dense @ sparse"])
+def test_every_way_to_multiply_a_sparse_input(layout: str, way: str) -> None:
+    # Before: aten.mm with a sparse operand was the dense 5*5*4 = 100 MACs, 180 FLOPs.
+    report = _profile(Products(way), (_adjacency(layout), torch.randn(5, 4)))
+    assert (report.macs, report.flops) == (32, 64)  # 8*4 products, a multiply and an add each
+
+
+def test_shapes_only_refuses_a_sparse_input_clearly() -> None:
+    # Before: torch's NotImplementedError for the SparseMeta backend, as the model's error.
+    with pytest.raises(ValueError, match="shapes_only=True cannot count sparse tensor inputs"):
+        _profile(SparseProduct(), (_adjacency("csr"), torch.randn(5, 4)), shapes_only=True)
+
+
+class ScaledGraph(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(4, 3, bias=False)
+
+    def forward(self, adjacency: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return torch.sparse.mm(adjacency, self.linear(x))
+
+
+def test_backward_through_a_sparse_input() -> None:
+    report = _profile(ScaledGraph(), (_adjacency("coo"), torch.randn(5, 4)), backward=True)
+    # forward: x@W 5*3*(2*4-1) = 105, A@(xW) 2*8*3 = 48; backward: dW = x^T-side 3*4*(2*5-1) = 108,
+    # d(xW) = A^T @ g 2*8*3 = 48 (before: the dense 5*3*(2*5-1) = 135)
+    assert report.flops == 105 + 48 + 108 + 48
+    assert report.macs == 60 + 24 + 60 + 24
+
+
 def test_sparse_addmm_adds_its_bias() -> None:
     report = _profile(SparseAddmm(), (torch.randn(5, 4), _adjacency("coo"), torch.randn(5, 4)))
     assert report.macs == 32  # 8*4

@@ -349,6 +349,9 @@ def _alpha_beta_extras(event: OpEvent, outputs: int, beta_index: int, alpha_inde
 @formula("mm", "_mm")
 def _mm(event: OpEvent, options: CountOptions) -> Cost:
     a, b = event.args[0], event.args[1]
+    sparse = _sparse_product(a, b)
+    if sparse is not None:  # torch.mm(adj, x), adj @ x, torch.spmm with a sparse input
+        return sparse
     return contraction.matmul(1, a.shape[0], a.shape[1], b.shape[1])
 
 
@@ -356,6 +359,9 @@ def _mm(event: OpEvent, options: CountOptions) -> Cost:
 def _addmm(event: OpEvent, options: CountOptions) -> Cost:
     a, b = event.args[1], event.args[2]  # args[0] is the bias
     adds, extras = _alpha_beta_extras(event, a.shape[0] * b.shape[1], 3, 4)
+    sparse = _sparse_product(a, b, bias_adds=adds, extra_scalings=extras)
+    if sparse is not None:
+        return sparse
     cost = contraction.matmul(1, a.shape[0], a.shape[1], b.shape[1], bias_adds=adds, extra_scalings=extras)
     if event.op == "aten._addmm_activation":
         gelu = bool(event.arg(5, "use_gelu", False))
@@ -1712,6 +1718,20 @@ def _scaled_mm(event: OpEvent, options: CountOptions) -> Cost:
     )
 
 
+def _sparse_product(
+    a: TensorMeta, b: TensorMeta, *, bias_adds: int = 0, extra_scalings: int = 0
+) -> Cost | None:
+    """(M, K) @ (K, N) with one sparse input operand, by its stored values: sparse @ dense
+    nnz*N products, dense @ sparse nnz*M (formulas/sparse.py). None when neither or both
+    are (both: the dense count, an upper bound; the work depends on where the nonzeros
+    meet)."""
+    left, right = _sparse_activation_nnz(a), _sparse_activation_nnz(b)
+    if (left is None) == (right is None):
+        return None
+    nnz, n = (left, b.shape[1]) if left is not None else (right, a.shape[0])
+    return sparse_formulas.sparse_matmul(nnz or 0, n, bias_adds=bias_adds, extra_scalings=extra_scalings)
+
+
 def _sparse_activation_nnz(a: TensorMeta) -> int | None:
     """The stored values of a sparse operand made in the forward or given as an input (a
     GNN's adjacency); None for a dense one, one on meta, and a sparse parameter or buffer
@@ -1731,9 +1751,9 @@ def _sparse_mm(event: OpEvent, options: CountOptions) -> Cost:
     else:
         a, b = event.arg(0, "sparse"), event.arg(1, "dense")
     adds, extras = _alpha_beta_extras(event, a.shape[0] * b.shape[1], 3, 4) if has_bias else (0, 0)
-    nnz = _sparse_activation_nnz(a)
-    if nnz is not None:
-        return sparse_formulas.sparse_matmul(nnz, b.shape[1], bias_adds=adds, extra_scalings=extras)
+    sparse = _sparse_product(a, b, bias_adds=adds, extra_scalings=extras)
+    if sparse is not None:
+        return sparse
     return contraction.matmul(1, a.shape[0], a.shape[1], b.shape[1], bias_adds=adds, extra_scalings=extras)
 
 

@@ -11,18 +11,20 @@ _COMPRESSED = (torch.sparse_csr, torch.sparse_csc, torch.sparse_bsr, torch.spars
 def stored_values(tensor: torch.Tensor) -> int | None:
     """How many values a sparse ``tensor`` stores: COO, CSR and CSC their nonzeros, BSR and
     BSC every element of their blocks. None for a dense (strided) tensor, and when the count
-    cannot be read (a sparse tensor on meta holds no values)."""
+    cannot be read."""
     layout = tensor.layout
-    if tensor.is_meta:
-        return None
     try:
         if layout is torch.sparse_coo:
-            return int(tensor._values().numel())
-        if layout in _COMPRESSED:
-            return int(tensor.values().numel())
+            count = int(tensor._values().numel())
+        elif layout in _COMPRESSED:
+            count = int(tensor.values().numel())
+        else:
+            return None
     except (RuntimeError, NotImplementedError):
         return None
-    return None
+    # a sparse tensor built on meta from its indices and values keeps their sizes, but one
+    # moved to meta (``.to("meta")``) claims none: unknown, not zero
+    return None if count == 0 and tensor.is_meta else count
 
 
 def held_sparse_tensors(modules: list[torch.nn.Module]) -> list[torch.Tensor]:
@@ -35,3 +37,8 @@ def held_sparse_tensors(modules: list[torch.nn.Module]) -> list[torch.Tensor]:
         for value in vars(module).values()
         if isinstance(value, torch.Tensor) and value.layout is not torch.strided
     ]
+
+
+def has_sparse_tensor(values: list[object]) -> bool:
+    """Whether any of ``values`` is a sparse tensor (its nonzeros decide the work)."""
+    return any(isinstance(value, torch.Tensor) and value.layout is not torch.strided for value in values)
