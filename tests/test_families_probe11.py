@@ -59,6 +59,9 @@ def test_sparse_input_product_counts_its_stored_values(layout: str) -> None:
     assert report.macs == 32  # nnz*N = 8*4
     assert report.flops == 64  # a multiply and an add per product: 2*8*4
     assert not report.unsupported_ops()
+    # reads torch's zeros (5*4*4 = 80 B), the 8 stored values (32 B) and x (80 B); before: the
+    # dense 5*5*4 = 100 B in place of 32
+    assert report.by_operator()["aten._sparse_addmm"].cost.bytes_read == 80 + 32 + 80
 
 
 class Products(nn.Module):

@@ -239,14 +239,15 @@ def with_traffic(work: Cost, event: OpEvent) -> Cost:
     if work.bytes_read or work.bytes_written or event.op in ALLOCATION_ONLY:
         return work
     read = weights = written = 0
-    # (prod(shape) * itemsize is TensorMeta.nbytes without its two property calls: this runs per op call)
+    # (prod(shape) * itemsize is TensorMeta.nbytes without its two property calls: this runs per op call;
+    # a sparse tensor reads its stored values, ``nnz``)
     for tensor in () if event.op in _TEMPLATE_INPUTS else event.tensor_inputs():
-        size = prod(tensor.shape) * tensor.itemsize
+        size = (prod(tensor.shape) if tensor.nnz is None else tensor.nnz) * tensor.itemsize
         read += size
         if tensor.role != "activation":
             weights += size
     for tensor in event.outputs[:1] if event.op in _NORMALIZED_OUTPUT_ONLY else event.outputs:
-        written += prod(tensor.shape) * tensor.itemsize
+        written += (prod(tensor.shape) if tensor.nnz is None else tensor.nnz) * tensor.itemsize
     return Cost(work.macs, work.flops, work.ptflops_macs, read, written, weights)
 
 

@@ -35,7 +35,8 @@ class TensorMeta(NamedTuple):
 
     @property
     def nbytes(self) -> int:
-        return self.numel * self.itemsize
+        """Its elements' bytes; a sparse tensor's stored values' (its indices apart)."""
+        return (self.numel if self.nnz is None else self.nnz) * self.itemsize
 
     @property
     def ndim(self) -> int:
