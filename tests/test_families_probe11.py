@@ -227,3 +227,81 @@ def test_torch_geometric_gcn_edge_index_and_csr_agree() -> None:
     assert edges.flops == 105 + 13 + 15 + 26 + 78 + 15 == 252
     assert csr.flops == edges.flops
     assert not csr.unsupported_ops()
+
+
+class Matmul(nn.Module):
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a @ b
+
+
+@pytest.mark.parametrize("layout", ["csc", "bsr"])
+def test_other_layouts_count_their_stored_values(layout: str) -> None:
+    eye = torch.eye(5)
+    eye[0, 3] = 1.0  # 6 nonzeros
+    sparse = eye.to_sparse_csc() if layout == "csc" else eye.to_sparse_bsr((1, 1))
+    report = _profile(Matmul(), (sparse, torch.randn(5, 4)))
+    assert (report.macs, report.flops) == (24, 48)  # 6*4 products, 2*6*4
+
+
+def test_a_product_of_two_sparse_tensors() -> None:
+    eye = torch.eye(5)
+    csr = _profile(SparseProduct(), (eye.to_sparse_csr(), eye.to_sparse_csr()))
+    assert csr.macs == 125  # counted dense, an upper bound: 5*5*5
+    coo = _profile(SparseProduct(), (eye.to_sparse(), eye.to_sparse()))
+    assert "aten._sparse_sparse_matmul" in coo.unsupported_ops()  # listed, never a silent zero
+
+
+class BuildsItsAdjacency(nn.Module):
+    """An adjacency made in the forward from an edge index and learned edge weights."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.edge_weight = nn.Parameter(torch.rand(8))
+
+    def forward(self, x: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
+        coo = torch.sparse_coo_tensor(edges, self.edge_weight * 2, (5, 5))
+        return torch.sparse.mm(coo.coalesce().to_sparse_csr(), x)
+
+
+@pytest.mark.parametrize("shapes_only", [None, False])
+def test_an_adjacency_made_in_the_forward(shapes_only: bool | None) -> None:
+    report = _profile(
+        BuildsItsAdjacency(), (torch.randn(5, 4), torch.stack([TARGETS, SOURCES])), shapes_only=shapes_only
+    )
+    assert _op(report, "aten._sparse_addmm").macs == 32  # 8*4
+    assert report.flops == 8 + 64  # edge_weight * 2: 8; the product 2*8*4
+    # coalescing adds the values of repeated indices: value-dependent, listed with its shapes
+    assert "aten._coalesce" in report.unsupported_ops()
+
+
+class PaddedEncoder(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        layer = nn.TransformerEncoderLayer(8, 2, 16, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, 1, enable_nested_tensor=True)
+
+    def forward(self, x: torch.Tensor, padding: torch.Tensor | None = None) -> torch.Tensor:
+        return self.encoder(x, src_key_padding_mask=padding)
+
+
+def _encoder_warnings(model: nn.Module, inputs: tuple, **options) -> tuple[flopmeter.Report, list[str]]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = flopmeter.profile(model, inputs, **options)
+    return report, [str(w.message) for w in caught if issubclass(w.category, flopmeter.FlopmeterWarning)]
+
+
+def test_a_padding_mask_into_the_encoder_fast_path_warns() -> None:
+    model = PaddedEncoder().eval()
+    padding = torch.tensor([[False] * 4, [False, False, True, True]])  # lengths 4 and 2
+    report, notes = _encoder_warnings(model, (torch.randn(2, 4, 8), padding))
+    assert any("skips the padded tokens" in note for note in notes)
+    # the padded batch, 8 tokens: in-projection 8*24*16 = 3,072; per (sequence, head) scores
+    # 4*4*(2*4-1) = 112, scale 16, mask 16, softmax 4*(5*4-2) = 72, A.V 4*4*(2*4-1) = 112: 328*4
+    # = 1,312; out-projection 8*8*16 = 1,024; feed-forward 8*16*16 + 8*8*32 = 4,096; two norms
+    # 2*8*(5*8+2+2*8) = 928; residuals 2*64, relu 128; the mask made float 8, its logical_not 8
+    assert report.flops == 3_072 + 1_312 + 1_024 + 4_096 + 928 + 128 + 128 + 8 + 8 == 10_704
+    _, without_mask = _encoder_warnings(model, (torch.randn(2, 4, 8),))
+    assert not any("skips the padded tokens" in note for note in without_mask)
+    _, training = _encoder_warnings(model, (torch.randn(2, 4, 8), padding), backward=True)
+    assert not any("skips the padded tokens" in note for note in training)

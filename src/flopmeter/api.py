@@ -25,6 +25,7 @@ from .inputs import build_inputs, describe_inputs, resolve_dtype
 from .registry import CountOptions
 from .report import Report
 from .tracing.attributes import held_object_dicts
+from .tracing.fast_path import warn_padded_fast_path
 from .tracing.model_walk import ModelWalk
 from .tracing.modules import exclusive, take_turns, uncompiled
 from .tracing.recorder import gc_paused, is_meta_limitation
@@ -248,6 +249,7 @@ def profile(
                 trace, computed = run(False), "values"
             except TraceFailure as second:
                 raise ModelError(_failure_message(model, second, args, kwargs)) from second.error
+        warn_padded_fast_path(trace.events, backward=backward)
         if batch_size is None:
             batch = batch_after_the_run(batch, trace, args, kwargs, walk)
         report = build_report(

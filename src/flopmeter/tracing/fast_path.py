@@ -1,0 +1,33 @@
+"""What torch's own fast paths would skip that flopmeter's tracing counts.
+
+``nn.TransformerEncoder`` (``enable_nested_tensor=True``, its default), given a
+``src_key_padding_mask`` in eval without gradients, packs the batch into a nested tensor
+(``_nested_tensor_from_mask``) and skips the padded tokens. It does so only when no
+``TorchFunctionMode`` is active; flopmeter's is (attention counted whole), so the profile
+runs the padded batch and counts it. Its check of the mask,
+``_nested_tensor_from_mask_left_aligned``, comes just before torch looks for modes: seen in
+a forward-only trace, the plain run would have skipped the padding.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from ..notices import FlopmeterWarning
+from .events import FORWARD, OpEvent
+
+_MASK_CHECK = "aten._nested_tensor_from_mask_left_aligned"
+
+
+def warn_padded_fast_path(events: list[OpEvent], *, backward: bool) -> None:
+    """Warn when the counted padded work is more than the model's plain run does."""
+    if backward or not any(event.op == _MASK_CHECK and event.phase == FORWARD for event in events):
+        return
+    warnings.warn(
+        "nn.TransformerEncoder with a src_key_padding_mask: without flopmeter, torch's fast path "
+        "(eval, no gradients) packs the batch into nested tensors and skips the padded tokens; "
+        "flopmeter turns that path off and counts the padded batch. To count the real lengths, "
+        "profile each sequence unpadded and add their counts (docs/formulas.md, Attention)",
+        FlopmeterWarning,
+        stacklevel=3,
+    )
