@@ -249,7 +249,7 @@ def profile(
                 trace, computed = run(False), "values"
             except TraceFailure as second:
                 raise ModelError(_failure_message(model, second, args, kwargs)) from second.error
-        warn_padded_fast_path(trace.events, backward=backward)
+        warn_padded_fast_path(trace.events, walk.kinds, backward=backward)
         if batch_size is None:
             batch = batch_after_the_run(batch, trace, args, kwargs, walk)
         report = build_report(

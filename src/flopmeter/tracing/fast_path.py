@@ -13,15 +13,21 @@ from __future__ import annotations
 
 import warnings
 
+import torch
+
 from ..notices import FlopmeterWarning
 from .events import FORWARD, OpEvent
 
 _MASK_CHECK = "aten._nested_tensor_from_mask_left_aligned"
 
 
-def warn_padded_fast_path(events: list[OpEvent], *, backward: bool) -> None:
-    """Warn when the counted padded work is more than the model's plain run does."""
-    if backward or not any(event.op == _MASK_CHECK and event.phase == FORWARD for event in events):
+def warn_padded_fast_path(events: list[OpEvent], kinds: set[type], *, backward: bool) -> None:
+    """Warn when the counted padded work is more than the model's plain run does
+    (``kinds``: the classes of the model's modules; the events are read only when one is
+    an ``nn.TransformerEncoder``)."""
+    if backward or not any(issubclass(kind, torch.nn.TransformerEncoder) for kind in kinds):
+        return
+    if not any(event.op == _MASK_CHECK and event.phase == FORWARD for event in events):
         return
     warnings.warn(
         "nn.TransformerEncoder with a src_key_padding_mask: without flopmeter, torch's fast path "
