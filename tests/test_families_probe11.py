@@ -288,7 +288,9 @@ def _encoder_warnings(model: nn.Module, inputs: tuple, **options) -> tuple[flopm
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         report = flopmeter.profile(model, inputs, **options)
-    return report, [str(w.message) for w in caught if issubclass(w.category, flopmeter.FlopmeterWarning)]
+    ours = [w for w in caught if issubclass(w.category, flopmeter.FlopmeterWarning)]
+    assert all(w.filename == __file__ for w in ours)  # pointing at the user's call
+    return report, [str(w.message) for w in ours]
 
 
 def test_a_padding_mask_into_the_encoder_fast_path_warns() -> None:

@@ -11,6 +11,9 @@ a forward-only trace, the plain run would have skipped the padding.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import warnings
 
 import torch
@@ -35,5 +38,17 @@ def warn_padded_fast_path(events: list[OpEvent], kinds: set[type], *, backward: 
         "flopmeter turns that path off and counts the padded batch. To count the real lengths, "
         "profile each sequence unpadded and add their counts (docs/formulas.md, Attention)",
         FlopmeterWarning,
-        stacklevel=3,
+        stacklevel=_caller_level(),
     )
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` of the first frame outside flopmeter (and the context-manager
+    wrappers of its decorators): the user's call of ``profile``."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None and (
+        frame.f_code.co_filename.startswith(package) or frame.f_code.co_filename == contextlib.__file__
+    ):
+        frame, level = frame.f_back, level + 1
+    return level
