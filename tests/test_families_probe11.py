@@ -56,6 +56,7 @@ class SparseReduce(nn.Module):
 def test_sparse_input_product_counts_its_stored_values(layout: str) -> None:
     # Before: counted as the dense 5x5 @ 5x4: 5*5*4 = 100 MACs, 5*4*(2*5-1) = 180 FLOPs.
     report = _profile(SparseProduct(), (_adjacency(layout), torch.randn(5, 4)))
+    assert report.options["computed"] == "values"  # no shapes-only attempt: nonzeros are values
     assert report.macs == 32  # nnz*N = 8*4
     assert report.flops == 64  # a multiply and an add per product: 2*8*4
     assert not report.unsupported_ops()
@@ -241,6 +242,12 @@ def test_other_layouts_count_their_stored_values(layout: str) -> None:
     sparse = eye.to_sparse_csc() if layout == "csc" else eye.to_sparse_bsr((1, 1))
     report = _profile(Matmul(), (sparse, torch.randn(5, 4)))
     assert (report.macs, report.flops) == (24, 48)  # 6*4 products, 2*6*4
+
+
+def test_bsr_counts_every_element_of_its_blocks() -> None:
+    # eye(4) in 2x2 blocks: 2 blocks, 8 stored elements (4 of them zeros the kernel multiplies)
+    report = _profile(Matmul(), (torch.eye(4).to_sparse_bsr((2, 2)), torch.randn(4, 3)))
+    assert (report.macs, report.flops) == (24, 48)  # 8*3, 2*8*3
 
 
 def test_a_product_of_two_sparse_tensors() -> None:
