@@ -8,9 +8,8 @@ import flopmeter  # noqa: E402
 from flopmeter.render.llm import render_training  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def step():
-    config = transformers.LlamaConfig(
+def _config():
+    return transformers.LlamaConfig(
         hidden_size=64,
         num_hidden_layers=2,
         num_attention_heads=4,
@@ -19,7 +18,11 @@ def step():
         vocab_size=256,
         max_position_embeddings=128,
     )
-    return flopmeter.training_step(config, tokens=16, batch=2)
+
+
+@pytest.fixture(scope="module")
+def step():
+    return flopmeter.training_step(_config(), tokens=16, batch=2)
 
 
 def test_mfu_by_hand_and_its_basis_line(step):
@@ -43,3 +46,21 @@ def test_mfu_above_100_percent_is_said(step):
     assert mfu["traced full"] == pytest.approx(614_400 * 1e9 / 312e12)
     text = render_training(step, mfu, basis=(a100, 1, 1e9))
     assert "196.9 %" in text and "NOTE: MFU above 100 %" in text
+
+
+def test_mfu_divides_by_the_peak_of_the_dtype_the_step_ran_in():
+    # a float32 model traced under bfloat16 autocast does its matmuls in bfloat16: MFU must
+    # divide by the bfloat16 peak (989.4 TFLOP/s on h100-sxm), not float32's (67.0): the
+    # float32 one read MFU 989.4 / 67 = 14.8x too high (review R11-11)
+    import torch
+
+    model = transformers.LlamaForCausalLM(_config())  # float32
+    plain = flopmeter.training_step(model, tokens=8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = flopmeter.training_step(model, tokens=8)
+    assert (plain.dtype, plain.peak("h100-sxm")) == ("float32", 67.0e12)
+    assert (mixed.dtype, mixed.peak("h100-sxm")) == ("bfloat16", 989.4e12)
+    rate = 10_000.0
+    assert mixed.mfu("h100-sxm", tokens_per_second=rate)["traced full"] == pytest.approx(
+        plain.mfu("h100-sxm", tokens_per_second=rate)["traced full"] * 67.0 / 989.4, rel=0.05
+    )  # the same step within the FLOPs autocast moves (a float32 norm's casts)

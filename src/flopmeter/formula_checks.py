@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from .cost import Cost
-from .notices import FlopmeterWarning
+from .notices import CountWarning
 from .tracing.recorder import WHOLE_FUNCTIONS
 
 
@@ -91,7 +91,7 @@ def _check_op_exists(name: str) -> None:
     warnings.warn(
         f"torch knows no op {name!r} (yet): its formula will be used if an op of that name "
         "runs; check the spelling, or load the op's library before profiling",
-        FlopmeterWarning,
+        CountWarning,
         stacklevel=3,
     )
 

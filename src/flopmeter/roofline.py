@@ -273,12 +273,9 @@ def roofline(report: Report, hardware: Hardware | str) -> Roofline:
     )
     for module_name, m in report.modules.items():
         result.rows[module_name] = RooflineRow(module_name, m.type, m.depth, overlap=spec.overlap)
-    flops_by_dtype: dict[str, int] = {}
     for record in report.ops:
         compute, memory = _op_times(record, spec)
         result.peak_time += compute if record.cost.flops else 0.0
-        if record.cost.flops:
-            flops_by_dtype[record.dtype] = flops_by_dtype.get(record.dtype, 0) + record.cost.flops
         kind = op_class(record)
         work, memory_limited = spec.work_time(kind, compute, memory)
         overhead = spec.overhead(kind) * launches(record, kind)
@@ -301,10 +298,21 @@ def roofline(report: Report, hardware: Hardware | str) -> Roofline:
     for module_name, m in report.modules.items():  # module calls, inclusive
         for name in _enclosing(module_name, result.rows):
             result.rows[name].overhead_time += spec.module_overhead * m.calls
-    if flops_by_dtype:
-        result.dtype = max(flops_by_dtype, key=lambda d: flops_by_dtype[d])
-        result.single_dtype = len({spec.peak(d) for d in flops_by_dtype}) == 1
+    by_dtype = flops_by_dtype(report)
+    if by_dtype:
+        result.dtype = max(by_dtype, key=lambda d: by_dtype[d])
+        result.single_dtype = len({spec.peak(d) for d in by_dtype}) == 1
     return result
+
+
+def flops_by_dtype(report: Report) -> dict[str, int]:
+    """Exact FLOPs of ``report``'s ops, by the dtype each op computes in (an op under
+    autocast: the dtype autocast ran it in); dtypes that did no FLOPs are left out."""
+    found: dict[str, int] = {}
+    for record in report.ops:
+        if record.cost.flops:
+            found[record.dtype] = found.get(record.dtype, 0) + record.cost.flops
+    return found
 
 
 def _enclosing(name: str, rows: dict[str, RooflineRow]) -> Iterator[str]:

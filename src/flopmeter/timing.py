@@ -47,7 +47,8 @@ class Timing:
     peak: float | None = None  # the peak FLOP/s of the FLOPs' dtypes, when there is no estimate
     int_ops: int = 0  # integer ops of one call: 2 x MACs of integer work (int8 layers, 0 FLOPs)
     # the same timed runs' CPU time of the calling thread (seconds each), on the CPU with one
-    # torch thread (where that thread does all the work); empty elsewhere
+    # torch thread (where that thread does all the work); empty elsewhere, and where the
+    # process's other threads worked during the runs (a forward's own thread pool)
     cpu_times: list[float] = field(default_factory=list)
 
     @property
@@ -376,7 +377,12 @@ def _one(
                     setup()
                 call()
             cpu_times: list[float] | None = [] if _thread_does_the_work(device) else None
+            clocks = _cpu_clocks()
             times = time_calls(call, device, warmup, repeat, progress, setup=setup, cpu_times=cpu_times)
+            if cpu_times and _other_threads_worked(clocks):
+                cpu_times = (
+                    None  # the forward's own threads did work: the calling thread's time is not the run's
+                )
         timing = Timing(report.batch_size, times, warmup, device.type, report.flops, hardware)
         timing.cpu_times = cpu_times or []
         timing.int_ops = sum(integer_ops(record.cost) for record in report.ops)
@@ -393,6 +399,24 @@ def _thread_does_the_work(device: torch.device) -> bool:
     """Whether the calling thread's CPU time measures a run: on the CPU with one torch thread
     (on a shared machine wall time also counts the other processes' turns)."""
     return device.type == "cpu" and torch.get_num_threads() == 1
+
+
+OTHER_THREADS_SHARE = 0.1
+"""Above this share of the calling thread's CPU time, the process's other threads worked
+during the timed runs (a forward that hands work to a thread pool, numpy's BLAS threads):
+the calling thread's CPU time then measures only its part of a run, and is not kept."""
+
+
+def _cpu_clocks() -> tuple[float, float]:
+    """(the calling thread's, the process's) CPU time now, seconds."""
+    return time.thread_time(), time.process_time()
+
+
+def _other_threads_worked(since: tuple[float, float]) -> bool:
+    """Whether the process's other threads used more than ``OTHER_THREADS_SHARE`` of the
+    calling thread's CPU time since ``since`` (``_cpu_clocks()``)."""
+    thread, process = (now - then for now, then in zip(_cpu_clocks(), since, strict=True))
+    return process - thread > OTHER_THREADS_SHARE * thread
 
 
 @contextmanager

@@ -512,13 +512,20 @@ def reads_a_slice(weights: list[WeightFact], work: _Contractions, calls: int) ->
     none of the tensors they read has as many elements as the largest weight, and a call
     reads fewer parameter bytes than the weights hold (a ``weight.chunk(3)`` read in three
     contractions is read whole). The whole weights' nonzeros then say nothing of the work
-    done, so they are left unknown (as if dense)."""
+    done, so they are left unknown (as if dense). A mixture of experts' stacked weight
+    (``[experts, out, in]``, ``F.linear(x, w[e])`` for the experts its tokens were routed
+    to) is no slice: each expert read is whole, and the stack's density stands for the
+    experts that ran, as any layer's whole-weight density does."""
     if not work.input_sizes or not work.ops <= WEIGHT_CONTRACTIONS:
         return False
     if any(f.representation != "dense" for f in weights):
         return False
     if max(f.numel for f in weights) in work.input_sizes:
         return False
+    if "aten.convolution" not in work.ops and any(
+        len(f.shape) >= 3 and _numel(f.shape[1:]) in work.input_sizes for f in weights
+    ):
+        return False  # whole experts of a stack (MoE), each read in full: not a supernet's slice
     return 0 < work.weight_bytes // max(calls, 1) < sum(f.storage_bytes for f in weights)
 
 

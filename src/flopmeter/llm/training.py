@@ -26,6 +26,7 @@ import torch
 from ..api import profile
 from ..hardware import Hardware, get
 from ..report import Report
+from ..roofline import flops_by_dtype
 from .cost import experts_run
 from .kv import kv_cache
 from .model import LanguageModel, language_model
@@ -194,7 +195,12 @@ class TrainingStep:
 
     @property
     def dtype(self) -> str:
-        """The model's dtype name ("bfloat16"), whose peak MFU uses."""
+        """The dtype whose peak MFU uses: the one the traced step did most of its FLOPs in
+        (a float32 model traced under bfloat16 autocast: "bfloat16"); the model's own dtype
+        when the step did none."""
+        by_dtype = flops_by_dtype(self.full)
+        if by_dtype:
+            return max(by_dtype, key=lambda d: by_dtype[d])
         return str(self.lm.dtype).removeprefix("torch.")
 
     def mfu(

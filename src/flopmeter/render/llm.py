@@ -461,7 +461,7 @@ def _frozen_note(step: TrainingStep) -> list[str]:
 
 def mfu_basis(step: TrainingStep, hardware: Hardware, devices: int, tokens_per_second: float) -> str:
     """What MFU divided by: FLOPs per token (the row's convention) x tokens/s over devices x
-    the dense peak of the model's dtype."""
+    the dense peak of the dtype the step computed in (``step.dtype``)."""
     peak = step.peak(hardware)
     return (
         f"MFU = FLOPs per token (each row's convention) x {tokens_per_second:,.1f} tokens/s / ({devices} x "

@@ -187,11 +187,12 @@ def serving_repr(serving: Any) -> str:
 
 
 def training_repr(step: Any) -> str:
-    """``<TrainingStep LlamaForCausalLM: batch 8 x 4096 tokens: model 1230.00 TFLOPs,
-    hardware 1640.00 TFLOPs (2 x MACs); print(step) for every convention>``."""
+    """``<TrainingStep LlamaForCausalLM: batch 8 x 4096 tokens: model 1230.00 TFLOPs
+    (2 x MACs), hardware 1640.00 TFLOPs; print(step) for every convention>``: the hardware
+    FLOPs add the recompute's forward (2 x MACs) and AdamW's 16 per parameter when asked."""
     return (
         f"<TrainingStep {_name(step.lm.name)}: batch {step.batch} x {step.tokens:,} tokens: "
-        f"model {u.count(step.model_flops, 'FLOPs')}, hardware {u.count(step.hardware_flops, 'FLOPs')} (2 x MACs); "
+        f"model {u.count(step.model_flops, 'FLOPs')} (2 x MACs), hardware {u.count(step.hardware_flops, 'FLOPs')}; "
         "print(step) for every convention>"
     )
 

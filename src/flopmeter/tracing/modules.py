@@ -37,7 +37,7 @@ from torch.utils._pytree import tree_flatten
 from torch.utils.hooks import RemovableHandle
 
 from ..interrupts import Undoing
-from ..notices import FlopmeterWarning
+from ..notices import CountWarning
 from .events import BACKWARD, FORWARD
 from .model_walk import ModelWalk
 
@@ -171,7 +171,7 @@ class ModuleStack(Undoing):
                 "the model contains TorchScript modules (torch.jit.script/trace): their submodules "
                 "run inside the TorchScript interpreter, which calls no module hooks, so their ops "
                 "are counted in the totals but charged to the nearest Python module around them",
-                FlopmeterWarning,
+                CountWarning,
                 stacklevel=3,
             )
         self._root_id = id(root)
@@ -257,7 +257,7 @@ class ModuleStack(Undoing):
             warnings.warn(
                 "the model's forward returned a generator: its ops run only when it is iterated, "
                 "so they were not counted. Profile a module that returns tensors.",
-                FlopmeterWarning,
+                CountWarning,
                 stacklevel=2,
             )
         if self.track_backward and torch.is_grad_enabled():
@@ -298,7 +298,7 @@ class ModuleStack(Undoing):
                 f"{self.other_thread_calls} call(s) of the model's modules ran on other threads during "
                 "the profile (a forward that hands work to a thread pool, or another thread using the "
                 "model): their ops are not counted, since op recording follows one thread",
-                FlopmeterWarning,
+                CountWarning,
                 stacklevel=2,
             )
         self._forward.clear()
