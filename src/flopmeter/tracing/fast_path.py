@@ -18,7 +18,7 @@ import warnings
 
 import torch
 
-from ..notices import FlopmeterWarning
+from ..notices import CountWarning
 from .events import FORWARD, OpEvent
 
 _MASK_CHECK = "aten._nested_tensor_from_mask_left_aligned"
@@ -37,7 +37,7 @@ def warn_padded_fast_path(events: list[OpEvent], kinds: set[type], *, backward: 
         "(eval, no gradients) packs the batch into nested tensors and skips the padded tokens; "
         "flopmeter turns that path off and counts the padded batch. To count the real lengths, "
         "profile each sequence unpadded and add their counts (docs/formulas.md, Attention)",
-        FlopmeterWarning,
+        CountWarning,
         stacklevel=_caller_level(),
     )
 
