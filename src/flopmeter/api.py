@@ -25,11 +25,13 @@ from .inputs import build_inputs, describe_inputs, resolve_dtype
 from .registry import CountOptions
 from .report import Report
 from .tracing.attributes import held_object_dicts
+from .tracing.fast_path import warn_padded_fast_path
 from .tracing.model_walk import ModelWalk
 from .tracing.modules import exclusive, take_turns, uncompiled
 from .tracing.recorder import gc_paused, is_meta_limitation
 from .tracing.run import Trace, TraceFailure, trace_model
 from .tracing.shared_names import first_names
+from .tracing.sparse_layouts import has_sparse_tensor
 
 Inputs = torch.Tensor | tuple[Any, ...] | list[Any] | Mapping[str, Any]
 
@@ -214,6 +216,8 @@ def profile(
                 "shapes_only=True counts a forward pass; a backward=True profile runs with values"
             )
         first_try = (not backward) if shapes_only is None else shapes_only
+        if _sparse_inputs(inputs, shapes_only):
+            first_try = False
         args, kwargs = _resolve_inputs(model, inputs, input_shape, input_dtype, floats_on_meta=first_try)
         _refuse_nested(args, kwargs)
         batch = batch_size if batch_size is not None else batch_before_the_run(walk, args, kwargs)
@@ -245,6 +249,7 @@ def profile(
                 trace, computed = run(False), "values"
             except TraceFailure as second:
                 raise ModelError(_failure_message(model, second, args, kwargs)) from second.error
+        warn_padded_fast_path(trace.events, walk.kinds, backward=backward)
         if batch_size is None:
             batch = batch_after_the_run(batch, trace, args, kwargs, walk)
         report = build_report(
@@ -294,6 +299,20 @@ def _refuse_nested(args: Any, kwargs: Any) -> None:
             "nested (jagged) tensor inputs are not supported: pad them into one dense batch "
             "(torch.nested.to_padded_tensor) to count the padded work, or profile each sequence"
         )
+
+
+def _sparse_inputs(inputs: Any, shapes_only: bool | None) -> bool:
+    """Whether an input is a sparse tensor (a GNN's adjacency): its product costs its
+    nonzeros, which a shapes-only run, on meta, cannot know; so such a profile runs with
+    values, and ``shapes_only=True`` is refused."""
+    if not has_sparse_tensor(tree_flatten(inputs)[0]):
+        return False
+    if shapes_only:
+        raise ValueError(
+            "shapes_only=True cannot count sparse tensor inputs: the work of a sparse product "
+            "depends on the nonzeros they hold; use shapes_only=False (or leave it unset)"
+        )
+    return True
 
 
 def _refuse_lazy(walk: ModelWalk) -> None:

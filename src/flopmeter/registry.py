@@ -33,6 +33,7 @@ from .formulas import (
     spectral,
 )
 from .formulas import losses as loss_formulas
+from .formulas import sparse as sparse_formulas
 from .tracing.events import OpEvent, TensorMeta
 
 
@@ -116,6 +117,25 @@ DATA_OPS |= frozenset(
 )
 # linalg's check of its LAPACK info codes: no work.
 VIEW_OPS |= frozenset({"aten._linalg_check_errors"})
+# Probe 11: a sparse tensor's parts (a GNN's CSR adjacency, read by torch_geometric) are
+# views; building one from its parts, converting its indices and making index pairs
+# (DLRM's ``triu_indices``) touch integers only: data.
+VIEW_OPS |= frozenset(
+    "aten." + name
+    for name in (
+        "crow_indices col_indices ccol_indices row_indices values indices _indices _values "
+        "_nnz _dimI _dimV sparse_dim dense_dim is_coalesced"
+    ).split()
+)
+DATA_OPS |= frozenset(
+    "aten." + name
+    for name in (
+        "triu_indices tril_indices _convert_indices_from_coo_to_csr _convert_indices_from_csr_to_coo "
+        "sparse_compressed_tensor _sparse_compressed_tensor_unsafe sparse_csr_tensor "
+        "_sparse_csr_tensor_unsafe sparse_coo_tensor _sparse_coo_tensor_unsafe _to_sparse _to_sparse_csr "
+        "_to_sparse_csc _to_sparse_bsr _to_sparse_bsc _to_dense to_dense"
+    ).split()
+)
 # Probe 10: a torch.export program copies each tensor constant its forward makes
 # (``torch.tensor(...)``, Swin's relative-position index): data, as ``clone``.
 DATA_OPS |= frozenset({"aten.lift_fresh_copy"})
@@ -219,14 +239,15 @@ def with_traffic(work: Cost, event: OpEvent) -> Cost:
     if work.bytes_read or work.bytes_written or event.op in ALLOCATION_ONLY:
         return work
     read = weights = written = 0
-    # (prod(shape) * itemsize is TensorMeta.nbytes without its two property calls: this runs per op call)
+    # (prod(shape) * itemsize is TensorMeta.nbytes without its two property calls: this runs per op call;
+    # a sparse tensor reads its stored values, ``nnz``)
     for tensor in () if event.op in _TEMPLATE_INPUTS else event.tensor_inputs():
-        size = prod(tensor.shape) * tensor.itemsize
+        size = (prod(tensor.shape) if tensor.nnz is None else tensor.nnz) * tensor.itemsize
         read += size
         if tensor.role != "activation":
             weights += size
     for tensor in event.outputs[:1] if event.op in _NORMALIZED_OUTPUT_ONLY else event.outputs:
-        written += prod(tensor.shape) * tensor.itemsize
+        written += (prod(tensor.shape) if tensor.nnz is None else tensor.nnz) * tensor.itemsize
     return Cost(work.macs, work.flops, work.ptflops_macs, read, written, weights)
 
 
@@ -329,6 +350,9 @@ def _alpha_beta_extras(event: OpEvent, outputs: int, beta_index: int, alpha_inde
 @formula("mm", "_mm")
 def _mm(event: OpEvent, options: CountOptions) -> Cost:
     a, b = event.args[0], event.args[1]
+    sparse = _sparse_product(a, b)
+    if sparse is not None:  # torch.mm(adj, x), adj @ x, torch.spmm with a sparse input
+        return sparse
     return contraction.matmul(1, a.shape[0], a.shape[1], b.shape[1])
 
 
@@ -336,6 +360,9 @@ def _mm(event: OpEvent, options: CountOptions) -> Cost:
 def _addmm(event: OpEvent, options: CountOptions) -> Cost:
     a, b = event.args[1], event.args[2]  # args[0] is the bias
     adds, extras = _alpha_beta_extras(event, a.shape[0] * b.shape[1], 3, 4)
+    sparse = _sparse_product(a, b, bias_adds=adds, extra_scalings=extras)
+    if sparse is not None:
+        return sparse
     cost = contraction.matmul(1, a.shape[0], a.shape[1], b.shape[1], bias_adds=adds, extra_scalings=extras)
     if event.op == "aten._addmm_activation":
         gelu = bool(event.arg(5, "use_gelu", False))
@@ -1692,18 +1719,56 @@ def _scaled_mm(event: OpEvent, options: CountOptions) -> Cost:
     )
 
 
+def _sparse_product(
+    a: TensorMeta, b: TensorMeta, *, bias_adds: int = 0, extra_scalings: int = 0
+) -> Cost | None:
+    """(M, K) @ (K, N) with one sparse input operand, by its stored values: sparse @ dense
+    nnz*N products, dense @ sparse nnz*M (formulas/sparse.py). None when neither or both
+    are (both: the dense count, an upper bound; the work depends on where the nonzeros
+    meet)."""
+    left, right = _sparse_activation_nnz(a), _sparse_activation_nnz(b)
+    if (left is None) == (right is None):
+        return None
+    nnz, n = (left, b.shape[1]) if left is not None else (right, a.shape[0])
+    return sparse_formulas.sparse_matmul(nnz or 0, n, bias_adds=bias_adds, extra_scalings=extra_scalings)
+
+
+def _sparse_activation_nnz(a: TensorMeta) -> int | None:
+    """The stored values of a sparse operand made in the forward or given as an input (a
+    GNN's adjacency); None for a dense one, one on meta, and a sparse parameter or buffer
+    (a pruned weight stored sparse), which keeps the dense count: its savings are the
+    compression view's (docs/compression.md)."""
+    return a.nnz if a.role == "activation" else None
+
+
 @formula("_sparse_addmm", "_sparse_mm", "sspaddmm")
 def _sparse_mm(event: OpEvent, options: CountOptions) -> Cost:
-    """A sparse (M, K) @ dense (K, N), counted as the dense matmul of those shapes (the
-    layout is not in the trace); the compression view gives the effective MACs from
-    the sparse weight's nonzeros (nnz * N)."""
+    """A sparse (M, K) @ dense (K, N): an input or activation by its stored values
+    (formulas/sparse.py: nnz*N MACs, 2*nnz*N FLOPs); a sparse weight as the dense matmul
+    of those shapes, the compression view giving the effective MACs (nnz * N)."""
     has_bias = event.op != "aten._sparse_mm"
     if has_bias:
         a, b = event.arg(1, "mat1"), event.arg(2, "mat2")
     else:
         a, b = event.arg(0, "sparse"), event.arg(1, "dense")
     adds, extras = _alpha_beta_extras(event, a.shape[0] * b.shape[1], 3, 4) if has_bias else (0, 0)
+    sparse = _sparse_product(a, b, bias_adds=adds, extra_scalings=extras)
+    if sparse is not None:
+        return sparse
     return contraction.matmul(1, a.shape[0], a.shape[1], b.shape[1], bias_adds=adds, extra_scalings=extras)
+
+
+@formula("_sparse_mm_reduce_impl")
+def _sparse_mm_reduce(event: OpEvent, options: CountOptions) -> Cost:
+    """``torch.sparse.mm(A, B, reduce)`` (torch_geometric's sparse mean / max aggregation):
+    sparse CSR A (M, K) @ dense B (K, N) reduced per output row; a sparse A without a
+    readable count (a weight) by its dense M*K stored places."""
+    a, b = event.arg(0, "self"), event.arg(1, "other")
+    nnz = _sparse_activation_nnz(a)
+    stored = nnz if nnz is not None else a.shape[0] * a.shape[1]
+    return sparse_formulas.sparse_matmul_reduce(
+        stored, a.shape[0], b.shape[1], str(event.arg(2, "reduce", "sum"))
+    )
 
 
 @formula("_sparse_semi_structured_linear")

@@ -18,13 +18,16 @@ class TensorMeta(NamedTuple):
     """Shape and storage facts of one tensor argument or result; no values.
 
     ``role`` is "param" for a model parameter, "buffer" for a model buffer,
-    "activation" otherwise. (A NamedTuple: millions are made, cheaply.)
+    "activation" otherwise. ``nnz``: the stored values of a sparse tensor (COO, CSR, CSC:
+    its nonzeros; BSR, BSC: its blocks' elements), None for a dense one. (A NamedTuple:
+    millions are made, cheaply.)
     """
 
     shape: tuple[int, ...]
     dtype: str
     itemsize: int
     role: str = "activation"
+    nnz: int | None = None
 
     @property
     def numel(self) -> int:
@@ -32,7 +35,8 @@ class TensorMeta(NamedTuple):
 
     @property
     def nbytes(self) -> int:
-        return self.numel * self.itemsize
+        """Its elements' bytes; a sparse tensor's stored values' (its indices apart)."""
+        return (self.numel if self.nnz is None else self.nnz) * self.itemsize
 
     @property
     def ndim(self) -> int:

@@ -24,6 +24,7 @@ import torch
 
 from .attributes import AttributeSnapshot
 from .shared_names import further_names
+from .sparse_layouts import held_sparse_tensors
 
 _PARAMETERS = attrgetter("_parameters")
 _BUFFERS = attrgetter("_buffers")
@@ -66,8 +67,9 @@ class ModelWalk:
     @cached_property
     def roles(self) -> dict[int, str]:
         """``id`` -> "param"/"buffer" for every parameter and buffer (a tensor that is
-        both is a param)."""
-        roles = dict.fromkeys(map(id, self.buffers), "buffer")
+        both is a param); a sparse tensor held in a plain attribute is a buffer."""
+        roles = dict.fromkeys(map(id, held_sparse_tensors(self.modules)), "buffer")
+        roles.update(dict.fromkeys(map(id, self.buffers), "buffer"))
         roles.update(dict.fromkeys(map(id, self.parameters), "param"))
         return roles
 

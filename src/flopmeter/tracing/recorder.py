@@ -35,6 +35,9 @@ from .higher_order import run_higher_order
 from .index_checks import CHECKED_OPS, check_indices
 from .library_calls import LibraryCalls
 from .modules import ModuleStack
+from .sparse_layouts import stored_values
+
+_STRIDED = torch.strided  # every dense tensor's layout, looked up once
 
 
 class ShapesOnlyUnavailable(RuntimeError):
@@ -133,8 +136,10 @@ class OpRecorder(TorchDispatchMode):
         if info is None:
             info = _DTYPES[dtype] = (str(dtype).removeprefix("torch."), dtype.itemsize)
         # tuple.__new__ is what the NamedTuple's own __new__ calls, minus one Python frame
+        nnz = None if tensor.layout is _STRIDED else stored_values(tensor)
         return _new_tuple(
-            TensorMeta, (tuple(tensor.shape), info[0], info[1], self._roles.get(id(tensor), "activation"))
+            TensorMeta,
+            (tuple(tensor.shape), info[0], info[1], self._roles.get(id(tensor), "activation"), nnz),
         )
 
     def describe(self, value: Any) -> Any:
