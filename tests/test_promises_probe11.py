@@ -334,3 +334,54 @@ def test_a_dynamic_int8_linear_has_2080_params_and_2192_bytes():
     assert (report.params, report.param_bytes) == (2_080, 2_192)
     totals = json.loads(report.to_json())["totals"]
     assert (totals["params"], totals["param_bytes"]) == (2_080, 2_192)
+
+
+# --------------------------------- dynamic.md's rules under inference mode, in half, one thread
+@pytest.mark.parametrize("condition", ["inference_mode", "half", "one_thread", "values"])
+def test_a_supernets_slice_under_the_standards_conditions(condition):
+    """P11-P15. docs/dynamic.md / README: "MACs and FLOPs are those of the call that ran: a
+    supernet's active slice ...; params are the tensors the model holds, each once (the whole
+    supernet)"; the slice's weight bytes "(128 + 16) x 4 = 576" (x 2 = 288 in half)."""
+    from test_nas_dynamic import SlimNet
+
+    model, x, kwargs = SlimNet(), torch.randn(2, 8), {}
+    threads = torch.get_num_threads()
+    try:
+        if condition == "half":
+            model, x = model.half(), x.half()
+        if condition == "values":
+            kwargs = {"shapes_only": False}
+        if condition == "one_thread":
+            torch.set_num_threads(1)
+        if condition == "inference_mode":
+            with torch.inference_mode():
+                report = flopmeter.profile(model, x, compression=True)
+        else:
+            report = flopmeter.profile(model, x, compression=True, **kwargs)
+    finally:
+        torch.set_num_threads(threads)
+    rows = report.by_module()
+    # params 16*32 + 32 + 32*8 + 8 = 808; MACs fc1 2*8*16 + fc2 2*16*8 = 512
+    assert (report.params, report.macs) == (808, 512)
+    size = 2 if condition == "half" else 4
+    assert rows["fc1"].total.weight_bytes == (16 * 8 + 16) * size  # 576, or 288 in half
+    assert report.compression.sliced == ["fc1", "fc2"]
+
+
+@pytest.mark.parametrize("condition", ["inference_mode", "half"])
+def test_an_early_exit_on_a_value_under_inference_mode_and_in_half(condition):
+    """P11-P16. docs/dynamic.md: "A branch on a value ... the default shapes-only attempt fails
+    and the model is run again with values, so the numbers are those of the branch the real
+    call takes"; ``shapes_only=True`` names ``shapes_only=False``. a: 1*4*4 = 16 MACs, b
+    another 16 when the mean is not positive."""
+    from test_nas_dynamic import EarlyExit
+
+    model, sign = EarlyExit(), -torch.ones(1, 4)
+    if condition == "half":
+        model, sign = model.half(), sign.half()
+    with torch.inference_mode(condition == "inference_mode"):
+        report = flopmeter.profile(model, sign)
+        assert (report.macs, report.by_module()["b"].calls) == (32, 1)
+        assert flopmeter.profile(model, -sign).macs == 16
+        with pytest.raises(flopmeter.ModelError, match="shapes_only=False"):
+            flopmeter.profile(model, sign, shapes_only=True)
