@@ -266,7 +266,7 @@ def test_print_cost_is_the_report_the_cli_prints():
         args += ["--set", f"{key}={value}"]
     code, out, err = run(args)
     assert code == 0, err
-    assert str(cost).strip() == out.strip()
+    assert str(cost) == out  # the same text, to the last newline
     assert "\n" not in repr(cost) and repr(cost).startswith("<LLMCost LlamaForCausalLM: prompt 8")
 
 
@@ -385,3 +385,17 @@ def test_an_early_exit_on_a_value_under_inference_mode_and_in_half(condition):
         assert flopmeter.profile(model, -sign).macs == 16
         with pytest.raises(flopmeter.ModelError, match="shapes_only=False"):
             flopmeter.profile(model, sign, shapes_only=True)
+
+
+def test_a_backward_profile_runs_in_train_mode_and_puts_the_mode_back():
+    """P11-P8. docs/speed.md: "`profile(..., backward=True)` gives a training step's: train
+    mode, the forward, then the backward of the outputs' sum". Linear(4, 2) + Dropout(0.5), in
+    eval, on 3 rows: addmm 3*2*(4 + 3 + 1) = 48; backward grad_weight (2x3)@(3x4)
+    (2*3 - 1)*2*4 = 40, grad_bias 2*(3 - 1) = 4 -> 92. Train mode adds dropout: the mask
+    divided by 1 - p (6), x * mask (6) and grad * mask (6) -> 110."""
+    model = nn.Sequential(nn.Linear(4, 2), nn.Dropout(0.5)).eval()
+    step = flopmeter.profile(model, torch.randn(3, 4), backward=True)
+    assert step.flops == 48 + 40 + 4 + 3 * 6 == 110
+    assert step.operators["aten.mul"].calls == 2 and step.operators["aten.div_"].cost.flops == 6
+    assert not model.training  # put back
+    assert flopmeter.profile(model, torch.randn(3, 4), backward=True, train=False).flops == 92
