@@ -399,3 +399,21 @@ def test_a_backward_profile_runs_in_train_mode_and_puts_the_mode_back():
     assert step.operators["aten.mul"].calls == 2 and step.operators["aten.div_"].cost.flops == 6
     assert not model.training  # put back
     assert flopmeter.profile(model, torch.randn(3, 4), backward=True, train=False).flops == 92
+
+
+def test_a_figure_computed_with_numpy_is_a_number_too():
+    """P11-P20. docs/speed.md: `Hardware("x", peak_flops=..., bandwidth=...)` in FLOP/s and
+    bytes/s, a peak below 1e6 FLOP/s refused as a figure in TFLOP/s. A peak computed with
+    numpy (np.float32, np.int64) was refused as "must be a positive FLOP/s, got
+    np.float32(1e+13)", a positive figure; np.float32(312.0) got the same, not the TFLOP/s hint."""
+    np = pytest.importorskip("numpy")
+    spec = flopmeter.hardware.Hardware("x", peak_flops=np.float32(1e13), bandwidth=np.int64(2 * 10**12))
+    # float32's nearest to 1e13 is 9,999,999,827,968
+    assert type(spec.peak("float32")) is float and spec.peak("float32") == 9_999_999_827_968
+    assert spec.bandwidth == 2e12 and spec.ridge_point() == pytest.approx(5.0)  # 1e13 / 2e12
+    dtypes = flopmeter.hardware.Hardware("y", peak_flops={"float32": np.float64(1e13)}, bandwidth=2e12)
+    assert dtypes.peak("float32") == 1e13
+    with pytest.raises(ValueError, match="312 is below 1 MFLOP/s: a figure in TFLOP/s"):
+        flopmeter.hardware.Hardware("z", peak_flops=np.float32(312.0), bandwidth=2e12)
+    with pytest.raises(ValueError, match="bandwidth must be a positive bytes/s, got '2039'"):
+        flopmeter.hardware.Hardware("w", peak_flops=1e13, bandwidth="2039")  # a string is no number
