@@ -417,3 +417,46 @@ def test_a_figure_computed_with_numpy_is_a_number_too():
         flopmeter.hardware.Hardware("z", peak_flops=np.float32(312.0), bandwidth=2e12)
     with pytest.raises(ValueError, match="bandwidth must be a positive bytes/s, got '2039'"):
         flopmeter.hardware.Hardware("w", peak_flops=1e13, bandwidth="2039")  # a string is no number
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        ["--tokens-per-second", "nan"],
+        ["--tokens-per-second", "inf"],
+        ["--tokens-per-second", "0"],
+        ["--step-time", "nan"],
+        ["--step-time", "-1"],
+        ["--step-time", "1", "--tokens-per-second", "1000"],
+    ],
+)
+def test_a_measured_rate_that_is_no_rate_is_a_usage_error_before_the_trace(option):
+    """P11-P21. docs/llm.md: MFU = "each row's FLOPs per token x tokens/s over devices x the
+    preset's dense peak", its basis printed under the table. `--tokens-per-second nan`
+    printed "x nan tokens/s" and MFU nan; 0, -1 and both rates at once were refused only
+    after the trace (ValueError from the step, exit 2 then too). Now exit 2 at once; the
+    config is never built (a name that does not exist is not reached)."""
+    code, out, err = run(
+        ["transformers:NoSuchConfig", "--prompt", "16", "--training", "--roofline", "a100-sxm-80gb", *option]
+    )
+    assert code == 2 and out == ""
+    assert "must be a positive number" in err or "not both" in err
+    assert "NoSuchConfig" not in err
+
+
+@pytest.mark.parametrize(("kwargs", "complaint"), [
+    ({"tokens_per_second": float("nan")}, "tokens_per_second must be a positive number, got nan"),
+    ({"tokens_per_second": float("inf")}, "tokens_per_second must be a positive number, got inf"),
+    ({"step_time": float("nan")}, "step_time must be positive seconds, got nan"),
+])  # fmt: skip
+def test_mfu_refuses_a_rate_that_is_not_a_number(kwargs, complaint):
+    """P11-P21 in the API: ``step.mfu(preset, tokens_per_second=nan)`` gave nan for every
+    convention (``nan <= 0`` is false)."""
+    transformers = pytest.importorskip("transformers")
+    config = transformers.LlamaConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4,
+        num_key_value_heads=2, vocab_size=64,
+    )  # fmt: skip
+    step = flopmeter.training_step(config, tokens=8)
+    with pytest.raises(ValueError, match=complaint):
+        step.mfu("a100-sxm-80gb", **kwargs)
