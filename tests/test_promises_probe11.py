@@ -460,3 +460,27 @@ def test_mfu_refuses_a_rate_that_is_not_a_number(kwargs, complaint):
     step = flopmeter.training_step(config, tokens=8)
     with pytest.raises(ValueError, match=complaint):
         step.mfu("a100-sxm-80gb", **kwargs)
+
+
+@pytest.mark.skipif(
+    not hasattr(torch._C._autograd, "_unsafe_set_version_counter"), reason="this torch cannot imitate it"
+)
+@pytest.mark.parametrize("grad_mode", ["default", "no_grad"])
+def test_a_write_flopmeter_cannot_undo_warns_with_the_class_meta_md_names(grad_mode):
+    """P11-P23. docs/meta.md: such a write "raises a `flopmeter.ModelStateWarning` (a
+    `RuntimeWarning`, and a `flopmeter.FlopmeterWarning` like every warning flopmeter
+    gives)": the test beside it checked RuntimeWarning only. Filtering by FlopmeterWarning
+    silences it."""
+    import warnings
+
+    from test_leave_no_trace import BumpsVersionUnseen
+
+    with torch.no_grad() if grad_mode == "no_grad" else torch.enable_grad():
+        with pytest.warns(flopmeter.ModelStateWarning, match="could not see") as caught:
+            flopmeter.profile(BumpsVersionUnseen(), torch.randn(2, 3))
+        assert all(isinstance(w.message, flopmeter.FlopmeterWarning) for w in caught)
+        with warnings.catch_warnings(record=True) as quiet:
+            warnings.simplefilter("always")
+            warnings.filterwarnings("ignore", category=flopmeter.FlopmeterWarning)
+            flopmeter.profile(BumpsVersionUnseen(), torch.randn(2, 3))
+    assert not [w for w in quiet if "could not see" in str(w.message)]
