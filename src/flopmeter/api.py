@@ -8,7 +8,7 @@ from itertools import chain
 from typing import Any, TypeVar, cast
 
 import torch
-from torch.utils._pytree import tree_flatten
+from torch.utils._pytree import tree_flatten, tree_map
 
 from . import __version__
 from .aggregate import ModuleFormula, OpFormula, build_report, safe_extra_repr
@@ -220,6 +220,8 @@ def profile(
             first_try = False
         args, kwargs = _resolve_inputs(model, inputs, input_shape, input_dtype, floats_on_meta=first_try)
         _refuse_nested(args, kwargs)
+        if backward:
+            args, kwargs = _outside_inference_mode(args, kwargs)
         batch = batch_size if batch_size is not None else batch_before_the_run(walk, args, kwargs)
 
         def run(shapes: bool) -> Trace:
@@ -313,6 +315,19 @@ def _sparse_inputs(inputs: Any, shapes_only: bool | None) -> bool:
             "depends on the nonzeros they hold; use shapes_only=False (or leave it unset)"
         )
     return True
+
+
+def _outside_inference_mode(args: Any, kwargs: Any) -> tuple[Any, Any]:
+    """Inputs made under ``torch.inference_mode()`` (a data pipeline's batch) cannot be saved
+    for a backward: a backward profile runs on normal copies of them (the same values; the
+    caller's tensors are not touched)."""
+    if not any(isinstance(t, torch.Tensor) and t.is_inference() for t in tree_flatten((args, kwargs))[0]):
+        return args, kwargs
+
+    def normal(value: Any) -> Any:
+        return value.clone() if isinstance(value, torch.Tensor) and value.is_inference() else value
+
+    return cast("tuple[Any, Any]", tree_map(normal, (args, kwargs)))
 
 
 def _refuse_lazy(walk: ModelWalk) -> None:

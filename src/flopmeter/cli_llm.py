@@ -4,6 +4,7 @@ and the call into ``flopmeter.llm``; rendering is in ``render/llm.py``."""
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from typing import TextIO
 
@@ -215,6 +216,12 @@ def _refuse_options_of_the_other_mode(args: argparse.Namespace) -> None:
                 f"{options}: not for --training, which prints its step's FLOPs and MFU as text; "
                 "drop --training to serve (prefill, decode, KV cache, roofline)"
             )
+        for name in ("step_time", "tokens_per_second"):  # before the trace, not after it
+            value = getattr(args, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise UsageError(f"--{name.replace('_', '-')} must be a positive number, got {value}")
+        if args.step_time is not None and args.tokens_per_second is not None:
+            raise UsageError("give --step-time or --tokens-per-second, not both (one measured rate)")
         measured = args.step_time is not None or args.tokens_per_second is not None
         if args.devices != 1 and not measured:
             raise UsageError(

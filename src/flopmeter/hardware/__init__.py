@@ -6,11 +6,13 @@ Peaks are in FLOP/s (a speed); the counts in a Report are FLOPs (an amount of wo
 from __future__ import annotations
 
 import math
+import numbers
 import time
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
+from typing import Any
 
 import torch
 
@@ -136,6 +138,12 @@ class Hardware:
         return bool(self.op_overhead or self.module_overhead or self.efficiency)
 
     def __post_init__(self) -> None:
+        # numpy's scalars (np.float32, np.int64: a figure computed with numpy) are numbers too
+        if isinstance(self.peak_flops, dict):
+            object.__setattr__(self, "peak_flops", {k: _plain(v) for k, v in self.peak_flops.items()})
+        else:
+            object.__setattr__(self, "peak_flops", _plain(self.peak_flops))
+        object.__setattr__(self, "bandwidth", _plain(self.bandwidth))
         peaks = self.peak_flops.items() if isinstance(self.peak_flops, dict) else [("", self.peak_flops)]
         for dtype, peak in peaks:
             if not _positive(peak):
@@ -219,6 +227,14 @@ def _dtype_name(name: object) -> bool:
     """A torch dtype name ("float16", "half") or a family the presets list ("tfloat32", "float8")."""
     families = {"tfloat32", "float8", "int8", "int4"}
     return isinstance(name, str) and (name in families or isinstance(getattr(torch, name, None), torch.dtype))
+
+
+def _plain(value: Any) -> Any:
+    """A real number of another type than int and float (numpy's scalars) as a float;
+    anything else as it is, for the checks to name."""
+    if isinstance(value, numbers.Real) and not isinstance(value, (bool, int, float)):
+        return float(value)
+    return value
 
 
 def _finite(value: object) -> bool:

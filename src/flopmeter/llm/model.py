@@ -130,6 +130,11 @@ class LanguageModel:
     # BartForCausalLM): its decoder alone, without encoder states
     decoder_alone: bool = False
 
+    def __repr__(self) -> str:
+        from ..render.reprs import language_model_repr
+
+        return language_model_repr(self)
+
     def note_read(self, names: set[str]) -> None:
         """Add the parameters a traced phase read (``ran.ParametersRead``); from then on
         ``params`` counts only parameters some traced phase read (see ``ParamCounts``)."""

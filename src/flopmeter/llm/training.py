@@ -17,6 +17,7 @@ For a mixture of experts both use the active N (top-k of the experts, uniform lo
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -182,10 +183,12 @@ class TrainingStep:
         if (step_time is None) == (tokens_per_second is None):
             raise ValueError("give exactly one of step_time (seconds) or tokens_per_second")
         if step_time is not None:
-            if step_time <= 0:
+            if not (math.isfinite(step_time) and step_time > 0):  # nan passed ``<= 0``: MFU nan
                 raise ValueError(f"step_time must be positive seconds, got {step_time}")
             return self.step_tokens / step_time
         assert tokens_per_second is not None
+        if not (math.isfinite(tokens_per_second) and tokens_per_second > 0):
+            raise ValueError(f"tokens_per_second must be a positive number, got {tokens_per_second}")
         return tokens_per_second
 
     def peak(self, hardware: Hardware | str) -> float:

@@ -167,6 +167,16 @@ def llm_cost_repr(cost: Any) -> str:
     )
 
 
+def language_model_repr(lm: Any) -> str:
+    """``<LanguageModel LlamaForCausalLM: 32 layers, hidden 4096, 32 heads (32 KV), vocab
+    32000; 6.74 G params, N_mm 6.61 G>``: its shape facts, not the model it holds."""
+    return (
+        f"<LanguageModel {_name(lm.name)}: {lm.layers:,} layers, hidden {lm.hidden:,}, {lm.heads} heads "
+        f"({lm.kv_heads} KV), vocab {lm.vocab:,}; {u.count(lm.params.total, 'params')}, "
+        f"N_mm {u.count(lm.params.matmul, '').strip()}>"
+    )
+
+
 def phase_repr(phase: Any) -> str:
     """``<Phase prefill: 2048 tokens after 0 cached, batch 1: 14.36 TMACs, 28.73
     TFLOPs(2MAC); .report for the per-layer tree>``."""
