@@ -446,13 +446,21 @@ def _failure_message(
     return (
         (
             f"the model raised {type(failure.error).__name__}{where} when called with inputs "
-            f"[{shapes or 'none'}]: {failure.error}. "
+            f"[{shapes or 'none'}]: {_without_fx_trail(str(failure.error))}. "
             + (_SCRIPTED_HINT if scripted else "Check that the inputs match what the model expects.")
         )
         + (_SHAPES_ONLY_HINT if shapes_run else "")
         + (_META_MODEL_HINT if not shapes_run and _meta_model_needs_values(model, failure.error) else "")
         + (_HIGHER_ORDER_GRAD_HINT if _in_higher_order_grad(failure.error) else "")
     )
+
+
+def _without_fx_trail(message: str) -> str:
+    """The error's own words, without what torch.fx appends to an error raised in a graph
+    (a torch.export program, a traced graph): "While executing %node ... Original traceback
+    ... Use tlparse", once per graph module it passed through (P11-A4); the module that
+    raised is named beside it."""
+    return message.split("\n\nWhile executing %", 1)[0]
 
 
 def _in_higher_order_grad(error: BaseException) -> bool:

@@ -1136,6 +1136,8 @@ def _compare(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"flopmeter: [{index}/{len(args.models)}] counting {source} ...", file=err, flush=True)
         own = argparse.Namespace(**{**vars(args), "dim": onnx_dims[source]}) if source in onnx_dims else args
         report, model, inputs = _load_and_profile(source, own, err)
+        if check_source(source)[0] == "exported":  # named by its file, as every other source (P11-A2)
+            report.model_name = source
         reports.append(report)
         loaded.append((model, inputs))
     seconds = _median_seconds(loaded, args) if args.bench else None

@@ -1,0 +1,83 @@
+"""Probe 11, adversarial pass over the features since probe 8 (docs/probe-11/adversarial.md):
+a saved program with --meta, compare's labels and argument types, torch.fx's trail in a
+program's error."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import flopmeter
+from flopmeter.api import ModelError
+from flopmeter.cli import run
+
+
+class _Net(nn.Module):
+    def __init__(self, width: int = 3) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x)
+
+
+def _saved(path: Path, width: int = 3) -> str:
+    torch.export.save(torch.export.export(_Net(width).eval(), (torch.randn(2, 4),)), str(path))
+    return str(path)
+
+
+def test_meta_on_a_saved_program_is_refused_naming_meta_not_the_file(tmp_path: Path) -> None:
+    """P11-A1: --meta loaded the file under the meta device, and torch's failure was
+    reported as "not a file torch.export.load can read" for a good file."""
+    code, _, err = run([_saved(tmp_path / "net.pt2"), "--meta"])
+    assert code == 2 and "drop --meta" in err
+    assert "not a file torch.export.load can read" not in err and "Traceback" not in err
+
+
+def test_compare_names_saved_programs_by_their_files(tmp_path: Path) -> None:
+    """P11-A2: two programs of one class were both labelled "_Net" (columns alike)."""
+    before, after = _saved(tmp_path / "before.pt2", 3), _saved(tmp_path / "after.pt2", 2)
+    code, out, _ = run(["compare", before, after, "--format", "json"])
+    assert code == 0
+    data = json.loads(out)
+    assert data["compared_to"] == before
+    assert [row["model"] for row in data["rows"]] == [before, after]
+    # before: 2*4*3 = 24 MACs; after: 2*4*2 = 16 MACs
+    assert [row["macs"] for row in data["rows"]] == [24, 16]
+    code, out, _ = run(["compare", before, after])
+    assert code == 0 and f"compared to {before} (batch 2)" in out
+
+
+@pytest.mark.parametrize("bad", [3, "torchvision:alexnet", {}])
+def test_compare_refuses_what_is_neither_a_report_nor_a_model(bad: object) -> None:
+    """P11-A3: the error named profile(), which the user did not call."""
+    report = flopmeter.profile(_Net(), torch.randn(2, 4), compression=True)
+    with pytest.raises(TypeError, match=r"^compare takes Reports .* after is "):
+        flopmeter.compare(report, bad)
+    with pytest.raises(TypeError, match=r"^compare takes Reports .* before is "):
+        flopmeter.compare(bad, report)
+
+
+def test_compare_bench_with_reports_is_refused_first() -> None:
+    """P11-A3: bench=True with Reports was refused only after the comparison, so plain
+    Reports got the nonzeros message instead of the bench one."""
+    report = flopmeter.profile(_Net(), torch.randn(2, 4))
+    with pytest.raises(ValueError, match="bench=True needs the two models, not Reports"):
+        flopmeter.compare(report, report, bench=True)
+
+
+def test_a_programs_error_has_no_fx_trail(tmp_path: Path) -> None:
+    """P11-A4: an int64 input to a float program raised torch's dtype error followed by two
+    "While executing %... Original traceback ... Use tlparse" blocks of torch.fx."""
+    code, _, err = run([_saved(tmp_path / "net.pt2"), "--input", "2x4:int64"])
+    assert code == 1
+    assert "in module 'fc' (Linear)" in err and "must have the same dtype" in err
+    assert "While executing" not in err and "tlparse" not in err and "Original traceback" not in err
+    program = torch.export.export(_Net().eval(), (torch.randn(2, 4),))
+    with pytest.raises(ModelError) as raised:
+        flopmeter.profile(program, torch.ones(2, 4, dtype=torch.int64))
+    assert "While executing" not in str(raised.value) and "same dtype" in str(raised.value)
