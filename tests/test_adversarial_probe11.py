@@ -81,3 +81,35 @@ def test_a_programs_error_has_no_fx_trail(tmp_path: Path) -> None:
     with pytest.raises(ModelError) as raised:
         flopmeter.profile(program, torch.ones(2, 4, dtype=torch.int64))
     assert "While executing" not in str(raised.value) and "same dtype" in str(raised.value)
+
+
+class _Scan(nn.Module):
+    """Scans a Linear(4, 4) over dim 0: per step 1*4*4 = 16 MACs, 2*16 = 32 FLOPs (addmm
+    with its bias) + 4 FLOPs for the carry's add = 36."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, xs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        from torch._higher_order_ops.scan import scan
+
+        def step(carry: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            y = self.fc(x) + carry
+            return y, y.clone()
+
+        return scan(step, torch.zeros(1, 4), xs)
+
+
+@pytest.mark.parametrize("shapes_only", [True, False])
+def test_a_scan_over_an_empty_dim_counts_no_step(shapes_only: bool) -> None:
+    """P11-A5: torch's scan kernel calls the step once to learn its results' shapes even for
+    0 steps; that call was counted as a step (16 MACs, 36 FLOPs, fc called once)."""
+    model = _Scan()
+    assert model(torch.randn(0, 1, 4))[1].shape == (0, 1, 4)  # eagerly: no step's result
+    empty = flopmeter.profile(model, torch.randn(0, 1, 4), batch_size=1, shapes_only=shapes_only)
+    assert (empty.total.macs, empty.total.flops) == (0, 0)
+    assert empty.by_module()["fc"].calls == 0
+    three = flopmeter.profile(model, torch.randn(3, 1, 4), batch_size=1, shapes_only=shapes_only)
+    assert (three.total.macs, three.total.flops) == (3 * 16, 3 * 36)  # 48, 108
+    assert three.by_module()["fc"].calls == 3

@@ -69,13 +69,29 @@ def run_higher_order(
         )
     wrapped = list(args)
     live_after_call = [recorder.live_bytes]  # live memory as the model's last function returned
-    with _ModesLifted() as lifted:  # the eager kernels assert that no dispatch mode is on
-        below = lifted.lifted
-        for position in calls_the_model:
-            wrapped[position] = _recorded(recorder, args[position], live_after_call, below)
-        out = kernel(*wrapped, **kwargs)
+    steps_none = name == "scan" and _scans_nothing(args)
+    calls = dict(recorder.stack.calls)
+    recorder.suppressed += steps_none  # its shape-finding call is no step of the model's (P11-A5)
+    try:
+        with _ModesLifted() as lifted:  # the eager kernels assert that no dispatch mode is on
+            below = lifted.lifted
+            for position in calls_the_model:
+                wrapped[position] = _recorded(recorder, args[position], live_after_call, below)
+            out = kernel(*wrapped, **kwargs)
+    finally:
+        recorder.suppressed -= steps_none
+    if steps_none:
+        recorder.stack.calls = calls
     _made_by_the_kernel(recorder, out, (args, kwargs), live_after_call[0])
     return out
+
+
+def _scans_nothing(args: tuple[Any, ...]) -> bool:
+    """A ``scan`` over an empty dim (``scan_op(combine_fn, init, xs, ...)``, the scanned dim
+    first): torch's kernel still calls ``combine_fn`` once, on a slice, to learn the shapes
+    of the (empty) results it returns; the model's function runs for no step."""
+    xs = args[2] if len(args) > 2 else ()
+    return any(isinstance(t, torch.Tensor) and t.dim() > 0 and t.shape[0] == 0 for t in tree_flatten(xs)[0])
 
 
 def _made_by_the_kernel(recorder: OpRecorder, out: Any, inputs: Any, live_after_call: int) -> None:
