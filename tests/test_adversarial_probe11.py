@@ -113,3 +113,13 @@ def test_a_scan_over_an_empty_dim_counts_no_step(shapes_only: bool) -> None:
     three = flopmeter.profile(model, torch.randn(3, 1, 4), batch_size=1, shapes_only=shapes_only)
     assert (three.total.macs, three.total.flops) == (3 * 16, 3 * 36)  # 48, 108
     assert three.by_module()["fc"].calls == 3
+
+
+def test_train_on_a_flat_graph_names_a_flat_graph_not_a_program() -> None:
+    """P11-A6: profile(graph, train=True) said "a torch.export program runs in the mode"
+    of a graph the user built with torch.fx or program.module()."""
+    graph = torch.export.export(_Net().eval(), (torch.randn(2, 4),)).module()
+    with pytest.raises(
+        ValueError, match=r"^train=True: a flat graph \(program.module\(\), PT2E, torch.fx\) runs"
+    ):
+        flopmeter.profile(graph, torch.randn(2, 4), train=True)

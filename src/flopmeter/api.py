@@ -110,7 +110,7 @@ def _exported_programs_as_modules(profile: _Function) -> _Function:
     def unexported(model: Any, inputs: Any = None, **kwargs: Any) -> Any:
         graph = uncompiled(model) if isinstance(model, torch.nn.Module) else model
         if records_modules(graph):  # a flat exported graph (compiled or not): a row per layer it records
-            refuse_train(kwargs.get("train"))
+            refuse_train(kwargs.get("train"), "a flat graph (program.module(), PT2E, torch.fx)")
             check_graph_inputs(graph, inputs, kwargs.get("input_shape"))
             module, classes = regrouped(graph)
             kwargs["name"] = kwargs.get("name") or classes.get("", type(graph).__name__)
