@@ -123,3 +123,32 @@ def test_train_on_a_flat_graph_names_a_flat_graph_not_a_program() -> None:
         ValueError, match=r"^train=True: a flat graph \(program.module\(\), PT2E, torch.fx\) runs"
     ):
         flopmeter.profile(graph, torch.randn(2, 4), train=True)
+
+
+class _CondCounts(nn.Module):
+    """torch.cond whose taken branch adds 1 to a buffer in place (a step counter)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.register_buffer("seen", torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        def counted(x: torch.Tensor) -> torch.Tensor:
+            self.seen.add_(1)
+            return self.fc(x)
+
+        return torch.cond(x.sum() > -1e9, counted, lambda x: self.fc(x) * 2, (x,))
+
+
+def test_benchmark_runs_a_model_calling_higher_order_operators() -> None:
+    """P11-A7: benchmark's untimed run (the model-state guard's mode) failed on torch.cond,
+    while_loop and scan with torch's "no rule registered for HigherOrderOperator", reported
+    as the model's error (CLI --bench: exit 1). A write in a branch is put back."""
+    model = _CondCounts()
+    timings = flopmeter.benchmark(model, torch.randn(2, 4), warmup=1, repeat=2)
+    assert timings[0].batch_size == 2 and len(timings[0].times) == 2
+    assert timings[0].flops == 2 * 2 * 4 * 4 + 1 + 7 + 1  # addmm 64, the add_ 1, sum 7, gt 1 = 73
+    assert model.seen.item() == 0  # the branch's in-place add, put back
+    scan_timings = flopmeter.benchmark(_Scan(), torch.randn(3, 1, 4), warmup=1, repeat=2)
+    assert scan_timings[0].flops == 3 * 36  # 108, as counted above

@@ -173,19 +173,51 @@ def _recorded(
     """``function`` called with the recorder on, above the modes ``below`` it (lifted for
     the kernel): the ops it runs are the model's (``live_after[0]``: the live memory as it
     returns, its results still held)."""
+    in_mode = _in_mode(recorder, function, below)
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        result = in_mode(*args, **kwargs)
+        live_after[0] = recorder.live_bytes
+        return result
+
+    return call
+
+
+def _in_mode(
+    on: TorchDispatchMode, function: Callable[..., Any], below: list[TorchDispatchMode]
+) -> Callable[..., Any]:
+    """``function`` called with the mode ``on`` on, above the modes ``below`` it (lifted for
+    the kernel)."""
 
     def call(*args: Any, **kwargs: Any) -> Any:
         for mode in reversed(below):
             _push_mode(mode)
         try:
-            with ModeOn(recorder):  # takes exactly the recorder off (a function may leave a mode on)
-                result = function(*args, **kwargs)
+            with ModeOn(on):  # takes exactly that mode off (a function may leave a mode on)
+                return function(*args, **kwargs)
         finally:
             _take_off(below)
-        live_after[0] = recorder.live_bytes
-        return result
 
     return call
+
+
+def run_watched(
+    watcher: TorchDispatchMode, func: HigherOrderOperator, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """Run ``func`` (called inside the ``__torch_dispatch__`` of ``watcher``, a mode that
+    sees ops without counting them: the model-state guard's saver) so that ``watcher`` also
+    sees the ops of the model's functions it calls (a branch writing a buffer): its eager
+    kernel, with ``watcher`` on while they run. Without this, ``flopmeter.benchmark`` of a
+    model calling ``torch.cond`` failed on torch's "no rule registered" (P11-A7)."""
+    kernel = func.py_kernels.get(DispatchKey.CompositeExplicitAutograd)
+    calls_the_model = [i for i, arg in enumerate(args) if _is_the_models_function(arg)]
+    if kernel is None or not calls_the_model or func.name() == "flex_attention":
+        return func(*args, **kwargs)  # its score_mod / mask_mod: pure functions of indices
+    wrapped = list(args)
+    with _ModesLifted() as lifted:  # the eager kernels assert that no dispatch mode is on
+        for position in calls_the_model:
+            wrapped[position] = _in_mode(watcher, args[position], lifted.lifted)
+        return kernel(*wrapped, **kwargs)
 
 
 def _flex_attention(
