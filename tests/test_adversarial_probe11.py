@@ -152,3 +152,15 @@ def test_benchmark_runs_a_model_calling_higher_order_operators() -> None:
     assert model.seen.item() == 0  # the branch's in-place add, put back
     scan_timings = flopmeter.benchmark(_Scan(), torch.randn(3, 1, 4), warmup=1, repeat=2)
     assert scan_timings[0].flops == 3 * 36  # 108, as counted above
+
+
+def test_a_model_error_ending_in_a_full_stop_gets_one() -> None:
+    """P11-A4: torch's messages end in "."; ". Check that ..." followed, giving "0.. Check"."""
+
+    class _Raises(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            raise RuntimeError("Leading dimensions of mapped xs cannot be 0.")
+
+    with pytest.raises(ModelError) as raised:
+        flopmeter.profile(_Raises(), torch.randn(2, 4))
+    assert "cannot be 0. Check that the inputs match" in str(raised.value)

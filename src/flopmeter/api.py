@@ -459,8 +459,8 @@ def _without_fx_trail(message: str) -> str:
     """The error's own words, without what torch.fx appends to an error raised in a graph
     (a torch.export program, a traced graph): "While executing %node ... Original traceback
     ... Use tlparse", once per graph module it passed through (P11-A4); the module that
-    raised is named beside it."""
-    return message.split("\n\nWhile executing %", 1)[0]
+    raised is named beside it. Its closing full stop too: ". Check ..." follows (not "..")."""
+    return message.split("\n\nWhile executing %", 1)[0].rstrip().removesuffix(".")
 
 
 def _in_higher_order_grad(error: BaseException) -> bool:
