@@ -164,3 +164,26 @@ def test_a_model_error_ending_in_a_full_stop_gets_one() -> None:
     with pytest.raises(ModelError) as raised:
         flopmeter.profile(_Raises(), torch.randn(2, 4))
     assert "cannot be 0. Check that the inputs match" in str(raised.value)
+
+
+class _Scaled(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor, n: int = 2) -> torch.Tensor:
+        return self.fc(x) * n
+
+
+def test_a_saved_program_with_a_non_tensor_input_says_how_to_profile_it(tmp_path: Path) -> None:
+    """P11-A8: a program exported with (x, 3) said "this model has no documented input: give
+    one with --input", and --input, which gives tensors only, could never fit its call."""
+    program = torch.export.export(_Scaled().eval(), (torch.randn(2, 4), 3))
+    path = tmp_path / "scaled.pt2"
+    torch.export.save(program, str(path))
+    code, _, err = run([str(path)])
+    assert code == 2 and "exported with an input that is not a tensor (int 3)" in err
+    assert "flopmeter.profile(torch.export.load(" in err and "no documented input" not in err
+    report = flopmeter.profile(torch.export.load(str(path)))  # as the message says
+    # fc 2*4*4 = 32 MACs, 64 FLOPs; * 3 on 2x4: 8 FLOPs
+    assert (report.total.macs, report.total.flops) == (32, 72)

@@ -122,7 +122,7 @@ def check_source(source: str) -> tuple[str, str]:
 
 def _exported_file(source: str, overrides: dict[str, Any], meta: bool = False) -> LoadedModel:
     """A ``torch.export.save``d program: its unflattened module tree, its example inputs
-    (none when one is not a tensor: then --input is needed)."""
+    (refused when one is not a tensor: --input gives tensors only)."""
     from .exported import call_form, load, unflattened
 
     if overrides:
@@ -146,7 +146,14 @@ def _exported_file(source: str, overrides: dict[str, Any], meta: bool = False) -
     args, kwargs = program.example_inputs or ((), {})
     try:
         specs = [*map(_example_spec, args), *(_example_spec(value, key) for key, value in kwargs.items())]
-    except (_NotAnInput, ValueError):
+    except _NotAnInput as error:  # P11-A8: not "give one with --input", which cannot give it
+        value = repr(error.args[0])
+        raise ModelSourceError(
+            f"{source} was exported with an input that is not a tensor ({type(error.args[0]).__name__} "
+            f"{value if len(value) <= 40 else value[:37] + '...'}), which --input cannot give: profile it in "
+            f"Python, flopmeter.profile(torch.export.load({source!r})) runs it on its example inputs"
+        ) from None
+    except ValueError:
         specs = []
     return LoadedModel(
         module,
