@@ -187,3 +187,28 @@ def test_a_saved_program_with_a_non_tensor_input_says_how_to_profile_it(tmp_path
     report = flopmeter.profile(torch.export.load(str(path)))  # as the message says
     # fc 2*4*4 = 32 MACs, 64 FLOPs; * 3 on 2x4: 8 FLOPs
     assert (report.total.macs, report.total.flops) == (32, 72)
+
+
+class _Generates(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> object:
+        y = self.fc(x)
+        return (t for t in [y])
+
+
+def test_flopmeters_warning_under_w_error_is_not_blamed_on_the_model() -> None:
+    """P11-A9: with FlopmeterWarning made an error, the generator warning came back as
+    "ModelError: the model raised FlopmeterWarning ... Check that the inputs match"; it
+    propagates as itself, as ModelStateWarning does."""
+    import warnings
+
+    model = _Generates()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", flopmeter.FlopmeterWarning)
+        with pytest.raises(flopmeter.FlopmeterWarning, match="returned a generator") as raised:
+            flopmeter.profile(model, torch.randn(2, 4))
+    assert not isinstance(raised.value, ModelError)
+    assert model.training and not model._forward_hooks  # left as it was

@@ -22,6 +22,7 @@ from .flat_graph import check_inputs_fit as check_graph_inputs
 from .flat_graph import records_modules, regrouped
 from .formula_checks import checked_module_formula, checked_op_formula
 from .inputs import build_inputs, describe_inputs, resolve_dtype
+from .notices import FlopmeterWarning
 from .registry import CountOptions
 from .report import Report
 from .tracing.attributes import held_object_dicts
@@ -235,6 +236,8 @@ def profile(
         try:
             trace, computed = run(first_try), "shapes" if first_try else "values"
         except TraceFailure as failure:
+            if isinstance(failure.error, FlopmeterWarning):  # ours, raised under -W error (P11-A9)
+                raise failure.error from None
             if not (first_try and shapes_only is None and needs_values(failure.error)):
                 raise ModelError(
                     _failure_message(model, failure, args, kwargs, shapes_run=first_try)
@@ -244,6 +247,8 @@ def profile(
             try:  # the model needs values (it branched on a float tensor): run it for real
                 trace, computed = run(False), "values"
             except TraceFailure as second:
+                if isinstance(second.error, FlopmeterWarning):
+                    raise second.error from None
                 raise ModelError(_failure_message(model, second, args, kwargs)) from second.error
         if batch_size is None:
             batch = batch_after_the_run(batch, trace, args, kwargs, walk)
