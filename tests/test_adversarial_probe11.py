@@ -212,3 +212,11 @@ def test_flopmeters_warning_under_w_error_is_not_blamed_on_the_model() -> None:
             flopmeter.profile(model, torch.randn(2, 4))
     assert not isinstance(raised.value, ModelError)
     assert model.training and not model._forward_hooks  # left as it was
+
+
+def test_compare_compression_names_saved_programs_by_their_files(tmp_path: Path) -> None:
+    """P11-A2, with --compression: "_Net (after) vs _Net (before)" (the labels a comparison
+    of two models of one name gets); now the files."""
+    before, after = _saved(tmp_path / "before.pt2", 3), _saved(tmp_path / "after.pt2", 2)
+    code, out, _ = run(["compare", before, after, "--compression", "-q"])
+    assert code == 0 and f"{after} vs {before}: ratios are after / before" in out
