@@ -22,6 +22,7 @@ from .flat_graph import check_inputs_fit as check_graph_inputs
 from .flat_graph import records_modules, regrouped
 from .formula_checks import checked_module_formula, checked_op_formula
 from .inputs import build_inputs, describe_inputs, resolve_dtype
+from .notices import FlopmeterWarning
 from .registry import CountOptions
 from .report import Report
 from .tracing.attributes import held_object_dicts
@@ -112,7 +113,7 @@ def _exported_programs_as_modules(profile: _Function) -> _Function:
     def unexported(model: Any, inputs: Any = None, **kwargs: Any) -> Any:
         graph = uncompiled(model) if isinstance(model, torch.nn.Module) else model
         if records_modules(graph):  # a flat exported graph (compiled or not): a row per layer it records
-            refuse_train(kwargs.get("train"))
+            refuse_train(kwargs.get("train"), "a flat graph (program.module(), PT2E, torch.fx)")
             check_graph_inputs(graph, inputs, kwargs.get("input_shape"))
             module, classes = regrouped(graph)
             kwargs["name"] = kwargs.get("name") or classes.get("", type(graph).__name__)
@@ -241,6 +242,8 @@ def profile(
         try:
             trace, computed = run(first_try), "shapes" if first_try else "values"
         except TraceFailure as failure:
+            if isinstance(failure.error, FlopmeterWarning):  # ours, raised under -W error (P11-A9)
+                raise failure.error from None
             if not (first_try and shapes_only is None and needs_values(failure.error)):
                 raise ModelError(
                     _failure_message(model, failure, args, kwargs, shapes_run=first_try)
@@ -250,6 +253,8 @@ def profile(
             try:  # the model needs values (it branched on a float tensor): run it for real
                 trace, computed = run(False), "values"
             except TraceFailure as second:
+                if isinstance(second.error, FlopmeterWarning):
+                    raise second.error from None
                 raise ModelError(_failure_message(model, second, args, kwargs)) from second.error
         warn_padded_fast_path(trace.events, walk.kinds, backward=backward)
         if batch_size is None:
@@ -480,13 +485,21 @@ def _failure_message(
     return (
         (
             f"the model raised {type(failure.error).__name__}{where} when called with inputs "
-            f"[{shapes or 'none'}]: {failure.error}. "
+            f"[{shapes or 'none'}]: {_without_fx_trail(str(failure.error))}. "
             + (_SCRIPTED_HINT if scripted else "Check that the inputs match what the model expects.")
         )
         + (_SHAPES_ONLY_HINT if shapes_run else "")
         + (_META_MODEL_HINT if not shapes_run and _meta_model_needs_values(model, failure.error) else "")
         + (_HIGHER_ORDER_GRAD_HINT if _in_higher_order_grad(failure.error) else "")
     )
+
+
+def _without_fx_trail(message: str) -> str:
+    """The error's own words, without what torch.fx appends to an error raised in a graph
+    (a torch.export program, a traced graph): "While executing %node ... Original traceback
+    ... Use tlparse", once per graph module it passed through (P11-A4); the module that
+    raised is named beside it. Its closing full stop too: ". Check ..." follows (not "..")."""
+    return message.split("\n\nWhile executing %", 1)[0].rstrip().removesuffix(".")
 
 
 def _in_higher_order_grad(error: BaseException) -> bool:

@@ -363,7 +363,7 @@ def _compare_compression(args: argparse.Namespace, out: TextIO, err: TextIO) -> 
             **{**vars(args), "assume_sparsity": None, "assume_bits": None, "compression": True}
         )
         report, model, inputs = _load_and_profile(source, args if index == 2 else as_is, err)
-        reports.append(report)
+        reports.append(_named_by_file(report, source))
         loaded.append((model, inputs))
     result = compare(reports[0], reports[1], hardware=args.hardware, baseline=args.baseline or "auto")
     if args.bench:
@@ -1136,7 +1136,7 @@ def _compare(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"flopmeter: [{index}/{len(args.models)}] counting {source} ...", file=err, flush=True)
         own = argparse.Namespace(**{**vars(args), "dim": onnx_dims[source]}) if source in onnx_dims else args
         report, model, inputs = _load_and_profile(source, own, err)
-        reports.append(report)
+        reports.append(_named_by_file(report, source))
         loaded.append((model, inputs))
     seconds = _median_seconds(loaded, args) if args.bench else None
     shown = dict(convention=args.convention, seconds=seconds)
@@ -1155,6 +1155,14 @@ def _compare(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         )
     out.write(text if text.endswith("\n") else text + "\n")
     return 0
+
+
+def _named_by_file(report: Report, source: str) -> Report:
+    """In a comparison, a torch.export file is named by its file, as every other source is
+    (alone, a program reads its class): two programs of one class were two columns alike (P11-A2)."""
+    if check_source(source)[0] == "exported":
+        report.model_name = source
+    return report
 
 
 def _onnx_dims(args: argparse.Namespace) -> dict[str, list[str]]:

@@ -190,13 +190,14 @@ def example_inputs(program: Any) -> Any:
     return dict(kwargs) if kwargs else tuple(args)
 
 
-def refuse_train(train: bool | None) -> None:
+def refuse_train(train: bool | None, what: str = "a torch.export program") -> None:
     """A program runs the graph it was exported with (a batch norm's batch statistics or
     running ones, dropout or none): ``train=`` cannot change it, so asking for a mode is
-    refused rather than reported as the mode while another graph is counted."""
+    refused rather than reported as the mode while another graph is counted. ``what``:
+    the model, as the message names it."""
     if train is not None:
         raise ValueError(
-            f"train={train!r}: a torch.export program runs in the mode it was exported in, and "
+            f"train={train!r}: {what} runs in the mode it was exported in, and "
             "train= cannot change it; export the model in the mode to count (model.train() or "
             ".eval() before torch.export.export)"
         )

@@ -77,7 +77,7 @@ def load_model(
         if kind == "transformers":
             return _transformers(name, overrides or {}, meta)
         if kind == "exported":
-            return _exported_file(source, overrides or {})
+            return _exported_file(source, overrides or {}, meta)
         return _python_file(source, overrides or {}, example_inputs)
 
 
@@ -120,13 +120,18 @@ def check_source(source: str) -> tuple[str, str]:
     )
 
 
-def _exported_file(source: str, overrides: dict[str, Any]) -> LoadedModel:
+def _exported_file(source: str, overrides: dict[str, Any], meta: bool = False) -> LoadedModel:
     """A ``torch.export.save``d program: its unflattened module tree, its example inputs
-    (none when one is not a tensor: then --input is needed)."""
+    (refused when one is not a tensor: --input gives tensors only)."""
     from .exported import call_form, load, unflattened
 
     if overrides:
         raise ModelSourceError("--set changes how a model is built; a torch.export file is already built")
+    if meta:  # loaded under the meta device, torch fails on the file's weights (P11-A1)
+        raise ModelSourceError(
+            "--meta builds a model on the meta device; a torch.export file is already built, with its "
+            "weights read from the file: drop --meta"
+        )
     try:
         program = load(source)
     except Exception as error:  # noqa: BLE001 - any failure to read the file is the same user error
@@ -141,7 +146,14 @@ def _exported_file(source: str, overrides: dict[str, Any]) -> LoadedModel:
     args, kwargs = program.example_inputs or ((), {})
     try:
         specs = [*map(_example_spec, args), *(_example_spec(value, key) for key, value in kwargs.items())]
-    except (_NotAnInput, ValueError):
+    except _NotAnInput as error:  # P11-A8: not "give one with --input", which cannot give it
+        value = repr(error.args[0])
+        raise ModelSourceError(
+            f"{source} was exported with an input that is not a tensor ({type(error.args[0]).__name__} "
+            f"{value if len(value) <= 40 else value[:37] + '...'}), which --input cannot give: profile it in "
+            f"Python, flopmeter.profile(torch.export.load({source!r})) runs it on its example inputs"
+        ) from None
+    except ValueError:
         specs = []
     return LoadedModel(
         module,

@@ -471,12 +471,16 @@ def compare(
     ``before`` / ``after``: Reports, or models profiled here with the same ``inputs``
     (or ``input_shape``) and ``profile_options``. ``hardware``: the preset (or "local")
     the speedup estimate uses (default a100-sxm-80gb). ``baseline``: the precision the
-    float work of both models runs at in the estimate: "auto" (PyTorch's default: float32
-    as TF32 where the hardware has TF32), "float32", "tfloat32", "float16" or
-    "bfloat16". ``bench=True`` (models only) times both in
+    float work of both models runs at in the estimate: "auto" (float32 work at the faster
+    16-bit peak the hardware lists above its float32 one: float16 on an A100's tensor
+    cores; float32 where it lists none; docs/compression.md), "float32", "tfloat32",
+    "float16" or "bfloat16". ``bench=True`` (models only) times both in
     this run and adds the measured speedup (median before / median after).
     """
+    import torch
+
     from ..api import profile
+    from ..exported import is_exported_program
     from ..report import Report
     from . import options_of
 
@@ -489,6 +493,14 @@ def compare(
             "compare counts the nonzeros of both models (its ratios need them): leave out "
             "compression=False / count_nonzeros=False"
         )
+    for which, model in (("before", before), ("after", after)):  # P11-A3: named as compare's
+        if not isinstance(model, (Report, torch.nn.Module)) and not is_exported_program(model):
+            raise TypeError(
+                f"compare takes Reports (flopmeter.profile's) or models (torch.nn.Module, "
+                f"torch.export programs) as before and after; {which} is {type(model).__name__}"
+            )
+    if bench and (isinstance(before, Report) or isinstance(after, Report)):
+        raise ValueError("bench=True needs the two models, not Reports")
     reports = []
     for model in (before, after):
         if isinstance(model, Report):
@@ -497,8 +509,6 @@ def compare(
             reports.append(profile(model, inputs, input_shape=input_shape, **profile_options))
     result = compare_views(reports[0], reports[1], hardware=hardware, baseline=baseline)
     if bench:
-        if isinstance(before, Report) or isinstance(after, Report):
-            raise ValueError("bench=True needs the two models, not Reports")
         from ..timing import benchmark
 
         seconds = [

@@ -69,13 +69,29 @@ def run_higher_order(
         )
     wrapped = list(args)
     live_after_call = [recorder.live_bytes]  # live memory as the model's last function returned
-    with _ModesLifted() as lifted:  # the eager kernels assert that no dispatch mode is on
-        below = lifted.lifted
-        for position in calls_the_model:
-            wrapped[position] = _recorded(recorder, args[position], live_after_call, below)
-        out = kernel(*wrapped, **kwargs)
+    steps_none = name == "scan" and _scans_nothing(args)
+    calls = dict(recorder.stack.calls)
+    recorder.suppressed += steps_none  # its shape-finding call is no step of the model's (P11-A5)
+    try:
+        with _ModesLifted() as lifted:  # the eager kernels assert that no dispatch mode is on
+            below = lifted.lifted
+            for position in calls_the_model:
+                wrapped[position] = _recorded(recorder, args[position], live_after_call, below)
+            out = kernel(*wrapped, **kwargs)
+    finally:
+        recorder.suppressed -= steps_none
+    if steps_none:
+        recorder.stack.calls = calls
     _made_by_the_kernel(recorder, out, (args, kwargs), live_after_call[0])
     return out
+
+
+def _scans_nothing(args: tuple[Any, ...]) -> bool:
+    """A ``scan`` over an empty dim (``scan_op(combine_fn, init, xs, ...)``, the scanned dim
+    first): torch's kernel still calls ``combine_fn`` once, on a slice, to learn the shapes
+    of the (empty) results it returns; the model's function runs for no step."""
+    xs = args[2] if len(args) > 2 else ()
+    return any(isinstance(t, torch.Tensor) and t.dim() > 0 and t.shape[0] == 0 for t in tree_flatten(xs)[0])
 
 
 def _made_by_the_kernel(recorder: OpRecorder, out: Any, inputs: Any, live_after_call: int) -> None:
@@ -157,19 +173,51 @@ def _recorded(
     """``function`` called with the recorder on, above the modes ``below`` it (lifted for
     the kernel): the ops it runs are the model's (``live_after[0]``: the live memory as it
     returns, its results still held)."""
+    in_mode = _in_mode(recorder, function, below)
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        result = in_mode(*args, **kwargs)
+        live_after[0] = recorder.live_bytes
+        return result
+
+    return call
+
+
+def _in_mode(
+    on: TorchDispatchMode, function: Callable[..., Any], below: list[TorchDispatchMode]
+) -> Callable[..., Any]:
+    """``function`` called with the mode ``on`` on, above the modes ``below`` it (lifted for
+    the kernel)."""
 
     def call(*args: Any, **kwargs: Any) -> Any:
         for mode in reversed(below):
             _push_mode(mode)
         try:
-            with ModeOn(recorder):  # takes exactly the recorder off (a function may leave a mode on)
-                result = function(*args, **kwargs)
+            with ModeOn(on):  # takes exactly that mode off (a function may leave a mode on)
+                return function(*args, **kwargs)
         finally:
             _take_off(below)
-        live_after[0] = recorder.live_bytes
-        return result
 
     return call
+
+
+def run_watched(
+    watcher: TorchDispatchMode, func: HigherOrderOperator, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """Run ``func`` (called inside the ``__torch_dispatch__`` of ``watcher``, a mode that
+    sees ops without counting them: the model-state guard's saver) so that ``watcher`` also
+    sees the ops of the model's functions it calls (a branch writing a buffer): its eager
+    kernel, with ``watcher`` on while they run. Without this, ``flopmeter.benchmark`` of a
+    model calling ``torch.cond`` failed on torch's "no rule registered" (P11-A7)."""
+    kernel = func.py_kernels.get(DispatchKey.CompositeExplicitAutograd)
+    calls_the_model = [i for i, arg in enumerate(args) if _is_the_models_function(arg)]
+    if kernel is None or not calls_the_model or func.name() == "flex_attention":
+        return func(*args, **kwargs)  # its score_mod / mask_mod: pure functions of indices
+    wrapped = list(args)
+    with _ModesLifted() as lifted:  # the eager kernels assert that no dispatch mode is on
+        for position in calls_the_model:
+            wrapped[position] = _in_mode(watcher, args[position], lifted.lifted)
+        return kernel(*wrapped, **kwargs)
 
 
 def _flex_attention(

@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Any
 
 import torch
+from torch._ops import HigherOrderOperator
 from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
@@ -20,6 +21,7 @@ from ..notices import ModelStateWarning
 from ..random_state import kept_random_state
 from .attention_watch import AttentionSeen, expects_attention, remember_attention
 from .events import PLAIN_TYPES, OpEvent
+from .higher_order import run_watched
 from .model_walk import ModelWalk
 from .modules import ModuleStack, exclusive
 from .no_compile import eager_compiled_code
@@ -364,7 +366,10 @@ class undone:  # noqa: N801 - used as a function, ``with undone(module):``
 
 
 class SaveBeforeWrites(TorchDispatchMode):
-    """Passes every op to ``writes.before`` (the WriteGuard's copy), then runs it."""
+    """Passes every op to ``writes.before`` (the WriteGuard's copy), then runs it; a
+    higher-order operator's functions run with it on (``run_watched``)."""
+
+    supports_higher_order_operators = True
 
     def __init__(self, writes: WriteGuard) -> None:
         super().__init__()
@@ -373,6 +378,8 @@ class SaveBeforeWrites(TorchDispatchMode):
     def __torch_dispatch__(
         self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None
     ) -> Any:
+        if isinstance(func, HigherOrderOperator):  # torch.cond, while_loop, scan, ...
+            return run_watched(self, func, args, kwargs or {})
         self.writes.before(func, args, kwargs)
         return func(*args, **(kwargs or {}))
 
