@@ -484,3 +484,53 @@ def test_a_write_flopmeter_cannot_undo_warns_with_the_class_meta_md_names(grad_m
             warnings.filterwarnings("ignore", category=flopmeter.FlopmeterWarning)
             flopmeter.profile(BumpsVersionUnseen(), torch.randn(2, 3))
     assert not [w for w in quiet if "could not see" in str(w.message)]
+
+
+_GENERATOR_MODEL = """
+import torch, warnings
+
+class Gen(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 4)
+
+    def forward(self, x):
+        warnings.warn("the model's own warning", UserWarning)
+        return (self.fc(t) for t in x)
+
+def build():
+    return Gen()
+"""
+
+
+def test_the_cli_prints_flopmeters_warnings_in_its_own_words(tmp_path: Path) -> None:
+    """P11-P25: a FlopmeterWarning is one line, ``flopmeter: warning: ...``, not Python's
+    format naming torch's module.py and its hook line; the model's own warnings keep
+    Python's format; ``warnings.showwarning`` is put back after the command."""
+    import warnings
+
+    path = tmp_path / "gen.py"
+    path.write_text(_GENERATOR_MODEL)
+    before = warnings.showwarning
+    # the model's own warning goes on to Python's handler (here pytest's recorder; in a
+    # terminal, Python's format on stderr)
+    with pytest.warns(UserWarning, match="the model's own warning"):
+        code, out, err = run([f"{path}:build", "--input", "2x4", "-q"])
+    assert code == 0 and "20 params" in out  # Linear(4, 4): 4*4 + 4
+    assert "flopmeter: warning: the model's forward returned a generator" in err
+    assert "module.py" not in err and "hook_result" not in err
+    assert warnings.showwarning is before
+
+
+def test_the_cli_shows_the_models_own_warnings_in_pythons_format(tmp_path: Path) -> None:
+    """P11-P25, in a terminal: the model's warning in Python's format, flopmeter's in one line."""
+    import subprocess
+
+    path = tmp_path / "gen.py"
+    path.write_text(_GENERATOR_MODEL)
+    command = [sys.executable, "-m", "flopmeter", f"{path}:build", "--input", "2x4", "-q"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0
+    assert "UserWarning: the model's own warning" in done.stderr  # gen.py:LINE: UserWarning: ...
+    assert "flopmeter: warning: the model's forward returned a generator" in done.stderr
+    assert "CountWarning" not in done.stderr

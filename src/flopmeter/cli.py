@@ -14,7 +14,8 @@ import contextlib
 import dataclasses
 import os
 import sys
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, TextIO
 
@@ -23,6 +24,7 @@ from .cli_llm import add_llm_arguments, refuse_llm_options_alone, roofline_names
 from .cli_usage import UsageError, units_option
 from .inputs import InputSpec, parse_spec
 from .models import ModelBuildError, ModelSourceError, check_source, load_model, parse_override, source_files
+from .notices import FlopmeterWarning
 from .render.units import MAX_PRECISION, check_precision
 from .report import CONVENTIONS, ONNX_TOOL, Report
 
@@ -416,7 +418,8 @@ def main(
             return int(exit_.code or 0)
         try:
             # the report goes to ``out``; a model's own print() goes to stderr, not into it
-            with contextlib.redirect_stdout(err):
+            with contextlib.redirect_stdout(err), warnings.catch_warnings():
+                warnings.showwarning = _warning_printer(err)
                 validate(args, compare)
                 if compare:
                     return _compare(args, out, err)
@@ -436,6 +439,24 @@ def main(
     except BrokenPipeError:
         _drop_stdout(out)
         return 141
+
+
+def _warning_printer(err: TextIO) -> Callable[..., None]:
+    """``warnings.showwarning`` for the command: flopmeter's own warnings as one line,
+    ``flopmeter: warning: ...`` (Python's format named the torch file that fired the hook);
+    every other warning as Python prints it, on the command's error stream.
+    ``catch_warnings`` puts the original back."""
+    shown = warnings.showwarning
+
+    def show(
+        message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None, line: Any = None
+    ) -> None:
+        if issubclass(category, FlopmeterWarning):
+            print(f"flopmeter: warning: {message}", file=err)
+        else:
+            shown(message, category, filename, lineno, err if file is None else file, line)
+
+    return show
 
 
 def _drop_stdout(out: TextIO) -> None:
