@@ -1,0 +1,65 @@
+"""Probe 11, second code review (docs/probe-11/code-review-2.md): sparse tensors the model
+holds in containers, the encoder fast-path warning's conditions."""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import nn
+
+import flopmeter
+
+SOURCES = torch.tensor([0, 1, 2, 3, 4, 0, 2, 4])
+TARGETS = torch.tensor([1, 2, 3, 4, 0, 2, 4, 1])
+
+
+class HeldInAList(nn.Module):
+    """A fixed graph's adjacency kept in a list attribute (one per relation, say)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        adjacency = torch.sparse_coo_tensor(torch.stack([TARGETS, SOURCES]), torch.ones(8), (5, 5))
+        self.adjacencies = [adjacency.coalesce()]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sparse.mm(self.adjacencies[0], x)
+
+
+def test_a_sparse_tensor_held_in_a_list_attribute_is_the_models_like_a_plain_one() -> None:
+    """R11b-1: the roles now come from the state guard's list of held tensors (one walk of the
+    modules' dicts, not two); a sparse tensor the model holds, in a list as in a plain
+    attribute, keeps the dense count (docs/formulas.md, sparse products)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = flopmeter.profile(HeldInAList(), (torch.randn(5, 4),))
+    # the dense 5x5 @ 5x4: 5*5*4 = 100 MACs, (2*5 - 1)*5*4 = 180 FLOPs (its nnz 8 would be 32 / 64)
+    assert (report.macs, report.flops) == (100, 180)
+    # its 8 stored values * 4 bytes are the model's (weight bytes), not an activation's
+    assert report.by_operator()["aten._sparse_addmm"].cost.weight_bytes == 8 * 4
+
+
+class Encoder(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        layer = nn.TransformerEncoderLayer(8, 2, 16, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, 1)
+
+    def forward(
+        self, x: torch.Tensor, padding: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return self.encoder(x, mask=mask, src_key_padding_mask=padding)
+
+
+def test_the_fast_path_warning_names_the_conditions_torch_checks_after_it_can_see() -> None:
+    """R11b-2: with a causal ``mask`` beside the padding mask torch takes no fast path (its
+    "src_key_padding_mask and mask were both supplied"), yet the mask check ran: the warning
+    cannot tell, so it names that condition (and the others) instead of stating it as fact."""
+    padding = torch.tensor([[False] * 4, [False, False, True, True]])
+    causal = nn.Transformer.generate_square_subsequent_mask(4).bool()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        flopmeter.profile(Encoder().eval(), (torch.randn(2, 4, 8), padding, causal))
+    notes = [str(w.message) for w in caught if issubclass(w.category, flopmeter.FlopmeterWarning)]
+    fast = [note for note in notes if "skips the padded tokens" in note]
+    assert fast and "no `mask` beside the padding mask" in fast[0] and "padding at its end" in fast[0]
