@@ -63,3 +63,25 @@ def test_the_fast_path_warning_names_the_conditions_torch_checks_after_it_can_se
     notes = [str(w.message) for w in caught if issubclass(w.category, flopmeter.FlopmeterWarning)]
     fast = [note for note in notes if "skips the padded tokens" in note]
     assert fast and "no `mask` beside the padding mask" in fast[0] and "padding at its end" in fast[0]
+
+
+def test_calibration_figures_computed_with_numpy_are_numbers_too() -> None:
+    """R11b-3: P11-P20 took numpy scalars for the peak and bandwidth only; the calibration's
+    overheads and efficiencies (an np.median of timings) were refused as "seconds >= 0"."""
+    import numpy as np
+
+    from flopmeter.hardware import Hardware
+
+    spec = Hardware(
+        "calibrated",
+        peak_flops=1e13,
+        bandwidth=2e12,
+        op_overhead={"default": np.float32(5e-6)},
+        module_overhead=np.float64(1e-6),
+        efficiency={"matmul": np.float32(0.5)},
+    )
+    assert spec.overhead("matmul") == float(np.float32(5e-6))
+    assert spec.class_efficiency("matmul", memory_bound=False) == 0.5
+    assert type(spec.efficiency["matmul"]) is float
+    scalar = Hardware("calibrated", peak_flops=1e13, bandwidth=2e12, op_overhead=np.int64(0))
+    assert scalar.overhead("matmul") == 0.0
