@@ -85,3 +85,39 @@ def test_calibration_figures_computed_with_numpy_are_numbers_too() -> None:
     assert type(spec.efficiency["matmul"]) is float
     scalar = Hardware("calibrated", peak_flops=1e13, bandwidth=2e12, op_overhead=np.int64(0))
     assert scalar.overhead("matmul") == 0.0
+
+
+class Product(nn.Module):
+    def __init__(self, function) -> None:
+        super().__init__()
+        self.function = function
+
+    def forward(self, a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return self.function(a, x)
+
+
+def _adjacency() -> torch.Tensor:
+    return torch.sparse_coo_tensor(torch.stack([TARGETS, SOURCES]), torch.ones(8), (5, 5)).coalesce()
+
+
+def test_a_sparse_matrix_times_a_vector_counts_its_stored_values() -> None:
+    """R11b-4: ``adj @ v`` / ``torch.mv`` (power iteration, PageRank) reach ``aten.mv``, which
+    counted the dense 5x5 @ 5: 25 MACs, 5*(2*5-1) = 45 FLOPs."""
+    for function in (torch.mv, torch.matmul):
+        for adjacency in (_adjacency(), _adjacency().to_sparse_csr()):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                report = flopmeter.profile(Product(function), (adjacency, torch.randn(5)))
+            # nnz 8 stored values, each times one vector entry added into its row: 8 MACs, 2*8 = 16 FLOPs
+            assert (report.macs, report.flops) == (8, 16)
+
+
+def test_a_batch_of_sparse_matrices_counts_their_stored_values() -> None:
+    """R11b-4: ``torch.bmm`` of a sparse COO batch (2 x 5 x 5, 8 stored values each) by a dense
+    2 x 5 x 4 counted the dense batch: 2*5*5*4 = 200 MACs, 2*5*4*(2*5-1) = 360 FLOPs."""
+    batch = torch.stack([_adjacency().to_dense()] * 2).to_sparse()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = flopmeter.profile(Product(torch.bmm), (batch, torch.randn(2, 5, 4)))
+    # 16 stored values * 4 columns = 64 MACs, 2*64 = 128 FLOPs
+    assert (report.macs, report.flops) == (64, 128)
