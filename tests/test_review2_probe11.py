@@ -121,3 +121,26 @@ def test_a_batch_of_sparse_matrices_counts_their_stored_values() -> None:
         report = flopmeter.profile(Product(torch.bmm), (batch, torch.randn(2, 5, 4)))
     # 16 stored values * 4 columns = 64 MACs, 2*64 = 128 FLOPs
     assert (report.macs, report.flops) == (64, 128)
+
+
+class HeldAdjacency(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.adjacency = _adjacency()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sparse.mm(self.adjacency, x)
+
+
+def test_shapes_only_refuses_a_model_holding_a_sparse_tensor_clearly() -> None:
+    """R11b-5: P11-F5 refused a sparse *input* by name; a sparse tensor the model holds gave
+    torch's "Could not run 'aten::addmm' with arguments from the 'SparseMeta' backend" dump."""
+    import pytest
+
+    with pytest.raises(ValueError, match="shapes_only=True cannot count a model holding sparse tensors"):
+        flopmeter.profile(HeldAdjacency(), (torch.randn(5, 4),), shapes_only=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = flopmeter.profile(HeldAdjacency(), (torch.randn(5, 4),))
+    # held by the model: the dense 5x5 @ 5x4, 5*5*4 = 100 MACs, (2*5-1)*5*4 = 180 FLOPs, counted with values
+    assert (report.macs, report.flops, report.options["computed"]) == (100, 180, "values")
