@@ -32,7 +32,7 @@ from .tracing.modules import exclusive, take_turns, uncompiled
 from .tracing.recorder import gc_paused, is_meta_limitation
 from .tracing.run import Trace, TraceFailure, trace_model
 from .tracing.shared_names import first_names
-from .tracing.sparse_layouts import has_sparse_tensor
+from .tracing.sparse_layouts import has_sparse_tensor, held_sparse_tensors
 
 Inputs = torch.Tensor | tuple[Any, ...] | list[Any] | Mapping[str, Any]
 
@@ -217,7 +217,7 @@ def profile(
                 "shapes_only=True counts a forward pass; a backward=True profile runs with values"
             )
         first_try = (not backward) if shapes_only is None else shapes_only
-        if _sparse_inputs(inputs, shapes_only):
+        if _sparse_inputs(inputs, shapes_only) or _holds_sparse(walk, shapes_only):
             first_try = False
         args, kwargs = _resolve_inputs(model, inputs, input_shape, input_dtype, floats_on_meta=first_try)
         _refuse_nested(args, kwargs)
@@ -318,6 +318,21 @@ def _sparse_inputs(inputs: Any, shapes_only: bool | None) -> bool:
         raise ValueError(
             "shapes_only=True cannot count sparse tensor inputs: the work of a sparse product "
             "depends on the nonzeros they hold; use shapes_only=False (or leave it unset)"
+        )
+    return True
+
+
+def _holds_sparse(walk: ModelWalk, shapes_only: bool | None) -> bool:
+    """Whether the model holds a sparse tensor (a pruned weight stored sparse, a fixed graph's
+    adjacency): torch has no meta kernels for sparse products, so such a profile runs with
+    values, and ``shapes_only=True`` is refused by name, not with torch's dispatch-key dump
+    (R11b-5)."""
+    if not held_sparse_tensors(walk.attributes.tensors):
+        return False
+    if shapes_only:
+        raise ValueError(
+            "shapes_only=True cannot count a model holding sparse tensors: torch runs no sparse "
+            "product on the meta device; use shapes_only=False (or leave it unset)"
         )
     return True
 

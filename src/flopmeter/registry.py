@@ -387,6 +387,9 @@ def _trace(event: OpEvent, options: CountOptions) -> Cost:
 @formula("bmm")
 def _bmm(event: OpEvent, options: CountOptions) -> Cost:
     a, b = event.args[0], event.args[1]
+    sparse = _sparse_product(a, b)
+    if sparse is not None:  # torch.bmm(adjacencies, x): a batch of sparse COO matrices (R11b-4)
+        return sparse
     return contraction.matmul(a.shape[0], a.shape[1], a.shape[2], b.shape[2])
 
 
@@ -421,6 +424,9 @@ def _grouped_mm(event: OpEvent, options: CountOptions) -> Cost:
 def _mv(event: OpEvent, options: CountOptions) -> Cost:
     a = event.args[1] if event.op.startswith("aten.addmv") else event.args[0]
     adds = a.shape[0] if event.op.startswith("aten.addmv") else 0
+    nnz = _sparse_activation_nnz(a)
+    if nnz is not None:  # adj @ v, a sparse matrix times a vector (power iteration): N = 1 (R11b-4)
+        return sparse_formulas.sparse_matmul(nnz, 1, bias_adds=adds)
     return contraction.matmul(1, a.shape[0], a.shape[1], 1, bias_adds=adds)
 
 
@@ -1723,13 +1729,14 @@ def _sparse_product(
     a: TensorMeta, b: TensorMeta, *, bias_adds: int = 0, extra_scalings: int = 0
 ) -> Cost | None:
     """(M, K) @ (K, N) with one sparse input operand, by its stored values: sparse @ dense
-    nnz*N products, dense @ sparse nnz*M (formulas/sparse.py). None when neither or both
+    nnz*N products, dense @ sparse nnz*M (formulas/sparse.py); a batch (B, M, K) @ (B, K, N)
+    likewise, nnz counting the stored values of every matrix. None when neither or both
     are (both: the dense count, an upper bound; the work depends on where the nonzeros
     meet)."""
     left, right = _sparse_activation_nnz(a), _sparse_activation_nnz(b)
     if (left is None) == (right is None):
         return None
-    nnz, n = (left, b.shape[1]) if left is not None else (right, a.shape[0])
+    nnz, n = (left, b.shape[-1]) if left is not None else (right, a.shape[-2])
     return sparse_formulas.sparse_matmul(nnz or 0, n, bias_adds=bias_adds, extra_scalings=extra_scalings)
 
 

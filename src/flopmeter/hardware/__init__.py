@@ -138,12 +138,12 @@ class Hardware:
         return bool(self.op_overhead or self.module_overhead or self.efficiency)
 
     def __post_init__(self) -> None:
-        # numpy's scalars (np.float32, np.int64: a figure computed with numpy) are numbers too
-        if isinstance(self.peak_flops, dict):
-            object.__setattr__(self, "peak_flops", {k: _plain(v) for k, v in self.peak_flops.items()})
-        else:
-            object.__setattr__(self, "peak_flops", _plain(self.peak_flops))
-        object.__setattr__(self, "bandwidth", _plain(self.bandwidth))
+        # numpy's scalars (np.float32, np.int64: a figure computed with numpy, a calibration's
+        # np.median of timings) are numbers too, in every figure (R11b-3)
+        for figure in ("peak_flops", "bandwidth", "op_overhead", "module_overhead", "efficiency"):
+            value = getattr(self, figure)
+            plain = {k: _plain(v) for k, v in value.items()} if isinstance(value, dict) else _plain(value)
+            object.__setattr__(self, figure, plain)
         peaks = self.peak_flops.items() if isinstance(self.peak_flops, dict) else [("", self.peak_flops)]
         for dtype, peak in peaks:
             if not _positive(peak):

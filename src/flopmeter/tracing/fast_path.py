@@ -6,7 +6,9 @@
 ``TorchFunctionMode`` is active; flopmeter's is (attention counted whole), so the profile
 runs the padded batch and counts it. Its check of the mask,
 ``_nested_tensor_from_mask_left_aligned``, comes just before torch looks for modes: seen in
-a forward-only trace, the plain run would have skipped the padding.
+a forward-only trace, the plain run would have skipped the padding, unless one of the
+conditions torch checks after it fails (a ``mask`` given too, padding not at the end, autocast),
+which the trace does not show: the warning names them (R11b-2).
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ def warn_padded_fast_path(events: list[OpEvent], kinds: set[type], *, backward: 
         return
     warnings.warn(
         "nn.TransformerEncoder with a src_key_padding_mask: without flopmeter, torch's fast path "
-        "(eval, no gradients) packs the batch into nested tensors and skips the padded tokens; "
+        "(eval, no gradients, no autocast, no `mask` beside the padding mask, and each sequence's "
+        "padding at its end) packs the batch into nested tensors and skips the padded tokens; "
         "flopmeter turns that path off and counts the padded batch. To count the real lengths, "
         "profile each sequence unpadded and add their counts (docs/formulas.md, Attention)",
         CountWarning,

@@ -68,7 +68,7 @@ class ModelWalk:
     def roles(self) -> dict[int, str]:
         """``id`` -> "param"/"buffer" for every parameter and buffer (a tensor that is
         both is a param); a sparse tensor held in a plain attribute is a buffer."""
-        roles = dict.fromkeys(map(id, held_sparse_tensors(self.modules)), "buffer")
+        roles = dict.fromkeys(map(id, held_sparse_tensors(self.attributes.tensors)), "buffer")
         roles.update(dict.fromkeys(map(id, self.buffers), "buffer"))
         roles.update(dict.fromkeys(map(id, self.parameters), "param"))
         return roles
