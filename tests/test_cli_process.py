@@ -21,6 +21,10 @@ def command(*argv: str, **kwargs) -> subprocess.Popen:
     )
 
 
+def _sigint_as_in_a_terminal() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_ctrl_c_exits_130_with_one_line(tmp_path):
     started = tmp_path / "started"
@@ -41,7 +45,9 @@ def test_ctrl_c_exits_130_with_one_line(tmp_path):
             """
         )
     )
-    process = command(f"{model}:Slow", stdout=subprocess.PIPE)
+    # Ctrl-C as a terminal delivers it: a shell running this suite as a background job
+    # (``pytest &``) passes SIGINT on ignored, and Python then installs no handler for it
+    process = command(f"{model}:Slow", stdout=subprocess.PIPE, preexec_fn=_sigint_as_in_a_terminal)
     deadline = time.monotonic() + 60
     while not started.exists() and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.05)
