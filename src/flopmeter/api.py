@@ -217,7 +217,7 @@ def profile(
                 "shapes_only=True counts a forward pass; a backward=True profile runs with values"
             )
         first_try = (not backward) if shapes_only is None else shapes_only
-        if _sparse_inputs(inputs, shapes_only) or _holds_sparse(walk, shapes_only):
+        if _sparse_needs_values(inputs, walk, shapes_only):
             first_try = False
         args, kwargs = _resolve_inputs(model, inputs, input_shape, input_dtype, floats_on_meta=first_try)
         _refuse_nested(args, kwargs)
@@ -308,32 +308,19 @@ def _refuse_nested(args: Any, kwargs: Any) -> None:
         )
 
 
-def _sparse_inputs(inputs: Any, shapes_only: bool | None) -> bool:
-    """Whether an input is a sparse tensor (a GNN's adjacency): its product costs its
-    nonzeros, which a shapes-only run, on meta, cannot know; so such a profile runs with
-    values, and ``shapes_only=True`` is refused."""
-    if not has_sparse_tensor(tree_flatten(inputs)[0]):
+def _sparse_needs_values(inputs: Any, walk: ModelWalk, shapes_only: bool | None) -> bool:
+    """Whether an input is a sparse tensor (a GNN's adjacency: its product costs its
+    nonzeros, which meta cannot know) or the model holds one (a pruned weight stored sparse,
+    a fixed graph: torch runs no sparse product on meta). Such a profile runs with values;
+    ``shapes_only=True`` is refused by name, not with torch's dispatch-key dump (R11b-5)."""
+    if has_sparse_tensor(tree_flatten(inputs)[0]):
+        what = "sparse tensor inputs: the work of a sparse product depends on the nonzeros they hold"
+    elif held_sparse_tensors(walk.attributes.tensors):
+        what = "a model holding sparse tensors: torch runs no sparse product on the meta device"
+    else:
         return False
     if shapes_only:
-        raise ValueError(
-            "shapes_only=True cannot count sparse tensor inputs: the work of a sparse product "
-            "depends on the nonzeros they hold; use shapes_only=False (or leave it unset)"
-        )
-    return True
-
-
-def _holds_sparse(walk: ModelWalk, shapes_only: bool | None) -> bool:
-    """Whether the model holds a sparse tensor (a pruned weight stored sparse, a fixed graph's
-    adjacency): torch has no meta kernels for sparse products, so such a profile runs with
-    values, and ``shapes_only=True`` is refused by name, not with torch's dispatch-key dump
-    (R11b-5)."""
-    if not held_sparse_tensors(walk.attributes.tensors):
-        return False
-    if shapes_only:
-        raise ValueError(
-            "shapes_only=True cannot count a model holding sparse tensors: torch runs no sparse "
-            "product on the meta device; use shapes_only=False (or leave it unset)"
-        )
+        raise ValueError(f"shapes_only=True cannot count {what}; use shapes_only=False (or leave it unset)")
     return True
 
 

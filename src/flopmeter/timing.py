@@ -380,9 +380,8 @@ def _one(
             clocks = _cpu_clocks()
             times = time_calls(call, device, warmup, repeat, progress, setup=setup, cpu_times=cpu_times)
             if cpu_times and _other_threads_worked(clocks):
-                cpu_times = (
-                    None  # the forward's own threads did work: the calling thread's time is not the run's
-                )
+                # the forward's own threads did work: the calling thread's time is not the run's
+                cpu_times = None
         timing = Timing(report.batch_size, times, warmup, device.type, report.flops, hardware)
         timing.cpu_times = cpu_times or []
         timing.int_ops = sum(integer_ops(record.cost) for record in report.ops)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from math import ceil, log2
+from math import ceil, log2, prod
 from typing import TYPE_CHECKING, Any
 
 from ..cost import Cost
@@ -481,7 +481,7 @@ def _contractions(
         entry.flops += record.cost.flops
         entry.outputs += record.cost.bytes_written * 8 // bits_of(record.dtype)
         entry.ops.add(record.op)
-        entry.input_sizes.update(_numel(shape) for shape in record.shapes)
+        entry.input_sizes.update(prod(shape) for shape in record.shapes)
         entry.weight_bytes += record.cost.weight_bytes
         integer = _is_integer(record, integer_modules, known_as)
         bits = 8 if integer or record.op in INT8_ACTIVATIONS else bits_of(record.dtype)
@@ -491,13 +491,6 @@ def _contractions(
         else:
             entry.dtype = record.dtype
     return found
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
 
 
 # contractions that take a dense weight as one of their tensor inputs, whole or viewed
@@ -523,7 +516,7 @@ def reads_a_slice(weights: list[WeightFact], work: _Contractions, calls: int) ->
     if max(f.numel for f in weights) in work.input_sizes:
         return False
     if "aten.convolution" not in work.ops and any(
-        len(f.shape) >= 3 and _numel(f.shape[1:]) in work.input_sizes for f in weights
+        len(f.shape) >= 3 and prod(f.shape[1:]) in work.input_sizes for f in weights
     ):
         return False  # whole experts of a stack (MoE), each read in full: not a supernet's slice
     return 0 < work.weight_bytes // max(calls, 1) < sum(f.storage_bytes for f in weights)
