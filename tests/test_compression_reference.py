@@ -282,3 +282,28 @@ def test_r10_micronet_small() -> None:
     assert score.storage == pytest.approx(158.75)  # (1,000*8*0.5 + 1,000 mask + 10*8 bias)/32
     assert score.ops == pytest.approx(625)  # 500 mults * 8/32 + (49*10 + 10) adds
     assert score_from(3e6, 500e6, "imagenet") == pytest.approx(0.8621, abs=1e-4)  # 3/6.9 + 500/1170
+
+
+class _SparseBuffer(nn.Module):
+    """A Linear(4, 4) beside a 5x5 sparse adjacency registered as a buffer (8 stored values)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+        adjacency = torch.eye(5)
+        adjacency[0, 1] = adjacency[1, 2] = adjacency[2, 3] = 1.0
+        self.register_buffer("adj", adjacency.to_sparse())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sparse.mm(self.adj, self.lin(x))
+
+
+def test_a_sparse_buffer_is_counted_once_as_a_param_not_also_as_a_buffer() -> None:
+    """R11b-7: a sparse tensor a module holds is a weight ``parameters()`` does not list, so
+    it is counted in params by its shape; registered as a buffer it was in the buffers too."""
+    report = flopmeter.profile(_SparseBuffer(), torch.randn(5, 4))
+    assert report.params == 45  # Linear 4*4 + 4 = 20, the adjacency's 5*5 = 25
+    assert report.modules[""].own_params == 25  # the adjacency, held by the root
+    assert report.buffers == 0  # not counted again as a buffer (it was 25)
+    assert report.param_bytes == 240  # 20*4 + the adjacency as stored: 8 values*4 + 2 dims*8 indices*8 = 160
+    assert report.buffer_bytes == 0  # was 100, its dense 25*4

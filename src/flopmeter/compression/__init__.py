@@ -88,6 +88,8 @@ def finish(report: Report, facts: ModelFacts, options: CompressionOptions) -> Re
             stats = report.modules[parent_of(stats.name, report.modules)]
         report.params += count
     report.param_bytes += facts.extra_param_bytes  # the bytes of the params just added
+    report.buffers -= facts.sparse_buffers  # a sparse buffer is one of those params, counted once
+    report.buffer_bytes -= facts.sparse_buffer_bytes
     report.options["count_overhead"] = options.count_overhead
     # The nonzeros now, of the weights as profiled: a model pruned in place afterwards
     # (``w[mask] = 0``, ``w.data.mul_(mask)``, ``prune.remove``) must not change this

@@ -135,6 +135,10 @@ class ModelFacts:
     # the activation quantizer that ran last before its contraction
     activation_quantizers: dict[str, int] = field(default_factory=dict)
     qat_input_bits: dict[str, int] = field(default_factory=dict)
+    # sparse-layout buffers, counted as params (``logical_extra_params``): their elements and
+    # their bytes as the report's buffer totals counted them (dense), taken out of those
+    sparse_buffers: int = 0
+    sparse_buffer_bytes: int = 0
 
     def facts(self) -> list[WeightFact]:
         return [f for facts in self.weights.values() for f in facts]
@@ -547,6 +551,9 @@ def _module_facts(
             fact = _tensor_fact(name, key, value)
             fact.logical_extra_params = fact.numel  # a weight parameters() does not list
             facts.append(fact)
+            if buffers.get(key) is value:  # a param now: no longer one of the buffers (R11b-7)
+                found.sparse_buffers += value.numel()
+                found.sparse_buffer_bytes += value.numel() * value.element_size()
     facts.extend(_library_facts(name, module))
     return facts
 

@@ -515,10 +515,6 @@ def _twin(tensor: torch.Tensor) -> torch.Tensor:
     twin = _to_meta(tensor)
     _TWINS[key] = (type(tensor), twin)
     return twin
-    if len(_TWINS) >= _TWINS_KEPT:
-        _TWINS.clear()
-    twin = _TWINS[key] = _to_meta(tensor)
-    return twin
 
 
 # What a shapes-only run raises where a real run would not: no meta kernel, a value
