@@ -311,3 +311,36 @@ def test_repr_html_goes_deeper_under_a_wrapper() -> None:
     assert fragment.count("<tr>") == 1 + 7 and "body.4" in fragment
     # a ResNet-like model keeps depth 1: the conv model's root + 1 child is its whole tree
     assert _conv_report()._repr_html_().count("<tr>") == 1 + 2
+
+
+def _half_zero_linear() -> nn.Sequential:
+    model = nn.Sequential(nn.Linear(4, 3))
+    with torch.no_grad():
+        model[0].weight[:, :2] = 0  # 6 of 12 weights zero
+    return model
+
+
+def test_a_compression_view_prints_its_table_and_shows_it_in_a_notebook() -> None:
+    view = flopmeter.profile(_half_zero_linear(), torch.randn(2, 4), compression=True).compression
+    text = str(view)
+    assert text != repr(view) and text.splitlines()[0] == "compression view"
+    row = next(line for line in text.splitlines() if line.startswith("0 "))
+    assert row.split()[:5] == ["0", "Linear", "dense", "15", "9"]  # 4*3 + 3 params, 6 + 3 nonzero
+    assert "50.0%" in row  # 6 of the 12 weights zero
+    assert "compression view totals:" in text
+    fragment = view._repr_html_()
+    assert fragment.startswith("<pre") and fragment.endswith("</pre>")
+    assert "<html" not in fragment and "50.0%" in fragment
+
+
+def test_a_comparison_shows_its_table_in_a_notebook_as_a_fragment() -> None:
+    before = flopmeter.profile(nn.Sequential(nn.Linear(4, 3)), torch.randn(2, 4), compression=True)
+    after = flopmeter.profile(_half_zero_linear(), torch.randn(2, 4), compression=True)
+    comparison = flopmeter.compare(before, after)
+    fragment = comparison._repr_html_()
+    for absent in ("<html", "<style", "<script", "<!DOCTYPE"):
+        assert absent not in fragment  # a notebook output shows it as it is
+    assert fragment.count("<tr>") == 1 + len(comparison.rows())  # header + every row of the table
+    # nonzero ratio (weights + bias): (6 + 3) / (12 + 3) = 0.600
+    assert "<td>0.600</td>" in fragment
+    assert comparison.to_html().count("<table>") == 1 and "<!DOCTYPE html>" in comparison.to_html()

@@ -142,6 +142,9 @@ class LazyView:
     def __repr__(self) -> str:
         return repr(self.resolve())
 
+    def __str__(self) -> str:
+        return str(self.resolve())
+
 
 def prepare(
     model: torch.nn.Module, options: Any, walk: ModelWalk | None = None

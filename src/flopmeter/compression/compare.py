@@ -199,6 +199,12 @@ class Comparison:
 
         return comparison_text(self)
 
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the table as an HTML fragment (``to_html()`` is the whole page)."""
+        from ..render.compression import comparison_fragment
+
+        return comparison_fragment(self)
+
 
 COLUMNS = [
     "module",

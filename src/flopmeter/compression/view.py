@@ -171,6 +171,18 @@ class CompressionView:
 
         return compression_repr(self)
 
+    def __str__(self) -> str:
+        """The per-layer table and the totals, as ``flopmeter ... --compression --format table`` prints them."""
+        from ..render.compression import view_table
+
+        return view_table(self)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: ``print(view)``'s text, preformatted."""
+        import html
+
+        return f'<pre class="flopmeter-compression">{html.escape(str(self))}</pre>'
+
     @property
     def nonzeros_counted(self) -> bool:
         """False when the profile did not read the dense-stored weights' values (it was
