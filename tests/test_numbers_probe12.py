@@ -50,3 +50,14 @@ class TestAttentionNeverNegative:
         sdpa = Fn(F.scaled_dot_product_attention)
         report = flopmeter.profile(sdpa, (q, k, k), batch_size=1, shapes_only=False)
         assert op_flops(report, "aten.scaled_dot_product_attention") == 0  # was -36
+
+
+# --------------------------------------------------------------------------- bincount
+def test_bincount_adds_each_weight_once():
+    values, weights = torch.tensor([0, 1, 1, 3]), torch.rand(4)
+    # integers binned as they are: no floating-point work
+    assert flopmeter.profile(Fn(torch.bincount), (values,)).flops == 0
+    # each of the 4 weights added into its bin: 4 adds (was 3 * 4 = 12, histc's binning)
+    assert flopmeter.profile(Fn(torch.bincount), (values, weights)).flops == 4
+    # histc keeps its binning: (x - min) * scale, floor: 3 * 12 = 36
+    assert flopmeter.profile(Fn(lambda x: torch.histc(x, 5)), (torch.randn(3, 4),)).flops == 36

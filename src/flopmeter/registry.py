@@ -1172,7 +1172,10 @@ def _logsumexp(event: OpEvent, options: CountOptions) -> Cost:
 @formula("histc", "bincount", "histogram")
 def _histogram(event: OpEvent, options: CountOptions) -> Cost:
     """Binning: (x - min) * bins / (max - min) and a floor per input element (3 FLOPs);
-    the count increments are integer work."""
+    the count increments are integer work. ``bincount`` bins integers as they are (no
+    arithmetic): with float ``weights`` each element's weight is added to its bin (1)."""
+    if event.op == "aten.bincount":
+        return Cost(flops=event.args[0].numel if _tensor(event, 1, "weights") is not None else 0)
     return Cost(flops=3 * event.args[0].numel)
 
 
