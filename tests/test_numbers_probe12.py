@@ -4,6 +4,7 @@ Every expected value has its arithmetic beside it (docs/formulas.md's convention
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -61,3 +62,68 @@ def test_bincount_adds_each_weight_once():
     assert flopmeter.profile(Fn(torch.bincount), (values, weights)).flops == 4
     # histc keeps its binning: (x - min) * scale, floor: 3 * 12 = 36
     assert flopmeter.profile(Fn(lambda x: torch.histc(x, 5)), (torch.randn(3, 4),)).flops == 36
+
+
+# ------------------------------------------------------------------------- EmbeddingBag
+WEIGHT = torch.randn(10, 3)  # D = 3
+IDS, OFFSETS = torch.tensor([1, 2, 3, 4, 5, 6, 7, 8]), torch.tensor([0, 0, 4, 8])  # bags of 0, 4, 4, 0
+
+
+def bag(mode: str, ids: torch.Tensor = IDS, offsets: torch.Tensor = OFFSETS, **kw) -> Fn:  # type: ignore[no-untyped-def]
+    return Fn(lambda w: F.embedding_bag(ids, w, offsets, mode=mode, **kw))
+
+
+class TestEmbeddingBagSizes:
+    def test_empty_bags_cost_nothing(self):
+        for shapes_only in (None, False):  # the offsets are real integer inputs either way
+            # sum, max: the two bags of 4 rows, (4 - 1) * 3 each = 18 (was (8 - 4 bags) * 3 = 12)
+            assert flopmeter.profile(bag("sum"), (WEIGHT,), shapes_only=shapes_only).flops == 18
+            assert flopmeter.profile(bag("max"), (WEIGHT,), shapes_only=shapes_only).flops == 18
+            # mean: + every bag's 3 outputs divided (the kernel divides an empty bag by 1): 18 + 12 = 30
+            assert flopmeter.profile(bag("mean"), (WEIGHT,), shapes_only=shapes_only).flops == 30
+
+    def test_per_sample_weights_with_empty_bags(self):
+        # 18 adds + each of the 8 rows scaled by its weight: 8 * 3 = 24 -> 42 (was 12 + 24 = 36)
+        weighted = bag("sum", per_sample_weights=torch.rand(8))
+        assert flopmeter.profile(weighted, (WEIGHT,)).flops == 42
+
+    def test_include_last_offset(self):
+        # offsets 0, 0, 4, 8 | 8: the same four bags of 0, 4, 4, 0 rows: 18
+        last = bag("sum", offsets=torch.tensor([0, 0, 4, 8, 8]), include_last_offset=True)
+        assert flopmeter.profile(last, (WEIGHT,)).flops == 18
+
+    def test_padding_rows_are_skipped(self):
+        # bags [1, 0, 0], [2, 0, 3] with padding_idx 0: rows kept 1 and 2 -> 0 + (2 - 1) * 3 = 3
+        # (was (6 - 2) * 3 = 12: the padding rows counted as added)
+        padded = bag("sum", ids=torch.tensor([1, 0, 0, 2, 0, 3]), offsets=torch.tensor([0, 3]), padding_idx=0)
+        assert flopmeter.profile(padded, (WEIGHT,)).flops == 3
+        # a bag of padding rows only is empty: mean divides both bags all the same, 2 * 3 = 6
+        only = bag("mean", ids=torch.tensor([0, 0, 4]), offsets=torch.tensor([0, 2]), padding_idx=0)
+        assert flopmeter.profile(only, (WEIGHT,)).flops == 6
+
+    def test_module_and_training_step(self):
+        layer = nn.EmbeddingBag(10, 3, mode="sum")
+        assert flopmeter.profile(layer, (IDS, OFFSETS)).flops == 18  # as above
+        with torch.inference_mode():
+            assert flopmeter.profile(layer, (IDS, OFFSETS)).flops == 18
+        training = flopmeter.profile(layer, (IDS, OFFSETS), backward=True)
+        assert op_flops(training, "aten._embedding_bag") == 18
+        # a 2-d input: 2 bags of 4, no empty one: (8 - 2) * 3 = 18
+        assert flopmeter.profile(layer, (IDS.view(2, 4),)).flops == 18
+
+    def test_offsets_computed_on_meta_are_counted_with_values(self):
+        class Hashed(nn.Module):  # offsets derived from a float input: meta in a shapes-only run
+            def __init__(self) -> None:
+                super().__init__()
+                self.bags = nn.EmbeddingBag(10, 3, mode="sum")
+
+            def forward(self, x):  # type: ignore[no-untyped-def]
+                return self.bags(IDS, (x * 0).long())
+
+        # offsets 0, 0, 0, 0 computed from x: bags of 0, 0, 0, 8 rows: x * 0 (4) + 7 * 3 = 25,
+        # the shapes-only attempt handing over to a run with values (it had counted
+        # (8 - 4 bags) * 3 = 12 on meta, every bag taken to hold a row: 16)
+        for shapes_only in (None, False):
+            assert flopmeter.profile(Hashed(), (torch.zeros(4),), shapes_only=shapes_only).flops == 4 + 21
+        with pytest.raises(flopmeter.ModelError, match="bags. sizes need their values"):
+            flopmeter.profile(Hashed(), (torch.zeros(4),), shapes_only=True)

@@ -1246,15 +1246,23 @@ def _gather(event: OpEvent, options: CountOptions) -> Cost:
 
 @formula("embedding_bag", "_embedding_bag", "_embedding_bag_forward_only")
 def _embedding_bag(event: OpEvent, options: CountOptions) -> Cost:
-    """Per bag of n rows of width D: (n-1)*D adds (sum, mean) or comparisons (max); mean
-    divides D more; per_sample_weights (sum only) multiply every gathered row: n*D."""
+    """Per bag of n >= 1 rows of width D: (n-1)*D adds (sum, mean) or comparisons (max), an
+    empty bag none; mean divides every bag's D outputs (the CPU kernel by max(n, 1));
+    per_sample_weights (sum only) multiply every reduced row: n*D. The rows reduced and
+    the bags holding any (``bag_rows``, ``filled_bags``) come from the real offsets
+    (``tracing/bag_sizes.py``: empty bags and ``padding_idx`` rows left out); without
+    them every index is a row and every bag holds one."""
     indices, out = event.args[1], _out(event)
+    width = out.shape[-1] if out.ndim else 1
+    bags = out.numel // max(width, 1)
+    rows = event.kwargs.get("bag_rows", indices.numel)
+    filled = event.kwargs.get("filled_bags", min(bags, rows))
     mode = int(event.arg(4, "mode", 0))  # 0 sum, 1 mean, 2 max: one op per gathered element
     weighted = _tensor(event, 6, "per_sample_weights") is not None
     return Cost(
-        flops=max(indices.numel - (out.numel // max(out.shape[-1], 1)), 0) * out.shape[-1]
+        flops=max(rows - filled, 0) * width
         + (out.numel if mode == 1 else 0)
-        + (indices.numel * out.shape[-1] if weighted else 0)
+        + (rows * width if weighted else 0)
     )
 
 
