@@ -127,3 +127,20 @@ class TestEmbeddingBagSizes:
             assert flopmeter.profile(Hashed(), (torch.zeros(4),), shapes_only=shapes_only).flops == 4 + 21
         with pytest.raises(flopmeter.ModelError, match="bags. sizes need their values"):
             flopmeter.profile(Hashed(), (torch.zeros(4),), shapes_only=True)
+
+
+# ---------------------------------------------- ops that were listed without a formula
+def test_fft_frequencies_and_put_are_counted():
+    x = torch.randn(2, 8)
+    # fftfreq(8): arange scaled by 1/(8*1), 8 multiplies; + the add to x, 16: 24
+    report = flopmeter.profile(Fn(lambda a: a + torch.fft.fftfreq(8)), (x,))
+    assert report.unsupported_ops() == {} and op_flops(report, "aten.fft_fftfreq") == 8
+    # rfftfreq(8, 0.5): 8 // 2 + 1 = 5 multiplies
+    report = flopmeter.profile(Fn(lambda a: a + torch.fft.rfftfreq(8, 0.5)), (torch.randn(2, 5),))
+    assert op_flops(report, "aten.fft_rfftfreq") == 5
+    at, values = torch.tensor([0, 1, 0]), torch.randn(3)
+    # put_(accumulate=True): each of the 3 values added into its element, 3; without: a copy, 0
+    adds = flopmeter.profile(Fn(lambda a: a.clone().put_(at, values, accumulate=True)), (torch.randn(3, 4),))
+    assert adds.unsupported_ops() == {} and op_flops(adds, "aten.put_") == 3
+    copies = flopmeter.profile(Fn(lambda a: a.put(at, values)), (torch.randn(3, 4),))
+    assert copies.unsupported_ops() == {} and op_flops(copies, "aten.put") == 0

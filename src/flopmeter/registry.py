@@ -2191,6 +2191,23 @@ def _window_function(event: OpEvent, options: CountOptions) -> Cost:
     return elementwise.pointwise(_out_numel(event), spectral.WINDOW_PER_ELEMENT[name])
 
 
+@formula("fft_fftfreq", "fft_rfftfreq")
+def _fft_frequencies(event: OpEvent, options: CountOptions) -> Cost:
+    """torch.fft.fftfreq(n, d) / rfftfreq: integers 0, 1, ... (an arange, data) scaled by
+    1 / (n * d), one multiply per output (the scale is a Python number, computed once)."""
+    return Cost(flops=_out_numel(event))
+
+
+@formula("put", "put_")
+def _put(event: OpEvent, options: CountOptions) -> Cost:
+    """``Tensor.put_(index, source, accumulate)`` (the flattened tensor's elements): with
+    ``accumulate`` each source value is added into its element (1 FLOP), otherwise written
+    (a copy, 0)."""
+    source = event.arg(2, "source")
+    accumulate = bool(event.arg(3, "accumulate", False))
+    return Cost(flops=source.numel if accumulate and isinstance(source, TensorMeta) else 0)
+
+
 @formula("equal")
 def _equal(event: OpEvent, options: CountOptions) -> Cost:
     """torch.equal(a, b) -> a Python bool: one compare per element (0 on integers and
