@@ -421,3 +421,28 @@ def test_odd_layouts_dtypes_and_modes_count_as_float32():
 def test_an_empty_batch_is_refused_clearly():
     with pytest.raises(ValueError, match="the batch is empty"):
         flopmeter.profile(nn.GroupNorm(2, 4), torch.randn(0, 4, 3, 3))
+
+
+def test_ptflops_view_of_a_projected_lstm():
+    import ptflops
+
+    class Projected(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = nn.LSTM(16, 32, batch_first=True, proj_size=8)
+            self.fc = nn.Linear(8, 4)
+
+        def forward(self, x):  # type: ignore[no-untyped-def]
+            return self.fc(self.rnn(x)[0][:, -1])
+
+    # ours per token (the unfused ops' rules): W_ih 128*16 = 2,048, W_hh 128*8 = 1,024,
+    # W_hr 8*32 = 256, biases 2 * 128 = 256 -> 3,584; 12 tokens 43,008; fc 8*4 + 4 = 36
+    ours, _ = flopmeter.get_model_complexity_info(
+        Projected(), (12, 16), as_strings=False, print_per_layer_stat=False
+    )
+    assert ours == 12 * 3584 + 36 == 43_044
+    # ptflops' LSTM rule: no W_hr, + 4H + 3H + 3H = 320 per token: 12 * 3,648 + 36
+    theirs, _ = ptflops.get_model_complexity_info(
+        Projected(), (12, 16), as_strings=False, print_per_layer_stat=False
+    )
+    assert theirs == 12 * (2048 + 1024 + 320 + 256) + 36 == 43_812
