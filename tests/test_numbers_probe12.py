@@ -446,3 +446,10 @@ def test_ptflops_view_of_a_projected_lstm():
         Projected(), (12, 16), as_strings=False, print_per_layer_stat=False
     )
     assert theirs == 12 * (2048 + 1024 + 320 + 256) + 36 == 43_812
+
+
+def test_block_diag_moves_data():
+    # two 3x4 blocks placed on a 6x8 zero background: no arithmetic, 48 values written
+    report = flopmeter.profile(Fn(torch.block_diag), (torch.randn(3, 4), torch.randn(3, 4)))
+    assert report.unsupported_ops() == {}  # was listed without a formula
+    assert (report.flops, report.bytes_written) == (0, 48 * 4)

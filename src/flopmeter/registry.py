@@ -139,6 +139,8 @@ DATA_OPS |= frozenset(
 # Probe 10: a torch.export program copies each tensor constant its forward makes
 # (``torch.tensor(...)``, Swin's relative-position index): data, as ``clone``.
 DATA_OPS |= frozenset({"aten.lift_fresh_copy"})
+# Probe 12: torch.block_diag places its blocks on a zero background: data.
+DATA_OPS |= frozenset({"aten.block_diag"})
 
 
 def formula(*ops: str) -> Callable[[Handler], Handler]:
