@@ -453,3 +453,24 @@ def test_block_diag_moves_data():
     report = flopmeter.profile(Fn(torch.block_diag), (torch.randn(3, 4), torch.randn(3, 4)))
     assert report.unsupported_ops() == {}  # was listed without a formula
     assert (report.flops, report.bytes_written) == (0, 48 * 4)
+
+
+def test_flop_counter_misses_bilinear_and_the_fused_lstm():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    def flop_counter(module: nn.Module, *inputs: torch.Tensor) -> int:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            module(*inputs)
+        return counter.get_total_flops()
+
+    # Bilinear(3, 4, 5), batch 2: B*O*I1*I2 = 2*5*3*4 = 120 MACs, 2mac 240; FlopCounterMode 0
+    bilinear, pair = nn.Bilinear(3, 4, 5), (torch.randn(2, 3), torch.randn(2, 4))
+    assert flopmeter.profile(bilinear, pair).flops_as("2mac") == 240
+    assert flop_counter(bilinear, *pair) == 0
+    # LSTM(4, 6) on 5 x 2 tokens (the fused mkldnn_rnn_layer): 10 * 4*6*(4+6) = 2,400 MACs
+    lstm, tokens = nn.LSTM(4, 6), torch.randn(5, 2, 4)
+    assert flopmeter.profile(lstm, tokens).flops_as("2mac") == 4800
+    assert flop_counter(lstm, tokens) == 0
+    # GRU(4, 6) runs as addmm on the CPU: both count 2 * 10 * 3*6*(4+6) = 3,600
+    gru = nn.GRU(4, 6)
+    assert flopmeter.profile(gru, tokens).flops_as("2mac") == flop_counter(gru, tokens) == 3600
