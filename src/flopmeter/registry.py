@@ -139,6 +139,8 @@ DATA_OPS |= frozenset(
 # Probe 10: a torch.export program copies each tensor constant its forward makes
 # (``torch.tensor(...)``, Swin's relative-position index): data, as ``clone``.
 DATA_OPS |= frozenset({"aten.lift_fresh_copy"})
+# Probe 12: torch.block_diag places its blocks on a zero background: data.
+DATA_OPS |= frozenset({"aten.block_diag"})
 
 
 def formula(*ops: str) -> Callable[[Handler], Handler]:
@@ -1172,7 +1174,10 @@ def _logsumexp(event: OpEvent, options: CountOptions) -> Cost:
 @formula("histc", "bincount", "histogram")
 def _histogram(event: OpEvent, options: CountOptions) -> Cost:
     """Binning: (x - min) * bins / (max - min) and a floor per input element (3 FLOPs);
-    the count increments are integer work."""
+    the count increments are integer work. ``bincount`` bins integers as they are (no
+    arithmetic): with float ``weights`` each element's weight is added to its bin (1)."""
+    if event.op == "aten.bincount":
+        return Cost(flops=event.args[0].numel if _tensor(event, 1, "weights") is not None else 0)
     return Cost(flops=3 * event.args[0].numel)
 
 
@@ -1243,15 +1248,23 @@ def _gather(event: OpEvent, options: CountOptions) -> Cost:
 
 @formula("embedding_bag", "_embedding_bag", "_embedding_bag_forward_only")
 def _embedding_bag(event: OpEvent, options: CountOptions) -> Cost:
-    """Per bag of n rows of width D: (n-1)*D adds (sum, mean) or comparisons (max); mean
-    divides D more; per_sample_weights (sum only) multiply every gathered row: n*D."""
+    """Per bag of n >= 1 rows of width D: (n-1)*D adds (sum, mean) or comparisons (max), an
+    empty bag none; mean divides every bag's D outputs (the CPU kernel by max(n, 1));
+    per_sample_weights (sum only) multiply every reduced row: n*D. The rows reduced and
+    the bags holding any (``bag_rows``, ``filled_bags``) come from the real offsets
+    (``tracing/bag_sizes.py``: empty bags and ``padding_idx`` rows left out); without
+    them every index is a row and every bag holds one."""
     indices, out = event.args[1], _out(event)
+    width = out.shape[-1] if out.ndim else 1
+    bags = out.numel // max(width, 1)
+    rows = event.kwargs.get("bag_rows", indices.numel)
+    filled = event.kwargs.get("filled_bags", min(bags, rows))
     mode = int(event.arg(4, "mode", 0))  # 0 sum, 1 mean, 2 max: one op per gathered element
     weighted = _tensor(event, 6, "per_sample_weights") is not None
     return Cost(
-        flops=max(indices.numel - (out.numel // max(out.shape[-1], 1)), 0) * out.shape[-1]
+        flops=max(rows - filled, 0) * width
         + (out.numel if mode == 1 else 0)
-        + (indices.numel * out.shape[-1] if weighted else 0)
+        + (rows * width if weighted else 0)
     )
 
 
@@ -2178,6 +2191,23 @@ def _window_function(event: OpEvent, options: CountOptions) -> Cost:
     definition per element (formulas/spectral.py)."""
     name = event.op.removeprefix("aten.")
     return elementwise.pointwise(_out_numel(event), spectral.WINDOW_PER_ELEMENT[name])
+
+
+@formula("fft_fftfreq", "fft_rfftfreq")
+def _fft_frequencies(event: OpEvent, options: CountOptions) -> Cost:
+    """torch.fft.fftfreq(n, d) / rfftfreq: integers 0, 1, ... (an arange, data) scaled by
+    1 / (n * d), one multiply per output (the scale is a Python number, computed once)."""
+    return Cost(flops=_out_numel(event))
+
+
+@formula("put", "put_")
+def _put(event: OpEvent, options: CountOptions) -> Cost:
+    """``Tensor.put_(index, source, accumulate)`` (the flattened tensor's elements): with
+    ``accumulate`` each source value is added into its element (1 FLOP), otherwise written
+    (a copy, 0)."""
+    source = event.arg(2, "source")
+    accumulate = bool(event.arg(3, "accumulate", False))
+    return Cost(flops=source.numel if accumulate and isinstance(source, TensorMeta) else 0)
 
 
 @formula("equal")

@@ -20,6 +20,11 @@ from __future__ import annotations
 from ..cost import Cost
 
 
+def _dot(length: int) -> int:
+    """FLOPs of one dot product of ``length`` terms: 2n - 1, none for an empty one."""
+    return 2 * length - 1 if length > 0 else 0
+
+
 def causal_row_lengths_sum(queries: int, keys: int) -> int:
     """Sum over queries i < L of min(i+1, S): the scores a causal mask keeps."""
     full = min(queries, keys)
@@ -64,10 +69,16 @@ def attention(
         scores = causal_bottom_right_row_lengths_sum(queries, keys, window)
     else:
         scores = causal_row_lengths_sum(queries, keys) if causal_needed else queries * keys
-    qk_flops = scores * (2 * head_dim - 1)
+    # Rows that see no key (S = 0; a bottom-right mask's first L - S rows when L > S) have
+    # no softmax and no A V dot product: their -2 and -Ev terms would make a count negative.
+    if keys == 0:
+        rows = 0
+    elif causal_needed and bottom_right:
+        rows = min(queries, keys)
+    qk_flops = scores * _dot(head_dim)
     pointwise = scores * (1 + int(masked) + 2 * int(dropout))
     softmax_flops = 5 * scores - 2 * rows
-    av_flops = value_dim * (2 * scores - rows)
+    av_flops = value_dim * (2 * scores - rows) if value_dim else 0
     macs = scores * (head_dim + value_dim)
     per_head = Cost(
         macs=macs,
@@ -89,12 +100,14 @@ def attention_backward(
     scores), so it is in the exact FLOPs but not in MACs: 2 x MACs of a training step is
     then exactly 3 x the forward's, as FlopCounterMode and PaLM's 6N + 12LHQT count it."""
     scores = causal_row_lengths_sum(queries, keys) if causal_needed else queries * keys
+    if scores == 0:  # no key or no query: every gradient is a fill, no arithmetic
+        return Cost()
     rows, cols = queries, keys
     macs = 2 * scores * (head_dim + value_dim)
     flops = (
         value_dim * (2 * scores - cols)  # dV
-        + scores * (2 * value_dim - 1)  # dP
-        + rows * (2 * value_dim - 1)  # D
+        + scores * _dot(value_dim)  # dP
+        + rows * _dot(value_dim)  # D
         + 3 * scores  # dS
         + head_dim * (2 * scores - rows)  # dQ
         + head_dim * (2 * scores - cols)  # dK

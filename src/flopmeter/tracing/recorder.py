@@ -29,6 +29,7 @@ from ..interrupts import Undoing, completes
 from . import replay
 from .attention import recorded_call, sdpa_on_meta
 from .attention_watch import AttentionSeen, is_attention_op
+from .bag_sizes import BAG_OPS, BAGS_ON_META, bag_sizes
 from .events import FORWARD, PLAIN_TYPES, OpEvent, TensorMeta, add_metas
 from .fast_meta import CPU_LAYOUT_OPS, FAST_META_OPS, as_on_cpu, fast_meta
 from .higher_order import run_higher_order
@@ -234,6 +235,10 @@ class OpRecorder(TorchDispatchMode):
 
     def _dispatch(self, func: Any, op: _OpFacts, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         device_move_only = False
+        sizes = bag_sizes(args, kwargs) if op.bags else None  # read before a move to meta
+        if sizes is None and op.bags and self.shapes_only:  # offsets computed on meta
+            self.failed_on_meta = ShapesOnlyUnavailable(BAGS_ON_META)
+            raise self.failed_on_meta  # a run with values reads the bags' sizes
         if kwargs and "device" in kwargs:
             tensors = _tensors(args, kwargs)
             if tensors and self.shapes_only and _leaves_meta(op, args, kwargs):
@@ -295,7 +300,7 @@ class OpRecorder(TorchDispatchMode):
                     self._allocated(t)
             if quiet:
                 return out
-        self.record(op.name, op.overload, args, kwargs, flat_out)
+        self.record(op.name, op.overload, args, {**kwargs, **sizes} if sizes else kwargs, flat_out)
         return out
 
     def record(
@@ -637,6 +642,7 @@ class _OpFacts:
         "attention",
         "indexes",
         "cpu_layout",
+        "bags",
     )
 
     def __init__(self, func: Any) -> None:
@@ -658,6 +664,7 @@ class _OpFacts:
         self.attention = is_attention_op(self.short)  # only an attention call runs it
         self.indexes = self.short in CHECKED_OPS  # reads or writes at integer indices
         self.cpu_layout = self.short in CPU_LAYOUT_OPS  # its meta kernel may lay out as CUDA
+        self.bags = self.short in BAG_OPS  # its bags' sizes are read from its real offsets
 
 
 _OPS: dict[Any, _OpFacts] = {}
