@@ -172,7 +172,7 @@ class GraphCounter:
     def meta_of(self, name: str, node: Any, need: bool) -> TensorMeta | None:
         """TensorMeta of a value; with ``need``, an unknown shape is an error that says
         which dim is unbound and which node needs it."""
-        if not name:
+        if not name or name in self.types.sequences:  # a sequence holds no tensor of its own
             return None
         vt = self.types.types.get(name)
         if vt is None or not vt.static:
