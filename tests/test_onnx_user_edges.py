@@ -143,3 +143,11 @@ def test_a_split_into_a_sequence_is_counted_as_torch_split() -> None:
     assert report.params == 3 * 4  # 12: the MatMul's weight
     assert report.unsupported_ops() == {}
     assert report.by_operator()["onnx.SplitToSequence"].kind == "view"  # free, as torch's split
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 8, 8.5), (1, 3, True, 8), (1, 3, 8.0, 8)])
+def test_an_input_shape_of_floats_or_bools_is_refused_not_truncated(shape) -> None:  # type: ignore[no-untyped-def]
+    """Probe 12 (P12-U6): profile_onnx(inputs={"x": (1, 3, 224, 224.5)}) counted 224 (int()
+    truncates) and True a dim of 1, where profile()'s input_shape refuses both."""
+    with pytest.raises(OnnxModelError, match="bad shape .*expected a tuple of ints"):
+        profile_onnx(hand_graph(), inputs={"x": shape})

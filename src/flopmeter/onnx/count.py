@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -84,8 +85,8 @@ def _shape(value: Any) -> tuple[int, ...]:
             raise OnnxModelError(
                 f"bad shape {value!r}: expected numbers joined by x, e.g. 1x3x224x224"
             ) from None
-    try:
-        shape = tuple(int(v) for v in value)
+    try:  # ints only: int(224.5) would count 224, a bool a dim of 1 (as profile()'s input_shape refuses)
+        shape = tuple(_dim(v) for v in value)
     except (TypeError, ValueError):
         raise OnnxModelError(
             f"bad shape {value!r}: expected a tuple of ints such as (1, 3, 224, 224)"
@@ -93,6 +94,13 @@ def _shape(value: Any) -> tuple[int, ...]:
     if any(d < 0 for d in shape):
         raise OnnxModelError(f"bad shape {shape}: dims must be >= 0")
     return shape
+
+
+def _dim(value: Any) -> int:
+    """A whole number (a Python or numpy int), never a float or a bool."""
+    if isinstance(value, bool):
+        raise TypeError("a bool is not a dim")
+    return operator.index(value)
 
 
 class GraphCounter:
