@@ -103,6 +103,11 @@ def _dim(value: Any) -> int:
     return operator.index(value)
 
 
+# A causal="needed" test reads the attention mask's value: up to a 4,096 x 4,096 mask (64 MiB
+# per float32 tensor of its subgraph); a larger one is counted in full, with a NOTE.
+MAX_MASK_ELEMENTS = 1 << 24
+
+
 class GraphCounter:
     """Counts the main graph of one model: events, module paths, params."""
 
@@ -133,6 +138,8 @@ class GraphCounter:
         self.module_types: dict[str, str] = {}
         self.control_facts: list[dict[str, Any]] = []
         self.onnx_tool_no_rule: dict[str, int] = {}
+        # causal="needed": why an attention mask could not be read (it is then counted in full)
+        self.unchecked_masks: list[str] = []
         self.body_param_modules: dict[str, str] = {}
         self._constants: Any = None  # evaluate.ConstantValues, made when a mask must be read
         if outer is None:
@@ -298,11 +305,14 @@ class GraphCounter:
                 values=dict(self.types.values),
                 not_constant=dict(self.types.not_constant),
             )
-            self._constants = ConstantValues(self.graph, scratch, self.opsets)
+            self._constants = ConstantValues(self.graph, scratch, self.opsets, MAX_MASK_ELEMENTS)
             for node in self.nodes:
                 self._constants.add(node)
+        why_not = []
         for how, name in masks:
             value = self._constants.evaluate(name)
+            if value is None:
+                why_not.append(f"{name!r}: {self._constants.why_not.get(name, 'not a constant')}")
             if value is None or value.ndim < 2:
                 continue
             if how == "add":
@@ -315,6 +325,7 @@ class GraphCounter:
             blocks = kept.reshape(-1, rows, cols)
             if np.array_equal(blocks, np.broadcast_to(np.tri(rows, cols, dtype=bool), blocks.shape)):
                 return True
+        self.root.unchecked_masks += why_not
         return False
 
     def _causal_mask_input(self, node: Any) -> bool:
