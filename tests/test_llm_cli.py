@@ -133,3 +133,30 @@ def test_batch_size_serves_several_sequences():
     assert data["batch"] == 4
     assert data["first_decode"]["flops_2mac"] == 4 * (160_256 + 512 * 65)
     assert data["first_decode"]["bytes"]["paged"]["kv_read"] == 4 * 65 * 256
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--generate", "0"], "--generate must be at least 1, got 0"),
+        (["--generate", "-1"], "--generate must be at least 1, got -1"),
+        (["--source", "0"], "--source must be at least 1, got 0"),
+        (["--roofline", "h100-sxm", "--weight-bits", "0"], "--weight-bits must be at least 1, got 0"),
+        (["--kv-dtype", "int3"], "--kv-dtype: unknown cache dtype 'int3'"),
+        (["--kv-dtype", "0"], "--kv-dtype: bits per element must be positive, got 0"),
+        (["--dtype", "float7"], "--dtype: unknown dtype 'float7'"),
+    ],
+)
+def test_llm_option_values_refused_before_the_model_is_built(option, message, monkeypatch):
+    """Probe 12 (P12-U1): these were refused only after building the model (--weight-bits 0 after
+    tracing the whole cost), their messages naming Python's argument (``generate must be ...``);
+    README: a bad option value is checked before anything is counted, exit 2."""
+    import flopmeter.cli_llm
+
+    def never(*args, **kwargs):
+        raise AssertionError("the model was built before the option was checked")
+
+    monkeypatch.setattr(flopmeter.cli_llm, "load_model", never)
+    code, out, err = run(["transformers:LlamaConfig", *SMALL, "--prompt", "8", *option])
+    assert code == 2 and message in err, err
+    assert "Traceback" not in err and out == ""

@@ -72,3 +72,37 @@ def test_benchmark_onnx_counts_the_integer_ops(tmp_path) -> None:  # type: ignor
     assert (timing.flops, timing.int_ops) == (0, 2 * 4 * 16 * 8)  # 2 x 512 MACs = 1,024 int ops
     assert timing.achieved_int_ops_per_second == pytest.approx(1_024 / timing.median)
     assert timing.fraction_of_peak == pytest.approx(1_024 / t4.peak("int8") / timing.median)
+
+
+def test_bench_of_a_shape_over_static_dims_is_refused_not_a_traceback(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """Probe 12 (P12-U2): a file declaring a static (4, 8) input, given --input a:2x8, is
+    counted (2 rows: 2 * 3 * 2 * 8 = 96 FLOPs with the bias), but onnxruntime refuses to run
+    it: --bench printed onnxruntime's InvalidArgument traceback and exited 1."""
+    path = gemm_file(tmp_path)
+    assert main([path, "--input", "a:2x8", "-q"]) == 0
+    assert "96 FLOPs" in capsys.readouterr().out  # 2 rows x 3 outputs x (8 mults + 7 adds + 1 bias)
+    assert main([path, "--input", "a:2x8", "--bench", "--warmup", "1", "--repeat", "1"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "input 'a' is declared with static dims that the shape given (2, 8) changes (dim 0: 4, given 2)"
+        in err
+    )
+    assert "Traceback" not in err
+    with pytest.raises(ValueError, match="onnxruntime runs only the declared sizes"):
+        benchmark_onnx(path, inputs={"a": (2, 8)}, warmup=1, repeat=1)
+
+
+def test_an_onnxruntime_failure_while_timing_is_an_onnx_model_error() -> None:
+    """P12-U2: onnxruntime's own exception types from session.run (not ValueErrors) escaped the
+    CLI as tracebacks; they become OnnxModelError, as a failure to load the session already did."""
+    from flopmeter.onnx.bench import _run
+    from flopmeter.onnx.load import OnnxModelError
+
+    class Session:
+        def run(self, outputs, feeds):  # type: ignore[no-untyped-def]
+            raise RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION")
+
+    with pytest.raises(
+        OnnxModelError, match="onnxruntime could not run the model to time it: .*RUNTIME_EXCEPTION"
+    ):
+        _run(Session())({})

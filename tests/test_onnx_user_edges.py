@@ -114,3 +114,40 @@ def test_pytorch_only_options_on_an_onnx_file_are_refused(
 def test_dim_on_a_pytorch_model_is_refused() -> None:
     code, out, err = run(["torchvision:resnet18", "--dim", "T=5"])
     assert code == 2 and "--dim binds the symbolic dims of an ONNX file" in err and out == ""
+
+
+def test_a_split_into_a_sequence_is_counted_as_torch_split() -> None:
+    """Probe 12 (P12-U3): ``torch.onnx.export(..., dynamo=True, optimize=False)`` writes
+    ``tensor.split`` (GPT-2's q, k, v) as SplitToSequence + SequenceAt; the sequence's type was
+    dropped, so every node after it failed ("could not be inferred (rank unknown)").
+    x (2, 6) split into chunks of 3 along dim 1; chunk 0 (2, 3) @ w (3, 4)."""
+    nodes = [
+        helper.make_node("SplitToSequence", ["x", "three"], ["parts"], name="/split", axis=1),
+        helper.make_node("SequenceAt", ["parts", "zero"], ["first"], name="/at"),
+        helper.make_node("MatMul", ["first", "w"], ["y"], name="/fc/MatMul"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "split_sequence",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[
+            numpy_helper.from_array(np.array(3, np.int64), "three"),
+            numpy_helper.from_array(np.array(0, np.int64), "zero"),
+            numpy_helper.from_array(np.ones((3, 4), np.float32), "w"),
+        ],
+    )
+    report = profile_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]))
+    assert report.macs == 2 * 4 * 3  # 24: 8 outputs, dot products of 3
+    assert report.flops == 2 * 4 * (2 * 3 - 1)  # 40: 3 multiplies and 2 adds per output
+    assert report.params == 3 * 4  # 12: the MatMul's weight
+    assert report.unsupported_ops() == {}
+    assert report.by_operator()["onnx.SplitToSequence"].kind == "view"  # free, as torch's split
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 8, 8.5), (1, 3, True, 8), (1, 3, 8.0, 8)])
+def test_an_input_shape_of_floats_or_bools_is_refused_not_truncated(shape) -> None:  # type: ignore[no-untyped-def]
+    """Probe 12 (P12-U6): profile_onnx(inputs={"x": (1, 3, 224, 224.5)}) counted 224 (int()
+    truncates) and True a dim of 1, where profile()'s input_shape refuses both."""
+    with pytest.raises(OnnxModelError, match="bad shape .*expected a tuple of ints"):
+        profile_onnx(hand_graph(), inputs={"x": shape})

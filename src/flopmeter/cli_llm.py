@@ -103,6 +103,7 @@ def _run_llm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         )
     _refuse_options_llm_mode_does_not_take(args)
     _refuse_options_of_the_other_mode(args)
+    _check_values(args)
     overrides = dict(parse_override(text) for text in args.set)
     config = load_model(args.model, overrides=overrides, meta=True).model.config
     batch = args.batch_size or 1
@@ -267,6 +268,29 @@ def roofline_names(args: argparse.Namespace) -> list[str]:
     if args.prompt is None and not args.training:
         return [args.roofline]
     return [name.strip() for name in args.roofline.split(",") if name.strip()]
+
+
+def _check_values(args: argparse.Namespace) -> None:
+    """Values the traces would refuse only after building and tracing the model (--weight-bits
+    after the whole cost): checked first, exit 2 naming the option (README: option values are
+    checked before anything is counted)."""
+    from .llm.kv import bits_of
+    from .llm.model import _torch_dtype
+
+    for name in ("generate", "source", "weight_bits"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    try:
+        if args.kv_dtype is not None:
+            bits_of(int(args.kv_dtype) if args.kv_dtype.isdigit() else args.kv_dtype)
+    except ValueError as error:
+        raise UsageError(f"--kv-dtype: {error}") from None
+    try:
+        if args.dtype is not None:
+            _torch_dtype(args.dtype)
+    except ValueError as error:
+        raise UsageError(f"--dtype: {error}") from None
 
 
 def _bits_or_name(value: str | None) -> str | int | None:

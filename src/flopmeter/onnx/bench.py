@@ -64,7 +64,8 @@ def benchmark_onnx(
     source = str(model) if isinstance(model, (str, Path)) else model.SerializeToString()
     session = _session(ort, source, None)
     cpu = torch.device("cpu")
-    times = time_calls(lambda: session.run(None, feeds), cpu, warmup, repeat, progress)
+    run = _run(session)
+    times = time_calls(lambda: run(feeds), cpu, warmup, repeat, progress)
     first = next(iter(feeds.values()), None)
     batch = int(first.shape[0]) if first is not None and first.ndim else 1
     timing = Timing(batch, times, warmup, "cpu (onnxruntime)", flops, hardware)
@@ -73,7 +74,8 @@ def benchmark_onnx(
         modules = {node.name: path for node, path in zip(counter.nodes, counter.node_modules, strict=True)}
         with tempfile.TemporaryDirectory() as folder:
             profiled = _session(ort, source, str(Path(folder) / "ort"))
-            with_profiler = time_calls(lambda: profiled.run(None, feeds), cpu, warmup, repeat)
+            run_profiled = _run(profiled)
+            with_profiler = time_calls(lambda: run_profiled(feeds), cpu, warmup, repeat)
             per_node = _node_medians(Path(profiled.end_profiling()), repeat)
         timing.per_module = _per_module(per_node, modules)
         timing.hook_overhead = statistics.median(with_profiler) - timing.median  # signed
@@ -110,11 +112,39 @@ def _feeds(counter: Any) -> dict[str, Any]:
             )
         dtype = helper.tensor_dtype_to_np_dtype(vt.elem_type)
         shape = tuple(int(d) for d in vt.shape or ())
+        _check_declared(value, shape)
         if np.issubdtype(dtype, np.floating):
             feeds[value.name] = rng.standard_normal(shape).astype(dtype)
         else:
             feeds[value.name] = np.zeros(shape, dtype)
     return feeds
+
+
+def _check_declared(value: Any, shape: tuple[int, ...]) -> None:
+    """An input shape given over the file's static dims is counted (shape inference takes it),
+    but onnxruntime refuses to run it: said before timing, not as onnxruntime's traceback."""
+    declared = value.type.tensor_type.shape.dim if value.type.tensor_type.HasField("shape") else []
+    fixed = {i: d.dim_value for i, d in enumerate(declared) if d.HasField("dim_value")}
+    wrong = [i for i, size in fixed.items() if i < len(shape) and shape[i] != size]
+    if wrong and len(declared) == len(shape):
+        sizes = "; ".join(f"dim {i}: {fixed[i]}, given {shape[i]}" for i in wrong)
+        raise OnnxModelError(
+            f"input {value.name!r} is declared with static dims that the shape given {shape} changes "
+            f"({sizes}): onnxruntime runs only the declared sizes, so it cannot be timed (counting "
+            "takes the shape given); time it at its declared shape, or export with dynamic dims"
+        )
+
+
+def _run(session: Any) -> Any:
+    """``session.run`` whose onnxruntime errors (its own exception types) become OnnxModelError."""
+
+    def call(feeds: dict[str, Any]) -> Any:
+        try:
+            return session.run(None, feeds)
+        except Exception as error:  # onnxruntime raises its own types
+            raise OnnxModelError(f"onnxruntime could not run the model to time it: {error}") from error
+
+    return call
 
 
 def _node_medians(trace: Path, repeat: int) -> dict[str, float]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -84,8 +85,8 @@ def _shape(value: Any) -> tuple[int, ...]:
             raise OnnxModelError(
                 f"bad shape {value!r}: expected numbers joined by x, e.g. 1x3x224x224"
             ) from None
-    try:
-        shape = tuple(int(v) for v in value)
+    try:  # ints only: int(224.5) would count 224, a bool a dim of 1 (as profile()'s input_shape refuses)
+        shape = tuple(_dim(v) for v in value)
     except (TypeError, ValueError):
         raise OnnxModelError(
             f"bad shape {value!r}: expected a tuple of ints such as (1, 3, 224, 224)"
@@ -93,6 +94,18 @@ def _shape(value: Any) -> tuple[int, ...]:
     if any(d < 0 for d in shape):
         raise OnnxModelError(f"bad shape {shape}: dims must be >= 0")
     return shape
+
+
+def _dim(value: Any) -> int:
+    """A whole number (a Python or numpy int), never a float or a bool."""
+    if isinstance(value, bool):
+        raise TypeError("a bool is not a dim")
+    return operator.index(value)
+
+
+# A causal="needed" test reads the attention mask's value: up to a 4,096 x 4,096 mask (64 MiB
+# per float32 tensor of its subgraph); a larger one is counted in full, with a NOTE.
+MAX_MASK_ELEMENTS = 1 << 24
 
 
 class GraphCounter:
@@ -125,6 +138,8 @@ class GraphCounter:
         self.module_types: dict[str, str] = {}
         self.control_facts: list[dict[str, Any]] = []
         self.onnx_tool_no_rule: dict[str, int] = {}
+        # causal="needed": why an attention mask could not be read (it is then counted in full)
+        self.unchecked_masks: list[str] = []
         self.body_param_modules: dict[str, str] = {}
         self._constants: Any = None  # evaluate.ConstantValues, made when a mask must be read
         if outer is None:
@@ -172,7 +187,7 @@ class GraphCounter:
     def meta_of(self, name: str, node: Any, need: bool) -> TensorMeta | None:
         """TensorMeta of a value; with ``need``, an unknown shape is an error that says
         which dim is unbound and which node needs it."""
-        if not name:
+        if not name or name in self.types.sequences:  # a sequence holds no tensor of its own
             return None
         vt = self.types.types.get(name)
         if vt is None or not vt.static:
@@ -290,11 +305,14 @@ class GraphCounter:
                 values=dict(self.types.values),
                 not_constant=dict(self.types.not_constant),
             )
-            self._constants = ConstantValues(self.graph, scratch, self.opsets)
+            self._constants = ConstantValues(self.graph, scratch, self.opsets, MAX_MASK_ELEMENTS)
             for node in self.nodes:
                 self._constants.add(node)
+        why_not = []
         for how, name in masks:
             value = self._constants.evaluate(name)
+            if value is None:
+                why_not.append(f"{name!r}: {self._constants.why_not.get(name, 'not a constant')}")
             if value is None or value.ndim < 2:
                 continue
             if how == "add":
@@ -307,6 +325,7 @@ class GraphCounter:
             blocks = kept.reshape(-1, rows, cols)
             if np.array_equal(blocks, np.broadcast_to(np.tri(rows, cols, dtype=bool), blocks.shape)):
                 return True
+        self.root.unchecked_masks += why_not
         return False
 
     def _causal_mask_input(self, node: Any) -> bool:

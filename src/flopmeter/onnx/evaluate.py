@@ -27,7 +27,9 @@ MAX_NODES = 64
 class ConstantValues:
     """Producers of the values of one graph seen so far, and the values computed."""
 
-    def __init__(self, graph: Any, result: GraphTypes, opsets: dict[str, int]) -> None:
+    def __init__(
+        self, graph: Any, result: GraphTypes, opsets: dict[str, int], max_elements: int = MAX_FOLDED_ELEMENTS
+    ) -> None:
         self.initializers = {t.name: t for t in graph.initializer}
         self.inputs = {i.name for i in graph.input} - set(self.initializers)
         self.result = result
@@ -35,6 +37,7 @@ class ConstantValues:
         self.producers: dict[str, tuple[int, Any]] = {}  # value -> (position, node)
         self.why_not = result.not_constant  # value -> why it is not a constant
         self.added = 0
+        self.max_elements = max_elements  # of a computed tensor (initializers: MAX_FOLDED_ELEMENTS)
 
     def add(self, node: Any) -> None:
         """Record ``node`` (in graph order) as the producer of its outputs."""
@@ -89,7 +92,7 @@ class ConstantValues:
                 if node.domain not in ("", "ai.onnx") or node.op_type in ("Loop", "Scan", "If"):
                     return f"it is computed by {node.op_type} node {node.name or value!r}"
                 vt = self.result.types.get(value)
-                if vt is None or not vt.static or prod(int(d) for d in vt.shape or ()) > MAX_FOLDED_ELEMENTS:
+                if vt is None or not vt.static or prod(int(d) for d in vt.shape or ()) > self.max_elements:
                     return f"it is computed from {value!r}, a tensor of unknown or large shape"
                 nodes[position] = node
                 if len(nodes) > MAX_NODES:

@@ -29,7 +29,7 @@ VIEW_OPS = frozenset(
     "onnx." + name
     for name in (
         "Reshape Flatten Squeeze Unsqueeze Identity Shape Size Dropout Slice Expand Transpose Split "
-        "Constant Optional OptionalGetElement SequenceConstruct SequenceAt"
+        "Constant Optional OptionalGetElement SequenceConstruct SequenceAt SplitToSequence"
     ).split()
 )
 # No FLOPs, memory moved: copies, gathers, padding, casts, index generation.

@@ -131,6 +131,7 @@ def build_onnx_report(
         "quantized": quantized_facts(counter, counted),
         "control_flow": counter.control_facts,
         "onnx_tool_no_rule": counter.onnx_tool_no_rule,
+        "unchecked_masks": counter.unchecked_masks,
     }
     inputs = [
         {"name": name, "shape": list(vt.shape or ()), "dtype": _dtype_name(vt.elem_type)}

@@ -62,6 +62,9 @@ class GraphTypes:
     dims: dict[str, int] = field(default_factory=dict)  # the user's bound dims, by name
     # the value_info and output shapes the model declares, the user's dims bound in them
     declared: dict[str, ValueType] = field(default_factory=dict)
+    # values of sequence type (SplitToSequence's output): no tensor shape of their own; the
+    # types of their elements reach SequenceAt through ONNX's inference
+    sequences: set[str] = field(default_factory=set)
 
 
 def bind_inputs(
@@ -285,6 +288,9 @@ def _infer_node(
         inferred = from_proto(proto)
         if inferred is not None:
             result.types[name] = inferred
+            proto_types[name] = proto
+        elif proto.HasField("sequence_type"):
+            result.sequences.add(name)
             proto_types[name] = proto
     _fold(node, domain, opsets, result, proto_types)
 

@@ -34,6 +34,12 @@ def onnx_lines(report: Report) -> list[str]:
             f"  NOTE: {diff['constants']} exporter constant(s) (shape tensors, scalars, masks, folded tables) "
             "are not counted as parameters"
         )
+    unchecked = facts.get("unchecked_masks") or []
+    if unchecked:
+        lines.append(
+            f"  NOTE: causal='needed': {len(unchecked)} attention mask(s) could not be read, so those "
+            f"attentions are counted in full (as causal='full'): {unchecked[0]}"
+        )
     lines += control_lines(facts.get("control_flow") or [])
     quantized = facts.get("quantized") or []
     if quantized:
