@@ -152,18 +152,10 @@ def test_a_cache_given_as_an_input_is_left_as_it_was() -> None:
     assert model(x, cache).shape == (1, 1, 6)  # the caller's cache still works
 
 
-def test_a_transformers_cache_is_left_as_it_was() -> None:
+def test_a_transformers_cache_is_left_as_it_was(tiny_llama_config: object) -> None:
     transformers = pytest.importorskip("transformers")
-    config = transformers.LlamaConfig(
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=100,
-    )
     torch.manual_seed(0)
-    model = transformers.LlamaForCausalLM(config).eval()
+    model = transformers.LlamaForCausalLM(tiny_llama_config).eval()
     with torch.no_grad():
         cache = model(torch.randint(0, 100, (1, 12)), use_cache=True).past_key_values
     step = {"input_ids": torch.randint(0, 100, (1, 1)), "past_key_values": cache, "use_cache": True}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import warnings
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
@@ -264,6 +265,7 @@ def language_model(
                 f"dtype={dtype!r} builds a config; a model is used as it is ({built_in}): "
                 "convert it first (model.to(dtype)) or pass its config"
             )
+        _warn_if_compressed(model)
     else:
         model = _build_on_meta(model_or_config, dtype, seq2seq=source is not None)
         config = model.config
@@ -278,6 +280,25 @@ def language_model(
         and getattr(model_or_config, "is_encoder_decoder", False) is True
     )
     return described
+
+
+def _warn_if_compressed(model: torch.nn.Module) -> None:
+    """LLM mode's bytes are a float engine's: a model holding quantized or pruned weights
+    has its stored weights read by dequantize or mask ops, compression overhead that LLM
+    mode leaves out, and the widened copy counted as activations (P12-U5). Said, not silent."""
+    from ..compression.facts import collect
+    from ..notices import CountWarning, user_stacklevel
+
+    if collect(model).holds_compression:
+        warnings.warn(
+            f"{type(model).__name__} holds quantized or pruned weights: LLM mode's FLOPs and MACs are "
+            "right, but its bytes are not an engine's (the stored weights are read by dequantize or "
+            "mask ops, left out as compression overhead; the widened copies count as activations). "
+            "For the bytes, pass the float model or its config and scale with weight_bits= "
+            "(CLI: --weight-bits); docs/llm.md",
+            CountWarning,
+            stacklevel=user_stacklevel(),
+        )
 
 
 def _check_language_head(model: torch.nn.Module) -> None:
