@@ -195,3 +195,30 @@ def test_a_float32_mixture_of_experts_counts_on_shapes_apart_from_its_device_dep
     assert values.flops - shapes.flops == 198
     assert values.operators["aten.histc"].cost.flops == 2 * 3 * 32
     assert shapes.operators["aten.histc"].cost.flops == 0  # integer binning on meta
+
+
+class _NumberWrittenIntoASlice(nn.Module):
+    """torchvision's Swin builds its shifted-window mask so: ``mask[h0:h1, w0:w1] = count``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mask = x.new_zeros(4, 4)
+        mask[0:2, 0:2] = 3
+        return x + mask
+
+
+def test_a_number_written_into_a_slice_costs_a_few_bytes_more_on_shapes():
+    """torch's indexing writes a Python number into a CPU tensor with ``fill_`` (its value a
+    0-d constant, ``lift_fresh``), into a tensor on another device (meta too) with a
+    ``copy_`` from a new 0-d tensor (``scalar_tensor``) expanded over the slice. MACs and
+    FLOPs are equal; the bytes differ by that copy (docs/meta.md, README)."""
+    x = torch.randn(4, 4)
+    shapes = flopmeter.profile(_NumberWrittenIntoASlice(), x, shapes_only=True)
+    values = flopmeter.profile(_NumberWrittenIntoASlice(), x, shapes_only=False)
+    assert (shapes.macs, shapes.flops) == (values.macs, values.flops) == (0, 16)  # the add: 4*4
+    assert values.operators["aten.fill_"].cost.bytes_read == 20  # the 2x2 slice 16 + the 0-d value 4
+    assert (
+        shapes.operators["aten.copy_"].cost.bytes_read == 32
+    )  # the slice 16 + the expanded value as 2x2, 16
+    assert shapes.operators["aten.scalar_tensor"].cost.bytes_written == 4  # the value, made on meta
+    assert shapes.total.bytes_read - values.total.bytes_read == 32 - 20
+    assert shapes.total.bytes_written - values.total.bytes_written == 4
