@@ -1,0 +1,84 @@
+"""Probe-12 findings in LLM mode (P12-L ids in docs/probe-12/llm.md): the newer decoders of
+transformers 5 (Gemma 2/3, Qwen3, Phi-3, DeepSeek-V3, GPT-OSS, Jamba, Falcon-H1, Mamba-2) built
+tiny: 2 layers, d = 64, 4 heads of 16 (2 KV heads), MLP 128, vocabulary 100, bfloat16."""
+
+import pytest
+
+from flopmeter.llm import llm_cost
+from flopmeter.llm.training import training_step
+from flopmeter.render.llm import render_llm, render_training
+
+transformers = pytest.importorskip("transformers")
+
+TINY = dict(
+    num_hidden_layers=2, hidden_size=64, intermediate_size=128, num_attention_heads=4,
+    num_key_value_heads=2, vocab_size=100, head_dim=16,
+)  # fmt: skip
+
+
+def test_a_sliding_window_prefill_counted_as_needed_says_where_its_fit_holds() -> None:
+    """P12-L1: under causal="needed" a sliding layer keeps w(w+1)/2 + (T-w)w scores per head
+    past its window and T(T+1)/2 below it, so the prefill is piecewise in T. The fit traced at
+    T = 16, 32, 48 (past a window of 8) is linear and the report printed it with no range,
+    while docs/llm.md says LLM mode says so rather than extrapolating."""
+    cost = llm_cost(transformers.MistralConfig(**TINY, sliding_window=8), prompt=24, causal="needed")
+    # weights: 2 (N_mm - lm_head) T + lm_head once = 2*73,728 T + 2*6,400 = 147,456 T + 12,800;
+    # attention past the window: per layer and head 36 + 8 (T-8) = 8T - 28 scores, each
+    # 2*16 MACs (QK and PV) x 4 heads x 2 layers x 2 = 512 (8T - 28) = 4,096 T - 14,336
+    # -> 151,552 T - 1,536
+    fit = cost.prefill_fit().polynomial
+    assert fit is not None and fit.coefficients == (-1_536, 151_552)
+    # below the window, T = 4: 10 scores per head: 147,456*4 + 12,800 + 512*10 = 607,744, while
+    # the fit gives 151,552*4 - 1,536 = 604,672
+    assert cost.prefill_at(4).flops_2mac == 607_744
+    assert fit(4) == 604_672
+    text = render_llm(cost)
+    assert (
+        "prefill(T) is piecewise, traced and checked at T = 16-48, past the window: a shorter prompt"
+        " costs more than the fit says"
+    ) in text
+    # a window of 64 the fit never reaches: T(T+1)/2 on both layers, exact below the window
+    wide = llm_cost(transformers.MistralConfig(**TINY, sliding_window=64), prompt=24, causal="needed")
+    # 512 T (T+1)/2 = 256 T^2 + 256 T: 256 T^2 + 147,712 T + 12,800
+    assert wide.prefill_fit().polynomial.coefficients == (12_800, 147_712, 256)
+    assert "T = 16-48, below the window: a longer prompt costs less than the fit says" in render_llm(wide)
+    # counted full (the default) the prefill is a polynomial at every T: no such line
+    assert "prefill(T) is piecewise" not in render_llm(
+        llm_cost(transformers.MistralConfig(**TINY, sliding_window=8), prompt=24)
+    )
+
+
+def test_eager_attention_counted_as_needed_says_it_counts_dense() -> None:
+    """P12-L2: GPT-OSS (attention sinks) and Gemma 2 (soft-capping) run eager attention, plain
+    matmuls the recorder cannot thin; asked for "needed" the report said "attention counted
+    needed" and printed the dense numbers, with no word (the training table's "traced causal"
+    row equal to "traced full" alike)."""
+    config = transformers.GptOssConfig(**TINY, num_local_experts=4, num_experts_per_tok=2, sliding_window=8)
+    cost = llm_cost(config, prompt=24, causal="needed")
+    # active N_mm per layer: attention 4,096 + 2,048 + 2,048 + 4,096 = 12,288, router 4*64 = 256,
+    # 2 of 4 experts 2*(64*256 + 128*64) = 49,152: 61,696; x 2 + lm_head 6,400 = 129,792.
+    # prefill 2 x MACs: 2*(129,792 - 6,400)*24 + 12,800 + dense scores 4*2*16*2 layers*2*24^2
+    #   = 5,922,816 + 12,800 + 294,912 = 6,230,528 (the causal half would be 153,600, not 294,912)
+    assert cost.prefill.flops_2mac == 6_230_528
+    note = "GptOssForCausalLM runs transformers' eager attention"
+    assert note in render_llm(cost)
+    assert note not in render_llm(llm_cost(config, prompt=24))  # full: nothing to say
+    step = training_step(transformers.Gemma2Config(**TINY, sliding_window=8), tokens=16)
+    assert step.conventions()["traced causal"] == step.conventions()["traced full"]
+    assert "the traced causal row counts it dense too" in render_training(step)
+
+
+def test_training_step_refuses_a_state_space_model_at_the_call() -> None:
+    """P12-L3: training_step(Mamba2Config) returned a step whose conventions() (and print)
+    raised the refusal later; llm_cost refuses at the call."""
+    config = transformers.Mamba2Config(
+        num_hidden_layers=2,
+        hidden_size=64,
+        vocab_size=100,
+        num_heads=4,
+        head_dim=32,
+        state_size=8,
+        n_groups=1,
+    )
+    with pytest.raises(ValueError, match="caches recurrent states, no keys and values"):
+        training_step(config, tokens=16)
