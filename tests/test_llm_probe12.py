@@ -82,3 +82,22 @@ def test_training_step_refuses_a_state_space_model_at_the_call() -> None:
     )
     with pytest.raises(ValueError, match="caches recurrent states, no keys and values"):
         training_step(config, tokens=16)
+
+
+def test_mla_cache_line_names_the_latent_and_the_rope_key() -> None:
+    """P12-L4: MLA hands its cache the latent as keys and the shared rotary key as values; the KV
+    line said "(key 16 + value 8)" under a header of "head dim 24 (queries, keys) and 16
+    (values)", so a reader took 8 for the values' dim (docs/llm.md: a latent of kv_lora_rank +
+    qk_rope_head_dim per token and layer)."""
+    config = transformers.DeepseekV3Config(
+        num_hidden_layers=2, hidden_size=64, intermediate_size=128, num_attention_heads=4,
+        num_key_value_heads=4, vocab_size=100, kv_lora_rank=16, q_lora_rank=24, qk_rope_head_dim=8,
+        qk_nope_head_dim=16, v_head_dim=16, n_routed_experts=4, num_experts_per_tok=2,
+        n_shared_experts=1, moe_intermediate_size=32, first_k_dense_replace=1, n_group=1, topk_group=1,
+    )  # fmt: skip
+    cost = llm_cost(config, prompt=24, generate=4)
+    # 2 layers x (latent 16 + rope key 8) x 2 B = 96 B per token
+    assert cost.cache.bytes_per_token == 96
+    text = render_llm(cost)
+    assert "KV cache (layers x 1 cached head(s) x (latent 16 + rope key 8) x bytes per element" in text
+    assert "key 16 + value 8" not in text

@@ -454,8 +454,15 @@ def kv_lines(cost: LLMCost) -> list[str]:
     else:  # as the model hands its cache: MLA's latent, Falcon's one key head
         values = stored.head_dim if stored.value_head_dim is None else stored.value_head_dim
         indexer = f" + indexer key {stored.indexer_dim} per layer" if stored.indexer_dim else ""
+        # MLA hands its cache the latent as "keys" and the shared rotary key as "values"
+        mla = bool(lm.kv_lora_rank) and stored.head_dim == lm.kv_lora_rank
+        pair = (
+            f"latent {stored.head_dim} + rope key {values}"
+            if mla
+            else f"key {stored.head_dim} + value {values}"
+        )
         lines = [
-            f"KV cache (layers x {stored.kv_heads} cached head(s) x (key {stored.head_dim} + value {values}){indexer} "
+            f"KV cache (layers x {stored.kv_heads} cached head(s) x ({pair}){indexer} "
             "x bytes per element, as the model stores it):"
         ]
     for label, cache in (("model dtype", cost.cache), ("declared", cost.declared_cache)):
