@@ -101,3 +101,30 @@ def test_mla_cache_line_names_the_latent_and_the_rope_key() -> None:
     text = render_llm(cost)
     assert "KV cache (layers x 1 cached head(s) x (latent 16 + rope key 8) x bytes per element" in text
     assert "key 16 + value 8" not in text
+
+
+def tiny_deepseek_v4() -> object:
+    """Layer 0 compressed sparse attention (an entry per 4 tokens, indexer top 4), layer 1
+    heavily compressed (an entry per 8), both beside a sliding window of 8 keys (= values)."""
+    return transformers.DeepseekV4Config(
+        num_hidden_layers=2, hidden_size=64, num_attention_heads=4, vocab_size=100,
+        num_key_value_heads=1, head_dim=32, q_lora_rank=24, moe_intermediate_size=32,
+        n_routed_experts=4, num_experts_per_tok=2, n_shared_experts=1, sliding_window=8, o_groups=2,
+        o_lora_rank=16, index_n_heads=2, index_head_dim=16, index_topk=4, num_nextn_predict_layers=0,
+        hc_mult=2, layer_types=["compressed_sparse_attention", "heavily_compressed_attention"],
+        compress_rates={"compressed_sparse_attention": 4, "heavily_compressed_attention": 8},
+    )  # fmt: skip
+
+
+def test_deepseek_v4s_compressed_attention_is_refused_clearly() -> None:
+    """P12-L5: DeepSeek-V4's cache keeps, beside its sliding window, a compressed entry per 4
+    (CSA) or 8 (HCA) tokens that decode steps attend. LLM mode filled the window only: decode
+    92,032 MACs at every context, where a real decode step after 40 tokens (10 + 5 entries)
+    runs 96,192 (after 8: 92,864), and a KV cache of the window alone (and K and V counted twice
+    though V4 stores them once)."""
+    with pytest.raises(ValueError, match="does not model DeepseekV4ForCausalLM's compressed attention"):
+        llm_cost(tiny_deepseek_v4(), prompt=24)
+    from flopmeter.cli import main
+
+    args = ["transformers:DeepseekV4Config", "--set", "num_hidden_layers=2", "--set", "hidden_size=64"]
+    assert main([*args, "--prompt", "8"]) == 2
