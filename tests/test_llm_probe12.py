@@ -128,3 +128,17 @@ def test_deepseek_v4s_compressed_attention_is_refused_clearly() -> None:
 
     args = ["transformers:DeepseekV4Config", "--set", "num_hidden_layers=2", "--set", "hidden_size=64"]
     assert main([*args, "--prompt", "8"]) == 2
+
+
+def test_set_takes_a_setting_the_modeling_code_reads_though_the_config_does_not_declare_it() -> None:
+    """P12-L6: FalconH1Config declares no head_dim, but its attention reads
+    getattr(config, "head_dim", hidden / heads) (Falcon-H1 checkpoints set it); --set head_dim was
+    refused as unknown ("FalconH1Config has no setting 'head_dim'"). A misspelling still is."""
+    from flopmeter.models import ModelSourceError, load_model
+
+    tiny = {"num_hidden_layers": 1, "hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 2}
+    loaded = load_model("transformers:FalconH1Config", overrides={**tiny, "head_dim": 8}, meta=True)
+    # q_proj: 64 -> 4 heads x 8 = 32 (hidden / heads would give 16: 64)
+    assert tuple(loaded.model.layers[0].self_attn.q_proj.weight.shape) == (32, 64)
+    with pytest.raises(ModelSourceError, match="FalconH1Config has no setting 'head_dmi'"):
+        load_model("transformers:FalconH1Config", overrides={**tiny, "head_dmi": 8}, meta=True)
