@@ -142,3 +142,25 @@ def test_set_takes_a_setting_the_modeling_code_reads_though_the_config_does_not_
     assert tuple(loaded.model.layers[0].self_attn.q_proj.weight.shape) == (32, 64)
     with pytest.raises(ModelSourceError, match="FalconH1Config has no setting 'head_dmi'"):
         load_model("transformers:FalconH1Config", overrides={**tiny, "head_dmi": 8}, meta=True)
+
+
+def test_minimax_runs_in_llm_mode_with_its_own_cache() -> None:
+    """P12-L7: MiniMax (lightning attention layer 0, full attention layer 1) refuses any cache
+    but its own MiniMaxCache; LLM mode handed it a DynamicCache subclass and failed ("MiniMax
+    uses cache of its own and is not compatible with `cache` of type ...Recording")."""
+    config = transformers.MiniMaxConfig(
+        **TINY, num_local_experts=4, num_experts_per_tok=2, block_size=8,
+        layer_types=["linear_attention", "full_attention"],
+    )  # fmt: skip
+    cost = llm_cost(config, prompt=24)
+    # decode MACs: layer 0 qkv 64*192 = 12,288 + output gate 4,096 + out_proj 4,096 + K^T V and
+    #   Q (K^T V) 2*4*16*16 = 2,048 = 22,528; layer 1 attention 12,288 + 4*32 (n+1);
+    #   each layer's MoE router 256 + 2 experts 2*3*64*128 = 49,408; lm_head 6,400:
+    #   22,528 + 12,288 + 2*49,408 + 6,400 = 140,032 + 128 (n+1)
+    assert cost.decode(8).macs == 140_032 + 128 * 9  # 141,184, as a real step after 8 tokens
+    assert cost.decode(40).macs == 140_032 + 128 * 41  # 145,280
+    # KV: the full-attention layer only, 2*2*16*2 B = 128 B per token; the lightning layer's
+    # K^T V state 4*16*16*2 B = 2,048 B, the same at any context
+    assert cost.cache.bytes_per_token == 128
+    assert cost.state_bytes == 2_048
+    assert cost.decode(24).bytes("paged").kv_read == 25 * 128
