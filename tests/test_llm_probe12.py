@@ -164,3 +164,39 @@ def test_minimax_runs_in_llm_mode_with_its_own_cache() -> None:
     assert cost.cache.bytes_per_token == 128
     assert cost.state_bytes == 2_048
     assert cost.decode(24).bytes("paged").kv_read == 25 * 128
+
+
+def test_a_models_own_cache_is_taken_only_where_it_builds_from_the_config() -> None:
+    """P12-L9's rule: a modeling module's own DynamicCache subclass is used where it builds
+    from the config alone (MiniMaxCache()); one that needs a batch size (the hybrid caches of
+    transformers 4.x: Jamba's HybridMambaAttentionDynamicCache(config, batch_size, ...)) is not
+    one LLM mode can fill, so the DynamicCache it used before stays."""
+    import sys
+    import types
+
+    import torch
+
+    from flopmeter.llm.traces import _cache_class
+
+    module = types.ModuleType("fake_modeling_hybrid")
+
+    class NeedsBatch(transformers.DynamicCache):
+        def __init__(self, config: object, batch_size: int) -> None:
+            super().__init__()
+
+    class Model(torch.nn.Module):
+        pass
+
+    for cls in (NeedsBatch, Model):
+        cls.__module__ = module.__name__
+        setattr(module, cls.__name__, cls)
+    sys.modules[module.__name__] = module
+    try:
+        lm = types.SimpleNamespace(model=Model())
+        assert _cache_class(lm) is transformers.DynamicCache
+        minimax = llm_cost(
+            transformers.MiniMaxConfig(**TINY, num_local_experts=4, num_experts_per_tok=2), prompt=8
+        )
+        assert _cache_class(minimax.lm).__name__ == "MiniMaxCache"
+    finally:
+        del sys.modules[module.__name__]

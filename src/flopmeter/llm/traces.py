@@ -167,8 +167,10 @@ def filled_cache(lm: LanguageModel, context: int, batch: int) -> Any:
 
 def _cache_class(lm: LanguageModel) -> type:
     """The cache class the model takes: its modeling module's own ``DynamicCache`` subclass
-    where it defines one (MiniMax refuses any other: ``MiniMaxCache`` keeps its lightning
-    attention's K^T V states in ``linear_cache``), else transformers' ``DynamicCache``."""
+    where it defines one that builds from the config alone (MiniMax refuses any other:
+    ``MiniMaxCache`` keeps its lightning attention's K^T V states in ``linear_cache``), else
+    transformers' ``DynamicCache`` (a subclass that needs a batch size or a device, as the
+    hybrid caches of transformers 4.x, is not one LLM mode can fill)."""
     import transformers
 
     module = sys.modules.get(type(lm.model).__module__)
@@ -180,11 +182,26 @@ def _cache_class(lm: LanguageModel) -> type:
             and issubclass(value, transformers.DynamicCache)
             and value is not transformers.DynamicCache
             and value.__module__ == getattr(module, "__name__", None)
+            and _builds_from_config(value)
         ]
         if module is not None
         else []
     )
     return own[0] if len(own) == 1 else transformers.DynamicCache
+
+
+def _builds_from_config(cls: type) -> bool:
+    """Whether ``cls`` can be built with no arguments but, at most, ``config``."""
+    try:
+        parameters = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    needed = (
+        inspect.Parameter.POSITIONAL_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        inspect.Parameter.KEYWORD_ONLY,
+    )
+    return not any(p.default is p.empty and p.kind in needed and p.name != "config" for p in parameters)
 
 
 def new_cache(lm: LanguageModel, cls: type) -> Any:
