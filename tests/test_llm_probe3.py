@@ -129,7 +129,7 @@ def test_deepseek_mla_decodes_and_caches_its_latent() -> None:
     assert cost.decode(24).macs - cost.decode(0).macs == 2 * 2208 * 24
     from flopmeter.render.llm import kv_lines
 
-    assert kv_lines(cost)[0].startswith("KV cache (layers x 1 cached head(s) x (key 16 + value 8)")
+    assert kv_lines(cost)[0].startswith("KV cache (layers x 1 cached head(s) x (latent 16 + rope key 8)")
 
 
 TINY = ["transformers:LlamaConfig", "--set", "num_hidden_layers=1", "--set", "hidden_size=64", "--set",

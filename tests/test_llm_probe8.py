@@ -210,7 +210,7 @@ def test_sparse_attentions_indexer_keys_are_cached_and_scored_at_every_decode_st
     # a decode step after 20 reads 21 tokens x 160 B = 3,360 (before: 21 x 96 = 2,016)
     assert cost.decode(20).bytes("paged").kv_read == 3_360
     text = render_llm(cost)
-    assert "(key 16 + value 8) + indexer key 16 per layer x bytes per element" in text
+    assert "(latent 16 + rope key 8) + indexer key 16 per layer x bytes per element" in text
     assert "NOTE: sparse attention (its indexer caches a key of 16 per token and layer" in text
     assert "attends the top 8 only" in text
 

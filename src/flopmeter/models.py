@@ -398,7 +398,11 @@ def _check_config_keys(config_class: Any, overrides: dict[str, Any]) -> None:
     known = set(dir(default)) | set(getattr(default, "attribute_map", {}))
     known |= set(inspect.signature(config_class.__init__).parameters) - {"self", "kwargs"}
     for key, value in overrides.items():
-        if key not in known and not _consumed(config_class, key, value):
+        if (
+            key not in known
+            and not _consumed(config_class, key, value)
+            and not _read_by_model(config_class, key)
+        ):
             fields = sorted(k for k in vars(default) if not k.startswith("_"))
             raise ModelSourceError(f"{config_class.__name__} has no setting {key!r}{_hint(key, fields)}")
         try:
@@ -422,6 +426,21 @@ def _consumed(config_class: Any, key: str, value: Any) -> bool:
     except Exception:  # its own validation decides later, with all the overrides
         return False
     return key not in vars(built)
+
+
+def _read_by_model(config_class: Any, key: str) -> bool:
+    """Whether the config's modeling code reads ``key`` as an optional setting the config class
+    does not declare, ``getattr(config, "key", default)`` (Falcon-H1's ``head_dim``: its
+    attention takes it when given, hidden / heads otherwise)."""
+    module = getattr(config_class, "__module__", "")
+    if ".configuration_" not in module:
+        return False
+    try:
+        spec = importlib.util.find_spec(module.replace(".configuration_", ".modeling_"))
+        source = Path(spec.origin).read_text() if spec and spec.origin else ""
+    except (ImportError, OSError, ValueError):
+        return False
+    return re.search(rf"getattr\(\s*(?:self\.)?config\s*,\s*[\"']{re.escape(key)}[\"']", source) is not None
 
 
 def available_memory() -> int:

@@ -480,12 +480,31 @@ def llm_cost(
     The prefill is traced at once; decode steps, fits and roofline times on first use.
     """
     _check_settings(prompt, generate, batch, causal, kv_dtype)
-    result = LLMCost(
-        language_model(model_or_config, dtype, source), prompt, generate, batch, all_logits, causal, kv_dtype
-    )
+    lm = language_model(model_or_config, dtype, source)
+    _check_compressed_attention(lm)
+    result = LLMCost(lm, prompt, generate, batch, all_logits, causal, kv_dtype)
     result.prefill  # noqa: B018 - trace now: a model that cannot run fails here, clearly
     traces.stored_layout(result.lm)  # the cache's layout: windows the config names otherwise
     return result
+
+
+def _check_compressed_attention(lm: LanguageModel) -> None:
+    """Refuse a model whose cache keeps compressed entries that grow with the context beside
+    its keys and values (DeepSeek-V4's compressed sparse and heavily compressed attention: one
+    entry per ``compress_rates`` tokens, and an indexer key per entry): a decode step attends
+    them, and LLM mode's decode cache and KV sizes hold the keys and values only, so its decode
+    FLOPs would stay flat in the context and its KV cache leave them out."""
+    config = getattr(lm.config, "get_text_config", lambda: lm.config)()
+    rates = getattr(config, "compress_rates", None)
+    if rates:
+        raise ValueError(
+            f"LLM mode does not model {lm.name}'s compressed attention ({type(config).__name__} "
+            f"compress_rates {rates}): beside a sliding window its cache keeps one compressed entry per "
+            "compress rate tokens, which decode steps attend, and LLM mode's decode cache and KV sizes hold "
+            "keys and values only; profile it directly, e.g. flopmeter.profile(model, "
+            "input_shape='input_ids:1x128:int64') for a prefill, or a decode step given the cache a real "
+            "forward left"
+        )
 
 
 def _check_settings(prompt: int, generate: int, batch: int, causal: str, kv_dtype: str | int | None) -> None:

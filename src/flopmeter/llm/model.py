@@ -210,6 +210,13 @@ class LanguageModel:
         return any(w is not None for w in self.windows)
 
     @property
+    def eager_attention(self) -> bool:
+        """Whether the model runs transformers' eager attention (Gemma 2's soft-capping, GPT-OSS's
+        attention sinks): plain matmuls over every score, which ``causal="needed"`` cannot thin
+        (the recorder recognises masks of SDPA only), so they count dense under both conventions."""
+        return getattr(self.model.config, "_attn_implementation", None) == "eager"
+
+    @property
     def has_chunks(self) -> bool:
         return any(c is not None for c in self.chunks)
 

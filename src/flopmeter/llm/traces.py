@@ -3,6 +3,8 @@ cache of n tokens, each one ``profile()`` call on the (meta) model."""
 
 from __future__ import annotations
 
+import inspect
+import sys
 from typing import Any
 
 import torch
@@ -133,7 +135,7 @@ def _traced(lm: LanguageModel, inputs: dict[str, Any], positions: int, *, causal
 
 
 def filled_cache(lm: LanguageModel, context: int, batch: int) -> Any:
-    """A transformers DynamicCache holding ``context`` tokens of keys and values in every
+    """A transformers DynamicCache (the model's own subclass where it takes no other: MiniMax's) holding ``context`` tokens of keys and values in every
     layer that caches, as meta tensors shaped as the model stores them (see ``stored_layout``):
     (B, heads, context, dim), and a sparse-attention indexer's keys of the ``context`` tokens
     (B, context, dim), so the indexer scores every cached token. Cache layers past the model's
@@ -142,9 +144,7 @@ def filled_cache(lm: LanguageModel, context: int, batch: int) -> Any:
     layers than it has, as a prefill's does. A hybrid's recurrent layers (Mamba, linear attention) get the
     states a prefill leaves (their size does not grow with the context), so the model runs
     its one-token recurrent step there, not a prefill of one token from a zero state."""
-    import transformers
-
-    cache = transformers.DynamicCache(config=lm.config)
+    cache = new_cache(lm, _cache_class(lm))
     layout = stored_layout(lm)  # records lm.states too
     own = {layer: shapes for layer, shapes in layout.items() if layer < lm.layers}  # not a loop's copies
     for layer, ((key_heads, key_dim), (value_heads, value_dim)) in sorted(own.items() if context else ()):
@@ -157,8 +157,57 @@ def filled_cache(lm: LanguageModel, context: int, batch: int) -> Any:
     for method, layer, shape, dtype, kwargs in lm.states:  # a hybrid's Mamba / linear-attention layers
         if layer >= lm.layers:  # a loop's copy: the model makes it
             continue
-        getattr(cache, method)(torch.empty((batch, *shape[1:]), dtype=dtype, device="meta"), layer, **kwargs)
+        state = torch.empty((batch, *shape[1:]), dtype=dtype, device="meta")
+        if method == "set_linear_cache":  # MiniMax's own cache: (layer, state)
+            cache.set_linear_cache(layer, state)
+        else:
+            getattr(cache, method)(state, layer, **kwargs)
     return cache
+
+
+def _cache_class(lm: LanguageModel) -> type:
+    """The cache class the model takes: its modeling module's own ``DynamicCache`` subclass
+    where it defines one that builds from the config alone (MiniMax refuses any other:
+    ``MiniMaxCache`` keeps its lightning attention's K^T V states in ``linear_cache``), else
+    transformers' ``DynamicCache`` (a subclass that needs a batch size or a device, as the
+    hybrid caches of transformers 4.x, is not one LLM mode can fill)."""
+    import transformers
+
+    module = sys.modules.get(type(lm.model).__module__)
+    own = (
+        [
+            value
+            for value in vars(module).values()
+            if isinstance(value, type)
+            and issubclass(value, transformers.DynamicCache)
+            and value is not transformers.DynamicCache
+            and value.__module__ == getattr(module, "__name__", None)
+            and _builds_from_config(value)
+        ]
+        if module is not None
+        else []
+    )
+    return own[0] if len(own) == 1 else transformers.DynamicCache
+
+
+def _builds_from_config(cls: type) -> bool:
+    """Whether ``cls`` can be built with no arguments but, at most, ``config``."""
+    try:
+        parameters = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    needed = (
+        inspect.Parameter.POSITIONAL_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        inspect.Parameter.KEYWORD_ONLY,
+    )
+    return not any(p.default is p.empty and p.kind in needed and p.name != "config" for p in parameters)
+
+
+def new_cache(lm: LanguageModel, cls: type) -> Any:
+    """An empty cache of ``cls``, given the config where its constructor takes one."""
+    takes_config = "config" in inspect.signature(cls).parameters
+    return cls(config=lm.config) if takes_config else cls()
 
 
 def recurrent_state_bytes(lm: LanguageModel, batch: int = 1) -> int:
@@ -169,10 +218,13 @@ def recurrent_state_bytes(lm: LanguageModel, batch: int = 1) -> int:
     if not lm.states:
         return 0
     total = 0
-    for layer in filled_cache(lm, 0, batch).layers:
+    cache = filled_cache(lm, 0, batch)
+    for layer in cache.layers:
         for states in (getattr(layer, "conv_states", None), getattr(layer, "recurrent_states", None)):
             for state in (states or {}).values():
                 total += state.numel() * state.element_size() if state is not None else 0
+    for state in getattr(cache, "linear_cache", []):  # MiniMax's lightning-attention K^T V per layer
+        total += state.numel() * state.element_size() if isinstance(state, torch.Tensor) else 0
     return total
 
 
@@ -196,7 +248,7 @@ def stored_layout(lm: LanguageModel) -> dict[int, tuple[tuple[int, int], tuple[i
                 (method, layer, tuple(state.shape), state.dtype, {"state_idx": state_idx, **kwargs})
             )
 
-        class Recording(transformers.DynamicCache):
+        class Recording(_cache_class(lm)):  # type: ignore[misc]
             def update(
                 self, key_states: Any, value_states: Any, layer_idx: int, *args: Any, **kwargs: Any
             ) -> Any:
@@ -224,11 +276,15 @@ def stored_layout(lm: LanguageModel) -> dict[int, tuple[tuple[int, int], tuple[i
                 record("update_recurrent_state", recurrent_states, layer_idx, state_idx, kwargs)
                 return super().update_recurrent_state(recurrent_states, layer_idx, state_idx, **kwargs)
 
+            def set_linear_cache(self, layer_idx: int, linear_cache: Any) -> Any:  # MiniMax's own cache
+                record("set_linear_cache", linear_cache, layer_idx, 0, {})
+                return super().set_linear_cache(layer_idx, linear_cache)
+
         inputs: dict[str, Any] = {
             "input_ids": torch.zeros(1, 1, dtype=torch.long),
             "use_cache": True,
             "logits_to_keep": 1,
-            lm.cache_argument(): Recording(config=lm.config),
+            lm.cache_argument(): new_cache(lm, Recording),
         }
         cross: dict[int, tuple[tuple[int, int], tuple[int, int]]] = {}
         if lm.source is not None:  # and the cross-attention K/V of the encoder's output, per layer
@@ -250,7 +306,7 @@ def stored_layout(lm: LanguageModel) -> dict[int, tuple[tuple[int, int], tuple[i
                 **encoder_inputs(lm.model, lm.source, 1, lm.dtype),
                 **_use_cache(lm),
                 lm.cache_argument(): transformers.EncoderDecoderCache(
-                    Recording(config=lm.config), CrossRecording()
+                    new_cache(lm, Recording), CrossRecording()
                 ),
             }
         profile(lm.model, inputs, name=f"{lm.name} cache layout")

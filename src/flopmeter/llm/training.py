@@ -246,6 +246,7 @@ def training_step(
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a positive whole number, got {value!r}")
     lm = language_model(model_or_config, dtype)
+    stored_layout(lm)  # a model with no attention (Mamba-2) is refused here, not at the first convention
     inputs = {"input_ids": torch.zeros(batch, tokens, dtype=torch.long), "use_cache": False}
     with ParametersRead(lm.model) as watch:  # N counts the parameters the step reads
         full = profile(lm.model, inputs, backward=True, name=f"{lm.name} training step T={tokens}")

@@ -76,6 +76,44 @@ def window_note(cost: LLMCost) -> str:
     )
 
 
+def prefill_window_note(cost: LLMCost) -> list[str]:
+    """What the prefill fit means under ``causal="needed"`` with sliding windows: a sliding
+    layer keeps T(T+1)/2 scores per head up to its window w and w(w+1)/2 + (T-w)w past it, so
+    the prefill is piecewise in T and its fit exact only on the side of the window it was
+    traced and checked on. Nothing where attention counts dense (``full``, eager attention) or
+    where the fit already says it is no polynomial."""
+    lm, found = cost.lm, cost.prefill_fit()
+    if cost.causal != "needed" or not lm.has_window or lm.eager_attention or found.polynomial is None:
+        return []
+    windows = sorted({w for w in lm.windows if w})
+    traced = [*(x for x, _ in found.points), found.check[0]]
+    if min(traced) >= windows[-1]:
+        where = "past the window: a shorter prompt costs more than the fit says"
+    elif max(traced) <= windows[0]:
+        where = "below the window: a longer prompt costs less than the fit says"
+    else:
+        where = "across the window"
+    named = ("window " if len(windows) == 1 else "windows ") + ", ".join(map(str, windows))
+    return [
+        f"  sliding-window attention ({named}) counted as needed keeps w(w+1)/2 + (T-w)w scores per head"
+        f" past the window, T(T+1)/2 below it: prefill(T) is piecewise, traced and checked at"
+        f" T = {min(traced)}-{max(traced)}, {where}"
+    ]
+
+
+def eager_needed_note(
+    lm: LanguageModel, causal: str, counted: str = "counted dense under 'needed' too"
+) -> list[str]:
+    """A NOTE where ``causal="needed"`` was asked of a model whose attention runs eagerly
+    (plain matmuls over every score: counted dense, as computed)."""
+    if causal != "needed" or not lm.eager_attention:
+        return []
+    return [
+        f"NOTE: {lm.name} runs transformers' eager attention (plain matmuls over all T x T scores, as for"
+        f" soft-capping or attention sinks): {counted}, which is what it computes"
+    ]
+
+
 def pieces_line(cost: LLMCost) -> str:
     """How the roofline's decode steps get their FLOPs where cost is piecewise in the context
     (``LLMCost.decode_pieces``): the traced contexts, and whether every span was checked."""
@@ -227,6 +265,7 @@ def render_llm(
             "skips that"
         )
     lines += _sparse_attention_note(cost)
+    lines += eager_needed_note(lm, cost.causal)
     lines.append(
         f"2N per token, for comparison (attention left out): 2 N_mm = {u.count(2 * n.matmul, 'FLOPs', units, precision)}"
         f" · 2 N_total = {u.count(2 * n.total, 'FLOPs', units, precision)}"
@@ -272,6 +311,7 @@ def render_llm(
         )
     lines += ["", f"Cost versus length (FLOPs, 2 x MACs, batch {cost.batch}):"]
     lines.append(fit_line("prefill(T)", cost.prefill_fit(), "T"))
+    lines += prefill_window_note(cost)
     lines.append(fit_line("decode(n) ", cost.decode_fit(), "n"))
     if not cost.polynomial_expected:
         lines.append(window_note(cost))
@@ -414,8 +454,15 @@ def kv_lines(cost: LLMCost) -> list[str]:
     else:  # as the model hands its cache: MLA's latent, Falcon's one key head
         values = stored.head_dim if stored.value_head_dim is None else stored.value_head_dim
         indexer = f" + indexer key {stored.indexer_dim} per layer" if stored.indexer_dim else ""
+        # MLA hands its cache the latent as "keys" and the shared rotary key as "values"
+        mla = bool(lm.kv_lora_rank) and stored.head_dim == lm.kv_lora_rank
+        pair = (
+            f"latent {stored.head_dim} + rope key {values}"
+            if mla
+            else f"key {stored.head_dim} + value {values}"
+        )
         lines = [
-            f"KV cache (layers x {stored.kv_heads} cached head(s) x (key {stored.head_dim} + value {values}){indexer} "
+            f"KV cache (layers x {stored.kv_heads} cached head(s) x ({pair}){indexer} "
             "x bytes per element, as the model stores it):"
         ]
     for label, cache in (("model dtype", cost.cache), ("declared", cost.declared_cache)):
@@ -508,6 +555,7 @@ def render_training(
         )
     lines += idle_lines(step.lm)
     lines += _frozen_note(step)
+    lines += eager_needed_note(step.lm, "needed", "the traced causal row counts it dense too")
     lines += _dense_experts_note(step.lm, step.experts_run)
     qk_dim, v_dim = step.lm.attention_dims
     if not step.lm.uniform_attention:
