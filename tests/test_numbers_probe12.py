@@ -52,7 +52,6 @@ class TestAttentionNeverNegative:
         report = flopmeter.profile(sdpa, (q, k, k), batch_size=1, shapes_only=False)
         assert op_flops(report, "aten.scaled_dot_product_attention") == 0  # was -36
 
-
     def test_causal_backward_keys_no_query_sees(self):
         # Top-left causal, L 1 < S 5, E = Ev = 64: query 0 sees key 0 only (1 score); keys
         # 1..4 are seen by no query, so their dV and dK dot products are empty (0, not -1 each).
@@ -69,6 +68,7 @@ class TestAttentionNeverNegative:
         causal = Fn(lambda *qkv: F.scaled_dot_product_attention(*qkv, is_causal=True))
         report = flopmeter.profile(causal, (q, k, v), batch_size=1, backward=True, causal="needed")
         assert op_flops(report, "aten._scaled_dot_product_flash_attention_for_cpu_backward") == 449
+
 
 # --------------------------------------------------------------------------- bincount
 def test_bincount_adds_each_weight_once():
