@@ -52,6 +52,23 @@ class TestAttentionNeverNegative:
         report = flopmeter.profile(sdpa, (q, k, k), batch_size=1, shapes_only=False)
         assert op_flops(report, "aten.scaled_dot_product_attention") == 0  # was -36
 
+    def test_causal_backward_keys_no_query_sees(self):
+        # Top-left causal, L 1 < S 5, E = Ev = 64: query 0 sees key 0 only (1 score); keys
+        # 1..4 are seen by no query, so their dV and dK dot products are empty (0, not -1 each).
+        # dV 64 dots of 1 = 64; dP 1 * (2*64 - 1) = 127; D 127; dS 3; dQ 64 dots of 1 = 64;
+        # dK 64: 449 (was -63: dV and dK each -4 * 64 for the 4 unseen keys)
+        assert attention.attention_backward(1, 1, 5, 64, 64, causal_needed=True).flops == 449
+        # L 2, S 8, E = Ev = 4: rows keep 1 and 2 keys (3 scores); key 0 seen twice, key 1 once.
+        # dV 4 * ((2*2-1) + (2*1-1)) = 16; dP 3 * 7 = 21; D 2 * 7 = 14; dS 9;
+        # dQ 4 * (1 + 3) = 16; dK 16: 92 (was 44)
+        assert attention.attention_backward(1, 2, 8, 4, 4, causal_needed=True).flops == 92
+        # a training step of is_causal SDPA, counted as needed: the same 449
+        q = torch.randn(1, 1, 1, 64, requires_grad=True)
+        k, v = torch.randn(1, 1, 5, 64, requires_grad=True), torch.randn(1, 1, 5, 64, requires_grad=True)
+        causal = Fn(lambda *qkv: F.scaled_dot_product_attention(*qkv, is_causal=True))
+        report = flopmeter.profile(causal, (q, k, v), batch_size=1, backward=True, causal="needed")
+        assert op_flops(report, "aten._scaled_dot_product_flash_attention_for_cpu_backward") == 449
+
 
 # --------------------------------------------------------------------------- bincount
 def test_bincount_adds_each_weight_once():

@@ -65,3 +65,26 @@ def test_a_mask_too_large_to_read_is_counted_in_full_and_said() -> None:
         for line in onnx_lines(needed)
     )
     assert profile_onnx(model).options["onnx"]["unchecked_masks"] == []  # causal="full" reads no mask
+
+
+def test_one_mask_shared_by_two_attentions_is_one_unchecked_mask_with_its_size() -> None:
+    """Review of probe 12: a mask every layer shares was listed once per attention ("2 attention
+    mask(s) could not be read" for one mask), and its reason named the mask as computed from
+    itself ("computed from 'keep', a tensor of unknown or large shape")."""
+    model = masked_attention(4097)
+    model.graph.node.extend(  # a second attention over the first one's output, the same mask
+        [
+            helper.make_node("MatMul", ["y", "kt"], ["s2"]),
+            helper.make_node("Where", ["keep", "s2", "ninf"], ["sm2"]),
+            helper.make_node("Softmax", ["sm2"], ["p2"], axis=-1),
+            helper.make_node("MatMul", ["p2", "v"], ["y2"]),
+        ]
+    )
+    model.graph.output[0].name = "y2"
+    needed = profile_onnx(model, causal="needed")
+    assert needed.macs == 2 * 4097 * 4097 * (2 + 2)  # both attentions in full: 134,283,272
+    # 4097^2 = 16,785,409 elements, over the 4,096^2 = 16,777,216 read
+    assert needed.options["onnx"]["unchecked_masks"] == [
+        "'keep': it has 16,785,409 elements, more than the 16,777,216 read"
+    ]
+    assert any("1 attention mask(s) could not be read" in line for line in onnx_lines(needed))

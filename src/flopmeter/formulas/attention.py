@@ -95,6 +95,9 @@ def attention_backward(
     dV = P^T dO: S*Ev dots of length L;  dP = dO V^T: L*S dots of length Ev;
     D = rowsum(dO * O): L dots of length Ev;  dS = P * (dP - D) * scale: 3 per score;
     dQ = dS K: L*E dots of length S;  dK = dS^T Q: S*E dots of length L.
+    Causal (``causal_needed``, top-left): the lengths are the kept scores per row and per
+    column; key j is seen by L - j queries, so the S - L keys past the last query (L < S)
+    have empty dV and dK dots (no FLOPs, not -1 each).
     MACs = 2*L*S*(E + Ev): the four contractions, twice the forward's. D is a reduction of
     an elementwise product (the math path computes the same sums as rowsum(dP * P) over the
     scores), so it is in the exact FLOPs but not in MACs: 2 x MACs of a training step is
@@ -102,7 +105,8 @@ def attention_backward(
     scores = causal_row_lengths_sum(queries, keys) if causal_needed else queries * keys
     if scores == 0:  # no key or no query: every gradient is a fill, no arithmetic
         return Cost()
-    rows, cols = queries, keys
+    rows = queries  # every row keeps a key (S >= 1)
+    cols = min(queries, keys) if causal_needed else keys  # the keys some query sees
     macs = 2 * scores * (head_dim + value_dim)
     flops = (
         value_dim * (2 * scores - cols)  # dV

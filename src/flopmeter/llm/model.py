@@ -290,17 +290,18 @@ def language_model(
 
 
 def _warn_if_compressed(model: torch.nn.Module) -> None:
-    """LLM mode's bytes are a float engine's: a model holding quantized or pruned weights
-    has its stored weights read by dequantize or mask ops, compression overhead that LLM
+    """LLM mode's bytes are a float engine's: a model holding quantized, pruned or parametrized
+    weights has its stored weights read by dequantize, mask or parametrization ops, overhead that LLM
     mode leaves out, and the widened copy counted as activations (P12-U5). Said, not silent."""
     from ..compression.facts import collect
     from ..notices import CountWarning, user_stacklevel
 
     if collect(model).holds_compression:
         warnings.warn(
-            f"{type(model).__name__} holds quantized or pruned weights: LLM mode's FLOPs and MACs are "
-            "right, but its bytes are not an engine's (the stored weights are read by dequantize or "
-            "mask ops, left out as compression overhead; the widened copies count as activations). "
+            f"{type(model).__name__} holds quantized, pruned or parametrized weights: LLM mode's FLOPs "
+            "and MACs are right, but its bytes are not an engine's (the stored weights are read by "
+            "dequantize, mask or parametrization ops, left out as compression overhead; the rebuilt "
+            "weights count as activations). "
             "For the bytes, pass the float model or its config and scale with weight_bits= "
             "(CLI: --weight-bits); docs/llm.md",
             CountWarning,

@@ -325,7 +325,8 @@ class GraphCounter:
             blocks = kept.reshape(-1, rows, cols)
             if np.array_equal(blocks, np.broadcast_to(np.tri(rows, cols, dtype=bool), blocks.shape)):
                 return True
-        self.root.unchecked_masks += why_not
+        unchecked = self.root.unchecked_masks  # a mask every layer shares is listed once
+        unchecked += [reason for reason in dict.fromkeys(why_not) if reason not in unchecked]
         return False
 
     def _causal_mask_input(self, node: Any) -> bool:

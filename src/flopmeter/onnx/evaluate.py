@@ -92,8 +92,11 @@ class ConstantValues:
                 if node.domain not in ("", "ai.onnx") or node.op_type in ("Loop", "Scan", "If"):
                     return f"it is computed by {node.op_type} node {node.name or value!r}"
                 vt = self.result.types.get(value)
-                if vt is None or not vt.static or prod(int(d) for d in vt.shape or ()) > self.max_elements:
-                    return f"it is computed from {value!r}, a tensor of unknown or large shape"
+                if vt is None or not vt.static:
+                    return f"it is computed from {value!r}, a tensor of unknown shape"
+                if (size := prod(int(d) for d in vt.shape or ())) > self.max_elements:
+                    what = "it has" if value == name else f"it is computed from {value!r}, of"
+                    return f"{what} {size:,} elements, more than the {self.max_elements:,} read"
                 nodes[position] = node
                 if len(nodes) > MAX_NODES:
                     return f"more than {MAX_NODES} nodes compute it"
