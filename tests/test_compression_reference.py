@@ -307,3 +307,17 @@ def test_a_sparse_buffer_is_counted_once_as_a_param_not_also_as_a_buffer() -> No
     assert report.buffers == 0  # not counted again as a buffer (it was 25)
     assert report.param_bytes == 240  # 20*4 + the adjacency as stored: 8 values*4 + 2 dims*8 indices*8 = 160
     assert report.buffer_bytes == 0  # was 100, its dense 25*4
+
+
+class _SparseHeldTwice(_SparseBuffer):
+    """The same sparse adjacency also held as a plain attribute (listed before the buffers)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.__dict__["graph"] = self.adj
+
+
+def test_a_sparse_buffer_also_held_as_an_attribute_is_still_counted_once() -> None:
+    report = flopmeter.profile(_SparseHeldTwice(), torch.randn(5, 4))
+    assert (report.params, report.buffers) == (45, 0)  # 20 + 25, as without the attribute
+    assert (report.param_bytes, report.buffer_bytes) == (240, 0)

@@ -95,3 +95,14 @@ def test_the_decode_bytes_docs_llm_md_gives(tiny_llama_config: object) -> None:
             torch.nn.utils.prune.l1_unstructured(linear, "weight", amount=0.5)
     # lm_head 100 * 64 * 4 = 25,600 + the 1,568 above = 27,168
     assert decode_bytes(masked).weights == 25_600 + 1_568 == 27_168  # type: ignore[attr-defined]
+
+
+def test_a_compressed_model_llm_mode_refuses_gets_the_error_alone(tiny_llama_config: object) -> None:
+    """A base model without lm_head is refused; pruned or not, with the refusal only."""
+    base = transformers.LlamaModel(tiny_llama_config).eval()
+    torch.nn.utils.prune.l1_unstructured(base.layers[0].mlp.up_proj, "weight", amount=0.5)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError, match="lm_head"):
+            flopmeter.llm_cost(base, prompt=16, generate=4)
+    assert not [w for w in caught if issubclass(w.category, flopmeter.FlopmeterWarning)]

@@ -344,3 +344,11 @@ def test_a_comparison_shows_its_table_in_a_notebook_as_a_fragment() -> None:
     # nonzero ratio (weights + bias): (6 + 3) / (12 + 3) = 0.600
     assert "<td>0.600</td>" in fragment
     assert comparison.to_html().count("<table>") == 1 and "<!DOCTYPE html>" in comparison.to_html()
+
+
+def test_the_comparison_page_names_the_models_once() -> None:
+    before = flopmeter.profile(nn.Sequential(nn.Linear(4, 3)), torch.randn(2, 4), compression=True)
+    after = flopmeter.profile(_half_zero_linear(), torch.randn(2, 4), compression=True)
+    page = flopmeter.compare(before, after).to_html()
+    assert page.count("Sequential (after) vs Sequential (before)") == 2  # <title> and <h1>, not the text too
+    assert "<p>Ratios are after / before" in page

@@ -551,7 +551,7 @@ def _module_facts(
             fact = _tensor_fact(name, key, value)
             fact.logical_extra_params = fact.numel  # a weight parameters() does not list
             facts.append(fact)
-            if buffers.get(key) is value:  # a param now: no longer one of the buffers (R11b-7)
+            if any(buffer is value for buffer in buffers.values()):  # a param now, not a buffer too (R11b-7)
                 found.sparse_buffers += value.numel()
                 found.sparse_buffer_bytes += value.numel() * value.element_size()
     facts.extend(_library_facts(name, module))

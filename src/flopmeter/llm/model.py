@@ -272,13 +272,14 @@ def language_model(
                 f"dtype={dtype!r} builds a config; a model is used as it is ({built_in}): "
                 "convert it first (model.to(dtype)) or pass its config"
             )
-        _warn_if_compressed(model)
     else:
         model = _build_on_meta(model_or_config, dtype, seq2seq=source is not None)
         config = model.config
     check_source(model, source)
     _check_causal(model, config)
     _check_language_head(model)
+    if isinstance(model_or_config, torch.nn.Module):
+        _warn_if_compressed(model)  # after the checks: a model refused gets the error alone
     described = _describe(model, config)
     described.source = source
     described.decoder_alone = (

@@ -396,22 +396,24 @@ def comparison_html(comparison: Any, precision: int = 2) -> str:
         "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:nth-child(-n+3){text-align:left}"
         "tr:last-child{font-weight:bold}.warn{color:#a00}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1>{comparison_fragment(comparison, precision)}</body></html>\n"
+        f"<h1>{html.escape(title)}</h1>{comparison_fragment(comparison, precision, named=False)}</body></html>\n"
     )
 
 
-def comparison_fragment(comparison: Any, precision: int = 2) -> str:
-    """The page's body without its title (``Comparison._repr_html_``: a notebook's output
-    takes no <html> or <style>): what the ratios mean, the table and the warnings."""
+def comparison_fragment(comparison: Any, precision: int = 2, named: bool = True) -> str:
+    """The page's body (``Comparison._repr_html_``: a notebook's output takes no <html> or
+    <style>): what the ratios mean, the table and the warnings; ``named``: the models' names
+    lead (the page has them in its title instead)."""
     import html
 
+    names = f"{html.escape(comparison.after_name)} vs {html.escape(comparison.before_name)}: "
+    lead = f"{names}ratios are" if named else "Ratios are"
     header, body = _table(comparison, precision, with_reason=True)
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body)
     warnings = "".join(f'<p class="warn">WARNING: {html.escape(w)}</p>' for w in comparison.warnings)
     return (
-        f"<p>{html.escape(comparison.after_name)} vs {html.escape(comparison.before_name)}: ratios are "
-        "after / before; speedups before / after. "
+        f"<p>{lead} after / before; speedups before / after. "
         f"The speedup estimate is {html.escape(_estimate_title(comparison))}, not a measurement.</p>"
         f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>{warnings}"
     )
