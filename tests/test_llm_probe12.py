@@ -68,20 +68,11 @@ def test_eager_attention_counted_as_needed_says_it_counts_dense() -> None:
     assert "the traced causal row counts it dense too" in render_training(step)
 
 
-def test_training_step_refuses_a_state_space_model_at_the_call() -> None:
+def test_training_step_refuses_a_state_space_model_at_the_call(tiny_mamba2_config: object) -> None:
     """P12-L3: training_step(Mamba2Config) returned a step whose conventions() (and print)
     raised the refusal later; llm_cost refuses at the call."""
-    config = transformers.Mamba2Config(
-        num_hidden_layers=2,
-        hidden_size=64,
-        vocab_size=100,
-        num_heads=4,
-        head_dim=32,
-        state_size=8,
-        n_groups=1,
-    )
     with pytest.raises(ValueError, match="caches recurrent states, no keys and values"):
-        training_step(config, tokens=16)
+        training_step(tiny_mamba2_config, tokens=16)
 
 
 def test_mla_cache_line_names_the_latent_and_the_rope_key() -> None:

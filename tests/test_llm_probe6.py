@@ -223,23 +223,14 @@ def test_kv_shared_layers_read_the_cache_they_share() -> None:
     assert cost.cache.bytes(17) == 3_200
 
 
-def test_a_mamba2_model_is_refused_clearly() -> None:
+def test_a_mamba2_model_is_refused_clearly(tiny_mamba2_config: object) -> None:
     """P6-L8: Mamba-2's config has num_heads (its SSM heads), so it passed the attention check:
     llm_cost returned a made-up KV cache (2 layers x 4 "KV heads" x 32), and the first decode
     (the CLI's) raised "'LinearAttentionLayer' object has no attribute 'update'" from transformers."""
     from flopmeter.llm import llm_cost
 
-    config = transformers.Mamba2Config(
-        num_hidden_layers=2,
-        hidden_size=64,
-        vocab_size=100,
-        num_heads=4,
-        head_dim=32,
-        state_size=8,
-        n_groups=1,
-    )
     with pytest.raises(ValueError, match="Mamba2ForCausalLM .* caches recurrent states, no keys and values"):
-        llm_cost(config, prompt=8)
+        llm_cost(tiny_mamba2_config, prompt=8)
 
 
 def test_palm_form_counts_kv_shared_layers_as_attention_layers() -> None:

@@ -206,19 +206,11 @@ def test_model_errors_are_caught_by_the_exported_class() -> None:
     assert isinstance(info.value.__cause__, KeyError)
 
 
-def test_llm_mode_reprs_are_short_and_show_their_numbers() -> None:
-    transformers = pytest.importorskip("transformers")
+def test_llm_mode_reprs_are_short_and_show_their_numbers(one_layer_llama_config: object) -> None:
     from flopmeter.render import units as u
     from flopmeter.render.llm import render_training
 
-    config = transformers.LlamaConfig(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=64,
-    )
+    config = one_layer_llama_config
     cost = flopmeter.llm_cost(config, prompt=8, generate=2)
     # params: embed 64*32 = 2,048; q,o 32*32 each = 2,048; k,v 32*16 each = 1,024;
     # MLP 3*32*64 = 6,144; two layer norms + final norm 3*32 = 96; lm_head 64*32 = 2,048

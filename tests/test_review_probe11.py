@@ -141,17 +141,8 @@ def test_a_user_warning_filter_acts_on_the_count_warnings_only():
 
 
 # ------------------------------- R11-4: the training repr's "(2 x MACs)" is the model FLOPs'
-def test_the_training_repr_does_not_call_adamw_flops_two_times_macs():
-    transformers = __import__("pytest").importorskip("transformers")
-    config = transformers.LlamaConfig(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=64,
-    )
-    step = flopmeter.training_step(config, tokens=8, optimizer=True)
+def test_the_training_repr_does_not_call_adamw_flops_two_times_macs(one_layer_llama_config):
+    step = flopmeter.training_step(one_layer_llama_config, tokens=8, optimizer=True)
     # hardware = model + AdamW's 16 FLOPs per trainable parameter (elementwise, no MACs)
     assert step.hardware_flops == step.model_flops + 16 * step.lm.params.trainable
     text = repr(step)

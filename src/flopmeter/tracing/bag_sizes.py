@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from .events import call_arg
+
 BAG_OPS = frozenset({"_embedding_bag", "_embedding_bag_forward_only"})
 # A shapes-only run meeting indices or offsets computed on meta stops with this (a meta
 # limitation: the profile runs again with values, where the sizes are read).
@@ -27,20 +29,14 @@ BAGS_ON_META = "embedding_bag's indices or offsets are on meta: its bags' sizes 
 _INCLUDE_LAST, _PADDING = (7, "include_last_offset"), (8, "padding_idx")
 
 
-def _arg(args: tuple[Any, ...], kwargs: dict[str, Any], index: int, name: str, default: Any) -> Any:
-    if len(args) > index:
-        return args[index]
-    return kwargs.get(name, default)
-
-
 def bag_sizes(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, int] | None:
     """``{"bag_rows": ..., "filled_bags": ...}`` of a ``_embedding_bag*`` call; None when
     its indices or offsets are on meta; ``{}`` when they are not 1-d integer tensors (then
     the formula assumes every bag holds a row). A bag's size is as the CPU kernel takes
     it: from its offset to the next, the last to the end of the indices; rows equal to
     ``padding_idx`` (>= 0; -1 for none) left out."""
-    indices = _arg(args, kwargs, 1, "indices", None)
-    offsets = _arg(args, kwargs, 2, "offsets", None)
+    indices = call_arg(args, kwargs, 1, "indices")
+    offsets = call_arg(args, kwargs, 2, "offsets")
     if not (isinstance(indices, torch.Tensor) and isinstance(offsets, torch.Tensor)):
         return {}
     if indices.is_meta or offsets.is_meta:
@@ -49,8 +45,8 @@ def bag_sizes(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, int] |
         return {}
     if indices.is_floating_point() or offsets.is_floating_point() or indices.layout != torch.strided:
         return {}
-    include_last = bool(_arg(args, kwargs, *_INCLUDE_LAST, False))
-    padding = _arg(args, kwargs, *_PADDING, -1)
+    include_last = bool(call_arg(args, kwargs, *_INCLUDE_LAST, False))
+    padding = call_arg(args, kwargs, *_PADDING, -1)
     padding = -1 if padding is None else int(padding)
     bags = offsets.shape[0] - (1 if include_last else 0)
     if bags <= 0:

@@ -81,9 +81,16 @@ class OpEvent:
 
     def arg(self, index: int, name: str, default: Any = None) -> Any:
         """Positional argument ``index``, else keyword ``name``, else ``default``."""
-        if index < len(self.args):
-            return self.args[index]
-        return self.kwargs.get(name, default)
+        return call_arg(self.args, self.kwargs, index, name, default)
+
+
+def call_arg(
+    args: tuple[Any, ...], kwargs: dict[str, Any], index: int, name: str, default: Any = None
+) -> Any:
+    """An op call's positional argument ``index``, else its keyword ``name``, else ``default``."""
+    if index < len(args):
+        return args[index]
+    return kwargs.get(name, default)
 
 
 def add_metas(values: Iterable[Any], found: list[TensorMeta]) -> None:

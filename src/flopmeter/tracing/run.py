@@ -20,7 +20,7 @@ from ..interrupts import GradMode, ModeOn, Undoing, arm, completes, finish, leav
 from ..notices import ModelStateWarning
 from ..random_state import kept_random_state
 from .attention_watch import AttentionSeen, expects_attention, remember_attention
-from .events import PLAIN_TYPES, OpEvent
+from .events import PLAIN_TYPES, OpEvent, call_arg
 from .higher_order import run_watched
 from .model_walk import ModelWalk
 from .modules import ModuleStack, exclusive
@@ -299,7 +299,7 @@ class WriteGuard:
             return
         kwargs = kwargs or {}
         for index, name in written:
-            value = _arg(args, kwargs, index, name)
+            value = call_arg(args, kwargs, index, name)
             for tensor in value if isinstance(value, (list, tuple)) else (value,):
                 if isinstance(tensor, torch.Tensor) and tensor.device.type != "meta":
                     self._save(tensor)
@@ -388,10 +388,6 @@ class SaveBeforeWrites(TorchDispatchMode):
 # update running_mean and running_var (arguments 3 and 4) when ``training`` (5) is set.
 _BATCH_NORM_WRITES = ((3, "running_mean"), (4, "running_var"))
 _UNMARKED_WRITES = dict.fromkeys(UNMARKED_WRITE_OPS, _BATCH_NORM_WRITES)
-
-
-def _arg(args: tuple[Any, ...], kwargs: dict[str, Any], index: int, name: str) -> Any:
-    return args[index] if index < len(args) else kwargs.get(name)
 
 
 def _written_arguments(func: Any) -> tuple[tuple[int, str], ...]:
