@@ -83,7 +83,7 @@ class TestRoofline:
         assert row.bound == "memory"
         assert result.latency == pytest.approx(16_408_384 / 1e12)  # bytes / bandwidth
 
-    def test_depthwise_memory_bound_and_3x3_compute_bound_on_a_gpu_preset(self):
+    def test_depthwise_memory_bound_and_3x3_compute_bound_at_float32_on_a_gpu_preset(self):
         torchvision = pytest.importorskip("torchvision")
         h100 = flopmeter.hardware.get("h100-sxm")
         mobile = flopmeter.profile(torchvision.models.mobilenet_v2(), input_shape=(1, 3, 224, 224)).roofline(
@@ -91,8 +91,18 @@ class TestRoofline:
         )
         depthwise = [n for n, m in mobile.rows.items() if n.endswith("conv.1.0") and m.type == "Conv2d"]
         assert depthwise and all(mobile.rows[n].bound == "memory" for n in depthwise)
-        resnet = flopmeter.profile(torchvision.models.resnet50(), input_shape=(1, 3, 224, 224)).roofline(h100)
+        report = flopmeter.profile(torchvision.models.resnet50(), input_shape=(1, 3, 224, 224))
+        resnet = report.roofline(h100)  # torch's default: float32 convolutions on TF32
         three_by_three = [n for n in resnet.rows if n.endswith(".conv2")]
+        # TF32 ridge 494.7e12 / 3.35e12 = 147.7 FLOPs/byte: only layer2's 28x28 ones (166) are above it
+        compute = [n for n in three_by_three if resnet.rows[n].bound == "compute"]
+        assert compute == ["layer2.1.conv2", "layer2.2.conv2", "layer2.3.conv2"]
+        saved = torch.backends.cudnn.conv.fp32_precision
+        torch.backends.cudnn.conv.fp32_precision = "ieee"  # float32 ridge 67e12 / 3.35e12 = 20
+        try:
+            resnet = report.roofline(h100)
+        finally:
+            torch.backends.cudnn.conv.fp32_precision = saved
         assert len(three_by_three) == 16 and all(resnet.rows[n].bound == "compute" for n in three_by_three)
 
     def test_presets_have_sources_and_unknown_names_fail_clearly(self):

@@ -1,6 +1,7 @@
 """Latency estimates on a hardware spec: the plain roofline bound and a calibrated model.
 
-Roofline bound, per op: compute time = FLOPs / peak FLOP/s (for the op's dtype), memory
+Roofline bound, per op: compute time = FLOPs / peak FLOP/s (for the op's dtype; TF32 for the
+float32 convolutions, RNNs and matmuls torch would run on it, ``compute_dtype``), memory
 time = bytes / bandwidth; the op takes the larger of the two and is compute- or
 memory-bound by which is larger. Exact FLOPs and lower-bound traffic: an optimistic time
 (no launch overhead, perfect kernels).
@@ -26,6 +27,7 @@ from math import prod
 from .cost import Cost
 from .hardware import OP_CLASSES as OP_CLASSES  # re-exported: the classes op_class returns
 from .hardware import Hardware, get
+from .hardware.tf32 import lists_tf32, tf32_allowed
 from .registry import ALLOCATION_ONLY as ALLOCATION_ONLY  # re-exported: ops that only allocate
 from .registry import kind_of
 from .report import OpRecord, Report, parent_of
@@ -204,7 +206,9 @@ class Roofline:
     rows: dict[str, RooflineRow] = field(default_factory=dict)
     model: str = BOUND_MODEL
     batch_size: int = 1
-    dtype: str = "float32"  # the dtype that does most of the FLOPs (its peak heads the tables)
+    dtype: str = (
+        "float32"  # the dtype whose peak most FLOPs run at (compute_dtype; its peak heads the tables)
+    )
     peak_time: float = 0.0  # seconds the FLOPs take at the peak of each op's dtype
     single_dtype: bool = True  # whether all FLOPs ran in ``dtype``
 
@@ -253,13 +257,23 @@ def integer_ops(cost: Cost) -> int:
     return 2 * cost.macs if not cost.flops and cost.macs else 0
 
 
-def _op_times(record: OpRecord, hardware: Hardware) -> tuple[float, float]:
-    """``op_time`` of one record; integer work is costed as its ``integer_ops`` at the
-    "int8" peak."""
+def compute_dtype(record: OpRecord, hardware: Hardware) -> str:
+    """The dtype whose peak one op's FLOPs run at on ``hardware``: the op's own, except
+    float32 convolutions, recurrent layers and matmuls that torch, as this process is set,
+    runs on TF32 tensor cores (``flopmeter.hardware.tf32``: by default convolutions and
+    RNNs through cuDNN yes, matmuls no), where the spec lists a "tfloat32" peak."""
+    if record.dtype != "float32" or not lists_tf32(hardware):
+        return record.dtype
+    return "tfloat32" if tf32_allowed(op_class(record)) else record.dtype
+
+
+def _op_times(record: OpRecord, hardware: Hardware, dtype: str) -> tuple[float, float]:
+    """``op_time`` of one record computing in ``dtype``; integer work is costed as its
+    ``integer_ops`` at the "int8" peak."""
     int_ops = integer_ops(record.cost)
     if int_ops:
         return int_ops / hardware.peak("int8"), record.cost.bytes / hardware.bandwidth
-    return op_time(record.cost.flops, record.cost.bytes, hardware, record.dtype)
+    return op_time(record.cost.flops, record.cost.bytes, hardware, dtype)
 
 
 def roofline(report: Report, hardware: Hardware | str) -> Roofline:
@@ -273,9 +287,13 @@ def roofline(report: Report, hardware: Hardware | str) -> Roofline:
     )
     for module_name, m in report.modules.items():
         result.rows[module_name] = RooflineRow(module_name, m.type, m.depth, overlap=spec.overlap)
+    by_dtype: dict[str, int] = {}  # FLOPs by the dtype whose peak they run at
     for record in report.ops:
-        compute, memory = _op_times(record, spec)
+        dtype = compute_dtype(record, spec)
+        compute, memory = _op_times(record, spec, dtype)
         result.peak_time += compute if record.cost.flops else 0.0
+        if record.cost.flops:
+            by_dtype[dtype] = by_dtype.get(dtype, 0) + record.cost.flops
         kind = op_class(record)
         work, memory_limited = spec.work_time(kind, compute, memory)
         overhead = spec.overhead(kind) * launches(record, kind)
@@ -298,7 +316,6 @@ def roofline(report: Report, hardware: Hardware | str) -> Roofline:
     for module_name, m in report.modules.items():  # module calls, inclusive
         for name in _enclosing(module_name, result.rows):
             result.rows[name].overhead_time += spec.module_overhead * m.calls
-    by_dtype = flops_by_dtype(report)
     if by_dtype:
         result.dtype = max(by_dtype, key=lambda d: by_dtype[d])
         result.single_dtype = len({spec.peak(d) for d in by_dtype}) == 1

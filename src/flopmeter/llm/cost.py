@@ -14,6 +14,7 @@ from itertools import islice
 from typing import Any
 
 from ..hardware import Hardware, get
+from ..hardware.tf32 import lists_tf32, tf32_allowed
 from ..inputs import check_numel
 from ..report import Report
 from . import traces
@@ -265,6 +266,8 @@ class LLMCost:
         wbits = native if weight_bits is None else bits_of(weight_bits)
         cache = kv_cache(self.lm, kv_bits)
         dtype = str(self.lm.dtype).removeprefix("torch.")
+        if dtype == "float32" and lists_tf32(spec) and tf32_allowed("matmul"):
+            dtype = "tfloat32"  # float32 matmuls the user lets run on TF32 (docs/speed.md)
 
         def time_of(phase: Phase, flops: int) -> PhaseTime:
             split = phase.bytes("paged", cache)
