@@ -113,7 +113,7 @@ def render_roofline(
     head = [
         *summary_lines(report, "exact", units, precision),
         f"roofline on {hw.description or hw.name}: peak {u.count(hw.peak(roofline.dtype), 'FLOP/s', precision=1)}"
-        f" ({roofline.dtype}), bandwidth {hw.bandwidth / 1e9:,.0f} GB/s,"
+        f" ({_dtype_label(roofline.dtype)}), bandwidth {hw.bandwidth / 1e9:,.0f} GB/s,"
         f" ridge {hw.ridge_point(roofline.dtype):.1f} FLOPs/byte",
         *([integer_note(roofline)] if integer else []),
         estimate_line(roofline),
@@ -127,6 +127,13 @@ def render_roofline(
         "",
     ]
     return "\n".join(head + grid(header, body))
+
+
+def _dtype_label(dtype: str) -> str:
+    """The header's name for the dtype whose peak heads the table."""
+    if dtype == "tfloat32":
+        return "tfloat32: float32 work torch runs on TF32 tensor cores, as this process is set; docs/speed.md"
+    return dtype
 
 
 def estimate_line(roofline: Roofline) -> str:
