@@ -32,6 +32,7 @@ from .formulas import (
     recurrent,
     spectral,
 )
+from .formulas import linalg as linalg_formulas
 from .formulas import losses as loss_formulas
 from .formulas import sparse as sparse_formulas
 from .tracing.events import OpEvent, TensorMeta
@@ -1161,8 +1162,13 @@ def _var(event: OpEvent, options: CountOptions) -> Cost:
 
 @formula("linalg_vector_norm", "norm", "frobenius_norm")
 def _norm(event: OpEvent, options: CountOptions) -> Cost:
-    outputs, length = _reduced(event)  # |x|^p: length, sum: length-1, root: 1
-    return Cost(flops=outputs * 2 * length)
+    """|x|^p per term (1), their sum (n - 1), the p-th root (1): 2n per output; no root
+    for p = 0 (a count of nonzeros), 1, and +-inf (a max of |x|, n - 1 compares): 2n - 1,
+    as cdist's distances (before probe 13 these counted 2n too)."""
+    outputs, length = _reduced(event)
+    order = 2.0 if event.op == "aten.frobenius_norm" else event.arg(1, "ord" if "vector" in event.op else "p", 2)
+    root = 0 if length and order is not None and abs(float(order)) in (0.0, 1.0, float("inf")) else 1
+    return Cost(flops=outputs * (2 * length - 1 + root) if length else 0)
 
 
 @formula("logsumexp")
@@ -1979,6 +1985,92 @@ def _data_work(event: OpEvent) -> Cost:
 formula(*_ALWAYS_ACCUMULATE)(lambda event, options: _indexed_write(event))
 
 
+# ---------------------------------------------------------------------- dense linear algebra
+def _matrix(tensor: TensorMeta) -> tuple[int, int, int]:
+    """(batch, rows, cols) of a (..., rows, cols) tensor."""
+    return prod(tensor.shape[:-2]), tensor.shape[-2], tensor.shape[-1]
+
+
+def _right_hand_sides(result: TensorMeta, n: int) -> int:
+    """Right-hand sides of a solve over the whole batch: the solution's numel / n (its
+    columns when ``left``, its rows otherwise: n values each either way)."""
+    return result.numel // n if n else 0
+
+
+@formula("_linalg_det")
+def _linalg_det(event: OpEvent, options: CountOptions) -> Cost:
+    batch, _, n = _matrix(event.args[0])
+    return linalg_formulas.det(n, batch)
+
+
+@formula("_linalg_slogdet")
+def _linalg_slogdet(event: OpEvent, options: CountOptions) -> Cost:
+    batch, _, n = _matrix(event.args[0])
+    return linalg_formulas.slogdet(n, batch)
+
+
+@formula("linalg_lu_factor_ex", "linalg_lu_factor", "linalg_lu")
+def _linalg_lu(event: OpEvent, options: CountOptions) -> Cost:
+    """(A, pivot=True, ...): without pivoting (CUDA only) no pivot search."""
+    batch, rows, cols = _matrix(event.args[0])
+    cost = linalg_formulas.lu(rows, cols, batch)
+    if event.arg(1, "pivot", True) is False:
+        steps = [rows - i for i in range(1, min(rows, cols) + 1)]
+        cost = cost - Cost(flops=batch * sum(2 * below + 1 for below in steps if below))
+    return cost
+
+
+@formula("_linalg_solve_ex", "linalg_solve_ex", "linalg_solve")
+def _linalg_solve(event: OpEvent, options: CountOptions) -> Cost:
+    """(A, B, left, ...) -> (result, LU, pivots, info): LU of A (its own batch, not B's
+    broadcast), then getrs for every right-hand side of the result."""
+    batch, _, n = _matrix(event.args[0])
+    return linalg_formulas.solve(n, _right_hand_sides(event.outputs[0], n), batch)
+
+
+@formula("linalg_inv_ex", "linalg_inv", "inverse")
+def _linalg_inv(event: OpEvent, options: CountOptions) -> Cost:
+    """torch solves A X = I: LU + getrs for the n columns of the identity."""
+    batch, _, n = _matrix(event.args[0])
+    return linalg_formulas.solve(n, batch * n, batch)
+
+
+@formula("linalg_lu_solve", "lu_solve")
+def _linalg_lu_solve(event: OpEvent, options: CountOptions) -> Cost:
+    """(LU, pivots, B, ...): getrs for every right-hand side of the result."""
+    n = event.args[0].shape[-1]
+    return linalg_formulas.lu_solve(n, _right_hand_sides(event.outputs[0], n))
+
+
+@formula("linalg_cholesky_ex", "linalg_cholesky", "cholesky")
+def _linalg_cholesky(event: OpEvent, options: CountOptions) -> Cost:
+    batch, _, n = _matrix(event.args[0])
+    return linalg_formulas.cholesky(n, batch)
+
+
+@formula("cholesky_solve")
+def _cholesky_solve(event: OpEvent, options: CountOptions) -> Cost:
+    """(B, L, upper): two triangular solves per right-hand side."""
+    n = event.args[1].shape[-1]
+    return linalg_formulas.cholesky_solve(n, _right_hand_sides(event.outputs[0], n))
+
+
+@formula("linalg_solve_triangular")
+def _solve_triangular(event: OpEvent, options: CountOptions) -> Cost:
+    """(A, B, upper, left=True, unitriangular=False)."""
+    n = event.args[0].shape[-1]
+    unit = bool(event.arg(4, "unitriangular", False))
+    return linalg_formulas.triangular_solve(n, _right_hand_sides(event.outputs[0], n), unit=unit)
+
+
+@formula("triangular_solve")
+def _triangular_solve(event: OpEvent, options: CountOptions) -> Cost:
+    """(b, A, upper, transpose, unitriangular) -> (solution, A's copy)."""
+    n = event.args[1].shape[-1]
+    unit = bool(event.arg(4, "unitriangular", False))
+    return linalg_formulas.triangular_solve(n, _right_hand_sides(event.outputs[0], n), unit=unit)
+
+
 # ------------------------------------------------------------------------------- losses
 def _reduction(event: OpEvent, index: int) -> int:
     return int(event.arg(index, "reduction", loss_formulas.MEAN))
@@ -2004,6 +2096,29 @@ def _ctc_sizes(log_alpha: TensorMeta) -> tuple[int, int, int]:
     """(sequences, frames, states) from log_alpha's shape (N, T, 2S + 1) or (T, 2S + 1)."""
     batch = log_alpha.shape[0] if log_alpha.ndim == 3 else 1
     return batch, log_alpha.shape[-2], log_alpha.shape[-1]
+
+
+def _margin_sizes(x: TensorMeta) -> tuple[int, int]:
+    """(samples, classes) of multi_margin_loss's input: (N, C) or (C,)."""
+    return (x.shape[0], x.shape[1]) if x.ndim == 2 else (1, x.shape[0] if x.ndim else 1)
+
+
+@formula("multi_margin_loss")
+def _multi_margin_loss(event: OpEvent, options: CountOptions) -> Cost:
+    """(self, target, p=1, margin=1, weight=None, reduction=mean)."""
+    samples, classes = _margin_sizes(event.args[0])
+    weighted = _tensor(event, 4, "weight") is not None
+    return loss_formulas.multi_margin_loss(
+        samples, classes, int(event.arg(2, "p", 1)), _reduction(event, 5), weighted=weighted
+    )
+
+
+@formula("multi_margin_loss_backward")
+def _multi_margin_loss_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """(grad_output, self, target, p, margin, weight=None, reduction)."""
+    samples, classes = _margin_sizes(event.args[1])
+    weighted = _tensor(event, 5, "weight") is not None
+    return loss_formulas.multi_margin_loss_backward(samples, classes, int(event.arg(3, "p", 1)), weighted=weighted)
 
 
 @formula("nll_loss_forward", "nll_loss2d_forward", "nll_loss", "nll_loss2d")
