@@ -1166,7 +1166,9 @@ def _norm(event: OpEvent, options: CountOptions) -> Cost:
     for p = 0 (a count of nonzeros), 1, and +-inf (a max of |x|, n - 1 compares): 2n - 1,
     as cdist's distances (before probe 13 these counted 2n too)."""
     outputs, length = _reduced(event)
-    order = 2.0 if event.op == "aten.frobenius_norm" else event.arg(1, "ord" if "vector" in event.op else "p", 2)
+    order = (
+        2.0 if event.op == "aten.frobenius_norm" else event.arg(1, "ord" if "vector" in event.op else "p", 2)
+    )
     root = 0 if length and order is not None and abs(float(order)) in (0.0, 1.0, float("inf")) else 1
     return Cost(flops=outputs * (2 * length - 1 + root) if length else 0)
 
@@ -2118,7 +2120,9 @@ def _multi_margin_loss_backward(event: OpEvent, options: CountOptions) -> Cost:
     """(grad_output, self, target, p, margin, weight=None, reduction)."""
     samples, classes = _margin_sizes(event.args[1])
     weighted = _tensor(event, 5, "weight") is not None
-    return loss_formulas.multi_margin_loss_backward(samples, classes, int(event.arg(3, "p", 1)), weighted=weighted)
+    return loss_formulas.multi_margin_loss_backward(
+        samples, classes, int(event.arg(3, "p", 1)), weighted=weighted
+    )
 
 
 @formula("nll_loss_forward", "nll_loss2d_forward", "nll_loss", "nll_loss2d")
