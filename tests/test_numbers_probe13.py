@@ -399,3 +399,14 @@ def test_per_module_attribution_of_a_toy_model() -> None:
     for name, (flops, macs) in expected.items():
         assert (modules[name].own.flops, modules[name].own.macs) == (flops, macs), name
     assert (modules[""].total.flops, modules[""].total.macs) == (7_355, 3_389)
+
+
+def test_flop_counter_counts_no_linear_algebra() -> None:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        torch.linalg.solve(A, B)
+    assert counter.get_total_flops() == 0  # no entry for _linalg_solve_ex: silent
+    report = flopmeter.profile(Fn(torch.linalg.solve), (A, B))
+    # 2 * MACs: 2 * (2 * (14 + 3 * 12)) = 200; ptflops counts nothing for it
+    assert report.flops_as("2mac") == 200 and report.flops_as("ptflops") == 0
