@@ -410,3 +410,15 @@ def test_flop_counter_counts_no_linear_algebra() -> None:
     report = flopmeter.profile(Fn(torch.linalg.solve), (A, B))
     # 2 * MACs: 2 * (2 * (14 + 3 * 12)) = 200; ptflops counts nothing for it
     assert report.flops_as("2mac") == 200 and report.flops_as("ptflops") == 0
+
+
+def test_addmv_scales_like_addmm() -> None:
+    v, m, x = torch.randn(3), torch.randn(3, 4), torch.randn(4)
+    # 3 dots of 4 + the bias: 3 * 8 = 24, 12 MACs
+    assert both(torch.addmv, v, m, x).flops == 24
+    # beta 0.5, alpha 2: + 3 multiplies each: 30 (was 24)
+    assert both(lambda *a: torch.addmv(*a, beta=0.5, alpha=2), v, m, x).flops == 30
+    # beta 0: no bias: 3 * 7 = 21 (was 24)
+    assert both(lambda *a: torch.addmv(*a, beta=0), v, m, x).flops == 21
+    # a Linear on one sample (1-D input): 24
+    assert both(nn.Linear(4, 3), torch.randn(4)).flops == 24

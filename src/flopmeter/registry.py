@@ -425,12 +425,15 @@ def _grouped_mm(event: OpEvent, options: CountOptions) -> Cost:
 
 @formula("mv", "addmv")
 def _mv(event: OpEvent, options: CountOptions) -> Cost:
-    a = event.args[1] if event.op.startswith("aten.addmv") else event.args[0]
-    adds = a.shape[0] if event.op.startswith("aten.addmv") else 0
+    """mv; addmv ``beta*v + alpha*(M @ x)`` as addmm: the bias adds (none for beta = 0) and
+    the alpha, beta multiplies (before probe 13 alpha and beta were not counted)."""
+    addmv = event.op.startswith("aten.addmv")
+    a = event.args[1] if addmv else event.args[0]
+    adds, extras = _alpha_beta_extras(event, a.shape[0], 3, 4) if addmv else (0, 0)
     nnz = _sparse_activation_nnz(a)
     if nnz is not None:  # adj @ v, a sparse matrix times a vector (power iteration): N = 1 (R11b-4)
-        return sparse_formulas.sparse_matmul(nnz, 1, bias_adds=adds)
-    return contraction.matmul(1, a.shape[0], a.shape[1], 1, bias_adds=adds)
+        return sparse_formulas.sparse_matmul(nnz, 1, bias_adds=adds, extra_scalings=extras)
+    return contraction.matmul(1, a.shape[0], a.shape[1], 1, bias_adds=adds, extra_scalings=extras)
 
 
 @formula("dot", "vdot")
