@@ -422,3 +422,25 @@ def test_addmv_scales_like_addmm() -> None:
     assert both(lambda *a: torch.addmv(*a, beta=0), v, m, x).flops == 21
     # a Linear on one sample (1-D input): 24
     assert both(nn.Linear(4, 3), torch.randn(4)).flops == 24
+
+
+@pytest.mark.parametrize(
+    ("layer", "shape", "backward"),
+    [
+        # grad_input 7 per element without a weight (was 8: a gamma multiply that does not run)
+        (nn.LayerNorm(8, elementwise_affine=False), (2, 8), 16 * 7),  # 112 (was 128)
+        (nn.LayerNorm(8), (2, 8), 16 * (8 + 2 + 1)),  # input 8, weight 2, bias 1: 176
+        (nn.LayerNorm(8, bias=False), (2, 8), 16 * (8 + 2)),  # 160
+        (nn.GroupNorm(2, 4, affine=False), (2, 4, 3), 24 * 7),  # 168 (was 192)
+        (nn.GroupNorm(2, 4), (2, 4, 3), 24 * 11),  # 264
+        (nn.BatchNorm1d(4, affine=False), (3, 4), 12 * 7),  # training statistics: 84 (was 96)
+        (nn.BatchNorm1d(4), (3, 4), 12 * 11),  # 132
+        (nn.InstanceNorm1d(4), (2, 4, 5), 40 * 7),  # a batch norm over 8 instances: 280 (was 320)
+    ],
+)
+def test_norm_backward_without_a_weight(layer, shape, backward) -> None:  # type: ignore[no-untyped-def]
+    x = torch.randn(*shape, requires_grad=True)
+    report = flopmeter.profile(layer, (x,), backward=True)
+    assert report.unsupported_ops() == {}
+    op = [name for name in report.by_operator() if name.endswith("norm_backward")]
+    assert len(op) == 1 and op_flops(report, op[0]) == backward

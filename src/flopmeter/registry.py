@@ -1348,9 +1348,12 @@ def _softmax_backward(event: OpEvent, options: CountOptions) -> Cost:
 )
 def _norm_backward(event: OpEvent, options: CountOptions) -> Cost:
     """Per element: grad_input 8 (recompute x_hat 2, scale by gamma 1, two row sums 2,
-    combine 3); grad_weight 2 (multiply by x_hat, accumulate); grad_bias 1 (accumulate).
+    combine 3), 7 without a weight (no gamma to scale by; before probe 13 counted 8);
+    grad_weight 2 (multiply by x_hat, accumulate); grad_bias 1 (accumulate).
     Eval-mode BatchNorm grad_input is 1 per element (the folded scale)."""
     grad, x = event.args[0], event.args[1]
+    weight_at = {"aten.native_layer_norm_backward": 5, "aten.native_group_norm_backward": 4}.get(event.op, 2)
+    weighted = _tensor(event, weight_at, "weight") is not None
     mask = event.kwargs.get("output_mask") or next(
         (
             a
@@ -1364,7 +1367,8 @@ def _norm_backward(event: OpEvent, options: CountOptions) -> Cost:
         training = (
             bool(event.arg(7, "train", True)) if event.op == "aten.native_batch_norm_backward" else True
         )
-    per_element = (8 if training else 1) * int(mask[0]) + 2 * int(mask[1]) + int(mask[2])
+    per_input = (8 if weighted else 7) if training else 1
+    per_element = per_input * int(mask[0]) + 2 * int(mask[1]) + int(mask[2])
     return Cost(flops=x.numel * per_element if x.numel == grad.numel else grad.numel * per_element)
 
 
