@@ -444,3 +444,31 @@ def test_norm_backward_without_a_weight(layer, shape, backward) -> None:  # type
     assert report.unsupported_ops() == {}
     op = [name for name in report.by_operator() if name.endswith("norm_backward")]
     assert len(op) == 1 and op_flops(report, op[0]) == backward
+
+
+def test_special_functions_round_and_dist() -> None:
+    x, y = torch.rand(3, 4) + 0.1, torch.rand(3, 4) + 0.1
+    # 1 per element, as lgamma and i0 (were listed as unsupported): 12 each
+    for fn in (
+        torch.special.bessel_j0,
+        torch.special.bessel_y1,
+        torch.special.modified_bessel_k0,
+        torch.special.scaled_modified_bessel_k1,
+        torch.special.spherical_bessel_j0,
+        torch.special.airy_ai,
+    ):
+        assert both(fn, x).flops == 12, fn
+    for fn2 in (torch.igamma, torch.igammac, torch.special.zeta):
+        assert both(fn2, x, y).flops == 12, fn2
+    assert both(torch.special.entr, x).flops == 12 * 4  # x > 0, log, multiply, negate: 48
+    # round with decimals: x * 100, round, / 100: 36 (was 12); without: 12
+    assert both(lambda a: torch.round(a, decimals=2), x).flops == 36
+    assert both(torch.round, x).flops == 12
+    # dist, p 2 on 12 elements: 12 subtracts, 12 squares, 11 adds, sqrt: 36 (was unsupported);
+    # p 1: no root, 35; p 3 against a broadcast row: 36
+    assert both(torch.dist, x, y).flops == 36
+    assert both(lambda a, b: torch.dist(a, b, 1), x, y).flops == 35
+    assert both(lambda a, b: torch.dist(a, b, 3), x, y[0]).flops == 36
+    # polynomials of a degree stay reported
+    report = flopmeter.profile(Fn(lambda a: torch.special.chebyshev_polynomial_t(a, 3)), (x,))
+    assert list(report.unsupported_ops()) == ["aten.special_chebyshev_polynomial_t"]

@@ -1022,6 +1022,8 @@ def _per_element(name: str, event: OpEvent) -> int:
         per = 3
     elif name in ("addcmul", "addcdiv") and _nonzero(event.arg(3, "value", 1), 1):
         per += 1
+    elif name == "round" and _nonzero(event.kwargs.get("decimals", event.arg(1, "decimals", 0)), 0):
+        per = 3  # x * 10^d, round, / 10^d (before probe 13: 1)
     return per
 
 
@@ -1174,6 +1176,16 @@ def _norm(event: OpEvent, options: CountOptions) -> Cost:
     )
     root = 0 if length and order is not None and abs(float(order)) in (0.0, 1.0, float("inf")) else 1
     return Cost(flops=outputs * (2 * length - 1 + root) if length else 0)
+
+
+@formula("dist")
+def _dist(event: OpEvent, options: CountOptions) -> Cost:
+    """``torch.dist(a, b, p)`` = ||a - b||_p over the broadcast elements: one distance of n
+    terms as cdist counts it, 3n - 1 + a root (none for p = 0, 1, inf)."""
+    a, b = event.args[0], event.args[1]
+    n = prod(_broadcast_shape([a.shape, b.shape]))
+    p = abs(float(event.arg(2, "p", 2)))
+    return distance.distances(1, n, p)
 
 
 @formula("logsumexp")
