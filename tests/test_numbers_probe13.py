@@ -83,6 +83,14 @@ class TestLinearAlgebra:
         assert (report.flops, report.macs) == (266, 100)
         # a vector right-hand side: 49 + 28 = 77
         assert both(torch.linalg.solve, A[0], B[0, :, 0]).flops == 77
+        # X A = B (left=False): B's 2 * 3 rows are the right-hand sides: 266 again
+        assert both(lambda a, b: torch.linalg.solve(a, b.mT, left=False), A, B).flops == 266
+        # one A for a batch of 2 B: torch factorizes A once (its LU output is 4x4): 49 + 6 * 28 = 217
+        report = both(torch.linalg.solve, A[0], B)
+        assert (report.flops, report.macs) == (217, LU4_MACS + 6 * GETRS4_MACS)
+        # linalg.lu (P, L, U) and lu_factor_ex: the LU, 2 * 49
+        assert both(lambda a: torch.linalg.lu(a)[2], A).flops == 98
+        assert both(lambda a: torch.linalg.lu_factor_ex(a)[0], A).flops == 98
         # lu_factor + lu_solve: 2 * 49 + 6 * 28 = 266 as solve
         report = both(lambda a, b: torch.linalg.lu_solve(*torch.linalg.lu_factor(a), b), A, B)
         assert op_flops(report, "aten.linalg_lu_factor_ex") == 98
