@@ -269,7 +269,7 @@ class TestFormats:
     def test_csv_keeps_unsupported_ops_and_notes_them(self, tmp_path):
         path = write(
             tmp_path,
-            "det.py",
+            "eig.py",
             """\
             import torch
 
@@ -279,16 +279,16 @@ class TestFormats:
                     self.fc = torch.nn.Linear(1, 4)
 
                 def forward(self, x):
-                    return self.fc(torch.linalg.det(x).unsqueeze(-1))
+                    return self.fc(torch.linalg.eigvalsh(x).unsqueeze(-1))
             """,
         )
         code, out, err = run([f"{path}:Net", "--input", "2x3x3", "-f", "csv"])
         assert code == 0, err
-        assert out.splitlines()[-1] == "aten._linalg_det,unsupported op,,1" + "," * 11
-        assert "not counted, no formula: aten._linalg_det (1x)" in err
+        assert out.splitlines()[-1] == "aten._linalg_eigh,unsupported op,,1" + "," * 11
+        assert "not counted, no formula: aten._linalg_eigh (1x)" in err
         tree = run([f"{path}:Net", "--input", "2x3x3"])[1].splitlines()
         # the warning sits under the report and quotes the module name
-        assert tree[-1].startswith("  WARNING: aten._linalg_det has no formula") and "(root)" in tree[-1]
+        assert tree[-1].startswith("  WARNING: aten._linalg_eigh has no formula") and "(root)" in tree[-1]
 
     def test_markdown_row_survives_a_newline_in_a_name(self):
         import torch

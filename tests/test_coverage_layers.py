@@ -217,13 +217,13 @@ class TestOpLists:
         assert registry.kind_of("aten.cat") == "data"
         assert registry.kind_of("aten.convolution") == "counted"
         assert registry.kind_of("aten.relu_") == "counted"  # in-place shares the formula
-        assert registry.kind_of("aten._linalg_det") == "unsupported"
+        assert registry.kind_of("aten._linalg_eigh") == "unsupported"  # iterative: no formula
 
     def test_unsupported_op_is_reported_with_calls_and_shapes(self):
-        report = flopmeter.profile(Fn(torch.linalg.det), torch.randn(2, 3, 3))
-        entry = report.unsupported_ops()["aten._linalg_det"]
+        report = flopmeter.profile(Fn(torch.linalg.eigvalsh), torch.randn(2, 3, 3))
+        entry = report.unsupported_ops()["aten._linalg_eigh"]
         assert entry.calls == 1 and entry.shapes == ["(2x3x3:float32)"]
-        assert "WARNING: aten._linalg_det has no formula" in str(report)
+        assert "WARNING: aten._linalg_eigh has no formula" in str(report)
 
 
 def test_matmul_broadcasting():

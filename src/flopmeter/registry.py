@@ -32,6 +32,7 @@ from .formulas import (
     recurrent,
     spectral,
 )
+from .formulas import linalg as linalg_formulas
 from .formulas import losses as loss_formulas
 from .formulas import sparse as sparse_formulas
 from .tracing.events import OpEvent, TensorMeta
@@ -424,12 +425,15 @@ def _grouped_mm(event: OpEvent, options: CountOptions) -> Cost:
 
 @formula("mv", "addmv")
 def _mv(event: OpEvent, options: CountOptions) -> Cost:
-    a = event.args[1] if event.op.startswith("aten.addmv") else event.args[0]
-    adds = a.shape[0] if event.op.startswith("aten.addmv") else 0
+    """mv; addmv ``beta*v + alpha*(M @ x)`` as addmm: the bias adds (none for beta = 0) and
+    the alpha, beta multiplies (before probe 13 alpha and beta were not counted)."""
+    addmv = event.op.startswith("aten.addmv")
+    a = event.args[1] if addmv else event.args[0]
+    adds, extras = _alpha_beta_extras(event, a.shape[0], 3, 4) if addmv else (0, 0)
     nnz = _sparse_activation_nnz(a)
     if nnz is not None:  # adj @ v, a sparse matrix times a vector (power iteration): N = 1 (R11b-4)
-        return sparse_formulas.sparse_matmul(nnz, 1, bias_adds=adds)
-    return contraction.matmul(1, a.shape[0], a.shape[1], 1, bias_adds=adds)
+        return sparse_formulas.sparse_matmul(nnz, 1, bias_adds=adds, extra_scalings=extras)
+    return contraction.matmul(1, a.shape[0], a.shape[1], 1, bias_adds=adds, extra_scalings=extras)
 
 
 @formula("dot", "vdot")
@@ -1018,6 +1022,8 @@ def _per_element(name: str, event: OpEvent) -> int:
         per = 3
     elif name in ("addcmul", "addcdiv") and _nonzero(event.arg(3, "value", 1), 1):
         per += 1
+    elif name == "round" and _nonzero(event.kwargs.get("decimals", event.arg(1, "decimals", 0)), 0):
+        per = 3  # x * 10^d, round, / 10^d (before probe 13: 1)
     return per
 
 
@@ -1161,8 +1167,25 @@ def _var(event: OpEvent, options: CountOptions) -> Cost:
 
 @formula("linalg_vector_norm", "norm", "frobenius_norm")
 def _norm(event: OpEvent, options: CountOptions) -> Cost:
-    outputs, length = _reduced(event)  # |x|^p: length, sum: length-1, root: 1
-    return Cost(flops=outputs * 2 * length)
+    """|x|^p per term (1), their sum (n - 1), the p-th root (1): 2n per output; no root
+    for p = 0 (a count of nonzeros), 1, and +-inf (a max of |x|, n - 1 compares): 2n - 1,
+    as cdist's distances (before probe 13 these counted 2n too)."""
+    outputs, length = _reduced(event)
+    order = (
+        2.0 if event.op == "aten.frobenius_norm" else event.arg(1, "ord" if "vector" in event.op else "p", 2)
+    )
+    root = 0 if length and order is not None and abs(float(order)) in (0.0, 1.0, float("inf")) else 1
+    return Cost(flops=outputs * (2 * length - 1 + root) if length else 0)
+
+
+@formula("dist")
+def _dist(event: OpEvent, options: CountOptions) -> Cost:
+    """``torch.dist(a, b, p)`` = ||a - b||_p over the broadcast elements: one distance of n
+    terms as cdist counts it, 3n - 1 + a root (none for p = 0, 1, inf)."""
+    a, b = event.args[0], event.args[1]
+    n = prod(_broadcast_shape([a.shape, b.shape]))
+    p = abs(float(event.arg(2, "p", 2)))
+    return distance.distances(1, n, p)
 
 
 @formula("logsumexp")
@@ -1337,9 +1360,12 @@ def _softmax_backward(event: OpEvent, options: CountOptions) -> Cost:
 )
 def _norm_backward(event: OpEvent, options: CountOptions) -> Cost:
     """Per element: grad_input 8 (recompute x_hat 2, scale by gamma 1, two row sums 2,
-    combine 3); grad_weight 2 (multiply by x_hat, accumulate); grad_bias 1 (accumulate).
+    combine 3), 7 without a weight (no gamma to scale by; before probe 13 counted 8);
+    grad_weight 2 (multiply by x_hat, accumulate); grad_bias 1 (accumulate).
     Eval-mode BatchNorm grad_input is 1 per element (the folded scale)."""
     grad, x = event.args[0], event.args[1]
+    weight_at = {"aten.native_layer_norm_backward": 5, "aten.native_group_norm_backward": 4}.get(event.op, 2)
+    weighted = _tensor(event, weight_at, "weight") is not None
     mask = event.kwargs.get("output_mask") or next(
         (
             a
@@ -1353,7 +1379,8 @@ def _norm_backward(event: OpEvent, options: CountOptions) -> Cost:
         training = (
             bool(event.arg(7, "train", True)) if event.op == "aten.native_batch_norm_backward" else True
         )
-    per_element = (8 if training else 1) * int(mask[0]) + 2 * int(mask[1]) + int(mask[2])
+    per_input = (8 if weighted else 7) if training else 1
+    per_element = per_input * int(mask[0]) + 2 * int(mask[1]) + int(mask[2])
     return Cost(flops=x.numel * per_element if x.numel == grad.numel else grad.numel * per_element)
 
 
@@ -1979,6 +2006,92 @@ def _data_work(event: OpEvent) -> Cost:
 formula(*_ALWAYS_ACCUMULATE)(lambda event, options: _indexed_write(event))
 
 
+# ---------------------------------------------------------------------- dense linear algebra
+def _matrix(tensor: TensorMeta) -> tuple[int, int, int]:
+    """(batch, rows, cols) of a (..., rows, cols) tensor."""
+    return prod(tensor.shape[:-2]), tensor.shape[-2], tensor.shape[-1]
+
+
+def _right_hand_sides(result: TensorMeta, n: int) -> int:
+    """Right-hand sides of a solve over the whole batch: the solution's numel / n (its
+    columns when ``left``, its rows otherwise: n values each either way)."""
+    return result.numel // n if n else 0
+
+
+@formula("_linalg_det")
+def _linalg_det(event: OpEvent, options: CountOptions) -> Cost:
+    batch, _, n = _matrix(event.args[0])
+    return linalg_formulas.det(n, batch)
+
+
+@formula("_linalg_slogdet")
+def _linalg_slogdet(event: OpEvent, options: CountOptions) -> Cost:
+    batch, _, n = _matrix(event.args[0])
+    return linalg_formulas.slogdet(n, batch)
+
+
+@formula("linalg_lu_factor_ex", "linalg_lu_factor", "linalg_lu")
+def _linalg_lu(event: OpEvent, options: CountOptions) -> Cost:
+    """(A, pivot=True, ...): without pivoting (CUDA only) no pivot search."""
+    batch, rows, cols = _matrix(event.args[0])
+    cost = linalg_formulas.lu(rows, cols, batch)
+    if event.arg(1, "pivot", True) is False:
+        steps = [rows - i for i in range(1, min(rows, cols) + 1)]
+        cost = cost - Cost(flops=batch * sum(2 * below + 1 for below in steps if below))
+    return cost
+
+
+@formula("_linalg_solve_ex", "linalg_solve_ex", "linalg_solve")
+def _linalg_solve(event: OpEvent, options: CountOptions) -> Cost:
+    """(A, B, left, ...) -> (result, LU, pivots, info): LU of A (its own batch, not B's
+    broadcast), then getrs for every right-hand side of the result."""
+    batch, _, n = _matrix(event.args[0])
+    return linalg_formulas.solve(n, _right_hand_sides(event.outputs[0], n), batch)
+
+
+@formula("linalg_inv_ex", "linalg_inv", "inverse")
+def _linalg_inv(event: OpEvent, options: CountOptions) -> Cost:
+    """torch solves A X = I: LU + getrs for the n columns of the identity."""
+    batch, _, n = _matrix(event.args[0])
+    return linalg_formulas.solve(n, batch * n, batch)
+
+
+@formula("linalg_lu_solve", "lu_solve")
+def _linalg_lu_solve(event: OpEvent, options: CountOptions) -> Cost:
+    """(LU, pivots, B, ...): getrs for every right-hand side of the result."""
+    n = event.args[0].shape[-1]
+    return linalg_formulas.lu_solve(n, _right_hand_sides(event.outputs[0], n))
+
+
+@formula("linalg_cholesky_ex", "linalg_cholesky", "cholesky")
+def _linalg_cholesky(event: OpEvent, options: CountOptions) -> Cost:
+    batch, _, n = _matrix(event.args[0])
+    return linalg_formulas.cholesky(n, batch)
+
+
+@formula("cholesky_solve")
+def _cholesky_solve(event: OpEvent, options: CountOptions) -> Cost:
+    """(B, L, upper): two triangular solves per right-hand side."""
+    n = event.args[1].shape[-1]
+    return linalg_formulas.cholesky_solve(n, _right_hand_sides(event.outputs[0], n))
+
+
+@formula("linalg_solve_triangular")
+def _solve_triangular(event: OpEvent, options: CountOptions) -> Cost:
+    """(A, B, upper, left=True, unitriangular=False)."""
+    n = event.args[0].shape[-1]
+    unit = bool(event.arg(4, "unitriangular", False))
+    return linalg_formulas.triangular_solve(n, _right_hand_sides(event.outputs[0], n), unit=unit)
+
+
+@formula("triangular_solve")
+def _triangular_solve(event: OpEvent, options: CountOptions) -> Cost:
+    """(b, A, upper, transpose, unitriangular) -> (solution, A's copy)."""
+    n = event.args[1].shape[-1]
+    unit = bool(event.arg(4, "unitriangular", False))
+    return linalg_formulas.triangular_solve(n, _right_hand_sides(event.outputs[0], n), unit=unit)
+
+
 # ------------------------------------------------------------------------------- losses
 def _reduction(event: OpEvent, index: int) -> int:
     return int(event.arg(index, "reduction", loss_formulas.MEAN))
@@ -2004,6 +2117,31 @@ def _ctc_sizes(log_alpha: TensorMeta) -> tuple[int, int, int]:
     """(sequences, frames, states) from log_alpha's shape (N, T, 2S + 1) or (T, 2S + 1)."""
     batch = log_alpha.shape[0] if log_alpha.ndim == 3 else 1
     return batch, log_alpha.shape[-2], log_alpha.shape[-1]
+
+
+def _margin_sizes(x: TensorMeta) -> tuple[int, int]:
+    """(samples, classes) of multi_margin_loss's input: (N, C) or (C,)."""
+    return (x.shape[0], x.shape[1]) if x.ndim == 2 else (1, x.shape[0] if x.ndim else 1)
+
+
+@formula("multi_margin_loss")
+def _multi_margin_loss(event: OpEvent, options: CountOptions) -> Cost:
+    """(self, target, p=1, margin=1, weight=None, reduction=mean)."""
+    samples, classes = _margin_sizes(event.args[0])
+    weighted = _tensor(event, 4, "weight") is not None
+    return loss_formulas.multi_margin_loss(
+        samples, classes, int(event.arg(2, "p", 1)), _reduction(event, 5), weighted=weighted
+    )
+
+
+@formula("multi_margin_loss_backward")
+def _multi_margin_loss_backward(event: OpEvent, options: CountOptions) -> Cost:
+    """(grad_output, self, target, p, margin, weight=None, reduction)."""
+    samples, classes = _margin_sizes(event.args[1])
+    weighted = _tensor(event, 5, "weight") is not None
+    return loss_formulas.multi_margin_loss_backward(
+        samples, classes, int(event.arg(3, "p", 1)), weighted=weighted
+    )
 
 
 @formula("nll_loss_forward", "nll_loss2d_forward", "nll_loss", "nll_loss2d")

@@ -123,3 +123,26 @@ def ctc_loss_backward(batch: int, time: int, states: int, classes: int) -> Cost:
         + time * classes * CTC_FLOPS_PER_CLASS_GRADIENT
     )
     return Cost(flops=batch * per_sequence)
+
+
+def multi_margin_loss(samples: int, classes: int, p: int, reduction: int, *, weighted: bool) -> Cost:
+    """``multi_margin_loss`` (nn.MultiMarginLoss), per sample with target y over C classes:
+    the C - 1 terms max(0, margin - x[y] + x[i])^p (z 2, the compare 1, z*z 1 with p = 2,
+    * w[y] 1 with a weight), their sum (C - 2 adds) and / C (1); then the reduction over
+    the samples. Which terms are positive depends on values: all are counted, the most
+    the call does (a term at or under 0 skips only its power and weight)."""
+    terms = max(classes - 1, 0)
+    per_term = 3 + (1 if p == 2 else 0) + (1 if weighted else 0)
+    per_sample = terms * per_term + max(terms - 1, 0) + 1 if classes else 0
+    return Cost(flops=samples * per_sample + reduce(samples, reduction))
+
+
+def multi_margin_loss_backward(samples: int, classes: int, p: int, *, weighted: bool) -> Cost:
+    """``multi_margin_loss_backward``: g = 1/(N·C) or 1/C once (1); per term z 2, the
+    compare 1, h = 2·g·z with p = 2 (2), * w[y] (1), the target's gradient -= h (1); then
+    every input-gradient element times the loss's gradient (N·C). All terms counted."""
+    terms = max(classes - 1, 0)
+    per_term = 4 + (2 if p == 2 else 0) + (1 if weighted else 0)
+    if samples * classes == 0:
+        return Cost()
+    return Cost(flops=1 + samples * terms * per_term + samples * classes)
