@@ -262,8 +262,8 @@ class LLMCost:
         spec = get(hardware) if isinstance(hardware, str) else hardware
         batch = self.batch if batch is None else batch
         native = self.lm.itemsize * 8
-        wbits = native if weight_bits is None else bits_of(weight_bits)
-        cache = kv_cache(self.lm, kv_bits)
+        wbits = native if weight_bits is None else _bits("weight_bits", weight_bits)
+        cache = kv_cache(self.lm, None if kv_bits is None else _bits("kv_bits", kv_bits))
         dtype = str(self.lm.dtype).removeprefix("torch.")
 
         def time_of(phase: Phase, flops: int) -> PhaseTime:
@@ -515,7 +515,15 @@ def _check_settings(prompt: int, generate: int, batch: int, causal: str, kv_dtyp
             raise ValueError(f"{name} must be a positive whole number of tokens/sequences, got {value!r}")
     check_numel((batch, prompt), "batch x prompt:")  # the prefill's (batch, prompt) token ids
     if kv_dtype is not None:
-        bits_of(kv_dtype)  # fails early on an unknown name
+        _bits("kv_dtype", kv_dtype)  # fails early on an unknown name
+
+
+def _bits(name: str, value: str | int) -> int:
+    """``bits_of(value)``, its error naming the argument ``name``."""
+    try:
+        return bits_of(value)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"{name}: {error}") from None
 
 
 def _number(value: Fraction | int) -> int | float:
