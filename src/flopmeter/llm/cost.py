@@ -19,7 +19,7 @@ from ..report import Report
 from . import traces
 from .fit import Fit, PiecewiseLinear, fit, piecewise_linear
 from .kv import KVCache, bits_of, kv_cache
-from .model import LanguageModel, ParamCounts, language_model, position_table
+from .model import LanguageModel, ParamCounts, language_model, position_table, warn_if_compressed
 from .phases import Phase
 from .serving import PhaseTime, Serving, compute_bound_batch, decode_steps_seconds, phase_time
 
@@ -485,6 +485,7 @@ def llm_cost(
     result = LLMCost(lm, prompt, generate, batch, all_logits, causal, kv_dtype)
     result.prefill  # noqa: B018 - trace now: a model that cannot run fails here, clearly
     traces.stored_layout(result.lm)  # the cache's layout: windows the config names otherwise
+    warn_if_compressed(model_or_config)  # last: a model refused above gets the error alone
     return result
 
 

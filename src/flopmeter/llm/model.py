@@ -278,8 +278,6 @@ def language_model(
     check_source(model, source)
     _check_causal(model, config)
     _check_language_head(model)
-    if isinstance(model_or_config, torch.nn.Module):
-        _warn_if_compressed(model)  # after the checks: a model refused gets the error alone
     described = _describe(model, config)
     described.source = source
     described.decoder_alone = (
@@ -290,14 +288,17 @@ def language_model(
     return described
 
 
-def _warn_if_compressed(model: torch.nn.Module) -> None:
+def warn_if_compressed(model_or_config: Any) -> None:
     """LLM mode's bytes are a float engine's: a model holding quantized, pruned or parametrized
     weights has its stored weights read by dequantize, mask or parametrization ops, overhead that LLM
-    mode leaves out, and the widened copy counted as activations (P12-U5). Said, not silent."""
+    mode leaves out, and the widened copy counted as activations (P12-U5). Said, not silent.
+    ``llm_cost`` and ``training_step`` call it last, after every check and trace that may
+    refuse the model (R12): a model refused gets the error alone. A config builds a float model."""
     from ..compression.facts import collect
     from ..notices import CountWarning, user_stacklevel
 
-    if collect(model).holds_compression:
+    model = model_or_config
+    if isinstance(model, torch.nn.Module) and collect(model).holds_compression:
         warnings.warn(
             f"{type(model).__name__} holds quantized, pruned or parametrized weights: LLM mode's FLOPs "
             "and MACs are right, but its bytes are not an engine's (the stored weights are read by "
