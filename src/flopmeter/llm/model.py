@@ -217,6 +217,19 @@ class LanguageModel:
         return getattr(self.model.config, "_attn_implementation", None) == "eager"
 
     @property
+    def scan_chunks(self) -> tuple[int, int] | None:
+        """(layers, chunk) of the Mamba-2 layers that run transformers' torch path (the
+        fallback without mamba_ssm's kernels, which is what a trace on meta or the CPU runs):
+        its chunked scan pads a sequence of T tokens to a multiple of ``chunk`` (256 in
+        Bamba, Falcon-H1, Zamba2, ...) and computes every padded position. None without them."""
+        chunks: list[int] = []
+        for module in self.model.modules():
+            chunk = getattr(module, "chunk_size", None)
+            if isinstance(chunk, int) and hasattr(module, "ssm_state_size"):
+                chunks.append(chunk)
+        return (len(chunks), max(chunks)) if chunks else None
+
+    @property
     def has_chunks(self) -> bool:
         return any(c is not None for c in self.chunks)
 
