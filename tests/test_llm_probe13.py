@@ -66,3 +66,35 @@ def test_a_transformer_has_no_scan() -> None:
         vocab_size=64,
     )  # fmt: skip
     assert language_model(config).scan_chunks is None
+
+
+def test_a_tied_table_is_said_in_the_header() -> None:
+    """P12-R2: with tie_word_embeddings the header read "embeddings 0" and nothing else: the table
+    is counted once, as lm_head, which the header now says."""
+    import json
+
+    from flopmeter.llm import llm_cost
+    from flopmeter.render.llm import render_llm
+
+    def config(tied: bool) -> object:
+        return transformers.Qwen2Config(
+            num_hidden_layers=1, hidden_size=32, intermediate_size=64, num_attention_heads=4,
+            num_key_value_heads=2, vocab_size=64, tie_word_embeddings=tied,
+        )  # fmt: skip
+
+    tied, untied = llm_cost(config(True), prompt=8), llm_cost(config(False), prompt=8)
+    # the table: vocab 64 x hidden 32 = 2,048. Layer: q 32*32 + k, v 32*16 each + o 32*32 = 3,072;
+    # MLP 3*32*64 = 6,144: 9,216 (Kaplan N); N_mm = 9,216 + lm_head 2,048 = 11,264 either way
+    assert (tied.lm.params.matmul, tied.lm.params.kaplan, tied.lm.params.lm_head) == (11_264, 9_216, 2_048)
+    assert (tied.lm.params.embedding, untied.lm.params.embedding) == (0, 2_048)
+    # N_total: untied holds the table twice, tied once: 2,048 apart
+    assert untied.lm.params.total - tied.lm.params.total == 2_048
+    assert tied.lm.params.tied and not untied.lm.params.tied
+    header = next(line for line in render_llm(tied).splitlines() if line.startswith("params:"))
+    assert header.endswith(
+        "embeddings 0 (tied: the input table is lm_head's weight, its 2,048 counted once, in N_mm)"
+    )
+    assert next(line for line in render_llm(untied).splitlines() if line.startswith("params:")).endswith(
+        "embeddings 2,048"
+    )
+    assert json.loads(json.dumps(tied.to_dict()))["params"]["tied"] is True

@@ -37,6 +37,8 @@ class ParamCounts:
       router bias: added, not multiplied, so not here.
     - ``kaplan``: N_mm without lm_head (Kaplan et al.: no embeddings, no lm_head).
     - ``embedding``: input embedding tables not shared with lm_head.
+    - ``tied``: whether the input embedding table is lm_head's weight (``tie_word_embeddings``):
+      then it is counted once, as lm_head (in N_mm and ``lm_head``), and ``embedding`` is 0.
     - ``experts`` / ``active_matmul``: mixture-of-experts weights (parameters named
       ``experts`` with 2 or more dims, biases included: what an expert stores), and N_mm with
       only ``top_k / num_experts`` of the experts' matmul weights (uniform load).
@@ -64,6 +66,7 @@ class ParamCounts:
     idle: int = 0
     idle_matmul: int = 0
     trainable: int = 0
+    tied: bool = False
 
     @property
     def active_total(self) -> int:
@@ -588,11 +591,9 @@ def count_params(
     output_embeddings = getattr(model, "get_output_embeddings", None)
     head = output_embeddings() if callable(output_embeddings) else None
     head_weight = stored_weight(head) if isinstance(head, torch.nn.Module) else None
-    embedding_ids = {
-        id(weight)
-        for m in model.modules()
-        if isinstance(m, torch.nn.Embedding) and (weight := stored_weight(m)) is not head_weight
-    }
+    tables = [stored_weight(m) for m in model.modules() if isinstance(m, torch.nn.Embedding)]
+    embedding_ids = {id(weight) for weight in tables if weight is not head_weight}
+    tied = head_weight is not None and any(weight is head_weight for weight in tables)
     factors = weight_factors(model)  # weight norm's g and the like: not the weight multiplied
     total = matmul = embedding = experts = expert_matmul = idle = idle_matmul = trainable = 0
     for name, p in model.named_parameters():  # named_parameters yields a shared tensor once
@@ -626,4 +627,5 @@ def count_params(
         idle=idle,
         idle_matmul=idle_matmul,
         trainable=trainable,
+        tied=tied,
     )

@@ -243,7 +243,12 @@ def render_llm(
     lines = [
         f"{lm.name}: {lm.layers} layers, hidden {lm.hidden}, {_attention_shape(lm)}, vocab {lm.vocab}, {dtype}",
         f"params: N_total {n.total:,} · N_mm {n.matmul:,} (matmul weights, lm_head included, "
-        f"no embeddings) · Kaplan N {n.kaplan:,} · embeddings {n.embedding:,}",
+        f"no embeddings) · Kaplan N {n.kaplan:,} · embeddings {n.embedding:,}"
+        + (
+            f" (tied: the input table is lm_head's weight, its {n.lm_head:,} counted once, in N_mm)"
+            if n.tied
+            else ""
+        ),
         *idle_lines(lm),
     ]
     if lm.is_moe:
