@@ -143,6 +143,32 @@ class TestSettings:
     def test_usage_errors(self, argv, message):
         assert_clean(*run(argv)[::2], 2, message)
 
+    @pytest.mark.parametrize("mode", [["--meta"], ["--prompt", "24"]])
+    def test_a_build_error_after_set_names_the_keys(self, mode):
+        """P12-L7: the config takes vocab_size=100 but the model does not build (Phi3Config's
+        pad_token_id 32,000 is outside the vocabulary: the embedding's padding_idx fails);
+        was exit 1 "the model failed", now exit 2 naming the --set keys and the fix."""
+        argv = ["transformers:Phi3Config", "--set", "vocab_size=100", "--set", "num_hidden_layers=1", *mode]
+        assert_clean(
+            *run(argv)[::2],
+            2,
+            "building transformers:Phi3Config from --set vocab_size=100, num_hidden_layers=1 raised "
+            "AssertionError: Padding_idx must be within num_embeddings; the config took these values",
+            "(its pad_token_id 32000 is outside vocab_size 100: add --set pad_token_id=null, or an id below 100)",
+        )
+
+    def test_the_same_build_error_from_a_config_file_is_the_models(self, tmp_path):
+        # no --set: the values are the file's, so the model failed (exit 1), as before
+        path = write(
+            tmp_path, "config.json", '{"model_type": "phi3", "vocab_size": 100, "num_hidden_layers": 1}'
+        )
+        assert_clean(
+            *run([f"transformers:{path}", "--meta"])[::2],
+            1,
+            "the model failed: building transformers:",
+            "raised AssertionError: Padding_idx must be within num_embeddings",
+        )
+
     def test_config_json_that_is_a_list(self, tmp_path):
         path = write(tmp_path, "list.json", "[1, 2]")
         assert_clean(*run([f"transformers:{path}"])[::2], 2, "holds a JSON list")

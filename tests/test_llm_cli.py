@@ -142,6 +142,11 @@ def test_batch_size_serves_several_sequences():
         (["--generate", "-1"], "--generate must be at least 1, got -1"),
         (["--source", "0"], "--source must be at least 1, got 0"),
         (["--roofline", "h100-sxm", "--weight-bits", "0"], "--weight-bits must be at least 1, got 0"),
+        (
+            ["--roofline", "h100-sxm", "--weight-bits", "100"],
+            "--weight-bits must be at most 64 (float64's bits per weight), got 100",
+        ),
+        (["--kv-dtype", "100"], "--kv-dtype: bits per element must be at most 64 (float64's), got 100"),
         (["--kv-dtype", "int3"], "--kv-dtype: unknown cache dtype 'int3'"),
         (["--kv-dtype", "0"], "--kv-dtype: bits per element must be positive, got 0"),
         (["--dtype", "float7"], "--dtype: unknown dtype 'float7'"),

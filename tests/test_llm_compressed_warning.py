@@ -106,3 +106,30 @@ def test_a_compressed_model_llm_mode_refuses_gets_the_error_alone(tiny_llama_con
         with pytest.raises(ValueError, match="lm_head"):
             flopmeter.llm_cost(base, prompt=16, generate=4)
     assert not [w for w in caught if issubclass(w.category, flopmeter.FlopmeterWarning)]
+
+
+def test_a_compressed_model_training_step_refuses_gets_the_error_alone(tiny_mamba2_config: object) -> None:
+    """R12 (probe 12's review): the warning came from language_model, before training_step's
+    own refusal of a model without attention (Mamba-2); now it comes last, so the refusal is alone."""
+    from flopmeter.llm.training import training_step
+
+    model = transformers.Mamba2ForCausalLM(tiny_mamba2_config).eval()
+    torch.nn.utils.prune.l1_unstructured(model.backbone.layers[0].mixer.out_proj, "weight", amount=0.5)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError, match="caches recurrent states, no keys and values"):
+            training_step(model, tokens=8)
+    assert not [w for w in caught if issubclass(w.category, flopmeter.FlopmeterWarning)]
+
+
+def test_a_compressed_model_training_step_counts_is_warned_about_once(tiny_llama_config: object) -> None:
+    from flopmeter.llm.training import training_step
+
+    pruned = _llama(tiny_llama_config)
+    torch.nn.utils.prune.l1_unstructured(pruned.model.layers[0].mlp.up_proj, "weight", amount=0.5)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        training_step(pruned, tokens=8)
+    ours = [w for w in caught if issubclass(w.category, flopmeter.FlopmeterWarning)]
+    assert [w.category for w in ours] == [CountWarning]
+    assert ours[0].filename == __file__  # at the user's line

@@ -164,6 +164,33 @@ def test_serving_times_are_the_roofline_of_each_phase(gqa):
     )
 
 
+def test_what_if_bits_outside_1_to_64_are_refused_naming_the_argument(gqa):
+    """weight_bits=100 scaled the weight bytes by 100/32 without a word (probe 13): a what-if
+    takes 1 to 64 bits per element (float64's), a whole number; the error names the argument."""
+    spec = flopmeter.hardware.get("h100-sxm")
+    with pytest.raises(
+        ValueError, match=r"weight_bits: bits per element must be at most 64 \(float64's\), got 100"
+    ):
+        gqa.serving(spec, weight_bits=100)
+    with pytest.raises(ValueError, match="weight_bits: bits per element must be positive, got 0"):
+        gqa.serving(spec, weight_bits=0)
+    with pytest.raises(
+        TypeError, match="weight_bits: bits per element must be a whole number of bits .* got 4.5"
+    ):
+        gqa.serving(spec, weight_bits=4.5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="weight_bits: .* got True"):
+        gqa.serving(spec, weight_bits=True)
+    with pytest.raises(ValueError, match="kv_bits: bits per element must be at most 64"):
+        gqa.serving(spec, kv_bits=65)
+    with pytest.raises(ValueError, match="kv_dtype: bits per element must be at most 64"):
+        llm_cost(transformers.LlamaConfig(num_hidden_layers=1, **SMALL), prompt=8, kv_dtype=100)
+    # 64 is the top: the bfloat16 model's weight bytes x 64 / 16 = 4, the rest as it is
+    split = gqa.decode(64).bytes("paged")
+    assert gqa.lm.itemsize == 2
+    top = gqa.serving(spec, weight_bits=64)
+    assert top.first_decode.memory_s == pytest.approx(float(split.total + 3 * split.weights) / spec.bandwidth)
+
+
 def test_compute_bound_batch_solves_the_roofline_equation(gqa):
     """Decode turns compute-bound at the smallest B with B*f/peak >= (W + B*s)/bandwidth."""
     spec = flopmeter.hardware.get("h100-sxm")

@@ -344,3 +344,40 @@ def test_the_comparison_page_names_the_models_once() -> None:
     page = flopmeter.compare(before, after).to_html()
     assert page.count("Sequential (after) vs Sequential (before)") == 2  # <title> and <h1>, not the text too
     assert "<p>Ratios are after / before" in page
+
+
+def test_a_roofline_shows_its_table_in_a_notebook_as_a_fragment() -> None:
+    # Report, CompressionView and Comparison have a Jupyter view; a Roofline has the same kind
+    report = _conv_report()
+    hw = flopmeter.Hardware("toy", {"float32": 1e12}, 1e11, description="a <toy> chip")
+    fragment = report.roofline(hw)._repr_html_()
+    for tag in ("<html", "<head", "<body", "<script", "<style", "<!DOCTYPE"):
+        assert tag.lower() not in fragment.lower()
+    assert fragment.startswith("<div") and fragment.endswith("</div>")
+    assert "<toy>" not in fragment and "a &lt;toy&gt; chip" in fragment
+    # ridge 1e12 FLOP/s / 1e11 B/s = 10.0 FLOPs/byte
+    assert "peak 1.0 TFLOP/s (float32), bandwidth 100 GB/s, ridge 10.0 FLOPs/byte" in fragment
+    # bound: compute 442,368 FLOPs / 1e12 = 0.442 us < memory 45,952 B / 1e11 = 0.4595 us
+    assert "estimated latency 459.5 ns (roofline-bound model, memory-limited)" in fragment
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", fragment)
+    # the Conv2d row: name, type, FLOPs, bytes, intensity 442,368 / 45,952 = 9.6, bound,
+    # roofline time, estimate (= the bound: no calibration), limit, share of the call
+    assert cells[10:20] == [
+        "&nbsp;&nbsp;&nbsp;&nbsp;0",
+        "Conv2d",
+        "442.37 K",
+        "44.88 KiB",
+        "9.6",
+        "memory",
+        "459.5 ns",
+        "459.5 ns",
+        "memory",
+        "100.0%",
+    ]
+
+
+def test_a_roofline_fragment_bounds_its_rows() -> None:
+    model = nn.Sequential(*[nn.ReLU() for _ in range(50)])
+    fragment = flopmeter.profile(model, torch.randn(1, 4)).roofline("h100-sxm")._repr_html_()
+    assert fragment.count("<tr>") == 1 + 40  # header + HTML_ROWS rows; root + 50 children = 51
+    assert "11 more module(s) not shown" in fragment

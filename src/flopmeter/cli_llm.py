@@ -274,13 +274,17 @@ def _check_values(args: argparse.Namespace) -> None:
     """Values the traces would refuse only after building and tracing the model (--weight-bits
     after the whole cost): checked first, exit 2 naming the option (README: option values are
     checked before anything is counted)."""
-    from .llm.kv import bits_of
+    from .llm.kv import MAX_BITS, bits_of
     from .llm.model import _torch_dtype
 
     for name in ("generate", "source", "weight_bits"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    if args.weight_bits is not None and args.weight_bits > MAX_BITS:
+        raise UsageError(
+            f"--weight-bits must be at most {MAX_BITS} (float64's bits per weight), got {args.weight_bits}"
+        )
     try:
         if args.kv_dtype is not None:
             bits_of(int(args.kv_dtype) if args.kv_dtype.isdigit() else args.kv_dtype)

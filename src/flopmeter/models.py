@@ -209,9 +209,14 @@ def _check_known(kind: str, name: str, known: list[str]) -> None:
 
 
 @contextmanager
-def _building(source: str, overrides: dict[str, Any]) -> Iterator[None]:
+def _building(
+    source: str, overrides: dict[str, Any], *, built_from: dict[str, Any] | None = None, hint: str = ""
+) -> Iterator[None]:
     """Turn a library builder's exception into ModelSourceError (when the user's
-    ``--set`` values are the likely cause) or ModelBuildError."""
+    ``--set`` values are the likely cause) or ModelBuildError. ``overrides``: the ``--set``
+    values this builder took as arguments ("rejected --set ..."); ``built_from``: those a
+    config took, from which this builds the model ("building ... from --set ..."): a preset
+    builds without them, so either is a usage error (exit 2) naming the keys, ``hint`` after."""
     try:
         yield
     except (ModelSourceError, ModelBuildError):
@@ -227,6 +232,13 @@ def _building(source: str, overrides: dict[str, Any]) -> Iterator[None]:
         if overrides:
             given = ", ".join(f"{k}={v!r}" for k, v in overrides.items())
             raise ModelSourceError(f"{source} rejected --set {given}: {_first_line(text)}") from error
+        if built_from:
+            given = ", ".join(f"{k}={v!r}" for k, v in built_from.items())
+            raise ModelSourceError(
+                f"building {source} from --set {given} raised {_first_line(text)}; the config took "
+                f"{'this value' if len(built_from) == 1 else 'these values'} but its model does not build "
+                f"from {'it' if len(built_from) == 1 else 'them'}{hint}"
+            ) from error
         raise ModelBuildError(f"building {source} raised {_first_line(text)}") from error
 
 
@@ -377,13 +389,25 @@ def _transformers(name: str, overrides: dict[str, Any], meta: bool) -> LoadedMod
     with _building(f"transformers:{name}", overrides):
         config = config_class(**data)
     notes: list[str] = []
-    with _building(f"transformers:{name}", {}):
+    with _building(f"transformers:{name}", {}, built_from=overrides, hint=_token_id_hint(config, overrides)):
         if meta:
             model = transformers.AutoModel.from_config(config)
         else:
             model, note = _build_within_memory(transformers, config)
             notes += [note] if note else []
     return LoadedModel(model.eval(), f"transformers:{name}", _transformers_inputs(config), notes=notes)
+
+
+def _token_id_hint(config: Any, overrides: dict[str, Any]) -> str:
+    """The likely cause when a ``--set vocab_size`` left the preset's padding token outside
+    the vocabulary (Phi3Config's pad_token_id 32,000 with ``vocab_size=100``: the
+    embedding's ``padding_idx`` fails), and the ``--set`` that fixes it."""
+    vocab, pad = getattr(config, "vocab_size", None), getattr(config, "pad_token_id", None)
+    if "vocab_size" not in overrides or "pad_token_id" in overrides:
+        return ""
+    if not isinstance(vocab, int) or not isinstance(pad, int) or 0 <= pad < vocab:
+        return ""
+    return f" (its pad_token_id {pad} is outside vocab_size {vocab}: add --set pad_token_id=null, or an id below {vocab})"
 
 
 def _check_config_keys(config_class: Any, overrides: dict[str, Any]) -> None:

@@ -1197,11 +1197,19 @@ def _logsumexp(event: OpEvent, options: CountOptions) -> Cost:
 @formula("histc", "bincount", "histogram")
 def _histogram(event: OpEvent, options: CountOptions) -> Cost:
     """Binning: (x - min) * bins / (max - min) and a floor per input element (3 FLOPs);
-    the count increments are integer work. ``bincount`` bins integers as they are (no
-    arithmetic): with float ``weights`` each element's weight is added to its bin (1)."""
+    the count increments are integer work. Without a range (``histc``'s default min = max
+    = 0, any min == max; ``histogram(x, bins=B)`` without ``range``) the kernel first finds
+    the data's min and max: n - 1 comparisons each, 2(n - 1). ``bincount`` bins integers as
+    they are (no arithmetic): with float ``weights`` each element's weight is added to its bin (1)."""
+    x = event.args[0]
     if event.op == "aten.bincount":
-        return Cost(flops=event.args[0].numel if _tensor(event, 1, "weights") is not None else 0)
-    return Cost(flops=3 * event.args[0].numel)
+        return Cost(flops=x.numel if _tensor(event, 1, "weights") is not None else 0)
+    if event.op == "aten.histc":
+        low, high = event.arg(2, "min", 0), event.arg(3, "max", 0)
+        scans = float(low) == float(high)
+    else:  # histogram: bins a count (bin_ct) scans without a range; bin edges (a tensor) never
+        scans = not isinstance(event.arg(1, "bins"), TensorMeta) and event.arg(2, "range") is None
+    return Cost(flops=3 * x.numel + (2 * (x.numel - 1) if scans and x.numel else 0))
 
 
 @formula("cumsum", "cumprod", "logcumsumexp", "cummax", "cummin")
@@ -2353,6 +2361,19 @@ def _equal(event: OpEvent, options: CountOptions) -> Cost:
     """torch.equal(a, b) -> a Python bool: one compare per element (0 on integers and
     bools, as every compare); torch.istft runs one."""
     return Cost(flops=event.args[0].numel)
+
+
+@formula("allclose")
+def _allclose(event: OpEvent, options: CountOptions) -> Cost:
+    """torch.allclose(a, b, rtol, atol, equal_nan) -> a Python bool: torch.isclose's ops
+    (``elementwise.isclose``) and an ``all`` over its bools (0). On integers and bools 0, as
+    every op that touches no floating-point tensor (torch.isclose itself shows its float
+    conversion and is counted)."""
+    a, b = event.args[0], event.arg(1, "other")
+    rtol, atol = event.arg(2, "rtol", 1e-05), event.arg(3, "atol", 1e-08)
+    equal_nan = bool(event.arg(4, "equal_nan", False))
+    elements = prod(_broadcast_shape([a.shape, b.shape]))
+    return elementwise.isclose(elements, a.numel, b.numel, a.is_floating, bool(rtol) or bool(atol), equal_nan)
 
 
 @formula("unfold_backward")

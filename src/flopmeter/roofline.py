@@ -217,6 +217,13 @@ class Roofline:
 
         return roofline_repr(self)
 
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the hardware, the estimate and a table of the top modules, an
+        HTML fragment as a Report's (``render.reprs.roofline_html``)."""
+        from .render.reprs import roofline_html
+
+        return roofline_html(self)
+
     @property
     def peak_flops(self) -> float:
         """The peak FLOP/s the model's FLOPs run at: FLOPs / ``peak_time`` (for a model in

@@ -120,6 +120,8 @@ PER_ELEMENT: dict[str, int] = {
     "hypot": 4,  # sqrt(a*a + b*b)
     "sinc": 3,  # sin(pi*x) / (pi*x): mul, sin, divide
     "frac": 2,  # x - trunc(x)
+    "frexp": 1,  # x = m * 2^e: one elementary function, its two results from the float's fields
+    "ldexp": 2,  # x * 2^other: pow(2, other), multiply (torch's own decomposition)
     "nan_to_num": 3,  # isnan, x == +inf, x == -inf: each a compare and select
     "heaviside": 1,  # x == 0 ? v : x > 0
     "deg2rad": 1,
@@ -301,3 +303,22 @@ PER_ELEMENT_BACKWARD: dict[str, int] = {
     "softshrink_backward": 2,  # the same test
     "rrelu_with_noise_backward": 1,  # training: g * noise (the slope drawn, or 1); eval: leaky_relu's 2
 }
+
+
+# torch.isclose's float ops per element, its ATen decomposition (what ``profile`` counts for
+# torch.isclose itself): |a - b| (sub, abs), rtol*|b| + atol (mul, abs, add, over b's elements),
+# isfinite(|a - b|) (x == x, |x|, != inf) and <= : 6 per element and 3 per element of b.
+ISCLOSE_TOLERANCE = 6
+ISCLOSE_TOLERANCE_OF_B = 3
+
+
+def isclose(elements: int, a: int, b: int, floating: bool, tolerance: bool, equal_nan: bool) -> Cost:
+    """torch.isclose over ``elements`` (the broadcast of ``a`` and ``b`` elements), the ops
+    its decomposition runs: a == b (1 per element on floats; integers and bools: 0), with
+    ``equal_nan`` isnan of each (a + b, floats only), and unless rtol = atol = 0 the
+    tolerance test in float (ints and bools converted): 6 per element + 3 per element of b.
+    ``allclose`` is this and an ``all`` over bools (0)."""
+    flops = elements + (a + b if equal_nan else 0) if floating else 0
+    if tolerance:
+        flops += ISCLOSE_TOLERANCE * elements + ISCLOSE_TOLERANCE_OF_B * b
+    return Cost(flops=flops)

@@ -20,7 +20,7 @@ from ..report import Report
 from . import traces
 from .fit import Fit, PiecewiseLinear, fit, piecewise_linear
 from .kv import KVCache, bits_of, kv_cache
-from .model import LanguageModel, ParamCounts, language_model, position_table
+from .model import LanguageModel, ParamCounts, language_model, position_table, warn_if_compressed
 from .phases import Phase
 from .serving import PhaseTime, Serving, compute_bound_batch, decode_steps_seconds, phase_time
 
@@ -263,8 +263,8 @@ class LLMCost:
         spec = get(hardware) if isinstance(hardware, str) else hardware
         batch = self.batch if batch is None else batch
         native = self.lm.itemsize * 8
-        wbits = native if weight_bits is None else bits_of(weight_bits)
-        cache = kv_cache(self.lm, kv_bits)
+        wbits = native if weight_bits is None else _bits("weight_bits", weight_bits)
+        cache = kv_cache(self.lm, None if kv_bits is None else _bits("kv_bits", kv_bits))
         dtype = str(self.lm.dtype).removeprefix("torch.")
         if dtype == "float32" and lists_tf32(spec) and tf32_allowed("matmul"):
             dtype = "tfloat32"  # float32 matmuls the user lets run on TF32 (docs/speed.md)
@@ -488,6 +488,7 @@ def llm_cost(
     result = LLMCost(lm, prompt, generate, batch, all_logits, causal, kv_dtype)
     result.prefill  # noqa: B018 - trace now: a model that cannot run fails here, clearly
     traces.stored_layout(result.lm)  # the cache's layout: windows the config names otherwise
+    warn_if_compressed(model_or_config)  # last: a model refused above gets the error alone
     return result
 
 
@@ -518,7 +519,15 @@ def _check_settings(prompt: int, generate: int, batch: int, causal: str, kv_dtyp
             raise ValueError(f"{name} must be a positive whole number of tokens/sequences, got {value!r}")
     check_numel((batch, prompt), "batch x prompt:")  # the prefill's (batch, prompt) token ids
     if kv_dtype is not None:
-        bits_of(kv_dtype)  # fails early on an unknown name
+        _bits("kv_dtype", kv_dtype)  # fails early on an unknown name
+
+
+def _bits(name: str, value: str | int) -> int:
+    """``bits_of(value)``, its error naming the argument ``name``."""
+    try:
+        return bits_of(value)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"{name}: {error}") from None
 
 
 def _number(value: Fraction | int) -> int | float:

@@ -4,6 +4,7 @@ layers (Llama 4) the tokens of the current chunk."""
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -24,11 +25,22 @@ KV_BITS = {
 }
 
 
+MAX_BITS = 64
+"""The most bits per element a what-if takes (float64's): 100-bit weights or cache entries
+are a typo, not a format (``weight_bits=``, ``kv_bits=``, ``--weight-bits``, ``--kv-dtype``)."""
+
+
 def bits_of(dtype: str | int) -> int:
-    """Bits per element of a dtype name ("bf16", "fp8", "int4") or a bit count (8)."""
-    if isinstance(dtype, int):
+    """Bits per element of a dtype name ("bf16", "fp8", "int4") or a bit count, 1 to
+    ``MAX_BITS`` (8)."""
+    if isinstance(dtype, bool) or not isinstance(dtype, (numbers.Integral, str)):
+        raise TypeError(f"bits per element must be a whole number of bits or a dtype name, got {dtype!r}")
+    if isinstance(dtype, numbers.Integral):
+        dtype = int(dtype)
         if dtype < 1:
             raise ValueError(f"bits per element must be positive, got {dtype}")
+        if dtype > MAX_BITS:
+            raise ValueError(f"bits per element must be at most {MAX_BITS} (float64's), got {dtype}")
         return dtype
     if dtype not in KV_BITS:
         raise ValueError(

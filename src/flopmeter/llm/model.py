@@ -37,6 +37,8 @@ class ParamCounts:
       router bias: added, not multiplied, so not here.
     - ``kaplan``: N_mm without lm_head (Kaplan et al.: no embeddings, no lm_head).
     - ``embedding``: input embedding tables not shared with lm_head.
+    - ``tied``: whether the input embedding table is lm_head's weight (``tie_word_embeddings``):
+      then it is counted once, as lm_head (in N_mm and ``lm_head``), and ``embedding`` is 0.
     - ``experts`` / ``active_matmul``: mixture-of-experts weights (parameters named
       ``experts`` with 2 or more dims, biases included: what an expert stores), and N_mm with
       only ``top_k / num_experts`` of the experts' matmul weights (uniform load).
@@ -64,6 +66,7 @@ class ParamCounts:
     idle: int = 0
     idle_matmul: int = 0
     trainable: int = 0
+    tied: bool = False
 
     @property
     def active_total(self) -> int:
@@ -217,6 +220,19 @@ class LanguageModel:
         return getattr(self.model.config, "_attn_implementation", None) == "eager"
 
     @property
+    def scan_chunks(self) -> tuple[int, int] | None:
+        """(layers, chunk) of the Mamba-2 layers that run transformers' torch path (the
+        fallback without mamba_ssm's kernels, which is what a trace on meta or the CPU runs):
+        its chunked scan pads a sequence of T tokens to a multiple of ``chunk`` (256 in
+        Bamba, Falcon-H1, Zamba2, ...) and computes every padded position. None without them."""
+        chunks: list[int] = []
+        for module in self.model.modules():
+            chunk = getattr(module, "chunk_size", None)
+            if isinstance(chunk, int) and hasattr(module, "ssm_state_size"):
+                chunks.append(chunk)
+        return (len(chunks), max(chunks)) if chunks else None
+
+    @property
     def has_chunks(self) -> bool:
         return any(c is not None for c in self.chunks)
 
@@ -278,8 +294,6 @@ def language_model(
     check_source(model, source)
     _check_causal(model, config)
     _check_language_head(model)
-    if isinstance(model_or_config, torch.nn.Module):
-        _warn_if_compressed(model)  # after the checks: a model refused gets the error alone
     described = _describe(model, config)
     described.source = source
     described.decoder_alone = (
@@ -290,14 +304,17 @@ def language_model(
     return described
 
 
-def _warn_if_compressed(model: torch.nn.Module) -> None:
+def warn_if_compressed(model_or_config: Any) -> None:
     """LLM mode's bytes are a float engine's: a model holding quantized, pruned or parametrized
     weights has its stored weights read by dequantize, mask or parametrization ops, overhead that LLM
-    mode leaves out, and the widened copy counted as activations (P12-U5). Said, not silent."""
+    mode leaves out, and the widened copy counted as activations (P12-U5). Said, not silent.
+    ``llm_cost`` and ``training_step`` call it last, after every check and trace that may
+    refuse the model (R12): a model refused gets the error alone. A config builds a float model."""
     from ..compression.facts import collect
     from ..notices import CountWarning, user_stacklevel
 
-    if collect(model).holds_compression:
+    model = model_or_config
+    if isinstance(model, torch.nn.Module) and collect(model).holds_compression:
         warnings.warn(
             f"{type(model).__name__} holds quantized, pruned or parametrized weights: LLM mode's FLOPs "
             "and MACs are right, but its bytes are not an engine's (the stored weights are read by "
@@ -574,11 +591,9 @@ def count_params(
     output_embeddings = getattr(model, "get_output_embeddings", None)
     head = output_embeddings() if callable(output_embeddings) else None
     head_weight = stored_weight(head) if isinstance(head, torch.nn.Module) else None
-    embedding_ids = {
-        id(weight)
-        for m in model.modules()
-        if isinstance(m, torch.nn.Embedding) and (weight := stored_weight(m)) is not head_weight
-    }
+    tables = [stored_weight(m) for m in model.modules() if isinstance(m, torch.nn.Embedding)]
+    embedding_ids = {id(weight) for weight in tables if weight is not head_weight}
+    tied = head_weight is not None and any(weight is head_weight for weight in tables)
     factors = weight_factors(model)  # weight norm's g and the like: not the weight multiplied
     total = matmul = embedding = experts = expert_matmul = idle = idle_matmul = trainable = 0
     for name, p in model.named_parameters():  # named_parameters yields a shared tensor once
@@ -612,4 +627,5 @@ def count_params(
         idle=idle,
         idle_matmul=idle_matmul,
         trainable=trainable,
+        tied=tied,
     )

@@ -30,7 +30,7 @@ from ..report import Report
 from ..roofline import flops_by_dtype
 from .cost import experts_run
 from .kv import kv_cache
-from .model import LanguageModel, language_model
+from .model import LanguageModel, language_model, warn_if_compressed
 from .ran import ParametersRead, parameters_run
 from .traces import stored_layout
 
@@ -254,4 +254,5 @@ def training_step(
     causal = profile(
         lm.model, inputs, backward=True, causal="needed", name=f"{lm.name} training step T={tokens}"
     )
+    warn_if_compressed(model_or_config)  # last: a model refused above gets the error alone
     return TrainingStep(lm, tokens, batch, full, causal, recompute, optimizer)

@@ -14,7 +14,7 @@ from ..formulas import contraction, normalization
 from ..registry import CountOptions, with_traffic
 from ..tracing.events import OpEvent, TensorMeta
 from . import modules as scopes
-from . import ops
+from . import ops, sequences
 from .control import ControlFlow, control_keys
 from .load import LoadedOnnx, OnnxModelError, opset_versions
 from .onnx_tool import onnx_tool_macs
@@ -220,17 +220,27 @@ class GraphCounter:
         role = "an output of" if name in node.output else "read by"
         head = f"the shape of {name!r}, {role} {_label(node)}, could not be inferred"
         head += f" ({'rank unknown' if vt is None or vt.shape is None else vt.shape})"
-        value, source = name, self.index.node_of(name)
+        value, source, reader = name, self.index.node_of(name), node
         while source is not None:
             unknown = next(
                 (i for i in source.input if i and self.index.node_of(i) and not self._known(i)), None
             )
             if unknown is None:
                 break
-            value, source = unknown, self.index.node_of(unknown)
+            value, source, reader = unknown, self.index.node_of(unknown), source
         if source is None:
             return f"{head}: give every input's shape (inputs=..., CLI --input NAME:SHAPE)"
-        if value != name:
+        if value in self.types.sequences:  # a sequence has no shape: its elements are what is unknown
+            head += (
+                f": {_label(reader)} reads the sequence {value!r}, the output of {_label(source)}, whose "
+                f"elements (how many, and their shapes) are unknown" + _concat_needs(reader)
+            )
+            if source.op_type not in sequences.BUILDERS and value not in self.types.refused:
+                return (
+                    f"{head}: flopmeter follows a sequence's elements through "
+                    f"{', '.join(sorted(sequences.BUILDERS))}, not through {source.op_type}"
+                )
+        elif value != name:
             head += f": it comes from {value!r}, the output of {_label(source)}, whose shape is unknown too"
         refused = self.types.refused.get(value)
         if refused:  # ONNX's shape inference rejected the node that makes it: say why
@@ -260,6 +270,8 @@ class GraphCounter:
         )
 
     def _known(self, name: str) -> bool:
+        if name in self.types.sequences:
+            return sequences.known(self.types, name)
         vt = self.types.types.get(name)
         return vt is not None and vt.static
 
@@ -272,6 +284,8 @@ class GraphCounter:
         node = self.nodes[position]
         domain = "" if node.domain == "ai.onnx" else node.domain
         args = tuple(self.meta_of(name, node, need) for name in node.input)
+        if node.op_type == "ConcatFromSequence" and node.input[0] in self.types.sequence_items:
+            args = self._sequence_metas(node.input[0])  # it reads every element, as Concat its inputs
         if node.op_type in ("Conv", "ConvTranspose") and self._bias_added_by_exporter(position):
             args = args[:2]  # an unoptimized dynamo export's zero bias, which PyTorch's conv had not
         if exporter_affine(self.index, self.meta, position):
@@ -290,6 +304,20 @@ class GraphCounter:
         return OpEvent(
             ops.onnx_op_name(domain, node.op_type), args, kwargs, outputs, self.node_modules[position]
         )
+
+    def _sequence_metas(self, name: str) -> tuple[TensorMeta | None, ...]:
+        """TensorMeta of each element of the sequence ``name`` (sequences.py): the tensor put in,
+        or a split's piece (an activation)."""
+        metas: list[TensorMeta | None] = []
+        for item in self.types.sequence_items[name]:
+            if item.name is not None and item.name in self.types.types:
+                metas.append(self.meta_of(item.name, None, False))
+            elif item.type.static and item.type.shape is not None:
+                dtype, itemsize = DTYPES.get(item.type.elem_type, ("unknown", 1))
+                metas.append(
+                    TensorMeta(tuple(int(d) for d in item.type.shape), dtype, itemsize, "activation")
+                )
+        return tuple(metas)
 
     def causal_by_value(self, masks: list[tuple[str, str]]) -> bool:
         """Whether an attention mask that constants and shapes determine (transformers'
@@ -471,6 +499,14 @@ class GraphCounter:
             )
         tool = sum(self.onnx_tool_of(member) for member in fold.members)
         return CountedOp(event, replace(with_traffic(work, event), onnx_tool_macs=tool), "counted", node.name)
+
+
+def _concat_needs(reader: Any) -> str:
+    """What ConcatFromSequence needs of its sequence's elements for its output shape."""
+    if reader.op_type != "ConcatFromSequence":
+        return ""
+    stacks = any(a.name == "new_axis" and a.i for a in reader.attribute)
+    return ", and its new axis is their number" if stacks else ", and its size along the axis is their sum"
 
 
 def _label(node: Any) -> str:

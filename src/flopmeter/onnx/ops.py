@@ -29,7 +29,8 @@ VIEW_OPS = frozenset(
     "onnx." + name
     for name in (
         "Reshape Flatten Squeeze Unsqueeze Identity Shape Size Dropout Slice Expand Transpose Split "
-        "Constant Optional OptionalGetElement SequenceConstruct SequenceAt SplitToSequence"
+        "Constant Optional OptionalGetElement SequenceConstruct SequenceAt SplitToSequence SequenceEmpty "
+        "SequenceInsert SequenceErase SequenceLength"
     ).split()
 )
 # No FLOPs, memory moved: copies, gathers, padding, casts, index generation.
@@ -38,7 +39,7 @@ DATA_OPS = frozenset(
     for name in (
         "Concat Gather GatherElements GatherND ScatterND ScatterElements Scatter Tile Pad Cast CastLike "
         "DepthToSpace SpaceToDepth Trilu ConstantOfShape Range OneHot NonZero Compress Unique EyeLike "
-        "ReverseSequence CenterCropPadding Col2Im"
+        "ReverseSequence CenterCropPadding Col2Im ConcatFromSequence"
     ).split()
 ) | {"com.microsoft.QLinearConcat"}  # a Concat of quantized inputs (requantized where scales differ)
 

@@ -25,6 +25,7 @@ from .load import OnnxModelError, opset_versions
 
 if TYPE_CHECKING:
     from .evaluate import ConstantValues
+    from .sequences import Item
 
 # Integer tensors larger than this are never folded (shape tensors are tiny).
 MAX_FOLDED_ELEMENTS = 4096
@@ -65,6 +66,8 @@ class GraphTypes:
     # values of sequence type (SplitToSequence's output): no tensor shape of their own; the
     # types of their elements reach SequenceAt through ONNX's inference
     sequences: set[str] = field(default_factory=set)
+    # the elements of the sequences whose builders flopmeter follows (sequences.py), by value
+    sequence_items: dict[str, list[Item]] = field(default_factory=dict)
 
 
 def bind_inputs(
@@ -292,6 +295,12 @@ def _infer_node(
         elif proto.HasField("sequence_type"):
             result.sequences.add(name)
             proto_types[name] = proto
+    if domain == "":  # a sequence's elements, and the shapes of what reads it (ConcatFromSequence)
+        from .sequences import follow
+
+        for name, vt in follow(node, result).items():
+            result.types[name] = vt
+            proto_types[name] = _to_proto(vt)
     _fold(node, domain, opsets, result, proto_types)
 
 

@@ -114,6 +114,23 @@ def eager_needed_note(
     ]
 
 
+def scan_padding_note(lm: LanguageModel, tokens: int, what: str) -> list[str]:
+    """A NOTE where a sequence of ``tokens`` runs Mamba-2 layers whose torch path pads it to a
+    chunk (``LanguageModel.scan_chunks``): ``what`` (the traced rows, the prefill) counts the
+    padded positions' scan, which is what that path computes; none at a multiple of the chunk."""
+    found = lm.scan_chunks
+    if found is None or tokens % found[1] == 0:
+        return []
+    layers, chunk = found
+    padded = -(-tokens // chunk) * chunk
+    return [
+        f"NOTE: {lm.name}'s {layers} Mamba-2 layer{'s' if layers != 1 else ''} run transformers' torch path"
+        f" (no mamba_ssm kernels), whose chunked scan pads the {tokens:,} tokens to {padded:,} (a chunk of"
+        f" {chunk:,}): {what} count{'s' if what.startswith('the prefill') else ''} the padded positions'"
+        f" scan, which is what it computes; none at T a multiple of {chunk:,}, nor in a fused kernel"
+    ]
+
+
 def pieces_line(cost: LLMCost) -> str:
     """How the roofline's decode steps get their FLOPs where cost is piecewise in the context
     (``LLMCost.decode_pieces``): the traced contexts, and whether every span was checked."""
@@ -226,7 +243,12 @@ def render_llm(
     lines = [
         f"{lm.name}: {lm.layers} layers, hidden {lm.hidden}, {_attention_shape(lm)}, vocab {lm.vocab}, {dtype}",
         f"params: N_total {n.total:,} · N_mm {n.matmul:,} (matmul weights, lm_head included, "
-        f"no embeddings) · Kaplan N {n.kaplan:,} · embeddings {n.embedding:,}",
+        f"no embeddings) · Kaplan N {n.kaplan:,} · embeddings {n.embedding:,}"
+        + (
+            f" (tied: the input table is lm_head's weight, its {n.lm_head:,} counted once, in N_mm)"
+            if n.tied
+            else ""
+        ),
         *idle_lines(lm),
     ]
     if lm.is_moe:
@@ -266,6 +288,7 @@ def render_llm(
         )
     lines += _sparse_attention_note(cost)
     lines += eager_needed_note(lm, cost.causal)
+    lines += scan_padding_note(lm, cost.prompt, "the prefill")
     lines.append(
         f"2N per token, for comparison (attention left out): 2 N_mm = {u.count(2 * n.matmul, 'FLOPs', units, precision)}"
         f" · 2 N_total = {u.count(2 * n.total, 'FLOPs', units, precision)}"
@@ -556,6 +579,7 @@ def render_training(
     lines += idle_lines(step.lm)
     lines += _frozen_note(step)
     lines += eager_needed_note(step.lm, "needed", "the traced causal row counts it dense too")
+    lines += scan_padding_note(step.lm, step.tokens, "the traced rows")
     lines += _dense_experts_note(step.lm, step.experts_run)
     qk_dim, v_dim = step.lm.attention_dims
     if not step.lm.uniform_attention:

@@ -215,7 +215,10 @@ HTML_ROWS = 40
 
 def html_depth(report: Any) -> int:
     """The depth the notebook table goes down to (see HTML_MIN_ROWS)."""
-    depths = [m.depth for m in report.modules.values()]
+    return _depth_for([m.depth for m in report.modules.values()])
+
+
+def _depth_for(depths: list[int]) -> int:
     depth = 1
     while depth < max(depths, default=0) and sum(d <= depth for d in depths) < HTML_MIN_ROWS:
         depth += 1
@@ -256,4 +259,43 @@ def report_html(report: Any) -> str:
         f"</tr></thead><tbody>{cells}</tbody></table>{hidden}"
         "<div><code>print(report)</code>: every module; <code>report.to_html()</code>: "
         "the interactive page</div></div>"
+    )
+
+
+def roofline_html(roofline: Any) -> str:
+    """An HTML fragment for Jupyter (``Roofline._repr_html_``), the same kind as
+    ``report_html``: the hardware line (peak, bandwidth, ridge) and the estimate, then the
+    roofline table (the CLI's ``--roofline`` columns) of the modules down to depth 1,
+    deeper for a wrapper as ``html_depth``, at most ``HTML_ROWS``."""
+    from .speed import roofline_head, roofline_table
+
+    e = html.escape
+    depth = _depth_for([r.depth for r in roofline.rows.values()])
+    rows = [r for r in roofline.rows.values() if r.depth <= depth]
+    more = len(rows) - HTML_ROWS
+    header, body = roofline_table(roofline, rows[:HTML_ROWS], indent=False)
+    left = ("module", "type", "bound", "limit")
+    head = "".join(
+        f'<th style="text-align:left">{e(h)}</th>' if h in left else f"<th>{e(h)}</th>" for h in header
+    )
+    cells = "".join(
+        "<tr>"
+        + "".join(
+            f'<td style="text-align:left">{"&nbsp;" * 4 * r.depth if h == "module" else ""}{e(c)}</td>'
+            if h in left
+            else f"<td>{e(c)}</td>"
+            for h, c in zip(header, row, strict=True)
+        )
+        + "</tr>"
+        for r, row in zip(rows, body, strict=False)
+    )
+    lines = roofline_head(roofline)
+    notes = "".join(f"<div>{e(line)}</div>" for line in lines[1:])
+    hidden = f"<div>{more} more module(s) not shown</div>" if more > 0 else ""
+    return (
+        '<div class="flopmeter-roofline">'
+        f"<div><b>{e(lines[0][0].upper() + lines[0][1:])}</b></div>{notes}"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table>{hidden}"
+        "<div><code>.rows[name]</code>: every module's numbers; <code>.latency</code>, "
+        "<code>.bound_latency</code>: the whole call</div></div>"
     )

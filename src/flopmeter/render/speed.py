@@ -6,7 +6,7 @@ import statistics
 
 from ..hardware import Hardware
 from ..report import Report
-from ..roofline import Roofline
+from ..roofline import Roofline, RooflineRow
 from ..timing import Timing
 from . import units as u
 from .text import grid, summary_lines, working_modules
@@ -79,6 +79,41 @@ def render_roofline(
         working = working_modules(report)
         leaves = [r for r in rows if is_leaf(report, r.name, working) or r.depth == depth]
         rows = sorted(leaves, key=lambda r: -r.time)[:top]
+    header, body = roofline_table(roofline, rows, units, precision, indent=top is None)
+    head = [
+        *summary_lines(report, "exact", units, precision),
+        *roofline_head(roofline),
+        f"peak activation memory {u.nbytes(report.peak_activation_bytes)}, parameters {u.nbytes(report.param_bytes)}",
+        f"source: {hw.source}",
+        *(
+            [f"calibration: {render_calibration(hw)}", f"calibration source: {hw.calibration_source}"]
+            if hw.calibrated
+            else []
+        ),
+        "",
+    ]
+    return "\n".join(head + grid(header, body))
+
+
+def roofline_head(roofline: Roofline) -> list[str]:
+    """The table's header lines that need no report: the hardware's peak (for the dtype
+    doing most FLOPs), bandwidth and ridge, the integer work's note, and the estimate."""
+    hw = roofline.hardware
+    return [
+        f"roofline on {hw.description or hw.name}: peak {u.count(hw.peak(roofline.dtype), 'FLOP/s', precision=1)}"
+        f" ({_dtype_label(roofline.dtype)}), bandwidth {hw.bandwidth / 1e9:,.0f} GB/s,"
+        f" ridge {hw.ridge_point(roofline.dtype):.1f} FLOPs/byte",
+        *([integer_note(roofline)] if roofline.total.int_ops else []),
+        estimate_line(roofline),
+    ]
+
+
+def roofline_table(
+    roofline: Roofline, rows: list[RooflineRow], units: str = "auto", precision: int = 2, indent: bool = True
+) -> Table:
+    """The roofline table of ``rows``: FLOPs (and int ops for a quantized model), bytes,
+    intensity, bound, the bound's time, the estimate, what limits it and its share of the
+    whole call's estimate; names indented by depth when ``indent``."""
     total = roofline.latency or 1.0
     integer = bool(roofline.total.int_ops)  # a quantized model: its int8 ops have their own column
     header = [
@@ -96,7 +131,7 @@ def render_roofline(
     ]
     body = [
         [
-            ("  " * r.depth if top is None else "") + (r.name or "(root)"),
+            ("  " * r.depth if indent else "") + (r.name or "(root)"),
             r.type,
             u.scaled(r.flops, units, precision).strip(),
             *([u.scaled(r.int_ops, units, precision).strip()] if integer else []),
@@ -110,23 +145,7 @@ def render_roofline(
         ]
         for r in rows
     ]
-    head = [
-        *summary_lines(report, "exact", units, precision),
-        f"roofline on {hw.description or hw.name}: peak {u.count(hw.peak(roofline.dtype), 'FLOP/s', precision=1)}"
-        f" ({_dtype_label(roofline.dtype)}), bandwidth {hw.bandwidth / 1e9:,.0f} GB/s,"
-        f" ridge {hw.ridge_point(roofline.dtype):.1f} FLOPs/byte",
-        *([integer_note(roofline)] if integer else []),
-        estimate_line(roofline),
-        f"peak activation memory {u.nbytes(report.peak_activation_bytes)}, parameters {u.nbytes(report.param_bytes)}",
-        f"source: {hw.source}",
-        *(
-            [f"calibration: {render_calibration(hw)}", f"calibration source: {hw.calibration_source}"]
-            if hw.calibrated
-            else []
-        ),
-        "",
-    ]
-    return "\n".join(head + grid(header, body))
+    return header, body
 
 
 def _dtype_label(dtype: str) -> str:
