@@ -92,28 +92,42 @@ def test_json_timings_without_cpu_times_hold_an_empty_list_and_nulls():
 # --------------------------------------------- speed.md: resnet18 on h100-sxm at batch 1
 def test_resnet18_on_h100_hides_its_device_work_behind_the_host_overhead():
     """P11-P4. docs/speed.md: "all of its 522 us are host overhead, 68 kernels x 6 us + 76
-    module calls x 1.5 us, and the device's 113 us of work hide behind them; the table's
-    "82%" is overhead's share of the three parts' sum, 522 / (522 + 24 + 89) us"."""
+    module calls x 1.5 us, and the device's 54 us of work hide behind them; the table's
+    "91%" is overhead's share of the three parts' sum, 522 / (522 + 52 + 2) us"; with TF32
+    turned off, 113 us of work (24 memory + 89 compute)."""
     torchvision = pytest.importorskip("torchvision")
-    (row,) = flopmeter.predict_batches(
-        torchvision.models.resnet18(), input_shape=(1, 3, 224, 224), batch_sizes=[1], hardware="h100-sxm"
-    )
+    from flopmeter.render.speed import render_sweep
+
+    model = torchvision.models.resnet18()
+
+    def batch_1() -> flopmeter.Roofline:
+        (row,) = flopmeter.predict_batches(
+            model, input_shape=(1, 3, 224, 224), batch_sizes=[1], hardware="h100-sxm"
+        )
+        return row
+
+    row = batch_1()  # torch's default: float32 convolutions on TF32 tensor cores
     total = row.total
     assert total.overhead_time == pytest.approx(68 * 6e-6 + 76 * 1.5e-6)  # = 522 us
     assert row.latency == pytest.approx(522e-6)  # max(overheads, work): the overheads
+    assert total.calibrated_memory == pytest.approx(52e-6, abs=0.5e-6)
+    assert total.calibrated_compute == pytest.approx(2.3e-6, abs=0.5e-6)
+    device = total.calibrated_memory + total.calibrated_compute
+    assert device == pytest.approx(54e-6, abs=0.5e-6) and device < total.overhead_time
+    share = total.overhead_time / (total.overhead_time + device)
+    assert share == pytest.approx(522 / (522 + 52 + 2.3), abs=0.005)  # 0.906
+    table = render_sweep(flopmeter.profile(model, input_shape=(1, 3, 224, 224)), [row])
+    line = next(x for x in table.splitlines() if x.startswith("1 "))
+    assert "91%" in line and "9%" in line and "0%" in line and line.rstrip().endswith("overhead")
+
+    saved = torch.backends.cudnn.conv.fp32_precision
+    torch.backends.cudnn.conv.fp32_precision = "ieee"  # float32 convolutions at 67 TFLOP/s
+    try:
+        total = batch_1().total
+    finally:
+        torch.backends.cudnn.conv.fp32_precision = saved
     assert total.calibrated_memory == pytest.approx(24e-6, abs=0.5e-6)
     assert total.calibrated_compute == pytest.approx(89e-6, abs=0.5e-6)
-    device = total.calibrated_memory + total.calibrated_compute
-    assert device == pytest.approx(113e-6, abs=0.5e-6) and device < total.overhead_time
-    share = total.overhead_time / (total.overhead_time + device)
-    assert share == pytest.approx(522 / (522 + 24 + 89), abs=0.005)  # 0.822
-    from flopmeter.render.speed import render_sweep
-
-    table = render_sweep(
-        flopmeter.profile(torchvision.models.resnet18(), input_shape=(1, 3, 224, 224)), [row]
-    )
-    line = next(x for x in table.splitlines() if x.startswith("1 "))
-    assert "82%" in line and "4%" in line and "14%" in line and line.rstrip().endswith("overhead")
 
 
 # ---------------------------------------- speed.md and llm.md: 16-bit rates of the presets
