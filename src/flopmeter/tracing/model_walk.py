@@ -21,6 +21,8 @@ from itertools import chain
 from operator import attrgetter
 
 import torch
+from torch.nn.utils.parametrize import ParametrizationList
+from torch.utils._python_dispatch import is_traceable_wrapper_subclass
 
 from .attributes import AttributeSnapshot
 from .shared_names import further_names
@@ -67,10 +69,13 @@ class ModelWalk:
     @cached_property
     def roles(self) -> dict[int, str]:
         """``id`` -> "param"/"buffer" for every parameter and buffer (a tensor that is
-        both is a param); a sparse tensor held in a plain attribute is a buffer."""
+        both is a param); a sparse tensor held in a plain attribute is a buffer. "stored"
+        for what a compressed weight is stored as (``stored_tensors``): the recorder then
+        marks what ops build from them alone as "rebuilt" (``TensorMeta.role``)."""
         roles = dict.fromkeys(map(id, held_sparse_tensors(self.attributes.tensors)), "buffer")
         roles.update(dict.fromkeys(map(id, self.buffers), "buffer"))
         roles.update(dict.fromkeys(map(id, self.parameters), "param"))
+        roles.update(dict.fromkeys(map(id, stored_tensors(self.modules)), "stored"))
         return roles
 
     @cached_property
@@ -100,6 +105,37 @@ class ModelWalk:
     def module_ids(self) -> dict[int, str]:
         """``id`` of each module -> its name."""
         return dict(zip(map(id, self.modules), self.names, strict=True))
+
+
+def stored_tensors(modules: Iterable[torch.nn.Module]) -> list[torch.Tensor]:
+    """The tensors a compressed weight is stored as, which its module's forward rebuilds
+    the weight from: the inner tensors of a tensor-subclass parameter (torchao's ``qdata``,
+    ``scale``, ``zero_point``; nested subclasses unwrapped), a ``torch.nn.utils.prune`` mask
+    (the ``NAME_mask`` buffer beside a ``NAME_orig`` parameter) and a parametrization's
+    originals (``parametrizations.NAME.original``, ``original0``, ...). A float model holds none."""
+    found: list[torch.Tensor] = []
+    for module in modules:
+        params, buffers = module._parameters, module._buffers
+        for name, buffer in buffers.items():
+            if buffer is not None and name.endswith("_mask") and name[: -len("_mask")] + "_orig" in params:
+                found.append(buffer)
+        if isinstance(module, ParametrizationList):
+            found.extend(p for p in params.values() if p is not None)
+        for param in params.values():
+            if param is not None and is_traceable_wrapper_subclass(param):
+                found.extend(_inner(param))
+    return found
+
+
+def _inner(tensor: torch.Tensor) -> list[torch.Tensor]:
+    """The plain tensors a wrapper subclass holds (``__tensor_flatten__``), nested ones unwrapped."""
+    names, _ = tensor.__tensor_flatten__()  # type: ignore[attr-defined]
+    found: list[torch.Tensor] = []
+    for name in names:
+        inner = getattr(tensor, name, None)
+        if isinstance(inner, torch.Tensor):
+            found.extend(_inner(inner) if is_traceable_wrapper_subclass(inner) else [inner])
+    return found
 
 
 def _add_modules(
