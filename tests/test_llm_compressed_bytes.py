@@ -71,6 +71,11 @@ def test_an_int8_weight_only_model_reads_int8_values_and_scales(tiny_llama_confi
     assert executed.weights == paged.weights
     assert executed.activations - float_executed.activations == 2 * 320_512 + 2 * 4_496 == 650_016
     assert int8.decode(16).macs == dense.decode(16).macs == 84_480  # the work is the float model's
+    # per module (as executed), the rebuilding ops in the module they ran in: q_proj reads
+    # 64 * 64 int8 = 4,096 + 64 float32 scales = 256; the root's row is the phase's total
+    rows = {row.name: row for row in int8.decode(16).modules()}
+    assert rows["model.layers.0.self_attn.q_proj"].weights == 4_096 + 64 * 4 == 4_352
+    assert (rows[""].weights, rows[""].activations) == (executed.weights, executed.activations)
     # the prefill reads the same stored weights, and 15 more embedding rows
     prefill = int8.prefill.bytes("paged")
     assert prefill.weights == LINEAR_WEIGHTS + ROWS * 4 + PREFILL_OTHER == 90_032
@@ -108,14 +113,14 @@ def test_a_parametrized_weight_is_read_as_its_originals(tiny_llama_config: objec
 
 
 def test_the_model_is_left_as_it_was(tiny_llama_config: object) -> None:
+    """The roles are the trace's own: the quantized weights are the same objects, same values."""
     quantized = _int8(_llama(tiny_llama_config))
-    before = {name: (type(p), p.requires_grad) for name, p in quantized.named_parameters()}
-    state = {k: v.clone() for k, v in quantized.state_dict().items()}
+    linears = [m for m in quantized.modules() if isinstance(m, torch.nn.Linear)]
+    before = [(m.weight, m.weight.qdata.clone(), m.weight.scale.clone(), vars(m).copy()) for m in linears]
     _cost(quantized)
-    assert {name: (type(p), p.requires_grad) for name, p in quantized.named_parameters()} == before
-    after = quantized.state_dict()
-    assert all(torch.equal(after[k].dequantize() if hasattr(after[k], "dequantize") else after[k],
-                           v.dequantize() if hasattr(v, "dequantize") else v) for k, v in state.items())
+    for module, (weight, qdata, scale, attributes) in zip(linears, before, strict=True):
+        assert module.weight is weight and vars(module) == attributes
+        assert torch.equal(weight.qdata, qdata) and torch.equal(weight.scale, scale)
 
 
 def test_the_printed_report_and_its_data_give_the_same_bytes(tiny_llama_config: object) -> None:

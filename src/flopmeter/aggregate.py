@@ -251,6 +251,7 @@ def build_report(
 
     memo = CostMemo(options)
     rebuilt = 0  # bytes the model's ops read of rebuilt weights (Report.rebuilt_weight_bytes)
+    aside_in: dict[str, list[Cost]] = {}  # module -> its overhead (Report.overhead_by_module)
     kinds: dict[str, str] = {}  # op -> registry.kind_of(op), asked once per op
     for event in trace.events:
         op = event.op
@@ -274,6 +275,7 @@ def build_report(
             aside.cost += cost if part is True else part
             aside.calls += 1
             aside.backward_calls += event.phase == BACKWARD
+            aside_in.setdefault(event.module, []).append(cost if part is True else part)
             if not count_overhead:
                 if part is True:
                     continue
@@ -329,6 +331,7 @@ def build_report(
         peak_activation_bytes=trace.peak_activation_bytes,
         overhead=overheads,
         rebuilt_weight_bytes=rebuilt,
+        overhead_by_module={name: _sum(costs) for name, costs in aside_in.items()},
     )
 
 

@@ -189,6 +189,8 @@ class Report(_TotalsView):
     # compressed weight's storage (the float copy a torchao dequantize or a prune mask
     # multiply wrote): part of the activations above; LLM mode's paged view leaves them out
     rebuilt_weight_bytes: int = 0
+    # the overhead above by the module its ops ran in (its own ops, not its children's)
+    overhead_by_module: dict[str, Cost] = field(default_factory=dict)
 
     # -- totals -----------------------------------------------------------------
     @property

@@ -310,7 +310,11 @@ def _warn_if_compressed(model: torch.nn.Module) -> None:
             for f in facts.facts()
             if f.representation not in _FOLLOWED and not f.representation.startswith("torchao ")
         }
-        | {"observers or fake quantizers" for name in facts.overhead_modules if "parametrizations" not in name}
+        | {
+            "observers or fake quantizers"
+            for name in facts.overhead_modules
+            if "parametrizations" not in name
+        }
     )
     if others:
         warnings.warn(

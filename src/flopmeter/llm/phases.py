@@ -215,11 +215,21 @@ class Phase:
 
     # -- per module -------------------------------------------------------------
     def modules(self) -> list[ModuleRow]:
-        """Every module's FLOPs, MACs and bytes (as executed), inclusive of its children."""
+        """Every module's FLOPs, MACs and bytes (as executed), inclusive of its children; a
+        compressed weight's rebuilding ops (``_compressed_traffic``) in the module they ran in:
+        their stored reads as weights, the rest as activations."""
         rows = []
+        aside = self.report.overhead_by_module
         for name, stats in self.report.modules.items():
             empty = self.empty_cache.modules.get(name) if self.empty_cache else None
             split = self._split(stats.total, empty.total if empty else None)
+            stored = temporaries = 0
+            if aside:
+                prefix = f"{name}."
+                for where, cost in aside.items():
+                    if not name or where == name or where.startswith(prefix):
+                        stored += cost.weight_bytes
+                        temporaries += cost.bytes_read - cost.weight_bytes + cost.bytes_written
             rows.append(
                 ModuleRow(
                     name,
@@ -227,10 +237,10 @@ class Phase:
                     stats.depth,
                     stats.total.flops,
                     stats.total.macs,
-                    int(split.weights),
+                    int(split.weights) + stored,
                     int(split.kv_read),
                     int(split.kv_write),
-                    split.activations,
+                    split.activations + temporaries,
                 )
             )
         return rows

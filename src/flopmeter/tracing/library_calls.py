@@ -91,9 +91,7 @@ class LibraryCalls:
         """A follower for a run, or None when torchao's primitives are not imported."""
         return LibraryCalls() if _PRIMITIVES in sys.modules else None
 
-    def covers(
-        self, record: Callable[..., Any], describe: Callable[[Any], Any], outputs: list[Any]
-    ) -> bool:
+    def covers(self, record: Callable[..., Any], describe: Callable[[Any], Any], outputs: list[Any]) -> bool:
         """Whether the op being recorded runs inside a primitive call (then covered by
         the call's event, made with ``record(name, input, *tensors)`` at its first op, ``input``
         the call's first argument, ``tensors`` its further tensor arguments; the op's ``outputs`` become the event's)."""
@@ -109,7 +107,9 @@ class LibraryCalls:
             # no tensor to count it by (not seen in torchao 0.18): its ops are counted one by one;
             # its further tensor arguments (a dequantize's scale and zero point) are read too
             more = [value for value in values[1:] if isinstance(value, torch.Tensor)]
-            self.event = record(KINDS[code.co_name], first, *more) if isinstance(first, torch.Tensor) else None
+            self.event = (
+                record(KINDS[code.co_name], first, *more) if isinstance(first, torch.Tensor) else None
+            )
         if self.event is None:
             return False
         if outputs:
