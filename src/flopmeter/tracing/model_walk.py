@@ -30,6 +30,7 @@ from .sparse_layouts import held_sparse_tensors
 
 _PARAMETERS = attrgetter("_parameters")
 _BUFFERS = attrgetter("_buffers")
+_PLAIN = frozenset({torch.nn.Parameter, torch.Tensor})  # no subclass: nothing stored inside
 
 
 class ModelWalk:
@@ -112,17 +113,23 @@ def stored_tensors(modules: Iterable[torch.nn.Module]) -> list[torch.Tensor]:
     the weight from: the inner tensors of a tensor-subclass parameter (torchao's ``qdata``,
     ``scale``, ``zero_point``; nested subclasses unwrapped), a ``torch.nn.utils.prune`` mask
     (the ``NAME_mask`` buffer beside a ``NAME_orig`` parameter) and a parametrization's
-    originals (``parametrizations.NAME.original``, ``original0``, ...). A float model holds none."""
+    originals (``parametrizations.NAME.original``, ``original0``, ...). A float model holds none
+    (one pass over the modules' parameter dicts)."""
     found: list[torch.Tensor] = []
     for module in modules:
-        params, buffers = module._parameters, module._buffers
-        for name, buffer in buffers.items():
-            if buffer is not None and name.endswith("_mask") and name[: -len("_mask")] + "_orig" in params:
-                found.append(buffer)
-        if isinstance(module, ParametrizationList):
+        params = module._parameters
+        if not params:
+            continue
+        if type(module) is ParametrizationList:
             found.extend(p for p in params.values() if p is not None)
-        for param in params.values():
-            if param is not None and is_traceable_wrapper_subclass(param):
+            continue
+        for name, param in params.items():
+            if type(param) in _PLAIN or param is None:
+                if name.endswith("_orig"):
+                    mask = module._buffers.get(name[: -len("_orig")] + "_mask")
+                    if mask is not None:
+                        found.append(mask)
+            elif is_traceable_wrapper_subclass(param):
                 found.extend(_inner(param))
     return found
 
