@@ -250,6 +250,8 @@ def build_report(
             backward += cost
 
     memo = CostMemo(options)
+    rebuilt = 0  # bytes the model's ops read of rebuilt weights (Report.rebuilt_weight_bytes)
+    aside_in: dict[str, list[Cost]] = {}  # module -> its overhead (Report.overhead_by_module)
     kinds: dict[str, str] = {}  # op -> registry.kind_of(op), asked once per op
     for event in trace.events:
         op = event.op
@@ -267,15 +269,19 @@ def build_report(
         if cost is None:
             note_unsupported(unsupported, op, _shape_signature(event), event.module)
             continue
+        part: bool | Cost = False
         if overhead is not None and (part := overhead(event, cost)):  # compression/overhead.py
             aside = overheads.setdefault(op, OperatorStats(op=op, kind=kind))
             aside.cost += cost if part is True else part
             aside.calls += 1
             aside.backward_calls += event.phase == BACKWARD
+            aside_in.setdefault(event.module, []).append(cost if part is True else part)
             if not count_overhead:
                 if part is True:
                     continue
                 cost = cost - part  # only that part of the op was emulation
+        if trace.rebuilds and not part:
+            rebuilt += rebuilt_read(event, cost)
         charge(event.module, op, kind, cost, event.phase, dtype, shapes)
 
     for name, module, args, output in trace.custom_calls:
@@ -324,7 +330,27 @@ def build_report(
         ops=records,
         peak_activation_bytes=trace.peak_activation_bytes,
         overhead=overheads,
+        rebuilt_weight_bytes=rebuilt,
+        overhead_by_module={name: _sum(costs) for name, costs in aside_in.items()},
     )
+
+
+# ops that read only the rows they pick of their first input (``registry._gather``)
+_GATHERS = frozenset(
+    f"aten.{name}" for name in ("embedding", "index_select", "gather", "index", "take", "_unsafe_index")
+)
+
+
+def rebuilt_read(event: OpEvent, cost: Cost) -> int:
+    """The bytes ``event`` reads of weights rebuilt from a compressed weight's storage
+    (role "rebuilt": a dequantized or masked copy): the whole tensor, or of a gather from a
+    rebuilt table the rows it picks; at most what it reads besides weights."""
+    inputs = event.tensor_inputs()
+    if event.op in _GATHERS:
+        read = event.outputs[0].nbytes if inputs and inputs[0].role == "rebuilt" and event.outputs else 0
+    else:
+        read = sum(t.nbytes for t in inputs if t.role == "rebuilt")
+    return min(read, cost.bytes_read - cost.weight_bytes) if read else 0
 
 
 def _sum(costs: list[Cost]) -> Cost:

@@ -35,7 +35,7 @@ from .formulas import (
 from .formulas import linalg as linalg_formulas
 from .formulas import losses as loss_formulas
 from .formulas import sparse as sparse_formulas
-from .tracing.events import OpEvent, TensorMeta
+from .tracing.events import NOT_WEIGHTS, OpEvent, TensorMeta
 
 
 @dataclass(frozen=True)
@@ -247,7 +247,7 @@ def with_traffic(work: Cost, event: OpEvent) -> Cost:
     for tensor in () if event.op in _TEMPLATE_INPUTS else event.tensor_inputs():
         size = (prod(tensor.shape) if tensor.nnz is None else tensor.nnz) * tensor.itemsize
         read += size
-        if tensor.role != "activation":
+        if tensor.role not in NOT_WEIGHTS:
             weights += size
     for tensor in event.outputs[:1] if event.op in _NORMALIZED_OUTPUT_ONLY else event.outputs:
         written += (prod(tensor.shape) if tensor.nnz is None else tensor.nnz) * tensor.itemsize
@@ -1273,7 +1273,7 @@ def _gather(event: OpEvent, options: CountOptions) -> Cost:
     indices = sum(t.nbytes for t in inputs[1:])
     if event.op == "aten.embedding":
         source, indices = inputs[0], inputs[1].nbytes
-    weight = out.nbytes if source.role != "activation" else 0
+    weight = out.nbytes if source.role not in NOT_WEIGHTS else 0
     return Cost(bytes_read=out.nbytes + indices, bytes_written=out.nbytes, weight_bytes=weight)
 
 
@@ -2002,7 +2002,7 @@ def _indexed_write(event: OpEvent) -> Cost:
     values = event.arg(values_at, values_name)
     moved = min(values.numel, written) * values.itemsize if isinstance(values, TensorMeta) else 0
     read = sum(i.nbytes for i in indices) + moved + (written * dest.itemsize if accumulates else 0)
-    weights = moved if isinstance(values, TensorMeta) and values.role != "activation" else 0
+    weights = moved if isinstance(values, TensorMeta) and values.role not in NOT_WEIGHTS else 0
     return Cost(flops=flops, bytes_read=read, bytes_written=written * dest.itemsize, weight_bytes=weights)
 
 

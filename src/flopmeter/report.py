@@ -185,6 +185,12 @@ class Report(_TotalsView):
     # the model's totals unless counted back; and the compression view (compression/).
     overhead: dict[str, OperatorStats] = field(default_factory=dict)
     compression: Any = None
+    # bytes the model's own ops (not the overhead's) read of weights rebuilt from a
+    # compressed weight's storage (the float copy a torchao dequantize or a prune mask
+    # multiply wrote): part of the activations above; LLM mode's paged view leaves them out
+    rebuilt_weight_bytes: int = 0
+    # the overhead above by the module its ops ran in (its own ops, not its children's)
+    overhead_by_module: dict[str, Cost] = field(default_factory=dict)
 
     # -- totals -----------------------------------------------------------------
     @property

@@ -93,7 +93,9 @@ def classifier(
             if len(inputs) != 2:
                 return False
             if event.phase == BACKWARD:  # grad_weight_orig = grad_weight * weight_mask
-                return any(t.role == "buffer" and tuple(t.shape) in masked[module] for t in inputs)
+                return any(
+                    t.role in ("buffer", "stored") and tuple(t.shape) in masked[module] for t in inputs
+                )
             return all(t.role != "activation" for t in inputs)
         if module in subclassed and not cost.macs and kind_of(event.op) != "view":
             return all(t.role != "param" for t in event.tensor_inputs())

@@ -305,26 +305,50 @@ def language_model(
 
 
 def warn_if_compressed(model_or_config: Any) -> None:
-    """LLM mode's bytes are a float engine's: a model holding quantized, pruned or parametrized
-    weights has its stored weights read by dequantize, mask or parametrization ops, overhead that LLM
-    mode leaves out, and the widened copy counted as activations (P12-U5). Said, not silent.
-    ``llm_cost`` and ``training_step`` call it last, after every check and trace that may
-    refuse the model (R12): a model refused gets the error alone. A config builds a float model."""
+    """LLM mode reads a compressed weight at its stored size when its tensors are seen in the
+    trace: torchao's tensor subclasses (``qdata``, scales, zero points), prune masks
+    (``weight_orig`` and its mask) and parametrizations (their originals): the ops that
+    rebuild the weight read them, and the rebuilt float copy is left out of the paged
+    activations (``phases.Phase.bytes``). Any other compression (torch.ao's quantized
+    modules, bitsandbytes, GPTQ packs, observers and fake quantizers) is not followed so:
+    said, not silent (P12-U5). ``llm_cost`` and ``training_step`` call it last, after every
+    check and trace that may refuse the model (R12): a model refused gets the error alone. A
+    config builds a float model."""
     from ..compression.facts import collect
     from ..notices import CountWarning, user_stacklevel
 
     model = model_or_config
-    if isinstance(model, torch.nn.Module) and collect(model).holds_compression:
+    if not isinstance(model, torch.nn.Module):
+        return
+    facts = collect(model)
+    if not facts.holds_compression:
+        return
+    others = sorted(
+        {
+            f.representation
+            for f in facts.facts()
+            if f.representation not in _FOLLOWED and not f.representation.startswith("torchao ")
+        }
+        | {
+            "observers or fake quantizers"
+            for name in facts.overhead_modules
+            if "parametrizations" not in name
+        }
+    )
+    if others:
         warnings.warn(
-            f"{type(model).__name__} holds quantized, pruned or parametrized weights: LLM mode's FLOPs "
-            "and MACs are right, but its bytes are not an engine's (the stored weights are read by "
-            "dequantize, mask or parametrization ops, left out as compression overhead; the rebuilt "
-            "weights count as activations). "
+            f"{type(model).__name__} holds compressed weights LLM mode does not read at their stored "
+            f"size ({', '.join(others)}): its FLOPs and MACs are right, but its bytes may not be an "
+            "engine's (only torchao's quantized tensors, prune masks and parametrizations are). "
             "For the bytes, pass the float model or its config and scale with weight_bits= "
             "(CLI: --weight-bits); docs/llm.md",
             CountWarning,
             stacklevel=user_stacklevel(),
         )
+
+
+# representations whose stored tensors the trace follows (``ModelWalk.roles``: "stored")
+_FOLLOWED = frozenset({"dense", "prune", "parametrize"})
 
 
 def _check_language_head(model: torch.nn.Module) -> None:

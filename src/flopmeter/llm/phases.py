@@ -144,8 +144,14 @@ class Phase:
         if accounting not in ACCOUNTINGS:
             raise ValueError(f"accounting must be one of {', '.join(ACCOUNTINGS)}, got {accounting!r}")
         executed = self._split(self.report.total, self.empty_cache.total if self.empty_cache else None)
+        stored, temporaries = self._compressed_traffic()
         if accounting == "as executed":
-            return executed
+            return Bytes(
+                executed.weights + stored,
+                executed.kv_read,
+                executed.kv_write,
+                executed.activations + temporaries,
+            )
         geometry = cache or self.cache
         if self.kind == "encode":  # an encoder-decoder model's encoder: no cache of its own
             read, written = Fraction(0), Fraction(0)
@@ -156,10 +162,27 @@ class Phase:
             read = geometry.read_bytes(self.context, self.tokens) * self.batch
             written = geometry.bytes_per_token * self.tokens * self.batch
         source = self.empty_cache if self.empty_cache is not None else self.report
-        activations = executed.activations - cache_fill_bytes(
-            source, self.cache
-        )  # the engine writes ``written``
-        return Bytes(self._paged_weights(executed.weights), read, written, activations)
+        activations = (
+            executed.activations
+            - cache_fill_bytes(source, self.cache)  # the engine writes ``written``
+            - self.report.rebuilt_weight_bytes  # a fused kernel reads the stored weight only
+        )
+        return Bytes(self._paged_weights(executed.weights) + stored, read, written, activations)
+
+    def _compressed_traffic(self) -> tuple[int, int]:
+        """Of a model holding compressed weights (torchao's quantized tensors, prune masks,
+        parametrizations), the traffic of the ops that rebuild each weight from its storage,
+        which the report keeps out of the model's totals as compression overhead
+        (docs/compression.md): (their reads of the stored tensors, weight traffic in both
+        accountings: int8 ``qdata`` and scales, ``weight_orig`` and its mask; the rest of their
+        reads and writes, the rebuilt temporaries and the like, activations as executed only).
+        (0, 0) for a float model."""
+        stored = temporaries = 0
+        for entry in self.report.overhead.values():
+            cost = entry.cost
+            stored += cost.weight_bytes
+            temporaries += cost.bytes_read - cost.weight_bytes + cost.bytes_written
+        return stored, temporaries
 
     def _paged_weights(self, traced: int | Fraction) -> int | Fraction:
         """Weights an engine reads: a grouped GEMM reads every expert, an engine only the
@@ -192,11 +215,21 @@ class Phase:
 
     # -- per module -------------------------------------------------------------
     def modules(self) -> list[ModuleRow]:
-        """Every module's FLOPs, MACs and bytes (as executed), inclusive of its children."""
+        """Every module's FLOPs, MACs and bytes (as executed), inclusive of its children; a
+        compressed weight's rebuilding ops (``_compressed_traffic``) in the module they ran in:
+        their stored reads as weights, the rest as activations."""
         rows = []
+        aside = self.report.overhead_by_module
         for name, stats in self.report.modules.items():
             empty = self.empty_cache.modules.get(name) if self.empty_cache else None
             split = self._split(stats.total, empty.total if empty else None)
+            stored = temporaries = 0
+            if aside:
+                prefix = f"{name}."
+                for where, cost in aside.items():
+                    if not name or where == name or where.startswith(prefix):
+                        stored += cost.weight_bytes
+                        temporaries += cost.bytes_read - cost.weight_bytes + cost.bytes_written
             rows.append(
                 ModuleRow(
                     name,
@@ -204,10 +237,10 @@ class Phase:
                     stats.depth,
                     stats.total.flops,
                     stats.total.macs,
-                    int(split.weights),
+                    int(split.weights) + stored,
                     int(split.kv_read),
                     int(split.kv_write),
-                    split.activations,
+                    split.activations + temporaries,
                 )
             )
         return rows

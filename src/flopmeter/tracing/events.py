@@ -14,11 +14,19 @@ BACKWARD = "backward"
 PLAIN_TYPES = frozenset({int, float, bool, str, type(None)})
 
 
+# roles whose bytes are not weight traffic (``Cost.weight_bytes``): a rebuilt weight is a
+# temporary the model's ops wrote, its stored tensors are the weight traffic
+NOT_WEIGHTS = frozenset({"activation", "rebuilt"})
+
+
 class TensorMeta(NamedTuple):
     """Shape and storage facts of one tensor argument or result; no values.
 
-    ``role`` is "param" for a model parameter, "buffer" for a model buffer,
-    "activation" otherwise. ``nnz``: the stored values of a sparse tensor (COO, CSR, CSC:
+    ``role`` is "param" for a model parameter, "buffer" for a model buffer, "stored" for
+    what a compressed weight is stored as (torchao's ``qdata`` and scales, a prune mask, a
+    parametrization's original: ``ModelWalk.roles``), "rebuilt" for a weight ops built from
+    stored tensors alone (a dequantized or masked copy: traffic of an activation, which
+    LLM mode's engine view leaves out), "activation" otherwise. ``nnz``: the stored values of a sparse tensor (COO, CSR, CSC:
     its nonzeros; BSR, BSC: its blocks' elements), None for a dense one. (A NamedTuple:
     millions are made, cheaply.)
     """

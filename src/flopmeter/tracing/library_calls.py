@@ -91,12 +91,10 @@ class LibraryCalls:
         """A follower for a run, or None when torchao's primitives are not imported."""
         return LibraryCalls() if _PRIMITIVES in sys.modules else None
 
-    def covers(
-        self, record: Callable[[str, Any], Any], describe: Callable[[Any], Any], outputs: list[Any]
-    ) -> bool:
+    def covers(self, record: Callable[..., Any], describe: Callable[[Any], Any], outputs: list[Any]) -> bool:
         """Whether the op being recorded runs inside a primitive call (then covered by
-        the call's event, made with ``record(name, input)`` at its first op, ``input``
-        the call's first argument; the op's ``outputs`` become the event's)."""
+        the call's event, made with ``record(name, input, *tensors)`` at its first op, ``input``
+        the call's first argument, ``tensors`` its further tensor arguments; the op's ``outputs`` become the event's)."""
         frame = _call_frame(sys._getframe(1))
         if frame is None:
             self.call = self.event = None
@@ -104,9 +102,14 @@ class LibraryCalls:
         if frame is not self.call:
             self.call = frame
             code = frame.f_code
-            first = frame.f_locals.get(code.co_varnames[0]) if code.co_argcount else None
-            # no tensor to count it by (not seen in torchao 0.18): its ops are counted one by one
-            self.event = record(KINDS[code.co_name], first) if isinstance(first, torch.Tensor) else None
+            values = [frame.f_locals.get(name) for name in code.co_varnames[: code.co_argcount]]
+            first = values[0] if values else None
+            # no tensor to count it by (not seen in torchao 0.18): its ops are counted one by one;
+            # its further tensor arguments (a dequantize's scale and zero point) are read too
+            more = [value for value in values[1:] if isinstance(value, torch.Tensor)]
+            self.event = (
+                record(KINDS[code.co_name], first, *more) if isinstance(first, torch.Tensor) else None
+            )
         if self.event is None:
             return False
         if outputs:

@@ -21,6 +21,8 @@ from itertools import chain
 from operator import attrgetter
 
 import torch
+from torch.nn.utils.parametrize import ParametrizationList
+from torch.utils._python_dispatch import is_traceable_wrapper_subclass
 
 from .attributes import AttributeSnapshot
 from .shared_names import further_names
@@ -28,6 +30,7 @@ from .sparse_layouts import held_sparse_tensors
 
 _PARAMETERS = attrgetter("_parameters")
 _BUFFERS = attrgetter("_buffers")
+_PLAIN = frozenset({torch.nn.Parameter, torch.Tensor})  # no subclass: nothing stored inside
 
 
 class ModelWalk:
@@ -67,10 +70,13 @@ class ModelWalk:
     @cached_property
     def roles(self) -> dict[int, str]:
         """``id`` -> "param"/"buffer" for every parameter and buffer (a tensor that is
-        both is a param); a sparse tensor held in a plain attribute is a buffer."""
+        both is a param); a sparse tensor held in a plain attribute is a buffer. "stored"
+        for what a compressed weight is stored as (``stored_tensors``): the recorder then
+        marks what ops build from them alone as "rebuilt" (``TensorMeta.role``)."""
         roles = dict.fromkeys(map(id, held_sparse_tensors(self.attributes.tensors)), "buffer")
         roles.update(dict.fromkeys(map(id, self.buffers), "buffer"))
         roles.update(dict.fromkeys(map(id, self.parameters), "param"))
+        roles.update(dict.fromkeys(map(id, stored_tensors(self.modules)), "stored"))
         return roles
 
     @cached_property
@@ -100,6 +106,43 @@ class ModelWalk:
     def module_ids(self) -> dict[int, str]:
         """``id`` of each module -> its name."""
         return dict(zip(map(id, self.modules), self.names, strict=True))
+
+
+def stored_tensors(modules: Iterable[torch.nn.Module]) -> list[torch.Tensor]:
+    """The tensors a compressed weight is stored as, which its module's forward rebuilds
+    the weight from: the inner tensors of a tensor-subclass parameter (torchao's ``qdata``,
+    ``scale``, ``zero_point``; nested subclasses unwrapped), a ``torch.nn.utils.prune`` mask
+    (the ``NAME_mask`` buffer beside a ``NAME_orig`` parameter) and a parametrization's
+    originals (``parametrizations.NAME.original``, ``original0``, ...). A float model holds none
+    (one pass over the modules' parameter dicts)."""
+    found: list[torch.Tensor] = []
+    for module in modules:
+        params = module._parameters
+        if not params:
+            continue
+        if type(module) is ParametrizationList:
+            found.extend(p for p in params.values() if p is not None)
+            continue
+        for name, param in params.items():
+            if type(param) in _PLAIN or param is None:
+                if name.endswith("_orig"):
+                    mask = module._buffers.get(name[: -len("_orig")] + "_mask")
+                    if mask is not None:
+                        found.append(mask)
+            elif is_traceable_wrapper_subclass(param):
+                found.extend(_inner(param))
+    return found
+
+
+def _inner(tensor: torch.Tensor) -> list[torch.Tensor]:
+    """The plain tensors a wrapper subclass holds (``__tensor_flatten__``), nested ones unwrapped."""
+    names, _ = tensor.__tensor_flatten__()  # type: ignore[attr-defined]
+    found: list[torch.Tensor] = []
+    for name in names:
+        inner = getattr(tensor, name, None)
+        if isinstance(inner, torch.Tensor):
+            found.extend(_inner(inner) if is_traceable_wrapper_subclass(inner) else [inner])
+    return found
 
 
 def _add_modules(

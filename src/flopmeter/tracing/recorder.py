@@ -79,6 +79,9 @@ class OpRecorder(TorchDispatchMode):
         self.suppressed = 0  # > 0 while a whole-function event covers the ops below it
         self.library = LibraryCalls.watching()  # torchao's quantize primitives, counted whole
         self._meta_copies: dict[int, torch.Tensor] = {}  # id(parameter) -> its meta twin
+        # whether the model stores a weight compressed ("stored" roles: ModelWalk.roles); an
+        # op that reads only those and other weights then writes a "rebuilt" weight
+        self.rebuilds = "stored" in roles.values()
         self.live_bytes = 0  # activation memory alive now (tensors made by ops, not views)
         self.peak_bytes = 0
         # id of a tensor's storage (or of the tensor, where it has none) -> (its weakref, bytes)
@@ -298,6 +301,11 @@ class OpRecorder(TorchDispatchMode):
                         break  # in-place results are their input
                 else:
                     self._allocated(t)
+            if self.rebuilds and tensors and self._rebuilt_from(tensors):
+                for t in flat_out:
+                    if not any(t is source for source in tensors):
+                        self._roles[id(t)] = "rebuilt"
+                        self._keep_alive.append(t)  # ids stay unique while we map them
             if quiet:
                 return out
         self.record(op.name, op.overload, args, {**kwargs, **sizes} if sizes else kwargs, flat_out)
@@ -327,9 +335,10 @@ class OpRecorder(TorchDispatchMode):
         event._inputs = inputs  # what event.tensor_inputs() would work out again
         self.events.append(event)
 
-    def _record_call(self, name: str, value: Any) -> OpEvent:
-        """Record a library function's call (``library_calls``) with its first argument."""
-        self.record(name, "default", (value,), {}, [])
+    def _record_call(self, name: str, value: Any, *more: torch.Tensor) -> OpEvent:
+        """Record a library function's call (``library_calls``) with its first argument and
+        its further tensor arguments (read too: a dequantize's scale and zero point)."""
+        self.record(name, "default", (value, *more), {}, [])
         return self.events[-1]
 
     def _describe_args(self, args: tuple[Any, ...]) -> tuple[tuple[Any, ...], list[TensorMeta]]:
@@ -352,6 +361,16 @@ class OpRecorder(TorchDispatchMode):
                 described.append(other)
                 add_metas((other,), inputs)
         return tuple(described), inputs
+
+    def _rebuilt_from(self, tensors: list[torch.Tensor]) -> bool:
+        """Whether an op reading ``tensors`` rebuilds a compressed weight: it reads weights
+        only (parameters, buffers, stored or rebuilt tensors and their views) and at least
+        one stored or rebuilt tensor (a dequantize copy of torchao's ``qdata``, a scale
+        multiply of that copy, ``weight_orig * weight_mask``, a parametrization's
+        arithmetic). A float model's ops never do: it holds no stored tensor."""
+        roles = self._roles
+        found = [roles.get(id(t)) for t in tensors]
+        return None not in found and ("stored" in found or "rebuilt" in found)
 
     def _placement(self, tensors: list[torch.Tensor]) -> object:
         """Where this call can run: ``_AS_IS`` (all meta; or all real in a values run or

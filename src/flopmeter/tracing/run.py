@@ -37,6 +37,7 @@ class Trace:
     custom_calls: list[tuple[str, torch.nn.Module, Any, Any]] = field(default_factory=list)
     peak_activation_bytes: int = 0
     first_input_event: int | None = None  # index of the first event that read the first input
+    rebuilds: bool = False  # the model stores a weight compressed: some tensors may be "rebuilt"
 
 
 class TraceFailure(Exception):
@@ -588,6 +589,7 @@ def _run_once(
         custom_calls=stack.custom_calls,
         peak_activation_bytes=recorder.peak_bytes,
         first_input_event=recorder.probe_event,
+        rebuilds=recorder.rebuilds,
     )
 
 
