@@ -1,0 +1,108 @@
+"""Probe 13 (compression users): pruned-then-quantized torch.ao layers skip their zeros in
+the integer ops and read their structure; emulation modules are not timed in compare."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.utils.prune as prune
+
+import flopmeter
+
+
+@pytest.fixture(autouse=True)
+def _quiet() -> None:
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=UserWarning)
+
+
+def _pruned_rows(layer: nn.Linear, kept: int) -> None:
+    """Only the last ``kept`` output rows stay (prune, then ``prune.remove``: the zeros are
+    baked into the weight); the kept weights are 0.5, so none rounds to the zero point."""
+    with torch.no_grad():
+        layer.weight.fill_(0.5)
+    mask = (torch.arange(layer.out_features) >= layer.out_features - kept).float()[:, None]
+    mask = mask.expand_as(layer.weight).clone()
+    prune.custom_from_mask(layer, "weight", mask)
+    prune.remove(layer, "weight")
+
+
+class TestPrunedThenQuantized:
+    def test_dynamic_int8_linear_skips_its_pruned_columns(self) -> None:
+        import torch.ao.quantization as tq
+
+        model = nn.Sequential(nn.Linear(16, 8)).eval()
+        _pruned_rows(model[0], 4)
+        quantized = tq.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+        report = flopmeter.profile(quantized, torch.randn(3, 16))
+        layer = report.compression.layers["0"]
+        assert layer.representation == "torch.ao dynamic qint8 per_tensor"
+        assert layer.weight_nonzero == 64  # 4 kept rows * 16 inputs
+        assert layer.structure == "channel"  # 4 output rows all zero, the others full (was "unstructured")
+        assert report.macs == 384  # as executed: 3 rows of x * 16 * 8
+        assert layer.macs_effective == 192  # 3 * 64 nonzeros
+        # the integer kernel adds the bias: 3 * 4 kept rows * (2*16 - 1) + 3 * 8 = 372 + 24
+        # = 396 (it read the dense 3 * 8 * 2*16 = 768 before: a packed weight had no row counts)
+        assert layer.int_ops_effective == 396
+        assert layer.bops == 192 * 8 * 8  # = 12,288
+
+    def test_static_int8_conv_with_a_zero_filter_is_channel_structured(self) -> None:
+        import torch.ao.quantization as tq
+
+        model = nn.Sequential(tq.QuantStub(), nn.Conv2d(2, 4, 3), tq.DeQuantStub()).eval()
+        with torch.no_grad():
+            model[1].weight.fill_(0.5)
+            model[1].weight[0] = 0.0  # a whole-zero filter
+        model.qconfig = tq.get_default_qconfig("fbgemm")  # per-channel weights
+        tq.prepare(model, inplace=True)
+        model(torch.randn(1, 2, 4, 4))
+        tq.convert(model, inplace=True)
+        report = flopmeter.profile(model, torch.randn(1, 2, 4, 4))
+        layer = report.compression.layers["1"]
+        assert layer.weight_nonzero == 54  # 3 filters * 2*3*3
+        assert layer.structure == "channel"
+        assert layer.macs_dense == 288  # 4 filters * 18 * 2*2 outputs
+        assert layer.macs_effective == 216  # 54 * 4 uses
+        # R = 4 outputs per filter: 4 * 3 * (2*18 - 1) + 4 * 4 bias adds = 420 + 16 = 436
+        assert layer.int_ops_effective == 436
+        assert layer.flops_effective == 0
+
+    def test_torchao_int8_dynamic_after_pruning_matches(self) -> None:
+        pytest.importorskip("torchao")
+        from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+
+        model = nn.Sequential(nn.Linear(16, 8)).eval()
+        _pruned_rows(model[0], 4)
+        quantize_(model, Int8DynamicActivationInt8WeightConfig())
+        report = flopmeter.profile(model, torch.randn(3, 16))
+        layer = report.compression.layers["0"]
+        assert layer.weight_nonzero == 64 and layer.structure == "channel"
+        assert layer.int_ops_effective == 372  # 3 * 4 kept rows * (2*16 - 1); the bias add stays float:
+        assert layer.flops_effective == 24  # 3 * 8
+
+
+class TestEmulationModulesAreNotTimed:
+    def test_2_4_parametrization_estimates_no_slowdown(self) -> None:
+        from torch.ao.pruning import WeightNormSparsifier
+
+        torch.manual_seed(0)
+        dense = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 32))
+        sparse = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 32))
+        sparse.load_state_dict(dense.state_dict())
+        sparsifier = WeightNormSparsifier(sparsity_level=1.0, sparse_block_shape=(1, 4), zeros_per_block=2)
+        sparsifier.prepare(sparse, [{"tensor_fqn": "0.weight"}, {"tensor_fqn": "2.weight"}])
+        sparsifier.step()
+        result = flopmeter.compare(dense, sparse, torch.randn(4, 64))
+        assert [layer.after.structure for layer in result.layers if layer.after] == ["2:4", "2:4"]
+        assert result.ratio("macs_effective", invert=True) == pytest.approx(2.0)  # half of each row
+        assert result.basis is not None
+        # both: 3 ops * 6 us + 4 module calls (Sequential, 0, 1, 2) * 1.5 us = 24 us; the
+        # sparse model's 2 ParametrizationList and 2 FakeSparsity calls emulate the mask
+        # (their multiply is overhead) and are not timed (they were: 30 us, "0.80x")
+        assert result.basis.numbers["overhead_before"] == pytest.approx(24e-6)
+        assert result.basis.numbers["overhead_after"] == pytest.approx(24e-6)
+        assert result.speedup_estimate == pytest.approx(1.0)
+        assert type(sparse[0].parametrizations.weight[0]).__name__ == "FakeSparsity"  # left as it was
