@@ -106,3 +106,24 @@ class TestEmulationModulesAreNotTimed:
         assert result.basis.numbers["overhead_after"] == pytest.approx(24e-6)
         assert result.speedup_estimate == pytest.approx(1.0)
         assert type(sparse[0].parametrizations.weight[0]).__name__ == "FakeSparsity"  # left as it was
+
+
+class TestPrunedBias:
+    def test_a_pruned_biass_zeros_are_not_nonzero_params(self) -> None:
+        model = nn.Sequential(nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 2))
+        with torch.no_grad():
+            model[0].bias.copy_(torch.tensor([0.1, -0.2, 0.3, -0.4]))
+        prune.l1_unstructured(model[0], "bias", amount=0.5)  # the two smallest: 0.1, -0.2
+        report = flopmeter.profile(model, torch.randn(2, 8), compression=True)
+        view = report.compression
+        assert view.layers["0"].nonzero_params == 32 + 2  # 8*4 weights + 2 of 4 bias entries
+        assert view.layers["2"].nonzero_params == 8 + 2
+        assert view.nonzero_params == 34 + 10  # was 46: the masked bias read as full
+        assert view.by_module()[""].nonzero_params == 44
+        assert view.sparsity == 0.0  # over the weights, biases apart
+        # stored: weight 128 B + bias_orig 16 B + bias_mask 16 B
+        assert view.layers["0"].bytes_actual == 160
+        result = flopmeter.compare(
+            nn.Sequential(nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 2)), model, torch.randn(2, 8)
+        )
+        assert result.ratio("nonzero_params") == pytest.approx(44 / 46)

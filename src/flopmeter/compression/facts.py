@@ -112,6 +112,7 @@ class ModelFacts:
     weights: dict[str, list[WeightFact]] = field(default_factory=dict)
     packed: dict[int, PackedLayout] = field(default_factory=dict)
     bias_params: dict[str, int] = field(default_factory=dict)  # module -> bias elements
+    bias_zeros: dict[str, int] = field(default_factory=dict)  # module -> zeros of its pruned bias's mask
     bias_bits: dict[str, int] = field(default_factory=dict)
     overhead_modules: set[str] = field(default_factory=set)  # parametrizations, observers, fake quants
     # weights a module uses but another module holds (tied: the same Parameter), by module
@@ -252,6 +253,8 @@ def collect(model: torch.nn.Module, walk: ModelWalk | None = None) -> ModelFacts
             found.bias_bytes[name] = bias.numel() * bias.element_size()  # a param, buffer or prune's product
             if "bias" in masks:
                 found.bias_bytes[name] += _nbytes(masks["bias"])  # the mask buffer exists too
+                if not masks["bias"].is_meta:  # a pruned bias's zeros are known without reading values
+                    found.bias_zeros[name] = masks["bias"].numel() - int(torch.count_nonzero(masks["bias"]))
         elif callable(bias) and facts and facts[0].representation.startswith("torch.ao"):
             found.bias_params[name] = facts[0].logical_extra_params - facts[0].numel
             found.bias_bits[name] = 32
