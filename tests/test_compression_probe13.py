@@ -127,3 +127,37 @@ class TestPrunedBias:
             nn.Sequential(nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 2)), model, torch.randn(2, 8)
         )
         assert result.ratio("nonzero_params") == pytest.approx(44 / 46)
+
+
+class TestDocumentedConventions:
+    def test_a_zero_filter_with_a_bias_still_counts_its_bias_adds(self) -> None:
+        conv = nn.Conv2d(4, 8, 3, padding=1)
+        prune.custom_from_mask(conv, "weight", torch.cat([torch.zeros(4, 4, 3, 3), torch.ones(4, 4, 3, 3)]))
+        layer = flopmeter.profile(nn.Sequential(conv), torch.randn(1, 4, 5, 5)).compression.layers["0"]
+        assert layer.structure == "channel"
+        assert layer.macs_effective == 3_600  # 4 kept filters * 36 * 25 positions
+        # 25 * 4 kept filters * (2*36 - 1) + 25 * 8 bias adds (all 8 channels) = 7,100 + 200
+        assert layer.flops_effective == 7_300
+
+    def test_a_transposed_convs_zero_output_channels_count_no_bias(self) -> None:
+        up = nn.ConvTranspose2d(4, 6, 3, stride=2)  # 1x4x5x5 -> 1x6x11x11, every output reached
+        mask = torch.ones(4, 6, 3, 3)
+        mask[:, :2] = 0  # output channels 0 and 1 receive nothing
+        prune.custom_from_mask(up, "weight", mask)
+        layer = flopmeter.profile(nn.Sequential(up), torch.randn(1, 4, 5, 5)).compression.layers["0"]
+        assert layer.macs_effective == 3_600  # 4 * 4 kept channels * 9 * 25 inputs
+        # 2 * 3,600: each product and each reached live output's bias; the 2 * 121 outputs
+        # of the zeroed channels are the bias alone (0)
+        assert layer.flops_effective == 7_200
+
+    def test_global_l1_at_93_percent_reads_3_of_8(self) -> None:
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 32))
+        prune.global_unstructured(
+            [(model[0], "weight"), (model[2], "weight")], pruning_method=prune.L1Unstructured, amount=0.75
+        )
+        layer = flopmeter.profile(model, torch.randn(4, 64)).compression.layers["2"]
+        assert layer.weight_nonzero == 295  # of 4,096: 92.8 % pruned here, 66.1 % in layer 0
+        assert layer.structure == "3:8" and layer.ideal_format == "3:8"
+        # 295 * 4 values + ceil(295 * 3 / 8) = 111 index bytes + 32 * 4 bias = 1,419
+        assert layer.bytes_ideal == 1_419
