@@ -161,3 +161,24 @@ class TestDocumentedConventions:
         assert layer.structure == "3:8" and layer.ideal_format == "3:8"
         # 295 * 4 values + ceil(295 * 3 / 8) = 111 index bytes + 32 * 4 bias = 1,419
         assert layer.bytes_ideal == 1_419
+
+
+def test_a_2_4_int8_layer_gets_the_w8a8_estimate_alone() -> None:
+    pytest.importorskip("torchao")
+    from torch.ao.pruning import WeightNormSparsifier
+    from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+
+    torch.manual_seed(0)
+    dense = nn.Sequential(nn.Linear(256, 256)).eval()
+    after = nn.Sequential(nn.Linear(256, 256)).eval()
+    after.load_state_dict(dense.state_dict())
+    sparsifier = WeightNormSparsifier(sparsity_level=1.0, sparse_block_shape=(1, 4), zeros_per_block=2)
+    sparsifier.prepare(after, [{"tensor_fqn": "0.weight"}])
+    sparsifier.step()
+    sparsifier.squash_mask()
+    quantize_(after, Int8DynamicActivationInt8WeightConfig())
+    result = flopmeter.compare(dense, after, torch.randn(128, 256))  # 128 rows: 2:4 would apply
+    layer = result.layers[0]
+    assert layer.after is not None and layer.after.structure == "2:4"
+    assert (layer.after.weight_bits, layer.after.act_bits) == (8, 8)
+    assert "W8A8" in layer.estimate_reason and "2:4" not in layer.estimate_reason
