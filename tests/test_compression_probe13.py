@@ -48,6 +48,10 @@ class TestPrunedThenQuantized:
         # = 396 (it read the dense 3 * 8 * 2*16 = 768 before: a packed weight had no row counts)
         assert layer.int_ops_effective == 396
         assert layer.bops == 192 * 8 * 8  # = 12,288
+        score = flopmeter.micronet(report.compression, "imagenet")  # per sample, 3 rows
+        # mults 64 at 8 bits: 64*8/32 = 16; adds 4*(2*16 - 1) - 64 + 8 bias = 68 -> 84 (was 208:
+        # 8*2*16 = 256 dense ops per sample less 64 mults, + 16); storage (64*8 + 128 mask + 8*8 bias)/32 = 22
+        assert score.ops == 84.0 and score.storage == 22.0
 
     def test_static_int8_conv_with_a_zero_filter_is_channel_structured(self) -> None:
         import torch.ao.quantization as tq
