@@ -79,7 +79,11 @@ class TestDynamicQuantizedRecurrent:
         layer = report.compression.layers["0"]
         assert (layer.weight_bits, layer.act_bits, layer.compute_dtype) == (8, 8, "int8")
         assert layer.weight_params == 1_536 and layer.n_scales == 2  # W_ih, W_hh per tensor
-        assert layer.int_ops_effective == 14_720  # 5 * (64*(2*8-1) + 64*(2*16-1)), every weight nonzero
+        # 6 of the 1,536 int8 weights equal their zero point (W_ih 511 of 512, W_hh 1,019 of
+        # 1,024) and are skipped, as a float weight's zeros: no output row is empty, so
+        # 5 steps * (2*1,530 - 64 - 64 rows) = 14,660 (dense 5 * (64*15 + 64*31) = 14,720)
+        assert layer.weight_nonzero == 1_530 and layer.macs_effective == 5 * 1_530
+        assert layer.int_ops_effective == 14_660
         # bytes: 1,536 int8 + 2 scales * (8 B scale + 8 B zero point) + 128 fp32 biases * 4
         assert layer.bytes_actual == 1_536 + 32 + 512
         assert report.compression.work_by_dtype["int8"]["macs"] == 7_680

@@ -23,7 +23,7 @@ from ..flat_graph import regrouped_graph
 from ..interrupts import GradMode
 from ..tracing.model_walk import ModelWalk
 from ..tracing.run import undone
-from .packed import PackedLayout, is_packed, layout_of
+from .packed import PackedLayout, is_packed, layout_and_nonzeros
 from .pt2e_fold import FoldStep
 
 
@@ -112,6 +112,7 @@ class ModelFacts:
     weights: dict[str, list[WeightFact]] = field(default_factory=dict)
     packed: dict[int, PackedLayout] = field(default_factory=dict)
     bias_params: dict[str, int] = field(default_factory=dict)  # module -> bias elements
+    bias_zeros: dict[str, int] = field(default_factory=dict)  # module -> zeros of its pruned bias's mask
     bias_bits: dict[str, int] = field(default_factory=dict)
     overhead_modules: set[str] = field(default_factory=set)  # parametrizations, observers, fake quants
     # weights a module uses but another module holds (tied: the same Parameter), by module
@@ -252,6 +253,8 @@ def collect(model: torch.nn.Module, walk: ModelWalk | None = None) -> ModelFacts
             found.bias_bytes[name] = bias.numel() * bias.element_size()  # a param, buffer or prune's product
             if "bias" in masks:
                 found.bias_bytes[name] += _nbytes(masks["bias"])  # the mask buffer exists too
+                if not masks["bias"].is_meta:  # a pruned bias's zeros are known without reading values
+                    found.bias_zeros[name] = masks["bias"].numel() - int(torch.count_nonzero(masks["bias"]))
         elif callable(bias) and facts and facts[0].representation.startswith("torch.ao"):
             found.bias_params[name] = facts[0].logical_extra_params - facts[0].numel
             found.bias_bits[name] = 32
@@ -506,12 +509,12 @@ def _module_facts(
             continue
         seen.add(id(packed))
         try:
-            layout = layout_of(packed, dtype)
+            layout, nonzeros = layout_and_nonzeros(packed, dtype)
         except RuntimeError:  # embeddings' packed rows have no unpack(): read weight()
             facts.append(_embedding_fact(name, module) or _unpackable_fact(name, module))
             continue
         found.packed[id(packed)] = layout
-        facts.append(_packed_fact(name, module, layout))
+        facts.append(_packed_fact(name, module, layout, nonzeros))
     cells = children.get("_all_weight_values")
     if cells is not None:
         facts += _recurrent_facts(name, module, cells, found)
@@ -580,8 +583,8 @@ def _recurrent_facts(name: str, module: torch.nn.Module, cells: Any, found: Mode
         for key, weight in zip(_RNN_WEIGHTS, packed, strict=False):
             if not is_packed(weight):
                 continue
-            layout = layout_of(weight, torch.float16 if "fp16" in str(kind) else None)
-            fact = _packed_fact(name, module, layout)
+            layout, nonzeros = layout_and_nonzeros(weight, torch.float16 if "fp16" in str(kind) else None)
+            fact = _packed_fact(name, module, layout, nonzeros)
             fact.name = f"{key}{suffix}"
             facts.append(fact)
     return facts
@@ -655,7 +658,12 @@ def _unpackable_fact(name: str, module: torch.nn.Module) -> WeightFact:
     )
 
 
-def _packed_fact(name: str, module: torch.nn.Module, layout: PackedLayout) -> WeightFact:
+def _packed_fact(
+    name: str, module: torch.nn.Module, layout: PackedLayout, nonzeros: torch.Tensor
+) -> WeightFact:
+    """A torch.ao packed weight as the float weight it stands for; ``nonzeros`` (the
+    unpacked weight's map of nonzeros) gives its rows' nonzeros and structure, so a pruned
+    then quantized layer's effective integer ops skip its zeros as a float layer's FLOPs do."""
     numel = 1
     for d in layout.weight_shape:
         numel *= d
@@ -676,6 +684,7 @@ def _packed_fact(name: str, module: torch.nn.Module, layout: PackedLayout) -> We
         ideal_scale_bytes=per_scale * layout.n_scales,
         logical_extra_params=numel + layout.bias_numel,
     )
+    _count_nonzeros(fact, nonzeros)
     return fact
 
 

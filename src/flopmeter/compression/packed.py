@@ -43,6 +43,13 @@ def is_packed(value: Any) -> bool:
 def layout_of(packed: Any, dtype: torch.dtype | None = None) -> PackedLayout:
     """Open a packed object with ``unpack()``. ``dtype`` overrides the weight dtype (a
     dynamic fp16 linear unpacks to float32 but stores float16)."""
+    return layout_and_nonzeros(packed, dtype)[0]
+
+
+def layout_and_nonzeros(packed: Any, dtype: torch.dtype | None = None) -> tuple[PackedLayout, torch.Tensor]:
+    """``layout_of`` and the weight's map of nonzeros (bool, the unpacked weight's shape:
+    integer value != zero point), from which the view reads each output row's nonzeros,
+    the all-zero input channels and an N:M pattern, as for a float weight."""
     unpacked = packed.unpack()
     weight, bias = unpacked[:2] if isinstance(unpacked, tuple) else (unpacked, None)
     transposed = bool(packed.transpose()) if packed._has_method("transpose") else False
@@ -57,9 +64,10 @@ def layout_of(packed: Any, dtype: torch.dtype | None = None) -> PackedLayout:
         else:
             scheme, n_scales = "per_tensor", 1
             zero = torch.tensor(weight.q_zero_point())
-        nonzero = int(torch.count_nonzero(weight.int_repr().to(torch.int32) != zero))
+        nonzeros = weight.int_repr().to(torch.int32) != zero
     else:
-        nonzero = int(torch.count_nonzero(weight))
+        nonzeros = weight != 0
+    nonzero = int(torch.count_nonzero(nonzeros))
     name = str(dtype or weight.dtype).removeprefix("torch.")
     return PackedLayout(
         weight_shape=tuple(weight.shape),
@@ -71,4 +79,4 @@ def layout_of(packed: Any, dtype: torch.dtype | None = None) -> PackedLayout:
         n_scales=n_scales,
         nonzero=nonzero,
         bias_numel=int(bias.numel()) if bias is not None else 0,
-    )
+    ), nonzeros

@@ -209,8 +209,28 @@ def rest_work(report: Any, layers: set[str], hw: Hardware, baseline: str) -> flo
 
 
 def overheads(report: Any, hw: Hardware) -> float:
-    """Per-op and per-module-call seconds of the model as it runs (calibrated model)."""
-    return roofline(report, hw).total.overhead_time
+    """Per-op and per-module-call seconds of the model as it runs (calibrated model),
+    less the calls of the modules that only emulate the compression (a parametrization
+    and its list, an observer, a fake quantizer): their ops are the overhead bucket, not
+    timed, and the model they emulate makes no such calls (a 2:4 mask held by torch.ao's
+    ``FakeSparsity`` would otherwise read as a slowdown of 2 calls per layer)."""
+    return roofline(report, hw).total.overhead_time - hw.module_overhead * emulation_calls(report)
+
+
+def emulation_calls(report: Any) -> int:
+    """Calls of ``report``'s modules that emulate a compression: those the view's facts
+    list as overhead (parametrizations, observers, fake quantizers), what they hold, and
+    the ``ParametrizationList`` that runs a parametrization."""
+    facts = getattr(report.compression, "_facts", None)
+    machinery = tuple(getattr(facts, "overhead_modules", ()) or ())
+    total = 0
+    for name, module in report.modules.items():
+        parts = name.split(".")
+        if "parametrizations" in parts[:-1] or any(
+            name == other or name.startswith(other + ".") for other in machinery
+        ):
+            total += module.calls
+    return total
 
 
 def latency(work: float, overhead: float, hw: Hardware) -> float:

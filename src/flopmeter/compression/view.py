@@ -76,6 +76,7 @@ class LayerCompression:
     int_ops_effective: int = 0
     contraction_ops_effective: int = 0  # the contraction ops' mults + adds, weight nonzeros only
     bias_params: int = 0
+    bias_zeros: int = 0  # of a bias pruned by torch.nn.utils.prune (its mask's zeros)
     weight_bits: int | None = None
     act_bits: int | None = None
     group_size: int | None = None
@@ -222,7 +223,7 @@ class CompressionView:
         return (
             self.params
             - self.weight_params
-            + sum(int(layer.weight_nonzero or 0) for layer in self.layers.values())
+            + sum(int(layer.weight_nonzero or 0) - layer.bias_zeros for layer in self.layers.values())
         )
 
     @property
@@ -315,7 +316,10 @@ class CompressionView:
                 sum(int(layer.weight_nonzero or 0) for layer in weighted) if known else None
             )
             summary.nonzero_params = (
-                summary.params - summary.weight_params + summary.weight_nonzero
+                summary.params
+                - summary.weight_params
+                + summary.weight_nonzero
+                - sum(layer.bias_zeros for layer in weighted)
                 if summary.weight_nonzero is not None
                 else None
             )
@@ -940,7 +944,10 @@ def build_view(
         nz_total = sum(int(f.nonzero or 0) for f in weights) if known else None
         layer.weight_params = n_total
         layer.weight_nonzero = nz_total
-        layer.nonzero_params = (layer.params - n_total + nz_total) if nz_total is not None else None
+        layer.bias_zeros = facts.bias_zeros.get(name, 0) if first == name else 0
+        layer.nonzero_params = (
+            (layer.params - n_total + nz_total - layer.bias_zeros) if nz_total is not None else None
+        )
         layer.representation = ", ".join(sorted({f.representation for f in weights}))
         layer.structure = ", ".join(sorted({f.structure for f in weights}))
         layer.weight_bits = max(f.weight_bits for f in weights)
