@@ -1,4 +1,4 @@
-"""float32 work that torch runs on TF32 tensor cores is costed at the TF32 peak.
+"""float32 work that torch runs on TF32 tensor cores is costed at the TF32 peak (README, docs/speed.md).
 
 docs/speed.md: on a spec listing a "tfloat32" peak, float32 convolutions and recurrent
 layers (cuDNN, TF32 by default) and matmuls (cuBLAS, not by default) are costed at the TF32
