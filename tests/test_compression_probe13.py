@@ -110,6 +110,12 @@ class TestEmulationModulesAreNotTimed:
         assert result.basis.numbers["overhead_after"] == pytest.approx(24e-6)
         assert result.speedup_estimate == pytest.approx(1.0)
         assert type(sparse[0].parametrizations.weight[0]).__name__ == "FakeSparsity"  # left as it was
+        # docs/compression.md: the same model with its zeros baked in (the mask squashed) reads
+        # 1.00x too: 3 ops * 6 us + 4 module calls * 1.5 us = 24 us both
+        sparsifier.squash_mask()
+        baked = flopmeter.compare(dense, sparse, torch.randn(4, 64))
+        assert baked.basis is not None and baked.basis.numbers["overhead_after"] == pytest.approx(24e-6)
+        assert baked.speedup_estimate == pytest.approx(1.0)
 
 
 class TestPrunedBias:
@@ -186,3 +192,9 @@ def test_a_2_4_int8_layer_gets_the_w8a8_estimate_alone() -> None:
     assert layer.after is not None and layer.after.structure == "2:4"
     assert (layer.after.weight_bits, layer.after.act_bits) == (8, 8)
     assert "W8A8" in layer.estimate_reason and "2:4" not in layer.estimate_reason
+    # docs/compression.md: memory-bound either way on the a100, so the bytes' ratio. Before:
+    # (x 128*256 + W 256*256 + b 256 + y 128*256) float32 = 525,312 B, at float16 262,656.
+    # After: the activations (525,312 - 262,144 weight) at 8 bits 65,792 + the weight as stored
+    # (65,536 int8 + 256 float32 scales 1,024 + 256 int8 zero points) 66,816 = 132,608.
+    assert layer.basis is not None and layer.basis.hardware == "a100-sxm-80gb"  # compare's default
+    assert layer.speedup_estimate == pytest.approx(262_656 / 132_608)  # 1.98

@@ -134,3 +134,27 @@ def test_the_printed_report_and_its_data_give_the_same_bytes(tiny_llama_config: 
     assert json.loads(json.dumps(data)) == data
     # the first decode step's paged line: 86,192 B / 1,024 = 84.17 KiB; KV read 17 tokens * 512 B
     assert "= weights 84.17 KiB + KV read 8.50 KiB + KV write 512 B" in str(cost)
+
+
+def test_dynamic_activation_quantization_counts_the_prefill_not_a_decode_step(
+    tiny_llama_config: object,
+) -> None:
+    """docs/llm.md "Not covered yet" (probe 13, P13-B7, left): torchao's
+    Int8DynamicActivationInt8WeightConfig counts its prefill, but a decode step's attention gets a
+    real query (the dynamic integer path) and meta cached keys and values: a ModelError. When
+    this is fixed, the doc's bullet goes."""
+    quantization = pytest.importorskip("torchao.quantization")
+    model = _llama(tiny_llama_config)
+    quantized = copy.deepcopy(model)
+    quantization.quantize_(quantized, quantization.Int8DynamicActivationInt8WeightConfig())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cost = flopmeter.llm_cost(quantized, prompt=16, generate=4)
+        dense = flopmeter.llm_cost(model, prompt=16, generate=4)
+        # the prefill: the float model's work; its weights int8 80,128 + scales 1,124 * 4 + 5,408
+        assert cost.prefill.flops_2mac == dense.prefill.flops_2mac
+        assert cost.prefill.bytes("paged").weights == LINEAR_WEIGHTS + ROWS * 4 + PREFILL_OTHER == 90_032
+        with pytest.raises(
+            flopmeter.ModelError, match="Expected query, key, and value to have the same device"
+        ):
+            cost.decode(16)
