@@ -133,6 +133,10 @@ class LanguageModel:
     # built without ``source`` from an encoder-decoder config that has a causal LM class (BartConfig:
     # BartForCausalLM): its decoder alone, without encoder states
     decoder_alone: bool = False
+    # the device of the states a decode step is handed (its KV cache, an encoder's output): meta,
+    # or the model's own where its forward needs values (``traces.decode``: a real model a
+    # shapes-only run cannot follow, as dynamic activation quantization's)
+    states_device: torch.device = field(default_factory=lambda: torch.device("meta"), repr=False)
 
     def __repr__(self) -> str:
         from ..render.reprs import language_model_repr
