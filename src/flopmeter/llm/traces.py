@@ -14,11 +14,11 @@ from ..interrupts import ModeOn, completes
 from ..report import Report
 from ..tracing.recorder import is_meta_limitation
 from .encoder_decoder import (
+    decode_state,
     empty_cache,
     encoder_inputs,
     encoder_of,
     encoder_output,
-    states,
     use_cache_flag,
     with_cross_cache,
 )
@@ -74,7 +74,8 @@ def decode(
 ) -> Report:
     """One decode step: ``tokens`` new tokens per sequence (1; more for a chunk of a
     chunked prefill) after a cache of ``context`` tokens (transformers' ``DynamicCache``,
-    filled with meta tensors of the model's dtype: no memory). ``recurrent_states`` with
+    filled with meta tensors of the model's dtype: no memory; real zeros for a real model that
+    must be counted with values, see below). ``recurrent_states`` with
     ``context`` 0: a hybrid's recurrent layers hold their states all the same (the baseline
     of the as-executed KV split: a cache of no tokens, not a first token). An encoder-decoder
     model's cross-attention cache holds its S encoder positions, or ``cross_positions`` (0: the
@@ -100,11 +101,14 @@ def decode(
 
     label = f"decode n={context}" if tokens == 1 else f"chunk of {tokens} after n={context}"
     name = f"{lm.name} {label}"
+    first = inputs()
+    handed = "encoder_outputs" in first or lm.cache_argument() in first  # states on meta, so far
     try:
-        return _traced(lm, inputs(), context + tokens, causal=causal, name=name)
+        return _traced(lm, first, context + tokens, causal=causal, name=name)
     except ModelError as error:
-        if not _needs_real_states(lm, error):
+        if not (handed and _needs_real_states(lm, error)):
             raise
+    del first
     # a real model whose forward a shapes-only run cannot follow (dynamic activation quantization:
     # torchao's int8 matmul asserts its operands share a device, torch.ao's quantized::linear_dynamic
     # has no meta kernel) is counted with values, as profile() does; a meta cache cannot meet its
@@ -184,16 +188,16 @@ def filled_cache(lm: LanguageModel, context: int, batch: int) -> Any:
     layout = stored_layout(lm)  # records lm.states too
     own = {layer: shapes for layer, shapes in layout.items() if layer < lm.layers}  # not a loop's copies
     for layer, ((key_heads, key_dim), (value_heads, value_dim)) in sorted(own.items() if context else ()):
-        keys = states((batch, key_heads, context, key_dim), lm.dtype, device)
-        values = states((batch, value_heads, context, value_dim), lm.dtype, device)
+        keys = decode_state((batch, key_heads, context, key_dim), lm.dtype, device)
+        values = decode_state((batch, value_heads, context, value_dim), lm.dtype, device)
         cache.update(keys, values, layer)
     for layer, (dim, dtype) in sorted(lm.indexers.items() if context else ()):  # DeepSeek-V3.2's indexer keys
         if layer < lm.layers:
-            cache.update_indexer(states((batch, context, dim), dtype, device), layer)
+            cache.update_indexer(decode_state((batch, context, dim), dtype, device), layer)
     for method, layer, shape, dtype, kwargs in lm.states:  # a hybrid's Mamba / linear-attention layers
         if layer >= lm.layers:  # a loop's copy: the model makes it
             continue
-        state = states((batch, *shape[1:]), dtype, device)
+        state = decode_state((batch, *shape[1:]), dtype, device)
         if method == "set_linear_cache":  # MiniMax's own cache: (layer, state)
             cache.set_linear_cache(layer, state)
         else:
