@@ -213,3 +213,38 @@ def test_a_real_cache_too_large_to_allocate_is_a_clear_error() -> None:
     ):
         decode_state((1 << 31, 1 << 31), torch.float32, torch.device("cpu"))
     assert decode_state((2, 3), torch.float32).is_meta  # the default: meta, no memory
+
+
+def test_a_real_model_whose_router_reads_values_is_counted_with_values() -> None:
+    """JetMoE's router reads its scores' values (``Cannot copy out of meta tensor`` on meta): a
+    real model is counted as a plain profile() of the same decode step with a real cache counts
+    it; its config (a model built on meta) still fails, naming the router (docs/llm.md)."""
+    config = transformers.JetMoeConfig(
+        num_hidden_layers=2,
+        hidden_size=64,
+        intermediate_size=128,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        kv_channels=16,
+        vocab_size=100,
+        num_local_experts=4,
+        num_experts_per_tok=2,
+    )
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(config).eval()
+    step = _cost(model).decode(16)
+    assert step.report.options["computed"] == "values"
+    with torch.no_grad():  # the same step by hand: a real prefill of 16 tokens, then one token
+        cache = model(torch.zeros(1, 16, dtype=torch.long), use_cache=True).past_key_values
+    direct = flopmeter.profile(
+        model,
+        {
+            "input_ids": torch.zeros(1, 1, dtype=torch.long),
+            "past_key_values": cache,
+            "use_cache": True,
+            "logits_to_keep": 1,
+        },
+    )
+    assert (step.macs, step.flops) == (direct.macs, direct.flops)
+    with pytest.raises(flopmeter.ModelError, match="Cannot copy out of meta tensor"):
+        flopmeter.llm_cost(config, prompt=16, generate=4)
