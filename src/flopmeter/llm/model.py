@@ -670,6 +670,8 @@ def _packed_linears(model: torch.nn.Module) -> list[tuple[torch.nn.Module, int, 
     (the trace sees no parameter of theirs to tell an idle one by)."""
     found = []
     for module in model.modules():
+        if isinstance(module, torch.jit.ScriptModule):  # its own kind of module dict; no packed wrapper
+            continue
         wrapper = module._modules.get("_packed_params")
         packed = vars(wrapper).get("_packed_params") if wrapper is not None else None
         if not (isinstance(packed, torch.ScriptObject) and packed._has_method("unpack")):  # type: ignore[attr-defined]
