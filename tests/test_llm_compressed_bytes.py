@@ -136,13 +136,12 @@ def test_the_printed_report_and_its_data_give_the_same_bytes(tiny_llama_config: 
     assert "= weights 84.17 KiB + KV read 8.50 KiB + KV write 512 B" in str(cost)
 
 
-def test_dynamic_activation_quantization_counts_the_prefill_not_a_decode_step(
+def test_dynamic_activation_quantization_prefill_is_the_float_models_work(
     tiny_llama_config: object,
 ) -> None:
-    """docs/llm.md "Not covered yet" (probe 13, P13-B7, left): torchao's
-    Int8DynamicActivationInt8WeightConfig counts its prefill, but a decode step's attention gets a
-    real query (the dynamic integer path) and meta cached keys and values: a ModelError. When
-    this is fixed, the doc's bullet goes."""
+    """torchao's Int8DynamicActivationInt8WeightConfig: the prefill does the float model's work
+    and reads its weights as stored (its decode steps: tests/test_llm_dynamic_quant.py; until
+    probe 13's dynquant they raised a ModelError)."""
     quantization = pytest.importorskip("torchao.quantization")
     model = _llama(tiny_llama_config)
     quantized = copy.deepcopy(model)
@@ -154,7 +153,3 @@ def test_dynamic_activation_quantization_counts_the_prefill_not_a_decode_step(
         # the prefill: the float model's work; its weights int8 80,128 + scales 1,124 * 4 + 5,408
         assert cost.prefill.flops_2mac == dense.prefill.flops_2mac
         assert cost.prefill.bytes("paged").weights == LINEAR_WEIGHTS + ROWS * 4 + PREFILL_OTHER == 90_032
-        with pytest.raises(
-            flopmeter.ModelError, match="Expected query, key, and value to have the same device"
-        ):
-            cost.decode(16)

@@ -15,6 +15,7 @@ Nothing here counts: the traces do (``traces.py``), through ``profile()``.
 from __future__ import annotations
 
 import inspect
+import math
 from typing import Any
 
 import torch
@@ -121,15 +122,37 @@ def encoder_inputs(model: torch.nn.Module, source: int, batch: int, dtype: torch
     return {"input_features": torch.empty(shape, dtype=dtype, device="meta")}
 
 
-def encoder_output(batch: int, positions: int, hidden: int, dtype: torch.dtype) -> Any:
+_META = torch.device("meta")
+
+
+def decode_state(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device = _META) -> torch.Tensor:
+    """A state a decode step is handed (cached keys or values, an encoder's output): on meta,
+    no memory; on a real device (a model whose forward needs values: ``traces.decode``)
+    zeros, whose values only have to exist (what is counted is their shapes)."""
+    if device.type == "meta":
+        return torch.empty(shape, dtype=dtype, device=device)
+    try:
+        return torch.zeros(shape, dtype=dtype, device=device)
+    except RuntimeError as error:  # "can't allocate memory", "out of memory"
+        size = math.prod(shape) * dtype.itemsize
+        raise ValueError(
+            f"this model's forward cannot be counted on the meta device (it needs values: dynamic "
+            f"activation quantization, ...), so its decode steps run with a real cache, and a "
+            f"state of {tuple(shape)} {str(dtype).removeprefix('torch.')} ({size:.3g} bytes) cannot "
+            f"be allocated on {device} ({str(error).splitlines()[0][:120]}): lower prompt, generate "
+            "or batch"
+        ) from error
+
+
+def encoder_output(
+    batch: int, positions: int, hidden: int, dtype: torch.dtype, device: torch.device = _META
+) -> Any:
     """What a decode step gets in place of running the encoder again: its output, (batch, S
-    encoder positions, hidden), on meta. As an ``MoEModelOutput`` (no router logits): NLLB-MoE
+    encoder positions, hidden), on meta (``decode_state``). As an ``MoEModelOutput`` (no router logits): NLLB-MoE
     reads that field of it; the others take its first field, as of a ``BaseModelOutput``."""
     from transformers.modeling_outputs import MoEModelOutput
 
-    return MoEModelOutput(
-        last_hidden_state=torch.empty((batch, positions, hidden), dtype=dtype, device="meta")
-    )
+    return MoEModelOutput(last_hidden_state=decode_state((batch, positions, hidden), dtype, device))
 
 
 def with_cross_cache(
@@ -138,17 +161,18 @@ def with_cross_cache(
     positions: int,
     batch: int,
     dtype: torch.dtype,
+    device: torch.device = _META,
 ) -> Any:
     """An ``EncoderDecoderCache`` of ``self_cache`` and a cross-attention cache holding the K/V of
-    ``positions`` encoder positions in every layer of ``cross`` (meta tensors), marked updated:
+    ``positions`` encoder positions in every layer of ``cross`` (meta tensors: ``decode_state``), marked updated:
     the decoder reads them, as in generate after the first step, and does not project the
     encoder output again (with 0 positions too: the as-executed split's baseline)."""
     import transformers
 
     cross_cache = transformers.DynamicCache()
     for layer, ((key_heads, key_dim), (value_heads, value_dim)) in sorted(cross.items()):
-        keys = torch.empty((batch, key_heads, positions, key_dim), dtype=dtype, device="meta")
-        values = torch.empty((batch, value_heads, positions, value_dim), dtype=dtype, device="meta")
+        keys = decode_state((batch, key_heads, positions, key_dim), dtype, device)
+        values = decode_state((batch, value_heads, positions, value_dim), dtype, device)
         cross_cache.update(keys, values, layer)
     cache = transformers.EncoderDecoderCache(self_cache, cross_cache)
     cache.is_updated = dict.fromkeys(cross, True)

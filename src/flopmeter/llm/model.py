@@ -133,6 +133,10 @@ class LanguageModel:
     # built without ``source`` from an encoder-decoder config that has a causal LM class (BartConfig:
     # BartForCausalLM): its decoder alone, without encoder states
     decoder_alone: bool = False
+    # the device of the states a decode step is handed (its KV cache, an encoder's output): meta,
+    # or the model's own where its forward needs values (``traces.decode``: a real model a
+    # shapes-only run cannot follow, as dynamic activation quantization's)
+    states_device: torch.device = field(default_factory=lambda: torch.device("meta"), repr=False)
 
     def __repr__(self) -> str:
         from ..render.reprs import language_model_repr
@@ -639,6 +643,10 @@ def count_params(
             matmul += p.numel()
             expert_matmul += p.numel() if in_experts else 0
     lm_head = head_weight.numel() if isinstance(head_weight, torch.Tensor) else 0
+    for module, weights, biases in _packed_linears(model):  # torch.ao's: not in named_parameters
+        total += weights + biases
+        matmul += weights
+        lm_head = weights if module is head else lm_head
     active = matmul - expert_matmul + (expert_matmul * top_k // num_experts if num_experts else 0)
     return ParamCounts(
         total=total,
@@ -653,3 +661,22 @@ def count_params(
         trainable=trainable,
         tied=tied,
     )
+
+
+def _packed_linears(model: torch.nn.Module) -> list[tuple[torch.nn.Module, int, int]]:
+    """torch.ao's quantized Linears (``quantize_dynamic``, static ``convert``): their weight and
+    bias live in a packed object (``_packed_params._packed_params``), which ``parameters()`` does
+    not show; (module, weight elements, bias elements) of each. Counted as run by every phase
+    (the trace sees no parameter of theirs to tell an idle one by)."""
+    found = []
+    for module in model.modules():
+        if isinstance(module, torch.jit.ScriptModule):  # its own kind of module dict; no packed wrapper
+            continue
+        wrapper = module._modules.get("_packed_params")
+        packed = vars(wrapper).get("_packed_params") if wrapper is not None else None
+        if not (isinstance(packed, torch.ScriptObject) and packed._has_method("unpack")):  # type: ignore[attr-defined]
+            continue
+        unpacked = packed.unpack()  # type: ignore[attr-defined]
+        weight, bias = unpacked[:2] if isinstance(unpacked, tuple) else (unpacked, None)
+        found.append((module, weight.numel(), bias.numel() if bias is not None else 0))
+    return found

@@ -12,7 +12,9 @@ import torch
 from ..api import ModelError, profile
 from ..interrupts import ModeOn, completes
 from ..report import Report
+from ..tracing.recorder import is_meta_limitation
 from .encoder_decoder import (
+    decode_state,
     empty_cache,
     encoder_inputs,
     encoder_of,
@@ -72,7 +74,8 @@ def decode(
 ) -> Report:
     """One decode step: ``tokens`` new tokens per sequence (1; more for a chunk of a
     chunked prefill) after a cache of ``context`` tokens (transformers' ``DynamicCache``,
-    filled with meta tensors of the model's dtype: no memory). ``recurrent_states`` with
+    filled with meta tensors of the model's dtype: no memory; real zeros for a real model that
+    must be counted with values, see below). ``recurrent_states`` with
     ``context`` 0: a hybrid's recurrent layers hold their states all the same (the baseline
     of the as-executed KV split: a cache of no tokens, not a first token). An encoder-decoder
     model's cross-attention cache holds its S encoder positions, or ``cross_positions`` (0: the
@@ -80,19 +83,55 @@ def decode(
     _check_positive(batch=batch, tokens=tokens)
     if not isinstance(context, int) or isinstance(context, bool) or context < 0:
         raise ValueError(f"the decode context must be a whole number of tokens, 0 or more, got {context!r}")
-    inputs: dict[str, Any] = {**_new_tokens(lm, batch, tokens), **_use_cache(lm)}
-    if lm.keeps_logits:
-        inputs["logits_to_keep"] = 1
-    if lm.encoder_decoder:  # the encoder's output and its cross K/V, cached: see ``encoder_decoder.py``
-        stored_layout(lm)  # records lm.cross
-        inputs["encoder_outputs"] = encoder_output(batch, lm.encoder_positions, lm.hidden, lm.dtype)
-        positions = lm.encoder_positions if cross_positions is None else cross_positions
-        cache = with_cross_cache(filled_cache(lm, context, batch), lm.cross, positions, batch, lm.dtype)
-        inputs[lm.cache_argument()] = cache
-    elif context or (recurrent_states and stored_layout(lm) and lm.states):
-        inputs[lm.cache_argument()] = filled_cache(lm, context, batch)
+
+    def inputs() -> dict[str, Any]:  # its states on ``lm.states_device``
+        device = lm.states_device
+        made: dict[str, Any] = {**_new_tokens(lm, batch, tokens), **_use_cache(lm)}
+        if lm.keeps_logits:
+            made["logits_to_keep"] = 1
+        if lm.encoder_decoder:  # the encoder's output and its cross K/V, cached: see ``encoder_decoder.py``
+            stored_layout(lm)  # records lm.cross
+            made["encoder_outputs"] = encoder_output(batch, lm.encoder_positions, lm.hidden, lm.dtype, device)
+            positions = lm.encoder_positions if cross_positions is None else cross_positions
+            own = filled_cache(lm, context, batch)
+            made[lm.cache_argument()] = with_cross_cache(own, lm.cross, positions, batch, lm.dtype, device)
+        elif context or (recurrent_states and stored_layout(lm) and lm.states):
+            made[lm.cache_argument()] = filled_cache(lm, context, batch)
+        return made
+
     label = f"decode n={context}" if tokens == 1 else f"chunk of {tokens} after n={context}"
-    return _traced(lm, inputs, context + tokens, causal=causal, name=f"{lm.name} {label}")
+    name = f"{lm.name} {label}"
+    first = inputs()
+    handed = "encoder_outputs" in first or lm.cache_argument() in first  # states on meta, so far
+    try:
+        return _traced(lm, first, context + tokens, causal=causal, name=name)
+    except ModelError as error:
+        if not (handed and _needs_real_states(lm, error)):
+            raise
+    del first
+    # a real model whose forward a shapes-only run cannot follow (dynamic activation quantization:
+    # torchao's int8 matmul asserts its operands share a device, torch.ao's quantized::linear_dynamic
+    # has no meta kernel) is counted with values, as profile() does; a meta cache cannot meet its
+    # real activations (its attention's query), so this step and the next get real zeros
+    lm.states_device = _model_device(lm.model)
+    return _traced(lm, inputs(), context + tokens, causal=causal, name=name)
+
+
+def _needs_real_states(lm: LanguageModel, error: ModelError) -> bool:
+    """Whether a decode step's failure is a real model's values run meeting the meta states it
+    was handed: the model holds no meta tensor, and its error is one of meta tensors."""
+    if lm.states_device.type != "meta":
+        return False
+    held = (*lm.model.parameters(), *lm.model.buffers())
+    cause = error.__cause__
+    return not any(t.is_meta for t in held) and cause is not None and is_meta_limitation(cause)
+
+
+def _model_device(model: torch.nn.Module) -> torch.device:
+    """The device of the model's first parameter (or buffer); the CPU for a model holding none."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
 
 
 def _token_ids(batch: int, tokens: int) -> torch.Tensor:
@@ -144,20 +183,21 @@ def filled_cache(lm: LanguageModel, context: int, batch: int) -> Any:
     layers than it has, as a prefill's does. A hybrid's recurrent layers (Mamba, linear attention) get the
     states a prefill leaves (their size does not grow with the context), so the model runs
     its one-token recurrent step there, not a prefill of one token from a zero state."""
+    device = lm.states_device
     cache = new_cache(lm, _cache_class(lm))
     layout = stored_layout(lm)  # records lm.states too
     own = {layer: shapes for layer, shapes in layout.items() if layer < lm.layers}  # not a loop's copies
     for layer, ((key_heads, key_dim), (value_heads, value_dim)) in sorted(own.items() if context else ()):
-        keys = torch.empty((batch, key_heads, context, key_dim), dtype=lm.dtype, device="meta")
-        values = torch.empty((batch, value_heads, context, value_dim), dtype=lm.dtype, device="meta")
+        keys = decode_state((batch, key_heads, context, key_dim), lm.dtype, device)
+        values = decode_state((batch, value_heads, context, value_dim), lm.dtype, device)
         cache.update(keys, values, layer)
     for layer, (dim, dtype) in sorted(lm.indexers.items() if context else ()):  # DeepSeek-V3.2's indexer keys
         if layer < lm.layers:
-            cache.update_indexer(torch.empty((batch, context, dim), dtype=dtype, device="meta"), layer)
+            cache.update_indexer(decode_state((batch, context, dim), dtype, device), layer)
     for method, layer, shape, dtype, kwargs in lm.states:  # a hybrid's Mamba / linear-attention layers
         if layer >= lm.layers:  # a loop's copy: the model makes it
             continue
-        state = torch.empty((batch, *shape[1:]), dtype=dtype, device="meta")
+        state = decode_state((batch, *shape[1:]), dtype, device)
         if method == "set_linear_cache":  # MiniMax's own cache: (layer, state)
             cache.set_linear_cache(layer, state)
         else:
