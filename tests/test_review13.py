@@ -9,6 +9,8 @@ import pytest
 import torch
 
 import flopmeter
+from flopmeter.registry import cost_of
+from flopmeter.tracing.events import OpEvent, TensorMeta
 
 
 def _stack() -> torch.nn.Module:
@@ -30,3 +32,19 @@ def test_rebuilt_weights_die_with_their_layer_in_the_peak_activation_memory() ->
     assert int8.peak_activation_bytes == dense.peak_activation_bytes + 256 * 256 * 4  # + 262,144
     # the rebuilt copies are still known as such: the 4 matmuls read 4 * 262,144 = 1,048,576 B
     assert int8.rebuilt_weight_bytes == 4 * 256 * 256 * 4
+
+
+def _meta(*shape: int) -> TensorMeta:
+    return TensorMeta(tuple(shape), "float32", 4, "activation")
+
+
+def test_the_deprecated_lu_solve_reads_n_from_its_lu_argument() -> None:
+    """aten.lu_solve(B, LU, pivots), B (3, 2), LU 3 x 3: 2 right-hand sides of n = 3, each
+    n(n-1) = 6 multiply-subtracts and 3 divides: 12 MACs, 2 * (2*6 + 3) = 30 FLOPs (as
+    linalg_lu_solve(LU, pivots, B)). Read as n = B's last dim (2) it gave rhs 3 of n 2:
+    3 * 2 = 6 MACs, 3 * (2*2 + 2) = 18 FLOPs."""
+    b, lu, pivots = _meta(3, 2), _meta(3, 3), TensorMeta((3,), "int32", 4, "activation")
+    old = cost_of(OpEvent("aten.lu_solve", (b, lu, pivots), {}, (_meta(3, 2),)))
+    new = cost_of(OpEvent("aten.linalg_lu_solve", (lu, pivots, b), {}, (_meta(3, 2),)))
+    assert old is not None and new is not None
+    assert (old.macs, old.flops) == (new.macs, new.flops) == (12, 30)

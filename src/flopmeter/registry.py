@@ -2066,8 +2066,9 @@ def _linalg_inv(event: OpEvent, options: CountOptions) -> Cost:
 
 @formula("linalg_lu_solve", "lu_solve")
 def _linalg_lu_solve(event: OpEvent, options: CountOptions) -> Cost:
-    """(LU, pivots, B, ...): getrs for every right-hand side of the result."""
-    n = event.args[0].shape[-1]
+    """(LU, pivots, B, ...): getrs for every right-hand side of the result. The deprecated
+    ``aten.lu_solve`` takes (B, LU, pivots) (torch 2.x decomposes it into linalg_lu_solve)."""
+    n = event.args[1 if event.op.startswith("aten.lu_solve") else 0].shape[-1]
     return linalg_formulas.lu_solve(n, _right_hand_sides(event.outputs[0], n))
 
 
