@@ -48,3 +48,15 @@ def test_the_deprecated_lu_solve_reads_n_from_its_lu_argument() -> None:
     new = cost_of(OpEvent("aten.linalg_lu_solve", (lu, pivots, b), {}, (_meta(3, 2),)))
     assert old is not None and new is not None
     assert (old.macs, old.flops) == (new.macs, new.flops) == (12, 30)
+
+
+class _Histogram(torch.nn.Module):
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return torch.histogram(x, 10, range=(-1.0, 1.0), weight=w)[0]
+
+
+def test_a_weighted_histogram_adds_each_weight_as_bincount_does() -> None:
+    """torch.histogram(x, 10, range=(-1, 1), weight=w) of 20 values: binning 3 * 20 = 60, each
+    weight added to its bin 20 (bincount's rule for ``weights``): 80 FLOPs (60 before)."""
+    report = flopmeter.profile(_Histogram(), (torch.randn(20), torch.rand(20)))
+    assert report.total.flops == 3 * 20 + 20  # 80
