@@ -4,6 +4,7 @@ test that failed before its fix."""
 from __future__ import annotations
 
 import copy
+import importlib
 
 import pytest
 import torch
@@ -60,3 +61,32 @@ def test_a_weighted_histogram_adds_each_weight_as_bincount_does() -> None:
     weight added to its bin 20 (bincount's rule for ``weights``): 80 FLOPs (60 before)."""
     report = flopmeter.profile(_Histogram(), (torch.randn(20), torch.rand(20)))
     assert report.total.flops == 3 * 20 + 20  # 80
+
+
+def test_a_roofline_reads_torchs_tf32_settings_once_per_op_class(monkeypatch: pytest.MonkeyPatch) -> None:
+    """roofline() asked torch.backends for every float32 op (1-2 us each, as much as the rest
+    of an op's row); the settings cannot change during one call: once per op class. Three
+    Linears (3 addmm, class "matmul") and two ReLUs ("pointwise"): 2 reads, not 5."""
+    roofline_module = importlib.import_module("flopmeter.roofline")
+
+    calls: list[str] = []
+    real = roofline_module.tf32_allowed
+
+    def counted(kind: str) -> bool:
+        calls.append(kind)
+        return real(kind)
+
+    monkeypatch.setattr(roofline_module, "tf32_allowed", counted)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8)
+    )
+    report = flopmeter.profile(model, torch.randn(2, 8))
+    result = roofline_module.roofline(report, "h100-sxm")
+    assert sorted(calls) == sorted(set(calls)) and len(calls) == 2
+    monkeypatch.undo()  # the uncached answer, op by op, is the cached one
+    spec = result.hardware
+    uncached = {record.op: roofline_module.compute_dtype(record, spec) for record in report.ops}
+    cached: dict[str, bool] = {}
+    assert {
+        record.op: roofline_module.compute_dtype(record, spec, allowed=cached) for record in report.ops
+    } == uncached
