@@ -90,3 +90,21 @@ def test_a_roofline_reads_torchs_tf32_settings_once_per_op_class(monkeypatch: py
     assert {
         record.op: roofline_module.compute_dtype(record, spec, allowed=cached) for record in report.ops
     } == uncached
+
+
+def test_a_missing_package_while_building_from_set_values_is_the_models_failure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A model whose build needs a package that is not installed fails with the preset's values
+    too: exit 1 "the model failed", not exit 2 blaming the --set values the config took."""
+    transformers = pytest.importorskip("transformers")
+    from flopmeter.cli import run
+
+    def missing(*args: object, **kwargs: object) -> None:
+        raise ImportError("this model needs the package 'kernels_not_here'")
+
+    monkeypatch.setattr(transformers.AutoModel, "from_config", missing)
+    code, _, err = run(["transformers:LlamaConfig", "--set", "num_hidden_layers=1", "--meta"])
+    assert code == 1, err
+    assert "the model failed: building transformers:LlamaConfig raised ImportError" in err
+    assert "Traceback" not in err
