@@ -166,3 +166,26 @@ def test_a_sequence_flopmeter_does_not_follow_is_named() -> None:
         match=r"its size along the axis is their sum: flopmeter follows a sequence's elements through SequenceConstruct, SequenceEmpty, SequenceErase, SequenceInsert, SplitToSequence, not through SequenceMap",
     ):
         profile_onnx(proto)
+
+
+def test_insert_at_a_negative_position_counts_from_the_sequences_length() -> None:
+    """Review 13: SequenceInsert's position -1 inserts before the last element (onnxruntime,
+    and ONNX's reference ``list.insert``: -1 + n), not after it (-1 + n + 1 was appending).
+    [a (2, 3)] + b (2, 5) at -1 = [b, a]; SequenceAt 0 is b (2, 5) @ w (5, 4): 2*4 outputs of
+    5 MACs = 40 MACs, 2*4*(2*5 - 1) = 72 FLOPs (a at 0 would not even multiply by w)."""
+    inputs = {"a": (2, 3), "b": (2, 5)}
+    minus_one, zero = np.array(-1, np.int64), np.array(0, np.int64)
+    proto = model(
+        [
+            helper.make_node("SequenceConstruct", ["a"], ["s1"], name="/seq"),
+            helper.make_node("SequenceInsert", ["s1", "b", "minus_one"], ["s2"], name="/ins_b"),
+            helper.make_node("SequenceAt", ["s2", "zero"], ["first"], name="/at"),
+            helper.make_node("MatMul", ["first", "w"], ["y"], name="/fc/MatMul"),
+        ],
+        inputs,
+        {"w": np.ones((5, 4), np.float32), "minus_one": minus_one, "zero": zero},
+    )
+    assert ort_shape(proto, inputs) == (2, 4)
+    report = profile_onnx(proto)
+    assert report.macs == 2 * 4 * 5  # 40
+    assert report.flops == 2 * 4 * (2 * 5 - 1)  # 72

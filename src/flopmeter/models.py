@@ -216,7 +216,8 @@ def _building(
     ``--set`` values are the likely cause) or ModelBuildError. ``overrides``: the ``--set``
     values this builder took as arguments ("rejected --set ..."); ``built_from``: those a
     config took, from which this builds the model ("building ... from --set ..."): a preset
-    builds without them, so either is a usage error (exit 2) naming the keys, ``hint`` after."""
+    builds without them, so either is a usage error (exit 2) naming the keys, ``hint`` after;
+    except an ImportError (a package the model needs is missing: the preset fails too)."""
     try:
         yield
     except (ModelSourceError, ModelBuildError):
@@ -232,7 +233,7 @@ def _building(
         if overrides:
             given = ", ".join(f"{k}={v!r}" for k, v in overrides.items())
             raise ModelSourceError(f"{source} rejected --set {given}: {_first_line(text)}") from error
-        if built_from:
+        if built_from and not isinstance(error, ImportError):  # a missing package is no value's fault
             given = ", ".join(f"{k}={v!r}" for k, v in built_from.items())
             raise ModelSourceError(
                 f"building {source} from --set {given} raised {_first_line(text)}; the config took "

@@ -1200,16 +1200,19 @@ def _histogram(event: OpEvent, options: CountOptions) -> Cost:
     the count increments are integer work. Without a range (``histc``'s default min = max
     = 0, any min == max; ``histogram(x, bins=B)`` without ``range``) the kernel first finds
     the data's min and max: n - 1 comparisons each, 2(n - 1). ``bincount`` bins integers as
-    they are (no arithmetic): with float ``weights`` each element's weight is added to its bin (1)."""
+    they are (no arithmetic): with float ``weights`` each element's weight is added to its bin (1),
+    as ``histogram``'s ``weight`` (keyword-only; before review 13 not counted)."""
     x = event.args[0]
     if event.op == "aten.bincount":
         return Cost(flops=x.numel if _tensor(event, 1, "weights") is not None else 0)
+    weights = 0
     if event.op == "aten.histc":
         low, high = event.arg(2, "min", 0), event.arg(3, "max", 0)
         scans = float(low) == float(high)
     else:  # histogram: bins a count (bin_ct) scans without a range; bin edges (a tensor) never
         scans = not isinstance(event.arg(1, "bins"), TensorMeta) and event.arg(2, "range") is None
-    return Cost(flops=3 * x.numel + (2 * (x.numel - 1) if scans and x.numel else 0))
+        weights = x.numel if isinstance(event.kwargs.get("weight"), TensorMeta) else 0
+    return Cost(flops=3 * x.numel + weights + (2 * (x.numel - 1) if scans and x.numel else 0))
 
 
 @formula("cumsum", "cumprod", "logcumsumexp", "cummax", "cummin")
@@ -2066,8 +2069,9 @@ def _linalg_inv(event: OpEvent, options: CountOptions) -> Cost:
 
 @formula("linalg_lu_solve", "lu_solve")
 def _linalg_lu_solve(event: OpEvent, options: CountOptions) -> Cost:
-    """(LU, pivots, B, ...): getrs for every right-hand side of the result."""
-    n = event.args[0].shape[-1]
+    """(LU, pivots, B, ...): getrs for every right-hand side of the result. The deprecated
+    ``aten.lu_solve`` takes (B, LU, pivots) (torch 2.x decomposes it into linalg_lu_solve)."""
+    n = event.args[1 if event.op.startswith("aten.lu_solve") else 0].shape[-1]
     return linalg_formulas.lu_solve(n, _right_hand_sides(event.outputs[0], n))
 
 

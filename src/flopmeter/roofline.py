@@ -264,14 +264,22 @@ def integer_ops(cost: Cost) -> int:
     return 2 * cost.macs if not cost.flops and cost.macs else 0
 
 
-def compute_dtype(record: OpRecord, hardware: Hardware) -> str:
+def compute_dtype(record: OpRecord, hardware: Hardware, *, allowed: dict[str, bool] | None = None) -> str:
     """The dtype whose peak one op's FLOPs run at on ``hardware``: the op's own, except
     float32 convolutions, recurrent layers and matmuls that torch, as this process is set,
     runs on TF32 tensor cores (``flopmeter.hardware.tf32``: by default convolutions and
-    RNNs through cuDNN yes, matmuls no), where the spec lists a "tfloat32" peak."""
+    RNNs through cuDNN yes, matmuls no), where the spec lists a "tfloat32" peak.
+    ``allowed``: ``tf32_allowed`` by op class, filled as asked (one ``roofline`` call reads
+    torch's settings once per class, not once per op)."""
     if record.dtype != "float32" or not lists_tf32(hardware):
         return record.dtype
-    return "tfloat32" if tf32_allowed(op_class(record)) else record.dtype
+    kind = op_class(record)
+    if allowed is None:
+        return "tfloat32" if tf32_allowed(kind) else record.dtype
+    tf32 = allowed.get(kind)
+    if tf32 is None:
+        tf32 = allowed[kind] = tf32_allowed(kind)
+    return "tfloat32" if tf32 else record.dtype
 
 
 def _op_times(record: OpRecord, hardware: Hardware, dtype: str) -> tuple[float, float]:
@@ -295,8 +303,9 @@ def roofline(report: Report, hardware: Hardware | str) -> Roofline:
     for module_name, m in report.modules.items():
         result.rows[module_name] = RooflineRow(module_name, m.type, m.depth, overlap=spec.overlap)
     by_dtype: dict[str, int] = {}  # FLOPs by the dtype whose peak they run at
+    tf32: dict[str, bool] = {}  # op class -> tf32_allowed, read once per call
     for record in report.ops:
-        dtype = compute_dtype(record, spec)
+        dtype = compute_dtype(record, spec, allowed=tf32)
         compute, memory = _op_times(record, spec, dtype)
         result.peak_time += compute if record.cost.flops else 0.0
         if record.cost.flops:

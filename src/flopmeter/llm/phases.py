@@ -19,6 +19,7 @@ KV-cache writes and activations, under two accountings.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -177,12 +178,7 @@ class Phase:
         accountings: int8 ``qdata`` and scales, ``weight_orig`` and its mask; the rest of their
         reads and writes, the rebuilt temporaries and the like, activations as executed only).
         (0, 0) for a float model."""
-        stored = temporaries = 0
-        for entry in self.report.overhead.values():
-            cost = entry.cost
-            stored += cost.weight_bytes
-            temporaries += cost.bytes_read - cost.weight_bytes + cost.bytes_written
-        return stored, temporaries
+        return _stored_and_temporaries(entry.cost for entry in self.report.overhead.values())
 
     def _paged_weights(self, traced: int | Fraction) -> int | Fraction:
         """Weights an engine reads: a grouped GEMM reads every expert, an engine only the
@@ -223,13 +219,10 @@ class Phase:
         for name, stats in self.report.modules.items():
             empty = self.empty_cache.modules.get(name) if self.empty_cache else None
             split = self._split(stats.total, empty.total if empty else None)
-            stored = temporaries = 0
-            if aside:
-                prefix = f"{name}."
-                for where, cost in aside.items():
-                    if not name or where == name or where.startswith(prefix):
-                        stored += cost.weight_bytes
-                        temporaries += cost.bytes_read - cost.weight_bytes + cost.bytes_written
+            prefix = f"{name}."
+            stored, temporaries = _stored_and_temporaries(
+                cost for where, cost in aside.items() if not name or where == name or where.startswith(prefix)
+            )
             rows.append(
                 ModuleRow(
                     name,
@@ -244,3 +237,13 @@ class Phase:
                 )
             )
         return rows
+
+
+def _stored_and_temporaries(costs: Iterable[Cost]) -> tuple[int, int]:
+    """Of compression-overhead ops' ``costs``: (their reads of stored weights, their other
+    reads and writes), the split ``Phase.bytes`` and ``Phase.modules`` make."""
+    stored = temporaries = 0
+    for cost in costs:
+        stored += cost.weight_bytes
+        temporaries += cost.bytes_read - cost.weight_bytes + cost.bytes_written
+    return stored, temporaries

@@ -79,24 +79,29 @@ def _built(node: Any, result: GraphTypes) -> list[Item] | None:
         return None
     if op == "SequenceInsert":
         tensor = result.types.get(inputs[1]) if len(inputs) > 1 else None
-        at = _position(node, result, 2, len(items) + 1)
+        # position in [-n, n] of the n elements: a negative one counts from n (-1: before the
+        # last, as onnxruntime and ONNX's reference ``list.insert``), n (or none) appends
+        at = _position(node, result, 2, len(items), end=len(items))
         return None if tensor is None or at is None else [*items[:at], Item(inputs[1], tensor), *items[at:]]
     at = _position(node, result, 1, len(items))  # SequenceErase
     return None if at is None or at >= len(items) else [*items[:at], *items[at + 1 :]]
 
 
-def _position(node: Any, result: GraphTypes, index: int, size: int) -> int | None:
-    """The non-negative position given by input ``index`` (absent: the end, ``size - 1``;
-    a negative one counts from the end); None when its value is not known."""
+def _position(node: Any, result: GraphTypes, index: int, size: int, end: int | None = None) -> int | None:
+    """The non-negative position given by input ``index`` of a sequence of ``size``
+    elements (a negative one counts from ``size``); absent, ``end`` (the last element,
+    ``size - 1``, unless given: SequenceInsert's ``size`` appends). None when its value is
+    not known or out of range (``[0, size)``, and ``end`` itself)."""
+    last = max(size - 1, 0) if end is None else end
     inputs = list(node.input)
     if len(inputs) <= index or not inputs[index]:
-        return max(size - 1, 0)
+        return last
     value = result.values.get(inputs[index])
     if value is None or value.size != 1:
         return None
     at = int(value.reshape(-1)[0])
     at = at + size if at < 0 else at
-    return at if 0 <= at < max(size, 1) else None
+    return at if 0 <= at < size or at == last else None
 
 
 def _split(node: Any, result: GraphTypes) -> list[Item] | None:

@@ -76,6 +76,9 @@ class OpRecorder(TorchDispatchMode):
         self._roles = dict(roles)
         self._owned = roles  # the model's own parameters and buffers
         self._keep_alive: list[torch.Tensor] = []
+        # id -> weakref of the tensors marked "rebuilt" and their views: temporaries a real run
+        # frees (a dequantized copy per layer), so their role goes when they die (``_mark``)
+        self._rebuilt: dict[int, weakref.ref[Any]] = {}
         self.suppressed = 0  # > 0 while a whole-function event covers the ops below it
         self.library = LibraryCalls.watching()  # torchao's quantize primitives, counted whole
         self._meta_copies: dict[int, torch.Tensor] = {}  # id(parameter) -> its meta twin
@@ -127,6 +130,28 @@ class OpRecorder(TorchDispatchMode):
         self.live_bytes += size
         if self.live_bytes > self.peak_bytes:
             self.peak_bytes = self.live_bytes
+
+    def _mark(self, tensor: torch.Tensor, role: str) -> None:
+        """Give ``tensor`` (a view, a device move or a rebuilt weight) ``role`` while its id
+        is its own: a weight's view is kept alive to the end of the run (ids stay unique
+        while we map them); a "rebuilt" weight is a temporary the real run frees after its
+        layer, so it is not kept (that would hold every layer's dequantized copy at once and
+        count them all in the peak activation memory): its role goes when it dies."""
+        key = id(tensor)
+        self._roles[key] = role
+        if role == "rebuilt":
+            self._rebuilt[key] = weakref.ref(tensor, lambda _ref: self._forget(key))
+        else:
+            self._keep_alive.append(tensor)
+
+    def _forget(self, key: int) -> None:
+        """A rebuilt weight died: its id may be a new tensor's from now on, so what is keyed
+        by it goes (its role, and its meta twin with the twin's role)."""
+        if self._rebuilt.pop(key, None) is not None:
+            self._roles.pop(key, None)
+            twin = self._meta_copies.pop(key, None)
+            if twin is not None:
+                self._roles.pop(id(twin), None)
 
     def _freed(self, key: int) -> None:
         entry = self._sizes.pop(key, None)
@@ -279,8 +304,7 @@ class OpRecorder(TorchDispatchMode):
             # x.to(meta_activation.device): a real run does nothing here, so neither do we
             role = self._roles.get(id(tensors[0]))
             if role is not None:
-                self._roles[id(out)] = role
-                self._keep_alive.append(out)
+                self._mark(out, role)
             return out
         flat_out = [out] if isinstance(out, torch.Tensor) else _output_tensors(out)
         quiet = self.covered or (  # ops a whole-call event covers; a torchao primitive's too
@@ -292,8 +316,7 @@ class OpRecorder(TorchDispatchMode):
             role = self._roles.get(id(args[0])) if args and isinstance(args[0], torch.Tensor) else None
             if role is not None:
                 for t in flat_out:
-                    self._roles[id(t)] = role
-                    self._keep_alive.append(t)  # ids stay unique while we map them
+                    self._mark(t, role)
         else:
             for t in flat_out:
                 for source in tensors:
@@ -304,8 +327,7 @@ class OpRecorder(TorchDispatchMode):
             if self.rebuilds and tensors and self._rebuilt_from(tensors):
                 for t in flat_out:
                     if not any(t is source for source in tensors):
-                        self._roles[id(t)] = "rebuilt"
-                        self._keep_alive.append(t)  # ids stay unique while we map them
+                        self._mark(t, "rebuilt")
             if quiet:
                 return out
         self.record(op.name, op.overload, args, {**kwargs, **sizes} if sizes else kwargs, flat_out)
@@ -457,6 +479,7 @@ class OpRecorder(TorchDispatchMode):
         the collector's walk over those thousands of objects."""
         self._sizes.clear()  # the weak references go, and with them their callbacks
         self._keep_alive.clear()
+        self._rebuilt.clear()  # their callbacks go with them
         self._meta_copies.clear()
         self._roles.clear()
         self.stack.describe = _as_it_is
