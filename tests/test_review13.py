@@ -85,10 +85,10 @@ def test_a_roofline_reads_torchs_tf32_settings_once_per_op_class(monkeypatch: py
     assert sorted(calls) == sorted(set(calls)) and len(calls) == 2
     monkeypatch.undo()  # the uncached answer, op by op, is the cached one
     spec = result.hardware
-    uncached = {record.op: roofline_module.compute_dtype(record, spec) for record in report.ops}
+    uncached = {record.op: roofline_module.peak_dtype(record, spec) for record in report.ops}
     cached: dict[str, bool] = {}
     assert {
-        record.op: roofline_module.compute_dtype(record, spec, allowed=cached) for record in report.ops
+        record.op: roofline_module.peak_dtype(record, spec, allowed=cached) for record in report.ops
     } == uncached
 
 

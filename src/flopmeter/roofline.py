@@ -1,7 +1,7 @@
 """Latency estimates on a hardware spec: the plain roofline bound and a calibrated model.
 
 Roofline bound, per op: compute time = FLOPs / peak FLOP/s (for the op's dtype; TF32 for the
-float32 convolutions, RNNs and matmuls torch would run on it, ``compute_dtype``), memory
+float32 convolutions, RNNs and matmuls torch would run on it, ``peak_dtype``), memory
 time = bytes / bandwidth; the op takes the larger of the two and is compute- or
 memory-bound by which is larger. Exact FLOPs and lower-bound traffic: an optimistic time
 (no launch overhead, perfect kernels).
@@ -206,9 +206,7 @@ class Roofline:
     rows: dict[str, RooflineRow] = field(default_factory=dict)
     model: str = BOUND_MODEL
     batch_size: int = 1
-    dtype: str = (
-        "float32"  # the dtype whose peak most FLOPs run at (compute_dtype; its peak heads the tables)
-    )
+    dtype: str = "float32"  # the dtype whose peak most FLOPs run at (peak_dtype; its peak heads the tables)
     peak_time: float = 0.0  # seconds the FLOPs take at the peak of each op's dtype
     single_dtype: bool = True  # whether all FLOPs ran in ``dtype``
 
@@ -264,7 +262,7 @@ def integer_ops(cost: Cost) -> int:
     return 2 * cost.macs if not cost.flops and cost.macs else 0
 
 
-def compute_dtype(record: OpRecord, hardware: Hardware, *, allowed: dict[str, bool] | None = None) -> str:
+def peak_dtype(record: OpRecord, hardware: Hardware, *, allowed: dict[str, bool] | None = None) -> str:
     """The dtype whose peak one op's FLOPs run at on ``hardware``: the op's own, except
     float32 convolutions, recurrent layers and matmuls that torch, as this process is set,
     runs on TF32 tensor cores (``flopmeter.hardware.tf32``: by default convolutions and
@@ -305,7 +303,7 @@ def roofline(report: Report, hardware: Hardware | str) -> Roofline:
     by_dtype: dict[str, int] = {}  # FLOPs by the dtype whose peak they run at
     tf32: dict[str, bool] = {}  # op class -> tf32_allowed, read once per call
     for record in report.ops:
-        dtype = compute_dtype(record, spec, allowed=tf32)
+        dtype = peak_dtype(record, spec, allowed=tf32)
         compute, memory = _op_times(record, spec, dtype)
         result.peak_time += compute if record.cost.flops else 0.0
         if record.cost.flops:
