@@ -480,3 +480,14 @@ def test_special_functions_round_and_dist() -> None:
     # polynomials of a degree stay reported
     report = flopmeter.profile(Fn(lambda a: torch.special.chebyshev_polynomial_t(a, 3)), (x,))
     assert list(report.unsupported_ops()) == ["aten.special_chebyshev_polynomial_t"]
+
+
+def test_lu_without_pivoting_has_no_pivot_search():
+    """CUDA's ``torch.linalg.lu_factor(A, pivot=False)``: the formula drops the search alone."""
+    from flopmeter.cost import Cost
+    from flopmeter.formulas import linalg
+
+    # 4x4: divides 3 + 2 + 1 = 6, updates 9 + 4 + 1 = 14 MACs: 6 + 2*14 = 34 FLOPs
+    assert linalg.lu(4, 4, pivot=False) == Cost(macs=14, flops=34)
+    # with pivoting: + the search 7 + 5 + 3 = 15 -> 49
+    assert linalg.lu(4, 4) == Cost(macs=14, flops=49)

@@ -2045,11 +2045,7 @@ def _linalg_slogdet(event: OpEvent, options: CountOptions) -> Cost:
 def _linalg_lu(event: OpEvent, options: CountOptions) -> Cost:
     """(A, pivot=True, ...): without pivoting (CUDA only) no pivot search."""
     batch, rows, cols = _matrix(event.args[0])
-    cost = linalg_formulas.lu(rows, cols, batch)
-    if event.arg(1, "pivot", True) is False:
-        steps = [rows - i for i in range(1, min(rows, cols) + 1)]
-        cost = cost - Cost(flops=batch * sum(2 * below + 1 for below in steps if below))
-    return cost
+    return linalg_formulas.lu(rows, cols, batch, pivot=event.arg(1, "pivot", True) is not False)
 
 
 @formula("_linalg_solve_ex", "linalg_solve_ex", "linalg_solve")

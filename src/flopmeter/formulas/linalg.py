@@ -26,14 +26,15 @@ from __future__ import annotations
 from ..cost import Cost
 
 
-def lu(rows: int, cols: int, batch: int = 1) -> Cost:
-    """getrf of ``batch`` rows x cols matrices, partial pivoting."""
+def lu(rows: int, cols: int, batch: int = 1, *, pivot: bool = True) -> Cost:
+    """getrf of ``batch`` rows x cols matrices, with partial pivoting (or without: no pivot
+    search, CUDA's ``pivot=False``)."""
     macs = flops = 0
     for step in range(1, min(rows, cols) + 1):
         below, right = rows - step, cols - step
-        pivot = 2 * below + 1 if below else 0  # |a| of below + 1 candidates, below compares
+        search = 2 * below + 1 if below and pivot else 0  # |a| of below + 1 candidates, below compares
         macs += below * right
-        flops += pivot + below + 2 * below * right
+        flops += search + below + 2 * below * right
     return Cost(macs=batch * macs, flops=batch * flops)
 
 
