@@ -151,3 +151,14 @@ def test_llm_serving_takes_the_tf32_peak_only_when_matmuls_may_use_it(tiny_llama
     # H100 SXM: float32 67 TFLOP/s, TF32 494.7: compute seconds 494.7 / 67 = 7.38x fewer
     assert ieee.prefill.compute_s == pytest.approx(ieee.prefill.flops / 67e12)
     assert tf32.prefill.compute_s == pytest.approx(tf32.prefill.flops / 494.7e12)
+
+
+def test_json_names_tfloat32_as_the_compute_dtype():
+    import json
+
+    from flopmeter.render.formats import to_json
+
+    report = conv_report()
+    data = json.loads(to_json(report, roofline=report.roofline("a100-sxm-80gb")))["roofline"]
+    # docs/json-schema.md: the dtype whose peak most FLOPs run at; A100's TF32 156 TFLOP/s
+    assert (data["compute_dtype"], data["compute_peak_flops_per_second"]) == ("tfloat32", 156e12)
