@@ -6,21 +6,13 @@ from torch import nn
 
 import flopmeter
 from flopmeter.formulas import elementwise, normalization, pooling
+from wrapped import Fn
 
 
 def flops_of(module: nn.Module, *inputs: torch.Tensor, **kwargs) -> int:
     report = flopmeter.profile(module, inputs, **kwargs)
     assert report.unsupported_ops() == {}, report.unsupported_ops()
     return report.flops
-
-
-class Fn(nn.Module):
-    def __init__(self, fn) -> None:
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, *args):
-        return self.fn(*args)
 
 
 class TestNormalization:

@@ -11,15 +11,7 @@ from torch import nn
 
 import flopmeter
 from flopmeter.formulas import attention
-
-
-class Fn(nn.Module):
-    def __init__(self, fn) -> None:  # type: ignore[no-untyped-def]
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, *args):  # type: ignore[no-untyped-def]
-        return self.fn(*args)
+from wrapped import Fn
 
 
 def op_flops(report: flopmeter.Report, op: str) -> int:

@@ -14,15 +14,7 @@ from torch import nn
 
 import flopmeter
 from flopmeter.formulas import linalg
-
-
-class Fn(nn.Module):
-    def __init__(self, fn) -> None:  # type: ignore[no-untyped-def]
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, *args):  # type: ignore[no-untyped-def]
-        return self.fn(*args)
+from wrapped import Fn
 
 
 def both(model, *inputs: torch.Tensor, **kwargs) -> flopmeter.Report:  # type: ignore[no-untyped-def]

@@ -8,15 +8,7 @@ import torch
 from torch import nn
 
 import flopmeter
-
-
-class Fn(nn.Module):
-    def __init__(self, fn) -> None:  # type: ignore[no-untyped-def]
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, *args):  # type: ignore[no-untyped-def]
-        return self.fn(*args)
+from wrapped import Fn
 
 
 def flops(fn, *inputs: torch.Tensor) -> int:  # type: ignore[no-untyped-def]
