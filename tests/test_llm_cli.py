@@ -74,6 +74,15 @@ def test_llm_mode_usage_errors_exit_2(argv, message):
     assert code == 2 and message in err, err
 
 
+def test_a_model_file_in_llm_mode_is_pointed_to_python(tmp_path):
+    """docs/llm.md: the command line takes a config; a model object (a compressed one built in
+    FILE.py) goes through ``flopmeter.llm_cost(model, ...)``: refused with exit 2 saying so."""
+    source = tmp_path / "net.py"
+    source.write_text("import torch\n\ndef model():\n    return torch.nn.Linear(4, 4)\n")
+    code, out, err = run([str(source), "--prompt", "8"])
+    assert code == 2 and "a model object (from FILE.py" in err and "flopmeter.llm_cost(model" in err, err
+
+
 SMALL = [
     "--set",
     "num_hidden_layers=2",

@@ -85,8 +85,10 @@ def _run_llm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         and not model_dir
     ):
         raise UsageError(
-            "--prompt works on a transformers causal LM config, e.g. "
-            "flopmeter transformers:LlamaConfig --prompt 2048 --generate 256"
+            "--prompt works on a transformers causal LM config (transformers:NAME, a config.json or a "
+            "model folder), e.g. flopmeter transformers:LlamaConfig --prompt 2048 --generate 256; "
+            "a model object (from FILE.py, a quantized or pruned one) goes through Python: "
+            "flopmeter.llm_cost(model, prompt=2048, generate=256) (docs/llm.md)"
         )
     if args.prompt is None or args.prompt < 1:
         raise UsageError("LLM mode needs --prompt T with T >= 1 tokens")
