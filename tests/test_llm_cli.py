@@ -74,13 +74,130 @@ def test_llm_mode_usage_errors_exit_2(argv, message):
     assert code == 2 and message in err, err
 
 
-def test_a_model_file_in_llm_mode_is_pointed_to_python(tmp_path):
-    """docs/llm.md: the command line takes a config; a model object (a compressed one built in
-    FILE.py) goes through ``flopmeter.llm_cost(model, ...)``: refused with exit 2 saying so."""
-    source = tmp_path / "net.py"
-    source.write_text("import torch\n\ndef model():\n    return torch.nn.Linear(4, 4)\n")
-    code, out, err = run([str(source), "--prompt", "8"])
-    assert code == 2 and "a model object (from FILE.py" in err and "flopmeter.llm_cost(model" in err, err
+TINY_LLAMA_FILE = """import torch
+import transformers
+
+
+def llama(layers=2):
+    config = transformers.LlamaConfig(
+        hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
+        num_attention_heads=4, num_key_value_heads=2, vocab_size=100,
+    )
+    torch.manual_seed(0)
+    return transformers.AutoModelForCausalLM.from_config(config).eval()
+
+
+def int8():
+    from torchao.quantization import Int8WeightOnlyConfig, quantize_
+
+    model = llama()
+    quantize_(model, Int8WeightOnlyConfig())
+    return model
+
+
+def linear():
+    return torch.nn.Linear(4, 4)
+
+
+def bert():
+    config = transformers.BertConfig(
+        hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=4, vocab_size=100
+    )
+    return transformers.BertForMaskedLM(config).eval()
+"""
+
+
+@pytest.fixture
+def model_file(tmp_path):
+    path = tmp_path / "lm.py"
+    path.write_text(TINY_LLAMA_FILE)
+    return str(path)
+
+
+def _numbers(cost_dict):
+    """The prefill and the decode steps of ``to_dict()``: what both ways must agree on."""
+    keys = (
+        "prefill",
+        "first_decode",
+        "last_decode",
+        "prefill_fit",
+        "decode_fit",
+        "params",
+        "kv_bytes_per_token",
+    )
+    return {key: cost_dict[key] for key in keys}
+
+
+def test_a_model_file_in_llm_mode_gives_the_python_apis_numbers(model_file, tiny_llama_config):
+    """docs/llm.md: FILE.py:CALLABLE --prompt passes the model the file builds to llm_cost, as
+    flopmeter.llm_cost(model, ...) does in Python: the same prefill and decode numbers."""
+    import json
+
+    import flopmeter
+
+    transformers = pytest.importorskip("transformers")
+    code, out, err = run([model_file + ":llama", "--prompt", "16", "--generate", "4", "--format", "json"])
+    assert code == 0, err
+    model = transformers.AutoModelForCausalLM.from_config(tiny_llama_config).eval()
+    expected = flopmeter.llm_cost(model, prompt=16, generate=4).to_dict()
+    cli = json.loads(out)
+    assert cli["prefill"]["flops"] > 0 and cli["last_decode"]["context"] == 18  # 16 + 2 generated before
+    assert _numbers(cli) == _numbers(expected)
+    # --set passes the factory's arguments, as when counting one forward: 1 layer, not 2
+    code, out, err = run([model_file + ":llama", "--set", "layers=1", "--prompt", "16", "--format", "json"])
+    assert code == 0, err
+    assert json.loads(out)["layers"] == 1 and expected["layers"] == 2
+    # --meta builds the file's model on meta: the same counts
+    code, out, err = run(
+        [model_file + ":llama", "--meta", "--prompt", "16", "--generate", "4", "--format", "json"]
+    )
+    assert code == 0, err
+    assert _numbers(json.loads(out)) == _numbers(expected)
+
+
+def test_a_quantized_model_file_reads_its_stored_weight_bytes(model_file):
+    """torchao Int8WeightOnlyConfig in FILE.py: a decode step reads the int8 values and the
+    scales, as tests/test_llm_compressed_bytes.py counts through Python."""
+    import json
+
+    pytest.importorskip("torchao.quantization")
+    code, out, err = run([model_file + ":int8", "--prompt", "16", "--generate", "4", "--format", "json"])
+    assert code == 0, err
+    first = json.loads(out)["first_decode"]
+    # 80,128 int8 weights * 1 B + 1,124 float32 row scales * 4 = 4,496 + 1,568 other = 86,192
+    assert (first["context"], first["bytes"]["paged"]["weights"]) == (16, 86_192), first
+
+
+def test_a_model_file_in_training_mode(model_file, tiny_llama_config):
+    import flopmeter
+
+    transformers = pytest.importorskip("transformers")
+    """--training with a model file: training_step(model, ...)'s forward and backward FLOPs."""
+    code, out, err = run([model_file + ":llama", "--prompt", "16", "--training", "--units", "plain"])
+    assert code == 0, err
+    model = transformers.AutoModelForCausalLM.from_config(tiny_llama_config).eval()
+    step = flopmeter.training_step(model, tokens=16)
+    expected = f"forward {step.forward_flops:,} FLOPs · backward {step.backward_flops:,} FLOPs"
+    assert expected in out and step.forward_flops > 0, out
+
+
+@pytest.mark.parametrize(
+    ("factory", "message"),
+    [
+        ("linear", "LLM mode needs a causal language model"),  # no .config at all
+        ("bert", "causal"),  # a transformers model that is no causal LM: llm_cost's ValueError
+    ],
+)
+def test_a_model_file_that_is_no_causal_lm_is_exit_2(model_file, factory, message):
+    code, out, err = run([model_file + ":" + factory, "--prompt", "8"])
+    assert code == 2 and message in err and "Traceback" not in err, err
+    assert out == ""
+
+
+def test_dtype_is_refused_for_a_model_file(model_file):
+    """--dtype builds a config in that dtype; a model file's model is used as it is built."""
+    code, out, err = run([model_file + ":llama", "--prompt", "8", "--dtype", "float16"])
+    assert code == 2 and "--dtype builds a config" in err, err
 
 
 SMALL = [

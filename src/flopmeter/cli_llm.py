@@ -15,7 +15,7 @@ from .models import load_model, parse_override
 def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of LLM mode (``--prompt``): prefill, decode, KV cache, tokens/s, training."""
     group = parser.add_argument_group(
-        "LLM mode (a transformers causal LM config, built on meta)",
+        "LLM mode (a transformers causal LM config, built on meta, or a causal LM FILE.py:CALLABLE builds)",
         "e.g. flopmeter transformers:LlamaConfig --prompt 2048 --generate 256 --roofline h100-sxm,a100-sxm-80gb",
     )
     group.add_argument("--prompt", type=int, metavar="T", help="prompt tokens: prefill, decode and tokens/s")
@@ -37,7 +37,9 @@ def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--weight-bits", type=int, metavar="BITS", help="what-if weight bits for the roofline, e.g. 4"
     )
-    group.add_argument("--dtype", metavar="DTYPE", help="build dtype: bfloat16 (default), float16, float32")
+    group.add_argument(
+        "--dtype", metavar="DTYPE", help="a config's build dtype: bfloat16 (default), float16, float32"
+    )
     group.add_argument(
         "--training",
         action="store_true",
@@ -71,24 +73,32 @@ def run_llm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _run_llm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """LLM mode: build the config on meta, orchestrate the traces, render."""
+    """LLM mode: build the config on meta (or the model a FILE.py builds), orchestrate the
+    traces, render."""
     from . import hardware as hw
     from .llm import llm_cost
     from .llm.training import training_step
     from .render.llm import plot_cost_vs_length, render_llm, render_training
 
     model_dir = bool(args.model) and os.path.isfile(os.path.join(args.model, "config.json"))
+    model_file = bool(args.model) and (args.model.endswith(".py") or ".py:" in args.model)
     if (
         not args.model
         or not args.model.startswith("transformers:")
         and not args.model.endswith(".json")
         and not model_dir
+        and not model_file
     ):
         raise UsageError(
             "--prompt works on a transformers causal LM config (transformers:NAME, a config.json or a "
-            "model folder), e.g. flopmeter transformers:LlamaConfig --prompt 2048 --generate 256; "
-            "a model object (from FILE.py, a quantized or pruned one) goes through Python: "
-            "flopmeter.llm_cost(model, prompt=2048, generate=256) (docs/llm.md)"
+            "model folder), e.g. flopmeter transformers:LlamaConfig --prompt 2048 --generate 256, "
+            "or on a causal LM built in a Python file (FILE.py:CALLABLE, a quantized or pruned one); "
+            "other models go through Python: flopmeter.llm_cost(model, prompt=2048, generate=256) (docs/llm.md)"
+        )
+    if model_file and args.dtype is not None:
+        raise UsageError(
+            f"--dtype builds a config in that dtype; {args.model} builds a model, used as it is built: "
+            "drop --dtype (or convert the model in the file, e.g. model.to(torch.bfloat16))"
         )
     if args.prompt is None or args.prompt < 1:
         raise UsageError("LLM mode needs --prompt T with T >= 1 tokens")
@@ -107,13 +117,20 @@ def _run_llm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     _refuse_options_of_the_other_mode(args)
     _check_values(args)
     overrides = dict(parse_override(text) for text in args.set)
-    config = load_model(args.model, overrides=overrides, meta=True).model.config
+    where = "on meta" if not model_file or args.meta else "built by the file"
+    print(f"flopmeter: LLM mode, {args.model} {where} ...", file=err, flush=True)
+    # a config is built on meta; a model file builds its own model (a compressed one, say),
+    # passed as it is: on meta only with --meta, as when counting one forward
+    model_or_config = (
+        _causal_lm_from_file(args, overrides)
+        if model_file
+        else load_model(args.model, overrides=overrides, meta=True).model.config
+    )
     batch = args.batch_size or 1
     presets = [hw.get(name) for name in roofline_names(args)]
-    print(f"flopmeter: LLM mode, {args.model} on meta ...", file=err, flush=True)
     if args.training:
         step = training_step(
-            config,
+            model_or_config,
             tokens=args.prompt,
             batch=batch,
             recompute=args.recompute,
@@ -143,7 +160,7 @@ def _run_llm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         out.write(render_training(step, mfu, units=units_option(args), precision=args.precision, basis=basis))
         return 0
     cost = llm_cost(
-        config,
+        model_or_config,
         prompt=args.prompt,
         generate=1 if args.generate is None else args.generate,
         batch=batch,
@@ -175,7 +192,24 @@ def _run_llm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
-# Options of a forward count that LLM mode would ignore (--meta: it builds on meta anyway;
+def _causal_lm_from_file(args: argparse.Namespace, overrides: dict[str, object]) -> object:
+    """The model FILE.py:CALLABLE builds (``--set`` values as its arguments, as when counting
+    one forward), refused (exit 2) unless it is a transformers model, with a ``.config``: what
+    ``llm_cost`` and ``training_step`` take. A model with one that is no causal LM (BERT, an
+    encoder-decoder model without --source) is refused by them, a ValueError (exit 2)."""
+    model = load_model(args.model, overrides=overrides, meta=args.meta, example_inputs=False).model
+    if getattr(model, "config", None) is None:
+        raise UsageError(
+            f"LLM mode needs a causal language model (a transformers model with a .config, e.g. "
+            f"AutoModelForCausalLM.from_config(config), quantized or pruned as you like); {args.model} "
+            f"built a {type(model).__name__}, which has no config: drop --prompt / --training to count "
+            "one forward of it"
+        )
+    return model
+
+
+# Options of a forward count that LLM mode would ignore (--meta: it builds a config on meta anyway,
+# and a FILE.py model on meta when given;
 # --color: its text is plain), by dest and the name the user typed.
 NOT_IN_LLM_MODE = {
     "input": "--input", "dim": "--dim", "backward": "--backward", "train": "--train",
