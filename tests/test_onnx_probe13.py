@@ -108,3 +108,19 @@ def test_dynamo_drops_the_zero_bias_of_an_untrained_model_with_its_adds(tmp_path
     # untrained: the bias is all zeros and dropped: 13,568 FLOPs, 108 params
     assert untrained.flops == 256 * (2 * 27 - 1)
     assert untrained.params == 108
+
+
+def test_several_unbound_dims_are_all_named_with_their_options(tmp_path: Path) -> None:
+    # before: "dim 'B', 'H' is unbound ... bind it with dims={'B': ...} (CLI: --dim B=SIZE)":
+    # binding B as told only met the next error, for H
+    model = conv_model(helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", 3, "H", 8]))
+    with pytest.raises(
+        OnnxModelError,
+        match=r"dims 'B', 'H' are unbound: .* bind them with dims=\{'B': \.\.\., 'H': \.\.\.\} "
+        r"\(CLI: --dim B=SIZE --dim H=SIZE\)",
+    ):
+        profile_onnx(model)
+    with pytest.raises(OnnxModelError, match=r"dim 'H' is unbound: .*\(CLI: --dim H=SIZE\)"):
+        profile_onnx(model, dims={"B": 2})
+    # both bound: 2 x 4 x 6 x 8 x 27 = 10,368 MACs
+    assert profile_onnx(model, dims={"B": 2, "H": 6}).macs == 10368
