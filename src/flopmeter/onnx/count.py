@@ -206,11 +206,12 @@ class GraphCounter:
         unbound = symbols or sorted(self.types.unbound)
         if unbound:
             dims = ", ".join(repr(d) for d in unbound)
-            example = unbound[0]
+            several = len(unbound) > 1  # name them all: binding one would only meet the next error
             return OnnxModelError(
-                f"dim {dims} is unbound: {label} needs the shape of {name!r}"
-                f"{' ' + str(vt.shape) if vt and vt.shape is not None else ''}; bind it with "
-                f"dims={{{example!r}: ...}} (CLI: --dim {example}=SIZE)"
+                f"{'dims' if several else 'dim'} {dims} {'are' if several else 'is'} unbound: {label} needs "
+                f"the shape of {name!r}{' ' + str(vt.shape) if vt and vt.shape is not None else ''}; "
+                f"bind {'them' if several else 'it'} with dims={{{', '.join(f'{d!r}: ...' for d in unbound)}}} "
+                f"(CLI: {' '.join(f'--dim {d}=SIZE' for d in unbound)})"
             )
         return OnnxModelError(self.unknown_shape_reason(name, node, vt))
 

@@ -95,6 +95,11 @@ def bind_inputs(
         # may be empty, as in PyTorch's profile (a KV cache traced empty: Concat(past, x))
         first = position == 0
         tensor = value.type.tensor_type
+        if value.type.WhichOneof("value") in (None, "tensor_type") and tensor.elem_type == 0:
+            raise OnnxModelError(
+                f"input {value.name!r} declares no element type (float32, int64, ...): the file is "
+                "malformed (ONNX requires a type on every graph input); re-export or fix the file"
+            )
         if (inputs or {}).get(value.name) is not None:
             shape: tuple[int | str, ...] = tuple(int(d) for d in inputs[value.name])  # type: ignore[index]
             if first and 0 in shape:
@@ -127,7 +132,10 @@ def bind_inputs(
                         parts.append(label)
             shape = tuple(parts)
         else:
-            raise OnnxModelError(f"input {value.name!r} has no declared shape: give it with inputs={{...}}")
+            raise OnnxModelError(
+                f"input {value.name!r} has no declared shape: give it with "
+                f"inputs={{{value.name!r}: (...)}} (CLI: --input {value.name}:SHAPE)"
+            )
         types[value.name] = ValueType(tensor.elem_type, shape)
     unused = set(dims) - used_dims
     if unused:
