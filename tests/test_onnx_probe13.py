@@ -124,3 +124,14 @@ def test_several_unbound_dims_are_all_named_with_their_options(tmp_path: Path) -
         profile_onnx(model, dims={"B": 2})
     # both bound: 2 x 4 x 6 x 8 x 27 = 10,368 MACs
     assert profile_onnx(model, dims={"B": 2, "H": 6}).macs == 10368
+
+
+def test_an_onnx_files_estimate_has_no_module_call_cost() -> None:
+    """O6: an ONNX file's modules are its node names' scopes; a runtime calls no nn.Module, so
+    the calibrated estimate charges the ops' launches only (docs/speed.md's 1.5 us per module
+    call is PyTorch's)."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, (1, 3, 8, 8))
+    report = profile_onnx(conv_model(x))
+    estimate = report.roofline("a100-sxm-80gb")
+    # one Conv, one launch: 6 us (gpu-eager); no module call: 0 x 1.5 us
+    assert len(report.ops) == 1 and estimate.total.overhead_time == pytest.approx(6e-6)

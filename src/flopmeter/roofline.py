@@ -327,7 +327,9 @@ def roofline(report: Report, hardware: Hardware | str) -> Roofline:
                 row.calibrated_memory += work
             else:
                 row.calibrated_compute += work
-    for module_name, m in report.modules.items():  # module calls, inclusive
+    # nn.Module calls, inclusive; an ONNX file's "modules" are its node names' scopes, which
+    # a runtime does not call: no module-call cost there (probe 13, O6)
+    for module_name, m in report.modules.items() if report.options.get("source") != "onnx" else ():
         for name in _enclosing(module_name, result.rows):
             result.rows[name].overhead_time += spec.module_overhead * m.calls
     if by_dtype:
