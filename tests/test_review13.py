@@ -69,14 +69,15 @@ def test_a_roofline_reads_torchs_tf32_settings_once_per_op_class(monkeypatch: py
     Linears (3 addmm, class "matmul") and two ReLUs ("pointwise"): 2 reads, not 5."""
     roofline_module = importlib.import_module("flopmeter.roofline")
 
+    tf32_module = importlib.import_module("flopmeter.hardware.tf32")  # where peak_dtype_of asks
     calls: list[str] = []
-    real = roofline_module.tf32_allowed
+    real = tf32_module.tf32_allowed
 
     def counted(kind: str) -> bool:
         calls.append(kind)
         return real(kind)
 
-    monkeypatch.setattr(roofline_module, "tf32_allowed", counted)
+    monkeypatch.setattr(tf32_module, "tf32_allowed", counted)
     model = torch.nn.Sequential(
         torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8)
     )

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 from typing import TextIO
 
 from .cli_usage import UsageError, units_option
-from .models import load_model, parse_override
+from .models import check_source, load_model, parse_override
 
 
 def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
@@ -80,15 +79,9 @@ def _run_llm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .llm.training import training_step
     from .render.llm import plot_cost_vs_length, render_llm, render_training
 
-    model_dir = bool(args.model) and os.path.isfile(os.path.join(args.model, "config.json"))
-    model_file = bool(args.model) and (args.model.endswith(".py") or ".py:" in args.model)
-    if (
-        not args.model
-        or not args.model.startswith("transformers:")
-        and not args.model.endswith(".json")
-        and not model_dir
-        and not model_file
-    ):
+    kind = check_source(args.model)[0] if args.model else None  # a config.json or folder: "transformers"
+    model_file = kind == "file"
+    if kind not in ("transformers", "file"):
         raise UsageError(
             "--prompt works on a transformers causal LM config (transformers:NAME, a config.json or a "
             "model folder), e.g. flopmeter transformers:LlamaConfig --prompt 2048 --generate 256, "

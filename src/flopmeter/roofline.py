@@ -27,7 +27,7 @@ from math import prod
 from .cost import Cost
 from .hardware import OP_CLASSES as OP_CLASSES  # re-exported: the classes op_class returns
 from .hardware import Hardware, get
-from .hardware.tf32 import lists_tf32, tf32_allowed
+from .hardware.tf32 import peak_dtype_of
 from .registry import ALLOCATION_ONLY as ALLOCATION_ONLY  # re-exported: ops that only allocate
 from .registry import kind_of
 from .report import OpRecord, Report, parent_of
@@ -265,19 +265,10 @@ def integer_ops(cost: Cost) -> int:
 def peak_dtype(record: OpRecord, hardware: Hardware, *, allowed: dict[str, bool] | None = None) -> str:
     """The dtype whose peak one op's FLOPs run at on ``hardware``: the op's own, except
     float32 convolutions, recurrent layers and matmuls that torch, as this process is set,
-    runs on TF32 tensor cores (``flopmeter.hardware.tf32``: by default convolutions and
-    RNNs through cuDNN yes, matmuls no), where the spec lists a "tfloat32" peak.
-    ``allowed``: ``tf32_allowed`` by op class, filled as asked (one ``roofline`` call reads
-    torch's settings once per class, not once per op)."""
-    if record.dtype != "float32" or not lists_tf32(hardware):
-        return record.dtype
-    kind = op_class(record)
-    if allowed is None:
-        return "tfloat32" if tf32_allowed(kind) else record.dtype
-    tf32 = allowed.get(kind)
-    if tf32 is None:
-        tf32 = allowed[kind] = tf32_allowed(kind)
-    return "tfloat32" if tf32 else record.dtype
+    runs on TF32 tensor cores (``flopmeter.hardware.tf32.peak_dtype_of``: by default
+    convolutions and RNNs through cuDNN yes, matmuls no), where the spec lists a "tfloat32"
+    peak. ``allowed``: its memo of torch's settings by op class."""
+    return peak_dtype_of(record.dtype, op_class(record), hardware, allowed)
 
 
 def _op_times(record: OpRecord, hardware: Hardware, dtype: str) -> tuple[float, float]:
@@ -303,12 +294,12 @@ def roofline(report: Report, hardware: Hardware | str) -> Roofline:
     by_dtype: dict[str, int] = {}  # FLOPs by the dtype whose peak they run at
     tf32: dict[str, bool] = {}  # op class -> tf32_allowed, read once per call
     for record in report.ops:
-        dtype = peak_dtype(record, spec, allowed=tf32)
+        kind = op_class(record)
+        dtype = peak_dtype_of(record.dtype, kind, spec, tf32)
         compute, memory = _op_times(record, spec, dtype)
         result.peak_time += compute if record.cost.flops else 0.0
         if record.cost.flops:
             by_dtype[dtype] = by_dtype.get(dtype, 0) + record.cost.flops
-        kind = op_class(record)
         work, memory_limited = spec.work_time(kind, compute, memory)
         overhead = spec.overhead(kind) * launches(record, kind)
         int_ops = integer_ops(record.cost)

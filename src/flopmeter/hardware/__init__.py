@@ -200,6 +200,16 @@ class Hardware:
         return self.peak(dtype) / self.bandwidth
 
 
+def lists_peak(hw: Hardware, dtype: str) -> bool:
+    """Whether the spec lists a peak for ``dtype`` (else ``Hardware.peak`` falls back to
+    float32's): by name, by family ("float8" for ``float8_e4m3fn``) or, for ``qint8``,
+    ``quint8`` and ``uint8``, as "int8"."""
+    if not isinstance(hw.peak_flops, dict):
+        return False
+    names = (dtype, dtype.split("_")[0], "int8" if dtype in ("qint8", "quint8", "uint8") else "")
+    return any(name in hw.peak_flops for name in names)
+
+
 # dtype names a report may hold that are not torch's: ONNX's (its float8 and float4 kinds,
 # strings) and an ONNX tensor of unknown type
 _OTHER_DTYPE_NAMES = frozenset({"string", "unknown", "float4e2m1"})

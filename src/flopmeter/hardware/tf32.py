@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from . import lists_peak
+
 if TYPE_CHECKING:
     from . import Hardware
 
@@ -49,6 +51,18 @@ def tf32_allowed(op_class: str) -> bool:
     return False
 
 
-def lists_tf32(hardware: Hardware) -> bool:
-    """Whether ``hardware`` lists a TF32 peak (NVIDIA Ampere and later)."""
-    return isinstance(hardware.peak_flops, dict) and "tfloat32" in hardware.peak_flops
+def peak_dtype_of(
+    dtype: str, op_class: str, hardware: Hardware, allowed: dict[str, bool] | None = None
+) -> str:
+    """The dtype whose peak work of ``dtype`` and ``op_class`` runs at on ``hardware``:
+    "tfloat32" for float32 work torch would run on TF32 (``tf32_allowed``) where the spec
+    lists a TF32 peak (NVIDIA Ampere and later), else ``dtype``. ``allowed``: a memo of
+    ``tf32_allowed`` by op class, filled as asked (torch's settings read once per class)."""
+    if dtype != "float32" or not lists_peak(hardware, "tfloat32"):
+        return dtype
+    if allowed is None:
+        return "tfloat32" if tf32_allowed(op_class) else dtype
+    tf32 = allowed.get(op_class)
+    if tf32 is None:
+        tf32 = allowed[op_class] = tf32_allowed(op_class)
+    return "tfloat32" if tf32 else dtype

@@ -14,7 +14,7 @@ from itertools import islice
 from typing import Any
 
 from ..hardware import Hardware, get
-from ..hardware.tf32 import lists_tf32, tf32_allowed
+from ..hardware.tf32 import peak_dtype_of
 from ..inputs import check_numel
 from ..report import Report
 from . import traces
@@ -265,9 +265,8 @@ class LLMCost:
         native = self.lm.itemsize * 8
         wbits = native if weight_bits is None else _bits("weight_bits", weight_bits)
         cache = kv_cache(self.lm, None if kv_bits is None else _bits("kv_bits", kv_bits))
-        dtype = str(self.lm.dtype).removeprefix("torch.")
-        if dtype == "float32" and lists_tf32(spec) and tf32_allowed("matmul"):
-            dtype = "tfloat32"  # float32 matmuls the user lets run on TF32 (docs/speed.md)
+        # float32 matmuls run on TF32 where the user lets them (docs/speed.md)
+        dtype = peak_dtype_of(str(self.lm.dtype).removeprefix("torch."), "matmul", spec)
 
         def time_of(phase: Phase, flops: int) -> PhaseTime:
             split = phase.bytes("paged", cache)

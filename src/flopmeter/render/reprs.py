@@ -247,18 +247,24 @@ def report_html(report: Any) -> str:
         "</tr>"
         for m in rows[:HTML_ROWS]
     )
-    lines = summary_lines(report)
+    head = (
+        '<th style="text-align:left">module</th><th style="text-align:left">type</th>'
+        "<th>params</th><th>MACs</th><th>FLOPs</th><th>% FLOPs</th><th>bytes</th>"
+    )
+    footer = "<code>print(report)</code>: every module; <code>report.to_html()</code>: the interactive page"
+    return _fragment("flopmeter-report", summary_lines(report), head, cells, more, footer)
+
+
+def _fragment(css_class: str, lines: list[str], head: str, cells: str, more: int, footer: str) -> str:
+    """A notebook fragment: ``lines[0]`` in bold, the other lines, a table (``head`` cells,
+    ``cells`` rows), how many rows were left out (``more`` > 0) and a ``footer`` of HTML."""
+    e = html.escape
     notes = "".join(f"<div>{e(line.strip())}</div>" for line in lines[1:])
     hidden = f"<div>{more} more module(s) not shown</div>" if more > 0 else ""
     return (
-        '<div class="flopmeter-report">'
-        f"<div><b>{e(lines[0])}</b></div>{notes}"
-        "<table><thead><tr>"
-        '<th style="text-align:left">module</th><th style="text-align:left">type</th>'
-        "<th>params</th><th>MACs</th><th>FLOPs</th><th>% FLOPs</th><th>bytes</th>"
-        f"</tr></thead><tbody>{cells}</tbody></table>{hidden}"
-        "<div><code>print(report)</code>: every module; <code>report.to_html()</code>: "
-        "the interactive page</div></div>"
+        f'<div class="{css_class}"><div><b>{e(lines[0])}</b></div>{notes}'
+        f"<table><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table>{hidden}"
+        f"<div>{footer}</div></div>"
     )
 
 
@@ -289,13 +295,9 @@ def roofline_html(roofline: Any) -> str:
         + "</tr>"
         for r, row in zip(rows, body, strict=False)
     )
-    lines = roofline_head(roofline)
-    notes = "".join(f"<div>{e(line)}</div>" for line in lines[1:])
-    hidden = f"<div>{more} more module(s) not shown</div>" if more > 0 else ""
-    return (
-        '<div class="flopmeter-roofline">'
-        f"<div><b>{e(lines[0][0].upper() + lines[0][1:])}</b></div>{notes}"
-        f"<table><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table>{hidden}"
-        "<div><code>.rows[name]</code>: every module's numbers; <code>.latency</code>, "
-        "<code>.bound_latency</code>: the whole call</div></div>"
+    first, *rest = roofline_head(roofline)
+    footer = (
+        "<code>.rows[name]</code>: every module's numbers; <code>.latency</code>, "
+        "<code>.bound_latency</code>: the whole call"
     )
+    return _fragment("flopmeter-roofline", [first[0].upper() + first[1:], *rest], head, cells, more, footer)
