@@ -231,16 +231,21 @@ def _building(
                 f"check the --set keys"
             ) from error
         if overrides:
-            given = ", ".join(f"{k}={v!r}" for k, v in overrides.items())
-            raise ModelSourceError(f"{source} rejected --set {given}: {_first_line(text)}") from error
-        if built_from and not isinstance(error, ImportError):  # a missing package is no value's fault
-            given = ", ".join(f"{k}={v!r}" for k, v in built_from.items())
             raise ModelSourceError(
-                f"building {source} from --set {given} raised {_first_line(text)}; the config took "
+                f"{source} rejected --set {_settings(overrides)}: {_first_line(text)}"
+            ) from error
+        if built_from and not isinstance(error, ImportError):  # a missing package is no value's fault
+            raise ModelSourceError(
+                f"building {source} from --set {_settings(built_from)} raised {_first_line(text)}; the config took "
                 f"{'this value' if len(built_from) == 1 else 'these values'} but its model does not build "
                 f"from {'it' if len(built_from) == 1 else 'them'}{hint}"
             ) from error
         raise ModelBuildError(f"building {source} raised {_first_line(text)}") from error
+
+
+def _settings(values: dict[str, Any]) -> str:
+    """``--set`` values as the user may type them back: ``key=value, ...``."""
+    return ", ".join(f"{k}={v!r}" for k, v in values.items())
 
 
 def _refuse_downloads(source: str, asked: dict[str, Any]) -> None:
@@ -248,9 +253,8 @@ def _refuse_downloads(source: str, asked: dict[str, Any]) -> None:
     counts do not depend on them."""
     wanted = {key: value for key, value in asked.items() if value not in (None, False)}
     if wanted:
-        given = ", ".join(f"{k}={v!r}" for k, v in wanted.items())
         raise ModelSourceError(
-            f"{source}: --set {given} would download weights, and flopmeter never does (the counts do "
+            f"{source}: --set {_settings(wanted)} would download weights, and flopmeter never does (the counts do "
             "not depend on them); to count a model with its weights, load it in Python and call "
             "flopmeter.profile"
         )
