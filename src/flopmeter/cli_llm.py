@@ -8,7 +8,7 @@ import math
 from typing import TextIO
 
 from .cli_usage import UsageError, units_option
-from .models import check_source, load_model, parse_override
+from .models import load_model, parse_override, source_kind
 
 
 def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,7 +79,7 @@ def _run_llm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .llm.training import training_step
     from .render.llm import plot_cost_vs_length, render_llm, render_training
 
-    kind = check_source(args.model)[0] if args.model else None  # a config.json or folder: "transformers"
+    kind = source_kind(args.model) if args.model else ""  # the name is checked when it is built
     model_file = kind == "file"
     if kind not in ("transformers", "file"):
         raise UsageError(

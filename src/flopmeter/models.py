@@ -81,11 +81,30 @@ def load_model(
         return _python_file(source, overrides or {}, example_inputs)
 
 
+def source_kind(source: str) -> str:
+    """What a source string names, from its spelling alone (nothing imported, no file
+    read): "torchvision", "timm", "transformers" (also a config.json or a folder holding
+    one), "file" (FILE.py[:CALLABLE]), "onnx", "exported" (.pt2) or "" (none of these)."""
+    kind = source.partition(":")[0]
+    if kind in SOURCES:
+        return kind
+    if ".py:" in source or source.endswith(".py"):
+        return "file"
+    path = Path(source)
+    suffix = path.suffix.lower()
+    if suffix in (".onnx", ".pt2"):
+        return "onnx" if suffix == ".onnx" else "exported"
+    if path.suffix == ".json" or (path.is_dir() and (path / "config.json").is_file()):
+        return "transformers"
+    return ""
+
+
 def check_source(source: str) -> tuple[str, str]:
     """(kind, name) of a source string, checked without building anything: the
     library is installed and knows the name, the file exists. Raises ModelSourceError."""
-    kind, _, name = source.partition(":")
-    if kind in SOURCES:
+    kind = source_kind(source)
+    if kind in SOURCES and source.partition(":")[0] == kind:
+        name = source.partition(":")[2]
         if not name:
             raise ModelSourceError(f"model source {source!r} has no name after '{kind}:'")
         if kind == "torchvision":
@@ -95,24 +114,20 @@ def check_source(source: str) -> tuple[str, str]:
         else:
             _transformers_config_class(name)
         return kind, name
-    if ".py:" in source or source.endswith(".py"):
+    if kind == "file":
         file_name = _python_file_and_callable(source)[0]
         if not Path(file_name).is_file():
             raise ModelSourceError(f"no such Python file: {file_name}")
         return "file", source
-    path = Path(source)
-    if path.suffix.lower() == ".onnx":
-        if not path.is_file():
-            raise ModelSourceError(f"no such ONNX file: {source}")
-        return "onnx", source
-    if path.suffix.lower() == ".pt2":
-        if not path.is_file():
-            raise ModelSourceError(f"no such torch.export file: {source}")
-        return "exported", source
-    if path.suffix == ".json" or (path.is_dir() and (path / "config.json").is_file()):
-        if not path.exists():
+    if kind in ("onnx", "exported"):
+        if not Path(source).is_file():
+            what = "ONNX file" if kind == "onnx" else "torch.export file"
+            raise ModelSourceError(f"no such {what}: {source}")
+        return kind, source
+    if kind == "transformers":  # a bare config.json / model directory
+        if not Path(source).exists():
             raise ModelSourceError(f"no such config file: {source}")
-        return check_source(f"transformers:{source}")  # a bare config.json / model directory
+        return check_source(f"transformers:{source}")
     raise ModelSourceError(
         f"unknown model source {source!r}; expected torchvision:NAME, timm:NAME, "
         f"transformers:CONFIGCLASS (or a config.json / model directory), FILE.py:CALLABLE, MODEL.onnx "
