@@ -196,6 +196,34 @@ class TestIterativeEstimates:
         # + 10/3 = 54; Q: mults 128/3 + 16 - 20/3 = 52, adds 128/3 + 4/3 = 44): 232
         assert op_cost(report, "aten.linalg_qr")[0] == 82 + 54 + 52 + 44
 
+    def test_training_steps_of_pinv_lstsq_and_matrix_exp(self):
+        class Solver(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.weight = nn.Parameter(0.3 * torch.randn(4, 4))
+
+            def forward(self, x):  # type: ignore[no-untyped-def]
+                w = self.weight + x
+                solution = torch.linalg.lstsq(w, x[:, :2] + 1).solution
+                return torch.linalg.pinv(w).sum() + solution.sum() + torch.linalg.matrix_exp(w).sum()
+
+        report = flopmeter.profile(Solver(), (torch.zeros(4, 4),), backward=True)
+        assert report.unsupported_ops() == {}
+        # matrix_exp's backward is the matrix_exp of an 8 x 8 block matrix: 1380 forward +
+        # (10 * 512 + 46 * 64 + 4 = 8068) backward
+        exp = report.by_operator()["aten.linalg_matrix_exp"]
+        assert exp.calls == 2 and exp.cost.flops == 1380 + 8068
+
+    def test_norms_and_powers_without_a_decomposition(self):
+        # matrix_norm 'fro' is a vector norm over 15 values: 2 * (2 * 15) = 60
+        report = both(lambda a: torch.linalg.matrix_norm(a), TALL)
+        assert set(report.by_operator()) == {"aten.linalg_vector_norm"} and report.flops == 60
+        # matrix_power 3: 2 bmm of 2 x (4 x 4 @ 4 x 4), 2 * 2 * 16 * 7 = 448; -1: inv, no bmm
+        assert both(lambda a: torch.linalg.matrix_power(a, 3), SQUARE).flops == 448
+        assert set(both(lambda a: torch.linalg.matrix_power(a, -1), SQUARE).by_operator()) >= {
+            "aten.linalg_inv_ex"
+        }
+
 
 class TestMatrixExpPinvLstsq:
     def test_matrix_exp(self):

@@ -205,7 +205,7 @@ def _estimate(flops: Fraction, batch: int) -> Cost:
 def svd(rows: int, cols: int, batch: int = 1, *, vectors: bool = True, full: bool = False) -> Cost:
     """SVD of ``batch`` m x n matrices, with M = max(m, n) >= N = min(m, n) (a wide matrix
     is decomposed as its transpose): the cheaper of Golub-Reinsch and R-SVD (QR first;
-    LAPACK's drivers take it when M is about 1.6N or more), Golub & Van Loan Fig. 8.6.1.
+    LAPACK's drivers switch to it at M of about 1.6N to 1.8N), Golub & Van Loan Fig. 8.6.1.
     Values only: min(4MN^2 - 4N^3/3, 2MN^2 + 2N^3). With the thin vectors (M x N and
     N x N): min(14MN^2 + 8N^3, 6MN^2 + 20N^3). With the full ones (``full_matrices``, M x M;
     or M = N): min(4M^2N + 8MN^2 + 9N^3, 4M^2N + 22N^3)."""
