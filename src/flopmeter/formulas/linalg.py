@@ -245,7 +245,8 @@ def matrix_exp(n: int, batch: int = 1) -> Cost:
     (A^2, A^3, A^6 and two more, each n^2(2n - 1)), 5 linear combinations of
     I, A, A^2, A^3, A^6 (9 per element each, 45n^2) and 3 matrix adds (3n^2):
     10n^3 + 46n^2 + 4, 5n^3 MACs. An estimate: the degree and the squarings depend on the
-    values: exact for theta_12 < |A|_1 <= theta_18 (float32 1.46..3.01, float64 0.30..1.09);
+    values: the path taken for theta_12 < |A|_1 <= theta_18 (float32 1.46..3.01, float64
+    0.30..1.09; the few compares per matrix that pick it are not counted);
     a smaller norm takes a lower degree (fewer products), a larger one s squarings more
     (n^2(2n - 1) each). n = 1: one exp."""
     if n <= 0:
