@@ -209,13 +209,16 @@ class TestOpLists:
         assert registry.kind_of("aten.cat") == "data"
         assert registry.kind_of("aten.convolution") == "counted"
         assert registry.kind_of("aten.relu_") == "counted"  # in-place shares the formula
-        assert registry.kind_of("aten._linalg_eigh") == "unsupported"  # iterative: no formula
+        # the degree of an orthogonal polynomial is a value: no formula
+        assert registry.kind_of("aten.special_chebyshev_polynomial_t") == "unsupported"
 
     def test_unsupported_op_is_reported_with_calls_and_shapes(self):
-        report = flopmeter.profile(Fn(torch.linalg.eigvalsh), torch.randn(2, 3, 3))
-        entry = report.unsupported_ops()["aten._linalg_eigh"]
-        assert entry.calls == 1 and entry.shapes == ["(2x3x3:float32)"]
-        assert "WARNING: aten._linalg_eigh has no formula" in str(report)
+        # (eigvalsh was the example until probe 14 counted it)
+        chebyshev = Fn(lambda x: torch.special.chebyshev_polynomial_t(x, x))
+        report = flopmeter.profile(chebyshev, torch.randn(2, 3, 3))
+        entry = report.unsupported_ops()["aten.special_chebyshev_polynomial_t"]
+        assert entry.calls == 1 and entry.shapes == ["(2x3x3:float32, 2x3x3:float32)"]
+        assert "WARNING: aten.special_chebyshev_polynomial_t has no formula" in str(report)
 
 
 def test_matmul_broadcasting():

@@ -339,7 +339,8 @@ class TestSequenceLayers:
 
 
 class TestLessTravelledOps:
-    def test_linalg_is_reported_never_a_silent_zero(self):
+    def test_linalg_is_never_a_silent_zero(self):
+        # reported as unsupported until probe 14, counted since (tests/test_linalg_probe14.py)
         a = torch.randn(3, 4, 4)
         a = a @ a.transpose(-1, -2) + 4 * torch.eye(4)
         for fn, op in (
@@ -348,9 +349,9 @@ class TestLessTravelledOps:
             (torch.linalg.eigh, "aten._linalg_eigh"),
             (torch.linalg.matrix_exp, "aten.linalg_matrix_exp"),
         ):
-            unsupported = flopmeter.profile(Fn(fn), (a,)).unsupported_ops()
-            assert op in unsupported, (fn, unsupported)
-            assert unsupported[op].calls == 1 and unsupported[op].shapes == ["(3x4x4:float32)"]
+            report = flopmeter.profile(Fn(fn), (a,))
+            assert report.unsupported_ops() == {}, (fn, report.unsupported_ops())
+            assert report.by_operator()[op].calls == 1 and report.by_operator()[op].cost.flops > 0
 
     def test_fft_ops(self):
         # fft of a real 2x8: r2c of n 8, 2.5 * 8 * 3 = 60 per row: 120

@@ -276,8 +276,9 @@ def test_fvcore_reports_addbmm_unsupported_and_counts_0() -> None:
     assert flopmeter.profile(Fn(torch.addbmm), args).flops_as("mac") == 120  # 2 * 3*4 of 5
 
 
-# -- docs/formulas.md: "Still without a formula, reported as unsupported with their shapes: qr,
-# svd, eigh, ..." (probe 13 counts LU, Cholesky and the solves) and "cuDNN's CTC has no formula" --
+# -- docs/formulas.md: qr, svd and eigh were "still without a formula, reported as unsupported
+# with their shapes" until probe 14, which counts them (tests/test_linalg_probe14.py has the hand
+# counts); "cuDNN's CTC has no formula" --
 
 
 @pytest.mark.parametrize(
@@ -289,13 +290,14 @@ def test_fvcore_reports_addbmm_unsupported_and_counts_0() -> None:
     ],
     ids=["qr", "svd", "eigh"],  # inv, cholesky, det, slogdet: counted since probe 13
 )
-def test_dense_linear_algebra_is_reported_unsupported_with_shapes(fn, op: str) -> None:  # type: ignore[no-untyped-def]
+def test_dense_linear_algebra_is_counted_since_probe_14(fn, op: str) -> None:  # type: ignore[no-untyped-def]
     a = torch.randn(4, 4)
-    report = flopmeter.profile(Fn(fn), a @ a.T + 4 * torch.eye(4))  # positive definite: cholesky runs
-    unsupported = report.unsupported_ops()
-    assert list(unsupported) == [op]
-    assert unsupported[op].calls == 1 and unsupported[op].shapes == ["(4x4:float32)"]
-    assert report.flops == 0  # nothing else runs: no made-up count
+    report = flopmeter.profile(Fn(fn), a @ a.T + 4 * torch.eye(4))  # positive definite
+    assert report.unsupported_ops() == {}
+    # the decomposition is the only op doing arithmetic: qr 4x4 (LAWN 41: geqrf 136 + Q 96),
+    # svd 4x4 with vectors 21 * 4^3, eigh with vectors 9 * 4^3 (Golub & Van Loan estimates)
+    expected = {"aten.linalg_qr": 232, "aten._linalg_svd": 1344, "aten._linalg_eigh": 576}[op]
+    assert report.flops == report.by_operator()[op].cost.flops == expected
 
 
 def test_cudnn_ctc_loss_has_no_formula() -> None:

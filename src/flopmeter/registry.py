@@ -142,6 +142,9 @@ DATA_OPS |= frozenset(
 DATA_OPS |= frozenset({"aten.lift_fresh_copy"})
 # Probe 12: torch.block_diag places its blocks on a zero background: data.
 DATA_OPS |= frozenset({"aten.block_diag"})
+# Probe 14: lu_unpack copies L and U out of an LU factorization (unit diagonal filled in) and
+# builds P from the integer pivots: data.
+DATA_OPS |= frozenset({"aten.lu_unpack"})
 
 
 def formula(*ops: str) -> Callable[[Handler], Handler]:
@@ -1201,18 +1204,52 @@ def _histogram(event: OpEvent, options: CountOptions) -> Cost:
     = 0, any min == max; ``histogram(x, bins=B)`` without ``range``) the kernel first finds
     the data's min and max: n - 1 comparisons each, 2(n - 1). ``bincount`` bins integers as
     they are (no arithmetic): with float ``weights`` each element's weight is added to its bin (1),
-    as ``histogram``'s ``weight`` (keyword-only; before review 13 not counted)."""
+    as ``histogram``'s ``weight`` (keyword-only; before review 13 not counted).
+    ``histogram(..., density=True)`` then normalises its B bins as the kernel does: their
+    sum (B - 1), each divided by it (B), the bin widths from the edges (B subtracts) and
+    each bin divided by its width (B): 4B - 1 (before probe 14 not counted; ``histc`` has
+    no density)."""
     x = event.args[0]
     if event.op == "aten.bincount":
         return Cost(flops=x.numel if _tensor(event, 1, "weights") is not None else 0)
-    weights = 0
+    weights = density = 0
     if event.op == "aten.histc":
         low, high = event.arg(2, "min", 0), event.arg(3, "max", 0)
         scans = float(low) == float(high)
     else:  # histogram: bins a count (bin_ct) scans without a range; bin edges (a tensor) never
         scans = not isinstance(event.arg(1, "bins"), TensorMeta) and event.arg(2, "range") is None
         weights = x.numel if isinstance(event.kwargs.get("weight"), TensorMeta) else 0
-    return Cost(flops=3 * x.numel + weights + (2 * (x.numel - 1) if scans and x.numel else 0))
+        bins = event.outputs[0].numel
+        density = 4 * bins - 1 if event.kwargs.get("density") and bins else 0
+    scan = 2 * (x.numel - 1) if scans and x.numel else 0
+    return Cost(flops=3 * x.numel + weights + scan + density)
+
+
+@formula("_histogramdd_bin_edges", "_histogramdd_from_bin_cts", "_histogramdd_from_bin_tensors")
+def _histogramdd(event: OpEvent, options: CountOptions) -> Cost:
+    """``torch.histogramdd`` of N points in D dims (input (..., D)), as ``histogram`` per
+    coordinate: without a ``range`` each dim's min and max are found, 2(N - 1) compares per
+    dim, by ``_histogramdd_bin_edges`` (the edges) and again inside
+    ``_histogramdd_from_bin_cts`` (which makes its own edges); the binning 3 per coordinate,
+    ``weight`` 1 per point, ``density`` the normalisation of the H = prod(B_d) bins: their
+    sum H - 1, / sum H, then per dim its B_d widths and H divides: (D + 2)H - 1 + sum B_d
+    (before probe 14 these ops were listed as unsupported)."""
+    x = event.args[0]
+    dims = x.shape[-1] if x.ndim else 1
+    points = x.numel // dims if dims else 0
+    bins = event.arg(1, "bins")
+    given = event.op.endswith("bin_tensors") or event.kwargs.get("range") is not None
+    scan = 0 if given or not points else 2 * (points - 1) * dims
+    if event.op.endswith("bin_edges"):
+        return Cost(flops=scan)
+    flops = scan + 3 * points * dims
+    if isinstance(event.kwargs.get("weight"), TensorMeta):
+        flops += points
+    cells = event.outputs[0].numel
+    if event.kwargs.get("density") and cells:
+        counts = [b.numel - 1 if isinstance(b, TensorMeta) else int(b) for b in bins]
+        flops += (dims + 2) * cells - 1 + sum(counts)
+    return Cost(flops=flops)
 
 
 @formula("cumsum", "cumprod", "logcumsumexp", "cummax", "cummin")
@@ -2098,6 +2135,108 @@ def _triangular_solve(event: OpEvent, options: CountOptions) -> Cost:
     n = event.args[1].shape[-1]
     unit = bool(event.arg(4, "unitriangular", False))
     return linalg_formulas.triangular_solve(n, _right_hand_sides(event.outputs[0], n), unit=unit)
+
+
+@formula("linalg_qr")
+def _linalg_qr(event: OpEvent, options: CountOptions) -> Cost:
+    """(A, mode='reduced'): geqrf, then orgqr for Q unless mode is 'r' (LAWN 41 counts)."""
+    batch, rows, cols = _matrix(event.args[0])
+    return linalg_formulas.qr(rows, cols, batch, mode=str(event.arg(1, "mode", "reduced")))
+
+
+@formula("geqrf")
+def _geqrf(event: OpEvent, options: CountOptions) -> Cost:
+    batch, rows, cols = _matrix(event.args[0])
+    return linalg_formulas.geqrf(rows, cols, batch)
+
+
+@formula("linalg_householder_product")
+def _householder_product(event: OpEvent, options: CountOptions) -> Cost:
+    """(A m x n, tau k) -> Q m x n from k reflectors (``torch.orgqr`` too)."""
+    batch, rows, cols = _matrix(event.args[0])
+    return linalg_formulas.orgqr(rows, cols, event.args[1].shape[-1], batch)
+
+
+@formula("ormqr")
+def _ormqr(event: OpEvent, options: CountOptions) -> Cost:
+    """(A, tau, C, left=True, transpose=False): tau's k reflectors applied to C."""
+    batch, rows, cols = _matrix(event.args[2])
+    left = event.arg(3, "left", True) is not False
+    return linalg_formulas.ormqr(rows, cols, event.args[1].shape[-1], batch, left=left)
+
+
+@formula("_linalg_svd")
+def _linalg_svd(event: OpEvent, options: CountOptions) -> Cost:
+    """(A, full_matrices=False, compute_uv=True, driver=None): an estimate (iterative).
+    svdvals, matrix_norm(2, 'nuc'), cond and matrix_rank reach it with compute_uv=True
+    under any dispatch mode (ATen computes the vectors when a mode is active), so they
+    are counted with the thin vectors."""
+    batch, rows, cols = _matrix(event.args[0])
+    vectors = event.arg(2, "compute_uv", True) is not False
+    full = bool(event.arg(1, "full_matrices", False))
+    return linalg_formulas.svd(rows, cols, batch, vectors=vectors, full=full)
+
+
+@formula("_linalg_eigh")
+def _linalg_eigh(event: OpEvent, options: CountOptions) -> Cost:
+    """(A, UPLO='L', compute_v=True): an estimate (iterative); eigvalsh as svdvals above."""
+    batch, _, n = _matrix(event.args[0])
+    return linalg_formulas.eigh(n, batch, vectors=event.arg(2, "compute_v", True) is not False)
+
+
+@formula("linalg_eig")
+def _linalg_eig(event: OpEvent, options: CountOptions) -> Cost:
+    """(A) -> (values, vectors): an estimate (iterative); eigvals reaches it too under a
+    dispatch mode."""
+    batch, _, n = _matrix(event.args[0])
+    return linalg_formulas.eig(n, batch)
+
+
+@formula("linalg_matrix_exp")
+def _linalg_matrix_exp(event: OpEvent, options: CountOptions) -> Cost:
+    batch, _, n = _matrix(event.args[0])
+    return linalg_formulas.matrix_exp(n, batch)
+
+
+@formula("linalg_pinv")
+def _linalg_pinv(event: OpEvent, options: CountOptions) -> Cost:
+    """(A, *, atol, rtol, hermitian) as one op (its SVD or eigh runs inside, not recorded):
+    the decomposition's estimate + the products that form the pseudo-inverse."""
+    batch, rows, cols = _matrix(event.args[0])
+    hermitian = bool(event.kwargs.get("hermitian", False))  # keyword-only, as atol and rtol
+    return linalg_formulas.pinv(rows, cols, batch, hermitian=hermitian)
+
+
+@formula("linalg_lstsq")
+def _linalg_lstsq(event: OpEvent, options: CountOptions) -> Cost:
+    """(A, B, rcond=None, *, driver=None) -> (solution, ...): per system of the broadcast
+    batch, B's columns as right-hand sides (a vector B: 1)."""
+    a, b = event.args[0], event.args[1]
+    rows, cols = a.shape[-2], a.shape[-1]
+    rhs = 1 if b.ndim == a.ndim - 1 else b.shape[-1]
+    per_system = cols * rhs
+    batch = event.outputs[0].numel // per_system if per_system else prod(a.shape[:-2])
+    driver = event.kwargs.get("driver")  # keyword-only
+    return linalg_formulas.lstsq(rows, cols, rhs, batch, driver=driver)
+
+
+@formula("linalg_ldl_factor_ex")
+def _linalg_ldl_factor(event: OpEvent, options: CountOptions) -> Cost:
+    batch, _, n = _matrix(event.args[0])
+    return linalg_formulas.sytrf(n, batch)
+
+
+@formula("linalg_ldl_solve")
+def _linalg_ldl_solve(event: OpEvent, options: CountOptions) -> Cost:
+    """(LD, pivots, B, hermitian): sytrs for every right-hand side of the result."""
+    n = event.args[0].shape[-1]
+    return linalg_formulas.sytrs(n, _right_hand_sides(event.outputs[0], n))
+
+
+@formula("cholesky_inverse")
+def _cholesky_inverse(event: OpEvent, options: CountOptions) -> Cost:
+    batch, _, n = _matrix(event.args[0])
+    return linalg_formulas.potri(n, batch)
 
 
 # ------------------------------------------------------------------------------- losses
