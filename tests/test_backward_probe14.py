@@ -1,0 +1,210 @@
+"""Probe 14: a training step (``profile(..., backward=True)``) counted by hand, layer by
+layer (docs/probe-14/backward.md). Each expected value has its arithmetic beside it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.flop_counter import sdpa_backward_flop_count
+
+import flopmeter
+
+
+def _backward_ops(report: flopmeter.Report) -> dict[str, int]:
+    """FLOPs of each backward op, summed by op name."""
+    ops: dict[str, int] = {}
+    for record in report.ops:
+        if record.phase == "backward":
+            ops[record.op] = ops.get(record.op, 0) + record.cost.flops
+    return ops
+
+
+# ------------------------------------------------------------------ what is differentiated
+def test_the_seed_gradient_is_no_op_of_the_models_forward() -> None:
+    """The gradient of ones flopmeter seeds the backward with was recorded as an
+    ``aten.ones_like`` in the forward: its bytes written were the output's twice."""
+    model = nn.Linear(8, 1000)
+    x = torch.randn(4, 8)
+    report = flopmeter.profile(model, x, backward=True)
+    forward_only = flopmeter.profile(model, x, train=True, shapes_only=False)
+    assert report.forward.bytes_written == 16_000  # the output, 4 * 1000 * 4 B (was 32,000)
+    assert report.forward == forward_only.forward
+    assert "aten.ones_like" not in report.by_operator()
+    assert report.backward_cost.macs == 32_000  # grad_weight 1000 * 8 * 4
+    # still live memory: x 4*8*4 = 128 + output 16,000 + its gradient 16,000
+    # + grad_weight 1000*8*4 = 32,000 + grad_bias 1000*4 = 4,000 = 68,128
+    assert report.peak_activation_bytes == 68_128
+
+
+class _WithLoss(nn.Module):
+    def __init__(self, detach_loss: bool = False) -> None:
+        super().__init__()
+        self.head = nn.Linear(8, 5)
+        self.detach_loss = detach_loss
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        logits = self.head(x)
+        loss = F.cross_entropy(logits, y)
+        return {"loss": loss.detach() if self.detach_loss else loss, "logits": logits}
+
+
+def test_an_output_holding_a_loss_is_trained_from_the_loss_alone() -> None:
+    """As ``out.loss.backward()``: 4 rows of 5 classes. nll_loss_backward (mean) 2
+    (-g / N once), log_softmax backward 4 * (4*5 - 1) = 76, head grad_weight 5*8*4 = 160
+    MACs, (2*4 - 1) * 40 = 280 FLOPs, grad_bias (4 - 1) * 5 = 15: 373. Before, the logits
+    got a gradient of ones as well: one add per logit more, 373 + 4*5 = 393."""
+    model = _WithLoss()
+    x, y = torch.randn(4, 8), torch.tensor([0, 1, 2, 3])
+    report = flopmeter.profile(model, (x, y), backward=True)
+    assert report.backward_cost.macs == 160
+    assert report.backward_cost.flops == 373
+    ops = _backward_ops(report)
+    assert "aten.add" not in ops
+    assert ops["aten._log_softmax_backward_data"] == 76
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_a_model_output_class_with_a_loss_is_trained_from_the_loss_alone() -> None:
+    """transformers' ModelOutput (a transformers model given ``labels``): the same 373."""
+    outputs = pytest.importorskip("transformers.modeling_outputs")
+
+    class Wrapped(_WithLoss):
+        def forward(self, x: torch.Tensor, y: torch.Tensor) -> object:  # type: ignore[override]
+            return outputs.CausalLMOutput(**super().forward(x, y))
+
+    report = flopmeter.profile(Wrapped(), (torch.randn(4, 8), torch.tensor([0, 1, 2, 3])), backward=True)
+    assert report.backward_cost.flops == 373
+
+
+def test_a_loss_without_grad_leaves_the_other_outputs_to_differentiate() -> None:
+    """A detached ``loss``: the logits get the gradient of ones, grad_weight 280 + bias 15."""
+    report = flopmeter.profile(
+        _WithLoss(detach_loss=True), (torch.randn(4, 8), torch.tensor([0, 1, 2, 3])), backward=True
+    )
+    assert report.backward_cost.flops == 295  # (2*4 - 1) * 5*8 + (4 - 1) * 5
+
+
+def test_an_integer_output_is_refused_saying_it_has_no_gradient() -> None:
+    class Argmax(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.head = nn.Linear(4, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(x).argmax(-1)
+
+    with pytest.raises(ValueError, match=r"int64 \(an argmax") as error:
+        flopmeter.profile(Argmax(), torch.randn(2, 4), backward=True)
+    assert "no_grad" not in str(error.value)  # before: "does its forward run under torch.no_grad()"
+
+
+# ------------------------------------------------------------------------ layers by hand
+@pytest.mark.parametrize(("bias", "flops"), [(True, 944), (False, 896)])
+def test_linear_backward_without_input_grad(bias: bool, flops: int) -> None:
+    """Linear(8, 16) over N = 4 rows, input without grad: grad_weight 16*8*4 = 512 MACs,
+    (2*4 - 1) * 128 = 896 FLOPs; grad_bias (4 - 1) * 16 = 48."""
+    report = flopmeter.profile(nn.Linear(8, 16, bias=bias), torch.randn(4, 8), backward=True)
+    assert report.backward_cost.macs == 512
+    assert report.backward_cost.flops == flops
+
+
+def test_strided_padded_convolution_backward() -> None:
+    """Conv2d(4, 6, 3, stride 2, padding 1) on 2x4x9x9 (input grad): 5x5 outputs, forward
+    2*6*25*36 = 10,800 MACs; grad_input 10,800 + grad_weight 10,800 = 21,600. FLOPs:
+    grad_weight (2*50 - 1) * 216 = 21,384, grad_bias (50 - 1) * 6 = 294, grad_input
+    2 * 10,800 - 648 (every one of the 2*4*81 inputs is reached) = 20,952: 42,630."""
+    x = torch.randn(2, 4, 9, 9, requires_grad=True)
+    report = flopmeter.profile(nn.Conv2d(4, 6, 3, stride=2, padding=1), x, backward=True)
+    assert report.forward.macs == 10_800
+    assert report.backward_cost.macs == 21_600
+    assert report.backward_cost.flops == 42_630
+
+
+@pytest.mark.parametrize(("affine", "flops"), [(True, 2_200), (False, 1_400)])
+def test_batch_norm_backward_in_train_mode(affine: bool, flops: int) -> None:
+    """BatchNorm2d(4) on 2x4x5x5 = 200 elements: input 8 + weight 2 + bias 1 = 11 per
+    element (2,200); without affine, input 7 (no gamma): 1,400."""
+    x = torch.randn(2, 4, 5, 5, requires_grad=True)
+    report = flopmeter.profile(nn.BatchNorm2d(4, affine=affine), x, backward=True)
+    assert _backward_ops(report) == {"aten.native_batch_norm_backward": flops}
+
+
+def test_layer_norm_backward_without_input_grad_is_its_parameters() -> None:
+    """LayerNorm(8) on 3x8 = 24 elements, input without grad: weight 2 + bias 1 = 72."""
+    report = flopmeter.profile(nn.LayerNorm(8), torch.randn(3, 8), backward=True)
+    assert report.backward_cost.flops == 72  # 24 * (2 + 1)
+
+
+@pytest.mark.parametrize(("sparse", "flops"), [(False, 64), (True, 0)])
+def test_embedding_backward_dense_and_sparse(sparse: bool, flops: int) -> None:
+    """8 lookups of 8 dims: the dense gradient scatter-adds each, 8*8 = 64; the sparse one
+    keeps the rows as they are (values and indices, no add)."""
+    report = flopmeter.profile(
+        nn.Embedding(10, 8, sparse=sparse), torch.tensor([[1, 2, 3, 1], [0, 5, 6, 7]]), backward=True
+    )
+    assert report.backward_cost.flops == flops
+    assert not report.unsupported_ops()
+
+
+def test_overlapping_average_pooling_backward() -> None:
+    """AvgPool2d(3, 2, 1) on 2x4x8x8: 4x4 outputs, windows in 1-d [-1,1],[1,3],[3,5],[5,7]
+    hold 2+3+3+3 = 11 inputs, so 121 per plane; g / 9 once per output 128, then each input
+    sums what reaches it: 121 - 64 adds per plane, 8 planes 456: 584."""
+    x = torch.randn(2, 4, 8, 8, requires_grad=True)
+    report = flopmeter.profile(nn.AvgPool2d(3, 2, 1), x, backward=True)
+    assert report.backward_cost.flops == 584  # 128 + 8 * (121 - 64)
+
+
+def test_tied_weights_add_their_two_gradients() -> None:
+    """Embedding(10, 8) and Linear(8, 10) sharing one weight, 3 tokens: the head's
+    grad_input 3*10*8 = 240 and grad_weight 240 MACs, (2*10 - 1) * 24 = 456 and
+    (2*3 - 1) * 80 = 400 FLOPs; the embedding's 3*8 = 24 adds; the two weight gradients
+    added, 10*8 = 80: 960."""
+
+    class Tied(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.Embedding(10, 8)
+            self.head = nn.Linear(8, 10, bias=False)
+            self.head.weight = self.embed.weight
+
+        def forward(self, ids: torch.Tensor) -> torch.Tensor:
+            return self.head(self.embed(ids))
+
+    report = flopmeter.profile(Tied(), torch.tensor([[1, 2, 3]]), backward=True)
+    assert report.backward_cost.macs == 480
+    assert report.backward_cost.flops == 960  # 456 + 400 + 24 + 80
+    assert report.modules["embed"].backward.flops == 104  # 24 + the add of 80
+
+
+def test_a_frozen_first_layer_runs_no_gradient_and_neither_does_what_feeds_it() -> None:
+    """Linear(8, 16) frozen, ReLU, Linear(16, 4), input without grad: only the last
+    layer's grad_weight 4*16*4 = 256 MACs ((2*4 - 1) * 64 = 448 FLOPs) and grad_bias
+    (4 - 1) * 4 = 12; no ReLU backward (nothing before it needs a gradient)."""
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+    model[0].requires_grad_(False)
+    report = flopmeter.profile(model, torch.randn(4, 8), backward=True)
+    assert report.backward_cost.macs == 256
+    assert report.backward_cost.flops == 460  # 448 + 12
+    assert report.modules["0"].backward.flops == report.modules["1"].backward.flops == 0
+    assert [p.requires_grad for p in model.parameters()] == [False, False, True, True]
+
+
+def test_attention_backward_leaves_out_the_fused_kernels_recompute() -> None:
+    """B*H = 4 heads, L = S = 5, E = Ev = 4: forward 4 * 25 * (4 + 4) = 800 MACs; the
+    backward's four contractions 2 * 800 = 1,600 (docs/formulas.md). FlopCounterMode's
+    formula for the fused kernels adds the recomputed Q K^T: 5 bmm of 2*4*25*4 = 800
+    FLOPs each, 4,000 FLOPs = 2,000 MACs, 2.5 x the forward."""
+
+    class Attend(nn.Module):
+        def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+            return F.scaled_dot_product_attention(q, k, v)
+
+    q, k, v = (torch.randn(2, 2, 5, 4, requires_grad=True) for _ in range(3))
+    report = flopmeter.profile(Attend(), (q, k, v), backward=True)
+    assert report.forward.macs == 800
+    assert report.backward_cost.macs == 1_600
+    shape = (2, 2, 5, 4)
+    assert sdpa_backward_flop_count(shape, shape, shape, shape) == 4_000
