@@ -208,3 +208,19 @@ def test_attention_backward_leaves_out_the_fused_kernels_recompute() -> None:
     assert report.backward_cost.macs == 1_600
     shape = (2, 2, 5, 4)
     assert sdpa_backward_flop_count(shape, shape, shape, shape) == 4_000
+
+
+def test_a_training_step_runs_and_counts_the_models_backward_hooks() -> None:
+    """A module backward hook fires once; a weight hook clamping its gradient runs
+    clamp on 16*8 = 128 elements, 2 compares each: 256 FLOPs, charged to layer 0
+    (grad_weight (2*4 - 1) * 128 = 896 + grad_bias (4 - 1) * 16 = 48 + 256 = 1,200)."""
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+    seen: list[int] = []
+    model[2].register_full_backward_hook(lambda module, grad_in, grad_out: seen.append(1))
+    model[0].weight.register_hook(lambda grad: grad.clamp(-1, 1))
+    report = flopmeter.profile(model, torch.randn(4, 8), backward=True)
+    assert seen == [1]
+    assert _backward_ops(report)["aten.clamp"] == 256
+    assert report.modules["0"].backward.flops == 1_200
+    assert len(model[0].weight._backward_hooks or {}) == 1
+    assert model[0].weight.grad is None

@@ -162,7 +162,8 @@ def profile(
     torch.dtype), by default the model's floating dtype; for a shapes-only count they are
     built on meta, never allocated. ``batch_size`` (positive) defaults to the first
     input's leading dimension.
-    ``backward=True`` also runs and counts the backward pass. ``train``: run in train
+    ``backward=True`` also runs and counts the backward pass: of the output's ``loss``
+    when it holds one that requires grad, else of the sum of its outputs. ``train``: run in train
     mode (dropout, batch statistics) or eval mode; default eval for a forward-only
     profile (inference cost), train with ``backward``. ``causal``: "full" or "needed"
     (see CountOptions). ``shapes_only``: run the ops on meta tensors (shapes, no
