@@ -224,3 +224,68 @@ def test_a_training_step_runs_and_counts_the_models_backward_hooks() -> None:
     assert report.modules["0"].backward.flops == 1_200
     assert len(model[0].weight._backward_hooks or {}) == 1
     assert model[0].weight.grad is None
+
+
+def _mlp() -> nn.Module:
+    return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+
+
+def test_a_training_step_under_bfloat16_autocast_counts_the_same_ops_in_bfloat16() -> None:
+    """Batch 4, input without grad: layer 2 grad_input 4*4*16 = 256 + grad_weight 256,
+    layer 0 grad_weight 16*8*4 = 512: 1,024 MACs; FLOPs 2 * 448 + 896 (the three mm) +
+    12 + 48 (the bias sums) + 64 (ReLU backward) = 1,916. Autocast's casts of the
+    gradients back to the float32 weights are moves, 0 FLOPs."""
+    model, x = _mlp(), torch.randn(4, 8)
+    plain = flopmeter.profile(model, x, backward=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = flopmeter.profile(model, x, backward=True)
+    assert (mixed.backward_cost.macs, mixed.backward_cost.flops) == (1_024, 1_916)
+    assert (plain.backward_cost.macs, plain.backward_cost.flops) == (1_024, 1_916)
+    matmuls = {r.dtype for r in mixed.ops if r.phase == "backward" and r.op == "aten.mm"}
+    assert matmuls == {"bfloat16"}
+    assert all(p.grad is None and p.dtype == torch.float32 for p in model.parameters())
+
+
+def test_a_training_step_asked_for_under_no_grad_is_counted_as_outside() -> None:
+    """The same 1,024 MACs as above; the caller's grad mode is off again afterwards."""
+    model, x = _mlp(), torch.randn(4, 8)
+    with torch.no_grad():
+        report = flopmeter.profile(model, x, backward=True)
+        assert not torch.is_grad_enabled()
+    assert (report.backward_cost.macs, report.backward_cost.flops) == (1_024, 1_916)
+
+
+# --------------------------------------------------------------- per-module attribution
+def test_an_in_place_relus_backward_is_charged_to_the_relu() -> None:
+    """ReLU(inplace=True) (every torchvision ResNet, VGG, AlexNet) rebases its input onto
+    its own autograd node; its threshold_backward went to the parent. Conv2d(3, 4, 3) on
+    2x3x6x6: 2*4*4*4 = 128 ReLU outputs, 1 FLOP each in the backward."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(inplace=True), nn.Conv2d(4, 2, 3))
+    report = flopmeter.profile(model, torch.randn(2, 3, 6, 6), backward=True)
+    assert report.modules["2"].backward.flops == 128
+    owned = sum(report.modules[name].backward.flops for name in ("0", "1", "2", "3"))
+    assert owned == report.backward_cost.flops  # nothing left to the Sequential itself
+
+
+def test_a_residual_blocks_relu_called_twice_in_place_is_charged_to_the_relu() -> None:
+    """``out += identity; out = self.relu(out)`` as torchvision's BasicBlock: the ReLU,
+    called twice, has 2 * 2*4*6*6 = 576 outputs, 1 FLOP each in the backward (before: 0,
+    all in the block); the in-place add passes the gradient on (no FLOPs)."""
+
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv1 = nn.Conv2d(4, 4, 3, padding=1)
+            self.conv2 = nn.Conv2d(4, 4, 3, padding=1)
+            self.relu = nn.ReLU(inplace=True)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            out = self.conv2(self.relu(self.conv1(x)))
+            out += x
+            return self.relu(out)
+
+    report = flopmeter.profile(Block(), torch.randn(2, 4, 6, 6), backward=True)
+    assert report.modules["relu"].backward.flops == 576  # 2 calls * 288
+    assert report.modules["relu"].calls == 2
+    children = sum(report.modules[name].backward.flops for name in ("conv1", "conv2", "relu"))
+    assert children == report.backward_cost.flops
