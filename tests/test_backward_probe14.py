@@ -289,3 +289,12 @@ def test_a_residual_blocks_relu_called_twice_in_place_is_charged_to_the_relu() -
     assert report.modules["relu"].calls == 2
     children = sum(report.modules[name].backward.flops for name in ("conv1", "conv2", "relu"))
     assert children == report.backward_cost.flops
+
+
+def test_a_model_without_parameters_is_not_told_to_unfreeze_them() -> None:
+    with pytest.raises(ValueError, match="the model has no parameters and no input requires grad") as error:
+        flopmeter.profile(nn.ReLU(), torch.randn(2, 3), backward=True)
+    assert "unfreeze" not in str(error.value)
+    # an input that requires grad is something to differentiate: ReLU's backward, 6 outputs
+    report = flopmeter.profile(nn.ReLU(), torch.randn(2, 3, requires_grad=True), backward=True)
+    assert report.backward_cost.flops == 6  # threshold_backward, 1 per element

@@ -466,6 +466,11 @@ def _check_differentiable(model: torch.nn.Module, args: Any, kwargs: Any) -> Non
     if any(isinstance(t, torch.Tensor) and t.requires_grad for t in tree_flatten((args, kwargs))[0]):
         return
     frozen = sum(1 for _ in model.parameters())
+    if not frozen:  # "none of the model's 0 parameters requires grad ... unfreeze some"
+        raise ValueError(
+            "backward=True needs something to differentiate, but the model has no parameters "
+            "and no input requires grad: pass inputs with requires_grad=True"
+        )
     raise ValueError(
         f"backward=True needs something to differentiate, but none of the model's {frozen} "
         "parameters requires grad and no input does: unfreeze some parameters "
