@@ -162,7 +162,8 @@ def profile(
     torch.dtype), by default the model's floating dtype; for a shapes-only count they are
     built on meta, never allocated. ``batch_size`` (positive) defaults to the first
     input's leading dimension.
-    ``backward=True`` also runs and counts the backward pass. ``train``: run in train
+    ``backward=True`` also runs and counts the backward pass: of the output's ``loss``
+    when it holds one that requires grad, else of the sum of its outputs. ``train``: run in train
     mode (dropout, batch statistics) or eval mode; default eval for a forward-only
     profile (inference cost), train with ``backward``. ``causal``: "full" or "needed"
     (see CountOptions). ``shapes_only``: run the ops on meta tensors (shapes, no
@@ -465,6 +466,11 @@ def _check_differentiable(model: torch.nn.Module, args: Any, kwargs: Any) -> Non
     if any(isinstance(t, torch.Tensor) and t.requires_grad for t in tree_flatten((args, kwargs))[0]):
         return
     frozen = sum(1 for _ in model.parameters())
+    if not frozen:  # "none of the model's 0 parameters requires grad ... unfreeze some"
+        raise ValueError(
+            "backward=True needs something to differentiate, but the model has no parameters "
+            "and no input requires grad: pass inputs with requires_grad=True"
+        )
     raise ValueError(
         f"backward=True needs something to differentiate, but none of the model's {frozen} "
         "parameters requires grad and no input does: unfreeze some parameters "

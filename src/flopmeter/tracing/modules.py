@@ -177,6 +177,10 @@ class ModuleStack(Undoing):
         self._root_id = id(root)
         self._forward: list[str] = []
         self._run_in_backward: list[bool] = []  # per ``_forward`` entry: called during a backward
+        # per ``_forward`` entry: its inputs' autograd nodes as the call began (an in-place
+        # layer, ReLU(inplace=True), rebases its input onto its own node: read after the
+        # call, that node would bound the layer's graph and go to the parent)
+        self._entry_nodes: list[set[Any]] = []
         self._node_owner: dict[Any, str] = {}
         self.track_backward = track_backward
         self._handles: list[RemovableHandle] = []
@@ -230,6 +234,9 @@ class ModuleStack(Undoing):
             name = self._via.get((self._forward[-1], id(module)), name)
         self._forward.append(name)
         self._run_in_backward.append(self.track_backward and self.in_backward)
+        self._entry_nodes.append(
+            _grad_fns(args) if self.track_backward and torch.is_grad_enabled() else set()
+        )
         self.calls[name] = self.calls.get(name, 0) + 1
         if self.custom_types and isinstance(module, self.custom_types):
             self._custom_depth += 1
@@ -240,9 +247,11 @@ class ModuleStack(Undoing):
             return
         if self._further_ids and self._forward and self._further_ids.get(self._forward[-1]) == id(module):
             name = self._forward[-1]  # the name it was called by (``_pre``)
+        entry_nodes = None
         if self._forward and self._forward[-1] == name:
             self._forward.pop()
             self._run_in_backward.pop()
+            entry_nodes = self._entry_nodes.pop()
         custom = self.custom_types and isinstance(module, self.custom_types)
         if custom:
             self._custom_depth -= 1
@@ -261,13 +270,13 @@ class ModuleStack(Undoing):
                 stacklevel=2,
             )
         if self.track_backward and torch.is_grad_enabled():
-            self._claim_nodes(name, args, output)
+            self._claim_nodes(name, _grad_fns(args) if entry_nodes is None else entry_nodes, output)
 
-    def _claim_nodes(self, name: str, args: Any, output: Any) -> None:
-        """Mark the autograd nodes between ``output`` and ``args`` as ``name``'s, except
-        those a child already claimed (the walk passes through them) and those of
-        modules outside this one (the walk stops there)."""
-        boundary = {t.grad_fn for t in tree_flatten(args)[0] if isinstance(t, torch.Tensor) and t.grad_fn}
+    def _claim_nodes(self, name: str, boundary: set[Any], output: Any) -> None:
+        """Mark the autograd nodes between ``output`` and ``boundary`` (the nodes of the
+        call's inputs as it began) as ``name``'s, except those a child already claimed
+        (the walk passes through them) and those of modules outside this one (the walk
+        stops there)."""
         todo: list[Any] = [
             t.grad_fn for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor) and t.grad_fn
         ]
@@ -303,6 +312,7 @@ class ModuleStack(Undoing):
             )
         self._forward.clear()
         self._run_in_backward.clear()
+        self._entry_nodes.clear()
         self._node_owner.clear()
         self._raised_in.clear()
 
@@ -312,3 +322,8 @@ class ModuleStack(Undoing):
             handle.remove()
         self._handles.clear()
         _DEEPER.exit(self)
+
+
+def _grad_fns(args: Any) -> set[Any]:
+    """The autograd nodes that made the tensors in ``args``."""
+    return {t.grad_fn for t in tree_flatten(args)[0] if isinstance(t, torch.Tensor) and t.grad_fn}

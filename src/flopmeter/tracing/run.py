@@ -567,7 +567,7 @@ def _run_once(
                     output = model(*args, **kwargs)
                     returned = True
                     if backward:
-                        _run_backward(model, args, kwargs, output, walk.parameters)
+                        _run_backward(model, args, kwargs, output, walk.parameters, recorder)
                 except AttentionSeen:
                     pass  # the run stopped at an attention call: made again below
                 except BackwardUnavailable:
@@ -626,22 +626,36 @@ def _run_backward(
     kwargs: Any,
     output: Any,
     before: list[torch.nn.Parameter],
+    recorder: OpRecorder,
 ) -> None:
-    """The backward of ``output``'s sum, with respect to every parameter that requires grad:
+    """The backward of ``output``'s sum (of its ``loss`` alone when it is a dict or
+    ``ModelOutput`` holding one that requires grad, as ``out.loss.backward()`` trains it:
+    summing the logits in would add a gradient to theirs), with respect to every parameter that requires grad:
     the model's parameters as the forward began (``before``: a forward may delete a
     submodule whose weights its output still depends on) and as it ended (a submodule it
     made), every input that requires grad, and every other leaf of the graph that does (a
     tensor the forward made and set ``requires_grad``, as wav2vec2's feature encoder does), as
     ``loss.backward()`` would reach them. ``higher_order``: the higher-order operators the
     forward ran (an output without grad is then theirs to explain)."""
-    tensors = [t for t in tree_flatten(_plain(output))[0] if isinstance(t, torch.Tensor)]
+    plain = _plain(output)
+    tensors = [t for t in tree_flatten(plain)[0] if isinstance(t, torch.Tensor)]
+    loss = plain.get("loss") if isinstance(plain, dict) else None
+    if isinstance(loss, torch.Tensor) and loss.requires_grad:
+        tensors = [loss]
     outputs = [t for t in tensors if t.requires_grad]
     params = {id(p): p for p in [*before, *model.parameters()]}
     wrt: list[torch.Tensor] = [p for p in params.values() if p.requires_grad]
     wrt += [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor) and t.requires_grad]
     if not outputs:
         raise BackwardUnavailable(_why_no_backward(output, tensors, wrt, model))
-    ones = [torch.ones_like(t) for t in outputs]
+    # the seed gradients are flopmeter's, not a step of the model's: live memory (a
+    # training step holds its outputs' gradients), but no op (it wrote the output's bytes
+    # again into the forward's traffic, and listed an ``aten.ones_like`` the model never ran)
+    recorder.suppressed += 1
+    try:
+        ones = [torch.ones_like(t) for t in outputs]
+    finally:
+        recorder.suppressed -= 1
     leaves, reentrant = _graph_leaves(outputs)
     wrt = list({id(t): t for t in [*wrt, *leaves]}.values())
     if not reentrant:
@@ -740,6 +754,13 @@ def _why_no_backward(
         return (
             "backward=True needs something to differentiate: no parameter of the model requires "
             "grad and no input does"
+        )
+    if not any(t.is_floating_point() or t.is_complex() for t in tensors):
+        dtypes = sorted({str(t.dtype).removeprefix("torch.") for t in tensors})
+        return (
+            f"backward=True: the model's output has no gradient: its tensors are {', '.join(dtypes)} "
+            "(an argmax, a comparison or a cast to integers has none); return the floating-point "
+            "values a loss is computed from (the logits, not their argmax)"
         )
     quantized = [
         f"{name} ({type(m).__name__})"
