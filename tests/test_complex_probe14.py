@@ -8,6 +8,8 @@ multiplies). Every expected value has its arithmetic beside it.
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -359,3 +361,32 @@ def test_formula_constants():
     # the contraction rule from a real count: M = 512, F = 960 (4x8 @ 8x16) -> 4*512 + 2*960
     cost = complex_values.contraction(flopmeter.Cost(macs=512, flops=960, ptflops_macs=512))
     assert (cost.macs, cost.flops, cost.ptflops_macs) == (2_048, 3_968, 2_048)
+
+
+def test_the_peers_count_a_complex_op_as_if_it_were_real():
+    """docs/conventions.md, "Complex numbers": ours is 4x theirs on complex contractions."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    a, b = c(4, 8), c(8, 16)
+    with FlopCounterMode(display=False) as counter:
+        torch.matmul(a, b)
+    assert counter.get_total_flops() == 2 * 4 * 8 * 16  # 1,024, as for a real matmul
+    report = flopmeter.profile(Fn(torch.matmul), (a, b))
+    assert report.flops_as("2mac") == 4 * 1_024
+    fvcore = pytest.importorskip("fvcore.nn")
+    with warnings.catch_warnings():  # fvcore warns of the ops it skips
+        warnings.simplefilter("ignore")
+        assert fvcore.FlopCountAnalysis(Fn(torch.matmul), (a, b)).total() == 4 * 8 * 16  # 512
+    assert report.flops_as("mac") == 4 * 512
+    ptflops = pytest.importorskip("ptflops")
+    linear = nn.Linear(8, 5).to(torch.complex64)
+    macs, _ = ptflops.get_model_complexity_info(
+        linear,
+        (3, 8),
+        as_strings=False,
+        print_per_layer_stat=False,
+        input_constructor=lambda shape: torch.randn(1, *shape, dtype=torch.complex64),
+    )
+    assert macs == 3 * 8 * 5 + 3 * 5  # 135: MACs + bias adds, as if real
+    ours = flopmeter.get_model_complexity_info(linear, (3, 8), as_strings=False, print_per_layer_stat=False)
+    assert ours[0] == 4 * 120 + 2 * 15  # real MACs + 2 per complex bias add: 510
