@@ -132,6 +132,13 @@ def test_conj_physical_and_where_are_as_before():
     assert both(Fn(torch.where), (mask, c(10), c(10))).flops == 10
 
 
+def test_real_operands_written_into_a_complex_result_are_real_arithmetic():
+    def product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.mul(a, b, out=torch.empty(10, dtype=torch.complex64))
+
+    assert flopmeter.profile(Fn(product), (torch.randn(10), torch.randn(10))).flops == 10  # 1 each
+
+
 def test_an_op_without_a_complex_formula_is_listed_not_counted_as_real():
     report = flopmeter.profile(Fn(torch.asin), c(5))
     assert report.flops == 0

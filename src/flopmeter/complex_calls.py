@@ -79,6 +79,8 @@ def _complex_work(event: OpEvent, name: str, work: Cost) -> Cost | None:
     if name in complex_values.BINARY:
         first, second = event.arg(0, "self"), event.arg(1, "other")
         operands = int(is_complex_value(first)) + int(is_complex_value(second))
+        if not operands:  # real operands written into a complex result: real arithmetic
+            return Cost(flops=work.flops)
         divided = name == "div" and not is_complex_value(first)
         return complex_values.pointwise(elements, name, operands, real_over_complex=divided) + _alpha(
             event, name
