@@ -183,21 +183,24 @@ class TestUserModels:
         assert ops["aten._fft_r2c"].cost.flops == 6 * 5_440  # 32,640
         # irfft2 to 8 planes 16x16: 8 * 5,440 + 1/n on 8*256 reals -> 45,568
         assert ops["aten._fft_c2r"].cost.flops == 8 * 5_440 + 8 * 256
-        # the einsum on 4x4 modes: 16 products (2x3)@(3x4): 384 MACs, 16*8*(2*3-1) = 640 FLOPs
-        assert (ops["aten.bmm"].cost.macs, ops["aten.bmm"].cost.flops) == (384, 640)
-        assert report.flops == 32_640 + 45_568 + 640
+        # the einsum on 4x4 modes: 16 complex products (2x3)@(3x4), 384 complex MACs = 4*384
+        # = 1,536 real MACs; 16*8 = 128 outputs of 3 complex multiplies (6) and 2 complex
+        # adds (2): 128*(3*6 + 2*2) = 2,816 real FLOPs (docs/conventions.md, complex numbers)
+        assert (ops["aten.bmm"].cost.macs, ops["aten.bmm"].cost.flops) == (1_536, 2_816)
+        assert report.flops == 32_640 + 45_568 + 2_816
 
     def test_stft_front_end(self):
         report = flopmeter.profile(AudioTagger(), torch.randn(2, 64))
         assert report.unsupported_ops() == {}
         modules = report.by_module()
         # center=True pads 64 -> 80 (reflect, free): 1 + (80-16)/4 = 17 frames of 16, 2 signals
-        # window 2*17*16 = 544; rfft 34 * 2.5*16*4 = 5,440; |X| and ^2 on 34*9 = 306 bins each
-        assert modules["spec"].total.flops == 544 + 5_440 + 306 + 306  # 6,596
+        # window 2*17*16 = 544; rfft 34 * 2.5*16*4 = 5,440; |X| of 34*9 = 306 complex bins,
+        # sqrt(a^2 + b^2) 4 real FLOPs each = 1,224; then ^2 of the real |X|: 306
+        assert modules["spec"].total.flops == 544 + 5_440 + 1_224 + 306  # 7,514
         assert report.by_operator()["aten._fft_r2c"].cost.flops == 5_440
         # Linear(9, 4) on 34 frames: 34*4 outputs * (2*9) with bias = 2,448
         assert modules["head"].total.flops == 2_448
-        assert report.flops == 6_596 + 2_448
+        assert report.flops == 7_514 + 2_448
         assert report.macs == 34 * 4 * 9  # 1,224: the transform adds none
 
     @pytest.mark.parametrize(
@@ -252,8 +255,8 @@ class TestUserModels:
         assert report.unsupported_ops() == {}
         # rfft2 over (8, 8), 4 channels: last dim 8 rows * 2.5*8*3 = 480, dim 8 on 5 columns
         # 5 * 5*8*3 = 600 -> 1,080 per channel, 4,320, + ortho 4*64 = 256 -> 4,576;
-        # the filter: 8*5*4 = 160 complex multiplies (1 each); irfft2 the same 4,576
-        assert report.by_module()["filter"].total.flops == 4_576 + 160 + 4_576  # 9,312
+        # the filter: 8*5*4 = 160 complex multiplies, 6 real FLOPs each = 960; irfft2 the same 4,576
+        assert report.by_module()["filter"].total.flops == 4_576 + 960 + 4_576  # 10,112
         assert report.by_module()["proj"].total.flops == 64 * 4 * 8  # 2,048
 
     def test_gfnet_filter_backward(self):
@@ -266,9 +269,10 @@ class TestUserModels:
         # 4 channels * 5*64*6 = 7,680 + ortho on 4*128 reals = 512 -> 8,192
         assert ops["aten._fft_r2c"].calls == 2 and ops["aten._fft_r2c"].cost.flops == 2 * 4_576
         assert ops["aten._fft_c2c"].calls == 1 and ops["aten._fft_c2c"].cost.flops == 8_192
-        # + the doubled inner bins of irfft's adjoint (8*3*4 = 96 complex multiplies) and the
-        # product's two gradients (160 each): 4,576 + 96 + 320 + 8,192 = 13,184
-        assert backward.flops == 13_184
+        # + the doubled inner bins of irfft's adjoint (8*3*4 = 96 complex values times the
+        # real 2: 2 real multiplies each, 192) and the product's two gradients (160 complex
+        # multiplies each, 6 real FLOPs: 1,920): 4,576 + 192 + 1,920 + 8,192 = 14,880
+        assert backward.flops == 14_880
         assert backward.macs == 0
 
 

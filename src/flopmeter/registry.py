@@ -17,6 +17,7 @@ from functools import lru_cache
 from math import prod
 from typing import Any
 
+from .complex_calls import complex_cost, touches_complex
 from .cost import Cost
 from .dtypes import dtype_bits
 from .formulas import attention as attn
@@ -193,6 +194,11 @@ def cost_of(event: OpEvent, options: CountOptions | None = None) -> Cost | None:
         return None
     if work.flops and not is_floating(event):
         work = replace(work, flops=0)  # integer/bool arithmetic (ids, masks, counters) is not FLOPs
+    elif work.flops and touches_complex(event):  # real FLOPs of complex arithmetic (probe 14)
+        complex_work = complex_cost(event, op_key(event.op).removeprefix("aten."), work)
+        if complex_work is None:
+            return None  # no complex formula: listed as unsupported, not counted as real
+        work = complex_work
     return with_traffic(work, event)
 
 

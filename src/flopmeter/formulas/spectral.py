@@ -69,10 +69,10 @@ def fft(lengths: Sequence[int], batch: int, *, real: bool, normalized: bool) -> 
 
 def stft(frames: int, n_fft: int, *, real: bool, windowed: bool) -> Cost:
     """``frames`` frames (batch included) of ``n_fft`` samples: the window's multiply per
-    sample (1, an elementwise op; a complex sample too, as ``aten.mul`` counts it), then
-    one 1-d transform per frame (real for a real signal). torch.stft runs this as a
-    ``mul`` and an ``_fft_r2c``/``_fft_c2c``; ONNX as one STFT node."""
-    window = frames * n_fft if windowed else 0
+    sample (1, an elementwise op; 2 for a complex sample, a + bi times a real w, as
+    ``aten.mul`` counts it), then one 1-d transform per frame (real for a real signal).
+    torch.stft runs this as a ``mul`` and an ``_fft_r2c``/``_fft_c2c``; ONNX as one STFT node."""
+    window = frames * n_fft * (1 if real else 2) if windowed else 0
     return fft((n_fft,), frames, real=real, normalized=False) + Cost(flops=window)
 
 

@@ -38,7 +38,18 @@ network is that slow, and ``bandwidth=2039`` or ``peak_flops=19.5`` is a figure 
 TFLOP/s that would make every estimate a billion times too slow."""
 
 # torch dtype names whose peak is listed under a family name in the presets
-_DTYPE_FAMILY = {"qint8": "int8", "quint8": "int8", "uint8": "int8", "half": "float16", "float": "float32"}
+_DTYPE_FAMILY = {
+    "qint8": "int8",
+    "quint8": "int8",
+    "uint8": "int8",
+    "half": "float16",
+    "float": "float32",
+    # complex arithmetic is real arithmetic on its parts (counted in real FLOPs): the
+    # parts' peak (before probe 14 complex128 fell back to float32's, 2-64x too fast)
+    "complex64": "float32",
+    "complex128": "float64",
+    "complex32": "float16",
+}
 
 
 @dataclass(frozen=True)
