@@ -397,3 +397,13 @@ def test_the_peers_count_a_complex_op_as_if_it_were_real():
     assert macs == 3 * 8 * 5 + 3 * 5  # 135: MACs + bias adds, as if real
     ours = flopmeter.get_model_complexity_info(linear, (3, 8), as_strings=False, print_per_layer_stat=False)
     assert ours[0] == 4 * 120 + 2 * 15  # real MACs + 2 per complex bias add: 510
+
+
+def test_eig_of_a_real_matrix_is_real_arithmetic_of_a_complex_one_complex():
+    """linalg.eig returns complex values for a real matrix, but LAPACK's real geev computes
+    them: real FLOPs; a complex matrix's eig is complex arithmetic (a MAC 4 real MACs)."""
+    real = both(Fn(lambda a: torch.linalg.eig(a)[0]), (torch.randn(4, 4),))
+    assert (real.macs, real.flops) == (800, 1600)  # 25*4**3 = 1,600 FLOPs, MACs half
+    cplx = both(Fn(lambda a: torch.linalg.eig(a)[0]), (c(4, 4),))
+    assert cplx.macs == 4 * 800  # 3,200 real MACs
+    assert cplx.flops == 4 * 800 + 2 * 1600  # 4·M + 2·F = 6,400

@@ -54,6 +54,10 @@ def complex_cost(event: OpEvent, name: str, work: Cost) -> Cost | None:
     name = _ALIASES.get(name, name)
     if name in complex_values.ALREADY_REAL:
         return work
+    if name in complex_values.COMPLEX_BY_INPUT and not any(
+        t.dtype.startswith("complex") for t in event.tensor_inputs()
+    ):
+        return work
     if work.macs:
         counted: Cost | None = complex_values.contraction(work)
     else:

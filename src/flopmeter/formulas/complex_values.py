@@ -86,6 +86,10 @@ ALREADY_REAL = frozenset(
         "masked_fill",
     }
 )
+# Ops whose output is complex for a real input, computed in real arithmetic (a real
+# matrix's eigenvalues come out complex from LAPACK's real geev): complex only when an
+# input is.
+COMPLEX_BY_INPUT = frozenset({"linalg_eig"})
 
 
 def contraction(cost: Cost) -> Cost:
