@@ -64,7 +64,9 @@ def test_the_hand_count_of_the_decode_step(tiny_llama_config):
     assert cost.decode(18).flops == MATMUL_FLOPS + other_flops(18)  # + 2*4*(2*31+2+10+32) = 171,942 + 1,104
 
 
-def test_serving_runs_only_the_matmul_flops_of_a_float32_step_at_the_tf32_peak(tiny_llama_config, tf32_matmuls):
+def test_serving_runs_only_the_matmul_flops_of_a_float32_step_at_the_tf32_peak(
+    tiny_llama_config, tf32_matmuls
+):
     pytest.importorskip("transformers")
     from flopmeter import llm_cost
 

@@ -156,7 +156,9 @@ def test_llm_serving_takes_the_tf32_peak_only_when_matmuls_may_use_it(tiny_llama
     matmuls = sum(op.cost.flops for op in report.ops if op_class(op) == "matmul")
     assert 0 < matmuls < ieee.prefill.flops
     assert ieee.prefill.compute_s == pytest.approx(ieee.prefill.flops / 67e12)
-    assert tf32.prefill.compute_s == pytest.approx(matmuls / 494.7e12 + (tf32.prefill.flops - matmuls) / 67e12)
+    assert tf32.prefill.compute_s == pytest.approx(
+        matmuls / 494.7e12 + (tf32.prefill.flops - matmuls) / 67e12
+    )
 
 
 def test_json_names_tfloat32_as_the_compute_dtype():
