@@ -8,6 +8,7 @@ from fractions import Fraction
 import pytest
 import torch
 
+import flopmeter
 from flopmeter.hardware import Hardware
 
 # --- 1. LLM serving: a float32 phase's FLOPs split by op class (roofline's grouping) -------
@@ -120,3 +121,139 @@ def test_a_bfloat16_step_keeps_the_bfloat16_peak(tiny_llama_config, tf32_matmuls
     step = cost.serving("h100-sxm").first_decode
     # the phase's dtype is the model's: every FLOP at 989.4 TFLOP/s (docs/llm.md)
     assert step.compute_s == pytest.approx((MATMUL_FLOPS + other_flops(16)) / 989.4e12, rel=1e-12)
+
+
+# --- 2. torch.ao packed weights read with their scales and zero points --------------------
+
+
+def _quantize_dynamic(
+    model: torch.nn.Module, spec: object, dtype: torch.dtype = torch.qint8
+) -> torch.nn.Module:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization's deprecation notices
+        return torch.ao.quantization.quantize_dynamic(model, spec, dtype=dtype)
+
+
+def _packed_read(report: object, op: str) -> int:
+    return sum(r.cost.weight_bytes for r in report.ops if r.op == op)
+
+
+def test_the_scales_are_stored_as_float64_and_int64():
+    from torch.ao.quantization import per_channel_dynamic_qconfig
+
+    layer = _quantize_dynamic(
+        torch.nn.Sequential(torch.nn.Linear(64, 32)), {torch.nn.Linear: per_channel_dynamic_qconfig}
+    )
+    weight = layer[0].weight()
+    # what the 16 B a scale rest on: torch keeps each scale as a float64, each zero point an int64
+    assert (weight.q_per_channel_scales().dtype, weight.q_per_channel_zero_points().dtype) == (
+        torch.float64,
+        torch.int64,
+    )
+    assert isinstance(
+        _quantize_dynamic(torch.nn.Sequential(torch.nn.Linear(4, 4)), {torch.nn.Linear})[0]
+        .weight()
+        .q_scale(),
+        float,
+    )
+
+
+def test_a_dynamic_linear_reads_its_scale_and_zero_point():
+
+    per_tensor = _quantize_dynamic(torch.nn.Sequential(torch.nn.Linear(64, 32)), {torch.nn.Linear})
+    report = flopmeter.profile(per_tensor, torch.randn(4, 64))
+    # int8 32*64 = 2,048 + float32 bias 32*4 = 128 + one float64 scale and int64 zero point 16
+    assert _packed_read(report, "quantized.linear_dynamic") == 2_048 + 128 + 16 == 2_192
+    assert report.param_bytes == 2_192  # the same storages, counted once as params
+
+
+def test_a_per_channel_dynamic_linear_reads_a_scale_per_output_row():
+    from torch.ao.quantization import per_channel_dynamic_qconfig
+
+    model = _quantize_dynamic(
+        torch.nn.Sequential(torch.nn.Linear(64, 32)), {torch.nn.Linear: per_channel_dynamic_qconfig}
+    )
+    report = flopmeter.profile(model, torch.randn(4, 64))
+    # 2,048 + 128 + 32 output rows * (8 + 8) = 2,048 + 128 + 512 = 2,688 (before: 2,176)
+    assert _packed_read(report, "quantized.linear_dynamic") == 2_688
+    assert report.param_bytes == 2_688
+
+
+def test_a_dynamic_lstm_reads_its_packed_cells():
+
+    model = _quantize_dynamic(torch.nn.Sequential(torch.nn.LSTM(8, 16, num_layers=2)), {torch.nn.LSTM})
+    report = flopmeter.profile(model, torch.randn(5, 1, 8))
+    # layer 0: W_ih 4*16 x 8 = 512 int8, W_hh 64 x 16 = 1,024, float32 biases 2*64*4 = 512
+    # (packed with the weights), 2 scales * 16 = 32: 2,080; layer 1: W_ih 64 x 16 = 1,024:
+    # 1,024 + 1,024 + 512 + 32 = 2,592; 4,672 in all (before: 0, the cells were not read)
+    assert _packed_read(report, "aten.quantized_lstm") == 2_080 + 2_592 == 4_672
+    assert report.param_bytes == 4_672
+
+
+def test_a_dynamic_float16_lstm_reads_its_weights_at_16_bits():
+
+    model = _quantize_dynamic(torch.nn.Sequential(torch.nn.LSTM(8, 16)), {torch.nn.LSTM}, torch.float16)
+    report = flopmeter.profile(model, torch.randn(5, 1, 8))
+    # (512 + 1,024) float16 = 3,072 + biases 512, no scales: 3,584
+    assert _packed_read(report, "aten.quantized_lstm") == 3_072 + 512 == 3_584
+
+
+def test_a_dynamic_lstm_cell_reads_its_two_packed_weights():
+
+    model = _quantize_dynamic(torch.nn.Sequential(torch.nn.LSTMCell(8, 16)), {torch.nn.LSTMCell})
+    report = flopmeter.profile(model, torch.randn(2, 8))
+    # W_ih 512 + W_hh 1,024 int8 + the biases packed with them 2*64*4 = 512 + 2 scales 32 = 2,080
+    # (the b_ih, b_hh torch passes beside them are read as inputs, not as weights twice)
+    assert _packed_read(report, "quantized.quantized_lstm_cell_dynamic") == 2_080
+
+
+class _Static(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.quant = torch.ao.quantization.QuantStub()
+        self.conv = torch.nn.Conv2d(3, 8, 3)
+        self.linear = torch.nn.Linear(8 * 4 * 4, 10)
+        self.dequant = torch.ao.quantization.DeQuantStub()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(self.quant(x))
+        return self.dequant(self.linear(x.flatten(1)))
+
+
+def test_static_quantized_conv_and_linear_read_a_scale_per_output_channel():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = _Static().eval()
+        model.qconfig = torch.ao.quantization.get_default_qconfig("x86")  # per-channel weights
+        prepared = torch.ao.quantization.prepare(model)
+        prepared(torch.randn(2, 3, 6, 6))
+        quantized = torch.ao.quantization.convert(prepared)
+    assert quantized.conv.weight().qscheme() == torch.per_channel_affine
+    report = flopmeter.profile(quantized, torch.randn(2, 3, 6, 6))
+    # conv: int8 8*3*3*3 = 216 + bias 8*4 = 32 + 8 channels * 16 = 128: 376
+    assert _packed_read(report, "quantized.conv2d") == 216 + 32 + 128 == 376
+    # linear: int8 10*128 = 1,280 + bias 40 + 10 rows * 16 = 160: 1,480
+    assert _packed_read(report, "quantized.linear") == 1_280 + 40 + 160 == 1_480
+    assert report.param_bytes == 376 + 1_480
+
+
+def test_llm_mode_reads_a_per_channel_torch_ao_model_with_its_scales(tiny_llama_config):
+    transformers = pytest.importorskip("transformers")
+    from torch.ao.quantization import per_channel_dynamic_qconfig
+
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(tiny_llama_config).eval()
+    quantized = _quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig})
+    from flopmeter.notices import CountWarning
+
+    with pytest.warns(CountWarning):
+        cost = flopmeter.llm_cost(quantized, prompt=16, generate=2)
+    # the 15 Linears' int8 values: 80,128 (MATMUL weights: 2*(4,096+2,048+2,048+4,096+3*8,192)
+    # + 6,400); 5 RMSNorms, one embedding row and the rotary frequencies 5*64*4 + 64*4 + 8*4 =
+    # 1,568; one float64 scale and int64 zero point per output row: 2*(64+32+32+64+128+128+64)
+    # + 100 = 1,124 rows * 16 = 17,984
+    assert cost.decode(16).bytes("paged").weights == 80_128 + 1_568 + 1_124 * 16 == 99_680
