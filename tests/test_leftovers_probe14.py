@@ -257,3 +257,44 @@ def test_llm_mode_reads_a_per_channel_torch_ao_model_with_its_scales(tiny_llama_
     # 1,568; one float64 scale and int64 zero point per output row: 2*(64+32+32+64+128+128+64)
     # + 100 = 1,124 rows * 16 = 17,984
     assert cost.decode(16).bytes("paged").weights == 80_128 + 1_568 + 1_124 * 16 == 99_680
+
+
+# --- 3. the encoder refusal's hint fits what was given ------------------------------------
+
+BERT_FILE = """import transformers
+
+
+def bert(is_decoder=False):
+    config = transformers.BertConfig(
+        hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=4,
+        vocab_size=100, is_decoder=is_decoder,
+    )
+    return transformers.BertLMHeadModel(config).eval()
+"""
+
+
+def test_a_file_building_an_encoder_is_told_to_build_it_as_a_decoder_in_the_callable(tmp_path):
+    pytest.importorskip("transformers")
+    from flopmeter.cli import run
+
+    path = tmp_path / "enc.py"
+    path.write_text(BERT_FILE)
+    code, out, err = run([f"{path}:bert", "--prompt", "8"])
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert "is_decoder=False" in err and "for FILE.py:CALLABLE, in the callable" in err, err
+    assert "--set is_decoder=true" not in err  # a file's --set values are its callable's arguments
+    # as the hint says: built as a decoder in the callable (here through its argument), it is served
+    code, out, err = run([f"{path}:bert", "--set", "is_decoder=true", "--prompt", "8"])  # JSON true
+    assert code == 0 and "Decode step" in out, err
+
+
+def test_a_config_keeps_the_set_hint_and_a_model_object_gets_the_builders(tiny_llama_config):
+    transformers = pytest.importorskip("transformers")
+    config = transformers.BertConfig(
+        hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=4, vocab_size=100
+    )
+    with pytest.raises(ValueError, match=r"is_decoder=True \(CLI: --set is_decoder=true\)"):
+        flopmeter.llm_cost(config, prompt=8)
+    with pytest.raises(ValueError, match=r"transformers\.BertConfig\(\.\.\., is_decoder=True\)") as refused:
+        flopmeter.llm_cost(transformers.BertLMHeadModel(config).eval(), prompt=8)
+    assert "--set" not in str(refused.value)
