@@ -298,3 +298,49 @@ def test_a_config_keeps_the_set_hint_and_a_model_object_gets_the_builders(tiny_l
     with pytest.raises(ValueError, match=r"transformers\.BertConfig\(\.\.\., is_decoder=True\)") as refused:
         flopmeter.llm_cost(transformers.BertLMHeadModel(config).eval(), prompt=8)
     assert "--set" not in str(refused.value)
+
+
+# --- 4. a parametrized buffer is read at its stored size in LLM mode ----------------------
+
+
+class _Dequantize(torch.nn.Module):
+    """An int8 weight to float32: q * 0.01."""
+
+    def forward(self, q: torch.Tensor) -> torch.Tensor:
+        return q.float() * 0.01
+
+
+def _int8_head(config: object, as_buffer: bool) -> torch.nn.Module:
+    """The test Llama with lm_head's weight stored as int8 (a buffer or a frozen parameter)
+    and rebuilt to float32 by a parametrization."""
+    transformers = pytest.importorskip("transformers")
+    from torch.nn.utils import parametrize
+
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(config).eval()
+    head = model.lm_head
+    stored = (head.weight.detach() * 100).round().clamp(-128, 127).to(torch.int8)
+    del head.weight
+    if as_buffer:
+        head.register_buffer("weight", stored)
+    else:
+        head.weight = torch.nn.Parameter(stored, requires_grad=False)
+    parametrize.register_parametrization(head, "weight", _Dequantize(), unsafe=True)
+    return model
+
+
+@pytest.mark.parametrize("as_buffer", [True, False], ids=["buffer", "parameter"])
+def test_a_parametrized_buffer_is_read_at_its_stored_size(tiny_llama_config, as_buffer):
+    pytest.importorskip("transformers")
+    float_step = flopmeter.llm_cost(tiny_llama_config, prompt=16, generate=2, dtype="float32").decode(16)
+    step = flopmeter.llm_cost(_int8_head(tiny_llama_config, as_buffer), prompt=16, generate=2).decode(16)
+    paged, float_paged = step.bytes("paged"), float_step.bytes("paged")
+    # weights: the float model's 322,080 less lm_head's float32 100*64*4 = 25,600, plus its
+    # int8 original 100*64 = 6,400: 302,880
+    assert float_paged.weights == 322_080
+    assert paged.weights == 322_080 - 25_600 + 6_400 == 302_880
+    # the float32 copy the parametrization rebuilds (100*64*4 = 25,600, read by lm_head's mm)
+    # is no activation: the paged activations are the float model's (as a buffer: 25,600
+    # more, before probe 14: its original was not taken as stored, nor the copy as rebuilt)
+    assert step.report.rebuilt_weight_bytes == 100 * 64 * 4 == 25_600
+    assert paged.activations == float_paged.activations
