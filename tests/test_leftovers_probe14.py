@@ -344,3 +344,85 @@ def test_a_parametrized_buffer_is_read_at_its_stored_size(tiny_llama_config, as_
     # more, before probe 14: its original was not taken as stored, nor the copy as rebuilt)
     assert step.report.rebuilt_weight_bytes == 100 * 64 * 4 == 25_600
     assert paged.activations == float_paged.activations
+
+
+# --- 5. a mixture of experts with int8 experts in LLM mode --------------------------------
+
+
+def _mixtral(experts_implementation: str) -> torch.nn.Module:
+    """Mixtral, 2 layers, hidden 64, 4 query and 2 KV heads of 16, 4 experts of MLP 128, top 2,
+    vocabulary 100, float32."""
+    transformers = pytest.importorskip("transformers")
+    config = transformers.MixtralConfig(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=100,
+        num_local_experts=4,
+        num_experts_per_tok=2,
+    )
+    torch.manual_seed(0)
+    return transformers.AutoModelForCausalLM.from_config(
+        config, experts_implementation=experts_implementation
+    ).eval()
+
+
+def _int8_experts(model: torch.nn.Module) -> torch.nn.Module:
+    """The experts' 3-D weights (only they) quantized by torchao's Int8WeightOnlyConfig: int8
+    values, a float32 scale and an int8 zero point per row."""
+    import copy
+    from collections import OrderedDict
+
+    quantization = pytest.importorskip("torchao.quantization")
+    quantized = copy.deepcopy(model)
+    configs = OrderedDict([(r"re:.*experts\.(gate_up_proj|down_proj)", quantization.Int8WeightOnlyConfig())])
+    quantization.quantize_(quantized, quantization.FqnToConfig(configs), filter_fn=None)
+    return quantized
+
+
+# weights that are no expert's, read per decode token (float32): per layer q 64*64 + k 64*32 +
+# v 64*32 + o 64*64 + router 4*64 + 2 norms 2*64 = 12,672; 2 layers 25,344; final norm 64,
+# lm_head 100*64 = 6,400, one embedding row 64, rotary frequencies 8: 31,880 * 4 = 127,520
+OTHER_WEIGHTS = 4 * (2 * (4_096 + 2_048 + 2_048 + 4_096 + 256 + 128) + 64 + 6_400 + 64 + 8)
+# expert weights: per layer gate_up 4 experts * 256 * 64 = 65,536, down 4 * 64 * 128 = 32,768
+EXPERT_PARAMS = 2 * (65_536 + 32_768)  # 196,608
+
+
+def test_int8_experts_count_their_active_n_as_the_float_model():
+    model = _mixtral("eager")
+    for cost in (
+        flopmeter.llm_cost(model, prompt=16, generate=2),
+        flopmeter.llm_cost(_int8_experts(model), prompt=16, generate=2),
+    ):
+        params = cost.params
+        # N_mm: 2 layers * (12,288 attention + 256 router) + lm_head 6,400 = 31,488 + 196,608
+        assert (params.matmul, params.experts) == (31_488 + EXPERT_PARAMS, EXPERT_PARAMS)
+        # active: 31,488 + 196,608 * 2/4 = 129,792 (top 2 of 4)
+        assert params.active_matmul == 31_488 + EXPERT_PARAMS * 2 // 4 == 129_792
+        # decode MACs: 2 * (12,288 + 256 + 2 experts * (256*64 + 64*128) + 4 heads * 17 * 16 * 2)
+        # + lm_head 6,400 = 2 * (12,544 + 49,152 + 2,176) + 6,400 = 134,144
+        assert cost.decode(16).macs == 134_144
+
+
+def test_int8_experts_decode_reads_the_routed_share_at_their_int8_size():
+    model = _mixtral("eager")  # torchao's Int8Tensor has no transpose/bmm: grouped_mm fails on it
+    step = flopmeter.llm_cost(_int8_experts(model), prompt=16, generate=2).decode(16)
+    # int8 experts as stored: values 196,608 + float32 scales per row 2 * 4 * (256 + 64) * 4 =
+    # 10,240 + int8 zero points 2,560 = 209,408; one token, top 2 of 4: an expert is untouched
+    # with probability 1 - 2/4 = 1/2, so half of them is read: 104,704
+    stored = EXPERT_PARAMS + 2 * 4 * (256 + 64) * 4 + 2 * 4 * (256 + 64)
+    assert step.experts == (stored, 2, 4) and stored == 209_408
+    # before probe 14: 127,520 - 786,432 / 2 = -265,696 (the float size taken off what the
+    # eager loop had not even read)
+    assert step.bytes("paged").weights == OTHER_WEIGHTS + stored // 2 == 232_224
+
+
+@pytest.mark.parametrize("implementation", ["eager", "grouped_mm"])
+def test_float_experts_decode_reads_the_routed_share_whatever_ran(implementation):
+    step = flopmeter.llm_cost(_mixtral(implementation), prompt=16, generate=2).decode(16)
+    # 196,608 * 4 = 786,432 B of float32 experts, half read: 127,520 + 393,216 = 520,736; the
+    # grouped GEMM traced all four experts, transformers' eager loop only the two routed
+    # (before probe 14 the eager trace lost another half: 127,520, no expert at all)
+    assert step.bytes("paged").weights == OTHER_WEIGHTS + EXPERT_PARAMS * 4 // 2 == 520_736

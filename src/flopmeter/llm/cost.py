@@ -97,13 +97,9 @@ class LLMCost:
 
     @property
     def _experts(self) -> tuple[int, int, int]:
-        """(expert weight bytes, top k, number of experts) for the paged weight share."""
+        """(expert weight bytes as stored, top k, number of experts) for the paged weight share."""
         lm = self.lm
-        return (
-            (lm.params.experts * lm.itemsize, lm.experts_per_token, lm.num_experts)
-            if lm.is_moe
-            else (0, 0, 0)
-        )
+        return (lm.expert_bytes, lm.experts_per_token, lm.num_experts) if lm.is_moe else (0, 0, 0)
 
     def prefill_at(self, tokens: int, batch: int | None = None) -> Phase:
         """The prefill of ``tokens`` prompt tokens (traced once, then remembered)."""

@@ -245,6 +245,19 @@ class LanguageModel:
         return self.num_experts > 1
 
     @property
+    def expert_bytes(self) -> int:
+        """The bytes the expert weights are stored in (``ParamCounts.experts``' tensors: named
+        ``experts``, 2 or more dims): a float one's elements x its itemsize, a tensor-subclass
+        one's inner tensors (torchao's int8 ``qdata``, its scales and zero points)."""
+        from ..tracing.model_walk import stored_bytes
+
+        return sum(
+            stored_bytes(p)
+            for name, p in self.model.named_parameters()
+            if ".experts." in f".{name}" and p.ndim >= 2
+        )
+
+    @property
     def keeps_logits(self) -> bool:
         """Whether the forward takes ``logits_to_keep`` (the last position's logits only, as
         ``generate`` asks); without it (TrOCR's, Whisper's, ProphetNet's ...ForCausalLM) the

@@ -136,6 +136,14 @@ def stored_tensors(modules: Iterable[torch.nn.Module]) -> list[torch.Tensor]:
     return found
 
 
+def stored_bytes(tensor: torch.Tensor) -> int:
+    """The bytes ``tensor`` is stored in: a wrapper subclass's inner tensors (``_inner``),
+    else its elements x its itemsize."""
+    if type(tensor) not in _PLAIN and is_traceable_wrapper_subclass(tensor):
+        return sum(inner.numel() * inner.element_size() for inner in _inner(tensor))
+    return tensor.numel() * tensor.element_size()
+
+
 def _inner(tensor: torch.Tensor) -> list[torch.Tensor]:
     """The plain tensors a wrapper subclass holds (``__tensor_flatten__``), nested ones unwrapped."""
     names, _ = tensor.__tensor_flatten__()  # type: ignore[attr-defined]
