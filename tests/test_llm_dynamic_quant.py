@@ -148,9 +148,9 @@ def test_a_torch_ao_dynamic_model_counts_integer_macs(tiny_llama_config: object)
     assert step.flops == 171_942 - LINEAR_FLOPS == 12_810
     assert step.report.compression.work_by_dtype["int8"] == {"macs": LINEAR_WEIGHTS, "flops": 0}
     paged = step.bytes("paged")
-    # the int8 values (80,128 B) + 1,568; the per-tensor scales and zero points (15 x 16 B) are
-    # left out, as profile() leaves them out of a packed weight's read (a lower bound; warned)
-    assert paged.weights == LINEAR_WEIGHTS + DECODE_OTHER == 81_696
+    # the int8 values (80,128 B) + 1,568 + the per-tensor scales and zero points, a float64
+    # and an int64 per Linear (15 x 16 = 240 B: read with the packed weight since probe 14)
+    assert paged.weights == LINEAR_WEIGHTS + DECODE_OTHER + LINEARS * 16 == 81_936
     assert paged.activations == float_step.bytes("paged").activations == 36_824  # reads float inputs
     # N, 2N: the float model's 80,128 matmul weights (lm_head's 6,400 among them), 86,848 in all
     assert (int8.params.matmul, int8.params.lm_head, int8.params.total) == (80_128, 6_400, 86_848)

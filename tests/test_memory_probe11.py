@@ -147,10 +147,10 @@ def test_a_dynamic_int8_linear_bytes_by_hand():
     model = torch.ao.quantization.quantize_dynamic(
         nn.Sequential(nn.Linear(64, 32)), {nn.Linear}, dtype=torch.qint8
     )
-    # x 4 x 64 x 4 = 1,024; packed int8 weight 32 x 64 = 2,048 + float32 bias 128 = 2,176
-    # weight bytes; out 4 x 32 x 4 = 512; param_bytes adds the weight's scale (float64)
-    # and zero point (int64): 2,176 + 16 = 2,192; peak 1,024 + 512
-    assert totals(model, torch.randn(4, 64)) == (1_024 + 2_176, 512, 2_176, 2_192, 0, 1_536)
+    # x 4 x 64 x 4 = 1,024; packed int8 weight 32 x 64 = 2,048 + float32 bias 128 + the
+    # weight's scale (float64) and zero point (int64) 16 = 2,192 weight bytes (read with the
+    # weight since probe 14), as param_bytes; out 4 x 32 x 4 = 512; peak 1,024 + 512
+    assert totals(model, torch.randn(4, 64)) == (1_024 + 2_192, 512, 2_192, 2_192, 0, 1_536)
 
 
 class ExpChain(nn.Module):

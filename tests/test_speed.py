@@ -414,13 +414,14 @@ class TestProbe4Speed:
                 nn.Sequential(nn.Linear(512, 512)), {nn.Linear}, dtype=torch.qint8
             )
         report = flopmeter.profile(model, torch.randn(64, 512))
-        # x 64*512*4 = 131,072 + int8 W 512*512 = 262,144 + float bias 512*4 = 2,048; the packed
-        # weight was not counted (a ScriptObject, not a tensor input): 131,072 read
-        assert report.bytes_read == 395_264 and report.total.weight_bytes == 264_192
+        # x 64*512*4 = 131,072 + int8 W 512*512 = 262,144 + float bias 512*4 = 2,048 + the
+        # weight's scale (float64) and zero point (int64) 16 (probe 14); the packed weight was
+        # not counted (a ScriptObject, not a tensor input): 131,072 read
+        assert report.bytes_read == 395_280 and report.total.weight_bytes == 264_208
         assert (report.flops, report.macs) == (0, 64 * 512 * 512)  # integer MACs, 0 FLOPs by convention
         spec = Hardware("x", peak_flops={"float32": 1e12, "int8": 4e12}, bandwidth=1e12)
         total = report.roofline(spec).total
-        # compute: 2 * 16,777,216 / 4e12 = 8.389 us (was 0: FLOPs / peak); memory (395,264 + 131,072) / 1e12
+        # compute: 2 * 16,777,216 / 4e12 = 8.389 us (was 0: FLOPs / peak); memory (395,280 + 131,072) / 1e12
         assert total.bound == "compute" and total.bound_time == pytest.approx(2 * 16_777_216 / 4e12)
 
     def test_mixed_precision_peak_and_json_batch_sweep(self):

@@ -116,16 +116,18 @@ class TestIntegerIntensity:
     """Dynamic int8 Linear(512, 512) + ReLU at batch 64: the linear's work is integer."""
 
     # linear: int ops 2 x 64 x 512 x 512 = 33,554,432; bytes x 131,072 + int8 W 262,144 + bias
-    # 2,048 read, 131,072 written = 526,336 -> 63.751 ops/byte (was 0.0: FLOPs are 0)
+    # 2,048 + the weight's scale (float64) and zero point (int64) 16 read, 131,072 written =
+    # 526,352 -> 63.749 ops/byte (was 0.0: FLOPs are 0; 526,336 and 63.751 before probe 14
+    # counted the scale)
     # relu: 64 x 512 = 32,768 FLOPs; 131,072 read + 131,072 written = 262,144 bytes -> 0.125
-    # root: (32,768 + 33,554,432) / (526,336 + 262,144) = 33,587,200 / 788,480 = 42.597
+    # root: (32,768 + 33,554,432) / (526,352 + 262,144) = 33,587,200 / 788,496 = 42.597
     def test_rows_count_integer_ops_per_byte(self):
         estimate = flopmeter.profile(quantized_linear_relu(), torch.randn(64, 512)).roofline("t4")
         linear, relu, root = estimate.rows["0"], estimate.rows["1"], estimate.total
-        assert (linear.flops, linear.int_ops, linear.bytes) == (0, 33_554_432, 526_336)
-        assert linear.intensity == pytest.approx(33_554_432 / 526_336)  # 63.751
+        assert (linear.flops, linear.int_ops, linear.bytes) == (0, 33_554_432, 526_352)
+        assert linear.intensity == pytest.approx(33_554_432 / 526_352)  # 63.749
         assert (relu.int_ops, relu.intensity) == (0, pytest.approx(0.125))
-        assert root.intensity == pytest.approx(33_587_200 / 788_480)  # 42.597
+        assert root.intensity == pytest.approx(33_587_200 / 788_496)  # 42.597
 
     def test_cli_text_names_the_unit_and_the_int8_ridge(self, tmp_path):
         from flopmeter.cli import run
@@ -137,7 +139,7 @@ class TestIntegerIntensity:
         # t4 int8 130e12 / 320e9 = 406.25 ops/byte
         assert "int8 peak 130.0 TOP/s, ridge 406.2 ops/byte" in out
         linear = next(line for line in out.splitlines() if line.strip().startswith("0 ") and "Linear" in line)
-        assert "33.55 M" in linear and "63.8" in linear.split()
+        assert "33.55 M" in linear and "63.7" in linear.split()  # 63.749
 
     def test_csv_markdown_json_carry_the_integer_ops(self, tmp_path):
         import csv
@@ -149,13 +151,13 @@ class TestIntegerIntensity:
         model = quantized_model_file(tmp_path)
         common = [model, "--input", "64x512", "--roofline", "t4"]
         rows = {r["module"]: r for r in csv.DictReader(io.StringIO(run([*common, "-f", "csv"])[1]))}
-        assert (rows["0"]["integer_ops"], rows["0"]["intensity"]) == ("33554432", "63.751")
+        assert (rows["0"]["integer_ops"], rows["0"]["intensity"]) == ("33554432", "63.749")
         assert rows["(root)"]["intensity"] == "42.597"
         markdown = run([*common, "-f", "markdown"])[1]
-        assert "| ops/byte |" in markdown and "| 63.8 |" in markdown
+        assert "| ops/byte |" in markdown and "| 63.7 |" in markdown
         modules = {m["name"]: m for m in json.loads(run([*common, "-f", "json"])[1])["roofline"]["modules"]}
         assert modules["0"]["integer_ops"] == 33_554_432 and modules["0"]["intensity"] == pytest.approx(
-            63.751, abs=1e-3
+            63.749, abs=1e-3
         )
 
     def test_top_lists_the_quantized_linear_not_its_packed_params_only(self):
@@ -388,10 +390,11 @@ def test_roofline_plot_places_the_int8_linear_at_its_integer_intensity():
         labels = [line.get_label() for line in axis.get_lines()]
     finally:
         plt.close(figure)
-    # the Linear (63.751 ops/byte, 33,554,432 int ops / 7.5 us) was missing: its never-called
-    # packed-params child made it a container, and its y (FLOPs / time) was 0
+    # the Linear (63.749 ops/byte: 526,352 B with its weight's 16 B scale and zero point,
+    # 33,554,432 int ops / 7.5 us) was missing: its never-called packed-params child made it a
+    # container, and its y (FLOPs / time) was 0
     assert any(
-        x == pytest.approx(33_554_432 / 526_336) and y == pytest.approx(33_554_432 / 7.5e-6)
+        x == pytest.approx(33_554_432 / 526_352) and y == pytest.approx(33_554_432 / 7.5e-6)
         for x, y in points
     )
     assert "int8 roof" in labels

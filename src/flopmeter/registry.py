@@ -1562,11 +1562,21 @@ def _quantized_linear(event: OpEvent, options: CountOptions) -> Cost:
 
 
 def _with_packed_weight(work: Cost, event: OpEvent, layout: Any) -> Cost:
-    """``work`` with its default traffic plus the packed weight and bias it reads (a
-    ScriptObject, so not among the tensor inputs): weight numel x its bits / 8, float32
-    bias; the per-channel scales are left out (a lower bound)."""
-    weight = prod(layout.weight_shape) * (dtype_bits(layout.dtype) or 32) // 8 + layout.bias_numel * 4
+    """``work`` with its default traffic plus the packed weight it reads (a ScriptObject,
+    so not among the tensor inputs): ``_packed_bytes``."""
+    weight = _packed_bytes(layout)
     return with_traffic(work, event) + Cost(bytes_read=weight, weight_bytes=weight)
+
+
+def _packed_bytes(layout: Any) -> int:
+    """A torch.ao packed weight's bytes: its numel x its bits / 8, its float32 bias, and its
+    scales and zero points as torch stores them (``PackedLayout.scale_bytes``: 16 B a scale,
+    one per tensor or per output channel)."""
+    return (
+        prod(layout.weight_shape) * (dtype_bits(layout.dtype) or 32) // 8
+        + layout.bias_numel * 4
+        + layout.scale_bytes
+    )
 
 
 @namespaced_formula(
@@ -1738,7 +1748,9 @@ def _torchao_quantize(event: OpEvent, options: CountOptions) -> Cost:
 def _quantized_recurrent(event: OpEvent, options: CountOptions) -> Cost:
     """torch.ao dynamic quantized LSTM/GRU: (input, hx, packed cells, has_biases,
     num_layers, dropout, train, bidirectional, ...) or the packed-sequence form
-    (data, batch_sizes, hx, cells, ...); formulas/quantized.py."""
+    (data, batch_sizes, hx, cells, ...); formulas/quantized.py. Its weights are read from
+    the cells (ScriptObjects, not tensor inputs): each layer and direction's packed W_ih
+    and W_hh, their biases, scales and zero points (``_packed_bytes``)."""
     at = next(
         i
         for i, a in enumerate(event.args)
@@ -1747,7 +1759,7 @@ def _quantized_recurrent(event: OpEvent, options: CountOptions) -> Cost:
     cells, hx, x = event.args[at], event.args[at - 1], event.args[0]
     hidden = (hx[0] if isinstance(hx, list) else hx).shape[-1]
     kind = str(cells[0].__getstate__()[0][0])
-    return quantized.dynamic_recurrent(
+    work = quantized.dynamic_recurrent(
         "lstm" if "lstm" in event.op else "gru",
         x.numel // x.shape[-1],
         x.shape[-1],
@@ -1757,6 +1769,26 @@ def _quantized_recurrent(event: OpEvent, options: CountOptions) -> Cost:
         bias=bool(event.args[at + 1]),
         integer="fp16" not in kind,
     )
+    weights = sum(_packed_bytes(layout) for layout in _cell_layouts(cells, options))
+    return with_traffic(work, event) + Cost(bytes_read=weights, weight_bytes=weights)
+
+
+def _cell_layouts(cells: list[Any], options: CountOptions) -> list[Any]:
+    """The PackedLayouts of a dynamic LSTM/GRU's cells' packed weights: each cell's state is
+    (kind, biases, ..., [packed W_ih, packed W_hh]); a "quantized_fp16" cell's unpack to
+    float32 but are stored float16. Each layer's biases are packed with its weights."""
+    import torch
+
+    from .compression.packed import is_packed, layout_of
+
+    found = []
+    for cell in cells:
+        state = cell.__getstate__()[0]
+        dtype = torch.float16 if "fp16" in str(state[0]) else None
+        for packed in state[-1]:
+            if is_packed(packed):
+                found.append(options.packed.get(id(packed)) or layout_of(packed, dtype))
+    return found
 
 
 @namespaced_formula(
@@ -1768,10 +1800,19 @@ def _quantized_recurrent(event: OpEvent, options: CountOptions) -> Cost:
 )
 def _quantized_recurrent_cell(event: OpEvent, options: CountOptions) -> Cost:
     """One step of a torch.ao dynamic quantized LSTMCell/GRUCell/RNNCell: (input, hx,
-    packed W_ih, packed W_hh, b_ih, b_hh); int8 projections, float gates."""
+    packed W_ih, packed W_hh, b_ih, b_hh); int8 projections, float gates. Its weights are
+    the two packed ones (``_packed_bytes``: values, the biases torch.ao packs with them,
+    scales and zero points); the separate b_ih, b_hh are read as torch passes them."""
     x, hx = event.args[0], event.args[1]
     mode = next(m for m in ("lstm", "gru", "rnn_tanh", "rnn_relu") if f"_{m}_cell" in event.op)
-    return quantized.dynamic_recurrent(
+    from .compression.packed import is_packed, layout_of
+
+    weights = sum(
+        _packed_bytes(options.packed.get(id(packed)) or layout_of(packed))
+        for packed in event.args[2:4]
+        if is_packed(packed)
+    )
+    work = quantized.dynamic_recurrent(
         mode,
         x.numel // x.shape[-1],
         x.shape[-1],
@@ -1781,6 +1822,7 @@ def _quantized_recurrent_cell(event: OpEvent, options: CountOptions) -> Cost:
         bias=True,
         integer=True,
     )
+    return with_traffic(work, event) + Cost(bytes_read=weights, weight_bytes=weights)
 
 
 @formula("_int_mm")

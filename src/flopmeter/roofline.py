@@ -291,15 +291,12 @@ def roofline(report: Report, hardware: Hardware | str) -> Roofline:
     )
     for module_name, m in report.modules.items():
         result.rows[module_name] = RooflineRow(module_name, m.type, m.depth, overlap=spec.overlap)
-    by_dtype: dict[str, int] = {}  # FLOPs by the dtype whose peak they run at
     tf32: dict[str, bool] = {}  # op class -> tf32_allowed, read once per call
     for record in report.ops:
         kind = op_class(record)
         dtype = peak_dtype_of(record.dtype, kind, spec, tf32)
         compute, memory = _op_times(record, spec, dtype)
         result.peak_time += compute if record.cost.flops else 0.0
-        if record.cost.flops:
-            by_dtype[dtype] = by_dtype.get(dtype, 0) + record.cost.flops
         work, memory_limited = spec.work_time(kind, compute, memory)
         overhead = spec.overhead(kind) * launches(record, kind)
         int_ops = integer_ops(record.cost)
@@ -323,19 +320,36 @@ def roofline(report: Report, hardware: Hardware | str) -> Roofline:
     for module_name, m in report.modules.items() if report.options.get("source") != "onnx" else ():
         for name in _enclosing(module_name, result.rows):
             result.rows[name].overhead_time += spec.module_overhead * m.calls
+    by_dtype = flops_by_dtype(report, spec, allowed=tf32)  # FLOPs by the dtype whose peak they run at
     if by_dtype:
         result.dtype = max(by_dtype, key=lambda d: by_dtype[d])
         result.single_dtype = len({spec.peak(d) for d in by_dtype}) == 1
     return result
 
 
-def flops_by_dtype(report: Report) -> dict[str, int]:
+def flops_by_dtype(
+    report: Report,
+    hardware: Hardware | None = None,
+    *,
+    dtype: str | None = None,
+    allowed: dict[str, bool] | None = None,
+) -> dict[str, int]:
     """Exact FLOPs of ``report``'s ops, by the dtype each op computes in (an op under
-    autocast: the dtype autocast ran it in); dtypes that did no FLOPs are left out."""
+    autocast: the dtype autocast ran it in); dtypes that did no FLOPs are left out.
+
+    With ``hardware``: by the dtype whose peak each op runs at there (``peak_dtype``:
+    "tfloat32" for the float32 convolutions, RNNs and matmuls torch would run on TF32), the
+    roofline's grouping. ``dtype``: take every op as computing in it instead of its own (LLM
+    serving's convention: the model's dtype, split by op class). ``allowed``: the memo of
+    torch's TF32 settings by op class."""
     found: dict[str, int] = {}
+    allowed = {} if allowed is None else allowed
     for record in report.ops:
         if record.cost.flops:
-            found[record.dtype] = found.get(record.dtype, 0) + record.cost.flops
+            key = dtype or record.dtype
+            if hardware is not None:
+                key = peak_dtype_of(key, op_class(record), hardware, allowed)
+            found[key] = found.get(key, 0) + record.cost.flops
     return found
 
 

@@ -669,7 +669,6 @@ def _packed_fact(
         numel *= d
     bits = bits_of(layout.dtype)
     kind = "torch.ao dynamic" if ".dynamic." in type(module).__module__ else "torch.ao static"
-    per_scale = 16 if layout.scheme != "none" else 0  # float64 scale + int64 zero point
     fact = WeightFact(
         module=name,
         name="weight",
@@ -680,8 +679,8 @@ def _packed_fact(
         nonzero=layout.nonzero,
         n_scales=layout.n_scales,
         storage_bytes=(numel * bits + 7) // 8,
-        scale_bytes=per_scale * layout.n_scales,
-        ideal_scale_bytes=per_scale * layout.n_scales,
+        scale_bytes=layout.scale_bytes,  # float64 scale + int64 zero point each
+        ideal_scale_bytes=layout.scale_bytes,
         logical_extra_params=numel + layout.bias_numel,
     )
     _count_nonzeros(fact, nonzeros)

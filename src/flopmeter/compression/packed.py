@@ -21,7 +21,10 @@ class PackedLayout:
     ``weight_shape`` as the float module's weight; ``dtype``: qint8, quint8, quint4x2,
     float16 (dynamic fp16) or float32; ``scheme``: per_tensor, per_channel or none;
     ``n_scales``: scales stored (1 per tensor, C_out per channel); ``nonzero``: weights
-    whose integer value differs from their zero point (None when not readable).
+    whose integer value differs from their zero point (None when not readable);
+    ``scale_bytes``: the scales and zero points as torch stores them (per channel
+    ``q_per_channel_scales()`` float64 and ``q_per_channel_zero_points()`` int64, per tensor
+    a double and an int64: 16 B a scale), 0 for an unquantized (fp16) weight.
     """
 
     weight_shape: tuple[int, ...]
@@ -33,6 +36,7 @@ class PackedLayout:
     n_scales: int
     nonzero: int | None
     bias_numel: int
+    scale_bytes: int = 0
 
 
 def is_packed(value: Any) -> bool:
@@ -54,15 +58,16 @@ def layout_and_nonzeros(packed: Any, dtype: torch.dtype | None = None) -> tuple[
     weight, bias = unpacked[:2] if isinstance(unpacked, tuple) else (unpacked, None)
     transposed = bool(packed.transpose()) if packed._has_method("transpose") else False
     groups = int(packed.groups()) if packed._has_method("groups") else 1
-    scheme, n_scales, nonzero = "none", 0, None
+    scheme, n_scales, nonzero, scale_bytes = "none", 0, None, 0
     if weight.is_quantized:
         if weight.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
-            scheme, n_scales = "per_channel", int(weight.q_per_channel_scales().numel())
-            zero = weight.q_per_channel_zero_points().reshape(
-                [-1 if d == weight.q_per_channel_axis() else 1 for d in range(weight.dim())]
-            )
+            scales, zero = weight.q_per_channel_scales(), weight.q_per_channel_zero_points()
+            scheme, n_scales = "per_channel", int(scales.numel())
+            scale_bytes = scales.numel() * scales.element_size() + zero.numel() * zero.element_size()
+            zero = zero.reshape([-1 if d == weight.q_per_channel_axis() else 1 for d in range(weight.dim())])
         else:
             scheme, n_scales = "per_tensor", 1
+            scale_bytes = 8 + 8  # q_scale() a double, q_zero_point() an int64 (the quantizer's fields)
             zero = torch.tensor(weight.q_zero_point())
         nonzeros = weight.int_repr().to(torch.int32) != zero
     else:
@@ -79,4 +84,5 @@ def layout_and_nonzeros(packed: Any, dtype: torch.dtype | None = None) -> tuple[
         n_scales=n_scales,
         nonzero=nonzero,
         bias_numel=int(bias.numel()) if bias is not None else 0,
+        scale_bytes=scale_bytes,
     ), nonzeros

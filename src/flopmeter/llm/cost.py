@@ -14,9 +14,9 @@ from itertools import islice
 from typing import Any
 
 from ..hardware import Hardware, get
-from ..hardware.tf32 import peak_dtype_of
 from ..inputs import check_numel
 from ..report import Report
+from ..roofline import flops_by_dtype
 from . import traces
 from .fit import Fit, PiecewiseLinear, fit, piecewise_linear
 from .kv import KVCache, bits_of, kv_cache
@@ -97,13 +97,9 @@ class LLMCost:
 
     @property
     def _experts(self) -> tuple[int, int, int]:
-        """(expert weight bytes, top k, number of experts) for the paged weight share."""
+        """(expert weight bytes as stored, top k, number of experts) for the paged weight share."""
         lm = self.lm
-        return (
-            (lm.params.experts * lm.itemsize, lm.experts_per_token, lm.num_experts)
-            if lm.is_moe
-            else (0, 0, 0)
-        )
+        return (lm.expert_bytes, lm.experts_per_token, lm.num_experts) if lm.is_moe else (0, 0, 0)
 
     def prefill_at(self, tokens: int, batch: int | None = None) -> Phase:
         """The prefill of ``tokens`` prompt tokens (traced once, then remembered)."""
@@ -265,29 +261,39 @@ class LLMCost:
         native = self.lm.itemsize * 8
         wbits = native if weight_bits is None else _bits("weight_bits", weight_bits)
         cache = kv_cache(self.lm, None if kv_bits is None else _bits("kv_bits", kv_bits))
-        # float32 matmuls run on TF32 where the user lets them (docs/speed.md)
-        dtype = peak_dtype_of(str(self.lm.dtype).removeprefix("torch."), "matmul", spec)
+        # each FLOP at the peak of the model's dtype, except float32 matmuls (where the user
+        # lets them), convolutions and RNNs that torch runs on TF32: the roofline's grouping by
+        # op class (docs/speed.md)
+        dtype = str(self.lm.dtype).removeprefix("torch.")
+        tf32: dict[str, bool] = {}  # op class -> tf32_allowed, read once per call
 
-        def time_of(phase: Phase, flops: int) -> PhaseTime:
+        def on_tf32(phase: Phase) -> int:
+            return flops_by_dtype(phase.report, spec, dtype=dtype, allowed=tf32).get("tfloat32", 0)
+
+        def by_peak(flops: int, tf32_flops: int) -> dict[str, int]:
+            return {"tfloat32": tf32_flops, dtype: flops - tf32_flops} if tf32_flops else {dtype: flops}
+
+        def time_of(phase: Phase, flops: dict[str, int]) -> PhaseTime:
             split = phase.bytes("paged", cache)
             weights = Fraction(split.weights * wbits, native)
-            return phase_time(
-                flops, weights + split.kv_read + split.kv_write + split.activations, spec, dtype
-            )
+            return phase_time(flops, weights + split.kv_read + split.kv_write + split.activations, spec)
 
-        prefill = time_of(self.prefill_at(self.prompt, batch), self.prefill_at(self.prompt, batch).flops)
+        first = self.prefill_at(self.prompt, batch)
+        prefill = time_of(first, by_peak(first.flops, on_tf32(first)))
         flops_at, breaks = self._decode_flops(batch)
         template = self.decode(self.prompt, batch)
+        tf32_at = self._decode_flops(batch, on_tf32)[0] if on_tf32(template) else (lambda n: 0)
 
         def step(context: int) -> PhaseTime:
             phase = replace(template, context=context)
-            return time_of(phase, flops_at(context))
+            return time_of(phase, by_peak(flops_at(context), tf32_at(context)))
 
         steps = max(self.generate - 1, 0)
         decode_seconds = decode_steps_seconds(step, self.prompt, steps, breaks)
         one = self.decode(self.prompt, 1)
         split = one.bytes("paged", cache)
         weights = Fraction(split.weights * wbits, native)
+        per_sequence = by_peak(one.flops, on_tf32(one))
         return Serving(
             hardware=spec,
             batch=batch,
@@ -298,7 +304,7 @@ class LLMCost:
             last_decode=step(self.last_context),
             decode_seconds=decode_seconds,
             compute_bound_batch=compute_bound_batch(
-                one.flops, weights, split.kv_read + split.kv_write + split.activations, spec, dtype
+                per_sequence, weights, split.kv_read + split.kv_write + split.activations, spec
             ),
             weight_bits=wbits,
             kv_bits=cache.bits,
@@ -397,16 +403,28 @@ class LLMCost:
             ],
         }
 
-    def _decode_flops(self, batch: int) -> tuple[Callable[[int], int], tuple[int, ...]]:
+    def _decode_flops(
+        self, batch: int, part: Callable[[Phase], int] | None = None
+    ) -> tuple[Callable[[int], int], tuple[int, ...]]:
         """Exact FLOPs of a decode step at any context of the generation, and the contexts
         where it may turn (none: linear throughout): from the exact linear fit when the model
-        is polynomial in n, else from ``decode_pieces``."""
+        is polynomial in n, else from ``decode_pieces``. ``part``: a share of a traced step's
+        FLOPs to follow instead (those at the TF32 peak), fitted the same way, not kept."""
         if batch == self.batch and self.polynomial_expected:
-            found = self.decode_fit("flops")
+            if part is None:
+                found = self.decode_fit("flops")
+            else:
+                points, check = self._lengths(DECODE_POINTS, positions_after=1)
+                found = fit([(x, part(self.decode(x))) for x in points], (check, part(self.decode(check))))
             if found.polynomial is not None:
                 polynomial = found.polynomial
                 return (lambda n: int(polynomial(n))), ()
-        pieces = self.decode_pieces("flops", batch)
+        if part is None:
+            pieces = self.decode_pieces("flops", batch)
+        else:
+            pieces = piecewise_linear(
+                lambda n: part(self.decode(n, batch)), self._decode_kinks(), DECODE_TRACE_BUDGET
+            )
         return (lambda n: int(pieces(n))), pieces.breaks
 
     def decode_pieces(self, quantity: str = "flops_2mac", batch: int | None = None) -> PiecewiseLinear:
@@ -422,21 +440,23 @@ class LLMCost:
         batch = self.batch if batch is None else batch
         key = (quantity, batch)
         if key not in self._pieces:
-            first, last = self.prompt, self.last_context
-            kinks = {w + shift for w in self.lm.windows if w for shift in (-2, -1, 0, 1)}
-            for chunk in {c for c in self.lm.chunks if c}:  # the first chunk starts, up to the budget
-                starts = islice(
-                    range(max(chunk, first - first % chunk), last + 2, chunk), DECODE_TRACE_BUDGET
-                )
-                kinks |= {start + shift for start in starts for shift in (-2, -1, 0, 1)}
-            inside = sorted(k for k in kinks if first < k < last)
-            # past the budget (a long generation's many chunk starts) the rest is interpolated
-            xs = {first, last, *inside[: DECODE_TRACE_BUDGET - 2]}
             value = QUANTITIES[quantity]
             self._pieces[key] = piecewise_linear(
-                lambda n: value(self.decode(n, batch)), xs, DECODE_TRACE_BUDGET
+                lambda n: value(self.decode(n, batch)), self._decode_kinks(), DECODE_TRACE_BUDGET
             )
         return self._pieces[key]
+
+    def _decode_kinks(self) -> set[int]:
+        """The contexts ``decode_pieces`` traces first: both ends of the generation and the
+        integers around each kink inside it, up to the budget."""
+        first, last = self.prompt, self.last_context
+        kinks = {w + shift for w in self.lm.windows if w for shift in (-2, -1, 0, 1)}
+        for chunk in {c for c in self.lm.chunks if c}:  # the first chunk starts, up to the budget
+            starts = islice(range(max(chunk, first - first % chunk), last + 2, chunk), DECODE_TRACE_BUDGET)
+            kinks |= {start + shift for start in starts for shift in (-2, -1, 0, 1)}
+        inside = sorted(k for k in kinks if first < k < last)
+        # past the budget (a long generation's many chunk starts) the rest is interpolated
+        return {first, last, *inside[: DECODE_TRACE_BUDGET - 2]}
 
 
 def experts_run(report: Report, lm: LanguageModel, tokens: int) -> Fraction | None:

@@ -245,6 +245,19 @@ class LanguageModel:
         return self.num_experts > 1
 
     @property
+    def expert_bytes(self) -> int:
+        """The bytes the expert weights are stored in (``ParamCounts.experts``' tensors: named
+        ``experts``, 2 or more dims): a float one's elements x its itemsize, a tensor-subclass
+        one's inner tensors (torchao's int8 ``qdata``, its scales and zero points)."""
+        from ..tracing.model_walk import stored_bytes
+
+        return sum(
+            stored_bytes(p)
+            for name, p in self.model.named_parameters()
+            if ".experts." in f".{name}" and p.ndim >= 2
+        )
+
+    @property
     def keeps_logits(self) -> bool:
         """Whether the forward takes ``logits_to_keep`` (the last position's logits only, as
         ``generate`` asks); without it (TrOCR's, Whisper's, ProphetNet's ...ForCausalLM) the
@@ -296,7 +309,7 @@ def language_model(
         model = _build_on_meta(model_or_config, dtype, seq2seq=source is not None)
         config = model.config
     check_source(model, source)
-    _check_causal(model, config)
+    _check_causal(model, config, built=not isinstance(model_or_config, torch.nn.Module))
     _check_language_head(model)
     described = _describe(model, config)
     described.source = source
@@ -368,12 +381,15 @@ def _check_language_head(model: torch.nn.Module) -> None:
         )
 
 
-def _check_causal(model: torch.nn.Module, config: Any) -> None:
+def _check_causal(model: torch.nn.Module, config: Any, built: bool = True) -> None:
     """Refuse a model that runs as a bidirectional encoder: BERT-style classes
     (BertLMHeadModel, RobertaForCausalLM, ...) are causal only when built with
     ``is_decoder=True``, and their layers carry that flag. transformers' attention
     modules mark a causal self-attention with ``is_causal=True`` (a multimodal model
-    may hold an encoder beside its causal decoder)."""
+    may hold an encoder beside its causal decoder). ``built``: whether LLM mode built the
+    model from a config (the hint is then the config's value, on the CLI ``--set``); a model
+    passed in (in Python, or built by a FILE.py:CALLABLE, whose ``--set`` values are the
+    callable's arguments) must be built so by whoever builds it."""
     decoder_flags = {
         module.is_decoder
         for module in model.modules()
@@ -381,10 +397,16 @@ def _check_causal(model: torch.nn.Module, config: Any) -> None:
     }
     causal = any(getattr(module, "is_causal", None) is True for module in model.modules())
     if decoder_flags == {False} and not causal:
+        hint = (
+            "Build it as a decoder with is_decoder=True (CLI: --set is_decoder=true)"
+            if built
+            else f"Build the model as a decoder, from a config with is_decoder=True (e.g. "
+            f"transformers.{type(config).__name__}(..., is_decoder=True), or config.is_decoder = True before "
+            "building it; for FILE.py:CALLABLE, in the callable)"
+        )
         raise ValueError(
             f"LLM mode needs a causal language model; {type(model).__name__} from "
-            f"{type(config).__name__} runs as a bidirectional encoder (is_decoder=False). "
-            "Build it as a decoder with is_decoder=True (CLI: --set is_decoder=true)"
+            f"{type(config).__name__} runs as a bidirectional encoder (is_decoder=False). {hint}"
         )
 
 

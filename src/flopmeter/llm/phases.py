@@ -168,7 +168,7 @@ class Phase:
             - cache_fill_bytes(source, self.cache)  # the engine writes ``written``
             - self.report.rebuilt_weight_bytes  # a fused kernel reads the stored weight only
         )
-        return Bytes(self._paged_weights(executed.weights) + stored, read, written, activations)
+        return Bytes(self._paged_weights(executed.weights + stored), read, written, activations)
 
     def _compressed_traffic(self) -> tuple[int, int]:
         """Of a model holding compressed weights (torchao's quantized tensors, prune masks,
@@ -184,16 +184,26 @@ class Phase:
         """Weights an engine reads: a grouped GEMM reads every expert, an engine only the
         experts some token was routed to. With uniform, independent top-k routing an expert
         is untouched by all batch x tokens tokens with probability (1 - k/E)^(B*T); that
-        expected share of the expert weights is not read."""
+        expected share of the expert weights (as stored: int8 ones at their int8 size) is not
+        read. The traced reads of the ``experts`` modules (every expert for a grouped GEMM, the
+        routed ones for transformers' eager loop, int8 ones through their dequantizing
+        overhead) are replaced by that expected share of all of them."""
         expert_bytes, top_k, count = self.experts
         if not expert_bytes or not count:
             return traced
+        in_experts = sum(
+            op.cost.weight_bytes for op in self.report.ops if "experts" in op.module.split(".")
+        ) + sum(
+            cost.weight_bytes
+            for where, cost in self.report.overhead_by_module.items()
+            if "experts" in where.split(".")
+        )
         routed = self.batch * self.tokens
         if routed <= EXACT_ROUTED_TOKENS:
             untouched = (1 - Fraction(top_k, count)) ** routed
         else:  # in floating point: the exact denominator, count ** routed, grows by digits per token
             untouched = Fraction((1 - top_k / count) ** routed)
-        return traced - expert_bytes * untouched
+        return traced - in_experts + expert_bytes * (1 - untouched)
 
     @staticmethod
     def _split(traced: Cost, empty: Cost | None) -> Bytes:

@@ -8,7 +8,7 @@ token) and G-1 decode steps at contexts T, T+1, ..., T+G-2.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from math import ceil
@@ -34,8 +34,11 @@ class PhaseTime:
         return "compute" if self.compute_s >= self.memory_s else "memory"
 
 
-def phase_time(flops: int, nbytes: Fraction, hardware: Hardware, dtype: str) -> PhaseTime:
-    return PhaseTime(flops, nbytes, flops / hardware.peak(dtype), float(nbytes) / hardware.bandwidth)
+def phase_time(flops: Mapping[str, int], nbytes: Fraction, hardware: Hardware) -> PhaseTime:
+    """A phase's roofline time; ``flops``: its FLOPs by the dtype whose peak they run at
+    (``roofline.flops_by_dtype``): compute seconds = the sum of FLOPs / peak over them."""
+    compute = sum(count / hardware.peak(dtype) for dtype, count in flops.items())
+    return PhaseTime(sum(flops.values()), nbytes, compute, float(nbytes) / hardware.bandwidth)
 
 
 @dataclass(frozen=True)
@@ -132,21 +135,21 @@ def _sum_of_max(t0: PhaseTime, t1: PhaseTime, count: int) -> float:
 
 
 def compute_bound_batch(
-    flops_per_sequence: int,
+    flops_per_sequence: Mapping[str, int],
     weight_bytes: Fraction,
     bytes_per_sequence: Fraction,
     hardware: Hardware,
-    dtype: str,
 ) -> int | None:
-    """The smallest batch B with B*f/peak >= (W + B*s)/bandwidth, i.e. decode turns
-    compute-bound: B >= W / (f * bandwidth / peak - s). None when f * bandwidth / peak
+    """The smallest batch B with B*c >= (W + B*s)/bandwidth, i.e. decode turns
+    compute-bound: B >= W / (c * bandwidth - s), c = sum of f/peak over the sequence's
+    FLOPs f by the dtype whose peak they run at (one dtype: f/peak). None when c * bandwidth
     <= s (the per-sequence cache traffic alone keeps it memory-bound, at any batch).
     W is taken as constant in B: for a mixture of experts it is the batch-1 share of the
     expert weights, so the batch found is a lower estimate."""
-    margin = (
-        Fraction(flops_per_sequence) * Fraction(hardware.bandwidth) / Fraction(hardware.peak(dtype))
-        - bytes_per_sequence
+    seconds = sum(
+        Fraction(count) / Fraction(hardware.peak(dtype)) for dtype, count in flops_per_sequence.items()
     )
+    margin = seconds * Fraction(hardware.bandwidth) - bytes_per_sequence
     if margin <= 0:
         return None
     return max(1, ceil(weight_bytes / margin))

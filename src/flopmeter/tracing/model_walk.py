@@ -113,15 +113,17 @@ def stored_tensors(modules: Iterable[torch.nn.Module]) -> list[torch.Tensor]:
     the weight from: the inner tensors of a tensor-subclass parameter (torchao's ``qdata``,
     ``scale``, ``zero_point``; nested subclasses unwrapped), a ``torch.nn.utils.prune`` mask
     (the ``NAME_mask`` buffer beside a ``NAME_orig`` parameter) and a parametrization's
-    originals (``parametrizations.NAME.original``, ``original0``, ...). A float model holds none
-    (one pass over the modules' parameter dicts)."""
+    originals (``parametrizations.NAME.original``, ``original0``, ...; a buffer's
+    parametrization keeps them as buffers). A float model holds none (one pass over the
+    modules' parameter dicts)."""
     found: list[torch.Tensor] = []
     for module in modules:
+        if type(module) is ParametrizationList:
+            originals = (*module._parameters.values(), *module._buffers.values())
+            found.extend(t for t in originals if t is not None)
+            continue
         params = module._parameters
         if not params:
-            continue
-        if type(module) is ParametrizationList:
-            found.extend(p for p in params.values() if p is not None)
             continue
         for name, param in params.items():
             if type(param) in _PLAIN or param is None:
@@ -132,6 +134,14 @@ def stored_tensors(modules: Iterable[torch.nn.Module]) -> list[torch.Tensor]:
             elif is_traceable_wrapper_subclass(param):
                 found.extend(_inner(param))
     return found
+
+
+def stored_bytes(tensor: torch.Tensor) -> int:
+    """The bytes ``tensor`` is stored in: a wrapper subclass's inner tensors (``_inner``),
+    else its elements x its itemsize."""
+    if type(tensor) not in _PLAIN and is_traceable_wrapper_subclass(tensor):
+        return sum(inner.numel() * inner.element_size() for inner in _inner(tensor))
+    return tensor.numel() * tensor.element_size()
 
 
 def _inner(tensor: torch.Tensor) -> list[torch.Tensor]:
