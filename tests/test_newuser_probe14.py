@@ -109,8 +109,9 @@ def test_the_legacy_exporter_keeps_zero_biases(tmp_path: Path) -> None:
     assert torch_report.flops - report.flops == 512 + 5 * 8  # E + 5C: the fold's bias adds kept
 
 
-def test_dynamo_merges_equal_initializers_which_count_once(tmp_path: Path) -> None:
-    """docs/onnx.md's row: dynamo's optimizer merges initializers of equal values.
+@pytest.mark.parametrize("dynamo", [True, False], ids=["dynamo", "legacy"])
+def test_exporters_merge_equal_initializers_which_count_once(tmp_path: Path, dynamo: bool) -> None:
+    """docs/onnx.md's row: both exporters merge initializers of equal values.
     Linear(8, 8) + LayerNorm(8) + ReLU + Linear(8, 8) + LayerNorm(8), both Linear biases set
     equal (nonzero), both LayerNorms as built (weight ones, bias zeros): PyTorch
     2*(64 + 8) + 2*(8 + 8) = 176 params; ONNX keeps one copy of the bias, the LN weight and
@@ -124,7 +125,7 @@ def test_dynamo_merges_equal_initializers_which_count_once(tmp_path: Path) -> No
     path = tmp_path / "m.onnx"
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (torch.randn(2, 8),), str(path), dynamo=True)
+        torch.onnx.export(model, (torch.randn(2, 8),), str(path), dynamo=dynamo)
     assert flopmeter.profile(model, torch.randn(2, 8)).params == 2 * (64 + 8) + 2 * (8 + 8)  # 176
     report = flopmeter.profile_onnx(path)
     assert report.params == 176 - 3 * 8  # 152: one bias, one LN weight, one LN bias merged away
