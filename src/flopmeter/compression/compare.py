@@ -380,6 +380,14 @@ def compare_views(
         for r in (before, after)
         for w in r.compression.unrecognised
     ]
+    folded = _batch_norms(before) - _batch_norms(after)
+    if folded > 0:
+        warnings.append(
+            f"{before.model_name} runs {folded} more batch norm(s) than {after.model_name}, which folded "
+            "them into its convolutions (fuse_modules, prepare_fx): the speedup estimate and the params "
+            "count the fold as the compression's; compare the fused float model "
+            "(torch.ao.quantization.fuse_modules, quantize_fx.fuse_fx) for the compression alone"
+        )
     if before.did_backward:  # and after: _check_same_run refused a mixed pair
         warnings.append(
             "both reports count forward + backward: the per-layer MAC, BOPs, size and nonzero "
@@ -399,6 +407,21 @@ def compare_views(
         basis=total_basis,
         estimate_reason=estimate_reason(total_basis),
     )
+
+
+_BATCH_NORMS = (
+    "aten.native_batch_norm",
+    "aten._native_batch_norm_legit",
+    "aten._native_batch_norm_legit_no_training",
+    "aten._native_batch_norm_legit_functional",
+    "aten.cudnn_batch_norm",
+    "aten.miopen_batch_norm",
+)
+
+
+def _batch_norms(report: Any) -> int:
+    """Batch norm calls the model ran (a float model's, before a fuse folds them away)."""
+    return sum(stats.calls for op, stats in report.by_operator().items() if op in _BATCH_NORMS)
 
 
 _BATCH_HINT = (

@@ -4,6 +4,7 @@ makes the sentences)."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Any
 
@@ -34,10 +35,42 @@ def bits_of(tensor: TensorMeta | None) -> int:
     return tensor.itemsize * 8 if bits is None else bits
 
 
+# aten.conv2d(x, w, b, ...) / aten.linear(x, w, b): the PyTorch layer had a bias
+_HAD_BIAS = re.compile(
+    r"target=torch\.ops\.aten\.(?:conv\w*|convolution|linear)\.\w+\]\(args = \(%\w+, %\w+, %\w+"
+)
+
+
+def dropped_biases(counter: Any) -> tuple[int, int, int]:
+    """Biases of all zeros that dynamo's optimizer removed (onnxscript's
+    ``RemoveOptionalBiasFromConv`` / ``...FromGemm``): a PyTorch conv or linear bias
+    (the fx node passed one), or the bias a folded BatchNorm became (identity
+    statistics: a model built without weights). Returns (layers, bias adds = output
+    elements, bias params = output channels) that the ONNX count lacks."""
+    layers = adds = params = 0
+    for node, meta in zip(counter.nodes, counter.meta, strict=True):
+        if node.op_type not in ("Conv", "ConvTranspose", "Gemm") or (len(node.input) > 2 and node.input[2]):
+            continue
+        rule = meta.get("pkg.onnxscript.rewriter.rule_name", "")
+        if "RemoveOptionalBiasFrom" not in rule:
+            continue
+        if "FuseBatchNorm" not in rule and _HAD_BIAS.search(meta.get("pkg.torch.onnx.fx_node", "")) is None:
+            continue  # the zero bias the exporter gave a bias-free layer, which PyTorch's had not
+        out = counter.meta_of(node.output[0], node, False)
+        if out is None or not out.shape:
+            continue
+        layers += 1
+        adds += out.numel
+        params += out.shape[-1] if node.op_type == "Gemm" else out.shape[1]
+    return layers, adds, params
+
+
 def differences(counter: Any, counted: list[Any]) -> dict[str, int]:
     """Counts of what makes this graph's numbers differ from the PyTorch model's:
     - folded_batch_norm: Convs the exporter fused a BatchNorm into (dynamo says so in
       metadata; a legacy export shows it as a Conv whose weight it generated);
+    - dropped_bias (+ _adds, _params): zero biases dynamo's optimizer removed
+      (``dropped_biases``): the FLOPs and params the ONNX count lacks for them;
     - fused_ops / contrib_ops: single ONNX ops for what PyTorch ran as several;
     - patterns: decomposed ops folded back (attention, linear bias, rsqrt);
     - constants: initializers that are not parameters."""
@@ -49,8 +82,12 @@ def differences(counter: Any, counted: list[Any]) -> dict[str, int]:
         generated = len(node.input) > 1 and node.input[1].startswith("onnx::")
         folded += int("FuseBatchNormIntoConv" in rule or generated)
     ops = Counter(op.event.op for op in counted)
+    dropped, dropped_adds, dropped_params = dropped_biases(counter)
     return {
         "folded_batch_norm": folded,
+        "dropped_bias": dropped,
+        "dropped_bias_adds": dropped_adds,
+        "dropped_bias_params": dropped_params,
         "fused_ops": sum(n for op, n in ops.items() if op in FUSED_OPS),
         "contrib_ops": sum(n for op, n in ops.items() if op.startswith("com.microsoft.")),
         "patterns": sum(n for op, n in ops.items() if op.startswith("pattern.") or op == "onnx.MatMul+Add"),

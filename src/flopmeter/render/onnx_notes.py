@@ -20,6 +20,13 @@ def onnx_lines(report: Report) -> list[str]:
             "PyTorch; per BatchNorm, FLOPs lower by E + 5C and params by C if the PyTorch Conv had no bias, "
             "by 2E + 5C and 2C if it had one (E elements, C channels)"
         )
+    if diff.get("dropped_bias"):
+        lines.append(
+            f"  NOTE: {diff['dropped_bias']} bias(es) of all zeros removed by the exporter's optimizer "
+            "(a zero-initialised bias, or the bias an identity BatchNorm folds to, as in a model built "
+            f"without weights): FLOPs lower by their {diff.get('dropped_bias_adds', 0):,} adds (one per output "
+            f"element) and params by their {diff.get('dropped_bias_params', 0):,} elements; trained weights keep them"
+        )
     if diff.get("fused_ops") or diff.get("contrib_ops"):
         lines.append(
             f"  NOTE: {diff.get('fused_ops', 0) + diff.get('contrib_ops', 0)} fused op(s) ({_fused_names(report)}) "
