@@ -439,7 +439,10 @@ def test_llm_json_carries_the_roofline_tables_numbers() -> None:
     assert f"{shown(row['ttft_s'])} ({row['prefill_bound']})" in line
     assert f"{shown(row['tpot_first_s'])} ({row['tpot_first_bound']})" in line
     assert shown(row["tpot_last_s"]) in line
-    assert f"{shown(row['executed_ttft_s'])} / {shown(row['executed_first_tpot_s'])}" in line
+    assert (
+        f"{shown(row['executed_ttft_s'])} ({row['executed_ttft_regime']}) / "
+        f"{shown(row['executed_first_tpot_s'])} ({row['executed_first_tpot_regime']})"
+    ) in line
     # the mean TPOT of 3 decode steps lies between the first and the last
     assert row["tpot_first_s"] <= row["tpot_s"] <= row["tpot_last_s"]
 

@@ -156,6 +156,10 @@ def test_serving_times_are_the_roofline_of_each_phase(gqa):
     # beside it, flopmeter's latency estimate of the traced code (report.roofline)
     assert serving.executed_ttft == gqa.prefill.report.roofline(spec).latency
     assert serving.executed_first_tpot == gqa.decode(64).report.roofline(spec).latency >= memory
+    # and what most of each estimate goes to: this tiny model's prefill and decode step run
+    # nearly the same ops and both wait on the host's per-op overhead
+    assert serving.executed_ttft_regime == gqa.prefill.report.roofline(spec).total.regime == "overhead"
+    assert serving.executed_first_tpot_regime == gqa.decode(64).report.roofline(spec).total.regime
     # 4-bit weights move a quarter of the weight bytes
     quarter = gqa.serving(spec, weight_bits=4)
     split = step.bytes("paged")

@@ -294,6 +294,8 @@ class LLMCost:
         split = one.bytes("paged", cache)
         weights = Fraction(split.weights * wbits, native)
         per_sequence = by_peak(one.flops, on_tf32(one))
+        executed_prefill = first.report.roofline(spec)
+        executed_decode = template.report.roofline(spec)
         return Serving(
             hardware=spec,
             batch=batch,
@@ -308,8 +310,10 @@ class LLMCost:
             ),
             weight_bits=wbits,
             kv_bits=cache.bits,
-            executed_ttft=self.prefill_at(self.prompt, batch).report.roofline(spec).latency,
-            executed_first_tpot=template.report.roofline(spec).latency,
+            executed_ttft=executed_prefill.latency,
+            executed_first_tpot=executed_decode.latency,
+            executed_ttft_regime=executed_prefill.total.regime,
+            executed_first_tpot_regime=executed_decode.total.regime,
         )
 
     def to_dict(self, servings: list[Serving] | None = None) -> dict[str, Any]:
@@ -398,6 +402,8 @@ class LLMCost:
                     "tpot_last_s": s.last_decode.seconds,
                     "executed_ttft_s": s.executed_ttft,
                     "executed_first_tpot_s": s.executed_first_tpot,
+                    "executed_ttft_regime": s.executed_ttft_regime,
+                    "executed_first_tpot_regime": s.executed_first_tpot_regime,
                 }
                 for s in servings or []
             ],

@@ -61,6 +61,10 @@ class Serving:
     # executed (unfused, DynamicCache copies), native bit widths
     executed_ttft: float = 0.0
     executed_first_tpot: float = 0.0
+    # what most of each estimate goes to ("overhead", "memory" or "compute": RooflineRow.regime);
+    # a small model's prefill and decode step can both be host-overhead-bound, the same time
+    executed_ttft_regime: str = "-"
+    executed_first_tpot_regime: str = "-"
 
     def __repr__(self) -> str:
         from ..render.reprs import serving_repr

@@ -216,7 +216,8 @@ def serving_table(servings: list[Serving]) -> list[str]:
             str(s.compute_bound_batch)
             if s.compute_bound_batch
             else "none (per-sequence KV + activation bytes dominate)",
-            f"{seconds(s.executed_ttft)} / {seconds(s.executed_first_tpot)}",
+            f"{seconds(s.executed_ttft)} ({s.executed_ttft_regime}) / "
+            f"{seconds(s.executed_first_tpot)} ({s.executed_first_tpot_regime})",
         ]
         for s in servings
     ]
