@@ -332,10 +332,13 @@ def test_a_comparison_shows_its_table_in_a_notebook_as_a_fragment() -> None:
     fragment = comparison._repr_html_()
     for absent in ("<html", "<style", "<script", "<!DOCTYPE"):
         assert absent not in fragment  # a notebook output shows it as it is
-    assert fragment.count("<tr>") == 1 + len(comparison.rows())  # header + every row of the table
+    # header + every row of the table, then the totals table: header, before, after
+    assert fragment.count("<tr>") == 1 + len(comparison.rows()) + 3
     # nonzero ratio (weights + bias): (6 + 3) / (12 + 3) = 0.600
     assert "<td>0.600</td>" in fragment
-    assert comparison.to_html().count("<table>") == 1 and "<!DOCTYPE html>" in comparison.to_html()
+    page = comparison.to_html()
+    assert page.count("<table>") == 1 and page.count('<table class="totals">') == 1
+    assert "<!DOCTYPE html>" in page
 
 
 def test_the_comparison_page_names_the_models_once() -> None:

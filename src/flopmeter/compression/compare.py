@@ -14,7 +14,7 @@ W8A8: int8 peak vs the float baseline; weight-only: a fraction of the bytes gain
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..hardware import Hardware, get
@@ -162,6 +162,7 @@ class Comparison:
                 if self.basis
                 else {}
             ),
+            "totals": {"before": asdict(self.before), "after": asdict(self.after)},
             "columns": COLUMNS,
             "rows": self.rows(),
             "measured_seconds": self.measured,

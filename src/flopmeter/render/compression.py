@@ -52,6 +52,46 @@ def _table(comparison: Any, precision: int, with_reason: bool) -> tuple[list[str
     return [_HEADERS[k] for k in keys], body
 
 
+def totals_table(comparison: Any, precision: int = 2) -> tuple[list[str], list[list[str]]]:
+    """Each model's totals in absolute numbers, a row each (before, after): what a paper's
+    table prints beside the ratios. The estimate is the same latency model the speedup
+    estimate divides; the measured time appears after ``bench``."""
+    header = [
+        "model",
+        "params",
+        "nonzero params",
+        "MACs (dense)",
+        "MACs (effective)",
+        "BOPs",
+        "size (actual)",
+        "size (ideal)",
+        "latency (estimate)",
+    ]
+    estimated = comparison.basis.numbers if comparison.basis else {}
+    if comparison.measured:
+        header.append("latency (measured)")
+    body = []
+    for side, name in (("before", comparison.before_name), ("after", comparison.after_name)):
+        totals = getattr(comparison, side)
+        row = [
+            name,
+            u.scaled(totals.params, "auto", precision).strip(),
+            "-"
+            if totals.nonzero_params is None
+            else u.scaled(totals.nonzero_params, "auto", precision).strip(),
+            u.scaled(totals.macs_dense, "auto", precision).strip(),
+            u.scaled(totals.macs_effective, "auto", precision).strip(),
+            u.scaled(totals.bops, "auto", precision).strip(),
+            u.nbytes(totals.bytes_actual, precision),
+            u.nbytes(totals.bytes_ideal, precision),
+            seconds(estimated[side]) if side in estimated else "-",
+        ]
+        if comparison.measured:
+            row.append(seconds(comparison.measured[side]) if side in comparison.measured else "-")
+        body.append(row)
+    return header, body
+
+
 def comparison_markdown(comparison: Any, precision: int = 2) -> str:
     """The table a paper prints: one row per matching module and the total. Ratios are
     after / before; speedups are before / after; the speedup estimate is labelled."""
@@ -61,6 +101,10 @@ def comparison_markdown(comparison: Any, precision: int = 2) -> str:
         f"(speedup estimate: {_estimate_title(comparison)}, not a measurement)",
         "",
         *markdown_table(header, body),
+        "",
+        "Totals:",
+        "",
+        *markdown_table(*totals_table(comparison, precision)),
     ]
     lines += [f"\nWARNING: {w}" for w in comparison.warnings]
     return "\n".join(lines) + "\n"
@@ -84,6 +128,7 @@ def comparison_text(comparison: Any, precision: int = 2) -> str:
         "",
         *grid(header, body),
     ]
+    lines += ["", "totals:", *grid(*totals_table(comparison, precision))]
     total = comparison.rows()[-1]
     lines.append(
         f"\nspeedup estimate {comparison.speedup_estimate:.{precision}f}x ({total['estimate_reason']})"
@@ -395,7 +440,8 @@ def comparison_html(comparison: Any, precision: int = 2) -> str:
         f"<title>{html.escape(title)}</title><style>"
         "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:nth-child(-n+3){text-align:left}"
-        "tr:last-child{font-weight:bold}.warn{color:#a00}</style></head><body>"
+        "tr:last-child{font-weight:bold}.warn{color:#a00}table.totals td{text-align:right}"
+        "table.totals td:first-child{text-align:left}table.totals tr{font-weight:normal}</style></head><body>"
         f"<h1>{html.escape(title)}</h1>{comparison_fragment(comparison, precision, named=False)}</body></html>\n"
     )
 
@@ -408,15 +454,22 @@ def comparison_fragment(comparison: Any, precision: int = 2, named: bool = True)
 
     names = f"{html.escape(comparison.after_name)} vs {html.escape(comparison.before_name)}: "
     lead = f"{names}ratios are" if named else "Ratios are"
-    header, body = _table(comparison, precision, with_reason=True)
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body)
     warnings = "".join(f'<p class="warn">WARNING: {html.escape(w)}</p>' for w in comparison.warnings)
     return (
         f"<p>{lead} after / before; speedups before / after. "
         f"The speedup estimate is {html.escape(_estimate_title(comparison))}, not a measurement.</p>"
-        f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>{warnings}"
+        f"{_html_table(*_table(comparison, precision, with_reason=True))}"
+        f"<p>Totals:</p>{_html_table(*totals_table(comparison, precision), css_class='totals')}{warnings}"
     )
+
+
+def _html_table(header: list[str], body: list[list[str]], css_class: str = "") -> str:
+    import html
+
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body)
+    opening = f'<table class="{css_class}">' if css_class else "<table>"
+    return f"{opening}<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
 
 def comparison_plot(comparison: Any, path: Any = None) -> Any:
