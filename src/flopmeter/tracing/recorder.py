@@ -527,8 +527,19 @@ def _to_meta(tensor: torch.Tensor) -> torch.Tensor:
     version counter of its base, which an inference tensor cannot take."""
     if torch.is_inference_mode_enabled() and not tensor.is_inference():
         with torch.inference_mode(False):
-            return tensor.detach().to("meta")
-    return tensor.detach().to("meta")
+            return meta_twin(tensor)
+    return meta_twin(tensor)
+
+
+def meta_twin(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor.detach().to("meta")`` with ``tensor``'s strides. ``.to`` packs a strided view
+    with gaps (``x[:, ::2]``) densely, so a ``reshape``, ``contiguous`` or ``inner`` of it
+    would run as a view on meta and as a copy (or another kernel) with values: the same
+    numbers either way need the same layout (probe 14, ``benchmarks/opinfo_sweep.py``)."""
+    twin = tensor.detach().to("meta")
+    if type(twin) is torch.Tensor and tensor.layout == torch.strided and twin.stride() != tensor.stride():
+        twin = torch.empty_strided(tensor.shape, tensor.stride(), dtype=twin.dtype, device="meta")
+    return twin
 
 
 _TWINS: dict[int, tuple[type, torch.Tensor]] = {}  # id -> (the tensor's class, its twin)
