@@ -76,3 +76,112 @@ def test_dense_layouts_are_unchanged(layout: str):
     ]
     shapes, values = _both(Fn(lambda t: t.reshape(-1)), x)
     assert _numbers(shapes) == _numbers(values)
+
+
+# -- ops the sweep found unsupported: now counted -----------------------------------------
+
+
+def _counted(fn, *inputs) -> flopmeter.Report:  # type: ignore[no-untyped-def]
+    report = flopmeter.profile(Fn(fn), inputs, shapes_only=False, batch_size=1)
+    assert not report.unsupported, report.unsupported
+    return report
+
+
+@pytest.mark.parametrize("fn", [torch.logical_xor, torch.nextafter])
+def test_binary_logical_and_step_ops_are_one_per_output_element(fn):  # type: ignore[no-untyped-def]
+    a, b = torch.randn(5, 1), torch.randn(5)
+    # broadcast to 5x5 = 25 outputs, 1 each
+    assert _counted(fn, a, b).flops == 25
+
+
+@pytest.mark.parametrize("fn", [torch.isposinf, torch.isneginf])
+def test_infinity_tests_are_one_compare_per_element(fn):  # type: ignore[no-untyped-def]
+    assert _counted(fn, torch.randn(4, 5)).flops == 20  # 4*5 compares
+
+
+def test_mvlgamma_is_3p_per_element():
+    x = torch.rand(5, 5) + 3
+    # p = 3: 3 adds + 3 lgammas + 2 sums + 1 constant add = 9 = 3p per element; 25 elements: 225
+    assert _counted(lambda t: torch.mvlgamma(t, 3), x).flops == 225
+
+
+def test_logspace_is_one_power_per_element():
+    report = _counted(lambda t: t + torch.logspace(-3, 0, 7), torch.randn(7))
+    # logspace 7 powers + the add 7 = 14
+    assert report.flops == 14
+    assert report.operators["aten.logspace"].cost.flops == 7
+
+
+def test_isin_with_few_tests_compares_every_pair():
+    # tests 5 < int(10 * 20**0.145) = int(15.4) = 15: brute force, 20*5 = 100 compares
+    assert _counted(torch.isin, torch.randn(20), torch.randn(5)).flops == 100
+
+
+def test_isin_with_many_tests_sorts():
+    # tests 20 >= int(10 * 5**0.145) = int(12.6) = 12: the sorting path
+    # unique(5): 5*ceil(log2 5) + 4 = 15 + 4 = 19; unique(20): 20*5 + 19 = 119;
+    # sort of 25: 25*ceil(log2 25) = 125, + 24 neighbour compares = 149; total 19 + 119 + 149 = 287
+    assert _counted(torch.isin, torch.randn(5), torch.randn(20)).flops == 287
+    # assume_unique: only the sort of 25 and its 24 compares, 149
+    assert (
+        _counted(lambda a, b: torch.isin(a, b, assume_unique=True), torch.randn(5), torch.randn(20)).flops
+        == 149
+    )
+
+
+def test_isin_against_a_scalar_is_one_compare_per_element():
+    # 12 elements against 1 test: int(10 * 12**0.145) = int(14.3) = 14 > 1, brute force 12*1 = 12
+    assert _counted(lambda a: torch.isin(a, 0.5), torch.randn(3, 4)).flops == 12
+
+
+def test_unsafe_masked_index_is_one_select_per_output():
+    x, mask = torch.randn(5, 5), torch.rand(10, 10) > 0.5
+    rows, cols = torch.randint(0, 5, (10, 1)), torch.randint(0, 5, (1, 10))
+    report = _counted(lambda t: torch.ops.aten._unsafe_masked_index(t, mask, [rows, cols], 0.0), x)
+    assert report.flops == 100  # 10*10 outputs, one where each
+
+
+def test_unsafe_masked_index_put_accumulate_is_a_select_and_an_add_per_value():
+    x, mask, values = torch.randn(5, 5), torch.rand(5, 6) > 0.5, torch.randn(5, 6)
+    rows, cols = torch.randint(0, 5, (5, 1)), torch.randint(0, 5, (1, 6))
+    fn = lambda t: torch.ops.aten._unsafe_masked_index_put_accumulate(t, mask, [rows, cols], values)  # noqa: E731
+    assert _counted(fn, x).flops == 60  # 5*6 = 30 values, masked_fill 1 + add 1 each: 2*30
+
+
+@pytest.mark.parametrize(
+    ("fn", "read", "written"),
+    [
+        # 5x5 float32 input (100 B): the diagonal's 5 values, 20 B read and written
+        (torch.diagonal_copy, 20, 20),
+        # narrow 2 of 5 rows of 5: 10 values, 40 B
+        (lambda t: torch.narrow_copy(t, 0, 0, 2), 40, 40),
+        # permute: all 25 values, 100 B
+        (lambda t: torch.permute_copy(t, (1, 0)), 100, 100),
+        # view: 100 B
+        (lambda t: torch.ops.aten.view_copy(t, [25]), 100, 100),
+    ],
+)
+def test_copying_views_read_what_they_write(fn, read, written):  # type: ignore[no-untyped-def]
+    report = _counted(fn, torch.randn(5, 5))
+    assert (report.flops, report.bytes_read, report.bytes_written) == (0, read, written)
+
+
+def test_expand_copy_reads_its_input_once():
+    report = _counted(lambda t: torch.expand_copy(t, (4, 5)), torch.randn(1, 5))
+    # reads the 5-value row (20 B), writes 4*5 = 20 values (80 B)
+    assert (report.flops, report.bytes_read, report.bytes_written) == (0, 20, 80)
+
+
+def test_chunk_cat_and_nonzero_static_are_data():
+    a, b = torch.randn(2, 6), torch.randn(2, 4)
+    report = _counted(lambda x, y: torch._chunk_cat([x, y], 1, 2), a, b)
+    # 2*6 + 2*4 = 20 values read (80 B) and written into a 2x2x5 result (80 B)
+    assert (report.flops, report.bytes_read, report.bytes_written) == (0, 80, 80)
+    report = _counted(lambda x: torch.nonzero_static(x, size=4), torch.randn(3, 3))
+    assert report.flops == 0 and report.operators["aten.nonzero_static"].kind == "data"
+
+
+def test_empty_permuted_only_allocates():
+    report = _counted(lambda x: x + torch.empty_permuted((2, 3), (1, 0)).zero_(), torch.randn(2, 3))
+    assert report.operators["aten.empty_permuted"].kind == "data"
+    assert report.operators["aten.empty_permuted"].cost.bytes_written == 0
