@@ -6,25 +6,36 @@
 ``torch.testing._internal.common_methods_invocations.op_db`` holds an OpInfo per public op,
 with ``sample_inputs(device, dtype)``; it imports ``expecttest`` (``pip install expecttest``,
 a test-only dependency of torch). For every OpInfo that runs in float32 on the CPU, the
-first ``--samples`` samples (2 by default) are each wrapped in a tiny ``nn.Module`` calling
-the op and counted three ways:
+first ``--samples`` samples (2 by default; ``--noncontiguous``: their strided twins with gaps)
+are each wrapped in a tiny ``nn.Module`` calling the op, ``fn(input, *args, **kwargs)``, and
+counted four ways, each on its own copy of the sample (``batch_size=1``: a sample's leading
+dim may be 0, which a profile refuses as an empty batch unless told the batch):
 
 - ``flopmeter.profile(module, inputs)``: the default (shapes-only, falling back to values);
 - ``flopmeter.profile(module, inputs, shapes_only=False)``: with values;
+- ``flopmeter.profile(module, inputs, shapes_only=True)``: shapes only, no fallback;
 - ``torch.utils.flop_counter.FlopCounterMode`` around a plain call.
 
 One JSON line per sample (``--out``), with each run's flops, macs, bytes, unsupported ops,
 per-op counts and error, and the classes the sample falls in:
 
-- ``crash``: flopmeter raised where the plain call succeeded, or the inputs were changed;
-- ``modes_disagree``: the two flopmeter runs give other flops/macs/bytes, or one raised;
-- ``zero``: no FLOPs counted and nothing unsupported (a silent zero unless the op is free:
-  the ``kinds`` field lists each aten op's registry kind, to judge by);
+- ``crash``: flopmeter raised where the plain call succeeded, or a shapes-only run changed
+  the inputs (a values run writes into them as the plain call of an in-place op does: the
+  user's own tensors are out of a profile's reach, docs/meta.md);
+- ``modes_disagree``: the default and the values run give other flops/macs/bytes or
+  unsupported ops, or one raised ("the same numbers either way");
+- ``forced_refused``: ``shapes_only=True`` raised (data-dependent sizes, ``.item()``, no meta
+  kernel: to be refused with a clear message, judged by reading it);
+- ``forced_disagree``: ``shapes_only=True`` counted other numbers than the values run (a
+  silently wrong shapes-only count);
+- ``zero``: 0 FLOPs, nothing unsupported, and some op counted by a formula that gave 0 (an
+  empty or one-element input, integer work: judge it); ``zero_free``: the same with every op
+  a view or data op (free by docs/formulas.md);
 - ``fcm_disagree``: FlopCounterMode counts the op and its count is not our ``2mac`` view.
 
 ``--summary`` prints the counts per class and each flagged sample, from a JSONL file.
-Single-threaded, CPU only, a few minutes for the whole database; a sample taking longer than
-``--timeout`` seconds is recorded as such and skipped.
+Single-threaded, CPU only, about a minute and a half for the whole database at 3 samples; a
+sample taking longer than ``--timeout`` seconds is recorded as such and skipped.
 """
 
 from __future__ import annotations
@@ -188,7 +199,10 @@ def classify(row: dict[str, Any]) -> list[str]:
     elif _disagree(forced, values):
         classes.append("forced_disagree")  # shapes_only=True counted other numbers: silently wrong
     if "error" not in values and values["flops"] == 0 and not values["unsupported"]:
-        classes.append("zero")
+        # every op a view or data (free by docs/formulas.md) or an op with a formula giving 0
+        # (an empty or one-element input, integer work): both to be judged, apart
+        free = all(kind in ("view", "data") for kind in row["kinds"].values())
+        classes.append("zero_free" if free else "zero")
     if "error" not in values and fcm.get("flops") and fcm["flops"] != 2 * values["macs"]:
         classes.append("fcm_disagree")
     return classes
@@ -321,7 +335,15 @@ def summarize(rows: list[dict[str, Any]]) -> None:
         for c in r.get("classes", []):
             per_class[c] += 1
             op_class.setdefault(c, set()).add(r["op"])
-    for c in ("crash", "modes_disagree", "forced_disagree", "forced_refused", "zero", "fcm_disagree"):
+    for c in (
+        "crash",
+        "modes_disagree",
+        "forced_disagree",
+        "forced_refused",
+        "zero",
+        "zero_free",
+        "fcm_disagree",
+    ):
         print(f"  {c}: {per_class[c]} samples, {len(op_class.get(c, ()))} ops")
     for c in ("crash", "modes_disagree", "forced_disagree", "forced_refused", "fcm_disagree", "zero"):
         print(f"\n== {c}")

@@ -185,3 +185,13 @@ def test_empty_permuted_only_allocates():
     report = _counted(lambda x: x + torch.empty_permuted((2, 3), (1, 0)).zero_(), torch.randn(2, 3))
     assert report.operators["aten.empty_permuted"].kind == "data"
     assert report.operators["aten.empty_permuted"].cost.bytes_written == 0
+
+
+def test_an_empty_leading_dimension_is_refused_unless_the_batch_is_given():
+    a, b = torch.randn(0, 5), torch.randn(5, 10)
+    with pytest.raises(ValueError, match=r"the batch is empty: the first input has shape \(0, 5\)"):
+        flopmeter.profile(Fn(torch.mm), (a, b))
+    report = flopmeter.profile(Fn(torch.mm), (a, b), batch_size=1)
+    # (0x5) @ (5x10): 0*10 outputs, 0 MACs; reads 0 + 5*10*4 = 200 bytes, writes 0
+    assert (report.flops, report.macs, report.bytes_read, report.bytes_written) == (0, 0, 200, 0)
+    assert not report.unsupported
