@@ -195,3 +195,35 @@ def test_an_empty_leading_dimension_is_refused_unless_the_batch_is_given():
     # (0x5) @ (5x10): 0*10 outputs, 0 MACs; reads 0 + 5*10*4 = 200 bytes, writes 0
     assert (report.flops, report.macs, report.bytes_read, report.bytes_written) == (0, 0, 200, 0)
     assert not report.unsupported
+
+
+def test_flop_counter_counts_no_vdot():
+    """docs/conventions.md: FlopCounterMode's registry has no vdot (as no dot): 0, where our
+    2mac view counts it."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    a, b = torch.randn(5), torch.randn(5)
+    with FlopCounterMode(display=False) as counter:
+        torch.vdot(a, b)
+    report = flopmeter.profile(Fn(torch.vdot), (a, b))
+    assert counter.get_total_flops() == 0
+    assert report.macs == 5 and report.flops_as("2mac") == 10  # 5 multiply-adds, 2*5
+
+
+@pytest.mark.parametrize(
+    ("fn", "inputs"),
+    [
+        (torch.nonzero, (torch.randn(4, 4),)),
+        (torch.masked_select, (torch.randn(4, 4), torch.rand(4, 4) > 0.5)),
+        (lambda t: t.max().item(), (torch.randn(3),)),
+    ],
+)
+def test_a_call_needing_values_says_so_with_shapes_only(fn, inputs):  # type: ignore[no-untyped-def]
+    """shapes_only=True on a data-dependent op: the error says the call needs values (and that
+    torch's nonzero guess would count the guess), not "check that the inputs match"."""
+    with pytest.raises(flopmeter.ModelError) as raised:
+        flopmeter.profile(Fn(fn), inputs, shapes_only=True)
+    message = str(raised.value)
+    assert "this call needs them" in message and "shapes_only=False" in message
+    assert "Check that the inputs" not in message
+    assert flopmeter.profile(Fn(fn), inputs).options["computed"] == "values"  # the default runs it
