@@ -215,11 +215,13 @@ def _disagree(one: dict[str, Any], other: dict[str, Any]) -> bool:
     return "error" not in one and any(one[k] != other[k] for k in (*NUMBERS, "unsupported"))
 
 
-def samples(opinfo: Any, count: int, noncontiguous: bool) -> Iterator[Any]:
+def samples(
+    opinfo: Any, count: int, noncontiguous: bool, dtype: torch.dtype = torch.float32
+) -> Iterator[Any]:
     """The first ``count`` samples, or their non-contiguous twins (``SampleInput.noncontiguous``:
     each tensor a strided view with gaps, the values the same)."""
     produced = 0
-    for sample in opinfo.sample_inputs("cpu", torch.float32, requires_grad=False):
+    for sample in opinfo.sample_inputs("cpu", dtype, requires_grad=False):
         yield sample.noncontiguous() if noncontiguous else sample
         produced += 1
         if produced >= count:
@@ -267,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--noncontiguous", action="store_true", help="each sample's tensors as strided views with gaps"
     )
+    parser.add_argument("--dtype", default="float32", help="the samples' dtype (default float32)")
     parser.add_argument("--timeout", type=int, default=20, help="seconds per sample (default 20)")
     parser.add_argument("--summary", metavar="FILE", help="summarize a JSONL file written before")
     args = parser.parse_args(argv)
@@ -279,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     from torch.testing._internal.common_methods_invocations import op_db
 
     pattern = re.compile(args.ops) if args.ops else None
+    dtype = getattr(torch, args.dtype)
     out = open(args.out, "w") if args.out else None  # noqa: SIM115 - kept open for the sweep
     rows = []
     signal.signal(signal.SIGALRM, _alarm)
@@ -287,12 +291,12 @@ def main(argv: list[str] | None = None) -> int:
         name = opinfo.name + (f".{opinfo.variant_test_name}" if opinfo.variant_test_name else "")
         if pattern and not pattern.search(name):
             continue
-        if torch.float32 not in opinfo.supported_dtypes("cpu"):
+        if dtype not in opinfo.supported_dtypes("cpu"):
             continue
         index = 0
         try:
             signal.alarm(args.timeout)
-            for index, sample in enumerate(samples(opinfo, args.samples, args.noncontiguous)):
+            for index, sample in enumerate(samples(opinfo, args.samples, args.noncontiguous, dtype)):
                 torch.manual_seed(0)
                 row = sweep_one(opinfo, index, sample)
                 signal.alarm(args.timeout)

@@ -227,3 +227,19 @@ def test_a_call_needing_values_says_so_with_shapes_only(fn, inputs):  # type: ig
     assert "this call needs them" in message and "shapes_only=False" in message
     assert "Check that the inputs" not in message
     assert flopmeter.profile(Fn(fn), inputs).options["computed"] == "values"  # the default runs it
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+def test_embedding_bag_writes_the_same_bytes_in_both_modes(dtype):
+    """The CPU's fast sum path (float32, float16 and bfloat16; not float64) returns an empty
+    offset2bag: a shapes-only run gave a bfloat16 bag the indices-long one (40 bytes more)."""
+    weight = torch.randn(10, 5, dtype=dtype)
+    indices, offsets = torch.tensor([1, 2, 3, 4, 5]), torch.tensor([0, 2])
+    model = nn.EmbeddingBag.from_pretrained(weight, mode="sum")
+    shapes, values = _both(model, indices, offsets)
+    assert _numbers(shapes) == _numbers(values)
+    # 2 bags x 5 (output) + bag_size and max_indices 2 int64 each (16 B each)
+    # + offset2bag: 0 on the fast path, 5 int64 (40 B) for float64
+    itemsize = torch.finfo(dtype).bits // 8
+    expected = 2 * 5 * itemsize + 16 + 16 + (40 if dtype == torch.float64 else 0)
+    assert values.operators["aten._embedding_bag_forward_only"].cost.bytes_written == expected
