@@ -243,3 +243,15 @@ def test_embedding_bag_writes_the_same_bytes_in_both_modes(dtype):
     itemsize = torch.finfo(dtype).bits // 8
     expected = 2 * 5 * itemsize + 16 + 16 + (40 if dtype == torch.float64 else 0)
     assert values.operators["aten._embedding_bag_forward_only"].cost.bytes_written == expected
+
+
+def test_a_move_to_the_device_it_is_on_with_another_layout_copies_in_both_modes():
+    """``x.to("cpu", memory_format=torch.channels_last)`` of a CPU tensor is a real copy (the
+    layout changes); the shapes-only run took it for a move that keeps a meta tensor as it is."""
+    x = torch.randn(2, 3, 4, 5)
+    shapes, values = _both(Fn(lambda t: t.to("cpu", memory_format=torch.channels_last)), x)
+    # 2*3*4*5 = 120 float32 copied: 480 B read, 480 written
+    assert _numbers(shapes) == _numbers(values) == (0, 0, 480, 480)
+    # a plain move to the device it is on is no op in either mode
+    shapes, values = _both(Fn(lambda t: t.to("cpu") * 2), x)
+    assert _numbers(shapes) == _numbers(values) == (120, 0, 480, 480)  # the multiply only

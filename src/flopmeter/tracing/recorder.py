@@ -270,8 +270,12 @@ class OpRecorder(TorchDispatchMode):
         if kwargs and "device" in kwargs:
             tensors = _tensors(args, kwargs)
             if tensors and self.shapes_only and _leaves_meta(op, args, kwargs):
-                # x.to(weight.device): the meta activation stands for a tensor already there
-                if kwargs.get("dtype") in (None, args[0].dtype):
+                # x.to(weight.device): the meta activation stands for a tensor already there;
+                # not when the call also asks for another dtype or layout (probe 14: a real copy)
+                if kwargs.get("dtype") in (None, args[0].dtype) and kwargs.get("memory_format") in (
+                    None,
+                    torch.preserve_format,
+                ):
                     return args[0]
                 kwargs = {**kwargs, "device": torch.device("meta")}
             device_move_only = _moves_to_meta_only(op, args, kwargs)
