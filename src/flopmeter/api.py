@@ -494,7 +494,13 @@ def _failure_message(
         (
             f"the model raised {type(failure.error).__name__}{where} when called with inputs "
             f"[{shapes or 'none'}]: {_without_fx_trail(str(failure.error))}. "
-            + (_SCRIPTED_HINT if scripted else "Check that the inputs match what the model expects.")
+            + (
+                _SCRIPTED_HINT
+                if scripted
+                else _NEEDS_VALUES_HINT
+                if shapes_run and is_meta_limitation(failure.error)
+                else "Check that the inputs match what the model expects."
+            )
         )
         + (_SHAPES_ONLY_HINT if shapes_run else "")
         + (_META_MODEL_HINT if not shapes_run and _meta_model_needs_values(model, failure.error) else "")
@@ -552,6 +558,14 @@ _META_MODEL_HINT = (
 )
 
 
+# A shapes-only run's meta limitation is no fault of the inputs (probe 14: nonzero,
+# masked_select, unique, .item() with shapes_only=True were told to check them).
+_NEEDS_VALUES_HINT = (
+    "A shapes-only run has no values, and this call needs them: an output size that depends on "
+    "them (nonzero, masked_select, unique), a value read (.item(), bool()) or an op without a "
+    "meta kernel. A torch setting that makes such an op guess on meta (nonzero's "
+    "meta_nonzero_assume_all_nonzero) would give a count for its guess, not for these inputs."
+)
 _SHAPES_ONLY_HINT = (
     " (This was raised in the shapes-only run, where floating-point tensors are on the meta "
     "device; if the model needs real tensors there, profile it with shapes_only=False.)"

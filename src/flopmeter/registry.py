@@ -146,6 +146,20 @@ DATA_OPS |= frozenset({"aten.block_diag"})
 # Probe 14: lu_unpack copies L and U out of an LU factorization (unit diagonal filled in) and
 # builds P from the integer pivots: data.
 DATA_OPS |= frozenset({"aten.lu_unpack"})
+# Probe 14 (the OpInfo sweep): the copying forms of the views (``view_copy``, ``permute_copy``,
+# ...: what a functionalized or ExecuTorch edge graph holds instead of views) copy their
+# result; FSDP2's ``_chunk_cat`` concatenates chunks; ``nonzero_static`` is nonzero with a
+# fixed size (``torch.combinations`` calls it): data.
+VIEW_COPIES = frozenset(
+    "aten." + name
+    for name in (
+        "alias_copy as_strided_copy diagonal_copy expand_copy narrow_copy permute_copy "
+        "split_with_sizes_copy split_copy squeeze_copy t_copy transpose_copy unbind_copy unfold_copy "
+        "unsqueeze_copy view_copy select_copy slice_copy detach_copy _reshape_copy "
+        "view_as_real_copy view_as_complex_copy"
+    ).split()
+)
+DATA_OPS |= VIEW_COPIES | frozenset({"aten._chunk_cat", "aten.nonzero_static"})
 
 
 def formula(*ops: str) -> Callable[[Handler], Handler]:
@@ -1310,6 +1324,43 @@ def _unique(event: OpEvent, options: CountOptions) -> Cost:
     return elementwise.unique(event.args[0].numel, consecutive="consecutive" in event.op)
 
 
+@formula("isin")
+def _isin(event: OpEvent, options: CountOptions) -> Cost:
+    """(elements, test_elements, assume_unique, invert): a scalar on either side is one
+    element; with a scalar test torch runs ``eq``, one compare per element (the rule above
+    with 1 test)."""
+    elements, tests = (a.numel if isinstance(a, TensorMeta) else 1 for a in event.args[:2])
+    return elementwise.isin(elements, tests, assume_unique=bool(event.arg(2, "assume_unique", False)))
+
+
+@formula("mvlgamma")
+def _mvlgamma(event: OpEvent, options: CountOptions) -> Cost:
+    return elementwise.mvlgamma(_out_numel(event), int(event.arg(1, "p")))
+
+
+@formula("logspace")
+def _logspace(event: OpEvent, options: CountOptions) -> Cost:
+    """base ** linspace(start, end, steps): the linspace is free (as ``linspace``), one
+    power per element."""
+    return elementwise.pointwise(_out_numel(event), 1)
+
+
+@formula("_unsafe_masked_index")
+def _masked_index(event: OpEvent, options: CountOptions) -> Cost:
+    """(self, mask, indices, fill): ``where(mask, self[indices], fill)``, a gather and one
+    select per output element (``where`` 1); inductor's decompositions of padding and
+    upsampling call it."""
+    return elementwise.pointwise(_out_numel(event), elementwise.PER_ELEMENT["where"])
+
+
+@formula("_unsafe_masked_index_put_accumulate")
+def _masked_index_put_accumulate(event: OpEvent, options: CountOptions) -> Cost:
+    """(self, mask, indices, values): ``self.index_put(indices, values.masked_fill(~mask, 0),
+    accumulate=True)``: per value a select (masked_fill 1) and an add (1)."""
+    values = event.arg(3, "values")
+    return Cost(flops=2 * values.numel) if isinstance(values, TensorMeta) else Cost()
+
+
 @formula("embedding", "index_select", "gather", "index", "take", "_unsafe_index")
 def _gather(event: OpEvent, options: CountOptions) -> Cost:
     """Gathers do no arithmetic; they read only the rows they pick (plus the indices)."""
@@ -2096,7 +2147,20 @@ def _indexed_write(event: OpEvent) -> Cost:
 
 def _data_work(event: OpEvent) -> Cost:
     """The FLOPs and (when not the default) traffic of a data op."""
+    if event.op in VIEW_COPIES:
+        return _view_copy(event)
     return _indexed_write(event) if op_key(event.op).removeprefix("aten.") in _INDEXED_ARGS else Cost()
+
+
+def _view_copy(event: OpEvent) -> Cost:
+    """A view's copying form (``diagonal_copy``, ``narrow_copy``, ``expand_copy``): it writes
+    its result and reads what the view sees, no more than the input's bytes (an expand's
+    input) nor the result's (a diagonal's, a narrow's): min(input, output) read."""
+    source = event.args[0]
+    written = sum(out.nbytes for out in event.outputs)
+    read = min(source.nbytes, written) if isinstance(source, TensorMeta) else 0
+    weights = read if isinstance(source, TensorMeta) and source.role not in NOT_WEIGHTS else 0
+    return Cost(bytes_read=read, bytes_written=written, weight_bytes=weights)
 
 
 formula(*_ALWAYS_ACCUMULATE)(lambda event, options: _indexed_write(event))

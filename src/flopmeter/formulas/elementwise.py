@@ -131,6 +131,11 @@ PER_ELEMENT: dict[str, int] = {
     "conj_physical": 1,
     "polar": 4,  # r*cos(t), r*sin(t)
     "linalg_cross": 3,  # per output element a*b - c*d: 2 multiplies, 1 subtract
+    # probe 14 (the OpInfo sweep listed them unsupported): one logical, test or step each
+    "logical_xor": 1,
+    "isposinf": 1,  # x == +inf
+    "isneginf": 1,  # x == -inf
+    "nextafter": 1,  # the next float from x towards y: a compare and a step of the bits
     # activations, by their definitions
     "relu": 1,  # max(x, 0)
     "threshold": 1,  # x > t ? x : v
@@ -183,6 +188,7 @@ FILL_OPS = frozenset(
         "eye",
         "empty_strided",
         "new_empty_strided",
+        "empty_permuted",
     }
 )
 
@@ -322,3 +328,28 @@ def isclose(elements: int, a: int, b: int, floating: bool, tolerance: bool, equa
     if tolerance:
         flops += ISCLOSE_TOLERANCE * elements + ISCLOSE_TOLERANCE_OF_B * b
     return Cost(flops=flops)
+
+
+def mvlgamma(elements: int, p: int) -> Cost:
+    """``torch.mvlgamma(x, p)``, the log of the multivariate gamma function, as torch computes
+    it: p arguments x - j/2 (j = 0..p-1, p adds), their lgamma (p), their sum (p - 1) and the
+    constant p(p-1)/4 log(pi) (1): 3p per element."""
+    return Cost(flops=elements * 3 * p)
+
+
+def isin(elements: int, tests: int, *, assume_unique: bool) -> Cost:
+    """``torch.isin(elements, test_elements)`` on the CPU, which picks its algorithm from the
+    sizes (numpy's rule): with few tests (tests < int(10 * elements^0.145)) each element is
+    compared with every test, elements * tests compares (the most: a match stops early);
+    otherwise it sorts: unless ``assume_unique``, a ``torch.unique`` of each (sort +
+    neighbour compares, ``unique``), then a sort of the n = elements + tests values
+    concatenated and n - 1 neighbour compares."""
+    if elements == 0:
+        return Cost()
+    if tests < int(10.0 * elements**0.145):
+        return Cost(flops=elements * tests)
+    both = elements + tests
+    cost = sort_comparisons(1, both) + Cost(flops=both - 1)
+    if not assume_unique:
+        cost = cost + unique(elements, consecutive=False) + unique(tests, consecutive=False)
+    return cost

@@ -305,7 +305,7 @@ def as_on_cpu(op: _OpFacts, args: tuple[Any, ...], out: Any) -> Any:
     padding_idx = args[8] if len(args) > 8 and args[8] is not None else -1
     output = out[0]
     fast_sum = (
-        weight.dtype in (torch.float32, torch.float16)
+        weight.dtype in (torch.float32, torch.float16, torch.bfloat16)  # bfloat16 too (probe 14)
         and weight.stride(1) == 1
         and output.stride(1) == 1
         and padding_idx < 0

@@ -270,8 +270,12 @@ class OpRecorder(TorchDispatchMode):
         if kwargs and "device" in kwargs:
             tensors = _tensors(args, kwargs)
             if tensors and self.shapes_only and _leaves_meta(op, args, kwargs):
-                # x.to(weight.device): the meta activation stands for a tensor already there
-                if kwargs.get("dtype") in (None, args[0].dtype):
+                # x.to(weight.device): the meta activation stands for a tensor already there;
+                # not when the call also asks for another dtype or layout (probe 14: a real copy)
+                if kwargs.get("dtype") in (None, args[0].dtype) and kwargs.get("memory_format") in (
+                    None,
+                    torch.preserve_format,
+                ):
                     return args[0]
                 kwargs = {**kwargs, "device": torch.device("meta")}
             device_move_only = _moves_to_meta_only(op, args, kwargs)
@@ -527,8 +531,19 @@ def _to_meta(tensor: torch.Tensor) -> torch.Tensor:
     version counter of its base, which an inference tensor cannot take."""
     if torch.is_inference_mode_enabled() and not tensor.is_inference():
         with torch.inference_mode(False):
-            return tensor.detach().to("meta")
-    return tensor.detach().to("meta")
+            return meta_twin(tensor)
+    return meta_twin(tensor)
+
+
+def meta_twin(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor.detach().to("meta")`` with ``tensor``'s strides. ``.to`` packs a strided view
+    with gaps (``x[:, ::2]``) densely, so a ``reshape``, ``contiguous`` or ``inner`` of it
+    would run as a view on meta and as a copy (or another kernel) with values: the same
+    numbers either way need the same layout (probe 14, ``benchmarks/opinfo_sweep.py``)."""
+    twin = tensor.detach().to("meta")
+    if type(twin) is torch.Tensor and tensor.layout == torch.strided and twin.stride() != tensor.stride():
+        twin = torch.empty_strided(tensor.shape, tensor.stride(), dtype=twin.dtype, device="meta")
+    return twin
 
 
 _TWINS: dict[int, tuple[type, torch.Tensor]] = {}  # id -> (the tensor's class, its twin)

@@ -25,7 +25,7 @@ from .higher_order import run_watched
 from .model_walk import ModelWalk
 from .modules import ModuleStack, exclusive
 from .no_compile import eager_compiled_code
-from .recorder import UNMARKED_WRITE_OPS, FunctionRecorder, OpRecorder
+from .recorder import UNMARKED_WRITE_OPS, FunctionRecorder, OpRecorder, meta_twin
 
 
 @dataclass
@@ -608,7 +608,7 @@ def _floats_to_meta(value: Any, roles: dict[int, str]) -> Any:
     as inputs stay as they are (the recorder moves them to meta per op, as a weight)."""
     flat, spec = tree_flatten(value)
     moved = [
-        t.detach().to("meta")
+        meta_twin(t)
         if isinstance(t, torch.Tensor) and (t.is_floating_point() or t.is_complex()) and id(t) not in roles
         else t
         for t in flat
