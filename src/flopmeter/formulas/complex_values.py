@@ -90,6 +90,18 @@ ALREADY_REAL = frozenset(
 # matrix's eigenvalues come out complex from LAPACK's real geev): complex only when an
 # input is.
 COMPLEX_BY_INPUT = frozenset({"linalg_eig"})
+# Ops counted by LAPACK Working Note 41 (formulas/linalg.py: MACs its additions): ``lawn41``.
+LAWN41 = frozenset(
+    {
+        "linalg_qr",
+        "geqrf",
+        "linalg_householder_product",
+        "ormqr",
+        "linalg_ldl_factor_ex",
+        "linalg_ldl_solve",
+        "cholesky_inverse",
+    }
+)
 
 
 def contraction(cost: Cost) -> Cost:
@@ -100,10 +112,27 @@ def contraction(cost: Cost) -> Cost:
     (M multiplies, F - M adds): MACs 4·M, FLOPs 6·M + 2·(F - M) = 4·M + 2·F; the ptflops
     view (M + bias adds) 4·M + 2·(P - M)."""
     macs = REAL_MACS_PER_COMPLEX_MAC * cost.macs
+    return Cost(macs=macs, flops=6 * cost.macs + 2 * (cost.flops - cost.macs), ptflops_macs=_ptflops(cost))
+
+
+def _ptflops(cost: Cost) -> int:
+    """The ptflops view of a complex contraction from the real one's P: 4 real MACs per
+    complex MAC it counts, 2 per complex bias add (P - M beyond the M MACs); P below M (0
+    for the linear-algebra ops, which ptflops does not count) stays 4 per counted MAC, not
+    a negative number of bias adds (review 14: a complex qr's ptflops view was 2·M, not 0)."""
+    counted = min(cost.ptflops_macs, cost.macs)
+    return REAL_MACS_PER_COMPLEX_MAC * counted + 2 * (cost.ptflops_macs - counted)
+
+
+def lawn41(cost: Cost) -> Cost:
+    """An op counted by LAPACK Working Note 41 (``LAWN41``: its MACs are LAWN 41's additions,
+    its other FLOPs the multiplications, divides and roots among them) on complex values:
+    LAWN 41's complex count, 6 real FLOPs a multiplication and 2 an addition; MACs 4 real
+    MACs per complex multiply-add pair. (``contraction`` would weigh them the other way
+    round: 6 per addition, 2 per multiplication.)"""
+    adds, mults = cost.macs, cost.flops - cost.macs
     return Cost(
-        macs=macs,
-        flops=6 * cost.macs + 2 * (cost.flops - cost.macs),
-        ptflops_macs=macs + 2 * (cost.ptflops_macs - cost.macs),
+        macs=REAL_MACS_PER_COMPLEX_MAC * adds, flops=MUL * mults + ADD * adds, ptflops_macs=_ptflops(cost)
     )
 
 
