@@ -58,3 +58,22 @@ def test_contraction_ptflops_with_bias_unchanged():
     bias adds: 4*120 + 2*15 = 510 (test_complex_probe14's value)."""
     work = flopmeter.Cost(macs=120, flops=2 * 120, ptflops_macs=135)
     assert complex_values.contraction(work).ptflops_macs == 4 * 120 + 2 * 15  # 510
+
+
+def test_a_conjugate_input_is_resolved_in_both_modes():
+    """A lazy conjugate (``z.conj()``: a conj bit, no copy) is resolved by a clone before the
+    reshape; ``.to("meta")`` dropped the bit, so a shapes-only run counted a view there.
+    4 x 8 complex64: clone reads 32*8 = 256 B, writes 256; abs 32*4 = 128 FLOPs, reads 256,
+    writes 32*4 = 128; sum 31 adds, reads 128: 159 FLOPs, 256 + 256 + 128 = 640 B read."""
+    z = torch.randn(4, 8, dtype=torch.complex64).conj()
+    for shapes_only in (False, True):
+        report = flopmeter.profile(Fn(lambda a: a.reshape(-1).abs().sum()), (z,), shapes_only=shapes_only)
+        assert sorted(r.op for r in report.ops) == ["aten.abs", "aten.clone", "aten.sum"]
+        assert report.flops == 4 * 32 + 31  # 159
+        assert report.total.bytes_read == 256 + 256 + 128  # 640
+    negative = torch.randn(4, 8, dtype=torch.complex64).conj().imag  # a neg bit: resolved the same way
+    counts = {
+        so: flopmeter.profile(Fn(lambda a: a.reshape(-1).sum()), (negative,), shapes_only=so).total.bytes_read
+        for so in (False, True)
+    }
+    assert counts[False] == counts[True]
