@@ -77,3 +77,21 @@ def test_a_conjugate_input_is_resolved_in_both_modes():
         for so in (False, True)
     }
     assert counts[False] == counts[True]
+
+
+def test_complex_pow_to_the_exponents_torch_multiplies_out():
+    """torch's pow kernel runs z ** 2 as z·z, z ** 3 as z·z·z, z ** -1 as 1/z, z ** 0.5 as
+    sqrt (ATen PowKernel), and z.square() is pow(z, 2): per element 6 (4 mul + 2 add),
+    12, 6 ((a - bi)/(a² + b²)), 11 (sqrt), not exp(p·log z)'s 13; ** 1 is a copy (0).
+    Another real exponent stays 13 (log 6, times p 2, exp 5)."""
+    z = torch.randn(10, dtype=torch.complex64)
+    for call, per in (
+        (lambda a: a.square(), 6),
+        (lambda a: a**2, 6),
+        (lambda a: a**3, 12),
+        (lambda a: a**-1, 6),
+        (lambda a: a**0.5, 11),
+        (lambda a: a**2.5, 13),
+    ):
+        for shapes_only in (False, True):
+            assert flopmeter.profile(Fn(call), (z,), shapes_only=shapes_only).flops == 10 * per

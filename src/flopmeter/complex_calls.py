@@ -83,6 +83,9 @@ def _complex_work(event: OpEvent, name: str, work: Cost) -> Cost | None:
     if name == "pow":
         base, exponent = event.arg(0, "self"), event.arg(1, "exponent")
         per = _POW.get((is_complex_value(base), is_complex_value(exponent)), complex_values.POW_BOTH_COMPLEX)
+        special = _real_number(exponent)
+        if is_complex_value(base) and special in complex_values.POW_SPECIAL_EXPONENTS:
+            per = complex_values.POW_SPECIAL_EXPONENTS[special]
         return Cost(flops=elements * per)
     if name in complex_values.UNARY:
         return complex_values.pointwise(elements, name)
@@ -106,6 +109,15 @@ def _complex_work(event: OpEvent, name: str, work: Cost) -> Cost | None:
         if name in ("linalg_vector_norm", "norm"):
             order = event.arg(1, "ord" if name == "linalg_vector_norm" else "p", 2)
             return complex_values.vector_norm(outputs, length, order)
+    return None
+
+
+def _real_number(value: Any) -> float | None:
+    """A Python number's real value (a complex one with no imaginary part too), else None."""
+    if isinstance(value, complex):
+        return value.real if value.imag == 0 else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
     return None
 
 

@@ -63,6 +63,19 @@ UNARY: dict[str, int] = {
 POW_COMPLEX_BASE = 13  # a real exponent p: log (6), p times it (2), exp (5)
 POW_BOTH_COMPLEX = 17  # log (6), complex multiply (6), exp (5)
 POW_COMPLEX_EXPONENT = 8  # a real base x > 0: ln x (1), times the exponent (2), exp (5)
+# A complex base to these real exponents: torch's pow kernel does not take exp(p·log z) but
+# copies (1), fills (0), or multiplies and divides (ATen's PowKernel: z·z, z·z·z, 1/z,
+# 1/(z·z), sqrt, rsqrt), and so is counted (review 14: z.square(), z ** 2, was 13).
+POW_SPECIAL_EXPONENTS: dict[float, int] = {
+    0.0: 0,  # fill with 1
+    1.0: 0,  # a copy
+    2.0: MUL,  # z·z: 6
+    3.0: 2 * MUL,  # z·z·z: 12
+    -1.0: 6,  # reciprocal
+    -2.0: MUL + 6,  # 1/(z·z): 12
+    0.5: 11,  # sqrt
+    -0.5: 17,  # rsqrt
+}
 # A real numerator over a complex denominator: c / (c' + d'i) = c·(c' - d'i) / (c'² + d'²):
 # 2 squares, add, 2 multiplies, 2 divides, negate.
 REAL_OVER_COMPLEX_DIV = 8
