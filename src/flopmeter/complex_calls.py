@@ -2,7 +2,8 @@
 
 ``registry.cost_of`` works out every op's cost as if its values were real, then asks
 ``complex_cost`` for calls that touch a complex tensor (or a complex Python number):
-contractions by ``complex_values.contraction`` (a complex MAC is 4 real MACs),
+contractions by ``complex_values.contraction`` (a complex MAC is 4 real MACs), the
+LAWN 41-counted linear algebra by ``complex_values.lawn41`` (6 per multiplication, 2 per add),
 elementwise ops, reductions, var/std and vector norms by their complex formulas
 (formulas/complex_values.py). A complex call of an op without a complex formula returns
 None: the report lists it as unsupported (its real count would be too low, silently).
@@ -36,13 +37,16 @@ def is_complex_value(value: Any) -> bool:
 
 def touches_complex(event: OpEvent) -> bool:
     """Whether a call reads or writes complex values."""
-    for tensor in event.outputs:
+    for tensor in event.outputs:  # (loops, not any(): this runs for every op call with FLOPs)
         if tensor.dtype.startswith("complex"):
             return True
     for tensor in event.tensor_inputs():
         if tensor.dtype.startswith("complex"):
             return True
-    return any(isinstance(value, complex) for value in event.args)
+    for value in event.args:
+        if isinstance(value, complex):
+            return True
+    return False
 
 
 def complex_cost(event: OpEvent, name: str, work: Cost) -> Cost | None:
@@ -58,8 +62,10 @@ def complex_cost(event: OpEvent, name: str, work: Cost) -> Cost | None:
         t.dtype.startswith("complex") for t in event.tensor_inputs()
     ):
         return work
-    if work.macs:
-        counted: Cost | None = complex_values.contraction(work)
+    if name in complex_values.LAWN41:
+        counted: Cost | None = complex_values.lawn41(work)
+    elif work.macs:
+        counted = complex_values.contraction(work)
     else:
         counted = _complex_work(event, name, work)
         if counted is not None and work.ptflops_macs and work.flops:
@@ -77,6 +83,9 @@ def _complex_work(event: OpEvent, name: str, work: Cost) -> Cost | None:
     if name == "pow":
         base, exponent = event.arg(0, "self"), event.arg(1, "exponent")
         per = _POW.get((is_complex_value(base), is_complex_value(exponent)), complex_values.POW_BOTH_COMPLEX)
+        special = _real_number(exponent)
+        if is_complex_value(base) and special in complex_values.POW_SPECIAL_EXPONENTS:
+            per = complex_values.POW_SPECIAL_EXPONENTS[special]
         return Cost(flops=elements * per)
     if name in complex_values.UNARY:
         return complex_values.pointwise(elements, name)
@@ -100,6 +109,15 @@ def _complex_work(event: OpEvent, name: str, work: Cost) -> Cost | None:
         if name in ("linalg_vector_norm", "norm"):
             order = event.arg(1, "ord" if name == "linalg_vector_norm" else "p", 2)
             return complex_values.vector_norm(outputs, length, order)
+    return None
+
+
+def _real_number(value: Any) -> float | None:
+    """A Python number's real value (a complex one with no imaginary part too), else None."""
+    if isinstance(value, complex):
+        return value.real if value.imag == 0 else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
     return None
 
 

@@ -2178,16 +2178,30 @@ def _right_hand_sides(result: TensorMeta, n: int) -> int:
     return result.numel // n if n else 0
 
 
-@formula("_linalg_det")
-def _linalg_det(event: OpEvent, options: CountOptions) -> Cost:
-    batch, _, n = _matrix(event.args[0])
-    return linalg_formulas.det(n, batch)
+def _per_square_matrix(count: Callable[[int, int], Cost]) -> Handler:
+    """The handler of an op whose cost is ``count(n, batch)`` of its first argument's
+    ``batch`` n x n matrices."""
+
+    def handler(event: OpEvent, options: CountOptions) -> Cost:
+        batch, _, n = _matrix(event.args[0])
+        return count(n, batch)
+
+    return handler
 
 
-@formula("_linalg_slogdet")
-def _linalg_slogdet(event: OpEvent, options: CountOptions) -> Cost:
-    batch, _, n = _matrix(event.args[0])
-    return linalg_formulas.slogdet(n, batch)
+# (A, ...) -> ...: per n x n matrix of A's batch. det: LU + n; slogdet: LU + 5n - 1; potrf;
+# linalg_eig (eigvals too under a dispatch mode): an estimate (iterative); matrix_exp;
+# sytrf (LDL^T, ldl_factor); potri (cholesky_inverse).
+for _names, _count in (
+    (("_linalg_det",), linalg_formulas.det),
+    (("_linalg_slogdet",), linalg_formulas.slogdet),
+    (("linalg_cholesky_ex", "linalg_cholesky", "cholesky"), linalg_formulas.cholesky),
+    (("linalg_eig",), linalg_formulas.eig),
+    (("linalg_matrix_exp",), linalg_formulas.matrix_exp),
+    (("linalg_ldl_factor_ex",), linalg_formulas.sytrf),
+    (("cholesky_inverse",), linalg_formulas.potri),
+):
+    formula(*_names)(_per_square_matrix(_count))
 
 
 @formula("linalg_lu_factor_ex", "linalg_lu_factor", "linalg_lu")
@@ -2218,12 +2232,6 @@ def _linalg_lu_solve(event: OpEvent, options: CountOptions) -> Cost:
     ``aten.lu_solve`` takes (B, LU, pivots) (torch 2.x decomposes it into linalg_lu_solve)."""
     n = event.args[1 if event.op.startswith("aten.lu_solve") else 0].shape[-1]
     return linalg_formulas.lu_solve(n, _right_hand_sides(event.outputs[0], n))
-
-
-@formula("linalg_cholesky_ex", "linalg_cholesky", "cholesky")
-def _linalg_cholesky(event: OpEvent, options: CountOptions) -> Cost:
-    batch, _, n = _matrix(event.args[0])
-    return linalg_formulas.cholesky(n, batch)
 
 
 @formula("cholesky_solve")
@@ -2296,20 +2304,6 @@ def _linalg_eigh(event: OpEvent, options: CountOptions) -> Cost:
     return linalg_formulas.eigh(n, batch, vectors=event.arg(2, "compute_v", True) is not False)
 
 
-@formula("linalg_eig")
-def _linalg_eig(event: OpEvent, options: CountOptions) -> Cost:
-    """(A) -> (values, vectors): an estimate (iterative); eigvals reaches it too under a
-    dispatch mode."""
-    batch, _, n = _matrix(event.args[0])
-    return linalg_formulas.eig(n, batch)
-
-
-@formula("linalg_matrix_exp")
-def _linalg_matrix_exp(event: OpEvent, options: CountOptions) -> Cost:
-    batch, _, n = _matrix(event.args[0])
-    return linalg_formulas.matrix_exp(n, batch)
-
-
 @formula("linalg_pinv")
 def _linalg_pinv(event: OpEvent, options: CountOptions) -> Cost:
     """(A, *, atol, rtol, hermitian) as one op (its SVD or eigh runs inside, not recorded):
@@ -2332,23 +2326,11 @@ def _linalg_lstsq(event: OpEvent, options: CountOptions) -> Cost:
     return linalg_formulas.lstsq(rows, cols, rhs, batch, driver=driver)
 
 
-@formula("linalg_ldl_factor_ex")
-def _linalg_ldl_factor(event: OpEvent, options: CountOptions) -> Cost:
-    batch, _, n = _matrix(event.args[0])
-    return linalg_formulas.sytrf(n, batch)
-
-
 @formula("linalg_ldl_solve")
 def _linalg_ldl_solve(event: OpEvent, options: CountOptions) -> Cost:
     """(LD, pivots, B, hermitian): sytrs for every right-hand side of the result."""
     n = event.args[0].shape[-1]
     return linalg_formulas.sytrs(n, _right_hand_sides(event.outputs[0], n))
-
-
-@formula("cholesky_inverse")
-def _cholesky_inverse(event: OpEvent, options: CountOptions) -> Cost:
-    batch, _, n = _matrix(event.args[0])
-    return linalg_formulas.potri(n, batch)
 
 
 # ------------------------------------------------------------------------------- losses

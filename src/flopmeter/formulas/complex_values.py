@@ -63,6 +63,19 @@ UNARY: dict[str, int] = {
 POW_COMPLEX_BASE = 13  # a real exponent p: log (6), p times it (2), exp (5)
 POW_BOTH_COMPLEX = 17  # log (6), complex multiply (6), exp (5)
 POW_COMPLEX_EXPONENT = 8  # a real base x > 0: ln x (1), times the exponent (2), exp (5)
+# A complex base to these real exponents: torch's pow kernel does not take exp(p·log z) but
+# copies (1), fills (0), or multiplies and divides (ATen's PowKernel: z·z, z·z·z, 1/z,
+# 1/(z·z), sqrt, rsqrt), and so is counted (review 14: z.square(), z ** 2, was 13).
+POW_SPECIAL_EXPONENTS: dict[float, int] = {
+    0.0: 0,  # fill with 1
+    1.0: 0,  # a copy
+    2.0: MUL,  # z·z: 6
+    3.0: 2 * MUL,  # z·z·z: 12
+    -1.0: 6,  # reciprocal
+    -2.0: MUL + 6,  # 1/(z·z): 12
+    0.5: 11,  # sqrt
+    -0.5: 17,  # rsqrt
+}
 # A real numerator over a complex denominator: c / (c' + d'i) = c·(c' - d'i) / (c'² + d'²):
 # 2 squares, add, 2 multiplies, 2 divides, negate.
 REAL_OVER_COMPLEX_DIV = 8
@@ -90,6 +103,18 @@ ALREADY_REAL = frozenset(
 # matrix's eigenvalues come out complex from LAPACK's real geev): complex only when an
 # input is.
 COMPLEX_BY_INPUT = frozenset({"linalg_eig"})
+# Ops counted by LAPACK Working Note 41 (formulas/linalg.py: MACs its additions): ``lawn41``.
+LAWN41 = frozenset(
+    {
+        "linalg_qr",
+        "geqrf",
+        "linalg_householder_product",
+        "ormqr",
+        "linalg_ldl_factor_ex",
+        "linalg_ldl_solve",
+        "cholesky_inverse",
+    }
+)
 
 
 def contraction(cost: Cost) -> Cost:
@@ -100,10 +125,27 @@ def contraction(cost: Cost) -> Cost:
     (M multiplies, F - M adds): MACs 4·M, FLOPs 6·M + 2·(F - M) = 4·M + 2·F; the ptflops
     view (M + bias adds) 4·M + 2·(P - M)."""
     macs = REAL_MACS_PER_COMPLEX_MAC * cost.macs
+    return Cost(macs=macs, flops=6 * cost.macs + 2 * (cost.flops - cost.macs), ptflops_macs=_ptflops(cost))
+
+
+def _ptflops(cost: Cost) -> int:
+    """The ptflops view of a complex contraction from the real one's P: 4 real MACs per
+    complex MAC it counts, 2 per complex bias add (P - M beyond the M MACs); P below M (0
+    for the linear-algebra ops, which ptflops does not count) stays 4 per counted MAC, not
+    a negative number of bias adds (review 14: a complex qr's ptflops view was 2·M, not 0)."""
+    counted = min(cost.ptflops_macs, cost.macs)
+    return REAL_MACS_PER_COMPLEX_MAC * counted + 2 * (cost.ptflops_macs - counted)
+
+
+def lawn41(cost: Cost) -> Cost:
+    """An op counted by LAPACK Working Note 41 (``LAWN41``: its MACs are LAWN 41's additions,
+    its other FLOPs the multiplications, divides and roots among them) on complex values:
+    LAWN 41's complex count, 6 real FLOPs a multiplication and 2 an addition; MACs 4 real
+    MACs per complex multiply-add pair. (``contraction`` would weigh them the other way
+    round: 6 per addition, 2 per multiplication.)"""
+    adds, mults = cost.macs, cost.flops - cost.macs
     return Cost(
-        macs=macs,
-        flops=6 * cost.macs + 2 * (cost.flops - cost.macs),
-        ptflops_macs=macs + 2 * (cost.ptflops_macs - cost.macs),
+        macs=REAL_MACS_PER_COMPLEX_MAC * adds, flops=MUL * mults + ADD * adds, ptflops_macs=_ptflops(cost)
     )
 
 

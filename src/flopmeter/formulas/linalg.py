@@ -94,8 +94,8 @@ def cholesky_solve(n: int, rhs: int) -> Cost:
 # Note 41's operation counts (those of LAPACK's timing routine dopla.f), multiplications
 # (divides and square roots among them) plus additions, lower-order terms included. MACs:
 # the additions, each paired with a multiplication in the reflectors' dot products and
-# updates (LU's MACs above are LAWN 41's getrf additions too). Complex: the same counts,
-# one FLOP per complex operation (docs/formulas.md).
+# updates (LU's MACs above are LAWN 41's getrf additions too). Complex values: LAWN 41's
+# complex count, 6 real FLOPs a multiplication and 2 an addition (complex_values.lawn41).
 
 
 def _whole(value: Fraction) -> int:

@@ -543,6 +543,13 @@ def meta_twin(tensor: torch.Tensor) -> torch.Tensor:
     twin = tensor.detach().to("meta")
     if type(twin) is torch.Tensor and tensor.layout == torch.strided and twin.stride() != tensor.stride():
         twin = torch.empty_strided(tensor.shape, tensor.stride(), dtype=twin.dtype, device="meta")
+    # ``.to`` resolves a lazy conjugate or negative (``z.conj()``, ``z.conj().imag``): the ops
+    # that resolve it with values (a clone before a reshape, a view_as_real) would run on
+    # meta as views (review 14)
+    if tensor.is_conj() and not twin.is_conj():
+        twin = twin.conj()
+    if tensor.is_neg() and not twin.is_neg():
+        twin = torch._neg_view(twin)
     return twin
 
 
