@@ -77,6 +77,8 @@ def _complex_work(event: OpEvent, name: str, work: Cost) -> Cost | None:
     if name == "pow":
         base, exponent = event.arg(0, "self"), event.arg(1, "exponent")
         per = _POW.get((is_complex_value(base), is_complex_value(exponent)), complex_values.POW_BOTH_COMPLEX)
+        if is_complex_value(base) and isinstance(exponent, (int, float)) and not isinstance(exponent, bool):
+            per = complex_values.POW_BY_EXPONENT.get(float(exponent), per)
         return Cost(flops=elements * per)
     if name in complex_values.UNARY:
         return complex_values.pointwise(elements, name)

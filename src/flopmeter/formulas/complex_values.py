@@ -63,6 +63,16 @@ UNARY: dict[str, int] = {
 POW_COMPLEX_BASE = 13  # a real exponent p: log (6), p times it (2), exp (5)
 POW_BOTH_COMPLEX = 17  # log (6), complex multiply (6), exp (5)
 POW_COMPLEX_EXPONENT = 8  # a real base x > 0: ln x (1), times the exponent (2), exp (5)
+# torch's kernel for a complex base and these real scalar exponents (PowKernel.cpp) computes
+# no exp/log: z·z, z·z·z, 1/(z·z), and the sqrt, rsqrt and reciprocal kernels.
+POW_BY_EXPONENT: dict[float, int] = {
+    2.0: MUL,  # torch.square(z) runs as pow(z, 2)
+    3.0: 2 * MUL,
+    -2.0: MUL + UNARY["reciprocal"],
+    0.5: UNARY["sqrt"],
+    -0.5: UNARY["rsqrt"],
+    -1.0: UNARY["reciprocal"],
+}
 # A real numerator over a complex denominator: c / (c' + d'i) = c·(c' - d'i) / (c'² + d'²):
 # 2 squares, add, 2 multiplies, 2 divides, negate.
 REAL_OVER_COMPLEX_DIV = 8
