@@ -213,3 +213,87 @@ def test_compare_totals_show_the_measured_latency_with_bench() -> None:
     assert "latency (measured)" in result.to_markdown().split("Totals:", 1)[1]
     plain = flopmeter.compare(dense, nn.Linear(16, 8), torch.randn(2, 16))
     assert "latency (measured)" not in plain.to_markdown()
+
+
+# ------------------------------------------------------ docs/onnx.md, the dynamo optimizer
+def _export_dynamo(model: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path) -> Path:
+    import contextlib
+    import io
+    import warnings
+
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, inputs, str(path), dynamo=True)
+    return path
+
+
+def test_mobilenet_v3_smalls_dropped_zero_biases_as_docs_onnx_md_gives(tmp_path: Path) -> None:
+    """docs/onnx.md's row: mobilenet_v3_small built with ``weights=None``, dynamo: 54 zero
+    biases removed, -1,417,680 FLOPs (one add per output element of each) and -10,968
+    params beyond the BatchNorm NOTE's; the NOTE states both sums."""
+    pytest.importorskip("onnxscript")
+    torchvision = pytest.importorskip("torchvision")
+    from flopmeter.render.onnx_notes import onnx_lines
+
+    model = torchvision.models.mobilenet_v3_small(weights=None).eval()
+    path = _export_dynamo(model, (torch.randn(1, 3, 224, 224),), tmp_path / "m.onnx")
+    report = flopmeter.profile_onnx(path)
+    diff = report.options["onnx"]["differences"]
+    assert (diff["dropped_bias"], diff["dropped_bias_adds"], diff["dropped_bias_params"]) == (
+        54,
+        1_417_680,
+        10_968,
+    )
+    notes = "\n".join(onnx_lines(report))
+    assert "FLOPs lower by their 1,417,680 adds" in notes and "params by their 10,968 elements" in notes
+
+
+def test_a_berts_merged_initializers_count_once_with_no_note(tmp_path: Path) -> None:
+    """docs/onnx.md: a 2-layer d = 128 BERT built from its config (FFN 512): dynamo merges its
+    equal zero biases and all-ones LayerNorm weights, -2,816 params (= 18·128 + 512), beside
+    the dropped all-zero pooler bias (-128, stated): 607,104 - 128 - 2,816 = 604,160. The
+    merge has no NOTE."""
+    pytest.importorskip("onnxscript")
+    transformers = pytest.importorskip("transformers")
+    from flopmeter.render.onnx_notes import onnx_lines
+
+    config = transformers.BertConfig(
+        hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=512, vocab_size=1000
+    )
+    torch.manual_seed(0)
+    model = transformers.BertModel(config).eval()
+    ids = torch.randint(0, 1000, (1, 16))
+    assert flopmeter.profile(model, (ids,)).params == 607_104
+    report = flopmeter.profile_onnx(_export_dynamo(model, (ids,), tmp_path / "bert.onnx"))
+    assert report.options["onnx"]["differences"]["dropped_bias_params"] == 128
+    assert report.params == 607_104 - 128 - 2_816  # 604,160
+    assert not any("merge" in line.lower() for line in onnx_lines(report))
+
+
+# ------------------------------------------ docs/compression.md, compare after fusion
+def test_resnet18_fx_int8_against_unfused_and_fused_floats_as_docs_compression_md_gives() -> None:
+    """docs/compression.md: resnet18, FX int8, a100: 2.13x against torchvision's unfused model
+    (the warning names its 20 batch norms), 1.58x against ``fuse_fx`` of it (no warning)."""
+    torchvision = pytest.importorskip("torchvision")
+    import copy
+    import warnings
+
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, fuse_fx, prepare_fx
+
+    torch.manual_seed(0)
+    model, x = torchvision.models.resnet18(weights=None).eval(), torch.randn(1, 3, 224, 224)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prepared = prepare_fx(copy.deepcopy(model), get_default_qconfig_mapping("fbgemm"), (x,))
+        with torch.no_grad():
+            prepared(x)
+        int8 = convert_fx(prepared)
+    unfused = flopmeter.compare(model, int8, x)
+    assert f"{unfused.speedup_estimate:.2f}" == "2.13"
+    assert any(
+        "ResNet runs 20 more batch norm(s) than GraphModule, which folded them" in w for w in unfused.warnings
+    )
+    fused = flopmeter.compare(fuse_fx(model), int8, x)
+    assert f"{fused.speedup_estimate:.2f}" == "1.58"
+    assert not any("batch norm" in w for w in fused.warnings)
