@@ -297,3 +297,35 @@ def test_resnet18_fx_int8_against_unfused_and_fused_floats_as_docs_compression_m
     fused = flopmeter.compare(fuse_fx(model), int8, x)
     assert f"{fused.speedup_estimate:.2f}" == "1.58"
     assert not any("batch norm" in w for w in fused.warnings)
+
+
+# ------------------------------------------- docs/formulas.md, decompositions and the peers
+DECOMPOSITIONS = [
+    torch.linalg.qr,
+    torch.linalg.svd,
+    torch.linalg.eigh,
+    torch.linalg.eig,
+    torch.linalg.pinv,
+    torch.linalg.matrix_exp,
+    torch.cholesky_inverse,
+]
+
+
+@pytest.mark.parametrize("fn", DECOMPOSITIONS, ids=[f.__name__ for f in DECOMPOSITIONS])
+def test_the_peers_count_no_decomposition(fn) -> None:  # type: ignore[no-untyped-def]
+    """docs/formulas.md: "ptflops and FlopCounterMode count 0 for all of them"; flopmeter
+    counts each (its own tests give the numbers)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    ptflops = pytest.importorskip("ptflops")
+    a = torch.randn(4, 4)
+    a = a @ a.mT + 4 * torch.eye(4)  # symmetric positive definite: every one runs
+    counter = FlopCounterMode(display=False)
+    with counter:
+        fn(a)
+    assert counter.get_total_flops() == 0
+    macs, _ = ptflops.get_model_complexity_info(
+        Fn(fn), (4, 4), input_constructor=lambda shape: a, as_strings=False, print_per_layer_stat=False
+    )
+    assert macs == 0  # ran (None would mean ptflops failed), counted nothing
+    assert flopmeter.profile(Fn(fn), (a,)).flops > 0
