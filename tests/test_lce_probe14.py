@@ -123,6 +123,7 @@ def test_chunked_counts_what_the_reference_path_counts(shapes_only, reduction, b
     reference = profile(LmHeadLoss(False, reduction, bias, weighted), x, target, shapes_only=shapes_only)
     assert chunked.macs == reference.macs == 4096  # 8*16*32
     assert chunked.flops == reference.flops
+    assert chunked.total.ptflops_macs == reference.total.ptflops_macs  # ptflops' view too
     op = NO_REDUCTION if reduction == "none" else CHUNKED
     assert chunked.by_operator()[op].calls == 1
 
