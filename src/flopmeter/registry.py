@@ -2401,6 +2401,56 @@ def _nll_loss_backward(event: OpEvent, options: CountOptions) -> Cost:
     )
 
 
+# torch 2.14's chunked ``F.linear_cross_entropy(..., options=LinearCrossEntropyOptions())``:
+# a ``torch.library.custom_op`` whose matmuls run inside it, out of a dispatch mode's sight.
+_LCE_REDUCTIONS = {"none": loss_formulas.NONE, "mean": loss_formulas.MEAN, "sum": loss_formulas.SUM}
+
+
+def _linear_cross_entropy_chunked(event: OpEvent, options: CountOptions) -> Cost:
+    """torch_nn._linear_cross_entropy_batch_chunked(input (N, H), linear_weight (V, H),
+    target, linear_bias, weight, reduction, ignore_index, label_smoothing, batch_chunk_size,
+    acc_policy, acc_dtype, allow_retain_graph, compute_input_grad, compute_linear_weight_grad,
+    compute_linear_bias_grad) -> (loss, grad_input, grad_linear_weight, grad_linear_bias):
+    the reference path's count, with the gradients its forward computes (the flags say which).
+    ``label_smoothing`` is always 0 here (torch takes the reference path otherwise)."""
+    x, w = event.arg(0, "input"), event.arg(1, "linear_weight")
+    target = event.arg(2, "target")
+    return loss_formulas.linear_cross_entropy(
+        x.shape[0],
+        x.shape[-1],
+        w.shape[0],
+        _LCE_REDUCTIONS[str(event.arg(5, "reduction", "mean"))],
+        bias=_tensor(event, 3, "linear_bias") is not None,
+        weighted=_tensor(event, 4, "weight") is not None,
+        probabilities=target.is_floating,
+        grad_input=bool(event.arg(12, "compute_input_grad", False)),
+        grad_weight=bool(event.arg(13, "compute_linear_weight_grad", False)),
+        grad_bias=bool(event.arg(14, "compute_linear_bias_grad", False)),
+    )
+
+
+def _linear_cross_entropy_chunked_no_reduction(event: OpEvent, options: CountOptions) -> Cost:
+    """torch_nn._linear_cross_entropy_batch_chunked_no_reduction(input (N, H), linear_weight
+    (V, H), target (N,), linear_bias, weight, ignore_index, batch_chunk_size, acc_policy,
+    acc_dtype) -> loss (N,): the loss only; its backward recomputes the logits and the
+    gradients in Python, counted there op by op."""
+    x, w = event.arg(0, "input"), event.arg(1, "linear_weight")
+    return loss_formulas.linear_cross_entropy(
+        x.shape[0],
+        x.shape[-1],
+        w.shape[0],
+        loss_formulas.NONE,
+        bias=_tensor(event, 3, "linear_bias") is not None,
+        weighted=_tensor(event, 4, "weight") is not None,
+    )
+
+
+_HANDLERS["torch_nn._linear_cross_entropy_batch_chunked"] = _linear_cross_entropy_chunked
+_HANDLERS["torch_nn._linear_cross_entropy_batch_chunked_no_reduction"] = (
+    _linear_cross_entropy_chunked_no_reduction
+)
+
+
 @formula(
     "mse_loss",
     "huber_loss",

@@ -15,6 +15,7 @@ Conventions (docs/formulas.md, "Losses"):
 from __future__ import annotations
 
 from ..cost import Cost
+from . import contraction, elementwise
 
 # torch's reduction codes (at::Reduction).
 NONE, MEAN, SUM = 0, 1, 2
@@ -146,3 +147,74 @@ def multi_margin_loss_backward(samples: int, classes: int, p: int, *, weighted: 
     if samples * classes == 0:
         return Cost()
     return Cost(flops=1 + samples * terms * per_term + samples * classes)
+
+
+def cross_entropy_probabilities(samples: int, classes: int, reduction: int, *, weighted: bool) -> Cost:
+    """Cross entropy against class probabilities, on log-probabilities already taken:
+    -sum(w * t * logp) [/ N]. t * logp per element (+ * w with class weights), their sum
+    (N·C - 1 adds), the negate (1), and for 'mean' the divide by N (1): what the reference
+    path's ``mul``, ``sum``, ``neg``, ``div`` cost op by op."""
+    elements = samples * classes
+    if not elements:
+        return Cost()
+    per = 2 if weighted else 1
+    return Cost(flops=elements * per + elements - 1 + 1 + (1 if reduction == MEAN else 0))
+
+
+def cross_entropy_probabilities_backward(
+    samples: int, classes: int, reduction: int, *, weighted: bool
+) -> Cost:
+    """Its gradient with respect to the log-probabilities: -g [/ N] once (1, + 1 for
+    'mean'), then one multiply per element by t (+ one by w with class weights)."""
+    elements = samples * classes
+    if not elements:
+        return Cost()
+    per = 2 if weighted else 1
+    return Cost(flops=elements * per + 1 + (1 if reduction == MEAN else 0))
+
+
+def linear_cross_entropy(
+    rows: int,
+    hidden: int,
+    classes: int,
+    reduction: int,
+    *,
+    bias: bool,
+    weighted: bool,
+    probabilities: bool = False,
+    grad_input: bool = False,
+    grad_weight: bool = False,
+    grad_bias: bool = False,
+) -> Cost:
+    """``F.linear_cross_entropy`` of N = ``rows`` inputs of H = ``hidden`` features over
+    V = ``classes``, counted as its reference path counts op by op: the logits
+    x @ W.T (+ b) (N·H·V MACs, ``addmm``/``mm``), log_softmax over V, then nll (class
+    indices) or the probability-target sum.
+
+    The chunked op (torch 2.14, reduction 'mean'/'sum') also computes the gradients in its
+    forward when grad is on; they are charged here, on the forward op, where they run, as
+    the reference path's backward counts them: the loss's and log_softmax's gradients,
+    dlogits @ W for the input (N·V·H MACs), dlogits.T @ x for the weight (V·N·H MACs) and
+    dlogits summed over the rows for the bias ((N-1)·V adds). Its autograd backward only
+    scales these by the upstream gradient (counted op by op as ``mul``), so nothing is
+    counted twice."""
+    cost = contraction.matmul(1, rows, hidden, classes, bias_adds=rows * classes if bias else 0)
+    cost += elementwise.softmax(rows, classes, log=True)
+    if probabilities:
+        cost += cross_entropy_probabilities(rows, classes, reduction, weighted=weighted)
+    else:
+        cost += nll_loss(rows, reduction, weighted=weighted)
+    if not (grad_input or grad_weight or grad_bias):
+        return cost
+    if probabilities:
+        cost += cross_entropy_probabilities_backward(rows, classes, reduction, weighted=weighted)
+    else:
+        cost += nll_loss_backward(rows, reduction, weighted=weighted)
+    cost += elementwise.softmax_backward(rows, classes)
+    if grad_input:
+        cost += contraction.matmul(1, rows, classes, hidden)
+    if grad_weight:
+        cost += contraction.matmul(1, classes, rows, hidden)
+    if grad_bias:
+        cost += elementwise.reduction(classes, rows)
+    return cost

@@ -605,10 +605,12 @@ def _import_dynamo() -> None:
 
 def _floats_to_meta(value: Any, roles: dict[int, str]) -> Any:
     """Floating-point inputs as meta tensors; the model's own parameters and buffers passed
-    as inputs stay as they are (the recorder moves them to meta per op, as a weight)."""
+    as inputs stay as they are (the recorder moves them to meta per op, as a weight). A twin
+    keeps its input's ``requires_grad``: a forward that turns grad on may branch on it (the
+    chunked ``F.linear_cross_entropy`` then computes the input's gradient)."""
     flat, spec = tree_flatten(value)
     moved = [
-        meta_twin(t)
+        meta_twin(t).requires_grad_(t.requires_grad)
         if isinstance(t, torch.Tensor) and (t.is_floating_point() or t.is_complex()) and id(t) not in roles
         else t
         for t in flat
