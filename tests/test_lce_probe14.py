@@ -215,3 +215,20 @@ def test_backward_of_the_no_reduction_op_recomputes_and_is_counted_op_by_op():
     assert reference.macs == 8192
     assert chunked.by_operator()[NO_REDUCTION].cost.macs == 4096
     assert chunked.macs == 12304
+
+
+def test_flop_counter_mode_counts_the_chunked_op_zero_silently():
+    """docs/conventions.md: FlopCounterMode has no entry for the chunked ops and counts 0 for
+    the whole lm_head and loss, where the reference path is its mm's 2*N*H*V."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    def counted(chunked: bool) -> int:
+        model = LmHeadLoss(chunked).eval()
+        with torch.no_grad(), FlopCounterMode(display=False) as mode:
+            model(torch.randn(N, H), indices())
+        return mode.get_total_flops()
+
+    assert counted(chunked=False) == 2 * N * H * V  # 2*8*16*32 = 8,192
+    assert counted(chunked=True) == 0
+    ours = flopmeter.profile(LmHeadLoss(chunked=True).eval(), (torch.randn(N, H), indices()))
+    assert ours.macs == N * H * V  # 4,096
