@@ -489,19 +489,15 @@ def _failure_message(
         label = failure.module or "(root)"
         detail = safe_extra_repr(module)
         where = f" in module '{label}' ({type(module).__name__}{': ' + detail if detail else ''})"
-    scripted = isinstance(module, torch.jit.ScriptModule)  # raised inside the TorchScript interpreter
+    if isinstance(module, torch.jit.ScriptModule):  # raised inside the TorchScript interpreter
+        hint = _SCRIPTED_HINT
+    elif shapes_run and is_meta_limitation(failure.error):
+        hint = _NEEDS_VALUES_HINT
+    else:
+        hint = "Check that the inputs match what the model expects."
     return (
-        (
-            f"the model raised {type(failure.error).__name__}{where} when called with inputs "
-            f"[{shapes or 'none'}]: {_without_fx_trail(str(failure.error))}. "
-            + (
-                _SCRIPTED_HINT
-                if scripted
-                else _NEEDS_VALUES_HINT
-                if shapes_run and is_meta_limitation(failure.error)
-                else "Check that the inputs match what the model expects."
-            )
-        )
+        f"the model raised {type(failure.error).__name__}{where} when called with inputs "
+        f"[{shapes or 'none'}]: {_without_fx_trail(str(failure.error))}. {hint}"
         + (_SHAPES_ONLY_HINT if shapes_run else "")
         + (_META_MODEL_HINT if not shapes_run and _meta_model_needs_values(model, failure.error) else "")
         + (_HIGHER_ORDER_GRAD_HINT if _in_higher_order_grad(failure.error) else "")

@@ -40,11 +40,18 @@ def touches_complex(event: OpEvent) -> bool:
     for tensor in event.outputs:  # (loops, not any(): this runs for every op call with FLOPs)
         if tensor.dtype.startswith("complex"):
             return True
-    for tensor in event.tensor_inputs():
-        if tensor.dtype.startswith("complex"):
-            return True
+    if reads_complex_tensor(event):
+        return True
     for value in event.args:
         if isinstance(value, complex):
+            return True
+    return False
+
+
+def reads_complex_tensor(event: OpEvent) -> bool:
+    """Whether a tensor input of the call is complex."""
+    for tensor in event.tensor_inputs():
+        if tensor.dtype.startswith("complex"):
             return True
     return False
 
@@ -58,9 +65,7 @@ def complex_cost(event: OpEvent, name: str, work: Cost) -> Cost | None:
     name = _ALIASES.get(name, name)
     if name in complex_values.ALREADY_REAL:
         return work
-    if name in complex_values.COMPLEX_BY_INPUT and not any(
-        t.dtype.startswith("complex") for t in event.tensor_inputs()
-    ):
+    if name in complex_values.COMPLEX_BY_INPUT and not reads_complex_tensor(event):
         return work
     if name in complex_values.LAWN41:
         counted: Cost | None = complex_values.lawn41(work)

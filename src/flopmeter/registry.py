@@ -764,6 +764,24 @@ def _batch_norm(event: OpEvent, training: bool, weight: Any, running: Any) -> Co
     return cost
 
 
+# The aten batch norms (``compare`` counts a model's calls of them): those the handlers below
+# count, and export's functional form.
+BATCH_NORM_OPS = frozenset(
+    "aten." + name
+    for name in (
+        "native_batch_norm",
+        "cudnn_batch_norm",
+        "miopen_batch_norm",
+        "_batch_norm_impl_index",
+        "_native_batch_norm_legit",
+        "_batch_norm_with_update",
+        "_batch_norm_no_update",
+        "_native_batch_norm_legit_no_training",
+        "_native_batch_norm_legit_functional",
+    )
+)
+
+
 @formula("native_batch_norm", "cudnn_batch_norm", "miopen_batch_norm", "_batch_norm_impl_index")
 def _native_batch_norm(event: OpEvent, options: CountOptions) -> Cost:
     return _batch_norm(
@@ -1575,14 +1593,18 @@ def namespaced_formula(namespace: str, *ops: str) -> Callable[[Handler], Handler
 
 
 def _packed_layout(event: OpEvent, options: CountOptions) -> Any:
-    """The PackedLayout of a quantized op's packed weight (its second argument): the
-    one read before the trace, else read now."""
-    packed = event.args[1]
+    """The PackedLayout of a quantized op's packed weight (its second argument)."""
+    return _layout_of(event.args[1], options)
+
+
+def _layout_of(packed: Any, options: CountOptions, dtype: Any = None) -> Any:
+    """The PackedLayout of a torch.ao packed weight: the one read before the trace, else
+    read now (``dtype``: the dtype it is stored in, when its unpacked one is not)."""
     layout = options.packed.get(id(packed))
     if layout is None:
         from .compression.packed import layout_of
 
-        layout = layout_of(packed)
+        layout = layout_of(packed, dtype)
     return layout
 
 
@@ -1830,15 +1852,13 @@ def _cell_layouts(cells: list[Any], options: CountOptions) -> list[Any]:
     float32 but are stored float16. Each layer's biases are packed with its weights."""
     import torch
 
-    from .compression.packed import is_packed, layout_of
+    from .compression.packed import is_packed
 
     found = []
     for cell in cells:
         state = cell.__getstate__()[0]
         dtype = torch.float16 if "fp16" in str(state[0]) else None
-        for packed in state[-1]:
-            if is_packed(packed):
-                found.append(options.packed.get(id(packed)) or layout_of(packed, dtype))
+        found += [_layout_of(packed, options, dtype) for packed in state[-1] if is_packed(packed)]
     return found
 
 
@@ -1856,12 +1876,10 @@ def _quantized_recurrent_cell(event: OpEvent, options: CountOptions) -> Cost:
     scales and zero points); the separate b_ih, b_hh are read as torch passes them."""
     x, hx = event.args[0], event.args[1]
     mode = next(m for m in ("lstm", "gru", "rnn_tanh", "rnn_relu") if f"_{m}_cell" in event.op)
-    from .compression.packed import is_packed, layout_of
+    from .compression.packed import is_packed
 
     weights = sum(
-        _packed_bytes(options.packed.get(id(packed)) or layout_of(packed))
-        for packed in event.args[2:4]
-        if is_packed(packed)
+        _packed_bytes(_layout_of(packed, options)) for packed in event.args[2:4] if is_packed(packed)
     )
     work = quantized.dynamic_recurrent(
         mode,

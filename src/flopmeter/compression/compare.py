@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..hardware import Hardware, get
+from ..registry import BATCH_NORM_OPS
 from . import speedup
 from .speedup import BASELINES, MAX_2_4_SPEEDUP, MIN_ROWS_2_4, WEIGHT_ONLY_EFFICIENCY, Basis
 from .view import CompressionView, LayerCompression
@@ -410,19 +411,9 @@ def compare_views(
     )
 
 
-_BATCH_NORMS = (
-    "aten.native_batch_norm",
-    "aten._native_batch_norm_legit",
-    "aten._native_batch_norm_legit_no_training",
-    "aten._native_batch_norm_legit_functional",
-    "aten.cudnn_batch_norm",
-    "aten.miopen_batch_norm",
-)
-
-
 def _batch_norms(report: Any) -> int:
     """Batch norm calls the model ran (a float model's, before a fuse folds them away)."""
-    return sum(stats.calls for op, stats in report.by_operator().items() if op in _BATCH_NORMS)
+    return sum(stats.calls for op, stats in report.by_operator().items() if op in BATCH_NORM_OPS)
 
 
 _BATCH_HINT = (

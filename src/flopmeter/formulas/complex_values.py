@@ -69,12 +69,12 @@ POW_COMPLEX_EXPONENT = 8  # a real base x > 0: ln x (1), times the exponent (2),
 POW_SPECIAL_EXPONENTS: dict[float, int] = {
     0.0: 0,  # fill with 1
     1.0: 0,  # a copy
-    2.0: MUL,  # z·z: 6
+    2.0: UNARY["square"],  # z·z: 6
     3.0: 2 * MUL,  # z·z·z: 12
-    -1.0: 6,  # reciprocal
-    -2.0: MUL + 6,  # 1/(z·z): 12
-    0.5: 11,  # sqrt
-    -0.5: 17,  # rsqrt
+    -1.0: UNARY["reciprocal"],  # 6
+    -2.0: MUL + UNARY["reciprocal"],  # 1/(z·z): 12
+    0.5: UNARY["sqrt"],  # 11
+    -0.5: UNARY["rsqrt"],  # 17
 }
 # A real numerator over a complex denominator: c / (c' + d'i) = c·(c' - d'i) / (c'² + d'²):
 # 2 squares, add, 2 multiplies, 2 divides, negate.

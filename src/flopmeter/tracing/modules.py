@@ -25,6 +25,7 @@ import threading
 import types
 import warnings
 import weakref
+from collections.abc import Set as AbstractSet
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -180,7 +181,7 @@ class ModuleStack(Undoing):
         # per ``_forward`` entry: its inputs' autograd nodes as the call began (an in-place
         # layer, ReLU(inplace=True), rebases its input onto its own node: read after the
         # call, that node would bound the layer's graph and go to the parent)
-        self._entry_nodes: list[set[Any]] = []
+        self._entry_nodes: list[AbstractSet[Any]] = []
         self._node_owner: dict[Any, str] = {}
         self.track_backward = track_backward
         self._handles: list[RemovableHandle] = []
@@ -235,7 +236,7 @@ class ModuleStack(Undoing):
         self._forward.append(name)
         self._run_in_backward.append(self.track_backward and self.in_backward)
         self._entry_nodes.append(
-            _grad_fns(args) if self.track_backward and torch.is_grad_enabled() else set()
+            _grad_fns(args) if self.track_backward and torch.is_grad_enabled() else _NO_NODES
         )
         self.calls[name] = self.calls.get(name, 0) + 1
         if self.custom_types and isinstance(module, self.custom_types):
@@ -272,7 +273,7 @@ class ModuleStack(Undoing):
         if self.track_backward and torch.is_grad_enabled():
             self._claim_nodes(name, _grad_fns(args) if entry_nodes is None else entry_nodes, output)
 
-    def _claim_nodes(self, name: str, boundary: set[Any], output: Any) -> None:
+    def _claim_nodes(self, name: str, boundary: AbstractSet[Any], output: Any) -> None:
         """Mark the autograd nodes between ``output`` and ``boundary`` (the nodes of the
         call's inputs as it began) as ``name``'s, except those a child already claimed
         (the walk passes through them) and those of modules outside this one (the walk
@@ -322,6 +323,9 @@ class ModuleStack(Undoing):
             handle.remove()
         self._handles.clear()
         _DEEPER.exit(self)
+
+
+_NO_NODES: frozenset[Any] = frozenset()  # a call's entry nodes when backward is not tracked
 
 
 def _grad_fns(args: Any) -> set[Any]:
